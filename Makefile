@@ -1,0 +1,43 @@
+# ImageGateway developer commands. `make install && make run` serves; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUF := .tools/node_modules/.bin/buf
+
+.PHONY: install run test proto proto-check lint demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install
+	$(VENV)/bin/imagegw serve
+
+test: install
+	$(PY) -m pytest
+
+proto: install
+	PYTHON=$(PY) bash scripts/gen_protos.sh
+
+# Fails when the committed stubs differ from what the protos generate.
+proto-check: proto
+	git diff --exit-code -- clients/imagegateway/v1 || (echo "generated stubs are stale: run make proto and commit" >&2; exit 1)
+	test -z "$$(git status --porcelain -- clients/imagegateway/v1)" || (echo "untracked generated files: run make proto and commit" >&2; exit 1)
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf >/dev/null
+
+lint: install $(BUF)
+	$(BUF) lint
+	$(VENV)/bin/ruff check server clients tests scripts
+	$(VENV)/bin/mypy
+
+demo: install
+	$(PY) scripts/demo.py
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

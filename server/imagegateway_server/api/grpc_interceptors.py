@@ -1,0 +1,125 @@
+"""One interceptor for every ImageGateway RPC: authentication and scope, error mapping, metrics.
+
+Health and reflection pass through untouched (load balancers probe them without a key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from imagegateway_server.api.auth import GRPC_METHOD_SCOPES, Authenticator, bearer_token, current_caller
+from imagegateway_server.api.grpc_errors import GRPC_CODES, abort_with
+from imagegateway_server.domain.errors import GatewayError, PermissionDenied, ProviderError, RequestFailed
+from imagegateway_server.observability.metrics import Metrics, go_code_name
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "imagegateway.v1.ImageGateway"
+_DomainError = (GatewayError, ProviderError, RequestFailed)
+
+
+def api_key_from_metadata(metadata: Any) -> str | None:
+    """The gateway key from ``authorization: Bearer`` or ``x-api-key`` metadata."""
+    values = {key.lower(): value for key, value in (metadata or ()) if isinstance(value, str)}
+    return bearer_token(values.get("authorization")) or values.get("x-api-key") or None
+
+
+class GatewayInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps each method handler of the ImageGateway service."""
+
+    def __init__(self, authenticator: Authenticator, metrics: Metrics) -> None:
+        self._auth = authenticator
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        service, _, method = handler_call_details.method.lstrip("/").partition("/")
+        if handler is None or service != SERVICE_NAME:
+            return handler
+        scope = GRPC_METHOD_SCOPES.get(method)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method, scope),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method, scope),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], scope: str | None) -> None:
+        if scope is None:
+            raise PermissionDenied("this method is not open to any key")
+        caller = await self._auth.authenticate(api_key_from_metadata(context.invocation_metadata()), scope)
+        current_caller.set(caller)
+
+    def _finish(self, grpc_type: str, method: str, code: grpc.StatusCode, started: float) -> None:
+        self._metrics.grpc_handled.labels(grpc_type, SERVICE_NAME, method, go_code_name(code)).inc()
+        self._metrics.grpc_seconds.labels(grpc_type, SERVICE_NAME, method).observe(time.perf_counter() - started)
+
+    def _wrap_unary(self, behavior: Any, method: str, scope: str | None) -> Any:
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            self._metrics.grpc_started.labels("unary", SERVICE_NAME, method).inc()
+            code = grpc.StatusCode.OK
+            try:
+                await self._authenticate(context, scope)
+                return await behavior(request, context)
+            except _DomainError as exc:
+                code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
+                await abort_with(context, exc)
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                log.exception("unexpected error in %s", method)
+                code = grpc.StatusCode.INTERNAL
+                await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+            finally:
+                self._finish("unary", method, code, started)
+
+        return unary
+
+    def _wrap_stream(self, behavior: Any, method: str, scope: str | None) -> Any:
+        async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            self._metrics.grpc_started.labels("server_stream", SERVICE_NAME, method).inc()
+            code = grpc.StatusCode.OK
+            try:
+                await self._authenticate(context, scope)
+                async for item in behavior(request, context):
+                    yield item
+            except _DomainError as exc:
+                code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
+                await abort_with(context, exc)
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                raise
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                log.exception("unexpected error in %s", method)
+                code = grpc.StatusCode.INTERNAL
+                await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+            finally:
+                self._finish("server_stream", method, code, started)
+
+        return stream

@@ -1,0 +1,88 @@
+"""Turns gRPC messages into domain objects and results back into messages."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from google.protobuf import json_format
+
+from imagegateway.v1 import images_pb2
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat
+from imagegateway_server.domain.result import GeneratedImage
+from imagegateway_server.gateway import GenerationOutcome, RoutingSpec
+from imagegateway_server.observability.log_records import attempt_proto
+
+_CACHE_STATUS = {
+    "DISABLED": images_pb2.CACHE_STATUS_DISABLED,
+    "HIT": images_pb2.CACHE_STATUS_HIT,
+    "MISS": images_pb2.CACHE_STATUS_MISS,
+    "REFRESH": images_pb2.CACHE_STATUS_REFRESH,
+}
+
+
+def _opt(message: Any, field: str) -> Any:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
+    """The domain request; empty strings mean "not set", as proto3 has no presence for them."""
+    extra: dict[str, Any] = {}
+    if params.HasField("extra_params"):
+        extra = json_format.MessageToDict(params.extra_params)
+    if params.n < 0:
+        raise InvalidArgument("must be between 1 and 10", param="parameters.n")
+    return ImageRequest(
+        prompt=params.prompt,
+        model=params.model or None,
+        n=params.n or 1,
+        size=params.size or None,
+        quality=params.quality or None,
+        style=params.style or None,
+        user=params.user or None,
+        negative_prompt=params.negative_prompt or None,
+        seed=_opt(params, "seed"),
+        cfg_scale=_opt(params, "cfg_scale"),
+        style_preset=params.style_preset or None,
+        background=params.background or None,
+        output_format=params.output_format or None,
+        output_compression=_opt(params, "output_compression"),
+        moderation=params.moderation or None,
+        aspect_ratio=params.aspect_ratio or None,
+        response_format=ResponseFormat.BYTES,
+        extra=MappingProxyType(extra),
+    )
+
+
+def routing_spec(routing: images_pb2.Routing) -> RoutingSpec:
+    source = routing.WhichOneof("source")
+    return RoutingSpec(
+        config_id=routing.config_id if source == "config_id" else None,
+        config=routing.config if source == "config" else None,
+        virtual_key=routing.virtual_key if source == "virtual_key" else None,
+        provider=routing.provider if source == "provider" else None,
+        provider_api_key=routing.provider_api_key or None,
+        custom_host=routing.custom_host or None,
+    )
+
+
+def image_proto(image: GeneratedImage, index: int) -> images_pb2.Image:
+    message = images_pb2.Image(
+        data=image.data or b"", mime_type=image.mime_type, width=image.width, height=image.height,
+        revised_prompt=image.revised_prompt or "", index=index,
+    )
+    if image.seed is not None:
+        message.seed = image.seed
+    return message
+
+
+def outcome_proto(outcome: GenerationOutcome) -> images_pb2.RoutingOutcome:
+    routed = outcome.routed
+    message = images_pb2.RoutingOutcome(
+        trace_id=outcome.trace_id, log_id=outcome.log_id, provider=routed.provider,
+        model=routed.result.model, served_target=routed.leaf.path, fallback_used=routed.fallback_used,
+        retry_attempt_count=routed.retry_count, cache_status=_CACHE_STATUS[outcome.cache_status],
+    )
+    message.attempts.extend(attempt_proto(a) for a in routed.attempts)
+    return message

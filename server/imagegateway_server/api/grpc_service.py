@@ -1,0 +1,258 @@
+"""The ImageGateway gRPC servicer: thin handlers that map messages to the core and back.
+
+Authentication, scope checks and error mapping happen in ``grpc_interceptors``; handlers raise
+domain errors and never build statuses themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from imagegateway.v1 import configs_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
+from imagegateway_server.api import grpc_mapping
+from imagegateway_server.api.auth import ADMIN, current_caller
+from imagegateway_server.domain.errors import InvalidArgument, NotFound
+from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
+from imagegateway_server.observability.log_records import log_from_record
+from imagegateway_server.providers.registry import canonical_provider
+from imagegateway_server.routing.config_service import ConfigService
+from imagegateway_server.security.api_keys import ApiKeyService
+from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.security.virtual_keys import VirtualKeyService
+from imagegateway_server.storage.base import Store
+from imagegateway_server.storage.records import ApiKeyRecord, LogFilter, VirtualKeyRecord
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+def page_size(value: int) -> int:
+    """AIP-158 style: 0 means the default, larger than the maximum is coerced down."""
+    if value < 0:
+        raise InvalidArgument("must not be negative", param="page_size")
+    return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _metadata(context: Context) -> dict[str, str]:
+    return {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+def _deadline(context: Context) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else asyncio.get_running_loop().time() + remaining
+
+
+def _timestamp_from(when: datetime | None, target: Any) -> None:
+    if when is not None:
+        target.FromDatetime(when)
+
+
+def virtual_key_proto(record: VirtualKeyRecord) -> keys_pb2.VirtualKey:
+    message = keys_pb2.VirtualKey(id=record.id, name=record.name, provider=record.provider,
+                                  base_url=record.base_url or "")
+    _timestamp_from(record.create_time, message.create_time)
+    _timestamp_from(record.rotate_time, message.rotate_time)
+    return message
+
+
+def api_key_proto(record: ApiKeyRecord) -> keys_pb2.ApiKey:
+    scope = keys_pb2.SCOPE_ADMIN if record.scope == ADMIN else keys_pb2.SCOPE_GENERATE
+    message = keys_pb2.ApiKey(id=record.id, name=record.name, scope=scope, display_prefix=record.display_prefix)
+    _timestamp_from(record.create_time, message.create_time)
+    _timestamp_from(record.revoke_time, message.revoke_time)
+    return message
+
+
+class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
+    """Implements every RPC of imagegateway.v1.ImageGateway."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        configs: ConfigService,
+        virtual_keys: VirtualKeyService,
+        api_keys: ApiKeyService,
+        store: Store,
+        host_policy: UpstreamHostPolicy,
+    ) -> None:
+        self._gateway = gateway
+        self._configs = configs
+        self._virtual_keys = virtual_keys
+        self._api_keys = api_keys
+        self._store = store
+        self._host_policy = host_policy
+
+    # --- images -----------------------------------------------------------------------------
+
+    async def _generate(self, request: Any, context: Context) -> GenerationOutcome:
+        if not request.HasField("parameters"):
+            raise InvalidArgument("is required", param="parameters")
+        metadata = _metadata(context)
+        call = GenerationCall(
+            request=grpc_mapping.image_request(request.parameters),
+            routing=grpc_mapping.routing_spec(request.routing),
+            caller=current_caller.get(),
+            transport="grpc",
+            trace_id=request.trace_id or metadata.get("x-portkey-trace-id", ""),
+            metadata=dict(request.metadata),
+            deadline=_deadline(context),
+            headers=metadata,
+        )
+        outcome = await self._gateway.generate(call)
+        await context.send_initial_metadata((("x-portkey-trace-id", outcome.trace_id),))
+        return outcome
+
+    async def GenerateImage(
+        self, request: images_pb2.GenerateImageRequest, context: Context
+    ) -> images_pb2.GenerateImageResponse:
+        outcome = await self._generate(request, context)
+        result = outcome.routed.result
+        return images_pb2.GenerateImageResponse(
+            images=[grpc_mapping.image_proto(image, i) for i, image in enumerate(result.images)],
+            outcome=grpc_mapping.outcome_proto(outcome),
+            created=result.created,
+        )
+
+    async def StreamGenerateImage(  # type: ignore[override]
+        self, request: images_pb2.StreamGenerateImageRequest, context: Context
+    ) -> AsyncIterator[images_pb2.StreamGenerateImageResponse]:
+        outcome = await self._generate(request, context)
+        result = outcome.routed.result
+        last = len(result.images) - 1
+        for i, image in enumerate(result.images):
+            message = images_pb2.StreamGenerateImageResponse(
+                image=grpc_mapping.image_proto(image, i), created=result.created)
+            if i == last:
+                message.outcome.CopyFrom(grpc_mapping.outcome_proto(outcome))
+            yield message
+
+    # --- configs ----------------------------------------------------------------------------
+
+    async def CreateConfig(
+        self, request: configs_pb2.CreateConfigRequest, context: Context
+    ) -> configs_pb2.CreateConfigResponse:
+        if not request.HasField("config"):
+            raise InvalidArgument("is required", param="config")
+        record = await self._configs.create(request.name, request.config)
+        return configs_pb2.CreateConfigResponse(config=ConfigService.to_proto(record))
+
+    async def GetConfig(self, request: configs_pb2.GetConfigRequest, context: Context) -> configs_pb2.GetConfigResponse:
+        if request.version < 0:
+            raise InvalidArgument("must not be negative", param="version")
+        record = await self._configs.get(request.id, request.version or None)
+        return configs_pb2.GetConfigResponse(config=ConfigService.to_proto(record))
+
+    async def ListConfigs(
+        self, request: configs_pb2.ListConfigsRequest, context: Context
+    ) -> configs_pb2.ListConfigsResponse:
+        page = await self._configs.list(page_size(request.page_size), request.page_token)
+        return configs_pb2.ListConfigsResponse(
+            configs=[ConfigService.to_proto(r) for r in page.items], next_page_token=page.next_page_token)
+
+    async def UpdateConfig(
+        self, request: configs_pb2.UpdateConfigRequest, context: Context
+    ) -> configs_pb2.UpdateConfigResponse:
+        if not request.HasField("config"):
+            raise InvalidArgument("is required", param="config")
+        record = await self._configs.update(request.id, request.config, request.name)
+        return configs_pb2.UpdateConfigResponse(config=ConfigService.to_proto(record))
+
+    async def DeleteConfig(
+        self, request: configs_pb2.DeleteConfigRequest, context: Context
+    ) -> configs_pb2.DeleteConfigResponse:
+        await self._configs.delete(request.id)
+        return configs_pb2.DeleteConfigResponse()
+
+    async def ValidateConfig(
+        self, request: configs_pb2.ValidateConfigRequest, context: Context
+    ) -> configs_pb2.ValidateConfigResponse:
+        self._configs.compile(request.config)
+        return configs_pb2.ValidateConfigResponse()
+
+    # --- virtual keys -----------------------------------------------------------------------
+
+    async def CreateVirtualKey(
+        self, request: keys_pb2.CreateVirtualKeyRequest, context: Context
+    ) -> keys_pb2.CreateVirtualKeyResponse:
+        base_url = self._host_policy.check(request.base_url, param="base_url") if request.base_url else None
+        record = await self._virtual_keys.create(
+            request.name, request.provider, request.secret, base_url, virtual_key_id=request.virtual_key_id or None)
+        return keys_pb2.CreateVirtualKeyResponse(virtual_key=virtual_key_proto(record))
+
+    async def GetVirtualKey(
+        self, request: keys_pb2.GetVirtualKeyRequest, context: Context
+    ) -> keys_pb2.GetVirtualKeyResponse:
+        return keys_pb2.GetVirtualKeyResponse(virtual_key=virtual_key_proto(await self._virtual_keys.get(request.id)))
+
+    async def ListVirtualKeys(
+        self, request: keys_pb2.ListVirtualKeysRequest, context: Context
+    ) -> keys_pb2.ListVirtualKeysResponse:
+        page = await self._virtual_keys.list(page_size(request.page_size), request.page_token)
+        return keys_pb2.ListVirtualKeysResponse(
+            virtual_keys=[virtual_key_proto(r) for r in page.items], next_page_token=page.next_page_token)
+
+    async def RotateVirtualKey(
+        self, request: keys_pb2.RotateVirtualKeyRequest, context: Context
+    ) -> keys_pb2.RotateVirtualKeyResponse:
+        record = await self._virtual_keys.rotate(request.id, request.secret)
+        return keys_pb2.RotateVirtualKeyResponse(virtual_key=virtual_key_proto(record))
+
+    async def DeleteVirtualKey(
+        self, request: keys_pb2.DeleteVirtualKeyRequest, context: Context
+    ) -> keys_pb2.DeleteVirtualKeyResponse:
+        await self._virtual_keys.delete(request.id)
+        return keys_pb2.DeleteVirtualKeyResponse()
+
+    # --- gateway API keys -------------------------------------------------------------------
+
+    async def CreateApiKey(
+        self, request: keys_pb2.CreateApiKeyRequest, context: Context
+    ) -> keys_pb2.CreateApiKeyResponse:
+        scope = "admin" if request.scope == keys_pb2.SCOPE_ADMIN else "generate"
+        if not request.name.strip():
+            raise InvalidArgument("is required", param="name")
+        record, plaintext = await self._api_keys.create(request.name, scope)
+        return keys_pb2.CreateApiKeyResponse(api_key=api_key_proto(record), key=plaintext)
+
+    async def ListApiKeys(self, request: keys_pb2.ListApiKeysRequest, context: Context) -> keys_pb2.ListApiKeysResponse:
+        page = await self._api_keys.list(page_size(request.page_size), request.page_token)
+        return keys_pb2.ListApiKeysResponse(
+            api_keys=[api_key_proto(r) for r in page.items], next_page_token=page.next_page_token)
+
+    async def RevokeApiKey(
+        self, request: keys_pb2.RevokeApiKeyRequest, context: Context
+    ) -> keys_pb2.RevokeApiKeyResponse:
+        return keys_pb2.RevokeApiKeyResponse(api_key=api_key_proto(await self._api_keys.revoke(request.id)))
+
+    # --- request logs -----------------------------------------------------------------------
+
+    async def ListLogs(self, request: logs_pb2.ListLogsRequest, context: Context) -> logs_pb2.ListLogsResponse:
+        caller = current_caller.get()
+        success = {logs_pb2.REQUEST_OUTCOME_SUCCESS: True, logs_pb2.REQUEST_OUTCOME_FAILURE: False}.get(
+            request.outcome)
+        log_filter = LogFilter(
+            trace_id=request.trace_id or None,
+            status_code=request.status_code or None,
+            success=success,
+            provider=canonical_provider(request.provider) if request.provider else None,
+            caller_key_id=None if caller.scope == ADMIN else caller.key_id,
+            start_time=request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else None,
+            end_time=request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else None,
+        )
+        page = await self._store.list_logs(log_filter, page_size(request.page_size), request.page_token)
+        return logs_pb2.ListLogsResponse(logs=[log_from_record(r) for r in page.items],
+                                         next_page_token=page.next_page_token)
+
+    async def GetLog(self, request: logs_pb2.GetLogRequest, context: Context) -> logs_pb2.GetLogResponse:
+        caller = current_caller.get()
+        record = await self._store.get_log(request.id)
+        if caller.scope != ADMIN and record.caller_key_id != caller.key_id:
+            raise NotFound(f"request log {request.id!r} was not found")  # do not reveal others' ids
+        return logs_pb2.GetLogResponse(log=log_from_record(record))

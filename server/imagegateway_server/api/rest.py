@@ -1,0 +1,175 @@
+"""The OpenAI-compatible REST shim: POST /v1/images/generations driven by Portkey's headers.
+
+Bodies and errors are exactly OpenAI's, so the official SDK works with only base_url changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from imagegateway_server.api import rest_mapping
+from imagegateway_server.api.auth import GENERATE, Authenticator
+from imagegateway_server.api.rest_errors import error_envelope, to_http_error
+from imagegateway_server.domain.errors import GatewayError, ProviderError, RequestFailed
+from imagegateway_server.domain.request import ResponseFormat
+from imagegateway_server.domain.result import GeneratedImage
+from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
+from imagegateway_server.observability.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+GENERATIONS_ROUTE = "/v1/images/generations"
+
+
+def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    # The gateway owns retries: tell the OpenAI SDK not to multiply attempts (design.md §8).
+    return JSONResponse(body, status_code=status, headers={"x-should-retry": "false", **(headers or {})})
+
+
+def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if response_format is ResponseFormat.URL:
+        if image.url:
+            item["url"] = image.url
+        else:
+            # The provider gave bytes: answer with a data URL rather than drop the request.
+            item["url"] = f"data:{image.mime_type};base64," + base64.b64encode(image.data or b"").decode()
+    else:
+        item["b64_json"] = base64.b64encode(image.data or b"").decode()
+    if image.revised_prompt:
+        item["revised_prompt"] = image.revised_prompt
+    return item
+
+
+def _success_headers(outcome: GenerationOutcome) -> dict[str, str]:
+    routed = outcome.routed
+    headers = {
+        "x-portkey-trace-id": outcome.trace_id,
+        "x-portkey-provider": routed.provider,
+        "x-portkey-retry-attempt-count": str(routed.retry_count),
+        "x-portkey-cache-status": outcome.cache_status,
+        "x-imagegw-log-id": outcome.log_id,
+        "x-imagegw-model": routed.result.model,
+    }
+    if routed.leaf.path:
+        headers["x-portkey-last-used-option-index"] = routed.leaf.path
+    return headers
+
+
+class RestShim:
+    """Builds the Starlette app around the gateway core."""
+
+    def __init__(self, gateway: Gateway, authenticator: Authenticator, metrics: Metrics) -> None:
+        self._gateway = gateway
+        self._auth = authenticator
+        self._metrics = metrics
+
+    def app(self) -> Starlette:
+        async def not_found(request: Request, exc: Exception) -> Response:
+            return _error_response(404, error_envelope(404, f"Unknown request URL: {request.method} "
+                                                       f"{request.url.path}", code="unknown_url"))
+
+        async def method_not_allowed(request: Request, exc: Exception) -> Response:
+            return _error_response(405, error_envelope(405, f"{request.method} is not allowed on "
+                                                       f"{request.url.path}", code="method_not_allowed"))
+
+        return Starlette(
+            routes=[
+                Route(GENERATIONS_ROUTE, self.generations, methods=["POST"]),
+                Route("/health", self.health, methods=["GET"]),
+            ],
+            exception_handlers={404: not_found, 405: method_not_allowed},
+        )
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _read_json(self, request: Request) -> Any:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise _HttpError(415, "the request body must be sent as application/json", "content-type")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise _HttpError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes", None)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _HttpError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes", None)
+            chunks.append(chunk)
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, UnicodeDecodeError):
+            raise _HttpError(400, "the request body is not valid JSON", None) from None
+
+    async def generations(self, request: Request) -> Response:
+        status = 500
+        try:
+            response = await self._generations(request)
+            status = response.status_code
+            return response
+        finally:
+            self._metrics.http_requests.labels(GENERATIONS_ROUTE, str(status)).inc()
+
+    async def _generations(self, request: Request) -> Response:
+        headers = request.headers
+        trace_headers = {"x-portkey-trace-id": headers["x-portkey-trace-id"]} if "x-portkey-trace-id" in headers else {}
+        try:
+            caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), GENERATE)
+            body = await self._read_json(request)
+            image_request = rest_mapping.image_request(body)
+            call = GenerationCall(
+                request=image_request,
+                routing=rest_mapping.routing_spec(headers),
+                caller=caller,
+                transport="rest",
+                trace_id=headers.get("x-portkey-trace-id", ""),
+                metadata=rest_mapping.metadata(headers),
+                deadline=None,
+                headers={k.lower(): v for k, v in headers.items()},
+            )
+            outcome = await self._gateway.generate(call)
+        except _HttpError as exc:
+            return _error_response(exc.status, error_envelope(exc.status, exc.message, param=exc.param,
+                                                              code=exc.code), trace_headers)
+        except RequestFailed as exc:
+            status, body = to_http_error(exc)
+            extra = {"x-portkey-trace-id": exc.trace_id, "x-imagegw-log-id": exc.log_id}
+            error = exc.error
+            if isinstance(error, ProviderError) and error.retry_after:
+                extra["retry-after"] = str(max(1, round(error.retry_after)))
+            return _error_response(status, body, extra)
+        except (GatewayError, ProviderError) as exc:
+            status, body = to_http_error(exc)
+            return _error_response(status, body, trace_headers)
+        result = outcome.routed.result
+        payload = {
+            "created": result.created or int(time.time()),
+            "data": [_image_item(image, image_request.response_format) for image in result.images],
+        }
+        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json",
+                        headers=_success_headers(outcome))
+
+
+class _HttpError(Exception):
+    """A transport-level refusal (content type, size, JSON) answered before the core runs."""
+
+    def __init__(self, status: int, message: str, param: str | None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code or {415: "unsupported_media_type", 413: "payload_too_large"}.get(status, "invalid_json")
+
+

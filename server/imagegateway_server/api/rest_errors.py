@@ -1,0 +1,62 @@
+"""Maps domain errors onto OpenAI's error envelope and HTTP statuses (the one place this happens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
+from imagegateway_server.observability.log_records import error_kind_proto
+from imagegateway.v1 import images_pb2
+
+_TYPES: dict[ErrorKind, str] = {
+    ErrorKind.BAD_REQUEST: "invalid_request_error",
+    ErrorKind.AUTHENTICATION: "authentication_error",
+    ErrorKind.PERMISSION_DENIED: "permission_error",
+    ErrorKind.NOT_FOUND: "invalid_request_error",
+    ErrorKind.CONTENT_POLICY: "invalid_request_error",
+    ErrorKind.RATE_LIMITED: "rate_limit_error",
+    ErrorKind.TIMEOUT: "timeout_error",
+    ErrorKind.UNAVAILABLE: "service_unavailable_error",
+    ErrorKind.UPSTREAM_BUG: "upstream_error",
+    ErrorKind.INTERNAL: "server_error",
+    ErrorKind.ALREADY_EXISTS: "invalid_request_error",
+    ErrorKind.FAILED_PRECONDITION: "invalid_request_error",
+    ErrorKind.DEADLINE_EXCEEDED: "timeout_error",
+}
+
+_DEFAULT_CODES: dict[ErrorKind, str] = {
+    ErrorKind.AUTHENTICATION: "invalid_api_key",
+    ErrorKind.CONTENT_POLICY: "content_policy_violation",
+    ErrorKind.RATE_LIMITED: "rate_limit_exceeded",
+    ErrorKind.DEADLINE_EXCEEDED: "deadline_exceeded",
+    ErrorKind.TIMEOUT: "timeout",
+}
+
+
+def error_envelope(
+    status: int, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """OpenAI's envelope; all four keys are always present."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def to_http_error(exc: GatewayError | ProviderError | RequestFailed) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and body for a failure; a failed request adds its attempt list."""
+    error = exc.error if isinstance(exc, RequestFailed) else exc
+    status = error.status_code if 400 <= error.status_code <= 599 else 502
+    body = error_envelope(
+        status, error.message, type_=_TYPES[error.kind], param=error.param,
+        code=error.code or _DEFAULT_CODES.get(error.kind),
+    )
+    if isinstance(exc, RequestFailed):
+        body["error"]["attempts"] = [
+            {
+                "target": a.target, "provider": a.provider, "model": a.model, "status_code": a.status_code,
+                "error_kind": images_pb2.ErrorKind.Name(error_kind_proto(a.error_kind)).removeprefix("ERROR_KIND_")
+                if a.error_kind else None,
+                "error": a.error or None, "latency_ms": a.latency_ms, "retry_index": a.retry_index,
+            }
+            for a in exc.attempts
+        ]
+    return status, body

@@ -1,0 +1,85 @@
+"""Turns an OpenAI images request body and Portkey headers into domain objects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from imagegateway_server.api.auth import bearer_token
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, ResponseFormat, coerce_param
+from imagegateway_server.gateway import RoutingSpec
+from imagegateway_server.routing.config_json import parse_config
+
+MAX_METADATA_BYTES = 8 * 1024
+
+
+def image_request(body: Any) -> ImageRequest:
+    """Builds the request from OpenAI's JSON body; unknown fields go on to the adapter as extras."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("the request body must be a JSON object", param=None)
+    if "prompt" not in body:
+        raise InvalidArgument("you must provide a prompt", param="prompt", code="missing_required_parameter")
+    fields: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in KNOWN_PARAMS:
+            if value is None:
+                continue
+            fields[name] = coerce_param(name, value, path=name)
+        elif value is not None:
+            extra[name] = value
+    response_format = fields.pop("response_format", None) or ResponseFormat.URL
+    if "n" in fields and fields["n"] is None:
+        fields.pop("n")
+    return ImageRequest(**fields, response_format=response_format, extra=MappingProxyType(extra))
+
+
+def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
+    """Portkey's routing headers: config (id or inline JSON) > virtual key > provider."""
+    config = headers.get("x-portkey-config", "").strip()
+    custom_host = headers.get("x-portkey-custom-host") or None
+    if config:
+        if config.startswith("{"):
+            return RoutingSpec(config=parse_config(config, param="x-portkey-config"))
+        return RoutingSpec(config_id=config)
+    virtual_key = headers.get("x-portkey-virtual-key") or None
+    provider = headers.get("x-portkey-provider") or None
+    if virtual_key:
+        return RoutingSpec(virtual_key=virtual_key, provider=provider, custom_host=custom_host)
+    if provider:
+        token = bearer_token(headers.get("authorization"))
+        if token and token.startswith("igw_"):
+            token = None  # that is our own key, never a provider's
+        return RoutingSpec(provider=provider, provider_api_key=token, custom_host=custom_host)
+    raise InvalidArgument(
+        "send x-portkey-config, x-portkey-virtual-key or x-portkey-provider to route the request",
+        param="x-portkey-config",
+    )
+
+
+def metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """x-portkey-metadata: a JSON object of string values."""
+    raw = headers.get("x-portkey-metadata")
+    if not raw:
+        return {}
+    if len(raw.encode()) > MAX_METADATA_BYTES:
+        raise InvalidArgument(f"must be at most {MAX_METADATA_BYTES} bytes", param="x-portkey-metadata")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument("must be a JSON object", param="x-portkey-metadata") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument("must be a JSON object", param="x-portkey-metadata")
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+def gateway_key(headers: Mapping[str, str]) -> str | None:
+    """The gateway key: x-portkey-api-key, x-imagegw-api-key, or an igw_ bearer token."""
+    key = headers.get("x-portkey-api-key") or headers.get("x-imagegw-api-key")
+    if key:
+        return key.strip()
+    token = bearer_token(headers.get("authorization"))
+    return token if token and token.startswith("igw_") else None

@@ -1,0 +1,221 @@
+"""Process wiring: one asyncio loop serving gRPC, the REST shim and metrics; one shutdown path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import uvicorn
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from imagegateway.v1 import service_pb2, service_pb2_grpc
+from imagegateway_server.api.auth import Authenticator
+from imagegateway_server.api.grpc_interceptors import SERVICE_NAME, GatewayInterceptor
+from imagegateway_server.api.grpc_service import ImageGatewayService
+from imagegateway_server.api.rest import RestShim
+from imagegateway_server.gateway import Gateway
+from imagegateway_server.observability.logging import configure_logging
+from imagegateway_server.observability.metrics import Metrics
+from imagegateway_server.observability.request_log import RequestLogWriter
+from imagegateway_server.providers.registry import canonical_provider, default_registry
+from imagegateway_server.routing.config_service import ConfigService
+from imagegateway_server.routing.credentials import VaultCredentialResolver
+from imagegateway_server.routing.router import Router
+from imagegateway_server.security.api_keys import ApiKeyService
+from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.security.vault import Vault, load_master_key
+from imagegateway_server.security.virtual_keys import VirtualKeyService
+from imagegateway_server.settings import Settings
+from imagegateway_server.storage.factory import open_store
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the process has one shutdown coordinator."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _split_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _grpc_methods() -> dict[str, str]:
+    service = service_pb2.DESCRIPTOR.services_by_name["ImageGateway"]
+    return {m.name: "server_stream" if m.server_streaming else "unary" for m in service.methods}
+
+
+class GatewayProcess:
+    """Owns every long-lived part of a gateway process. ``start`` then ``stop``, once each."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.grpc_port = 0
+        self.http_port = 0
+        self.metrics_port = 0
+        self.bootstrap_admin_key: str | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._grpc_server: grpc.aio.Server | None = None
+        self._health: health.aio.HealthServicer | None = None
+        self._uvicorn: EmbeddedUvicorn | None = None
+        self._uvicorn_task: asyncio.Task[None] | None = None
+        self._metrics_server: Any = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+
+        store = open_store(settings.effective_database_url)
+        await store.open()
+        self._stack.push_async_callback(store.close)
+        key_id, key, generated = load_master_key(settings.master_key or None, data_dir)
+        if generated:
+            log.warning("generated a new master key in %s; back it up or set IMAGEGW_MASTER_KEY",
+                        data_dir / "master.key")
+        vault = Vault({key_id: key}, key_id)
+        host_policy = UpstreamHostPolicy(settings.allowed_upstream_hosts)
+
+        api_keys = ApiKeyService(store)
+        self.bootstrap_admin_key = await api_keys.ensure_bootstrap_admin(settings.admin_key or None)
+        if self.bootstrap_admin_key:
+            # Printed once, to the terminal, never to the log.
+            print(f"Created the first admin API key (shown once): {self.bootstrap_admin_key}", file=sys.stderr,
+                  flush=True)
+        virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
+        configs = ConfigService(store, vault, canonical_provider=canonical_provider, host_policy=host_policy,
+                                virtual_key_exists=virtual_keys.get)
+        registry = default_registry(default_timeout=settings.upstream_timeout_seconds)
+        self._stack.push_async_callback(registry.aclose)
+        router = Router(registry.get, VaultCredentialResolver(virtual_keys),
+                        default_timeout=settings.upstream_timeout_seconds)
+        log_writer = RequestLogWriter(store)
+        await log_writer.start()
+        self._stack.push_async_callback(log_writer.close)
+        gateway = Gateway(router, configs, log_writer, self.metrics, host_policy)
+        authenticator = Authenticator(api_keys)
+
+        self.metrics.init_grpc_methods(SERVICE_NAME, _grpc_methods())
+        await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
+        await self._start_http(gateway, authenticator)
+        self._start_metrics()
+        log.info("imagegateway serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
+                                                "metrics_port": self.metrics_port})
+
+    async def _start_grpc(self, gateway: Gateway, configs: ConfigService, virtual_keys: VirtualKeyService,
+                          api_keys: ApiKeyService, store: Any, host_policy: UpstreamHostPolicy,
+                          authenticator: Authenticator) -> None:
+        limit = self.settings.max_message_bytes
+        server = grpc.aio.server(
+            interceptors=[GatewayInterceptor(authenticator, self.metrics)],
+            options=[
+                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.so_reuseport", 0),  # otherwise grpc binds a port that is already taken
+            ],
+        )
+        service_pb2_grpc.add_ImageGatewayServicer_to_server(
+            ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy), server)
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server)
+        host, port = _split_addr(self.settings.grpc_addr)
+        self.grpc_port = server.add_insecure_port(f"{host}:{port}")
+        if self.grpc_port == 0:
+            raise OSError(f"cannot listen on {self.settings.grpc_addr}")
+        await server.start()
+        self._grpc_server = server
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+
+    async def _start_http(self, gateway: Gateway, authenticator: Authenticator) -> None:
+        host, port = _split_addr(self.settings.http_addr)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+        self.http_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            RestShim(gateway, authenticator, self.metrics).app(), log_config=None, access_log=False,
+            lifespan="off", timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds) or None,
+            server_header=False, date_header=False,
+        )
+        self._uvicorn = EmbeddedUvicorn(config)
+        self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
+        while not self._uvicorn.started:
+            if self._uvicorn_task.done():
+                self._uvicorn_task.result()
+            await asyncio.sleep(0.01)
+
+    def _start_metrics(self) -> None:
+        host, port = _split_addr(self.settings.metrics_addr)
+        server, _thread = start_http_server(port, addr=host, registry=self.metrics.registry)
+        self._metrics_server = server
+        self.metrics_port = server.server_port
+
+    async def stop(self) -> None:
+        """Stops taking work, lets in-flight requests finish within the grace period, flushes the log."""
+        grace = self.settings.shutdown_grace_seconds
+        if self._health is not None:
+            await self._health.enter_graceful_shutdown()
+        waits = []
+        if self._uvicorn is not None and self._uvicorn_task is not None:
+            self._uvicorn.should_exit = True
+            waits.append(self._uvicorn_task)
+        if self._grpc_server is not None:
+            waits.append(asyncio.ensure_future(self._grpc_server.stop(grace)))
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
+        await self._stack.aclose()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        log.info("imagegateway stopped")
+
+
+async def run(settings: Settings) -> None:
+    """Serves until SIGTERM or SIGINT, then shuts down gracefully."""
+    process = GatewayProcess(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await process.start()
+    print(f"imagegw serving gRPC on {settings.grpc_addr.rsplit(':', 1)[0]}:{process.grpc_port}, "
+          f"REST on http://{settings.http_addr.rsplit(':', 1)[0]}:{process.http_port}/v1, "
+          f"metrics on :{process.metrics_port}/metrics", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
+        await process.stop()
+
+
+def serve(settings: Settings) -> int:
+    """The ``imagegw serve`` entry point; returns the process exit code."""
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(run(settings))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,185 @@
+"""The gateway's error taxonomy: every failure, upstream or local, is one of these kinds.
+
+Adapters classify provider failures once into a ``ProviderError``; request and admin validation
+raise ``GatewayError`` subclasses that name the offending field. Each front end maps kinds to its
+own status codes in exactly one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imagegateway_server.domain.result import AttemptRecord
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong, independent of transport. Values match the proto's ErrorKind names."""
+
+    BAD_REQUEST = "BAD_REQUEST"
+    AUTHENTICATION = "AUTHENTICATION"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    CONTENT_POLICY = "CONTENT_POLICY"
+    RATE_LIMITED = "RATE_LIMITED"
+    TIMEOUT = "TIMEOUT"
+    UNAVAILABLE = "UNAVAILABLE"
+    UPSTREAM_BUG = "UPSTREAM_BUG"
+    INTERNAL = "INTERNAL"
+    # Local-only kinds (never produced by an adapter).
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+
+
+# The HTTP status a kind answers with when no upstream status is known.
+DEFAULT_HTTP_STATUS: dict[ErrorKind, int] = {
+    ErrorKind.BAD_REQUEST: 400,
+    ErrorKind.AUTHENTICATION: 401,
+    ErrorKind.PERMISSION_DENIED: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONTENT_POLICY: 400,
+    ErrorKind.RATE_LIMITED: 429,
+    ErrorKind.TIMEOUT: 408,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.UPSTREAM_BUG: 502,
+    ErrorKind.INTERNAL: 500,
+    ErrorKind.ALREADY_EXISTS: 409,
+    ErrorKind.FAILED_PRECONDITION: 400,
+    ErrorKind.DEADLINE_EXCEEDED: 504,
+}
+
+
+class ProviderError(Exception):
+    """A classified failure of one upstream call.
+
+    ``status_code`` is the upstream HTTP status when there was one, else a synthetic one:
+    408 for a per-attempt timeout, 502 for a network failure or a broken body.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        provider: str,
+        status_code: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.provider = provider
+        self.status_code = status_code if status_code is not None else DEFAULT_HTTP_STATUS[kind]
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying the same target again could help."""
+        return self.kind in (ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE) or (
+            self.kind is ErrorKind.UPSTREAM_BUG
+        )
+
+    def __repr__(self) -> str:
+        return f"ProviderError({self.kind.name}, {self.status_code}, {self.provider}: {self.message!r})"
+
+
+class GatewayError(Exception):
+    """A failure decided by the gateway itself (bad input, unknown id, missing auth...)."""
+
+    kind: ErrorKind = ErrorKind.INTERNAL
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status_code = status_code if status_code is not None else DEFAULT_HTTP_STATUS[self.kind]
+
+
+class InvalidArgument(GatewayError):
+    """The request or a config is malformed; ``param`` names the field path."""
+
+    kind = ErrorKind.BAD_REQUEST
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = "invalid_value") -> None:
+        full = f"{param}: {message}" if param and not message.startswith(param) else message
+        super().__init__(full, param=param, code=code)
+
+
+class Unauthenticated(GatewayError):
+    """No gateway API key, or one that is unknown or revoked."""
+
+    kind = ErrorKind.AUTHENTICATION
+
+
+class PermissionDenied(GatewayError):
+    """The key's scope does not allow the call."""
+
+    kind = ErrorKind.PERMISSION_DENIED
+
+
+class NotFound(GatewayError):
+    """A config, virtual key, API key or log id does not exist."""
+
+    kind = ErrorKind.NOT_FOUND
+
+
+class AlreadyExists(GatewayError):
+    """An id chosen by the caller is taken."""
+
+    kind = ErrorKind.ALREADY_EXISTS
+
+
+class DeadlineExceeded(GatewayError):
+    """The caller's overall deadline ran out before any target served."""
+
+    kind = ErrorKind.DEADLINE_EXCEEDED
+
+
+class AllTargetsFailed(Exception):
+    """Every target of a routing plan failed; carries the last failure and every attempt."""
+
+    def __init__(self, last: ProviderError | GatewayError, attempts: Sequence[AttemptRecord]) -> None:
+        super().__init__(last.message)
+        self.last = last
+        self.attempts = tuple(attempts)
+
+    @property
+    def kind(self) -> ErrorKind:
+        return self.last.kind
+
+    @property
+    def status_code(self) -> int:
+        return self.last.status_code
+
+
+class RequestFailed(Exception):
+    """A generation request that ended without images, as both front ends report it."""
+
+    def __init__(
+        self,
+        error: ProviderError | GatewayError,
+        *,
+        attempts: Sequence[AttemptRecord] = (),
+        trace_id: str = "",
+        log_id: str = "",
+    ) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = tuple(attempts)
+        self.trace_id = trace_id
+        self.log_id = log_id

@@ -1,0 +1,140 @@
+"""The transport-independent image request, built once at the edge and trusted inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from imagegateway_server.domain.errors import InvalidArgument
+
+
+class ResponseFormat(enum.Enum):
+    """How the caller wants images: raw bytes (gRPC), base64 (REST b64_json) or URLs (REST url)."""
+
+    BYTES = "bytes"
+    B64_JSON = "b64_json"
+    URL = "url"
+
+
+# Parameters a config's override_params may set, with the type each must have.
+_STR_PARAMS = (
+    "prompt", "model", "size", "quality", "style", "user", "negative_prompt", "style_preset",
+    "background", "output_format", "moderation", "aspect_ratio",
+)
+_INT_PARAMS = ("n", "seed", "output_compression")
+_FLOAT_PARAMS = ("cfg_scale",)
+KNOWN_PARAMS = frozenset((*_STR_PARAMS, *_INT_PARAMS, *_FLOAT_PARAMS, "response_format"))
+
+EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """One OpenAI-shaped image generation request.
+
+    ``extra`` holds provider-specific parameters the gateway does not model; adapters pass on the
+    ones their API takes and refuse the rest with an error naming them.
+    """
+
+    prompt: str
+    model: str | None = None
+    n: int = 1
+    size: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    user: str | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    cfg_scale: float | None = None
+    style_preset: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    output_compression: int | None = None
+    moderation: str | None = None
+    aspect_ratio: str | None = None
+    response_format: ResponseFormat = ResponseFormat.BYTES
+    # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: EMPTY_EXTRA)
+
+    def with_overrides(self, params: Mapping[str, Any], *, path: str = "override_params") -> ImageRequest:
+        """Returns a copy with ``params`` applied, known fields replaced and the rest in ``extra``."""
+        if not params:
+            return self
+        changes: dict[str, Any] = {}
+        extra = dict(self.extra)
+        for name, value in params.items():
+            if name in KNOWN_PARAMS:
+                changes[name] = coerce_param(name, value, path=f"{path}.{name}")
+            else:
+                extra[name] = value
+        if extra != self.extra:
+            changes["extra"] = MappingProxyType(extra)
+        return dataclasses.replace(self, **changes)
+
+    def set_fields(self) -> dict[str, Any]:
+        """The parameters the caller (or a config) set, by name; what an adapter must honour."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("extra", "response_format", "prompt"):
+                continue
+            value = getattr(self, f.name)
+            if value is not None and not (f.name == "n" and value == 1):
+                out[f.name] = value
+        out.update(self.extra)
+        return out
+
+
+def coerce_param(name: str, value: Any, *, path: str) -> Any:
+    """Checks one known parameter's type; JSON numbers may arrive as floats from protobuf Structs."""
+    if value is None:
+        return None
+    if name == "response_format":
+        try:
+            return ResponseFormat(value) if value != "bytes" else ResponseFormat.BYTES
+        except ValueError:
+            raise InvalidArgument("must be one of 'url', 'b64_json'", param=path) from None
+    if name in _STR_PARAMS:
+        if not isinstance(value, str):
+            raise InvalidArgument("must be a string", param=path, code="invalid_type")
+        return value
+    if name in _INT_PARAMS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise InvalidArgument("must be an integer", param=path, code="invalid_type")
+        return int(value)
+    if name in _FLOAT_PARAMS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidArgument("must be a number", param=path, code="invalid_type")
+        return float(value)
+    raise InvalidArgument("is not a known parameter", param=path, code="unknown_parameter")
+
+
+MAX_PROMPT_CHARS = 32_000
+MAX_IMAGES = 10
+
+
+def validate_request(request: ImageRequest) -> ImageRequest:
+    """Checks the provider-independent rules; raises InvalidArgument naming the field."""
+    if not request.prompt or not request.prompt.strip():
+        raise InvalidArgument("is required and must not be empty", param="prompt", code="empty_string")
+    if len(request.prompt) > MAX_PROMPT_CHARS:
+        raise InvalidArgument(
+            f"is longer than {MAX_PROMPT_CHARS} characters", param="prompt", code="string_above_max_length"
+        )
+    if not 1 <= request.n <= MAX_IMAGES:
+        raise InvalidArgument(
+            f"must be between 1 and {MAX_IMAGES}, got {request.n}", param="n", code="invalid_value"
+        )
+    if request.size is not None and request.size != "auto":
+        parse_size(request.size, param="size")
+    return request
+
+
+def parse_size(size: str, *, param: str = "size") -> tuple[int, int]:
+    """Parses WIDTHxHEIGHT into integers."""
+    width, sep, height = size.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or int(width) <= 0 or int(height) <= 0:
+        raise InvalidArgument(f"must look like 1024x1024, got {size!r}", param=param)
+    return int(width), int(height)

@@ -1,0 +1,153 @@
+"""The gateway core both front ends call: resolve routing, run the router, log, count.
+
+Front ends turn wire requests into a ``GenerationCall`` and map a ``GenerationOutcome`` or a
+``RequestFailed`` back to their own format; nothing here knows gRPC or HTTP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from imagegateway.v1 import configs_pb2
+from imagegateway_server.domain.errors import (
+    AllTargetsFailed,
+    GatewayError,
+    InvalidArgument,
+    ProviderError,
+    RequestFailed,
+)
+from imagegateway_server.domain.request import ImageRequest, validate_request
+from imagegateway_server.observability.log_records import build_log_record
+from imagegateway_server.observability.metrics import Metrics
+from imagegateway_server.observability.request_log import RequestLogWriter
+from imagegateway_server.providers.registry import canonical_provider
+from imagegateway_server.routing.config_service import ConfigService
+from imagegateway_server.routing.plan import Node, direct_leaf
+from imagegateway_server.routing.router import RouteContext, RoutedResult, Router
+from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutingSpec:
+    """Where the caller asked to go: a saved config, an inline config, a virtual key or a provider."""
+
+    config_id: str | None = None
+    config: configs_pb2.RoutingConfig | None = None
+    virtual_key: str | None = None
+    provider: str | None = None
+    provider_api_key: str | None = None
+    custom_host: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"RoutingSpec(config_id={self.config_id}, inline={self.config is not None}, "
+                f"virtual_key={self.virtual_key}, provider={self.provider})")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated gateway key behind a request."""
+
+    key_id: str
+    scope: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GenerationCall:
+    """One generation request as the core sees it."""
+
+    request: ImageRequest
+    routing: RoutingSpec
+    caller: Caller
+    transport: str
+    trace_id: str = ""
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    deadline: float | None = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GenerationOutcome:
+    """A served request."""
+
+    routed: RoutedResult
+    trace_id: str
+    log_id: str
+    cache_status: str = "DISABLED"
+
+
+def new_trace_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Gateway:
+    """Resolves routing, runs the router and records every request exactly once."""
+
+    def __init__(
+        self,
+        router: Router,
+        configs: ConfigService,
+        log_writer: RequestLogWriter,
+        metrics: Metrics,
+        host_policy: UpstreamHostPolicy,
+    ) -> None:
+        self._router = router
+        self._configs = configs
+        self._log_writer = log_writer
+        self._metrics = metrics
+        self._host_policy = host_policy
+
+    async def _plan(self, routing: RoutingSpec) -> tuple[Node, str, int]:
+        if routing.config_id:
+            resolved = await self._configs.resolve(routing.config_id)
+            return resolved.plan, resolved.id, resolved.version
+        if routing.config is not None:
+            return self._configs.compile(routing.config), "", 0
+        custom_host = (self._host_policy.check(routing.custom_host, param="custom_host")
+                       if routing.custom_host else None)
+        if routing.virtual_key:
+            provider = canonical_provider(routing.provider) if routing.provider else ""
+            return direct_leaf(provider, virtual_key=routing.virtual_key, custom_host=custom_host), "", 0
+        if routing.provider:
+            provider = canonical_provider(routing.provider)
+            if not routing.provider_api_key:
+                raise InvalidArgument("a bare provider needs the provider's API key", param="provider_api_key")
+            return direct_leaf(provider, api_key=routing.provider_api_key, custom_host=custom_host), "", 0
+        raise InvalidArgument("name a config, a virtual key or a provider to route the request", param="routing")
+
+    async def generate(self, call: GenerationCall) -> GenerationOutcome:
+        """Serves one request; raises RequestFailed (already logged) when it ends without images."""
+        trace_id = call.trace_id or new_trace_id()
+        started = time.monotonic()
+        config_id, config_version = "", 0
+        self._metrics.in_flight.inc()
+        try:
+            try:
+                request = validate_request(call.request)
+                plan, config_id, config_version = await self._plan(call.routing)
+                routed = await self._router.run(
+                    plan, request, RouteContext(trace_id=trace_id, deadline=call.deadline, headers=call.headers))
+            except AllTargetsFailed as exc:
+                failure = RequestFailed(exc.last, attempts=exc.attempts, trace_id=trace_id)
+            except (GatewayError, ProviderError) as exc:
+                failure = RequestFailed(exc, trace_id=trace_id)
+            else:
+                record = build_log_record(call, trace_id=trace_id, started=started, config_id=config_id,
+                                          config_version=config_version, routed=routed)
+                self._log_writer.submit(record)
+                self._metrics.observe_success(call.transport, routed)
+                return GenerationOutcome(routed=routed, trace_id=trace_id, log_id=record.id)
+            record = build_log_record(call, trace_id=trace_id, started=started, config_id=config_id,
+                                      config_version=config_version, failure=failure)
+            failure.log_id = record.id
+            self._log_writer.submit(record)
+            self._metrics.observe_failure(call.transport, failure)
+            raise failure
+        finally:
+            self._metrics.in_flight.dec()

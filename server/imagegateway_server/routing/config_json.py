@@ -1,0 +1,90 @@
+"""Parses Portkey-style config JSON into the RoutingConfig proto, naming the field path on errors.
+
+protobuf's own JSON parser accepts the same documents, but its error messages lose the path for
+nested targets; we walk the document against the message descriptor first so every error reads
+like ``targets[1].strategy.mode: must be a string``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from imagegateway.v1 import configs_pb2
+from imagegateway_server.domain.errors import InvalidArgument
+
+_STRUCT = "google.protobuf.Struct"
+_INT_TYPES = {
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+}
+_FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
+
+
+def parse_config(document: str | bytes | dict[str, Any], *, param: str = "config") -> configs_pb2.RoutingConfig:
+    """Turns config JSON (text or an already-decoded object) into a RoutingConfig message."""
+    if isinstance(document, str | bytes):
+        try:
+            document = json.loads(document)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"is not valid JSON ({exc})", param=param) from None
+    if not isinstance(document, dict):
+        raise InvalidArgument("must be a JSON object", param=param)
+    _check_message(document, configs_pb2.RoutingConfig.DESCRIPTOR, "")
+    try:
+        return json_format.ParseDict(document, configs_pb2.RoutingConfig())
+    except json_format.ParseError as exc:  # pragma: no cover - the walk above should catch these
+        raise InvalidArgument(str(exc), param=param) from None
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _check_message(value: dict[str, Any], descriptor: Descriptor, path: str) -> None:
+    by_name = {f.name: f for f in descriptor.fields}
+    by_name.update({f.json_name: f for f in descriptor.fields})
+    for key, item in value.items():
+        field = by_name.get(key)
+        if field is None:
+            allowed = ", ".join(sorted(f.name for f in descriptor.fields))
+            raise InvalidArgument(f"unknown field; expected one of: {allowed}",
+                                  param=_join(path, key), code="unknown_parameter")
+        field_path = _join(path, field.name)
+        if item is None:
+            continue
+        if field.is_repeated:
+            if not isinstance(item, list):
+                raise InvalidArgument("must be a list", param=field_path, code="invalid_type")
+            for i, element in enumerate(item):
+                _check_value(element, field, f"{field_path}[{i}]")
+        else:
+            _check_value(item, field, field_path)
+
+
+def _check_value(item: Any, field: FieldDescriptor, path: str) -> None:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if not isinstance(item, dict):
+            raise InvalidArgument("must be an object", param=path, code="invalid_type")
+        if field.message_type.full_name != _STRUCT:
+            _check_message(item, field.message_type, path)
+    elif field.type == FieldDescriptor.TYPE_STRING:
+        if not isinstance(item, str):
+            raise InvalidArgument("must be a string", param=path, code="invalid_type")
+    elif field.type == FieldDescriptor.TYPE_BOOL:
+        if not isinstance(item, bool):
+            raise InvalidArgument("must be true or false", param=path, code="invalid_type")
+    elif field.type in _INT_TYPES:
+        if isinstance(item, bool) or not isinstance(item, int | float) or int(item) != item:
+            raise InvalidArgument("must be an integer", param=path, code="invalid_type")
+    elif field.type in _FLOAT_TYPES:
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise InvalidArgument("must be a number", param=path, code="invalid_type")
+
+
+def config_to_dict(config: configs_pb2.RoutingConfig) -> dict[str, Any]:
+    """The config as Portkey-style JSON with snake_case names."""
+    return json_format.MessageToDict(config, preserving_proto_field_name=True)

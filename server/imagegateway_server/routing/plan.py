@@ -1,0 +1,255 @@
+"""Compiles a RoutingConfig message into an immutable plan the router walks.
+
+Everything knowable before a request runs is checked here, so a saved config cannot fail
+half-way through a request for a reason we could have told its author.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from google.protobuf import json_format
+
+from imagegateway.v1 import configs_pb2
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.request import KNOWN_PARAMS, coerce_param
+from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+
+MODES = ("single", "fallback", "loadbalance")
+DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_ATTEMPTS = 5
+MAX_DEPTH = 10
+MAX_TARGETS = 100
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Extra attempts on one target and the statuses that earn one."""
+
+    attempts: int
+    on_status_codes: frozenset[int]
+    use_retry_after_header: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Leaf:
+    """One concrete provider target. ``path`` is Portkey's ``config.targets[i]`` form."""
+
+    path: str
+    provider: str
+    virtual_key: str | None
+    api_key: str | None
+    custom_host: str | None
+    override_params: Mapping[str, Any]
+    request_timeout_ms: int | None
+    retry: RetryPolicy | None
+    forward_headers: tuple[str, ...]
+    name: str = ""
+
+    def __repr__(self) -> str:
+        return f"Leaf({self.path}, {self.provider}, vk={self.virtual_key})"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Group:
+    """A strategy over children: try in order (fallback) or pick by weight (loadbalance)."""
+
+    path: str
+    mode: str
+    on_status_codes: frozenset[int] | None
+    children: tuple[Node, ...]
+    weights: tuple[float, ...]
+
+
+Node = Leaf | Group
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Inherited:
+    custom_host: str | None = None
+    request_timeout_ms: int | None = None
+    retry: RetryPolicy | None = None
+    forward_headers: tuple[str, ...] = ()
+    override_params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+
+
+def compile_plan(
+    config: configs_pb2.RoutingConfig,
+    *,
+    canonical_provider: Callable[[str], str],
+    host_policy: UpstreamHostPolicy,
+    root: str = "config",
+) -> Node:
+    """Validates ``config`` and returns its plan; raises InvalidArgument naming the field path."""
+    return _compile(config, root, "", _Inherited(), 0, canonical_provider, host_policy)
+
+
+def _field(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _compile(
+    node: configs_pb2.RoutingConfig,
+    path: str,
+    field_prefix: str,
+    inherited: _Inherited,
+    depth: int,
+    canonical_provider: Callable[[str], str],
+    host_policy: UpstreamHostPolicy,
+) -> Node:
+    if depth > MAX_DEPTH:
+        raise InvalidArgument(f"targets are nested deeper than {MAX_DEPTH} levels", param=field_prefix or "targets")
+    here = _inherit(node, inherited, field_prefix, host_policy)
+    if node.HasField("cache") and node.cache.mode:
+        raise InvalidArgument("caching is not supported yet; remove 'cache'", param=_field(field_prefix, "cache"))
+    if node.targets:
+        return _compile_group(node, path, field_prefix, here, depth, canonical_provider, host_policy)
+    if node.HasField("strategy") and node.strategy.mode not in ("", "single"):
+        raise InvalidArgument(f"mode {node.strategy.mode!r} needs targets", param=_field(field_prefix, "targets"))
+    return _compile_leaf(node, path, field_prefix, here, canonical_provider)
+
+
+def _compile_group(
+    node: configs_pb2.RoutingConfig,
+    path: str,
+    field_prefix: str,
+    here: _Inherited,
+    depth: int,
+    canonical_provider: Callable[[str], str],
+    host_policy: UpstreamHostPolicy,
+) -> Group:
+    if node.provider or node.virtual_key or node.api_key:
+        raise InvalidArgument(
+            "a config with targets must not also set provider, virtual_key or api_key",
+            param=_field(field_prefix, "targets"),
+        )
+    if len(node.targets) > MAX_TARGETS:
+        raise InvalidArgument(f"at most {MAX_TARGETS} targets are allowed", param=_field(field_prefix, "targets"))
+    mode = node.strategy.mode if node.HasField("strategy") else ""
+    mode_param = _field(field_prefix, "strategy.mode")
+    if not mode:
+        raise InvalidArgument(f"is required when targets are given; must be one of: {', '.join(MODES)}",
+                              param=mode_param)
+    if mode == "conditional":
+        raise InvalidArgument("conditional routing is not supported yet", param=mode_param)
+    if mode not in MODES:
+        raise InvalidArgument(f"must be one of: {', '.join(MODES)}; got {mode!r}", param=mode_param)
+    if mode == "single" and len(node.targets) != 1:
+        raise InvalidArgument("single mode takes exactly one target", param=_field(field_prefix, "targets"))
+    on_status: frozenset[int] | None = None
+    if node.strategy.on_status_codes:
+        _check_statuses(node.strategy.on_status_codes, _field(field_prefix, "strategy.on_status_codes"))
+        on_status = frozenset(node.strategy.on_status_codes)
+    children = tuple(
+        _compile(child, f"{path}.targets[{i}]", _field(field_prefix, f"targets[{i}]"), here, depth + 1,
+                 canonical_provider, host_policy)
+        for i, child in enumerate(node.targets)
+    )
+    weights = tuple(child.weight if child.HasField("weight") else 1.0 for child in node.targets)
+    for i, weight in enumerate(weights):
+        if weight < 0:
+            raise InvalidArgument("must not be negative", param=_field(field_prefix, f"targets[{i}].weight"))
+    if mode == "loadbalance" and not any(w > 0 for w in weights):
+        raise InvalidArgument("at least one target needs a weight above zero", param=_field(field_prefix, "targets"))
+    return Group(path=path, mode=mode, on_status_codes=on_status, children=children, weights=weights)
+
+
+def _compile_leaf(
+    node: configs_pb2.RoutingConfig,
+    path: str,
+    field_prefix: str,
+    here: _Inherited,
+    canonical_provider: Callable[[str], str],
+) -> Leaf:
+    provider = ""
+    if node.provider:
+        try:
+            provider = canonical_provider(node.provider)
+        except InvalidArgument as exc:
+            raise InvalidArgument(exc.message.split(": ", 1)[-1], param=_field(field_prefix, "provider")) from None
+    if not node.virtual_key:
+        if not provider:
+            raise InvalidArgument("each target needs a provider or a virtual_key",
+                                  param=_field(field_prefix, "provider"))
+        if not node.api_key:
+            raise InvalidArgument("a target with a provider needs an api_key (or use a virtual_key)",
+                                  param=_field(field_prefix, "api_key"))
+    return Leaf(
+        path=path,
+        provider=provider,
+        virtual_key=node.virtual_key or None,
+        api_key=node.api_key or None,
+        custom_host=here.custom_host,
+        override_params=here.override_params,
+        request_timeout_ms=here.request_timeout_ms,
+        retry=here.retry,
+        forward_headers=here.forward_headers,
+        name=node.name,
+    )
+
+
+def _inherit(
+    node: configs_pb2.RoutingConfig, parent: _Inherited, field_prefix: str, host_policy: UpstreamHostPolicy
+) -> _Inherited:
+    custom_host = parent.custom_host
+    if node.custom_host:
+        custom_host = host_policy.check(node.custom_host, param=_field(field_prefix, "custom_host"))
+    timeout = parent.request_timeout_ms
+    if node.HasField("request_timeout"):
+        if node.request_timeout <= 0:
+            raise InvalidArgument("must be a positive number of milliseconds",
+                                  param=_field(field_prefix, "request_timeout"))
+        timeout = node.request_timeout
+    retry = parent.retry
+    if node.HasField("retry"):
+        retry = _retry_policy(node.retry, _field(field_prefix, "retry"))
+    overrides = parent.override_params
+    if node.HasField("override_params"):
+        own = json_format.MessageToDict(node.override_params)
+        for name, value in own.items():
+            param = _field(field_prefix, f"override_params.{name}")
+            if name in KNOWN_PARAMS:
+                own[name] = coerce_param(name, value, path=param)
+        overrides = MappingProxyType({**parent.override_params, **own})
+    forward = tuple(h.lower() for h in node.forward_headers) or parent.forward_headers
+    return _Inherited(custom_host, timeout, retry, forward, overrides)
+
+
+def _retry_policy(retry: configs_pb2.RetrySettings, param: str) -> RetryPolicy:
+    if not 0 <= retry.attempts <= MAX_RETRY_ATTEMPTS:
+        raise InvalidArgument(f"must be between 0 and {MAX_RETRY_ATTEMPTS}", param=f"{param}.attempts")
+    statuses = DEFAULT_RETRY_STATUSES
+    if retry.on_status_codes:
+        _check_statuses(retry.on_status_codes, f"{param}.on_status_codes")
+        statuses = frozenset(retry.on_status_codes)
+    use_header = retry.use_retry_after_header if retry.HasField("use_retry_after_header") else True
+    return RetryPolicy(retry.attempts, statuses, use_header)
+
+
+def _check_statuses(codes: Any, param: str) -> None:
+    for i, code in enumerate(codes):
+        if not 100 <= code <= 599:
+            raise InvalidArgument(f"{code} is not an HTTP status code", param=f"{param}[{i}]")
+
+
+def direct_leaf(
+    provider: str, *, virtual_key: str | None = None, api_key: str | None = None, custom_host: str | None = None
+) -> Leaf:
+    """A one-target plan for requests routed by a bare provider or a virtual key (no config)."""
+    return Leaf(
+        path="", provider=provider, virtual_key=virtual_key, api_key=api_key, custom_host=custom_host,
+        override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=(),
+    )
+
+
+def leaves(node: Node) -> list[Leaf]:
+    """Every leaf of a plan, in order."""
+    if isinstance(node, Leaf):
+        return [node]
+    out: list[Leaf] = []
+    for child in node.children:
+        out.extend(leaves(child))
+    return out

@@ -1,0 +1,223 @@
+"""Walks a compiled plan: fallback, weighted pick, retries and per-attempt timeouts under a deadline.
+
+The router knows providers only through ``ProviderAdapter`` and credentials only through a
+``CredentialResolver``; it never builds HTTP requests itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
+
+from imagegateway_server.domain.errors import (
+    AllTargetsFailed,
+    DeadlineExceeded,
+    ErrorKind,
+    GatewayError,
+    ProviderError,
+)
+from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.result import AttemptRecord, ImageResult
+from imagegateway_server.providers.base import ProviderAdapter, UpstreamTarget
+from imagegateway_server.routing.plan import Group, Leaf, Node
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER_WITHOUT_DEADLINE = 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ResolvedCredentials:
+    """The provider account a leaf reaches: decrypted key and effective base URL."""
+
+    provider: str
+    api_key: str
+    base_url: str | None
+
+    def __repr__(self) -> str:
+        return f"ResolvedCredentials({self.provider}, base_url={self.base_url})"
+
+
+class CredentialResolver(Protocol):
+    """Turns a leaf's virtual key or inline key into credentials; raises ProviderError/GatewayError."""
+
+    async def resolve(self, leaf: Leaf) -> ResolvedCredentials: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteContext:
+    """Per-request facts the router needs: the trace id, the deadline (loop time) and caller headers."""
+
+    trace_id: str
+    deadline: float | None = None
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutedResult:
+    """A served request: the result, the leaf that served it and every attempt made."""
+
+    result: ImageResult
+    leaf: Leaf
+    provider: str
+    attempts: tuple[AttemptRecord, ...]
+    retry_count: int
+    fallback_used: bool
+
+
+@dataclasses.dataclass
+class _Run:
+    request: ImageRequest
+    ctx: RouteContext
+    attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
+    first_leaf: Leaf | None = None
+
+
+class _LeafFailed(Exception):
+    def __init__(self, error: ProviderError | GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Router:
+    """Executes plans. One instance serves every request; it holds no per-request state."""
+
+    def __init__(
+        self,
+        adapters: Callable[[str], ProviderAdapter],
+        credentials: CredentialResolver,
+        *,
+        default_timeout: float = 120.0,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._adapters = adapters
+        self._credentials = credentials
+        self._default_timeout = default_timeout
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+
+    async def run(self, plan: Node, request: ImageRequest, ctx: RouteContext) -> RoutedResult:
+        """Serves ``request`` by ``plan``; raises AllTargetsFailed or DeadlineExceeded."""
+        run = _Run(request, ctx)
+        try:
+            return await self._node(plan, run)
+        except _LeafFailed as failed:
+            raise AllTargetsFailed(failed.error, run.attempts) from None
+        except DeadlineExceeded as expired:
+            raise AllTargetsFailed(expired, run.attempts) from None
+
+    async def _node(self, node: Node, run: _Run) -> RoutedResult:
+        if isinstance(node, Leaf):
+            return await self._leaf(node, run)
+        if node.mode == "loadbalance":
+            return await self._node(self._pick(node), run)
+        return await self._fallback(node, run)
+
+    def _pick(self, group: Group) -> Node:
+        return self._rng.choices(group.children, weights=group.weights, k=1)[0]
+
+    async def _fallback(self, group: Group, run: _Run) -> RoutedResult:
+        last: _LeafFailed | None = None
+        for child in group.children:
+            try:
+                return await self._node(child, run)
+            except _LeafFailed as failed:
+                last = failed
+                if group.on_status_codes is not None and failed.error.status_code not in group.on_status_codes:
+                    raise
+        assert last is not None  # a compiled group always has children
+        raise last
+
+    def _remaining(self, run: _Run) -> float | None:
+        if run.ctx.deadline is None:
+            return None
+        return run.ctx.deadline - asyncio.get_running_loop().time()
+
+    async def _leaf(self, leaf: Leaf, run: _Run) -> RoutedResult:
+        if run.first_leaf is None:
+            run.first_leaf = leaf
+        request = run.request.with_overrides(leaf.override_params)
+        started = time.monotonic()
+        try:
+            creds = await self._credentials.resolve(leaf)
+            adapter = self._adapters(creds.provider)
+        except (ProviderError, GatewayError) as exc:
+            self._record(run, leaf, leaf.provider, request.model or "", exc, started, 0)
+            raise _LeafFailed(exc) from None
+        if not request.model:
+            request = dataclasses.replace(request, model=adapter.default_model())
+        model = request.model or ""
+        headers = {name: run.ctx.headers[name] for name in leaf.forward_headers if name in run.ctx.headers}
+        retry = leaf.retry
+        attempts = 1 + (retry.attempts if retry else 0)
+        per_attempt = (leaf.request_timeout_ms / 1000.0) if leaf.request_timeout_ms else self._default_timeout
+        for index in range(attempts):
+            remaining = self._remaining(run)
+            if remaining is not None and remaining <= 0:
+                raise DeadlineExceeded("the request deadline expired before a target answered")
+            timeout = per_attempt if remaining is None else min(per_attempt, remaining)
+            target = UpstreamTarget(
+                api_key=creds.api_key, base_url=creds.base_url, timeout=timeout, headers=headers,
+                trace_id=run.ctx.trace_id,
+            )
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await adapter.generate(request, target)
+            except TimeoutError:
+                remaining = self._remaining(run)
+                if remaining is not None and remaining <= 0:
+                    self._record(run, leaf, creds.provider, model,
+                                 DeadlineExceeded("the request deadline expired"), started, index)
+                    raise DeadlineExceeded("the request deadline expired before a target answered") from None
+                error = ProviderError(ErrorKind.TIMEOUT, f"no answer within {timeout:.1f} s",
+                                      provider=creds.provider, status_code=408)
+            except ProviderError as exc:
+                error = exc
+            except Exception as exc:  # an adapter bug must not take the chain down
+                log.exception("adapter %s failed unexpectedly", creds.provider)
+                error = ProviderError(ErrorKind.INTERNAL, f"gateway fault in the {creds.provider} adapter: "
+                                      f"{type(exc).__name__}", provider=creds.provider, status_code=500)
+            else:
+                run.attempts.append(AttemptRecord(
+                    target=leaf.path, provider=creds.provider, model=result.model or model, status_code=200,
+                    latency_ms=_ms_since(started), retry_index=index,
+                ))
+                return RoutedResult(
+                    result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
+                    retry_count=index, fallback_used=leaf is not run.first_leaf,
+                )
+            self._record(run, leaf, creds.provider, model, error, started, index)
+            if retry is None or index + 1 >= attempts or error.status_code not in retry.on_status_codes:
+                raise _LeafFailed(error)
+            wait = self._retry_wait(error, retry.use_retry_after_header, index)
+            remaining = self._remaining(run)
+            if remaining is not None and wait >= remaining:
+                raise _LeafFailed(error)  # the wait does not fit the caller's deadline: move on now
+            await self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_wait(self, error: ProviderError, use_header: bool, index: int) -> float:
+        if use_header and error.retry_after is not None and error.retry_after > 0:
+            return min(error.retry_after, MAX_RETRY_AFTER_WITHOUT_DEADLINE)
+        return min(0.5 * 2**index, 8.0) * self._rng.uniform(0.75, 1.0)
+
+    @staticmethod
+    def _record(
+        run: _Run, leaf: Leaf, provider: str, model: str, error: ProviderError | GatewayError,
+        started: float, index: int,
+    ) -> None:
+        run.attempts.append(AttemptRecord(
+            target=leaf.path, provider=provider, model=model, status_code=error.status_code,
+            latency_ms=_ms_since(started), retry_index=index, error_kind=error.kind, error=error.message,
+        ))
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

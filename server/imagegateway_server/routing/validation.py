@@ -1,0 +1,15 @@
+"""Offline config validation, shared by the server and ``imagegw configs validate``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from imagegateway.v1 import configs_pb2
+from imagegateway_server.providers.registry import canonical_provider
+from imagegateway_server.routing.plan import Node, compile_plan
+from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+
+
+def validate_config(config: configs_pb2.RoutingConfig, allowed_hosts: Iterable[str] = ()) -> Node:
+    """Compiles the config (raising InvalidArgument with the field path) and returns its plan."""
+    return compile_plan(config, canonical_provider=canonical_provider, host_policy=UpstreamHostPolicy(allowed_hosts))
