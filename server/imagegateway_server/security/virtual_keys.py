@@ -1,0 +1,186 @@
+"""Virtual keys: named provider accounts whose secrets are sealed at rest and never read back.
+
+The secret is sealed by the vault with ``virtual_key:<id>`` as associated data. ``resolve`` is
+the one way out, for the router: it opens the secret and caches it briefly, since every request
+through a virtual key needs it; rotate and delete through this service evict at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.security.vault import Vault
+from imagegateway_server.storage.base import Store
+from imagegateway_server.storage.records import Page, VirtualKeyRecord
+
+_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+_MAX_NAME_LENGTH = 200
+
+
+@dataclasses.dataclass(frozen=True, slots=True, repr=False)
+class ResolvedVirtualKey:
+    """A virtual key with its secret opened, ready for a provider call."""
+
+    id: str
+    provider: str
+    base_url: str | None
+    secret: str
+
+    def __repr__(self) -> str:
+        return f"ResolvedVirtualKey(id={self.id!r}, provider={self.provider!r}, base_url={self.base_url!r})"
+
+
+def associated_data(virtual_key_id: str) -> bytes:
+    """What a virtual key's secret is bound to."""
+    return f"virtual_key:{virtual_key_id}".encode()
+
+
+def slugify(name: str) -> str:
+    """An id made from a name: lowercase letters and digits, other runs turned into one dash."""
+    return _NOT_SLUG.sub("-", name.lower()).strip("-")[:63].rstrip("-")
+
+
+def _check_secret(secret: str) -> bytes:
+    if not secret.strip():
+        raise InvalidArgument("must not be empty", param="secret")
+    return secret.encode("utf-8")
+
+
+def _check_base_url(base_url: str) -> None:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidArgument("must be an http:// or https:// URL with a host", param="base_url")
+
+
+class VirtualKeyService:
+    """Creates, rotates, deletes, lists and resolves virtual keys.
+
+    ``canonicalize_provider`` turns a provider name or alias into its canonical name and raises
+    InvalidArgument (or ValueError / KeyError) for a provider the gateway does not know.
+    ``check_base_url``, if given, vets a base URL against the allowed upstream hosts and returns
+    it as it should be stored.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        vault: Vault,
+        *,
+        canonicalize_provider: Callable[[str], str],
+        check_base_url: Callable[[str], str] | None = None,
+        cache_ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._vault = vault
+        self._canonicalize_provider = canonicalize_provider
+        self._check_base_url = check_base_url
+        self._cache_ttl = cache_ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[ResolvedVirtualKey, float]] = {}
+        # Bumped on every eviction: a resolve that raced a rotate or delete does not cache.
+        self._evictions = 0
+
+    async def create(
+        self,
+        name: str,
+        provider: str,
+        secret: str,
+        base_url: str | None = None,
+        virtual_key_id: str | None = None,
+    ) -> VirtualKeyRecord:
+        """Stores a new virtual key; its id is ``virtual_key_id`` or a slug of ``name``."""
+        if not name.strip() or len(name) > _MAX_NAME_LENGTH:
+            raise InvalidArgument(f"must be 1-{_MAX_NAME_LENGTH} characters", param="name")
+        if virtual_key_id:
+            if not _ID.fullmatch(virtual_key_id):
+                raise InvalidArgument(
+                    "must be 1-63 lowercase letters, digits and dashes, starting and ending with a "
+                    "letter or digit",
+                    param="virtual_key_id",
+                )
+            key_id = virtual_key_id
+        else:
+            key_id = slugify(name)
+            if not key_id:
+                raise InvalidArgument(
+                    "has no letters or digits to make an id from; give a virtual_key_id", param="name"
+                )
+        try:
+            canonical = self._canonicalize_provider(provider)
+        except (KeyError, ValueError):
+            raise InvalidArgument(f"unknown provider {provider!r}", param="provider") from None
+        plaintext = _check_secret(secret)
+        url = self._vet_base_url(base_url)
+        now = datetime.now(UTC)
+        record = VirtualKeyRecord(
+            id=key_id,
+            name=name,
+            provider=canonical,
+            base_url=url,
+            sealed_secret=self._vault.seal(plaintext, associated_data=associated_data(key_id)),
+            create_time=now,
+            rotate_time=now,
+        )
+        await self._store.create_virtual_key(record)
+        return record
+
+    def _vet_base_url(self, base_url: str | None) -> str | None:
+        if not base_url:
+            return None
+        _check_base_url(base_url)
+        return self._check_base_url(base_url) if self._check_base_url is not None else base_url
+
+    async def get(self, virtual_key_id: str) -> VirtualKeyRecord:
+        """The stored record (secret still sealed). NotFound if unknown."""
+        return await self._store.get_virtual_key(virtual_key_id)
+
+    async def list(self, page_size: int = 0, page_token: str = "") -> Page[VirtualKeyRecord]:
+        """Every virtual key, ordered by id."""
+        return await self._store.list_virtual_keys(page_size, page_token)
+
+    async def rotate(self, virtual_key_id: str, secret: str) -> VirtualKeyRecord:
+        """Replaces the secret. NotFound if unknown."""
+        sealed = self._vault.seal(_check_secret(secret), associated_data=associated_data(virtual_key_id))
+        try:
+            return await self._store.update_virtual_key_secret(virtual_key_id, sealed, datetime.now(UTC))
+        finally:
+            self._evict(virtual_key_id)
+
+    async def delete(self, virtual_key_id: str) -> None:
+        """Deletes the key. NotFound if unknown."""
+        try:
+            await self._store.delete_virtual_key(virtual_key_id)
+        finally:
+            self._evict(virtual_key_id)
+
+    async def resolve(self, virtual_key_id: str) -> ResolvedVirtualKey:
+        """The key with its secret opened. NotFound if unknown; VaultError if it does not open."""
+        now = self._clock()
+        cached = self._cache.get(virtual_key_id)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        evictions = self._evictions
+        record = await self._store.get_virtual_key(virtual_key_id)
+        secret = self._vault.open(record.sealed_secret, associated_data=associated_data(record.id))
+        resolved = ResolvedVirtualKey(record.id, record.provider, record.base_url, secret.decode("utf-8"))
+        if evictions == self._evictions:
+            self._forget_expired(now)
+            self._cache[virtual_key_id] = (resolved, now + self._cache_ttl)
+        return resolved
+
+    def _evict(self, virtual_key_id: str) -> None:
+        self._evictions += 1
+        self._cache.pop(virtual_key_id, None)
+
+    def _forget_expired(self, now: float) -> None:
+        # Virtual keys are few (admin-made), so a sweep on each miss keeps the cache bounded.
+        for stale in [key for key, (_, expires) in self._cache.items() if expires <= now]:
+            del self._cache[stale]

@@ -1,0 +1,133 @@
+"""The store interface: configs, virtual keys, API keys and request logs, backend-neutral.
+
+Backends (SQLite now, PostgreSQL later) implement ``Store``. They speak only the dataclasses of
+``records``: times are timezone-aware datetimes (returned in UTC; a naive datetime is a
+programming error and raises ValueError), documents are opaque text, secrets opaque bytes.
+Unknown ids raise ``NotFound`` and taken ids ``AlreadyExists``, each naming the id. Listings take
+``page_size`` (0 = default, capped at the maximum) and an opaque ``page_token`` from the previous
+page ("" for the first); a token from another listing raises ``InvalidArgument``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from imagegateway_server.storage.records import (
+    ApiKeyRecord,
+    ConfigRecord,
+    LogFilter,
+    LogRecord,
+    Page,
+    VirtualKeyRecord,
+)
+
+
+class Store(Protocol):
+    """Persistent state of the gateway. Safe to share between tasks of one event loop."""
+
+    async def open(self) -> None:
+        """Connects, and brings the schema up to date (refusing a schema newer than the code)."""
+        ...
+
+    async def close(self) -> None:
+        """Closes every connection; idempotent."""
+        ...
+
+    # Saved configs: versioned; an update is a new version, old versions stay readable.
+
+    async def create_config(self, record: ConfigRecord) -> ConfigRecord:
+        """Saves version 1 of a new config and returns it as stored.
+
+        ``record.version`` and ``record.first_create_time`` are ignored: the stored record has
+        version 1 and ``first_create_time == create_time``. AlreadyExists if the id is taken.
+        """
+        ...
+
+    async def add_config_version(self, record: ConfigRecord) -> ConfigRecord:
+        """Saves the next version of an existing config, atomically, and returns it as stored.
+
+        The store assigns ``version`` (latest + 1) and ``first_create_time``; the values passed
+        in are ignored. NotFound if the id is unknown.
+        """
+        ...
+
+    async def get_config(self, config_id: str, version: int | None = None) -> ConfigRecord:
+        """The given version, or the latest when ``version`` is None. NotFound otherwise."""
+        ...
+
+    async def list_configs(self, page_size: int = 0, page_token: str = "") -> Page[ConfigRecord]:
+        """The latest version of each config, ordered by id."""
+        ...
+
+    async def delete_config(self, config_id: str) -> None:
+        """Deletes every version. NotFound if the id is unknown."""
+        ...
+
+    # Virtual keys.
+
+    async def create_virtual_key(self, record: VirtualKeyRecord) -> None:
+        """AlreadyExists if the id is taken."""
+        ...
+
+    async def get_virtual_key(self, virtual_key_id: str) -> VirtualKeyRecord:
+        """NotFound if the id is unknown."""
+        ...
+
+    async def list_virtual_keys(self, page_size: int = 0, page_token: str = "") -> Page[VirtualKeyRecord]:
+        """Ordered by id."""
+        ...
+
+    async def update_virtual_key_secret(
+        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime
+    ) -> VirtualKeyRecord:
+        """Replaces the sealed secret and returns the updated record. NotFound if unknown."""
+        ...
+
+    async def delete_virtual_key(self, virtual_key_id: str) -> None:
+        """NotFound if the id is unknown."""
+        ...
+
+    async def all_virtual_keys_sealed(self) -> list[VirtualKeyRecord]:
+        """Every virtual key, for re-wrapping secrets under a new master key."""
+        ...
+
+    # Gateway API keys.
+
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        """AlreadyExists if the id or the key hash is taken."""
+        ...
+
+    async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        """The key with this SHA-256 hex digest, revoked or not; None if there is none."""
+        ...
+
+    async def list_api_keys(self, page_size: int = 0, page_token: str = "") -> Page[ApiKeyRecord]:
+        """Oldest first (by create time, then id), revoked keys included."""
+        ...
+
+    async def revoke_api_key(self, api_key_id: str, when: datetime) -> ApiKeyRecord:
+        """Marks the key revoked (an earlier revoke time is kept) and returns it. NotFound if unknown."""
+        ...
+
+    async def count_api_keys(self) -> int:
+        """How many keys exist, revoked ones included."""
+        ...
+
+    # Request logs.
+
+    async def append_logs(self, records: Sequence[LogRecord]) -> None:
+        """Writes the records in one transaction. A record whose id is already stored is skipped,
+        so a writer may retry a batch whose outcome it does not know."""
+        ...
+
+    async def get_log(self, log_id: str) -> LogRecord:
+        """NotFound if the id is unknown."""
+        ...
+
+    async def list_logs(
+        self, log_filter: LogFilter | None = None, page_size: int = 0, page_token: str = ""
+    ) -> Page[LogRecord]:
+        """Matching records, newest first (by create time, then id, both descending)."""
+        ...

@@ -1,0 +1,105 @@
+"""The rows the store keeps, as frozen dataclasses every backend reads and writes.
+
+Times are timezone-aware UTC datetimes; documents and payloads are opaque JSON text; sealed
+secrets are opaque bytes made by the vault. Nothing here knows which database holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConfigRecord:
+    """One version of a saved routing config.
+
+    ``document`` is the config's JSON text with every ``api_key`` value removed; those values
+    travel sealed in ``sealed_secrets`` (associated data ``config:<id>@<version>``).
+    ``first_create_time`` is when version 1 was saved.
+    """
+
+    id: str
+    name: str
+    version: int
+    document: str
+    sealed_secrets: bytes | None = dataclasses.field(repr=False)
+    create_time: datetime
+    first_create_time: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VirtualKeyRecord:
+    """A provider account: the provider, an optional base URL and the sealed secret.
+
+    The secret is sealed with associated data ``virtual_key:<id>``.
+    """
+
+    id: str
+    name: str
+    provider: str
+    base_url: str | None
+    sealed_secret: bytes = dataclasses.field(repr=False)
+    create_time: datetime
+    rotate_time: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A gateway API key, kept only as the SHA-256 of its plaintext.
+
+    ``scope`` is ``"admin"`` or ``"generate"``; ``display_prefix`` is what may be shown to
+    identify the key (``igw_`` and six characters); ``revoke_time`` is set once revoked.
+    """
+
+    id: str
+    name: str
+    scope: str
+    key_hash: str = dataclasses.field(repr=False)
+    display_prefix: str
+    create_time: datetime
+    revoke_time: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One request log entry. The indexed columns are copied out of ``payload`` for filtering."""
+
+    id: str
+    trace_id: str
+    create_time: datetime
+    status_code: int
+    provider: str
+    model: str
+    caller_key_id: str
+    config_id: str
+    fallback_used: bool
+    payload: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Conditions on request logs; unset fields do not filter. All set fields must hold.
+
+    ``success`` True keeps 2xx statuses, False keeps the rest. ``start_time`` is inclusive,
+    ``end_time`` exclusive.
+    """
+
+    trace_id: str | None = None
+    status_code: int | None = None
+    success: bool | None = None
+    provider: str | None = None
+    caller_key_id: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; ``next_page_token`` is empty on the last page."""
+
+    items: list[T]
+    next_page_token: str

@@ -1,0 +1,537 @@
+"""The embedded store: one SQLite file through aiosqlite, in WAL mode, with one writer.
+
+Writes go through a single connection, one transaction at a time (``BEGIN IMMEDIATE`` under an
+asyncio lock), so SQLite never sees two writers of ours race. Reads use a second, read-only
+connection: in WAL mode they neither wait for nor block the writer. Times are stored as integer
+microseconds since the epoch (UTC), which sort and compare exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from imagegateway_server.domain.errors import AlreadyExists, NotFound
+from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
+from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
+from imagegateway_server.storage.records import (
+    ApiKeyRecord,
+    ConfigRecord,
+    LogFilter,
+    LogRecord,
+    Page,
+    VirtualKeyRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+_CONFIG_COLUMNS = "c.id, v.name, v.version, v.document, v.sealed_secrets, v.create_time, c.first_create_time"
+_VIRTUAL_KEY_COLUMNS = "id, name, provider, base_url, sealed_secret, create_time, rotate_time"
+_API_KEY_COLUMNS = "id, name, scope, key_hash, display_prefix, create_time, revoke_time"
+_LOG_COLUMNS = (
+    "id, trace_id, create_time, status_code, provider, model, caller_key_id, config_id, "
+    "fallback_used, payload"
+)
+
+Row = sqlite3.Row | tuple[Any, ...]
+
+
+def _to_micros(when: datetime) -> int:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("the store takes timezone-aware datetimes, got a naive one")
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+def _config(row: Row) -> ConfigRecord:
+    return ConfigRecord(
+        id=row[0],
+        name=row[1],
+        version=row[2],
+        document=row[3],
+        sealed_secrets=row[4],
+        create_time=_from_micros(row[5]),
+        first_create_time=_from_micros(row[6]),
+    )
+
+
+def _virtual_key(row: Row) -> VirtualKeyRecord:
+    return VirtualKeyRecord(
+        id=row[0],
+        name=row[1],
+        provider=row[2],
+        base_url=row[3],
+        sealed_secret=row[4],
+        create_time=_from_micros(row[5]),
+        rotate_time=_from_micros(row[6]),
+    )
+
+
+def _api_key(row: Row) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row[0],
+        name=row[1],
+        scope=row[2],
+        key_hash=row[3],
+        display_prefix=row[4],
+        create_time=_from_micros(row[5]),
+        revoke_time=None if row[6] is None else _from_micros(row[6]),
+    )
+
+
+def _log(row: Row) -> LogRecord:
+    return LogRecord(
+        id=row[0],
+        trace_id=row[1],
+        create_time=_from_micros(row[2]),
+        status_code=row[3],
+        provider=row[4],
+        model=row[5],
+        caller_key_id=row[6],
+        config_id=row[7],
+        fallback_used=bool(row[8]),
+        payload=row[9],
+    )
+
+
+def _statements(script: str) -> Iterable[str]:
+    """Splits a migration into statements (sqlite3 refuses several in one ``execute``)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statement = pending.strip()
+            pending = ""
+            if statement.rstrip(";").strip():
+                yield statement
+    if pending.strip() and not all(
+        line.strip().startswith("--") or not line.strip() for line in pending.splitlines()
+    ):
+        raise RuntimeError("a migration ends with an incomplete SQL statement")
+
+
+def _prepare_file(path: Path) -> None:
+    """Creates the database's directory (0700) and file (0600) unless they exist."""
+    directory = path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            logger.warning(
+                "database file %s is accessible to other users (mode %o); it should be 0600", path, mode
+            )
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+class SqliteStore:
+    """The Store on one SQLite file. ``open`` before use; ``close`` when done."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+        self._path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        _prepare_file(self._path)
+        try:
+            self._writer = await self._connect()
+            async with self._writer.execute("PRAGMA journal_mode=WAL") as cursor:
+                mode = await cursor.fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise RuntimeError(f"SQLite refused WAL mode for {self._path}")
+            await self._migrate(self._writer, load_migrations("sqlite"))
+            self._reader = await self._connect()
+            await self._reader.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> aiosqlite.Connection:
+        # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), never implicit.
+        connection = await aiosqlite.connect(self._path, timeout=self._busy_timeout, isolation_level=None)
+        await connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        await connection.execute("PRAGMA synchronous=NORMAL")
+        await connection.execute("PRAGMA foreign_keys=ON")
+        return connection
+
+    async def _migrate(self, connection: aiosqlite.Connection, migrations: Sequence[Migration]) -> None:
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, apply_time INTEGER NOT NULL)"
+        )
+        for migration in migrations:
+            # Re-read under the write lock so two processes opening one file apply each step once.
+            await connection.execute("BEGIN IMMEDIATE")
+            try:
+                async with connection.execute("SELECT max(version) FROM schema_migrations") as cursor:
+                    row = await cursor.fetchone()
+                applied = int(row[0]) if row is not None and row[0] is not None else 0
+                check_not_newer(applied, len(migrations))
+                if migration.version <= applied:
+                    await connection.execute("ROLLBACK")
+                    continue
+                for statement in _statements(migration.sql):
+                    await connection.execute(statement)
+                await connection.execute(
+                    "INSERT INTO schema_migrations (version, name, apply_time) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _to_micros(datetime.now(UTC))),
+                )
+                await connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    await connection.execute("ROLLBACK")
+                raise
+            logger.info(
+                "applied schema migration %04d_%s to %s", migration.version, migration.name, self._path
+            )
+        if not migrations:
+            return
+        async with connection.execute("SELECT max(version) FROM schema_migrations") as cursor:
+            row = await cursor.fetchone()
+        check_not_newer(int(row[0]) if row is not None and row[0] is not None else 0, len(migrations))
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        for connection in (reader, writer):
+            if connection is not None:
+                await connection.close()
+
+    async def schema_version(self) -> int:
+        """The highest migration applied to the file."""
+        rows = await self._read("SELECT max(version) FROM schema_migrations")
+        return int(rows[0][0] or 0)
+
+    # Plumbing.
+
+    def _reader_connection(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("the store is not open")
+        return self._reader
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._writer is None:
+            raise RuntimeError("the store is not open")
+        connection = self._writer
+        async with self._write_lock:
+            if connection.in_transaction:  # a cancelled rollback left one behind
+                await connection.execute("ROLLBACK")
+            await connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    await connection.execute("ROLLBACK")
+                raise
+            await connection.execute("COMMIT")
+
+    async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
+        async with self._reader_connection().execute(sql, parameters) as cursor:
+            return list(await cursor.fetchall())
+
+    @staticmethod
+    async def _fetch(connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any]) -> list[Row]:
+        async with connection.execute(sql, parameters) as cursor:
+            return list(await cursor.fetchall())
+
+    # Configs.
+
+    async def create_config(self, record: ConfigRecord) -> ConfigRecord:
+        created = _to_micros(record.create_time)
+        async with self._transaction() as connection:
+            if await self._fetch(connection, "SELECT 1 FROM configs WHERE id = ?", (record.id,)):
+                raise AlreadyExists(f"config {record.id!r} already exists")
+            await connection.execute(
+                "INSERT INTO configs (id, latest_version, first_create_time) VALUES (?, 1, ?)",
+                (record.id, created),
+            )
+            await connection.execute(
+                "INSERT INTO config_versions (config_id, version, name, document, sealed_secrets, "
+                "create_time) VALUES (?, 1, ?, ?, ?, ?)",
+                (record.id, record.name, record.document, record.sealed_secrets, created),
+            )
+        return _config((record.id, record.name, 1, record.document, record.sealed_secrets, created, created))
+
+    async def add_config_version(self, record: ConfigRecord) -> ConfigRecord:
+        created = _to_micros(record.create_time)
+        async with self._transaction() as connection:
+            rows = await self._fetch(
+                connection, "SELECT latest_version, first_create_time FROM configs WHERE id = ?", (record.id,)
+            )
+            if not rows:
+                raise NotFound(f"config {record.id!r} not found")
+            version, first_created = rows[0][0] + 1, rows[0][1]
+            await connection.execute(
+                "INSERT INTO config_versions (config_id, version, name, document, sealed_secrets, "
+                "create_time) VALUES (?, ?, ?, ?, ?, ?)",
+                (record.id, version, record.name, record.document, record.sealed_secrets, created),
+            )
+            await connection.execute(
+                "UPDATE configs SET latest_version = ? WHERE id = ?", (version, record.id)
+            )
+        return _config(
+            (record.id, record.name, version, record.document, record.sealed_secrets, created, first_created)
+        )
+
+    async def get_config(self, config_id: str, version: int | None = None) -> ConfigRecord:
+        select = f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
+        if version is None:
+            rows = await self._read(select + "AND v.version = c.latest_version WHERE c.id = ?", (config_id,))
+            if not rows:
+                raise NotFound(f"config {config_id!r} not found")
+            return _config(rows[0])
+        rows = await self._read(select + "WHERE c.id = ? AND v.version = ?", (config_id, version))
+        if rows:
+            return _config(rows[0])
+        if await self._read("SELECT 1 FROM configs WHERE id = ?", (config_id,)):
+            raise NotFound(f"config {config_id!r} has no version {version}")
+        raise NotFound(f"config {config_id!r} not found")
+
+    async def list_configs(self, page_size: int = 0, page_token: str = "") -> Page[ConfigRecord]:
+        size = page_size_or_default(page_size)
+        after = decode_page_token("configs", page_token, (str,))
+        rows = await self._read(
+            f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v "
+            "ON v.config_id = c.id AND v.version = c.latest_version "
+            "WHERE c.id > ? ORDER BY c.id LIMIT ?",
+            ("" if after is None else after[0], size + 1),
+        )
+        items = [_config(row) for row in rows[:size]]
+        token = encode_page_token("configs", (items[-1].id,)) if len(rows) > size else ""
+        return Page(items, token)
+
+    async def delete_config(self, config_id: str) -> None:
+        async with self._transaction() as connection:
+            cursor = await connection.execute("DELETE FROM configs WHERE id = ?", (config_id,))
+            if cursor.rowcount == 0:
+                raise NotFound(f"config {config_id!r} not found")
+
+    # Virtual keys.
+
+    async def create_virtual_key(self, record: VirtualKeyRecord) -> None:
+        async with self._transaction() as connection:
+            if await self._fetch(connection, "SELECT 1 FROM virtual_keys WHERE id = ?", (record.id,)):
+                raise AlreadyExists(f"virtual key {record.id!r} already exists")
+            await connection.execute(
+                f"INSERT INTO virtual_keys ({_VIRTUAL_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.name,
+                    record.provider,
+                    record.base_url,
+                    record.sealed_secret,
+                    _to_micros(record.create_time),
+                    _to_micros(record.rotate_time),
+                ),
+            )
+
+    async def get_virtual_key(self, virtual_key_id: str) -> VirtualKeyRecord:
+        rows = await self._read(
+            f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,)
+        )
+        if not rows:
+            raise NotFound(f"virtual key {virtual_key_id!r} not found")
+        return _virtual_key(rows[0])
+
+    async def list_virtual_keys(self, page_size: int = 0, page_token: str = "") -> Page[VirtualKeyRecord]:
+        size = page_size_or_default(page_size)
+        after = decode_page_token("virtual_keys", page_token, (str,))
+        rows = await self._read(
+            f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id > ? ORDER BY id LIMIT ?",
+            ("" if after is None else after[0], size + 1),
+        )
+        items = [_virtual_key(row) for row in rows[:size]]
+        token = encode_page_token("virtual_keys", (items[-1].id,)) if len(rows) > size else ""
+        return Page(items, token)
+
+    async def update_virtual_key_secret(
+        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime
+    ) -> VirtualKeyRecord:
+        async with self._transaction() as connection:
+            await connection.execute(
+                "UPDATE virtual_keys SET sealed_secret = ?, rotate_time = ? WHERE id = ?",
+                (sealed_secret, _to_micros(rotate_time), virtual_key_id),
+            )
+            rows = await self._fetch(
+                connection, f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,)
+            )
+            if not rows:
+                raise NotFound(f"virtual key {virtual_key_id!r} not found")
+        return _virtual_key(rows[0])
+
+    async def delete_virtual_key(self, virtual_key_id: str) -> None:
+        async with self._transaction() as connection:
+            cursor = await connection.execute("DELETE FROM virtual_keys WHERE id = ?", (virtual_key_id,))
+            if cursor.rowcount == 0:
+                raise NotFound(f"virtual key {virtual_key_id!r} not found")
+
+    async def all_virtual_keys_sealed(self) -> list[VirtualKeyRecord]:
+        rows = await self._read(f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys ORDER BY id")
+        return [_virtual_key(row) for row in rows]
+
+    # Gateway API keys.
+
+    async def create_api_key(self, record: ApiKeyRecord) -> None:
+        async with self._transaction() as connection:
+            if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE id = ?", (record.id,)):
+                raise AlreadyExists(f"API key {record.id!r} already exists")
+            if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE key_hash = ?", (record.key_hash,)):
+                raise AlreadyExists(f"API key {record.id!r}: a key with the same secret already exists")
+            await connection.execute(
+                f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.name,
+                    record.scope,
+                    record.key_hash,
+                    record.display_prefix,
+                    _to_micros(record.create_time),
+                    None if record.revoke_time is None else _to_micros(record.revoke_time),
+                ),
+            )
+
+    async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        rows = await self._read(f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return _api_key(rows[0]) if rows else None
+
+    async def list_api_keys(self, page_size: int = 0, page_token: str = "") -> Page[ApiKeyRecord]:
+        size = page_size_or_default(page_size)
+        after = decode_page_token("api_keys", page_token, (int, str))
+        where, parameters = "", []
+        if after is not None:
+            where = "WHERE create_time > ? OR (create_time = ? AND id > ?)"
+            parameters = [after[0], after[0], after[1]]
+        rows = await self._read(
+            f"SELECT {_API_KEY_COLUMNS} FROM api_keys {where} ORDER BY create_time, id LIMIT ?",
+            (*parameters, size + 1),
+        )
+        items = [_api_key(row) for row in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            token = encode_page_token("api_keys", (rows[size - 1][5], rows[size - 1][0]))
+        return Page(items, token)
+
+    async def revoke_api_key(self, api_key_id: str, when: datetime) -> ApiKeyRecord:
+        async with self._transaction() as connection:
+            await connection.execute(
+                "UPDATE api_keys SET revoke_time = coalesce(revoke_time, ?) WHERE id = ?",
+                (_to_micros(when), api_key_id),
+            )
+            rows = await self._fetch(
+                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
+            )
+            if not rows:
+                raise NotFound(f"API key {api_key_id!r} not found")
+        return _api_key(rows[0])
+
+    async def count_api_keys(self) -> int:
+        rows = await self._read("SELECT count(*) FROM api_keys")
+        return int(rows[0][0])
+
+    # Request logs.
+
+    async def append_logs(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        rows = [
+            (
+                record.id,
+                record.trace_id,
+                _to_micros(record.create_time),
+                record.status_code,
+                record.provider,
+                record.model,
+                record.caller_key_id,
+                record.config_id,
+                int(record.fallback_used),
+                record.payload,
+            )
+            for record in records
+        ]
+        async with self._transaction() as connection:
+            await connection.executemany(
+                f"INSERT INTO request_logs ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
+
+    async def get_log(self, log_id: str) -> LogRecord:
+        rows = await self._read(f"SELECT {_LOG_COLUMNS} FROM request_logs WHERE id = ?", (log_id,))
+        if not rows:
+            raise NotFound(f"request log {log_id!r} not found")
+        return _log(rows[0])
+
+    async def list_logs(
+        self, log_filter: LogFilter | None = None, page_size: int = 0, page_token: str = ""
+    ) -> Page[LogRecord]:
+        size = page_size_or_default(page_size)
+        after = decode_page_token("request_logs", page_token, (int, str))
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        wanted = log_filter or LogFilter()
+        for column, value in (
+            ("trace_id", wanted.trace_id),
+            ("status_code", wanted.status_code),
+            ("provider", wanted.provider),
+            ("caller_key_id", wanted.caller_key_id),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                parameters.append(value)
+        if wanted.success is True:
+            conditions.append("status_code BETWEEN 200 AND 299")
+        elif wanted.success is False:
+            conditions.append("(status_code < 200 OR status_code > 299)")
+        if wanted.start_time is not None:
+            conditions.append("create_time >= ?")
+            parameters.append(_to_micros(wanted.start_time))
+        if wanted.end_time is not None:
+            conditions.append("create_time < ?")
+            parameters.append(_to_micros(wanted.end_time))
+        if after is not None:
+            conditions.append("(create_time < ? OR (create_time = ? AND id < ?))")
+            parameters.extend((after[0], after[0], after[1]))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        rows = await self._read(
+            f"SELECT {_LOG_COLUMNS} FROM request_logs {where} ORDER BY create_time DESC, id DESC LIMIT ?",
+            (*parameters, size + 1),
+        )
+        items = [_log(row) for row in rows[:size]]
+        token = ""
+        if len(rows) > size:
+            token = encode_page_token("request_logs", (rows[size - 1][2], rows[size - 1][0]))
+        return Page(items, token)

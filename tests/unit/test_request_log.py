@@ -1,0 +1,178 @@
+"""The request log writer: batching, flush, close without loss, retries, and counted drops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from imagegateway_server.observability.request_log import RequestLogWriter
+from imagegateway_server.storage.records import LogRecord
+from imagegateway_server.storage.sqlite import SqliteStore
+
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+class BatchRecordingStore(SqliteStore):
+    """The real SQLite store, noting the size of every batch it is given."""
+
+    def __init__(self, path: Path, **options: float) -> None:
+        super().__init__(path, **options)
+        self.batches: list[int] = []
+
+    async def append_logs(self, records: Sequence[LogRecord]) -> None:
+        self.batches.append(len(records))
+        await super().append_logs(records)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[BatchRecordingStore]:
+    opened = BatchRecordingStore(tmp_path / "gateway.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def record(index: int) -> LogRecord:
+    return LogRecord(
+        id=f"log-{index:05d}",
+        trace_id=f"trace-{index}",
+        create_time=T0 + timedelta(milliseconds=index),
+        status_code=200,
+        provider="openai",
+        model="dall-e-3",
+        caller_key_id="key-a",
+        config_id="",
+        fallback_used=False,
+        payload='{"prompt": "a secret prompt"}',
+    )
+
+
+async def stored_ids(store: SqliteStore) -> set[str]:
+    ids: set[str] = set()
+    token = ""
+    while True:
+        page = await store.list_logs(page_size=1000, page_token=token)
+        ids.update(item.id for item in page.items)
+        token = page.next_page_token
+        if not token:
+            return ids
+
+
+async def test_submit_1000_then_close_loses_nothing(store: BatchRecordingStore) -> None:
+    writer = RequestLogWriter(store, batch_size=200)
+    await writer.start()
+    for index in range(1000):
+        writer.submit(record(index))
+    await writer.close()
+    assert await stored_ids(store) == {record(index).id for index in range(1000)}
+    assert max(store.batches) <= 200 and sum(store.batches) == 1000
+    assert len(store.batches) < 20  # batched, not one transaction per record
+    assert writer.pending == 0 and writer.dropped == 0
+
+
+async def test_close_without_start_still_writes_everything(store: BatchRecordingStore) -> None:
+    writer = RequestLogWriter(store)
+    for index in range(10):
+        writer.submit(record(index))
+    await writer.close()
+    assert len(await stored_ids(store)) == 10
+
+
+async def test_flush_waits_for_what_was_submitted_without_waiting_the_interval(
+    store: BatchRecordingStore,
+) -> None:
+    writer = RequestLogWriter(store, flush_interval=30)
+    await writer.start()
+    writer.submit(record(1))
+    writer.submit(record(2))
+    await asyncio.wait_for(writer.flush(), 5)
+    assert await stored_ids(store) == {record(1).id, record(2).id}
+    await writer.flush()  # nothing pending: returns at once
+    await writer.close()
+
+
+async def test_small_batches_are_written_after_the_flush_interval(store: BatchRecordingStore) -> None:
+    writer = RequestLogWriter(store, flush_interval=0.05)
+    await writer.start()
+    for index in range(5):
+        writer.submit(record(index))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if writer.pending == 0:
+            break
+    assert len(await stored_ids(store)) == 5
+    assert store.batches == [5]
+    await writer.close()
+
+
+async def test_write_errors_are_logged_and_retried_until_they_succeed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "locked.db", busy_timeout=0.02)
+    await store.open()
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock: append_logs fails
+    writer = RequestLogWriter(store)
+    await writer.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="imagegateway_server.observability.request_log"):
+            writer.submit(record(1))
+            flushed = asyncio.ensure_future(writer.flush())
+            await asyncio.sleep(0.4)
+            assert not flushed.done()
+            blocker.execute("ROLLBACK")
+            await asyncio.wait_for(flushed, 10)
+        assert await stored_ids(store) == {record(1).id}
+        failures = [r for r in caplog.records if "retrying" in r.getMessage()]
+        assert failures and "locked" in failures[0].getMessage()
+        assert not any("secret prompt" in r.getMessage() for r in caplog.records)
+    finally:
+        blocker.close()
+        await writer.close()
+        await store.close()
+
+
+async def test_close_with_grace_gives_up_and_reports_what_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "locked.db", busy_timeout=0.02)
+    await store.open()
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    writer = RequestLogWriter(store)
+    try:
+        for index in range(3):
+            writer.submit(record(index))
+        with caplog.at_level(logging.ERROR, logger="imagegateway_server.observability.request_log"):
+            await writer.close(grace=0.3)
+        assert any("3 records unwritten" in r.getMessage() for r in caplog.records)
+    finally:
+        blocker.close()
+        await store.close()
+
+
+async def test_full_queue_drops_are_counted_and_logged(
+    store: BatchRecordingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = RequestLogWriter(store, max_queue=10)
+    with caplog.at_level(logging.ERROR, logger="imagegateway_server.observability.request_log"):
+        for index in range(15):
+            writer.submit(record(index))
+    assert writer.dropped == 5
+    assert any("queue is full" in r.getMessage() for r in caplog.records)
+    await writer.close()
+    assert len(await stored_ids(store)) == 10
+    writer.submit(record(99))  # after close: counted, not written
+    assert writer.dropped == 6
+
+
+def test_naive_create_time_is_refused_at_submit(tmp_path: Path) -> None:
+    writer = RequestLogWriter(SqliteStore(tmp_path / "unused.db"))
+    naive = LogRecord("x", "t", datetime(2025, 1, 1), 200, "openai", "m", "k", "", False, "{}")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        writer.submit(naive)

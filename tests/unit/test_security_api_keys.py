@@ -1,0 +1,158 @@
+"""Gateway API keys: generation, authentication with its cache, revocation, bootstrap admin."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from imagegateway_server.domain.errors import InvalidArgument, NotFound, Unauthenticated
+from imagegateway_server.security.api_keys import ApiKeyService, generate_api_key, hash_api_key
+from imagegateway_server.storage.sqlite import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "gateway.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_generated_keys_have_the_igw_shape() -> None:
+    plaintext, key_hash, prefix = generate_api_key()
+    assert re.fullmatch(r"igw_[A-Za-z0-9_-]{43}", plaintext)
+    assert key_hash == hashlib.sha256(plaintext.encode()).hexdigest() == hash_api_key(plaintext)
+    assert prefix == plaintext[:10] and prefix.startswith("igw_")
+    assert generate_api_key()[0] != plaintext
+
+
+async def test_created_key_authenticates_and_only_its_hash_is_stored(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    record, plaintext = await service.create("ci", "generate")
+    assert (record.scope, record.display_prefix) == ("generate", plaintext[:10])
+    assert await service.authenticate(plaintext) == record
+    assert plaintext not in repr(record) and record.key_hash not in repr(record)
+    await store.close()
+    files = [store.path, Path(f"{store.path}-wal")]
+    contents = b"".join(path.read_bytes() for path in files if path.exists())
+    assert plaintext.encode() not in contents
+    assert record.key_hash.encode() in contents
+    await store.open()
+
+
+@pytest.mark.parametrize("scope, name", [("root", "x"), ("admin", ""), ("admin", "n" * 201)])
+async def test_create_validates_scope_and_name(store: SqliteStore, scope: str, name: str) -> None:
+    with pytest.raises(InvalidArgument):
+        await ApiKeyService(store).create(name, scope)
+
+
+@pytest.mark.parametrize(
+    "key", ["", "short", "igw_" + "x" * 300, "igw_with space_and_more_chars", "igw_" + "é" * 43]
+)
+async def test_malformed_keys_are_unauthenticated_without_echo(store: SqliteStore, key: str) -> None:
+    with pytest.raises(Unauthenticated) as raised:
+        await ApiKeyService(store).authenticate(key)
+    assert key == "" or key not in raised.value.message
+
+
+async def test_unknown_key_is_unauthenticated_without_echo(store: SqliteStore) -> None:
+    plaintext, _, _ = generate_api_key()
+    with pytest.raises(Unauthenticated, match="unknown or revoked") as raised:
+        await ApiKeyService(store).authenticate(plaintext)
+    assert plaintext not in str(raised.value)
+
+
+async def test_revoked_key_is_refused_at_once_despite_the_cache(store: SqliteStore) -> None:
+    service = ApiKeyService(store, cache_ttl=3600)
+    record, plaintext = await service.create("ci", "generate")
+    await service.authenticate(plaintext)  # now cached
+    revoked = await service.revoke(record.id)
+    assert revoked.revoke_time is not None
+    with pytest.raises(Unauthenticated):
+        await service.authenticate(plaintext)
+    with pytest.raises(NotFound, match="API key 'nope' not found"):
+        await service.revoke("nope")
+
+
+async def test_cache_serves_within_ttl_and_rechecks_after(store: SqliteStore) -> None:
+    clock = Clock()
+    service = ApiKeyService(store, cache_ttl=5, clock=clock)
+    other_replica = ApiKeyService(store)
+    record, plaintext = await service.create("ci", "generate")
+    await service.authenticate(plaintext)
+    await other_replica.revoke(record.id)  # this process's cache does not know
+    assert (await service.authenticate(plaintext)).id == record.id
+    clock.now += 5.01
+    with pytest.raises(Unauthenticated):
+        await service.authenticate(plaintext)
+
+
+async def test_cache_stays_bounded(store: SqliteStore) -> None:
+    service = ApiKeyService(store, cache_size=3)
+    keys = [(await service.create(f"k{index}", "generate"))[1] for index in range(6)]
+    for key in keys:
+        await service.authenticate(key)
+    assert len(service._cache) == 3
+
+
+async def test_bootstrap_makes_one_admin_key_when_there_are_none(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    plaintext = await service.ensure_bootstrap_admin(None)
+    assert plaintext is not None
+    assert (await service.authenticate(plaintext)).scope == "admin"
+    assert await service.ensure_bootstrap_admin(None) is None
+    assert await service.ensure_bootstrap_admin("") is None
+    assert await store.count_api_keys() == 1
+
+
+async def test_bootstrap_makes_nothing_when_keys_exist(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    await service.create("someone", "generate")
+    assert await service.ensure_bootstrap_admin(None) is None
+    assert await store.count_api_keys() == 1
+
+
+async def test_admin_key_setting_is_stored_as_admin_idempotently(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    await service.create("someone", "generate")
+    setting = "operator-chosen-admin-key-0123456789"
+    assert await service.ensure_bootstrap_admin(setting) is None
+    assert await service.ensure_bootstrap_admin(setting) is None
+    record = await service.authenticate(setting)
+    assert record.scope == "admin" and record.display_prefix == "oper"
+    assert await store.count_api_keys() == 2
+    listed = (await service.list()).items
+    assert [r.name for r in listed] == ["someone", "bootstrap admin (IMAGEGW_ADMIN_KEY)"]
+
+
+async def test_admin_key_setting_that_was_revoked_or_is_not_admin_is_an_error(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    setting = "operator-chosen-admin-key-0123456789"
+    await service.ensure_bootstrap_admin(setting)
+    record = await service.authenticate(setting)
+    await service.revoke(record.id)
+    with pytest.raises(ValueError, match="revoked") as raised:
+        await service.ensure_bootstrap_admin(setting)
+    assert setting not in str(raised.value)
+
+    generate_record, generate_key = await service.create("ci", "generate")
+    with pytest.raises(ValueError, match="not admin"):
+        await service.ensure_bootstrap_admin(generate_key)
+    assert (await service.authenticate(generate_key)).scope == "generate"
+    assert generate_record.id
+
+
+async def test_weak_admin_key_setting_is_rejected(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="IMAGEGW_ADMIN_KEY must be 16-256"):
+        await ApiKeyService(store).ensure_bootstrap_admin("short")

@@ -1,0 +1,149 @@
+"""Virtual keys: sealed at rest, validated on create, resolved for the router, rotated, deleted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from imagegateway_server.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from imagegateway_server.security.vault import Vault, VaultError, master_key_id
+from imagegateway_server.security.virtual_keys import ResolvedVirtualKey, VirtualKeyService, slugify
+from imagegateway_server.storage.sqlite import SqliteStore
+
+KEY = bytes(range(32))
+VAULT = Vault({master_key_id(KEY): KEY}, master_key_id(KEY))
+SECRET = "sk-PLAINTEXT-MUST-NOT-LEAK-0123456789"
+
+
+def canonicalize(provider: str) -> str:
+    aliases = {"openai": "openai", "stability-ai": "stability-ai", "stabilityai": "stability-ai"}
+    if provider not in aliases:
+        raise InvalidArgument(f"unknown provider {provider!r}", param="provider")
+    return aliases[provider]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "gateway.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def service(store: SqliteStore) -> VirtualKeyService:
+    return VirtualKeyService(store, VAULT, canonicalize_provider=canonicalize)
+
+
+async def test_create_then_resolve_gives_the_secret_back(service: VirtualKeyService) -> None:
+    record = await service.create("Prod Stability (EU)", "stabilityai", SECRET, "https://eu.example.test/v2")
+    assert (record.id, record.provider, record.base_url) == (
+        "prod-stability-eu",
+        "stability-ai",
+        record.base_url,
+    )
+    assert await service.get(record.id) == record
+    resolved = await service.resolve(record.id)
+    assert resolved == ResolvedVirtualKey(
+        "prod-stability-eu", "stability-ai", "https://eu.example.test/v2", SECRET
+    )
+    assert SECRET not in repr(resolved) and SECRET not in str(resolved)
+    assert SECRET not in repr(record)
+
+
+async def test_secret_is_not_in_the_database_files(service: VirtualKeyService, store: SqliteStore) -> None:
+    await service.create("k1", "openai", SECRET)
+    await service.rotate("k1", SECRET + "-rotated")
+    files = [store.path, Path(f"{store.path}-wal")]
+    assert files[1].exists()
+    contents = b"".join(path.read_bytes() for path in files)
+    assert b"k1" in contents  # the rows are there
+    assert SECRET.encode() not in contents
+
+
+async def test_create_validates_its_fields(service: VirtualKeyService) -> None:
+    with pytest.raises(InvalidArgument, match="virtual_key_id"):
+        await service.create("ok", "openai", SECRET, virtual_key_id="Not_A_Slug")
+    with pytest.raises(InvalidArgument, match="virtual_key_id"):
+        await service.create("ok", "openai", SECRET, virtual_key_id="x" * 64)
+    with pytest.raises(InvalidArgument, match="name"):
+        await service.create("!!!", "openai", SECRET)
+    with pytest.raises(InvalidArgument, match="name"):
+        await service.create("", "openai", SECRET, virtual_key_id="ok")
+    with pytest.raises(InvalidArgument, match="secret"):
+        await service.create("ok", "openai", "  ")
+    with pytest.raises(InvalidArgument, match="provider"):
+        await service.create("ok", "midjourney", SECRET)
+    with pytest.raises(InvalidArgument, match="base_url"):
+        await service.create("ok", "openai", SECRET, base_url="ftp://example.test")
+
+
+async def test_given_id_is_used_and_taken_ids_are_refused(service: VirtualKeyService) -> None:
+    record = await service.create("Anything", "openai", SECRET, virtual_key_id="vk-7")
+    assert record.id == "vk-7"
+    with pytest.raises(AlreadyExists, match="virtual key 'vk-7' already exists"):
+        await service.create("Other", "openai", SECRET, virtual_key_id="vk-7")
+
+
+def test_slugify() -> None:
+    assert slugify("  My OpenAI key #2 ") == "my-openai-key-2"
+    assert slugify("a" * 70) == "a" * 63
+    assert slugify("a" * 62 + " b") == "a" * 62
+
+
+async def test_rotate_replaces_the_secret_even_when_cached(service: VirtualKeyService) -> None:
+    record = await service.create("k1", "openai", SECRET)
+    assert (await service.resolve("k1")).secret == SECRET  # now cached
+    rotated = await service.rotate("k1", "sk-new")
+    assert rotated.rotate_time > record.rotate_time
+    assert (await service.resolve("k1")).secret == "sk-new"
+    with pytest.raises(InvalidArgument, match="secret"):
+        await service.rotate("k1", "")
+    with pytest.raises(NotFound, match="virtual key 'nope' not found"):
+        await service.rotate("nope", "sk-x")
+
+
+async def test_delete_evicts_the_cached_secret(service: VirtualKeyService) -> None:
+    await service.create("k1", "openai", SECRET)
+    await service.resolve("k1")
+    await service.delete("k1")
+    with pytest.raises(NotFound, match="virtual key 'k1' not found"):
+        await service.resolve("k1")
+    with pytest.raises(NotFound):
+        await service.delete("k1")
+
+
+async def test_list_pages(service: VirtualKeyService) -> None:
+    for name in ("c", "a", "b"):
+        await service.create(name, "openai", SECRET)
+    first = await service.list(page_size=2)
+    second = await service.list(page_size=2, page_token=first.next_page_token)
+    assert [r.id for r in first.items + second.items] == ["a", "b", "c"]
+
+
+async def test_secret_moved_to_another_row_does_not_open(
+    service: VirtualKeyService, store: SqliteStore
+) -> None:
+    await service.create("victim", "openai", SECRET)
+    await service.create("attacker", "openai", "sk-attacker")
+    stolen = (await store.get_virtual_key("victim")).sealed_secret
+    await store.update_virtual_key_secret(
+        "attacker", stolen, (await store.get_virtual_key("attacker")).rotate_time
+    )
+    with pytest.raises(VaultError):
+        await service.resolve("attacker")
+
+
+async def test_base_url_checker_is_applied(store: SqliteStore) -> None:
+    def only_example(url: str) -> str:
+        if "example.test" not in url:
+            raise InvalidArgument("host is not allowed", param="base_url")
+        return url.rstrip("/")
+
+    service = VirtualKeyService(store, VAULT, canonicalize_provider=canonicalize, check_base_url=only_example)
+    assert (await service.create("k", "openai", SECRET, "https://example.test/v1/")).base_url == (
+        "https://example.test/v1"
+    )
+    with pytest.raises(InvalidArgument, match="base_url"):
+        await service.create("k2", "openai", SECRET, "https://127.0.0.1/v1")
