@@ -1,0 +1,48 @@
+"""Command line: run one emulator until SIGTERM/SIGINT.
+
+    python -m tests.emulators openai --port 9101 [--api-key K]
+    python -m tests.emulators stability --port 9102 [--api-key K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from .emulator import Emulator
+from .openai_images import OpenAIEmulator
+from .stability import StabilityEmulator
+
+_EMULATORS: dict[str, type[Emulator]] = {"openai": OpenAIEmulator, "stability": StabilityEmulator}
+
+
+async def _serve(emulator: Emulator) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await emulator.start()
+    print(f"listening on {emulator.origin}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.emulators", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("provider", choices=sorted(_EMULATORS))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=None, help="required Bearer key; omitted accepts any")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    emulator = _EMULATORS[args.provider](args.api_key, host=args.host, port=args.port)
+    asyncio.run(_serve(emulator))
+
+
+if __name__ == "__main__":
+    main()

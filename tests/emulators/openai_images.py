@@ -1,0 +1,190 @@
+"""Fake OpenAI Images API: `POST /v1/images/generations` with OpenAI's auth, validation and shapes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from typing import Any, ClassVar
+
+from .emulator import AnswerMode, Emulator, Endpoint, bearer_token, mask_key
+from .images import noise_png, solid_image
+from .openai_rules import DEFAULT_MODEL, Generation, OpenAIError, model_not_found, parse_generation
+from .recording import RecordedRequest
+from .server import Response
+
+_ERROR_CONTENT_TYPE = "application/json; charset=utf-8"
+_GENERATIONS = "/v1/images/generations"
+# Output tokens of a 1024x1024 image per quality (OpenAI pricing docs); scaled by pixel count.
+_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
+_SQUARE_PIXELS = 1024 * 1024
+
+_DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("Invalid request.", "invalid_request_error", None),
+    403: ("You are not allowed to generate images with this model.", "invalid_request_error",
+          "model_not_available"),
+    408: ("Request timed out.", "invalid_request_error", None),
+    409: ("The request conflicted with another request.", "invalid_request_error", None),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "service_unavailable_error",
+          "server_is_overloaded"),
+    504: ("Gateway timeout.", "server_error", None),
+}
+
+
+def error_response(error: OpenAIError) -> Response:
+    return Response.json(error.status, error.envelope(), content_type=_ERROR_CONTENT_TYPE)
+
+
+class OpenAIEmulator(Emulator):
+    """OpenAI Images API on `http://127.0.0.1:PORT/v1` (providers.md §1, §2)."""
+
+    provider: ClassVar[str] = "openai"
+    _base_path: ClassVar[str] = "/v1"
+
+    def _new_request_id(self) -> str:
+        return f"req_{secrets.token_hex(16)}"
+
+    def _response_headers(self) -> list[tuple[str, str]]:
+        return [("openai-version", "2020-10-01"), ("openai-organization", "user-emulator"),
+                ("openai-processing-ms", "5")]
+
+    def _route(self, request: RecordedRequest) -> Endpoint | None:
+        if request.method == "POST" and request.path.rstrip("/") == _GENERATIONS:
+            return self._generations
+        return None
+
+    def _not_found(self, request: RecordedRequest) -> Response:
+        return error_response(OpenAIError(404, f"Invalid URL ({request.method} {request.path})"))
+
+    def _error_response(self, status: int, request: RecordedRequest) -> Response:
+        if status == 401:
+            return error_response(_unauthorized(bearer_token(request.headers) or "sk-unknown"))
+        if status == 404:
+            return error_response(model_not_found(_requested_model(request)))
+        if status == 429:
+            return self._rate_limited_response(request)
+        default = _DEFAULT_ERRORS.get(status)
+        if default is None:
+            kind = "server_error" if status >= 500 else "invalid_request_error"
+            default = (f"The server answered HTTP {status}.", kind, None)
+        message, type_, code = default
+        return error_response(OpenAIError(status, message, type_, None, code))
+
+    def _rate_limited_response(self, request: RecordedRequest) -> Response:
+        return error_response(OpenAIError(
+            429, "Rate limit exceeded for images per minute in organization org-emulator. Limit: 5/1min. "
+            "Current: 6/1min. Please visit https://platform.openai.com/account/rate-limits to learn more.",
+            "requests", None, "rate_limit_exceeded"))
+
+    def _moderation_denied(self, request: RecordedRequest, endpoint: Endpoint) -> Response:
+        return endpoint(request, AnswerMode(content_filtered=True))
+
+    # -- endpoint ----------------------------------------------------------------------------------
+
+    def _generations(self, request: RecordedRequest, mode: AnswerMode) -> Response:
+        try:
+            self._authenticate(request)
+            generation = parse_generation(request.body)
+        except OpenAIError as error:
+            return error_response(error)
+        if mode.content_filtered:
+            return error_response(_safety_rejection(generation, request.request_id))
+        image = _image(generation, mode)
+        if generation.stream:
+            return _stream(generation, image)
+        return Response.json(200, self._images_response(generation, image))
+
+    def _authenticate(self, request: RecordedRequest) -> None:
+        if self.api_key is None:
+            return
+        token = bearer_token(request.headers)
+        if not token:
+            raise OpenAIError(
+                401, "You didn't provide an API key. You need to provide your API key in an Authorization "
+                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+        if token != self.api_key:
+            raise _unauthorized(token)
+
+    def _images_response(self, generation: Generation, image: bytes) -> dict[str, Any]:
+        created = int(time.time())
+        data: list[dict[str, Any]] = []
+        for _ in range(generation.n):
+            if generation.response_format == "url":
+                item: dict[str, Any] = {"url": self.image_url(image, "png")}
+            else:
+                item = {"b64_json": base64.b64encode(image).decode("ascii")}
+            if generation.model == "dall-e-3":
+                item["revised_prompt"] = f"A detailed, high-quality image of: {generation.prompt}"
+            data.append(item)
+        payload: dict[str, Any] = {"created": created, "data": data}
+        if generation.rules.gpt:
+            payload.update(_gpt_metadata(generation))
+            payload["usage"] = _usage(generation)
+        return payload
+
+
+def _image(generation: Generation, mode: AnswerMode) -> bytes:
+    if mode.image_bytes is not None:
+        return noise_png(generation.width, generation.height, mode.image_bytes)
+    return solid_image(generation.width, generation.height, generation.output_format,
+                       generation.background == "transparent")
+
+
+def _gpt_metadata(generation: Generation) -> dict[str, Any]:
+    return {"background": generation.background, "output_format": generation.output_format,
+            "quality": generation.quality, "size": generation.size}
+
+
+def _usage(generation: Generation) -> dict[str, Any]:
+    text_tokens = max(1, len(generation.prompt) // 4)
+    per_image = _OUTPUT_TOKENS[generation.quality] * generation.width * generation.height // _SQUARE_PIXELS
+    output_tokens = per_image * generation.n
+    return {
+        "input_tokens": text_tokens,
+        "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": 0},
+        "output_tokens": output_tokens,
+        "total_tokens": text_tokens + output_tokens,
+        "output_tokens_details": {"image_tokens": output_tokens, "text_tokens": 0},
+    }
+
+
+def _stream(generation: Generation, image: bytes) -> Response:
+    """The whole event stream at once: partial images, then one completed event per image."""
+    b64 = base64.b64encode(image).decode("ascii")
+    created = int(time.time())
+    base = {"b64_json": b64, "created_at": created, **_gpt_metadata(generation)}
+    events: list[tuple[str, dict[str, Any]]] = []
+    for index in range(generation.partial_images):
+        kind = "image_generation.partial_image"
+        events.append((kind, {"type": kind, **base, "partial_image_index": index}))
+    for _ in range(generation.n):
+        kind = "image_generation.completed"
+        events.append((kind, {"type": kind, **base, "usage": _usage(generation)}))
+    body = "".join(f"event: {kind}\ndata: {json.dumps(data)}\n\n" for kind, data in events)
+    headers = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
+    return Response(200, headers, body.encode())
+
+
+def _requested_model(request: RecordedRequest) -> str:
+    model = (request.json or {}).get("model")
+    return model if isinstance(model, str) else DEFAULT_MODEL
+
+
+def _unauthorized(token: str) -> OpenAIError:
+    return OpenAIError(401, f"Incorrect API key provided: {mask_key(token)}. You can find your API key at "
+                       "https://platform.openai.com/account/api-keys.", "invalid_request_error", None,
+                       "invalid_api_key")
+
+
+def _safety_rejection(generation: Generation, request_id: str) -> OpenAIError:
+    if generation.rules.gpt:
+        return OpenAIError(
+            400, "Your request was rejected by the safety system. If you believe this is an error, contact "
+            f"us at help.openai.com and include the request ID {request_id}. safety_violations=[sexual].",
+            "image_generation_user_error", None, "moderation_blocked")
+    return OpenAIError(
+        400, "Your request was rejected as a result of our safety system. Your prompt may contain text that "
+        "is not allowed by our safety system.", "invalid_request_error", None, "content_policy_violation")
