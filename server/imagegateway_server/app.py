@@ -82,8 +82,7 @@ class GatewayProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
 
-        store = open_store(settings.effective_database_url)
-        await store.open()
+        store = await open_store(settings.effective_database_url)
         self._stack.push_async_callback(store.close)
         key_id, key, generated = load_master_key(settings.master_key or None, data_dir)
         if generated:
@@ -101,7 +100,7 @@ class GatewayProcess:
         virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
         configs = ConfigService(store, vault, canonical_provider=canonical_provider, host_policy=host_policy,
                                 virtual_key_exists=virtual_keys.get)
-        registry = default_registry(default_timeout=settings.upstream_timeout_seconds)
+        registry = default_registry()
         self._stack.push_async_callback(registry.aclose)
         router = Router(registry.get, VaultCredentialResolver(virtual_keys),
                         default_timeout=settings.upstream_timeout_seconds)
