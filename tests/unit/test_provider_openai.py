@@ -1,0 +1,537 @@
+"""The OpenAI adapter against httpx.MockTransport: request mapping, parsing, error classification."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+import pytest
+from imagegateway_server.domain.errors import ErrorKind, ProviderError
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat
+from imagegateway_server.providers.base import UpstreamTarget
+from imagegateway_server.providers.openai import OpenAIAdapter, model_family
+
+KEY = "sk-proj-unit-test-secret-key-0123456789"
+TARGET = UpstreamTarget(api_key=KEY)
+
+Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
+
+
+def png(width: int = 4, height: int = 3) -> bytes:
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+PNG = png()
+PNG_B64 = base64.b64encode(PNG).decode()
+
+
+def ok(*items: dict[str, Any], **extra: Any) -> httpx.Response:
+    body = {"created": 1713833628, "data": list(items) or [{"b64_json": PNG_B64}], **extra}
+    return httpx.Response(200, json=body, headers={"x-request-id": "req_123"})
+
+
+def openai_error(
+    status: int,
+    message: str,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return httpx.Response(status, json=body, headers=headers)
+
+
+class Upstream:
+    """A MockTransport that records what the adapter sent."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.requests: list[httpx.Request] = []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.requests.append(request)
+        result = self.handler(request)
+        if isinstance(result, httpx.Response):
+            return result
+        return await result
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.requests[-1].content)
+
+
+@pytest.fixture
+async def make() -> AsyncIterator[Callable[[Handler], tuple[OpenAIAdapter, Upstream]]]:
+    adapters: list[OpenAIAdapter] = []
+
+    def factory(handler: Handler, **kwargs: Any) -> tuple[OpenAIAdapter, Upstream]:
+        upstream = Upstream(handler)
+        adapter = OpenAIAdapter(transport=httpx.MockTransport(upstream), **kwargs)
+        adapters.append(adapter)
+        return adapter, upstream
+
+    yield factory
+    for adapter in adapters:
+        await adapter.aclose()
+
+
+MakeFn = Callable[..., tuple[OpenAIAdapter, Upstream]]
+
+
+# -- request mapping -------------------------------------------------------------------------------
+
+
+async def test_dall_e_3_request_is_mapped_field_for_field(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    request = ImageRequest(
+        prompt="a cat", model="dall-e-3", size="1792x1024", quality="hd", style="natural", user="u-1"
+    )
+    await adapter.generate(request, TARGET)
+    sent = upstream.requests[-1]
+    assert sent.method == "POST"
+    assert str(sent.url) == "https://api.openai.com/v1/images/generations"
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.headers["content-type"] == "application/json"
+    assert upstream.json == {
+        "prompt": "a cat",
+        "model": "dall-e-3",
+        "n": 1,
+        "size": "1792x1024",
+        "quality": "hd",
+        "style": "natural",
+        "user": "u-1",
+        "response_format": "b64_json",
+    }
+
+
+async def test_model_defaults_to_dall_e_2_like_openai(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    assert adapter.default_model() == "dall-e-2"
+    result = await adapter.generate(ImageRequest(prompt="a cat", n=2), TARGET)
+    assert upstream.json == {"prompt": "a cat", "model": "dall-e-2", "n": 2, "response_format": "b64_json"}
+    assert result.model == "dall-e-2"
+
+
+async def test_gpt_image_never_gets_response_format_or_style(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    request = ImageRequest(
+        prompt="a cat",
+        model="gpt-image-1",
+        quality="high",
+        background="transparent",
+        output_format="webp",
+        output_compression=80,
+        moderation="low",
+        response_format=ResponseFormat.URL,
+    )
+    result = await adapter.generate(request, TARGET)
+    assert upstream.json == {
+        "prompt": "a cat",
+        "model": "gpt-image-1",
+        "n": 1,
+        "quality": "high",
+        "background": "transparent",
+        "output_format": "webp",
+        "output_compression": 80,
+        "moderation": "low",
+    }
+    # A URL was asked for but gpt-image only returns base64: the bytes come back for the gateway to host.
+    assert result.images[0].data == PNG
+
+
+async def test_chatgpt_image_latest_is_a_gpt_image_model(make: MakeFn) -> None:
+    assert model_family("chatgpt-image-latest") is model_family("gpt-image-1.5")
+    adapter, upstream = make(lambda r: ok())
+    await adapter.generate(ImageRequest(prompt="x", model="chatgpt-image-latest"), TARGET)
+    assert "response_format" not in upstream.json
+
+
+async def test_url_response_format_asks_dall_e_for_urls_and_returns_them(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok({"url": "https://cdn.example/img.png", "revised_prompt": "A cat."}))
+    request = ImageRequest(prompt="a cat", model="dall-e-3", response_format=ResponseFormat.URL)
+    result = await adapter.generate(request, TARGET)
+    assert upstream.json["response_format"] == "url"
+    image = result.images[0]
+    assert (image.data, image.url, image.revised_prompt) == (None, "https://cdn.example/img.png", "A cat.")
+
+
+async def test_url_answer_is_fetched_into_bytes_without_the_api_key(make: MakeFn) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "cdn.example":
+            return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+        return ok({"url": "https://cdn.example/img.png"})
+
+    adapter, upstream = make(handler)
+    result = await adapter.generate(ImageRequest(prompt="a cat", model="dall-e-2"), TARGET)
+    assert result.images[0].data == PNG
+    download = upstream.requests[-1]
+    assert download.method == "GET"
+    assert "authorization" not in download.headers
+
+
+async def test_failed_image_download_is_an_upstream_bug(make: MakeFn) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "cdn.example":
+            return httpx.Response(403, text="expired")
+        return ok({"url": "https://cdn.example/img.png"})
+
+    adapter, _ = make(handler)
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert (info.value.kind, info.value.status_code) == (ErrorKind.UPSTREAM_BUG, 502)
+
+
+async def test_target_base_url_and_forwarded_headers_are_used_but_cannot_replace_auth(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    target = UpstreamTarget(
+        api_key=KEY,
+        base_url="http://127.0.0.1:9999/v1/",
+        headers=MappingProxyType({"x-trace": "t-1", "authorization": "Bearer other"}),
+    )
+    await adapter.generate(ImageRequest(prompt="x"), target)
+    sent = upstream.requests[-1]
+    assert str(sent.url) == "http://127.0.0.1:9999/v1/images/generations"
+    assert sent.headers["x-trace"] == "t-1"
+    assert sent.headers.get_list("authorization") == [f"Bearer {KEY}"]
+
+
+# -- refused parameters ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "param"),
+    [
+        ("dall-e-3", {"negative_prompt": "blurry"}, "negative_prompt"),
+        ("dall-e-3", {"seed": 42}, "seed"),
+        ("gpt-image-1", {"cfg_scale": 7.0}, "cfg_scale"),
+        ("dall-e-2", {"style_preset": "anime"}, "style_preset"),
+        ("gpt-image-1", {"aspect_ratio": "16:9"}, "aspect_ratio"),
+        ("gpt-image-1", {"style": "vivid"}, "style"),
+        ("dall-e-2", {"style": "vivid"}, "style"),
+        ("dall-e-3", {"background": "transparent"}, "background"),
+        ("dall-e-3", {"output_format": "png"}, "output_format"),
+        ("dall-e-2", {"output_compression": 50}, "output_compression"),
+        ("dall-e-3", {"moderation": "low"}, "moderation"),
+        ("gpt-image-1", {"extra": {"steps": 30}}, "steps"),
+        ("gpt-image-1", {"extra": {"partial_images": 2}}, "partial_images"),
+    ],
+)
+async def test_parameters_openai_does_not_take_are_refused_before_any_call(
+    make: MakeFn, model: str, fields: dict[str, Any], param: str
+) -> None:
+    adapter, upstream = make(lambda r: ok())
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat", model=model, **fields), TARGET)
+    error = info.value
+    assert (error.kind, error.status_code, error.param, error.code) == (
+        ErrorKind.BAD_REQUEST,
+        400,
+        param,
+        "unknown_parameter",
+    )
+    assert param in error.message and "openai" in error.message
+    assert upstream.requests == []
+
+
+async def test_stream_true_is_refused_and_stream_false_forwarded(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="x", model="gpt-image-1", extra={"stream": True}), TARGET)
+    assert info.value.param == "stream"
+    await adapter.generate(ImageRequest(prompt="x", model="gpt-image-1", extra={"stream": False}), TARGET)
+    assert upstream.json["stream"] is False
+
+
+# -- success parsing -------------------------------------------------------------------------------
+
+
+async def test_success_is_parsed_with_sniffed_size_usage_and_request_id(make: MakeFn) -> None:
+    usage = {"input_tokens": 50, "output_tokens": 50, "total_tokens": 100}
+    adapter, _ = make(
+        lambda r: ok(
+            {"b64_json": PNG_B64, "revised_prompt": "A cat."},
+            {"b64_json": base64.b64encode(png(8, 6)).decode()},
+            usage=usage,
+        )
+    )
+    result = await adapter.generate(ImageRequest(prompt="a cat", model="gpt-image-1", n=2), TARGET)
+    assert result.created == 1713833628
+    assert result.provider_request_id == "req_123"
+    assert result.usage == usage
+    first, second = result.images
+    assert (first.mime_type, first.width, first.height, first.revised_prompt) == ("image/png", 4, 3, "A cat.")
+    assert (second.width, second.height) == (8, 6)
+
+
+@pytest.mark.parametrize(
+    ("response", "words"),
+    [
+        (httpx.Response(200, text="<html>oops</html>"), "non-JSON"),
+        (httpx.Response(200, content=b""), "empty body"),
+        (httpx.Response(200, json={"created": 1}), "without images"),
+        (httpx.Response(200, json={"created": 1, "data": []}), "without images"),
+        (httpx.Response(200, json=[1, 2]), "non-JSON"),
+        (httpx.Response(200, json={"data": [{"b64_json": "***not base64***"}]}), "not valid base64"),
+        (
+            httpx.Response(200, json={"data": [{"b64_json": base64.b64encode(b"hello").decode()}]}),
+            "not an image",
+        ),
+        (httpx.Response(200, json={"data": [{"revised_prompt": "x"}]}), "neither"),
+        (httpx.Response(200, json={"data": ["x"]}), "not an object"),
+    ],
+)
+async def test_broken_success_bodies_are_upstream_bugs(
+    make: MakeFn, response: httpx.Response, words: str
+) -> None:
+    adapter, _ = make(lambda r: response)
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert (info.value.kind, info.value.status_code) == (ErrorKind.UPSTREAM_BUG, 502)
+    assert words in info.value.message
+
+
+async def test_body_over_the_size_cap_is_an_upstream_bug(make: MakeFn) -> None:
+    adapter, _ = make(lambda r: ok(), max_body_bytes=100)
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert info.value.kind is ErrorKind.UPSTREAM_BUG
+
+
+# -- error classification --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "kind", "status", "code", "param"),
+    [
+        (
+            openai_error(
+                400,
+                "Your request was rejected as a result of our safety system.",
+                code="content_policy_violation",
+            ),
+            ErrorKind.CONTENT_POLICY,
+            400,
+            "content_policy_violation",
+            None,
+        ),
+        (
+            openai_error(
+                400,
+                "Your request was rejected by the safety system.",
+                type_="image_generation_user_error",
+                code="moderation_blocked",
+            ),
+            ErrorKind.CONTENT_POLICY,
+            400,
+            "moderation_blocked",
+            None,
+        ),
+        (
+            openai_error(400, "Invalid value: 'hd'.", code="invalid_value", param="quality"),
+            ErrorKind.BAD_REQUEST,
+            400,
+            "invalid_value",
+            "quality",
+        ),
+        (openai_error(400, "You must provide n=1 for this model."), ErrorKind.BAD_REQUEST, 400, None, None),
+        (openai_error(422, "Unprocessable."), ErrorKind.BAD_REQUEST, 422, None, None),
+        (
+            openai_error(401, "Incorrect API key provided.", code="invalid_api_key"),
+            ErrorKind.AUTHENTICATION,
+            401,
+            "invalid_api_key",
+            None,
+        ),
+        (
+            openai_error(403, "Your organization must be verified.", code="model_not_available"),
+            ErrorKind.PERMISSION_DENIED,
+            403,
+            "model_not_available",
+            None,
+        ),
+        (
+            openai_error(404, "The model `x` does not exist.", code="model_not_found"),
+            ErrorKind.NOT_FOUND,
+            404,
+            "model_not_found",
+            None,
+        ),
+        (openai_error(408, "Request timed out."), ErrorKind.TIMEOUT, 408, None, None),
+        (
+            openai_error(429, "Rate limit exceeded.", type_="requests", code="rate_limit_exceeded"),
+            ErrorKind.RATE_LIMITED,
+            429,
+            "rate_limit_exceeded",
+            None,
+        ),
+        (
+            openai_error(
+                429, "You exceeded your current quota.", type_="insufficient_quota", code="insufficient_quota"
+            ),
+            ErrorKind.RATE_LIMITED,
+            429,
+            "insufficient_quota",
+            None,
+        ),
+        (
+            openai_error(500, "The server had an error.", type_="server_error"),
+            ErrorKind.UNAVAILABLE,
+            500,
+            None,
+            None,
+        ),
+        (
+            openai_error(
+                503,
+                "The engine is currently overloaded.",
+                type_="service_unavailable_error",
+                code="server_is_overloaded",
+            ),
+            ErrorKind.UNAVAILABLE,
+            503,
+            "server_is_overloaded",
+            None,
+        ),
+        (httpx.Response(502, text="<html>Bad Gateway</html>"), ErrorKind.UNAVAILABLE, 502, None, None),
+        (httpx.Response(503, content=b""), ErrorKind.UNAVAILABLE, 503, None, None),
+        (httpx.Response(400, text="not json"), ErrorKind.BAD_REQUEST, 400, None, None),
+        (httpx.Response(401, content=b""), ErrorKind.AUTHENTICATION, 401, None, None),
+        (httpx.Response(429, text="slow down"), ErrorKind.RATE_LIMITED, 429, None, None),
+        (
+            httpx.Response(302, headers={"location": "https://elsewhere/"}),
+            ErrorKind.UPSTREAM_BUG,
+            502,
+            "unexpected_status",
+            None,
+        ),
+    ],
+)
+async def test_error_statuses_are_classified(
+    make: MakeFn, response: httpx.Response, kind: ErrorKind, status: int, code: str | None, param: str | None
+) -> None:
+    adapter, _ = make(lambda r: response)
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    error = info.value
+    assert (error.kind, error.status_code, error.code, error.param) == (kind, status, code, param)
+    assert error.provider == "openai"
+    assert error.message.startswith("openai")
+
+
+async def test_upstream_message_is_kept_in_the_error(make: MakeFn) -> None:
+    adapter, _ = make(lambda r: openai_error(503, "The engine is currently overloaded."))
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert "The engine is currently overloaded." in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after"),
+    [({"retry-after-ms": "2500"}, 2.5), ({"retry-after": "3"}, 3.0), ({}, None)],
+)
+async def test_rate_limit_carries_retry_after(
+    make: MakeFn, headers: dict[str, str], retry_after: float | None
+) -> None:
+    adapter, _ = make(
+        lambda r: openai_error(429, "Rate limit exceeded.", code="rate_limit_exceeded", headers=headers)
+    )
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert info.value.retry_after == retry_after
+
+
+def _raise(exc: Exception) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "status"),
+    [
+        (httpx.ReadTimeout("timed out"), ErrorKind.TIMEOUT, 408),
+        (httpx.ConnectTimeout("timed out"), ErrorKind.TIMEOUT, 408),
+        (httpx.ConnectError("[Errno 111] Connection refused"), ErrorKind.UNAVAILABLE, 502),
+        (httpx.ConnectError("[Errno -2] Name or service not known"), ErrorKind.UNAVAILABLE, 502),
+        (httpx.ReadError("Connection reset by peer"), ErrorKind.UNAVAILABLE, 502),
+        (
+            httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+            ErrorKind.UNAVAILABLE,
+            502,
+        ),
+    ],
+)
+async def test_network_failures_are_classified(
+    make: MakeFn, exc: Exception, kind: ErrorKind, status: int
+) -> None:
+    adapter, _ = make(_raise(exc))
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert (info.value.kind, info.value.status_code) == (kind, status)
+
+
+async def test_attempt_timeout_bounds_a_slow_upstream(make: MakeFn) -> None:
+    import asyncio
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return ok()
+
+    adapter, _ = make(slow)
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), UpstreamTarget(api_key=KEY, timeout=0.05))
+    assert (info.value.kind, info.value.status_code) == (ErrorKind.TIMEOUT, 408)
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        lambda r: openai_error(401, f"Incorrect API key provided: {KEY}.", code="invalid_api_key"),
+        lambda r: openai_error(400, f"bad header Bearer {KEY}"),
+        lambda r: httpx.Response(500, text=f"debug: key={KEY}"),
+        lambda r: httpx.Response(200, text=f"not json {KEY}"),
+        _raise(httpx.ConnectError(f"cannot connect with {KEY}")),
+    ],
+)
+async def test_api_key_never_appears_in_error_messages(make: MakeFn, handler: Handler) -> None:
+    adapter, _ = make(handler)
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert KEY not in info.value.message
+    assert KEY not in str(info.value)
+    assert KEY[-12:] not in info.value.message
+
+
+async def test_api_key_that_cannot_be_a_header_is_an_authentication_error(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    bad_key = "sk-line\nbreak-secret-abcdef"
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="x"), UpstreamTarget(api_key=bad_key))
+    assert (info.value.kind, info.value.status_code) == (ErrorKind.AUTHENTICATION, 401)
+    assert "secret" not in info.value.message
+    assert upstream.requests == []
+
+
+async def test_forwarded_header_that_cannot_be_sent_is_refused(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    target = UpstreamTarget(api_key=KEY, headers=MappingProxyType({"x-note": "caf\u00e9"}))
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="x"), target)
+    assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "x-note")
+    assert upstream.requests == []
