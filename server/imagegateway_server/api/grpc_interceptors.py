@@ -39,9 +39,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         service, _, method = handler_call_details.method.lstrip("/").partition("/")
         if handler is None or service != SERVICE_NAME:
@@ -83,7 +83,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
                 await abort_with(context, exc)
             except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
@@ -110,7 +110,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
                 await abort_with(context, exc)
             except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+                code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED

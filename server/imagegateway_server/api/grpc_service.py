@@ -7,7 +7,6 @@ domain errors and never build statuses themselves.
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -120,7 +119,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
             created=result.created,
         )
 
-    async def StreamGenerateImage(  # type: ignore[override]
+    async def StreamGenerateImage(
         self, request: images_pb2.StreamGenerateImageRequest, context: Context
     ) -> AsyncIterator[images_pb2.StreamGenerateImageResponse]:
         outcome = await self._generate(request, context)

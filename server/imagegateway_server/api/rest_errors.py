@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from imagegateway.v1 import images_pb2
 from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
 from imagegateway_server.observability.log_records import error_kind_proto
-from imagegateway.v1 import images_pb2
 
 _TYPES: dict[ErrorKind, str] = {
     ErrorKind.BAD_REQUEST: "invalid_request_error",

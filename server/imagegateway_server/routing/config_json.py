@@ -69,8 +69,10 @@ def _check_value(item: Any, field: FieldDescriptor, path: str) -> None:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         if not isinstance(item, dict):
             raise InvalidArgument("must be an object", param=path, code="invalid_type")
-        if field.message_type.full_name != _STRUCT:
-            _check_message(item, field.message_type, path)
+        message_type = field.message_type
+        assert message_type is not None  # a message field always has its type
+        if message_type.full_name != _STRUCT:
+            _check_message(item, message_type, path)
     elif field.type == FieldDescriptor.TYPE_STRING:
         if not isinstance(item, str):
             raise InvalidArgument("must be a string", param=path, code="invalid_type")
@@ -78,6 +80,10 @@ def _check_value(item: Any, field: FieldDescriptor, path: str) -> None:
         if not isinstance(item, bool):
             raise InvalidArgument("must be true or false", param=path, code="invalid_type")
     elif field.type in _INT_TYPES:
+        # protobuf's JSON mapping writes 64-bit integers as strings (as stored configs are saved),
+        # and accepts them back; so do we.
+        if isinstance(item, str) and item.strip().lstrip("-").isdigit():
+            return
         if isinstance(item, bool) or not isinstance(item, int | float) or int(item) != item:
             raise InvalidArgument("must be an integer", param=path, code="invalid_type")
     elif field.type in _FLOAT_TYPES:

@@ -206,7 +206,7 @@ class Router:
     def _retry_wait(self, error: ProviderError, use_header: bool, index: int) -> float:
         if use_header and error.retry_after is not None and error.retry_after > 0:
             return min(error.retry_after, MAX_RETRY_AFTER_WITHOUT_DEADLINE)
-        return min(0.5 * 2**index, 8.0) * self._rng.uniform(0.75, 1.0)
+        return min(0.5 * 2.0**index, 8.0) * self._rng.uniform(0.75, 1.0)
 
     @staticmethod
     def _record(

@@ -1,0 +1,51 @@
+"""ImageGateway's Python client: sync and asyncio clients over the generated ``imagegateway.v1`` stubs."""
+
+from imagegateway.client import (
+    ADMIN_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_TARGET,
+    IMAGE_TIMEOUT,
+    AsyncImageGatewayClient,
+    GenerateFields,
+    ImageGatewayClient,
+    LogFilters,
+    build_generate_request,
+)
+from imagegateway.errors import (
+    AlreadyExistsError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    ImageGatewayError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+    from_rpc_error,
+)
+
+__all__ = [
+    "ADMIN_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_TARGET",
+    "IMAGE_TIMEOUT",
+    "AlreadyExistsError",
+    "AsyncImageGatewayClient",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "GenerateFields",
+    "ImageGatewayClient",
+    "ImageGatewayError",
+    "InternalError",
+    "InvalidArgumentError",
+    "LogFilters",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "UnauthenticatedError",
+    "UnavailableError",
+    "build_generate_request",
+    "from_rpc_error",
+]
