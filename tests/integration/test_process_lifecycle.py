@@ -1,0 +1,132 @@
+"""The `imagegw serve` process: first-start admin key, graceful SIGTERM drain, state kept across restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from imagegateway import ImageGatewayClient
+from tests.conftest import Emulators, eventually
+
+IMAGEGW = str(Path(sys.executable).with_name("imagegw"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServeProcess:
+    def __init__(self, data_dir: Path, admin_key: str | None) -> None:
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGW_")}
+        env.update({
+            "IMAGEGW_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}",
+            "IMAGEGW_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
+            "IMAGEGW_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}",
+            "IMAGEGW_DATA_DIR": str(data_dir),
+            "IMAGEGW_ALLOWED_UPSTREAM_HOSTS": "127.0.0.1",
+            "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "10",
+            "IMAGEGW_LOG_FORMAT": "json",
+        })
+        if admin_key:
+            env["IMAGEGW_ADMIN_KEY"] = admin_key
+        self.process = subprocess.Popen([IMAGEGW, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        self._wait_serving()
+
+    def _wait_serving(self) -> None:
+        deadline = time.monotonic() + 30
+        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"imagegw exited early: {self.process.stderr.read()}")  # type: ignore[union-attr]
+                try:
+                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError("imagegw did not start serving")
+                time.sleep(0.1)
+
+    def stop(self) -> tuple[int, str]:
+        self.process.send_signal(signal.SIGTERM)
+        _, stderr = self.process.communicate(timeout=30)
+        return self.process.returncode, stderr
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+
+
+def test_first_start_prints_an_admin_key_once_and_it_works(data_dir: Path) -> None:
+    first = ServeProcess(data_dir, admin_key=None)
+    code, stderr = first.stop()
+    assert code == 0
+    (line,) = [line for line in stderr.splitlines() if "admin API key" in line]
+    key = line.rsplit(" ", 1)[-1]
+    assert key.startswith("igw_")
+    assert oct((data_dir).stat().st_mode & 0o777) == "0o700"
+
+    second = ServeProcess(data_dir, admin_key=None)
+    try:
+        with ImageGatewayClient(f"127.0.0.1:{second.grpc_port}", api_key=key) as client:
+            assert [k.scope for k in client.iter_api_keys()] == [1]
+    finally:
+        code, stderr = second.stop()
+    assert code == 0 and "admin API key" not in stderr and key not in stderr
+
+
+def test_sigterm_drains_in_flight_requests_and_flushes_the_log(data_dir: Path, emulators: Emulators) -> None:
+    admin_key = "igw_lifecycle_admin_key_0123456789abcdefghijk"
+    served = ServeProcess(data_dir, admin_key)
+    with ImageGatewayClient(f"127.0.0.1:{served.grpc_port}", api_key=admin_key) as client:
+        client.create_virtual_key("slow-stability", "stability-ai", "sk-test-stability-0123456789abcdef",
+                                  base_url=emulators.stability.base_url)
+    from tests.emulators import Fault
+
+    emulators.stability.inject(Fault.latency(1500))
+    result: dict[str, httpx.Response] = {}
+
+    def call() -> None:
+        result["response"] = httpx.post(
+            f"http://127.0.0.1:{served.http_port}/v1/images/generations",
+            headers={"x-portkey-api-key": admin_key, "x-portkey-virtual-key": "slow-stability",
+                     "x-portkey-trace-id": "drain-me"},
+            json={"prompt": "slow", "model": "stable-diffusion-v1-6", "response_format": "b64_json"},
+            timeout=30,
+        )
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    eventually(lambda: emulators.stability.requests)  # the request reached the provider
+    code, stderr = served.stop()
+    caller.join(30)
+    assert code == 0, stderr
+    assert result["response"].status_code == 200
+    assert "sk-test-stability" not in stderr
+
+    restarted = ServeProcess(data_dir, admin_key)
+    try:
+        with ImageGatewayClient(f"127.0.0.1:{restarted.grpc_port}", api_key=admin_key) as client:
+            (entry,) = client.list_logs(trace_id="drain-me").logs
+            assert entry.status_code == 200
+            assert client.get_virtual_key("slow-stability").provider == "stability-ai"
+    finally:
+        assert restarted.stop()[0] == 0
