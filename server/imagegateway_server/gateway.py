@@ -6,16 +6,17 @@ Front ends turn wire requests into a ``GenerationCall`` and map a ``GenerationOu
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Mapping
-from types import MappingProxyType
 
 from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import (
     AllTargetsFailed,
+    CallerCancelled,
     GatewayError,
     InvalidArgument,
     ProviderError,
@@ -137,6 +138,14 @@ class Gateway:
                 failure = RequestFailed(exc.last, attempts=exc.attempts, trace_id=trace_id)
             except (GatewayError, ProviderError) as exc:
                 failure = RequestFailed(exc, trace_id=trace_id)
+            except asyncio.CancelledError:
+                # The caller went away; upstream calls are cancelled with us. Still one record per request.
+                cancelled = RequestFailed(CallerCancelled("the caller cancelled the request"), trace_id=trace_id)
+                self._log_writer.submit(build_log_record(
+                    call, trace_id=trace_id, started=started, config_id=config_id,
+                    config_version=config_version, failure=cancelled))
+                self._metrics.observe_failure(call.transport, cancelled)
+                raise
             else:
                 record = build_log_record(call, trace_id=trace_id, started=started, config_id=config_id,
                                           config_version=config_version, routed=routed)

@@ -150,6 +150,15 @@ class DeadlineExceeded(GatewayError):
     kind = ErrorKind.DEADLINE_EXCEEDED
 
 
+class CallerCancelled(GatewayError):
+    """The caller cancelled or disconnected before the request finished (logged as 499)."""
+
+    kind = ErrorKind.TIMEOUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=499, code="cancelled")
+
+
 class AllTargetsFailed(Exception):
     """Every target of a routing plan failed; carries the last failure and every attempt."""
 
