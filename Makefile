@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check lint demo bench clean
+.PHONY: install run test proto proto-check lint demo clean
 
 install: $(VENV)/.installed
 

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+# The mypy-protobuf plugins live beside the interpreter.
+export PATH="$(dirname "$PY"):$PATH"
 out=clients
 rm -f "$out"/imagegateway/v1/*_pb2*.py "$out"/imagegateway/v1/*_pb2*.pyi
 mkdir -p "$out/imagegateway/v1"
