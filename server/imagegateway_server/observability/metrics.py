@@ -12,7 +12,10 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from imagegateway_server.domain.errors import RequestFailed
+    from imagegateway_server.domain.result import AttemptRecord
     from imagegateway_server.routing.router import RoutedResult
 
 # Image generation takes seconds to minutes; buckets reach 300 s.
@@ -63,13 +66,12 @@ class Metrics:
             for code in grpc.StatusCode:
                 self.grpc_handled.labels(grpc_type, service, method, go_code_name(code))
 
-    def _attempts(self, attempts: tuple[object, ...]) -> None:
+    def _attempts(self, attempts: Iterable[AttemptRecord]) -> None:
         for attempt in attempts:
-            kind = getattr(attempt, "error_kind", None)
-            outcome = "success" if kind is None else kind.value.lower()
-            provider = getattr(attempt, "provider", "") or "unknown"
+            outcome = "success" if attempt.error_kind is None else attempt.error_kind.value.lower()
+            provider = attempt.provider or "unknown"
             self.attempts.labels(provider, outcome).inc()
-            self.upstream_seconds.labels(provider, outcome).observe(getattr(attempt, "latency_ms", 0) / 1000)
+            self.upstream_seconds.labels(provider, outcome).observe(attempt.latency_ms / 1000)
 
     def observe_success(self, transport: str, routed: RoutedResult) -> None:
         self.requests.labels(transport, "success").inc()
