@@ -6,6 +6,7 @@ Health and reflection pass through untouched (load balancers probe them without 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -67,59 +68,46 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         caller = await self._auth.authenticate(api_key_from_metadata(context.invocation_metadata()), scope)
         current_caller.set(caller)
 
-    def _finish(self, grpc_type: str, method: str, code: grpc.StatusCode, started: float) -> None:
-        self._metrics.grpc_handled.labels(grpc_type, SERVICE_NAME, method, go_code_name(code)).inc()
-        self._metrics.grpc_seconds.labels(grpc_type, SERVICE_NAME, method).observe(time.perf_counter() - started)
+    @contextlib.asynccontextmanager
+    async def _handled(self, context: grpc.aio.ServicerContext[Any, Any], grpc_type: str, method: str,
+                       scope: str | None) -> AsyncIterator[None]:
+        """Authenticates, maps domain errors to statuses and records the gRPC metrics of one call."""
+        started = time.perf_counter()
+        self._metrics.grpc_started.labels(grpc_type, SERVICE_NAME, method).inc()
+        code = grpc.StatusCode.OK
+        try:
+            await self._authenticate(context, scope)
+            yield
+        except _DomainError as exc:
+            code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
+            await abort_with(context, exc)
+        except grpc.aio.AbortError:
+            # An abort reaches us as AbortError; the status it set is on the context.
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            log.exception("unexpected error in %s", method)
+            code = grpc.StatusCode.INTERNAL
+            await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
+        finally:
+            self._metrics.grpc_handled.labels(grpc_type, SERVICE_NAME, method, go_code_name(code)).inc()
+            self._metrics.grpc_seconds.labels(grpc_type, SERVICE_NAME, method).observe(
+                time.perf_counter() - started)
 
     def _wrap_unary(self, behavior: Any, method: str, scope: str | None) -> Any:
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            self._metrics.grpc_started.labels("unary", SERVICE_NAME, method).inc()
-            code = grpc.StatusCode.OK
-            try:
-                await self._authenticate(context, scope)
+            async with self._handled(context, "unary", method, scope):
                 return await behavior(request, context)
-            except _DomainError as exc:
-                code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
-                await abort_with(context, exc)
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception:
-                log.exception("unexpected error in %s", method)
-                code = grpc.StatusCode.INTERNAL
-                await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
-            finally:
-                self._finish("unary", method, code, started)
 
         return unary
 
     def _wrap_stream(self, behavior: Any, method: str, scope: str | None) -> Any:
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            self._metrics.grpc_started.labels("server_stream", SERVICE_NAME, method).inc()
-            code = grpc.StatusCode.OK
-            try:
-                await self._authenticate(context, scope)
+            async with self._handled(context, "server_stream", method, scope):
                 async for item in behavior(request, context):
                     yield item
-            except _DomainError as exc:
-                code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
-                await abort_with(context, exc)
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except asyncio.CancelledError:
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception:
-                log.exception("unexpected error in %s", method)
-                code = grpc.StatusCode.INTERNAL
-                await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
-            finally:
-                self._finish("server_stream", method, code, started)
 
         return stream
