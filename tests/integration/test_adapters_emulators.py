@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.base import UpstreamTarget
 from imagegateway_server.providers.openai import OpenAIAdapter
 from imagegateway_server.providers.stability import StabilityAdapter
-
 from tests.emulators import Fault, OpenAIEmulator, StabilityEmulator
 
 OPENAI_KEY = "sk-test-openai-integration-0123456789"

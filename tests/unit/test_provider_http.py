@@ -11,6 +11,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.providers.http import (
     attempt_timeout,

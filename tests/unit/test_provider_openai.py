@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.base import UpstreamTarget

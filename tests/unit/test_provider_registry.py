@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult

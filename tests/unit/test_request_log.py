@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.storage.records import LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from imagegateway_server.domain.errors import InvalidArgument, NotFound, Unauthenticated
 from imagegateway_server.security.api_keys import ApiKeyService, generate_api_key, hash_api_key
 from imagegateway_server.storage.sqlite import SqliteStore

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from imagegateway_server.security.vault import Vault, VaultError, load_master_key, master_key_id
 
 KEY_A = bytes(range(32))

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from imagegateway_server.domain.errors import AlreadyExists, InvalidArgument, NotFound
 from imagegateway_server.security.vault import Vault, VaultError, master_key_id
 from imagegateway_server.security.virtual_keys import ResolvedVirtualKey, VirtualKeyService, slugify

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.storage.factory import open_store, store_for_url
 from imagegateway_server.storage.paging import (

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from imagegateway_server.domain.errors import AlreadyExists, InvalidArgument, NotFound
 from imagegateway_server.storage.migrations import SchemaTooNewError, load_migrations
 from imagegateway_server.storage.records import (
