@@ -536,3 +536,19 @@ async def test_forwarded_header_that_cannot_be_sent_is_refused(make: MakeFn) -> 
         await adapter.generate(ImageRequest(prompt="x"), target)
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "x-note")
     assert upstream.requests == []
+
+
+
+async def test_dall_e_3_fans_n_out_into_single_image_calls(make: MakeFn) -> None:
+    adapter, upstream = make(lambda r: ok())
+    result = await adapter.generate(ImageRequest(prompt="p", model="dall-e-3", n=3), TARGET)
+    assert len(result.images) == 3
+    assert [json.loads(r.content)["n"] for r in upstream.requests] == [1, 1, 1]
+
+
+async def test_dall_e_3_fan_out_fails_whole_when_one_call_fails(make: MakeFn) -> None:
+    answers = iter([ok(), openai_error(500, "boom", type_="server_error"), ok()])
+    adapter, _ = make(lambda r: next(answers))
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="p", model="dall-e-3", n=3), TARGET)
+    assert info.value.status_code == 500

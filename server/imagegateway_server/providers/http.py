@@ -21,9 +21,9 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -385,3 +385,18 @@ def snippet(body: bytes) -> str:
     text = body[:_SNIPPET_CHARS * 4].decode("utf-8", errors="replace")
     text = " ".join(text.split())
     return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "..."
+
+
+_T = TypeVar("_T")
+
+
+async def all_or_nothing(calls: list[Awaitable[_T]]) -> list[_T]:
+    """Runs calls concurrently; on the first failure cancels the rest and raises that failure."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -25,6 +25,7 @@ key) into bytes within the same attempt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import time
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ from imagegateway_server.providers.base import UpstreamTarget
 from imagegateway_server.providers.http import (
     DEFAULT_MAX_BODY_BYTES,
     UpstreamResponse,
+    all_or_nothing,
     check_image,
     create_client,
     decode_image_b64,
@@ -118,6 +120,19 @@ class OpenAIAdapter:
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         model = request.model or DEFAULT_MODEL
+        if model_family(model) is ModelFamily.DALL_E_3 and request.n > 1:
+            # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
+            self.build_body(request, model)  # refuse unsupported parameters before any call
+            single = dataclasses.replace(request, n=1)
+            parts = await all_or_nothing([self._generate_once(single, model, target) for _ in range(request.n)])
+            ids = [part.provider_request_id for part in parts if part.provider_request_id]
+            return ImageResult(
+                images=tuple(image for part in parts for image in part.images), model=model,
+                created=min(part.created for part in parts), provider_request_id=",".join(ids) or None,
+            )
+        return await self._generate_once(request, model, target)
+
+    async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
         body = self.build_body(request, model)
         own = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
         headers = request_headers(self.name, target.headers, own)

@@ -46,12 +46,10 @@ image is never handed back.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -62,6 +60,7 @@ from imagegateway_server.providers.base import UpstreamTarget
 from imagegateway_server.providers.http import (
     DEFAULT_MAX_BODY_BYTES,
     UpstreamResponse,
+    all_or_nothing,
     check_image,
     create_client,
     decode_image_b64,
@@ -102,7 +101,6 @@ _V2_PARAMS = _COMMON | {"aspect_ratio"}
 _V1_EXTRA = ("steps", "sampler", "clip_guidance_preset")
 _FILTERED_FINISH = frozenset({"CONTENT_FILTERED", "ERROR"})
 
-_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -215,7 +213,7 @@ class StabilityAdapter:
             forms = v2_forms(request, where)
             url = f"{base}/v2beta/stable-image/generate/{where.endpoint}"
             async with upstream_errors(self.name, secret=target.api_key, attempt_seconds=target.timeout):
-                results = await _all_or_nothing(
+                results = await all_or_nothing(
                     [self._one_v2(url, target, headers, form) for form in forms]
                 )
             images = tuple(image for image, _ in results)
@@ -311,18 +309,6 @@ def _form_value(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-async def _all_or_nothing(calls: list[Awaitable[_T]]) -> list[_T]:
-    """Runs calls concurrently; on the first failure cancels the rest and raises that failure."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _parse_v1(response: UpstreamResponse, *, secret: str) -> tuple[GeneratedImage, ...]:
