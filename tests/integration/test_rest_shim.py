@@ -240,7 +240,7 @@ def test_bare_provider_without_a_provider_key_is_a_400_naming_the_key(
     response = rest.post(GENERATIONS, json=body(), headers=headers)
 
     error = error_of(response, 400)
-    assert error["type"] == "invalid_request_error"
+    assert error["param"] == "authorization"
     assert "api key" in error["message"].lower()
     assert error["param"]
     assert emulators.openai.requests == []

@@ -53,6 +53,10 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
         token = bearer_token(headers.get("authorization"))
         if token and token.startswith("igw_"):
             token = None  # that is our own key, never a provider's
+        if not token:
+            raise InvalidArgument(
+                "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer",
+                param="authorization", code="missing_required_parameter")
         return RoutingSpec(provider=provider, provider_api_key=token, custom_host=custom_host)
     raise InvalidArgument(
         "send x-portkey-config, x-portkey-virtual-key or x-portkey-provider to route the request",
