@@ -242,7 +242,7 @@ def test_bare_provider_without_a_provider_key_is_a_400_naming_the_key(
     error = error_of(response, 400)
     assert error["param"] == "authorization"
     assert "api key" in error["message"].lower()
-    assert error["param"]
+    assert error["type"] == "invalid_request_error"
     assert emulators.openai.requests == []
 
 
