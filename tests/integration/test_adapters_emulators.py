@@ -136,10 +136,10 @@ async def test_openai_validation_error_is_a_bad_request(
     openai: OpenAIAdapter, openai_emu: OpenAIEmulator
 ) -> None:
     error = await expect_error(
-        openai.generate(ImageRequest(prompt="x", model="dall-e-3", n=2), openai_target(openai_emu))
+        openai.generate(ImageRequest(prompt="x", model="dall-e-3", size="300x300"), openai_target(openai_emu))
     )
     assert (error.kind, error.status_code) == (ErrorKind.BAD_REQUEST, 400)
-    assert "n=1" in error.message
+    assert "300x300" in error.message
 
 
 async def test_unknown_openai_model_is_not_found(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:

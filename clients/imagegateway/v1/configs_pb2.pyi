@@ -39,6 +39,8 @@ class RoutingConfig(_message.Message):
     REQUEST_TIMEOUT_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
     FORWARD_HEADERS_FIELD_NUMBER: _builtins.int
+    CIRCUIT_BREAKER_FIELD_NUMBER: _builtins.int
+    STRICT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A name for this target (used by conditional routing)."""
     provider: _builtins.str
@@ -53,6 +55,8 @@ class RoutingConfig(_message.Message):
     """Overrides the provider base URL."""
     request_timeout: _builtins.int
     """Per-attempt timeout in milliseconds."""
+    strict: _builtins.bool
+    """Refuse, rather than translate, parameters this target cannot take as given."""
     @_builtins.property
     def strategy(self) -> Global___Strategy:
         """How targets are chosen."""
@@ -77,6 +81,10 @@ class RoutingConfig(_message.Message):
     def forward_headers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Caller headers forwarded to the provider."""
 
+    @_builtins.property
+    def circuit_breaker(self) -> Global___CircuitBreakerSettings:
+        """Circuit-breaker thresholds for this target and its children."""
+
     def __init__(
         self,
         *,
@@ -93,21 +101,61 @@ class RoutingConfig(_message.Message):
         request_timeout: _builtins.int | None = ...,
         cache: Global___CacheSettings | None = ...,
         forward_headers: _abc.Iterable[_builtins.str] | None = ...,
+        circuit_breaker: Global___CircuitBreakerSettings | None = ...,
+        strict: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_weight", b"_weight", "cache", b"cache", "override_params", b"override_params", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "weight", b"weight"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "override_params", b"override_params", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_weight", b"_weight", "api_key", b"api_key", "cache", b"cache", "custom_host", b"custom_host", "forward_headers", b"forward_headers", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "targets", b"targets", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "forward_headers", b"forward_headers", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__request_timeout: _TypeAlias = _typing.Literal["request_timeout"]  # noqa: Y015
     _WhichOneofArgType__request_timeout: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout"]  # noqa: Y015
+    _WhichOneofReturnType__strict: _TypeAlias = _typing.Literal["strict"]  # noqa: Y015
+    _WhichOneofArgType__strict: _TypeAlias = _typing.Literal["_strict", b"_strict"]  # noqa: Y015
     _WhichOneofReturnType__weight: _TypeAlias = _typing.Literal["weight"]  # noqa: Y015
     _WhichOneofArgType__weight: _TypeAlias = _typing.Literal["_weight", b"_weight"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__request_timeout) -> _WhichOneofReturnType__request_timeout | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__strict) -> _WhichOneofReturnType__strict | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__weight) -> _WhichOneofReturnType__weight | None: ...
 
 Global___RoutingConfig: _TypeAlias = RoutingConfig  # noqa: Y015
+
+@_typing.final
+class CircuitBreakerSettings(_message.Message):
+    """When a target's circuit opens and how it recovers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _builtins.int
+    FAILURE_RATE_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    COOLDOWN_SECONDS_FIELD_NUMBER: _builtins.int
+    consecutive_failures: _builtins.int
+    """Consecutive failures that open the circuit (0: the global default)."""
+    failure_rate: _builtins.float
+    """Failure rate over the window (0-1) that opens the circuit (0: the global default)."""
+    window: _builtins.int
+    """Calls in the failure-rate window (0: the global default)."""
+    cooldown_seconds: _builtins.float
+    """Seconds the circuit stays open before a half-open probe (0: the global default)."""
+    def __init__(
+        self,
+        *,
+        consecutive_failures: _builtins.int = ...,
+        failure_rate: _builtins.float = ...,
+        window: _builtins.int = ...,
+        cooldown_seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consecutive_failures", b"consecutive_failures", "cooldown_seconds", b"cooldown_seconds", "failure_rate", b"failure_rate", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CircuitBreakerSettings: _TypeAlias = CircuitBreakerSettings  # noqa: Y015
 
 @_typing.final
 class Strategy(_message.Message):
@@ -217,22 +265,31 @@ class CacheSettings(_message.Message):
 
     MODE_FIELD_NUMBER: _builtins.int
     MAX_AGE_FIELD_NUMBER: _builtins.int
+    INCLUDE_SEEDED_AND_MULTI_IMAGE_FIELD_NUMBER: _builtins.int
     mode: _builtins.str
     """"simple" (or "semantic", refused for images)."""
     max_age: _builtins.int
     """Seconds an entry lives."""
+    include_seeded_and_multi_image: _builtins.bool
+    """Also cache requests with an explicit seed or n > 1 (off by default)."""
     def __init__(
         self,
         *,
         mode: _builtins.str = ...,
         max_age: _builtins.int | None = ...,
+        include_seeded_and_multi_image: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_age", b"_max_age", "max_age", b"max_age"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_include_seeded_and_multi_image", b"_include_seeded_and_multi_image", "_max_age", b"_max_age", "include_seeded_and_multi_image", b"include_seeded_and_multi_image", "max_age", b"max_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_age", b"_max_age", "max_age", b"max_age", "mode", b"mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_include_seeded_and_multi_image", b"_include_seeded_and_multi_image", "_max_age", b"_max_age", "include_seeded_and_multi_image", b"include_seeded_and_multi_image", "max_age", b"max_age", "mode", b"mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__include_seeded_and_multi_image: _TypeAlias = _typing.Literal["include_seeded_and_multi_image"]  # noqa: Y015
+    _WhichOneofArgType__include_seeded_and_multi_image: _TypeAlias = _typing.Literal["_include_seeded_and_multi_image", b"_include_seeded_and_multi_image"]  # noqa: Y015
     _WhichOneofReturnType__max_age: _TypeAlias = _typing.Literal["max_age"]  # noqa: Y015
     _WhichOneofArgType__max_age: _TypeAlias = _typing.Literal["_max_age", b"_max_age"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__include_seeded_and_multi_image) -> _WhichOneofReturnType__include_seeded_and_multi_image | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__max_age) -> _WhichOneofReturnType__max_age | None: ...
 
 Global___CacheSettings: _TypeAlias = CacheSettings  # noqa: Y015

@@ -132,6 +132,7 @@ class ImageParameters(_message.Message):
     MODERATION_FIELD_NUMBER: _builtins.int
     ASPECT_RATIO_FIELD_NUMBER: _builtins.int
     EXTRA_PARAMS_FIELD_NUMBER: _builtins.int
+    STRICT_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """The text description of the image; required."""
     model: _builtins.str
@@ -164,6 +165,8 @@ class ImageParameters(_message.Message):
     """gpt-image moderation level ("low", "auto")."""
     aspect_ratio: _builtins.str
     """The aspect ratio ("16:9"), for providers that size images by ratio."""
+    strict: _builtins.bool
+    """Refuse, rather than translate, any parameter a target cannot take as given (size, n, quality...)."""
     @_builtins.property
     def extra_params(self) -> _struct_pb2.Struct:
         """Further provider-specific parameters, merged into the upstream request."""
@@ -188,10 +191,11 @@ class ImageParameters(_message.Message):
         moderation: _builtins.str = ...,
         aspect_ratio: _builtins.str = ...,
         extra_params: _struct_pb2.Struct | None = ...,
+        strict: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale", "_output_compression", b"_output_compression", "_seed", b"_seed", "cfg_scale", b"cfg_scale", "extra_params", b"extra_params", "output_compression", b"output_compression", "seed", b"seed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale", "_output_compression", b"_output_compression", "_seed", b"_seed", "_strict", b"_strict", "cfg_scale", b"cfg_scale", "extra_params", b"extra_params", "output_compression", b"output_compression", "seed", b"seed", "strict", b"strict"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale", "_output_compression", b"_output_compression", "_seed", b"_seed", "aspect_ratio", b"aspect_ratio", "background", b"background", "cfg_scale", b"cfg_scale", "extra_params", b"extra_params", "model", b"model", "moderation", b"moderation", "n", b"n", "negative_prompt", b"negative_prompt", "output_compression", b"output_compression", "output_format", b"output_format", "prompt", b"prompt", "quality", b"quality", "seed", b"seed", "size", b"size", "style", b"style", "style_preset", b"style_preset", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale", "_output_compression", b"_output_compression", "_seed", b"_seed", "_strict", b"_strict", "aspect_ratio", b"aspect_ratio", "background", b"background", "cfg_scale", b"cfg_scale", "extra_params", b"extra_params", "model", b"model", "moderation", b"moderation", "n", b"n", "negative_prompt", b"negative_prompt", "output_compression", b"output_compression", "output_format", b"output_format", "prompt", b"prompt", "quality", b"quality", "seed", b"seed", "size", b"size", "strict", b"strict", "style", b"style", "style_preset", b"style_preset", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cfg_scale: _TypeAlias = _typing.Literal["cfg_scale"]  # noqa: Y015
     _WhichOneofArgType__cfg_scale: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale"]  # noqa: Y015
@@ -199,12 +203,16 @@ class ImageParameters(_message.Message):
     _WhichOneofArgType__output_compression: _TypeAlias = _typing.Literal["_output_compression", b"_output_compression"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__strict: _TypeAlias = _typing.Literal["strict"]  # noqa: Y015
+    _WhichOneofArgType__strict: _TypeAlias = _typing.Literal["_strict", b"_strict"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cfg_scale) -> _WhichOneofReturnType__cfg_scale | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__output_compression) -> _WhichOneofReturnType__output_compression | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__strict) -> _WhichOneofReturnType__strict | None: ...
 
 Global___ImageParameters: _TypeAlias = ImageParameters  # noqa: Y015
 
@@ -267,6 +275,9 @@ class Image(_message.Message):
     REVISED_PROMPT_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
     """The encoded image."""
     mime_type: _builtins.str
@@ -281,6 +292,12 @@ class Image(_message.Message):
     """The seed the provider reports for this image, if any."""
     index: _builtins.int
     """The index of this image in the request (0-based)."""
+    provider: _builtins.str
+    """The canonical provider that produced this image."""
+    model: _builtins.str
+    """The model that produced this image."""
+    size: _builtins.str
+    """The size the provider actually produced, as WIDTHxHEIGHT."""
     def __init__(
         self,
         *,
@@ -291,10 +308,13 @@ class Image(_message.Message):
         revised_prompt: _builtins.str = ...,
         seed: _builtins.int | None = ...,
         index: _builtins.int = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+        size: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "seed", b"seed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "data", b"data", "height", b"height", "index", b"index", "mime_type", b"mime_type", "revised_prompt", b"revised_prompt", "seed", b"seed", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_seed", b"_seed", "data", b"data", "height", b"height", "index", b"index", "mime_type", b"mime_type", "model", b"model", "provider", b"provider", "revised_prompt", b"revised_prompt", "seed", b"seed", "size", b"size", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
@@ -316,6 +336,7 @@ class Attempt(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     LATENCY_MS_FIELD_NUMBER: _builtins.int
     RETRY_INDEX_FIELD_NUMBER: _builtins.int
+    CIRCUIT_OPEN_FIELD_NUMBER: _builtins.int
     target: _builtins.str
     """The target path in Portkey's form, for example "config.targets[1]"."""
     provider: _builtins.str
@@ -332,6 +353,8 @@ class Attempt(_message.Message):
     """Time spent on the attempt."""
     retry_index: _builtins.int
     """0 for the first try on a target, 1.. for retries."""
+    circuit_open: _builtins.bool
+    """True when the target was skipped without a call because its circuit breaker was open."""
     def __init__(
         self,
         *,
@@ -343,10 +366,11 @@ class Attempt(_message.Message):
         error: _builtins.str = ...,
         latency_ms: _builtins.int = ...,
         retry_index: _builtins.int = ...,
+        circuit_open: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -367,6 +391,7 @@ class RoutingOutcome(_message.Message):
     RETRY_ATTEMPT_COUNT_FIELD_NUMBER: _builtins.int
     CACHE_STATUS_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id (from the caller or generated)."""
     log_id: _builtins.str
@@ -383,6 +408,8 @@ class RoutingOutcome(_message.Message):
     """Retries spent on the serving target."""
     cache_status: Global___CacheStatus.ValueType
     """The cache status."""
+    cost_usd: _builtins.float
+    """What the request cost in US dollars by the price table (0 for a cache hit)."""
     @_builtins.property
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
         """Every upstream call, in order."""
@@ -399,10 +426,11 @@ class RoutingOutcome(_message.Message):
         retry_attempt_count: _builtins.int = ...,
         cache_status: Global___CacheStatus.ValueType = ...,
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
+        cost_usd: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "fallback_used", b"fallback_used", "log_id", b"log_id", "model", b"model", "provider", b"provider", "retry_attempt_count", b"retry_attempt_count", "served_target", b"served_target", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "cost_usd", b"cost_usd", "fallback_used", b"fallback_used", "log_id", b"log_id", "model", b"model", "provider", b"provider", "retry_attempt_count", b"retry_attempt_count", "served_target", b"served_target", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -478,8 +506,11 @@ class GenerateImageRequest(_message.Message):
     ROUTING_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result (Portkey's x-portkey-cache-force-refresh)."""
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The image parameters."""
@@ -499,10 +530,11 @@ class GenerateImageRequest(_message.Message):
         routing: Global___Routing | None = ...,
         trace_id: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -572,8 +604,11 @@ class StreamGenerateImageRequest(_message.Message):
     ROUTING_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result (Portkey's x-portkey-cache-force-refresh)."""
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The image parameters."""
@@ -593,10 +628,11 @@ class StreamGenerateImageRequest(_message.Message):
         routing: Global___Routing | None = ...,
         trace_id: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -45,6 +45,36 @@ SCOPE_GENERATE: Scope.ValueType  # 2
 Global___Scope: _TypeAlias = Scope  # noqa: Y015
 
 @_typing.final
+class Limits(_message.Message):
+    """Spending and rate limits; zero means unlimited."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _builtins.int
+    USD_PER_DAY_FIELD_NUMBER: _builtins.int
+    USD_PER_MONTH_FIELD_NUMBER: _builtins.int
+    requests_per_minute: _builtins.int
+    """Requests per minute."""
+    usd_per_day: _builtins.float
+    """US dollars per UTC day."""
+    usd_per_month: _builtins.float
+    """US dollars per UTC month."""
+    def __init__(
+        self,
+        *,
+        requests_per_minute: _builtins.int = ...,
+        usd_per_day: _builtins.float = ...,
+        usd_per_month: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests_per_minute", b"requests_per_minute", "usd_per_day", b"usd_per_day", "usd_per_month", b"usd_per_month"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Limits: _TypeAlias = Limits  # noqa: Y015
+
+@_typing.final
 class VirtualKey(_message.Message):
     """A stored provider credential, referenced by id; the secret is never returned."""
 
@@ -56,6 +86,7 @@ class VirtualKey(_message.Message):
     BASE_URL_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ROTATE_TIME_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The id, used as "virtual_key" in configs and headers."""
     name: _builtins.str
@@ -72,6 +103,10 @@ class VirtualKey(_message.Message):
     def rotate_time(self) -> _timestamp_pb2.Timestamp:
         """When the secret was last set."""
 
+    @_builtins.property
+    def limits(self) -> Global___Limits:
+        """Limits on requests through this key."""
+
     def __init__(
         self,
         *,
@@ -81,10 +116,11 @@ class VirtualKey(_message.Message):
         base_url: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         rotate_time: _timestamp_pb2.Timestamp | None = ...,
+        limits: Global___Limits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "rotate_time", b"rotate_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "limits", b"limits", "rotate_time", b"rotate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "id", b"id", "name", b"name", "provider", b"provider", "rotate_time", b"rotate_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "id", b"id", "limits", b"limits", "name", b"name", "provider", b"provider", "rotate_time", b"rotate_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -101,6 +137,7 @@ class CreateVirtualKeyRequest(_message.Message):
     SECRET_FIELD_NUMBER: _builtins.int
     BASE_URL_FIELD_NUMBER: _builtins.int
     VIRTUAL_KEY_ID_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A human-readable name; the id is derived from it unless virtual_key_id is set."""
     provider: _builtins.str
@@ -111,6 +148,10 @@ class CreateVirtualKeyRequest(_message.Message):
     """An optional provider base URL override."""
     virtual_key_id: _builtins.str
     """An optional id (lowercase letters, digits and dashes)."""
+    @_builtins.property
+    def limits(self) -> Global___Limits:
+        """Limits on requests through this key."""
+
     def __init__(
         self,
         *,
@@ -119,10 +160,11 @@ class CreateVirtualKeyRequest(_message.Message):
         secret: _builtins.str = ...,
         base_url: _builtins.str = ...,
         virtual_key_id: _builtins.str = ...,
+        limits: Global___Limits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "name", b"name", "provider", b"provider", "secret", b"secret", "virtual_key_id", b"virtual_key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "limits", b"limits", "name", b"name", "provider", b"provider", "secret", b"secret", "virtual_key_id", b"virtual_key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -353,6 +395,7 @@ class ApiKey(_message.Message):
     DISPLAY_PREFIX_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The key id."""
     name: _builtins.str
@@ -369,6 +412,10 @@ class ApiKey(_message.Message):
     def revoke_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was revoked; unset while active."""
 
+    @_builtins.property
+    def limits(self) -> Global___Limits:
+        """Limits on requests made with this key."""
+
     def __init__(
         self,
         *,
@@ -378,10 +425,11 @@ class ApiKey(_message.Message):
         display_prefix: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        limits: Global___Limits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "revoke_time", b"revoke_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "limits", b"limits", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_prefix", b"display_prefix", "id", b"id", "name", b"name", "revoke_time", b"revoke_time", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_prefix", b"display_prefix", "id", b"id", "limits", b"limits", "name", b"name", "revoke_time", b"revoke_time", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -395,19 +443,25 @@ class CreateApiKeyRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     SCOPE_FIELD_NUMBER: _builtins.int
+    LIMITS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A human-readable name."""
     scope: Global___Scope.ValueType
     """The scope; unspecified means generate."""
+    @_builtins.property
+    def limits(self) -> Global___Limits:
+        """Limits on requests made with this key."""
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         scope: Global___Scope.ValueType = ...,
+        limits: Global___Limits | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits", "name", b"name", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

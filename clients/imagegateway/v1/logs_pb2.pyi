@@ -130,6 +130,7 @@ class RequestLog(_message.Message):
     LATENCY_MS_FIELD_NUMBER: _builtins.int
     PROMPT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The record id."""
     trace_id: _builtins.str
@@ -164,6 +165,8 @@ class RequestLog(_message.Message):
     """Total time in the gateway."""
     prompt: _builtins.str
     """The caller's prompt."""
+    cost_usd: _builtins.float
+    """What the request cost in US dollars (0 for a cache hit)."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the request arrived."""
@@ -204,10 +207,11 @@ class RequestLog(_message.Message):
         latency_ms: _builtins.int = ...,
         prompt: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cost_usd: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "cost_usd", b"cost_usd", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,6 +231,10 @@ class ListLogsRequest(_message.Message):
     PROVIDER_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    CONFIG_ID_FIELD_NUMBER: _builtins.int
+    FALLBACK_USED_FIELD_NUMBER: _builtins.int
+    CALLER_KEY_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Page size (1-200, default 50)."""
     page_token: _builtins.str
@@ -239,6 +247,14 @@ class ListLogsRequest(_message.Message):
     """Only successes or only failures."""
     provider: _builtins.str
     """Only requests that this provider served (or last tried)."""
+    model: _builtins.str
+    """Only requests that this model served (or last tried)."""
+    config_id: _builtins.str
+    """Only requests routed by this saved config id."""
+    fallback_used: _builtins.bool
+    """Only requests that fell back (true) or did not (false)."""
+    caller_key_id: _builtins.str
+    """Only requests made with this gateway key id (admin keys only)."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Only requests at or after this time."""
@@ -258,12 +274,18 @@ class ListLogsRequest(_message.Message):
         provider: _builtins.str = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        model: _builtins.str = ...,
+        config_id: _builtins.str = ...,
+        fallback_used: _builtins.bool | None = ...,
+        caller_key_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fallback_used", b"_fallback_used", "end_time", b"end_time", "fallback_used", b"fallback_used", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "outcome", b"outcome", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "start_time", b"start_time", "status_code", b"status_code", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fallback_used", b"_fallback_used", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "end_time", b"end_time", "fallback_used", b"fallback_used", "model", b"model", "outcome", b"outcome", "page_size", b"page_size", "page_token", b"page_token", "provider", b"provider", "start_time", b"start_time", "status_code", b"status_code", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fallback_used: _TypeAlias = _typing.Literal["fallback_used"]  # noqa: Y015
+    _WhichOneofArgType__fallback_used: _TypeAlias = _typing.Literal["_fallback_used", b"_fallback_used"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fallback_used) -> _WhichOneofReturnType__fallback_used | None: ...
 
 Global___ListLogsRequest: _TypeAlias = ListLogsRequest  # noqa: Y015
 

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from imagegateway.v1 import configs_pb2 as imagegateway_dot_v1_dot_configs__pb2
+from imagegateway.v1 import health_pb2 as imagegateway_dot_v1_dot_health__pb2
 from imagegateway.v1 import images_pb2 as imagegateway_dot_v1_dot_images__pb2
 from imagegateway.v1 import keys_pb2 as imagegateway_dot_v1_dot_keys__pb2
 from imagegateway.v1 import logs_pb2 as imagegateway_dot_v1_dot_logs__pb2
@@ -127,6 +128,11 @@ class ImageGatewayStub:
                 '/imagegateway.v1.ImageGateway/GetLog',
                 request_serializer=imagegateway_dot_v1_dot_logs__pb2.GetLogRequest.SerializeToString,
                 response_deserializer=imagegateway_dot_v1_dot_logs__pb2.GetLogResponse.FromString,
+                _registered_method=True)
+        self.ListTargetHealth = channel.unary_unary(
+                '/imagegateway.v1.ImageGateway/ListTargetHealth',
+                request_serializer=imagegateway_dot_v1_dot_health__pb2.ListTargetHealthRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_health__pb2.ListTargetHealthResponse.FromString,
                 _registered_method=True)
 
 
@@ -260,6 +266,13 @@ class ImageGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTargetHealth(self, request, context):
+        """Lists circuit-breaker state per routing identity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImageGatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -352,6 +365,11 @@ def add_ImageGatewayServicer_to_server(servicer, server):
                     servicer.GetLog,
                     request_deserializer=imagegateway_dot_v1_dot_logs__pb2.GetLogRequest.FromString,
                     response_serializer=imagegateway_dot_v1_dot_logs__pb2.GetLogResponse.SerializeToString,
+            ),
+            'ListTargetHealth': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTargetHealth,
+                    request_deserializer=imagegateway_dot_v1_dot_health__pb2.ListTargetHealthRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_health__pb2.ListTargetHealthResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -841,6 +859,33 @@ class ImageGateway:
             '/imagegateway.v1.ImageGateway/GetLog',
             imagegateway_dot_v1_dot_logs__pb2.GetLogRequest.SerializeToString,
             imagegateway_dot_v1_dot_logs__pb2.GetLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTargetHealth(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegateway.v1.ImageGateway/ListTargetHealth',
+            imagegateway_dot_v1_dot_health__pb2.ListTargetHealthRequest.SerializeToString,
+            imagegateway_dot_v1_dot_health__pb2.ListTargetHealthResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from grpc import aio as _aio
 from imagegateway.v1 import configs_pb2 as _configs_pb2
+from imagegateway.v1 import health_pb2 as _health_pb2
 from imagegateway.v1 import images_pb2 as _images_pb2
 from imagegateway.v1 import keys_pb2 as _keys_pb2
 from imagegateway.v1 import logs_pb2 as _logs_pb2
@@ -72,6 +73,8 @@ class ImageGatewayStub:
     """Lists request logs, newest first."""
     GetLog: _grpc.UnaryUnaryMultiCallable[_logs_pb2.GetLogRequest, _logs_pb2.GetLogResponse]
     """Reads one request log."""
+    ListTargetHealth: _grpc.UnaryUnaryMultiCallable[_health_pb2.ListTargetHealthRequest, _health_pb2.ListTargetHealthResponse]
+    """Lists circuit-breaker state per routing identity."""
 
 @_typing.type_check_only
 class ImageGatewayAsyncStub(ImageGatewayStub):
@@ -114,6 +117,8 @@ class ImageGatewayAsyncStub(ImageGatewayStub):
     """Lists request logs, newest first."""
     GetLog: _aio.UnaryUnaryMultiCallable[_logs_pb2.GetLogRequest, _logs_pb2.GetLogResponse]  # type: ignore[assignment]
     """Reads one request log."""
+    ListTargetHealth: _aio.UnaryUnaryMultiCallable[_health_pb2.ListTargetHealthRequest, _health_pb2.ListTargetHealthResponse]  # type: ignore[assignment]
+    """Lists circuit-breaker state per routing identity."""
 
 class ImageGatewayServicer(metaclass=_abc_1.ABCMeta):
     """The image-generation gateway: routes OpenAI-shaped image requests to providers."""
@@ -261,5 +266,13 @@ class ImageGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_logs_pb2.GetLogResponse, _abc.Awaitable[_logs_pb2.GetLogResponse]]:
         """Reads one request log."""
+
+    @_abc_1.abstractmethod
+    def ListTargetHealth(
+        self,
+        request: _health_pb2.ListTargetHealthRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_health_pb2.ListTargetHealthResponse, _abc.Awaitable[_health_pb2.ListTargetHealthResponse]]:
+        """Lists circuit-breaker state per routing identity."""
 
 def add_ImageGatewayServicer_to_server(servicer: ImageGatewayServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

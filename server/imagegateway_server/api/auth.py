@@ -31,6 +31,7 @@ GRPC_METHOD_SCOPES: dict[str, str] = {
     "CreateApiKey": ADMIN,
     "ListApiKeys": ADMIN,
     "RevokeApiKey": ADMIN,
+    "ListTargetHealth": ADMIN,
 }
 
 # The caller of the RPC or HTTP request being served.

@@ -31,6 +31,8 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
     extra: dict[str, Any] = {}
     if params.HasField("extra_params"):
         extra = json_format.MessageToDict(params.extra_params)
+    if params.HasField("strict"):
+        raise InvalidArgument("is not supported yet", param="parameters.strict")
     if params.n < 0:
         raise InvalidArgument("must be between 1 and 10", param="parameters.n")
     return ImageRequest(

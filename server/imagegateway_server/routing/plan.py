@@ -105,6 +105,9 @@ def _compile(
     here = _inherit(node, inherited, field_prefix, host_policy)
     if node.HasField("cache") and node.cache.mode:
         raise InvalidArgument("caching is not supported yet; remove 'cache'", param=_field(field_prefix, "cache"))
+    for unbuilt in ("circuit_breaker", "strict"):
+        if node.HasField(unbuilt):
+            raise InvalidArgument("is not supported yet", param=_field(field_prefix, unbuilt))
     if node.targets:
         return _compile_group(node, path, field_prefix, here, depth, canonical_provider, host_policy)
     if node.HasField("strategy") and node.strategy.mode not in ("", "single"):
