@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check lint demo clean
+.PHONY: install run test proto proto-check lint demo bench clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ lint: install $(BUF)
 
 demo: install
 	$(PY) scripts/demo.py
+
+# Latency, throughput, memory and a 2,000-in-flight check; writes bench/RESULTS.md (~3 min on 2 cores).
+# BENCH_ARGS=--quick for a smoke run, --no-soak to skip the 2,000-in-flight check, --profile for py-spy.
+bench: install
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,11 @@ class GatewayThread:
             "allowed_upstream_hosts": ("127.0.0.1",),
             "shutdown_grace_seconds": 5.0,
             "log_format": "text",
+            # Breakers off: the suite's gateway is shared, and one test's injected failures must not
+            # open a circuit that later tests expect to call. tests/integration/test_breakers.py
+            # turns them on in its own gateway.
+            "breaker_consecutive_failures": 0,
+            "breaker_failure_rate": 0.0,
         }
         fields.update(overrides)
         self.settings = Settings(**fields)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ import grpc.aio
 from google.protobuf import json_format
 
 from imagegateway.errors import from_rpc_error
-from imagegateway.v1 import configs_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
+from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 IMAGE_TIMEOUT = 300.0  # seconds; image calls wait on providers and fallbacks
@@ -87,6 +87,10 @@ class LogFilters(TypedDict, total=False):
     provider: str
     start_time: datetime
     end_time: datetime
+    model: str
+    config_id: str
+    fallback_used: bool
+    caller_key_id: str  # admin keys only; a generate key always sees only its own requests
 
 
 _ROUTING_SOURCES = ("config_id", "config", "virtual_key", "provider")
@@ -158,7 +162,13 @@ def _logs_request(page_size: int, page_token: str, filters: LogFilters) -> logs_
         trace_id=filters.get("trace_id", ""),
         status_code=filters.get("status_code", 0),
         provider=filters.get("provider", ""),
+        model=filters.get("model", ""),
+        config_id=filters.get("config_id", ""),
+        caller_key_id=filters.get("caller_key_id", ""),
     )
+    fallback_used = filters.get("fallback_used")
+    if fallback_used is not None:
+        request.fallback_used = fallback_used
     outcome = filters.get("outcome")
     if outcome is not None:
         if outcome not in _OUTCOMES:
@@ -461,6 +471,13 @@ class ImageGatewayClient(_ClientBase):
     def get_log(self, id: str, *, timeout: float | None = None) -> logs_pb2.RequestLog:
         return self._call(self._stub.GetLog, logs_pb2.GetLogRequest(id=id), timeout).log
 
+    # Target health
+
+    def list_target_health(self, provider: str = "", *, timeout: float | None = None) -> list[health_pb2.TargetHealth]:
+        """Circuit-breaker state of every routing identity the gateway has called (of one provider)."""
+        request = health_pb2.ListTargetHealthRequest(provider=provider)
+        return list(self._call(self._stub.ListTargetHealth, request, timeout).targets)
+
 
 class AsyncImageGatewayClient(_ClientBase):
     """asyncio client (grpc.aio) with the same methods as ``ImageGatewayClient``, awaitable."""
@@ -660,3 +677,11 @@ class AsyncImageGatewayClient(_ClientBase):
 
     async def get_log(self, id: str, *, timeout: float | None = None) -> logs_pb2.RequestLog:
         return (await self._call(self._stub.GetLog, logs_pb2.GetLogRequest(id=id), timeout)).log
+
+    # Target health
+
+    async def list_target_health(
+        self, provider: str = "", *, timeout: float | None = None
+    ) -> list[health_pb2.TargetHealth]:
+        request = health_pb2.ListTargetHealthRequest(provider=provider)
+        return list((await self._call(self._stub.ListTargetHealth, request, timeout)).targets)

@@ -10,6 +10,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -20,23 +21,34 @@ from prometheus_client import start_http_server
 
 from imagegateway.v1 import service_pb2, service_pb2_grpc
 from imagegateway_server.api.auth import Authenticator
+from imagegateway_server.api.dashboard import Dashboard, breaker_health
 from imagegateway_server.api.grpc_interceptors import SERVICE_NAME, GatewayInterceptor
 from imagegateway_server.api.grpc_service import ImageGatewayService
 from imagegateway_server.api.rest import RestShim
 from imagegateway_server.gateway import Gateway
+from imagegateway_server.observability.costs import load_price_table
+from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.request_log import RequestLogWriter
+from imagegateway_server.providers.http import DEFAULT_LIMITS
+from imagegateway_server.providers.model_aliases import load_model_aliases
 from imagegateway_server.providers.registry import canonical_provider, default_registry
+from imagegateway_server.routing.breakers import BreakerPolicy, InProcessBreakers
+from imagegateway_server.routing.cache import ResponseCache
+from imagegateway_server.routing.cache_store import MemoryCacheStore
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.credentials import VaultCredentialResolver
 from imagegateway_server.routing.router import Router
 from imagegateway_server.security.api_keys import ApiKeyService
+from imagegateway_server.security.ssrf_transport import guarded_transport_factory
+from imagegateway_server.security.tls import ServerTls
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
-from imagegateway_server.security.vault import Vault, load_master_key
+from imagegateway_server.security.vault import load_vault
 from imagegateway_server.security.virtual_keys import VirtualKeyService
 from imagegateway_server.settings import Settings
 from imagegateway_server.storage.factory import open_store
+from imagegateway_server.storage.kept_images import ImageKeeper
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +87,22 @@ class GatewayProcess:
         self._uvicorn: EmbeddedUvicorn | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
         self._metrics_server: Any = None
+        self._tls: ServerTls | None = None
 
     async def start(self) -> None:
         settings = self.settings
+        # Checked before anything opens: bad certificate files stop the start with one clear line.
+        self._tls = ServerTls.from_files(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
 
         store = await open_store(settings.effective_database_url)
         self._stack.push_async_callback(store.close)
-        key_id, key, generated = load_master_key(settings.master_key or None, data_dir)
+        vault, generated = load_vault(settings.master_key or None, settings.previous_master_keys, data_dir)
         if generated:
             log.warning("generated a new master key in %s; back it up or set IMAGEGW_MASTER_KEY",
                         data_dir / "master.key")
-        vault = Vault({key_id: key}, key_id)
         host_policy = UpstreamHostPolicy(settings.allowed_upstream_hosts)
 
         api_keys = ApiKeyService(store)
@@ -100,19 +114,44 @@ class GatewayProcess:
         virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
         configs = ConfigService(store, vault, canonical_provider=canonical_provider, host_policy=host_policy,
                                 virtual_key_exists=virtual_keys.get)
-        registry = default_registry()
+        registry = default_registry(
+            transport_factory=guarded_transport_factory(host_policy, DEFAULT_LIMITS),
+            model_aliases=load_model_aliases(settings.model_aliases_file, canonical_provider=canonical_provider))
         self._stack.push_async_callback(registry.aclose)
+        # In-process breakers; IMAGEGW_REDIS_URL will share them across replicas once a shared store exists.
+        self.breakers = InProcessBreakers(
+            BreakerPolicy(settings.breaker_consecutive_failures, settings.breaker_failure_rate,
+                          settings.breaker_window, settings.breaker_cooldown_seconds),
+            on_transition=lambda identity, state: self.metrics.circuit_transitions.labels(
+                identity.provider, state.value).inc())
+        self.metrics.watch_circuits(lambda: [(p, m, state.value) for p, m, state in self.breakers.states()])
         router = Router(registry.get, VaultCredentialResolver(virtual_keys),
-                        default_timeout=settings.upstream_timeout_seconds)
+                        default_timeout=settings.upstream_timeout_seconds, breakers=self.breakers)
         log_writer = RequestLogWriter(store)
         await log_writer.start()
         self._stack.push_async_callback(log_writer.close)
-        gateway = Gateway(router, configs, log_writer, self.metrics, host_policy)
-        authenticator = Authenticator(api_keys)
+        retention = LogRetention(
+            store, max_age=timedelta(days=settings.log_retention_days) if settings.log_retention_days else None,
+            max_records=settings.log_retention_max_records or None)
+        await retention.start()
+        self._stack.push_async_callback(retention.close)
+        # Read once: requests only look prices up in memory.
+        prices = load_price_table(settings.price_table_file or None)
+        self.metrics.set_known_models(prices.models())
+        log.info("price table %s loaded", prices.version)
+        # In-process for now; IMAGEGW_REDIS_URL will select a shared CacheStore once one exists.
+        cache = ResponseCache(MemoryCacheStore(settings.cache_max_bytes), VaultCredentialResolver(virtual_keys))
+        gateway = Gateway(router, configs, log_writer, self.metrics, host_policy, cache=cache, prices=prices,
+                          redact_prompts=settings.redact_prompts)
+        authenticator = Authenticator(api_keys, transport="grpc", metrics=self.metrics)
+        rest_authenticator = Authenticator(api_keys, transport="rest", metrics=self.metrics)
 
         self.metrics.init_grpc_methods(SERVICE_NAME, _grpc_methods())
         await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
-        await self._start_http(gateway, authenticator)
+        keeper = ImageKeeper(data_dir / "kept-images") if settings.keep_images else None
+        dashboard = Dashboard(store, rest_authenticator, image_keeper=keeper,
+                              target_health=breaker_health(self.breakers))
+        await self._start_http(RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper))
         self._start_metrics()
         log.info("imagegateway serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                                                 "metrics_port": self.metrics_port})
@@ -130,14 +169,18 @@ class GatewayProcess:
             ],
         )
         service_pb2_grpc.add_ImageGatewayServicer_to_server(
-            ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy), server)
+            ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy,
+                                breakers=self.breakers), server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server)
         host, port = _split_addr(self.settings.grpc_addr)
-        self.grpc_port = server.add_insecure_port(f"{host}:{port}")
+        if self._tls is not None:
+            self.grpc_port = server.add_secure_port(f"{host}:{port}", self._tls.grpc_credentials())
+        else:
+            self.grpc_port = server.add_insecure_port(f"{host}:{port}")
         if self.grpc_port == 0:
             raise OSError(f"cannot listen on {self.settings.grpc_addr}")
         await server.start()
@@ -145,7 +188,7 @@ class GatewayProcess:
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
 
-    async def _start_http(self, gateway: Gateway, authenticator: Authenticator) -> None:
+    async def _start_http(self, shim: RestShim) -> None:
         host, port = _split_addr(self.settings.http_addr)
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -154,9 +197,9 @@ class GatewayProcess:
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(
-            RestShim(gateway, authenticator, self.metrics).app(), log_config=None, access_log=False,
+            shim.app(), log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds) or None,
-            server_header=False, date_header=False,
+            server_header=False, date_header=False, **(self._tls.uvicorn_options() if self._tls else {}),
         )
         self._uvicorn = EmbeddedUvicorn(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
@@ -199,8 +242,9 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await process.start()
+    scheme = "https" if settings.tls_cert_file else "http"
     print(f"imagegw serving gRPC on {settings.grpc_addr.rsplit(':', 1)[0]}:{process.grpc_port}, "
-          f"REST on http://{settings.http_addr.rsplit(':', 1)[0]}:{process.http_port}/v1, "
+          f"REST on {scheme}://{settings.http_addr.rsplit(':', 1)[0]}:{process.http_port}/v1, "
           f"metrics on :{process.metrics_port}/metrics", file=sys.stderr, flush=True)
     try:
         await stop.wait()
@@ -214,7 +258,7 @@ def serve(settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(run(settings))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ports, files, keys: one line, no traceback
         log.error("cannot start: %s", exc)
         return 1
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import errno
 import getpass
+import json
 import mimetypes
 import os
 import re
@@ -24,7 +25,7 @@ from typing import IO, Any, NoReturn
 from google.protobuf.message import Message
 
 from imagegateway import GenerateFields, ImageGatewayClient, ImageGatewayError
-from imagegateway.v1 import configs_pb2, images_pb2, keys_pb2, logs_pb2
+from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2
 from imagegateway_server import cli_output as show
 from imagegateway_server.settings import SETTINGS, Settings
 
@@ -80,6 +81,20 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return value
+
+
+def _poll_interval(text: str) -> float:
+    value = float(text)
+    if not 0.05 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.05 and 3600 seconds, not {text}")
     return value
 
 
@@ -260,6 +275,8 @@ def _config_validate(args: argparse.Namespace) -> int:
         validate_config(config, allowed_hosts)
     except InvalidArgument as exc:
         raise CommandError("INVALID_ARGUMENT", exc.message) from None
+    except ValueError as exc:  # a malformed IMAGEGW_ALLOWED_UPSTREAM_HOSTS entry
+        raise _usage(str(exc)) from None
     if args.output == "json":
         show.print_json({"valid": True}, sys.stdout)
     else:
@@ -279,27 +296,100 @@ def _apikey_list(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     return 0
 
 
+def _apikey_get(args: argparse.Namespace, client: ImageGatewayClient) -> int:
+    # There is no GetApiKey RPC: the listing (admin only, like every key command) holds every key.
+    for key in client.iter_api_keys():
+        if key.id == args.id:
+            _emit(args, key)
+            return 0
+    raise CommandError("NOT_FOUND", f"API key {args.id!r} not found")
+
+
+def _admin_rotate_master_key(args: argparse.Namespace) -> int:
+    """Offline: re-wraps every sealed secret in the database under IMAGEGW_MASTER_KEY (see
+    security.master_key_rotation for the no-downtime procedure)."""
+    import asyncio
+
+    from imagegateway_server.security.master_key_rotation import rotate_with_settings
+
+    try:
+        settings = Settings.load()
+        report = asyncio.run(rotate_with_settings(settings, dry_run=args.dry_run))
+    except ValueError as exc:
+        raise CommandError("FAILED_PRECONDITION", str(exc)) from None
+    if args.output == "json":
+        show.print_json(report.as_dict(), sys.stdout)
+    else:
+        note = " (dry run: nothing written)" if args.dry_run else ""
+        sys.stdout.write(f"active master key: {report.active_key_id}{note}\n")
+        for label, rows in (("virtual keys", report.virtual_keys), ("config versions", report.config_versions)):
+            before = ", ".join(f"{k}={n}" for k, n in sorted(rows.key_ids_before.items())) or "none"
+            sys.stdout.write(f"{label}: {'would re-wrap' if args.dry_run else 're-wrapped'} {rows.rewrapped}, "
+                             f"already current {rows.already_current}, gone {rows.gone}, "
+                             f"failed {len(rows.failed)} (master key ids before: {before})\n")
+    for failure in (*report.virtual_keys.failed, *report.config_versions.failed):
+        sys.stderr.write(f"error: FAILED_PRECONDITION: {failure}\n")
+    return 0 if report.ok else 1
+
+
 def _apikey_revoke(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     _emit(args, client.revoke_api_key(args.id))
     return 0
 
 
-def _logs_list(args: argparse.Namespace, client: ImageGatewayClient) -> int:
+def _log_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The ListLogs filters the flags set (``--no-fallback`` is a filter too, hence ``is not None``)."""
     filters: dict[str, Any] = {
         "trace_id": args.trace_id,
         "status_code": args.status,
         "outcome": args.outcome,
         "provider": args.provider,
-        "start_time": args.since,
-        "end_time": args.until,
+        "model": args.model,
+        "config_id": args.config,
+        "fallback_used": args.fallback,
+        "caller_key_id": args.caller_key_id,
     }
+    return {k: v for k, v in filters.items() if v is not None and v != ""}
+
+
+def _logs_list(args: argparse.Namespace, client: ImageGatewayClient) -> int:
+    filters = _log_filters(args)
+    for key, value in (("start_time", args.since), ("end_time", args.until)):
+        if value is not None:
+            filters[key] = value
     page_size = min(args.limit, 200) if args.limit else 0
     logs: list[logs_pb2.RequestLog] = []
-    for log in client.iter_logs(page_size=page_size, **{k: v for k, v in filters.items() if v}):
+    for log in client.iter_logs(page_size=page_size, **filters):
         if args.limit and len(logs) >= args.limit:
             break
         logs.append(log)
     _emit_list(args, logs, logs_pb2.RequestLog)
+    return 0
+
+
+def _logs_tail(args: argparse.Namespace, client: ImageGatewayClient) -> int:
+    from imagegateway_server.log_follow import follow_logs
+
+    filters = _log_filters(args)
+
+    def list_since(since: datetime | None, limit: int) -> list[logs_pb2.RequestLog]:
+        window = {**filters, "start_time": since} if since is not None else filters
+        found: list[logs_pb2.RequestLog] = []
+        for log in client.iter_logs(page_size=min(limit, 200) if limit else 200, **window):
+            found.append(log)
+            if limit and len(found) >= limit:
+                break
+        return found
+
+    try:
+        for log in follow_logs(list_since, backlog=args.lines, interval=args.interval):
+            if args.output == "json":  # one JSON object per line, so a stream can be piped to jq
+                sys.stdout.write(json.dumps(show.to_json(log), ensure_ascii=False) + "\n")
+            else:
+                sys.stdout.write(show.log_line(log) + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:  # Ctrl-C is how a tail ends
+        return 0
     return 0
 
 
@@ -309,6 +399,11 @@ def _logs_get(args: argparse.Namespace, client: ImageGatewayClient) -> int:
         show.print_json(show.to_json(log), sys.stdout)
     else:
         show.print_log(log, sys.stdout)
+    return 0
+
+
+def _targets_health(args: argparse.Namespace, client: ImageGatewayClient) -> int:
+    _emit_list(args, client.list_target_health(args.provider or ""), health_pb2.TargetHealth)
     return 0
 
 
@@ -348,6 +443,13 @@ def _client_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default="table" if top else argparse.SUPPRESS,
         help="output format (default table)",
     )
+    parser.add_argument("--tls-ca", default=default, metavar="FILE",
+                        help="connect over TLS, trusting this PEM CA bundle (with --tls: the system roots)")
+    parser.add_argument("--tls", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="connect over TLS, trusting the system roots")
+    parser.add_argument("--tls-cert", default=default, metavar="FILE",
+                        help="PEM client certificate for mutual TLS (with --tls-key)")
+    parser.add_argument("--tls-key", default=default, metavar="FILE", help="PEM key of --tls-cert")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -449,14 +551,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", required=True)
     sub.add_argument("--scope", choices=("admin", "generate"), default="generate")
     leaf(keys, "list", "list gateway API keys", _apikey_list)
+    leaf(keys, "get", "show a gateway API key", _apikey_get).add_argument("id")
     leaf(keys, "revoke", "revoke a gateway API key", _apikey_revoke).add_argument("id")
 
     logs = group("logs", "request logs")
+
+    def log_filter_flags(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--trace-id")
+        sub.add_argument("--status", type=int, metavar="CODE", help="HTTP-style status, e.g. 200 or 503")
+        sub.add_argument("--outcome", choices=("success", "failure"))
+        sub.add_argument("--provider")
+        sub.add_argument("--model", help="the model that served (or was last tried)")
+        sub.add_argument("--config", metavar="ID", help="a saved routing config id")
+        sub.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=None,
+                         help="only requests that fell back (--no-fallback: only those that did not)")
+        sub.add_argument("--caller-key-id", metavar="ID", help="requests made with this gateway key (admin keys)")
+
     sub = leaf(logs, "list", "list request logs, newest first", _logs_list)
-    sub.add_argument("--trace-id")
-    sub.add_argument("--status", type=int, metavar="CODE", help="HTTP-style status, e.g. 200 or 503")
-    sub.add_argument("--outcome", choices=("success", "failure"))
-    sub.add_argument("--provider")
+    log_filter_flags(sub)
     sub.add_argument(
         "--since",
         "--start-time",
@@ -468,6 +580,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--until", "--end-time", dest="until", type=_timestamp, metavar="TIME")
     sub.add_argument("--limit", type=int, default=50, help="at most this many records (0: all; default 50)")
     leaf(logs, "get", "show one request log with every attempt", _logs_get).add_argument("id")
+    sub = leaf(logs, "tail", "print request logs as they are written, until Ctrl-C", _logs_tail)
+    log_filter_flags(sub)
+    sub.add_argument("-n", "--lines", type=_non_negative, default=10,
+                     help="start with this many recent records (default 10)")
+    sub.add_argument("--interval", type=_poll_interval, default=1.0, metavar="SECONDS",
+                     help="how often to poll for new records (default 1)")
+
+    targets = group("targets", "routing targets as the gateway sees them")
+    sub = leaf(targets, "health", "circuit-breaker state per provider, host, key fingerprint and model",
+               _targets_health)
+    sub.add_argument("--provider", help="only this provider")
+
+    admin_group = group("admin", "operations on the gateway's own data (offline, against the database)")
+    sub = leaf(admin_group, "rotate-master-key",
+               "re-wrap every stored secret under IMAGEGW_MASTER_KEY, opening old rows with "
+               "IMAGEGW_PREVIOUS_MASTER_KEYS; safe while gateways serve and safe to re-run",
+               _admin_rotate_master_key, client=False, options=False)
+    sub.add_argument("--dry-run", action="store_true", help="count what would be re-wrapped; write nothing")
+    sub.add_argument("-o", "--output", choices=("table", "json"), default=argparse.SUPPRESS,
+                     help="output format (default table)")
     return parser
 
 
@@ -482,6 +614,20 @@ def _report(exc: ImageGatewayError, args: argparse.Namespace, client: ImageGatew
         show.print_failure(exc.failure, err)
 
 
+def _credentials(args: argparse.Namespace) -> Any:
+    """TLS channel credentials when any --tls option is given; None for a plaintext channel."""
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    from imagegateway_server.security.tls import client_credentials
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise _usage("--tls-cert and --tls-key must be given together")
+    try:
+        return client_credentials(args.tls_ca, args.tls_cert, args.tls_key)
+    except ValueError as exc:  # a file that cannot be read or is not PEM
+        raise CommandError("INVALID_ARGUMENT", str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs one command; returns the process exit code."""
     try:
@@ -491,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.needs_client:
             return int(args.run(args))
-        with ImageGatewayClient(args.server, api_key=args.api_key) as client:
+        with ImageGatewayClient(args.server, api_key=args.api_key, credentials=_credentials(args)) as client:
             try:
                 return int(args.run(args, client))
             except ImageGatewayError as exc:

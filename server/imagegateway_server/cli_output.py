@@ -18,7 +18,7 @@ from typing import IO, Any
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
-from imagegateway.v1 import configs_pb2, images_pb2, keys_pb2, logs_pb2
+from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2
 
 # Columns of list tables: header -> field name, per resource type.
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -53,7 +53,20 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("TARGET", "served_target"),
         ("FALLBACK", "fallback_used"),
         ("LATENCY_MS", "latency_ms"),
+        ("COST_USD", "cost_usd"),
         ("TRACE_ID", "trace_id"),
+    ),
+    health_pb2.TargetHealth.DESCRIPTOR.full_name: (
+        ("PROVIDER", "provider"),
+        ("HOST", "host"),  # "-": the provider's public API host
+        ("MODEL", "model"),
+        ("KEY", "key_fingerprint"),
+        ("STATE", "state"),
+        ("FAILURES", "consecutive_failures"),
+        ("FAILURE_RATE", "failure_rate"),
+        ("CALLS", "window_calls"),
+        ("OPENED", "opened_time"),
+        ("NEXT_PROBE", "next_probe_time"),
     ),
 }
 _EMPTY = "-"
@@ -128,7 +141,7 @@ def print_resources(msgs: Sequence[Message], kind: type[Message], out: IO[str]) 
 
 
 def _attempt_error(attempt: images_pb2.Attempt) -> str:
-    parts = [_human(attempt, "error_kind"), attempt.error]
+    parts = ["circuit open, skipped" if attempt.circuit_open else "", _human(attempt, "error_kind"), attempt.error]
     return ": ".join(p for p in parts if p and p != _EMPTY) or _EMPTY
 
 
@@ -141,12 +154,13 @@ def print_attempts(attempts: Sequence[images_pb2.Attempt], out: IO[str], indent:
             a.provider or _EMPTY,
             a.model or _EMPTY,
             str(a.status_code or _EMPTY),
+            str(a.retry_index),
             f"{a.latency_ms}ms",
             _attempt_error(a),
         ]
         for i, a in enumerate(attempts, 1)
     ]
-    print_table(["#", "TARGET", "PROVIDER", "MODEL", "STATUS", "LATENCY", "ERROR"], rows, out, indent)
+    print_table(["#", "TARGET", "PROVIDER", "MODEL", "STATUS", "RETRY", "LATENCY", "ERROR"], rows, out, indent)
 
 
 def fallback_line(served_target: str, attempts: Sequence[images_pb2.Attempt]) -> str:
@@ -165,6 +179,14 @@ def print_log(log: logs_pb2.RequestLog, out: IO[str]) -> None:
         out.write(f"image: {size} {image.mime_type} {image.bytes} bytes sha256={image.sha256}\n")
 
 
+def log_line(log: logs_pb2.RequestLog) -> str:
+    """One request log on one line, for a stream (``logs tail``); empty fields shown as ``-``."""
+    fallback = " FALLBACK" if log.fallback_used else ""
+    return (f"{_human(log, 'create_time')} {log.id} {log.status_code} {_human(log, 'provider')} "
+            f"{_human(log, 'model')} {_human(log, 'served_target')}{fallback} attempts={len(log.attempts)} "
+            f"{log.latency_ms}ms ${log.cost_usd:.4f} cache={_human(log, 'cache_status')} trace={log.trace_id}")
+
+
 def print_outcome(
     outcome: images_pb2.RoutingOutcome, files: Sequence[tuple[Path, images_pb2.Image]], out: IO[str]
 ) -> None:
@@ -176,6 +198,7 @@ def print_outcome(
             ("fallback", _human(outcome, "fallback_used")),
             ("retries", _human(outcome, "retry_attempt_count")),
             ("cache", _human(outcome, "cache_status")),
+            ("cost_usd", _human(outcome, "cost_usd")),
             ("trace_id", _human(outcome, "trace_id")),
             ("log_id", _human(outcome, "log_id")),
         ],

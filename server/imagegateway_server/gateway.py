@@ -23,10 +23,14 @@ from imagegateway_server.domain.errors import (
     RequestFailed,
 )
 from imagegateway_server.domain.request import ImageRequest, validate_request
-from imagegateway_server.observability.log_records import build_log_record
+from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.observability.metrics import Metrics
+from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.observability.request_log import RequestLogWriter
+from imagegateway_server.observability.tracing import TraceParent, upstream_trace_headers
 from imagegateway_server.providers.registry import canonical_provider
+from imagegateway_server.routing.cache import DISABLED as CACHE_DISABLED
+from imagegateway_server.routing.cache import ResponseCache
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.plan import Node, direct_leaf
 from imagegateway_server.routing.router import RouteContext, RoutedResult, Router
@@ -68,9 +72,13 @@ class GenerationCall:
     caller: Caller
     transport: str
     trace_id: str = ""
+    # The caller's W3C trace context, if it sent one; providers get a child span of it.
+    trace_parent: TraceParent | None = None
     metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
     deadline: float | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Skip the cache look-up and keep the fresh answer (x-portkey-cache-force-refresh).
+    cache_force_refresh: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,6 +89,7 @@ class GenerationOutcome:
     trace_id: str
     log_id: str
     cache_status: str = "DISABLED"
+    cost_usd: float = 0.0
 
 
 def new_trace_id() -> str:
@@ -97,12 +106,19 @@ class Gateway:
         log_writer: RequestLogWriter,
         metrics: Metrics,
         host_policy: UpstreamHostPolicy,
+        cache: ResponseCache | None = None,
+        *,
+        prices: PriceTable | None = None,
+        redact_prompts: bool = False,
     ) -> None:
         self._router = router
         self._configs = configs
         self._log_writer = log_writer
         self._metrics = metrics
         self._host_policy = host_policy
+        self._cache = cache if cache is not None else ResponseCache(None, None)
+        self._recorder = RequestRecorder(log_writer, metrics, prices or PriceTable.empty(),
+                                         redact_prompts=redact_prompts)
 
     async def _plan(self, routing: RoutingSpec) -> tuple[Node, str, int]:
         if routing.config_id:
@@ -127,13 +143,20 @@ class Gateway:
         trace_id = call.trace_id or new_trace_id()
         started = time.monotonic()
         config_id, config_version = "", 0
+        cache_status = CACHE_DISABLED.status
         self._metrics.in_flight.inc()
         try:
             try:
                 request = validate_request(call.request)
                 plan, config_id, config_version = await self._plan(call.routing)
-                routed = await self._router.run(
-                    plan, request, RouteContext(trace_id=trace_id, deadline=call.deadline, headers=call.headers))
+                lookup = self._cache.lookup(plan, request, tenant=call.caller.key_id, refresh=call.cache_force_refresh,
+                                            metadata=call.metadata, headers=call.headers, deadline=call.deadline)
+                cache_status = lookup.status
+                served = await self._cache.serve(lookup, lambda: self._router.run(
+                    plan, request, RouteContext(trace_id=trace_id, deadline=call.deadline, headers=call.headers,
+                                                metadata=call.metadata,
+                                                upstream_headers=upstream_trace_headers(call.trace_parent))))
+                routed, cache_status = served.routed, served.status
             except AllTargetsFailed as exc:
                 failure = RequestFailed(exc.last, attempts=exc.attempts, trace_id=trace_id)
             except (GatewayError, ProviderError) as exc:
@@ -141,22 +164,18 @@ class Gateway:
             except asyncio.CancelledError:
                 # The caller went away; upstream calls are cancelled with us. Still one record per request.
                 cancelled = RequestFailed(CallerCancelled("the caller cancelled the request"), trace_id=trace_id)
-                self._log_writer.submit(build_log_record(
-                    call, trace_id=trace_id, started=started, config_id=config_id,
-                    config_version=config_version, failure=cancelled))
-                self._metrics.observe_failure(call.transport, cancelled)
+                self._recorder.failure(call, cancelled, trace_id=trace_id, started=started, config_id=config_id,
+                                       config_version=config_version, cache_status=cache_status)
                 raise
             else:
-                record = build_log_record(call, trace_id=trace_id, started=started, config_id=config_id,
-                                          config_version=config_version, routed=routed)
-                self._log_writer.submit(record)
-                self._metrics.observe_success(call.transport, routed)
-                return GenerationOutcome(routed=routed, trace_id=trace_id, log_id=record.id)
-            record = build_log_record(call, trace_id=trace_id, started=started, config_id=config_id,
-                                      config_version=config_version, failure=failure)
-            failure.log_id = record.id
-            self._log_writer.submit(record)
-            self._metrics.observe_failure(call.transport, failure)
+                recorded = self._recorder.success(call, routed, trace_id=trace_id, started=started,
+                                                  config_id=config_id, config_version=config_version,
+                                                  cache_status=cache_status)
+                return GenerationOutcome(routed=routed, trace_id=trace_id, log_id=recorded.log_id,
+                                         cache_status=cache_status, cost_usd=recorded.cost_usd)
+            self._recorder.failure(call, failure, trace_id=trace_id, started=started, config_id=config_id,
+                                   config_version=config_version, cache_status=cache_status)
             raise failure
         finally:
             self._metrics.in_flight.dec()
+            self._metrics.cache_requests.labels(cache_status).inc()

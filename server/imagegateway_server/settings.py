@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from imagegateway_server.routing.breakers import MAX_CONSECUTIVE_FAILURES, MAX_COOLDOWN_SECONDS, MAX_WINDOW
+
 
 @dataclasses.dataclass(frozen=True)
 class SettingSpec:
@@ -31,10 +33,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("redis_url", "IMAGEGW_REDIS_URL", "", "shared cache, limits and breakers (unset: in-process)"),
     SettingSpec("master_key", "IMAGEGW_MASTER_KEY", "",
                 "base64url 32-byte key that encrypts provider secrets (default: generated into the data dir)"),
+    SettingSpec("previous_master_keys", "IMAGEGW_PREVIOUS_MASTER_KEYS", "",
+                "comma-separated earlier master keys that may still open secrets (during a master-key rotation)"),
     SettingSpec("admin_key", "IMAGEGW_ADMIN_KEY", "",
                 "bootstrap admin API key (default: generated and printed once on first start)"),
     SettingSpec("allowed_upstream_hosts", "IMAGEGW_ALLOWED_UPSTREAM_HOSTS", "",
                 "comma-separated hosts, host:port or CIDRs custom hosts may point to"),
+    SettingSpec("tls_cert_file", "IMAGEGW_TLS_CERT_FILE", "",
+                "PEM certificate chain: serve gRPC over TLS and the REST shim over HTTPS (with the key file)"),
+    SettingSpec("tls_key_file", "IMAGEGW_TLS_KEY_FILE", "", "PEM private key of the TLS certificate"),
+    SettingSpec("tls_client_ca_file", "IMAGEGW_TLS_CLIENT_CA_FILE", "",
+                "PEM CA bundle: require client certificates it signed on gRPC and REST (mutual TLS)"),
     SettingSpec("shutdown_grace_seconds", "IMAGEGW_SHUTDOWN_GRACE_SECONDS", "30",
                 "how long in-flight requests may finish after SIGTERM"),
     SettingSpec("log_level", "IMAGEGW_LOG_LEVEL", "info", "process log level"),
@@ -43,7 +52,68 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "largest gRPC message the server sends or accepts"),
     SettingSpec("upstream_timeout_seconds", "IMAGEGW_UPSTREAM_TIMEOUT_SECONDS", "120",
                 "default per-attempt upstream timeout when a config sets no request_timeout"),
+    SettingSpec("cache_max_bytes", "IMAGEGW_CACHE_MAX_BYTES", str(256 * 1024 * 1024),
+                "bytes of images the in-process response cache may hold (LRU; 0 keeps nothing)"),
+    SettingSpec("breaker_consecutive_failures", "IMAGEGW_BREAKER_CONSECUTIVE_FAILURES", "5",
+                "consecutive failures that open a target's circuit (0: this trigger off)"),
+    SettingSpec("breaker_failure_rate", "IMAGEGW_BREAKER_FAILURE_RATE", "0.5",
+                "failure rate over the window that opens a target's circuit (0: this trigger off)"),
+    SettingSpec("breaker_window", "IMAGEGW_BREAKER_WINDOW", "20", "calls in the failure-rate window"),
+    SettingSpec("breaker_cooldown_seconds", "IMAGEGW_BREAKER_COOLDOWN_SECONDS", "30",
+                "how long an open circuit skips its target before one probe call"),
+    SettingSpec("keep_images", "IMAGEGW_KEEP_IMAGES", "false",
+                "keep the first image of REST requests sent with x-imagegw-keep-image: true, for the dashboard"),
+    SettingSpec("model_aliases_file", "IMAGEGW_MODEL_ALIASES_FILE", "",
+                "JSON table mapping retired models to successors (default: the built-in table, every alias off)"),
+    SettingSpec("log_retention_days", "IMAGEGW_LOG_RETENTION_DAYS", "30",
+                "request log records older than this many days are deleted (0: kept forever)"),
+    SettingSpec("log_retention_max_records", "IMAGEGW_LOG_RETENTION_MAX_RECORDS", "1000000",
+                "at most this many request log records are kept, the oldest deleted first (0: no limit)"),
+    SettingSpec("redact_prompts", "IMAGEGW_REDACT_PROMPTS", "false",
+                "store request log records without the prompt"),
+    SettingSpec("price_table_file", "IMAGEGW_PRICE_TABLE_FILE", "",
+                "JSON price table used for cost accounting (default: the built-in list prices)"),
 )
+
+
+def _flag(env: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+        raise ValueError(f"{env} must be true or false, not {value!r}")
+    return lowered in {"true", "1", "yes", "on"}
+
+
+def _bounded(env: str, value: str, kind: type[int] | type[float], low: float, high: float) -> Any:
+    number = kind(value)
+    if not low <= number <= high:  # NaN fails this too
+        raise ValueError(f"{env} must be between {low:g} and {high:g}, not {value!r}")
+    return number
+
+
+def _byte_count(env: str, value: str) -> int:
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"{env} must not be negative, not {value!r}")
+    return count
+
+
+def _price_table_file(value: str) -> str:
+    # Checked here so a bad table stops `imagegw serve` with one clear line; the process loads it again.
+    if value:
+        from imagegateway_server.observability.costs import load_price_table
+
+        load_price_table(value)
+    return value
+
+
+def _aliases_file(value: str) -> str:
+    # Checked here so a bad table stops `imagegw serve` with one clear line; the process loads it again.
+    if value:
+        from imagegateway_server.providers.model_aliases import load_model_aliases
+        from imagegateway_server.providers.registry import canonical_provider
+
+        load_model_aliases(value, canonical_provider=canonical_provider)
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +128,27 @@ class Settings:
     redis_url: str = ""
     master_key: str = ""
     admin_key: str = ""
+    previous_master_keys: tuple[str, ...] = ()
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
     allowed_upstream_hosts: tuple[str, ...] = ()
     shutdown_grace_seconds: float = 30.0
     log_level: str = "info"
     log_format: str = "json"
     max_message_bytes: int = 64 * 1024 * 1024
     upstream_timeout_seconds: float = 120.0
+    keep_images: bool = False
+    cache_max_bytes: int = 256 * 1024 * 1024
+    breaker_consecutive_failures: int = 5
+    breaker_failure_rate: float = 0.5
+    breaker_window: int = 20
+    breaker_cooldown_seconds: float = 30.0
+    model_aliases_file: str = ""
+    log_retention_days: float = 30.0
+    log_retention_max_records: int = 1_000_000
+    redact_prompts: bool = False
+    price_table_file: str = ""
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -84,6 +169,12 @@ class Settings:
                 redis_url=raw["redis_url"],
                 master_key=raw["master_key"],
                 admin_key=raw["admin_key"],
+                previous_master_keys=tuple(
+                    k.strip() for k in raw["previous_master_keys"].split(",") if k.strip()
+                ),
+                tls_cert_file=raw["tls_cert_file"].strip(),
+                tls_key_file=raw["tls_key_file"].strip(),
+                tls_client_ca_file=raw["tls_client_ca_file"].strip(),
                 allowed_upstream_hosts=tuple(
                     h.strip() for h in raw["allowed_upstream_hosts"].split(",") if h.strip()
                 ),
@@ -92,6 +183,21 @@ class Settings:
                 log_format=raw["log_format"].lower(),
                 max_message_bytes=int(raw["max_message_bytes"]),
                 upstream_timeout_seconds=float(raw["upstream_timeout_seconds"]),
+                keep_images=_flag("IMAGEGW_KEEP_IMAGES", raw["keep_images"]),
+                cache_max_bytes=_byte_count("IMAGEGW_CACHE_MAX_BYTES", raw["cache_max_bytes"]),
+                breaker_consecutive_failures=_bounded("IMAGEGW_BREAKER_CONSECUTIVE_FAILURES",
+                                                      raw["breaker_consecutive_failures"], int, 0,
+                                                      MAX_CONSECUTIVE_FAILURES),
+                breaker_failure_rate=_bounded("IMAGEGW_BREAKER_FAILURE_RATE", raw["breaker_failure_rate"], float, 0, 1),
+                breaker_window=_bounded("IMAGEGW_BREAKER_WINDOW", raw["breaker_window"], int, 1, MAX_WINDOW),
+                breaker_cooldown_seconds=_bounded("IMAGEGW_BREAKER_COOLDOWN_SECONDS", raw["breaker_cooldown_seconds"],
+                                                  float, 0.001, MAX_COOLDOWN_SECONDS),
+                model_aliases_file=_aliases_file(raw["model_aliases_file"]),
+                log_retention_days=_bounded("IMAGEGW_LOG_RETENTION_DAYS", raw["log_retention_days"], float, 0, 36500),
+                log_retention_max_records=_bounded("IMAGEGW_LOG_RETENTION_MAX_RECORDS",
+                                                   raw["log_retention_max_records"], int, 0, 10**12),
+                redact_prompts=_flag("IMAGEGW_REDACT_PROMPTS", raw["redact_prompts"]),
+                price_table_file=_price_table_file(raw["price_table_file"]),
             )
         except ValueError as exc:
             raise ValueError(f"invalid setting: {exc}") from None
@@ -105,7 +211,7 @@ class Settings:
 
     def __repr__(self) -> str:
         # Never print secrets, even in a debugger or a crash report.
-        hidden = {"master_key", "admin_key"}
+        hidden = {"master_key", "admin_key", "previous_master_keys"}
         parts = [
             f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
             for f in dataclasses.fields(self)

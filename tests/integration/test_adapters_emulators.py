@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -135,11 +136,12 @@ async def test_refused_parameter_never_reaches_openai(
 async def test_openai_validation_error_is_a_bad_request(
     openai: OpenAIAdapter, openai_emu: OpenAIEmulator
 ) -> None:
+    # dall-e-3 takes 4000 prompt characters, the gateway up to 32000: only the upstream knows.
     error = await expect_error(
-        openai.generate(ImageRequest(prompt="x", model="dall-e-3", size="300x300"), openai_target(openai_emu))
+        openai.generate(ImageRequest(prompt="x" * 4001, model="dall-e-3"), openai_target(openai_emu))
     )
     assert (error.kind, error.status_code) == (ErrorKind.BAD_REQUEST, 400)
-    assert "300x300" in error.message
+    assert "4000" in error.message
 
 
 async def test_unknown_openai_model_is_not_found(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:
@@ -420,13 +422,13 @@ async def test_stability_hang_times_out_as_408(
     assert (error.kind, error.status_code) == (ErrorKind.TIMEOUT, 408)
 
 
-async def test_stability_refused_size_never_reaches_upstream(
+async def test_stability_size_refused_in_strict_mode_never_reaches_upstream(
     stability: StabilityAdapter, stability_emu: StabilityEmulator
 ) -> None:
     error = await expect_error(
         stability.generate(
             ImageRequest(prompt="x", model="stable-diffusion-xl-1024-v1-0", size="512x512"),
-            stability_target(stability_emu),
+            dataclasses.replace(stability_target(stability_emu), strict=True),
         )
     )
     assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "size")

@@ -974,8 +974,8 @@ def test_metrics_have_grpc_and_fallback_series_and_no_secrets(
     assert any(labels["grpc_code"] == "Unauthenticated" for labels, _ in handled)  # Go spelling
     assert {labels["grpc_service"] for labels, _ in handled} == {SERVICE}
     fallbacks = [(labels, value) for name, labels, value in samples if name == "imagegateway_fallbacks_total"]
-    assert any(labels == {"from_provider": "stability-ai", "to_provider": "openai"} and value >= 1
-               for labels, value in fallbacks)
+    assert any(labels == {"from_provider": "stability-ai", "to_provider": "openai", "reason": "unavailable"}
+               and value >= 1 for labels, value in fallbacks)
     for secret in (STABILITY_SECRET, OPENAI_SECRET, SEALED_SECRET, INLINE_CONFIG_SECRET, ROTATED_SECRET,
                    generate_key[1], gateway.admin_key):
         assert secret not in text

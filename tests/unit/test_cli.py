@@ -403,9 +403,9 @@ def test_logs_get_shows_each_attempt_and_the_fallback(gw: FakeGateway, capsys: p
     lines = out.splitlines()
     first = next(line for line in lines if "config.targets[0]" in line).split()
     second = next(line for line in lines if "config.targets[1]" in line and "dall-e-3" in line).split()
-    assert first[:6] == ["1", "config.targets[0]", "stability-ai", "sd3", "503", "120ms"]
-    assert " ".join(first[6:]) == "unavailable: upstream said 503"
-    assert second[:6] == ["2", "config.targets[1]", "openai", "dall-e-3", "200", "900ms"]
+    assert first[:7] == ["1", "config.targets[0]", "stability-ai", "sd3", "503", "0", "120ms"]
+    assert " ".join(first[7:]) == "unavailable: upstream said 503"
+    assert second[:7] == ["2", "config.targets[1]", "openai", "dall-e-3", "200", "0", "900ms"]
     assert "FALLBACK: served by config.targets[1] after 1 failed attempt(s)" in lines
     assert json.loads(run(capsys, "logs", "get", "log_1", "-o", "json")[1])["attempts"][0]["status_code"] == 503
 

@@ -146,9 +146,9 @@ def test_all_zero_loadbalance_weights_are_refused() -> None:
         "targets")
 
 
-def test_conditional_mode_is_refused_until_supported() -> None:
-    assert error_param({"strategy": {"mode": "conditional", "default": "a"},
-                        "targets": [{"name": "a", "virtual_key": "a"}]}) == "strategy.mode"
+def test_conditional_mode_without_a_default_is_refused() -> None:
+    assert error_param({"strategy": {"mode": "conditional", "conditions": [{"query": {}, "then": "a"}]},
+                        "targets": [{"name": "a", "virtual_key": "a"}]}) == "strategy.default"
 
 
 def test_retry_attempts_are_bounded() -> None:

@@ -197,16 +197,17 @@ async def test_v1_sizes(make: MakeFn, model: str, size: str | None, width: int, 
         ("stable-diffusion-v1-6", "256x256", "320 to 1536"),
         ("stable-diffusion-v1-6", "2048x512", "320 to 1536"),
         ("stable-diffusion-xl-1024-v1-0", "512x512", "1152x896"),
-        ("stable-diffusion-xl-1024-v1-0", "1792x1024", "allowed"),
+        ("stable-diffusion-xl-1024-v1-0", "1792x1024", "strict mode"),
         ("stable-diffusion-xl-1024-v1-0", "big", "1024x1024"),
     ],
 )
-async def test_v1_sizes_the_engine_cannot_make_are_refused(
+async def test_v1_sizes_the_engine_cannot_make_are_refused_in_strict_mode(
     make: MakeFn, model: str, size: str, words: str
 ) -> None:
     adapter, upstream = make(lambda r: v1_ok())
     with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="x", model=model, size=size), TARGET)
+        await adapter.generate(ImageRequest(prompt="x", model=model, size=size),
+                               UpstreamTarget(api_key=KEY, strict=True))
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "size")
     assert words in info.value.message
     assert upstream.requests == []

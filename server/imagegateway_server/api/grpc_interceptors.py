@@ -16,7 +16,7 @@ import grpc
 
 from imagegateway_server.api.auth import GRPC_METHOD_SCOPES, Authenticator, bearer_token, current_caller
 from imagegateway_server.api.grpc_errors import GRPC_CODES, abort_with
-from imagegateway_server.domain.errors import GatewayError, PermissionDenied, ProviderError, RequestFailed
+from imagegateway_server.domain.errors import GatewayError, ProviderError, RequestFailed
 from imagegateway_server.observability.metrics import Metrics, go_code_name
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], scope: str | None) -> None:
-        if scope is None:
-            raise PermissionDenied("this method is not open to any key")
-        caller = await self._auth.authenticate(api_key_from_metadata(context.invocation_metadata()), scope)
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], method: str, scope: str | None) -> None:
+        caller = await self._auth.authenticate(api_key_from_metadata(context.invocation_metadata()), scope,
+                                               operation=method)
         current_caller.set(caller)
 
     @contextlib.asynccontextmanager
@@ -76,7 +75,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         self._metrics.grpc_started.labels(grpc_type, SERVICE_NAME, method).inc()
         code = grpc.StatusCode.OK
         try:
-            await self._authenticate(context, scope)
+            await self._authenticate(context, method, scope)
             yield
         except _DomainError as exc:
             code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]

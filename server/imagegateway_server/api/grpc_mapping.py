@@ -12,14 +12,7 @@ from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.gateway import GenerationOutcome, RoutingSpec
-from imagegateway_server.observability.log_records import attempt_proto
-
-_CACHE_STATUS = {
-    "DISABLED": images_pb2.CACHE_STATUS_DISABLED,
-    "HIT": images_pb2.CACHE_STATUS_HIT,
-    "MISS": images_pb2.CACHE_STATUS_MISS,
-    "REFRESH": images_pb2.CACHE_STATUS_REFRESH,
-}
+from imagegateway_server.observability.log_records import CACHE_STATUS_PROTO, attempt_proto
 
 
 def _opt(message: Any, field: str) -> Any:
@@ -31,8 +24,6 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
     extra: dict[str, Any] = {}
     if params.HasField("extra_params"):
         extra = json_format.MessageToDict(params.extra_params)
-    if params.HasField("strict"):
-        raise InvalidArgument("is not supported yet", param="parameters.strict")
     if params.n < 0:
         raise InvalidArgument("must be between 1 and 10", param="parameters.n")
     return ImageRequest(
@@ -53,6 +44,7 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
         moderation=params.moderation or None,
         aspect_ratio=params.aspect_ratio or None,
         response_format=ResponseFormat.BYTES,
+        strict=params.strict,
         extra=MappingProxyType(extra),
     )
 
@@ -72,7 +64,8 @@ def routing_spec(routing: images_pb2.Routing) -> RoutingSpec:
 def image_proto(image: GeneratedImage, index: int) -> images_pb2.Image:
     message = images_pb2.Image(
         data=image.data or b"", mime_type=image.mime_type, width=image.width, height=image.height,
-        revised_prompt=image.revised_prompt or "", index=index,
+        revised_prompt=image.revised_prompt or "", index=index, provider=image.provider, model=image.model,
+        size=image.size,
     )
     if image.seed is not None:
         message.seed = image.seed
@@ -84,7 +77,8 @@ def outcome_proto(outcome: GenerationOutcome) -> images_pb2.RoutingOutcome:
     message = images_pb2.RoutingOutcome(
         trace_id=outcome.trace_id, log_id=outcome.log_id, provider=routed.provider,
         model=routed.result.model, served_target=routed.leaf.path, fallback_used=routed.fallback_used,
-        retry_attempt_count=routed.retry_count, cache_status=_CACHE_STATUS[outcome.cache_status],
+        retry_attempt_count=routed.retry_count, cache_status=CACHE_STATUS_PROTO[outcome.cache_status],
+        cost_usd=outcome.cost_usd,
     )
     message.attempts.extend(attempt_proto(a) for a in routed.attempts)
     return message

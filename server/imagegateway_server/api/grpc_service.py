@@ -16,10 +16,12 @@ import grpc
 from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 from imagegateway_server.api import grpc_mapping
 from imagegateway_server.api.auth import ADMIN, current_caller
-from imagegateway_server.domain.errors import InvalidArgument, NotFound
+from imagegateway_server.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
 from imagegateway_server.observability.log_records import log_from_record
+from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
 from imagegateway_server.providers.registry import canonical_provider
+from imagegateway_server.routing.breakers import Breakers, BreakerView
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.security.api_keys import ApiKeyService
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
@@ -69,6 +71,28 @@ def api_key_proto(record: ApiKeyRecord) -> keys_pb2.ApiKey:
     return message
 
 
+_CIRCUIT_STATES = {
+    "closed": health_pb2.CIRCUIT_STATE_CLOSED,
+    "half_open": health_pb2.CIRCUIT_STATE_HALF_OPEN,
+    "open": health_pb2.CIRCUIT_STATE_OPEN,
+}
+
+
+def target_health_proto(view: BreakerView) -> health_pb2.TargetHealth:
+    identity = view.identity
+    message = health_pb2.TargetHealth(
+        provider=identity.provider, host=identity.host, key_fingerprint=identity.key_fingerprint,
+        model=identity.model, state=_CIRCUIT_STATES[view.state.value],
+        consecutive_failures=view.consecutive_failures, failure_rate=view.failure_rate,
+        window_calls=view.window_calls,
+    )
+    if view.opened_time:
+        message.opened_time.FromDatetime(datetime.fromtimestamp(view.opened_time, UTC))
+    if view.next_probe_time:
+        message.next_probe_time.FromDatetime(datetime.fromtimestamp(view.next_probe_time, UTC))
+    return message
+
+
 class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     """Implements every RPC of imagegateway.v1.ImageGateway."""
 
@@ -80,7 +104,10 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         api_keys: ApiKeyService,
         store: Store,
         host_policy: UpstreamHostPolicy,
+        *,
+        breakers: Breakers,
     ) -> None:
+        self._breakers = breakers
         self._gateway = gateway
         self._configs = configs
         self._virtual_keys = virtual_keys
@@ -91,22 +118,26 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     # --- images -----------------------------------------------------------------------------
 
     async def _generate(self, request: Any, context: Context) -> GenerationOutcome:
+        metadata = _metadata(context)
+        trace = resolve_trace(request.trace_id or metadata.get("x-portkey-trace-id"), metadata)
+        bind_trace_id(trace.trace_id)
+        # Sent before the work starts, so a failed call carries the trace id as well.
+        await context.send_initial_metadata((("x-portkey-trace-id", trace.trace_id),))
         if not request.HasField("parameters"):
             raise InvalidArgument("is required", param="parameters")
-        metadata = _metadata(context)
         call = GenerationCall(
             request=grpc_mapping.image_request(request.parameters),
             routing=grpc_mapping.routing_spec(request.routing),
             caller=current_caller.get(),
             transport="grpc",
-            trace_id=request.trace_id or metadata.get("x-portkey-trace-id", ""),
+            trace_id=trace.trace_id,
+            trace_parent=trace.parent,
             metadata=dict(request.metadata),
             deadline=_deadline(context),
             headers=metadata,
+            cache_force_refresh=request.cache_force_refresh,
         )
-        outcome = await self._gateway.generate(call)
-        await context.send_initial_metadata((("x-portkey-trace-id", outcome.trace_id),))
-        return outcome
+        return await self._gateway.generate(call)
 
     async def GenerateImage(
         self, request: images_pb2.GenerateImageRequest, context: Context
@@ -236,14 +267,23 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         caller = current_caller.get()
         success = {logs_pb2.REQUEST_OUTCOME_SUCCESS: True, logs_pb2.REQUEST_OUTCOME_FAILURE: False}.get(
             request.outcome)
+        caller_key_id = request.caller_key_id or None
+        if caller.scope != ADMIN:
+            # A generate key sees only its own requests, whatever it asks for.
+            if caller_key_id not in (None, caller.key_id):
+                raise PermissionDenied("only an admin key may list other keys' requests", param="caller_key_id")
+            caller_key_id = caller.key_id
         log_filter = LogFilter(
             trace_id=request.trace_id or None,
             status_code=request.status_code or None,
             success=success,
             provider=canonical_provider(request.provider) if request.provider else None,
-            caller_key_id=None if caller.scope == ADMIN else caller.key_id,
+            caller_key_id=caller_key_id,
             start_time=request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else None,
             end_time=request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else None,
+            model=request.model or None,
+            config_id=request.config_id or None,
+            fallback_used=request.fallback_used if request.HasField("fallback_used") else None,
         )
         page = await self._store.list_logs(log_filter, page_size(request.page_size), request.page_token)
         return logs_pb2.ListLogsResponse(logs=[log_from_record(r) for r in page.items],
@@ -261,5 +301,6 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def ListTargetHealth(
         self, request: health_pb2.ListTargetHealthRequest, context: Context
     ) -> health_pb2.ListTargetHealthResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "circuit breakers are not built yet")
-        raise AssertionError("unreachable")  # pragma: no cover
+        provider = canonical_provider(request.provider) if request.provider else None
+        views = await self._breakers.snapshot(provider)
+        return health_pb2.ListTargetHealthResponse(targets=[target_health_proto(v) for v in views])

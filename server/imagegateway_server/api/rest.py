@@ -5,30 +5,42 @@ Bodies and errors are exactly OpenAI's, so the official SDK works with only base
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imagegateway_server.api import rest_mapping
 from imagegateway_server.api.auth import GENERATE, Authenticator
+from imagegateway_server.api.dashboard import Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
-from imagegateway_server.domain.errors import GatewayError, ProviderError, RequestFailed
-from imagegateway_server.domain.request import ResponseFormat
+from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
+from imagegateway_server.domain.errors import GatewayError, InvalidArgument, ProviderError, RequestFailed
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
+from imagegateway_server.observability.costs import format_usd
 from imagegateway_server.observability.metrics import Metrics
+from imagegateway_server.observability.tracing import TraceContext, bind_trace_id, resolve_trace
+from imagegateway_server.storage.kept_images import ImageKeeper
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+REQUEST_TIMEOUT_HEADER = "x-portkey-request-timeout"
+MAX_REQUEST_TIMEOUT_MS = 24 * 60 * 60 * 1000
 GENERATIONS_ROUTE = "/v1/images/generations"
+STRICT_HEADER = "x-imagegw-strict"
 
 
 def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -51,6 +63,20 @@ def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> dict[
     return item
 
 
+def request_deadline(value: str | None, arrived: float) -> float | None:
+    """The loop-time deadline x-portkey-request-timeout (ms) sets for the whole chain, counted from arrival.
+
+    Portkey applies the header to each attempt; here it bounds the request, as a gRPC deadline does.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 9 and 0 < int(text) <= MAX_REQUEST_TIMEOUT_MS):
+        raise InvalidArgument(f"must be a whole number of milliseconds from 1 to {MAX_REQUEST_TIMEOUT_MS}",
+                              param=REQUEST_TIMEOUT_HEADER)
+    return arrived + int(text) / 1000.0
+
+
 def _success_headers(outcome: GenerationOutcome) -> dict[str, str]:
     routed = outcome.routed
     headers = {
@@ -60,19 +86,40 @@ def _success_headers(outcome: GenerationOutcome) -> dict[str, str]:
         "x-portkey-cache-status": outcome.cache_status,
         "x-imagegw-log-id": outcome.log_id,
         "x-imagegw-model": routed.result.model,
+        "x-imagegw-cost-usd": format_usd(outcome.cost_usd),
     }
     if routed.leaf.path:
         headers["x-portkey-last-used-option-index"] = routed.leaf.path
+    # The body stays OpenAI's; what produced the images and what was translated travel as headers.
+    sizes = ", ".join(dict.fromkeys(image.size for image in routed.result.images if image.size))
+    if sizes:
+        headers["x-imagegw-size"] = sizes
+    if routed.result.translations:
+        headers["x-imagegw-translated"] = ", ".join(routed.result.translations)
     return headers
+
+
+def _strict(headers: Mapping[str, str], image_request: ImageRequest) -> ImageRequest:
+    """Applies ``x-imagegw-strict``; ``strict`` is not an OpenAI body field, so the body may not carry it."""
+    if "strict" in image_request.extra:
+        raise InvalidArgument(f"is not an OpenAI parameter; send the header {STRICT_HEADER}: true instead",
+                              param="strict", code="unknown_parameter")
+    value = headers.get(STRICT_HEADER, "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise InvalidArgument("must be true or false", param=STRICT_HEADER)
+    return dataclasses.replace(image_request, strict=True) if value == "true" else image_request
 
 
 class RestShim:
     """Builds the Starlette app around the gateway core."""
 
-    def __init__(self, gateway: Gateway, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(self, gateway: Gateway, authenticator: Authenticator, metrics: Metrics,
+                 dashboard: Dashboard | None = None, image_keeper: ImageKeeper | None = None) -> None:
         self._gateway = gateway
         self._auth = authenticator
         self._metrics = metrics
+        self._dashboard = dashboard
+        self._image_keeper = image_keeper
 
     def app(self) -> Starlette:
         async def not_found(request: Request, exc: Exception) -> Response:
@@ -87,8 +134,10 @@ class RestShim:
             routes=[
                 Route(GENERATIONS_ROUTE, self.generations, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
+                *(self._dashboard.routes() if self._dashboard is not None else ()),
             ],
             exception_handlers={404: not_found, 405: method_not_allowed},
+            middleware=[Middleware(HttpMetricsMiddleware, metrics=self._metrics)],
         )
 
     async def health(self, request: Request) -> Response:
@@ -114,30 +163,30 @@ class RestShim:
             raise _HttpError(400, "the request body is not valid JSON", None) from None
 
     async def generations(self, request: Request) -> Response:
-        status = 500
-        try:
-            response = await self._generations(request)
-            status = response.status_code
-            return response
-        finally:
-            self._metrics.http_requests.labels(GENERATIONS_ROUTE, str(status)).inc()
+        # Resolved first, so every log line of the request and every answer (errors too) carry it.
+        trace = resolve_trace(request.headers.get("x-portkey-trace-id"), request.headers)
+        bind_trace_id(trace.trace_id)
+        return await self._generations(request, trace)
 
-    async def _generations(self, request: Request) -> Response:
+    async def _generations(self, request: Request, trace: TraceContext) -> Response:
+        arrived = asyncio.get_running_loop().time()
         headers = request.headers
-        trace_headers = {"x-portkey-trace-id": headers["x-portkey-trace-id"]} if "x-portkey-trace-id" in headers else {}
+        trace_headers = {"x-portkey-trace-id": trace.trace_id}
         try:
             caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), GENERATE)
             body = await self._read_json(request)
-            image_request = rest_mapping.image_request(body)
+            image_request = _strict(headers, rest_mapping.image_request(body))
             call = GenerationCall(
                 request=image_request,
                 routing=rest_mapping.routing_spec(headers),
                 caller=caller,
                 transport="rest",
-                trace_id=headers.get("x-portkey-trace-id", ""),
+                trace_id=trace.trace_id,
+                trace_parent=trace.parent,
                 metadata=rest_mapping.metadata(headers),
-                deadline=None,
+                deadline=request_deadline(headers.get(REQUEST_TIMEOUT_HEADER), arrived),
                 headers={k.lower(): v for k, v in headers.items()},
+                cache_force_refresh=rest_mapping.cache_force_refresh(headers),
             )
             outcome = await self._gateway.generate(call)
         except _HttpError as exc:
@@ -159,7 +208,8 @@ class RestShim:
             "data": [_image_item(image, image_request.response_format) for image in result.images],
         }
         return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json",
-                        headers=_success_headers(outcome))
+                        headers=_success_headers(outcome),
+                        background=keep_image_task(self._image_keeper, headers, outcome.log_id, result.images))
 
 
 class _HttpError(Exception):

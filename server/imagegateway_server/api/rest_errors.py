@@ -56,6 +56,7 @@ def to_http_error(exc: GatewayError | ProviderError | RequestFailed) -> tuple[in
                 "error_kind": images_pb2.ErrorKind.Name(error_kind_proto(a.error_kind)).removeprefix("ERROR_KIND_")
                 if a.error_kind else None,
                 "error": a.error or None, "latency_ms": a.latency_ms, "retry_index": a.retry_index,
+                "circuit_open": a.circuit_open,
             }
             for a in exc.attempts
         ]

@@ -80,6 +80,16 @@ def metadata(headers: Mapping[str, str]) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
 
 
+def cache_force_refresh(headers: Mapping[str, str]) -> bool:
+    """x-portkey-cache-force-refresh: "true" (what Portkey's SDK sends for True) or "false"."""
+    raw = headers.get("x-portkey-cache-force-refresh", "").strip().lower()
+    if raw in ("", "false", "0"):
+        return False
+    if raw in ("true", "1"):
+        return True
+    raise InvalidArgument("must be true or false", param="x-portkey-cache-force-refresh")
+
+
 def gateway_key(headers: Mapping[str, str]) -> str | None:
     """The gateway key: x-portkey-api-key, x-imagegw-api-key, or an igw_ bearer token."""
     key = headers.get("x-portkey-api-key") or headers.get("x-imagegw-api-key")

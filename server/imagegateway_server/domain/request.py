@@ -36,7 +36,9 @@ class ImageRequest:
     """One OpenAI-shaped image generation request.
 
     ``extra`` holds provider-specific parameters the gateway does not model; adapters pass on the
-    ones their API takes and refuse the rest with an error naming them.
+    ones their API takes and refuse the rest with an error naming them. ``strict`` is the caller's
+    wish to have parameters refused rather than translated; it is not sent to any provider (the
+    router hands the effective value to adapters as ``UpstreamTarget.strict``).
     """
 
     prompt: str
@@ -56,6 +58,7 @@ class ImageRequest:
     moderation: str | None = None
     aspect_ratio: str | None = None
     response_format: ResponseFormat = ResponseFormat.BYTES
+    strict: bool = False
     # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
     extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: EMPTY_EXTRA)
 
@@ -78,7 +81,7 @@ class ImageRequest:
         """The parameters the caller (or a config) set, by name; what an adapter must honour."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("extra", "response_format", "prompt"):
+            if f.name in ("extra", "response_format", "prompt", "strict"):
                 continue
             value = getattr(self, f.name)
             if value is not None and not (f.name == "n" and value == 1):
@@ -112,6 +115,7 @@ def coerce_param(name: str, value: Any, *, path: str) -> Any:
 
 
 MAX_PROMPT_CHARS = 32_000
+MAX_SIZE_DIGITS = 6
 MAX_IMAGES = 10
 
 
@@ -135,6 +139,8 @@ def validate_request(request: ImageRequest) -> ImageRequest:
 def parse_size(size: str, *, param: str = "size") -> tuple[int, int]:
     """Parses WIDTHxHEIGHT into integers."""
     width, sep, height = size.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or int(width) <= 0 or int(height) <= 0:
-        raise InvalidArgument(f"must look like 1024x1024, got {size!r}", param=param)
+    # The length cap keeps int() away from huge digit strings (it refuses over 4300 digits with a ValueError).
+    if (not sep or not width.isdigit() or not height.isdigit() or len(width) > MAX_SIZE_DIGITS
+            or len(height) > MAX_SIZE_DIGITS or int(width) <= 0 or int(height) <= 0):
+        raise InvalidArgument(f"must look like 1024x1024, got {size[:40]!r}", param=param)
     return int(width), int(height)

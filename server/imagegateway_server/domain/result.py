@@ -11,7 +11,11 @@ from imagegateway_server.domain.errors import ErrorKind
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class GeneratedImage:
-    """One image. ``data`` is set unless the caller asked for URLs and the provider gave one."""
+    """One image. ``data`` is set unless the caller asked for URLs and the provider gave one.
+
+    ``provider``, ``model`` and ``size`` (WIDTHxHEIGHT) say what actually produced it: the size is
+    the image's own when its pixels were seen, else the size asked of the provider ("" if unknown).
+    """
 
     data: bytes | None
     mime_type: str
@@ -20,17 +24,22 @@ class GeneratedImage:
     url: str | None = None
     revised_prompt: str | None = None
     seed: int | None = None
+    provider: str = ""
+    model: str = ""
+    size: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ImageResult:
-    """A provider's successful answer."""
+    """A provider's successful answer. ``translations`` lists each parameter the adapter changed to
+    make the request fit the model, as ``param=old->new`` (``size=1792x1024->1344x768``)."""
 
     images: tuple[GeneratedImage, ...]
     model: str
     created: int
     provider_request_id: str | None = None
     usage: Mapping[str, Any] | None = None
+    translations: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,6 +54,8 @@ class AttemptRecord:
     retry_index: int = 0
     error_kind: ErrorKind | None = None
     error: str = ""
+    # The target was skipped without a call because its circuit breaker was open.
+    circuit_open: bool = False
 
     @property
     def ok(self) -> bool:

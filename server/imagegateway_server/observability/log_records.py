@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     from imagegateway_server.routing.router import RoutedResult
 
 
+# The gateway's cache statuses (routing.cache.CacheStatus values) on the wire.
+CACHE_STATUS_PROTO: dict[str, images_pb2.CacheStatus.ValueType] = {
+    "DISABLED": images_pb2.CACHE_STATUS_DISABLED,
+    "HIT": images_pb2.CACHE_STATUS_HIT,
+    "MISS": images_pb2.CACHE_STATUS_MISS,
+    "REFRESH": images_pb2.CACHE_STATUS_REFRESH,
+}
+
+
 def error_kind_proto(kind: ErrorKind | None) -> images_pb2.ErrorKind.ValueType:
     """Maps the domain kind onto the proto enum (local-only kinds fold into the nearest one)."""
     if kind is None:
@@ -37,6 +46,7 @@ def attempt_proto(attempt: AttemptRecord) -> images_pb2.Attempt:
         target=attempt.target, provider=attempt.provider, model=attempt.model,
         status_code=attempt.status_code, error_kind=error_kind_proto(attempt.error_kind),
         error=attempt.error, latency_ms=attempt.latency_ms, retry_index=attempt.retry_index,
+        circuit_open=attempt.circuit_open,
     )
 
 
@@ -49,8 +59,14 @@ def build_log_record(
     config_version: int,
     routed: RoutedResult | None = None,
     failure: RequestFailed | None = None,
+    cache_status: str = "DISABLED",
+    cost_usd: float = 0.0,
+    redact_prompt: bool = False,
 ) -> LogRecord:
-    """One LogRecord whose payload is the RequestLog message as JSON."""
+    """One LogRecord whose payload is the RequestLog message as JSON.
+
+    ``redact_prompt`` (IMAGEGW_REDACT_PROMPTS) stores an empty prompt; the rest of the record is kept.
+    """
     now = datetime.now(UTC)
     entry = logs_pb2.RequestLog(
         id="log_" + uuid.uuid4().hex,
@@ -61,9 +77,10 @@ def build_log_record(
         config_version=config_version,
         requested_model=call.request.model or "",
         latency_ms=int((time.monotonic() - started) * 1000),
-        prompt=call.request.prompt,
+        prompt="" if redact_prompt else call.request.prompt,
         metadata=dict(call.metadata),
-        cache_status=images_pb2.CACHE_STATUS_DISABLED,
+        cost_usd=cost_usd,
+        cache_status=CACHE_STATUS_PROTO[cache_status],
     )
     entry.create_time.FromDatetime(now)
     attempts = routed.attempts if routed else (failure.attempts if failure else ())

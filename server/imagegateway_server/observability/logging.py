@@ -7,9 +7,12 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from imagegateway_server.observability.tracing import current_trace_id
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line with time, level, logger, message and any ``extra`` fields."""
+    """One JSON object per line with time, level, logger, message, the request's trace id (when the
+    line is written while serving a request) and any ``extra`` fields."""
 
     _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 
@@ -20,6 +23,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        # Handlers here format in the emitting task, so the context is the request's own.
+        trace_id = current_trace_id.get()
+        if trace_id:
+            entry["trace_id"] = trace_id
         for key, value in vars(record).items():
             if key not in self._RESERVED and not key.startswith("_"):
                 entry[key] = value

@@ -1,7 +1,8 @@
 """Prometheus metrics: gRPC server metrics named as go-grpc-middleware does, plus imagegateway_*.
 
-Labels are bounded: provider, model family, outcome, transport, route, gRPC method and code;
-never prompts, keys or trace ids.
+Labels are bounded: provider, model (the models the price table knows, else "other"), outcome
+(success or an error kind), transport, saved config id (or "inline" / "none"), route template,
+gRPC method and code; never prompts, keys or trace ids.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+
+    from prometheus_client import Metric
 
     from imagegateway_server.domain.errors import RequestFailed
     from imagegateway_server.domain.result import AttemptRecord
@@ -46,17 +51,49 @@ class Metrics:
                                       registry=r)
         self.http_requests = Counter("imagegateway_http_requests_total", "REST shim requests.",
                                      ["route", "status"], registry=r)
-        self.requests = Counter("imagegateway_requests_total", "Generation requests by outcome.",
-                                ["transport", "outcome"], registry=r)
-        self.attempts = Counter("imagegateway_attempts_total", "Upstream attempts by provider and outcome.",
-                                ["provider", "outcome"], registry=r)
-        self.fallbacks = Counter("imagegateway_fallbacks_total", "Requests served by a fallback target.",
-                                 ["from_provider", "to_provider"], registry=r)
+        self.auth_failures = Counter("imagegateway_auth_failures_total",
+                                     "Refused gateway API keys, by transport and reason (never the key).",
+                                     ["transport", "reason"], registry=r)
+        self.requests = Counter("imagegateway_requests_total",
+                                "Generation requests by transport, outcome and saved config.",
+                                ["transport", "outcome", "config"], registry=r)
+        self.attempts = Counter("imagegateway_attempts_total", "Upstream attempts by provider, model and outcome.",
+                                ["provider", "model", "outcome"], registry=r)
+        self.fallbacks = Counter("imagegateway_fallbacks_total",
+                                 "Moves from a failed target to the next one, by provider and the failure.",
+                                 ["from_provider", "to_provider", "reason"], registry=r)
+        self.retries = Counter("imagegateway_retries_total", "Upstream attempts that retried a target.",
+                               ["provider"], registry=r)
+        self.cost = Counter("imagegateway_cost_usd_total", "What requests cost by the price table, in USD.",
+                            ["provider", "model"], registry=r)
         self.upstream_seconds = Histogram("imagegateway_upstream_request_duration_seconds",
                                           "Upstream call latency.", ["provider", "outcome"],
                                           buckets=UPSTREAM_BUCKETS, registry=r)
-        self.images = Counter("imagegateway_images_generated_total", "Images served.", ["provider"], registry=r)
+        self.images = Counter("imagegateway_images_generated_total", "Images served.", ["provider", "model"],
+                              registry=r)
         self.in_flight = Gauge("imagegateway_in_flight_requests", "Generation requests in progress.", registry=r)
+        self.cache_requests = Counter("imagegateway_cache_requests_total",
+                                      "Generation requests by cache status (HIT, MISS, REFRESH, DISABLED).",
+                                      ["status"], registry=r)
+        for status in ("HIT", "MISS", "REFRESH", "DISABLED"):
+            self.cache_requests.labels(status)
+        self._known_models: frozenset[str] = frozenset()
+        self.circuit_transitions = Counter("imagegateway_circuit_transitions_total",
+                                           "Circuit-breaker state changes, by provider and the state entered.",
+                                           ["provider", "to"], registry=r)
+
+    def watch_circuits(self, states: Callable[[], Iterable[tuple[str, str, str]]]) -> None:
+        """Exports ``imagegateway_circuit_state`` from ``states()`` ((provider, model, state) per breaker)."""
+        self.registry.register(_CircuitStateCollector(states, self.model_label))
+
+    def set_known_models(self, models: Iterable[str]) -> None:
+        """The models that get their own ``model`` label value; any other is counted as "other"."""
+        self._known_models = frozenset(m.lower() for m in models)
+
+    def model_label(self, model: str) -> str:
+        # Callers choose model names; only known ones become label values, or the series are unbounded.
+        lowered = model.lower()
+        return lowered if lowered in self._known_models else "other"
 
     def init_grpc_methods(self, service: str, methods: dict[str, str]) -> None:
         """Pre-creates the gRPC series at zero so dashboards see every method and code."""
@@ -66,20 +103,83 @@ class Metrics:
             for code in grpc.StatusCode:
                 self.grpc_handled.labels(grpc_type, service, method, go_code_name(code))
 
-    def _attempts(self, attempts: Iterable[AttemptRecord]) -> None:
+    def _attempts(self, attempts: Sequence[AttemptRecord]) -> None:
+        previous: AttemptRecord | None = None
         for attempt in attempts:
-            outcome = "success" if attempt.error_kind is None else attempt.error_kind.value.lower()
+            if attempt.circuit_open:
+                outcome = "circuit_open"  # skipped without a call: no upstream latency to observe
+            elif attempt.error_kind is None:
+                outcome = "success"
+            else:
+                outcome = attempt.error_kind.value.lower()
             provider = attempt.provider or "unknown"
-            self.attempts.labels(provider, outcome).inc()
-            self.upstream_seconds.labels(provider, outcome).observe(attempt.latency_ms / 1000)
+            self.attempts.labels(provider, self.model_label(attempt.model), outcome).inc()
+            if not attempt.circuit_open:
+                self.upstream_seconds.labels(provider, outcome).observe(attempt.latency_ms / 1000)
+            if attempt.retry_index > 0:
+                self.retries.labels(provider).inc()
+            failed = previous is not None and (previous.error_kind is not None or previous.circuit_open)
+            if previous is not None and failed and previous.target != attempt.target:
+                # The chain moved on: one fallback, attributed to the failure that caused it.
+                kind = previous.error_kind
+                reason = "circuit_open" if previous.circuit_open or kind is None else kind.value.lower()
+                self.fallbacks.labels(previous.provider or "unknown", provider, reason).inc()
+            previous = attempt
 
-    def observe_success(self, transport: str, routed: RoutedResult) -> None:
-        self.requests.labels(transport, "success").inc()
+    def observe_success(self, transport: str, routed: RoutedResult, *, config: str = "none",
+                        cost_usd: float = 0.0, cached: bool = False) -> None:
+        """Counts a served request; ``config`` is its saved config id, "inline" or "none".
+
+        A request ``cached`` (served from the cache) made no attempts and generated no images now.
+        """
+        self.requests.labels(transport, "success", config).inc()
+        if cached:
+            return
         self._attempts(routed.attempts)
-        self.images.labels(routed.provider).inc(len(routed.result.images))
-        if routed.fallback_used and routed.attempts:
-            self.fallbacks.labels(routed.attempts[0].provider or "unknown", routed.provider).inc()
+        model = self.model_label(routed.result.model or (routed.attempts[-1].model if routed.attempts else ""))
+        self.images.labels(routed.provider, model).inc(len(routed.result.images))
+        if cost_usd:
+            self.cost.labels(routed.provider, model).inc(cost_usd)
 
-    def observe_failure(self, transport: str, failure: RequestFailed) -> None:
-        self.requests.labels(transport, "failure").inc()
+    def observe_failure(self, transport: str, failure: RequestFailed, *, config: str = "none",
+                        cost_usd: float = 0.0) -> None:
+        """Counts a failed request; ``cost_usd`` is what its billed failed attempts cost."""
+        self.requests.labels(transport, "failure", config).inc()
         self._attempts(failure.attempts)
+        if cost_usd and failure.attempts:
+            last = failure.attempts[-1]
+            self.cost.labels(last.provider or "unknown", self.model_label(last.model)).inc(cost_usd)
+
+
+_CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _CircuitStateCollector(Collector):
+    """Reads breaker states at scrape time, so a cool-down that ended shows without a request.
+
+    Host and key are not labels (keys are secrets' tags, hosts multiply series): each (provider,
+    model) shows its worst breaker; ListTargetHealth has the per-identity detail.
+    """
+
+    def __init__(self, states: Callable[[], Iterable[tuple[str, str, str]]], model_label: Callable[[str], str]) -> None:
+        self._states = states
+        self._model_label = model_label
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        worst: dict[tuple[str, str], int] = {}
+        for provider, model, state in self._states():
+            key = (provider, self._model_label(model))
+            worst[key] = max(worst.get(key, 0), _CIRCUIT_VALUES[state])
+        family = self._family()
+        for (provider, model), value in sorted(worst.items()):
+            family.add_metric([provider, model], value)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("imagegateway_circuit_state",
+                                 "Circuit-breaker state per provider and model: 0 closed, 1 half-open, 2 open.",
+                                 labels=["provider", "model"])

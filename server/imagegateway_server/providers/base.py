@@ -17,7 +17,9 @@ class UpstreamTarget:
 
     ``api_key`` is the decrypted provider secret; ``base_url`` overrides the provider's public
     base URL (already checked against the allow list); ``timeout`` bounds this one attempt in
-    seconds (None: the adapter's default); ``headers`` are extra headers to forward.
+    seconds (None: the adapter's default); ``headers`` are extra headers to forward. ``strict``
+    (the target's or the request's ``strict``, as the router decided) makes the adapter refuse any
+    parameter it would otherwise translate to fit the model (see ``providers/translation.py``).
     """
 
     api_key: str
@@ -26,6 +28,7 @@ class UpstreamTarget:
     # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
     headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     trace_id: str | None = None
+    strict: bool = False
 
 
 class ProviderAdapter(Protocol):
@@ -34,7 +37,9 @@ class ProviderAdapter(Protocol):
     ``generate`` returns an ImageResult or raises a classified ProviderError; it never raises
     anything else for an upstream problem (bad status, non-JSON body, reset, timeout, DNS error).
     A parameter the provider cannot honour raises ProviderError(BAD_REQUEST) naming it, before
-    any HTTP call is made.
+    any HTTP call is made; one it can honour only after translation is translated (and listed in
+    ``ImageResult.translations``) unless ``target.strict`` says to refuse it instead. Each image
+    of the result names the provider, model and size that produced it.
     """
 
     name: str

@@ -11,8 +11,13 @@ Field mapping (providers.md §1.3):
 | negative_prompt, seed, cfg_scale, style_preset, aspect_ratio | refused | refused | refused |
 
 Refused parameters raise ``ProviderError(BAD_REQUEST, code="unknown_parameter")`` naming them before
-any HTTP call. Of the ``extra`` keys only OpenAI's ``stream`` is accepted, and only as ``false``:
-this adapter reads one JSON answer. A model outside the known families gets every OpenAI parameter
+any HTTP call. ``size``, ``n``, ``quality`` and ``style`` are first translated to the model's own
+values (``model_params``, ``translation``): a size to the nearest the model makes, ``n`` fanned out
+into single-image calls on dall-e-3, ``hd``/``standard`` to gpt-image's ``high``/``medium``; and a
+retired model to its successor when the operator enabled that alias (``model_aliases``).
+
+Of the ``extra`` keys only OpenAI's ``stream`` is accepted, and only as ``false``: this adapter
+reads one JSON answer. A model outside the known families gets every OpenAI parameter
 forwarded and is left to OpenAI to validate.
 
 ``default_model()`` is ``dall-e-2`` because that is what OpenAI itself generates with when ``model``
@@ -54,6 +59,9 @@ from imagegateway_server.providers.http import (
     snippet,
     upstream_errors,
 )
+from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
+from imagegateway_server.providers.model_params import openai_spec
+from imagegateway_server.providers.translation import translate
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "dall-e-2"
@@ -107,10 +115,12 @@ class OpenAIAdapter:
         base_url: str = DEFAULT_BASE_URL,
         transport: httpx.AsyncBaseTransport | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        aliases: ModelAliases = NO_ALIASES,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._client = create_client(transport)
         self._max_body_bytes = max_body_bytes
+        self._aliases = aliases
 
     def default_model(self) -> str:
         return DEFAULT_MODEL
@@ -119,18 +129,20 @@ class OpenAIAdapter:
         await self._client.aclose()
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        model = request.model or DEFAULT_MODEL
-        if model_family(model) is ModelFamily.DALL_E_3 and request.n > 1:
-            # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
-            self.build_body(request, model)  # refuse unsupported parameters before any call
-            single = dataclasses.replace(request, n=1)
-            parts = await all_or_nothing([self._generate_once(single, model, target) for _ in range(request.n)])
-            ids = [part.provider_request_id for part in parts if part.provider_request_id]
-            return ImageResult(
-                images=tuple(image for part in parts for image in part.images), model=model,
-                created=min(part.created for part in parts), provider_request_id=",".join(ids) or None,
-            )
-        return await self._generate_once(request, model, target)
+        plan = translate(request, provider=self.name, model=request.model or DEFAULT_MODEL,
+                         spec_of=openai_spec, strict=target.strict, aliases=self._aliases)
+        request, model = plan.request, plan.model
+        self.build_body(request, model)  # refuse unsupported parameters before any call
+        if not plan.fan_out:
+            return plan.finish(await self._generate_once(request, model, target))
+        # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
+        single = dataclasses.replace(request, n=1)
+        parts = await all_or_nothing([self._generate_once(single, model, target) for _ in range(request.n)])
+        ids = [part.provider_request_id for part in parts if part.provider_request_id]
+        return plan.finish(ImageResult(
+            images=tuple(image for part in parts for image in part.images), model=model,
+            created=min(part.created for part in parts), provider_request_id=",".join(ids) or None,
+        ))
 
     async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
         body = self.build_body(request, model)

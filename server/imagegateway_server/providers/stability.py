@@ -19,17 +19,20 @@ Field mapping:
 |---|---|---|
 | prompt / negative_prompt | ``text_prompts`` at weight 1 / -1 | ``prompt`` / ``negative_prompt`` |
 | n | ``samples`` | n concurrent calls (one image each); a set seed becomes seed, seed+1, ... |
-| size | ``width``/``height`` (1) | nearest of the nine ``aspect_ratio`` values |
+| size | ``width``/``height``, the nearest the engine makes (1) | nearest of the nine ``aspect_ratio`` values (1) |
 | aspect_ratio | refused | ``aspect_ratio`` (one of the nine) |
 | seed, style_preset | sent | sent |
 | cfg_scale | sent | sd3 only, refused elsewhere |
 | output_format | ``png`` only (v1 makes PNG) | sent |
 | user | header ``stability-client-user-id`` | same |
-| quality, style, background, output_compression, moderation | refused | refused |
+| quality | ``steps`` (low 20, medium/standard 30, high/hd 50) (1) | refused (``auto`` only) |
+| style, background, output_compression, moderation | refused | refused |
 | extra ``steps``, ``sampler``, ``clip_guidance_preset`` | sent | refused |
 
-(1) The size must fit the engine (no snapping yet); None or ``auto`` means the engine default,
-1024x1024 for SDXL and 512x512 for v1-6.
+(1) Translated before the call by ``translation.translate`` from the ``model_params`` tables, and
+reported in ``ImageResult.translations``; in strict mode refused instead. None or ``auto`` means the
+engine default, 1024x1024 for SDXL and 512x512 for v1-6. An enabled alias (``model_aliases``) may
+first replace the model.
 
 Refused parameters raise ``ProviderError(BAD_REQUEST)`` naming them before any HTTP call.
 
@@ -47,7 +50,6 @@ image is never handed back.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Any
 
@@ -56,6 +58,7 @@ import httpx
 from imagegateway_server.domain.errors import ErrorKind, InvalidArgument, ProviderError
 from imagegateway_server.domain.request import ImageRequest, parse_size
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.providers import sizes
 from imagegateway_server.providers.base import UpstreamTarget
 from imagegateway_server.providers.http import (
     DEFAULT_MAX_BODY_BYTES,
@@ -74,6 +77,9 @@ from imagegateway_server.providers.http import (
     snippet,
     upstream_errors,
 )
+from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
+from imagegateway_server.providers.model_params import stability_spec
+from imagegateway_server.providers.translation import translate
 
 PROVIDER = "stability-ai"
 DEFAULT_BASE_URL = "https://api.stability.ai"
@@ -82,12 +88,9 @@ DEFAULT_MODEL = "core"
 SD_V1_6 = "stable-diffusion-v1-6"
 SDXL_1_0 = "stable-diffusion-xl-1024-v1-0"
 V1_ENGINES = frozenset({SD_V1_6, SDXL_1_0})
-SDXL_SIZES: tuple[tuple[int, int], ...] = (
-    (1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640),
-    (640, 1536), (768, 1344), (832, 1216), (896, 1152),
-)
+SDXL_SIZES: tuple[tuple[int, int], ...] = tuple(sizes.SDXL_SIZES.sizes())
 V1_DEFAULT_SIZE = {SD_V1_6: (512, 512), SDXL_1_0: (1024, 1024)}
-ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
+ASPECT_RATIOS = sizes.STABILITY_ASPECT_RATIOS.ratios
 MAX_SEED = 4_294_967_294
 # Stability documents no Retry-After; a tripped rate limit locks the key out for 60 s.
 RATE_LIMIT_LOCKOUT_SECONDS = 60.0
@@ -159,13 +162,7 @@ def v1_dimensions(engine: str, size: str | None) -> tuple[int, int]:
 
 def nearest_aspect_ratio(width: int, height: int) -> str:
     """The allowed v2beta aspect ratio closest to width:height (exact when one matches)."""
-    target = math.log(width / height)
-
-    def distance(ratio: str) -> float:
-        w, h = ratio.split(":")
-        return abs(math.log(int(w) / int(h)) - target)
-
-    return min(ASPECT_RATIOS, key=distance)
+    return sizes.STABILITY_ASPECT_RATIOS.nearest(width, height)[0]
 
 
 class StabilityAdapter:
@@ -179,10 +176,12 @@ class StabilityAdapter:
         base_url: str = DEFAULT_BASE_URL,
         transport: httpx.AsyncBaseTransport | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        aliases: ModelAliases = NO_ALIASES,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._client = create_client(transport)
         self._max_body_bytes = max_body_bytes
+        self._aliases = aliases
 
     def default_model(self) -> str:
         return DEFAULT_MODEL
@@ -191,7 +190,9 @@ class StabilityAdapter:
         await self._client.aclose()
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        model = request.model or DEFAULT_MODEL
+        plan = translate(request, provider=self.name, model=request.model or DEFAULT_MODEL,
+                         spec_of=stability_spec, strict=target.strict, aliases=self._aliases)
+        request, model = plan.request, plan.model
         where = route(model)
         _check_params(request, model, where)
         own = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
@@ -219,12 +220,12 @@ class StabilityAdapter:
             images = tuple(image for image, _ in results)
             request_ids = [rid for _, rid in results]
         ids = [rid for rid in request_ids if rid]
-        return ImageResult(
+        return plan.finish(ImageResult(
             images=images,
             model=model,
             created=int(time.time()),
             provider_request_id=",".join(ids) or None,
-        )
+        ))
 
     async def _one_v2(
         self, url: str, target: UpstreamTarget, headers: httpx.Headers, form: list[tuple[str, str]]
@@ -276,15 +277,10 @@ def v1_body(request: ImageRequest, engine: str) -> dict[str, Any]:
 
 
 def v2_forms(request: ImageRequest, where: Route) -> list[list[tuple[str, str]]]:
-    """One multipart form (as ordered name/value pairs) per image to generate."""
-    aspect_ratio = request.aspect_ratio
-    if request.size is not None and request.size != "auto":
-        from_size = nearest_aspect_ratio(*_parse_size(request.size))
-        if aspect_ratio is None:
-            aspect_ratio = from_size
-        elif aspect_ratio != from_size:
-            raise _refuse("size", f"{request.size!r} conflicts with aspect_ratio {aspect_ratio!r}",
-                          "invalid_value")
+    """One multipart form (as ordered name/value pairs) per image to generate.
+
+    ``request`` is translated: a size has already become its ``aspect_ratio``.
+    """
     forms = []
     for index in range(request.n):
         seed = request.seed
@@ -294,7 +290,7 @@ def v2_forms(request: ImageRequest, where: Route) -> list[list[tuple[str, str]]]
         fields: list[tuple[str, Any]] = [
             ("prompt", request.prompt),
             ("negative_prompt", request.negative_prompt),
-            ("aspect_ratio", aspect_ratio),
+            ("aspect_ratio", request.aspect_ratio),
             ("seed", seed),
             ("output_format", request.output_format),
             ("style_preset", request.style_preset),

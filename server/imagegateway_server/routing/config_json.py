@@ -8,6 +8,7 @@ like ``targets[1].strategy.mode: must be a string``.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from google.protobuf import json_format
@@ -84,7 +85,9 @@ def _check_value(item: Any, field: FieldDescriptor, path: str) -> None:
         # and accepts them back; so do we.
         if isinstance(item, str) and item.strip().lstrip("-").isdigit():
             return
-        if isinstance(item, bool) or not isinstance(item, int | float) or int(item) != item:
+        # JSON text may say Infinity or NaN, which int() cannot take.
+        if (isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item)
+                or int(item) != item):
             raise InvalidArgument("must be an integer", param=path, code="invalid_type")
     elif field.type in _FLOAT_TYPES:
         if isinstance(item, bool) or not isinstance(item, int | float):

@@ -33,6 +33,11 @@ class ResolvedConfig:
     plan: Node
 
 
+def config_associated_data(config_id: str) -> bytes:
+    """What a config's sealed api_key values are bound to (the vault's associated data)."""
+    return f"config:{config_id}".encode()
+
+
 def split_config_ref(ref: str) -> tuple[str, int | None]:
     """Splits ``id@version`` into its parts."""
     config_id, sep, version = ref.partition("@")
@@ -98,14 +103,14 @@ class ConfigService:
         document = json.dumps(json_format.MessageToDict(redacted, preserving_proto_field_name=True))
         sealed = None
         if found:
-            sealed = self._vault.seal(json.dumps(found).encode(), associated_data=f"config:{config_id}".encode())
+            sealed = self._vault.seal(json.dumps(found).encode(), associated_data=config_associated_data(config_id))
         return document, sealed
 
     def _unseal(self, record: ConfigRecord) -> configs_pb2.RoutingConfig:
         config = parse_config(record.document)
         if record.sealed_secrets:
             found = json.loads(self._vault.open(record.sealed_secrets,
-                                                associated_data=f"config:{record.id}".encode()))
+                                                associated_data=config_associated_data(record.id)))
             for path, node in _walk(config):
                 if path in found:
                     node.api_key = found[path]

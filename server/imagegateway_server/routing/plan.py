@@ -7,6 +7,7 @@ half-way through a request for a reason we could have told its author.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -16,9 +17,12 @@ from google.protobuf import json_format
 from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import KNOWN_PARAMS, coerce_param
+from imagegateway_server.routing.breakers import BreakerOverrides, overrides_from_config
+from imagegateway_server.routing.cache_policy import CachePolicy, cache_policy
+from imagegateway_server.routing.conditions import ConditionalRoutes, compile_conditional
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
-MODES = ("single", "fallback", "loadbalance")
+MODES = ("single", "fallback", "loadbalance", "conditional")
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_ATTEMPTS = 5
 MAX_DEPTH = 10
@@ -48,6 +52,12 @@ class Leaf:
     retry: RetryPolicy | None
     forward_headers: tuple[str, ...]
     name: str = ""
+    # The cache policy this target inherited or set: whether, and how long, its answers are kept.
+    cache: CachePolicy | None = None
+    # Circuit-breaker thresholds this target inherited or set (None: the global defaults).
+    circuit_breaker: BreakerOverrides | None = None
+    # Refuse, rather than translate, parameters the model cannot take as given (inherited like custom_host).
+    strict: bool = False
 
     def __repr__(self) -> str:
         return f"Leaf({self.path}, {self.provider}, vk={self.virtual_key})"
@@ -55,13 +65,14 @@ class Leaf:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Group:
-    """A strategy over children: try in order (fallback) or pick by weight (loadbalance)."""
+    """A strategy over children: try in order (fallback), pick by weight (loadbalance) or by rule (conditional)."""
 
     path: str
     mode: str
     on_status_codes: frozenset[int] | None
     children: tuple[Node, ...]
     weights: tuple[float, ...]
+    routes: ConditionalRoutes | None = None
 
 
 Node = Leaf | Group
@@ -74,6 +85,9 @@ class _Inherited:
     retry: RetryPolicy | None = None
     forward_headers: tuple[str, ...] = ()
     override_params: Mapping[str, Any] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    cache: CachePolicy | None = None
+    circuit_breaker: BreakerOverrides | None = None
+    strict: bool = False
 
 
 def compile_plan(
@@ -103,11 +117,6 @@ def _compile(
     if depth > MAX_DEPTH:
         raise InvalidArgument(f"targets are nested deeper than {MAX_DEPTH} levels", param=field_prefix or "targets")
     here = _inherit(node, inherited, field_prefix, host_policy)
-    if node.HasField("cache") and node.cache.mode:
-        raise InvalidArgument("caching is not supported yet; remove 'cache'", param=_field(field_prefix, "cache"))
-    for unbuilt in ("circuit_breaker", "strict"):
-        if node.HasField(unbuilt):
-            raise InvalidArgument("is not supported yet", param=_field(field_prefix, unbuilt))
     if node.targets:
         return _compile_group(node, path, field_prefix, here, depth, canonical_provider, host_policy)
     if node.HasField("strategy") and node.strategy.mode not in ("", "single"):
@@ -136,8 +145,6 @@ def _compile_group(
     if not mode:
         raise InvalidArgument(f"is required when targets are given; must be one of: {', '.join(MODES)}",
                               param=mode_param)
-    if mode == "conditional":
-        raise InvalidArgument("conditional routing is not supported yet", param=mode_param)
     if mode not in MODES:
         raise InvalidArgument(f"must be one of: {', '.join(MODES)}; got {mode!r}", param=mode_param)
     if mode == "single" and len(node.targets) != 1:
@@ -153,11 +160,18 @@ def _compile_group(
     )
     weights = tuple(child.weight if child.HasField("weight") else 1.0 for child in node.targets)
     for i, weight in enumerate(weights):
-        if weight < 0:
-            raise InvalidArgument("must not be negative", param=_field(field_prefix, f"targets[{i}].weight"))
+        if weight < 0 or not math.isfinite(weight):
+            raise InvalidArgument("must be a finite number, not negative",
+                                  param=_field(field_prefix, f"targets[{i}].weight"))
     if mode == "loadbalance" and not any(w > 0 for w in weights):
         raise InvalidArgument("at least one target needs a weight above zero", param=_field(field_prefix, "targets"))
-    return Group(path=path, mode=mode, on_status_codes=on_status, children=children, weights=weights)
+    routes = None
+    if mode == "conditional":
+        routes = compile_conditional(node.strategy, [child.name for child in node.targets], field_prefix)
+    elif node.strategy.conditions or node.strategy.default:
+        field = "strategy.conditions" if node.strategy.conditions else "strategy.default"
+        raise InvalidArgument("is only allowed with mode conditional", param=_field(field_prefix, field))
+    return Group(path=path, mode=mode, on_status_codes=on_status, children=children, weights=weights, routes=routes)
 
 
 def _compile_leaf(
@@ -191,6 +205,9 @@ def _compile_leaf(
         retry=here.retry,
         forward_headers=here.forward_headers,
         name=node.name,
+        cache=here.cache,
+        circuit_breaker=here.circuit_breaker,
+        strict=here.strict,
     )
 
 
@@ -211,14 +228,24 @@ def _inherit(
         retry = _retry_policy(node.retry, _field(field_prefix, "retry"))
     overrides = parent.override_params
     if node.HasField("override_params"):
-        own = json_format.MessageToDict(node.override_params)
+        try:
+            own = json_format.MessageToDict(node.override_params)
+        except ValueError:  # a NaN or infinity (JSON text "Infinity", or a gRPC Struct) has no JSON form
+            raise InvalidArgument("numbers must be finite", param=_field(field_prefix, "override_params")) from None
         for name, value in own.items():
             param = _field(field_prefix, f"override_params.{name}")
             if name in KNOWN_PARAMS:
                 own[name] = coerce_param(name, value, path=param)
         overrides = MappingProxyType({**parent.override_params, **own})
     forward = tuple(h.lower() for h in node.forward_headers) or parent.forward_headers
-    return _Inherited(custom_host, timeout, retry, forward, overrides)
+    cache = parent.cache
+    if node.HasField("cache"):
+        cache = cache_policy(node.cache, _field(field_prefix, "cache"))
+    breaker = parent.circuit_breaker
+    if node.HasField("circuit_breaker"):
+        breaker = overrides_from_config(node.circuit_breaker, _field(field_prefix, "circuit_breaker"), breaker)
+    strict = node.strict if node.HasField("strict") else parent.strict
+    return _Inherited(custom_host, timeout, retry, forward, overrides, cache, breaker, strict)
 
 
 def _retry_policy(retry: configs_pb2.RetrySettings, param: str) -> RetryPolicy:

@@ -7,6 +7,7 @@ The router knows providers only through ``ProviderAdapter`` and credentials only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -24,6 +25,7 @@ from imagegateway_server.domain.errors import (
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, ImageResult
 from imagegateway_server.providers.base import ProviderAdapter, UpstreamTarget
+from imagegateway_server.routing.breakers import Breakers, Outcome, Permit, TargetIdentity, outcome_of
 from imagegateway_server.routing.plan import Group, Leaf, Node
 
 log = logging.getLogger(__name__)
@@ -51,11 +53,16 @@ class CredentialResolver(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RouteContext:
-    """Per-request facts the router needs: the trace id, the deadline (loop time) and caller headers."""
+    """Per-request facts the router needs: the trace id, the deadline (loop time), caller headers and
+    the caller's metadata (what conditional routing reads as ``metadata.*``)."""
 
     trace_id: str
     deadline: float | None = None
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Headers the gateway itself sends on every upstream call (a child W3C traceparent); they win
+    # over forwarded caller headers of the same name.
+    upstream_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,12 +83,31 @@ class _Run:
     ctx: RouteContext
     attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
     first_leaf: Leaf | None = None
+    # Targets skipped because their circuit was open, and whether the walk has fallen back on one.
+    skipped: list[_Candidate] = dataclasses.field(default_factory=list)
+    bypassing: bool = False
+
+
+@dataclasses.dataclass(slots=True)
+class _Candidate:
+    """A leaf resolved to the account, adapter and request it would call."""
+
+    leaf: Leaf
+    creds: ResolvedCredentials
+    adapter: ProviderAdapter
+    request: ImageRequest
+    identity: TargetIdentity | None  # None when breakers are off
+    retry_at: float = 0.0  # when its open circuit's cool-down ends (set when it is skipped)
 
 
 class _LeafFailed(Exception):
     def __init__(self, error: ProviderError | GatewayError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+class _CircuitSkipped(_LeafFailed):
+    """The target was not called because its circuit is open; the walk always moves on."""
 
 
 class Router:
@@ -95,41 +121,87 @@ class Router:
         default_timeout: float = 120.0,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        breakers: Breakers | None = None,
     ) -> None:
         self._adapters = adapters
         self._credentials = credentials
         self._default_timeout = default_timeout
         self._rng = rng or random.Random()
         self._sleep = sleep
+        self._breakers = breakers
 
     async def run(self, plan: Node, request: ImageRequest, ctx: RouteContext) -> RoutedResult:
         """Serves ``request`` by ``plan``; raises AllTargetsFailed or DeadlineExceeded."""
         run = _Run(request, ctx)
         try:
-            return await self._node(plan, run)
+            return await self._walk(plan, run)
         except _LeafFailed as failed:
             raise AllTargetsFailed(failed.error, run.attempts) from None
         except DeadlineExceeded as expired:
             raise AllTargetsFailed(expired, run.attempts) from None
 
-    async def _node(self, node: Node, run: _Run) -> RoutedResult:
+    async def _walk(self, plan: Node, run: _Run) -> RoutedResult:
+        try:
+            return await self._node(plan, run)
+        except _CircuitSkipped:
+            # The walk ended on a skip, so every target it had left was open: rather than refuse the
+            # caller, call the skipped target whose cool-down ends first (Portkey, too, bypasses
+            # breakers when all targets are open).
+            run.bypassing = True
+            return await self._call(min(run.skipped, key=lambda c: c.retry_at), run)
+
+    async def _node(self, node: Node, run: _Run, fallback: Group | None = None) -> RoutedResult:
+        """Runs ``node``; ``fallback`` is the nearest enclosing fallback group, if any."""
         if isinstance(node, Leaf):
             return await self._leaf(node, run)
+        if node.routes is not None:  # conditional: the first matching rule's target, else the default
+            chosen = node.children[node.routes.choose(run.ctx.metadata, run.request)]
+            return await self._node(chosen, run, fallback)
         if node.mode == "loadbalance":
-            return await self._node(self._pick(node), run)
+            return await self._loadbalance(node, run, fallback)
+        if node.mode == "single":
+            return await self._node(node.children[0], run, fallback)
         return await self._fallback(node, run)
 
-    def _pick(self, group: Group) -> Node:
-        return self._rng.choices(group.children, weights=group.weights, k=1)[0]
+    async def _loadbalance(self, group: Group, run: _Run, fallback: Group | None) -> RoutedResult:
+        order = self._weighted_order(group)
+        if fallback is None:
+            # Nothing above asked for fallback: one weighted pick, whose failure is the group's (as Portkey).
+            # A pick whose circuit is open was not tried, so the next in weighted order is picked instead.
+            for child in order[:-1]:
+                with contextlib.suppress(_CircuitSkipped):
+                    return await self._node(child, run, None)
+            return await self._node(order[-1], run, None)
+        # Inside a fallback, a failed pick moves on to the group's other targets in weighted order
+        # before the enclosing fallback does, under that fallback's on_status_codes.
+        last: _LeafFailed | None = None
+        for child in order:
+            try:
+                return await self._node(child, run, fallback)
+            except _LeafFailed as failed:
+                last = failed
+                if (fallback.on_status_codes is not None and failed.error.status_code not in fallback.on_status_codes
+                        and not isinstance(failed, _CircuitSkipped)):
+                    raise
+        assert last is not None  # a compiled loadbalance group has a target with positive weight
+        raise last
+
+    def _weighted_order(self, group: Group) -> list[Node]:
+        # A weighted shuffle without replacement: each target draws an exponential "clock" at the rate
+        # of its weight and the earliest goes first, so the first is a plain weighted pick
+        # (P = w / sum of w) and zero weights are never drawn. No sum of weights, so no overflow.
+        clocks = sorted((self._rng.expovariate(weight), i) for i, weight in enumerate(group.weights) if weight > 0)
+        return [group.children[i] for _, i in clocks]
 
     async def _fallback(self, group: Group, run: _Run) -> RoutedResult:
         last: _LeafFailed | None = None
         for child in group.children:
             try:
-                return await self._node(child, run)
+                return await self._node(child, run, group)
             except _LeafFailed as failed:
                 last = failed
-                if group.on_status_codes is not None and failed.error.status_code not in group.on_status_codes:
+                if (group.on_status_codes is not None and failed.error.status_code not in group.on_status_codes
+                        and not isinstance(failed, _CircuitSkipped)):
                     raise
         assert last is not None  # a compiled group always has children
         raise last
@@ -152,8 +224,15 @@ class Router:
             raise _LeafFailed(exc) from None
         if not request.model:
             request = dataclasses.replace(request, model=adapter.default_model())
+        identity = (TargetIdentity.of(creds.provider, creds.base_url, creds.api_key, request.model or "")
+                    if self._breakers is not None else None)
+        return await self._call(_Candidate(leaf, creds, adapter, request, identity), run)
+
+    async def _call(self, candidate: _Candidate, run: _Run) -> RoutedResult:
+        leaf, creds, adapter, request = candidate.leaf, candidate.creds, candidate.adapter, candidate.request
         model = request.model or ""
         headers = {name: run.ctx.headers[name] for name in leaf.forward_headers if name in run.ctx.headers}
+        headers.update(run.ctx.upstream_headers)
         retry = leaf.retry
         attempts = 1 + (retry.attempts if retry else 0)
         per_attempt = (leaf.request_timeout_ms / 1000.0) if leaf.request_timeout_ms else self._default_timeout
@@ -161,18 +240,22 @@ class Router:
             remaining = self._remaining(run)
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded("the request deadline expired before a target answered")
+            permit = await self._admit(candidate, run, index)
             timeout = per_attempt if remaining is None else min(per_attempt, remaining)
+            # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
+            # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
+            cut_by_deadline = remaining is not None and remaining <= per_attempt
             target = UpstreamTarget(
                 api_key=creds.api_key, base_url=creds.base_url, timeout=timeout, headers=headers,
-                trace_id=run.ctx.trace_id,
+                trace_id=run.ctx.trace_id, strict=leaf.strict or request.strict,
             )
             started = time.monotonic()
             try:
                 async with asyncio.timeout(timeout):
                     result = await adapter.generate(request, target)
             except TimeoutError:
-                remaining = self._remaining(run)
-                if remaining is not None and remaining <= 0:
+                if cut_by_deadline:
+                    self._settle(permit, Outcome.NEUTRAL)  # the caller's deadline, not the target's fault
                     self._record(run, leaf, creds.provider, model,
                                  DeadlineExceeded("the request deadline expired"), started, index)
                     raise DeadlineExceeded("the request deadline expired before a target answered") from None
@@ -180,11 +263,15 @@ class Router:
                                       provider=creds.provider, status_code=408)
             except ProviderError as exc:
                 error = exc
+            except asyncio.CancelledError:
+                self._settle(permit, Outcome.NEUTRAL)  # the caller left; frees a half-open probe slot
+                raise
             except Exception as exc:  # an adapter bug must not take the chain down
                 log.exception("adapter %s failed unexpectedly", creds.provider)
                 error = ProviderError(ErrorKind.INTERNAL, f"gateway fault in the {creds.provider} adapter: "
                                       f"{type(exc).__name__}", provider=creds.provider, status_code=500)
             else:
+                self._settle(permit, Outcome.SUCCESS)
                 run.attempts.append(AttemptRecord(
                     target=leaf.path, provider=creds.provider, model=result.model or model, status_code=200,
                     latency_ms=_ms_since(started), retry_index=index,
@@ -193,6 +280,7 @@ class Router:
                     result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
                     retry_count=index, fallback_used=leaf is not run.first_leaf,
                 )
+            self._settle(permit, outcome_of(error.kind))
             self._record(run, leaf, creds.provider, model, error, started, index)
             if retry is None or index + 1 >= attempts or error.status_code not in retry.on_status_codes:
                 raise _LeafFailed(error)
@@ -202,6 +290,28 @@ class Router:
                 raise _LeafFailed(error)  # the wait does not fit the caller's deadline: move on now
             await self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _admit(self, candidate: _Candidate, run: _Run, index: int) -> Permit | None:
+        """Asks the target's breaker before an attempt; an open circuit skips the target without a call."""
+        if self._breakers is None or candidate.identity is None:
+            return None
+        permit = await self._breakers.acquire(candidate.identity, candidate.leaf.circuit_breaker,
+                                              force=run.bypassing)
+        if not permit.refused:
+            return permit
+        candidate.retry_at = permit.retry_at
+        run.skipped.append(candidate)
+        provider, model = candidate.creds.provider, candidate.request.model or ""
+        run.attempts.append(AttemptRecord(
+            target=candidate.leaf.path, provider=provider, model=model, status_code=503, latency_ms=0,
+            retry_index=index, error_kind=ErrorKind.UNAVAILABLE, error="circuit open", circuit_open=True,
+        ))
+        raise _CircuitSkipped(ProviderError(ErrorKind.UNAVAILABLE, "circuit open", provider=provider,
+                                            status_code=503))
+
+    def _settle(self, permit: Permit | None, outcome: Outcome) -> None:
+        if permit is not None and self._breakers is not None:
+            self._breakers.record(permit, outcome)
 
     def _retry_wait(self, error: ProviderError, use_header: bool, index: int) -> float:
         if use_header and error.retry_after is not None and error.retry_after > 0:

@@ -39,6 +39,11 @@ def generate_api_key() -> tuple[str, str, str]:
     return plaintext, hash_api_key(plaintext), KEY_PREFIX + body[:6]
 
 
+def is_well_formed(plaintext: str) -> bool:
+    """Whether ``plaintext`` could be a key at all (checked before any look-up)."""
+    return _ACCEPTED_KEY.fullmatch(plaintext) is not None
+
+
 def hash_api_key(plaintext: str) -> str:
     """The stored verifier of a key: SHA-256 of its UTF-8 bytes, in hex."""
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()

@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
@@ -128,7 +128,8 @@ class Vault:
         key_id, end = self._parse_header(sealed)
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            raise VaultError(f"sealed secret is wrapped under master key {key_id!r}, which is not loaded")
+            raise VaultError(f"sealed secret is wrapped under master key {key_id!r}, which is not loaded "
+                             "(list it in IMAGEGW_PREVIOUS_MASTER_KEYS until a rotation re-wraps it)")
         nonce = sealed[end : end + _NONCE_BYTES]
         wrapped = sealed[end + _NONCE_BYTES : end + _NONCE_BYTES + _WRAPPED_KEY_BYTES]
         try:
@@ -176,6 +177,32 @@ def load_master_key(setting: str | None, data_dir: Path) -> tuple[str, bytes, bo
         path.read_text(encoding="ascii", errors="replace"), f"the master key file {path}"
     )
     return master_key_id(key), key, generated
+
+
+def load_vault(
+    master_key_setting: str | None,
+    previous_master_keys: Sequence[str],
+    data_dir: Path,
+    *,
+    generate: bool = True,
+) -> tuple[Vault, bool]:
+    """The vault of a process: seals under the master key, opens under it and every previous key.
+
+    ``previous_master_keys`` are the IMAGEGW_PREVIOUS_MASTER_KEYS values: keys a rotation is moving
+    away from, still needed for rows not yet re-wrapped. With ``generate`` False a missing key
+    file is an error instead of a new key (for offline tools, which must not invent a key).
+    Returns the vault and whether a new master key was generated.
+    """
+    if not generate and not (master_key_setting and master_key_setting.strip()) and not (
+        data_dir / MASTER_KEY_FILE
+    ).exists():
+        raise ValueError(f"no master key: IMAGEGW_MASTER_KEY is unset and {data_dir / MASTER_KEY_FILE} does not exist")
+    key_id, key, generated = load_master_key(master_key_setting, data_dir)
+    keys = {key_id: key}
+    for number, text in enumerate(previous_master_keys, 1):
+        previous = _decode_master_key(text, f"IMAGEGW_PREVIOUS_MASTER_KEYS entry {number}")
+        keys.setdefault(master_key_id(previous), previous)
+    return Vault(keys, key_id), generated
 
 
 def _write_new_key_file(path: Path) -> bool:

@@ -93,6 +93,21 @@ class Store(Protocol):
         """Every virtual key, for re-wrapping secrets under a new master key."""
         ...
 
+    async def replace_virtual_key_sealed_secret(self, virtual_key_id: str, expected: bytes, sealed: bytes) -> bool:
+        """Swaps the sealed secret for ``sealed`` if it is still ``expected`` (rotate_time kept);
+        False if it changed meanwhile or the key is gone. For master-key rotation beside live gateways."""
+        ...
+
+    async def all_config_versions_sealed(self) -> list[ConfigRecord]:
+        """Every version of every config that holds sealed secrets, for master-key rotation."""
+        ...
+
+    async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes,
+                                            sealed: bytes) -> bool:
+        """Swaps one version's sealed secrets for ``sealed`` if they are still ``expected``;
+        False if they changed meanwhile or the version is gone."""
+        ...
+
     # Gateway API keys.
 
     async def create_api_key(self, record: ApiKeyRecord) -> None:
@@ -130,4 +145,9 @@ class Store(Protocol):
         self, log_filter: LogFilter | None = None, page_size: int = 0, page_token: str = ""
     ) -> Page[LogRecord]:
         """Matching records, newest first (by create time, then id, both descending)."""
+        ...
+
+    async def prune_logs(self, older_than: datetime | None = None, keep_max: int | None = None) -> int:
+        """Deletes records created before ``older_than``, then all but the newest ``keep_max``
+        (None: no such limit); returns how many were deleted. A negative ``keep_max`` is a ValueError."""
         ...

@@ -95,6 +95,9 @@ class LogFilter:
     caller_key_id: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    model: str | None = None
+    config_id: str | None = None
+    fallback_used: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

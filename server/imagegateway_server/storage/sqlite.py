@@ -47,6 +47,8 @@ _LOG_COLUMNS = (
 )
 
 Row = sqlite3.Row | tuple[Any, ...]
+# Request-log rows deleted per transaction when pruning.
+_PRUNE_CHUNK = 5000
 
 
 def _to_micros(when: datetime) -> int:
@@ -403,6 +405,31 @@ class SqliteStore:
         rows = await self._read(f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys ORDER BY id")
         return [_virtual_key(row) for row in rows]
 
+    async def replace_virtual_key_sealed_secret(self, virtual_key_id: str, expected: bytes, sealed: bytes) -> bool:
+        async with self._transaction() as connection:
+            cursor = await connection.execute(
+                "UPDATE virtual_keys SET sealed_secret = ? WHERE id = ? AND sealed_secret = ?",
+                (sealed, virtual_key_id, expected),
+            )
+            return cursor.rowcount == 1
+
+    async def all_config_versions_sealed(self) -> list[ConfigRecord]:
+        rows = await self._read(
+            f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
+            "WHERE v.sealed_secrets IS NOT NULL ORDER BY c.id, v.version"
+        )
+        return [_config(row) for row in rows]
+
+    async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes,
+                                            sealed: bytes) -> bool:
+        async with self._transaction() as connection:
+            cursor = await connection.execute(
+                "UPDATE config_versions SET sealed_secrets = ? "
+                "WHERE config_id = ? AND version = ? AND sealed_secrets = ?",
+                (sealed, config_id, version, expected),
+            )
+            return cursor.rowcount == 1
+
     # Gateway API keys.
 
     async def create_api_key(self, record: ApiKeyRecord) -> None:
@@ -508,6 +535,9 @@ class SqliteStore:
             ("status_code", wanted.status_code),
             ("provider", wanted.provider),
             ("caller_key_id", wanted.caller_key_id),
+            ("model", wanted.model),
+            ("config_id", wanted.config_id),
+            ("fallback_used", None if wanted.fallback_used is None else int(wanted.fallback_used)),
         ):
             if value is not None:
                 conditions.append(f"{column} = ?")
@@ -535,3 +565,43 @@ class SqliteStore:
         if len(rows) > size:
             token = encode_page_token("request_logs", (rows[size - 1][2], rows[size - 1][0]))
         return Page(items, token)
+
+    async def prune_logs(self, older_than: datetime | None = None, keep_max: int | None = None) -> int:
+        # Deleted in chunks, each its own short transaction, so appends from the request log
+        # writer interleave with a large prune instead of waiting for all of it.
+        if older_than is not None:
+            _to_micros(older_than)  # a naive datetime is refused before anything is deleted
+        if keep_max is not None and keep_max < 0:
+            raise ValueError("keep_max must not be negative")
+        deleted = 0
+        if older_than is not None:
+            deleted += await self._delete_log_chunks(
+                "SELECT rowid FROM request_logs WHERE create_time < ? ORDER BY create_time LIMIT ?",
+                (_to_micros(older_than),),
+            )
+        if keep_max is not None:
+            rows = await self._read(
+                "SELECT create_time, id FROM request_logs ORDER BY create_time DESC, id DESC LIMIT 1 OFFSET ?",
+                (keep_max,),
+            )
+            if rows:  # rows[0] is the newest record beyond the cap: it and everything older go
+                newest_time, newest_id = rows[0][0], rows[0][1]
+                deleted += await self._delete_log_chunks(
+                    "SELECT rowid FROM request_logs WHERE create_time < ? OR (create_time = ? AND id <= ?) "
+                    "ORDER BY create_time LIMIT ?",
+                    (newest_time, newest_time, newest_id),
+                )
+        return deleted
+
+    async def _delete_log_chunks(self, select_rowids: str, parameters: tuple[Any, ...]) -> int:
+        deleted = 0
+        while True:
+            async with self._transaction() as connection:
+                cursor = await connection.execute(
+                    f"DELETE FROM request_logs WHERE rowid IN ({select_rowids})", (*parameters, _PRUNE_CHUNK)
+                )
+                count = cursor.rowcount
+            deleted += count
+            if count < _PRUNE_CHUNK:
+                return deleted
+            await asyncio.sleep(0)  # let queued writes take the lock between chunks

@@ -1,0 +1,241 @@
+"""What a request cost, in US dollars, by a versioned price table per provider, model, quality and size.
+
+The table (``prices.json`` next to this module, or the file IMAGEGW_PRICE_TABLE_FILE names) is read
+and checked once at start; look-ups are dictionary reads. Its shape::
+
+    {"version": "...", "providers": {"openai": {
+        "billed_error_kinds": [],                       # failed attempts the provider still bills
+        "model_aliases": {"alias": "model"},
+        "models": {"dall-e-3": {
+            "default_quality": "standard", "default_size": "1024x1024",
+            "quality_aliases": {"auto": "standard"},
+            "prices": {"standard": {"1024x1024": 0.04, "*": ...}, "*": {...}}}}}}}
+
+``"*"`` matches any quality or size. A served image is priced by the size it actually has (its
+pixel dimensions), else the size asked for, else the model's default size; the quality is the one
+asked for (a target's ``override_params`` winning), else the model's default. A price the table does
+not know is 0, with one warning per provider, model, quality and size, so a missing row shows up in
+the process log instead of failing requests. A cache hit costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from imagegateway_server.domain.errors import ErrorKind
+
+if TYPE_CHECKING:
+    from imagegateway_server.domain.request import ImageRequest
+    from imagegateway_server.domain.result import AttemptRecord, GeneratedImage
+    from imagegateway_server.routing.router import RoutedResult
+
+log = logging.getLogger(__name__)
+
+ANY = "*"
+# Unknown look-ups are warned about once each; callers choose models and sizes, so the memory of
+# what was already warned about is capped.
+_MAX_WARNED = 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModelPrices:
+    """The prices of one model: USD per image by quality, then size."""
+
+    prices: Mapping[str, Mapping[str, float]]
+    default_quality: str | None = None
+    default_size: str | None = None
+    quality_aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProviderPrices:
+    """The models of one provider, the aliases of their names, and the failures it bills."""
+
+    models: Mapping[str, ModelPrices]
+    model_aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    billed_error_kinds: frozenset[ErrorKind] = frozenset()
+
+
+class PriceTable:
+    """Prices per provider, model, quality and size. Build with ``load_price_table``."""
+
+    def __init__(self, providers: Mapping[str, ProviderPrices], version: str) -> None:
+        self.version = version
+        self._providers = dict(providers)
+        self._warned: set[tuple[str, str, str, str]] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def empty(cls) -> PriceTable:
+        return cls({}, "empty")
+
+    def models(self) -> frozenset[str]:
+        """Every model name the table prices (aliases included), lowercase."""
+        names: set[str] = set()
+        for provider in self._providers.values():
+            names.update(provider.models)
+            names.update(provider.model_aliases)
+        return frozenset(names)
+
+    def unit_price(self, provider: str, model: str, size: str | None = None, quality: str | None = None) -> float:
+        """USD for one image; 0 (warned once) when the table has no price for it."""
+        size = (size or "").strip().lower()
+        quality = (quality or "").strip().lower()
+        model = model.strip().lower()
+        table = self._providers.get(provider)
+        entry = None
+        if table is not None:
+            entry = table.models.get(model) or table.models.get(table.model_aliases.get(model, ""))
+        if entry is None:
+            self._warn(provider, model, "", "", "no prices for this model")
+            return 0.0
+        quality = entry.quality_aliases.get(quality, quality) or (entry.default_quality or "")
+        by_size = entry.prices.get(quality) if quality else None
+        if by_size is None:
+            by_size = entry.prices.get(ANY)
+        if by_size is None:
+            self._warn(provider, model, quality, size, "no prices for this quality")
+            return 0.0
+        if not size or size == "auto":
+            size = entry.default_size or ANY
+        price = by_size.get(size)
+        if price is None:
+            price = by_size.get(ANY)
+        if price is None:
+            self._warn(provider, model, quality, size, "no price for this size")
+            return 0.0
+        return price
+
+    def success_cost(self, routed: RoutedResult, request: ImageRequest) -> float:
+        """USD for the images a served request got (billed failed attempts before it included)."""
+        overrides = routed.leaf.override_params
+        quality = overrides.get("quality", request.quality)
+        asked_size = overrides.get("size", request.size)
+        model = routed.result.model or (routed.attempts[-1].model if routed.attempts else "")
+        total = sum(
+            self.unit_price(routed.provider, model, _image_size(image) or asked_size, quality)
+            for image in routed.result.images
+        )
+        return total + self.failed_attempts_cost(routed.attempts, request)
+
+    def failed_attempts_cost(self, attempts: Iterable[AttemptRecord], request: ImageRequest) -> float:
+        """USD for failed attempts whose provider bills that kind of failure (n images each)."""
+        total = 0.0
+        for attempt in attempts:
+            if attempt.error_kind is None:
+                continue
+            table = self._providers.get(attempt.provider)
+            if table is not None and attempt.error_kind in table.billed_error_kinds:
+                total += request.n * self.unit_price(attempt.provider, attempt.model, request.size, request.quality)
+        return total
+
+    def _warn(self, provider: str, model: str, quality: str, size: str, why: str) -> None:
+        key = (provider, model, quality, size)
+        with self._lock:
+            if key in self._warned or len(self._warned) >= _MAX_WARNED:
+                return
+            self._warned.add(key)
+        log.warning("price table %s: %s; counting 0 USD", self.version, why,
+                    extra={"provider": provider, "model": model, "quality": quality or "-", "size": size or "-"})
+
+
+def format_usd(amount: float) -> str:
+    """A dollar amount as plain decimal text, to the micro-dollar: 0.04, 0.167, 0."""
+    return f"{amount:.6f}".rstrip("0").rstrip(".")
+
+
+def _image_size(image: GeneratedImage) -> str | None:
+    return f"{image.width}x{image.height}" if image.width and image.height else None
+
+
+def load_price_table(path: str | Path | None = None) -> PriceTable:
+    """The table in ``path``, or the one shipped with the gateway; ValueError naming what is wrong."""
+    if path:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read the price table {source}: {exc.strerror or exc}") from None
+    else:
+        source = "the built-in price table"
+        text = resources.files(__package__).joinpath("prices.json").read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{source} is not valid JSON: {exc}") from None
+    return parse_price_table(document, source=source)
+
+
+def parse_price_table(document: Any, *, source: str = "the price table") -> PriceTable:
+    """Checks a decoded table and builds it; errors name the JSON path."""
+    root = _object(document, source)
+    version = root.get("version")
+    if not isinstance(version, str) or not version:
+        raise ValueError(f"{source}: version: must be a non-empty string")
+    providers: dict[str, ProviderPrices] = {}
+    for name, raw in _object(root.get("providers"), f"{source}: providers").items():
+        where = f"{source}: providers.{name}"
+        body = _object(raw, where)
+        models = {
+            model.lower(): _model(value, f"{where}.models.{model}")
+            for model, value in _object(body.get("models"), f"{where}.models").items()
+        }
+        aliases = {k.lower(): v.lower() for k, v in _strings(body.get("model_aliases", {}),
+                                                             f"{where}.model_aliases").items()}
+        for alias, target in aliases.items():
+            if target not in models:
+                raise ValueError(f"{where}.model_aliases.{alias}: names no model in models ({target!r})")
+        kinds = body.get("billed_error_kinds", [])
+        if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+            raise ValueError(f"{where}.billed_error_kinds: must be a list of error kind names")
+        try:
+            billed = frozenset(ErrorKind(k.upper()) for k in kinds)
+        except ValueError:
+            known = ", ".join(k.value for k in ErrorKind)
+            raise ValueError(f"{where}.billed_error_kinds: names an unknown kind (known: {known})") from None
+        providers[name] = ProviderPrices(models, aliases, billed)
+    return PriceTable(providers, version)
+
+
+def _model(raw: Any, where: str) -> ModelPrices:
+    body = _object(raw, where)
+    prices: dict[str, dict[str, float]] = {}
+    for quality, sizes in _object(body.get("prices"), f"{where}.prices").items():
+        row: dict[str, float] = {}
+        for size, price in _object(sizes, f"{where}.prices.{quality}").items():
+            if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price) or price < 0:
+                raise ValueError(f"{where}.prices.{quality}.{size}: must be a non-negative number of USD")
+            row[size.lower()] = float(price)
+        prices[quality.lower()] = row
+    if not prices:
+        raise ValueError(f"{where}.prices: must price at least one quality")
+    default_quality = body.get("default_quality")
+    default_size = body.get("default_size")
+    for field, value in (("default_quality", default_quality), ("default_size", default_size)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}.{field}: must be a string")
+    aliases = {k.lower(): v.lower() for k, v in _strings(body.get("quality_aliases", {}),
+                                                         f"{where}.quality_aliases").items()}
+    return ModelPrices(prices, default_quality.lower() if default_quality else None,
+                       default_size.lower() if default_size else None, aliases)
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: must be a JSON object")
+    return value
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    mapping = _object(value, where)
+    if not all(isinstance(v, str) for v in mapping.values()):
+        raise ValueError(f"{where}: every value must be a string")
+    return mapping
