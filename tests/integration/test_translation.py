@@ -106,6 +106,17 @@ def test_rest_cookbook_translates_1792x1024_to_what_stable_diffusion_v1_6_makes(
     assert emulators.openai.requests == []
 
 
+def test_translations_are_recorded_on_the_serving_attempt_in_the_log(
+    rest: httpx.Client, generate_key: str, seed: Seed, emulators: Emulators, admin: ImageGatewayClient
+) -> None:
+    trace_id = "translated-" + uuid.uuid4().hex
+    response = rest.post(GENERATIONS, json=body(size="1792x1024"),
+                         headers={**cookbook(generate_key, seed), "x-portkey-trace-id": trace_id})
+    assert response.status_code == 200, response.text
+    log = eventually(lambda: next(iter(admin.list_logs(trace_id=trace_id).logs), None))
+    assert [list(a.translations) for a in log.attempts] == [["size=1792x1024->1344x768"]]
+
+
 def test_rest_cookbook_falls_back_to_dall_e_3_which_takes_1792x1024_as_given(
     rest: httpx.Client, generate_key: str, seed: Seed, emulators: Emulators
 ) -> None:

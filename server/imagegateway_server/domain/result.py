@@ -56,6 +56,8 @@ class AttemptRecord:
     error: str = ""
     # The target was skipped without a call because its circuit breaker was open.
     circuit_open: bool = False
+    # Parameters the adapter translated for this target (empty unless it served).
+    translations: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

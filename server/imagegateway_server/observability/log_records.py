@@ -46,7 +46,7 @@ def attempt_proto(attempt: AttemptRecord) -> images_pb2.Attempt:
         target=attempt.target, provider=attempt.provider, model=attempt.model,
         status_code=attempt.status_code, error_kind=error_kind_proto(attempt.error_kind),
         error=attempt.error, latency_ms=attempt.latency_ms, retry_index=attempt.retry_index,
-        circuit_open=attempt.circuit_open,
+        circuit_open=attempt.circuit_open, translations=attempt.translations,
     )
 
 

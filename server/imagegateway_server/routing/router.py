@@ -274,7 +274,7 @@ class Router:
                 self._settle(permit, Outcome.SUCCESS)
                 run.attempts.append(AttemptRecord(
                     target=leaf.path, provider=creds.provider, model=result.model or model, status_code=200,
-                    latency_ms=_ms_since(started), retry_index=index,
+                    latency_ms=_ms_since(started), retry_index=index, translations=result.translations,
                 ))
                 return RoutedResult(
                     result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
