@@ -158,7 +158,8 @@ class Gateway:
                                                 upstream_headers=upstream_trace_headers(call.trace_parent))))
                 routed, cache_status = served.routed, served.status
             except AllTargetsFailed as exc:
-                failure = RequestFailed(exc.last, attempts=exc.attempts, trace_id=trace_id)
+                failure = RequestFailed(exc.last, attempts=exc.attempts, trace_id=trace_id,
+                                        retry_count=exc.retry_count)
             except (GatewayError, ProviderError) as exc:
                 failure = RequestFailed(exc, trace_id=trace_id)
             except asyncio.CancelledError:

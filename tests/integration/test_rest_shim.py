@@ -335,6 +335,19 @@ def test_retry_attempt_count_header_counts_retries_on_the_serving_target(
     assert emulators.openai.requests == []
 
 
+def test_exhausted_retries_answer_retry_attempt_count_minus_one(
+    rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators
+) -> None:
+    config = {"virtual_key": seed.stability_vk, "retry": {"attempts": 1, "on_status_codes": [503]},
+              "override_params": {"model": "stable-diffusion-v1-6"}}
+    emulators.stability.inject(Fault.status(503), times=2)
+    response = rest.post(GENERATIONS, json=body(), headers=auth(generate_key, **{"x-portkey-config": inline(config)}))
+
+    error_of(response, 503)
+    assert response.headers["x-portkey-retry-attempt-count"] == "-1"
+    assert len(emulators.stability.requests) == 2
+
+
 def test_retry_honours_retry_after_ms_and_serves_from_the_same_target(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:

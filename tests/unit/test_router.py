@@ -212,3 +212,19 @@ async def test_missing_model_uses_the_adapter_default() -> None:
     routed = await make_router(adapters).run(plan_of({"virtual_key": "stab"}), ImageRequest(prompt="x"),
                                              RouteContext(trace_id="t"))
     assert adapters["stab"].calls[0][0].model == "stab-default" and routed.result.model == "stab-default"
+
+
+async def test_exhausted_retries_report_minus_one() -> None:
+    adapters = {"stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503)] * 3)}
+    with pytest.raises(AllTargetsFailed) as info:
+        await make_router(adapters).run(plan_of({"virtual_key": "stab", "retry": {"attempts": 2}}), REQUEST,
+                                        RouteContext(trace_id="t"))
+    assert info.value.retry_count == -1 and len(adapters["stab"].calls) == 3
+
+
+async def test_a_failure_that_is_not_retried_reports_the_retries_spent() -> None:
+    adapters = {"stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503), fail(ErrorKind.BAD_REQUEST, 400)])}
+    with pytest.raises(AllTargetsFailed) as info:
+        await make_router(adapters).run(plan_of({"virtual_key": "stab", "retry": {"attempts": 3}}), REQUEST,
+                                        RouteContext(trace_id="t"))
+    assert info.value.retry_count == 1

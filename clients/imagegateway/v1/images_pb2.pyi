@@ -453,6 +453,7 @@ class GenerateImageFailure(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     ERROR_KIND_FIELD_NUMBER: _builtins.int
     HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    RETRY_ATTEMPT_COUNT_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id of the failed request."""
     log_id: _builtins.str
@@ -461,6 +462,8 @@ class GenerateImageFailure(_message.Message):
     """The classified cause of the last failure."""
     http_status: _builtins.int
     """The HTTP-style status the REST shim would answer with."""
+    retry_attempt_count: _builtins.int
+    """Retries on the last target; -1 when its configured retries were exhausted."""
     @_builtins.property
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
         """Every upstream call, in order."""
@@ -473,10 +476,11 @@ class GenerateImageFailure(_message.Message):
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
         error_kind: Global___ErrorKind.ValueType = ...,
         http_status: _builtins.int = ...,
+        retry_attempt_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error_kind", b"error_kind", "http_status", b"http_status", "log_id", b"log_id", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "error_kind", b"error_kind", "http_status", b"http_status", "log_id", b"log_id", "retry_attempt_count", b"retry_attempt_count", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

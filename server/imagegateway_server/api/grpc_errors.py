@@ -54,7 +54,7 @@ def to_grpc_status(exc: GatewayError | ProviderError | RequestFailed) -> grpc.St
     if isinstance(exc, RequestFailed):
         failure = images_pb2.GenerateImageFailure(
             trace_id=exc.trace_id, log_id=exc.log_id, error_kind=error_kind_proto(error.kind),
-            http_status=error.status_code,
+            http_status=error.status_code, retry_attempt_count=exc.retry_count,
         )
         failure.attempts.extend(attempt_proto(a) for a in exc.attempts)
         details.append(_pack(failure))

@@ -194,7 +194,8 @@ class RestShim:
                                                               code=exc.code), trace_headers)
         except RequestFailed as exc:
             status, body = to_http_error(exc)
-            extra = {"x-portkey-trace-id": exc.trace_id, "x-imagegw-log-id": exc.log_id}
+            extra = {"x-portkey-trace-id": exc.trace_id, "x-imagegw-log-id": exc.log_id,
+                     "x-portkey-retry-attempt-count": str(exc.retry_count)}
             error = exc.error
             if isinstance(error, ProviderError) and error.retry_after:
                 extra["retry-after"] = str(max(1, round(error.retry_after)))

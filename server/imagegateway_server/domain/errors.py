@@ -162,10 +162,13 @@ class CallerCancelled(GatewayError):
 class AllTargetsFailed(Exception):
     """Every target of a routing plan failed; carries the last failure and every attempt."""
 
-    def __init__(self, last: ProviderError | GatewayError, attempts: Sequence[AttemptRecord]) -> None:
+    def __init__(
+        self, last: ProviderError | GatewayError, attempts: Sequence[AttemptRecord], *, retry_count: int = 0
+    ) -> None:
         super().__init__(last.message)
         self.last = last
         self.attempts = tuple(attempts)
+        self.retry_count = retry_count
 
     @property
     def kind(self) -> ErrorKind:
@@ -186,9 +189,12 @@ class RequestFailed(Exception):
         attempts: Sequence[AttemptRecord] = (),
         trace_id: str = "",
         log_id: str = "",
+        retry_count: int = 0,
     ) -> None:
         super().__init__(error.message)
         self.error = error
         self.attempts = tuple(attempts)
+        # Retries on the last target; -1 when its configured retries were exhausted.
+        self.retry_count = retry_count
         self.trace_id = trace_id
         self.log_id = log_id

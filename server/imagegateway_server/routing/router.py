@@ -101,9 +101,11 @@ class _Candidate:
 
 
 class _LeafFailed(Exception):
-    def __init__(self, error: ProviderError | GatewayError) -> None:
+    def __init__(self, error: ProviderError | GatewayError, retry_count: int = 0) -> None:
         super().__init__(error.message)
         self.error = error
+        # Retries spent on the target; -1 when the config's retries were all used up (Portkey's form).
+        self.retry_count = retry_count
 
 
 class _CircuitSkipped(_LeafFailed):
@@ -136,7 +138,7 @@ class Router:
         try:
             return await self._walk(plan, run)
         except _LeafFailed as failed:
-            raise AllTargetsFailed(failed.error, run.attempts) from None
+            raise AllTargetsFailed(failed.error, run.attempts, retry_count=failed.retry_count) from None
         except DeadlineExceeded as expired:
             raise AllTargetsFailed(expired, run.attempts) from None
 
@@ -282,12 +284,14 @@ class Router:
                 )
             self._settle(permit, outcome_of(error.kind))
             self._record(run, leaf, creds.provider, model, error, started, index)
-            if retry is None or index + 1 >= attempts or error.status_code not in retry.on_status_codes:
-                raise _LeafFailed(error)
+            if retry is None or error.status_code not in retry.on_status_codes:
+                raise _LeafFailed(error, retry_count=index)
+            if index + 1 >= attempts:
+                raise _LeafFailed(error, retry_count=-1 if retry.attempts else index)
             wait = self._retry_wait(error, retry.use_retry_after_header, index)
             remaining = self._remaining(run)
             if remaining is not None and wait >= remaining:
-                raise _LeafFailed(error)  # the wait does not fit the caller's deadline: move on now
+                raise _LeafFailed(error, retry_count=index)  # the wait does not fit the deadline: move on now
             await self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
