@@ -22,6 +22,8 @@ from imagegateway_server.domain.errors import (
     ProviderError,
     RequestFailed,
 )
+from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
+from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.request import ImageRequest, validate_request
 from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.observability.metrics import Metrics
@@ -34,6 +36,7 @@ from imagegateway_server.routing.cache import ResponseCache
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.plan import Node, direct_leaf
 from imagegateway_server.routing.router import RouteContext, RoutedResult, Router
+from imagegateway_server.security.limits import Limiter, Ticket
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ class Caller:
 
     key_id: str
     scope: str
+    limits: Limits = NO_LIMITS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,6 +114,8 @@ class Gateway:
         *,
         prices: PriceTable | None = None,
         redact_prompts: bool = False,
+        limiter: Limiter | None = None,
+        input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
     ) -> None:
         self._router = router
         self._configs = configs
@@ -117,8 +123,10 @@ class Gateway:
         self._metrics = metrics
         self._host_policy = host_policy
         self._cache = cache if cache is not None else ResponseCache(None, None)
+        self._limiter = limiter if limiter is not None else Limiter(prices=prices)
+        self._input_limits = input_limits
         self._recorder = RequestRecorder(log_writer, metrics, prices or PriceTable.empty(),
-                                         redact_prompts=redact_prompts)
+                                         redact_prompts=redact_prompts, spend=self._limiter)
 
     async def _plan(self, routing: RoutingSpec) -> tuple[Node, str, int]:
         if routing.config_id:
@@ -144,17 +152,19 @@ class Gateway:
         started = time.monotonic()
         config_id, config_version = "", 0
         cache_status = CACHE_DISABLED.status
+        ticket: Ticket | None = None
         self._metrics.in_flight.inc()
         try:
             try:
-                request = validate_request(call.request)
+                request = validate_request(call.request, self._input_limits)
                 plan, config_id, config_version = await self._plan(call.routing)
+                ticket = await self._limiter.admit(call.caller.key_id, call.caller.limits, plan, request)
                 lookup = self._cache.lookup(plan, request, tenant=call.caller.key_id, refresh=call.cache_force_refresh,
                                             metadata=call.metadata, headers=call.headers, deadline=call.deadline)
                 cache_status = lookup.status
                 served = await self._cache.serve(lookup, lambda: self._router.run(
                     plan, request, RouteContext(trace_id=trace_id, deadline=call.deadline, headers=call.headers,
-                                                metadata=call.metadata,
+                                                metadata=call.metadata, target_gate=ticket,
                                                 upstream_headers=upstream_trace_headers(call.trace_parent))))
                 routed, cache_status = served.routed, served.status
             except AllTargetsFailed as exc:
@@ -178,5 +188,7 @@ class Gateway:
                                    config_version=config_version, cache_status=cache_status)
             raise failure
         finally:
+            if ticket is not None:
+                ticket.release()  # after the recorder charged the actual cost
             self._metrics.in_flight.dec()
             self._metrics.cache_requests.labels(cache_status).inc()

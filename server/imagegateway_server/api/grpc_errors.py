@@ -10,6 +10,7 @@ from grpc_status import rpc_status
 from imagegateway.v1 import images_pb2
 from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
 from imagegateway_server.observability.log_records import attempt_proto, error_kind_proto
+from imagegateway_server.security.limits import LimitExceeded
 
 ERROR_DOMAIN = "imagegateway.v1"
 
@@ -50,6 +51,9 @@ def to_grpc_status(exc: GatewayError | ProviderError | RequestFailed) -> grpc.St
     reason = error.kind.value
     if isinstance(error, ProviderError) and error.kind is ErrorKind.AUTHENTICATION:
         reason = "UPSTREAM_AUTHENTICATION"  # the provider refused its key, not ours
+    if isinstance(error, LimitExceeded):  # our own limiter: RATE_LIMITED or BUDGET_EXCEEDED, and which limit
+        reason = error.reason
+        metadata.update(limit=error.limit, key_kind=error.key_kind, key_id=error.key_id)
     details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata))]
     if isinstance(exc, RequestFailed):
         failure = images_pb2.GenerateImageFailure(
@@ -58,7 +62,7 @@ def to_grpc_status(exc: GatewayError | ProviderError | RequestFailed) -> grpc.St
         )
         failure.attempts.extend(attempt_proto(a) for a in exc.attempts)
         details.append(_pack(failure))
-    if isinstance(error, ProviderError) and error.retry_after:
+    if error.retry_after:
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromMilliseconds(int(error.retry_after * 1000))
         details.append(_pack(retry))

@@ -7,8 +7,9 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from imagegateway.v1 import images_pb2
+from imagegateway.v1 import images_pb2, keys_pb2
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.limits import Limits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.gateway import GenerationOutcome, RoutingSpec
@@ -25,7 +26,7 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
     if params.HasField("extra_params"):
         extra = json_format.MessageToDict(params.extra_params)
     if params.n < 0:
-        raise InvalidArgument("must be between 1 and 10", param="parameters.n")
+        raise InvalidArgument("must be at least 1", param="parameters.n")
     return ImageRequest(
         prompt=params.prompt,
         model=params.model or None,
@@ -82,3 +83,13 @@ def outcome_proto(outcome: GenerationOutcome) -> images_pb2.RoutingOutcome:
     )
     message.attempts.extend(attempt_proto(a) for a in routed.attempts)
     return message
+
+
+def limits_from_proto(message: keys_pb2.Limits, param: str = "limits") -> Limits:
+    """Checked key limits (zero means unlimited); InvalidArgument names the field (``limits.usd_per_day``)."""
+    return Limits.checked(message.requests_per_minute, message.usd_per_day, message.usd_per_month, param=param)
+
+
+def limits_proto(limits: Limits) -> keys_pb2.Limits:
+    return keys_pb2.Limits(requests_per_minute=limits.requests_per_minute, usd_per_day=limits.usd_per_day,
+                           usd_per_month=limits.usd_per_month)

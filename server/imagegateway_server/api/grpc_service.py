@@ -17,6 +17,12 @@ from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_
 from imagegateway_server.api import grpc_mapping
 from imagegateway_server.api.auth import ADMIN, current_caller
 from imagegateway_server.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from imagegateway_server.domain.input_limits import (
+    DEFAULT_INPUT_LIMITS,
+    InputLimits,
+    check_metadata_size,
+    check_trace_id,
+)
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
 from imagegateway_server.observability.log_records import log_from_record
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
@@ -57,7 +63,7 @@ def _timestamp_from(when: datetime | None, target: Any) -> None:
 
 def virtual_key_proto(record: VirtualKeyRecord) -> keys_pb2.VirtualKey:
     message = keys_pb2.VirtualKey(id=record.id, name=record.name, provider=record.provider,
-                                  base_url=record.base_url or "")
+                                  base_url=record.base_url or "", limits=grpc_mapping.limits_proto(record.limits))
     _timestamp_from(record.create_time, message.create_time)
     _timestamp_from(record.rotate_time, message.rotate_time)
     return message
@@ -65,7 +71,8 @@ def virtual_key_proto(record: VirtualKeyRecord) -> keys_pb2.VirtualKey:
 
 def api_key_proto(record: ApiKeyRecord) -> keys_pb2.ApiKey:
     scope = keys_pb2.SCOPE_ADMIN if record.scope == ADMIN else keys_pb2.SCOPE_GENERATE
-    message = keys_pb2.ApiKey(id=record.id, name=record.name, scope=scope, display_prefix=record.display_prefix)
+    message = keys_pb2.ApiKey(id=record.id, name=record.name, scope=scope, display_prefix=record.display_prefix,
+                              limits=grpc_mapping.limits_proto(record.limits))
     _timestamp_from(record.create_time, message.create_time)
     _timestamp_from(record.revoke_time, message.revoke_time)
     return message
@@ -106,7 +113,9 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         host_policy: UpstreamHostPolicy,
         *,
         breakers: Breakers,
+        input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
     ) -> None:
+        self._input_limits = input_limits
         self._breakers = breakers
         self._gateway = gateway
         self._configs = configs
@@ -119,6 +128,11 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
 
     async def _generate(self, request: Any, context: Context) -> GenerationOutcome:
         metadata = _metadata(context)
+        if request.trace_id:
+            check_trace_id(request.trace_id, param="trace_id")
+        elif "x-portkey-trace-id" in metadata:
+            check_trace_id(metadata["x-portkey-trace-id"], param="x-portkey-trace-id")
+        check_metadata_size(request.metadata, self._input_limits.max_metadata_bytes, param="metadata")
         trace = resolve_trace(request.trace_id or metadata.get("x-portkey-trace-id"), metadata)
         bind_trace_id(trace.trace_id)
         # Sent before the work starts, so a failed call carries the trace id as well.
@@ -213,7 +227,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     ) -> keys_pb2.CreateVirtualKeyResponse:
         base_url = self._host_policy.check(request.base_url, param="base_url") if request.base_url else None
         record = await self._virtual_keys.create(
-            request.name, request.provider, request.secret, base_url, virtual_key_id=request.virtual_key_id or None)
+            request.name, request.provider, request.secret, base_url, virtual_key_id=request.virtual_key_id or None,
+            limits=grpc_mapping.limits_from_proto(request.limits))
         return keys_pb2.CreateVirtualKeyResponse(virtual_key=virtual_key_proto(record))
 
     async def GetVirtualKey(
@@ -248,7 +263,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         scope = "admin" if request.scope == keys_pb2.SCOPE_ADMIN else "generate"
         if not request.name.strip():
             raise InvalidArgument("is required", param="name")
-        record, plaintext = await self._api_keys.create(request.name, scope)
+        record, plaintext = await self._api_keys.create(request.name, scope,
+                                                        grpc_mapping.limits_from_proto(request.limits))
         return keys_pb2.CreateApiKeyResponse(api_key=api_key_proto(record), key=plaintext)
 
     async def ListApiKeys(self, request: keys_pb2.ListApiKeysRequest, context: Context) -> keys_pb2.ListApiKeysResponse:

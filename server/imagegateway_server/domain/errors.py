@@ -94,6 +94,8 @@ class GatewayError(Exception):
     """A failure decided by the gateway itself (bad input, unknown id, missing auth...)."""
 
     kind: ErrorKind = ErrorKind.INTERNAL
+    # Seconds after which the same request could succeed (the gateway's own rate limits set it).
+    retry_after: float | None = None
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 
 
 class ResponseFormat(enum.Enum):
@@ -114,22 +115,20 @@ def coerce_param(name: str, value: Any, *, path: str) -> Any:
     raise InvalidArgument("is not a known parameter", param=path, code="unknown_parameter")
 
 
-MAX_PROMPT_CHARS = 32_000
 MAX_SIZE_DIGITS = 6
-MAX_IMAGES = 10
 
 
-def validate_request(request: ImageRequest) -> ImageRequest:
+def validate_request(request: ImageRequest, limits: InputLimits = DEFAULT_INPUT_LIMITS) -> ImageRequest:
     """Checks the provider-independent rules; raises InvalidArgument naming the field."""
     if not request.prompt or not request.prompt.strip():
         raise InvalidArgument("is required and must not be empty", param="prompt", code="empty_string")
-    if len(request.prompt) > MAX_PROMPT_CHARS:
+    if len(request.prompt) > limits.max_prompt_chars:
         raise InvalidArgument(
-            f"is longer than {MAX_PROMPT_CHARS} characters", param="prompt", code="string_above_max_length"
+            f"is longer than {limits.max_prompt_chars} characters", param="prompt", code="string_above_max_length"
         )
-    if not 1 <= request.n <= MAX_IMAGES:
+    if not 1 <= request.n <= limits.max_images:
         raise InvalidArgument(
-            f"must be between 1 and {MAX_IMAGES}, got {request.n}", param="n", code="invalid_value"
+            f"must be between 1 and {limits.max_images}, got {request.n}", param="n", code="invalid_value"
         )
     if request.size is not None and request.size != "auto":
         parse_size(request.size, param="size")

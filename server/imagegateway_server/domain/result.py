@@ -58,6 +58,8 @@ class AttemptRecord:
     circuit_open: bool = False
     # Parameters the adapter translated for this target (empty unless it served).
     translations: tuple[str, ...] = ()
+    # The virtual key the target called through ("" for an inline key): whose spend a cost is.
+    virtual_key: str = ""
 
     @property
     def ok(self) -> bool:

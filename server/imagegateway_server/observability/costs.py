@@ -87,6 +87,29 @@ class PriceTable:
 
     def unit_price(self, provider: str, model: str, size: str | None = None, quality: str | None = None) -> float:
         """USD for one image; 0 (warned once) when the table has no price for it."""
+        price, why = self._price(provider, model, size, quality)
+        if price is None:
+            self._warn(provider, model.strip().lower(), *why)
+            return 0.0
+        return price
+
+    def estimate(self, model: str | None, size: str | None, quality: str | None, n: int, *,
+                 provider: str = "") -> float:
+        """USD that ``n`` images would cost, for budget checks before any call: 0 when the table does not
+        know the price (without a warning; the served request is priced, and warned about, afterwards).
+        Without a provider, the first provider that prices ``model`` is used."""
+        if not model:
+            return 0.0
+        if not provider:
+            name = model.strip().lower()
+            provider = next((p for p, table in self._providers.items()
+                             if name in table.models or name in table.model_aliases), "")
+        price, _ = self._price(provider, model, size, quality)
+        return price * max(n, 1) if price is not None else 0.0
+
+    def _price(self, provider: str, model: str, size: str | None,
+               quality: str | None) -> tuple[float | None, tuple[str, str, str]]:
+        """The unit price, or None with (quality, size, why) saying what the table lacks."""
         size = (size or "").strip().lower()
         quality = (quality or "").strip().lower()
         model = model.strip().lower()
@@ -95,24 +118,21 @@ class PriceTable:
         if table is not None:
             entry = table.models.get(model) or table.models.get(table.model_aliases.get(model, ""))
         if entry is None:
-            self._warn(provider, model, "", "", "no prices for this model")
-            return 0.0
+            return None, ("", "", "no prices for this model")
         quality = entry.quality_aliases.get(quality, quality) or (entry.default_quality or "")
         by_size = entry.prices.get(quality) if quality else None
         if by_size is None:
             by_size = entry.prices.get(ANY)
         if by_size is None:
-            self._warn(provider, model, quality, size, "no prices for this quality")
-            return 0.0
+            return None, (quality, size, "no prices for this quality")
         if not size or size == "auto":
             size = entry.default_size or ANY
         price = by_size.get(size)
         if price is None:
             price = by_size.get(ANY)
         if price is None:
-            self._warn(provider, model, quality, size, "no price for this size")
-            return 0.0
-        return price
+            return None, (quality, size, "no price for this size")
+        return price, ("", "", "")
 
     def success_cost(self, routed: RoutedResult, request: ImageRequest) -> float:
         """USD for the images a served request got (billed failed attempts before it included)."""

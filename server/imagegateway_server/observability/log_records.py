@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -108,7 +109,17 @@ def build_log_record(
         model=entry.model, caller_key_id=entry.caller_key_id, config_id=config_id,
         fallback_used=entry.fallback_used,
         payload=json_format.MessageToJson(entry, preserving_proto_field_name=True, indent=None),
+        virtual_key_id=charged_virtual_key(call, routed, attempts), cost_usd=cost_usd,
     )
+
+
+def charged_virtual_key(call: GenerationCall, routed: RoutedResult | None, attempts: Sequence[AttemptRecord]) -> str:
+    """The virtual key a request's cost is charged to: the serving target's, else the last tried one's."""
+    if routed is not None:
+        return routed.leaf.virtual_key or ""
+    if attempts:
+        return attempts[-1].virtual_key
+    return call.routing.virtual_key or ""
 
 
 def log_from_record(record: LogRecord) -> logs_pb2.RequestLog:

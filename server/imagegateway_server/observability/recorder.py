@@ -1,4 +1,5 @@
-"""Records one finished generation request, exactly once: its log record, its cost and its metrics.
+"""Records one finished generation request, exactly once: its log record, its cost (charged to its
+keys' budgets) and its metrics.
 
 The gateway core calls ``success`` or ``failure`` when a request ends; the log record goes to the
 background writer (never awaited here), the cost comes from the price table loaded at start.
@@ -7,7 +8,8 @@ background writer (never awaited here), the cost comes from the price table load
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.observability.log_records import build_log_record
@@ -20,6 +22,12 @@ if TYPE_CHECKING:
     from imagegateway_server.routing.router import RoutedResult
 
 CACHE_HIT = "HIT"
+
+
+class SpendSink(Protocol):
+    """Told each request's actual cost, for key budgets (``security.limits.Limiter``); never blocks."""
+
+    def record_spend(self, caller_key_id: str, virtual_key_id: str, cost_usd: float, when: datetime) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,12 +54,14 @@ class RequestRecorder:
     """Turns finished requests into log records, costs and metrics. One per process."""
 
     def __init__(
-        self, log_writer: RequestLogWriter, metrics: Metrics, prices: PriceTable, *, redact_prompts: bool = False
+        self, log_writer: RequestLogWriter, metrics: Metrics, prices: PriceTable, *, redact_prompts: bool = False,
+        spend: SpendSink | None = None,
     ) -> None:
         self._log_writer = log_writer
         self._metrics = metrics
         self._prices = prices
         self._redact_prompts = redact_prompts
+        self._spend = spend
 
     def success(
         self, call: GenerationCall, routed: RoutedResult, *, trace_id: str, started: float, config_id: str,
@@ -65,6 +75,7 @@ class RequestRecorder:
             routed=routed, cache_status=cache_status, cost_usd=cost, redact_prompt=self._redact_prompts,
         )
         self._log_writer.submit(record)
+        self._charge(call, record.virtual_key_id, cost, record.create_time)
         self._metrics.observe_success(call.transport, routed, config=config_label(call.routing, config_id),
                                       cost_usd=cost, cached=cached)
         return Recorded(record.id, cost)
@@ -81,6 +92,12 @@ class RequestRecorder:
         )
         failure.log_id = record.id
         self._log_writer.submit(record)
+        self._charge(call, record.virtual_key_id, cost, record.create_time)
         self._metrics.observe_failure(call.transport, failure, config=config_label(call.routing, config_id),
                                       cost_usd=cost)
         return record.id
+
+    def _charge(self, call: GenerationCall, virtual_key_id: str, cost: float, when: datetime) -> None:
+        # Charged with the log record's key and time, so spend recomputed from the log at start agrees.
+        if self._spend is not None and cost > 0:
+            self._spend.record_spend(call.caller.key_id, virtual_key_id, cost, when)

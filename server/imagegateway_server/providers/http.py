@@ -33,7 +33,9 @@ from imagegateway_server.domain.image_info import sniff_image
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 120.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
-DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0)
+# Image calls take 5-60 s each, so thousands can be in flight at once: a small pool would queue them
+# inside the gateway (and time them out) while the provider could take them all.
+DEFAULT_LIMITS = httpx.Limits(max_connections=4096, max_keepalive_connections=256, keepalive_expiry=30.0)
 
 _SNIPPET_CHARS = 200
 

@@ -23,6 +23,9 @@ _INT_TYPES = {
     FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
 }
 _FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
+# Messages inside messages, as protobuf's own JSON parser allows; a config's targets stop far earlier
+# (routing/plan.py MAX_DEPTH), this only keeps the walk below Python's recursion limit.
+MAX_NESTING = 100
 
 
 def parse_config(document: str | bytes | dict[str, Any], *, param: str = "config") -> configs_pb2.RoutingConfig:
@@ -32,9 +35,11 @@ def parse_config(document: str | bytes | dict[str, Any], *, param: str = "config
             document = json.loads(document)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidArgument(f"is not valid JSON ({exc})", param=param) from None
+        except RecursionError:  # thousands of nested brackets: refuse them, do not crash on them
+            raise InvalidArgument(f"is nested deeper than {MAX_NESTING} levels", param=param) from None
     if not isinstance(document, dict):
         raise InvalidArgument("must be a JSON object", param=param)
-    _check_message(document, configs_pb2.RoutingConfig.DESCRIPTOR, "")
+    _check_message(document, configs_pb2.RoutingConfig.DESCRIPTOR, "", 0)
     try:
         return json_format.ParseDict(document, configs_pb2.RoutingConfig())
     except json_format.ParseError as exc:  # pragma: no cover - the walk above should catch these
@@ -45,15 +50,18 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _check_message(value: dict[str, Any], descriptor: Descriptor, path: str) -> None:
+def _check_message(value: dict[str, Any], descriptor: Descriptor, path: str, depth: int) -> None:
+    if depth > MAX_NESTING:
+        raise InvalidArgument(f"is nested deeper than {MAX_NESTING} levels", param=path)
     by_name = {f.name: f for f in descriptor.fields}
     by_name.update({f.json_name: f for f in descriptor.fields})
     for key, item in value.items():
         field = by_name.get(key)
         if field is None:
             allowed = ", ".join(sorted(f.name for f in descriptor.fields))
+            # An empty key still needs a name the caller can find.
             raise InvalidArgument(f"unknown field; expected one of: {allowed}",
-                                  param=_join(path, key), code="unknown_parameter")
+                                  param=_join(path, key or '""'), code="unknown_parameter")
         field_path = _join(path, field.name)
         if item is None:
             continue
@@ -61,19 +69,19 @@ def _check_message(value: dict[str, Any], descriptor: Descriptor, path: str) -> 
             if not isinstance(item, list):
                 raise InvalidArgument("must be a list", param=field_path, code="invalid_type")
             for i, element in enumerate(item):
-                _check_value(element, field, f"{field_path}[{i}]")
+                _check_value(element, field, f"{field_path}[{i}]", depth)
         else:
-            _check_value(item, field, field_path)
+            _check_value(item, field, field_path, depth)
 
 
-def _check_value(item: Any, field: FieldDescriptor, path: str) -> None:
+def _check_value(item: Any, field: FieldDescriptor, path: str, depth: int) -> None:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         if not isinstance(item, dict):
             raise InvalidArgument("must be an object", param=path, code="invalid_type")
         message_type = field.message_type
         assert message_type is not None  # a message field always has its type
         if message_type.full_name != _STRUCT:
-            _check_message(item, message_type, path)
+            _check_message(item, message_type, path, depth + 1)
     elif field.type == FieldDescriptor.TYPE_STRING:
         if not isinstance(item, str):
             raise InvalidArgument("must be a string", param=path, code="invalid_type")

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import InvalidArgument, NotFound
 from imagegateway_server.routing.config_json import parse_config
-from imagegateway_server.routing.plan import Node, compile_plan, leaves
+from imagegateway_server.routing.plan import MAX_DEPTH, MAX_TARGETS, Node, compile_plan, leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import Vault
 from imagegateway_server.storage.base import Store
@@ -67,7 +67,11 @@ class ConfigService:
         canonical_provider: Callable[[str], str],
         host_policy: UpstreamHostPolicy,
         virtual_key_exists: Callable[[str], Awaitable[object]] | None = None,
+        max_depth: int = MAX_DEPTH,
+        max_targets: int = MAX_TARGETS,
     ) -> None:
+        self._max_depth = max_depth
+        self._max_targets = max_targets
         self._store = store
         self._vault = vault
         self._canonical_provider = canonical_provider
@@ -78,7 +82,8 @@ class ConfigService:
 
     def compile(self, config: configs_pb2.RoutingConfig) -> Node:
         """Validates and compiles a config (raises InvalidArgument naming the field path)."""
-        return compile_plan(config, canonical_provider=self._canonical_provider, host_policy=self._host_policy)
+        return compile_plan(config, canonical_provider=self._canonical_provider, host_policy=self._host_policy,
+                            max_depth=self._max_depth, max_targets=self._max_targets)
 
     async def _check_virtual_keys(self, plan: Node) -> None:
         if self._virtual_key_exists is None:

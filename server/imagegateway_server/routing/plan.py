@@ -16,6 +16,7 @@ from google.protobuf import json_format
 
 from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.input_limits import DEFAULT_MAX_CONFIG_DEPTH, DEFAULT_MAX_TARGETS
 from imagegateway_server.domain.request import KNOWN_PARAMS, coerce_param
 from imagegateway_server.routing.breakers import BreakerOverrides, overrides_from_config
 from imagegateway_server.routing.cache_policy import CachePolicy, cache_policy
@@ -25,8 +26,8 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 MODES = ("single", "fallback", "loadbalance", "conditional")
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_ATTEMPTS = 5
-MAX_DEPTH = 10
-MAX_TARGETS = 100
+MAX_DEPTH = DEFAULT_MAX_CONFIG_DEPTH
+MAX_TARGETS = DEFAULT_MAX_TARGETS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,9 +97,30 @@ def compile_plan(
     canonical_provider: Callable[[str], str],
     host_policy: UpstreamHostPolicy,
     root: str = "config",
+    max_depth: int = MAX_DEPTH,
+    max_targets: int = MAX_TARGETS,
 ) -> Node:
-    """Validates ``config`` and returns its plan; raises InvalidArgument naming the field path."""
+    """Validates ``config`` and returns its plan; raises InvalidArgument naming the field path.
+
+    ``max_depth`` bounds how deep targets nest, ``max_targets`` how many targets the whole config
+    has (IMAGEGW_MAX_CONFIG_DEPTH, IMAGEGW_MAX_TARGETS).
+    """
+    _check_shape(config, "", 0, max_depth, max_targets, [0])
     return _compile(config, root, "", _Inherited(), 0, canonical_provider, host_policy)
+
+
+def _check_shape(node: configs_pb2.RoutingConfig, field_prefix: str, depth: int, max_depth: int,
+                 max_targets: int, seen: list[int]) -> None:
+    """Refuses a config nested too deep or with too many targets in all, before any other work on it
+    (a per-group cap alone would let nesting multiply targets)."""
+    if depth > max_depth:
+        raise InvalidArgument(f"targets are nested deeper than {max_depth} levels", param=field_prefix or "targets")
+    seen[0] += len(node.targets)
+    if seen[0] > max_targets:
+        raise InvalidArgument(f"a config may have at most {max_targets} targets in all",
+                              param=_field(field_prefix, "targets"))
+    for i, child in enumerate(node.targets):
+        _check_shape(child, _field(field_prefix, f"targets[{i}]"), depth + 1, max_depth, max_targets, seen)
 
 
 def _field(prefix: str, name: str) -> str:
@@ -114,8 +136,6 @@ def _compile(
     canonical_provider: Callable[[str], str],
     host_policy: UpstreamHostPolicy,
 ) -> Node:
-    if depth > MAX_DEPTH:
-        raise InvalidArgument(f"targets are nested deeper than {MAX_DEPTH} levels", param=field_prefix or "targets")
     here = _inherit(node, inherited, field_prefix, host_policy)
     if node.targets:
         return _compile_group(node, path, field_prefix, here, depth, canonical_provider, host_policy)
@@ -138,8 +158,6 @@ def _compile_group(
             "a config with targets must not also set provider, virtual_key or api_key",
             param=_field(field_prefix, "targets"),
         )
-    if len(node.targets) > MAX_TARGETS:
-        raise InvalidArgument(f"at most {MAX_TARGETS} targets are allowed", param=_field(field_prefix, "targets"))
     mode = node.strategy.mode if node.HasField("strategy") else ""
     mode_param = _field(field_prefix, "strategy.mode")
     if not mode:

@@ -63,6 +63,14 @@ class RouteContext:
     # Headers the gateway itself sends on every upstream call (a child W3C traceparent); they win
     # over forwarded caller headers of the same name.
     upstream_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # Checks a virtual key's limits before a target that uses it is called (security.limits.Ticket).
+    target_gate: TargetGate | None = None
+
+
+class TargetGate(Protocol):
+    """Admits one call through a virtual key, or raises a GatewayError (its limit is reached)."""
+
+    async def admit(self, virtual_key_id: str, provider: str, request: ImageRequest) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -226,6 +234,12 @@ class Router:
             raise _LeafFailed(exc) from None
         if not request.model:
             request = dataclasses.replace(request, model=adapter.default_model())
+        if leaf.virtual_key and run.ctx.target_gate is not None:
+            try:
+                await run.ctx.target_gate.admit(leaf.virtual_key, creds.provider, request)
+            except GatewayError as exc:  # over its limit: not called, a failure like a 429, so a fallback moves on
+                self._record(run, leaf, creds.provider, request.model or "", exc, started, 0)
+                raise _LeafFailed(exc) from None
         identity = (TargetIdentity.of(creds.provider, creds.base_url, creds.api_key, request.model or "")
                     if self._breakers is not None else None)
         return await self._call(_Candidate(leaf, creds, adapter, request, identity), run)
@@ -277,6 +291,7 @@ class Router:
                 run.attempts.append(AttemptRecord(
                     target=leaf.path, provider=creds.provider, model=result.model or model, status_code=200,
                     latency_ms=_ms_since(started), retry_index=index, translations=result.translations,
+                    virtual_key=leaf.virtual_key or "",
                 ))
                 return RoutedResult(
                     result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
@@ -309,6 +324,7 @@ class Router:
         run.attempts.append(AttemptRecord(
             target=candidate.leaf.path, provider=provider, model=model, status_code=503, latency_ms=0,
             retry_index=index, error_kind=ErrorKind.UNAVAILABLE, error="circuit open", circuit_open=True,
+            virtual_key=candidate.leaf.virtual_key or "",
         ))
         raise _CircuitSkipped(ProviderError(ErrorKind.UNAVAILABLE, "circuit open", provider=provider,
                                             status_code=503))
@@ -330,6 +346,7 @@ class Router:
         run.attempts.append(AttemptRecord(
             target=leaf.path, provider=provider, model=model, status_code=error.status_code,
             latency_ms=_ms_since(started), retry_index=index, error_kind=error.kind, error=error.message,
+            virtual_key=leaf.virtual_key or "",
         ))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from imagegateway_server.domain.errors import InvalidArgument, Unauthenticated
+from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import ApiKeyRecord, Page
 
@@ -80,7 +81,7 @@ class ApiKeyService:
         # Bumped on every revoke: an authentication that raced a revoke does not cache.
         self._revocations = 0
 
-    async def create(self, name: str, scope: str) -> tuple[ApiKeyRecord, str]:
+    async def create(self, name: str, scope: str, limits: Limits = NO_LIMITS) -> tuple[ApiKeyRecord, str]:
         """Makes a key; returns its record and its plaintext, which is never available again."""
         if not name.strip() or len(name) > _MAX_NAME_LENGTH:
             raise InvalidArgument(f"must be 1-{_MAX_NAME_LENGTH} characters", param="name")
@@ -94,6 +95,7 @@ class ApiKeyService:
             key_hash=key_hash,
             display_prefix=display_prefix,
             create_time=datetime.now(UTC),
+            limits=limits,
         )
         await self._store.create_api_key(record)
         return record, plaintext

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.security.vault import Vault
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import Page, VirtualKeyRecord
@@ -32,6 +33,7 @@ class ResolvedVirtualKey:
     provider: str
     base_url: str | None
     secret: str
+    limits: Limits = NO_LIMITS
 
     def __repr__(self) -> str:
         return f"ResolvedVirtualKey(id={self.id!r}, provider={self.provider!r}, base_url={self.base_url!r})"
@@ -95,6 +97,7 @@ class VirtualKeyService:
         secret: str,
         base_url: str | None = None,
         virtual_key_id: str | None = None,
+        limits: Limits = NO_LIMITS,
     ) -> VirtualKeyRecord:
         """Stores a new virtual key; its id is ``virtual_key_id`` or a slug of ``name``."""
         if not name.strip() or len(name) > _MAX_NAME_LENGTH:
@@ -128,6 +131,7 @@ class VirtualKeyService:
             sealed_secret=self._vault.seal(plaintext, associated_data=associated_data(key_id)),
             create_time=now,
             rotate_time=now,
+            limits=limits,
         )
         await self._store.create_virtual_key(record)
         return record
@@ -170,11 +174,16 @@ class VirtualKeyService:
         evictions = self._evictions
         record = await self._store.get_virtual_key(virtual_key_id)
         secret = self._vault.open(record.sealed_secret, associated_data=associated_data(record.id))
-        resolved = ResolvedVirtualKey(record.id, record.provider, record.base_url, secret.decode("utf-8"))
+        resolved = ResolvedVirtualKey(record.id, record.provider, record.base_url, secret.decode("utf-8"),
+                                      record.limits)
         if evictions == self._evictions:
             self._forget_expired(now)
             self._cache[virtual_key_id] = (resolved, now + self._cache_ttl)
         return resolved
+
+    async def limits(self, virtual_key_id: str) -> Limits:
+        """The key's limits, from the same short-lived cache as ``resolve``."""
+        return (await self.resolve(virtual_key_id)).limits
 
     def _evict(self, virtual_key_id: str) -> None:
         self._evictions += 1

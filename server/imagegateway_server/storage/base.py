@@ -20,6 +20,7 @@ from imagegateway_server.storage.records import (
     LogFilter,
     LogRecord,
     Page,
+    SpendTotals,
     VirtualKeyRecord,
 )
 
@@ -150,4 +151,10 @@ class Store(Protocol):
     async def prune_logs(self, older_than: datetime | None = None, keep_max: int | None = None) -> int:
         """Deletes records created before ``older_than``, then all but the newest ``keep_max``
         (None: no such limit); returns how many were deleted. A negative ``keep_max`` is a ValueError."""
+        ...
+
+    async def spend_since(self, since: datetime) -> SpendTotals:
+        """The ``cost_usd`` of records created at or after ``since``, summed by caller key id and by
+        virtual key id (records without a virtual key are left out of the second); keys that spent
+        nothing are left out."""
         ...

@@ -10,6 +10,8 @@ import dataclasses
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from imagegateway_server.domain.limits import NO_LIMITS, Limits
+
 T = TypeVar("T")
 
 
@@ -35,7 +37,7 @@ class ConfigRecord:
 class VirtualKeyRecord:
     """A provider account: the provider, an optional base URL and the sealed secret.
 
-    The secret is sealed with associated data ``virtual_key:<id>``.
+    The secret is sealed with associated data ``virtual_key:<id>``. ``limits`` are set at creation.
     """
 
     id: str
@@ -45,6 +47,7 @@ class VirtualKeyRecord:
     sealed_secret: bytes = dataclasses.field(repr=False)
     create_time: datetime
     rotate_time: datetime
+    limits: Limits = NO_LIMITS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,7 +55,8 @@ class ApiKeyRecord:
     """A gateway API key, kept only as the SHA-256 of its plaintext.
 
     ``scope`` is ``"admin"`` or ``"generate"``; ``display_prefix`` is what may be shown to
-    identify the key (``igw_`` and six characters); ``revoke_time`` is set once revoked.
+    identify the key (``igw_`` and six characters); ``revoke_time`` is set once revoked;
+    ``limits`` are set at creation.
     """
 
     id: str
@@ -62,11 +66,17 @@ class ApiKeyRecord:
     display_prefix: str
     create_time: datetime
     revoke_time: datetime | None = None
+    limits: Limits = NO_LIMITS
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LogRecord:
-    """One request log entry. The indexed columns are copied out of ``payload`` for filtering."""
+    """One request log entry. The indexed columns are copied out of ``payload`` for filtering.
+
+    ``virtual_key_id`` (not in the payload's message) is the virtual key of the target that served,
+    or of the last one tried when none did ("" for none): the key a request's cost is charged to,
+    with ``cost_usd``, so spend per key can be summed without reading payloads.
+    """
 
     id: str
     trace_id: str
@@ -78,6 +88,8 @@ class LogRecord:
     config_id: str
     fallback_used: bool
     payload: str
+    virtual_key_id: str = ""
+    cost_usd: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,6 +110,14 @@ class LogFilter:
     model: str | None = None
     config_id: str | None = None
     fallback_used: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpendTotals:
+    """USD spent since some instant, by gateway key id and by virtual key id (from the request log)."""
+
+    by_caller_key: dict[str, float]
+    by_virtual_key: dict[str, float]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from typing import Any
 import aiosqlite
 
 from imagegateway_server.domain.errors import AlreadyExists, NotFound
+from imagegateway_server.domain.limits import Limits
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
 from imagegateway_server.storage.records import (
@@ -30,6 +31,7 @@ from imagegateway_server.storage.records import (
     LogFilter,
     LogRecord,
     Page,
+    SpendTotals,
     VirtualKeyRecord,
 )
 
@@ -39,11 +41,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 _CONFIG_COLUMNS = "c.id, v.name, v.version, v.document, v.sealed_secrets, v.create_time, c.first_create_time"
-_VIRTUAL_KEY_COLUMNS = "id, name, provider, base_url, sealed_secret, create_time, rotate_time"
-_API_KEY_COLUMNS = "id, name, scope, key_hash, display_prefix, create_time, revoke_time"
+_LIMIT_COLUMNS = "limit_requests_per_minute, limit_usd_per_day, limit_usd_per_month"
+_VIRTUAL_KEY_COLUMNS = f"id, name, provider, base_url, sealed_secret, create_time, rotate_time, {_LIMIT_COLUMNS}"
+_API_KEY_COLUMNS = f"id, name, scope, key_hash, display_prefix, create_time, revoke_time, {_LIMIT_COLUMNS}"
 _LOG_COLUMNS = (
     "id, trace_id, create_time, status_code, provider, model, caller_key_id, config_id, "
-    "fallback_used, payload"
+    "fallback_used, payload, virtual_key_id, cost_usd"
 )
 
 Row = sqlite3.Row | tuple[Any, ...]
@@ -82,6 +85,7 @@ def _virtual_key(row: Row) -> VirtualKeyRecord:
         sealed_secret=row[4],
         create_time=_from_micros(row[5]),
         rotate_time=_from_micros(row[6]),
+        limits=Limits(row[7], row[8], row[9]),
     )
 
 
@@ -94,7 +98,12 @@ def _api_key(row: Row) -> ApiKeyRecord:
         display_prefix=row[4],
         create_time=_from_micros(row[5]),
         revoke_time=None if row[6] is None else _from_micros(row[6]),
+        limits=Limits(row[7], row[8], row[9]),
     )
+
+
+def _limit_values(limits: Limits) -> tuple[int, float, float]:
+    return limits.requests_per_minute, limits.usd_per_day, limits.usd_per_month
 
 
 def _log(row: Row) -> LogRecord:
@@ -109,6 +118,8 @@ def _log(row: Row) -> LogRecord:
         config_id=row[7],
         fallback_used=bool(row[8]),
         payload=row[9],
+        virtual_key_id=row[10],
+        cost_usd=row[11],
     )
 
 
@@ -349,7 +360,7 @@ class SqliteStore:
             if await self._fetch(connection, "SELECT 1 FROM virtual_keys WHERE id = ?", (record.id,)):
                 raise AlreadyExists(f"virtual key {record.id!r} already exists")
             await connection.execute(
-                f"INSERT INTO virtual_keys ({_VIRTUAL_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO virtual_keys ({_VIRTUAL_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.name,
@@ -358,6 +369,7 @@ class SqliteStore:
                     record.sealed_secret,
                     _to_micros(record.create_time),
                     _to_micros(record.rotate_time),
+                    *_limit_values(record.limits),
                 ),
             )
 
@@ -439,7 +451,7 @@ class SqliteStore:
             if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE key_hash = ?", (record.key_hash,)):
                 raise AlreadyExists(f"API key {record.id!r}: a key with the same secret already exists")
             await connection.execute(
-                f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.name,
@@ -448,6 +460,7 @@ class SqliteStore:
                     record.display_prefix,
                     _to_micros(record.create_time),
                     None if record.revoke_time is None else _to_micros(record.revoke_time),
+                    *_limit_values(record.limits),
                 ),
             )
 
@@ -506,12 +519,14 @@ class SqliteStore:
                 record.config_id,
                 int(record.fallback_used),
                 record.payload,
+                record.virtual_key_id,
+                record.cost_usd,
             )
             for record in records
         ]
         async with self._transaction() as connection:
             await connection.executemany(
-                f"INSERT INTO request_logs ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO request_logs ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO NOTHING",
                 rows,
             )
@@ -592,6 +607,17 @@ class SqliteStore:
                     (newest_time, newest_time, newest_id),
                 )
         return deleted
+
+    async def spend_since(self, since: datetime) -> SpendTotals:
+        start = _to_micros(since)
+        by_caller = await self._read(
+            "SELECT caller_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= ? AND cost_usd > 0 "
+            "GROUP BY caller_key_id", (start,))
+        by_virtual_key = await self._read(
+            "SELECT virtual_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= ? AND cost_usd > 0 "
+            "AND virtual_key_id != '' GROUP BY virtual_key_id", (start,))
+        return SpendTotals({row[0]: float(row[1]) for row in by_caller},
+                           {row[0]: float(row[1]) for row in by_virtual_key})
 
     async def _delete_log_chunks(self, select_rowids: str, parameters: tuple[Any, ...]) -> int:
         deleted = 0
