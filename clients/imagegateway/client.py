@@ -386,6 +386,7 @@ class ImageGatewayClient(_ClientBase):
         base_url: str | None = None,
         virtual_key_id: str | None = None,
         *,
+        limits: keys_pb2.Limits | None = None,
         timeout: float | None = None,
     ) -> keys_pb2.VirtualKey:
         request = keys_pb2.CreateVirtualKeyRequest(
@@ -394,6 +395,7 @@ class ImageGatewayClient(_ClientBase):
             secret=secret,
             base_url=base_url or "",
             virtual_key_id=virtual_key_id or "",
+            limits=limits,
         )
         return self._call(self._stub.CreateVirtualKey, request, timeout).virtual_key
 
@@ -426,10 +428,12 @@ class ImageGatewayClient(_ClientBase):
         name: str,
         scope: ScopeName | keys_pb2.Scope.ValueType = "generate",
         *,
+        limits: keys_pb2.Limits | None = None,
         timeout: float | None = None,
     ) -> keys_pb2.CreateApiKeyResponse:
-        """Creates a key; the response's ``key`` is the plaintext, returned this once."""
-        request = keys_pb2.CreateApiKeyRequest(name=name, scope=_scope(scope))
+        """Creates a key; the response's ``key`` is the plaintext, returned this once. ``limits``: requests
+        per minute and USD per UTC day / month (0 = unlimited)."""
+        request = keys_pb2.CreateApiKeyRequest(name=name, scope=_scope(scope), limits=limits)
         return self._call(self._stub.CreateApiKey, request, timeout)
 
     def list_api_keys(
@@ -591,6 +595,7 @@ class AsyncImageGatewayClient(_ClientBase):
         base_url: str | None = None,
         virtual_key_id: str | None = None,
         *,
+        limits: keys_pb2.Limits | None = None,
         timeout: float | None = None,
     ) -> keys_pb2.VirtualKey:
         request = keys_pb2.CreateVirtualKeyRequest(
@@ -599,6 +604,7 @@ class AsyncImageGatewayClient(_ClientBase):
             secret=secret,
             base_url=base_url or "",
             virtual_key_id=virtual_key_id or "",
+            limits=limits,
         )
         return (await self._call(self._stub.CreateVirtualKey, request, timeout)).virtual_key
 
@@ -634,9 +640,10 @@ class AsyncImageGatewayClient(_ClientBase):
         name: str,
         scope: ScopeName | keys_pb2.Scope.ValueType = "generate",
         *,
+        limits: keys_pb2.Limits | None = None,
         timeout: float | None = None,
     ) -> keys_pb2.CreateApiKeyResponse:
-        request = keys_pb2.CreateApiKeyRequest(name=name, scope=_scope(scope))
+        request = keys_pb2.CreateApiKeyRequest(name=name, scope=_scope(scope), limits=limits)
         return await self._call(self._stub.CreateApiKey, request, timeout)
 
     async def list_api_keys(

@@ -41,6 +41,8 @@ from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.credentials import VaultCredentialResolver
 from imagegateway_server.routing.router import Router
 from imagegateway_server.security.api_keys import ApiKeyService
+from imagegateway_server.security.limit_counters import InProcessLimitCounters
+from imagegateway_server.security.limits import Limiter
 from imagegateway_server.security.ssrf_transport import guarded_transport_factory
 from imagegateway_server.security.tls import ServerTls
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
@@ -113,7 +115,8 @@ class GatewayProcess:
                   flush=True)
         virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
         configs = ConfigService(store, vault, canonical_provider=canonical_provider, host_policy=host_policy,
-                                virtual_key_exists=virtual_keys.get)
+                                virtual_key_exists=virtual_keys.get, max_depth=settings.max_config_depth,
+                                max_targets=settings.max_targets)
         registry = default_registry(
             transport_factory=guarded_transport_factory(host_policy, DEFAULT_LIMITS),
             model_aliases=load_model_aliases(settings.model_aliases_file, canonical_provider=canonical_provider))
@@ -141,8 +144,12 @@ class GatewayProcess:
         log.info("price table %s loaded", prices.version)
         # In-process for now; IMAGEGW_REDIS_URL will select a shared CacheStore once one exists.
         cache = ResponseCache(MemoryCacheStore(settings.cache_max_bytes), VaultCredentialResolver(virtual_keys))
+        # In-process limit counters for now; IMAGEGW_REDIS_URL will share them once a shared store exists.
+        limiter = Limiter(InProcessLimitCounters(), prices, virtual_key_limits=virtual_keys.limits)
+        await limiter.restore(store)  # today's and this month's spend per key, from the request log
         gateway = Gateway(router, configs, log_writer, self.metrics, host_policy, cache=cache, prices=prices,
-                          redact_prompts=settings.redact_prompts)
+                          redact_prompts=settings.redact_prompts, limiter=limiter,
+                          input_limits=settings.input_limits)
         authenticator = Authenticator(api_keys, transport="grpc", metrics=self.metrics)
         rest_authenticator = Authenticator(api_keys, transport="rest", metrics=self.metrics)
 
@@ -151,7 +158,8 @@ class GatewayProcess:
         keeper = ImageKeeper(data_dir / "kept-images") if settings.keep_images else None
         dashboard = Dashboard(store, rest_authenticator, image_keeper=keeper,
                               target_health=breaker_health(self.breakers))
-        await self._start_http(RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper))
+        await self._start_http(RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper,
+                                        input_limits=settings.input_limits))
         self._start_metrics()
         log.info("imagegateway serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
                                                 "metrics_port": self.metrics_port})
@@ -170,7 +178,7 @@ class GatewayProcess:
         )
         service_pb2_grpc.add_ImageGatewayServicer_to_server(
             ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy,
-                                breakers=self.breakers), server)
+                                breakers=self.breakers, input_limits=self.settings.input_limits), server)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(

@@ -206,9 +206,24 @@ def _image_paths(out: Path, images: Sequence[images_pb2.Image]) -> list[Path]:
     ]
 
 
+def _limits(args: argparse.Namespace) -> keys_pb2.Limits:
+    # Checked by the server, whose refusal names the field (limits.usd_per_day: must not be negative).
+    return keys_pb2.Limits(requests_per_minute=args.rpm, usd_per_day=args.usd_per_day,
+                           usd_per_month=args.usd_per_month)
+
+
+def _limit_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--rpm", type=int, default=0, metavar="N", help="requests per minute (default 0: unlimited)")
+    sub.add_argument("--usd-per-day", type=float, default=0.0, metavar="USD",
+                     help="spend per UTC day, by the price table (default 0: unlimited)")
+    sub.add_argument("--usd-per-month", type=float, default=0.0, metavar="USD",
+                     help="spend per UTC month (default 0: unlimited)")
+
+
 def _vk_create(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     secret = _read_secret("provider API key")
-    key = client.create_virtual_key(args.name, args.provider, secret, base_url=args.base_url, virtual_key_id=args.id)
+    key = client.create_virtual_key(args.name, args.provider, secret, base_url=args.base_url, virtual_key_id=args.id,
+                                    limits=_limits(args))
     _emit(args, key)
     return 0
 
@@ -268,11 +283,12 @@ def _config_validate(args: argparse.Namespace) -> int:
 
     config = _read_config(args.file)
     try:
-        allowed_hosts = Settings.load().allowed_upstream_hosts
+        settings = Settings.load()
     except ValueError as exc:
         raise _usage(str(exc)) from None
     try:
-        validate_config(config, allowed_hosts)
+        validate_config(config, settings.allowed_upstream_hosts, max_depth=settings.max_config_depth,
+                        max_targets=settings.max_targets)
     except InvalidArgument as exc:
         raise CommandError("INVALID_ARGUMENT", exc.message) from None
     except ValueError as exc:  # a malformed IMAGEGW_ALLOWED_UPSTREAM_HOSTS entry
@@ -285,7 +301,7 @@ def _config_validate(args: argparse.Namespace) -> int:
 
 
 def _apikey_create(args: argparse.Namespace, client: ImageGatewayClient) -> int:
-    created = client.create_api_key(args.name, args.scope)
+    created = client.create_api_key(args.name, args.scope, limits=_limits(args))
     _emit(args, created.api_key, {"key": created.key})
     sys.stderr.write("Store the key now: it is shown only this once.\n")
     return 0
@@ -521,6 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="read the provider secret from stdin (the only way to pass it)",
     )
+    _limit_flags(sub)
     leaf(vks, "get", "show a virtual key", _vk_get).add_argument("id")
     leaf(vks, "list", "list virtual keys", _vk_list)
     sub = leaf(vks, "rotate", "replace a virtual key's secret (read from stdin)", _vk_rotate)
@@ -550,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = leaf(keys, "create", "create a gateway API key (shown once)", _apikey_create)
     sub.add_argument("--name", required=True)
     sub.add_argument("--scope", choices=("admin", "generate"), default="generate")
+    _limit_flags(sub)
     leaf(keys, "list", "list gateway API keys", _apikey_list)
     leaf(keys, "get", "show a gateway API key", _apikey_get).add_argument("id")
     leaf(keys, "revoke", "revoke a gateway API key", _apikey_revoke).add_argument("id")

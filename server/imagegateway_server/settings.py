@@ -8,6 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from imagegateway_server.domain.input_limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONFIG_DEPTH,
+    DEFAULT_MAX_IMAGES,
+    DEFAULT_MAX_METADATA_BYTES,
+    DEFAULT_MAX_PROMPT_CHARS,
+    DEFAULT_MAX_TARGETS,
+    InputLimits,
+)
 from imagegateway_server.routing.breakers import MAX_CONSECUTIVE_FAILURES, MAX_COOLDOWN_SECONDS, MAX_WINDOW
 
 
@@ -73,6 +82,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "store request log records without the prompt"),
     SettingSpec("price_table_file", "IMAGEGW_PRICE_TABLE_FILE", "",
                 "JSON price table used for cost accounting (default: the built-in list prices)"),
+    SettingSpec("max_body_bytes", "IMAGEGW_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES),
+                "largest REST request body (larger: 413)"),
+    SettingSpec("max_prompt_chars", "IMAGEGW_MAX_PROMPT_CHARS", str(DEFAULT_MAX_PROMPT_CHARS),
+                "longest prompt, in characters"),
+    SettingSpec("max_config_depth", "IMAGEGW_MAX_CONFIG_DEPTH", str(DEFAULT_MAX_CONFIG_DEPTH),
+                "how deep a routing config's targets may nest"),
+    SettingSpec("max_targets", "IMAGEGW_MAX_TARGETS", str(DEFAULT_MAX_TARGETS),
+                "most targets one routing config may have, nested ones included"),
+    SettingSpec("max_metadata_bytes", "IMAGEGW_MAX_METADATA_BYTES", str(DEFAULT_MAX_METADATA_BYTES),
+                "largest request metadata (x-portkey-metadata, or gRPC metadata as JSON)"),
+    SettingSpec("max_images", "IMAGEGW_MAX_IMAGES", str(DEFAULT_MAX_IMAGES), "most images (n) one request may ask for"),
 )
 
 
@@ -149,6 +169,12 @@ class Settings:
     log_retention_max_records: int = 1_000_000
     redact_prompts: bool = False
     price_table_file: str = ""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_prompt_chars: int = DEFAULT_MAX_PROMPT_CHARS
+    max_config_depth: int = DEFAULT_MAX_CONFIG_DEPTH
+    max_targets: int = DEFAULT_MAX_TARGETS
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    max_images: int = DEFAULT_MAX_IMAGES
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -198,9 +224,24 @@ class Settings:
                                                    raw["log_retention_max_records"], int, 0, 10**12),
                 redact_prompts=_flag("IMAGEGW_REDACT_PROMPTS", raw["redact_prompts"]),
                 price_table_file=_price_table_file(raw["price_table_file"]),
+                # Bounded so a typo cannot switch a guard off: at least 1, at most what the process can bear
+                # (configs nest by recursion; n images fan out into upstream calls).
+                max_body_bytes=_bounded("IMAGEGW_MAX_BODY_BYTES", raw["max_body_bytes"], int, 1, 2**30),
+                max_prompt_chars=_bounded("IMAGEGW_MAX_PROMPT_CHARS", raw["max_prompt_chars"], int, 1, 10**7),
+                max_config_depth=_bounded("IMAGEGW_MAX_CONFIG_DEPTH", raw["max_config_depth"], int, 1, 50),
+                max_targets=_bounded("IMAGEGW_MAX_TARGETS", raw["max_targets"], int, 1, 10_000),
+                max_metadata_bytes=_bounded("IMAGEGW_MAX_METADATA_BYTES", raw["max_metadata_bytes"], int, 2, 2**20),
+                max_images=_bounded("IMAGEGW_MAX_IMAGES", raw["max_images"], int, 1, 100),
             )
         except ValueError as exc:
             raise ValueError(f"invalid setting: {exc}") from None
+
+    @property
+    def input_limits(self) -> InputLimits:
+        """The bad-input limits, as the front ends, the core and the config compiler take them."""
+        return InputLimits(max_body_bytes=self.max_body_bytes, max_prompt_chars=self.max_prompt_chars,
+                           max_config_depth=self.max_config_depth, max_targets=self.max_targets,
+                           max_metadata_bytes=self.max_metadata_bytes, max_images=self.max_images)
 
     @property
     def effective_database_url(self) -> str:

@@ -157,7 +157,7 @@ def test_configs_validate_reports_the_semantic_checks(
 ) -> None:
     from imagegateway_server.domain.errors import InvalidArgument
 
-    def validate_config(config: object, allowed_hosts: object = ()) -> None:
+    def validate_config(config: object, allowed_hosts: object = (), **bounds: object) -> None:
         raise InvalidArgument("must be one of single, fallback, loadbalance, conditional", param="strategy.mode")
 
     fake_module = types.ModuleType("imagegateway_server.routing.validation")

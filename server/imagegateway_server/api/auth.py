@@ -112,4 +112,4 @@ class Authenticator:
         if required_scope == ADMIN and record.scope != ADMIN:
             self._refused("insufficient_scope", operation)
             raise PermissionDenied("this operation needs an admin key")
-        return Caller(key_id=record.id, scope=record.scope)
+        return Caller(key_id=record.id, scope=record.scope, limits=record.limits)

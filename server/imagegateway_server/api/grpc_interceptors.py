@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from imagegateway_server.api.auth import GRPC_METHOD_SCOPES, Authenticator, bearer_token, current_caller
 from imagegateway_server.api.grpc_errors import GRPC_CODES, abort_with
-from imagegateway_server.domain.errors import GatewayError, ProviderError, RequestFailed
+from imagegateway_server.domain.errors import GatewayError, InvalidArgument, ProviderError, RequestFailed
 from imagegateway_server.observability.metrics import Metrics, go_code_name
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,33 @@ def api_key_from_metadata(metadata: Any) -> str | None:
     """The gateway key from ``authorization: Bearer`` or ``x-api-key`` metadata."""
     values = {key.lower(): value for key, value in (metadata or ()) if isinstance(value, str)}
     return bearer_token(values.get("authorization")) or values.get("x-api-key") or None
+
+
+class _Undecodable:
+    """Stands in for a request message protobuf could not parse, until the caller is authenticated."""
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """Wraps a request deserializer so a bad message becomes INVALID_ARGUMENT, not grpc's UNKNOWN."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError as exc:  # malformed bytes, or messages nested past protobuf's depth limit
+            return _Undecodable(exc)
+
+    return deserialize
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgument(f"the request message cannot be decoded ({request.error})", param="request")
+    return request
 
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
@@ -51,13 +79,13 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method, scope),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, method, scope),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -99,14 +127,14 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, behavior: Any, method: str, scope: str | None) -> Any:
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with self._handled(context, "unary", method, scope):
-                return await behavior(request, context)
+                return await behavior(_decoded(request), context)
 
         return unary
 
     def _wrap_stream(self, behavior: Any, method: str, scope: str | None) -> Any:
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async with self._handled(context, "server_stream", method, scope):
-                async for item in behavior(request, context):
+                async for item in behavior(_decoded(request), context):
                     yield item
 
         return stream

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -16,6 +18,16 @@ from imagegateway_server.gateway import GenerationOutcome, RoutingSpec
 from imagegateway_server.observability.log_records import CACHE_STATUS_PROTO, attempt_proto
 
 
+def time_filter(message: Any, field: str) -> datetime | None:
+    """A Timestamp field of a request as a datetime, or None when unset; INVALID_ARGUMENT when out of range."""
+    if not message.HasField(field):
+        return None
+    try:
+        return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError):  # seconds past year 9999, nanos outside 0..999,999,999
+        raise InvalidArgument("must be a valid timestamp between years 1 and 9999", param=field) from None
+
+
 def _opt(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
@@ -24,7 +36,12 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
     """The domain request; empty strings mean "not set", as proto3 has no presence for them."""
     extra: dict[str, Any] = {}
     if params.HasField("extra_params"):
-        extra = json_format.MessageToDict(params.extra_params)
+        try:
+            extra = json_format.MessageToDict(params.extra_params)
+        except ValueError:  # a NaN or infinity in the Struct has no JSON form to send upstream
+            raise InvalidArgument("numbers must be finite", param="parameters.extra_params") from None
+    if params.HasField("cfg_scale") and not math.isfinite(params.cfg_scale):
+        raise InvalidArgument("must be a finite number", param="parameters.cfg_scale")
     if params.n < 0:
         raise InvalidArgument("must be at least 1", param="parameters.n")
     return ImageRequest(

@@ -26,17 +26,18 @@ from imagegateway_server.api.dashboard import Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.domain.errors import GatewayError, InvalidArgument, ProviderError, RequestFailed
+from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
 from imagegateway_server.observability.costs import format_usd
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.tracing import TraceContext, bind_trace_id, resolve_trace
+from imagegateway_server.security.limits import RATE_LIMITED, LimitExceeded
 from imagegateway_server.storage.kept_images import ImageKeeper
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 10 * 1024 * 1024
 REQUEST_TIMEOUT_HEADER = "x-portkey-request-timeout"
 MAX_REQUEST_TIMEOUT_MS = 24 * 60 * 60 * 1000
 GENERATIONS_ROUTE = "/v1/images/generations"
@@ -114,7 +115,9 @@ class RestShim:
     """Builds the Starlette app around the gateway core."""
 
     def __init__(self, gateway: Gateway, authenticator: Authenticator, metrics: Metrics,
-                 dashboard: Dashboard | None = None, image_keeper: ImageKeeper | None = None) -> None:
+                 dashboard: Dashboard | None = None, image_keeper: ImageKeeper | None = None,
+                 input_limits: InputLimits = DEFAULT_INPUT_LIMITS) -> None:
+        self._input_limits = input_limits
         self._gateway = gateway
         self._auth = authenticator
         self._metrics = metrics
@@ -147,25 +150,37 @@ class RestShim:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise _HttpError(415, "the request body must be sent as application/json", "content-type")
+        limit = self._input_limits.max_body_bytes
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise _HttpError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes", None)
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _HttpError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes", None)
+            if size > limit:
+                raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks))
+            return json.loads(b"".join(chunks), parse_constant=_not_json)
         except (ValueError, UnicodeDecodeError):
             raise _HttpError(400, "the request body is not valid JSON", None) from None
+        except RecursionError:  # thousands of nested brackets: a bad body, not a crash
+            raise _HttpError(400, "the request body is nested too deeply", None) from None
 
     async def generations(self, request: Request) -> Response:
-        # Resolved first, so every log line of the request and every answer (errors too) carry it.
-        trace = resolve_trace(request.headers.get("x-portkey-trace-id"), request.headers)
+        # Resolved first, so every log line of the request and every answer (errors too) carry it; a
+        # trace id we refuse is replaced by a fresh one for that, and the refusal names the header.
+        refused: InvalidArgument | None = None
+        try:
+            explicit = rest_mapping.trace_id(request.headers)
+        except InvalidArgument as exc:
+            explicit, refused = None, exc
+        trace = resolve_trace(explicit, request.headers)
         bind_trace_id(trace.trace_id)
+        if refused is not None:
+            status, body = to_http_error(refused)
+            return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
         return await self._generations(request, trace)
 
     async def _generations(self, request: Request, trace: TraceContext) -> Response:
@@ -183,7 +198,7 @@ class RestShim:
                 transport="rest",
                 trace_id=trace.trace_id,
                 trace_parent=trace.parent,
-                metadata=rest_mapping.metadata(headers),
+                metadata=rest_mapping.metadata(headers, self._input_limits.max_metadata_bytes),
                 deadline=request_deadline(headers.get(REQUEST_TIMEOUT_HEADER), arrived),
                 headers={k.lower(): v for k, v in headers.items()},
                 cache_force_refresh=rest_mapping.cache_force_refresh(headers),
@@ -197,8 +212,12 @@ class RestShim:
             extra = {"x-portkey-trace-id": exc.trace_id, "x-imagegw-log-id": exc.log_id,
                      "x-portkey-retry-attempt-count": str(exc.retry_count)}
             error = exc.error
-            if isinstance(error, ProviderError) and error.retry_after:
+            if error.retry_after:
                 extra["retry-after"] = str(max(1, round(error.retry_after)))
+            if isinstance(error, LimitExceeded) and error.reason == RATE_LIMITED:
+                # The one error a client may retry on its own (design.md §8): our rate limit, whose wait
+                # is at most a minute; a spent budget that resets hours away stays "false".
+                extra["x-should-retry"] = "true"
             return _error_response(status, body, extra)
         except (GatewayError, ProviderError) as exc:
             status, body = to_http_error(exc)
@@ -211,6 +230,11 @@ class RestShim:
         return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json",
                         headers=_success_headers(outcome),
                         background=keep_image_task(self._image_keeper, headers, outcome.log_id, result.images))
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json reads NaN and Infinity; JSON (and OpenAI) does not, and no provider could take them.
+    raise ValueError(f"{constant} is not JSON")
 
 
 class _HttpError(Exception):

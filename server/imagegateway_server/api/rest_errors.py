@@ -7,6 +7,7 @@ from typing import Any
 from imagegateway.v1 import images_pb2
 from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
 from imagegateway_server.observability.log_records import error_kind_proto
+from imagegateway_server.security.limits import BUDGET_EXCEEDED, LimitExceeded
 
 _TYPES: dict[ErrorKind, str] = {
     ErrorKind.BAD_REQUEST: "invalid_request_error",
@@ -45,8 +46,11 @@ def to_http_error(exc: GatewayError | ProviderError | RequestFailed) -> tuple[in
     """The HTTP status and body for a failure; a failed request adds its attempt list."""
     error = exc.error if isinstance(exc, RequestFailed) else exc
     status = error.status_code if 400 <= error.status_code <= 599 else 502
+    type_ = _TYPES[error.kind]
+    if isinstance(error, LimitExceeded) and error.reason == BUDGET_EXCEEDED:
+        type_ = "insufficient_quota"  # OpenAI's type for a spent quota (429 with code budget_exceeded)
     body = error_envelope(
-        status, error.message, type_=_TYPES[error.kind], param=error.param,
+        status, error.message, type_=type_, param=error.param,
         code=error.code or _DEFAULT_CODES.get(error.kind),
     )
     if isinstance(exc, RequestFailed):

@@ -9,18 +9,19 @@ from typing import Any
 
 from imagegateway_server.api.auth import bearer_token
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.input_limits import DEFAULT_MAX_METADATA_BYTES, check_trace_id
 from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, ResponseFormat, coerce_param
 from imagegateway_server.gateway import RoutingSpec
 from imagegateway_server.routing.config_json import parse_config
 
-MAX_METADATA_BYTES = 8 * 1024
+TRACE_ID_HEADER = "x-portkey-trace-id"
 
 
 def image_request(body: Any) -> ImageRequest:
     """Builds the request from OpenAI's JSON body; unknown fields go on to the adapter as extras."""
     if not isinstance(body, dict):
         raise InvalidArgument("the request body must be a JSON object", param=None)
-    if "prompt" not in body:
+    if body.get("prompt") is None:  # absent or null: both mean no prompt
         raise InvalidArgument("you must provide a prompt", param="prompt", code="missing_required_parameter")
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
@@ -64,20 +65,26 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
     )
 
 
-def metadata(headers: Mapping[str, str]) -> dict[str, str]:
-    """x-portkey-metadata: a JSON object of string values."""
+def metadata(headers: Mapping[str, str], max_bytes: int = DEFAULT_MAX_METADATA_BYTES) -> dict[str, str]:
+    """x-portkey-metadata: a JSON object of string values, at most ``max_bytes`` (IMAGEGW_MAX_METADATA_BYTES)."""
     raw = headers.get("x-portkey-metadata")
     if not raw:
         return {}
-    if len(raw.encode()) > MAX_METADATA_BYTES:
-        raise InvalidArgument(f"must be at most {MAX_METADATA_BYTES} bytes", param="x-portkey-metadata")
+    if len(raw.encode()) > max_bytes:
+        raise InvalidArgument(f"must be at most {max_bytes} bytes", param="x-portkey-metadata")
     try:
         value = json.loads(raw)
-    except ValueError:
+        if not isinstance(value, dict):
+            raise ValueError("not an object")
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+    except (ValueError, RecursionError):  # RecursionError: brackets nested past what json can take
         raise InvalidArgument("must be a JSON object", param="x-portkey-metadata") from None
-    if not isinstance(value, dict):
-        raise InvalidArgument("must be a JSON object", param="x-portkey-metadata")
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+def trace_id(headers: Mapping[str, str]) -> str | None:
+    """x-portkey-trace-id, if sent: 1-128 printable ASCII characters."""
+    value = headers.get(TRACE_ID_HEADER)
+    return check_trace_id(value, param=TRACE_ID_HEADER) if value else None
 
 
 def cache_force_refresh(headers: Mapping[str, str]) -> bool:

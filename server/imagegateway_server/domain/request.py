@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -105,12 +106,14 @@ def coerce_param(name: str, value: Any, *, path: str) -> Any:
             raise InvalidArgument("must be a string", param=path, code="invalid_type")
         return value
     if name in _INT_PARAMS:
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        # JSON text may carry NaN or Infinity, which int() cannot take.
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
             raise InvalidArgument("must be an integer", param=path, code="invalid_type")
         return int(value)
     if name in _FLOAT_PARAMS:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidArgument("must be a number", param=path, code="invalid_type")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidArgument("must be a finite number", param=path, code="invalid_type")
         return float(value)
     raise InvalidArgument("is not a known parameter", param=path, code="unknown_parameter")
 

@@ -247,7 +247,11 @@ class OpenAIAdapter:
         )
 
     async def _download(self, url: str, target: UpstreamTarget) -> bytes:
-        if urlsplit(url).scheme not in ("http", "https"):
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:  # e.g. an unbalanced "[" in the host: the upstream's bug, not ours
+            scheme = ""
+        if scheme not in ("http", "https"):
             raise _bug("openai: upstream returned an image URL that is not http(s)", target.api_key)
         # No Authorization header: the URL is pre-signed and the API key must not leave for a CDN.
         response = await send(

@@ -163,7 +163,10 @@ class UpstreamHostPolicy:
     def check(self, url: str, *, param: str) -> str:
         """Returns the URL without a trailing slash, or raises InvalidArgument naming ``param``."""
         text = url.strip()
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # an unbalanced "[" or "]" in the host
+            raise InvalidArgument("must be an http(s) URL with a host", param=param) from None
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise InvalidArgument("must be an http(s) URL with a host", param=param)
         if parts.username is not None or parts.password is not None or "@" in parts.netloc:
