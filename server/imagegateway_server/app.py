@@ -174,6 +174,11 @@ class GatewayProcess:
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.so_reuseport", 0),  # otherwise grpc binds a port that is already taken
+                # Image calls are slow, so thousands may wait at once: grpc's defaults would start
+                # refusing calls past 1,000 pending and cancel any left unrequested for 30 s.
+                ("grpc.server.max_pending_requests", 100_000),
+                ("grpc.server.max_pending_requests_hard_limit", 100_000),
+                ("grpc.server_max_unrequested_time_in_server", 600),
             ],
         )
         service_pb2_grpc.add_ImageGatewayServicer_to_server(

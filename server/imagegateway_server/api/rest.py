@@ -11,7 +11,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -49,19 +49,27 @@ def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] |
     return JSONResponse(body, status_code=status, headers={"x-should-retry": "false", **(headers or {})})
 
 
-def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> dict[str, Any]:
-    item: dict[str, Any] = {}
-    if response_format is ResponseFormat.URL:
-        if image.url:
-            item["url"] = image.url
-        else:
-            # The provider gave bytes: answer with a data URL rather than drop the request.
-            item["url"] = f"data:{image.mime_type};base64," + base64.b64encode(image.data or b"").decode()
+def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> bytes:
+    """One ``data`` item as JSON bytes. Base64 needs no JSON escaping, so the (large) image is spliced
+    in as bytes instead of going through json.dumps, which would scan and copy it again."""
+    if response_format is ResponseFormat.URL and image.url:
+        head, value = b'{"url":', json.dumps(image.url).encode()
+    elif response_format is ResponseFormat.URL:
+        # The provider gave bytes: answer with a data URL rather than drop the request.
+        prefix = json.dumps(f"data:{image.mime_type};base64,")[:-1].encode()
+        head, value = b'{"url":', prefix + base64.b64encode(image.data or b"") + b'"'
     else:
-        item["b64_json"] = base64.b64encode(image.data or b"").decode()
+        head, value = b'{"b64_json":', b'"' + base64.b64encode(image.data or b"") + b'"'
+    tail = b"}"
     if image.revised_prompt:
-        item["revised_prompt"] = image.revised_prompt
-    return item
+        tail = b',"revised_prompt":' + json.dumps(image.revised_prompt).encode() + b"}"
+    return head + value + tail
+
+
+def images_body(created: int, images: Sequence[GeneratedImage], response_format: ResponseFormat) -> bytes:
+    """OpenAI's ImagesResponse body: ``{"created": ..., "data": [...]}``."""
+    items = b",".join(_image_item(image, response_format) for image in images)
+    return b'{"created":' + str(created).encode() + b',"data":[' + items + b"]}"
 
 
 def request_deadline(value: str | None, arrived: float) -> float | None:
@@ -223,11 +231,8 @@ class RestShim:
             status, body = to_http_error(exc)
             return _error_response(status, body, trace_headers)
         result = outcome.routed.result
-        payload = {
-            "created": result.created or int(time.time()),
-            "data": [_image_item(image, image_request.response_format) for image in result.images],
-        }
-        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json",
+        payload = images_body(result.created or int(time.time()), result.images, image_request.response_format)
+        return Response(payload, media_type="application/json",
                         headers=_success_headers(outcome),
                         background=keep_image_task(self._image_keeper, headers, outcome.log_id, result.images))
 

@@ -36,6 +36,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 async def resolve_host(host: str, port: int) -> list[IPAddress]:
     """Every address ``host`` resolves to, in the resolver's order, without duplicates."""
+    literal = parse_address(host)
+    if literal is not None:  # an IP literal needs no resolver round trip through a thread
+        return [literal]
     infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses: list[IPAddress] = []
     for _family, _type, _proto, _name, sockaddr in infos:
