@@ -39,7 +39,7 @@ lint: install $(BUF)
 demo: install
 	$(PY) scripts/demo.py
 
-# Latency, throughput, memory and a 2,000-in-flight check; writes bench/RESULTS.md (~3 min on 2 cores).
+# Latency, throughput, memory and a 2,000-in-flight check; writes bench/RESULTS.md (1.5-4 min on 2 cores).
 # BENCH_ARGS=--quick for a smoke run, --no-soak to skip the 2,000-in-flight check, --profile for py-spy.
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
