@@ -6,7 +6,6 @@ Bodies and errors are exactly OpenAI's, so the official SDK works with only base
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import logging
@@ -14,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pybase64
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -25,7 +25,13 @@ from imagegateway_server.api.auth import GENERATE, Authenticator
 from imagegateway_server.api.dashboard import Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
-from imagegateway_server.domain.errors import GatewayError, InvalidArgument, ProviderError, RequestFailed
+from imagegateway_server.domain.errors import (
+    GatewayError,
+    InvalidArgument,
+    ProviderError,
+    RequestFailed,
+    ShuttingDown,
+)
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
@@ -57,9 +63,9 @@ def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> bytes
     elif response_format is ResponseFormat.URL:
         # The provider gave bytes: answer with a data URL rather than drop the request.
         prefix = json.dumps(f"data:{image.mime_type};base64,")[:-1].encode()
-        head, value = b'{"url":', prefix + base64.b64encode(image.data or b"") + b'"'
+        head, value = b'{"url":', prefix + pybase64.b64encode(image.data or b"") + b'"'
     else:
-        head, value = b'{"b64_json":', b'"' + base64.b64encode(image.data or b"") + b'"'
+        head, value = b'{"b64_json":', b'"' + pybase64.b64encode(image.data or b"") + b'"'
     tail = b"}"
     if image.revised_prompt:
         tail = b',"revised_prompt":' + json.dumps(image.revised_prompt).encode() + b"}"
@@ -189,7 +195,16 @@ class RestShim:
         if refused is not None:
             status, body = to_http_error(refused)
             return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
-        return await self._generations(request, trace)
+        try:
+            return await self._generations(request, trace)
+        except asyncio.CancelledError:
+            # Only the server cancels a request's task (uvicorn, when the shutdown grace period runs out; a
+            # caller that disconnects does not): answer in OpenAI's shape rather than uvicorn's plain-text 500.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            status, body = to_http_error(ShuttingDown())
+            return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
 
     async def _generations(self, request: Request, trace: TraceContext) -> Response:
         arrived = asyncio.get_running_loop().time()
