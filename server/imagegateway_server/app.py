@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -90,6 +91,7 @@ class GatewayProcess:
         self._uvicorn_task: asyncio.Task[None] | None = None
         self._metrics_server: Any = None
         self._tls: ServerTls | None = None
+        self._gateway: Gateway | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -150,6 +152,7 @@ class GatewayProcess:
         gateway = Gateway(router, configs, log_writer, self.metrics, host_policy, cache=cache, prices=prices,
                           redact_prompts=settings.redact_prompts, limiter=limiter,
                           input_limits=settings.input_limits)
+        self._gateway = gateway
         authenticator = Authenticator(api_keys, transport="grpc", metrics=self.metrics)
         rest_authenticator = Authenticator(api_keys, transport="rest", metrics=self.metrics)
 
@@ -212,9 +215,10 @@ class GatewayProcess:
         sock.listen(2048)
         sock.setblocking(False)
         self.http_port = sock.getsockname()[1]
+        # uvicorn takes whole seconds: round up, since int(0.5) or None would have meant waiting forever.
         config = uvicorn.Config(
             shim.app(), log_config=None, access_log=False,
-            lifespan="off", timeout_graceful_shutdown=int(self.settings.shutdown_grace_seconds) or None,
+            lifespan="off", timeout_graceful_shutdown=math.ceil(self.settings.shutdown_grace_seconds),
             server_header=False, date_header=False, **(self._tls.uvicorn_options() if self._tls else {}),
         )
         self._uvicorn = EmbeddedUvicorn(config)
@@ -233,6 +237,8 @@ class GatewayProcess:
     async def stop(self) -> None:
         """Stops taking work, lets in-flight requests finish within the grace period, flushes the log."""
         grace = self.settings.shutdown_grace_seconds
+        if self._gateway is not None:
+            self._gateway.shutting_down = True
         if self._health is not None:
             await self._health.enter_graceful_shutdown()
         waits = []

@@ -21,6 +21,7 @@ from imagegateway_server.domain.errors import (
     InvalidArgument,
     ProviderError,
     RequestFailed,
+    ShuttingDown,
 )
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
@@ -125,6 +126,8 @@ class Gateway:
         self._cache = cache if cache is not None else ResponseCache(None, None)
         self._limiter = limiter if limiter is not None else Limiter(prices=prices)
         self._input_limits = input_limits
+        # Set by the process when shutdown begins: requests cancelled from then on were stopped by us.
+        self.shutting_down = False
         self._recorder = RequestRecorder(log_writer, metrics, prices or PriceTable.empty(),
                                          redact_prompts=redact_prompts, spend=self._limiter)
 
@@ -173,8 +176,10 @@ class Gateway:
             except (GatewayError, ProviderError) as exc:
                 failure = RequestFailed(exc, trace_id=trace_id)
             except asyncio.CancelledError:
-                # The caller went away; upstream calls are cancelled with us. Still one record per request.
-                cancelled = RequestFailed(CallerCancelled("the caller cancelled the request"), trace_id=trace_id)
+                # The caller went away, or shutdown's grace period ran out; upstream calls are cancelled with
+                # us. Still one record per request.
+                reason = ShuttingDown() if self.shutting_down else CallerCancelled("the caller cancelled the request")
+                cancelled = RequestFailed(reason, trace_id=trace_id)
                 self._recorder.failure(call, cancelled, trace_id=trace_id, started=started, config_id=config_id,
                                        config_version=config_version, cache_status=cache_status)
                 raise

@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, data_dir: Path, admin_key: str | None) -> None:
+    def __init__(self, data_dir: Path, admin_key: str | None, extra_env: dict[str, str] | None = None) -> None:
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGW_")}
         env.update({
@@ -44,6 +44,7 @@ class ServeProcess:
         })
         if admin_key:
             env["IMAGEGW_ADMIN_KEY"] = admin_key
+        env.update(extra_env or {})
         self.process = subprocess.Popen([IMAGEGW, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True)
         self._wait_serving()

@@ -161,6 +161,16 @@ class CallerCancelled(GatewayError):
         super().__init__(message, status_code=499, code="cancelled")
 
 
+class ShuttingDown(GatewayError):
+    """The gateway stopped the request because its shutdown grace period ran out (logged as 503)."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__("the gateway is shutting down and the request did not finish within its grace period; "
+                         "send it again", code="shutting_down")
+
+
 class AllTargetsFailed(Exception):
     """Every target of a routing plan failed; carries the last failure and every attempt."""
 

@@ -1,0 +1,1 @@
+"""Property-based and fuzz tests of everything that takes input from outside: configs, REST, gRPC."""
