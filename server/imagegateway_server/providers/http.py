@@ -29,6 +29,7 @@ import pybase64
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.image_info import sniff_image
+from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 120.0
@@ -408,3 +409,33 @@ async def all_or_nothing(calls: list[Awaitable[_T]]) -> list[_T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+class HttpAdapterBase:
+    """What every HTTP adapter shares: its own pooled client, base URL, body cap and model aliases.
+
+    Subclasses set ``name``, ``default_base_url`` and ``default_model_name`` and implement ``generate``.
+    """
+
+    name: str
+    default_base_url: str
+    default_model_name: str
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        aliases: ModelAliases = NO_ALIASES,
+    ) -> None:
+        self._base_url = (base_url or self.default_base_url).rstrip("/")
+        self._client = create_client(transport)
+        self._max_body_bytes = max_body_bytes
+        self._aliases = aliases
+
+    def default_model(self) -> str:
+        return self.default_model_name
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -37,18 +37,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.base import UpstreamTarget
 from imagegateway_server.providers.http import (
-    DEFAULT_MAX_BODY_BYTES,
+    HttpAdapterBase,
     UpstreamResponse,
     all_or_nothing,
     check_image,
-    create_client,
     decode_image_b64,
     describe_bad_body,
     json_object,
@@ -59,7 +56,6 @@ from imagegateway_server.providers.http import (
     snippet,
     upstream_errors,
 )
-from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.model_params import openai_spec
 from imagegateway_server.providers.translation import translate
 
@@ -104,29 +100,12 @@ _SAFETY_MESSAGE_PREFIXES = (
 )
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(HttpAdapterBase):
     """Generates images with OpenAI's Images API."""
 
     name: str = "openai"
-
-    def __init__(
-        self,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        aliases: ModelAliases = NO_ALIASES,
-    ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._client = create_client(transport)
-        self._max_body_bytes = max_body_bytes
-        self._aliases = aliases
-
-    def default_model(self) -> str:
-        return DEFAULT_MODEL
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    default_base_url = DEFAULT_BASE_URL
+    default_model_name = DEFAULT_MODEL
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         plan = translate(request, provider=self.name, model=request.model or DEFAULT_MODEL,

@@ -61,11 +61,10 @@ from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers import sizes
 from imagegateway_server.providers.base import UpstreamTarget
 from imagegateway_server.providers.http import (
-    DEFAULT_MAX_BODY_BYTES,
+    HttpAdapterBase,
     UpstreamResponse,
     all_or_nothing,
     check_image,
-    create_client,
     decode_image_b64,
     describe_bad_body,
     header_value_ok,
@@ -77,7 +76,6 @@ from imagegateway_server.providers.http import (
     snippet,
     upstream_errors,
 )
-from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.model_params import stability_spec
 from imagegateway_server.providers.translation import translate
 
@@ -165,29 +163,12 @@ def nearest_aspect_ratio(width: int, height: int) -> str:
     return sizes.STABILITY_ASPECT_RATIOS.nearest(width, height)[0]
 
 
-class StabilityAdapter:
+class StabilityAdapter(HttpAdapterBase):
     """Generates images with Stability AI's v1 and v2beta APIs."""
 
     name: str = PROVIDER
-
-    def __init__(
-        self,
-        *,
-        base_url: str = DEFAULT_BASE_URL,
-        transport: httpx.AsyncBaseTransport | None = None,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        aliases: ModelAliases = NO_ALIASES,
-    ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._client = create_client(transport)
-        self._max_body_bytes = max_body_bytes
-        self._aliases = aliases
-
-    def default_model(self) -> str:
-        return DEFAULT_MODEL
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    default_base_url = DEFAULT_BASE_URL
+    default_model_name = DEFAULT_MODEL
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         plan = translate(request, provider=self.name, model=request.model or DEFAULT_MODEL,
