@@ -16,13 +16,14 @@ from typing import Any
 
 import grpc
 import uvicorn
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from imagegateway.v1 import service_pb2, service_pb2_grpc
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import Dashboard, breaker_health
+from imagegateway_server.api.grpc_health import DrainingHealthServicer
 from imagegateway_server.api.grpc_interceptors import SERVICE_NAME, GatewayInterceptor
 from imagegateway_server.api.grpc_service import ImageGatewayService
 from imagegateway_server.api.rest import RestShim
@@ -86,7 +87,7 @@ class GatewayProcess:
         self.bootstrap_admin_key: str | None = None
         self._stack = contextlib.AsyncExitStack()
         self._grpc_server: grpc.aio.Server | None = None
-        self._health: health.aio.HealthServicer | None = None
+        self._health: DrainingHealthServicer | None = None
         self._uvicorn: EmbeddedUvicorn | None = None
         self._uvicorn_task: asyncio.Task[None] | None = None
         self._metrics_server: Any = None
@@ -187,7 +188,7 @@ class GatewayProcess:
         service_pb2_grpc.add_ImageGatewayServicer_to_server(
             ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy,
                                 breakers=self.breakers, input_limits=self.settings.input_limits), server)
-        self._health = health.aio.HealthServicer()
+        self._health = DrainingHealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

@@ -131,3 +131,29 @@ def test_sigterm_drains_in_flight_requests_and_flushes_the_log(data_dir: Path, e
             assert client.get_virtual_key("slow-stability").provider == "stability-ai"
     finally:
         assert restarted.stop()[0] == 0
+
+
+def test_an_open_health_watch_does_not_hold_shutdown_for_the_grace_period(data_dir: Path) -> None:
+    served = ServeProcess(data_dir, admin_key="igw_watch_admin_key_0123456789abcdefghijklm")
+    seen: list[int] = []
+    ended = threading.Event()
+
+    def watch() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{served.grpc_port}") as channel:
+            try:
+                for reply in health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=60):
+                    seen.append(reply.status)
+            except grpc.RpcError:
+                pass
+        ended.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    eventually(lambda: seen)  # SERVING arrived: the stream is open
+    started = time.monotonic()
+    code, stderr = served.stop()
+    assert code == 0, stderr
+    assert time.monotonic() - started < 8  # the grace period is 10 s; an open watch must not use it up
+    assert ended.wait(10)
+    assert seen[0] == health_pb2.HealthCheckResponse.SERVING
+    assert seen[-1] == health_pb2.HealthCheckResponse.NOT_SERVING
