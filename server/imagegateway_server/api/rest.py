@@ -119,10 +119,8 @@ def _strict(headers: Mapping[str, str], image_request: ImageRequest) -> ImageReq
     if "strict" in image_request.extra:
         raise InvalidArgument(f"is not an OpenAI parameter; send the header {STRICT_HEADER}: true instead",
                               param="strict", code="unknown_parameter")
-    value = headers.get(STRICT_HEADER, "").strip().lower()
-    if value not in ("", "true", "false"):
-        raise InvalidArgument("must be true or false", param=STRICT_HEADER)
-    return dataclasses.replace(image_request, strict=True) if value == "true" else image_request
+    strict = rest_mapping.flag_header(headers, STRICT_HEADER)
+    return dataclasses.replace(image_request, strict=True) if strict else image_request
 
 
 class RestShim:

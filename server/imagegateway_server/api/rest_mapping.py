@@ -87,14 +87,19 @@ def trace_id(headers: Mapping[str, str]) -> str | None:
     return check_trace_id(value, param=TRACE_ID_HEADER) if value else None
 
 
-def cache_force_refresh(headers: Mapping[str, str]) -> bool:
-    """x-portkey-cache-force-refresh: "true" (what Portkey's SDK sends for True) or "false"."""
-    raw = headers.get("x-portkey-cache-force-refresh", "").strip().lower()
+def flag_header(headers: Mapping[str, str], name: str) -> bool:
+    """A true/false header (absent is false); anything else is a 400 naming the header."""
+    raw = headers.get(name, "").strip().lower()
     if raw in ("", "false", "0"):
         return False
     if raw in ("true", "1"):
         return True
-    raise InvalidArgument("must be true or false", param="x-portkey-cache-force-refresh")
+    raise InvalidArgument("must be true or false", param=name)
+
+
+def cache_force_refresh(headers: Mapping[str, str]) -> bool:
+    """x-portkey-cache-force-refresh: "true" (what Portkey's SDK sends for True) or "false"."""
+    return flag_header(headers, "x-portkey-cache-force-refresh")
 
 
 def gateway_key(headers: Mapping[str, str]) -> str | None:
