@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from imagegateway_server.app import GatewayProcess
+from imagegateway_server.event_loop import loop_factory
 from imagegateway_server.settings import Settings
 
 TEST_ADMIN_KEY = "igw_test_admin_key_0123456789abcdefghijklmnopqrstu"
@@ -40,7 +41,8 @@ class GatewayThread:
         fields.update(overrides)
         self.settings = Settings(**fields)  # type: ignore[arg-type]
         self.admin_key = TEST_ADMIN_KEY
-        self._loop = asyncio.new_event_loop()
+        # The loop production runs (uvloop unless the settings say asyncio), so tests see what users get.
+        self._loop = loop_factory(self.settings.event_loop)()
         self._thread = threading.Thread(target=self._loop.run_forever, name="gateway", daemon=True)
         self.process = GatewayProcess(self.settings)
 

@@ -17,6 +17,7 @@ from imagegateway_server.domain.input_limits import (
     DEFAULT_MAX_TARGETS,
     InputLimits,
 )
+from imagegateway_server.event_loop import EVENT_LOOPS, UVLOOP
 from imagegateway_server.routing.breakers import MAX_CONSECUTIVE_FAILURES, MAX_COOLDOWN_SECONDS, MAX_WINDOW
 
 
@@ -93,6 +94,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("max_metadata_bytes", "IMAGEGW_MAX_METADATA_BYTES", str(DEFAULT_MAX_METADATA_BYTES),
                 "largest request metadata (x-portkey-metadata, or gRPC metadata as JSON)"),
     SettingSpec("max_images", "IMAGEGW_MAX_IMAGES", str(DEFAULT_MAX_IMAGES), "most images (n) one request may ask for"),
+    SettingSpec("event_loop", "IMAGEGW_EVENT_LOOP", UVLOOP,
+                "the process's event loop: uvloop (faster; asyncio where uvloop is not installed) or asyncio"),
 )
 
 
@@ -108,6 +111,13 @@ def _bounded(env: str, value: str, kind: type[int] | type[float], low: float, hi
     if not low <= number <= high:  # NaN fails this too
         raise ValueError(f"{env} must be between {low:g} and {high:g}, not {value!r}")
     return number
+
+
+def _choice(env: str, value: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise ValueError(f"{env} must be one of {', '.join(choices)}, not {value!r}")
+    return lowered
 
 
 def _byte_count(env: str, value: str) -> int:
@@ -175,6 +185,7 @@ class Settings:
     max_targets: int = DEFAULT_MAX_TARGETS
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     max_images: int = DEFAULT_MAX_IMAGES
+    event_loop: str = UVLOOP
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,
@@ -232,6 +243,7 @@ class Settings:
                 max_targets=_bounded("IMAGEGW_MAX_TARGETS", raw["max_targets"], int, 1, 10_000),
                 max_metadata_bytes=_bounded("IMAGEGW_MAX_METADATA_BYTES", raw["max_metadata_bytes"], int, 2, 2**20),
                 max_images=_bounded("IMAGEGW_MAX_IMAGES", raw["max_images"], int, 1, 100),
+                event_loop=_choice("IMAGEGW_EVENT_LOOP", raw["event_loop"], EVENT_LOOPS),
             )
         except ValueError as exc:
             raise ValueError(f"invalid setting: {exc}") from None

@@ -1,27 +1,32 @@
-"""The OpenAI adapter against httpx.MockTransport: request mapping, parsing, error classification."""
+"""The OpenAI adapter over real sockets: request mapping, parsing, error classification.
+
+The OpenAI emulator (tests/emulators) records what the adapter sent and answers either for real or
+with the exact body a case needs (``Fault.status``); a ``RawUpstream`` plays the image CDN.
+"""
 
 from __future__ import annotations
 
 import base64
-import json
+import socket
 import struct
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from types import MappingProxyType
 from typing import Any
 
-import httpx
 import pytest
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.base import UpstreamTarget
+from imagegateway_server.providers.http import UpstreamClient
 from imagegateway_server.providers.openai import OpenAIAdapter, model_family
+from tests.conftest import OPENAI_SECRET, Emulators
+from tests.emulators import Fault, OpenAIEmulator
+from tests.raw_http import FailingResolver, RawUpstream, StalledResolver, http_response
 
-KEY = "sk-proj-unit-test-secret-key-0123456789"
+KEY = OPENAI_SECRET  # what the session's emulator accepts
 TARGET = UpstreamTarget(api_key=KEY)
-
-Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -39,9 +44,9 @@ PNG = png()
 PNG_B64 = base64.b64encode(PNG).decode()
 
 
-def ok(*items: dict[str, Any], **extra: Any) -> httpx.Response:
+def ok(*items: dict[str, Any], **extra: Any) -> Fault:
     body = {"created": 1713833628, "data": list(items) or [{"b64_json": PNG_B64}], **extra}
-    return httpx.Response(200, json=body, headers={"x-request-id": "req_123"})
+    return Fault.status(200, body, headers={"x-request-id": "req_123"})
 
 
 def openai_error(
@@ -51,64 +56,57 @@ def openai_error(
     code: str | None = None,
     param: str | None = None,
     headers: dict[str, str] | None = None,
-) -> httpx.Response:
+) -> Fault:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return httpx.Response(status, json=body, headers=headers)
+    return Fault.status(status, body, headers=headers)
 
 
-class Upstream:
-    """A MockTransport that records what the adapter sent."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.requests: list[httpx.Request] = []
-
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        self.requests.append(request)
-        result = self.handler(request)
-        if isinstance(result, httpx.Response):
-            return result
-        return await result
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.requests[-1].content)
+def raw(status: int, body: str | bytes, headers: dict[str, str] | None = None) -> Fault:
+    """An answer with exactly this (non-JSON or empty) body."""
+    return Fault.status(status, body, headers=headers)
 
 
 @pytest.fixture
-async def make() -> AsyncIterator[Callable[[Handler], tuple[OpenAIAdapter, Upstream]]]:
+def emu(emulators: Emulators) -> OpenAIEmulator:
+    return emulators.openai
+
+
+MakeFn = Callable[..., OpenAIAdapter]
+
+
+@pytest.fixture
+async def make(emu: OpenAIEmulator) -> AsyncIterator[MakeFn]:
+    """Makes adapters pointed at the emulator that answer every request with ``answer`` (if given)."""
     adapters: list[OpenAIAdapter] = []
 
-    def factory(handler: Handler, **kwargs: Any) -> tuple[OpenAIAdapter, Upstream]:
-        upstream = Upstream(handler)
-        adapter = OpenAIAdapter(transport=httpx.MockTransport(upstream), **kwargs)
+    def factory(answer: Fault | None = None, **kwargs: Any) -> OpenAIAdapter:
+        if answer is not None:
+            emu.inject(answer, times=None)
+        adapter = OpenAIAdapter(base_url=kwargs.pop("base_url", emu.base_url), **kwargs)
         adapters.append(adapter)
-        return adapter, upstream
+        return adapter
 
     yield factory
     for adapter in adapters:
         await adapter.aclose()
 
 
-MakeFn = Callable[..., tuple[OpenAIAdapter, Upstream]]
-
-
 # -- request mapping -------------------------------------------------------------------------------
 
 
-async def test_dall_e_3_request_is_mapped_field_for_field(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_dall_e_3_request_is_mapped_field_for_field(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make()  # the emulator answers for real: it validates the request as OpenAI would
     request = ImageRequest(
         prompt="a cat", model="dall-e-3", size="1792x1024", quality="hd", style="natural", user="u-1"
     )
-    await adapter.generate(request, TARGET)
-    sent = upstream.requests[-1]
+    result = await adapter.generate(request, TARGET)
+    sent = emu.requests[-1]
     assert sent.method == "POST"
-    assert str(sent.url) == "https://api.openai.com/v1/images/generations"
+    assert sent.path == "/v1/images/generations"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
     assert sent.headers["content-type"] == "application/json"
-    assert upstream.json == {
+    assert (result.images[0].width, result.images[0].height) == (1792, 1024)
+    assert sent.json == {
         "prompt": "a cat",
         "model": "dall-e-3",
         "n": 1,
@@ -120,16 +118,16 @@ async def test_dall_e_3_request_is_mapped_field_for_field(make: MakeFn) -> None:
     }
 
 
-async def test_model_defaults_to_dall_e_2_like_openai(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_model_defaults_to_dall_e_2_like_openai(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make()
     assert adapter.default_model() == "dall-e-2"
     result = await adapter.generate(ImageRequest(prompt="a cat", n=2), TARGET)
-    assert upstream.json == {"prompt": "a cat", "model": "dall-e-2", "n": 2, "response_format": "b64_json"}
+    assert emu.requests[-1].json == {"prompt": "a cat", "model": "dall-e-2", "n": 2, "response_format": "b64_json"}
     assert result.model == "dall-e-2"
 
 
-async def test_gpt_image_never_gets_response_format_or_style(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_gpt_image_never_gets_response_format_or_style(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make(ok())
     request = ImageRequest(
         prompt="a cat",
         model="gpt-image-1",
@@ -141,7 +139,7 @@ async def test_gpt_image_never_gets_response_format_or_style(make: MakeFn) -> No
         response_format=ResponseFormat.URL,
     )
     result = await adapter.generate(request, TARGET)
-    assert upstream.json == {
+    assert emu.requests[-1].json == {
         "prompt": "a cat",
         "model": "gpt-image-1",
         "n": 1,
@@ -155,60 +153,56 @@ async def test_gpt_image_never_gets_response_format_or_style(make: MakeFn) -> No
     assert result.images[0].data == PNG
 
 
-async def test_chatgpt_image_latest_is_a_gpt_image_model(make: MakeFn) -> None:
+async def test_chatgpt_image_latest_is_a_gpt_image_model(make: MakeFn, emu: OpenAIEmulator) -> None:
     assert model_family("chatgpt-image-latest") is model_family("gpt-image-1.5")
-    adapter, upstream = make(lambda r: ok())
+    adapter = make(ok())
     await adapter.generate(ImageRequest(prompt="x", model="chatgpt-image-latest"), TARGET)
-    assert "response_format" not in upstream.json
+    sent = emu.requests[-1].json
+    assert sent is not None and "response_format" not in sent
 
 
-async def test_url_response_format_asks_dall_e_for_urls_and_returns_them(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok({"url": "https://cdn.example/img.png", "revised_prompt": "A cat."}))
+async def test_url_response_format_asks_dall_e_for_urls_and_returns_them(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make(ok({"url": "https://cdn.example/img.png", "revised_prompt": "A cat."}))
     request = ImageRequest(prompt="a cat", model="dall-e-3", response_format=ResponseFormat.URL)
     result = await adapter.generate(request, TARGET)
-    assert upstream.json["response_format"] == "url"
+    assert (emu.requests[-1].json or {})["response_format"] == "url"
     image = result.images[0]
     assert (image.data, image.url, image.revised_prompt) == (None, "https://cdn.example/img.png", "A cat.")
 
 
 async def test_url_answer_is_fetched_into_bytes_without_the_api_key(make: MakeFn) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "cdn.example":
-            return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
-        return ok({"url": "https://cdn.example/img.png"})
-
-    adapter, upstream = make(handler)
-    result = await adapter.generate(ImageRequest(prompt="a cat", model="dall-e-2"), TARGET)
+    png_answer = http_response(200, PNG, {"content-type": "image/png"})
+    async with RawUpstream(lambda r: png_answer) as cdn:
+        adapter = make(ok({"url": cdn.url("/img.png")}))
+        result = await adapter.generate(ImageRequest(prompt="a cat", model="dall-e-2"), TARGET)
     assert result.images[0].data == PNG
-    download = upstream.requests[-1]
-    assert download.method == "GET"
+    (download,) = cdn.requests
+    assert (download.method, download.target) == ("GET", "/img.png")
     assert "authorization" not in download.headers
 
 
 async def test_failed_image_download_is_an_upstream_bug(make: MakeFn) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "cdn.example":
-            return httpx.Response(403, text="expired")
-        return ok({"url": "https://cdn.example/img.png"})
-
-    adapter, _ = make(handler)
-    with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    async with RawUpstream(lambda r: http_response(403, b"expired")) as cdn:
+        adapter = make(ok({"url": cdn.url("/img.png")}))
+        with pytest.raises(ProviderError) as info:
+            await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
     assert (info.value.kind, info.value.status_code) == (ErrorKind.UPSTREAM_BUG, 502)
 
 
-async def test_target_base_url_and_forwarded_headers_are_used_but_cannot_replace_auth(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_target_base_url_and_forwarded_headers_are_used_but_cannot_replace_auth(
+    make: MakeFn, emu: OpenAIEmulator
+) -> None:
+    adapter = make(base_url="https://api.openai.com/v1")
     target = UpstreamTarget(
         api_key=KEY,
-        base_url="http://127.0.0.1:9999/v1/",
+        base_url=emu.base_url + "/",
         headers=MappingProxyType({"x-trace": "t-1", "authorization": "Bearer other"}),
     )
     await adapter.generate(ImageRequest(prompt="x"), target)
-    sent = upstream.requests[-1]
-    assert str(sent.url) == "http://127.0.0.1:9999/v1/images/generations"
+    sent = emu.requests[-1]
+    assert sent.path == "/v1/images/generations"
     assert sent.headers["x-trace"] == "t-1"
-    assert sent.headers.get_list("authorization") == [f"Bearer {KEY}"]
+    assert sent.headers["authorization"] == f"Bearer {KEY}"  # one header: the emulator joins repeats
 
 
 # -- refused parameters ----------------------------------------------------------------------------
@@ -233,9 +227,9 @@ async def test_target_base_url_and_forwarded_headers_are_used_but_cannot_replace
     ],
 )
 async def test_parameters_openai_does_not_take_are_refused_before_any_call(
-    make: MakeFn, model: str, fields: dict[str, Any], param: str
+    make: MakeFn, emu: OpenAIEmulator, model: str, fields: dict[str, Any], param: str
 ) -> None:
-    adapter, upstream = make(lambda r: ok())
+    adapter = make(ok())
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat", model=model, **fields), TARGET)
     error = info.value
@@ -246,16 +240,16 @@ async def test_parameters_openai_does_not_take_are_refused_before_any_call(
         "unknown_parameter",
     )
     assert param in error.message and "openai" in error.message
-    assert upstream.requests == []
+    assert emu.requests == []
 
 
-async def test_stream_true_is_refused_and_stream_false_forwarded(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_stream_true_is_refused_and_stream_false_forwarded(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make()
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", model="gpt-image-1", extra={"stream": True}), TARGET)
     assert info.value.param == "stream"
     await adapter.generate(ImageRequest(prompt="x", model="gpt-image-1", extra={"stream": False}), TARGET)
-    assert upstream.json["stream"] is False
+    assert (emu.requests[-1].json or {})["stream"] is False
 
 
 # -- success parsing -------------------------------------------------------------------------------
@@ -263,8 +257,8 @@ async def test_stream_true_is_refused_and_stream_false_forwarded(make: MakeFn) -
 
 async def test_success_is_parsed_with_sniffed_size_usage_and_request_id(make: MakeFn) -> None:
     usage = {"input_tokens": 50, "output_tokens": 50, "total_tokens": 100}
-    adapter, _ = make(
-        lambda r: ok(
+    adapter = make(
+        ok(
             {"b64_json": PNG_B64, "revised_prompt": "A cat."},
             {"b64_json": base64.b64encode(png(8, 6)).decode()},
             usage=usage,
@@ -282,24 +276,24 @@ async def test_success_is_parsed_with_sniffed_size_usage_and_request_id(make: Ma
 @pytest.mark.parametrize(
     ("response", "words"),
     [
-        (httpx.Response(200, text="<html>oops</html>"), "non-JSON"),
-        (httpx.Response(200, content=b""), "empty body"),
-        (httpx.Response(200, json={"created": 1}), "without images"),
-        (httpx.Response(200, json={"created": 1, "data": []}), "without images"),
-        (httpx.Response(200, json=[1, 2]), "non-JSON"),
-        (httpx.Response(200, json={"data": [{"b64_json": "***not base64***"}]}), "not valid base64"),
+        (raw(200, "<html>oops</html>"), "non-JSON"),
+        (raw(200, b""), "empty body"),
+        (Fault.status(200, {"created": 1}), "without images"),
+        (Fault.status(200, {"created": 1, "data": []}), "without images"),
+        (Fault.status(200, [1, 2]), "non-JSON"),
+        (Fault.status(200, {"data": [{"b64_json": "***not base64***"}]}), "not valid base64"),
         (
-            httpx.Response(200, json={"data": [{"b64_json": base64.b64encode(b"hello").decode()}]}),
+            Fault.status(200, {"data": [{"b64_json": base64.b64encode(b"hello").decode()}]}),
             "not an image",
         ),
-        (httpx.Response(200, json={"data": [{"revised_prompt": "x"}]}), "neither"),
-        (httpx.Response(200, json={"data": ["x"]}), "not an object"),
+        (Fault.status(200, {"data": [{"revised_prompt": "x"}]}), "neither"),
+        (Fault.status(200, {"data": ["x"]}), "not an object"),
+        (Fault.malformed(), "non-JSON"),
+        (Fault.empty(), "empty body"),
     ],
 )
-async def test_broken_success_bodies_are_upstream_bugs(
-    make: MakeFn, response: httpx.Response, words: str
-) -> None:
-    adapter, _ = make(lambda r: response)
+async def test_broken_success_bodies_are_upstream_bugs(make: MakeFn, response: Fault, words: str) -> None:
+    adapter = make(response)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
     assert (info.value.kind, info.value.status_code) == (ErrorKind.UPSTREAM_BUG, 502)
@@ -307,7 +301,7 @@ async def test_broken_success_bodies_are_upstream_bugs(
 
 
 async def test_body_over_the_size_cap_is_an_upstream_bug(make: MakeFn) -> None:
-    adapter, _ = make(lambda r: ok(), max_body_bytes=100)
+    adapter = make(ok(), max_body_bytes=100)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
     assert info.value.kind is ErrorKind.UPSTREAM_BUG
@@ -408,13 +402,13 @@ async def test_body_over_the_size_cap_is_an_upstream_bug(make: MakeFn) -> None:
             "server_is_overloaded",
             None,
         ),
-        (httpx.Response(502, text="<html>Bad Gateway</html>"), ErrorKind.UNAVAILABLE, 502, None, None),
-        (httpx.Response(503, content=b""), ErrorKind.UNAVAILABLE, 503, None, None),
-        (httpx.Response(400, text="not json"), ErrorKind.BAD_REQUEST, 400, None, None),
-        (httpx.Response(401, content=b""), ErrorKind.AUTHENTICATION, 401, None, None),
-        (httpx.Response(429, text="slow down"), ErrorKind.RATE_LIMITED, 429, None, None),
+        (raw(502, "<html>Bad Gateway</html>"), ErrorKind.UNAVAILABLE, 502, None, None),
+        (raw(503, b""), ErrorKind.UNAVAILABLE, 503, None, None),
+        (raw(400, "not json"), ErrorKind.BAD_REQUEST, 400, None, None),
+        (raw(401, b""), ErrorKind.AUTHENTICATION, 401, None, None),
+        (raw(429, "slow down"), ErrorKind.RATE_LIMITED, 429, None, None),
         (
-            httpx.Response(302, headers={"location": "https://elsewhere/"}),
+            raw(302, "", headers={"location": "https://elsewhere/"}),
             ErrorKind.UPSTREAM_BUG,
             502,
             "unexpected_status",
@@ -423,9 +417,9 @@ async def test_body_over_the_size_cap_is_an_upstream_bug(make: MakeFn) -> None:
     ],
 )
 async def test_error_statuses_are_classified(
-    make: MakeFn, response: httpx.Response, kind: ErrorKind, status: int, code: str | None, param: str | None
+    make: MakeFn, response: Fault, kind: ErrorKind, status: int, code: str | None, param: str | None
 ) -> None:
-    adapter, _ = make(lambda r: response)
+    adapter = make(response)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
     error = info.value
@@ -435,7 +429,7 @@ async def test_error_statuses_are_classified(
 
 
 async def test_upstream_message_is_kept_in_the_error(make: MakeFn) -> None:
-    adapter, _ = make(lambda r: openai_error(503, "The engine is currently overloaded."))
+    adapter = make(openai_error(503, "The engine is currently overloaded."))
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
     assert "The engine is currently overloaded." in info.value.message
@@ -448,70 +442,71 @@ async def test_upstream_message_is_kept_in_the_error(make: MakeFn) -> None:
 async def test_rate_limit_carries_retry_after(
     make: MakeFn, headers: dict[str, str], retry_after: float | None
 ) -> None:
-    adapter, _ = make(
-        lambda r: openai_error(429, "Rate limit exceeded.", code="rate_limit_exceeded", headers=headers)
-    )
+    adapter = make(openai_error(429, "Rate limit exceeded.", code="rate_limit_exceeded", headers=headers))
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
     assert info.value.retry_after == retry_after
 
 
-def _raise(exc: Exception) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, never listening, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
-    return handler
+
+async def generate_against(make: MakeFn, failure: str, attempt_seconds: float) -> ProviderError:
+    """Runs one generation against an upstream failing in the way ``failure`` names."""
+    target = UpstreamTarget(api_key=KEY, timeout=attempt_seconds)
+    if failure in ("hang", "reset", "truncated"):
+        adapter = make({"hang": Fault.hang(), "reset": Fault.reset(), "truncated": Fault.truncated()}[failure])
+    elif failure == "refused":
+        adapter = make(base_url=f"http://127.0.0.1:{closed_port()}/v1")
+    elif failure == "stalled_dns":
+        adapter = make(base_url="https://api.openai.test/v1", client=UpstreamClient(resolver=StalledResolver()))
+    else:
+        adapter = make(base_url="https://api.openai.test/v1", client=UpstreamClient(resolver=FailingResolver()))
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), target)
+    return info.value
 
 
 @pytest.mark.parametrize(
-    ("exc", "kind", "status"),
+    ("failure", "kind", "status", "code"),
     [
-        (httpx.ReadTimeout("timed out"), ErrorKind.TIMEOUT, 408),
-        (httpx.ConnectTimeout("timed out"), ErrorKind.TIMEOUT, 408),
-        (httpx.ConnectError("[Errno 111] Connection refused"), ErrorKind.UNAVAILABLE, 502),
-        (httpx.ConnectError("[Errno -2] Name or service not known"), ErrorKind.UNAVAILABLE, 502),
-        (httpx.ReadError("Connection reset by peer"), ErrorKind.UNAVAILABLE, 502),
-        (
-            httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
-            ErrorKind.UNAVAILABLE,
-            502,
-        ),
+        ("hang", ErrorKind.TIMEOUT, 408, "timeout"),
+        ("stalled_dns", ErrorKind.TIMEOUT, 408, "timeout"),
+        ("refused", ErrorKind.UNAVAILABLE, 502, "connection_refused"),
+        ("dns", ErrorKind.UNAVAILABLE, 502, "dns_failure"),
+        ("reset", ErrorKind.UNAVAILABLE, 502, "connection_reset"),
+        ("truncated", ErrorKind.UNAVAILABLE, 502, "truncated_response"),
     ],
 )
 async def test_network_failures_are_classified(
-    make: MakeFn, exc: Exception, kind: ErrorKind, status: int
+    make: MakeFn, failure: str, kind: ErrorKind, status: int, code: str
 ) -> None:
-    adapter, _ = make(_raise(exc))
-    with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
-    assert (info.value.kind, info.value.status_code) == (kind, status)
+    error = await generate_against(make, failure, 0.3 if failure in ("hang", "stalled_dns") else 10)
+    assert (error.kind, error.status_code, error.code) == (kind, status, code)
 
 
 async def test_attempt_timeout_bounds_a_slow_upstream(make: MakeFn) -> None:
-    import asyncio
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
-        return ok()
-
-    adapter, _ = make(slow)
+    adapter = make(Fault.hang())
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), UpstreamTarget(api_key=KEY, timeout=0.05))
     assert (info.value.kind, info.value.status_code) == (ErrorKind.TIMEOUT, 408)
 
 
 @pytest.mark.parametrize(
-    "handler",
+    "answer",
     [
-        lambda r: openai_error(401, f"Incorrect API key provided: {KEY}.", code="invalid_api_key"),
-        lambda r: openai_error(400, f"bad header Bearer {KEY}"),
-        lambda r: httpx.Response(500, text=f"debug: key={KEY}"),
-        lambda r: httpx.Response(200, text=f"not json {KEY}"),
-        _raise(httpx.ConnectError(f"cannot connect with {KEY}")),
+        openai_error(401, f"Incorrect API key provided: {KEY}.", code="invalid_api_key"),
+        openai_error(400, f"bad header Bearer {KEY}"),
+        raw(500, f"debug: key={KEY}"),
+        raw(200, f"not json {KEY}"),
     ],
 )
-async def test_api_key_never_appears_in_error_messages(make: MakeFn, handler: Handler) -> None:
-    adapter, _ = make(handler)
+async def test_api_key_never_appears_in_error_messages(make: MakeFn, answer: Fault) -> None:
+    adapter = make(answer)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
     assert KEY not in info.value.message
@@ -519,36 +514,46 @@ async def test_api_key_never_appears_in_error_messages(make: MakeFn, handler: Ha
     assert KEY[-12:] not in info.value.message
 
 
-async def test_api_key_that_cannot_be_a_header_is_an_authentication_error(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_api_key_never_appears_in_a_network_failure(make: MakeFn) -> None:
+    resolver = FailingResolver(f"cannot connect with {KEY}")
+    adapter = make(base_url="https://api.openai.test/v1", client=UpstreamClient(resolver=resolver))
+    with pytest.raises(ProviderError) as info:
+        await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
+    assert info.value.code == "dns_failure"
+    assert KEY not in str(info.value) and KEY[-12:] not in info.value.message
+
+
+async def test_api_key_that_cannot_be_a_header_is_an_authentication_error(
+    make: MakeFn, emu: OpenAIEmulator
+) -> None:
+    adapter = make(ok())
     bad_key = "sk-line\nbreak-secret-abcdef"
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x"), UpstreamTarget(api_key=bad_key))
     assert (info.value.kind, info.value.status_code) == (ErrorKind.AUTHENTICATION, 401)
     assert "secret" not in info.value.message
-    assert upstream.requests == []
+    assert emu.requests == []
 
 
-async def test_forwarded_header_that_cannot_be_sent_is_refused(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_forwarded_header_that_cannot_be_sent_is_refused(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make(ok())
     target = UpstreamTarget(api_key=KEY, headers=MappingProxyType({"x-note": "caf\u00e9"}))
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x"), target)
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "x-note")
-    assert upstream.requests == []
+    assert emu.requests == []
 
 
-
-async def test_dall_e_3_fans_n_out_into_single_image_calls(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: ok())
+async def test_dall_e_3_fans_n_out_into_single_image_calls(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make()
     result = await adapter.generate(ImageRequest(prompt="p", model="dall-e-3", n=3), TARGET)
     assert len(result.images) == 3
-    assert [json.loads(r.content)["n"] for r in upstream.requests] == [1, 1, 1]
+    assert [(r.json or {})["n"] for r in emu.requests] == [1, 1, 1]
 
 
-async def test_dall_e_3_fan_out_fails_whole_when_one_call_fails(make: MakeFn) -> None:
-    answers = iter([ok(), openai_error(500, "boom", type_="server_error"), ok()])
-    adapter, _ = make(lambda r: next(answers))
+async def test_dall_e_3_fan_out_fails_whole_when_one_call_fails(make: MakeFn, emu: OpenAIEmulator) -> None:
+    adapter = make()
+    emu.inject(openai_error(500, "boom", type_="server_error"))  # whichever call arrives first; the others succeed
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="p", model="dall-e-3", n=3), TARGET)
     assert info.value.status_code == 500

@@ -8,6 +8,7 @@ from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.base import ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.http import UpstreamClient
 from imagegateway_server.providers.openai import OpenAIAdapter
 from imagegateway_server.providers.registry import (
     IMAGE_PROVIDERS,
@@ -100,3 +101,18 @@ async def test_default_registry_has_both_adapters() -> None:
         assert (openai.default_model(), stability.default_model()) == ("dall-e-2", "core")
     finally:
         await registry.aclose()
+
+
+async def test_default_registry_gives_each_adapter_its_own_client_and_closes_them() -> None:
+    made: list[UpstreamClient] = []
+
+    def client_factory() -> UpstreamClient:
+        made.append(UpstreamClient())
+        return made[-1]
+
+    registry = default_registry(client_factory=client_factory)
+    await registry.aclose()
+    assert len(made) == 2 and made[0] is not made[1]  # one connection pool per provider
+    for client in made:
+        with pytest.raises(RuntimeError):
+            await client.send("GET", "http://127.0.0.1:9/", provider="p", attempt_seconds=1)

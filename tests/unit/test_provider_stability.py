@@ -1,4 +1,9 @@
-"""The Stability AI adapter against httpx.MockTransport: routing, v1 JSON, v2beta forms, filters, errors."""
+"""The Stability AI adapter over real sockets: routing, v1 JSON, v2beta forms, filters, errors.
+
+The Stability emulator (tests/emulators) records what the adapter sent, parses its multipart forms
+and answers either for real or with the exact body a case needs (``Fault.status``); a
+``RawUpstream`` stands in where a case needs to watch calls arrive together.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,12 @@ import email
 import email.policy
 import json
 import math
+import socket
 import struct
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -27,11 +32,12 @@ from imagegateway_server.providers.stability import (
     StabilityAdapter,
     nearest_aspect_ratio,
 )
+from tests.conftest import STABILITY_SECRET, Emulators
+from tests.emulators import Fault, RecordedRequest, StabilityEmulator
+from tests.raw_http import HANG, Outcome, RawRequest, RawUpstream, http_response
 
-KEY = "sk-stability-unit-secret-0123456789"
+KEY = STABILITY_SECRET  # what the session's emulator accepts
 TARGET = UpstreamTarget(api_key=KEY)
-
-Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -49,81 +55,79 @@ PNG = png()
 PNG_B64 = base64.b64encode(PNG).decode()
 
 
-def v1_ok(*artifacts: dict[str, Any]) -> httpx.Response:
+def v1_ok(*artifacts: dict[str, Any]) -> Fault:
     body = {
         "artifacts": list(artifacts) or [{"base64": PNG_B64, "seed": 1050625087, "finishReason": "SUCCESS"}]
     }
-    return httpx.Response(200, json=body, headers={"x-request-id": "v1-req"})
+    return Fault.status(200, body, headers={"x-request-id": "v1-req"})
 
 
-def v2_ok(seed: int = 343940597, finish: str = "SUCCESS", image: str = PNG_B64) -> httpx.Response:
-    return httpx.Response(
-        200,
-        content=json.dumps({"image": image, "finish_reason": finish, "seed": seed}).encode(),
-        headers={"content-type": "application/json; type=image/png", "x-request-id": f"v2-{seed}"},
-    )
+def v2_body(seed: int = 343940597, finish: str = "SUCCESS", image: str = PNG_B64) -> bytes:
+    return json.dumps({"image": image, "finish_reason": finish, "seed": seed}).encode()
 
 
-def v1_error(status: int, name: str, message: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, json={"id": "4f1c", "name": name, "message": message}, headers=headers)
+V2_HEADERS = {"content-type": "application/json; type=image/png"}
 
 
-def v2_error(status: int, name: str, *errors: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(
-        status, json={"id": "a" * 32, "name": name, "errors": list(errors)}, headers=headers
-    )
+def v2_ok(seed: int = 343940597, finish: str = "SUCCESS", image: str = PNG_B64) -> Fault:
+    return Fault.status(200, v2_body(seed, finish, image), headers={**V2_HEADERS, "x-request-id": f"v2-{seed}"})
 
 
-def form_fields(request: httpx.Request) -> list[tuple[str, str, str | None]]:
-    """(name, value, filename) of each multipart part, in order."""
-    head = f"Content-Type: {request.headers['content-type']}\r\n\r\n".encode()
-    message = email.message_from_bytes(head + request.content, policy=email.policy.HTTP)
+def v1_error(status: int, name: str, message: str, headers: dict[str, str] | None = None) -> Fault:
+    return Fault.status(status, {"id": "4f1c", "name": name, "message": message}, headers=headers)
+
+
+def v2_error(status: int, name: str, *errors: str, headers: dict[str, str] | None = None) -> Fault:
+    return Fault.status(status, {"id": "a" * 32, "name": name, "errors": list(errors)}, headers=headers)
+
+
+def raw(status: int, body: str | bytes, headers: dict[str, str] | None = None) -> Fault:
+    """An answer with exactly this (non-JSON, image or empty) body."""
+    return Fault.status(status, body, headers=headers)
+
+
+def parts(content_type: str, body: bytes) -> list[tuple[str, str, str | None]]:
+    """(name, value, filename) of each multipart part, in order, parsed independently of the emulator."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode()
+    message = email.message_from_bytes(head + body, policy=email.policy.HTTP)
     assert message.is_multipart()
-    parts = []
+    found = []
     for part in message.iter_parts():
         payload = part.get_payload(decode=True)
         assert isinstance(payload, bytes)
-        parts.append(
+        found.append(
             (str(part.get_param("name", header="content-disposition")), payload.decode(), part.get_filename())
         )
-    return parts
+    return found
 
 
-class Upstream:
-    """A MockTransport that records what the adapter sent."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.requests: list[httpx.Request] = []
-
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
-        await request.aread()
-        self.requests.append(request)
-        result = self.handler(request)
-        if isinstance(result, httpx.Response):
-            return result
-        return await result
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.requests[-1].content)
-
-    def form(self, index: int = -1) -> dict[str, str]:
-        return {name: value for name, value, _ in form_fields(self.requests[index])}
+def form_fields(request: RecordedRequest) -> list[tuple[str, str, str | None]]:
+    return parts(request.headers["content-type"], request.body)
 
 
-MakeFn = Callable[..., tuple[StabilityAdapter, Upstream]]
+def form(request: RecordedRequest) -> dict[str, str]:
+    return {name: value for name, value, _ in form_fields(request)}
 
 
 @pytest.fixture
-async def make() -> AsyncIterator[MakeFn]:
+def emu(emulators: Emulators) -> StabilityEmulator:
+    return emulators.stability
+
+
+MakeFn = Callable[..., StabilityAdapter]
+
+
+@pytest.fixture
+async def make(emu: StabilityEmulator) -> AsyncIterator[MakeFn]:
+    """Makes adapters pointed at the emulator that answer every request with ``answer`` (if given)."""
     adapters: list[StabilityAdapter] = []
 
-    def factory(handler: Handler, **kwargs: Any) -> tuple[StabilityAdapter, Upstream]:
-        upstream = Upstream(handler)
-        adapter = StabilityAdapter(transport=httpx.MockTransport(upstream), **kwargs)
+    def factory(answer: Fault | None = None, **kwargs: Any) -> StabilityAdapter:
+        if answer is not None:
+            emu.inject(answer, times=None)
+        adapter = StabilityAdapter(base_url=kwargs.pop("base_url", emu.base_url), **kwargs)
         adapters.append(adapter)
-        return adapter, upstream
+        return adapter
 
     yield factory
     for adapter in adapters:
@@ -133,9 +137,8 @@ async def make() -> AsyncIterator[MakeFn]:
 # -- v1 --------------------------------------------------------------------------------------------
 
 
-async def test_v1_6_request_maps_prompts_size_samples_seed_cfg_and_preset(make: MakeFn) -> None:
-    adapter, upstream = make(
-        lambda r: v1_ok(*[{"base64": PNG_B64, "seed": s, "finishReason": "SUCCESS"} for s in (7, 8)])
+async def test_v1_6_request_maps_prompts_size_samples_seed_cfg_and_preset(make: MakeFn, emu: StabilityEmulator) -> None:
+    adapter = make(v1_ok(*[{"base64": PNG_B64, "seed": s, "finishReason": "SUCCESS"} for s in (7, 8)])
     )
     request = ImageRequest(
         prompt="a lighthouse",
@@ -149,13 +152,13 @@ async def test_v1_6_request_maps_prompts_size_samples_seed_cfg_and_preset(make: 
         user="end-user-1",
     )
     result = await adapter.generate(request, TARGET)
-    sent = upstream.requests[-1]
-    assert str(sent.url) == "https://api.stability.ai/v1/generation/stable-diffusion-v1-6/text-to-image"
+    sent = emu.requests[-1]
+    assert sent.path == "/v1/generation/stable-diffusion-v1-6/text-to-image"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
     assert sent.headers["accept"] == "application/json"
     assert sent.headers["content-type"] == "application/json"
     assert sent.headers["stability-client-user-id"] == "end-user-1"
-    assert upstream.json == {
+    assert emu.requests[-1].json == {
         "text_prompts": [{"text": "a lighthouse", "weight": 1}, {"text": "blurry", "weight": -1}],
         "width": 768,
         "height": 512,
@@ -183,11 +186,13 @@ async def test_v1_6_request_maps_prompts_size_samples_seed_cfg_and_preset(make: 
         ("stable-diffusion-v1-6", "1536x320", 1536, 320),
     ],
 )
-async def test_v1_sizes(make: MakeFn, model: str, size: str | None, width: int, height: int) -> None:
-    adapter, upstream = make(lambda r: v1_ok())
+async def test_v1_sizes(
+    make: MakeFn, emu: StabilityEmulator, model: str, size: str | None, width: int, height: int
+) -> None:
+    adapter = make(v1_ok())
     await adapter.generate(ImageRequest(prompt="x", model=model, size=size), TARGET)
-    assert (upstream.json["width"], upstream.json["height"]) == (width, height)
-    assert upstream.json["text_prompts"] == [{"text": "x", "weight": 1}]
+    assert (emu.requests[-1].json["width"], emu.requests[-1].json["height"]) == (width, height)
+    assert emu.requests[-1].json["text_prompts"] == [{"text": "x", "weight": 1}]
 
 
 @pytest.mark.parametrize(
@@ -202,29 +207,29 @@ async def test_v1_sizes(make: MakeFn, model: str, size: str | None, width: int, 
     ],
 )
 async def test_v1_sizes_the_engine_cannot_make_are_refused_in_strict_mode(
-    make: MakeFn, model: str, size: str, words: str
+    make: MakeFn, emu: StabilityEmulator, model: str, size: str, words: str
 ) -> None:
-    adapter, upstream = make(lambda r: v1_ok())
+    adapter = make(v1_ok())
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", model=model, size=size),
                                UpstreamTarget(api_key=KEY, strict=True))
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "size")
     assert words in info.value.message
-    assert upstream.requests == []
+    assert emu.requests == []
 
 
-async def test_v1_documented_extras_are_forwarded(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: v1_ok())
+async def test_v1_documented_extras_are_forwarded(make: MakeFn, emu: StabilityEmulator) -> None:
+    adapter = make(v1_ok())
     extra = {"steps": 40, "sampler": "K_EULER", "clip_guidance_preset": "FAST_BLUE"}
     await adapter.generate(ImageRequest(prompt="x", model="stable-diffusion-v1-6", extra=extra), TARGET)
-    assert {k: upstream.json[k] for k in extra} == extra
+    assert {k: emu.requests[-1].json[k] for k in extra} == extra
 
 
 # -- v2beta ----------------------------------------------------------------------------------------
 
 
-async def test_core_is_the_default_and_posts_multipart_without_files(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: v2_ok())
+async def test_core_is_the_default_and_posts_multipart_without_files(make: MakeFn, emu: StabilityEmulator) -> None:
+    adapter = make(v2_ok())
     assert adapter.default_model() == "core"
     request = ImageRequest(
         prompt="a lighthouse",
@@ -235,8 +240,8 @@ async def test_core_is_the_default_and_posts_multipart_without_files(make: MakeF
         style_preset="cinematic",
     )
     result = await adapter.generate(request, TARGET)
-    sent = upstream.requests[-1]
-    assert str(sent.url) == "https://api.stability.ai/v2beta/stable-image/generate/core"
+    sent = emu.requests[-1]
+    assert sent.path == "/v2beta/stable-image/generate/core"
     assert sent.headers["content-type"].startswith("multipart/form-data; boundary=")
     assert sent.headers["accept"] == "application/json"
     assert form_fields(sent) == [
@@ -265,19 +270,21 @@ async def test_core_is_the_default_and_posts_multipart_without_files(make: MakeF
         ("sd3-medium", "sd3", "sd3-medium"),
     ],
 )
-async def test_v2beta_routing(make: MakeFn, model: str, endpoint: str, sd3_model: str | None) -> None:
-    adapter, upstream = make(lambda r: v2_ok())
+async def test_v2beta_routing(
+    make: MakeFn, emu: StabilityEmulator, model: str, endpoint: str, sd3_model: str | None
+) -> None:
+    adapter = make(v2_ok())
     await adapter.generate(ImageRequest(prompt="x", model=model), TARGET)
-    assert upstream.requests[-1].url.path == f"/v2beta/stable-image/generate/{endpoint}"
-    assert upstream.form().get("model") == sd3_model
+    assert emu.requests[-1].path == f"/v2beta/stable-image/generate/{endpoint}"
+    assert form(emu.requests[-1]).get("model") == sd3_model
 
 
-async def test_sd3_takes_cfg_scale_and_model(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: v2_ok())
+async def test_sd3_takes_cfg_scale_and_model(make: MakeFn, emu: StabilityEmulator) -> None:
+    adapter = make(v2_ok())
     await adapter.generate(
         ImageRequest(prompt="x", model="sd3.5-medium", cfg_scale=4.0, aspect_ratio="9:21"), TARGET
     )
-    assert upstream.form() == {
+    assert form(emu.requests[-1]) == {
         "prompt": "x",
         "aspect_ratio": "9:21",
         "model": "sd3.5-medium",
@@ -285,48 +292,56 @@ async def test_sd3_takes_cfg_scale_and_model(make: MakeFn) -> None:
     }
 
 
-async def test_n_fans_out_concurrently_with_stepped_seeds(make: MakeFn) -> None:
-    in_flight = 0
-    peak = 0
+async def generate_from(upstream: RawUpstream, request: ImageRequest) -> Any:
+    adapter = StabilityAdapter(base_url=upstream.url(""))
+    try:
+        return await adapter.generate(request, UpstreamTarget(api_key=KEY, timeout=30))
+    finally:
+        await adapter.aclose()
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.02)
-        in_flight -= 1
-        seed = int(dict((n, v) for n, v, _ in form_fields(request))["seed"])
-        return v2_ok(seed=seed)
 
-    adapter, upstream = make(handler)
-    result = await adapter.generate(ImageRequest(prompt="x", model="core", n=3, seed=10), TARGET)
+async def test_n_fans_out_concurrently_with_stepped_seeds() -> None:
+    arrived = 0
+    all_three = asyncio.Event()
+
+    async def answer(request: RawRequest) -> bytes:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 3:
+            all_three.set()
+        await all_three.wait()  # no call is answered before all three are in flight
+        seed = int(dict((n, v) for n, v, _ in parts(request.headers["content-type"], request.body))["seed"])
+        return http_response(200, v2_body(seed=seed), {**V2_HEADERS, "x-request-id": f"v2-{seed}"})
+
+    async with RawUpstream(answer) as upstream:
+        result = await generate_from(upstream, ImageRequest(prompt="x", model="core", n=3, seed=10))
     assert len(upstream.requests) == 3
-    assert peak == 3
     assert sorted(image.seed or 0 for image in result.images) == [10, 11, 12]
     assert set((result.provider_request_id or "").split(",")) == {"v2-10", "v2-11", "v2-12"}
 
 
-async def test_fan_out_failure_cancels_the_rest_and_raises_the_classified_error(make: MakeFn) -> None:
-    calls = 0
-    cancelled = 0
+async def test_fan_out_failure_cancels_the_rest_and_raises_the_classified_error() -> None:
+    arrived = 0
+    all_three = asyncio.Event()
+    failure = json.dumps({"id": "a" * 32, "name": "internal_error",
+                          "errors": ["An unexpected server error has occurred."]}).encode()
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls, cancelled
-        calls += 1
-        if calls == 2:
-            return v2_error(500, "internal_error", "An unexpected server error has occurred.")
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            cancelled += 1
-            raise
-        return v2_ok()
+    async def answer(request: RawRequest) -> Outcome:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 3:
+            all_three.set()
+        if arrived != 2:
+            return HANG  # answered never: the client must give these calls up
+        await all_three.wait()
+        return http_response(500, failure, {"content-type": "application/json"})
 
-    adapter, _ = make(handler)
-    with pytest.raises(ProviderError) as info:
-        await asyncio.wait_for(adapter.generate(ImageRequest(prompt="x", n=3), TARGET), timeout=5)
+    async with RawUpstream(answer) as upstream:
+        with pytest.raises(ProviderError) as info:
+            await generate_from(upstream, ImageRequest(prompt="x", n=3))
+        async with asyncio.timeout(10):
+            await upstream.wait_abandoned(2)  # the two waiting calls were cancelled: their connections closed
     assert (info.value.kind, info.value.status_code) == (ErrorKind.UNAVAILABLE, 500)
-    assert cancelled == 2
 
 
 @pytest.mark.parametrize(
@@ -342,10 +357,12 @@ async def test_fan_out_failure_cancels_the_rest_and_raises_the_classified_error(
         ("1000x1100", "1:1"),
     ],
 )
-async def test_size_becomes_the_nearest_aspect_ratio(make: MakeFn, size: str, ratio: str) -> None:
-    adapter, upstream = make(lambda r: v2_ok())
+async def test_size_becomes_the_nearest_aspect_ratio(
+    make: MakeFn, emu: StabilityEmulator, size: str, ratio: str
+) -> None:
+    adapter = make(v2_ok())
     await adapter.generate(ImageRequest(prompt="x", model="ultra", size=size), TARGET)
-    assert upstream.form()["aspect_ratio"] == ratio
+    assert form(emu.requests[-1])["aspect_ratio"] == ratio
 
 
 @given(st.integers(min_value=1, max_value=8192), st.integers(min_value=1, max_value=8192))
@@ -366,12 +383,12 @@ def test_an_exact_aspect_ratio_maps_to_itself(ratio: str, scale: int) -> None:
     assert nearest_aspect_ratio(int(w) * scale, int(h) * scale) == ratio
 
 
-async def test_size_conflicting_with_aspect_ratio_is_refused(make: MakeFn) -> None:
-    adapter, upstream = make(lambda r: v2_ok())
+async def test_size_conflicting_with_aspect_ratio_is_refused(make: MakeFn, emu: StabilityEmulator) -> None:
+    adapter = make(v2_ok())
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", size="1024x1024", aspect_ratio="16:9"), TARGET)
     assert info.value.param == "size"
-    assert upstream.requests == []
+    assert emu.requests == []
 
 
 # -- refused parameters ----------------------------------------------------------------------------
@@ -396,9 +413,9 @@ async def test_size_conflicting_with_aspect_ratio_is_refused(make: MakeFn) -> No
     ],
 )
 async def test_parameters_stability_does_not_take_are_refused_before_any_call(
-    make: MakeFn, model: str, fields: dict[str, Any], param: str
+    make: MakeFn, emu: StabilityEmulator, model: str, fields: dict[str, Any], param: str
 ) -> None:
-    adapter, upstream = make(lambda r: v2_ok())
+    adapter = make(v2_ok())
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", model=model, **fields), TARGET)
     error = info.value
@@ -409,7 +426,7 @@ async def test_parameters_stability_does_not_take_are_refused_before_any_call(
         "stability-ai",
     )
     assert param in error.message
-    assert upstream.requests == []
+    assert emu.requests == []
 
 
 # -- content filter --------------------------------------------------------------------------------
@@ -430,16 +447,14 @@ async def test_parameters_stability_does_not_take_are_refused_before_any_call(
         ("core", v2_ok(finish="CONTENT_FILTERED")),
         (
             "ultra",
-            httpx.Response(
-                200, content=PNG, headers={"content-type": "image/png", "finish-reason": "CONTENT_FILTERED"}
-            ),
+            raw(200, PNG, headers={"content-type": "image/png", "finish-reason": "CONTENT_FILTERED"}),
         ),
     ],
 )
 async def test_content_filtered_images_are_content_policy_failures(
-    make: MakeFn, model: str, response: httpx.Response
+    make: MakeFn, model: str, response: Fault
 ) -> None:
-    adapter, _ = make(lambda r: response)
+    adapter = make(response)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(
             ImageRequest(prompt="x", model=model, n=2 if model.startswith("stable") else 1), TARGET
@@ -453,11 +468,7 @@ async def test_content_filtered_images_are_content_policy_failures(
 
 
 async def test_raw_image_answer_is_accepted(make: MakeFn) -> None:
-    adapter, _ = make(
-        lambda r: httpx.Response(
-            200, content=PNG, headers={"content-type": "image/png", "finish-reason": "SUCCESS", "seed": "99"}
-        )
-    )
+    adapter = make(raw(200, PNG, headers={"content-type": "image/png", "finish-reason": "SUCCESS", "seed": "99"}))
     result = await adapter.generate(ImageRequest(prompt="x"), TARGET)
     assert (result.images[0].data, result.images[0].seed) == (PNG, 99)
 
@@ -525,15 +536,15 @@ async def test_raw_image_answer_is_accepted(make: MakeFn) -> None:
             "internal_error",
         ),
         (v1_error(503, "server_error", "overloaded"), ErrorKind.UNAVAILABLE, 503, "server_error"),
-        (httpx.Response(502, text="<html>bad gateway</html>"), ErrorKind.UNAVAILABLE, 502, None),
-        (httpx.Response(500, content=b""), ErrorKind.UNAVAILABLE, 500, None),
+        (raw(502, "<html>bad gateway</html>"), ErrorKind.UNAVAILABLE, 502, None),
+        (raw(500, b""), ErrorKind.UNAVAILABLE, 500, None),
     ],
 )
 @pytest.mark.parametrize("model", ["stable-diffusion-v1-6", "core"])
 async def test_error_statuses_are_classified(
-    make: MakeFn, model: str, response: httpx.Response, kind: ErrorKind, status: int, code: str | None
+    make: MakeFn, model: str, response: Fault, kind: ErrorKind, status: int, code: str | None
 ) -> None:
-    adapter, _ = make(lambda r: response)
+    adapter = make(response)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", model=model), TARGET)
     error = info.value
@@ -542,7 +553,7 @@ async def test_error_statuses_are_classified(
 
 
 async def test_upstream_error_text_is_kept(make: MakeFn) -> None:
-    adapter, _ = make(lambda r: v2_error(400, "bad_request", "aspect_ratio: must be one of", "seed: too big"))
+    adapter = make(v2_error(400, "bad_request", "aspect_ratio: must be one of", "seed: too big"))
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x"), TARGET)
     assert "aspect_ratio: must be one of; seed: too big" in info.value.message
@@ -554,8 +565,7 @@ async def test_upstream_error_text_is_kept(make: MakeFn) -> None:
 async def test_rate_limit_waits_60_s_unless_told_otherwise(
     make: MakeFn, headers: dict[str, str], retry_after: float
 ) -> None:
-    adapter, _ = make(
-        lambda r: v2_error(429, "rate_limit_exceeded", "timed out for 60 seconds", headers=headers)
+    adapter = make(v2_error(429, "rate_limit_exceeded", "timed out for 60 seconds", headers=headers)
     )
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x"), TARGET)
@@ -565,44 +575,49 @@ async def test_rate_limit_waits_60_s_unless_told_otherwise(
 @pytest.mark.parametrize(
     ("model", "response", "words"),
     [
-        ("stable-diffusion-v1-6", httpx.Response(200, text="<html/>"), "non-JSON"),
-        ("stable-diffusion-v1-6", httpx.Response(200, content=b""), "empty body"),
-        ("stable-diffusion-v1-6", httpx.Response(200, json={"artifacts": []}), "without images"),
-        ("stable-diffusion-v1-6", httpx.Response(200, json={"artifacts": [{"base64": "%%%"}]}), "base64"),
-        ("core", httpx.Response(200, json={"finish_reason": "SUCCESS"}), "empty or not a string"),
+        ("stable-diffusion-v1-6", raw(200, "<html/>"), "non-JSON"),
+        ("stable-diffusion-v1-6", raw(200, b""), "empty body"),
+        ("stable-diffusion-v1-6", Fault.status(200, {"artifacts": []}), "without images"),
+        ("stable-diffusion-v1-6", Fault.status(200, {"artifacts": [{"base64": "%%%"}]}), "base64"),
+        ("core", Fault.status(200, {"finish_reason": "SUCCESS"}), "empty or not a string"),
         ("core", v2_ok(image=base64.b64encode(b"not an image").decode()), "not an image"),
         ("core", v2_ok(finish="SOMETHING_NEW"), "unknown finish reason"),
-        ("core", httpx.Response(200, content=b""), "empty body"),
+        ("core", raw(200, b""), "empty body"),
     ],
 )
 async def test_broken_success_bodies_are_upstream_bugs(
-    make: MakeFn, model: str, response: httpx.Response, words: str
+    make: MakeFn, model: str, response: Fault, words: str
 ) -> None:
-    adapter, _ = make(lambda r: response)
+    adapter = make(response)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", model=model), TARGET)
     assert (info.value.kind, info.value.status_code) == (ErrorKind.UPSTREAM_BUG, 502)
     assert words in info.value.message
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, never listening, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.mark.parametrize(
-    ("exc", "kind", "status", "words"),
+    ("failure", "kind", "status", "words"),
     [
-        (httpx.ReadTimeout("timed out"), ErrorKind.TIMEOUT, 408, "timed out"),
-        (httpx.ConnectError("[Errno 111] Connection refused"), ErrorKind.UNAVAILABLE, 502, "refused"),
-        (httpx.ReadError("Connection reset by peer"), ErrorKind.UNAVAILABLE, 502, "reset"),
-        (httpx.RemoteProtocolError("incomplete chunked read"), ErrorKind.UNAVAILABLE, 502, "truncated"),
+        (Fault.hang(), ErrorKind.TIMEOUT, 408, ""),
+        (None, ErrorKind.UNAVAILABLE, 502, "refused"),
+        (Fault.reset(), ErrorKind.UNAVAILABLE, 502, "reset"),
+        (Fault.truncated(), ErrorKind.UNAVAILABLE, 502, "truncated"),
     ],
 )
 async def test_network_failures_are_classified(
-    make: MakeFn, exc: Exception, kind: ErrorKind, status: int, words: str
+    make: MakeFn, failure: Fault | None, kind: ErrorKind, status: int, words: str
 ) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc
-
-    adapter, _ = make(handler)
+    adapter = make(failure) if failure is not None else make(base_url=f"http://127.0.0.1:{closed_port()}")
+    timeout = 0.3 if kind is ErrorKind.TIMEOUT else 10
     with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="x", n=2), TARGET)
+        await adapter.generate(ImageRequest(prompt="x", n=2), UpstreamTarget(api_key=KEY, timeout=timeout))
     assert (info.value.kind, info.value.status_code) == (kind, status)
     assert words in info.value.message
 
@@ -612,12 +627,12 @@ async def test_network_failures_are_classified(
     [
         v1_error(401, "unauthorized", f"invalid key {KEY}"),
         v2_error(400, "bad_request", f"Bearer {KEY} is malformed"),
-        httpx.Response(503, text=f"upstream says {KEY}"),
-        httpx.Response(200, text=f"broken {KEY}"),
+        raw(503, f"upstream says {KEY}"),
+        raw(200, f"broken {KEY}"),
     ],
 )
-async def test_api_key_never_appears_in_error_messages(make: MakeFn, response: httpx.Response) -> None:
-    adapter, _ = make(lambda r: response)
+async def test_api_key_never_appears_in_error_messages(make: MakeFn, response: Fault) -> None:
+    adapter = make(response)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x"), TARGET)
     assert KEY not in info.value.message
@@ -629,9 +644,9 @@ def test_sdxl_allows_exactly_its_nine_sizes() -> None:
 
 
 @pytest.mark.parametrize("user", ["end\r\nuser", "us\u00e9r"])
-async def test_user_that_cannot_be_a_header_is_refused(make: MakeFn, user: str) -> None:
-    adapter, upstream = make(lambda r: v2_ok())
+async def test_user_that_cannot_be_a_header_is_refused(make: MakeFn, emu: StabilityEmulator, user: str) -> None:
+    adapter = make(v2_ok())
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", user=user), TARGET)
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "user")
-    assert upstream.requests == []
+    assert emu.requests == []

@@ -1,11 +1,14 @@
 """The upstream HTTP plumbing every adapter shares: its client, body reading, failure classes.
 
-Each adapter owns one long-lived ``httpx.AsyncClient`` made by ``create_client``. The client never
-retries and never follows redirects (the router owns retries, design.md §8); every request gets
-explicit timeouts from ``attempt_timeout``; bodies are read with ``send`` under a size cap so one
-misbehaving upstream cannot exhaust memory. ``upstream_errors`` turns whatever the network does
-(timeouts, resets, DNS failures, truncated bodies) into a classified ``ProviderError`` whose message
-never contains the API key. ``decode_image_b64`` and ``check_image`` vet the image a body carries.
+Each adapter owns one long-lived ``UpstreamClient``: an aiohttp session (opened on first use, since
+a session belongs to the loop it was made on) that never retries and never follows redirects (the
+router owns retries, design.md §8), keeps no cookies (one provider's cookie must never be replayed
+for another tenant's key), ignores proxy environment variables (a proxy would connect past the SSRF
+check) and gives every request explicit timeouts from ``attempt_timeout``. Bodies are read under a
+size cap, after decompression, so one misbehaving upstream cannot exhaust memory.
+``upstream_errors`` turns whatever the network does (timeouts, resets, DNS failures, truncated
+bodies) into a classified ``ProviderError`` whose message never contains the API key.
+``decode_image_b64`` and ``check_image`` vet the image a body carries.
 """
 
 from __future__ import annotations
@@ -15,17 +18,23 @@ import binascii
 import dataclasses
 import email.utils
 import errno
+import functools
 import json
 import math
 import re
-import socket
+import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
+import orjson
 import pybase64
+from aiohttp.abc import AbstractResolver
+from aiohttp.http_exceptions import ContentEncodingError
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.image_info import sniff_image
@@ -36,31 +45,19 @@ DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 120.0
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 # Image calls take 5-60 s each, so thousands can be in flight at once: a small pool would queue them
 # inside the gateway (and time them out) while the provider could take them all.
-DEFAULT_LIMITS = httpx.Limits(max_connections=4096, max_keepalive_connections=256, keepalive_expiry=30.0)
+MAX_CONNECTIONS = 4096
+KEEPALIVE_SECONDS = 30.0
+# Short, so a provider moving its addresses is followed; pooled connections skip the lookup anyway.
+DNS_CACHE_SECONDS = 10
 
 _SNIPPET_CHARS = 200
+_SCHEMES = frozenset({"http", "https"})
+
+UrlCheck = Callable[[URL], None]
 
 
-def create_client(
-    transport: httpx.AsyncBaseTransport | None = None,
-    *,
-    limits: httpx.Limits = DEFAULT_LIMITS,
-) -> httpx.AsyncClient:
-    """Makes an adapter's client; ``transport`` is for tests (e.g. ``httpx.MockTransport``)."""
-    if transport is None:
-        # retries=0: a failed connect is reported, not silently repeated (one layer retries).
-        transport = httpx.AsyncHTTPTransport(retries=0, limits=limits)
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=attempt_timeout(None),
-        follow_redirects=False,
-    )
-
-
-def attempt_timeout(seconds: float | None) -> httpx.Timeout:
-    """Timeouts for one attempt: connect 5 s (or less), read/write/pool ``seconds`` (default 120)."""
-    total = DEFAULT_ATTEMPT_TIMEOUT_SECONDS if seconds is None else seconds
-    return httpx.Timeout(total, connect=min(CONNECT_TIMEOUT_SECONDS, total))
+class UpstreamRefused(aiohttp.ClientConnectionError):
+    """The URL, or the addresses its host resolves to, may not be connected to (the SSRF policy)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,7 +65,7 @@ class UpstreamResponse:
     """A fully read upstream answer."""
 
     status_code: int
-    headers: httpx.Headers
+    headers: CIMultiDictProxy[str]
     body: bytes
 
     @property
@@ -78,39 +75,136 @@ class UpstreamResponse:
         return value.split(";", 1)[0].strip().lower()
 
 
-async def send(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    *,
-    provider: str,
-    attempt_seconds: float | None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    **kwargs: Any,
-) -> UpstreamResponse:
-    """Sends one request and reads its (decoded) body under ``max_body_bytes``.
+@functools.lru_cache(maxsize=64)
+def attempt_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+    """Timeouts for one attempt: connect 5 s (or less), each read ``seconds`` (default 120).
 
-    A body over the cap is an UPSTREAM_BUG (502); httpx exceptions propagate for
-    ``upstream_errors`` to classify.
+    No total: ``upstream_errors`` bounds the whole attempt. A second timer of the same length, armed
+    a moment later, can fire first on uvloop's millisecond timers and turn the router's deadline
+    (504) into this attempt's timeout (408).
     """
-    async with client.stream(method, url, timeout=attempt_timeout(attempt_seconds), **kwargs) as response:
-        body = await read_capped(response, max_bytes=max_body_bytes, provider=provider)
-        return UpstreamResponse(response.status_code, response.headers, body)
+    total = DEFAULT_ATTEMPT_TIMEOUT_SECONDS if seconds is None else seconds
+    return aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT_SECONDS, total), sock_read=total)
 
 
-async def read_capped(response: httpx.Response, *, max_bytes: int, provider: str) -> bytes:
-    """Reads a streamed response body, refusing to hold more than ``max_bytes``."""
+class UpstreamClient:
+    """One adapter's pooled HTTP client; ``url_check`` and ``resolver`` are the SSRF guard's hooks.
+
+    ``url_check`` sees every request's URL before anything is sent (IP literals never reach a
+    resolver); ``resolver`` resolves each new connection's host. ``ssl_context`` replaces the
+    default certificate verification (tests pass one trusting their own CA).
+    """
+
+    def __init__(
+        self,
+        *,
+        url_check: UrlCheck | None = None,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self._url_check = url_check
+        self._resolver = resolver
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _start(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the upstream client is closed")
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS,
+            ttl_dns_cache=DNS_CACHE_SECONDS, resolver=self._resolver, ssl=self._ssl,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            auto_decompress=True,
+            timeout=attempt_timeout(None),
+        )
+        # aiohttp sends an idempotent request (the image download) again when a pooled connection
+        # turns out dead; one layer retries (design.md §8). Its own test client switches it off the same way.
+        if not hasattr(session, "_retry_connection"):
+            raise RuntimeError("this aiohttp version has no _retry_connection; the client would retry")
+        session._retry_connection = False
+        self._session = session
+        return session
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        provider: str,
+        attempt_seconds: float | None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        form: Sequence[tuple[str, str]] | None = None,
+    ) -> UpstreamResponse:
+        """Sends one request and reads its (decoded) body under ``max_body_bytes``.
+
+        ``json_body`` is sent as application/json, ``form`` (name, value pairs) as
+        multipart/form-data. A body over the cap is an UPSTREAM_BUG (502); aiohttp exceptions
+        propagate for ``upstream_errors`` to classify.
+        """
+        try:
+            target = URL(url)
+        except ValueError as exc:
+            raise aiohttp.InvalidUrlClientError(url) from exc
+        if target.scheme not in _SCHEMES:
+            raise aiohttp.NonHttpUrlClientError(url)
+        if self._url_check is not None:
+            self._url_check(target)
+        session = self._session if self._session is not None else self._start()
+        outgoing: CIMultiDict[str] = CIMultiDict(headers or {})
+        data: Any = None
+        if json_body is not None:
+            data = json_bytes(json_body)
+            outgoing["Content-Type"] = "application/json"
+        elif form is not None:
+            # A part per value, none a file: multipart/form-data even without an upload (Stability v2beta).
+            data = aiohttp.FormData(default_to_multipart=True)
+            for name, value in form:
+                data.add_field(name, value)
+            outgoing.popall("Content-Type", None)  # the form writes its own, with the boundary
+        async with session.request(
+            method, target, headers=outgoing, data=data, timeout=attempt_timeout(attempt_seconds),
+            allow_redirects=False,
+        ) as response:
+            body = await read_capped(response, max_bytes=max_body_bytes, provider=provider)
+            return UpstreamResponse(response.status, response.headers, body)
+
+    async def aclose(self) -> None:
+        """Closes the pooled connections; sending afterwards raises RuntimeError."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+
+
+async def read_capped(response: aiohttp.ClientResponse, *, max_bytes: int, provider: str) -> bytes:
+    """Reads a response body (decompressed), refusing to hold more than ``max_bytes``."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(provider, max_bytes)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > max_bytes:
             raise _too_large(provider, max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def json_bytes(payload: Any) -> bytes:
+    """``payload`` as compact JSON; orjson, or the standard library for what orjson refuses."""
+    try:
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits in a forwarded parameter
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _too_large(provider: str, max_bytes: int) -> ProviderError:
@@ -129,12 +223,14 @@ async def upstream_errors(
 ) -> AsyncIterator[None]:
     """Bounds one attempt by ``attempt_seconds`` (default 120) and classifies what escapes it.
 
-    httpx's read timeout is per read; the overall bound catches an upstream that trickles bytes.
+    aiohttp's read timeout is per read; the overall bound catches an upstream that trickles bytes.
     """
     total = DEFAULT_ATTEMPT_TIMEOUT_SECONDS if attempt_seconds is None else attempt_seconds
     try:
         async with asyncio.timeout(total):
             yield
+    except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's own timeouts subclass it
+        raise classify_client_error(exc, provider=provider, secret=secret) from None
     except TimeoutError:
         raise ProviderError(
             ErrorKind.TIMEOUT,
@@ -143,22 +239,18 @@ async def upstream_errors(
             status_code=408,
             code="timeout",
         ) from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise classify_http_error(exc, provider=provider, secret=secret) from None
 
 
-def classify_http_error(
-    exc: httpx.HTTPError | httpx.InvalidURL, *, provider: str, secret: str
-) -> ProviderError:
-    """Turns an httpx exception into a classified ProviderError (TIMEOUT 408, else 502)."""
-    detail = redact(str(exc), secret)
-    if isinstance(exc, httpx.TimeoutException):
-        phase = {
-            httpx.ConnectTimeout: "connecting",
-            httpx.ReadTimeout: "waiting for the response",
-            httpx.WriteTimeout: "sending the request",
-            httpx.PoolTimeout: "waiting for a free connection",
-        }.get(type(exc), "talking to upstream")
+def classify_client_error(exc: aiohttp.ClientError, *, provider: str, secret: str) -> ProviderError:
+    """Turns an aiohttp exception into a classified ProviderError (TIMEOUT 408, else 502)."""
+    detail = _detail(exc, secret)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            phase = "connecting"  # aiohttp's connect timeout also covers waiting for a pooled connection
+        elif isinstance(exc, aiohttp.SocketTimeoutError):
+            phase = "waiting for the response"
+        else:
+            phase = "talking to upstream"
         return ProviderError(
             ErrorKind.TIMEOUT,
             f"{provider}: upstream timed out while {phase}",
@@ -166,50 +258,44 @@ def classify_http_error(
             status_code=408,
             code="timeout",
         )
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, aiohttp.ClientPayloadError) and _caused_by(exc, ContentEncodingError):
+        return _malformed(provider, f"upstream body could not be decoded ({detail})")
+    if isinstance(exc, aiohttp.ClientResponseError) and not isinstance(exc, aiohttp.ClientHttpProxyError):
+        # Without raise_for_status or redirects, aiohttp raises this only for a response that is not HTTP.
+        return _malformed(provider, f"upstream sent a response that is not valid HTTP ({detail})")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
         what = "upstream closed the connection before the response was complete (truncated body)"
         code = "truncated_response"
-    elif isinstance(exc, httpx.ConnectError):
-        what, code = _connect_failure(exc)
-    elif isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError):
-        if _is_reset(exc):
-            what, code = "connection reset by upstream", "connection_reset"
-        else:
-            what, code = "network error while talking to upstream", "network_error"
-    elif isinstance(exc, httpx.DecodingError):
-        return ProviderError(
-            ErrorKind.UPSTREAM_BUG,
-            f"{provider}: upstream body could not be decoded ({detail})",
-            provider=provider,
-            status_code=502,
-            code="malformed_response",
-        )
-    elif isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        what, code = "the upstream URL is invalid", "invalid_upstream_url"
-    elif isinstance(exc, httpx.ProxyError):
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError):
+        what, code = "DNS lookup of the upstream host failed", "dns_failure"
+    elif isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
         what, code = "the proxy to upstream failed", "proxy_error"
+    elif isinstance(exc, aiohttp.ClientConnectorError | UpstreamRefused):
+        what, code = _connect_failure(exc)
+    elif isinstance(exc, aiohttp.ClientConnectionResetError) or _is_reset(exc):
+        what, code = "connection reset by upstream", "connection_reset"
+    elif isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        what, code = "the upstream URL is invalid", "invalid_upstream_url"
     else:
-        what, code = "upstream request failed", "network_error"
+        what, code = "network error while talking to upstream", "network_error"
     message = f"{provider}: {what}" + (f" ({detail})" if detail else "")
     return ProviderError(ErrorKind.UNAVAILABLE, message, provider=provider, status_code=502, code=code)
 
 
-_DNS_HINTS = (
-    "name or service not known",
-    "nodename nor servname",
-    "temporary failure in name resolution",
-    "no address associated",
-    "getaddrinfo failed",
-    "name resolution",
-)
+def _malformed(provider: str, what: str) -> ProviderError:
+    return ProviderError(
+        ErrorKind.UPSTREAM_BUG, f"{provider}: {what}", provider=provider, status_code=502, code="malformed_response"
+    )
 
 
-def _connect_failure(exc: httpx.ConnectError) -> tuple[str, str]:
-    text = str(exc).lower()
-    causes = list(_causes(exc))
-    if any(isinstance(c, socket.gaierror) for c in causes) or any(h in text for h in _DNS_HINTS):
-        return "DNS lookup of the upstream host failed", "dns_failure"
-    if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in text:
+def _detail(exc: BaseException, secret: str) -> str:
+    """The exception's text for a message: the key removed, whitespace folded, at most a snippet long."""
+    text = " ".join(redact(str(exc), secret).split())
+    return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "..."
+
+
+def _connect_failure(exc: aiohttp.ClientConnectionError) -> tuple[str, str]:
+    if any(isinstance(c, ConnectionRefusedError) for c in _causes(exc)):
         return "connection refused by upstream", "connection_refused"
     if _is_reset(exc):
         return "connection reset by upstream", "connection_reset"
@@ -222,8 +308,11 @@ def _is_reset(exc: BaseException) -> bool:
             return True
         if isinstance(cause, OSError) and cause.errno in (errno.ECONNRESET, errno.EPIPE):
             return True
-    text = str(exc).lower()
-    return "reset" in text or "broken pipe" in text
+    return False
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(cause, kind) for cause in _causes(exc))
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -235,10 +324,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-
-def parse_retry_after(
-    headers: Mapping[str, str] | httpx.Headers, *, now: float | None = None
-) -> float | None:
+def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms`` (milliseconds) or ``retry-after`` (seconds or HTTP-date)."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms is not None:
@@ -293,12 +379,13 @@ def header_value_ok(value: str) -> bool:
 
 def request_headers(
     provider: str, forwarded: Mapping[str, str], own: Mapping[str, str]
-) -> httpx.Headers:
+) -> CIMultiDict[str]:
     """``forwarded`` headers overlaid by the adapter's ``own`` (auth wins); unsendable ones refused.
 
+    Names compare case-insensitively, so a forwarded ``authorization`` cannot ride along with ours.
     A bad ``authorization`` value is an AUTHENTICATION error whose message never shows the key.
     """
-    headers = httpx.Headers()
+    headers: CIMultiDict[str] = CIMultiDict()
     for name, value in (*forwarded.items(), *own.items()):
         if _TOKEN.match(name) and header_value_ok(value):
             headers[name] = value
@@ -376,10 +463,13 @@ def check_image(data: bytes, *, provider: str, secret: str) -> tuple[str, int, i
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:
-    """The body parsed as a JSON object, or None when it is empty, not JSON, or not an object."""
+    """The body parsed as a JSON object, or None when it is empty, not JSON, or not an object.
+
+    orjson also refuses NaN/Infinity and lone surrogates, which no provider sends in a valid body.
+    """
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
+        payload = orjson.loads(body)
+    except ValueError:  # orjson.JSONDecodeError, including nesting too deep
         return None
     return payload if isinstance(payload, dict) else None
 
@@ -425,12 +515,12 @@ class HttpAdapterBase:
         self,
         *,
         base_url: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        client: UpstreamClient | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         aliases: ModelAliases = NO_ALIASES,
     ) -> None:
         self._base_url = (base_url or self.default_base_url).rstrip("/")
-        self._client = create_client(transport)
+        self._client = client if client is not None else UpstreamClient()
         self._max_body_bytes = max_body_bytes
         self._aliases = aliases
 

@@ -52,7 +52,6 @@ from imagegateway_server.providers.http import (
     parse_retry_after,
     provider_error,
     request_headers,
-    send,
     snippet,
     upstream_errors,
 )
@@ -129,10 +128,10 @@ class OpenAIAdapter(HttpAdapterBase):
         headers = request_headers(self.name, target.headers, own)
         url = f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
         async with upstream_errors(self.name, secret=target.api_key, attempt_seconds=target.timeout):
-            response = await send(
-                self._client, "POST", url,
+            response = await self._client.send(
+                "POST", url,
                 provider=self.name, attempt_seconds=target.timeout, max_body_bytes=self._max_body_bytes,
-                json=body, headers=headers,
+                json_body=body, headers=headers,
             )
             if not 200 <= response.status_code < 300:
                 raise classify_error(response, secret=target.api_key)
@@ -233,8 +232,8 @@ class OpenAIAdapter(HttpAdapterBase):
         if scheme not in ("http", "https"):
             raise _bug("openai: upstream returned an image URL that is not http(s)", target.api_key)
         # No Authorization header: the URL is pre-signed and the API key must not leave for a CDN.
-        response = await send(
-            self._client, "GET", url,
+        response = await self._client.send(
+            "GET", url,
             provider=self.name, attempt_seconds=target.timeout, max_body_bytes=self._max_body_bytes,
         )
         if response.status_code != 200:

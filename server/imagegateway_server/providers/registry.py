@@ -7,12 +7,10 @@ import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-import httpx
-
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.providers import openai, stability
 from imagegateway_server.providers.base import ProviderAdapter
-from imagegateway_server.providers.http import DEFAULT_MAX_BODY_BYTES
+from imagegateway_server.providers.http import DEFAULT_MAX_BODY_BYTES, UpstreamClient
 from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
 
 _log = logging.getLogger(__name__)
@@ -80,26 +78,22 @@ def default_registry(
     *,
     openai_base_url: str = openai.DEFAULT_BASE_URL,
     stability_base_url: str = stability.DEFAULT_BASE_URL,
-    transport: httpx.AsyncBaseTransport | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+    client_factory: Callable[[], UpstreamClient] = UpstreamClient,
     model_aliases: ModelAliases = NO_ALIASES,
 ) -> ProviderRegistry:
-    """A registry with every built-in adapter; ``transport`` is for tests.
+    """A registry with every built-in adapter.
 
-    ``transport_factory`` makes each adapter's own transport (the process passes the SSRF-guarded one);
-    ``model_aliases`` is the enabled alias table (``model_aliases.load_model_aliases``).
+    ``client_factory`` makes each adapter's own upstream client (the process passes the SSRF-guarded
+    one); ``model_aliases`` is the enabled alias table (``model_aliases.load_model_aliases``).
     """
-    def own_transport() -> httpx.AsyncBaseTransport | None:
-        return transport_factory() if transport is None and transport_factory is not None else transport
-
     return ProviderRegistry({
         OPENAI: openai.OpenAIAdapter(
-            base_url=openai_base_url, transport=own_transport(), max_body_bytes=max_body_bytes,
+            base_url=openai_base_url, client=client_factory(), max_body_bytes=max_body_bytes,
             aliases=model_aliases,
         ),
         STABILITY_AI: stability.StabilityAdapter(
-            base_url=stability_base_url, transport=own_transport(), max_body_bytes=max_body_bytes,
+            base_url=stability_base_url, client=client_factory(), max_body_bytes=max_body_bytes,
             aliases=model_aliases,
         ),
     })

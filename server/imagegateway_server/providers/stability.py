@@ -51,9 +51,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from imagegateway_server.domain.errors import ErrorKind, InvalidArgument, ProviderError
 from imagegateway_server.domain.request import ImageRequest, parse_size
@@ -72,7 +71,6 @@ from imagegateway_server.providers.http import (
     parse_retry_after,
     provider_error,
     request_headers,
-    send,
     snippet,
     upstream_errors,
 )
@@ -188,7 +186,7 @@ class StabilityAdapter(HttpAdapterBase):
             body = v1_body(request, where.endpoint)
             url = f"{base}/v1/generation/{where.endpoint}/text-to-image"
             async with upstream_errors(self.name, secret=target.api_key, attempt_seconds=target.timeout):
-                response = await self._post(url, target, headers=headers, json=body)
+                response = await self._post(url, target, headers=headers, json_body=body)
                 images = _parse_v1(response, secret=target.api_key)
             request_ids = [response.headers.get("x-request-id")]
         else:
@@ -209,17 +207,15 @@ class StabilityAdapter(HttpAdapterBase):
         ))
 
     async def _one_v2(
-        self, url: str, target: UpstreamTarget, headers: httpx.Headers, form: list[tuple[str, str]]
+        self, url: str, target: UpstreamTarget, headers: Mapping[str, str], form: list[tuple[str, str]]
     ) -> tuple[GeneratedImage, str | None]:
-        # Each value as a file part without a filename: httpx then always sends multipart/form-data,
-        # which v2beta requires even when no file is uploaded.
-        files = [(name, (None, value.encode())) for name, value in form]
-        response = await self._post(url, target, headers=headers, files=files)
+        # Sent as multipart/form-data (v2beta requires it even when no file is uploaded).
+        response = await self._post(url, target, headers=headers, form=form)
         return _parse_v2(response, secret=target.api_key), response.headers.get("x-request-id")
 
     async def _post(self, url: str, target: UpstreamTarget, **kwargs: Any) -> UpstreamResponse:
-        response = await send(
-            self._client, "POST", url,
+        response = await self._client.send(
+            "POST", url,
             provider=self.name, attempt_seconds=target.timeout, max_body_bytes=self._max_body_bytes,
             **kwargs,
         )
