@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -20,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from imagegateway_server.api import rest_mapping
+from imagegateway_server.api import rest_json, rest_mapping
 from imagegateway_server.api.auth import GENERATE, Authenticator
 from imagegateway_server.api.dashboard import Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
@@ -52,30 +51,37 @@ STRICT_HEADER = "x-imagegw-strict"
 
 def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     # The gateway owns retries: tell the OpenAI SDK not to multiply attempts (design.md §8).
-    return JSONResponse(body, status_code=status, headers={"x-should-retry": "false", **(headers or {})})
+    return Response(rest_json.dumps(body), status_code=status, media_type="application/json",
+                    headers={"x-should-retry": "false", **(headers or {})})
 
 
-def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> bytes:
-    """One ``data`` item as JSON bytes. Base64 needs no JSON escaping, so the (large) image is spliced
+def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> list[bytes]:
+    """One ``data`` item as pieces of JSON. Base64 needs no JSON escaping, so the (large) image is spliced
     in as bytes instead of going through json.dumps, which would scan and copy it again."""
     if response_format is ResponseFormat.URL and image.url:
-        head, value = b'{"url":', json.dumps(image.url).encode()
+        parts = [b'{"url":', rest_json.dumps(image.url)]
     elif response_format is ResponseFormat.URL:
         # The provider gave bytes: answer with a data URL rather than drop the request.
-        prefix = json.dumps(f"data:{image.mime_type};base64,")[:-1].encode()
-        head, value = b'{"url":', prefix + pybase64.b64encode(image.data or b"") + b'"'
+        prefix = rest_json.dumps(f"data:{image.mime_type};base64,")[:-1]  # the string, still open
+        parts = [b'{"url":', prefix, pybase64.b64encode(image.data or b""), b'"']
     else:
-        head, value = b'{"b64_json":', b'"' + pybase64.b64encode(image.data or b"") + b'"'
-    tail = b"}"
+        parts = [b'{"b64_json":"', pybase64.b64encode(image.data or b""), b'"']
     if image.revised_prompt:
-        tail = b',"revised_prompt":' + json.dumps(image.revised_prompt).encode() + b"}"
-    return head + value + tail
+        parts += (b',"revised_prompt":', rest_json.dumps(image.revised_prompt))
+    parts.append(b"}")
+    return parts
 
 
 def images_body(created: int, images: Sequence[GeneratedImage], response_format: ResponseFormat) -> bytes:
-    """OpenAI's ImagesResponse body: ``{"created": ..., "data": [...]}``."""
-    items = b",".join(_image_item(image, response_format) for image in images)
-    return b'{"created":' + str(created).encode() + b',"data":[' + items + b"]}"
+    """OpenAI's ImagesResponse body: ``{"created": ..., "data": [...]}``, joined once (images are large,
+    and every concatenation would copy them again)."""
+    parts = [b'{"created":', str(created).encode(), b',"data":[']
+    for index, image in enumerate(images):
+        if index:
+            parts.append(b",")
+        parts += _image_item(image, response_format)
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
 def request_deadline(value: str | None, arrived: float) -> float | None:
@@ -158,12 +164,12 @@ class RestShim:
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def _read_json(self, request: Request) -> Any:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    async def _read_json(self, request: Request, headers: Mapping[str, str]) -> Any:
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise _HttpError(415, "the request body must be sent as application/json", "content-type")
         limit = self._input_limits.max_body_bytes
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
         chunks: list[bytes] = []
@@ -174,8 +180,8 @@ class RestShim:
                 raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
             chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks), parse_constant=_not_json)
-        except (ValueError, UnicodeDecodeError):
+            return rest_json.loads(b"".join(chunks))
+        except ValueError:  # UnicodeDecodeError is one
             raise _HttpError(400, "the request body is not valid JSON", None) from None
         except RecursionError:  # thousands of nested brackets: a bad body, not a crash
             raise _HttpError(400, "the request body is nested too deeply", None) from None
@@ -183,18 +189,19 @@ class RestShim:
     async def generations(self, request: Request) -> Response:
         # Resolved first, so every log line of the request and every answer (errors too) carry it; a
         # trace id we refuse is replaced by a fresh one for that, and the refusal names the header.
+        headers = rest_mapping.RequestHeaders(request.scope["headers"])
         refused: InvalidArgument | None = None
         try:
-            explicit = rest_mapping.trace_id(request.headers)
+            explicit = rest_mapping.trace_id(headers)
         except InvalidArgument as exc:
             explicit, refused = None, exc
-        trace = resolve_trace(explicit, request.headers)
+        trace = resolve_trace(explicit, headers)
         bind_trace_id(trace.trace_id)
         if refused is not None:
             status, body = to_http_error(refused)
             return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
         try:
-            return await self._generations(request, trace)
+            return await self._generations(request, headers, trace)
         except asyncio.CancelledError:
             # Only the server cancels a request's task (uvicorn, when the shutdown grace period runs out; a
             # caller that disconnects does not): answer in OpenAI's shape rather than uvicorn's plain-text 500.
@@ -204,13 +211,13 @@ class RestShim:
             status, body = to_http_error(ShuttingDown())
             return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
 
-    async def _generations(self, request: Request, trace: TraceContext) -> Response:
+    async def _generations(self, request: Request, headers: rest_mapping.RequestHeaders,
+                           trace: TraceContext) -> Response:
         arrived = asyncio.get_running_loop().time()
-        headers = request.headers
         trace_headers = {"x-portkey-trace-id": trace.trace_id}
         try:
             caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), GENERATE)
-            body = await self._read_json(request)
+            body = await self._read_json(request, headers)
             image_request = _strict(headers, rest_mapping.image_request(body))
             call = GenerationCall(
                 request=image_request,
@@ -221,7 +228,7 @@ class RestShim:
                 trace_parent=trace.parent,
                 metadata=rest_mapping.metadata(headers, self._input_limits.max_metadata_bytes),
                 deadline=request_deadline(headers.get(REQUEST_TIMEOUT_HEADER), arrived),
-                headers={k.lower(): v for k, v in headers.items()},
+                headers=headers.last,
                 cache_force_refresh=rest_mapping.cache_force_refresh(headers),
             )
             outcome = await self._gateway.generate(call)
@@ -247,12 +254,8 @@ class RestShim:
         payload = images_body(result.created or int(time.time()), result.images, image_request.response_format)
         return Response(payload, media_type="application/json",
                         headers=_success_headers(outcome),
-                        background=keep_image_task(self._image_keeper, headers, outcome.log_id, result.images))
-
-
-def _not_json(constant: str) -> Any:
-    # Python's json reads NaN and Infinity; JSON (and OpenAI) does not, and no provider could take them.
-    raise ValueError(f"{constant} is not JSON")
+                        background=keep_image_task(self._image_keeper, request.headers, outcome.log_id,
+                                                   result.images))
 
 
 class _HttpError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -15,6 +15,25 @@ from imagegateway_server.gateway import RoutingSpec
 from imagegateway_server.routing.config_json import parse_config
 
 TRACE_ID_HEADER = "x-portkey-trace-id"
+
+
+class RequestHeaders(dict[str, str]):
+    """A request's headers, decoded once into a dict (Starlette's ``Headers`` decodes and scans the whole
+    list on every look-up, and a request looks up about fifteen).
+
+    Names are lower-case. A look-up gives a repeated header's first value, as ``Headers.get`` does;
+    ``last`` (what the core's ``headers`` carry) keeps the last, as ``dict(Headers.items())`` did.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]]) -> None:
+        last = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+        if len(last) == len(raw):
+            super().__init__(last)
+        else:  # a repeated name: the first value answers look-ups
+            super().__init__({name.decode("latin-1").lower(): value.decode("latin-1") for name, value in reversed(raw)})
+        self.last: dict[str, str] = last
 
 
 def image_request(body: Any) -> ImageRequest:

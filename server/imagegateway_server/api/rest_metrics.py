@@ -7,6 +7,7 @@ scan of random URLs cannot grow the label set: a request that matched no route c
 
 from __future__ import annotations
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegateway_server.observability.metrics import Metrics
@@ -33,6 +34,8 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self._app = app
         self._metrics = metrics
+        # (route, status) -> its counter: labels() takes a lock and builds a key on every call.
+        self._counters: dict[tuple[str, int], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,4 +52,8 @@ class HttpMetricsMiddleware:
         try:
             await self._app(scope, receive, send_and_note)
         finally:
-            self._metrics.http_requests.labels(route_template(scope), str(status)).inc()
+            key = (route_template(scope), status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self._metrics.http_requests.labels(key[0], str(status))
+            counter.inc()
