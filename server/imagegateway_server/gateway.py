@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 
 from imagegateway.v1 import configs_pb2
@@ -30,7 +29,7 @@ from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.observability.request_log import RequestLogWriter
-from imagegateway_server.observability.tracing import TraceParent, upstream_trace_headers
+from imagegateway_server.observability.tracing import TraceParent, new_trace_id, upstream_trace_headers
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.routing.cache import DISABLED as CACHE_DISABLED
 from imagegateway_server.routing.cache import ResponseCache
@@ -95,10 +94,6 @@ class GenerationOutcome:
     log_id: str
     cache_status: str = "DISABLED"
     cost_usd: float = 0.0
-
-
-def new_trace_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Gateway:
@@ -196,4 +191,4 @@ class Gateway:
             if ticket is not None:
                 ticket.release()  # after the recorder charged the actual cost
             self._metrics.in_flight.dec()
-            self._metrics.cache_requests.labels(cache_status).inc()
+            self._metrics.cache_requests_series(cache_status).inc()

@@ -13,7 +13,7 @@ from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
 from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.observability.costs import load_price_table
-from imagegateway_server.observability.log_records import log_from_record
+from imagegateway_server.observability.log_records import PendingLogRecord, log_from_record
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder, config_label
 from imagegateway_server.routing.plan import Leaf
@@ -22,11 +22,13 @@ from imagegateway_server.storage.records import LogRecord
 
 
 class CapturingWriter:
+    """Keeps what the recorder submits, built as the log writer would build it."""
+
     def __init__(self) -> None:
         self.records: list[LogRecord] = []
 
-    def submit(self, record: LogRecord) -> None:
-        self.records.append(record)
+    def submit(self, record: LogRecord | PendingLogRecord) -> None:
+        self.records.append(record.build() if isinstance(record, PendingLogRecord) else record)
 
 
 def call(routing: RoutingSpec | None = None) -> GenerationCall:

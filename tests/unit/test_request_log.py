@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
+from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
+from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
+from imagegateway_server.observability.log_records import (
+    HASH_IN_THREAD_BYTES,
+    PendingLogRecord,
+    log_from_record,
+    pending_log_record,
+)
 from imagegateway_server.observability.request_log import RequestLogWriter
+from imagegateway_server.routing.plan import Leaf
+from imagegateway_server.routing.router import RoutedResult
 from imagegateway_server.storage.records import LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 
@@ -177,3 +191,78 @@ def test_naive_create_time_is_refused_at_submit(tmp_path: Path) -> None:
     naive = LogRecord("x", "t", datetime(2025, 1, 1), 200, "openai", "m", "k", "", False, "{}")
     with pytest.raises(ValueError, match="timezone-aware"):
         writer.submit(naive)
+
+
+def pending(*images: bytes, cache_status: str = "MISS") -> PendingLogRecord:
+    """The not-yet-built record of a request served with ``images`` (PNG bytes)."""
+    leaf = Leaf(path="config.targets[0]", provider="openai", virtual_key="vk", api_key=None, custom_host=None,
+                override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
+    routed = RoutedResult(
+        result=ImageResult(images=tuple(GeneratedImage(data, "image/png", 64, 64) for data in images),
+                           model="dall-e-2", created=1),
+        leaf=leaf, provider="openai", retry_count=0, fallback_used=False,
+        attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-2", 200, 10),))
+    call = GenerationCall(request=ImageRequest(prompt="a kite"), routing=RoutingSpec(virtual_key="vk"),
+                          caller=Caller("key-a", "generate"), transport="grpc", metadata={"team": "kites"})
+    return pending_log_record(call, trace_id="trace-p", started=0.0, config_id="", config_version=0,
+                              routed=routed, cache_status=cache_status, cost_usd=0.02)
+
+
+async def test_pending_records_are_built_by_the_writer_with_every_image_hashed(
+    store: BatchRecordingStore,
+) -> None:
+    small, large = b"small png", bytes(range(256)) * (HASH_IN_THREAD_BYTES // 128)  # the large one in a thread
+    entries = [pending(small), pending(small, large)]
+    writer = RequestLogWriter(store)
+    for entry in entries:
+        writer.submit(entry)
+    await writer.close()
+    for entry, images in zip(entries, ([small], [small, large]), strict=True):
+        stored = await store.get_log(entry.id)
+        assert stored == entry.build()  # the record as built on the response path before
+        assert stored.virtual_key_id == "vk" and stored.cost_usd == pytest.approx(0.02)
+        logged = log_from_record(stored)
+        assert [i.sha256 for i in logged.images] == [hashlib.sha256(data).hexdigest() for data in images]
+        assert [i.bytes for i in logged.images] == [len(data) for data in images]
+        assert (logged.prompt, dict(logged.metadata)) == ("a kite", {"team": "kites"})
+
+
+async def test_images_are_let_go_once_built_even_while_the_store_is_stuck(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "locked.db", busy_timeout=0.02)
+    await store.open()
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # every write fails and is retried
+    image = bytes(HASH_IN_THREAD_BYTES * 2)
+    unreferenced = sys.getrefcount(image)
+    writer = RequestLogWriter(store)
+    await writer.start()
+    try:
+        writer.submit(pending(image))
+        for _ in range(500):
+            if sys.getrefcount(image) == unreferenced:
+                break
+            await asyncio.sleep(0.01)
+        assert sys.getrefcount(image) == unreferenced  # the queued record no longer holds the image
+        assert writer.pending == 1
+        blocker.execute("ROLLBACK")
+        await asyncio.wait_for(writer.flush(), 10)
+    finally:
+        blocker.close()
+        await writer.close()
+        await store.close()
+
+
+async def test_a_record_that_cannot_be_built_is_counted_and_the_others_are_written(
+    store: BatchRecordingStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, broken = pending(b"png"), pending(b"png", cache_status="NOT-A-STATUS")
+    writer = RequestLogWriter(store)
+    with caplog.at_level(logging.ERROR, logger="imagegateway_server.observability.request_log"):
+        writer.submit(record(1))
+        writer.submit(broken)
+        writer.submit(good)
+        await asyncio.wait_for(writer.flush(), 5)
+    assert await stored_ids(store) == {record(1).id, good.id}
+    assert writer.dropped == 1 and writer.pending == 0
+    assert any(broken.id in r.getMessage() for r in caplog.records)
+    await writer.close()

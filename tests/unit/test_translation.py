@@ -364,7 +364,8 @@ def test_grpc_strict_reaches_the_request() -> None:
 
 def test_grpc_image_carries_provider_model_and_size() -> None:
     image = GeneratedImage(b"png", "image/png", 4, 3, provider="stability-ai", model="core", size="4x3")
-    message = grpc_mapping.image_proto(image, 0)
+    message = images_pb2.Image()
+    grpc_mapping.fill_image_metadata(message, image, 0)
     assert (message.provider, message.model, message.size) == ("stability-ai", "core", "4x3")
 
 

@@ -17,8 +17,9 @@ from google.protobuf.message import DecodeError
 
 from imagegateway_server.api.auth import GRPC_METHOD_SCOPES, Authenticator, bearer_token, current_caller
 from imagegateway_server.api.grpc_errors import GRPC_CODES, abort_with
+from imagegateway_server.api.grpc_image_responses import SerializedMessage
 from imagegateway_server.domain.errors import GatewayError, InvalidArgument, ProviderError, RequestFailed
-from imagegateway_server.observability.metrics import Metrics, go_code_name
+from imagegateway_server.observability.metrics import GrpcMethodSeries, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,17 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return deserialize
 
 
+def _passing_serialized(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """Wraps a response serializer so a message the servicer serialized itself goes out as it is."""
+    if serializer is None:
+        return None
+
+    def serialize(message: Any) -> bytes:
+        return message.data if isinstance(message, SerializedMessage) else serializer(message)
+
+    return serialize
+
+
 def _decoded(request: Any) -> Any:
     if isinstance(request, _Undecodable):
         raise InvalidArgument(f"the request message cannot be decoded ({request.error})", param="request")
@@ -65,6 +77,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, metrics: Metrics) -> None:
         self._auth = authenticator
         self._metrics = metrics
+        # Method path -> (the service's handler, its wrapped form). grpc asks on every call, and the
+        # service hands back the same handler each time, so it is wrapped once, not per call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
@@ -72,38 +87,48 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
-        service, _, method = handler_call_details.method.lstrip("/").partition("/")
+        path = handler_call_details.method
+        known = self._wrapped.get(path)
+        if known is not None and known[0] is handler:
+            return known[1]
+        service, _, method = path.lstrip("/").partition("/")
         if handler is None or service != SERVICE_NAME:
             return handler
-        scope = GRPC_METHOD_SCOPES.get(method)
+        wrapped = self._wrap(handler, method)
+        if wrapped is not handler:
+            self._wrapped[path] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method, scope),
+                self._wrap_unary(handler.unary_unary, method),
                 request_deserializer=_tolerant(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
+                response_serializer=_passing_serialized(handler.response_serializer),
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method, scope),
+                self._wrap_stream(handler.unary_stream, method),
                 request_deserializer=_tolerant(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
+                response_serializer=_passing_serialized(handler.response_serializer),
             )
         return handler
 
-    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], method: str, scope: str | None) -> None:
-        caller = await self._auth.authenticate(api_key_from_metadata(context.invocation_metadata()), scope,
-                                               operation=method)
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
+        # The scope is read per call, not when the handler is wrapped: the table is the one place access is decided.
+        caller = await self._auth.authenticate(api_key_from_metadata(context.invocation_metadata()),
+                                               GRPC_METHOD_SCOPES.get(method), operation=method)
         current_caller.set(caller)
 
     @contextlib.asynccontextmanager
-    async def _handled(self, context: grpc.aio.ServicerContext[Any, Any], grpc_type: str, method: str,
-                       scope: str | None) -> AsyncIterator[None]:
+    async def _handled(self, context: grpc.aio.ServicerContext[Any, Any], series: GrpcMethodSeries,
+                       method: str) -> AsyncIterator[None]:
         """Authenticates, maps domain errors to statuses and records the gRPC metrics of one call."""
         started = time.perf_counter()
-        self._metrics.grpc_started.labels(grpc_type, SERVICE_NAME, method).inc()
+        series.started.inc()
         code = grpc.StatusCode.OK
         try:
-            await self._authenticate(context, method, scope)
+            await self._authenticate(context, method)
             yield
         except _DomainError as exc:
             code = GRPC_CODES[(exc.error if isinstance(exc, RequestFailed) else exc).kind]
@@ -120,20 +145,23 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.INTERNAL
             await context.abort(grpc.StatusCode.INTERNAL, "internal gateway error")
         finally:
-            self._metrics.grpc_handled.labels(grpc_type, SERVICE_NAME, method, go_code_name(code)).inc()
-            self._metrics.grpc_seconds.labels(grpc_type, SERVICE_NAME, method).observe(
-                time.perf_counter() - started)
+            series.handled[code].inc()
+            series.seconds.observe(time.perf_counter() - started)
 
-    def _wrap_unary(self, behavior: Any, method: str, scope: str | None) -> Any:
+    def _wrap_unary(self, behavior: Any, method: str) -> Any:
+        series = self._metrics.grpc_method("unary", SERVICE_NAME, method)
+
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            async with self._handled(context, "unary", method, scope):
+            async with self._handled(context, series, method):
                 return await behavior(_decoded(request), context)
 
         return unary
 
-    def _wrap_stream(self, behavior: Any, method: str, scope: str | None) -> Any:
+    def _wrap_stream(self, behavior: Any, method: str) -> Any:
+        series = self._metrics.grpc_method("server_stream", SERVICE_NAME, method)
+
         async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            async with self._handled(context, "server_stream", method, scope):
+            async with self._handled(context, series, method):
                 async for item in behavior(_decoded(request), context):
                     yield item
 

@@ -79,27 +79,34 @@ def routing_spec(routing: images_pb2.Routing) -> RoutingSpec:
     )
 
 
-def image_proto(image: GeneratedImage, index: int) -> images_pb2.Image:
-    message = images_pb2.Image(
-        data=image.data or b"", mime_type=image.mime_type, width=image.width, height=image.height,
-        revised_prompt=image.revised_prompt or "", index=index, provider=image.provider, model=image.model,
-        size=image.size,
-    )
+def fill_image_metadata(message: images_pb2.Image, image: GeneratedImage, index: int) -> None:
+    """Sets every field of ``message`` but ``data`` from ``image`` (the bytes are spliced in by
+    ``grpc_image_responses``)."""
+    message.mime_type = image.mime_type
+    message.width = image.width
+    message.height = image.height
+    message.revised_prompt = image.revised_prompt or ""
+    message.index = index
+    message.provider = image.provider
+    message.model = image.model
+    message.size = image.size
     if image.seed is not None:
         message.seed = image.seed
-    return message
 
 
-def outcome_proto(outcome: GenerationOutcome) -> images_pb2.RoutingOutcome:
+def fill_outcome(message: images_pb2.RoutingOutcome, outcome: GenerationOutcome) -> None:
+    """Sets ``message`` (in place: a message built apart is copied when a response takes it)."""
     routed = outcome.routed
-    message = images_pb2.RoutingOutcome(
-        trace_id=outcome.trace_id, log_id=outcome.log_id, provider=routed.provider,
-        model=routed.result.model, served_target=routed.leaf.path, fallback_used=routed.fallback_used,
-        retry_attempt_count=routed.retry_count, cache_status=CACHE_STATUS_PROTO[outcome.cache_status],
-        cost_usd=outcome.cost_usd,
-    )
+    message.trace_id = outcome.trace_id
+    message.log_id = outcome.log_id
+    message.provider = routed.provider
+    message.model = routed.result.model
+    message.served_target = routed.leaf.path
+    message.fallback_used = routed.fallback_used
+    message.retry_attempt_count = routed.retry_count
+    message.cache_status = CACHE_STATUS_PROTO[outcome.cache_status]
+    message.cost_usd = outcome.cost_usd
     message.attempts.extend(attempt_proto(a) for a in routed.attempts)
-    return message
 
 
 def limits_from_proto(message: keys_pb2.Limits, param: str = "limits") -> Limits:

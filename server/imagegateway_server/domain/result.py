@@ -60,6 +60,9 @@ class AttemptRecord:
     translations: tuple[str, ...] = ()
     # The virtual key the target called through ("" for an inline key): whose spend a cost is.
     virtual_key: str = ""
+    # The call's time in seconds, unrounded, for the latency histogram (``latency_ms`` is whole
+    # milliseconds, as logged; sub-millisecond calls would all observe 0 or 1 ms).
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -7,7 +7,8 @@ gRPC method and code; never prompts, keys or trace ids.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -15,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from prometheus_client import Metric
 
@@ -26,6 +27,38 @@ if TYPE_CHECKING:
 # Image generation takes seconds to minutes; buckets reach 300 s.
 UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300)
 GRPC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Series(Generic[M]):
+    """The series (children) of one labelled metric, remembered by their label values.
+
+    prometheus_client's ``labels()`` checks and locks on every call (~1.5 µs) and a request touches
+    several series; label values are bounded (see above), so remembering every child is too.
+    """
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GrpcMethodSeries:
+    """The gRPC server series of one method, looked up once rather than on every call."""
+
+    started: Counter
+    seconds: Histogram
+    handled: Mapping[grpc.StatusCode, Counter]
 
 
 def go_code_name(code: grpc.StatusCode) -> str:
@@ -81,6 +114,13 @@ class Metrics:
         self.circuit_transitions = Counter("imagegateway_circuit_transitions_total",
                                            "Circuit-breaker state changes, by provider and the state entered.",
                                            ["provider", "to"], registry=r)
+        # What every request touches, remembered per label values.
+        self.requests_series = Series(self.requests)
+        self.attempts_series = Series(self.attempts)
+        self.upstream_seconds_series = Series(self.upstream_seconds)
+        self.images_series = Series(self.images)
+        self.cost_series = Series(self.cost)
+        self.cache_requests_series = Series(self.cache_requests)
 
     def watch_circuits(self, states: Callable[[], Iterable[tuple[str, str, str]]]) -> None:
         """Exports ``imagegateway_circuit_state`` from ``states()`` ((provider, model, state) per breaker)."""
@@ -98,10 +138,16 @@ class Metrics:
     def init_grpc_methods(self, service: str, methods: dict[str, str]) -> None:
         """Pre-creates the gRPC series at zero so dashboards see every method and code."""
         for method, grpc_type in methods.items():
-            self.grpc_started.labels(grpc_type, service, method)
-            self.grpc_seconds.labels(grpc_type, service, method)
-            for code in grpc.StatusCode:
-                self.grpc_handled.labels(grpc_type, service, method, go_code_name(code))
+            self.grpc_method(grpc_type, service, method)
+
+    def grpc_method(self, grpc_type: str, service: str, method: str) -> GrpcMethodSeries:
+        """The series of one gRPC method (every code's ``handled`` series created at zero)."""
+        return GrpcMethodSeries(
+            started=self.grpc_started.labels(grpc_type, service, method),
+            seconds=self.grpc_seconds.labels(grpc_type, service, method),
+            handled={code: self.grpc_handled.labels(grpc_type, service, method, go_code_name(code))
+                     for code in grpc.StatusCode},
+        )
 
     def _attempts(self, attempts: Sequence[AttemptRecord]) -> None:
         previous: AttemptRecord | None = None
@@ -113,9 +159,9 @@ class Metrics:
             else:
                 outcome = attempt.error_kind.value.lower()
             provider = attempt.provider or "unknown"
-            self.attempts.labels(provider, self.model_label(attempt.model), outcome).inc()
+            self.attempts_series(provider, self.model_label(attempt.model), outcome).inc()
             if not attempt.circuit_open:
-                self.upstream_seconds.labels(provider, outcome).observe(attempt.latency_ms / 1000)
+                self.upstream_seconds_series(provider, outcome).observe(attempt.seconds or attempt.latency_ms / 1000)
             if attempt.retry_index > 0:
                 self.retries.labels(provider).inc()
             failed = previous is not None and (previous.error_kind is not None or previous.circuit_open)
@@ -132,23 +178,23 @@ class Metrics:
 
         A request ``cached`` (served from the cache) made no attempts and generated no images now.
         """
-        self.requests.labels(transport, "success", config).inc()
+        self.requests_series(transport, "success", config).inc()
         if cached:
             return
         self._attempts(routed.attempts)
         model = self.model_label(routed.result.model or (routed.attempts[-1].model if routed.attempts else ""))
-        self.images.labels(routed.provider, model).inc(len(routed.result.images))
+        self.images_series(routed.provider, model).inc(len(routed.result.images))
         if cost_usd:
-            self.cost.labels(routed.provider, model).inc(cost_usd)
+            self.cost_series(routed.provider, model).inc(cost_usd)
 
     def observe_failure(self, transport: str, failure: RequestFailed, *, config: str = "none",
                         cost_usd: float = 0.0) -> None:
         """Counts a failed request; ``cost_usd`` is what its billed failed attempts cost."""
-        self.requests.labels(transport, "failure", config).inc()
+        self.requests_series(transport, "failure", config).inc()
         self._attempts(failure.attempts)
         if cost_usd and failure.attempts:
             last = failure.attempts[-1]
-            self.cost.labels(last.provider or "unknown", self.model_label(last.model)).inc(cost_usd)
+            self.cost_series(last.provider or "unknown", self.model_label(last.model)).inc(cost_usd)
 
 
 _CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}

@@ -2,7 +2,8 @@
 keys' budgets) and its metrics.
 
 The gateway core calls ``success`` or ``failure`` when a request ends; the log record goes to the
-background writer (never awaited here), the cost comes from the price table loaded at start.
+background writer, which builds it (hashes, JSON) off the response path and is never awaited here;
+the cost comes from the price table loaded at start.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from imagegateway_server.observability.costs import PriceTable
-from imagegateway_server.observability.log_records import build_log_record
+from imagegateway_server.observability.log_records import pending_log_record
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.request_log import RequestLogWriter
 
@@ -70,7 +71,7 @@ class RequestRecorder:
         cached = cache_status == CACHE_HIT
         # A cache hit made no upstream call, so it cost nothing and generated nothing.
         cost = 0.0 if cached else self._prices.success_cost(routed, call.request)
-        record = build_log_record(
+        record = pending_log_record(
             call, trace_id=trace_id, started=started, config_id=config_id, config_version=config_version,
             routed=routed, cache_status=cache_status, cost_usd=cost, redact_prompt=self._redact_prompts,
         )
@@ -86,7 +87,7 @@ class RequestRecorder:
     ) -> str:
         """Records the failure, sets its ``log_id`` and returns it."""
         cost = self._prices.failed_attempts_cost(failure.attempts, call.request)
-        record = build_log_record(
+        record = pending_log_record(
             call, trace_id=trace_id, started=started, config_id=config_id, config_version=config_version,
             failure=failure, cache_status=cache_status, cost_usd=cost, redact_prompt=self._redact_prompts,
         )

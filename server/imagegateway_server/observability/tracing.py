@@ -17,8 +17,9 @@ import contextvars
 import dataclasses
 import re
 import secrets
-import uuid
 from collections.abc import Mapping
+
+from imagegateway_server.observability.random_ids import random_hex_id
 
 current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "imagegateway_trace_id", default=None
@@ -70,7 +71,7 @@ def upstream_trace_headers(parent: TraceParent | None) -> dict[str, str]:
 
 def new_trace_id() -> str:
     """A random trace id; 32 lowercase hex digits, so it is also a valid W3C trace-id."""
-    return uuid.uuid4().hex
+    return random_hex_id()
 
 
 def new_span_id() -> str:

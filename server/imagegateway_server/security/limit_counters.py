@@ -173,8 +173,9 @@ class InProcessLimitCounters:
     def add_spend(self, key: str, micros: int, when: datetime) -> None:
         if micros <= 0:
             return
-        for period in Period:
-            current = _period_id(period, when)
+        # Runs for every priced request: the two period ids from one UTC date rather than via period_start.
+        day = when.astimezone(UTC).date()
+        for period, current in ((Period.DAY, day), (Period.MONTH, day.replace(day=1))):
             entry = self._spent.get((key, period))
             if entry is None or entry[0] < current:
                 self._spent[(key, period)] = (current, micros)

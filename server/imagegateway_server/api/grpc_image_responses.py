@@ -1,0 +1,83 @@
+"""The image-carrying gRPC responses, serialized with each image's bytes spliced in.
+
+Put in a message and serialized, image bytes are copied two or three times over (~0.2 ms per
+256 KiB, ~1.1 ms per MiB, on the event loop); spliced, once. The small fields are still built and
+serialized by protobuf; only the ``data`` fields are written here, as length-delimited fields around
+the image's own bytes. Protobuf writes fields in field-number order and ``data``, ``images`` and
+``image`` are each field 1 of their message, so the result is byte for byte what
+``SerializeToString`` gives (tests/unit/test_grpc_image_responses.py checks it).
+
+The servicer returns ``SerializedMessage``; the interceptor wraps every response serializer of the
+service to pass one through as it is.
+"""
+
+from __future__ import annotations
+
+from imagegateway.v1 import images_pb2
+from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome
+from imagegateway_server.domain.result import GeneratedImage
+from imagegateway_server.gateway import GenerationOutcome
+
+_LENGTH_DELIMITED = 2
+
+
+class SerializedMessage:
+    """A response message already in its wire form."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _key(message: type[images_pb2.Image | images_pb2.GenerateImageResponse | images_pb2.StreamGenerateImageResponse],
+         field: str) -> bytes:
+    return _varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | _LENGTH_DELIMITED)
+
+
+_DATA_KEY = _key(images_pb2.Image, "data")
+_IMAGES_KEY = _key(images_pb2.GenerateImageResponse, "images")
+_STREAM_IMAGE_KEY = _key(images_pb2.StreamGenerateImageResponse, "image")
+
+
+def _image_field(key: bytes, image: GeneratedImage, index: int) -> list[bytes]:
+    """The parts of one Image as the length-delimited field ``key`` of its parent; the bytes stay as they are."""
+    without_data = images_pb2.Image()
+    fill_image_metadata(without_data, image, index)
+    rest = without_data.SerializeToString()
+    data = image.data or b""
+    data_field = [_DATA_KEY, _varint(len(data)), data] if data else []  # proto3 leaves out empty bytes
+    length = sum(map(len, data_field)) + len(rest)
+    return [key, _varint(length), *data_field, rest]
+
+
+def generate_image_response(outcome: GenerationOutcome) -> SerializedMessage:
+    """The GenerateImageResponse of ``outcome``."""
+    result = outcome.routed.result
+    parts: list[bytes] = []
+    for index, image in enumerate(result.images):
+        parts += _image_field(_IMAGES_KEY, image, index)
+    rest = images_pb2.GenerateImageResponse(created=result.created)
+    fill_outcome(rest.outcome, outcome)
+    parts.append(rest.SerializeToString())
+    return SerializedMessage(b"".join(parts))
+
+
+def stream_image_response(outcome: GenerationOutcome, index: int, *, last: bool) -> SerializedMessage:
+    """The StreamGenerateImageResponse carrying image ``index`` of ``outcome`` (and the outcome when ``last``)."""
+    result = outcome.routed.result
+    parts = _image_field(_STREAM_IMAGE_KEY, result.images[index], index)
+    rest = images_pb2.StreamGenerateImageResponse(created=result.created)
+    if last:
+        fill_outcome(rest.outcome, outcome)
+    parts.append(rest.SerializeToString())
+    return SerializedMessage(b"".join(parts))

@@ -1,0 +1,73 @@
+"""The image responses the servicer serializes itself are exactly the messages protobuf would write."""
+
+from __future__ import annotations
+
+import os
+from types import MappingProxyType
+
+import pytest
+
+from imagegateway.v1 import images_pb2
+from imagegateway_server.api.grpc_image_responses import generate_image_response, stream_image_response
+from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome
+from imagegateway_server.domain.errors import ErrorKind
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
+from imagegateway_server.gateway import GenerationOutcome
+from imagegateway_server.routing.plan import Leaf
+from imagegateway_server.routing.router import RoutedResult
+
+IMAGES = {
+    "one small": (GeneratedImage(b"\x89PNG small", "image/png", 4, 3, provider="openai", model="dall-e-2",
+                                 size="4x3"),),
+    "large, seeded, rewritten": (GeneratedImage(os.urandom(300_000), "image/webp", 1024, 1024, seed=2**40,
+                                                revised_prompt="a kite, rewritten", provider="stability-ai",
+                                                model="core", size="1024x1024"),),
+    "a URL image and an empty one": (GeneratedImage(None, "image/png", url="https://example.test/a.png"),
+                                     GeneratedImage(b"", "")),
+    "several, lengths around varint steps": tuple(GeneratedImage(os.urandom(size), "image/jpeg", 8, 8)
+                                                 for size in (1, 127, 128, 16_384)),
+    "none": (),
+}
+
+
+def outcome(images: tuple[GeneratedImage, ...]) -> GenerationOutcome:
+    leaf = Leaf(path="config.targets[1]", provider="openai", virtual_key="vk", api_key=None, custom_host=None,
+                override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
+    attempts = (AttemptRecord("config.targets[0]", "stability-ai", "core", 503, 12, error_kind=ErrorKind.UNAVAILABLE,
+                              error="down"),
+                AttemptRecord("config.targets[1]", "openai", "dall-e-2", 200, 40, translations=("size=a->b",)))
+    routed = RoutedResult(result=ImageResult(images=images, model="dall-e-2", created=1_700_000_000), leaf=leaf,
+                          provider="openai", attempts=attempts, retry_count=0, fallback_used=True)
+    return GenerationOutcome(routed=routed, trace_id="trace-1", log_id="log_" + "ab" * 16, cache_status="MISS",
+                             cost_usd=0.02)
+
+
+def image_message(message: images_pb2.Image, image: GeneratedImage, index: int) -> None:
+    message.data = image.data or b""
+    fill_image_metadata(message, image, index)
+
+
+@pytest.mark.parametrize("images", IMAGES.values(), ids=IMAGES.keys())
+def test_generate_image_response_is_what_protobuf_serializes(images: tuple[GeneratedImage, ...]) -> None:
+    served = outcome(images)
+    expected = images_pb2.GenerateImageResponse(created=1_700_000_000)
+    for index, image in enumerate(images):
+        image_message(expected.images.add(), image, index)
+    fill_outcome(expected.outcome, served)
+    spliced = generate_image_response(served).data
+    assert spliced == expected.SerializeToString()
+    assert images_pb2.GenerateImageResponse.FromString(spliced) == expected
+
+
+@pytest.mark.parametrize("images", [v for v in IMAGES.values() if v], ids=[k for k, v in IMAGES.items() if v])
+def test_stream_messages_are_what_protobuf_serializes(images: tuple[GeneratedImage, ...]) -> None:
+    served = outcome(images)
+    for index, image in enumerate(images):
+        last = index == len(images) - 1
+        expected = images_pb2.StreamGenerateImageResponse(created=1_700_000_000)
+        image_message(expected.image, image, index)
+        if last:
+            fill_outcome(expected.outcome, served)
+        spliced = stream_image_response(served, index, last=last).data
+        assert images_pb2.StreamGenerateImageResponse.FromString(spliced) == expected
+        assert spliced == expected.SerializeToString()
