@@ -120,6 +120,10 @@ class _CircuitSkipped(_LeafFailed):
     """The target was not called because its circuit is open; the walk always moves on."""
 
 
+# How much earlier than ours an adapter's timer of the same length may fire.
+_TIMER_SLACK_SECONDS = 0.01
+
+
 class Router:
     """Executes plans. One instance serves every request; it holds no per-request state."""
 
@@ -267,8 +271,18 @@ class Router:
             )
             started = time.monotonic()
             try:
-                async with asyncio.timeout(timeout):
-                    result = await adapter.generate(request, target)
+                try:
+                    async with asyncio.timeout(timeout):
+                        result = await adapter.generate(request, target)
+                except ProviderError as exc:
+                    # The adapter bounds its attempt by the same ``timeout`` with a timer of its own, which
+                    # may fire a moment before ours (uvloop's timers have millisecond resolution); when the
+                    # attempt used up its bound and that bound was the caller's deadline, it is the
+                    # deadline (504), not the target's timeout (408). A connect timeout comes earlier.
+                    used_up = time.monotonic() - started >= timeout - _TIMER_SLACK_SECONDS
+                    if cut_by_deadline and exc.kind is ErrorKind.TIMEOUT and used_up:
+                        raise TimeoutError from None
+                    raise
             except TimeoutError:
                 if cut_by_deadline:
                     self._settle(permit, Outcome.NEUTRAL)  # the caller's deadline, not the target's fault
@@ -288,10 +302,11 @@ class Router:
                                       f"{type(exc).__name__}", provider=creds.provider, status_code=500)
             else:
                 self._settle(permit, Outcome.SUCCESS)
+                elapsed = time.monotonic() - started
                 run.attempts.append(AttemptRecord(
                     target=leaf.path, provider=creds.provider, model=result.model or model, status_code=200,
-                    latency_ms=_ms_since(started), retry_index=index, translations=result.translations,
-                    virtual_key=leaf.virtual_key or "",
+                    latency_ms=int(elapsed * 1000), retry_index=index, translations=result.translations,
+                    virtual_key=leaf.virtual_key or "", seconds=elapsed,
                 ))
                 return RoutedResult(
                     result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
@@ -343,12 +358,9 @@ class Router:
         run: _Run, leaf: Leaf, provider: str, model: str, error: ProviderError | GatewayError,
         started: float, index: int,
     ) -> None:
+        elapsed = time.monotonic() - started
         run.attempts.append(AttemptRecord(
             target=leaf.path, provider=provider, model=model, status_code=error.status_code,
-            latency_ms=_ms_since(started), retry_index=index, error_kind=error.kind, error=error.message,
-            virtual_key=leaf.virtual_key or "",
+            latency_ms=int(elapsed * 1000), retry_index=index, error_kind=error.kind, error=error.message,
+            virtual_key=leaf.virtual_key or "", seconds=elapsed,
         ))
-
-
-def _ms_since(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
