@@ -18,20 +18,19 @@ from pathlib import Path
 
 # Inclusive buckets: label -> regex over one frame "function (path:line)".
 BUCKETS: dict[str, str] = {
-    "base64.b64encode (REST response)": r"^b64encode \(.*base64\.py",
-    "base64.b64decode (upstream body)": r"^b64decode \(.*base64\.py",
-    "json.loads": r"^loads \(.*json/__init__\.py",
-    "json.dumps": r"^dumps \(.*json/__init__\.py",
+    "base64 (pybase64 / base64)": r"^b64(en|de)code \(",
+    "json / orjson": r"^(loads|dumps) \(",
     "protobuf MessageToJson (log record)": r"^MessageToJson \(",
     "aiosqlite / sqlite (log writer, keys)": r"aiosqlite",
-    "httpx/httpcore (upstream client)": r"(httpx|httpcore)/",
-    "h11 (HTTP/1.1 parsing, both sides)": r"h11/",
+    "aiohttp (upstream client)": r"(aiohttp|multidict|yarl)/",
+    "httptools / h11 (HTTP/1.1 parsing)": r"(httptools|h11)/",
     "uvicorn": r"uvicorn/",
     "starlette": r"starlette/",
     "grpc (aio server, cython)": r"(grpc/|grpc\._cython|\.pyx)",
     "prometheus_client": r"prometheus_client/",
     "logging": r"logging/__init__\.py",
     "asyncio event loop internals": r"asyncio/(base_events|selector_events|events)\.py",
+    "uvloop": r"uvloop",
 }
 
 _OWN = "imagegateway_server/"

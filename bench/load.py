@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import grpc
 import grpc.aio
 import httpx
@@ -183,17 +184,21 @@ class AsyncCaller:
         self._targets = targets
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         if transport == "rest":
-            limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-            client = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(limits=limits, socket_options=NODELAY, retries=0),
-                timeout=httpx.Timeout(CALL_TIMEOUT, pool=CALL_TIMEOUT), headers=targets.rest_headers())
-            self._closers.append(client.aclose)
+            # aiohttp, not httpx: it costs the load generator ~4x less CPU per request, CPU that the
+            # gateway would otherwise lose on a small machine.
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=connections, force_close=False),
+                timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT),
+                headers={**targets.rest_headers(), "content-type": "application/json"})
+            self._closers.append(session.close)
             url = targets.rest_url
+            body = json.dumps(REST_BODY).encode()
 
             async def rest_call() -> None:
-                response = await client.post(url, json=REST_BODY)
-                if response.status_code != 200:
-                    raise RuntimeError(f"HTTP {response.status_code}")
+                async with session.post(url, data=body) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}")
 
             self.call: Callable[[], Awaitable[None]] = rest_call
         elif transport == "grpc":

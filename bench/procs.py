@@ -87,19 +87,52 @@ class Proc:
         return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> Proc:
+@dataclass(frozen=True)
+class Placement:
+    """Which CPUs the gateway runs on and which the emulator and the load generator share.
+
+    "split" gives the gateway a core of its own (the reference figure is "on one core") so the load
+    generator and the emulator do not take CPU from it; "shared" lets all three float over every CPU.
+    """
+
+    name: str
+    gateway: frozenset[int] | None
+    others: frozenset[int] | None
+
+    @classmethod
+    def choose(cls, name: str) -> Placement:
+        cpus = sorted(os.sched_getaffinity(0))
+        if name == "shared" or len(cpus) < 2:
+            return cls("shared", None, None)
+        return cls("split", frozenset(cpus[:1]), frozenset(cpus[1:]))
+
+    def describe(self) -> str:
+        if self.gateway is None or self.others is None:
+            return "shared: the gateway, the emulator and the load generator float over every CPU"
+        return (f"split: the gateway is pinned to CPU {_cpu_list(self.gateway)} (one core); the emulator and "
+                f"the load generator share CPU {_cpu_list(self.others)}")
+
+
+def _cpu_list(cpus: frozenset[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None,
+           cpus: frozenset[int] | None = None) -> Proc:
     log_path = workdir / f"{name}.log"
     log_file = log_path.open("wb")
+    # Affinity set before exec, so every thread the process starts (gRPC's, SQLite's) inherits it.
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
     log_file.close()
     return Proc(name, popen, log_path)
 
 
-def start_emulator(workdir: Path) -> Proc:
+def start_emulator(workdir: Path, cpus: frozenset[int] | None = None) -> Proc:
     """`python -m tests.emulators openai` on a free port; info: origin, base_url."""
     proc = _spawn("emulator", [sys.executable, "-m", "tests.emulators", "openai", "--port", "0",
-                               "--api-key", EMULATOR_KEY], workdir)
+                               "--api-key", EMULATOR_KEY], workdir, cpus=cpus)
     match = proc.wait_for_line(re.compile(r"listening on (http://\S+)"))
     origin = match.group(1)
     proc.info.update(origin=origin, base_url=origin + "/v1")
@@ -117,7 +150,7 @@ def imagegw_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from imagegateway_server.cli import main; sys.exit(main())"]
 
 
-def start_gateway(workdir: Path, wrapper: list[str] | None = None) -> Proc:
+def start_gateway(workdir: Path, wrapper: list[str] | None = None, cpus: frozenset[int] | None = None) -> Proc:
     """`imagegw serve` on free ports with a temp data dir; info: grpc_target, rest_base_url, metrics_url."""
     data_dir = workdir / "data"
     env = {
@@ -134,7 +167,7 @@ def start_gateway(workdir: Path, wrapper: list[str] | None = None) -> Proc:
         "IMAGEGW_LOG_LEVEL": "warning",
         "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "5",
     }
-    proc = _spawn("gateway", [*(wrapper or []), *imagegw_command(), "serve"], workdir, env)
+    proc = _spawn("gateway", [*(wrapper or []), *imagegw_command(), "serve"], workdir, env, cpus=cpus)
     match = proc.wait_for_line(re.compile(
         r"serving gRPC on (\S+?):(\d+), REST on (http://\S+/v1), metrics on :(\d+)/metrics"))
     host, port, rest, metrics_port = match.groups()

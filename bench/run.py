@@ -41,6 +41,7 @@ from procs import (  # noqa: E402
     ADMIN_KEY,
     EMULATOR_KEY,
     EmulatorControl,
+    Placement,
     Proc,
     machine_busy_seconds,
     metric_value,
@@ -116,12 +117,16 @@ def machine_info() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def environment(workdir: Path, gateway_wrapper: list[str] | None = None) -> Iterator[tuple[Proc, Proc, Targets]]:
+def environment(workdir: Path, gateway_wrapper: list[str] | None = None,
+                placement: Placement | None = None) -> Iterator[tuple[Proc, Proc, Targets]]:
     """Emulator + gateway processes, a virtual key for the emulator and a generate-scope API key."""
-    emulator = start_emulator(workdir)
+    placement = placement or Placement.choose("shared")
+    if placement.others is not None:
+        os.sched_setaffinity(0, placement.others)  # the load generator (this process)
+    emulator = start_emulator(workdir, placement.others)
     gateway: Proc | None = None
     try:
-        gateway = start_gateway(workdir, gateway_wrapper)
+        gateway = start_gateway(workdir, gateway_wrapper, placement.gateway)
         with ImageGatewayClient(gateway.info["grpc_target"], api_key=ADMIN_KEY) as admin:
             admin.create_virtual_key(VIRTUAL_KEY, "openai", EMULATOR_KEY, base_url=emulator.info["base_url"],
                                      virtual_key_id=VIRTUAL_KEY)
@@ -318,10 +323,10 @@ def report(run: Run) -> str:
         f"{m.get('loadavg_start', '?')}, {m.get('other_cpu_before', float('nan')):.2f} CPUs busy just before the "
         "start" + ("; py-spy counts here when profiling" if run.profiles else "")
         + "); figures taken on a busy machine are noisier and lower.",
-        "- **The load generator (this script, pure Python: httpx and grpc.aio), the OpenAI emulator and the "
-        "gateway share these CPUs.** Each is its own process; the gateway is one asyncio loop, so it can use "
-        "at most about one core for Python work. Absolute figures are therefore pessimistic for the gateway; "
-        "the *gateway CPU ms per request* column is the machine-independent cost.",
+        f"- CPU placement: {m.get('placement', 'shared')}. The load generator (this script, pure Python), the "
+        "OpenAI emulator and the gateway are separate processes; the gateway is one asyncio loop, so it uses "
+        "about one core for Python work (plus gRPC's and SQLite's own threads). The *gateway CPU ms per "
+        "request* column is the machine-independent cost.",
         "- Gateway: `imagegw serve`, SQLite in a temp dir, `IMAGEGW_LOG_LEVEL=warning`; upstream: "
         "`python -m tests.emulators openai` (dall-e-2, `response_format=b64_json`, 1024x1024 PNG; "
         "large images are random-noise PNGs made by the emulator's `image_bytes` fault).",
@@ -350,7 +355,7 @@ def report(run: Run) -> str:
         "## Throughput",
         "",
         f"Closed loop: {s['concurrency']} workers call back to back; {s['warmup_seconds']:g} s warm-up, then "
-        f"completions in a {s['duration']:g} s window. REST: one `httpx.AsyncClient` with {s['concurrency']} "
+        f"completions in a {s['duration']:g} s window. REST: one `aiohttp.ClientSession` with {s['concurrency']} "
         f"connections; gRPC: grpc.aio, {s['channels']} channels (one TCP connection each). CPU columns: CPU time "
         "of each process during the window divided by the requests completed.",
         "",
@@ -478,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-transport", choices=["grpc", "rest", "both"], default="grpc")
     parser.add_argument("--profile", action="store_true",
                         help="after the measurements, repeat each throughput run with py-spy attached")
+    parser.add_argument("--placement", choices=["split", "shared"], default="split",
+                        help="split (default): the gateway on a core of its own, the emulator and the load "
+                             "generator on the others; shared: all three float over every CPU")
     parser.add_argument("--output", type=Path,
                         help="report path (default: bench/RESULTS.md for a full run, none for --quick or --phases)")
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON here")
@@ -504,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--profile needs py-spy (pip install py-spy into the venv)")
 
     run = Run(machine=machine_info())
+    placement = Placement.choose(args.placement)
+    run.machine["placement"] = placement.describe()
     run.settings = {
         "argv": " ".join(argv if argv is not None else sys.argv[1:]),
         "small_requests": args.small_requests, "large_requests": args.large_requests,
@@ -521,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     run.machine["loadavg_start"] = Path("/proc/loadavg").read_text().split()[0]
     with tempfile.TemporaryDirectory(prefix="imagegw-bench-") as tmp:
         workdir = Path(tmp)
-        with environment(workdir) as (emulator, gateway, targets):
+        with environment(workdir, placement=placement) as (emulator, gateway, targets):
             control = EmulatorControl(emulator.info["origin"])
             run.memory["rss_start_mb"] = gateway.status_kb("VmRSS") / 1024
             ours_at_start = gateway.cpu_seconds() + emulator.cpu_seconds() + time.process_time()

@@ -42,5 +42,6 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request URL at INFO; keep it quiet.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # HTTP client libraries log per request at INFO/DEBUG (URLs, headers); keep them quiet.
+    for noisy in ("aiohttp", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
