@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated subset of latency,throughput,soak (default: all)")
     parser.add_argument("--soak-requests", type=int, default=2000)
     parser.add_argument("--soak-latency-ms", type=int, default=5000)
-    parser.add_argument("--soak-transport", choices=["grpc", "rest", "both"], default="grpc")
+    parser.add_argument("--soak-transport", choices=["grpc", "rest", "both"], default="both")
     parser.add_argument("--profile", action="store_true",
                         help="after the measurements, repeat each throughput run with py-spy attached")
     parser.add_argument("--placement", choices=["split", "shared"], default="split",
