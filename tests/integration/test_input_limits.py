@@ -181,3 +181,23 @@ def test_the_defaults_hold_on_a_gateway_without_settings(gateway: GatewayThread,
         rest_refusal(client.post(GENERATIONS, json=body(), headers={**headers, "x-portkey-metadata": metadata}),
                      400, "x-portkey-metadata")
     assert emulators.openai.requests == []
+
+
+@pytest.mark.parametrize("field", ["prompt", "user", "negative_prompt"])
+def test_a_lone_surrogate_in_a_rest_string_is_a_400_naming_the_field(rest: httpx.Client, field: str) -> None:
+    # JSON may spell a lone UTF-16 surrogate ("\ud800"); no provider, log or gRPC string can carry it.
+    raw = json.dumps(body(**{field: "a lighthouse \ud800"})).encode()
+    response = rest.post(GENERATIONS, content=raw, headers={"x-portkey-virtual-key": VK,
+                                                            "content-type": "application/json"})
+    rest_refusal(response, 400, field)
+
+
+def test_a_lone_surrogate_in_rest_metadata_is_a_400_naming_the_header(rest: httpx.Client) -> None:
+    response = post(rest, **{"x-portkey-metadata": '{"tier": "gold \\ud800"}'})
+    rest_refusal(response, 400, "x-portkey-metadata")
+
+
+def test_a_lone_surrogate_in_an_inline_config_is_a_400(rest: httpx.Client) -> None:
+    response = post(rest, **{"x-portkey-config": '{"virtual_key": "vk-\\ud800"}'})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"].startswith("x-portkey-config"), response.text

@@ -45,6 +45,7 @@ def image_request(body: Any) -> ImageRequest:
     fields: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for name, value in body.items():
+        refuse_lone_surrogates(value, param=name)
         if name in KNOWN_PARAMS:
             if value is None:
                 continue
@@ -55,6 +56,28 @@ def image_request(body: Any) -> ImageRequest:
     if "n" in fields and fields["n"] is None:
         fields.pop("n")
     return ImageRequest(**fields, response_format=response_format, extra=MappingProxyType(extra))
+
+
+def refuse_lone_surrogates(value: Any, *, param: str) -> None:
+    """Refuses a JSON string, anywhere in ``value``, that spells a lone UTF-16 surrogate ("\\ud800").
+
+    JSON allows the escape, but no UTF-8 text can hold it: not a provider's request, the request
+    log or a gRPC string. Refused at the edge with the field named, not deep inside as a gateway fault.
+    """
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise InvalidArgument("must be valid Unicode text (it holds a lone surrogate escape)",
+                                      param=param) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_lone_surrogates(key, param=param)
+            refuse_lone_surrogates(item, param=param)
+    elif isinstance(value, list):
+        for item in value:
+            refuse_lone_surrogates(item, param=param)
 
 
 def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
@@ -95,6 +118,7 @@ def metadata(headers: Mapping[str, str], max_bytes: int = DEFAULT_MAX_METADATA_B
         value = json.loads(raw)
         if not isinstance(value, dict):
             raise ValueError("not an object")
+        refuse_lone_surrogates(value, param="x-portkey-metadata")
         return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
     except (ValueError, RecursionError):  # RecursionError: brackets nested past what json can take
         raise InvalidArgument("must be a JSON object", param="x-portkey-metadata") from None
