@@ -38,6 +38,7 @@ from yarl import URL
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.image_info import sniff_image
+from imagegateway_server.providers import base64_json
 from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -466,9 +467,10 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     """The body parsed as a JSON object, or None when it is empty, not JSON, or not an object.
 
     orjson also refuses NaN/Infinity and lone surrogates, which no provider sends in a valid body.
+    Image strings are not scanned character by character (``base64_json``).
     """
     try:
-        payload = orjson.loads(body)
+        payload = base64_json.loads(body)
     except ValueError:  # orjson.JSONDecodeError, including nesting too deep
         return None
     return payload if isinstance(payload, dict) else None

@@ -1,0 +1,92 @@
+"""base64_json.loads gives exactly orjson.loads's answer, only without scanning long base64 strings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imagegateway_server.providers import base64_json
+
+SMALL = 16  # min_chars for the tests: long strings without megabytes of data
+
+
+def b64(n: int) -> str:
+    return base64.b64encode(os.urandom(n)).decode()
+
+
+def same(body: bytes, min_chars: int = SMALL) -> Any:
+    try:
+        expected = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        with pytest.raises(orjson.JSONDecodeError):
+            base64_json.loads(body, min_chars=min_chars)
+        return None
+    got = base64_json.loads(body, min_chars=min_chars)
+    assert got == expected and type(got) is type(expected)
+    return got
+
+
+def test_an_openai_body_with_several_images_parses_like_orjson() -> None:
+    payload = {"created": 1, "data": [{"b64_json": b64(3000), "revised_prompt": 'a "quoted" \\ prompt'},
+                                      {"b64_json": b64(5000)}], "usage": {"total_tokens": 7}}
+    assert same(json.dumps(payload).encode()) == payload
+
+
+def test_a_stability_body_parses_like_orjson() -> None:
+    payload = {"artifacts": [{"base64": b64(4000), "seed": 42, "finishReason": "SUCCESS"}]}
+    assert same(json.dumps(payload, indent=2).encode()) == payload
+
+
+def test_the_real_threshold_takes_a_megabyte_image() -> None:
+    payload = {"data": [{"b64_json": b64(1 << 20)}]}
+    assert same(orjson.dumps(payload), base64_json.MIN_CHARS) == payload
+
+
+@pytest.mark.parametrize("body", [
+    b'{"data": [{"b64_json": "' + b"QUJD" * 10 + b'"}',               # unterminated object
+    b'{"data": [{"b64_json": "' + b"QUJD" * 10,                       # unterminated string
+    b'{"a": "' + b"QUJD" * 10 + b'\x01"}',                            # control character: not base64
+    b'{"a": "' + b"QUJD" * 10 + b'\\n"}',                             # an escape: the plain parse decides
+    b'{"a": "\\"' + b"QUJD" * 10 + b'"}',                             # escaped quote before the run
+    b'{"' + b"QUJD" * 10 + b'": 1}',                                  # a long base64 key, not a value
+    b'["' + b"QUJD" * 10 + b'", "\\u0000imagegw-b64-0"]',             # a string spelt like a placeholder
+    b'["' + b"QUJD" * 10 + b'", "\\u0000\\u0069magegw-b64-0"]',       # ... spelt with other escapes
+    b'["' + b"QUJD" * 10 + b'", "' + b"QUJD" * 10 + b'"]',            # two long values
+    b'\\"' + b"QUJD" * 10 + b'"',                                       # garbage before a quote
+    b'"' + b"QUJD" * 10 + b'"',                                       # a bare long string
+])
+def test_unusual_bodies_parse_or_fail_exactly_like_orjson(body: bytes) -> None:
+    same(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=30)
+    | st.sampled_from(["QUJD" * 8, "QUJD" * 8 + "QQ==", "QUJD" * 7 + "QU=D", "QUJD" * 9 + "\\"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+))
+def test_any_json_value_parses_like_orjson(value: Any) -> None:
+    same(json.dumps(value).encode())
+    same(orjson.dumps(value))
+
+
+def test_the_image_strings_never_reach_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[int] = []
+    real = orjson.loads
+
+    def spy(body: bytes) -> Any:
+        parsed.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(base64_json.orjson, "loads", spy)
+    payload = {"data": [{"b64_json": b64(1 << 20)}, {"b64_json": b64(1 << 19)}]}
+    assert base64_json.loads(orjson.dumps(payload)) == payload
+    assert parsed and max(parsed) < 200
