@@ -149,7 +149,8 @@ class GatewayProcess:
         # In-process for now; IMAGEGW_REDIS_URL will select a shared CacheStore once one exists.
         cache = ResponseCache(MemoryCacheStore(settings.cache_max_bytes), VaultCredentialResolver(virtual_keys))
         # In-process limit counters for now; IMAGEGW_REDIS_URL will share them once a shared store exists.
-        limiter = Limiter(InProcessLimitCounters(), prices, virtual_key_limits=virtual_keys.limits)
+        limiter = Limiter(InProcessLimitCounters(), prices, virtual_key_limits=virtual_keys.limits,
+                          on_refusal=self.metrics.count_limit_refusal)
         await limiter.restore(store)  # today's and this month's spend per key, from the request log
         gateway = Gateway(router, configs, log_writer, self.metrics, host_policy, cache=cache, prices=prices,
                           redact_prompts=settings.redact_prompts, limiter=limiter,

@@ -35,7 +35,7 @@ from imagegateway_server.routing.cache import DISABLED as CACHE_DISABLED
 from imagegateway_server.routing.cache import ResponseCache
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.plan import Node, direct_leaf
-from imagegateway_server.routing.router import RouteContext, RoutedResult, Router
+from imagegateway_server.routing.router import AttemptTrail, RouteContext, RoutedResult, Router
 from imagegateway_server.security.limits import Limiter, Ticket
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
@@ -119,7 +119,8 @@ class Gateway:
         self._metrics = metrics
         self._host_policy = host_policy
         self._cache = cache if cache is not None else ResponseCache(None, None)
-        self._limiter = limiter if limiter is not None else Limiter(prices=prices)
+        self._limiter = limiter if limiter is not None else Limiter(prices=prices,
+                                                                      on_refusal=metrics.count_limit_refusal)
         self._input_limits = input_limits
         # Set by the process when shutdown begins: requests cancelled from then on were stopped by us.
         self.shutting_down = False
@@ -151,6 +152,7 @@ class Gateway:
         config_id, config_version = "", 0
         cache_status = CACHE_DISABLED.status
         ticket: Ticket | None = None
+        trail = AttemptTrail()
         self._metrics.in_flight.inc()
         try:
             try:
@@ -162,7 +164,7 @@ class Gateway:
                 cache_status = lookup.status
                 served = await self._cache.serve(lookup, lambda: self._router.run(
                     plan, request, RouteContext(trace_id=trace_id, deadline=call.deadline, headers=call.headers,
-                                                metadata=call.metadata, target_gate=ticket,
+                                                metadata=call.metadata, target_gate=ticket, trail=trail,
                                                 upstream_headers=upstream_trace_headers(call.trace_parent))))
                 routed, cache_status = served.routed, served.status
             except AllTargetsFailed as exc:
@@ -172,9 +174,9 @@ class Gateway:
                 failure = RequestFailed(exc, trace_id=trace_id)
             except asyncio.CancelledError:
                 # The caller went away, or shutdown's grace period ran out; upstream calls are cancelled with
-                # us. Still one record per request.
+                # us. Still one record per request, with what was tried and the call cut short.
                 reason = ShuttingDown() if self.shutting_down else CallerCancelled("the caller cancelled the request")
-                cancelled = RequestFailed(reason, trace_id=trace_id)
+                cancelled = RequestFailed(reason, attempts=trail.cut_short(reason), trace_id=trace_id)
                 self._recorder.failure(call, cancelled, trace_id=trace_id, started=started, config_id=config_id,
                                        config_version=config_version, cache_status=cache_status)
                 raise

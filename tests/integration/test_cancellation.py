@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import grpc
@@ -43,3 +44,31 @@ def test_grpc_deadline_bounds_the_whole_chain(gateway: GatewayThread, seed: Seed
         raise AssertionError("a 5 s upstream cannot answer within a 1 s deadline")
     (entry,) = eventually(lambda: admin.list_logs(trace_id=trace_id).logs)
     assert entry.status_code in (499, 504)
+
+
+def test_a_cancelled_fallback_logs_the_failed_attempt_and_the_one_in_flight(
+        gateway: GatewayThread, seed: Seed, emulators: Emulators, admin: ImageGatewayClient) -> None:
+    emulators.stability.inject(Fault.status(503))
+    emulators.openai.inject(Fault.latency(30_000))
+    trace_id = "cancel-fallback-" + uuid.uuid4().hex
+    request = images_pb2.GenerateImageRequest(
+        parameters=images_pb2.ImageParameters(prompt="slow"), routing=images_pb2.Routing(config_id=seed.config_id),
+        trace_id=trace_id)
+    with grpc.insecure_channel(gateway.grpc_target) as channel:
+        stub = service_pb2_grpc.ImageGatewayStub(channel)
+        future = stub.GenerateImage.future(request, metadata=(("authorization", f"Bearer {gateway.admin_key}"),),
+                                           timeout=60)
+        eventually(lambda: emulators.openai.requests)
+        time.sleep(0.2)  # a floor for the cut-short attempt's latency
+        future.cancel()
+    (entry,) = eventually(lambda: admin.list_logs(trace_id=trace_id).logs)
+    assert (entry.status_code, entry.served_target, entry.fallback_used) == (499, "", True)
+    assert (entry.provider, entry.model) == ("openai", "dall-e-3")  # the target it was on when the caller left
+    failed, cut = entry.attempts
+    assert (failed.target, failed.provider, failed.status_code, failed.error_kind) == (
+        "config.targets[0]", "stability-ai", 503, images_pb2.ERROR_KIND_UNAVAILABLE)
+    assert (cut.target, cut.provider, cut.model, cut.status_code, cut.error_kind, cut.error) == (
+        "config.targets[1]", "openai", "dall-e-3", 499, images_pb2.ERROR_KIND_TIMEOUT,
+        "the caller cancelled the request")
+    assert 200 <= cut.latency_ms < 30_000  # cut short well before the upstream would have answered
+    assert admin.get_log(entry.id).attempts == entry.attempts

@@ -27,6 +27,7 @@ from imagegateway_server.cli import main as cli_main
 from tests.conftest import OPENAI_SECRET, Emulators, Seed, eventually
 from tests.emulators import OpenAIEmulator
 from tests.harness import GatewayThread, running_gateway
+from tests.integration.test_grpc_api import prometheus_samples
 
 GENERATIONS = "/images/generations"
 DALL_E_3 = {"prompt": "a lighthouse at dusk", "model": "dall-e-3", "response_format": "b64_json"}
@@ -112,6 +113,41 @@ def test_grpc_over_a_keys_requests_per_minute_is_resource_exhausted_with_retry_i
         "requests_per_minute", "gateway key", "429")
     retry = error.detail(error_details_pb2.RetryInfo)
     assert retry is not None and 1 <= retry.retry_delay.seconds <= 61
+
+
+def refusals_counted(gateway: GatewayThread) -> dict[tuple[str, str], float]:
+    """imagegateway_limit_refusals_total by (scope, limit), read from /metrics."""
+    text = httpx.get(gateway.metrics_url, timeout=10).text
+    return {(labels["scope"], labels["limit"]): value for name, labels, value in prometheus_samples(text)
+            if name == "imagegateway_limit_refusals_total"}
+
+
+def test_refusals_by_a_keys_requests_per_minute_are_counted_by_scope_and_limit(
+    rest: httpx.Client, gateway: GatewayThread, admin: ImageGatewayClient, seed: Seed, emulators: Emulators
+) -> None:
+    before = refusals_counted(gateway)
+    assert len(before) == 6 and ("virtual_key", "usd_per_month") in before  # every series exists from the start
+    key = key_with(admin, requests_per_minute=1)
+    statuses = [generate(rest, key, seed.openai_vk).status_code for _ in range(3)]
+    refused_by_key = statuses.count(429)
+    assert statuses[0] == 200 and refused_by_key >= 1, statuses
+
+    # A virtual key over its requests per minute, skipped inside a fallback, is a refusal too.
+    limited = vk_with(admin, emulators.openai.base_url, requests_per_minute=1)
+    config = json.dumps({"strategy": {"mode": "fallback"}, "targets": [
+        {"virtual_key": limited, "override_params": {"model": "dall-e-3"}},
+        {"virtual_key": seed.stability_vk, "override_params": {"model": "stable-diffusion-v1-6"}}]})
+    unlimited = key_with(admin)
+    served = [rest.post(GENERATIONS, json=DALL_E_3, headers={"x-portkey-api-key": unlimited,
+                                                              "x-portkey-config": config}) for _ in range(3)]
+    assert [r.status_code for r in served] == [200, 200, 200], [r.text for r in served]
+    skipped = [r.headers["x-portkey-last-used-option-index"] for r in served].count("config.targets[1]")
+    assert skipped >= 1
+
+    after = refusals_counted(gateway)
+    moved = {labels: after[labels] - before[labels] for labels in after if after[labels] != before[labels]}
+    assert moved == {("gateway_key", "requests_per_minute"): refused_by_key,
+                     ("virtual_key", "requests_per_minute"): skipped}
 
 
 # -- budgets ----------------------------------------------------------------------------------------

@@ -56,6 +56,8 @@ class AttemptRecord:
     error: str = ""
     # The target was skipped without a call because its circuit breaker was open.
     circuit_open: bool = False
+    # The call was in flight when the request was cancelled (the caller left, or shutdown's grace ran out).
+    cancelled: bool = False
     # Parameters the adapter translated for this target (empty unless it served).
     translations: tuple[str, ...] = ()
     # The virtual key the target called through ("" for an inline key): whose spend a cost is.

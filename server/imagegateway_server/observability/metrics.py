@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # Image generation takes seconds to minutes; buckets reach 300 s.
 UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300)
 GRPC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The label values of limit refusals (security.limits REFUSAL_SCOPES and LIMIT_FIELDS).
+LIMIT_SCOPES = ("gateway_key", "virtual_key")
+LIMIT_NAMES = ("requests_per_minute", "usd_per_day", "usd_per_month")
 
 
 M = TypeVar("M", Counter, Gauge, Histogram)
@@ -87,6 +90,12 @@ class Metrics:
         self.auth_failures = Counter("imagegateway_auth_failures_total",
                                      "Refused gateway API keys, by transport and reason (never the key).",
                                      ["transport", "reason"], registry=r)
+        self.limit_refusals = Counter("imagegateway_limit_refusals_total",
+                                      "Requests and fallback targets refused by a key's own limits, by the "
+                                      "key's scope and the limit.", ["scope", "limit"], registry=r)
+        for scope in LIMIT_SCOPES:
+            for limit in LIMIT_NAMES:
+                self.limit_refusals.labels(scope, limit)
         self.requests = Counter("imagegateway_requests_total",
                                 "Generation requests by transport, outcome and saved config.",
                                 ["transport", "outcome", "config"], registry=r)
@@ -122,6 +131,10 @@ class Metrics:
         self.cost_series = Series(self.cost)
         self.cache_requests_series = Series(self.cache_requests)
 
+    def count_limit_refusal(self, scope: str, limit: str) -> None:
+        """One refusal by a key's limit (``security.limits.RefusalObserver``)."""
+        self.limit_refusals.labels(scope, limit).inc()
+
     def watch_circuits(self, states: Callable[[], Iterable[tuple[str, str, str]]]) -> None:
         """Exports ``imagegateway_circuit_state`` from ``states()`` ((provider, model, state) per breaker)."""
         self.registry.register(_CircuitStateCollector(states, self.model_label))
@@ -154,13 +167,15 @@ class Metrics:
         for attempt in attempts:
             if attempt.circuit_open:
                 outcome = "circuit_open"  # skipped without a call: no upstream latency to observe
+            elif attempt.cancelled:
+                outcome = "cancelled"  # cut short by the request's end: its time is not the upstream's
             elif attempt.error_kind is None:
                 outcome = "success"
             else:
                 outcome = attempt.error_kind.value.lower()
             provider = attempt.provider or "unknown"
             self.attempts_series(provider, self.model_label(attempt.model), outcome).inc()
-            if not attempt.circuit_open:
+            if not (attempt.circuit_open or attempt.cancelled):
                 self.upstream_seconds_series(provider, outcome).observe(attempt.seconds or attempt.latency_ms / 1000)
             if attempt.retry_index > 0:
                 self.retries.labels(provider).inc()

@@ -65,12 +65,48 @@ class RouteContext:
     upstream_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # Checks a virtual key's limits before a target that uses it is called (security.limits.Ticket).
     target_gate: TargetGate | None = None
+    # Where the attempts go as they are made, so the caller can log them if the request is cancelled.
+    trail: AttemptTrail | None = None
 
 
 class TargetGate(Protocol):
     """Admits one call through a virtual key, or raises a GatewayError (its limit is reached)."""
 
     async def admit(self, virtual_key_id: str, provider: str, request: ImageRequest) -> None: ...
+
+
+class AttemptTrail:
+    """One request's attempts as the router makes them, and the upstream call in flight.
+
+    A cancelled request ends with CancelledError rather than a result, so its owner keeps the trail
+    to log what was tried: the finished attempts, then the call cut short (``cut_short``).
+    """
+
+    __slots__ = ("_in_flight", "finished")
+
+    def __init__(self) -> None:
+        self.finished: list[AttemptRecord] = []
+        # The call under way (its record without an outcome) and when it started (time.monotonic()).
+        self._in_flight: tuple[AttemptRecord, float] | None = None
+
+    def begin(self, call: AttemptRecord, started: float) -> None:
+        self._in_flight = (call, started)
+
+    def add(self, attempt: AttemptRecord) -> None:
+        """A finished attempt; it ends the call in flight, whose outcome it is."""
+        self._in_flight = None
+        self.finished.append(attempt)
+
+    def cut_short(self, reason: GatewayError) -> tuple[AttemptRecord, ...]:
+        """The finished attempts, then the call in flight (if any) recorded as ended now by ``reason``."""
+        if self._in_flight is None:
+            return tuple(self.finished)
+        call, started = self._in_flight
+        elapsed = time.monotonic() - started
+        cancelled = dataclasses.replace(
+            call, status_code=reason.status_code, latency_ms=int(elapsed * 1000), error_kind=reason.kind,
+            error=reason.message, cancelled=True, seconds=elapsed)
+        return (*self.finished, cancelled)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,11 +125,15 @@ class RoutedResult:
 class _Run:
     request: ImageRequest
     ctx: RouteContext
-    attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
+    trail: AttemptTrail
     first_leaf: Leaf | None = None
     # Targets skipped because their circuit was open, and whether the walk has fallen back on one.
     skipped: list[_Candidate] = dataclasses.field(default_factory=list)
     bypassing: bool = False
+
+    @property
+    def attempts(self) -> list[AttemptRecord]:
+        return self.trail.finished
 
 
 @dataclasses.dataclass(slots=True)
@@ -146,7 +186,7 @@ class Router:
 
     async def run(self, plan: Node, request: ImageRequest, ctx: RouteContext) -> RoutedResult:
         """Serves ``request`` by ``plan``; raises AllTargetsFailed or DeadlineExceeded."""
-        run = _Run(request, ctx)
+        run = _Run(request, ctx, ctx.trail if ctx.trail is not None else AttemptTrail())
         try:
             return await self._walk(plan, run)
         except _LeafFailed as failed:
@@ -270,6 +310,9 @@ class Router:
                 trace_id=run.ctx.trace_id, strict=leaf.strict or request.strict,
             )
             started = time.monotonic()
+            run.trail.begin(AttemptRecord(target=leaf.path, provider=creds.provider, model=model, status_code=0,
+                                          latency_ms=0, retry_index=index, virtual_key=leaf.virtual_key or ""),
+                            started)
             try:
                 try:
                     async with asyncio.timeout(timeout):
@@ -294,7 +337,9 @@ class Router:
             except ProviderError as exc:
                 error = exc
             except asyncio.CancelledError:
-                self._settle(permit, Outcome.NEUTRAL)  # the caller left; frees a half-open probe slot
+                # The caller left; frees a half-open probe slot. The call stays in flight on the trail,
+                # which the request's owner logs as cancelled.
+                self._settle(permit, Outcome.NEUTRAL)
                 raise
             except Exception as exc:  # an adapter bug must not take the chain down
                 log.exception("adapter %s failed unexpectedly", creds.provider)
@@ -303,7 +348,7 @@ class Router:
             else:
                 self._settle(permit, Outcome.SUCCESS)
                 elapsed = time.monotonic() - started
-                run.attempts.append(AttemptRecord(
+                run.trail.add(AttemptRecord(
                     target=leaf.path, provider=creds.provider, model=result.model or model, status_code=200,
                     latency_ms=int(elapsed * 1000), retry_index=index, translations=result.translations,
                     virtual_key=leaf.virtual_key or "", seconds=elapsed,
@@ -336,7 +381,7 @@ class Router:
         candidate.retry_at = permit.retry_at
         run.skipped.append(candidate)
         provider, model = candidate.creds.provider, candidate.request.model or ""
-        run.attempts.append(AttemptRecord(
+        run.trail.add(AttemptRecord(
             target=candidate.leaf.path, provider=provider, model=model, status_code=503, latency_ms=0,
             retry_index=index, error_kind=ErrorKind.UNAVAILABLE, error="circuit open", circuit_open=True,
             virtual_key=candidate.leaf.virtual_key or "",
@@ -359,7 +404,7 @@ class Router:
         started: float, index: int,
     ) -> None:
         elapsed = time.monotonic() - started
-        run.attempts.append(AttemptRecord(
+        run.trail.add(AttemptRecord(
             target=leaf.path, provider=provider, model=model, status_code=error.status_code,
             latency_ms=int(elapsed * 1000), retry_index=index, error_kind=error.kind, error=error.message,
             virtual_key=leaf.virtual_key or "", seconds=elapsed,

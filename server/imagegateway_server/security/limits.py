@@ -6,7 +6,8 @@ past a virtual key over its limit as past any 429 (and with direct virtual-key r
 the answer). Each check looks at budgets first (spend today / this month, plus what requests in
 flight hold, plus this request's estimated cost from the price table when it knows the model), then
 requests per minute (only admitted requests count). Refusals are ``LimitExceeded``: a 429 /
-RESOURCE_EXHAUSTED with the seconds until the minute, day or month lets the request through.
+RESOURCE_EXHAUSTED with the seconds until the minute, day or month lets the request through. Each
+refusal is also told to an observer (the ``imagegateway_limit_refusals_total`` metric).
 
 After a request the recorder reports its actual cost, which goes to the gateway key and to the
 virtual key that served it (or, for a failure, the one tried last); the estimate a request held is
@@ -46,6 +47,10 @@ BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
 GATEWAY_KEY = "gateway key"
 VIRTUAL_KEY = "virtual key"
 _PERIOD_WORDS = {Period.DAY: "UTC day", Period.MONTH: "UTC month"}
+# The ``scope`` a refusal is counted under, per key kind.
+REFUSAL_SCOPES = {GATEWAY_KEY: "gateway_key", VIRTUAL_KEY: "virtual_key"}
+# Every ``limit`` a refusal names: the Limits field that refused it.
+LIMIT_FIELDS = ("requests_per_minute", Period.DAY.value, Period.MONTH.value)
 
 
 class LimitExceeded(GatewayError):
@@ -84,8 +89,18 @@ def virtual_key_counter(virtual_key_id: str) -> str:
     return f"virtual_key:{virtual_key_id}"
 
 
+class RefusalObserver(Protocol):
+    """Told of each refusal by its scope (a ``REFUSAL_SCOPES`` value) and limit (a ``LIMIT_FIELDS`` name)."""
+
+    def __call__(self, scope: str, limit: str) -> None: ...
+
+
 async def _no_limits(virtual_key_id: str) -> Limits:
     return NO_LIMITS
+
+
+def _ignore_refusal(scope: str, limit: str) -> None:
+    pass
 
 
 class Limiter:
@@ -98,11 +113,13 @@ class Limiter:
         *,
         virtual_key_limits: Callable[[str], Awaitable[Limits]] = _no_limits,
         clock: Callable[[], float] = time.time,
+        on_refusal: RefusalObserver = _ignore_refusal,
     ) -> None:
         self._counters = counters if counters is not None else InProcessLimitCounters()
         self._prices = prices or PriceTable.empty()
         self._virtual_key_limits = virtual_key_limits
         self._clock = clock
+        self._on_refusal = on_refusal
 
     async def restore(self, log_store: SpendLog) -> None:
         """Recomputes today's and this month's spend per key from the request log (call before serving)."""
@@ -149,6 +166,14 @@ class Limiter:
 
     async def _check(self, ticket: Ticket, key_kind: str, key_id: str, counter: str, limits: Limits,
                      estimate: int) -> None:
+        try:
+            await self._check_limits(ticket, key_kind, key_id, counter, limits, estimate)
+        except LimitExceeded as refused:
+            self._on_refusal(REFUSAL_SCOPES[refused.key_kind], refused.limit)
+            raise
+
+    async def _check_limits(self, ticket: Ticket, key_kind: str, key_id: str, counter: str, limits: Limits,
+                            estimate: int) -> None:
         now = self._clock()
         held = 0
         if limits.has_budget:
