@@ -30,6 +30,7 @@ from imagegateway_server.api.rest import RestShim
 from imagegateway_server.api.rest_protocol import BoundedHttpToolsProtocol
 from imagegateway_server.event_loop import loop_factory, loop_name
 from imagegateway_server.gateway import Gateway
+from imagegateway_server.memory_tuning import tune_malloc_for_large_buffers
 from imagegateway_server.observability.costs import load_price_table
 from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
@@ -284,6 +285,7 @@ async def run(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     """The ``imagegw serve`` entry point; returns the process exit code."""
     configure_logging(settings.log_level, settings.log_format)
+    tune_malloc_for_large_buffers()
     try:
         with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
             runner.run(run(settings))
