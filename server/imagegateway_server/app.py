@@ -226,6 +226,7 @@ class GatewayProcess:
         config = uvicorn.Config(
             shim.app(), http=BoundedHttpToolsProtocol, loop="none", log_config=None, access_log=False,
             lifespan="off", timeout_graceful_shutdown=math.ceil(self.settings.shutdown_grace_seconds),
+            timeout_keep_alive=self.settings.http_keepalive_seconds,
             server_header=False, date_header=False, **(self._tls.uvicorn_options() if self._tls else {}),
         )
         self._uvicorn = EmbeddedUvicorn(config)

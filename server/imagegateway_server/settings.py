@@ -56,6 +56,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "PEM CA bundle: require client certificates it signed on gRPC and REST (mutual TLS)"),
     SettingSpec("shutdown_grace_seconds", "IMAGEGW_SHUTDOWN_GRACE_SECONDS", "30",
                 "how long in-flight requests may finish after SIGTERM"),
+    SettingSpec("http_keepalive_seconds", "IMAGEGW_HTTP_KEEPALIVE_SECONDS", "75",
+                "how long the REST shim keeps an idle client connection open"),
     SettingSpec("log_level", "IMAGEGW_LOG_LEVEL", "info", "process log level"),
     SettingSpec("log_format", "IMAGEGW_LOG_FORMAT", "json", "process log format: json or text"),
     SettingSpec("max_message_bytes", "IMAGEGW_MAX_MESSAGE_BYTES", str(64 * 1024 * 1024),
@@ -164,6 +166,9 @@ class Settings:
     tls_client_ca_file: str = ""
     allowed_upstream_hosts: tuple[str, ...] = ()
     shutdown_grace_seconds: float = 30.0
+    # Longer than clients' and load balancers' idle timeouts (httpx 5 s, AWS ALB 60 s): the side that
+    # closes an idle connection first must be the client, or a request sent as it closes is lost.
+    http_keepalive_seconds: int = 75
     log_level: str = "info"
     log_format: str = "json"
     max_message_bytes: int = 64 * 1024 * 1024
@@ -216,6 +221,8 @@ class Settings:
                     h.strip() for h in raw["allowed_upstream_hosts"].split(",") if h.strip()
                 ),
                 shutdown_grace_seconds=float(raw["shutdown_grace_seconds"]),
+                http_keepalive_seconds=_bounded("IMAGEGW_HTTP_KEEPALIVE_SECONDS", raw["http_keepalive_seconds"],
+                                                int, 1, 3600),
                 log_level=raw["log_level"].lower(),
                 log_format=raw["log_format"].lower(),
                 max_message_bytes=int(raw["max_message_bytes"]),

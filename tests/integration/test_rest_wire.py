@@ -131,3 +131,17 @@ def test_kept_alive_connections_serve_request_after_request_with_nodelay(gateway
         assert nodelay != 0
     finally:
         connection.close()
+
+
+def test_idle_connections_stay_open_past_common_client_idle_timeouts(gateway: GatewayThread) -> None:
+    # The server must not be the first to close an idle connection (httpx drops its own after 5 s):
+    # a request sent just as the server closes would be lost. Six seconds idle, then a request.
+    with socket.create_connection(("127.0.0.1", gateway.process.http_port), timeout=READ_TIMEOUT) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.settimeout(6.0)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # nothing arrives, and the connection is not closed (recv would return b"")
+        sock.settimeout(READ_TIMEOUT)
+        sock.sendall(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
