@@ -4,7 +4,8 @@ A thin, typed layer over the generated stub: it adds the gateway API key as
 ``authorization: Bearer`` metadata on every call (rotatable with ``set_api_key``), per-method
 default deadlines, message-size limits large enough for images, pagers that hide page tokens, and
 ``ImageGatewayError`` instead of raw ``grpc.RpcError``. Methods return the resource, not the
-response wrapper, except where the wrapper carries more (``create_api_key``, image calls, list pages).
+response wrapper, except where the wrapper carries more (``create_api_key``, ``rotate_api_key``, image
+calls, list pages).
 """
 
 # ``timeout`` is the gRPC deadline sent with each call (the server sees it), not a local wait:
@@ -451,6 +452,18 @@ class ImageGatewayClient(_ClientBase):
     def revoke_api_key(self, id: str, *, timeout: float | None = None) -> keys_pb2.ApiKey:
         return self._call(self._stub.RevokeApiKey, keys_pb2.RevokeApiKeyRequest(id=id), timeout).api_key
 
+    def rotate_api_key(
+        self, id: str, *, previous_key_valid_seconds: int = 0, timeout: float | None = None
+    ) -> keys_pb2.RotateApiKeyResponse:
+        """Gives the key a new secret under the same id; the response's ``key`` is the new plaintext,
+        returned this once. The old secret stays accepted for ``previous_key_valid_seconds`` (0-604800)."""
+        request = keys_pb2.RotateApiKeyRequest(id=id, previous_key_valid_seconds=previous_key_valid_seconds)
+        return self._call(self._stub.RotateApiKey, request, timeout)
+
+    def delete_api_key(self, id: str, *, timeout: float | None = None) -> None:
+        """Deletes the key (its request logs stay); refused for the last active admin key."""
+        self._call(self._stub.DeleteApiKey, keys_pb2.DeleteApiKeyRequest(id=id), timeout)
+
     # Request logs
 
     def list_logs(
@@ -661,6 +674,18 @@ class AsyncImageGatewayClient(_ClientBase):
     async def revoke_api_key(self, id: str, *, timeout: float | None = None) -> keys_pb2.ApiKey:
         request = keys_pb2.RevokeApiKeyRequest(id=id)
         return (await self._call(self._stub.RevokeApiKey, request, timeout)).api_key
+
+    async def rotate_api_key(
+        self, id: str, *, previous_key_valid_seconds: int = 0, timeout: float | None = None
+    ) -> keys_pb2.RotateApiKeyResponse:
+        """Gives the key a new secret under the same id; the response's ``key`` is the new plaintext,
+        returned this once. The old secret stays accepted for ``previous_key_valid_seconds`` (0-604800)."""
+        request = keys_pb2.RotateApiKeyRequest(id=id, previous_key_valid_seconds=previous_key_valid_seconds)
+        return await self._call(self._stub.RotateApiKey, request, timeout)
+
+    async def delete_api_key(self, id: str, *, timeout: float | None = None) -> None:
+        """Deletes the key (its request logs stay); refused for the last active admin key."""
+        await self._call(self._stub.DeleteApiKey, keys_pb2.DeleteApiKeyRequest(id=id), timeout)
 
     # Request logs
 

@@ -91,6 +91,14 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _grace_seconds(text: str) -> int:
+    # Only what the int32 field can carry is checked here; the server owns the 7-day cap and says so.
+    value = _non_negative(text)
+    if value > 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"must be at most 604800 (7 days), not {value}")
+    return value
+
+
 def _poll_interval(text: str) -> float:
     value = float(text)
     if not 0.05 <= value <= 3600:
@@ -353,6 +361,19 @@ def _apikey_revoke(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     return 0
 
 
+def _apikey_rotate(args: argparse.Namespace, client: ImageGatewayClient) -> int:
+    rotated = client.rotate_api_key(args.id, previous_key_valid_seconds=args.previous_valid_seconds)
+    _emit(args, rotated.api_key, {"key": rotated.key})
+    sys.stderr.write("Store the new key now: it is shown only this once.\n")
+    return 0
+
+
+def _apikey_delete(args: argparse.Namespace, client: ImageGatewayClient) -> int:
+    client.delete_api_key(args.id)
+    _emit_deleted(args, "API key", args.id)
+    return 0
+
+
 def _log_filters(args: argparse.Namespace) -> dict[str, Any]:
     """The ListLogs filters the flags set (``--no-fallback`` is a filter too, hence ``is not None``)."""
     filters: dict[str, Any] = {
@@ -571,6 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(keys, "list", "list gateway API keys", _apikey_list)
     leaf(keys, "get", "show a gateway API key", _apikey_get).add_argument("id")
     leaf(keys, "revoke", "revoke a gateway API key", _apikey_revoke).add_argument("id")
+    sub = leaf(keys, "rotate", "give a gateway API key a new secret, same id (shown once)", _apikey_rotate)
+    sub.add_argument("id")
+    sub.add_argument("--previous-valid-seconds", type=_grace_seconds, default=0, metavar="N",
+                     help="how long the old secret keeps working (default 0: stops at once; at most 604800)")
+    leaf(keys, "delete", "delete a gateway API key (its request logs stay)", _apikey_delete).add_argument("id")
 
     logs = group("logs", "request logs")
 

@@ -3,8 +3,9 @@
 One gateway (in a thread, every logger captured at DEBUG) is driven through every admin RPC, the
 REST shim, the dashboard API, successes, upstream failures that echo the credential back and
 refused gateway keys. Everything it said is collected as text, then searched for every provider
-secret, gateway key and the master key, whole and in telling fragments. The one response allowed
-to hold a secret is CreateApiKey's (the new key, shown once); it is left out on purpose.
+secret, gateway key and the master key, whole and in telling fragments. The responses allowed
+to hold a secret are CreateApiKey's and RotateApiKey's (the new key, shown once); they are left out
+on purpose.
 """
 
 from __future__ import annotations
@@ -105,8 +106,18 @@ def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dic
         generate = admin.create_api_key("leak-generate", "generate")  # the one response that shows a key
         revoked = admin.create_api_key("leak-revoked", "generate")
         seen.call("RevokeApiKey", lambda: admin.revoke_api_key(revoked.api_key.id))
+        rotated = admin.create_api_key("leak-rotated-key", "generate")
+        renewed = admin.rotate_api_key(rotated.api_key.id)  # shows the new key once, like CreateApiKey
+        seen.call("RotateApiKey refused", lambda: admin.rotate_api_key(rotated.api_key.id,
+                                                                       previous_key_valid_seconds=10**7))
+        seen.call("RotateApiKey revoked", lambda: admin.rotate_api_key(revoked.api_key.id))
+        deleted = admin.create_api_key("leak-deleted", "generate")
+        seen.call("DeleteApiKey", lambda: admin.delete_api_key(deleted.api_key.id))
         seen.call("ListApiKeys", lambda: admin.list_api_keys())
-        keys = {"generate": generate.key, "revoked": revoked.key, "wrong": "igw_" + secrets.token_urlsafe(32)}
+        keys = {"generate": generate.key, "revoked": revoked.key, "wrong": "igw_" + secrets.token_urlsafe(32),
+                "rotated away": rotated.key, "rotated": renewed.key, "deleted": deleted.key}
+        with ImageGatewayClient(gateway.grpc_target, api_key=renewed.key) as renewed_client:
+            seen.call("gRPC rotated key", lambda: renewed_client.list_logs(page_size=1))
 
         # Generation: success, fallback, upstream failures that echo credentials back.
         echo = {"error": {"message": f"Incorrect API key provided: {INLINE_SECRET} / {OPENAI_SECRET}",
@@ -133,7 +144,7 @@ def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dic
             seen.add("REST bare 401", client.post(rest, json=body, headers={
                 "x-portkey-api-key": keys["generate"], "x-portkey-provider": "openai",
                 "authorization": f"Bearer {BARE_SECRET}", "x-portkey-custom-host": openai_url}))
-            for kind in ("wrong", "revoked"):
+            for kind in ("wrong", "revoked", "rotated away", "deleted"):
                 seen.add(f"REST {kind} key", client.post(rest, json=body, headers={"x-portkey-api-key": keys[kind]}))
             seen.add("REST gateway key as provider key", client.post(rest, json=body, headers={
                 "x-portkey-api-key": keys["generate"], "x-portkey-provider": "openai",
@@ -150,7 +161,7 @@ def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dic
             seen.add("dashboard logs", client.get(f"{origin}/dashboard/api/logs", headers=dash))
 
         # gRPC refusals.
-        for kind in ("wrong", "revoked"):
+        for kind in ("wrong", "revoked", "rotated away", "deleted"):
             with ImageGatewayClient(gateway.grpc_target, api_key=keys[kind]) as refused:
                 seen.call(f"gRPC {kind} key", lambda c=refused: c.list_logs())  # type: ignore[misc]
 

@@ -39,9 +39,10 @@ async def test_migration_3_keeps_old_keys_unlimited_and_old_costs_countable(tmp_
     store = SqliteStore(path)
     await store.open()
     try:
-        assert await store.schema_version() == 3
+        assert await store.schema_version() == len(load_migrations("sqlite"))  # 3 and every later one
         [old_key] = (await store.list_api_keys()).items
         assert old_key.limits == NO_LIMITS
+        assert (old_key.rotate_time, old_key.previous_key_hash) == (None, None)  # never rotated (migration 4)
         spend = await store.spend_since(WHEN)
         assert spend.by_caller_key == {"old": 0.04}
         assert spend.by_virtual_key == {}  # which virtual key served was not recorded before

@@ -1,15 +1,17 @@
-"""Gateway API keys: generation, authentication with its cache, revocation, bootstrap admin."""
+"""Gateway API keys: generation, authentication with its cache, revocation, rotation, deletion, bootstrap admin."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from imagegateway_server.domain.errors import InvalidArgument, NotFound, Unauthenticated
+from imagegateway_server.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
+from imagegateway_server.domain.limits import Limits
 from imagegateway_server.security.api_keys import ApiKeyService, generate_api_key, hash_api_key
 from imagegateway_server.storage.sqlite import SqliteStore
 
@@ -27,6 +29,14 @@ class Clock:
         self.now = 1000.0
 
     def __call__(self) -> float:
+        return self.now
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
         return self.now
 
 
@@ -157,3 +167,148 @@ async def test_admin_key_setting_that_was_revoked_or_is_not_admin_is_an_error(st
 async def test_weak_admin_key_setting_is_rejected(store: SqliteStore) -> None:
     with pytest.raises(ValueError, match="IMAGEGW_ADMIN_KEY must be 16-256"):
         await ApiKeyService(store).ensure_bootstrap_admin("short")
+
+
+# Rotation
+
+
+async def test_rotation_keeps_the_id_scope_and_limits_and_only_the_new_secret_is_stored(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    limits = Limits(requests_per_minute=7, usd_per_day=1.5)
+    record, old = await service.create("ci", "admin", limits)
+    rotated, new = await service.rotate(record.id, 60)
+    assert new != old and rotated.display_prefix == new[:10]
+    assert (rotated.id, rotated.name, rotated.scope, rotated.limits) == (record.id, "ci", "admin", limits)
+    assert rotated.key_hash == hash_api_key(new) and rotated.previous_key_hash == record.key_hash
+    assert rotated.rotate_time is not None and rotated.previous_key_expire_time == rotated.rotate_time + timedelta(
+        seconds=60)
+    assert new not in repr(rotated) and rotated.key_hash not in repr(rotated)
+    assert (await service.authenticate(new)).id == record.id
+    assert (await service.authenticate(old)).id == record.id  # within its grace
+    assert [r.id for r in (await service.list()).items] == [record.id]
+
+
+async def test_the_old_secret_is_refused_when_its_grace_ends_even_if_cached(store: SqliteStore) -> None:
+    clock, wall = Clock(), WallClock()
+    service = ApiKeyService(store, cache_ttl=3600, clock=clock, wall_clock=wall)
+    record, old = await service.create("ci", "generate")
+    await service.authenticate(old)  # cached before the rotation
+    _, new = await service.rotate(record.id, 2)
+    await service.authenticate(old)  # re-read, cached no longer than the grace
+    clock.now += 1.0
+    wall.now += timedelta(seconds=1)
+    await service.authenticate(old)
+    clock.now += 1.0
+    wall.now += timedelta(seconds=1)
+    with pytest.raises(Unauthenticated, match="unknown or revoked"):
+        await service.authenticate(old)
+    assert (await service.authenticate(new)).id == record.id
+
+
+async def test_rotation_with_no_grace_refuses_the_old_secret_at_once_despite_the_cache(store: SqliteStore) -> None:
+    service = ApiKeyService(store, cache_ttl=3600)
+    record, old = await service.create("ci", "generate")
+    await service.authenticate(old)
+    _, new = await service.rotate(record.id)
+    with pytest.raises(Unauthenticated):
+        await service.authenticate(old)
+    assert (await service.authenticate(new)).id == record.id
+
+
+async def test_rotating_again_ends_the_earlier_secrets_grace(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    record, first = await service.create("ci", "generate")
+    _, second = await service.rotate(record.id, 3600)
+    _, third = await service.rotate(record.id, 3600)
+    with pytest.raises(Unauthenticated):
+        await service.authenticate(first)
+    assert {(await service.authenticate(k)).id for k in (second, third)} == {record.id}
+
+
+async def test_a_revoke_refuses_both_secrets_of_a_rotated_key(store: SqliteStore) -> None:
+    service = ApiKeyService(store, cache_ttl=3600)
+    record, old = await service.create("ci", "generate")
+    _, new = await service.rotate(record.id, 3600)
+    for key in (old, new):
+        await service.authenticate(key)
+    await service.revoke(record.id)
+    for key in (old, new):
+        with pytest.raises(Unauthenticated):
+            await service.authenticate(key)
+
+
+@pytest.mark.parametrize("seconds", [-1, 7 * 24 * 3600 + 1])
+async def test_a_grace_outside_zero_to_seven_days_is_invalid_argument(store: SqliteStore, seconds: int) -> None:
+    service = ApiKeyService(store)
+    record, old = await service.create("ci", "generate")
+    with pytest.raises(InvalidArgument) as raised:
+        await service.rotate(record.id, seconds)
+    assert raised.value.param == "previous_key_valid_seconds"
+    assert (await service.authenticate(old)).id == record.id  # nothing changed
+    await service.rotate(record.id, 7 * 24 * 3600)  # the cap itself is allowed
+
+
+async def test_a_revoked_or_unknown_key_cannot_be_rotated(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    record, _ = await service.create("ci", "generate")
+    await service.revoke(record.id)
+    with pytest.raises(FailedPrecondition, match="revoked") as raised:
+        await service.rotate(record.id, 60)
+    assert raised.value.param == "id"
+    with pytest.raises(NotFound):
+        await service.rotate("nope")
+
+
+async def test_admin_key_setting_replaced_by_a_rotation_is_accepted_in_its_grace_and_an_error_after(
+    store: SqliteStore,
+) -> None:
+    wall = WallClock()
+    service = ApiKeyService(store, wall_clock=wall)
+    setting = "operator-chosen-admin-key-0123456789"
+    await service.ensure_bootstrap_admin(setting)
+    record = await service.authenticate(setting)
+    await service.rotate(record.id, 60)
+    assert await service.ensure_bootstrap_admin(setting) is None
+    assert await store.count_api_keys() == 1  # not made again
+    wall.now += timedelta(seconds=61)
+    with pytest.raises(ValueError, match="rotated") as raised:
+        await service.ensure_bootstrap_admin(setting)
+    assert setting not in str(raised.value)
+
+
+# Deletion
+
+
+async def test_deleted_key_is_gone_and_refused_at_once_despite_the_cache(store: SqliteStore) -> None:
+    service = ApiKeyService(store, cache_ttl=3600)
+    record, old = await service.create("ci", "generate")
+    _, new = await service.rotate(record.id, 3600)
+    for key in (old, new):
+        await service.authenticate(key)
+    deleted = await service.delete(record.id)
+    assert deleted.id == record.id
+    for key in (old, new):
+        with pytest.raises(Unauthenticated):
+            await service.authenticate(key)
+    assert (await service.list()).items == []
+    with pytest.raises(NotFound, match="API key 'nope' not found"):
+        await service.delete("nope")
+
+
+async def test_the_last_active_admin_key_cannot_be_deleted(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    first, _ = await service.create("first admin", "admin")
+    second, _ = await service.create("second admin", "admin")
+    await service.create("generator", "generate")
+    await service.delete(first.id)
+    with pytest.raises(FailedPrecondition, match="last active admin key") as raised:
+        await service.delete(second.id)
+    assert raised.value.param == "id"
+
+    # A revoked admin key does not count as one that could still get in, and may itself be deleted.
+    third, _ = await service.create("third admin", "admin")
+    await service.revoke(second.id)
+    with pytest.raises(FailedPrecondition):
+        await service.delete(third.id)
+    await service.delete(second.id)
+    assert [r.name for r in (await service.list()).items] == ["generator", "third admin"]

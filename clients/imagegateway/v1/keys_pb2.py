@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aimagegateway/v1/keys.proto\x12\x0fimagegateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x06Limits\x12\x1b\n\x13requests_per_minute\x18\x01 \x01(\x05\x12\x13\n\x0busd_per_day\x18\x02 \x01(\x01\x12\x15\n\rusd_per_month\x18\x03 \x01(\x01\"\xd5\x01\n\nVirtualKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brotate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06limits\x18\x07 \x01(\x0b\x32\x17.imagegateway.v1.Limits\"\x9c\x01\n\x17\x43reateVirtualKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12\x16\n\x0evirtual_key_id\x18\x05 \x01(\t\x12\'\n\x06limits\x18\x06 \x01(\x0b\x32\x17.imagegateway.v1.Limits\"L\n\x18\x43reateVirtualKeyResponse\x12\x30\n\x0bvirtual_key\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.VirtualKey\"\"\n\x14GetVirtualKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"I\n\x15GetVirtualKeyResponse\x12\x30\n\x0bvirtual_key\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.VirtualKey\"?\n\x16ListVirtualKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x17ListVirtualKeysResponse\x12\x31\n\x0cvirtual_keys\x18\x01 \x03(\x0b\x32\x1b.imagegateway.v1.VirtualKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\x17RotateVirtualKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\"L\n\x18RotateVirtualKeyResponse\x12\x30\n\x0bvirtual_key\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.VirtualKey\"%\n\x17\x44\x65leteVirtualKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteVirtualKeyResponse\"\xec\x01\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x05scope\x18\x03 \x01(\x0e\x32\x16.imagegateway.v1.Scope\x12\x16\n\x0e\x64isplay_prefix\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06limits\x18\x07 \x01(\x0b\x32\x17.imagegateway.v1.Limits\"s\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05scope\x18\x02 \x01(\x0e\x32\x16.imagegateway.v1.Scope\x12\'\n\x06limits\x18\x03 \x01(\x0b\x32\x17.imagegateway.v1.Limits\"M\n\x14\x43reateApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x13ListApiKeysResponse\x12)\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x17.imagegateway.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13RevokeApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14RevokeApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.ApiKey*C\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSCOPE_ADMIN\x10\x01\x12\x12\n\x0eSCOPE_GENERATE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aimagegateway/v1/keys.proto\x12\x0fimagegateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x06Limits\x12\x1b\n\x13requests_per_minute\x18\x01 \x01(\x05\x12\x13\n\x0busd_per_day\x18\x02 \x01(\x01\x12\x15\n\rusd_per_month\x18\x03 \x01(\x01\"\xd5\x01\n\nVirtualKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brotate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06limits\x18\x07 \x01(\x0b\x32\x17.imagegateway.v1.Limits\"\x9c\x01\n\x17\x43reateVirtualKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0e\n\x06secret\x18\x03 \x01(\t\x12\x10\n\x08\x62\x61se_url\x18\x04 \x01(\t\x12\x16\n\x0evirtual_key_id\x18\x05 \x01(\t\x12\'\n\x06limits\x18\x06 \x01(\x0b\x32\x17.imagegateway.v1.Limits\"L\n\x18\x43reateVirtualKeyResponse\x12\x30\n\x0bvirtual_key\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.VirtualKey\"\"\n\x14GetVirtualKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"I\n\x15GetVirtualKeyResponse\x12\x30\n\x0bvirtual_key\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.VirtualKey\"?\n\x16ListVirtualKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x17ListVirtualKeysResponse\x12\x31\n\x0cvirtual_keys\x18\x01 \x03(\x0b\x32\x1b.imagegateway.v1.VirtualKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"5\n\x17RotateVirtualKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\"L\n\x18RotateVirtualKeyResponse\x12\x30\n\x0bvirtual_key\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.VirtualKey\"%\n\x17\x44\x65leteVirtualKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteVirtualKeyResponse\"\xdb\x02\n\x06\x41piKey\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x05scope\x18\x03 \x01(\x0e\x32\x16.imagegateway.v1.Scope\x12\x16\n\x0e\x64isplay_prefix\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06limits\x18\x07 \x01(\x0b\x32\x17.imagegateway.v1.Limits\x12/\n\x0brotate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12<\n\x18previous_key_expire_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x05scope\x18\x02 \x01(\x0e\x32\x16.imagegateway.v1.Scope\x12\'\n\x06limits\x18\x03 \x01(\x0b\x32\x17.imagegateway.v1.Limits\"M\n\x14\x43reateApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\";\n\x12ListApiKeysRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x13ListApiKeysResponse\x12)\n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x17.imagegateway.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x13RevokeApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x14RevokeApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.ApiKey\"E\n\x13RotateApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\"\n\x1aprevious_key_valid_seconds\x18\x02 \x01(\x05\"M\n\x14RotateApiKeyResponse\x12(\n\x07\x61pi_key\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.ApiKey\x12\x0b\n\x03key\x18\x02 \x01(\t\"!\n\x13\x44\x65leteApiKeyRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteApiKeyResponse*C\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSCOPE_ADMIN\x10\x01\x12\x12\n\x0eSCOPE_GENERATE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'imagegateway.v1.keys_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCOPE']._serialized_start=1783
-  _globals['_SCOPE']._serialized_end=1850
+  _globals['_SCOPE']._serialized_start=2103
+  _globals['_SCOPE']._serialized_end=2170
   _globals['_LIMITS']._serialized_start=80
   _globals['_LIMITS']._serialized_end=161
   _globals['_VIRTUALKEY']._serialized_start=164
@@ -59,17 +59,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEVIRTUALKEYRESPONSE']._serialized_start=1067
   _globals['_DELETEVIRTUALKEYRESPONSE']._serialized_end=1093
   _globals['_APIKEY']._serialized_start=1096
-  _globals['_APIKEY']._serialized_end=1332
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=1334
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=1449
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=1451
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1528
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1530
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1589
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1591
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1680
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1682
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1715
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1717
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1781
+  _globals['_APIKEY']._serialized_end=1443
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=1445
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=1560
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=1562
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=1639
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=1641
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=1700
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=1702
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=1791
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=1793
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=1826
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=1828
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=1892
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=1894
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=1963
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_start=1965
+  _globals['_ROTATEAPIKEYRESPONSE']._serialized_end=2042
+  _globals['_DELETEAPIKEYREQUEST']._serialized_start=2044
+  _globals['_DELETEAPIKEYREQUEST']._serialized_end=2077
+  _globals['_DELETEAPIKEYRESPONSE']._serialized_start=2079
+  _globals['_DELETEAPIKEYRESPONSE']._serialized_end=2101
 # @@protoc_insertion_point(module_scope)

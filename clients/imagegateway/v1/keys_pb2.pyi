@@ -385,7 +385,7 @@ Global___DeleteVirtualKeyResponse: _TypeAlias = DeleteVirtualKeyResponse  # noqa
 
 @_typing.final
 class ApiKey(_message.Message):
-    """A gateway API key; the plaintext is shown once, at creation."""
+    """A gateway API key; the plaintext is shown once, at creation and at each rotation."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -396,6 +396,8 @@ class ApiKey(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    ROTATE_TIME_FIELD_NUMBER: _builtins.int
+    PREVIOUS_KEY_EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The key id."""
     name: _builtins.str
@@ -403,7 +405,7 @@ class ApiKey(_message.Message):
     scope: Global___Scope.ValueType
     """The scope."""
     display_prefix: _builtins.str
-    """The first characters of the key, for recognising it."""
+    """The first characters of the key (its current secret), for recognising it."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the key was created."""
@@ -416,6 +418,14 @@ class ApiKey(_message.Message):
     def limits(self) -> Global___Limits:
         """Limits on requests made with this key."""
 
+    @_builtins.property
+    def rotate_time(self) -> _timestamp_pb2.Timestamp:
+        """When the secret was last replaced by RotateApiKey; unset if never."""
+
+    @_builtins.property
+    def previous_key_expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Until when the secret replaced by the last rotation is still accepted; unset once that has passed."""
+
     def __init__(
         self,
         *,
@@ -426,10 +436,12 @@ class ApiKey(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
         limits: Global___Limits | None = ...,
+        rotate_time: _timestamp_pb2.Timestamp | None = ...,
+        previous_key_expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "limits", b"limits", "revoke_time", b"revoke_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "limits", b"limits", "previous_key_expire_time", b"previous_key_expire_time", "revoke_time", b"revoke_time", "rotate_time", b"rotate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_prefix", b"display_prefix", "id", b"id", "limits", b"limits", "name", b"name", "revoke_time", b"revoke_time", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "display_prefix", b"display_prefix", "id", b"id", "limits", b"limits", "name", b"name", "previous_key_expire_time", b"previous_key_expire_time", "revoke_time", b"revoke_time", "rotate_time", b"rotate_time", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -594,3 +606,96 @@ class RevokeApiKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevokeApiKeyResponse: _TypeAlias = RevokeApiKeyResponse  # noqa: Y015
+
+@_typing.final
+class RotateApiKeyRequest(_message.Message):
+    """Request for RotateApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_KEY_VALID_SECONDS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The key id; it stays the same, with its name, scope and limits."""
+    previous_key_valid_seconds: _builtins.int
+    """How long the replaced secret stays accepted, in seconds: 0 (refused at once) to 604800 (7 days)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        previous_key_valid_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "previous_key_valid_seconds", b"previous_key_valid_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateApiKeyRequest: _TypeAlias = RotateApiKeyRequest  # noqa: Y015
+
+@_typing.final
+class RotateApiKeyResponse(_message.Message):
+    """Response for RotateApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_KEY_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """The new plaintext key; shown this once."""
+    @_builtins.property
+    def api_key(self) -> Global___ApiKey:
+        """The key, with its new display prefix."""
+
+    def __init__(
+        self,
+        *,
+        api_key: Global___ApiKey | None = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_key", b"api_key", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateApiKeyResponse: _TypeAlias = RotateApiKeyResponse  # noqa: Y015
+
+@_typing.final
+class DeleteApiKeyRequest(_message.Message):
+    """Request for DeleteApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The key id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteApiKeyRequest: _TypeAlias = DeleteApiKeyRequest  # noqa: Y015
+
+@_typing.final
+class DeleteApiKeyResponse(_message.Message):
+    """Response for DeleteApiKey."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteApiKeyResponse: _TypeAlias = DeleteApiKeyResponse  # noqa: Y015

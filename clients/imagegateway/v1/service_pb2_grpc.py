@@ -119,6 +119,16 @@ class ImageGatewayStub:
                 request_serializer=imagegateway_dot_v1_dot_keys__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=imagegateway_dot_v1_dot_keys__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.RotateApiKey = channel.unary_unary(
+                '/imagegateway.v1.ImageGateway/RotateApiKey',
+                request_serializer=imagegateway_dot_v1_dot_keys__pb2.RotateApiKeyRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_keys__pb2.RotateApiKeyResponse.FromString,
+                _registered_method=True)
+        self.DeleteApiKey = channel.unary_unary(
+                '/imagegateway.v1.ImageGateway/DeleteApiKey',
+                request_serializer=imagegateway_dot_v1_dot_keys__pb2.DeleteApiKeyRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_keys__pb2.DeleteApiKeyResponse.FromString,
+                _registered_method=True)
         self.ListLogs = channel.unary_unary(
                 '/imagegateway.v1.ImageGateway/ListLogs',
                 request_serializer=imagegateway_dot_v1_dot_logs__pb2.ListLogsRequest.SerializeToString,
@@ -252,6 +262,20 @@ class ImageGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RotateApiKey(self, request, context):
+        """Gives a gateway API key a new secret under the same id; the new plaintext is returned once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteApiKey(self, request, context):
+        """Deletes a gateway API key; request logs naming it are kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListLogs(self, request, context):
         """Lists request logs, newest first.
         """
@@ -355,6 +379,16 @@ def add_ImageGatewayServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=imagegateway_dot_v1_dot_keys__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=imagegateway_dot_v1_dot_keys__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'RotateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateApiKey,
+                    request_deserializer=imagegateway_dot_v1_dot_keys__pb2.RotateApiKeyRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_keys__pb2.RotateApiKeyResponse.SerializeToString,
+            ),
+            'DeleteApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteApiKey,
+                    request_deserializer=imagegateway_dot_v1_dot_keys__pb2.DeleteApiKeyRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_keys__pb2.DeleteApiKeyResponse.SerializeToString,
             ),
             'ListLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLogs,
@@ -805,6 +839,60 @@ class ImageGateway:
             '/imagegateway.v1.ImageGateway/RevokeApiKey',
             imagegateway_dot_v1_dot_keys__pb2.RevokeApiKeyRequest.SerializeToString,
             imagegateway_dot_v1_dot_keys__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegateway.v1.ImageGateway/RotateApiKey',
+            imagegateway_dot_v1_dot_keys__pb2.RotateApiKeyRequest.SerializeToString,
+            imagegateway_dot_v1_dot_keys__pb2.RotateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegateway.v1.ImageGateway/DeleteApiKey',
+            imagegateway_dot_v1_dot_keys__pb2.DeleteApiKeyRequest.SerializeToString,
+            imagegateway_dot_v1_dot_keys__pb2.DeleteApiKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

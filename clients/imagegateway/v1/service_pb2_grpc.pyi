@@ -69,6 +69,10 @@ class ImageGatewayStub:
     """Lists gateway API keys."""
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.RevokeApiKeyRequest, _keys_pb2.RevokeApiKeyResponse]
     """Revokes a gateway API key."""
+    RotateApiKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.RotateApiKeyRequest, _keys_pb2.RotateApiKeyResponse]
+    """Gives a gateway API key a new secret under the same id; the new plaintext is returned once."""
+    DeleteApiKey: _grpc.UnaryUnaryMultiCallable[_keys_pb2.DeleteApiKeyRequest, _keys_pb2.DeleteApiKeyResponse]
+    """Deletes a gateway API key; request logs naming it are kept."""
     ListLogs: _grpc.UnaryUnaryMultiCallable[_logs_pb2.ListLogsRequest, _logs_pb2.ListLogsResponse]
     """Lists request logs, newest first."""
     GetLog: _grpc.UnaryUnaryMultiCallable[_logs_pb2.GetLogRequest, _logs_pb2.GetLogResponse]
@@ -113,6 +117,10 @@ class ImageGatewayAsyncStub(ImageGatewayStub):
     """Lists gateway API keys."""
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.RevokeApiKeyRequest, _keys_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
     """Revokes a gateway API key."""
+    RotateApiKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.RotateApiKeyRequest, _keys_pb2.RotateApiKeyResponse]  # type: ignore[assignment]
+    """Gives a gateway API key a new secret under the same id; the new plaintext is returned once."""
+    DeleteApiKey: _aio.UnaryUnaryMultiCallable[_keys_pb2.DeleteApiKeyRequest, _keys_pb2.DeleteApiKeyResponse]  # type: ignore[assignment]
+    """Deletes a gateway API key; request logs naming it are kept."""
     ListLogs: _aio.UnaryUnaryMultiCallable[_logs_pb2.ListLogsRequest, _logs_pb2.ListLogsResponse]  # type: ignore[assignment]
     """Lists request logs, newest first."""
     GetLog: _aio.UnaryUnaryMultiCallable[_logs_pb2.GetLogRequest, _logs_pb2.GetLogResponse]  # type: ignore[assignment]
@@ -250,6 +258,22 @@ class ImageGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_keys_pb2.RevokeApiKeyResponse, _abc.Awaitable[_keys_pb2.RevokeApiKeyResponse]]:
         """Revokes a gateway API key."""
+
+    @_abc_1.abstractmethod
+    def RotateApiKey(
+        self,
+        request: _keys_pb2.RotateApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.RotateApiKeyResponse, _abc.Awaitable[_keys_pb2.RotateApiKeyResponse]]:
+        """Gives a gateway API key a new secret under the same id; the new plaintext is returned once."""
+
+    @_abc_1.abstractmethod
+    def DeleteApiKey(
+        self,
+        request: _keys_pb2.DeleteApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_keys_pb2.DeleteApiKeyResponse, _abc.Awaitable[_keys_pb2.DeleteApiKeyResponse]]:
+        """Deletes a gateway API key; request logs naming it are kept."""
 
     @_abc_1.abstractmethod
     def ListLogs(

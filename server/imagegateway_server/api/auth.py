@@ -39,6 +39,8 @@ GRPC_METHOD_SCOPES: dict[str, str] = {
     "CreateApiKey": ADMIN,
     "ListApiKeys": ADMIN,
     "RevokeApiKey": ADMIN,
+    "RotateApiKey": ADMIN,
+    "DeleteApiKey": ADMIN,
     "ListTargetHealth": ADMIN,
 }
 

@@ -81,6 +81,9 @@ def api_key_proto(record: ApiKeyRecord) -> keys_pb2.ApiKey:
                               limits=grpc_mapping.limits_proto(record.limits))
     _timestamp_from(record.create_time, message.create_time)
     _timestamp_from(record.revoke_time, message.revoke_time)
+    _timestamp_from(record.rotate_time, message.rotate_time)
+    if record.revoke_time is None and record.previous_key_valid_at(datetime.now(UTC)):
+        _timestamp_from(record.previous_key_expire_time, message.previous_key_expire_time)
     return message
 
 
@@ -283,6 +286,18 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         self, request: keys_pb2.RevokeApiKeyRequest, context: Context
     ) -> keys_pb2.RevokeApiKeyResponse:
         return keys_pb2.RevokeApiKeyResponse(api_key=api_key_proto(await self._api_keys.revoke(request.id)))
+
+    async def RotateApiKey(
+        self, request: keys_pb2.RotateApiKeyRequest, context: Context
+    ) -> keys_pb2.RotateApiKeyResponse:
+        record, plaintext = await self._api_keys.rotate(request.id, request.previous_key_valid_seconds)
+        return keys_pb2.RotateApiKeyResponse(api_key=api_key_proto(record), key=plaintext)
+
+    async def DeleteApiKey(
+        self, request: keys_pb2.DeleteApiKeyRequest, context: Context
+    ) -> keys_pb2.DeleteApiKeyResponse:
+        await self._api_keys.delete(request.id)
+        return keys_pb2.DeleteApiKeyResponse()
 
     # --- request logs -----------------------------------------------------------------------
 

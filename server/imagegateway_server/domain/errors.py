@@ -146,6 +146,12 @@ class AlreadyExists(GatewayError):
     kind = ErrorKind.ALREADY_EXISTS
 
 
+class FailedPrecondition(GatewayError):
+    """The request is well formed but the resource is in a state that refuses it (a revoked key)."""
+
+    kind = ErrorKind.FAILED_PRECONDITION
+
+
 class DeadlineExceeded(GatewayError):
     """The caller's overall deadline ran out before any target served."""
 

@@ -2,8 +2,13 @@
 
 A key is ``igw_`` and 43 URL-safe characters (256 random bits), so one unsalted SHA-256 is a
 sound verifier: there is nothing to guess that a slow hash would protect. Successful checks are
-cached for a few seconds because every request authenticates; a revoke through this service
-evicts at once, a revoke by another replica takes effect within the cache's TTL.
+cached for a few seconds because every request authenticates; a revoke, rotation or delete through
+this service evicts at once, one made by another replica takes effect within the cache's TTL.
+
+A rotation gives a key a new secret under the same id (so its limits, spend and log filters carry
+on); the secret it replaced stays accepted for a grace the caller chooses (0 to 7 days), so callers
+can move to the new one without downtime. Only the secret just replaced has a grace: rotating again
+ends the earlier one's.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from imagegateway_server.domain.errors import InvalidArgument, Unauthenticated
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
@@ -31,6 +36,12 @@ SCOPES = frozenset({SCOPE_ADMIN, SCOPE_GENERATE})
 # any run of 16-256 visible ASCII characters. Anything else is refused before a database look-up.
 _ACCEPTED_KEY = re.compile(r"[\x21-\x7e]{16,256}")
 _MAX_NAME_LENGTH = 200
+# How long a rotated-away secret may stay accepted: long enough to roll a new secret out by hand.
+MAX_PREVIOUS_KEY_VALID_SECONDS = 7 * 24 * 3600
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def generate_api_key() -> tuple[str, str, str]:
@@ -63,7 +74,7 @@ class _CacheEntry:
 
 
 class ApiKeyService:
-    """Creates, authenticates, lists and revokes gateway API keys."""
+    """Creates, authenticates, lists, rotates, revokes and deletes gateway API keys."""
 
     def __init__(
         self,
@@ -72,14 +83,16 @@ class ApiKeyService:
         cache_ttl: float = 5.0,
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._store = store
         self._cache_ttl = cache_ttl
         self._cache_size = cache_size
-        self._clock = clock
+        self._clock = clock  # the cache's; rotation graces are stored times, read with wall_clock
+        self._wall_clock = wall_clock
         self._cache: dict[str, _CacheEntry] = {}
-        # Bumped on every revoke: an authentication that raced a revoke does not cache.
-        self._revocations = 0
+        # Bumped around every revoke, rotation and delete: an authentication that raced one does not cache.
+        self._invalidations = 0
 
     async def create(self, name: str, scope: str, limits: Limits = NO_LIMITS) -> tuple[ApiKeyRecord, str]:
         """Makes a key; returns its record and its plaintext, which is never available again."""
@@ -111,32 +124,81 @@ class ApiKeyService:
             if entry.expires > now:
                 return entry.record
             del self._cache[key_hash]
-        revocations = self._revocations
+        invalidations = self._invalidations
         record = await self._store.get_api_key_by_hash(key_hash)
-        if (
-            record is None
-            or not hmac.compare_digest(record.key_hash, key_hash)
-            or record.revoke_time is not None
-        ):
+        lifetime = None if record is None else self._accepted_for(record, key_hash)
+        if record is None or lifetime is None:
             raise Unauthenticated("the API key is unknown or revoked")
-        if revocations == self._revocations:
-            self._remember(key_hash, record, now)
+        if invalidations == self._invalidations:
+            self._remember(key_hash, record, now, lifetime)
         return record
 
-    def _remember(self, key_hash: str, record: ApiKeyRecord, now: float) -> None:
+    def _accepted_for(self, record: ApiKeyRecord, key_hash: str) -> float | None:
+        """How long the secret hashing to ``key_hash`` may be cached as accepted; None if refused."""
+        if record.revoke_time is not None:
+            return None
+        if hmac.compare_digest(record.key_hash, key_hash):
+            return self._cache_ttl
+        wall_now = self._wall_clock()
+        if (record.previous_key_hash is not None and hmac.compare_digest(record.previous_key_hash, key_hash)
+                and record.previous_key_expire_time is not None and record.previous_key_valid_at(wall_now)):
+            # Cached no longer than its grace, so a short grace ends on time on this process.
+            return min(self._cache_ttl, (record.previous_key_expire_time - wall_now).total_seconds())
+        return None
+
+    def _remember(self, key_hash: str, record: ApiKeyRecord, now: float, lifetime: float) -> None:
         if len(self._cache) >= self._cache_size:
             for stale in [k for k, entry in self._cache.items() if entry.expires <= now]:
                 del self._cache[stale]
             while len(self._cache) >= self._cache_size:
                 del self._cache[next(iter(self._cache))]  # the oldest insertion
-        self._cache[key_hash] = _CacheEntry(record, now + self._cache_ttl)
+        self._cache[key_hash] = _CacheEntry(record, now + lifetime)
+
+    def _forget(self, record: ApiKeyRecord) -> None:
+        for key_hash in (record.key_hash, record.previous_key_hash):
+            if key_hash is not None:
+                self._cache.pop(key_hash, None)
 
     async def revoke(self, api_key_id: str) -> ApiKeyRecord:
-        """Revokes the key (NotFound if unknown); this process refuses it from now on."""
-        self._revocations += 1
-        record = await self._store.revoke_api_key(api_key_id, datetime.now(UTC))
-        self._revocations += 1
-        self._cache.pop(record.key_hash, None)
+        """Revokes the key (NotFound if unknown); this process refuses both its secrets from now on."""
+        self._invalidations += 1
+        try:
+            record = await self._store.revoke_api_key(api_key_id, self._wall_clock())
+        finally:
+            self._invalidations += 1
+        self._forget(record)
+        return record
+
+    async def rotate(self, api_key_id: str, previous_key_valid_seconds: int = 0) -> tuple[ApiKeyRecord, str]:
+        """Gives the key a new secret, keeping its id, name, scope and limits; returns the record and
+        the new plaintext (never available again). The replaced secret stays accepted for
+        ``previous_key_valid_seconds`` (0: refused at once on this process, within the cache TTL on
+        others). InvalidArgument for a grace outside 0-7 days, NotFound, FailedPrecondition if revoked.
+        """
+        if not 0 <= previous_key_valid_seconds <= MAX_PREVIOUS_KEY_VALID_SECONDS:
+            raise InvalidArgument(f"must be 0-{MAX_PREVIOUS_KEY_VALID_SECONDS} seconds (at most 7 days)",
+                                  param="previous_key_valid_seconds")
+        plaintext, key_hash, display_prefix = generate_api_key()
+        now = self._wall_clock()
+        self._invalidations += 1
+        try:
+            record = await self._store.rotate_api_key(
+                api_key_id, key_hash, display_prefix, now, now + timedelta(seconds=previous_key_valid_seconds))
+        finally:
+            self._invalidations += 1
+        # The replaced secret's cached entry knows nothing of its grace: drop it, the next use re-reads.
+        self._forget(record)
+        return record, plaintext
+
+    async def delete(self, api_key_id: str) -> ApiKeyRecord:
+        """Deletes the key and returns it as it was; its request logs stay, still naming its id.
+        NotFound if unknown; FailedPrecondition if it is the last unrevoked admin key."""
+        self._invalidations += 1
+        try:
+            record = await self._store.delete_api_key(api_key_id)
+        finally:
+            self._invalidations += 1
+        self._forget(record)
         return record
 
     async def ensure_bootstrap_admin(self, admin_key_setting: str | None) -> str | None:
@@ -152,6 +214,14 @@ class ApiKeyService:
                 raise ValueError("IMAGEGW_ADMIN_KEY must be 16-256 visible ASCII characters without spaces")
             key_hash = hash_api_key(admin_key_setting)
             existing = await self._store.get_api_key_by_hash(key_hash)
+            if existing is not None and existing.key_hash != key_hash:
+                # The setting is a secret a rotation replaced: fine during its grace, stale after.
+                if existing.revoke_time is None and existing.previous_key_valid_at(self._wall_clock()):
+                    return None
+                raise ValueError(
+                    f"IMAGEGW_ADMIN_KEY is the replaced secret of API key {existing.id!r}, which was rotated; "
+                    "set it to the new secret or unset it"
+                )
             if existing is None:
                 await self._store.create_api_key(
                     ApiKeyRecord(

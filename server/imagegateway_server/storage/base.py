@@ -116,7 +116,8 @@ class Store(Protocol):
         ...
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        """The key with this SHA-256 hex digest, revoked or not; None if there is none."""
+        """The key whose current or previous secret has this SHA-256 hex digest, revoked or not
+        (the caller decides whether a previous secret is still accepted); None if there is none."""
         ...
 
     async def list_api_keys(self, page_size: int = 0, page_token: str = "") -> Page[ApiKeyRecord]:
@@ -125,6 +126,21 @@ class Store(Protocol):
 
     async def revoke_api_key(self, api_key_id: str, when: datetime) -> ApiKeyRecord:
         """Marks the key revoked (an earlier revoke time is kept) and returns it. NotFound if unknown."""
+        ...
+
+    async def rotate_api_key(
+        self, api_key_id: str, key_hash: str, display_prefix: str, rotate_time: datetime,
+        previous_key_expire_time: datetime,
+    ) -> ApiKeyRecord:
+        """Gives the key a new secret, atomically, and returns it as stored: the current hash becomes
+        ``previous_key_hash`` (accepted until ``previous_key_expire_time``), replacing any earlier
+        one. NotFound if unknown; FailedPrecondition if revoked."""
+        ...
+
+    async def delete_api_key(self, api_key_id: str) -> ApiKeyRecord:
+        """Deletes the key and returns it as it was; request logs naming it are kept. NotFound if
+        unknown; FailedPrecondition if it is the last unrevoked admin key (checked in the same
+        transaction, so two concurrent deletes cannot both pass)."""
         ...
 
     async def count_api_keys(self) -> int:

@@ -56,7 +56,9 @@ class ApiKeyRecord:
 
     ``scope`` is ``"admin"`` or ``"generate"``; ``display_prefix`` is what may be shown to
     identify the key (``igw_`` and six characters); ``revoke_time`` is set once revoked;
-    ``limits`` are set at creation.
+    ``limits`` are set at creation. A rotation replaces ``key_hash`` and ``display_prefix``, sets
+    ``rotate_time``, and moves the replaced hash to ``previous_key_hash``, which is accepted until
+    ``previous_key_expire_time`` (and kept, no longer accepted, until the next rotation).
     """
 
     id: str
@@ -67,6 +69,13 @@ class ApiKeyRecord:
     create_time: datetime
     revoke_time: datetime | None = None
     limits: Limits = NO_LIMITS
+    rotate_time: datetime | None = None
+    previous_key_hash: str | None = dataclasses.field(default=None, repr=False)
+    previous_key_expire_time: datetime | None = None
+
+    def previous_key_valid_at(self, when: datetime) -> bool:
+        """Whether the secret replaced by the last rotation is still accepted at ``when``."""
+        return self.previous_key_expire_time is not None and when < self.previous_key_expire_time
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiosqlite
 
-from imagegateway_server.domain.errors import AlreadyExists, NotFound
+from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
@@ -43,7 +43,10 @@ _MICROSECOND = timedelta(microseconds=1)
 _CONFIG_COLUMNS = "c.id, v.name, v.version, v.document, v.sealed_secrets, v.create_time, c.first_create_time"
 _LIMIT_COLUMNS = "limit_requests_per_minute, limit_usd_per_day, limit_usd_per_month"
 _VIRTUAL_KEY_COLUMNS = f"id, name, provider, base_url, sealed_secret, create_time, rotate_time, {_LIMIT_COLUMNS}"
-_API_KEY_COLUMNS = f"id, name, scope, key_hash, display_prefix, create_time, revoke_time, {_LIMIT_COLUMNS}"
+_API_KEY_COLUMNS = (
+    f"id, name, scope, key_hash, display_prefix, create_time, revoke_time, {_LIMIT_COLUMNS}, "
+    "rotate_time, previous_key_hash, previous_key_expire_time"
+)
 _LOG_COLUMNS = (
     "id, trace_id, create_time, status_code, provider, model, caller_key_id, config_id, "
     "fallback_used, payload, virtual_key_id, cost_usd"
@@ -97,9 +100,16 @@ def _api_key(row: Row) -> ApiKeyRecord:
         key_hash=row[3],
         display_prefix=row[4],
         create_time=_from_micros(row[5]),
-        revoke_time=None if row[6] is None else _from_micros(row[6]),
+        revoke_time=_optional_time(row[6]),
         limits=Limits(row[7], row[8], row[9]),
+        rotate_time=_optional_time(row[10]),
+        previous_key_hash=row[11],
+        previous_key_expire_time=_optional_time(row[12]),
     )
+
+
+def _optional_time(micros: int | None) -> datetime | None:
+    return None if micros is None else _from_micros(micros)
 
 
 def _limit_values(limits: Limits) -> tuple[int, float, float]:
@@ -448,10 +458,11 @@ class SqliteStore:
         async with self._transaction() as connection:
             if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE id = ?", (record.id,)):
                 raise AlreadyExists(f"API key {record.id!r} already exists")
-            if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE key_hash = ?", (record.key_hash,)):
+            if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE key_hash = ? OR previous_key_hash = ?",
+                                 (record.key_hash, record.key_hash)):
                 raise AlreadyExists(f"API key {record.id!r}: a key with the same secret already exists")
             await connection.execute(
-                f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.name,
@@ -461,11 +472,16 @@ class SqliteStore:
                     _to_micros(record.create_time),
                     None if record.revoke_time is None else _to_micros(record.revoke_time),
                     *_limit_values(record.limits),
+                    None if record.rotate_time is None else _to_micros(record.rotate_time),
+                    record.previous_key_hash,
+                    None if record.previous_key_expire_time is None else _to_micros(record.previous_key_expire_time),
                 ),
             )
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        rows = await self._read(f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ?", (key_hash,))
+        rows = await self._read(
+            f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? OR previous_key_hash = ?", (key_hash, key_hash)
+        )
         return _api_key(rows[0]) if rows else None
 
     async def list_api_keys(self, page_size: int = 0, page_token: str = "") -> Page[ApiKeyRecord]:
@@ -497,6 +513,51 @@ class SqliteStore:
             if not rows:
                 raise NotFound(f"API key {api_key_id!r} not found")
         return _api_key(rows[0])
+
+    async def rotate_api_key(
+        self, api_key_id: str, key_hash: str, display_prefix: str, rotate_time: datetime,
+        previous_key_expire_time: datetime,
+    ) -> ApiKeyRecord:
+        async with self._transaction() as connection:
+            before = await self._fetch(connection, "SELECT revoke_time FROM api_keys WHERE id = ?", (api_key_id,))
+            if not before:
+                raise NotFound(f"API key {api_key_id!r} not found")
+            if before[0][0] is not None:
+                raise FailedPrecondition(f"API key {api_key_id!r} is revoked; a revoked key cannot be rotated",
+                                         param="id")
+            # Every right-hand side reads the row as it was, so the old key_hash moves to previous.
+            await connection.execute(
+                "UPDATE api_keys SET previous_key_hash = key_hash, previous_key_expire_time = ?, key_hash = ?, "
+                "display_prefix = ?, rotate_time = ? WHERE id = ?",
+                (_to_micros(previous_key_expire_time), key_hash, display_prefix, _to_micros(rotate_time),
+                 api_key_id),
+            )
+            rows = await self._fetch(
+                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
+            )
+        return _api_key(rows[0])
+
+    async def delete_api_key(self, api_key_id: str) -> ApiKeyRecord:
+        async with self._transaction() as connection:
+            rows = await self._fetch(
+                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
+            )
+            if not rows:
+                raise NotFound(f"API key {api_key_id!r} not found")
+            record = _api_key(rows[0])
+            if record.scope == "admin" and record.revoke_time is None:
+                others = await self._fetch(
+                    connection,
+                    "SELECT count(*) FROM api_keys WHERE scope = 'admin' AND revoke_time IS NULL AND id != ?",
+                    (api_key_id,),
+                )
+                if int(others[0][0]) == 0:
+                    raise FailedPrecondition(
+                        f"API key {api_key_id!r} is the last active admin key; create another admin key first",
+                        param="id",
+                    )
+            await connection.execute("DELETE FROM api_keys WHERE id = ?", (api_key_id,))
+        return record
 
     async def count_api_keys(self) -> int:
         rows = await self._read("SELECT count(*) FROM api_keys")
