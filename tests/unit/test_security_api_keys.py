@@ -152,6 +152,7 @@ async def test_admin_key_setting_that_was_revoked_or_is_not_admin_is_an_error(st
     setting = "operator-chosen-admin-key-0123456789"
     await service.ensure_bootstrap_admin(setting)
     record = await service.authenticate(setting)
+    await service.create("second admin", "admin")  # the last admin key cannot be revoked
     await service.revoke(record.id)
     with pytest.raises(ValueError, match="revoked") as raised:
         await service.ensure_bootstrap_admin(setting)
@@ -312,3 +313,14 @@ async def test_the_last_active_admin_key_cannot_be_deleted(store: SqliteStore) -
         await service.delete(third.id)
     await service.delete(second.id)
     assert [r.name for r in (await service.list()).items] == ["generator", "third admin"]
+
+
+async def test_the_last_active_admin_key_cannot_be_revoked(store: SqliteStore) -> None:
+    service = ApiKeyService(store)
+    only, _ = await service.create("only admin", "admin")
+    with pytest.raises(FailedPrecondition, match="last active admin key"):
+        await service.revoke(only.id)
+    other, _ = await service.create("second admin", "admin")
+    assert (await service.revoke(only.id)).revoke_time is not None
+    with pytest.raises(FailedPrecondition):
+        await service.revoke(other.id)

@@ -503,6 +503,11 @@ class SqliteStore:
 
     async def revoke_api_key(self, api_key_id: str, when: datetime) -> ApiKeyRecord:
         async with self._transaction() as connection:
+            existing = await self._fetch(
+                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
+            )
+            if existing:
+                await self._refuse_removing_the_last_admin(connection, _api_key(existing[0]), "revoke")
             await connection.execute(
                 "UPDATE api_keys SET revoke_time = coalesce(revoke_time, ?) WHERE id = ?",
                 (_to_micros(when), api_key_id),
@@ -545,19 +550,26 @@ class SqliteStore:
             if not rows:
                 raise NotFound(f"API key {api_key_id!r} not found")
             record = _api_key(rows[0])
-            if record.scope == "admin" and record.revoke_time is None:
-                others = await self._fetch(
-                    connection,
-                    "SELECT count(*) FROM api_keys WHERE scope = 'admin' AND revoke_time IS NULL AND id != ?",
-                    (api_key_id,),
-                )
-                if int(others[0][0]) == 0:
-                    raise FailedPrecondition(
-                        f"API key {api_key_id!r} is the last active admin key; create another admin key first",
-                        param="id",
-                    )
+            await self._refuse_removing_the_last_admin(connection, record, "delete")
             await connection.execute("DELETE FROM api_keys WHERE id = ?", (api_key_id,))
         return record
+
+    async def _refuse_removing_the_last_admin(
+        self, connection: aiosqlite.Connection, record: ApiKeyRecord, action: str
+    ) -> None:
+        """Revoking or deleting the last active admin key would leave nobody able to manage the gateway."""
+        if record.scope != "admin" or record.revoke_time is not None:
+            return
+        others = await self._fetch(
+            connection,
+            "SELECT count(*) FROM api_keys WHERE scope = 'admin' AND revoke_time IS NULL AND id != ?",
+            (record.id,),
+        )
+        if int(others[0][0]) == 0:
+            raise FailedPrecondition(
+                f"cannot {action} API key {record.id!r}: it is the last active admin key; create another admin "
+                "key first", param="id",
+            )
 
     async def count_api_keys(self) -> int:
         rows = await self._read("SELECT count(*) FROM api_keys")
