@@ -21,6 +21,7 @@ from imagegateway_server.domain.request import KNOWN_PARAMS, coerce_param
 from imagegateway_server.routing.breakers import BreakerOverrides, overrides_from_config
 from imagegateway_server.routing.cache_policy import CachePolicy, cache_policy
 from imagegateway_server.routing.conditions import ConditionalRoutes, compile_conditional
+from imagegateway_server.routing.finite_numbers import refuse_non_finite_numbers
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 MODES = ("single", "fallback", "loadbalance", "conditional")
@@ -106,6 +107,7 @@ def compile_plan(
     has (IMAGEGW_MAX_CONFIG_DEPTH, IMAGEGW_MAX_TARGETS).
     """
     _check_shape(config, "", 0, max_depth, max_targets, [0])
+    refuse_non_finite_numbers(config)
     return _compile(config, root, "", _Inherited(), 0, canonical_provider, host_policy)
 
 
