@@ -107,8 +107,10 @@ def compile_plan(
     has (IMAGEGW_MAX_CONFIG_DEPTH, IMAGEGW_MAX_TARGETS).
     """
     _check_shape(config, "", 0, max_depth, max_targets, [0])
+    plan = _compile(config, root, "", _Inherited(), 0, canonical_provider, host_policy)
+    # After compiling, so that the checks of the fields a strategy reads name the problem first.
     refuse_non_finite_numbers(config)
-    return _compile(config, root, "", _Inherited(), 0, canonical_provider, host_policy)
+    return plan
 
 
 def _check_shape(node: configs_pb2.RoutingConfig, field_prefix: str, depth: int, max_depth: int,
