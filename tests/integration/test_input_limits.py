@@ -201,3 +201,10 @@ def test_a_lone_surrogate_in_an_inline_config_is_a_400(rest: httpx.Client) -> No
     response = post(rest, **{"x-portkey-config": '{"virtual_key": "vk-\\ud800"}'})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"].startswith("x-portkey-config"), response.text
+
+
+def test_a_keep_image_header_that_is_not_true_or_false_is_a_400(rest: httpx.Client, emulators: Emulators) -> None:
+    before = len(emulators.openai.requests)
+    response = post(rest, **{"x-imagegw-keep-image": "please"})
+    rest_refusal(response, 400, "x-imagegw-keep-image")
+    assert len(emulators.openai.requests) == before  # refused before any upstream call

@@ -31,7 +31,6 @@ from typing import Any, Protocol
 
 from google.protobuf import json_format
 from starlette.background import BackgroundTask
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -94,10 +93,11 @@ def load_page() -> tuple[bytes, dict[str, str]]:
     return html.encode(), headers
 
 
-def keep_image_task(keeper: ImageKeeper | None, headers: Headers, log_id: str,
+def keep_image_task(keeper: ImageKeeper | None, wanted: bool, log_id: str,
                     images: Sequence[GeneratedImage]) -> BackgroundTask | None:
-    """The after-response task that keeps a request's first image, if the caller opted in and it is on."""
-    if keeper is None or not images or headers.get(KEEP_IMAGE_HEADER, "").strip().lower() != "true":
+    """The after-response task that keeps a request's first image, if the caller opted in (``wanted``,
+    from the x-imagegw-keep-image header) and keeping is on."""
+    if keeper is None or not images or not wanted:
         return None
     image = images[0]
     if not image.data:

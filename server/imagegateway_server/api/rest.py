@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from imagegateway_server.api import rest_json, rest_mapping
 from imagegateway_server.api.auth import GENERATE, Authenticator
-from imagegateway_server.api.dashboard import Dashboard, keep_image_task
+from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.domain.errors import (
@@ -231,6 +231,8 @@ class RestShim:
                 headers=headers.last,
                 cache_force_refresh=rest_mapping.cache_force_refresh(headers),
             )
+            # Checked before any upstream call: a bad value is the caller's mistake, not a silent "no".
+            keep_image = rest_mapping.flag_header(headers, KEEP_IMAGE_HEADER)
             outcome = await self._gateway.generate(call)
         except _HttpError as exc:
             return _error_response(exc.status, error_envelope(exc.status, exc.message, param=exc.param,
@@ -254,7 +256,7 @@ class RestShim:
         payload = images_body(result.created or int(time.time()), result.images, image_request.response_format)
         return Response(payload, media_type="application/json",
                         headers=_success_headers(outcome),
-                        background=keep_image_task(self._image_keeper, request.headers, outcome.log_id,
+                        background=keep_image_task(self._image_keeper, keep_image, outcome.log_id,
                                                    result.images))
 
 
