@@ -42,6 +42,5 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # HTTP client libraries log per request at INFO/DEBUG (URLs, headers); keep them quiet.
-    for noisy in ("aiohttp", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The upstream client logs per request at DEBUG (URLs, headers); keep it quiet.
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
