@@ -7,49 +7,11 @@ own status codes in exactly one place.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from imagegateway_server.domain.result import AttemptRecord
-
-
-class ErrorKind(enum.Enum):
-    """What went wrong, independent of transport. Values match the proto's ErrorKind names."""
-
-    BAD_REQUEST = "BAD_REQUEST"
-    AUTHENTICATION = "AUTHENTICATION"
-    PERMISSION_DENIED = "PERMISSION_DENIED"
-    NOT_FOUND = "NOT_FOUND"
-    CONTENT_POLICY = "CONTENT_POLICY"
-    RATE_LIMITED = "RATE_LIMITED"
-    TIMEOUT = "TIMEOUT"
-    UNAVAILABLE = "UNAVAILABLE"
-    UPSTREAM_BUG = "UPSTREAM_BUG"
-    INTERNAL = "INTERNAL"
-    # Local-only kinds (never produced by an adapter).
-    ALREADY_EXISTS = "ALREADY_EXISTS"
-    FAILED_PRECONDITION = "FAILED_PRECONDITION"
-    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
-
-
-# The HTTP status a kind answers with when no upstream status is known.
-DEFAULT_HTTP_STATUS: dict[ErrorKind, int] = {
-    ErrorKind.BAD_REQUEST: 400,
-    ErrorKind.AUTHENTICATION: 401,
-    ErrorKind.PERMISSION_DENIED: 403,
-    ErrorKind.NOT_FOUND: 404,
-    ErrorKind.CONTENT_POLICY: 400,
-    ErrorKind.RATE_LIMITED: 429,
-    ErrorKind.TIMEOUT: 408,
-    ErrorKind.UNAVAILABLE: 503,
-    ErrorKind.UPSTREAM_BUG: 502,
-    ErrorKind.INTERNAL: 500,
-    ErrorKind.ALREADY_EXISTS: 409,
-    ErrorKind.FAILED_PRECONDITION: 400,
-    ErrorKind.DEADLINE_EXCEEDED: 504,
-}
+from imagegateway_server.domain.error_kinds import DEFAULT_HTTP_STATUS as DEFAULT_HTTP_STATUS
+from imagegateway_server.domain.error_kinds import ErrorKind as ErrorKind
+from imagegateway_server.domain.result import AttemptRecord
 
 
 class ProviderError(Exception):

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from imagegateway_server.domain.errors import ErrorKind
+from imagegateway_server.domain.error_kinds import ErrorKind
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
