@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from imagegateway.v1 import configs_pb2, images_pb2
+from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.domain.errors import ErrorKind, ProviderError, RequestFailed
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
 from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.observability.costs import load_price_table
-from imagegateway_server.observability.log_records import PendingLogRecord, log_from_record
+from imagegateway_server.observability.log_records import PendingLogRecord
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder, config_label
 from imagegateway_server.routing.plan import Leaf

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import json
 import logging
 import sqlite3
 import sys
@@ -13,14 +15,17 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from google.protobuf import json_format
 
+from imagegateway_server.api.log_mapping import log_from_record
+from imagegateway_server.domain.error_kinds import ErrorKind
+from imagegateway_server.domain.errors import ProviderError, RequestFailed
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
 from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.observability.log_records import (
     HASH_IN_THREAD_BYTES,
     PendingLogRecord,
-    log_from_record,
     pending_log_record,
 )
 from imagegateway_server.observability.request_log import RequestLogWriter
@@ -266,3 +271,20 @@ async def test_a_record_that_cannot_be_built_is_counted_and_the_others_are_writt
     assert writer.dropped == 1 and writer.pending == 0
     assert any(broken.id in r.getMessage() for r in caplog.records)
     await writer.close()
+
+
+@pytest.mark.parametrize("micros", [0, 123000, 123456])
+def test_payload_is_the_request_log_message_in_protobufs_own_json_form(micros: int) -> None:
+    # The payload is written without generated code; protobuf must read it back and write the same JSON.
+    served = dataclasses.replace(pending(b"png"), create_time=datetime(2026, 1, 2, 3, 4, 5, micros, tzinfo=UTC))
+    failure = RequestFailed(ProviderError(ErrorKind.RATE_LIMITED, "slow down", provider="openai", status_code=429),
+                            attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-3", 429, 1234,
+                                                    error_kind=ErrorKind.RATE_LIMITED, error="slow down",
+                                                    translations=("size=1x1->2x2",)),
+                                      AttemptRecord("config.targets[1]", "stability-ai", "sd3", 0, 0,
+                                                    error_kind=ErrorKind.DEADLINE_EXCEEDED, circuit_open=True)))
+    failed = dataclasses.replace(served, routed=None, failure=failure, cache_status="DISABLED", cost_usd=0.0)
+    for entry in (served, failed):
+        record = entry.build()
+        expected = json_format.MessageToDict(log_from_record(record), preserving_proto_field_name=True)
+        assert json.loads(record.payload) == expected

@@ -38,11 +38,11 @@ from starlette.routing import BaseRoute, Route
 from imagegateway_server.api.auth import GENERATE, Authenticator
 from imagegateway_server.api.dashboard_query import ADMIN_SCOPE, parse_log_query
 from imagegateway_server.api.dashboard_sessions import SessionStore
+from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.domain.errors import GatewayError, NotFound, Unauthenticated
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.gateway import Caller
-from imagegateway_server.observability.log_records import log_from_record
 from imagegateway_server.routing.breakers import BreakerView
 from imagegateway_server.security.api_keys import hash_api_key
 from imagegateway_server.storage.base import Store

@@ -22,6 +22,7 @@ from imagegateway_server.api.grpc_image_responses import (
     generate_image_response,
     stream_image_response,
 )
+from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.domain.errors import InvalidArgument, NotFound, PermissionDenied
 from imagegateway_server.domain.input_limits import (
     DEFAULT_INPUT_LIMITS,
@@ -30,7 +31,6 @@ from imagegateway_server.domain.input_limits import (
     check_trace_id,
 )
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
-from imagegateway_server.observability.log_records import log_from_record
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.routing.breakers import Breakers, BreakerView

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from imagegateway.v1 import images_pb2
+from imagegateway_server.api.log_mapping import error_kind_proto
 from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
-from imagegateway_server.observability.log_records import error_kind_proto
 from imagegateway_server.security.limits import BUDGET_EXCEEDED, LimitExceeded
 
 _TYPES: dict[ErrorKind, str] = {

@@ -8,11 +8,10 @@ import hashlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import json_format
+import orjson
 
-from imagegateway.v1 import images_pb2, logs_pb2
 from imagegateway_server.domain.errors import ErrorKind, RequestFailed
 from imagegateway_server.domain.result import AttemptRecord
 from imagegateway_server.observability.random_ids import random_hex_id
@@ -22,35 +21,61 @@ if TYPE_CHECKING:
     from imagegateway_server.gateway import GenerationCall
     from imagegateway_server.routing.router import RoutedResult
 
+# The payload is the API's RequestLog message in protobuf's JSON mapping (snake_case names, fields at
+# their default left out, enums by name, int64 as strings), so ``api/log_mapping.py`` reads it back
+# with protobuf's parser; it is written here as plain JSON so this layer needs no generated code.
+CACHE_STATUS_NAMES: dict[str, str] = {
+    "DISABLED": "CACHE_STATUS_DISABLED",
+    "HIT": "CACHE_STATUS_HIT",
+    "MISS": "CACHE_STATUS_MISS",
+    "REFRESH": "CACHE_STATUS_REFRESH",
+}
 
-# The gateway's cache statuses (routing.cache.CacheStatus values) on the wire.
-CACHE_STATUS_PROTO: dict[str, images_pb2.CacheStatus.ValueType] = {
-    "DISABLED": images_pb2.CACHE_STATUS_DISABLED,
-    "HIT": images_pb2.CACHE_STATUS_HIT,
-    "MISS": images_pb2.CACHE_STATUS_MISS,
-    "REFRESH": images_pb2.CACHE_STATUS_REFRESH,
+# Local-only kinds have no value on the wire and fold into the nearest one.
+_FOLDED_KINDS = {
+    ErrorKind.ALREADY_EXISTS: ErrorKind.BAD_REQUEST,
+    ErrorKind.FAILED_PRECONDITION: ErrorKind.BAD_REQUEST,
+    ErrorKind.DEADLINE_EXCEEDED: ErrorKind.TIMEOUT,
 }
 
 
-def error_kind_proto(kind: ErrorKind | None) -> images_pb2.ErrorKind.ValueType:
-    """Maps the domain kind onto the proto enum (local-only kinds fold into the nearest one)."""
-    if kind is None:
-        return images_pb2.ERROR_KIND_UNSPECIFIED
-    folded = {
-        ErrorKind.ALREADY_EXISTS: ErrorKind.BAD_REQUEST,
-        ErrorKind.FAILED_PRECONDITION: ErrorKind.BAD_REQUEST,
-        ErrorKind.DEADLINE_EXCEEDED: ErrorKind.TIMEOUT,
-    }.get(kind, kind)
-    return images_pb2.ErrorKind.Value(f"ERROR_KIND_{folded.value}")
+def wire_error_kind(kind: ErrorKind | None) -> ErrorKind | None:
+    """The kind as the API reports it (local-only kinds folded into the nearest wire kind)."""
+    return None if kind is None else _FOLDED_KINDS.get(kind, kind)
 
 
-def attempt_proto(attempt: AttemptRecord) -> images_pb2.Attempt:
-    return images_pb2.Attempt(
-        target=attempt.target, provider=attempt.provider, model=attempt.model,
-        status_code=attempt.status_code, error_kind=error_kind_proto(attempt.error_kind),
-        error=attempt.error, latency_ms=attempt.latency_ms, retry_index=attempt.retry_index,
-        circuit_open=attempt.circuit_open, translations=attempt.translations,
-    )
+def error_kind_name(kind: ErrorKind | None) -> str:
+    """The API's ErrorKind enum name for a kind (``ERROR_KIND_UNSPECIFIED`` for none)."""
+    folded = wire_error_kind(kind)
+    return "ERROR_KIND_UNSPECIFIED" if folded is None else f"ERROR_KIND_{folded.value}"
+
+
+def _timestamp(when: datetime) -> str:
+    """RFC 3339 in UTC as protobuf's JSON mapping writes a Timestamp (0, 3 or 6 fraction digits)."""
+    text = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    micros = when.microsecond
+    if micros:
+        text += f".{micros // 1000:03d}" if micros % 1000 == 0 else f".{micros:06d}"
+    return text + "Z"
+
+
+def _without_defaults(fields: dict[str, Any]) -> dict[str, Any]:
+    # proto3 leaves scalars at their default out of the JSON form; so do we, to read back the same.
+    return {name: value for name, value in fields.items()
+            if value not in ("", 0, False, None, [], {}) or (isinstance(value, float) and value != 0)}
+
+
+def attempt_document(attempt: AttemptRecord) -> dict[str, Any]:
+    """One attempt as the payload's ``attempts[]`` entry."""
+    kind = error_kind_name(attempt.error_kind)
+    return _without_defaults({
+        "target": attempt.target, "provider": attempt.provider, "model": attempt.model,
+        "status_code": attempt.status_code,
+        "error_kind": "" if kind == "ERROR_KIND_UNSPECIFIED" else kind,
+        "error": attempt.error, "latency_ms": str(attempt.latency_ms) if attempt.latency_ms else "",
+        "retry_index": attempt.retry_index, "circuit_open": attempt.circuit_open,
+        "translations": list(attempt.translations),
+    })
 
 
 # At or above this many image bytes in one build, the SHA-256s are computed in a worker thread:
@@ -96,47 +121,47 @@ class PendingLogRecord:
         ``hashes`` are the SHA-256s of ``image_data()`` in order; without them they are computed here.
         """
         call, routed, failure = self.call, self.routed, self.failure
-        entry = logs_pb2.RequestLog(
-            id=self.id,
-            trace_id=self.trace_id,
-            transport=call.transport,
-            caller_key_id=call.caller.key_id,
-            config_id=self.config_id,
-            config_version=self.config_version,
-            requested_model=call.request.model or "",
-            latency_ms=self.latency_ms,
-            prompt="" if self.redact_prompt else call.request.prompt,
-            metadata=dict(call.metadata),
-            cost_usd=self.cost_usd,
-            cache_status=CACHE_STATUS_PROTO[self.cache_status],
-        )
-        entry.create_time.FromDatetime(self.create_time)
         attempts = routed.attempts if routed else (failure.attempts if failure else ())
-        entry.attempts.extend(attempt_proto(a) for a in attempts)
+        status_code, error_kind, error, provider, model, served_target, fallback_used = 0, "", "", "", "", "", False
+        images: list[dict[str, Any]] = []
         if routed is not None:
-            entry.status_code = 200
-            entry.provider = routed.provider
-            entry.model = routed.result.model or (attempts[-1].model if attempts else "")
-            entry.served_target = routed.leaf.path
-            entry.fallback_used = routed.fallback_used
+            status_code = 200
+            provider = routed.provider
+            model = routed.result.model or (attempts[-1].model if attempts else "")
+            served_target = routed.leaf.path
+            fallback_used = routed.fallback_used
             if hashes is None:
                 hashes = [image_sha256(data) for data in self.image_data()]
-            for image, sha256 in zip(routed.result.images, hashes, strict=True):
-                entry.images.add(sha256=sha256, width=image.width, height=image.height,
-                                 bytes=len(image.data or b""), mime_type=image.mime_type)
+            images = [_without_defaults({"sha256": sha256, "width": image.width, "height": image.height,
+                                         "bytes": str(len(image.data or b"")) if image.data else "", "mime_type": image.mime_type})
+                      for image, sha256 in zip(routed.result.images, hashes, strict=True)]
         elif failure is not None:
-            entry.status_code = failure.error.status_code
-            entry.error_kind = error_kind_proto(failure.error.kind)
-            entry.error = failure.error.message
+            status_code = failure.error.status_code
+            error_kind = error_kind_name(failure.error.kind)
+            error = failure.error.message
             if attempts:
-                entry.provider = attempts[-1].provider
-                entry.model = attempts[-1].model
-                entry.fallback_used = len({a.target for a in attempts}) > 1
+                provider = attempts[-1].provider
+                model = attempts[-1].model
+                fallback_used = len({a.target for a in attempts}) > 1
+        document = _without_defaults({
+            "id": self.id, "trace_id": self.trace_id, "create_time": _timestamp(self.create_time),
+            "status_code": status_code,
+            "error_kind": "" if error_kind == "ERROR_KIND_UNSPECIFIED" else error_kind,
+            "error": error, "transport": call.transport, "caller_key_id": call.caller.key_id,
+            "config_id": self.config_id, "config_version": self.config_version,
+            "requested_model": call.request.model or "", "provider": provider, "model": model,
+            "served_target": served_target, "fallback_used": fallback_used,
+            "cache_status": CACHE_STATUS_NAMES[self.cache_status],
+            "attempts": [attempt_document(a) for a in attempts], "images": images,
+            "latency_ms": str(self.latency_ms) if self.latency_ms else "",
+            "prompt": "" if self.redact_prompt else call.request.prompt,
+            "metadata": dict(call.metadata), "cost_usd": self.cost_usd,
+        })
         return LogRecord(
-            id=self.id, trace_id=self.trace_id, create_time=self.create_time, status_code=entry.status_code,
-            provider=entry.provider, model=entry.model, caller_key_id=entry.caller_key_id,
-            config_id=self.config_id, fallback_used=entry.fallback_used,
-            payload=json_format.MessageToJson(entry, preserving_proto_field_name=True, indent=None),
+            id=self.id, trace_id=self.trace_id, create_time=self.create_time, status_code=status_code,
+            provider=provider, model=model, caller_key_id=call.caller.key_id,
+            config_id=self.config_id, fallback_used=fallback_used,
+            payload=orjson.dumps(document).decode(),
             virtual_key_id=self.virtual_key_id, cost_usd=self.cost_usd,
         )
 
@@ -202,8 +227,3 @@ def charged_virtual_key(call: GenerationCall, routed: RoutedResult | None, attem
     if attempts:
         return attempts[-1].virtual_key
     return call.routing.virtual_key or ""
-
-
-def log_from_record(record: LogRecord) -> logs_pb2.RequestLog:
-    """The API view of a stored record."""
-    return json_format.Parse(record.payload, logs_pb2.RequestLog())
