@@ -29,14 +29,13 @@ from starlette.routing import Route
 from imagegateway import ImageGatewayClient
 from imagegateway.v1 import service_pb2
 from imagegateway_server.api.auth import (
-    ADMIN,
     AUTH_FAILURE_REASONS,
-    GENERATE,
     GRPC_METHOD_SCOPES,
     PUBLIC,
     REST_ROUTE_SCOPES,
     SESSION,
 )
+from imagegateway_server.domain.scopes import Scope
 from tests.harness import GatewayThread
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ImageGateway"]
@@ -116,7 +115,7 @@ def expected_grpc(kind: str, scope: str) -> set[grpc.StatusCode] | None:
     """The refusal a kind of key must get, or None when the call must get past authorization."""
     if kind in ("none", "wrong", "revoked"):
         return {grpc.StatusCode.UNAUTHENTICATED}
-    if kind == "generate" and scope == ADMIN:
+    if kind == "generate" and scope == Scope.ADMIN:
         return {grpc.StatusCode.PERMISSION_DENIED}
     return None
 
@@ -126,7 +125,7 @@ def expected_grpc(kind: str, scope: str) -> set[grpc.StatusCode] | None:
 
 def test_every_rpc_of_the_service_has_a_scope_and_the_table_names_no_other() -> None:
     assert set(GRPC_METHOD_SCOPES) == {m.name for m in METHODS}
-    assert set(GRPC_METHOD_SCOPES.values()) <= {ADMIN, GENERATE}
+    assert set(GRPC_METHOD_SCOPES.values()) <= {Scope.ADMIN, Scope.GENERATE}
 
 
 def rest_routes(gateway: GatewayThread) -> list[tuple[str, str]]:
@@ -138,7 +137,7 @@ def rest_routes(gateway: GatewayThread) -> list[tuple[str, str]]:
 def test_every_rest_route_has_an_entry_in_the_scope_table(gateway: GatewayThread) -> None:
     paths = {path for path, _ in rest_routes(gateway)}
     assert paths == set(REST_ROUTE_SCOPES)
-    assert set(REST_ROUTE_SCOPES.values()) <= {ADMIN, GENERATE, PUBLIC, SESSION}
+    assert set(REST_ROUTE_SCOPES.values()) <= {Scope.ADMIN, Scope.GENERATE, PUBLIC, SESSION}
 
 
 # -- gRPC -------------------------------------------------------------------------------------------
@@ -202,7 +201,7 @@ def test_rest_route_answers_each_kind_of_key_as_its_scope_says(
         scope = REST_ROUTE_SCOPES[path]
         response = rest_request(gateway, keys, path, method, kind)
         status = response.status_code
-        if scope == PUBLIC or kind == "admin" or (kind == "generate" and scope != ADMIN):
+        if scope == PUBLIC or kind == "admin" or (kind == "generate" and scope != Scope.ADMIN):
             assert status not in (401, 403), f"{method} {path} refused a {kind} key: {status} {response.text}"
         elif kind == "generate":
             assert status == 403, f"{method} {path} with a generate key: {status}"

@@ -207,7 +207,7 @@ def test_a_generate_key_sees_only_its_own_requests_and_an_admin_sees_all(
         assert all(r["caller_key_id"] == alice_id for r in mine)
         assert client.logs(trace_id=bob_trace) == []
         refused = client.http.get("/dashboard/api/logs", params={"caller_key_id": bob_id})
-        assert refused.status_code == 400 and refused.json()["error"]["param"] == "caller_key_id"
+        assert refused.status_code == 403 and refused.json()["error"]["param"] == "caller_key_id"
         for path in (f"/dashboard/api/logs/{bobs_record['id']}", f"/dashboard/api/logs/{bobs_record['id']}/image"):
             hidden = client.http.get(path)
             assert hidden.status_code == 404 and bob_id not in hidden.text

@@ -15,7 +15,7 @@ from imagegateway_server.api.dashboard_query import (
     LogQuery,
     parse_log_query,
 )
-from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.errors import InvalidArgument, PermissionDenied
 from imagegateway_server.gateway import Caller
 from imagegateway_server.storage.records import LogFilter
 
@@ -31,7 +31,8 @@ def test_no_parameters_list_everything_for_an_admin() -> None:
 def test_a_generate_key_is_pinned_to_its_own_requests() -> None:
     assert parse_log_query([], GENERATE).store_filter.caller_key_id == "gen1"
     assert parse_log_query([("caller_key_id", "gen1")], GENERATE).store_filter.caller_key_id == "gen1"
-    with pytest.raises(InvalidArgument) as raised:
+    # The same refusal as gRPC's ListLogs (issue 9 made the two agree on PERMISSION_DENIED).
+    with pytest.raises(PermissionDenied) as raised:
         parse_log_query([("caller_key_id", "admin1")], GENERATE)
     assert raised.value.param == "caller_key_id"
 

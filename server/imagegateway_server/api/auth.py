@@ -10,38 +10,36 @@ import contextvars
 import logging
 
 from imagegateway_server.domain.errors import PermissionDenied, Unauthenticated
+from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.gateway import Caller
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.security.api_keys import ApiKeyService, is_well_formed
 
 log = logging.getLogger(__name__)
 
-ADMIN = "admin"
-GENERATE = "generate"
-
 # gRPC method name (without the service) -> scope. A method missing here is refused.
 GRPC_METHOD_SCOPES: dict[str, str] = {
-    "GenerateImage": GENERATE,
-    "StreamGenerateImage": GENERATE,
-    "ValidateConfig": GENERATE,
-    "ListLogs": GENERATE,
-    "GetLog": GENERATE,
-    "CreateConfig": ADMIN,
-    "GetConfig": ADMIN,
-    "ListConfigs": ADMIN,
-    "UpdateConfig": ADMIN,
-    "DeleteConfig": ADMIN,
-    "CreateVirtualKey": ADMIN,
-    "GetVirtualKey": ADMIN,
-    "ListVirtualKeys": ADMIN,
-    "RotateVirtualKey": ADMIN,
-    "DeleteVirtualKey": ADMIN,
-    "CreateApiKey": ADMIN,
-    "ListApiKeys": ADMIN,
-    "RevokeApiKey": ADMIN,
-    "RotateApiKey": ADMIN,
-    "DeleteApiKey": ADMIN,
-    "ListTargetHealth": ADMIN,
+    "GenerateImage": Scope.GENERATE,
+    "StreamGenerateImage": Scope.GENERATE,
+    "ValidateConfig": Scope.GENERATE,
+    "ListLogs": Scope.GENERATE,
+    "GetLog": Scope.GENERATE,
+    "CreateConfig": Scope.ADMIN,
+    "GetConfig": Scope.ADMIN,
+    "ListConfigs": Scope.ADMIN,
+    "UpdateConfig": Scope.ADMIN,
+    "DeleteConfig": Scope.ADMIN,
+    "CreateVirtualKey": Scope.ADMIN,
+    "GetVirtualKey": Scope.ADMIN,
+    "ListVirtualKeys": Scope.ADMIN,
+    "RotateVirtualKey": Scope.ADMIN,
+    "DeleteVirtualKey": Scope.ADMIN,
+    "CreateApiKey": Scope.ADMIN,
+    "ListApiKeys": Scope.ADMIN,
+    "RevokeApiKey": Scope.ADMIN,
+    "RotateApiKey": Scope.ADMIN,
+    "DeleteApiKey": Scope.ADMIN,
+    "ListTargetHealth": Scope.ADMIN,
 }
 
 # REST route -> who may call it: a scope (the key in a header), PUBLIC (no key: probes, the
@@ -51,7 +49,7 @@ GRPC_METHOD_SCOPES: dict[str, str] = {
 PUBLIC = "public"
 SESSION = "session"
 REST_ROUTE_SCOPES: dict[str, str] = {
-    "/v1/images/generations": GENERATE,
+    "/v1/images/generations": Scope.GENERATE,
     "/health": PUBLIC,
     "/dashboard": PUBLIC,
     "/dashboard/api/login": PUBLIC,
@@ -111,7 +109,20 @@ class Authenticator:
         except Unauthenticated:
             self._refused("invalid_key" if is_well_formed(key) else "malformed_key", operation)
             raise
-        if required_scope == ADMIN and record.scope != ADMIN:
+        if required_scope == Scope.ADMIN and record.scope != Scope.ADMIN:
             self._refused("insufficient_scope", operation)
             raise PermissionDenied("this operation needs an admin key")
         return Caller(key_id=record.id, scope=record.scope, limits=record.limits)
+
+
+def visible_caller_key_id(caller: Caller, requested: str | None) -> str | None:
+    """Whose request logs ``caller`` may list when it asks for ``requested`` (None: every key's).
+
+    An admin key sees any key's; a generate key only its own, whatever it asks for, and asking for
+    another key's is refused with PERMISSION_DENIED naming ``caller_key_id`` (gRPC and dashboard alike).
+    """
+    if caller.scope == Scope.ADMIN:
+        return requested
+    if requested not in (None, caller.key_id):
+        raise PermissionDenied("only an admin key may list other keys' requests", param="caller_key_id")
+    return caller.key_id

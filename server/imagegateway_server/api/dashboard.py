@@ -35,13 +35,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from imagegateway_server.api.auth import GENERATE, Authenticator
-from imagegateway_server.api.dashboard_query import ADMIN_SCOPE, parse_log_query
+from imagegateway_server.api.auth import Authenticator
+from imagegateway_server.api.dashboard_query import parse_log_query
 from imagegateway_server.api.dashboard_sessions import SessionStore
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.domain.errors import GatewayError, NotFound, Unauthenticated
 from imagegateway_server.domain.result import GeneratedImage
+from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.gateway import Caller
 from imagegateway_server.routing.breakers import BreakerView
 from imagegateway_server.security.api_keys import hash_api_key
@@ -236,7 +237,7 @@ class Dashboard:
         key = await self._login_key(request)
         try:
             # The authenticator counts and logs a refusal, never with the key or any part of it.
-            caller = await self._auth.authenticate(key, GENERATE, operation=LOGIN_ROUTE)
+            caller = await self._auth.authenticate(key, Scope.GENERATE, operation=LOGIN_ROUTE)
         except Unauthenticated:
             raise _DashboardError(401, "the key is unknown or revoked", "invalid_api_key") from None
         token = self.sessions.create(caller.key_id, caller.scope, hash_api_key(key))
@@ -261,7 +262,7 @@ class Dashboard:
         caller = await self._caller(request)
         return JSONResponse({"key_id": caller.key_id, "scope": caller.scope,
                              "keep_images": self._keeper is not None,
-                             "breaker_health": self._target_health is not None and caller.scope == ADMIN_SCOPE},
+                             "breaker_health": self._target_health is not None and caller.scope == Scope.ADMIN},
                             headers=_NO_STORE)
 
     # --- pages and data --------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class Dashboard:
         if not is_log_id(log_id):
             raise not_found
         record = await self._store.get_log(log_id)
-        if caller.scope != ADMIN_SCOPE and record.caller_key_id != caller.key_id:
+        if caller.scope != Scope.ADMIN and record.caller_key_id != caller.key_id:
             raise not_found  # the same answer as an unknown id: others' ids are not revealed
         return caller, record
 
@@ -310,7 +311,7 @@ class Dashboard:
 
     async def health(self, request: Request) -> Response:
         caller = await self._caller(request)
-        if self._target_health is None or caller.scope != ADMIN_SCOPE:
+        if self._target_health is None or caller.scope != Scope.ADMIN:
             # The page then works out per-provider figures from the requests it lists.
             return JSONResponse({"source": "none", "targets": []}, headers=_NO_STORE)
         targets = [dict(target) for target in await self._target_health()]

@@ -9,12 +9,12 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import datetime
 
+from imagegateway_server.api.auth import visible_caller_key_id
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.gateway import Caller
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.storage.records import LogFilter
 
-ADMIN_SCOPE = "admin"
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 _MAX_TEXT = 200
@@ -90,11 +90,7 @@ def parse_log_query(params: Iterable[tuple[str, str]], caller: Caller) -> LogQue
     end_time = _time("end_time", get("end_time", ""))
     if start_time and end_time and end_time <= start_time:
         raise InvalidArgument("must be later than start_time", param="end_time")
-    caller_key_id = _text("caller_key_id", get("caller_key_id", ""))
-    if caller.scope != ADMIN_SCOPE:
-        if caller_key_id not in (None, caller.key_id):
-            raise InvalidArgument("only an admin key may see other keys' requests", param="caller_key_id")
-        caller_key_id = caller.key_id
+    caller_key_id = visible_caller_key_id(caller, _text("caller_key_id", get("caller_key_id", "")))
     store_filter = LogFilter(
         trace_id=_text("trace_id", get("trace_id", "")),
         status_code=_int("status_code", get("status_code", ""), 100, 599),

@@ -16,20 +16,21 @@ import grpc
 
 from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 from imagegateway_server.api import grpc_mapping
-from imagegateway_server.api.auth import ADMIN, current_caller
+from imagegateway_server.api.auth import current_caller, visible_caller_key_id
 from imagegateway_server.api.grpc_image_responses import (
     SerializedMessage,
     generate_image_response,
     stream_image_response,
 )
 from imagegateway_server.api.log_mapping import log_from_record
-from imagegateway_server.domain.errors import InvalidArgument, NotFound, PermissionDenied
+from imagegateway_server.domain.errors import InvalidArgument, NotFound
 from imagegateway_server.domain.input_limits import (
     DEFAULT_INPUT_LIMITS,
     InputLimits,
     check_metadata_size,
     check_trace_id,
 )
+from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
 from imagegateway_server.providers.registry import canonical_provider
@@ -76,7 +77,7 @@ def virtual_key_proto(record: VirtualKeyRecord) -> keys_pb2.VirtualKey:
 
 
 def api_key_proto(record: ApiKeyRecord) -> keys_pb2.ApiKey:
-    scope = keys_pb2.SCOPE_ADMIN if record.scope == ADMIN else keys_pb2.SCOPE_GENERATE
+    scope = keys_pb2.SCOPE_ADMIN if record.scope == Scope.ADMIN else keys_pb2.SCOPE_GENERATE
     message = keys_pb2.ApiKey(id=record.id, name=record.name, scope=scope, display_prefix=record.display_prefix,
                               limits=grpc_mapping.limits_proto(record.limits))
     _timestamp_from(record.create_time, message.create_time)
@@ -305,12 +306,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         caller = current_caller.get()
         success = {logs_pb2.REQUEST_OUTCOME_SUCCESS: True, logs_pb2.REQUEST_OUTCOME_FAILURE: False}.get(
             request.outcome)
-        caller_key_id = request.caller_key_id or None
-        if caller.scope != ADMIN:
-            # A generate key sees only its own requests, whatever it asks for.
-            if caller_key_id not in (None, caller.key_id):
-                raise PermissionDenied("only an admin key may list other keys' requests", param="caller_key_id")
-            caller_key_id = caller.key_id
+        caller_key_id = visible_caller_key_id(caller, request.caller_key_id or None)
         log_filter = LogFilter(
             trace_id=request.trace_id or None,
             status_code=request.status_code or None,
@@ -330,7 +326,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def GetLog(self, request: logs_pb2.GetLogRequest, context: Context) -> logs_pb2.GetLogResponse:
         caller = current_caller.get()
         record = await self._store.get_log(request.id)
-        if caller.scope != ADMIN and record.caller_key_id != caller.key_id:
+        if caller.scope != Scope.ADMIN and record.caller_key_id != caller.key_id:
             raise NotFound(f"request log {request.id!r} was not found")  # do not reveal others' ids
         return logs_pb2.GetLogResponse(log=log_from_record(record))
 

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imagegateway_server.api import rest_json, rest_mapping
-from imagegateway_server.api.auth import GENERATE, Authenticator
+from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
@@ -34,6 +34,7 @@ from imagegateway_server.domain.errors import (
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
+from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
 from imagegateway_server.observability.costs import format_usd
 from imagegateway_server.observability.metrics import Metrics
@@ -216,7 +217,7 @@ class RestShim:
         arrived = asyncio.get_running_loop().time()
         trace_headers = {"x-portkey-trace-id": trace.trace_id}
         try:
-            caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), GENERATE)
+            caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), Scope.GENERATE)
             body = await self._read_json(request, headers)
             image_request = _strict(headers, rest_mapping.image_request(body))
             call = GenerationCall(

@@ -133,7 +133,8 @@ class PendingLogRecord:
             if hashes is None:
                 hashes = [image_sha256(data) for data in self.image_data()]
             images = [_without_defaults({"sha256": sha256, "width": image.width, "height": image.height,
-                                         "bytes": str(len(image.data or b"")) if image.data else "", "mime_type": image.mime_type})
+                                         "bytes": str(len(image.data)) if image.data else "",
+                                         "mime_type": image.mime_type})
                       for image, sha256 in zip(routed.result.images, hashes, strict=True)]
         elif failure is not None:
             status_code = failure.error.status_code

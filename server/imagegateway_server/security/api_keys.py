@@ -24,13 +24,12 @@ from datetime import UTC, datetime, timedelta
 
 from imagegateway_server.domain.errors import InvalidArgument, Unauthenticated
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
+from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import ApiKeyRecord, Page
 
 KEY_PREFIX = "igw_"
-SCOPE_ADMIN = "admin"
-SCOPE_GENERATE = "generate"
-SCOPES = frozenset({SCOPE_ADMIN, SCOPE_GENERATE})
+SCOPES = frozenset(Scope)
 
 # Generated keys match ``igw_`` + 43 URL-safe characters; an operator's IMAGEGW_ADMIN_KEY may be
 # any run of 16-256 visible ASCII characters. Anything else is refused before a database look-up.
@@ -227,7 +226,7 @@ class ApiKeyService:
                     ApiKeyRecord(
                         id=secrets.token_hex(8),
                         name="bootstrap admin (IMAGEGW_ADMIN_KEY)",
-                        scope=SCOPE_ADMIN,
+                        scope=Scope.ADMIN,
                         key_hash=key_hash,
                         display_prefix=_display_prefix(admin_key_setting),
                         create_time=datetime.now(UTC),
@@ -237,7 +236,7 @@ class ApiKeyService:
                 raise ValueError(
                     f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, which was revoked; set a new value"
                 )
-            elif existing.scope != SCOPE_ADMIN:
+            elif existing.scope != Scope.ADMIN:
                 raise ValueError(
                     f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, "
                     f"whose scope is {existing.scope!r}, not admin"
@@ -245,7 +244,7 @@ class ApiKeyService:
             return None
         if await self._store.count_api_keys() > 0:
             return None
-        _, plaintext = await self.create("bootstrap admin", SCOPE_ADMIN)
+        _, plaintext = await self.create("bootstrap admin", Scope.ADMIN)
         return plaintext
 
     async def list(self, page_size: int = 0, page_token: str = "") -> Page[ApiKeyRecord]:
