@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 
 from imagegateway.v1 import configs_pb2
+from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import (
     AllTargetsFailed,
     CallerCancelled,
@@ -92,7 +93,7 @@ class GenerationOutcome:
     routed: RoutedResult
     trace_id: str
     log_id: str
-    cache_status: str = "DISABLED"
+    cache_status: CacheStatus = CacheStatus.DISABLED
     cost_usd: float = 0.0
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 from google.protobuf import json_format
 
 from imagegateway.v1 import images_pb2, logs_pb2
+from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import ErrorKind
 from imagegateway_server.domain.result import AttemptRecord
 from imagegateway_server.observability.log_records import CACHE_STATUS_NAMES, error_kind_name
 from imagegateway_server.storage.records import LogRecord
 
-# The gateway's cache statuses (routing.cache.CacheStatus values) on the wire.
-CACHE_STATUS_PROTO: dict[str, images_pb2.CacheStatus.ValueType] = {
+# The gateway's cache statuses on the wire.
+CACHE_STATUS_PROTO: dict[CacheStatus, images_pb2.CacheStatus.ValueType] = {
     status: images_pb2.CacheStatus.Value(name) for status, name in CACHE_STATUS_NAMES.items()
 }
 

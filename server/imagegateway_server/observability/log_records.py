@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import ErrorKind, RequestFailed
 from imagegateway_server.domain.result import AttemptRecord
 from imagegateway_server.observability.random_ids import random_hex_id
@@ -24,12 +25,7 @@ if TYPE_CHECKING:
 # The payload is the API's RequestLog message in protobuf's JSON mapping (snake_case names, fields at
 # their default left out, enums by name, int64 as strings), so ``api/log_mapping.py`` reads it back
 # with protobuf's parser; it is written here as plain JSON so this layer needs no generated code.
-CACHE_STATUS_NAMES: dict[str, str] = {
-    "DISABLED": "CACHE_STATUS_DISABLED",
-    "HIT": "CACHE_STATUS_HIT",
-    "MISS": "CACHE_STATUS_MISS",
-    "REFRESH": "CACHE_STATUS_REFRESH",
-}
+CACHE_STATUS_NAMES: dict[CacheStatus, str] = {status: f"CACHE_STATUS_{status.value}" for status in CacheStatus}
 
 # Local-only kinds have no value on the wire and fold into the nearest one.
 _FOLDED_KINDS = {
@@ -104,7 +100,7 @@ class PendingLogRecord:
     config_version: int
     routed: RoutedResult | None = dataclasses.field(repr=False)
     failure: RequestFailed | None = dataclasses.field(repr=False)
-    cache_status: str
+    cache_status: CacheStatus
     cost_usd: float
     virtual_key_id: str
     redact_prompt: bool
@@ -176,7 +172,7 @@ def pending_log_record(
     config_version: int,
     routed: RoutedResult | None = None,
     failure: RequestFailed | None = None,
-    cache_status: str = "DISABLED",
+    cache_status: CacheStatus = CacheStatus.DISABLED,
     cost_usd: float = 0.0,
     redact_prompt: bool = False,
 ) -> PendingLogRecord:

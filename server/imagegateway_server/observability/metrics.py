@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from imagegateway_server.domain.cache_status import CacheStatus
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -117,7 +119,7 @@ class Metrics:
         self.cache_requests = Counter("imagegateway_cache_requests_total",
                                       "Generation requests by cache status (HIT, MISS, REFRESH, DISABLED).",
                                       ["status"], registry=r)
-        for status in ("HIT", "MISS", "REFRESH", "DISABLED"):
+        for status in CacheStatus:
             self.cache_requests.labels(status)
         self._known_models: frozenset[str] = frozenset()
         self.circuit_transitions = Counter("imagegateway_circuit_transitions_total",

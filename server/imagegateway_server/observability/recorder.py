@@ -12,6 +12,7 @@ import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.observability.log_records import pending_log_record
 from imagegateway_server.observability.metrics import Metrics
@@ -66,9 +67,9 @@ class RequestRecorder:
 
     def success(
         self, call: GenerationCall, routed: RoutedResult, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: str = "DISABLED",
+        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED,
     ) -> Recorded:
-        cached = cache_status == CACHE_HIT
+        cached = cache_status == CacheStatus.HIT
         # A cache hit made no upstream call, so it cost nothing and generated nothing.
         cost = 0.0 if cached else self._prices.success_cost(routed, call.request)
         record = pending_log_record(
@@ -83,7 +84,7 @@ class RequestRecorder:
 
     def failure(
         self, call: GenerationCall, failure: RequestFailed, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: str = "DISABLED",
+        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED,
     ) -> str:
         """Records the failure, sets its ``log_id`` and returns it."""
         cost = self._prices.failed_attempts_cost(failure.attempts, call.request)

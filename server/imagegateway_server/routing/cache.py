@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.routing.cache_key import cache_key, plan_fingerprint, routing_identity
@@ -45,15 +45,6 @@ log = logging.getLogger(__name__)
 URL_ANSWER_MAX_AGE_SECONDS = 1800
 # Compiled plans whose cache description is remembered (saved configs reuse one plan object).
 PLAN_MEMO_SIZE = 256
-
-
-class CacheStatus(enum.StrEnum):
-    """What the cache did for one request; the value is the x-portkey-cache-status header."""
-
-    HIT = "HIT"
-    MISS = "MISS"
-    REFRESH = "REFRESH"
-    DISABLED = "DISABLED"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
