@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check lint demo bench clean
+.PHONY: install run test proto proto-check proto-baseline lint demo bench clean
 
 install: $(VENV)/.installed
 
@@ -31,10 +31,18 @@ proto-check: proto
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf >/dev/null
 
+# The protos' baseline for `buf breaking`: the API as last released. Refresh it (make proto-baseline)
+# only when a release ships, never to make a breaking change pass.
+PROTO_BASELINE := protos/breaking-baseline.binpb
+
 lint: install $(BUF)
 	$(BUF) lint
-	$(VENV)/bin/ruff check server clients tests scripts
+	$(BUF) breaking --against $(PROTO_BASELINE)
+	$(VENV)/bin/ruff check server clients tests scripts bench
 	$(VENV)/bin/mypy
+
+proto-baseline: $(BUF)
+	$(BUF) build -o $(PROTO_BASELINE)
 
 demo: install
 	$(PY) scripts/demo.py
