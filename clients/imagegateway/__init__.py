@@ -1,15 +1,20 @@
-"""ImageGateway's Python client: sync and asyncio clients over the generated ``imagegateway.v1`` stubs."""
+"""ImageGateway's Python client: sync and asyncio clients over the generated ``imagegateway.v1`` stubs.
 
-from imagegateway.client import (
+``ImageGatewayClient`` (client.py) blocks, ``AsyncImageGatewayClient`` (async_client.py) awaits;
+both share connection.py (target, API key, deadlines, TLS), builders.py (typed request fields) and
+pagers.py. errors.py maps gRPC failures to one exception per status; types.py names the messages.
+"""
+
+from imagegateway.async_client import AsyncImageGatewayClient
+from imagegateway.builders import ConfigLike, GenerateFields, LogFilters, ScopeName, build_generate_request
+from imagegateway.client import ImageGatewayClient
+from imagegateway.connection import (
     ADMIN_TIMEOUT,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_TARGET,
     IMAGE_TIMEOUT,
-    AsyncImageGatewayClient,
-    GenerateFields,
-    ImageGatewayClient,
-    LogFilters,
-    build_generate_request,
+    CredentialsFileError,
+    tls_credentials,
 )
 from imagegateway.errors import (
     AlreadyExistsError,
@@ -33,6 +38,8 @@ __all__ = [
     "IMAGE_TIMEOUT",
     "AlreadyExistsError",
     "AsyncImageGatewayClient",
+    "ConfigLike",
+    "CredentialsFileError",
     "DeadlineExceededError",
     "FailedPreconditionError",
     "GenerateFields",
@@ -44,8 +51,10 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
+    "ScopeName",
     "UnauthenticatedError",
     "UnavailableError",
     "build_generate_request",
     "from_rpc_error",
+    "tls_credentials",
 ]

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from imagegateway import ImageGatewayClient
-from imagegateway_server import log_follow
-from imagegateway_server.cli import main
+from imagegateway_server.cli import follow, main
 from tests.unit.test_client_fake_server import ADMIN_KEY, FakeGateway, serving
 
 
@@ -67,7 +66,7 @@ def test_logs_tail_prints_the_backlog_and_exits_0_on_ctrl_c(
         pauses.append(seconds)
         raise KeyboardInterrupt  # Ctrl-C while waiting for the next poll
 
-    monkeypatch.setattr(log_follow, "time", types.SimpleNamespace(sleep=interrupted))
+    monkeypatch.setattr(follow, "time", types.SimpleNamespace(sleep=interrupted))
     code = main(["logs", "tail", "-n", "2", "--interval", "0.5", "-o", "json"])
     out = capsys.readouterr().out
     assert code == 0 and pauses == [0.5]

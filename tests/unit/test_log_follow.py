@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from imagegateway.v1 import logs_pb2
-from imagegateway_server.log_follow import follow_logs
+from imagegateway_server.cli.follow import follow_logs
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 

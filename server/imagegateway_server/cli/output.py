@@ -1,4 +1,4 @@
-"""How ``imagegw`` prints resources: proto JSON for ``-o json``, aligned text for people.
+"""How ``imagegw`` prints what the gateway returns: proto JSON for ``-o json``, aligned text for people.
 
 JSON output is the resource itself in protobuf's JSON mapping with snake_case names, every field
 present (so ``jq .fallback_used`` is ``false``, not ``null``); a saved config's routing JSON is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
@@ -18,17 +19,28 @@ from typing import IO, Any
 from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 
-from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2
+from imagegateway.types import (
+    ApiKey,
+    Attempt,
+    Config,
+    ErrorKind,
+    GenerateImageFailure,
+    Image,
+    RequestLog,
+    RoutingOutcome,
+    TargetHealth,
+    VirtualKey,
+)
 
 # Columns of list tables: header -> field name, per resource type.
 _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
-    configs_pb2.Config.DESCRIPTOR.full_name: (
+    Config.DESCRIPTOR.full_name: (
         ("ID", "id"),
         ("NAME", "name"),
         ("VERSION", "version"),
         ("CREATED", "create_time"),
     ),
-    keys_pb2.VirtualKey.DESCRIPTOR.full_name: (
+    VirtualKey.DESCRIPTOR.full_name: (
         ("ID", "id"),
         ("NAME", "name"),
         ("PROVIDER", "provider"),
@@ -36,7 +48,7 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("CREATED", "create_time"),
         ("ROTATED", "rotate_time"),
     ),
-    keys_pb2.ApiKey.DESCRIPTOR.full_name: (
+    ApiKey.DESCRIPTOR.full_name: (
         ("ID", "id"),
         ("NAME", "name"),
         ("SCOPE", "scope"),
@@ -44,7 +56,7 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("CREATED", "create_time"),
         ("REVOKED", "revoke_time"),
     ),
-    logs_pb2.RequestLog.DESCRIPTOR.full_name: (
+    RequestLog.DESCRIPTOR.full_name: (
         ("TIME", "create_time"),
         ("ID", "id"),
         ("STATUS", "status_code"),
@@ -56,7 +68,7 @@ _COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("COST_USD", "cost_usd"),
         ("TRACE_ID", "trace_id"),
     ),
-    health_pb2.TargetHealth.DESCRIPTOR.full_name: (
+    TargetHealth.DESCRIPTOR.full_name: (
         ("PROVIDER", "provider"),
         ("HOST", "host"),  # "-": the provider's public API host
         ("MODEL", "model"),
@@ -75,13 +87,37 @@ _EMPTY = "-"
 def to_json(msg: Message) -> dict[str, Any]:
     """The resource in proto JSON (snake_case, every field present)."""
     data = json_format.MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    if isinstance(msg, configs_pb2.Config) and msg.HasField("config"):
+    if isinstance(msg, Config) and msg.HasField("config"):
         data["config"] = json_format.MessageToDict(msg.config, preserving_proto_field_name=True)
     return data
 
 
 def print_json(value: object, out: IO[str]) -> None:
     out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def emit(output: str, msg: Message, extra: dict[str, Any] | None = None) -> None:
+    """Prints one resource on stdout: proto JSON (plus ``extra`` fields) or ``field: value`` lines."""
+    if output == "json":
+        print_json({**to_json(msg), **(extra or {})}, sys.stdout)
+    else:
+        print_fields([*resource_rows(msg), *(extra or {}).items()], sys.stdout)
+
+
+def emit_list(output: str, msgs: Sequence[Message], kind: type[Message]) -> None:
+    """Prints resources of one type on stdout: a JSON list or a table."""
+    if output == "json":
+        print_json([to_json(m) for m in msgs], sys.stdout)
+    else:
+        print_resources(msgs, kind, sys.stdout)
+
+
+def emit_deleted(output: str, what: str, id: str) -> None:
+    """Says on stdout that a resource is gone (``{}`` in JSON: a delete returns nothing)."""
+    if output == "json":
+        print_json({}, sys.stdout)
+    else:
+        sys.stdout.write(f"deleted {what} {id}\n")
 
 
 def _enum_prefix(type_name: str) -> str:
@@ -140,12 +176,12 @@ def print_resources(msgs: Sequence[Message], kind: type[Message], out: IO[str]) 
     print_table([h for h, _ in columns], rows, out)
 
 
-def _attempt_error(attempt: images_pb2.Attempt) -> str:
+def _attempt_error(attempt: Attempt) -> str:
     parts = ["circuit open, skipped" if attempt.circuit_open else "", _human(attempt, "error_kind"), attempt.error]
     return ": ".join(p for p in parts if p and p != _EMPTY) or _EMPTY
 
 
-def print_attempts(attempts: Sequence[images_pb2.Attempt], out: IO[str], indent: str = "  ") -> None:
+def print_attempts(attempts: Sequence[Attempt], out: IO[str], indent: str = "  ") -> None:
     """Each upstream attempt on its own line: target, provider, model, status, latency, error."""
     rows = [
         [
@@ -163,12 +199,12 @@ def print_attempts(attempts: Sequence[images_pb2.Attempt], out: IO[str], indent:
     print_table(["#", "TARGET", "PROVIDER", "MODEL", "STATUS", "RETRY", "LATENCY", "ERROR"], rows, out, indent)
 
 
-def fallback_line(served_target: str, attempts: Sequence[images_pb2.Attempt]) -> str:
-    failed = sum(1 for a in attempts if a.error_kind != images_pb2.ERROR_KIND_UNSPECIFIED)
+def fallback_line(served_target: str, attempts: Sequence[Attempt]) -> str:
+    failed = sum(1 for a in attempts if a.error_kind != ErrorKind.ERROR_KIND_UNSPECIFIED)
     return f"FALLBACK: served by {served_target or 'a later target'} after {failed} failed attempt(s)"
 
 
-def print_log(log: logs_pb2.RequestLog, out: IO[str]) -> None:
+def print_log(log: RequestLog, out: IO[str]) -> None:
     print_fields(resource_rows(log, skip=("attempts", "images")), out)
     out.write("attempts:\n")
     print_attempts(log.attempts, out)
@@ -179,7 +215,7 @@ def print_log(log: logs_pb2.RequestLog, out: IO[str]) -> None:
         out.write(f"image: {size} {image.mime_type} {image.bytes} bytes sha256={image.sha256}\n")
 
 
-def log_line(log: logs_pb2.RequestLog) -> str:
+def log_line(log: RequestLog) -> str:
     """One request log on one line, for a stream (``logs tail``); empty fields shown as ``-``."""
     fallback = " FALLBACK" if log.fallback_used else ""
     return (f"{_human(log, 'create_time')} {log.id} {log.status_code} {_human(log, 'provider')} "
@@ -188,7 +224,7 @@ def log_line(log: logs_pb2.RequestLog) -> str:
 
 
 def print_outcome(
-    outcome: images_pb2.RoutingOutcome, files: Sequence[tuple[Path, images_pb2.Image]], out: IO[str]
+    outcome: RoutingOutcome, files: Sequence[tuple[Path, Image]], out: IO[str]
 ) -> None:
     print_fields(
         [
@@ -214,7 +250,7 @@ def print_outcome(
         out.write(f"wrote: {path} ({size}{image.mime_type or 'unknown type'}, {len(image.data)} bytes)\n")
 
 
-def print_failure(failure: images_pb2.GenerateImageFailure, out: IO[str]) -> None:
+def print_failure(failure: GenerateImageFailure, out: IO[str]) -> None:
     """What a failed image request tried, under the ``error:`` line."""
     rows = [("trace_id", failure.trace_id or _EMPTY), ("log_id", failure.log_id or _EMPTY)]
     if failure.http_status:

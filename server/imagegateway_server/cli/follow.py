@@ -15,16 +15,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from imagegateway.v1 import logs_pb2
+from imagegateway.types import RequestLog
 
 # Lists records created at or after the given time (None: any time), newest first, at most
 # ``limit`` of them (0: all).
-ListSince = Callable[[datetime | None, int], Iterable[logs_pb2.RequestLog]]
+ListSince = Callable[[datetime | None, int], Iterable[RequestLog]]
 
 DEFAULT_OVERLAP = timedelta(seconds=5)
 
 
-def _created(log: logs_pb2.RequestLog) -> datetime:
+def _created(log: RequestLog) -> datetime:
     return log.create_time.ToDatetime(tzinfo=UTC)
 
 
@@ -35,7 +35,7 @@ def follow_logs(
     interval: float = 1.0,
     overlap: timedelta = DEFAULT_OVERLAP,
     sleep: Callable[[float], object] | None = None,
-) -> Iterator[logs_pb2.RequestLog]:
+) -> Iterator[RequestLog]:
     """Yields the newest ``backlog`` records, then every new record once, oldest first, forever."""
     if backlog < 0:
         raise ValueError("backlog must not be negative")
