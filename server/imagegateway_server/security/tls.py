@@ -4,8 +4,8 @@
 IMAGEGW_TLS_CLIENT_CA_FILE, which makes both ports require a client certificate that CA signed)
 and checked there: a missing file, a key that does not match the certificate or a half-given
 pair stops the process with one clear line rather than failing the first handshake. The metrics
-port stays plain HTTP: it is meant for a private scrape network. ``client_credentials`` builds
-the gRPC channel credentials the CLI and client use against such a gateway.
+port stays plain HTTP: it is meant for a private scrape network. (Clients build their channel
+credentials with the client library's ``imagegateway.tls_credentials``.)
 """
 
 from __future__ import annotations
@@ -82,16 +82,3 @@ class ServerTls:
         if self.mutual:
             options.update(ssl_ca_certs=self.client_ca_file, ssl_cert_reqs=ssl.CERT_REQUIRED)
         return options
-
-
-def client_credentials(ca_file: str | None = None, cert_file: str | None = None,
-                       key_file: str | None = None) -> grpc.ChannelCredentials:
-    """gRPC channel credentials: trust ``ca_file`` (else the system roots), present a client
-    certificate when ``cert_file`` and ``key_file`` are given (mutual TLS)."""
-    if bool(cert_file) != bool(key_file):
-        raise ValueError("--tls-cert and --tls-key must be given together")
-    return grpc.ssl_channel_credentials(
-        root_certificates=_read(ca_file, "--tls-ca") if ca_file else None,
-        private_key=_read(key_file, "--tls-key") if key_file else None,
-        certificate_chain=_read(cert_file, "--tls-cert") if cert_file else None,
-    )
