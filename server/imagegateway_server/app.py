@@ -36,7 +36,7 @@ from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.request_log import RequestLogWriter
-from imagegateway_server.providers.model_aliases import load_model_aliases
+from imagegateway_server.providers.kit.model_aliases import load_model_aliases
 from imagegateway_server.providers.registry import canonical_provider, default_registry
 from imagegateway_server.routing.breakers import BreakerPolicy, InProcessBreakers
 from imagegateway_server.routing.cache import ResponseCache

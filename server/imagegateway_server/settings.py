@@ -141,7 +141,7 @@ def _price_table_file(value: str) -> str:
 def _aliases_file(value: str) -> str:
     # Checked here so a bad table stops `imagegw serve` with one clear line; the process loads it again.
     if value:
-        from imagegateway_server.providers.model_aliases import load_model_aliases
+        from imagegateway_server.providers.kit.model_aliases import load_model_aliases
         from imagegateway_server.providers.registry import canonical_provider
 
         load_model_aliases(value, canonical_provider=canonical_provider)

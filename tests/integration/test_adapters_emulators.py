@@ -9,9 +9,9 @@ import pytest
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
-from imagegateway_server.providers.base import UpstreamTarget
-from imagegateway_server.providers.openai import OpenAIAdapter
-from imagegateway_server.providers.stability import StabilityAdapter
+from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.openai.adapter import OpenAIAdapter
+from imagegateway_server.providers.stability.adapter import StabilityAdapter
 from tests.emulators import Fault, OpenAIEmulator, StabilityEmulator
 
 OPENAI_KEY = "sk-test-openai-integration-0123456789"

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegateway_server.providers import base64_json
+from imagegateway_server.providers.kit import base64_json
 
 SMALL = 16  # min_chars for the tests: long strings without megabytes of data
 

@@ -10,7 +10,7 @@ import pytest
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
-from imagegateway_server.providers.base import UpstreamTarget
+from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.breakers import (
     BreakerPolicy,
     CircuitState,

@@ -17,6 +17,7 @@ from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
 from imagegateway_server.observability.costs import (
     PriceTable,
+    built_in_price_document,
     format_usd,
     load_price_table,
     parse_price_table,
@@ -119,8 +120,7 @@ def test_failed_attempts_are_free_unless_the_table_says_the_provider_bills_them(
                            latency_ms=3, error_kind=ErrorKind.CONTENT_POLICY, error="filtered")
     request = ImageRequest(prompt="p", n=2)
     assert BUILT_IN.failed_attempts_cost([failed], request) == 0.0
-    document = json.loads((Path(__file__).parents[2] / "server/imagegateway_server/observability/prices.json")
-                          .read_text())
+    document = built_in_price_document()
     document["providers"]["stability-ai"]["billed_error_kinds"] = ["content_policy"]
     billing = parse_price_table(document)
     assert billing.failed_attempts_cost([failed], request) == pytest.approx(2 * 0.03)

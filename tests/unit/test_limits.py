@@ -18,7 +18,7 @@ from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.observability.costs import load_price_table
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
-from imagegateway_server.providers.base import UpstreamTarget
+from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, RoutedResult, Router

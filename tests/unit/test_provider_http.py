@@ -20,18 +20,12 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
-from imagegateway_server.providers.http import (
-    UpstreamClient,
-    UpstreamRefused,
-    attempt_timeout,
-    classify_client_error,
-    json_bytes,
-    json_object,
-    parse_retry_after,
-    redact,
-    request_headers,
-    upstream_errors,
-)
+from imagegateway_server.providers.kit.bodies import json_bytes, json_object
+from imagegateway_server.providers.kit.errors import redact
+from imagegateway_server.providers.kit.headers import request_headers
+from imagegateway_server.providers.kit.network_failures import classify_client_error, upstream_errors
+from imagegateway_server.providers.kit.status import parse_retry_after
+from imagegateway_server.providers.kit.transport import UpstreamClient, UpstreamRefused, attempt_timeout
 from tests.conftest import Emulators
 from tests.emulators import Fault, OpenAIEmulator
 from tests.raw_http import CLOSE, HANG, FailingResolver, Outcome, RawRequest, RawUpstream, http_response

@@ -18,9 +18,10 @@ import pytest
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
-from imagegateway_server.providers.base import UpstreamTarget
-from imagegateway_server.providers.http import UpstreamClient
-from imagegateway_server.providers.openai import OpenAIAdapter, model_family
+from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.kit.transport import UpstreamClient
+from imagegateway_server.providers.openai.adapter import OpenAIAdapter
+from imagegateway_server.providers.openai.models import model_family
 from tests.conftest import OPENAI_SECRET, Emulators
 from tests.emulators import Fault, OpenAIEmulator
 from tests.raw_http import FailingResolver, RawUpstream, StalledResolver, http_response

@@ -7,16 +7,16 @@ import pytest
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
-from imagegateway_server.providers.base import ProviderAdapter, UpstreamTarget
-from imagegateway_server.providers.http import UpstreamClient
-from imagegateway_server.providers.openai import OpenAIAdapter
+from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.transport import UpstreamClient
+from imagegateway_server.providers.openai.adapter import OpenAIAdapter
 from imagegateway_server.providers.registry import (
     IMAGE_PROVIDERS,
     ProviderRegistry,
     canonical_provider,
     default_registry,
 )
-from imagegateway_server.providers.stability import StabilityAdapter
+from imagegateway_server.providers.stability.adapter import StabilityAdapter
 
 
 @pytest.mark.parametrize(

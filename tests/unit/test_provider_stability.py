@@ -12,7 +12,6 @@ import base64
 import email
 import email.policy
 import json
-import math
 import socket
 import struct
 import zlib
@@ -20,18 +19,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.providers.base import UpstreamTarget
-from imagegateway_server.providers.stability import (
-    ASPECT_RATIOS,
-    SDXL_SIZES,
-    StabilityAdapter,
-    nearest_aspect_ratio,
-)
+from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.stability.adapter import StabilityAdapter
+from imagegateway_server.providers.stability.models import SDXL_SIZES
 from tests.conftest import STABILITY_SECRET, Emulators
 from tests.emulators import Fault, RecordedRequest, StabilityEmulator
 from tests.raw_http import HANG, Outcome, RawRequest, RawUpstream, http_response
@@ -363,24 +356,6 @@ async def test_size_becomes_the_nearest_aspect_ratio(
     adapter = make(v2_ok())
     await adapter.generate(ImageRequest(prompt="x", model="ultra", size=size), TARGET)
     assert form(emu.requests[-1])["aspect_ratio"] == ratio
-
-
-@given(st.integers(min_value=1, max_value=8192), st.integers(min_value=1, max_value=8192))
-def test_nearest_aspect_ratio_is_allowed_and_no_other_is_closer(width: int, height: int) -> None:
-    ratio = nearest_aspect_ratio(width, height)
-    assert ratio in ASPECT_RATIOS
-
-    def distance(r: str) -> float:
-        w, h = r.split(":")
-        return abs(math.log(int(w) / int(h)) - math.log(width / height))
-
-    assert all(distance(ratio) <= distance(other) for other in ASPECT_RATIOS)
-
-
-@given(st.sampled_from(ASPECT_RATIOS), st.integers(min_value=1, max_value=100))
-def test_an_exact_aspect_ratio_maps_to_itself(ratio: str, scale: int) -> None:
-    w, h = ratio.split(":")
-    assert nearest_aspect_ratio(int(w) * scale, int(h) * scale) == ratio
 
 
 async def test_size_conflicting_with_aspect_ratio_is_refused(make: MakeFn, emu: StabilityEmulator) -> None:

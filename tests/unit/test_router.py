@@ -11,7 +11,7 @@ import pytest
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
-from imagegateway_server.providers.base import UpstreamTarget
+from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router

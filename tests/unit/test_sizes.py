@@ -8,16 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegateway_server.providers import sizes
-from imagegateway_server.providers.sizes import SizeRule, area_distance, ratio_distance
+from imagegateway_server.providers.kit import sizes
+from imagegateway_server.providers.kit.sizes import SizeRule, area_distance, ratio_distance
+from imagegateway_server.providers.openai import models as openai_models
+from imagegateway_server.providers.stability import models as stability_models
 
 PIXEL_RULES = {
-    "dall-e-2": sizes.DALL_E_2_SIZES,
-    "dall-e-3": sizes.DALL_E_3_SIZES,
-    "gpt-image": sizes.GPT_IMAGE_SIZES,
-    "gpt-image-2": sizes.GPT_IMAGE_2_SIZES,
-    "sdxl": sizes.SDXL_SIZES,
-    "sd-v1-6": sizes.SD_V1_6_SIZES,
+    "dall-e-2": openai_models.DALL_E_2_SIZES,
+    "dall-e-3": openai_models.DALL_E_3_SIZES,
+    "gpt-image": openai_models.GPT_IMAGE_SIZES,
+    "gpt-image-2": openai_models.GPT_IMAGE_2_SIZES,
+    "sdxl": stability_models.SDXL_SIZE_RULE,
+    "sd-v1-6": stability_models.SD_V1_6_SIZE_RULE,
 }
 ALL_SIZES = {name: list(rule.sizes()) for name, rule in PIXEL_RULES.items()}
 
@@ -26,7 +28,7 @@ sides = st.integers(min_value=1, max_value=10_000)
 
 
 def gpt_image_2_allows(width: int, height: int) -> bool:
-    """providers.md §1.3 (and the emulator): divisible by 16, aspect within 3:1, at most 3840x2160."""
+    """OpenAI's gpt-image-2 size rule (the emulator's too): divisible by 16, aspect within 3:1, at most 3840x2160."""
     return (width % 16 == 0 and height % 16 == 0 and max(width, height) <= 3 * min(width, height)
             and max(width, height) <= 3840 and min(width, height) <= 2160)
 
@@ -72,7 +74,7 @@ def test_no_allowed_size_has_a_nearer_aspect_ratio_and_ties_go_to_the_nearest_ar
 @given(sides, sides)
 @settings(max_examples=200)
 def test_gpt_image_2_allows_exactly_what_openai_documents(width: int, height: int) -> None:
-    assert sizes.GPT_IMAGE_2_SIZES.allows(width, height) == gpt_image_2_allows(width, height)
+    assert openai_models.GPT_IMAGE_2_SIZES.allows(width, height) == gpt_image_2_allows(width, height)
 
 
 def test_the_lattice_rules_enumerate_exactly_their_constraints() -> None:
@@ -87,7 +89,7 @@ def test_the_lattice_rules_enumerate_exactly_their_constraints() -> None:
 def test_the_nearest_aspect_ratio_is_allowed_minimal_and_flagged_exact_only_when_equal(
     width: int, height: int
 ) -> None:
-    rule = sizes.STABILITY_ASPECT_RATIOS
+    rule = stability_models.ASPECT_RATIO_RULE
     ratio, exact = rule.nearest(width, height)
     assert rule.allows(ratio)
     distances = {r: ratio_distance(*sizes.parse_ratio(r), width, height) for r in rule.ratios}
@@ -95,10 +97,10 @@ def test_the_nearest_aspect_ratio_is_allowed_minimal_and_flagged_exact_only_when
     assert exact == (distances[ratio] == 1)
 
 
-@given(st.sampled_from(sizes.STABILITY_ASPECT_RATIOS.ratios), st.integers(min_value=1, max_value=300))
+@given(st.sampled_from(stability_models.ASPECT_RATIO_RULE.ratios), st.integers(min_value=1, max_value=300))
 def test_a_size_of_an_allowed_ratio_maps_to_it_exactly(ratio: str, scale: int) -> None:
     w, h = sizes.parse_ratio(ratio)
-    assert sizes.STABILITY_ASPECT_RATIOS.nearest(w * scale, h * scale) == (ratio, True)
+    assert stability_models.ASPECT_RATIO_RULE.nearest(w * scale, h * scale) == (ratio, True)
 
 
 @given(sides, sides, sides, sides)
@@ -146,7 +148,7 @@ def test_nearest_size_rows(name: str, asked: tuple[int, int], expected: tuple[in
     ((2520, 1080), "21:9", True),
 ])
 def test_nearest_aspect_ratio_rows(asked: tuple[int, int], ratio: str, exact: bool) -> None:
-    assert sizes.STABILITY_ASPECT_RATIOS.nearest(*asked) == (ratio, exact)
+    assert stability_models.ASPECT_RATIO_RULE.nearest(*asked) == (ratio, exact)
 
 
 def test_auto_is_allowed_only_by_the_gpt_image_rules() -> None:
@@ -156,7 +158,7 @@ def test_auto_is_allowed_only_by_the_gpt_image_rules() -> None:
 @pytest.mark.parametrize("bad", [(0, 10), (10, 0), (-5, 5)])
 def test_a_size_that_is_not_positive_is_a_value_error(bad: tuple[int, int]) -> None:
     with pytest.raises(ValueError):
-        sizes.SD_V1_6_SIZES.nearest(*bad)
+        stability_models.SD_V1_6_SIZE_RULE.nearest(*bad)
 
 
 def test_rules_hash_by_identity_so_cached_lookups_stay_cheap() -> None:

@@ -18,7 +18,8 @@ import aiohttp
 import pytest
 
 from imagegateway_server.domain.errors import ProviderError
-from imagegateway_server.providers.http import UpstreamClient, UpstreamRefused, upstream_errors
+from imagegateway_server.providers.kit.network_failures import upstream_errors
+from imagegateway_server.providers.kit.transport import UpstreamClient, UpstreamRefused
 from imagegateway_server.security.ssrf_transport import GuardedResolver, guarded_client, resolve_host
 from imagegateway_server.security.upstream_hosts import IPAddress, UpstreamHostPolicy
 from tests.certificates import TestCA

@@ -15,17 +15,18 @@ from imagegateway_server.api import grpc_mapping
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
-from imagegateway_server.providers.base import UpstreamTarget
-from imagegateway_server.providers.model_aliases import (
+from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.kit.model_aliases import (
     BUILT_IN_FILE,
     NO_ALIASES,
     ModelAliases,
     load_model_aliases,
     parse_model_aliases,
 )
-from imagegateway_server.providers.model_params import openai_spec, stability_spec
+from imagegateway_server.providers.kit.translation import Translation, translate
+from imagegateway_server.providers.openai.models import model_spec as openai_spec
 from imagegateway_server.providers.registry import canonical_provider
-from imagegateway_server.providers.translation import Translation, translate
+from imagegateway_server.providers.stability.models import model_spec as stability_spec
 from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, compile_plan, leaves
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router

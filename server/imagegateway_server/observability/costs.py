@@ -1,7 +1,9 @@
 """What a request cost, in US dollars, by a versioned price table per provider, model, quality and size.
 
-The table (``prices.json`` next to this module, or the file IMAGEGW_PRICE_TABLE_FILE names) is read
-and checked once at start; look-ups are dictionary reads. Its shape::
+The table is read and checked once at start; look-ups are dictionary reads. The built-in one is
+assembled from ``prices.json`` next to this module (its version and currency) and each discovered
+provider's own ``prices.json`` (its entry under ``providers``); a file IMAGEGW_PRICE_TABLE_FILE names
+replaces it whole. Its shape::
 
     {"version": "...", "providers": {"openai": {
         "billed_error_kinds": [],                       # failed attempts the provider still bills
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imagegateway_server.domain.errors import ErrorKind
+from imagegateway_server.providers.registry import PROVIDER_SPECS
 
 if TYPE_CHECKING:
     from imagegateway_server.domain.request import ImageRequest
@@ -178,20 +181,26 @@ def _image_size(image: GeneratedImage) -> str | None:
 
 def load_price_table(path: str | Path | None = None) -> PriceTable:
     """The table in ``path``, or the one shipped with the gateway; ValueError naming what is wrong."""
-    if path:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"cannot read the price table {source}: {exc.strerror or exc}") from None
-    else:
-        source = "the built-in price table"
-        text = resources.files(__package__).joinpath("prices.json").read_text(encoding="utf-8")
+    if not path:
+        return parse_price_table(built_in_price_document(), source="the built-in price table")
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the price table {source}: {exc.strerror or exc}") from None
     try:
         document = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{source} is not valid JSON: {exc}") from None
     return parse_price_table(document, source=source)
+
+
+def built_in_price_document() -> dict[str, Any]:
+    """The shipped table as one document: this package's ``prices.json`` with every provider's prices."""
+    text = resources.files(__package__).joinpath("prices.json").read_text(encoding="utf-8")
+    document = _object(json.loads(text), "the built-in price table")
+    prices = {name: spec.read_prices() for name, spec in PROVIDER_SPECS.items()}
+    return {**document, "providers": {name: body for name, body in prices.items() if body is not None}}
 
 
 def parse_price_table(document: Any, *, source: str = "the price table") -> PriceTable:

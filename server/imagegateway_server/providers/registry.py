@@ -1,35 +1,70 @@
-"""The provider registry: canonical provider names, their aliases, and the adapter serving each."""
+"""The provider registry: the provider folders found under ``providers/``, their names, and their adapters.
+
+Every subpackage of ``providers`` but the kit is one provider, and its ``spec`` module exposes its
+``ProviderSpec`` as ``SPEC``. They are discovered once, at import, so adding a provider is adding
+its folder: its names, aliases, public hosts and prices reach the rest of the gateway from here.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import pkgutil
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 
+from imagegateway_server import providers
 from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.providers import openai, stability
-from imagegateway_server.providers.base import ProviderAdapter
-from imagegateway_server.providers.http import DEFAULT_MAX_BODY_BYTES, UpstreamClient
-from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
+from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES
+from imagegateway_server.providers.kit.interface import ProviderAdapter
+from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
+from imagegateway_server.providers.kit.spec import ProviderSpec
+from imagegateway_server.providers.kit.transport import UpstreamClient
 
 _log = logging.getLogger(__name__)
 
-OPENAI = "openai"
-STABILITY_AI = "stability-ai"
+_KIT = "kit"  # the shared provider kit: the one subpackage that is not a provider
+SPEC_MODULE = "spec"
 
-# Every spelling Portkey accepts for a provider, lower-cased, mapped to our canonical name.
+
+def discover_providers(package: ModuleType = providers) -> Mapping[str, ProviderSpec]:
+    """The ``SPEC`` of every provider folder in ``package``, by canonical name, in name order.
+
+    Raises ValueError for a folder without a ``spec`` module or ``SPEC``, or two providers claiming
+    one name or spelling: a half-added provider stops the process instead of vanishing.
+    """
+    specs: dict[str, ProviderSpec] = {}
+    owner: dict[str, str] = {}
+    for folder in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
+        if not folder.ispkg or folder.name == _KIT:
+            continue
+        where = f"{package.__name__}.{folder.name}"
+        try:
+            module = importlib.import_module(f"{where}.{SPEC_MODULE}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{where}.{SPEC_MODULE}":
+                raise
+            raise ValueError(f"provider folder {where} has no {SPEC_MODULE} module declaring SPEC") from None
+        spec = getattr(module, "SPEC", None)
+        if not isinstance(spec, ProviderSpec):
+            raise ValueError(f"{where}.{SPEC_MODULE}.SPEC must be a ProviderSpec")
+        for spelling in sorted(spec.spellings):
+            if spelling in owner:
+                raise ValueError(f"providers {owner[spelling]!r} and {spec.name!r} both answer to {spelling!r}")
+            owner[spelling] = spec.name
+        specs[spec.name] = spec
+    return MappingProxyType(specs)
+
+
+PROVIDER_SPECS: Mapping[str, ProviderSpec] = discover_providers()
+
+# Every spelling a provider answers to (Portkey's included), lower-cased, mapped to its canonical name.
 _ALIASES: Mapping[str, str] = MappingProxyType({
-    "openai": OPENAI,
-    "open-ai": OPENAI,
-    "open_ai": OPENAI,
-    "stability-ai": STABILITY_AI,
-    "stabilityai": STABILITY_AI,
-    "stability": STABILITY_AI,
-    "stability_ai": STABILITY_AI,
+    spelling: spec.name for spec in PROVIDER_SPECS.values() for spelling in spec.spellings
 })
 
-IMAGE_PROVIDERS: frozenset[str] = frozenset(_ALIASES.values())
+IMAGE_PROVIDERS: frozenset[str] = frozenset(PROVIDER_SPECS)
 
 
 def canonical_provider(name: str) -> str:
@@ -41,6 +76,11 @@ def canonical_provider(name: str) -> str:
             param="provider",
         )
     return canonical
+
+
+def public_provider_hosts() -> frozenset[str]:
+    """The host names of every provider's public API."""
+    return frozenset(host for spec in PROVIDER_SPECS.values() for host in spec.public_hosts)
 
 
 class ProviderRegistry:
@@ -76,24 +116,23 @@ class ProviderRegistry:
 
 def default_registry(
     *,
-    openai_base_url: str = openai.DEFAULT_BASE_URL,
-    stability_base_url: str = stability.DEFAULT_BASE_URL,
+    base_urls: Mapping[str, str] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     client_factory: Callable[[], UpstreamClient] = UpstreamClient,
     model_aliases: ModelAliases = NO_ALIASES,
 ) -> ProviderRegistry:
-    """A registry with every built-in adapter.
+    """A registry with an adapter for every discovered provider.
 
-    ``client_factory`` makes each adapter's own upstream client (the process passes the SSRF-guarded
-    one); ``model_aliases`` is the enabled alias table (``model_aliases.load_model_aliases``).
+    ``base_urls`` overrides a provider's default base URL, keyed by any spelling of its name (an
+    unknown name is InvalidArgument naming ``provider``). ``client_factory`` makes each adapter's
+    own upstream client (the process passes the SSRF-guarded one); ``model_aliases`` is the enabled
+    alias table (``kit.model_aliases.load_model_aliases``).
     """
+    overrides = {canonical_provider(name): url for name, url in (base_urls or {}).items()}
     return ProviderRegistry({
-        OPENAI: openai.OpenAIAdapter(
-            base_url=openai_base_url, client=client_factory(), max_body_bytes=max_body_bytes,
-            aliases=model_aliases,
-        ),
-        STABILITY_AI: stability.StabilityAdapter(
-            base_url=stability_base_url, client=client_factory(), max_body_bytes=max_body_bytes,
-            aliases=model_aliases,
-        ),
+        spec.name: spec.make_adapter(
+            base_url=overrides.get(spec.name, spec.default_base_url), client=client_factory(),
+            max_body_bytes=max_body_bytes, aliases=model_aliases,
+        )
+        for spec in PROVIDER_SPECS.values()
     })

@@ -24,7 +24,7 @@ from imagegateway_server.domain.errors import (
 )
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, ImageResult
-from imagegateway_server.providers.base import ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
 from imagegateway_server.routing.breakers import Breakers, Outcome, Permit, TargetIdentity, outcome_of
 from imagegateway_server.routing.plan import Group, Leaf, Node
 

@@ -13,7 +13,7 @@ points inside the network. So the adapters' clients are made by ``guarded_client
 
 TLS is untouched: aiohttp runs the handshake with the URL's host name for SNI and certificate
 verification; only the TCP endpoint is pinned. Redirects are never followed and proxies from the
-environment are ignored (``providers.http.UpstreamClient``), so neither can route around the check.
+environment are ignored (``providers.kit.transport.UpstreamClient``), so neither can route around the check.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from imagegateway_server.providers.http import UpstreamClient, UpstreamRefused
+from imagegateway_server.providers.kit.transport import UpstreamClient, UpstreamRefused
 from imagegateway_server.security.upstream_hosts import IPAddress, UpstreamHostPolicy, parse_address
 
 log = logging.getLogger(__name__)

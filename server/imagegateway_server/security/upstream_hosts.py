@@ -1,6 +1,7 @@
 """Decides which upstream hosts and addresses the gateway may send a request to (the SSRF policy).
 
-The providers' public hosts are always allowed over https. Anything else must be on
+The providers' public hosts (each provider folder declares its own, ``ProviderSpec.public_hosts``)
+are always allowed over https. Anything else must be on
 IMAGEGW_ALLOWED_UPSTREAM_HOSTS (hosts, host:port or CIDRs); loopback, private, link-local and
 other non-public addresses are refused unless listed, and plain http is allowed only for listed
 hosts. Addresses are recognised in every spelling a resolver accepts (``2130706433``,
@@ -23,8 +24,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from imagegateway_server.domain.errors import InvalidArgument
-
-PUBLIC_PROVIDER_HOSTS = frozenset({"api.openai.com", "api.stability.ai"})
+from imagegateway_server.providers.registry import public_provider_hosts
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -87,9 +87,16 @@ def is_local_name(name: str) -> bool:
 
 
 class UpstreamHostPolicy:
-    """The allow list, parsed once; every decision is a pure function of it."""
+    """The allow list, parsed once; every decision is a pure function of it and the providers' hosts.
 
-    def __init__(self, allowed: Iterable[str] = ()) -> None:
+    ``provider_hosts`` are the public hosts always allowed over https (default: every discovered
+    provider's ``public_hosts``).
+    """
+
+    def __init__(self, allowed: Iterable[str] = (), *, provider_hosts: Iterable[str] | None = None) -> None:
+        self.provider_hosts = frozenset(
+            canonical_name(host) for host in (public_provider_hosts() if provider_hosts is None else provider_hosts)
+        )
         hosts: set[str] = set()
         host_ports: set[tuple[str, int]] = set()
         networks: list[IPNetwork] = []
@@ -152,6 +159,8 @@ class UpstreamHostPolicy:
         if self.listed(host, port):
             return None
         name = canonical_name(host)
+        if scheme == "https" and name in self.provider_hosts:
+            return None
         if scheme != "https":
             return (f"host {name!r} is not on IMAGEGW_ALLOWED_UPSTREAM_HOSTS; "
                     "plain http is allowed only for listed hosts")

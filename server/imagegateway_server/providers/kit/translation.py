@@ -1,6 +1,7 @@
 """Translates one request for the model an adapter is about to call, or refuses it naming the parameter.
 
-Run by each adapter before it builds its HTTP request, from the tables in ``model_params``:
+Run by each adapter before it builds its HTTP request, from its provider's ``ModelSpec`` tables
+(``model_spec``; each provider folder's ``models`` module):
 
 1. ``model``: an enabled alias (``model_aliases``) replaces it with its successor and rewrites the
    values its ``params`` list.
@@ -21,16 +22,16 @@ model without a table (an OpenAI model newer than these tables) is sent as given
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from imagegateway_server.domain.errors import ErrorKind, InvalidArgument, ProviderError
+from imagegateway_server.domain.errors import InvalidArgument, ProviderError
 from imagegateway_server.domain.request import ImageRequest, parse_size
 from imagegateway_server.domain.result import ImageResult
-from imagegateway_server.providers.model_aliases import NO_ALIASES, ModelAliases
-from imagegateway_server.providers.model_params import ModelSpec
-from imagegateway_server.providers.sizes import AUTO, AspectRatios, format_size
+from imagegateway_server.providers.kit.errors import refuse_parameter
+from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
+from imagegateway_server.providers.kit.model_spec import ModelSpec, SpecOf
+from imagegateway_server.providers.kit.sizes import AUTO, AspectRatios, format_size
 
 _STRICT = "strict mode refuses to translate it"
 
@@ -74,7 +75,7 @@ def translate(
     *,
     provider: str,
     model: str,
-    spec_of: Callable[[str], ModelSpec | None],
+    spec_of: SpecOf,
     strict: bool = False,
     aliases: ModelAliases = NO_ALIASES,
 ) -> Translation:
@@ -103,10 +104,7 @@ class _Steps:
         self.notes: list[str] = []
 
     def refuse(self, param: str, message: str, code: str = "invalid_value") -> ProviderError:
-        return ProviderError(
-            ErrorKind.BAD_REQUEST, f"{self.provider}: parameter {param!r} {message}",
-            provider=self.provider, status_code=400, code=code, param=param,
-        )
+        return refuse_parameter(self.provider, param, message, code)
 
     def note(self, param: str, old: object, new: object, why: str) -> None:
         """Records a change, or refuses it in strict mode."""

@@ -1,4 +1,4 @@
-"""The one small interface the router knows providers by."""
+"""The one small interface the router knows providers by: an adapter, and the target it calls."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class UpstreamTarget:
     base URL (already checked against the allow list); ``timeout`` bounds this one attempt in
     seconds (None: the adapter's default); ``headers`` are extra headers to forward. ``strict``
     (the target's or the request's ``strict``, as the router decided) makes the adapter refuse any
-    parameter it would otherwise translate to fit the model (see ``providers/translation.py``).
+    parameter it would otherwise translate to fit the model (see ``kit/translation.py``).
     """
 
     api_key: str

@@ -171,15 +171,3 @@ def parse_ratio(ratio: str) -> tuple[int, int]:
         raise ValueError(f"not an aspect ratio: {ratio!r}")
     return int(w), int(h)
 
-
-# The rules of the models the built-in adapters serve (providers.md §1.3, §4).
-DALL_E_2_SIZES = fixed_sizes([(256, 256), (512, 512), (1024, 1024)])
-DALL_E_3_SIZES = fixed_sizes([(1024, 1024), (1792, 1024), (1024, 1792)])
-GPT_IMAGE_SIZES = fixed_sizes([(1024, 1024), (1536, 1024), (1024, 1536)], auto=True)
-GPT_IMAGE_2_SIZES = bounded(16, 3, 3840, 2160, auto=True)
-SDXL_SIZES = fixed_sizes([
-    (1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640),
-    (640, 1536), (768, 1344), (832, 1216), (896, 1152),
-])
-SD_V1_6_SIZES = grid(320, 1536, 64)
-STABILITY_ASPECT_RATIOS = AspectRatios(("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"))

@@ -1,0 +1,110 @@
+"""What a provider folder declares about itself: the ``ProviderSpec`` its ``spec`` module exposes as ``SPEC``.
+
+The registry discovers the folders and reads their specs; nothing outside a provider's folder names
+the provider. A spec says the canonical name and every other spelling callers may use, the public
+hosts the upstream-host policy always allows over https, the default base URL, the file of its
+prices, the model tables translation reads, how to make its adapter, and the credential it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+from imagegateway_server.providers.kit.interface import ProviderAdapter
+from imagegateway_server.providers.kit.model_aliases import ModelAliases
+from imagegateway_server.providers.kit.model_spec import SpecOf
+from imagegateway_server.providers.kit.transport import UpstreamClient
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CredentialField:
+    """One field of a provider credential: its name, whether it is a secret, whether it must be set.
+
+    Secret fields are never shown back, logged or put in an error message; the others (a region, a
+    project) may be.
+    """
+
+    name: str
+    secret: bool
+    required: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CredentialSchema:
+    """The fields that make up one provider's credential, in the order they are asked for."""
+
+    fields: tuple[CredentialField, ...]
+
+    def __post_init__(self) -> None:
+        names = [field.name for field in self.fields]
+        if not names:
+            raise ValueError("a credential schema needs at least one field")
+        if len(set(names)) != len(names):
+            raise ValueError(f"credential field names must be unique, got {names}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    @property
+    def secret_names(self) -> frozenset[str]:
+        return frozenset(field.name for field in self.fields if field.secret)
+
+
+class AdapterFactory(Protocol):
+    """Makes a provider's adapter: on ``base_url`` (None: its default), with its own ``client``."""
+
+    def __call__(
+        self, *, base_url: str | None, client: UpstreamClient, max_body_bytes: int, aliases: ModelAliases
+    ) -> ProviderAdapter: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """One provider, as its folder declares it.
+
+    ``name`` is the canonical name (in configs, logs, metrics); ``aliases`` are the other spellings
+    callers may use (Portkey's), matched case-insensitively. ``public_hosts`` are the host names of
+    its public API. ``prices_file`` is its part of the built-in price table (the shape of one entry
+    of ``providers`` in ``observability/costs.py``), or None when it has no prices.
+    """
+
+    name: str
+    aliases: frozenset[str]
+    public_hosts: frozenset[str]
+    default_base_url: str
+    make_adapter: AdapterFactory
+    credentials: CredentialSchema
+    model_spec: SpecOf
+    prices_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        spellings = {self.name, *self.aliases}
+        for spelling in sorted(spellings):
+            # Callers' spellings are looked up stripped and lower-cased, so only those can ever match.
+            if not spelling or spelling != spelling.lower() or any(c.isspace() for c in spelling):
+                raise ValueError(f"provider {self.name!r}: {spelling!r} is not lower case without spaces")
+        object.__setattr__(self, "aliases", frozenset(spellings - {self.name}))
+        object.__setattr__(self, "public_hosts", frozenset(host.lower() for host in self.public_hosts))
+
+    @property
+    def spellings(self) -> frozenset[str]:
+        """Every name the provider answers to: the canonical one and its aliases."""
+        return self.aliases | {self.name}
+
+    def read_prices(self) -> dict[str, Any] | None:
+        """The decoded ``prices_file`` (None without one); ValueError naming the file when unreadable."""
+        if self.prices_file is None:
+            return None
+        try:
+            document = json.loads(self.prices_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"{self.name} prices {self.prices_file}: cannot be read: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{self.name} prices {self.prices_file}: not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise ValueError(f"{self.name} prices {self.prices_file}: must be a JSON object")
+        return document

@@ -1,0 +1,167 @@
+"""The upstream HTTP transport: one pooled client per adapter, and the answer it reads.
+
+Each adapter owns one long-lived ``UpstreamClient``: an aiohttp session (opened on first use, since
+a session belongs to the loop it was made on) that never retries and never follows redirects (the
+router owns retries, and only one layer may retry or attempts and cost multiply), keeps no cookies
+(one provider's cookie must never be replayed for another tenant's key), ignores proxy environment
+variables (a proxy would connect past the SSRF check) and gives every request explicit timeouts from
+``attempt_timeout``. Bodies are read under a size cap, after decompression (``bodies.read_capped``),
+so one misbehaving upstream cannot exhaust memory. aiohttp exceptions escape ``send`` for
+``network_failures.upstream_errors`` to classify.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES, json_bytes, read_capped
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 120.0
+# Image calls take 5-60 s each, so thousands can be in flight at once: a small pool would queue them
+# inside the gateway (and time them out) while the provider could take them all.
+MAX_CONNECTIONS = 4096
+KEEPALIVE_SECONDS = 30.0
+# Short, so a provider moving its addresses is followed; pooled connections skip the lookup anyway.
+DNS_CACHE_SECONDS = 10
+
+_SCHEMES = frozenset({"http", "https"})
+
+UrlCheck = Callable[[URL], None]
+
+
+class UpstreamRefused(aiohttp.ClientConnectionError):
+    """The URL, or the addresses its host resolves to, may not be connected to (the SSRF policy)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A fully read upstream answer."""
+
+    status_code: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased ("" when absent)."""
+        value: str = self.headers.get("content-type", "")
+        return value.split(";", 1)[0].strip().lower()
+
+
+@functools.lru_cache(maxsize=64)
+def attempt_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+    """Timeouts for one attempt: connect 5 s (or less), each read ``seconds`` (default 120).
+
+    No total: ``upstream_errors`` bounds the whole attempt. A second timer of the same length, armed
+    a moment later, can fire first on uvloop's millisecond timers and turn the router's deadline
+    (504) into this attempt's timeout (408).
+    """
+    total = DEFAULT_ATTEMPT_TIMEOUT_SECONDS if seconds is None else seconds
+    return aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT_SECONDS, total), sock_read=total)
+
+
+class UpstreamClient:
+    """One adapter's pooled HTTP client; ``url_check`` and ``resolver`` are the SSRF guard's hooks.
+
+    ``url_check`` sees every request's URL before anything is sent (IP literals never reach a
+    resolver); ``resolver`` resolves each new connection's host. ``ssl_context`` replaces the
+    default certificate verification (tests pass one trusting their own CA).
+    """
+
+    def __init__(
+        self,
+        *,
+        url_check: UrlCheck | None = None,
+        resolver: AbstractResolver | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self._url_check = url_check
+        self._resolver = resolver
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def _start(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the upstream client is closed")
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS,
+            ttl_dns_cache=DNS_CACHE_SECONDS, resolver=self._resolver, ssl=self._ssl,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            auto_decompress=True,
+            timeout=attempt_timeout(None),
+        )
+        # aiohttp sends an idempotent request (the image download) again when a pooled connection
+        # turns out dead; only the router retries. aiohttp's own test client switches it off the same way.
+        if not hasattr(session, "_retry_connection"):
+            raise RuntimeError("this aiohttp version has no _retry_connection; the client would retry")
+        session._retry_connection = False
+        self._session = session
+        return session
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        provider: str,
+        attempt_seconds: float | None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        form: Sequence[tuple[str, str]] | None = None,
+    ) -> UpstreamResponse:
+        """Sends one request and reads its (decoded) body under ``max_body_bytes``.
+
+        ``json_body`` is sent as application/json, ``form`` (name, value pairs) as
+        multipart/form-data. A body over the cap is an UPSTREAM_BUG (502); aiohttp exceptions
+        propagate for ``upstream_errors`` to classify.
+        """
+        try:
+            target = URL(url)
+        except ValueError as exc:
+            raise aiohttp.InvalidUrlClientError(url) from exc
+        if target.scheme not in _SCHEMES:
+            raise aiohttp.NonHttpUrlClientError(url)
+        if self._url_check is not None:
+            self._url_check(target)
+        session = self._session if self._session is not None else self._start()
+        outgoing: CIMultiDict[str] = CIMultiDict(headers or {})
+        data: Any = None
+        if json_body is not None:
+            data = json_bytes(json_body)
+            outgoing["Content-Type"] = "application/json"
+        elif form is not None:
+            # A part per value, none a file: multipart/form-data even without an upload (Stability v2beta).
+            data = aiohttp.FormData(default_to_multipart=True)
+            for name, value in form:
+                data.add_field(name, value)
+            outgoing.popall("Content-Type", None)  # the form writes its own, with the boundary
+        async with session.request(
+            method, target, headers=outgoing, data=data, timeout=attempt_timeout(attempt_seconds),
+            allow_redirects=False,
+        ) as response:
+            body = await read_capped(response, max_bytes=max_body_bytes, provider=provider)
+            return UpstreamResponse(response.status, response.headers, body)
+
+    async def aclose(self) -> None:
+        """Closes the pooled connections; sending afterwards raises RuntimeError."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()

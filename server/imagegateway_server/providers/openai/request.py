@@ -1,0 +1,69 @@
+"""Maps an ImageRequest to the JSON body of ``POST {base}/images/generations``, refusing what OpenAI won't take.
+
+Field mapping:
+
+| ImageRequest | dall-e-2 | dall-e-3 | gpt-image-*, chatgpt-image-latest |
+|---|---|---|---|
+| prompt, model, n, size, quality, user | sent | sent | sent |
+| style | refused | sent | refused (OpenAI: unknown_parameter) |
+| background, output_format, output_compression, moderation | refused | refused | sent |
+| response_format | ``b64_json``, or ``url`` when the caller wants URLs | same | never sent (always base64) |
+| negative_prompt, seed, cfg_scale, style_preset, aspect_ratio | refused | refused | refused |
+
+Refused parameters raise ``ProviderError(BAD_REQUEST, code="unknown_parameter")`` naming them before
+any HTTP call. The request arrives already translated to the model's own values (``models``,
+``kit.translation``). Of the ``extra`` keys only OpenAI's ``stream`` is accepted, and only as
+``false``: the adapter reads one JSON answer. A model outside the known families gets every OpenAI
+parameter forwarded and is left to OpenAI to validate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat
+from imagegateway_server.providers.kit.errors import refuse_parameter
+from imagegateway_server.providers.openai import PROVIDER
+from imagegateway_server.providers.openai.models import ModelFamily, model_family
+
+_COMMON = frozenset({"model", "n", "size", "quality", "user"})
+_GPT_ONLY = frozenset({"background", "output_format", "output_compression", "moderation", "stream"})
+ACCEPTED_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
+    ModelFamily.DALL_E_2: _COMMON,
+    ModelFamily.DALL_E_3: _COMMON | {"style"},
+    ModelFamily.GPT_IMAGE: _COMMON | _GPT_ONLY,
+    ModelFamily.OTHER: _COMMON | _GPT_ONLY | {"style"},
+}
+
+
+def build_body(request: ImageRequest, model: str) -> dict[str, Any]:
+    """The JSON body for ``request``; raises BAD_REQUEST naming a parameter OpenAI would not take."""
+    family = model_family(model)
+    accepted = ACCEPTED_PARAMS[family]
+    for name, value in request.set_fields().items():
+        if name not in accepted:
+            raise refuse_parameter(PROVIDER, name, f"is not supported by model {model!r}", "unknown_parameter")
+        if name == "stream" and value is not False:
+            raise refuse_parameter(
+                PROVIDER, "stream", "must be false; streamed image generation is not supported", "unsupported_value"
+            )
+    body: dict[str, Any] = {"prompt": request.prompt, "model": model, "n": request.n}
+    optional: dict[str, Any] = {
+        "size": request.size,
+        "quality": request.quality,
+        "style": request.style,
+        "user": request.user,
+        "background": request.background,
+        "output_format": request.output_format,
+        "output_compression": request.output_compression,
+        "moderation": request.moderation,
+        "stream": request.extra.get("stream"),
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    wants_url = request.response_format is ResponseFormat.URL
+    if family in (ModelFamily.DALL_E_2, ModelFamily.DALL_E_3):
+        body["response_format"] = "url" if wants_url else "b64_json"
+    elif family is ModelFamily.OTHER and wants_url:
+        body["response_format"] = "url"
+    return body

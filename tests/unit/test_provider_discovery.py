@@ -1,0 +1,148 @@
+"""The registry finds the provider folders, and the gateway reads their names, hosts and prices from them."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.observability.costs import built_in_price_document, load_price_table
+from imagegateway_server.providers.kit.spec import CredentialField, CredentialSchema
+from imagegateway_server.providers.openai.adapter import OpenAIAdapter
+from imagegateway_server.providers.registry import (
+    IMAGE_PROVIDERS,
+    PROVIDER_SPECS,
+    canonical_provider,
+    default_registry,
+    discover_providers,
+    public_provider_hosts,
+)
+from imagegateway_server.providers.stability.adapter import StabilityAdapter
+from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+
+SPELLINGS = {
+    "openai": {"openai", "open-ai", "open_ai"},
+    "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
+}
+HOSTS = {"openai": {"api.openai.com"}, "stability-ai": {"api.stability.ai"}}
+
+
+def test_the_registry_discovers_exactly_the_openai_and_stability_folders() -> None:
+    assert list(PROVIDER_SPECS) == ["openai", "stability-ai"]
+    assert frozenset(PROVIDER_SPECS) == IMAGE_PROVIDERS
+    for name, spec in PROVIDER_SPECS.items():
+        assert spec.name == name
+        assert spec.spellings == SPELLINGS[name]
+        assert spec.public_hosts == HOSTS[name]
+        assert all(canonical_provider(spelling.upper()) == name for spelling in spec.spellings)
+
+
+def test_each_provider_declares_one_secret_required_api_key() -> None:
+    for spec in PROVIDER_SPECS.values():
+        assert spec.credentials == CredentialSchema((CredentialField("api_key", secret=True, required=True),))
+        assert spec.credentials.secret_names == {"api_key"}
+
+
+def test_the_host_policy_allows_the_providers_declared_hosts_over_https() -> None:
+    assert public_provider_hosts() == {"api.openai.com", "api.stability.ai"}
+    policy = UpstreamHostPolicy()
+    assert policy.provider_hosts == public_provider_hosts()
+    for host in public_provider_hosts():
+        assert policy.check(f"https://{host}/v1", param="base_url") == f"https://{host}/v1"
+    with pytest.raises(InvalidArgument, match="plain http"):
+        policy.check("http://api.openai.com/v1", param="base_url")
+    assert UpstreamHostPolicy(provider_hosts=["Images.Example."]).provider_hosts == {"images.example"}
+
+
+def test_the_built_in_price_table_is_assembled_from_the_provider_folders() -> None:
+    document = built_in_price_document()
+    assert document["version"] == load_price_table().version
+    assert list(document["providers"]) == ["openai", "stability-ai"]
+    for name, spec in PROVIDER_SPECS.items():
+        assert spec.prices_file is not None and spec.prices_file.name == "prices.json"
+        assert document["providers"][name] == spec.read_prices()
+    table = load_price_table()
+    assert table.unit_price("openai", "dall-e-3", "1024x1024", "standard") == pytest.approx(0.04)
+    assert table.unit_price("stability-ai", "stable-image-core") == pytest.approx(0.03)
+
+
+async def test_default_registry_takes_base_url_overrides_by_any_spelling() -> None:
+    registry = default_registry(base_urls={"Open-AI": "http://127.0.0.1:9/v1/"})
+    try:
+        openai, stability = registry.get("openai"), registry.get("stability-ai")
+        assert isinstance(openai, OpenAIAdapter) and isinstance(stability, StabilityAdapter)
+        assert openai._base_url == "http://127.0.0.1:9/v1"
+        assert stability._base_url == PROVIDER_SPECS["stability-ai"].default_base_url
+    finally:
+        await registry.aclose()
+    with pytest.raises(InvalidArgument) as info:
+        default_registry(base_urls={"midjourney": "https://example.com"})
+    assert info.value.param == "provider"
+
+
+@pytest.fixture
+def provider_package(tmp_path: Path) -> Iterator[tuple[Path, ModuleType]]:
+    """An empty package standing in for ``providers``, to discover folders written into it."""
+    root = tmp_path / "fake_providers"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import fake_providers
+
+        yield root, fake_providers
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [module for module in sys.modules if module.split(".")[0] == "fake_providers"]:
+            del sys.modules[name]
+
+
+def _provider_folder(root: Path, folder: str, name: str, aliases: set[str]) -> None:
+    (root / folder).mkdir()
+    (root / folder / "__init__.py").write_text("")
+    (root / folder / "spec.py").write_text(textwrap.dedent(f"""
+        from imagegateway_server.providers.kit.spec import CredentialField, CredentialSchema, ProviderSpec
+        from imagegateway_server.providers.openai.adapter import OpenAIAdapter
+
+        SPEC = ProviderSpec(
+            name={name!r}, aliases=frozenset({sorted(aliases)!r}), public_hosts=frozenset({{"api.example"}}),
+            default_base_url="https://api.example", make_adapter=OpenAIAdapter,
+            credentials=CredentialSchema((CredentialField("api_key", secret=True, required=True),)),
+            model_spec=lambda model: None,
+        )
+    """))
+
+
+def test_discovery_reads_every_folder_but_the_kit(provider_package: tuple[Path, ModuleType]) -> None:
+    root, package = provider_package
+    _provider_folder(root, "alpha", "alpha", {"a"})
+    _provider_folder(root, "beta", "beta-ai", set())
+    (root / "kit").mkdir()
+    (root / "kit" / "__init__.py").write_text("")
+    (root / "notes").mkdir()  # not a package: ignored
+    specs = discover_providers(package)
+    assert list(specs) == ["alpha", "beta-ai"]
+    assert specs["alpha"].spellings == {"alpha", "a"}
+
+
+def test_discovery_refuses_a_folder_without_a_spec(provider_package: tuple[Path, ModuleType]) -> None:
+    root, package = provider_package
+    (root / "half_added").mkdir()
+    (root / "half_added" / "__init__.py").write_text("")
+    with pytest.raises(ValueError, match="half_added has no spec module"):
+        discover_providers(package)
+
+
+def test_discovery_refuses_two_providers_answering_to_one_spelling(
+    provider_package: tuple[Path, ModuleType],
+) -> None:
+    root, package = provider_package
+    _provider_folder(root, "alpha", "alpha", {"shared"})
+    _provider_folder(root, "beta", "beta", {"shared"})
+    with pytest.raises(ValueError, match="'alpha' and 'beta' both answer to 'shared'"):
+        discover_providers(package)
