@@ -274,7 +274,7 @@ class Router:
             creds = await self._credentials.resolve(leaf)
             adapter = self._adapters(creds.provider)
         except (ProviderError, GatewayError) as exc:
-            self._record(run, leaf, leaf.provider, request.model or "", exc, started, 0)
+            run.trail.add(attempt_record(leaf, leaf.provider, request.model or "", 0, started=started, error=exc))
             raise _LeafFailed(exc) from None
         if not request.model:
             request = dataclasses.replace(request, model=adapter.default_model())
@@ -282,83 +282,25 @@ class Router:
             try:
                 await run.ctx.target_gate.admit(leaf.virtual_key, creds.provider, request)
             except GatewayError as exc:  # over its limit: not called, a failure like a 429, so a fallback moves on
-                self._record(run, leaf, creds.provider, request.model or "", exc, started, 0)
+                run.trail.add(attempt_record(leaf, creds.provider, request.model or "", 0, started=started,
+                                             error=exc))
                 raise _LeafFailed(exc) from None
         identity = (TargetIdentity.of(creds.provider, creds.base_url, creds.api_key, request.model or "")
                     if self._breakers is not None else None)
         return await self._call(_Candidate(leaf, creds, adapter, request, identity), run)
 
     async def _call(self, candidate: _Candidate, run: _Run) -> RoutedResult:
-        leaf, creds, adapter, request = candidate.leaf, candidate.creds, candidate.adapter, candidate.request
-        model = request.model or ""
+        """Calls one target until it serves, fails for good, or its retries run out."""
+        leaf = candidate.leaf
         headers = {name: run.ctx.headers[name] for name in leaf.forward_headers if name in run.ctx.headers}
         headers.update(run.ctx.upstream_headers)
         retry = leaf.retry
         attempts = 1 + (retry.attempts if retry else 0)
-        per_attempt = (leaf.request_timeout_ms / 1000.0) if leaf.request_timeout_ms else self._default_timeout
         for index in range(attempts):
-            remaining = self._remaining(run)
-            if remaining is not None and remaining <= 0:
-                raise DeadlineExceeded("the request deadline expired before a target answered")
-            permit = await self._admit(candidate, run, index)
-            timeout = per_attempt if remaining is None else min(per_attempt, remaining)
-            # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
-            # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
-            cut_by_deadline = remaining is not None and remaining <= per_attempt
-            target = UpstreamTarget(
-                api_key=creds.api_key, base_url=creds.base_url, timeout=timeout, headers=headers,
-                trace_id=run.ctx.trace_id, strict=leaf.strict or request.strict,
-            )
-            started = time.monotonic()
-            run.trail.begin(AttemptRecord(target=leaf.path, provider=creds.provider, model=model, status_code=0,
-                                          latency_ms=0, retry_index=index, virtual_key=leaf.virtual_key or ""),
-                            started)
-            try:
-                try:
-                    async with asyncio.timeout(timeout):
-                        result = await adapter.generate(request, target)
-                except ProviderError as exc:
-                    # The adapter bounds its attempt by the same ``timeout`` with a timer of its own, which
-                    # may fire a moment before ours (uvloop's timers have millisecond resolution); when the
-                    # attempt used up its bound and that bound was the caller's deadline, it is the
-                    # deadline (504), not the target's timeout (408). A connect timeout comes earlier.
-                    used_up = time.monotonic() - started >= timeout - _TIMER_SLACK_SECONDS
-                    if cut_by_deadline and exc.kind is ErrorKind.TIMEOUT and used_up:
-                        raise TimeoutError from None
-                    raise
-            except TimeoutError:
-                if cut_by_deadline:
-                    self._settle(permit, Outcome.NEUTRAL)  # the caller's deadline, not the target's fault
-                    self._record(run, leaf, creds.provider, model,
-                                 DeadlineExceeded("the request deadline expired"), started, index)
-                    raise DeadlineExceeded("the request deadline expired before a target answered") from None
-                error = ProviderError(ErrorKind.TIMEOUT, f"no answer within {timeout:.1f} s",
-                                      provider=creds.provider, status_code=408)
-            except ProviderError as exc:
-                error = exc
-            except asyncio.CancelledError:
-                # The caller left; frees a half-open probe slot. The call stays in flight on the trail,
-                # which the request's owner logs as cancelled.
-                self._settle(permit, Outcome.NEUTRAL)
-                raise
-            except Exception as exc:  # an adapter bug must not take the chain down
-                log.exception("adapter %s failed unexpectedly", creds.provider)
-                error = ProviderError(ErrorKind.INTERNAL, f"gateway fault in the {creds.provider} adapter: "
-                                      f"{type(exc).__name__}", provider=creds.provider, status_code=500)
-            else:
-                self._settle(permit, Outcome.SUCCESS)
-                elapsed = time.monotonic() - started
-                run.trail.add(AttemptRecord(
-                    target=leaf.path, provider=creds.provider, model=result.model or model, status_code=200,
-                    latency_ms=int(elapsed * 1000), retry_index=index, translations=result.translations,
-                    virtual_key=leaf.virtual_key or "", seconds=elapsed,
-                ))
-                return RoutedResult(
-                    result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
-                    retry_count=index, fallback_used=leaf is not run.first_leaf,
-                )
-            self._settle(permit, outcome_of(error.kind))
-            self._record(run, leaf, creds.provider, model, error, started, index)
+            outcome = await self._attempt(candidate, run, index, headers)
+            if isinstance(outcome, RoutedResult):
+                return outcome
+            error = outcome
             if retry is None or error.status_code not in retry.on_status_codes:
                 raise _LeafFailed(error, retry_count=index)
             if index + 1 >= attempts:
@@ -370,6 +312,76 @@ class Router:
             await self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _attempt(
+        self, candidate: _Candidate, run: _Run, index: int, headers: Mapping[str, str]
+    ) -> RoutedResult | ProviderError:
+        """One upstream call: the breaker's permit, the timeout under the deadline, the classified outcome.
+
+        Returns the result, or the call's failure (recorded on the trail and told to the breaker).
+        Raises DeadlineExceeded when the caller's deadline ran out, _CircuitSkipped when the target's
+        circuit is open, and CancelledError when the caller left (the call stays in flight on the trail).
+        """
+        leaf, creds, adapter, request = candidate.leaf, candidate.creds, candidate.adapter, candidate.request
+        model = request.model or ""
+        remaining = self._remaining(run)
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceeded("the request deadline expired before a target answered")
+        permit = await self._admit(candidate, run, index)
+        per_attempt = (leaf.request_timeout_ms / 1000.0) if leaf.request_timeout_ms else self._default_timeout
+        timeout = per_attempt if remaining is None else min(per_attempt, remaining)
+        # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
+        # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
+        cut_by_deadline = remaining is not None and remaining <= per_attempt
+        target = UpstreamTarget(
+            api_key=creds.api_key, base_url=creds.base_url, timeout=timeout, headers=headers,
+            trace_id=run.ctx.trace_id, strict=leaf.strict or request.strict,
+        )
+        started = time.monotonic()
+        run.trail.begin(attempt_record(leaf, creds.provider, model, index), started)
+        try:
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await adapter.generate(request, target)
+            except ProviderError as exc:
+                # The adapter bounds its attempt by the same ``timeout`` with a timer of its own, which
+                # may fire a moment before ours (uvloop's timers have millisecond resolution); when the
+                # attempt used up its bound and that bound was the caller's deadline, it is the
+                # deadline (504), not the target's timeout (408). A connect timeout comes earlier.
+                used_up = time.monotonic() - started >= timeout - _TIMER_SLACK_SECONDS
+                if cut_by_deadline and exc.kind is ErrorKind.TIMEOUT and used_up:
+                    raise TimeoutError from None
+                raise
+        except TimeoutError:
+            if cut_by_deadline:
+                self._settle(permit, Outcome.NEUTRAL)  # the caller's deadline, not the target's fault
+                run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started,
+                                             error=DeadlineExceeded("the request deadline expired")))
+                raise DeadlineExceeded("the request deadline expired before a target answered") from None
+            error = ProviderError(ErrorKind.TIMEOUT, f"no answer within {timeout:.1f} s",
+                                  provider=creds.provider, status_code=408)
+        except ProviderError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            # The caller left; frees a half-open probe slot. The call stays in flight on the trail,
+            # which the request's owner logs as cancelled.
+            self._settle(permit, Outcome.NEUTRAL)
+            raise
+        except Exception as exc:  # an adapter bug must not take the chain down
+            log.exception("adapter %s failed unexpectedly", creds.provider)
+            error = ProviderError(ErrorKind.INTERNAL, f"gateway fault in the {creds.provider} adapter: "
+                                  f"{type(exc).__name__}", provider=creds.provider, status_code=500)
+        else:
+            self._settle(permit, Outcome.SUCCESS)
+            run.trail.add(attempt_record(leaf, creds.provider, result.model or model, index, started=started,
+                                         status_code=200, translations=result.translations))
+            return RoutedResult(
+                result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
+                retry_count=index, fallback_used=leaf is not run.first_leaf,
+            )
+        self._settle(permit, outcome_of(error.kind))
+        run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started, error=error))
+        return error
+
     async def _admit(self, candidate: _Candidate, run: _Run, index: int) -> Permit | None:
         """Asks the target's breaker before an attempt; an open circuit skips the target without a call."""
         if self._breakers is None or candidate.identity is None:
@@ -380,14 +392,11 @@ class Router:
             return permit
         candidate.retry_at = permit.retry_at
         run.skipped.append(candidate)
-        provider, model = candidate.creds.provider, candidate.request.model or ""
-        run.trail.add(AttemptRecord(
-            target=candidate.leaf.path, provider=provider, model=model, status_code=503, latency_ms=0,
-            retry_index=index, error_kind=ErrorKind.UNAVAILABLE, error="circuit open", circuit_open=True,
-            virtual_key=candidate.leaf.virtual_key or "",
-        ))
-        raise _CircuitSkipped(ProviderError(ErrorKind.UNAVAILABLE, "circuit open", provider=provider,
-                                            status_code=503))
+        provider = candidate.creds.provider
+        skipped = ProviderError(ErrorKind.UNAVAILABLE, "circuit open", provider=provider, status_code=503)
+        run.trail.add(attempt_record(candidate.leaf, provider, candidate.request.model or "", index, error=skipped,
+                                     circuit_open=True))
+        raise _CircuitSkipped(skipped)
 
     def _settle(self, permit: Permit | None, outcome: Outcome) -> None:
         if permit is not None and self._breakers is not None:
@@ -398,14 +407,19 @@ class Router:
             return min(error.retry_after, MAX_RETRY_AFTER_WITHOUT_DEADLINE)
         return min(0.5 * 2.0**index, 8.0) * self._rng.uniform(0.75, 1.0)
 
-    @staticmethod
-    def _record(
-        run: _Run, leaf: Leaf, provider: str, model: str, error: ProviderError | GatewayError,
-        started: float, index: int,
-    ) -> None:
-        elapsed = time.monotonic() - started
-        run.trail.add(AttemptRecord(
-            target=leaf.path, provider=provider, model=model, status_code=error.status_code,
-            latency_ms=int(elapsed * 1000), retry_index=index, error_kind=error.kind, error=error.message,
-            virtual_key=leaf.virtual_key or "", seconds=elapsed,
-        ))
+
+def attempt_record(
+    leaf: Leaf, provider: str, model: str, index: int, *, started: float | None = None, status_code: int | None = None,
+    error: ProviderError | GatewayError | None = None, circuit_open: bool = False, translations: tuple[str, ...] = (),
+) -> AttemptRecord:
+    """The one way an attempt is recorded: on ``leaf`` (its ``retry_index``-th try), timed from
+    ``started`` (``time.monotonic()``; None: no call was made, or it is still in flight), with its
+    ``error`` or, for a success, ``status_code`` 200. An attempt without either is the call in flight."""
+    elapsed = 0.0 if started is None else time.monotonic() - started
+    return AttemptRecord(
+        target=leaf.path, provider=provider, model=model,
+        status_code=error.status_code if error is not None else (status_code or 0),
+        latency_ms=int(elapsed * 1000), retry_index=index,
+        error_kind=error.kind if error is not None else None, error=error.message if error is not None else "",
+        circuit_open=circuit_open, translations=translations, virtual_key=leaf.virtual_key or "", seconds=elapsed,
+    )
