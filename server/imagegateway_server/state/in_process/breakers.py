@@ -39,8 +39,8 @@ from imagegateway_server.state.circuit_breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
-# Past this many identities, closed breakers are forgotten to make room (a breaker is a few hundred
-# bytes plus its window of outcomes, so the map stays well under a megabyte).
+# Past this many identities, closed breakers are forgotten to make room. A breaker is about 1.3 KB
+# (more with a long failure-rate window), so the map stays around a megabyte and a sweep stays short.
 MAX_IDENTITIES = 1024
 # A closed breaker without counted failures, not called for this long, is forgotten; so is, when
 # room is needed, an open one whose cool-down ended this long ago.
