@@ -38,14 +38,11 @@ from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.providers.kit.model_aliases import load_model_aliases
 from imagegateway_server.providers.registry import canonical_provider, default_registry
-from imagegateway_server.routing.breakers import BreakerPolicy, InProcessBreakers
 from imagegateway_server.routing.cache import ResponseCache
-from imagegateway_server.routing.cache_store import MemoryCacheStore
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.credentials import VaultCredentialResolver
 from imagegateway_server.routing.router import Router
 from imagegateway_server.security.api_keys import ApiKeyService
-from imagegateway_server.security.limit_counters import InProcessLimitCounters
 from imagegateway_server.security.limits import Limiter
 from imagegateway_server.security.ssrf_transport import guarded_client_factory
 from imagegateway_server.security.tls import ServerTls
@@ -53,6 +50,7 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import load_vault
 from imagegateway_server.security.virtual_keys import VirtualKeyService
 from imagegateway_server.settings import Settings
+from imagegateway_server.state.factory import open_state
 from imagegateway_server.storage.factory import open_store
 from imagegateway_server.storage.kept_images import ImageKeeper
 
@@ -98,6 +96,11 @@ class GatewayProcess:
 
     async def start(self) -> None:
         settings = self.settings
+        # Chosen first: a state backend that is not available (IMAGEGW_REDIS_URL) stops the start with one line.
+        backends = await open_state(settings, on_breaker_transition=lambda identity, circuit: (
+            self.metrics.circuit_transitions.labels(identity.provider, circuit.value).inc()))
+        self._stack.push_async_callback(backends.close)
+        self.breakers = backends.breakers
         # Checked before anything opens: bad certificate files stop the start with one clear line.
         self._tls = ServerTls.from_files(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
         data_dir = settings.data_dir
@@ -126,12 +129,6 @@ class GatewayProcess:
             client_factory=guarded_client_factory(host_policy),
             model_aliases=load_model_aliases(settings.model_aliases_file, canonical_provider=canonical_provider))
         self._stack.push_async_callback(registry.aclose)
-        # In-process breakers; IMAGEGW_REDIS_URL will share them across replicas once a shared store exists.
-        self.breakers = InProcessBreakers(
-            BreakerPolicy(settings.breaker_consecutive_failures, settings.breaker_failure_rate,
-                          settings.breaker_window, settings.breaker_cooldown_seconds),
-            on_transition=lambda identity, state: self.metrics.circuit_transitions.labels(
-                identity.provider, state.value).inc())
         self.metrics.watch_circuits(lambda: [(p, m, state.value) for p, m, state in self.breakers.states()])
         router = Router(registry.get, VaultCredentialResolver(virtual_keys),
                         default_timeout=settings.upstream_timeout_seconds, breakers=self.breakers)
@@ -147,10 +144,8 @@ class GatewayProcess:
         prices = load_price_table(settings.price_table_file or None)
         self.metrics.set_known_models(prices.models())
         log.info("price table %s loaded", prices.version)
-        # In-process for now; IMAGEGW_REDIS_URL will select a shared CacheStore once one exists.
-        cache = ResponseCache(MemoryCacheStore(settings.cache_max_bytes), VaultCredentialResolver(virtual_keys))
-        # In-process limit counters for now; IMAGEGW_REDIS_URL will share them once a shared store exists.
-        limiter = Limiter(InProcessLimitCounters(), prices, virtual_key_limits=virtual_keys.limits,
+        cache = ResponseCache(backends.cache_store, VaultCredentialResolver(virtual_keys))
+        limiter = Limiter(backends.limit_counters, prices, virtual_key_limits=virtual_keys.limits,
                           on_refusal=self.metrics.count_limit_refusal)
         await limiter.restore(store)  # today's and this month's spend per key, from the request log
         gateway = Gateway(router, configs, log_writer, self.metrics, host_policy, cache=cache, prices=prices,
@@ -163,7 +158,7 @@ class GatewayProcess:
         self.metrics.init_grpc_methods(SERVICE_NAME, _grpc_methods())
         await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
         keeper = ImageKeeper(data_dir / "kept-images") if settings.keep_images else None
-        dashboard = Dashboard(store, rest_authenticator, image_keeper=keeper,
+        dashboard = Dashboard(store, rest_authenticator, sessions=backends.sessions, image_keeper=keeper,
                               target_health=breaker_health(self.breakers))
         await self._start_http(RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper,
                                         input_limits=settings.input_limits))

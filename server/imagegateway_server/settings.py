@@ -18,7 +18,7 @@ from imagegateway_server.domain.input_limits import (
     InputLimits,
 )
 from imagegateway_server.event_loop import EVENT_LOOPS, UVLOOP
-from imagegateway_server.routing.breakers import MAX_CONSECUTIVE_FAILURES, MAX_COOLDOWN_SECONDS, MAX_WINDOW
+from imagegateway_server.state.breakers import MAX_CONSECUTIVE_FAILURES, MAX_COOLDOWN_SECONDS, MAX_WINDOW
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +38,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("metrics_addr", "IMAGEGW_METRICS_ADDR", "127.0.0.1:9464",
                 "Prometheus /metrics (separate from the public ports)"),
     SettingSpec("database_url", "IMAGEGW_DATABASE_URL", "",
-                "sqlite:///path or postgresql://... (default: a sqlite file in the data dir)"),
+                "sqlite:///PATH (default: a sqlite file in the data dir); PostgreSQL is not supported yet "
+                "and is refused at start"),
     SettingSpec("data_dir", "IMAGEGW_DATA_DIR", "./.imagegw", "embedded data; created with 0700"),
-    SettingSpec("redis_url", "IMAGEGW_REDIS_URL", "", "shared cache, limits and breakers (unset: in-process)"),
+    SettingSpec("redis_url", "IMAGEGW_REDIS_URL", "",
+                "leave unset: the cache, breakers, limits and dashboard sessions are kept in the process; "
+                "Redis is not supported yet and a set value is refused at start"),
     SettingSpec("master_key", "IMAGEGW_MASTER_KEY", "",
                 "base64url 32-byte key that encrypts provider secrets (default: generated into the data dir)"),
     SettingSpec("previous_master_keys", "IMAGEGW_PREVIOUS_MASTER_KEYS", "",
@@ -272,8 +275,25 @@ class Settings:
     def __repr__(self) -> str:
         # Never print secrets, even in a debugger or a crash report.
         hidden = {"master_key", "admin_key", "previous_master_keys"}
-        parts = [
-            f"{f.name}={'***' if f.name in hidden and getattr(self, f.name) else getattr(self, f.name)!r}"
-            for f in dataclasses.fields(self)
-        ]
+        urls = {"database_url", "redis_url"}  # may carry a password
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in hidden and value:
+                parts.append(f"{f.name}='***'")
+            elif f.name in urls:
+                parts.append(f"{f.name}={_without_password(value)!r}")
+            else:
+                parts.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(parts)})"
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user info (``postgresql://user:pw@host``) shown as ***."""
+    scheme, separator, rest = url.partition("://")
+    # The last "@": a password may hold unescaped "@" and "/" characters.
+    user_info, at, host_and_path = rest.rpartition("@")
+    if not (separator and at):
+        return url
+    user, colon, _ = user_info.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host_and_path}"

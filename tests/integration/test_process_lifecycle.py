@@ -29,19 +29,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serve_environment(data_dir: Path, grpc_port: int, http_port: int, metrics_port: int) -> dict[str, str]:
+    """This process's environment without any IMAGEGW_ setting, plus the ports and data dir of one server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGW_")}
+    env.update({
+        "IMAGEGW_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+        "IMAGEGW_HTTP_ADDR": f"127.0.0.1:{http_port}",
+        "IMAGEGW_METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+        "IMAGEGW_DATA_DIR": str(data_dir),
+        "IMAGEGW_ALLOWED_UPSTREAM_HOSTS": "127.0.0.1",
+        "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "10",
+        "IMAGEGW_LOG_FORMAT": "json",
+    })
+    return env
+
+
 class ServeProcess:
     def __init__(self, data_dir: Path, admin_key: str | None, extra_env: dict[str, str] | None = None) -> None:
         self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGW_")}
-        env.update({
-            "IMAGEGW_GRPC_ADDR": f"127.0.0.1:{self.grpc_port}",
-            "IMAGEGW_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
-            "IMAGEGW_METRICS_ADDR": f"127.0.0.1:{self.metrics_port}",
-            "IMAGEGW_DATA_DIR": str(data_dir),
-            "IMAGEGW_ALLOWED_UPSTREAM_HOSTS": "127.0.0.1",
-            "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "10",
-            "IMAGEGW_LOG_FORMAT": "json",
-        })
+        env = serve_environment(data_dir, self.grpc_port, self.http_port, self.metrics_port)
         if admin_key:
             env["IMAGEGW_ADMIN_KEY"] = admin_key
         env.update(extra_env or {})
@@ -157,3 +163,35 @@ def test_an_open_health_watch_does_not_hold_shutdown_for_the_grace_period(data_d
     assert ended.wait(10)
     assert seen[0] == health_pb2.HealthCheckResponse.SERVING
     assert seen[-1] == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.mark.parametrize(("setting", "url", "message"), [
+    ("IMAGEGW_REDIS_URL", "redis://:hunter2@cache.internal:6379/0",
+     "IMAGEGW_REDIS_URL is set, but shared state (Redis) is not available yet"),
+    ("IMAGEGW_DATABASE_URL", "postgresql://igw:hunter2@db.internal/igw",
+     "PostgreSQL support is not built yet; set IMAGEGW_DATABASE_URL to a sqlite:///PATH URL"),
+])
+def test_a_state_backend_that_is_not_available_yet_stops_the_start_with_one_line(
+    data_dir: Path, setting: str, url: str, message: str
+) -> None:
+    env = serve_environment(data_dir, free_port(), free_port(), free_port())
+    env[setting] = url
+    finished = subprocess.run([IMAGEGW, "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 1, finished.stderr
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], finished.stderr
+    assert "hunter2" not in finished.stderr and "Traceback" not in finished.stderr
+
+
+def test_a_redis_url_is_refused_before_anything_is_created(data_dir: Path) -> None:
+    env = serve_environment(data_dir, free_port(), free_port(), free_port())
+    env["IMAGEGW_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    assert subprocess.run([IMAGEGW, "serve"], env=env, capture_output=True, timeout=60).returncode == 1
+    assert not data_dir.exists()
+
+
+def test_serve_help_says_redis_and_postgresql_are_not_supported_yet() -> None:
+    shown = subprocess.run([IMAGEGW, "serve", "--help"], capture_output=True, text=True, timeout=60, check=True)
+    text = " ".join(shown.stdout.split())
+    assert "Redis is not supported yet" in text and "PostgreSQL is not supported yet" in text
+    assert "postgresql://" not in text

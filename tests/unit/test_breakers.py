@@ -8,22 +8,21 @@ import pytest
 
 from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import ErrorKind, InvalidArgument
-from imagegateway_server.routing.breakers import (
+from imagegateway_server.routing.breakers import outcome_of, overrides_from_config
+from imagegateway_server.routing.config_json import parse_config
+from imagegateway_server.routing.plan import Leaf, compile_plan, leaves
+from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.state.breakers import (
     BreakerOverrides,
     BreakerPolicy,
     CircuitState,
-    InProcessBreakers,
     Outcome,
     Permit,
     PermitKind,
     TargetIdentity,
     key_fingerprint,
-    outcome_of,
-    overrides_from_config,
 )
-from imagegateway_server.routing.config_json import parse_config
-from imagegateway_server.routing.plan import Leaf, compile_plan, leaves
-from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.state.in_process.breakers import InProcessBreakers
 
 IDENTITY = TargetIdentity("stability-ai", "", key_fingerprint("sk-a"), "sd3")
 OTHER = TargetIdentity("openai", "", key_fingerprint("sk-b"), "dall-e-3")

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegateway_server.routing.breakers import (
+from imagegateway_server.state.breakers import (
     BreakerPolicy,
-    CircuitBreaker,
     CircuitState,
-    InProcessBreakers,
     Outcome,
     Permit,
     PermitKind,
     TargetIdentity,
 )
+from imagegateway_server.state.circuit_breaker import CircuitBreaker
+from imagegateway_server.state.in_process.breakers import InProcessBreakers
 
 IDENTITY = TargetIdentity("openai", "", "sha256:000000000000", "dall-e-3")
 ALLOWED_TRANSITIONS = {

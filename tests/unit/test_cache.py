@@ -17,11 +17,11 @@ from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.cache import URL_ANSWER_MAX_AGE_SECONDS, CacheStatus, ResponseCache, Served
-from imagegateway_server.routing.cache_store import MemoryCacheStore
 from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
 
 REQUEST = ImageRequest(prompt="a kraken in the milky way", response_format=ResponseFormat.B64_JSON)
 CACHE = {"mode": "simple", "max_age": 60}

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
-from imagegateway_server.routing.cache_store import ENTRY_OVERHEAD_BYTES, CachedAnswer, MemoryCacheStore
 from imagegateway_server.settings import Settings
+from imagegateway_server.state.cache_store import ENTRY_OVERHEAD_BYTES, CachedAnswer
+from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
 
 
 class Clock:

@@ -10,8 +10,8 @@ import pytest
 
 from imagegateway_server.domain.errors import CallerCancelled, ErrorKind, RequestFailed, ShuttingDown
 from imagegateway_server.observability.metrics import Metrics
-from imagegateway_server.routing.breakers import CircuitState
 from imagegateway_server.routing.router import AttemptTrail, RouteContext
+from imagegateway_server.state.breakers import CircuitState
 from tests.unit.test_breakers_router import POLICY, HangingAdapter, setup, state_of
 from tests.unit.test_metrics_accounting import FIRST, SECOND, attempt, value
 from tests.unit.test_router import REQUEST, ScriptedAdapter, fail, fallback

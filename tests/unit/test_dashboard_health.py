@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from imagegateway_server.api.dashboard import breaker_health
-from imagegateway_server.routing.breakers import BreakerPolicy, InProcessBreakers, Outcome, TargetIdentity
+from imagegateway_server.state.breakers import BreakerPolicy, Outcome, TargetIdentity
+from imagegateway_server.state.in_process.breakers import InProcessBreakers
 
 
 class Clock:

@@ -22,9 +22,10 @@ from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, RoutedResult, Router
-from imagegateway_server.security.limit_counters import InProcessLimitCounters, Period, to_micros
 from imagegateway_server.security.limits import BUDGET_EXCEEDED, RATE_LIMITED, Limiter, LimitExceeded
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
+from imagegateway_server.state.limit_counters import Period, to_micros
 from imagegateway_server.storage.records import LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 

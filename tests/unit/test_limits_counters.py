@@ -10,11 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagegateway_server.security.limit_counters import (
+from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters, SlidingMinute
+from imagegateway_server.state.limit_counters import (
     Budget,
-    InProcessLimitCounters,
     Period,
-    SlidingMinute,
     period_end,
     period_start,
     to_micros,
@@ -156,10 +155,10 @@ async def test_spend_in_another_time_zone_counts_for_the_utc_day() -> None:
     assert counters.spent("k", Period.DAY, datetime(2025, 3, 15, 23, tzinfo=UTC)) == 10
 
 
-def test_restore_sets_the_spend_of_the_period_holding_now() -> None:
+async def test_restore_sets_the_spend_of_the_period_holding_now() -> None:
     counters = InProcessLimitCounters()
     counters.add_spend("k", 5, NOON)
-    counters.restore("k", Period.MONTH, NOON, 1_000)
+    await counters.restore("k", Period.MONTH, NOON, 1_000)
     assert counters.spent("k", Period.MONTH, NOON) == 1_000
     assert counters.spent("k", Period.DAY, NOON) == 5
 

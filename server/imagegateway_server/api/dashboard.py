@@ -37,7 +37,6 @@ from starlette.routing import BaseRoute, Route
 
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard_query import parse_log_query
-from imagegateway_server.api.dashboard_sessions import SessionStore
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.domain.errors import GatewayError, NotFound, Unauthenticated
@@ -46,6 +45,8 @@ from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.gateway import Caller
 from imagegateway_server.routing.breakers import BreakerView
 from imagegateway_server.security.api_keys import hash_api_key
+from imagegateway_server.state.in_process.sessions import InProcessSessionStore
+from imagegateway_server.state.sessions import SessionStore
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.kept_images import ImageKeeper, is_log_id
 from imagegateway_server.storage.records import LogRecord
@@ -157,7 +158,7 @@ class Dashboard:
                  target_health: TargetHealthSource | None = None) -> None:
         self._store = store
         self._auth = authenticator
-        self.sessions = sessions or SessionStore()
+        self.sessions: SessionStore = sessions if sessions is not None else InProcessSessionStore()
         self._keeper = image_keeper
         self._target_health = target_health
         self._page, self._page_headers = load_page()
@@ -202,13 +203,13 @@ class Dashboard:
         """The logged-in caller; 401 without a live session of a live key."""
         self._require_csrf_header(request)
         token = request.cookies.get(SESSION_COOKIE)
-        session = self.sessions.get(token)
+        session = await self.sessions.get(token)
         if session is None or token is None:
             raise _DashboardError(401, "not logged in, or the session expired", "not_logged_in")
         # A revoked key ends its sessions at once (one indexed read; the dashboard is not the hot path).
         record = await self._store.get_api_key_by_hash(session.key_hash)
         if record is None or record.revoke_time is not None:
-            self.sessions.end(token)
+            await self.sessions.end(token)
             raise _DashboardError(401, "the key of this session was revoked", "not_logged_in")
         return Caller(key_id=session.key_id, scope=session.scope)
 
@@ -240,7 +241,7 @@ class Dashboard:
             caller = await self._auth.authenticate(key, Scope.GENERATE, operation=LOGIN_ROUTE)
         except Unauthenticated:
             raise _DashboardError(401, "the key is unknown or revoked", "invalid_api_key") from None
-        token = self.sessions.create(caller.key_id, caller.scope, hash_api_key(key))
+        token = await self.sessions.create(caller.key_id, caller.scope, hash_api_key(key))
         ttl = int(self.sessions.ttl_seconds)
         response = JSONResponse({"key_id": caller.key_id, "scope": caller.scope, "expires_in": ttl},
                                 headers=_NO_STORE)
@@ -252,7 +253,7 @@ class Dashboard:
     async def logout(self, request: Request) -> Response:
         self._require_csrf_header(request)
         # Logging out works with an expired session too: the cookie is cleared either way.
-        self.sessions.end(request.cookies.get(SESSION_COOKIE))
+        await self.sessions.end(request.cookies.get(SESSION_COOKIE))
         response = Response(status_code=204, headers=_NO_STORE)
         response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
                                secure=request.url.scheme == "https")

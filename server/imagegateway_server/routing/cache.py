@@ -33,10 +33,10 @@ from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.routing.cache_key import cache_key, plan_fingerprint, routing_identity
-from imagegateway_server.routing.cache_store import CachedAnswer, CacheStore
 from imagegateway_server.routing.plan import Group, Leaf, Node, leaves
 from imagegateway_server.routing.router import CredentialResolver, RoutedResult
 from imagegateway_server.routing.single_flight import SharedCallFailed, SingleFlight, WaitExpired
+from imagegateway_server.state.cache_store import CachedAnswer, CacheStore
 
 log = logging.getLogger(__name__)
 

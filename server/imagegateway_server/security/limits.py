@@ -29,9 +29,9 @@ from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.routing.plan import Leaf, Node
-from imagegateway_server.security.limit_counters import (
+from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
+from imagegateway_server.state.limit_counters import (
     Budget,
-    InProcessLimitCounters,
     LimitCounters,
     Period,
     period_end,
@@ -127,9 +127,9 @@ class Limiter:
         for period in (Period.MONTH, Period.DAY):
             totals = await log_store.spend_since(period_start(period, now))
             for key_id, usd in totals.by_caller_key.items():
-                self._counters.restore(api_key_counter(key_id), period, now, to_micros(usd))
+                await self._counters.restore(api_key_counter(key_id), period, now, to_micros(usd))
             for vk_id, usd in totals.by_virtual_key.items():
-                self._counters.restore(virtual_key_counter(vk_id), period, now, to_micros(usd))
+                await self._counters.restore(virtual_key_counter(vk_id), period, now, to_micros(usd))
 
     async def admit(self, key_id: str, limits: Limits, plan: Node, request: ImageRequest) -> Ticket:
         """Checks the gateway key ``key_id`` for a request about to be routed by ``plan``; raises

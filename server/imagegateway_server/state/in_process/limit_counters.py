@@ -1,102 +1,21 @@
-"""The counters behind key limits: requests in a sliding minute, and spend per UTC day and month.
-
-``LimitCounters`` is what the limiter talks to; ``InProcessLimitCounters`` keeps the counts in this
-process (the scale-out issue adds one over Redis, so replicas share them). Reads and admissions are
-coroutines, so a shared store fits the interface; releases and spend updates are fire-and-forget
-(the request is over; nothing waits on them). Amounts are integer micro-dollars: sums are exact
-(three 0.04 USD requests fit a 0.12 USD budget) and a shared store can add them with INCRBY.
-
-Requests per minute use a sliding-window counter: per key, the count of the current clock minute
-and of the previous one. A request a fraction ``f`` into the current minute is admitted when
-``previous * (1 - f) + current < limit``. Two integers per key instead of one timestamp per request;
-never more than ``limit`` admissions in one clock minute; and a burst at the end of a minute still
-weighs on the start of the next, instead of the count resetting at the boundary (a fixed window lets
-through twice the limit across one). Refused requests are not counted.
-
-Spend is kept per key for the current UTC day and month, plus the estimates that requests in flight
-hold. A budget refuses when spent + held + the new request's estimate would pass it; with no
-estimate (a model the price table does not know), when spent + held has reached it.
-"""
+"""Limit counters kept in this process: a sliding minute per key, and spend and holds per key in
+plain dicts (one per process; replicas do not share them). The counting rules are in
+``state.limit_counters``."""
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Protocol
+
+from imagegateway_server.state.limit_counters import Budget, Period, period_start
 
 WINDOW_SECONDS = 60.0
-MICROS_PER_USD = 1_000_000
-
-
-class Period(enum.Enum):
-    """A budget period; the value names the limit field it belongs to."""
-
-    DAY = "usd_per_day"
-    MONTH = "usd_per_month"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Budget:
-    """One budget of a key: at most ``limit_micros`` micro-dollars per ``period``."""
-
-    period: Period
-    limit_micros: int
-
-
-def to_micros(usd: float) -> int:
-    return round(usd * MICROS_PER_USD)
-
-
-def period_start(period: Period, when: datetime) -> datetime:
-    """The UTC midnight (DAY) or first of the month (MONTH) that starts the period holding ``when``."""
-    when = when.astimezone(UTC)
-    if period is Period.DAY:
-        return datetime(when.year, when.month, when.day, tzinfo=UTC)
-    return datetime(when.year, when.month, 1, tzinfo=UTC)
-
-
-def period_end(period: Period, when: datetime) -> datetime:
-    """When the period holding ``when`` ends (the next one's start)."""
-    start = period_start(period, when)
-    if period is Period.DAY:
-        return datetime.fromordinal(start.toordinal() + 1).replace(tzinfo=UTC)
-    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-    return datetime(year, month, 1, tzinfo=UTC)
 
 
 def _period_id(period: Period, when: datetime) -> date:
     return period_start(period, when).date()
-
-
-class LimitCounters(Protocol):
-    """Request and spend counters per key (``api_key:<id>``, ``virtual_key:<id>``)."""
-
-    async def take_request(self, key: str, per_minute: int, now: float) -> float:
-        """Counts one request at ``now`` (epoch seconds) unless that passes ``per_minute``.
-
-        Returns 0 when counted, else how many seconds until a request would be admitted (nothing counted).
-        """
-        ...
-
-    async def reserve(self, key: str, budgets: Sequence[Budget], micros: int, now: datetime) -> list[Budget]:
-        """Holds ``micros`` (a request's estimate) unless a budget would be passed; returns the budgets
-        that would be (nothing held then), else an empty list."""
-        ...
-
-    def release(self, key: str, micros: int) -> None:
-        """Gives back what ``reserve`` held, when the request ends."""
-        ...
-
-    def add_spend(self, key: str, micros: int, when: datetime) -> None:
-        """Adds a finished request's actual cost to the day and month holding ``when``."""
-        ...
-
-    def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
-        """Sets the spend of the period holding ``when`` (recomputed from the request log at start)."""
-        ...
 
 
 @dataclasses.dataclass(slots=True)
@@ -183,5 +102,5 @@ class InProcessLimitCounters:
                 self._spent[(key, period)] = (current, entry[1] + micros)
             # An older period than the one kept is over: its spend no longer limits anything.
 
-    def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
+    async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
         self._spent[(key, period)] = (_period_id(period, when), micros)

@@ -1,6 +1,5 @@
-"""Where cached answers live: the small interface a shared (Redis) backend can implement, and the
-in-process store, an LRU bounded by bytes whose entries expire after their ``max_age``.
-"""
+"""The response cache store kept in this process: an LRU bounded by bytes whose entries expire after
+their ``max_age``."""
 
 from __future__ import annotations
 
@@ -8,47 +7,8 @@ import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol
 
-from imagegateway_server.domain.result import ImageResult
-
-# Bookkeeping per entry (dict slot, dataclasses, strings) counted against the byte budget, so that
-# many tiny entries cannot exceed it unnoticed.
-ENTRY_OVERHEAD_BYTES = 512
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CachedAnswer:
-    """A final success as it is kept: the images and which target produced them."""
-
-    result: ImageResult
-    provider: str
-    served_target: str
-    # routing_identity() of the target that served, checked again before the answer is reused.
-    identity: str
-
-    def size(self) -> int:
-        """Bytes this answer holds (image bytes, URLs, revised prompts) plus bookkeeping."""
-        total = ENTRY_OVERHEAD_BYTES
-        for image in self.result.images:
-            total += len(image.data or b"") + len(image.url or "") + len(image.revised_prompt or "")
-        return total
-
-
-class CacheStore(Protocol):
-    """A key-value store of answers with expiry. Async, so a network backend fits the same calls."""
-
-    async def get(self, key: str) -> CachedAnswer | None:
-        """The live answer under ``key``, or None when absent or expired."""
-        ...
-
-    async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
-        """Stores (or replaces) ``answer`` for ``ttl_seconds``; may drop it if it cannot fit."""
-        ...
-
-    async def delete(self, key: str) -> None:
-        """Forgets ``key``."""
-        ...
+from imagegateway_server.state.cache_store import CachedAnswer
 
 
 @dataclasses.dataclass(slots=True)

@@ -1,0 +1,77 @@
+"""The state factory: in-process backends by default, IMAGEGW_REDIS_URL refused in one line, one close path."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagegateway_server.settings import SETTINGS, Settings
+from imagegateway_server.state.breakers import CircuitState, Outcome, TargetIdentity
+from imagegateway_server.state.factory import REDIS_NOT_AVAILABLE, open_state
+from imagegateway_server.state.in_process.breakers import InProcessBreakers
+from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
+from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
+from imagegateway_server.state.in_process.sessions import InProcessSessionStore
+
+IDENTITY = TargetIdentity.of("openai", None, "sk-test", "dall-e-3")
+
+
+async def test_without_a_redis_url_every_kind_is_kept_in_the_process() -> None:
+    backends = await open_state(Settings.load(environ={}))
+    try:
+        assert isinstance(backends.cache_store, MemoryCacheStore)
+        assert isinstance(backends.breakers, InProcessBreakers)
+        assert isinstance(backends.limit_counters, InProcessLimitCounters)
+        assert isinstance(backends.sessions, InProcessSessionStore)
+    finally:
+        await backends.close()
+
+
+async def test_the_backends_take_their_settings() -> None:
+    transitions: list[CircuitState] = []
+    settings = Settings.load(environ={"IMAGEGW_CACHE_MAX_BYTES": "4096", "IMAGEGW_BREAKER_CONSECUTIVE_FAILURES": "1"})
+    backends = await open_state(settings, on_breaker_transition=lambda _, state: transitions.append(state))
+    assert isinstance(backends.cache_store, MemoryCacheStore) and backends.cache_store.max_bytes == 4096
+    backends.breakers.record(await backends.breakers.acquire(IDENTITY, None), Outcome.FAILURE)
+    assert transitions == [CircuitState.OPEN]  # one failure opens, and the listener hears it
+    assert (await backends.breakers.acquire(IDENTITY, None)).refused
+    await backends.close()
+
+
+@pytest.mark.parametrize("url", ["redis://:hunter2@cache.internal:6379/0", "rediss://cache", "unix:///run/redis.sock"])
+async def test_a_redis_url_is_refused_in_one_line_naming_the_setting(url: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        await open_state(Settings.load(environ={"IMAGEGW_REDIS_URL": url}))
+    message = str(refused.value)
+    assert message == REDIS_NOT_AVAILABLE
+    assert "IMAGEGW_REDIS_URL" in message and "not available yet" in message and "\n" not in message
+    assert "hunter2" not in message and "cache.internal" not in message
+
+
+async def test_close_releases_what_the_backends_hold_once_in_reverse_order() -> None:
+    backends = await open_state(Settings.load(environ={}))
+    closed: list[str] = []
+
+    async def closer(name: str) -> None:
+        closed.append(name)
+
+    backends.resources.push_async_callback(closer, "pool")
+    backends.resources.push_async_callback(closer, "subscriber")
+    await backends.close()
+    assert closed == ["subscriber", "pool"]
+    await backends.close()
+    assert closed == ["subscriber", "pool"]
+
+
+def test_the_settings_help_says_redis_and_postgresql_are_not_supported_yet() -> None:
+    help_of = {spec.env: spec.help for spec in SETTINGS}
+    assert "not supported yet" in help_of["IMAGEGW_REDIS_URL"] and "refused" in help_of["IMAGEGW_REDIS_URL"]
+    assert "postgresql://" not in help_of["IMAGEGW_DATABASE_URL"]
+    assert "PostgreSQL is not supported yet" in help_of["IMAGEGW_DATABASE_URL"]
+
+
+def test_the_settings_repr_never_shows_a_url_password() -> None:
+    settings = Settings(redis_url="redis://:hunter2@cache:6379/0", database_url="postgresql://igw:s3cr/t@db/igw")
+    shown = repr(settings)
+    assert "hunter2" not in shown and "s3cr" not in shown
+    assert "redis://:***@cache:6379/0" in shown and "postgresql://igw:***@db/igw" in shown
+    assert "sqlite:///data/gw.db" in repr(Settings(database_url="sqlite:///data/gw.db"))
