@@ -123,8 +123,8 @@ def _os_error(action: str, path: str, exc: OSError) -> CommandError:
 def _read_config(path: str) -> configs_pb2.RoutingConfig:
     """A routing config from a Portkey JSON file (``-`` = stdin), checked against the proto schema
     by the same parser the server uses, so errors name the field path before anything is sent."""
+    from imagegateway_server.api.config_json import parse_config_message as parse_config
     from imagegateway_server.domain.errors import InvalidArgument
-    from imagegateway_server.routing.config_json import parse_config
 
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -286,6 +286,7 @@ def _config_delete(args: argparse.Namespace, client: ImageGatewayClient) -> int:
 def _config_validate(args: argparse.Namespace) -> int:
     """Offline: the proto schema, then the gateway's own checks (no server needed). Upstream hosts
     are checked against IMAGEGW_ALLOWED_UPSTREAM_HOSTS as the server on this machine would."""
+    from imagegateway_server.api.config_proto import config_from_proto
     from imagegateway_server.domain.errors import InvalidArgument
     from imagegateway_server.routing.validation import validate_config
 
@@ -295,8 +296,8 @@ def _config_validate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _usage(str(exc)) from None
     try:
-        validate_config(config, settings.allowed_upstream_hosts, max_depth=settings.max_config_depth,
-                        max_targets=settings.max_targets)
+        validate_config(config_from_proto(config), settings.allowed_upstream_hosts,
+                        max_depth=settings.max_config_depth, max_targets=settings.max_targets)
     except InvalidArgument as exc:
         raise CommandError("INVALID_ARGUMENT", exc.message) from None
     except ValueError as exc:  # a malformed IMAGEGW_ALLOWED_UPSTREAM_HOSTS entry

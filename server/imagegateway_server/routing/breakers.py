@@ -34,6 +34,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from imagegateway_server.domain.errors import ErrorKind, InvalidArgument
+from imagegateway_server.domain.routing_config import CircuitBreakerSettings
 
 MAX_WINDOW = 1000
 MAX_CONSECUTIVE_FAILURES = 1000
@@ -120,17 +121,8 @@ class BreakerOverrides:
         )
 
 
-class _BreakerSettings(Protocol):
-    """The proto ``CircuitBreakerSettings`` message, as far as validation reads it."""
-
-    consecutive_failures: int
-    failure_rate: float
-    window: int
-    cooldown_seconds: float
-
-
 def overrides_from_config(
-    settings: _BreakerSettings, param: str, parent: BreakerOverrides | None
+    settings: CircuitBreakerSettings, param: str, parent: BreakerOverrides | None
 ) -> BreakerOverrides:
     """Validates a config's ``circuit_breaker`` (0 = inherit) and merges it over the parent's, field by field."""
     if not 0 <= settings.consecutive_failures <= MAX_CONSECUTIVE_FAILURES:
