@@ -10,7 +10,7 @@ tuples and ``google.protobuf.Struct`` fields are read-only mappings of plain JSO
 Struct numbers are doubles in the proto, so they arrive here as floats, NaN and infinity included
 (a gRPC message can carry them): the compiler refuses them naming the field, so nothing downstream
 ever sees one. Equality is by value, as for any dataclass; note that it inherits Python's
-``True == 1.0`` inside Struct values, so it is not an identity for caching (see ``ConfigService``).
+``True == 1.0`` inside Struct values, so it is not a key for caching (see ``ConfigService.compile_inline``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def freeze_json(value: Any) -> JsonValue:
         return MappingProxyType({key: freeze_json(item) for key, item in value.items()})
     if isinstance(value, list | tuple):
         return tuple(freeze_json(item) for item in value)
-    return value  # type: ignore[no-any-return]
+    scalar: JsonValue = value  # None, a bool, a number or a string
+    return scalar
 
 
 def thaw_json(value: JsonValue) -> Any:
