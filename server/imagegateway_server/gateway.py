@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Mapping
 
-from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import (
     AllTargetsFailed,
@@ -26,6 +25,7 @@ from imagegateway_server.domain.errors import (
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.request import ImageRequest, validate_request
+from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
@@ -48,7 +48,7 @@ class RoutingSpec:
     """Where the caller asked to go: a saved config, an inline config, a virtual key or a provider."""
 
     config_id: str | None = None
-    config: configs_pb2.RoutingConfig | None = None
+    config: RoutingConfig | None = None
     virtual_key: str | None = None
     provider: str | None = None
     provider_api_key: str | None = None
@@ -133,7 +133,7 @@ class Gateway:
             resolved = await self._configs.resolve(routing.config_id)
             return resolved.plan, resolved.id, resolved.version
         if routing.config is not None:
-            return self._configs.compile(routing.config), "", 0
+            return self._configs.compile_inline(routing.config), "", 0
         custom_host = (self._host_policy.check(routing.custom_host, param="custom_host")
                        if routing.custom_host else None)
         if routing.virtual_key:

@@ -22,10 +22,10 @@ import atheris
 
 with atheris.instrument_imports(include=["imagegateway_server", "imagegateway"]):
     from imagegateway_server.api import rest_mapping
+    from imagegateway_server.api.config_json import parse_config
     from imagegateway_server.api.rest import request_deadline
     from imagegateway_server.domain.errors import InvalidArgument
     from imagegateway_server.domain.request import validate_request
-    from imagegateway_server.routing.config_json import parse_config
     from imagegateway_server.routing.validation import validate_config
 
 ALLOWED_HOSTS = ("127.0.0.1",)

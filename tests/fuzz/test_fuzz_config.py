@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Node, leaves
 from imagegateway_server.routing.validation import validate_config
 from tests.fuzz.budget import cases

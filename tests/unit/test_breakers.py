@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
-from imagegateway.v1 import configs_pb2
+from imagegateway_server.api.config_json import parse_config, parse_config_message
+from imagegateway_server.api.config_proto import config_from_proto
 from imagegateway_server.domain.errors import ErrorKind, InvalidArgument
+from imagegateway_server.domain.routing_config import CircuitBreakerSettings
 from imagegateway_server.routing.breakers import outcome_of, overrides_from_config
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, compile_plan, leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.state.breakers import (
@@ -281,10 +282,11 @@ def test_identity_never_holds_the_key_and_tells_hosts_apart() -> None:
     ("cooldown_seconds", float("inf"), "seconds"),
 ])
 def test_config_values_are_checked_and_the_error_names_the_field(field: str, value: float, message: str) -> None:
-    config = parse_config({"strategy": {"mode": "fallback"}, "targets": [
+    proto = parse_config_message({"strategy": {"mode": "fallback"}, "targets": [
         {"provider": "openai", "api_key": "sk"}, {"provider": "openai", "api_key": "sk"},
     ]})
-    setattr(config.targets[1].circuit_breaker, field, value)  # NaN and infinity only arrive over gRPC
+    setattr(proto.targets[1].circuit_breaker, field, value)  # NaN and infinity only arrive over gRPC
+    config = config_from_proto(proto)
     with pytest.raises(InvalidArgument) as info:
         compile_plan(config, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(()))
     assert info.value.param == f"targets[1].circuit_breaker.{field}"
@@ -314,7 +316,7 @@ def test_a_target_without_circuit_breaker_settings_uses_the_global_defaults() ->
 
 def test_overrides_zero_means_inherit() -> None:
     parent = BreakerOverrides(failure_rate=0.9)
-    merged = overrides_from_config(configs_pb2.CircuitBreakerSettings(window=7), "circuit_breaker", parent)
+    merged = overrides_from_config(CircuitBreakerSettings(window=7), "circuit_breaker", parent)
     assert merged == BreakerOverrides(failure_rate=0.9, window=7)
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import AllTargetsFailed, DeadlineExceeded, ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.cache import URL_ANSWER_MAX_AGE_SECONDS, CacheStatus, ResponseCache, Served
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy

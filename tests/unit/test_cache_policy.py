@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.routing.cache_policy import DEFAULT_MAX_AGE_SECONDS, MAX_MAX_AGE_SECONDS, CachePolicy
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from imagegateway_server.api.config_json import parse_config, parse_config_message
+from imagegateway_server.api.config_proto import config_from_proto
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.routing.conditions import compile_query
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Group, Leaf, leaves
 from imagegateway_server.routing.validation import validate_config
 
@@ -371,11 +372,11 @@ def test_portkey_docs_example_compiles_unchanged() -> None:
 @pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1])
 def test_weights_must_be_finite_and_not_negative(weight: float) -> None:
     # JSON text cannot carry NaN or infinity into a weight, but a gRPC message can.
-    config = parse_config({"strategy": {"mode": "loadbalance"},
-                           "targets": [{"virtual_key": "a"}, {"virtual_key": "b", "weight": 1}]})
-    config.targets[0].weight = weight
+    message = parse_config_message({"strategy": {"mode": "loadbalance"},
+                                    "targets": [{"virtual_key": "a"}, {"virtual_key": "b", "weight": 1}]})
+    message.targets[0].weight = weight
     with pytest.raises(InvalidArgument) as info:
-        validate_config(config)
+        validate_config(config_from_proto(message))
     assert info.value.param == "targets[0].weight"
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Group, Leaf, compile_plan, leaves
 from imagegateway_server.routing.validation import validate_config
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy

@@ -11,6 +11,7 @@ import math
 import pytest
 
 from imagegateway.v1 import configs_pb2
+from imagegateway_server.api.config_proto import config_from_proto
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.routing.finite_numbers import refuse_non_finite_numbers
 from imagegateway_server.routing.plan import compile_plan
@@ -18,7 +19,7 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 
 def compile_config(config: configs_pb2.RoutingConfig) -> None:
-    compile_plan(config, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(()))
+    compile_plan(config_from_proto(config), canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(()))
 
 
 def with_query_nan() -> configs_pb2.RoutingConfig:
@@ -43,9 +44,9 @@ def test_a_non_finite_number_is_refused_naming_its_field(build, param) -> None: 
 
 def test_finite_numbers_pass() -> None:
     config = _override(7.5)
-    refuse_non_finite_numbers(config)
+    refuse_non_finite_numbers(config_from_proto(config))
     config.circuit_breaker.failure_rate = 0.5
-    refuse_non_finite_numbers(config)
+    refuse_non_finite_numbers(config_from_proto(config))
 
 
 def _override(value: float) -> configs_pb2.RoutingConfig:

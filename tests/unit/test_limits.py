@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 import pytest
 
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument, ProviderError
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.request import ImageRequest
@@ -19,7 +20,6 @@ from imagegateway_server.observability.costs import load_price_table
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.providers.kit.interface import UpstreamTarget
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, RoutedResult, Router
 from imagegateway_server.security.limits import BUDGET_EXCEEDED, RATE_LIMITED, Limiter, LimitExceeded

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from imagegateway_server.api import rest_mapping
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import InputLimits, check_metadata_size, check_trace_id
 from imagegateway_server.domain.request import ImageRequest, validate_request
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import compile_plan, leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.settings import SETTINGS, Settings

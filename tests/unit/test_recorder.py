@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from imagegateway.v1 import configs_pb2, images_pb2
+from imagegateway.v1 import images_pb2
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.domain.errors import ErrorKind, ProviderError, RequestFailed
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
+from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.observability.costs import load_price_table
 from imagegateway_server.observability.log_records import PendingLogRecord
@@ -92,5 +93,5 @@ def test_prompts_are_left_out_of_the_log_when_redaction_is_on() -> None:
 def test_config_labels_stay_bounded() -> None:
     assert config_label(RoutingSpec(config_id="cfg-1"), "cfg-1") == "cfg-1"
     assert config_label(RoutingSpec(config_id="whatever-the-caller-typed"), "") == "unresolved"
-    assert config_label(RoutingSpec(config=configs_pb2.RoutingConfig()), "") == "inline"
+    assert config_label(RoutingSpec(config=RoutingConfig()), "") == "inline"
     assert config_label(RoutingSpec(virtual_key="vk"), "") == "none"

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.interface import UpstreamTarget
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy

@@ -12,6 +12,7 @@ import pytest
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api import grpc_mapping
+from imagegateway_server.api.config_json import parse_config
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
@@ -27,7 +28,6 @@ from imagegateway_server.providers.kit.translation import Translation, translate
 from imagegateway_server.providers.openai.models import model_spec as openai_spec
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.providers.stability.models import model_spec as stability_spec
-from imagegateway_server.routing.config_json import parse_config
 from imagegateway_server.routing.plan import Leaf, compile_plan, leaves
 from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy

@@ -10,6 +10,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from imagegateway.v1 import images_pb2, keys_pb2
+from imagegateway_server.api.config_proto import inline_config
 from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_proto
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.limits import Limits
@@ -67,11 +68,12 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
     )
 
 
-def routing_spec(routing: images_pb2.Routing) -> RoutingSpec:
+def routing_spec(routing: images_pb2.Routing, *, max_targets: int | None = None) -> RoutingSpec:
+    """Where the request goes; an inline config becomes the model (``max_targets``: see config_from_proto)."""
     source = routing.WhichOneof("source")
     return RoutingSpec(
         config_id=routing.config_id if source == "config_id" else None,
-        config=routing.config if source == "config" else None,
+        config=inline_config(routing.config, max_targets=max_targets) if source == "config" else None,
         virtual_key=routing.virtual_key if source == "virtual_key" else None,
         provider=routing.provider if source == "provider" else None,
         provider_api_key=routing.provider_api_key or None,

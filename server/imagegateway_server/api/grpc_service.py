@@ -17,6 +17,7 @@ import grpc
 from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 from imagegateway_server.api import grpc_mapping
 from imagegateway_server.api.auth import current_caller, visible_caller_key_id
+from imagegateway_server.api.config_proto import config_from_proto, saved_config_proto
 from imagegateway_server.api.grpc_image_responses import (
     SerializedMessage,
     generate_image_response,
@@ -30,6 +31,7 @@ from imagegateway_server.domain.input_limits import (
     check_metadata_size,
     check_trace_id,
 )
+from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
@@ -154,7 +156,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
                 raise InvalidArgument("is required", param="parameters")
             call = GenerationCall(
                 request=grpc_mapping.image_request(request.parameters),
-                routing=grpc_mapping.routing_spec(request.routing),
+                routing=grpc_mapping.routing_spec(request.routing, max_targets=self._input_limits.max_targets),
                 caller=current_caller.get(),
                 transport="grpc",
                 trace_id=trace.trace_id,
@@ -190,34 +192,37 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
 
     # --- configs ----------------------------------------------------------------------------
 
+    def _config(self, message: configs_pb2.RoutingConfig) -> RoutingConfig:
+        return config_from_proto(message, max_targets=self._input_limits.max_targets)
+
     async def CreateConfig(
         self, request: configs_pb2.CreateConfigRequest, context: Context
     ) -> configs_pb2.CreateConfigResponse:
         if not request.HasField("config"):
             raise InvalidArgument("is required", param="config")
-        record = await self._configs.create(request.name, request.config)
-        return configs_pb2.CreateConfigResponse(config=ConfigService.to_proto(record))
+        record = await self._configs.create(request.name, self._config(request.config))
+        return configs_pb2.CreateConfigResponse(config=saved_config_proto(record))
 
     async def GetConfig(self, request: configs_pb2.GetConfigRequest, context: Context) -> configs_pb2.GetConfigResponse:
         if request.version < 0:
             raise InvalidArgument("must not be negative", param="version")
         record = await self._configs.get(request.id, request.version or None)
-        return configs_pb2.GetConfigResponse(config=ConfigService.to_proto(record))
+        return configs_pb2.GetConfigResponse(config=saved_config_proto(record))
 
     async def ListConfigs(
         self, request: configs_pb2.ListConfigsRequest, context: Context
     ) -> configs_pb2.ListConfigsResponse:
         page = await self._configs.list(page_size(request.page_size), request.page_token)
         return configs_pb2.ListConfigsResponse(
-            configs=[ConfigService.to_proto(r) for r in page.items], next_page_token=page.next_page_token)
+            configs=[saved_config_proto(r) for r in page.items], next_page_token=page.next_page_token)
 
     async def UpdateConfig(
         self, request: configs_pb2.UpdateConfigRequest, context: Context
     ) -> configs_pb2.UpdateConfigResponse:
         if not request.HasField("config"):
             raise InvalidArgument("is required", param="config")
-        record = await self._configs.update(request.id, request.config, request.name)
-        return configs_pb2.UpdateConfigResponse(config=ConfigService.to_proto(record))
+        record = await self._configs.update(request.id, self._config(request.config), request.name)
+        return configs_pb2.UpdateConfigResponse(config=saved_config_proto(record))
 
     async def DeleteConfig(
         self, request: configs_pb2.DeleteConfigRequest, context: Context
@@ -228,7 +233,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def ValidateConfig(
         self, request: configs_pb2.ValidateConfigRequest, context: Context
     ) -> configs_pb2.ValidateConfigResponse:
-        self._configs.compile(request.config)
+        self._configs.compile(self._config(request.config))
         return configs_pb2.ValidateConfigResponse()
 
     # --- virtual keys -----------------------------------------------------------------------

@@ -8,11 +8,11 @@ from types import MappingProxyType
 from typing import Any
 
 from imagegateway_server.api.auth import bearer_token
+from imagegateway_server.api.config_json import parse_inline_config
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import DEFAULT_MAX_METADATA_BYTES, check_trace_id
 from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, ResponseFormat, coerce_param
 from imagegateway_server.gateway import RoutingSpec
-from imagegateway_server.routing.config_json import parse_config
 
 TRACE_ID_HEADER = "x-portkey-trace-id"
 
@@ -86,7 +86,7 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
     custom_host = headers.get("x-portkey-custom-host") or None
     if config:
         if config.startswith("{"):
-            return RoutingSpec(config=parse_config(config, param="x-portkey-config"))
+            return RoutingSpec(config=parse_inline_config(config, param="x-portkey-config"))
         return RoutingSpec(config_id=config)
     virtual_key = headers.get("x-portkey-virtual-key") or None
     provider = headers.get("x-portkey-provider") or None

@@ -27,16 +27,17 @@ def _load_config(path: str, *, validate: bool = False) -> RoutingConfig:
     IMAGEGW_ALLOWED_UPSTREAM_HOSTS as the server on this machine would.
     """
     # Imported here: the gateway's config code is loaded only by the commands that read a config.
+    from imagegateway_server.api.config_json import parse_config_message
     from imagegateway_server.domain.errors import InvalidArgument
-    from imagegateway_server.routing.config_json import parse_config
 
     text = read_text(path)
     try:
-        config = parse_config(text, param=path)
+        config = parse_config_message(text, param=path)
     except InvalidArgument as exc:
         raise CommandError("INVALID_ARGUMENT", exc.message) from None
     if not validate:
         return config
+    from imagegateway_server.api.config_proto import config_from_proto
     from imagegateway_server.routing.validation import validate_config
 
     try:
@@ -44,7 +45,7 @@ def _load_config(path: str, *, validate: bool = False) -> RoutingConfig:
     except ValueError as exc:
         raise usage_error(str(exc)) from None
     try:
-        validate_config(config, settings.allowed_upstream_hosts, max_depth=settings.max_config_depth,
+        validate_config(config_from_proto(config), settings.allowed_upstream_hosts, max_depth=settings.max_config_depth,
                         max_targets=settings.max_targets)
     except InvalidArgument as exc:
         raise CommandError("INVALID_ARGUMENT", exc.message) from None

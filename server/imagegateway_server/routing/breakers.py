@@ -13,9 +13,9 @@ admin API use are re-exported here, so they import breaker names from one routin
 from __future__ import annotations
 
 import math
-from typing import Protocol
 
 from imagegateway_server.domain.errors import ErrorKind, InvalidArgument
+from imagegateway_server.domain.routing_config import CircuitBreakerSettings
 from imagegateway_server.state.breakers import MAX_CONSECUTIVE_FAILURES, MAX_COOLDOWN_SECONDS, MAX_WINDOW
 from imagegateway_server.state.breakers import BreakerOverrides as BreakerOverrides
 from imagegateway_server.state.breakers import Breakers as Breakers
@@ -43,17 +43,10 @@ def outcome_of(kind: ErrorKind | None) -> Outcome:
     return Outcome.SUCCESS
 
 
-class _BreakerSettings(Protocol):
-    """The proto ``CircuitBreakerSettings`` message, as far as validation reads it."""
-
-    consecutive_failures: int
-    failure_rate: float
-    window: int
-    cooldown_seconds: float
 
 
 def overrides_from_config(
-    settings: _BreakerSettings, param: str, parent: BreakerOverrides | None
+    settings: CircuitBreakerSettings, param: str, parent: BreakerOverrides | None
 ) -> BreakerOverrides:
     """Validates a config's ``circuit_breaker`` (0 = inherit) and merges it over the parent's, field by field."""
     if not 0 <= settings.consecutive_failures <= MAX_CONSECUTIVE_FAILURES:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.routing_config import CacheSettings
 
 DEFAULT_MAX_AGE_SECONDS = 3600
 # A year: longer than any sensible image cache, short enough to catch milliseconds sent by mistake.
@@ -25,7 +25,7 @@ class CachePolicy:
     include_seeded_and_multi_image: bool = False
 
 
-def cache_policy(settings: configs_pb2.CacheSettings, param: str) -> CachePolicy:
+def cache_policy(settings: CacheSettings, param: str) -> CachePolicy:
     """Validates one ``cache`` block; raises InvalidArgument naming ``<param>.mode`` or ``<param>.max_age``."""
     mode = settings.mode
     if mode == "semantic":
@@ -35,9 +35,9 @@ def cache_policy(settings: configs_pb2.CacheSettings, param: str) -> CachePolicy
         raise InvalidArgument(f"must be 'simple'; got {mode!r}" if mode else "is required; must be 'simple'",
                               param=f"{param}.mode")
     max_age = DEFAULT_MAX_AGE_SECONDS
-    if settings.HasField("max_age"):
+    if settings.max_age is not None:
         max_age = settings.max_age
         if not 1 <= max_age <= MAX_MAX_AGE_SECONDS:
             raise InvalidArgument(f"must be between 1 and {MAX_MAX_AGE_SECONDS} seconds, got {max_age}",
                                   param=f"{param}.max_age")
-    return CachePolicy(max_age=max_age, include_seeded_and_multi_image=settings.include_seeded_and_multi_image)
+    return CachePolicy(max_age=max_age, include_seeded_and_multi_image=bool(settings.include_seeded_and_multi_image))

@@ -23,11 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import re2
-from google.protobuf import struct_pb2
 
-from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.routing_config import Strategy, thaw_json
 
 # A compiled query: (the caller's metadata, the caller's request) -> does it match?
 Predicate = Callable[[Mapping[str, str], ImageRequest], bool]
@@ -91,7 +90,7 @@ def _field(prefix: str, name: str) -> str:
 
 
 def compile_conditional(
-    strategy: configs_pb2.Strategy, target_names: Sequence[str], field_prefix: str
+    strategy: Strategy, target_names: Sequence[str], field_prefix: str
 ) -> ConditionalRoutes:
     """Compiles a conditional strategy over its group's targets; raises InvalidArgument naming the path."""
     index_of: dict[str, int] = {}
@@ -118,33 +117,16 @@ def compile_conditional(
     rules: list[tuple[Predicate, int]] = []
     for i, condition in enumerate(strategy.conditions):
         here = f"{conditions_param}[{i}]"
-        if not condition.HasField("query"):
+        if condition.query is None:
             raise InvalidArgument("is required", param=f"{here}.query")
-        predicate = compile_query(_python(condition.query), f"{here}.query")
+        # As plain dicts and lists, NaN and infinity kept for the checks below to name.
+        predicate = compile_query(thaw_json(condition.query), f"{here}.query")
         rules.append((predicate, target(condition.then, f"{here}.then")))
     default_param = _field(field_prefix, "strategy.default")
     if not strategy.default:
         raise InvalidArgument("is required: conditional routing needs a target for requests no condition "
                               "matches", param=default_param)
     return ConditionalRoutes(rules=tuple(rules), default=target(strategy.default, default_param))
-
-
-def _python(value: struct_pb2.Struct | struct_pb2.Value) -> Any:
-    """A Struct as plain Python; unlike json_format, keeps NaN and infinity for the checks to name."""
-    if isinstance(value, struct_pb2.Struct):
-        return {key: _python(item) for key, item in value.fields.items()}
-    kind = value.WhichOneof("kind")
-    if kind == "struct_value":
-        return _python(value.struct_value)
-    if kind == "list_value":
-        return [_python(item) for item in value.list_value.values]
-    if kind == "number_value":
-        return value.number_value
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None
 
 
 def compile_query(query: Mapping[str, Any], path: str) -> Predicate:

@@ -1,4 +1,7 @@
-"""Saved, versioned routing configs: validate on save, keep api_key values sealed, compile on use."""
+"""Saved, versioned routing configs: validate on save, keep api_key values sealed, compile on use.
+
+Inline configs (sent with a request) are compiled here too, with a small cache of their plans.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,13 @@ import dataclasses
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from google.protobuf import json_format
-
-from imagegateway.v1 import configs_pb2
+from imagegateway_server.domain.config_document import config_document, config_from_document
 from imagegateway_server.domain.errors import InvalidArgument, NotFound
-from imagegateway_server.routing.config_json import parse_config
+from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.routing.plan import MAX_DEPTH, MAX_TARGETS, Node, compile_plan, leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import Vault
@@ -22,6 +24,8 @@ from imagegateway_server.storage.records import ConfigRecord, Page
 
 # How long "latest version" look-ups are trusted before the store is asked again.
 LATEST_TTL_SECONDS = 2.0
+# Compiled plans of inline configs kept (least recently used goes first).
+INLINE_PLAN_ENTRIES = 256
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,12 +54,6 @@ def split_config_ref(ref: str) -> tuple[str, int | None]:
     return config_id, int(version)
 
 
-def _walk(node: configs_pb2.RoutingConfig, path: str = "") -> Iterator[tuple[str, configs_pb2.RoutingConfig]]:
-    yield path, node
-    for i, child in enumerate(node.targets):
-        yield from _walk(child, f"{path}.targets[{i}]" if path else f"targets[{i}]")
-
-
 class ConfigService:
     """Config CRUD over a Store plus a cache of compiled plans (compiled once per version)."""
 
@@ -79,11 +77,30 @@ class ConfigService:
         self._virtual_key_exists = virtual_key_exists
         self._plans: dict[tuple[str, int], ResolvedConfig] = {}
         self._latest: dict[str, tuple[int, float]] = {}
+        # Keyed by the config object's identity, the entry holding the object so that its id is not
+        # reused while the entry lives. Not by value: the model is not hashable (it holds mappings),
+        # hashing a whole config each request would cost much of what the cache saves, and value
+        # equality says True == 1.0 inside override_params, which must not share a plan. The front
+        # ends give the same object back for the same inline text or message (api/config_json.py).
+        self._inline_plans: OrderedDict[int, tuple[RoutingConfig, Node]] = OrderedDict()
 
-    def compile(self, config: configs_pb2.RoutingConfig) -> Node:
+    def compile(self, config: RoutingConfig) -> Node:
         """Validates and compiles a config (raises InvalidArgument naming the field path)."""
         return compile_plan(config, canonical_provider=self._canonical_provider, host_policy=self._host_policy,
                             max_depth=self._max_depth, max_targets=self._max_targets)
+
+    def compile_inline(self, config: RoutingConfig) -> Node:
+        """``compile`` for a config sent with a request: the same object compiles once (while it stays
+        among the last few hundred); a config that fails to compile fails the same way every time."""
+        cached = self._inline_plans.get(id(config))
+        if cached is not None and cached[0] is config:
+            self._inline_plans.move_to_end(id(config))
+            return cached[1]
+        plan = self.compile(config)
+        self._inline_plans[id(config)] = (config, plan)
+        if len(self._inline_plans) > INLINE_PLAN_ENTRIES:
+            self._inline_plans.popitem(last=False)
+        return plan
 
     async def _check_virtual_keys(self, plan: Node) -> None:
         if self._virtual_key_exists is None:
@@ -97,31 +114,23 @@ class ConfigService:
                         leaf.path.removeprefix("config.") + ".virtual_key")
                     raise InvalidArgument(f"virtual key {leaf.virtual_key!r} does not exist", param=field) from None
 
-    def _seal(self, config_id: str, config: configs_pb2.RoutingConfig) -> tuple[str, bytes | None]:
-        redacted = configs_pb2.RoutingConfig()
-        redacted.CopyFrom(config)
-        found: dict[str, str] = {}
-        for path, node in _walk(redacted):
-            if node.api_key:
-                found[path] = node.api_key
-                node.ClearField("api_key")
-        document = json.dumps(json_format.MessageToDict(redacted, preserving_proto_field_name=True))
+    def _seal(self, config_id: str, config: RoutingConfig) -> tuple[str, bytes | None]:
+        found = {path: node.api_key for path, node in config.walk() if node.api_key}
+        document = json.dumps(config_document(config.redacted()))
         sealed = None
         if found:
             sealed = self._vault.seal(json.dumps(found).encode(), associated_data=config_associated_data(config_id))
         return document, sealed
 
-    def _unseal(self, record: ConfigRecord) -> configs_pb2.RoutingConfig:
-        config = parse_config(record.document)
+    def _unseal(self, record: ConfigRecord) -> RoutingConfig:
+        config = config_from_document(json.loads(record.document))
         if record.sealed_secrets:
             found = json.loads(self._vault.open(record.sealed_secrets,
                                                 associated_data=config_associated_data(record.id)))
-            for path, node in _walk(config):
-                if path in found:
-                    node.api_key = found[path]
+            config = config.with_api_keys(found)
         return config
 
-    async def create(self, name: str, config: configs_pb2.RoutingConfig) -> ConfigRecord:
+    async def create(self, name: str, config: RoutingConfig) -> ConfigRecord:
         plan = self.compile(config)
         await self._check_virtual_keys(plan)
         config_id = "pc-" + secrets.token_hex(6)
@@ -132,7 +141,7 @@ class ConfigService:
         await self._store.create_config(record)
         return record
 
-    async def update(self, config_id: str, config: configs_pb2.RoutingConfig, name: str = "") -> ConfigRecord:
+    async def update(self, config_id: str, config: RoutingConfig, name: str = "") -> ConfigRecord:
         current = await self._store.get_config(config_id, None)
         plan = self.compile(config)
         await self._check_virtual_keys(plan)
@@ -171,12 +180,3 @@ class ConfigService:
         if version is None:
             self._latest[config_id] = (record.version, time.monotonic())
         return resolved
-
-    @staticmethod
-    def to_proto(record: ConfigRecord) -> configs_pb2.Config:
-        """The API view of a saved config (api_key values are never included)."""
-        message = configs_pb2.Config(id=record.id, name=record.name, version=record.version,
-                                     config=parse_config(record.document))
-        message.create_time.FromDatetime(record.create_time)
-        message.first_create_time.FromDatetime(record.first_create_time)
-        return message

@@ -1,4 +1,4 @@
-"""Compiles a RoutingConfig message into an immutable plan the router walks.
+"""Compiles a routing config (domain/routing_config.py) into an immutable plan the router walks.
 
 Everything knowable before a request runs is checked here, so a saved config cannot fail
 half-way through a request for a reason we could have told its author.
@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from google.protobuf import json_format
-
-from imagegateway.v1 import configs_pb2
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import DEFAULT_MAX_CONFIG_DEPTH, DEFAULT_MAX_TARGETS
 from imagegateway_server.domain.request import KNOWN_PARAMS, coerce_param
+from imagegateway_server.domain.routing_config import RetrySettings, RoutingConfig, Strategy, thaw_json
 from imagegateway_server.routing.breakers import BreakerOverrides, overrides_from_config
 from imagegateway_server.routing.cache_policy import CachePolicy, cache_policy
 from imagegateway_server.routing.conditions import ConditionalRoutes, compile_conditional
-from imagegateway_server.routing.finite_numbers import refuse_non_finite_numbers
+from imagegateway_server.routing.finite_numbers import is_finite_json, refuse_non_finite_numbers
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 MODES = ("single", "fallback", "loadbalance", "conditional")
@@ -80,6 +78,10 @@ class Group:
 Node = Leaf | Group
 
 
+# What a group without a strategy block reads (it is then refused for having no mode).
+_NO_STRATEGY = Strategy()
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Inherited:
     custom_host: str | None = None
@@ -93,7 +95,7 @@ class _Inherited:
 
 
 def compile_plan(
-    config: configs_pb2.RoutingConfig,
+    config: RoutingConfig,
     *,
     canonical_provider: Callable[[str], str],
     host_policy: UpstreamHostPolicy,
@@ -113,7 +115,7 @@ def compile_plan(
     return plan
 
 
-def _check_shape(node: configs_pb2.RoutingConfig, field_prefix: str, depth: int, max_depth: int,
+def _check_shape(node: RoutingConfig, field_prefix: str, depth: int, max_depth: int,
                  max_targets: int, seen: list[int]) -> None:
     """Refuses a config nested too deep or with too many targets in all, before any other work on it
     (a per-group cap alone would let nesting multiply targets)."""
@@ -132,7 +134,7 @@ def _field(prefix: str, name: str) -> str:
 
 
 def _compile(
-    node: configs_pb2.RoutingConfig,
+    node: RoutingConfig,
     path: str,
     field_prefix: str,
     inherited: _Inherited,
@@ -143,13 +145,13 @@ def _compile(
     here = _inherit(node, inherited, field_prefix, host_policy)
     if node.targets:
         return _compile_group(node, path, field_prefix, here, depth, canonical_provider, host_policy)
-    if node.HasField("strategy") and node.strategy.mode not in ("", "single"):
+    if node.strategy is not None and node.strategy.mode not in ("", "single"):
         raise InvalidArgument(f"mode {node.strategy.mode!r} needs targets", param=_field(field_prefix, "targets"))
     return _compile_leaf(node, path, field_prefix, here, canonical_provider)
 
 
 def _compile_group(
-    node: configs_pb2.RoutingConfig,
+    node: RoutingConfig,
     path: str,
     field_prefix: str,
     here: _Inherited,
@@ -162,7 +164,8 @@ def _compile_group(
             "a config with targets must not also set provider, virtual_key or api_key",
             param=_field(field_prefix, "targets"),
         )
-    mode = node.strategy.mode if node.HasField("strategy") else ""
+    strategy = node.strategy or _NO_STRATEGY
+    mode = strategy.mode
     mode_param = _field(field_prefix, "strategy.mode")
     if not mode:
         raise InvalidArgument(f"is required when targets are given; must be one of: {', '.join(MODES)}",
@@ -172,15 +175,15 @@ def _compile_group(
     if mode == "single" and len(node.targets) != 1:
         raise InvalidArgument("single mode takes exactly one target", param=_field(field_prefix, "targets"))
     on_status: frozenset[int] | None = None
-    if node.strategy.on_status_codes:
-        _check_statuses(node.strategy.on_status_codes, _field(field_prefix, "strategy.on_status_codes"))
-        on_status = frozenset(node.strategy.on_status_codes)
+    if strategy.on_status_codes:
+        _check_statuses(strategy.on_status_codes, _field(field_prefix, "strategy.on_status_codes"))
+        on_status = frozenset(strategy.on_status_codes)
     children = tuple(
         _compile(child, f"{path}.targets[{i}]", _field(field_prefix, f"targets[{i}]"), here, depth + 1,
                  canonical_provider, host_policy)
         for i, child in enumerate(node.targets)
     )
-    weights = tuple(child.weight if child.HasField("weight") else 1.0 for child in node.targets)
+    weights = tuple(1.0 if child.weight is None else child.weight for child in node.targets)
     for i, weight in enumerate(weights):
         if weight < 0 or not math.isfinite(weight):
             raise InvalidArgument("must be a finite number, not negative",
@@ -189,15 +192,15 @@ def _compile_group(
         raise InvalidArgument("at least one target needs a weight above zero", param=_field(field_prefix, "targets"))
     routes = None
     if mode == "conditional":
-        routes = compile_conditional(node.strategy, [child.name for child in node.targets], field_prefix)
-    elif node.strategy.conditions or node.strategy.default:
-        field = "strategy.conditions" if node.strategy.conditions else "strategy.default"
+        routes = compile_conditional(strategy, [child.name for child in node.targets], field_prefix)
+    elif strategy.conditions or strategy.default:
+        field = "strategy.conditions" if strategy.conditions else "strategy.default"
         raise InvalidArgument("is only allowed with mode conditional", param=_field(field_prefix, field))
     return Group(path=path, mode=mode, on_status_codes=on_status, children=children, weights=weights, routes=routes)
 
 
 def _compile_leaf(
-    node: configs_pb2.RoutingConfig,
+    node: RoutingConfig,
     path: str,
     field_prefix: str,
     here: _Inherited,
@@ -234,26 +237,25 @@ def _compile_leaf(
 
 
 def _inherit(
-    node: configs_pb2.RoutingConfig, parent: _Inherited, field_prefix: str, host_policy: UpstreamHostPolicy
+    node: RoutingConfig, parent: _Inherited, field_prefix: str, host_policy: UpstreamHostPolicy
 ) -> _Inherited:
     custom_host = parent.custom_host
     if node.custom_host:
         custom_host = host_policy.check(node.custom_host, param=_field(field_prefix, "custom_host"))
     timeout = parent.request_timeout_ms
-    if node.HasField("request_timeout"):
+    if node.request_timeout is not None:
         if node.request_timeout <= 0:
             raise InvalidArgument("must be a positive number of milliseconds",
                                   param=_field(field_prefix, "request_timeout"))
         timeout = node.request_timeout
     retry = parent.retry
-    if node.HasField("retry"):
+    if node.retry is not None:
         retry = _retry_policy(node.retry, _field(field_prefix, "retry"))
     overrides = parent.override_params
-    if node.HasField("override_params"):
-        try:
-            own = json_format.MessageToDict(node.override_params)
-        except ValueError:  # a NaN or infinity (JSON text "Infinity", or a gRPC Struct) has no JSON form
-            raise InvalidArgument("numbers must be finite", param=_field(field_prefix, "override_params")) from None
+    if node.override_params is not None:
+        if not is_finite_json(node.override_params):  # JSON text "Infinity", or a gRPC Struct
+            raise InvalidArgument("numbers must be finite", param=_field(field_prefix, "override_params"))
+        own: dict[str, Any] = thaw_json(node.override_params)  # plain values, as providers send them on
         for name, value in own.items():
             param = _field(field_prefix, f"override_params.{name}")
             if name in KNOWN_PARAMS:
@@ -261,27 +263,27 @@ def _inherit(
         overrides = MappingProxyType({**parent.override_params, **own})
     forward = tuple(h.lower() for h in node.forward_headers) or parent.forward_headers
     cache = parent.cache
-    if node.HasField("cache"):
+    if node.cache is not None:
         cache = cache_policy(node.cache, _field(field_prefix, "cache"))
     breaker = parent.circuit_breaker
-    if node.HasField("circuit_breaker"):
+    if node.circuit_breaker is not None:
         breaker = overrides_from_config(node.circuit_breaker, _field(field_prefix, "circuit_breaker"), breaker)
-    strict = node.strict if node.HasField("strict") else parent.strict
+    strict = parent.strict if node.strict is None else node.strict
     return _Inherited(custom_host, timeout, retry, forward, overrides, cache, breaker, strict)
 
 
-def _retry_policy(retry: configs_pb2.RetrySettings, param: str) -> RetryPolicy:
+def _retry_policy(retry: RetrySettings, param: str) -> RetryPolicy:
     if not 0 <= retry.attempts <= MAX_RETRY_ATTEMPTS:
         raise InvalidArgument(f"must be between 0 and {MAX_RETRY_ATTEMPTS}", param=f"{param}.attempts")
     statuses = DEFAULT_RETRY_STATUSES
     if retry.on_status_codes:
         _check_statuses(retry.on_status_codes, f"{param}.on_status_codes")
         statuses = frozenset(retry.on_status_codes)
-    use_header = retry.use_retry_after_header if retry.HasField("use_retry_after_header") else True
+    use_header = True if retry.use_retry_after_header is None else retry.use_retry_after_header
     return RetryPolicy(retry.attempts, statuses, use_header)
 
 
-def _check_statuses(codes: Any, param: str) -> None:
+def _check_statuses(codes: Sequence[int], param: str) -> None:
     for i, code in enumerate(codes):
         if not 100 <= code <= 599:
             raise InvalidArgument(f"{code} is not an HTTP status code", param=f"{param}[{i}]")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from imagegateway.v1 import configs_pb2
+from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.routing.plan import MAX_DEPTH, MAX_TARGETS, Node, compile_plan
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 
-def validate_config(config: configs_pb2.RoutingConfig, allowed_hosts: Iterable[str] = (), *,
+def validate_config(config: RoutingConfig, allowed_hosts: Iterable[str] = (), *,
                     max_depth: int = MAX_DEPTH, max_targets: int = MAX_TARGETS) -> Node:
     """Compiles the config (raising InvalidArgument with the field path) and returns its plan."""
     return compile_plan(config, canonical_provider=canonical_provider, host_policy=UpstreamHostPolicy(allowed_hosts),

@@ -1,12 +1,18 @@
-"""Parses Portkey-style config JSON into the RoutingConfig proto, naming the field path on errors.
+"""Parses Portkey-style config JSON into the routing-config model, naming the field path on errors.
 
-protobuf's own JSON parser accepts the same documents, but its error messages lose the path for
-nested targets; we walk the document against the message descriptor first so every error reads
-like ``targets[1].strategy.mode: must be a string``.
+The JSON is the proto's JSON mapping, so protobuf's own parser reads it (and camelCase names, and
+64-bit integers as strings); but its error messages lose the path for nested targets, so we walk the
+document against the message descriptor first and every error reads like
+``targets[1].strategy.mode: must be a string``.
+
+An inline config (``x-portkey-config``) arrives with every request, usually the same text each
+time: ``parse_inline_config`` parses a text once and gives the same model object back after, which
+also lets the core reuse the plan it compiled for that object.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -15,7 +21,9 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from imagegateway.v1 import configs_pb2
+from imagegateway_server.api.config_proto import config_from_proto
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.routing_config import RoutingConfig
 
 _STRUCT = "google.protobuf.Struct"
 _INT_TYPES = {
@@ -26,10 +34,35 @@ _FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
 # Messages inside messages, as protobuf's own JSON parser allows; a config's targets stop far earlier
 # (routing/plan.py MAX_DEPTH), this only keeps the walk below Python's recursion limit.
 MAX_NESTING = 100
+# Inline config texts kept parsed: a few hundred, none longer than this (a longer text is parsed each time).
+INLINE_CACHE_ENTRIES = 256
+MAX_CACHED_TEXT_CHARS = 16 * 1024
 
 
-def parse_config(document: str | bytes | dict[str, Any], *, param: str = "config") -> configs_pb2.RoutingConfig:
-    """Turns config JSON (text or an already-decoded object) into a RoutingConfig message."""
+def parse_config(document: str | bytes | dict[str, Any], *, param: str = "config") -> RoutingConfig:
+    """Turns config JSON (text or an already-decoded object) into the routing-config model."""
+    return config_from_proto(parse_config_message(document, param=param))
+
+
+def parse_inline_config(text: str, *, param: str) -> RoutingConfig:
+    """``parse_config`` for a config sent with a request: the same text gives the same model object.
+
+    Only parsed configs are kept; a text that fails is parsed, and refused, again each time.
+    """
+    if len(text) > MAX_CACHED_TEXT_CHARS:
+        return parse_config(text, param=param)
+    return _cached_inline_config(text, param)
+
+
+@functools.lru_cache(maxsize=INLINE_CACHE_ENTRIES)
+def _cached_inline_config(text: str, param: str) -> RoutingConfig:
+    return parse_config(text, param=param)
+
+
+def parse_config_message(document: str | bytes | dict[str, Any], *, param: str = "config"
+                         ) -> configs_pb2.RoutingConfig:
+    """Turns config JSON (text or an already-decoded object) into a RoutingConfig message, for a
+    client that sends it on (the CLI)."""
     if isinstance(document, str | bytes):
         try:
             document = json.loads(document)
@@ -101,7 +134,3 @@ def _check_value(item: Any, field: FieldDescriptor, path: str, depth: int) -> No
         if isinstance(item, bool) or not isinstance(item, int | float):
             raise InvalidArgument("must be a number", param=path, code="invalid_type")
 
-
-def config_to_dict(config: configs_pb2.RoutingConfig) -> dict[str, Any]:
-    """The config as Portkey-style JSON with snake_case names."""
-    return json_format.MessageToDict(config, preserving_proto_field_name=True)

@@ -1,0 +1,148 @@
+"""The routing config: the one typed, immutable model both front ends parse into.
+
+A config arrives as Portkey JSON (REST's ``x-portkey-config``, the CLI, stored documents) or as an
+``imagegateway.v1.RoutingConfig`` message (gRPC); ``api/`` maps both to these classes, and the
+routing code reads nothing else. The classes mirror ``protos/imagegateway/v1/configs.proto`` field
+for field, presence included: a message field is None when absent, an ``optional`` scalar is None
+when unset, a plain scalar is its zero value when unset (proto3 cannot tell), repeated fields are
+tuples and ``google.protobuf.Struct`` fields are read-only mappings of plain JSON values.
+
+Struct numbers are doubles in the proto, so they arrive here as floats, NaN and infinity included
+(a gRPC message can carry them): the compiler refuses them naming the field, so nothing downstream
+ever sees one. Equality is by value, as for any dataclass; note that it inherits Python's
+``True == 1.0`` inside Struct values, so it is not a key for caching (see ``ConfigService.compile_inline``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+# A value of a ``google.protobuf.Struct``, frozen: objects are read-only mappings, lists are tuples.
+JsonValue: TypeAlias = "bool | int | float | str | tuple[JsonValue, ...] | Mapping[str, JsonValue] | None"
+JsonObject: TypeAlias = Mapping[str, JsonValue]
+
+
+def freeze_json(value: Any) -> JsonValue:
+    """A JSON value (dicts, lists, scalars) as a deeply read-only one (mappings and tuples)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: freeze_json(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze_json(item) for item in value)
+    scalar: JsonValue = value  # None, a bool, a number or a string
+    return scalar
+
+
+def thaw_json(value: JsonValue) -> Any:
+    """A frozen JSON value as plain, new dicts and lists: what ``json.dumps`` and the request code take."""
+    if isinstance(value, Mapping):
+        return {key: thaw_json(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [thaw_json(item) for item in value]
+    return value
+
+
+def _frozen_object(value: JsonObject | None) -> JsonObject | None:
+    if value is None:
+        return None
+    frozen = freeze_json(value)
+    assert isinstance(frozen, Mapping)  # a mapping freezes to a mapping
+    return frozen
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Condition:
+    """One rule of conditional routing: when ``query`` matches, use the target named ``then``."""
+
+    # The query over metadata.* and params.*; None when absent (the compiler requires one).
+    query: JsonObject | None = None
+    then: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query", _frozen_object(self.query))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Strategy:
+    """How a config picks among its targets."""
+
+    mode: str = ""
+    on_status_codes: tuple[int, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    default: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """Retries on one target."""
+
+    attempts: int = 0
+    on_status_codes: tuple[int, ...] = ()
+    use_retry_after_header: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """Response caching (``max_age`` in seconds)."""
+
+    mode: str = ""
+    max_age: int | None = None
+    include_seeded_and_multi_image: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CircuitBreakerSettings:
+    """Circuit-breaker thresholds for a target and its children; 0 means the global default."""
+
+    consecutive_failures: int = 0
+    failure_rate: float = 0.0
+    window: int = 0
+    cooldown_seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """A routing config in Portkey's vocabulary; every target is itself a full config."""
+
+    strategy: Strategy | None = None
+    targets: tuple[RoutingConfig, ...] = ()
+    name: str = ""
+    provider: str = ""
+    # A provider secret: kept out of reprs, sealed at rest by ConfigService.
+    api_key: str = dataclasses.field(default="", repr=False)
+    virtual_key: str = ""
+    override_params: JsonObject | None = None
+    weight: float | None = None
+    custom_host: str = ""
+    retry: RetrySettings | None = None
+    request_timeout: int | None = None  # milliseconds
+    cache: CacheSettings | None = None
+    forward_headers: tuple[str, ...] = ()
+    circuit_breaker: CircuitBreakerSettings | None = None
+    strict: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "override_params", _frozen_object(self.override_params))
+
+    def walk(self, path: str = "") -> Iterator[tuple[str, RoutingConfig]]:
+        """This config and every target below it, depth first, each with its field path
+        (``""`` for this one, then ``targets[0]``, ``targets[0].targets[1]``, ...)."""
+        yield path, self
+        for i, child in enumerate(self.targets):
+            yield from child.walk(f"{path}.targets[{i}]" if path else f"targets[{i}]")
+
+    def redacted(self) -> RoutingConfig:
+        """The same config with every ``api_key`` removed."""
+        return self._with_api_keys(lambda path, api_key: "", "")
+
+    def with_api_keys(self, api_keys: Mapping[str, str]) -> RoutingConfig:
+        """The same config with ``api_key`` set at the field paths ``api_keys`` names (see ``walk``)."""
+        return self._with_api_keys(lambda path, api_key: api_keys.get(path, api_key), "")
+
+    def _with_api_keys(self, choose: Callable[[str, str], str], path: str) -> RoutingConfig:
+        targets = tuple(child._with_api_keys(choose, f"{path}.targets[{i}]" if path else f"targets[{i}]")
+                        for i, child in enumerate(self.targets))
+        return dataclasses.replace(self, targets=targets, api_key=choose(path, self.api_key))
+
