@@ -139,6 +139,20 @@ def start_emulator(workdir: Path, cpus: frozenset[int] | None = None) -> Proc:
     return proc
 
 
+def start_prebuilt_upstream(workdir: Path, sizes: str, cpus: frozenset[int] | None = None) -> Proc:
+    """`bench/prebuilt_upstream.py` on a free port; info: origin, png_bytes (size name -> PNG bytes)."""
+    proc = _spawn("upstream", [sys.executable, str(ROOT / "bench" / "prebuilt_upstream.py"), "--port", "0",
+                               "--sizes", sizes], workdir, cpus=cpus)
+    names = [name.strip().lower() for name in sizes.split(",") if name.strip()]
+    proc.wait_for_line(re.compile(rf"prebuilt {re.escape(names[-1])}: "))
+    text = proc.log_path.read_text()
+    origin = re.search(r"listening on (http://\S+)", text)
+    assert origin is not None
+    png_bytes = {m.group(1): int(m.group(2)) for m in re.finditer(r"prebuilt (\S+): PNG (\d+) bytes", text)}
+    proc.info.update(origin=origin.group(1), png_bytes=png_bytes)
+    return proc
+
+
 def imagegw_command() -> list[str]:
     """The `imagegw` console script next to this interpreter (the venv), else on PATH."""
     local = Path(sys.executable).parent / "imagegw"
