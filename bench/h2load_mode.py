@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -116,7 +117,10 @@ def run_h2load(h2load: str, url: str, *, requests: int, clients: int, body: Path
     out = done.stdout
     finished, counted, statuses = _FINISHED.search(out), _REQUESTS.search(out), _STATUSES.search(out)
     if done.returncode != 0 or not (finished and counted and statuses):
-        raise RuntimeError(f"h2load failed ({done.returncode}): {' '.join(argv[:-1])} {url}\n{out}{done.stderr}")
+        # Header values are left out: they hold the gateway key and the inline config's provider key.
+        names = ", ".join(h.split(":", 1)[0] for h in headers)
+        raise RuntimeError(f"h2load failed ({done.returncode}) on {url} with -n {requests} -c {clients}, "
+                           f"headers {names}:\n{out}{done.stderr}")
     latencies: list[int] = []
     others: dict[str, int] = {}
     for line in log_file.read_text().splitlines():
@@ -252,7 +256,7 @@ class Round:
         """Closed loop of `concurrency` connections, 256 KiB images; req/s and gateway CPU per request."""
         s = self.settings
         route = self.routes[THROUGHPUT_SIZE][route_name]
-        self.h2load_run(route, s.throughput_warmup, s.concurrency)
+        self.h2load_run(route, max(s.throughput_warmup, s.concurrency), s.concurrency)
         gateway_before, upstream_before = self.gateway.cpu_seconds(), self.upstream.cpu_seconds()
         machine_before, clock_before = machine_busy_seconds(), time.perf_counter()
         run = self.h2load_run(route, s.throughput_requests, s.concurrency)
@@ -274,12 +278,22 @@ class Round:
             "rest_cpu_util": max(0.0, (machine_cpu - gateway_cpu - upstream_cpu) / wall),
         }
 
+    def cpu_snapshot(self) -> dict[str, float]:
+        """CPU seconds so far: the machine, the gateway, the upstream, h2load (reaped children) and this process."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {"machine": machine_busy_seconds(), "gateway": self.gateway.cpu_seconds(),
+                "upstream": self.upstream.cpu_seconds(), "h2load": children.ru_utime + children.ru_stime,
+                "self": time.process_time(), "clock": time.perf_counter()}
+
     def profile(self, py_spy: str, out: Path, size: str, requests: int, clients: int) -> None:
         """The inline-config route under py-spy (raw collapsed stacks into `out`)."""
         route = self.routes[size]["inline config"]
-        self.h2load_run(route, self.settings.warmup_requests, clients)
+        self.h2load_run(route, max(self.settings.warmup_requests, 10 * clients), clients)
+        # Blocking sampling with --gil: in --nonblocking mode py-spy loses most Python frames of this
+        # process on this VM (they show as `Runner.run`), and it cannot tell idle threads from busy ones
+        # here, so only samples of the thread holding the GIL (the event loop's) are kept.
         spy = subprocess.Popen([py_spy, "record", "--pid", str(self.gateway.pid), "--rate", "250", "--format", "raw",
-                                "--threads", "--nonblocking", "--output", str(out)],
+                                "--threads", "--gil", "--output", str(out)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                preexec_fn=_pinned(self.placement.others))
         try:
@@ -385,7 +399,8 @@ def throughput_summary(results: Results) -> list[dict[str, Any]]:
         cpu = Spread.of([r["gateway_cpu_ms_per_req"] for r in rows])
         errors = sum(r["errors"] for r in rows)
         out.append({
-            "route": route, "image_bytes": rows[0]["image_bytes"], "concurrency": rows[0]["concurrency"],
+            "route": route, "size": THROUGHPUT_SIZE, "image_bytes": rows[0]["image_bytes"],
+            "concurrency": rows[0]["concurrency"],
             "rounds": len(rows), "requests": sum(r["requests"] for r in rows), "errors": errors,
             "rps": Spread.of([r["rps"] for r in rows]), "gateway_cpu_ms_per_req": cpu,
             "gateway_cpu_util": Spread.of([r["gateway_cpu_util"] for r in rows]),
@@ -399,8 +414,11 @@ def throughput_summary(results: Results) -> list[dict[str, Any]]:
 # -- report --------------------------------------------------------------------------------------------
 
 
-def _size(n: int) -> str:
-    return f"{n / (1024 * 1024):.2f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
+SIZE_LABELS = {SMALL: "1 KiB", THROUGHPUT_SIZE: "256 KiB", LARGE: "1 MiB"}
+
+
+def _png(row: dict[str, Any]) -> str:
+    return f"{SIZE_LABELS[row['size']]} ({row['image_bytes']:,} B)"
 
 
 def _verdict(ok: bool) -> str:
@@ -418,7 +436,9 @@ def section(results: Results) -> str:
         f"Written by `bench/run.py --h2load{' ' + s['argv'] if s.get('argv') else ''}` on {m['date']}, commit "
         f"{m.get('commit') or 'unknown'}; {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}. {rounds} round"
         f"{'s' if rounds != 1 else ''}, each with a fresh upstream and gateway; figures are the median over the "
-        "rounds with the range in brackets.",
+        "rounds with the range in brackets. Other processes on the machine used "
+        + ", ".join(f"{r.get('other_cpu_util', float('nan')):.2f}" for r in results.rounds)
+        + " CPUs on average during the rounds (0 is a quiet machine; more makes the figures noisier).",
         "",
         f"- Load generator: {m.get('h2load', 'h2load')} `--h1` (HTTP/1.1 keep-alive). Upstream: "
         "`bench/prebuilt_upstream.py`, OpenAI's `b64_json` answer of a real PNG prebuilt at start, requests read "
@@ -446,7 +466,7 @@ def section(results: Results) -> str:
         added = row.get("added_p50_ms")
         added99 = row.get("added_p99_ms")
         lines.append(
-            f"| {_size(row['image_bytes'])} | {row['route']} | {row['requests']} | {row['errors']} | "
+            f"| {_png(row)} | {row['route']} | {row['requests']} | {row['errors']} | "
             f"{row['p50_ms'].text()} | {added.text('{:+.2f}') if added else ''} | "
             f"{added99.text('{:+.2f}') if added99 else ''} | "
             f"{row['gateway_cpu_ms_per_req'].text() if row['route'] != DIRECT else ''} | {target} |")
@@ -458,7 +478,7 @@ def section(results: Results) -> str:
     ]
     for row in throughput_summary(results):
         lines.append(
-            f"| {row['route']} | {_size(row['image_bytes'])} | {row['concurrency']} | {row['requests']} | "
+            f"| {row['route']} | {_png(row)} | {row['concurrency']} | {row['requests']} | "
             f"{row['errors']} | {row['rps'].text('{:.0f}')} | {row['gateway_cpu_ms_per_req'].text()} | "
             f"{row['gateway_cpu_util'].text('{:.0%}')} | {row['p50_ms'].text()} | {row['p99_ms'].text()} | "
             f"<= {TARGET_CPU_MS_PER_REQ:g} ms: {_verdict(row['met'])} |")
@@ -472,7 +492,7 @@ def section(results: Results) -> str:
         for label, path in results.profiles.items():
             shown = Path(path).relative_to(ROOT) if Path(path).is_relative_to(ROOT) else Path(path)
             lines += [f"{label}, raw collapsed stacks in `{shown}`:", "", "```",
-                      summarize(Path(path), top=15, brief=True), "```", ""]
+                      summarize(Path(path), top=15, brief=True, inclusive_top=25), "```", ""]
     lines.append(SECTION_END)
     return "\n".join(lines)
 
@@ -507,12 +527,12 @@ def console_table(results: Results) -> str:
         added = row.get("added_p50_ms")
         verdict = "" if row["route"] == DIRECT else f"< {row['target_ms']:g}: {'met' if row['met'] else 'MISSED'}"
         cpu = "" if row["route"] == DIRECT else f"{row['gateway_cpu_ms_per_req'].median:.2f}"
-        out.append(f"  {_size(row['image_bytes']):10} {row['route']:14} {row['requests']:>6} {row['errors']:>4} "
+        out.append(f"  {SIZE_LABELS[row['size']]:10} {row['route']:14} {row['requests']:>6} {row['errors']:>4} "
                    f"{row['p50_ms'].median:>8.2f}  {added.text('{:+.2f}') if added else '':24} {cpu:>13}  {verdict}")
     out += ["", f"h2load, throughput (median of {len(results.rounds)} rounds, range)",
             f"  {'route':14} {'image':10} {'conc':>4} {'err':>4} {'req/s':22} {'gw CPU ms/req':24} target"]
     for row in throughput_summary(results):
-        out.append(f"  {row['route']:14} {_size(row['image_bytes']):10} {row['concurrency']:>4} {row['errors']:>4} "
+        out.append(f"  {row['route']:14} {SIZE_LABELS[row['size']]:10} {row['concurrency']:>4} {row['errors']:>4} "
                    f"{row['rps'].text('{:.0f}'):22} {row['gateway_cpu_ms_per_req'].text():24} "
                    f"<= {TARGET_CPU_MS_PER_REQ:g}: {'met' if row['met'] else 'MISSED'}")
     return "\n".join(out)
@@ -563,6 +583,8 @@ def main(argv: list[str], machine: dict[str, Any], py_spy: Callable[[], str | No
         settings.rounds, settings.small_requests, settings.large_requests = 1, 400, 100
         settings.warmup_requests, settings.chunks = 30, 2
         settings.throughput_requests, settings.throughput_warmup = 1500, 200
+    if settings.throughput_requests < settings.concurrency:
+        parser.error("--throughput-requests must be at least --concurrency (h2load's rule)")
     output = args.output or (None if args.quick else BENCH / "RESULTS.md")
 
     placement = Placement.choose(args.placement)
@@ -581,13 +603,20 @@ def main(argv: list[str], machine: dict[str, Any], py_spy: Callable[[], str | No
     for number in range(1, settings.rounds + 1):
         with round_environment(h2load, settings, placement) as round_:
             round_.check()
-            figures: dict[str, list[dict[str, Any]]] = {"latency": [], "throughput": []}
+            figures: dict[str, Any] = {"latency": [], "throughput": []}
+            cpu_start = round_.cpu_snapshot()
             for size, requests in ((SMALL, settings.small_requests), (LARGE, settings.large_requests)):
                 log(f"round {number}/{settings.rounds}: c=1, {size}, {requests} requests per route")
                 figures["latency"] += round_.latency(size, requests)
             for route in ROUTES:
                 log(f"round {number}/{settings.rounds}: c={settings.concurrency}, 256k, {route}")
                 figures["throughput"].append(round_.throughput(route))
+            cpu_end = round_.cpu_snapshot()
+            used = {name: cpu_end[name] - cpu_start[name] for name in cpu_start}
+            ours = used["gateway"] + used["upstream"] + used["h2load"] + used["self"]
+            figures["other_cpu_util"] = max(0.0, (used["machine"] - ours) / used["clock"])
+            if figures["other_cpu_util"] > 0.25:
+                log(f"round {number}: other processes used {figures['other_cpu_util']:.2f} CPUs meanwhile")
             results.rounds.append(figures)
             if spy is not None and number == settings.rounds:
                 out_dir = BENCH / "out"
