@@ -114,23 +114,30 @@ def run_h2load(h2load: str, url: str, *, requests: int, clients: int, body: Path
         argv += ["-H", header]
     argv.append(url)
     done = subprocess.run(argv, capture_output=True, text=True, preexec_fn=_pinned(cpus), timeout=600, check=False)
-    out = done.stdout
-    finished, counted, statuses = _FINISHED.search(out), _REQUESTS.search(out), _STATUSES.search(out)
-    if done.returncode != 0 or not (finished and counted and statuses):
+    run = parse_h2load(done.stdout, log_file.read_text() if log_file.exists() else "")
+    if done.returncode != 0 or run is None:
         # Header values are left out: they hold the gateway key and the inline config's provider key.
         names = ", ".join(h.split(":", 1)[0] for h in headers)
         raise RuntimeError(f"h2load failed ({done.returncode}) on {url} with -n {requests} -c {clients}, "
-                           f"headers {names}:\n{out}{done.stderr}")
+                           f"headers {names}:\n{done.stdout}{done.stderr}")
+    return run
+
+
+def parse_h2load(summary: str, log_text: str) -> H2loadRun | None:
+    """h2load's printed summary and its --log-file rows (start us, status, duration us); None if no summary."""
+    finished, counted, statuses = _FINISHED.search(summary), _REQUESTS.search(summary), _STATUSES.search(summary)
+    if not (finished and counted and statuses):
+        return None
     latencies: list[int] = []
     others: dict[str, int] = {}
-    for line in log_file.read_text().splitlines():
+    for line in log_text.splitlines():
         columns = line.split("\t")
         if len(columns) < 3:
             continue
         status = columns[1]
         if status.startswith("2"):
             latencies.append(int(columns[2]))
-        else:
+        else:  # -1 is a failed stream
             others[status] = others.get(status, 0) + 1
     return H2loadRun(
         requests=int(counted.group(1)), succeeded=int(counted.group(2)), failed=int(counted.group(3)),
