@@ -1,4 +1,5 @@
-"""The processes a benchmark runs against: the OpenAI emulator and an `imagegw serve`, each its own process.
+"""The processes a benchmark runs against, each its own process: the OpenAI emulator (or, for the h2load
+mode, `prebuilt_upstream.py`) and an `imagegw serve`.
 
 Both bind port 0 (free ports) and say where they listen on their first lines of output; stdout and
 stderr go to files in the run's temp dir (kept when a process fails to start, for the error message).
