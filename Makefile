@@ -46,7 +46,7 @@ emulators: install
 
 # Latency, throughput, memory and a 2,000-in-flight check; writes bench/RESULTS.md (1.5-4 min on 2 cores).
 # BENCH_ARGS=--quick for a smoke run, --no-soak to skip the 2,000-in-flight check, --profile for py-spy;
-# BENCH_ARGS=--h2load measures the hot path with h2load instead (apt-get install nghttp2-client; ~3 min).
+# BENCH_ARGS=--h2load measures the hot path with h2load instead (apt-get install nghttp2-client; ~2.5 min).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
 

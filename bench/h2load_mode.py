@@ -1,6 +1,6 @@
 """make bench's h2load mode: the gateway's hot path measured from outside, as a peer gateway would measure it.
 
-    .venv/bin/python bench/run.py --h2load               # 3 rounds (~2 min), writes its section of RESULTS.md
+    .venv/bin/python bench/run.py --h2load               # 3 rounds (~2.5 min), writes its section of RESULTS.md
     .venv/bin/python bench/run.py --h2load --quick       # 1 short round, writes nothing unless --output
     .venv/bin/python bench/run.py --h2load --profile     # then py-spy on the inline-config path (if installed)
     make bench BENCH_ARGS=--h2load
