@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check proto-baseline lint demo bench clean
+.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench clean
 
 install: $(VENV)/.installed
 
@@ -47,8 +47,14 @@ proto-baseline: $(BUF)
 demo: install
 	$(PY) scripts/demo.py
 
+# The OpenAI and Stability emulators on ports 9101 and 9102 until Ctrl-C, printing the commands that point
+# `make run` and the cookbook's virtual keys at them (README: "Try it without provider keys").
+emulators: install
+	$(PY) scripts/emulators.py $(EMULATORS_ARGS)
+
 # Latency, throughput, memory and a 2,000-in-flight check; writes bench/RESULTS.md (1.5-4 min on 2 cores).
-# BENCH_ARGS=--quick for a smoke run, --no-soak to skip the 2,000-in-flight check, --profile for py-spy.
+# BENCH_ARGS=--quick for a smoke run, --no-soak to skip the 2,000-in-flight check, --profile for py-spy;
+# BENCH_ARGS=--h2load measures the hot path with h2load instead (apt-get install nghttp2-client; ~2.5 min).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
 

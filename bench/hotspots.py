@@ -13,7 +13,7 @@ import argparse
 import collections
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # Inclusive buckets: label -> regex over one frame "function (path:line)".
@@ -70,8 +70,9 @@ def _thread(stack: list[str]) -> str:
     return head if head.startswith(("thread", "process")) else "?"
 
 
-def summarize(path: Path, top: int = 25, brief: bool = False) -> str:
-    """The text summary; ``brief`` keeps threads, self time and self time by package only."""
+def summarize(path: Path, top: int = 25, brief: bool = False, inclusive_top: int = 0) -> str:
+    """The text summary; ``brief`` keeps threads, self time and self time by package only (plus the
+    ``inclusive_top`` gateway functions with the most inclusive time, when given)."""
     stacks = read_raw(path)
     total = sum(count for _, count in stacks) or 1
     out: list[str] = [f"profile {path.name}: {total} samples"]
@@ -98,6 +99,8 @@ def summarize(path: Path, top: int = 25, brief: bool = False) -> str:
     out += [f"  {pct(n)}  {name}" for name, n in packages.most_common(top)]
 
     if brief:
+        if inclusive_top:
+            out += _own_inclusive(stacks, inclusive_top, pct)
         return "\n".join(out)
 
     own_lines: collections.Counter[str] = collections.Counter()
@@ -107,12 +110,7 @@ def summarize(path: Path, top: int = 25, brief: bool = False) -> str:
     out.append(f"\ntop {top} self time on gateway lines (C calls made there, e.g. hashlib, protobuf):")
     out += [f"  {pct(n)}  {name}" for name, n in own_lines.most_common(top)]
 
-    own: collections.Counter[str] = collections.Counter()
-    for stack, count in stacks:
-        for key in _unique(_function_key(f) for f in stack if _OWN in f):
-            own[key] += count
-    out.append(f"\ntop {top} gateway functions, inclusive:")
-    out += [f"  {pct(n)}  {name}" for name, n in own.most_common(top)]
+    out += _own_inclusive(stacks, top, pct)
 
     buckets: collections.Counter[str] = collections.Counter()
     for stack, count in stacks:
@@ -122,6 +120,17 @@ def summarize(path: Path, top: int = 25, brief: bool = False) -> str:
     out.append("\nlibrary buckets, inclusive (a sample can be in several):")
     out += [f"  {pct(n)}  {label}" for label, n in buckets.most_common()]
     return "\n".join(out)
+
+
+def _own_inclusive(stacks: list[tuple[list[str], int]], top: int, pct: Callable[[int], str]) -> list[str]:
+    own: collections.Counter[str] = collections.Counter()
+    for stack, count in stacks:
+        for key in _unique(_function_key(f) for f in stack if _OWN in f):
+            own[key] += count
+    # The process's entry functions (serve, main) hold every sample of the loop thread and say nothing.
+    everything = max(own.values(), default=0)
+    shown = [(name, n) for name, n in own.most_common() if n < everything][:top]
+    return [f"\ntop {top} gateway functions, inclusive:", *(f"  {pct(n)}  {name}" for name, n in shown)]
 
 
 def _package(frame: str) -> str:

@@ -1,4 +1,5 @@
-"""The processes a benchmark runs against: the OpenAI emulator and an `imagegw serve`, each its own process.
+"""The processes a benchmark runs against, each its own process: the OpenAI emulator (or, for the h2load
+mode, `prebuilt_upstream.py`) and an `imagegw serve`.
 
 Both bind port 0 (free ports) and say where they listen on their first lines of output; stdout and
 stderr go to files in the run's temp dir (kept when a process fails to start, for the error message).
@@ -136,6 +137,20 @@ def start_emulator(workdir: Path, cpus: frozenset[int] | None = None) -> Proc:
     match = proc.wait_for_line(re.compile(r"listening on (http://\S+)"))
     origin = match.group(1)
     proc.info.update(origin=origin, base_url=origin + "/v1")
+    return proc
+
+
+def start_prebuilt_upstream(workdir: Path, sizes: str, cpus: frozenset[int] | None = None) -> Proc:
+    """`bench/prebuilt_upstream.py` on a free port; info: origin, png_bytes (size name -> PNG bytes)."""
+    proc = _spawn("upstream", [sys.executable, str(ROOT / "bench" / "prebuilt_upstream.py"), "--port", "0",
+                               "--sizes", sizes], workdir, cpus=cpus)
+    names = [name.strip().lower() for name in sizes.split(",") if name.strip()]
+    proc.wait_for_line(re.compile(rf"prebuilt {re.escape(names[-1])}: "))
+    text = proc.log_path.read_text()
+    origin = re.search(r"listening on (http://\S+)", text)
+    assert origin is not None
+    png_bytes = {m.group(1): int(m.group(2)) for m in re.finditer(r"prebuilt (\S+): PNG (\d+) bytes", text)}
+    proc.info.update(origin=origin.group(1), png_bytes=png_bytes)
     return proc
 
 

@@ -6,9 +6,12 @@
     .venv/bin/python bench/run.py --phases soak --soak-transport rest   # one phase only
     .venv/bin/python bench/run.py --profile     # also profile the gateway under load with py-spy (if installed)
     .venv/bin/python bench/run.py --report-from bench/out/results.json # re-render RESULTS.md (+ NOTES.md)
+    .venv/bin/python bench/run.py --h2load      # the hot path measured with h2load (see bench/h2load_mode.py)
 
 The OpenAI emulator and `imagegw serve` each run as their own process on free loopback ports; this
 process is the load generator. On a small machine all three share the CPUs, which RESULTS.md says.
+The h2load mode has its own options (`--h2load --help`) and its own section of RESULTS.md, which a
+full run here keeps.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
+import h2load_mode  # noqa: E402
 from hotspots import summarize  # noqa: E402
 from load import AsyncCaller, LatencyProbe, Targets, burst, closed_loop, percentile  # noqa: E402
 from procs import (  # noqa: E402
@@ -286,6 +290,11 @@ def py_spy() -> str:
     return str(found) if found.exists() else (shutil.which("py-spy") or "py-spy")
 
 
+def installed_py_spy() -> str | None:
+    found = py_spy()
+    return found if Path(found).exists() or shutil.which(found) else None
+
+
 # -- report --------------------------------------------------------------------------------------------
 
 
@@ -463,6 +472,10 @@ def console_table(run: Run) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--h2load" in argv:
+        rest = [arg for arg in argv if arg != "--h2load"]
+        return h2load_mode.main(rest, machine_info(), installed_py_spy)
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small counts and short windows (smoke test)")
@@ -491,10 +504,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON here")
     parser.add_argument("--report-from", type=Path, metavar="JSON",
                         help="only re-render the report from a --json file of an earlier run")
+    parser.add_argument("--h2load", action="store_true",
+                        help="instead: the h2load mode (bench/h2load_mode.py; `--h2load --help` for its options)")
     args = parser.parse_args(argv)
     if args.report_from:
         run = Run(**json.loads(args.report_from.read_text()))
-        (args.output or BENCH / "RESULTS.md").write_text(report(run))
+        target = args.output or BENCH / "RESULTS.md"
+        target.write_text(h2load_mode.carry_section(target, report(run)))
         print(console_table(run))
         return 0
     if args.quick:
@@ -508,14 +524,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     full = not args.quick and {"latency", "throughput"} <= phases
     output = args.output or (BENCH / "RESULTS.md" if full else None)
-    if args.profile and not shutil.which(py_spy()) and not Path(py_spy()).exists():
+    if args.profile and installed_py_spy() is None:
         parser.error("--profile needs py-spy (pip install py-spy into the venv)")
 
     run = Run(machine=machine_info())
     placement = Placement.choose(args.placement)
     run.machine["placement"] = placement.describe()
     run.settings = {
-        "argv": " ".join(argv if argv is not None else sys.argv[1:]),
+        "argv": " ".join(argv),
         "small_requests": args.small_requests, "large_requests": args.large_requests,
         "warmup_requests": args.warmup_requests, "concurrency": args.concurrency, "duration": args.duration,
         "warmup_seconds": args.warmup_seconds, "channels": args.channels,
@@ -562,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     run.settings["total_seconds"] = time.monotonic() - started
     print(console_table(run))
     if output is not None:
-        output.write_text(report(run))
+        output.write_text(h2load_mode.carry_section(output, report(run)))
         log(f"wrote {output}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
