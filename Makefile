@@ -40,6 +40,7 @@ lint: install $(BUF)
 	$(BUF) breaking --against $(PROTO_BASELINE)
 	$(VENV)/bin/ruff check server clients tests scripts bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 proto-baseline: $(BUF)
 	$(BUF) build -o $(PROTO_BASELINE)

@@ -16,22 +16,21 @@ from typing import Any
 
 import grpc
 import uvicorn
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from imagegateway.v1 import service_pb2, service_pb2_grpc
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import Dashboard, breaker_health
 from imagegateway_server.api.grpc_health import DrainingHealthServicer
 from imagegateway_server.api.grpc_interceptors import SERVICE_NAME, GatewayInterceptor
+from imagegateway_server.api.grpc_server import build_grpc_server, grpc_methods, mark_serving
 from imagegateway_server.api.grpc_service import ImageGatewayService
 from imagegateway_server.api.rest import RestShim
 from imagegateway_server.api.rest_protocol import BoundedHttpToolsProtocol
+from imagegateway_server.core.gateway import Gateway
+from imagegateway_server.core.limits import Limiter
+from imagegateway_server.core.pricing import load_price_table
 from imagegateway_server.event_loop import loop_factory, loop_name
-from imagegateway_server.gateway import Gateway
 from imagegateway_server.memory_tuning import tune_malloc_for_large_buffers
-from imagegateway_server.observability.costs import load_price_table
 from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
 from imagegateway_server.observability.metrics import Metrics
@@ -43,7 +42,6 @@ from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.credentials import VaultCredentialResolver
 from imagegateway_server.routing.router import Router
 from imagegateway_server.security.api_keys import ApiKeyService
-from imagegateway_server.security.limits import Limiter
 from imagegateway_server.security.ssrf_transport import guarded_client_factory
 from imagegateway_server.security.tls import ServerTls
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
@@ -68,11 +66,6 @@ class EmbeddedUvicorn(uvicorn.Server):
 def _split_addr(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def _grpc_methods() -> dict[str, str]:
-    service = service_pb2.DESCRIPTOR.services_by_name["ImageGateway"]
-    return {m.name: "server_stream" if m.server_streaming else "unary" for m in service.methods}
 
 
 class GatewayProcess:
@@ -155,7 +148,7 @@ class GatewayProcess:
         authenticator = Authenticator(api_keys, transport="grpc", metrics=self.metrics)
         rest_authenticator = Authenticator(api_keys, transport="rest", metrics=self.metrics)
 
-        self.metrics.init_grpc_methods(SERVICE_NAME, _grpc_methods())
+        self.metrics.init_grpc_methods(SERVICE_NAME, grpc_methods())
         await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
         keeper = ImageKeeper(data_dir / "kept-images") if settings.keep_images else None
         dashboard = Dashboard(store, rest_authenticator, sessions=backends.sessions, image_keeper=keeper,
@@ -170,28 +163,10 @@ class GatewayProcess:
     async def _start_grpc(self, gateway: Gateway, configs: ConfigService, virtual_keys: VirtualKeyService,
                           api_keys: ApiKeyService, store: Any, host_policy: UpstreamHostPolicy,
                           authenticator: Authenticator) -> None:
-        limit = self.settings.max_message_bytes
-        server = grpc.aio.server(
-            interceptors=[GatewayInterceptor(authenticator, self.metrics)],
-            options=[
-                ("grpc.max_send_message_length", limit),
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.so_reuseport", 0),  # otherwise grpc binds a port that is already taken
-                # Image calls are slow, so thousands may wait at once: grpc's defaults would start
-                # refusing calls past 1,000 pending and cancel any left unrequested for 30 s.
-                ("grpc.server.max_pending_requests", 100_000),
-                ("grpc.server.max_pending_requests_hard_limit", 100_000),
-                ("grpc.server_max_unrequested_time_in_server", 600),
-            ],
-        )
-        service_pb2_grpc.add_ImageGatewayServicer_to_server(
-            ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy,
-                                breakers=self.breakers, input_limits=self.settings.input_limits), server)
-        self._health = DrainingHealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            server)
+        servicer = ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy,
+                                       breakers=self.breakers, input_limits=self.settings.input_limits)
+        server, self._health = build_grpc_server(servicer, GatewayInterceptor(authenticator, self.metrics),
+                                                 max_message_bytes=self.settings.max_message_bytes)
         host, port = _split_addr(self.settings.grpc_addr)
         if self._tls is not None:
             self.grpc_port = server.add_secure_port(f"{host}:{port}", self._tls.grpc_credentials())
@@ -201,8 +176,7 @@ class GatewayProcess:
             raise OSError(f"cannot listen on {self.settings.grpc_addr}")
         await server.start()
         self._grpc_server = server
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self._health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await mark_serving(self._health)
 
     async def _start_http(self, shim: RestShim) -> None:
         host, port = _split_addr(self.settings.http_addr)

@@ -135,7 +135,7 @@ def _byte_count(env: str, value: str) -> int:
 def _price_table_file(value: str) -> str:
     # Checked here so a bad table stops `imagegw serve` with one clear line; the process loads it again.
     if value:
-        from imagegateway_server.observability.costs import load_price_table
+        from imagegateway_server.core.pricing import load_price_table
 
         load_price_table(value)
     return value

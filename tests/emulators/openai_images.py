@@ -39,7 +39,7 @@ def error_response(error: OpenAIError) -> Response:
 
 
 class OpenAIEmulator(Emulator):
-    """OpenAI Images API on `http://127.0.0.1:PORT/v1` (providers.md §1, §2)."""
+    """OpenAI Images API on `http://127.0.0.1:PORT/v1`."""
 
     provider: ClassVar[str] = "openai"
     _base_path: ClassVar[str] = "/v1"

@@ -1,6 +1,6 @@
 """OpenAI `POST /images/generations` validation: JSON body -> `Generation`, or an `OpenAIError`.
 
-Rules and messages follow providers.md §1.3 and §2.3 (the real API's wording where it is known).
+Rules and messages follow the real Images API (its wording where it is known).
 """
 
 from __future__ import annotations

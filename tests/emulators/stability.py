@@ -52,7 +52,7 @@ _V2_DEFAULT_ERRORS: dict[int, tuple[str, str]] = {
 
 
 class StabilityEmulator(Emulator):
-    """Stability AI on `http://127.0.0.1:PORT` (providers.md §4).
+    """Stability AI on `http://127.0.0.1:PORT`.
 
     `sd16_max_pixels` adds the (unconfirmed) pixel-count limit to `stable-diffusion-v1-6`.
     """

@@ -1,4 +1,4 @@
-"""Stability AI request validation (providers.md §4): v1 JSON text-to-image and v2beta multipart
+"""Stability AI request validation: v1 JSON text-to-image and v2beta multipart
 Stable Image generate, each turned into a typed request or a `StabilityError`."""
 
 from __future__ import annotations

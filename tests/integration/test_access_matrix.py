@@ -28,13 +28,7 @@ from starlette.routing import Route
 
 from imagegateway import ImageGatewayClient
 from imagegateway.v1 import service_pb2
-from imagegateway_server.api.auth import (
-    AUTH_FAILURE_REASONS,
-    GRPC_METHOD_SCOPES,
-    PUBLIC,
-    REST_ROUTE_SCOPES,
-    SESSION,
-)
+from imagegateway_server.api.auth import AUTH_FAILURE_REASONS, GRPC_METHOD_SCOPES, PUBLIC, REST_ROUTE_SCOPES, SESSION
 from imagegateway_server.domain.scopes import Scope
 from tests.harness import GatewayThread
 

@@ -451,7 +451,7 @@ def test_a_price_table_file_prices_requests_and_log_lines_carry_the_trace_id(
     captured = io.StringIO()
     handler = logging.StreamHandler(captured)
     handler.setFormatter(JsonFormatter())
-    costs_log = logging.getLogger("imagegateway_server.observability.costs")
+    costs_log = logging.getLogger("imagegateway_server.core.pricing")
     costs_log.addHandler(handler)
     try:
         with running_gateway(tmp_path / "data", price_table_file=str(prices), redact_prompts=True,

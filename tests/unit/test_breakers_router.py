@@ -9,16 +9,10 @@ import pytest
 
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import ImageResult
+from imagegateway_server.domain.result import ImageResult, RoutedResult
 from imagegateway_server.providers.kit.interface import UpstreamTarget
-from imagegateway_server.routing.router import RouteContext, RoutedResult, Router
-from imagegateway_server.state.breakers import (
-    BreakerPolicy,
-    CircuitState,
-    Outcome,
-    PermitKind,
-    TargetIdentity,
-)
+from imagegateway_server.routing.router import RouteContext, Router
+from imagegateway_server.state.breakers import BreakerPolicy, CircuitState, Outcome, PermitKind, TargetIdentity
 from imagegateway_server.state.in_process.breakers import InProcessBreakers
 from tests.unit.test_router import REQUEST, KeyResolver, Recorder, ScriptedAdapter, fail, fallback, plan_of
 

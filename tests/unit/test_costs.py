@@ -12,18 +12,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imagegateway_server.domain.errors import ErrorKind
-from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
-from imagegateway_server.observability.costs import (
+from imagegateway_server.core.pricing import (
     PriceTable,
     built_in_price_document,
     format_usd,
     load_price_table,
     parse_price_table,
 )
+from imagegateway_server.domain.errors import ErrorKind
+from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.routing.plan import Leaf
-from imagegateway_server.routing.router import RoutedResult
 
 BUILT_IN = load_price_table()
 
@@ -75,7 +74,7 @@ def test_the_built_in_table_is_versioned_and_knows_its_models() -> None:
 
 def test_unknown_model_costs_nothing_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     table = load_price_table()
-    with caplog.at_level(logging.WARNING, logger="imagegateway_server.observability.costs"):
+    with caplog.at_level(logging.WARNING, logger="imagegateway_server.core.pricing"):
         assert table.unit_price("openai", "dall-e-9", "1024x1024", None) == 0.0
         assert table.unit_price("openai", "dall-e-9", "1024x1024", None) == 0.0
         assert table.unit_price("nobody", "x", None, None) == 0.0
@@ -86,14 +85,14 @@ def test_unknown_model_costs_nothing_and_warns_once(caplog: pytest.LogCaptureFix
 
 def test_unknown_size_of_a_known_model_costs_nothing_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     table = load_price_table()
-    with caplog.at_level(logging.WARNING, logger="imagegateway_server.observability.costs"):
+    with caplog.at_level(logging.WARNING, logger="imagegateway_server.core.pricing"):
         assert table.unit_price("openai", "dall-e-3", "640x480", "standard") == 0.0
     assert "size" in caplog.records[0].getMessage()
 
 
 def test_warnings_stop_after_a_cap_so_callers_cannot_grow_memory(caplog: pytest.LogCaptureFixture) -> None:
     table = load_price_table()
-    with caplog.at_level(logging.WARNING, logger="imagegateway_server.observability.costs"):
+    with caplog.at_level(logging.WARNING, logger="imagegateway_server.core.pricing"):
         for i in range(1500):
             table.unit_price("openai", f"model-{i}")
     assert len(caplog.records) == 1000

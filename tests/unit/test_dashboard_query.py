@@ -15,8 +15,8 @@ from imagegateway_server.api.dashboard_query import (
     LogQuery,
     parse_log_query,
 )
+from imagegateway_server.domain.calls import Caller
 from imagegateway_server.domain.errors import InvalidArgument, PermissionDenied
-from imagegateway_server.gateway import Caller
 from imagegateway_server.storage.records import LogFilter
 
 ADMIN = Caller(key_id="admin1", scope="admin")

@@ -10,11 +10,10 @@ import pytest
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.grpc_image_responses import generate_image_response, stream_image_response
 from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome
+from imagegateway_server.domain.calls import GenerationOutcome
 from imagegateway_server.domain.errors import ErrorKind
-from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
-from imagegateway_server.gateway import GenerationOutcome
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.routing.plan import Leaf
-from imagegateway_server.routing.router import RoutedResult
 
 IMAGES = {
     "one small": (GeneratedImage(b"\x89PNG small", "image/png", 4, 3, provider="openai", model="dall-e-2",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from imagegateway_server.core.limits import LIMIT_FIELDS, REFUSAL_SCOPES, Limiter, LimitExceeded
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.observability import metrics as metrics_module
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.routing.router import RouteContext
-from imagegateway_server.security.limits import LIMIT_FIELDS, REFUSAL_SCOPES, Limiter, LimitExceeded
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from tests.unit.test_limits import DALL_E_3, NOON, OPENAI, PRICES, SPENT_VK, Adapter, Clock, plan_of, router
 from tests.unit.test_metrics_accounting import value

@@ -11,18 +11,19 @@ from types import MappingProxyType
 import pytest
 
 from imagegateway_server.api.config_json import parse_config
+from imagegateway_server.core.accounting import RequestAccounting
+from imagegateway_server.core.limits import BUDGET_EXCEEDED, RATE_LIMITED, Limiter, LimitExceeded
+from imagegateway_server.core.pricing import load_price_table
+from imagegateway_server.domain.calls import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument, ProviderError
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
-from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
-from imagegateway_server.observability.costs import load_price_table
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
-from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, RoutedResult, Router
-from imagegateway_server.security.limits import BUDGET_EXCEEDED, RATE_LIMITED, Limiter, LimitExceeded
+from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from imagegateway_server.state.limit_counters import Period, to_micros
@@ -312,7 +313,7 @@ def call(virtual_key: str | None = None) -> GenerationCall:
 def test_a_served_requests_cost_is_charged_to_the_virtual_key_that_served_it() -> None:
     counters = InProcessLimitCounters()
     gate, writer = limiter(counters=counters), Writer()
-    recorder = RequestRecorder(writer, Metrics(), PRICES, spend=gate)  # type: ignore[arg-type]
+    recorder = RequestAccounting(RequestRecorder(writer, Metrics()), PRICES, spend=gate)  # type: ignore[arg-type]
     leaf = Leaf(path="config.targets[1]", provider="", virtual_key="vk-b", api_key=None, custom_host=None,
                 override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
     routed = RoutedResult(
@@ -333,7 +334,8 @@ def test_a_failed_request_is_charged_to_the_virtual_key_tried_last() -> None:
     from imagegateway_server.domain.errors import RequestFailed
 
     writer = Writer()
-    recorder = RequestRecorder(writer, Metrics(), PRICES, spend=limiter())  # type: ignore[arg-type]
+    recorder = RequestAccounting(RequestRecorder(writer, Metrics()), PRICES,  # type: ignore[arg-type]
+                                 spend=limiter())
     error = ProviderError(ErrorKind.UNAVAILABLE, "down", provider="openai", status_code=503)
     failure = RequestFailed(error, attempts=(
         AttemptRecord("config.targets[0]", "openai", "dall-e-3", 503, 1, error_kind=ErrorKind.UNAVAILABLE,

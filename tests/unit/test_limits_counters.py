@@ -11,13 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters, SlidingMinute
-from imagegateway_server.state.limit_counters import (
-    Budget,
-    Period,
-    period_end,
-    period_start,
-    to_micros,
-)
+from imagegateway_server.state.limit_counters import Budget, Period, period_end, period_start, to_micros
 
 MINUTE_START = 60.0 * 29_000_000  # some clock minute's first instant, in epoch seconds
 NOON = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)

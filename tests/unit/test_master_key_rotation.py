@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from imagegateway_server.api.config_json import parse_config
+from imagegateway_server.core.master_key_rotation import rotate_master_key, rotate_with_settings
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.plan import leaves
-from imagegateway_server.security.master_key_rotation import rotate_master_key, rotate_with_settings
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import Vault, VaultError, load_vault, master_key_id
 from imagegateway_server.security.virtual_keys import VirtualKeyService

@@ -5,10 +5,9 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError, RequestFailed
-from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.routing.plan import Leaf
-from imagegateway_server.routing.router import RoutedResult
 
 FIRST, SECOND, THIRD = "config.targets[0]", "config.targets[1]", "config.targets[2]"
 

@@ -10,8 +10,8 @@ from types import ModuleType
 
 import pytest
 
+from imagegateway_server.core.pricing import built_in_price_document, load_price_table
 from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.observability.costs import built_in_price_document, load_price_table
 from imagegateway_server.providers.kit.spec import CredentialField, CredentialSchema
 from imagegateway_server.providers.openai.adapter import OpenAIAdapter
 from imagegateway_server.providers.registry import (

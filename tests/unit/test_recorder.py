@@ -9,17 +9,17 @@ import pytest
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.log_mapping import log_from_record
+from imagegateway_server.core.accounting import RequestAccounting
+from imagegateway_server.core.pricing import load_price_table
+from imagegateway_server.domain.calls import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.domain.errors import ErrorKind, ProviderError, RequestFailed
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.domain.routing_config import RoutingConfig
-from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
-from imagegateway_server.observability.costs import load_price_table
 from imagegateway_server.observability.log_records import PendingLogRecord
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder, config_label
 from imagegateway_server.routing.plan import Leaf
-from imagegateway_server.routing.router import RoutedResult
 from imagegateway_server.storage.records import LogRecord
 
 
@@ -48,10 +48,12 @@ def served() -> RoutedResult:
         attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-3", 200, 10),))
 
 
-def recorder(**options: Any) -> tuple[RequestRecorder, CapturingWriter, Metrics]:
+def recorder(**options: Any) -> tuple[RequestAccounting, CapturingWriter, Metrics]:
+    """The recorder as the core uses it: behind the accounting that prices each request."""
     writer, metrics = CapturingWriter(), Metrics()
     metrics.set_known_models(["dall-e-3"])
-    return RequestRecorder(writer, metrics, load_price_table(), **options), writer, metrics  # type: ignore[arg-type]
+    recording = RequestRecorder(writer, metrics, **options)  # type: ignore[arg-type]
+    return RequestAccounting(recording, load_price_table()), writer, metrics
 
 
 def test_a_served_request_is_logged_with_its_cost_and_counted_once() -> None:

@@ -18,19 +18,14 @@ import pytest
 from google.protobuf import json_format
 
 from imagegateway_server.api.log_mapping import log_from_record
+from imagegateway_server.domain.calls import Caller, GenerationCall, RoutingSpec
 from imagegateway_server.domain.error_kinds import ErrorKind
 from imagegateway_server.domain.errors import ProviderError, RequestFailed
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult
-from imagegateway_server.gateway import Caller, GenerationCall, RoutingSpec
-from imagegateway_server.observability.log_records import (
-    HASH_IN_THREAD_BYTES,
-    PendingLogRecord,
-    pending_log_record,
-)
+from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
+from imagegateway_server.observability.log_records import HASH_IN_THREAD_BYTES, PendingLogRecord, pending_log_record
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.routing.plan import Leaf
-from imagegateway_server.routing.router import RoutedResult
 from imagegateway_server.storage.records import LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 

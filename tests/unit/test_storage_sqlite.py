@@ -13,13 +13,7 @@ import pytest
 
 from imagegateway_server.domain.errors import AlreadyExists, InvalidArgument, NotFound
 from imagegateway_server.storage.migrations import SchemaTooNewError, load_migrations
-from imagegateway_server.storage.records import (
-    ApiKeyRecord,
-    ConfigRecord,
-    LogFilter,
-    LogRecord,
-    VirtualKeyRecord,
-)
+from imagegateway_server.storage.records import ApiKeyRecord, ConfigRecord, LogFilter, LogRecord, VirtualKeyRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)

@@ -11,9 +11,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from imagegateway_server.domain.trace_context import TraceParent
 from imagegateway_server.observability.logging import JsonFormatter
 from imagegateway_server.observability.tracing import (
-    TraceParent,
     bind_trace_id,
     current_trace_id,
     new_trace_id,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextvars
 import logging
 
+from imagegateway_server.domain.calls import Caller
 from imagegateway_server.domain.errors import PermissionDenied, Unauthenticated
 from imagegateway_server.domain.scopes import Scope
-from imagegateway_server.gateway import Caller
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.security.api_keys import ApiKeyService, is_well_formed
 

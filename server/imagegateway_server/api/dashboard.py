@@ -39,10 +39,10 @@ from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard_query import parse_log_query
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
+from imagegateway_server.domain.calls import Caller
 from imagegateway_server.domain.errors import GatewayError, NotFound, Unauthenticated
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.domain.scopes import Scope
-from imagegateway_server.gateway import Caller
 from imagegateway_server.routing.breakers import BreakerView
 from imagegateway_server.security.api_keys import hash_api_key
 from imagegateway_server.state.in_process.sessions import InProcessSessionStore

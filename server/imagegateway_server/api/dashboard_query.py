@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from imagegateway_server.api.auth import visible_caller_key_id
+from imagegateway_server.domain.calls import Caller
 from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.gateway import Caller
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.storage.records import LogFilter
 

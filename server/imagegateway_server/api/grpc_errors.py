@@ -9,8 +9,8 @@ from grpc_status import rpc_status
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.log_mapping import attempt_proto, error_kind_proto
+from imagegateway_server.core.limits import LimitExceeded
 from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
-from imagegateway_server.security.limits import LimitExceeded
 
 ERROR_DOMAIN = "imagegateway.v1"
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome
+from imagegateway_server.domain.calls import GenerationOutcome
 from imagegateway_server.domain.result import GeneratedImage
-from imagegateway_server.gateway import GenerationOutcome
 
 _LENGTH_DELIMITED = 2
 

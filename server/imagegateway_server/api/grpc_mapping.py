@@ -12,11 +12,11 @@ from google.protobuf import json_format
 from imagegateway.v1 import images_pb2, keys_pb2
 from imagegateway_server.api.config_proto import inline_config
 from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_proto
+from imagegateway_server.domain.calls import GenerationOutcome, RoutingSpec
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
-from imagegateway_server.gateway import GenerationOutcome, RoutingSpec
 
 
 def time_filter(message: Any, field: str) -> datetime | None:

@@ -24,6 +24,8 @@ from imagegateway_server.api.grpc_image_responses import (
     stream_image_response,
 )
 from imagegateway_server.api.log_mapping import log_from_record
+from imagegateway_server.core.gateway import Gateway
+from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome
 from imagegateway_server.domain.errors import InvalidArgument, NotFound
 from imagegateway_server.domain.input_limits import (
     DEFAULT_INPUT_LIMITS,
@@ -33,7 +35,6 @@ from imagegateway_server.domain.input_limits import (
 )
 from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.domain.scopes import Scope
-from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.routing.breakers import Breakers, BreakerView

@@ -24,6 +24,10 @@ from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
+from imagegateway_server.core.gateway import Gateway
+from imagegateway_server.core.limits import RATE_LIMITED, LimitExceeded
+from imagegateway_server.core.pricing import format_usd
+from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome
 from imagegateway_server.domain.errors import (
     GatewayError,
     InvalidArgument,
@@ -35,11 +39,8 @@ from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputL
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.domain.scopes import Scope
-from imagegateway_server.gateway import Gateway, GenerationCall, GenerationOutcome
-from imagegateway_server.observability.costs import format_usd
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.tracing import TraceContext, bind_trace_id, resolve_trace
-from imagegateway_server.security.limits import RATE_LIMITED, LimitExceeded
 from imagegateway_server.storage.kept_images import ImageKeeper
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ STRICT_HEADER = "x-imagegw-strict"
 
 
 def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    # The gateway owns retries: tell the OpenAI SDK not to multiply attempts (design.md §8).
+    # The gateway owns retries: tell the OpenAI SDK not to multiply attempts (docs/architecture.md, "Errors").
     return Response(rest_json.dumps(body), status_code=status, media_type="application/json",
                     headers={"x-should-retry": "false", **(headers or {})})
 
@@ -246,7 +247,7 @@ class RestShim:
             if error.retry_after:
                 extra["retry-after"] = str(max(1, round(error.retry_after)))
             if isinstance(error, LimitExceeded) and error.reason == RATE_LIMITED:
-                # The one error a client may retry on its own (design.md §8): our rate limit, whose wait
+                # The one error a client may retry on its own (docs/architecture.md, "Errors"): our rate limit, whose wait
                 # is at most a minute; a spent budget that resets hours away stays "false".
                 extra["x-should-retry"] = "true"
             return _error_response(status, body, extra)

@@ -6,8 +6,8 @@ from typing import Any
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.log_mapping import error_kind_proto
+from imagegateway_server.core.limits import BUDGET_EXCEEDED, LimitExceeded
 from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
-from imagegateway_server.security.limits import BUDGET_EXCEEDED, LimitExceeded
 
 _TYPES: dict[ErrorKind, str] = {
     ErrorKind.BAD_REQUEST: "invalid_request_error",

@@ -9,10 +9,10 @@ from typing import Any
 
 from imagegateway_server.api.auth import bearer_token
 from imagegateway_server.api.config_json import parse_inline_config
+from imagegateway_server.domain.calls import RoutingSpec
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import DEFAULT_MAX_METADATA_BYTES, check_trace_id
 from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, ResponseFormat, coerce_param
-from imagegateway_server.gateway import RoutingSpec
 
 TRACE_ID_HEADER = "x-portkey-trace-id"
 

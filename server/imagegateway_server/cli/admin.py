@@ -1,7 +1,7 @@
 """``imagegw admin``: operations on the gateway's own data, run in this process against the database.
 
 ``rotate-master-key`` re-wraps every sealed secret under IMAGEGW_MASTER_KEY (see
-``security.master_key_rotation`` for the no-downtime procedure). It talks to the database, not to
+``core.master_key_rotation`` for the no-downtime procedure). It talks to the database, not to
 a gateway, so it takes no client options.
 """
 
@@ -19,7 +19,7 @@ from imagegateway_server.settings import Settings
 
 def _rotate_master_key(args: argparse.Namespace) -> int:
     # Imported here so the client commands do not load the store.
-    from imagegateway_server.security.master_key_rotation import rotate_with_settings
+    from imagegateway_server.core.master_key_rotation import rotate_with_settings
 
     try:
         settings = Settings.load()

@@ -1,7 +1,7 @@
 """The limits a gateway key or a virtual key carries: requests per minute and USD per UTC day / month.
 
 Zero means unlimited, as in the proto's ``Limits`` message. Values are checked once, when a key is
-created, and trusted afterwards; enforcement lives in ``security.limits``.
+created, and trusted afterwards; enforcement lives in ``core.limits``.
 """
 
 from __future__ import annotations

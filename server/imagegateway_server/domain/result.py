@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from imagegateway_server.domain.error_kinds import ErrorKind
 
@@ -69,3 +69,34 @@ class AttemptRecord:
     @property
     def ok(self) -> bool:
         return self.error_kind is None
+
+
+class ServedTarget(Protocol):
+    """The target of a routing plan that served a request, as far as the core reads it."""
+
+    @property
+    def path(self) -> str:
+        """Portkey's ``config.targets[i]`` form ("" when the request named no config)."""
+        ...
+
+    @property
+    def virtual_key(self) -> str | None:
+        """The virtual key the target called through (None for an inline key)."""
+        ...
+
+    @property
+    def override_params(self) -> Mapping[str, Any]:
+        """The parameters the target's config set over the caller's."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutedResult:
+    """A served request: the result, the target that served it and every attempt made."""
+
+    result: ImageResult
+    leaf: ServedTarget
+    provider: str
+    attempts: tuple[AttemptRecord, ...]
+    retry_count: int
+    fallback_used: bool

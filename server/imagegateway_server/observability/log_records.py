@@ -19,8 +19,8 @@ from imagegateway_server.observability.random_ids import random_hex_id
 from imagegateway_server.storage.records import LogRecord
 
 if TYPE_CHECKING:
-    from imagegateway_server.gateway import GenerationCall
-    from imagegateway_server.routing.router import RoutedResult
+    from imagegateway_server.domain.calls import GenerationCall
+    from imagegateway_server.domain.result import RoutedResult
 
 # The payload is the API's RequestLog message in protobuf's JSON mapping (snake_case names, fields at
 # their default left out, enums by name, int64 as strings), so ``api/log_mapping.py`` reads it back

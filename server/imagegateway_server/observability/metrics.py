@@ -23,13 +23,12 @@ if TYPE_CHECKING:
     from prometheus_client import Metric
 
     from imagegateway_server.domain.errors import RequestFailed
-    from imagegateway_server.domain.result import AttemptRecord
-    from imagegateway_server.routing.router import RoutedResult
+    from imagegateway_server.domain.result import AttemptRecord, RoutedResult
 
 # Image generation takes seconds to minutes; buckets reach 300 s.
 UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300)
 GRPC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-# The label values of limit refusals (security.limits REFUSAL_SCOPES and LIMIT_FIELDS).
+# The label values of limit refusals (core.limits REFUSAL_SCOPES and LIMIT_FIELDS).
 LIMIT_SCOPES = ("gateway_key", "virtual_key")
 LIMIT_NAMES = ("requests_per_minute", "usd_per_day", "usd_per_month")
 
@@ -134,7 +133,7 @@ class Metrics:
         self.cache_requests_series = Series(self.cache_requests)
 
     def count_limit_refusal(self, scope: str, limit: str) -> None:
-        """One refusal by a key's limit (``security.limits.RefusalObserver``)."""
+        """One refusal by a key's limit (``core.limits.RefusalObserver``)."""
         self.limit_refusals.labels(scope, limit).inc()
 
     def watch_circuits(self, states: Callable[[], Iterable[tuple[str, str, str]]]) -> None:

@@ -1,43 +1,35 @@
-"""Records one finished generation request, exactly once: its log record, its cost (charged to its
-keys' budgets) and its metrics.
+"""Records one finished generation request, exactly once: its log record and its metrics.
 
-The gateway core calls ``success`` or ``failure`` when a request ends; the log record goes to the
-background writer, which builds it (hashes, JSON) off the response path and is never awaited here;
-the cost comes from the price table loaded at start.
+The core (``core/accounting.py``) calls ``success`` or ``failure`` when a request ends, with the
+cost it priced; the log record goes to the background writer, which builds it (hashes, JSON) off
+the response path and is never awaited here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from imagegateway_server.domain.cache_status import CacheStatus
-from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.observability.log_records import pending_log_record
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.request_log import RequestLogWriter
 
 if TYPE_CHECKING:
+    from imagegateway_server.domain.calls import GenerationCall, RoutingSpec
     from imagegateway_server.domain.errors import RequestFailed
-    from imagegateway_server.gateway import GenerationCall, RoutingSpec
-    from imagegateway_server.routing.router import RoutedResult
-
-CACHE_HIT = "HIT"
-
-
-class SpendSink(Protocol):
-    """Told each request's actual cost, for key budgets (``security.limits.Limiter``); never blocks."""
-
-    def record_spend(self, caller_key_id: str, virtual_key_id: str, cost_usd: float, when: datetime) -> None: ...
+    from imagegateway_server.domain.result import RoutedResult
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Recorded:
-    """What recording a served request produced: the log record id and the request's cost."""
+class Logged:
+    """What recording a request produced: its log record's id, and the virtual key and time the
+    record charges its cost to (so spend recomputed from the log at start agrees)."""
 
     log_id: str
-    cost_usd: float
+    virtual_key_id: str
+    create_time: datetime
 
 
 def config_label(routing: RoutingSpec, config_id: str) -> str:
@@ -53,53 +45,37 @@ def config_label(routing: RoutingSpec, config_id: str) -> str:
 
 
 class RequestRecorder:
-    """Turns finished requests into log records, costs and metrics. One per process."""
+    """Turns finished requests into log records and metrics. One per process."""
 
-    def __init__(
-        self, log_writer: RequestLogWriter, metrics: Metrics, prices: PriceTable, *, redact_prompts: bool = False,
-        spend: SpendSink | None = None,
-    ) -> None:
+    def __init__(self, log_writer: RequestLogWriter, metrics: Metrics, *, redact_prompts: bool = False) -> None:
         self._log_writer = log_writer
         self._metrics = metrics
-        self._prices = prices
         self._redact_prompts = redact_prompts
-        self._spend = spend
 
     def success(
         self, call: GenerationCall, routed: RoutedResult, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED,
-    ) -> Recorded:
-        cached = cache_status == CacheStatus.HIT
-        # A cache hit made no upstream call, so it cost nothing and generated nothing.
-        cost = 0.0 if cached else self._prices.success_cost(routed, call.request)
+        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED, cost_usd: float = 0.0,
+    ) -> Logged:
         record = pending_log_record(
             call, trace_id=trace_id, started=started, config_id=config_id, config_version=config_version,
-            routed=routed, cache_status=cache_status, cost_usd=cost, redact_prompt=self._redact_prompts,
+            routed=routed, cache_status=cache_status, cost_usd=cost_usd, redact_prompt=self._redact_prompts,
         )
         self._log_writer.submit(record)
-        self._charge(call, record.virtual_key_id, cost, record.create_time)
         self._metrics.observe_success(call.transport, routed, config=config_label(call.routing, config_id),
-                                      cost_usd=cost, cached=cached)
-        return Recorded(record.id, cost)
+                                      cost_usd=cost_usd, cached=cache_status == CacheStatus.HIT)
+        return Logged(record.id, record.virtual_key_id, record.create_time)
 
     def failure(
         self, call: GenerationCall, failure: RequestFailed, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED,
-    ) -> str:
-        """Records the failure, sets its ``log_id`` and returns it."""
-        cost = self._prices.failed_attempts_cost(failure.attempts, call.request)
+        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED, cost_usd: float = 0.0,
+    ) -> Logged:
+        """Records the failure and sets its ``log_id``."""
         record = pending_log_record(
             call, trace_id=trace_id, started=started, config_id=config_id, config_version=config_version,
-            failure=failure, cache_status=cache_status, cost_usd=cost, redact_prompt=self._redact_prompts,
+            failure=failure, cache_status=cache_status, cost_usd=cost_usd, redact_prompt=self._redact_prompts,
         )
         failure.log_id = record.id
         self._log_writer.submit(record)
-        self._charge(call, record.virtual_key_id, cost, record.create_time)
         self._metrics.observe_failure(call.transport, failure, config=config_label(call.routing, config_id),
-                                      cost_usd=cost)
-        return record.id
-
-    def _charge(self, call: GenerationCall, virtual_key_id: str, cost: float, when: datetime) -> None:
-        # Charged with the log record's key and time, so spend recomputed from the log at start agrees.
-        if self._spend is not None and cost > 0:
-            self._spend.record_spend(call.caller.key_id, virtual_key_id, cost, when)
+                                      cost_usd=cost_usd)
+        return Logged(record.id, record.virtual_key_id, record.create_time)

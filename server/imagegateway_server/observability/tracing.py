@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import re
-import secrets
 from collections.abc import Mapping
 
+from imagegateway_server.domain.trace_context import TraceParent
 from imagegateway_server.observability.random_ids import random_hex_id
 
 current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -30,30 +30,6 @@ _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 # W3C caps tracestate at 32 list members; 512 characters is the size every vendor must accept.
 _MAX_TRACESTATE = 512
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TraceParent:
-    """A parsed W3C trace context: trace id, parent span id, flags and the opaque ``tracestate``."""
-
-    trace_id: str
-    parent_id: str
-    flags: str
-    tracestate: str | None = None
-
-    def header(self) -> str:
-        return f"00-{self.trace_id}-{self.parent_id}-{self.flags}"
-
-    def child(self) -> TraceParent:
-        """The same trace under a new span id (ours), as sent to providers."""
-        return dataclasses.replace(self, parent_id=new_span_id())
-
-    def headers(self) -> dict[str, str]:
-        """The propagation headers for this context."""
-        headers = {"traceparent": self.header()}
-        if self.tracestate:
-            headers["tracestate"] = self.tracestate
-        return headers
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,13 +48,6 @@ def upstream_trace_headers(parent: TraceParent | None) -> dict[str, str]:
 def new_trace_id() -> str:
     """A random trace id; 32 lowercase hex digits, so it is also a valid W3C trace-id."""
     return random_hex_id()
-
-
-def new_span_id() -> str:
-    while True:
-        span = secrets.token_hex(8)
-        if span != _ZERO_SPAN:
-            return span
 
 
 def parse_traceparent(value: str | None, tracestate: str | None = None) -> TraceParent | None:

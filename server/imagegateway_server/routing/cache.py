@@ -32,9 +32,10 @@ from typing import Any
 from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, ProviderError
 from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.result import RoutedResult
 from imagegateway_server.routing.cache_key import cache_key, plan_fingerprint, routing_identity
 from imagegateway_server.routing.plan import Group, Leaf, Node, leaves
-from imagegateway_server.routing.router import CredentialResolver, RoutedResult
+from imagegateway_server.routing.router import CredentialResolver
 from imagegateway_server.routing.single_flight import SharedCallFailed, SingleFlight, WaitExpired
 from imagegateway_server.state.cache_store import CachedAnswer, CacheStore
 
@@ -222,12 +223,15 @@ class ResponseCache:
         return routed
 
     async def _keep(self, lookup: CacheLookup, routed: RoutedResult) -> None:
-        policy = routed.leaf.cache
+        # The plan's own leaf: the router serves from the plan the look-up described.
+        leaf = lookup.leaves.get(routed.leaf.path)
+        policy = leaf.cache if leaf is not None else None
         if policy is None or not routed.result.images:
             return
         if not (lookup.plain or policy.include_seeded_and_multi_image):
             return
-        identity = await self._identity(routed.leaf)
+        assert leaf is not None  # a policy came from it
+        identity = await self._identity(leaf)
         if identity is None:
             return
         ttl = float(policy.max_age)

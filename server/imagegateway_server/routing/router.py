@@ -23,7 +23,7 @@ from imagegateway_server.domain.errors import (
     ProviderError,
 )
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import AttemptRecord, ImageResult
+from imagegateway_server.domain.result import AttemptRecord, RoutedResult
 from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
 from imagegateway_server.routing.breakers import Breakers, Outcome, Permit, TargetIdentity, outcome_of
 from imagegateway_server.routing.plan import Group, Leaf, Node
@@ -63,7 +63,7 @@ class RouteContext:
     # Headers the gateway itself sends on every upstream call (a child W3C traceparent); they win
     # over forwarded caller headers of the same name.
     upstream_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # Checks a virtual key's limits before a target that uses it is called (security.limits.Ticket).
+    # Checks a virtual key's limits before a target that uses it is called (core.limits.Ticket).
     target_gate: TargetGate | None = None
     # Where the attempts go as they are made, so the caller can log them if the request is cancelled.
     trail: AttemptTrail | None = None
@@ -107,18 +107,6 @@ class AttemptTrail:
             call, status_code=reason.status_code, latency_ms=int(elapsed * 1000), error_kind=reason.kind,
             error=reason.message, cancelled=True, seconds=elapsed)
         return (*self.finished, cancelled)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RoutedResult:
-    """A served request: the result, the leaf that served it and every attempt made."""
-
-    result: ImageResult
-    leaf: Leaf
-    provider: str
-    attempts: tuple[AttemptRecord, ...]
-    retry_count: int
-    fallback_used: bool
 
 
 @dataclasses.dataclass

@@ -69,7 +69,7 @@ class ProviderSpec:
     ``name`` is the canonical name (in configs, logs, metrics); ``aliases`` are the other spellings
     callers may use (Portkey's), matched case-insensitively. ``public_hosts`` are the host names of
     its public API. ``prices_file`` is its part of the built-in price table (the shape of one entry
-    of ``providers`` in ``observability/costs.py``), or None when it has no prices.
+    of ``providers`` in ``core/pricing.py``), or None when it has no prices.
     """
 
     name: str

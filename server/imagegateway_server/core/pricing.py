@@ -37,8 +37,7 @@ from imagegateway_server.providers.registry import PROVIDER_SPECS
 
 if TYPE_CHECKING:
     from imagegateway_server.domain.request import ImageRequest
-    from imagegateway_server.domain.result import AttemptRecord, GeneratedImage
-    from imagegateway_server.routing.router import RoutedResult
+    from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, RoutedResult
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Protocol
 
 from imagegateway_server.domain.errors import NotFound
 from imagegateway_server.routing.config_service import config_associated_data
 from imagegateway_server.security.vault import Vault, VaultError, load_vault
 from imagegateway_server.security.virtual_keys import associated_data as virtual_key_associated_data
-from imagegateway_server.settings import Settings
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.factory import open_store
 
@@ -141,7 +142,20 @@ async def rotate_master_key(store: Store, vault: Vault, *, dry_run: bool = False
     return report
 
 
-async def rotate_with_settings(settings: Settings, *, dry_run: bool = False) -> RotationReport:
+class RotationSettings(Protocol):
+    """The process settings rotation reads (``settings.Settings`` has them; not imported, it is above the core)."""
+
+    @property
+    def master_key(self) -> str: ...
+    @property
+    def previous_master_keys(self) -> Sequence[str]: ...
+    @property
+    def data_dir(self) -> Path: ...
+    @property
+    def effective_database_url(self) -> str: ...
+
+
+async def rotate_with_settings(settings: RotationSettings, *, dry_run: bool = False) -> RotationReport:
     """Opens the configured store and vault (never generating a key) and rotates."""
     vault, _ = load_vault(settings.master_key or None, settings.previous_master_keys, settings.data_dir,
                           generate=False)

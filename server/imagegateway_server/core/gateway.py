@@ -7,12 +7,13 @@ Front ends turn wire requests into a ``GenerationCall`` and map a ``GenerationOu
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-from collections.abc import Mapping
 
-from imagegateway_server.domain.cache_status import CacheStatus
+from imagegateway_server.core.accounting import RequestAccounting
+from imagegateway_server.core.limits import Limiter, Ticket
+from imagegateway_server.core.pricing import PriceTable
+from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome, RoutingSpec
 from imagegateway_server.domain.errors import (
     AllTargetsFailed,
     CallerCancelled,
@@ -23,78 +24,20 @@ from imagegateway_server.domain.errors import (
     ShuttingDown,
 )
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
-from imagegateway_server.domain.limits import NO_LIMITS, Limits
-from imagegateway_server.domain.request import ImageRequest, validate_request
-from imagegateway_server.domain.routing_config import RoutingConfig
-from imagegateway_server.observability.costs import PriceTable
+from imagegateway_server.domain.request import validate_request
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.observability.request_log import RequestLogWriter
-from imagegateway_server.observability.tracing import TraceParent, new_trace_id, upstream_trace_headers
+from imagegateway_server.observability.tracing import new_trace_id, upstream_trace_headers
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.routing.cache import DISABLED as CACHE_DISABLED
 from imagegateway_server.routing.cache import ResponseCache
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.plan import Node, direct_leaf
-from imagegateway_server.routing.router import AttemptTrail, RouteContext, RoutedResult, Router
-from imagegateway_server.security.limits import Limiter, Ticket
+from imagegateway_server.routing.router import AttemptTrail, RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RoutingSpec:
-    """Where the caller asked to go: a saved config, an inline config, a virtual key or a provider."""
-
-    config_id: str | None = None
-    config: RoutingConfig | None = None
-    virtual_key: str | None = None
-    provider: str | None = None
-    provider_api_key: str | None = None
-    custom_host: str | None = None
-
-    def __repr__(self) -> str:
-        return (f"RoutingSpec(config_id={self.config_id}, inline={self.config is not None}, "
-                f"virtual_key={self.virtual_key}, provider={self.provider})")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Caller:
-    """The authenticated gateway key behind a request."""
-
-    key_id: str
-    scope: str
-    limits: Limits = NO_LIMITS
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GenerationCall:
-    """One generation request as the core sees it."""
-
-    request: ImageRequest
-    routing: RoutingSpec
-    caller: Caller
-    transport: str
-    trace_id: str = ""
-    # The caller's W3C trace context, if it sent one; providers get a child span of it.
-    trace_parent: TraceParent | None = None
-    metadata: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    deadline: float | None = None
-    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    # Skip the cache look-up and keep the fresh answer (x-portkey-cache-force-refresh).
-    cache_force_refresh: bool = False
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class GenerationOutcome:
-    """A served request."""
-
-    routed: RoutedResult
-    trace_id: str
-    log_id: str
-    cache_status: CacheStatus = CacheStatus.DISABLED
-    cost_usd: float = 0.0
 
 
 class Gateway:
@@ -125,8 +68,8 @@ class Gateway:
         self._input_limits = input_limits
         # Set by the process when shutdown begins: requests cancelled from then on were stopped by us.
         self.shutting_down = False
-        self._recorder = RequestRecorder(log_writer, metrics, prices or PriceTable.empty(),
-                                         redact_prompts=redact_prompts, spend=self._limiter)
+        self._recorder = RequestAccounting(RequestRecorder(log_writer, metrics, redact_prompts=redact_prompts),
+                                           prices or PriceTable.empty(), spend=self._limiter)
 
     async def _plan(self, routing: RoutingSpec) -> tuple[Node, str, int]:
         if routing.config_id:

@@ -9,7 +9,7 @@ requests per minute (only admitted requests count). Refusals are ``LimitExceeded
 RESOURCE_EXHAUSTED with the seconds until the minute, day or month lets the request through. Each
 refusal is also told to an observer (the ``imagegateway_limit_refusals_total`` metric).
 
-After a request the recorder reports its actual cost, which goes to the gateway key and to the
+After a request the core's accounting reports its actual cost, which goes to the gateway key and to the
 virtual key that served it (or, for a failure, the one tried last); the estimate a request held is
 given back when it ends. At start, today's and this month's spend per key is recomputed from the
 request log (the sum of ``cost_usd`` since the period began, by caller key and by virtual key).
@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from imagegateway_server.core.pricing import PriceTable
 from imagegateway_server.domain.errors import ErrorKind, GatewayError
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.observability.costs import PriceTable
 from imagegateway_server.routing.plan import Leaf, Node
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from imagegateway_server.state.limit_counters import (
@@ -144,7 +144,7 @@ class Limiter:
         return ticket
 
     def record_spend(self, caller_key_id: str, virtual_key_id: str, cost_usd: float, when: datetime) -> None:
-        """Adds a finished request's actual cost to its gateway key and virtual key (the recorder's hook)."""
+        """Adds a finished request's actual cost to its gateway key and virtual key (the accounting's hook)."""
         micros = to_micros(cost_usd)
         if micros <= 0:
             return

@@ -1,0 +1,53 @@
+"""The gRPC server of a gateway process: its options, the ImageGateway service, health and reflection.
+
+Process wiring (``app.py``) asks for a server here and never touches generated code.
+"""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from imagegateway.v1 import service_pb2, service_pb2_grpc
+from imagegateway_server.api.grpc_health import DrainingHealthServicer
+from imagegateway_server.api.grpc_interceptors import SERVICE_NAME, GatewayInterceptor
+from imagegateway_server.api.grpc_service import ImageGatewayService
+
+
+def grpc_methods() -> dict[str, str]:
+    """Every ImageGateway method by name, with its kind ("unary" or "server_stream"), for the metrics."""
+    service = service_pb2.DESCRIPTOR.services_by_name["ImageGateway"]
+    return {m.name: "server_stream" if m.server_streaming else "unary" for m in service.methods}
+
+
+def build_grpc_server(
+    servicer: ImageGatewayService, interceptor: GatewayInterceptor, *, max_message_bytes: int
+) -> tuple[grpc.aio.Server, DrainingHealthServicer]:
+    """A server (not yet bound or started) with the gateway service, health checking and reflection."""
+    server = grpc.aio.server(
+        interceptors=[interceptor],
+        options=[
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),  # otherwise grpc binds a port that is already taken
+            # Image calls are slow, so thousands may wait at once: grpc's defaults would start
+            # refusing calls past 1,000 pending and cancel any left unrequested for 30 s.
+            ("grpc.server.max_pending_requests", 100_000),
+            ("grpc.server.max_pending_requests_hard_limit", 100_000),
+            ("grpc.server_max_unrequested_time_in_server", 600),
+        ],
+    )
+    service_pb2_grpc.add_ImageGatewayServicer_to_server(servicer, server)
+    health = DrainingHealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server)
+    return server, health
+
+
+async def mark_serving(health: DrainingHealthServicer) -> None:
+    """Tells health checkers the process and the ImageGateway service are serving."""
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
