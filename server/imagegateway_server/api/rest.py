@@ -52,7 +52,7 @@ STRICT_HEADER = "x-imagegw-strict"
 
 
 def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    # The gateway owns retries: tell the OpenAI SDK not to multiply attempts (docs/architecture.md, "Errors").
+    # The gateway owns retries: tell the OpenAI SDK not to multiply attempts (docs/architecture.md).
     return Response(rest_json.dumps(body), status_code=status, media_type="application/json",
                     headers={"x-should-retry": "false", **(headers or {})})
 
@@ -247,7 +247,7 @@ class RestShim:
             if error.retry_after:
                 extra["retry-after"] = str(max(1, round(error.retry_after)))
             if isinstance(error, LimitExceeded) and error.reason == RATE_LIMITED:
-                # The one error a client may retry on its own (docs/architecture.md, "Errors"): our rate limit, whose wait
+                # The one error a client may retry on its own (docs/architecture.md): our rate limit, whose wait
                 # is at most a minute; a spent budget that resets hours away stays "false".
                 extra["x-should-retry"] = "true"
             return _error_response(status, body, extra)
