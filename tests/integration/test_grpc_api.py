@@ -561,6 +561,15 @@ def test_list_configs_walks_pages_of_one(admin: ImageGatewayClient, seed: Seed) 
         admin.list_configs(page_size=-1)
 
 
+def test_creating_a_config_under_a_taken_name_is_already_exists_naming_it(admin: ImageGatewayClient) -> None:
+    name = unique("taken")
+    first = admin.create_config(name, COOKBOOK_CONFIG)
+    with pytest.raises(AlreadyExistsError) as info:
+        admin.create_config(name, COOKBOOK_CONFIG)
+    assert param_of(info.value) == "name" and first.id in info.value.message
+    assert admin.update_config(first.id, COOKBOOK_CONFIG).version == 2  # an update is how to change it
+
+
 def test_config_naming_a_missing_virtual_key_is_refused_at_save_time(admin: ImageGatewayClient,
                                                                       seed: Seed) -> None:
     config = {"strategy": {"mode": "fallback"},

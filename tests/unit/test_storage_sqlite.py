@@ -27,10 +27,10 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await opened.close()
 
 
-def config(config_id: str, *, name: str = "cfg", document: str = '{"provider": "openai"}') -> ConfigRecord:
+def config(config_id: str, *, name: str = "", document: str = '{"provider": "openai"}') -> ConfigRecord:
     return ConfigRecord(
         id=config_id,
-        name=name,
+        name=name or f"cfg-{config_id}",  # config names are unique, as ids are
         version=99,  # ignored: the store numbers versions
         document=document,
         sealed_secrets=b"\x01sealed",
@@ -131,6 +131,20 @@ async def test_create_config_with_taken_id_raises_already_exists(store: SqliteSt
     await store.create_config(config("c1"))
     with pytest.raises(AlreadyExists, match="config 'c1' already exists"):
         await store.create_config(config("c1"))
+
+
+async def test_a_taken_config_name_is_refused_naming_it_on_create_and_on_rename(store: SqliteStore) -> None:
+    await store.create_config(config("c1", name="sdxl-to-dalle"))
+    with pytest.raises(AlreadyExists, match="a config named 'sdxl-to-dalle' already exists") as taken:
+        await store.create_config(config("c2", name="sdxl-to-dalle"))
+    assert taken.value.param == "name"
+    await store.create_config(config("c2", name="other"))
+    with pytest.raises(AlreadyExists, match="'sdxl-to-dalle' already exists"):
+        await store.add_config_version(config("c2", name="sdxl-to-dalle"))
+    # A config keeps its own name across versions, and a name given up is free again.
+    await store.add_config_version(config("c1", name="sdxl-to-dalle"))
+    await store.add_config_version(config("c1", name="renamed"))
+    assert (await store.create_config(config("c3", name="sdxl-to-dalle"))).name == "sdxl-to-dalle"
 
 
 async def test_add_config_version_numbers_versions_and_keeps_old_ones(store: SqliteStore) -> None:

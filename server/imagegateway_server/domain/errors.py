@@ -103,7 +103,7 @@ class NotFound(GatewayError):
 
 
 class AlreadyExists(GatewayError):
-    """An id chosen by the caller is taken."""
+    """An id or a name chosen by the caller is taken."""
 
     kind = ErrorKind.ALREADY_EXISTS
 

@@ -42,7 +42,8 @@ class Store(Protocol):
         """Saves version 1 of a new config and returns it as stored.
 
         ``record.version`` and ``record.first_create_time`` are ignored: the stored record has
-        version 1 and ``first_create_time == create_time``. AlreadyExists if the id is taken.
+        version 1 and ``first_create_time == create_time``. AlreadyExists if the id is taken, or
+        the name (another config's latest version has it; ``param`` is ``name``).
         """
         ...
 
@@ -50,7 +51,8 @@ class Store(Protocol):
         """Saves the next version of an existing config, atomically, and returns it as stored.
 
         The store assigns ``version`` (latest + 1) and ``first_create_time``; the values passed
-        in are ignored. NotFound if the id is unknown.
+        in are ignored. NotFound if the id is unknown; AlreadyExists (``param`` ``name``) if another
+        config's latest version has the name.
         """
         ...
 

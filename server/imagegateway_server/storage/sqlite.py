@@ -298,6 +298,7 @@ class SqliteStore:
         async with self._transaction() as connection:
             if await self._fetch(connection, "SELECT 1 FROM configs WHERE id = ?", (record.id,)):
                 raise AlreadyExists(f"config {record.id!r} already exists")
+            await self._refuse_taken_name(connection, record.name, record.id)
             await connection.execute(
                 "INSERT INTO configs (id, latest_version, first_create_time) VALUES (?, 1, ?)",
                 (record.id, created),
@@ -318,6 +319,7 @@ class SqliteStore:
             if not rows:
                 raise NotFound(f"config {record.id!r} not found")
             version, first_created = rows[0][0] + 1, rows[0][1]
+            await self._refuse_taken_name(connection, record.name, record.id)
             await connection.execute(
                 "INSERT INTO config_versions (config_id, version, name, document, sealed_secrets, "
                 "create_time) VALUES (?, ?, ?, ?, ?, ?)",
@@ -329,6 +331,17 @@ class SqliteStore:
         return _config(
             (record.id, record.name, version, record.document, record.sealed_secrets, created, first_created)
         )
+
+    async def _refuse_taken_name(self, connection: aiosqlite.Connection, name: str, config_id: str) -> None:
+        # Names are what people type (``configs create --name``); two configs answering to one name
+        # would make "the sdxl-to-dalle config" ambiguous. Checked in the writing transaction.
+        taken = await self._fetch(
+            connection,
+            "SELECT c.id FROM configs c JOIN config_versions v ON v.config_id = c.id AND v.version = c.latest_version "
+            "WHERE v.name = ? AND c.id != ? LIMIT 1", (name, config_id))
+        if taken:
+            raise AlreadyExists(f"a config named {name!r} already exists ({taken[0][0]}); "
+                                "change that one with UpdateConfig, or choose another name", param="name")
 
     async def get_config(self, config_id: str, version: int | None = None) -> ConfigRecord:
         select = f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
