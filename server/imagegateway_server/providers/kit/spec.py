@@ -84,14 +84,15 @@ class CredentialSchema:
         for group in self.exactly_one_of:
             chosen = [name for name in group if name in present]
             if len(chosen) != 1:
-                how = "none is set" if not chosen else f"{' and '.join(chosen)} are all set"
+                how, named = ("none is set", group[0]) if not chosen else (f"{' and '.join(chosen)} are all set",
+                                                                          chosen[-1])
                 raise InvalidArgument(f"exactly one of {', '.join(group)} is required for {provider}; {how}",
-                                      param=_path(param_prefix, (chosen or group)[-1 if chosen else 0]))
+                                      param=_path(param_prefix, named))
         return Credential.of(provider, present, self.secret_names)
 
 
-# A credential that is one secret API key: what OpenAI and Stability declare, and the shape assumed
-# where no provider schema is at hand (tests that route to made-up providers).
+# A credential that is one secret API key: the common shape, and the one assumed where no provider
+# schema is at hand (``compile_plan`` without a registry, as in tests that route to made-up providers).
 API_KEY_SCHEMA = CredentialSchema((CredentialField(API_KEY, secret=True, required=True),))
 
 
