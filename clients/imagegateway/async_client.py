@@ -8,7 +8,7 @@ client.py for what the layer adds over the generated stub.
 # ruff: noqa: ASYNC109
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Self, TypeVar, Unpack
 
@@ -145,13 +145,17 @@ class AsyncImageGatewayClient(ClientBase):
         self,
         name: str,
         provider: str,
-        secret: str,
+        secret: str = "",
         base_url: str | None = None,
         virtual_key_id: str | None = None,
         *,
         limits: keys_pb2.Limits | None = None,
+        credential_fields: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> keys_pb2.VirtualKey:
+        """Stores a provider account. ``secret`` is its API key; ``credential_fields`` are the fields of a
+        credential that is more than one key (secret and public fields by name, as the provider's schema
+        names them). Secrets are stored encrypted and never returned."""
         request = keys_pb2.CreateVirtualKeyRequest(
             name=name,
             provider=provider,
@@ -159,6 +163,7 @@ class AsyncImageGatewayClient(ClientBase):
             base_url=base_url or "",
             virtual_key_id=virtual_key_id or "",
             limits=limits,
+            credential_fields=credential_fields,
         )
         return (await self._call(self._stub.CreateVirtualKey, request, timeout)).virtual_key
 
@@ -180,8 +185,12 @@ class AsyncImageGatewayClient(ClientBase):
             lambda page: page.virtual_keys,
         )
 
-    async def rotate_virtual_key(self, id: str, secret: str, *, timeout: float | None = None) -> keys_pb2.VirtualKey:
-        request = keys_pb2.RotateVirtualKeyRequest(id=id, secret=secret)
+    async def rotate_virtual_key(
+        self, id: str, secret: str = "", *, credential_fields: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> keys_pb2.VirtualKey:
+        """Replaces the key's whole credential: ``secret`` (its API key) and/or ``credential_fields``."""
+        request = keys_pb2.RotateVirtualKeyRequest(id=id, secret=secret, credential_fields=credential_fields)
         return (await self._call(self._stub.RotateVirtualKey, request, timeout)).virtual_key
 
     async def delete_virtual_key(self, id: str, *, timeout: float | None = None) -> None:

@@ -12,7 +12,7 @@ The names this module held when it was the whole client are still importable fro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Protocol, Self, TypeVar, Unpack
 
@@ -179,13 +179,17 @@ class ImageGatewayClient(ClientBase):
         self,
         name: str,
         provider: str,
-        secret: str,
+        secret: str = "",
         base_url: str | None = None,
         virtual_key_id: str | None = None,
         *,
         limits: keys_pb2.Limits | None = None,
+        credential_fields: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> keys_pb2.VirtualKey:
+        """Stores a provider account. ``secret`` is its API key; ``credential_fields`` are the fields of a
+        credential that is more than one key (secret and public fields by name, as the provider's schema
+        names them). Secrets are stored encrypted and never returned."""
         request = keys_pb2.CreateVirtualKeyRequest(
             name=name,
             provider=provider,
@@ -193,6 +197,7 @@ class ImageGatewayClient(ClientBase):
             base_url=base_url or "",
             virtual_key_id=virtual_key_id or "",
             limits=limits,
+            credential_fields=credential_fields,
         )
         return self._call(self._stub.CreateVirtualKey, request, timeout).virtual_key
 
@@ -211,8 +216,12 @@ class ImageGatewayClient(ClientBase):
             lambda page: page.virtual_keys,
         )
 
-    def rotate_virtual_key(self, id: str, secret: str, *, timeout: float | None = None) -> keys_pb2.VirtualKey:
-        request = keys_pb2.RotateVirtualKeyRequest(id=id, secret=secret)
+    def rotate_virtual_key(
+        self, id: str, secret: str = "", *, credential_fields: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> keys_pb2.VirtualKey:
+        """Replaces the key's whole credential: ``secret`` (its API key) and/or ``credential_fields``."""
+        request = keys_pb2.RotateVirtualKeyRequest(id=id, secret=secret, credential_fields=credential_fields)
         return self._call(self._stub.RotateVirtualKey, request, timeout).virtual_key
 
     def delete_virtual_key(self, id: str, *, timeout: float | None = None) -> None:

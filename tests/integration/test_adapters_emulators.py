@@ -12,6 +12,7 @@ from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.openai.adapter import OpenAIAdapter
 from imagegateway_server.providers.stability.adapter import StabilityAdapter
+from tests.credentials import api_key
 from tests.emulators import Fault, OpenAIEmulator, StabilityEmulator
 
 OPENAI_KEY = "sk-test-openai-integration-0123456789"
@@ -51,13 +52,13 @@ async def stability() -> AsyncIterator[StabilityAdapter]:
 def openai_target(
     emu: OpenAIEmulator, *, key: str = OPENAI_KEY, timeout: float | None = 10.0
 ) -> UpstreamTarget:
-    return UpstreamTarget(api_key=key, base_url=emu.base_url, timeout=timeout)
+    return UpstreamTarget(credential=api_key(key), base_url=emu.base_url, timeout=timeout)
 
 
 def stability_target(
     emu: StabilityEmulator, *, key: str = STABILITY_KEY, timeout: float | None = 10.0
 ) -> UpstreamTarget:
-    return UpstreamTarget(api_key=key, base_url=emu.base_url, timeout=timeout)
+    return UpstreamTarget(credential=api_key(key), base_url=emu.base_url, timeout=timeout)
 
 
 async def expect_error(call: object) -> ProviderError:

@@ -703,6 +703,23 @@ def test_virtual_key_with_an_unknown_provider_is_invalid_argument(admin: ImageGa
     assert param_of(info.value) == "provider"
 
 
+def test_virtual_key_credential_fields_are_checked_by_the_providers_schema_and_serve(
+    admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    secret = "sk-test-fields-secret-0123456789"
+    with pytest.raises(InvalidArgumentError) as info:
+        admin.create_virtual_key(unique("fields"), "openai",
+                                 credential_fields={"api_key": secret, "region": "eu-west-1"})
+    assert param_of(info.value) == "credential_fields.region" and secret not in info.value.message
+    key = admin.create_virtual_key(unique("fields"), "openai", base_url=emulators.openai.base_url,
+                                   credential_fields={"api_key": secret})
+    assert dict(key.public_credential_fields) == {}
+    rotated = admin.rotate_virtual_key(key.id, credential_fields={"api_key": OPENAI_SECRET})  # the emulator's key
+    assert dict(rotated.public_credential_fields) == {}
+    admin.generate_image(prompt="a cat", model="dall-e-2", virtual_key=key.id)
+    assert emulators.openai.requests[-1].headers["authorization"] == f"Bearer {OPENAI_SECRET}"
+
+
 def test_virtual_key_with_a_taken_id_is_already_exists(admin: ImageGatewayClient, seed: Seed) -> None:
     with pytest.raises(AlreadyExistsError):
         admin.create_virtual_key("another", "openai", "sk-test-0123456789", virtual_key_id=seed.openai_vk)

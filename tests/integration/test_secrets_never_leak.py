@@ -37,6 +37,7 @@ MASTER_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("
 INLINE_SECRET = "inline" + secrets.token_urlsafe(24)
 BARE_SECRET = "bare" + secrets.token_urlsafe(24)
 ROTATED_SECRET = "rotated" + secrets.token_urlsafe(24)
+FIELDS_SECRET = "fields" + secrets.token_urlsafe(24)
 
 
 class Transcript:
@@ -93,6 +94,14 @@ def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dic
                                                                        base_url=openai_url))
         seen.call("RotateVirtualKey", lambda: admin.rotate_virtual_key("leak-rotated", ROTATED_SECRET))
         seen.call("GetVirtualKey", lambda: admin.get_virtual_key("leak-rotated"))
+        # A credential given as fields: created, refused for a field the provider does not have, rotated.
+        seen.call("CreateVirtualKey fields", lambda: admin.create_virtual_key(
+            "leak-fields", "openai", base_url=openai_url, credential_fields={"api_key": OPENAI_SECRET}))
+        seen.call("CreateVirtualKey bad fields", lambda: admin.create_virtual_key(
+            "leak-bad-fields", "openai", credential_fields={"api_key": FIELDS_SECRET, "region": FIELDS_SECRET}))
+        seen.call("RotateVirtualKey fields", lambda: admin.rotate_virtual_key(
+            "leak-fields", credential_fields={"api_key": FIELDS_SECRET}))
+        seen.call("GetVirtualKey fields", lambda: admin.get_virtual_key("leak-fields"))
         seen.call("ListVirtualKeys", lambda: admin.list_virtual_keys())
         config_json = {"strategy": {"mode": "fallback"}, "targets": [
             {"provider": "openai", "api_key": INLINE_SECRET, "custom_host": openai_url},
@@ -130,6 +139,9 @@ def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dic
         seen.call("GenerateImage all failed", lambda: admin.generate_image(prompt="p", config_id=config.id))
         seen.call("GenerateImage rotated", lambda: admin.generate_image(prompt="p", model="dall-e-2",
                                                                         virtual_key="leak-rotated"))
+        emulators.openai.inject(Fault.status(401, body={"error": {"message": f"bad key {FIELDS_SECRET}"}}))
+        seen.call("GenerateImage fields", lambda: admin.generate_image(prompt="p", model="dall-e-2",
+                                                                       virtual_key="leak-fields"))
         emulators.openai.inject(Fault.status(401, body={"error": {"message": f"bad key {BARE_SECRET}"}}))
         seen.call("GenerateImage bare", lambda: admin.generate_image(
             prompt="p", provider="openai", provider_api_key=BARE_SECRET, custom_host=openai_url))
@@ -191,10 +203,11 @@ def test_no_secret_appears_in_anything_the_gateway_says(
     sent = [r.headers.get("authorization", "") + r.headers.get("authorization".title(), "")
             for r in (*emulators.openai.requests, *emulators.stability.requests)]
     assert any(INLINE_SECRET in s for s in sent) and any(ROTATED_SECRET in s for s in sent)
+    assert any(FIELDS_SECRET in s for s in sent)
     assert len(caplog.records) > 10 and any(w.startswith("GenerateImage") for w, _ in seen.parts)
 
     secrets_ = {"openai": OPENAI_SECRET, "stability": STABILITY_SECRET, "inline": INLINE_SECRET,
-                "bare": BARE_SECRET, "rotated": ROTATED_SECRET, "master key": MASTER_KEY,
+                "bare": BARE_SECRET, "rotated": ROTATED_SECRET, "fields": FIELDS_SECRET, "master key": MASTER_KEY,
                 "admin key": leaky.admin_key, **{f"{k} gateway key": v for k, v in keys.items()}}
     leaks = [(name, where) for name, secret in secrets_.items() for fragment in fragments(secret)
              for where, text in seen.parts if fragment in text]

@@ -24,9 +24,10 @@ from imagegateway_server.state.breakers import (
     key_fingerprint,
 )
 from imagegateway_server.state.in_process.breakers import InProcessBreakers
+from tests.credentials import api_key
 
-IDENTITY = TargetIdentity("stability-ai", "", key_fingerprint("sk-a"), "sd3")
-OTHER = TargetIdentity("openai", "", key_fingerprint("sk-b"), "dall-e-3")
+IDENTITY = TargetIdentity("stability-ai", "", key_fingerprint(api_key("sk-a", "stability-ai")), "sd3")
+OTHER = TargetIdentity("openai", "", key_fingerprint(api_key("sk-b")), "dall-e-3")
 
 
 class FakeClock:
@@ -242,7 +243,7 @@ async def test_both_triggers_off_disables_tracking() -> None:
 
 async def test_the_least_recently_used_identity_is_forgotten_past_the_cap() -> None:
     breakers = InProcessBreakers(POLICY, max_identities=2)
-    ids = [TargetIdentity("openai", "", key_fingerprint(f"k{i}"), "m") for i in range(3)]
+    ids = [TargetIdentity("openai", "", key_fingerprint(api_key(f"k{i}")), "m") for i in range(3)]
     for identity in ids:
         await breakers.acquire(identity, None)
     assert {v.identity for v in await breakers.snapshot()} == set(ids[1:])
@@ -265,11 +266,11 @@ async def test_view_reports_counts_rate_and_times() -> None:
 
 def test_identity_never_holds_the_key_and_tells_hosts_apart() -> None:
     secret = "sk-live-0123456789abcdef"
-    identity = TargetIdentity.of("openai", "https://user:pw@Proxy.Example:8443/v1", secret, "dall-e-3")
+    identity = TargetIdentity.of("openai", "https://user:pw@Proxy.Example:8443/v1", api_key(secret), "dall-e-3")
     assert identity.host == "proxy.example:8443"
-    assert secret not in repr(identity) and identity.key_fingerprint == key_fingerprint(secret)
-    assert identity.key_fingerprint != key_fingerprint(secret + "x")
-    assert TargetIdentity.of("openai", None, secret, "dall-e-3").host == ""
+    assert secret not in repr(identity) and identity.key_fingerprint == key_fingerprint(api_key(secret))
+    assert identity.key_fingerprint != key_fingerprint(api_key(secret + "x"))
+    assert TargetIdentity.of("openai", None, api_key(secret), "dall-e-3").host == ""
 
 
 @pytest.mark.parametrize("field,value,message", [

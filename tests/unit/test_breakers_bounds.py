@@ -19,9 +19,10 @@ from imagegateway_server.state.in_process.breakers import (
     NO_ROOM_RETRY_SECONDS,
     InProcessBreakers,
 )
+from tests.credentials import api_key
 
 POLICY = BreakerPolicy(consecutive_failures=3, failure_rate=0.5, window=10, cooldown_seconds=30)
-KEY = key_fingerprint("sk-caller")
+KEY = key_fingerprint(api_key("sk-caller"))
 FAILING = TargetIdentity("openai", "", KEY, "dall-e-3")
 
 

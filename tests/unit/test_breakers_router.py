@@ -14,6 +14,7 @@ from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.state.breakers import BreakerPolicy, CircuitState, Outcome, PermitKind, TargetIdentity
 from imagegateway_server.state.in_process.breakers import InProcessBreakers
+from tests.credentials import api_key
 from tests.unit.test_router import REQUEST, KeyResolver, Recorder, ScriptedAdapter, fail, fallback, plan_of
 
 POLICY = BreakerPolicy(consecutive_failures=2, failure_rate=0, window=10, cooldown_seconds=30)
@@ -29,7 +30,7 @@ class Clock:
 
 
 def identity(provider: str, model: str = REQUEST.model or "") -> TargetIdentity:
-    return TargetIdentity.of(provider, None, f"key-{provider}", model)
+    return TargetIdentity.of(provider, None, api_key(f"key-{provider}", provider), model)
 
 
 def setup(

@@ -13,15 +13,17 @@ from typing import Any
 import pytest
 
 from imagegateway_server.api.config_json import parse_config
+from imagegateway_server.domain.credentials import ResolvedCredentials
 from imagegateway_server.domain.errors import AllTargetsFailed, DeadlineExceeded, ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.cache import URL_ANSWER_MAX_AGE_SECONDS, CacheStatus, ResponseCache, Served
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
-from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
+from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
+from tests.credentials import api_key
 
 REQUEST = ImageRequest(prompt="a kraken in the milky way", response_format=ResponseFormat.B64_JSON)
 CACHE = {"mode": "simple", "max_age": 60}
@@ -63,7 +65,8 @@ class Keys:
 
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials:
         provider = leaf.virtual_key or leaf.provider
-        return ResolvedCredentials(provider=provider, api_key=f"{self.secret}-{provider}", base_url=None)
+        return ResolvedCredentials(provider=provider, credential=api_key(f"{self.secret}-{provider}", provider),
+                                   base_url=None)
 
 
 def unavailable() -> ProviderError:
@@ -135,7 +138,7 @@ async def test_a_plan_without_cache_settings_is_disabled_and_always_calls_upstre
 
 async def test_direct_routing_without_a_config_is_disabled() -> None:
     r = rig()
-    served = await r.serve(direct_leaf("stab", api_key="sk-inline-0123456789"))
+    served = await r.serve(direct_leaf("stab", credential=api_key("sk-inline-0123456789", "stab")))
     assert served.status is CacheStatus.DISABLED
 
 

@@ -14,13 +14,14 @@ from hypothesis import strategies as st
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.routing.cache_key import (
     cache_key,
+    credential_identity,
     key_material,
     plan_fingerprint,
     routing_identity,
-    secret_fingerprint,
 )
 from imagegateway_server.routing.cache_policy import CachePolicy
 from imagegateway_server.routing.plan import Leaf, RetryPolicy, direct_leaf
+from tests.credentials import api_key
 
 HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -59,7 +60,7 @@ secrets = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 
 
 def leaf(path: str = "config.targets[0]", **fields: Any) -> Leaf:
-    base = direct_leaf("openai", api_key="sk-a-secret-key-0123456789")
+    base = direct_leaf("openai", credential=api_key("sk-a-secret-key-0123456789", "openai"))
     return dataclasses.replace(base, path=path, **fields)
 
 
@@ -127,7 +128,7 @@ PLAN_CHANGES: dict[str, st.SearchStrategy[Any]] = {
     "path": st.sampled_from(["config.targets[1]", "config.targets[0].targets[0]"]),
     "provider": st.sampled_from(["stability-ai", "azure-openai"]),
     "virtual_key": text,
-    "api_key": secrets,
+    "credential": secrets.map(api_key),
     "custom_host": st.sampled_from(["https://proxy.example.com/v1", "https://eu.api.openai.com/v1"]),
     "override_params": st.dictionaries(st.sampled_from(["model", "size", "quality"]), text, min_size=1)
     .map(MappingProxyType),
@@ -154,19 +155,19 @@ def test_routing_identity_tells_accounts_apart_and_never_holds_the_key(
     first: str, second: str, provider: str, base_url: str | None
 ) -> None:
     assume(first != second)
-    identity = routing_identity(provider, base_url, first)
+    identity = routing_identity(provider, base_url, api_key(first, provider))
     assert HEX_DIGEST.match(identity)
-    assert identity == routing_identity(provider, base_url, first)
-    assert identity != routing_identity(provider, base_url, second)
-    assert identity != routing_identity("azure-openai", base_url, first)
-    assert identity != routing_identity(provider, "https://other.example/v1", first)
-    assert first not in identity and first not in secret_fingerprint(first)
+    assert identity == routing_identity(provider, base_url, api_key(first, provider))
+    assert identity != routing_identity(provider, base_url, api_key(second, provider))
+    assert identity != routing_identity("azure-openai", base_url, api_key(first, provider))
+    assert identity != routing_identity(provider, "https://other.example/v1", api_key(first, provider))
+    assert first not in identity and first not in credential_identity(api_key(first, provider))
 
 
 @given(requests, secrets, tenants)
 def test_no_secret_reaches_the_key_or_its_material(request: ImageRequest, secret: str, tenant: str) -> None:
     assume(secret not in request.prompt and all(secret not in str(v) for v in request.extra.values()))
-    plan = plan_fingerprint([leaf(api_key=secret)])
+    plan = plan_fingerprint([leaf(credential=api_key(secret))])
     material = key_material(tenant=tenant, plan=plan, request=request)
     digest = cache_key(tenant=tenant, plan=plan, request=request)
     assert secret not in material and secret not in digest and secret not in plan

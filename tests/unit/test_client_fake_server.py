@@ -75,6 +75,7 @@ class FakeGateway(service_pb2_grpc.ImageGatewayServicer):
         self.configs: dict[str, list[configs_pb2.Config]] = {}
         self.virtual_keys: dict[str, keys_pb2.VirtualKey] = {}
         self.secrets: dict[str, str] = {}
+        self.credential_fields: dict[str, dict[str, str]] = {}
         self.api_keys: dict[str, keys_pb2.ApiKey] = {}
         self.logs: list[logs_pb2.RequestLog] = []
         self.image_bytes = 16  # size of each generated image
@@ -234,6 +235,7 @@ class FakeGateway(service_pb2_grpc.ImageGatewayServicer):
         )
         self.virtual_keys[id] = key
         self.secrets[id] = request.secret
+        self.credential_fields[id] = dict(request.credential_fields)
         return keys_pb2.CreateVirtualKeyResponse(virtual_key=key)
 
     def GetVirtualKey(self, request: Any, context: Any) -> keys_pb2.GetVirtualKeyResponse:
@@ -249,6 +251,7 @@ class FakeGateway(service_pb2_grpc.ImageGatewayServicer):
         self._enter("RotateVirtualKey", request, context)
         key = self._vk(request.id, context)
         self.secrets[request.id] = request.secret
+        self.credential_fields[request.id] = dict(request.credential_fields)
         return keys_pb2.RotateVirtualKeyResponse(virtual_key=key)
 
     def DeleteVirtualKey(self, request: Any, context: Any) -> keys_pb2.DeleteVirtualKeyResponse:

@@ -234,7 +234,8 @@ async def test_saved_configs_store_the_same_document_and_read_old_rows(tmp_path:
         assert record.document == json.dumps(proto_document(redacted))  # what the proto path wrote
         assert "sk-one" not in record.document
         resolved = await service.resolve(record.id)
-        assert [leaf.api_key for leaf in leaves(resolved.plan)] == ["sk-one", None]
+        assert [leaf.credential and leaf.credential.value("api_key") for leaf in leaves(resolved.plan)] == [
+            "sk-one", None]
     finally:
         await store.close()
 

@@ -23,13 +23,15 @@ from imagegateway_server.domain.errors import ErrorKind
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.routing.plan import Leaf
+from tests.credentials import api_key
 
 BUILT_IN = load_price_table()
 
 
 def routed(provider: str, model: str, sizes: list[tuple[int, int]], *, overrides: dict[str, Any] | None = None,
            attempts: tuple[AttemptRecord, ...] = ()) -> RoutedResult:
-    leaf = Leaf(path="config.targets[0]", provider=provider, virtual_key=None, api_key="k", custom_host=None,
+    leaf = Leaf(path="config.targets[0]", provider=provider, virtual_key=None, credential=api_key("k"),
+                custom_host=None,
                 override_params=MappingProxyType(overrides or {}), request_timeout_ms=None, retry=None,
                 forward_headers=())
     images = tuple(GeneratedImage(data=b"x", mime_type="image/png", width=w, height=h) for w, h in sizes)

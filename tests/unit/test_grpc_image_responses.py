@@ -30,7 +30,7 @@ IMAGES = {
 
 
 def outcome(images: tuple[GeneratedImage, ...]) -> GenerationOutcome:
-    leaf = Leaf(path="config.targets[1]", provider="openai", virtual_key="vk", api_key=None, custom_host=None,
+    leaf = Leaf(path="config.targets[1]", provider="openai", virtual_key="vk", credential=None, custom_host=None,
                 override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
     attempts = (AttemptRecord("config.targets[0]", "stability-ai", "core", 503, 12, error_kind=ErrorKind.UNAVAILABLE,
                               error="down"),

@@ -15,6 +15,7 @@ from imagegateway_server.core.accounting import RequestAccounting
 from imagegateway_server.core.limits import BUDGET_EXCEEDED, RATE_LIMITED, Limiter, LimitExceeded
 from imagegateway_server.core.pricing import load_price_table
 from imagegateway_server.domain.calls import Caller, GenerationCall, RoutingSpec
+from imagegateway_server.domain.credentials import ResolvedCredentials
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument, ProviderError
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.request import ImageRequest
@@ -23,17 +24,18 @@ from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
-from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
+from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from imagegateway_server.state.limit_counters import Period, to_micros
 from imagegateway_server.storage.records import LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
+from tests.credentials import api_key
 
 PRICES = load_price_table()
 NOON = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 DALL_E_3 = ImageRequest(prompt="a kraken", model="dall-e-3")  # 0.04 USD an image by the built-in table
-OPENAI = direct_leaf("openai", api_key="sk-test")
+OPENAI = direct_leaf("openai", credential=api_key("sk-test", "openai"))
 
 
 class Clock:
@@ -225,7 +227,8 @@ class VirtualKeys:
 
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials:
         vk = leaf.virtual_key or ""
-        return ResolvedCredentials(provider=self.providers.get(vk, vk), api_key="sk", base_url=None)
+        return ResolvedCredentials(provider=self.providers.get(vk, vk), credential=api_key("sk", vk),
+                                   base_url=None)
 
 
 def router(adapters: dict[str, Adapter], providers: dict[str, str] | None = None) -> Router:
@@ -314,7 +317,7 @@ def test_a_served_requests_cost_is_charged_to_the_virtual_key_that_served_it() -
     counters = InProcessLimitCounters()
     gate, writer = limiter(counters=counters), Writer()
     recorder = RequestAccounting(RequestRecorder(writer, Metrics()), PRICES, spend=gate)  # type: ignore[arg-type]
-    leaf = Leaf(path="config.targets[1]", provider="", virtual_key="vk-b", api_key=None, custom_host=None,
+    leaf = Leaf(path="config.targets[1]", provider="", virtual_key="vk-b", credential=None, custom_host=None,
                 override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
     routed = RoutedResult(
         result=ImageResult(images=(GeneratedImage(b"png", "image/png", 1024, 1024),), model="dall-e-3", created=1),

@@ -17,6 +17,7 @@ from imagegateway_server.routing.plan import leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import Vault, VaultError, load_vault, master_key_id
 from imagegateway_server.security.virtual_keys import VirtualKeyService
+from imagegateway_server.security.virtual_keys import associated_data as virtual_key_associated_data
 from imagegateway_server.settings import Settings
 from imagegateway_server.storage.sqlite import SqliteStore
 
@@ -75,12 +76,12 @@ async def test_rotation_moves_every_secret_under_the_new_key_and_the_old_key_can
         assert key.rotate_time == before[key.id]  # the secret did not change, only its wrapping
     # With the old key gone entirely, every secret still opens.
     keys = virtual_keys(store, NEW_VAULT)
-    assert (await keys.resolve("alpha")).secret == "sk-alpha-secret"
-    assert (await keys.resolve("beta")).secret == "sk-beta-secret"
+    assert (await keys.resolve("alpha")).credential.value("api_key") == "sk-alpha-secret"
+    assert (await keys.resolve("beta")).credential.value("api_key") == "sk-beta-secret"
     for version in (1, 2):
         resolved = await configs(store, NEW_VAULT).resolve(f"{config_id}@{version}")
-        assert sorted(leaf.api_key or "" for leaf in leaves(resolved.plan)) == ["sk-config-secret-1",
-                                                                                  "sk-config-secret-2"]
+        assert sorted(leaf.credential.value("api_key") or "" if leaf.credential else ""
+                      for leaf in leaves(resolved.plan)) == ["sk-config-secret-1", "sk-config-secret-2"]
 
 
 async def test_a_second_run_has_nothing_to_do(store: SqliteStore) -> None:
@@ -118,7 +119,8 @@ async def test_a_secret_rotated_by_a_live_gateway_meanwhile_is_never_reverted(tm
         report = await rotate_master_key(store, ROTATING_VAULT)
         assert store.raced and report.ok
         assert report.virtual_keys.rewrapped == 1 and report.virtual_keys.already_current == 1
-        assert (await virtual_keys(store, NEW_VAULT).resolve("alpha")).secret == "sk-alpha-rotated-live"
+        resolved = await virtual_keys(store, NEW_VAULT).resolve("alpha")
+        assert resolved.credential.value("api_key") == "sk-alpha-rotated-live"
     finally:
         await store.close()
 
@@ -171,3 +173,18 @@ def test_settings_never_print_previous_master_keys() -> None:
     settings = Settings.load(environ={"IMAGEGW_PREVIOUS_MASTER_KEYS": f"{encoded(OLD)}, {encoded(STRANGER)}"})
     assert settings.previous_master_keys == (encoded(OLD), encoded(STRANGER))
     assert encoded(OLD) not in repr(settings)
+
+
+async def test_virtual_keys_of_both_layouts_are_rewrapped(store: SqliteStore) -> None:
+    # A row written before typed credentials (the bare key sealed, no public fields), and a typed one.
+    sealed = OLD_VAULT.seal(b"sk-legacy-secret", associated_data=virtual_key_associated_data("legacy"))
+    async with store._transaction() as connection:
+        await connection.execute(
+            "INSERT INTO virtual_keys (id, name, provider, base_url, sealed_secret, create_time, rotate_time) "
+            "VALUES ('legacy', 'legacy', 'openai', NULL, ?, 0, 0)", (sealed,))
+    await virtual_keys(store, OLD_VAULT).create("typed", "openai", "", credential_fields={"api_key": "sk-typed"})
+    report = await rotate_master_key(store, ROTATING_VAULT)
+    assert report.ok and report.virtual_keys.rewrapped == 2
+    keys = virtual_keys(store, NEW_VAULT)
+    assert (await keys.resolve("legacy")).credential.value("api_key") == "sk-legacy-secret"
+    assert (await keys.resolve("typed")).credential.value("api_key") == "sk-typed"

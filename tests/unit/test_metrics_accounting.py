@@ -8,6 +8,7 @@ from imagegateway_server.domain.errors import ErrorKind, ProviderError, RequestF
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.routing.plan import Leaf
+from tests.credentials import api_key
 
 FIRST, SECOND, THIRD = "config.targets[0]", "config.targets[1]", "config.targets[2]"
 
@@ -20,7 +21,7 @@ def attempt(target: str, provider: str, model: str, kind: ErrorKind | None = Non
 
 def served(*attempts: AttemptRecord, images: int = 1) -> RoutedResult:
     last = attempts[-1]
-    leaf = Leaf(path=last.target, provider=last.provider, virtual_key=None, api_key="k", custom_host=None,
+    leaf = Leaf(path=last.target, provider=last.provider, virtual_key=None, credential=api_key("k"), custom_host=None,
                 override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
     result = ImageResult(images=tuple(GeneratedImage(b"x", "image/png") for _ in range(images)), model=last.model,
                          created=0)

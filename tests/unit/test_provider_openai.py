@@ -23,11 +23,12 @@ from imagegateway_server.providers.kit.transport import UpstreamClient
 from imagegateway_server.providers.openai.adapter import OpenAIAdapter
 from imagegateway_server.providers.openai.models import model_family
 from tests.conftest import OPENAI_SECRET, Emulators
+from tests.credentials import api_key
 from tests.emulators import Fault, OpenAIEmulator
 from tests.raw_http import FailingResolver, RawUpstream, StalledResolver, http_response
 
 KEY = OPENAI_SECRET  # what the session's emulator accepts
-TARGET = UpstreamTarget(api_key=KEY)
+TARGET = UpstreamTarget(credential=api_key(KEY))
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -195,7 +196,7 @@ async def test_target_base_url_and_forwarded_headers_are_used_but_cannot_replace
 ) -> None:
     adapter = make(base_url="https://api.openai.com/v1")
     target = UpstreamTarget(
-        api_key=KEY,
+        credential=api_key(KEY),
         base_url=emu.base_url + "/",
         headers=MappingProxyType({"x-trace": "t-1", "authorization": "Bearer other"}),
     )
@@ -458,7 +459,7 @@ def closed_port() -> int:
 
 async def generate_against(make: MakeFn, failure: str, attempt_seconds: float) -> ProviderError:
     """Runs one generation against an upstream failing in the way ``failure`` names."""
-    target = UpstreamTarget(api_key=KEY, timeout=attempt_seconds)
+    target = UpstreamTarget(credential=api_key(KEY), timeout=attempt_seconds)
     if failure in ("hang", "reset", "truncated"):
         adapter = make({"hang": Fault.hang(), "reset": Fault.reset(), "truncated": Fault.truncated()}[failure])
     elif failure == "refused":
@@ -493,7 +494,7 @@ async def test_network_failures_are_classified(
 async def test_attempt_timeout_bounds_a_slow_upstream(make: MakeFn) -> None:
     adapter = make(Fault.hang())
     with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="a cat"), UpstreamTarget(api_key=KEY, timeout=0.05))
+        await adapter.generate(ImageRequest(prompt="a cat"), UpstreamTarget(credential=api_key(KEY), timeout=0.05))
     assert (info.value.kind, info.value.status_code) == (ErrorKind.TIMEOUT, 408)
 
 
@@ -530,7 +531,7 @@ async def test_api_key_that_cannot_be_a_header_is_an_authentication_error(
     adapter = make(ok())
     bad_key = "sk-line\nbreak-secret-abcdef"
     with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="x"), UpstreamTarget(api_key=bad_key))
+        await adapter.generate(ImageRequest(prompt="x"), UpstreamTarget(credential=api_key(bad_key)))
     assert (info.value.kind, info.value.status_code) == (ErrorKind.AUTHENTICATION, 401)
     assert "secret" not in info.value.message
     assert emu.requests == []
@@ -538,7 +539,7 @@ async def test_api_key_that_cannot_be_a_header_is_an_authentication_error(
 
 async def test_forwarded_header_that_cannot_be_sent_is_refused(make: MakeFn, emu: OpenAIEmulator) -> None:
     adapter = make(ok())
-    target = UpstreamTarget(api_key=KEY, headers=MappingProxyType({"x-note": "caf\u00e9"}))
+    target = UpstreamTarget(credential=api_key(KEY), headers=MappingProxyType({"x-note": "caf\u00e9"}))
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x"), target)
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "x-note")

@@ -26,11 +26,12 @@ from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.stability.adapter import StabilityAdapter
 from imagegateway_server.providers.stability.models import SDXL_SIZES
 from tests.conftest import STABILITY_SECRET, Emulators
+from tests.credentials import api_key
 from tests.emulators import Fault, RecordedRequest, StabilityEmulator
 from tests.raw_http import HANG, Outcome, RawRequest, RawUpstream, http_response
 
 KEY = STABILITY_SECRET  # what the session's emulator accepts
-TARGET = UpstreamTarget(api_key=KEY)
+TARGET = UpstreamTarget(credential=api_key(KEY))
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -205,7 +206,7 @@ async def test_v1_sizes_the_engine_cannot_make_are_refused_in_strict_mode(
     adapter = make(v1_ok())
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", model=model, size=size),
-                               UpstreamTarget(api_key=KEY, strict=True))
+                               UpstreamTarget(credential=api_key(KEY), strict=True))
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "size")
     assert words in info.value.message
     assert emu.requests == []
@@ -288,7 +289,7 @@ async def test_sd3_takes_cfg_scale_and_model(make: MakeFn, emu: StabilityEmulato
 async def generate_from(upstream: RawUpstream, request: ImageRequest) -> Any:
     adapter = StabilityAdapter(base_url=upstream.url(""))
     try:
-        return await adapter.generate(request, UpstreamTarget(api_key=KEY, timeout=30))
+        return await adapter.generate(request, UpstreamTarget(credential=api_key(KEY), timeout=30))
     finally:
         await adapter.aclose()
 
@@ -592,7 +593,7 @@ async def test_network_failures_are_classified(
     adapter = make(failure) if failure is not None else make(base_url=f"http://127.0.0.1:{closed_port()}")
     timeout = 0.3 if kind is ErrorKind.TIMEOUT else 10
     with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="x", n=2), UpstreamTarget(api_key=KEY, timeout=timeout))
+        await adapter.generate(ImageRequest(prompt="x", n=2), UpstreamTarget(credential=api_key(KEY), timeout=timeout))
     assert (info.value.kind, info.value.status_code) == (kind, status)
     assert words in info.value.message
 

@@ -40,7 +40,7 @@ def call(routing: RoutingSpec | None = None) -> GenerationCall:
 
 
 def served() -> RoutedResult:
-    leaf = Leaf(path="config.targets[0]", provider="openai", virtual_key="vk", api_key=None, custom_host=None,
+    leaf = Leaf(path="config.targets[0]", provider="openai", virtual_key="vk", credential=None, custom_host=None,
                 override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
     return RoutedResult(
         result=ImageResult(images=(GeneratedImage(b"png", "image/png", 1024, 1024),), model="dall-e-3", created=1),

@@ -195,7 +195,7 @@ def test_naive_create_time_is_refused_at_submit(tmp_path: Path) -> None:
 
 def pending(*images: bytes, cache_status: str = "MISS") -> PendingLogRecord:
     """The not-yet-built record of a request served with ``images`` (PNG bytes)."""
-    leaf = Leaf(path="config.targets[0]", provider="openai", virtual_key="vk", api_key=None, custom_host=None,
+    leaf = Leaf(path="config.targets[0]", provider="openai", virtual_key="vk", credential=None, custom_host=None,
                 override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
     routed = RoutedResult(
         result=ImageResult(images=tuple(GeneratedImage(data, "image/png", 64, 64) for data in images),

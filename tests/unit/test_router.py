@@ -9,13 +9,15 @@ from collections.abc import Callable
 import pytest
 
 from imagegateway_server.api.config_json import parse_config
+from imagegateway_server.domain.credentials import ResolvedCredentials
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan
-from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
+from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from tests.credentials import api_key
 
 Behaviour = Callable[[ImageRequest, UpstreamTarget], object]
 
@@ -48,7 +50,7 @@ class ScriptedAdapter:
 class KeyResolver:
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials:
         provider = leaf.virtual_key or leaf.provider
-        return ResolvedCredentials(provider=provider, api_key=f"key-{provider}", base_url=None)
+        return ResolvedCredentials(provider=provider, credential=api_key(f"key-{provider}", provider), base_url=None)
 
 
 def fail(kind: ErrorKind, status: int, retry_after: float | None = None) -> ProviderError:

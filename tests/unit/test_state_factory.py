@@ -11,8 +11,9 @@ from imagegateway_server.state.in_process.breakers import InProcessBreakers
 from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from imagegateway_server.state.in_process.sessions import InProcessSessionStore
+from tests.credentials import api_key
 
-IDENTITY = TargetIdentity.of("openai", None, "sk-test", "dall-e-3")
+IDENTITY = TargetIdentity.of("openai", None, api_key("sk-test"), "dall-e-3")
 
 
 async def test_without_a_redis_url_every_kind_is_kept_in_the_process() -> None:

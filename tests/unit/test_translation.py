@@ -13,6 +13,7 @@ import pytest
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api import grpc_mapping
 from imagegateway_server.api.config_json import parse_config
+from imagegateway_server.domain.credentials import ResolvedCredentials
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
@@ -29,9 +30,10 @@ from imagegateway_server.providers.openai.models import model_spec as openai_spe
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.providers.stability.models import model_spec as stability_spec
 from imagegateway_server.routing.plan import Leaf, compile_plan, leaves
-from imagegateway_server.routing.router import ResolvedCredentials, RouteContext, Router
+from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.settings import Settings
+from tests.credentials import api_key
 
 SPEC_OF = {"openai": openai_spec, "stability-ai": stability_spec}
 
@@ -405,7 +407,7 @@ class _Capture:
 
 class _Keys:
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials:
-        return ResolvedCredentials(provider="openai", api_key="sk-x", base_url=None)
+        return ResolvedCredentials(provider="openai", credential=api_key("sk-x", "openai"), base_url=None)
 
 
 @pytest.mark.parametrize(("config_strict", "request_strict", "sent"), [

@@ -80,6 +80,26 @@ class VirtualKey(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class PublicCredentialFieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
@@ -87,6 +107,7 @@ class VirtualKey(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ROTATE_TIME_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    PUBLIC_CREDENTIAL_FIELDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The id, used as "virtual_key" in configs and headers."""
     name: _builtins.str
@@ -107,6 +128,12 @@ class VirtualKey(_message.Message):
     def limits(self) -> Global___Limits:
         """Limits on requests through this key."""
 
+    @_builtins.property
+    def public_credential_fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The credential's public fields by name (a region, a project, a resource name); never a secret.
+        Empty for a key created with only a secret (an API key).
+        """
+
     def __init__(
         self,
         *,
@@ -117,10 +144,11 @@ class VirtualKey(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         rotate_time: _timestamp_pb2.Timestamp | None = ...,
         limits: Global___Limits | None = ...,
+        public_credential_fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "limits", b"limits", "rotate_time", b"rotate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "id", b"id", "limits", b"limits", "name", b"name", "provider", b"provider", "rotate_time", b"rotate_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "create_time", b"create_time", "id", b"id", "limits", b"limits", "name", b"name", "provider", b"provider", "public_credential_fields", b"public_credential_fields", "rotate_time", b"rotate_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -132,18 +160,39 @@ class CreateVirtualKeyRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CredentialFieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
     BASE_URL_FIELD_NUMBER: _builtins.int
     VIRTUAL_KEY_ID_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A human-readable name; the id is derived from it unless virtual_key_id is set."""
     provider: _builtins.str
     """The provider name."""
     secret: _builtins.str
-    """The provider API key; stored encrypted, never returned."""
+    """The provider API key (the credential's "api_key" field); stored encrypted, never returned."""
     base_url: _builtins.str
     """An optional provider base URL override."""
     virtual_key_id: _builtins.str
@@ -151,6 +200,13 @@ class CreateVirtualKeyRequest(_message.Message):
     @_builtins.property
     def limits(self) -> Global___Limits:
         """Limits on requests through this key."""
+
+    @_builtins.property
+    def credential_fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The credential's fields by name, secret and public alike, as the provider's credential schema
+        names them (for example region and access_key_id); the schema says which are secret. Secret
+        fields are stored encrypted and never returned. "api_key" may be given here or as secret, not both.
+        """
 
     def __init__(
         self,
@@ -161,10 +217,11 @@ class CreateVirtualKeyRequest(_message.Message):
         base_url: _builtins.str = ...,
         virtual_key_id: _builtins.str = ...,
         limits: Global___Limits | None = ...,
+        credential_fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "limits", b"limits", "name", b"name", "provider", b"provider", "secret", b"secret", "virtual_key_id", b"virtual_key_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_url", b"base_url", "credential_fields", b"credential_fields", "limits", b"limits", "name", b"name", "provider", b"provider", "secret", b"secret", "virtual_key_id", b"virtual_key_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -300,21 +357,49 @@ class RotateVirtualKeyRequest(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class CredentialFieldsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The virtual key id."""
     secret: _builtins.str
-    """The new provider secret."""
+    """The new provider API key (the credential's "api_key" field)."""
+    @_builtins.property
+    def credential_fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The new credential's fields by name, as in CreateVirtualKeyRequest.credential_fields; the
+        whole credential is replaced.
+        """
+
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         secret: _builtins.str = ...,
+        credential_fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "secret", b"secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_fields", b"credential_fields", "id", b"id", "secret", b"secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -13,6 +13,7 @@ from imagegateway.v1 import images_pb2, keys_pb2
 from imagegateway_server.api.config_proto import inline_config
 from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_proto
 from imagegateway_server.domain.calls import GenerationOutcome, RoutingSpec
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
@@ -76,7 +77,7 @@ def routing_spec(routing: images_pb2.Routing, *, max_targets: int | None = None)
         config=inline_config(routing.config, max_targets=max_targets) if source == "config" else None,
         virtual_key=routing.virtual_key if source == "virtual_key" else None,
         provider=routing.provider if source == "provider" else None,
-        provider_api_key=routing.provider_api_key or None,
+        provider_credential={API_KEY: routing.provider_api_key} if routing.provider_api_key else {},
         custom_host=routing.custom_host or None,
     )
 

@@ -73,7 +73,8 @@ def _timestamp_from(when: datetime | None, target: Any) -> None:
 
 def virtual_key_proto(record: VirtualKeyRecord) -> keys_pb2.VirtualKey:
     message = keys_pb2.VirtualKey(id=record.id, name=record.name, provider=record.provider,
-                                  base_url=record.base_url or "", limits=grpc_mapping.limits_proto(record.limits))
+                                  base_url=record.base_url or "", limits=grpc_mapping.limits_proto(record.limits),
+                                  public_credential_fields=dict(record.public_credential_fields or {}))
     _timestamp_from(record.create_time, message.create_time)
     _timestamp_from(record.rotate_time, message.rotate_time)
     return message
@@ -245,7 +246,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         base_url = self._host_policy.check(request.base_url, param="base_url") if request.base_url else None
         record = await self._virtual_keys.create(
             request.name, request.provider, request.secret, base_url, virtual_key_id=request.virtual_key_id or None,
-            limits=grpc_mapping.limits_from_proto(request.limits))
+            limits=grpc_mapping.limits_from_proto(request.limits), credential_fields=dict(request.credential_fields))
         return keys_pb2.CreateVirtualKeyResponse(virtual_key=virtual_key_proto(record))
 
     async def GetVirtualKey(
@@ -263,7 +264,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def RotateVirtualKey(
         self, request: keys_pb2.RotateVirtualKeyRequest, context: Context
     ) -> keys_pb2.RotateVirtualKeyResponse:
-        record = await self._virtual_keys.rotate(request.id, request.secret)
+        record = await self._virtual_keys.rotate(request.id, request.secret, dict(request.credential_fields))
         return keys_pb2.RotateVirtualKeyResponse(virtual_key=virtual_key_proto(record))
 
     async def DeleteVirtualKey(

@@ -10,6 +10,7 @@ from typing import Any
 from imagegateway_server.api.auth import bearer_token
 from imagegateway_server.api.config_json import parse_inline_config
 from imagegateway_server.domain.calls import RoutingSpec
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import DEFAULT_MAX_METADATA_BYTES, check_trace_id
 from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, ResponseFormat, coerce_param
@@ -100,7 +101,7 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
             raise InvalidArgument(
                 "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer",
                 param="authorization", code="missing_required_parameter")
-        return RoutingSpec(provider=provider, provider_api_key=token, custom_host=custom_host)
+        return RoutingSpec(provider=provider, provider_credential={API_KEY: token}, custom_host=custom_host)
     raise InvalidArgument(
         "send x-portkey-config, x-portkey-virtual-key or x-portkey-provider to route the request",
         param="x-portkey-config",

@@ -29,7 +29,7 @@ from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.observability.tracing import new_trace_id, upstream_trace_headers
-from imagegateway_server.providers.registry import canonical_provider
+from imagegateway_server.providers.registry import canonical_provider, credential_schema
 from imagegateway_server.routing.cache import DISABLED as CACHE_DISABLED
 from imagegateway_server.routing.cache import ResponseCache
 from imagegateway_server.routing.config_service import ConfigService
@@ -84,9 +84,11 @@ class Gateway:
             return direct_leaf(provider, virtual_key=routing.virtual_key, custom_host=custom_host), "", 0
         if routing.provider:
             provider = canonical_provider(routing.provider)
-            if not routing.provider_api_key:
+            if not any(routing.provider_credential.values()):
                 raise InvalidArgument("a bare provider needs the provider's API key", param="provider_api_key")
-            return direct_leaf(provider, api_key=routing.provider_api_key, custom_host=custom_host), "", 0
+            credential = credential_schema(provider).parse(routing.provider_credential, provider=provider,
+                                                           param_prefix="provider_api_key")
+            return direct_leaf(provider, credential=credential, custom_host=custom_host), "", 0
         raise InvalidArgument("name a config, a virtual key or a provider to route the request", param="routing")
 
     async def generate(self, call: GenerationCall) -> GenerationOutcome:

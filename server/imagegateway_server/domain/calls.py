@@ -19,13 +19,17 @@ from imagegateway_server.domain.trace_context import TraceParent
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RoutingSpec:
-    """Where the caller asked to go: a saved config, an inline config, a virtual key or a provider."""
+    """Where the caller asked to go: a saved config, an inline config, a virtual key or a provider.
+
+    ``provider_credential`` is the credential fields (by name) sent for a bare ``provider``: REST's
+    ``Authorization: Bearer`` and gRPC's ``provider_api_key`` both fill ``api_key``.
+    """
 
     config_id: str | None = None
     config: RoutingConfig | None = None
     virtual_key: str | None = None
     provider: str | None = None
-    provider_api_key: str | None = None
+    provider_credential: Mapping[str, str] = dataclasses.field(default_factory=dict)
     custom_host: str | None = None
 
     def __repr__(self) -> str:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
+from imagegateway_server.domain.credentials import API_KEY
+
 # A value of a ``google.protobuf.Struct``, frozen: objects are read-only mappings, lists are tuples.
 JsonValue: TypeAlias = "bool | int | float | str | tuple[JsonValue, ...] | Mapping[str, JsonValue] | None"
 JsonObject: TypeAlias = Mapping[str, JsonValue]
@@ -132,6 +134,14 @@ class RoutingConfig:
         yield path, self
         for i, child in enumerate(self.targets):
             yield from child.walk(f"{path}.targets[{i}]" if path else f"targets[{i}]")
+
+    def credential_fields(self) -> dict[str, str]:
+        """This target's inline credential fields that are set, by name (the provider's schema checks them).
+
+        The one place that knows which config fields make up a credential: a field added to the
+        model for a provider's credential is added here too.
+        """
+        return {API_KEY: self.api_key} if self.api_key else {}
 
     def redacted(self) -> RoutingConfig:
         """The same config with every ``api_key`` removed."""

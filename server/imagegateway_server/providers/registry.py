@@ -19,7 +19,7 @@ from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES
 from imagegateway_server.providers.kit.interface import ProviderAdapter
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
-from imagegateway_server.providers.kit.spec import ProviderSpec
+from imagegateway_server.providers.kit.spec import CredentialSchema, ProviderSpec
 from imagegateway_server.providers.kit.transport import UpstreamClient
 
 _log = logging.getLogger(__name__)
@@ -76,6 +76,11 @@ def canonical_provider(name: str) -> str:
             param="provider",
         )
     return canonical
+
+
+def credential_schema(name: str) -> CredentialSchema:
+    """The credential schema of a provider (any spelling); InvalidArgument naming ``provider`` if unknown."""
+    return PROVIDER_SPECS[canonical_provider(name)].credentials
 
 
 def public_provider_hosts() -> frozenset[str]:

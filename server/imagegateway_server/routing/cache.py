@@ -252,7 +252,7 @@ class ResponseCache:
             creds = await self._credentials.resolve(leaf)
         except (GatewayError, ProviderError):
             return None  # the target cannot be reached now; the router will say why
-        return routing_identity(creds.provider, creds.base_url, creds.api_key)
+        return routing_identity(creds.provider, creds.base_url, creds.credential)
 
 
 class _NoStore:

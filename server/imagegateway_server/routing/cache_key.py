@@ -2,10 +2,11 @@
 
 The look-up happens before the router picks a target, so the key cannot name the target that will
 serve. It names the whole plan instead: every leaf's path, provider, virtual key id, custom host,
-``override_params``, ``strict`` and a fingerprint of its inline API key. Two configs with the same targets share
+``override_params``, ``strict`` and the identity of its inline credential (a fingerprint of the secret
+fields plus the public ones). Two configs with the same targets share
 entries (within one tenant); any change to any target starts afresh. What a virtual key id points to
 can change without the plan changing (rotation, re-creation), so each entry also records the routing
-identity of the target that served (provider, base URL, key fingerprint) and a hit is only served
+identity of the target that served (provider, base URL, credential identity) and a hit is only served
 while that target still has the same identity (see ``cache.py``).
 
 Keys and fingerprints are SHA-256 digests: no secret, prompt or tenant id is ever readable in a key.
@@ -20,6 +21,7 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
+from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.routing.plan import Leaf
 
@@ -42,15 +44,18 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def secret_fingerprint(secret: str | None) -> str:
-    """A short, stable stand-in for a provider key: tells keys apart without revealing them."""
-    return _digest("imagegw-cache-secret", secret)[:32] if secret else ""
+def credential_identity(credential: Credential | None) -> str:
+    """A credential as far as answers go: the fingerprint of its secrets and its public fields (a
+    region or a resource is another account); empty for none."""
+    if credential is None:
+        return ""
+    return _dumps([credential.fingerprint(), dict(credential.public_fields())])
 
 
-def routing_identity(provider: str, base_url: str | None, api_key: str) -> str:
-    """The account a target reaches: provider, base URL (empty for the provider's own) and key fingerprint."""
+def routing_identity(provider: str, base_url: str | None, credential: Credential) -> str:
+    """The account a target reaches: provider, base URL (empty for the provider's own) and credential identity."""
     return _digest("imagegw-cache-identity", provider, (base_url or "").rstrip("/").lower(),
-                   secret_fingerprint(api_key))
+                   credential_identity(credential))
 
 
 def _canonical(value: Any) -> Any:
@@ -75,7 +80,7 @@ def plan_fingerprint(leaves: list[Leaf]) -> str:
     cannot change an answer: timeouts, retries, breaker thresholds, names and the cache policy itself.
     """
     described = [
-        {name: secret_fingerprint(value) if name == "api_key" else _canonical(value)
+        {name: credential_identity(value) if name == "credential" else _canonical(value)
          for name, value in zip(_LEAF_FIELDS, _leaf_values(leaf), strict=True)}
         for leaf in leaves
     ]

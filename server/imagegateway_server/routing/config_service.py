@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from imagegateway_server.domain.config_document import config_document, config_from_document
 from imagegateway_server.domain.errors import InvalidArgument, NotFound
 from imagegateway_server.domain.routing_config import RoutingConfig
+from imagegateway_server.providers.kit.spec import CredentialSchema
+from imagegateway_server.providers.registry import credential_schema as registry_credential_schema
 from imagegateway_server.routing.plan import MAX_DEPTH, MAX_TARGETS, Node, compile_plan, leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import Vault
@@ -64,6 +66,7 @@ class ConfigService:
         *,
         canonical_provider: Callable[[str], str],
         host_policy: UpstreamHostPolicy,
+        credential_schema: Callable[[str], CredentialSchema] = registry_credential_schema,
         virtual_key_exists: Callable[[str], Awaitable[object]] | None = None,
         max_depth: int = MAX_DEPTH,
         max_targets: int = MAX_TARGETS,
@@ -74,6 +77,7 @@ class ConfigService:
         self._vault = vault
         self._canonical_provider = canonical_provider
         self._host_policy = host_policy
+        self._credential_schema = credential_schema
         self._virtual_key_exists = virtual_key_exists
         self._plans: dict[tuple[str, int], ResolvedConfig] = {}
         self._latest: dict[str, tuple[int, float]] = {}
@@ -87,7 +91,8 @@ class ConfigService:
     def compile(self, config: RoutingConfig) -> Node:
         """Validates and compiles a config (raises InvalidArgument naming the field path)."""
         return compile_plan(config, canonical_provider=self._canonical_provider, host_policy=self._host_policy,
-                            max_depth=self._max_depth, max_targets=self._max_targets)
+                            credential_schema=self._credential_schema, max_depth=self._max_depth,
+                            max_targets=self._max_targets)
 
     def compile_inline(self, config: RoutingConfig) -> Node:
         """``compile`` for a config sent with a request: the same object compiles once (while it stays

@@ -12,10 +12,12 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import DEFAULT_MAX_CONFIG_DEPTH, DEFAULT_MAX_TARGETS
 from imagegateway_server.domain.request import KNOWN_PARAMS, coerce_param
 from imagegateway_server.domain.routing_config import RetrySettings, RoutingConfig, Strategy, thaw_json
+from imagegateway_server.providers.kit.spec import API_KEY_SCHEMA, CredentialSchema
 from imagegateway_server.routing.breakers import BreakerOverrides, overrides_from_config
 from imagegateway_server.routing.cache_policy import CachePolicy, cache_policy
 from imagegateway_server.routing.conditions import ConditionalRoutes, compile_conditional
@@ -40,12 +42,16 @@ class RetryPolicy:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Leaf:
-    """One concrete provider target. ``path`` is Portkey's ``config.targets[i]`` form."""
+    """One concrete provider target. ``path`` is Portkey's ``config.targets[i]`` form.
+
+    ``credential`` is the inline credential of a target without a virtual key, already checked
+    against its provider's schema (None for a virtual-key target).
+    """
 
     path: str
     provider: str
     virtual_key: str | None
-    api_key: str | None
+    credential: Credential | None
     custom_host: str | None
     override_params: Mapping[str, Any]
     request_timeout_ms: int | None
@@ -78,6 +84,14 @@ class Group:
 Node = Leaf | Group
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Lookups:
+    """What compiling asks of the provider registry: a provider's canonical name and credential schema."""
+
+    canonical_provider: Callable[[str], str]
+    credential_schema: Callable[[str], CredentialSchema]
+
+
 # What a group without a strategy block reads (it is then refused for having no mode).
 _NO_STRATEGY = Strategy()
 
@@ -94,22 +108,29 @@ class _Inherited:
     strict: bool = False
 
 
+def api_key_schema(provider: str) -> CredentialSchema:
+    """The credential schema assumed when none is given: one secret ``api_key``, whatever the provider."""
+    return API_KEY_SCHEMA
+
+
 def compile_plan(
     config: RoutingConfig,
     *,
     canonical_provider: Callable[[str], str],
     host_policy: UpstreamHostPolicy,
+    credential_schema: Callable[[str], CredentialSchema] = api_key_schema,
     root: str = "config",
     max_depth: int = MAX_DEPTH,
     max_targets: int = MAX_TARGETS,
 ) -> Node:
     """Validates ``config`` and returns its plan; raises InvalidArgument naming the field path.
 
-    ``max_depth`` bounds how deep targets nest, ``max_targets`` how many targets the whole config
-    has (IMAGEGW_MAX_CONFIG_DEPTH, IMAGEGW_MAX_TARGETS).
+    ``credential_schema`` gives a (canonical) provider's credential schema, which checks every
+    inline credential. ``max_depth`` bounds how deep targets nest, ``max_targets`` how many targets
+    the whole config has (IMAGEGW_MAX_CONFIG_DEPTH, IMAGEGW_MAX_TARGETS).
     """
     _check_shape(config, "", 0, max_depth, max_targets, [0])
-    plan = _compile(config, root, "", _Inherited(), 0, canonical_provider, host_policy)
+    plan = _compile(config, root, "", _Inherited(), 0, _Lookups(canonical_provider, credential_schema), host_policy)
     # After compiling, so that the checks of the fields a strategy reads name the problem first.
     refuse_non_finite_numbers(config)
     return plan
@@ -139,15 +160,15 @@ def _compile(
     field_prefix: str,
     inherited: _Inherited,
     depth: int,
-    canonical_provider: Callable[[str], str],
+    lookups: _Lookups,
     host_policy: UpstreamHostPolicy,
 ) -> Node:
     here = _inherit(node, inherited, field_prefix, host_policy)
     if node.targets:
-        return _compile_group(node, path, field_prefix, here, depth, canonical_provider, host_policy)
+        return _compile_group(node, path, field_prefix, here, depth, lookups, host_policy)
     if node.strategy is not None and node.strategy.mode not in ("", "single"):
         raise InvalidArgument(f"mode {node.strategy.mode!r} needs targets", param=_field(field_prefix, "targets"))
-    return _compile_leaf(node, path, field_prefix, here, canonical_provider)
+    return _compile_leaf(node, path, field_prefix, here, lookups)
 
 
 def _compile_group(
@@ -156,10 +177,10 @@ def _compile_group(
     field_prefix: str,
     here: _Inherited,
     depth: int,
-    canonical_provider: Callable[[str], str],
+    lookups: _Lookups,
     host_policy: UpstreamHostPolicy,
 ) -> Group:
-    if node.provider or node.virtual_key or node.api_key:
+    if node.provider or node.virtual_key or node.credential_fields():
         raise InvalidArgument(
             "a config with targets must not also set provider, virtual_key or api_key",
             param=_field(field_prefix, "targets"),
@@ -180,7 +201,7 @@ def _compile_group(
         on_status = frozenset(strategy.on_status_codes)
     children = tuple(
         _compile(child, f"{path}.targets[{i}]", _field(field_prefix, f"targets[{i}]"), here, depth + 1,
-                 canonical_provider, host_policy)
+                 lookups, host_policy)
         for i, child in enumerate(node.targets)
     )
     weights = tuple(1.0 if child.weight is None else child.weight for child in node.targets)
@@ -204,26 +225,30 @@ def _compile_leaf(
     path: str,
     field_prefix: str,
     here: _Inherited,
-    canonical_provider: Callable[[str], str],
+    lookups: _Lookups,
 ) -> Leaf:
     provider = ""
     if node.provider:
         try:
-            provider = canonical_provider(node.provider)
+            provider = lookups.canonical_provider(node.provider)
         except InvalidArgument as exc:
             raise InvalidArgument(exc.message.split(": ", 1)[-1], param=_field(field_prefix, "provider")) from None
+    credential = None
     if not node.virtual_key:
         if not provider:
             raise InvalidArgument("each target needs a provider or a virtual_key",
                                   param=_field(field_prefix, "provider"))
-        if not node.api_key:
+        fields = node.credential_fields()
+        if not fields:
             raise InvalidArgument("a target with a provider needs an api_key (or use a virtual_key)",
                                   param=_field(field_prefix, "api_key"))
+        # Checked now, so a bad credential fails when the config is saved or received, naming the field.
+        credential = lookups.credential_schema(provider).parse(fields, provider=provider, param_prefix=field_prefix)
     return Leaf(
         path=path,
         provider=provider,
         virtual_key=node.virtual_key or None,
-        api_key=node.api_key or None,
+        credential=credential,
         custom_host=here.custom_host,
         override_params=here.override_params,
         request_timeout_ms=here.request_timeout_ms,
@@ -290,11 +315,12 @@ def _check_statuses(codes: Sequence[int], param: str) -> None:
 
 
 def direct_leaf(
-    provider: str, *, virtual_key: str | None = None, api_key: str | None = None, custom_host: str | None = None
+    provider: str, *, virtual_key: str | None = None, credential: Credential | None = None,
+    custom_host: str | None = None,
 ) -> Leaf:
     """A one-target plan for requests routed by a bare provider or a virtual key (no config)."""
     return Leaf(
-        path="", provider=provider, virtual_key=virtual_key, api_key=api_key, custom_host=custom_host,
+        path="", provider=provider, virtual_key=virtual_key, credential=credential, custom_host=custom_host,
         override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=(),
     )
 

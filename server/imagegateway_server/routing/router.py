@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from imagegateway_server.domain.credentials import ResolvedCredentials
 from imagegateway_server.domain.errors import (
     AllTargetsFailed,
     DeadlineExceeded,
@@ -33,20 +34,8 @@ log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_WITHOUT_DEADLINE = 60.0
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ResolvedCredentials:
-    """The provider account a leaf reaches: decrypted key and effective base URL."""
-
-    provider: str
-    api_key: str
-    base_url: str | None
-
-    def __repr__(self) -> str:
-        return f"ResolvedCredentials({self.provider}, base_url={self.base_url})"
-
-
 class CredentialResolver(Protocol):
-    """Turns a leaf's virtual key or inline key into credentials; raises ProviderError/GatewayError."""
+    """Turns a leaf's virtual key or inline credential into an account; raises ProviderError/GatewayError."""
 
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials: ...
 
@@ -273,7 +262,7 @@ class Router:
                 run.trail.add(attempt_record(leaf, creds.provider, request.model or "", 0, started=started,
                                              error=exc))
                 raise _LeafFailed(exc) from None
-        identity = (TargetIdentity.of(creds.provider, creds.base_url, creds.api_key, request.model or "")
+        identity = (TargetIdentity.of(creds.provider, creds.base_url, creds.credential, request.model or "")
                     if self._breakers is not None else None)
         return await self._call(_Candidate(leaf, creds, adapter, request, identity), run)
 
@@ -321,7 +310,7 @@ class Router:
         # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
         cut_by_deadline = remaining is not None and remaining <= per_attempt
         target = UpstreamTarget(
-            api_key=creds.api_key, base_url=creds.base_url, timeout=timeout, headers=headers,
+            credential=creds.credential, base_url=creds.base_url, timeout=timeout, headers=headers,
             trace_id=run.ctx.trace_id, strict=leaf.strict or request.strict,
         )
         started = time.monotonic()

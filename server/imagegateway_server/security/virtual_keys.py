@@ -1,21 +1,29 @@
 """Virtual keys: named provider accounts whose secrets are sealed at rest and never read back.
 
-The secret is sealed by the vault with ``virtual_key:<id>`` as associated data. ``resolve`` is
-the one way out, for the router: it opens the secret and caches it briefly, since every request
-through a virtual key needs it; rotate and delete through this service evict at once.
+A virtual key holds a typed credential (``domain/credentials.py``), checked by its provider's
+schema when it is created or rotated. The secret fields are sealed together by the vault, as one
+JSON object, with ``virtual_key:<id>`` as associated data; the public fields (a region, a project)
+are stored readable. Rows written before credentials were typed hold the bare API key sealed, and
+read as ``{"api_key": <it>}``. ``resolve`` is the one way out, for the router: it opens the
+secrets and caches them briefly, since every request through a virtual key needs them; rotate and
+delete through this service evict at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from imagegateway_server.domain.credentials import API_KEY, Credential
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
+from imagegateway_server.providers.kit.spec import CredentialSchema
+from imagegateway_server.providers.registry import credential_schema as registry_credential_schema
 from imagegateway_server.security.vault import Vault
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import Page, VirtualKeyRecord
@@ -27,12 +35,12 @@ _MAX_NAME_LENGTH = 200
 
 @dataclasses.dataclass(frozen=True, slots=True, repr=False)
 class ResolvedVirtualKey:
-    """A virtual key with its secret opened, ready for a provider call."""
+    """A virtual key with its credential opened, ready for a provider call."""
 
     id: str
     provider: str
     base_url: str | None
-    secret: str
+    credential: Credential
     limits: Limits = NO_LIMITS
 
     def __repr__(self) -> str:
@@ -49,10 +57,25 @@ def slugify(name: str) -> str:
     return _NOT_SLUG.sub("-", name.lower()).strip("-")[:63].rstrip("-")
 
 
-def _check_secret(secret: str) -> bytes:
-    if not secret.strip():
-        raise InvalidArgument("must not be empty", param="secret")
-    return secret.encode("utf-8")
+def _raw_fields(secret: str, credential_fields: Mapping[str, str] | None) -> dict[str, str]:
+    """The credential fields asked for: ``credential_fields``, with ``secret`` as the ``api_key``."""
+    if not credential_fields:
+        if not secret.strip():
+            raise InvalidArgument("must not be empty", param="secret")
+        return {API_KEY: secret}
+    fields = dict(credential_fields)
+    if secret:
+        if API_KEY in fields:
+            raise InvalidArgument(f"give the {API_KEY} as secret or in credential_fields, not both", param="secret")
+        fields[API_KEY] = secret
+    return fields
+
+
+def _open_credential(record: VirtualKeyRecord, opened: bytes) -> Credential:
+    if record.public_credential_fields is None:  # written before credentials were typed
+        return Credential.of(record.provider, {API_KEY: opened.decode("utf-8")}, {API_KEY})
+    secret_fields: dict[str, str] = json.loads(opened)
+    return Credential.of(record.provider, {**record.public_credential_fields, **secret_fields}, secret_fields)
 
 
 def _check_base_url(base_url: str) -> None:
@@ -65,7 +88,8 @@ class VirtualKeyService:
     """Creates, rotates, deletes, lists and resolves virtual keys.
 
     ``canonicalize_provider`` turns a provider name or alias into its canonical name and raises
-    InvalidArgument (or ValueError / KeyError) for a provider the gateway does not know.
+    InvalidArgument (or ValueError / KeyError) for a provider the gateway does not know;
+    ``credential_schema`` gives a canonical provider's credential schema.
     ``check_base_url``, if given, vets a base URL against the allowed upstream hosts and returns
     it as it should be stored.
     """
@@ -76,6 +100,7 @@ class VirtualKeyService:
         vault: Vault,
         *,
         canonicalize_provider: Callable[[str], str],
+        credential_schema: Callable[[str], CredentialSchema] = registry_credential_schema,
         check_base_url: Callable[[str], str] | None = None,
         cache_ttl: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -83,6 +108,7 @@ class VirtualKeyService:
         self._store = store
         self._vault = vault
         self._canonicalize_provider = canonicalize_provider
+        self._credential_schema = credential_schema
         self._check_base_url = check_base_url
         self._cache_ttl = cache_ttl
         self._clock = clock
@@ -98,8 +124,13 @@ class VirtualKeyService:
         base_url: str | None = None,
         virtual_key_id: str | None = None,
         limits: Limits = NO_LIMITS,
+        credential_fields: Mapping[str, str] | None = None,
     ) -> VirtualKeyRecord:
-        """Stores a new virtual key; its id is ``virtual_key_id`` or a slug of ``name``."""
+        """Stores a new virtual key; its id is ``virtual_key_id`` or a slug of ``name``.
+
+        Its credential is ``credential_fields`` (secret and public fields by name, as the provider's
+        schema names them), with ``secret`` as the ``api_key``.
+        """
         if not name.strip() or len(name) > _MAX_NAME_LENGTH:
             raise InvalidArgument(f"must be 1-{_MAX_NAME_LENGTH} characters", param="name")
         if virtual_key_id:
@@ -120,7 +151,7 @@ class VirtualKeyService:
             canonical = self._canonicalize_provider(provider)
         except (KeyError, ValueError):
             raise InvalidArgument(f"unknown provider {provider!r}", param="provider") from None
-        plaintext = _check_secret(secret)
+        credential = self._credential(canonical, secret, credential_fields)
         url = self._vet_base_url(base_url)
         now = datetime.now(UTC)
         record = VirtualKeyRecord(
@@ -128,13 +159,22 @@ class VirtualKeyService:
             name=name,
             provider=canonical,
             base_url=url,
-            sealed_secret=self._vault.seal(plaintext, associated_data=associated_data(key_id)),
+            sealed_secret=self._seal(key_id, credential),
             create_time=now,
             rotate_time=now,
             limits=limits,
+            public_credential_fields=credential.public_fields(),
         )
         await self._store.create_virtual_key(record)
         return record
+
+    def _credential(self, provider: str, secret: str, credential_fields: Mapping[str, str] | None) -> Credential:
+        fields = _raw_fields(secret, credential_fields)
+        return self._credential_schema(provider).parse(fields, provider=provider, param_prefix="credential_fields")
+
+    def _seal(self, virtual_key_id: str, credential: Credential) -> bytes:
+        plaintext = json.dumps(dict(credential.secret_fields()), sort_keys=True).encode("utf-8")
+        return self._vault.seal(plaintext, associated_data=associated_data(virtual_key_id))
 
     def _vet_base_url(self, base_url: str | None) -> str | None:
         if not base_url:
@@ -150,11 +190,17 @@ class VirtualKeyService:
         """Every virtual key, ordered by id."""
         return await self._store.list_virtual_keys(page_size, page_token)
 
-    async def rotate(self, virtual_key_id: str, secret: str) -> VirtualKeyRecord:
-        """Replaces the secret. NotFound if unknown."""
-        sealed = self._vault.seal(_check_secret(secret), associated_data=associated_data(virtual_key_id))
+    async def rotate(
+        self, virtual_key_id: str, secret: str, credential_fields: Mapping[str, str] | None = None
+    ) -> VirtualKeyRecord:
+        """Replaces the whole credential (as ``create`` takes it). NotFound if unknown."""
+        fields = _raw_fields(secret, credential_fields)  # an empty secret is refused before the look-up
+        provider = (await self._store.get_virtual_key(virtual_key_id)).provider
+        credential = self._credential(provider, "", fields)
         try:
-            return await self._store.update_virtual_key_secret(virtual_key_id, sealed, datetime.now(UTC))
+            return await self._store.update_virtual_key_secret(
+                virtual_key_id, self._seal(virtual_key_id, credential), datetime.now(UTC),
+                credential.public_fields())
         finally:
             self._evict(virtual_key_id)
 
@@ -173,9 +219,9 @@ class VirtualKeyService:
             return cached[0]
         evictions = self._evictions
         record = await self._store.get_virtual_key(virtual_key_id)
-        secret = self._vault.open(record.sealed_secret, associated_data=associated_data(record.id))
-        resolved = ResolvedVirtualKey(record.id, record.provider, record.base_url, secret.decode("utf-8"),
-                                      record.limits)
+        opened = self._vault.open(record.sealed_secret, associated_data=associated_data(record.id))
+        resolved = ResolvedVirtualKey(record.id, record.provider, record.base_url,
+                                      _open_credential(record, opened), record.limits)
         if evictions == self._evictions:
             self._forget_expired(now)
             self._cache[virtual_key_id] = (resolved, now + self._cache_ttl)

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from imagegateway_server.domain.credentials import Credential
+
 MAX_WINDOW = 1000
 MAX_CONSECUTIVE_FAILURES = 1000
 MAX_COOLDOWN_SECONDS = 3600.0
@@ -89,9 +91,15 @@ class BreakerOverrides:
         )
 
 
-def key_fingerprint(api_key: str) -> str:
-    """A short, stable, non-reversible tag of a provider key, to tell accounts apart in views."""
-    return "sha256:" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+def key_fingerprint(credential: Credential) -> str:
+    """A short, stable, non-reversible tag of a provider account, to tell accounts apart in views.
+
+    It covers the credential's secret parts and its public fields (two regions of one key pair are
+    two accounts as far as failures go); no secret can be read from it.
+    """
+    public = "\0".join(f"{name}={value}" for name, value in sorted(credential.public_fields().items()))
+    material = f"{credential.fingerprint()}\0{public}"
+    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()[:12]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,9 +112,9 @@ class TargetIdentity:
     model: str
 
     @classmethod
-    def of(cls, provider: str, base_url: str | None, api_key: str, model: str) -> TargetIdentity:
+    def of(cls, provider: str, base_url: str | None, credential: Credential, model: str) -> TargetIdentity:
         host = (urlsplit(base_url).netloc.rpartition("@")[2].lower()) if base_url else ""
-        return cls(provider, host, key_fingerprint(api_key), model)
+        return cls(provider, host, key_fingerprint(credential), model)
 
 
 class PermitKind(enum.Enum):

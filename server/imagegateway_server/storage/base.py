@@ -10,7 +10,7 @@ page ("" for the first); a token from another listing raises ``InvalidArgument``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -83,9 +83,12 @@ class Store(Protocol):
         ...
 
     async def update_virtual_key_secret(
-        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime
+        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime,
+        public_credential_fields: Mapping[str, str] | None = None,
     ) -> VirtualKeyRecord:
-        """Replaces the sealed secret and returns the updated record. NotFound if unknown."""
+        """Replaces the sealed secret and the public credential fields (None: the sealed secret is a
+        bare API key, the format before typed credentials) and returns the updated record. NotFound
+        if unknown."""
         ...
 
     async def delete_virtual_key(self, virtual_key_id: str) -> None:

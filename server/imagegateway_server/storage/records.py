@@ -7,6 +7,7 @@ secrets are opaque bytes made by the vault. Nothing here knows which database ho
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -35,9 +36,12 @@ class ConfigRecord:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VirtualKeyRecord:
-    """A provider account: the provider, an optional base URL and the sealed secret.
+    """A provider account: the provider, an optional base URL and its credential, the secret part sealed.
 
-    The secret is sealed with associated data ``virtual_key:<id>``. ``limits`` are set at creation.
+    ``sealed_secret`` is sealed with associated data ``virtual_key:<id>``; it holds the credential's
+    secret fields as one JSON object, and ``public_credential_fields`` its other fields. A row
+    written before credentials were typed has ``public_credential_fields`` None, and its sealed
+    secret is the bare API key. ``limits`` are set at creation.
     """
 
     id: str
@@ -48,6 +52,7 @@ class VirtualKeyRecord:
     create_time: datetime
     rotate_time: datetime
     limits: Limits = NO_LIMITS
+    public_credential_fields: Mapping[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

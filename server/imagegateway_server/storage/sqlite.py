@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,9 @@ _MICROSECOND = timedelta(microseconds=1)
 
 _CONFIG_COLUMNS = "c.id, v.name, v.version, v.document, v.sealed_secrets, v.create_time, c.first_create_time"
 _LIMIT_COLUMNS = "limit_requests_per_minute, limit_usd_per_day, limit_usd_per_month"
-_VIRTUAL_KEY_COLUMNS = f"id, name, provider, base_url, sealed_secret, create_time, rotate_time, {_LIMIT_COLUMNS}"
+_VIRTUAL_KEY_COLUMNS = (
+    f"id, name, provider, base_url, sealed_secret, create_time, rotate_time, {_LIMIT_COLUMNS}, public_credential_fields"
+)
 _API_KEY_COLUMNS = (
     f"id, name, scope, key_hash, display_prefix, create_time, revoke_time, {_LIMIT_COLUMNS}, "
     "rotate_time, previous_key_hash, previous_key_expire_time"
@@ -89,7 +92,12 @@ def _virtual_key(row: Row) -> VirtualKeyRecord:
         create_time=_from_micros(row[5]),
         rotate_time=_from_micros(row[6]),
         limits=Limits(row[7], row[8], row[9]),
+        public_credential_fields=None if row[10] is None else json.loads(row[10]),
     )
+
+
+def _public_fields_column(fields: Mapping[str, str] | None) -> str | None:
+    return None if fields is None else json.dumps(dict(fields), sort_keys=True)
 
 
 def _api_key(row: Row) -> ApiKeyRecord:
@@ -383,7 +391,7 @@ class SqliteStore:
             if await self._fetch(connection, "SELECT 1 FROM virtual_keys WHERE id = ?", (record.id,)):
                 raise AlreadyExists(f"virtual key {record.id!r} already exists")
             await connection.execute(
-                f"INSERT INTO virtual_keys ({_VIRTUAL_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO virtual_keys ({_VIRTUAL_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.name,
@@ -393,6 +401,7 @@ class SqliteStore:
                     _to_micros(record.create_time),
                     _to_micros(record.rotate_time),
                     *_limit_values(record.limits),
+                    _public_fields_column(record.public_credential_fields),
                 ),
             )
 
@@ -416,12 +425,14 @@ class SqliteStore:
         return Page(items, token)
 
     async def update_virtual_key_secret(
-        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime
+        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime,
+        public_credential_fields: Mapping[str, str] | None = None,
     ) -> VirtualKeyRecord:
         async with self._transaction() as connection:
             await connection.execute(
-                "UPDATE virtual_keys SET sealed_secret = ?, rotate_time = ? WHERE id = ?",
-                (sealed_secret, _to_micros(rotate_time), virtual_key_id),
+                "UPDATE virtual_keys SET sealed_secret = ?, rotate_time = ?, public_credential_fields = ? WHERE id = ?",
+                (sealed_secret, _to_micros(rotate_time), _public_fields_column(public_credential_fields),
+                 virtual_key_id),
             )
             rows = await self._fetch(
                 connection, f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,)

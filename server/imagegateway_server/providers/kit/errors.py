@@ -1,6 +1,6 @@
 """Building the ProviderErrors adapters raise, with the API key scrubbed from every message.
 
-``redact`` removes the key (and anything shaped like an API key) from text that came from upstream;
+``redact`` removes the credential's secrets (and anything shaped like an API key) from text that came from upstream;
 ``provider_error`` applies it to a classified error; ``upstream_bug`` is the 502 for an answer that
 is not what the provider documents; ``refuse_parameter`` is the 400 naming a request parameter a
 model cannot take, raised before any HTTP call.
@@ -16,14 +16,19 @@ _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|sess)-[A-Za-z0-9_\-\*\.]{4,}")
 _MIN_REDACTED_SECRET = 4
 _MASK = "***"  # shorter than any redacted secret
 
+# The secrets to scrub: one, or every secret value of a credential (``Credential.secret_values()``).
+Secrets = str | tuple[str, ...]
 
-def redact(text: str, secret: str) -> str:
-    """Removes the API key, and anything shaped like an API key, from an upstream message."""
+
+def redact(text: str, secret: Secrets) -> str:
+    """Removes every secret, and anything shaped like an API key, from an upstream message."""
     text = _KEY_LIKE.sub(_MASK, text)
-    if len(secret) >= _MIN_REDACTED_SECRET:
-        # Repeat: a replacement could complete another occurrence; each pass shortens the text.
-        while secret in text:
-            text = text.replace(secret, _MASK)
+    # Longest first, so a secret that contains another is removed whole.
+    for one in sorted((secret,) if isinstance(secret, str) else secret, key=len, reverse=True):
+        if len(one) >= _MIN_REDACTED_SECRET:
+            # Repeat: a replacement could complete another occurrence; each pass shortens the text.
+            while one in text:
+                text = text.replace(one, _MASK)
     return text
 
 
@@ -32,13 +37,13 @@ def provider_error(
     kind: ErrorKind,
     message: str,
     *,
-    secret: str,
+    secret: Secrets,
     status_code: int | None = None,
     code: str | None = None,
     param: str | None = None,
     retry_after: float | None = None,
 ) -> ProviderError:
-    """Builds a ProviderError whose message has been scrubbed of the API key."""
+    """Builds a ProviderError whose message has been scrubbed of the secrets."""
     return ProviderError(
         kind,
         redact(message, secret),
@@ -50,7 +55,7 @@ def provider_error(
     )
 
 
-def upstream_bug(provider: str, message: str, *, secret: str) -> ProviderError:
+def upstream_bug(provider: str, message: str, *, secret: Secrets) -> ProviderError:
     """UPSTREAM_BUG (502, ``malformed_response``): the provider answered, but not as it documents."""
     return provider_error(
         provider, ErrorKind.UPSTREAM_BUG, message, secret=secret, status_code=502, code="malformed_response"

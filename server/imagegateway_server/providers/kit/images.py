@@ -7,10 +7,10 @@ import binascii
 import pybase64
 
 from imagegateway_server.domain.image_info import sniff_image
-from imagegateway_server.providers.kit.errors import upstream_bug
+from imagegateway_server.providers.kit.errors import Secrets, upstream_bug
 
 
-def decode_image_b64(value: object, *, provider: str, secret: str) -> bytes:
+def decode_image_b64(value: object, *, provider: str, secret: Secrets) -> bytes:
     """Decodes a base64 image field; a missing field or invalid base64 is UPSTREAM_BUG."""
     if not isinstance(value, str) or not value:
         raise upstream_bug(provider, f"{provider}: upstream image field is empty or not a string", secret=secret)
@@ -28,7 +28,7 @@ def decode_image_b64(value: object, *, provider: str, secret: str) -> bytes:
     return data
 
 
-def check_image(data: bytes, *, provider: str, secret: str) -> tuple[str, int, int]:
+def check_image(data: bytes, *, provider: str, secret: Secrets) -> tuple[str, int, int]:
     """Returns (mime, width, height) of image bytes; bytes that are no known image are UPSTREAM_BUG."""
     mime, width, height = sniff_image(data)
     if mime == "application/octet-stream":

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
+from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
 
@@ -15,20 +16,26 @@ from imagegateway_server.domain.result import ImageResult
 class UpstreamTarget:
     """Everything an adapter needs to reach one provider account.
 
-    ``api_key`` is the decrypted provider secret; ``base_url`` overrides the provider's public
+    ``credential`` is the provider account's credential, secrets decrypted (the adapter reads the
+    fields its provider's schema declares, and scrubs ``credential.secret_values()`` from every
+    message it builds); ``base_url`` overrides the provider's public
     base URL (already checked against the allow list); ``timeout`` bounds this one attempt in
     seconds (None: the adapter's default); ``headers`` are extra headers to forward. ``strict``
     (the target's or the request's ``strict``, as the router decided) makes the adapter refuse any
     parameter it would otherwise translate to fit the model (see ``kit/translation.py``).
     """
 
-    api_key: str
+    credential: Credential
     base_url: str | None = None
     timeout: float | None = None
     # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
     headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     trace_id: str | None = None
     strict: bool = False
+
+    def __repr__(self) -> str:
+        return (f"UpstreamTarget({self.credential!r}, base_url={self.base_url}, timeout={self.timeout}, "
+                f"headers={sorted(self.headers)}, trace_id={self.trace_id}, strict={self.strict})")
 
 
 class ProviderAdapter(Protocol):

@@ -18,13 +18,13 @@ from aiohttp.http_exceptions import ContentEncodingError
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.providers.kit.bodies import SNIPPET_CHARS
-from imagegateway_server.providers.kit.errors import redact
+from imagegateway_server.providers.kit.errors import Secrets, redact
 from imagegateway_server.providers.kit.transport import DEFAULT_ATTEMPT_TIMEOUT_SECONDS, UpstreamRefused
 
 
 @asynccontextmanager
 async def upstream_errors(
-    provider: str, *, secret: str, attempt_seconds: float | None
+    provider: str, *, secret: Secrets, attempt_seconds: float | None
 ) -> AsyncIterator[None]:
     """Bounds one attempt by ``attempt_seconds`` (default 120) and classifies what escapes it.
 
@@ -46,7 +46,7 @@ async def upstream_errors(
         ) from None
 
 
-def classify_client_error(exc: aiohttp.ClientError, *, provider: str, secret: str) -> ProviderError:
+def classify_client_error(exc: aiohttp.ClientError, *, provider: str, secret: Secrets) -> ProviderError:
     """Turns an aiohttp exception into a classified ProviderError (TIMEOUT 408, else 502)."""
     detail = _detail(exc, secret)
     if isinstance(exc, aiohttp.ServerTimeoutError):
@@ -94,7 +94,7 @@ def _malformed(provider: str, what: str) -> ProviderError:
     )
 
 
-def _detail(exc: BaseException, secret: str) -> str:
+def _detail(exc: BaseException, secret: Secrets) -> str:
     """The exception's text for a message: the key removed, whitespace folded, at most a snippet long."""
     text = " ".join(redact(str(exc), secret).split())
     return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "..."

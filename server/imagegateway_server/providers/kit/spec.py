@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from imagegateway_server.domain.credentials import API_KEY, Credential
+from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.providers.kit.interface import ProviderAdapter
 from imagegateway_server.providers.kit.model_aliases import ModelAliases
 from imagegateway_server.providers.kit.model_spec import SpecOf
@@ -34,9 +37,14 @@ class CredentialField:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CredentialSchema:
-    """The fields that make up one provider's credential, in the order they are asked for."""
+    """The fields that make up one provider's credential, in the order they are asked for.
+
+    ``exactly_one_of`` lists groups of field names of which a credential must set exactly one (an
+    API key or a token, say); the fields of a group are declared not required on their own.
+    """
 
     fields: tuple[CredentialField, ...]
+    exactly_one_of: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self) -> None:
         names = [field.name for field in self.fields]
@@ -44,6 +52,10 @@ class CredentialSchema:
             raise ValueError("a credential schema needs at least one field")
         if len(set(names)) != len(names):
             raise ValueError(f"credential field names must be unique, got {names}")
+        required = {field.name for field in self.fields if field.required}
+        for group in self.exactly_one_of:
+            if len(group) < 2 or not set(group) <= set(names) or set(group) & required:
+                raise ValueError(f"an exactly-one-of group needs two or more declared, optional fields, got {group}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -52,6 +64,40 @@ class CredentialSchema:
     @property
     def secret_names(self) -> frozenset[str]:
         return frozenset(field.name for field in self.fields if field.secret)
+
+    def parse(self, raw: Mapping[str, str], *, provider: str, param_prefix: str = "") -> Credential:
+        """The ``provider`` credential made of ``raw`` fields; empty values count as unset.
+
+        Raises InvalidArgument naming the field path (``param_prefix.name``) for an unknown field, a
+        missing required one, or an exactly-one-of group with none or several set. Messages name
+        fields, never their values.
+        """
+        known = set(self.names)
+        for name in sorted(raw):
+            if name not in known:
+                raise InvalidArgument(f"is not a credential field of {provider}; expected one of "
+                                      f"{', '.join(self.names)}", param=_path(param_prefix, name))
+        present = {name: value for name, value in raw.items() if value}
+        for field in self.fields:
+            if field.required and field.name not in present:
+                raise InvalidArgument(f"is required for {provider}", param=_path(param_prefix, field.name))
+        for group in self.exactly_one_of:
+            chosen = [name for name in group if name in present]
+            if len(chosen) != 1:
+                how, named = ("none is set", group[0]) if not chosen else (f"{' and '.join(chosen)} are all set",
+                                                                          chosen[-1])
+                raise InvalidArgument(f"exactly one of {', '.join(group)} is required for {provider}; {how}",
+                                      param=_path(param_prefix, named))
+        return Credential.of(provider, present, self.secret_names)
+
+
+# A credential that is one secret API key: the common shape, and the one assumed where no provider
+# schema is at hand (``compile_plan`` without a registry, as in tests that route to made-up providers).
+API_KEY_SCHEMA = CredentialSchema((CredentialField(API_KEY, secret=True, required=True),))
+
+
+def _path(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 class AdapterFactory(Protocol):

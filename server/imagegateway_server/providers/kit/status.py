@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.providers.kit.bodies import snippet
-from imagegateway_server.providers.kit.errors import provider_error
+from imagegateway_server.providers.kit.errors import Secrets, provider_error
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
 _BY_STATUS: Mapping[int, ErrorKind] = MappingProxyType({
@@ -68,7 +68,7 @@ class StatusLadder:
             return ErrorKind.BAD_REQUEST
         return None
 
-    def classify(self, response: UpstreamResponse, *, secret: str) -> ProviderError:
+    def classify(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
         """The classified error for a non-2xx answer, its message scrubbed of ``secret``."""
         status = response.status_code
         failure = self.read_body(response)

@@ -20,6 +20,7 @@ import dataclasses
 import time
 from urllib.parse import urlsplit
 
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
@@ -64,23 +65,24 @@ class OpenAIAdapter(HttpAdapterBase):
 
     async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
         body = build_body(request, model)
-        own = {"Authorization": f"Bearer {target.api_key}", "Accept": "application/json"}
+        secret = target.credential.secret_values()
+        own = {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}", "Accept": "application/json"}
         headers = request_headers(self.name, target.headers, own)
         url = f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
-        async with upstream_errors(self.name, secret=target.api_key, attempt_seconds=target.timeout):
+        async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
             response = await self._client.send(
                 "POST", url,
                 provider=self.name, attempt_seconds=target.timeout, max_body_bytes=self._max_body_bytes,
                 json_body=body, headers=headers,
             )
             if not 200 <= response.status_code < 300:
-                raise classify_error(response, secret=target.api_key)
+                raise classify_error(response, secret=secret)
             return await self._parse_success(response, request, model, target)
 
     async def _parse_success(
         self, response: UpstreamResponse, request: ImageRequest, model: str, target: UpstreamTarget
     ) -> ImageResult:
-        secret = target.api_key
+        secret = target.credential.secret_values()
         status = response.status_code
         payload = json_object(response.body)
         if payload is None:
@@ -104,7 +106,7 @@ class OpenAIAdapter(HttpAdapterBase):
         )
 
     async def _image(self, item: object, wants_url: bool, target: UpstreamTarget) -> GeneratedImage:
-        secret = target.api_key
+        secret = target.credential.secret_values()
         if not isinstance(item, dict):
             raise bug("openai: an item of 'data' is not an object", secret)
         revised = item.get("revised_prompt")
@@ -133,7 +135,7 @@ class OpenAIAdapter(HttpAdapterBase):
         except ValueError:  # e.g. an unbalanced "[" in the host: the upstream's bug, not ours
             scheme = ""
         if scheme not in ("http", "https"):
-            raise bug("openai: upstream returned an image URL that is not http(s)", target.api_key)
+            raise bug("openai: upstream returned an image URL that is not http(s)", target.credential.secret_values())
         # No Authorization header: the URL is pre-signed and the API key must not leave for a CDN.
         response = await self._client.send(
             "GET", url,
@@ -141,6 +143,6 @@ class OpenAIAdapter(HttpAdapterBase):
         )
         if response.status_code != 200:
             raise bug(f"openai: downloading the generated image failed with HTTP {response.status_code}",
-                      target.api_key)
+                      target.credential.secret_values())
         return response.body
 

@@ -11,7 +11,7 @@ from types import MappingProxyType
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.providers.kit.bodies import json_object
-from imagegateway_server.providers.kit.errors import upstream_bug
+from imagegateway_server.providers.kit.errors import Secrets, upstream_bug
 from imagegateway_server.providers.kit.status import FailureBody, StatusLadder, error_body_excerpt
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.openai import PROVIDER
@@ -38,7 +38,7 @@ def read_failure(response: UpstreamResponse) -> FailureBody:
 LADDER = StatusLadder(PROVIDER, read_failure, exceptions=MappingProxyType({409: ErrorKind.UNAVAILABLE}))
 
 
-def classify_error(response: UpstreamResponse, *, secret: str) -> ProviderError:
+def classify_error(response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
     """Classifies a non-2xx OpenAI answer from its status and error envelope."""
     return LADDER.classify(response, secret=secret)
 
@@ -56,6 +56,6 @@ def _envelope(body: bytes) -> dict[str, str]:
     return {k: v for k in ("message", "type", "code", "param") if isinstance(v := error.get(k), str) and v}
 
 
-def bug(message: str, secret: str) -> ProviderError:
+def bug(message: str, secret: Secrets) -> ProviderError:
     """UPSTREAM_BUG 502 for an OpenAI answer that is not what OpenAI documents."""
     return upstream_bug(PROVIDER, message, secret=secret)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
@@ -48,19 +49,21 @@ class StabilityAdapter(HttpAdapterBase):
         request, model = plan.request, plan.model
         where = route(model)
         check_params(request, model, where)
-        headers = request_headers(self.name, target.headers, own_headers(request, target.api_key))
+        secret = target.credential.secret_values()
+        own = own_headers(request, target.credential.value(API_KEY) or "")
+        headers = request_headers(self.name, target.headers, own)
         base = (target.base_url or self._base_url).rstrip("/")
         if where.api == "v1":
             body = v1_body(request, where.endpoint)
             url = f"{base}/v1/generation/{where.endpoint}/text-to-image"
-            async with upstream_errors(self.name, secret=target.api_key, attempt_seconds=target.timeout):
+            async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
                 response = await self._post(url, target, headers=headers, json_body=body)
-                images = parse_v1(response, secret=target.api_key)
+                images = parse_v1(response, secret=secret)
             request_ids = [response.headers.get("x-request-id")]
         else:
             forms = v2_forms(request, where)
             url = f"{base}/v2beta/stable-image/generate/{where.endpoint}"
-            async with upstream_errors(self.name, secret=target.api_key, attempt_seconds=target.timeout):
+            async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
                 results = await all_or_nothing(
                     [self._one_v2(url, target, headers, form) for form in forms]
                 )
@@ -79,7 +82,7 @@ class StabilityAdapter(HttpAdapterBase):
     ) -> tuple[GeneratedImage, str | None]:
         # Sent as multipart/form-data (v2beta requires it even when no file is uploaded).
         response = await self._post(url, target, headers=headers, form=form)
-        return parse_v2(response, secret=target.api_key), response.headers.get("x-request-id")
+        return parse_v2(response, secret=target.credential.secret_values()), response.headers.get("x-request-id")
 
     async def _post(self, url: str, target: UpstreamTarget, **kwargs: Any) -> UpstreamResponse:
         response = await self._client.send(
@@ -88,5 +91,5 @@ class StabilityAdapter(HttpAdapterBase):
             **kwargs,
         )
         if not 200 <= response.status_code < 300:
-            raise classify_error(response, secret=target.api_key)
+            raise classify_error(response, secret=target.credential.secret_values())
         return response

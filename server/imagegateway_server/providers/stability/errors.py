@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.providers.kit.bodies import json_object
+from imagegateway_server.providers.kit.errors import Secrets
 from imagegateway_server.providers.kit.status import FailureBody, StatusLadder, error_body_excerpt
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.stability import PROVIDER
@@ -44,6 +45,6 @@ LADDER = StatusLadder(
 )
 
 
-def classify_error(response: UpstreamResponse, *, secret: str) -> ProviderError:
+def classify_error(response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
     """Classifies a non-2xx Stability answer (v1 ``message`` or v2beta ``errors[]`` bodies)."""
     return LADDER.classify(response, secret=secret)

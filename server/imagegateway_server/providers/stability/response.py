@@ -16,7 +16,7 @@ from typing import Any
 from imagegateway_server.domain.errors import ErrorKind
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
-from imagegateway_server.providers.kit.errors import provider_error, upstream_bug
+from imagegateway_server.providers.kit.errors import Secrets, provider_error, upstream_bug
 from imagegateway_server.providers.kit.images import check_image, decode_image_b64
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.stability import PROVIDER
@@ -24,7 +24,7 @@ from imagegateway_server.providers.stability import PROVIDER
 _FILTERED_FINISH = frozenset({"CONTENT_FILTERED", "ERROR"})
 
 
-def parse_v1(response: UpstreamResponse, *, secret: str) -> tuple[GeneratedImage, ...]:
+def parse_v1(response: UpstreamResponse, *, secret: Secrets) -> tuple[GeneratedImage, ...]:
     """The images of a successful v1 text-to-image answer."""
     if response.content_type.startswith("image/"):
         return (_raw_image(response, secret=secret),)
@@ -44,7 +44,7 @@ def parse_v1(response: UpstreamResponse, *, secret: str) -> tuple[GeneratedImage
     return tuple(images)
 
 
-def parse_v2(response: UpstreamResponse, *, secret: str) -> GeneratedImage:
+def parse_v2(response: UpstreamResponse, *, secret: Secrets) -> GeneratedImage:
     """The image of a successful v2beta answer."""
     if response.content_type.startswith("image/"):
         return _raw_image(response, secret=secret)
@@ -54,13 +54,13 @@ def parse_v2(response: UpstreamResponse, *, secret: str) -> GeneratedImage:
     return _image(data, payload.get("seed"), secret=secret)
 
 
-def _raw_image(response: UpstreamResponse, *, secret: str) -> GeneratedImage:
+def _raw_image(response: UpstreamResponse, *, secret: Secrets) -> GeneratedImage:
     _check_finish(response.headers.get("finish-reason"), secret=secret)
     seed = response.headers.get("seed", "")
     return _image(response.body, int(seed) if seed.isdigit() else None, secret=secret)
 
 
-def _image(data: bytes, seed: object, *, secret: str) -> GeneratedImage:
+def _image(data: bytes, seed: object, *, secret: Secrets) -> GeneratedImage:
     mime, width, height = check_image(data, provider=PROVIDER, secret=secret)
     return GeneratedImage(
         data=data, mime_type=mime, width=width, height=height,
@@ -68,7 +68,7 @@ def _image(data: bytes, seed: object, *, secret: str) -> GeneratedImage:
     )
 
 
-def _check_finish(reason: object, *, secret: str) -> None:
+def _check_finish(reason: object, *, secret: Secrets) -> None:
     if reason is None or reason == "SUCCESS":
         return
     if reason in _FILTERED_FINISH:
@@ -80,7 +80,7 @@ def _check_finish(reason: object, *, secret: str) -> None:
     raise upstream_bug(PROVIDER, f"{PROVIDER}: upstream returned an unknown finish reason {reason!r}", secret=secret)
 
 
-def _success_json(response: UpstreamResponse, *, secret: str) -> dict[str, Any]:
+def _success_json(response: UpstreamResponse, *, secret: Secrets) -> dict[str, Any]:
     payload = json_object(response.body)
     if payload is None:
         what = describe_bad_body(response.body)
