@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime
 from imagegateway_server.state.limit_counters import Budget, Period, period_start
 
 WINDOW_SECONDS = 60.0
+# The wait reported for a request refused at the very instant it would fit (a wait of 0 means admitted).
+_SHORTEST_WAIT_SECONDS = 1e-6
 
 
 def _period_id(period: Period, when: datetime) -> date:
@@ -44,7 +46,9 @@ class SlidingMinute:
         if self.current < limit:
             # The previous minute's weight has to fade: previous * (1 - f) < limit - current.
             fade_until = 1.0 - (limit - self.current) / self.previous
-            return max(fade_until - fraction, 0.0) * WINDOW_SECONDS
+            # At the very instant the weight reaches the limit the request is still refused (the test
+            # above is strict), so the wait is never 0, which callers read as "admitted".
+            return max((fade_until - fraction) * WINDOW_SECONDS, _SHORTEST_WAIT_SECONDS)
         # Not this minute: in the next one this minute's count is the previous, and must fade below the limit.
         return (1.0 - fraction + 1.0 - limit / self.current) * WINDOW_SECONDS
 
