@@ -30,6 +30,7 @@ from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.limits import Limiter
 from imagegateway_server.core.pricing import load_price_table
 from imagegateway_server.event_loop import loop_factory, loop_name
+from imagegateway_server.gc_tuning import tune_garbage_collector
 from imagegateway_server.memory_tuning import tune_malloc_for_large_buffers
 from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
@@ -256,6 +257,7 @@ def serve(settings: Settings) -> int:
     """The ``imagegw serve`` entry point; returns the process exit code."""
     configure_logging(settings.log_level, settings.log_format)
     tune_malloc_for_large_buffers()
+    tune_garbage_collector()
     try:
         with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
             runner.run(run(settings))

@@ -90,3 +90,23 @@ def test_the_image_strings_never_reach_orjson(monkeypatch: pytest.MonkeyPatch) -
     payload = {"data": [{"b64_json": b64(1 << 20)}, {"b64_json": b64(1 << 19)}]}
     assert base64_json.loads(orjson.dumps(payload)) == payload
     assert parsed and max(parsed) < 200
+
+
+def test_long_image_values_of_the_named_keys_come_back_decoded() -> None:
+    image, other = os.urandom(3000), b64(3000)
+    body = json.dumps({"data": [{"b64_json": base64.b64encode(image).decode(), "note": other}],
+                       "short": {"b64_json": "aGk="}}).encode()
+    got = base64_json.loads_decoding_base64(body, frozenset({"b64_json"}), min_chars=SMALL)
+    item = got["data"][0]
+    assert isinstance(item["b64_json"], base64_json.DecodedBase64) and item["b64_json"].data == image
+    assert item["note"] == other  # another key's long string stays a string
+    assert got["short"] == {"b64_json": "aGk="}  # too short to be taken: a string, as orjson gives it
+
+
+@given(st.binary(max_size=200))
+@settings(max_examples=200)
+def test_what_is_not_decoded_is_exactly_orjsons(noise: bytes) -> None:
+    body = b'{"b64_json":"' + base64.b64encode(noise) + b'","x":[1,"\\u0000imagegw-b64-0"]}'
+    got = base64_json.loads_decoding_base64(body, frozenset({"b64_json"}), min_chars=SMALL)
+    # A string that looks like a placeholder makes the whole body take orjson's plain parse.
+    assert got == orjson.loads(body)

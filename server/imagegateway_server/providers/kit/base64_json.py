@@ -7,11 +7,17 @@ plain base64 takes a SIMD pass (~0.1 ms together). So ``loads`` finds every stri
 its JSON value is exactly its bytes) lets orjson parse only the small rest of the body, with a short
 placeholder in its place, and puts the string back afterwards. The result equals ``orjson.loads``'s
 for every body; anything unusual (escapes, other characters, a malformed body) takes the plain parse.
+
+The check decodes each such string, so ``loads_decoding_base64`` hands those bytes over instead of
+the string (a ``DecodedBase64``) where the string is the value of a key the caller names (an image
+field): a caller that wants the image saves building a 1.4 MB ``str`` and decoding it a second time
+(~0.15 ms per MiB of image).
 """
 
 from __future__ import annotations
 
 import binascii
+import dataclasses
 from typing import Any
 
 import orjson
@@ -26,40 +32,55 @@ _PLACEHOLDER_TAG = b"\\u0000imagegw-b64-"
 _PLACEHOLDER = "\x00imagegw-b64-"  # what the tag parses to
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DecodedBase64:
+    """Where ``loads_decoding_base64`` found a long base64 string: the bytes it decodes to (validated)."""
+
+    data: bytes = dataclasses.field(repr=False)
+
+
 def loads(body: bytes, *, min_chars: int = MIN_CHARS) -> Any:
     """``orjson.loads(body)``, faster when the body holds long base64 strings; raises as orjson does."""
+    return _loads(body, min_chars, frozenset())
+
+
+def loads_decoding_base64(body: bytes, keys: frozenset[str], *, min_chars: int = MIN_CHARS) -> Any:
+    """``loads(body)``, except that a string of at least ``min_chars`` pure base64 characters that is the
+    value of one of ``keys`` in an object comes back as a ``DecodedBase64`` of its bytes."""
+    return _loads(body, min_chars, keys)
+
+
+def _loads(body: bytes, min_chars: int, decode_keys: frozenset[str]) -> Any:
     if len(body) < min_chars:
         return orjson.loads(body)
     spans = _long_base64_strings(body, min_chars)
     if not spans:
         return orjson.loads(body)
-    view = memoryview(body)
     parts: list[bytes] = []
-    taken: dict[str, str] = {}
     position = 0
-    for index, (start, end) in enumerate(spans):
+    for index, (start, end, _) in enumerate(spans):
         parts += (body[position:start], _PLACEHOLDER_TAG + b"%d" % index)
-        taken[_PLACEHOLDER + str(index)] = str(view[start:end], "ascii")
         position = end
     parts.append(body[position:])
     skeleton = orjson.loads(b"".join(parts))
-    seen = [0]
-    restored = _restore(skeleton, taken, seen)
+    restorer = _Restorer(body, spans, decode_keys)
+    restored = restorer.restore(skeleton, None)
     # Each placeholder must come back exactly once, as a whole string value (not a key), and no string
     # of the body may look like one (spelt with other escapes): otherwise this was not what it seemed.
-    if taken or seen[0] != len(spans):
+    if not restorer.each_once:
         return orjson.loads(body)
     return restored
 
 
-def _long_base64_strings(body: bytes, min_chars: int) -> list[tuple[int, int]]:
-    """(start, end) of the contents of every JSON string of at least ``min_chars`` pure base64 characters.
+def _long_base64_strings(body: bytes, min_chars: int) -> list[tuple[int, int, bytes]]:
+    """(start, end, decoded bytes) of the contents of every JSON string of at least ``min_chars`` pure
+    base64 characters.
 
     Outside strings a JSON text has no quote characters, so quotes pair up into strings once escaped
     quotes (an odd run of backslashes before them) are skipped. An unpaired quote means a malformed
     body: no spans, and orjson says why.
     """
-    spans: list[tuple[int, int]] = []
+    spans: list[tuple[int, int, bytes]] = []
     position = 0
     while (opening := body.find(_QUOTE, position)) >= 0:
         closing = body.find(_QUOTE, opening + 1)
@@ -67,8 +88,8 @@ def _long_base64_strings(body: bytes, min_chars: int) -> list[tuple[int, int]]:
             closing = body.find(_QUOTE, closing + 1)
         if closing < 0:
             return []
-        if closing - opening - 1 >= min_chars and _is_base64(body, opening + 1, closing):
-            spans.append((opening + 1, closing))
+        if closing - opening - 1 >= min_chars and (data := _base64_bytes(body, opening + 1, closing)) is not None:
+            spans.append((opening + 1, closing, data))
         position = closing + 1
     return spans
 
@@ -82,26 +103,44 @@ def _escaped(body: bytes, quote: int) -> bool:
     return backslashes % 2 == 1
 
 
-def _is_base64(body: bytes, start: int, end: int) -> bool:
+def _base64_bytes(body: bytes, start: int, end: int) -> bytes | None:
     # Strict base64 has no backslash, control character or non-ASCII byte, so the JSON string's value
-    # is exactly these bytes. pybase64 checks the alphabet and padding in one SIMD pass.
+    # is exactly these bytes. pybase64 checks the alphabet and padding in one SIMD pass as it decodes.
     try:
-        pybase64.b64decode(memoryview(body)[start:end], validate=True)
+        return pybase64.b64decode(memoryview(body)[start:end], validate=True)
     except (binascii.Error, ValueError):
-        return False
-    return True
+        return None
 
 
-def _restore(value: Any, taken: dict[str, str], seen: list[int]) -> Any:
-    """``value`` with every placeholder string put back (and removed from ``taken``); counts in ``seen``
-    every string value that looks like a placeholder."""
-    if isinstance(value, str):
-        if not value.startswith(_PLACEHOLDER):
-            return value
-        seen[0] += 1
-        return taken.pop(value, value)
-    if isinstance(value, dict):
-        return {key: _restore(item, taken, seen) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_restore(item, taken, seen) for item in value]
-    return value
+class _Restorer:
+    """Puts the long strings back in place of their placeholders, counting every string value that
+    looks like a placeholder."""
+
+    def __init__(self, body: bytes, spans: list[tuple[int, int, bytes]], decode_keys: frozenset[str]) -> None:
+        self._view = memoryview(body)
+        self._taken = {_PLACEHOLDER + str(index): span for index, span in enumerate(spans)}
+        self._decode_keys = decode_keys
+        self._expected = len(spans)
+        self._seen = 0
+
+    @property
+    def each_once(self) -> bool:
+        """Every placeholder was put back, and no other string looked like one."""
+        return not self._taken and self._seen == self._expected
+
+    def restore(self, value: Any, key: str | None) -> Any:
+        """``value`` (the value of ``key`` in an object, or None) with its placeholders put back."""
+        if isinstance(value, str):
+            if not value.startswith(_PLACEHOLDER):
+                return value
+            self._seen += 1
+            span = self._taken.pop(value, None)
+            if span is None:
+                return value
+            start, end, data = span
+            return DecodedBase64(data) if key in self._decode_keys else str(self._view[start:end], "ascii")
+        if isinstance(value, dict):
+            return {name: self.restore(item, name) for name, item in value.items()}
+        if isinstance(value, list):
+            return [self.restore(item, None) for item in value]
+        return value

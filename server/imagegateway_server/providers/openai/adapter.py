@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.providers.kit.base64_json import DecodedBase64
 from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
 from imagegateway_server.providers.kit.headers import request_headers
@@ -38,6 +39,8 @@ from imagegateway_server.providers.openai.models import DEFAULT_MODEL, model_spe
 from imagegateway_server.providers.openai.request import build_body
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# A long b64_json arrives decoded by the parse that checks it (``base64_json``), not decoded twice.
+_IMAGE_KEYS = frozenset({"b64_json"})
 
 
 class OpenAIAdapter(HttpAdapterBase):
@@ -84,7 +87,7 @@ class OpenAIAdapter(HttpAdapterBase):
     ) -> ImageResult:
         secret = target.credential.secret_values()
         status = response.status_code
-        payload = json_object(response.body)
+        payload = json_object(response.body, image_keys=_IMAGE_KEYS)
         if payload is None:
             what = describe_bad_body(response.body)
             raise bug(f"openai: upstream returned HTTP {status} with {what}", secret)
@@ -113,7 +116,9 @@ class OpenAIAdapter(HttpAdapterBase):
         revised_prompt = revised if isinstance(revised, str) else None
         b64 = item.get("b64_json")
         url = item.get("url")
-        if b64 is not None:
+        if isinstance(b64, DecodedBase64):
+            data = b64.data
+        elif b64 is not None:
             data = decode_image_b64(b64, provider=self.name, secret=secret)
         elif isinstance(url, str) and url:
             if wants_url:
