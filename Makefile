@@ -39,6 +39,7 @@ lint: install $(BUF)
 	$(BUF) lint
 	$(BUF) breaking --against $(PROTO_BASELINE)
 	$(VENV)/bin/ruff check server clients tests scripts bench
+	$(VENV)/bin/ruff format --check server clients tests scripts bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

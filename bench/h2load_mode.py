@@ -49,8 +49,10 @@ from imagegateway import ImageGatewayClient
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
-INSTALL_HINT = ("h2load (from nghttp2) is not installed. On Debian or Ubuntu: `sudo apt-get update && sudo "
-                "apt-get install -y nghttp2-client`; on macOS: `brew install nghttp2`. Then run this again.")
+INSTALL_HINT = (
+    "h2load (from nghttp2) is not installed. On Debian or Ubuntu: `sudo apt-get update && sudo "
+    "apt-get install -y nghttp2-client`; on macOS: `brew install nghttp2`. Then run this again."
+)
 
 SMALL, LARGE, THROUGHPUT_SIZE = "1k", "1m", "256k"
 SIZES = f"{SMALL},{THROUGHPUT_SIZE},{LARGE}"
@@ -106,8 +108,17 @@ def _pinned(cpus: frozenset[int] | None) -> Callable[[], None] | None:
     return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
 
 
-def run_h2load(h2load: str, url: str, *, requests: int, clients: int, body: Path, headers: list[str],
-               cpus: frozenset[int] | None, log_file: Path) -> H2loadRun:
+def run_h2load(
+    h2load: str,
+    url: str,
+    *,
+    requests: int,
+    clients: int,
+    body: Path,
+    headers: list[str],
+    cpus: frozenset[int] | None,
+    log_file: Path,
+) -> H2loadRun:
     """`h2load --h1` POSTing `body` `requests` times over `clients` kept-alive connections."""
     argv = [h2load, "--h1", "-n", str(requests), "-c", str(clients), "-d", str(body), "--log-file", str(log_file)]
     for header in headers:
@@ -118,8 +129,10 @@ def run_h2load(h2load: str, url: str, *, requests: int, clients: int, body: Path
     if done.returncode != 0 or run is None:
         # Header values are left out: they hold the gateway key and the inline config's provider key.
         names = ", ".join(h.split(":", 1)[0] for h in headers)
-        raise RuntimeError(f"h2load failed ({done.returncode}) on {url} with -n {requests} -c {clients}, "
-                           f"headers {names}:\n{done.stdout}{done.stderr}")
+        raise RuntimeError(
+            f"h2load failed ({done.returncode}) on {url} with -n {requests} -c {clients}, "
+            f"headers {names}:\n{done.stdout}{done.stderr}"
+        )
     return run
 
 
@@ -140,9 +153,15 @@ def parse_h2load(summary: str, log_text: str) -> H2loadRun | None:
         else:  # -1 is a failed stream
             others[status] = others.get(status, 0) + 1
     return H2loadRun(
-        requests=int(counted.group(1)), succeeded=int(counted.group(2)), failed=int(counted.group(3)),
-        status_2xx=int(statuses.group(1)), seconds=float(finished.group(1)) * _UNIT[finished.group(2)],
-        rps=float(finished.group(3)), latencies_us=latencies, other_statuses=others)
+        requests=int(counted.group(1)),
+        succeeded=int(counted.group(2)),
+        failed=int(counted.group(3)),
+        status_2xx=int(statuses.group(1)),
+        seconds=float(finished.group(1)) * _UNIT[finished.group(2)],
+        rps=float(finished.group(3)),
+        latencies_us=latencies,
+        other_statuses=others,
+    )
 
 
 # -- one round -----------------------------------------------------------------------------------------
@@ -174,8 +193,16 @@ class Settings:
 class Round:
     """A fresh upstream and gateway, the routes to them, and the measurements of one round."""
 
-    def __init__(self, h2load: str, settings: Settings, placement: Placement, workdir: Path,
-                 upstream: Proc, gateway: Proc, gateway_key: str) -> None:
+    def __init__(
+        self,
+        h2load: str,
+        settings: Settings,
+        placement: Placement,
+        workdir: Path,
+        upstream: Proc,
+        gateway: Proc,
+        gateway_key: str,
+    ) -> None:
         self.h2load, self.settings, self.placement, self.workdir = h2load, settings, placement, workdir
         self.upstream, self.gateway = upstream, gateway
         self._runs = 0
@@ -186,26 +213,44 @@ class Round:
         origin, rest = upstream.info["origin"], gateway.info["rest_base_url"]
         self.routes: dict[str, dict[str, Route]] = {}
         for size in (SMALL, THROUGHPUT_SIZE, LARGE):
-            config = {"strategy": {"mode": "fallback"},
-                      "targets": [{"provider": "openai", "api_key": UPSTREAM_KEY,
-                                   "custom_host": f"{origin}/{size}/v1"}]}
+            config = {
+                "strategy": {"mode": "fallback"},
+                "targets": [{"provider": "openai", "api_key": UPSTREAM_KEY, "custom_host": f"{origin}/{size}/v1"}],
+            }
             common = [f"x-portkey-api-key: {gateway_key}", json_type]
             self.routes[size] = {
-                DIRECT: Route(DIRECT, f"{origin}/{size}/v1/images/generations",
-                              [f"authorization: Bearer {UPSTREAM_KEY}", "accept: application/json", json_type],
-                              direct_body),
-                "inline config": Route("inline config", f"{rest}/images/generations",
-                                       [*common, "x-portkey-config: " + json.dumps(config, separators=(",", ":"))],
-                                       gateway_body),
-                "virtual key": Route("virtual key", f"{rest}/images/generations",
-                                     [*common, f"x-portkey-virtual-key: {virtual_key_id(size)}"], gateway_body),
+                DIRECT: Route(
+                    DIRECT,
+                    f"{origin}/{size}/v1/images/generations",
+                    [f"authorization: Bearer {UPSTREAM_KEY}", "accept: application/json", json_type],
+                    direct_body,
+                ),
+                "inline config": Route(
+                    "inline config",
+                    f"{rest}/images/generations",
+                    [*common, "x-portkey-config: " + json.dumps(config, separators=(",", ":"))],
+                    gateway_body,
+                ),
+                "virtual key": Route(
+                    "virtual key",
+                    f"{rest}/images/generations",
+                    [*common, f"x-portkey-virtual-key: {virtual_key_id(size)}"],
+                    gateway_body,
+                ),
             }
 
     def h2load_run(self, route: Route, requests: int, clients: int) -> H2loadRun:
         self._runs += 1
-        return run_h2load(self.h2load, route.url, requests=requests, clients=clients, body=route.body,
-                          headers=route.headers, cpus=self.placement.others,
-                          log_file=self.workdir / f"h2load-{self._runs}.log")
+        return run_h2load(
+            self.h2load,
+            route.url,
+            requests=requests,
+            clients=clients,
+            body=route.body,
+            headers=route.headers,
+            cpus=self.placement.others,
+            log_file=self.workdir / f"h2load-{self._runs}.log",
+        )
 
     def check(self) -> None:
         """One untimed request per route and size: a 200 carrying the upstream's image, or stop here."""
@@ -219,8 +264,9 @@ class Round:
                     with urllib.request.urlopen(request, timeout=30) as response:
                         payload = json.loads(response.read())
                 except urllib.error.HTTPError as err:
-                    raise RuntimeError(f"{route.name} ({size}) answered HTTP {err.code}: "
-                                       f"{err.read()[:500].decode(errors='replace')}") from None
+                    raise RuntimeError(
+                        f"{route.name} ({size}) answered HTTP {err.code}: {err.read()[:500].decode(errors='replace')}"
+                    ) from None
                 got = len(pybase64.b64decode(payload["data"][0]["b64_json"]))
                 if got != want:
                     raise RuntimeError(f"{route.name} ({size}) returned a {got}-byte image, not {want}")
@@ -247,9 +293,13 @@ class Round:
         for name in routes:
             ms = [us / 1000 for us in latencies[name]]
             row: dict[str, Any] = {
-                "size": size, "image_bytes": self.upstream.info["png_bytes"][size], "route": name,
-                "requests": len(ms), "errors": errors[name],
-                "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
+                "size": size,
+                "image_bytes": self.upstream.info["png_bytes"][size],
+                "route": name,
+                "requests": len(ms),
+                "errors": errors[name],
+                "p50_ms": percentile(ms, 50),
+                "p99_ms": percentile(ms, 99),
                 "gateway_cpu_ms_per_req": 1000 * gateway_cpu[name] / max(1, len(ms) + errors[name]),
             }
             if name != DIRECT:
@@ -274,12 +324,19 @@ class Round:
         done = max(1, run.requests)
         ms = [us / 1000 for us in run.latencies_us]
         return {
-            "route": route_name, "size": THROUGHPUT_SIZE,
+            "route": route_name,
+            "size": THROUGHPUT_SIZE,
             "image_bytes": self.upstream.info["png_bytes"][THROUGHPUT_SIZE],
-            "concurrency": s.concurrency, "requests": run.requests, "errors": run.errors,
-            "error_statuses": run.other_statuses, "seconds": run.seconds, "rps": run.rps,
-            "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "gateway_cpu_ms_per_req": 1000 * gateway_cpu / done, "upstream_cpu_ms_per_req": 1000 * upstream_cpu / done,
+            "concurrency": s.concurrency,
+            "requests": run.requests,
+            "errors": run.errors,
+            "error_statuses": run.other_statuses,
+            "seconds": run.seconds,
+            "rps": run.rps,
+            "p50_ms": percentile(ms, 50),
+            "p99_ms": percentile(ms, 99),
+            "gateway_cpu_ms_per_req": 1000 * gateway_cpu / done,
+            "upstream_cpu_ms_per_req": 1000 * upstream_cpu / done,
             "gateway_cpu_util": gateway_cpu / wall,
             # h2load's own CPU and anything else on the machine (the upstream and the gateway taken out).
             "rest_cpu_util": max(0.0, (machine_cpu - gateway_cpu - upstream_cpu) / wall),
@@ -288,9 +345,14 @@ class Round:
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU seconds so far: the machine, the gateway, the upstream, h2load (reaped children) and this process."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return {"machine": machine_busy_seconds(), "gateway": self.gateway.cpu_seconds(),
-                "upstream": self.upstream.cpu_seconds(), "h2load": children.ru_utime + children.ru_stime,
-                "self": time.process_time(), "clock": time.perf_counter()}
+        return {
+            "machine": machine_busy_seconds(),
+            "gateway": self.gateway.cpu_seconds(),
+            "upstream": self.upstream.cpu_seconds(),
+            "h2load": children.ru_utime + children.ru_stime,
+            "self": time.process_time(),
+            "clock": time.perf_counter(),
+        }
 
     def profile(self, py_spy: str, out: Path, size: str, requests: int, clients: int) -> None:
         """The inline-config route under py-spy (raw collapsed stacks into `out`)."""
@@ -299,10 +361,25 @@ class Round:
         # Blocking sampling with --gil: in --nonblocking mode py-spy loses most Python frames of this
         # process on this VM (they show as `Runner.run`), and it cannot tell idle threads from busy ones
         # here, so only samples of the thread holding the GIL (the event loop's) are kept.
-        spy = subprocess.Popen([py_spy, "record", "--pid", str(self.gateway.pid), "--rate", "250", "--format", "raw",
-                                "--threads", "--gil", "--output", str(out)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               preexec_fn=_pinned(self.placement.others))
+        spy = subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(self.gateway.pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--threads",
+                "--gil",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_pinned(self.placement.others),
+        )
         try:
             time.sleep(1.0)  # py-spy attaches
             self.h2load_run(route, requests, clients)
@@ -327,16 +404,22 @@ def round_environment(h2load: str, settings: Settings, placement: Placement) -> 
             gateway = start_gateway(workdir, cpus=placement.gateway)
             with ImageGatewayClient(gateway.info["grpc_target"], api_key=ADMIN_KEY) as admin:
                 for size in (SMALL, THROUGHPUT_SIZE, LARGE):
-                    admin.create_virtual_key(virtual_key_id(size), "openai", UPSTREAM_KEY,
-                                             base_url=f"{upstream.info['origin']}/{size}/v1",
-                                             virtual_key_id=virtual_key_id(size))
+                    admin.create_virtual_key(
+                        virtual_key_id(size),
+                        "openai",
+                        UPSTREAM_KEY,
+                        base_url=f"{upstream.info['origin']}/{size}/v1",
+                        virtual_key_id=virtual_key_id(size),
+                    )
                 key = admin.create_api_key("bench-h2load", "generate").key
             yield Round(h2load, settings, placement, workdir, upstream, gateway, key)
         finally:
             for proc in (gateway, upstream):
                 if proc is not None and proc.stop() not in (0, -15, None):
-                    log(f"{proc.name} exited with {proc.popen.returncode}; its output:\n"
-                        f"{proc.log_path.read_text(errors='replace')[-2000:]}")
+                    log(
+                        f"{proc.name} exited with {proc.popen.returncode}; its output:\n"
+                        f"{proc.log_path.read_text(errors='replace')[-2000:]}"
+                    )
 
 
 # -- rounds and their medians ----------------------------------------------------------------------------
@@ -383,9 +466,14 @@ def latency_summary(results: Results) -> list[dict[str, Any]]:
             if not rows:
                 continue
             entry: dict[str, Any] = {
-                "size": size, "route": route, "image_bytes": rows[0]["image_bytes"], "rounds": len(rows),
-                "requests": sum(r["requests"] for r in rows), "errors": sum(r["errors"] for r in rows),
-                "p50_ms": Spread.of([r["p50_ms"] for r in rows]), "p99_ms": Spread.of([r["p99_ms"] for r in rows]),
+                "size": size,
+                "route": route,
+                "image_bytes": rows[0]["image_bytes"],
+                "rounds": len(rows),
+                "requests": sum(r["requests"] for r in rows),
+                "errors": sum(r["errors"] for r in rows),
+                "p50_ms": Spread.of([r["p50_ms"] for r in rows]),
+                "p99_ms": Spread.of([r["p99_ms"] for r in rows]),
                 "gateway_cpu_ms_per_req": Spread.of([r["gateway_cpu_ms_per_req"] for r in rows]),
             }
             if route != DIRECT:
@@ -405,16 +493,24 @@ def throughput_summary(results: Results) -> list[dict[str, Any]]:
             continue
         cpu = Spread.of([r["gateway_cpu_ms_per_req"] for r in rows])
         errors = sum(r["errors"] for r in rows)
-        out.append({
-            "route": route, "size": THROUGHPUT_SIZE, "image_bytes": rows[0]["image_bytes"],
-            "concurrency": rows[0]["concurrency"],
-            "rounds": len(rows), "requests": sum(r["requests"] for r in rows), "errors": errors,
-            "rps": Spread.of([r["rps"] for r in rows]), "gateway_cpu_ms_per_req": cpu,
-            "gateway_cpu_util": Spread.of([r["gateway_cpu_util"] for r in rows]),
-            "rest_cpu_util": Spread.of([r["rest_cpu_util"] for r in rows]),
-            "p50_ms": Spread.of([r["p50_ms"] for r in rows]), "p99_ms": Spread.of([r["p99_ms"] for r in rows]),
-            "met": cpu.median <= TARGET_CPU_MS_PER_REQ and errors == 0,
-        })
+        out.append(
+            {
+                "route": route,
+                "size": THROUGHPUT_SIZE,
+                "image_bytes": rows[0]["image_bytes"],
+                "concurrency": rows[0]["concurrency"],
+                "rounds": len(rows),
+                "requests": sum(r["requests"] for r in rows),
+                "errors": errors,
+                "rps": Spread.of([r["rps"] for r in rows]),
+                "gateway_cpu_ms_per_req": cpu,
+                "gateway_cpu_util": Spread.of([r["gateway_cpu_util"] for r in rows]),
+                "rest_cpu_util": Spread.of([r["rest_cpu_util"] for r in rows]),
+                "p50_ms": Spread.of([r["p50_ms"] for r in rows]),
+                "p99_ms": Spread.of([r["p99_ms"] for r in rows]),
+                "met": cpu.median <= TARGET_CPU_MS_PER_REQ and errors == 0,
+            }
+        )
     return out
 
 
@@ -451,8 +547,8 @@ def section(results: Results) -> str:
         "`bench/prebuilt_upstream.py`, OpenAI's `b64_json` answer of a real PNG prebuilt at start, requests read "
         "by Content-Length and never parsed (about 30 us per 1 KiB request).",
         f"- Placement: {m['placement']}.",
-        "- Routes: *inline config* sends `x-portkey-config: {\"strategy\":{\"mode\":\"fallback\"},\"targets\":"
-        "[{\"provider\":\"openai\",\"api_key\":\"sk-...\",\"custom_host\":\"http://127.0.0.1:PORT/SIZE/v1\"}]}`; "
+        '- Routes: *inline config* sends `x-portkey-config: {"strategy":{"mode":"fallback"},"targets":'
+        '[{"provider":"openai","api_key":"sk-...","custom_host":"http://127.0.0.1:PORT/SIZE/v1"}]}`; '
         "*virtual key* sends `x-portkey-virtual-key` of a key whose base URL is the same upstream. Both with a "
         "generate-scope gateway key, `POST /v1/images/generations` of dall-e-2 `b64_json`. *Direct* is h2load "
         "straight to the upstream with the body the gateway's OpenAI adapter sends.",
@@ -476,7 +572,8 @@ def section(results: Results) -> str:
             f"| {_png(row)} | {row['route']} | {row['requests']} | {row['errors']} | "
             f"{row['p50_ms'].text()} | {added.text('{:+.2f}') if added else ''} | "
             f"{added99.text('{:+.2f}') if added99 else ''} | "
-            f"{row['gateway_cpu_ms_per_req'].text() if row['route'] != DIRECT else ''} | {target} |")
+            f"{row['gateway_cpu_ms_per_req'].text() if row['route'] != DIRECT else ''} | {target} |"
+        )
     lines += [
         "",
         "| route | image | concurrency | requests | errors | req/s | gateway CPU ms/req | gateway CPU util "
@@ -488,7 +585,8 @@ def section(results: Results) -> str:
             f"| {row['route']} | {_png(row)} | {row['concurrency']} | {row['requests']} | "
             f"{row['errors']} | {row['rps'].text('{:.0f}')} | {row['gateway_cpu_ms_per_req'].text()} | "
             f"{row['gateway_cpu_util'].text('{:.0%}')} | {row['p50_ms'].text()} | {row['p99_ms'].text()} | "
-            f"<= {TARGET_CPU_MS_PER_REQ:g} ms: {_verdict(row['met'])} |")
+            f"<= {TARGET_CPU_MS_PER_REQ:g} ms: {_verdict(row['met'])} |"
+        )
     lines += [
         "",
         "Targets (issue 9): added p50 < 0.7 ms for a 1 KiB image and < 2 ms for 1 MiB, on the inline-config "
@@ -498,8 +596,14 @@ def section(results: Results) -> str:
         lines += ["", "### Where the gateway's time goes on the inline-config path (py-spy, 250 Hz)", ""]
         for label, path in results.profiles.items():
             shown = Path(path).relative_to(ROOT) if Path(path).is_relative_to(ROOT) else Path(path)
-            lines += [f"{label}, raw collapsed stacks in `{shown}`:", "", "```",
-                      summarize(Path(path), top=15, brief=True, inclusive_top=25), "```", ""]
+            lines += [
+                f"{label}, raw collapsed stacks in `{shown}`:",
+                "",
+                "```",
+                summarize(Path(path), top=15, brief=True, inclusive_top=25),
+                "```",
+                "",
+            ]
     lines.append(SECTION_END)
     return "\n".join(lines)
 
@@ -508,7 +612,7 @@ def splice(text: str, new_section: str) -> str:
     """`text` with its h2load section replaced by `new_section`, or the section added before the notes."""
     begin, end = text.find(SECTION_BEGIN), text.find(SECTION_END)
     if begin >= 0 and end > begin:
-        return text[:begin] + new_section + text[end + len(SECTION_END):]
+        return text[:begin] + new_section + text[end + len(SECTION_END) :]
     notes = text.find(_NOTES_HEADING)
     if notes >= 0:
         return text[:notes] + new_section + "\n\n" + text[notes:]
@@ -523,25 +627,35 @@ def carry_section(old_report: Path, new_text: str) -> str:
     begin, end = old.find(SECTION_BEGIN), old.find(SECTION_END)
     if begin < 0 or end < begin:
         return new_text
-    return splice(new_text, old[begin:end + len(SECTION_END)])
+    return splice(new_text, old[begin : end + len(SECTION_END)])
 
 
 def console_table(results: Results) -> str:
-    out = ["", f"h2load, added latency at concurrency 1 (median of {len(results.rounds)} rounds, range)",
-           f"  {'image':10} {'route':14} {'n':>6} {'err':>4} {'p50 ms':>8}  {'added p50 ms':24} {'gw CPU ms/req':>13}"
-           "  target"]
+    out = [
+        "",
+        f"h2load, added latency at concurrency 1 (median of {len(results.rounds)} rounds, range)",
+        f"  {'image':10} {'route':14} {'n':>6} {'err':>4} {'p50 ms':>8}  {'added p50 ms':24} {'gw CPU ms/req':>13}"
+        "  target",
+    ]
     for row in latency_summary(results):
         added = row.get("added_p50_ms")
         verdict = "" if row["route"] == DIRECT else f"< {row['target_ms']:g}: {'met' if row['met'] else 'MISSED'}"
         cpu = "" if row["route"] == DIRECT else f"{row['gateway_cpu_ms_per_req'].median:.2f}"
-        out.append(f"  {SIZE_LABELS[row['size']]:10} {row['route']:14} {row['requests']:>6} {row['errors']:>4} "
-                   f"{row['p50_ms'].median:>8.2f}  {added.text('{:+.2f}') if added else '':24} {cpu:>13}  {verdict}")
-    out += ["", f"h2load, throughput (median of {len(results.rounds)} rounds, range)",
-            f"  {'route':14} {'image':10} {'conc':>4} {'err':>4} {'req/s':22} {'gw CPU ms/req':24} target"]
+        out.append(
+            f"  {SIZE_LABELS[row['size']]:10} {row['route']:14} {row['requests']:>6} {row['errors']:>4} "
+            f"{row['p50_ms'].median:>8.2f}  {added.text('{:+.2f}') if added else '':24} {cpu:>13}  {verdict}"
+        )
+    out += [
+        "",
+        f"h2load, throughput (median of {len(results.rounds)} rounds, range)",
+        f"  {'route':14} {'image':10} {'conc':>4} {'err':>4} {'req/s':22} {'gw CPU ms/req':24} target",
+    ]
     for row in throughput_summary(results):
-        out.append(f"  {row['route']:14} {SIZE_LABELS[row['size']]:10} {row['concurrency']:>4} {row['errors']:>4} "
-                   f"{row['rps'].text('{:.0f}'):22} {row['gateway_cpu_ms_per_req'].text():24} "
-                   f"<= {TARGET_CPU_MS_PER_REQ:g}: {'met' if row['met'] else 'MISSED'}")
+        out.append(
+            f"  {row['route']:14} {SIZE_LABELS[row['size']]:10} {row['concurrency']:>4} {row['errors']:>4} "
+            f"{row['rps'].text('{:.0f}'):22} {row['gateway_cpu_ms_per_req'].text():24} "
+            f"<= {TARGET_CPU_MS_PER_REQ:g}: {'met' if row['met'] else 'MISSED'}"
+        )
     return "\n".join(out)
 
 
@@ -550,28 +664,51 @@ def console_table(results: Results) -> str:
 
 def main(argv: list[str], machine: dict[str, Any], py_spy: Callable[[], str | None]) -> int:
     """`bench/run.py --h2load [options]`; `machine` describes the machine, `py_spy` finds py-spy."""
-    parser = argparse.ArgumentParser(prog="bench/run.py --h2load", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py --h2load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     defaults = Settings()
     parser.add_argument("--quick", action="store_true", help="one short round (smoke test)")
     parser.add_argument("--rounds", type=int, default=defaults.rounds)
-    parser.add_argument("--small-requests", type=int, default=defaults.small_requests,
-                        help="c=1 requests per route and round, 1 KiB images")
-    parser.add_argument("--large-requests", type=int, default=defaults.large_requests,
-                        help="c=1 requests per route and round, 1 MiB images")
+    parser.add_argument(
+        "--small-requests",
+        type=int,
+        default=defaults.small_requests,
+        help="c=1 requests per route and round, 1 KiB images",
+    )
+    parser.add_argument(
+        "--large-requests",
+        type=int,
+        default=defaults.large_requests,
+        help="c=1 requests per route and round, 1 MiB images",
+    )
     parser.add_argument("--warmup-requests", type=int, default=defaults.warmup_requests)
-    parser.add_argument("--chunks", type=int, default=defaults.chunks,
-                        help="c=1 runs are split in this many chunks, interleaving the routes")
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        default=defaults.chunks,
+        help="c=1 runs are split in this many chunks, interleaving the routes",
+    )
     parser.add_argument("--throughput-requests", type=int, default=defaults.throughput_requests)
     parser.add_argument("--throughput-warmup", type=int, default=defaults.throughput_warmup)
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
-    parser.add_argument("--placement", choices=["split", "shared"], default=defaults.placement,
-                        help="split (default): the gateway on a core of its own, the upstream and h2load on the "
-                             "others; shared: all float over every CPU")
-    parser.add_argument("--profile", action="store_true",
-                        help="after the rounds, profile the gateway with py-spy on the inline-config path")
-    parser.add_argument("--output", type=Path,
-                        help="report to splice the h2load section into (default: bench/RESULTS.md unless --quick)")
+    parser.add_argument(
+        "--placement",
+        choices=["split", "shared"],
+        default=defaults.placement,
+        help="split (default): the gateway on a core of its own, the upstream and h2load on the "
+        "others; shared: all float over every CPU",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the rounds, profile the gateway with py-spy on the inline-config path",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="report to splice the h2load section into (default: bench/RESULTS.md unless --quick)",
+    )
     parser.add_argument("--json", type=Path, help="also write every round's figures as JSON here")
     args = parser.parse_args(argv)
 
@@ -582,10 +719,17 @@ def main(argv: list[str], machine: dict[str, Any], py_spy: Callable[[], str | No
     spy = py_spy() if args.profile else None
     if args.profile and spy is None:
         parser.error("--profile needs py-spy (pip install py-spy, into the venv or anywhere on PATH)")
-    settings = Settings(rounds=args.rounds, small_requests=args.small_requests, large_requests=args.large_requests,
-                        warmup_requests=args.warmup_requests, chunks=args.chunks,
-                        throughput_requests=args.throughput_requests, throughput_warmup=args.throughput_warmup,
-                        concurrency=args.concurrency, placement=args.placement)
+    settings = Settings(
+        rounds=args.rounds,
+        small_requests=args.small_requests,
+        large_requests=args.large_requests,
+        warmup_requests=args.warmup_requests,
+        chunks=args.chunks,
+        throughput_requests=args.throughput_requests,
+        throughput_warmup=args.throughput_warmup,
+        concurrency=args.concurrency,
+        placement=args.placement,
+    )
     if args.quick:
         settings.rounds, settings.small_requests, settings.large_requests = 1, 400, 100
         settings.warmup_requests, settings.chunks = 30, 2
@@ -596,9 +740,11 @@ def main(argv: list[str], machine: dict[str, Any], py_spy: Callable[[], str | No
 
     placement = Placement.choose(args.placement)
     version = subprocess.run([h2load, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    machine = {**machine, "placement": placement.describe().replace("emulator and the load generator",
-                                                                    "upstream and h2load"),
-               "h2load": version or "h2load"}
+    machine = {
+        **machine,
+        "placement": placement.describe().replace("emulator and the load generator", "upstream and h2load"),
+        "h2load": version or "h2load",
+    }
     results = Results(machine=machine, settings={"argv": " ".join(argv), **asdict(settings)})
     if placement.others is not None:
         os.sched_setaffinity(0, placement.others)
@@ -629,9 +775,14 @@ def main(argv: list[str], machine: dict[str, Any], py_spy: Callable[[], str | No
                 out_dir = BENCH / "out"
                 out_dir.mkdir(exist_ok=True)
                 for label, size, requests, clients in (
-                        ("1 KiB, c=1", SMALL, settings.small_requests, 1),
-                        (f"256 KiB, c={settings.concurrency}", THROUGHPUT_SIZE, settings.throughput_requests,
-                         settings.concurrency)):
+                    ("1 KiB, c=1", SMALL, settings.small_requests, 1),
+                    (
+                        f"256 KiB, c={settings.concurrency}",
+                        THROUGHPUT_SIZE,
+                        settings.throughput_requests,
+                        settings.concurrency,
+                    ),
+                ):
                     path = out_dir / f"profile-h2load-inline-{size}-c{clients}.txt"
                     log(f"profiling the inline-config path: {label}")
                     round_.profile(spy, path, size, requests, clients)

@@ -101,14 +101,21 @@ class LatencyProbe:
 
     def __init__(self, targets: Targets) -> None:
         self.targets = targets
-        self._direct = httpx.Client(transport=httpx.HTTPTransport(socket_options=NODELAY), timeout=CALL_TIMEOUT,
-                                    headers=targets.direct_headers())
-        self._rest = httpx.Client(transport=httpx.HTTPTransport(socket_options=NODELAY), timeout=CALL_TIMEOUT,
-                                  headers=targets.rest_headers())
+        self._direct = httpx.Client(
+            transport=httpx.HTTPTransport(socket_options=NODELAY),
+            timeout=CALL_TIMEOUT,
+            headers=targets.direct_headers(),
+        )
+        self._rest = httpx.Client(
+            transport=httpx.HTTPTransport(socket_options=NODELAY), timeout=CALL_TIMEOUT, headers=targets.rest_headers()
+        )
         self._grpc = ImageGatewayClient(targets.grpc_target, api_key=targets.gateway_key, timeout=CALL_TIMEOUT)
         self._grpc_request = targets.grpc_request()
         self._calls: dict[str, Callable[[], Any]] = {
-            "direct": self._call_direct, "rest": self._call_rest, "grpc": self._call_grpc}
+            "direct": self._call_direct,
+            "rest": self._call_rest,
+            "grpc": self._call_grpc,
+        }
 
     def close(self) -> None:
         self._direct.close()
@@ -189,7 +196,8 @@ class AsyncCaller:
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=connections, force_close=False),
                 timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT),
-                headers={**targets.rest_headers(), "content-type": "application/json"})
+                headers={**targets.rest_headers(), "content-type": "application/json"},
+            )
             self._closers.append(session.close)
             url = targets.rest_url
             body = json.dumps(REST_BODY).encode()
@@ -202,9 +210,11 @@ class AsyncCaller:
 
             self.call: Callable[[], Awaitable[None]] = rest_call
         elif transport == "grpc":
-            options = [("grpc.max_receive_message_length", MAX_MESSAGE),
-                       ("grpc.max_send_message_length", MAX_MESSAGE),
-                       ("grpc.use_local_subchannel_pool", 1)]  # one TCP connection per channel
+            options = [
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.use_local_subchannel_pool", 1),
+            ]  # one TCP connection per channel
             stubs = []
             for _ in range(max(1, channels)):
                 channel = grpc.aio.insecure_channel(targets.grpc_target, options=options)
@@ -262,9 +272,9 @@ async def closed_loop(caller: AsyncCaller, concurrency: int, duration: float, wa
     return LoadResult(caller.transport, concurrency, duration, completed, errors, latencies)
 
 
-async def burst(caller: AsyncCaller, requests: int,
-                sample: Callable[[], Awaitable[None]] | None = None) -> tuple[int, collections.Counter[str], float,
-                                                                           list[float]]:
+async def burst(
+    caller: AsyncCaller, requests: int, sample: Callable[[], Awaitable[None]] | None = None
+) -> tuple[int, collections.Counter[str], float, list[float]]:
     """Starts `requests` calls at once and waits for all of them; `sample` runs every 0.1 s meanwhile."""
     clock = time.perf_counter
     errors: collections.Counter[str] = collections.Counter()
@@ -297,4 +307,3 @@ async def burst(caller: AsyncCaller, requests: int,
     done.set()
     await sampling
     return ok, errors, wall, latencies
-

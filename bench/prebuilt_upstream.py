@@ -69,18 +69,23 @@ def png_of_about(nbytes: int) -> bytes:
 
 def openai_response(png: bytes) -> bytes:
     """The full HTTP/1.1 response (head and body) carrying `png` as OpenAI's b64_json."""
-    body = json.dumps({"created": _CREATED, "data": [{"b64_json": base64.b64encode(png).decode()}]},
-                      separators=(",", ":")).encode()
-    head = (f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            "connection: keep-alive\r\n\r\n").encode()
+    body = json.dumps(
+        {"created": _CREATED, "data": [{"b64_json": base64.b64encode(png).decode()}]}, separators=(",", ":")
+    ).encode()
+    head = (
+        f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        "connection: keep-alive\r\n\r\n"
+    ).encode()
     return head + body
 
 
 def _plain(status: str, text: str, close: bool = False) -> bytes:
     body = json.dumps({"error": {"message": text}}).encode()
     connection = "close" if close else "keep-alive"
-    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            f"connection: {connection}\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        f"connection: {connection}\r\n\r\n"
+    ).encode() + body
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,7 @@ class _Connection(asyncio.Protocol):
                     transport.close()
                 return
             head = bytes(self._buffer[:end])
-            del self._buffer[:end + 4]
+            del self._buffer[: end + 4]
             self._start_request(head)
 
     def _start_request(self, head: bytes) -> None:
@@ -173,8 +178,9 @@ class _Connection(asyncio.Protocol):
         elif method != "POST":
             answer = _plain("405 Method Not Allowed", f"{method} {path}: only POST is answered")
         elif answer is None:
-            answer = _plain("404 Not Found", f"no prebuilt answer for {path}; paths: "
-                                             + ", ".join(sorted(self._prebuilt.by_path)))
+            answer = _plain(
+                "404 Not Found", f"no prebuilt answer for {path}; paths: " + ", ".join(sorted(self._prebuilt.by_path))
+            )
         self._answer, self._body_left, self._close_after = answer, length, close
 
 
@@ -185,8 +191,7 @@ async def serve(host: str, port: int, prebuilt: Prebuilt) -> None:
     print(f"listening on http://{bound_host}:{bound_port}", flush=True)
     for name, nbytes in prebuilt.png_bytes.items():
         body = len(prebuilt.by_path[f"/{name}{GENERATIONS_PATH}"])
-        print(f"prebuilt {name}: PNG {nbytes} bytes, response {body} bytes, "
-              f"POST /{name}{GENERATIONS_PATH}", flush=True)
+        print(f"prebuilt {name}: PNG {nbytes} bytes, response {body} bytes, POST /{name}{GENERATIONS_PATH}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -195,13 +200,17 @@ async def serve(host: str, port: int, prebuilt: Prebuilt) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/prebuilt_upstream.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench/prebuilt_upstream.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--sizes", default="1k,256k,1m",
-                        help="comma-separated image sizes (k/m suffixes); each is served under /<size>/v1 and "
-                             "the first also under /v1 (default: 1k,256k,1m)")
+    parser.add_argument(
+        "--sizes",
+        default="1k,256k,1m",
+        help="comma-separated image sizes (k/m suffixes); each is served under /<size>/v1 and "
+        "the first also under /v1 (default: 1k,256k,1m)",
+    )
     args = parser.parse_args(argv)
     try:
         sizes = [(name.strip().lower(), parse_size(name)) for name in args.sizes.split(",") if name.strip()]

@@ -84,7 +84,7 @@ class Proc:
     def cpu_seconds(self) -> float:
         """User + system CPU time of every thread of the process so far."""
         stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
@@ -110,30 +110,45 @@ class Placement:
     def describe(self) -> str:
         if self.gateway is None or self.others is None:
             return "shared: the gateway, the emulator and the load generator float over every CPU"
-        return (f"split: the gateway is pinned to CPU {_cpu_list(self.gateway)} (one core); the emulator and "
-                f"the load generator share CPU {_cpu_list(self.others)}")
+        return (
+            f"split: the gateway is pinned to CPU {_cpu_list(self.gateway)} (one core); the emulator and "
+            f"the load generator share CPU {_cpu_list(self.others)}"
+        )
 
 
 def _cpu_list(cpus: frozenset[int]) -> str:
     return ",".join(str(c) for c in sorted(cpus))
 
 
-def _spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None,
-           cpus: frozenset[int] | None = None) -> Proc:
+def _spawn(
+    name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None, cpus: frozenset[int] | None = None
+) -> Proc:
     log_path = workdir / f"{name}.log"
     log_file = log_path.open("wb")
     # Affinity set before exec, so every thread the process starts (gRPC's, SQLite's) inherits it.
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
+    popen = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=pin,
+    )
     log_file.close()
     return Proc(name, popen, log_path)
 
 
 def start_emulator(workdir: Path, cpus: frozenset[int] | None = None) -> Proc:
     """`python -m tests.emulators openai` on a free port; info: origin, base_url."""
-    proc = _spawn("emulator", [sys.executable, "-m", "tests.emulators", "openai", "--port", "0",
-                               "--api-key", EMULATOR_KEY], workdir, cpus=cpus)
+    proc = _spawn(
+        "emulator",
+        [sys.executable, "-m", "tests.emulators", "openai", "--port", "0", "--api-key", EMULATOR_KEY],
+        workdir,
+        cpus=cpus,
+    )
     match = proc.wait_for_line(re.compile(r"listening on (http://\S+)"))
     origin = match.group(1)
     proc.info.update(origin=origin, base_url=origin + "/v1")
@@ -142,8 +157,12 @@ def start_emulator(workdir: Path, cpus: frozenset[int] | None = None) -> Proc:
 
 def start_prebuilt_upstream(workdir: Path, sizes: str, cpus: frozenset[int] | None = None) -> Proc:
     """`bench/prebuilt_upstream.py` on a free port; info: origin, png_bytes (size name -> PNG bytes)."""
-    proc = _spawn("upstream", [sys.executable, str(ROOT / "bench" / "prebuilt_upstream.py"), "--port", "0",
-                               "--sizes", sizes], workdir, cpus=cpus)
+    proc = _spawn(
+        "upstream",
+        [sys.executable, str(ROOT / "bench" / "prebuilt_upstream.py"), "--port", "0", "--sizes", sizes],
+        workdir,
+        cpus=cpus,
+    )
     names = [name.strip().lower() for name in sizes.split(",") if name.strip()]
     proc.wait_for_line(re.compile(rf"prebuilt {re.escape(names[-1])}: "))
     text = proc.log_path.read_text()
@@ -183,11 +202,13 @@ def start_gateway(workdir: Path, wrapper: list[str] | None = None, cpus: frozens
         "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "5",
     }
     proc = _spawn("gateway", [*(wrapper or []), *imagegw_command(), "serve"], workdir, env, cpus=cpus)
-    match = proc.wait_for_line(re.compile(
-        r"serving gRPC on (\S+?):(\d+), REST on (http://\S+/v1), metrics on :(\d+)/metrics"))
+    match = proc.wait_for_line(
+        re.compile(r"serving gRPC on (\S+?):(\d+), REST on (http://\S+/v1), metrics on :(\d+)/metrics")
+    )
     host, port, rest, metrics_port = match.groups()
-    proc.info.update(grpc_target=f"{host}:{port}", rest_base_url=rest,
-                     metrics_url=f"http://{host}:{metrics_port}/metrics")
+    proc.info.update(
+        grpc_target=f"{host}:{port}", rest_base_url=rest, metrics_url=f"http://{host}:{metrics_port}/metrics"
+    )
     return proc
 
 
@@ -206,8 +227,9 @@ class EmulatorControl:
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self._origin}/_emulator/{path}", data=data, method=method,
-                                         headers={"content-type": "application/json"})
+        request = urllib.request.Request(
+            f"{self._origin}/_emulator/{path}", data=data, method=method, headers={"content-type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 

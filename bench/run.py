@@ -100,10 +100,15 @@ def machine_info() -> dict[str, Any]:
                 mem_total = f"{int(line.split()[1]) // 1024} MiB"
     commit = ""
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "server", "clients"],
-                               check=True, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "server", "clients"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         commit += " (server/clients modified)" if dirty else ""
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -121,8 +126,9 @@ def machine_info() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def environment(workdir: Path, gateway_wrapper: list[str] | None = None,
-                placement: Placement | None = None) -> Iterator[tuple[Proc, Proc, Targets]]:
+def environment(
+    workdir: Path, gateway_wrapper: list[str] | None = None, placement: Placement | None = None
+) -> Iterator[tuple[Proc, Proc, Targets]]:
     """Emulator + gateway processes, a virtual key for the emulator and a generate-scope API key."""
     placement = placement or Placement.choose("shared")
     if placement.others is not None:
@@ -132,11 +138,18 @@ def environment(workdir: Path, gateway_wrapper: list[str] | None = None,
     try:
         gateway = start_gateway(workdir, gateway_wrapper, placement.gateway)
         with ImageGatewayClient(gateway.info["grpc_target"], api_key=ADMIN_KEY) as admin:
-            admin.create_virtual_key(VIRTUAL_KEY, "openai", EMULATOR_KEY, base_url=emulator.info["base_url"],
-                                     virtual_key_id=VIRTUAL_KEY)
+            admin.create_virtual_key(
+                VIRTUAL_KEY, "openai", EMULATOR_KEY, base_url=emulator.info["base_url"], virtual_key_id=VIRTUAL_KEY
+            )
             key = admin.create_api_key("bench", "generate").key
-        targets = Targets(emulator.info["base_url"], EMULATOR_KEY, gateway.info["rest_base_url"],
-                          gateway.info["grpc_target"], key, VIRTUAL_KEY)
+        targets = Targets(
+            emulator.info["base_url"],
+            EMULATOR_KEY,
+            gateway.info["rest_base_url"],
+            gateway.info["grpc_target"],
+            key,
+            VIRTUAL_KEY,
+        )
         yield emulator, gateway, targets
     finally:
         for proc in (gateway, emulator):
@@ -149,8 +162,15 @@ def environment(workdir: Path, gateway_wrapper: list[str] | None = None,
 # -- phases --------------------------------------------------------------------------------------------
 
 
-def latency_phase(run: Run, targets: Targets, control: EmulatorControl, label: str, image_bytes: int | None,
-                  requests: int, warmup: int) -> None:
+def latency_phase(
+    run: Run,
+    targets: Targets,
+    control: EmulatorControl,
+    label: str,
+    image_bytes: int | None,
+    requests: int,
+    warmup: int,
+) -> None:
     control.image_bytes(image_bytes)
     probe = LatencyProbe(targets)
     try:
@@ -162,9 +182,14 @@ def latency_phase(run: Run, targets: Targets, control: EmulatorControl, label: s
     for path in LatencyProbe.PATHS:
         s = samples[path]
         row: dict[str, Any] = {
-            "size": label, "path": path, "image_bytes": s.image_bytes, "requests": len(s.seconds),
-            "errors": sum(s.errors.values()), "error_kinds": dict(s.errors),
-            "p50_ms": percentile(s.seconds, 50) * 1000, "p99_ms": percentile(s.seconds, 99) * 1000,
+            "size": label,
+            "path": path,
+            "image_bytes": s.image_bytes,
+            "requests": len(s.seconds),
+            "errors": sum(s.errors.values()),
+            "error_kinds": dict(s.errors),
+            "p50_ms": percentile(s.seconds, 50) * 1000,
+            "p99_ms": percentile(s.seconds, 99) * 1000,
             "mean_ms": statistics.fmean(s.seconds) * 1000 if s.seconds else float("nan"),
         }
         if path != "direct":
@@ -173,12 +198,25 @@ def latency_phase(run: Run, targets: Targets, control: EmulatorControl, label: s
         run.latency.append(row)
 
 
-def throughput_phase(run: Run, transport: str, targets: Targets, control: EmulatorControl, gateway: Proc,
-                     emulator: Proc, image_bytes: int, concurrency: int, duration: float, warmup: float,
-                     channels: int, profile_to: Path | None = None) -> None:
+def throughput_phase(
+    run: Run,
+    transport: str,
+    targets: Targets,
+    control: EmulatorControl,
+    gateway: Proc,
+    emulator: Proc,
+    image_bytes: int,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    channels: int,
+    profile_to: Path | None = None,
+) -> None:
     control.image_bytes(image_bytes)
-    log(f"throughput, {transport}: concurrency {concurrency}, {image_bytes // KIB} KiB images, "
-        f"{warmup:g} s warm-up + {duration:g} s" + (" (under py-spy)" if profile_to else ""))
+    log(
+        f"throughput, {transport}: concurrency {concurrency}, {image_bytes // KIB} KiB images, "
+        f"{warmup:g} s warm-up + {duration:g} s" + (" (under py-spy)" if profile_to else "")
+    )
 
     async def go() -> dict[str, Any]:
         caller = AsyncCaller(transport, targets, connections=concurrency, channels=channels)
@@ -198,9 +236,23 @@ def throughput_phase(run: Run, transport: str, targets: Targets, control: Emulat
             await asyncio.sleep(warmup)
             assert profile_to is not None
             spy = await asyncio.create_subprocess_exec(
-                py_spy(), "record", "--pid", str(gateway.pid), "--rate", "250", "--format", "raw", "--threads",
-                "--duration", str(int(duration)), "--output", str(profile_to), "--nonblocking",
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                py_spy(),
+                "record",
+                "--pid",
+                str(gateway.pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--threads",
+                "--duration",
+                str(int(duration)),
+                "--output",
+                str(profile_to),
+                "--nonblocking",
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             _, err = await spy.communicate()
             if spy.returncode != 0:
                 log(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
@@ -224,10 +276,16 @@ def throughput_phase(run: Run, transport: str, targets: Targets, control: Emulat
         other_cpu = used("machine") - gateway_cpu - emulator_cpu - client_cpu
         done = max(1, result.completed)
         return {
-            "transport": transport, "concurrency": concurrency, "image_bytes": image_bytes,
-            "seconds": result.window_seconds, "completed": result.completed, "rps": result.rps,
-            "errors": sum(result.errors.values()), "error_kinds": dict(result.errors),
-            "p50_ms": percentile(result.latencies, 50) * 1000, "p99_ms": percentile(result.latencies, 99) * 1000,
+            "transport": transport,
+            "concurrency": concurrency,
+            "image_bytes": image_bytes,
+            "seconds": result.window_seconds,
+            "completed": result.completed,
+            "rps": result.rps,
+            "errors": sum(result.errors.values()),
+            "error_kinds": dict(result.errors),
+            "p50_ms": percentile(result.latencies, 50) * 1000,
+            "p99_ms": percentile(result.latencies, 99) * 1000,
             "gateway_cpu_ms_per_req": 1000 * gateway_cpu / done,
             "emulator_cpu_ms_per_req": 1000 * emulator_cpu / done,
             "client_cpu_ms_per_req": 1000 * client_cpu / done,
@@ -243,8 +301,16 @@ def throughput_phase(run: Run, transport: str, targets: Targets, control: Emulat
     run.throughput.append(row)
 
 
-def soak_phase(run: Run, transport: str, targets: Targets, control: EmulatorControl, gateway: Proc,
-               requests: int, latency_ms: int, channels: int) -> None:
+def soak_phase(
+    run: Run,
+    transport: str,
+    targets: Targets,
+    control: EmulatorControl,
+    gateway: Proc,
+    requests: int,
+    latency_ms: int,
+    channels: int,
+) -> None:
     control.every_request({"kind": "latency", "ms": latency_ms})
     log(f"soak, {transport}: {requests} requests at once against a {latency_ms} ms upstream")
     reset = gateway.reset_peak_rss()
@@ -257,8 +323,9 @@ def soak_phase(run: Run, transport: str, targets: Targets, control: EmulatorCont
         rss_samples.append(gateway.status_kb("VmRSS"))
         if time.monotonic() - last_metric[0] >= 1.0:
             last_metric[0] = time.monotonic()
-            value = await asyncio.to_thread(metric_value, gateway.info["metrics_url"],
-                                            "imagegateway_in_flight_requests")
+            value = await asyncio.to_thread(
+                metric_value, gateway.info["metrics_url"], "imagegateway_in_flight_requests"
+            )
             if value is not None:
                 in_flight.append(value)
 
@@ -272,17 +339,25 @@ def soak_phase(run: Run, transport: str, targets: Targets, control: EmulatorCont
     ok, errors, wall, latencies = asyncio.run(go())
     control.clear()
     hwm = gateway.status_kb("VmHWM")
-    run.soak.append({
-        "transport": transport, "requests": requests, "upstream_latency_ms": latency_ms, "ok": ok,
-        "errors": sum(errors.values()), "error_kinds": dict(errors), "wall_seconds": wall,
-        "p50_s": percentile(latencies, 50), "max_s": max(latencies) if latencies else float("nan"),
-        "rss_before_mb": rss_before / 1024,
-        "rss_peak_mb": (hwm if reset else max(rss_samples or [0])) / 1024,
-        "rss_peak_sampled_mb": max(rss_samples or [0]) / 1024,
-        "rss_after_mb": gateway.status_kb("VmRSS") / 1024,
-        "peak_source": "VmHWM after reset" if reset else "VmRSS sampled every 0.1 s",
-        "max_in_flight_metric": max(in_flight) if in_flight else None,
-    })
+    run.soak.append(
+        {
+            "transport": transport,
+            "requests": requests,
+            "upstream_latency_ms": latency_ms,
+            "ok": ok,
+            "errors": sum(errors.values()),
+            "error_kinds": dict(errors),
+            "wall_seconds": wall,
+            "p50_s": percentile(latencies, 50),
+            "max_s": max(latencies) if latencies else float("nan"),
+            "rss_before_mb": rss_before / 1024,
+            "rss_peak_mb": (hwm if reset else max(rss_samples or [0])) / 1024,
+            "rss_peak_sampled_mb": max(rss_samples or [0]) / 1024,
+            "rss_after_mb": gateway.status_kb("VmRSS") / 1024,
+            "peak_source": "VmHWM after reset" if reset else "VmRSS sampled every 0.1 s",
+            "max_in_flight_metric": max(in_flight) if in_flight else None,
+        }
+    )
 
 
 def py_spy() -> str:
@@ -324,13 +399,13 @@ def report(run: Run) -> str:
         "",
         "## Machine",
         "",
-        f"- {m['nproc']} CPUs (`nproc`; {m['affinity']} usable), {m['cpu']}, {m['memory']} RAM, "
-        f"Linux {m['kernel']}",
+        f"- {m['nproc']} CPUs (`nproc`; {m['affinity']} usable), {m['cpu']}, {m['memory']} RAM, Linux {m['kernel']}",
         f"- Python {m['python']}; commit {m['commit'] or 'unknown'}",
         f"- Other processes on the machine (not the gateway, the emulator or the load generator) used "
         f"{m.get('other_cpu_util', float('nan')):.2f} CPUs on average during the measurements (load average "
         f"{m.get('loadavg_start', '?')}, {m.get('other_cpu_before', float('nan')):.2f} CPUs busy just before the "
-        "start" + ("; py-spy counts here when profiling" if run.profiles else "")
+        "start"
+        + ("; py-spy counts here when profiling" if run.profiles else "")
         + "); figures taken on a busy machine are noisier and lower.",
         f"- CPU placement: {m.get('placement', 'shared')}. The load generator (this script, pure Python), the "
         "OpenAI emulator and the gateway are separate processes; the gateway is one asyncio loop, so it uses "
@@ -358,7 +433,8 @@ def report(run: Run) -> str:
         lines.append(
             f"| {row['size']} ({_size(row['image_bytes'])}) | {row['path']} | {row['requests']} | {row['errors']} | "
             f"{_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} | {_signed(row.get('added_p50_ms', float('nan')))} | "
-            f"{_signed(row.get('added_p99_ms', float('nan')))} | {verdict} |")
+            f"{_signed(row.get('added_p99_ms', float('nan')))} | {verdict} |"
+        )
     lines += [
         "",
         "## Throughput",
@@ -379,11 +455,15 @@ def report(run: Run) -> str:
             f"{row['rps']:.1f} | {row['errors']} | {_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} | "
             f"{row['gateway_cpu_ms_per_req']:.2f} | {100 * row['gateway_cpu_util']:.0f}% | "
             f"{row['emulator_cpu_ms_per_req']:.2f} | {row['client_cpu_ms_per_req']:.2f} | "
-            f"{100 * row['other_cpu_util']:.0f}% | {verdict} |")
+            f"{100 * row['other_cpu_util']:.0f}% | {verdict} |"
+        )
     if any(row["profiled"] for row in run.throughput):
-        lines += ["", "Rows marked *(profiled)* repeat the run with py-spy attached to the gateway (250 Hz); py-spy's "
-                  "own CPU shows as *other CPU util* and slows the gateway, so those rows are for the profile below, "
-                  "not for the targets."]
+        lines += [
+            "",
+            "Rows marked *(profiled)* repeat the run with py-spy attached to the gateway (250 Hz); py-spy's "
+            "own CPU shows as *other CPU util* and slows the gateway, so those rows are for the profile below, "
+            "not for the targets.",
+        ]
     mem = run.memory
     lines += [
         "",
@@ -410,10 +490,14 @@ def report(run: Run) -> str:
                 f"| {row['transport']} | {row['requests']} | {row['upstream_latency_ms'] / 1000:g} s | {row['ok']} | "
                 f"{row['errors']} | {row['wall_seconds']:.1f} | {row['p50_s']:.2f} | {row['max_s']:.2f} | "
                 f"{in_flight} | {row['rss_before_mb']:.1f} | {row['rss_peak_mb']:.1f} | {row['rss_after_mb']:.1f} | "
-                f"no errors, RSS < {TARGET_SOAK_RSS_MB:g} MB: {_verdict(ok)} |")
+                f"no errors, RSS < {TARGET_SOAK_RSS_MB:g} MB: {_verdict(ok)} |"
+            )
         ideal = run.soak[0]["upstream_latency_ms"] / 1000
-        lines += ["", f"Wall time above the upstream's {ideal:g} s is time requests spent inside the gateway "
-                  "(queues, CPU) rather than waiting on the upstream together; see the notes below."]
+        lines += [
+            "",
+            f"Wall time above the upstream's {ideal:g} s is time requests spent inside the gateway "
+            "(queues, CPU) rather than waiting on the upstream together; see the notes below.",
+        ]
     else:
         lines.append("Not run (`--no-soak`).")
     errors = [r for r in (*run.latency, *run.throughput, *run.soak) if r.get("error_kinds")]
@@ -434,8 +518,14 @@ def report(run: Run) -> str:
     if run.profiles:
         lines += ["", "## Profiles", ""]
         for transport, path in run.profiles.items():
-            lines += [f"py-spy ({transport}, raw collapsed stacks in `{Path(path).relative_to(ROOT)}`):", "",
-                      "```", summarize(Path(path), top=12, brief=True), "```", ""]
+            lines += [
+                f"py-spy ({transport}, raw collapsed stacks in `{Path(path).relative_to(ROOT)}`):",
+                "",
+                "```",
+                summarize(Path(path), top=12, brief=True),
+                "```",
+                "",
+            ]
         lines.append("Full summaries: `python bench/hotspots.py bench/out/profile-*.txt`.")
     extra = BENCH / "NOTES.md"
     if extra.exists():
@@ -445,26 +535,38 @@ def report(run: Run) -> str:
 
 def console_table(run: Run) -> str:
     """The same figures, compact, for stdout."""
-    out = ["", "added latency (concurrency 1)",
-           f"  {'image':18} {'path':6} {'n':>5} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50':>7} {'+p99':>7}"]
+    out = [
+        "",
+        "added latency (concurrency 1)",
+        f"  {'image':18} {'path':6} {'n':>5} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} {'+p50':>7} {'+p99':>7}",
+    ]
     for row in run.latency:
-        out.append(f"  {row['size'] + ' ' + _size(row['image_bytes']):18} {row['path']:6} {row['requests']:>5} "
-                   f"{row['errors']:>4} {_ms(row['p50_ms']):>8} {_ms(row['p99_ms']):>8} "
-                   f"{_signed(row.get('added_p50_ms', float('nan'))):>7} "
-                   f"{_signed(row.get('added_p99_ms', float('nan'))):>7}")
-    out += ["", "throughput",
-            f"  {'transport':16} {'conc':>4} {'image':>10} {'req/s':>7} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'gw CPU ms/req':>13}"]
+        out.append(
+            f"  {row['size'] + ' ' + _size(row['image_bytes']):18} {row['path']:6} {row['requests']:>5} "
+            f"{row['errors']:>4} {_ms(row['p50_ms']):>8} {_ms(row['p99_ms']):>8} "
+            f"{_signed(row.get('added_p50_ms', float('nan'))):>7} "
+            f"{_signed(row.get('added_p99_ms', float('nan'))):>7}"
+        )
+    out += [
+        "",
+        "throughput",
+        f"  {'transport':16} {'conc':>4} {'image':>10} {'req/s':>7} {'err':>4} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'gw CPU ms/req':>13}",
+    ]
     for row in run.throughput:
-        out.append(f"  {row['transport']:16} {row['concurrency']:>4} {_size(row['image_bytes']):>10} "
-                   f"{row['rps']:>7.1f} {row['errors']:>4} {_ms(row['p50_ms']):>8} {_ms(row['p99_ms']):>8} "
-                   f"{row['gateway_cpu_ms_per_req']:>13.2f}")
+        out.append(
+            f"  {row['transport']:16} {row['concurrency']:>4} {_size(row['image_bytes']):>10} "
+            f"{row['rps']:>7.1f} {row['errors']:>4} {_ms(row['p50_ms']):>8} {_ms(row['p99_ms']):>8} "
+            f"{row['gateway_cpu_ms_per_req']:>13.2f}"
+        )
     mem = run.memory
     out += ["", f"gateway peak RSS after latency+throughput: {mem['hwm_mb']:.1f} MB"]
     for row in run.soak:
-        out.append(f"soak {row['transport']}: {row['requests']} at once, {row['upstream_latency_ms']} ms upstream: "
-                   f"ok {row['ok']}, errors {row['errors']}, wall {row['wall_seconds']:.1f} s, "
-                   f"RSS peak {row['rss_peak_mb']:.1f} MB")
+        out.append(
+            f"soak {row['transport']}: {row['requests']} at once, {row['upstream_latency_ms']} ms upstream: "
+            f"ok {row['ok']}, errors {row['errors']}, wall {row['wall_seconds']:.1f} s, "
+            f"RSS peak {row['rss_peak_mb']:.1f} MB"
+        )
     return "\n".join(out)
 
 
@@ -476,8 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     if "--h2load" in argv:
         rest = [arg for arg in argv if arg != "--h2load"]
         return h2load_mode.main(rest, machine_info(), installed_py_spy)
-    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small counts and short windows (smoke test)")
     parser.add_argument("--small-requests", type=int, default=500)
     parser.add_argument("--large-requests", type=int, default=150)
@@ -489,23 +592,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput-bytes", type=int, default=256 * KIB)
     parser.add_argument("--large-bytes", type=int, default=MIB)
     parser.add_argument("--no-soak", action="store_true", help="skip the 2,000-in-flight check")
-    parser.add_argument("--phases", default="latency,throughput,soak",
-                        help="comma-separated subset of latency,throughput,soak (default: all)")
+    parser.add_argument(
+        "--phases",
+        default="latency,throughput,soak",
+        help="comma-separated subset of latency,throughput,soak (default: all)",
+    )
     parser.add_argument("--soak-requests", type=int, default=2000)
     parser.add_argument("--soak-latency-ms", type=int, default=5000)
     parser.add_argument("--soak-transport", choices=["grpc", "rest", "both"], default="both")
-    parser.add_argument("--profile", action="store_true",
-                        help="after the measurements, repeat each throughput run with py-spy attached")
-    parser.add_argument("--placement", choices=["split", "shared"], default="split",
-                        help="split (default): the gateway on a core of its own, the emulator and the load "
-                             "generator on the others; shared: all three float over every CPU")
-    parser.add_argument("--output", type=Path,
-                        help="report path (default: bench/RESULTS.md for a full run, none for --quick or --phases)")
+    parser.add_argument(
+        "--profile", action="store_true", help="after the measurements, repeat each throughput run with py-spy attached"
+    )
+    parser.add_argument(
+        "--placement",
+        choices=["split", "shared"],
+        default="split",
+        help="split (default): the gateway on a core of its own, the emulator and the load "
+        "generator on the others; shared: all three float over every CPU",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="report path (default: bench/RESULTS.md for a full run, none for --quick or --phases)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON here")
-    parser.add_argument("--report-from", type=Path, metavar="JSON",
-                        help="only re-render the report from a --json file of an earlier run")
-    parser.add_argument("--h2load", action="store_true",
-                        help="instead: the h2load mode (bench/h2load_mode.py; `--h2load --help` for its options)")
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="JSON",
+        help="only re-render the report from a --json file of an earlier run",
+    )
+    parser.add_argument(
+        "--h2load",
+        action="store_true",
+        help="instead: the h2load mode (bench/h2load_mode.py; `--h2load --help` for its options)",
+    )
     args = parser.parse_args(argv)
     if args.report_from:
         run = Run(**json.loads(args.report_from.read_text()))
@@ -532,9 +653,13 @@ def main(argv: list[str] | None = None) -> int:
     run.machine["placement"] = placement.describe()
     run.settings = {
         "argv": " ".join(argv),
-        "small_requests": args.small_requests, "large_requests": args.large_requests,
-        "warmup_requests": args.warmup_requests, "concurrency": args.concurrency, "duration": args.duration,
-        "warmup_seconds": args.warmup_seconds, "channels": args.channels,
+        "small_requests": args.small_requests,
+        "large_requests": args.large_requests,
+        "warmup_requests": args.warmup_requests,
+        "concurrency": args.concurrency,
+        "duration": args.duration,
+        "warmup_seconds": args.warmup_seconds,
+        "channels": args.channels,
     }
     before = machine_busy_seconds()
     time.sleep(1.0)
@@ -553,25 +678,56 @@ def main(argv: list[str] | None = None) -> int:
             ours_at_start = gateway.cpu_seconds() + emulator.cpu_seconds() + time.process_time()
             if "latency" in phases:
                 latency_phase(run, targets, control, "small", None, args.small_requests, args.warmup_requests)
-                latency_phase(run, targets, control, "1 MiB", args.large_bytes, args.large_requests,
-                              args.warmup_requests)
+                latency_phase(
+                    run, targets, control, "1 MiB", args.large_bytes, args.large_requests, args.warmup_requests
+                )
             for transport in ("rest", "grpc") if "throughput" in phases else ():
-                throughput_phase(run, transport, targets, control, gateway, emulator, args.throughput_bytes,
-                                 args.concurrency, args.duration, args.warmup_seconds, args.channels)
+                throughput_phase(
+                    run,
+                    transport,
+                    targets,
+                    control,
+                    gateway,
+                    emulator,
+                    args.throughput_bytes,
+                    args.concurrency,
+                    args.duration,
+                    args.warmup_seconds,
+                    args.channels,
+                )
             run.memory["hwm_mb"] = gateway.status_kb("VmHWM") / 1024
             run.memory["rss_mb"] = gateway.status_kb("VmRSS") / 1024
             if args.profile and "throughput" in phases:
                 out_dir = BENCH / "out"
                 out_dir.mkdir(exist_ok=True)
                 for transport in ("rest", "grpc"):
-                    throughput_phase(run, transport, targets, control, gateway, emulator, args.throughput_bytes,
-                                     args.concurrency, args.duration, args.warmup_seconds, args.channels,
-                                     profile_to=out_dir / f"profile-{transport}.txt")
+                    throughput_phase(
+                        run,
+                        transport,
+                        targets,
+                        control,
+                        gateway,
+                        emulator,
+                        args.throughput_bytes,
+                        args.concurrency,
+                        args.duration,
+                        args.warmup_seconds,
+                        args.channels,
+                        profile_to=out_dir / f"profile-{transport}.txt",
+                    )
             if "soak" in phases:
                 transports = ["grpc", "rest"] if args.soak_transport == "both" else [args.soak_transport]
                 for transport in transports:
-                    soak_phase(run, transport, targets, control, gateway, args.soak_requests,
-                               args.soak_latency_ms, max(args.channels, 4))
+                    soak_phase(
+                        run,
+                        transport,
+                        targets,
+                        control,
+                        gateway,
+                        args.soak_requests,
+                        args.soak_latency_ms,
+                        max(args.channels, 4),
+                    )
             ours = gateway.cpu_seconds() + emulator.cpu_seconds() + time.process_time() - ours_at_start
             elapsed = time.monotonic() - started
             run.machine["other_cpu_util"] = max(0.0, (machine_busy_seconds() - busy_at_start - ours) / elapsed)

@@ -47,18 +47,28 @@ def main() -> int:
     ):
         step(f"gateway up: gRPC {gateway.grpc_target}, REST {gateway.rest_base_url}")
         step("1. store the provider keys as virtual keys")
-        admin.create_virtual_key("stability-ai-virtualkey", "stability-ai", "sk-demo-stability",
-                                 base_url=stability.base_url)
+        admin.create_virtual_key(
+            "stability-ai-virtualkey", "stability-ai", "sk-demo-stability", base_url=stability.base_url
+        )
         admin.create_virtual_key("open-ai-virtual-key", "openai", "sk-demo-openai", base_url=openai_emulator.base_url)
         for key in admin.iter_virtual_keys():
             print(f"   {key.id:28} {key.provider:14} {key.base_url}")
 
         step("2. call Stability through the OpenAI SDK with Portkey headers")
-        client = OpenAI(api_key="REDUNDANT", base_url=gateway.rest_base_url,
-                        default_headers=createHeaders(provider="stabilityai", api_key=gateway.admin_key,
-                                                      virtual_key="stability-ai-virtualkey"))
-        image = client.images.generate(model="stable-diffusion-v1-6", prompt="Kraken in the milkyway galaxy", n=1,
-                                       size="1024x1024", response_format="b64_json")
+        client = OpenAI(
+            api_key="REDUNDANT",
+            base_url=gateway.rest_base_url,
+            default_headers=createHeaders(
+                provider="stabilityai", api_key=gateway.admin_key, virtual_key="stability-ai-virtualkey"
+            ),
+        )
+        image = client.images.generate(
+            model="stable-diffusion-v1-6",
+            prompt="Kraken in the milkyway galaxy",
+            n=1,
+            size="1024x1024",
+            response_format="b64_json",
+        )
         png = base64.b64decode(image.data[0].b64_json or "")
         print(f"   got a {len(png)} byte image starting {png[:8]!r}")
 
@@ -68,11 +78,18 @@ def main() -> int:
 
         step("4. Stability now fails with a 503; the same caller code is served by DALL-E 3")
         stability.inject(Fault.status(503))
-        client = OpenAI(api_key="REDUNDANT", base_url=gateway.rest_base_url,
-                        default_headers=createHeaders(api_key=gateway.admin_key, config=config.id))
+        client = OpenAI(
+            api_key="REDUNDANT",
+            base_url=gateway.rest_base_url,
+            default_headers=createHeaders(api_key=gateway.admin_key, config=config.id),
+        )
         raw = client.images.with_raw_response.generate(
-            model="stable-diffusion-v1-6", prompt="Harry Potter travelling the world using Portkey", n=1,
-            size="1024x1024", response_format="b64_json")
+            model="stable-diffusion-v1-6",
+            prompt="Harry Potter travelling the world using Portkey",
+            n=1,
+            size="1024x1024",
+            response_format="b64_json",
+        )
         for header in ("x-portkey-provider", "x-portkey-last-used-option-index", "x-portkey-trace-id"):
             print(f"   {header}: {raw.headers[header]}")
 

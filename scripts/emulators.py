@@ -79,8 +79,11 @@ class _PrintsRequests(Emulator):
         if not http_request.path.startswith(PREFIX):
             answer = str(outcome.status) if isinstance(outcome, Response) else type(outcome).__name__.lower()
             model = _json_model(http_request.body)
-            print(f"  {self.provider}: {http_request.method} {http_request.path}"
-                  f"{f' (model {model})' if model else ''} -> {answer}", flush=True)
+            print(
+                f"  {self.provider}: {http_request.method} {http_request.path}"
+                f"{f' (model {model})' if model else ''} -> {answer}",
+                flush=True,
+            )
         return outcome
 
 
@@ -103,17 +106,22 @@ class _Stability(_PrintsRequests, StabilityEmulator):
 
 
 async def run(host: str, openai_port: int, stability_port: int) -> int:
-    emulators: list[Emulator] = [_OpenAI(OPENAI_KEY, host=host, port=openai_port),
-                                 _Stability(STABILITY_KEY, host=host, port=stability_port)]
+    emulators: list[Emulator] = [
+        _OpenAI(OPENAI_KEY, host=host, port=openai_port),
+        _Stability(STABILITY_KEY, host=host, port=stability_port),
+    ]
     started: list[Emulator] = []
     try:
         for emulator, port in zip(emulators, (openai_port, stability_port), strict=True):
             try:
                 await emulator.start()
             except OSError as exc:
-                print(f"cannot listen on {host}:{port} for the {emulator.provider} emulator ({exc.strerror}); "
-                      "is another copy running? Choose other ports with --openai-port / --stability-port "
-                      '(make emulators EMULATORS_ARGS="--openai-port N --stability-port M").', file=sys.stderr)
+                print(
+                    f"cannot listen on {host}:{port} for the {emulator.provider} emulator ({exc.strerror}); "
+                    "is another copy running? Choose other ports with --openai-port / --stability-port "
+                    '(make emulators EMULATORS_ARGS="--openai-port N --stability-port M").',
+                    file=sys.stderr,
+                )
                 return 1
             started.append(emulator)
         print(instructions(host, openai_port, stability_port))
@@ -131,8 +139,9 @@ async def run(host: str, openai_port: int, stability_port: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="scripts/emulators.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="scripts/emulators.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--openai-port", type=int, default=OPENAI_PORT, help=f"default {OPENAI_PORT}")
     parser.add_argument("--stability-port", type=int, default=STABILITY_PORT, help=f"default {STABILITY_PORT}")

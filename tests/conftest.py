@@ -81,12 +81,11 @@ COOKBOOK_CONFIG = {
 
 
 @pytest.fixture(scope="session")
-def seed(admin: ImageGatewayClient, openai_emulator: OpenAIEmulator,
-         stability_emulator: StabilityEmulator) -> Seed:
-    stability = admin.create_virtual_key(COOKBOOK_STABILITY_VK, "stability-ai", STABILITY_SECRET,
-                                         base_url=stability_emulator.base_url)
-    openai = admin.create_virtual_key(COOKBOOK_OPENAI_VK, "openai", OPENAI_SECRET,
-                                      base_url=openai_emulator.base_url)
+def seed(admin: ImageGatewayClient, openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator) -> Seed:
+    stability = admin.create_virtual_key(
+        COOKBOOK_STABILITY_VK, "stability-ai", STABILITY_SECRET, base_url=stability_emulator.base_url
+    )
+    openai = admin.create_virtual_key(COOKBOOK_OPENAI_VK, "openai", OPENAI_SECRET, base_url=openai_emulator.base_url)
     config = admin.create_config("sdxl-to-dalle", COOKBOOK_CONFIG)
     return Seed(stability.id, openai.id, config.id)
 

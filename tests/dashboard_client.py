@@ -31,16 +31,20 @@ def origin(gateway: GatewayThread) -> str:
 
 
 @contextlib.contextmanager
-def keeping_gateway(data_dir: Path, openai: OpenAIEmulator, stability: StabilityEmulator
-                    ) -> Iterator[tuple[GatewayThread, Seed]]:
+def keeping_gateway(
+    data_dir: Path, openai: OpenAIEmulator, stability: StabilityEmulator
+) -> Iterator[tuple[GatewayThread, Seed]]:
     """A gateway with IMAGEGW_KEEP_IMAGES on, seeded with the cookbook's virtual keys and config.
 
     Its breakers track every target (so the dashboard has breaker state to show) but trip only after
     50 consecutive failures, which these tests never reach: injected faults must not skip targets.
     """
-    with running_gateway(data_dir, keep_images=True, breaker_consecutive_failures=50,
-                         breaker_failure_rate=0.0) as gateway, \
-            ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin:
+    with (
+        running_gateway(
+            data_dir, keep_images=True, breaker_consecutive_failures=50, breaker_failure_rate=0.0
+        ) as gateway,
+        ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin,
+    ):
         admin.create_virtual_key(COOKBOOK_STABILITY_VK, "stability-ai", STABILITY_SECRET, base_url=stability.base_url)
         admin.create_virtual_key(COOKBOOK_OPENAI_VK, "openai", OPENAI_SECRET, base_url=openai.base_url)
         config = admin.create_config("sdxl-to-dalle", COOKBOOK_CONFIG)
@@ -54,14 +58,26 @@ def new_generate_key(gateway: GatewayThread, name: str) -> tuple[str, str]:
     return created.api_key.id, created.key
 
 
-def generate(gateway: GatewayThread, key: str, config_id: str, *, trace_id: str, keep: bool = False,
-             prompt: str = "a kraken in the milky way") -> httpx.Response:
+def generate(
+    gateway: GatewayThread,
+    key: str,
+    config_id: str,
+    *,
+    trace_id: str,
+    keep: bool = False,
+    prompt: str = "a kraken in the milky way",
+) -> httpx.Response:
     """One image request through the REST shim, routed by the saved config."""
     headers = {"x-portkey-api-key": key, "x-portkey-config": config_id, "x-portkey-trace-id": trace_id}
     if keep:
         headers["x-imagegw-keep-image"] = "true"
-    body = {"model": "stable-diffusion-v1-6", "prompt": prompt, "n": 1, "size": "1024x1024",
-            "response_format": "b64_json"}
+    body = {
+        "model": "stable-diffusion-v1-6",
+        "prompt": prompt,
+        "n": 1,
+        "size": "1024x1024",
+        "response_format": "b64_json",
+    }
     return httpx.post(gateway.rest_base_url + "/images/generations", json=body, headers=headers, timeout=60)
 
 

@@ -63,8 +63,9 @@ def ok(_request: RawRequest) -> bytes:
 class RawUpstream:
     """Serves ``answer`` on 127.0.0.1 (or ``host``), over TLS when ``ssl_context`` is given."""
 
-    def __init__(self, answer: Answer = ok, *, host: str = "127.0.0.1",
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, answer: Answer = ok, *, host: str = "127.0.0.1", ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.connections = 0
         self.abandoned = 0
         self.requests: list[RawRequest] = []
@@ -156,8 +157,9 @@ class FailingResolver(AbstractResolver):
     def __init__(self, message: str = "Name or service not known") -> None:
         self._message = message
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         raise socket.gaierror(socket.EAI_NONAME, self._message)
 
     async def close(self) -> None:
@@ -167,8 +169,9 @@ class FailingResolver(AbstractResolver):
 class StalledResolver(AbstractResolver):
     """A DNS that never answers: connecting stalls until a timeout ends it."""
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 

@@ -217,7 +217,11 @@ class ImageGatewayClient(ClientBase):
         )
 
     def rotate_virtual_key(
-        self, id: str, secret: str = "", *, credential_fields: Mapping[str, str] | None = None,
+        self,
+        id: str,
+        secret: str = "",
+        *,
+        credential_fields: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> keys_pb2.VirtualKey:
         """Replaces the key's whole credential: ``secret`` (its API key) and/or ``credential_fields``."""

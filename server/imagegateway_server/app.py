@@ -91,8 +91,12 @@ class GatewayProcess:
     async def start(self) -> None:
         settings = self.settings
         # Chosen first: a state backend that is not available (IMAGEGW_REDIS_URL) stops the start with one line.
-        backends = await open_state(settings, on_breaker_transition=lambda identity, circuit: (
-            self.metrics.circuit_transitions.labels(identity.provider, circuit.value).inc()))
+        backends = await open_state(
+            settings,
+            on_breaker_transition=lambda identity, circuit: self.metrics.circuit_transitions.labels(
+                identity.provider, circuit.value
+            ).inc(),
+        )
         self._stack.push_async_callback(backends.close)
         self.breakers = backends.breakers
         # Checked before anything opens: bad certificate files stop the start with one clear line.
@@ -105,33 +109,48 @@ class GatewayProcess:
         self._stack.push_async_callback(store.close)
         vault, generated = load_vault(settings.master_key or None, settings.previous_master_keys, data_dir)
         if generated:
-            log.warning("generated a new master key in %s; back it up or set IMAGEGW_MASTER_KEY",
-                        data_dir / "master.key")
+            log.warning(
+                "generated a new master key in %s; back it up or set IMAGEGW_MASTER_KEY", data_dir / "master.key"
+            )
         host_policy = UpstreamHostPolicy(settings.allowed_upstream_hosts)
 
         api_keys = ApiKeyService(store)
         self.bootstrap_admin_key = await api_keys.ensure_bootstrap_admin(settings.admin_key or None)
         if self.bootstrap_admin_key:
             # Printed once, to the terminal, never to the log.
-            print(f"Created the first admin API key (shown once): {self.bootstrap_admin_key}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"Created the first admin API key (shown once): {self.bootstrap_admin_key}", file=sys.stderr, flush=True
+            )
         virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
-        configs = ConfigService(store, vault, canonical_provider=canonical_provider, host_policy=host_policy,
-                                virtual_key_exists=virtual_keys.get, max_depth=settings.max_config_depth,
-                                max_targets=settings.max_targets)
+        configs = ConfigService(
+            store,
+            vault,
+            canonical_provider=canonical_provider,
+            host_policy=host_policy,
+            virtual_key_exists=virtual_keys.get,
+            max_depth=settings.max_config_depth,
+            max_targets=settings.max_targets,
+        )
         registry = default_registry(
             client_factory=guarded_client_factory(host_policy),
-            model_aliases=load_model_aliases(settings.model_aliases_file, canonical_provider=canonical_provider))
+            model_aliases=load_model_aliases(settings.model_aliases_file, canonical_provider=canonical_provider),
+        )
         self._stack.push_async_callback(registry.aclose)
         self.metrics.watch_circuits(lambda: [(p, m, state.value) for p, m, state in self.breakers.states()])
-        router = Router(registry.get, VaultCredentialResolver(virtual_keys),
-                        default_timeout=settings.upstream_timeout_seconds, breakers=self.breakers)
+        router = Router(
+            registry.get,
+            VaultCredentialResolver(virtual_keys),
+            default_timeout=settings.upstream_timeout_seconds,
+            breakers=self.breakers,
+        )
         log_writer = RequestLogWriter(store)
         await log_writer.start()
         self._stack.push_async_callback(log_writer.close)
         retention = LogRetention(
-            store, max_age=timedelta(days=settings.log_retention_days) if settings.log_retention_days else None,
-            max_records=settings.log_retention_max_records or None)
+            store,
+            max_age=timedelta(days=settings.log_retention_days) if settings.log_retention_days else None,
+            max_records=settings.log_retention_max_records or None,
+        )
         await retention.start()
         self._stack.push_async_callback(retention.close)
         # Read once: requests only look prices up in memory.
@@ -139,12 +158,25 @@ class GatewayProcess:
         self.metrics.set_known_models(prices.models())
         log.info("price table %s loaded", prices.version)
         cache = ResponseCache(backends.cache_store, VaultCredentialResolver(virtual_keys))
-        limiter = Limiter(backends.limit_counters, prices, virtual_key_limits=virtual_keys.limits,
-                          on_refusal=self.metrics.count_limit_refusal)
+        limiter = Limiter(
+            backends.limit_counters,
+            prices,
+            virtual_key_limits=virtual_keys.limits,
+            on_refusal=self.metrics.count_limit_refusal,
+        )
         await limiter.restore(store)  # today's and this month's spend per key, from the request log
-        gateway = Gateway(router, configs, log_writer, self.metrics, host_policy, cache=cache, prices=prices,
-                          redact_prompts=settings.redact_prompts, limiter=limiter,
-                          input_limits=settings.input_limits)
+        gateway = Gateway(
+            router,
+            configs,
+            log_writer,
+            self.metrics,
+            host_policy,
+            cache=cache,
+            prices=prices,
+            redact_prompts=settings.redact_prompts,
+            limiter=limiter,
+            input_limits=settings.input_limits,
+        )
         self._gateway = gateway
         authenticator = Authenticator(api_keys, transport="grpc", metrics=self.metrics)
         rest_authenticator = Authenticator(api_keys, transport="rest", metrics=self.metrics)
@@ -152,22 +184,50 @@ class GatewayProcess:
         self.metrics.init_grpc_methods(SERVICE_NAME, grpc_methods())
         await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
         keeper = ImageKeeper(data_dir / "kept-images") if settings.keep_images else None
-        dashboard = Dashboard(store, rest_authenticator, sessions=backends.sessions, image_keeper=keeper,
-                              target_health=breaker_health(self.breakers))
-        await self._start_http(RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper,
-                                        input_limits=settings.input_limits))
+        dashboard = Dashboard(
+            store,
+            rest_authenticator,
+            sessions=backends.sessions,
+            image_keeper=keeper,
+            target_health=breaker_health(self.breakers),
+        )
+        await self._start_http(
+            RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper, input_limits=settings.input_limits)
+        )
         self._start_metrics()
-        log.info("imagegateway serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port,
-                                                "metrics_port": self.metrics_port,
-                                                "event_loop": loop_name(asyncio.get_running_loop())})
+        log.info(
+            "imagegateway serving",
+            extra={
+                "grpc_port": self.grpc_port,
+                "http_port": self.http_port,
+                "metrics_port": self.metrics_port,
+                "event_loop": loop_name(asyncio.get_running_loop()),
+            },
+        )
 
-    async def _start_grpc(self, gateway: Gateway, configs: ConfigService, virtual_keys: VirtualKeyService,
-                          api_keys: ApiKeyService, store: Any, host_policy: UpstreamHostPolicy,
-                          authenticator: Authenticator) -> None:
-        servicer = ImageGatewayService(gateway, configs, virtual_keys, api_keys, store, host_policy,
-                                       breakers=self.breakers, input_limits=self.settings.input_limits)
-        server, self._health = build_grpc_server(servicer, GatewayInterceptor(authenticator, self.metrics),
-                                                 max_message_bytes=self.settings.max_message_bytes)
+    async def _start_grpc(
+        self,
+        gateway: Gateway,
+        configs: ConfigService,
+        virtual_keys: VirtualKeyService,
+        api_keys: ApiKeyService,
+        store: Any,
+        host_policy: UpstreamHostPolicy,
+        authenticator: Authenticator,
+    ) -> None:
+        servicer = ImageGatewayService(
+            gateway,
+            configs,
+            virtual_keys,
+            api_keys,
+            store,
+            host_policy,
+            breakers=self.breakers,
+            input_limits=self.settings.input_limits,
+        )
+        server, self._health = build_grpc_server(
+            servicer, GatewayInterceptor(authenticator, self.metrics), max_message_bytes=self.settings.max_message_bytes
+        )
         host, port = _split_addr(self.settings.grpc_addr)
         if self._tls is not None:
             self.grpc_port = server.add_secure_port(f"{host}:{port}", self._tls.grpc_credentials())
@@ -183,8 +243,7 @@ class GatewayProcess:
         host, port = _split_addr(self.settings.http_addr)
         # proto must be IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets that say so, and
         # without it every response waits ~40 ms on delayed ACKs.
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
-                             socket.IPPROTO_TCP)
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
@@ -194,10 +253,17 @@ class GatewayProcess:
         # httptools (a C parser, with our cap on the head) costs a fraction of h11 per request;
         # loop="none": the process owns the loop (uvloop unless IMAGEGW_EVENT_LOOP says otherwise).
         config = uvicorn.Config(
-            shim.app(), http=BoundedHttpToolsProtocol, loop="none", log_config=None, access_log=False,
-            lifespan="off", timeout_graceful_shutdown=math.ceil(self.settings.shutdown_grace_seconds),
+            shim.app(),
+            http=BoundedHttpToolsProtocol,
+            loop="none",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=math.ceil(self.settings.shutdown_grace_seconds),
             timeout_keep_alive=self.settings.http_keepalive_seconds,
-            server_header=False, date_header=False, **(self._tls.uvicorn_options() if self._tls else {}),
+            server_header=False,
+            date_header=False,
+            **(self._tls.uvicorn_options() if self._tls else {}),
         )
         self._uvicorn = EmbeddedUvicorn(config)
         self._uvicorn_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]))
@@ -243,9 +309,13 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await process.start()
     scheme = "https" if settings.tls_cert_file else "http"
-    print(f"imagegw serving gRPC on {settings.grpc_addr.rsplit(':', 1)[0]}:{process.grpc_port}, "
-          f"REST on {scheme}://{settings.http_addr.rsplit(':', 1)[0]}:{process.http_port}/v1, "
-          f"metrics on :{process.metrics_port}/metrics", file=sys.stderr, flush=True)
+    print(
+        f"imagegw serving gRPC on {settings.grpc_addr.rsplit(':', 1)[0]}:{process.grpc_port}, "
+        f"REST on {scheme}://{settings.http_addr.rsplit(':', 1)[0]}:{process.http_port}/v1, "
+        f"metrics on :{process.metrics_port}/metrics",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:

@@ -33,74 +33,180 @@ class SettingSpec:
 
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("grpc_addr", "IMAGEGW_GRPC_ADDR", "127.0.0.1:50051", "gRPC listen address"),
-    SettingSpec("http_addr", "IMAGEGW_HTTP_ADDR", "127.0.0.1:8787",
-                "REST shim; http://HOST:PORT/v1 is the OpenAI base_url"),
-    SettingSpec("metrics_addr", "IMAGEGW_METRICS_ADDR", "127.0.0.1:9464",
-                "Prometheus /metrics (separate from the public ports)"),
-    SettingSpec("database_url", "IMAGEGW_DATABASE_URL", "",
-                "sqlite:///PATH (default: a sqlite file in the data dir); PostgreSQL is not supported yet "
-                "and is refused at start"),
+    SettingSpec(
+        "http_addr", "IMAGEGW_HTTP_ADDR", "127.0.0.1:8787", "REST shim; http://HOST:PORT/v1 is the OpenAI base_url"
+    ),
+    SettingSpec(
+        "metrics_addr", "IMAGEGW_METRICS_ADDR", "127.0.0.1:9464", "Prometheus /metrics (separate from the public ports)"
+    ),
+    SettingSpec(
+        "database_url",
+        "IMAGEGW_DATABASE_URL",
+        "",
+        "sqlite:///PATH (default: a sqlite file in the data dir); PostgreSQL is not supported yet "
+        "and is refused at start",
+    ),
     SettingSpec("data_dir", "IMAGEGW_DATA_DIR", "./.imagegw", "embedded data; created with 0700"),
-    SettingSpec("redis_url", "IMAGEGW_REDIS_URL", "",
-                "leave unset: the cache, breakers, limits and dashboard sessions are kept in the process; "
-                "Redis is not supported yet and a set value is refused at start"),
-    SettingSpec("master_key", "IMAGEGW_MASTER_KEY", "",
-                "base64url 32-byte key that encrypts provider secrets (default: generated into the data dir)"),
-    SettingSpec("previous_master_keys", "IMAGEGW_PREVIOUS_MASTER_KEYS", "",
-                "comma-separated earlier master keys that may still open secrets (during a master-key rotation)"),
-    SettingSpec("admin_key", "IMAGEGW_ADMIN_KEY", "",
-                "bootstrap admin API key (default: generated and printed once on first start)"),
-    SettingSpec("allowed_upstream_hosts", "IMAGEGW_ALLOWED_UPSTREAM_HOSTS", "",
-                "comma-separated hosts, host:port or CIDRs custom hosts may point to"),
-    SettingSpec("tls_cert_file", "IMAGEGW_TLS_CERT_FILE", "",
-                "PEM certificate chain: serve gRPC over TLS and the REST shim over HTTPS (with the key file)"),
+    SettingSpec(
+        "redis_url",
+        "IMAGEGW_REDIS_URL",
+        "",
+        "leave unset: the cache, breakers, limits and dashboard sessions are kept in the process; "
+        "Redis is not supported yet and a set value is refused at start",
+    ),
+    SettingSpec(
+        "master_key",
+        "IMAGEGW_MASTER_KEY",
+        "",
+        "base64url 32-byte key that encrypts provider secrets (default: generated into the data dir)",
+    ),
+    SettingSpec(
+        "previous_master_keys",
+        "IMAGEGW_PREVIOUS_MASTER_KEYS",
+        "",
+        "comma-separated earlier master keys that may still open secrets (during a master-key rotation)",
+    ),
+    SettingSpec(
+        "admin_key",
+        "IMAGEGW_ADMIN_KEY",
+        "",
+        "bootstrap admin API key (default: generated and printed once on first start)",
+    ),
+    SettingSpec(
+        "allowed_upstream_hosts",
+        "IMAGEGW_ALLOWED_UPSTREAM_HOSTS",
+        "",
+        "comma-separated hosts, host:port or CIDRs custom hosts may point to",
+    ),
+    SettingSpec(
+        "tls_cert_file",
+        "IMAGEGW_TLS_CERT_FILE",
+        "",
+        "PEM certificate chain: serve gRPC over TLS and the REST shim over HTTPS (with the key file)",
+    ),
     SettingSpec("tls_key_file", "IMAGEGW_TLS_KEY_FILE", "", "PEM private key of the TLS certificate"),
-    SettingSpec("tls_client_ca_file", "IMAGEGW_TLS_CLIENT_CA_FILE", "",
-                "PEM CA bundle: require client certificates it signed on gRPC and REST (mutual TLS)"),
-    SettingSpec("shutdown_grace_seconds", "IMAGEGW_SHUTDOWN_GRACE_SECONDS", "30",
-                "how long in-flight requests may finish after SIGTERM"),
-    SettingSpec("http_keepalive_seconds", "IMAGEGW_HTTP_KEEPALIVE_SECONDS", "75",
-                "how long the REST shim keeps an idle client connection open"),
+    SettingSpec(
+        "tls_client_ca_file",
+        "IMAGEGW_TLS_CLIENT_CA_FILE",
+        "",
+        "PEM CA bundle: require client certificates it signed on gRPC and REST (mutual TLS)",
+    ),
+    SettingSpec(
+        "shutdown_grace_seconds",
+        "IMAGEGW_SHUTDOWN_GRACE_SECONDS",
+        "30",
+        "how long in-flight requests may finish after SIGTERM",
+    ),
+    SettingSpec(
+        "http_keepalive_seconds",
+        "IMAGEGW_HTTP_KEEPALIVE_SECONDS",
+        "75",
+        "how long the REST shim keeps an idle client connection open",
+    ),
     SettingSpec("log_level", "IMAGEGW_LOG_LEVEL", "info", "process log level"),
     SettingSpec("log_format", "IMAGEGW_LOG_FORMAT", "json", "process log format: json or text"),
-    SettingSpec("max_message_bytes", "IMAGEGW_MAX_MESSAGE_BYTES", str(64 * 1024 * 1024),
-                "largest gRPC message the server sends or accepts"),
-    SettingSpec("upstream_timeout_seconds", "IMAGEGW_UPSTREAM_TIMEOUT_SECONDS", "120",
-                "default per-attempt upstream timeout when a config sets no request_timeout"),
-    SettingSpec("cache_max_bytes", "IMAGEGW_CACHE_MAX_BYTES", str(256 * 1024 * 1024),
-                "bytes of images the in-process response cache may hold (LRU; 0 keeps nothing)"),
-    SettingSpec("breaker_consecutive_failures", "IMAGEGW_BREAKER_CONSECUTIVE_FAILURES", "5",
-                "consecutive failures that open a target's circuit (0: this trigger off)"),
-    SettingSpec("breaker_failure_rate", "IMAGEGW_BREAKER_FAILURE_RATE", "0.5",
-                "failure rate over the window that opens a target's circuit (0: this trigger off)"),
+    SettingSpec(
+        "max_message_bytes",
+        "IMAGEGW_MAX_MESSAGE_BYTES",
+        str(64 * 1024 * 1024),
+        "largest gRPC message the server sends or accepts",
+    ),
+    SettingSpec(
+        "upstream_timeout_seconds",
+        "IMAGEGW_UPSTREAM_TIMEOUT_SECONDS",
+        "120",
+        "default per-attempt upstream timeout when a config sets no request_timeout",
+    ),
+    SettingSpec(
+        "cache_max_bytes",
+        "IMAGEGW_CACHE_MAX_BYTES",
+        str(256 * 1024 * 1024),
+        "bytes of images the in-process response cache may hold (LRU; 0 keeps nothing)",
+    ),
+    SettingSpec(
+        "breaker_consecutive_failures",
+        "IMAGEGW_BREAKER_CONSECUTIVE_FAILURES",
+        "5",
+        "consecutive failures that open a target's circuit (0: this trigger off)",
+    ),
+    SettingSpec(
+        "breaker_failure_rate",
+        "IMAGEGW_BREAKER_FAILURE_RATE",
+        "0.5",
+        "failure rate over the window that opens a target's circuit (0: this trigger off)",
+    ),
     SettingSpec("breaker_window", "IMAGEGW_BREAKER_WINDOW", "20", "calls in the failure-rate window"),
-    SettingSpec("breaker_cooldown_seconds", "IMAGEGW_BREAKER_COOLDOWN_SECONDS", "30",
-                "how long an open circuit skips its target before one probe call"),
-    SettingSpec("keep_images", "IMAGEGW_KEEP_IMAGES", "false",
-                "keep the first image of REST requests sent with x-imagegw-keep-image: true, for the dashboard"),
-    SettingSpec("model_aliases_file", "IMAGEGW_MODEL_ALIASES_FILE", "",
-                "JSON table mapping retired models to successors (default: the built-in table, every alias off)"),
-    SettingSpec("log_retention_days", "IMAGEGW_LOG_RETENTION_DAYS", "30",
-                "request log records older than this many days are deleted (0: kept forever)"),
-    SettingSpec("log_retention_max_records", "IMAGEGW_LOG_RETENTION_MAX_RECORDS", "1000000",
-                "at most this many request log records are kept, the oldest deleted first (0: no limit)"),
-    SettingSpec("redact_prompts", "IMAGEGW_REDACT_PROMPTS", "false",
-                "store request log records without the prompt"),
-    SettingSpec("price_table_file", "IMAGEGW_PRICE_TABLE_FILE", "",
-                "JSON price table used for cost accounting (default: the built-in list prices)"),
-    SettingSpec("max_body_bytes", "IMAGEGW_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES),
-                "largest REST request body (larger: 413)"),
-    SettingSpec("max_prompt_chars", "IMAGEGW_MAX_PROMPT_CHARS", str(DEFAULT_MAX_PROMPT_CHARS),
-                "longest prompt, in characters"),
-    SettingSpec("max_config_depth", "IMAGEGW_MAX_CONFIG_DEPTH", str(DEFAULT_MAX_CONFIG_DEPTH),
-                "how deep a routing config's targets may nest"),
-    SettingSpec("max_targets", "IMAGEGW_MAX_TARGETS", str(DEFAULT_MAX_TARGETS),
-                "most targets one routing config may have, nested ones included"),
-    SettingSpec("max_metadata_bytes", "IMAGEGW_MAX_METADATA_BYTES", str(DEFAULT_MAX_METADATA_BYTES),
-                "largest request metadata (x-portkey-metadata, or gRPC metadata as JSON)"),
+    SettingSpec(
+        "breaker_cooldown_seconds",
+        "IMAGEGW_BREAKER_COOLDOWN_SECONDS",
+        "30",
+        "how long an open circuit skips its target before one probe call",
+    ),
+    SettingSpec(
+        "keep_images",
+        "IMAGEGW_KEEP_IMAGES",
+        "false",
+        "keep the first image of REST requests sent with x-imagegw-keep-image: true, for the dashboard",
+    ),
+    SettingSpec(
+        "model_aliases_file",
+        "IMAGEGW_MODEL_ALIASES_FILE",
+        "",
+        "JSON table mapping retired models to successors (default: the built-in table, every alias off)",
+    ),
+    SettingSpec(
+        "log_retention_days",
+        "IMAGEGW_LOG_RETENTION_DAYS",
+        "30",
+        "request log records older than this many days are deleted (0: kept forever)",
+    ),
+    SettingSpec(
+        "log_retention_max_records",
+        "IMAGEGW_LOG_RETENTION_MAX_RECORDS",
+        "1000000",
+        "at most this many request log records are kept, the oldest deleted first (0: no limit)",
+    ),
+    SettingSpec("redact_prompts", "IMAGEGW_REDACT_PROMPTS", "false", "store request log records without the prompt"),
+    SettingSpec(
+        "price_table_file",
+        "IMAGEGW_PRICE_TABLE_FILE",
+        "",
+        "JSON price table used for cost accounting (default: the built-in list prices)",
+    ),
+    SettingSpec(
+        "max_body_bytes",
+        "IMAGEGW_MAX_BODY_BYTES",
+        str(DEFAULT_MAX_BODY_BYTES),
+        "largest REST request body (larger: 413)",
+    ),
+    SettingSpec(
+        "max_prompt_chars", "IMAGEGW_MAX_PROMPT_CHARS", str(DEFAULT_MAX_PROMPT_CHARS), "longest prompt, in characters"
+    ),
+    SettingSpec(
+        "max_config_depth",
+        "IMAGEGW_MAX_CONFIG_DEPTH",
+        str(DEFAULT_MAX_CONFIG_DEPTH),
+        "how deep a routing config's targets may nest",
+    ),
+    SettingSpec(
+        "max_targets",
+        "IMAGEGW_MAX_TARGETS",
+        str(DEFAULT_MAX_TARGETS),
+        "most targets one routing config may have, nested ones included",
+    ),
+    SettingSpec(
+        "max_metadata_bytes",
+        "IMAGEGW_MAX_METADATA_BYTES",
+        str(DEFAULT_MAX_METADATA_BYTES),
+        "largest request metadata (x-portkey-metadata, or gRPC metadata as JSON)",
+    ),
     SettingSpec("max_images", "IMAGEGW_MAX_IMAGES", str(DEFAULT_MAX_IMAGES), "most images (n) one request may ask for"),
-    SettingSpec("event_loop", "IMAGEGW_EVENT_LOOP", UVLOOP,
-                "the process's event loop: uvloop (faster; asyncio where uvloop is not installed) or asyncio"),
+    SettingSpec(
+        "event_loop",
+        "IMAGEGW_EVENT_LOOP",
+        UVLOOP,
+        "the process's event loop: uvloop (faster; asyncio where uvloop is not installed) or asyncio",
+    ),
 )
 
 
@@ -196,8 +302,7 @@ class Settings:
     event_loop: str = UVLOOP
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None,
-             environ: Mapping[str, str] | None = None) -> Settings:
+    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         """Reads env vars, then applies explicit overrides (CLI flags) that are not None."""
         env = os.environ if environ is None else environ
         raw: dict[str, str] = {spec.field: env.get(spec.env, spec.default) for spec in SETTINGS}
@@ -214,35 +319,42 @@ class Settings:
                 redis_url=raw["redis_url"],
                 master_key=raw["master_key"],
                 admin_key=raw["admin_key"],
-                previous_master_keys=tuple(
-                    k.strip() for k in raw["previous_master_keys"].split(",") if k.strip()
-                ),
+                previous_master_keys=tuple(k.strip() for k in raw["previous_master_keys"].split(",") if k.strip()),
                 tls_cert_file=raw["tls_cert_file"].strip(),
                 tls_key_file=raw["tls_key_file"].strip(),
                 tls_client_ca_file=raw["tls_client_ca_file"].strip(),
-                allowed_upstream_hosts=tuple(
-                    h.strip() for h in raw["allowed_upstream_hosts"].split(",") if h.strip()
-                ),
+                allowed_upstream_hosts=tuple(h.strip() for h in raw["allowed_upstream_hosts"].split(",") if h.strip()),
                 shutdown_grace_seconds=float(raw["shutdown_grace_seconds"]),
-                http_keepalive_seconds=_bounded("IMAGEGW_HTTP_KEEPALIVE_SECONDS", raw["http_keepalive_seconds"],
-                                                int, 1, 3600),
+                http_keepalive_seconds=_bounded(
+                    "IMAGEGW_HTTP_KEEPALIVE_SECONDS", raw["http_keepalive_seconds"], int, 1, 3600
+                ),
                 log_level=raw["log_level"].lower(),
                 log_format=raw["log_format"].lower(),
                 max_message_bytes=int(raw["max_message_bytes"]),
                 upstream_timeout_seconds=float(raw["upstream_timeout_seconds"]),
                 keep_images=_flag("IMAGEGW_KEEP_IMAGES", raw["keep_images"]),
                 cache_max_bytes=_byte_count("IMAGEGW_CACHE_MAX_BYTES", raw["cache_max_bytes"]),
-                breaker_consecutive_failures=_bounded("IMAGEGW_BREAKER_CONSECUTIVE_FAILURES",
-                                                      raw["breaker_consecutive_failures"], int, 0,
-                                                      MAX_CONSECUTIVE_FAILURES),
+                breaker_consecutive_failures=_bounded(
+                    "IMAGEGW_BREAKER_CONSECUTIVE_FAILURES",
+                    raw["breaker_consecutive_failures"],
+                    int,
+                    0,
+                    MAX_CONSECUTIVE_FAILURES,
+                ),
                 breaker_failure_rate=_bounded("IMAGEGW_BREAKER_FAILURE_RATE", raw["breaker_failure_rate"], float, 0, 1),
                 breaker_window=_bounded("IMAGEGW_BREAKER_WINDOW", raw["breaker_window"], int, 1, MAX_WINDOW),
-                breaker_cooldown_seconds=_bounded("IMAGEGW_BREAKER_COOLDOWN_SECONDS", raw["breaker_cooldown_seconds"],
-                                                  float, 0.001, MAX_COOLDOWN_SECONDS),
+                breaker_cooldown_seconds=_bounded(
+                    "IMAGEGW_BREAKER_COOLDOWN_SECONDS",
+                    raw["breaker_cooldown_seconds"],
+                    float,
+                    0.001,
+                    MAX_COOLDOWN_SECONDS,
+                ),
                 model_aliases_file=_aliases_file(raw["model_aliases_file"]),
                 log_retention_days=_bounded("IMAGEGW_LOG_RETENTION_DAYS", raw["log_retention_days"], float, 0, 36500),
-                log_retention_max_records=_bounded("IMAGEGW_LOG_RETENTION_MAX_RECORDS",
-                                                   raw["log_retention_max_records"], int, 0, 10**12),
+                log_retention_max_records=_bounded(
+                    "IMAGEGW_LOG_RETENTION_MAX_RECORDS", raw["log_retention_max_records"], int, 0, 10**12
+                ),
                 redact_prompts=_flag("IMAGEGW_REDACT_PROMPTS", raw["redact_prompts"]),
                 price_table_file=_price_table_file(raw["price_table_file"]),
                 # Bounded so a typo cannot switch a guard off: at least 1, at most what the process can bear
@@ -261,9 +373,14 @@ class Settings:
     @property
     def input_limits(self) -> InputLimits:
         """The bad-input limits, as the front ends, the core and the config compiler take them."""
-        return InputLimits(max_body_bytes=self.max_body_bytes, max_prompt_chars=self.max_prompt_chars,
-                           max_config_depth=self.max_config_depth, max_targets=self.max_targets,
-                           max_metadata_bytes=self.max_metadata_bytes, max_images=self.max_images)
+        return InputLimits(
+            max_body_bytes=self.max_body_bytes,
+            max_prompt_chars=self.max_prompt_chars,
+            max_config_depth=self.max_config_depth,
+            max_targets=self.max_targets,
+            max_metadata_bytes=self.max_metadata_bytes,
+            max_images=self.max_images,
+        )
 
     @property
     def effective_database_url(self) -> str:

@@ -36,15 +36,22 @@ from tests.harness import GatewayThread
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--window-size=1440,1080",
 )
 
 # CI installs Chromium (.ci/run), so there a missing browser fails loudly; elsewhere the test is skipped.
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not os.environ.get("CI"),
-    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)")
+    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)",
+)
 
 T = TypeVar("T")
 
@@ -64,27 +71,51 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory, openai_emulator: OpenAIEmulator,
-             stability_emulator: StabilityEmulator) -> Iterator[Scenario]:
+def scenario(
+    tmp_path_factory: pytest.TempPathFactory, openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator
+) -> Iterator[Scenario]:
     with keeping_gateway(tmp_path_factory.mktemp("dashboard-e2e"), openai_emulator, stability_emulator) as (
-            gateway, seed):
+        gateway,
+        seed,
+    ):
         _, alice = new_generate_key(gateway, "alice")
         _, bob = new_generate_key(gateway, "bob")
         run = uuid.uuid4().hex[:8]
         traces = {name: f"{name}-{run}" for name in ("lighthouse", "kraken", "bob-owl")}
         openai_emulator.reset()
         stability_emulator.reset()
-        assert generate(gateway, alice, seed.config_id, trace_id=traces["lighthouse"], keep=True,
-                        prompt="a lighthouse at dusk").status_code == 200
+        assert (
+            generate(
+                gateway, alice, seed.config_id, trace_id=traces["lighthouse"], keep=True, prompt="a lighthouse at dusk"
+            ).status_code
+            == 200
+        )
         stability_emulator.inject(Fault.status(500))
-        assert generate(gateway, alice, seed.config_id, trace_id=traces["kraken"], keep=True,
-                        prompt="Kraken in the milkyway galaxy").status_code == 200
-        assert generate(gateway, bob, seed.config_id, trace_id=traces["bob-owl"],
-                        prompt="an owl reading the logs").status_code == 200
+        assert (
+            generate(
+                gateway,
+                alice,
+                seed.config_id,
+                trace_id=traces["kraken"],
+                keep=True,
+                prompt="Kraken in the milkyway galaxy",
+            ).status_code
+            == 200
+        )
+        assert (
+            generate(
+                gateway, bob, seed.config_id, trace_id=traces["bob-owl"], prompt="an owl reading the logs"
+            ).status_code
+            == 200
+        )
         stability_emulator.inject(Fault.status(503))
         openai_emulator.inject(Fault.status(502))
-        assert generate(gateway, gateway.admin_key, seed.config_id, trace_id=f"outage-{run}",
-                        prompt="both providers down").status_code == 502
+        assert (
+            generate(
+                gateway, gateway.admin_key, seed.config_id, trace_id=f"outage-{run}", prompt="both providers down"
+            ).status_code
+            == 502
+        )
         stability_emulator.reset()
         openai_emulator.reset()
         with DashboardClient(gateway) as admin:
@@ -121,14 +152,17 @@ def wait(driver: webdriver.Chrome, condition: Callable[[webdriver.Chrome], T], t
 
 def listed_traces(driver: webdriver.Chrome) -> list[str]:
     traces: list[str] = driver.execute_script(
-        "return [...document.querySelectorAll('tr.log-row')].map(r => r.dataset.traceId)")
+        "return [...document.querySelectorAll('tr.log-row')].map(r => r.dataset.traceId)"
+    )
     return traces
 
 
 def wait_for_list(driver: webdriver.Chrome, expected: list[str]) -> None:
     try:
-        wait(driver, lambda d: listed_traces(d) == expected and "Loading" not in
-             d.find_element(By.ID, "list-status").text)
+        wait(
+            driver,
+            lambda d: listed_traces(d) == expected and "Loading" not in d.find_element(By.ID, "list-status").text,
+        )
     except TimeoutException:
         status = driver.find_element(By.ID, "list-status").text, driver.find_element(By.ID, "filter-error").text
         raise AssertionError(f"listed {listed_traces(driver)} ({status}), expected {expected}") from None
@@ -136,8 +170,9 @@ def wait_for_list(driver: webdriver.Chrome, expected: list[str]) -> None:
 
 def log_in(driver: webdriver.Chrome, gateway: GatewayThread, key: str) -> None:
     driver.get(origin(gateway) + "/dashboard")
-    field = wait(driver, lambda d: d.find_element(By.ID, "key") if d.find_element(By.ID, "key").is_displayed()
-                 else None)
+    field = wait(
+        driver, lambda d: d.find_element(By.ID, "key") if d.find_element(By.ID, "key").is_displayed() else None
+    )
     field.send_keys(key)
     driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
     wait(driver, lambda d: d.find_element(By.ID, "app-view").is_displayed())
@@ -165,8 +200,12 @@ def open_detail(driver: webdriver.Chrome, trace_id: str) -> Any:
 def attempt_rows(detail: Any) -> list[tuple[str, ...]]:
     rows = []
     for row in detail.find_elements(By.CSS_SELECTOR, "tr.attempt"):
-        rows.append(tuple(row.find_element(By.CSS_SELECTOR, f".a-{column}").text
-                          for column in ("target", "provider", "model", "status")))
+        rows.append(
+            tuple(
+                row.find_element(By.CSS_SELECTOR, f".a-{column}").text
+                for column in ("target", "provider", "model", "status")
+            )
+        )
     return rows
 
 
@@ -182,8 +221,10 @@ def fetched_urls(driver: webdriver.Chrome) -> list[str]:
 def screenshot(driver: webdriver.Chrome, path: Path, *, publish: bool = False) -> None:
     # The whole page, details included: a viewport as tall as the document.
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1440, "height": min(height, 4000), "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1440, "height": min(height, 4000), "deviceScaleFactor": 1, "mobile": False},
+    )
     try:
         assert driver.save_screenshot(str(path))
     finally:
@@ -233,8 +274,13 @@ def test_a_generate_key_logs_in_filters_and_opens_the_request_that_fell_back(
     thumbnail = detail.find_element(By.CSS_SELECTOR, "img.thumb.large")
     wait(browser, lambda d: d.execute_script("return arguments[0].naturalWidth", thumbnail) == 1024)
 
-    health = wait(browser, lambda d: {r.get_attribute("data-provider"): r.text
-                                      for r in d.find_elements(By.CSS_SELECTOR, "#health-table tr.health-row")})
+    health = wait(
+        browser,
+        lambda d: {
+            r.get_attribute("data-provider"): r.text
+            for r in d.find_elements(By.CSS_SELECTOR, "#health-table tr.health-row")
+        },
+    )
     assert set(health) == {"stability-ai", "openai"}
     assert "0%" in health["stability-ai"] and "100%" in health["openai"]
     assert not browser.find_element(By.ID, "breakers").is_displayed()  # breaker state is for admin keys
@@ -265,14 +311,18 @@ def test_an_admin_sees_every_key_and_a_wrong_key_is_turned_away(
     assert browser.get_cookie("imagegw_session") is None
 
     log_in(browser, gateway, gateway.admin_key)
-    wait(browser, lambda d: {scenario.alice_ok, scenario.alice_fell_back, scenario.bob_trace}
-         <= set(listed_traces(d)))
+    wait(browser, lambda d: {scenario.alice_ok, scenario.alice_fell_back, scenario.bob_trace} <= set(listed_traces(d)))
     assert "admin" in browser.find_element(By.ID, "who").text
     breakers = wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#breaker-table tr.breaker-row"))
     assert {row.text.split()[0] for row in breakers} >= {"stability-ai", "openai"}
     open_detail(browser, scenario.alice_fell_back)
-    wait(browser, lambda d: all(d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0",
-                                                 img) for img in d.find_elements(By.CSS_SELECTOR, "img.thumb")))
+    wait(
+        browser,
+        lambda d: all(
+            d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+            for img in d.find_elements(By.CSS_SELECTOR, "img.thumb")
+        ),
+    )
     screenshot(browser, tmp_path / "dashboard-admin.png", publish=True)
     for url in [*fetched_urls(browser), browser.current_url]:
         assert gateway.admin_key not in url

@@ -1,7 +1,7 @@
 """Command line: run one emulator until SIGTERM/SIGINT.
 
-    python -m tests.emulators openai --port 9101 [--api-key K]
-    python -m tests.emulators stability --port 9102 [--api-key K]
+python -m tests.emulators openai --port 9101 [--api-key K]
+python -m tests.emulators stability --port 9102 [--api-key K]
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ async def _serve(emulator: Emulator) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.emulators", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.emulators", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("provider", choices=sorted(_EMULATORS))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

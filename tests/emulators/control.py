@@ -1,14 +1,14 @@
 """The `/_emulator/*` HTTP control API, for processes that cannot call the Python API (demo, bench).
 
-    POST   /_emulator/faults     {"faults": [<fault>], "times": 1|null}
-                                 or {"rate": 0.3, "faults": [<fault>], "seed": 1}
-    DELETE /_emulator/faults     clear all faults
-    GET    /_emulator/faults     the current schedule
-    GET    /_emulator/requests   recent requests, bodies summarised
-    DELETE /_emulator/requests   forget recorded requests
-    POST   /_emulator/reset      clear faults and recorded requests
-    GET    /_emulator/health     liveness
-    GET    /_emulator/images/<name>  images handed out as URLs
+POST   /_emulator/faults     {"faults": [<fault>], "times": 1|null}
+                             or {"rate": 0.3, "faults": [<fault>], "seed": 1}
+DELETE /_emulator/faults     clear all faults
+GET    /_emulator/faults     the current schedule
+GET    /_emulator/requests   recent requests, bodies summarised
+DELETE /_emulator/requests   forget recorded requests
+POST   /_emulator/reset      clear faults and recorded requests
+GET    /_emulator/health     liveness
+GET    /_emulator/images/<name>  images handed out as URLs
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ class ControlApi:
     images: ImageStore
 
     def handle(self, request: HttpRequest) -> Response:
-        route = request.path[len(PREFIX):]
+        route = request.path[len(PREFIX) :]
         method = request.method
         if route.startswith("images/") and method == "GET":
-            return self._image(route[len("images/"):])
+            return self._image(route[len("images/") :])
         if route == "health" and method == "GET":
-            return Response.json(200, {"status": "ok", "provider": self.provider,
-                                       "requests": len(self.log.snapshot())})
+            return Response.json(200, {"status": "ok", "provider": self.provider, "requests": len(self.log.snapshot())})
         if route == "faults":
             if method == "POST":
                 return self._set_faults(request.body)

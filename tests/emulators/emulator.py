@@ -42,8 +42,9 @@ class Emulator(abc.ABC):
     _base_path: ClassVar[str] = ""
     _malformed_body: ClassVar[bytes] = b'{"created": 1700000000, "data": [{"b64_json": "iVBORw0KGgoAAAANSU'
 
-    def __init__(self, api_key: str | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 max_recorded: int = 1000) -> None:
+    def __init__(
+        self, api_key: str | None = None, *, host: str = "127.0.0.1", port: int = 0, max_recorded: int = 1000
+    ) -> None:
         self.api_key = api_key
         self._faults = FaultSchedule()
         self._log = RequestLog(max_recorded)

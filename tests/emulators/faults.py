@@ -15,8 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
 FaultKind = Literal[
-    "status", "rate_limited", "latency", "reset", "hang", "malformed", "truncated", "empty",
-    "content_filter", "moderation_denied", "image_bytes",
+    "status",
+    "rate_limited",
+    "latency",
+    "reset",
+    "hang",
+    "malformed",
+    "truncated",
+    "empty",
+    "content_filter",
+    "moderation_denied",
+    "image_bytes",
 ]
 _KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
@@ -122,8 +131,7 @@ class Fault:
                     raise ValueError("'headers' must be an object")
                 return Fault.status(int(data["status"]), data.get("body"), headers)
             if kind == "rate_limited":
-                return Fault.rate_limited(_opt_float(data.get("retry_after")),
-                                          _opt_float(data.get("retry_after_ms")))
+                return Fault.rate_limited(_opt_float(data.get("retry_after")), _opt_float(data.get("retry_after_ms")))
             if kind == "latency":
                 then = data.get("then")
                 return Fault.latency(float(data["ms"]), Fault.from_json(then) if then is not None else None)

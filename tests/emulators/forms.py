@@ -79,8 +79,11 @@ def parse_multipart(content_type: str, body: bytes) -> Form:
         header_value.clear()
 
     callbacks: Any = {
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end,
+        "on_part_begin": on_part_begin,
+        "on_part_data": on_part_data,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
     }
     parser = MultipartParser(boundary, callbacks)
     try:
@@ -102,6 +105,7 @@ def parse_multipart(content_type: str, body: bytes) -> Form:
         if filename is None:
             fields[key] = bytes(part.data).decode("utf-8", "replace")
         else:
-            files[key] = FormFile(filename.decode("utf-8", "replace"), part.headers.get("content-type"),
-                                  bytes(part.data))
+            files[key] = FormFile(
+                filename.decode("utf-8", "replace"), part.headers.get("content-type"), bytes(part.data)
+            )
     return Form(fields, files)

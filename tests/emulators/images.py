@@ -34,8 +34,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def _png(width: int, height: int, rows: bytes, *, alpha: bool, level: int) -> bytes:
     colour_type = 6 if alpha else 2
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (_PNG_SIGNATURE + _chunk(b"IHDR", header)
-            + _chunk(b"IDAT", zlib.compress(rows, level)) + _chunk(b"IEND", b""))
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, level)) + _chunk(b"IEND", b"")
 
 
 @functools.lru_cache(maxsize=64)
@@ -63,7 +62,6 @@ def noise_png(width: int, height: int, nbytes: int) -> bytes:
     noise = b"".join(b"\x00" + os.urandom(stride - 1) for _ in range(noisy_rows))
     solid = (b"\x00" + bytes(_COLOUR) * width) * (height - noisy_rows)
     return _png(width, height, noise + solid, alpha=False, level=1)
-
 
 
 class ImageStore:

@@ -22,14 +22,16 @@ _SQUARE_PIXELS = 1024 * 1024
 
 _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
     400: ("Invalid request.", "invalid_request_error", None),
-    403: ("You are not allowed to generate images with this model.", "invalid_request_error",
-          "model_not_available"),
+    403: ("You are not allowed to generate images with this model.", "invalid_request_error", "model_not_available"),
     408: ("Request timed out.", "invalid_request_error", None),
     409: ("The request conflicted with another request.", "invalid_request_error", None),
     500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
     502: ("Bad gateway.", "server_error", None),
-    503: ("The engine is currently overloaded, please try again later.", "service_unavailable_error",
-          "server_is_overloaded"),
+    503: (
+        "The engine is currently overloaded, please try again later.",
+        "service_unavailable_error",
+        "server_is_overloaded",
+    ),
     504: ("Gateway timeout.", "server_error", None),
 }
 
@@ -48,8 +50,11 @@ class OpenAIEmulator(Emulator):
         return f"req_{secrets.token_hex(16)}"
 
     def _response_headers(self) -> list[tuple[str, str]]:
-        return [("openai-version", "2020-10-01"), ("openai-organization", "user-emulator"),
-                ("openai-processing-ms", "5")]
+        return [
+            ("openai-version", "2020-10-01"),
+            ("openai-organization", "user-emulator"),
+            ("openai-processing-ms", "5"),
+        ]
 
     def _route(self, request: RecordedRequest) -> Endpoint | None:
         if request.method == "POST" and request.path.rstrip("/") == _GENERATIONS:
@@ -74,10 +79,16 @@ class OpenAIEmulator(Emulator):
         return error_response(OpenAIError(status, message, type_, None, code))
 
     def _rate_limited_response(self, request: RecordedRequest) -> Response:
-        return error_response(OpenAIError(
-            429, "Rate limit exceeded for images per minute in organization org-emulator. Limit: 5/1min. "
-            "Current: 6/1min. Please visit https://platform.openai.com/account/rate-limits to learn more.",
-            "requests", None, "rate_limit_exceeded"))
+        return error_response(
+            OpenAIError(
+                429,
+                "Rate limit exceeded for images per minute in organization org-emulator. Limit: 5/1min. "
+                "Current: 6/1min. Please visit https://platform.openai.com/account/rate-limits to learn more.",
+                "requests",
+                None,
+                "rate_limit_exceeded",
+            )
+        )
 
     def _moderation_denied(self, request: RecordedRequest, endpoint: Endpoint) -> Response:
         return endpoint(request, AnswerMode(content_filtered=True))
@@ -103,8 +114,10 @@ class OpenAIEmulator(Emulator):
         token = bearer_token(request.headers)
         if not token:
             raise OpenAIError(
-                401, "You didn't provide an API key. You need to provide your API key in an Authorization "
-                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization "
+                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
         if token != self.api_key:
             raise _unauthorized(token)
 
@@ -129,13 +142,18 @@ class OpenAIEmulator(Emulator):
 def _image(generation: Generation, mode: AnswerMode) -> bytes:
     if mode.image_bytes is not None:
         return noise_png(generation.width, generation.height, mode.image_bytes)
-    return solid_image(generation.width, generation.height, generation.output_format,
-                       generation.background == "transparent")
+    return solid_image(
+        generation.width, generation.height, generation.output_format, generation.background == "transparent"
+    )
 
 
 def _gpt_metadata(generation: Generation) -> dict[str, Any]:
-    return {"background": generation.background, "output_format": generation.output_format,
-            "quality": generation.quality, "size": generation.size}
+    return {
+        "background": generation.background,
+        "output_format": generation.output_format,
+        "quality": generation.quality,
+        "size": generation.size,
+    }
 
 
 def _usage(generation: Generation) -> dict[str, Any]:
@@ -174,17 +192,31 @@ def _requested_model(request: RecordedRequest) -> str:
 
 
 def _unauthorized(token: str) -> OpenAIError:
-    return OpenAIError(401, f"Incorrect API key provided: {mask_key(token)}. You can find your API key at "
-                       "https://platform.openai.com/account/api-keys.", "invalid_request_error", None,
-                       "invalid_api_key")
+    return OpenAIError(
+        401,
+        f"Incorrect API key provided: {mask_key(token)}. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.",
+        "invalid_request_error",
+        None,
+        "invalid_api_key",
+    )
 
 
 def _safety_rejection(generation: Generation, request_id: str) -> OpenAIError:
     if generation.rules.gpt:
         return OpenAIError(
-            400, "Your request was rejected by the safety system. If you believe this is an error, contact "
+            400,
+            "Your request was rejected by the safety system. If you believe this is an error, contact "
             f"us at help.openai.com and include the request ID {request_id}. safety_violations=[sexual].",
-            "image_generation_user_error", None, "moderation_blocked")
+            "image_generation_user_error",
+            None,
+            "moderation_blocked",
+        )
     return OpenAIError(
-        400, "Your request was rejected as a result of our safety system. Your prompt may contain text that "
-        "is not allowed by our safety system.", "invalid_request_error", None, "content_policy_violation")
+        400,
+        "Your request was rejected as a result of our safety system. Your prompt may contain text that "
+        "is not allowed by our safety system.",
+        "invalid_request_error",
+        None,
+        "content_policy_violation",
+    )

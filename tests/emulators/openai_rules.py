@@ -18,8 +18,7 @@ _GPT_SIZES = ("1024x1024", "1024x1536", "1536x1024", "auto")
 _GPT_QUALITIES = ("low", "medium", "high", "auto")
 _COMMON_FIELDS = frozenset({"prompt", "model", "n", "size", "quality", "user"})
 _DALLE_FIELDS = frozenset({"response_format"})
-_GPT_FIELDS = frozenset({"background", "output_format", "output_compression", "moderation", "stream",
-                         "partial_images"})
+_GPT_FIELDS = frozenset({"background", "output_format", "output_compression", "moderation", "stream", "partial_images"})
 _SIZE_PATTERN = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 _GPT2_MAX_LONG_SIDE, _GPT2_MAX_SHORT_SIDE = 3840, 2160
 
@@ -37,11 +36,11 @@ class ModelRules:
 
 
 _DALLE2 = ModelRules(1000, _DALLE2_SIZES, ("standard",), gpt=False, fields=_COMMON_FIELDS | _DALLE_FIELDS)
-_DALLE3 = ModelRules(4000, _DALLE3_SIZES, ("standard", "hd"), gpt=False,
-                     fields=_COMMON_FIELDS | _DALLE_FIELDS | {"style"})
+_DALLE3 = ModelRules(
+    4000, _DALLE3_SIZES, ("standard", "hd"), gpt=False, fields=_COMMON_FIELDS | _DALLE_FIELDS | {"style"}
+)
 _GPT = ModelRules(32000, _GPT_SIZES, _GPT_QUALITIES, gpt=True, fields=_COMMON_FIELDS | _GPT_FIELDS)
-_GPT2 = ModelRules(32000, _GPT_SIZES, _GPT_QUALITIES, gpt=True, custom_sizes=True,
-                   fields=_COMMON_FIELDS | _GPT_FIELDS)
+_GPT2 = ModelRules(32000, _GPT_SIZES, _GPT_QUALITIES, gpt=True, custom_sizes=True, fields=_COMMON_FIELDS | _GPT_FIELDS)
 
 MODELS: dict[str, ModelRules] = {
     "dall-e-2": _DALLE2,
@@ -58,8 +57,14 @@ DEFAULT_MODEL = "dall-e-2"
 class OpenAIError(Exception):
     """An error answer in OpenAI's envelope."""
 
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -92,8 +97,13 @@ class Generation:
 
 
 def model_not_found(model: str) -> OpenAIError:
-    return OpenAIError(404, f"The model `{model}` does not exist or you do not have access to it.",
-                       "invalid_request_error", None, "model_not_found")
+    return OpenAIError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        "invalid_request_error",
+        None,
+        "model_not_found",
+    )
 
 
 def _bad(message: str, param: str | None, code: str | None) -> OpenAIError:
@@ -117,8 +127,9 @@ def _json_type(value: Any) -> str:
 
 
 def _type_error(param: str, expected: str, value: Any) -> OpenAIError:
-    return _bad(f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-                param, "invalid_type")
+    return _bad(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.", param, "invalid_type"
+    )
 
 
 def _quoted_list(values: tuple[str, ...]) -> str:
@@ -135,8 +146,7 @@ def _choice(body: dict[str, Any], param: str, allowed: tuple[str, ...], default:
     if not isinstance(value, str):
         raise _type_error(param, "a string", value)
     if value not in allowed:
-        raise _bad(f"Invalid value: '{value}'. Supported values are: {_quoted_list(allowed)}.",
-                   param, "invalid_value")
+        raise _bad(f"Invalid value: '{value}'. Supported values are: {_quoted_list(allowed)}.", param, "invalid_value")
     return value
 
 
@@ -149,11 +159,17 @@ def _integer(body: dict[str, Any], param: str, low: int, high: int, default: int
     if not isinstance(value, int) or isinstance(value, bool):
         raise _type_error(param, "an integer", value)
     if value < low:
-        raise _bad(f"Invalid '{param}': integer below minimum value. Expected a value >= {low}, "
-                   f"but got {value} instead.", param, "integer_below_min_value")
+        raise _bad(
+            f"Invalid '{param}': integer below minimum value. Expected a value >= {low}, but got {value} instead.",
+            param,
+            "integer_below_min_value",
+        )
     if value > high:
-        raise _bad(f"Invalid '{param}': integer above maximum value. Expected a value <= {high}, "
-                   f"but got {value} instead.", param, "integer_above_max_value")
+        raise _bad(
+            f"Invalid '{param}': integer above maximum value. Expected a value <= {high}, but got {value} instead.",
+            param,
+            "integer_above_max_value",
+        )
     return value
 
 
@@ -162,12 +178,17 @@ def parse_generation(raw: bytes) -> Generation:
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise _bad("We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-                   "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-                   "sent was not valid JSON.)", None, None) from None
+        raise _bad(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+            "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+            "sent was not valid JSON.)",
+            None,
+            None,
+        ) from None
     if not isinstance(body, dict):
-        raise _bad(f"Invalid type for body: expected an object, but got {_json_type(body)} instead.",
-                   None, "invalid_type")
+        raise _bad(
+            f"Invalid type for body: expected an object, but got {_json_type(body)} instead.", None, "invalid_type"
+        )
     model = body.get("model")
     if model is None:
         model = DEFAULT_MODEL
@@ -190,11 +211,20 @@ def parse_generation(raw: bytes) -> Generation:
         return _gpt_generation(body, model, rules, prompt, n, width, height, size)
     response_format = _choice(body, "response_format", ("url", "b64_json"), "url")
     return Generation(
-        model=model, rules=rules, prompt=prompt, n=n, width=width, height=height, size=size,
+        model=model,
+        rules=rules,
+        prompt=prompt,
+        n=n,
+        width=width,
+        height=height,
+        size=size,
         quality=_choice(body, "quality", rules.qualities, "standard"),
         response_format="url" if response_format == "url" else "b64_json",
         style=_choice(body, "style", ("vivid", "natural"), "vivid") if "style" in rules.fields else None,
-        background="opaque", output_format="png", stream=False, partial_images=0,
+        background="opaque",
+        output_format="png",
+        stream=False,
+        partial_images=0,
     )
 
 
@@ -205,12 +235,18 @@ def _prompt(body: dict[str, Any], rules: ModelRules) -> str:
     if not isinstance(prompt, str):
         raise _type_error("prompt", "a string", prompt)
     if prompt == "":
-        raise _bad("Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an "
-                   "empty string instead.", "prompt", "empty_string")
+        raise _bad(
+            "Invalid 'prompt': empty string. Expected a string with minimum length 1, but got an empty string instead.",
+            "prompt",
+            "empty_string",
+        )
     if len(prompt) > rules.prompt_max:
-        raise _bad(f"Invalid 'prompt': string too long. Expected a string with maximum length "
-                   f"{rules.prompt_max}, but got a string with length {len(prompt)} instead.",
-                   "prompt", "string_above_max_length")
+        raise _bad(
+            f"Invalid 'prompt': string too long. Expected a string with maximum length "
+            f"{rules.prompt_max}, but got a string with length {len(prompt)} instead.",
+            "prompt",
+            "string_above_max_length",
+        )
     return prompt
 
 
@@ -231,14 +267,14 @@ def _size(body: dict[str, Any], model: str, rules: ModelRules) -> tuple[int, int
         return width, height, size
     if not rules.gpt:
         raise _bad(f"'{size}' is not one of {list(rules.sizes)} - 'size'", "size", "invalid_value")
-    raise _bad(f"Invalid value: '{size}'. Supported values are: {_quoted_list(rules.sizes)}.",
-               "size", "invalid_value")
+    raise _bad(f"Invalid value: '{size}'. Supported values are: {_quoted_list(rules.sizes)}.", "size", "invalid_value")
 
 
 def _check_custom_size(size: str, width: int, height: int) -> None:
     def fail(reason: str) -> OpenAIError:
-        return OpenAIError(400, f"Invalid size '{size}'. {reason}", "image_generation_user_error",
-                           "size", "invalid_value")
+        return OpenAIError(
+            400, f"Invalid size '{size}'. {reason}", "image_generation_user_error", "size", "invalid_value"
+        )
 
     if width <= 0 or height <= 0 or width % 16 or height % 16:
         raise fail("Width and height must both be divisible by 16.")
@@ -248,27 +284,43 @@ def _check_custom_size(size: str, width: int, height: int) -> None:
         raise fail(f"Maximum size is {_GPT2_MAX_LONG_SIDE}x{_GPT2_MAX_SHORT_SIDE}.")
 
 
-def _gpt_generation(body: dict[str, Any], model: str, rules: ModelRules, prompt: str, n: int,
-                    width: int, height: int, size: str) -> Generation:
+def _gpt_generation(
+    body: dict[str, Any], model: str, rules: ModelRules, prompt: str, n: int, width: int, height: int, size: str
+) -> Generation:
     quality = _choice(body, "quality", rules.qualities, "auto")
     output_format = _choice(body, "output_format", ("png", "jpeg", "webp"), "png")
     background = _choice(body, "background", ("transparent", "opaque", "auto"), "auto")
     if background == "transparent" and output_format == "jpeg":
-        raise _bad("Invalid value: 'transparent'. Transparent background requires output_format 'png' or "
-                   "'webp'.", "background", "invalid_value")
+        raise _bad(
+            "Invalid value: 'transparent'. Transparent background requires output_format 'png' or 'webp'.",
+            "background",
+            "invalid_value",
+        )
     compression = _integer(body, "output_compression", 0, 100, 100)
     if output_format == "png" and compression < 100:
-        raise _bad("Compression less than 100 is not supported for PNG output format.",
-                   "output_compression", "invalid_png_output_compression")
+        raise _bad(
+            "Compression less than 100 is not supported for PNG output format.",
+            "output_compression",
+            "invalid_png_output_compression",
+        )
     _choice(body, "moderation", ("low", "auto"), "auto")
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _type_error("stream", "a boolean", stream)
     partial_images = _integer(body, "partial_images", 0, 3, 0)
     return Generation(
-        model=model, rules=rules, prompt=prompt, n=n, width=width, height=height, size=size,
-        quality="high" if quality == "auto" else quality, response_format="b64_json", style=None,
+        model=model,
+        rules=rules,
+        prompt=prompt,
+        n=n,
+        width=width,
+        height=height,
+        size=size,
+        quality="high" if quality == "auto" else quality,
+        response_format="b64_json",
+        style=None,
         background="transparent" if background == "transparent" else "opaque",
         output_format="jpeg" if output_format == "jpeg" else "webp" if output_format == "webp" else "png",
-        stream=bool(stream), partial_images=partial_images,
+        stream=bool(stream),
+        partial_images=partial_images,
     )

@@ -53,8 +53,7 @@ class RecordedRequest:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view with long strings shortened and secrets masked."""
-        headers = {k: ("***" if k in ("authorization", "api-key", "x-api-key") else v)
-                   for k, v in self.headers.items()}
+        headers = {k: ("***" if k in ("authorization", "api-key", "x-api-key") else v) for k, v in self.headers.items()}
         return {
             "request_id": self.request_id,
             "method": self.method,
@@ -63,8 +62,10 @@ class RecordedRequest:
             "headers": headers,
             "json": _shorten(self.json),
             "form": _shorten(self.form),
-            "files": {name: {"filename": f.filename, "content_type": f.content_type, "size": len(f.data)}
-                      for name, f in self.files.items()},
+            "files": {
+                name: {"filename": f.filename, "content_type": f.content_type, "size": len(f.data)}
+                for name, f in self.files.items()
+            },
             "body_bytes": len(self.body),
         }
 

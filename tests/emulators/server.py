@@ -48,8 +48,9 @@ class Response:
     body: bytes = b""
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: Iterable[tuple[str, str]] = (),
-             content_type: str = "application/json") -> Response:
+    def json(
+        cls, status: int, payload: Any, headers: Iterable[tuple[str, str]] = (), content_type: str = "application/json"
+    ) -> Response:
         body = json.dumps(payload, separators=(",", ":")).encode()
         return cls(status, (("content-type", content_type), *headers), body)
 
@@ -180,8 +181,9 @@ async def _next_event(conn: h11.Connection, reader: asyncio.StreamReader) -> Any
         conn.receive_data(data)
 
 
-async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader,
-                        writer: asyncio.StreamWriter) -> HttpRequest | None:
+async def _read_request(
+    conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> HttpRequest | None:
     """Reads one full request; None when the client closed the connection between requests."""
     event = await _next_event(conn, reader)
     if isinstance(event, h11.ConnectionClosed):

@@ -25,10 +25,14 @@ from .stability_rules import (
 _V1_ROUTE = re.compile(r"^/v1/generation/([^/]+)/text-to-image/?$")
 _V2_ROUTE = re.compile(r"^/v2beta/stable-image/generate/([^/]+)/?$")
 _V2_MAX_BODY = 10 * 1024 * 1024
-_MODERATION_MESSAGE = ("Your request was flagged by our content moderation system, as a result your request "
-                       "was denied and you were not charged.")
-_RATE_LIMIT_MESSAGE = ("You have exceeded the rate limit of 150 requests within a 10 second period, and have "
-                       "been timed out for 60 seconds.")
+_MODERATION_MESSAGE = (
+    "Your request was flagged by our content moderation system, as a result your request "
+    "was denied and you were not charged."
+)
+_RATE_LIMIT_MESSAGE = (
+    "You have exceeded the rate limit of 150 requests within a 10 second period, and have "
+    "been timed out for 60 seconds."
+)
 
 _V1_DEFAULT_ERRORS: dict[int, tuple[str, str]] = {
     400: ("bad_request", "bad request"),
@@ -60,8 +64,7 @@ class StabilityEmulator(Emulator):
     provider: ClassVar[str] = "stability"
     _malformed_body: ClassVar[bytes] = b'{"artifacts": [{"base64": "iVBORw0KGgoAAAANSUhEUgAA'
 
-    def __init__(self, api_key: str | None = None, *, sd16_max_pixels: int | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, api_key: str | None = None, *, sd16_max_pixels: int | None = None, **kwargs: Any) -> None:
         super().__init__(api_key, **kwargs)
         self.sd16_max_pixels = sd16_max_pixels
 
@@ -80,8 +83,7 @@ class StabilityEmulator(Emulator):
 
     def _error_response(self, status: int, request: RecordedRequest) -> Response:
         table = _V1_DEFAULT_ERRORS if _is_v1(request) else _V2_DEFAULT_ERRORS
-        name, message = table.get(status, ("internal_error" if status >= 500 else "bad_request",
-                                           f"HTTP {status}"))
+        name, message = table.get(status, ("internal_error" if status >= 500 else "bad_request", f"HTTP {status}"))
         return _error(StabilityError(status, name, message), request)
 
     def _rate_limited_response(self, request: RecordedRequest) -> Response:
@@ -107,8 +109,7 @@ class StabilityEmulator(Emulator):
         assert match is not None
         try:
             self._authenticate(request)
-            generation = parse_v1(match[1], request.body, request.headers.get("accept"),
-                                  self.sd16_max_pixels)
+            generation = parse_v1(match[1], request.body, request.headers.get("accept"), self.sd16_max_pixels)
         except StabilityError as error:
             return _error(error, request)
         image = _image(generation.width, generation.height, "png", mode)
@@ -118,8 +119,10 @@ class StabilityEmulator(Emulator):
             headers = (("content-type", "image/png"), ("finish-reason", finish_reason), ("seed", str(seed)))
             return Response(200, headers, image)
         encoded = base64.b64encode(image).decode("ascii")
-        artifacts = [{"base64": encoded, "seed": seed + index, "finishReason": finish_reason}
-                     for index in range(generation.samples)]
+        artifacts = [
+            {"base64": encoded, "seed": seed + index, "finishReason": finish_reason}
+            for index in range(generation.samples)
+        ]
         return Response.json(200, {"artifacts": artifacts})
 
     # -- v2beta ------------------------------------------------------------------------------------
@@ -136,11 +139,9 @@ class StabilityEmulator(Emulator):
         finish_reason = "CONTENT_FILTERED" if mode.content_filtered else "SUCCESS"
         seed = generation.seed or random.randint(1, V2_MAX_SEED)
         if generation.json_accept:
-            payload = {"image": base64.b64encode(image).decode("ascii"), "finish_reason": finish_reason,
-                       "seed": seed}
+            payload = {"image": base64.b64encode(image).decode("ascii"), "finish_reason": finish_reason, "seed": seed}
             return Response.json(200, payload, content_type=f"application/json; type={CONTENT_TYPES[fmt]}")
-        headers = (("content-type", CONTENT_TYPES[fmt]), ("finish-reason", finish_reason),
-                   ("seed", str(seed)))
+        headers = (("content-type", CONTENT_TYPES[fmt]), ("finish-reason", finish_reason), ("seed", str(seed)))
         return Response(200, headers, image)
 
     def _parse_v2(self, endpoint: str, request: RecordedRequest) -> V2Generation:

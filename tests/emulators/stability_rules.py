@@ -14,29 +14,89 @@ from .forms import FormFile
 from .images import ImageFormat
 
 STYLE_PRESETS = (
-    "3d-model", "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance", "fantasy-art",
-    "isometric", "line-art", "low-poly", "modeling-compound", "neon-punk", "origami", "photographic",
-    "pixel-art", "tile-texture",
+    "3d-model",
+    "analog-film",
+    "anime",
+    "cinematic",
+    "comic-book",
+    "digital-art",
+    "enhance",
+    "fantasy-art",
+    "isometric",
+    "line-art",
+    "low-poly",
+    "modeling-compound",
+    "neon-punk",
+    "origami",
+    "photographic",
+    "pixel-art",
+    "tile-texture",
 )
-SAMPLERS = ("DDIM", "DDPM", "K_DPMPP_2M", "K_DPMPP_2S_ANCESTRAL", "K_DPM_2", "K_DPM_2_ANCESTRAL", "K_EULER",
-            "K_EULER_ANCESTRAL", "K_HEUN", "K_LMS")
+SAMPLERS = (
+    "DDIM",
+    "DDPM",
+    "K_DPMPP_2M",
+    "K_DPMPP_2S_ANCESTRAL",
+    "K_DPM_2",
+    "K_DPM_2_ANCESTRAL",
+    "K_EULER",
+    "K_EULER_ANCESTRAL",
+    "K_HEUN",
+    "K_LMS",
+)
 CLIP_GUIDANCE_PRESETS = ("FAST_BLUE", "FAST_GREEN", "NONE", "SIMPLE", "SLOW", "SLOWER", "SLOWEST")
 SDXL = "stable-diffusion-xl-1024-v1-0"
 SD16 = "stable-diffusion-v1-6"
-SDXL_SIZES = ((1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640), (640, 1536), (768, 1344),
-              (832, 1216), (896, 1152))
-V1_FIELDS = frozenset({"text_prompts", "height", "width", "cfg_scale", "clip_guidance_preset", "sampler",
-                       "samples", "seed", "steps", "style_preset", "extras"})
+SDXL_SIZES = (
+    (1024, 1024),
+    (1152, 896),
+    (1216, 832),
+    (1344, 768),
+    (1536, 640),
+    (640, 1536),
+    (768, 1344),
+    (832, 1216),
+    (896, 1152),
+)
+V1_FIELDS = frozenset(
+    {
+        "text_prompts",
+        "height",
+        "width",
+        "cfg_scale",
+        "clip_guidance_preset",
+        "sampler",
+        "samples",
+        "seed",
+        "steps",
+        "style_preset",
+        "extras",
+    }
+)
 V1_MAX_SEED = 4294967295
 
 # Output size per aspect ratio, about one megapixel (the SDXL training resolutions).
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
-    "1:1": (1024, 1024), "16:9": (1344, 768), "9:16": (768, 1344), "21:9": (1536, 640),
-    "9:21": (640, 1536), "3:2": (1216, 832), "2:3": (832, 1216), "5:4": (1152, 896), "4:5": (896, 1152),
+    "1:1": (1024, 1024),
+    "16:9": (1344, 768),
+    "9:16": (768, 1344),
+    "21:9": (1536, 640),
+    "9:21": (640, 1536),
+    "3:2": (1216, 832),
+    "2:3": (832, 1216),
+    "5:4": (1152, 896),
+    "4:5": (896, 1152),
 }
 V2_ENDPOINTS = ("ultra", "core", "sd3")
-SD3_MODELS = ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash", "sd3-large",
-              "sd3-large-turbo", "sd3-medium")
+SD3_MODELS = (
+    "sd3.5-large",
+    "sd3.5-large-turbo",
+    "sd3.5-medium",
+    "sd3.5-flash",
+    "sd3-large",
+    "sd3-large-turbo",
+    "sd3-medium",
+)
 V2_MAX_SEED = 4294967294
 _V2_COMMON = frozenset({"prompt", "negative_prompt", "aspect_ratio", "seed", "output_format", "style_preset"})
 V2_FIELDS: dict[str, frozenset[str]] = {
@@ -142,16 +202,18 @@ def _dimensions(engine: str, width: int, height: int, sd16_max_pixels: int | Non
     if engine == SDXL:
         if (width, height) not in SDXL_SIZES:
             allowed = ", ".join(f"{w}x{h}" for w, h in SDXL_SIZES)
-            raise _bad(f"for {SDXL} engine, width and height must be one of: {allowed}; got {width}x{height}",
-                       "invalid_height_or_width")
+            raise _bad(
+                f"for {SDXL} engine, width and height must be one of: {allowed}; got {width}x{height}",
+                "invalid_height_or_width",
+            )
         return
     for name, side in (("width", width), ("height", height)):
         if side % 64 or not 320 <= side <= 1536:
-            raise _bad(f"{name}: must be a multiple of 64 between 320 and 1536, got {side}",
-                       "invalid_height_or_width")
+            raise _bad(f"{name}: must be a multiple of 64 between 320 and 1536, got {side}", "invalid_height_or_width")
     if sd16_max_pixels is not None and width * height > sd16_max_pixels:
-        raise _bad(f"width * height must be at most {sd16_max_pixels} pixels, got {width * height}",
-                   "invalid_pixel_count")
+        raise _bad(
+            f"width * height must be at most {sd16_max_pixels} pixels, got {width * height}", "invalid_pixel_count"
+        )
 
 
 def _int(body: dict[str, Any], key: str, low: int, high: int, default: int) -> int:
@@ -206,8 +268,7 @@ def v2_accepts_json(accept: str | None) -> bool:
     raise _bad(f"accept: must be either image/* or application/json, got {accept}")
 
 
-def parse_v2(endpoint: str, fields: dict[str, str], files: dict[str, FormFile],
-             accept: str | None) -> V2Generation:
+def parse_v2(endpoint: str, fields: dict[str, str], files: dict[str, FormFile], accept: str | None) -> V2Generation:
     json_accept = v2_accepts_json(accept)
     allowed = V2_FIELDS[endpoint]
     for key in fields:
@@ -269,4 +330,3 @@ def _form_number(fields: dict[str, str], key: str, low: float, high: float) -> f
     if math.isnan(value) or not low <= value <= high:
         raise _bad(f"{key}: must be a number between {low:g} and {high:g}")
     return value
-

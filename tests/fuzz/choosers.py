@@ -113,13 +113,22 @@ class RandomChooser:
         rng = self._rng
         kind = rng.randrange(6)
         if kind == 0:
-            return rng.choice((0.0, -0.0, 1e-300, 5e-324, 1.7976931348623157e308, -1.7976931348623157e308,
-                               float("nan"), float("inf"), float("-inf")))
+            return rng.choice(
+                (
+                    0.0,
+                    -0.0,
+                    1e-300,
+                    5e-324,
+                    1.7976931348623157e308,
+                    -1.7976931348623157e308,
+                    float("nan"),
+                    float("inf"),
+                    float("-inf"),
+                )
+            )
         if kind == 1:
             return float(rng.randint(-(2**63), 2**63))
         return rng.uniform(-1e3, 1e3) * 10 ** rng.randint(-5, 12)
 
     def raw(self, max_size: int) -> bytes:
         return self._rng.randbytes(self._rng.randint(0, max_size))
-
-

@@ -36,19 +36,29 @@ def fuzz_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayTh
 
 
 @pytest.fixture(scope="package")
-def fuzz_targets(fuzz_gateway: GatewayThread, openai_emulator: OpenAIEmulator,
-                 stability_emulator: StabilityEmulator) -> FuzzTargets:
+def fuzz_targets(
+    fuzz_gateway: GatewayThread, openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator
+) -> FuzzTargets:
     """Virtual keys and a saved config on the fuzz gateway, all pointing at the emulators."""
     with ImageGatewayClient(fuzz_gateway.grpc_target, api_key=fuzz_gateway.admin_key) as admin:
         openai = admin.create_virtual_key("fuzz-openai", "openai", OPENAI_SECRET, base_url=openai_emulator.base_url)
-        stability = admin.create_virtual_key("fuzz-stability", "stability-ai", STABILITY_SECRET,
-                                             base_url=stability_emulator.base_url)
-        config = admin.create_config("fuzz-fallback", {
-            "strategy": {"mode": "fallback"},
-            "targets": [{"virtual_key": stability.id}, {"virtual_key": openai.id}],
-        })
-    return FuzzTargets(openai_vk=openai.id, stability_vk=stability.id, config_id=config.id,
-                       openai_url=openai_emulator.base_url, stability_url=stability_emulator.base_url)
+        stability = admin.create_virtual_key(
+            "fuzz-stability", "stability-ai", STABILITY_SECRET, base_url=stability_emulator.base_url
+        )
+        config = admin.create_config(
+            "fuzz-fallback",
+            {
+                "strategy": {"mode": "fallback"},
+                "targets": [{"virtual_key": stability.id}, {"virtual_key": openai.id}],
+            },
+        )
+    return FuzzTargets(
+        openai_vk=openai.id,
+        stability_vk=stability.id,
+        config_id=config.id,
+        openai_url=openai_emulator.base_url,
+        stability_url=stability_emulator.base_url,
+    )
 
 
 @pytest.fixture(scope="package")

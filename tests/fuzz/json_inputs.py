@@ -17,27 +17,136 @@ from tests.fuzz.choosers import Chooser
 
 # Field names the config parser knows, in both spellings protobuf's JSON mapping accepts.
 CONFIG_KEYS = (
-    "strategy", "targets", "name", "provider", "api_key", "virtual_key", "override_params", "weight",
-    "custom_host", "retry", "request_timeout", "cache", "forward_headers", "circuit_breaker", "strict",
-    "mode", "on_status_codes", "conditions", "default", "query", "then", "attempts", "use_retry_after_header",
-    "max_age", "include_seeded_and_multi_image", "consecutive_failures", "failure_rate", "window",
-    "cooldown_seconds", "apiKey", "virtualKey", "overrideParams", "customHost", "requestTimeout", "onStatusCodes",
-    "forwardHeaders", "circuitBreaker", "maxAge", "useRetryAfterHeader",
+    "strategy",
+    "targets",
+    "name",
+    "provider",
+    "api_key",
+    "virtual_key",
+    "override_params",
+    "weight",
+    "custom_host",
+    "retry",
+    "request_timeout",
+    "cache",
+    "forward_headers",
+    "circuit_breaker",
+    "strict",
+    "mode",
+    "on_status_codes",
+    "conditions",
+    "default",
+    "query",
+    "then",
+    "attempts",
+    "use_retry_after_header",
+    "max_age",
+    "include_seeded_and_multi_image",
+    "consecutive_failures",
+    "failure_rate",
+    "window",
+    "cooldown_seconds",
+    "apiKey",
+    "virtualKey",
+    "overrideParams",
+    "customHost",
+    "requestTimeout",
+    "onStatusCodes",
+    "forwardHeaders",
+    "circuitBreaker",
+    "maxAge",
+    "useRetryAfterHeader",
 )
 PARAM_KEYS = (
-    "prompt", "model", "n", "size", "quality", "style", "user", "negative_prompt", "seed", "cfg_scale",
-    "style_preset", "background", "output_format", "output_compression", "moderation", "aspect_ratio",
-    "response_format", "steps", "samples", "strict",
+    "prompt",
+    "model",
+    "n",
+    "size",
+    "quality",
+    "style",
+    "user",
+    "negative_prompt",
+    "seed",
+    "cfg_scale",
+    "style_preset",
+    "background",
+    "output_format",
+    "output_compression",
+    "moderation",
+    "aspect_ratio",
+    "response_format",
+    "steps",
+    "samples",
+    "strict",
 )
-QUERY_KEYS = ("metadata.tier", "params.n", "params.model", "params.size", "$or", "$and", "$eq", "$ne", "$gt",
-              "$gte", "$lt", "$lte", "$in", "$nin", "$regex", "$exists", "$bogus")
+QUERY_KEYS = (
+    "metadata.tier",
+    "params.n",
+    "params.model",
+    "params.size",
+    "$or",
+    "$and",
+    "$eq",
+    "$ne",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$in",
+    "$nin",
+    "$regex",
+    "$exists",
+    "$bogus",
+)
 
 # Values that break naive code: boundaries of int32/int64/double, empties, look-alikes of numbers.
 EDGE_VALUES: tuple[Any, ...] = (
-    None, True, False, 0, -1, 1, 2, 10, 11, 100, 101, 599, 600, 2**31 - 1, 2**31, -(2**31) - 1, 2**53 + 1,
-    2**63, 2**64, -(2**63) - 1, 10**30, 0.5, -0.0, 1e-300, 1e308, -1e308, float("nan"), float("inf"),
-    float("-inf"), "", " ", "0", "-1", "1e3", "12", "NaN", "Infinity", "null", "\x00", "\u202e", "é" * 3, "a" * 300,
-    [], {}, [None], {"": None},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2,
+    10,
+    11,
+    100,
+    101,
+    599,
+    600,
+    2**31 - 1,
+    2**31,
+    -(2**31) - 1,
+    2**53 + 1,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**30,
+    0.5,
+    -0.0,
+    1e-300,
+    1e308,
+    -1e308,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    "",
+    " ",
+    "0",
+    "-1",
+    "1e3",
+    "12",
+    "NaN",
+    "Infinity",
+    "null",
+    "\x00",
+    "\u202e",
+    "é" * 3,
+    "a" * 300,
+    [],
+    {},
+    [None],
+    {"": None},
 )
 MODES = ("fallback", "loadbalance", "single", "conditional", "roundrobin", "", "FALLBACK")
 
@@ -86,6 +195,7 @@ def json_value(ch: Chooser, budget: int = 12, depth: int = 0) -> Any:
 
 # -- valid configs to start from -----------------------------------------------------------------------
 
+
 def base_configs(vk_a: str = "vk-a", vk_b: str = "vk-b", host: str = "http://127.0.0.1:9") -> list[dict[str, Any]]:
     """Configs that compile, covering each strategy mode and every per-target setting."""
     leaf_a = {"virtual_key": vk_a, "override_params": {"model": "stable-diffusion-v1-6"}}
@@ -98,24 +208,41 @@ def base_configs(vk_a: str = "vk-a", vk_b: str = "vk-b", host: str = "http://127
         {"strategy": {"mode": "single"}, "targets": [leaf_b]},
         {"virtual_key": vk_b},
         direct,
-        {"strategy": {"mode": "conditional",
-                      "conditions": [{"query": {"metadata.tier": {"$eq": "gold"}}, "then": "gold"},
-                                     {"query": {"$or": [{"params.n": {"$gt": 1}}, {"params.size": "512x512"}]},
-                                      "then": "bulk"}],
-                      "default": "bulk"},
-         "targets": [{**leaf_a, "name": "gold"}, {**leaf_b, "name": "bulk"}]},
-        {"retry": {"attempts": 2, "on_status_codes": [429, 503], "use_retry_after_header": False},
-         "request_timeout": 30000, "cache": {"mode": "simple", "max_age": 60},
-         "forward_headers": ["x-user"], "strategy": {"mode": "fallback"},
-         "targets": [{"strategy": {"mode": "loadbalance"}, "targets": [leaf_a, leaf_b]}, leaf_b]},
-        {"strategy": {"mode": "fallback"}, "circuit_breaker": {"consecutive_failures": 3, "cooldown_seconds": 5},
-         "strict": True, "targets": [leaf_a, {**leaf_b, "strict": False}]},
-        {"overrideParams": {"n": 2}, "strategy": {"mode": "fallback", "onStatusCodes": [500]},
-         "targets": [{"virtualKey": vk_a, "requestTimeout": "30000"}, leaf_b]},
+        {
+            "strategy": {
+                "mode": "conditional",
+                "conditions": [
+                    {"query": {"metadata.tier": {"$eq": "gold"}}, "then": "gold"},
+                    {"query": {"$or": [{"params.n": {"$gt": 1}}, {"params.size": "512x512"}]}, "then": "bulk"},
+                ],
+                "default": "bulk",
+            },
+            "targets": [{**leaf_a, "name": "gold"}, {**leaf_b, "name": "bulk"}],
+        },
+        {
+            "retry": {"attempts": 2, "on_status_codes": [429, 503], "use_retry_after_header": False},
+            "request_timeout": 30000,
+            "cache": {"mode": "simple", "max_age": 60},
+            "forward_headers": ["x-user"],
+            "strategy": {"mode": "fallback"},
+            "targets": [{"strategy": {"mode": "loadbalance"}, "targets": [leaf_a, leaf_b]}, leaf_b],
+        },
+        {
+            "strategy": {"mode": "fallback"},
+            "circuit_breaker": {"consecutive_failures": 3, "cooldown_seconds": 5},
+            "strict": True,
+            "targets": [leaf_a, {**leaf_b, "strict": False}],
+        },
+        {
+            "overrideParams": {"n": 2},
+            "strategy": {"mode": "fallback", "onStatusCodes": [500]},
+            "targets": [{"virtualKey": vk_a, "requestTimeout": "30000"}, leaf_b],
+        },
     ]
 
 
 # -- mutations -------------------------------------------------------------------------------------------
+
 
 def _containers(document: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Paths of every object and list inside ``document`` (the root is ``()``)."""
@@ -221,7 +348,7 @@ def config_text(ch: Chooser, bases: list[dict[str, Any]]) -> str:
         return text[: ch.integer(0, len(text))]
     if kind == 6:
         at = ch.integer(0, len(text))
-        return text[:at] + ch.text(4) + text[at + ch.integer(0, 3):]
+        return text[:at] + ch.text(4) + text[at + ch.integer(0, 3) :]
     if kind == 7:
         depth = ch.integer(1, 3000)
         return '{"targets":[' * depth + "]}" * (depth if ch.chance(50) else ch.integer(0, depth))

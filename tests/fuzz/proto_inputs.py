@@ -27,11 +27,16 @@ from tests.fuzz.routes import FuzzTargets
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ImageGateway"]
 _INT_BOUNDS = {
-    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1), FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1), FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1), FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1), FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1), FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
 }
 Hint = Callable[[Chooser], Any]
 # Mostly fine prompts: an empty or oversized one stops a request before anything interesting happens.
@@ -80,14 +85,25 @@ class FieldHints:
     @staticmethod
     def presence(field: FieldDescriptor) -> int:
         """How often (percent) a field is set: the ones a request needs to get anywhere, mostly."""
-        if field.containing_type is not None and field.containing_type.name == "ImageParameters" \
-                and field.name not in ("prompt", "model", "size", "n"):
+        if (
+            field.containing_type is not None
+            and field.containing_type.name == "ImageParameters"
+            and field.name not in ("prompt", "model", "size", "n")
+        ):
             return 10  # each one is a chance of a refusal: few at a time, so some requests reach a provider
         return _PRESENCE.get(field.name, 45)
 
 
-_PRESENCE = {"parameters": 92, "routing": 92, "prompt": 92, "config": 85, "secret": 80, "name": 75, "targets": 70,
-             "strategy": 70}
+_PRESENCE = {
+    "parameters": 92,
+    "routing": 92,
+    "prompt": 92,
+    "config": 85,
+    "secret": 80,
+    "name": 75,
+    "targets": 70,
+    "strategy": 70,
+}
 
 
 def _scalar(ch: Chooser, field: FieldDescriptor) -> Any:
@@ -134,12 +150,18 @@ def fill(ch: Chooser, message: Message, hints: FieldHints, depth: int = 0) -> Me
             pass  # a value a Struct cannot hold (an int past 2**1023): leave it empty
         return message
     if descriptor.full_name == "google.protobuf.Timestamp":
-        message.seconds = ch.choice((0, 1_700_000_000, -62_135_596_801, 253_402_300_800, -(2**63), 2**63 - 1)) \
-            if ch.chance(50) else ch.integer(0, 2_000_000_000)  # type: ignore[attr-defined]
+        message.seconds = (
+            ch.choice((0, 1_700_000_000, -62_135_596_801, 253_402_300_800, -(2**63), 2**63 - 1))
+            if ch.chance(50)
+            else ch.integer(0, 2_000_000_000)
+        )  # type: ignore[attr-defined]
         message.nanos = ch.choice((0, 999_999_999, 1_000_000_000, -1))  # type: ignore[attr-defined]
         return message
-    chosen_oneofs = {oneof.name: ch.choice([*oneof.fields, *oneof.fields, None]) for oneof in descriptor.oneofs
-                     if not oneof.name.startswith("_")}
+    chosen_oneofs = {
+        oneof.name: ch.choice([*oneof.fields, *oneof.fields, None])
+        for oneof in descriptor.oneofs
+        if not oneof.name.startswith("_")
+    }
     for field in descriptor.fields:
         oneof = field.containing_oneof
         if oneof is not None and not oneof.name.startswith("_") and chosen_oneofs[oneof.name] is not field:
@@ -178,10 +200,25 @@ def _set_field(ch: Chooser, message: Message, field: FieldDescriptor, hints: Fie
 
 # Weights: generation is where the gateway does most with its input.
 METHOD_WEIGHTS = {
-    "GenerateImage": 8, "StreamGenerateImage": 4, "ValidateConfig": 3, "CreateConfig": 3, "UpdateConfig": 2,
-    "GetConfig": 1, "ListConfigs": 1, "DeleteConfig": 1, "CreateVirtualKey": 2, "GetVirtualKey": 1,
-    "ListVirtualKeys": 1, "RotateVirtualKey": 1, "DeleteVirtualKey": 1, "CreateApiKey": 1, "ListApiKeys": 1,
-    "RevokeApiKey": 1, "ListLogs": 3, "GetLog": 1, "ListTargetHealth": 1,
+    "GenerateImage": 8,
+    "StreamGenerateImage": 4,
+    "ValidateConfig": 3,
+    "CreateConfig": 3,
+    "UpdateConfig": 2,
+    "GetConfig": 1,
+    "ListConfigs": 1,
+    "DeleteConfig": 1,
+    "CreateVirtualKey": 2,
+    "GetVirtualKey": 1,
+    "ListVirtualKeys": 1,
+    "RotateVirtualKey": 1,
+    "DeleteVirtualKey": 1,
+    "CreateApiKey": 1,
+    "ListApiKeys": 1,
+    "RevokeApiKey": 1,
+    "ListLogs": 3,
+    "GetLog": 1,
+    "ListTargetHealth": 1,
 }
 _WEIGHTED = [name for name, weight in METHOD_WEIGHTS.items() for _ in range(weight)]
 _SEEDED_IDS = frozenset({"DeleteVirtualKey", "RotateVirtualKey", "DeleteConfig", "UpdateConfig"})
@@ -200,8 +237,10 @@ class GrpcCall:
         return f"GrpcCall({self.method}, auth={self.auth}, request=<{text[:2500]}>)"
 
 
-_PLAUSIBLE = {"openai": ("dall-e-2", "dall-e-3", "gpt-image-1", ""), "stability": ("stable-diffusion-v1-6", "core",
-                                                                                    "sd3", "")}
+_PLAUSIBLE = {
+    "openai": ("dall-e-2", "dall-e-3", "gpt-image-1", ""),
+    "stability": ("stable-diffusion-v1-6", "core", "sd3", ""),
+}
 
 
 def _plausible_generate(ch: Chooser, request: Message, hints: FieldHints) -> None:
@@ -232,8 +271,11 @@ def grpc_call(ch: Chooser, hints: FieldHints) -> GrpcCall:
         _plausible_generate(ch, request, hints)
     else:
         fill(ch, request, hints)
-    if name in _SEEDED_IDS and getattr(request, "id", "") in (hints.targets.openai_vk, hints.targets.stability_vk,
-                                                               hints.targets.config_id):
+    if name in _SEEDED_IDS and getattr(request, "id", "") in (
+        hints.targets.openai_vk,
+        hints.targets.stability_vk,
+        hints.targets.config_id,
+    ):
         request.id = "fuzz-" + request.id  # type: ignore[attr-defined] # keep the shared targets alive
     routing = getattr(request, "routing", None)
     if routing is not None and routing.WhichOneof("source") == "config":

@@ -16,14 +16,48 @@ from tests.fuzz.choosers import HEADER_SAFE, Chooser
 from tests.fuzz.json_inputs import PARAM_KEYS, as_text, base_configs, config_text, edge_value, json_value, mutate
 from tests.fuzz.routes import FuzzTargets
 
-MODELS = ("dall-e-2", "dall-e-3", "gpt-image-1", "stable-diffusion-v1-6", "stable-diffusion-xl-1024-v1-0", "core",
-          "ultra", "sd3", "sd3.5-large", "sd3-bogus", "no-such-model", "")
-SIZES = ("256x256", "512x512", "1024x1024", "1792x1024", "1024x1792", "1536x1024", "auto", "0x0", "1x99999",
-         "999999999x2", "abc", "1024X1024", " 512x512", "")
+MODELS = (
+    "dall-e-2",
+    "dall-e-3",
+    "gpt-image-1",
+    "stable-diffusion-v1-6",
+    "stable-diffusion-xl-1024-v1-0",
+    "core",
+    "ultra",
+    "sd3",
+    "sd3.5-large",
+    "sd3-bogus",
+    "no-such-model",
+    "",
+)
+SIZES = (
+    "256x256",
+    "512x512",
+    "1024x1024",
+    "1792x1024",
+    "1024x1792",
+    "1536x1024",
+    "auto",
+    "0x0",
+    "1x99999",
+    "999999999x2",
+    "abc",
+    "1024X1024",
+    " 512x512",
+    "",
+)
 FORMATS = ("b64_json", "url", "bytes", "png", "")
 PROVIDERS = ("openai", "OpenAI", "stability-ai", "stabilityai", "stability", "azure-openai", "nope", "")
-REFUSED_HOSTS = ("http://10.0.0.1", "http://169.254.169.254/latest", "http://example.com", "ftp://127.0.0.1",
-                 "http://[::ffff:10.0.0.1]", "http://user:pw@127.0.0.1", "not a url", "http://0x0a.1")
+REFUSED_HOSTS = (
+    "http://10.0.0.1",
+    "http://169.254.169.254/latest",
+    "http://example.com",
+    "ftp://127.0.0.1",
+    "http://[::ffff:10.0.0.1]",
+    "http://user:pw@127.0.0.1",
+    "not a url",
+    "http://0x0a.1",
+)
 METHOD_TOKEN = "abcdefghijklmnopqrstuvwxyz0123456789-"
 
 
@@ -61,8 +95,11 @@ def header_text(ch: Chooser, max_size: int = 40) -> str:
 def _param_value(ch: Chooser, name: str) -> Any:
     if ch.chance(88):
         if name == "prompt":
-            return ch.choice(("a cat", "a red fox in snow", "a cat", "ein Hund", "猫", " ", "", "x" * 40_000)) \
-                if ch.chance(60) else ch.text(60)
+            return (
+                ch.choice(("a cat", "a red fox in snow", "a cat", "ein Hund", "猫", " ", "", "x" * 40_000))
+                if ch.chance(60)
+                else ch.text(60)
+            )
         if name == "model":
             return ch.choice(MODELS)
         if name == "size":
@@ -79,10 +116,20 @@ def _param_value(ch: Chooser, name: str) -> Any:
             return ch.choice(("standard", "hd", "low", "medium", "high", "auto", "ultra", ""))
         if name == "style":
             return ch.choice(("vivid", "natural", "photographic", ""))
-        if name in ("user", "negative_prompt", "style_preset", "background", "output_format", "moderation",
-                    "aspect_ratio"):
-            return ch.choice(("auto", "png", "16:9", "low", "transparent", "anime", "user-1")) if ch.chance(60) \
+        if name in (
+            "user",
+            "negative_prompt",
+            "style_preset",
+            "background",
+            "output_format",
+            "moderation",
+            "aspect_ratio",
+        ):
+            return (
+                ch.choice(("auto", "png", "16:9", "low", "transparent", "anime", "user-1"))
+                if ch.chance(60)
                 else ch.text(16)
+            )
     return edge_value(ch) if ch.chance(50) else json_value(ch, 4)
 
 
@@ -127,14 +174,24 @@ def _routing(ch: Chooser, ctx: RestContext, headers: dict[str, str]) -> None:
     targets = ctx.targets
     kind = ch.integer(0, 9)
     if kind < 3:
-        headers["x-portkey-virtual-key"] = ch.choice((targets.openai_vk, targets.openai_vk, targets.stability_vk,
-                                                      "no-such-vk", header_text(ch, 20)))
+        headers["x-portkey-virtual-key"] = ch.choice(
+            (targets.openai_vk, targets.openai_vk, targets.stability_vk, "no-such-vk", header_text(ch, 20))
+        )
         if ch.chance(20):
             headers["x-portkey-provider"] = ch.choice(PROVIDERS)
     elif kind < 5:
-        headers["x-portkey-config"] = ch.choice((targets.config_id, targets.config_id + "@1",
-                                                 targets.config_id + "@0", targets.config_id + "@x",
-                                                 "cfg-nope", header_text(ch, 20), "@", "@@1"))
+        headers["x-portkey-config"] = ch.choice(
+            (
+                targets.config_id,
+                targets.config_id + "@1",
+                targets.config_id + "@0",
+                targets.config_id + "@x",
+                "cfg-nope",
+                header_text(ch, 20),
+                "@",
+                "@@1",
+            )
+        )
     elif kind < 8:
         text = config_text(ch, ctx.bases)
         try:
@@ -161,8 +218,10 @@ def _plausible(ch: Chooser, ctx: RestContext) -> RestRequest:
     """A request that should reach a provider, with one fuzzed field: the adapters see odd but valid input."""
     t = ctx.targets
     headers = {"x-portkey-api-key": ctx.admin_key, "content-type": "application/json"}
-    body: dict[str, Any] = {"prompt": ch.choice(("a cat", "a red fox in snow", "ein Hund", "猫")),
-                            "response_format": ch.choice(("b64_json", "url"))}
+    body: dict[str, Any] = {
+        "prompt": ch.choice(("a cat", "a red fox in snow", "ein Hund", "猫")),
+        "response_format": ch.choice(("b64_json", "url")),
+    }
     routing = ch.integer(0, 2)
     if routing == 0:
         headers["x-portkey-virtual-key"] = t.openai_vk
@@ -199,31 +258,52 @@ def rest_request(ch: Chooser, ctx: RestContext) -> RestRequest:
     if content_type < 26:
         headers["content-type"] = "application/json"
     elif content_type == 26:
-        headers["content-type"] = ch.choice(("Application/JSON; charset=utf-8", "application/json;", "text/plain",
-                                             "multipart/form-data; boundary=x", "application/x-www-form-urlencoded",
-                                             "", "application/json, text/plain", "*/*"))
+        headers["content-type"] = ch.choice(
+            (
+                "Application/JSON; charset=utf-8",
+                "application/json;",
+                "text/plain",
+                "multipart/form-data; boundary=x",
+                "application/x-www-form-urlencoded",
+                "",
+                "application/json, text/plain",
+                "*/*",
+            )
+        )
     elif content_type == 27:
         headers["content-type"] = header_text(ch, 30)
     if ch.chance(15):
-        headers["x-portkey-metadata"] = (as_text(json_value(ch, 6)) if ch.chance(60)
-                                         else ch.choice(("{", "null", "[]", '{"a":' * 3000, "[" * 1500, "x" * 9000)))
+        headers["x-portkey-metadata"] = (
+            as_text(json_value(ch, 6))
+            if ch.chance(60)
+            else ch.choice(("{", "null", "[]", '{"a":' * 3000, "[" * 1500, "x" * 9000))
+        )
     if ch.chance(15):
-        headers["x-portkey-trace-id"] = (ch.text(40, METHOD_TOKEN) if ch.chance(70) else header_text(ch, 80)
-                                         if ch.chance(90) else "t" * 5000)
+        headers["x-portkey-trace-id"] = (
+            ch.text(40, METHOD_TOKEN) if ch.chance(70) else header_text(ch, 80) if ch.chance(90) else "t" * 5000
+        )
     if ch.chance(10):
-        headers["traceparent"] = ch.choice(("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                                            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
-                                            "ff-zz", header_text(ch, 60)))
+        headers["traceparent"] = ch.choice(
+            (
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+                "ff-zz",
+                header_text(ch, 60),
+            )
+        )
     if ch.chance(10):
-        headers["x-portkey-cache-force-refresh"] = ch.choice(("true", "false", "1", "0", "TRUE", "yes", "")) \
-            if ch.chance(70) else header_text(ch, 10)
+        headers["x-portkey-cache-force-refresh"] = (
+            ch.choice(("true", "false", "1", "0", "TRUE", "yes", "")) if ch.chance(70) else header_text(ch, 10)
+        )
     if ch.chance(10):
         # Short valid timeouts would make a 504 the right answer; send junk or a generous one.
-        headers["x-portkey-request-timeout"] = ch.choice(("0", "-1", "1e3", "abc", "", " ", "99999999999",
-                                                          "86400001", "\xb2", "60000", "120000"))
+        headers["x-portkey-request-timeout"] = ch.choice(
+            ("0", "-1", "1e3", "abc", "", " ", "99999999999", "86400001", "\xb2", "60000", "120000")
+        )
     if ch.chance(10):
-        headers["x-imagegw-strict"] = ch.choice(("true", "false", "TRUE", "yes", "")) if ch.chance(70) \
-            else header_text(ch, 10)
+        headers["x-imagegw-strict"] = (
+            ch.choice(("true", "false", "TRUE", "yes", "")) if ch.chance(70) else header_text(ch, 10)
+        )
     if ch.chance(5):
         headers["x-imagegw-keep-image"] = ch.choice(("true", "false", "maybe"))
     for _ in range(ch.integer(0, 2) if ch.chance(20) else 0):

@@ -26,10 +26,22 @@ def test_atheris_finds_no_crash_in_input_parsing(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "tests.fuzz.atheris_inputs", f"-runs={RUNS}", f"-max_total_time={SECONDS}",
-         "-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1", f"-artifact_prefix={tmp_path}/",
-         str(corpus)],
-        cwd=ROOT, capture_output=True, text=True, timeout=SECONDS + 120,
+        [
+            sys.executable,
+            "-m",
+            "tests.fuzz.atheris_inputs",
+            f"-runs={RUNS}",
+            f"-max_total_time={SECONDS}",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            "-print_final_stats=1",
+            f"-artifact_prefix={tmp_path}/",
+            str(corpus),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 120,
     )
     report = result.stderr[-6000:]
     assert result.returncode == 0, report

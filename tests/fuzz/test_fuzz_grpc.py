@@ -31,11 +31,18 @@ from tests.harness import GatewayThread
 
 BATCH = 20
 CALL_TIMEOUT = 15.0
-CLEAN_CODES = frozenset({
-    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE,
-})
+CLEAN_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+    }
+)
 
 
 def _serialize(message: Any) -> bytes:
@@ -70,16 +77,19 @@ class FuzzChannel:
 
     def __init__(self, gateway: GatewayThread, generate_key: str) -> None:
         limit = 64 * 1024 * 1024
-        self._channel = grpc.insecure_channel(gateway.grpc_target, options=[
-            ("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
+        self._channel = grpc.insecure_channel(
+            gateway.grpc_target,
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
+        )
         self._keys = {"admin": gateway.admin_key, "generate": generate_key, "wrong": "igw_wrong_key_0123456789"}
         self._methods = {}
         for method in SERVICE.methods:
             path = f"/{SERVICE.full_name}/{method.name}"
             response = message_class(method.output_type)
             factory = self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
-            self._methods[method.name] = factory(path, request_serializer=_serialize,
-                                                 response_deserializer=response.FromString)
+            self._methods[method.name] = factory(
+                path, request_serializer=_serialize, response_deserializer=response.FromString
+            )
 
     def call(self, call: GrpcCall) -> None:
         metadata = () if call.auth == "none" else (("authorization", f"Bearer {self._keys[call.auth]}"),)
@@ -136,22 +146,34 @@ def test_known_hard_messages_end_with_a_clean_status(channel: FuzzChannel, fuzz_
     just_parsable = deep_config_bytes(45, configs_pb2.RoutingConfig(virtual_key=fuzz_targets.openai_vk))
     far_future = logs_pb2.ListLogsRequest()
     far_future.start_time.seconds = 2**62
-    nan_weight = configs_pb2.RoutingConfig(strategy=configs_pb2.Strategy(mode="loadbalance"), targets=[
-        configs_pb2.RoutingConfig(virtual_key=fuzz_targets.openai_vk, weight=float("nan"))])
-    nan_extra = images_pb2.GenerateImageRequest(parameters=images_pb2.ImageParameters(prompt="a"),
-                                                routing=images_pb2.Routing(virtual_key=fuzz_targets.openai_vk))
+    nan_weight = configs_pb2.RoutingConfig(
+        strategy=configs_pb2.Strategy(mode="loadbalance"),
+        targets=[configs_pb2.RoutingConfig(virtual_key=fuzz_targets.openai_vk, weight=float("nan"))],
+    )
+    nan_extra = images_pb2.GenerateImageRequest(
+        parameters=images_pb2.ImageParameters(prompt="a"),
+        routing=images_pb2.Routing(virtual_key=fuzz_targets.openai_vk),
+    )
     nan_extra.parameters.extra_params.update({"steps": float("nan")})
     for call in [
         GrpcCall("GenerateImage", nan_extra, "admin"),
-        GrpcCall("CreateVirtualKey", keys_pb2.CreateVirtualKeyRequest(
-            name="n", provider="openai", secret="s", base_url="http://127.0.0.1[9"), "admin"),
+        GrpcCall(
+            "CreateVirtualKey",
+            keys_pb2.CreateVirtualKeyRequest(name="n", provider="openai", secret="s", base_url="http://127.0.0.1[9"),
+            "admin",
+        ),
         GrpcCall("ValidateConfig", _length_delimited(1, deep), "admin"),  # type: ignore[arg-type]
         GrpcCall("ValidateConfig", _length_delimited(1, just_parsable), "admin"),  # type: ignore[arg-type]
         GrpcCall("CreateConfig", _length_delimited(2, just_parsable), "admin"),  # type: ignore[arg-type]
         GrpcCall("ListLogs", far_future, "admin"),
         GrpcCall("ValidateConfig", configs_pb2.ValidateConfigRequest(config=nan_weight), "admin"),
-        GrpcCall("GenerateImage", images_pb2.GenerateImageRequest(
-            parameters=images_pb2.ImageParameters(prompt="a", cfg_scale=float("nan")),
-            routing=images_pb2.Routing(virtual_key=fuzz_targets.stability_vk)), "admin"),
+        GrpcCall(
+            "GenerateImage",
+            images_pb2.GenerateImageRequest(
+                parameters=images_pb2.ImageParameters(prompt="a", cfg_scale=float("nan")),
+                routing=images_pb2.Routing(virtual_key=fuzz_targets.stability_vk),
+            ),
+            "admin",
+        ),
     ]:
         check_call(channel, call)

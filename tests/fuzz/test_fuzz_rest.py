@@ -51,23 +51,26 @@ def raw(headers: dict[str, str], body: bytes) -> RestRequest:
 
 @cases(2_500)
 @given(data=st.data())
-def test_fuzzed_requests_get_a_clean_answer(rest_app: InProcessRest, rest_context: RestContext,
-                                           data: st.DataObject) -> None:
+def test_fuzzed_requests_get_a_clean_answer(
+    rest_app: InProcessRest, rest_context: RestContext, data: st.DataObject
+) -> None:
     # Drawn inside the test: the generator needs the package fixtures.
     send(rest_app, data.draw(drawn(partial(rest_request, ctx=rest_context)), label="request"))
 
 
 @cases(350)
 @given(seed=st.integers(0, 2**64 - 1))
-def test_bulk_fuzzed_requests_get_a_clean_answer(rest_app: InProcessRest, rest_context: RestContext,
-                                                 seed: int) -> None:
+def test_bulk_fuzzed_requests_get_a_clean_answer(rest_app: InProcessRest, rest_context: RestContext, seed: int) -> None:
     chooser = RandomChooser(seed)
     first_failure([rest_request(chooser, rest_context) for _ in range(BATCH)], partial(send, rest_app))
 
 
 def test_known_hard_inputs_get_a_clean_answer(rest_app: InProcessRest, rest_context: RestContext) -> None:
-    base = {"x-portkey-api-key": rest_context.admin_key, "x-portkey-virtual-key": rest_context.targets.openai_vk,
-            "content-type": "application/json"}
+    base = {
+        "x-portkey-api-key": rest_context.admin_key,
+        "x-portkey-virtual-key": rest_context.targets.openai_vk,
+        "content-type": "application/json",
+    }
     for headers, body in [
         (base, b"[" * 100_000),
         (base, b'{"prompt": null}'),
@@ -76,7 +79,7 @@ def test_known_hard_inputs_get_a_clean_answer(rest_app: InProcessRest, rest_cont
         (base, b'{"prompt": "a", "n": NaN}'),
         (base, b'{"prompt": "a", "seed": -Infinity}'),
         (base, b'{"prompt": "a", "cfg_scale": NaN, "model": "sd3"}'),
-        ({**base, "x-portkey-metadata": '[' * 1500}, b'{"prompt": "a"}'),
+        ({**base, "x-portkey-metadata": "[" * 1500}, b'{"prompt": "a"}'),
         ({**base, "x-portkey-config": '{"targets":[' * 1200}, b'{"prompt": "a"}'),
         ({**base, "x-portkey-request-timeout": "\xb2"}, b'{"prompt": "a"}'),
     ]:

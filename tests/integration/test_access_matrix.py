@@ -63,8 +63,9 @@ class Keys:
         if key is None:
             return None
         origin = gateway.rest_base_url.removesuffix("/v1")
-        response = httpx.post(f"{origin}/dashboard/api/login", json={"key": key}, headers=DASHBOARD_HEADERS,
-                              timeout=TIMEOUT)
+        response = httpx.post(
+            f"{origin}/dashboard/api/login", json={"key": key}, headers=DASHBOARD_HEADERS, timeout=TIMEOUT
+        )
         return response.cookies.get("imagegw_session") if response.status_code == 200 else None
 
     def __getitem__(self, kind: str) -> str | None:
@@ -89,12 +90,18 @@ def call(channel: grpc.Channel, method: MethodDescriptor, metadata: list[tuple[s
     path = f"/{SERVICE.full_name}/{method.name}"
     try:
         if method.server_streaming:
-            stream = channel.unary_stream(path, request_serializer=request_class.SerializeToString,
-                                          response_deserializer=response_class.FromString)
+            stream = channel.unary_stream(
+                path,
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=response_class.FromString,
+            )
             list(stream(request_class(), metadata=metadata, timeout=TIMEOUT))
         else:
-            unary = channel.unary_unary(path, request_serializer=request_class.SerializeToString,
-                                        response_deserializer=response_class.FromString)
+            unary = channel.unary_unary(
+                path,
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=response_class.FromString,
+            )
             unary(request_class(), metadata=metadata, timeout=TIMEOUT)
     except grpc.RpcError as exc:
         return exc.code()  # type: ignore[no-any-return,attr-defined]
@@ -124,8 +131,13 @@ def test_every_rpc_of_the_service_has_a_scope_and_the_table_names_no_other() -> 
 
 def rest_routes(gateway: GatewayThread) -> list[tuple[str, str]]:
     app = gateway.process._uvicorn.config.app  # type: ignore[union-attr]
-    return [(route.path, method) for route in app.routes if isinstance(route, Route)
-            for method in sorted(route.methods or ()) if method != "HEAD"]
+    return [
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in sorted(route.methods or ())
+        if method != "HEAD"
+    ]
 
 
 def test_every_rest_route_has_an_entry_in_the_scope_table(gateway: GatewayThread) -> None:
@@ -183,14 +195,11 @@ def rest_request(gateway: GatewayThread, keys: Keys, path: str, method: str, kin
         # Header keys go everywhere: they must open the routes that take them and no session route.
         headers["x-portkey-api-key"] = key
     with httpx.Client(timeout=TIMEOUT, cookies=cookies) as client:
-        return client.request(method, url, headers=headers,
-                              json={} if method in ("POST", "PUT", "PATCH") else None)
+        return client.request(method, url, headers=headers, json={} if method in ("POST", "PUT", "PATCH") else None)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_rest_route_answers_each_kind_of_key_as_its_scope_says(
-    gateway: GatewayThread, keys: Keys, kind: str
-) -> None:
+def test_rest_route_answers_each_kind_of_key_as_its_scope_says(gateway: GatewayThread, keys: Keys, kind: str) -> None:
     for path, method in rest_routes(gateway):
         scope = REST_ROUTE_SCOPES[path]
         response = rest_request(gateway, keys, path, method, kind)
@@ -210,8 +219,9 @@ def test_dashboard_login_refuses_wrong_and_revoked_keys(gateway: GatewayThread, 
     assert keys.cookies["generate"] and keys.cookies["admin"]
     origin = gateway.rest_base_url.removesuffix("/v1")
     for kind in ("wrong", "revoked"):
-        response = httpx.post(f"{origin}/dashboard/api/login", json={"key": keys[kind]},
-                              headers=DASHBOARD_HEADERS, timeout=TIMEOUT)
+        response = httpx.post(
+            f"{origin}/dashboard/api/login", json={"key": keys[kind]}, headers=DASHBOARD_HEADERS, timeout=TIMEOUT
+        )
         assert response.status_code == 401
         assert str(keys[kind]) not in response.text
 
@@ -243,8 +253,12 @@ def test_auth_failures_are_counted_by_transport_and_reason_and_logged_without_th
         call(channel, list_configs, bearer(keys["revoked"]))
         call(channel, list_configs, [("x-api-key", malformed)])
         call(channel, list_configs, bearer(keys["generate"]))
-        httpx.post(gateway.rest_base_url + "/images/generations", json={},
-                   headers={"x-portkey-api-key": str(keys["wrong"])}, timeout=TIMEOUT)
+        httpx.post(
+            gateway.rest_base_url + "/images/generations",
+            json={},
+            headers={"x-portkey-api-key": str(keys["wrong"])},
+            timeout=TIMEOUT,
+        )
     after = auth_failures(gateway)
     delta = {k: after[k] - before.get(k, 0.0) for k in after}
     assert delta[("grpc", "missing_key")] >= 1
@@ -253,8 +267,12 @@ def test_auth_failures_are_counted_by_transport_and_reason_and_logged_without_th
     assert delta[("grpc", "insufficient_scope")] >= 1
     assert delta[("rest", "invalid_key")] >= 1
     refusals = [r for r in caplog.records if r.getMessage() == "gateway API key refused"]
-    assert {getattr(r, "reason", None) for r in refusals} >= {"missing_key", "invalid_key", "malformed_key",
-                                                             "insufficient_scope"}
+    assert {getattr(r, "reason", None) for r in refusals} >= {
+        "missing_key",
+        "invalid_key",
+        "malformed_key",
+        "insufficient_scope",
+    }
     assert any(getattr(r, "operation", "") == "ListConfigs" for r in refusals)
     everything = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     for secret in (keys["wrong"], keys["revoked"], keys["generate"], malformed):

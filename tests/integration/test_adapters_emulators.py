@@ -49,9 +49,7 @@ async def stability() -> AsyncIterator[StabilityAdapter]:
     await adapter.aclose()
 
 
-def openai_target(
-    emu: OpenAIEmulator, *, key: str = OPENAI_KEY, timeout: float | None = 10.0
-) -> UpstreamTarget:
+def openai_target(emu: OpenAIEmulator, *, key: str = OPENAI_KEY, timeout: float | None = 10.0) -> UpstreamTarget:
     return UpstreamTarget(credential=api_key(key), base_url=emu.base_url, timeout=timeout)
 
 
@@ -126,17 +124,13 @@ async def test_gpt_image_gets_its_own_parameters_and_reports_usage(
     assert result.usage is not None and result.usage["total_tokens"] > 0
 
 
-async def test_refused_parameter_never_reaches_openai(
-    openai: OpenAIAdapter, openai_emu: OpenAIEmulator
-) -> None:
+async def test_refused_parameter_never_reaches_openai(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:
     error = await expect_error(openai.generate(ImageRequest(prompt="x", seed=1), openai_target(openai_emu)))
     assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "seed")
     assert openai_emu.requests == []
 
 
-async def test_openai_validation_error_is_a_bad_request(
-    openai: OpenAIAdapter, openai_emu: OpenAIEmulator
-) -> None:
+async def test_openai_validation_error_is_a_bad_request(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:
     # dall-e-3 takes 4000 prompt characters, the gateway up to 32000: only the upstream knows.
     error = await expect_error(
         openai.generate(ImageRequest(prompt="x" * 4001, model="dall-e-3"), openai_target(openai_emu))
@@ -146,9 +140,7 @@ async def test_openai_validation_error_is_a_bad_request(
 
 
 async def test_unknown_openai_model_is_not_found(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:
-    error = await expect_error(
-        openai.generate(ImageRequest(prompt="x", model="dall-e-9"), openai_target(openai_emu))
-    )
+    error = await expect_error(openai.generate(ImageRequest(prompt="x", model="dall-e-9"), openai_target(openai_emu)))
     assert (error.kind, error.status_code) == (ErrorKind.NOT_FOUND, 404)
 
 
@@ -156,9 +148,7 @@ async def test_wrong_openai_key_is_authentication_and_never_echoed(
     openai: OpenAIAdapter, openai_emu: OpenAIEmulator
 ) -> None:
     wrong = "sk-wrong-key-abcdefghijklmnop-9876"
-    error = await expect_error(
-        openai.generate(ImageRequest(prompt="x"), openai_target(openai_emu, key=wrong))
-    )
+    error = await expect_error(openai.generate(ImageRequest(prompt="x"), openai_target(openai_emu, key=wrong)))
     assert (error.kind, error.status_code, error.code) == (ErrorKind.AUTHENTICATION, 401, "invalid_api_key")
     assert wrong not in error.message and "9876" not in error.message
 
@@ -168,9 +158,7 @@ async def test_openai_safety_rejection_is_content_policy(
     openai: OpenAIAdapter, openai_emu: OpenAIEmulator, model: str
 ) -> None:
     openai_emu.inject(Fault.content_filter())
-    error = await expect_error(
-        openai.generate(ImageRequest(prompt="x", model=model), openai_target(openai_emu))
-    )
+    error = await expect_error(openai.generate(ImageRequest(prompt="x", model=model), openai_target(openai_emu)))
     assert (error.kind, error.status_code) == (ErrorKind.CONTENT_POLICY, 400)
     assert error.code in ("content_policy_violation", "moderation_blocked")
 
@@ -204,9 +192,7 @@ async def test_openai_reset_says_so(openai: OpenAIAdapter, openai_emu: OpenAIEmu
     assert "reset" in error.message or "closed the connection" in error.message
 
 
-async def test_openai_rate_limit_carries_retry_after(
-    openai: OpenAIAdapter, openai_emu: OpenAIEmulator
-) -> None:
+async def test_openai_rate_limit_carries_retry_after(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:
     openai_emu.inject(Fault.rate_limited(retry_after=2))
     error = await expect_error(openai.generate(ImageRequest(prompt="x"), openai_target(openai_emu)))
     assert (error.kind, error.status_code, error.retry_after) == (ErrorKind.RATE_LIMITED, 429, 2.0)
@@ -214,9 +200,7 @@ async def test_openai_rate_limit_carries_retry_after(
 
 async def test_openai_hang_times_out_as_408(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:
     openai_emu.inject(Fault.hang())
-    error = await expect_error(
-        openai.generate(ImageRequest(prompt="x"), openai_target(openai_emu, timeout=0.3))
-    )
+    error = await expect_error(openai.generate(ImageRequest(prompt="x"), openai_target(openai_emu, timeout=0.3)))
     assert (error.kind, error.status_code) == (ErrorKind.TIMEOUT, 408)
 
 
@@ -306,9 +290,7 @@ async def test_core_posts_multipart_and_maps_size_to_aspect_ratio(
     assert (image.mime_type, image.width, image.height, image.seed) == ("image/webp", 1344, 768, 5)
 
 
-async def test_sd3_5_sends_model_and_cfg_scale(
-    stability: StabilityAdapter, stability_emu: StabilityEmulator
-) -> None:
+async def test_sd3_5_sends_model_and_cfg_scale(stability: StabilityAdapter, stability_emu: StabilityEmulator) -> None:
     request = ImageRequest(prompt="x", model="sd3.5-large", cfg_scale=4.5, aspect_ratio="2:3")
     await stability.generate(request, stability_target(stability_emu))
     sent = stability_emu.requests[-1]
@@ -319,9 +301,7 @@ async def test_sd3_5_sends_model_and_cfg_scale(
 async def test_ultra_n_fans_out_one_call_per_image(
     stability: StabilityAdapter, stability_emu: StabilityEmulator
 ) -> None:
-    result = await stability.generate(
-        ImageRequest(prompt="x", model="ultra", n=3), stability_target(stability_emu)
-    )
+    result = await stability.generate(ImageRequest(prompt="x", model="ultra", n=3), stability_target(stability_emu))
     assert len(result.images) == 3
     assert len(stability_emu.requests) == 3
     assert len((result.provider_request_id or "").split(",")) == 3
@@ -331,9 +311,7 @@ async def test_fan_out_with_one_failure_raises_its_classified_error(
     stability: StabilityAdapter, stability_emu: StabilityEmulator
 ) -> None:
     stability_emu.inject(Fault.status(500))
-    error = await expect_error(
-        stability.generate(ImageRequest(prompt="x", n=3), stability_target(stability_emu))
-    )
+    error = await expect_error(stability.generate(ImageRequest(prompt="x", n=3), stability_target(stability_emu)))
     assert (error.kind, error.status_code) == (ErrorKind.UNAVAILABLE, 500)
 
 
@@ -375,9 +353,7 @@ async def test_wrong_stability_key_is_authentication_and_never_echoed(
     wrong = "sk-wrong-stability-key-zyxwvu-5555"
     for model in ("stable-diffusion-v1-6", "core"):
         error = await expect_error(
-            stability.generate(
-                ImageRequest(prompt="x", model=model), stability_target(stability_emu, key=wrong)
-            )
+            stability.generate(ImageRequest(prompt="x", model=model), stability_target(stability_emu, key=wrong))
         )
         assert (error.kind, error.status_code) == (ErrorKind.AUTHENTICATION, 401)
         assert wrong not in error.message and "5555" not in error.message
@@ -413,9 +389,7 @@ async def test_stability_faults_are_classified(
     assert error.provider == "stability-ai"
 
 
-async def test_stability_hang_times_out_as_408(
-    stability: StabilityAdapter, stability_emu: StabilityEmulator
-) -> None:
+async def test_stability_hang_times_out_as_408(stability: StabilityAdapter, stability_emu: StabilityEmulator) -> None:
     stability_emu.inject(Fault.hang())
     error = await expect_error(
         stability.generate(ImageRequest(prompt="x"), stability_target(stability_emu, timeout=0.3))

@@ -71,7 +71,11 @@ def test_rotation_gives_a_new_secret_under_the_same_id_and_the_old_one_works_wit
     key = rotated.api_key
     assert rotated.key.startswith("igw_") and rotated.key != created.key
     assert (key.id, key.name, key.scope, key.limits) == (
-        created.api_key.id, created.api_key.name, keys_pb2.SCOPE_GENERATE, limits)
+        created.api_key.id,
+        created.api_key.name,
+        keys_pb2.SCOPE_GENERATE,
+        limits,
+    )
     assert rotated.key.startswith(key.display_prefix) and key.display_prefix != created.api_key.display_prefix
     assert key.HasField("rotate_time") and not key.HasField("revoke_time")
     grace = key.previous_key_expire_time.ToSeconds() - key.rotate_time.ToSeconds()
@@ -152,8 +156,9 @@ def test_requests_per_minute_keep_counting_on_the_same_id_across_a_rotation(
     info = errors[0].error_info
     assert errors[0].code == grpc.StatusCode.RESOURCE_EXHAUSTED and info is not None
     assert (info.metadata["limit"], info.metadata["key_id"]) == ("requests_per_minute", created.api_key.id)
-    logs = eventually(lambda: (page := admin.list_logs(caller_key_id=created.api_key.id)).logs
-                      and len(page.logs) >= 3 and page)
+    logs = eventually(
+        lambda: (page := admin.list_logs(caller_key_id=created.api_key.id)).logs and len(page.logs) >= 3 and page
+    )
     assert {log.caller_key_id for log in logs.logs} == {created.api_key.id}
 
 
@@ -181,8 +186,10 @@ def test_a_deleted_key_is_gone_and_refused_and_its_request_logs_stay(
 
 
 def test_a_key_may_delete_itself_but_the_last_admin_key_may_not_be_deleted(tmp_path: Path) -> None:
-    with running_gateway(tmp_path / "gateway") as gateway, \
-            ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin:
+    with (
+        running_gateway(tmp_path / "gateway") as gateway,
+        ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin,
+    ):
         bootstrap = [k for k in admin.iter_api_keys()]
         assert len(bootstrap) == 1
         with pytest.raises(FailedPreconditionError) as info:

@@ -30,8 +30,9 @@ STABILITY_MODEL = "stable-diffusion-v1-6"
 def breaker_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
     # The production defaults (the shared harness turns breakers off); the config below sets the
     # target's own thresholds on top, as a user would.
-    with running_gateway(tmp_path_factory.mktemp("breakers"), breaker_consecutive_failures=5,
-                         breaker_failure_rate=0.5) as running:
+    with running_gateway(
+        tmp_path_factory.mktemp("breakers"), breaker_consecutive_failures=5, breaker_failure_rate=0.5
+    ) as running:
         yield running
 
 
@@ -43,17 +44,21 @@ def client(breaker_gateway: GatewayThread) -> Iterator[ImageGatewayClient]:
 
 def fallback_config(client: ImageGatewayClient, emulators: Emulators) -> str:
     suffix = uuid.uuid4().hex[:8]
-    stability = client.create_virtual_key(f"stab-{suffix}", "stability-ai", STABILITY_SECRET,
-                                          base_url=emulators.stability.base_url)
+    stability = client.create_virtual_key(
+        f"stab-{suffix}", "stability-ai", STABILITY_SECRET, base_url=emulators.stability.base_url
+    )
     openai = client.create_virtual_key(f"oai-{suffix}", "openai", OPENAI_SECRET, base_url=emulators.openai.base_url)
-    config = client.create_config(f"breakers-{suffix}", {
-        "strategy": {"mode": "fallback"},
-        "circuit_breaker": {"consecutive_failures": 2, "cooldown_seconds": COOL_DOWN},
-        "targets": [
-            {"virtual_key": stability.id, "override_params": {"model": STABILITY_MODEL}},
-            {"virtual_key": openai.id, "override_params": {"model": "dall-e-3"}},
-        ],
-    })
+    config = client.create_config(
+        f"breakers-{suffix}",
+        {
+            "strategy": {"mode": "fallback"},
+            "circuit_breaker": {"consecutive_failures": 2, "cooldown_seconds": COOL_DOWN},
+            "targets": [
+                {"virtual_key": stability.id, "override_params": {"model": STABILITY_MODEL}},
+                {"virtual_key": openai.id, "override_params": {"model": "dall-e-3"}},
+            ],
+        },
+    )
     return config.id
 
 
@@ -79,7 +84,9 @@ def cli(gateway: GatewayThread, capsys: pytest.CaptureFixture[str], *args: str) 
 
 
 def test_a_failing_target_opens_then_is_skipped_then_a_probe_closes_it(
-    breaker_gateway: GatewayThread, client: ImageGatewayClient, emulators: Emulators,
+    breaker_gateway: GatewayThread,
+    client: ImageGatewayClient,
+    emulators: Emulators,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config_id = fallback_config(client, emulators)
@@ -90,7 +97,9 @@ def test_a_failing_target_opens_then_is_skipped_then_a_probe_closes_it(
         response = client.generate_image(prompt="a kraken", config_id=config_id)
         assert response.outcome.provider == "openai"
         assert [(a.provider, a.status_code, a.circuit_open) for a in response.outcome.attempts] == [
-            ("stability-ai", 503, False), ("openai", 200, False)]
+            ("stability-ai", 503, False),
+            ("openai", 200, False),
+        ]
     assert len(emulators.stability.requests) == 2
     health = stability_health(client)
     assert health.state == health_pb2.CIRCUIT_STATE_OPEN
@@ -108,13 +117,20 @@ def test_a_failing_target_opens_then_is_skipped_then_a_probe_closes_it(
     response = client.generate_image(prompt="a kraken", config_id=config_id)
     skipped, served = response.outcome.attempts
     assert (skipped.provider, skipped.status_code, skipped.circuit_open, skipped.error) == (
-        "stability-ai", 503, True, "circuit open")
+        "stability-ai",
+        503,
+        True,
+        "circuit open",
+    )
     assert (served.provider, served.status_code, served.circuit_open) == ("openai", 200, False)
     assert response.outcome.fallback_used
     # ... and REST, whose request log records the skip.
-    rest = httpx.post(f"{breaker_gateway.rest_base_url}/images/generations", timeout=30, json={
-        "prompt": "a kraken", "response_format": "b64_json"},
-        headers={"x-portkey-api-key": breaker_gateway.admin_key, "x-portkey-config": config_id})
+    rest = httpx.post(
+        f"{breaker_gateway.rest_base_url}/images/generations",
+        timeout=30,
+        json={"prompt": "a kraken", "response_format": "b64_json"},
+        headers={"x-portkey-api-key": breaker_gateway.admin_key, "x-portkey-config": config_id},
+    )
     assert rest.status_code == 200 and rest.headers["x-portkey-provider"] == "openai"
     assert len(emulators.stability.requests) == 2  # not called while open
     trace_id = rest.headers["x-portkey-trace-id"]
@@ -129,28 +145,41 @@ def test_a_failing_target_opens_then_is_skipped_then_a_probe_closes_it(
     assert "half_open" in table and "closed" in table  # stability half-open, openai closed
     response = client.generate_image(prompt="a kraken", config_id=config_id)
     assert [(a.provider, a.status_code, a.circuit_open) for a in response.outcome.attempts] == [
-        ("stability-ai", 200, False)]
+        ("stability-ai", 200, False)
+    ]
     assert len(emulators.stability.requests) == 3
     assert stability_health(client).state == health_pb2.CIRCUIT_STATE_CLOSED
     assert metric(breaker_gateway, "imagegateway_circuit_state", provider="stability-ai") == 0
     for state in ("half_open", "closed"):
-        assert metric(breaker_gateway, "imagegateway_circuit_transitions_total",
-                      provider="stability-ai", to=state) == 1
+        assert metric(breaker_gateway, "imagegateway_circuit_transitions_total", provider="stability-ai", to=state) == 1
 
 
 def test_target_health_needs_an_admin_key(breaker_gateway: GatewayThread, client: ImageGatewayClient) -> None:
     created = client.create_api_key(f"generate-{uuid.uuid4().hex[:6]}", "generate")
-    with ImageGatewayClient(breaker_gateway.grpc_target, api_key=created.key) as generator, \
-            pytest.raises(PermissionDeniedError):
+    with (
+        ImageGatewayClient(breaker_gateway.grpc_target, api_key=created.key) as generator,
+        pytest.raises(PermissionDeniedError),
+    ):
         generator.list_target_health()
 
 
 def test_a_bad_circuit_breaker_value_is_refused_naming_the_field(breaker_gateway: GatewayThread) -> None:
-    response = httpx.post(f"{breaker_gateway.rest_base_url}/images/generations", timeout=30, json={"prompt": "x"},
-                          headers={"x-portkey-api-key": breaker_gateway.admin_key, "x-portkey-config": json.dumps({
-                              "strategy": {"mode": "fallback"},
-                              "targets": [{"provider": "openai", "api_key": "sk-x"},
-                                          {"provider": "openai", "api_key": "sk-x",
-                                           "circuit_breaker": {"failure_rate": 3}}]})})
+    response = httpx.post(
+        f"{breaker_gateway.rest_base_url}/images/generations",
+        timeout=30,
+        json={"prompt": "x"},
+        headers={
+            "x-portkey-api-key": breaker_gateway.admin_key,
+            "x-portkey-config": json.dumps(
+                {
+                    "strategy": {"mode": "fallback"},
+                    "targets": [
+                        {"provider": "openai", "api_key": "sk-x"},
+                        {"provider": "openai", "api_key": "sk-x", "circuit_breaker": {"failure_rate": 3}},
+                    ],
+                }
+            ),
+        },
+    )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "targets[1].circuit_breaker.failure_rate"

@@ -59,8 +59,10 @@ def multi_config(admin: ImageGatewayClient, seed: Seed) -> str:
 @pytest.fixture(scope="module")
 def tenants(admin: ImageGatewayClient) -> tuple[str, str]:
     """Two `generate` gateway keys: two tenants."""
-    return (admin.create_api_key(unique("tenant-a"), "generate").key,
-            admin.create_api_key(unique("tenant-b"), "generate").key)
+    return (
+        admin.create_api_key(unique("tenant-a"), "generate").key,
+        admin.create_api_key(unique("tenant-b"), "generate").key,
+    )
 
 
 @pytest.fixture
@@ -157,7 +159,10 @@ def test_streaming_hit_carries_the_status_on_its_last_message(
 
 
 def test_a_grpc_answer_serves_a_rest_b64_json_request_of_the_same_tenant(
-    rest: httpx.Client, grpc_a: ImageGatewayClient, tenants: tuple[str, str], cached_config: str,
+    rest: httpx.Client,
+    grpc_a: ImageGatewayClient,
+    tenants: tuple[str, str],
+    cached_config: str,
     emulators: Emulators,
 ) -> None:
     prompt = unique("a harbour")
@@ -169,7 +174,10 @@ def test_a_grpc_answer_serves_a_rest_b64_json_request_of_the_same_tenant(
 
 
 def test_a_hit_log_record_has_no_attempts_no_cost_and_names_the_target_that_originally_served(
-    rest: httpx.Client, admin: ImageGatewayClient, tenants: tuple[str, str], cached_config: str,
+    rest: httpx.Client,
+    admin: ImageGatewayClient,
+    tenants: tuple[str, str],
+    cached_config: str,
     emulators: Emulators,
 ) -> None:
     prompt = unique("a fallback")
@@ -200,8 +208,7 @@ def test_rest_force_refresh_calls_upstream_and_keeps_the_fresh_answer(
 ) -> None:
     prompt = unique("a refresh")
     post(rest, tenants[0], cached_config, prompt)
-    refreshed = post(rest, tenants[0], cached_config, prompt,
-                     headers={"x-portkey-cache-force-refresh": "true"})
+    refreshed = post(rest, tenants[0], cached_config, prompt, headers={"x-portkey-cache-force-refresh": "true"})
     assert refreshed.headers["x-portkey-cache-status"] == "REFRESH"
     assert upstream_calls(emulators) == 2
     hit = post(rest, tenants[0], cached_config, prompt)
@@ -244,7 +251,11 @@ def test_a_second_tenant_never_gets_the_first_tenants_answer(
 
 @pytest.mark.parametrize("extra", [{"seed": 42}, {"n": 2}], ids=["seed", "n2"])
 def test_seeded_and_multi_image_requests_are_cached_only_when_the_config_says_so(
-    rest: httpx.Client, tenants: tuple[str, str], cached_config: str, multi_config: str, emulators: Emulators,
+    rest: httpx.Client,
+    tenants: tuple[str, str],
+    cached_config: str,
+    multi_config: str,
+    emulators: Emulators,
     extra: dict[str, Any],
 ) -> None:
     prompt = unique("seeded")
@@ -294,7 +305,10 @@ def test_identical_requests_in_flight_share_one_upstream_call(
 
 
 def test_a_caller_that_goes_away_does_not_cancel_the_shared_call_for_the_others(
-    gateway: GatewayThread, admin: ImageGatewayClient, tenants: tuple[str, str], cached_config: str,
+    gateway: GatewayThread,
+    admin: ImageGatewayClient,
+    tenants: tuple[str, str],
+    cached_config: str,
     emulators: Emulators,
 ) -> None:
     prompt = unique("a quitter")
@@ -303,8 +317,9 @@ def test_a_caller_that_goes_away_does_not_cancel_the_shared_call_for_the_others(
     request = build_generate_request(prompt=prompt, config_id=cached_config, trace_id=trace_id)
     with grpc.insecure_channel(gateway.grpc_target) as channel, ThreadPoolExecutor(1) as pool:
         stub = service_pb2_grpc.ImageGatewayStub(channel)
-        leader = stub.GenerateImage.future(request, metadata=(("authorization", f"Bearer {tenants[0]}"),),
-                                           timeout=TIMEOUT)
+        leader = stub.GenerateImage.future(
+            request, metadata=(("authorization", f"Bearer {tenants[0]}"),), timeout=TIMEOUT
+        )
         eventually(lambda: emulators.stability.requests)  # the leader's call is upstream
         with httpx.Client(base_url=gateway.rest_base_url, timeout=TIMEOUT) as stays:
             follower = pool.submit(post, stays, tenants[0], cached_config, prompt)
@@ -321,7 +336,11 @@ def test_a_caller_that_goes_away_does_not_cancel_the_shared_call_for_the_others(
 
 
 def test_cache_statuses_are_counted_in_metrics(
-    rest: httpx.Client, gateway: GatewayThread, tenants: tuple[str, str], cached_config: str, seed: Seed,
+    rest: httpx.Client,
+    gateway: GatewayThread,
+    tenants: tuple[str, str],
+    cached_config: str,
+    seed: Seed,
     emulators: Emulators,
 ) -> None:
     before = {status: metric(gateway, status) for status in ("HIT", "MISS", "REFRESH", "DISABLED")}
@@ -350,6 +369,9 @@ def test_semantic_cache_mode_is_refused_naming_cache_mode(
     with pytest.raises(InvalidArgumentError) as info:
         admin.create_config(unique("semantic"), config)
     assert info.value.error_info is not None and info.value.error_info.metadata["param"] == "cache.mode"
-    response = rest.post(GENERATIONS, json={"prompt": "p"},
-                         headers={"x-portkey-api-key": tenants[0], "x-portkey-config": json.dumps(config)})
+    response = rest.post(
+        GENERATIONS,
+        json={"prompt": "p"},
+        headers={"x-portkey-api-key": tenants[0], "x-portkey-config": json.dumps(config)},
+    )
     assert response.status_code == 400 and response.json()["error"]["param"] == "cache.mode"

@@ -14,17 +14,21 @@ from tests.emulators import Fault
 from tests.harness import GatewayThread
 
 
-def test_cancelled_grpc_call_is_logged_as_499(gateway: GatewayThread, seed: Seed, emulators: Emulators,
-                                             admin: ImageGatewayClient) -> None:
+def test_cancelled_grpc_call_is_logged_as_499(
+    gateway: GatewayThread, seed: Seed, emulators: Emulators, admin: ImageGatewayClient
+) -> None:
     emulators.stability.inject(Fault.latency(5000))
     trace_id = "cancel-" + uuid.uuid4().hex
     request = images_pb2.GenerateImageRequest(
         parameters=images_pb2.ImageParameters(prompt="slow", model="stable-diffusion-v1-6"),
-        routing=images_pb2.Routing(virtual_key=seed.stability_vk), trace_id=trace_id)
+        routing=images_pb2.Routing(virtual_key=seed.stability_vk),
+        trace_id=trace_id,
+    )
     with grpc.insecure_channel(gateway.grpc_target) as channel:
         stub = service_pb2_grpc.ImageGatewayStub(channel)
-        future = stub.GenerateImage.future(request, metadata=(("authorization", f"Bearer {gateway.admin_key}"),),
-                                           timeout=30)
+        future = stub.GenerateImage.future(
+            request, metadata=(("authorization", f"Bearer {gateway.admin_key}"),), timeout=30
+        )
         eventually(lambda: emulators.stability.requests)
         future.cancel()
     (entry,) = eventually(lambda: admin.list_logs(trace_id=trace_id).logs)
@@ -32,8 +36,9 @@ def test_cancelled_grpc_call_is_logged_as_499(gateway: GatewayThread, seed: Seed
     assert not emulators.openai.requests
 
 
-def test_grpc_deadline_bounds_the_whole_chain(gateway: GatewayThread, seed: Seed, emulators: Emulators,
-                                              admin: ImageGatewayClient) -> None:
+def test_grpc_deadline_bounds_the_whole_chain(
+    gateway: GatewayThread, seed: Seed, emulators: Emulators, admin: ImageGatewayClient
+) -> None:
     emulators.stability.inject(Fault.latency(5000))
     trace_id = "deadline-" + uuid.uuid4().hex
     try:
@@ -47,17 +52,21 @@ def test_grpc_deadline_bounds_the_whole_chain(gateway: GatewayThread, seed: Seed
 
 
 def test_a_cancelled_fallback_logs_the_failed_attempt_and_the_one_in_flight(
-        gateway: GatewayThread, seed: Seed, emulators: Emulators, admin: ImageGatewayClient) -> None:
+    gateway: GatewayThread, seed: Seed, emulators: Emulators, admin: ImageGatewayClient
+) -> None:
     emulators.stability.inject(Fault.status(503))
     emulators.openai.inject(Fault.latency(30_000))
     trace_id = "cancel-fallback-" + uuid.uuid4().hex
     request = images_pb2.GenerateImageRequest(
-        parameters=images_pb2.ImageParameters(prompt="slow"), routing=images_pb2.Routing(config_id=seed.config_id),
-        trace_id=trace_id)
+        parameters=images_pb2.ImageParameters(prompt="slow"),
+        routing=images_pb2.Routing(config_id=seed.config_id),
+        trace_id=trace_id,
+    )
     with grpc.insecure_channel(gateway.grpc_target) as channel:
         stub = service_pb2_grpc.ImageGatewayStub(channel)
-        future = stub.GenerateImage.future(request, metadata=(("authorization", f"Bearer {gateway.admin_key}"),),
-                                           timeout=60)
+        future = stub.GenerateImage.future(
+            request, metadata=(("authorization", f"Bearer {gateway.admin_key}"),), timeout=60
+        )
         eventually(lambda: emulators.openai.requests)
         time.sleep(0.2)  # a floor for the cut-short attempt's latency
         future.cancel()
@@ -66,9 +75,18 @@ def test_a_cancelled_fallback_logs_the_failed_attempt_and_the_one_in_flight(
     assert (entry.provider, entry.model) == ("openai", "dall-e-3")  # the target it was on when the caller left
     failed, cut = entry.attempts
     assert (failed.target, failed.provider, failed.status_code, failed.error_kind) == (
-        "config.targets[0]", "stability-ai", 503, images_pb2.ERROR_KIND_UNAVAILABLE)
+        "config.targets[0]",
+        "stability-ai",
+        503,
+        images_pb2.ERROR_KIND_UNAVAILABLE,
+    )
     assert (cut.target, cut.provider, cut.model, cut.status_code, cut.error_kind, cut.error) == (
-        "config.targets[1]", "openai", "dall-e-3", 499, images_pb2.ERROR_KIND_TIMEOUT,
-        "the caller cancelled the request")
+        "config.targets[1]",
+        "openai",
+        "dall-e-3",
+        499,
+        images_pb2.ERROR_KIND_TIMEOUT,
+        "the caller cancelled the request",
+    )
     assert 200 <= cut.latency_ms < 30_000  # cut short well before the upstream would have answered
     assert admin.get_log(entry.id).attempts == entry.attempts

@@ -41,8 +41,14 @@ PRIMARY_TIMEOUT_MS = 2_000
 # Longer than the primary's request_timeout: the gateway gives up and falls back (recorded as a 408).
 SLOW = Fault.latency(3_000)
 FAULTS = (
-    Fault.status(500), Fault.status(503), Fault.rate_limited(), Fault.reset(), SLOW, Fault.malformed(),
-    Fault.truncated(), Fault.content_filter(),
+    Fault.status(500),
+    Fault.status(503),
+    Fault.rate_limited(),
+    Fault.reset(),
+    SLOW,
+    Fault.malformed(),
+    Fault.truncated(),
+    Fault.content_filter(),
 )
 
 
@@ -60,35 +66,46 @@ def expected_faults(count: int) -> collections.Counter[str]:
 
 
 @pytest.fixture(scope="module")
-def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayThread, StabilityEmulator,
-                                                                      OpenAIEmulator, str]]:
+def chaos(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayThread, StabilityEmulator, OpenAIEmulator, str]]:
     with (
         StabilityEmulator.running_in_thread(api_key=STABILITY_SECRET, max_recorded=REQUESTS + 100) as primary,
         OpenAIEmulator.running_in_thread(api_key=OPENAI_SECRET, max_recorded=REQUESTS + 100) as secondary,
-        running_gateway(Path(tmp_path_factory.mktemp("chaos")), breaker_consecutive_failures=0,
-                        breaker_failure_rate=0.0) as gateway,
+        running_gateway(
+            Path(tmp_path_factory.mktemp("chaos")), breaker_consecutive_failures=0, breaker_failure_rate=0.0
+        ) as gateway,
         ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin,
     ):
-        stability = admin.create_virtual_key("chaos-stability", "stability-ai", STABILITY_SECRET,
-                                             base_url=primary.base_url)
+        stability = admin.create_virtual_key(
+            "chaos-stability", "stability-ai", STABILITY_SECRET, base_url=primary.base_url
+        )
         openai = admin.create_virtual_key("chaos-openai", "openai", OPENAI_SECRET, base_url=secondary.base_url)
-        config = admin.create_config("chaos", {
-            "strategy": {"mode": "fallback"},
-            "targets": [
-                {"virtual_key": stability.id, "request_timeout": PRIMARY_TIMEOUT_MS,
-                 "override_params": {"model": "stable-diffusion-v1-6"}},
-                {"virtual_key": openai.id, "request_timeout": 30_000,
-                 "override_params": {"model": "dall-e-2", "size": "256x256"}},
-            ],
-        })
+        config = admin.create_config(
+            "chaos",
+            {
+                "strategy": {"mode": "fallback"},
+                "targets": [
+                    {
+                        "virtual_key": stability.id,
+                        "request_timeout": PRIMARY_TIMEOUT_MS,
+                        "override_params": {"model": "stable-diffusion-v1-6"},
+                    },
+                    {
+                        "virtual_key": openai.id,
+                        "request_timeout": 30_000,
+                        "override_params": {"model": "dall-e-2", "size": "256x256"},
+                    },
+                ],
+            },
+        )
         yield gateway, primary, secondary, config.id
 
 
 async def _rest(client: httpx.AsyncClient, gateway: GatewayThread, config_id: str, trace_id: str) -> str:
     response = await client.post(
         f"{gateway.rest_base_url}/images/generations",
-        headers={"x-portkey-api-key": gateway.admin_key, "x-portkey-config": config_id,
-                 "x-portkey-trace-id": trace_id},
+        headers={"x-portkey-api-key": gateway.admin_key, "x-portkey-config": config_id, "x-portkey-trace-id": trace_id},
         json={"prompt": "a lighthouse in a storm", "response_format": "b64_json"},
     )
     assert response.status_code == 200, response.text
@@ -97,8 +114,9 @@ async def _rest(client: httpx.AsyncClient, gateway: GatewayThread, config_id: st
 
 
 async def _grpc(client: AsyncImageGatewayClient, config_id: str, trace_id: str) -> str:
-    response = await client.generate_image(prompt="a lighthouse in a storm", config_id=config_id, trace_id=trace_id,
-                                           timeout=60)
+    response = await client.generate_image(
+        prompt="a lighthouse in a storm", config_id=config_id, trace_id=trace_id, timeout=60
+    )
     assert response.images and response.images[0].data
     return response.outcome.provider
 
@@ -110,6 +128,7 @@ async def _run_all(gateway: GatewayThread, config_id: str, trace_ids: list[str])
         httpx.AsyncClient(timeout=60, limits=limits) as rest,
         AsyncImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as grpc_client,
     ):
+
         async def one(index: int, trace_id: str) -> str:
             async with limit:
                 if index % 2:
@@ -140,8 +159,9 @@ def test_fallback_survives_a_primary_failing_thirty_percent_of_the_time(
         while len(logs := _all_logs(admin, config_id)) < REQUESTS and time.monotonic() < deadline:
             time.sleep(0.2)  # written in batches, off the request path
     assert sorted(entry.trace_id for entry in logs) == sorted(trace_ids), "exactly one record per request"
-    why = collections.Counter(f"{e.attempts[0].status_code} {e.attempts[0].error[:70]}" for e in logs
-                              if e.fallback_used)
+    why = collections.Counter(
+        f"{e.attempts[0].status_code} {e.attempts[0].error[:70]}" for e in logs if e.fallback_used
+    )
 
     # The emulator draws a fault for each request it reads. A request the gateway gave up on before the
     # emulator read it (possible on a loaded machine) drew nothing and fell back as a timeout.
@@ -169,8 +189,11 @@ def test_fallback_survives_a_primary_failing_thirty_percent_of_the_time(
     samples = prometheus_samples(httpx.get(gateway.metrics_url, timeout=10).text)
 
     def total(name: str, **labels: str) -> float:
-        return sum(value for sample, got, value in samples
-                   if sample == name and all(got.get(k) == v for k, v in labels.items()))
+        return sum(
+            value
+            for sample, got, value in samples
+            if sample == name and all(got.get(k) == v for k, v in labels.items())
+        )
 
     assert total("imagegateway_requests_total", outcome="success", config=config_id) == REQUESTS
     assert total("imagegateway_requests_total", outcome="failure") == 0

@@ -36,8 +36,9 @@ Keeping = tuple[GatewayThread, Seed]
 
 
 @pytest.fixture(scope="module")
-def keeping(tmp_path_factory: pytest.TempPathFactory, openai_emulator: OpenAIEmulator,
-            stability_emulator: StabilityEmulator) -> Iterator[Keeping]:
+def keeping(
+    tmp_path_factory: pytest.TempPathFactory, openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator
+) -> Iterator[Keeping]:
     with keeping_gateway(tmp_path_factory.mktemp("dashboard-api"), openai_emulator, stability_emulator) as pair:
         yield pair
 
@@ -65,8 +66,9 @@ def cookie_attributes(set_cookie: str) -> dict[str, str]:
 
 def test_login_sets_an_httponly_samesite_strict_cookie_holding_a_session_id_not_the_key(keeping: Keeping) -> None:
     gateway, _ = keeping
-    response = httpx.post(origin(gateway) + "/dashboard/api/login", json={"key": gateway.admin_key},
-                          headers=DASHBOARD_HEADER)
+    response = httpx.post(
+        origin(gateway) + "/dashboard/api/login", json={"key": gateway.admin_key}, headers=DASHBOARD_HEADER
+    )
     assert response.status_code == 200
     assert response.json()["scope"] == "admin"
     (set_cookie,) = response.headers.get_list("set-cookie")
@@ -86,8 +88,7 @@ def test_a_bad_key_gets_401_and_is_never_logged(keeping: Keeping, caplog: pytest
     gateway, _ = keeping
     bad_key = "igw_" + "Wrong0Key" * 5
     with caplog.at_level(logging.DEBUG):
-        response = httpx.post(origin(gateway) + "/dashboard/api/login", json={"key": bad_key},
-                              headers=DASHBOARD_HEADER)
+        response = httpx.post(origin(gateway) + "/dashboard/api/login", json={"key": bad_key}, headers=DASHBOARD_HEADER)
     assert response.status_code == 401
     assert "set-cookie" not in response.headers
     assert bad_key not in response.text and bad_key[:10] not in response.text
@@ -108,8 +109,9 @@ def test_the_api_refuses_calls_without_the_dashboard_header(keeping: Keeping) ->
     cross_site = httpx.post(origin(gateway) + "/dashboard/api/login", json={"key": gateway.admin_key})
     assert cross_site.status_code == 403 and "set-cookie" not in cross_site.headers
     # What a plain HTML form posts: refused too, and the key is not echoed.
-    form = httpx.post(origin(gateway) + "/dashboard/api/login", data={"key": gateway.admin_key},
-                      headers=DASHBOARD_HEADER)
+    form = httpx.post(
+        origin(gateway) + "/dashboard/api/login", data={"key": gateway.admin_key}, headers=DASHBOARD_HEADER
+    )
     assert form.status_code == 415 and gateway.admin_key not in form.text
     missing = httpx.post(origin(gateway) + "/dashboard/api/login", json={}, headers=DASHBOARD_HEADER)
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "key"
@@ -119,12 +121,12 @@ def test_without_a_live_session_the_api_answers_401(keeping: Keeping) -> None:
     gateway, _ = keeping
     base = origin(gateway)
     assert httpx.get(base + "/dashboard/api/logs", headers=DASHBOARD_HEADER).status_code == 401
-    forged = httpx.get(base + "/dashboard/api/logs", headers=DASHBOARD_HEADER,
-                       cookies={"imagegw_session": "A" * 43})
+    forged = httpx.get(base + "/dashboard/api/logs", headers=DASHBOARD_HEADER, cookies={"imagegw_session": "A" * 43})
     assert forged.status_code == 401
     # The key itself is no credential here: the dashboard authenticates by session only.
-    as_header = httpx.get(base + "/dashboard/api/logs",
-                          headers={**DASHBOARD_HEADER, "x-imagegw-api-key": gateway.admin_key})
+    as_header = httpx.get(
+        base + "/dashboard/api/logs", headers={**DASHBOARD_HEADER, "x-imagegw-api-key": gateway.admin_key}
+    )
     assert as_header.status_code == 401
 
 
@@ -139,8 +141,9 @@ def test_logout_clears_the_cookie_and_ends_the_session(keeping: Keeping) -> None
         assert attributes[""] == 'imagegw_session=""' or attributes[""] == "imagegw_session="
         assert attributes["max-age"] == "0" and attributes["path"] == "/dashboard"
         assert "imagegw_session" not in client.http.cookies
-    replayed = httpx.get(origin(gateway) + "/dashboard/api/session", headers=DASHBOARD_HEADER,
-                         cookies={"imagegw_session": session})
+    replayed = httpx.get(
+        origin(gateway) + "/dashboard/api/session", headers=DASHBOARD_HEADER, cookies={"imagegw_session": session}
+    )
     assert replayed.status_code == 401
 
 
@@ -163,8 +166,9 @@ async def test_the_cookie_is_secure_when_the_dashboard_is_served_over_https(tmp_
         api_keys = ApiKeyService(store)
         _, key = await api_keys.create("https", "generate")
         app = Starlette(routes=Dashboard(store, Authenticator(api_keys)).routes())
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway.test",
-                                     headers=DASHBOARD_HEADER) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://gateway.test", headers=DASHBOARD_HEADER
+        ) as client:
             response = await client.post("/dashboard/api/login", json={"key": key})
             assert response.status_code == 200
             assert "secure" in cookie_attributes(response.headers["set-cookie"])
@@ -198,7 +202,8 @@ def test_a_generate_key_sees_only_its_own_requests_and_an_admin_sees_all(
         health = admin.http.get("/dashboard/api/health").json()
         assert health["source"] == "breakers"  # breaker state is for admin keys, as ListTargetHealth is
         assert ("stability-ai", "stable-diffusion-v1-6", "closed") in {
-            (t["provider"], t["model"], t["state"]) for t in health["targets"]}
+            (t["provider"], t["model"], t["state"]) for t in health["targets"]
+        }
         assert admin.http.get("/dashboard/api/session").json()["breaker_health"] is True
     with DashboardClient(gateway) as client:
         client.login(alice)
@@ -229,7 +234,8 @@ def test_filters_find_the_request_that_fell_back_and_its_attempts(keeping: Keepi
         assert record["fallback_used"] is True and record["served_target"] == "config.targets[1]"
         assert [(a["target"], a["provider"], a["model"], a["status_code"]) for a in record["attempts"]] == [
             ("config.targets[0]", "stability-ai", "stable-diffusion-v1-6", 500),
-            ("config.targets[1]", "openai", "dall-e-3", 200)]
+            ("config.targets[1]", "openai", "dall-e-3", 200),
+        ]
         assert record["attempts"][0]["error"] and record["attempts"][0]["circuit_open"] is False
         assert client.http.get(f"/dashboard/api/logs/{record['id']}").json()["log"] == record
 
@@ -282,8 +288,10 @@ def test_pages_run_newest_first_and_resume_where_the_last_one_ended_under_every_
             seen: list[str] = []
             token = ""
             while True:
-                page = client.http.get("/dashboard/api/logs", params={**params, "page_size": "1",
-                                                                       **({"page_token": token} if token else {})})
+                page = client.http.get(
+                    "/dashboard/api/logs",
+                    params={**params, "page_size": "1", **({"page_token": token} if token else {})},
+                )
                 assert page.status_code == 200
                 body = page.json()
                 assert len(body["logs"]) <= 1
@@ -329,8 +337,7 @@ def test_a_kept_image_is_served_to_its_owner_and_an_admin_only(keeping: Keeping,
     assert len(list((gateway.settings.data_dir / "kept-images").iterdir())) >= 1
 
 
-def test_images_are_not_kept_unless_the_setting_is_on(gateway: GatewayThread, seed: Seed, emulators: Emulators
-                                                      ) -> None:
+def test_images_are_not_kept_unless_the_setting_is_on(gateway: GatewayThread, seed: Seed, emulators: Emulators) -> None:
     trace_id = trace("setting-off")
     assert generate(gateway, gateway.admin_key, seed.config_id, trace_id=trace_id, keep=True).status_code == 200
     with DashboardClient(gateway) as client:

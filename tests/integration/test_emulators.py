@@ -61,20 +61,25 @@ def image_of(data: bytes) -> Image.Image:
     return image
 
 
-async def generate(client: httpx.AsyncClient, emu: OpenAIEmulator, body: dict[str, Any],
-                   headers: dict[str, str] | None = None) -> httpx.Response:
-    return await client.post(f"{emu.base_url}/images/generations", json=body,
-                             headers=OPENAI_AUTH if headers is None else headers)
+async def generate(
+    client: httpx.AsyncClient, emu: OpenAIEmulator, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return await client.post(
+        f"{emu.base_url}/images/generations", json=body, headers=OPENAI_AUTH if headers is None else headers
+    )
 
 
-async def v2(client: httpx.AsyncClient, emu: StabilityEmulator, path: str, fields: dict[str, str],
-             accept: str = "image/*") -> httpx.Response:
-    return await client.post(emu.base_url + path, data=fields, files={"none": ""},
-                             headers={**STABILITY_AUTH, "Accept": accept})
+async def v2(
+    client: httpx.AsyncClient, emu: StabilityEmulator, path: str, fields: dict[str, str], accept: str = "image/*"
+) -> httpx.Response:
+    return await client.post(
+        emu.base_url + path, data=fields, files={"none": ""}, headers={**STABILITY_AUTH, "Accept": accept}
+    )
 
 
-def assert_openai_error(response: httpx.Response, status: int, code: str | None,
-                        param: str | None = None) -> dict[str, Any]:
+def assert_openai_error(
+    response: httpx.Response, status: int, code: str | None, param: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
@@ -86,8 +91,9 @@ def assert_openai_error(response: httpx.Response, status: int, code: str | None,
 # -- OpenAI: success shapes -----------------------------------------------------------------------
 
 
-async def test_openai_dalle2_default_returns_url_served_by_emulator(openai: OpenAIEmulator,
-                                                                   client: httpx.AsyncClient) -> None:
+async def test_openai_dalle2_default_returns_url_served_by_emulator(
+    openai: OpenAIEmulator, client: httpx.AsyncClient
+) -> None:
     response = await generate(client, openai, {"prompt": "a red fox"})
     assert response.status_code == 200
     assert response.headers["x-request-id"].startswith("req_")
@@ -101,10 +107,15 @@ async def test_openai_dalle2_default_returns_url_served_by_emulator(openai: Open
     assert image_of(download.content).size == (1024, 1024)
 
 
-async def test_openai_dalle3_b64_has_revised_prompt(openai: OpenAIEmulator,
-                                                    client: httpx.AsyncClient) -> None:
-    body = {"prompt": "a fox", "model": "dall-e-3", "size": "1792x1024", "quality": "hd",
-            "style": "natural", "response_format": "b64_json"}
+async def test_openai_dalle3_b64_has_revised_prompt(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
+    body = {
+        "prompt": "a fox",
+        "model": "dall-e-3",
+        "size": "1792x1024",
+        "quality": "hd",
+        "style": "natural",
+        "response_format": "b64_json",
+    }
     response = await generate(client, openai, body)
     assert response.status_code == 200
     [item] = response.json()["data"]
@@ -112,10 +123,20 @@ async def test_openai_dalle3_b64_has_revised_prompt(openai: OpenAIEmulator,
     assert image_of(base64.b64decode(item["b64_json"])).size == (1792, 1024)
 
 
-async def test_openai_gpt_image_returns_b64_metadata_and_usage(openai: OpenAIEmulator,
-                                                              client: httpx.AsyncClient) -> None:
-    body = {"prompt": "a fox", "model": "gpt-image-1", "n": 2, "size": "1536x1024", "quality": "low",
-            "output_format": "jpeg", "output_compression": 80, "background": "opaque", "moderation": "low"}
+async def test_openai_gpt_image_returns_b64_metadata_and_usage(
+    openai: OpenAIEmulator, client: httpx.AsyncClient
+) -> None:
+    body = {
+        "prompt": "a fox",
+        "model": "gpt-image-1",
+        "n": 2,
+        "size": "1536x1024",
+        "quality": "low",
+        "output_format": "jpeg",
+        "output_compression": 80,
+        "background": "opaque",
+        "moderation": "low",
+    }
     response = await generate(client, openai, body)
     assert response.status_code == 200, response.text
     payload = response.json()
@@ -124,13 +145,18 @@ async def test_openai_gpt_image_returns_b64_metadata_and_usage(openai: OpenAIEmu
     image = image_of(base64.b64decode(payload["data"][0]["b64_json"]))
     assert (image.format, image.size) == ("JPEG", (1536, 1024))
     assert (payload["background"], payload["output_format"], payload["quality"], payload["size"]) == (
-        "opaque", "jpeg", "low", "1536x1024")
+        "opaque",
+        "jpeg",
+        "low",
+        "1536x1024",
+    )
     usage = payload["usage"]
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
 
 
-async def test_openai_gpt_image_2_accepts_custom_size_and_rejects_bad_one(openai: OpenAIEmulator,
-                                                                         client: httpx.AsyncClient) -> None:
+async def test_openai_gpt_image_2_accepts_custom_size_and_rejects_bad_one(
+    openai: OpenAIEmulator, client: httpx.AsyncClient
+) -> None:
     ok = await generate(client, openai, {"prompt": "x", "model": "gpt-image-2", "size": "2048x1152"})
     assert ok.status_code == 200
     assert image_of(base64.b64decode(ok.json()["data"][0]["b64_json"])).size == (2048, 1152)
@@ -141,7 +167,8 @@ async def test_openai_gpt_image_2_accepts_custom_size_and_rejects_bad_one(openai
 
 
 async def test_openai_gpt_image_stream_sends_partial_and_completed_events(
-        openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
+    openai: OpenAIEmulator, client: httpx.AsyncClient
+) -> None:
     body = {"prompt": "x", "model": "gpt-image-1.5", "stream": True, "partial_images": 1}
     response = await generate(client, openai, body)
     assert response.headers["content-type"] == "text/event-stream"
@@ -152,8 +179,7 @@ async def test_openai_gpt_image_stream_sends_partial_and_completed_events(
 # -- OpenAI: validation ---------------------------------------------------------------------------
 
 
-async def test_openai_rejects_missing_and_wrong_api_key(openai: OpenAIEmulator,
-                                                       client: httpx.AsyncClient) -> None:
+async def test_openai_rejects_missing_and_wrong_api_key(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
     missing = await generate(client, openai, {"prompt": "x"}, headers={})
     assert_openai_error(missing, 401, None)
     wrong = await generate(client, openai, {"prompt": "x"}, headers={"Authorization": "Bearer sk-wrong-1234"})
@@ -162,38 +188,58 @@ async def test_openai_rejects_missing_and_wrong_api_key(openai: OpenAIEmulator,
     assert "1234" in error["message"] and "sk-wrong-1234" not in error["message"]
 
 
-@pytest.mark.parametrize(("body", "status", "code", "param"), [
-    ({}, 400, "missing_required_parameter", "prompt"),
-    ({"prompt": ""}, 400, "empty_string", "prompt"),
-    ({"prompt": "x" * 1001}, 400, "string_above_max_length", "prompt"),
-    ({"prompt": "x", "model": "dall-e-9"}, 404, "model_not_found", None),
-    ({"prompt": "x", "n": 11}, 400, "integer_above_max_value", "n"),
-    ({"prompt": "x", "n": "2"}, 400, "invalid_type", "n"),
-    ({"prompt": "x", "size": "300x300"}, 400, "invalid_value", "size"),
-    ({"prompt": "x", "model": "dall-e-3", "quality": "low"}, 400, "invalid_value", "quality"),
-    ({"prompt": "x", "model": "gpt-image-1", "response_format": "b64_json"}, 400, "unknown_parameter",
-     "response_format"),
-    ({"prompt": "x", "model": "gpt-image-1-mini", "style": "vivid"}, 400, "unknown_parameter", "style"),
-    ({"prompt": "x", "model": "gpt-image-1", "quality": "hd"}, 400, "invalid_value", "quality"),
-    ({"prompt": "x", "model": "gpt-image-1", "output_compression": 50}, 400,
-     "invalid_png_output_compression", "output_compression"),
-    ({"prompt": "x", "background": "transparent"}, 400, "unknown_parameter", "background"),
-    ({"prompt": "x", "seed": 42}, 400, "unknown_parameter", "seed"),
-    ({"prompt": "x", "model": "gpt-image-1", "negative_prompt": "blur"}, 400, "unknown_parameter",
-     "negative_prompt"),
-])
-async def test_openai_validation_errors(openai: OpenAIEmulator, client: httpx.AsyncClient,
-                                        body: dict[str, Any], status: int, code: str,
-                                        param: str | None) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ({}, 400, "missing_required_parameter", "prompt"),
+        ({"prompt": ""}, 400, "empty_string", "prompt"),
+        ({"prompt": "x" * 1001}, 400, "string_above_max_length", "prompt"),
+        ({"prompt": "x", "model": "dall-e-9"}, 404, "model_not_found", None),
+        ({"prompt": "x", "n": 11}, 400, "integer_above_max_value", "n"),
+        ({"prompt": "x", "n": "2"}, 400, "invalid_type", "n"),
+        ({"prompt": "x", "size": "300x300"}, 400, "invalid_value", "size"),
+        ({"prompt": "x", "model": "dall-e-3", "quality": "low"}, 400, "invalid_value", "quality"),
+        (
+            {"prompt": "x", "model": "gpt-image-1", "response_format": "b64_json"},
+            400,
+            "unknown_parameter",
+            "response_format",
+        ),
+        ({"prompt": "x", "model": "gpt-image-1-mini", "style": "vivid"}, 400, "unknown_parameter", "style"),
+        ({"prompt": "x", "model": "gpt-image-1", "quality": "hd"}, 400, "invalid_value", "quality"),
+        (
+            {"prompt": "x", "model": "gpt-image-1", "output_compression": 50},
+            400,
+            "invalid_png_output_compression",
+            "output_compression",
+        ),
+        ({"prompt": "x", "background": "transparent"}, 400, "unknown_parameter", "background"),
+        ({"prompt": "x", "seed": 42}, 400, "unknown_parameter", "seed"),
+        (
+            {"prompt": "x", "model": "gpt-image-1", "negative_prompt": "blur"},
+            400,
+            "unknown_parameter",
+            "negative_prompt",
+        ),
+    ],
+)
+async def test_openai_validation_errors(
+    openai: OpenAIEmulator, client: httpx.AsyncClient, body: dict[str, Any], status: int, code: str, param: str | None
+) -> None:
     assert_openai_error(await generate(client, openai, body), status, code, param)
 
 
-async def test_openai_dalle3_n_above_one_has_the_exact_body(openai: OpenAIEmulator,
-                                                            client: httpx.AsyncClient) -> None:
+async def test_openai_dalle3_n_above_one_has_the_exact_body(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
     response = await generate(client, openai, {"prompt": "x", "model": "dall-e-3", "n": 2})
     assert response.status_code == 400
-    assert response.json() == {"error": {"message": "You must provide n=1 for this model.",
-                                         "type": "invalid_request_error", "param": None, "code": None}}
+    assert response.json() == {
+        "error": {
+            "message": "You must provide n=1 for this model.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
 
 
 async def test_openai_unknown_path_is_invalid_url(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
@@ -205,13 +251,22 @@ async def test_openai_unknown_path_is_invalid_url(openai: OpenAIEmulator, client
 # -- Stability v1 ---------------------------------------------------------------------------------
 
 
-async def test_stability_v1_json_returns_artifacts(stability: StabilityEmulator,
-                                                  client: httpx.AsyncClient) -> None:
-    body = {"text_prompts": [{"text": "a fox", "weight": 1}, {"text": "blurry", "weight": -1}],
-            "width": 1152, "height": 896, "samples": 2, "seed": 7, "cfg_scale": 7, "steps": 30,
-            "style_preset": "photographic", "sampler": "K_EULER", "clip_guidance_preset": "NONE"}
-    response = await client.post(stability.base_url + V1_SDXL, json=body,
-                                 headers={**STABILITY_AUTH, "Accept": "application/json"})
+async def test_stability_v1_json_returns_artifacts(stability: StabilityEmulator, client: httpx.AsyncClient) -> None:
+    body = {
+        "text_prompts": [{"text": "a fox", "weight": 1}, {"text": "blurry", "weight": -1}],
+        "width": 1152,
+        "height": 896,
+        "samples": 2,
+        "seed": 7,
+        "cfg_scale": 7,
+        "steps": 30,
+        "style_preset": "photographic",
+        "sampler": "K_EULER",
+        "clip_guidance_preset": "NONE",
+    }
+    response = await client.post(
+        stability.base_url + V1_SDXL, json=body, headers={**STABILITY_AUTH, "Accept": "application/json"}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["x-request-id"]
     artifacts = response.json()["artifacts"]
@@ -219,11 +274,13 @@ async def test_stability_v1_json_returns_artifacts(stability: StabilityEmulator,
     assert image_of(base64.b64decode(artifacts[0]["base64"])).size == (1152, 896)
 
 
-async def test_stability_v1_png_accept_returns_raw_png_with_headers(stability: StabilityEmulator,
-                                                                   client: httpx.AsyncClient) -> None:
+async def test_stability_v1_png_accept_returns_raw_png_with_headers(
+    stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     body = {"text_prompts": [{"text": "a fox"}], "width": 640, "height": 384}
-    response = await client.post(stability.base_url + V1_SD16, json=body,
-                                 headers={**STABILITY_AUTH, "Accept": "image/png"})
+    response = await client.post(
+        stability.base_url + V1_SD16, json=body, headers={**STABILITY_AUTH, "Accept": "image/png"}
+    )
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     assert response.headers["finish-reason"] == "SUCCESS"
@@ -231,26 +288,58 @@ async def test_stability_v1_png_accept_returns_raw_png_with_headers(stability: S
     assert image_of(response.content).size == (640, 384)
 
 
-@pytest.mark.parametrize(("path", "body", "accept", "status", "name", "message"), [
-    ("/v1/generation/some-fake-engine/text-to-image", {"text_prompts": [{"text": "x"}]}, "application/json",
-     404, "not_found", "The specified engine (ID some-fake-engine) was not found."),
-    (V1_SDXL, {"text_prompts": [{"text": "x"}], "width": 512, "height": 512}, "application/json",
-     400, "invalid_height_or_width", None),
-    (V1_SD16, {"text_prompts": [{"text": "x"}], "width": 1600}, "application/json",
-     400, "invalid_height_or_width", None),
-    (V1_SD16, {"text_prompts": [{"text": "x"}], "samples": 2}, "image/png", 400, "invalid_samples", None),
-    (V1_SD16, {"text_prompts": []}, "application/json", 400, "invalid_prompts", None),
-    (V1_SD16, {"text_prompts": [{"text": "x"}], "cfg_scale": 40}, "application/json",
-     400, "bad_request", None),
-    (V1_SD16, {"text_prompts": [{"text": "x"}], "steps": 5}, "application/json", 400, "bad_request", None),
-    (V1_SD16, {"text_prompts": [{"text": "x"}], "style_preset": "vivid"}, "application/json",
-     400, "bad_request", None),
-])
-async def test_stability_v1_validation_errors(stability: StabilityEmulator, client: httpx.AsyncClient,
-                                              path: str, body: dict[str, Any], accept: str, status: int,
-                                              name: str, message: str | None) -> None:
-    response = await client.post(stability.base_url + path, json=body,
-                                 headers={**STABILITY_AUTH, "Accept": accept})
+@pytest.mark.parametrize(
+    ("path", "body", "accept", "status", "name", "message"),
+    [
+        (
+            "/v1/generation/some-fake-engine/text-to-image",
+            {"text_prompts": [{"text": "x"}]},
+            "application/json",
+            404,
+            "not_found",
+            "The specified engine (ID some-fake-engine) was not found.",
+        ),
+        (
+            V1_SDXL,
+            {"text_prompts": [{"text": "x"}], "width": 512, "height": 512},
+            "application/json",
+            400,
+            "invalid_height_or_width",
+            None,
+        ),
+        (
+            V1_SD16,
+            {"text_prompts": [{"text": "x"}], "width": 1600},
+            "application/json",
+            400,
+            "invalid_height_or_width",
+            None,
+        ),
+        (V1_SD16, {"text_prompts": [{"text": "x"}], "samples": 2}, "image/png", 400, "invalid_samples", None),
+        (V1_SD16, {"text_prompts": []}, "application/json", 400, "invalid_prompts", None),
+        (V1_SD16, {"text_prompts": [{"text": "x"}], "cfg_scale": 40}, "application/json", 400, "bad_request", None),
+        (V1_SD16, {"text_prompts": [{"text": "x"}], "steps": 5}, "application/json", 400, "bad_request", None),
+        (
+            V1_SD16,
+            {"text_prompts": [{"text": "x"}], "style_preset": "vivid"},
+            "application/json",
+            400,
+            "bad_request",
+            None,
+        ),
+    ],
+)
+async def test_stability_v1_validation_errors(
+    stability: StabilityEmulator,
+    client: httpx.AsyncClient,
+    path: str,
+    body: dict[str, Any],
+    accept: str,
+    status: int,
+    name: str,
+    message: str | None,
+) -> None:
+    response = await client.post(stability.base_url + path, json=body, headers={**STABILITY_AUTH, "Accept": accept})
     assert response.status_code == status, response.text
     payload = response.json()
     assert set(payload) == {"id", "name", "message"}
@@ -259,8 +348,9 @@ async def test_stability_v1_validation_errors(stability: StabilityEmulator, clie
         assert payload["message"] == message
 
 
-async def test_stability_v1_missing_auth_is_unauthorized(stability: StabilityEmulator,
-                                                        client: httpx.AsyncClient) -> None:
+async def test_stability_v1_missing_auth_is_unauthorized(
+    stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     response = await client.post(stability.base_url + V1_SD16, json={"text_prompts": [{"text": "x"}]})
     assert response.status_code == 401
     assert response.json()["name"] == "unauthorized"
@@ -270,10 +360,17 @@ async def test_stability_v1_missing_auth_is_unauthorized(stability: StabilityEmu
 # -- Stability v2beta -----------------------------------------------------------------------------
 
 
-async def test_stability_v2_core_image_accept_returns_bytes_with_headers(stability: StabilityEmulator,
-                                                                        client: httpx.AsyncClient) -> None:
-    fields = {"prompt": "a fox", "aspect_ratio": "16:9", "seed": "42", "output_format": "webp",
-              "negative_prompt": "blur", "style_preset": "anime"}
+async def test_stability_v2_core_image_accept_returns_bytes_with_headers(
+    stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
+    fields = {
+        "prompt": "a fox",
+        "aspect_ratio": "16:9",
+        "seed": "42",
+        "output_format": "webp",
+        "negative_prompt": "blur",
+        "style_preset": "anime",
+    }
     response = await v2(client, stability, V2_CORE, fields)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/webp"
@@ -285,7 +382,8 @@ async def test_stability_v2_core_image_accept_returns_bytes_with_headers(stabili
 
 
 async def test_stability_v2_json_accept_returns_base64_with_typed_content_type(
-        stability: StabilityEmulator, client: httpx.AsyncClient) -> None:
+    stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     fields = {"prompt": "a fox", "model": "sd3.5-large-turbo", "cfg_scale": "1", "output_format": "jpeg"}
     response = await v2(client, stability, V2_SD3, fields, accept="application/json")
     assert response.status_code == 200, response.text
@@ -305,10 +403,10 @@ async def test_stability_v2_ultra_png(stability: StabilityEmulator, client: http
     assert height > 2 * width
 
 
-async def test_stability_v2_rejects_json_body(stability: StabilityEmulator,
-                                              client: httpx.AsyncClient) -> None:
-    response = await client.post(stability.base_url + V2_CORE, json={"prompt": "x"},
-                                 headers={**STABILITY_AUTH, "Accept": "image/*"})
+async def test_stability_v2_rejects_json_body(stability: StabilityEmulator, client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        stability.base_url + V2_CORE, json={"prompt": "x"}, headers={**STABILITY_AUTH, "Accept": "image/*"}
+    )
     assert response.status_code == 400
     payload = response.json()
     assert set(payload) == {"id", "name", "errors"}
@@ -316,30 +414,36 @@ async def test_stability_v2_rejects_json_body(stability: StabilityEmulator,
     assert payload["errors"] and all(isinstance(e, str) for e in payload["errors"])
 
 
-@pytest.mark.parametrize(("path", "fields", "accept", "needle"), [
-    (V2_CORE, {"prompt": "x"}, "*/*", "accept"),
-    (V2_CORE, {"prompt": "x"}, "text/html", "accept"),
-    (V2_CORE, {}, "image/*", "prompt"),
-    (V2_CORE, {"prompt": "x", "aspect_ratio": "4:3"}, "image/*", "aspect_ratio"),
-    (V2_CORE, {"prompt": "x", "seed": "4294967295"}, "image/*", "seed"),
-    (V2_CORE, {"prompt": "x", "output_format": "gif"}, "image/*", "output_format"),
-    (V2_CORE, {"prompt": "x", "cfg_scale": "4"}, "image/*", "cfg_scale"),
-    (V2_CORE, {"prompt": "x", "samples": "2"}, "image/*", "samples"),
-    (V2_SD3, {"prompt": "x", "model": "sd4"}, "image/*", "model"),
-    (V2_SD3, {"prompt": "x", "mode": "image-to-image"}, "image/*", "image"),
-])
-async def test_stability_v2_validation_errors(stability: StabilityEmulator, client: httpx.AsyncClient,
-                                              path: str, fields: dict[str, str], accept: str,
-                                              needle: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "fields", "accept", "needle"),
+    [
+        (V2_CORE, {"prompt": "x"}, "*/*", "accept"),
+        (V2_CORE, {"prompt": "x"}, "text/html", "accept"),
+        (V2_CORE, {}, "image/*", "prompt"),
+        (V2_CORE, {"prompt": "x", "aspect_ratio": "4:3"}, "image/*", "aspect_ratio"),
+        (V2_CORE, {"prompt": "x", "seed": "4294967295"}, "image/*", "seed"),
+        (V2_CORE, {"prompt": "x", "output_format": "gif"}, "image/*", "output_format"),
+        (V2_CORE, {"prompt": "x", "cfg_scale": "4"}, "image/*", "cfg_scale"),
+        (V2_CORE, {"prompt": "x", "samples": "2"}, "image/*", "samples"),
+        (V2_SD3, {"prompt": "x", "model": "sd4"}, "image/*", "model"),
+        (V2_SD3, {"prompt": "x", "mode": "image-to-image"}, "image/*", "image"),
+    ],
+)
+async def test_stability_v2_validation_errors(
+    stability: StabilityEmulator, client: httpx.AsyncClient, path: str, fields: dict[str, str], accept: str, needle: str
+) -> None:
     response = await v2(client, stability, path, fields, accept=accept)
     assert response.status_code == 400, response.text
     assert needle in response.json()["errors"][0]
 
 
-async def test_stability_v2_wrong_key_is_unauthorized(stability: StabilityEmulator,
-                                                     client: httpx.AsyncClient) -> None:
-    response = await client.post(stability.base_url + V2_CORE, data={"prompt": "x"}, files={"none": ""},
-                                 headers={"Authorization": "Bearer sk-nope-9999", "Accept": "image/*"})
+async def test_stability_v2_wrong_key_is_unauthorized(stability: StabilityEmulator, client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        stability.base_url + V2_CORE,
+        data={"prompt": "x"},
+        files={"none": ""},
+        headers={"Authorization": "Bearer sk-nope-9999", "Accept": "image/*"},
+    )
     assert response.status_code == 401
     assert response.json()["name"] == "unauthorized"
 
@@ -348,7 +452,8 @@ async def test_stability_v2_wrong_key_is_unauthorized(stability: StabilityEmulat
 
 
 async def test_status_fault_uses_each_providers_error_shape(
-        openai: OpenAIEmulator, stability: StabilityEmulator, client: httpx.AsyncClient) -> None:
+    openai: OpenAIEmulator, stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     openai.inject(Fault.status(503))
     error = assert_openai_error(await generate(client, openai, {"prompt": "x"}), 503, "server_is_overloaded")
     assert error["type"] == "service_unavailable_error"
@@ -361,8 +466,7 @@ async def test_status_fault_uses_each_providers_error_shape(
     assert (await v2(client, stability, V2_CORE, {"prompt": "x"})).status_code == 200
 
 
-async def test_status_fault_with_custom_body_and_headers(openai: OpenAIEmulator,
-                                                        client: httpx.AsyncClient) -> None:
+async def test_status_fault_with_custom_body_and_headers(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
     openai.inject(Fault.status(502, body={"oops": True}, headers={"x-should-retry": "false"}))
     response = await generate(client, openai, {"prompt": "x"})
     assert (response.status_code, response.json()) == (502, {"oops": True})
@@ -371,7 +475,8 @@ async def test_status_fault_with_custom_body_and_headers(openai: OpenAIEmulator,
 
 
 async def test_faults_apply_fifo_then_normal_and_times_none_until_cleared(
-        openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
+    openai: OpenAIEmulator, client: httpx.AsyncClient
+) -> None:
     openai.inject(Fault.status(500), times=2)
     openai.inject(Fault.status(503))
     statuses = [(await generate(client, openai, {"prompt": "x"})).status_code for _ in range(4)]
@@ -383,8 +488,9 @@ async def test_faults_apply_fifo_then_normal_and_times_none_until_cleared(
     assert (await generate(client, openai, {"prompt": "x"})).status_code == 200
 
 
-async def test_rate_limited_fault_sends_retry_headers(openai: OpenAIEmulator, stability: StabilityEmulator,
-                                                      client: httpx.AsyncClient) -> None:
+async def test_rate_limited_fault_sends_retry_headers(
+    openai: OpenAIEmulator, stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     openai.inject(Fault.rate_limited(retry_after=2, retry_after_ms=1500))
     response = await generate(client, openai, {"prompt": "x"})
     assert_openai_error(response, 429, "rate_limit_exceeded")
@@ -396,8 +502,9 @@ async def test_rate_limited_fault_sends_retry_headers(openai: OpenAIEmulator, st
     assert limited.json()["id"] == limited.json()["name"] == "rate_limit_exceeded"
 
 
-async def test_latency_fault_delays_then_answers_or_applies_then(openai: OpenAIEmulator,
-                                                                client: httpx.AsyncClient) -> None:
+async def test_latency_fault_delays_then_answers_or_applies_then(
+    openai: OpenAIEmulator, client: httpx.AsyncClient
+) -> None:
     openai.inject(Fault.latency(200))
     openai.inject(Fault.latency(100, then=Fault.status(500)))
     started = time.perf_counter()
@@ -436,8 +543,7 @@ async def test_hanging_connection_does_not_block_stop() -> None:
             await pending
 
 
-async def test_malformed_truncated_and_empty_faults(openai: OpenAIEmulator,
-                                                    client: httpx.AsyncClient) -> None:
+async def test_malformed_truncated_and_empty_faults(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
     openai.inject(Fault.malformed())
     openai.inject(Fault.truncated())
     openai.inject(Fault.empty())
@@ -452,8 +558,9 @@ async def test_malformed_truncated_and_empty_faults(openai: OpenAIEmulator,
     assert (empty.status_code, empty.content) == (200, b"")
 
 
-async def test_content_filter_fault_shapes(openai: OpenAIEmulator, stability: StabilityEmulator,
-                                           client: httpx.AsyncClient) -> None:
+async def test_content_filter_fault_shapes(
+    openai: OpenAIEmulator, stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     openai.inject(Fault.content_filter(), times=2)
     assert_openai_error(await generate(client, openai, {"prompt": "x"}), 400, "content_policy_violation")
     gpt = await generate(client, openai, {"prompt": "x", "model": "gpt-image-1"})
@@ -462,8 +569,7 @@ async def test_content_filter_fault_shapes(openai: OpenAIEmulator, stability: St
     assert gpt.headers["x-request-id"] in error["message"]
 
     stability.inject(Fault.content_filter(), times=3)
-    v1 = await client.post(stability.base_url + V1_SD16, json={"text_prompts": [{"text": "x"}]},
-                           headers=STABILITY_AUTH)
+    v1 = await client.post(stability.base_url + V1_SD16, json={"text_prompts": [{"text": "x"}]}, headers=STABILITY_AUTH)
     assert v1.json()["artifacts"][0]["finishReason"] == "CONTENT_FILTERED"
     image = await v2(client, stability, V2_CORE, {"prompt": "x"})
     assert (image.status_code, image.headers["finish-reason"]) == (200, "CONTENT_FILTERED")
@@ -471,8 +577,9 @@ async def test_content_filter_fault_shapes(openai: OpenAIEmulator, stability: St
     assert as_json.json()["finish_reason"] == "CONTENT_FILTERED"
 
 
-async def test_moderation_denied_fault_is_403_content_moderation(stability: StabilityEmulator,
-                                                                 client: httpx.AsyncClient) -> None:
+async def test_moderation_denied_fault_is_403_content_moderation(
+    stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     stability.inject(Fault.moderation_denied())
     response = await v2(client, stability, V2_CORE, {"prompt": "x"})
     assert response.status_code == 403
@@ -480,8 +587,7 @@ async def test_moderation_denied_fault_is_403_content_moderation(stability: Stab
     assert "content moderation" in response.json()["errors"][0]
 
 
-async def test_image_bytes_fault_returns_big_noise_png(openai: OpenAIEmulator,
-                                                       client: httpx.AsyncClient) -> None:
+async def test_image_bytes_fault_returns_big_noise_png(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
     openai.inject(Fault.image_bytes(300_000))
     response = await generate(client, openai, {"prompt": "x", "response_format": "b64_json"})
     data = base64.b64decode(response.json()["data"][0]["b64_json"])
@@ -489,8 +595,7 @@ async def test_image_bytes_fault_returns_big_noise_png(openai: OpenAIEmulator,
     assert image_of(data).size == (1024, 1024)
 
 
-async def test_fault_rate_is_reproducible_with_a_seed(openai: OpenAIEmulator,
-                                                      client: httpx.AsyncClient) -> None:
+async def test_fault_rate_is_reproducible_with_a_seed(openai: OpenAIEmulator, client: httpx.AsyncClient) -> None:
     async def run() -> list[int]:
         openai.set_fault_rate(0.5, [Fault.status(500), Fault.status(503)], seed=1)
         return [(await generate(client, openai, {"prompt": "x"})).status_code for _ in range(30)]
@@ -505,11 +610,15 @@ async def test_fault_rate_is_reproducible_with_a_seed(openai: OpenAIEmulator,
 
 
 async def test_requests_are_recorded_and_reset_clears_them(
-        openai: OpenAIEmulator, stability: StabilityEmulator, client: httpx.AsyncClient) -> None:
+    openai: OpenAIEmulator, stability: StabilityEmulator, client: httpx.AsyncClient
+) -> None:
     await generate(client, openai, {"prompt": "a fox", "model": "dall-e-3"})
     [recorded] = openai.requests
-    assert (recorded.method, recorded.path, recorded.json) == ("POST", "/v1/images/generations",
-                                                               {"prompt": "a fox", "model": "dall-e-3"})
+    assert (recorded.method, recorded.path, recorded.json) == (
+        "POST",
+        "/v1/images/generations",
+        {"prompt": "a fox", "model": "dall-e-3"},
+    )
     assert recorded.headers["authorization"] == f"Bearer {OPENAI_KEY}"
     assert recorded.form is None
     await v2(client, stability, V2_CORE, {"prompt": "a fox"})
@@ -526,16 +635,23 @@ async def test_http_control_api(openai: OpenAIEmulator, client: httpx.AsyncClien
     control = f"{openai.origin}/_emulator"
     health = await client.get(f"{control}/health")
     assert health.json()["status"] == "ok"
-    posted = await client.post(f"{control}/faults", json={
-        "faults": [{"kind": "status", "status": 503}, {"kind": "latency", "ms": 1,
-                                                       "then": {"kind": "rate_limited", "retry_after": 3}}],
-        "times": 1})
+    posted = await client.post(
+        f"{control}/faults",
+        json={
+            "faults": [
+                {"kind": "status", "status": 503},
+                {"kind": "latency", "ms": 1, "then": {"kind": "rate_limited", "retry_after": 3}},
+            ],
+            "times": 1,
+        },
+    )
     assert posted.status_code == 200, posted.text
     first = await generate(client, openai, {"prompt": "x"})
     second = await generate(client, openai, {"prompt": "x"})
     assert (first.status_code, second.status_code, second.headers["retry-after"]) == (503, 429, "3")
-    assert (await client.post(f"{control}/faults", json={"rate": 1.0, "faults": [{"kind": "empty"}],
-                                                          "seed": 1})).status_code == 200
+    assert (
+        await client.post(f"{control}/faults", json={"rate": 1.0, "faults": [{"kind": "empty"}], "seed": 1})
+    ).status_code == 200
     assert (await generate(client, openai, {"prompt": "x"})).content == b""
     assert (await client.delete(f"{control}/faults")).status_code == 200
     assert (await generate(client, openai, {"prompt": "x"})).status_code == 200
@@ -551,9 +667,11 @@ def test_running_in_thread_serves_sync_clients() -> None:
     with StabilityEmulator.running_in_thread(api_key=STABILITY_KEY) as emulator:
         emulator.inject(Fault.status(500))
         with httpx.Client(timeout=5) as http:
+
             def call() -> int:
-                return http.post(emulator.base_url + V1_SD16, json={"text_prompts": [{"text": "x"}]},
-                                 headers=STABILITY_AUTH).status_code
+                return http.post(
+                    emulator.base_url + V1_SD16, json={"text_prompts": [{"text": "x"}]}, headers=STABILITY_AUTH
+                ).status_code
 
             assert [call(), call()] == [500, 200]
         assert len(emulator.requests) == 2
@@ -574,7 +692,11 @@ async def test_keep_alive_requests_are_fast(openai: OpenAIEmulator) -> None:
 def test_command_line_serves_until_sigterm() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.emulators", "openai", "--port", "0", "--api-key", OPENAI_KEY],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline().strip()

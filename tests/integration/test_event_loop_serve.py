@@ -26,20 +26,25 @@ def serving_line(stderr: str) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, "uvloop"), ("asyncio", "asyncio")])
-def test_serve_runs_on_the_chosen_loop_and_serves_both_ports(tmp_path: Path, emulators: Emulators,
-                                                             setting: str | None, expected: str) -> None:
+def test_serve_runs_on_the_chosen_loop_and_serves_both_ports(
+    tmp_path: Path, emulators: Emulators, setting: str | None, expected: str
+) -> None:
     served = ServeProcess(tmp_path / "data", ADMIN_KEY, {"IMAGEGW_EVENT_LOOP": setting} if setting else None)
     try:
         with ImageGatewayClient(f"127.0.0.1:{served.grpc_port}", api_key=ADMIN_KEY) as client:
-            client.create_virtual_key("loop-openai", "openai", "sk-test-openai-0123456789abcdef",
-                                      base_url=emulators.openai.base_url)
-            streamed = list(client.stream_generate_image(prompt="a loop", virtual_key="loop-openai",
-                                                   model="dall-e-2", n=2))
+            client.create_virtual_key(
+                "loop-openai", "openai", "sk-test-openai-0123456789abcdef", base_url=emulators.openai.base_url
+            )
+            streamed = list(
+                client.stream_generate_image(prompt="a loop", virtual_key="loop-openai", model="dall-e-2", n=2)
+            )
             assert len(streamed) == 2
         response = httpx.post(
             f"http://127.0.0.1:{served.http_port}/v1/images/generations",
             headers={"x-portkey-api-key": ADMIN_KEY, "x-portkey-virtual-key": "loop-openai"},
-            json={"prompt": "a loop", "model": "dall-e-2", "response_format": "b64_json"}, timeout=30)
+            json={"prompt": "a loop", "model": "dall-e-2", "response_format": "b64_json"},
+            timeout=30,
+        )
         assert response.status_code == 200, response.text
         assert response.json()["data"][0]["b64_json"]
     finally:

@@ -44,9 +44,19 @@ SERVICE = "imagegateway.v1.ImageGateway"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RPC_TIMEOUT = 30.0
 ADMIN_METHODS = (
-    "CreateConfig", "GetConfig", "ListConfigs", "UpdateConfig", "DeleteConfig",
-    "CreateVirtualKey", "GetVirtualKey", "ListVirtualKeys", "RotateVirtualKey", "DeleteVirtualKey",
-    "CreateApiKey", "ListApiKeys", "RevokeApiKey",
+    "CreateConfig",
+    "GetConfig",
+    "ListConfigs",
+    "UpdateConfig",
+    "DeleteConfig",
+    "CreateVirtualKey",
+    "GetVirtualKey",
+    "ListVirtualKeys",
+    "RotateVirtualKey",
+    "DeleteVirtualKey",
+    "CreateApiKey",
+    "ListApiKeys",
+    "RevokeApiKey",
 )
 # Secrets this module hands to the gateway; none may leak into responses, disk or metrics.
 ROTATED_SECRET = "sk-test-rotated-secret-5f2b8c1d9e7a"
@@ -105,7 +115,7 @@ def call_every_method(
     return codes
 
 
-_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$')
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -151,12 +161,16 @@ def test_every_rpc_without_a_key_is_unauthenticated(channel: grpc.Channel, emula
     assert emulators.stability.requests == [] and emulators.openai.requests == []
 
 
-@pytest.mark.parametrize("metadata", [
-    bearer("igw_wrong_key_0123456789abcdefghijklmnopqrstuvwx"),
-    (("x-api-key", "igw_wrong_key_0123456789abcdefghijklmnopqrstuvwx"),),
-    bearer("short"),
-    (("authorization", "Basic dXNlcjpwYXNz"),),
-], ids=["wrong_bearer", "wrong_x_api_key", "malformed", "not_bearer"])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        bearer("igw_wrong_key_0123456789abcdefghijklmnopqrstuvwx"),
+        (("x-api-key", "igw_wrong_key_0123456789abcdefghijklmnopqrstuvwx"),),
+        bearer("short"),
+        (("authorization", "Basic dXNlcjpwYXNz"),),
+    ],
+    ids=["wrong_bearer", "wrong_x_api_key", "malformed", "not_bearer"],
+)
 def test_every_rpc_with_a_wrong_key_is_unauthenticated(
     channel: grpc.Channel, metadata: tuple[tuple[str, str], ...]
 ) -> None:
@@ -172,20 +186,20 @@ def test_generate_key_calling_any_admin_rpc_is_permission_denied(
     assert set(codes.values()) == {grpc.StatusCode.PERMISSION_DENIED}, codes
 
 
-def test_generate_key_may_call_image_and_log_rpcs(generator: ImageGatewayClient, seed: Seed,
-                                                   emulators: Emulators) -> None:
+def test_generate_key_may_call_image_and_log_rpcs(
+    generator: ImageGatewayClient, seed: Seed, emulators: Emulators
+) -> None:
     generator.list_logs(page_size=1)
     generator.validate_config(COOKBOOK_CONFIG)
     response = generator.generate_image(prompt="a kite", config_id=seed.config_id)
     assert response.images
 
 
-def test_gateway_key_is_accepted_as_x_api_key_metadata(
-    channel: grpc.Channel, generate_key: tuple[str, str]
-) -> None:
+def test_gateway_key_is_accepted_as_x_api_key_metadata(channel: grpc.Channel, generate_key: tuple[str, str]) -> None:
     stub = service_pb2_grpc.ImageGatewayStub(channel)
-    stub.ListLogs(logs_pb2.ListLogsRequest(page_size=1), metadata=(("x-api-key", generate_key[1]),),
-                  timeout=RPC_TIMEOUT)
+    stub.ListLogs(
+        logs_pb2.ListLogsRequest(page_size=1), metadata=(("x-api-key", generate_key[1]),), timeout=RPC_TIMEOUT
+    )
 
 
 def test_revoked_key_is_unauthenticated(gateway: GatewayThread, admin: ImageGatewayClient) -> None:
@@ -206,8 +220,7 @@ def test_generate_image_through_the_cookbook_config_returns_raw_png_bytes_and_ou
     generator: ImageGatewayClient, seed: Seed, emulators: Emulators
 ) -> None:
     trace_id = unique("grpc-ok")
-    response = generator.generate_image(prompt="a red kite over hills", config_id=seed.config_id,
-                                        trace_id=trace_id)
+    response = generator.generate_image(prompt="a red kite over hills", config_id=seed.config_id, trace_id=trace_id)
 
     assert len(response.images) == 1
     image = response.images[0]
@@ -225,19 +238,28 @@ def test_generate_image_through_the_cookbook_config_returns_raw_png_bytes_and_ou
     assert outcome.retry_attempt_count == 0
     assert outcome.cache_status == images_pb2.CACHE_STATUS_DISABLED
     assert [(a.target, a.provider, a.model, a.status_code, a.error_kind) for a in outcome.attempts] == [
-        ("config.targets[0]", "stability-ai", "stable-diffusion-v1-6", 200, images_pb2.ERROR_KIND_UNSPECIFIED)]
+        ("config.targets[0]", "stability-ai", "stable-diffusion-v1-6", 200, images_pb2.ERROR_KIND_UNSPECIFIED)
+    ]
     sent = emulators.stability.requests[-1]
     assert sent.headers["authorization"] == f"Bearer {STABILITY_SECRET}"
     assert sent.json is not None and sent.json["text_prompts"][0]["text"] == "a red kite over hills"
 
 
-@pytest.mark.parametrize(("fault", "status", "kind"), [
-    (Fault.status(503), 503, images_pb2.ERROR_KIND_UNAVAILABLE),
-    (Fault.reset(), 502, images_pb2.ERROR_KIND_UNAVAILABLE),
-    (Fault.content_filter(), 400, images_pb2.ERROR_KIND_CONTENT_POLICY),
-], ids=["upstream_503", "connection_reset", "content_filtered"])
+@pytest.mark.parametrize(
+    ("fault", "status", "kind"),
+    [
+        (Fault.status(503), 503, images_pb2.ERROR_KIND_UNAVAILABLE),
+        (Fault.reset(), 502, images_pb2.ERROR_KIND_UNAVAILABLE),
+        (Fault.content_filter(), 400, images_pb2.ERROR_KIND_CONTENT_POLICY),
+    ],
+    ids=["upstream_503", "connection_reset", "content_filtered"],
+)
 def test_generate_image_falls_back_to_dall_e_3_when_stability_fails(
-    generator: ImageGatewayClient, seed: Seed, emulators: Emulators, fault: Fault, status: int,
+    generator: ImageGatewayClient,
+    seed: Seed,
+    emulators: Emulators,
+    fault: Fault,
+    status: int,
     kind: images_pb2.ErrorKind.ValueType,
 ) -> None:
     emulators.stability.inject(fault)
@@ -253,7 +275,9 @@ def test_generate_image_falls_back_to_dall_e_3_when_stability_fails(
     assert outcome.served_target == "config.targets[1]"
     assert outcome.fallback_used
     assert [(a.target, a.provider, a.status_code) for a in outcome.attempts] == [
-        ("config.targets[0]", "stability-ai", status), ("config.targets[1]", "openai", 200)]
+        ("config.targets[0]", "stability-ai", status),
+        ("config.targets[1]", "openai", 200),
+    ]
     assert outcome.attempts[0].error_kind == kind
     assert outcome.attempts[0].error
     assert emulators.openai.requests[-1].headers["authorization"] == f"Bearer {OPENAI_SECRET}"
@@ -265,7 +289,9 @@ def test_generate_image_sends_the_trace_id_in_initial_metadata(
     stub = service_pb2_grpc.ImageGatewayStub(channel)
     request = images_pb2.GenerateImageRequest(
         parameters=images_pb2.ImageParameters(prompt="a kite"),
-        routing=images_pb2.Routing(config_id=seed.config_id), trace_id="grpc-trace-in-metadata")
+        routing=images_pb2.Routing(config_id=seed.config_id),
+        trace_id="grpc-trace-in-metadata",
+    )
     _, call = stub.GenerateImage.with_call(request, metadata=bearer(generate_key[1]), timeout=RPC_TIMEOUT)
     assert ("x-portkey-trace-id", "grpc-trace-in-metadata") in tuple(call.initial_metadata())
 
@@ -305,8 +331,14 @@ def test_stream_generate_image_falls_back_and_reports_it(
 def test_generate_image_with_a_bare_provider_and_custom_host(
     generator: ImageGatewayClient, emulators: Emulators
 ) -> None:
-    response = generator.generate_image(prompt="a kite", provider="open-ai", provider_api_key=OPENAI_SECRET,
-                                        custom_host=emulators.openai.base_url, model="dall-e-2", size="256x256")
+    response = generator.generate_image(
+        prompt="a kite",
+        provider="open-ai",
+        provider_api_key=OPENAI_SECRET,
+        custom_host=emulators.openai.base_url,
+        model="dall-e-2",
+        size="256x256",
+    )
 
     assert response.outcome.provider == "openai"
     assert (response.images[0].width, response.images[0].height) == (256, 256)
@@ -316,12 +348,16 @@ def test_generate_image_with_a_bare_provider_and_custom_host(
 # -- invalid arguments and failures -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fields", "param"), [
-    ({"prompt": ""}, "prompt"),
-    ({"prompt": "   "}, "prompt"),
-    ({"prompt": "a kite", "n": 11}, "n"),
-    ({"prompt": "a kite", "size": "big"}, "size"),
-], ids=["empty_prompt", "blank_prompt", "n_11", "bad_size"])
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "a kite", "n": 11}, "n"),
+        ({"prompt": "a kite", "size": "big"}, "size"),
+    ],
+    ids=["empty_prompt", "blank_prompt", "n_11", "bad_size"],
+)
 def test_invalid_parameters_are_invalid_argument_naming_the_field(
     generator: ImageGatewayClient, seed: Seed, emulators: Emulators, fields: dict[str, object], param: str
 ) -> None:
@@ -332,20 +368,40 @@ def test_invalid_parameters_are_invalid_argument_naming_the_field(
     assert emulators.stability.requests == []
 
 
-@pytest.mark.parametrize(("config", "param"), [
-    ({"strategy": {"mode": "fallback"}, "targets": [
-        {"virtual_key": "a"},
-        {"strategy": {"mode": "roundrobin"}, "targets": [{"virtual_key": "b"}]}]},
-     "targets[1].strategy.mode"),
-    ({"strategy": {"mode": "loadbalance"}, "targets": [{"virtual_key": "a", "weight": 0}]}, "targets"),
-    ({"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a"}, {"provider": "dall-e-land",
-                                                                           "api_key": "sk-x"}]},
-     "targets[1].provider"),
-    ({"virtual_key": "a", "retry": {"attempts": 99}}, "retry.attempts"),
-    ({"virtual_key": "a", "request_timeout": -5}, "request_timeout"),
-    ({"virtual_key": "a", "override_params": {"n": "two"}}, "override_params.n"),
-], ids=["nested_mode", "zero_weights", "unknown_provider", "retry_attempts", "negative_timeout",
-        "override_param_type"])
+@pytest.mark.parametrize(
+    ("config", "param"),
+    [
+        (
+            {
+                "strategy": {"mode": "fallback"},
+                "targets": [
+                    {"virtual_key": "a"},
+                    {"strategy": {"mode": "roundrobin"}, "targets": [{"virtual_key": "b"}]},
+                ],
+            },
+            "targets[1].strategy.mode",
+        ),
+        ({"strategy": {"mode": "loadbalance"}, "targets": [{"virtual_key": "a", "weight": 0}]}, "targets"),
+        (
+            {
+                "strategy": {"mode": "fallback"},
+                "targets": [{"virtual_key": "a"}, {"provider": "dall-e-land", "api_key": "sk-x"}],
+            },
+            "targets[1].provider",
+        ),
+        ({"virtual_key": "a", "retry": {"attempts": 99}}, "retry.attempts"),
+        ({"virtual_key": "a", "request_timeout": -5}, "request_timeout"),
+        ({"virtual_key": "a", "override_params": {"n": "two"}}, "override_params.n"),
+    ],
+    ids=[
+        "nested_mode",
+        "zero_weights",
+        "unknown_provider",
+        "retry_attempts",
+        "negative_timeout",
+        "override_param_type",
+    ],
+)
 def test_bad_inline_config_is_invalid_argument_naming_the_field_path(
     generator: ImageGatewayClient, emulators: Emulators, config: dict[str, object], param: str
 ) -> None:
@@ -393,7 +449,9 @@ def test_all_targets_503_is_unavailable_with_a_failure_detail_listing_attempts(
     assert failure.http_status == 503
     assert failure.error_kind == images_pb2.ERROR_KIND_UNAVAILABLE
     assert [(a.target, a.provider, a.status_code) for a in error.attempts] == [
-        ("config.targets[0]", "stability-ai", 503), ("config.targets[1]", "openai", 503)]
+        ("config.targets[0]", "stability-ai", 503),
+        ("config.targets[1]", "openai", 503),
+    ]
     assert error.error_info is not None and error.error_info.metadata["http_status"] == "503"
 
 
@@ -432,8 +490,7 @@ def test_per_attempt_timeout_moves_on_and_is_recorded_as_408(
     generator: ImageGatewayClient, seed: Seed, emulators: Emulators
 ) -> None:
     emulators.stability.inject(Fault.hang())
-    response = generator.generate_image(prompt="a kite",
-                                        config=cookbook_with_failing_first(seed, request_timeout=300))
+    response = generator.generate_image(prompt="a kite", config=cookbook_with_failing_first(seed, request_timeout=300))
 
     assert response.outcome.fallback_used
     assert response.outcome.attempts[0].status_code == 408
@@ -463,17 +520,20 @@ def test_retry_after_longer_than_the_callers_deadline_moves_on_instead_of_waitin
     response = generator.generate_image(prompt="a kite", config=config, timeout=10.0)
 
     assert response.outcome.fallback_used
-    assert [(a.provider, a.status_code) for a in response.outcome.attempts] == [("stability-ai", 429),
-                                                                               ("openai", 200)]
+    assert [(a.provider, a.status_code) for a in response.outcome.attempts] == [("stability-ai", 429), ("openai", 200)]
     assert len(emulators.stability.requests) == 1
 
 
-@pytest.mark.parametrize(("fields", "param"), [
-    ({}, "routing"),
-    ({"provider": "openai"}, "provider_api_key"),
-    ({"provider": "midjourney", "provider_api_key": "sk-x"}, "provider"),
-    ({"virtual_key": "x", "custom_host": "https://192.168.1.1"}, "custom_host"),
-], ids=["no_routing", "bare_provider_without_key", "unknown_provider", "private_custom_host"])
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({}, "routing"),
+        ({"provider": "openai"}, "provider_api_key"),
+        ({"provider": "midjourney", "provider_api_key": "sk-x"}, "provider"),
+        ({"virtual_key": "x", "custom_host": "https://192.168.1.1"}, "custom_host"),
+    ],
+    ids=["no_routing", "bare_provider_without_key", "unknown_provider", "private_custom_host"],
+)
 def test_bad_routing_is_invalid_argument_naming_the_field(
     generator: ImageGatewayClient, emulators: Emulators, fields: dict[str, str], param: str
 ) -> None:
@@ -570,10 +630,11 @@ def test_creating_a_config_under_a_taken_name_is_already_exists_naming_it(admin:
     assert admin.update_config(first.id, COOKBOOK_CONFIG).version == 2  # an update is how to change it
 
 
-def test_config_naming_a_missing_virtual_key_is_refused_at_save_time(admin: ImageGatewayClient,
-                                                                      seed: Seed) -> None:
-    config = {"strategy": {"mode": "fallback"},
-              "targets": [{"virtual_key": seed.stability_vk}, {"virtual_key": "no-such-virtual-key"}]}
+def test_config_naming_a_missing_virtual_key_is_refused_at_save_time(admin: ImageGatewayClient, seed: Seed) -> None:
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"virtual_key": seed.stability_vk}, {"virtual_key": "no-such-virtual-key"}],
+    }
     with pytest.raises(InvalidArgumentError) as info:
         admin.create_config(unique("missing-vk"), config)
     assert param_of(info.value) == "targets[1].virtual_key"
@@ -587,22 +648,33 @@ def test_config_naming_a_missing_virtual_key_is_refused_at_save_time(admin: Imag
 
 
 def test_invalid_config_is_refused_at_save_time_naming_the_field(admin: ImageGatewayClient) -> None:
-    config = {"strategy": {"mode": "fallback"},
-              "targets": [{"provider": "openai", "api_key": "sk-x", "retry": {"on_status_codes": [700]}}]}
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "openai", "api_key": "sk-x", "retry": {"on_status_codes": [700]}}],
+    }
     with pytest.raises(InvalidArgumentError) as info:
         admin.create_config(unique("bad"), config)
     assert param_of(info.value) == "targets[0].retry.on_status_codes[0]"
 
 
 def test_api_keys_inside_a_saved_config_are_never_returned(
-    admin: ImageGatewayClient, gateway: GatewayThread, channel: grpc.Channel, generator: ImageGatewayClient,
+    admin: ImageGatewayClient,
+    gateway: GatewayThread,
+    channel: grpc.Channel,
+    generator: ImageGatewayClient,
     emulators: Emulators,
 ) -> None:
-    config = {"strategy": {"mode": "fallback"}, "targets": [
-        {"provider": "stability-ai", "api_key": "sk-wrong-stability-key-000000",
-         "custom_host": emulators.stability.base_url},
-        {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url},
-    ]}
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {
+                "provider": "stability-ai",
+                "api_key": "sk-wrong-stability-key-000000",
+                "custom_host": emulators.stability.base_url,
+            },
+            {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url},
+        ],
+    }
     created = admin.create_config(unique("sealed"), config)
     stub = service_pb2_grpc.ImageGatewayStub(channel)
     metadata = bearer(gateway.admin_key)
@@ -639,13 +711,25 @@ def test_virtual_key_lifecycle_never_returns_the_secret(
     secret = "sk-test-lifecycle-secret-7e1f3a"
     wires: list[bytes] = []
 
-    created = stub.CreateVirtualKey(keys_pb2.CreateVirtualKeyRequest(
-        name="Lifecycle key", provider="OpenAI", secret=secret, base_url=emulators.openai.base_url,
-        virtual_key_id=vk_id), metadata=metadata, timeout=RPC_TIMEOUT)
+    created = stub.CreateVirtualKey(
+        keys_pb2.CreateVirtualKeyRequest(
+            name="Lifecycle key",
+            provider="OpenAI",
+            secret=secret,
+            base_url=emulators.openai.base_url,
+            virtual_key_id=vk_id,
+        ),
+        metadata=metadata,
+        timeout=RPC_TIMEOUT,
+    )
     wires.append(created.SerializeToString())
     key = created.virtual_key
-    assert (key.id, key.name, key.provider, key.base_url) == (vk_id, "Lifecycle key", "openai",
-                                                              emulators.openai.base_url)
+    assert (key.id, key.name, key.provider, key.base_url) == (
+        vk_id,
+        "Lifecycle key",
+        "openai",
+        emulators.openai.base_url,
+    )
     assert key.HasField("create_time")
 
     got = stub.GetVirtualKey(keys_pb2.GetVirtualKeyRequest(id=vk_id), metadata=metadata, timeout=RPC_TIMEOUT)
@@ -656,8 +740,9 @@ def test_virtual_key_lifecycle_never_returns_the_secret(
     assert vk_id in [k.id for k in listed]
     wires.extend(k.SerializeToString() for k in listed)
 
-    rotated = stub.RotateVirtualKey(keys_pb2.RotateVirtualKeyRequest(id=vk_id, secret=secret + "-new"),
-                                    metadata=metadata, timeout=RPC_TIMEOUT)
+    rotated = stub.RotateVirtualKey(
+        keys_pb2.RotateVirtualKeyRequest(id=vk_id, secret=secret + "-new"), metadata=metadata, timeout=RPC_TIMEOUT
+    )
     wires.append(rotated.SerializeToString())
     assert rotated.virtual_key.rotate_time.ToDatetime() >= rotated.virtual_key.create_time.ToDatetime()
 
@@ -677,8 +762,9 @@ def test_virtual_key_lifecycle_never_returns_the_secret(
 def test_rotated_secret_reaches_the_provider_on_the_next_request(
     admin: ImageGatewayClient, generator: ImageGatewayClient, emulators: Emulators
 ) -> None:
-    vk = admin.create_virtual_key(unique("Rotate me"), "openai", "sk-test-stale-secret-0000000000",
-                                  base_url=emulators.openai.base_url)
+    vk = admin.create_virtual_key(
+        unique("Rotate me"), "openai", "sk-test-stale-secret-0000000000", base_url=emulators.openai.base_url
+    )
 
     with pytest.raises(ImageGatewayError) as stale:
         generator.generate_image(prompt="a kite", virtual_key=vk.id)
@@ -708,11 +794,13 @@ def test_virtual_key_credential_fields_are_checked_by_the_providers_schema_and_s
 ) -> None:
     secret = "sk-test-fields-secret-0123456789"
     with pytest.raises(InvalidArgumentError) as info:
-        admin.create_virtual_key(unique("fields"), "openai",
-                                 credential_fields={"api_key": secret, "region": "eu-west-1"})
+        admin.create_virtual_key(
+            unique("fields"), "openai", credential_fields={"api_key": secret, "region": "eu-west-1"}
+        )
     assert param_of(info.value) == "credential_fields.region" and secret not in info.value.message
-    key = admin.create_virtual_key(unique("fields"), "openai", base_url=emulators.openai.base_url,
-                                   credential_fields={"api_key": secret})
+    key = admin.create_virtual_key(
+        unique("fields"), "openai", base_url=emulators.openai.base_url, credential_fields={"api_key": secret}
+    )
     assert dict(key.public_credential_fields) == {}
     rotated = admin.rotate_virtual_key(key.id, credential_fields={"api_key": OPENAI_SECRET})  # the emulator's key
     assert dict(rotated.public_credential_fields) == {}
@@ -725,8 +813,10 @@ def test_virtual_key_with_a_taken_id_is_already_exists(admin: ImageGatewayClient
         admin.create_virtual_key("another", "openai", "sk-test-0123456789", virtual_key_id=seed.openai_vk)
 
 
-@pytest.mark.parametrize("base_url", ["https://10.1.2.3/v1", "http://192.168.0.7:8080", "https://localhost/v1",
-                                      "http://169.254.169.254/latest"])
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://10.1.2.3/v1", "http://192.168.0.7:8080", "https://localhost/v1", "http://169.254.169.254/latest"],
+)
 def test_virtual_key_base_url_on_a_private_address_not_allowed_is_invalid_argument(
     admin: ImageGatewayClient, base_url: str
 ) -> None:
@@ -744,9 +834,7 @@ def test_virtual_key_with_an_empty_secret_is_invalid_argument(admin: ImageGatewa
 # -- gateway API keys -----------------------------------------------------------------------------
 
 
-def test_api_key_plaintext_is_returned_once_and_never_listed(
-    admin: ImageGatewayClient, gateway: GatewayThread
-) -> None:
+def test_api_key_plaintext_is_returned_once_and_never_listed(admin: ImageGatewayClient, gateway: GatewayThread) -> None:
     created = admin.create_api_key(unique("shown-once"), "generate")
     plaintext = created.key
     assert plaintext.startswith("igw_")
@@ -772,8 +860,7 @@ def test_revoking_an_api_key_marks_it_and_locks_it_out(admin: ImageGatewayClient
     assert revoked.HasField("revoke_time")
     listed = {k.id: k for k in admin.iter_api_keys()}
     assert listed[created.api_key.id].HasField("revoke_time")
-    with ImageGatewayClient(gateway.grpc_target, api_key=created.key) as client, \
-            pytest.raises(UnauthenticatedError):
+    with ImageGatewayClient(gateway.grpc_target, api_key=created.key) as client, pytest.raises(UnauthenticatedError):
         client.list_logs(page_size=1)
     with pytest.raises(NotFoundError):
         admin.revoke_api_key("no-such-key-id")
@@ -797,13 +884,17 @@ def test_new_admin_key_may_call_admin_rpcs(admin: ImageGatewayClient, gateway: G
 
 @pytest.fixture(scope="module")
 def logged_pair(
-    generator: ImageGatewayClient, admin: ImageGatewayClient, seed: Seed,
-    openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator,
+    generator: ImageGatewayClient,
+    admin: ImageGatewayClient,
+    seed: Seed,
+    openai_emulator: OpenAIEmulator,
+    stability_emulator: StabilityEmulator,
 ) -> tuple[logs_pb2.RequestLog, logs_pb2.RequestLog]:
     """One served request (Stability) and one failed one (both targets 503), by the generate key."""
     ok_trace, failed_trace = unique("log-ok"), unique("log-failed")
-    generator.generate_image(prompt="a logged kite", config_id=seed.config_id, trace_id=ok_trace,
-                             metadata={"team": "kites"})
+    generator.generate_image(
+        prompt="a logged kite", config_id=seed.config_id, trace_id=ok_trace, metadata={"team": "kites"}
+    )
     stability_emulator.reset()
     openai_emulator.reset()
     stability_emulator.inject(Fault.status(503))
@@ -831,8 +922,7 @@ def test_list_logs_filters_by_trace_id(
 
     assert ok.transport == "grpc"
     assert ok.status_code == 200 and ok.error_kind == images_pb2.ERROR_KIND_UNSPECIFIED
-    assert (ok.provider, ok.model, ok.served_target) == ("stability-ai", "stable-diffusion-v1-6",
-                                                         "config.targets[0]")
+    assert (ok.provider, ok.model, ok.served_target) == ("stability-ai", "stable-diffusion-v1-6", "config.targets[0]")
     assert not ok.fallback_used
     assert (ok.config_id, ok.config_version) == (seed.config_id, 1)
     assert ok.prompt == "a logged kite"
@@ -882,7 +972,8 @@ def test_list_logs_filters_by_status(
 
 
 def test_get_log_by_id(
-    admin: ImageGatewayClient, generator: ImageGatewayClient,
+    admin: ImageGatewayClient,
+    generator: ImageGatewayClient,
     logged_pair: tuple[logs_pb2.RequestLog, logs_pb2.RequestLog],
 ) -> None:
     ok, failed = logged_pair
@@ -893,8 +984,12 @@ def test_get_log_by_id(
 
 
 def test_generate_key_sees_only_its_own_logs(
-    admin: ImageGatewayClient, gateway: GatewayThread, seed: Seed, emulators: Emulators,
-    generate_key: tuple[str, str], logged_pair: tuple[logs_pb2.RequestLog, logs_pb2.RequestLog],
+    admin: ImageGatewayClient,
+    gateway: GatewayThread,
+    seed: Seed,
+    emulators: Emulators,
+    generate_key: tuple[str, str],
+    logged_pair: tuple[logs_pb2.RequestLog, logs_pb2.RequestLog],
 ) -> None:
     ok, _ = logged_pair
     other = admin.create_api_key(unique("other-tenant"), "generate")
@@ -923,8 +1018,9 @@ def test_generate_key_sees_only_its_own_logs(
     assert traces(admin.list_logs(trace_id=other_trace)) == [other_trace]
 
 
-def test_list_logs_pages_without_repeats(admin: ImageGatewayClient,
-                                         logged_pair: tuple[logs_pb2.RequestLog, logs_pb2.RequestLog]) -> None:
+def test_list_logs_pages_without_repeats(
+    admin: ImageGatewayClient, logged_pair: tuple[logs_pb2.RequestLog, logs_pb2.RequestLog]
+) -> None:
     first = admin.list_logs(page_size=2)
     assert len(first.logs) == 2 and first.next_page_token
     second = admin.list_logs(page_size=2, page_token=first.next_page_token)
@@ -945,14 +1041,18 @@ def test_health_check_is_serving_without_a_key(channel: grpc.Channel) -> None:
 
 def test_reflection_lists_the_service(channel: grpc.Channel) -> None:
     stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # the stub package types it loosely
-    answers = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                                             timeout=RPC_TIMEOUT))
+    answers = list(
+        stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=RPC_TIMEOUT)
+    )
     names = {s.name for s in answers[0].list_services_response.service}
     assert SERVICE in names
     assert "grpc.health.v1.Health" in names
 
-    files = list(stub.ServerReflectionInfo(
-        iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE)]), timeout=RPC_TIMEOUT))
+    files = list(
+        stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE)]), timeout=RPC_TIMEOUT
+        )
+    )
     assert files[0].file_descriptor_response.file_descriptor_proto
 
 
@@ -960,17 +1060,29 @@ def test_reflection_lists_the_service(channel: grpc.Channel) -> None:
 
 
 def test_provider_secrets_are_not_stored_in_plain_text(
-    admin: ImageGatewayClient, gateway: GatewayThread, generator: ImageGatewayClient, seed: Seed,
-    emulators: Emulators, generate_key: tuple[str, str],
+    admin: ImageGatewayClient,
+    gateway: GatewayThread,
+    generator: ImageGatewayClient,
+    seed: Seed,
+    emulators: Emulators,
+    generate_key: tuple[str, str],
 ) -> None:
-    vk = admin.create_virtual_key(unique("at-rest"), "stability-ai", SEALED_SECRET,
-                                  base_url=emulators.stability.base_url)
+    vk = admin.create_virtual_key(
+        unique("at-rest"), "stability-ai", SEALED_SECRET, base_url=emulators.stability.base_url
+    )
     admin.rotate_virtual_key(vk.id, SEALED_SECRET + "-rotated")
-    admin.create_config(unique("at-rest"), {"provider": "openai", "api_key": INLINE_CONFIG_SECRET,
-                                            "custom_host": emulators.openai.base_url})
+    admin.create_config(
+        unique("at-rest"),
+        {"provider": "openai", "api_key": INLINE_CONFIG_SECRET, "custom_host": emulators.openai.base_url},
+    )
     trace_id = unique("at-rest")
-    generator.generate_image(prompt="a kite", provider="openai", provider_api_key=OPENAI_SECRET,
-                             custom_host=emulators.openai.base_url, trace_id=trace_id)
+    generator.generate_image(
+        prompt="a kite",
+        provider="openai",
+        provider_api_key=OPENAI_SECRET,
+        custom_host=emulators.openai.base_url,
+        trace_id=trace_id,
+    )
     first_log(admin, trace_id)
 
     data_dir = Path(gateway.settings.data_dir)
@@ -978,13 +1090,23 @@ def test_provider_secrets_are_not_stored_in_plain_text(
     assert any(p.name == "imagegw.db" for p in files)
     stored = b"".join(p.read_bytes() for p in files)
     assert b"virtual_key:" in stored or vk.id.encode() in stored  # the rows are there...
-    for secret in (STABILITY_SECRET, OPENAI_SECRET, SEALED_SECRET, INLINE_CONFIG_SECRET, ROTATED_SECRET,
-                   generate_key[1], gateway.admin_key):
+    for secret in (
+        STABILITY_SECRET,
+        OPENAI_SECRET,
+        SEALED_SECRET,
+        INLINE_CONFIG_SECRET,
+        ROTATED_SECRET,
+        generate_key[1],
+        gateway.admin_key,
+    ):
         assert secret.encode() not in stored, f"{secret[:12]}... is stored in plain text"  # ...the secrets not
 
 
 def test_metrics_have_grpc_and_fallback_series_and_no_secrets(
-    gateway: GatewayThread, generator: ImageGatewayClient, seed: Seed, emulators: Emulators,
+    gateway: GatewayThread,
+    generator: ImageGatewayClient,
+    seed: Seed,
+    emulators: Emulators,
     generate_key: tuple[str, str],
 ) -> None:
     emulators.stability.inject(Fault.status(503))
@@ -995,14 +1117,25 @@ def test_metrics_have_grpc_and_fallback_series_and_no_secrets(
 
     handled = [(labels, value) for name, labels, value in samples if name == "grpc_server_handled_total"]
     assert any(labels["grpc_code"] == "OK" for labels, _ in handled)
-    assert any(labels["grpc_code"] == "OK" and labels["grpc_method"] == "GenerateImage" and value >= 1
-               for labels, value in handled)
+    assert any(
+        labels["grpc_code"] == "OK" and labels["grpc_method"] == "GenerateImage" and value >= 1
+        for labels, value in handled
+    )
     assert any(labels["grpc_code"] == "Unauthenticated" for labels, _ in handled)  # Go spelling
     assert {labels["grpc_service"] for labels, _ in handled} == {SERVICE}
     fallbacks = [(labels, value) for name, labels, value in samples if name == "imagegateway_fallbacks_total"]
-    assert any(labels == {"from_provider": "stability-ai", "to_provider": "openai", "reason": "unavailable"}
-               and value >= 1 for labels, value in fallbacks)
-    for secret in (STABILITY_SECRET, OPENAI_SECRET, SEALED_SECRET, INLINE_CONFIG_SECRET, ROTATED_SECRET,
-                   generate_key[1], gateway.admin_key):
+    assert any(
+        labels == {"from_provider": "stability-ai", "to_provider": "openai", "reason": "unavailable"} and value >= 1
+        for labels, value in fallbacks
+    )
+    for secret in (
+        STABILITY_SECRET,
+        OPENAI_SECRET,
+        SEALED_SECRET,
+        INLINE_CONFIG_SECRET,
+        ROTATED_SECRET,
+        generate_key[1],
+        gateway.admin_key,
+    ):
         assert secret not in text
     assert "igw_" not in text

@@ -21,8 +21,14 @@ from tests.emulators import OpenAIEmulator
 from tests.harness import GatewayThread, running_gateway
 
 GENERATIONS = "/images/generations"
-LIMITS = {"max_body_bytes": 4096, "max_prompt_chars": 50, "max_config_depth": 2, "max_targets": 3,
-          "max_metadata_bytes": 64, "max_images": 3}
+LIMITS = {
+    "max_body_bytes": 4096,
+    "max_prompt_chars": 50,
+    "max_config_depth": 2,
+    "max_targets": 3,
+    "max_metadata_bytes": 64,
+    "max_images": 3,
+}
 VK = "input-limits-openai"
 
 
@@ -36,8 +42,9 @@ def small(tmp_path_factory: pytest.TempPathFactory, openai_emulator: OpenAIEmula
 
 @pytest.fixture
 def rest(small: GatewayThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=small.rest_base_url, timeout=30.0,
-                      headers={"x-portkey-api-key": small.admin_key}) as client:
+    with httpx.Client(
+        base_url=small.rest_base_url, timeout=30.0, headers={"x-portkey-api-key": small.admin_key}
+    ) as client:
         yield client
 
 
@@ -87,10 +94,11 @@ def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(rest: httpx.C
     def chunks() -> Iterator[bytes]:  # no content-length: the size is counted as it arrives
         data = json.dumps(large).encode()
         for i in range(0, len(data), 1000):
-            yield data[i:i + 1000]
+            yield data[i : i + 1000]
 
-    streamed = rest.post(GENERATIONS, content=chunks(),
-                         headers={"content-type": "application/json", "x-portkey-virtual-key": VK})
+    streamed = rest.post(
+        GENERATIONS, content=chunks(), headers={"content-type": "application/json", "x-portkey-virtual-key": VK}
+    )
     rest_refusal(streamed, 413, "body")
     assert emulators.openai.requests == []
 
@@ -120,13 +128,16 @@ def test_the_config_depth_limit(rest: httpx.Client, grpc_client: ImageGatewayCli
     grpc_refusal(lambda: grpc_client.create_config("too-deep", too_deep), path)
 
 
-def test_the_target_count_limit_covers_nested_targets(rest: httpx.Client, grpc_client: ImageGatewayClient,
-                                                      emulators: Emulators) -> None:
+def test_the_target_count_limit_covers_nested_targets(
+    rest: httpx.Client, grpc_client: ImageGatewayClient, emulators: Emulators
+) -> None:
     target = {"virtual_key": VK}
     three = {"strategy": {"mode": "fallback"}, "targets": [target] * 3}
     assert post(rest, **{"x-portkey-config": json.dumps(three)}).status_code == 200
-    four = {"strategy": {"mode": "fallback"}, "targets": [target, {"strategy": {"mode": "fallback"},
-                                                                   "targets": [target] * 2}, target]}
+    four = {
+        "strategy": {"mode": "fallback"},
+        "targets": [target, {"strategy": {"mode": "fallback"}, "targets": [target] * 2}, target],
+    }
     error = rest_refusal(post(rest, **{"x-portkey-config": json.dumps(four)}), 400, "targets[1].targets")
     assert "at most 3 targets" in error["message"]
     grpc_refusal(lambda: grpc_client.create_config("too-many", four), "targets[1].targets")
@@ -153,33 +164,41 @@ def test_trace_ids_are_capped_and_a_refused_one_is_not_echoed(
     assert len(refused.headers["x-portkey-trace-id"]) == 32  # a fresh id, not the caller's
     assert len(emulators.openai.requests) == 1  # the refused request went nowhere
 
-    grpc_refusal(lambda: grpc_client.generate_image(prompt="a kite", virtual_key=VK, trace_id="t" * 129),
-                 "trace_id")
-    grpc_refusal(lambda: grpc_client.generate_image(prompt="a kite", virtual_key=VK, trace_id="line\nbreak"),
-                 "trace_id")
+    grpc_refusal(lambda: grpc_client.generate_image(prompt="a kite", virtual_key=VK, trace_id="t" * 129), "trace_id")
+    grpc_refusal(
+        lambda: grpc_client.generate_image(prompt="a kite", virtual_key=VK, trace_id="line\nbreak"), "trace_id"
+    )
     channel = grpc.insecure_channel(small.grpc_target)
     try:
         stub = service_pb2_grpc.ImageGatewayStub(channel)
-        request = images_pb2.GenerateImageRequest(parameters=images_pb2.ImageParameters(prompt="a kite"),
-                                                  routing=images_pb2.Routing(virtual_key=VK))
+        request = images_pb2.GenerateImageRequest(
+            parameters=images_pb2.ImageParameters(prompt="a kite"), routing=images_pb2.Routing(virtual_key=VK)
+        )
         with pytest.raises(grpc.RpcError) as info:
-            stub.GenerateImage(request, metadata=(("authorization", f"Bearer {small.admin_key}"),
-                                                  ("x-portkey-trace-id", "m" * 129)), timeout=30)
+            stub.GenerateImage(
+                request,
+                metadata=(("authorization", f"Bearer {small.admin_key}"), ("x-portkey-trace-id", "m" * 129)),
+                timeout=30,
+            )
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "x-portkey-trace-id" in (info.value.details() or "")
     finally:
         channel.close()
 
 
-def test_the_defaults_hold_on_a_gateway_without_settings(gateway: GatewayThread, seed: Any,
-                                                         emulators: Emulators) -> None:
+def test_the_defaults_hold_on_a_gateway_without_settings(
+    gateway: GatewayThread, seed: Any, emulators: Emulators
+) -> None:
     with httpx.Client(base_url=gateway.rest_base_url, timeout=30.0) as client:
         headers = {"x-portkey-api-key": gateway.admin_key, "x-portkey-virtual-key": seed.openai_vk}
         rest_refusal(client.post(GENERATIONS, json=body(n=11), headers=headers), 400, "n")
         rest_refusal(client.post(GENERATIONS, json=body(prompt="p" * 32_001), headers=headers), 400, "prompt")
         metadata = json.dumps({"k": "v" * 8200})
-        rest_refusal(client.post(GENERATIONS, json=body(), headers={**headers, "x-portkey-metadata": metadata}),
-                     400, "x-portkey-metadata")
+        rest_refusal(
+            client.post(GENERATIONS, json=body(), headers={**headers, "x-portkey-metadata": metadata}),
+            400,
+            "x-portkey-metadata",
+        )
     assert emulators.openai.requests == []
 
 
@@ -187,8 +206,9 @@ def test_the_defaults_hold_on_a_gateway_without_settings(gateway: GatewayThread,
 def test_a_lone_surrogate_in_a_rest_string_is_a_400_naming_the_field(rest: httpx.Client, field: str) -> None:
     # JSON may spell a lone UTF-16 surrogate ("\ud800"); no provider, log or gRPC string can carry it.
     raw = json.dumps(body(**{field: "a lighthouse \ud800"})).encode()
-    response = rest.post(GENERATIONS, content=raw, headers={"x-portkey-virtual-key": VK,
-                                                            "content-type": "application/json"})
+    response = rest.post(
+        GENERATIONS, content=raw, headers={"x-portkey-virtual-key": VK, "content-type": "application/json"}
+    )
     rest_refusal(response, 400, field)
 
 

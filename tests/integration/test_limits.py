@@ -44,8 +44,9 @@ def key_with(admin: ImageGatewayClient, **limits: Any) -> str:
 
 def vk_with(admin: ImageGatewayClient, base_url: str, **limits: Any) -> str:
     """A new OpenAI virtual key (on the emulator) with these limits; returns its id."""
-    return admin.create_virtual_key(unique("limited-openai"), "openai", OPENAI_SECRET, base_url=base_url,
-                                    limits=keys_pb2.Limits(**limits)).id
+    return admin.create_virtual_key(
+        unique("limited-openai"), "openai", OPENAI_SECRET, base_url=base_url, limits=keys_pb2.Limits(**limits)
+    ).id
 
 
 @pytest.fixture
@@ -55,8 +56,9 @@ def rest(gateway: GatewayThread) -> Iterator[httpx.Client]:
 
 
 def generate(rest: httpx.Client, key: str, virtual_key: str, **headers: str) -> httpx.Response:
-    return rest.post(GENERATIONS, json=DALL_E_3,
-                     headers={"x-portkey-api-key": key, "x-portkey-virtual-key": virtual_key, **headers})
+    return rest.post(
+        GENERATIONS, json=DALL_E_3, headers={"x-portkey-api-key": key, "x-portkey-virtual-key": virtual_key, **headers}
+    )
 
 
 def refusal(response: httpx.Response) -> dict[str, Any]:
@@ -89,8 +91,7 @@ def test_rest_over_a_keys_requests_per_minute_is_429_with_retry_after_and_may_be
     assert 1 <= int(refused.headers["retry-after"]) <= 61
     assert refused.headers["x-should-retry"] == "true"  # the one error the SDK may retry on its own
     assert len(emulators.openai.requests) == statuses.count(200)  # refused requests never went upstream
-    record = eventually(lambda: next(iter(admin.list_logs(trace_id=refused.headers["x-portkey-trace-id"]).logs),
-                                     None))
+    record = eventually(lambda: next(iter(admin.list_logs(trace_id=refused.headers["x-portkey-trace-id"]).logs), None))
     assert (record.status_code, record.cost_usd, list(record.attempts)) == (429, 0.0, [])
 
 
@@ -110,7 +111,10 @@ def test_grpc_over_a_keys_requests_per_minute_is_resource_exhausted_with_retry_i
     info = error.error_info
     assert info is not None and info.reason == "RATE_LIMITED"
     assert (info.metadata["limit"], info.metadata["key_kind"], info.metadata["http_status"]) == (
-        "requests_per_minute", "gateway key", "429")
+        "requests_per_minute",
+        "gateway key",
+        "429",
+    )
     retry = error.detail(error_details_pb2.RetryInfo)
     assert retry is not None and 1 <= retry.retry_delay.seconds <= 61
 
@@ -118,8 +122,11 @@ def test_grpc_over_a_keys_requests_per_minute_is_resource_exhausted_with_retry_i
 def refusals_counted(gateway: GatewayThread) -> dict[tuple[str, str], float]:
     """imagegateway_limit_refusals_total by (scope, limit), read from /metrics."""
     text = httpx.get(gateway.metrics_url, timeout=10).text
-    return {(labels["scope"], labels["limit"]): value for name, labels, value in prometheus_samples(text)
-            if name == "imagegateway_limit_refusals_total"}
+    return {
+        (labels["scope"], labels["limit"]): value
+        for name, labels, value in prometheus_samples(text)
+        if name == "imagegateway_limit_refusals_total"
+    }
 
 
 def test_refusals_by_a_keys_requests_per_minute_are_counted_by_scope_and_limit(
@@ -134,20 +141,30 @@ def test_refusals_by_a_keys_requests_per_minute_are_counted_by_scope_and_limit(
 
     # A virtual key over its requests per minute, skipped inside a fallback, is a refusal too.
     limited = vk_with(admin, emulators.openai.base_url, requests_per_minute=1)
-    config = json.dumps({"strategy": {"mode": "fallback"}, "targets": [
-        {"virtual_key": limited, "override_params": {"model": "dall-e-3"}},
-        {"virtual_key": seed.stability_vk, "override_params": {"model": "stable-diffusion-v1-6"}}]})
+    config = json.dumps(
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [
+                {"virtual_key": limited, "override_params": {"model": "dall-e-3"}},
+                {"virtual_key": seed.stability_vk, "override_params": {"model": "stable-diffusion-v1-6"}},
+            ],
+        }
+    )
     unlimited = key_with(admin)
-    served = [rest.post(GENERATIONS, json=DALL_E_3, headers={"x-portkey-api-key": unlimited,
-                                                              "x-portkey-config": config}) for _ in range(3)]
+    served = [
+        rest.post(GENERATIONS, json=DALL_E_3, headers={"x-portkey-api-key": unlimited, "x-portkey-config": config})
+        for _ in range(3)
+    ]
     assert [r.status_code for r in served] == [200, 200, 200], [r.text for r in served]
     skipped = [r.headers["x-portkey-last-used-option-index"] for r in served].count("config.targets[1]")
     assert skipped >= 1
 
     after = refusals_counted(gateway)
     moved = {labels: after[labels] - before[labels] for labels in after if after[labels] != before[labels]}
-    assert moved == {("gateway_key", "requests_per_minute"): refused_by_key,
-                     ("virtual_key", "requests_per_minute"): skipped}
+    assert moved == {
+        ("gateway_key", "requests_per_minute"): refused_by_key,
+        ("virtual_key", "requests_per_minute"): skipped,
+    }
 
 
 # -- budgets ----------------------------------------------------------------------------------------
@@ -184,18 +201,24 @@ def test_a_virtual_key_over_its_budget_is_refused_directly_and_skipped_by_a_fall
     assert error["code"] == "budget_exceeded" and f"virtual key {limited}" in error["message"]
 
     emulators.openai.reset()
-    config = {"strategy": {"mode": "fallback"}, "targets": [
-        {"virtual_key": limited, "override_params": {"model": "dall-e-3"}},
-        {"virtual_key": seed.stability_vk, "override_params": {"model": "stable-diffusion-v1-6"}}]}
-    served = rest.post(GENERATIONS, json=DALL_E_3,
-                       headers={"x-portkey-api-key": key, "x-portkey-config": json.dumps(config)})
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {"virtual_key": limited, "override_params": {"model": "dall-e-3"}},
+            {"virtual_key": seed.stability_vk, "override_params": {"model": "stable-diffusion-v1-6"}},
+        ],
+    }
+    served = rest.post(
+        GENERATIONS, json=DALL_E_3, headers={"x-portkey-api-key": key, "x-portkey-config": json.dumps(config)}
+    )
     assert served.status_code == 200, served.text
     assert served.headers["x-portkey-last-used-option-index"] == "config.targets[1]"
     assert emulators.openai.requests == [] and len(emulators.stability.requests) == 1
-    record = eventually(lambda: next(iter(admin.list_logs(trace_id=served.headers["x-portkey-trace-id"]).logs),
-                                     None))
-    assert [(a.target, a.status_code) for a in record.attempts] == [("config.targets[0]", 429),
-                                                                   ("config.targets[1]", 200)]
+    record = eventually(lambda: next(iter(admin.list_logs(trace_id=served.headers["x-portkey-trace-id"]).logs), None))
+    assert [(a.target, a.status_code) for a in record.attempts] == [
+        ("config.targets[0]", 429),
+        ("config.targets[1]", 200),
+    ]
     assert "budget" in record.attempts[0].error and record.fallback_used
 
     with ImageGatewayClient(gateway.grpc_target, api_key=key) as client:
@@ -213,19 +236,41 @@ def test_limits_are_shown_by_get_and_list(admin: ImageGatewayClient, emulators: 
     assert created.api_key.limits == limits
     listed = {k.id: k for k in admin.iter_api_keys()}
     assert listed[created.api_key.id].limits == limits
-    vk = admin.create_virtual_key(unique("shown"), "openai", OPENAI_SECRET, base_url=emulators.openai.base_url,
-                                  limits=keys_pb2.Limits(usd_per_month=7.25))
+    vk = admin.create_virtual_key(
+        unique("shown"),
+        "openai",
+        OPENAI_SECRET,
+        base_url=emulators.openai.base_url,
+        limits=keys_pb2.Limits(usd_per_month=7.25),
+    )
     assert admin.get_virtual_key(vk.id).limits == keys_pb2.Limits(usd_per_month=7.25)
     assert {k.id: k for k in admin.iter_virtual_keys()}[vk.id].limits.usd_per_month == 7.25
     unlimited = admin.create_api_key(unique("unlimited"), "generate").api_key
     assert unlimited.limits == keys_pb2.Limits()
 
 
-def test_the_cli_sets_and_shows_limits(gateway: GatewayThread, emulators: Emulators,
-                                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_sets_and_shows_limits(
+    gateway: GatewayThread, emulators: Emulators, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = ["--server", gateway.grpc_target, "--api-key", gateway.admin_key, "-o", "json"]
-    assert cli_main([*base, "api-keys", "create", "--name", unique("cli"), "--rpm", "12", "--usd-per-day", "3",
-                     "--usd-per-month", "40"]) == 0
+    assert (
+        cli_main(
+            [
+                *base,
+                "api-keys",
+                "create",
+                "--name",
+                unique("cli"),
+                "--rpm",
+                "12",
+                "--usd-per-day",
+                "3",
+                "--usd-per-month",
+                "40",
+            ]
+        )
+        == 0
+    )
     created = json.loads(capsys.readouterr().out)
     assert created["limits"] == {"requests_per_minute": 12, "usd_per_day": 3.0, "usd_per_month": 40.0}
     assert cli_main([*base, "api-keys", "get", created["id"]]) == 0
@@ -233,8 +278,25 @@ def test_the_cli_sets_and_shows_limits(gateway: GatewayThread, emulators: Emulat
 
     monkeypatch.setattr("sys.stdin", io.StringIO(OPENAI_SECRET))
     name = unique("cli-vk")
-    assert cli_main([*base, "virtual-keys", "create", "--name", name, "--provider", "openai", "--api-key-stdin",
-                     "--base-url", emulators.openai.base_url, "--usd-per-day", "0.5"]) == 0
+    assert (
+        cli_main(
+            [
+                *base,
+                "virtual-keys",
+                "create",
+                "--name",
+                name,
+                "--provider",
+                "openai",
+                "--api-key-stdin",
+                "--base-url",
+                emulators.openai.base_url,
+                "--usd-per-day",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     vk = json.loads(capsys.readouterr().out)
     assert cli_main([*base, "virtual-keys", "get", vk["id"]]) == 0
     assert json.loads(capsys.readouterr().out)["limits"]["usd_per_day"] == 0.5
@@ -245,8 +307,10 @@ def test_the_cli_sets_and_shows_limits(gateway: GatewayThread, emulators: Emulat
 
 @pytest.mark.parametrize("field", ["requests_per_minute", "usd_per_day", "usd_per_month"])
 def test_negative_limits_are_invalid_argument_naming_the_field(admin: ImageGatewayClient, field: str) -> None:
-    for create in (lambda limits: admin.create_api_key(unique("bad"), "generate", limits=limits),
-                   lambda limits: admin.create_virtual_key(unique("bad"), "openai", "sk-x", limits=limits)):
+    for create in (
+        lambda limits: admin.create_api_key(unique("bad"), "generate", limits=limits),
+        lambda limits: admin.create_virtual_key(unique("bad"), "openai", "sk-x", limits=limits),
+    ):
         with pytest.raises(ImageGatewayError) as info:
             create(keys_pb2.Limits(**{field: -1}))
         assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -261,18 +325,24 @@ def test_limits_and_spend_survive_a_gateway_restart(tmp_path: Path, openai_emula
     data_dir = tmp_path / "gateway"
     with running_gateway(data_dir) as first, ImageGatewayClient(first.grpc_target, api_key=first.admin_key) as admin:
         limited_key = admin.create_api_key("budgeted", "generate", limits=keys_pb2.Limits(usd_per_day=0.04))
-        vk = admin.create_virtual_key("budgeted-openai", "openai", OPENAI_SECRET, base_url=openai_emulator.base_url,
-                                      limits=keys_pb2.Limits(requests_per_minute=100, usd_per_month=0.04))
+        vk = admin.create_virtual_key(
+            "budgeted-openai",
+            "openai",
+            OPENAI_SECRET,
+            base_url=openai_emulator.base_url,
+            limits=keys_pb2.Limits(requests_per_minute=100, usd_per_month=0.04),
+        )
         with ImageGatewayClient(first.grpc_target, api_key=limited_key.key) as client:
             client.generate_image(prompt="a kite", model="dall-e-3", virtual_key=vk.id)
         eventually(lambda: list(admin.list_logs(caller_key_id=limited_key.api_key.id).logs))
 
-    with running_gateway(data_dir) as second, ImageGatewayClient(second.grpc_target,
-                                                                 api_key=second.admin_key) as admin:
+    with running_gateway(data_dir) as second, ImageGatewayClient(second.grpc_target, api_key=second.admin_key) as admin:
         assert {k.id: k for k in admin.iter_api_keys()}[limited_key.api_key.id].limits.usd_per_day == 0.04
         assert admin.get_virtual_key(vk.id).limits == keys_pb2.Limits(requests_per_minute=100, usd_per_month=0.04)
-        with ImageGatewayClient(second.grpc_target, api_key=limited_key.key) as client, \
-                pytest.raises(ImageGatewayError) as by_key:
+        with (
+            ImageGatewayClient(second.grpc_target, api_key=limited_key.key) as client,
+            pytest.raises(ImageGatewayError) as by_key,
+        ):
             client.generate_image(prompt="a kite", model="dall-e-3", virtual_key=vk.id)
         assert by_key.value.reason == "BUDGET_EXCEEDED"
         assert by_key.value.error_info is not None and by_key.value.error_info.metadata["key_kind"] == "gateway key"
@@ -280,5 +350,8 @@ def test_limits_and_spend_survive_a_gateway_restart(tmp_path: Path, openai_emula
             admin.generate_image(prompt="a kite", model="dall-e-3", virtual_key=vk.id)
         info = by_vk.value.error_info
         assert info is not None and (info.reason, info.metadata["key_kind"], info.metadata["limit"]) == (
-            "BUDGET_EXCEEDED", "virtual key", "usd_per_month")
+            "BUDGET_EXCEEDED",
+            "virtual key",
+            "usd_per_month",
+        )
     assert len(openai_emulator.requests) == 1

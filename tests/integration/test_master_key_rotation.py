@@ -38,8 +38,9 @@ def test_rotation_runs_beside_a_serving_gateway_and_the_old_key_can_then_go(
     with running_gateway(data_dir, master_key=OLD) as old:
         with ImageGatewayClient(old.grpc_target, api_key=old.admin_key) as admin:
             admin.create_virtual_key("under-old", "openai", OPENAI_SECRET, base_url=openai_url)
-            config = admin.create_config("inline-key", {
-                "provider": "openai", "api_key": OPENAI_SECRET, "custom_host": openai_url})
+            config = admin.create_config(
+                "inline-key", {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": openai_url}
+            )
 
     with running_gateway(data_dir, master_key=NEW, previous_master_keys=(OLD,)) as rotating:
         with ImageGatewayClient(rotating.grpc_target, api_key=rotating.admin_key) as admin:

@@ -62,23 +62,28 @@ def caller(admin_client: ImageGatewayClient) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def keys(admin_client: ImageGatewayClient, openai_emulator: OpenAIEmulator,
-         stability_emulator: StabilityEmulator) -> dict[str, str]:
-    stability = admin_client.create_virtual_key("obs-stability", "stability-ai", STABILITY_SECRET,
-                                                base_url=stability_emulator.base_url)
+def keys(
+    admin_client: ImageGatewayClient, openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator
+) -> dict[str, str]:
+    stability = admin_client.create_virtual_key(
+        "obs-stability", "stability-ai", STABILITY_SECRET, base_url=stability_emulator.base_url
+    )
     openai = admin_client.create_virtual_key("obs-openai", "openai", OPENAI_SECRET, base_url=openai_emulator.base_url)
     return {"stability": stability.id, "openai": openai.id}
 
 
 @pytest.fixture(scope="module")
 def fallback_config(admin_client: ImageGatewayClient, keys: dict[str, str]) -> str:
-    return admin_client.create_config("obs-fallback", {
-        "strategy": {"mode": "fallback"},
-        "targets": [
-            {"virtual_key": keys["stability"], "override_params": {"model": "stable-diffusion-v1-6"}},
-            {"virtual_key": keys["openai"], "override_params": {"model": "dall-e-3"}},
-        ],
-    }).id
+    return admin_client.create_config(
+        "obs-fallback",
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [
+                {"virtual_key": keys["stability"], "override_params": {"model": "stable-diffusion-v1-6"}},
+                {"virtual_key": keys["openai"], "override_params": {"model": "dall-e-3"}},
+            ],
+        },
+    ).id
 
 
 @pytest.fixture
@@ -106,8 +111,9 @@ class MetricsSnapshot:
 
     def __init__(self, gateway: GatewayThread) -> None:
         self.text = httpx.get(gateway.metrics_url, timeout=HTTP_TIMEOUT).text
-        self.samples = {(name, tuple(sorted(labels.items()))): value
-                        for name, labels, value in prometheus_samples(self.text)}
+        self.samples = {
+            (name, tuple(sorted(labels.items()))): value for name, labels, value in prometheus_samples(self.text)
+        }
 
     def value(self, name: str, **labels: str) -> float:
         return self.samples.get((name, tuple(sorted(labels.items()))), 0.0)
@@ -118,29 +124,45 @@ class MetricsSnapshot:
 
 def http_counted(gateway: GatewayThread, before: MetricsSnapshot, route: str, status: str) -> float:
     """The REST request counter's delta once it moved: the shim counts a response after sending it."""
+
     def moved() -> float:
         return MetricsSnapshot(gateway).delta(before, "imagegateway_http_requests_total", route=route, status=status)
+
     eventually(moved, timeout=10)
     return moved()
 
 
 def generate_rest(rest: httpx.Client, key: tuple[str, str], **headers: str) -> httpx.Response:
-    return rest.post(GENERATIONS, headers={"x-portkey-api-key": key[1], **headers},
-                     json={"prompt": "a lighthouse at dusk", "response_format": "b64_json", "size": "1024x1024"})
+    return rest.post(
+        GENERATIONS,
+        headers={"x-portkey-api-key": key[1], **headers},
+        json={"prompt": "a lighthouse at dusk", "response_format": "b64_json", "size": "1024x1024"},
+    )
 
 
 # -- the three witnesses ---------------------------------------------------------------------------
 
 
 def test_a_fallback_reads_the_same_in_headers_log_and_metrics(
-    observed: GatewayThread, rest: httpx.Client, admin_client: ImageGatewayClient, caller: tuple[str, str],
-    fallback_config: str, emulators: Emulators,
+    observed: GatewayThread,
+    rest: httpx.Client,
+    admin_client: ImageGatewayClient,
+    caller: tuple[str, str],
+    fallback_config: str,
+    emulators: Emulators,
 ) -> None:
     emulators.stability.inject(Fault.status(503))
     trace_id = unique("fallback")
     before = MetricsSnapshot(observed)
-    response = generate_rest(rest, caller, **{"x-portkey-config": fallback_config, "x-portkey-trace-id": trace_id,
-                                              "x-portkey-metadata": '{"team": "web"}'})
+    response = generate_rest(
+        rest,
+        caller,
+        **{
+            "x-portkey-config": fallback_config,
+            "x-portkey-trace-id": trace_id,
+            "x-portkey-metadata": '{"team": "web"}',
+        },
+    )
 
     assert response.status_code == 200, response.text
     assert response.headers["x-portkey-trace-id"] == trace_id
@@ -154,55 +176,106 @@ def test_a_fallback_reads_the_same_in_headers_log_and_metrics(
     assert (log.config_id, log.config_version) == (fallback_config, 1)
     assert log.prompt == "a lighthouse at dusk" and dict(log.metadata) == {"team": "web"}
     assert (log.provider, log.model, log.served_target, log.fallback_used) == (
-        "openai", "dall-e-3", "config.targets[1]", True)
+        "openai",
+        "dall-e-3",
+        "config.targets[1]",
+        True,
+    )
     assert log.cache_status == images_pb2.CACHE_STATUS_DISABLED
-    assert [(a.target, a.provider, a.model, a.status_code, a.error_kind, a.retry_index, a.circuit_open)
-            for a in log.attempts] == [
-        ("config.targets[0]", "stability-ai", "stable-diffusion-v1-6", 503, images_pb2.ERROR_KIND_UNAVAILABLE, 0,
-         False),
+    assert [
+        (a.target, a.provider, a.model, a.status_code, a.error_kind, a.retry_index, a.circuit_open)
+        for a in log.attempts
+    ] == [
+        (
+            "config.targets[0]",
+            "stability-ai",
+            "stable-diffusion-v1-6",
+            503,
+            images_pb2.ERROR_KIND_UNAVAILABLE,
+            0,
+            False,
+        ),
         ("config.targets[1]", "openai", "dall-e-3", 200, images_pb2.ERROR_KIND_UNSPECIFIED, 0, False),
     ]
     assert log.attempts[0].error
     assert [(i.sha256, i.width, i.height, i.bytes) for i in log.images] == [
-        (hashlib.sha256(image).hexdigest(), 1024, 1024, len(image))]
+        (hashlib.sha256(image).hexdigest(), 1024, 1024, len(image))
+    ]
     assert log.cost_usd == pytest.approx(DALL_E_3_STANDARD_1024)
     assert log.latency_ms >= sum(a.latency_ms for a in log.attempts) - len(log.attempts)
 
     # The new ListLogs filters find it, and exclude it when they should.
-    assert log.id in [r.id for r in admin_client.list_logs(model="dall-e-3", config_id=fallback_config,
-                                                          fallback_used=True, caller_key_id=caller[0]).logs]
+    assert log.id in [
+        r.id
+        for r in admin_client.list_logs(
+            model="dall-e-3", config_id=fallback_config, fallback_used=True, caller_key_id=caller[0]
+        ).logs
+    ]
     assert log.id not in [r.id for r in admin_client.list_logs(config_id=fallback_config, fallback_used=False).logs]
     assert log.id not in [r.id for r in admin_client.list_logs(model="dall-e-2").logs]
 
     after = MetricsSnapshot(observed)
-    assert after.delta(before, "imagegateway_requests_total", transport="rest", outcome="success",
-                       config=fallback_config) == 1
-    assert after.delta(before, "imagegateway_fallbacks_total", from_provider="stability-ai", to_provider="openai",
-                       reason="unavailable") == 1
-    assert after.delta(before, "imagegateway_attempts_total", provider="stability-ai",
-                       model="stable-diffusion-v1-6", outcome="unavailable") == 1
-    assert after.delta(before, "imagegateway_attempts_total", provider="openai", model="dall-e-3",
-                       outcome="success") == 1
+    assert (
+        after.delta(before, "imagegateway_requests_total", transport="rest", outcome="success", config=fallback_config)
+        == 1
+    )
+    assert (
+        after.delta(
+            before,
+            "imagegateway_fallbacks_total",
+            from_provider="stability-ai",
+            to_provider="openai",
+            reason="unavailable",
+        )
+        == 1
+    )
+    assert (
+        after.delta(
+            before,
+            "imagegateway_attempts_total",
+            provider="stability-ai",
+            model="stable-diffusion-v1-6",
+            outcome="unavailable",
+        )
+        == 1
+    )
+    assert (
+        after.delta(before, "imagegateway_attempts_total", provider="openai", model="dall-e-3", outcome="success") == 1
+    )
     assert after.delta(before, "imagegateway_images_generated_total", provider="openai", model="dall-e-3") == 1
-    assert after.delta(before, "imagegateway_cost_usd_total", provider="openai",
-                       model="dall-e-3") == pytest.approx(DALL_E_3_STANDARD_1024)
+    assert after.delta(before, "imagegateway_cost_usd_total", provider="openai", model="dall-e-3") == pytest.approx(
+        DALL_E_3_STANDARD_1024
+    )
     assert http_counted(observed, before, "/v1/images/generations", "200") == 1
-    assert after.delta(before, "imagegateway_upstream_request_duration_seconds_count", provider="openai",
-                       outcome="success") == 1
+    assert (
+        after.delta(
+            before, "imagegateway_upstream_request_duration_seconds_count", provider="openai", outcome="success"
+        )
+        == 1
+    )
     assert trace_id not in after.text and caller[1] not in after.text
 
 
 def test_a_retry_reads_the_same_in_the_grpc_response_log_and_metrics(
-    observed: GatewayThread, grpc_caller: ImageGatewayClient, admin_client: ImageGatewayClient,
-    keys: dict[str, str], emulators: Emulators,
+    observed: GatewayThread,
+    grpc_caller: ImageGatewayClient,
+    admin_client: ImageGatewayClient,
+    keys: dict[str, str],
+    emulators: Emulators,
 ) -> None:
     emulators.openai.inject(Fault.status(503))
     trace_id = unique("retry")
     before = MetricsSnapshot(observed)
     response = grpc_caller.generate_image(
-        prompt="a kite", size="1024x1024", trace_id=trace_id,
-        config={"virtual_key": keys["openai"], "override_params": {"model": "dall-e-3"},
-                "retry": {"attempts": 2, "on_status_codes": [503]}})
+        prompt="a kite",
+        size="1024x1024",
+        trace_id=trace_id,
+        config={
+            "virtual_key": keys["openai"],
+            "override_params": {"model": "dall-e-3"},
+            "retry": {"attempts": 2, "on_status_codes": [503]},
+        },
+    )
 
     outcome = response.outcome
     assert (outcome.trace_id, outcome.retry_attempt_count, outcome.fallback_used) == (trace_id, 1, False)
@@ -214,19 +287,36 @@ def test_a_retry_reads_the_same_in_the_grpc_response_log_and_metrics(
 
     after = MetricsSnapshot(observed)
     assert after.delta(before, "imagegateway_retries_total", provider="openai") == 1
-    assert after.delta(before, "imagegateway_requests_total", transport="grpc", outcome="success",
-                       config="inline") == 1
-    assert after.delta(before, "imagegateway_attempts_total", provider="openai", model="dall-e-3",
-                       outcome="unavailable") == 1
-    assert after.delta(before, "grpc_server_handled_total", grpc_type="unary",
-                       grpc_service="imagegateway.v1.ImageGateway", grpc_method="GenerateImage", grpc_code="OK") == 1
-    assert not [labels for (name, labels) in after.samples
-                if name == "imagegateway_fallbacks_total" and after.delta(before, name, **dict(labels))]
+    assert after.delta(before, "imagegateway_requests_total", transport="grpc", outcome="success", config="inline") == 1
+    assert (
+        after.delta(before, "imagegateway_attempts_total", provider="openai", model="dall-e-3", outcome="unavailable")
+        == 1
+    )
+    assert (
+        after.delta(
+            before,
+            "grpc_server_handled_total",
+            grpc_type="unary",
+            grpc_service="imagegateway.v1.ImageGateway",
+            grpc_method="GenerateImage",
+            grpc_code="OK",
+        )
+        == 1
+    )
+    assert not [
+        labels
+        for (name, labels) in after.samples
+        if name == "imagegateway_fallbacks_total" and after.delta(before, name, **dict(labels))
+    ]
 
 
 def test_an_all_failed_request_reads_the_same_in_headers_log_and_metrics(
-    observed: GatewayThread, rest: httpx.Client, admin_client: ImageGatewayClient, caller: tuple[str, str],
-    fallback_config: str, emulators: Emulators,
+    observed: GatewayThread,
+    rest: httpx.Client,
+    admin_client: ImageGatewayClient,
+    caller: tuple[str, str],
+    fallback_config: str,
+    emulators: Emulators,
 ) -> None:
     emulators.stability.inject(Fault.status(503))
     emulators.openai.inject(Fault.status(503))
@@ -244,28 +334,53 @@ def test_an_all_failed_request_reads_the_same_in_headers_log_and_metrics(
     assert log.id in [r.id for r in admin_client.list_logs(outcome="failure", config_id=fallback_config).logs]
 
     after = MetricsSnapshot(observed)
-    assert after.delta(before, "imagegateway_requests_total", transport="rest", outcome="failure",
-                       config=fallback_config) == 1
-    assert after.delta(before, "imagegateway_fallbacks_total", from_provider="stability-ai", to_provider="openai",
-                       reason="unavailable") == 1
+    assert (
+        after.delta(before, "imagegateway_requests_total", transport="rest", outcome="failure", config=fallback_config)
+        == 1
+    )
+    assert (
+        after.delta(
+            before,
+            "imagegateway_fallbacks_total",
+            from_provider="stability-ai",
+            to_provider="openai",
+            reason="unavailable",
+        )
+        == 1
+    )
     assert http_counted(observed, before, "/v1/images/generations", "503") == 1
     assert after.delta(before, "imagegateway_cost_usd_total", provider="openai", model="dall-e-3") == 0
 
 
 def test_a_cache_hit_costs_nothing_in_the_header_the_log_and_the_metrics(
-    observed: GatewayThread, rest: httpx.Client, admin_client: ImageGatewayClient, caller: tuple[str, str],
-    keys: dict[str, str], emulators: Emulators,
+    observed: GatewayThread,
+    rest: httpx.Client,
+    admin_client: ImageGatewayClient,
+    caller: tuple[str, str],
+    keys: dict[str, str],
+    emulators: Emulators,
 ) -> None:
-    config = json.dumps({"virtual_key": keys["openai"], "override_params": {"model": "dall-e-3"},
-                         "cache": {"mode": "simple", "max_age": 300}})
+    config = json.dumps(
+        {
+            "virtual_key": keys["openai"],
+            "override_params": {"model": "dall-e-3"},
+            "cache": {"mode": "simple", "max_age": 300},
+        }
+    )
     prompt_headers = {"x-portkey-config": config}
     first_trace, second_trace = unique("cache-miss"), unique("cache-hit")
     body = {"prompt": f"a cached lighthouse {uuid.uuid4().hex}", "response_format": "b64_json"}
-    miss = rest.post(GENERATIONS, json=body, headers={"x-portkey-api-key": caller[1], "x-portkey-trace-id": first_trace,
-                                                      **prompt_headers})
+    miss = rest.post(
+        GENERATIONS,
+        json=body,
+        headers={"x-portkey-api-key": caller[1], "x-portkey-trace-id": first_trace, **prompt_headers},
+    )
     before = MetricsSnapshot(observed)
-    hit = rest.post(GENERATIONS, json=body, headers={"x-portkey-api-key": caller[1], "x-portkey-trace-id": second_trace,
-                                                     **prompt_headers})
+    hit = rest.post(
+        GENERATIONS,
+        json=body,
+        headers={"x-portkey-api-key": caller[1], "x-portkey-trace-id": second_trace, **prompt_headers},
+    )
     after = MetricsSnapshot(observed)
 
     assert (miss.status_code, hit.status_code) == (200, 200)
@@ -277,12 +392,12 @@ def test_a_cache_hit_costs_nothing_in_the_header_the_log_and_the_metrics(
     assert log_of(admin_client, first_trace).cost_usd == pytest.approx(DALL_E_3_STANDARD_1024)
     assert after.delta(before, "imagegateway_cost_usd_total", provider="openai", model="dall-e-3") == 0
     assert after.delta(before, "imagegateway_images_generated_total", provider="openai", model="dall-e-3") == 0
-    assert after.delta(before, "imagegateway_requests_total", transport="rest", outcome="success",
-                       config="inline") == 1
+    assert after.delta(before, "imagegateway_requests_total", transport="rest", outcome="success", config="inline") == 1
 
 
 def test_every_rest_route_is_counted_by_template_and_unknown_paths_share_one_label(
-    observed: GatewayThread, rest: httpx.Client,
+    observed: GatewayThread,
+    rest: httpx.Client,
 ) -> None:
     before = MetricsSnapshot(observed)
     secret_path = f"/v1/nope-{uuid.uuid4().hex}"
@@ -297,14 +412,23 @@ def test_every_rest_route_is_counted_by_template_and_unknown_paths_share_one_lab
 
 def test_grpc_server_metrics_exist_at_zero_before_any_call(observed: GatewayThread) -> None:
     snapshot = MetricsSnapshot(observed)
-    assert ("grpc_server_handled_total", (("grpc_code", "Unavailable"), ("grpc_method", "DeleteConfig"),
-                                          ("grpc_service", "imagegateway.v1.ImageGateway"),
-                                          ("grpc_type", "unary"))) in snapshot.samples
+    assert (
+        "grpc_server_handled_total",
+        (
+            ("grpc_code", "Unavailable"),
+            ("grpc_method", "DeleteConfig"),
+            ("grpc_service", "imagegateway.v1.ImageGateway"),
+            ("grpc_type", "unary"),
+        ),
+    ) in snapshot.samples
 
 
 def test_a_generate_key_lists_only_its_own_requests_whatever_caller_it_asks_for(
-    grpc_caller: ImageGatewayClient, admin_client: ImageGatewayClient, caller: tuple[str, str],
-    keys: dict[str, str], emulators: Emulators,
+    grpc_caller: ImageGatewayClient,
+    admin_client: ImageGatewayClient,
+    caller: tuple[str, str],
+    keys: dict[str, str],
+    emulators: Emulators,
 ) -> None:
     mine, theirs = unique("mine"), unique("theirs")
     grpc_caller.generate_image(prompt="a kite", trace_id=mine, virtual_key=keys["openai"], model="dall-e-2")
@@ -324,14 +448,18 @@ def test_a_generate_key_lists_only_its_own_requests_whatever_caller_it_asks_for(
 
 
 def test_a_traceparent_sets_the_trace_id_and_providers_get_a_child_of_it(
-    rest: httpx.Client, admin_client: ImageGatewayClient, caller: tuple[str, str], fallback_config: str,
+    rest: httpx.Client,
+    admin_client: ImageGatewayClient,
+    caller: tuple[str, str],
+    fallback_config: str,
     emulators: Emulators,
 ) -> None:
     trace = uuid.uuid4().hex
     parent = f"00-{trace}-00f067aa0ba902b7-01"
     emulators.stability.inject(Fault.status(503))
-    response = generate_rest(rest, caller, **{"x-portkey-config": fallback_config, "traceparent": parent,
-                                              "tracestate": "vendor=opaque"})
+    response = generate_rest(
+        rest, caller, **{"x-portkey-config": fallback_config, "traceparent": parent, "tracestate": "vendor=opaque"}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["x-portkey-trace-id"] == trace
     assert log_of(admin_client, trace).trace_id == trace
@@ -344,35 +472,50 @@ def test_a_traceparent_sets_the_trace_id_and_providers_get_a_child_of_it(
 
 
 def test_the_portkey_trace_id_wins_over_a_traceparent_over_grpc(
-    grpc_caller: ImageGatewayClient, keys: dict[str, str], emulators: Emulators,
+    grpc_caller: ImageGatewayClient,
+    keys: dict[str, str],
+    emulators: Emulators,
 ) -> None:
     trace_id = unique("portkey-wins")
-    call = grpc_caller.generate_image(prompt="a kite", trace_id=trace_id, virtual_key=keys["openai"],
-                                      model="dall-e-2", metadata={})
+    call = grpc_caller.generate_image(
+        prompt="a kite", trace_id=trace_id, virtual_key=keys["openai"], model="dall-e-2", metadata={}
+    )
     assert call.outcome.trace_id == trace_id
     assert "traceparent" not in emulators.openai.requests[-1].headers  # none came, none invented
 
 
 def test_a_traceparent_in_grpc_metadata_sets_the_trace_id(
-    observed: GatewayThread, caller: tuple[str, str], keys: dict[str, str], emulators: Emulators,
+    observed: GatewayThread,
+    caller: tuple[str, str],
+    keys: dict[str, str],
+    emulators: Emulators,
 ) -> None:
     request = images_pb2.GenerateImageRequest(routing=images_pb2.Routing(virtual_key=keys["openai"]))
     request.parameters.prompt = "a kite"
     request.parameters.model = "dall-e-2"
     with grpc.insecure_channel(observed.grpc_target) as channel:
         stub = service_pb2_grpc.ImageGatewayStub(channel)
-        response, call = stub.GenerateImage.with_call(request, timeout=HTTP_TIMEOUT, metadata=(
-            ("authorization", f"Bearer {caller[1]}"), ("traceparent", f"00-{TRACE}-00f067aa0ba902b7-00")))
+        response, call = stub.GenerateImage.with_call(
+            request,
+            timeout=HTTP_TIMEOUT,
+            metadata=(("authorization", f"Bearer {caller[1]}"), ("traceparent", f"00-{TRACE}-00f067aa0ba902b7-00")),
+        )
     assert response.outcome.trace_id == TRACE
     assert ("x-portkey-trace-id", TRACE) in call.initial_metadata()
     assert emulators.openai.requests[-1].headers["traceparent"].startswith(f"00-{TRACE}-")
 
 
 def test_a_malformed_traceparent_is_ignored_not_an_error(
-    rest: httpx.Client, caller: tuple[str, str], keys: dict[str, str], emulators: Emulators,
+    rest: httpx.Client,
+    caller: tuple[str, str],
+    keys: dict[str, str],
+    emulators: Emulators,
 ) -> None:
-    response = generate_rest(rest, caller, **{"x-portkey-virtual-key": keys["openai"],
-                                              "traceparent": f"00-{TRACE.upper()}-00f067aa0ba902b7-01"})
+    response = generate_rest(
+        rest,
+        caller,
+        **{"x-portkey-virtual-key": keys["openai"], "traceparent": f"00-{TRACE.upper()}-00f067aa0ba902b7-01"},
+    )
     assert response.status_code == 200, response.text
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-portkey-trace-id"])
     assert response.headers["x-portkey-trace-id"] != TRACE.lower()
@@ -394,12 +537,17 @@ def test_a_failed_grpc_call_still_echoes_its_trace_id(observed: GatewayThread, c
 
 
 def test_logs_tail_prints_a_new_record_once_and_ctrl_c_exits_0(
-    observed: GatewayThread, rest: httpx.Client, caller: tuple[str, str], keys: dict[str, str],
-    emulators: Emulators, tmp_path: Path,
+    observed: GatewayThread,
+    rest: httpx.Client,
+    caller: tuple[str, str],
+    keys: dict[str, str],
+    emulators: Emulators,
+    tmp_path: Path,
 ) -> None:
     def generate(trace_id: str) -> None:
-        response = generate_rest(rest, caller, **{"x-portkey-virtual-key": keys["openai"],
-                                                  "x-portkey-trace-id": trace_id})
+        response = generate_rest(
+            rest, caller, **{"x-portkey-virtual-key": keys["openai"], "x-portkey-trace-id": trace_id}
+        )
         assert response.status_code == 200, response.text
 
     def printed(trace_id: str) -> list[dict[str, Any]]:
@@ -411,12 +559,32 @@ def test_logs_tail_prints_a_new_record_once_and_ctrl_c_exits_0(
     generate(before_tail)
     eventually(lambda: observed_log_exists(observed, before_tail))
     out_path = tmp_path / "tail.out"
-    env = {**os.environ, "IMAGEGW_SERVER": observed.grpc_target, "IMAGEGW_API_KEY": observed.admin_key,
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "IMAGEGW_SERVER": observed.grpc_target,
+        "IMAGEGW_API_KEY": observed.admin_key,
+        "PYTHONUNBUFFERED": "1",
+    }
     with out_path.open("w") as out:
         tail = subprocess.Popen(
-            [sys.executable, "-m", "imagegateway_server.cli", "logs", "tail", "-n", "1", "--interval", "0.2",
-             "-o", "json"], stdout=out, stderr=subprocess.PIPE, env=env, cwd=Path(__file__).parents[2])
+            [
+                sys.executable,
+                "-m",
+                "imagegateway_server.cli",
+                "logs",
+                "tail",
+                "-n",
+                "1",
+                "--interval",
+                "0.2",
+                "-o",
+                "json",
+            ],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=Path(__file__).parents[2],
+        )
         try:
             eventually(lambda: printed(before_tail), timeout=60)
             generate(after_tail)
@@ -444,28 +612,45 @@ def observed_log_exists(gateway: GatewayThread, trace_id: str) -> bool:
 
 
 def test_a_price_table_file_prices_requests_and_log_lines_carry_the_trace_id(
-    tmp_path: Path, emulators: Emulators) -> None:
+    tmp_path: Path, emulators: Emulators
+) -> None:
     prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"version": "negotiated-2025", "providers": {"openai": {"models": {
-        "dall-e-2": {"prices": {"*": {"*": 1.25}}}}}}}))
+    prices.write_text(
+        json.dumps(
+            {
+                "version": "negotiated-2025",
+                "providers": {"openai": {"models": {"dall-e-2": {"prices": {"*": {"*": 1.25}}}}}},
+            }
+        )
+    )
     captured = io.StringIO()
     handler = logging.StreamHandler(captured)
     handler.setFormatter(JsonFormatter())
     costs_log = logging.getLogger("imagegateway_server.core.pricing")
     costs_log.addHandler(handler)
     try:
-        with running_gateway(tmp_path / "data", price_table_file=str(prices), redact_prompts=True,
-                             **BREAKERS_OFF) as gateway, \
-                ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin, \
-                httpx.Client(base_url=gateway.rest_base_url, timeout=HTTP_TIMEOUT) as client:
-            vk = admin.create_virtual_key("priced-openai", "openai", OPENAI_SECRET,
-                                          base_url=emulators.openai.base_url).id
+        with (
+            running_gateway(
+                tmp_path / "data", price_table_file=str(prices), redact_prompts=True, **BREAKERS_OFF
+            ) as gateway,
+            ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin,
+            httpx.Client(base_url=gateway.rest_base_url, timeout=HTTP_TIMEOUT) as client,
+        ):
+            vk = admin.create_virtual_key(
+                "priced-openai", "openai", OPENAI_SECRET, base_url=emulators.openai.base_url
+            ).id
             headers = {"x-portkey-api-key": gateway.admin_key, "x-portkey-virtual-key": vk}
             priced, unpriced = unique("priced"), unique("unpriced")
-            cheap = client.post(GENERATIONS, headers={**headers, "x-portkey-trace-id": priced},
-                                json={"prompt": "a secret plan", "model": "dall-e-2", "n": 2})
-            free = client.post(GENERATIONS, headers={**headers, "x-portkey-trace-id": unpriced},
-                               json={"prompt": "a secret plan", "model": "dall-e-3"})
+            cheap = client.post(
+                GENERATIONS,
+                headers={**headers, "x-portkey-trace-id": priced},
+                json={"prompt": "a secret plan", "model": "dall-e-2", "n": 2},
+            )
+            free = client.post(
+                GENERATIONS,
+                headers={**headers, "x-portkey-trace-id": unpriced},
+                json={"prompt": "a secret plan", "model": "dall-e-3"},
+            )
             assert (cheap.status_code, free.status_code) == (200, 200)
             assert (cheap.headers["x-imagegw-cost-usd"], free.headers["x-imagegw-cost-usd"]) == ("2.5", "0")
             record = log_of(admin, priced)

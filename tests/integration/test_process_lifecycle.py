@@ -32,15 +32,17 @@ def free_port() -> int:
 def serve_environment(data_dir: Path, grpc_port: int, http_port: int, metrics_port: int) -> dict[str, str]:
     """This process's environment without any IMAGEGW_ setting, plus the ports and data dir of one server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGW_")}
-    env.update({
-        "IMAGEGW_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-        "IMAGEGW_HTTP_ADDR": f"127.0.0.1:{http_port}",
-        "IMAGEGW_METRICS_ADDR": f"127.0.0.1:{metrics_port}",
-        "IMAGEGW_DATA_DIR": str(data_dir),
-        "IMAGEGW_ALLOWED_UPSTREAM_HOSTS": "127.0.0.1",
-        "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "10",
-        "IMAGEGW_LOG_FORMAT": "json",
-    })
+    env.update(
+        {
+            "IMAGEGW_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
+            "IMAGEGW_HTTP_ADDR": f"127.0.0.1:{http_port}",
+            "IMAGEGW_METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+            "IMAGEGW_DATA_DIR": str(data_dir),
+            "IMAGEGW_ALLOWED_UPSTREAM_HOSTS": "127.0.0.1",
+            "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "10",
+            "IMAGEGW_LOG_FORMAT": "json",
+        }
+    )
     return env
 
 
@@ -51,8 +53,9 @@ class ServeProcess:
         if admin_key:
             env["IMAGEGW_ADMIN_KEY"] = admin_key
         env.update(extra_env or {})
-        self.process = subprocess.Popen([IMAGEGW, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
+        self.process = subprocess.Popen(
+            [IMAGEGW, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self._wait_serving()
 
     def _wait_serving(self) -> None:
@@ -104,8 +107,12 @@ def test_sigterm_drains_in_flight_requests_and_flushes_the_log(data_dir: Path, e
     admin_key = "igw_lifecycle_admin_key_0123456789abcdefghijk"
     served = ServeProcess(data_dir, admin_key)
     with ImageGatewayClient(f"127.0.0.1:{served.grpc_port}", api_key=admin_key) as client:
-        client.create_virtual_key("slow-stability", "stability-ai", "sk-test-stability-0123456789abcdef",
-                                  base_url=emulators.stability.base_url)
+        client.create_virtual_key(
+            "slow-stability",
+            "stability-ai",
+            "sk-test-stability-0123456789abcdef",
+            base_url=emulators.stability.base_url,
+        )
     from tests.emulators import Fault
 
     emulators.stability.inject(Fault.latency(1500))
@@ -114,8 +121,11 @@ def test_sigterm_drains_in_flight_requests_and_flushes_the_log(data_dir: Path, e
     def call() -> None:
         result["response"] = httpx.post(
             f"http://127.0.0.1:{served.http_port}/v1/images/generations",
-            headers={"x-portkey-api-key": admin_key, "x-portkey-virtual-key": "slow-stability",
-                     "x-portkey-trace-id": "drain-me"},
+            headers={
+                "x-portkey-api-key": admin_key,
+                "x-portkey-virtual-key": "slow-stability",
+                "x-portkey-trace-id": "drain-me",
+            },
             json={"prompt": "slow", "model": "stable-diffusion-v1-6", "response_format": "b64_json"},
             timeout=30,
         )
@@ -165,12 +175,21 @@ def test_an_open_health_watch_does_not_hold_shutdown_for_the_grace_period(data_d
     assert seen[-1] == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-@pytest.mark.parametrize(("setting", "url", "message"), [
-    ("IMAGEGW_REDIS_URL", "redis://:hunter2@cache.internal:6379/0",
-     "IMAGEGW_REDIS_URL is set, but shared state (Redis) is not available yet"),
-    ("IMAGEGW_DATABASE_URL", "postgresql://igw:hunter2@db.internal/igw",
-     "PostgreSQL support is not built yet; set IMAGEGW_DATABASE_URL to a sqlite:///PATH URL"),
-])
+@pytest.mark.parametrize(
+    ("setting", "url", "message"),
+    [
+        (
+            "IMAGEGW_REDIS_URL",
+            "redis://:hunter2@cache.internal:6379/0",
+            "IMAGEGW_REDIS_URL is set, but shared state (Redis) is not available yet",
+        ),
+        (
+            "IMAGEGW_DATABASE_URL",
+            "postgresql://igw:hunter2@db.internal/igw",
+            "PostgreSQL support is not built yet; set IMAGEGW_DATABASE_URL to a sqlite:///PATH URL",
+        ),
+    ],
+)
 def test_a_state_backend_that_is_not_available_yet_stops_the_start_with_one_line(
     data_dir: Path, setting: str, url: str, message: str
 ) -> None:

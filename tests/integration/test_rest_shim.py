@@ -110,8 +110,7 @@ def fallback_config(seed: Seed, **first_target: Any) -> dict[str, Any]:
     return {
         "strategy": {"mode": "fallback"},
         "targets": [
-            {"virtual_key": seed.stability_vk, "override_params": {"model": "stable-diffusion-v1-6"},
-             **first_target},
+            {"virtual_key": seed.stability_vk, "override_params": {"model": "stable-diffusion-v1-6"}, **first_target},
             {"virtual_key": seed.openai_vk, "override_params": {"model": "dall-e-3"}},
         ],
     }
@@ -156,8 +155,7 @@ def assert_fell_back_to_dall_e_3(
 def test_virtual_key_with_portkey_provider_spelling_serves_png_and_canonical_provider_header(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators
 ) -> None:
-    headers = auth(generate_key, **{"x-portkey-virtual-key": seed.stability_vk,
-                                    "x-portkey-provider": "stabilityai"})
+    headers = auth(generate_key, **{"x-portkey-virtual-key": seed.stability_vk, "x-portkey-provider": "stabilityai"})
     response = rest.post(GENERATIONS, json=body(), headers=headers)
 
     assert response.status_code == 200, response.text
@@ -206,18 +204,22 @@ def test_inline_config_with_the_cookbook_json_falls_back_like_the_saved_one(
     headers = auth(generate_key, **{"x-portkey-config": inline(COOKBOOK_CONFIG), "x-portkey-trace-id": trace_id})
     response = rest.post(GENERATIONS, json=body(), headers=headers)
 
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=503,
-                                 first_kind=images_pb2.ERROR_KIND_UNAVAILABLE)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=503, first_kind=images_pb2.ERROR_KIND_UNAVAILABLE
+    )
 
 
 def test_bare_provider_passes_the_bearer_provider_key_through(
     rest: httpx.Client, generate_key: tuple[str, str], emulators: Emulators
 ) -> None:
-    headers = auth(generate_key, **{
-        "x-portkey-provider": "openai",
-        "authorization": f"Bearer {OPENAI_SECRET}",
-        "x-portkey-custom-host": emulators.openai.base_url,
-    })
+    headers = auth(
+        generate_key,
+        **{
+            "x-portkey-provider": "openai",
+            "authorization": f"Bearer {OPENAI_SECRET}",
+            "x-portkey-custom-host": emulators.openai.base_url,
+        },
+    )
     response = rest.post(GENERATIONS, json=body(model="dall-e-2", size="256x256"), headers=headers)
 
     assert response.status_code == 200, response.text
@@ -228,13 +230,15 @@ def test_bare_provider_passes_the_bearer_provider_key_through(
     assert sent.json is not None and sent.json["model"] == "dall-e-2"
 
 
-@pytest.mark.parametrize("authorization", [None, "Bearer igw_not_a_provider_key_0123456789abcdef"],
-                         ids=["no_authorization", "gateway_key_in_authorization"])
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer igw_not_a_provider_key_0123456789abcdef"],
+    ids=["no_authorization", "gateway_key_in_authorization"],
+)
 def test_bare_provider_without_a_provider_key_is_a_400_naming_the_key(
     rest: httpx.Client, generate_key: tuple[str, str], emulators: Emulators, authorization: str | None
 ) -> None:
-    headers = auth(generate_key, **{"x-portkey-provider": "openai",
-                                    "x-portkey-custom-host": emulators.openai.base_url})
+    headers = auth(generate_key, **{"x-portkey-provider": "openai", "x-portkey-custom-host": emulators.openai.base_url})
     if authorization:
         headers["authorization"] = authorization
     response = rest.post(GENERATIONS, json=body(), headers=headers)
@@ -256,7 +260,7 @@ def test_url_response_format_through_stability_answers_a_data_url(
     assert "b64_json" not in item
     prefix = "data:image/png;base64,"
     assert item["url"].startswith(prefix)
-    png_from_b64(item["url"][len(prefix):])
+    png_from_b64(item["url"][len(prefix) :])
 
 
 def test_url_response_format_is_the_default_as_in_openai(
@@ -296,7 +300,10 @@ def test_trace_id_header_echoes_the_one_sent(
 
 
 def test_trace_id_header_is_generated_when_none_is_sent(
-    rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators,
+    rest: httpx.Client,
+    generate_key: tuple[str, str],
+    seed: Seed,
+    emulators: Emulators,
     admin: ImageGatewayClient,
 ) -> None:
     first = rest.post(GENERATIONS, json=body(), headers=cookbook(generate_key, seed))
@@ -338,8 +345,11 @@ def test_retry_attempt_count_header_counts_retries_on_the_serving_target(
 def test_exhausted_retries_answer_retry_attempt_count_minus_one(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators
 ) -> None:
-    config = {"virtual_key": seed.stability_vk, "retry": {"attempts": 1, "on_status_codes": [503]},
-              "override_params": {"model": "stable-diffusion-v1-6"}}
+    config = {
+        "virtual_key": seed.stability_vk,
+        "retry": {"attempts": 1, "on_status_codes": [503]},
+        "override_params": {"model": "stable-diffusion-v1-6"},
+    }
     emulators.stability.inject(Fault.status(503), times=2)
     response = rest.post(GENERATIONS, json=body(), headers=auth(generate_key, **{"x-portkey-config": inline(config)}))
 
@@ -362,7 +372,9 @@ def test_retry_honours_retry_after_ms_and_serves_from_the_same_target(
     assert response.headers["x-portkey-provider"] == "stability-ai"
     record = log_of(admin, trace_id)
     assert [(a.target, a.status_code, a.retry_index) for a in record.attempts] == [
-        ("config.targets[0]", 429, 0), ("config.targets[0]", 200, 1)]
+        ("config.targets[0]", 429, 0),
+        ("config.targets[0]", 200, 1),
+    ]
     assert not record.fallback_used
 
 
@@ -386,8 +398,9 @@ def test_strategy_on_status_codes_limits_which_failures_fall_back(
 def test_pinned_config_version_header_uses_that_version(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
-    saved = admin.create_config(unique("pinned"), {"virtual_key": seed.openai_vk,
-                                                   "override_params": {"model": "dall-e-2"}})
+    saved = admin.create_config(
+        unique("pinned"), {"virtual_key": seed.openai_vk, "override_params": {"model": "dall-e-2"}}
+    )
     admin.update_config(saved.id, {"virtual_key": seed.openai_vk, "override_params": {"model": "dall-e-3"}})
 
     latest = rest.post(GENERATIONS, json=body(), headers=auth(generate_key, **{"x-portkey-config": saved.id}))
@@ -405,8 +418,9 @@ def _cookbook_with_fault(
 ) -> tuple[httpx.Response, str]:
     emulators.stability.inject(fault)
     trace_id = unique("fault")
-    response = rest.post(GENERATIONS, json=body(),
-                         headers=cookbook(generate_key, seed, **{"x-portkey-trace-id": trace_id}))
+    response = rest.post(
+        GENERATIONS, json=body(), headers=cookbook(generate_key, seed, **{"x-portkey-trace-id": trace_id})
+    )
     return response, trace_id
 
 
@@ -414,25 +428,27 @@ def test_fallback_moves_on_after_upstream_5xx(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.status(503))
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=503,
-                                 first_kind=images_pb2.ERROR_KIND_UNAVAILABLE)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=503, first_kind=images_pb2.ERROR_KIND_UNAVAILABLE
+    )
 
 
 def test_fallback_moves_on_after_upstream_500(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.status(500))
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=500,
-                                 first_kind=images_pb2.ERROR_KIND_UNAVAILABLE)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=500, first_kind=images_pb2.ERROR_KIND_UNAVAILABLE
+    )
 
 
 def test_fallback_moves_on_after_429_with_retry_after(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
-    response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators,
-                                              Fault.rate_limited(retry_after=1))
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=429,
-                                 first_kind=images_pb2.ERROR_KIND_RATE_LIMITED)
+    response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.rate_limited(retry_after=1))
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=429, first_kind=images_pb2.ERROR_KIND_RATE_LIMITED
+    )
     assert "retry-after" not in response.headers  # served: the caller has nothing to wait for
 
 
@@ -440,8 +456,9 @@ def test_fallback_skips_target_after_connection_reset(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.reset())
-    record = assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=502,
-                                          first_kind=images_pb2.ERROR_KIND_UNAVAILABLE)
+    record = assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=502, first_kind=images_pb2.ERROR_KIND_UNAVAILABLE
+    )
     assert STABILITY_SECRET not in record.attempts[0].error
 
 
@@ -449,8 +466,9 @@ def test_fallback_moves_on_after_non_json_body(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.malformed())
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=502,
-                                 first_kind=images_pb2.ERROR_KIND_UPSTREAM_BUG)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=502, first_kind=images_pb2.ERROR_KIND_UPSTREAM_BUG
+    )
 
 
 def test_fallback_moves_on_after_non_json_error_body(
@@ -458,16 +476,18 @@ def test_fallback_moves_on_after_non_json_error_body(
 ) -> None:
     fault = Fault.status(502, body="<html><body>502 Bad Gateway</body></html>")
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, fault)
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=502,
-                                 first_kind=images_pb2.ERROR_KIND_UNAVAILABLE)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=502, first_kind=images_pb2.ERROR_KIND_UNAVAILABLE
+    )
 
 
 def test_fallback_moves_on_after_truncated_body(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.truncated())
-    record = assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=502,
-                                          first_kind=images_pb2.ERROR_KIND_UNAVAILABLE)
+    record = assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=502, first_kind=images_pb2.ERROR_KIND_UNAVAILABLE
+    )
     assert "truncated" in record.attempts[0].error
 
 
@@ -475,8 +495,9 @@ def test_fallback_moves_on_after_empty_body(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.empty())
-    record = assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=502,
-                                          first_kind=images_pb2.ERROR_KIND_UPSTREAM_BUG)
+    record = assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=502, first_kind=images_pb2.ERROR_KIND_UPSTREAM_BUG
+    )
     assert "empty" in record.attempts[0].error
 
 
@@ -489,8 +510,9 @@ def test_fallback_moves_on_after_per_attempt_timeout_recorded_as_408(
     headers = auth(generate_key, **{"x-portkey-config": saved.id, "x-portkey-trace-id": trace_id})
     response = rest.post(GENERATIONS, json=body(), headers=headers)
 
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=408,
-                                 first_kind=images_pb2.ERROR_KIND_TIMEOUT)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=408, first_kind=images_pb2.ERROR_KIND_TIMEOUT
+    )
 
 
 def test_fallback_moves_on_after_slow_upstream_exceeds_request_timeout(
@@ -502,16 +524,18 @@ def test_fallback_moves_on_after_slow_upstream_exceeds_request_timeout(
     headers = auth(generate_key, **{"x-portkey-config": inline(config), "x-portkey-trace-id": trace_id})
     response = rest.post(GENERATIONS, json=body(), headers=headers)
 
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=408,
-                                 first_kind=images_pb2.ERROR_KIND_TIMEOUT)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=408, first_kind=images_pb2.ERROR_KIND_TIMEOUT
+    )
 
 
 def test_content_filtered_stability_image_is_never_served_and_falls_back(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
     response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators, Fault.content_filter())
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=400,
-                                 first_kind=images_pb2.ERROR_KIND_CONTENT_POLICY)
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=400, first_kind=images_pb2.ERROR_KIND_CONTENT_POLICY
+    )
 
 
 def test_fallback_moves_on_after_connect_error_to_a_closed_port(
@@ -615,24 +639,34 @@ def test_upstream_200_without_images_is_never_a_200_to_the_caller(
 
     error = error_of(response, 502)
     assert [(a["status_code"], a["error_kind"]) for a in error["attempts"]] == [
-        (502, "UPSTREAM_BUG"), (502, "UPSTREAM_BUG")]
+        (502, "UPSTREAM_BUG"),
+        (502, "UPSTREAM_BUG"),
+    ]
 
 
 def test_fallback_moves_on_after_a_200_without_images(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, admin: ImageGatewayClient
 ) -> None:
-    response, trace_id = _cookbook_with_fault(rest, generate_key, seed, emulators,
-                                              Fault.status(200, body={"artifacts": []}))
-    assert_fell_back_to_dall_e_3(response, emulators, admin, trace_id, first_status=502,
-                                 first_kind=images_pb2.ERROR_KIND_UPSTREAM_BUG)
+    response, trace_id = _cookbook_with_fault(
+        rest, generate_key, seed, emulators, Fault.status(200, body={"artifacts": []})
+    )
+    assert_fell_back_to_dall_e_3(
+        response, emulators, admin, trace_id, first_status=502, first_kind=images_pb2.ERROR_KIND_UPSTREAM_BUG
+    )
 
 
 def test_provider_refusing_the_bare_provider_key_is_401_without_echoing_it(
     rest: httpx.Client, generate_key: tuple[str, str], emulators: Emulators
 ) -> None:
     wrong = "sk-test-wrong-provider-key-4242424242"
-    headers = auth(generate_key, **{"x-portkey-provider": "openai", "authorization": f"Bearer {wrong}",
-                                    "x-portkey-custom-host": emulators.openai.base_url})
+    headers = auth(
+        generate_key,
+        **{
+            "x-portkey-provider": "openai",
+            "authorization": f"Bearer {wrong}",
+            "x-portkey-custom-host": emulators.openai.base_url,
+        },
+    )
     response = rest.post(GENERATIONS, json=body(), headers=headers)
 
     error = error_of(response, 401)
@@ -665,8 +699,9 @@ def test_missing_gateway_key_is_401(rest: httpx.Client, seed: Seed, emulators: E
 
 def test_wrong_gateway_key_is_401_without_echoing_it(rest: httpx.Client, seed: Seed, emulators: Emulators) -> None:
     wrong = "igw_this_key_does_not_exist_0123456789abcdef"
-    response = rest.post(GENERATIONS, json=body(), headers={"x-portkey-api-key": wrong,
-                                                           "x-portkey-config": seed.config_id})
+    response = rest.post(
+        GENERATIONS, json=body(), headers={"x-portkey-api-key": wrong, "x-portkey-config": seed.config_id}
+    )
 
     error_of(response, 401)
     assert wrong not in response.text
@@ -692,15 +727,19 @@ def test_gateway_key_is_also_accepted_as_x_imagegw_api_key(
 
 
 def test_non_json_content_type_is_415(rest: httpx.Client, generate_key: tuple[str, str], seed: Seed) -> None:
-    response = rest.post(GENERATIONS, content=b"prompt=a+cat", headers=cookbook(
-        generate_key, seed, **{"content-type": "application/x-www-form-urlencoded"}))
+    response = rest.post(
+        GENERATIONS,
+        content=b"prompt=a+cat",
+        headers=cookbook(generate_key, seed, **{"content-type": "application/x-www-form-urlencoded"}),
+    )
 
     error_of(response, 415)
 
 
 def test_non_json_body_is_400(rest: httpx.Client, generate_key: tuple[str, str], seed: Seed) -> None:
-    response = rest.post(GENERATIONS, content=b"{not json", headers=cookbook(
-        generate_key, seed, **{"content-type": "application/json"}))
+    response = rest.post(
+        GENERATIONS, content=b"{not json", headers=cookbook(generate_key, seed, **{"content-type": "application/json"})
+    )
 
     error = error_of(response, 400)
     assert error["type"] == "invalid_request_error"
@@ -728,8 +767,10 @@ def test_n_above_ten_is_400_naming_n(
     assert emulators.stability.requests == []
 
 
-@pytest.mark.parametrize(("field", "value"), [("prompt", 42), ("n", "two"), ("n", 1.5), ("size", 1024),
-                                              ("response_format", "png"), ("seed", True)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("prompt", 42), ("n", "two"), ("n", 1.5), ("size", 1024), ("response_format", "png"), ("seed", True)],
+)
 def test_wrong_field_type_is_400_naming_the_field(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, field: str, value: object
 ) -> None:
@@ -759,13 +800,21 @@ def test_unknown_config_id_is_404(rest: httpx.Client, generate_key: tuple[str, s
     [
         ('{"strategy": {"mode": "fallback"}, "targets": [', "x-portkey-config"),
         ('{"strategy": {"mode": "fallback"}, "targetz": []}', "targetz"),
-        ('{"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a"}, {"virtual_key": "b", '
-         '"weight": "heavy"}]}', "targets[1].weight"),
-        ('{"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a"}, {"strategy": {"mode": 3}, '
-         '"targets": [{"virtual_key": "b"}]}]}', "targets[1].strategy.mode"),
+        (
+            '{"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a"}, {"virtual_key": "b", '
+            '"weight": "heavy"}]}',
+            "targets[1].weight",
+        ),
+        (
+            '{"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a"}, {"strategy": {"mode": 3}, '
+            '"targets": [{"virtual_key": "b"}]}]}',
+            "targets[1].strategy.mode",
+        ),
         ('{"strategy": {"mode": "roundrobin"}, "targets": [{"virtual_key": "a"}]}', "strategy.mode"),
-        ('{"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a"}, {"provider": "openai"}]}',
-         "targets[1].api_key"),
+        (
+            '{"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a"}, {"provider": "openai"}]}',
+            "targets[1].api_key",
+        ),
     ],
     ids=["not_json", "unknown_field", "bad_weight_type", "nested_mode_type", "unknown_mode", "missing_api_key"],
 )
@@ -809,8 +858,9 @@ def test_unknown_virtual_key_is_404_naming_it(
     assert emulators.stability.requests == [] and emulators.openai.requests == []
 
 
-@pytest.mark.parametrize("metadata", ['["not", "an", "object"]', "{broken", "x" * 9000],
-                         ids=["not_an_object", "not_json", "too_large"])
+@pytest.mark.parametrize(
+    "metadata", ['["not", "an", "object"]', "{broken", "x" * 9000], ids=["not_an_object", "not_json", "too_large"]
+)
 def test_bad_metadata_header_is_400_naming_it(
     rest: httpx.Client, generate_key: tuple[str, str], seed: Seed, emulators: Emulators, metadata: str
 ) -> None:
@@ -829,8 +879,13 @@ def test_unknown_route_and_wrong_method_answer_in_the_envelope(rest: httpx.Clien
 
 
 def sdk(gateway: GatewayThread, key: tuple[str, str], **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.rest_base_url, api_key="sk-unused-by-the-gateway", max_retries=2,
-                         timeout=HTTP_TIMEOUT, default_headers={"x-portkey-api-key": key[1], **headers})
+    return openai.OpenAI(
+        base_url=gateway.rest_base_url,
+        api_key="sk-unused-by-the-gateway",
+        max_retries=2,
+        timeout=HTTP_TIMEOUT,
+        default_headers={"x-portkey-api-key": key[1], **headers},
+    )
 
 
 def test_openai_sdk_generates_through_the_cookbook_config(
@@ -847,8 +902,13 @@ def test_openai_sdk_generates_through_the_cookbook_config(
 def test_openai_sdk_may_carry_the_gateway_key_as_its_api_key(
     gateway: GatewayThread, generate_key: tuple[str, str], seed: Seed, emulators: Emulators
 ) -> None:
-    client = openai.OpenAI(base_url=gateway.rest_base_url, api_key=generate_key[1], max_retries=0,
-                           timeout=HTTP_TIMEOUT, default_headers={"x-portkey-config": seed.config_id})
+    client = openai.OpenAI(
+        base_url=gateway.rest_base_url,
+        api_key=generate_key[1],
+        max_retries=0,
+        timeout=HTTP_TIMEOUT,
+        default_headers={"x-portkey-config": seed.config_id},
+    )
     with client:
         result = client.images.generate(prompt="a lighthouse", response_format="b64_json")
     assert result.data and result.data[0].b64_json
@@ -857,7 +917,10 @@ def test_openai_sdk_may_carry_the_gateway_key_as_its_api_key(
 
 
 def test_openai_sdk_does_not_retry_an_all_failed_503(
-    gateway: GatewayThread, generate_key: tuple[str, str], seed: Seed, emulators: Emulators,
+    gateway: GatewayThread,
+    generate_key: tuple[str, str],
+    seed: Seed,
+    emulators: Emulators,
     admin: ImageGatewayClient,
 ) -> None:
     emulators.stability.inject(Fault.status(503), times=None)
@@ -886,11 +949,19 @@ def test_openai_sdk_does_not_retry_an_all_failed_503(
     ids=["wrong_key", "n_too_large", "unknown_config"],
 )
 def test_openai_sdk_error_classes_line_up_with_statuses(
-    gateway: GatewayThread, generate_key: tuple[str, str], seed: Seed, emulators: Emulators,
-    headers: dict[str, str], payload: dict[str, Any], error_class: type[openai.APIStatusError], param: str | None,
+    gateway: GatewayThread,
+    generate_key: tuple[str, str],
+    seed: Seed,
+    emulators: Emulators,
+    headers: dict[str, str],
+    payload: dict[str, Any],
+    error_class: type[openai.APIStatusError],
+    param: str | None,
 ) -> None:
-    with sdk(gateway, generate_key, **{"x-portkey-config": seed.config_id, **headers}) as client, \
-            pytest.raises(error_class) as info:
+    with (
+        sdk(gateway, generate_key, **{"x-portkey-config": seed.config_id, **headers}) as client,
+        pytest.raises(error_class) as info,
+    ):
         client.images.generate(prompt="a lighthouse", **payload)
 
     assert info.value.param == param
@@ -902,8 +973,10 @@ def test_openai_sdk_content_policy_refusal_is_bad_request_with_its_code(
 ) -> None:
     emulators.stability.inject(Fault.content_filter())
     emulators.openai.inject(Fault.content_filter())
-    with sdk(gateway, generate_key, **{"x-portkey-config": seed.config_id}) as client, \
-            pytest.raises(openai.BadRequestError) as info:
+    with (
+        sdk(gateway, generate_key, **{"x-portkey-config": seed.config_id}) as client,
+        pytest.raises(openai.BadRequestError) as info,
+    ):
         client.images.generate(prompt="a lighthouse")
 
     assert info.value.code == "content_policy_violation"
@@ -917,8 +990,11 @@ def test_request_log_holds_one_record_per_rest_request_with_attempts_and_fallbac
 ) -> None:
     emulators.stability.inject(Fault.status(503))
     trace_id = unique("log")
-    headers = cookbook(generate_key, seed, **{"x-portkey-trace-id": trace_id,
-                                              "x-portkey-metadata": json.dumps({"_user": "ada", "team": "art"})})
+    headers = cookbook(
+        generate_key,
+        seed,
+        **{"x-portkey-trace-id": trace_id, "x-portkey-metadata": json.dumps({"_user": "ada", "team": "art"})},
+    )
     response = rest.post(GENERATIONS, json=body(prompt="a log-worthy lighthouse"), headers=headers)
     assert response.status_code == 200, response.text
     image = png_from_b64(response.json()["data"][0]["b64_json"])
@@ -935,7 +1011,9 @@ def test_request_log_holds_one_record_per_rest_request_with_attempts_and_fallbac
     assert (record.provider, record.model, record.served_target) == ("openai", "dall-e-3", "config.targets[1]")
     assert record.fallback_used
     assert [(a.provider, a.model, a.status_code) for a in record.attempts] == [
-        ("stability-ai", "stable-diffusion-v1-6", 503), ("openai", "dall-e-3", 200)]
+        ("stability-ai", "stable-diffusion-v1-6", 503),
+        ("openai", "dall-e-3", 200),
+    ]
     assert len(record.images) == 1
     assert record.images[0].mime_type == "image/png"
     assert record.images[0].bytes == len(image)

@@ -30,16 +30,21 @@ MALFORMED = {
     "a header name with a space": b"GET /health HTTP/1.1\r\n" + HOST + b"bad name: x\r\n\r\n",
     "a header line without a colon": b"GET /health HTTP/1.1\r\n" + HOST + b"no-colon\r\n\r\n",
     "NUL in a header value": b"GET /health HTTP/1.1\r\n" + HOST + b"x-a: b\x00c\r\n\r\n",
-    "content-length and chunked together": b"POST /v1/images/generations HTTP/1.1\r\n" + HOST
+    "content-length and chunked together": b"POST /v1/images/generations HTTP/1.1\r\n"
+    + HOST
     + b"content-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
-    "two content-lengths": b"POST /v1/images/generations HTTP/1.1\r\n" + HOST
+    "two content-lengths": b"POST /v1/images/generations HTTP/1.1\r\n"
+    + HOST
     + b"content-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
     "a negative content-length": b"POST /v1/images/generations HTTP/1.1\r\n" + HOST + b"content-length: -1\r\n\r\n",
-    "a content-length past 64 bits": b"POST /v1/images/generations HTTP/1.1\r\n" + HOST
+    "a content-length past 64 bits": b"POST /v1/images/generations HTTP/1.1\r\n"
+    + HOST
     + b"content-length: 99999999999999999999\r\n\r\n",
-    "a chunk size that is not hex": b"POST /v1/images/generations HTTP/1.1\r\n" + HOST
+    "a chunk size that is not hex": b"POST /v1/images/generations HTTP/1.1\r\n"
+    + HOST
     + b"content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
-    "an unsupported transfer-encoding": b"POST /v1/images/generations HTTP/1.1\r\n" + HOST
+    "an unsupported transfer-encoding": b"POST /v1/images/generations HTTP/1.1\r\n"
+    + HOST
     + b"transfer-encoding: gzip\r\n\r\n",
     "a raw non-ASCII path": b"GET /h\xc3\xa9alth HTTP/1.1\r\n" + HOST + b"\r\n",
 }
@@ -77,19 +82,22 @@ def test_the_test_gateway_runs_on_uvloop_as_production_does(gateway: GatewayThre
 
 
 @pytest.mark.parametrize("request_bytes", MALFORMED.values(), ids=MALFORMED.keys())
-def test_malformed_http_gets_a_clean_400_and_a_closed_connection(gateway: GatewayThread,
-                                                                 request_bytes: bytes) -> None:
+def test_malformed_http_gets_a_clean_400_and_a_closed_connection(gateway: GatewayThread, request_bytes: bytes) -> None:
     response = exchange(gateway, request_bytes)
     assert status_of(response) == 400, response[:300]
     assert b"\r\nconnection: close\r\n" in response.lower()
     still_serving(gateway)
 
 
-@pytest.mark.parametrize("head", [
-    b"GET /health HTTP/1.1\r\n" + HOST + b"x-big: " + b"a" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n",
-    b"GET /health HTTP/1.1\r\n" + HOST + b"".join(b"x-h%05d: value\r\n" % i for i in range(MAX_HEAD_BYTES // 10)),
-    b"GET /" + b"a" * (MAX_HEAD_BYTES + 1) + b" HTTP/1.1\r\n" + HOST + b"\r\n",
-], ids=["one huge header", "many headers", "a huge URL"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /health HTTP/1.1\r\n" + HOST + b"x-big: " + b"a" * (MAX_HEAD_BYTES + 1) + b"\r\n\r\n",
+        b"GET /health HTTP/1.1\r\n" + HOST + b"".join(b"x-h%05d: value\r\n" % i for i in range(MAX_HEAD_BYTES // 10)),
+        b"GET /" + b"a" * (MAX_HEAD_BYTES + 1) + b" HTTP/1.1\r\n" + HOST + b"\r\n",
+    ],
+    ids=["one huge header", "many headers", "a huge URL"],
+)
 def test_a_request_head_over_the_cap_is_a_431_in_openais_envelope(gateway: GatewayThread, head: bytes) -> None:
     response = exchange(gateway, head)
     assert status_of(response) == 431, response[:300]
@@ -102,8 +110,14 @@ def test_a_request_head_over_the_cap_is_a_431_in_openais_envelope(gateway: Gatew
 
 
 def test_a_large_head_under_the_cap_is_served(gateway: GatewayThread) -> None:
-    response = exchange(gateway, b"GET /health HTTP/1.1\r\n" + HOST + b"connection: close\r\nx-big: "
-                        + b"a" * (MAX_HEAD_BYTES - 1024) + b"\r\n\r\n")
+    response = exchange(
+        gateway,
+        b"GET /health HTTP/1.1\r\n"
+        + HOST
+        + b"connection: close\r\nx-big: "
+        + b"a" * (MAX_HEAD_BYTES - 1024)
+        + b"\r\n\r\n",
+    )
     assert status_of(response) == 200 and response.endswith(b'{"status":"ok"}')
 
 
@@ -122,8 +136,11 @@ def test_kept_alive_connections_serve_request_after_request_with_nodelay(gateway
             # Without TCP_NODELAY a response's body waits ~40 ms for the client's delayed ACK.
             uvicorn_server = gateway.process._uvicorn
             assert uvicorn_server is not None
-            (ours,) = [c for c in uvicorn_server.server_state.connections
-                       if c.transport.get_extra_info("peername")[1] == client_port]
+            (ours,) = [
+                c
+                for c in uvicorn_server.server_state.connections
+                if c.transport.get_extra_info("peername")[1] == client_port
+            ]
             sock = ours.transport.get_extra_info("socket")
             return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 

@@ -42,8 +42,9 @@ class VirtualKeys:
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
     """A gateway of this module's own, with circuit breakers off (both triggers 0): these tests fail
     targets on purpose, and must neither trip breakers for other modules nor find them tripped."""
-    with running_gateway(tmp_path_factory.mktemp("strategies"), breaker_consecutive_failures=0,
-                         breaker_failure_rate=0.0) as running:
+    with running_gateway(
+        tmp_path_factory.mktemp("strategies"), breaker_consecutive_failures=0, breaker_failure_rate=0.0
+    ) as running:
         yield running
 
 
@@ -54,10 +55,12 @@ def admin(gateway: GatewayThread) -> Iterator[ImageGatewayClient]:
 
 
 @pytest.fixture(scope="module")
-def vks(admin: ImageGatewayClient, openai_emulator: OpenAIEmulator,
-        stability_emulator: StabilityEmulator) -> VirtualKeys:
-    stability = admin.create_virtual_key("strategies-stability", "stability-ai", STABILITY_SECRET,
-                                         base_url=stability_emulator.base_url)
+def vks(
+    admin: ImageGatewayClient, openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator
+) -> VirtualKeys:
+    stability = admin.create_virtual_key(
+        "strategies-stability", "stability-ai", STABILITY_SECRET, base_url=stability_emulator.base_url
+    )
     openai = admin.create_virtual_key("strategies-openai", "openai", OPENAI_SECRET, base_url=openai_emulator.base_url)
     return VirtualKeys(stability.id, openai.id)
 
@@ -79,14 +82,25 @@ def generator(gateway: GatewayThread, generate_key: str) -> Iterator[ImageGatewa
         yield client
 
 
-def post(rest: httpx.Client, key: str, config: dict[str, Any] | str, *, metadata: dict[str, Any] | None = None,
-         body: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
-    sent = {"x-portkey-api-key": key,
-            "x-portkey-config": config if isinstance(config, str) else json.dumps(config), **headers}
+def post(
+    rest: httpx.Client,
+    key: str,
+    config: dict[str, Any] | str,
+    *,
+    metadata: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+    **headers: str,
+) -> httpx.Response:
+    sent = {
+        "x-portkey-api-key": key,
+        "x-portkey-config": config if isinstance(config, str) else json.dumps(config),
+        **headers,
+    }
     if metadata is not None:
         sent["x-portkey-metadata"] = json.dumps(metadata)
-    return rest.post(GENERATIONS, json={"prompt": "a lighthouse", "response_format": "b64_json", **(body or {})},
-                     headers=sent)
+    return rest.post(
+        GENERATIONS, json={"prompt": "a lighthouse", "response_format": "b64_json", **(body or {})}, headers=sent
+    )
 
 
 def dalle(vks: VirtualKeys, **extra: Any) -> dict[str, Any]:
@@ -104,8 +118,7 @@ def tiered(vks: VirtualKeys) -> dict[str, Any]:
             "mode": "conditional",
             "conditions": [
                 {"query": {"metadata.tier": {"$in": ["gold", "platinum"]}}, "then": "dalle"},
-                {"query": {"$or": [{"metadata.level": {"$gte": 3}}, {"params.model": "dall-e-3"}]},
-                 "then": "dalle"},
+                {"query": {"$or": [{"metadata.level": {"$gte": 3}}, {"params.model": "dall-e-3"}]}, "then": "dalle"},
             ],
             "default": "sd",
         },
@@ -114,8 +127,11 @@ def tiered(vks: VirtualKeys) -> dict[str, Any]:
 
 
 def served_by(emulators: Emulators) -> list[str]:
-    return [name for name, emulator in (("openai", emulators.openai), ("stability", emulators.stability))
-            if emulator.requests]
+    return [
+        name
+        for name, emulator in (("openai", emulators.openai), ("stability", emulators.stability))
+        if emulator.requests
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +142,27 @@ def tiered_config_id(admin: ImageGatewayClient, vks: VirtualKeys) -> str:
 # -- conditional --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("metadata", "body", "provider", "target"), [
-    ({"tier": "gold"}, {}, "openai", "config.targets[0]"),
-    ({"tier": "free"}, {}, "stability-ai", "config.targets[1]"),
-    ({"level": 5}, {}, "openai", "config.targets[0]"),  # a JSON number in the header compares as one
-    ({"level": "2"}, {}, "stability-ai", "config.targets[1]"),
-    (None, {}, "stability-ai", "config.targets[1]"),
-    (None, {"model": "dall-e-3"}, "openai", "config.targets[0]"),
-], ids=["gold", "free", "level_5", "level_2", "no_metadata", "params_model"])
+@pytest.mark.parametrize(
+    ("metadata", "body", "provider", "target"),
+    [
+        ({"tier": "gold"}, {}, "openai", "config.targets[0]"),
+        ({"tier": "free"}, {}, "stability-ai", "config.targets[1]"),
+        ({"level": 5}, {}, "openai", "config.targets[0]"),  # a JSON number in the header compares as one
+        ({"level": "2"}, {}, "stability-ai", "config.targets[1]"),
+        (None, {}, "stability-ai", "config.targets[1]"),
+        (None, {"model": "dall-e-3"}, "openai", "config.targets[0]"),
+    ],
+    ids=["gold", "free", "level_5", "level_2", "no_metadata", "params_model"],
+)
 def test_rest_conditional_config_routes_by_metadata_and_params(
-    rest: httpx.Client, generate_key: str, tiered_config_id: str, emulators: Emulators,
-    metadata: dict[str, Any] | None, body: dict[str, Any], provider: str, target: str,
+    rest: httpx.Client,
+    generate_key: str,
+    tiered_config_id: str,
+    emulators: Emulators,
+    metadata: dict[str, Any] | None,
+    body: dict[str, Any],
+    provider: str,
+    target: str,
 ) -> None:
     response = post(rest, generate_key, tiered_config_id, metadata=metadata, body=body)
 
@@ -156,20 +182,28 @@ def test_rest_inline_conditional_config_routes_the_same(
     assert served_by(emulators) == ["openai"]
 
 
-@pytest.mark.parametrize(("metadata", "model", "provider", "target"), [
-    ({"tier": "gold"}, "", "openai", "config.targets[0]"),
-    ({"tier": "free"}, "", "stability-ai", "config.targets[1]"),
-    ({"level": "3"}, "", "openai", "config.targets[0]"),
-    ({}, "dall-e-3", "openai", "config.targets[0]"),
-    ({}, "", "stability-ai", "config.targets[1]"),
-], ids=["gold", "free", "level_3", "params_model", "no_metadata"])
+@pytest.mark.parametrize(
+    ("metadata", "model", "provider", "target"),
+    [
+        ({"tier": "gold"}, "", "openai", "config.targets[0]"),
+        ({"tier": "free"}, "", "stability-ai", "config.targets[1]"),
+        ({"level": "3"}, "", "openai", "config.targets[0]"),
+        ({}, "dall-e-3", "openai", "config.targets[0]"),
+        ({}, "", "stability-ai", "config.targets[1]"),
+    ],
+    ids=["gold", "free", "level_3", "params_model", "no_metadata"],
+)
 def test_grpc_conditional_config_routes_by_request_metadata_and_params(
-    generator: ImageGatewayClient, tiered_config_id: str, emulators: Emulators,
-    metadata: dict[str, str], model: str, provider: str, target: str,
+    generator: ImageGatewayClient,
+    tiered_config_id: str,
+    emulators: Emulators,
+    metadata: dict[str, str],
+    model: str,
+    provider: str,
+    target: str,
 ) -> None:
     fields: dict[str, Any] = {"model": model} if model else {}
-    response = generator.generate_image(prompt="a lighthouse", config_id=tiered_config_id, metadata=metadata,
-                                        **fields)
+    response = generator.generate_image(prompt="a lighthouse", config_id=tiered_config_id, metadata=metadata, **fields)
 
     assert response.outcome.provider == provider
     assert response.outcome.served_target == target
@@ -216,8 +250,7 @@ def test_grpc_refuses_a_bad_conditional_config_naming_the_field_path(
 
 
 def zero_one(vks: VirtualKeys) -> dict[str, Any]:
-    return {"strategy": {"mode": "loadbalance"},
-            "targets": [stable_diffusion(vks, weight=0), dalle(vks, weight=1)]}
+    return {"strategy": {"mode": "loadbalance"}, "targets": [stable_diffusion(vks, weight=0), dalle(vks, weight=1)]}
 
 
 def test_rest_loadbalance_never_picks_a_zero_weight(
@@ -242,8 +275,10 @@ def test_loadbalance_inside_fallback_moves_on_within_the_group(
     rest: httpx.Client, generator: ImageGatewayClient, generate_key: str, vks: VirtualKeys, emulators: Emulators
 ) -> None:
     emulators.stability.inject(Fault.status(503), times=None)
-    config = {"strategy": {"mode": "fallback"}, "targets": [
-        {"strategy": {"mode": "loadbalance"}, "targets": [stable_diffusion(vks), dalle(vks)]}]}
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"strategy": {"mode": "loadbalance"}, "targets": [stable_diffusion(vks), dalle(vks)]}],
+    }
     for _ in range(4):
         response = post(rest, generate_key, config)
         assert response.status_code == 200, response.text
@@ -259,8 +294,7 @@ def test_loadbalance_inside_fallback_moves_on_within_the_group(
 
 def slow_chain(vks: VirtualKeys) -> dict[str, Any]:
     """Stability gives up after its own 300 ms request_timeout (408); DALL-E has only what time is left."""
-    return {"strategy": {"mode": "fallback"},
-            "targets": [stable_diffusion(vks, request_timeout=300), dalle(vks)]}
+    return {"strategy": {"mode": "fallback"}, "targets": [stable_diffusion(vks, request_timeout=300), dalle(vks)]}
 
 
 def test_rest_request_timeout_header_bounds_the_whole_chain_with_504(
@@ -270,16 +304,16 @@ def test_rest_request_timeout_header_bounds_the_whole_chain_with_504(
     emulators.openai.inject(Fault.hang())
     trace_id = f"rest-deadline-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    response = post(rest, generate_key, slow_chain(vks), **{"x-portkey-request-timeout": "1500",
-                                                              "x-portkey-trace-id": trace_id})
+    response = post(
+        rest, generate_key, slow_chain(vks), **{"x-portkey-request-timeout": "1500", "x-portkey-trace-id": trace_id}
+    )
     elapsed = time.monotonic() - started
 
     assert response.status_code == 504, response.text
     assert response.headers["x-should-retry"] == "false"
     error = response.json()["error"]
     assert error["code"] == "deadline_exceeded"
-    assert [(a["provider"], a["status_code"]) for a in error["attempts"]] == [("stability-ai", 408),
-                                                                             ("openai", 504)]
+    assert [(a["provider"], a["status_code"]) for a in error["attempts"]] == [("stability-ai", 408), ("openai", 504)]
     assert 1.0 <= elapsed < SLOW_ENOUGH_TO_PROVE_A_CUT
     assert len(emulators.openai.requests) == 1  # the second target did get the time that was left
     record = eventually(lambda: next(iter(admin.list_logs(trace_id=trace_id).logs), None))
@@ -299,14 +333,21 @@ def test_rest_request_timeout_that_is_long_enough_serves(
 ARABIC_INDIC_500 = "\u0665\u0660\u0660"  # str.isdigit() says yes; int() would read 500
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-5", "1.5", "1e3", "86400001", "99999999999999999999",
-                                   ARABIC_INDIC_500])
+@pytest.mark.parametrize(
+    "value", ["abc", "0", "-5", "1.5", "1e3", "86400001", "99999999999999999999", ARABIC_INDIC_500]
+)
 def test_rest_bad_request_timeout_header_is_a_400_naming_it(
     rest: httpx.Client, generate_key: str, vks: VirtualKeys, emulators: Emulators, value: str
 ) -> None:
-    response = rest.post(GENERATIONS, json={"prompt": "x"}, headers={
-        "x-portkey-api-key": generate_key, "x-portkey-config": json.dumps(dalle(vks)),
-        "x-portkey-request-timeout": value.encode()})
+    response = rest.post(
+        GENERATIONS,
+        json={"prompt": "x"},
+        headers={
+            "x-portkey-api-key": generate_key,
+            "x-portkey-config": json.dumps(dalle(vks)),
+            "x-portkey-request-timeout": value.encode(),
+        },
+    )
 
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == "x-portkey-request-timeout"

@@ -86,26 +86,48 @@ def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dic
     rest = gateway.rest_base_url + "/images/generations"
     with ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin:
         # Admin RPCs: every response.
-        seen.call("CreateVirtualKey", lambda: admin.create_virtual_key("leak-openai", "openai", OPENAI_SECRET,
-                                                                       base_url=openai_url))
-        seen.call("CreateVirtualKey", lambda: admin.create_virtual_key("leak-stability", "stability-ai",
-                                                                       STABILITY_SECRET, base_url=stability_url))
-        seen.call("CreateVirtualKey", lambda: admin.create_virtual_key("leak-rotated", "openai", OPENAI_SECRET,
-                                                                       base_url=openai_url))
+        seen.call(
+            "CreateVirtualKey",
+            lambda: admin.create_virtual_key("leak-openai", "openai", OPENAI_SECRET, base_url=openai_url),
+        )
+        seen.call(
+            "CreateVirtualKey",
+            lambda: admin.create_virtual_key(
+                "leak-stability", "stability-ai", STABILITY_SECRET, base_url=stability_url
+            ),
+        )
+        seen.call(
+            "CreateVirtualKey",
+            lambda: admin.create_virtual_key("leak-rotated", "openai", OPENAI_SECRET, base_url=openai_url),
+        )
         seen.call("RotateVirtualKey", lambda: admin.rotate_virtual_key("leak-rotated", ROTATED_SECRET))
         seen.call("GetVirtualKey", lambda: admin.get_virtual_key("leak-rotated"))
         # A credential given as fields: created, refused for a field the provider does not have, rotated.
-        seen.call("CreateVirtualKey fields", lambda: admin.create_virtual_key(
-            "leak-fields", "openai", base_url=openai_url, credential_fields={"api_key": OPENAI_SECRET}))
-        seen.call("CreateVirtualKey bad fields", lambda: admin.create_virtual_key(
-            "leak-bad-fields", "openai", credential_fields={"api_key": FIELDS_SECRET, "region": FIELDS_SECRET}))
-        seen.call("RotateVirtualKey fields", lambda: admin.rotate_virtual_key(
-            "leak-fields", credential_fields={"api_key": FIELDS_SECRET}))
+        seen.call(
+            "CreateVirtualKey fields",
+            lambda: admin.create_virtual_key(
+                "leak-fields", "openai", base_url=openai_url, credential_fields={"api_key": OPENAI_SECRET}
+            ),
+        )
+        seen.call(
+            "CreateVirtualKey bad fields",
+            lambda: admin.create_virtual_key(
+                "leak-bad-fields", "openai", credential_fields={"api_key": FIELDS_SECRET, "region": FIELDS_SECRET}
+            ),
+        )
+        seen.call(
+            "RotateVirtualKey fields",
+            lambda: admin.rotate_virtual_key("leak-fields", credential_fields={"api_key": FIELDS_SECRET}),
+        )
         seen.call("GetVirtualKey fields", lambda: admin.get_virtual_key("leak-fields"))
         seen.call("ListVirtualKeys", lambda: admin.list_virtual_keys())
-        config_json = {"strategy": {"mode": "fallback"}, "targets": [
-            {"provider": "openai", "api_key": INLINE_SECRET, "custom_host": openai_url},
-            {"virtual_key": "leak-stability"}]}
+        config_json = {
+            "strategy": {"mode": "fallback"},
+            "targets": [
+                {"provider": "openai", "api_key": INLINE_SECRET, "custom_host": openai_url},
+                {"virtual_key": "leak-stability"},
+            ],
+        }
         config = seen.call("CreateConfig", lambda: admin.create_config("leak", config_json))
         seen.call("UpdateConfig", lambda: admin.update_config(config.id, config_json))
         seen.call("GetConfig", lambda: admin.get_config(config.id))
@@ -117,54 +139,116 @@ def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dic
         seen.call("RevokeApiKey", lambda: admin.revoke_api_key(revoked.api_key.id))
         rotated = admin.create_api_key("leak-rotated-key", "generate")
         renewed = admin.rotate_api_key(rotated.api_key.id)  # shows the new key once, like CreateApiKey
-        seen.call("RotateApiKey refused", lambda: admin.rotate_api_key(rotated.api_key.id,
-                                                                       previous_key_valid_seconds=10**7))
+        seen.call(
+            "RotateApiKey refused", lambda: admin.rotate_api_key(rotated.api_key.id, previous_key_valid_seconds=10**7)
+        )
         seen.call("RotateApiKey revoked", lambda: admin.rotate_api_key(revoked.api_key.id))
         deleted = admin.create_api_key("leak-deleted", "generate")
         seen.call("DeleteApiKey", lambda: admin.delete_api_key(deleted.api_key.id))
         seen.call("ListApiKeys", lambda: admin.list_api_keys())
-        keys = {"generate": generate.key, "revoked": revoked.key, "wrong": "igw_" + secrets.token_urlsafe(32),
-                "rotated away": rotated.key, "rotated": renewed.key, "deleted": deleted.key}
+        keys = {
+            "generate": generate.key,
+            "revoked": revoked.key,
+            "wrong": "igw_" + secrets.token_urlsafe(32),
+            "rotated away": rotated.key,
+            "rotated": renewed.key,
+            "deleted": deleted.key,
+        }
         with ImageGatewayClient(gateway.grpc_target, api_key=renewed.key) as renewed_client:
             seen.call("gRPC rotated key", lambda: renewed_client.list_logs(page_size=1))
 
         # Generation: success, fallback, upstream failures that echo credentials back.
-        echo = {"error": {"message": f"Incorrect API key provided: {INLINE_SECRET} / {OPENAI_SECRET}",
-                          "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+        echo = {
+            "error": {
+                "message": f"Incorrect API key provided: {INLINE_SECRET} / {OPENAI_SECRET}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
         emulators.openai.inject(Fault.status(401, body=echo))
         seen.call("GenerateImage fallback", lambda: admin.generate_image(prompt="p", config_id=config.id))
         emulators.openai.inject(Fault.status(500, body=f"upstream crashed handling Bearer {INLINE_SECRET}"))
-        emulators.stability.inject(Fault.status(403, body={"name": "forbidden", "errors": [
-            f"key {STABILITY_SECRET} is not allowed"]}))
+        emulators.stability.inject(
+            Fault.status(403, body={"name": "forbidden", "errors": [f"key {STABILITY_SECRET} is not allowed"]})
+        )
         seen.call("GenerateImage all failed", lambda: admin.generate_image(prompt="p", config_id=config.id))
-        seen.call("GenerateImage rotated", lambda: admin.generate_image(prompt="p", model="dall-e-2",
-                                                                        virtual_key="leak-rotated"))
+        seen.call(
+            "GenerateImage rotated",
+            lambda: admin.generate_image(prompt="p", model="dall-e-2", virtual_key="leak-rotated"),
+        )
         emulators.openai.inject(Fault.status(401, body={"error": {"message": f"bad key {FIELDS_SECRET}"}}))
-        seen.call("GenerateImage fields", lambda: admin.generate_image(prompt="p", model="dall-e-2",
-                                                                       virtual_key="leak-fields"))
+        seen.call(
+            "GenerateImage fields",
+            lambda: admin.generate_image(prompt="p", model="dall-e-2", virtual_key="leak-fields"),
+        )
         emulators.openai.inject(Fault.status(401, body={"error": {"message": f"bad key {BARE_SECRET}"}}))
-        seen.call("GenerateImage bare", lambda: admin.generate_image(
-            prompt="p", provider="openai", provider_api_key=BARE_SECRET, custom_host=openai_url))
+        seen.call(
+            "GenerateImage bare",
+            lambda: admin.generate_image(
+                prompt="p", provider="openai", provider_api_key=BARE_SECRET, custom_host=openai_url
+            ),
+        )
         seen.call("StreamGenerateImage", lambda: list(admin.stream_generate_image(prompt="p", config_id=config.id)))
 
         # REST: successes and every kind of refusal.
         with httpx.Client(timeout=TIMEOUT) as client:
             body = {"prompt": "p", "response_format": "b64_json"}
-            seen.add("REST config", client.post(rest, json=body, headers={
-                "x-portkey-api-key": keys["generate"], "x-portkey-config": json.dumps(config_json)}))
+            seen.add(
+                "REST config",
+                client.post(
+                    rest,
+                    json=body,
+                    headers={"x-portkey-api-key": keys["generate"], "x-portkey-config": json.dumps(config_json)},
+                ),
+            )
             emulators.openai.inject(Fault.status(401, body={"error": {"message": f"Incorrect key {BARE_SECRET}"}}))
-            seen.add("REST bare 401", client.post(rest, json=body, headers={
-                "x-portkey-api-key": keys["generate"], "x-portkey-provider": "openai",
-                "authorization": f"Bearer {BARE_SECRET}", "x-portkey-custom-host": openai_url}))
+            seen.add(
+                "REST bare 401",
+                client.post(
+                    rest,
+                    json=body,
+                    headers={
+                        "x-portkey-api-key": keys["generate"],
+                        "x-portkey-provider": "openai",
+                        "authorization": f"Bearer {BARE_SECRET}",
+                        "x-portkey-custom-host": openai_url,
+                    },
+                ),
+            )
             for kind in ("wrong", "revoked", "rotated away", "deleted"):
                 seen.add(f"REST {kind} key", client.post(rest, json=body, headers={"x-portkey-api-key": keys[kind]}))
-            seen.add("REST gateway key as provider key", client.post(rest, json=body, headers={
-                "x-portkey-api-key": keys["generate"], "x-portkey-provider": "openai",
-                "authorization": f"Bearer {keys['generate']}"}))
-            seen.add("REST bad JSON", client.post(rest, content=b"{" + BARE_SECRET.encode(), headers={
-                "x-portkey-api-key": keys["generate"], "content-type": "application/json"}))
-            seen.add("REST bad config header", client.post(rest, json=body, headers={
-                "x-portkey-api-key": keys["generate"], "x-portkey-config": '{"api_key": "' + INLINE_SECRET + '",'}))
+            seen.add(
+                "REST gateway key as provider key",
+                client.post(
+                    rest,
+                    json=body,
+                    headers={
+                        "x-portkey-api-key": keys["generate"],
+                        "x-portkey-provider": "openai",
+                        "authorization": f"Bearer {keys['generate']}",
+                    },
+                ),
+            )
+            seen.add(
+                "REST bad JSON",
+                client.post(
+                    rest,
+                    content=b"{" + BARE_SECRET.encode(),
+                    headers={"x-portkey-api-key": keys["generate"], "content-type": "application/json"},
+                ),
+            )
+            seen.add(
+                "REST bad config header",
+                client.post(
+                    rest,
+                    json=body,
+                    headers={
+                        "x-portkey-api-key": keys["generate"],
+                        "x-portkey-config": '{"api_key": "' + INLINE_SECRET + '",',
+                    },
+                ),
+            )
             # The dashboard: login and the logs it shows.
             origin = gateway.rest_base_url.removesuffix("/v1")
             dash = {"x-imagegw-dashboard": "1"}
@@ -200,17 +284,32 @@ def test_no_secret_appears_in_anything_the_gateway_says(
         seen.add(f"log {record.name}", f"{record.getMessage()} {record.__dict__} {record.exc_text or ''}")
 
     # The secrets did reach the providers, so the test is looking for something that exists.
-    sent = [r.headers.get("authorization", "") + r.headers.get("authorization".title(), "")
-            for r in (*emulators.openai.requests, *emulators.stability.requests)]
+    sent = [
+        r.headers.get("authorization", "") + r.headers.get("authorization".title(), "")
+        for r in (*emulators.openai.requests, *emulators.stability.requests)
+    ]
     assert any(INLINE_SECRET in s for s in sent) and any(ROTATED_SECRET in s for s in sent)
     assert any(FIELDS_SECRET in s for s in sent)
     assert len(caplog.records) > 10 and any(w.startswith("GenerateImage") for w, _ in seen.parts)
 
-    secrets_ = {"openai": OPENAI_SECRET, "stability": STABILITY_SECRET, "inline": INLINE_SECRET,
-                "bare": BARE_SECRET, "rotated": ROTATED_SECRET, "fields": FIELDS_SECRET, "master key": MASTER_KEY,
-                "admin key": leaky.admin_key, **{f"{k} gateway key": v for k, v in keys.items()}}
-    leaks = [(name, where) for name, secret in secrets_.items() for fragment in fragments(secret)
-             for where, text in seen.parts if fragment in text]
+    secrets_ = {
+        "openai": OPENAI_SECRET,
+        "stability": STABILITY_SECRET,
+        "inline": INLINE_SECRET,
+        "bare": BARE_SECRET,
+        "rotated": ROTATED_SECRET,
+        "fields": FIELDS_SECRET,
+        "master key": MASTER_KEY,
+        "admin key": leaky.admin_key,
+        **{f"{k} gateway key": v for k, v in keys.items()},
+    }
+    leaks = [
+        (name, where)
+        for name, secret in secrets_.items()
+        for fragment in fragments(secret)
+        for where, text in seen.parts
+        if fragment in text
+    ]
     assert leaks == [], f"secrets found (secret, where): {sorted(set(leaks))}"
 
 

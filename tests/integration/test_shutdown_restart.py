@@ -50,17 +50,23 @@ class Load:
 
     def __init__(self, served: ServeProcess, virtual_key: str, tag: str) -> None:
         self.outcomes: dict[str, object] = {}
-        self.trace_ids = [f"{tag}-{kind}-{i}-{uuid.uuid4().hex[:6]}" for kind in ("rest", "grpc")
-                          for i in range(CALLERS)]
-        self._threads = [threading.Thread(target=self._rest if "-rest-" in t else self._grpc,
-                                          args=(served, virtual_key, t)) for t in self.trace_ids]
+        self.trace_ids = [
+            f"{tag}-{kind}-{i}-{uuid.uuid4().hex[:6]}" for kind in ("rest", "grpc") for i in range(CALLERS)
+        ]
+        self._threads = [
+            threading.Thread(target=self._rest if "-rest-" in t else self._grpc, args=(served, virtual_key, t))
+            for t in self.trace_ids
+        ]
 
     def _rest(self, served: ServeProcess, virtual_key: str, trace_id: str) -> None:
         try:
             self.outcomes[trace_id] = httpx.post(
                 f"http://127.0.0.1:{served.http_port}/v1/images/generations",
-                headers={"x-portkey-api-key": ADMIN_KEY, "x-portkey-virtual-key": virtual_key,
-                         "x-portkey-trace-id": trace_id},
+                headers={
+                    "x-portkey-api-key": ADMIN_KEY,
+                    "x-portkey-virtual-key": virtual_key,
+                    "x-portkey-trace-id": trace_id,
+                },
                 json={"prompt": "slow", "model": "stable-diffusion-v1-6", "response_format": "b64_json"},
                 timeout=60,
             )
@@ -70,11 +76,14 @@ class Load:
     def _grpc(self, served: ServeProcess, virtual_key: str, trace_id: str) -> None:
         request = images_pb2.GenerateImageRequest(
             parameters=images_pb2.ImageParameters(prompt="slow", model="stable-diffusion-v1-6"),
-            routing=images_pb2.Routing(virtual_key=virtual_key), trace_id=trace_id)
+            routing=images_pb2.Routing(virtual_key=virtual_key),
+            trace_id=trace_id,
+        )
         with grpc.insecure_channel(f"127.0.0.1:{served.grpc_port}") as channel:
             try:
                 self.outcomes[trace_id] = service_pb2_grpc.ImageGatewayStub(channel).GenerateImage(
-                    request, metadata=(("authorization", f"Bearer {ADMIN_KEY}"),), timeout=60)
+                    request, metadata=(("authorization", f"Bearer {ADMIN_KEY}"),), timeout=60
+                )
             except grpc.RpcError as exc:
                 self.outcomes[trace_id] = exc
 
@@ -142,11 +151,13 @@ def _logs_after_restart(data_dir: Path, trace_ids: list[str]) -> dict[str, objec
 
 
 def test_sigterm_under_load_turns_health_not_serving_and_finishes_accepted_requests(
-        data_dir: Path, emulators: Emulators) -> None:
+    data_dir: Path, emulators: Emulators
+) -> None:
     served = _serve(data_dir, 10)
     with _admin(served) as admin:
-        vk = admin.create_virtual_key("drain", "stability-ai", STABILITY_SECRET,
-                                      base_url=emulators.stability.base_url).id
+        vk = admin.create_virtual_key(
+            "drain", "stability-ai", STABILITY_SECRET, base_url=emulators.stability.base_url
+        ).id
     emulators.stability.inject(Fault.latency(1_500), times=None)  # in flight when SIGTERM lands
     load = Load(served, vk, "drain")
 
@@ -164,12 +175,14 @@ def test_sigterm_under_load_turns_health_not_serving_and_finishes_accepted_reque
 
 
 def test_requests_slower_than_the_grace_period_are_stopped_with_a_clear_status(
-        data_dir: Path, emulators: Emulators) -> None:
+    data_dir: Path, emulators: Emulators
+) -> None:
     grace = 2.0
     served = _serve(data_dir, grace)
     with _admin(served) as admin:
-        vk = admin.create_virtual_key("stuck", "stability-ai", STABILITY_SECRET,
-                                      base_url=emulators.stability.base_url).id
+        vk = admin.create_virtual_key(
+            "stuck", "stability-ai", STABILITY_SECRET, base_url=emulators.stability.base_url
+        ).id
     emulators.stability.inject(Fault.latency(30_000), times=None)  # far longer than the grace period
     load = Load(served, vk, "stuck")
 
@@ -193,8 +206,9 @@ def test_requests_slower_than_the_grace_period_are_stopped_with_a_clear_status(
         assert entry.error_kind == images_pb2.ERROR_KIND_UNAVAILABLE
 
 
-def _keep_writing(served: ServeProcess, stop: threading.Event, acknowledged: dict[str, list[str]],
-                  virtual_key: str) -> Callable[[], None]:
+def _keep_writing(
+    served: ServeProcess, stop: threading.Event, acknowledged: dict[str, list[str]], virtual_key: str
+) -> Callable[[], None]:
     def write() -> None:
         with _admin(served) as admin:
             while not stop.is_set():
@@ -223,10 +237,16 @@ def _keep_writing(served: ServeProcess, stop: threading.Event, acknowledged: dic
 def test_kill_9_under_write_load_keeps_everything_acknowledged(data_dir: Path, emulators: Emulators) -> None:
     served = _serve(data_dir, 5)
     with _admin(served) as admin:
-        vk = admin.create_virtual_key("kill", "stability-ai", STABILITY_SECRET,
-                                      base_url=emulators.stability.base_url).id
-    acknowledged: dict[str, list[str]] = {"configs": [], "virtual_keys": [], "api_keys": [], "generated": [],
-                                          "logged": []}
+        vk = admin.create_virtual_key(
+            "kill", "stability-ai", STABILITY_SECRET, base_url=emulators.stability.base_url
+        ).id
+    acknowledged: dict[str, list[str]] = {
+        "configs": [],
+        "virtual_keys": [],
+        "api_keys": [],
+        "generated": [],
+        "logged": [],
+    }
     stop = threading.Event()
     writers = [threading.Thread(target=_keep_writing(served, stop, acknowledged, vk)) for _ in range(3)]
     for writer in writers:

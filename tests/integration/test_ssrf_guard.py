@@ -25,8 +25,16 @@ from tests.emulators import Fault
 from tests.harness import GatewayThread, running_gateway
 
 TIMEOUT = 30.0
-LOOPBACK_SPELLINGS = ("127.0.0.1", "2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::ffff:127.0.0.1]",
-                      "localhost", "localhost.")
+LOOPBACK_SPELLINGS = (
+    "127.0.0.1",
+    "2130706433",
+    "0x7f.1",
+    "0177.0.0.1",
+    "127.1",
+    "[::ffff:127.0.0.1]",
+    "localhost",
+    "localhost.",
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +73,10 @@ def test_admin_cannot_save_a_virtual_key_or_config_pointing_at_loopback(
     with pytest.raises(InvalidArgumentError) as refused:
         strict_admin.create_virtual_key(f"vk-{uuid.uuid4().hex[:8]}", "openai", OPENAI_SECRET, base_url=url)
     assert param_of(refused.value) == "base_url"
-    config = {"strategy": {"mode": "fallback"},
-              "targets": [{"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": url}]}
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": url}],
+    }
     with pytest.raises(InvalidArgumentError) as refused:
         strict_admin.create_config("loopback", config)
     assert param_of(refused.value) == "targets[0].custom_host"
@@ -85,12 +95,24 @@ def test_private_and_link_local_custom_hosts_are_refused_to_generate_keys_inline
         assert param_of(refused.value) == "custom_host"
         with pytest.raises(InvalidArgumentError):
             client.generate_image(prompt="x", provider="openai", provider_api_key=OPENAI_SECRET, custom_host=url)
-    response = httpx.post(strict.rest_base_url + "/images/generations", json={"prompt": "x"}, timeout=TIMEOUT,
-                          headers={"x-portkey-api-key": strict_generate_key, "x-portkey-config": json.dumps(inline)})
+    response = httpx.post(
+        strict.rest_base_url + "/images/generations",
+        json={"prompt": "x"},
+        timeout=TIMEOUT,
+        headers={"x-portkey-api-key": strict_generate_key, "x-portkey-config": json.dumps(inline)},
+    )
     assert response.status_code == 400 and response.json()["error"]["param"] == "custom_host"
-    response = httpx.post(strict.rest_base_url + "/images/generations", json={"prompt": "x"}, timeout=TIMEOUT,
-                          headers={"x-portkey-api-key": strict_generate_key, "x-portkey-provider": "openai",
-                                   "authorization": f"Bearer {OPENAI_SECRET}", "x-portkey-custom-host": url})
+    response = httpx.post(
+        strict.rest_base_url + "/images/generations",
+        json={"prompt": "x"},
+        timeout=TIMEOUT,
+        headers={
+            "x-portkey-api-key": strict_generate_key,
+            "x-portkey-provider": "openai",
+            "authorization": f"Bearer {OPENAI_SECRET}",
+            "x-portkey-custom-host": url,
+        },
+    )
     assert response.status_code == 400 and response.json()["error"]["param"] == "custom_host"
 
 
@@ -99,8 +121,10 @@ def test_rows_saved_under_a_wider_list_are_bound_by_the_current_one(tmp_path: Pa
     with running_gateway(data_dir, allowed_upstream_hosts=("127.0.0.1",)) as wide:
         with ImageGatewayClient(wide.grpc_target, api_key=wide.admin_key) as admin:
             admin.create_virtual_key("emulator", "openai", OPENAI_SECRET, base_url=emulators.openai.base_url)
-            config = admin.create_config("custom-host", {"provider": "openai", "api_key": OPENAI_SECRET,
-                                                         "custom_host": emulators.openai.base_url})
+            config = admin.create_config(
+                "custom-host",
+                {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url},
+            )
             admin.generate_image(prompt="allowed today", model="dall-e-2", virtual_key="emulator")
     assert len(emulators.openai.requests) == 1
 
@@ -111,9 +135,12 @@ def test_rows_saved_under_a_wider_list_are_bound_by_the_current_one(tmp_path: Pa
                 admin.generate_image(prompt="x", model="dall-e-2", config_id=config.id)
             assert param_of(refused.value) == "custom_host"
         # The stored base URL is checked again when the request is sent: nothing reaches upstream.
-        response = httpx.post(narrow.rest_base_url + "/images/generations", json={"prompt": "x"},
-                              timeout=TIMEOUT, headers={"x-portkey-api-key": narrow.admin_key,
-                                                        "x-portkey-virtual-key": "emulator"})
+        response = httpx.post(
+            narrow.rest_base_url + "/images/generations",
+            json={"prompt": "x"},
+            timeout=TIMEOUT,
+            headers={"x-portkey-api-key": narrow.admin_key, "x-portkey-virtual-key": "emulator"},
+        )
         assert response.status_code == 502
         assert "not allowed" in response.json()["error"]["message"]
     assert len(emulators.openai.requests) == 1
@@ -126,8 +153,12 @@ def test_an_upstream_redirect_is_a_502_and_is_never_followed(
     admin.create_virtual_key(key, "openai", OPENAI_SECRET, base_url=emulators.openai.base_url)
     target = f"{emulators.stability.origin}/v2beta/stable-image/generate/core"
     emulators.openai.inject(Fault.status(302, body="", headers={"location": target}))
-    response = httpx.post(gateway.rest_base_url + "/images/generations", json={"prompt": "x"}, timeout=TIMEOUT,
-                          headers={"x-portkey-api-key": gateway.admin_key, "x-portkey-virtual-key": key})
+    response = httpx.post(
+        gateway.rest_base_url + "/images/generations",
+        json={"prompt": "x"},
+        timeout=TIMEOUT,
+        headers={"x-portkey-api-key": gateway.admin_key, "x-portkey-virtual-key": key},
+    )
     assert response.status_code == 502, response.text
     assert len(emulators.openai.requests) == 1
     assert emulators.stability.requests == []
@@ -138,24 +169,44 @@ def test_an_upstream_error_quoting_our_credential_is_redacted_for_the_caller_and
 ) -> None:
     # Not shaped like "sk-...": only the exact-secret redaction can catch it.
     credential = "Zq" + secrets.token_urlsafe(24)
-    echo = {"error": {"message": f"Incorrect API key provided: {credential}. Check {credential[:12]}...",
-                      "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+    echo = {
+        "error": {
+            "message": f"Incorrect API key provided: {credential}. Check {credential[:12]}...",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
     emulators.openai.inject(Fault.status(401, body=echo), times=2)
-    headers = {"x-portkey-api-key": gateway.admin_key, "x-portkey-provider": "openai",
-               "authorization": f"Bearer {credential}", "x-portkey-custom-host": emulators.openai.base_url}
+    headers = {
+        "x-portkey-api-key": gateway.admin_key,
+        "x-portkey-provider": "openai",
+        "authorization": f"Bearer {credential}",
+        "x-portkey-custom-host": emulators.openai.base_url,
+    }
     with caplog.at_level(logging.DEBUG):
-        response = httpx.post(gateway.rest_base_url + "/images/generations", json={"prompt": "x"},
-                              headers=headers, timeout=TIMEOUT)
+        response = httpx.post(
+            gateway.rest_base_url + "/images/generations", json={"prompt": "x"}, headers=headers, timeout=TIMEOUT
+        )
         with pytest.raises(Exception) as grpc_failure:
-            admin.generate_image(prompt="x", provider="openai", provider_api_key=credential,
-                                 custom_host=emulators.openai.base_url)
+            admin.generate_image(
+                prompt="x", provider="openai", provider_api_key=credential, custom_host=emulators.openai.base_url
+            )
     assert emulators.openai.requests[0].headers["authorization"] == f"Bearer {credential}"  # it was sent
     assert response.status_code == 401
     assert "Incorrect API key provided" in response.text
     assert credential not in response.text
     assert credential not in str(grpc_failure.value) and credential not in repr(grpc_failure.value)
     log_id = response.headers["x-imagegw-log-id"]
-    stored = eventually(lambda: next((entry for entry in admin.list_logs(trace_id=response.headers[
-        "x-portkey-trace-id"]).logs if entry.id == log_id), None))
+    stored = eventually(
+        lambda: next(
+            (
+                entry
+                for entry in admin.list_logs(trace_id=response.headers["x-portkey-trace-id"]).logs
+                if entry.id == log_id
+            ),
+            None,
+        )
+    )
     assert credential not in str(stored)
     assert credential not in "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)

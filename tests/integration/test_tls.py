@@ -52,16 +52,22 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
 
 @pytest.fixture(scope="module")
 def tls_gateway(material: Material, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
-    with running_gateway(tmp_path_factory.mktemp("tls-gateway"), tls_cert_file=str(material.server.cert_file),
-                         tls_key_file=str(material.server.key_file)) as gateway:
+    with running_gateway(
+        tmp_path_factory.mktemp("tls-gateway"),
+        tls_cert_file=str(material.server.cert_file),
+        tls_key_file=str(material.server.key_file),
+    ) as gateway:
         yield gateway
 
 
 @pytest.fixture(scope="module")
 def mtls_gateway(material: Material, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
-    with running_gateway(tmp_path_factory.mktemp("mtls-gateway"), tls_cert_file=str(material.server.cert_file),
-                         tls_key_file=str(material.server.key_file),
-                         tls_client_ca_file=str(material.ca.cert_file)) as gateway:
+    with running_gateway(
+        tmp_path_factory.mktemp("mtls-gateway"),
+        tls_cert_file=str(material.server.cert_file),
+        tls_key_file=str(material.server.key_file),
+        tls_client_ca_file=str(material.ca.cert_file),
+    ) as gateway:
         yield gateway
 
 
@@ -73,8 +79,9 @@ def https_url(gateway: GatewayThread, path: str = "/health") -> str:
 
 
 def test_grpc_over_tls_with_the_ca(tls_gateway: GatewayThread, material: Material) -> None:
-    with ImageGatewayClient(tls_gateway.grpc_target, api_key=tls_gateway.admin_key,
-                            credentials=material.grpc_credentials()) as client:
+    with ImageGatewayClient(
+        tls_gateway.grpc_target, api_key=tls_gateway.admin_key, credentials=material.grpc_credentials()
+    ) as client:
         client.list_configs()
     # The certificate names localhost too.
     target = f"localhost:{tls_gateway.process.grpc_port}"
@@ -89,8 +96,9 @@ def test_plaintext_grpc_is_refused_by_a_tls_gateway(tls_gateway: GatewayThread) 
 
 
 def test_grpc_client_that_does_not_trust_the_ca_is_refused(tls_gateway: GatewayThread) -> None:
-    with ImageGatewayClient(tls_gateway.grpc_target, api_key=tls_gateway.admin_key, timeout=5,
-                            credentials=grpc.ssl_channel_credentials()) as client:
+    with ImageGatewayClient(
+        tls_gateway.grpc_target, api_key=tls_gateway.admin_key, timeout=5, credentials=grpc.ssl_channel_credentials()
+    ) as client:
         with pytest.raises(UnavailableError):
             client.list_configs()
 
@@ -98,8 +106,12 @@ def test_grpc_client_that_does_not_trust_the_ca_is_refused(tls_gateway: GatewayT
 def test_https_with_the_ca_serves_the_shim(tls_gateway: GatewayThread, material: Material) -> None:
     response = httpx.get(https_url(tls_gateway), verify=material.https_context(), timeout=TIMEOUT)
     assert response.status_code == 200
-    refused = httpx.post(https_url(tls_gateway, "/v1/images/generations"), json={"prompt": "x"},
-                         verify=material.https_context(), timeout=TIMEOUT)
+    refused = httpx.post(
+        https_url(tls_gateway, "/v1/images/generations"),
+        json={"prompt": "x"},
+        verify=material.https_context(),
+        timeout=TIMEOUT,
+    )
     assert refused.status_code == 401  # TLS is transport security, not authentication
 
 
@@ -112,10 +124,23 @@ def test_https_without_trusting_the_ca_fails_verification_and_plain_http_is_not_
         httpx.get(f"http://127.0.0.1:{tls_gateway.process.http_port}/health", timeout=TIMEOUT)
 
 
-def test_cli_connects_with_tls_ca(tls_gateway: GatewayThread, material: Material,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--server", tls_gateway.grpc_target, "--api-key", tls_gateway.admin_key,
-                 "--tls-ca", str(material.ca.cert_file), "api-keys", "list", "-o", "json"])
+def test_cli_connects_with_tls_ca(
+    tls_gateway: GatewayThread, material: Material, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "--server",
+            tls_gateway.grpc_target,
+            "--api-key",
+            tls_gateway.admin_key,
+            "--tls-ca",
+            str(material.ca.cert_file),
+            "api-keys",
+            "list",
+            "-o",
+            "json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "bootstrap admin" in out
@@ -128,8 +153,9 @@ def test_cli_connects_with_tls_ca(tls_gateway: GatewayThread, material: Material
 
 
 def test_mtls_grpc_accepts_a_client_certificate_from_the_ca(mtls_gateway: GatewayThread, material: Material) -> None:
-    with ImageGatewayClient(mtls_gateway.grpc_target, api_key=mtls_gateway.admin_key,
-                            credentials=material.grpc_credentials(material.client)) as client:
+    with ImageGatewayClient(
+        mtls_gateway.grpc_target, api_key=mtls_gateway.admin_key, credentials=material.grpc_credentials(material.client)
+    ) as client:
         client.list_configs()
 
 
@@ -138,8 +164,12 @@ def test_mtls_grpc_refuses_a_client_without_a_trusted_certificate(
     mtls_gateway: GatewayThread, material: Material, who: str
 ) -> None:
     client_cert = None if who == "no certificate" else material.stranger
-    with ImageGatewayClient(mtls_gateway.grpc_target, api_key=mtls_gateway.admin_key, timeout=5,
-                            credentials=material.grpc_credentials(client_cert)) as client:
+    with ImageGatewayClient(
+        mtls_gateway.grpc_target,
+        api_key=mtls_gateway.admin_key,
+        timeout=5,
+        credentials=material.grpc_credentials(client_cert),
+    ) as client:
         with pytest.raises(UnavailableError):
             client.list_configs()
 
@@ -153,10 +183,28 @@ def test_mtls_https_needs_a_client_certificate(mtls_gateway: GatewayThread, mate
 
 
 def test_cli_mtls_flags(mtls_gateway: GatewayThread, material: Material, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["--server", mtls_gateway.grpc_target, "--api-key", mtls_gateway.admin_key,
-            "--tls-ca", str(material.ca.cert_file)]
-    assert main([*base, "--tls-cert", str(material.client.cert_file), "--tls-key", str(material.client.key_file),
-                 "configs", "list"]) == 0
+    base = [
+        "--server",
+        mtls_gateway.grpc_target,
+        "--api-key",
+        mtls_gateway.admin_key,
+        "--tls-ca",
+        str(material.ca.cert_file),
+    ]
+    assert (
+        main(
+            [
+                *base,
+                "--tls-cert",
+                str(material.client.cert_file),
+                "--tls-key",
+                str(material.client.key_file),
+                "configs",
+                "list",
+            ]
+        )
+        == 0
+    )
     assert main([*base, "configs", "list"]) == 1
     assert "UNAVAILABLE" in capsys.readouterr().err
     assert main([*base, "--tls-cert", str(material.client.cert_file), "configs", "list"]) == 2

@@ -34,8 +34,11 @@ def same(body: bytes, min_chars: int = SMALL) -> Any:
 
 
 def test_an_openai_body_with_several_images_parses_like_orjson() -> None:
-    payload = {"created": 1, "data": [{"b64_json": b64(3000), "revised_prompt": 'a "quoted" \\ prompt'},
-                                      {"b64_json": b64(5000)}], "usage": {"total_tokens": 7}}
+    payload = {
+        "created": 1,
+        "data": [{"b64_json": b64(3000), "revised_prompt": 'a "quoted" \\ prompt'}, {"b64_json": b64(5000)}],
+        "usage": {"total_tokens": 7},
+    }
     assert same(json.dumps(payload).encode()) == payload
 
 
@@ -49,30 +52,38 @@ def test_the_real_threshold_takes_a_megabyte_image() -> None:
     assert same(orjson.dumps(payload), base64_json.MIN_CHARS) == payload
 
 
-@pytest.mark.parametrize("body", [
-    b'{"data": [{"b64_json": "' + b"QUJD" * 10 + b'"}',               # unterminated object
-    b'{"data": [{"b64_json": "' + b"QUJD" * 10,                       # unterminated string
-    b'{"a": "' + b"QUJD" * 10 + b'\x01"}',                            # control character: not base64
-    b'{"a": "' + b"QUJD" * 10 + b'\\n"}',                             # an escape: the plain parse decides
-    b'{"a": "\\"' + b"QUJD" * 10 + b'"}',                             # escaped quote before the run
-    b'{"' + b"QUJD" * 10 + b'": 1}',                                  # a long base64 key, not a value
-    b'["' + b"QUJD" * 10 + b'", "\\u0000imagegw-b64-0"]',             # a string spelt like a placeholder
-    b'["' + b"QUJD" * 10 + b'", "\\u0000\\u0069magegw-b64-0"]',       # ... spelt with other escapes
-    b'["' + b"QUJD" * 10 + b'", "' + b"QUJD" * 10 + b'"]',            # two long values
-    b'\\"' + b"QUJD" * 10 + b'"',                                       # garbage before a quote
-    b'"' + b"QUJD" * 10 + b'"',                                       # a bare long string
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"data": [{"b64_json": "' + b"QUJD" * 10 + b'"}',  # unterminated object
+        b'{"data": [{"b64_json": "' + b"QUJD" * 10,  # unterminated string
+        b'{"a": "' + b"QUJD" * 10 + b'\x01"}',  # control character: not base64
+        b'{"a": "' + b"QUJD" * 10 + b'\\n"}',  # an escape: the plain parse decides
+        b'{"a": "\\"' + b"QUJD" * 10 + b'"}',  # escaped quote before the run
+        b'{"' + b"QUJD" * 10 + b'": 1}',  # a long base64 key, not a value
+        b'["' + b"QUJD" * 10 + b'", "\\u0000imagegw-b64-0"]',  # a string spelt like a placeholder
+        b'["' + b"QUJD" * 10 + b'", "\\u0000\\u0069magegw-b64-0"]',  # ... spelt with other escapes
+        b'["' + b"QUJD" * 10 + b'", "' + b"QUJD" * 10 + b'"]',  # two long values
+        b'\\"' + b"QUJD" * 10 + b'"',  # garbage before a quote
+        b'"' + b"QUJD" * 10 + b'"',  # a bare long string
+    ],
+)
 def test_unusual_bodies_parse_or_fail_exactly_like_orjson(body: bytes) -> None:
     same(body)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=30)
-    | st.sampled_from(["QUJD" * 8, "QUJD" * 8 + "QQ==", "QUJD" * 7 + "QU=D", "QUJD" * 9 + "\\"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=12,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**63 - 1)
+        | st.text(max_size=30)
+        | st.sampled_from(["QUJD" * 8, "QUJD" * 8 + "QQ==", "QUJD" * 7 + "QU=D", "QUJD" * 9 + "\\"]),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=12,
+    )
+)
 def test_any_json_value_parses_like_orjson(value: Any) -> None:
     same(json.dumps(value).encode())
     same(orjson.dumps(value))
@@ -94,8 +105,9 @@ def test_the_image_strings_never_reach_orjson(monkeypatch: pytest.MonkeyPatch) -
 
 def test_long_image_values_of_the_named_keys_come_back_decoded() -> None:
     image, other = os.urandom(3000), b64(3000)
-    body = json.dumps({"data": [{"b64_json": base64.b64encode(image).decode(), "note": other}],
-                       "short": {"b64_json": "aGk="}}).encode()
+    body = json.dumps(
+        {"data": [{"b64_json": base64.b64encode(image).decode(), "note": other}], "short": {"b64_json": "aGk="}}
+    ).encode()
     got = base64_json.loads_decoding_base64(body, frozenset({"b64_json"}), min_chars=SMALL)
     item = got["data"][0]
     assert isinstance(item["b64_json"], base64_json.DecodedBase64) and item["b64_json"].data == image

@@ -24,8 +24,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[tuple[str, int]]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "prebuilt_upstream.py"), "--port", "0",
-                             "--sizes", "1k,64k"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "prebuilt_upstream.py"), "--port", "0", "--sizes", "1k,64k"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -46,7 +49,8 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes = b'{"prompt"
 
 
 def test_prebuilt_upstream_answers_openai_b64_json_by_size_on_one_kept_alive_connection(
-        upstream: tuple[str, int]) -> None:
+    upstream: tuple[str, int],
+) -> None:
     conn = http.client.HTTPConnection(*upstream, timeout=10)
     try:
         sizes = {}
@@ -95,8 +99,9 @@ status codes: 997 2xx, 0 3xx, 0 4xx, 1 5xx
 
 
 def test_h2load_summary_and_log_file_are_parsed() -> None:
-    log = "1700000000000000\t200\t812\n1700000000001000\t200\t790\n1700000000002000\t502\t900\n" \
-          "1700000000003000\t-1\t0\n"
+    log = (
+        "1700000000000000\t200\t812\n1700000000001000\t200\t790\n1700000000002000\t502\t900\n1700000000003000\t-1\t0\n"
+    )
 
     run = h2load_mode.parse_h2load(H2LOAD_SUMMARY, log)
 
@@ -138,7 +143,8 @@ def test_a_full_report_keeps_the_h2load_section_of_the_file_it_replaces(tmp_path
 
 
 def test_without_h2load_the_mode_says_how_to_install_it_and_fails(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(h2load_mode, "find_h2load", lambda: None)
 
     code = h2load_mode.main(["--quick"], {}, lambda: None)

@@ -44,11 +44,21 @@ class Board:
     def __init__(self, policy: BreakerPolicy) -> None:
         self.clock = FakeClock()
         self.transitions: list[tuple[TargetIdentity, CircuitState]] = []
-        self.breakers = InProcessBreakers(policy, clock=self.clock, wall_clock=lambda: 5_000_000.0 + self.clock.now,
-                                          on_transition=lambda i, s: self.transitions.append((i, s)))
+        self.breakers = InProcessBreakers(
+            policy,
+            clock=self.clock,
+            wall_clock=lambda: 5_000_000.0 + self.clock.now,
+            on_transition=lambda i, s: self.transitions.append((i, s)),
+        )
 
-    async def call(self, outcome: Outcome, identity: TargetIdentity = IDENTITY, *, force: bool = False,
-                   overrides: BreakerOverrides | None = None) -> Permit:
+    async def call(
+        self,
+        outcome: Outcome,
+        identity: TargetIdentity = IDENTITY,
+        *,
+        force: bool = False,
+        overrides: BreakerOverrides | None = None,
+    ) -> Permit:
         permit = await self.breakers.acquire(identity, overrides, force=force)
         if not permit.refused:
             self.breakers.record(permit, outcome)
@@ -106,8 +116,14 @@ async def test_configs_with_different_windows_share_an_identity() -> None:
 
 async def test_the_rate_window_slides_so_old_failures_age_out() -> None:
     board = Board(BreakerPolicy(consecutive_failures=0, failure_rate=0.5, window=4, cooldown_seconds=30))
-    for outcome in (Outcome.FAILURE, Outcome.SUCCESS, Outcome.SUCCESS, Outcome.SUCCESS, Outcome.SUCCESS,
-                    Outcome.FAILURE):
+    for outcome in (
+        Outcome.FAILURE,
+        Outcome.SUCCESS,
+        Outcome.SUCCESS,
+        Outcome.SUCCESS,
+        Outcome.SUCCESS,
+        Outcome.FAILURE,
+    ):
         await board.call(outcome)
     assert await board.state() is CircuitState.CLOSED  # the last 4 hold 1 failure
     await board.call(Outcome.FAILURE)
@@ -116,7 +132,12 @@ async def test_the_rate_window_slides_so_old_failures_age_out() -> None:
 
 async def test_caller_and_config_problems_do_not_count_as_failures() -> None:
     assert {k for k in ErrorKind if outcome_of(k) is Outcome.FAILURE} == {
-        ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.UPSTREAM_BUG, ErrorKind.RATE_LIMITED, ErrorKind.INTERNAL}
+        ErrorKind.UNAVAILABLE,
+        ErrorKind.TIMEOUT,
+        ErrorKind.UPSTREAM_BUG,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.INTERNAL,
+    }
     assert outcome_of(ErrorKind.DEADLINE_EXCEEDED) is Outcome.NEUTRAL
     for kind in (ErrorKind.BAD_REQUEST, ErrorKind.CONTENT_POLICY, ErrorKind.AUTHENTICATION):
         assert outcome_of(kind) is Outcome.SUCCESS
@@ -222,7 +243,9 @@ async def test_identities_are_independent() -> None:
         await board.call(Outcome.FAILURE)
     assert (await board.breakers.acquire(OTHER, None)).kind is PermitKind.CALL
     assert {v.identity: v.state for v in await board.breakers.snapshot()} == {
-        IDENTITY: CircuitState.OPEN, OTHER: CircuitState.CLOSED}
+        IDENTITY: CircuitState.OPEN,
+        OTHER: CircuitState.CLOSED,
+    }
     assert [v.identity for v in await board.breakers.snapshot("openai")] == [OTHER]
 
 
@@ -273,19 +296,28 @@ def test_identity_never_holds_the_key_and_tells_hosts_apart() -> None:
     assert TargetIdentity.of("openai", None, api_key(secret), "dall-e-3").host == ""
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("consecutive_failures", -1, "between 1 and 1000"),
-    ("consecutive_failures", 1001, "between 1 and 1000"),
-    ("failure_rate", 1.5, "fraction"),
-    ("failure_rate", float("nan"), "fraction"),
-    ("window", 1001, "between 1 and 1000"),
-    ("cooldown_seconds", -1.0, "seconds"),
-    ("cooldown_seconds", float("inf"), "seconds"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("consecutive_failures", -1, "between 1 and 1000"),
+        ("consecutive_failures", 1001, "between 1 and 1000"),
+        ("failure_rate", 1.5, "fraction"),
+        ("failure_rate", float("nan"), "fraction"),
+        ("window", 1001, "between 1 and 1000"),
+        ("cooldown_seconds", -1.0, "seconds"),
+        ("cooldown_seconds", float("inf"), "seconds"),
+    ],
+)
 def test_config_values_are_checked_and_the_error_names_the_field(field: str, value: float, message: str) -> None:
-    proto = parse_config_message({"strategy": {"mode": "fallback"}, "targets": [
-        {"provider": "openai", "api_key": "sk"}, {"provider": "openai", "api_key": "sk"},
-    ]})
+    proto = parse_config_message(
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [
+                {"provider": "openai", "api_key": "sk"},
+                {"provider": "openai", "api_key": "sk"},
+            ],
+        }
+    )
     setattr(proto.targets[1].circuit_breaker, field, value)  # NaN and infinity only arrive over gRPC
     config = config_from_proto(proto)
     with pytest.raises(InvalidArgument) as info:
@@ -295,14 +327,16 @@ def test_config_values_are_checked_and_the_error_names_the_field(field: str, val
 
 
 def test_children_inherit_circuit_breaker_settings_field_by_field() -> None:
-    config = parse_config({
-        "strategy": {"mode": "fallback"},
-        "circuit_breaker": {"consecutive_failures": 2, "cooldown_seconds": 5},
-        "targets": [
-            {"provider": "openai", "api_key": "sk"},
-            {"provider": "openai", "api_key": "sk", "circuit_breaker": {"cooldown_seconds": 60, "window": 50}},
-        ],
-    })
+    config = parse_config(
+        {
+            "strategy": {"mode": "fallback"},
+            "circuit_breaker": {"consecutive_failures": 2, "cooldown_seconds": 5},
+            "targets": [
+                {"provider": "openai", "api_key": "sk"},
+                {"provider": "openai", "api_key": "sk", "circuit_breaker": {"cooldown_seconds": 60, "window": 50}},
+            ],
+        }
+    )
     first, second = leaves(compile_plan(config, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(())))
     assert first.circuit_breaker == BreakerOverrides(consecutive_failures=2, cooldown_seconds=5)
     assert second.circuit_breaker == BreakerOverrides(consecutive_failures=2, window=50, cooldown_seconds=60)
@@ -310,8 +344,11 @@ def test_children_inherit_circuit_breaker_settings_field_by_field() -> None:
 
 
 def test_a_target_without_circuit_breaker_settings_uses_the_global_defaults() -> None:
-    plan = compile_plan(parse_config({"provider": "openai", "api_key": "sk"}), canonical_provider=lambda n: n,
-                        host_policy=UpstreamHostPolicy(()))
+    plan = compile_plan(
+        parse_config({"provider": "openai", "api_key": "sk"}),
+        canonical_provider=lambda n: n,
+        host_policy=UpstreamHostPolicy(()),
+    )
     assert isinstance(plan, Leaf) and plan.circuit_breaker is None
 
 
@@ -321,9 +358,15 @@ def test_overrides_zero_means_inherit() -> None:
     assert merged == BreakerOverrides(failure_rate=0.9, window=7)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"consecutive_failures": -1}, {"failure_rate": 2.0}, {"window": 0}, {"cooldown_seconds": 0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"consecutive_failures": -1},
+        {"failure_rate": 2.0},
+        {"window": 0},
+        {"cooldown_seconds": 0},
+    ],
+)
 def test_global_policy_rejects_values_out_of_range(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BreakerPolicy(**kwargs)  # type: ignore[arg-type]

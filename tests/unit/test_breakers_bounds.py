@@ -122,8 +122,10 @@ async def test_idle_closed_breakers_without_failures_are_forgotten() -> None:
     await call(breakers, bogus(4), Outcome.SUCCESS)  # any call runs the sweep when it is due
     assert {v.identity for v in await breakers.snapshot()} == {failed, opened, bogus(4)}
     assert {(model, state) for _, model, state in breakers.states()} == {
-        (failed.model, CircuitState.CLOSED), (opened.model, CircuitState.HALF_OPEN),
-        (bogus(4).model, CircuitState.CLOSED)}
+        (failed.model, CircuitState.CLOSED),
+        (opened.model, CircuitState.HALF_OPEN),
+        (bogus(4).model, CircuitState.CLOSED),
+    }
 
 
 async def test_a_breaker_called_within_the_idle_time_is_kept() -> None:

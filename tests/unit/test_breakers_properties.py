@@ -65,9 +65,10 @@ operations = st.lists(
 def tripped(breaker: CircuitBreaker, policy: BreakerPolicy) -> bool:
     if policy.consecutive_failures and breaker.consecutive >= policy.consecutive_failures:
         return True
-    recent = list(breaker.outcomes)[-policy.window:]
-    return bool(policy.failure_rate and len(recent) >= policy.window
-                and sum(recent) >= policy.failure_rate * policy.window)
+    recent = list(breaker.outcomes)[-policy.window :]
+    return bool(
+        policy.failure_rate and len(recent) >= policy.window and sum(recent) >= policy.failure_rate * policy.window
+    )
 
 
 async def run(policy: BreakerPolicy, ops: list[Acquire | Settle | Wait]) -> None:
@@ -119,8 +120,9 @@ async def run(policy: BreakerPolicy, ops: list[Acquire | Settle | Wait]) -> None
 
 @settings(max_examples=300, deadline=None)
 @given(policies, operations)
-def test_any_sequence_of_outcomes_keeps_the_invariants(policy: BreakerPolicy,
-                                                       ops: list[Acquire | Settle | Wait]) -> None:
+def test_any_sequence_of_outcomes_keeps_the_invariants(
+    policy: BreakerPolicy, ops: list[Acquire | Settle | Wait]
+) -> None:
     asyncio.run(run(policy, ops))
 
 

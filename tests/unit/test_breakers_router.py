@@ -38,8 +38,14 @@ def setup(
 ) -> tuple[Router, InProcessBreakers, Clock]:
     clock = Clock()
     breakers = InProcessBreakers(policy, clock=clock)
-    router = Router(adapters.__getitem__, KeyResolver(), default_timeout=5.0, rng=random.Random(1),
-                    sleep=Recorder().sleep, breakers=breakers)
+    router = Router(
+        adapters.__getitem__,
+        KeyResolver(),
+        default_timeout=5.0,
+        rng=random.Random(1),
+        sleep=Recorder().sleep,
+        breakers=breakers,
+    )
     return router, breakers, clock
 
 
@@ -67,12 +73,18 @@ async def test_an_open_target_is_skipped_without_a_call_while_others_remain() ->
     assert summary(routed) == [("config.targets[0]", 503, True), ("config.targets[1]", 200, False)]
     skipped = routed.attempts[0]
     assert (skipped.error, skipped.error_kind, skipped.latency_ms, skipped.provider) == (
-        "circuit open", ErrorKind.UNAVAILABLE, 0, "stab")
+        "circuit open",
+        ErrorKind.UNAVAILABLE,
+        0,
+        "stab",
+    )
 
 
 async def test_repeated_failures_across_requests_open_the_circuit() -> None:
-    adapters = {"stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503)] * 5),
-                "oai": ScriptedAdapter("oai", [])}
+    adapters = {
+        "stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503)] * 5),
+        "oai": ScriptedAdapter("oai", []),
+    }
     router, breakers, _ = setup(adapters)
     plan = fallback({"virtual_key": "stab"}, {"virtual_key": "oai"})
     for _ in range(3):
@@ -82,8 +94,10 @@ async def test_repeated_failures_across_requests_open_the_circuit() -> None:
 
 
 async def test_caller_problems_never_open_the_circuit() -> None:
-    adapters = {"stab": ScriptedAdapter("stab", [fail(ErrorKind.BAD_REQUEST, 400)] * 5),
-                "oai": ScriptedAdapter("oai", [])}
+    adapters = {
+        "stab": ScriptedAdapter("stab", [fail(ErrorKind.BAD_REQUEST, 400)] * 5),
+        "oai": ScriptedAdapter("oai", []),
+    }
     router, breakers, _ = setup(adapters)
     for _ in range(5):
         await router.run(fallback({"virtual_key": "stab"}, {"virtual_key": "oai"}), REQUEST, CTX)
@@ -105,8 +119,11 @@ async def test_when_every_remaining_target_is_open_the_one_cooling_down_first_is
     clock.now += 10
     await open_circuit(breakers, "stab")
     routed = await router.run(fallback({"virtual_key": "stab"}, {"virtual_key": "oai"}), REQUEST, CTX)
-    assert summary(routed) == [("config.targets[0]", 503, True), ("config.targets[1]", 503, True),
-                               ("config.targets[1]", 200, False)]
+    assert summary(routed) == [
+        ("config.targets[0]", 503, True),
+        ("config.targets[1]", 503, True),
+        ("config.targets[1]", 200, False),
+    ]
     assert routed.provider == "oai" and not adapters["stab"].calls
     assert await state_of(breakers, "oai") is CircuitState.CLOSED  # its answer closed it
     assert await state_of(breakers, "stab") is CircuitState.OPEN
@@ -129,16 +146,22 @@ async def test_a_loadbalance_pick_with_an_open_circuit_is_replaced_by_another_pi
     adapters = {"stab": ScriptedAdapter("stab", []), "oai": ScriptedAdapter("oai", [])}
     router, breakers, _ = setup(adapters)
     await open_circuit(breakers, "stab")
-    plan = plan_of({"strategy": {"mode": "loadbalance"},
-                    "targets": [{"virtual_key": "stab", "weight": 1000}, {"virtual_key": "oai", "weight": 0.001}]})
+    plan = plan_of(
+        {
+            "strategy": {"mode": "loadbalance"},
+            "targets": [{"virtual_key": "stab", "weight": 1000}, {"virtual_key": "oai", "weight": 0.001}],
+        }
+    )
     for _ in range(5):
         assert (await router.run(plan, REQUEST, CTX)).provider == "oai"
     assert not adapters["stab"].calls
 
 
 async def test_a_circuit_that_opens_during_retries_stops_them_and_moves_on() -> None:
-    adapters = {"stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503)] * 5),
-                "oai": ScriptedAdapter("oai", [])}
+    adapters = {
+        "stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503)] * 5),
+        "oai": ScriptedAdapter("oai", []),
+    }
     router, _, _ = setup(adapters)
     plan = fallback({"virtual_key": "stab", "retry": {"attempts": 4}}, {"virtual_key": "oai"})
     routed = await router.run(plan, REQUEST, CTX)
@@ -191,10 +214,13 @@ async def test_models_are_separate_identities() -> None:
 
 
 async def test_without_breakers_nothing_is_skipped() -> None:
-    adapters = {"stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503)] * 5),
-                "oai": ScriptedAdapter("oai", [])}
-    router = Router(adapters.__getitem__, KeyResolver(), default_timeout=5.0, rng=random.Random(1),
-                    sleep=Recorder().sleep)
+    adapters = {
+        "stab": ScriptedAdapter("stab", [fail(ErrorKind.UNAVAILABLE, 503)] * 5),
+        "oai": ScriptedAdapter("oai", []),
+    }
+    router = Router(
+        adapters.__getitem__, KeyResolver(), default_timeout=5.0, rng=random.Random(1), sleep=Recorder().sleep
+    )
     for _ in range(5):
         await router.run(fallback({"virtual_key": "stab"}, {"virtual_key": "oai"}), REQUEST, CTX)
     assert len(adapters["stab"].calls) == 5

@@ -49,8 +49,11 @@ class Adapter:
         if self.errors:
             raise self.errors.pop(0)
         data = f"{self.name}-image-{self.calls}".encode()
-        image = (GeneratedImage(None, "image/png", url=f"https://img.example/{self.calls}.png") if self.url
-                 else GeneratedImage(data, "image/png", 1, 1))
+        image = (
+            GeneratedImage(None, "image/png", url=f"https://img.example/{self.calls}.png")
+            if self.url
+            else GeneratedImage(data, "image/png", 1, 1)
+        )
         return ImageResult(images=(image,) * request.n, model=request.model or "", created=self.calls)
 
     async def aclose(self) -> None:
@@ -65,8 +68,9 @@ class Keys:
 
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials:
         provider = leaf.virtual_key or leaf.provider
-        return ResolvedCredentials(provider=provider, credential=api_key(f"{self.secret}-{provider}", provider),
-                                   base_url=None)
+        return ResolvedCredentials(
+            provider=provider, credential=api_key(f"{self.secret}-{provider}", provider), base_url=None
+        )
 
 
 def unavailable() -> ProviderError:
@@ -92,14 +96,28 @@ class Rig:
     router: Router
     cache: ResponseCache
 
-    async def serve(self, plan: Node, request: ImageRequest = REQUEST, *, tenant: str = "key_a",
-                    refresh: bool = False, deadline: float | None = None,
-                    metadata: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Served:
-        lookup = self.cache.lookup(plan, request, tenant=tenant, refresh=refresh, metadata=metadata,
-                                   headers=headers, deadline=deadline)
-        return await self.cache.serve(lookup, lambda: self.router.run(
-            plan, request, RouteContext(trace_id="t", deadline=deadline, headers=headers or {},
-                                        metadata=metadata or {})))
+    async def serve(
+        self,
+        plan: Node,
+        request: ImageRequest = REQUEST,
+        *,
+        tenant: str = "key_a",
+        refresh: bool = False,
+        deadline: float | None = None,
+        metadata: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Served:
+        lookup = self.cache.lookup(
+            plan, request, tenant=tenant, refresh=refresh, metadata=metadata, headers=headers, deadline=deadline
+        )
+        return await self.cache.serve(
+            lookup,
+            lambda: self.router.run(
+                plan,
+                request,
+                RouteContext(trace_id="t", deadline=deadline, headers=headers or {}, metadata=metadata or {}),
+            ),
+        )
 
 
 def rig(**adapters: Adapter) -> Rig:
@@ -230,8 +248,9 @@ async def test_a_rotated_provider_key_turns_old_answers_into_misses() -> None:
 async def test_a_changed_plan_does_not_reuse_the_old_plans_answers() -> None:
     r = rig()
     await r.serve(CACHED_CHAIN)
-    changed = fallback({"virtual_key": "stab", "override_params": {"size": "512x512"}}, {"virtual_key": "oai"},
-                       cache=CACHE)
+    changed = fallback(
+        {"virtual_key": "stab", "override_params": {"size": "512x512"}}, {"virtual_key": "oai"}, cache=CACHE
+    )
     assert (await r.serve(changed)).status is CacheStatus.MISS
 
 
@@ -264,8 +283,9 @@ async def test_answers_holding_provider_urls_live_at_most_the_url_lifetime() -> 
 # -- seed and n > 1 ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("request_", [dataclasses.replace(REQUEST, seed=7), dataclasses.replace(REQUEST, n=2)],
-                         ids=["seed", "n2"])
+@pytest.mark.parametrize(
+    "request_", [dataclasses.replace(REQUEST, seed=7), dataclasses.replace(REQUEST, n=2)], ids=["seed", "n2"]
+)
 async def test_seeded_and_multi_image_requests_are_not_cached_by_default(request_: ImageRequest) -> None:
     r = rig()
     first, second = await r.serve(CACHED_CHAIN, request_), await r.serve(CACHED_CHAIN, request_)
@@ -273,12 +293,14 @@ async def test_seeded_and_multi_image_requests_are_not_cached_by_default(request
     assert calls(r)["stab"] == 2
 
 
-@pytest.mark.parametrize("request_", [dataclasses.replace(REQUEST, seed=7), dataclasses.replace(REQUEST, n=2)],
-                         ids=["seed", "n2"])
+@pytest.mark.parametrize(
+    "request_", [dataclasses.replace(REQUEST, seed=7), dataclasses.replace(REQUEST, n=2)], ids=["seed", "n2"]
+)
 async def test_seeded_and_multi_image_requests_are_cached_when_the_config_says_so(request_: ImageRequest) -> None:
     r = rig()
-    plan = fallback({"virtual_key": "stab"}, {"virtual_key": "oai"},
-                    cache={**CACHE, "include_seeded_and_multi_image": True})
+    plan = fallback(
+        {"virtual_key": "stab"}, {"virtual_key": "oai"}, cache={**CACHE, "include_seeded_and_multi_image": True}
+    )
     first, second = await r.serve(plan, request_), await r.serve(plan, request_)
     assert (first.status, second.status) == (CacheStatus.MISS, CacheStatus.HIT)
     assert len(second.routed.result.images) == request_.n
@@ -300,8 +322,11 @@ async def test_only_targets_with_a_cache_policy_keep_their_answers() -> None:
 
 async def test_a_targets_own_max_age_decides_how_long_its_answers_live() -> None:
     r = rig()
-    plan = fallback({"virtual_key": "stab", "cache": {"mode": "simple", "max_age": 10}}, {"virtual_key": "oai"},
-                    cache={"mode": "simple", "max_age": 1000})
+    plan = fallback(
+        {"virtual_key": "stab", "cache": {"mode": "simple", "max_age": 10}},
+        {"virtual_key": "oai"},
+        cache={"mode": "simple", "max_age": 1000},
+    )
     await r.serve(plan)
     r.clock.now += 11
     assert (await r.serve(plan)).status is CacheStatus.MISS
@@ -309,12 +334,17 @@ async def test_a_targets_own_max_age_decides_how_long_its_answers_live() -> None
 
 async def test_conditional_plans_key_on_the_metadata_they_route_by() -> None:
     r = rig()
-    plan = plan_of({
-        "strategy": {"mode": "conditional", "conditions": [{"query": {"metadata.tier": "gold"}, "then": "gold"}],
-                     "default": "basic"},
-        "targets": [{"name": "gold", "virtual_key": "oai"}, {"name": "basic", "virtual_key": "stab"}],
-        "cache": CACHE,
-    })
+    plan = plan_of(
+        {
+            "strategy": {
+                "mode": "conditional",
+                "conditions": [{"query": {"metadata.tier": "gold"}, "then": "gold"}],
+                "default": "basic",
+            },
+            "targets": [{"name": "gold", "virtual_key": "oai"}, {"name": "basic", "virtual_key": "stab"}],
+            "cache": CACHE,
+        }
+    )
     gold = await r.serve(plan, metadata={"tier": "gold"})
     basic = await r.serve(plan, metadata={"tier": "silver"})
     assert (gold.routed.provider, basic.routed.provider) == ("oai", "stab")

@@ -49,14 +49,26 @@ requests = st.builds(
 )
 # Fields whose change must change the key, with a value generator to change them to.
 CHANGES: dict[str, st.SearchStrategy[Any]] = {
-    "prompt": text, "model": text, "n": st.integers(1, 10), "size": text, "quality": text, "style": text,
-    "negative_prompt": text, "seed": st.integers(0, 2**32), "cfg_scale": st.floats(0, 35, allow_nan=False),
-    "style_preset": text, "background": text, "output_format": text, "output_compression": st.integers(0, 100),
-    "moderation": text, "aspect_ratio": text,
+    "prompt": text,
+    "model": text,
+    "n": st.integers(1, 10),
+    "size": text,
+    "quality": text,
+    "style": text,
+    "negative_prompt": text,
+    "seed": st.integers(0, 2**32),
+    "cfg_scale": st.floats(0, 35, allow_nan=False),
+    "style_preset": text,
+    "background": text,
+    "output_format": text,
+    "output_compression": st.integers(0, 100),
+    "moderation": text,
+    "aspect_ratio": text,
 }
 tenants = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=20)
-secrets = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-                  min_size=16, max_size=48).map(lambda s: "sk-" + s)
+secrets = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=16, max_size=48
+).map(lambda s: "sk-" + s)
 
 
 def leaf(path: str = "config.targets[0]", **fields: Any) -> Leaf:
@@ -130,8 +142,9 @@ PLAN_CHANGES: dict[str, st.SearchStrategy[Any]] = {
     "virtual_key": text,
     "credential": secrets.map(api_key),
     "custom_host": st.sampled_from(["https://proxy.example.com/v1", "https://eu.api.openai.com/v1"]),
-    "override_params": st.dictionaries(st.sampled_from(["model", "size", "quality"]), text, min_size=1)
-    .map(MappingProxyType),
+    "override_params": st.dictionaries(st.sampled_from(["model", "size", "quality"]), text, min_size=1).map(
+        MappingProxyType
+    ),
     "strict": st.just(True),
 }
 
@@ -145,8 +158,9 @@ def test_any_change_to_a_targets_routing_identity_changes_the_plan_fingerprint(d
 
 
 def test_settings_that_cannot_change_the_images_keep_the_plan_fingerprint() -> None:
-    other = leaf(request_timeout_ms=5000, name="primary", retry=RetryPolicy(2, frozenset({503})),
-                 cache=CachePolicy(max_age=5))
+    other = leaf(
+        request_timeout_ms=5000, name="primary", retry=RetryPolicy(2, frozenset({503})), cache=CachePolicy(max_age=5)
+    )
     assert plan_fingerprint([other]) == PLAN
 
 

@@ -27,8 +27,10 @@ def refused(document: dict[str, Any]) -> InvalidArgument:
 
 def chain(top: dict[str, Any] | None = None, second: dict[str, Any] | None = None) -> dict[str, Any]:
     """A two-target fallback with an optional cache block on the config and on its second target."""
-    document: dict[str, Any] = {"strategy": {"mode": "fallback"},
-                                "targets": [{"virtual_key": "a"}, {"virtual_key": "b"}]}
+    document: dict[str, Any] = {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"virtual_key": "a"}, {"virtual_key": "b"}],
+    }
     if top is not None:
         document["cache"] = top
     if second is not None:
@@ -73,15 +75,25 @@ def test_max_age_out_of_range_is_refused_naming_cache_max_age(max_age: int) -> N
 def test_errors_inside_targets_name_the_full_path() -> None:
     error = refused(chain(second={"mode": "semantic"}))
     assert error.param == "targets[1].cache.mode"
-    nested = {"strategy": {"mode": "fallback"}, "targets": [
-        {"strategy": {"mode": "fallback"}, "targets": [{"virtual_key": "a", "cache": {"mode": "simple",
-                                                                                      "max_age": 0}}]}]}
+    nested = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {
+                "strategy": {"mode": "fallback"},
+                "targets": [{"virtual_key": "a", "cache": {"mode": "simple", "max_age": 0}}],
+            }
+        ],
+    }
     assert refused(nested).param == "targets[0].targets[0].cache.max_age"
 
 
 def test_children_inherit_the_parents_cache_unless_they_set_their_own() -> None:
-    plan = compile_dict(chain(top={"mode": "simple", "max_age": 100},
-                              second={"mode": "simple", "max_age": 5, "include_seeded_and_multi_image": True}))
+    plan = compile_dict(
+        chain(
+            top={"mode": "simple", "max_age": 100},
+            second={"mode": "simple", "max_age": 5, "include_seeded_and_multi_image": True},
+        )
+    )
     first, second = leaves(plan)
     assert first.cache == CachePolicy(100, False)
     assert second.cache == CachePolicy(5, True)
@@ -100,13 +112,20 @@ def test_portkeys_camel_case_spelling_is_accepted() -> None:
 # A tree of targets, each with an optional cache block; the reference says what each leaf must get.
 cache_blocks = st.none() | st.builds(
     lambda age, include: {"mode": "simple", "max_age": age, "include_seeded_and_multi_image": include},
-    st.integers(1, 10_000), st.booleans())
+    st.integers(1, 10_000),
+    st.booleans(),
+)
 trees = st.recursive(
     st.builds(lambda cache: {"virtual_key": "vk", **({"cache": cache} if cache else {})}, cache_blocks),
     lambda children: st.builds(
-        lambda targets, cache: {"strategy": {"mode": "fallback"}, "targets": targets,
-                                **({"cache": cache} if cache else {})},
-        st.lists(children, min_size=1, max_size=3), cache_blocks),
+        lambda targets, cache: {
+            "strategy": {"mode": "fallback"},
+            "targets": targets,
+            **({"cache": cache} if cache else {}),
+        },
+        st.lists(children, min_size=1, max_size=3),
+        cache_blocks,
+    ),
     max_leaves=8,
 )
 

@@ -22,8 +22,12 @@ class Clock:
 
 def answer(image_bytes: int, *, url: str | None = None) -> CachedAnswer:
     image = GeneratedImage(data=None if url else b"x" * image_bytes, mime_type="image/png", url=url)
-    return CachedAnswer(ImageResult(images=(image,), model="m", created=1), provider="openai",
-                        served_target="config.targets[0]", identity="id")
+    return CachedAnswer(
+        ImageResult(images=(image,), model="m", created=1),
+        provider="openai",
+        served_target="config.targets[0]",
+        identity="id",
+    )
 
 
 def sized(total: int) -> CachedAnswer:
@@ -101,8 +105,12 @@ def test_a_negative_budget_is_refused() -> None:
 
 
 operations = st.lists(
-    st.tuples(st.sampled_from(["put", "get", "delete", "tick"]), st.sampled_from("abcdef"),
-              st.integers(ENTRY_OVERHEAD_BYTES, 4000), st.integers(1, 30)),
+    st.tuples(
+        st.sampled_from(["put", "get", "delete", "tick"]),
+        st.sampled_from("abcdef"),
+        st.integers(ENTRY_OVERHEAD_BYTES, 4000),
+        st.integers(1, 30),
+    ),
     max_size=60,
 )
 

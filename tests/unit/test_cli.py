@@ -475,37 +475,67 @@ def test_virtual_key_credential_fields_come_from_stdin_and_flags_and_are_never_p
     gw: FakeGateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stdin(monkeypatch, json.dumps({"access_key_id": "AKIA-1", "secret_access_key": SECRET}) + "\n")
-    code, out, err = run(capsys, "virtual-keys", "create", "--name", "aws", "--provider", "openai",
-                         "--field", "region=eu-west-1", "--fields-json-stdin", "-o", "json")
+    code, out, err = run(
+        capsys,
+        "virtual-keys",
+        "create",
+        "--name",
+        "aws",
+        "--provider",
+        "openai",
+        "--field",
+        "region=eu-west-1",
+        "--fields-json-stdin",
+        "-o",
+        "json",
+    )
     assert code == 0 and SECRET not in out + err
     assert gw.secrets["aws"] == "" and gw.credential_fields["aws"] == {
-        "access_key_id": "AKIA-1", "secret_access_key": SECRET, "region": "eu-west-1"}
+        "access_key_id": "AKIA-1",
+        "secret_access_key": SECRET,
+        "region": "eu-west-1",
+    }
     stdin(monkeypatch, "sk-rotated\n")
     code, out, err = run(capsys, "virtual-keys", "rotate", "aws", "--api-key-stdin", "--field", "region=us-east-1")
     assert code == 0 and gw.secrets["aws"] == "sk-rotated" and gw.credential_fields["aws"] == {"region": "us-east-1"}
     assert "sk-rotated" not in out + err
 
 
-@pytest.mark.parametrize("stdin_text,flags,message", [
-    ('{"secret_access_key": "s"}', ["--field", "region"], "--field takes NAME=VALUE"),
-    ("not json", [], "stdin is not a JSON object of credential fields"),
-    ('{"n": 1}', [], "stdin must be a JSON object whose values are strings"),
-    ('{"region": "a"}', ["--field", "region=b"], "credential field 'region' is given both by --field and on stdin"),
-])
+@pytest.mark.parametrize(
+    "stdin_text,flags,message",
+    [
+        ('{"secret_access_key": "s"}', ["--field", "region"], "--field takes NAME=VALUE"),
+        ("not json", [], "stdin is not a JSON object of credential fields"),
+        ('{"n": 1}', [], "stdin must be a JSON object whose values are strings"),
+        ('{"region": "a"}', ["--field", "region=b"], "credential field 'region' is given both by --field and on stdin"),
+    ],
+)
 def test_virtual_key_credential_fields_are_checked_before_any_call(
-    gw: FakeGateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    stdin_text: str, flags: list[str], message: str,
+    gw: FakeGateway,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stdin_text: str,
+    flags: list[str],
+    message: str,
 ) -> None:
     stdin(monkeypatch, stdin_text)
-    code, _, err = run(capsys, "virtual-keys", "create", "--name", "x", "--provider", "openai", *flags,
-                       "--fields-json-stdin")
+    code, _, err = run(
+        capsys, "virtual-keys", "create", "--name", "x", "--provider", "openai", *flags, "--fields-json-stdin"
+    )
     assert code == 2 and err == f"error: INVALID_ARGUMENT: {message}\n"
     assert not gw.calls
 
 
-def test_virtual_key_commands_take_one_credential_source(
-    gw: FakeGateway, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run(capsys, "virtual-keys", "create", "--name", "x", "--provider", "openai", "--api-key-stdin",
-                       "--fields-json-stdin")
+def test_virtual_key_commands_take_one_credential_source(gw: FakeGateway, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        "virtual-keys",
+        "create",
+        "--name",
+        "x",
+        "--provider",
+        "openai",
+        "--api-key-stdin",
+        "--fields-json-stdin",
+    )
     assert code == 2 and "error: INVALID_ARGUMENT:" in err and not gw.calls

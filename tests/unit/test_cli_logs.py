@@ -27,8 +27,21 @@ def test_logs_list_sends_the_model_config_fallback_and_caller_filters(
     gw: FakeGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gw.add_logs(2)
-    code = main(["logs", "list", "--model", "dall-e-3", "--config", "cfg-1", "--no-fallback",
-                 "--caller-key-id", "key_7", "-o", "json"])
+    code = main(
+        [
+            "logs",
+            "list",
+            "--model",
+            "dall-e-3",
+            "--config",
+            "cfg-1",
+            "--no-fallback",
+            "--caller-key-id",
+            "key_7",
+            "-o",
+            "json",
+        ]
+    )
     assert code == 0 and len(json.loads(capsys.readouterr().out)) == 2
     request = gw.last("ListLogs").request
     assert (request.model, request.config_id, request.caller_key_id) == ("dall-e-3", "cfg-1", "key_7")
@@ -45,7 +58,11 @@ def test_the_client_passes_the_new_filters(gw: FakeGateway) -> None:
         client.list_logs(model="gpt-image-1", config_id="c", fallback_used=True, caller_key_id="k")
     request = gw.last("ListLogs").request
     assert (request.model, request.config_id, request.fallback_used, request.caller_key_id) == (
-        "gpt-image-1", "c", True, "k")
+        "gpt-image-1",
+        "c",
+        True,
+        "k",
+    )
 
 
 def test_logs_tail_rejects_a_negative_backlog_and_a_silly_interval(

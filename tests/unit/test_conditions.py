@@ -18,8 +18,7 @@ from imagegateway_server.routing.validation import validate_config
 REQUEST = ImageRequest(prompt="a red fox in the snow", model="dall-e-3", size="1024x1024", n=2)
 
 
-def matches(query: dict[str, Any], metadata: Mapping[str, str] | None = None,
-            request: ImageRequest = REQUEST) -> bool:
+def matches(query: dict[str, Any], metadata: Mapping[str, str] | None = None, request: ImageRequest = REQUEST) -> bool:
     return compile_query(query, "query")(metadata or {}, request)
 
 
@@ -39,18 +38,31 @@ def test_bare_value_means_eq() -> None:
     assert not matches({"metadata.tier": "gold"}, {"tier": "silver"})
 
 
-@pytest.mark.parametrize("op,operand,value,expected", [
-    ("$eq", "gold", "gold", True), ("$eq", "gold", "Gold", False),
-    ("$ne", "gold", "gold", False), ("$ne", "gold", "silver", True),
-    ("$gt", 3, "4", True), ("$gt", 3, "3", False),
-    ("$gte", 3, "3", True), ("$gte", 3, "2.5", False),
-    ("$lt", 3, "2.5", True), ("$lt", 3, "3", False),
-    ("$lte", 3, "3", True), ("$lte", 3, "3.01", False),
-    ("$in", ["gold", "platinum"], "platinum", True), ("$in", ["gold", "platinum"], "silver", False),
-    ("$nin", ["gold", "platinum"], "silver", True), ("$nin", ["gold", "platinum"], "gold", False),
-    ("$regex", "^plat", "platinum", True), ("$regex", "^plat", "replatform", False),
-    ("$regex", "inum$", "platinum", True), ("$regex", "(?i)GOLD", "gold", True),
-])
+@pytest.mark.parametrize(
+    "op,operand,value,expected",
+    [
+        ("$eq", "gold", "gold", True),
+        ("$eq", "gold", "Gold", False),
+        ("$ne", "gold", "gold", False),
+        ("$ne", "gold", "silver", True),
+        ("$gt", 3, "4", True),
+        ("$gt", 3, "3", False),
+        ("$gte", 3, "3", True),
+        ("$gte", 3, "2.5", False),
+        ("$lt", 3, "2.5", True),
+        ("$lt", 3, "3", False),
+        ("$lte", 3, "3", True),
+        ("$lte", 3, "3.01", False),
+        ("$in", ["gold", "platinum"], "platinum", True),
+        ("$in", ["gold", "platinum"], "silver", False),
+        ("$nin", ["gold", "platinum"], "silver", True),
+        ("$nin", ["gold", "platinum"], "gold", False),
+        ("$regex", "^plat", "platinum", True),
+        ("$regex", "^plat", "replatform", False),
+        ("$regex", "inum$", "platinum", True),
+        ("$regex", "(?i)GOLD", "gold", True),
+    ],
+)
 def test_each_operator_on_metadata(op: str, operand: Any, value: str, expected: bool) -> None:
     assert matches({"metadata.tier": {op: operand}}, {"tier": value}) is expected
 
@@ -82,11 +94,17 @@ def test_empty_query_always_matches() -> None:
 
 
 def test_and_or_nest_to_any_depth() -> None:
-    query = {"$or": [
-        {"$and": [{"metadata.tier": "gold"}, {"params.n": {"$gte": 2}}]},
-        {"$and": [{"metadata.region": {"$in": ["eu", "uk"]}}, {"$or": [{"params.size": "512x512"},
-                                                                        {"params.model": "dall-e-3"}]}]},
-    ]}
+    query = {
+        "$or": [
+            {"$and": [{"metadata.tier": "gold"}, {"params.n": {"$gte": 2}}]},
+            {
+                "$and": [
+                    {"metadata.region": {"$in": ["eu", "uk"]}},
+                    {"$or": [{"params.size": "512x512"}, {"params.model": "dall-e-3"}]},
+                ]
+            },
+        ]
+    }
     assert matches(query, {"tier": "gold"})
     assert not matches(query, {"tier": "gold"}, ImageRequest(prompt="x", model="sdxl", n=1))
     assert matches(query, {"region": "uk"})
@@ -112,34 +130,50 @@ def test_params_read_the_request_fields_with_their_types() -> None:
 
 
 def test_response_format_compares_with_its_wire_name() -> None:
-    assert matches({"params.response_format": "b64_json"},
-                   request=ImageRequest(prompt="x", response_format=ResponseFormat.B64_JSON))
+    assert matches(
+        {"params.response_format": "b64_json"},
+        request=ImageRequest(prompt="x", response_format=ResponseFormat.B64_JSON),
+    )
     assert matches({"params.response_format": "bytes"}, request=ImageRequest(prompt="x"))
 
 
 def test_unmodelled_params_read_the_request_extras() -> None:
     request = ImageRequest(prompt="x", extra={"steps": 30, "sampler": "K_EULER", "hdr": True})
-    assert matches({"params.steps": {"$gte": 25}, "params.sampler": {"$regex": "EULER"}, "params.hdr": True},
-                   request=request)
+    assert matches(
+        {"params.steps": {"$gte": 25}, "params.sampler": {"$regex": "EULER"}, "params.hdr": True}, request=request
+    )
     assert not matches({"params.steps": "30"}, request=request)  # a number is not the string "30"
 
 
 # -- absent fields ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("field,operator,operand,expected", [
-    ("metadata.tier", "$eq", "gold", False), ("metadata.tier", "$ne", "gold", True),
-    ("metadata.tier", "$gt", 1, False), ("metadata.tier", "$gte", 1, False),
-    ("metadata.tier", "$lt", 1, False), ("metadata.tier", "$lte", 1, False),
-    ("metadata.tier", "$in", ["gold"], False), ("metadata.tier", "$nin", ["gold"], True),
-    ("metadata.tier", "$regex", ".*", False),
-    ("metadata.tier", "$eq", None, True), ("metadata.tier", "$ne", None, False),
-    ("metadata.tier", "$in", [None, "gold"], True),
-    ("params.style", "$eq", "vivid", False), ("params.style", "$ne", "vivid", True),
-    ("params.style", "$regex", ".*", False), ("params.style", "$nin", ["vivid"], True),
-    ("params.seed", "$gt", 0, False), ("params.seed", "$lte", 0, False), ("params.seed", "$in", [1, 2], False),
-    ("params.steps", "$eq", 30, False), ("params.steps", "$ne", 30, True),
-])
+@pytest.mark.parametrize(
+    "field,operator,operand,expected",
+    [
+        ("metadata.tier", "$eq", "gold", False),
+        ("metadata.tier", "$ne", "gold", True),
+        ("metadata.tier", "$gt", 1, False),
+        ("metadata.tier", "$gte", 1, False),
+        ("metadata.tier", "$lt", 1, False),
+        ("metadata.tier", "$lte", 1, False),
+        ("metadata.tier", "$in", ["gold"], False),
+        ("metadata.tier", "$nin", ["gold"], True),
+        ("metadata.tier", "$regex", ".*", False),
+        ("metadata.tier", "$eq", None, True),
+        ("metadata.tier", "$ne", None, False),
+        ("metadata.tier", "$in", [None, "gold"], True),
+        ("params.style", "$eq", "vivid", False),
+        ("params.style", "$ne", "vivid", True),
+        ("params.style", "$regex", ".*", False),
+        ("params.style", "$nin", ["vivid"], True),
+        ("params.seed", "$gt", 0, False),
+        ("params.seed", "$lte", 0, False),
+        ("params.seed", "$in", [1, 2], False),
+        ("params.steps", "$eq", 30, False),
+        ("params.steps", "$ne", 30, True),
+    ],
+)
 def test_an_absent_field(field: str, operator: str, operand: Any, expected: bool) -> None:
     assert matches({field: {operator: operand}}, {}) is expected
 
@@ -197,38 +231,43 @@ def test_regex_on_a_lone_surrogate_is_no_match_rather_than_an_error() -> None:
 # -- refused at compile time, naming the path ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("query,path", [
-    ({"metadata.tier": {"$gt": "3"}}, "strategy.conditions[0].query.metadata.tier.$gt"),
-    ({"metadata.tier": {"$gt": True}}, "strategy.conditions[0].query.metadata.tier.$gt"),
-    ({"metadata.tier": {"$lte": None}}, "strategy.conditions[0].query.metadata.tier.$lte"),
-    ({"metadata.tier": {"$gt": float("nan")}}, "strategy.conditions[0].query.metadata.tier.$gt"),
-    ({"metadata.tier": {"$in": "gold"}}, "strategy.conditions[0].query.metadata.tier.$in"),
-    ({"metadata.tier": {"$nin": ["a", {"b": 1}]}}, "strategy.conditions[0].query.metadata.tier.$nin[1]"),
-    ({"metadata.tier": {"$eq": ["gold"]}}, "strategy.conditions[0].query.metadata.tier.$eq"),
-    ({"metadata.tier": ["gold", "silver"]}, "strategy.conditions[0].query.metadata.tier"),
-    ({"metadata.tier": {"$regex": "(unclosed"}}, "strategy.conditions[0].query.metadata.tier.$regex"),
-    ({"metadata.tier": {"$regex": "(?=lookahead)"}}, "strategy.conditions[0].query.metadata.tier.$regex"),
-    ({"metadata.tier": {"$regex": 5}}, "strategy.conditions[0].query.metadata.tier.$regex"),
-    ({"metadata.tier": {"$exists": True}}, "strategy.conditions[0].query.metadata.tier.$exists"),
-    ({"metadata.tier": {"$or": [{"metadata.a": "b"}]}}, "strategy.conditions[0].query.metadata.tier.$or"),
-    ({"$eq": "gold"}, "strategy.conditions[0].query.$eq"),
-    ({"$and": {"metadata.tier": "gold"}}, "strategy.conditions[0].query.$and"),
-    ({"$or": []}, "strategy.conditions[0].query.$or"),
-    ({"$or": ["gold"]}, "strategy.conditions[0].query.$or[0]"),
-    ({"$and": [{"$or": [{"metadata.a": {"$gt": "x"}}]}]},
-     "strategy.conditions[0].query.$and[0].$or[0].metadata.a.$gt"),
-    ({"tier": "gold"}, "strategy.conditions[0].query.tier"),
-    ({"metadata": {"tier": "gold"}}, "strategy.conditions[0].query.metadata"),
-    ({"metadata.": "gold"}, "strategy.conditions[0].query.metadata."),
-    ({"user.tier": "gold"}, "strategy.conditions[0].query.user.tier"),
-    # params with a known type take operands of that type
-    ({"params.model": 3}, "strategy.conditions[0].query.params.model"),
-    ({"params.model": {"$gt": 3}}, "strategy.conditions[0].query.params.model.$gt"),
-    ({"params.model": {"$in": ["dall-e-3", 3]}}, "strategy.conditions[0].query.params.model.$in[1]"),
-    ({"params.n": "2"}, "strategy.conditions[0].query.params.n"),
-    ({"params.n": {"$regex": "2"}}, "strategy.conditions[0].query.params.n.$regex"),
-    ({"params.cfg_scale": {"$ne": True}}, "strategy.conditions[0].query.params.cfg_scale.$ne"),
-])
+@pytest.mark.parametrize(
+    "query,path",
+    [
+        ({"metadata.tier": {"$gt": "3"}}, "strategy.conditions[0].query.metadata.tier.$gt"),
+        ({"metadata.tier": {"$gt": True}}, "strategy.conditions[0].query.metadata.tier.$gt"),
+        ({"metadata.tier": {"$lte": None}}, "strategy.conditions[0].query.metadata.tier.$lte"),
+        ({"metadata.tier": {"$gt": float("nan")}}, "strategy.conditions[0].query.metadata.tier.$gt"),
+        ({"metadata.tier": {"$in": "gold"}}, "strategy.conditions[0].query.metadata.tier.$in"),
+        ({"metadata.tier": {"$nin": ["a", {"b": 1}]}}, "strategy.conditions[0].query.metadata.tier.$nin[1]"),
+        ({"metadata.tier": {"$eq": ["gold"]}}, "strategy.conditions[0].query.metadata.tier.$eq"),
+        ({"metadata.tier": ["gold", "silver"]}, "strategy.conditions[0].query.metadata.tier"),
+        ({"metadata.tier": {"$regex": "(unclosed"}}, "strategy.conditions[0].query.metadata.tier.$regex"),
+        ({"metadata.tier": {"$regex": "(?=lookahead)"}}, "strategy.conditions[0].query.metadata.tier.$regex"),
+        ({"metadata.tier": {"$regex": 5}}, "strategy.conditions[0].query.metadata.tier.$regex"),
+        ({"metadata.tier": {"$exists": True}}, "strategy.conditions[0].query.metadata.tier.$exists"),
+        ({"metadata.tier": {"$or": [{"metadata.a": "b"}]}}, "strategy.conditions[0].query.metadata.tier.$or"),
+        ({"$eq": "gold"}, "strategy.conditions[0].query.$eq"),
+        ({"$and": {"metadata.tier": "gold"}}, "strategy.conditions[0].query.$and"),
+        ({"$or": []}, "strategy.conditions[0].query.$or"),
+        ({"$or": ["gold"]}, "strategy.conditions[0].query.$or[0]"),
+        (
+            {"$and": [{"$or": [{"metadata.a": {"$gt": "x"}}]}]},
+            "strategy.conditions[0].query.$and[0].$or[0].metadata.a.$gt",
+        ),
+        ({"tier": "gold"}, "strategy.conditions[0].query.tier"),
+        ({"metadata": {"tier": "gold"}}, "strategy.conditions[0].query.metadata"),
+        ({"metadata.": "gold"}, "strategy.conditions[0].query.metadata."),
+        ({"user.tier": "gold"}, "strategy.conditions[0].query.user.tier"),
+        # params with a known type take operands of that type
+        ({"params.model": 3}, "strategy.conditions[0].query.params.model"),
+        ({"params.model": {"$gt": 3}}, "strategy.conditions[0].query.params.model.$gt"),
+        ({"params.model": {"$in": ["dall-e-3", 3]}}, "strategy.conditions[0].query.params.model.$in[1]"),
+        ({"params.n": "2"}, "strategy.conditions[0].query.params.n"),
+        ({"params.n": {"$regex": "2"}}, "strategy.conditions[0].query.params.n.$regex"),
+        ({"params.cfg_scale": {"$ne": True}}, "strategy.conditions[0].query.params.cfg_scale.$ne"),
+    ],
+)
 def test_bad_queries_are_refused_naming_the_path(query: dict[str, Any], path: str) -> None:
     assert refused(query) == path
 
@@ -242,13 +281,18 @@ def test_the_error_message_says_what_is_wrong() -> None:
 # -- plan compilation ---------------------------------------------------------------------------------
 
 
-def conditional(conditions: list[dict[str, Any]], default: str | None = "base",
-                targets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def conditional(
+    conditions: list[dict[str, Any]], default: str | None = "base", targets: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     strategy: dict[str, Any] = {"mode": "conditional", "conditions": conditions}
     if default is not None:
         strategy["default"] = default
-    return {"strategy": strategy, "targets": targets if targets is not None else [
-        {"name": "premium", "virtual_key": "openai-vk"}, {"name": "base", "virtual_key": "stability-vk"}]}
+    return {
+        "strategy": strategy,
+        "targets": targets
+        if targets is not None
+        else [{"name": "premium", "virtual_key": "openai-vk"}, {"name": "base", "virtual_key": "stability-vk"}],
+    }
 
 
 def compile_dict(document: dict[str, Any]) -> Leaf | Group:
@@ -270,10 +314,15 @@ def test_conditional_config_compiles_to_rules_over_named_targets() -> None:
 
 
 def test_first_matching_condition_wins() -> None:
-    plan = compile_dict(conditional([
-        {"query": {"params.model": "dall-e-3"}, "then": "base"},
-        {"query": {}, "then": "premium"},
-    ], default="base"))
+    plan = compile_dict(
+        conditional(
+            [
+                {"query": {"params.model": "dall-e-3"}, "then": "base"},
+                {"query": {}, "then": "premium"},
+            ],
+            default="base",
+        )
+    )
     assert isinstance(plan, Group) and plan.routes is not None
     assert plan.routes.choose({}, REQUEST) == 1
     assert plan.routes.choose({}, ImageRequest(prompt="x", model="sdxl")) == 0
@@ -290,8 +339,7 @@ def test_then_must_name_a_target_of_the_group() -> None:
 
 
 def test_default_must_name_a_target_of_the_group() -> None:
-    assert compile_error(conditional([{"query": {}, "then": "premium"}], default="gone")).param == (
-        "strategy.default")
+    assert compile_error(conditional([{"query": {}, "then": "premium"}], default="gone")).param == ("strategy.default")
 
 
 def test_then_is_required() -> None:
@@ -307,8 +355,10 @@ def test_conditions_are_required() -> None:
 
 
 def test_target_names_must_be_unique_in_a_conditional_group() -> None:
-    document = conditional([{"query": {}, "then": "base"}], targets=[
-        {"name": "base", "virtual_key": "a"}, {"name": "base", "virtual_key": "b"}])
+    document = conditional(
+        [{"query": {}, "then": "base"}],
+        targets=[{"name": "base", "virtual_key": "a"}, {"name": "base", "virtual_key": "b"}],
+    )
     assert compile_error(document).param == "targets[1].name"
 
 
@@ -322,8 +372,7 @@ def test_query_errors_name_the_nested_path() -> None:
 
 def test_names_are_resolved_within_their_own_group() -> None:
     # "premium" exists in the outer group only; the inner conditional cannot reach it.
-    inner = conditional([{"query": {}, "then": "premium"}], default="x",
-                        targets=[{"name": "x", "virtual_key": "a"}])
+    inner = conditional([{"query": {}, "then": "premium"}], default="x", targets=[{"name": "x", "virtual_key": "a"}])
     document = {"strategy": {"mode": "fallback"}, "targets": [{"name": "premium", "virtual_key": "p"}, inner]}
     assert compile_error(document).param == "targets[1].strategy.conditions[0].then"
 
@@ -331,16 +380,27 @@ def test_names_are_resolved_within_their_own_group() -> None:
 def test_conditions_and_default_belong_to_conditional_mode_only() -> None:
     targets = [{"name": "a", "virtual_key": "a"}]
     assert compile_error({"strategy": {"mode": "fallback", "default": "a"}, "targets": targets}).param == (
-        "strategy.default")
-    assert compile_error({"strategy": {"mode": "loadbalance", "conditions": [{"query": {}, "then": "a"}]},
-                          "targets": targets}).param == "strategy.conditions"
+        "strategy.default"
+    )
+    assert (
+        compile_error(
+            {"strategy": {"mode": "loadbalance", "conditions": [{"query": {}, "then": "a"}]}, "targets": targets}
+        ).param
+        == "strategy.conditions"
+    )
 
 
 def test_conditional_groups_nest_and_inherit() -> None:
     inner = conditional([{"query": {"params.size": "512x512"}, "then": "premium"}])
     inner["override_params"] = {"quality": "hd"}
-    plan = compile_dict({"strategy": {"mode": "fallback"}, "override_params": {"model": "dall-e-3"},
-                         "request_timeout": 5000, "targets": [inner, {"virtual_key": "last"}]})
+    plan = compile_dict(
+        {
+            "strategy": {"mode": "fallback"},
+            "override_params": {"model": "dall-e-3"},
+            "request_timeout": 5000,
+            "targets": [inner, {"virtual_key": "last"}],
+        }
+    )
     first = leaves(plan)[0]
     assert first.path == "config.targets[0].targets[0]"
     assert dict(first.override_params) == {"model": "dall-e-3", "quality": "hd"}
@@ -372,8 +432,9 @@ def test_portkey_docs_example_compiles_unchanged() -> None:
 @pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1])
 def test_weights_must_be_finite_and_not_negative(weight: float) -> None:
     # JSON text cannot carry NaN or infinity into a weight, but a gRPC message can.
-    message = parse_config_message({"strategy": {"mode": "loadbalance"},
-                                    "targets": [{"virtual_key": "a"}, {"virtual_key": "b", "weight": 1}]})
+    message = parse_config_message(
+        {"strategy": {"mode": "loadbalance"}, "targets": [{"virtual_key": "a"}, {"virtual_key": "b", "weight": 1}]}
+    )
     message.targets[0].weight = weight
     with pytest.raises(InvalidArgument) as info:
         validate_config(config_from_proto(message))
@@ -381,7 +442,10 @@ def test_weights_must_be_finite_and_not_negative(weight: float) -> None:
 
 
 def test_loadbalance_weights_compile_in_target_order() -> None:
-    plan = compile_dict({"strategy": {"mode": "loadbalance"},
-                         "targets": [{"virtual_key": "a", "weight": 0}, {"virtual_key": "b", "weight": 3},
-                                     {"virtual_key": "c"}]})
+    plan = compile_dict(
+        {
+            "strategy": {"mode": "loadbalance"},
+            "targets": [{"virtual_key": "a", "weight": 0}, {"virtual_key": "b", "weight": 3}, {"virtual_key": "c"}],
+        }
+    )
     assert isinstance(plan, Group) and plan.weights == (0.0, 3.0, 1.0)

@@ -28,8 +28,12 @@ metadata_values = st.one_of(
 metadatas = st.dictionaries(st.sampled_from(KEYS), metadata_values, max_size=3)
 # Comparison operands a query may hold for a metadata field.
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10), st.floats(-100, 100, allow_nan=False),
-    st.sampled_from(["gold", "silver", "", "5", "true"]), st.text(max_size=4),
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10),
+    st.floats(-100, 100, allow_nan=False),
+    st.sampled_from(["gold", "silver", "", "5", "true"]),
+    st.text(max_size=4),
 )
 numbers = st.one_of(st.integers(-10, 10), st.floats(-100, 100, allow_nan=False))
 fields = st.sampled_from([f"metadata.{k}" for k in KEYS])
@@ -102,8 +106,11 @@ def test_and_or_laws(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], me
     assert run({"$and": [a, {"$and": [b, c]}]}, metadata) == run({"$and": [{"$and": [a, b]}, c]}, metadata)
     assert run({"$or": [a, b]}, metadata) == run({"$or": [b, a]}, metadata)
     # distributivity
-    assert run({"$and": [a, {"$or": [b, c]}]}, metadata) == (va and (vb or vc)) == run(
-        {"$or": [{"$and": [a, b]}, {"$and": [a, c]}]}, metadata)
+    assert (
+        run({"$and": [a, {"$or": [b, c]}]}, metadata)
+        == (va and (vb or vc))
+        == run({"$or": [{"$and": [a, b]}, {"$and": [a, c]}]}, metadata)
+    )
 
 
 @PROFILE
@@ -120,11 +127,31 @@ def test_anchored_regex_is_a_prefix_test(prefix: str, value: str) -> None:
     assert run({"metadata.tier": {"$regex": "^" + prefix}}, {"tier": value}) == value.startswith(prefix)
 
 
-WORDS = (*COMPARISONS, "$and", "$or", "$not", "metadata.tier", "metadata.", "metadata", "params.n",
-         "params.model", "params.size", "params.steps", "other", "(", "^a")
+WORDS = (
+    *COMPARISONS,
+    "$and",
+    "$or",
+    "$not",
+    "metadata.tier",
+    "metadata.",
+    "metadata",
+    "params.n",
+    "params.model",
+    "params.size",
+    "params.steps",
+    "other",
+    "(",
+    "^a",
+)
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True), st.text(max_size=6),
-              st.sampled_from(WORDS)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-5, 5),
+        st.floats(allow_nan=True),
+        st.text(max_size=6),
+        st.sampled_from(WORDS),
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(WORDS), inner, max_size=3)),
     max_leaves=10,
 )
@@ -132,11 +159,17 @@ contexts = st.dictionaries(st.sampled_from(["tier", "n"]), st.text(max_size=6), 
 
 
 @PROFILE
-@given(st.dictionaries(st.sampled_from(["$and", "$or", "metadata.tier", "params.n", "params.model", "params.x",
-                                        "x", "$eq"]), json_values, max_size=3),
-       contexts)
+@given(
+    st.dictionaries(
+        st.sampled_from(["$and", "$or", "metadata.tier", "params.n", "params.model", "params.x", "x", "$eq"]),
+        json_values,
+        max_size=3,
+    ),
+    contexts,
+)
 def test_compile_refuses_only_with_a_named_path_and_a_compiled_query_never_fails(
-        query: dict[str, Any], metadata: dict[str, str]) -> None:
+    query: dict[str, Any], metadata: dict[str, str]
+) -> None:
     try:
         predicate: Predicate = compile_query(query, "strategy.conditions[0].query")
     except InvalidArgument as exc:

@@ -45,10 +45,12 @@ HEADER = "x-portkey-config"
 # Every field set, optional scalars set to their zero values, int64 fields, empty-but-present
 # messages, -0.0 (which protobuf lists); one key per Struct object so the byte order is fixed.
 RICH = {
-    "strategy": {"mode": "conditional", "on_status_codes": [429, 503],
-                 "conditions": [{"query": {"metadata.tier": {"$in": ["gold", 2.5, True, None]}}, "then": "a"},
-                                {"then": "b"}],
-                 "default": "b"},
+    "strategy": {
+        "mode": "conditional",
+        "on_status_codes": [429, 503],
+        "conditions": [{"query": {"metadata.tier": {"$in": ["gold", 2.5, True, None]}}, "then": "a"}, {"then": "b"}],
+        "default": "b",
+    },
     "override_params": {"nested": {"list": [1, [2.5], {"x": None}]}},
     "custom_host": "http://127.0.0.1:9/v1",
     "retry": {"attempts": 2, "on_status_codes": [500], "use_retry_after_header": False},
@@ -58,10 +60,25 @@ RICH = {
     "circuit_breaker": {"consecutive_failures": 3, "failure_rate": -0.0, "cooldown_seconds": 2.5},
     "strict": False,
     "targets": [
-        {"name": "a", "provider": "openai", "api_key": "sk-a", "weight": 0, "request_timeout": "9007199254740993",
-         "retry": {}, "cache": {"mode": "simple"}, "strict": True, "override_params": {}},
-        {"name": "b", "virtual_key": "vk-b", "weight": 2, "circuit_breaker": {"window": 7}, "strategy": {},
-         "targets": []},
+        {
+            "name": "a",
+            "provider": "openai",
+            "api_key": "sk-a",
+            "weight": 0,
+            "request_timeout": "9007199254740993",
+            "retry": {},
+            "cache": {"mode": "simple"},
+            "strict": True,
+            "override_params": {},
+        },
+        {
+            "name": "b",
+            "virtual_key": "vk-b",
+            "weight": 2,
+            "circuit_breaker": {"window": 7},
+            "strategy": {},
+            "targets": [],
+        },
     ],
 }
 
@@ -86,32 +103,56 @@ json_values = st.recursive(
 )
 json_objects = st.dictionaries(texts, json_values, max_size=3)
 strategies = st.builds(
-    Strategy, mode=texts, on_status_codes=st.lists(int32s, max_size=3).map(tuple),
+    Strategy,
+    mode=texts,
+    on_status_codes=st.lists(int32s, max_size=3).map(tuple),
     conditions=st.lists(st.builds(Condition, query=st.none() | json_objects, then=texts), max_size=2).map(tuple),
-    default=texts)
-retries = st.builds(RetrySettings, attempts=int32s, on_status_codes=st.lists(int32s, max_size=2).map(tuple),
-                    use_retry_after_header=st.none() | st.booleans())
-caches = st.builds(CacheSettings, mode=texts, max_age=st.none() | int64s,
-                   include_seeded_and_multi_image=st.none() | st.booleans())
-breakers = st.builds(CircuitBreakerSettings, consecutive_failures=int32s, failure_rate=st.floats(allow_nan=False),
-                     window=int32s, cooldown_seconds=st.floats(allow_nan=False))
+    default=texts,
+)
+retries = st.builds(
+    RetrySettings,
+    attempts=int32s,
+    on_status_codes=st.lists(int32s, max_size=2).map(tuple),
+    use_retry_after_header=st.none() | st.booleans(),
+)
+caches = st.builds(
+    CacheSettings, mode=texts, max_age=st.none() | int64s, include_seeded_and_multi_image=st.none() | st.booleans()
+)
+breakers = st.builds(
+    CircuitBreakerSettings,
+    consecutive_failures=int32s,
+    failure_rate=st.floats(allow_nan=False),
+    window=int32s,
+    cooldown_seconds=st.floats(allow_nan=False),
+)
 
 
 def _config(targets: st.SearchStrategy[tuple[RoutingConfig, ...]]) -> st.SearchStrategy[RoutingConfig]:
     return st.builds(
-        RoutingConfig, strategy=st.none() | strategies, targets=targets, name=texts, provider=texts,
-        api_key=texts, virtual_key=texts, override_params=st.none() | json_objects,
-        weight=st.none() | st.floats(allow_nan=False), custom_host=texts, retry=st.none() | retries,
-        request_timeout=st.none() | int64s, cache=st.none() | caches,
-        forward_headers=st.lists(texts, max_size=2).map(tuple), circuit_breaker=st.none() | breakers,
-        strict=st.none() | st.booleans())
+        RoutingConfig,
+        strategy=st.none() | strategies,
+        targets=targets,
+        name=texts,
+        provider=texts,
+        api_key=texts,
+        virtual_key=texts,
+        override_params=st.none() | json_objects,
+        weight=st.none() | st.floats(allow_nan=False),
+        custom_host=texts,
+        retry=st.none() | retries,
+        request_timeout=st.none() | int64s,
+        cache=st.none() | caches,
+        forward_headers=st.lists(texts, max_size=2).map(tuple),
+        circuit_breaker=st.none() | breakers,
+        strict=st.none() | st.booleans(),
+    )
 
 
-models = st.recursive(_config(st.just(())), lambda inner: _config(st.lists(inner, max_size=3).map(tuple)),
-                      max_leaves=6)
+models = st.recursive(_config(st.just(())), lambda inner: _config(st.lists(inner, max_size=3).map(tuple)), max_leaves=6)
 
 
 # -- protobuf both ways ----------------------------------------------------------------------------
+
 
 @PROFILE
 @given(models)
@@ -160,12 +201,14 @@ def test_nan_and_infinity_in_a_message_reach_the_model_for_the_compiler_to_name(
 
 
 def test_the_api_key_stays_out_of_reprs() -> None:
-    config = parse_config({"strategy": {"mode": "fallback"},
-                           "targets": [{"provider": "openai", "api_key": "sk-s3cret"}]})
+    config = parse_config(
+        {"strategy": {"mode": "fallback"}, "targets": [{"provider": "openai", "api_key": "sk-s3cret"}]}
+    )
     assert "sk-s3cret" not in repr(config) and "sk-s3cret" not in str(config)
 
 
 # -- Portkey JSON ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_json_parses_to_the_model_of_its_message(document: dict[str, Any]) -> None:
@@ -175,6 +218,7 @@ def test_json_parses_to_the_model_of_its_message(document: dict[str, Any]) -> No
 
 
 # -- the stored document ---------------------------------------------------------------------------
+
 
 def test_the_stored_document_is_byte_for_byte_what_protobuf_wrote() -> None:
     message = parse_config_message(RICH)
@@ -223,11 +267,15 @@ async def test_saved_configs_store_the_same_document_and_read_old_rows(tmp_path:
     await store.open()
     try:
         vault = Vault({"k1": b"\x01" * 32}, "k1")
-        service = ConfigService(store, vault, canonical_provider=lambda n: n,
-                                host_policy=UpstreamHostPolicy(("127.0.0.1",)))
-        document = {"strategy": {"mode": "fallback"}, "request_timeout": 5000,
-                    "override_params": {"model": "dall-e-3"},
-                    "targets": [{"provider": "openai", "api_key": "sk-one"}, {"virtual_key": "vk"}]}
+        service = ConfigService(
+            store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(("127.0.0.1",))
+        )
+        document = {
+            "strategy": {"mode": "fallback"},
+            "request_timeout": 5000,
+            "override_params": {"model": "dall-e-3"},
+            "targets": [{"provider": "openai", "api_key": "sk-one"}, {"virtual_key": "vk"}],
+        }
         record = await service.create("c", parse_config(document))
         redacted = parse_config_message(document)
         redacted.targets[0].ClearField("api_key")
@@ -235,20 +283,31 @@ async def test_saved_configs_store_the_same_document_and_read_old_rows(tmp_path:
         assert "sk-one" not in record.document
         resolved = await service.resolve(record.id)
         assert [leaf.credential and leaf.credential.value("api_key") for leaf in leaves(resolved.plan)] == [
-            "sk-one", None]
+            "sk-one",
+            None,
+        ]
     finally:
         await store.close()
 
 
 # -- inline configs: parsed and compiled once per text ---------------------------------------------
 
+
 def service() -> ConfigService:
-    return ConfigService(None, None, canonical_provider=lambda n: n,  # type: ignore[arg-type]
-                         host_policy=UpstreamHostPolicy(("127.0.0.1",)))
+    return ConfigService(
+        None,
+        None,
+        canonical_provider=lambda n: n,  # type: ignore[arg-type]
+        host_policy=UpstreamHostPolicy(("127.0.0.1",)),
+    )
 
 
-INLINE = json.dumps({"strategy": {"mode": "fallback"},
-                     "targets": [{"provider": "openai", "api_key": "sk-x", "custom_host": "http://127.0.0.1:9/v1"}]})
+INLINE = json.dumps(
+    {
+        "strategy": {"mode": "fallback"},
+        "targets": [{"provider": "openai", "api_key": "sk-x", "custom_host": "http://127.0.0.1:9/v1"}],
+    }
+)
 
 
 def test_the_same_inline_text_gives_the_same_model_and_the_same_plan() -> None:
@@ -268,10 +327,13 @@ def test_an_equal_config_from_another_text_is_compiled_for_itself() -> None:
     assert configs.compile_inline(other) is not plan and configs.compile_inline(other) == plan
 
 
-@pytest.mark.parametrize("text", [
-    "{not json",
-    '{"strategy": {"mode": "fallback"}, "targets": [{"bogus": 1}]}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        '{"strategy": {"mode": "fallback"}, "targets": [{"bogus": 1}]}',
+    ],
+)
 def test_an_unparsable_inline_config_is_refused_on_every_request(text: str) -> None:
     errors = []
     for _ in range(3):
@@ -283,8 +345,9 @@ def test_an_unparsable_inline_config_is_refused_on_every_request(text: str) -> N
 
 def test_an_inline_config_that_does_not_compile_is_refused_on_every_request() -> None:
     configs = service()
-    config = parse_inline_config('{"strategy": {"mode": "roundrobin"}, "targets": [{"virtual_key": "a"}]}',
-                                 param=HEADER)
+    config = parse_inline_config(
+        '{"strategy": {"mode": "roundrobin"}, "targets": [{"virtual_key": "a"}]}', param=HEADER
+    )
     errors = []
     for _ in range(3):
         with pytest.raises(InvalidArgument) as info:
@@ -313,10 +376,16 @@ def test_the_same_grpc_inline_message_gives_the_same_model() -> None:
 
 # -- a huge message is converted only as far as compiling needs ------------------------------------
 
+
 def _compile_outcome(config: RoutingConfig, max_targets: int, max_depth: int = 10) -> Any:
     try:
-        return compile_plan(config, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(()),
-                            max_targets=max_targets, max_depth=max_depth)
+        return compile_plan(
+            config,
+            canonical_provider=lambda n: n,
+            host_policy=UpstreamHostPolicy(()),
+            max_targets=max_targets,
+            max_depth=max_depth,
+        )
     except InvalidArgument as exc:
         return (exc.message, exc.param)
 
@@ -327,14 +396,16 @@ shapes = st.recursive(st.just(()), lambda inner: st.lists(inner, max_size=6).map
 def _message(shape: tuple[Any, ...]) -> configs_pb2.RoutingConfig:
     if not shape:
         return configs_pb2.RoutingConfig(virtual_key="vk")
-    return configs_pb2.RoutingConfig(strategy=configs_pb2.Strategy(mode="fallback"),
-                                     targets=[_message(child) for child in shape])
+    return configs_pb2.RoutingConfig(
+        strategy=configs_pb2.Strategy(mode="fallback"), targets=[_message(child) for child in shape]
+    )
 
 
 @PROFILE
 @given(shapes, st.integers(1, 12), st.integers(0, 6), st.integers(1, 6))
 def test_a_config_cut_at_the_target_bound_compiles_to_the_same_outcome(
-        shape: tuple[Any, ...], max_targets: int, slack: int, max_depth: int) -> None:
+    shape: tuple[Any, ...], max_targets: int, slack: int, max_depth: int
+) -> None:
     message = _message(shape)
     full = config_from_proto(message)
     cut = config_from_proto(message, max_targets=max_targets + slack)

@@ -28,43 +28,73 @@ from tests.credentials import api_key
 BUILT_IN = load_price_table()
 
 
-def routed(provider: str, model: str, sizes: list[tuple[int, int]], *, overrides: dict[str, Any] | None = None,
-           attempts: tuple[AttemptRecord, ...] = ()) -> RoutedResult:
-    leaf = Leaf(path="config.targets[0]", provider=provider, virtual_key=None, credential=api_key("k"),
-                custom_host=None,
-                override_params=MappingProxyType(overrides or {}), request_timeout_ms=None, retry=None,
-                forward_headers=())
+def routed(
+    provider: str,
+    model: str,
+    sizes: list[tuple[int, int]],
+    *,
+    overrides: dict[str, Any] | None = None,
+    attempts: tuple[AttemptRecord, ...] = (),
+) -> RoutedResult:
+    leaf = Leaf(
+        path="config.targets[0]",
+        provider=provider,
+        virtual_key=None,
+        credential=api_key("k"),
+        custom_host=None,
+        override_params=MappingProxyType(overrides or {}),
+        request_timeout_ms=None,
+        retry=None,
+        forward_headers=(),
+    )
     images = tuple(GeneratedImage(data=b"x", mime_type="image/png", width=w, height=h) for w, h in sizes)
     served = AttemptRecord(target=leaf.path, provider=provider, model=model, status_code=200, latency_ms=5)
-    return RoutedResult(result=ImageResult(images=images, model=model, created=0), leaf=leaf, provider=provider,
-                        attempts=(*attempts, served), retry_count=0, fallback_used=bool(attempts))
+    return RoutedResult(
+        result=ImageResult(images=images, model=model, created=0),
+        leaf=leaf,
+        provider=provider,
+        attempts=(*attempts, served),
+        retry_count=0,
+        fallback_used=bool(attempts),
+    )
 
 
-@pytest.mark.parametrize(("model", "quality", "size", "usd"), [
-    ("dall-e-3", "standard", "1024x1024", 0.04),
-    ("dall-e-3", "hd", "1024x1024", 0.08),
-    ("dall-e-3", "standard", "1792x1024", 0.08),
-    ("dall-e-3", "hd", "1024x1792", 0.12),
-    ("dall-e-3", None, None, 0.04),  # OpenAI's defaults: standard, 1024x1024
-    ("dall-e-2", None, "256x256", 0.016),
-    ("dall-e-2", None, "512x512", 0.018),
-    ("dall-e-2", "standard", "1024x1024", 0.02),
-    ("gpt-image-1", "low", "1024x1024", 0.011),
-    ("gpt-image-1", "medium", "1024x1024", 0.042),
-    ("gpt-image-1", "high", "1024x1024", 0.167),
-    ("gpt-image-1", "high", "1536x1024", 0.25),
-    ("gpt-image-1", "auto", "auto", 0.167),  # auto is priced as high, an upper bound
-    ("DALL-E-3", "HD", "1024X1024", 0.08),  # case does not matter
-])
+@pytest.mark.parametrize(
+    ("model", "quality", "size", "usd"),
+    [
+        ("dall-e-3", "standard", "1024x1024", 0.04),
+        ("dall-e-3", "hd", "1024x1024", 0.08),
+        ("dall-e-3", "standard", "1792x1024", 0.08),
+        ("dall-e-3", "hd", "1024x1792", 0.12),
+        ("dall-e-3", None, None, 0.04),  # OpenAI's defaults: standard, 1024x1024
+        ("dall-e-2", None, "256x256", 0.016),
+        ("dall-e-2", None, "512x512", 0.018),
+        ("dall-e-2", "standard", "1024x1024", 0.02),
+        ("gpt-image-1", "low", "1024x1024", 0.011),
+        ("gpt-image-1", "medium", "1024x1024", 0.042),
+        ("gpt-image-1", "high", "1024x1024", 0.167),
+        ("gpt-image-1", "high", "1536x1024", 0.25),
+        ("gpt-image-1", "auto", "auto", 0.167),  # auto is priced as high, an upper bound
+        ("DALL-E-3", "HD", "1024X1024", 0.08),  # case does not matter
+    ],
+)
 def test_openai_list_prices(model: str, quality: str | None, size: str | None, usd: float) -> None:
     assert BUILT_IN.unit_price("openai", model, size, quality) == pytest.approx(usd)
 
 
-@pytest.mark.parametrize(("model", "usd"), [
-    ("core", 0.03), ("stable-image-core", 0.03), ("ultra", 0.08), ("sd3.5-large", 0.065),
-    ("sd3", 0.065), ("sd3.5-medium", 0.035), ("stable-diffusion-xl-1024-v1-0", 0.009),
-    ("stable-diffusion-v1-6", 0.009),
-])
+@pytest.mark.parametrize(
+    ("model", "usd"),
+    [
+        ("core", 0.03),
+        ("stable-image-core", 0.03),
+        ("ultra", 0.08),
+        ("sd3.5-large", 0.065),
+        ("sd3", 0.065),
+        ("sd3.5-medium", 0.035),
+        ("stable-diffusion-xl-1024-v1-0", 0.009),
+        ("stable-diffusion-v1-6", 0.009),
+    ],
+)
 def test_stability_credits_at_one_cent_each(model: str, usd: float) -> None:
     assert BUILT_IN.unit_price("stability-ai", model, "1024x1024", None) == pytest.approx(usd)
 
@@ -117,8 +147,15 @@ def test_images_without_dimensions_are_priced_by_the_size_asked_for() -> None:
 
 
 def test_failed_attempts_are_free_unless_the_table_says_the_provider_bills_them() -> None:
-    failed = AttemptRecord(target="config.targets[0]", provider="stability-ai", model="core", status_code=400,
-                           latency_ms=3, error_kind=ErrorKind.CONTENT_POLICY, error="filtered")
+    failed = AttemptRecord(
+        target="config.targets[0]",
+        provider="stability-ai",
+        model="core",
+        status_code=400,
+        latency_ms=3,
+        error_kind=ErrorKind.CONTENT_POLICY,
+        error="filtered",
+    )
     request = ImageRequest(prompt="p", n=2)
     assert BUILT_IN.failed_attempts_cost([failed], request) == 0.0
     document = built_in_price_document()
@@ -131,26 +168,43 @@ def test_failed_attempts_are_free_unless_the_table_says_the_provider_bills_them(
 
 def test_a_price_table_file_overrides_the_built_in_one(tmp_path: Path) -> None:
     path = tmp_path / "prices.json"
-    path.write_text(json.dumps({"version": "custom-1", "providers": {"openai": {"models": {
-        "dall-e-3": {"prices": {"*": {"*": 1.5}}}}}}}))
+    path.write_text(
+        json.dumps(
+            {"version": "custom-1", "providers": {"openai": {"models": {"dall-e-3": {"prices": {"*": {"*": 1.5}}}}}}}
+        )
+    )
     table = load_price_table(path)
     assert table.version == "custom-1"
     assert table.unit_price("openai", "dall-e-3", "1024x1024", "hd") == 1.5
 
 
-@pytest.mark.parametrize(("document", "path"), [
-    ([], "the price table: must be a JSON object"),
-    ({"providers": {}}, "version"),
-    ({"version": "v", "providers": {"openai": {"models": {"m": {"prices": {"*": {"*": -1}}}}}}},
-     "providers.openai.models.m.prices.*.*"),
-    ({"version": "v", "providers": {"openai": {"models": {"m": {"prices": {"*": {"*": "0.1"}}}}}}},
-     "providers.openai.models.m.prices.*.*"),
-    ({"version": "v", "providers": {"openai": {"models": {"m": {"prices": {}}}}}}, "providers.openai.models.m.prices"),
-    ({"version": "v", "providers": {"openai": {"models": {}, "model_aliases": {"a": "missing"}}}},
-     "providers.openai.model_aliases.a"),
-    ({"version": "v", "providers": {"openai": {"models": {}, "billed_error_kinds": ["oops"]}}},
-     "providers.openai.billed_error_kinds"),
-])
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        ([], "the price table: must be a JSON object"),
+        ({"providers": {}}, "version"),
+        (
+            {"version": "v", "providers": {"openai": {"models": {"m": {"prices": {"*": {"*": -1}}}}}}},
+            "providers.openai.models.m.prices.*.*",
+        ),
+        (
+            {"version": "v", "providers": {"openai": {"models": {"m": {"prices": {"*": {"*": "0.1"}}}}}}},
+            "providers.openai.models.m.prices.*.*",
+        ),
+        (
+            {"version": "v", "providers": {"openai": {"models": {"m": {"prices": {}}}}}},
+            "providers.openai.models.m.prices",
+        ),
+        (
+            {"version": "v", "providers": {"openai": {"models": {}, "model_aliases": {"a": "missing"}}}},
+            "providers.openai.model_aliases.a",
+        ),
+        (
+            {"version": "v", "providers": {"openai": {"models": {}, "billed_error_kinds": ["oops"]}}},
+            "providers.openai.billed_error_kinds",
+        ),
+    ],
+)
 def test_a_bad_table_is_refused_naming_the_field(document: Any, path: str) -> None:
     with pytest.raises(ValueError, match=path.replace("*", r"\*").replace(".", r"\.")):
         parse_price_table(document)
@@ -176,5 +230,9 @@ def test_format_usd_is_plain_decimal_text_within_a_micro_dollar(amount: float) -
 
 
 def test_format_usd_examples() -> None:
-    assert (format_usd(0.04), format_usd(0.0), format_usd(0.167), format_usd(2 * 0.12)) == ("0.04", "0", "0.167",
-                                                                                            "0.24")
+    assert (format_usd(0.04), format_usd(0.0), format_usd(0.167), format_usd(2 * 0.12)) == (
+        "0.04",
+        "0",
+        "0.167",
+        "0.24",
+    )

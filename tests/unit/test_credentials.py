@@ -77,13 +77,19 @@ def test_equal_fields_make_equal_credentials_in_any_order() -> None:
     assert azure(api_key=SECRET, resource_name="r") == azure(resource_name="r", api_key=SECRET)
 
 
-@pytest.mark.parametrize("fields,param,message", [
-    ({"resource_name": "r", "api_key": SECRET, "region": "eu"}, "targets[1].region", "is not a credential field"),
-    ({"api_key": SECRET}, "targets[1].resource_name", "is required"),
-    ({"resource_name": "r"}, "targets[1].api_key", "exactly one of api_key, azure_ad_token"),
-    ({"resource_name": "r", "api_key": SECRET, "azure_ad_token": TOKEN}, "targets[1].azure_ad_token",
-     "exactly one of api_key, azure_ad_token"),
-])
+@pytest.mark.parametrize(
+    "fields,param,message",
+    [
+        ({"resource_name": "r", "api_key": SECRET, "region": "eu"}, "targets[1].region", "is not a credential field"),
+        ({"api_key": SECRET}, "targets[1].resource_name", "is required"),
+        ({"resource_name": "r"}, "targets[1].api_key", "exactly one of api_key, azure_ad_token"),
+        (
+            {"resource_name": "r", "api_key": SECRET, "azure_ad_token": TOKEN},
+            "targets[1].azure_ad_token",
+            "exactly one of api_key, azure_ad_token",
+        ),
+    ],
+)
 def test_the_schema_refuses_bad_credentials_naming_the_field_never_the_secret(
     fields: dict[str, str], param: str, message: str
 ) -> None:
@@ -101,8 +107,10 @@ def test_empty_values_count_as_unset() -> None:
 
 def test_a_schema_refuses_a_badly_declared_exactly_one_of_group() -> None:
     with pytest.raises(ValueError, match="exactly-one-of"):
-        CredentialSchema((CredentialField("a", secret=True, required=True),
-                          CredentialField("b", secret=True, required=False)), exactly_one_of=(("a", "b"),))
+        CredentialSchema(
+            (CredentialField("a", secret=True, required=True), CredentialField("b", secret=True, required=False)),
+            exactly_one_of=(("a", "b"),),
+        )
 
 
 def test_every_provider_declares_a_secret_api_key() -> None:
@@ -116,10 +124,19 @@ def test_redaction_scrubs_every_secret_of_a_credential() -> None:
 
 
 def test_an_inline_credential_is_checked_by_the_providers_schema_when_the_config_compiles() -> None:
-    config = RoutingConfig(strategy=Strategy(mode="fallback"), targets=(
-        RoutingConfig(provider="openai", api_key=SECRET), RoutingConfig(provider="azure-like", api_key=SECRET)))
+    config = RoutingConfig(
+        strategy=Strategy(mode="fallback"),
+        targets=(
+            RoutingConfig(provider="openai", api_key=SECRET),
+            RoutingConfig(provider="azure-like", api_key=SECRET),
+        ),
+    )
     schemas = {"openai": API_KEY_SCHEMA, "azure-like": AZURE_LIKE}
     with pytest.raises(InvalidArgument) as info:
-        compile_plan(config, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(()),
-                     credential_schema=schemas.__getitem__)
+        compile_plan(
+            config,
+            canonical_provider=lambda n: n,
+            host_policy=UpstreamHostPolicy(()),
+            credential_schema=schemas.__getitem__,
+        )
     assert info.value.param == "targets[1].resource_name" and SECRET not in info.value.message

@@ -20,10 +20,12 @@ class Clock:
 
 async def test_an_open_breaker_shows_as_open_with_its_next_probe_time() -> None:
     clock, wall = Clock(100.0), Clock(1_750_000_000.0)
-    breakers = InProcessBreakers(BreakerPolicy(consecutive_failures=2, cooldown_seconds=30), clock=clock,
-                                 wall_clock=wall)
-    failing = TargetIdentity.of("stability-ai", "http://127.0.0.1:9000/v1",
-                                api_key("sk-secret-stability", "stability-ai"), "sd-v1-6")
+    breakers = InProcessBreakers(
+        BreakerPolicy(consecutive_failures=2, cooldown_seconds=30), clock=clock, wall_clock=wall
+    )
+    failing = TargetIdentity.of(
+        "stability-ai", "http://127.0.0.1:9000/v1", api_key("sk-secret-stability", "stability-ai"), "sd-v1-6"
+    )
     healthy = TargetIdentity.of("openai", None, api_key("sk-secret-openai"), "dall-e-3")
     for _ in range(2):
         breakers.record(await breakers.acquire(failing, None), Outcome.FAILURE)

@@ -42,26 +42,56 @@ def test_an_admin_may_filter_by_caller() -> None:
 
 
 def test_every_filter_is_typed_and_provider_spellings_are_canonical() -> None:
-    query = parse_log_query([
-        ("trace_id", " abc "), ("outcome", "Failure"), ("status_code", "502"), ("provider", "stabilityai"),
-        ("model", "dall-e-3"), ("config_id", "pc-1"), ("fallback_used", "true"),
-        ("start_time", "2025-01-01T00:00:00Z"), ("end_time", "2025-01-02T00:00:00+01:00"), ("page_size", "10"),
-        ("page_token", "tok"),
-    ], ADMIN)
+    query = parse_log_query(
+        [
+            ("trace_id", " abc "),
+            ("outcome", "Failure"),
+            ("status_code", "502"),
+            ("provider", "stabilityai"),
+            ("model", "dall-e-3"),
+            ("config_id", "pc-1"),
+            ("fallback_used", "true"),
+            ("start_time", "2025-01-01T00:00:00Z"),
+            ("end_time", "2025-01-02T00:00:00+01:00"),
+            ("page_size", "10"),
+            ("page_token", "tok"),
+        ],
+        ADMIN,
+    )
     assert query.store_filter == LogFilter(
-        trace_id="abc", status_code=502, success=False, provider="stability-ai",
-        start_time=datetime(2025, 1, 1, tzinfo=UTC), end_time=datetime(2025, 1, 1, 23, 0, tzinfo=UTC),
-        model="dall-e-3", config_id="pc-1", fallback_used=True)
+        trace_id="abc",
+        status_code=502,
+        success=False,
+        provider="stability-ai",
+        start_time=datetime(2025, 1, 1, tzinfo=UTC),
+        end_time=datetime(2025, 1, 1, 23, 0, tzinfo=UTC),
+        model="dall-e-3",
+        config_id="pc-1",
+        fallback_used=True,
+    )
     assert (query.page_size, query.page_token) == (10, "tok")
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("status_code", "abc"), ("status_code", "99"), ("status_code", "600"), ("status_code", "\u0665\u0660\u0660"),
-    ("outcome", "maybe"), ("fallback_used", "yes please"), ("provider", "midjourney"),
-    ("start_time", "yesterday"), ("start_time", "2025-01-01T00:00:00"), ("end_time", "x" * 100),
-    ("page_size", "0"), ("page_size", str(MAX_PAGE_SIZE + 1)), ("trace_id", "t" * 201),
-    ("page_token", "p" * 2001), ("nonsense", "1"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("status_code", "abc"),
+        ("status_code", "99"),
+        ("status_code", "600"),
+        ("status_code", "\u0665\u0660\u0660"),
+        ("outcome", "maybe"),
+        ("fallback_used", "yes please"),
+        ("provider", "midjourney"),
+        ("start_time", "yesterday"),
+        ("start_time", "2025-01-01T00:00:00"),
+        ("end_time", "x" * 100),
+        ("page_size", "0"),
+        ("page_size", str(MAX_PAGE_SIZE + 1)),
+        ("trace_id", "t" * 201),
+        ("page_token", "p" * 2001),
+        ("nonsense", "1"),
+    ],
+)
 def test_a_bad_value_is_refused_naming_its_parameter(name: str, value: str) -> None:
     with pytest.raises(InvalidArgument) as raised:
         parse_log_query([(name, value)], ADMIN)
@@ -86,9 +116,12 @@ def test_blank_values_mean_no_filter() -> None:
 
 
 names = st.one_of(st.sampled_from(sorted(PARAMS)), st.text(max_size=12))
-values = st.one_of(st.text(max_size=40), st.integers(-10, 1000).map(str),
-                   st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
-                   st.sampled_from(["true", "false", "success", "failure", "openai", "stability-ai"]))
+values = st.one_of(
+    st.text(max_size=40),
+    st.integers(-10, 1000).map(str),
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
+    st.sampled_from(["true", "false", "success", "failure", "openai", "stability-ai"]),
+)
 
 
 @given(st.lists(st.tuples(names, values), max_size=6), st.sampled_from([ADMIN, GENERATE]))

@@ -30,11 +30,14 @@ def with_query_nan() -> configs_pb2.RoutingConfig:
     return config
 
 
-@pytest.mark.parametrize(("build", "param"), [
-    (with_query_nan, "strategy.conditions[0].query.metadata.tier.$in[1]"),
-    (lambda: _override(math.inf), "targets[0].override_params"),  # named by the compiler's own check
-    (lambda: _breaker(math.nan), "circuit_breaker.failure_rate"),
-])
+@pytest.mark.parametrize(
+    ("build", "param"),
+    [
+        (with_query_nan, "strategy.conditions[0].query.metadata.tier.$in[1]"),
+        (lambda: _override(math.inf), "targets[0].override_params"),  # named by the compiler's own check
+        (lambda: _breaker(math.nan), "circuit_breaker.failure_rate"),
+    ],
+)
 def test_a_non_finite_number_is_refused_naming_its_field(build, param) -> None:  # type: ignore[no-untyped-def]
     config = build()
     with pytest.raises(InvalidArgument) as raised:

@@ -22,11 +22,16 @@ def exported() -> dict[str, set[str]]:
     metrics.set_known_models(["dall-e-3"])
     metrics.init_grpc_methods("imagegateway.v1.ImageGateway", {"GenerateImage": "unary"})
     metrics.watch_circuits(lambda: [("openai", "dall-e-3", "closed")])
-    metrics.observe_success("rest", served(
-        attempt(FIRST, "stability-ai", "core", ErrorKind.UNAVAILABLE),
-        attempt(SECOND, "openai", "dall-e-3", ErrorKind.RATE_LIMITED),
-        attempt(SECOND, "openai", "dall-e-3", retry_index=1),
-    ), config="cfg", cost_usd=0.04)
+    metrics.observe_success(
+        "rest",
+        served(
+            attempt(FIRST, "stability-ai", "core", ErrorKind.UNAVAILABLE),
+            attempt(SECOND, "openai", "dall-e-3", ErrorKind.RATE_LIMITED),
+            attempt(SECOND, "openai", "dall-e-3", retry_index=1),
+        ),
+        config="cfg",
+        cost_usd=0.04,
+    )
     metrics.http_requests.labels("/v1/images/generations", "200").inc()
     metrics.auth_failures.labels("rest", "missing").inc()
     names: dict[str, set[str]] = {}
@@ -63,6 +68,10 @@ def test_every_metric_the_dashboard_queries_is_exported_with_the_labels_it_uses(
 
 def test_the_issue_names_are_on_the_dashboard() -> None:
     text = " ".join(expressions())
-    for name in ("imagegateway_fallbacks_total", "imagegateway_upstream_request_duration_seconds_bucket",
-                 "imagegateway_http_requests_total", "imagegateway_cost_usd_total"):
+    for name in (
+        "imagegateway_fallbacks_total",
+        "imagegateway_upstream_request_duration_seconds_bucket",
+        "imagegateway_http_requests_total",
+        "imagegateway_cost_usd_total",
+    ):
         assert name in text

@@ -16,29 +16,62 @@ from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, Ima
 from imagegateway_server.routing.plan import Leaf
 
 IMAGES = {
-    "one small": (GeneratedImage(b"\x89PNG small", "image/png", 4, 3, provider="openai", model="dall-e-2",
-                                 size="4x3"),),
-    "large, seeded, rewritten": (GeneratedImage(os.urandom(300_000), "image/webp", 1024, 1024, seed=2**40,
-                                                revised_prompt="a kite, rewritten", provider="stability-ai",
-                                                model="core", size="1024x1024"),),
-    "a URL image and an empty one": (GeneratedImage(None, "image/png", url="https://example.test/a.png"),
-                                     GeneratedImage(b"", "")),
-    "several, lengths around varint steps": tuple(GeneratedImage(os.urandom(size), "image/jpeg", 8, 8)
-                                                 for size in (1, 127, 128, 16_384)),
+    "one small": (
+        GeneratedImage(b"\x89PNG small", "image/png", 4, 3, provider="openai", model="dall-e-2", size="4x3"),
+    ),
+    "large, seeded, rewritten": (
+        GeneratedImage(
+            os.urandom(300_000),
+            "image/webp",
+            1024,
+            1024,
+            seed=2**40,
+            revised_prompt="a kite, rewritten",
+            provider="stability-ai",
+            model="core",
+            size="1024x1024",
+        ),
+    ),
+    "a URL image and an empty one": (
+        GeneratedImage(None, "image/png", url="https://example.test/a.png"),
+        GeneratedImage(b"", ""),
+    ),
+    "several, lengths around varint steps": tuple(
+        GeneratedImage(os.urandom(size), "image/jpeg", 8, 8) for size in (1, 127, 128, 16_384)
+    ),
     "none": (),
 }
 
 
 def outcome(images: tuple[GeneratedImage, ...]) -> GenerationOutcome:
-    leaf = Leaf(path="config.targets[1]", provider="openai", virtual_key="vk", credential=None, custom_host=None,
-                override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
-    attempts = (AttemptRecord("config.targets[0]", "stability-ai", "core", 503, 12, error_kind=ErrorKind.UNAVAILABLE,
-                              error="down"),
-                AttemptRecord("config.targets[1]", "openai", "dall-e-2", 200, 40, translations=("size=a->b",)))
-    routed = RoutedResult(result=ImageResult(images=images, model="dall-e-2", created=1_700_000_000), leaf=leaf,
-                          provider="openai", attempts=attempts, retry_count=0, fallback_used=True)
-    return GenerationOutcome(routed=routed, trace_id="trace-1", log_id="log_" + "ab" * 16, cache_status="MISS",
-                             cost_usd=0.02)
+    leaf = Leaf(
+        path="config.targets[1]",
+        provider="openai",
+        virtual_key="vk",
+        credential=None,
+        custom_host=None,
+        override_params=MappingProxyType({}),
+        request_timeout_ms=None,
+        retry=None,
+        forward_headers=(),
+    )
+    attempts = (
+        AttemptRecord(
+            "config.targets[0]", "stability-ai", "core", 503, 12, error_kind=ErrorKind.UNAVAILABLE, error="down"
+        ),
+        AttemptRecord("config.targets[1]", "openai", "dall-e-2", 200, 40, translations=("size=a->b",)),
+    )
+    routed = RoutedResult(
+        result=ImageResult(images=images, model="dall-e-2", created=1_700_000_000),
+        leaf=leaf,
+        provider="openai",
+        attempts=attempts,
+        retry_count=0,
+        fallback_used=True,
+    )
+    return GenerationOutcome(
+        routed=routed, trace_id="trace-1", log_id="log_" + "ab" * 16, cache_status="MISS", cost_usd=0.02
+    )
 
 
 def image_message(message: images_pb2.Image, image: GeneratedImage, index: int) -> None:

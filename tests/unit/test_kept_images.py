@@ -30,14 +30,17 @@ def test_an_image_is_kept_and_read_back_with_its_type(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(tmp_path / "kept" / f"{log_id}.png").st_mode) == 0o600
 
 
-@pytest.mark.parametrize(("log_id", "data", "mime_type"), [
-    (new_id(), PNG, "image/svg+xml"),  # could carry script
-    (new_id(), PNG, "text/html"),
-    (new_id(), b"", "image/png"),
-    (new_id(), b"x" * 1001, "image/png"),  # over the per-image cap
-    ("../../etc/passwd", PNG, "image/png"),
-    ("log_" + "0" * 31 + "/", PNG, "image/png"),
-])
+@pytest.mark.parametrize(
+    ("log_id", "data", "mime_type"),
+    [
+        (new_id(), PNG, "image/svg+xml"),  # could carry script
+        (new_id(), PNG, "text/html"),
+        (new_id(), b"", "image/png"),
+        (new_id(), b"x" * 1001, "image/png"),  # over the per-image cap
+        ("../../etc/passwd", PNG, "image/png"),
+        ("log_" + "0" * 31 + "/", PNG, "image/png"),
+    ],
+)
 def test_what_is_not_keepable_is_not_kept(tmp_path: Path, log_id: str, data: bytes, mime_type: str) -> None:
     keeper = ImageKeeper(tmp_path / "kept", max_image_bytes=1000)
     assert not keeper.keep(log_id, data, mime_type)

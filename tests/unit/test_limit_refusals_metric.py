@@ -20,8 +20,13 @@ def counted_limiter(metrics: Metrics, vk_limits: dict[str, Limits] | None = None
     async def virtual_key_limits(vk: str) -> Limits:
         return (vk_limits or {}).get(vk, NO_LIMITS)
 
-    return Limiter(InProcessLimitCounters(), PRICES, virtual_key_limits=virtual_key_limits, clock=Clock(),
-                   on_refusal=metrics.count_limit_refusal)
+    return Limiter(
+        InProcessLimitCounters(),
+        PRICES,
+        virtual_key_limits=virtual_key_limits,
+        clock=Clock(),
+        on_refusal=metrics.count_limit_refusal,
+    )
 
 
 def test_every_scope_and_limit_the_limiter_names_exists_at_zero() -> None:

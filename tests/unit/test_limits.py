@@ -46,21 +46,24 @@ class Clock:
         return self.now
 
 
-def limiter(vk_limits: dict[str, Limits] | None = None, clock: Clock | None = None,
-            counters: InProcessLimitCounters | None = None) -> Limiter:
+def limiter(
+    vk_limits: dict[str, Limits] | None = None,
+    clock: Clock | None = None,
+    counters: InProcessLimitCounters | None = None,
+) -> Limiter:
     async def virtual_key_limits(vk: str) -> Limits:
         return (vk_limits or {}).get(vk, NO_LIMITS)
 
-    return Limiter(counters or InProcessLimitCounters(), PRICES, virtual_key_limits=virtual_key_limits,
-                   clock=clock or Clock())
+    return Limiter(
+        counters or InProcessLimitCounters(), PRICES, virtual_key_limits=virtual_key_limits, clock=clock or Clock()
+    )
 
 
 def plan_of(document: dict[str, object]) -> Node:
     return compile_plan(parse_config(document), canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(()))
 
 
-async def serve(gate: Limiter, key: str, limits: Limits, request: ImageRequest = DALL_E_3,
-                cost: float = 0.04) -> None:
+async def serve(gate: Limiter, key: str, limits: Limits, request: ImageRequest = DALL_E_3, cost: float = 0.04) -> None:
     """One request through the gateway key: admitted, charged its cost, released."""
     ticket = await gate.admit(key, limits, OPENAI, request)
     gate.record_spend(key, "", cost, NOON)
@@ -70,14 +73,17 @@ async def serve(gate: Limiter, key: str, limits: Limits, request: ImageRequest =
 # -- the limits themselves ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("values", "field"), [
-    ((-1, 0.0, 0.0), "limits.requests_per_minute"),
-    ((0, -0.01, 0.0), "limits.usd_per_day"),
-    ((0, 0.0, -5.0), "limits.usd_per_month"),
-    ((0, math.nan, 0.0), "limits.usd_per_day"),
-    ((0, 0.0, math.inf), "limits.usd_per_month"),
-    ((0, 2e9, 0.0), "limits.usd_per_day"),
-])
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ((-1, 0.0, 0.0), "limits.requests_per_minute"),
+        ((0, -0.01, 0.0), "limits.usd_per_day"),
+        ((0, 0.0, -5.0), "limits.usd_per_month"),
+        ((0, math.nan, 0.0), "limits.usd_per_day"),
+        ((0, 0.0, math.inf), "limits.usd_per_month"),
+        ((0, 2e9, 0.0), "limits.usd_per_day"),
+    ],
+)
 def test_bad_limits_are_refused_naming_the_field(values: tuple[int, float, float], field: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
         Limits.checked(*values)
@@ -102,7 +108,11 @@ async def test_a_gateway_key_over_its_requests_per_minute_is_refused_with_the_wa
         await gate.admit("key-1", limits, OPENAI, DALL_E_3)
     error = refused.value
     assert (error.reason, error.limit, error.key_kind, error.key_id) == (
-        RATE_LIMITED, "requests_per_minute", "gateway key", "key-1")
+        RATE_LIMITED,
+        "requests_per_minute",
+        "gateway key",
+        "key-1",
+    )
     assert (error.kind, error.status_code, error.code) == (ErrorKind.RATE_LIMITED, 429, "rate_limit_exceeded")
     # Noon is a minute's first instant: the two requests fill it, and the next is let in after it ends.
     assert error.retry_after == 61 and "2 requests per minute" in error.message
@@ -158,9 +168,15 @@ async def test_the_estimate_covers_n_images_and_the_first_targets_overrides() ->
     limits = Limits(usd_per_day=0.2)
     with pytest.raises(LimitExceeded):  # 6 dall-e-3 images at 0.04
         await gate.admit("key-1", limits, OPENAI, ImageRequest(prompt="x", model="dall-e-3", n=6))
-    plan = plan_of({"strategy": {"mode": "fallback"}, "targets": [
-        {"virtual_key": "sd", "override_params": {"model": "stable-diffusion-v1-6", "n": 6}},
-        {"virtual_key": "oai", "override_params": {"model": "dall-e-3"}}]})
+    plan = plan_of(
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [
+                {"virtual_key": "sd", "override_params": {"model": "stable-diffusion-v1-6", "n": 6}},
+                {"virtual_key": "oai", "override_params": {"model": "dall-e-3"}},
+            ],
+        }
+    )
     (await gate.admit("key-1", limits, plan, ImageRequest(prompt="x", model="dall-e-3"))).release()
 
 
@@ -212,8 +228,9 @@ class Adapter:
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         self.calls += 1
-        return ImageResult(images=(GeneratedImage(b"png", "image/png", 1024, 1024),), model=request.model or "",
-                           created=1)
+        return ImageResult(
+            images=(GeneratedImage(b"png", "image/png", 1024, 1024),), model=request.model or "", created=1
+        )
 
     async def aclose(self) -> None:
         return None
@@ -227,8 +244,7 @@ class VirtualKeys:
 
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials:
         vk = leaf.virtual_key or ""
-        return ResolvedCredentials(provider=self.providers.get(vk, vk), credential=api_key("sk", vk),
-                                   base_url=None)
+        return ResolvedCredentials(provider=self.providers.get(vk, vk), credential=api_key("sk", vk), base_url=None)
 
 
 def router(adapters: dict[str, Adapter], providers: dict[str, str] | None = None) -> Router:
@@ -259,8 +275,12 @@ async def test_a_fallback_moves_past_a_virtual_key_over_its_budget_without_calli
 async def test_a_virtual_key_refusal_is_a_429_to_on_status_codes() -> None:
     gate = await spent_gate()
     adapters = {"vk-a": Adapter("vk-a"), "vk-b": Adapter("vk-b")}
-    plan = plan_of({"strategy": {"mode": "fallback", "on_status_codes": [503]},
-                    "targets": [{"virtual_key": "vk-a"}, {"virtual_key": "vk-b"}]})
+    plan = plan_of(
+        {
+            "strategy": {"mode": "fallback", "on_status_codes": [503]},
+            "targets": [{"virtual_key": "vk-a"}, {"virtual_key": "vk-b"}],
+        }
+    )
     ticket = await gate.admit("key-1", NO_LIMITS, plan, DALL_E_3)
     with pytest.raises(AllTargetsFailed) as failed:
         await router(adapters).run(plan, DALL_E_3, RouteContext(trace_id="t", target_gate=ticket))
@@ -289,7 +309,8 @@ async def test_a_virtual_keys_estimate_is_held_by_the_request_that_called_it() -
     plan = direct_leaf("", virtual_key="vk-a")
     ticket = await gate.admit("key-1", NO_LIMITS, plan, DALL_E_3)
     await router({"openai": Adapter("openai")}, {"vk-a": "openai"}).run(
-        plan, DALL_E_3, RouteContext(trace_id="t", target_gate=ticket))
+        plan, DALL_E_3, RouteContext(trace_id="t", target_gate=ticket)
+    )
     assert counters.held("virtual_key:vk-a") == to_micros(0.04)  # priced as the vk's provider prices dall-e-3
     ticket.release()
     assert counters.held("virtual_key:vk-a") == 0
@@ -307,23 +328,40 @@ class Writer:
 
 
 def call(virtual_key: str | None = None) -> GenerationCall:
-    return GenerationCall(request=ImageRequest(prompt="p", model="dall-e-3"),
-                          routing=RoutingSpec(config_id="cfg") if virtual_key is None else
-                          RoutingSpec(virtual_key=virtual_key),
-                          caller=Caller("key-1", "generate"), transport="rest")
+    return GenerationCall(
+        request=ImageRequest(prompt="p", model="dall-e-3"),
+        routing=RoutingSpec(config_id="cfg") if virtual_key is None else RoutingSpec(virtual_key=virtual_key),
+        caller=Caller("key-1", "generate"),
+        transport="rest",
+    )
 
 
 def test_a_served_requests_cost_is_charged_to_the_virtual_key_that_served_it() -> None:
     counters = InProcessLimitCounters()
     gate, writer = limiter(counters=counters), Writer()
     recorder = RequestAccounting(RequestRecorder(writer, Metrics()), PRICES, spend=gate)  # type: ignore[arg-type]
-    leaf = Leaf(path="config.targets[1]", provider="", virtual_key="vk-b", credential=None, custom_host=None,
-                override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
+    leaf = Leaf(
+        path="config.targets[1]",
+        provider="",
+        virtual_key="vk-b",
+        credential=None,
+        custom_host=None,
+        override_params=MappingProxyType({}),
+        request_timeout_ms=None,
+        retry=None,
+        forward_headers=(),
+    )
     routed = RoutedResult(
         result=ImageResult(images=(GeneratedImage(b"png", "image/png", 1024, 1024),), model="dall-e-3", created=1),
-        leaf=leaf, provider="openai", retry_count=0, fallback_used=True,
-        attempts=(AttemptRecord("config.targets[0]", "stability-ai", "sd", 503, 1, virtual_key="vk-a"),
-                  AttemptRecord("config.targets[1]", "openai", "dall-e-3", 200, 1, virtual_key="vk-b")))
+        leaf=leaf,
+        provider="openai",
+        retry_count=0,
+        fallback_used=True,
+        attempts=(
+            AttemptRecord("config.targets[0]", "stability-ai", "sd", 503, 1, virtual_key="vk-a"),
+            AttemptRecord("config.targets[1]", "openai", "dall-e-3", 200, 1, virtual_key="vk-b"),
+        ),
+    )
     recorder.success(call(), routed, trace_id="t", started=0.0, config_id="cfg", config_version=1)
     [record] = writer.records
     assert (record.virtual_key_id, record.cost_usd) == ("vk-b", pytest.approx(0.04))
@@ -337,17 +375,25 @@ def test_a_failed_request_is_charged_to_the_virtual_key_tried_last() -> None:
     from imagegateway_server.domain.errors import RequestFailed
 
     writer = Writer()
-    recorder = RequestAccounting(RequestRecorder(writer, Metrics()), PRICES,  # type: ignore[arg-type]
-                                 spend=limiter())
+    recorder = RequestAccounting(
+        RequestRecorder(writer, Metrics()),
+        PRICES,  # type: ignore[arg-type]
+        spend=limiter(),
+    )
     error = ProviderError(ErrorKind.UNAVAILABLE, "down", provider="openai", status_code=503)
-    failure = RequestFailed(error, attempts=(
-        AttemptRecord("config.targets[0]", "openai", "dall-e-3", 503, 1, error_kind=ErrorKind.UNAVAILABLE,
-                      virtual_key="vk-a"),
-        AttemptRecord("config.targets[1]", "openai", "dall-e-3", 503, 1, error_kind=ErrorKind.UNAVAILABLE,
-                      virtual_key="vk-b")))
+    failure = RequestFailed(
+        error,
+        attempts=(
+            AttemptRecord(
+                "config.targets[0]", "openai", "dall-e-3", 503, 1, error_kind=ErrorKind.UNAVAILABLE, virtual_key="vk-a"
+            ),
+            AttemptRecord(
+                "config.targets[1]", "openai", "dall-e-3", 503, 1, error_kind=ErrorKind.UNAVAILABLE, virtual_key="vk-b"
+            ),
+        ),
+    )
     recorder.failure(call(), failure, trace_id="t", started=0.0, config_id="cfg", config_version=1)
-    recorder.failure(call("vk-direct"), RequestFailed(error), trace_id="t", started=0.0, config_id="",
-                     config_version=0)
+    recorder.failure(call("vk-direct"), RequestFailed(error), trace_id="t", started=0.0, config_id="", config_version=0)
     assert [r.virtual_key_id for r in writer.records] == ["vk-b", "vk-direct"]
 
 
@@ -355,22 +401,35 @@ def test_a_failed_request_is_charged_to_the_virtual_key_tried_last() -> None:
 
 
 def log_record(n: int, when: datetime, key: str, cost: float, vk: str = "") -> LogRecord:
-    return LogRecord(id=f"log_{n}", trace_id=f"t{n}", create_time=when, status_code=200, provider="openai",
-                     model="dall-e-3", caller_key_id=key, config_id="", fallback_used=False, payload="{}",
-                     virtual_key_id=vk, cost_usd=cost)
+    return LogRecord(
+        id=f"log_{n}",
+        trace_id=f"t{n}",
+        create_time=when,
+        status_code=200,
+        provider="openai",
+        model="dall-e-3",
+        caller_key_id=key,
+        config_id="",
+        fallback_used=False,
+        payload="{}",
+        virtual_key_id=vk,
+        cost_usd=cost,
+    )
 
 
 async def test_spend_is_recomputed_from_the_request_log_after_a_restart(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "gw.db")
     await store.open()
     try:
-        await store.append_logs([
-            log_record(1, datetime(2025, 2, 28, 23, 59, tzinfo=UTC), "key-1", 5.0, "vk-a"),  # last month
-            log_record(2, datetime(2025, 3, 2, 9, 0, tzinfo=UTC), "key-1", 1.0, "vk-a"),
-            log_record(3, NOON - timedelta(hours=2), "key-1", 0.25, "vk-a"),
-            log_record(4, NOON - timedelta(hours=1), "key-2", 0.5),
-            log_record(5, NOON - timedelta(minutes=5), "key-2", 0.0, "vk-a"),  # a failure or a cache hit
-        ])
+        await store.append_logs(
+            [
+                log_record(1, datetime(2025, 2, 28, 23, 59, tzinfo=UTC), "key-1", 5.0, "vk-a"),  # last month
+                log_record(2, datetime(2025, 3, 2, 9, 0, tzinfo=UTC), "key-1", 1.0, "vk-a"),
+                log_record(3, NOON - timedelta(hours=2), "key-1", 0.25, "vk-a"),
+                log_record(4, NOON - timedelta(hours=1), "key-2", 0.5),
+                log_record(5, NOON - timedelta(minutes=5), "key-2", 0.0, "vk-a"),  # a failure or a cache hit
+            ]
+        )
         counters = InProcessLimitCounters()
         gate = limiter(counters=counters)
         await gate.restore(store)
@@ -391,15 +450,19 @@ async def test_spend_is_recomputed_from_the_request_log_after_a_restart(tmp_path
 # -- estimates from the price table ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "size", "quality", "n", "provider", "usd"), [
-    ("dall-e-3", None, None, 1, "", 0.04),
-    ("dall-e-3", "1792x1024", "hd", 2, "", 0.24),
-    ("DALL-E-3", "auto", None, 3, "openai", 0.12),
-    ("stable-image-core", None, None, 1, "", 0.03),  # an alias
-    ("dall-e-3", None, None, 1, "stability-ai", 0.0),  # not that provider's model
-    ("mystery", None, None, 4, "", 0.0),
-    (None, None, None, 1, "openai", 0.0),
-])
+@pytest.mark.parametrize(
+    ("model", "size", "quality", "n", "provider", "usd"),
+    [
+        ("dall-e-3", None, None, 1, "", 0.04),
+        ("dall-e-3", "1792x1024", "hd", 2, "", 0.24),
+        ("DALL-E-3", "auto", None, 3, "openai", 0.12),
+        ("stable-image-core", None, None, 1, "", 0.03),  # an alias
+        ("dall-e-3", None, None, 1, "stability-ai", 0.0),  # not that provider's model
+        ("mystery", None, None, 4, "", 0.0),
+        (None, None, None, 1, "openai", 0.0),
+    ],
+)
 def test_the_estimate_prices_what_was_asked_where_the_table_knows_it(
-        model: str | None, size: str | None, quality: str | None, n: int, provider: str, usd: float) -> None:
+    model: str | None, size: str | None, quality: str | None, n: int, provider: str, usd: float
+) -> None:
     assert PRICES.estimate(model, size, quality, n, provider=provider) == pytest.approx(usd)

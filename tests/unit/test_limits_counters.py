@@ -68,8 +68,7 @@ def test_a_request_at_the_instant_the_previous_minute_fades_to_the_limit_is_refu
 
 
 @settings(max_examples=300, deadline=None)
-@given(limit=st.integers(1, 12),
-       gaps=st.lists(st.floats(0.0, 40.0, allow_nan=False), min_size=1, max_size=80))
+@given(limit=st.integers(1, 12), gaps=st.lists(st.floats(0.0, 40.0, allow_nan=False), min_size=1, max_size=80))
 def test_sliding_minute_properties(limit: int, gaps: list[float]) -> None:
     """Never more than the limit in one clock minute, and each refusal's wait is exactly enough."""
     window = SlidingMinute(int(MINUTE_START // 60))
@@ -166,13 +165,23 @@ async def test_restore_sets_the_spend_of_the_period_holding_now() -> None:
     assert counters.spent("k", Period.DAY, NOON) == 5
 
 
-@pytest.mark.parametrize(("when", "day_end", "month_end"), [
-    (datetime(2025, 3, 14, 12, tzinfo=UTC), datetime(2025, 3, 15, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)),
-    (datetime(2024, 2, 28, 23, 59, tzinfo=UTC), datetime(2024, 2, 29, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)),
-    (datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC),
-     datetime(2026, 1, 1, tzinfo=UTC)),
-    (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("when", "day_end", "month_end"),
+    [
+        (datetime(2025, 3, 14, 12, tzinfo=UTC), datetime(2025, 3, 15, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)),
+        (
+            datetime(2024, 2, 28, 23, 59, tzinfo=UTC),
+            datetime(2024, 2, 29, tzinfo=UTC),
+            datetime(2024, 3, 1, tzinfo=UTC),
+        ),
+        (
+            datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC),
+            datetime(2026, 1, 1, tzinfo=UTC),
+            datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 6, 2, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)),
+    ],
+)
 def test_periods_are_utc_days_and_months(when: datetime, day_end: datetime, month_end: datetime) -> None:
     assert period_end(Period.DAY, when) == day_end and period_end(Period.MONTH, when) == month_end
     assert period_start(Period.DAY, when) <= when < day_end

@@ -17,8 +17,9 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.settings import SETTINGS, Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SMALL = InputLimits(max_body_bytes=100, max_prompt_chars=10, max_config_depth=2, max_targets=3,
-                    max_metadata_bytes=20, max_images=3)
+SMALL = InputLimits(
+    max_body_bytes=100, max_prompt_chars=10, max_config_depth=2, max_targets=3, max_metadata_bytes=20, max_images=3
+)
 NEW_SETTINGS = {
     "IMAGEGW_MAX_BODY_BYTES": ("max_body_bytes", 10 * 1024 * 1024),
     "IMAGEGW_MAX_PROMPT_CHARS": ("max_prompt_chars", 32_000),
@@ -55,10 +56,17 @@ def test_each_setting_is_read_from_its_env_var_into_the_input_limits() -> None:
     assert limits == InputLimits(7, 7, 7, 7, 7, 7)
 
 
-@pytest.mark.parametrize(("env", "value"), [
-    ("IMAGEGW_MAX_BODY_BYTES", "0"), ("IMAGEGW_MAX_PROMPT_CHARS", "-1"), ("IMAGEGW_MAX_CONFIG_DEPTH", "51"),
-    ("IMAGEGW_MAX_TARGETS", "lots"), ("IMAGEGW_MAX_METADATA_BYTES", "1"), ("IMAGEGW_MAX_IMAGES", "101"),
-])
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("IMAGEGW_MAX_BODY_BYTES", "0"),
+        ("IMAGEGW_MAX_PROMPT_CHARS", "-1"),
+        ("IMAGEGW_MAX_CONFIG_DEPTH", "51"),
+        ("IMAGEGW_MAX_TARGETS", "lots"),
+        ("IMAGEGW_MAX_METADATA_BYTES", "1"),
+        ("IMAGEGW_MAX_IMAGES", "101"),
+    ],
+)
 def test_a_setting_out_of_bounds_stops_the_start_naming_it(env: str, value: str) -> None:
     with pytest.raises(ValueError, match="invalid setting") as caught:
         Settings.load(environ={env: value})
@@ -90,8 +98,13 @@ def nested(depth: int) -> dict[str, Any]:
 
 
 def compile_with(document: dict[str, Any], limits: InputLimits = SMALL) -> Any:
-    return compile_plan(parse_config(document), canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(()),
-                        max_depth=limits.max_config_depth, max_targets=limits.max_targets)
+    return compile_plan(
+        parse_config(document),
+        canonical_provider=lambda n: n,
+        host_policy=UpstreamHostPolicy(()),
+        max_depth=limits.max_config_depth,
+        max_targets=limits.max_targets,
+    )
 
 
 def test_configs_nested_deeper_than_the_limit_are_refused_naming_the_path() -> None:
@@ -105,8 +118,13 @@ def test_configs_nested_deeper_than_the_limit_are_refused_naming_the_path() -> N
 def test_targets_are_counted_across_the_whole_config() -> None:
     target = {"provider": "openai", "api_key": "sk"}
     assert compile_with({"strategy": {"mode": "fallback"}, "targets": [target] * 3})
-    error = refused(compile_with, {"strategy": {"mode": "fallback"}, "targets": [
-        target, {"strategy": {"mode": "fallback"}, "targets": [target, target]}]})
+    error = refused(
+        compile_with,
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [target, {"strategy": {"mode": "fallback"}, "targets": [target, target]}],
+        },
+    )
     # Two groups of two would each pass a per-group cap; together they are four targets.
     assert error.param == "targets[1].targets" and "at most 3 targets" in error.message
 
@@ -117,7 +135,8 @@ def test_targets_are_counted_across_the_whole_config() -> None:
 def test_metadata_over_the_limit_is_refused_naming_the_header_or_field() -> None:
     assert rest_mapping.metadata({"x-portkey-metadata": '{"a":"b"}'}, 20) == {"a": "b"}
     assert refused(rest_mapping.metadata, {"x-portkey-metadata": '{"team":"platform-x"}'}, 20).param == (
-        "x-portkey-metadata")
+        "x-portkey-metadata"
+    )
     check_metadata_size({"a": "b"}, 20, param="metadata")
     error = refused(check_metadata_size, {"team": "platform-x"}, 20, param="metadata")
     assert error.param == "metadata" and "20 bytes" in error.message

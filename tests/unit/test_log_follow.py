@@ -43,8 +43,9 @@ def follow(store: FakeLog, steps: list[Callable[[], None]], backlog: int) -> lis
         step()
 
     try:
-        for log in follow_logs(store.list_since, backlog=backlog, interval=1.0, sleep=sleep,
-                               overlap=timedelta(seconds=5)):
+        for log in follow_logs(
+            store.list_since, backlog=backlog, interval=1.0, sleep=sleep, overlap=timedelta(seconds=5)
+        ):
             printed.append(log.id)
     except KeyboardInterrupt:
         pass
@@ -55,11 +56,15 @@ def test_starts_with_the_newest_backlog_oldest_first_then_prints_new_records_onc
     store = FakeLog()
     for i in range(5):
         store.add(f"old-{i}", i)
-    printed = follow(store, [
-        lambda: store.add("new-1", 10),
-        lambda: None,  # a quiet poll prints nothing again
-        lambda: (store.add("new-2", 11), store.add("new-3", 11)),
-    ], backlog=2)
+    printed = follow(
+        store,
+        [
+            lambda: store.add("new-1", 10),
+            lambda: None,  # a quiet poll prints nothing again
+            lambda: (store.add("new-2", 11), store.add("new-3", 11)),
+        ],
+        backlog=2,
+    )
     assert printed == ["old-3", "old-4", "new-1", "new-2", "new-3"]
 
 
@@ -72,16 +77,22 @@ def test_no_backlog_prints_only_what_comes_after_the_start() -> None:
 def test_an_empty_log_then_records() -> None:
     store = FakeLog()
     assert follow(store, [lambda: store.add("first", 1), lambda: store.add("second", 2)], backlog=10) == [
-        "first", "second"]
+        "first",
+        "second",
+    ]
 
 
 def test_a_record_written_late_but_inside_the_overlap_is_still_printed() -> None:
     store = FakeLog()
     store.add("a", 100)
-    printed = follow(store, [
-        lambda: store.add("b", 110),
-        lambda: store.add("late", 107),  # created before "b", reached the store after it
-    ], backlog=1)
+    printed = follow(
+        store,
+        [
+            lambda: store.add("b", 110),
+            lambda: store.add("late", 107),  # created before "b", reached the store after it
+        ],
+        backlog=1,
+    )
     assert printed == ["a", "b", "late"]
 
 

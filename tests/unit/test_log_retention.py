@@ -24,12 +24,25 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await opened.close()
 
 
-def record(index: int, *, when: datetime | None = None, model: str = "dall-e-3", config_id: str = "",
-           fallback_used: bool = False) -> LogRecord:
+def record(
+    index: int,
+    *,
+    when: datetime | None = None,
+    model: str = "dall-e-3",
+    config_id: str = "",
+    fallback_used: bool = False,
+) -> LogRecord:
     return LogRecord(
-        id=f"log-{index:06d}", trace_id=f"trace-{index}", create_time=when or T0 + timedelta(seconds=index),
-        status_code=200, provider="openai", model=model, caller_key_id="key-a", config_id=config_id,
-        fallback_used=fallback_used, payload="{}",
+        id=f"log-{index:06d}",
+        trace_id=f"trace-{index}",
+        create_time=when or T0 + timedelta(seconds=index),
+        status_code=200,
+        provider="openai",
+        model=model,
+        caller_key_id="key-a",
+        config_id=config_id,
+        fallback_used=fallback_used,
+        payload="{}",
     )
 
 
@@ -90,12 +103,14 @@ async def test_prune_with_no_limits_deletes_nothing(store: SqliteStore) -> None:
 
 
 async def test_list_logs_filters_by_model_config_and_fallback(store: SqliteStore) -> None:
-    await store.append_logs([
-        record(1, model="dall-e-3", config_id="cfg-a", fallback_used=True),
-        record(2, model="core", config_id="cfg-a"),
-        record(3, model="dall-e-3", config_id="cfg-b"),
-        record(4, model="dall-e-3"),
-    ])
+    await store.append_logs(
+        [
+            record(1, model="dall-e-3", config_id="cfg-a", fallback_used=True),
+            record(2, model="core", config_id="cfg-a"),
+            record(3, model="dall-e-3", config_id="cfg-b"),
+            record(4, model="dall-e-3"),
+        ]
+    )
 
     async def ids(**fields: object) -> list[str]:
         return [r.id for r in (await store.list_logs(LogFilter(**fields))).items]  # type: ignore[arg-type]
@@ -109,11 +124,16 @@ async def test_list_logs_filters_by_model_config_and_fallback(store: SqliteStore
 
 
 async def test_the_new_filters_are_served_by_indexes(store: SqliteStore) -> None:
-    for column, index in (("model", "request_logs_by_model"), ("config_id", "request_logs_by_config"),
-                          ("fallback_used", "request_logs_by_fallback")):
+    for column, index in (
+        ("model", "request_logs_by_model"),
+        ("config_id", "request_logs_by_config"),
+        ("fallback_used", "request_logs_by_fallback"),
+    ):
         plan = await store._read(  # the query plan of the filtered listing
             f"EXPLAIN QUERY PLAN SELECT payload FROM request_logs WHERE {column} = ? "
-            "ORDER BY create_time DESC, id DESC LIMIT 10", ("x",))
+            "ORDER BY create_time DESC, id DESC LIMIT 10",
+            ("x",),
+        )
         details = " ".join(str(row[-1]) for row in plan)
         assert f"SEARCH request_logs USING INDEX {index}" in details, details
         assert "TEMP B-TREE" not in details  # the index serves the order too: no sort
@@ -121,8 +141,9 @@ async def test_the_new_filters_are_served_by_indexes(store: SqliteStore) -> None
 
 async def test_retention_prunes_by_age_and_count_relative_to_now(store: SqliteStore) -> None:
     await store.append_logs([record(i) for i in range(20)])
-    retention = LogRetention(store, max_age=timedelta(seconds=10), max_records=5,
-                             now=lambda: T0 + timedelta(seconds=15))
+    retention = LogRetention(
+        store, max_age=timedelta(seconds=10), max_records=5, now=lambda: T0 + timedelta(seconds=15)
+    )
     assert await retention.prune_once() == 15  # 5 too old, then 10 over the count
     assert await all_ids(store) == [f"log-{i:06d}" for i in range(19, 14, -1)]
 

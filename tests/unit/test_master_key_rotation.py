@@ -26,9 +26,13 @@ OLD_ID, NEW_ID = master_key_id(OLD), master_key_id(NEW)
 OLD_VAULT = Vault({OLD_ID: OLD}, OLD_ID)
 ROTATING_VAULT = Vault({NEW_ID: NEW, OLD_ID: OLD}, NEW_ID)
 NEW_VAULT = Vault({NEW_ID: NEW}, NEW_ID)
-CONFIG = {"strategy": {"mode": "fallback"},
-          "targets": [{"provider": "openai", "api_key": "sk-config-secret-1"},
-                      {"provider": "stability-ai", "api_key": "sk-config-secret-2"}]}
+CONFIG = {
+    "strategy": {"mode": "fallback"},
+    "targets": [
+        {"provider": "openai", "api_key": "sk-config-secret-1"},
+        {"provider": "stability-ai", "api_key": "sk-config-secret-2"},
+    ],
+}
 
 
 def encoded(key: bytes) -> str:
@@ -80,8 +84,9 @@ async def test_rotation_moves_every_secret_under_the_new_key_and_the_old_key_can
     assert (await keys.resolve("beta")).credential.value("api_key") == "sk-beta-secret"
     for version in (1, 2):
         resolved = await configs(store, NEW_VAULT).resolve(f"{config_id}@{version}")
-        assert sorted(leaf.credential.value("api_key") or "" if leaf.credential else ""
-                      for leaf in leaves(resolved.plan)) == ["sk-config-secret-1", "sk-config-secret-2"]
+        assert sorted(
+            leaf.credential.value("api_key") or "" if leaf.credential else "" for leaf in leaves(resolved.plan)
+        ) == ["sk-config-secret-1", "sk-config-secret-2"]
 
 
 async def test_a_second_run_has_nothing_to_do(store: SqliteStore) -> None:
@@ -105,8 +110,7 @@ async def test_a_secret_rotated_by_a_live_gateway_meanwhile_is_never_reverted(tm
 
         raced = False
 
-        async def replace_virtual_key_sealed_secret(self, virtual_key_id: str, expected: bytes,
-                                                    sealed: bytes) -> bool:
+        async def replace_virtual_key_sealed_secret(self, virtual_key_id: str, expected: bytes, sealed: bytes) -> bool:
             if virtual_key_id == "alpha" and not self.raced:
                 self.raced = True
                 await virtual_keys(self, ROTATING_VAULT).rotate("alpha", "sk-alpha-rotated-live")
@@ -181,7 +185,9 @@ async def test_virtual_keys_of_both_layouts_are_rewrapped(store: SqliteStore) ->
     async with store._transaction() as connection:
         await connection.execute(
             "INSERT INTO virtual_keys (id, name, provider, base_url, sealed_secret, create_time, rotate_time) "
-            "VALUES ('legacy', 'legacy', 'openai', NULL, ?, 0, 0)", (sealed,))
+            "VALUES ('legacy', 'legacy', 'openai', NULL, ?, 0, 0)",
+            (sealed,),
+        )
     await virtual_keys(store, OLD_VAULT).create("typed", "openai", "", credential_fields={"api_key": "sk-typed"})
     report = await rotate_master_key(store, ROTATING_VAULT)
     assert report.ok and report.virtual_keys.rewrapped == 2

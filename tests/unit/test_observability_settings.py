@@ -19,21 +19,33 @@ def test_defaults() -> None:
 def test_env_vars_and_flags_set_them(tmp_path: Path) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"version": "v1", "providers": {}}))
-    settings = Settings.load(environ={"IMAGEGW_LOG_RETENTION_DAYS": "0", "IMAGEGW_REDACT_PROMPTS": "true",
-                                      "IMAGEGW_PRICE_TABLE_FILE": str(prices)},
-                             overrides={"log_retention_max_records": 500})
+    settings = Settings.load(
+        environ={
+            "IMAGEGW_LOG_RETENTION_DAYS": "0",
+            "IMAGEGW_REDACT_PROMPTS": "true",
+            "IMAGEGW_PRICE_TABLE_FILE": str(prices),
+        },
+        overrides={"log_retention_max_records": 500},
+    )
     assert (settings.log_retention_days, settings.log_retention_max_records) == (0, 500)
     assert settings.redact_prompts and settings.price_table_file == str(prices)
-    assert {"IMAGEGW_LOG_RETENTION_DAYS", "IMAGEGW_LOG_RETENTION_MAX_RECORDS", "IMAGEGW_REDACT_PROMPTS",
-            "IMAGEGW_PRICE_TABLE_FILE"} <= {spec.env for spec in SETTINGS}
+    assert {
+        "IMAGEGW_LOG_RETENTION_DAYS",
+        "IMAGEGW_LOG_RETENTION_MAX_RECORDS",
+        "IMAGEGW_REDACT_PROMPTS",
+        "IMAGEGW_PRICE_TABLE_FILE",
+    } <= {spec.env for spec in SETTINGS}
 
 
-@pytest.mark.parametrize(("env", "value", "named"), [
-    ("IMAGEGW_LOG_RETENTION_DAYS", "-1", "IMAGEGW_LOG_RETENTION_DAYS"),
-    ("IMAGEGW_LOG_RETENTION_DAYS", "nan", "IMAGEGW_LOG_RETENTION_DAYS"),
-    ("IMAGEGW_LOG_RETENTION_MAX_RECORDS", "-5", "IMAGEGW_LOG_RETENTION_MAX_RECORDS"),
-    ("IMAGEGW_REDACT_PROMPTS", "maybe", "IMAGEGW_REDACT_PROMPTS"),
-])
+@pytest.mark.parametrize(
+    ("env", "value", "named"),
+    [
+        ("IMAGEGW_LOG_RETENTION_DAYS", "-1", "IMAGEGW_LOG_RETENTION_DAYS"),
+        ("IMAGEGW_LOG_RETENTION_DAYS", "nan", "IMAGEGW_LOG_RETENTION_DAYS"),
+        ("IMAGEGW_LOG_RETENTION_MAX_RECORDS", "-5", "IMAGEGW_LOG_RETENTION_MAX_RECORDS"),
+        ("IMAGEGW_REDACT_PROMPTS", "maybe", "IMAGEGW_REDACT_PROMPTS"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_setting(env: str, value: str, named: str) -> None:
     with pytest.raises(ValueError, match=named):
         Settings.load(environ={env: value})

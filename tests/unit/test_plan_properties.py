@@ -29,35 +29,52 @@ FIELD_PATH = re.compile(r"[a-z_]+(?:\[\d+\])?(?:\.[^.\s]+?(?:\[\d+\])?)*|x-portk
 # -- arbitrary configs: valid, nearly valid and plainly wrong ------------------------------------------
 
 anything = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.text(max_size=4))
-queries = st.sampled_from([
-    {}, {"metadata.tier": "gold"}, {"params.n": {"$gt": 1}}, {"params.model": {"$gt": 1}}, {"$or": []},
-    {"metadata.tier": {"$regex": "("}}, {"bogus": 1}, {"$and": [{"params.size": {"$in": ["1024x1024"]}}]},
-])
+queries = st.sampled_from(
+    [
+        {},
+        {"metadata.tier": "gold"},
+        {"params.n": {"$gt": 1}},
+        {"params.model": {"$gt": 1}},
+        {"$or": []},
+        {"metadata.tier": {"$regex": "("}},
+        {"bogus": 1},
+        {"$and": [{"params.size": {"$in": ["1024x1024"]}}]},
+    ]
+)
 names = st.sampled_from(["a", "b", "c", ""])
 common_fields: dict[str, st.SearchStrategy[Any]] = {
     "name": names,
     "weight": st.one_of(st.integers(-1, 3), st.floats(0, 2)),
-    "override_params": st.dictionaries(st.sampled_from(["model", "n", "size", "steps"]),
-                                       st.one_of(st.text(max_size=4), st.integers(0, 12), st.booleans()), max_size=2),
-    "custom_host": st.sampled_from(["http://127.0.0.1:9000", "https://api.openai.com", "http://10.1.2.3",
-                                    "ftp://x", "https://user:pw@127.0.0.1"]),
+    "override_params": st.dictionaries(
+        st.sampled_from(["model", "n", "size", "steps"]),
+        st.one_of(st.text(max_size=4), st.integers(0, 12), st.booleans()),
+        max_size=2,
+    ),
+    "custom_host": st.sampled_from(
+        ["http://127.0.0.1:9000", "https://api.openai.com", "http://10.1.2.3", "ftp://x", "https://user:pw@127.0.0.1"]
+    ),
     "request_timeout": st.integers(-10, 100_000),
-    "retry": st.fixed_dictionaries({}, optional={"attempts": st.integers(-1, 7),
-                                                 "on_status_codes": st.lists(st.integers(0, 700), max_size=2)}),
+    "retry": st.fixed_dictionaries(
+        {}, optional={"attempts": st.integers(-1, 7), "on_status_codes": st.lists(st.integers(0, 700), max_size=2)}
+    ),
     "forward_headers": st.lists(st.sampled_from(["X-User", "x-team"]), max_size=2),
 }
-wild_leaves = st.fixed_dictionaries({}, optional={
-    "virtual_key": st.sampled_from(["vk-a", "vk-b"]),
-    "provider": st.sampled_from(["openai", "stability-ai", "stabilityai", "no-such-provider"]),
-    "api_key": st.just("sk-test"),
-    **common_fields,
-})
+wild_leaves = st.fixed_dictionaries(
+    {},
+    optional={
+        "virtual_key": st.sampled_from(["vk-a", "vk-b"]),
+        "provider": st.sampled_from(["openai", "stability-ai", "stabilityai", "no-such-provider"]),
+        "api_key": st.just("sk-test"),
+        **common_fields,
+    },
+)
 
 
 @st.composite
 def wild_groups(draw: st.DrawFn, children: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
-    strategy: dict[str, Any] = {"mode": draw(st.sampled_from(["fallback", "loadbalance", "single", "conditional",
-                                                              "roundrobin", ""]))}
+    strategy: dict[str, Any] = {
+        "mode": draw(st.sampled_from(["fallback", "loadbalance", "single", "conditional", "roundrobin", ""]))
+    }
     if draw(st.booleans()):
         strategy["conditions"] = draw(st.lists(st.fixed_dictionaries({"query": queries, "then": names}), max_size=2))
     if draw(st.booleans()):
@@ -76,8 +93,16 @@ wild_configs = st.recursive(wild_leaves, lambda children: wild_groups(children),
 # Found by this test: JSON text's Infinity once escaped as OverflowError / ValueError (a 500).
 @example({"virtual_key": "vk-a", "request_timeout": math.inf})
 @example({"virtual_key": "vk-a", "override_params": {"seed": math.inf}})
-@example({"strategy": {"mode": "conditional", "default": "a", "conditions": [
-    {"query": {"metadata.x": {"$gt": math.inf}}, "then": "a"}]}, "targets": [{"name": "a", "virtual_key": "vk"}]})
+@example(
+    {
+        "strategy": {
+            "mode": "conditional",
+            "default": "a",
+            "conditions": [{"query": {"metadata.x": {"$gt": math.inf}}, "then": "a"}],
+        },
+        "targets": [{"name": "a", "virtual_key": "vk"}],
+    }
+)
 def test_compile_raises_nothing_but_a_named_invalid_argument(document: dict[str, Any]) -> None:
     try:
         plan = validate_config(parse_config(document), ALLOWED_HOSTS)
@@ -90,10 +115,11 @@ def test_compile_raises_nothing_but_a_named_invalid_argument(document: dict[str,
 # -- valid configs, to check what compilation produces -------------------------------------------------
 
 inherited_fields: dict[str, st.SearchStrategy[Any]] = {
-    "override_params": st.dictionaries(st.sampled_from(["model", "n", "size", "steps"]),
-                                       st.one_of(st.text(max_size=4), st.integers(1, 4)), max_size=2).map(
-        lambda d: {k: (str(v) if k in ("model", "size") else v) for k, v in d.items()
-                   if k != "n" or isinstance(v, int)}),
+    "override_params": st.dictionaries(
+        st.sampled_from(["model", "n", "size", "steps"]), st.one_of(st.text(max_size=4), st.integers(1, 4)), max_size=2
+    ).map(
+        lambda d: {k: (str(v) if k in ("model", "size") else v) for k, v in d.items() if k != "n" or isinstance(v, int)}
+    ),
     "custom_host": st.sampled_from(["http://127.0.0.1:9000", "https://api.openai.com", "https://api.stability.ai"]),
     "request_timeout": st.integers(1, 100_000),
     "retry": st.fixed_dictionaries({"attempts": st.integers(0, 5)}),
@@ -101,7 +127,9 @@ inherited_fields: dict[str, st.SearchStrategy[Any]] = {
 }
 valid_leaves = st.builds(
     lambda vk, extra: {"virtual_key": vk, **extra},
-    st.sampled_from(["vk-a", "vk-b"]), st.fixed_dictionaries({}, optional=inherited_fields))
+    st.sampled_from(["vk-a", "vk-b"]),
+    st.fixed_dictionaries({}, optional=inherited_fields),
+)
 
 
 @st.composite
@@ -118,8 +146,9 @@ def valid_groups(draw: st.DrawFn, children: st.SearchStrategy[dict[str, Any]]) -
         for i, target in enumerate(targets):
             target["name"] = f"t{i}"
         pick = st.integers(0, len(targets) - 1).map(lambda i: f"t{i}")
-        strategy["conditions"] = draw(st.lists(
-            st.fixed_dictionaries({"query": queries.filter(compiles), "then": pick}), min_size=1, max_size=3))
+        strategy["conditions"] = draw(
+            st.lists(st.fixed_dictionaries({"query": queries.filter(compiles), "then": pick}), min_size=1, max_size=3)
+        )
         strategy["default"] = draw(pick)
     group = draw(st.fixed_dictionaries({}, optional=inherited_fields))
     return {**group, "strategy": strategy, "targets": targets}
@@ -127,8 +156,14 @@ def valid_groups(draw: st.DrawFn, children: st.SearchStrategy[dict[str, Any]]) -
 
 def compiles(query: dict[str, Any]) -> bool:
     try:
-        validate_config(parse_config({"strategy": {"mode": "conditional", "default": "a", "conditions": [
-            {"query": query, "then": "a"}]}, "targets": [{"name": "a", "virtual_key": "vk"}]}))
+        validate_config(
+            parse_config(
+                {
+                    "strategy": {"mode": "conditional", "default": "a", "conditions": [{"query": query, "then": "a"}]},
+                    "targets": [{"name": "a", "virtual_key": "vk"}],
+                }
+            )
+        )
     except InvalidArgument:
         return False
     return True
@@ -136,12 +171,47 @@ def compiles(query: dict[str, Any]) -> bool:
 
 valid_configs = st.recursive(valid_leaves, lambda children: valid_groups(children), max_leaves=12)
 
-KEYS = ("name", "weight", "provider", "virtual_key", "api_key", "targets", "strategy", "mode", "conditions",
-        "default", "query", "then", "override_params", "request_timeout", "retry", "attempts", "cache",
-        "forward_headers", "custom_host", "on_status_codes", "unknown_field")
-BAD_VALUES = st.one_of(anything, st.floats(allow_nan=False), st.sampled_from([
-    [], {}, [{}], {"mode": "conditional"}, "conditional", {"$gt": "x"}, {"metadata.a": {"$regex": "["}},
-    [{"query": {}, "then": "zz"}], -1, 10**12]))
+KEYS = (
+    "name",
+    "weight",
+    "provider",
+    "virtual_key",
+    "api_key",
+    "targets",
+    "strategy",
+    "mode",
+    "conditions",
+    "default",
+    "query",
+    "then",
+    "override_params",
+    "request_timeout",
+    "retry",
+    "attempts",
+    "cache",
+    "forward_headers",
+    "custom_host",
+    "on_status_codes",
+    "unknown_field",
+)
+BAD_VALUES = st.one_of(
+    anything,
+    st.floats(allow_nan=False),
+    st.sampled_from(
+        [
+            [],
+            {},
+            [{}],
+            {"mode": "conditional"},
+            "conditional",
+            {"$gt": "x"},
+            {"metadata.a": {"$regex": "["}},
+            [{"query": {}, "then": "zz"}],
+            -1,
+            10**12,
+        ]
+    ),
+)
 
 
 @st.composite
@@ -172,8 +242,9 @@ def mutated(draw: st.DrawFn, configs: st.SearchStrategy[dict[str, Any]]) -> dict
 mutated_configs = mutated(valid_configs)
 
 
-def expected_leaves(document: dict[str, Any], path: str = "config",
-                    inherited: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+def expected_leaves(
+    document: dict[str, Any], path: str = "config", inherited: dict[str, Any] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
     """A reference walk: each leaf's path and what it should inherit, straight from the document."""
     here = dict(inherited or {"override_params": {}, "forward_headers": ()})
     for name in ("custom_host", "request_timeout", "retry"):
@@ -201,8 +272,7 @@ def test_valid_configs_compile_with_unique_paths_and_inherited_settings(document
     for leaf, (_, want) in zip(compiled, expected, strict=True):
         assert leaf.custom_host == want.get("custom_host")
         assert leaf.request_timeout_ms == want.get("request_timeout")
-        assert (leaf.retry.attempts if leaf.retry else None) == (want["retry"]["attempts"] if "retry" in want
-                                                                 else None)
+        assert (leaf.retry.attempts if leaf.retry else None) == (want["retry"]["attempts"] if "retry" in want else None)
         assert leaf.forward_headers == want["forward_headers"]
         assert dict(leaf.override_params) == want["override_params"]
     assert_names_resolved(plan, document)

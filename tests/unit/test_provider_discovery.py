@@ -105,7 +105,8 @@ def provider_package(tmp_path: Path) -> Iterator[tuple[Path, ModuleType]]:
 def _provider_folder(root: Path, folder: str, name: str, aliases: set[str]) -> None:
     (root / folder).mkdir()
     (root / folder / "__init__.py").write_text("")
-    (root / folder / "spec.py").write_text(textwrap.dedent(f"""
+    (root / folder / "spec.py").write_text(
+        textwrap.dedent(f"""
         from imagegateway_server.providers.kit.spec import CredentialField, CredentialSchema, ProviderSpec
         from imagegateway_server.providers.openai.adapter import OpenAIAdapter
 
@@ -115,7 +116,8 @@ def _provider_folder(root: Path, folder: str, name: str, aliases: set[str]) -> N
             credentials=CredentialSchema((CredentialField("api_key", secret=True, required=True),)),
             model_spec=lambda model: None,
         )
-    """))
+    """)
+    )
 
 
 def test_discovery_reads_every_folder_but_the_kit(provider_package: tuple[Path, ModuleType]) -> None:

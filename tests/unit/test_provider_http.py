@@ -46,10 +46,12 @@ def emulator(emulators: Emulators) -> OpenAIEmulator:
     return emulators.openai
 
 
-async def get(client: UpstreamClient, url: str, *, max_body_bytes: int = 1_000_000,
-              attempt_seconds: float | None = 10.0) -> tuple[int, bytes]:
-    response = await client.send("GET", url, provider="p", attempt_seconds=attempt_seconds,
-                                 max_body_bytes=max_body_bytes)
+async def get(
+    client: UpstreamClient, url: str, *, max_body_bytes: int = 1_000_000, attempt_seconds: float | None = 10.0
+) -> tuple[int, bytes]:
+    response = await client.send(
+        "GET", url, provider="p", attempt_seconds=attempt_seconds, max_body_bytes=max_body_bytes
+    )
     return response.status_code, response.body
 
 
@@ -86,6 +88,7 @@ async def test_sequential_calls_reuse_one_pooled_connection(client: UpstreamClie
 
 async def test_a_redirect_is_returned_not_followed(client: UpstreamClient) -> None:
     async with RawUpstream() as target:
+
         def redirect(request: RawRequest) -> bytes:
             return http_response(302, headers={"location": target.url("/elsewhere")})
 
@@ -200,8 +203,14 @@ async def test_an_answer_that_is_not_http_is_malformed(client: UpstreamClient) -
 
 async def test_json_bodies_are_sent_compact_with_their_content_type(client: UpstreamClient) -> None:
     async with RawUpstream() as upstream:
-        await client.send("POST", upstream.url(), provider="p", attempt_seconds=10,
-                          headers={"content-type": "text/plain"}, json_body={"prompt": "caf\u00e9", "n": 1})
+        await client.send(
+            "POST",
+            upstream.url(),
+            provider="p",
+            attempt_seconds=10,
+            headers={"content-type": "text/plain"},
+            json_body={"prompt": "caf\u00e9", "n": 1},
+        )
     (sent,) = upstream.requests
     assert sent.headers["content-type"] == "application/json"
     assert sent.body == '{"prompt":"café","n":1}'.encode()
@@ -234,8 +243,15 @@ def test_json_object_is_an_object_or_none(body: bytes, parsed: object) -> None:
 
 async def test_truncated_body_is_unavailable_502(client: UpstreamClient, emulator: OpenAIEmulator) -> None:
     emulator.inject(Fault.truncated())
-    error = await failure(client.send("POST", f"{emulator.base_url}/images/generations", provider="p",
-                                      attempt_seconds=10, json_body={"prompt": "x"}))
+    error = await failure(
+        client.send(
+            "POST",
+            f"{emulator.base_url}/images/generations",
+            provider="p",
+            attempt_seconds=10,
+            json_body={"prompt": "x"},
+        )
+    )
     assert (error.kind, error.status_code, error.code) == (ErrorKind.UNAVAILABLE, 502, "truncated_response")
     assert "truncated" in error.message
 
@@ -255,8 +271,15 @@ async def test_a_connection_closed_before_any_answer_is_truncated(client: Upstre
 
 async def test_a_reset_connection_is_classified(client: UpstreamClient, emulator: OpenAIEmulator) -> None:
     emulator.inject(Fault.reset())
-    error = await failure(client.send("POST", f"{emulator.base_url}/images/generations", provider="p",
-                                      attempt_seconds=10, json_body={"prompt": "x"}))
+    error = await failure(
+        client.send(
+            "POST",
+            f"{emulator.base_url}/images/generations",
+            provider="p",
+            attempt_seconds=10,
+            json_body={"prompt": "x"},
+        )
+    )
     assert (error.kind, error.status_code, error.code) == (ErrorKind.UNAVAILABLE, 502, "connection_reset")
     assert "connection reset by upstream" in error.message
 
@@ -306,23 +329,47 @@ async def test_the_attempt_bound_covers_the_whole_exchange(client: UpstreamClien
 @pytest.mark.parametrize(
     ("exc", "kind", "status", "code", "words"),
     [
-        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), ErrorKind.TIMEOUT, 408, "timeout",
-         "waiting for the response"),
-        (aiohttp.ConnectionTimeoutError("Connection timeout to host"), ErrorKind.TIMEOUT, 408, "timeout",
-         "connecting"),
+        (
+            aiohttp.SocketTimeoutError("Timeout on reading data from socket"),
+            ErrorKind.TIMEOUT,
+            408,
+            "timeout",
+            "waiting for the response",
+        ),
+        (aiohttp.ConnectionTimeoutError("Connection timeout to host"), ErrorKind.TIMEOUT, 408, "timeout", "connecting"),
         (aiohttp.ServerTimeoutError("timed out"), ErrorKind.TIMEOUT, 408, "timeout", "talking to upstream"),
         (aiohttp.ServerDisconnectedError(), ErrorKind.UNAVAILABLE, 502, "truncated_response", "truncated"),
-        (aiohttp.ClientPayloadError("Response payload is not completed"), ErrorKind.UNAVAILABLE, 502,
-         "truncated_response", "truncated"),
-        (aiohttp.ClientOSError(104, "Connection reset by peer"), ErrorKind.UNAVAILABLE, 502, "connection_reset",
-         "reset"),
-        (aiohttp.ClientConnectionResetError("Cannot write to closing transport"), ErrorKind.UNAVAILABLE, 502,
-         "connection_reset", "reset"),
+        (
+            aiohttp.ClientPayloadError("Response payload is not completed"),
+            ErrorKind.UNAVAILABLE,
+            502,
+            "truncated_response",
+            "truncated",
+        ),
+        (
+            aiohttp.ClientOSError(104, "Connection reset by peer"),
+            ErrorKind.UNAVAILABLE,
+            502,
+            "connection_reset",
+            "reset",
+        ),
+        (
+            aiohttp.ClientConnectionResetError("Cannot write to closing transport"),
+            ErrorKind.UNAVAILABLE,
+            502,
+            "connection_reset",
+            "reset",
+        ),
         (aiohttp.ClientOSError(5, "Input/output error"), ErrorKind.UNAVAILABLE, 502, "network_error", "network"),
         (aiohttp.InvalidUrlClientError("http:///x"), ErrorKind.UNAVAILABLE, 502, "invalid_upstream_url", "URL"),
         (aiohttp.NonHttpUrlClientError("ftp://x"), ErrorKind.UNAVAILABLE, 502, "invalid_upstream_url", "URL"),
-        (UpstreamRefused("upstream URL is not allowed: host '10.0.0.1' is a local or private address"),
-         ErrorKind.UNAVAILABLE, 502, "connect_error", "not allowed"),
+        (
+            UpstreamRefused("upstream URL is not allowed: host '10.0.0.1' is a local or private address"),
+            ErrorKind.UNAVAILABLE,
+            502,
+            "connect_error",
+            "not allowed",
+        ),
         (aiohttp.ClientConnectionError("something else"), ErrorKind.UNAVAILABLE, 502, "network_error", "network"),
     ],
 )

@@ -37,9 +37,7 @@ def png(width: int = 4, height: int = 3) -> bytes:
 
     raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 PNG = png()
@@ -441,9 +439,7 @@ async def test_upstream_message_is_kept_in_the_error(make: MakeFn) -> None:
     ("headers", "retry_after"),
     [({"retry-after-ms": "2500"}, 2.5), ({"retry-after": "3"}, 3.0), ({}, None)],
 )
-async def test_rate_limit_carries_retry_after(
-    make: MakeFn, headers: dict[str, str], retry_after: float | None
-) -> None:
+async def test_rate_limit_carries_retry_after(make: MakeFn, headers: dict[str, str], retry_after: float | None) -> None:
     adapter = make(openai_error(429, "Rate limit exceeded.", code="rate_limit_exceeded", headers=headers))
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="a cat"), TARGET)
@@ -525,9 +521,7 @@ async def test_api_key_never_appears_in_a_network_failure(make: MakeFn) -> None:
     assert KEY not in str(info.value) and KEY[-12:] not in info.value.message
 
 
-async def test_api_key_that_cannot_be_a_header_is_an_authentication_error(
-    make: MakeFn, emu: OpenAIEmulator
-) -> None:
+async def test_api_key_that_cannot_be_a_header_is_an_authentication_error(make: MakeFn, emu: OpenAIEmulator) -> None:
     adapter = make(ok())
     bad_key = "sk-line\nbreak-secret-abcdef"
     with pytest.raises(ProviderError) as info:

@@ -40,9 +40,7 @@ def png(width: int = 4, height: int = 3) -> bytes:
 
     raw = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 PNG = png()
@@ -50,9 +48,7 @@ PNG_B64 = base64.b64encode(PNG).decode()
 
 
 def v1_ok(*artifacts: dict[str, Any]) -> Fault:
-    body = {
-        "artifacts": list(artifacts) or [{"base64": PNG_B64, "seed": 1050625087, "finishReason": "SUCCESS"}]
-    }
+    body = {"artifacts": list(artifacts) or [{"base64": PNG_B64, "seed": 1050625087, "finishReason": "SUCCESS"}]}
     return Fault.status(200, body, headers={"x-request-id": "v1-req"})
 
 
@@ -89,9 +85,7 @@ def parts(content_type: str, body: bytes) -> list[tuple[str, str, str | None]]:
     for part in message.iter_parts():
         payload = part.get_payload(decode=True)
         assert isinstance(payload, bytes)
-        found.append(
-            (str(part.get_param("name", header="content-disposition")), payload.decode(), part.get_filename())
-        )
+        found.append((str(part.get_param("name", header="content-disposition")), payload.decode(), part.get_filename()))
     return found
 
 
@@ -132,8 +126,7 @@ async def make(emu: StabilityEmulator) -> AsyncIterator[MakeFn]:
 
 
 async def test_v1_6_request_maps_prompts_size_samples_seed_cfg_and_preset(make: MakeFn, emu: StabilityEmulator) -> None:
-    adapter = make(v1_ok(*[{"base64": PNG_B64, "seed": s, "finishReason": "SUCCESS"} for s in (7, 8)])
-    )
+    adapter = make(v1_ok(*[{"base64": PNG_B64, "seed": s, "finishReason": "SUCCESS"} for s in (7, 8)]))
     request = ImageRequest(
         prompt="a lighthouse",
         model="stable-diffusion-v1-6",
@@ -205,8 +198,9 @@ async def test_v1_sizes_the_engine_cannot_make_are_refused_in_strict_mode(
 ) -> None:
     adapter = make(v1_ok())
     with pytest.raises(ProviderError) as info:
-        await adapter.generate(ImageRequest(prompt="x", model=model, size=size),
-                               UpstreamTarget(credential=api_key(KEY), strict=True))
+        await adapter.generate(
+            ImageRequest(prompt="x", model=model, size=size), UpstreamTarget(credential=api_key(KEY), strict=True)
+        )
     assert (info.value.kind, info.value.param) == (ErrorKind.BAD_REQUEST, "size")
     assert words in info.value.message
     assert emu.requests == []
@@ -275,9 +269,7 @@ async def test_v2beta_routing(
 
 async def test_sd3_takes_cfg_scale_and_model(make: MakeFn, emu: StabilityEmulator) -> None:
     adapter = make(v2_ok())
-    await adapter.generate(
-        ImageRequest(prompt="x", model="sd3.5-medium", cfg_scale=4.0, aspect_ratio="9:21"), TARGET
-    )
+    await adapter.generate(ImageRequest(prompt="x", model="sd3.5-medium", cfg_scale=4.0, aspect_ratio="9:21"), TARGET)
     assert form(emu.requests[-1]) == {
         "prompt": "x",
         "aspect_ratio": "9:21",
@@ -317,8 +309,9 @@ async def test_n_fans_out_concurrently_with_stepped_seeds() -> None:
 async def test_fan_out_failure_cancels_the_rest_and_raises_the_classified_error() -> None:
     arrived = 0
     all_three = asyncio.Event()
-    failure = json.dumps({"id": "a" * 32, "name": "internal_error",
-                          "errors": ["An unexpected server error has occurred."]}).encode()
+    failure = json.dumps(
+        {"id": "a" * 32, "name": "internal_error", "errors": ["An unexpected server error has occurred."]}
+    ).encode()
 
     async def answer(request: RawRequest) -> Outcome:
         nonlocal arrived
@@ -427,14 +420,10 @@ async def test_parameters_stability_does_not_take_are_refused_before_any_call(
         ),
     ],
 )
-async def test_content_filtered_images_are_content_policy_failures(
-    make: MakeFn, model: str, response: Fault
-) -> None:
+async def test_content_filtered_images_are_content_policy_failures(make: MakeFn, model: str, response: Fault) -> None:
     adapter = make(response)
     with pytest.raises(ProviderError) as info:
-        await adapter.generate(
-            ImageRequest(prompt="x", model=model, n=2 if model.startswith("stable") else 1), TARGET
-        )
+        await adapter.generate(ImageRequest(prompt="x", model=model, n=2 if model.startswith("stable") else 1), TARGET)
     error = info.value
     assert (error.kind, error.status_code, error.code) == (
         ErrorKind.CONTENT_POLICY,
@@ -541,8 +530,7 @@ async def test_upstream_error_text_is_kept(make: MakeFn) -> None:
 async def test_rate_limit_waits_60_s_unless_told_otherwise(
     make: MakeFn, headers: dict[str, str], retry_after: float
 ) -> None:
-    adapter = make(v2_error(429, "rate_limit_exceeded", "timed out for 60 seconds", headers=headers)
-    )
+    adapter = make(v2_error(429, "rate_limit_exceeded", "timed out for 60 seconds", headers=headers))
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x"), TARGET)
     assert info.value.retry_after == retry_after
@@ -561,9 +549,7 @@ async def test_rate_limit_waits_60_s_unless_told_otherwise(
         ("core", raw(200, b""), "empty body"),
     ],
 )
-async def test_broken_success_bodies_are_upstream_bugs(
-    make: MakeFn, model: str, response: Fault, words: str
-) -> None:
+async def test_broken_success_bodies_are_upstream_bugs(make: MakeFn, model: str, response: Fault, words: str) -> None:
     adapter = make(response)
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="x", model=model), TARGET)

@@ -34,18 +34,36 @@ class CapturingWriter:
 
 
 def call(routing: RoutingSpec | None = None) -> GenerationCall:
-    return GenerationCall(request=ImageRequest(prompt="a private prompt", size="1024x1024"),
-                          routing=routing or RoutingSpec(config_id="cfg-1"), caller=Caller("key_1", "generate"),
-                          transport="rest", trace_id="t-1", metadata={"team": "web"})
+    return GenerationCall(
+        request=ImageRequest(prompt="a private prompt", size="1024x1024"),
+        routing=routing or RoutingSpec(config_id="cfg-1"),
+        caller=Caller("key_1", "generate"),
+        transport="rest",
+        trace_id="t-1",
+        metadata={"team": "web"},
+    )
 
 
 def served() -> RoutedResult:
-    leaf = Leaf(path="config.targets[0]", provider="openai", virtual_key="vk", credential=None, custom_host=None,
-                override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
+    leaf = Leaf(
+        path="config.targets[0]",
+        provider="openai",
+        virtual_key="vk",
+        credential=None,
+        custom_host=None,
+        override_params=MappingProxyType({}),
+        request_timeout_ms=None,
+        retry=None,
+        forward_headers=(),
+    )
     return RoutedResult(
         result=ImageResult(images=(GeneratedImage(b"png", "image/png", 1024, 1024),), model="dall-e-3", created=1),
-        leaf=leaf, provider="openai", retry_count=0, fallback_used=False,
-        attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-3", 200, 10),))
+        leaf=leaf,
+        provider="openai",
+        retry_count=0,
+        fallback_used=False,
+        attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-3", 200, 10),),
+    )
 
 
 def recorder(**options: Any) -> tuple[RequestAccounting, CapturingWriter, Metrics]:
@@ -58,28 +76,40 @@ def recorder(**options: Any) -> tuple[RequestAccounting, CapturingWriter, Metric
 
 def test_a_served_request_is_logged_with_its_cost_and_counted_once() -> None:
     rec, writer, metrics = recorder()
-    recorded = rec.success(call(), served(), trace_id="t-1", started=0.0, config_id="cfg-1", config_version=3,
-                           cache_status="MISS")
+    recorded = rec.success(
+        call(), served(), trace_id="t-1", started=0.0, config_id="cfg-1", config_version=3, cache_status="MISS"
+    )
     assert recorded.cost_usd == pytest.approx(0.04)
     [record] = writer.records
     log = log_from_record(record)
-    assert (log.id, log.cost_usd, log.cache_status) == (recorded.log_id, pytest.approx(0.04),
-                                                       images_pb2.CACHE_STATUS_MISS)
+    assert (log.id, log.cost_usd, log.cache_status) == (
+        recorded.log_id,
+        pytest.approx(0.04),
+        images_pb2.CACHE_STATUS_MISS,
+    )
     assert (log.prompt, dict(log.metadata), log.config_version) == ("a private prompt", {"team": "web"}, 3)
-    assert metrics.registry.get_sample_value("imagegateway_cost_usd_total",
-                                             {"provider": "openai", "model": "dall-e-3"}) == pytest.approx(0.04)
-    assert metrics.registry.get_sample_value("imagegateway_requests_total",
-                                             {"transport": "rest", "outcome": "success", "config": "cfg-1"}) == 1
+    assert metrics.registry.get_sample_value(
+        "imagegateway_cost_usd_total", {"provider": "openai", "model": "dall-e-3"}
+    ) == pytest.approx(0.04)
+    assert (
+        metrics.registry.get_sample_value(
+            "imagegateway_requests_total", {"transport": "rest", "outcome": "success", "config": "cfg-1"}
+        )
+        == 1
+    )
 
 
 def test_a_cache_hit_costs_nothing() -> None:
     rec, writer, metrics = recorder()
-    recorded = rec.success(call(), served(), trace_id="t-1", started=0.0, config_id="cfg-1", config_version=1,
-                           cache_status="HIT")
+    recorded = rec.success(
+        call(), served(), trace_id="t-1", started=0.0, config_id="cfg-1", config_version=1, cache_status="HIT"
+    )
     assert recorded.cost_usd == 0
     assert log_from_record(writer.records[0]).cost_usd == 0
-    assert metrics.registry.get_sample_value("imagegateway_cost_usd_total",
-                                             {"provider": "openai", "model": "dall-e-3"}) is None
+    assert (
+        metrics.registry.get_sample_value("imagegateway_cost_usd_total", {"provider": "openai", "model": "dall-e-3"})
+        is None
+    )
 
 
 def test_prompts_are_left_out_of_the_log_when_redaction_is_on() -> None:

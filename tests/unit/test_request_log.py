@@ -195,17 +195,44 @@ def test_naive_create_time_is_refused_at_submit(tmp_path: Path) -> None:
 
 def pending(*images: bytes, cache_status: str = "MISS") -> PendingLogRecord:
     """The not-yet-built record of a request served with ``images`` (PNG bytes)."""
-    leaf = Leaf(path="config.targets[0]", provider="openai", virtual_key="vk", credential=None, custom_host=None,
-                override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=())
+    leaf = Leaf(
+        path="config.targets[0]",
+        provider="openai",
+        virtual_key="vk",
+        credential=None,
+        custom_host=None,
+        override_params=MappingProxyType({}),
+        request_timeout_ms=None,
+        retry=None,
+        forward_headers=(),
+    )
     routed = RoutedResult(
-        result=ImageResult(images=tuple(GeneratedImage(data, "image/png", 64, 64) for data in images),
-                           model="dall-e-2", created=1),
-        leaf=leaf, provider="openai", retry_count=0, fallback_used=False,
-        attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-2", 200, 10),))
-    call = GenerationCall(request=ImageRequest(prompt="a kite"), routing=RoutingSpec(virtual_key="vk"),
-                          caller=Caller("key-a", "generate"), transport="grpc", metadata={"team": "kites"})
-    return pending_log_record(call, trace_id="trace-p", started=0.0, config_id="", config_version=0,
-                              routed=routed, cache_status=cache_status, cost_usd=0.02)
+        result=ImageResult(
+            images=tuple(GeneratedImage(data, "image/png", 64, 64) for data in images), model="dall-e-2", created=1
+        ),
+        leaf=leaf,
+        provider="openai",
+        retry_count=0,
+        fallback_used=False,
+        attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-2", 200, 10),),
+    )
+    call = GenerationCall(
+        request=ImageRequest(prompt="a kite"),
+        routing=RoutingSpec(virtual_key="vk"),
+        caller=Caller("key-a", "generate"),
+        transport="grpc",
+        metadata={"team": "kites"},
+    )
+    return pending_log_record(
+        call,
+        trace_id="trace-p",
+        started=0.0,
+        config_id="",
+        config_version=0,
+        routed=routed,
+        cache_status=cache_status,
+        cost_usd=0.02,
+    )
 
 
 async def test_pending_records_are_built_by_the_writer_with_every_image_hashed(
@@ -272,12 +299,30 @@ async def test_a_record_that_cannot_be_built_is_counted_and_the_others_are_writt
 def test_payload_is_the_request_log_message_in_protobufs_own_json_form(micros: int) -> None:
     # The payload is written without generated code; protobuf must read it back and write the same JSON.
     served = dataclasses.replace(pending(b"png"), create_time=datetime(2026, 1, 2, 3, 4, 5, micros, tzinfo=UTC))
-    failure = RequestFailed(ProviderError(ErrorKind.RATE_LIMITED, "slow down", provider="openai", status_code=429),
-                            attempts=(AttemptRecord("config.targets[0]", "openai", "dall-e-3", 429, 1234,
-                                                    error_kind=ErrorKind.RATE_LIMITED, error="slow down",
-                                                    translations=("size=1x1->2x2",)),
-                                      AttemptRecord("config.targets[1]", "stability-ai", "sd3", 0, 0,
-                                                    error_kind=ErrorKind.DEADLINE_EXCEEDED, circuit_open=True)))
+    failure = RequestFailed(
+        ProviderError(ErrorKind.RATE_LIMITED, "slow down", provider="openai", status_code=429),
+        attempts=(
+            AttemptRecord(
+                "config.targets[0]",
+                "openai",
+                "dall-e-3",
+                429,
+                1234,
+                error_kind=ErrorKind.RATE_LIMITED,
+                error="slow down",
+                translations=("size=1x1->2x2",),
+            ),
+            AttemptRecord(
+                "config.targets[1]",
+                "stability-ai",
+                "sd3",
+                0,
+                0,
+                error_kind=ErrorKind.DEADLINE_EXCEEDED,
+                circuit_open=True,
+            ),
+        ),
+    )
     failed = dataclasses.replace(served, routed=None, failure=failure, cache_status="DISABLED", cost_usd=0.0)
     for entry in (served, failed):
         record = entry.build()

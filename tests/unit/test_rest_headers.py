@@ -6,8 +6,11 @@ from starlette.datastructures import Headers
 
 from imagegateway_server.api.rest_mapping import RequestHeaders
 
-RAW = [(b"content-type", b"application/json"), (b"x-portkey-config", b"cfg-1"),
-       (b"x-portkey-metadata", b'{"team":"caf\xe9"}')]
+RAW = [
+    (b"content-type", b"application/json"),
+    (b"x-portkey-config", b"cfg-1"),
+    (b"x-portkey-metadata", b'{"team":"caf\xe9"}'),
+]
 
 
 def test_look_ups_match_starlettes_headers() -> None:

@@ -35,8 +35,12 @@ def expected(created: int, items: list[GeneratedImage], fmt: ResponseFormat) -> 
     return {"created": created, "data": data}
 
 
-@given(st.integers(min_value=0, max_value=2**40), st.lists(images, max_size=3),
-       st.sampled_from([ResponseFormat.B64_JSON, ResponseFormat.URL]))
-def test_spliced_body_is_the_json_of_openais_shape(created: int, items: list[GeneratedImage],
-                                                   fmt: ResponseFormat) -> None:
+@given(
+    st.integers(min_value=0, max_value=2**40),
+    st.lists(images, max_size=3),
+    st.sampled_from([ResponseFormat.B64_JSON, ResponseFormat.URL]),
+)
+def test_spliced_body_is_the_json_of_openais_shape(
+    created: int, items: list[GeneratedImage], fmt: ResponseFormat
+) -> None:
     assert json.loads(images_body(created, items, fmt)) == expected(created, items, fmt)

@@ -35,27 +35,41 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"prompt": "a cat", "n": 1, "size": "1024x1024"}',
-    b'{"seed": 123456789012345678901234567890}',  # orjson alone would read a float
-    b'{"seed": -9223372036854775809, "n": 18446744073709551616}',
-    b'{"n": 9223372036854775807}',
-    b'{"cfg_scale": 1e400}',  # json reads inf; orjson refuses
-    b'{"prompt": "\\ud800"}',  # a lone surrogate: json takes it, orjson does not
-    b'\xef\xbb\xbf{"prompt": "bom"}',
-    b'{"a": 1, "a": 2}',
-    b'{"prompt": "\\u00e9\\u732b", "x": [1, 2.5, -0, true, false, null]}',
-    b' \n{"prompt": "spaces"}\t',
-    b'"just a string"',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"prompt": "a cat", "n": 1, "size": "1024x1024"}',
+        b'{"seed": 123456789012345678901234567890}',  # orjson alone would read a float
+        b'{"seed": -9223372036854775809, "n": 18446744073709551616}',
+        b'{"n": 9223372036854775807}',
+        b'{"cfg_scale": 1e400}',  # json reads inf; orjson refuses
+        b'{"prompt": "\\ud800"}',  # a lone surrogate: json takes it, orjson does not
+        b'\xef\xbb\xbf{"prompt": "bom"}',
+        b'{"a": 1, "a": 2}',
+        b'{"prompt": "\\u00e9\\u732b", "x": [1, 2.5, -0, true, false, null]}',
+        b' \n{"prompt": "spaces"}\t',
+        b'"just a string"',
+    ],
+)
 def test_bodies_parse_exactly_as_the_standard_library_reads_them(raw: bytes) -> None:
     assert same(rest_json.loads(raw), stdlib_loads(raw))
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"n": NaN}', b'{"n": Infinity}', b'{"n": -Infinity}', b"", b"{", b'{"a": 1,}', b"\xff\xfe",
-    b"{'a': 1}", b'{"a": "\x01"}', b"[1] [2]",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"n": NaN}',
+        b'{"n": Infinity}',
+        b'{"n": -Infinity}',
+        b"",
+        b"{",
+        b'{"a": 1,}',
+        b"\xff\xfe",
+        b"{'a': 1}",
+        b'{"a": "\x01"}',
+        b"[1] [2]",
+    ],
+)
 def test_what_is_not_json_is_refused_as_a_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError):
         rest_json.loads(raw)
@@ -80,9 +94,10 @@ def test_any_json_document_parses_as_the_standard_library_reads_it(value: Any) -
 
 
 def test_error_bodies_are_what_jsonresponse_sent() -> None:
-    envelope = error_envelope(400, "unknown model \"x\" — é", param="model", code=None)
-    envelope["error"]["attempts"] = [{"target": "config.targets[0]", "status_code": 503, "latency_ms": 12,
-                                      "circuit_open": False, "error": None}]
+    envelope = error_envelope(400, 'unknown model "x" — é', param="model", code=None)
+    envelope["error"]["attempts"] = [
+        {"target": "config.targets[0]", "status_code": 503, "latency_ms": 12, "circuit_open": False, "error": None}
+    ]
     assert rest_json.dumps(envelope) == JSONResponse(envelope).body
 
 

@@ -26,21 +26,26 @@ def called(adapters: dict[str, ScriptedAdapter]) -> list[str]:
 
 
 def conditional(conditions: list[dict[str, Any]], default: str, *names: str) -> dict[str, Any]:
-    return {"strategy": {"mode": "conditional", "conditions": conditions, "default": default},
-            "targets": [{"name": name, "virtual_key": name} for name in names]}
+    return {
+        "strategy": {"mode": "conditional", "conditions": conditions, "default": default},
+        "targets": [{"name": name, "virtual_key": name} for name in names],
+    }
 
 
 def loadbalance(**weights: float) -> dict[str, Any]:
-    return {"strategy": {"mode": "loadbalance"},
-            "targets": [{"virtual_key": name, "weight": weight} for name, weight in weights.items()]}
+    return {
+        "strategy": {"mode": "loadbalance"},
+        "targets": [{"virtual_key": name, "weight": weight} for name, weight in weights.items()],
+    }
 
 
 # -- conditional --------------------------------------------------------------------------------------
 
 
 async def test_conditional_routes_by_metadata() -> None:
-    plan = plan_of(conditional([{"query": {"metadata.tier": {"$in": ["gold", "platinum"]}}, "then": "oai"}],
-                               "stab", "oai", "stab"))
+    plan = plan_of(
+        conditional([{"query": {"metadata.tier": {"$in": ["gold", "platinum"]}}, "then": "oai"}], "stab", "oai", "stab")
+    )
     adapters = adapters_for("oai", "stab")
     routed = await make_router(adapters).run(plan, REQUEST, RouteContext(trace_id="t", metadata={"tier": "gold"}))
     assert routed.provider == "oai" and routed.leaf.path == "config.targets[0]" and not routed.fallback_used
@@ -55,8 +60,9 @@ async def test_conditional_reads_the_callers_params_not_the_overrides() -> None:
     routed = await make_router(adapters).run(plan_of(document), REQUEST, RouteContext(trace_id="t"))
     assert routed.provider == "stab"
     assert adapters["stab"].calls[0][0].model == "dall-e-3"
-    routed = await make_router(adapters).run(plan_of(document), ImageRequest(prompt="x", model="dall-e-3"),
-                                             RouteContext(trace_id="t"))
+    routed = await make_router(adapters).run(
+        plan_of(document), ImageRequest(prompt="x", model="dall-e-3"), RouteContext(trace_id="t")
+    )
     assert routed.provider == "oai"
 
 
@@ -87,9 +93,16 @@ async def test_conditional_inside_fallback_hands_a_failure_to_the_next_fallback_
 async def test_nested_conditionals_choose_at_each_level() -> None:
     inner = conditional([{"query": {"params.size": "512x512"}, "then": "small"}], "large", "small", "large")
     inner["name"] = "images"
-    plan = plan_of({"strategy": {"mode": "conditional", "default": "other",
-                                 "conditions": [{"query": {"metadata.kind": "image"}, "then": "images"}]},
-                    "targets": [inner, {"name": "other", "virtual_key": "other"}]})
+    plan = plan_of(
+        {
+            "strategy": {
+                "mode": "conditional",
+                "default": "other",
+                "conditions": [{"query": {"metadata.kind": "image"}, "then": "images"}],
+            },
+            "targets": [inner, {"name": "other", "virtual_key": "other"}],
+        }
+    )
     adapters = adapters_for("small", "large", "other")
     request = ImageRequest(prompt="x", size="512x512")
     routed = await make_router(adapters).run(plan, request, RouteContext(trace_id="t", metadata={"kind": "image"}))
@@ -117,8 +130,7 @@ async def test_loadbalance_under_single_mode_is_still_one_pick() -> None:
 
 
 async def test_loadbalance_inside_fallback_tries_its_other_targets_before_the_group_fails() -> None:
-    plan = plan_of({"strategy": {"mode": "fallback"},
-                    "targets": [loadbalance(a=1, b=1, zero=0), {"virtual_key": "c"}]})
+    plan = plan_of({"strategy": {"mode": "fallback"}, "targets": [loadbalance(a=1, b=1, zero=0), {"virtual_key": "c"}]})
     for seed in range(10):
         adapters = adapters_for("a", "b", "zero", "c", failing=("a", "b"))
         router = Router(adapters.__getitem__, KeyResolver(), default_timeout=5.0, rng=random.Random(seed))
@@ -140,8 +152,12 @@ async def test_loadbalance_inside_fallback_serves_from_another_pick() -> None:
 
 
 async def test_loadbalance_inside_fallback_stops_where_the_fallback_would() -> None:
-    plan = plan_of({"strategy": {"mode": "fallback", "on_status_codes": [503]},
-                    "targets": [loadbalance(a=1, b=1), {"virtual_key": "c"}]})
+    plan = plan_of(
+        {
+            "strategy": {"mode": "fallback", "on_status_codes": [503]},
+            "targets": [loadbalance(a=1, b=1), {"virtual_key": "c"}],
+        }
+    )
     bad_request = fail(ErrorKind.BAD_REQUEST, 400)
     adapters = {name: ScriptedAdapter(name, [bad_request]) for name in ("a", "b")}
     adapters["c"] = ScriptedAdapter("c", [])
@@ -152,8 +168,10 @@ async def test_loadbalance_inside_fallback_stops_where_the_fallback_would() -> N
 
 async def test_loadbalance_deep_inside_fallback_still_falls_back_within_the_group() -> None:
     # fallback > conditional > loadbalance: the conditional passes the fallback scope down.
-    inner = {"strategy": {"mode": "conditional", "conditions": [{"query": {}, "then": "lb"}], "default": "lb"},
-             "targets": [{**loadbalance(a=1, b=1), "name": "lb"}]}
+    inner = {
+        "strategy": {"mode": "conditional", "conditions": [{"query": {}, "then": "lb"}], "default": "lb"},
+        "targets": [{**loadbalance(a=1, b=1), "name": "lb"}],
+    }
     plan = plan_of({"strategy": {"mode": "fallback"}, "targets": [inner, {"virtual_key": "c"}]})
     adapters = adapters_for("a", "b", "c", failing=("a", "b"))
     routed = await make_router(adapters).run(plan, REQUEST, RouteContext(trace_id="t"))
@@ -165,16 +183,19 @@ async def test_weighted_pick_follows_the_weights() -> None:
     adapters = adapters_for("a", "b", "zero")
     router = make_router(adapters)
     counts = collections.Counter(
-        [(await router.run(plan, REQUEST, RouteContext(trace_id="t"))).provider for _ in range(4000)])
+        [(await router.run(plan, REQUEST, RouteContext(trace_id="t"))).provider for _ in range(4000)]
+    )
     assert counts["zero"] == 0
     assert 0.70 < counts["b"] / 4000 < 0.80  # expected 0.75; the seeded rng makes this exact, not flaky
 
 
 async def test_in_group_fallback_order_is_a_weighted_shuffle_of_the_positive_weights() -> None:
-    plan = plan_of({"strategy": {"mode": "fallback"},
-                    "targets": [loadbalance(a=1, b=0, c=2, d=1), {"virtual_key": "e"}]})
-    router = Router(lambda name: ScriptedAdapter(name, [] if name == "e" else [UNAVAILABLE]), KeyResolver(),
-                    rng=random.Random(7))
+    plan = plan_of(
+        {"strategy": {"mode": "fallback"}, "targets": [loadbalance(a=1, b=0, c=2, d=1), {"virtual_key": "e"}]}
+    )
+    router = Router(
+        lambda name: ScriptedAdapter(name, [] if name == "e" else [UNAVAILABLE]), KeyResolver(), rng=random.Random(7)
+    )
     firsts: collections.Counter[str] = collections.Counter()
     for _ in range(2000):
         attempts = (await router.run(plan, REQUEST, RouteContext(trace_id="t"))).attempts
@@ -189,12 +210,17 @@ async def test_in_group_fallback_order_is_a_weighted_shuffle_of_the_positive_wei
 
 async def test_later_targets_get_only_the_remaining_time() -> None:
     adapters = {"a": ScriptedAdapter("a", [1.0]), "b": ScriptedAdapter("b", [])}
-    plan = plan_of({"strategy": {"mode": "fallback"},
-                    "targets": [{"virtual_key": "a", "request_timeout": 200}, {"virtual_key": "b"}]})
+    plan = plan_of(
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [{"virtual_key": "a", "request_timeout": 200}, {"virtual_key": "b"}],
+        }
+    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 3.0
-    routed = await make_router(adapters, default_timeout=60).run(plan, REQUEST,
-                                                                 RouteContext(trace_id="t", deadline=deadline))
+    routed = await make_router(adapters, default_timeout=60).run(
+        plan, REQUEST, RouteContext(trace_id="t", deadline=deadline)
+    )
     assert routed.provider == "b" and routed.attempts[0].status_code == 408
     first_timeout = adapters["a"].calls[0][1].timeout
     second_timeout = adapters["b"].calls[0][1].timeout
@@ -204,13 +230,17 @@ async def test_later_targets_get_only_the_remaining_time() -> None:
 
 async def test_deadline_reached_in_a_later_target_is_504_with_every_attempt() -> None:
     adapters = {"a": ScriptedAdapter("a", [1.0]), "b": ScriptedAdapter("b", [5.0]), "c": ScriptedAdapter("c", [])}
-    plan = plan_of({"strategy": {"mode": "fallback"},
-                    "targets": [{"virtual_key": "a", "request_timeout": 100}, {"virtual_key": "b"},
-                                {"virtual_key": "c"}]})
+    plan = plan_of(
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [{"virtual_key": "a", "request_timeout": 100}, {"virtual_key": "b"}, {"virtual_key": "c"}],
+        }
+    )
     deadline = asyncio.get_running_loop().time() + 0.4
     with pytest.raises(AllTargetsFailed) as info:
-        await make_router(adapters, default_timeout=60).run(plan, REQUEST,
-                                                            RouteContext(trace_id="t", deadline=deadline))
+        await make_router(adapters, default_timeout=60).run(
+            plan, REQUEST, RouteContext(trace_id="t", deadline=deadline)
+        )
     assert info.value.status_code == 504 and info.value.kind is ErrorKind.DEADLINE_EXCEEDED
     assert [a.status_code for a in info.value.attempts] == [408, 504]
     assert not adapters["c"].calls
@@ -220,8 +250,9 @@ async def test_a_request_timeout_shorter_than_the_deadline_stays_a_408() -> None
     adapters = {"a": ScriptedAdapter("a", [1.0])}
     deadline = asyncio.get_running_loop().time() + 30
     with pytest.raises(AllTargetsFailed) as info:
-        await make_router(adapters).run(plan_of({"virtual_key": "a", "request_timeout": 50}), REQUEST,
-                                        RouteContext(trace_id="t", deadline=deadline))
+        await make_router(adapters).run(
+            plan_of({"virtual_key": "a", "request_timeout": 50}), REQUEST, RouteContext(trace_id="t", deadline=deadline)
+        )
     assert info.value.status_code == 408
 
 
@@ -229,6 +260,7 @@ async def test_an_already_expired_deadline_makes_no_attempt() -> None:
     adapters = adapters_for("a")
     deadline = asyncio.get_running_loop().time() - 1
     with pytest.raises(AllTargetsFailed) as info:
-        await make_router(adapters).run(plan_of({"virtual_key": "a"}), REQUEST,
-                                        RouteContext(trace_id="t", deadline=deadline))
+        await make_router(adapters).run(
+            plan_of({"virtual_key": "a"}), REQUEST, RouteContext(trace_id="t", deadline=deadline)
+        )
     assert info.value.status_code == 504 and not adapters["a"].calls

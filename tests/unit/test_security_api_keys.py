@@ -68,9 +68,7 @@ async def test_create_validates_scope_and_name(store: SqliteStore, scope: str, n
         await ApiKeyService(store).create(name, scope)
 
 
-@pytest.mark.parametrize(
-    "key", ["", "short", "igw_" + "x" * 300, "igw_with space_and_more_chars", "igw_" + "é" * 43]
-)
+@pytest.mark.parametrize("key", ["", "short", "igw_" + "x" * 300, "igw_with space_and_more_chars", "igw_" + "é" * 43])
 async def test_malformed_keys_are_unauthenticated_without_echo(store: SqliteStore, key: str) -> None:
     with pytest.raises(Unauthenticated) as raised:
         await ApiKeyService(store).authenticate(key)
@@ -182,7 +180,8 @@ async def test_rotation_keeps_the_id_scope_and_limits_and_only_the_new_secret_is
     assert (rotated.id, rotated.name, rotated.scope, rotated.limits) == (record.id, "ci", "admin", limits)
     assert rotated.key_hash == hash_api_key(new) and rotated.previous_key_hash == record.key_hash
     assert rotated.rotate_time is not None and rotated.previous_key_expire_time == rotated.rotate_time + timedelta(
-        seconds=60)
+        seconds=60
+    )
     assert new not in repr(rotated) and rotated.key_hash not in repr(rotated)
     assert (await service.authenticate(new)).id == record.id
     assert (await service.authenticate(old)).id == record.id  # within its grace

@@ -103,9 +103,7 @@ def test_master_key_from_setting() -> None:
     ],
 )
 def test_bad_master_key_setting_is_rejected_without_echoing_it(setting: str, tmp_path: Path) -> None:
-    with pytest.raises(
-        ValueError, match="IMAGEGW_MASTER_KEY must be the base64url encoding of exactly 32"
-    ) as raised:
+    with pytest.raises(ValueError, match="IMAGEGW_MASTER_KEY must be the base64url encoding of exactly 32") as raised:
         load_master_key(setting, tmp_path)
     assert setting not in str(raised.value)
     assert not (tmp_path / "master.key").exists()

@@ -131,15 +131,11 @@ async def test_list_pages(service: VirtualKeyService) -> None:
     assert [r.id for r in first.items + second.items] == ["a", "b", "c"]
 
 
-async def test_secret_moved_to_another_row_does_not_open(
-    service: VirtualKeyService, store: SqliteStore
-) -> None:
+async def test_secret_moved_to_another_row_does_not_open(service: VirtualKeyService, store: SqliteStore) -> None:
     await service.create("victim", "openai", SECRET)
     await service.create("attacker", "openai", "sk-attacker")
     stolen = (await store.get_virtual_key("victim")).sealed_secret
-    await store.update_virtual_key_secret(
-        "attacker", stolen, (await store.get_virtual_key("attacker")).rotate_time
-    )
+    await store.update_virtual_key_secret("attacker", stolen, (await store.get_virtual_key("attacker")).rotate_time)
     with pytest.raises(VaultError):
         await service.resolve("attacker")
 
@@ -161,12 +157,14 @@ async def test_base_url_checker_is_applied(store: SqliteStore) -> None:
 # -- typed credentials -----------------------------------------------------------------------------
 
 TOKEN = "eyJ-session-token-MUST-NOT-LEAK-5555"
-REGIONAL = CredentialSchema((
-    CredentialField("region", secret=False, required=True),
-    CredentialField("access_key_id", secret=True, required=True),
-    CredentialField("secret_access_key", secret=True, required=True),
-    CredentialField("session_token", secret=True, required=False),
-))
+REGIONAL = CredentialSchema(
+    (
+        CredentialField("region", secret=False, required=True),
+        CredentialField("access_key_id", secret=True, required=True),
+        CredentialField("secret_access_key", secret=True, required=True),
+        CredentialField("session_token", secret=True, required=False),
+    )
+)
 
 
 def regional_service(store: SqliteStore) -> VirtualKeyService:
@@ -175,8 +173,12 @@ def regional_service(store: SqliteStore) -> VirtualKeyService:
 
 async def test_credential_fields_are_sealed_together_and_the_public_ones_stay_readable(store: SqliteStore) -> None:
     service = regional_service(store)
-    fields = {"region": "eu-west-1", "access_key_id": "AKIA-ID-0001", "secret_access_key": SECRET,
-              "session_token": TOKEN}
+    fields = {
+        "region": "eu-west-1",
+        "access_key_id": "AKIA-ID-0001",
+        "secret_access_key": SECRET,
+        "session_token": TOKEN,
+    }
     record = await service.create("aws", "openai", "", credential_fields=fields)
     assert dict(record.public_credential_fields or {}) == {"region": "eu-west-1"}
     stored = await store.get_virtual_key("aws")
@@ -184,27 +186,43 @@ async def test_credential_fields_are_sealed_together_and_the_public_ones_stay_re
     for secret in (SECRET, TOKEN, "AKIA-ID-0001"):
         assert secret.encode() not in stored.sealed_secret and secret not in repr(stored)
     resolved = await service.resolve("aws")
-    assert resolved.credential == Credential.of("openai", fields, {"access_key_id", "secret_access_key",
-                                                                   "session_token"})
+    assert resolved.credential == Credential.of(
+        "openai", fields, {"access_key_id", "secret_access_key", "session_token"}
+    )
     assert SECRET not in repr(resolved) and TOKEN not in str(resolved)
 
 
 async def test_rotation_replaces_the_whole_credential(store: SqliteStore) -> None:
     service = regional_service(store)
-    await service.create("aws", "openai", "", credential_fields={
-        "region": "eu-west-1", "access_key_id": "id-1", "secret_access_key": "old-secret", "session_token": TOKEN})
-    rotated = await service.rotate("aws", "", {"region": "us-east-1", "access_key_id": "id-2",
-                                               "secret_access_key": SECRET})
+    await service.create(
+        "aws",
+        "openai",
+        "",
+        credential_fields={
+            "region": "eu-west-1",
+            "access_key_id": "id-1",
+            "secret_access_key": "old-secret",
+            "session_token": TOKEN,
+        },
+    )
+    rotated = await service.rotate(
+        "aws", "", {"region": "us-east-1", "access_key_id": "id-2", "secret_access_key": SECRET}
+    )
     assert dict(rotated.public_credential_fields or {}) == {"region": "us-east-1"}
     credential = (await service.resolve("aws")).credential
     assert (credential.value("secret_access_key"), credential.value("session_token")) == (SECRET, None)
 
 
-@pytest.mark.parametrize("fields,param", [
-    ({"region": "eu", "access_key_id": "id"}, "credential_fields.secret_access_key"),
-    ({"region": "eu", "access_key_id": "id", "secret_access_key": SECRET, "colour": "red"},
-     "credential_fields.colour"),
-])
+@pytest.mark.parametrize(
+    "fields,param",
+    [
+        ({"region": "eu", "access_key_id": "id"}, "credential_fields.secret_access_key"),
+        (
+            {"region": "eu", "access_key_id": "id", "secret_access_key": SECRET, "colour": "red"},
+            "credential_fields.colour",
+        ),
+    ],
+)
 async def test_a_bad_credential_is_refused_naming_the_field(
     store: SqliteStore, fields: dict[str, str], param: str
 ) -> None:
@@ -231,7 +249,9 @@ async def test_a_row_written_before_typed_credentials_reads_as_an_api_key(
     async with store._transaction() as connection:
         await connection.execute(
             "INSERT INTO virtual_keys (id, name, provider, base_url, sealed_secret, create_time, rotate_time) "
-            "VALUES ('old', 'old', 'openai', NULL, ?, 0, 0)", (sealed,))
+            "VALUES ('old', 'old', 'openai', NULL, ?, 0, 0)",
+            (sealed,),
+        )
     assert (await store.get_virtual_key("old")).public_credential_fields is None
     assert (await service.resolve("old")).credential == api_key(SECRET)
     rotated = await service.rotate("old", "sk-new-secret")  # rotation moves it to the typed layout

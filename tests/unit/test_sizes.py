@@ -29,8 +29,13 @@ sides = st.integers(min_value=1, max_value=10_000)
 
 def gpt_image_2_allows(width: int, height: int) -> bool:
     """OpenAI's gpt-image-2 size rule (the emulator's too): divisible by 16, aspect within 3:1, at most 3840x2160."""
-    return (width % 16 == 0 and height % 16 == 0 and max(width, height) <= 3 * min(width, height)
-            and max(width, height) <= 3840 and min(width, height) <= 2160)
+    return (
+        width % 16 == 0
+        and height % 16 == 0
+        and max(width, height) <= 3 * min(width, height)
+        and max(width, height) <= 3840
+        and min(width, height) <= 2160
+    )
 
 
 def ratio_is_no_farther(a: tuple[int, int], b: tuple[int, int], target: tuple[int, int]) -> bool:
@@ -78,17 +83,19 @@ def test_gpt_image_2_allows_exactly_what_openai_documents(width: int, height: in
 
 
 def test_the_lattice_rules_enumerate_exactly_their_constraints() -> None:
-    v1_6 = {(w, h) for w in range(1, 1600) for h in range(1, 1600)
-            if w % 64 == 0 and h % 64 == 0 and 320 <= w <= 1536 and 320 <= h <= 1536}
+    v1_6 = {
+        (w, h)
+        for w in range(1, 1600)
+        for h in range(1, 1600)
+        if w % 64 == 0 and h % 64 == 0 and 320 <= w <= 1536 and 320 <= h <= 1536
+    }
     assert set(ALL_SIZES["sd-v1-6"]) == v1_6
     assert all(gpt_image_2_allows(w, h) for w, h in ALL_SIZES["gpt-image-2"])
     assert len(ALL_SIZES["gpt-image-2"]) == len(set(ALL_SIZES["gpt-image-2"]))
 
 
 @given(sides, sides)
-def test_the_nearest_aspect_ratio_is_allowed_minimal_and_flagged_exact_only_when_equal(
-    width: int, height: int
-) -> None:
+def test_the_nearest_aspect_ratio_is_allowed_minimal_and_flagged_exact_only_when_equal(width: int, height: int) -> None:
     rule = stability_models.ASPECT_RATIO_RULE
     ratio, exact = rule.nearest(width, height)
     assert rule.allows(ratio)
@@ -112,41 +119,47 @@ def test_ratio_distance_is_symmetric_and_one_only_for_equal_ratios(a: int, b: in
 # -- table rows ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "asked", "expected"), [
-    ("sd-v1-6", (1792, 1024), (1344, 768)),  # 7:4 exactly, the largest that fits 1536
-    ("sd-v1-6", (1024, 1024), (1024, 1024)),
-    ("sd-v1-6", (256, 256), (320, 320)),
-    ("sd-v1-6", (1000, 1000), (1024, 1024)),
-    ("sd-v1-6", (4096, 1024), (1536, 384)),  # 4:1 exactly
-    ("sdxl", (1792, 1024), (1344, 768)),
-    ("sdxl", (512, 512), (1024, 1024)),
-    ("sdxl", (1024, 1792), (768, 1344)),
-    ("dall-e-2", (1792, 1024), (1024, 1024)),
-    ("dall-e-2", (300, 300), (256, 256)),
-    ("dall-e-2", (400, 400), (512, 512)),
-    ("dall-e-3", (1792, 1024), (1792, 1024)),
-    ("dall-e-3", (1536, 1024), (1792, 1024)),
-    ("dall-e-3", (512, 512), (1024, 1024)),
-    ("gpt-image", (1792, 1024), (1536, 1024)),
-    ("gpt-image", (256, 256), (1024, 1024)),
-    ("gpt-image", (1024, 1792), (1024, 1536)),
-    ("gpt-image-2", (1792, 1024), (1792, 1024)),
-    ("gpt-image-2", (1000, 1000), (1008, 1008)),
-    ("gpt-image-2", (4096, 4096), (2160, 2160)),
-    ("gpt-image-2", (9000, 10), (528, 176)),  # clamped to 3:1, then the area nearest 90,000 px
-])
+@pytest.mark.parametrize(
+    ("name", "asked", "expected"),
+    [
+        ("sd-v1-6", (1792, 1024), (1344, 768)),  # 7:4 exactly, the largest that fits 1536
+        ("sd-v1-6", (1024, 1024), (1024, 1024)),
+        ("sd-v1-6", (256, 256), (320, 320)),
+        ("sd-v1-6", (1000, 1000), (1024, 1024)),
+        ("sd-v1-6", (4096, 1024), (1536, 384)),  # 4:1 exactly
+        ("sdxl", (1792, 1024), (1344, 768)),
+        ("sdxl", (512, 512), (1024, 1024)),
+        ("sdxl", (1024, 1792), (768, 1344)),
+        ("dall-e-2", (1792, 1024), (1024, 1024)),
+        ("dall-e-2", (300, 300), (256, 256)),
+        ("dall-e-2", (400, 400), (512, 512)),
+        ("dall-e-3", (1792, 1024), (1792, 1024)),
+        ("dall-e-3", (1536, 1024), (1792, 1024)),
+        ("dall-e-3", (512, 512), (1024, 1024)),
+        ("gpt-image", (1792, 1024), (1536, 1024)),
+        ("gpt-image", (256, 256), (1024, 1024)),
+        ("gpt-image", (1024, 1792), (1024, 1536)),
+        ("gpt-image-2", (1792, 1024), (1792, 1024)),
+        ("gpt-image-2", (1000, 1000), (1008, 1008)),
+        ("gpt-image-2", (4096, 4096), (2160, 2160)),
+        ("gpt-image-2", (9000, 10), (528, 176)),  # clamped to 3:1, then the area nearest 90,000 px
+    ],
+)
 def test_nearest_size_rows(name: str, asked: tuple[int, int], expected: tuple[int, int]) -> None:
     assert PIXEL_RULES[name].nearest(*asked) == expected
 
 
-@pytest.mark.parametrize(("asked", "ratio", "exact"), [
-    ((1024, 1024), "1:1", True),
-    ((1792, 1024), "16:9", False),
-    ((1344, 768), "16:9", False),  # 7:4 is not 16:9
-    ((1920, 1080), "16:9", True),
-    ((1024, 1536), "2:3", True),
-    ((2520, 1080), "21:9", True),
-])
+@pytest.mark.parametrize(
+    ("asked", "ratio", "exact"),
+    [
+        ((1024, 1024), "1:1", True),
+        ((1792, 1024), "16:9", False),
+        ((1344, 768), "16:9", False),  # 7:4 is not 16:9
+        ((1920, 1080), "16:9", True),
+        ((1024, 1536), "2:3", True),
+        ((2520, 1080), "21:9", True),
+    ],
+)
 def test_nearest_aspect_ratio_rows(asked: tuple[int, int], ratio: str, exact: bool) -> None:
     assert stability_models.ASPECT_RATIO_RULE.nearest(*asked) == (ratio, exact)
 

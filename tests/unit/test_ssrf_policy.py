@@ -18,8 +18,17 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy, is_p
 
 NON_PUBLIC_V4 = [
     ipaddress.IPv4Network(n)
-    for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-              "0.0.0.0/8", "100.64.0.0/10", "224.0.0.0/4", "240.0.0.0/4")
+    for n in (
+        "127.0.0.0/8",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "0.0.0.0/8",
+        "100.64.0.0/10",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
 ]
 EMPTY = UpstreamHostPolicy()
 
@@ -89,22 +98,50 @@ def test_ipv4_mapped_ipv6_spellings_of_a_non_public_address_are_refused(
         EMPTY.check(f"https://[{spelling}]/", param="base_url")
 
 
-@pytest.mark.parametrize("url", [
-    "https://localhost/", "https://localhost./", "https://LOCALHOST:443/", "https://api.localhost/",
-    "https://127.0.0.1/", "https://127.1/", "https://2130706433/", "https://0x7f.1/", "https://0177.0.0.1/",
-    "https://0x7f000001/", "https://[::1]/", "https://[::ffff:127.0.0.1]/", "https://[::ffff:7f00:1]/",
-    "https://[::127.0.0.1]/", "https://[64:ff9b::7f00:1]/", "https://[2002:7f00:1::]/",
-    "https://[fe80::1%25eth0]/", "https://169.254.169.254/", "https://[fd00:ec2::254]/",
-    "https://10.1.2.3/", "https://172.16.0.1/", "https://192.168.1.1/", "https://0.0.0.0/",
-    "https://100.64.0.1/", "https://224.0.0.1/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://localhost/",
+        "https://localhost./",
+        "https://LOCALHOST:443/",
+        "https://api.localhost/",
+        "https://127.0.0.1/",
+        "https://127.1/",
+        "https://2130706433/",
+        "https://0x7f.1/",
+        "https://0177.0.0.1/",
+        "https://0x7f000001/",
+        "https://[::1]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://[::ffff:7f00:1]/",
+        "https://[::127.0.0.1]/",
+        "https://[64:ff9b::7f00:1]/",
+        "https://[2002:7f00:1::]/",
+        "https://[fe80::1%25eth0]/",
+        "https://169.254.169.254/",
+        "https://[fd00:ec2::254]/",
+        "https://10.1.2.3/",
+        "https://172.16.0.1/",
+        "https://192.168.1.1/",
+        "https://0.0.0.0/",
+        "https://100.64.0.1/",
+        "https://224.0.0.1/",
+    ],
+)
 def test_local_private_and_link_local_hosts_are_refused_unless_listed(url: str) -> None:
     with pytest.raises(InvalidArgument, match="local or private"):
         EMPTY.check(url, param="custom_host")
 
 
-@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "https://8.8.8.8/", "https://[2606:4700::1111]/",
-                                 "https://images.example.com:8443/v2/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openai.com/v1",
+        "https://8.8.8.8/",
+        "https://[2606:4700::1111]/",
+        "https://images.example.com:8443/v2/",
+    ],
+)
 def test_public_https_hosts_are_allowed_without_a_listing(url: str) -> None:
     assert EMPTY.check(url, param="custom_host") == url.rstrip("/")
 
@@ -148,16 +185,19 @@ def test_listed_names_match_case_insensitively_and_with_a_trailing_dot() -> None
     assert policy.check("http://EMULATOR.internal./v1", param="p") == "http://EMULATOR.internal./v1"
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("ftp://api.openai.com/", r"http\(s\) URL"),
-    ("https:///v1", r"http\(s\) URL"),
-    ("https://user:pass@api.openai.com/", "credentials"),
-    ("https://api.openai.com@127.0.0.1/", "credentials"),
-    ("https://api.openai.com/v1?x=1", "query or a fragment"),
-    ("https://api.openai.com/v1#frag", "query or a fragment"),
-    ("https://api.openai.com:99999/", "invalid port"),
-    ("https://api.openai.com\\@127.0.0.1/", "credentials|backslashes"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://api.openai.com/", r"http\(s\) URL"),
+        ("https:///v1", r"http\(s\) URL"),
+        ("https://user:pass@api.openai.com/", "credentials"),
+        ("https://api.openai.com@127.0.0.1/", "credentials"),
+        ("https://api.openai.com/v1?x=1", "query or a fragment"),
+        ("https://api.openai.com/v1#frag", "query or a fragment"),
+        ("https://api.openai.com:99999/", "invalid port"),
+        ("https://api.openai.com\\@127.0.0.1/", "credentials|backslashes"),
+    ],
+)
 def test_malformed_urls_are_refused_naming_the_field(url: str, why: str) -> None:
     with pytest.raises(InvalidArgument, match=why) as refused:
         EMPTY.check(url, param="targets[0].custom_host")

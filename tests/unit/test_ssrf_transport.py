@@ -112,7 +112,9 @@ async def test_the_resolver_hands_aiohttp_only_checked_addresses_under_the_name(
     resolver = GuardedResolver(UpstreamHostPolicy(["127.0.0.0/8"]), lookup=lookup)
     results = await resolver.resolve("two.internal", 443, family=socket.AF_UNSPEC)
     assert [(r["hostname"], r["host"], r["port"], r["family"]) for r in results] == [
-        ("two.internal", "127.0.0.1", 443, socket.AF_INET), ("two.internal", "127.0.0.2", 443, socket.AF_INET)]
+        ("two.internal", "127.0.0.1", 443, socket.AF_INET),
+        ("two.internal", "127.0.0.2", 443, socket.AF_INET),
+    ]
     with pytest.raises(OSError, match="returned no address"):  # aiohttp asked for IPv6 only
         await resolver.resolve("two.internal", 443, family=socket.AF_INET6)
 
@@ -126,8 +128,9 @@ async def test_https_to_a_listed_address_keeps_sni_and_hostname_verification(ca:
         # The same socket address under a name the certificate does not carry fails verification:
         # the handshake checked the URL's name, not the pinned IP.
         client = guarded_client(policy, lookup=lookup, ssl_context=client_context(ca))
-        with pytest.raises(aiohttp.ClientConnectorCertificateError,
-                           match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        with pytest.raises(
+            aiohttp.ClientConnectorCertificateError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"
+        ):
             await get(client, server.url(host="impostor.test"))
 
 
@@ -168,6 +171,7 @@ async def test_a_listed_name_is_trusted_wherever_it_resolves() -> None:
 
 async def test_a_redirect_is_returned_not_followed() -> None:
     async with RawUpstream() as target:
+
         def redirect(request: RawRequest) -> bytes:
             return http_response(302, headers={"location": target.url()})
 
@@ -200,8 +204,9 @@ async def test_the_real_resolver_answers_are_checked_at_connect_time() -> None:
         with pytest.raises(UpstreamRefused, match="not allowed"):
             await GuardedResolver(UpstreamHostPolicy()).resolve("localhost", server.port, family=socket.AF_UNSPEC)
         allowed = GuardedResolver(UpstreamHostPolicy(["127.0.0.1", "::1"]))
-        assert "127.0.0.1" in [r["host"] for r in await allowed.resolve("localhost", server.port,
-                                                                         family=socket.AF_UNSPEC)]
+        assert "127.0.0.1" in [
+            r["host"] for r in await allowed.resolve("localhost", server.port, family=socket.AF_UNSPEC)
+        ]
         # Through the client, with the name listed (plain http needs that): resolved, checked, connected.
         listed = guarded_client(UpstreamHostPolicy(["localhost"]))
         assert await get(listed, server.url(host="localhost")) == (200, b"ok")

@@ -62,9 +62,7 @@ async def test_open_creates_directory_0700_and_database_file_0600(tmp_path: Path
     path = tmp_path / "fresh" / "gateway.db"
     store = SqliteStore(path)
     await store.open()
-    await store.create_api_key(
-        ApiKeyRecord("k1", "n", "admin", "h" * 64, "igw_abcdef", T0)
-    )  # makes the WAL file exist
+    await store.create_api_key(ApiKeyRecord("k1", "n", "admin", "h" * 64, "igw_abcdef", T0))  # makes the WAL file exist
     try:
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         for file in (path, Path(f"{path}-wal")):
@@ -373,9 +371,7 @@ async def test_filtered_log_listing_pages(store: SqliteStore) -> None:
         [log(f"l{index}", index, provider="openai" if index % 2 else "stability-ai") for index in range(9)]
     )
     first = await store.list_logs(LogFilter(provider="openai"), page_size=3)
-    second = await store.list_logs(
-        LogFilter(provider="openai"), page_size=3, page_token=first.next_page_token
-    )
+    second = await store.list_logs(LogFilter(provider="openai"), page_size=3, page_token=first.next_page_token)
     assert [r.id for r in first.items] == ["l7", "l5", "l3"]
     assert [r.id for r in second.items] == ["l1"]
     assert second.next_page_token == ""

@@ -90,8 +90,9 @@ class Authenticator:
     def _refused(self, reason: str, operation: str) -> None:
         if self._failures is not None:
             self._failures.labels(self._transport, reason).inc()
-        log.warning("gateway API key refused",
-                    extra={"transport": self._transport, "reason": reason, "operation": operation})
+        log.warning(
+            "gateway API key refused", extra={"transport": self._transport, "reason": reason, "operation": operation}
+        )
 
     async def authenticate(self, key: str | None, required_scope: str | None, *, operation: str = "") -> Caller:
         """Returns the caller, or raises Unauthenticated / PermissionDenied (never echoing the key).

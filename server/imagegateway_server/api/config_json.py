@@ -27,8 +27,12 @@ from imagegateway_server.domain.routing_config import RoutingConfig
 
 _STRUCT = "google.protobuf.Struct"
 _INT_TYPES = {
-    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
-    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_SINT64,
 }
 _FLOAT_TYPES = {FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT}
 # Messages inside messages, as protobuf's own JSON parser allows; a config's targets stop far earlier
@@ -59,8 +63,7 @@ def _cached_inline_config(text: str, param: str) -> RoutingConfig:
     return parse_config(text, param=param)
 
 
-def parse_config_message(document: str | bytes | dict[str, Any], *, param: str = "config"
-                         ) -> configs_pb2.RoutingConfig:
+def parse_config_message(document: str | bytes | dict[str, Any], *, param: str = "config") -> configs_pb2.RoutingConfig:
     """Turns config JSON (text or an already-decoded object) into a RoutingConfig message, for a
     client that sends it on (the CLI)."""
     if isinstance(document, str | bytes):
@@ -93,8 +96,9 @@ def _check_message(value: dict[str, Any], descriptor: Descriptor, path: str, dep
         if field is None:
             allowed = ", ".join(sorted(f.name for f in descriptor.fields))
             # An empty key still needs a name the caller can find.
-            raise InvalidArgument(f"unknown field; expected one of: {allowed}",
-                                  param=_join(path, key or '""'), code="unknown_parameter")
+            raise InvalidArgument(
+                f"unknown field; expected one of: {allowed}", param=_join(path, key or '""'), code="unknown_parameter"
+            )
         field_path = _join(path, field.name)
         if item is None:
             continue
@@ -127,10 +131,8 @@ def _check_value(item: Any, field: FieldDescriptor, path: str, depth: int) -> No
         if isinstance(item, str) and item.strip().lstrip("-").isdigit():
             return
         # JSON text may say Infinity or NaN, which int() cannot take.
-        if (isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item)
-                or int(item) != item):
+        if isinstance(item, bool) or not isinstance(item, int | float) or not math.isfinite(item) or int(item) != item:
             raise InvalidArgument("must be an integer", param=path, code="invalid_type")
     elif field.type in _FLOAT_TYPES:
         if isinstance(item, bool) or not isinstance(item, int | float):
             raise InvalidArgument("must be a number", param=path, code="invalid_type")
-

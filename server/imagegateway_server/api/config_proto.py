@@ -63,9 +63,10 @@ def _config(message: configs_pb2.RoutingConfig, budget: _TargetBudget | None) ->
         budget.remaining -= len(children)
         if budget.remaining < 0 and not budget.spent:
             budget.spent = True
-            children = children[:len(children) + budget.remaining + 1]
-    targets = tuple(_PLACEHOLDER if budget is not None and budget.spent else _config(child, budget)
-                    for child in children)
+            children = children[: len(children) + budget.remaining + 1]
+    targets = tuple(
+        _PLACEHOLDER if budget is not None and budget.spent else _config(child, budget) for child in children
+    )
     return RoutingConfig(
         strategy=_strategy(message.strategy) if message.HasField("strategy") else None,
         targets=targets,
@@ -89,8 +90,9 @@ def _strategy(message: configs_pb2.Strategy) -> Strategy:
     return Strategy(
         mode=message.mode,
         on_status_codes=tuple(message.on_status_codes),
-        conditions=tuple(Condition(query=_struct(c.query) if c.HasField("query") else None, then=c.then)
-                         for c in message.conditions),
+        conditions=tuple(
+            Condition(query=_struct(c.query) if c.HasField("query") else None, then=c.then) for c in message.conditions
+        ),
         default=message.default,
     )
 
@@ -99,8 +101,7 @@ def _retry(message: configs_pb2.RetrySettings) -> RetrySettings:
     return RetrySettings(
         attempts=message.attempts,
         on_status_codes=tuple(message.on_status_codes),
-        use_retry_after_header=(message.use_retry_after_header if message.HasField("use_retry_after_header")
-                                else None),
+        use_retry_after_header=(message.use_retry_after_header if message.HasField("use_retry_after_header") else None),
     )
 
 
@@ -108,15 +109,19 @@ def _cache(message: configs_pb2.CacheSettings) -> CacheSettings:
     return CacheSettings(
         mode=message.mode,
         max_age=message.max_age if message.HasField("max_age") else None,
-        include_seeded_and_multi_image=(message.include_seeded_and_multi_image
-                                        if message.HasField("include_seeded_and_multi_image") else None),
+        include_seeded_and_multi_image=(
+            message.include_seeded_and_multi_image if message.HasField("include_seeded_and_multi_image") else None
+        ),
     )
 
 
 def _breaker(message: configs_pb2.CircuitBreakerSettings) -> CircuitBreakerSettings:
-    return CircuitBreakerSettings(consecutive_failures=message.consecutive_failures,
-                                  failure_rate=message.failure_rate, window=message.window,
-                                  cooldown_seconds=message.cooldown_seconds)
+    return CircuitBreakerSettings(
+        consecutive_failures=message.consecutive_failures,
+        failure_rate=message.failure_rate,
+        window=message.window,
+        cooldown_seconds=message.cooldown_seconds,
+    )
 
 
 def _struct(message: struct_pb2.Struct) -> dict[str, Any]:
@@ -231,8 +236,12 @@ def _cached_inline_config(wire: bytes, max_targets: int | None) -> RoutingConfig
 
 def saved_config_proto(record: ConfigRecord) -> configs_pb2.Config:
     """The API view of a saved config (its document holds no api_key values)."""
-    message = configs_pb2.Config(id=record.id, name=record.name, version=record.version,
-                                 config=config_to_proto(config_from_document(json.loads(record.document))))
+    message = configs_pb2.Config(
+        id=record.id,
+        name=record.name,
+        version=record.version,
+        config=config_to_proto(config_from_document(json.loads(record.document))),
+    )
     message.create_time.FromDatetime(record.create_time)
     message.first_create_time.FromDatetime(record.first_create_time)
     return message

@@ -76,16 +76,18 @@ def load_page() -> tuple[bytes, dict[str, str]]:
     html = _PAGE_FILE.read_text(encoding="utf-8")
     scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
     styles = re.findall(r"<style>(.*?)</style>", html, re.S)
-    csp = "; ".join((
-        "default-src 'none'",
-        "script-src " + " ".join(map(_csp_hash, scripts)),
-        "style-src " + " ".join(map(_csp_hash, styles)),
-        "img-src 'self' blob:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-    ))
+    csp = "; ".join(
+        (
+            "default-src 'none'",
+            "script-src " + " ".join(map(_csp_hash, scripts)),
+            "style-src " + " ".join(map(_csp_hash, styles)),
+            "img-src 'self' blob:",
+            "connect-src 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        )
+    )
     headers = {
         "content-security-policy": csp,
         "x-content-type-options": "nosniff",
@@ -95,8 +97,9 @@ def load_page() -> tuple[bytes, dict[str, str]]:
     return html.encode(), headers
 
 
-def keep_image_task(keeper: ImageKeeper | None, wanted: bool, log_id: str,
-                    images: Sequence[GeneratedImage]) -> BackgroundTask | None:
+def keep_image_task(
+    keeper: ImageKeeper | None, wanted: bool, log_id: str, images: Sequence[GeneratedImage]
+) -> BackgroundTask | None:
     """The after-response task that keeps a request's first image, if the caller opted in (``wanted``,
     from the x-imagegw-keep-image header) and keeping is on."""
     if keeper is None or not images or not wanted:
@@ -119,17 +122,20 @@ def breaker_health(breakers: _BreakerSnapshots) -> TargetHealthSource:
         return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="seconds") if epoch_seconds else ""
 
     async def targets() -> list[dict[str, Any]]:
-        return [{
-            "provider": view.identity.provider,
-            "model": view.identity.model,
-            "host": view.identity.host or "(public API)",
-            "key": view.identity.key_fingerprint,
-            "state": view.state.value,
-            "consecutive_failures": view.consecutive_failures,
-            "failure_rate": f"{view.failure_rate:.0%}",
-            "window_calls": view.window_calls,
-            "next_probe": when(view.next_probe_time),
-        } for view in await breakers.snapshot()]
+        return [
+            {
+                "provider": view.identity.provider,
+                "model": view.identity.model,
+                "host": view.identity.host or "(public API)",
+                "key": view.identity.key_fingerprint,
+                "state": view.state.value,
+                "consecutive_failures": view.consecutive_failures,
+                "failure_rate": f"{view.failure_rate:.0%}",
+                "window_calls": view.window_calls,
+                "next_probe": when(view.next_probe_time),
+            }
+            for view in await breakers.snapshot()
+        ]
 
     return targets
 
@@ -146,16 +152,21 @@ class _DashboardError(Exception):
 
 
 def _error(status: int, message: str, code: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse(error_envelope(status, message, param=param, code=code), status_code=status,
-                        headers=_NO_STORE)
+    return JSONResponse(error_envelope(status, message, param=param, code=code), status_code=status, headers=_NO_STORE)
 
 
 class Dashboard:
     """The dashboard's routes, session store and image access, built once per process."""
 
-    def __init__(self, store: Store, authenticator: Authenticator, *, sessions: SessionStore | None = None,
-                 image_keeper: ImageKeeper | None = None,
-                 target_health: TargetHealthSource | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        authenticator: Authenticator,
+        *,
+        sessions: SessionStore | None = None,
+        image_keeper: ImageKeeper | None = None,
+        target_health: TargetHealthSource | None = None,
+    ) -> None:
         self._store = store
         self._auth = authenticator
         self.sessions: SessionStore = sessions if sessions is not None else InProcessSessionStore()
@@ -176,8 +187,7 @@ class Dashboard:
         ]
         return [Route(path, self._guarded(handler), methods=[method]) for path, handler, method in table]
 
-    def _guarded(self, handler: Callable[[Request], Awaitable[Response]]
-                 ) -> Callable[[Request], Awaitable[Response]]:
+    def _guarded(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         """Maps refusals to the error envelope, in one place for every dashboard route."""
 
         async def endpoint(request: Request) -> Response:
@@ -196,8 +206,12 @@ class Dashboard:
     @staticmethod
     def _require_csrf_header(request: Request) -> None:
         if request.headers.get(CSRF_HEADER) != "1":
-            raise _DashboardError(403, f"dashboard API calls must send the header {CSRF_HEADER}: 1",
-                                  "missing_dashboard_header", CSRF_HEADER)
+            raise _DashboardError(
+                403,
+                f"dashboard API calls must send the header {CSRF_HEADER}: 1",
+                "missing_dashboard_header",
+                CSRF_HEADER,
+            )
 
     async def _caller(self, request: Request) -> Caller:
         """The logged-in caller; 401 without a live session of a live key."""
@@ -216,14 +230,16 @@ class Dashboard:
     async def _login_key(self, request: Request) -> str:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            raise _DashboardError(415, "the login body must be sent as application/json",
-                                  "unsupported_media_type", "content-type")
+            raise _DashboardError(
+                415, "the login body must be sent as application/json", "unsupported_media_type", "content-type"
+            )
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_LOGIN_BODY_BYTES:
-                raise _DashboardError(413, f"the login body is larger than {MAX_LOGIN_BODY_BYTES} bytes",
-                                      "payload_too_large")
+                raise _DashboardError(
+                    413, f"the login body is larger than {MAX_LOGIN_BODY_BYTES} bytes", "payload_too_large"
+                )
         try:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -243,10 +259,16 @@ class Dashboard:
             raise _DashboardError(401, "the key is unknown or revoked", "invalid_api_key") from None
         token = await self.sessions.create(caller.key_id, caller.scope, hash_api_key(key))
         ttl = int(self.sessions.ttl_seconds)
-        response = JSONResponse({"key_id": caller.key_id, "scope": caller.scope, "expires_in": ttl},
-                                headers=_NO_STORE)
-        response.set_cookie(SESSION_COOKIE, token, max_age=ttl, path=COOKIE_PATH, httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https")
+        response = JSONResponse({"key_id": caller.key_id, "scope": caller.scope, "expires_in": ttl}, headers=_NO_STORE)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=ttl,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         log.info("dashboard login", extra={"key_id": caller.key_id})
         return response
 
@@ -255,16 +277,22 @@ class Dashboard:
         # Logging out works with an expired session too: the cookie is cleared either way.
         await self.sessions.end(request.cookies.get(SESSION_COOKIE))
         response = Response(status_code=204, headers=_NO_STORE)
-        response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict",
-                               secure=request.url.scheme == "https")
+        response.delete_cookie(
+            SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict", secure=request.url.scheme == "https"
+        )
         return response
 
     async def session(self, request: Request) -> Response:
         caller = await self._caller(request)
-        return JSONResponse({"key_id": caller.key_id, "scope": caller.scope,
-                             "keep_images": self._keeper is not None,
-                             "breaker_health": self._target_health is not None and caller.scope == Scope.ADMIN},
-                            headers=_NO_STORE)
+        return JSONResponse(
+            {
+                "key_id": caller.key_id,
+                "scope": caller.scope,
+                "keep_images": self._keeper is not None,
+                "breaker_health": self._target_health is not None and caller.scope == Scope.ADMIN,
+            },
+            headers=_NO_STORE,
+        )
 
     # --- pages and data --------------------------------------------------------------------------
 
@@ -272,9 +300,12 @@ class Dashboard:
         return Response(self._page, media_type="text/html; charset=utf-8", headers=self._page_headers)
 
     def _view(self, record: LogRecord) -> dict[str, Any]:
-        view = json_format.MessageToDict(log_from_record(record), preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True,
-                                         unquote_int64_if_possible=True)
+        view = json_format.MessageToDict(
+            log_from_record(record),
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+            unquote_int64_if_possible=True,
+        )
         view["has_image"] = self._keeper is not None and self._keeper.has(record.id)
         return view
 
@@ -282,8 +313,10 @@ class Dashboard:
         caller = await self._caller(request)
         query = parse_log_query(request.query_params.multi_items(), caller)
         page = await self._store.list_logs(query.store_filter, query.page_size, query.page_token)
-        return JSONResponse({"logs": [self._view(record) for record in page.items],
-                             "next_page_token": page.next_page_token}, headers=_NO_STORE)
+        return JSONResponse(
+            {"logs": [self._view(record) for record in page.items], "next_page_token": page.next_page_token},
+            headers=_NO_STORE,
+        )
 
     async def _owned_record(self, request: Request) -> tuple[Caller, LogRecord]:
         caller = await self._caller(request)
@@ -306,9 +339,15 @@ class Dashboard:
         if kept is None:
             raise NotFound(f"no image was kept for request log {record.id!r}")
         data, mime_type = kept
-        return Response(data, media_type=mime_type, headers={
-            "cache-control": "private, no-store", "x-content-type-options": "nosniff",
-            "content-security-policy": "default-src 'none'; sandbox"})
+        return Response(
+            data,
+            media_type=mime_type,
+            headers={
+                "cache-control": "private, no-store",
+                "x-content-type-options": "nosniff",
+                "content-security-policy": "default-src 'none'; sandbox",
+            },
+        )
 
     async def health(self, request: Request) -> Response:
         caller = await self._caller(request)

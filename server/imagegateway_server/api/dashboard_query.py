@@ -20,10 +20,22 @@ MAX_PAGE_SIZE = 200
 _MAX_TEXT = 200
 _MAX_TOKEN = 2000
 
-PARAMS = frozenset({
-    "trace_id", "outcome", "status_code", "provider", "model", "config_id", "fallback_used", "start_time",
-    "end_time", "caller_key_id", "page_size", "page_token",
-})
+PARAMS = frozenset(
+    {
+        "trace_id",
+        "outcome",
+        "status_code",
+        "provider",
+        "model",
+        "config_id",
+        "fallback_used",
+        "start_time",
+        "end_time",
+        "caller_key_id",
+        "page_size",
+        "page_token",
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

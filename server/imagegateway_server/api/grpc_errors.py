@@ -57,8 +57,11 @@ def to_grpc_status(exc: GatewayError | ProviderError | RequestFailed) -> grpc.St
     details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata))]
     if isinstance(exc, RequestFailed):
         failure = images_pb2.GenerateImageFailure(
-            trace_id=exc.trace_id, log_id=exc.log_id, error_kind=error_kind_proto(error.kind),
-            http_status=error.status_code, retry_attempt_count=exc.retry_count,
+            trace_id=exc.trace_id,
+            log_id=exc.log_id,
+            error_kind=error_kind_proto(error.kind),
+            http_status=error.status_code,
+            retry_attempt_count=exc.retry_count,
         )
         failure.attempts.extend(attempt_proto(a) for a in exc.attempts)
         details.append(_pack(failure))
@@ -70,8 +73,9 @@ def to_grpc_status(exc: GatewayError | ProviderError | RequestFailed) -> grpc.St
     return rpc_status.to_status(status)
 
 
-async def abort_with(context: grpc.aio.ServicerContext[object, object],
-                     exc: GatewayError | ProviderError | RequestFailed) -> None:
+async def abort_with(
+    context: grpc.aio.ServicerContext[object, object], exc: GatewayError | ProviderError | RequestFailed
+) -> None:
     """Ends the RPC with the mapped status (raises AbortError, as grpc.aio does)."""
     status = to_grpc_status(exc)
     await context.abort(status.code, status.details, status.trailing_metadata)

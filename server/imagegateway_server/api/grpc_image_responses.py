@@ -39,8 +39,10 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _key(message: type[images_pb2.Image | images_pb2.GenerateImageResponse | images_pb2.StreamGenerateImageResponse],
-         field: str) -> bytes:
+def _key(
+    message: type[images_pb2.Image | images_pb2.GenerateImageResponse | images_pb2.StreamGenerateImageResponse],
+    field: str,
+) -> bytes:
     return _varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | _LENGTH_DELIMITED)
 
 

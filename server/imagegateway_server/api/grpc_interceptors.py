@@ -116,13 +116,15 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
     async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
         # The scope is read per call, not when the handler is wrapped: the table is the one place access is decided.
-        caller = await self._auth.authenticate(api_key_from_metadata(context.invocation_metadata()),
-                                               GRPC_METHOD_SCOPES.get(method), operation=method)
+        caller = await self._auth.authenticate(
+            api_key_from_metadata(context.invocation_metadata()), GRPC_METHOD_SCOPES.get(method), operation=method
+        )
         current_caller.set(caller)
 
     @contextlib.asynccontextmanager
-    async def _handled(self, context: grpc.aio.ServicerContext[Any, Any], series: GrpcMethodSeries,
-                       method: str) -> AsyncIterator[None]:
+    async def _handled(
+        self, context: grpc.aio.ServicerContext[Any, Any], series: GrpcMethodSeries, method: str
+    ) -> AsyncIterator[None]:
         """Authenticates, maps domain errors to statuses and records the gRPC metrics of one call."""
         started = time.perf_counter()
         series.started.inc()

@@ -118,5 +118,8 @@ def limits_from_proto(message: keys_pb2.Limits, param: str = "limits") -> Limits
 
 
 def limits_proto(limits: Limits) -> keys_pb2.Limits:
-    return keys_pb2.Limits(requests_per_minute=limits.requests_per_minute, usd_per_day=limits.usd_per_day,
-                           usd_per_month=limits.usd_per_month)
+    return keys_pb2.Limits(
+        requests_per_minute=limits.requests_per_minute,
+        usd_per_day=limits.usd_per_day,
+        usd_per_month=limits.usd_per_month,
+    )

@@ -72,9 +72,14 @@ def _timestamp_from(when: datetime | None, target: Any) -> None:
 
 
 def virtual_key_proto(record: VirtualKeyRecord) -> keys_pb2.VirtualKey:
-    message = keys_pb2.VirtualKey(id=record.id, name=record.name, provider=record.provider,
-                                  base_url=record.base_url or "", limits=grpc_mapping.limits_proto(record.limits),
-                                  public_credential_fields=dict(record.public_credential_fields or {}))
+    message = keys_pb2.VirtualKey(
+        id=record.id,
+        name=record.name,
+        provider=record.provider,
+        base_url=record.base_url or "",
+        limits=grpc_mapping.limits_proto(record.limits),
+        public_credential_fields=dict(record.public_credential_fields or {}),
+    )
     _timestamp_from(record.create_time, message.create_time)
     _timestamp_from(record.rotate_time, message.rotate_time)
     return message
@@ -82,8 +87,13 @@ def virtual_key_proto(record: VirtualKeyRecord) -> keys_pb2.VirtualKey:
 
 def api_key_proto(record: ApiKeyRecord) -> keys_pb2.ApiKey:
     scope = keys_pb2.SCOPE_ADMIN if record.scope == Scope.ADMIN else keys_pb2.SCOPE_GENERATE
-    message = keys_pb2.ApiKey(id=record.id, name=record.name, scope=scope, display_prefix=record.display_prefix,
-                              limits=grpc_mapping.limits_proto(record.limits))
+    message = keys_pb2.ApiKey(
+        id=record.id,
+        name=record.name,
+        scope=scope,
+        display_prefix=record.display_prefix,
+        limits=grpc_mapping.limits_proto(record.limits),
+    )
     _timestamp_from(record.create_time, message.create_time)
     _timestamp_from(record.revoke_time, message.revoke_time)
     _timestamp_from(record.rotate_time, message.rotate_time)
@@ -102,9 +112,13 @@ _CIRCUIT_STATES = {
 def target_health_proto(view: BreakerView) -> health_pb2.TargetHealth:
     identity = view.identity
     message = health_pb2.TargetHealth(
-        provider=identity.provider, host=identity.host, key_fingerprint=identity.key_fingerprint,
-        model=identity.model, state=_CIRCUIT_STATES[view.state.value],
-        consecutive_failures=view.consecutive_failures, failure_rate=view.failure_rate,
+        provider=identity.provider,
+        host=identity.host,
+        key_fingerprint=identity.key_fingerprint,
+        model=identity.model,
+        state=_CIRCUIT_STATES[view.state.value],
+        consecutive_failures=view.consecutive_failures,
+        failure_rate=view.failure_rate,
         window_calls=view.window_calls,
     )
     if view.opened_time:
@@ -216,7 +230,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     ) -> configs_pb2.ListConfigsResponse:
         page = await self._configs.list(page_size(request.page_size), request.page_token)
         return configs_pb2.ListConfigsResponse(
-            configs=[saved_config_proto(r) for r in page.items], next_page_token=page.next_page_token)
+            configs=[saved_config_proto(r) for r in page.items], next_page_token=page.next_page_token
+        )
 
     async def UpdateConfig(
         self, request: configs_pb2.UpdateConfigRequest, context: Context
@@ -245,8 +260,14 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     ) -> keys_pb2.CreateVirtualKeyResponse:
         base_url = self._host_policy.check(request.base_url, param="base_url") if request.base_url else None
         record = await self._virtual_keys.create(
-            request.name, request.provider, request.secret, base_url, virtual_key_id=request.virtual_key_id or None,
-            limits=grpc_mapping.limits_from_proto(request.limits), credential_fields=dict(request.credential_fields))
+            request.name,
+            request.provider,
+            request.secret,
+            base_url,
+            virtual_key_id=request.virtual_key_id or None,
+            limits=grpc_mapping.limits_from_proto(request.limits),
+            credential_fields=dict(request.credential_fields),
+        )
         return keys_pb2.CreateVirtualKeyResponse(virtual_key=virtual_key_proto(record))
 
     async def GetVirtualKey(
@@ -259,7 +280,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     ) -> keys_pb2.ListVirtualKeysResponse:
         page = await self._virtual_keys.list(page_size(request.page_size), request.page_token)
         return keys_pb2.ListVirtualKeysResponse(
-            virtual_keys=[virtual_key_proto(r) for r in page.items], next_page_token=page.next_page_token)
+            virtual_keys=[virtual_key_proto(r) for r in page.items], next_page_token=page.next_page_token
+        )
 
     async def RotateVirtualKey(
         self, request: keys_pb2.RotateVirtualKeyRequest, context: Context
@@ -281,14 +303,16 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         scope = "admin" if request.scope == keys_pb2.SCOPE_ADMIN else "generate"
         if not request.name.strip():
             raise InvalidArgument("is required", param="name")
-        record, plaintext = await self._api_keys.create(request.name, scope,
-                                                        grpc_mapping.limits_from_proto(request.limits))
+        record, plaintext = await self._api_keys.create(
+            request.name, scope, grpc_mapping.limits_from_proto(request.limits)
+        )
         return keys_pb2.CreateApiKeyResponse(api_key=api_key_proto(record), key=plaintext)
 
     async def ListApiKeys(self, request: keys_pb2.ListApiKeysRequest, context: Context) -> keys_pb2.ListApiKeysResponse:
         page = await self._api_keys.list(page_size(request.page_size), request.page_token)
         return keys_pb2.ListApiKeysResponse(
-            api_keys=[api_key_proto(r) for r in page.items], next_page_token=page.next_page_token)
+            api_keys=[api_key_proto(r) for r in page.items], next_page_token=page.next_page_token
+        )
 
     async def RevokeApiKey(
         self, request: keys_pb2.RevokeApiKeyRequest, context: Context
@@ -311,8 +335,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
 
     async def ListLogs(self, request: logs_pb2.ListLogsRequest, context: Context) -> logs_pb2.ListLogsResponse:
         caller = current_caller.get()
-        success = {logs_pb2.REQUEST_OUTCOME_SUCCESS: True, logs_pb2.REQUEST_OUTCOME_FAILURE: False}.get(
-            request.outcome)
+        success = {logs_pb2.REQUEST_OUTCOME_SUCCESS: True, logs_pb2.REQUEST_OUTCOME_FAILURE: False}.get(request.outcome)
         caller_key_id = visible_caller_key_id(caller, request.caller_key_id or None)
         log_filter = LogFilter(
             trace_id=request.trace_id or None,
@@ -327,8 +350,9 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
             fallback_used=request.fallback_used if request.HasField("fallback_used") else None,
         )
         page = await self._store.list_logs(log_filter, page_size(request.page_size), request.page_token)
-        return logs_pb2.ListLogsResponse(logs=[log_from_record(r) for r in page.items],
-                                         next_page_token=page.next_page_token)
+        return logs_pb2.ListLogsResponse(
+            logs=[log_from_record(r) for r in page.items], next_page_token=page.next_page_token
+        )
 
     async def GetLog(self, request: logs_pb2.GetLogRequest, context: Context) -> logs_pb2.GetLogResponse:
         caller = current_caller.get()

@@ -29,10 +29,16 @@ def error_kind_proto(kind: ErrorKind | None) -> images_pb2.ErrorKind.ValueType:
 def attempt_proto(attempt: AttemptRecord) -> images_pb2.Attempt:
     """One attempt as the API reports it in outcomes and failures."""
     return images_pb2.Attempt(
-        target=attempt.target, provider=attempt.provider, model=attempt.model,
-        status_code=attempt.status_code, error_kind=error_kind_proto(attempt.error_kind),
-        error=attempt.error, latency_ms=attempt.latency_ms, retry_index=attempt.retry_index,
-        circuit_open=attempt.circuit_open, translations=attempt.translations,
+        target=attempt.target,
+        provider=attempt.provider,
+        model=attempt.model,
+        status_code=attempt.status_code,
+        error_kind=error_kind_proto(attempt.error_kind),
+        error=attempt.error,
+        latency_ms=attempt.latency_ms,
+        retry_index=attempt.retry_index,
+        circuit_open=attempt.circuit_open,
+        translations=attempt.translations,
     )
 
 

@@ -53,8 +53,12 @@ STRICT_HEADER = "x-imagegw-strict"
 
 def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     # The gateway owns retries: tell the OpenAI SDK not to multiply attempts (docs/architecture.md).
-    return Response(rest_json.dumps(body), status_code=status, media_type="application/json",
-                    headers={"x-should-retry": "false", **(headers or {})})
+    return Response(
+        rest_json.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"x-should-retry": "false", **(headers or {})},
+    )
 
 
 def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> list[bytes]:
@@ -95,8 +99,9 @@ def request_deadline(value: str | None, arrived: float) -> float | None:
         return None
     text = value.strip()
     if not (text.isascii() and text.isdigit() and len(text) <= 9 and 0 < int(text) <= MAX_REQUEST_TIMEOUT_MS):
-        raise InvalidArgument(f"must be a whole number of milliseconds from 1 to {MAX_REQUEST_TIMEOUT_MS}",
-                              param=REQUEST_TIMEOUT_HEADER)
+        raise InvalidArgument(
+            f"must be a whole number of milliseconds from 1 to {MAX_REQUEST_TIMEOUT_MS}", param=REQUEST_TIMEOUT_HEADER
+        )
     return arrived + int(text) / 1000.0
 
 
@@ -125,8 +130,11 @@ def _success_headers(outcome: GenerationOutcome) -> dict[str, str]:
 def _strict(headers: Mapping[str, str], image_request: ImageRequest) -> ImageRequest:
     """Applies ``x-imagegw-strict``; ``strict`` is not an OpenAI body field, so the body may not carry it."""
     if "strict" in image_request.extra:
-        raise InvalidArgument(f"is not an OpenAI parameter; send the header {STRICT_HEADER}: true instead",
-                              param="strict", code="unknown_parameter")
+        raise InvalidArgument(
+            f"is not an OpenAI parameter; send the header {STRICT_HEADER}: true instead",
+            param="strict",
+            code="unknown_parameter",
+        )
     strict = rest_mapping.flag_header(headers, STRICT_HEADER)
     return dataclasses.replace(image_request, strict=True) if strict else image_request
 
@@ -134,9 +142,15 @@ def _strict(headers: Mapping[str, str], image_request: ImageRequest) -> ImageReq
 class RestShim:
     """Builds the Starlette app around the gateway core."""
 
-    def __init__(self, gateway: Gateway, authenticator: Authenticator, metrics: Metrics,
-                 dashboard: Dashboard | None = None, image_keeper: ImageKeeper | None = None,
-                 input_limits: InputLimits = DEFAULT_INPUT_LIMITS) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        authenticator: Authenticator,
+        metrics: Metrics,
+        dashboard: Dashboard | None = None,
+        image_keeper: ImageKeeper | None = None,
+        input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
+    ) -> None:
         self._input_limits = input_limits
         self._gateway = gateway
         self._auth = authenticator
@@ -146,12 +160,18 @@ class RestShim:
 
     def app(self) -> Starlette:
         async def not_found(request: Request, exc: Exception) -> Response:
-            return _error_response(404, error_envelope(404, f"Unknown request URL: {request.method} "
-                                                       f"{request.url.path}", code="unknown_url"))
+            return _error_response(
+                404,
+                error_envelope(404, f"Unknown request URL: {request.method} {request.url.path}", code="unknown_url"),
+            )
 
         async def method_not_allowed(request: Request, exc: Exception) -> Response:
-            return _error_response(405, error_envelope(405, f"{request.method} is not allowed on "
-                                                       f"{request.url.path}", code="method_not_allowed"))
+            return _error_response(
+                405,
+                error_envelope(
+                    405, f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed"
+                ),
+            )
 
         return Starlette(
             routes=[
@@ -213,8 +233,9 @@ class RestShim:
             status, body = to_http_error(ShuttingDown())
             return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
 
-    async def _generations(self, request: Request, headers: rest_mapping.RequestHeaders,
-                           trace: TraceContext) -> Response:
+    async def _generations(
+        self, request: Request, headers: rest_mapping.RequestHeaders, trace: TraceContext
+    ) -> Response:
         arrived = asyncio.get_running_loop().time()
         trace_headers = {"x-portkey-trace-id": trace.trace_id}
         try:
@@ -237,12 +258,16 @@ class RestShim:
             keep_image = rest_mapping.flag_header(headers, KEEP_IMAGE_HEADER)
             outcome = await self._gateway.generate(call)
         except _HttpError as exc:
-            return _error_response(exc.status, error_envelope(exc.status, exc.message, param=exc.param,
-                                                              code=exc.code), trace_headers)
+            return _error_response(
+                exc.status, error_envelope(exc.status, exc.message, param=exc.param, code=exc.code), trace_headers
+            )
         except RequestFailed as exc:
             status, body = to_http_error(exc)
-            extra = {"x-portkey-trace-id": exc.trace_id, "x-imagegw-log-id": exc.log_id,
-                     "x-portkey-retry-attempt-count": str(exc.retry_count)}
+            extra = {
+                "x-portkey-trace-id": exc.trace_id,
+                "x-imagegw-log-id": exc.log_id,
+                "x-portkey-retry-attempt-count": str(exc.retry_count),
+            }
             error = exc.error
             if error.retry_after:
                 extra["retry-after"] = str(max(1, round(error.retry_after)))
@@ -256,10 +281,12 @@ class RestShim:
             return _error_response(status, body, trace_headers)
         result = outcome.routed.result
         payload = images_body(result.created or int(time.time()), result.images, image_request.response_format)
-        return Response(payload, media_type="application/json",
-                        headers=_success_headers(outcome),
-                        background=keep_image_task(self._image_keeper, keep_image, outcome.log_id,
-                                                   result.images))
+        return Response(
+            payload,
+            media_type="application/json",
+            headers=_success_headers(outcome),
+            background=keep_image_task(self._image_keeper, keep_image, outcome.log_id, result.images),
+        )
 
 
 class _HttpError(Exception):
@@ -271,5 +298,3 @@ class _HttpError(Exception):
         self.message = message
         self.param = param
         self.code = code or {415: "unsupported_media_type", 413: "payload_too_large"}.get(status, "invalid_json")
-
-

@@ -35,7 +35,11 @@ _DEFAULT_CODES: dict[ErrorKind, str] = {
 
 
 def error_envelope(
-    status: int, message: str, *, type_: str = "invalid_request_error", param: str | None = None,
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    param: str | None = None,
     code: str | None = None,
 ) -> dict[str, Any]:
     """OpenAI's envelope; all four keys are always present."""
@@ -50,16 +54,25 @@ def to_http_error(exc: GatewayError | ProviderError | RequestFailed) -> tuple[in
     if isinstance(error, LimitExceeded) and error.reason == BUDGET_EXCEEDED:
         type_ = "insufficient_quota"  # OpenAI's type for a spent quota (429 with code budget_exceeded)
     body = error_envelope(
-        status, error.message, type_=type_, param=error.param,
+        status,
+        error.message,
+        type_=type_,
+        param=error.param,
         code=error.code or _DEFAULT_CODES.get(error.kind),
     )
     if isinstance(exc, RequestFailed):
         body["error"]["attempts"] = [
             {
-                "target": a.target, "provider": a.provider, "model": a.model, "status_code": a.status_code,
+                "target": a.target,
+                "provider": a.provider,
+                "model": a.model,
+                "status_code": a.status_code,
                 "error_kind": images_pb2.ErrorKind.Name(error_kind_proto(a.error_kind)).removeprefix("ERROR_KIND_")
-                if a.error_kind else None,
-                "error": a.error or None, "latency_ms": a.latency_ms, "retry_index": a.retry_index,
+                if a.error_kind
+                else None,
+                "error": a.error or None,
+                "latency_ms": a.latency_ms,
+                "retry_index": a.retry_index,
                 "circuit_open": a.circuit_open,
             }
             for a in exc.attempts

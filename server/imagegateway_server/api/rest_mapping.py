@@ -70,8 +70,9 @@ def refuse_lone_surrogates(value: Any, *, param: str) -> None:
             try:
                 value.encode()
             except UnicodeEncodeError:
-                raise InvalidArgument("must be valid Unicode text (it holds a lone surrogate escape)",
-                                      param=param) from None
+                raise InvalidArgument(
+                    "must be valid Unicode text (it holds a lone surrogate escape)", param=param
+                ) from None
     elif isinstance(value, dict):
         for key, item in value.items():
             refuse_lone_surrogates(key, param=param)
@@ -100,7 +101,9 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
         if not token:
             raise InvalidArgument(
                 "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer",
-                param="authorization", code="missing_required_parameter")
+                param="authorization",
+                code="missing_required_parameter",
+            )
         return RoutingSpec(provider=provider, provider_credential={API_KEY: token}, custom_host=custom_host)
     raise InvalidArgument(
         "send x-portkey-config, x-portkey-virtual-key or x-portkey-provider to route the request",

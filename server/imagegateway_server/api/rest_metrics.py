@@ -24,7 +24,7 @@ def route_template(scope: Scope) -> str:
     # Inside a Mount the matched route's path is relative; the mount's prefix is in root_path.
     prefix = scope.get("root_path", "")
     app_root = scope.get("app_root_path", "")
-    mounted = prefix[len(app_root):] if isinstance(prefix, str) and isinstance(app_root, str) else ""
+    mounted = prefix[len(app_root) :] if isinstance(prefix, str) and isinstance(app_root, str) else ""
     return (mounted + path) or "/"
 
 

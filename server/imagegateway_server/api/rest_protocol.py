@@ -53,10 +53,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if not self._head_too_large:
             super().send_400_response(msg)
             return
-        body = rest_json.dumps(error_envelope(
-            431, f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes",
-            code="request_header_fields_too_large"))
-        head = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\nx-should-retry: false\r\nconnection: close\r\n\r\n" % len(body))
+        body = rest_json.dumps(
+            error_envelope(
+                431,
+                f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes",
+                code="request_header_fields_too_large",
+            )
+        )
+        head = (
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nx-should-retry: false\r\nconnection: close\r\n\r\n" % len(body)
+        )
         self.transport.write(head + body)
         self.transport.close()

@@ -33,9 +33,11 @@ def _rotate_master_key(args: argparse.Namespace) -> int:
         sys.stdout.write(f"active master key: {report.active_key_id}{note}\n")
         for label, rows in (("virtual keys", report.virtual_keys), ("config versions", report.config_versions)):
             before = ", ".join(f"{k}={n}" for k, n in sorted(rows.key_ids_before.items())) or "none"
-            sys.stdout.write(f"{label}: {'would re-wrap' if args.dry_run else 're-wrapped'} {rows.rewrapped}, "
-                             f"already current {rows.already_current}, gone {rows.gone}, "
-                             f"failed {len(rows.failed)} (master key ids before: {before})\n")
+            sys.stdout.write(
+                f"{label}: {'would re-wrap' if args.dry_run else 're-wrapped'} {rows.rewrapped}, "
+                f"already current {rows.already_current}, gone {rows.gone}, "
+                f"failed {len(rows.failed)} (master key ids before: {before})\n"
+            )
     for failure in (*report.virtual_keys.failed, *report.config_versions.failed):
         sys.stderr.write(f"error: FAILED_PRECONDITION: {failure}\n")
     return 0 if report.ok else 1
@@ -51,5 +53,6 @@ def register(commands: CommandTree) -> None:
         client_options=False,
     )
     sub.add_argument("--dry-run", action="store_true", help="count what would be re-wrapped; write nothing")
-    sub.add_argument("-o", "--output", choices=("table", "json"), default=argparse.SUPPRESS,
-                     help="output format (default table)")
+    sub.add_argument(
+        "-o", "--output", choices=("table", "json"), default=argparse.SUPPRESS, help="output format (default table)"
+    )

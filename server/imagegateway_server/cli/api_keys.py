@@ -67,16 +67,25 @@ def register(commands: CommandTree) -> None:
     keys = commands.group("api-keys", "gateway API keys")
     sub = keys.command("create", "create a gateway API key (shown once)", _create)
     sub.add_argument("--name", required=True, help="a human-readable name")
-    sub.add_argument("--scope", choices=("admin", "generate"), default="generate",
-                     help="admin: every call; generate: image calls and the logs of its own requests "
-                          "(default generate)")
+    sub.add_argument(
+        "--scope",
+        choices=("admin", "generate"),
+        default="generate",
+        help="admin: every call; generate: image calls and the logs of its own requests (default generate)",
+    )
     add_limit_flags(sub)
     keys.command("list", "list gateway API keys", _list)
     keys.command("get", "show a gateway API key", _get).add_argument("id", help="the key's id")
     keys.command("revoke", "revoke a gateway API key", _revoke).add_argument("id", help="the key's id")
     sub = keys.command("rotate", "give a gateway API key a new secret, same id (shown once)", _rotate)
     sub.add_argument("id", help="the key's id")
-    sub.add_argument("--previous-valid-seconds", type=_grace_seconds, default=0, metavar="N",
-                     help="how long the old secret keeps working (default 0: stops at once; at most 604800)")
+    sub.add_argument(
+        "--previous-valid-seconds",
+        type=_grace_seconds,
+        default=0,
+        metavar="N",
+        help="how long the old secret keeps working (default 0: stops at once; at most 604800)",
+    )
     keys.command("delete", "delete a gateway API key (its request logs stay)", _delete).add_argument(
-        "id", help="the key's id")
+        "id", help="the key's id"
+    )

@@ -51,12 +51,21 @@ def add_client_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         default="table" if top else argparse.SUPPRESS,
         help="output format (default table)",
     )
-    parser.add_argument("--tls-ca", default=default, metavar="FILE",
-                        help="connect over TLS, trusting this PEM CA bundle (with --tls: the system roots)")
-    parser.add_argument("--tls", action="store_true", default=False if top else argparse.SUPPRESS,
-                        help="connect over TLS, trusting the system roots")
-    parser.add_argument("--tls-cert", default=default, metavar="FILE",
-                        help="PEM client certificate for mutual TLS (with --tls-key)")
+    parser.add_argument(
+        "--tls-ca",
+        default=default,
+        metavar="FILE",
+        help="connect over TLS, trusting this PEM CA bundle (with --tls: the system roots)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="connect over TLS, trusting the system roots",
+    )
+    parser.add_argument(
+        "--tls-cert", default=default, metavar="FILE", help="PEM client certificate for mutual TLS (with --tls-key)"
+    )
     parser.add_argument("--tls-key", default=default, metavar="FILE", help="PEM key of --tls-cert")
 
 

@@ -45,8 +45,12 @@ def _load_config(path: str, *, validate: bool = False) -> RoutingConfig:
     except ValueError as exc:
         raise usage_error(str(exc)) from None
     try:
-        validate_config(config_from_proto(config), settings.allowed_upstream_hosts, max_depth=settings.max_config_depth,
-                        max_targets=settings.max_targets)
+        validate_config(
+            config_from_proto(config),
+            settings.allowed_upstream_hosts,
+            max_depth=settings.max_config_depth,
+            max_targets=settings.max_targets,
+        )
     except InvalidArgument as exc:
         raise CommandError("INVALID_ARGUMENT", exc.message) from None
     except ValueError as exc:  # a malformed IMAGEGW_ALLOWED_UPSTREAM_HOSTS entry
@@ -95,9 +99,12 @@ _FILE_HELP = "Portkey config JSON; - reads stdin"
 def register(commands: CommandTree) -> None:
     cfg = commands.group("configs", "saved routing configs (Portkey JSON)")
     sub = cfg.command("create", "save a routing config", _create)
-    sub.add_argument("--name", required=True,
-                     help="a human-readable name, unique among configs (a taken name is ALREADY_EXISTS: change "
-                          "that config with 'configs update'); the gateway assigns the id")
+    sub.add_argument(
+        "--name",
+        required=True,
+        help="a human-readable name, unique among configs (a taken name is ALREADY_EXISTS: change "
+        "that config with 'configs update'); the gateway assigns the id",
+    )
     sub.add_argument("--file", required=True, metavar="FILE", help=_FILE_HELP)
     sub = cfg.command("get", "show a config (latest version unless one is named)", _get)
     sub.add_argument("id", metavar="ID[@VERSION]", help="the config's id, optionally with @VERSION")
@@ -108,6 +115,7 @@ def register(commands: CommandTree) -> None:
     sub.add_argument("--file", required=True, metavar="FILE", help=_FILE_HELP)
     sub.add_argument("--name", help="a new name, unique among configs (default: keep the current one)")
     cfg.command("delete", "delete a config and all its versions", _delete).add_argument("id", help="the config's id")
-    sub = cfg.local_command("validate", "check a config file offline (no server needed)", _validate,
-                            client_options=True)
+    sub = cfg.local_command(
+        "validate", "check a config file offline (no server needed)", _validate, client_options=True
+    )
     sub.add_argument("--file", required=True, metavar="FILE", help=_FILE_HELP)

@@ -85,16 +85,26 @@ def register(commands: CommandTree) -> None:
         action="store_true",
         help="read the provider's API key from stdin (with --provider)",
     )
-    gen.add_argument("--model", help="the model in the provider's spelling (default: the provider's; "
-                     "a config's override_params may replace it)")
-    gen.add_argument("--size", metavar="WxH",
-                     help="image size as WIDTHxHEIGHT, e.g. 1024x1024, or auto (default: the provider's)")
+    gen.add_argument(
+        "--model",
+        help="the model in the provider's spelling (default: the provider's; "
+        "a config's override_params may replace it)",
+    )
+    gen.add_argument(
+        "--size", metavar="WxH", help="image size as WIDTHxHEIGHT, e.g. 1024x1024, or auto (default: the provider's)"
+    )
     gen.add_argument("-n", type=positive, default=1, help="number of images (default 1)")
     gen.add_argument("--quality", help="OpenAI's quality: standard, hd, low, medium, high or auto")
     gen.add_argument("--style", help="OpenAI's style for dall-e-3: vivid or natural")
     gen.add_argument("--trace-id", help="the trace id to record in the request log (default: generated)")
-    gen.add_argument("--metadata", type=_key_value, action="extend", nargs="+", metavar="KEY=VALUE",
-                     help="caller metadata recorded in the request log (and matched by conditional routing)")
+    gen.add_argument(
+        "--metadata",
+        type=_key_value,
+        action="extend",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="caller metadata recorded in the request log (and matched by conditional routing)",
+    )
     gen.add_argument(
         "--out",
         required=True,

@@ -106,8 +106,12 @@ def _add_filter_flags(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--provider", help="the provider that served (or was last tried)")
     sub.add_argument("--model", help="the model that served (or was last tried)")
     sub.add_argument("--config", metavar="ID", help="a saved routing config id")
-    sub.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=None,
-                     help="only requests that fell back (--no-fallback: only those that did not)")
+    sub.add_argument(
+        "--fallback",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="only requests that fell back (--no-fallback: only those that did not)",
+    )
     sub.add_argument("--caller-key-id", metavar="ID", help="requests made with this gateway key (admin keys)")
 
 
@@ -123,14 +127,27 @@ def register(commands: CommandTree) -> None:
         metavar="TIME",
         help="ISO 8601 (naive = UTC) or a duration ago (30m, 2h, 7d)",
     )
-    sub.add_argument("--until", "--end-time", dest="until", type=_timestamp, metavar="TIME",
-                     help="only requests before this time, written as for --since")
+    sub.add_argument(
+        "--until",
+        "--end-time",
+        dest="until",
+        type=_timestamp,
+        metavar="TIME",
+        help="only requests before this time, written as for --since",
+    )
     sub.add_argument("--limit", type=int, default=50, help="at most this many records (0: all; default 50)")
     logs.command("get", "show one request log with every attempt", _get).add_argument(
-        "id", help="the log's id (a response's log_id)")
+        "id", help="the log's id (a response's log_id)"
+    )
     sub = logs.command("tail", "print request logs as they are written, until Ctrl-C", _tail)
     _add_filter_flags(sub)
-    sub.add_argument("-n", "--lines", type=non_negative, default=10,
-                     help="start with this many recent records (default 10)")
-    sub.add_argument("--interval", type=_poll_interval, default=1.0, metavar="SECONDS",
-                     help="how often to poll for new records (default 1)")
+    sub.add_argument(
+        "-n", "--lines", type=non_negative, default=10, help="start with this many recent records (default 10)"
+    )
+    sub.add_argument(
+        "--interval",
+        type=_poll_interval,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often to poll for new records (default 1)",
+    )

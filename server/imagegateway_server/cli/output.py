@@ -218,14 +218,14 @@ def print_log(log: RequestLog, out: IO[str]) -> None:
 def log_line(log: RequestLog) -> str:
     """One request log on one line, for a stream (``logs tail``); empty fields shown as ``-``."""
     fallback = " FALLBACK" if log.fallback_used else ""
-    return (f"{_human(log, 'create_time')} {log.id} {log.status_code} {_human(log, 'provider')} "
-            f"{_human(log, 'model')} {_human(log, 'served_target')}{fallback} attempts={len(log.attempts)} "
-            f"{log.latency_ms}ms ${log.cost_usd:.4f} cache={_human(log, 'cache_status')} trace={log.trace_id}")
+    return (
+        f"{_human(log, 'create_time')} {log.id} {log.status_code} {_human(log, 'provider')} "
+        f"{_human(log, 'model')} {_human(log, 'served_target')}{fallback} attempts={len(log.attempts)} "
+        f"{log.latency_ms}ms ${log.cost_usd:.4f} cache={_human(log, 'cache_status')} trace={log.trace_id}"
+    )
 
 
-def print_outcome(
-    outcome: RoutingOutcome, files: Sequence[tuple[Path, Image]], out: IO[str]
-) -> None:
+def print_outcome(outcome: RoutingOutcome, files: Sequence[tuple[Path, Image]], out: IO[str]) -> None:
     print_fields(
         [
             ("provider", _human(outcome, "provider")),

@@ -63,19 +63,34 @@ def _credential(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
 
 def _add_credential_flags(sub: argparse.ArgumentParser, what: str) -> None:
     source = sub.add_mutually_exclusive_group(required=True)
-    source.add_argument("--api-key-stdin", action="store_true",
-                        help=f"read {what} API key from stdin (the only way to pass a secret)")
-    source.add_argument("--fields-json-stdin", action="store_true",
-                        help=f"read {what} credential from stdin as a JSON object of fields by name, secrets "
-                             'included (e.g. {"region": "eu-west-1", "access_key_id": "...", ...})')
-    sub.add_argument("--field", action="append", metavar="NAME=VALUE",
-                     help="a public credential field (a region, a project); repeatable; never a secret")
+    source.add_argument(
+        "--api-key-stdin", action="store_true", help=f"read {what} API key from stdin (the only way to pass a secret)"
+    )
+    source.add_argument(
+        "--fields-json-stdin",
+        action="store_true",
+        help=f"read {what} credential from stdin as a JSON object of fields by name, secrets "
+        'included (e.g. {"region": "eu-west-1", "access_key_id": "...", ...})',
+    )
+    sub.add_argument(
+        "--field",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a public credential field (a region, a project); repeatable; never a secret",
+    )
 
 
 def _create(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     secret, fields = _credential(args)
-    key = client.create_virtual_key(args.name, args.provider, secret, base_url=args.base_url, virtual_key_id=args.id,
-                                    limits=limits_from(args), credential_fields=fields)
+    key = client.create_virtual_key(
+        args.name,
+        args.provider,
+        secret,
+        base_url=args.base_url,
+        virtual_key_id=args.id,
+        limits=limits_from(args),
+        credential_fields=fields,
+    )
     output.emit(args.output, key)
     return 0
 
@@ -106,8 +121,7 @@ def register(commands: CommandTree) -> None:
     vks = commands.group("virtual-keys", "stored provider credentials")
     sub = vks.command("create", "store a provider secret (read from stdin) as a virtual key", _create)
     sub.add_argument("--name", required=True, help="a human-readable name; the id is derived from it unless --id")
-    sub.add_argument("--provider", required=True,
-                     help="the provider the secret is for (openai, stability-ai, ...)")
+    sub.add_argument("--provider", required=True, help="the provider the secret is for (openai, stability-ai, ...)")
     sub.add_argument("--base-url", metavar="URL", help=_BASE_URL_HELP)
     sub.add_argument("--id", metavar="ID", help="the id to use (default: derived from the name)")
     _add_credential_flags(sub, "the provider")

@@ -43,24 +43,54 @@ class RequestAccounting:
         self._spend = spend
 
     def success(
-        self, call: GenerationCall, routed: RoutedResult, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED,
+        self,
+        call: GenerationCall,
+        routed: RoutedResult,
+        *,
+        trace_id: str,
+        started: float,
+        config_id: str,
+        config_version: int,
+        cache_status: CacheStatus = CacheStatus.DISABLED,
     ) -> Recorded:
         # A cache hit made no upstream call, so it cost nothing and generated nothing.
         cost = 0.0 if cache_status == CacheStatus.HIT else self._prices.success_cost(routed, call.request)
-        logged = self._recorder.success(call, routed, trace_id=trace_id, started=started, config_id=config_id,
-                                        config_version=config_version, cache_status=cache_status, cost_usd=cost)
+        logged = self._recorder.success(
+            call,
+            routed,
+            trace_id=trace_id,
+            started=started,
+            config_id=config_id,
+            config_version=config_version,
+            cache_status=cache_status,
+            cost_usd=cost,
+        )
         self._charge(call, logged, cost)
         return Recorded(logged.log_id, cost)
 
     def failure(
-        self, call: GenerationCall, failure: RequestFailed, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED,
+        self,
+        call: GenerationCall,
+        failure: RequestFailed,
+        *,
+        trace_id: str,
+        started: float,
+        config_id: str,
+        config_version: int,
+        cache_status: CacheStatus = CacheStatus.DISABLED,
     ) -> str:
         """Settles the failure, sets its ``log_id`` and returns it."""
         cost = self._prices.failed_attempts_cost(failure.attempts, call.request)
-        logged = self._recorder.failure(call, failure, trace_id=trace_id, started=started, config_id=config_id,
-                                        config_version=config_version, cache_status=cache_status, cost_usd=cost)
+        logged = self._recorder.failure(
+            call,
+            failure,
+            trace_id=trace_id,
+            started=started,
+            config_id=config_id,
+            config_version=config_version,
+            cache_status=cache_status,
+            cost_usd=cost,
+        )
         self._charge(call, logged, cost)
         return logged.log_id
 

@@ -63,13 +63,17 @@ class Gateway:
         self._metrics = metrics
         self._host_policy = host_policy
         self._cache = cache if cache is not None else ResponseCache(None, None)
-        self._limiter = limiter if limiter is not None else Limiter(prices=prices,
-                                                                      on_refusal=metrics.count_limit_refusal)
+        self._limiter = (
+            limiter if limiter is not None else Limiter(prices=prices, on_refusal=metrics.count_limit_refusal)
+        )
         self._input_limits = input_limits
         # Set by the process when shutdown begins: requests cancelled from then on were stopped by us.
         self.shutting_down = False
-        self._recorder = RequestAccounting(RequestRecorder(log_writer, metrics, redact_prompts=redact_prompts),
-                                           prices or PriceTable.empty(), spend=self._limiter)
+        self._recorder = RequestAccounting(
+            RequestRecorder(log_writer, metrics, redact_prompts=redact_prompts),
+            prices or PriceTable.empty(),
+            spend=self._limiter,
+        )
 
     async def _plan(self, routing: RoutingSpec) -> tuple[Node, str, int]:
         if routing.config_id:
@@ -77,8 +81,7 @@ class Gateway:
             return resolved.plan, resolved.id, resolved.version
         if routing.config is not None:
             return self._configs.compile_inline(routing.config), "", 0
-        custom_host = (self._host_policy.check(routing.custom_host, param="custom_host")
-                       if routing.custom_host else None)
+        custom_host = self._host_policy.check(routing.custom_host, param="custom_host") if routing.custom_host else None
         if routing.virtual_key:
             provider = canonical_provider(routing.provider) if routing.provider else ""
             return direct_leaf(provider, virtual_key=routing.virtual_key, custom_host=custom_host), "", 0
@@ -86,8 +89,9 @@ class Gateway:
             provider = canonical_provider(routing.provider)
             if not any(routing.provider_credential.values()):
                 raise InvalidArgument("a bare provider needs the provider's API key", param="provider_api_key")
-            credential = credential_schema(provider).parse(routing.provider_credential, provider=provider,
-                                                           param_prefix="provider_api_key")
+            credential = credential_schema(provider).parse(
+                routing.provider_credential, provider=provider, param_prefix="provider_api_key"
+            )
             return direct_leaf(provider, credential=credential, custom_host=custom_host), "", 0
         raise InvalidArgument("name a config, a virtual key or a provider to route the request", param="routing")
 
@@ -105,17 +109,35 @@ class Gateway:
                 request = validate_request(call.request, self._input_limits)
                 plan, config_id, config_version = await self._plan(call.routing)
                 ticket = await self._limiter.admit(call.caller.key_id, call.caller.limits, plan, request)
-                lookup = self._cache.lookup(plan, request, tenant=call.caller.key_id, refresh=call.cache_force_refresh,
-                                            metadata=call.metadata, headers=call.headers, deadline=call.deadline)
+                lookup = self._cache.lookup(
+                    plan,
+                    request,
+                    tenant=call.caller.key_id,
+                    refresh=call.cache_force_refresh,
+                    metadata=call.metadata,
+                    headers=call.headers,
+                    deadline=call.deadline,
+                )
                 cache_status = lookup.status
-                served = await self._cache.serve(lookup, lambda: self._router.run(
-                    plan, request, RouteContext(trace_id=trace_id, deadline=call.deadline, headers=call.headers,
-                                                metadata=call.metadata, target_gate=ticket, trail=trail,
-                                                upstream_headers=upstream_trace_headers(call.trace_parent))))
+                served = await self._cache.serve(
+                    lookup,
+                    lambda: self._router.run(
+                        plan,
+                        request,
+                        RouteContext(
+                            trace_id=trace_id,
+                            deadline=call.deadline,
+                            headers=call.headers,
+                            metadata=call.metadata,
+                            target_gate=ticket,
+                            trail=trail,
+                            upstream_headers=upstream_trace_headers(call.trace_parent),
+                        ),
+                    ),
+                )
                 routed, cache_status = served.routed, served.status
             except AllTargetsFailed as exc:
-                failure = RequestFailed(exc.last, attempts=exc.attempts, trace_id=trace_id,
-                                        retry_count=exc.retry_count)
+                failure = RequestFailed(exc.last, attempts=exc.attempts, trace_id=trace_id, retry_count=exc.retry_count)
             except (GatewayError, ProviderError) as exc:
                 failure = RequestFailed(exc, trace_id=trace_id)
             except asyncio.CancelledError:
@@ -123,17 +145,42 @@ class Gateway:
                 # us. Still one record per request, with what was tried and the call cut short.
                 reason = ShuttingDown() if self.shutting_down else CallerCancelled("the caller cancelled the request")
                 cancelled = RequestFailed(reason, attempts=trail.cut_short(reason), trace_id=trace_id)
-                self._recorder.failure(call, cancelled, trace_id=trace_id, started=started, config_id=config_id,
-                                       config_version=config_version, cache_status=cache_status)
+                self._recorder.failure(
+                    call,
+                    cancelled,
+                    trace_id=trace_id,
+                    started=started,
+                    config_id=config_id,
+                    config_version=config_version,
+                    cache_status=cache_status,
+                )
                 raise
             else:
-                recorded = self._recorder.success(call, routed, trace_id=trace_id, started=started,
-                                                  config_id=config_id, config_version=config_version,
-                                                  cache_status=cache_status)
-                return GenerationOutcome(routed=routed, trace_id=trace_id, log_id=recorded.log_id,
-                                         cache_status=cache_status, cost_usd=recorded.cost_usd)
-            self._recorder.failure(call, failure, trace_id=trace_id, started=started, config_id=config_id,
-                                   config_version=config_version, cache_status=cache_status)
+                recorded = self._recorder.success(
+                    call,
+                    routed,
+                    trace_id=trace_id,
+                    started=started,
+                    config_id=config_id,
+                    config_version=config_version,
+                    cache_status=cache_status,
+                )
+                return GenerationOutcome(
+                    routed=routed,
+                    trace_id=trace_id,
+                    log_id=recorded.log_id,
+                    cache_status=cache_status,
+                    cost_usd=recorded.cost_usd,
+                )
+            self._recorder.failure(
+                call,
+                failure,
+                trace_id=trace_id,
+                started=started,
+                config_id=config_id,
+                config_version=config_version,
+                cache_status=cache_status,
+            )
             raise failure
         finally:
             if ticket is not None:

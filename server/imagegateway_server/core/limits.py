@@ -64,10 +64,10 @@ class LimitExceeded(GatewayError):
     kind = ErrorKind.RATE_LIMITED
     retry_after: float
 
-    def __init__(self, message: str, *, reason: str, limit: str, key_kind: str, key_id: str,
-                 retry_after: int) -> None:
-        super().__init__(message, code="rate_limit_exceeded" if reason == RATE_LIMITED else "budget_exceeded",
-                         status_code=429)
+    def __init__(self, message: str, *, reason: str, limit: str, key_kind: str, key_id: str, retry_after: int) -> None:
+        super().__init__(
+            message, code="rate_limit_exceeded" if reason == RATE_LIMITED else "budget_exceeded", status_code=429
+        )
         self.reason = reason
         self.limit = limit
         self.key_kind = key_kind
@@ -152,8 +152,9 @@ class Limiter:
         if virtual_key_id:
             self._counters.add_spend(virtual_key_counter(virtual_key_id), micros, when)
 
-    async def _admit_virtual_key(self, ticket: Ticket, virtual_key_id: str, provider: str,
-                                 request: ImageRequest) -> None:
+    async def _admit_virtual_key(
+        self, ticket: Ticket, virtual_key_id: str, provider: str, request: ImageRequest
+    ) -> None:
         limits = await self._virtual_key_limits(virtual_key_id)
         if limits.unlimited:
             return
@@ -161,25 +162,31 @@ class Limiter:
         await self._check(ticket, VIRTUAL_KEY, virtual_key_id, virtual_key_counter(virtual_key_id), limits, estimate)
 
     def _estimate(self, provider: str, request: ImageRequest) -> int:
-        return to_micros(self._prices.estimate(request.model, request.size, request.quality, request.n,
-                                               provider=provider))
+        return to_micros(
+            self._prices.estimate(request.model, request.size, request.quality, request.n, provider=provider)
+        )
 
-    async def _check(self, ticket: Ticket, key_kind: str, key_id: str, counter: str, limits: Limits,
-                     estimate: int) -> None:
+    async def _check(
+        self, ticket: Ticket, key_kind: str, key_id: str, counter: str, limits: Limits, estimate: int
+    ) -> None:
         try:
             await self._check_limits(ticket, key_kind, key_id, counter, limits, estimate)
         except LimitExceeded as refused:
             self._on_refusal(REFUSAL_SCOPES[refused.key_kind], refused.limit)
             raise
 
-    async def _check_limits(self, ticket: Ticket, key_kind: str, key_id: str, counter: str, limits: Limits,
-                            estimate: int) -> None:
+    async def _check_limits(
+        self, ticket: Ticket, key_kind: str, key_id: str, counter: str, limits: Limits, estimate: int
+    ) -> None:
         now = self._clock()
         held = 0
         if limits.has_budget:
             when = datetime.fromtimestamp(now, UTC)
-            budgets = [Budget(period, to_micros(usd)) for period, usd in
-                       ((Period.DAY, limits.usd_per_day), (Period.MONTH, limits.usd_per_month)) if usd]
+            budgets = [
+                Budget(period, to_micros(usd))
+                for period, usd in ((Period.DAY, limits.usd_per_day), (Period.MONTH, limits.usd_per_month))
+                if usd
+            ]
             over = await self._counters.reserve(counter, budgets, estimate, when)
             if over:
                 raise _over_budget(key_kind, key_id, limits, over, when)
@@ -193,8 +200,13 @@ class Limiter:
                 retry_after = math.floor(wait) + 1
                 raise LimitExceeded(
                     f"{key_kind} {key_id} is over its limit of {limits.requests_per_minute} requests per minute; "
-                    f"retry in {retry_after} s", reason=RATE_LIMITED, limit="requests_per_minute",
-                    key_kind=key_kind, key_id=key_id, retry_after=retry_after)
+                    f"retry in {retry_after} s",
+                    reason=RATE_LIMITED,
+                    limit="requests_per_minute",
+                    key_kind=key_kind,
+                    key_id=key_id,
+                    retry_after=retry_after,
+                )
         if held:
             ticket.holds.append((counter, held))
 
@@ -215,8 +227,12 @@ def _over_budget(key_kind: str, key_id: str, limits: Limits, over: list[Budget],
     return LimitExceeded(
         f"{key_kind} {key_id} has reached its budget of {usd:g} USD per {_PERIOD_WORDS[last.period]}; "
         f"it resets at {resets.isoformat().replace('+00:00', 'Z')}",
-        reason=BUDGET_EXCEEDED, limit=last.period.value, key_kind=key_kind, key_id=key_id,
-        retry_after=max(1, math.ceil((resets - now).total_seconds())))
+        reason=BUDGET_EXCEEDED,
+        limit=last.period.value,
+        key_kind=key_kind,
+        key_id=key_id,
+        retry_after=max(1, math.ceil((resets - now).total_seconds())),
+    )
 
 
 class Ticket:

@@ -61,11 +61,20 @@ class RotationReport:
 
     def as_dict(self) -> dict[str, object]:
         def counts(rows: RowCounts) -> dict[str, object]:
-            return {"rewrapped": rows.rewrapped, "already_current": rows.already_current, "gone": rows.gone,
-                    "failed": rows.failed, "key_ids_before": dict(rows.key_ids_before)}
+            return {
+                "rewrapped": rows.rewrapped,
+                "already_current": rows.already_current,
+                "gone": rows.gone,
+                "failed": rows.failed,
+                "key_ids_before": dict(rows.key_ids_before),
+            }
 
-        return {"active_key_id": self.active_key_id, "dry_run": self.dry_run,
-                "virtual_keys": counts(self.virtual_keys), "config_versions": counts(self.config_versions)}
+        return {
+            "active_key_id": self.active_key_id,
+            "dry_run": self.dry_run,
+            "virtual_keys": counts(self.virtual_keys),
+            "config_versions": counts(self.config_versions),
+        }
 
 
 async def _rewrap_row(
@@ -109,6 +118,7 @@ async def rotate_master_key(store: Store, vault: Vault, *, dry_run: bool = False
     report = RotationReport(vault.active_key_id, dry_run, RowCounts(), RowCounts())
 
     for key in await store.all_virtual_keys_sealed():
+
         async def reread_key(key_id: str = key.id) -> bytes | None:
             try:
                 return (await store.get_virtual_key(key_id)).sealed_secret
@@ -118,9 +128,16 @@ async def rotate_master_key(store: Store, vault: Vault, *, dry_run: bool = False
         async def swap_key(old: bytes, new: bytes, key_id: str = key.id) -> bool:
             return await store.replace_virtual_key_sealed_secret(key_id, old, new)
 
-        await _rewrap_row(vault, key.sealed_secret, virtual_key_associated_data(key.id), swap=swap_key,
-                          reread=reread_key, counts=report.virtual_keys, name=f"virtual key {key.id!r}",
-                          dry_run=dry_run)
+        await _rewrap_row(
+            vault,
+            key.sealed_secret,
+            virtual_key_associated_data(key.id),
+            swap=swap_key,
+            reread=reread_key,
+            counts=report.virtual_keys,
+            name=f"virtual key {key.id!r}",
+            dry_run=dry_run,
+        )
 
     for config in await store.all_config_versions_sealed():
         if config.sealed_secrets is None:
@@ -132,13 +149,21 @@ async def rotate_master_key(store: Store, vault: Vault, *, dry_run: bool = False
             except NotFound:
                 return None
 
-        async def swap_config(old: bytes, new: bytes, config_id: str = config.id,
-                              version: int = config.version) -> bool:
+        async def swap_config(
+            old: bytes, new: bytes, config_id: str = config.id, version: int = config.version
+        ) -> bool:
             return await store.replace_config_sealed_secrets(config_id, version, old, new)
 
-        await _rewrap_row(vault, config.sealed_secrets, config_associated_data(config.id), swap=swap_config,
-                          reread=reread_config, counts=report.config_versions,
-                          name=f"config {config.id}@{config.version}", dry_run=dry_run)
+        await _rewrap_row(
+            vault,
+            config.sealed_secrets,
+            config_associated_data(config.id),
+            swap=swap_config,
+            reread=reread_config,
+            counts=report.config_versions,
+            name=f"config {config.id}@{config.version}",
+            dry_run=dry_run,
+        )
     return report
 
 
@@ -157,8 +182,7 @@ class RotationSettings(Protocol):
 
 async def rotate_with_settings(settings: RotationSettings, *, dry_run: bool = False) -> RotationReport:
     """Opens the configured store and vault (never generating a key) and rotates."""
-    vault, _ = load_vault(settings.master_key or None, settings.previous_master_keys, settings.data_dir,
-                          generate=False)
+    vault, _ = load_vault(settings.master_key or None, settings.previous_master_keys, settings.data_dir, generate=False)
     store = await open_store(settings.effective_database_url)
     try:
         return await rotate_master_key(store, vault, dry_run=dry_run)

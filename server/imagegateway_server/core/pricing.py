@@ -95,8 +95,9 @@ class PriceTable:
             return 0.0
         return price
 
-    def estimate(self, model: str | None, size: str | None, quality: str | None, n: int, *,
-                 provider: str = "") -> float:
+    def estimate(
+        self, model: str | None, size: str | None, quality: str | None, n: int, *, provider: str = ""
+    ) -> float:
         """USD that ``n`` images would cost, for budget checks before any call: 0 when the table does not
         know the price (without a warning; the served request is priced, and warned about, afterwards).
         Without a provider, the first provider that prices ``model`` is used."""
@@ -104,13 +105,15 @@ class PriceTable:
             return 0.0
         if not provider:
             name = model.strip().lower()
-            provider = next((p for p, table in self._providers.items()
-                             if name in table.models or name in table.model_aliases), "")
+            provider = next(
+                (p for p, table in self._providers.items() if name in table.models or name in table.model_aliases), ""
+            )
         price, _ = self._price(provider, model, size, quality)
         return price * max(n, 1) if price is not None else 0.0
 
-    def _price(self, provider: str, model: str, size: str | None,
-               quality: str | None) -> tuple[float | None, tuple[str, str, str]]:
+    def _price(
+        self, provider: str, model: str, size: str | None, quality: str | None
+    ) -> tuple[float | None, tuple[str, str, str]]:
         """The unit price, or None with (quality, size, why) saying what the table lacks."""
         size = (size or "").strip().lower()
         quality = (quality or "").strip().lower()
@@ -165,8 +168,12 @@ class PriceTable:
             if key in self._warned or len(self._warned) >= _MAX_WARNED:
                 return
             self._warned.add(key)
-        log.warning("price table %s: %s; counting 0 USD", self.version, why,
-                    extra={"provider": provider, "model": model, "quality": quality or "-", "size": size or "-"})
+        log.warning(
+            "price table %s: %s; counting 0 USD",
+            self.version,
+            why,
+            extra={"provider": provider, "model": model, "quality": quality or "-", "size": size or "-"},
+        )
 
 
 def format_usd(amount: float) -> str:
@@ -216,8 +223,9 @@ def parse_price_table(document: Any, *, source: str = "the price table") -> Pric
             model.lower(): _model(value, f"{where}.models.{model}")
             for model, value in _object(body.get("models"), f"{where}.models").items()
         }
-        aliases = {k.lower(): v.lower() for k, v in _strings(body.get("model_aliases", {}),
-                                                             f"{where}.model_aliases").items()}
+        aliases = {
+            k.lower(): v.lower() for k, v in _strings(body.get("model_aliases", {}), f"{where}.model_aliases").items()
+        }
         for alias, target in aliases.items():
             if target not in models:
                 raise ValueError(f"{where}.model_aliases.{alias}: names no model in models ({target!r})")
@@ -250,10 +258,15 @@ def _model(raw: Any, where: str) -> ModelPrices:
     for field, value in (("default_quality", default_quality), ("default_size", default_size)):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{where}.{field}: must be a string")
-    aliases = {k.lower(): v.lower() for k, v in _strings(body.get("quality_aliases", {}),
-                                                         f"{where}.quality_aliases").items()}
-    return ModelPrices(prices, default_quality.lower() if default_quality else None,
-                       default_size.lower() if default_size else None, aliases)
+    aliases = {
+        k.lower(): v.lower() for k, v in _strings(body.get("quality_aliases", {}), f"{where}.quality_aliases").items()
+    }
+    return ModelPrices(
+        prices,
+        default_quality.lower() if default_quality else None,
+        default_size.lower() if default_size else None,
+        aliases,
+    )
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

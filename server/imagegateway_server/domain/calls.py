@@ -33,8 +33,10 @@ class RoutingSpec:
     custom_host: str | None = None
 
     def __repr__(self) -> str:
-        return (f"RoutingSpec(config_id={self.config_id}, inline={self.config is not None}, "
-                f"virtual_key={self.virtual_key}, provider={self.provider})")
+        return (
+            f"RoutingSpec(config_id={self.config_id}, inline={self.config is not None}, "
+            f"virtual_key={self.virtual_key}, provider={self.provider})"
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -245,8 +245,12 @@ def _read_config(reader: _Reader) -> RoutingConfig:
 
 
 def _read_strategy(reader: _Reader) -> Strategy:
-    return Strategy(mode=reader.text("mode"), on_status_codes=reader.integers("on_status_codes"),
-                    conditions=reader.messages("conditions", _read_condition), default=reader.text("default"))
+    return Strategy(
+        mode=reader.text("mode"),
+        on_status_codes=reader.integers("on_status_codes"),
+        conditions=reader.messages("conditions", _read_condition),
+        default=reader.text("default"),
+    )
 
 
 def _read_condition(reader: _Reader) -> Condition:
@@ -254,16 +258,25 @@ def _read_condition(reader: _Reader) -> Condition:
 
 
 def _read_retry(reader: _Reader) -> RetrySettings:
-    return RetrySettings(attempts=reader.integer("attempts"), on_status_codes=reader.integers("on_status_codes"),
-                         use_retry_after_header=reader.optional_flag("use_retry_after_header"))
+    return RetrySettings(
+        attempts=reader.integer("attempts"),
+        on_status_codes=reader.integers("on_status_codes"),
+        use_retry_after_header=reader.optional_flag("use_retry_after_header"),
+    )
 
 
 def _read_cache(reader: _Reader) -> CacheSettings:
-    return CacheSettings(mode=reader.text("mode"), max_age=reader.optional_integer("max_age"),
-                         include_seeded_and_multi_image=reader.optional_flag("include_seeded_and_multi_image"))
+    return CacheSettings(
+        mode=reader.text("mode"),
+        max_age=reader.optional_integer("max_age"),
+        include_seeded_and_multi_image=reader.optional_flag("include_seeded_and_multi_image"),
+    )
 
 
 def _read_breaker(reader: _Reader) -> CircuitBreakerSettings:
-    return CircuitBreakerSettings(consecutive_failures=reader.integer("consecutive_failures"),
-                                  failure_rate=reader.number("failure_rate"), window=reader.integer("window"),
-                                  cooldown_seconds=reader.number("cooldown_seconds"))
+    return CircuitBreakerSettings(
+        consecutive_failures=reader.integer("consecutive_failures"),
+        failure_rate=reader.number("failure_rate"),
+        window=reader.integer("window"),
+        cooldown_seconds=reader.number("cooldown_seconds"),
+    )

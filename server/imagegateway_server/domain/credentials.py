@@ -67,8 +67,9 @@ class Credential:
 
         Two credentials with the same secrets share it; nothing about a secret can be read from it.
         """
-        material = "\0".join([self.provider, *(f"{name}={value}" for name, value in self.fields
-                                               if name in self.secret_names)])
+        material = "\0".join(
+            [self.provider, *(f"{name}={value}" for name, value in self.fields if name in self.secret_names)]
+        )
         return hashlib.sha256(b"imagegw-credential\0" + material.encode()).hexdigest()[:_FINGERPRINT_HEX_DIGITS]
 
     def __repr__(self) -> str:

@@ -135,8 +135,10 @@ class ShuttingDown(GatewayError):
     kind = ErrorKind.UNAVAILABLE
 
     def __init__(self) -> None:
-        super().__init__("the gateway is shutting down and the request did not finish within its grace period; "
-                         "send it again", code="shutting_down")
+        super().__init__(
+            "the gateway is shutting down and the request did not finish within its grace period; send it again",
+            code="shutting_down",
+        )
 
 
 class AllTargetsFailed(Exception):

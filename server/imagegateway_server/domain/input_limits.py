@@ -43,8 +43,9 @@ DEFAULT_INPUT_LIMITS = InputLimits()
 def check_trace_id(value: str, *, param: str) -> str:
     """Returns ``value`` if it is a usable trace id: 1-128 printable ASCII characters."""
     if len(value) > MAX_TRACE_ID_CHARS:
-        raise InvalidArgument(f"must be at most {MAX_TRACE_ID_CHARS} characters", param=param,
-                              code="string_above_max_length")
+        raise InvalidArgument(
+            f"must be at most {MAX_TRACE_ID_CHARS} characters", param=param, code="string_above_max_length"
+        )
     if not all(" " <= c <= "~" for c in value):
         raise InvalidArgument("must be printable ASCII", param=param)
     return value

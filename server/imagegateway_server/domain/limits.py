@@ -34,8 +34,9 @@ class Limits:
         return bool(self.usd_per_day or self.usd_per_month)
 
     @classmethod
-    def checked(cls, requests_per_minute: int, usd_per_day: float, usd_per_month: float, *,
-                param: str = "limits") -> Limits:
+    def checked(
+        cls, requests_per_minute: int, usd_per_day: float, usd_per_month: float, *, param: str = "limits"
+    ) -> Limits:
         """Builds limits from caller input; InvalidArgument names the field (``limits.usd_per_day``)."""
         if not 0 <= requests_per_minute <= MAX_REQUESTS_PER_MINUTE:
             raise InvalidArgument("must not be negative", param=f"{param}.requests_per_minute")

@@ -23,8 +23,18 @@ class ResponseFormat(enum.Enum):
 
 # Parameters a config's override_params may set, with the type each must have.
 _STR_PARAMS = (
-    "prompt", "model", "size", "quality", "style", "user", "negative_prompt", "style_preset",
-    "background", "output_format", "moderation", "aspect_ratio",
+    "prompt",
+    "model",
+    "size",
+    "quality",
+    "style",
+    "user",
+    "negative_prompt",
+    "style_preset",
+    "background",
+    "output_format",
+    "moderation",
+    "aspect_ratio",
 )
 _INT_PARAMS = ("n", "seed", "output_compression")
 _FLOAT_PARAMS = ("cfg_scale",)
@@ -107,8 +117,12 @@ def coerce_param(name: str, value: Any, *, path: str) -> Any:
         return value
     if name in _INT_PARAMS:
         # JSON text may carry NaN or Infinity, which int() cannot take.
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+            or int(value) != value
+        ):
             raise InvalidArgument("must be an integer", param=path, code="invalid_type")
         return int(value)
     if name in _FLOAT_PARAMS:
@@ -142,7 +156,14 @@ def parse_size(size: str, *, param: str = "size") -> tuple[int, int]:
     """Parses WIDTHxHEIGHT into integers."""
     width, sep, height = size.lower().partition("x")
     # The length cap keeps int() away from huge digit strings (it refuses over 4300 digits with a ValueError).
-    if (not sep or not width.isdigit() or not height.isdigit() or len(width) > MAX_SIZE_DIGITS
-            or len(height) > MAX_SIZE_DIGITS or int(width) <= 0 or int(height) <= 0):
+    if (
+        not sep
+        or not width.isdigit()
+        or not height.isdigit()
+        or len(width) > MAX_SIZE_DIGITS
+        or len(height) > MAX_SIZE_DIGITS
+        or int(width) <= 0
+        or int(height) <= 0
+    ):
         raise InvalidArgument(f"must look like 1024x1024, got {size[:40]!r}", param=param)
     return int(width), int(height)

@@ -152,7 +152,8 @@ class RoutingConfig:
         return self._with_api_keys(lambda path, api_key: api_keys.get(path, api_key), "")
 
     def _with_api_keys(self, choose: Callable[[str, str], str], path: str) -> RoutingConfig:
-        targets = tuple(child._with_api_keys(choose, f"{path}.targets[{i}]" if path else f"targets[{i}]")
-                        for i, child in enumerate(self.targets))
+        targets = tuple(
+            child._with_api_keys(choose, f"{path}.targets[{i}]" if path else f"targets[{i}]")
+            for i, child in enumerate(self.targets)
+        )
         return dataclasses.replace(self, targets=targets, api_key=choose(path, self.api_key))
-

@@ -57,21 +57,30 @@ def _timestamp(when: datetime) -> str:
 
 def _without_defaults(fields: dict[str, Any]) -> dict[str, Any]:
     # proto3 leaves scalars at their default out of the JSON form; so do we, to read back the same.
-    return {name: value for name, value in fields.items()
-            if value not in ("", 0, False, None, [], {}) or (isinstance(value, float) and value != 0)}
+    return {
+        name: value
+        for name, value in fields.items()
+        if value not in ("", 0, False, None, [], {}) or (isinstance(value, float) and value != 0)
+    }
 
 
 def attempt_document(attempt: AttemptRecord) -> dict[str, Any]:
     """One attempt as the payload's ``attempts[]`` entry."""
     kind = error_kind_name(attempt.error_kind)
-    return _without_defaults({
-        "target": attempt.target, "provider": attempt.provider, "model": attempt.model,
-        "status_code": attempt.status_code,
-        "error_kind": "" if kind == "ERROR_KIND_UNSPECIFIED" else kind,
-        "error": attempt.error, "latency_ms": str(attempt.latency_ms) if attempt.latency_ms else "",
-        "retry_index": attempt.retry_index, "circuit_open": attempt.circuit_open,
-        "translations": list(attempt.translations),
-    })
+    return _without_defaults(
+        {
+            "target": attempt.target,
+            "provider": attempt.provider,
+            "model": attempt.model,
+            "status_code": attempt.status_code,
+            "error_kind": "" if kind == "ERROR_KIND_UNSPECIFIED" else kind,
+            "error": attempt.error,
+            "latency_ms": str(attempt.latency_ms) if attempt.latency_ms else "",
+            "retry_index": attempt.retry_index,
+            "circuit_open": attempt.circuit_open,
+            "translations": list(attempt.translations),
+        }
+    )
 
 
 # At or above this many image bytes in one build, the SHA-256s are computed in a worker thread:
@@ -128,10 +137,18 @@ class PendingLogRecord:
             fallback_used = routed.fallback_used
             if hashes is None:
                 hashes = [image_sha256(data) for data in self.image_data()]
-            images = [_without_defaults({"sha256": sha256, "width": image.width, "height": image.height,
-                                         "bytes": str(len(image.data)) if image.data else "",
-                                         "mime_type": image.mime_type})
-                      for image, sha256 in zip(routed.result.images, hashes, strict=True)]
+            images = [
+                _without_defaults(
+                    {
+                        "sha256": sha256,
+                        "width": image.width,
+                        "height": image.height,
+                        "bytes": str(len(image.data)) if image.data else "",
+                        "mime_type": image.mime_type,
+                    }
+                )
+                for image, sha256 in zip(routed.result.images, hashes, strict=True)
+            ]
         elif failure is not None:
             status_code = failure.error.status_code
             error_kind = error_kind_name(failure.error.kind)
@@ -140,26 +157,45 @@ class PendingLogRecord:
                 provider = attempts[-1].provider
                 model = attempts[-1].model
                 fallback_used = len({a.target for a in attempts}) > 1
-        document = _without_defaults({
-            "id": self.id, "trace_id": self.trace_id, "create_time": _timestamp(self.create_time),
-            "status_code": status_code,
-            "error_kind": "" if error_kind == "ERROR_KIND_UNSPECIFIED" else error_kind,
-            "error": error, "transport": call.transport, "caller_key_id": call.caller.key_id,
-            "config_id": self.config_id, "config_version": self.config_version,
-            "requested_model": call.request.model or "", "provider": provider, "model": model,
-            "served_target": served_target, "fallback_used": fallback_used,
-            "cache_status": CACHE_STATUS_NAMES[self.cache_status],
-            "attempts": [attempt_document(a) for a in attempts], "images": images,
-            "latency_ms": str(self.latency_ms) if self.latency_ms else "",
-            "prompt": "" if self.redact_prompt else call.request.prompt,
-            "metadata": dict(call.metadata), "cost_usd": self.cost_usd,
-        })
+        document = _without_defaults(
+            {
+                "id": self.id,
+                "trace_id": self.trace_id,
+                "create_time": _timestamp(self.create_time),
+                "status_code": status_code,
+                "error_kind": "" if error_kind == "ERROR_KIND_UNSPECIFIED" else error_kind,
+                "error": error,
+                "transport": call.transport,
+                "caller_key_id": call.caller.key_id,
+                "config_id": self.config_id,
+                "config_version": self.config_version,
+                "requested_model": call.request.model or "",
+                "provider": provider,
+                "model": model,
+                "served_target": served_target,
+                "fallback_used": fallback_used,
+                "cache_status": CACHE_STATUS_NAMES[self.cache_status],
+                "attempts": [attempt_document(a) for a in attempts],
+                "images": images,
+                "latency_ms": str(self.latency_ms) if self.latency_ms else "",
+                "prompt": "" if self.redact_prompt else call.request.prompt,
+                "metadata": dict(call.metadata),
+                "cost_usd": self.cost_usd,
+            }
+        )
         return LogRecord(
-            id=self.id, trace_id=self.trace_id, create_time=self.create_time, status_code=status_code,
-            provider=provider, model=model, caller_key_id=call.caller.key_id,
-            config_id=self.config_id, fallback_used=fallback_used,
+            id=self.id,
+            trace_id=self.trace_id,
+            create_time=self.create_time,
+            status_code=status_code,
+            provider=provider,
+            model=model,
+            caller_key_id=call.caller.key_id,
+            config_id=self.config_id,
+            fallback_used=fallback_used,
             payload=orjson.dumps(document).decode(),
-            virtual_key_id=self.virtual_key_id, cost_usd=self.cost_usd,
+            virtual_key_id=self.virtual_key_id,
+            cost_usd=self.cost_usd,
         )
 
 
@@ -182,10 +218,19 @@ def pending_log_record(
     """
     attempts = routed.attempts if routed else (failure.attempts if failure else ())
     return PendingLogRecord(
-        id="log_" + random_hex_id(), create_time=datetime.now(UTC),
-        latency_ms=int((time.monotonic() - started) * 1000), call=call, trace_id=trace_id, config_id=config_id,
-        config_version=config_version, routed=routed, failure=failure, cache_status=cache_status,
-        cost_usd=cost_usd, virtual_key_id=charged_virtual_key(call, routed, attempts), redact_prompt=redact_prompt,
+        id="log_" + random_hex_id(),
+        create_time=datetime.now(UTC),
+        latency_ms=int((time.monotonic() - started) * 1000),
+        call=call,
+        trace_id=trace_id,
+        config_id=config_id,
+        config_version=config_version,
+        routed=routed,
+        failure=failure,
+        cache_status=cache_status,
+        cost_usd=cost_usd,
+        virtual_key_id=charged_virtual_key(call, routed, attempts),
+        redact_prompt=redact_prompt,
     )
 
 
@@ -210,7 +255,7 @@ async def build_log_records(entries: Sequence[LogRecord | PendingLogRecord]) -> 
     for entry in entries:
         if isinstance(entry, PendingLogRecord):
             count = len(entry.routed.result.images) if entry.routed is not None else 0
-            records.append(entry.build(hashes[start:start + count]))
+            records.append(entry.build(hashes[start : start + count]))
             start += count
         else:
             records.append(entry)

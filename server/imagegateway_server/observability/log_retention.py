@@ -72,6 +72,10 @@ class LogRetention:
             try:
                 await self.prune_once()
             except Exception as error:  # a broken prune must not end the loop, nor touch requests
-                log.warning("pruning the request log failed, retrying in %.0f s: %s: %s",
-                            self._interval, type(error).__name__, error)
+                log.warning(
+                    "pruning the request log failed, retrying in %.0f s: %s: %s",
+                    self._interval,
+                    type(error).__name__,
+                    error,
+                )
             await asyncio.sleep(self._interval)

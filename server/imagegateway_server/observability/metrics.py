@@ -79,51 +79,96 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.grpc_started = Counter("grpc_server_started_total", "RPCs started on the server.",
-                                    ["grpc_type", "grpc_service", "grpc_method"], registry=r)
-        self.grpc_handled = Counter("grpc_server_handled_total", "RPCs completed on the server, by code.",
-                                    ["grpc_type", "grpc_service", "grpc_method", "grpc_code"], registry=r)
-        self.grpc_seconds = Histogram("grpc_server_handling_seconds", "RPC handling time.",
-                                      ["grpc_type", "grpc_service", "grpc_method"], buckets=GRPC_BUCKETS,
-                                      registry=r)
-        self.http_requests = Counter("imagegateway_http_requests_total", "REST shim requests.",
-                                     ["route", "status"], registry=r)
-        self.auth_failures = Counter("imagegateway_auth_failures_total",
-                                     "Refused gateway API keys, by transport and reason (never the key).",
-                                     ["transport", "reason"], registry=r)
-        self.limit_refusals = Counter("imagegateway_limit_refusals_total",
-                                      "Requests and fallback targets refused by a key's own limits, by the "
-                                      "key's scope and the limit.", ["scope", "limit"], registry=r)
+        self.grpc_started = Counter(
+            "grpc_server_started_total",
+            "RPCs started on the server.",
+            ["grpc_type", "grpc_service", "grpc_method"],
+            registry=r,
+        )
+        self.grpc_handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, by code.",
+            ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
+            registry=r,
+        )
+        self.grpc_seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "RPC handling time.",
+            ["grpc_type", "grpc_service", "grpc_method"],
+            buckets=GRPC_BUCKETS,
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "imagegateway_http_requests_total", "REST shim requests.", ["route", "status"], registry=r
+        )
+        self.auth_failures = Counter(
+            "imagegateway_auth_failures_total",
+            "Refused gateway API keys, by transport and reason (never the key).",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.limit_refusals = Counter(
+            "imagegateway_limit_refusals_total",
+            "Requests and fallback targets refused by a key's own limits, by the key's scope and the limit.",
+            ["scope", "limit"],
+            registry=r,
+        )
         for scope in LIMIT_SCOPES:
             for limit in LIMIT_NAMES:
                 self.limit_refusals.labels(scope, limit)
-        self.requests = Counter("imagegateway_requests_total",
-                                "Generation requests by transport, outcome and saved config.",
-                                ["transport", "outcome", "config"], registry=r)
-        self.attempts = Counter("imagegateway_attempts_total", "Upstream attempts by provider, model and outcome.",
-                                ["provider", "model", "outcome"], registry=r)
-        self.fallbacks = Counter("imagegateway_fallbacks_total",
-                                 "Moves from a failed target to the next one, by provider and the failure.",
-                                 ["from_provider", "to_provider", "reason"], registry=r)
-        self.retries = Counter("imagegateway_retries_total", "Upstream attempts that retried a target.",
-                               ["provider"], registry=r)
-        self.cost = Counter("imagegateway_cost_usd_total", "What requests cost by the price table, in USD.",
-                            ["provider", "model"], registry=r)
-        self.upstream_seconds = Histogram("imagegateway_upstream_request_duration_seconds",
-                                          "Upstream call latency.", ["provider", "outcome"],
-                                          buckets=UPSTREAM_BUCKETS, registry=r)
-        self.images = Counter("imagegateway_images_generated_total", "Images served.", ["provider", "model"],
-                              registry=r)
+        self.requests = Counter(
+            "imagegateway_requests_total",
+            "Generation requests by transport, outcome and saved config.",
+            ["transport", "outcome", "config"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "imagegateway_attempts_total",
+            "Upstream attempts by provider, model and outcome.",
+            ["provider", "model", "outcome"],
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "imagegateway_fallbacks_total",
+            "Moves from a failed target to the next one, by provider and the failure.",
+            ["from_provider", "to_provider", "reason"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "imagegateway_retries_total", "Upstream attempts that retried a target.", ["provider"], registry=r
+        )
+        self.cost = Counter(
+            "imagegateway_cost_usd_total",
+            "What requests cost by the price table, in USD.",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "imagegateway_upstream_request_duration_seconds",
+            "Upstream call latency.",
+            ["provider", "outcome"],
+            buckets=UPSTREAM_BUCKETS,
+            registry=r,
+        )
+        self.images = Counter(
+            "imagegateway_images_generated_total", "Images served.", ["provider", "model"], registry=r
+        )
         self.in_flight = Gauge("imagegateway_in_flight_requests", "Generation requests in progress.", registry=r)
-        self.cache_requests = Counter("imagegateway_cache_requests_total",
-                                      "Generation requests by cache status (HIT, MISS, REFRESH, DISABLED).",
-                                      ["status"], registry=r)
+        self.cache_requests = Counter(
+            "imagegateway_cache_requests_total",
+            "Generation requests by cache status (HIT, MISS, REFRESH, DISABLED).",
+            ["status"],
+            registry=r,
+        )
         for status in CacheStatus:
             self.cache_requests.labels(status)
         self._known_models: frozenset[str] = frozenset()
-        self.circuit_transitions = Counter("imagegateway_circuit_transitions_total",
-                                           "Circuit-breaker state changes, by provider and the state entered.",
-                                           ["provider", "to"], registry=r)
+        self.circuit_transitions = Counter(
+            "imagegateway_circuit_transitions_total",
+            "Circuit-breaker state changes, by provider and the state entered.",
+            ["provider", "to"],
+            registry=r,
+        )
         # What every request touches, remembered per label values.
         self.requests_series = Series(self.requests)
         self.attempts_series = Series(self.attempts)
@@ -159,8 +204,10 @@ class Metrics:
         return GrpcMethodSeries(
             started=self.grpc_started.labels(grpc_type, service, method),
             seconds=self.grpc_seconds.labels(grpc_type, service, method),
-            handled={code: self.grpc_handled.labels(grpc_type, service, method, go_code_name(code))
-                     for code in grpc.StatusCode},
+            handled={
+                code: self.grpc_handled.labels(grpc_type, service, method, go_code_name(code))
+                for code in grpc.StatusCode
+            },
         )
 
     def _attempts(self, attempts: Sequence[AttemptRecord]) -> None:
@@ -188,8 +235,9 @@ class Metrics:
                 self.fallbacks.labels(previous.provider or "unknown", provider, reason).inc()
             previous = attempt
 
-    def observe_success(self, transport: str, routed: RoutedResult, *, config: str = "none",
-                        cost_usd: float = 0.0, cached: bool = False) -> None:
+    def observe_success(
+        self, transport: str, routed: RoutedResult, *, config: str = "none", cost_usd: float = 0.0, cached: bool = False
+    ) -> None:
         """Counts a served request; ``config`` is its saved config id, "inline" or "none".
 
         A request ``cached`` (served from the cache) made no attempts and generated no images now.
@@ -203,8 +251,9 @@ class Metrics:
         if cost_usd:
             self.cost_series(routed.provider, model).inc(cost_usd)
 
-    def observe_failure(self, transport: str, failure: RequestFailed, *, config: str = "none",
-                        cost_usd: float = 0.0) -> None:
+    def observe_failure(
+        self, transport: str, failure: RequestFailed, *, config: str = "none", cost_usd: float = 0.0
+    ) -> None:
         """Counts a failed request; ``cost_usd`` is what its billed failed attempts cost."""
         self.requests_series(transport, "failure", config).inc()
         self._attempts(failure.attempts)
@@ -242,6 +291,8 @@ class _CircuitStateCollector(Collector):
 
     @staticmethod
     def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily("imagegateway_circuit_state",
-                                 "Circuit-breaker state per provider and model: 0 closed, 1 half-open, 2 open.",
-                                 labels=["provider", "model"])
+        return GaugeMetricFamily(
+            "imagegateway_circuit_state",
+            "Circuit-breaker state per provider and model: 0 closed, 1 half-open, 2 open.",
+            labels=["provider", "model"],
+        )

@@ -29,7 +29,7 @@ class _RandomPool:
                 self._buffer, self._offset = os.urandom(_READ_BYTES), 0
             start = self._offset
             self._offset = start + _ID_BYTES
-            return self._buffer[start:start + _ID_BYTES].hex()
+            return self._buffer[start : start + _ID_BYTES].hex()
 
 
 _POOL = _RandomPool()

@@ -53,29 +53,65 @@ class RequestRecorder:
         self._redact_prompts = redact_prompts
 
     def success(
-        self, call: GenerationCall, routed: RoutedResult, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED, cost_usd: float = 0.0,
+        self,
+        call: GenerationCall,
+        routed: RoutedResult,
+        *,
+        trace_id: str,
+        started: float,
+        config_id: str,
+        config_version: int,
+        cache_status: CacheStatus = CacheStatus.DISABLED,
+        cost_usd: float = 0.0,
     ) -> Logged:
         record = pending_log_record(
-            call, trace_id=trace_id, started=started, config_id=config_id, config_version=config_version,
-            routed=routed, cache_status=cache_status, cost_usd=cost_usd, redact_prompt=self._redact_prompts,
+            call,
+            trace_id=trace_id,
+            started=started,
+            config_id=config_id,
+            config_version=config_version,
+            routed=routed,
+            cache_status=cache_status,
+            cost_usd=cost_usd,
+            redact_prompt=self._redact_prompts,
         )
         self._log_writer.submit(record)
-        self._metrics.observe_success(call.transport, routed, config=config_label(call.routing, config_id),
-                                      cost_usd=cost_usd, cached=cache_status == CacheStatus.HIT)
+        self._metrics.observe_success(
+            call.transport,
+            routed,
+            config=config_label(call.routing, config_id),
+            cost_usd=cost_usd,
+            cached=cache_status == CacheStatus.HIT,
+        )
         return Logged(record.id, record.virtual_key_id, record.create_time)
 
     def failure(
-        self, call: GenerationCall, failure: RequestFailed, *, trace_id: str, started: float, config_id: str,
-        config_version: int, cache_status: CacheStatus = CacheStatus.DISABLED, cost_usd: float = 0.0,
+        self,
+        call: GenerationCall,
+        failure: RequestFailed,
+        *,
+        trace_id: str,
+        started: float,
+        config_id: str,
+        config_version: int,
+        cache_status: CacheStatus = CacheStatus.DISABLED,
+        cost_usd: float = 0.0,
     ) -> Logged:
         """Records the failure and sets its ``log_id``."""
         record = pending_log_record(
-            call, trace_id=trace_id, started=started, config_id=config_id, config_version=config_version,
-            failure=failure, cache_status=cache_status, cost_usd=cost_usd, redact_prompt=self._redact_prompts,
+            call,
+            trace_id=trace_id,
+            started=started,
+            config_id=config_id,
+            config_version=config_version,
+            failure=failure,
+            cache_status=cache_status,
+            cost_usd=cost_usd,
+            redact_prompt=self._redact_prompts,
         )
         failure.log_id = record.id
         self._log_writer.submit(record)
-        self._metrics.observe_failure(call.transport, failure, config=config_label(call.routing, config_id),
-                                      cost_usd=cost_usd)
+        self._metrics.observe_failure(
+            call.transport, failure, config=config_label(call.routing, config_id), cost_usd=cost_usd
+        )
         return Logged(record.id, record.virtual_key_id, record.create_time)

@@ -21,9 +21,7 @@ from collections.abc import Mapping
 from imagegateway_server.domain.trace_context import TraceParent
 from imagegateway_server.observability.random_ids import random_hex_id
 
-current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "imagegateway_trace_id", default=None
-)
+current_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("imagegateway_trace_id", default=None)
 
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE = "0" * 32

@@ -60,9 +60,9 @@ def discover_providers(package: ModuleType = providers) -> Mapping[str, Provider
 PROVIDER_SPECS: Mapping[str, ProviderSpec] = discover_providers()
 
 # Every spelling a provider answers to (Portkey's included), lower-cased, mapped to its canonical name.
-_ALIASES: Mapping[str, str] = MappingProxyType({
-    spelling: spec.name for spec in PROVIDER_SPECS.values() for spelling in spec.spellings
-})
+_ALIASES: Mapping[str, str] = MappingProxyType(
+    {spelling: spec.name for spec in PROVIDER_SPECS.values() for spelling in spec.spellings}
+)
 
 IMAGE_PROVIDERS: frozenset[str] = frozenset(PROVIDER_SPECS)
 
@@ -134,10 +134,14 @@ def default_registry(
     alias table (``kit.model_aliases.load_model_aliases``).
     """
     overrides = {canonical_provider(name): url for name, url in (base_urls or {}).items()}
-    return ProviderRegistry({
-        spec.name: spec.make_adapter(
-            base_url=overrides.get(spec.name, spec.default_base_url), client=client_factory(),
-            max_body_bytes=max_body_bytes, aliases=model_aliases,
-        )
-        for spec in PROVIDER_SPECS.values()
-    })
+    return ProviderRegistry(
+        {
+            spec.name: spec.make_adapter(
+                base_url=overrides.get(spec.name, spec.default_base_url),
+                client=client_factory(),
+                max_body_bytes=max_body_bytes,
+                aliases=model_aliases,
+            )
+            for spec in PROVIDER_SPECS.values()
+        }
+    )

@@ -25,9 +25,15 @@ from imagegateway_server.state.breakers import Permit as Permit
 from imagegateway_server.state.breakers import TargetIdentity as TargetIdentity
 
 # Failures that say the upstream (not the request, not the key) is in trouble.
-FAILURE_KINDS = frozenset({
-    ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT, ErrorKind.UPSTREAM_BUG, ErrorKind.RATE_LIMITED, ErrorKind.INTERNAL,
-})
+FAILURE_KINDS = frozenset(
+    {
+        ErrorKind.UNAVAILABLE,
+        ErrorKind.TIMEOUT,
+        ErrorKind.UPSTREAM_BUG,
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.INTERNAL,
+    }
+)
 # The caller ran out of time: says nothing about the upstream.
 NEUTRAL_KINDS = frozenset({ErrorKind.DEADLINE_EXCEEDED})
 
@@ -43,22 +49,23 @@ def outcome_of(kind: ErrorKind | None) -> Outcome:
     return Outcome.SUCCESS
 
 
-
-
 def overrides_from_config(
     settings: CircuitBreakerSettings, param: str, parent: BreakerOverrides | None
 ) -> BreakerOverrides:
     """Validates a config's ``circuit_breaker`` (0 = inherit) and merges it over the parent's, field by field."""
     if not 0 <= settings.consecutive_failures <= MAX_CONSECUTIVE_FAILURES:
-        raise InvalidArgument(f"must be between 1 and {MAX_CONSECUTIVE_FAILURES} (0: inherit)",
-                              param=f"{param}.consecutive_failures")
+        raise InvalidArgument(
+            f"must be between 1 and {MAX_CONSECUTIVE_FAILURES} (0: inherit)", param=f"{param}.consecutive_failures"
+        )
     if not (math.isfinite(settings.failure_rate) and 0 <= settings.failure_rate <= 1):
         raise InvalidArgument("must be a fraction above 0 and at most 1 (0: inherit)", param=f"{param}.failure_rate")
     if not 0 <= settings.window <= MAX_WINDOW:
         raise InvalidArgument(f"must be between 1 and {MAX_WINDOW} calls (0: inherit)", param=f"{param}.window")
     if not (math.isfinite(settings.cooldown_seconds) and 0 <= settings.cooldown_seconds <= MAX_COOLDOWN_SECONDS):
-        raise InvalidArgument(f"must be above 0 and at most {MAX_COOLDOWN_SECONDS:g} seconds (0: inherit)",
-                              param=f"{param}.cooldown_seconds")
+        raise InvalidArgument(
+            f"must be above 0 and at most {MAX_COOLDOWN_SECONDS:g} seconds (0: inherit)",
+            param=f"{param}.cooldown_seconds",
+        )
     base = parent or BreakerOverrides()
     return BreakerOverrides(
         consecutive_failures=settings.consecutive_failures or base.consecutive_failures,

@@ -190,17 +190,20 @@ class ResponseCache:
         if leaf is None or await self._identity(leaf) != answer.identity:
             await self._store.delete(lookup.key)
             return None
-        return RoutedResult(result=answer.result, leaf=leaf, provider=answer.provider, attempts=(),
-                            retry_count=0, fallback_used=False)
+        return RoutedResult(
+            result=answer.result, leaf=leaf, provider=answer.provider, attempts=(), retry_count=0, fallback_used=False
+        )
 
     async def _share(self, lookup: CacheLookup, run: Run) -> Served:
         while True:
             try:
                 routed, shared = await self._flights.do(
-                    lookup.key, lambda: self._run_and_keep(lookup, run), deadline=lookup.deadline)
+                    lookup.key, lambda: self._run_and_keep(lookup, run), deadline=lookup.deadline
+                )
             except WaitExpired:
-                raise AllTargetsFailed(DeadlineExceeded(
-                    "the request deadline expired while an identical request was in flight"), ()) from None
+                raise AllTargetsFailed(
+                    DeadlineExceeded("the request deadline expired while an identical request was in flight"), ()
+                ) from None
             except SharedCallFailed as failed:
                 error = failed.error
                 if not isinstance(error, AllTargetsFailed):
@@ -209,8 +212,9 @@ class ResponseCache:
                     continue  # the shared call ran out of the leader's time, not ours
                 raise AllTargetsFailed(error.last, ()) from None
             if shared:
-                return Served(dataclasses.replace(routed, attempts=(), retry_count=0, fallback_used=False),
-                              CacheStatus.HIT)
+                return Served(
+                    dataclasses.replace(routed, attempts=(), retry_count=0, fallback_used=False), CacheStatus.HIT
+                )
             return Served(routed, CacheStatus.MISS)
 
     @staticmethod
@@ -237,8 +241,9 @@ class ResponseCache:
         ttl = float(policy.max_age)
         if any(image.data is None for image in routed.result.images):
             ttl = min(ttl, URL_ANSWER_MAX_AGE_SECONDS)
-        answer = CachedAnswer(result=routed.result, provider=routed.provider, served_target=routed.leaf.path,
-                              identity=identity)
+        answer = CachedAnswer(
+            result=routed.result, provider=routed.provider, served_target=routed.leaf.path, identity=identity
+        )
         try:
             await self._store.put(lookup.key, answer, ttl)
         except Exception:

@@ -54,8 +54,9 @@ def credential_identity(credential: Credential | None) -> str:
 
 def routing_identity(provider: str, base_url: str | None, credential: Credential) -> str:
     """The account a target reaches: provider, base URL (empty for the provider's own) and credential identity."""
-    return _digest("imagegw-cache-identity", provider, (base_url or "").rstrip("/").lower(),
-                   credential_identity(credential))
+    return _digest(
+        "imagegw-cache-identity", provider, (base_url or "").rstrip("/").lower(), credential_identity(credential)
+    )
 
 
 def _canonical(value: Any) -> Any:
@@ -80,8 +81,10 @@ def plan_fingerprint(leaves: list[Leaf]) -> str:
     cannot change an answer: timeouts, retries, breaker thresholds, names and the cache policy itself.
     """
     described = [
-        {name: credential_identity(value) if name == "credential" else _canonical(value)
-         for name, value in zip(_LEAF_FIELDS, _leaf_values(leaf), strict=True)}
+        {
+            name: credential_identity(value) if name == "credential" else _canonical(value)
+            for name, value in zip(_LEAF_FIELDS, _leaf_values(leaf), strict=True)
+        }
         for leaf in leaves
     ]
     return _digest("imagegw-cache-plan", _dumps(described))
@@ -102,12 +105,17 @@ def request_material(request: ImageRequest) -> dict[str, Any]:
     return material
 
 
-def key_material(
-    *, tenant: str, plan: str, request: ImageRequest, context: Mapping[str, str] | None = None
-) -> str:
+def key_material(*, tenant: str, plan: str, request: ImageRequest, context: Mapping[str, str] | None = None) -> str:
     """The text a key is the digest of (exposed for tests: it must hold no secret either)."""
-    return _dumps({"v": KEY_VERSION, "tenant": tenant, "plan": plan, "request": request_material(request),
-                   "context": dict(context or {})})
+    return _dumps(
+        {
+            "v": KEY_VERSION,
+            "tenant": tenant,
+            "plan": plan,
+            "request": request_material(request),
+            "context": dict(context or {}),
+        }
+    )
 
 
 def cache_key(*, tenant: str, plan: str, request: ImageRequest, context: Mapping[str, str] | None = None) -> str:

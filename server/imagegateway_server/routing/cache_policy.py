@@ -29,15 +29,19 @@ def cache_policy(settings: CacheSettings, param: str) -> CachePolicy:
     """Validates one ``cache`` block; raises InvalidArgument naming ``<param>.mode`` or ``<param>.max_age``."""
     mode = settings.mode
     if mode == "semantic":
-        raise InvalidArgument("'semantic' caching matches prompts by meaning and is not offered for images; "
-                              "use 'simple'", param=f"{param}.mode")
+        raise InvalidArgument(
+            "'semantic' caching matches prompts by meaning and is not offered for images; use 'simple'",
+            param=f"{param}.mode",
+        )
     if mode != "simple":
-        raise InvalidArgument(f"must be 'simple'; got {mode!r}" if mode else "is required; must be 'simple'",
-                              param=f"{param}.mode")
+        raise InvalidArgument(
+            f"must be 'simple'; got {mode!r}" if mode else "is required; must be 'simple'", param=f"{param}.mode"
+        )
     max_age = DEFAULT_MAX_AGE_SECONDS
     if settings.max_age is not None:
         max_age = settings.max_age
         if not 1 <= max_age <= MAX_MAX_AGE_SECONDS:
-            raise InvalidArgument(f"must be between 1 and {MAX_MAX_AGE_SECONDS} seconds, got {max_age}",
-                                  param=f"{param}.max_age")
+            raise InvalidArgument(
+                f"must be between 1 and {MAX_MAX_AGE_SECONDS} seconds, got {max_age}", param=f"{param}.max_age"
+            )
     return CachePolicy(max_age=max_age, include_seeded_and_multi_image=bool(settings.include_seeded_and_multi_image))

@@ -89,9 +89,7 @@ def _field(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def compile_conditional(
-    strategy: Strategy, target_names: Sequence[str], field_prefix: str
-) -> ConditionalRoutes:
+def compile_conditional(strategy: Strategy, target_names: Sequence[str], field_prefix: str) -> ConditionalRoutes:
     """Compiles a conditional strategy over its group's targets; raises InvalidArgument naming the path."""
     index_of: dict[str, int] = {}
     for i, name in enumerate(target_names):
@@ -100,7 +98,8 @@ def compile_conditional(
         if name in index_of:
             raise InvalidArgument(
                 f"duplicates targets[{index_of[name]}].name; conditional routing picks targets by name",
-                param=_field(field_prefix, f"targets[{i}].name"))
+                param=_field(field_prefix, f"targets[{i}].name"),
+            )
         index_of[name] = i
 
     def target(name: str, param: str) -> int:
@@ -124,8 +123,9 @@ def compile_conditional(
         rules.append((predicate, target(condition.then, f"{here}.then")))
     default_param = _field(field_prefix, "strategy.default")
     if not strategy.default:
-        raise InvalidArgument("is required: conditional routing needs a target for requests no condition "
-                              "matches", param=default_param)
+        raise InvalidArgument(
+            "is required: conditional routing needs a target for requests no condition matches", param=default_param
+        )
     return ConditionalRoutes(rules=tuple(rules), default=target(strategy.default, default_param))
 
 
@@ -140,8 +140,9 @@ def compile_query(query: Mapping[str, Any], path: str) -> Predicate:
         elif key.startswith("$"):
             raise InvalidArgument(
                 f"is not allowed here; a query takes {' and '.join(COMBINATORS)} and field paths, and "
-                "comparison operators go under a field, as in {\"metadata.tier\": {\"$eq\": \"gold\"}}",
-                param=here)
+                'comparison operators go under a field, as in {"metadata.tier": {"$eq": "gold"}}',
+                param=here,
+            )
         else:
             getter, kind = _getter(key, here)
             test = _field_test(value, kind, key, here)
@@ -198,7 +199,7 @@ def _field_test(value: Any, kind: str, field: str, path: str) -> _Test:
     if isinstance(value, dict):
         return _all_tests([_operator(op, operand, kind, field, f"{path}.{op}") for op, operand in value.items()])
     if isinstance(value, list):
-        raise InvalidArgument("a list is no value to compare with; use {\"$in\": [...]}", param=path)
+        raise InvalidArgument('a list is no value to compare with; use {"$in": [...]}', param=path)
     return _equals(_scalar(value, kind, field, path))
 
 
@@ -312,4 +313,3 @@ def _regex_test(pattern: _Pattern) -> _Test:
             return False
 
     return test
-

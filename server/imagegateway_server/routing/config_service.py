@@ -90,9 +90,14 @@ class ConfigService:
 
     def compile(self, config: RoutingConfig) -> Node:
         """Validates and compiles a config (raises InvalidArgument naming the field path)."""
-        return compile_plan(config, canonical_provider=self._canonical_provider, host_policy=self._host_policy,
-                            credential_schema=self._credential_schema, max_depth=self._max_depth,
-                            max_targets=self._max_targets)
+        return compile_plan(
+            config,
+            canonical_provider=self._canonical_provider,
+            host_policy=self._host_policy,
+            credential_schema=self._credential_schema,
+            max_depth=self._max_depth,
+            max_targets=self._max_targets,
+        )
 
     def compile_inline(self, config: RoutingConfig) -> Node:
         """``compile`` for a config sent with a request: the same object compiles once (while it stays
@@ -115,8 +120,9 @@ class ConfigService:
                 try:
                     await self._virtual_key_exists(leaf.virtual_key)
                 except NotFound:
-                    field = "virtual_key" if leaf.path == "config" else (
-                        leaf.path.removeprefix("config.") + ".virtual_key")
+                    field = (
+                        "virtual_key" if leaf.path == "config" else (leaf.path.removeprefix("config.") + ".virtual_key")
+                    )
                     raise InvalidArgument(f"virtual key {leaf.virtual_key!r} does not exist", param=field) from None
 
     def _seal(self, config_id: str, config: RoutingConfig) -> tuple[str, bytes | None]:
@@ -130,8 +136,9 @@ class ConfigService:
     def _unseal(self, record: ConfigRecord) -> RoutingConfig:
         config = config_from_document(json.loads(record.document))
         if record.sealed_secrets:
-            found = json.loads(self._vault.open(record.sealed_secrets,
-                                                associated_data=config_associated_data(record.id)))
+            found = json.loads(
+                self._vault.open(record.sealed_secrets, associated_data=config_associated_data(record.id))
+            )
             config = config.with_api_keys(found)
         return config
 
@@ -141,8 +148,15 @@ class ConfigService:
         config_id = "pc-" + secrets.token_hex(6)
         document, sealed = self._seal(config_id, config)
         now = datetime.now(UTC)
-        record = ConfigRecord(id=config_id, name=name or config_id, version=1, document=document,
-                              sealed_secrets=sealed, create_time=now, first_create_time=now)
+        record = ConfigRecord(
+            id=config_id,
+            name=name or config_id,
+            version=1,
+            document=document,
+            sealed_secrets=sealed,
+            create_time=now,
+            first_create_time=now,
+        )
         await self._store.create_config(record)
         return record
 
@@ -151,8 +165,14 @@ class ConfigService:
         plan = self.compile(config)
         await self._check_virtual_keys(plan)
         document, sealed = self._seal(config_id, config)
-        record = dataclasses.replace(current, name=name or current.name, version=current.version + 1,
-                                     document=document, sealed_secrets=sealed, create_time=datetime.now(UTC))
+        record = dataclasses.replace(
+            current,
+            name=name or current.name,
+            version=current.version + 1,
+            document=document,
+            sealed_secrets=sealed,
+            create_time=datetime.now(UTC),
+        )
         stored = await self._store.add_config_version(record)
         self._latest.pop(config_id, None)
         return stored

@@ -17,8 +17,9 @@ class VaultCredentialResolver:
     async def resolve(self, leaf: Leaf) -> ResolvedCredentials:
         if leaf.virtual_key:
             key = await self._virtual_keys.resolve(leaf.virtual_key)
-            return ResolvedCredentials(provider=key.provider, credential=key.credential,
-                                       base_url=leaf.custom_host or key.base_url)
+            return ResolvedCredentials(
+                provider=key.provider, credential=key.credential, base_url=leaf.custom_host or key.base_url
+            )
         if leaf.credential is None:
             raise InvalidArgument("the target has neither a virtual_key nor an api_key", param="api_key")
         return ResolvedCredentials(provider=leaf.provider, credential=leaf.credential, base_url=leaf.custom_host)

@@ -136,16 +136,18 @@ def compile_plan(
     return plan
 
 
-def _check_shape(node: RoutingConfig, field_prefix: str, depth: int, max_depth: int,
-                 max_targets: int, seen: list[int]) -> None:
+def _check_shape(
+    node: RoutingConfig, field_prefix: str, depth: int, max_depth: int, max_targets: int, seen: list[int]
+) -> None:
     """Refuses a config nested too deep or with too many targets in all, before any other work on it
     (a per-group cap alone would let nesting multiply targets)."""
     if depth > max_depth:
         raise InvalidArgument(f"targets are nested deeper than {max_depth} levels", param=field_prefix or "targets")
     seen[0] += len(node.targets)
     if seen[0] > max_targets:
-        raise InvalidArgument(f"a config may have at most {max_targets} targets in all",
-                              param=_field(field_prefix, "targets"))
+        raise InvalidArgument(
+            f"a config may have at most {max_targets} targets in all", param=_field(field_prefix, "targets")
+        )
     for i, child in enumerate(node.targets):
         _check_shape(child, _field(field_prefix, f"targets[{i}]"), depth + 1, max_depth, max_targets, seen)
 
@@ -189,8 +191,9 @@ def _compile_group(
     mode = strategy.mode
     mode_param = _field(field_prefix, "strategy.mode")
     if not mode:
-        raise InvalidArgument(f"is required when targets are given; must be one of: {', '.join(MODES)}",
-                              param=mode_param)
+        raise InvalidArgument(
+            f"is required when targets are given; must be one of: {', '.join(MODES)}", param=mode_param
+        )
     if mode not in MODES:
         raise InvalidArgument(f"must be one of: {', '.join(MODES)}; got {mode!r}", param=mode_param)
     if mode == "single" and len(node.targets) != 1:
@@ -200,15 +203,17 @@ def _compile_group(
         _check_statuses(strategy.on_status_codes, _field(field_prefix, "strategy.on_status_codes"))
         on_status = frozenset(strategy.on_status_codes)
     children = tuple(
-        _compile(child, f"{path}.targets[{i}]", _field(field_prefix, f"targets[{i}]"), here, depth + 1,
-                 lookups, host_policy)
+        _compile(
+            child, f"{path}.targets[{i}]", _field(field_prefix, f"targets[{i}]"), here, depth + 1, lookups, host_policy
+        )
         for i, child in enumerate(node.targets)
     )
     weights = tuple(1.0 if child.weight is None else child.weight for child in node.targets)
     for i, weight in enumerate(weights):
         if weight < 0 or not math.isfinite(weight):
-            raise InvalidArgument("must be a finite number, not negative",
-                                  param=_field(field_prefix, f"targets[{i}].weight"))
+            raise InvalidArgument(
+                "must be a finite number, not negative", param=_field(field_prefix, f"targets[{i}].weight")
+            )
     if mode == "loadbalance" and not any(w > 0 for w in weights):
         raise InvalidArgument("at least one target needs a weight above zero", param=_field(field_prefix, "targets"))
     routes = None
@@ -236,12 +241,15 @@ def _compile_leaf(
     credential = None
     if not node.virtual_key:
         if not provider:
-            raise InvalidArgument("each target needs a provider or a virtual_key",
-                                  param=_field(field_prefix, "provider"))
+            raise InvalidArgument(
+                "each target needs a provider or a virtual_key", param=_field(field_prefix, "provider")
+            )
         fields = node.credential_fields()
         if not fields:
-            raise InvalidArgument("a target with a provider needs an api_key (or use a virtual_key)",
-                                  param=_field(field_prefix, "api_key"))
+            raise InvalidArgument(
+                "a target with a provider needs an api_key (or use a virtual_key)",
+                param=_field(field_prefix, "api_key"),
+            )
         # Checked now, so a bad credential fails when the config is saved or received, naming the field.
         credential = lookups.credential_schema(provider).parse(fields, provider=provider, param_prefix=field_prefix)
     return Leaf(
@@ -261,17 +269,16 @@ def _compile_leaf(
     )
 
 
-def _inherit(
-    node: RoutingConfig, parent: _Inherited, field_prefix: str, host_policy: UpstreamHostPolicy
-) -> _Inherited:
+def _inherit(node: RoutingConfig, parent: _Inherited, field_prefix: str, host_policy: UpstreamHostPolicy) -> _Inherited:
     custom_host = parent.custom_host
     if node.custom_host:
         custom_host = host_policy.check(node.custom_host, param=_field(field_prefix, "custom_host"))
     timeout = parent.request_timeout_ms
     if node.request_timeout is not None:
         if node.request_timeout <= 0:
-            raise InvalidArgument("must be a positive number of milliseconds",
-                                  param=_field(field_prefix, "request_timeout"))
+            raise InvalidArgument(
+                "must be a positive number of milliseconds", param=_field(field_prefix, "request_timeout")
+            )
         timeout = node.request_timeout
     retry = parent.retry
     if node.retry is not None:
@@ -315,13 +322,23 @@ def _check_statuses(codes: Sequence[int], param: str) -> None:
 
 
 def direct_leaf(
-    provider: str, *, virtual_key: str | None = None, credential: Credential | None = None,
+    provider: str,
+    *,
+    virtual_key: str | None = None,
+    credential: Credential | None = None,
     custom_host: str | None = None,
 ) -> Leaf:
     """A one-target plan for requests routed by a bare provider or a virtual key (no config)."""
     return Leaf(
-        path="", provider=provider, virtual_key=virtual_key, credential=credential, custom_host=custom_host,
-        override_params=MappingProxyType({}), request_timeout_ms=None, retry=None, forward_headers=(),
+        path="",
+        provider=provider,
+        virtual_key=virtual_key,
+        credential=credential,
+        custom_host=custom_host,
+        override_params=MappingProxyType({}),
+        request_timeout_ms=None,
+        retry=None,
+        forward_headers=(),
     )
 
 

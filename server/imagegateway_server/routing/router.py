@@ -93,8 +93,14 @@ class AttemptTrail:
         call, started = self._in_flight
         elapsed = time.monotonic() - started
         cancelled = dataclasses.replace(
-            call, status_code=reason.status_code, latency_ms=int(elapsed * 1000), error_kind=reason.kind,
-            error=reason.message, cancelled=True, seconds=elapsed)
+            call,
+            status_code=reason.status_code,
+            latency_ms=int(elapsed * 1000),
+            error_kind=reason.kind,
+            error=reason.message,
+            cancelled=True,
+            seconds=elapsed,
+        )
         return (*self.finished, cancelled)
 
 
@@ -211,8 +217,11 @@ class Router:
                 return await self._node(child, run, fallback)
             except _LeafFailed as failed:
                 last = failed
-                if (fallback.on_status_codes is not None and failed.error.status_code not in fallback.on_status_codes
-                        and not isinstance(failed, _CircuitSkipped)):
+                if (
+                    fallback.on_status_codes is not None
+                    and failed.error.status_code not in fallback.on_status_codes
+                    and not isinstance(failed, _CircuitSkipped)
+                ):
                     raise
         assert last is not None  # a compiled loadbalance group has a target with positive weight
         raise last
@@ -231,8 +240,11 @@ class Router:
                 return await self._node(child, run, group)
             except _LeafFailed as failed:
                 last = failed
-                if (group.on_status_codes is not None and failed.error.status_code not in group.on_status_codes
-                        and not isinstance(failed, _CircuitSkipped)):
+                if (
+                    group.on_status_codes is not None
+                    and failed.error.status_code not in group.on_status_codes
+                    and not isinstance(failed, _CircuitSkipped)
+                ):
                     raise
         assert last is not None  # a compiled group always has children
         raise last
@@ -259,11 +271,13 @@ class Router:
             try:
                 await run.ctx.target_gate.admit(leaf.virtual_key, creds.provider, request)
             except GatewayError as exc:  # over its limit: not called, a failure like a 429, so a fallback moves on
-                run.trail.add(attempt_record(leaf, creds.provider, request.model or "", 0, started=started,
-                                             error=exc))
+                run.trail.add(attempt_record(leaf, creds.provider, request.model or "", 0, started=started, error=exc))
                 raise _LeafFailed(exc) from None
-        identity = (TargetIdentity.of(creds.provider, creds.base_url, creds.credential, request.model or "")
-                    if self._breakers is not None else None)
+        identity = (
+            TargetIdentity.of(creds.provider, creds.base_url, creds.credential, request.model or "")
+            if self._breakers is not None
+            else None
+        )
         return await self._call(_Candidate(leaf, creds, adapter, request, identity), run)
 
     async def _call(self, candidate: _Candidate, run: _Run) -> RoutedResult:
@@ -310,8 +324,12 @@ class Router:
         # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
         cut_by_deadline = remaining is not None and remaining <= per_attempt
         target = UpstreamTarget(
-            credential=creds.credential, base_url=creds.base_url, timeout=timeout, headers=headers,
-            trace_id=run.ctx.trace_id, strict=leaf.strict or request.strict,
+            credential=creds.credential,
+            base_url=creds.base_url,
+            timeout=timeout,
+            headers=headers,
+            trace_id=run.ctx.trace_id,
+            strict=leaf.strict or request.strict,
         )
         started = time.monotonic()
         run.trail.begin(attempt_record(leaf, creds.provider, model, index), started)
@@ -331,11 +349,20 @@ class Router:
         except TimeoutError:
             if cut_by_deadline:
                 self._settle(permit, Outcome.NEUTRAL)  # the caller's deadline, not the target's fault
-                run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started,
-                                             error=DeadlineExceeded("the request deadline expired")))
+                run.trail.add(
+                    attempt_record(
+                        leaf,
+                        creds.provider,
+                        model,
+                        index,
+                        started=started,
+                        error=DeadlineExceeded("the request deadline expired"),
+                    )
+                )
                 raise DeadlineExceeded("the request deadline expired before a target answered") from None
-            error = ProviderError(ErrorKind.TIMEOUT, f"no answer within {timeout:.1f} s",
-                                  provider=creds.provider, status_code=408)
+            error = ProviderError(
+                ErrorKind.TIMEOUT, f"no answer within {timeout:.1f} s", provider=creds.provider, status_code=408
+            )
         except ProviderError as exc:
             error = exc
         except asyncio.CancelledError:
@@ -345,15 +372,32 @@ class Router:
             raise
         except Exception as exc:  # an adapter bug must not take the chain down
             log.exception("adapter %s failed unexpectedly", creds.provider)
-            error = ProviderError(ErrorKind.INTERNAL, f"gateway fault in the {creds.provider} adapter: "
-                                  f"{type(exc).__name__}", provider=creds.provider, status_code=500)
+            error = ProviderError(
+                ErrorKind.INTERNAL,
+                f"gateway fault in the {creds.provider} adapter: {type(exc).__name__}",
+                provider=creds.provider,
+                status_code=500,
+            )
         else:
             self._settle(permit, Outcome.SUCCESS)
-            run.trail.add(attempt_record(leaf, creds.provider, result.model or model, index, started=started,
-                                         status_code=200, translations=result.translations))
+            run.trail.add(
+                attempt_record(
+                    leaf,
+                    creds.provider,
+                    result.model or model,
+                    index,
+                    started=started,
+                    status_code=200,
+                    translations=result.translations,
+                )
+            )
             return RoutedResult(
-                result=result, leaf=leaf, provider=creds.provider, attempts=tuple(run.attempts),
-                retry_count=index, fallback_used=leaf is not run.first_leaf,
+                result=result,
+                leaf=leaf,
+                provider=creds.provider,
+                attempts=tuple(run.attempts),
+                retry_count=index,
+                fallback_used=leaf is not run.first_leaf,
             )
         self._settle(permit, outcome_of(error.kind))
         run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started, error=error))
@@ -363,16 +407,18 @@ class Router:
         """Asks the target's breaker before an attempt; an open circuit skips the target without a call."""
         if self._breakers is None or candidate.identity is None:
             return None
-        permit = await self._breakers.acquire(candidate.identity, candidate.leaf.circuit_breaker,
-                                              force=run.bypassing)
+        permit = await self._breakers.acquire(candidate.identity, candidate.leaf.circuit_breaker, force=run.bypassing)
         if not permit.refused:
             return permit
         candidate.retry_at = permit.retry_at
         run.skipped.append(candidate)
         provider = candidate.creds.provider
         skipped = ProviderError(ErrorKind.UNAVAILABLE, "circuit open", provider=provider, status_code=503)
-        run.trail.add(attempt_record(candidate.leaf, provider, candidate.request.model or "", index, error=skipped,
-                                     circuit_open=True))
+        run.trail.add(
+            attempt_record(
+                candidate.leaf, provider, candidate.request.model or "", index, error=skipped, circuit_open=True
+            )
+        )
         raise _CircuitSkipped(skipped)
 
     def _settle(self, permit: Permit | None, outcome: Outcome) -> None:
@@ -386,17 +432,32 @@ class Router:
 
 
 def attempt_record(
-    leaf: Leaf, provider: str, model: str, index: int, *, started: float | None = None, status_code: int | None = None,
-    error: ProviderError | GatewayError | None = None, circuit_open: bool = False, translations: tuple[str, ...] = (),
+    leaf: Leaf,
+    provider: str,
+    model: str,
+    index: int,
+    *,
+    started: float | None = None,
+    status_code: int | None = None,
+    error: ProviderError | GatewayError | None = None,
+    circuit_open: bool = False,
+    translations: tuple[str, ...] = (),
 ) -> AttemptRecord:
     """The one way an attempt is recorded: on ``leaf`` (its ``retry_index``-th try), timed from
     ``started`` (``time.monotonic()``; None: no call was made, or it is still in flight), with its
     ``error`` or, for a success, ``status_code`` 200. An attempt without either is the call in flight."""
     elapsed = 0.0 if started is None else time.monotonic() - started
     return AttemptRecord(
-        target=leaf.path, provider=provider, model=model,
+        target=leaf.path,
+        provider=provider,
+        model=model,
         status_code=error.status_code if error is not None else (status_code or 0),
-        latency_ms=int(elapsed * 1000), retry_index=index,
-        error_kind=error.kind if error is not None else None, error=error.message if error is not None else "",
-        circuit_open=circuit_open, translations=translations, virtual_key=leaf.virtual_key or "", seconds=elapsed,
+        latency_ms=int(elapsed * 1000),
+        retry_index=index,
+        error_kind=error.kind if error is not None else None,
+        error=error.message if error is not None else "",
+        circuit_open=circuit_open,
+        translations=translations,
+        virtual_key=leaf.virtual_key or "",
+        seconds=elapsed,
     )

@@ -10,8 +10,19 @@ from imagegateway_server.routing.plan import MAX_DEPTH, MAX_TARGETS, Node, compi
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 
-def validate_config(config: RoutingConfig, allowed_hosts: Iterable[str] = (), *,
-                    max_depth: int = MAX_DEPTH, max_targets: int = MAX_TARGETS) -> Node:
+def validate_config(
+    config: RoutingConfig,
+    allowed_hosts: Iterable[str] = (),
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_targets: int = MAX_TARGETS,
+) -> Node:
     """Compiles the config (raising InvalidArgument with the field path) and returns its plan."""
-    return compile_plan(config, canonical_provider=canonical_provider, host_policy=UpstreamHostPolicy(allowed_hosts),
-                        credential_schema=credential_schema, max_depth=max_depth, max_targets=max_targets)
+    return compile_plan(
+        config,
+        canonical_provider=canonical_provider,
+        host_policy=UpstreamHostPolicy(allowed_hosts),
+        credential_schema=credential_schema,
+        max_depth=max_depth,
+        max_targets=max_targets,
+    )

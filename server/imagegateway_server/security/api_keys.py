@@ -139,8 +139,12 @@ class ApiKeyService:
         if hmac.compare_digest(record.key_hash, key_hash):
             return self._cache_ttl
         wall_now = self._wall_clock()
-        if (record.previous_key_hash is not None and hmac.compare_digest(record.previous_key_hash, key_hash)
-                and record.previous_key_expire_time is not None and record.previous_key_valid_at(wall_now)):
+        if (
+            record.previous_key_hash is not None
+            and hmac.compare_digest(record.previous_key_hash, key_hash)
+            and record.previous_key_expire_time is not None
+            and record.previous_key_valid_at(wall_now)
+        ):
             # Cached no longer than its grace, so a short grace ends on time on this process.
             return min(self._cache_ttl, (record.previous_key_expire_time - wall_now).total_seconds())
         return None
@@ -175,14 +179,17 @@ class ApiKeyService:
         others). InvalidArgument for a grace outside 0-7 days, NotFound, FailedPrecondition if revoked.
         """
         if not 0 <= previous_key_valid_seconds <= MAX_PREVIOUS_KEY_VALID_SECONDS:
-            raise InvalidArgument(f"must be 0-{MAX_PREVIOUS_KEY_VALID_SECONDS} seconds (at most 7 days)",
-                                  param="previous_key_valid_seconds")
+            raise InvalidArgument(
+                f"must be 0-{MAX_PREVIOUS_KEY_VALID_SECONDS} seconds (at most 7 days)",
+                param="previous_key_valid_seconds",
+            )
         plaintext, key_hash, display_prefix = generate_api_key()
         now = self._wall_clock()
         self._invalidations += 1
         try:
             record = await self._store.rotate_api_key(
-                api_key_id, key_hash, display_prefix, now, now + timedelta(seconds=previous_key_valid_seconds))
+                api_key_id, key_hash, display_prefix, now, now + timedelta(seconds=previous_key_valid_seconds)
+            )
         finally:
             self._invalidations += 1
         # The replaced secret's cached entry knows nothing of its grace: drop it, the next use re-reads.
@@ -233,13 +240,10 @@ class ApiKeyService:
                     )
                 )
             elif existing.revoke_time is not None:
-                raise ValueError(
-                    f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, which was revoked; set a new value"
-                )
+                raise ValueError(f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, which was revoked; set a new value")
             elif existing.scope != Scope.ADMIN:
                 raise ValueError(
-                    f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, "
-                    f"whose scope is {existing.scope!r}, not admin"
+                    f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, whose scope is {existing.scope!r}, not admin"
                 )
             return None
         if await self._store.count_api_keys() > 0:

@@ -76,17 +76,24 @@ class GuardedResolver(AbstractResolver):
         refused = self._policy.refused_addresses(host, port, addresses)
         if refused:
             # The caller learns that the host is not allowed, not which internal address it hit.
-            log.warning("upstream connection blocked by the SSRF guard",
-                        extra={"upstream_host": host, "upstream_port": port,
-                               "blocked_addresses": [str(a) for a in refused]})
+            log.warning(
+                "upstream connection blocked by the SSRF guard",
+                extra={"upstream_host": host, "upstream_port": port, "blocked_addresses": [str(a) for a in refused]},
+            )
             raise UpstreamRefused(
                 f"upstream host {host!r} is not allowed: it resolves to a local or private address "
                 "not on IMAGEGW_ALLOWED_UPSTREAM_HOSTS"
             )
         # hostname stays the name: aiohttp verifies the certificate and sends SNI for it.
         return [
-            ResolveResult(hostname=host, host=str(address), port=port, family=_family(address), proto=0,
-                          flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=_family(address),
+                proto=0,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
             for address in addresses
         ]
 
@@ -102,8 +109,11 @@ def guarded_client(
     policy: UpstreamHostPolicy, *, lookup: Lookup = resolve_host, ssl_context: ssl.SSLContext | None = None
 ) -> UpstreamClient:
     """An upstream client that sends only where ``policy`` allows; ``lookup`` and ``ssl_context`` are for tests."""
-    return UpstreamClient(url_check=functools.partial(check_url, policy),
-                          resolver=GuardedResolver(policy, lookup=lookup), ssl_context=ssl_context)
+    return UpstreamClient(
+        url_check=functools.partial(check_url, policy),
+        resolver=GuardedResolver(policy, lookup=lookup),
+        ssl_context=ssl_context,
+    )
 
 
 def guarded_client_factory(policy: UpstreamHostPolicy) -> Callable[[], UpstreamClient]:

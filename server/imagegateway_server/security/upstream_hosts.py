@@ -36,8 +36,11 @@ _LEGACY_IPV4 = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"),)
 # Teredo, ORCHID and the local-use NAT64 prefix (RFC 8215), whose IPv4 position varies.
-_NEVER_PUBLIC_V6 = (ipaddress.IPv6Network("2001::/32"), ipaddress.IPv6Network("2001:10::/28"),
-                    ipaddress.IPv6Network("64:ff9b:1::/48"))
+_NEVER_PUBLIC_V6 = (
+    ipaddress.IPv6Network("2001::/32"),
+    ipaddress.IPv6Network("2001:10::/28"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+)
 _HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?")
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -162,8 +165,9 @@ class UpstreamHostPolicy:
         if scheme == "https" and name in self.provider_hosts:
             return None
         if scheme != "https":
-            return (f"host {name!r} is not on IMAGEGW_ALLOWED_UPSTREAM_HOSTS; "
-                    "plain http is allowed only for listed hosts")
+            return (
+                f"host {name!r} is not on IMAGEGW_ALLOWED_UPSTREAM_HOSTS; plain http is allowed only for listed hosts"
+            )
         address = parse_address(host)
         if (address is not None and not is_public(address)) or (address is None and is_local_name(name)):
             return f"host {name!r} is a local or private address not on IMAGEGW_ALLOWED_UPSTREAM_HOSTS"

@@ -128,8 +128,10 @@ class Vault:
         key_id, end = self._parse_header(sealed)
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            raise VaultError(f"sealed secret is wrapped under master key {key_id!r}, which is not loaded "
-                             "(list it in IMAGEGW_PREVIOUS_MASTER_KEYS until a rotation re-wraps it)")
+            raise VaultError(
+                f"sealed secret is wrapped under master key {key_id!r}, which is not loaded "
+                "(list it in IMAGEGW_PREVIOUS_MASTER_KEYS until a rotation re-wraps it)"
+            )
         nonce = sealed[end : end + _NONCE_BYTES]
         wrapped = sealed[end + _NONCE_BYTES : end + _NONCE_BYTES + _WRAPPED_KEY_BYTES]
         try:
@@ -170,12 +172,8 @@ def load_master_key(setting: str | None, data_dir: Path) -> tuple[str, bytes, bo
         generated = _write_new_key_file(path)
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        logger.warning(
-            "master key file %s is accessible to other users (mode %o); it should be 0600", path, mode
-        )
-    key = _decode_master_key(
-        path.read_text(encoding="ascii", errors="replace"), f"the master key file {path}"
-    )
+        logger.warning("master key file %s is accessible to other users (mode %o); it should be 0600", path, mode)
+    key = _decode_master_key(path.read_text(encoding="ascii", errors="replace"), f"the master key file {path}")
     return master_key_id(key), key, generated
 
 
@@ -193,9 +191,11 @@ def load_vault(
     file is an error instead of a new key (for offline tools, which must not invent a key).
     Returns the vault and whether a new master key was generated.
     """
-    if not generate and not (master_key_setting and master_key_setting.strip()) and not (
-        data_dir / MASTER_KEY_FILE
-    ).exists():
+    if (
+        not generate
+        and not (master_key_setting and master_key_setting.strip())
+        and not (data_dir / MASTER_KEY_FILE).exists()
+    ):
         raise ValueError(f"no master key: IMAGEGW_MASTER_KEY is unset and {data_dir / MASTER_KEY_FILE} does not exist")
     key_id, key, generated = load_master_key(master_key_setting, data_dir)
     keys = {key_id: key}

@@ -136,8 +136,7 @@ class VirtualKeyService:
         if virtual_key_id:
             if not _ID.fullmatch(virtual_key_id):
                 raise InvalidArgument(
-                    "must be 1-63 lowercase letters, digits and dashes, starting and ending with a "
-                    "letter or digit",
+                    "must be 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit",
                     param="virtual_key_id",
                 )
             key_id = virtual_key_id
@@ -199,8 +198,8 @@ class VirtualKeyService:
         credential = self._credential(provider, "", fields)
         try:
             return await self._store.update_virtual_key_secret(
-                virtual_key_id, self._seal(virtual_key_id, credential), datetime.now(UTC),
-                credential.public_fields())
+                virtual_key_id, self._seal(virtual_key_id, credential), datetime.now(UTC), credential.public_fields()
+            )
         finally:
             self._evict(virtual_key_id)
 
@@ -220,8 +219,9 @@ class VirtualKeyService:
         evictions = self._evictions
         record = await self._store.get_virtual_key(virtual_key_id)
         opened = self._vault.open(record.sealed_secret, associated_data=associated_data(record.id))
-        resolved = ResolvedVirtualKey(record.id, record.provider, record.base_url,
-                                      _open_credential(record, opened), record.limits)
+        resolved = ResolvedVirtualKey(
+            record.id, record.provider, record.base_url, _open_credential(record, opened), record.limits
+        )
         if evictions == self._evictions:
             self._forget_expired(now)
             self._cache[virtual_key_id] = (resolved, now + self._cache_ttl)

@@ -83,7 +83,8 @@ class BreakerOverrides:
 
     def apply(self, base: BreakerPolicy) -> BreakerPolicy:
         return BreakerPolicy(
-            consecutive_failures=base.consecutive_failures if self.consecutive_failures is None
+            consecutive_failures=base.consecutive_failures
+            if self.consecutive_failures is None
             else self.consecutive_failures,
             failure_rate=base.failure_rate if self.failure_rate is None else self.failure_rate,
             window=base.window if self.window is None else self.window,

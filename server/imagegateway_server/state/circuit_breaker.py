@@ -26,8 +26,18 @@ _CALL_NO_TRANSITION: tuple[PermitKind, CircuitState | None] = (PermitKind.CALL, 
 class CircuitBreaker:
     """The state machine of one routing identity. Not thread-safe: its owner locks it."""
 
-    __slots__ = ("_probing", "consecutive", "epoch", "failures", "opened_at", "opened_wall", "outcomes",
-                 "policy", "retry_at", "state")
+    __slots__ = (
+        "_probing",
+        "consecutive",
+        "epoch",
+        "failures",
+        "opened_at",
+        "opened_wall",
+        "outcomes",
+        "policy",
+        "retry_at",
+        "state",
+    )
 
     def __init__(self, policy: BreakerPolicy) -> None:
         self.policy = policy  # the thresholds of the latest call, for views

@@ -22,7 +22,8 @@ from imagegateway_server.state.sessions import SessionStore
 
 REDIS_NOT_AVAILABLE = (
     "IMAGEGW_REDIS_URL is set, but shared state (Redis) is not available yet; unset it to keep the cache, "
-    "circuit breakers, rate limits and dashboard sessions in this process")
+    "circuit breakers, rate limits and dashboard sessions in this process"
+)
 
 
 class StateSettings(Protocol):
@@ -56,22 +57,26 @@ class StateBackends:
     limit_counters: LimitCounters
     sessions: SessionStore
     # What the backends hold open (connections, pools), closed in reverse order; empty in process.
-    resources: contextlib.AsyncExitStack = dataclasses.field(default_factory=contextlib.AsyncExitStack,
-                                                             repr=False)
+    resources: contextlib.AsyncExitStack = dataclasses.field(default_factory=contextlib.AsyncExitStack, repr=False)
 
     async def close(self) -> None:
         """Releases what the backends hold open; a second call does nothing."""
         await self.resources.aclose()
 
 
-async def open_state(settings: StateSettings, *,
-                     on_breaker_transition: TransitionListener | None = None) -> StateBackends:
+async def open_state(
+    settings: StateSettings, *, on_breaker_transition: TransitionListener | None = None
+) -> StateBackends:
     """Opens the backends the settings choose. ValueError (one line, never the URL) when a chosen
     backend is not available. The caller closes what it gets."""
     if settings.redis_url:
         raise ValueError(REDIS_NOT_AVAILABLE)
-    breaker_policy = BreakerPolicy(settings.breaker_consecutive_failures, settings.breaker_failure_rate,
-                                   settings.breaker_window, settings.breaker_cooldown_seconds)
+    breaker_policy = BreakerPolicy(
+        settings.breaker_consecutive_failures,
+        settings.breaker_failure_rate,
+        settings.breaker_window,
+        settings.breaker_cooldown_seconds,
+    )
     return StateBackends(
         cache_store=MemoryCacheStore(settings.cache_max_bytes),
         breakers=InProcessBreakers(breaker_policy, on_transition=on_breaker_transition),

@@ -83,7 +83,10 @@ class Store(Protocol):
         ...
 
     async def update_virtual_key_secret(
-        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime,
+        self,
+        virtual_key_id: str,
+        sealed_secret: bytes,
+        rotate_time: datetime,
         public_credential_fields: Mapping[str, str] | None = None,
     ) -> VirtualKeyRecord:
         """Replaces the sealed secret and the public credential fields (None: the sealed secret is a
@@ -108,8 +111,7 @@ class Store(Protocol):
         """Every version of every config that holds sealed secrets, for master-key rotation."""
         ...
 
-    async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes,
-                                            sealed: bytes) -> bool:
+    async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes, sealed: bytes) -> bool:
         """Swaps one version's sealed secrets for ``sealed`` if they are still ``expected``;
         False if they changed meanwhile or the version is gone."""
         ...
@@ -134,7 +136,11 @@ class Store(Protocol):
         ...
 
     async def rotate_api_key(
-        self, api_key_id: str, key_hash: str, display_prefix: str, rotate_time: datetime,
+        self,
+        api_key_id: str,
+        key_hash: str,
+        display_prefix: str,
+        rotate_time: datetime,
         previous_key_expire_time: datetime,
     ) -> ApiKeyRecord:
         """Gives the key a new secret, atomically, and returns it as stored: the current hash becomes

@@ -19,8 +19,10 @@ def store_for_url(database_url: str) -> Store:
     """The unopened store for ``database_url``; ValueError (never echoing the URL) if unsupported."""
     scheme = database_url.partition("://")[0].lower() if "://" in database_url else ""
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        raise ValueError("PostgreSQL support is not built yet; set IMAGEGW_DATABASE_URL to a sqlite:///PATH URL "
-                         "or leave it unset (a SQLite file in the data dir)")
+        raise ValueError(
+            "PostgreSQL support is not built yet; set IMAGEGW_DATABASE_URL to a sqlite:///PATH URL "
+            "or leave it unset (a SQLite file in the data dir)"
+        )
     if scheme != "sqlite":
         shown = f"scheme {scheme!r}" if scheme else "a URL without a scheme"
         raise ValueError(f"unsupported database URL ({shown}); use sqlite:///PATH")

@@ -33,8 +33,13 @@ def is_log_id(value: str) -> bool:
 class ImageKeeper:
     """A directory of kept images indexed by log id, oldest evicted first. Thread-safe."""
 
-    def __init__(self, directory: Path, *, max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-                 max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    ) -> None:
         self._dir = directory
         self._max_image = max_image_bytes
         self._max_total = max_total_bytes

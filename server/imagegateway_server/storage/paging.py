@@ -34,9 +34,7 @@ def encode_page_token(listing: str, key: tuple[KeyPart, ...]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page_token(
-    listing: str, token: str, shape: tuple[type[KeyPart], ...]
-) -> tuple[KeyPart, ...] | None:
+def decode_page_token(listing: str, token: str, shape: tuple[type[KeyPart], ...]) -> tuple[KeyPart, ...] | None:
     """Returns the key in ``token`` (None for an empty token); refuses tokens of other listings."""
     if not token:
         return None

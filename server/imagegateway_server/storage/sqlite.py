@@ -151,9 +151,7 @@ def _statements(script: str) -> Iterable[str]:
             pending = ""
             if statement.rstrip(";").strip():
                 yield statement
-    if pending.strip() and not all(
-        line.strip().startswith("--") or not line.strip() for line in pending.splitlines()
-    ):
+    if pending.strip() and not all(line.strip().startswith("--") or not line.strip() for line in pending.splitlines()):
         raise RuntimeError("a migration ends with an incomplete SQL statement")
 
 
@@ -168,9 +166,7 @@ def _prepare_file(path: Path) -> None:
     except FileExistsError:
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            logger.warning(
-                "database file %s is accessible to other users (mode %o); it should be 0600", path, mode
-            )
+            logger.warning("database file %s is accessible to other users (mode %o); it should be 0600", path, mode)
         return
     try:
         os.fchmod(fd, 0o600)
@@ -245,9 +241,7 @@ class SqliteStore:
                 if connection.in_transaction:
                     await connection.execute("ROLLBACK")
                 raise
-            logger.info(
-                "applied schema migration %04d_%s to %s", migration.version, migration.name, self._path
-            )
+            logger.info("applied schema migration %04d_%s to %s", migration.version, migration.name, self._path)
         if not migrations:
             return
         async with connection.execute("SELECT max(version) FROM schema_migrations") as cursor:
@@ -333,9 +327,7 @@ class SqliteStore:
                 "create_time) VALUES (?, ?, ?, ?, ?, ?)",
                 (record.id, version, record.name, record.document, record.sealed_secrets, created),
             )
-            await connection.execute(
-                "UPDATE configs SET latest_version = ? WHERE id = ?", (version, record.id)
-            )
+            await connection.execute("UPDATE configs SET latest_version = ? WHERE id = ?", (version, record.id))
         return _config(
             (record.id, record.name, version, record.document, record.sealed_secrets, created, first_created)
         )
@@ -346,10 +338,15 @@ class SqliteStore:
         taken = await self._fetch(
             connection,
             "SELECT c.id FROM configs c JOIN config_versions v ON v.config_id = c.id AND v.version = c.latest_version "
-            "WHERE v.name = ? AND c.id != ? LIMIT 1", (name, config_id))
+            "WHERE v.name = ? AND c.id != ? LIMIT 1",
+            (name, config_id),
+        )
         if taken:
-            raise AlreadyExists(f"a config named {name!r} already exists ({taken[0][0]}); "
-                                "change that one with UpdateConfig, or choose another name", param="name")
+            raise AlreadyExists(
+                f"a config named {name!r} already exists ({taken[0][0]}); "
+                "change that one with UpdateConfig, or choose another name",
+                param="name",
+            )
 
     async def get_config(self, config_id: str, version: int | None = None) -> ConfigRecord:
         select = f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
@@ -406,9 +403,7 @@ class SqliteStore:
             )
 
     async def get_virtual_key(self, virtual_key_id: str) -> VirtualKeyRecord:
-        rows = await self._read(
-            f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,)
-        )
+        rows = await self._read(f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,))
         if not rows:
             raise NotFound(f"virtual key {virtual_key_id!r} not found")
         return _virtual_key(rows[0])
@@ -425,14 +420,21 @@ class SqliteStore:
         return Page(items, token)
 
     async def update_virtual_key_secret(
-        self, virtual_key_id: str, sealed_secret: bytes, rotate_time: datetime,
+        self,
+        virtual_key_id: str,
+        sealed_secret: bytes,
+        rotate_time: datetime,
         public_credential_fields: Mapping[str, str] | None = None,
     ) -> VirtualKeyRecord:
         async with self._transaction() as connection:
             await connection.execute(
                 "UPDATE virtual_keys SET sealed_secret = ?, rotate_time = ?, public_credential_fields = ? WHERE id = ?",
-                (sealed_secret, _to_micros(rotate_time), _public_fields_column(public_credential_fields),
-                 virtual_key_id),
+                (
+                    sealed_secret,
+                    _to_micros(rotate_time),
+                    _public_fields_column(public_credential_fields),
+                    virtual_key_id,
+                ),
             )
             rows = await self._fetch(
                 connection, f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,)
@@ -466,8 +468,7 @@ class SqliteStore:
         )
         return [_config(row) for row in rows]
 
-    async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes,
-                                            sealed: bytes) -> bool:
+    async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes, sealed: bytes) -> bool:
         async with self._transaction() as connection:
             cursor = await connection.execute(
                 "UPDATE config_versions SET sealed_secrets = ? "
@@ -482,8 +483,11 @@ class SqliteStore:
         async with self._transaction() as connection:
             if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE id = ?", (record.id,)):
                 raise AlreadyExists(f"API key {record.id!r} already exists")
-            if await self._fetch(connection, "SELECT 1 FROM api_keys WHERE key_hash = ? OR previous_key_hash = ?",
-                                 (record.key_hash, record.key_hash)):
+            if await self._fetch(
+                connection,
+                "SELECT 1 FROM api_keys WHERE key_hash = ? OR previous_key_hash = ?",
+                (record.key_hash, record.key_hash),
+            ):
                 raise AlreadyExists(f"API key {record.id!r}: a key with the same secret already exists")
             await connection.execute(
                 f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -536,15 +540,17 @@ class SqliteStore:
                 "UPDATE api_keys SET revoke_time = coalesce(revoke_time, ?) WHERE id = ?",
                 (_to_micros(when), api_key_id),
             )
-            rows = await self._fetch(
-                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
-            )
+            rows = await self._fetch(connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
             if not rows:
                 raise NotFound(f"API key {api_key_id!r} not found")
         return _api_key(rows[0])
 
     async def rotate_api_key(
-        self, api_key_id: str, key_hash: str, display_prefix: str, rotate_time: datetime,
+        self,
+        api_key_id: str,
+        key_hash: str,
+        display_prefix: str,
+        rotate_time: datetime,
         previous_key_expire_time: datetime,
     ) -> ApiKeyRecord:
         async with self._transaction() as connection:
@@ -552,25 +558,21 @@ class SqliteStore:
             if not before:
                 raise NotFound(f"API key {api_key_id!r} not found")
             if before[0][0] is not None:
-                raise FailedPrecondition(f"API key {api_key_id!r} is revoked; a revoked key cannot be rotated",
-                                         param="id")
+                raise FailedPrecondition(
+                    f"API key {api_key_id!r} is revoked; a revoked key cannot be rotated", param="id"
+                )
             # Every right-hand side reads the row as it was, so the old key_hash moves to previous.
             await connection.execute(
                 "UPDATE api_keys SET previous_key_hash = key_hash, previous_key_expire_time = ?, key_hash = ?, "
                 "display_prefix = ?, rotate_time = ? WHERE id = ?",
-                (_to_micros(previous_key_expire_time), key_hash, display_prefix, _to_micros(rotate_time),
-                 api_key_id),
+                (_to_micros(previous_key_expire_time), key_hash, display_prefix, _to_micros(rotate_time), api_key_id),
             )
-            rows = await self._fetch(
-                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
-            )
+            rows = await self._fetch(connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
         return _api_key(rows[0])
 
     async def delete_api_key(self, api_key_id: str) -> ApiKeyRecord:
         async with self._transaction() as connection:
-            rows = await self._fetch(
-                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
-            )
+            rows = await self._fetch(connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
             if not rows:
                 raise NotFound(f"API key {api_key_id!r} not found")
             record = _api_key(rows[0])
@@ -592,7 +594,8 @@ class SqliteStore:
         if int(others[0][0]) == 0:
             raise FailedPrecondition(
                 f"cannot {action} API key {record.id!r}: it is the last active admin key; create another admin "
-                "key first", param="id",
+                "key first",
+                param="id",
             )
 
     async def count_api_keys(self) -> int:
@@ -709,12 +712,17 @@ class SqliteStore:
         start = _to_micros(since)
         by_caller = await self._read(
             "SELECT caller_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= ? AND cost_usd > 0 "
-            "GROUP BY caller_key_id", (start,))
+            "GROUP BY caller_key_id",
+            (start,),
+        )
         by_virtual_key = await self._read(
             "SELECT virtual_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= ? AND cost_usd > 0 "
-            "AND virtual_key_id != '' GROUP BY virtual_key_id", (start,))
-        return SpendTotals({row[0]: float(row[1]) for row in by_caller},
-                           {row[0]: float(row[1]) for row in by_virtual_key})
+            "AND virtual_key_id != '' GROUP BY virtual_key_id",
+            (start,),
+        )
+        return SpendTotals(
+            {row[0]: float(row[1]) for row in by_caller}, {row[0]: float(row[1]) for row in by_virtual_key}
+        )
 
     async def _delete_log_chunks(self, select_rowids: str, parameters: tuple[Any, ...]) -> int:
         deleted = 0

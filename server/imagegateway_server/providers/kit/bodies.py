@@ -75,6 +75,6 @@ def describe_bad_body(body: bytes) -> str:
 
 def snippet(body: bytes) -> str:
     """A short printable excerpt of a body for an error message."""
-    text = body[:SNIPPET_CHARS * 4].decode("utf-8", errors="replace")
+    text = body[: SNIPPET_CHARS * 4].decode("utf-8", errors="replace")
     text = " ".join(text.split())
     return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "..."

@@ -65,6 +65,10 @@ def upstream_bug(provider: str, message: str, *, secret: Secrets) -> ProviderErr
 def refuse_parameter(provider: str, param: str, message: str, code: str = "invalid_value") -> ProviderError:
     """BAD_REQUEST (400) naming ``param``: ``"{provider}: parameter '{param}' {message}"``."""
     return ProviderError(
-        ErrorKind.BAD_REQUEST, f"{provider}: parameter {param!r} {message}",
-        provider=provider, status_code=400, code=code, param=param,
+        ErrorKind.BAD_REQUEST,
+        f"{provider}: parameter {param!r} {message}",
+        provider=provider,
+        status_code=400,
+        code=code,
+        param=param,
     )

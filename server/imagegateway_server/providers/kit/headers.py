@@ -17,9 +17,7 @@ def header_value_ok(value: str) -> bool:
     return all(" " <= c <= "~" or c == "\t" for c in value)
 
 
-def request_headers(
-    provider: str, forwarded: Mapping[str, str], own: Mapping[str, str]
-) -> CIMultiDict[str]:
+def request_headers(provider: str, forwarded: Mapping[str, str], own: Mapping[str, str]) -> CIMultiDict[str]:
     """``forwarded`` headers overlaid by the adapter's ``own`` (auth wins); unsendable ones refused.
 
     Names compare case-insensitively, so a forwarded ``authorization`` cannot ride along with ours.
@@ -33,12 +31,17 @@ def request_headers(
             raise ProviderError(
                 ErrorKind.AUTHENTICATION,
                 f"{provider}: the API key contains characters that cannot be sent in an HTTP header",
-                provider=provider, status_code=401, code="invalid_api_key",
+                provider=provider,
+                status_code=401,
+                code="invalid_api_key",
             )
         else:
             raise ProviderError(
                 ErrorKind.BAD_REQUEST,
                 f"{provider}: header {name!r} cannot be sent: only visible ASCII is allowed",
-                provider=provider, status_code=400, code="invalid_value", param=name,
+                provider=provider,
+                status_code=400,
+                code="invalid_value",
+                param=name,
             )
     return headers

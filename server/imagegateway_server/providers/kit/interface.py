@@ -34,8 +34,10 @@ class UpstreamTarget:
     strict: bool = False
 
     def __repr__(self) -> str:
-        return (f"UpstreamTarget({self.credential!r}, base_url={self.base_url}, timeout={self.timeout}, "
-                f"headers={sorted(self.headers)}, trace_id={self.trace_id}, strict={self.strict})")
+        return (
+            f"UpstreamTarget({self.credential!r}, base_url={self.base_url}, timeout={self.timeout}, "
+            f"headers={sorted(self.headers)}, trace_id={self.trace_id}, strict={self.strict})"
+        )
 
 
 class ProviderAdapter(Protocol):

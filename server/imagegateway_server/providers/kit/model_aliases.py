@@ -30,9 +30,18 @@ from typing import Any
 BUILT_IN_FILE = Path(__file__).with_name("model_aliases.json")
 
 # The string parameters an alias may rewrite.
-ALIASABLE_PARAMS = frozenset({
-    "size", "quality", "style", "style_preset", "background", "output_format", "moderation", "aspect_ratio",
-})
+ALIASABLE_PARAMS = frozenset(
+    {
+        "size",
+        "quality",
+        "style",
+        "style_preset",
+        "background",
+        "output_format",
+        "moderation",
+        "aspect_ratio",
+    }
+)
 _ENTRY_KEYS = frozenset({"provider", "model", "successor", "enabled", "params", "description"})
 
 
@@ -85,6 +94,7 @@ def parse_model_aliases(
     document: Any, *, source: str = "model aliases", canonical_provider: Callable[[str], str] = str.lower
 ) -> ModelAliases:
     """Checks a parsed alias table; ValueError naming ``source`` and the field path."""
+
     def fail(where: str, message: str) -> ValueError:
         return ValueError(f"{source}: {where}: {message}")
 
@@ -121,14 +131,14 @@ def parse_model_aliases(
         enabled[(provider, model)] = ModelAlias(provider, model, entry["successor"].strip(), params)
     for alias in enabled.values():
         if (alias.provider, alias.successor.lower()) in enabled:
-            raise ValueError(f"{source}: the successor {alias.successor!r} of {alias.model!r} is itself an "
-                             "enabled alias; point the alias at the final model")
+            raise ValueError(
+                f"{source}: the successor {alias.successor!r} of {alias.model!r} is itself an "
+                "enabled alias; point the alias at the final model"
+            )
     return ModelAliases(enabled)
 
 
-def _params(
-    value: Any, where: str, fail: Callable[[str, str], ValueError]
-) -> Mapping[str, Mapping[str, str | None]]:
+def _params(value: Any, where: str, fail: Callable[[str, str], ValueError]) -> Mapping[str, Mapping[str, str | None]]:
     if not isinstance(value, dict):
         raise fail(where, "must be an object of parameter -> {old value: new value or null}")
     out: dict[str, Mapping[str, str | None]] = {}

@@ -23,9 +23,7 @@ from imagegateway_server.providers.kit.transport import DEFAULT_ATTEMPT_TIMEOUT_
 
 
 @asynccontextmanager
-async def upstream_errors(
-    provider: str, *, secret: Secrets, attempt_seconds: float | None
-) -> AsyncIterator[None]:
+async def upstream_errors(provider: str, *, secret: Secrets, attempt_seconds: float | None) -> AsyncIterator[None]:
     """Bounds one attempt by ``attempt_seconds`` (default 120) and classifies what escapes it.
 
     aiohttp's read timeout is per read; the overall bound catches an upstream that trickles bytes.

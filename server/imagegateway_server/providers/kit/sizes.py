@@ -170,4 +170,3 @@ def parse_ratio(ratio: str) -> tuple[int, int]:
     if not sep or not w.isdigit() or not h.isdigit() or int(w) <= 0 or int(h) <= 0:
         raise ValueError(f"not an aspect ratio: {ratio!r}")
     return int(w), int(h)
-

@@ -75,8 +75,10 @@ class CredentialSchema:
         known = set(self.names)
         for name in sorted(raw):
             if name not in known:
-                raise InvalidArgument(f"is not a credential field of {provider}; expected one of "
-                                      f"{', '.join(self.names)}", param=_path(param_prefix, name))
+                raise InvalidArgument(
+                    f"is not a credential field of {provider}; expected one of {', '.join(self.names)}",
+                    param=_path(param_prefix, name),
+                )
         present = {name: value for name, value in raw.items() if value}
         for field in self.fields:
             if field.required and field.name not in present:
@@ -84,10 +86,13 @@ class CredentialSchema:
         for group in self.exactly_one_of:
             chosen = [name for name in group if name in present]
             if len(chosen) != 1:
-                how, named = ("none is set", group[0]) if not chosen else (f"{' and '.join(chosen)} are all set",
-                                                                          chosen[-1])
-                raise InvalidArgument(f"exactly one of {', '.join(group)} is required for {provider}; {how}",
-                                      param=_path(param_prefix, named))
+                how, named = (
+                    ("none is set", group[0]) if not chosen else (f"{' and '.join(chosen)} are all set", chosen[-1])
+                )
+                raise InvalidArgument(
+                    f"exactly one of {', '.join(group)} is required for {provider}; {how}",
+                    param=_path(param_prefix, named),
+                )
         return Credential.of(provider, present, self.secret_names)
 
 

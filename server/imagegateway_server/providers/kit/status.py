@@ -24,13 +24,15 @@ from imagegateway_server.providers.kit.bodies import snippet
 from imagegateway_server.providers.kit.errors import Secrets, provider_error
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
-_BY_STATUS: Mapping[int, ErrorKind] = MappingProxyType({
-    401: ErrorKind.AUTHENTICATION,
-    403: ErrorKind.PERMISSION_DENIED,
-    404: ErrorKind.NOT_FOUND,
-    408: ErrorKind.TIMEOUT,
-    429: ErrorKind.RATE_LIMITED,
-})
+_BY_STATUS: Mapping[int, ErrorKind] = MappingProxyType(
+    {
+        401: ErrorKind.AUTHENTICATION,
+        403: ErrorKind.PERMISSION_DENIED,
+        404: ErrorKind.NOT_FOUND,
+        408: ErrorKind.TIMEOUT,
+        429: ErrorKind.RATE_LIMITED,
+    }
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,15 +80,25 @@ class StatusLadder:
             kind, code = ErrorKind.CONTENT_POLICY, failure.content_policy_code
         if kind is None:
             return provider_error(
-                self.provider, ErrorKind.UPSTREAM_BUG, f"{self.provider} returned unexpected HTTP {status}",
-                secret=secret, status_code=502, code="unexpected_status",
+                self.provider,
+                ErrorKind.UPSTREAM_BUG,
+                f"{self.provider} returned unexpected HTTP {status}",
+                secret=secret,
+                status_code=502,
+                code="unexpected_status",
             )
         retry_after = parse_retry_after(response.headers)
         if kind is ErrorKind.RATE_LIMITED and retry_after is None:
             retry_after = self.rate_limit_wait
         return provider_error(
-            self.provider, kind, f"{self.provider} returned HTTP {status}: {failure.detail}",
-            secret=secret, status_code=status, code=code, param=failure.param, retry_after=retry_after,
+            self.provider,
+            kind,
+            f"{self.provider} returned HTTP {status}: {failure.detail}",
+            secret=secret,
+            status_code=status,
+            code=code,
+            param=failure.param,
+            retry_after=retry_after,
         )
 
 

@@ -62,8 +62,8 @@ class Translation:
                 image,
                 provider=self.provider,
                 model=result.model or self.model,
-                size=image.size or (format_size(image.width, image.height) if image.width and image.height
-                                    else self.expected_size),
+                size=image.size
+                or (format_size(image.width, image.height) if image.width and image.height else self.expected_size),
             )
             for image in result.images
         )
@@ -131,8 +131,9 @@ class _Steps:
 
     def n(self, request: ImageRequest, spec: ModelSpec) -> bool:
         if request.n > spec.max_n:
-            raise self.refuse("n", f"must be at most {spec.max_n} for {self.label}, got {request.n}",
-                              "integer_above_max_value")
+            raise self.refuse(
+                "n", f"must be at most {spec.max_n} for {self.label}, got {request.n}", "integer_above_max_value"
+            )
         if spec.one_per_call and request.n > 1:
             self.note("n", request.n, f"{request.n}x1", f"is more than the one image per call {self.label} makes")
             return True
@@ -183,10 +184,13 @@ class _Steps:
             self.note("quality", asked, setting.value, f"is not a quality {self.label} takes")
             return dataclasses.replace(request, quality=str(setting.value))
         if setting.param in request.extra:
-            raise self.refuse("quality", f"{asked!r} sets {setting.param} on {self.label}, which the request "
-                              f"also sets; send one of them")
-        self.note("quality", asked, f"{setting.param}={setting.value}", f"is expressed as {setting.param} on "
-                  f"{self.label}")
+            raise self.refuse(
+                "quality",
+                f"{asked!r} sets {setting.param} on {self.label}, which the request also sets; send one of them",
+            )
+        self.note(
+            "quality", asked, f"{setting.param}={setting.value}", f"is expressed as {setting.param} on {self.label}"
+        )
         extra = MappingProxyType({**request.extra, setting.param: setting.value})
         return dataclasses.replace(request, quality=None, extra=extra)
 
@@ -195,8 +199,10 @@ class _Steps:
         if style is None:
             return
         if spec.styles is None:
-            raise self.refuse("style", f"is not supported by {self.label}, which has no equivalent",
-                              "unknown_parameter")
+            raise self.refuse(
+                "style", f"is not supported by {self.label}, which has no equivalent", "unknown_parameter"
+            )
         if style not in spec.styles:
-            raise self.refuse("style", f"{style!r} is not a style {self.label} takes; it takes: "
-                              f"{', '.join(sorted(spec.styles))}")
+            raise self.refuse(
+                "style", f"{style!r} is not a style {self.label} takes; it takes: {', '.join(sorted(spec.styles))}"
+            )

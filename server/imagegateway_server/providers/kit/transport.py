@@ -97,8 +97,12 @@ class UpstreamClient:
         if self._closed:
             raise RuntimeError("the upstream client is closed")
         connector = aiohttp.TCPConnector(
-            limit=self._max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS,
-            ttl_dns_cache=DNS_CACHE_SECONDS, resolver=self._resolver, ssl=self._ssl,
+            limit=self._max_connections,
+            limit_per_host=0,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            ttl_dns_cache=DNS_CACHE_SECONDS,
+            resolver=self._resolver,
+            ssl=self._ssl,
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -154,7 +158,11 @@ class UpstreamClient:
                 data.add_field(name, value)
             outgoing.popall("Content-Type", None)  # the form writes its own, with the boundary
         async with session.request(
-            method, target, headers=outgoing, data=data, timeout=attempt_timeout(attempt_seconds),
+            method,
+            target,
+            headers=outgoing,
+            data=data,
+            timeout=attempt_timeout(attempt_seconds),
             allow_redirects=False,
         ) as response:
             body = await read_capped(response, max_bytes=max_body_bytes, provider=provider)

@@ -51,8 +51,14 @@ class OpenAIAdapter(HttpAdapterBase):
     default_model_name = DEFAULT_MODEL
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(request, provider=self.name, model=request.model or DEFAULT_MODEL,
-                         spec_of=model_spec, strict=target.strict, aliases=self._aliases)
+        plan = translate(
+            request,
+            provider=self.name,
+            model=request.model or DEFAULT_MODEL,
+            spec_of=model_spec,
+            strict=target.strict,
+            aliases=self._aliases,
+        )
         request, model = plan.request, plan.model
         build_body(request, model)  # refuse unsupported parameters before any call
         if not plan.fan_out:
@@ -61,10 +67,14 @@ class OpenAIAdapter(HttpAdapterBase):
         single = dataclasses.replace(request, n=1)
         parts = await all_or_nothing([self._generate_once(single, model, target) for _ in range(request.n)])
         ids = [part.provider_request_id for part in parts if part.provider_request_id]
-        return plan.finish(ImageResult(
-            images=tuple(image for part in parts for image in part.images), model=model,
-            created=min(part.created for part in parts), provider_request_id=",".join(ids) or None,
-        ))
+        return plan.finish(
+            ImageResult(
+                images=tuple(image for part in parts for image in part.images),
+                model=model,
+                created=min(part.created for part in parts),
+                provider_request_id=",".join(ids) or None,
+            )
+        )
 
     async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
         body = build_body(request, model)
@@ -74,9 +84,13 @@ class OpenAIAdapter(HttpAdapterBase):
         url = f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
         async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
             response = await self._client.send(
-                "POST", url,
-                provider=self.name, attempt_seconds=target.timeout, max_body_bytes=self._max_body_bytes,
-                json_body=body, headers=headers,
+                "POST",
+                url,
+                provider=self.name,
+                attempt_seconds=target.timeout,
+                max_body_bytes=self._max_body_bytes,
+                json_body=body,
+                headers=headers,
             )
             if not 200 <= response.status_code < 300:
                 raise classify_error(response, secret=secret)
@@ -123,16 +137,12 @@ class OpenAIAdapter(HttpAdapterBase):
         elif isinstance(url, str) and url:
             if wants_url:
                 # dall-e URLs are PNGs; the bytes are not fetched, so nothing to sniff.
-                return GeneratedImage(
-                    data=None, mime_type="image/png", url=url, revised_prompt=revised_prompt
-                )
+                return GeneratedImage(data=None, mime_type="image/png", url=url, revised_prompt=revised_prompt)
             data = await self._download(url, target)
         else:
             raise bug("openai: an item of 'data' has neither 'b64_json' nor 'url'", secret)
         mime, width, height = check_image(data, provider=self.name, secret=secret)
-        return GeneratedImage(
-            data=data, mime_type=mime, width=width, height=height, revised_prompt=revised_prompt
-        )
+        return GeneratedImage(data=data, mime_type=mime, width=width, height=height, revised_prompt=revised_prompt)
 
     async def _download(self, url: str, target: UpstreamTarget) -> bytes:
         try:
@@ -143,11 +153,15 @@ class OpenAIAdapter(HttpAdapterBase):
             raise bug("openai: upstream returned an image URL that is not http(s)", target.credential.secret_values())
         # No Authorization header: the URL is pre-signed and the API key must not leave for a CDN.
         response = await self._client.send(
-            "GET", url,
-            provider=self.name, attempt_seconds=target.timeout, max_body_bytes=self._max_body_bytes,
+            "GET",
+            url,
+            provider=self.name,
+            attempt_seconds=target.timeout,
+            max_body_bytes=self._max_body_bytes,
         )
         if response.status_code != 200:
-            raise bug(f"openai: downloading the generated image failed with HTTP {response.status_code}",
-                      target.credential.secret_values())
+            raise bug(
+                f"openai: downloading the generated image failed with HTTP {response.status_code}",
+                target.credential.secret_values(),
+            )
         return response.body
-

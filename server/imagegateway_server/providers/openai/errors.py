@@ -30,7 +30,9 @@ def read_failure(response: UpstreamResponse) -> FailureBody:
     code = envelope.get("code")
     safety = code in _CONTENT_POLICY_CODES or message.lower().startswith(_SAFETY_MESSAGE_PREFIXES)
     return FailureBody(
-        detail=message, code=code, param=envelope.get("param"),
+        detail=message,
+        code=code,
+        param=envelope.get("param"),
         content_policy_code=(code or "content_policy_violation") if safety else None,
     )
 

@@ -68,14 +68,16 @@ DALL_E_2 = ModelSpec(
 )
 DALL_E_3 = ModelSpec(
     DALL_E_3_SIZES,
-    qualities(auto=None, low=_q("standard"), medium=_q("standard"), standard=_q("standard"),
-              high=_q("hd"), hd=_q("hd")),
+    qualities(
+        auto=None, low=_q("standard"), medium=_q("standard"), standard=_q("standard"), high=_q("hd"), hd=_q("hd")
+    ),
     styles=frozenset({"vivid", "natural"}),
     one_per_call=True,
     default_size="1024x1024",
 )
-_GPT_QUALITIES = qualities(auto=_q("auto"), low=_q("low"), medium=_q("medium"), high=_q("high"),
-                           standard=_q("medium"), hd=_q("high"))
+_GPT_QUALITIES = qualities(
+    auto=_q("auto"), low=_q("low"), medium=_q("medium"), high=_q("high"), standard=_q("medium"), hd=_q("high")
+)
 GPT_IMAGE = ModelSpec(GPT_IMAGE_SIZES, _GPT_QUALITIES)
 GPT_IMAGE_2 = ModelSpec(GPT_IMAGE_2_SIZES, _GPT_QUALITIES)
 

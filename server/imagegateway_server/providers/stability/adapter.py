@@ -44,8 +44,14 @@ class StabilityAdapter(HttpAdapterBase):
     default_model_name = DEFAULT_MODEL
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(request, provider=self.name, model=request.model or DEFAULT_MODEL,
-                         spec_of=model_spec, strict=target.strict, aliases=self._aliases)
+        plan = translate(
+            request,
+            provider=self.name,
+            model=request.model or DEFAULT_MODEL,
+            spec_of=model_spec,
+            strict=target.strict,
+            aliases=self._aliases,
+        )
         request, model = plan.request, plan.model
         where = route(model)
         check_params(request, model, where)
@@ -64,18 +70,18 @@ class StabilityAdapter(HttpAdapterBase):
             forms = v2_forms(request, where)
             url = f"{base}/v2beta/stable-image/generate/{where.endpoint}"
             async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
-                results = await all_or_nothing(
-                    [self._one_v2(url, target, headers, form) for form in forms]
-                )
+                results = await all_or_nothing([self._one_v2(url, target, headers, form) for form in forms])
             images = tuple(image for image, _ in results)
             request_ids = [rid for _, rid in results]
         ids = [rid for rid in request_ids if rid]
-        return plan.finish(ImageResult(
-            images=images,
-            model=model,
-            created=int(time.time()),
-            provider_request_id=",".join(ids) or None,
-        ))
+        return plan.finish(
+            ImageResult(
+                images=images,
+                model=model,
+                created=int(time.time()),
+                provider_request_id=",".join(ids) or None,
+            )
+        )
 
     async def _one_v2(
         self, url: str, target: UpstreamTarget, headers: Mapping[str, str], form: list[tuple[str, str]]
@@ -86,8 +92,11 @@ class StabilityAdapter(HttpAdapterBase):
 
     async def _post(self, url: str, target: UpstreamTarget, **kwargs: Any) -> UpstreamResponse:
         response = await self._client.send(
-            "POST", url,
-            provider=self.name, attempt_seconds=target.timeout, max_body_bytes=self._max_body_bytes,
+            "POST",
+            url,
+            provider=self.name,
+            attempt_seconds=target.timeout,
+            max_body_bytes=self._max_body_bytes,
             **kwargs,
         )
         if not 200 <= response.status_code < 300:

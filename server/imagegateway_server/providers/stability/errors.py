@@ -33,13 +33,15 @@ def read_failure(response: UpstreamResponse) -> FailureBody:
         details.extend(str(e) for e in errors)
     detail = "; ".join(details) or error_body_excerpt(response.body)
     return FailureBody(
-        detail=f"{name}: {detail}" if name else detail, code=name,
+        detail=f"{name}: {detail}" if name else detail,
+        code=name,
         content_policy_code="content_policy_violation" if name in _CONTENT_POLICY_NAMES else None,
     )
 
 
 LADDER = StatusLadder(
-    PROVIDER, read_failure,
+    PROVIDER,
+    read_failure,
     exceptions=MappingProxyType({402: ErrorKind.PERMISSION_DENIED}),
     rate_limit_wait=RATE_LIMIT_LOCKOUT_SECONDS,
 )

@@ -37,10 +37,19 @@ SD_V1_6 = "stable-diffusion-v1-6"
 SDXL_1_0 = "stable-diffusion-xl-1024-v1-0"
 V1_ENGINES = frozenset({SD_V1_6, SDXL_1_0})
 
-SDXL_SIZE_RULE = fixed_sizes([
-    (1024, 1024), (1152, 896), (1216, 832), (1344, 768), (1536, 640),
-    (640, 1536), (768, 1344), (832, 1216), (896, 1152),
-])
+SDXL_SIZE_RULE = fixed_sizes(
+    [
+        (1024, 1024),
+        (1152, 896),
+        (1216, 832),
+        (1344, 768),
+        (1536, 640),
+        (640, 1536),
+        (768, 1344),
+        (832, 1216),
+        (896, 1152),
+    ]
+)
 SD_V1_6_SIZE_RULE = grid(320, 1536, 64)
 ASPECT_RATIO_RULE = AspectRatios(("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"))
 
@@ -48,8 +57,14 @@ SDXL_SIZES: tuple[tuple[int, int], ...] = tuple(SDXL_SIZE_RULE.sizes())
 V1_DEFAULT_SIZE = {SD_V1_6: (512, 512), SDXL_1_0: (1024, 1024)}
 ASPECT_RATIOS = ASPECT_RATIO_RULE.ratios
 
-_STEPS = qualities(auto=None, low=Setting("steps", 20), medium=Setting("steps", 30),
-                   standard=Setting("steps", 30), high=Setting("steps", 50), hd=Setting("steps", 50))
+_STEPS = qualities(
+    auto=None,
+    low=Setting("steps", 20),
+    medium=Setting("steps", 30),
+    standard=Setting("steps", 30),
+    high=Setting("steps", 50),
+    hd=Setting("steps", 50),
+)
 SDXL = ModelSpec(SDXL_SIZE_RULE, _STEPS, default_size="1024x1024")
 SD_V1_6_SPEC = ModelSpec(SD_V1_6_SIZE_RULE, _STEPS, default_size="512x512")
 STABLE_IMAGE = ModelSpec(ASPECT_RATIO_RULE, qualities(auto=None), one_per_call=True)
@@ -62,9 +77,7 @@ def model_spec(model: str) -> ModelSpec | None:
         return SDXL
     if name == SD_V1_6:
         return SD_V1_6_SPEC
-    if name in ("core", "stable-image-core", "ultra", "stable-image-ultra", "sd3") or name.startswith(
-        ("sd3-", "sd3.")
-    ):
+    if name in ("core", "stable-image-core", "ultra", "stable-image-ultra", "sd3") or name.startswith(("sd3-", "sd3.")):
         return STABLE_IMAGE
     return None
 
@@ -95,5 +108,8 @@ def route(model: str) -> Route:
     raise ProviderError(
         ErrorKind.BAD_REQUEST,
         f"{PROVIDER}: model {model!r} is not a Stability image model (known: {known})",
-        provider=PROVIDER, status_code=400, code="invalid_value", param="model",
+        provider=PROVIDER,
+        status_code=400,
+        code="invalid_value",
+        param="model",
     )

@@ -44,9 +44,7 @@ from imagegateway_server.providers.stability.models import (
 MAX_SEED = 4_294_967_294
 MAX_CLIENT_HEADER_CHARS = 256
 
-_COMMON = frozenset(
-    {"model", "n", "size", "seed", "style_preset", "negative_prompt", "user", "output_format"}
-)
+_COMMON = frozenset({"model", "n", "size", "seed", "style_preset", "negative_prompt", "user", "output_format"})
 _V1_PARAMS = _COMMON | {"cfg_scale", "steps", "sampler", "clip_guidance_preset"}
 _V2_PARAMS = _COMMON | {"aspect_ratio"}
 _V1_EXTRA = ("steps", "sampler", "clip_guidance_preset")

@@ -32,7 +32,8 @@ def parse_v1(response: UpstreamResponse, *, secret: Secrets) -> tuple[GeneratedI
     artifacts = payload.get("artifacts")
     if not isinstance(artifacts, list) or not artifacts or not all(isinstance(a, dict) for a in artifacts):
         raise upstream_bug(
-            PROVIDER, f"{PROVIDER}: upstream returned HTTP {response.status_code} without images in 'artifacts'",
+            PROVIDER,
+            f"{PROVIDER}: upstream returned HTTP {response.status_code} without images in 'artifacts'",
             secret=secret,
         )
     for artifact in artifacts:
@@ -63,7 +64,10 @@ def _raw_image(response: UpstreamResponse, *, secret: Secrets) -> GeneratedImage
 def _image(data: bytes, seed: object, *, secret: Secrets) -> GeneratedImage:
     mime, width, height = check_image(data, provider=PROVIDER, secret=secret)
     return GeneratedImage(
-        data=data, mime_type=mime, width=width, height=height,
+        data=data,
+        mime_type=mime,
+        width=width,
+        height=height,
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
     )
 
@@ -73,9 +77,12 @@ def _check_finish(reason: object, *, secret: Secrets) -> None:
         return
     if reason in _FILTERED_FINISH:
         raise provider_error(
-            PROVIDER, ErrorKind.CONTENT_POLICY,
+            PROVIDER,
+            ErrorKind.CONTENT_POLICY,
             f"{PROVIDER}: the upstream content filter rejected the image (finish reason {reason})",
-            secret=secret, status_code=400, code="content_policy_violation",
+            secret=secret,
+            status_code=400,
+            code="content_policy_violation",
         )
     raise upstream_bug(PROVIDER, f"{PROVIDER}: upstream returned an unknown finish reason {reason!r}", secret=secret)
 
@@ -84,6 +91,7 @@ def _success_json(response: UpstreamResponse, *, secret: Secrets) -> dict[str, A
     payload = json_object(response.body)
     if payload is None:
         what = describe_bad_body(response.body)
-        raise upstream_bug(PROVIDER, f"{PROVIDER}: upstream returned HTTP {response.status_code} with {what}",
-                           secret=secret)
+        raise upstream_bug(
+            PROVIDER, f"{PROVIDER}: upstream returned HTTP {response.status_code} with {what}", secret=secret
+        )
     return payload

@@ -131,8 +131,9 @@ class InProcessBreakers:
             if kind is PermitKind.CALL:
                 permit = breaker.call_permit
                 if permit is None or permit.epoch != breaker.epoch or permit.policy is not policy:
-                    permit = breaker.call_permit = Permit(kind, identity, policy, breaker.epoch, breaker.retry_at,
-                                                          breaker)
+                    permit = breaker.call_permit = Permit(
+                        kind, identity, policy, breaker.epoch, breaker.retry_at, breaker
+                    )
             else:
                 permit = Permit(kind, identity, policy, breaker.epoch, breaker.retry_at, breaker)
         if transition is not None:
@@ -144,8 +145,7 @@ class InProcessBreakers:
         if not isinstance(breaker, CircuitBreaker):
             return  # nothing was tracked for this call
         with self._lock:
-            transition = breaker.record(permit.kind, permit.epoch, permit.policy, outcome, self._clock(),
-                                        self._wall())
+            transition = breaker.record(permit.kind, permit.epoch, permit.policy, outcome, self._clock(), self._wall())
         if transition is not None:
             self._notify(permit.identity, transition)
 
@@ -156,10 +156,12 @@ class InProcessBreakers:
     async def snapshot(self, provider: str | None = None) -> list[BreakerView]:
         with self._lock:
             now, wall = self._clock(), self._wall()
-            views = [b.view(i, now, wall) for i, b in self._breakers.items()
-                     if provider is None or i.provider == provider]
-        return sorted(views, key=lambda v: (v.identity.provider, v.identity.host, v.identity.model,
-                                            v.identity.key_fingerprint))
+            views = [
+                b.view(i, now, wall) for i, b in self._breakers.items() if provider is None or i.provider == provider
+            ]
+        return sorted(
+            views, key=lambda v: (v.identity.provider, v.identity.host, v.identity.model, v.identity.key_fingerprint)
+        )
 
     def states(self) -> list[tuple[str, str, CircuitState]]:
         with self._lock:
@@ -205,8 +207,11 @@ class InProcessBreakers:
         self._no_room_until = now + NO_ROOM_RETRY_SECONDS
         if now >= self._next_no_room_warning:
             self._next_no_room_warning = now + NO_ROOM_WARNING_SECONDS
-            log.warning("all %d tracked circuit breakers are open or half-open; calls to other targets go "
-                        "through without a breaker until one closes or goes stale", self._max)
+            log.warning(
+                "all %d tracked circuit breakers are open or half-open; calls to other targets go "
+                "through without a breaker until one closes or goes stale",
+                self._max,
+            )
         return False
 
     def _forget_closed(self, *, spare_failing: bool) -> None:

@@ -21,8 +21,12 @@ class InProcessSessionStore:
     A full map drops expired sessions first, then the oldest.
     """
 
-    def __init__(self, ttl_seconds: float = DEFAULT_TTL_SECONDS, max_sessions: int = DEFAULT_MAX_SESSIONS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if ttl_seconds <= 0 or max_sessions <= 0:
             raise ValueError("ttl_seconds and max_sessions must be positive")
         self._ttl = ttl_seconds
@@ -63,4 +67,3 @@ class InProcessSessionStore:
     async def end(self, token: str | None) -> None:
         if could_be_session_id(token):
             self._sessions.pop(session_key(token), None)
-
