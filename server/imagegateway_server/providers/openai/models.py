@@ -1,96 +1,35 @@
-"""OpenAI's image models: their parameter families and what each takes (sizes, n, qualities, styles).
-
-Quality mappings (the equivalents chosen, and why):
-
-| asked | dall-e-2 | dall-e-3 | gpt-image-* |
-|---|---|---|---|
-| ``auto`` | default | default | ``auto`` |
-| ``low`` | ``standard`` | ``standard`` | ``low`` |
-| ``medium`` | ``standard`` | ``standard`` | ``medium`` |
-| ``standard`` | ``standard`` | ``standard`` | ``medium`` |
-| ``high`` | refused | ``hd`` | ``high`` |
-| ``hd`` | refused | ``hd`` | ``high`` |
-
-``standard``/``hd`` are dall-e-3's two tiers; gpt-image's ``medium`` is the tier that matches dall-e-3
-``standard`` in price per 1024px image, and ``high`` the one that matches ``hd`` in intent (finer
-detail; it costs about twice ``hd``). dall-e-2 has one tier, so nothing above it is promised.
-
-``style`` (``vivid``/``natural``) exists only on dall-e-3; every other model refuses it, having no
-equivalent.
-"""
+"""OpenAI's image models: the shared OpenAI tables (``kit.openai_image_models``) and OpenAI's default model."""
 
 from __future__ import annotations
 
-import enum
-
-from imagegateway_server.providers.kit.model_spec import ModelSpec, Setting, qualities
-from imagegateway_server.providers.kit.sizes import bounded, fixed_sizes
+from imagegateway_server.providers.kit.openai_image_models import (
+    DALL_E_2,
+    DALL_E_2_SIZES,
+    DALL_E_3,
+    DALL_E_3_SIZES,
+    GPT_IMAGE,
+    GPT_IMAGE_2,
+    GPT_IMAGE_2_SIZES,
+    GPT_IMAGE_SIZES,
+    ModelFamily,
+    model_family,
+    model_spec,
+)
 
 # What OpenAI itself generates with when ``model`` is omitted; sent explicitly so logs name a model.
 DEFAULT_MODEL = "dall-e-2"
 
-
-class ModelFamily(enum.Enum):
-    """Groups of OpenAI image models that take the same parameters."""
-
-    DALL_E_2 = "dall-e-2"
-    DALL_E_3 = "dall-e-3"
-    GPT_IMAGE = "gpt-image"
-    OTHER = "other"
-
-
-def model_family(model: str) -> ModelFamily:
-    """The parameter family of an OpenAI model name."""
-    name = model.lower()
-    if name == "dall-e-2":
-        return ModelFamily.DALL_E_2
-    if name.startswith("dall-e"):
-        return ModelFamily.DALL_E_3
-    if name.startswith(("gpt-image-", "chatgpt-image-")):
-        return ModelFamily.GPT_IMAGE
-    return ModelFamily.OTHER
-
-
-DALL_E_2_SIZES = fixed_sizes([(256, 256), (512, 512), (1024, 1024)])
-DALL_E_3_SIZES = fixed_sizes([(1024, 1024), (1792, 1024), (1024, 1792)])
-GPT_IMAGE_SIZES = fixed_sizes([(1024, 1024), (1536, 1024), (1024, 1536)], auto=True)
-GPT_IMAGE_2_SIZES = bounded(16, 3, 3840, 2160, auto=True)
-
-
-def _q(value: str) -> Setting:
-    return Setting("quality", value)
-
-
-DALL_E_2 = ModelSpec(
-    DALL_E_2_SIZES,
-    qualities(auto=None, low=_q("standard"), medium=_q("standard"), standard=_q("standard")),
-    default_size="1024x1024",
-)
-DALL_E_3 = ModelSpec(
-    DALL_E_3_SIZES,
-    qualities(
-        auto=None, low=_q("standard"), medium=_q("standard"), standard=_q("standard"), high=_q("hd"), hd=_q("hd")
-    ),
-    styles=frozenset({"vivid", "natural"}),
-    one_per_call=True,
-    default_size="1024x1024",
-)
-_GPT_QUALITIES = qualities(
-    auto=_q("auto"), low=_q("low"), medium=_q("medium"), high=_q("high"), standard=_q("medium"), hd=_q("high")
-)
-GPT_IMAGE = ModelSpec(GPT_IMAGE_SIZES, _GPT_QUALITIES)
-GPT_IMAGE_2 = ModelSpec(GPT_IMAGE_2_SIZES, _GPT_QUALITIES)
-
-
-def model_spec(model: str) -> ModelSpec | None:
-    """The table of an OpenAI model; None for a model outside the known families (sent as given)."""
-    name = model.lower()
-    if name == "dall-e-2":
-        return DALL_E_2
-    if name.startswith("dall-e"):
-        return DALL_E_3  # as model_family: every other dall-e takes dall-e-3's parameters
-    if name.startswith("gpt-image-2"):
-        return GPT_IMAGE_2
-    if name.startswith(("gpt-image-", "chatgpt-image-")):
-        return GPT_IMAGE
-    return None
+__all__ = [
+    "DALL_E_2",
+    "DALL_E_2_SIZES",
+    "DALL_E_3",
+    "DALL_E_3_SIZES",
+    "DEFAULT_MODEL",
+    "GPT_IMAGE",
+    "GPT_IMAGE_2",
+    "GPT_IMAGE_2_SIZES",
+    "GPT_IMAGE_SIZES",
+    "ModelFamily",
+    "model_family",
+    "model_spec",
+]

@@ -1,4 +1,7 @@
-"""Maps an ImageRequest to the JSON body of ``POST {base}/images/generations``, refusing what OpenAI won't take.
+"""The OpenAI Images wire format, which several providers speak (OpenAI, Azure OpenAI): body and error envelope.
+
+``build_body`` maps an ImageRequest to the JSON body of ``POST .../images/generations``, refusing
+what OpenAI's models won't take; ``read_openai_failure`` reads the ``{"error": {...}}`` envelope.
 
 Field mapping:
 
@@ -23,9 +26,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
+from imagegateway_server.providers.kit.bodies import json_object
 from imagegateway_server.providers.kit.errors import refuse_parameter
-from imagegateway_server.providers.openai import PROVIDER
-from imagegateway_server.providers.openai.models import ModelFamily, model_family
+from imagegateway_server.providers.kit.openai_image_models import ModelFamily, model_family
+from imagegateway_server.providers.kit.status import FailureBody, error_body_excerpt
+from imagegateway_server.providers.kit.transport import UpstreamResponse
 
 _COMMON = frozenset({"model", "n", "size", "quality", "user"})
 _GPT_ONLY = frozenset({"background", "output_format", "output_compression", "moderation", "stream"})
@@ -37,16 +42,16 @@ ACCEPTED_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
 }
 
 
-def build_body(request: ImageRequest, model: str) -> dict[str, Any]:
-    """The JSON body for ``request``; raises BAD_REQUEST naming a parameter OpenAI would not take."""
+def build_body(request: ImageRequest, model: str, *, provider: str) -> dict[str, Any]:
+    """The JSON body for ``request``; raises BAD_REQUEST (from ``provider``) naming a parameter the model won't take."""
     family = model_family(model)
     accepted = ACCEPTED_PARAMS[family]
     for name, value in request.set_fields().items():
         if name not in accepted:
-            raise refuse_parameter(PROVIDER, name, f"is not supported by model {model!r}", "unknown_parameter")
+            raise refuse_parameter(provider, name, f"is not supported by model {model!r}", "unknown_parameter")
         if name == "stream" and value is not False:
             raise refuse_parameter(
-                PROVIDER, "stream", "must be false; streamed image generation is not supported", "unsupported_value"
+                provider, "stream", "must be false; streamed image generation is not supported", "unsupported_value"
             )
     body: dict[str, Any] = {"prompt": request.prompt, "model": model, "n": request.n}
     optional: dict[str, Any] = {
@@ -67,3 +72,41 @@ def build_body(request: ImageRequest, model: str) -> dict[str, Any]:
     elif family is ModelFamily.OTHER and wants_url:
         body["response_format"] = "url"
     return body
+
+
+_CONTENT_POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
+_SAFETY_MESSAGE_PREFIXES = (
+    "your request was rejected as a result of our safety system",
+    "your request was rejected by the safety system",
+)
+
+
+def read_openai_failure(response: UpstreamResponse) -> FailureBody:
+    """The message, code and param of an OpenAI-style error answer, and whether its safety system refused.
+
+    A code of ``content_policy_violation`` or ``moderation_blocked``, or a message that starts as
+    OpenAI's safety-system rejections do, is a content-policy refusal.
+    """
+    envelope = openai_error_envelope(response.body)
+    message = envelope.get("message") or error_body_excerpt(response.body)
+    code = envelope.get("code")
+    safety = code in _CONTENT_POLICY_CODES or message.lower().startswith(_SAFETY_MESSAGE_PREFIXES)
+    return FailureBody(
+        detail=message,
+        code=code,
+        param=envelope.get("param"),
+        content_policy_code=(code or "content_policy_violation") if safety else None,
+    )
+
+
+def openai_error_envelope(body: bytes) -> dict[str, str]:
+    """``message``/``type``/``code``/``param`` of an OpenAI error body, whichever are strings."""
+    payload = json_object(body)
+    if payload is None:
+        return {}
+    error = payload.get("error", payload)
+    if isinstance(error, str):
+        return {"message": error}
+    if not isinstance(error, dict):
+        return {}
+    return {k: v for k in ("message", "type", "code", "param") if isinstance(v := error.get(k), str) and v}

@@ -1,0 +1,183 @@
+"""The adapter of the OpenAI Images API, shared by the providers that speak it: ``ImageRequest`` → ``ImageResult``.
+
+``size``, ``n``, ``quality`` and ``style`` are first translated to the model's own values
+(``openai_image_models``, ``translation``): a size to the nearest the model makes, ``n`` fanned out
+into single-image calls on dall-e-3, ``hd``/``standard`` to gpt-image's ``high``/``medium``; and a
+retired model to its successor when the operator enabled that alias (``model_aliases``).
+``openai_images.build_body`` then builds the body, refusing what the model does not take, before
+any HTTP call.
+
+A provider subclasses ``OpenAIImagesAdapter`` and says where the call goes (``endpoint``), how it
+authenticates (``auth_headers``), how its error answers are classified (``classify_error``) and
+which table a model has (``model_spec``). When the caller wants bytes and the upstream answers
+with a URL, the image is downloaded (without any credential) into bytes within the same attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from urllib.parse import urlsplit
+
+from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat
+from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.providers.kit.base64_json import DecodedBase64
+from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
+from imagegateway_server.providers.kit.errors import Secrets, upstream_bug
+from imagegateway_server.providers.kit.fan_out import all_or_nothing
+from imagegateway_server.providers.kit.headers import request_headers
+from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
+from imagegateway_server.providers.kit.images import check_image, decode_image_b64
+from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.kit.model_spec import ModelSpec
+from imagegateway_server.providers.kit.network_failures import upstream_errors
+from imagegateway_server.providers.kit.openai_images import build_body
+from imagegateway_server.providers.kit.translation import translate
+from imagegateway_server.providers.kit.transport import UpstreamResponse
+
+# A long b64_json arrives decoded by the parse that checks it (``base64_json``), not decoded twice.
+_IMAGE_KEYS = frozenset({"b64_json"})
+
+
+class OpenAIImagesAdapter(HttpAdapterBase):
+    """Generates images with an OpenAI-style Images API; subclasses say where and how to authenticate."""
+
+    def model_spec(self, model: str) -> ModelSpec | None:
+        """The table of ``model``; None for a model outside the known families (sent as given)."""
+        raise NotImplementedError
+
+    def endpoint(self, target: UpstreamTarget) -> str:
+        """The URL of the generations call for ``target``."""
+        raise NotImplementedError
+
+    def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
+        """The headers that carry ``target``'s credential."""
+        raise NotImplementedError
+
+    def classify_error(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
+        """The classified error of a non-2xx answer."""
+        raise NotImplementedError
+
+    def bug(self, message: str, secret: Secrets) -> ProviderError:
+        """UPSTREAM_BUG 502 for an answer that is not what the API documents."""
+        return upstream_bug(self.name, message, secret=secret)
+
+    async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
+        plan = translate(
+            request,
+            provider=self.name,
+            model=request.model or self.default_model_name,
+            spec_of=self.model_spec,
+            strict=target.strict,
+            aliases=self._aliases,
+        )
+        request, model = plan.request, plan.model
+        build_body(request, model, provider=self.name)  # refuse unsupported parameters before any call
+        if not plan.fan_out:
+            return plan.finish(await self._generate_once(request, model, target))
+        # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
+        single = dataclasses.replace(request, n=1)
+        parts = await all_or_nothing([self._generate_once(single, model, target) for _ in range(request.n)])
+        ids = [part.provider_request_id for part in parts if part.provider_request_id]
+        return plan.finish(
+            ImageResult(
+                images=tuple(image for part in parts for image in part.images),
+                model=model,
+                created=min(part.created for part in parts),
+                provider_request_id=",".join(ids) or None,
+            )
+        )
+
+    async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
+        body = build_body(request, model, provider=self.name)
+        secret = target.credential.secret_values()
+        url = self.endpoint(target)
+        own = {**self.auth_headers(target), "Accept": "application/json"}
+        headers = request_headers(self.name, target.headers, own)
+        async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
+            response = await self._client.send(
+                "POST",
+                url,
+                provider=self.name,
+                attempt_seconds=target.timeout,
+                max_body_bytes=self._max_body_bytes,
+                json_body=body,
+                headers=headers,
+            )
+            if not 200 <= response.status_code < 300:
+                raise self.classify_error(response, secret=secret)
+            return await self._parse_success(response, request, model, target)
+
+    async def _parse_success(
+        self, response: UpstreamResponse, request: ImageRequest, model: str, target: UpstreamTarget
+    ) -> ImageResult:
+        secret = target.credential.secret_values()
+        status = response.status_code
+        payload = json_object(response.body, image_keys=_IMAGE_KEYS)
+        if payload is None:
+            what = describe_bad_body(response.body)
+            raise self.bug(f"{self.name}: upstream returned HTTP {status} with {what}", secret)
+        data = payload.get("data")
+        if not isinstance(data, list) or not data:
+            raise self.bug(f"{self.name}: upstream returned HTTP {status} without images in 'data'", secret)
+        wants_url = request.response_format is ResponseFormat.URL
+        images = await asyncio.gather(*(self._image(item, wants_url, target) for item in data))
+        created = payload.get("created")
+        if not isinstance(created, int) or isinstance(created, bool):
+            created = int(time.time())
+        usage = payload.get("usage")
+        return ImageResult(
+            images=tuple(images),
+            model=model,
+            created=created,
+            provider_request_id=response.headers.get("x-request-id"),
+            usage=usage if isinstance(usage, dict) else None,
+        )
+
+    async def _image(self, item: object, wants_url: bool, target: UpstreamTarget) -> GeneratedImage:
+        secret = target.credential.secret_values()
+        if not isinstance(item, dict):
+            raise self.bug(f"{self.name}: an item of 'data' is not an object", secret)
+        revised = item.get("revised_prompt")
+        revised_prompt = revised if isinstance(revised, str) else None
+        b64 = item.get("b64_json")
+        url = item.get("url")
+        if isinstance(b64, DecodedBase64):
+            data = b64.data
+        elif b64 is not None:
+            data = decode_image_b64(b64, provider=self.name, secret=secret)
+        elif isinstance(url, str) and url:
+            if wants_url:
+                # dall-e URLs are PNGs; the bytes are not fetched, so nothing to sniff.
+                return GeneratedImage(data=None, mime_type="image/png", url=url, revised_prompt=revised_prompt)
+            data = await self._download(url, target)
+        else:
+            raise self.bug(f"{self.name}: an item of 'data' has neither 'b64_json' nor 'url'", secret)
+        mime, width, height = check_image(data, provider=self.name, secret=secret)
+        return GeneratedImage(data=data, mime_type=mime, width=width, height=height, revised_prompt=revised_prompt)
+
+    async def _download(self, url: str, target: UpstreamTarget) -> bytes:
+        try:
+            scheme = urlsplit(url).scheme
+        except ValueError:  # e.g. an unbalanced "[" in the host: the upstream's bug, not ours
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise self.bug(
+                f"{self.name}: upstream returned an image URL that is not http(s)", target.credential.secret_values()
+            )
+        # No credential header: the URL is pre-signed and the key must not leave for a CDN.
+        response = await self._client.send(
+            "GET",
+            url,
+            provider=self.name,
+            attempt_seconds=target.timeout,
+            max_body_bytes=self._max_body_bytes,
+        )
+        if response.status_code != 200:
+            raise self.bug(
+                f"{self.name}: downloading the generated image failed with HTTP {response.status_code}",
+                target.credential.secret_values(),
+            )
+        return response.body
