@@ -10,11 +10,13 @@ from typing import TypeVar
 import pytest
 
 from imagegateway import ImageGatewayClient
-from tests.emulators import OpenAIEmulator, StabilityEmulator
+from tests.emulators import AzureOpenAIEmulator, OpenAIEmulator, StabilityEmulator
 from tests.harness import GatewayThread, running_gateway
 
 OPENAI_SECRET = "sk-test-openai-0123456789abcdef"
 STABILITY_SECRET = "sk-test-stability-0123456789abcdef"
+AZURE_SECRET = "azure-test-key-0123456789abcdef"
+AZURE_AD_TOKEN = "eyJ0eXAiOiJKV1Qi.azure-test-entra-token.0123456789"
 
 COOKBOOK_STABILITY_VK = "stability-ai-virtualkey"
 COOKBOOK_OPENAI_VK = "open-ai-virtual-key"
@@ -34,20 +36,31 @@ def stability_emulator() -> Iterator[StabilityEmulator]:
         yield emulator
 
 
+@pytest.fixture(scope="session")
+def azure_emulator() -> Iterator[AzureOpenAIEmulator]:
+    """Azure OpenAI with deployments ``dalle3`` (dall-e-3) and ``gpt-image`` (gpt-image-1)."""
+    with AzureOpenAIEmulator.running_in_thread(api_key=AZURE_SECRET, ad_token=AZURE_AD_TOKEN) as emulator:
+        yield emulator
+
+
 @dataclasses.dataclass
 class Emulators:
     openai: OpenAIEmulator
     stability: StabilityEmulator
+    azure: AzureOpenAIEmulator
 
 
 @pytest.fixture
-def emulators(openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator) -> Iterator[Emulators]:
-    """Both emulators, with faults and recorded requests cleared before and after the test."""
-    openai_emulator.reset()
-    stability_emulator.reset()
-    yield Emulators(openai_emulator, stability_emulator)
-    openai_emulator.reset()
-    stability_emulator.reset()
+def emulators(
+    openai_emulator: OpenAIEmulator, stability_emulator: StabilityEmulator, azure_emulator: AzureOpenAIEmulator
+) -> Iterator[Emulators]:
+    """Every emulator, with faults and recorded requests cleared before and after the test."""
+    every = (openai_emulator, stability_emulator, azure_emulator)
+    for emulator in every:
+        emulator.reset()
+    yield Emulators(openai_emulator, stability_emulator, azure_emulator)
+    for emulator in every:
+        emulator.reset()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Local fake provider APIs (OpenAI Images, Stability AI) over real HTTP, with fault injection.
+"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI) over real HTTP, with fault injection.
 
     emu = OpenAIEmulator(api_key="sk-test-openai")     # None accepts any (or no) key
     await emu.start()                                   # 127.0.0.1, free port unless port=...
@@ -14,6 +14,7 @@ Other processes use the `/_emulator/*` HTTP control API (see `control`) and
 `python -m tests.emulators {openai|stability} --port N [--api-key K]`.
 """
 
+from .azure_openai import AzureOpenAIEmulator
 from .emulator import AnswerMode, Emulator
 from .faults import Fault
 from .forms import FormFile
@@ -23,6 +24,7 @@ from .stability import StabilityEmulator
 
 __all__ = [
     "AnswerMode",
+    "AzureOpenAIEmulator",
     "Emulator",
     "Fault",
     "FormFile",

@@ -2,6 +2,7 @@
 
 python -m tests.emulators openai --port 9101 [--api-key K]
 python -m tests.emulators stability --port 9102 [--api-key K]
+python -m tests.emulators azure-openai --port 9103 [--api-key K]   (deployments dalle3, gpt-image)
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ import asyncio
 import logging
 import signal
 
+from .azure_openai import AzureOpenAIEmulator
 from .emulator import Emulator
 from .openai_images import OpenAIEmulator
 from .stability import StabilityEmulator
 
-_EMULATORS: dict[str, type[Emulator]] = {"openai": OpenAIEmulator, "stability": StabilityEmulator}
+_EMULATORS: dict[str, type[Emulator]] = {
+    "azure-openai": AzureOpenAIEmulator,
+    "openai": OpenAIEmulator,
+    "stability": StabilityEmulator,
+}
 
 
 async def _serve(emulator: Emulator) -> None:

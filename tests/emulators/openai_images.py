@@ -103,7 +103,7 @@ class OpenAIEmulator(Emulator):
             return error_response(error)
         if mode.content_filtered:
             return error_response(_safety_rejection(generation, request.request_id))
-        image = _image(generation, mode)
+        image = generated_image(generation, mode)
         if generation.stream:
             return _stream(generation, image)
         return Response.json(200, self._images_response(generation, image))
@@ -139,7 +139,7 @@ class OpenAIEmulator(Emulator):
         return payload
 
 
-def _image(generation: Generation, mode: AnswerMode) -> bytes:
+def generated_image(generation: Generation, mode: AnswerMode) -> bytes:
     if mode.image_bytes is not None:
         return noise_png(generation.width, generation.height, mode.image_bytes)
     return solid_image(

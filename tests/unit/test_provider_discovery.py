@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -26,14 +27,19 @@ from imagegateway_server.providers.stability.adapter import StabilityAdapter
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 SPELLINGS = {
+    "azure-openai": {"azure-openai"},
     "openai": {"openai", "open-ai", "open_ai"},
     "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
 }
-HOSTS = {"openai": {"api.openai.com"}, "stability-ai": {"api.stability.ai"}}
+HOSTS = {
+    "azure-openai": {"*.openai.azure.com"},
+    "openai": {"api.openai.com"},
+    "stability-ai": {"api.stability.ai"},
+}
 
 
-def test_the_registry_discovers_exactly_the_openai_and_stability_folders() -> None:
-    assert list(PROVIDER_SPECS) == ["openai", "stability-ai"]
+def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders() -> None:
+    assert list(PROVIDER_SPECS) == ["azure-openai", "openai", "stability-ai"]
     assert frozenset(PROVIDER_SPECS) == IMAGE_PROVIDERS
     for name, spec in PROVIDER_SPECS.items():
         assert spec.name == name
@@ -42,33 +48,66 @@ def test_the_registry_discovers_exactly_the_openai_and_stability_folders() -> No
         assert all(canonical_provider(spelling.upper()) == name for spelling in spec.spellings)
 
 
-def test_each_provider_declares_one_secret_required_api_key() -> None:
-    for spec in PROVIDER_SPECS.values():
+def test_openai_and_stability_declare_one_secret_required_api_key() -> None:
+    for name in ("openai", "stability-ai"):
+        spec = PROVIDER_SPECS[name]
         assert spec.credentials == CredentialSchema((CredentialField("api_key", secret=True, required=True),))
         assert spec.credentials.secret_names == {"api_key"}
 
 
+def test_azure_openai_declares_a_key_or_a_token_and_its_resource_deployment_and_version() -> None:
+    schema = PROVIDER_SPECS["azure-openai"].credentials
+    assert schema.names == ("api_key", "azure_ad_token", "resource_name", "deployment_id", "api_version")
+    assert schema.secret_names == {"api_key", "azure_ad_token"}
+    assert schema.exactly_one_of == (("api_key", "azure_ad_token"),)
+    assert {field.name for field in schema.fields if field.required} == {"resource_name", "deployment_id"}
+
+
 def test_the_host_policy_allows_the_providers_declared_hosts_over_https() -> None:
-    assert public_provider_hosts() == {"api.openai.com", "api.stability.ai"}
+    assert public_provider_hosts() == {"*.openai.azure.com", "api.openai.com", "api.stability.ai"}
     policy = UpstreamHostPolicy()
     assert policy.provider_hosts == public_provider_hosts()
-    for host in public_provider_hosts():
+    for host in ("api.openai.com", "api.stability.ai", "my-resource.openai.azure.com"):
         assert policy.check(f"https://{host}/v1", param="base_url") == f"https://{host}/v1"
     with pytest.raises(InvalidArgument, match="plain http"):
         policy.check("http://api.openai.com/v1", param="base_url")
     assert UpstreamHostPolicy(provider_hosts=["Images.Example."]).provider_hosts == {"images.example"}
 
 
+@pytest.mark.parametrize("url", ["https://my-resource.openai.azure.com/openai", "https://A.B.OpenAI.Azure.Com."])
+def test_a_wildcard_provider_host_allows_every_name_below_it_over_https(url: str) -> None:
+    policy = UpstreamHostPolicy(provider_hosts=["*.openai.azure.com"])
+    assert policy.refusal_for_url("https", url.split("/")[2], 443) is None
+    with pytest.raises(InvalidArgument, match="plain http"):
+        policy.check(url.replace("https", "http"), param="custom_host")
+
+
+@pytest.mark.parametrize(
+    "host", ["openai.azure.com", "evilopenai.azure.com", "openai.azure.com.evil.example", "x.openai.azure.co"]
+)
+def test_a_wildcard_provider_host_allows_neither_its_suffix_nor_look_alikes(host: str) -> None:
+    policy = UpstreamHostPolicy(provider_hosts=["*.openai.azure.com"])
+    assert policy._is_provider_host(host) is False
+
+
+@pytest.mark.parametrize("host", ["a*.example.com", "*.com", "*", "x.*.example.com"])
+def test_a_spec_refuses_a_wildcard_other_than_a_whole_first_label(host: str) -> None:
+    spec = PROVIDER_SPECS["openai"]
+    with pytest.raises(ValueError, match="may use"):
+        dataclasses.replace(spec, public_hosts=frozenset({host}))
+
+
 def test_the_built_in_price_table_is_assembled_from_the_provider_folders() -> None:
     document = built_in_price_document()
     assert document["version"] == load_price_table().version
-    assert list(document["providers"]) == ["openai", "stability-ai"]
+    assert list(document["providers"]) == ["azure-openai", "openai", "stability-ai"]
     for name, spec in PROVIDER_SPECS.items():
         assert spec.prices_file is not None and spec.prices_file.name == "prices.json"
         assert document["providers"][name] == spec.read_prices()
     table = load_price_table()
     assert table.unit_price("openai", "dall-e-3", "1024x1024", "standard") == pytest.approx(0.04)
     assert table.unit_price("stability-ai", "stable-image-core") == pytest.approx(0.03)
+    assert table.unit_price("azure-openai", "dall-e-3", "1024x1024", "hd") == pytest.approx(0.08)
 
 
 async def test_default_registry_takes_base_url_overrides_by_any_spelling() -> None:

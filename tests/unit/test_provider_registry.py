@@ -7,6 +7,7 @@ import pytest
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
+from imagegateway_server.providers.azure_openai.adapter import AzureOpenAIAdapter
 from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
 from imagegateway_server.providers.kit.transport import UpstreamClient
 from imagegateway_server.providers.openai.adapter import OpenAIAdapter
@@ -31,6 +32,8 @@ from imagegateway_server.providers.stability.adapter import StabilityAdapter
         ("Stability", "stability-ai"),
         ("stability_ai", "stability-ai"),
         ("STABILITY-AI", "stability-ai"),
+        ("azure-openai", "azure-openai"),
+        ("Azure-OpenAI", "azure-openai"),
     ],
 )
 def test_portkey_spellings_are_canonicalised(spelling: str, canonical: str) -> None:
@@ -46,7 +49,7 @@ def test_unknown_provider_is_an_invalid_argument_naming_provider(spelling: str) 
 
 
 def test_image_providers_are_the_canonical_names() -> None:
-    assert frozenset({"openai", "stability-ai"}) == IMAGE_PROVIDERS
+    assert frozenset({"azure-openai", "openai", "stability-ai"}) == IMAGE_PROVIDERS
 
 
 class _Fake:
@@ -72,7 +75,7 @@ async def test_registry_finds_adapters_by_any_spelling_and_closes_all() -> None:
     failing, fine = _Fake(fail_close=True), _Fake()
     adapters: dict[str, ProviderAdapter] = {"Open-AI": failing, "stabilityai": fine}
     registry = ProviderRegistry(adapters)
-    assert registry.names == IMAGE_PROVIDERS
+    assert registry.names == {"openai", "stability-ai"}
     assert registry.get("openai") is failing
     assert registry.get("stability") is fine
     await registry.aclose()
@@ -91,14 +94,20 @@ def test_registry_refuses_an_unknown_name_at_construction() -> None:
         ProviderRegistry({"midjourney": _Fake()})
 
 
-async def test_default_registry_has_both_adapters() -> None:
+async def test_default_registry_has_every_adapter() -> None:
     registry = default_registry()
     try:
         openai = registry.get("openai")
         stability = registry.get("stability-ai")
+        azure = registry.get("azure-openai")
         assert isinstance(openai, OpenAIAdapter) and openai.name == "openai"
         assert isinstance(stability, StabilityAdapter) and stability.name == "stability-ai"
-        assert (openai.default_model(), stability.default_model()) == ("dall-e-2", "core")
+        assert isinstance(azure, AzureOpenAIAdapter) and azure.name == "azure-openai"
+        assert (openai.default_model(), stability.default_model(), azure.default_model()) == (
+            "dall-e-2",
+            "core",
+            "dall-e-3",
+        )
     finally:
         await registry.aclose()
 
@@ -112,7 +121,7 @@ async def test_default_registry_gives_each_adapter_its_own_client_and_closes_the
 
     registry = default_registry(client_factory=client_factory)
     await registry.aclose()
-    assert len(made) == 2 and made[0] is not made[1]  # one connection pool per provider
+    assert len(made) == len(IMAGE_PROVIDERS) == len({id(client) for client in made})  # one pool per provider
     for client in made:
         with pytest.raises(RuntimeError):
             await client.send("GET", "http://127.0.0.1:9/", provider="p", attempt_seconds=1)

@@ -1,7 +1,8 @@
 """Decides which upstream hosts and addresses the gateway may send a request to (the SSRF policy).
 
 The providers' public hosts (each provider folder declares its own, ``ProviderSpec.public_hosts``)
-are always allowed over https. Anything else must be on
+are always allowed over https; an entry ``*.suffix`` (Azure's ``*.openai.azure.com``, one host per
+customer resource) allows every name below ``suffix``, not ``suffix`` itself. Anything else must be on
 IMAGEGW_ALLOWED_UPSTREAM_HOSTS (hosts, host:port or CIDRs); loopback, private, link-local and
 other non-public addresses are refused unless listed, and plain http is allowed only for listed
 hosts. Addresses are recognised in every spelling a resolver accepts (``2130706433``,
@@ -93,13 +94,15 @@ class UpstreamHostPolicy:
     """The allow list, parsed once; every decision is a pure function of it and the providers' hosts.
 
     ``provider_hosts`` are the public hosts always allowed over https (default: every discovered
-    provider's ``public_hosts``).
+    provider's ``public_hosts``); ``*.suffix`` entries allow any name below ``suffix``.
     """
 
     def __init__(self, allowed: Iterable[str] = (), *, provider_hosts: Iterable[str] | None = None) -> None:
         self.provider_hosts = frozenset(
             canonical_name(host) for host in (public_provider_hosts() if provider_hosts is None else provider_hosts)
         )
+        # ".openai.azure.com" for "*.openai.azure.com": matched as a name's ending, after at least one label.
+        self._provider_suffixes = tuple(sorted(host[1:] for host in self.provider_hosts if host.startswith("*.")))
         hosts: set[str] = set()
         host_ports: set[tuple[str, int]] = set()
         networks: list[IPNetwork] = []
@@ -155,6 +158,12 @@ class UpstreamHostPolicy:
             return self._address_listed(address, port)
         return self.name_listed(host, port)
 
+    def _is_provider_host(self, name: str) -> bool:
+        """Whether a canonical host name is a provider's public host, exactly or below a ``*.`` suffix."""
+        if name in self.provider_hosts:
+            return True
+        return any(name.endswith(suffix) and len(name) > len(suffix) for suffix in self._provider_suffixes)
+
     def _refusal_for_url(self, scheme: str, host: str, port: int) -> str | None:
         """Why a request to scheme://host:port is refused, or None when it is allowed."""
         if scheme not in _DEFAULT_PORTS or not host:
@@ -162,7 +171,7 @@ class UpstreamHostPolicy:
         if self.listed(host, port):
             return None
         name = canonical_name(host)
-        if scheme == "https" and name in self.provider_hosts:
+        if scheme == "https" and self._is_provider_host(name):
             return None
         if scheme != "https":
             return (

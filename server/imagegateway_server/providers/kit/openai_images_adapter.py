@@ -60,6 +60,9 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         """The classified error of a non-2xx answer."""
         raise NotImplementedError
 
+    def check_item(self, item: dict[str, object], secret: Secrets) -> None:
+        """Raises for an item of ``data`` that must not be served (a provider's content filter); no-op by default."""
+
     def bug(self, message: str, secret: Secrets) -> ProviderError:
         """UPSTREAM_BUG 502 for an answer that is not what the API documents."""
         return upstream_bug(self.name, message, secret=secret)
@@ -140,6 +143,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         secret = target.credential.secret_values()
         if not isinstance(item, dict):
             raise self.bug(f"{self.name}: an item of 'data' is not an object", secret)
+        self.check_item(item, secret)
         revised = item.get("revised_prompt")
         revised_prompt = revised if isinstance(revised, str) else None
         b64 = item.get("b64_json")

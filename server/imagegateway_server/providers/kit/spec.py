@@ -119,8 +119,10 @@ class ProviderSpec:
 
     ``name`` is the canonical name (in configs, logs, metrics); ``aliases`` are the other spellings
     callers may use (Portkey's), matched case-insensitively. ``public_hosts`` are the host names of
-    its public API. ``prices_file`` is its part of the built-in price table (the shape of one entry
-    of ``providers`` in ``core/pricing.py``), or None when it has no prices.
+    its public API; ``*.suffix`` stands for every name below ``suffix`` (a provider with one host
+    per customer account, as Azure OpenAI's ``{resource}.openai.azure.com``). ``prices_file`` is its
+    part of the built-in price table (the shape of one entry of ``providers`` in ``core/pricing.py``),
+    or None when it has no prices.
     """
 
     name: str
@@ -138,6 +140,10 @@ class ProviderSpec:
             # Callers' spellings are looked up stripped and lower-cased, so only those can ever match.
             if not spelling or spelling != spelling.lower() or any(c.isspace() for c in spelling):
                 raise ValueError(f"provider {self.name!r}: {spelling!r} is not lower case without spaces")
+        for host in sorted(self.public_hosts):
+            # A wildcard only as the whole first label, over a suffix of two labels or more.
+            if "*" in host and (not host.startswith("*.") or "*" in host[2:] or host[2:].count(".") < 1):
+                raise ValueError(f"provider {self.name!r}: public host {host!r} may use '*' only as '*.domain.tld'")
         object.__setattr__(self, "aliases", frozenset(spellings - {self.name}))
         object.__setattr__(self, "public_hosts", frozenset(host.lower() for host in self.public_hosts))
 

@@ -1,0 +1,38 @@
+"""Azure OpenAI as the registry sees it: its name, resource hosts, base URL, prices, models and credential."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imagegateway_server.domain.credentials import API_KEY
+from imagegateway_server.providers.azure_openai import PROVIDER
+from imagegateway_server.providers.azure_openai.adapter import (
+    API_VERSION,
+    AZURE_AD_TOKEN,
+    DEFAULT_BASE_URL,
+    DEPLOYMENT_ID,
+    RESOURCE_NAME,
+    AzureOpenAIAdapter,
+)
+from imagegateway_server.providers.azure_openai.models import model_spec
+from imagegateway_server.providers.kit.spec import CredentialField, CredentialSchema, ProviderSpec
+
+SPEC = ProviderSpec(
+    name=PROVIDER,
+    aliases=frozenset(),  # Portkey knows Azure OpenAI only as "azure-openai" ("azure-ai" is another service)
+    public_hosts=frozenset({"*.openai.azure.com"}),  # one host per customer resource
+    default_base_url=DEFAULT_BASE_URL,
+    make_adapter=AzureOpenAIAdapter,
+    credentials=CredentialSchema(
+        (
+            CredentialField(API_KEY, secret=True, required=False),
+            CredentialField(AZURE_AD_TOKEN, secret=True, required=False),
+            CredentialField(RESOURCE_NAME, secret=False, required=True),
+            CredentialField(DEPLOYMENT_ID, secret=False, required=True),
+            CredentialField(API_VERSION, secret=False, required=False),  # default: adapter.DEFAULT_API_VERSION
+        ),
+        exactly_one_of=((API_KEY, AZURE_AD_TOKEN),),
+    ),
+    model_spec=model_spec,
+    prices_file=Path(__file__).with_name("prices.json"),
+)
