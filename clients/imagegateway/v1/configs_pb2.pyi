@@ -41,6 +41,10 @@ class RoutingConfig(_message.Message):
     FORWARD_HEADERS_FIELD_NUMBER: _builtins.int
     CIRCUIT_BREAKER_FIELD_NUMBER: _builtins.int
     STRICT_FIELD_NUMBER: _builtins.int
+    RESOURCE_NAME_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
+    API_VERSION_FIELD_NUMBER: _builtins.int
+    AZURE_AD_TOKEN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A name for this target (used by conditional routing)."""
     provider: _builtins.str
@@ -57,6 +61,14 @@ class RoutingConfig(_message.Message):
     """Per-attempt timeout in milliseconds."""
     strict: _builtins.bool
     """Refuse, rather than translate, parameters this target cannot take as given."""
+    resource_name: _builtins.str
+    """Azure OpenAI: the resource, the host part of https://{resource_name}.openai.azure.com."""
+    deployment_id: _builtins.str
+    """Azure OpenAI: the deployment that serves the model."""
+    api_version: _builtins.str
+    """Azure OpenAI: the api-version query parameter (default: a current version that serves images)."""
+    azure_ad_token: _builtins.str
+    """Azure OpenAI: a Microsoft Entra ID token, sent as a Bearer instead of api_key (stored encrypted; never returned)."""
     @_builtins.property
     def strategy(self) -> Global___Strategy:
         """How targets are chosen."""
@@ -103,10 +115,14 @@ class RoutingConfig(_message.Message):
         forward_headers: _abc.Iterable[_builtins.str] | None = ...,
         circuit_breaker: Global___CircuitBreakerSettings | None = ...,
         strict: _builtins.bool | None = ...,
+        resource_name: _builtins.str = ...,
+        deployment_id: _builtins.str = ...,
+        api_version: _builtins.str = ...,
+        azure_ad_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "override_params", b"override_params", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "forward_headers", b"forward_headers", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "api_version", b"api_version", "azure_ad_token", b"azure_ad_token", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "deployment_id", b"deployment_id", "forward_headers", b"forward_headers", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "resource_name", b"resource_name", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__request_timeout: _TypeAlias = _typing.Literal["request_timeout"]  # noqa: Y015
     _WhichOneofArgType__request_timeout: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout"]  # noqa: Y015

@@ -83,6 +83,10 @@ def _config(message: configs_pb2.RoutingConfig, budget: _TargetBudget | None) ->
         forward_headers=tuple(message.forward_headers),
         circuit_breaker=_breaker(message.circuit_breaker) if message.HasField("circuit_breaker") else None,
         strict=message.strict if message.HasField("strict") else None,
+        resource_name=message.resource_name,
+        deployment_id=message.deployment_id,
+        api_version=message.api_version,
+        azure_ad_token=message.azure_ad_token,
     )
 
 
@@ -154,6 +158,10 @@ def config_to_proto(config: RoutingConfig) -> configs_pb2.RoutingConfig:
         virtual_key=config.virtual_key,
         custom_host=config.custom_host,
         forward_headers=config.forward_headers,
+        resource_name=config.resource_name,
+        deployment_id=config.deployment_id,
+        api_version=config.api_version,
+        azure_ad_token=config.azure_ad_token,
     )
     if config.strategy is not None:
         strategy = config.strategy

@@ -22,6 +22,11 @@ from typing import Any, TypeAlias
 
 from imagegateway_server.domain.credentials import API_KEY
 
+# The config fields that make up a target's inline credential, by the names the providers' schemas use.
+CREDENTIAL_FIELDS = (API_KEY, "azure_ad_token", "resource_name", "deployment_id", "api_version")
+# Those of them that are secrets whatever the provider: sealed at rest, never returned.
+SECRET_CREDENTIAL_FIELDS = frozenset({API_KEY, "azure_ad_token"})
+
 # A value of a ``google.protobuf.Struct``, frozen: objects are read-only mappings, lists are tuples.
 JsonValue: TypeAlias = "bool | int | float | str | tuple[JsonValue, ...] | Mapping[str, JsonValue] | None"
 JsonObject: TypeAlias = Mapping[str, JsonValue]
@@ -124,6 +129,11 @@ class RoutingConfig:
     forward_headers: tuple[str, ...] = ()
     circuit_breaker: CircuitBreakerSettings | None = None
     strict: bool | None = None
+    # Azure OpenAI's credential fields (``CREDENTIAL_FIELDS``); the token is a secret like ``api_key``.
+    resource_name: str = ""
+    deployment_id: str = ""
+    api_version: str = ""
+    azure_ad_token: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "override_params", _frozen_object(self.override_params))
@@ -139,21 +149,22 @@ class RoutingConfig:
         """This target's inline credential fields that are set, by name (the provider's schema checks them).
 
         The one place that knows which config fields make up a credential: a field added to the
-        model for a provider's credential is added here too.
+        model for a provider's credential is added to ``CREDENTIAL_FIELDS`` too.
         """
-        return {API_KEY: self.api_key} if self.api_key else {}
+        return {name: value for name in CREDENTIAL_FIELDS if (value := getattr(self, name))}
 
-    def redacted(self) -> RoutingConfig:
-        """The same config with every ``api_key`` removed."""
-        return self._with_api_keys(lambda path, api_key: "", "")
+    def redacted(self, secret_names: frozenset[str] = SECRET_CREDENTIAL_FIELDS) -> RoutingConfig:
+        """The same config with every credential field in ``secret_names`` removed, at every depth."""
+        return self._with_fields(lambda path: dict.fromkeys(secret_names, ""), "")
 
-    def with_api_keys(self, api_keys: Mapping[str, str]) -> RoutingConfig:
-        """The same config with ``api_key`` set at the field paths ``api_keys`` names (see ``walk``)."""
-        return self._with_api_keys(lambda path, api_key: api_keys.get(path, api_key), "")
+    def with_credential_fields(self, fields: Mapping[str, Mapping[str, str]]) -> RoutingConfig:
+        """The same config with credential fields set at the field paths ``fields`` names (see ``walk``)."""
+        return self._with_fields(lambda path: fields.get(path, {}), "")
 
-    def _with_api_keys(self, choose: Callable[[str, str], str], path: str) -> RoutingConfig:
+    def _with_fields(self, choose: Callable[[str], Mapping[str, str]], path: str) -> RoutingConfig:
         targets = tuple(
-            child._with_api_keys(choose, f"{path}.targets[{i}]" if path else f"targets[{i}]")
+            child._with_fields(choose, f"{path}.targets[{i}]" if path else f"targets[{i}]")
             for i, child in enumerate(self.targets)
         )
-        return dataclasses.replace(self, targets=targets, api_key=choose(path, self.api_key))
+        changes: dict[str, Any] = {name: value for name, value in choose(path).items() if name in CREDENTIAL_FIELDS}
+        return dataclasses.replace(self, targets=targets, **changes)

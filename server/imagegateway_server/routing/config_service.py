@@ -1,4 +1,9 @@
-"""Saved, versioned routing configs: validate on save, keep api_key values sealed, compile on use.
+"""Saved, versioned routing configs: validate on save, keep secret credential fields sealed, compile on use.
+
+Every secret credential field of a target (``api_key``, ``azure_ad_token``, and any field its
+provider's schema calls secret) is taken out of the stored document and sealed in the vault as
+``{path: {field: value}}``; configs sealed before credentials were typed hold ``{path: api_key}``,
+which is read as the ``api_key`` field.
 
 Inline configs (sent with a request) are compiled here too, with a small cache of their plans.
 """
@@ -14,8 +19,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from imagegateway_server.domain.config_document import config_document, config_from_document
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument, NotFound
-from imagegateway_server.domain.routing_config import RoutingConfig
+from imagegateway_server.domain.routing_config import SECRET_CREDENTIAL_FIELDS, RoutingConfig
 from imagegateway_server.providers.kit.spec import CredentialSchema
 from imagegateway_server.providers.registry import credential_schema as registry_credential_schema
 from imagegateway_server.routing.plan import MAX_DEPTH, MAX_TARGETS, Node, compile_plan, leaves
@@ -40,7 +46,7 @@ class ResolvedConfig:
 
 
 def config_associated_data(config_id: str) -> bytes:
-    """What a config's sealed api_key values are bound to (the vault's associated data)."""
+    """What a config's sealed credential secrets are bound to (the vault's associated data)."""
     return f"config:{config_id}".encode()
 
 
@@ -125,9 +131,22 @@ class ConfigService:
                     )
                     raise InvalidArgument(f"virtual key {leaf.virtual_key!r} does not exist", param=field) from None
 
+    def _secret_names(self, config: RoutingConfig) -> frozenset[str]:
+        """The credential fields of ``config``'s targets that are secret (the config compiled, so providers exist)."""
+        names = set(SECRET_CREDENTIAL_FIELDS)
+        for _, node in config.walk():
+            if node.provider:
+                names |= self._credential_schema(node.provider).secret_names
+        return frozenset(names)
+
     def _seal(self, config_id: str, config: RoutingConfig) -> tuple[str, bytes | None]:
-        found = {path: node.api_key for path, node in config.walk() if node.api_key}
-        document = json.dumps(config_document(config.redacted()))
+        secret_names = self._secret_names(config)
+        found = {
+            path: secrets_here
+            for path, node in config.walk()
+            if (secrets_here := {k: v for k, v in node.credential_fields().items() if k in secret_names})
+        }
+        document = json.dumps(config_document(config.redacted(secret_names)))
         sealed = None
         if found:
             sealed = self._vault.seal(json.dumps(found).encode(), associated_data=config_associated_data(config_id))
@@ -139,7 +158,9 @@ class ConfigService:
             found = json.loads(
                 self._vault.open(record.sealed_secrets, associated_data=config_associated_data(record.id))
             )
-            config = config.with_api_keys(found)
+            # {path: api_key} before credentials were typed; {path: {field: value}} since.
+            fields = {path: value if isinstance(value, dict) else {API_KEY: value} for path, value in found.items()}
+            config = config.with_credential_fields(fields)
         return config
 
     async def create(self, name: str, config: RoutingConfig) -> ConfigRecord:
