@@ -27,3 +27,34 @@ def test_a_repeated_header_answers_its_first_value_and_the_core_sees_its_last() 
     assert headers["x-portkey-config"] == Headers(raw=raw)["x-portkey-config"] == "cfg-1"
     assert headers.last["x-portkey-config"] == "cfg-2"
     assert headers["content-type"] == "application/json"
+
+
+# -- a bare provider's typed credential from Portkey's headers --------------------------------------
+
+_AZURE_HEADERS = {
+    "x-portkey-provider": "azure-openai",
+    "x-portkey-azure-resource-name": "my-resource",
+    "x-portkey-azure-deployment-id": "dalle3",
+    "x-portkey-azure-api-version": "2024-10-21",
+}
+
+
+def test_azure_headers_fill_the_credential_and_the_bearer_is_the_api_key() -> None:
+    from imagegateway_server.api.rest_mapping import routing_spec
+
+    spec = routing_spec({**_AZURE_HEADERS, "authorization": "Bearer azure-key"})
+    assert spec.provider == "azure-openai"
+    assert spec.provider_credential == {
+        "api_key": "azure-key",
+        "resource_name": "my-resource",
+        "deployment_id": "dalle3",
+        "api_version": "2024-10-21",
+    }
+
+
+def test_an_entra_token_header_wins_over_the_sdks_bearer() -> None:
+    from imagegateway_server.api.rest_mapping import routing_spec
+
+    spec = routing_spec({**_AZURE_HEADERS, "x-portkey-azure-ad-token": "entra", "authorization": "Bearer REDUNDANT"})
+    assert spec.provider_credential["azure_ad_token"] == "entra"
+    assert "api_key" not in spec.provider_credential

@@ -82,6 +82,18 @@ def refuse_lone_surrogates(value: Any, *, param: str) -> None:
             refuse_lone_surrogates(item, param=param)
 
 
+# Portkey's headers for a bare provider's typed credential fields, by the field each fills in.
+CREDENTIAL_HEADERS: Mapping[str, str] = {
+    "x-portkey-azure-resource-name": "resource_name",
+    "x-portkey-azure-deployment-id": "deployment_id",
+    "x-portkey-azure-api-version": "api_version",
+    "x-portkey-azure-ad-token": "azure_ad_token",
+}
+# A credential sent in one of these needs no API key: the ``Authorization`` is then only the OpenAI
+# SDK's (Portkey's "REDUNDANT" key) and is not taken as the provider's.
+_KEYLESS_SECRETS = frozenset({"azure_ad_token"})
+
+
 def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
     """Portkey's routing headers: config (id or inline JSON) > virtual key > provider."""
     config = headers.get("x-portkey-config", "").strip()
@@ -95,16 +107,19 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
     if virtual_key:
         return RoutingSpec(virtual_key=virtual_key, provider=provider, custom_host=custom_host)
     if provider:
+        fields = {field: value for header, field in CREDENTIAL_HEADERS.items() if (value := headers.get(header))}
         token = bearer_token(headers.get("authorization"))
         if token and token.startswith("igw_"):
             token = None  # that is our own key, never a provider's
+        if _KEYLESS_SECRETS & fields.keys():
+            return RoutingSpec(provider=provider, provider_credential=fields, custom_host=custom_host)
         if not token:
             raise InvalidArgument(
                 "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer",
                 param="authorization",
                 code="missing_required_parameter",
             )
-        return RoutingSpec(provider=provider, provider_credential={API_KEY: token}, custom_host=custom_host)
+        return RoutingSpec(provider=provider, provider_credential={API_KEY: token, **fields}, custom_host=custom_host)
     raise InvalidArgument(
         "send x-portkey-config, x-portkey-virtual-key or x-portkey-provider to route the request",
         param="x-portkey-config",
