@@ -343,7 +343,13 @@ async def test_aggregating_100k_records_takes_under_a_few_seconds(store: SqliteS
     """The timing figure of this slice (exact percentiles, no rollup): printed with ``-s``."""
     mix = seeded_mix()
     records = [
-        LogRecord(**{**{f: getattr(r, f) for f in r.__slots__}, "id": f"log_{i}", "create_time": T0 + timedelta(seconds=i % 1800)})  # type: ignore[arg-type]
+        LogRecord(
+            **{
+                **{f: getattr(r, f) for f in r.__slots__},
+                "id": f"log_{i}",
+                "create_time": T0 + timedelta(seconds=i % 1800),
+            }
+        )  # type: ignore[arg-type]
         for i in range(100_000)
         for r in (mix[i % len(mix)],)
     ]

@@ -24,6 +24,7 @@ GRPC_METHOD_SCOPES: dict[str, str] = {
     "ValidateConfig": Scope.GENERATE,
     "ListLogs": Scope.GENERATE,
     "GetLog": Scope.GENERATE,
+    "GetAnalytics": Scope.GENERATE,
     "CreateConfig": Scope.ADMIN,
     "GetConfig": Scope.ADMIN,
     "ListConfigs": Scope.ADMIN,

@@ -80,7 +80,7 @@ class AnalyticsQuery:
     bucket_size: timedelta
     group_by: GroupBy
     metadata_key: str = ""
-    log_filter: LogFilter = LogFilter()
+    log_filter: LogFilter = dataclasses.field(default_factory=LogFilter)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -286,9 +286,7 @@ class AnalyticsBuilder:
             totals = _Sums()
             for cell in cells:
                 totals.add(cell)
-            buckets = [
-                AnalyticsBucket(start, cell.counts()) for start, cell in zip(self._starts, cells, strict=True)
-            ]
+            buckets = [AnalyticsBucket(start, cell.counts()) for start, cell in zip(self._starts, cells, strict=True)]
             rows.append(AnalyticsRow(group, totals.counts(), buckets))
         rows.sort(key=lambda row: (-row.totals.requests, row.group))
         return AnalyticsResult(list(self._starts), rows)
