@@ -4,6 +4,7 @@ agree with the raw records, buckets are UTC-aligned with empty ones zero, filter
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from imagegateway_server.storage.analytics import (
     bucket_starts,
     percentile,
 )
+from imagegateway_server.storage.migrations import load_migrations
 from imagegateway_server.storage.records import LogFilter, LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 
@@ -361,3 +363,46 @@ async def test_aggregating_100k_records_takes_under_a_few_seconds(store: SqliteS
     print(f"\naggregate_logs over 100,000 records (metadata grouping, 7 buckets): {elapsed:.3f} s")
     assert sum(row.totals.requests for row in result.rows) == 100_000
     assert elapsed < 10
+
+
+async def test_migration_6_fills_the_columns_of_old_records_and_clears_false_fallbacks(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = seeded_mix()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+            "apply_time INTEGER NOT NULL)"
+        )
+        for migration in load_migrations("sqlite")[:5]:
+            db.executescript(migration.sql)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (migration.version, migration.name, 0))
+        for rec in old:
+            payload = json.loads(rec.payload)
+            failed_over = rec.status_code != 200 and len({a["target"] for a in payload.get("attempts", [])}) > 1
+            if failed_over:  # what the log wrote before issue 14 for a request every target failed
+                payload["fallback_used"] = True
+            db.execute(
+                "INSERT INTO request_logs (id, trace_id, create_time, status_code, provider, model, caller_key_id, "
+                "config_id, fallback_used, payload, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.id, rec.trace_id, int(rec.create_time.timestamp() * 1_000_000), rec.status_code,
+                    rec.provider, rec.model, rec.caller_key_id, rec.config_id,
+                    int(rec.fallback_used or failed_over), json.dumps(payload), rec.cost_usd,
+                ),
+            )  # fmt: skip
+    migrated = SqliteStore(path)
+    await migrated.open()
+    try:
+        assert_agrees(
+            await migrated.aggregate_logs(query(GroupBy.TARGET)),
+            expected(
+                old,
+                lambda rec, doc: (
+                    doc.get("served_target") or (doc["attempts"][-1]["target"] if doc.get("attempts") else "")
+                ),
+            ),
+        )
+        log_5 = await migrated.get_log("log_5")
+        assert not log_5.fallback_used and "fallback_used" not in json.loads(log_5.payload)
+    finally:
+        await migrated.close()
