@@ -106,6 +106,15 @@ def _kind_name(kind: int) -> str:
     return ErrorKind.Name(kind).removeprefix("ERROR_KIND_").lower()  # type: ignore[arg-type]
 
 
+def span(size: timedelta) -> str:
+    """A bucket size as people write it: 5m, 1h, 6h, 1d."""
+    seconds = int(size.total_seconds())
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % length == 0:
+            return f"{seconds // length}{unit}"
+    return f"{seconds}s"
+
+
 def _time(when: Any) -> str:
     return str(when.ToDatetime(tzinfo=UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
 
@@ -147,7 +156,7 @@ def print_analytics(response: GetAnalyticsResponse) -> None:
     size = response.bucket_duration.ToTimedelta()
     sys.stdout.write(
         f"{_time(response.start_time)} .. {_time(response.end_time)}, "
-        f"{len(response.rows[0].buckets) if response.rows else 0} buckets of {size}\n"
+        f"{len(response.rows[0].buckets) if response.rows else 0} buckets of {span(size)}\n"
     )
     headers = (
         "GROUP",
