@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from imagegateway import ImageGatewayClient, ImageGatewayError, InvalidArgumentError
-from imagegateway.types import AnalyticsRow, GetAnalyticsResponse
+from imagegateway import AsyncImageGatewayClient, ImageGatewayClient, ImageGatewayError, InvalidArgumentError
+from imagegateway.types import AnalyticsGroupBy, AnalyticsRow, GetAnalyticsResponse
 from imagegateway_server.cli import main as cli_main
 from tests.conftest import Emulators, Seed, eventually
 from tests.emulators import Fault
@@ -105,3 +105,12 @@ def test_invalid_analytics_requests_name_the_field(admin: ImageGatewayClient) ->
     with pytest.raises(InvalidArgumentError) as info:
         admin.get_analytics(since=timedelta(hours=1), group_by="metadata", metadata_key='bad"key')
     assert "metadata_key" in str(info.value)
+
+
+async def test_the_async_client_gets_analytics_too(gateway: GatewayThread) -> None:
+    async with AsyncImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as client:
+        response = await client.get_analytics(since=timedelta(minutes=30), group_by="model", outcome="success")
+    assert response.group_by == AnalyticsGroupBy.Value("ANALYTICS_GROUP_BY_MODEL")
+    assert response.bucket_duration.ToTimedelta() == timedelta(minutes=1)
+    assert all(len(row.buckets) in (30, 31) for row in response.rows)
+    assert all(row.totals.errors == 0 for row in response.rows)
