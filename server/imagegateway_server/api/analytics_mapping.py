@@ -36,20 +36,21 @@ _GROUP_BY_PROTO = {group: value for value, group in _GROUP_BY.items() if value}
 _OUTCOMES = {logs_pb2.REQUEST_OUTCOME_SUCCESS: True, logs_pb2.REQUEST_OUTCOME_FAILURE: False}
 
 
-def _range(request: analytics_pb2.GetAnalyticsRequest, now: datetime) -> tuple[datetime, datetime]:
-    if request.HasField("since"):
-        if request.HasField("start_time") or request.HasField("end_time"):
+def analytics_range(
+    since: timedelta | None, start: datetime | None, end: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The range ``[start, end)``: ``since`` ending now, or from ``start`` to ``end`` (default now)."""
+    if since is not None:
+        if start is not None or end is not None:
             raise InvalidArgument("set either since or start_time/end_time, not both", param="since")
-        since = request.since.ToTimedelta()
         if since <= timedelta(0):
             raise InvalidArgument("must be a positive duration", param="since")
         if since > MAX_RANGE:
             raise InvalidArgument(f"must be at most {MAX_RANGE.days} days", param="since")
         return now - since, now
-    start = grpc_mapping.time_filter(request, "start_time")
     if start is None:
         raise InvalidArgument("set since, or start_time (and optionally end_time)", param="since")
-    end = grpc_mapping.time_filter(request, "end_time") or now
+    end = end or now
     if end <= start:
         raise InvalidArgument("must be after start_time", param="end_time")
     if end - start > MAX_RANGE:
@@ -57,20 +58,40 @@ def _range(request: analytics_pb2.GetAnalyticsRequest, now: datetime) -> tuple[d
     return start, end
 
 
+def grouped_query(
+    start: datetime, end: datetime, group_by: GroupBy, metadata_key: str, log_filter: LogFilter
+) -> AnalyticsQuery:
+    """The store query over ``[start, end)``, its metadata key checked (INVALID_ARGUMENT ``metadata_key``)."""
+    if group_by == GroupBy.METADATA and not METADATA_KEY_PATTERN.fullmatch(metadata_key):
+        raise InvalidArgument(
+            "must be 1-64 letters, digits, _ . : or -, starting with a letter, digit or _", param="metadata_key"
+        )
+    if group_by != GroupBy.METADATA and metadata_key:
+        raise InvalidArgument("is only used when grouping by metadata", param="metadata_key")
+    return AnalyticsQuery(
+        start=start,
+        end=end,
+        bucket_size=bucket_size_for(start, end),
+        group_by=group_by,
+        metadata_key=metadata_key,
+        log_filter=log_filter,
+    )
+
+
 def analytics_query(
     request: analytics_pb2.GetAnalyticsRequest, caller_key_id: str | None, now: datetime | None = None
 ) -> AnalyticsQuery:
     """The store query of a request; ``caller_key_id`` is the key whose requests the caller may see
     (None: every key's), from ``auth.visible_caller_key_id``."""
-    start, end = _range(request, now or datetime.now(UTC))
+    start, end = analytics_range(
+        request.since.ToTimedelta() if request.HasField("since") else None,
+        grpc_mapping.time_filter(request, "start_time"),
+        grpc_mapping.time_filter(request, "end_time"),
+        now or datetime.now(UTC),
+    )
     group_by = _GROUP_BY.get(request.group_by)
     if group_by is None:
         raise InvalidArgument(f"unknown value {request.group_by}", param="group_by")
-    if group_by == GroupBy.METADATA and not METADATA_KEY_PATTERN.fullmatch(request.metadata_key):
-        raise InvalidArgument("must be 1-64 letters, digits, _ . : or -, starting with a letter, digit or _",
-                              param="metadata_key")  # fmt: skip
-    if group_by != GroupBy.METADATA and request.metadata_key:
-        raise InvalidArgument("is only used when grouping by metadata", param="metadata_key")
     if request.outcome not in (logs_pb2.REQUEST_OUTCOME_UNSPECIFIED, *_OUTCOMES):
         raise InvalidArgument(f"unknown value {request.outcome}", param="outcome")
     log_filter = LogFilter(
@@ -83,14 +104,7 @@ def analytics_query(
         config_id=request.config_id or None,
         fallback_used=request.fallback_used if request.HasField("fallback_used") else None,
     )
-    return AnalyticsQuery(
-        start=start,
-        end=end,
-        bucket_size=bucket_size_for(start, end),
-        group_by=group_by,
-        metadata_key=request.metadata_key if group_by == GroupBy.METADATA else "",
-        log_filter=log_filter,
-    )
+    return grouped_query(start, end, group_by, request.metadata_key, log_filter)
 
 
 def _error_kind(name: str) -> images_pb2.ErrorKind.ValueType:

@@ -60,6 +60,7 @@ REST_ROUTE_SCOPES: dict[str, str] = {
     "/dashboard/api/logs/{log_id}": SESSION,
     "/dashboard/api/logs/{log_id}/image": SESSION,
     "/dashboard/api/health": SESSION,
+    "/dashboard/api/analytics": SESSION,
 }
 
 # Why a key was refused: the ``reason`` label of imagegateway_auth_failures_total.

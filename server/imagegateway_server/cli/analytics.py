@@ -8,7 +8,6 @@ the same counts). Everything goes through ``GetAnalytics`` in the client library
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -18,9 +17,8 @@ from imagegateway.types import AnalyticsCounts, AnalyticsRow, ErrorKind, GetAnal
 from imagegateway_server.cli import output
 from imagegateway_server.cli.arguments import CommandTree
 from imagegateway_server.cli.errors import usage_error
+from imagegateway_server.domain.durations import parse_duration
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(?:\d+[smhdw])+")
 # Group-by spellings the command accepts beside the client's names.
 _GROUP_ALIASES: dict[str, GroupByName] = {"key": "api_key", "config_id": "config"}
 # --filter FIELD=VALUE: the field as written -> (the client's filter name, how the value is read).
@@ -43,12 +41,10 @@ _SPARKS = "▁▂▃▄▅▆▇█"
 
 def duration(text: str) -> timedelta:
     """A positive duration such as 30m, 24h, 7d or 1h30m."""
-    if not _DURATION.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(f"not a duration like 30m, 24h or 7d: {text!r}")
-    seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in re.findall(r"(\d+)([smhdw])", text))
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive duration, not {text!r}")
-    return timedelta(seconds=seconds)
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def instant(text: str) -> datetime:
