@@ -6,7 +6,15 @@ pagers.py. errors.py maps gRPC failures to one exception per status; types.py na
 """
 
 from imagegateway.async_client import AsyncImageGatewayClient
-from imagegateway.builders import ConfigLike, GenerateFields, LogFilters, ScopeName, build_generate_request
+from imagegateway.builders import (
+    AnalyticsFilters,
+    ConfigLike,
+    GenerateFields,
+    GroupByName,
+    LogFilters,
+    ScopeName,
+    build_generate_request,
+)
 from imagegateway.client import ImageGatewayClient
 from imagegateway.connection import (
     ADMIN_TIMEOUT,
@@ -37,12 +45,14 @@ __all__ = [
     "DEFAULT_TARGET",
     "IMAGE_TIMEOUT",
     "AlreadyExistsError",
+    "AnalyticsFilters",
     "AsyncImageGatewayClient",
     "ConfigLike",
     "CredentialsFileError",
     "DeadlineExceededError",
     "FailedPreconditionError",
     "GenerateFields",
+    "GroupByName",
     "ImageGatewayClient",
     "ImageGatewayError",
     "InternalError",

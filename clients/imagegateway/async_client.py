@@ -9,6 +9,7 @@ client.py for what the layer adds over the generated stub.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar, Unpack
 
@@ -16,10 +17,17 @@ import grpc
 import grpc.aio
 
 from imagegateway import builders, pagers
-from imagegateway.builders import ConfigLike, GenerateFields, LogFilters, ScopeName
+from imagegateway.builders import (
+    AnalyticsFilters,
+    ConfigLike,
+    GenerateFields,
+    GroupByName,
+    LogFilters,
+    ScopeName,
+)
 from imagegateway.connection import ADMIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, IMAGE_TIMEOUT, ClientBase
 from imagegateway.errors import from_rpc_error
-from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
+from imagegateway.v1 import analytics_pb2, configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
@@ -263,6 +271,25 @@ class AsyncImageGatewayClient(ClientBase):
 
     async def get_log(self, id: str, *, timeout: float | None = None) -> logs_pb2.RequestLog:
         return (await self._call(self._stub.GetLog, logs_pb2.GetLogRequest(id=id), timeout)).log
+
+    # Analytics
+
+    async def get_analytics(
+        self,
+        *,
+        since: timedelta | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        group_by: GroupByName = "provider",
+        metadata_key: str = "",
+        timeout: float | None = None,
+        **filters: Unpack[AnalyticsFilters],
+    ) -> analytics_pb2.GetAnalyticsResponse:
+        """Counts, cost and latency of the request log over ``since`` (ending now) or from
+        ``start_time`` to ``end_time`` (default now), grouped by ``group_by`` (``metadata`` with
+        ``metadata_key``), in UTC-aligned buckets. A generate key sees only its own requests."""
+        request = builders.analytics_request(since, start_time, end_time, group_by, metadata_key, filters)
+        return await self._call(self._stub.GetAnalytics, request, timeout)
 
     # Target health
 

@@ -8,12 +8,12 @@ is shared by both clients and not meant to be called directly.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypedDict, Unpack
 
 from google.protobuf import json_format
 
-from imagegateway.v1 import configs_pb2, images_pb2, keys_pb2, logs_pb2
+from imagegateway.v1 import analytics_pb2, configs_pb2, images_pb2, keys_pb2, logs_pb2
 
 ScopeName = Literal["admin", "generate"]
 ConfigLike = configs_pb2.RoutingConfig | Mapping[str, object]
@@ -60,19 +60,36 @@ class GenerateFields(TypedDict, total=False):
     extra_params: Mapping[str, Any]
 
 
-class LogFilters(TypedDict, total=False):
-    """Filters of ``list_logs`` / ``iter_logs``; naive datetimes are taken as UTC."""
+class AnalyticsFilters(TypedDict, total=False):
+    """Filters of ``get_analytics``: those of ``list_logs`` but the time range, which it takes apart."""
 
     trace_id: str
     status_code: int
     outcome: Literal["success", "failure"]
     provider: str
-    start_time: datetime
-    end_time: datetime
     model: str
     config_id: str
     fallback_used: bool
     caller_key_id: str  # admin keys only; a generate key always sees only its own requests
+
+
+class LogFilters(AnalyticsFilters, total=False):
+    """Filters of ``list_logs`` / ``iter_logs``; naive datetimes are taken as UTC."""
+
+    start_time: datetime
+    end_time: datetime
+
+
+# GetAnalytics' group_by by name (``metadata`` needs ``metadata_key``).
+GroupByName = Literal["provider", "model", "config", "api_key", "target", "metadata"]
+_GROUP_BY: dict[str, analytics_pb2.AnalyticsGroupBy.ValueType] = {
+    "provider": analytics_pb2.ANALYTICS_GROUP_BY_PROVIDER,
+    "model": analytics_pb2.ANALYTICS_GROUP_BY_MODEL,
+    "config": analytics_pb2.ANALYTICS_GROUP_BY_CONFIG,
+    "api_key": analytics_pb2.ANALYTICS_GROUP_BY_API_KEY,
+    "target": analytics_pb2.ANALYTICS_GROUP_BY_TARGET,
+    "metadata": analytics_pb2.ANALYTICS_GROUP_BY_METADATA,
+}
 
 
 _ROUTING_SOURCES = ("config_id", "config", "virtual_key", "provider")
@@ -139,18 +156,12 @@ def scope(scope: ScopeName | keys_pb2.Scope.ValueType) -> keys_pb2.Scope.ValueTy
     return scope
 
 
-def logs_request(page_size: int, page_token: str, filters: LogFilters) -> logs_pb2.ListLogsRequest:
-    """One ListLogs page request carrying the filters (they travel with every page)."""
-    request = logs_pb2.ListLogsRequest(
-        page_size=page_size,
-        page_token=page_token,
-        trace_id=filters.get("trace_id", ""),
-        status_code=filters.get("status_code", 0),
-        provider=filters.get("provider", ""),
-        model=filters.get("model", ""),
-        config_id=filters.get("config_id", ""),
-        caller_key_id=filters.get("caller_key_id", ""),
-    )
+def _set_filters(request: logs_pb2.ListLogsRequest | analytics_pb2.GetAnalyticsRequest, filters: LogFilters) -> None:
+    """Copies the filters into a request that has ListLogs' filter fields (naive datetimes as UTC)."""
+    for key in ("trace_id", "provider", "model", "config_id", "caller_key_id", "status_code"):
+        value = filters.get(key)
+        if value:
+            setattr(request, key, value)
     fallback_used = filters.get("fallback_used")
     if fallback_used is not None:
         request.fallback_used = fallback_used
@@ -163,4 +174,35 @@ def logs_request(page_size: int, page_token: str, filters: LogFilters) -> logs_p
         when = filters.get(key)
         if isinstance(when, datetime):
             getattr(request, key).FromDatetime(when if when.tzinfo else when.replace(tzinfo=UTC))
+
+
+def logs_request(page_size: int, page_token: str, filters: LogFilters) -> logs_pb2.ListLogsRequest:
+    """One ListLogs page request carrying the filters (they travel with every page)."""
+    request = logs_pb2.ListLogsRequest(page_size=page_size, page_token=page_token)
+    _set_filters(request, filters)
+    return request
+
+
+def analytics_request(
+    since: timedelta | None,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    group_by: GroupByName,
+    metadata_key: str,
+    filters: AnalyticsFilters,
+) -> analytics_pb2.GetAnalyticsRequest:
+    """A GetAnalytics request: the range as ``since`` or ``start_time`` (and ``end_time``), a grouping, filters."""
+    if (since is None) == (start_time is None):
+        raise ValueError("give either since or start_time")
+    if group_by not in _GROUP_BY:
+        raise ValueError(f"group_by must be one of {', '.join(_GROUP_BY)}, not {group_by!r}")
+    request = analytics_pb2.GetAnalyticsRequest(group_by=_GROUP_BY[group_by], metadata_key=metadata_key)
+    if since is not None:
+        request.since.FromTimedelta(since)
+    times: LogFilters = {}
+    if start_time is not None:
+        times["start_time"] = start_time
+    if end_time is not None:
+        times["end_time"] = end_time
+    _set_filters(request, {**filters, **times})
     return request

@@ -13,6 +13,7 @@ The names this module held when it was the whole client are still importable fro
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, TypeVar, Unpack
 
@@ -20,7 +21,15 @@ import grpc
 
 from imagegateway import builders, pagers
 from imagegateway.async_client import AsyncImageGatewayClient
-from imagegateway.builders import ConfigLike, GenerateFields, LogFilters, ScopeName, build_generate_request
+from imagegateway.builders import (
+    AnalyticsFilters,
+    ConfigLike,
+    GenerateFields,
+    GroupByName,
+    LogFilters,
+    ScopeName,
+    build_generate_request,
+)
 from imagegateway.connection import (
     ADMIN_TIMEOUT,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -29,7 +38,7 @@ from imagegateway.connection import (
     ClientBase,
 )
 from imagegateway.errors import from_rpc_error
-from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
+from imagegateway.v1 import analytics_pb2, configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 
 __all__ = [
     "ADMIN_TIMEOUT",
@@ -296,6 +305,25 @@ class ImageGatewayClient(ClientBase):
 
     def get_log(self, id: str, *, timeout: float | None = None) -> logs_pb2.RequestLog:
         return self._call(self._stub.GetLog, logs_pb2.GetLogRequest(id=id), timeout).log
+
+    # Analytics
+
+    def get_analytics(
+        self,
+        *,
+        since: timedelta | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        group_by: GroupByName = "provider",
+        metadata_key: str = "",
+        timeout: float | None = None,
+        **filters: Unpack[AnalyticsFilters],
+    ) -> analytics_pb2.GetAnalyticsResponse:
+        """Counts, cost and latency of the request log over ``since`` (ending now) or from
+        ``start_time`` to ``end_time`` (default now), grouped by ``group_by`` (``metadata`` with
+        ``metadata_key``), in UTC-aligned buckets. A generate key sees only its own requests."""
+        request = builders.analytics_request(since, start_time, end_time, group_by, metadata_key, filters)
+        return self._call(self._stub.GetAnalytics, request, timeout)
 
     # Target health
 

@@ -4,6 +4,15 @@
 generated ``imagegateway.v1`` modules, as ``google.cloud.secretmanager.types`` does for its client.
 """
 
+from imagegateway.v1.analytics_pb2 import (
+    AnalyticsBucket,
+    AnalyticsCounts,
+    AnalyticsGroupBy,
+    AnalyticsRow,
+    ErrorKindCount,
+    FallbackPair,
+    GetAnalyticsResponse,
+)
 from imagegateway.v1.configs_pb2 import (
     CacheSettings,
     CircuitBreakerSettings,
@@ -41,6 +50,10 @@ from imagegateway.v1.keys_pb2 import (
 from imagegateway.v1.logs_pb2 import ListLogsResponse, LoggedImage, RequestLog, RequestOutcome
 
 __all__ = [
+    "AnalyticsBucket",
+    "AnalyticsCounts",
+    "AnalyticsGroupBy",
+    "AnalyticsRow",
     "ApiKey",
     "Attempt",
     "CacheSettings",
@@ -51,9 +64,12 @@ __all__ = [
     "Config",
     "CreateApiKeyResponse",
     "ErrorKind",
+    "ErrorKindCount",
+    "FallbackPair",
     "GenerateImageFailure",
     "GenerateImageRequest",
     "GenerateImageResponse",
+    "GetAnalyticsResponse",
     "Image",
     "ImageParameters",
     "Limits",

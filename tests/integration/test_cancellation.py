@@ -71,7 +71,8 @@ def test_a_cancelled_fallback_logs_the_failed_attempt_and_the_one_in_flight(
         time.sleep(0.2)  # a floor for the cut-short attempt's latency
         future.cancel()
     (entry,) = eventually(lambda: admin.list_logs(trace_id=trace_id).logs)
-    assert (entry.status_code, entry.served_target, entry.fallback_used) == (499, "", True)
+    # Nothing served, so no fallback (issue 14: fallback_used means another target served).
+    assert (entry.status_code, entry.served_target, entry.fallback_used) == (499, "", False)
     assert (entry.provider, entry.model) == ("openai", "dall-e-3")  # the target it was on when the caller left
     failed, cut = entry.attempts
     assert (failed.target, failed.provider, failed.status_code, failed.error_kind) == (

@@ -365,3 +365,34 @@ def test_the_page_is_self_contained_and_its_csp_allows_only_its_own_inline_code(
     assert f"script-src 'sha256-{digest}'" in csp
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert 'method="post"' in html  # without script, the login form still never puts the key in a URL
+
+
+def test_analytics_json_counts_a_generate_keys_own_requests_only(keeping: Keeping, emulators: Emulators) -> None:
+    gateway, seed = keeping
+    alice_id, alice = new_generate_key(gateway, "alice-analytics")
+    bob_id, bob = new_generate_key(gateway, "bob-analytics")
+    alice_trace, bob_trace = trace("alice-analytics"), trace("bob-analytics")
+    assert generate(gateway, alice, seed.config_id, trace_id=alice_trace).status_code == 200
+    assert generate(gateway, bob, seed.config_id, trace_id=bob_trace).status_code == 200
+
+    with DashboardClient(gateway) as admin:
+        admin.login(gateway.admin_key)
+        wait_for(admin, alice_trace)
+        wait_for(admin, bob_trace)
+        body = admin.http.get("/dashboard/api/analytics", params={"since": "1h", "group_by": "api_key"}).json()
+        rows = {row["group"]: row for row in body["rows"]}
+        assert rows[alice_id]["totals"]["requests"] == 1 and rows[bob_id]["totals"]["requests"] == 1
+        assert body["bucket_duration"] == "300s" and body["start_time"].endswith("Z")
+        assert sum(b["counts"]["requests"] for b in rows[alice_id]["buckets"]) == 1
+    with DashboardClient(gateway) as client:
+        client.login(alice)
+        body = client.http.get("/dashboard/api/analytics", params={"since": "1h", "group_by": "api_key"}).json()
+        assert [row["group"] for row in body["rows"]] == [alice_id]
+        for params, field in (
+            ({"since": "soon"}, "since"),
+            ({"since": "1h", "group_by": "colour"}, "group_by"),
+            ({"since": "1h", "page_size": "5"}, "page_size"),
+            ({"since": "1h", "caller_key_id": bob_id}, "caller_key_id"),
+        ):
+            refused = client.http.get("/dashboard/api/analytics", params=params)
+            assert refused.status_code in (400, 403) and refused.json()["error"]["param"] == field, params

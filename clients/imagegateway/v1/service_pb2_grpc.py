@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from imagegateway.v1 import analytics_pb2 as imagegateway_dot_v1_dot_analytics__pb2
 from imagegateway.v1 import configs_pb2 as imagegateway_dot_v1_dot_configs__pb2
 from imagegateway.v1 import health_pb2 as imagegateway_dot_v1_dot_health__pb2
 from imagegateway.v1 import images_pb2 as imagegateway_dot_v1_dot_images__pb2
@@ -138,6 +139,11 @@ class ImageGatewayStub:
                 '/imagegateway.v1.ImageGateway/GetLog',
                 request_serializer=imagegateway_dot_v1_dot_logs__pb2.GetLogRequest.SerializeToString,
                 response_deserializer=imagegateway_dot_v1_dot_logs__pb2.GetLogResponse.FromString,
+                _registered_method=True)
+        self.GetAnalytics = channel.unary_unary(
+                '/imagegateway.v1.ImageGateway/GetAnalytics',
+                request_serializer=imagegateway_dot_v1_dot_analytics__pb2.GetAnalyticsRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_analytics__pb2.GetAnalyticsResponse.FromString,
                 _registered_method=True)
         self.ListTargetHealth = channel.unary_unary(
                 '/imagegateway.v1.ImageGateway/ListTargetHealth',
@@ -290,6 +296,13 @@ class ImageGatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAnalytics(self, request, context):
+        """Aggregates the request log over a time range: counts, cost and latency by group and time bucket.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListTargetHealth(self, request, context):
         """Lists circuit-breaker state per routing identity.
         """
@@ -399,6 +412,11 @@ def add_ImageGatewayServicer_to_server(servicer, server):
                     servicer.GetLog,
                     request_deserializer=imagegateway_dot_v1_dot_logs__pb2.GetLogRequest.FromString,
                     response_serializer=imagegateway_dot_v1_dot_logs__pb2.GetLogResponse.SerializeToString,
+            ),
+            'GetAnalytics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAnalytics,
+                    request_deserializer=imagegateway_dot_v1_dot_analytics__pb2.GetAnalyticsRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_analytics__pb2.GetAnalyticsResponse.SerializeToString,
             ),
             'ListTargetHealth': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTargetHealth,
@@ -947,6 +965,33 @@ class ImageGateway:
             '/imagegateway.v1.ImageGateway/GetLog',
             imagegateway_dot_v1_dot_logs__pb2.GetLogRequest.SerializeToString,
             imagegateway_dot_v1_dot_logs__pb2.GetLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnalytics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegateway.v1.ImageGateway/GetAnalytics',
+            imagegateway_dot_v1_dot_analytics__pb2.GetAnalyticsRequest.SerializeToString,
+            imagegateway_dot_v1_dot_analytics__pb2.GetAnalyticsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from imagegateway.v1 import analytics_pb2 as _analytics_pb2
 from imagegateway.v1 import configs_pb2 as _configs_pb2
 from imagegateway.v1 import health_pb2 as _health_pb2
 from imagegateway.v1 import images_pb2 as _images_pb2
@@ -77,6 +78,8 @@ class ImageGatewayStub:
     """Lists request logs, newest first."""
     GetLog: _grpc.UnaryUnaryMultiCallable[_logs_pb2.GetLogRequest, _logs_pb2.GetLogResponse]
     """Reads one request log."""
+    GetAnalytics: _grpc.UnaryUnaryMultiCallable[_analytics_pb2.GetAnalyticsRequest, _analytics_pb2.GetAnalyticsResponse]
+    """Aggregates the request log over a time range: counts, cost and latency by group and time bucket."""
     ListTargetHealth: _grpc.UnaryUnaryMultiCallable[_health_pb2.ListTargetHealthRequest, _health_pb2.ListTargetHealthResponse]
     """Lists circuit-breaker state per routing identity."""
 
@@ -125,6 +128,8 @@ class ImageGatewayAsyncStub(ImageGatewayStub):
     """Lists request logs, newest first."""
     GetLog: _aio.UnaryUnaryMultiCallable[_logs_pb2.GetLogRequest, _logs_pb2.GetLogResponse]  # type: ignore[assignment]
     """Reads one request log."""
+    GetAnalytics: _aio.UnaryUnaryMultiCallable[_analytics_pb2.GetAnalyticsRequest, _analytics_pb2.GetAnalyticsResponse]  # type: ignore[assignment]
+    """Aggregates the request log over a time range: counts, cost and latency by group and time bucket."""
     ListTargetHealth: _aio.UnaryUnaryMultiCallable[_health_pb2.ListTargetHealthRequest, _health_pb2.ListTargetHealthResponse]  # type: ignore[assignment]
     """Lists circuit-breaker state per routing identity."""
 
@@ -290,6 +295,14 @@ class ImageGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_logs_pb2.GetLogResponse, _abc.Awaitable[_logs_pb2.GetLogResponse]]:
         """Reads one request log."""
+
+    @_abc_1.abstractmethod
+    def GetAnalytics(
+        self,
+        request: _analytics_pb2.GetAnalyticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_analytics_pb2.GetAnalyticsResponse, _abc.Awaitable[_analytics_pb2.GetAnalyticsResponse]]:
+        """Aggregates the request log over a time range: counts, cost and latency by group and time bucket."""
 
     @_abc_1.abstractmethod
     def ListTargetHealth(

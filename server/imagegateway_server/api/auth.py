@@ -24,6 +24,7 @@ GRPC_METHOD_SCOPES: dict[str, str] = {
     "ValidateConfig": Scope.GENERATE,
     "ListLogs": Scope.GENERATE,
     "GetLog": Scope.GENERATE,
+    "GetAnalytics": Scope.GENERATE,
     "CreateConfig": Scope.ADMIN,
     "GetConfig": Scope.ADMIN,
     "ListConfigs": Scope.ADMIN,
@@ -59,6 +60,7 @@ REST_ROUTE_SCOPES: dict[str, str] = {
     "/dashboard/api/logs/{log_id}": SESSION,
     "/dashboard/api/logs/{log_id}/image": SESSION,
     "/dashboard/api/health": SESSION,
+    "/dashboard/api/analytics": SESSION,
 }
 
 # Why a key was refused: the ``reason`` label of imagegateway_auth_failures_total.

@@ -7,6 +7,7 @@
     GET  /dashboard/api/logs             recent requests, newest first, filtered (see dashboard_query)
     GET  /dashboard/api/logs/{id}        one request with every attempt
     GET  /dashboard/api/logs/{id}/image  the image kept for a request, if the caller asked to keep it
+    GET  /dashboard/api/analytics        GetAnalytics as JSON (see dashboard_query.parse_analytics_query)
     GET  /dashboard/api/health           circuit-breaker state per target, when the process has a source
 
 The key is sent once, in the login body, and never kept: the cookie holds an opaque session id
@@ -35,8 +36,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from imagegateway_server.api.analytics_mapping import analytics_response
 from imagegateway_server.api.auth import Authenticator
-from imagegateway_server.api.dashboard_query import parse_log_query
+from imagegateway_server.api.dashboard_query import parse_analytics_query, parse_log_query
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.domain.calls import Caller
@@ -183,6 +185,7 @@ class Dashboard:
             ("/dashboard/api/logs", self.list_logs, "GET"),
             ("/dashboard/api/logs/{log_id}", self.get_log, "GET"),
             ("/dashboard/api/logs/{log_id}/image", self.image, "GET"),
+            ("/dashboard/api/analytics", self.analytics, "GET"),
             ("/dashboard/api/health", self.health, "GET"),
         ]
         return [Route(path, self._guarded(handler), methods=[method]) for path, handler, method in table]
@@ -317,6 +320,18 @@ class Dashboard:
             {"logs": [self._view(record) for record in page.items], "next_page_token": page.next_page_token},
             headers=_NO_STORE,
         )
+
+    async def analytics(self, request: Request) -> Response:
+        # The same message GetAnalytics answers, in protobuf's JSON form (times in RFC 3339 UTC).
+        query = parse_analytics_query(request.query_params.multi_items(), await self._caller(request))
+        response = analytics_response(query, await self._store.aggregate_logs(query))
+        body = json_format.MessageToDict(
+            response,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+            unquote_int64_if_possible=True,
+        )
+        return JSONResponse(body, headers=_NO_STORE)
 
     async def _owned_record(self, request: Request) -> tuple[Caller, LogRecord]:
         caller = await self._caller(request)

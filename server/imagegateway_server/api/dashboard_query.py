@@ -1,18 +1,23 @@
-"""Turns the dashboard's log-list query string into a typed store query, refusing bad input by field name.
+"""Turns the dashboard's query strings (the log list, analytics) into typed store queries, refusing
+bad input by field name.
 
-Parameter names are ListLogs' field names. A ``generate`` key is always limited to its own requests.
+Parameter names are ListLogs' and GetAnalytics' field names. A ``generate`` key is always limited to
+its own requests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
+from imagegateway_server.api.analytics_mapping import analytics_range, grouped_query
 from imagegateway_server.api.auth import visible_caller_key_id
 from imagegateway_server.domain.calls import Caller
+from imagegateway_server.domain.durations import parse_duration
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.providers.registry import canonical_provider
+from imagegateway_server.storage.analytics import AnalyticsQuery, GroupBy
 from imagegateway_server.storage.records import LogFilter
 
 DEFAULT_PAGE_SIZE = 50
@@ -120,3 +125,47 @@ def parse_log_query(params: Iterable[tuple[str, str]], caller: Caller) -> LogQue
         page_size=_int("page_size", get("page_size", ""), 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE,
         page_token=_text("page_token", get("page_token", ""), _MAX_TOKEN) or "",
     )
+
+
+# GetAnalytics' own parameters; the rest are the log list's filters (its paging aside).
+ANALYTICS_PARAMS = frozenset({"since", "group_by"})
+_PAGING = frozenset({"page_size", "page_token"})
+
+
+def parse_analytics_query(
+    params: Iterable[tuple[str, str]], caller: Caller, now: datetime | None = None
+) -> AnalyticsQuery:
+    """The analytics query: ``since`` (24h, 7d) or ``start_time``/``end_time``, ``group_by``
+    (provider, model, config, api_key, target or metadata.KEY; default provider) and the log
+    list's filters. InvalidArgument names the first bad parameter."""
+    own: dict[str, str] = {}
+    filters: list[tuple[str, str]] = []
+    for name, value in params:
+        if name in _PAGING:
+            raise InvalidArgument("analytics are not paged", param=name)
+        if name in ANALYTICS_PARAMS:
+            if name in own:
+                raise InvalidArgument("must be given at most once", param=name)
+            own[name] = value
+        else:
+            filters.append((name, value))
+    log_filter = parse_log_query(filters, caller).store_filter
+    since = None
+    if own.get("since", "").strip():
+        try:
+            since = parse_duration(own["since"])
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), param="since") from None
+    start, end = analytics_range(since, log_filter.start_time, log_filter.end_time, now or datetime.now(UTC))
+    group_text = own.get("group_by", "").strip() or GroupBy.PROVIDER.value
+    metadata_key = ""
+    if group_text.startswith("metadata."):
+        group_text, metadata_key = GroupBy.METADATA.value, group_text.removeprefix("metadata.")
+    if group_text == GroupBy.METADATA.value and not metadata_key:
+        raise InvalidArgument("write metadata.KEY, for example metadata._user", param="group_by")
+    try:
+        group_by = GroupBy(group_text)
+    except ValueError:
+        names = ", ".join(g.value for g in GroupBy if g != GroupBy.METADATA)
+        raise InvalidArgument(f"must be one of {names} or metadata.KEY", param="group_by") from None
+    return grouped_query(start, end, group_by, metadata_key, log_filter)

@@ -14,8 +14,9 @@ from typing import Any
 
 import grpc
 
-from imagegateway.v1 import configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
+from imagegateway.v1 import analytics_pb2, configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 from imagegateway_server.api import grpc_mapping
+from imagegateway_server.api.analytics_mapping import analytics_query, analytics_response
 from imagegateway_server.api.auth import current_caller, visible_caller_key_id
 from imagegateway_server.api.config_proto import config_from_proto, saved_config_proto
 from imagegateway_server.api.grpc_image_responses import (
@@ -360,6 +361,14 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         if caller.scope != Scope.ADMIN and record.caller_key_id != caller.key_id:
             raise NotFound(f"request log {request.id!r} was not found")  # do not reveal others' ids
         return logs_pb2.GetLogResponse(log=log_from_record(record))
+
+    async def GetAnalytics(
+        self, request: analytics_pb2.GetAnalyticsRequest, context: Context
+    ) -> analytics_pb2.GetAnalyticsResponse:
+        # A generate key's numbers are its own requests only, whatever it groups by (metadata too).
+        caller_key_id = visible_caller_key_id(current_caller.get(), request.caller_key_id or None)
+        query = analytics_query(request, caller_key_id)
+        return analytics_response(query, await self._store.aggregate_logs(query))
 
     # --- target health ----------------------------------------------------------------------
 

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import argparse
 
-from imagegateway_server.cli import admin, api_keys, configs, generate, logs, serve, targets, virtual_keys
+from imagegateway_server.cli import (
+    admin,
+    analytics,
+    api_keys,
+    configs,
+    generate,
+    logs,
+    serve,
+    targets,
+    virtual_keys,
+)
 from imagegateway_server.cli.arguments import CommandParser, CommandTree, add_client_options
 
 # In the order `imagegw --help` lists them.
-_GROUPS = (serve, generate, virtual_keys, configs, api_keys, logs, targets, admin)
+_GROUPS = (serve, generate, virtual_keys, configs, api_keys, logs, analytics, targets, admin)
 
 
 def build_parser() -> argparse.ArgumentParser:

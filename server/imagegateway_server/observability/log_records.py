@@ -156,7 +156,7 @@ class PendingLogRecord:
             if attempts:
                 provider = attempts[-1].provider
                 model = attempts[-1].model
-                fallback_used = len({a.target for a in attempts}) > 1
+                # fallback_used stays False: it means a target other than the first served, and none did.
         document = _without_defaults(
             {
                 "id": self.id,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from imagegateway_server.storage.analytics import AnalyticsQuery, AnalyticsResult
 from imagegateway_server.storage.records import (
     ApiKeyRecord,
     ConfigRecord,
@@ -184,4 +185,10 @@ class Store(Protocol):
         """The ``cost_usd`` of records created at or after ``since``, summed by caller key id and by
         virtual key id (records without a virtual key are left out of the second); keys that spent
         nothing are left out."""
+        ...
+
+    async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
+        """Analytics of the records created in the query's range that match its filter: one row per
+        group with totals and every bucket (empty ones zero), as ``storage/analytics.py`` defines them.
+        Percentiles are exact over the records in range."""
         ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -24,6 +25,13 @@ import aiosqlite
 
 from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from imagegateway_server.domain.limits import Limits
+from imagegateway_server.storage.analytics import (
+    INLINE_GROUP,
+    AnalyticsBuilder,
+    AnalyticsQuery,
+    AnalyticsResult,
+    GroupBy,
+)
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
 from imagegateway_server.storage.records import (
@@ -54,6 +62,26 @@ _LOG_COLUMNS = (
     "id, trace_id, create_time, status_code, provider, model, caller_key_id, config_id, "
     "fallback_used, payload, virtual_key_id, cost_usd"
 )
+
+# The analytics columns (migration 0006), computed from the payload (parameter ?10) as a row is
+# inserted: the payload stays the one source, and aggregates read columns instead of parsing JSON.
+_ANALYTICS_COLUMNS = (
+    "error_kind, cache_hit, latency_ms, image_count, attempt_count, failed_attempt_count, retry_count, "
+    "first_target, last_target"
+)
+_CALLS = "json_each(?10, '$.attempts') WHERE coalesce(json_extract(value, '$.circuit_open'), 0) = 0"
+_ANALYTICS_VALUES = (
+    "coalesce(json_extract(?10, '$.error_kind'), ''), "
+    "coalesce(json_extract(?10, '$.cache_status'), '') = 'CACHE_STATUS_HIT', "
+    "coalesce(CAST(json_extract(?10, '$.latency_ms') AS INTEGER), 0), "
+    "coalesce(json_array_length(?10, '$.images'), 0), "
+    f"(SELECT count(*) FROM {_CALLS}), "
+    f"(SELECT count(*) FROM {_CALLS} AND coalesce(json_extract(value, '$.error_kind'), '') != ''), "
+    f"(SELECT count(*) FROM {_CALLS} AND coalesce(json_extract(value, '$.retry_index'), 0) > 0), "
+    "coalesce(json_extract(?10, '$.attempts[0].target'), ''), "
+    "coalesce(nullif(json_extract(?10, '$.served_target'), ''), json_extract(?10, '$.attempts[#-1].target'), '')"
+)
+_SUCCESS = "status_code BETWEEN 200 AND 299"
 
 Row = sqlite3.Row | tuple[Any, ...]
 # Request-log rows deleted per transaction when pruning.
@@ -139,6 +167,50 @@ def _log(row: Row) -> LogRecord:
         virtual_key_id=row[10],
         cost_usd=row[11],
     )
+
+
+def _log_conditions(wanted: LogFilter) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions (ANDed) and their parameters of a log filter, on request_logs' columns."""
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    for column, value in (
+        ("trace_id", wanted.trace_id),
+        ("status_code", wanted.status_code),
+        ("provider", wanted.provider),
+        ("caller_key_id", wanted.caller_key_id),
+        ("model", wanted.model),
+        ("config_id", wanted.config_id),
+        ("fallback_used", None if wanted.fallback_used is None else int(wanted.fallback_used)),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
+    if wanted.success is True:
+        conditions.append(_SUCCESS)
+    elif wanted.success is False:
+        conditions.append(f"NOT ({_SUCCESS})")
+    if wanted.start_time is not None:
+        conditions.append("create_time >= ?")
+        parameters.append(_to_micros(wanted.start_time))
+    if wanted.end_time is not None:
+        conditions.append("create_time < ?")
+        parameters.append(_to_micros(wanted.end_time))
+    return conditions, parameters
+
+
+def _group_column(query: AnalyticsQuery) -> tuple[str, list[Any]]:
+    """The SQL expression of a row's group, and its parameters."""
+    if query.group_by == GroupBy.METADATA:
+        # The key is checked against METADATA_KEY_PATTERN (no quote can reach the path) and bound.
+        return "coalesce(json_extract(payload, ?), '')", [f'$.metadata."{query.metadata_key}"']
+    column = {
+        GroupBy.PROVIDER: "provider",
+        GroupBy.MODEL: "model",
+        GroupBy.CONFIG: f"CASE config_id WHEN '' THEN '{INLINE_GROUP}' ELSE config_id END",
+        GroupBy.API_KEY: "caller_key_id",
+        GroupBy.TARGET: "last_target",
+    }[query.group_by]
+    return column, []
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -626,7 +698,8 @@ class SqliteStore:
         ]
         async with self._transaction() as connection:
             await connection.executemany(
-                f"INSERT INTO request_logs ({_LOG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO request_logs ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) "
+                f"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, {_ANALYTICS_VALUES}) "
                 "ON CONFLICT (id) DO NOTHING",
                 rows,
             )
@@ -642,31 +715,7 @@ class SqliteStore:
     ) -> Page[LogRecord]:
         size = page_size_or_default(page_size)
         after = decode_page_token("request_logs", page_token, (int, str))
-        conditions: list[str] = []
-        parameters: list[Any] = []
-        wanted = log_filter or LogFilter()
-        for column, value in (
-            ("trace_id", wanted.trace_id),
-            ("status_code", wanted.status_code),
-            ("provider", wanted.provider),
-            ("caller_key_id", wanted.caller_key_id),
-            ("model", wanted.model),
-            ("config_id", wanted.config_id),
-            ("fallback_used", None if wanted.fallback_used is None else int(wanted.fallback_used)),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = ?")
-                parameters.append(value)
-        if wanted.success is True:
-            conditions.append("status_code BETWEEN 200 AND 299")
-        elif wanted.success is False:
-            conditions.append("(status_code < 200 OR status_code > 299)")
-        if wanted.start_time is not None:
-            conditions.append("create_time >= ?")
-            parameters.append(_to_micros(wanted.start_time))
-        if wanted.end_time is not None:
-            conditions.append("create_time < ?")
-            parameters.append(_to_micros(wanted.end_time))
+        conditions, parameters = _log_conditions(log_filter or LogFilter())
         if after is not None:
             conditions.append("(create_time < ? OR (create_time = ? AND id < ?))")
             parameters.extend((after[0], after[0], after[1]))
@@ -723,6 +772,55 @@ class SqliteStore:
         return SpendTotals(
             {row[0]: float(row[1]) for row in by_caller}, {row[0]: float(row[1]) for row in by_virtual_key}
         )
+
+    async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
+        builder = AnalyticsBuilder(query)
+        group, group_parameters = _group_column(query)
+        bucket_parameters = [_to_micros(builder.first_bucket_start), query.bucket_size // _MICROSECOND]
+        window = dataclasses.replace(query.log_filter, start_time=query.start, end_time=query.end)
+        conditions, where_parameters = _log_conditions(window)
+        where = " AND ".join(conditions)
+        head = f"SELECT {group} AS g, (create_time - ?) / ? AS b"
+        parameters = (*group_parameters, *bucket_parameters, *where_parameters)
+
+        # Four passes over the same range of the time index, each summing what one part needs.
+        for row in await self._read(
+            f"{head}, count(*), sum({_SUCCESS}), sum(fallback_used), sum(attempt_count), "
+            "sum(failed_attempt_count), sum(retry_count), sum(cache_hit), sum(image_count), sum(cost_usd) "
+            f"FROM request_logs WHERE {where} GROUP BY g, b",
+            parameters,
+        ):
+            builder.add_counts(
+                row[0],
+                row[1],
+                requests=row[2],
+                successes=row[3],
+                fallbacks=row[4],
+                attempts=row[5],
+                failed_attempts=row[6],
+                retries=row[7],
+                cache_hits=row[8],
+                images=row[9],
+                cost_usd=float(row[10]),
+            )
+        for row in await self._read(
+            f"{head}, error_kind, count(*) FROM request_logs WHERE {where} AND NOT ({_SUCCESS}) "
+            "GROUP BY g, b, error_kind",
+            parameters,
+        ):
+            builder.add_errors(row[0], row[1], row[2], row[3])
+        for row in await self._read(
+            f"{head}, first_target, last_target, count(*) FROM request_logs WHERE {where} AND fallback_used = 1 "
+            "GROUP BY g, b, first_target, last_target",
+            parameters,
+        ):
+            builder.add_fallbacks(row[0], row[1], row[2], row[3], row[4])
+        for row in await self._read(
+            f"{head}, latency_ms FROM request_logs WHERE {where} AND attempt_count > 0 AND cache_hit = 0",
+            parameters,
+        ):
+            builder.add_latency(row[0], row[1], row[2])
+        return builder.result()
 
     async def _delete_log_chunks(self, select_rowids: str, parameters: tuple[Any, ...]) -> int:
         deleted = 0

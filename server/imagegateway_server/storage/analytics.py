@@ -1,0 +1,292 @@
+"""Analytics over the request log: the query, its answer, and the backend-neutral arithmetic.
+
+A backend sums counts per (group, bucket) with its own SQL and hands the sums and the latencies to
+``AnalyticsBuilder``, which lays out every bucket (empty ones as zeros), computes exact latency
+percentiles and totals per group. The definitions (issue 14) are the same for every backend:
+``requests`` counts each request once, in the group of what served it or was last tried;
+``errors`` are requests that did not succeed (status outside 2xx), split by error kind;
+``fallbacks`` are requests served by a target other than the first, with from -> to pairs;
+``images`` are images returned (cache hits included); latency percentiles are over requests that
+reached a provider (cache hits excluded). A request counts in the bucket of its start time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from imagegateway_server.storage.records import LogFilter
+
+
+class GroupBy(enum.StrEnum):
+    """The dimension rows are grouped by."""
+
+    PROVIDER = "provider"
+    MODEL = "model"
+    CONFIG = "config"  # the saved config id; requests without one group under INLINE_GROUP
+    API_KEY = "api_key"  # the caller's gateway key id
+    TARGET = "target"  # the served target's path, else the last tried
+    METADATA = "metadata"  # the value of one metadata key ("" where a request did not send it)
+
+
+# The group of requests routed without a saved config (an inline config, or a bare provider/virtual key).
+INLINE_GROUP = "inline"
+
+# Metadata keys analytics may group by: what x-portkey-metadata keys look like (``_user`` included).
+METADATA_KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
+
+# Bucket sizes to choose from, smallest first; each divides a UTC day or is whole days.
+_BUCKET_LADDER = tuple(
+    timedelta(seconds=s)
+    for s in (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 7 * 86400)
+)
+# A range gets at most this many buckets (24 h: 25 hourly ones), so a chart or a sparkline stays readable.
+MAX_BUCKETS = 48
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def bucket_size_for(start: datetime, end: datetime) -> timedelta:
+    """The smallest ladder size that covers ``[start, end)`` in at most ``MAX_BUCKETS`` UTC-aligned buckets."""
+    for size in _BUCKET_LADDER:
+        if len(bucket_starts(start, end, size)) <= MAX_BUCKETS:
+            return size
+    days = math.ceil((end - start) / timedelta(days=1) / (MAX_BUCKETS - 1))
+    return timedelta(days=days)
+
+
+def bucket_starts(start: datetime, end: datetime, size: timedelta) -> list[datetime]:
+    """The starts of the buckets covering ``[start, end)``, aligned to multiples of ``size`` since the epoch (UTC)."""
+    first = _EPOCH + ((start - _EPOCH) // size) * size
+    starts: list[datetime] = []
+    when = first
+    while when < end:
+        starts.append(when)
+        when += size
+    return starts or [first]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnalyticsQuery:
+    """What to aggregate: requests created in ``[start, end)`` matching ``log_filter`` (its own
+    time fields are ignored), grouped by ``group_by`` (``metadata_key`` for METADATA), in buckets
+    of ``bucket_size`` aligned to UTC."""
+
+    start: datetime
+    end: datetime
+    bucket_size: timedelta
+    group_by: GroupBy
+    metadata_key: str = ""
+    log_filter: LogFilter = dataclasses.field(default_factory=LogFilter)
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("analytics times must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError("the analytics range must end after it starts")
+        if self.bucket_size <= timedelta(0):
+            raise ValueError("the bucket size must be positive")
+        if len(bucket_starts(self.start, self.end, self.bucket_size)) > 10 * MAX_BUCKETS:
+            raise ValueError("too many buckets for the range")
+        if (self.group_by == GroupBy.METADATA) != bool(self.metadata_key):
+            raise ValueError("a metadata key is given exactly when grouping by metadata")
+        if self.metadata_key and not METADATA_KEY_PATTERN.fullmatch(self.metadata_key):
+            raise ValueError(f"not a metadata key analytics can group by: {self.metadata_key!r}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnalyticsCounts:
+    """The numbers of one group over one bucket (or the whole range).
+
+    ``errors_by_kind`` keys are the API's ErrorKind names (``ERROR_KIND_UNSPECIFIED`` for a failure
+    without a kind); ``fallback_pairs`` maps (first target, serving target) to requests. The
+    latencies are 0 when no request in the bucket reached a provider.
+    """
+
+    requests: int = 0
+    successes: int = 0
+    errors: int = 0
+    errors_by_kind: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    fallbacks: int = 0
+    fallback_pairs: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    attempts: int = 0
+    failed_attempts: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    images: int = 0
+    cost_usd: float = 0.0
+    latency_p50_ms: int = 0
+    latency_p95_ms: int = 0
+    latency_p99_ms: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnalyticsBucket:
+    """One time bucket of a row: it starts at ``start`` (UTC) and lasts the answer's bucket size."""
+
+    start: datetime
+    counts: AnalyticsCounts
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnalyticsRow:
+    """One group: its totals over the range and every bucket in order (empty ones zero)."""
+
+    group: str
+    totals: AnalyticsCounts
+    buckets: list[AnalyticsBucket]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnalyticsResult:
+    """Rows by requests, most first (then by group); the bucket starts every row shares."""
+
+    bucket_starts: list[datetime]
+    rows: list[AnalyticsRow]
+
+
+def percentile(sorted_values: Sequence[int], fraction: float) -> int:
+    """The nearest-rank percentile of ascending values (0 for none): the smallest value with at
+    least ``fraction`` of the values at or below it."""
+    if not sorted_values:
+        return 0
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclasses.dataclass(slots=True)
+class _Sums:
+    requests: int = 0
+    successes: int = 0
+    errors: int = 0
+    errors_by_kind: dict[str, int] = dataclasses.field(default_factory=dict)
+    fallbacks: int = 0
+    fallback_pairs: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    attempts: int = 0
+    failed_attempts: int = 0
+    retries: int = 0
+    cache_hits: int = 0
+    images: int = 0
+    cost_usd: float = 0.0
+    latencies: list[int] = dataclasses.field(default_factory=list)
+
+    def add(self, other: _Sums) -> None:
+        self.requests += other.requests
+        self.successes += other.successes
+        self.errors += other.errors
+        for kind, count in other.errors_by_kind.items():
+            self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + count
+        self.fallbacks += other.fallbacks
+        for pair, count in other.fallback_pairs.items():
+            self.fallback_pairs[pair] = self.fallback_pairs.get(pair, 0) + count
+        self.attempts += other.attempts
+        self.failed_attempts += other.failed_attempts
+        self.retries += other.retries
+        self.cache_hits += other.cache_hits
+        self.images += other.images
+        self.cost_usd += other.cost_usd
+        self.latencies.extend(other.latencies)
+
+    def counts(self) -> AnalyticsCounts:
+        latencies = sorted(self.latencies)
+        return AnalyticsCounts(
+            requests=self.requests,
+            successes=self.successes,
+            errors=self.errors,
+            errors_by_kind=dict(sorted(self.errors_by_kind.items())),
+            fallbacks=self.fallbacks,
+            fallback_pairs=dict(sorted(self.fallback_pairs.items())),
+            attempts=self.attempts,
+            failed_attempts=self.failed_attempts,
+            retries=self.retries,
+            cache_hits=self.cache_hits,
+            images=self.images,
+            cost_usd=self.cost_usd,
+            latency_p50_ms=percentile(latencies, 0.50),
+            latency_p95_ms=percentile(latencies, 0.95),
+            latency_p99_ms=percentile(latencies, 0.99),
+        )
+
+
+class AnalyticsBuilder:
+    """Collects a backend's per-(group, bucket index) sums and lays out the answer."""
+
+    def __init__(self, query: AnalyticsQuery) -> None:
+        self._starts = bucket_starts(query.start, query.end, query.bucket_size)
+        self._cells: dict[tuple[str, int], _Sums] = {}
+
+    @property
+    def first_bucket_start(self) -> datetime:
+        """Where bucket 0 starts: a backend's bucket index is (create time - this) // bucket size."""
+        return self._starts[0]
+
+    def _cell(self, group: str, bucket: int) -> _Sums:
+        if not 0 <= bucket < len(self._starts):
+            raise ValueError(f"bucket index {bucket} is outside the range")
+        cell = self._cells.get((group, bucket))
+        if cell is None:
+            cell = self._cells[group, bucket] = _Sums()
+        return cell
+
+    def add_counts(
+        self,
+        group: str,
+        bucket: int,
+        *,
+        requests: int,
+        successes: int,
+        fallbacks: int,
+        attempts: int,
+        failed_attempts: int,
+        retries: int,
+        cache_hits: int,
+        images: int,
+        cost_usd: float,
+    ) -> None:
+        """The plain sums of one (group, bucket); ``errors`` is ``requests - successes``."""
+        cell = self._cell(group, bucket)
+        cell.requests += requests
+        cell.successes += successes
+        cell.errors += requests - successes
+        cell.fallbacks += fallbacks
+        cell.attempts += attempts
+        cell.failed_attempts += failed_attempts
+        cell.retries += retries
+        cell.cache_hits += cache_hits
+        cell.images += images
+        cell.cost_usd += cost_usd
+
+    def add_errors(self, group: str, bucket: int, error_kind: str, count: int) -> None:
+        """Failed requests of one kind (the API's ErrorKind name; "" for none)."""
+        name = error_kind or "ERROR_KIND_UNSPECIFIED"
+        kinds = self._cell(group, bucket).errors_by_kind
+        kinds[name] = kinds.get(name, 0) + count
+
+    def add_fallbacks(self, group: str, bucket: int, from_target: str, to_target: str, count: int) -> None:
+        """Requests that the first target did not serve but ``to_target`` did."""
+        pairs = self._cell(group, bucket).fallback_pairs
+        pairs[from_target, to_target] = pairs.get((from_target, to_target), 0) + count
+
+    def add_latency(self, group: str, bucket: int, latency_ms: int) -> None:
+        """The latency of one request that reached a provider and was not a cache hit."""
+        self._cell(group, bucket).latencies.append(latency_ms)
+
+    def result(self) -> AnalyticsResult:
+        groups: dict[str, list[_Sums]] = {}
+        for (group, bucket), cell in self._cells.items():
+            row = groups.get(group)
+            if row is None:
+                row = groups[group] = [_Sums() for _ in self._starts]
+            row[bucket] = cell
+        rows: list[AnalyticsRow] = []
+        for group, cells in groups.items():
+            totals = _Sums()
+            for cell in cells:
+                totals.add(cell)
+            buckets = [AnalyticsBucket(start, cell.counts()) for start, cell in zip(self._starts, cells, strict=True)]
+            rows.append(AnalyticsRow(group, totals.counts(), buckets))
+        rows.sort(key=lambda row: (-row.totals.requests, row.group))
+        return AnalyticsResult(list(self._starts), rows)
