@@ -140,3 +140,48 @@ def test_an_inline_credential_is_checked_by_the_providers_schema_when_the_config
             credential_schema=schemas.__getitem__,
         )
     assert info.value.param == "targets[1].resource_name" and SECRET not in info.value.message
+
+
+def test_a_field_of_the_wrong_shape_is_refused_by_name_without_echoing_the_value() -> None:
+    import re
+
+    shaped = CredentialSchema(
+        (
+            CredentialField(
+                "region",
+                secret=False,
+                required=True,
+                shape=re.compile(r"[a-z]+-[a-z]+-\d"),
+                shape_hint="a region such as us-east-1",
+            ),
+            CredentialField(
+                "api_key", secret=True, required=True, shape=re.compile(r"sk-\w+"), shape_hint="an sk- key"
+            ),
+        )
+    )
+    assert shaped.parse({"region": "us-east-1", "api_key": "sk-abc"}, provider="p").value("region") == "us-east-1"
+    with pytest.raises(InvalidArgument) as bad_region:
+        shaped.parse({"region": "us east", "api_key": "sk-abc"}, provider="p", param_prefix="targets[0]")
+    assert bad_region.value.param == "targets[0].region" and "a region such as us-east-1" in bad_region.value.message
+    with pytest.raises(InvalidArgument) as bad_key:
+        shaped.parse({"region": "us-east-1", "api_key": SECRET + " "}, provider="p")
+    assert bad_key.value.param == "api_key" and SECRET not in str(bad_key.value)
+
+
+def test_an_azure_config_with_a_malformed_deployment_is_refused_when_it_is_compiled() -> None:
+    # Checked when the config is saved or received, not on the first call that would build the URL.
+    from imagegateway_server.routing.validation import validate_config
+
+    target = RoutingConfig(provider="azure-openai", api_key=SECRET, resource_name="my-res", deployment_id="../../admin")
+    config = RoutingConfig(strategy=Strategy(mode="fallback"), targets=(target,))
+    with pytest.raises(InvalidArgument) as refused:
+        validate_config(config)
+    assert refused.value.param == "targets[0].deployment_id" and "deployment name" in refused.value.message
+    assert validate_config(
+        RoutingConfig(
+            strategy=Strategy(mode="fallback"),
+            targets=(
+                RoutingConfig(provider="azure-openai", api_key=SECRET, resource_name="my-res", deployment_id="dalle3"),
+            ),
+        )
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from imagegateway_server.domain.credentials import Credential
-from imagegateway_server.domain.errors import ErrorKind, ProviderError
+from imagegateway_server.domain.errors import ErrorKind, InvalidArgument, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.azure_openai.adapter import DEFAULT_API_VERSION, AzureOpenAIAdapter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
@@ -118,9 +118,16 @@ def test_custom_host_replaces_the_resource_base() -> None:
     ],
 )
 def test_fields_that_go_into_the_url_are_checked_before_any_call(field: str, value: str) -> None:
+    # The schema refuses them when a config or virtual key is saved ...
+    with pytest.raises(InvalidArgument) as refused:
+        credential(**{field: value})
+    assert refused.value.param == field and value not in refused.value.message
+    # ... and the adapter again before it builds a URL, whatever made the credential.
+    raw = {"api_key": AZURE_SECRET, "resource_name": "my-resource", "deployment_id": "dalle3", field: value}
+    unchecked = Credential.of("azure-openai", raw, SCHEMA.secret_names)
     adapter = AzureOpenAIAdapter()
     with pytest.raises(ProviderError) as info:
-        adapter.endpoint(UpstreamTarget(credential=credential(**{field: value})))
+        adapter.endpoint(UpstreamTarget(credential=unchecked))
     assert info.value.kind is ErrorKind.BAD_REQUEST and info.value.param == field
     assert value not in info.value.message
 

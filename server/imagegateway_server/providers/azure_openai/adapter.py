@@ -38,10 +38,11 @@ DEFAULT_API_VERSION = "2025-04-01-preview"
 _RESOURCE_PLACEHOLDER = "{resource_name}"
 DEFAULT_BASE_URL = f"https://{_RESOURCE_PLACEHOLDER}.openai.azure.com/openai"
 
-# Azure resource names are one DNS label; deployment names letters, digits, '.', '_' and '-'.
-_RESOURCE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
-_DEPLOYMENT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
-_API_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,39}")
+# Azure resource names are one DNS label; deployment names letters, digits, '.', '_' and '-'. The
+# spec checks these when a config or virtual key is saved; the adapter again before building a URL.
+RESOURCE_NAME_SHAPE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?")
+DEPLOYMENT_ID_SHAPE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+API_VERSION_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,39}")
 
 
 class AzureOpenAIAdapter(OpenAIImagesAdapter):
@@ -86,7 +87,9 @@ class AzureOpenAIAdapter(OpenAIImagesAdapter):
 
 def _checked(value: str | None, field: str) -> str:
     """A credential field that goes into the URL, refused unless it has the shape Azure gives it."""
-    pattern = {RESOURCE_NAME: _RESOURCE_NAME, DEPLOYMENT_ID: _DEPLOYMENT_ID, API_VERSION: _API_VERSION}[field]
+    pattern = {RESOURCE_NAME: RESOURCE_NAME_SHAPE, DEPLOYMENT_ID: DEPLOYMENT_ID_SHAPE, API_VERSION: API_VERSION_SHAPE}[
+        field
+    ]
     if not value or not pattern.fullmatch(value) or (field == DEPLOYMENT_ID and set(value) <= {"."}):
         raise refuse_parameter(PROVIDER, field, "is not a valid Azure OpenAI value")
     return value

@@ -8,10 +8,13 @@ from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.providers.azure_openai import PROVIDER
 from imagegateway_server.providers.azure_openai.adapter import (
     API_VERSION,
+    API_VERSION_SHAPE,
     AZURE_AD_TOKEN,
     DEFAULT_BASE_URL,
     DEPLOYMENT_ID,
+    DEPLOYMENT_ID_SHAPE,
     RESOURCE_NAME,
+    RESOURCE_NAME_SHAPE,
     AzureOpenAIAdapter,
 )
 from imagegateway_server.providers.azure_openai.models import model_spec
@@ -27,9 +30,27 @@ SPEC = ProviderSpec(
         (
             CredentialField(API_KEY, secret=True, required=False),
             CredentialField(AZURE_AD_TOKEN, secret=True, required=False),
-            CredentialField(RESOURCE_NAME, secret=False, required=True),
-            CredentialField(DEPLOYMENT_ID, secret=False, required=True),
-            CredentialField(API_VERSION, secret=False, required=False),  # default: adapter.DEFAULT_API_VERSION
+            CredentialField(
+                RESOURCE_NAME,
+                secret=False,
+                required=True,
+                shape=RESOURCE_NAME_SHAPE,
+                shape_hint="an Azure resource name (letters, digits and inner dashes, at most 64)",
+            ),
+            CredentialField(
+                DEPLOYMENT_ID,
+                secret=False,
+                required=True,
+                shape=DEPLOYMENT_ID_SHAPE,
+                shape_hint="an Azure deployment name (letters, digits, '.', '_' and '-', at most 64)",
+            ),
+            CredentialField(  # default: adapter.DEFAULT_API_VERSION
+                API_VERSION,
+                secret=False,
+                required=False,
+                shape=API_VERSION_SHAPE,
+                shape_hint="an api-version such as 2025-04-01-preview",
+            ),
         ),
         exactly_one_of=((API_KEY, AZURE_AD_TOKEN),),
     ),

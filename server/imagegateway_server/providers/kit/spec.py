@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +34,10 @@ class CredentialField:
     name: str
     secret: bool
     required: bool
+    # The form a value must have (matched whole), checked when a config or virtual key is saved,
+    # and ``shape_hint`` saying it in words for the error; None: any non-empty string.
+    shape: re.Pattern[str] | None = None
+    shape_hint: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -92,6 +97,13 @@ class CredentialSchema:
                 raise InvalidArgument(
                     f"exactly one of {', '.join(group)} is required for {provider}; {how}",
                     param=_path(param_prefix, named),
+                )
+        for field in self.fields:
+            value = present.get(field.name)
+            if value is not None and field.shape is not None and not field.shape.fullmatch(value):
+                # Named, never echoed: a secret field's value must not reach a message.
+                raise InvalidArgument(
+                    f"must be {field.shape_hint or 'well formed'} for {provider}", param=_path(param_prefix, field.name)
                 )
         return Credential.of(provider, present, self.secret_names)
 
