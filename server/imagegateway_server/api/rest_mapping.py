@@ -14,6 +14,7 @@ from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import DEFAULT_MAX_METADATA_BYTES, check_trace_id
 from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, ResponseFormat, coerce_param
+from imagegateway_server.providers.registry import CREDENTIAL_HEADERS, KEYLESS_CREDENTIAL_FIELDS
 
 TRACE_ID_HEADER = "x-portkey-trace-id"
 
@@ -82,18 +83,6 @@ def refuse_lone_surrogates(value: Any, *, param: str) -> None:
             refuse_lone_surrogates(item, param=param)
 
 
-# Portkey's headers for a bare provider's typed credential fields, by the field each fills in.
-CREDENTIAL_HEADERS: Mapping[str, str] = {
-    "x-portkey-azure-resource-name": "resource_name",
-    "x-portkey-azure-deployment-id": "deployment_id",
-    "x-portkey-azure-api-version": "api_version",
-    "x-portkey-azure-ad-token": "azure_ad_token",
-}
-# A credential sent in one of these needs no API key: the ``Authorization`` is then only the OpenAI
-# SDK's (Portkey's "REDUNDANT" key) and is not taken as the provider's.
-_KEYLESS_SECRETS = frozenset({"azure_ad_token"})
-
-
 def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
     """Portkey's routing headers: config (id or inline JSON) > virtual key > provider."""
     config = headers.get("x-portkey-config", "").strip()
@@ -111,7 +100,8 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
         token = bearer_token(headers.get("authorization"))
         if token and token.startswith("igw_"):
             token = None  # that is our own key, never a provider's
-        if _KEYLESS_SECRETS & fields.keys():
+        # A token header stands in for the key: the Authorization is then only the OpenAI SDK's.
+        if KEYLESS_CREDENTIAL_FIELDS & fields.keys():
             return RoutingSpec(provider=provider, provider_credential=fields, custom_host=custom_host)
         if not token:
             raise InvalidArgument(

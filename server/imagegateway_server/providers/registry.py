@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType, ModuleType
 
 from imagegateway_server import providers
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES
 from imagegateway_server.providers.kit.interface import ProviderAdapter
@@ -81,6 +82,20 @@ def canonical_provider(name: str) -> str:
 def credential_schema(name: str) -> CredentialSchema:
     """The credential schema of a provider (any spelling); InvalidArgument naming ``provider`` if unknown."""
     return PROVIDER_SPECS[canonical_provider(name)].credentials
+
+
+# Portkey's headers that carry a bare provider's credential fields, with the field each fills in,
+# and the fields among them that are a secret standing in for an API key (an Entra token): sent
+# one, the request's ``Authorization`` is only the OpenAI SDK's and is not the provider's key.
+CREDENTIAL_HEADERS: Mapping[str, str] = MappingProxyType(
+    {header: field for spec in PROVIDER_SPECS.values() for header, field in spec.credential_headers.items()}
+)
+KEYLESS_CREDENTIAL_FIELDS: frozenset[str] = frozenset(
+    field
+    for spec in PROVIDER_SPECS.values()
+    for field in spec.credential_headers.values()
+    if field in spec.credentials.secret_names and field != API_KEY
+)
 
 
 def public_provider_hosts() -> frozenset[str]:

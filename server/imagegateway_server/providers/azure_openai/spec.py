@@ -56,4 +56,11 @@ SPEC = ProviderSpec(
     ),
     model_spec=model_spec,
     prices_file=Path(__file__).with_name("prices.json"),
+    # Portkey's headers for a bare azure-openai request (createHeaders(azure_resource_name=...)).
+    credential_headers={
+        "x-portkey-azure-resource-name": RESOURCE_NAME,
+        "x-portkey-azure-deployment-id": DEPLOYMENT_ID,
+        "x-portkey-azure-api-version": API_VERSION,
+        "x-portkey-azure-ad-token": AZURE_AD_TOKEN,
+    },
 )

@@ -134,7 +134,8 @@ class ProviderSpec:
     its public API; ``*.suffix`` stands for every name below ``suffix`` (a provider with one host
     per customer account, as Azure OpenAI's ``{resource}.openai.azure.com``). ``prices_file`` is its
     part of the built-in price table (the shape of one entry of ``providers`` in ``core/pricing.py``),
-    or None when it has no prices.
+    or None when it has no prices. ``credential_headers`` maps Portkey's request headers that carry
+    a bare provider's credential fields (``x-portkey-azure-resource-name``) to the field each fills in.
     """
 
     name: str
@@ -145,6 +146,7 @@ class ProviderSpec:
     credentials: CredentialSchema
     model_spec: SpecOf
     prices_file: Path | None = None
+    credential_headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spellings = {self.name, *self.aliases}
