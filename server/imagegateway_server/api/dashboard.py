@@ -45,8 +45,8 @@ from imagegateway_server.domain.calls import Caller
 from imagegateway_server.domain.errors import GatewayError, NotFound, Unauthenticated
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.domain.scopes import Scope
-from imagegateway_server.routing.breakers import BreakerView
 from imagegateway_server.security.api_keys import hash_api_key
+from imagegateway_server.state.breakers import BreakerView
 from imagegateway_server.state.in_process.sessions import InProcessSessionStore
 from imagegateway_server.state.sessions import SessionStore
 from imagegateway_server.storage.base import Store

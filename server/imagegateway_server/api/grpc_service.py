@@ -38,11 +38,11 @@ from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
 from imagegateway_server.providers.registry import canonical_provider
-from imagegateway_server.routing.breakers import Breakers, BreakerView
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.security.api_keys import ApiKeyService
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.virtual_keys import VirtualKeyService
+from imagegateway_server.state.breakers import Breakers, BreakerView
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import ApiKeyRecord, LogFilter, VirtualKeyRecord
 

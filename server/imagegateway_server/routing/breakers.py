@@ -6,8 +6,7 @@ request or the key (bad request, content policy, auth) proves the upstream is up
 success; an attempt cut short by the caller (its deadline, a cancel) counts as nothing.
 
 The breakers themselves (identities, thresholds, permits, the ``Breakers`` interface and its
-backends) live in ``imagegateway_server.state``; the names the router, the config compiler and the
-admin API use are re-exported here, so they import breaker names from one routing module.
+backends) live in ``imagegateway_server.state.breakers``, and are imported from there.
 """
 
 from __future__ import annotations
@@ -16,13 +15,13 @@ import math
 
 from imagegateway_server.domain.errors import ErrorKind, InvalidArgument
 from imagegateway_server.domain.routing_config import CircuitBreakerSettings
-from imagegateway_server.state.breakers import MAX_CONSECUTIVE_FAILURES, MAX_COOLDOWN_SECONDS, MAX_WINDOW
-from imagegateway_server.state.breakers import BreakerOverrides as BreakerOverrides
-from imagegateway_server.state.breakers import Breakers as Breakers
-from imagegateway_server.state.breakers import BreakerView as BreakerView
-from imagegateway_server.state.breakers import Outcome as Outcome
-from imagegateway_server.state.breakers import Permit as Permit
-from imagegateway_server.state.breakers import TargetIdentity as TargetIdentity
+from imagegateway_server.state.breakers import (
+    MAX_CONSECUTIVE_FAILURES,
+    MAX_COOLDOWN_SECONDS,
+    MAX_WINDOW,
+    BreakerOverrides,
+    Outcome,
+)
 
 # Failures that say the upstream (not the request, not the key) is in trouble.
 FAILURE_KINDS = frozenset(

@@ -18,11 +18,12 @@ from imagegateway_server.domain.input_limits import DEFAULT_MAX_CONFIG_DEPTH, DE
 from imagegateway_server.domain.request import KNOWN_PARAMS, coerce_param
 from imagegateway_server.domain.routing_config import RetrySettings, RoutingConfig, Strategy, thaw_json
 from imagegateway_server.providers.kit.spec import API_KEY_SCHEMA, CredentialSchema
-from imagegateway_server.routing.breakers import BreakerOverrides, overrides_from_config
+from imagegateway_server.routing.breakers import overrides_from_config
 from imagegateway_server.routing.cache_policy import CachePolicy, cache_policy
 from imagegateway_server.routing.conditions import ConditionalRoutes, compile_conditional
 from imagegateway_server.routing.finite_numbers import is_finite_json, refuse_non_finite_numbers
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.state.breakers import BreakerOverrides
 
 MODES = ("single", "fallback", "loadbalance", "conditional")
 DEFAULT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -26,8 +26,9 @@ from imagegateway_server.domain.errors import (
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, RoutedResult
 from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
-from imagegateway_server.routing.breakers import Breakers, Outcome, Permit, TargetIdentity, outcome_of
+from imagegateway_server.routing.breakers import outcome_of
 from imagegateway_server.routing.plan import Group, Leaf, Node
+from imagegateway_server.state.breakers import Breakers, Outcome, Permit, TargetIdentity
 
 log = logging.getLogger(__name__)
 
