@@ -32,6 +32,19 @@ class Credential:
     provider: str
     fields: tuple[tuple[str, str], ...]
     secret_names: frozenset[str]
+    # Digests computed once here: breaker and cache identities ask for them on every attempt.
+    _fingerprint: str = dataclasses.field(init=False, compare=False)
+    _account_fingerprint: str = dataclasses.field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        material = "\0".join(
+            [self.provider, *(f"{name}={value}" for name, value in self.fields if name in self.secret_names)]
+        )
+        fingerprint = hashlib.sha256(b"imagegw-credential\0" + material.encode()).hexdigest()[:_FINGERPRINT_HEX_DIGITS]
+        public = "\0".join(f"{name}={value}" for name, value in self.fields if name not in self.secret_names)
+        account = "sha256:" + hashlib.sha256(f"{fingerprint}\0{public}".encode()).hexdigest()[:12]
+        object.__setattr__(self, "_fingerprint", fingerprint)
+        object.__setattr__(self, "_account_fingerprint", account)
 
     @classmethod
     def of(cls, provider: str, fields: Mapping[str, str], secret_names: Iterable[str]) -> Credential:
@@ -67,10 +80,12 @@ class Credential:
 
         Two credentials with the same secrets share it; nothing about a secret can be read from it.
         """
-        material = "\0".join(
-            [self.provider, *(f"{name}={value}" for name, value in self.fields if name in self.secret_names)]
-        )
-        return hashlib.sha256(b"imagegw-credential\0" + material.encode()).hexdigest()[:_FINGERPRINT_HEX_DIGITS]
+        return self._fingerprint
+
+    def account_fingerprint(self) -> str:
+        """A short tag of the provider account: the secret parts and the public fields (two regions
+        of one key pair are two accounts as far as failures go); no secret can be read from it."""
+        return self._account_fingerprint
 
     def __repr__(self) -> str:
         public = ", ".join(f"{name}={value!r}" for name, value in self.public_fields().items())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import math
 from collections.abc import Callable
 from typing import Protocol
@@ -93,14 +92,8 @@ class BreakerOverrides:
 
 
 def key_fingerprint(credential: Credential) -> str:
-    """A short, stable, non-reversible tag of a provider account, to tell accounts apart in views.
-
-    It covers the credential's secret parts and its public fields (two regions of one key pair are
-    two accounts as far as failures go); no secret can be read from it.
-    """
-    public = "\0".join(f"{name}={value}" for name, value in sorted(credential.public_fields().items()))
-    material = f"{credential.fingerprint()}\0{public}"
-    return "sha256:" + hashlib.sha256(material.encode()).hexdigest()[:12]
+    """A short, stable, non-reversible tag of a provider account, to tell accounts apart in views."""
+    return credential.account_fingerprint()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
