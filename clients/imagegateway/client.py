@@ -331,3 +331,22 @@ class ImageGatewayClient(ClientBase):
         """Circuit-breaker state of every routing identity the gateway has called (of one provider)."""
         request = health_pb2.ListTargetHealthRequest(provider=provider)
         return list(self._call(self._stub.ListTargetHealth, request, timeout).targets)
+
+    def is_serving(self, service: str = "", *, timeout: float | None = None) -> bool:
+        """Whether the gateway's standard gRPC health service (grpc.health.v1) says ``service`` (the
+        whole server when empty) is SERVING: what container and Kubernetes probes ask. Needs no key."""
+        # Imported here: only probes use it, and it is an optional dependency of the client.
+        from grpc_health.v1 import health_pb2 as standard_health_pb2
+
+        check = self._channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=standard_health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=standard_health_pb2.HealthCheckResponse.FromString,
+        )
+        try:
+            answer = check(
+                standard_health_pb2.HealthCheckRequest(service=service), timeout=self._deadline(timeout, 5.0)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return bool(answer.status == standard_health_pb2.HealthCheckResponse.SERVING)

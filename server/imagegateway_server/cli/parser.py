@@ -14,6 +14,7 @@ from imagegateway_server.cli import (
     api_keys,
     configs,
     generate,
+    health_check,
     logs,
     serve,
     targets,
@@ -22,7 +23,7 @@ from imagegateway_server.cli import (
 from imagegateway_server.cli.arguments import CommandParser, CommandTree, add_client_options
 
 # In the order `imagegw --help` lists them.
-_GROUPS = (serve, generate, virtual_keys, configs, api_keys, logs, analytics, targets, admin)
+_GROUPS = (serve, generate, virtual_keys, configs, api_keys, logs, analytics, targets, admin, health_check)
 
 
 def build_parser() -> argparse.ArgumentParser:
