@@ -35,6 +35,7 @@ from imagegateway_server.memory_tuning import tune_malloc_for_large_buffers
 from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
 from imagegateway_server.observability.metrics import Metrics
+from imagegateway_server.observability.otel import start_tracing
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.providers.kit.model_aliases import load_model_aliases
 from imagegateway_server.providers.registry import canonical_provider, default_registry
@@ -165,6 +166,9 @@ class GatewayProcess:
             on_refusal=self.metrics.count_limit_refusal,
         )
         await limiter.restore(store)  # today's and this month's spend per key, from the request log
+        spans = start_tracing(os.environ)
+        if spans is not None:
+            self._stack.callback(spans.shutdown)  # flushes the spans still queued
         gateway = Gateway(
             router,
             configs,
@@ -176,6 +180,7 @@ class GatewayProcess:
             redact_prompts=settings.redact_prompts,
             limiter=limiter,
             input_limits=settings.input_limits,
+            spans=spans,
         )
         self._gateway = gateway
         authenticator = Authenticator(api_keys, transport="grpc", metrics=self.metrics)

@@ -26,6 +26,7 @@ from imagegateway_server.domain.errors import (
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 from imagegateway_server.domain.request import validate_request
 from imagegateway_server.observability.metrics import Metrics
+from imagegateway_server.observability.otel import RequestSpans
 from imagegateway_server.observability.recorder import RequestRecorder
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.observability.tracing import new_trace_id, upstream_trace_headers
@@ -56,6 +57,7 @@ class Gateway:
         redact_prompts: bool = False,
         limiter: Limiter | None = None,
         input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
+        spans: RequestSpans | None = None,
     ) -> None:
         self._router = router
         self._configs = configs
@@ -70,7 +72,7 @@ class Gateway:
         # Set by the process when shutdown begins: requests cancelled from then on were stopped by us.
         self.shutting_down = False
         self._recorder = RequestAccounting(
-            RequestRecorder(log_writer, metrics, redact_prompts=redact_prompts),
+            RequestRecorder(log_writer, metrics, redact_prompts=redact_prompts, spans=spans),
             prices or PriceTable.empty(),
             spend=self._limiter,
         )

@@ -65,6 +65,8 @@ class AttemptRecord:
     # The call's time in seconds, unrounded, for the latency histogram (``latency_ms`` is whole
     # milliseconds, as logged; sub-millisecond calls would all observe 0 or 1 ms).
     seconds: float = 0.0
+    # When the call began (``time.monotonic()``; 0 when no call was made), for trace spans.
+    started: float = 0.0
 
     @property
     def ok(self) -> bool:

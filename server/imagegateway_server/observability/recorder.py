@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from imagegateway_server.domain.calls import GenerationCall, RoutingSpec
     from imagegateway_server.domain.errors import RequestFailed
     from imagegateway_server.domain.result import RoutedResult
+    from imagegateway_server.observability.otel import RequestSpans
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,10 +48,18 @@ def config_label(routing: RoutingSpec, config_id: str) -> str:
 class RequestRecorder:
     """Turns finished requests into log records and metrics. One per process."""
 
-    def __init__(self, log_writer: RequestLogWriter, metrics: Metrics, *, redact_prompts: bool = False) -> None:
+    def __init__(
+        self,
+        log_writer: RequestLogWriter,
+        metrics: Metrics,
+        *,
+        redact_prompts: bool = False,
+        spans: RequestSpans | None = None,
+    ) -> None:
         self._log_writer = log_writer
         self._metrics = metrics
         self._redact_prompts = redact_prompts
+        self._spans = spans
 
     def success(
         self,
@@ -76,6 +85,8 @@ class RequestRecorder:
             redact_prompt=self._redact_prompts,
         )
         self._log_writer.submit(record)
+        if self._spans is not None:
+            self._spans.export(record, started)
         self._metrics.observe_success(
             call.transport,
             routed,
@@ -111,6 +122,8 @@ class RequestRecorder:
         )
         failure.log_id = record.id
         self._log_writer.submit(record)
+        if self._spans is not None:
+            self._spans.export(record, started)
         self._metrics.observe_failure(
             call.transport, failure, config=config_label(call.routing, config_id), cost_usd=cost_usd
         )

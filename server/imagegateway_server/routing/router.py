@@ -461,4 +461,5 @@ def attempt_record(
         translations=translations,
         virtual_key=leaf.virtual_key or "",
         seconds=elapsed,
+        started=started or 0.0,
     )
