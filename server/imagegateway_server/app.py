@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -73,8 +73,10 @@ def _split_addr(addr: str) -> tuple[str, int]:
 class GatewayProcess:
     """Owns every long-lived part of a gateway process. ``start`` then ``stop``, once each."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, reuse_port: bool = False) -> None:
         self.settings = settings
+        # A worker of ``imagegw serve --workers N``: its siblings listen on the same ports (SO_REUSEPORT).
+        self.reuse_port = reuse_port
         self.metrics = Metrics()
         self.grpc_port = 0
         self.http_port = 0
@@ -231,7 +233,10 @@ class GatewayProcess:
             input_limits=self.settings.input_limits,
         )
         server, self._health = build_grpc_server(
-            servicer, GatewayInterceptor(authenticator, self.metrics), max_message_bytes=self.settings.max_message_bytes
+            servicer,
+            GatewayInterceptor(authenticator, self.metrics),
+            max_message_bytes=self.settings.max_message_bytes,
+            reuse_port=self.reuse_port,
         )
         host, port = _split_addr(self.settings.grpc_addr)
         if self._tls is not None:
@@ -250,6 +255,8 @@ class GatewayProcess:
         # without it every response waits ~40 ms on delayed ACKs.
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(2048)
         sock.setblocking(False)
@@ -305,9 +312,11 @@ class GatewayProcess:
         log.info("imagegateway stopped")
 
 
-async def run(settings: Settings) -> None:
-    """Serves until SIGTERM or SIGINT, then shuts down gracefully."""
-    process = GatewayProcess(settings)
+async def run(
+    settings: Settings, *, reuse_port: bool = False, on_started: Callable[[GatewayProcess], None] | None = None
+) -> None:
+    """Serves until SIGTERM or SIGINT, then shuts down gracefully; ``on_started`` is told once it serves."""
+    process = GatewayProcess(settings, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -321,6 +330,8 @@ async def run(settings: Settings) -> None:
         file=sys.stderr,
         flush=True,
     )
+    if on_started is not None:
+        on_started(process)
     try:
         await stop.wait()
     finally:
@@ -328,14 +339,16 @@ async def run(settings: Settings) -> None:
         await process.stop()
 
 
-def serve(settings: Settings) -> int:
-    """The ``imagegw serve`` entry point; returns the process exit code."""
+def serve(
+    settings: Settings, *, reuse_port: bool = False, on_started: Callable[[GatewayProcess], None] | None = None
+) -> int:
+    """The ``imagegw serve`` entry point (and each worker's); returns the process exit code."""
     configure_logging(settings.log_level, settings.log_format)
     tune_malloc_for_large_buffers()
     tune_garbage_collector()
     try:
         with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-            runner.run(run(settings))
+            runner.run(run(settings, reuse_port=reuse_port, on_started=on_started))
     except (OSError, ValueError) as exc:  # ports, files, keys: one line, no traceback
         log.error("cannot start: %s", exc)
         return 1

@@ -48,6 +48,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("data_dir", "IMAGEGW_DATA_DIR", "./.imagegw", "embedded data; created with 0700"),
     SettingSpec(
+        "workers",
+        "IMAGEGW_WORKERS",
+        "1",
+        "processes serving the same ports (SO_REUSEPORT), each a full replica, supervised; `auto` = the CPUs "
+        "this process may use; more than one needs IMAGEGW_REDIS_URL (shared limits, breakers and cache)",
+    ),
+    SettingSpec(
         "redis_url",
         "IMAGEGW_REDIS_URL",
         "",
@@ -224,6 +231,13 @@ def _bounded(env: str, value: str, kind: type[int] | type[float], low: float, hi
     return number
 
 
+def _workers(value: str) -> int:
+    """IMAGEGW_WORKERS: a count from 1 to 256, or ``auto`` for the CPUs this process may run on."""
+    if value.strip().lower() == "auto":
+        return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(_bounded("IMAGEGW_WORKERS", value, int, 1, 256))
+
+
 def _choice(env: str, value: str, choices: tuple[str, ...]) -> str:
     lowered = value.strip().lower()
     if lowered not in choices:
@@ -300,6 +314,7 @@ class Settings:
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     max_images: int = DEFAULT_MAX_IMAGES
     event_loop: str = UVLOOP
+    workers: int = 1
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -317,6 +332,7 @@ class Settings:
                 database_url=raw["database_url"],
                 data_dir=Path(raw["data_dir"]),
                 redis_url=raw["redis_url"],
+                workers=_workers(raw["workers"]),
                 master_key=raw["master_key"],
                 admin_key=raw["admin_key"],
                 previous_master_keys=tuple(k.strip() for k in raw["previous_master_keys"].split(",") if k.strip()),

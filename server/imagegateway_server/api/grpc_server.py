@@ -22,15 +22,18 @@ def grpc_methods() -> dict[str, str]:
 
 
 def build_grpc_server(
-    servicer: ImageGatewayService, interceptor: GatewayInterceptor, *, max_message_bytes: int
+    servicer: ImageGatewayService, interceptor: GatewayInterceptor, *, max_message_bytes: int, reuse_port: bool = False
 ) -> tuple[grpc.aio.Server, DrainingHealthServicer]:
-    """A server (not yet bound or started) with the gateway service, health checking and reflection."""
+    """A server (not yet bound or started) with the gateway service, health checking and reflection.
+
+    ``reuse_port`` lets sibling worker processes listen on the same port (SO_REUSEPORT: the kernel
+    spreads connections over them); off, binding a port that is already taken fails as it should."""
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),  # otherwise grpc binds a port that is already taken
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             # Image calls are slow, so thousands may wait at once: grpc's defaults would start
             # refusing calls past 1,000 pending and cancel any left unrequested for 30 s.
             ("grpc.server.max_pending_requests", 100_000),

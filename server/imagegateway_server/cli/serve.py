@@ -20,9 +20,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise usage_error(str(exc)) from None
     # Imported here so the client commands do not load the server.
-    from imagegateway_server.app import serve
+    from imagegateway_server.workers.supervisor import WorkersNeedSharedState, supervise
 
-    return serve(settings)
+    try:
+        return supervise(settings)
+    except WorkersNeedSharedState as exc:
+        raise usage_error(str(exc)) from None
 
 
 def register(commands: CommandTree) -> None:
