@@ -65,12 +65,33 @@ class GrpcMethodSeries:
     handled: Mapping[grpc.StatusCode, Counter]
 
 
+# Go's names of the gRPC codes (google.golang.org/grpc/codes, String()), which go-grpc-middleware
+# puts in ``grpc_code``. Spelled out rather than derived from Python's names: Python says
+# CANCELLED where Go says Canceled, and a dashboard matching ``grpc_code="Canceled"`` would miss it.
+GO_CODE_NAMES: Mapping[grpc.StatusCode, str] = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
+
+
 def go_code_name(code: grpc.StatusCode) -> str:
-    """grpc.StatusCode.INVALID_ARGUMENT -> "InvalidArgument" (the Go spelling dashboards expect)."""
-    special = {grpc.StatusCode.OK: "OK"}
-    if code in special:
-        return special[code]
-    return "".join(part.capitalize() for part in code.name.split("_"))
+    """grpc.StatusCode.CANCELLED -> "Canceled" (the Go spelling dashboards and alerts match on)."""
+    return GO_CODE_NAMES[code]
 
 
 class Metrics:
