@@ -174,6 +174,13 @@ class Metrics:
         self.images = Counter(
             "imagegateway_images_generated_total", "Images served.", ["provider", "model"], registry=r
         )
+        self.model_substitutions = Counter(
+            "imagegateway_model_substitutions_total",
+            "Requests for a retired model served by its successor, by reason (retired: the provider said "
+            "the model does not exist; remembered: an earlier answer for the same account said so).",
+            ["provider", "model", "successor", "reason"],
+            registry=r,
+        )
         self.in_flight = Gauge("imagegateway_in_flight_requests", "Generation requests in progress.", registry=r)
         self.cache_requests = Counter(
             "imagegateway_cache_requests_total",
@@ -267,6 +274,11 @@ class Metrics:
         if cached:
             return
         self._attempts(routed.attempts)
+        if routed.substitution is not None:
+            sub = routed.substitution
+            self.model_substitutions.labels(
+                routed.provider, self.model_label(sub.model), self.model_label(sub.successor), sub.reason
+            ).inc()
         model = self.model_label(routed.result.model or (routed.attempts[-1].model if routed.attempts else ""))
         self.images_series(routed.provider, model).inc(len(routed.result.images))
         if cost_usd:
