@@ -59,6 +59,11 @@ class OpenAIEmulator(Emulator):
         """Makes ``models`` (OpenAI's shut-down models by default) answer 404 model_not_found."""
         self.retired = frozenset(models)
 
+    def reset(self) -> None:
+        """Clears faults, recorded requests and retired models."""
+        super().reset()
+        self.retired = frozenset()
+
     def _new_request_id(self) -> str:
         return f"req_{secrets.token_hex(16)}"
 
