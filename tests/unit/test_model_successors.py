@@ -7,6 +7,9 @@ import random
 
 import pytest
 
+from imagegateway_server.api.config_json import parse_config
+from imagegateway_server.api.config_proto import config_from_proto, config_to_proto
+from imagegateway_server.domain.config_document import config_document, config_from_document
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.kit.retired_models import load_retired_models, parse_retired_models
@@ -179,3 +182,11 @@ async def test_a_model_outside_the_table_is_not_replaced() -> None:
     with pytest.raises(AllTargetsFailed):
         await router(adapter).run(plan, ImageRequest(prompt="x", model="gpt-image-9"), RouteContext(trace_id="t"))
     assert len(adapter.calls) == 1
+
+
+def test_model_successor_survives_the_proto_the_json_and_the_stored_document() -> None:
+    config = parse_config({"provider": "openai", "api_key": "sk-x", "model_successor": False})
+    assert config.model_successor is False
+    assert config_from_proto(config_to_proto(config)).model_successor is False
+    assert config_from_document(config_document(config)).model_successor is False
+    assert parse_config({"provider": "openai", "api_key": "sk-x"}).model_successor is None
