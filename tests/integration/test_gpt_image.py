@@ -166,7 +166,7 @@ def test_grpc_answers_carry_the_report_and_usage(admin: ImageGatewayClient, emul
         prompt="a lighthouse",
         model="gpt-image-1.5",
         config=openai_target(emulators),
-        extra_params={"safety_identifier": "user-7"},
+        safety_identifier="user-7",
     )
     report = response.report
     assert (report.background, report.output_format, report.quality, report.size) == (
