@@ -288,22 +288,24 @@ class Router:
             else None
         )
         candidate = _Candidate(leaf, creds, adapter, request, identity)
-        if self._may_succeed(candidate):
-            assert self._successors is not None
-            account = self._account(candidate)
-            succession = self._successors.remembered(creds.provider, account, request)
+        successors = self._successors_for(candidate)
+        if successors is not None:
+            succession = successors.remembered(creds.provider, self._account(candidate), request)
             if succession is not None:
                 self._switch(candidate, succession, REMEMBERED)
         return await self._call(candidate, run)
 
-    def _may_succeed(self, candidate: _Candidate) -> bool:
-        """Whether a retired model may be served by its successor on this target (not yet switched)."""
-        return (
-            self._successors is not None
-            and candidate.substitution is None
-            and candidate.leaf.model_successor
-            and not (candidate.leaf.strict or candidate.request.strict)
-        )
+    def _successors_for(self, candidate: _Candidate) -> ModelSuccessors | None:
+        """The successor table, when a retired model may be served by its successor on this target
+        (it has not opted out, is not strict, and has not switched already); else None."""
+        if (
+            candidate.substitution is not None
+            or not candidate.leaf.model_successor
+            or candidate.leaf.strict
+            or candidate.request.strict
+        ):
+            return None
+        return self._successors
 
     @staticmethod
     def _account(candidate: _Candidate) -> TargetIdentity:
@@ -334,11 +336,10 @@ class Router:
         attempts = 1 + (retry.attempts if retry else 0)
         for index in range(attempts):
             outcome = await self._attempt(candidate, run, index, headers)
-            if isinstance(outcome, ProviderError) and self._may_succeed(candidate):
-                assert self._successors is not None
+            successors = self._successors_for(candidate) if isinstance(outcome, ProviderError) else None
+            if successors is not None and isinstance(outcome, ProviderError):
                 account = self._account(candidate)
-                provider = candidate.creds.provider
-                succession = self._successors.after_failure(provider, account, candidate.request, outcome)
+                succession = successors.after_failure(candidate.creds.provider, account, candidate.request, outcome)
                 if succession is not None:
                     # The model is gone: the one retry goes to its successor at once, whatever the retry policy.
                     self._switch(candidate, succession, RETIRED)
