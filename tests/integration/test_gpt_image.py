@@ -29,6 +29,7 @@ from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.kit.retired_models import load_retired_models
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
 from tests.emulators import Fault
+from tests.emulators.images import solid_image
 from tests.harness import GatewayThread, running_gateway
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -159,6 +160,19 @@ def test_without_a_model_the_primary_targets_model_decides_the_shape(
     with sdk(gateway, key, config) as client:
         result = client.images.generate(prompt="a red kite")
     assert result.data and result.data[0].b64_json and result.usage is not None
+
+
+def test_a_smaller_image_than_asked_costs_what_was_asked(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    tiny = base64.b64encode(solid_image(64, 64)).decode()
+    emulators.openai.inject(Fault.status(200, {"created": 1, "data": [{"b64_json": tiny}]}))
+    with sdk(gateway, key, openai_target(emulators)) as client:
+        raw = client.images.with_raw_response.generate(
+            prompt="a kite", model="dall-e-3", size="1024x1024", quality="hd", response_format="b64_json"
+        )
+    assert raw.headers["x-imagegw-size"] == "64x64"
+    assert float(raw.headers["x-imagegw-cost-usd"]) == pytest.approx(0.08)  # dall-e-3 hd 1024x1024
 
 
 def test_grpc_answers_carry_the_report_and_usage(admin: ImageGatewayClient, emulators: Emulators) -> None:
