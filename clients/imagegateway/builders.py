@@ -57,6 +57,8 @@ class GenerateFields(TypedDict, total=False):
     output_compression: int
     moderation: str
     aspect_ratio: str
+    safety_identifier: str
+    input_fidelity: str
     extra_params: Mapping[str, Any]
 
 

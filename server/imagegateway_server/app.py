@@ -38,10 +38,12 @@ from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.otel import start_tracing
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.providers.kit.model_aliases import load_model_aliases
+from imagegateway_server.providers.kit.retired_models import load_retired_models
 from imagegateway_server.providers.registry import canonical_provider, default_registry
 from imagegateway_server.routing.cache import ResponseCache
 from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.credentials import VaultCredentialResolver
+from imagegateway_server.routing.model_successors import ModelSuccessors
 from imagegateway_server.routing.router import Router
 from imagegateway_server.security.api_keys import ApiKeyService
 from imagegateway_server.security.ssrf_transport import guarded_client_factory
@@ -145,6 +147,10 @@ class GatewayProcess:
             VaultCredentialResolver(virtual_keys),
             default_timeout=settings.upstream_timeout_seconds,
             breakers=self.breakers,
+            successors=ModelSuccessors(
+                load_retired_models(settings.retired_models_file, canonical_provider=canonical_provider),
+                memory_seconds=settings.retired_model_memory_seconds,
+            ),
         )
         log_writer = RequestLogWriter(store)
         await log_writer.start()

@@ -162,6 +162,19 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "JSON table mapping retired models to successors (default: the built-in table, every alias off)",
     ),
     SettingSpec(
+        "retired_models_file",
+        "IMAGEGW_RETIRED_MODELS_FILE",
+        "",
+        "JSON table of retired models, their successors and shutdown dates (default: the built-in table)",
+    ),
+    SettingSpec(
+        "retired_model_memory_seconds",
+        "IMAGEGW_RETIRED_MODEL_MEMORY_SECONDS",
+        "3600",
+        "how long a provider's 'model not found' for a retired model sends that account straight to the "
+        "successor (0: ask every time)",
+    ),
+    SettingSpec(
         "log_retention_days",
         "IMAGEGW_LOG_RETENTION_DAYS",
         "30",
@@ -271,6 +284,16 @@ def _aliases_file(value: str) -> str:
     return value
 
 
+def _retired_models_file(value: str) -> str:
+    # Checked here so a bad table stops `imagegw serve` with one clear line; the process loads it again.
+    if value:
+        from imagegateway_server.providers.kit.retired_models import load_retired_models
+        from imagegateway_server.providers.registry import canonical_provider
+
+        load_retired_models(value, canonical_provider=canonical_provider)
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with ``Settings.load()``; tests may construct it directly."""
@@ -303,6 +326,8 @@ class Settings:
     breaker_window: int = 20
     breaker_cooldown_seconds: float = 30.0
     model_aliases_file: str = ""
+    retired_models_file: str = ""
+    retired_model_memory_seconds: float = 3600.0
     log_retention_days: float = 30.0
     log_retention_max_records: int = 1_000_000
     redact_prompts: bool = False
@@ -367,6 +392,10 @@ class Settings:
                     MAX_COOLDOWN_SECONDS,
                 ),
                 model_aliases_file=_aliases_file(raw["model_aliases_file"]),
+                retired_models_file=_retired_models_file(raw["retired_models_file"]),
+                retired_model_memory_seconds=_bounded(
+                    "IMAGEGW_RETIRED_MODEL_MEMORY_SECONDS", raw["retired_model_memory_seconds"], float, 0, 30 * 86400
+                ),
                 log_retention_days=_bounded("IMAGEGW_LOG_RETENTION_DAYS", raw["log_retention_days"], float, 0, 36500),
                 log_retention_max_records=_bounded(
                     "IMAGEGW_LOG_RETENTION_MAX_RECORDS", raw["log_retention_max_records"], int, 0, 10**12

@@ -10,14 +10,21 @@ from typing import Any, ClassVar
 
 from .emulator import AnswerMode, Emulator, Endpoint, bearer_token, mask_key
 from .images import noise_png, solid_image
-from .openai_rules import DEFAULT_MODEL, Generation, OpenAIError, model_not_found, parse_generation
+from .openai_rules import (
+    DEFAULT_MODEL,
+    RETIRED_MODELS,
+    Generation,
+    OpenAIError,
+    model_not_found,
+    parse_generation,
+)
 from .recording import RecordedRequest
 from .server import Response
 
 _ERROR_CONTENT_TYPE = "application/json; charset=utf-8"
 _GENERATIONS = "/v1/images/generations"
 # Output tokens of a 1024x1024 image per quality (OpenAI pricing docs); scaled by pixel count.
-_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160}
+_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
 _SQUARE_PIXELS = 1024 * 1024
 
 _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -45,6 +52,17 @@ class OpenAIEmulator(Emulator):
 
     provider: ClassVar[str] = "openai"
     _base_path: ClassVar[str] = "/v1"
+    # The models this emulator answers 404 model_not_found for (``retire_models()`` sets OpenAI's).
+    retired: frozenset[str] = frozenset()
+
+    def retire_models(self, models: frozenset[str] = RETIRED_MODELS) -> None:
+        """Makes ``models`` (OpenAI's shut-down models by default) answer 404 model_not_found."""
+        self.retired = frozenset(models)
+
+    def reset(self) -> None:
+        """Clears faults, recorded requests and retired models."""
+        super().reset()
+        self.retired = frozenset()
 
     def _new_request_id(self) -> str:
         return f"req_{secrets.token_hex(16)}"
@@ -98,7 +116,7 @@ class OpenAIEmulator(Emulator):
     def _generations(self, request: RecordedRequest, mode: AnswerMode) -> Response:
         try:
             self._authenticate(request)
-            generation = parse_generation(request.body)
+            generation = parse_generation(request.body, self.retired)
         except OpenAIError as error:
             return error_response(error)
         if mode.content_filtered:

@@ -16,7 +16,9 @@ _DALLE2_SIZES = ("256x256", "512x512", "1024x1024")
 _DALLE3_SIZES = ("1024x1024", "1792x1024", "1024x1792")
 _GPT_SIZES = ("1024x1024", "1024x1536", "1536x1024", "auto")
 _GPT_QUALITIES = ("low", "medium", "high", "auto")
-_COMMON_FIELDS = frozenset({"prompt", "model", "n", "size", "quality", "user"})
+# gpt-image-2.5 adds two tiers above high (2026-09-08); gpt-image-2 and older stop at high.
+_GPT25_QUALITIES = ("low", "medium", "high", "xhigh", "max", "auto")
+_COMMON_FIELDS = frozenset({"prompt", "model", "n", "size", "quality", "user", "safety_identifier"})
 _DALLE_FIELDS = frozenset({"response_format"})
 _GPT_FIELDS = frozenset({"background", "output_format", "output_compression", "moderation", "stream", "partial_images"})
 _SIZE_PATTERN = re.compile(r"^(\d{1,5})x(\d{1,5})$")
@@ -41,6 +43,9 @@ _DALLE3 = ModelRules(
 )
 _GPT = ModelRules(32000, _GPT_SIZES, _GPT_QUALITIES, gpt=True, fields=_COMMON_FIELDS | _GPT_FIELDS)
 _GPT2 = ModelRules(32000, _GPT_SIZES, _GPT_QUALITIES, gpt=True, custom_sizes=True, fields=_COMMON_FIELDS | _GPT_FIELDS)
+_GPT25 = ModelRules(
+    32000, _GPT_SIZES, _GPT25_QUALITIES, gpt=True, custom_sizes=True, fields=_COMMON_FIELDS | _GPT_FIELDS
+)
 
 MODELS: dict[str, ModelRules] = {
     "dall-e-2": _DALLE2,
@@ -50,7 +55,15 @@ MODELS: dict[str, ModelRules] = {
     "gpt-image-1.5": _GPT,
     "gpt-image-2": _GPT2,
     "gpt-image-2-2026-04-21": _GPT2,
+    "chatgpt-image-latest": _GPT,
+    "gpt-image-2.5-flare": _GPT25,
+    "gpt-image-2.5-flare-2026-09-08": _GPT25,
+    "gpt-image-2.5-sunburst": _GPT25,
+    "gpt-image-2.5-sunburst-2026-09-08": _GPT25,
 }
+# The models OpenAI has shut down (2026-05-12: dall-e-2, dall-e-3; 2026-10-23: gpt-image-1); an
+# emulator told to retire them answers 404 model_not_found for them, as OpenAI does now.
+RETIRED_MODELS = frozenset({"dall-e-2", "dall-e-3", "gpt-image-1"})
 DEFAULT_MODEL = "dall-e-2"
 
 
@@ -173,8 +186,11 @@ def _integer(body: dict[str, Any], param: str, low: int, high: int, default: int
     return value
 
 
-def parse_generation(raw: bytes) -> Generation:
-    """Validates a generation body the way the API does; raises OpenAIError on the first problem."""
+def parse_generation(raw: bytes, retired: frozenset[str] = frozenset()) -> Generation:
+    """Validates a generation body the way the API does; raises OpenAIError on the first problem.
+
+    A model in ``retired`` answers 404 model_not_found, as OpenAI answers a model it has shut down.
+    """
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -195,14 +211,15 @@ def parse_generation(raw: bytes) -> Generation:
     if not isinstance(model, str):
         raise _type_error("model", "a string", model)
     rules = MODELS.get(model)
-    if rules is None:
+    if rules is None or model in retired:
         raise model_not_found(model)
     for key in body:
         if key not in rules.fields:
             raise _bad(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
     prompt = _prompt(body, rules)
-    if body.get("user") is not None and not isinstance(body["user"], str):
-        raise _type_error("user", "a string", body["user"])
+    for name in ("user", "safety_identifier"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise _type_error(name, "a string", body[name])
     n = _integer(body, "n", 1, 10, 1)
     if model == "dall-e-3" and n != 1:
         raise _bad("You must provide n=1 for this model.", None, None)

@@ -139,7 +139,10 @@ def test_a_virtual_key_with_azure_credential_fields_serves_the_sdk(
     assert dict(shown.public_credential_fields) == {"resource_name": "my-resource", "deployment_id": "gpt-image"}
     with sdk(gateway, generate_key, **{"x-portkey-virtual-key": vk.id}) as client:
         result = client.images.generate(prompt="a lighthouse", model="gpt-image-1", quality="low")
-    assert result.data and (result.data[0].url or "").startswith("data:image/png;base64,")
+    # gpt-image without response_format answers b64_json, as OpenAI's does, with Azure's usage.
+    assert result.data and result.data[0].url is None
+    assert base64.b64decode(result.data[0].b64_json or "").startswith(PNG_SIGNATURE)
+    assert result.usage is not None and result.usage.output_tokens > 0
     sent = emulators.azure.requests[-1]
     assert sent.path == "/openai/deployments/gpt-image/images/generations"
     assert sent.headers["api-key"] == AZURE_SECRET

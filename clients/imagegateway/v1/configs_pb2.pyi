@@ -45,6 +45,7 @@ class RoutingConfig(_message.Message):
     DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
     API_VERSION_FIELD_NUMBER: _builtins.int
     AZURE_AD_TOKEN_FIELD_NUMBER: _builtins.int
+    MODEL_SUCCESSOR_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A name for this target (used by conditional routing)."""
     provider: _builtins.str
@@ -69,6 +70,10 @@ class RoutingConfig(_message.Message):
     """Azure OpenAI: the api-version query parameter (default: a current version that serves images)."""
     azure_ad_token: _builtins.str
     """Azure OpenAI: a Microsoft Entra ID token, sent as a Bearer instead of api_key (stored encrypted; never returned)."""
+    model_successor: _builtins.bool
+    """Whether a retired model may be served by its successor when the provider answers that it no longer
+    exists (default true; inherited by child targets). Numbered apart from the credential fields.
+    """
     @_builtins.property
     def strategy(self) -> Global___Strategy:
         """How targets are chosen."""
@@ -119,17 +124,22 @@ class RoutingConfig(_message.Message):
         deployment_id: _builtins.str = ...,
         api_version: _builtins.str = ...,
         azure_ad_token: _builtins.str = ...,
+        model_successor: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "override_params", b"override_params", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "weight", b"weight"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "model_successor", b"model_successor", "override_params", b"override_params", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "api_version", b"api_version", "azure_ad_token", b"azure_ad_token", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "deployment_id", b"deployment_id", "forward_headers", b"forward_headers", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "resource_name", b"resource_name", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "api_version", b"api_version", "azure_ad_token", b"azure_ad_token", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "deployment_id", b"deployment_id", "forward_headers", b"forward_headers", "model_successor", b"model_successor", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "resource_name", b"resource_name", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__model_successor: _TypeAlias = _typing.Literal["model_successor"]  # noqa: Y015
+    _WhichOneofArgType__model_successor: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor"]  # noqa: Y015
     _WhichOneofReturnType__request_timeout: _TypeAlias = _typing.Literal["request_timeout"]  # noqa: Y015
     _WhichOneofArgType__request_timeout: _TypeAlias = _typing.Literal["_request_timeout", b"_request_timeout"]  # noqa: Y015
     _WhichOneofReturnType__strict: _TypeAlias = _typing.Literal["strict"]  # noqa: Y015
     _WhichOneofArgType__strict: _TypeAlias = _typing.Literal["_strict", b"_strict"]  # noqa: Y015
     _WhichOneofReturnType__weight: _TypeAlias = _typing.Literal["weight"]  # noqa: Y015
     _WhichOneofArgType__weight: _TypeAlias = _typing.Literal["_weight", b"_weight"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__model_successor) -> _WhichOneofReturnType__model_successor | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__request_timeout) -> _WhichOneofReturnType__request_timeout | None: ...
     @_typing.overload

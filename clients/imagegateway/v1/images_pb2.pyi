@@ -133,6 +133,8 @@ class ImageParameters(_message.Message):
     ASPECT_RATIO_FIELD_NUMBER: _builtins.int
     EXTRA_PARAMS_FIELD_NUMBER: _builtins.int
     STRICT_FIELD_NUMBER: _builtins.int
+    SAFETY_IDENTIFIER_FIELD_NUMBER: _builtins.int
+    INPUT_FIDELITY_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """The text description of the image; required."""
     model: _builtins.str
@@ -167,6 +169,10 @@ class ImageParameters(_message.Message):
     """The aspect ratio ("16:9"), for providers that size images by ratio."""
     strict: _builtins.bool
     """Refuse, rather than translate, any parameter a target cannot take as given (size, n, quality...)."""
+    safety_identifier: _builtins.str
+    """OpenAI's end-user id for abuse monitoring, which supersedes user; sent as given."""
+    input_fidelity: _builtins.str
+    """How closely an edit keeps the input images ("high" or "low"); an edit parameter, refused on generations."""
     @_builtins.property
     def extra_params(self) -> _struct_pb2.Struct:
         """Further provider-specific parameters, merged into the upstream request."""
@@ -192,10 +198,12 @@ class ImageParameters(_message.Message):
         aspect_ratio: _builtins.str = ...,
         extra_params: _struct_pb2.Struct | None = ...,
         strict: _builtins.bool | None = ...,
+        safety_identifier: _builtins.str = ...,
+        input_fidelity: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale", "_output_compression", b"_output_compression", "_seed", b"_seed", "_strict", b"_strict", "cfg_scale", b"cfg_scale", "extra_params", b"extra_params", "output_compression", b"output_compression", "seed", b"seed", "strict", b"strict"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale", "_output_compression", b"_output_compression", "_seed", b"_seed", "_strict", b"_strict", "aspect_ratio", b"aspect_ratio", "background", b"background", "cfg_scale", b"cfg_scale", "extra_params", b"extra_params", "model", b"model", "moderation", b"moderation", "n", b"n", "negative_prompt", b"negative_prompt", "output_compression", b"output_compression", "output_format", b"output_format", "prompt", b"prompt", "quality", b"quality", "seed", b"seed", "size", b"size", "strict", b"strict", "style", b"style", "style_preset", b"style_preset", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale", "_output_compression", b"_output_compression", "_seed", b"_seed", "_strict", b"_strict", "aspect_ratio", b"aspect_ratio", "background", b"background", "cfg_scale", b"cfg_scale", "extra_params", b"extra_params", "input_fidelity", b"input_fidelity", "model", b"model", "moderation", b"moderation", "n", b"n", "negative_prompt", b"negative_prompt", "output_compression", b"output_compression", "output_format", b"output_format", "prompt", b"prompt", "quality", b"quality", "safety_identifier", b"safety_identifier", "seed", b"seed", "size", b"size", "strict", b"strict", "style", b"style", "style_preset", b"style_preset", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cfg_scale: _TypeAlias = _typing.Literal["cfg_scale"]  # noqa: Y015
     _WhichOneofArgType__cfg_scale: _TypeAlias = _typing.Literal["_cfg_scale", b"_cfg_scale"]  # noqa: Y015
@@ -398,6 +406,7 @@ class RoutingOutcome(_message.Message):
     CACHE_STATUS_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
+    MODEL_SUBSTITUTION_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id (from the caller or generated)."""
     log_id: _builtins.str
@@ -420,6 +429,10 @@ class RoutingOutcome(_message.Message):
     def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
         """Every upstream call, in order."""
 
+    @_builtins.property
+    def model_substitution(self) -> Global___ModelSubstitution:
+        """Set when a retired model was served by its successor (unset otherwise)."""
+
     def __init__(
         self,
         *,
@@ -433,14 +446,139 @@ class RoutingOutcome(_message.Message):
         cache_status: Global___CacheStatus.ValueType = ...,
         attempts: _abc.Iterable[Global___Attempt] | None = ...,
         cost_usd: _builtins.float = ...,
+        model_substitution: Global___ModelSubstitution | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model_substitution", b"model_substitution"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "cost_usd", b"cost_usd", "fallback_used", b"fallback_used", "log_id", b"log_id", "model", b"model", "provider", b"provider", "retry_attempt_count", b"retry_attempt_count", "served_target", b"served_target", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "cost_usd", b"cost_usd", "fallback_used", b"fallback_used", "log_id", b"log_id", "model", b"model", "model_substitution", b"model_substitution", "provider", b"provider", "retry_attempt_count", b"retry_attempt_count", "served_target", b"served_target", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoutingOutcome: _TypeAlias = RoutingOutcome  # noqa: Y015
+
+@_typing.final
+class ModelSubstitution(_message.Message):
+    """A retired model the gateway replaced with its successor (docs/retired-models.md)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RETIRED_ON_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The model asked for."""
+    successor: _builtins.str
+    """The model that served instead."""
+    reason: _builtins.str
+    """"retired": the provider answered that the model does not exist, so the successor was tried at
+    once; "remembered": an earlier answer for the same account said so, so the successor was called directly.
+    """
+    retired_on: _builtins.str
+    """The retirement date from the gateway's table (YYYY-MM-DD), empty when unknown."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        successor: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        retired_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "reason", b"reason", "retired_on", b"retired_on", "successor", b"successor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelSubstitution: _TypeAlias = ModelSubstitution  # noqa: Y015
+
+@_typing.final
+class ImageUsage(_message.Message):
+    """Token counts a token-priced model reported (OpenAI's usage object); all zero when it reported none."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    INPUT_TEXT_TOKENS_FIELD_NUMBER: _builtins.int
+    INPUT_IMAGE_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_IMAGE_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TEXT_TOKENS_FIELD_NUMBER: _builtins.int
+    TOTAL_TOKENS_FIELD_NUMBER: _builtins.int
+    input_tokens: _builtins.int
+    """Tokens of the input (text and images)."""
+    input_text_tokens: _builtins.int
+    """Text tokens of the input."""
+    input_image_tokens: _builtins.int
+    """Image tokens of the input."""
+    output_tokens: _builtins.int
+    """Tokens generated."""
+    output_image_tokens: _builtins.int
+    """Image tokens generated."""
+    output_text_tokens: _builtins.int
+    """Text tokens generated."""
+    total_tokens: _builtins.int
+    """Input and output tokens together."""
+    def __init__(
+        self,
+        *,
+        input_tokens: _builtins.int = ...,
+        input_text_tokens: _builtins.int = ...,
+        input_image_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        output_image_tokens: _builtins.int = ...,
+        output_text_tokens: _builtins.int = ...,
+        total_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_image_tokens", b"input_image_tokens", "input_text_tokens", b"input_text_tokens", "input_tokens", b"input_tokens", "output_image_tokens", b"output_image_tokens", "output_text_tokens", b"output_text_tokens", "output_tokens", b"output_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageUsage: _TypeAlias = ImageUsage  # noqa: Y015
+
+@_typing.final
+class GenerationReport(_message.Message):
+    """What the provider said it made: OpenAI's response-level fields of the gpt-image models; empty
+    strings when the provider did not say.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BACKGROUND_FIELD_NUMBER: _builtins.int
+    OUTPUT_FORMAT_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    background: _builtins.str
+    """"transparent" or "opaque"."""
+    output_format: _builtins.str
+    """"png", "jpeg", "webp", ... as the provider named it."""
+    quality: _builtins.str
+    """The quality tier the provider used ("low", "medium", "high", ...)."""
+    size: _builtins.str
+    """The size the provider made, WIDTHxHEIGHT."""
+    @_builtins.property
+    def usage(self) -> Global___ImageUsage:
+        """The provider's token counts (unset when it reported none)."""
+
+    def __init__(
+        self,
+        *,
+        background: _builtins.str = ...,
+        output_format: _builtins.str = ...,
+        quality: _builtins.str = ...,
+        size: _builtins.str = ...,
+        usage: Global___ImageUsage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["background", b"background", "output_format", b"output_format", "quality", b"quality", "size", b"size", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerationReport: _TypeAlias = GenerationReport  # noqa: Y015
 
 @_typing.final
 class GenerateImageFailure(_message.Message):
@@ -559,6 +697,7 @@ class GenerateImageResponse(_message.Message):
     IMAGES_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Unix seconds when the images were created."""
     @_builtins.property
@@ -569,16 +708,21 @@ class GenerateImageResponse(_message.Message):
     def outcome(self) -> Global___RoutingOutcome:
         """How the request was routed."""
 
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts."""
+
     def __init__(
         self,
         *,
         images: _abc.Iterable[Global___Image] | None = ...,
         outcome: Global___RoutingOutcome | None = ...,
         created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "images", b"images", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "images", b"images", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -657,6 +801,7 @@ class StreamGenerateImageResponse(_message.Message):
     IMAGE_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Unix seconds when the images were created."""
     @_builtins.property
@@ -667,16 +812,21 @@ class StreamGenerateImageResponse(_message.Message):
     def outcome(self) -> Global___RoutingOutcome:
         """How the request was routed; set on the last message only."""
 
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts; set on the last message only."""
+
     def __init__(
         self,
         *,
         image: Global___Image | None = ...,
         outcome: Global___RoutingOutcome | None = ...,
         created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -131,6 +131,8 @@ class RequestLog(_message.Message):
     PROMPT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
+    MODEL_SUBSTITUTION_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The record id."""
     trace_id: _builtins.str
@@ -183,6 +185,14 @@ class RequestLog(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Caller metadata."""
 
+    @_builtins.property
+    def model_substitution(self) -> _images_pb2.ModelSubstitution:
+        """Set when a retired model was served by its successor."""
+
+    @_builtins.property
+    def usage(self) -> _images_pb2.ImageUsage:
+        """The serving provider's token counts, when it reported them."""
+
     def __init__(
         self,
         *,
@@ -208,10 +218,12 @@ class RequestLog(_message.Message):
         prompt: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cost_usd: _builtins.float = ...,
+        model_substitution: _images_pb2.ModelSubstitution | None = ...,
+        usage: _images_pb2.ImageUsage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "model_substitution", b"model_substitution", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "cost_usd", b"cost_usd", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "cost_usd", b"cost_usd", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "model_substitution", b"model_substitution", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

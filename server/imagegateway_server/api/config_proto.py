@@ -83,6 +83,7 @@ def _config(message: configs_pb2.RoutingConfig, budget: _TargetBudget | None) ->
         forward_headers=tuple(message.forward_headers),
         circuit_breaker=_breaker(message.circuit_breaker) if message.HasField("circuit_breaker") else None,
         strict=message.strict if message.HasField("strict") else None,
+        model_successor=message.model_successor if message.HasField("model_successor") else None,
         resource_name=message.resource_name,
         deployment_id=message.deployment_id,
         api_version=message.api_version,
@@ -201,6 +202,8 @@ def config_to_proto(config: RoutingConfig) -> configs_pb2.RoutingConfig:
         message.circuit_breaker.cooldown_seconds = breaker.cooldown_seconds
     if config.strict is not None:
         message.strict = config.strict
+    if config.model_successor is not None:
+        message.model_successor = config.model_successor
     return message
 
 

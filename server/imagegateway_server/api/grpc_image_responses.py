@@ -14,7 +14,7 @@ service to pass one through as it is.
 from __future__ import annotations
 
 from imagegateway.v1 import images_pb2
-from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome
+from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome, fill_report
 from imagegateway_server.domain.calls import GenerationOutcome
 from imagegateway_server.domain.result import GeneratedImage
 
@@ -70,6 +70,7 @@ def generate_image_response(outcome: GenerationOutcome) -> SerializedMessage:
         parts += _image_field(_IMAGES_KEY, image, index)
     rest = images_pb2.GenerateImageResponse(created=result.created)
     fill_outcome(rest.outcome, outcome)
+    fill_report(rest.report, result)
     parts.append(rest.SerializeToString())
     return SerializedMessage(b"".join(parts))
 
@@ -81,5 +82,6 @@ def stream_image_response(outcome: GenerationOutcome, index: int, *, last: bool)
     rest = images_pb2.StreamGenerateImageResponse(created=result.created)
     if last:
         fill_outcome(rest.outcome, outcome)
+        fill_report(rest.report, result)
     parts.append(rest.SerializeToString())
     return SerializedMessage(b"".join(parts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -17,7 +18,8 @@ from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
-from imagegateway_server.domain.result import GeneratedImage
+from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.domain.usage import token_counts
 
 
 def time_filter(message: Any, field: str) -> datetime | None:
@@ -46,7 +48,7 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
         raise InvalidArgument("must be a finite number", param="parameters.cfg_scale")
     if params.n < 0:
         raise InvalidArgument("must be at least 1", param="parameters.n")
-    return ImageRequest(
+    request = ImageRequest(
         prompt=params.prompt,
         model=params.model or None,
         n=params.n or 1,
@@ -63,10 +65,21 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
         output_compression=_opt(params, "output_compression"),
         moderation=params.moderation or None,
         aspect_ratio=params.aspect_ratio or None,
+        safety_identifier=params.safety_identifier or None,
+        input_fidelity=params.input_fidelity or None,
         response_format=ResponseFormat.BYTES,
         strict=params.strict,
-        extra=MappingProxyType(extra),
     )
+    # A known parameter sent in extra_params (one this proto has no field for yet, or a caller's
+    # habit) is set as that parameter, never left where no adapter reads it. response_format stays
+    # an extra: gRPC always answers with bytes, so an adapter refuses it by name.
+    known = {name: value for name, value in extra.items() if name != "response_format"}
+    request = request.with_overrides(known, path="parameters.extra_params")
+    if "response_format" in extra:
+        request = dataclasses.replace(
+            request, extra=MappingProxyType({**request.extra, "response_format": extra["response_format"]})
+        )
+    return request
 
 
 def routing_spec(routing: images_pb2.Routing, *, max_targets: int | None = None) -> RoutingSpec:
@@ -110,6 +123,27 @@ def fill_outcome(message: images_pb2.RoutingOutcome, outcome: GenerationOutcome)
     message.cache_status = CACHE_STATUS_PROTO[outcome.cache_status]
     message.cost_usd = outcome.cost_usd
     message.attempts.extend(attempt_proto(a) for a in routed.attempts)
+    if routed.substitution is not None:
+        sub = routed.substitution
+        message.model_substitution.model = sub.model
+        message.model_substitution.successor = sub.successor
+        message.model_substitution.reason = sub.reason
+        message.model_substitution.retired_on = sub.retired_on
+
+
+def fill_report(message: images_pb2.GenerationReport, result: ImageResult) -> None:
+    """Sets what the provider said it made (OpenAI's response-level fields) and its token counts; leaves
+    ``message`` unset (absent from the parent) when the provider said none of it."""
+    report = images_pb2.GenerationReport(
+        background=result.background or "",
+        output_format=result.output_format or "",
+        quality=result.quality or "",
+        size=result.size or "",
+    )
+    for name, count in token_counts(result.usage).items():
+        setattr(report.usage, name, count)
+    if report.ByteSize():
+        message.CopyFrom(report)
 
 
 def limits_from_proto(message: keys_pb2.Limits, param: str = "limits") -> Limits:

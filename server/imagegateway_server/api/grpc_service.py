@@ -58,6 +58,10 @@ def page_size(value: int) -> int:
     return min(value or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
+# Says a retired model was served by its successor ("dall-e-3->gpt-image-2"), as REST's header does.
+MODEL_SUBSTITUTED_METADATA = "x-imagegw-model-substituted"
+
+
 def _metadata(context: Context) -> dict[str, str]:
     return {k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
@@ -189,6 +193,10 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
                 await sent
             raise
         await sent
+        substitution = outcome.routed.substitution
+        if substitution is not None:
+            # Also in RoutingOutcome.model_substitution; as trailing metadata, as the REST shim's header.
+            context.set_trailing_metadata(((MODEL_SUBSTITUTED_METADATA, substitution.describe()),))
         return outcome
 
     # The two image RPCs answer their messages already serialized, image bytes spliced in rather than

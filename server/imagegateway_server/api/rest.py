@@ -23,6 +23,7 @@ from imagegateway_server.api import rest_json, rest_mapping
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
+from imagegateway_server.api.rest_image_shape import answer_format, response_fields
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.limits import RATE_LIMITED, LimitExceeded
@@ -49,6 +50,8 @@ REQUEST_TIMEOUT_HEADER = "x-portkey-request-timeout"
 MAX_REQUEST_TIMEOUT_MS = 24 * 60 * 60 * 1000
 GENERATIONS_ROUTE = "/v1/images/generations"
 STRICT_HEADER = "x-imagegw-strict"
+# Says a retired model was served by its successor: "dall-e-3->gpt-image-2" (docs/retired-models.md).
+MODEL_SUBSTITUTED_HEADER = "x-imagegw-model-substituted"
 
 
 def _error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -78,10 +81,19 @@ def _image_item(image: GeneratedImage, response_format: ResponseFormat) -> list[
     return parts
 
 
-def images_body(created: int, images: Sequence[GeneratedImage], response_format: ResponseFormat) -> bytes:
-    """OpenAI's ImagesResponse body: ``{"created": ..., "data": [...]}``, joined once (images are large,
-    and every concatenation would copy them again)."""
-    parts = [b'{"created":', str(created).encode(), b',"data":[']
+def images_body(
+    created: int,
+    images: Sequence[GeneratedImage],
+    response_format: ResponseFormat,
+    fields: Mapping[str, Any] | None = None,
+) -> bytes:
+    """OpenAI's ImagesResponse body: ``{"created": ..., <fields>, "data": [...]}``, joined once (images
+    are large, and every concatenation would copy them again). ``fields`` are the response-level
+    fields (``usage``, ``size``, ... from ``rest_image_shape.response_fields``)."""
+    parts = [b'{"created":', str(created).encode()]
+    for name, value in (fields or {}).items():
+        parts += (b',"', name.encode(), b'":', rest_json.dumps(value))
+    parts.append(b',"data":[')
     for index, image in enumerate(images):
         if index:
             parts.append(b",")
@@ -124,6 +136,8 @@ def _success_headers(outcome: GenerationOutcome) -> dict[str, str]:
         headers["x-imagegw-size"] = sizes
     if routed.result.translations:
         headers["x-imagegw-translated"] = ", ".join(routed.result.translations)
+    if routed.substitution is not None:
+        headers[MODEL_SUBSTITUTED_HEADER] = routed.substitution.describe()
     return headers
 
 
@@ -280,7 +294,13 @@ class RestShim:
             status, body = to_http_error(exc)
             return _error_response(status, body, trace_headers)
         result = outcome.routed.result
-        payload = images_body(result.created or int(time.time()), result.images, image_request.response_format)
+        routed = outcome.routed
+        payload = images_body(
+            result.created or int(time.time()),
+            result.images,
+            answer_format(image_request.response_format, routed),
+            response_fields(routed),
+        )
         return Response(
             payload,
             media_type="application/json",

@@ -9,6 +9,7 @@ from typing import Any
 
 from imagegateway_server.api.auth import bearer_token
 from imagegateway_server.api.config_json import parse_inline_config
+from imagegateway_server.api.rest_image_shape import native_format
 from imagegateway_server.domain.calls import RoutingSpec
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
@@ -54,7 +55,11 @@ def image_request(body: Any) -> ImageRequest:
             fields[name] = coerce_param(name, value, path=name)
         elif value is not None:
             extra[name] = value
-    response_format = fields.pop("response_format", None) or ResponseFormat.URL
+    response_format = fields.pop("response_format", None)
+    if response_format is None:
+        # OpenAI answers without response_format in the model's own shape (b64_json for gpt-image).
+        model = fields.get("model")
+        response_format = native_format(model) if model else ResponseFormat.MODEL_DEFAULT
     if "n" in fields and fields["n"] is None:
         fields.pop("n")
     return ImageRequest(**fields, response_format=response_format, extra=MappingProxyType(extra))

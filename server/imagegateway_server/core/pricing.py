@@ -13,11 +13,23 @@ replaces it whole. Its shape::
             "quality_aliases": {"auto": "standard"},
             "prices": {"standard": {"1024x1024": 0.04, "*": ...}, "*": {...}}}}}}}
 
-``"*"`` matches any quality or size. A served image is priced by the size it actually has (its
-pixel dimensions), else the size asked for, else the model's default size; the quality is the one
-asked for (a target's ``override_params`` winning), else the model's default. A price the table does
-not know is 0, with one warning per provider, model, quality and size, so a missing row shows up in
-the process log instead of failing requests. A cache hit costs nothing.
+``"*"`` matches any quality or size. A model may also have ``"token_prices"``: USD per million
+tokens of ``text_input``, ``image_input``, ``image_output`` and ``text_output`` (the gpt-image models
+bill that way); then a model may have no per-image ``prices`` at all.
+
+How a served request is priced, as the provider bills it:
+
+- the provider reported ``usage`` and the model has token prices: each kind of token at its own
+  rate (OpenAI's ``input_tokens_details`` split text from image input, ``output_tokens_details``
+  image from text output; without the details, input counts as text and output as image);
+- otherwise per image, by the size and quality sent upstream (after translation), never by what
+  came back: a provider that returns a 64x64 image for a 1024x1024 request bills 1024x1024. Only
+  when nothing was sent (``auto``, or a provider sized by aspect ratio) does the image's own size
+  count, else the size asked for, else the model's default size; the quality is the one sent, else
+  the one asked for (a target's ``override_params`` winning), else the model's default.
+
+A price the table does not know is 0, with one warning per provider, model, quality and size, so a
+missing row shows up in the process log instead of failing requests. A cache hit costs nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +67,54 @@ class ModelPrices:
     default_quality: str | None = None
     default_size: str | None = None
     quality_aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    tokens: TokenPrices | None = None
+
+
+TOKEN_KINDS = ("text_input", "image_input", "image_output", "text_output")
+_PER_MILLION = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """USD per million tokens of each kind, as the gpt-image models are billed."""
+
+    text_input: float
+    image_input: float
+    image_output: float
+    text_output: float
+
+    def cost(self, usage: Mapping[str, Any]) -> float:
+        """USD for one answer's ``usage`` (OpenAI's shape; see the module docstring)."""
+        counts = usage_counts(usage)
+        billed = (
+            counts["text_input"] * self.text_input
+            + counts["image_input"] * self.image_input
+            + counts["image_output"] * self.image_output
+            + counts["text_output"] * self.text_output
+        )
+        return billed / _PER_MILLION
+
+
+def usage_counts(usage: Mapping[str, Any]) -> dict[str, int]:
+    """Tokens by kind from OpenAI's ``usage``; input without details is text, output without details image."""
+
+    def count(value: Any) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+    input_details = usage.get("input_tokens_details")
+    output_details = usage.get("output_tokens_details")
+    counts = dict.fromkeys(TOKEN_KINDS, 0)
+    if isinstance(input_details, Mapping):
+        counts["text_input"] = count(input_details.get("text_tokens"))
+        counts["image_input"] = count(input_details.get("image_tokens"))
+    else:
+        counts["text_input"] = count(usage.get("input_tokens"))
+    if isinstance(output_details, Mapping):
+        counts["image_output"] = count(output_details.get("image_tokens"))
+        counts["text_output"] = count(output_details.get("text_tokens"))
+    else:
+        counts["image_output"] = count(usage.get("output_tokens"))
+    return counts
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,16 +199,30 @@ class PriceTable:
             return None, (quality, size, "no price for this size")
         return price, ("", "", "")
 
+    def token_prices(self, provider: str, model: str) -> TokenPrices | None:
+        """The token rates of ``model`` on ``provider``; None when it is priced per image only."""
+        table = self._providers.get(provider)
+        if table is None:
+            return None
+        name = model.strip().lower()
+        entry = table.models.get(name) or table.models.get(table.model_aliases.get(name, ""))
+        return entry.tokens if entry is not None else None
+
     def success_cost(self, routed: RoutedResult, request: ImageRequest) -> float:
         """USD for the images a served request got (billed failed attempts before it included)."""
-        overrides = routed.leaf.override_params
-        quality = overrides.get("quality", request.quality)
-        asked_size = overrides.get("size", request.size)
-        model = routed.result.model or (routed.attempts[-1].model if routed.attempts else "")
-        total = sum(
-            self.unit_price(routed.provider, model, _image_size(image) or asked_size, quality)
-            for image in routed.result.images
-        )
+        result = routed.result
+        model = result.model or (routed.attempts[-1].model if routed.attempts else "")
+        tokens = self.token_prices(routed.provider, model) if result.usage is not None else None
+        if tokens is not None and result.usage is not None:
+            total = tokens.cost(result.usage)
+        else:
+            overrides = routed.leaf.override_params
+            quality = result.sent_quality or overrides.get("quality", request.quality)
+            asked_size = overrides.get("size", request.size)
+            total = sum(
+                self.unit_price(routed.provider, model, result.sent_size or _image_size(image) or asked_size, quality)
+                for image in result.images
+            )
         return total + self.failed_attempts_cost(routed.attempts, request)
 
     def failed_attempts_cost(self, attempts: Iterable[AttemptRecord], request: ImageRequest) -> float:
@@ -244,15 +318,16 @@ def parse_price_table(document: Any, *, source: str = "the price table") -> Pric
 def _model(raw: Any, where: str) -> ModelPrices:
     body = _object(raw, where)
     prices: dict[str, dict[str, float]] = {}
-    for quality, sizes in _object(body.get("prices"), f"{where}.prices").items():
+    for quality, sizes in _object(body.get("prices", {}), f"{where}.prices").items():
         row: dict[str, float] = {}
         for size, price in _object(sizes, f"{where}.prices.{quality}").items():
             if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price) or price < 0:
                 raise ValueError(f"{where}.prices.{quality}.{size}: must be a non-negative number of USD")
             row[size.lower()] = float(price)
         prices[quality.lower()] = row
-    if not prices:
-        raise ValueError(f"{where}.prices: must price at least one quality")
+    tokens = _token_prices(body.get("token_prices"), f"{where}.token_prices")
+    if not prices and tokens is None:
+        raise ValueError(f"{where}.prices: must price at least one quality (or give token_prices)")
     default_quality = body.get("default_quality")
     default_size = body.get("default_size")
     for field, value in (("default_quality", default_quality), ("default_size", default_size)):
@@ -266,7 +341,24 @@ def _model(raw: Any, where: str) -> ModelPrices:
         default_quality.lower() if default_quality else None,
         default_size.lower() if default_size else None,
         aliases,
+        tokens,
     )
+
+
+def _token_prices(raw: Any, where: str) -> TokenPrices | None:
+    if raw is None:
+        return None
+    body = _object(raw, where)
+    unknown = sorted(set(body) - set(TOKEN_KINDS))
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: unknown token kind (known: {', '.join(TOKEN_KINDS)})")
+    rates: dict[str, float] = {}
+    for kind in TOKEN_KINDS:
+        price = body.get(kind)
+        if isinstance(price, bool) or not isinstance(price, int | float) or not math.isfinite(price) or price < 0:
+            raise ValueError(f"{where}.{kind}: must be a non-negative number of USD per million tokens")
+        rates[kind] = float(price)
+    return TokenPrices(**rates)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

@@ -60,6 +60,8 @@ def config_document(config: RoutingConfig) -> dict[str, Any]:
         out["circuit_breaker"] = _breaker_document(config.circuit_breaker)
     if config.strict is not None:
         out["strict"] = config.strict
+    if config.model_successor is not None:
+        out["model_successor"] = config.model_successor
     for name in ("resource_name", "deployment_id", "api_version", "azure_ad_token"):
         _put_text(out, name, getattr(config, name))
     return out
@@ -243,6 +245,7 @@ def _read_config(reader: _Reader) -> RoutingConfig:
         forward_headers=reader.texts("forward_headers"),
         circuit_breaker=reader.message("circuit_breaker", _read_breaker),
         strict=reader.optional_flag("strict"),
+        model_successor=reader.optional_flag("model_successor"),
         resource_name=reader.text("resource_name"),
         deployment_id=reader.text("deployment_id"),
         api_version=reader.text("api_version"),

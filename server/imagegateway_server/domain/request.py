@@ -14,11 +14,17 @@ from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputL
 
 
 class ResponseFormat(enum.Enum):
-    """How the caller wants images: raw bytes (gRPC), base64 (REST b64_json) or URLs (REST url)."""
+    """How the caller wants images: raw bytes (gRPC), base64 (REST b64_json) or URLs (REST url).
+
+    ``MODEL_DEFAULT`` is a REST caller that sent no ``response_format`` and named no model: the
+    answer takes the shape the primary target's model answers in on OpenAI (``b64_json`` for the
+    gpt-image models, ``url`` for dall-e), whichever target serves. Adapters treat it as bytes.
+    """
 
     BYTES = "bytes"
     B64_JSON = "b64_json"
     URL = "url"
+    MODEL_DEFAULT = "model_default"
 
 
 # Parameters a config's override_params may set, with the type each must have.
@@ -35,6 +41,8 @@ _STR_PARAMS = (
     "output_format",
     "moderation",
     "aspect_ratio",
+    "safety_identifier",
+    "input_fidelity",
 )
 _INT_PARAMS = ("n", "seed", "output_compression")
 _FLOAT_PARAMS = ("cfg_scale",)
@@ -69,6 +77,11 @@ class ImageRequest:
     output_compression: int | None = None
     moderation: str | None = None
     aspect_ratio: str | None = None
+    # OpenAI's end-user id for abuse monitoring, which supersedes ``user`` (both are sent as given).
+    safety_identifier: str | None = None
+    # How closely an edit keeps the input images' features (``high``/``low``): an edit parameter,
+    # which generations refuse as OpenAI does.
+    input_fidelity: str | None = None
     response_format: ResponseFormat = ResponseFormat.BYTES
     strict: bool = False
     # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
@@ -108,7 +121,9 @@ def coerce_param(name: str, value: Any, *, path: str) -> Any:
         return None
     if name == "response_format":
         try:
-            return ResponseFormat(value) if value != "bytes" else ResponseFormat.BYTES
+            if value == ResponseFormat.MODEL_DEFAULT.value:  # the gateway's own marker, not a caller's value
+                raise ValueError(value)
+            return ResponseFormat(value)
         except ValueError:
             raise InvalidArgument("must be one of 'url', 'b64_json'", param=path) from None
     if name in _STR_PARAMS:

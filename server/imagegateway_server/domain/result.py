@@ -32,7 +32,16 @@ class GeneratedImage:
 @dataclasses.dataclass(frozen=True, slots=True)
 class ImageResult:
     """A provider's successful answer. ``translations`` lists each parameter the adapter changed to
-    make the request fit the model, as ``param=old->new`` (``size=1792x1024->1344x768``)."""
+    make the request fit the model, as ``param=old->new`` (``size=1792x1024->1344x768``).
+
+    ``usage`` is the provider's token count as it sent it (OpenAI's ``usage`` object: input_tokens,
+    input_tokens_details, output_tokens, output_tokens_details, total_tokens). ``background``,
+    ``output_format``, ``quality`` and ``size`` are what the provider said it made (OpenAI's
+    response-level fields of the gpt-image models; None when it did not say).
+
+    ``sent_size`` and ``sent_quality`` are what was asked of the provider after translation (""/None:
+    nothing, the model's default): what a per-image price is billed by, whatever came back.
+    """
 
     images: tuple[GeneratedImage, ...]
     model: str
@@ -40,6 +49,31 @@ class ImageResult:
     provider_request_id: str | None = None
     usage: Mapping[str, Any] | None = None
     translations: tuple[str, ...] = ()
+    background: str | None = None
+    output_format: str | None = None
+    quality: str | None = None
+    size: str | None = None
+    sent_size: str = ""
+    sent_quality: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModelSubstitution:
+    """A retired model the router replaced with its successor for one request.
+
+    ``reason`` is ``retired`` (the provider answered that the model does not exist, so the successor
+    was tried at once) or ``remembered`` (an earlier answer for the same account said so, so the
+    successor was called directly). ``retired_on`` is the table's retirement date (ISO), "" if unknown.
+    """
+
+    model: str
+    successor: str
+    reason: str
+    retired_on: str = ""
+
+    def describe(self) -> str:
+        """``dall-e-3->gpt-image-2`` (what the response header and the log say)."""
+        return f"{self.model}->{self.successor}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,3 +136,5 @@ class RoutedResult:
     attempts: tuple[AttemptRecord, ...]
     retry_count: int
     fallback_used: bool
+    # Set when a retired model was served by its successor (``routing.model_successors``).
+    substitution: ModelSubstitution | None = None

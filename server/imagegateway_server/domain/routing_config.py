@@ -129,6 +129,8 @@ class RoutingConfig:
     forward_headers: tuple[str, ...] = ()
     circuit_breaker: CircuitBreakerSettings | None = None
     strict: bool | None = None
+    # False: never serve a retired model by its successor on this target (None: inherit; default true).
+    model_successor: bool | None = None
     # Azure OpenAI's credential fields (``CREDENTIAL_FIELDS``); the token is a secret like ``api_key``.
     resource_name: str = ""
     deployment_id: str = ""

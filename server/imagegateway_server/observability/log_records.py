@@ -15,6 +15,7 @@ import orjson
 from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import ErrorKind, RequestFailed
 from imagegateway_server.domain.result import AttemptRecord
+from imagegateway_server.domain.usage import token_counts
 from imagegateway_server.observability.random_ids import random_hex_id
 from imagegateway_server.storage.records import LogRecord
 
@@ -129,12 +130,17 @@ class PendingLogRecord:
         attempts = routed.attempts if routed else (failure.attempts if failure else ())
         status_code, error_kind, error, provider, model, served_target, fallback_used = 0, "", "", "", "", "", False
         images: list[dict[str, Any]] = []
+        substitution: dict[str, Any] = {}
+        usage: dict[str, Any] = {}
         if routed is not None:
             status_code = 200
             provider = routed.provider
             model = routed.result.model or (attempts[-1].model if attempts else "")
             served_target = routed.leaf.path
             fallback_used = routed.fallback_used
+            if routed.substitution is not None:
+                substitution = _without_defaults(dataclasses.asdict(routed.substitution))
+            usage = {name: str(count) for name, count in token_counts(routed.result.usage).items()}
             if hashes is None:
                 hashes = [image_sha256(data) for data in self.image_data()]
             images = [
@@ -181,6 +187,8 @@ class PendingLogRecord:
                 "prompt": "" if self.redact_prompt else call.request.prompt,
                 "metadata": dict(call.metadata),
                 "cost_usd": self.cost_usd,
+                "model_substitution": substitution,
+                "usage": usage,
             }
         )
         return LogRecord(

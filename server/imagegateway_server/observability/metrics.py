@@ -65,12 +65,33 @@ class GrpcMethodSeries:
     handled: Mapping[grpc.StatusCode, Counter]
 
 
+# Go's names of the gRPC codes (google.golang.org/grpc/codes, String()), which go-grpc-middleware
+# puts in ``grpc_code``. Spelled out rather than derived from Python's names: Python says
+# CANCELLED where Go says Canceled, and a dashboard matching ``grpc_code="Canceled"`` would miss it.
+GO_CODE_NAMES: Mapping[grpc.StatusCode, str] = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
+
+
 def go_code_name(code: grpc.StatusCode) -> str:
-    """grpc.StatusCode.INVALID_ARGUMENT -> "InvalidArgument" (the Go spelling dashboards expect)."""
-    special = {grpc.StatusCode.OK: "OK"}
-    if code in special:
-        return special[code]
-    return "".join(part.capitalize() for part in code.name.split("_"))
+    """grpc.StatusCode.CANCELLED -> "Canceled" (the Go spelling dashboards and alerts match on)."""
+    return GO_CODE_NAMES[code]
 
 
 class Metrics:
@@ -152,6 +173,13 @@ class Metrics:
         )
         self.images = Counter(
             "imagegateway_images_generated_total", "Images served.", ["provider", "model"], registry=r
+        )
+        self.model_substitutions = Counter(
+            "imagegateway_model_substitutions_total",
+            "Requests for a retired model served by its successor, by reason (retired: the provider said "
+            "the model does not exist; remembered: an earlier answer for the same account said so).",
+            ["provider", "model", "successor", "reason"],
+            registry=r,
         )
         self.in_flight = Gauge("imagegateway_in_flight_requests", "Generation requests in progress.", registry=r)
         self.cache_requests = Counter(
@@ -246,6 +274,11 @@ class Metrics:
         if cached:
             return
         self._attempts(routed.attempts)
+        if routed.substitution is not None:
+            sub = routed.substitution
+            self.model_substitutions.labels(
+                routed.provider, self.model_label(sub.model), self.model_label(sub.successor), sub.reason
+            ).inc()
         model = self.model_label(routed.result.model or (routed.attempts[-1].model if routed.attempts else ""))
         self.images_series(routed.provider, model).inc(len(routed.result.images))
         if cost_usd:

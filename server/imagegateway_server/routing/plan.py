@@ -65,6 +65,8 @@ class Leaf:
     circuit_breaker: BreakerOverrides | None = None
     # Refuse, rather than translate, parameters the model cannot take as given (inherited like custom_host).
     strict: bool = False
+    # A retired model may be served by its successor (``routing.model_successors``); inherited.
+    model_successor: bool = True
 
     def __repr__(self) -> str:
         return f"Leaf({self.path}, {self.provider}, vk={self.virtual_key})"
@@ -107,6 +109,7 @@ class _Inherited:
     cache: CachePolicy | None = None
     circuit_breaker: BreakerOverrides | None = None
     strict: bool = False
+    model_successor: bool = True
 
 
 def api_key_schema(provider: str) -> CredentialSchema:
@@ -267,6 +270,7 @@ def _compile_leaf(
         cache=here.cache,
         circuit_breaker=here.circuit_breaker,
         strict=here.strict,
+        model_successor=here.model_successor,
     )
 
 
@@ -302,7 +306,8 @@ def _inherit(node: RoutingConfig, parent: _Inherited, field_prefix: str, host_po
     if node.circuit_breaker is not None:
         breaker = overrides_from_config(node.circuit_breaker, _field(field_prefix, "circuit_breaker"), breaker)
     strict = parent.strict if node.strict is None else node.strict
-    return _Inherited(custom_host, timeout, retry, forward, overrides, cache, breaker, strict)
+    successor = parent.model_successor if node.model_successor is None else node.model_successor
+    return _Inherited(custom_host, timeout, retry, forward, overrides, cache, breaker, strict, successor)
 
 
 def _retry_policy(retry: RetrySettings, param: str) -> RetryPolicy:

@@ -24,9 +24,11 @@ from imagegateway_server.domain.errors import (
     ProviderError,
 )
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import AttemptRecord, RoutedResult
+from imagegateway_server.domain.result import AttemptRecord, ModelSubstitution, RoutedResult
 from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.retired_models import Succession
 from imagegateway_server.routing.breakers import outcome_of
+from imagegateway_server.routing.model_successors import REMEMBERED, RETIRED, ModelSuccessors, substitution
 from imagegateway_server.routing.plan import Group, Leaf, Node
 from imagegateway_server.state.breakers import Breakers, Outcome, Permit, TargetIdentity
 
@@ -130,6 +132,10 @@ class _Candidate:
     request: ImageRequest
     identity: TargetIdentity | None  # None when breakers are off
     retry_at: float = 0.0  # when its open circuit's cool-down ends (set when it is skipped)
+    # Set once the request went to a retired model's successor (``routing.model_successors``).
+    substitution: ModelSubstitution | None = None
+    # The parameters rewritten for the successor, as ``param=old->new``.
+    successor_notes: tuple[str, ...] = ()
 
 
 class _LeafFailed(Exception):
@@ -160,7 +166,9 @@ class Router:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         breakers: Breakers | None = None,
+        successors: ModelSuccessors | None = None,
     ) -> None:
+        self._successors = successors
         self._adapters = adapters
         self._credentials = credentials
         self._default_timeout = default_timeout
@@ -279,7 +287,45 @@ class Router:
             if self._breakers is not None
             else None
         )
-        return await self._call(_Candidate(leaf, creds, adapter, request, identity), run)
+        candidate = _Candidate(leaf, creds, adapter, request, identity)
+        successors = self._successors_for(candidate)
+        if successors is not None:
+            succession = successors.remembered(creds.provider, self._account(candidate), request)
+            if succession is not None:
+                self._switch(candidate, succession, REMEMBERED)
+        return await self._call(candidate, run)
+
+    def _successors_for(self, candidate: _Candidate) -> ModelSuccessors | None:
+        """The successor table, when a retired model may be served by its successor on this target
+        (it has not opted out, is not strict, and has not switched already); else None."""
+        if (
+            candidate.substitution is not None
+            or not candidate.leaf.model_successor
+            or candidate.leaf.strict
+            or candidate.request.strict
+        ):
+            return None
+        return self._successors
+
+    @staticmethod
+    def _account(candidate: _Candidate) -> TargetIdentity:
+        """The account and model a "model is gone" answer is remembered for."""
+        creds = candidate.creds
+        return TargetIdentity.of(
+            creds.provider, creds.base_url, creds.credential, (candidate.request.model or "").lower()
+        )
+
+    def _switch(self, candidate: _Candidate, succession: Succession, reason: str) -> None:
+        """Points ``candidate`` at the successor: its request, and its breaker identity (the model's own)."""
+        request = succession.request
+        candidate.request = request
+        candidate.substitution = substitution(succession, reason)
+        candidate.successor_notes = (f"model={candidate.substitution.describe()}", *succession.notes)
+        if candidate.identity is not None:
+            creds = candidate.creds
+            candidate.identity = TargetIdentity.of(
+                creds.provider, creds.base_url, creds.credential, request.model or ""
+            )
 
     async def _call(self, candidate: _Candidate, run: _Run) -> RoutedResult:
         """Calls one target until it serves, fails for good, or its retries run out."""
@@ -290,6 +336,14 @@ class Router:
         attempts = 1 + (retry.attempts if retry else 0)
         for index in range(attempts):
             outcome = await self._attempt(candidate, run, index, headers)
+            successors = self._successors_for(candidate) if isinstance(outcome, ProviderError) else None
+            if successors is not None and isinstance(outcome, ProviderError):
+                account = self._account(candidate)
+                succession = successors.after_failure(candidate.creds.provider, account, candidate.request, outcome)
+                if succession is not None:
+                    # The model is gone: the one retry goes to its successor at once, whatever the retry policy.
+                    self._switch(candidate, succession, RETIRED)
+                    outcome = await self._attempt(candidate, run, index, headers)
             if isinstance(outcome, RoutedResult):
                 return outcome
             error = outcome
@@ -381,6 +435,8 @@ class Router:
             )
         else:
             self._settle(permit, Outcome.SUCCESS)
+            if candidate.successor_notes:
+                result = dataclasses.replace(result, translations=(*candidate.successor_notes, *result.translations))
             run.trail.add(
                 attempt_record(
                     leaf,
@@ -399,6 +455,7 @@ class Router:
                 attempts=tuple(run.attempts),
                 retry_count=index,
                 fallback_used=leaf is not run.first_leaf,
+                substitution=candidate.substitution,
             )
         self._settle(permit, outcome_of(error.kind))
         run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started, error=error))

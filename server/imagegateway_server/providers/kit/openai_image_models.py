@@ -13,10 +13,13 @@ Quality mappings (the equivalents chosen, and why):
 | ``standard`` | ``standard`` | ``standard`` | ``medium`` |
 | ``high`` | refused | ``hd`` | ``high`` |
 | ``hd`` | refused | ``hd`` | ``high`` |
+| ``xhigh``, ``max`` | refused | ``hd`` | ``high``; sent as is to gpt-image-2.5-* |
 
 ``standard``/``hd`` are dall-e-3's two tiers; gpt-image's ``medium`` is the tier that matches dall-e-3
 ``standard`` in price per 1024px image, and ``high`` the one that matches ``hd`` in intent (finer
 detail; it costs about twice ``hd``). dall-e-2 has one tier, so nothing above it is promised.
+``xhigh`` and ``max`` are the gpt-image-2.5 models' tiers above ``high``; elsewhere the highest tier
+the model has stands in for them (reported as a translation, refused in strict mode).
 
 ``style`` (``vivid``/``natural``) exists only on dall-e-3; every other model refuses it, having no
 equivalent.
@@ -25,6 +28,7 @@ equivalent.
 from __future__ import annotations
 
 import enum
+import re
 
 from imagegateway_server.providers.kit.model_spec import ModelSpec, Setting, qualities
 from imagegateway_server.providers.kit.sizes import bounded, fixed_sizes
@@ -69,28 +73,68 @@ DALL_E_2 = ModelSpec(
 DALL_E_3 = ModelSpec(
     DALL_E_3_SIZES,
     qualities(
-        auto=None, low=_q("standard"), medium=_q("standard"), standard=_q("standard"), high=_q("hd"), hd=_q("hd")
+        auto=None,
+        low=_q("standard"),
+        medium=_q("standard"),
+        standard=_q("standard"),
+        high=_q("hd"),
+        hd=_q("hd"),
+        xhigh=_q("hd"),
+        max=_q("hd"),
     ),
     styles=frozenset({"vivid", "natural"}),
     one_per_call=True,
     default_size="1024x1024",
 )
 _GPT_QUALITIES = qualities(
-    auto=_q("auto"), low=_q("low"), medium=_q("medium"), high=_q("high"), standard=_q("medium"), hd=_q("high")
+    auto=_q("auto"),
+    low=_q("low"),
+    medium=_q("medium"),
+    high=_q("high"),
+    standard=_q("medium"),
+    hd=_q("high"),
+    xhigh=_q("high"),
+    max=_q("high"),
+)
+# The gpt-image-2.5 models add two tiers above high (2026-09-08).
+_GPT_25_QUALITIES = qualities(
+    auto=_q("auto"),
+    low=_q("low"),
+    medium=_q("medium"),
+    high=_q("high"),
+    xhigh=_q("xhigh"),
+    max=_q("max"),
+    standard=_q("medium"),
+    hd=_q("high"),
 )
 GPT_IMAGE = ModelSpec(GPT_IMAGE_SIZES, _GPT_QUALITIES)
 GPT_IMAGE_2 = ModelSpec(GPT_IMAGE_2_SIZES, _GPT_QUALITIES)
+GPT_IMAGE_25 = ModelSpec(GPT_IMAGE_2_SIZES, _GPT_25_QUALITIES)
+
+# Every OpenAI image model with a table, by its undated name; a dated snapshot
+# (``gpt-image-2-2026-04-21``) takes its model's table. Names from openai-python's ``ImageModel``
+# (2026-08) and OpenAI's gpt-image-2.5 release (2026-09-08). A name not here (a model newer than
+# this table) is sent as given and left to the provider to validate.
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "dall-e-2": DALL_E_2,
+    "dall-e-3": DALL_E_3,
+    "gpt-image-1": GPT_IMAGE,
+    "gpt-image-1-mini": GPT_IMAGE,
+    "gpt-image-1.5": GPT_IMAGE,
+    "chatgpt-image-latest": GPT_IMAGE,
+    "gpt-image-2": GPT_IMAGE_2,
+    "gpt-image-2.5-flare": GPT_IMAGE_25,
+    "gpt-image-2.5-sunburst": GPT_IMAGE_25,
+}
+_SNAPSHOT = re.compile(r"^(?P<model>.+)-\d{4}-\d{2}-\d{2}$")
 
 
 def model_spec(model: str) -> ModelSpec | None:
-    """The table of an OpenAI image model; None for a model outside the known families (sent as given)."""
+    """The table of an OpenAI image model; None for a model outside the known ones (sent as given)."""
     name = model.lower()
-    if name == "dall-e-2":
-        return DALL_E_2
-    if name.startswith("dall-e"):
+    spec = MODEL_SPECS.get(name)
+    if spec is None and (snapshot := _SNAPSHOT.match(name)):
+        spec = MODEL_SPECS.get(snapshot["model"])
+    if spec is None and name.startswith("dall-e"):
         return DALL_E_3  # as model_family: every other dall-e takes dall-e-3's parameters
-    if name.startswith("gpt-image-2"):
-        return GPT_IMAGE_2
-    if name.startswith(("gpt-image-", "chatgpt-image-")):
-        return GPT_IMAGE
-    return None
+    return spec

@@ -7,11 +7,17 @@ Field mapping:
 
 | ImageRequest | dall-e-2 | dall-e-3 | gpt-image-*, chatgpt-image-latest |
 |---|---|---|---|
-| prompt, model, n, size, quality, user | sent | sent | sent |
+| prompt, model, n, size, quality, user, safety_identifier | sent | sent | sent |
 | style | refused | sent | refused (OpenAI: unknown_parameter) |
 | background, output_format, output_compression, moderation | refused | refused | sent |
 | response_format | ``b64_json``, or ``url`` when the caller wants URLs | same | never sent (always base64) |
 | negative_prompt, seed, cfg_scale, style_preset, aspect_ratio | refused | refused | refused |
+| input_fidelity (an edit parameter) | refused | refused | refused |
+
+Values are sent as the caller gave them (after translation): ``output_format``, ``background`` and
+``moderation`` are not checked against a list here, so a value OpenAI adds reaches it unchanged and
+OpenAI's own error names a value it refuses. ``safety_identifier`` (OpenAI's successor of ``user``)
+and ``user`` are both passed on.
 
 Refused parameters raise ``ProviderError(BAD_REQUEST, code="unknown_parameter")`` naming them before
 any HTTP call. The request arrives already translated to the model's own values (``models``,
@@ -32,7 +38,7 @@ from imagegateway_server.providers.kit.openai_image_models import ModelFamily, m
 from imagegateway_server.providers.kit.status import FailureBody, error_body_excerpt
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
-_COMMON = frozenset({"model", "n", "size", "quality", "user"})
+_COMMON = frozenset({"model", "n", "size", "quality", "user", "safety_identifier"})
 _GPT_ONLY = frozenset({"background", "output_format", "output_compression", "moderation", "stream"})
 ACCEPTED_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
     ModelFamily.DALL_E_2: _COMMON,
@@ -63,6 +69,7 @@ def build_body(request: ImageRequest, model: str, *, provider: str) -> dict[str,
         "output_format": request.output_format,
         "output_compression": request.output_compression,
         "moderation": request.moderation,
+        "safety_identifier": request.safety_identifier,
         "stream": request.extra.get("stream"),
     }
     body.update({k: v for k, v in optional.items() if v is not None})

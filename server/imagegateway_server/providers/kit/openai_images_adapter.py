@@ -41,6 +41,12 @@ from imagegateway_server.providers.kit.transport import UpstreamResponse
 _IMAGE_KEYS = frozenset({"b64_json"})
 
 
+def _echoed(payload: dict[str, object], name: str) -> str | None:
+    """A response-level field the gpt-image models answer with, as OpenAI sent it (None if absent)."""
+    value = payload.get(name)
+    return value if isinstance(value, str) and value else None
+
+
 class OpenAIImagesAdapter(HttpAdapterBase):
     """Generates images with an OpenAI-style Images API; subclasses say where and how to authenticate."""
 
@@ -137,6 +143,10 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             created=created,
             provider_request_id=response.headers.get("x-request-id"),
             usage=usage if isinstance(usage, dict) else None,
+            background=_echoed(payload, "background"),
+            output_format=_echoed(payload, "output_format"),
+            quality=_echoed(payload, "quality"),
+            size=_echoed(payload, "size"),
         )
 
     async def _image(self, item: object, wants_url: bool, target: UpstreamTarget) -> GeneratedImage:

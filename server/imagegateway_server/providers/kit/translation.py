@@ -56,7 +56,8 @@ class Translation:
         return self.request.model or ""
 
     def finish(self, result: ImageResult) -> ImageResult:
-        """``result`` with each image labelled with its provider, model and size, and the notes attached."""
+        """``result`` with each image labelled with its provider, model and size, the notes attached, and
+        the size and quality sent upstream (what a per-image price is billed by)."""
         images = tuple(
             dataclasses.replace(
                 image,
@@ -67,7 +68,13 @@ class Translation:
             )
             for image in result.images
         )
-        return dataclasses.replace(result, images=images, translations=self.notes)
+        return dataclasses.replace(
+            result,
+            images=images,
+            translations=self.notes,
+            sent_size=self.expected_size,
+            sent_quality=self.request.quality,
+        )
 
 
 def translate(
