@@ -5,9 +5,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from imagegateway_server.settings import Settings
 from imagegateway_server.workers.metrics_merge import merge_families
 from imagegateway_server.workers.supervisor import WorkersNeedSharedState, reserve_port, split_addr, supervise
-from imagegateway_server.settings import Settings
 
 
 def _worker(requests: int, in_flight: int, circuit: int, latencies: list[float]) -> str:
