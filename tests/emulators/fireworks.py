@@ -96,7 +96,7 @@ class FireworksEmulator(Emulator):
             seed = integer(body, "seed", 0, _MAX_SEED, 0)
         except BodyError as error:
             return Response.json(400, {"detail": error.message})
-        width, height = ratio_size(ratio, 1.0)
+        width, height = ratio_size(ratio, 1024 * 1024 / 1e6)
         accept = request.headers.get("accept", "image/png").split(",")[0].strip().lower()
         fmt: ImageFormat = "jpeg" if accept == "image/jpeg" else "png"
         image = noise_png(width, height, mode.image_bytes) if mode.image_bytes else solid_image(width, height, fmt)

@@ -104,7 +104,9 @@ class XAIEmulator(Emulator):
         if model in GROK_2:
             width, height = 1024, 768
         else:
-            width, height = ratio_size("1:1" if ratio == "auto" else ratio, 1.0 if resolution == "1k" else 4.0)
+            width, height = ratio_size(
+                "1:1" if ratio == "auto" else ratio, (1024 if resolution == "1k" else 2048) ** 2 / 1e6
+            )
         image = noise_png(width, height, mode.image_bytes) if mode.image_bytes else solid_image(width, height, "jpeg")
         assert n is not None
         data: list[dict[str, Any]] = []
