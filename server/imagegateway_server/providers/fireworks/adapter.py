@@ -9,6 +9,7 @@ as one call per image, all at once, that succeed or fail together; each answer i
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from imagegateway_server.domain.credentials import API_KEY
@@ -62,7 +63,7 @@ class FireworksAdapter(HttpAdapterBase):
         )
 
     async def _one(
-        self, url: str, target: UpstreamTarget, headers: Any, body: dict[str, Any]
+        self, url: str, target: UpstreamTarget, headers: Mapping[str, str], body: dict[str, Any]
     ) -> tuple[GeneratedImage, str | None]:
         response = await self._client.send(
             "POST",

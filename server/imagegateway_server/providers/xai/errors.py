@@ -17,7 +17,7 @@ from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.xai import PROVIDER
 
 _KEY_WORDS = ("incorrect api key", "no api key", "api key is missing", "invalid api key")
-_MODERATION_WORDS = ("content moderation", "moderation", "content policy", "safety")
+_MODERATION_WORDS = ("moderation", "content policy", "safety")
 
 
 def read_failure(response: UpstreamResponse) -> FailureBody:
