@@ -7,6 +7,13 @@ schnell 1-12) and `seed` in range; any other field is FastAPI's 422 `detail` lis
 image/png` or `image/jpeg` answers the raw image with `finish-reason` and `seed` headers; `Accept:
 application/json` answers `{"id", "base64": ["data:image/...;base64,..."], "finishReason", "seed"}`.
 The content-filter fault is a 200 whose finish reason is `CONTENT_FILTERED` (the image black).
+
+FLUX Kontext (flux-kontext-pro, flux-kontext-max) is a task: `POST .../models/{model}` answers
+`{"request_id"}`, `POST .../models/{model}/get_result` with `{"id"}` answers `{"id", "status",
+"result"}`: `Pending` for `kontext_pending_polls` polls (None: forever), then `Ready` with
+`result.sample`, a URL on this emulator's image store (or on `kontext_sample_origin` when set, to
+play a result URL that points elsewhere). The content-filter fault on the submit or a poll ends the
+task `Content Moderated`; `kontext_final_status` replaces `Ready` (e.g. `Error`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ import base64
 import random
 import re
 import secrets
-from typing import ClassVar
+import threading
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from .emulator import AnswerMode, Emulator, Endpoint, bearer_token
 from .images import CONTENT_TYPES, ImageFormat, noise_png, solid_image
@@ -24,6 +33,16 @@ from .recording import RecordedRequest
 from .server import Response
 
 _ROUTE = re.compile(r"^/inference/v1/workflows/accounts/fireworks/models/([^/]+)/text_to_image/?$")
+_KONTEXT_SUBMIT = re.compile(r"^/inference/v1/workflows/accounts/fireworks/models/(flux-kontext-(?:pro|max))/?$")
+_KONTEXT_POLL = re.compile(
+    r"^/inference/v1/workflows/accounts/fireworks/models/(flux-kontext-(?:pro|max))/get_result/?$"
+)
+_KONTEXT_FIELDS = frozenset(
+    {
+        "prompt", "input_image", "seed", "aspect_ratio", "output_format", "webhook_url", "webhook_secret",
+        "prompt_upsampling", "safety_tolerance",
+    }
+)  # fmt: skip
 ASPECT_RATIOS = ("1:1", "21:9", "16:9", "3:2", "5:4", "4:5", "2:3", "9:16", "9:21", "4:3", "3:4")
 MAX_STEPS = {"flux-1-dev-fp8": 50, "flux-1-schnell-fp8": 12}
 _FIELDS = frozenset({"prompt", "aspect_ratio", "guidance_scale", "num_inference_steps", "seed"})
@@ -40,6 +59,14 @@ def _fault(status: int, message: str, errorcode: str) -> Response:
     return Response.json(status, {"fault": {"faultstring": message, "detail": {"errorcode": errorcode}}})
 
 
+@dataclass
+class _Task:
+    polls: int
+    fmt: ImageFormat
+    ratio: str
+    moderated: bool
+
+
 class FireworksEmulator(Emulator):
     """Fireworks AI on `http://127.0.0.1:PORT/inference/v1`."""
 
@@ -47,10 +74,94 @@ class FireworksEmulator(Emulator):
     _base_path: ClassVar[str] = "/inference/v1"
     _malformed_body: ClassVar[bytes] = b'{"id": "1", "base64": ["data:image/png;base64,iVBORw0KGgo'
 
+    def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(api_key, **kwargs)
+        self.kontext_pending_polls: int | None = 1
+        self.kontext_final_status = "Ready"
+        self.kontext_sample_origin: str | None = None
+        self._tasks: dict[str, _Task] = {}
+        self._tasks_lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Clears faults and recorded requests, forgets tasks and restores the Kontext defaults."""
+        super().reset()
+        self.kontext_pending_polls = 1
+        self.kontext_final_status = "Ready"
+        self.kontext_sample_origin = None
+        with self._tasks_lock:
+            self._tasks.clear()
+
     def _route(self, request: RecordedRequest) -> Endpoint | None:
-        if request.method == "POST" and _ROUTE.match(request.path):
+        if request.method != "POST":
+            return None
+        if _ROUTE.match(request.path):
             return self._text_to_image
+        if _KONTEXT_SUBMIT.match(request.path):
+            return self._kontext_submit
+        if _KONTEXT_POLL.match(request.path):
+            return self._kontext_poll
         return None
+
+    def _auth_failure(self, request: RecordedRequest) -> Response | None:
+        if self.api_key is None:
+            return None
+        token = bearer_token(request.headers)
+        if not token:
+            return _fault(401, "Invalid ApiKey", "oauth.v2.InvalidApiKey")
+        if token != self.api_key:
+            return _error(401, "The API key you provided is invalid.", "UNAUTHENTICATED")
+        return None
+
+    def _kontext_submit(self, request: RecordedRequest, mode: AnswerMode) -> Response:
+        refused = self._auth_failure(request)
+        if refused is not None:
+            return refused
+        try:
+            body = body_object(request.body)
+            extra = [key for key in body if key not in _KONTEXT_FIELDS]
+            if extra:
+                detail = [
+                    {"loc": ["body", k], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+                    for k in extra
+                ]
+                return Response.json(422, {"detail": detail})
+            string(body, "prompt", required=True)
+            ratio = choice(body, "aspect_ratio", ASPECT_RATIOS, "1:1")
+            integer(body, "seed", 0, _MAX_SEED)
+            integer(body, "safety_tolerance", 0, 6)
+            fmt = choice(body, "output_format", ("jpeg", "png"), "png")
+            if body.get("prompt_upsampling") is not None and not isinstance(body["prompt_upsampling"], bool):
+                raise BodyError("'prompt_upsampling' must be a boolean", "prompt_upsampling")
+        except BodyError as error:
+            return Response.json(400, {"detail": error.message})
+        task_id = secrets.token_hex(12)
+        with self._tasks_lock:
+            self._tasks[task_id] = _Task(0, "jpeg" if fmt == "jpeg" else "png", ratio, mode.content_filtered)
+        return Response.json(200, {"request_id": task_id})
+
+    def _kontext_poll(self, request: RecordedRequest, mode: AnswerMode) -> Response:
+        refused = self._auth_failure(request)
+        if refused is not None:
+            return refused
+        task_id = (request.json or {}).get("id")
+        with self._tasks_lock:
+            task = self._tasks.get(task_id) if isinstance(task_id, str) else None
+            if task is not None:
+                task.polls += 1
+        if task is None:
+            return Response.json(200, {"id": task_id, "status": "Task not found", "result": None})
+        if mode.content_filtered or task.moderated:
+            return Response.json(200, {"id": task_id, "status": "Content Moderated", "result": None})
+        pending = self.kontext_pending_polls
+        if pending is None or task.polls <= pending:
+            return Response.json(200, {"id": task_id, "status": "Pending", "result": None})
+        if self.kontext_final_status != "Ready":
+            return Response.json(200, {"id": task_id, "status": self.kontext_final_status, "result": None})
+        width, height = ratio_size(task.ratio, 1024 * 1024 / 1e6)
+        sample = self.image_url(solid_image(width, height, task.fmt), task.fmt)
+        if self.kontext_sample_origin is not None:
+            sample = sample.replace(self.origin, self.kontext_sample_origin, 1)
+        return Response.json(200, {"id": task_id, "status": "Ready", "result": {"sample": sample}})
 
     def _not_found(self, request: RecordedRequest) -> Response:
         return _error(404, f"Not found: {request.path}", "NOT_FOUND")
@@ -71,12 +182,9 @@ class FireworksEmulator(Emulator):
     def _text_to_image(self, request: RecordedRequest, mode: AnswerMode) -> Response:
         match = _ROUTE.match(request.path)
         assert match is not None
-        if self.api_key is not None:
-            token = bearer_token(request.headers)
-            if not token:
-                return _fault(401, "Invalid ApiKey", "oauth.v2.InvalidApiKey")
-            if token != self.api_key:
-                return _error(401, "The API key you provided is invalid.", "UNAUTHENTICATED")
+        refused = self._auth_failure(request)
+        if refused is not None:
+            return refused
         model = match[1]
         if model not in MAX_STEPS:
             return _error(404, f"Model not found, inaccessible, and/or not deployed: accounts/fireworks/models/{model}")

@@ -218,3 +218,28 @@ def test_an_openai_compatible_server_gets_an_unknown_model_untranslated(
     assert sent is not None and (sent["model"], sent["seed"]) == ("sdxl-lightning", 9)
     logs = eventually(lambda: (page := admin.list_logs(trace_id=trace_id, page_size=10)).logs and page)
     assert any(note in attempt.translations for attempt in logs.logs[0].attempts)
+
+
+def test_a_kontext_task_that_outlives_its_request_timeout_falls_back_to_together(
+    admin: ImageGatewayClient, hosts: Hosts
+) -> None:
+    hosts.fireworks.kontext_pending_polls = None  # the task never finishes
+    kontext = {"model": "flux-kontext-pro"}
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            target("fireworks-ai", hosts.fireworks, FIREWORKS_SECRET, request_timeout=1500, override_params=kontext),
+            target("together-ai", hosts.together, TOGETHER_SECRET, override_params={"model": SCHNELL}),
+        ],
+    }
+    response = admin.generate_image(prompt="a lighthouse", config=config)
+    attempts = [(a.provider, a.model, a.status_code) for a in response.outcome.attempts]
+    assert attempts == [("fireworks-ai", "flux-kontext-pro", 408), ("together-ai", SCHNELL, 200)]
+    assert response.images[0].provider == "together-ai"
+    submits = [r for r in hosts.fireworks.requests if not r.path.endswith("get_result")]
+    assert len(submits) == 1 and len(hosts.fireworks.requests) >= 2  # submitted once, polled until the deadline
+    # Served by Kontext when the task finishes.
+    hosts.fireworks.kontext_pending_polls = 1
+    response = admin.generate_image(prompt="a lighthouse", size="1024x1024", config=config)
+    image = response.images[0]
+    assert (image.provider, image.model, image.size) == ("fireworks-ai", "flux-kontext-pro", "1024x1024")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from types import MappingProxyType
 
 import pytest
 
@@ -107,15 +108,104 @@ async def test_a_json_answer_with_data_uris_is_read(fireworks: FireworksAdapter,
     assert (await fails(fireworks, ImageRequest(prompt="x"))).kind is ErrorKind.CONTENT_POLICY
 
 
-@pytest.mark.parametrize(
-    ("model", "message"),
-    [("flux-kontext-pro", "asynchronous"), ("stable-diffusion-xl-1024-v1-0", "not a Fireworks FLUX")],
-)
-async def test_models_it_does_not_serve_are_refused_naming_model(
-    fireworks: FireworksAdapter, emu: FireworksEmulator, model: str, message: str
+async def test_a_model_it_does_not_serve_is_refused_naming_model(
+    fireworks: FireworksAdapter, emu: FireworksEmulator
 ) -> None:
-    error = await fails(fireworks, ImageRequest(prompt="x", model=model))
-    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "model") and message in error.message
+    error = await fails(fireworks, ImageRequest(prompt="x", model="stable-diffusion-xl-1024-v1-0"))
+    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "model") and "not a Fireworks FLUX" in error.message
+    assert emu.requests == []
+
+
+# -- FLUX Kontext: a task submitted, polled and fetched -------------------------------------------
+
+
+KONTEXT = "flux-kontext-pro"
+KONTEXT_PATH = "/inference/v1/workflows/accounts/fireworks/models/flux-kontext-pro"
+
+
+async def test_kontext_is_submitted_polled_and_fetched_into_bytes(
+    fireworks: FireworksAdapter, emu: FireworksEmulator
+) -> None:
+    emu.kontext_pending_polls = 2
+    request = ImageRequest(
+        prompt="a fox",
+        model=KONTEXT,
+        size="1792x1024",
+        seed=4,
+        output_format="jpeg",
+        extra=MappingProxyType({"safety_tolerance": 2}),
+    )
+    result = await fireworks.generate(request, TARGET)
+    submit, *polls = emu.requests
+    assert submit.path == KONTEXT_PATH
+    assert submit.json == {
+        "prompt": "a fox",
+        "aspect_ratio": "16:9",
+        "seed": 4,
+        "output_format": "jpeg",
+        "safety_tolerance": 2,
+    }
+    assert [p.path for p in polls] == [KONTEXT_PATH + "/get_result"] * 3
+    assert all(p.json == {"id": result.provider_request_id} for p in polls)
+    assert all(p.headers["authorization"] == f"Bearer {FIREWORKS_SECRET}" for p in (submit, *polls))
+    (image,) = result.images
+    assert image.data is not None and image.mime_type == "image/jpeg" and image.width > image.height
+    assert (image.provider, image.model) == ("fireworks-ai", KONTEXT)
+
+
+async def test_kontext_moderation_is_a_content_policy_failure(
+    fireworks: FireworksAdapter, emu: FireworksEmulator
+) -> None:
+    emu.inject(Fault.content_filter())  # taken by the submit: the task ends moderated
+    error = await fails(fireworks, ImageRequest(prompt="x", model=KONTEXT))
+    assert (error.kind, error.code) == (ErrorKind.CONTENT_POLICY, "content_policy_violation")
+
+
+async def test_a_kontext_task_that_never_finishes_ends_at_the_attempts_deadline(
+    fireworks: FireworksAdapter, emu: FireworksEmulator
+) -> None:
+    emu.kontext_pending_polls = None
+    target = UpstreamTarget(credential=TARGET.credential, timeout=1.5)
+    error = await fails(fireworks, ImageRequest(prompt="x", model=KONTEXT), target)
+    assert (error.kind, error.status_code) == (ErrorKind.TIMEOUT, 408)
+    polls = len(emu.requests) - 1
+    assert 1 <= polls <= 4  # 0.5 s, then 0.75 s, ...: a bounded few, never a tight loop
+
+
+async def test_a_poll_answered_503_is_tried_again(fireworks: FireworksAdapter, emu: FireworksEmulator) -> None:
+    emu.kontext_pending_polls = 0
+    emu.inject(Fault.latency(0))  # the submit answers normally
+    emu.inject(Fault.status(503))  # the first poll fails; the task still runs
+    result = await fireworks.generate(ImageRequest(prompt="x", model=KONTEXT), TARGET)
+    assert len(result.images) == 1
+    assert [r.path.rsplit("/", 1)[-1] for r in emu.requests] == ["flux-kontext-pro", "get_result", "get_result"]
+
+
+async def test_a_failed_kontext_task_is_unavailable(fireworks: FireworksAdapter, emu: FireworksEmulator) -> None:
+    emu.kontext_final_status = "Error"
+    error = await fails(fireworks, ImageRequest(prompt="x", model=KONTEXT))
+    assert (error.kind, error.code) == (ErrorKind.UNAVAILABLE, "generation_failed")
+
+
+async def test_a_result_url_elsewhere_is_refused_unfetched(fireworks: FireworksAdapter, emu: FireworksEmulator) -> None:
+    emu.kontext_sample_origin = "http://169.254.169.254"
+    error = await fails(fireworks, ImageRequest(prompt="x", model=KONTEXT))
+    assert error.kind is ErrorKind.UPSTREAM_BUG and "not fetched" in error.message
+
+
+@pytest.mark.parametrize(
+    ("request_", "param"),
+    [
+        (ImageRequest(prompt="x", model=KONTEXT, cfg_scale=3.0), "cfg_scale"),
+        (ImageRequest(prompt="x", model=KONTEXT, extra=MappingProxyType({"safety_tolerance": 9})), "safety_tolerance"),
+        (ImageRequest(prompt="x", model=KONTEXT, quality="hd"), "quality"),
+    ],
+)
+async def test_what_kontext_cannot_take_is_refused_before_any_call(
+    fireworks: FireworksAdapter, emu: FireworksEmulator, request_: ImageRequest, param: str
+) -> None:
+    error = await fails(fireworks, request_)
+    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, param)
     assert emu.requests == []
 
 

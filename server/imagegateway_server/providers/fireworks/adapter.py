@@ -1,15 +1,17 @@
-"""The Fireworks AI adapter: FLUX text_to_image workflows with ``Authorization: Bearer <api_key>``.
+"""The Fireworks AI adapter: FLUX workflows with ``Authorization: Bearer <api_key>``.
 
 The request is first translated to the model's own values (``models``, ``kit.translation``): a
 size to the nearest aspect ratio, a quality to its steps. It is then checked (``request``) and sent
-as one call per image, all at once, that succeed or fail together; each answer is the raw image
-(``response``). ``default_model()`` is flux-1-schnell-fp8, the one Fireworks' examples use.
+as one call per image, all at once, that succeed or fail together. FLUX.1 [dev] and [schnell] answer
+the raw image (``response``); FLUX Kontext answers a task that is polled until it is done and its
+image fetched (``kontext``), all within the same attempt's deadline. ``default_model()`` is
+flux-1-schnell-fp8, the one Fireworks' examples use.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from imagegateway_server.domain.credentials import API_KEY
@@ -17,8 +19,15 @@ from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.fireworks import PROVIDER
 from imagegateway_server.providers.fireworks.errors import classify_error
-from imagegateway_server.providers.fireworks.models import DEFAULT_MODEL, model_spec, short_name
-from imagegateway_server.providers.fireworks.request import accept_header, bodies, check_model, check_request
+from imagegateway_server.providers.fireworks.kontext import KontextTask
+from imagegateway_server.providers.fireworks.models import DEFAULT_MODEL, is_kontext, model_spec, short_name
+from imagegateway_server.providers.fireworks.request import (
+    accept_header,
+    bodies,
+    check_model,
+    check_request,
+    kontext_bodies,
+)
 from imagegateway_server.providers.fireworks.response import parse_image
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
 from imagegateway_server.providers.kit.headers import request_headers
@@ -39,19 +48,33 @@ class FireworksAdapter(HttpAdapterBase):
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         model = request.model or DEFAULT_MODEL
-        check_model(model)  # a Kontext or unknown model is refused before translation
+        check_model(model)  # an unknown model is refused before translation
         plan = translate(
             request, provider=self.name, model=model, spec_of=model_spec, strict=target.strict, aliases=self._aliases
         )
         request, model = plan.request, plan.model
         check_request(request, model)
         base = (target.base_url or self._base_url).rstrip("/")
-        url = f"{base}/workflows/accounts/fireworks/models/{short_name(model)}/text_to_image"
-        own = {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}", "Accept": accept_header(request)}
-        headers = request_headers(self.name, target.headers, own)
+        workflow = f"{base}/workflows/accounts/fireworks/models/{short_name(model)}"
+        auth = {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}
         secret = target.credential.secret_values()
+        calls: list[Awaitable[tuple[GeneratedImage, str | None]]]
+        if is_kontext(model):
+            headers = request_headers(self.name, target.headers, {**auth, "Accept": "application/json"})
+            task = KontextTask(
+                self._client,
+                workflow,
+                headers=headers,
+                secret=secret,
+                attempt_seconds=target.timeout,
+                max_body_bytes=self._max_body_bytes,
+            )
+            calls = [task.run(body) for body in kontext_bodies(request)]
+        else:
+            headers = request_headers(self.name, target.headers, {**auth, "Accept": accept_header(request)})
+            calls = [self._one(f"{workflow}/text_to_image", target, headers, body) for body in bodies(request)]
         async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
-            results = await all_or_nothing([self._one(url, target, headers, body) for body in bodies(request)])
+            results = await all_or_nothing(calls)
         ids = [rid for _, rid in results if rid]
         return plan.finish(
             ImageResult(
