@@ -133,3 +133,12 @@ async def test_moderation_is_a_content_policy_failure(xai: XAIAdapter, emu: XAIE
 async def test_faults_are_classified(xai: XAIAdapter, emu: XAIEmulator, fault: Fault, kind: ErrorKind) -> None:
     emu.inject(fault)
     assert (await fails(xai, ImageRequest(prompt="x"))).kind is kind
+
+
+async def test_strict_mode_refuses_a_size_that_would_become_a_ratio_and_resolution(
+    xai: XAIAdapter, emu: XAIEmulator
+) -> None:
+    strict = UpstreamTarget(credential=TARGET.credential, strict=True)
+    error = await fails(xai, ImageRequest(prompt="x", size="1920x1080"), strict)
+    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "size") and "strict" in error.message
+    assert emu.requests == []
