@@ -162,7 +162,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             data = decode_image_b64(b64, provider=self.name, secret=secret)
         elif isinstance(url, str) and url:
             if wants_url:
-                # dall-e URLs are PNGs; the bytes are not fetched, so nothing to sniff.
+                # The bytes are not fetched, so nothing to sniff: labelled as the provider serves them.
                 return GeneratedImage(data=None, mime_type=self.url_mime_type, url=url, revised_prompt=revised_prompt)
             data = await self._download(url, target)
         else:
