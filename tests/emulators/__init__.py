@@ -11,24 +11,32 @@
     with StabilityEmulator.running_in_thread(api_key="sk-test") as emu: ...
 
 Other processes use the `/_emulator/*` HTTP control API (see `control`) and
-`python -m tests.emulators {openai|stability} --port N [--api-key K]`.
+`python -m tests.emulators PROVIDER --port N [--api-key K]` (see `__main__`).
 """
 
 from .azure_openai import AzureOpenAIEmulator
 from .emulator import AnswerMode, Emulator
 from .faults import Fault
+from .fireworks import FireworksEmulator
 from .forms import FormFile
 from .openai_images import OpenAIEmulator
 from .recording import RecordedRequest
+from .recraft import RecraftEmulator
 from .stability import StabilityEmulator
+from .together import TogetherEmulator
+from .xai import XAIEmulator
 
 __all__ = [
     "AnswerMode",
     "AzureOpenAIEmulator",
     "Emulator",
     "Fault",
+    "FireworksEmulator",
     "FormFile",
     "OpenAIEmulator",
     "RecordedRequest",
+    "RecraftEmulator",
     "StabilityEmulator",
+    "TogetherEmulator",
+    "XAIEmulator",
 ]

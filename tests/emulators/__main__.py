@@ -3,6 +3,7 @@
 python -m tests.emulators openai --port 9101 [--api-key K]
 python -m tests.emulators stability --port 9102 [--api-key K]
 python -m tests.emulators azure-openai --port 9103 [--api-key K]   (deployments dalle3, gpt-image)
+python -m tests.emulators together-ai|fireworks-ai|x-ai|recraft-ai --port N [--api-key K]
 """
 
 from __future__ import annotations
@@ -14,13 +15,21 @@ import signal
 
 from .azure_openai import AzureOpenAIEmulator
 from .emulator import Emulator
+from .fireworks import FireworksEmulator
 from .openai_images import OpenAIEmulator
+from .recraft import RecraftEmulator
 from .stability import StabilityEmulator
+from .together import TogetherEmulator
+from .xai import XAIEmulator
 
 _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
     "openai": OpenAIEmulator,
     "stability": StabilityEmulator,
+    "together-ai": TogetherEmulator,
+    "fireworks-ai": FireworksEmulator,
+    "x-ai": XAIEmulator,
+    "recraft-ai": RecraftEmulator,
 }
 
 

@@ -30,16 +30,25 @@ SPELLINGS = {
     "azure-openai": {"azure-openai"},
     "openai": {"openai", "open-ai", "open_ai"},
     "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
+    "together-ai": {"together-ai", "together", "togetherai", "together_ai"},
+    "fireworks-ai": {"fireworks-ai", "fireworks", "fireworksai", "fireworks_ai"},
+    "x-ai": {"x-ai", "xai", "x_ai", "grok"},
+    "recraft-ai": {"recraft-ai", "recraft", "recraftai"},
 }
 HOSTS = {
     "azure-openai": {"*.openai.azure.com"},
     "openai": {"api.openai.com"},
     "stability-ai": {"api.stability.ai"},
+    "together-ai": {"api.together.xyz", "api.together.ai"},
+    "fireworks-ai": {"api.fireworks.ai"},
+    "x-ai": {"api.x.ai"},
+    "recraft-ai": {"external.api.recraft.ai"},
 }
+EVERY_PROVIDER = ["azure-openai", "fireworks-ai", "openai", "recraft-ai", "stability-ai", "together-ai", "x-ai"]
 
 
 def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders() -> None:
-    assert list(PROVIDER_SPECS) == ["azure-openai", "openai", "stability-ai"]
+    assert list(PROVIDER_SPECS) == EVERY_PROVIDER
     assert frozenset(PROVIDER_SPECS) == IMAGE_PROVIDERS
     for name, spec in PROVIDER_SPECS.items():
         assert spec.name == name
@@ -49,7 +58,7 @@ def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders()
 
 
 def test_openai_and_stability_declare_one_secret_required_api_key() -> None:
-    for name in ("openai", "stability-ai"):
+    for name in ("openai", "stability-ai", "together-ai", "fireworks-ai", "x-ai", "recraft-ai"):
         spec = PROVIDER_SPECS[name]
         assert spec.credentials == CredentialSchema((CredentialField("api_key", secret=True, required=True),))
         assert spec.credentials.secret_names == {"api_key"}
@@ -64,7 +73,7 @@ def test_azure_openai_declares_a_key_or_a_token_and_its_resource_deployment_and_
 
 
 def test_the_host_policy_allows_the_providers_declared_hosts_over_https() -> None:
-    assert public_provider_hosts() == {"*.openai.azure.com", "api.openai.com", "api.stability.ai"}
+    assert public_provider_hosts() == set().union(*HOSTS.values())
     policy = UpstreamHostPolicy()
     assert policy.provider_hosts == public_provider_hosts()
     for host in ("api.openai.com", "api.stability.ai", "my-resource.openai.azure.com"):
@@ -100,7 +109,7 @@ def test_a_spec_refuses_a_wildcard_other_than_a_whole_first_label(host: str) -> 
 def test_the_built_in_price_table_is_assembled_from_the_provider_folders() -> None:
     document = built_in_price_document()
     assert document["version"] == load_price_table().version
-    assert list(document["providers"]) == ["azure-openai", "openai", "stability-ai"]
+    assert list(document["providers"]) == EVERY_PROVIDER
     for name, spec in PROVIDER_SPECS.items():
         assert spec.prices_file is not None and spec.prices_file.name == "prices.json"
         assert document["providers"][name] == spec.read_prices()

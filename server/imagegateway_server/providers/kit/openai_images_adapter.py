@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from imagegateway_server.domain.errors import ProviderError
@@ -50,6 +51,9 @@ def _echoed(payload: dict[str, object], name: str) -> str | None:
 class OpenAIImagesAdapter(HttpAdapterBase):
     """Generates images with an OpenAI-style Images API; subclasses say where and how to authenticate."""
 
+    # What an image handed on as the provider's URL is labelled (its bytes are not fetched to sniff).
+    url_mime_type = "image/png"
+
     def model_spec(self, model: str) -> ModelSpec | None:
         """The table of ``model``; None for a model outside the known families (sent as given)."""
         raise NotImplementedError
@@ -65,6 +69,10 @@ class OpenAIImagesAdapter(HttpAdapterBase):
     def classify_error(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
         """The classified error of a non-2xx answer."""
         raise NotImplementedError
+
+    def build_body(self, request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any]:
+        """The JSON body of one call (OpenAI's by default); BAD_REQUEST naming a parameter the model won't take."""
+        return build_body(request, model, provider=self.name)
 
     def check_item(self, item: dict[str, object], secret: Secrets) -> None:
         """Raises for an item of ``data`` that must not be served (a provider's content filter); no-op by default."""
@@ -83,7 +91,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             aliases=self._aliases,
         )
         request, model = plan.request, plan.model
-        build_body(request, model, provider=self.name)  # refuse unsupported parameters before any call
+        self.build_body(request, model, target)  # refuse unsupported parameters before any call
         if not plan.fan_out:
             return plan.finish(await self._generate_once(request, model, target))
         # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
@@ -100,7 +108,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         )
 
     async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
-        body = build_body(request, model, provider=self.name)
+        body = self.build_body(request, model, target)
         secret = target.credential.secret_values()
         url = self.endpoint(target)
         own = {**self.auth_headers(target), "Accept": "application/json"}
@@ -164,8 +172,8 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             data = decode_image_b64(b64, provider=self.name, secret=secret)
         elif isinstance(url, str) and url:
             if wants_url:
-                # dall-e URLs are PNGs; the bytes are not fetched, so nothing to sniff.
-                return GeneratedImage(data=None, mime_type="image/png", url=url, revised_prompt=revised_prompt)
+                # The bytes are not fetched, so nothing to sniff: labelled as the provider serves them.
+                return GeneratedImage(data=None, mime_type=self.url_mime_type, url=url, revised_prompt=revised_prompt)
             data = await self._download(url, target)
         else:
             raise self.bug(f"{self.name}: an item of 'data' has neither 'b64_json' nor 'url'", secret)

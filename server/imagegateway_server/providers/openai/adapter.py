@@ -5,15 +5,29 @@ The request mapping, answer parsing and translation are the shared OpenAI Images
 
 ``default_model()`` is ``dall-e-2`` because that is what OpenAI itself generates with when ``model``
 is omitted; sending it explicitly keeps the behaviour identical while logging a concrete model.
+
+A target with a ``custom_host`` (or a virtual key's base URL) other than OpenAI's own host is any
+server speaking OpenAI's images API (vLLM, LocalAI, SiliconFlow, Nscale, ...): there a model
+outside OpenAI's families passes through untranslated, every parameter sent as given
+(``kit.openai_compatible``), and the answer's translations say so
+(``model=<name> passed through untranslated to a custom host``), which the request log records.
+On OpenAI itself such parameters are refused naming them, as before.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+from urllib.parse import urlsplit
+
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.kit.errors import Secrets
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
+from imagegateway_server.providers.kit.openai_compatible import untranslated_body
 from imagegateway_server.providers.kit.openai_images_adapter import OpenAIImagesAdapter
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.openai import PROVIDER
@@ -21,6 +35,7 @@ from imagegateway_server.providers.openai.errors import classify_error
 from imagegateway_server.providers.openai.models import DEFAULT_MODEL, model_spec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_HOST = "api.openai.com"
 
 
 class OpenAIAdapter(OpenAIImagesAdapter):
@@ -41,3 +56,26 @@ class OpenAIAdapter(OpenAIImagesAdapter):
 
     def classify_error(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
         return classify_error(response, secret=secret)
+
+    def build_body(self, request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any]:
+        if self.passes_through(model, target):
+            return untranslated_body(request, model)
+        return super().build_body(request, model, target)
+
+    async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
+        result = await super().generate(request, target)
+        model = result.model or request.model or self.default_model_name
+        if self.passes_through(model, target):
+            note = f"model={model} passed through untranslated to a custom host"
+            result = dataclasses.replace(result, translations=(*result.translations, note))
+        return result
+
+    def passes_through(self, model: str, target: UpstreamTarget) -> bool:
+        """Whether ``model`` goes untranslated: a custom host, and a model outside OpenAI's tables."""
+        if not target.base_url or model_spec(model) is not None:
+            return False
+        try:
+            host = urlsplit(target.base_url).hostname or ""
+        except ValueError:
+            return False
+        return host.lower() != OPENAI_HOST

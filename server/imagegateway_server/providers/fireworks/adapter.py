@@ -1,0 +1,103 @@
+"""The Fireworks AI adapter: FLUX workflows with ``Authorization: Bearer <api_key>``.
+
+The request is first translated to the model's own values (``models``, ``kit.translation``): a
+size to the nearest aspect ratio, a quality to its steps. It is then checked (``request``) and sent
+as one call per image, all at once, that succeed or fail together. FLUX.1 [dev] and [schnell] answer
+the raw image (``response``); FLUX Kontext answers a task that is polled until it is done and its
+image fetched (``kontext``), all within the same attempt's deadline. ``default_model()`` is
+flux-1-schnell-fp8, the one Fireworks' examples use.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from imagegateway_server.domain.credentials import API_KEY
+from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.providers.fireworks import PROVIDER
+from imagegateway_server.providers.fireworks.errors import classify_error
+from imagegateway_server.providers.fireworks.kontext import KontextTask
+from imagegateway_server.providers.fireworks.models import DEFAULT_MODEL, is_kontext, model_spec, short_name
+from imagegateway_server.providers.fireworks.request import (
+    accept_header,
+    bodies,
+    check_model,
+    check_request,
+    kontext_bodies,
+)
+from imagegateway_server.providers.fireworks.response import parse_image
+from imagegateway_server.providers.kit.fan_out import all_or_nothing
+from imagegateway_server.providers.kit.headers import request_headers
+from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
+from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.kit.network_failures import upstream_errors
+from imagegateway_server.providers.kit.translation import translate
+
+DEFAULT_BASE_URL = "https://api.fireworks.ai/inference/v1"
+
+
+class FireworksAdapter(HttpAdapterBase):
+    """Generates images with Fireworks AI's FLUX workflows."""
+
+    name: str = PROVIDER
+    default_base_url = DEFAULT_BASE_URL
+    default_model_name = DEFAULT_MODEL
+
+    async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
+        model = request.model or DEFAULT_MODEL
+        check_model(model)  # an unknown model is refused before translation
+        plan = translate(
+            request, provider=self.name, model=model, spec_of=model_spec, strict=target.strict, aliases=self._aliases
+        )
+        request, model = plan.request, plan.model
+        check_request(request, model)
+        base = (target.base_url or self._base_url).rstrip("/")
+        workflow = f"{base}/workflows/accounts/fireworks/models/{short_name(model)}"
+        auth = {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}
+        secret = target.credential.secret_values()
+        calls: list[Awaitable[tuple[GeneratedImage, str | None]]]
+        if is_kontext(model):
+            headers = request_headers(self.name, target.headers, {**auth, "Accept": "application/json"})
+            task = KontextTask(
+                self._client,
+                workflow,
+                headers=headers,
+                secret=secret,
+                attempt_seconds=target.timeout,
+                max_body_bytes=self._max_body_bytes,
+            )
+            calls = [task.run(body) for body in kontext_bodies(request)]
+        else:
+            headers = request_headers(self.name, target.headers, {**auth, "Accept": accept_header(request)})
+            calls = [self._one(f"{workflow}/text_to_image", target, headers, body) for body in bodies(request)]
+        async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
+            results = await all_or_nothing(calls)
+        ids = [rid for _, rid in results if rid]
+        return plan.finish(
+            ImageResult(
+                images=tuple(image for image, _ in results),
+                model=model,
+                created=int(time.time()),
+                provider_request_id=",".join(ids) or None,
+            )
+        )
+
+    async def _one(
+        self, url: str, target: UpstreamTarget, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> tuple[GeneratedImage, str | None]:
+        response = await self._client.send(
+            "POST",
+            url,
+            provider=self.name,
+            attempt_seconds=target.timeout,
+            max_body_bytes=self._max_body_bytes,
+            json_body=body,
+            headers=headers,
+        )
+        secret = target.credential.secret_values()
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response, secret=secret)
+        return parse_image(response, secret=secret), response.headers.get("x-request-id")
