@@ -1,4 +1,5 @@
-"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI) over real HTTP, with fault injection.
+"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI, Vertex AI, Gemini API) over real HTTP,
+with fault injection.
 
     emu = OpenAIEmulator(api_key="sk-test-openai")     # None accepts any (or no) key
     await emu.start()                                   # 127.0.0.1, free port unless port=...
@@ -18,9 +19,11 @@ from .azure_openai import AzureOpenAIEmulator
 from .emulator import AnswerMode, Emulator
 from .faults import Fault
 from .forms import FormFile
+from .gemini_api import GeminiApiEmulator
 from .openai_images import OpenAIEmulator
 from .recording import RecordedRequest
 from .stability import StabilityEmulator
+from .vertex import VertexEmulator
 
 __all__ = [
     "AnswerMode",
@@ -28,7 +31,9 @@ __all__ = [
     "Emulator",
     "Fault",
     "FormFile",
+    "GeminiApiEmulator",
     "OpenAIEmulator",
     "RecordedRequest",
     "StabilityEmulator",
+    "VertexEmulator",
 ]

@@ -3,6 +3,8 @@
 python -m tests.emulators openai --port 9101 [--api-key K]
 python -m tests.emulators stability --port 9102 [--api-key K]
 python -m tests.emulators azure-openai --port 9103 [--api-key K]   (deployments dalle3, gpt-image)
+python -m tests.emulators google --port 9104 [--api-key K]         (the Gemini API)
+python -m tests.emulators vertex-ai --port 9105 [--api-key TOKEN]  (project imagegw-test; the key: an access token)
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ import signal
 
 from .azure_openai import AzureOpenAIEmulator
 from .emulator import Emulator
+from .gemini_api import GeminiApiEmulator
 from .openai_images import OpenAIEmulator
 from .stability import StabilityEmulator
+from .vertex import VertexEmulator
 
 _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
+    "google": GeminiApiEmulator,
     "openai": OpenAIEmulator,
     "stability": StabilityEmulator,
+    "vertex-ai": VertexEmulator,
 }
 
 

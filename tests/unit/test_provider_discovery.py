@@ -24,10 +24,13 @@ from imagegateway_server.providers.registry import (
     public_provider_hosts,
 )
 from imagegateway_server.providers.stability.adapter import StabilityAdapter
+from imagegateway_server.providers.vertex_ai.spec import REGIONS
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 SPELLINGS = {
     "azure-openai": {"azure-openai"},
+    "google": {"google"},
+    "vertex-ai": {"vertex-ai"},
     "openai": {"openai", "open-ai", "open_ai"},
     "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
 }
@@ -35,11 +38,17 @@ HOSTS = {
     "azure-openai": {"*.openai.azure.com"},
     "openai": {"api.openai.com"},
     "stability-ai": {"api.stability.ai"},
+    "google": {"generativelanguage.googleapis.com"},
+    "vertex-ai": {
+        "aiplatform.googleapis.com",
+        "oauth2.googleapis.com",
+        *(f"{r}-aiplatform.googleapis.com" for r in REGIONS),
+    },
 }
 
 
 def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders() -> None:
-    assert list(PROVIDER_SPECS) == ["azure-openai", "openai", "stability-ai"]
+    assert list(PROVIDER_SPECS) == ["azure-openai", "google", "openai", "stability-ai", "vertex-ai"]
     assert frozenset(PROVIDER_SPECS) == IMAGE_PROVIDERS
     for name, spec in PROVIDER_SPECS.items():
         assert spec.name == name
@@ -64,7 +73,10 @@ def test_azure_openai_declares_a_key_or_a_token_and_its_resource_deployment_and_
 
 
 def test_the_host_policy_allows_the_providers_declared_hosts_over_https() -> None:
-    assert public_provider_hosts() == {"*.openai.azure.com", "api.openai.com", "api.stability.ai"}
+    assert (
+        public_provider_hosts()
+        == {"*.openai.azure.com", "api.openai.com", "api.stability.ai"} | HOSTS["google"] | HOSTS["vertex-ai"]
+    )
     policy = UpstreamHostPolicy()
     assert policy.provider_hosts == public_provider_hosts()
     for host in ("api.openai.com", "api.stability.ai", "my-resource.openai.azure.com"):
@@ -100,7 +112,7 @@ def test_a_spec_refuses_a_wildcard_other_than_a_whole_first_label(host: str) -> 
 def test_the_built_in_price_table_is_assembled_from_the_provider_folders() -> None:
     document = built_in_price_document()
     assert document["version"] == load_price_table().version
-    assert list(document["providers"]) == ["azure-openai", "openai", "stability-ai"]
+    assert list(document["providers"]) == ["azure-openai", "google", "openai", "stability-ai", "vertex-ai"]
     for name, spec in PROVIDER_SPECS.items():
         assert spec.prices_file is not None and spec.prices_file.name == "prices.json"
         assert document["providers"][name] == spec.read_prices()
