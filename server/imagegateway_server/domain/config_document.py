@@ -60,7 +60,15 @@ def config_document(config: RoutingConfig) -> dict[str, Any]:
         out["circuit_breaker"] = _breaker_document(config.circuit_breaker)
     if config.strict is not None:
         out["strict"] = config.strict
-    for name in ("resource_name", "deployment_id", "api_version", "azure_ad_token"):
+    for name in (
+        "resource_name",
+        "deployment_id",
+        "api_version",
+        "azure_ad_token",
+        "vertex_project_id",
+        "vertex_region",
+        "vertex_service_account_json",
+    ):
         _put_text(out, name, getattr(config, name))
     return out
 
@@ -247,6 +255,9 @@ def _read_config(reader: _Reader) -> RoutingConfig:
         deployment_id=reader.text("deployment_id"),
         api_version=reader.text("api_version"),
         azure_ad_token=reader.text("azure_ad_token"),
+        vertex_project_id=reader.text("vertex_project_id"),
+        vertex_region=reader.text("vertex_region"),
+        vertex_service_account_json=reader.text("vertex_service_account_json"),
     )
 
 
