@@ -11,7 +11,8 @@ live ``token_lifetime`` seconds. Model calls need ``Authorization: Bearer`` with
 issued, or one of ``static_tokens``), the emulator's project and a known location; an expired token
 is 401 UNAUTHENTICATED (``expire_tokens()`` ages every issued token at once). Bodies are validated by
 ``google_rules`` (Vertex's variant: a seed needs ``addWatermark: false``). Faults as the Gemini API
-emulator's, in Google's envelope.
+emulator's, in Google's envelope; the token endpoint is another host in reality, so it has its own
+schedule (``inject_token_fault``) and ``inject`` never reaches it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from .emulator import AnswerMode, Emulator, Endpoint, bearer_token
+from .faults import Fault, FaultSchedule
 from .google_rules import (
     BLOCKED_PROMPT,
     GeminiRules,
@@ -45,7 +47,7 @@ from .google_rules import (
     status_error,
 )
 from .recording import RecordedRequest
-from .server import Response
+from .server import HttpRequest, Outcome, Response
 
 TOKEN_PATH = "/token"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
@@ -123,6 +125,7 @@ class VertexEmulator(Emulator):
         self._lock = threading.Lock()
         self._issued: dict[str, float] = {}  # token -> expiry (wall clock)
         self._drop_next = 0
+        self._token_faults = FaultSchedule()
         self.token_requests = 0
 
     @property
@@ -141,8 +144,21 @@ class VertexEmulator(Emulator):
         """The next Imagen answer drops ``count`` of its images as its safety filter would."""
         self._drop_next = count
 
+    def inject_token_fault(self, fault: Fault, times: int | None = 1) -> None:
+        """Applies ``fault`` to the next ``times`` token requests (``inject`` applies to model calls only)."""
+        self._token_faults.inject(fault, times)
+
+    async def _handle(self, http_request: HttpRequest) -> Outcome:
+        if http_request.path != TOKEN_PATH or http_request.method != "POST":
+            return await super()._handle(http_request)
+        request = RecordedRequest.decode(http_request, self._new_request_id())
+        self._log.add(request)
+        outcome = await self._apply(self._token_faults.next(), request, self._token)
+        return self._finish(outcome, request.request_id)
+
     def reset(self) -> None:
         super().reset()
+        self._token_faults.clear()
         self._drop_next = 0
         with self._lock:
             self.token_requests = 0

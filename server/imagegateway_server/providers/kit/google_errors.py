@@ -6,7 +6,7 @@ status decides otherwise (``kit.status``). Two refinements over the plain mappin
 
 * an ``ErrorInfo`` detail with reason ``API_KEY_INVALID`` is AUTHENTICATION (the Gemini API answers
   a wrong key with 400 INVALID_ARGUMENT), ``SERVICE_DISABLED`` or ``API_KEY_SERVICE_BLOCKED``
-  PERMISSION_DENIED;
+  PERMISSION_DENIED; the status passed on is then the kind's (401, 403), so callers see what it means;
 * a 4xx whose message says the prompt was refused under Google's Responsible AI practices (Imagen's
   blocked prompt, 400 INVALID_ARGUMENT) is CONTENT_POLICY, which moves a fallback chain on.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
+from imagegateway_server.domain.error_kinds import DEFAULT_HTTP_STATUS
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.providers.kit.bodies import json_object
 from imagegateway_server.providers.kit.errors import Secrets, provider_error
@@ -102,7 +103,8 @@ def classify_google_error(provider: str, response: UpstreamResponse, *, secret: 
     """The classified error of a non-2xx answer from a Google API, scrubbed of ``secret``."""
     status = response.status_code
     envelope = read_envelope(response.body)
-    kind = BY_REASON.get(envelope.reason or "") or BY_STATUS.get(envelope.status or "")
+    by_reason = BY_REASON.get(envelope.reason or "")
+    kind = by_reason or BY_STATUS.get(envelope.status or "")
     if kind is None:
         kind = _HTTP_LADDER.kind(status)
     code = envelope.reason or envelope.status
@@ -124,7 +126,7 @@ def classify_google_error(provider: str, response: UpstreamResponse, *, secret: 
         kind,
         f"{provider} returned HTTP {status}: {said}",
         secret=secret,
-        status_code=status,
+        status_code=DEFAULT_HTTP_STATUS[by_reason] if by_reason is not None else status,
         code=code,
         retry_after=parse_retry_after(response.headers),
     )
