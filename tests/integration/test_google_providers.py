@@ -331,3 +331,48 @@ def test_the_request_log_records_google_attempts_and_costs(
     attempts = [(a.provider, a.status_code) for a in entry.attempts]
     assert attempts[:2] == [("vertex-ai", 429), ("google", 200)]
     assert entry.cost_usd == pytest.approx(0.039)
+
+
+def test_the_cookbook_fallback_with_virtual_keys_runs_unchanged_through_the_sdk_and_grpc(
+    gateway: GatewayThread,
+    admin: ImageGatewayClient,
+    generate_key: str,
+    clouds: tuple[VertexEmulator, GeminiApiEmulator, Emulators],
+    service_account: ServiceAccount,
+) -> None:
+    vertex, gemini, emulators = clouds
+    vertex_vk = admin.create_virtual_key(
+        unique("vertex"),
+        "vertex-ai",
+        base_url=vertex.origin,
+        credential_fields={
+            "vertex_project_id": VERTEX_PROJECT,
+            "vertex_region": "us-central1",
+            "vertex_service_account_json": service_account.text,
+        },
+    )
+    google_vk = admin.create_virtual_key(unique("google"), "google", GEMINI_SECRET, base_url=gemini.base_url)
+    openai_vk = admin.create_virtual_key(unique("openai"), "openai", OPENAI_SECRET, base_url=emulators.openai.base_url)
+    cookbook = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            {"virtual_key": vertex_vk.id, "override_params": {"model": "imagen-4.0-generate-001"}},
+            {"virtual_key": google_vk.id, "override_params": {"model": "gemini-2.5-flash-image"}},
+            {"virtual_key": openai_vk.id, "override_params": {"model": "dall-e-3"}},
+        ],
+    }
+    config = admin.create_config(unique("cookbook"), cookbook)
+    vertex.inject(Fault.status(503))
+    trace_id = unique("cookbook")
+    with sdk(gateway, generate_key, **{"x-portkey-config": config.id, "x-portkey-trace-id": trace_id}) as client:
+        raw = client.images.with_raw_response.generate(prompt="a lighthouse", size="1024x1024")
+    assert raw.headers["x-portkey-provider"] == "google" and raw.parse().data
+    vertex.drop_next_images(1)
+    response = admin.generate_image(prompt="a lighthouse", n=2, config_id=config.id)
+    assert [image.provider for image in response.images] == ["vertex-ai"]
+    logs = eventually(
+        lambda: (page := admin.list_logs(config_id=config.id, page_size=10)).logs and len(page.logs) >= 2 and page
+    )
+    served = {entry.provider: entry for entry in logs.logs}
+    assert [a.status_code for a in served["google"].attempts] == [503, 200]
+    assert "n=2->1" in list(served["vertex-ai"].attempts[-1].translations)

@@ -292,3 +292,15 @@ def test_the_service_account_is_never_in_a_repr(service_account: ServiceAccount)
     credential = target(service_account).credential
     assert service_account.key["private_key"] not in repr(credential)
     assert credential.public_fields() == {"vertex_project_id": VERTEX_PROJECT, "vertex_region": "us-central1"}
+
+
+@pytest.mark.parametrize(("fault", "kind"), [(Fault.hang(), ErrorKind.TIMEOUT), (Fault.reset(), ErrorKind.UNAVAILABLE)])
+async def test_a_token_endpoint_that_hangs_or_resets_is_classified_within_the_attempt(
+    make: MakeFn, emu: VertexEmulator, service_account: ServiceAccount, fault: Fault, kind: ErrorKind
+) -> None:
+    emu.inject_token_fault(fault)
+    account_target = target(service_account)
+    bounded = UpstreamTarget(credential=account_target.credential, timeout=0.5)
+    with pytest.raises(ProviderError) as info:
+        await make().generate(ImageRequest(prompt="a"), bounded)
+    assert info.value.kind is kind and not [r for r in emu.requests if r.path.endswith(":predict")]

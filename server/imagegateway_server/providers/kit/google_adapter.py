@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from imagegateway_server.domain.request import ImageRequest
@@ -88,7 +89,7 @@ class GoogleImagesAdapter(HttpAdapterBase):
     """Generates images with Imagen or Gemini on a Google API; subclasses say where and how to authenticate."""
 
     vertex: bool = False
-    models: Mapping[str, GoogleImageModel] = {}
+    models: Mapping[str, GoogleImageModel] = MappingProxyType({})
 
     def google_model(self, model: str) -> GoogleImageModel | None:
         """The table of a model this API serves; None for any other name (refused)."""

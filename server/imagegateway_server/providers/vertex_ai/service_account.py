@@ -31,7 +31,7 @@ import functools
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -294,7 +294,7 @@ class AccessTokens:
 
 
 def _token_error(
-    status: int, payload: dict[str, Any] | None, body: bytes, headers: Any, secret: Secrets
+    status: int, payload: dict[str, Any] | None, body: bytes, headers: Mapping[str, str], secret: Secrets
 ) -> ProviderError:
     """A refused token request: OAuth's ``{"error", "error_description"}``; 400/401 is the key's fault."""
     error = payload.get("error") if payload is not None else None
