@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -10,13 +11,18 @@ from typing import TypeVar
 import pytest
 
 from imagegateway import ImageGatewayClient
-from tests.emulators import AzureOpenAIEmulator, OpenAIEmulator, StabilityEmulator
+from tests.emulators import AzureOpenAIEmulator, GeminiApiEmulator, OpenAIEmulator, StabilityEmulator, VertexEmulator
+from tests.emulators.vertex import service_account_key
 from tests.harness import GatewayThread, running_gateway
 
 OPENAI_SECRET = "sk-test-openai-0123456789abcdef"
 STABILITY_SECRET = "sk-test-stability-0123456789abcdef"
 AZURE_SECRET = "azure-test-key-0123456789abcdef"
 AZURE_AD_TOKEN = "eyJ0eXAiOiJKV1Qi.azure-test-entra-token.0123456789"
+GEMINI_SECRET = "AIzaSyTest-gemini-api-key-0123456789abc"
+VERTEX_ACCESS_TOKEN = "ya29.test-static-vertex-token-0123456789"
+VERTEX_PROJECT = "imagegw-test"
+VERTEX_ACCOUNT = "imagegw@imagegw-test.iam.gserviceaccount.com"
 
 COOKBOOK_STABILITY_VK = "stability-ai-virtualkey"
 COOKBOOK_OPENAI_VK = "open-ai-virtual-key"
@@ -41,6 +47,48 @@ def azure_emulator() -> Iterator[AzureOpenAIEmulator]:
     """Azure OpenAI with deployments ``dalle3`` (dall-e-3) and ``gpt-image`` (gpt-image-1)."""
     with AzureOpenAIEmulator.running_in_thread(api_key=AZURE_SECRET, ad_token=AZURE_AD_TOKEN) as emulator:
         yield emulator
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceAccount:
+    """A throwaway service account key (its JSON text and members) registered with the Vertex emulator."""
+
+    text: str
+    key: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def vertex_emulator() -> Iterator[VertexEmulator]:
+    """Vertex AI for project ``imagegw-test`` (locations us-central1, europe-west4, global); it accepts
+    ``VERTEX_ACCESS_TOKEN`` and the tokens its ``/token`` endpoint issues for registered accounts."""
+    with VertexEmulator.running_in_thread(static_tokens=(VERTEX_ACCESS_TOKEN,), project=VERTEX_PROJECT) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def service_account(vertex_emulator: VertexEmulator) -> ServiceAccount:
+    """A service account whose ``token_uri`` is the Vertex emulator's token endpoint."""
+    key, public_pem = service_account_key(VERTEX_ACCOUNT, VERTEX_PROJECT, vertex_emulator.token_uri)
+    vertex_emulator.add_account(VERTEX_ACCOUNT, public_pem)
+    return ServiceAccount(json.dumps(key), key)
+
+
+@pytest.fixture(scope="session")
+def gemini_emulator() -> Iterator[GeminiApiEmulator]:
+    with GeminiApiEmulator.running_in_thread(api_key=GEMINI_SECRET) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def google_emulators(
+    vertex_emulator: VertexEmulator, gemini_emulator: GeminiApiEmulator
+) -> Iterator[tuple[VertexEmulator, GeminiApiEmulator]]:
+    """The Vertex and Gemini API emulators, faults and recorded requests cleared before and after the test."""
+    for emulator in (vertex_emulator, gemini_emulator):
+        emulator.reset()
+    yield vertex_emulator, gemini_emulator
+    for emulator in (vertex_emulator, gemini_emulator):
+        emulator.reset()
 
 
 @dataclasses.dataclass

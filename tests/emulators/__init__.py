@@ -1,4 +1,5 @@
-"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI) over real HTTP, with fault injection.
+"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI, Vertex AI, Gemini API) over real HTTP,
+with fault injection.
 
     emu = OpenAIEmulator(api_key="sk-test-openai")     # None accepts any (or no) key
     await emu.start()                                   # 127.0.0.1, free port unless port=...
@@ -19,12 +20,14 @@ from .emulator import AnswerMode, Emulator
 from .faults import Fault
 from .fireworks import FireworksEmulator
 from .forms import FormFile
+from .gemini_api import GeminiApiEmulator
 from .openai_images import OpenAIEmulator
 from .recording import RecordedRequest
 from .recraft import RecraftEmulator
 from .stability import StabilityEmulator
 from .together import TogetherEmulator
 from .xai import XAIEmulator
+from .vertex import VertexEmulator
 
 __all__ = [
     "AnswerMode",
@@ -33,10 +36,12 @@ __all__ = [
     "Fault",
     "FireworksEmulator",
     "FormFile",
+    "GeminiApiEmulator",
     "OpenAIEmulator",
     "RecordedRequest",
     "RecraftEmulator",
     "StabilityEmulator",
     "TogetherEmulator",
     "XAIEmulator",
+    "VertexEmulator",
 ]

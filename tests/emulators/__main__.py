@@ -4,6 +4,8 @@ python -m tests.emulators openai --port 9101 [--api-key K]
 python -m tests.emulators stability --port 9102 [--api-key K]
 python -m tests.emulators azure-openai --port 9103 [--api-key K]   (deployments dalle3, gpt-image)
 python -m tests.emulators together-ai|fireworks-ai|x-ai|recraft-ai --port N [--api-key K]
+python -m tests.emulators google --port 9104 [--api-key K]         (the Gemini API)
+python -m tests.emulators vertex-ai --port 9105 [--api-key TOKEN]  (project imagegw-test; the key: an access token)
 """
 
 from __future__ import annotations
@@ -16,20 +18,24 @@ import signal
 from .azure_openai import AzureOpenAIEmulator
 from .emulator import Emulator
 from .fireworks import FireworksEmulator
+from .gemini_api import GeminiApiEmulator
 from .openai_images import OpenAIEmulator
 from .recraft import RecraftEmulator
 from .stability import StabilityEmulator
 from .together import TogetherEmulator
 from .xai import XAIEmulator
+from .vertex import VertexEmulator
 
 _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
+    "google": GeminiApiEmulator,
     "openai": OpenAIEmulator,
     "stability": StabilityEmulator,
     "together-ai": TogetherEmulator,
     "fireworks-ai": FireworksEmulator,
     "x-ai": XAIEmulator,
     "recraft-ai": RecraftEmulator,
+    "vertex-ai": VertexEmulator,
 }
 
 

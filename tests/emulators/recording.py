@@ -53,7 +53,8 @@ class RecordedRequest:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view with long strings shortened and secrets masked."""
-        headers = {k: ("***" if k in ("authorization", "api-key", "x-api-key") else v) for k, v in self.headers.items()}
+        masked = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
+        headers = {k: ("***" if k in masked else v) for k, v in self.headers.items()}
         return {
             "request_id": self.request_id,
             "method": self.method,

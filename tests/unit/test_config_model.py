@@ -360,6 +360,65 @@ def test_credential_fields_are_the_set_ones_and_redaction_removes_every_secret()
     }
 
 
+SERVICE_ACCOUNT_KEY = {
+    "type": "service_account",
+    "client_email": "imagegw@imagegw-test.iam.gserviceaccount.com",
+    "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN-secret-part\n-----END PRIVATE KEY-----\n",
+    "token_uri": "https://oauth2.googleapis.com/token",
+}
+
+
+async def test_a_vertex_service_account_given_as_an_object_is_sealed_as_its_text(tmp_path: Any) -> None:
+    from imagegateway_server.storage.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "imagegw.db")
+    await store.open()
+    try:
+        vault = Vault({"k1": b"\x01" * 32}, "k1")
+        service = ConfigService(store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy())
+        # Portkey's configs carry the key file as a JSON object.
+        target = {
+            "provider": "vertex-ai",
+            "vertex_project_id": "imagegw-test",
+            "vertex_region": "us-central1",
+            "vertex_service_account_json": SERVICE_ACCOUNT_KEY,
+        }
+        record = await service.create("c", parse_config({"strategy": {"mode": "single"}, "targets": [target]}))
+        assert "secret-part" not in record.document
+        assert json.loads(record.document)["targets"][0] == {
+            "provider": "vertex-ai",
+            "vertex_project_id": "imagegw-test",
+            "vertex_region": "us-central1",
+        }
+        (leaf,) = leaves((await service.resolve(record.id)).plan)
+        assert leaf.credential is not None
+        assert json.loads(leaf.credential.value("vertex_service_account_json") or "") == SERVICE_ACCOUNT_KEY
+        assert leaf.credential.public_fields() == {"vertex_project_id": "imagegw-test", "vertex_region": "us-central1"}
+    finally:
+        await store.close()
+
+
+def test_a_vertex_target_without_a_region_or_a_key_member_is_refused_naming_the_path() -> None:
+    service = ConfigService(None, None, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy())  # type: ignore[arg-type]
+    base = {"provider": "vertex-ai", "vertex_project_id": "imagegw-test", "vertex_region": "us-central1"}
+    without_region = {k: v for k, v in base.items() if k != "vertex_region"}
+    cases = [
+        ({**without_region, "api_key": "ya29.token"}, "targets[0].vertex_region"),
+        (
+            {
+                **base,
+                "vertex_service_account_json": {k: v for k, v in SERVICE_ACCOUNT_KEY.items() if k != "client_email"},
+            },
+            "targets[0].vertex_service_account_json.client_email",
+        ),
+    ]
+    for target, param in cases:
+        with pytest.raises(InvalidArgument) as info:
+            service.compile_inline(parse_config({"strategy": {"mode": "single"}, "targets": [target]}))
+        assert info.value.param == param
+        assert "secret-part" not in info.value.message
+
+
 # -- inline configs: parsed and compiled once per text ---------------------------------------------
 
 

@@ -24,10 +24,13 @@ from imagegateway_server.providers.registry import (
     public_provider_hosts,
 )
 from imagegateway_server.providers.stability.adapter import StabilityAdapter
+from imagegateway_server.providers.vertex_ai.spec import REGIONS
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 SPELLINGS = {
     "azure-openai": {"azure-openai"},
+    "google": {"google"},
+    "vertex-ai": {"vertex-ai"},
     "openai": {"openai", "open-ai", "open_ai"},
     "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
     "together-ai": {"together-ai", "together", "togetherai", "together_ai"},
@@ -43,8 +46,14 @@ HOSTS = {
     "fireworks-ai": {"api.fireworks.ai"},
     "x-ai": {"api.x.ai"},
     "recraft-ai": {"external.api.recraft.ai"},
+    "google": {"generativelanguage.googleapis.com"},
+    "vertex-ai": {
+        "aiplatform.googleapis.com",
+        "oauth2.googleapis.com",
+        *(f"{r}-aiplatform.googleapis.com" for r in REGIONS),
+    },
 }
-EVERY_PROVIDER = ["azure-openai", "fireworks-ai", "openai", "recraft-ai", "stability-ai", "together-ai", "x-ai"]
+EVERY_PROVIDER = sorted(SPELLINGS)  # the folders, in the order the registry discovers them
 
 
 def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders() -> None:

@@ -50,7 +50,19 @@ def test_unknown_provider_is_an_invalid_argument_naming_provider(spelling: str) 
 
 def test_image_providers_are_the_canonical_names() -> None:
     assert (
-        frozenset({"azure-openai", "openai", "stability-ai", "together-ai", "fireworks-ai", "x-ai", "recraft-ai"})
+        frozenset(
+            {
+                "azure-openai",
+                "fireworks-ai",
+                "google",
+                "openai",
+                "recraft-ai",
+                "stability-ai",
+                "together-ai",
+                "vertex-ai",
+                "x-ai",
+            }
+        )
         == IMAGE_PROVIDERS
     )
 

@@ -46,6 +46,9 @@ class RoutingConfig(_message.Message):
     API_VERSION_FIELD_NUMBER: _builtins.int
     AZURE_AD_TOKEN_FIELD_NUMBER: _builtins.int
     MODEL_SUCCESSOR_FIELD_NUMBER: _builtins.int
+    VERTEX_PROJECT_ID_FIELD_NUMBER: _builtins.int
+    VERTEX_REGION_FIELD_NUMBER: _builtins.int
+    VERTEX_SERVICE_ACCOUNT_JSON_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A name for this target (used by conditional routing)."""
     provider: _builtins.str
@@ -73,6 +76,14 @@ class RoutingConfig(_message.Message):
     model_successor: _builtins.bool
     """Whether a retired model may be served by its successor when the provider answers that it no longer
     exists (default true; inherited by child targets). Numbered apart from the credential fields.
+    """
+    vertex_project_id: _builtins.str
+    """Vertex AI: the Google Cloud project the calls bill to."""
+    vertex_region: _builtins.str
+    """Vertex AI: the location (us-central1, europe-west4, global, ...)."""
+    vertex_service_account_json: _builtins.str
+    """Vertex AI: a service account key file's JSON text, exchanged for access tokens (stored encrypted;
+    never returned). Portkey JSON may give it as an object.
     """
     @_builtins.property
     def strategy(self) -> Global___Strategy:
@@ -125,10 +136,13 @@ class RoutingConfig(_message.Message):
         api_version: _builtins.str = ...,
         azure_ad_token: _builtins.str = ...,
         model_successor: _builtins.bool | None = ...,
+        vertex_project_id: _builtins.str = ...,
+        vertex_region: _builtins.str = ...,
+        vertex_service_account_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "model_successor", b"model_successor", "override_params", b"override_params", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "api_version", b"api_version", "azure_ad_token", b"azure_ad_token", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "deployment_id", b"deployment_id", "forward_headers", b"forward_headers", "model_successor", b"model_successor", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "resource_name", b"resource_name", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "api_version", b"api_version", "azure_ad_token", b"azure_ad_token", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "deployment_id", b"deployment_id", "forward_headers", b"forward_headers", "model_successor", b"model_successor", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "resource_name", b"resource_name", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "vertex_project_id", b"vertex_project_id", "vertex_region", b"vertex_region", "vertex_service_account_json", b"vertex_service_account_json", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__model_successor: _TypeAlias = _typing.Literal["model_successor"]  # noqa: Y015
     _WhichOneofArgType__model_successor: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor"]  # noqa: Y015

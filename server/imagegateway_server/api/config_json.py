@@ -41,6 +41,9 @@ MAX_NESTING = 100
 # Inline config texts kept parsed: a few hundred, none longer than this (a longer text is parsed each time).
 INLINE_CACHE_ENTRIES = 256
 MAX_CACHED_TEXT_CHARS = 16 * 1024
+# String fields that Portkey's configs give as a JSON object (a service account key file): the
+# object is taken as its JSON text, which is what the proto field and the provider's schema hold.
+_OBJECT_AS_TEXT_FIELDS = frozenset({"vertex_service_account_json", "vertexServiceAccountJson"})
 
 
 def parse_config(document: str | bytes | dict[str, Any], *, param: str = "config") -> RoutingConfig:
@@ -75,11 +78,29 @@ def parse_config_message(document: str | bytes | dict[str, Any], *, param: str =
             raise InvalidArgument(f"is nested deeper than {MAX_NESTING} levels", param=param) from None
     if not isinstance(document, dict):
         raise InvalidArgument("must be a JSON object", param=param)
+    document = _objects_as_text(document, 0)
     _check_message(document, configs_pb2.RoutingConfig.DESCRIPTOR, "", 0)
     try:
         return json_format.ParseDict(document, configs_pb2.RoutingConfig())
     except json_format.ParseError as exc:  # pragma: no cover - the walk above should catch these
         raise InvalidArgument(str(exc), param=param) from None
+
+
+def _objects_as_text(config: dict[str, Any], depth: int) -> dict[str, Any]:
+    """``config`` (a copy where anything changes) with each ``_OBJECT_AS_TEXT_FIELDS`` object as JSON text."""
+    if depth > MAX_NESTING:
+        return config  # _check_message refuses it, naming the path
+    changed: dict[str, Any] = {
+        name: json.dumps(value)
+        for name, value in config.items()
+        if name in _OBJECT_AS_TEXT_FIELDS and isinstance(value, dict)
+    }
+    targets = config.get("targets")
+    if isinstance(targets, list):
+        walked = [_objects_as_text(t, depth + 1) if isinstance(t, dict) else t for t in targets]
+        if any(new is not old for new, old in zip(walked, targets, strict=True)):
+            changed["targets"] = walked
+    return {**config, **changed} if changed else config
 
 
 def _join(prefix: str, name: str) -> str:

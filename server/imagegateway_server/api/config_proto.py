@@ -88,6 +88,9 @@ def _config(message: configs_pb2.RoutingConfig, budget: _TargetBudget | None) ->
         deployment_id=message.deployment_id,
         api_version=message.api_version,
         azure_ad_token=message.azure_ad_token,
+        vertex_project_id=message.vertex_project_id,
+        vertex_region=message.vertex_region,
+        vertex_service_account_json=message.vertex_service_account_json,
     )
 
 
@@ -163,6 +166,9 @@ def config_to_proto(config: RoutingConfig) -> configs_pb2.RoutingConfig:
         deployment_id=config.deployment_id,
         api_version=config.api_version,
         azure_ad_token=config.azure_ad_token,
+        vertex_project_id=config.vertex_project_id,
+        vertex_region=config.vertex_region,
+        vertex_service_account_json=config.vertex_service_account_json,
     )
     if config.strategy is not None:
         strategy = config.strategy

@@ -62,7 +62,15 @@ def config_document(config: RoutingConfig) -> dict[str, Any]:
         out["strict"] = config.strict
     if config.model_successor is not None:
         out["model_successor"] = config.model_successor
-    for name in ("resource_name", "deployment_id", "api_version", "azure_ad_token"):
+    for name in (
+        "resource_name",
+        "deployment_id",
+        "api_version",
+        "azure_ad_token",
+        "vertex_project_id",
+        "vertex_region",
+        "vertex_service_account_json",
+    ):
         _put_text(out, name, getattr(config, name))
     return out
 
@@ -250,6 +258,9 @@ def _read_config(reader: _Reader) -> RoutingConfig:
         deployment_id=reader.text("deployment_id"),
         api_version=reader.text("api_version"),
         azure_ad_token=reader.text("azure_ad_token"),
+        vertex_project_id=reader.text("vertex_project_id"),
+        vertex_region=reader.text("vertex_region"),
+        vertex_service_account_json=reader.text("vertex_service_account_json"),
     )
 
 

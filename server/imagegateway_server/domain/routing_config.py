@@ -23,9 +23,18 @@ from typing import Any, TypeAlias
 from imagegateway_server.domain.credentials import API_KEY
 
 # The config fields that make up a target's inline credential, by the names the providers' schemas use.
-CREDENTIAL_FIELDS = (API_KEY, "azure_ad_token", "resource_name", "deployment_id", "api_version")
+CREDENTIAL_FIELDS = (
+    API_KEY,
+    "azure_ad_token",
+    "resource_name",
+    "deployment_id",
+    "api_version",
+    "vertex_project_id",
+    "vertex_region",
+    "vertex_service_account_json",
+)
 # Those of them that are secrets whatever the provider: sealed at rest, never returned.
-SECRET_CREDENTIAL_FIELDS = frozenset({API_KEY, "azure_ad_token"})
+SECRET_CREDENTIAL_FIELDS = frozenset({API_KEY, "azure_ad_token", "vertex_service_account_json"})
 
 # A value of a ``google.protobuf.Struct``, frozen: objects are read-only mappings, lists are tuples.
 JsonValue: TypeAlias = "bool | int | float | str | tuple[JsonValue, ...] | Mapping[str, JsonValue] | None"
@@ -136,6 +145,10 @@ class RoutingConfig:
     deployment_id: str = ""
     api_version: str = ""
     azure_ad_token: str = dataclasses.field(default="", repr=False)
+    # Vertex AI's credential fields; the service account key (its JSON text) is a secret.
+    vertex_project_id: str = ""
+    vertex_region: str = ""
+    vertex_service_account_json: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "override_params", _frozen_object(self.override_params))

@@ -113,6 +113,7 @@ def guarded_client(
         url_check=functools.partial(check_url, policy),
         resolver=GuardedResolver(policy, lookup=lookup),
         ssl_context=ssl_context,
+        host_listed=lambda url: policy.listed(url.raw_host or "", url.port or 0),
     )
 
 

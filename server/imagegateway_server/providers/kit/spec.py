@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +38,10 @@ class CredentialField:
     # and ``shape_hint`` saying it in words for the error; None: any non-empty string.
     shape: re.Pattern[str] | None = None
     shape_hint: str = ""
+    # A check of what a value holds beyond its shape (the members of a JSON document), run when a
+    # config or virtual key is saved: None when it is fine, else (the member path below the field,
+    # "" for the field itself; what is wrong, in words that never quote the value).
+    check: Callable[[str], tuple[str, str] | None] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,6 +109,11 @@ class CredentialSchema:
                 raise InvalidArgument(
                     f"must be {field.shape_hint or 'well formed'} for {provider}", param=_path(param_prefix, field.name)
                 )
+            problem = field.check(value) if value is not None and field.check is not None else None
+            if problem is not None:
+                member, what = problem
+                where = _path(param_prefix, field.name)
+                raise InvalidArgument(f"{what} for {provider}", param=_path(where, member) if member else where)
         return Credential.of(provider, present, self.secret_names)
 
 

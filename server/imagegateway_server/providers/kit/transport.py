@@ -37,6 +37,9 @@ DNS_CACHE_SECONDS = 10
 _SCHEMES = frozenset({"http", "https"})
 
 UrlCheck = Callable[[URL], None]
+# Whether the operator listed a URL's host (IMAGEGW_ALLOWED_UPSTREAM_HOSTS), for upstreams that are
+# allowed only when listed or on one public host (a service account's token URI).
+HostListed = Callable[[URL], bool]
 
 
 class UpstreamRefused(aiohttp.ClientConnectionError):
@@ -85,13 +88,24 @@ class UpstreamClient:
         resolver: AbstractResolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        host_listed: HostListed | None = None,
     ) -> None:
         self._url_check = url_check
+        self._host_listed = host_listed
         self._resolver = resolver
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+
+    def listed(self, url: str) -> bool:
+        """Whether the operator listed ``url``'s host on the upstream allow list (False when unparsable)."""
+        if self._host_listed is None:
+            return False
+        try:
+            return self._host_listed(URL(url))
+        except ValueError:
+            return False
 
     def _start(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -130,12 +144,14 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         form: Sequence[tuple[str, str]] | None = None,
+        raw_body: bytes | None = None,
     ) -> UpstreamResponse:
         """Sends one request and reads its (decoded) body under ``max_body_bytes``.
 
         ``json_body`` is sent as application/json, ``form`` (name, value pairs) as
-        multipart/form-data. A body over the cap is an UPSTREAM_BUG (502); aiohttp exceptions
-        propagate for ``upstream_errors`` to classify.
+        multipart/form-data, ``raw_body`` as given (with the Content-Type ``headers`` name). A body
+        over the cap is an UPSTREAM_BUG (502); aiohttp exceptions propagate for ``upstream_errors``
+        to classify.
         """
         try:
             target = URL(url)
@@ -157,6 +173,8 @@ class UpstreamClient:
             for name, value in form:
                 data.add_field(name, value)
             outgoing.popall("Content-Type", None)  # the form writes its own, with the boundary
+        elif raw_body is not None:
+            data = raw_body
         async with session.request(
             method,
             target,
