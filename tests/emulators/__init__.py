@@ -26,8 +26,8 @@ from .recording import RecordedRequest
 from .recraft import RecraftEmulator
 from .stability import StabilityEmulator
 from .together import TogetherEmulator
-from .xai import XAIEmulator
 from .vertex import VertexEmulator
+from .xai import XAIEmulator
 
 __all__ = [
     "AnswerMode",
@@ -42,6 +42,6 @@ __all__ = [
     "RecraftEmulator",
     "StabilityEmulator",
     "TogetherEmulator",
-    "XAIEmulator",
     "VertexEmulator",
+    "XAIEmulator",
 ]

@@ -23,8 +23,8 @@ from .openai_images import OpenAIEmulator
 from .recraft import RecraftEmulator
 from .stability import StabilityEmulator
 from .together import TogetherEmulator
-from .xai import XAIEmulator
 from .vertex import VertexEmulator
+from .xai import XAIEmulator
 
 _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
