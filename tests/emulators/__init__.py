@@ -1,4 +1,6 @@
-"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI) over real HTTP, with fault injection.
+"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI, Amazon Bedrock) over real HTTP.
+
+Each validates requests as its provider does and takes injected faults.
 
     emu = OpenAIEmulator(api_key="sk-test-openai")     # None accepts any (or no) key
     await emu.start()                                   # 127.0.0.1, free port unless port=...
@@ -15,6 +17,7 @@ Other processes use the `/_emulator/*` HTTP control API (see `control`) and
 """
 
 from .azure_openai import AzureOpenAIEmulator
+from .bedrock import BedrockEmulator
 from .emulator import AnswerMode, Emulator
 from .faults import Fault
 from .forms import FormFile
@@ -25,6 +28,7 @@ from .stability import StabilityEmulator
 __all__ = [
     "AnswerMode",
     "AzureOpenAIEmulator",
+    "BedrockEmulator",
     "Emulator",
     "Fault",
     "FormFile",

@@ -49,7 +49,7 @@ def test_unknown_provider_is_an_invalid_argument_naming_provider(spelling: str) 
 
 
 def test_image_providers_are_the_canonical_names() -> None:
-    assert frozenset({"azure-openai", "openai", "stability-ai"}) == IMAGE_PROVIDERS
+    assert frozenset({"azure-openai", "bedrock", "openai", "stability-ai"}) == IMAGE_PROVIDERS
 
 
 class _Fake:
