@@ -87,6 +87,10 @@ def _config(message: configs_pb2.RoutingConfig, budget: _TargetBudget | None) ->
         deployment_id=message.deployment_id,
         api_version=message.api_version,
         azure_ad_token=message.azure_ad_token,
+        aws_access_key_id=message.aws_access_key_id,
+        aws_secret_access_key=message.aws_secret_access_key,
+        aws_session_token=message.aws_session_token,
+        aws_region=message.aws_region,
     )
 
 
@@ -162,6 +166,10 @@ def config_to_proto(config: RoutingConfig) -> configs_pb2.RoutingConfig:
         deployment_id=config.deployment_id,
         api_version=config.api_version,
         azure_ad_token=config.azure_ad_token,
+        aws_access_key_id=config.aws_access_key_id,
+        aws_secret_access_key=config.aws_secret_access_key,
+        aws_session_token=config.aws_session_token,
+        aws_region=config.aws_region,
     )
     if config.strategy is not None:
         strategy = config.strategy

@@ -60,7 +60,16 @@ def config_document(config: RoutingConfig) -> dict[str, Any]:
         out["circuit_breaker"] = _breaker_document(config.circuit_breaker)
     if config.strict is not None:
         out["strict"] = config.strict
-    for name in ("resource_name", "deployment_id", "api_version", "azure_ad_token"):
+    for name in (
+        "resource_name",
+        "deployment_id",
+        "api_version",
+        "azure_ad_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_region",
+    ):
         _put_text(out, name, getattr(config, name))
     return out
 
@@ -247,6 +256,10 @@ def _read_config(reader: _Reader) -> RoutingConfig:
         deployment_id=reader.text("deployment_id"),
         api_version=reader.text("api_version"),
         azure_ad_token=reader.text("azure_ad_token"),
+        aws_access_key_id=reader.text("aws_access_key_id"),
+        aws_secret_access_key=reader.text("aws_secret_access_key"),
+        aws_session_token=reader.text("aws_session_token"),
+        aws_region=reader.text("aws_region"),
     )
 
 

@@ -23,9 +23,19 @@ from typing import Any, TypeAlias
 from imagegateway_server.domain.credentials import API_KEY
 
 # The config fields that make up a target's inline credential, by the names the providers' schemas use.
-CREDENTIAL_FIELDS = (API_KEY, "azure_ad_token", "resource_name", "deployment_id", "api_version")
+CREDENTIAL_FIELDS = (
+    API_KEY,
+    "azure_ad_token",
+    "resource_name",
+    "deployment_id",
+    "api_version",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region",
+)
 # Those of them that are secrets whatever the provider: sealed at rest, never returned.
-SECRET_CREDENTIAL_FIELDS = frozenset({API_KEY, "azure_ad_token"})
+SECRET_CREDENTIAL_FIELDS = frozenset({API_KEY, "azure_ad_token", "aws_secret_access_key", "aws_session_token"})
 
 # A value of a ``google.protobuf.Struct``, frozen: objects are read-only mappings, lists are tuples.
 JsonValue: TypeAlias = "bool | int | float | str | tuple[JsonValue, ...] | Mapping[str, JsonValue] | None"
@@ -134,6 +144,11 @@ class RoutingConfig:
     deployment_id: str = ""
     api_version: str = ""
     azure_ad_token: str = dataclasses.field(default="", repr=False)
+    # Amazon Bedrock's credential fields; the secret key and the session token are secrets.
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = dataclasses.field(default="", repr=False)
+    aws_session_token: str = dataclasses.field(default="", repr=False)
+    aws_region: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "override_params", _frozen_object(self.override_params))
