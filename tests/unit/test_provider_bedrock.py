@@ -443,3 +443,16 @@ async def test_concurrent_calls_of_two_accounts_are_each_signed_with_their_own_k
     )
     assert all(len(result.images) == 1 for result in results)
     assert len(bedrock_emulator.requests) == 6
+
+
+def test_breaker_and_cache_identity_tell_key_pairs_and_regions_apart_without_a_secret() -> None:
+    from imagegateway_server.routing.cache_key import credential_identity
+    from imagegateway_server.state.breakers import TargetIdentity
+
+    east = TargetIdentity.of("bedrock", None, key_pair(), NOVA)
+    west = TargetIdentity.of("bedrock", None, key_pair(aws_region="us-west-2"), NOVA)
+    other = TargetIdentity.of("bedrock", None, temporary(), NOVA)
+    assert len({east.key_fingerprint, west.key_fingerprint, other.key_fingerprint}) == 3
+    assert east == TargetIdentity.of("bedrock", None, key_pair(), NOVA)
+    for identity in (repr(east), repr(other), credential_identity(temporary())):
+        assert all(secret not in identity for secret in BEDROCK_SECRETS)
