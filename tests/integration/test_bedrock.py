@@ -293,6 +293,11 @@ def test_a_saved_config_seals_the_aws_secrets_and_serves_over_grpc(
     response = admin.generate_image(prompt="a lighthouse", config_id=created.id)
     assert response.images[0].provider == "bedrock" and response.images[0].model == NOVA
     assert bedrock_emulator.requests[-1].headers["x-amz-security-token"] == BEDROCK_SESSION_TOKEN
+    # Throttled, the chain moves on to OpenAI; the attempt is recorded as Bedrock's 429.
+    bedrock_emulator.inject(Fault.rate_limited())
+    response = admin.generate_image(prompt="a lighthouse", config_id=created.id)
+    assert response.images[0].provider == "openai" and response.outcome.fallback_used
+    assert [(a.provider, a.status_code) for a in response.outcome.attempts] == [("bedrock", 429), ("openai", 200)]
 
 
 def test_a_config_missing_the_region_is_refused_when_saved_naming_the_field(
