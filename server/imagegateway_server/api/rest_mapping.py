@@ -117,7 +117,8 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
             )
         if not token:
             raise InvalidArgument(
-                "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer",
+                "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer "
+                "(or, for a provider with a typed credential, its x-portkey-* credential headers)",
                 param="authorization",
                 code="missing_required_parameter",
             )
