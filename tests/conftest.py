@@ -11,7 +11,14 @@ from typing import TypeVar
 import pytest
 
 from imagegateway import ImageGatewayClient
-from tests.emulators import AzureOpenAIEmulator, GeminiApiEmulator, OpenAIEmulator, StabilityEmulator, VertexEmulator
+from tests.emulators import (
+    AzureOpenAIEmulator,
+    BedrockEmulator,
+    GeminiApiEmulator,
+    OpenAIEmulator,
+    StabilityEmulator,
+    VertexEmulator,
+)
 from tests.emulators.vertex import service_account_key
 from tests.harness import GatewayThread, running_gateway
 
@@ -161,3 +168,35 @@ def eventually(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+# Amazon Bedrock: a long-term key pair, a temporary one (with its session token) and an API key.
+BEDROCK_REGION = "us-east-1"
+BEDROCK_ACCESS_KEY_ID = "AKIAIMAGEGWTEST00001"
+BEDROCK_SECRET_ACCESS_KEY = "bedrock/test+secret-0123456789abcdefABCDEF"
+BEDROCK_TEMP_ACCESS_KEY_ID = "ASIAIMAGEGWTEST00002"
+BEDROCK_TEMP_SECRET_ACCESS_KEY = "bedrock/temporary+secret-0123456789abcdef"
+BEDROCK_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEBedrockTestSessionToken0123456789+/="
+BEDROCK_API_KEY = "ABSKQmVkcm9ja0FQSUtleS1pbWFnZWd3LXRlc3Q0123456789"
+BEDROCK_SECRETS = (BEDROCK_SECRET_ACCESS_KEY, BEDROCK_TEMP_SECRET_ACCESS_KEY, BEDROCK_SESSION_TOKEN, BEDROCK_API_KEY)
+
+
+@pytest.fixture(scope="session")
+def bedrock_emulator_session() -> Iterator[BedrockEmulator]:
+    """Bedrock Runtime in us-east-1, checking SigV4 against both key pairs and Bearers against the API key."""
+    with BedrockEmulator.running_in_thread(
+        api_key=BEDROCK_API_KEY,
+        access_key_id=BEDROCK_ACCESS_KEY_ID,
+        secret_access_key=BEDROCK_SECRET_ACCESS_KEY,
+        region=BEDROCK_REGION,
+    ) as emulator:
+        emulator.add_key_pair(BEDROCK_TEMP_ACCESS_KEY_ID, BEDROCK_TEMP_SECRET_ACCESS_KEY, BEDROCK_SESSION_TOKEN)
+        yield emulator
+
+
+@pytest.fixture
+def bedrock_emulator(bedrock_emulator_session: BedrockEmulator) -> Iterator[BedrockEmulator]:
+    """The Bedrock emulator with faults, recorded requests and expired tokens cleared around the test."""
+    bedrock_emulator_session.reset()
+    yield bedrock_emulator_session
+    bedrock_emulator_session.reset()

@@ -41,6 +41,8 @@ class GenerateFields(TypedDict, total=False):
     virtual_key: str
     provider: str
     provider_api_key: str
+    # A bare provider's other credential fields by name ({"aws_region": ..., "aws_access_key_id": ...}).
+    provider_credential: Mapping[str, str]
     custom_host: str
     trace_id: str
     metadata: Mapping[str, str]
@@ -96,7 +98,7 @@ _GROUP_BY: dict[str, analytics_pb2.AnalyticsGroupBy.ValueType] = {
 
 _ROUTING_SOURCES = ("config_id", "config", "virtual_key", "provider")
 _ROUTING_FIELDS = (*_ROUTING_SOURCES, "provider_api_key", "custom_host")
-_NOT_PARAMETERS = {*_ROUTING_FIELDS, "trace_id", "metadata", "extra_params"}
+_NOT_PARAMETERS = {*_ROUTING_FIELDS, "provider_credential", "trace_id", "metadata", "extra_params"}
 
 
 def build_generate_request(**fields: Unpack[GenerateFields]) -> images_pb2.GenerateImageRequest:
@@ -114,6 +116,7 @@ def build_generate_request(**fields: Unpack[GenerateFields]) -> images_pb2.Gener
     for key in _ROUTING_FIELDS:
         if key in values and key != "config":
             setattr(request.routing, key, values[key])
+    request.routing.provider_credential.update(fields.get("provider_credential") or {})
     params = request.parameters
     params.extra_params.update(fields.get("extra_params") or {})
     for key, value in values.items():

@@ -1,5 +1,7 @@
-"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI, Vertex AI, Gemini API) over real HTTP,
-with fault injection.
+"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI, Vertex AI, Gemini API, Amazon Bedrock,
+Together, Fireworks, xAI, Recraft) over real HTTP.
+
+Each validates requests as its provider does and takes injected faults.
 
     emu = OpenAIEmulator(api_key="sk-test-openai")     # None accepts any (or no) key
     await emu.start()                                   # 127.0.0.1, free port unless port=...
@@ -16,6 +18,7 @@ Other processes use the `/_emulator/*` HTTP control API (see `control`) and
 """
 
 from .azure_openai import AzureOpenAIEmulator
+from .bedrock import BedrockEmulator
 from .emulator import AnswerMode, Emulator
 from .faults import Fault
 from .fireworks import FireworksEmulator
@@ -32,6 +35,7 @@ from .xai import XAIEmulator
 __all__ = [
     "AnswerMode",
     "AzureOpenAIEmulator",
+    "BedrockEmulator",
     "Emulator",
     "Fault",
     "FireworksEmulator",

@@ -6,6 +6,8 @@ python -m tests.emulators azure-openai --port 9103 [--api-key K]   (deployments 
 python -m tests.emulators together-ai|fireworks-ai|x-ai|recraft-ai --port N [--api-key K]
 python -m tests.emulators google --port 9104 [--api-key K]         (the Gemini API)
 python -m tests.emulators vertex-ai --port 9105 [--api-key TOKEN]  (project imagegw-test; the key: an access token)
+python -m tests.emulators bedrock --port 9104 [--api-key K] [--aws-access-key-id ID --aws-secret-access-key S
+    [--aws-session-token T]] [--aws-region us-east-1]   (SigV4 checked against that key pair)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import signal
 
 from .azure_openai import AzureOpenAIEmulator
+from .bedrock import BedrockEmulator
 from .emulator import Emulator
 from .fireworks import FireworksEmulator
 from .gemini_api import GeminiApiEmulator
@@ -29,6 +32,7 @@ from .xai import XAIEmulator
 _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
     "google": GeminiApiEmulator,
+    "bedrock": BedrockEmulator,
     "openai": OpenAIEmulator,
     "stability": StabilityEmulator,
     "together-ai": TogetherEmulator,
@@ -60,9 +64,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default=None, help="required Bearer key; omitted accepts any")
+    parser.add_argument("--aws-access-key-id", default=None, help="bedrock: the key pair SigV4 is checked against")
+    parser.add_argument("--aws-secret-access-key", default=None)
+    parser.add_argument("--aws-session-token", default=None)
+    parser.add_argument("--aws-region", default="us-east-1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    emulator = _EMULATORS[args.provider](args.api_key, host=args.host, port=args.port)
+    emulator: Emulator
+    if args.provider == "bedrock":
+        emulator = BedrockEmulator(
+            args.api_key,
+            access_key_id=args.aws_access_key_id,
+            secret_access_key=args.aws_secret_access_key,
+            session_token=args.aws_session_token,
+            region=args.aws_region,
+            host=args.host,
+            port=args.port,
+        )
+    else:
+        emulator = _EMULATORS[args.provider](args.api_key, host=args.host, port=args.port)
     asyncio.run(_serve(emulator))
 
 

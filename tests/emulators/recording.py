@@ -10,6 +10,7 @@ from .forms import Form, FormError, FormFile, json_object, media_type, parse_mul
 from .server import HttpRequest
 
 _SUMMARY_STRING_LIMIT = 200
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key", "x-amz-security-token"})
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ class RecordedRequest:
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view with long strings shortened and secrets masked."""
-        masked = ("authorization", "api-key", "x-api-key", "x-goog-api-key")
-        headers = {k: ("***" if k in masked else v) for k, v in self.headers.items()}
+        headers = {k: ("***" if k in _SECRET_HEADERS else v) for k, v in self.headers.items()}
         return {
             "request_id": self.request_id,
             "method": self.method,

@@ -115,6 +115,15 @@ def test_long_image_values_of_the_named_keys_come_back_decoded() -> None:
     assert got["short"] == {"b64_json": "aGk="}  # too short to be taken: a string, as orjson gives it
 
 
+def test_long_image_strings_listed_under_a_named_key_come_back_decoded() -> None:
+    first, second = os.urandom(3000), os.urandom(3000)
+    images = [base64.b64encode(first).decode(), base64.b64encode(second).decode()]
+    body = json.dumps({"images": images, "error": None, "notes": [b64(3000)]}).encode()
+    got = base64_json.loads_decoding_base64(body, frozenset({"images"}), min_chars=SMALL)
+    assert [item.data for item in got["images"]] == [first, second]  # Bedrock's "images": [...]
+    assert isinstance(got["notes"][0], str)
+
+
 @given(st.binary(max_size=200))
 @settings(max_examples=200)
 def test_what_is_not_decoded_is_exactly_orjsons(noise: bytes) -> None:

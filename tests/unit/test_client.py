@@ -262,3 +262,13 @@ async def test_async_client_maps_errors(target: str) -> None:
     async with AsyncImageGatewayClient(target) as anonymous:
         with pytest.raises(UnauthenticatedError):
             await anonymous.list_logs()
+
+
+def test_a_bare_providers_typed_credential_is_sent_in_provider_credential(
+    client: ImageGatewayClient, fake: FakeGateway
+) -> None:
+    fields = {"aws_access_key_id": "AKIAIMAGEGWTEST00001", "aws_secret_access_key": "s", "aws_region": "us-east-1"}
+    client.generate_image(prompt="x", provider="bedrock", provider_credential=fields)
+    sent = fake.last("GenerateImage").request
+    assert sent.routing.provider == "bedrock" and dict(sent.routing.provider_credential) == fields
+    assert "provider_credential" not in sent.parameters.extra_params

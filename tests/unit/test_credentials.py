@@ -113,6 +113,30 @@ def test_a_schema_refuses_a_badly_declared_exactly_one_of_group() -> None:
         )
 
 
+def test_a_field_set_without_one_it_requires_is_refused_naming_the_missing_one() -> None:
+    schema = CredentialSchema(
+        (
+            CredentialField("key_id", secret=False, required=False),
+            CredentialField("secret", secret=True, required=False),
+            CredentialField("token", secret=True, required=False),
+        ),
+        requires=(("secret", ("key_id",)), ("token", ("key_id", "secret"))),
+    )
+    assert schema.parse({"key_id": "k", "secret": "s", "token": "t"}, provider="p").names == (
+        "key_id",
+        "secret",
+        "token",
+    )
+    with pytest.raises(InvalidArgument, match="when secret is set") as caught:
+        schema.parse({"secret": "s"}, provider="p", param_prefix="targets[1]")
+    assert caught.value.param == "targets[1].key_id"
+    with pytest.raises(InvalidArgument) as caught:
+        schema.parse({"token": "t"}, provider="p", param_names={"key_id": "x-key-id-header"})
+    assert caught.value.param == "x-key-id-header"
+    with pytest.raises(ValueError, match="requirement"):
+        CredentialSchema((CredentialField("a", secret=True, required=False),), requires=(("a", ("b",)),))
+
+
 def test_every_provider_declares_a_secret_api_key() -> None:
     for spec in PROVIDER_SPECS.values():
         assert API_KEY in spec.credentials.secret_names

@@ -13,6 +13,7 @@ import pytest
 
 from imagegateway_server.core.pricing import built_in_price_document, load_price_table
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.providers.bedrock.regions import PUBLIC_HOSTS as BEDROCK_HOSTS
 from imagegateway_server.providers.kit.spec import CredentialField, CredentialSchema
 from imagegateway_server.providers.openai.adapter import OpenAIAdapter
 from imagegateway_server.providers.registry import (
@@ -31,6 +32,7 @@ SPELLINGS = {
     "azure-openai": {"azure-openai"},
     "google": {"google"},
     "vertex-ai": {"vertex-ai"},
+    "bedrock": {"bedrock"},
     "openai": {"openai", "open-ai", "open_ai"},
     "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
     "together-ai": {"together-ai", "together", "togetherai", "together_ai"},
@@ -40,6 +42,7 @@ SPELLINGS = {
 }
 HOSTS = {
     "azure-openai": {"*.openai.azure.com"},
+    "bedrock": BEDROCK_HOSTS,
     "openai": {"api.openai.com"},
     "stability-ai": {"api.stability.ai"},
     "together-ai": {"api.together.xyz", "api.together.ai"},
@@ -56,7 +59,7 @@ HOSTS = {
 EVERY_PROVIDER = sorted(SPELLINGS)  # the folders, in the order the registry discovers them
 
 
-def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders() -> None:
+def test_the_registry_discovers_exactly_the_provider_folders() -> None:
     assert list(PROVIDER_SPECS) == EVERY_PROVIDER
     assert frozenset(PROVIDER_SPECS) == IMAGE_PROVIDERS
     for name, spec in PROVIDER_SPECS.items():
@@ -81,11 +84,27 @@ def test_azure_openai_declares_a_key_or_a_token_and_its_resource_deployment_and_
     assert {field.name for field in schema.fields if field.required} == {"resource_name", "deployment_id"}
 
 
+def test_bedrock_declares_a_key_pair_or_an_api_key_and_always_a_region() -> None:
+    schema = PROVIDER_SPECS["bedrock"].credentials
+    assert schema.names == ("api_key", "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region")
+    assert schema.secret_names == {"api_key", "aws_secret_access_key", "aws_session_token"}
+    assert schema.exactly_one_of == (("api_key", "aws_secret_access_key"),)
+    assert {field.name for field in schema.fields if field.required} == {"aws_region"}
+    assert "bedrock-runtime.us-gov-west-1.amazonaws.com" in BEDROCK_HOSTS
+    assert "bedrock-runtime.aws-global.amazonaws.com" not in BEDROCK_HOSTS
+
+
 def test_the_host_policy_allows_the_providers_declared_hosts_over_https() -> None:
     assert public_provider_hosts() == set().union(*HOSTS.values())
     policy = UpstreamHostPolicy()
     assert policy.provider_hosts == public_provider_hosts()
-    for host in ("api.openai.com", "api.stability.ai", "my-resource.openai.azure.com"):
+    hosts = (
+        "api.openai.com",
+        "api.stability.ai",
+        "my-resource.openai.azure.com",
+        "bedrock-runtime.us-east-1.amazonaws.com",
+    )
+    for host in hosts:
         assert policy.check(f"https://{host}/v1", param="base_url") == f"https://{host}/v1"
     with pytest.raises(InvalidArgument, match="plain http"):
         policy.check("http://api.openai.com/v1", param="base_url")
@@ -126,6 +145,10 @@ def test_the_built_in_price_table_is_assembled_from_the_provider_folders() -> No
     assert table.unit_price("openai", "dall-e-3", "1024x1024", "standard") == pytest.approx(0.04)
     assert table.unit_price("stability-ai", "stable-image-core") == pytest.approx(0.03)
     assert table.unit_price("azure-openai", "dall-e-3", "1024x1024", "hd") == pytest.approx(0.08)
+    assert table.unit_price("bedrock", "amazon.nova-canvas-v1:0", "1024x1024", "hd") == pytest.approx(0.06)
+    assert table.unit_price("bedrock", "amazon.nova-canvas-v1:0", "2048x1024", "standard") == pytest.approx(0.06)
+    assert table.unit_price("bedrock", "amazon.titan-image-generator-v2:0", "512x512") == pytest.approx(0.008)
+    assert table.unit_price("bedrock", "stability.stable-image-ultra-v1:1", "1344x768") == pytest.approx(0.14)
 
 
 async def test_default_registry_takes_base_url_overrides_by_any_spelling() -> None:

@@ -53,6 +53,7 @@ def test_image_providers_are_the_canonical_names() -> None:
         frozenset(
             {
                 "azure-openai",
+                "bedrock",
                 "fireworks-ai",
                 "google",
                 "openai",

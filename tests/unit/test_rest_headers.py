@@ -58,3 +58,64 @@ def test_an_entra_token_header_wins_over_the_sdks_bearer() -> None:
     spec = routing_spec({**_AZURE_HEADERS, "x-portkey-azure-ad-token": "entra", "authorization": "Bearer REDUNDANT"})
     assert spec.provider_credential["azure_ad_token"] == "entra"
     assert "api_key" not in spec.provider_credential
+
+
+_AWS_HEADERS = {
+    "x-portkey-provider": "bedrock",
+    "x-portkey-aws-access-key-id": "AKIAIMAGEGWTEST00001",
+    "x-portkey-aws-secret-access-key": "aws-secret",
+    "x-portkey-aws-session-token": "aws-session",
+    "x-portkey-aws-region": "us-east-1",
+}
+
+
+def test_portkeys_aws_headers_fill_the_credential_and_the_sdks_bearer_is_left_out() -> None:
+    from imagegateway_server.api.rest_mapping import routing_spec
+
+    spec = routing_spec({**_AWS_HEADERS, "authorization": "Bearer sk-REDUNDANT"})
+    assert spec.provider_credential == {
+        "aws_access_key_id": "AKIAIMAGEGWTEST00001",
+        "aws_secret_access_key": "aws-secret",
+        "aws_session_token": "aws-session",
+        "aws_region": "us-east-1",
+    }
+    assert "aws-secret" not in repr(spec) and "aws-session" not in repr(spec)
+
+
+def test_a_bedrock_api_key_rides_in_the_bearer_with_the_region_header() -> None:
+    from imagegateway_server.api.rest_mapping import routing_spec
+
+    spec = routing_spec(
+        {"x-portkey-provider": "bedrock", "x-portkey-aws-region": "eu-west-1", "authorization": "Bearer k"}
+    )
+    assert spec.provider_credential == {"api_key": "k", "aws_region": "eu-west-1"}
+
+
+def test_an_error_about_a_bare_providers_credential_field_names_its_header() -> None:
+    import pytest
+
+    from imagegateway_server.api.rest_mapping import routing_spec
+    from imagegateway_server.domain.errors import InvalidArgument
+    from imagegateway_server.providers.registry import credential_schema
+
+    def param_of(headers: dict[str, str]) -> str | None:
+        spec = routing_spec(headers)
+        with pytest.raises(InvalidArgument) as caught:
+            credential_schema(spec.provider or "").parse(
+                spec.provider_credential,
+                provider=spec.provider or "",
+                param_prefix="provider_credential",
+                param_names=spec.credential_params,
+            )
+        return caught.value.param
+
+    no_region = {k: v for k, v in _AWS_HEADERS.items() if k != "x-portkey-aws-region"}
+    assert param_of(no_region) == "x-portkey-aws-region"
+    no_key_id = {k: v for k, v in _AWS_HEADERS.items() if k != "x-portkey-aws-access-key-id"}
+    assert param_of(no_key_id) == "x-portkey-aws-access-key-id"
+    assert param_of({**_AWS_HEADERS, "x-portkey-aws-region": "mars-1"}) == "x-portkey-aws-region"
+    openai = {"x-portkey-provider": "openai", "x-portkey-aws-region": "us-east-1", "authorization": "Bearer sk"}
+    assert param_of(openai) == "x-portkey-aws-region"
+    assert param_of({"x-portkey-provider": "azure-openai", "authorization": "Bearer k"}) == (
+        "x-portkey-azure-resource-name"
+    )

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dimagegateway/v1/configs.proto\x12\x0fimagegateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x06\n\rRoutingConfig\x12+\n\x08strategy\x18\x01 \x01(\x0b\x32\x19.imagegateway.v1.Strategy\x12/\n\x07targets\x18\x02 \x03(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x05 \x01(\t\x12\x13\n\x0bvirtual_key\x18\x06 \x01(\t\x12\x30\n\x0foverride_params\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06weight\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0b\x63ustom_host\x18\t \x01(\t\x12-\n\x05retry\x18\n \x01(\x0b\x32\x1e.imagegateway.v1.RetrySettings\x12\x1c\n\x0frequest_timeout\x18\x0b \x01(\x03H\x01\x88\x01\x01\x12-\n\x05\x63\x61\x63he\x18\x0c \x01(\x0b\x32\x1e.imagegateway.v1.CacheSettings\x12\x17\n\x0f\x66orward_headers\x18\r \x03(\t\x12@\n\x0f\x63ircuit_breaker\x18\x0e \x01(\x0b\x32\'.imagegateway.v1.CircuitBreakerSettings\x12\x13\n\x06strict\x18\x0f \x01(\x08H\x02\x88\x01\x01\x12\x15\n\rresource_name\x18\x10 \x01(\t\x12\x15\n\rdeployment_id\x18\x11 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x12 \x01(\t\x12\x16\n\x0e\x61zure_ad_token\x18\x13 \x01(\t\x12\x1c\n\x0fmodel_successor\x18( \x01(\x08H\x03\x88\x01\x01\x12\x19\n\x11vertex_project_id\x18\x1e \x01(\t\x12\x15\n\rvertex_region\x18\x1f \x01(\t\x12#\n\x1bvertex_service_account_json\x18  \x01(\tB\t\n\x07_weightB\x12\n\x10_request_timeoutB\t\n\x07_strictB\x12\n\x10_model_successor\"v\n\x16\x43ircuitBreakerSettings\x12\x1c\n\x14\x63onsecutive_failures\x18\x01 \x01(\x05\x12\x14\n\x0c\x66\x61ilure_rate\x18\x02 \x01(\x01\x12\x0e\n\x06window\x18\x03 \x01(\x05\x12\x18\n\x10\x63ooldown_seconds\x18\x04 \x01(\x01\"r\n\x08Strategy\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x17\n\x0fon_status_codes\x18\x02 \x03(\x05\x12.\n\nconditions\x18\x03 \x03(\x0b\x32\x1a.imagegateway.v1.Condition\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\"A\n\tCondition\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04then\x18\x02 \x01(\t\"z\n\rRetrySettings\x12\x10\n\x08\x61ttempts\x18\x01 \x01(\x05\x12\x17\n\x0fon_status_codes\x18\x02 \x03(\x05\x12#\n\x16use_retry_after_header\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x19\n\x17_use_retry_after_header\"\x8f\x01\n\rCacheSettings\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x14\n\x07max_age\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12+\n\x1einclude_seeded_and_multi_image\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\n\n\x08_max_ageB!\n\x1f_include_seeded_and_multi_image\"\xcb\x01\n\x06\x43onfig\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12.\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x66irst_create_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x13\x43reateConfigRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\"?\n\x14\x43reateConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.Config\"/\n\x10GetConfigRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"<\n\x11GetConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.Config\";\n\x12ListConfigsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x13ListConfigsResponse\x12(\n\x07\x63onfigs\x18\x01 \x03(\x0b\x32\x17.imagegateway.v1.Config\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"_\n\x13UpdateConfigRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\x12\x0c\n\x04name\x18\x03 \x01(\t\"?\n\x14UpdateConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.Config\"!\n\x13\x44\x65leteConfigRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteConfigResponse\"G\n\x15ValidateConfigRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\"\x18\n\x16ValidateConfigResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dimagegateway/v1/configs.proto\x12\x0fimagegateway.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf2\x06\n\rRoutingConfig\x12+\n\x08strategy\x18\x01 \x01(\x0b\x32\x19.imagegateway.v1.Strategy\x12/\n\x07targets\x18\x02 \x03(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x05 \x01(\t\x12\x13\n\x0bvirtual_key\x18\x06 \x01(\t\x12\x30\n\x0foverride_params\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x13\n\x06weight\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0b\x63ustom_host\x18\t \x01(\t\x12-\n\x05retry\x18\n \x01(\x0b\x32\x1e.imagegateway.v1.RetrySettings\x12\x1c\n\x0frequest_timeout\x18\x0b \x01(\x03H\x01\x88\x01\x01\x12-\n\x05\x63\x61\x63he\x18\x0c \x01(\x0b\x32\x1e.imagegateway.v1.CacheSettings\x12\x17\n\x0f\x66orward_headers\x18\r \x03(\t\x12@\n\x0f\x63ircuit_breaker\x18\x0e \x01(\x0b\x32\'.imagegateway.v1.CircuitBreakerSettings\x12\x13\n\x06strict\x18\x0f \x01(\x08H\x02\x88\x01\x01\x12\x15\n\rresource_name\x18\x10 \x01(\t\x12\x15\n\rdeployment_id\x18\x11 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x12 \x01(\t\x12\x16\n\x0e\x61zure_ad_token\x18\x13 \x01(\t\x12\x1c\n\x0fmodel_successor\x18( \x01(\x08H\x03\x88\x01\x01\x12\x19\n\x11vertex_project_id\x18\x1e \x01(\t\x12\x15\n\rvertex_region\x18\x1f \x01(\t\x12#\n\x1bvertex_service_account_json\x18  \x01(\t\x12\x19\n\x11\x61ws_access_key_id\x18\x14 \x01(\t\x12\x1d\n\x15\x61ws_secret_access_key\x18\x15 \x01(\t\x12\x19\n\x11\x61ws_session_token\x18\x16 \x01(\t\x12\x12\n\naws_region\x18\x17 \x01(\tB\t\n\x07_weightB\x12\n\x10_request_timeoutB\t\n\x07_strictB\x12\n\x10_model_successor\"v\n\x16\x43ircuitBreakerSettings\x12\x1c\n\x14\x63onsecutive_failures\x18\x01 \x01(\x05\x12\x14\n\x0c\x66\x61ilure_rate\x18\x02 \x01(\x01\x12\x0e\n\x06window\x18\x03 \x01(\x05\x12\x18\n\x10\x63ooldown_seconds\x18\x04 \x01(\x01\"r\n\x08Strategy\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x17\n\x0fon_status_codes\x18\x02 \x03(\x05\x12.\n\nconditions\x18\x03 \x03(\x0b\x32\x1a.imagegateway.v1.Condition\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\"A\n\tCondition\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04then\x18\x02 \x01(\t\"z\n\rRetrySettings\x12\x10\n\x08\x61ttempts\x18\x01 \x01(\x05\x12\x17\n\x0fon_status_codes\x18\x02 \x03(\x05\x12#\n\x16use_retry_after_header\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x19\n\x17_use_retry_after_header\"\x8f\x01\n\rCacheSettings\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x14\n\x07max_age\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12+\n\x1einclude_seeded_and_multi_image\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\n\n\x08_max_ageB!\n\x1f_include_seeded_and_multi_image\"\xcb\x01\n\x06\x43onfig\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\x12.\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x66irst_create_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x13\x43reateConfigRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\"?\n\x14\x43reateConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.Config\"/\n\x10GetConfigRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"<\n\x11GetConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.Config\";\n\x12ListConfigsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"X\n\x13ListConfigsResponse\x12(\n\x07\x63onfigs\x18\x01 \x03(\x0b\x32\x17.imagegateway.v1.Config\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"_\n\x13UpdateConfigRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12.\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\x12\x0c\n\x04name\x18\x03 \x01(\t\"?\n\x14UpdateConfigResponse\x12\'\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x17.imagegateway.v1.Config\"!\n\x13\x44\x65leteConfigRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteConfigResponse\"G\n\x15ValidateConfigRequest\x12.\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1e.imagegateway.v1.RoutingConfig\"\x18\n\x16ValidateConfigResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,41 +34,41 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'imagegateway.v1.configs_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROUTINGCONFIG']._serialized_start=114
-  _globals['_ROUTINGCONFIG']._serialized_end=891
-  _globals['_CIRCUITBREAKERSETTINGS']._serialized_start=893
-  _globals['_CIRCUITBREAKERSETTINGS']._serialized_end=1011
-  _globals['_STRATEGY']._serialized_start=1013
-  _globals['_STRATEGY']._serialized_end=1127
-  _globals['_CONDITION']._serialized_start=1129
-  _globals['_CONDITION']._serialized_end=1194
-  _globals['_RETRYSETTINGS']._serialized_start=1196
-  _globals['_RETRYSETTINGS']._serialized_end=1318
-  _globals['_CACHESETTINGS']._serialized_start=1321
-  _globals['_CACHESETTINGS']._serialized_end=1464
-  _globals['_CONFIG']._serialized_start=1467
-  _globals['_CONFIG']._serialized_end=1670
-  _globals['_CREATECONFIGREQUEST']._serialized_start=1672
-  _globals['_CREATECONFIGREQUEST']._serialized_end=1755
-  _globals['_CREATECONFIGRESPONSE']._serialized_start=1757
-  _globals['_CREATECONFIGRESPONSE']._serialized_end=1820
-  _globals['_GETCONFIGREQUEST']._serialized_start=1822
-  _globals['_GETCONFIGREQUEST']._serialized_end=1869
-  _globals['_GETCONFIGRESPONSE']._serialized_start=1871
-  _globals['_GETCONFIGRESPONSE']._serialized_end=1931
-  _globals['_LISTCONFIGSREQUEST']._serialized_start=1933
-  _globals['_LISTCONFIGSREQUEST']._serialized_end=1992
-  _globals['_LISTCONFIGSRESPONSE']._serialized_start=1994
-  _globals['_LISTCONFIGSRESPONSE']._serialized_end=2082
-  _globals['_UPDATECONFIGREQUEST']._serialized_start=2084
-  _globals['_UPDATECONFIGREQUEST']._serialized_end=2179
-  _globals['_UPDATECONFIGRESPONSE']._serialized_start=2181
-  _globals['_UPDATECONFIGRESPONSE']._serialized_end=2244
-  _globals['_DELETECONFIGREQUEST']._serialized_start=2246
-  _globals['_DELETECONFIGREQUEST']._serialized_end=2279
-  _globals['_DELETECONFIGRESPONSE']._serialized_start=2281
-  _globals['_DELETECONFIGRESPONSE']._serialized_end=2303
-  _globals['_VALIDATECONFIGREQUEST']._serialized_start=2305
-  _globals['_VALIDATECONFIGREQUEST']._serialized_end=2376
-  _globals['_VALIDATECONFIGRESPONSE']._serialized_start=2378
-  _globals['_VALIDATECONFIGRESPONSE']._serialized_end=2402
+  _globals['_ROUTINGCONFIG']._serialized_end=996
+  _globals['_CIRCUITBREAKERSETTINGS']._serialized_start=998
+  _globals['_CIRCUITBREAKERSETTINGS']._serialized_end=1116
+  _globals['_STRATEGY']._serialized_start=1118
+  _globals['_STRATEGY']._serialized_end=1232
+  _globals['_CONDITION']._serialized_start=1234
+  _globals['_CONDITION']._serialized_end=1299
+  _globals['_RETRYSETTINGS']._serialized_start=1301
+  _globals['_RETRYSETTINGS']._serialized_end=1423
+  _globals['_CACHESETTINGS']._serialized_start=1426
+  _globals['_CACHESETTINGS']._serialized_end=1569
+  _globals['_CONFIG']._serialized_start=1572
+  _globals['_CONFIG']._serialized_end=1775
+  _globals['_CREATECONFIGREQUEST']._serialized_start=1777
+  _globals['_CREATECONFIGREQUEST']._serialized_end=1860
+  _globals['_CREATECONFIGRESPONSE']._serialized_start=1862
+  _globals['_CREATECONFIGRESPONSE']._serialized_end=1925
+  _globals['_GETCONFIGREQUEST']._serialized_start=1927
+  _globals['_GETCONFIGREQUEST']._serialized_end=1974
+  _globals['_GETCONFIGRESPONSE']._serialized_start=1976
+  _globals['_GETCONFIGRESPONSE']._serialized_end=2036
+  _globals['_LISTCONFIGSREQUEST']._serialized_start=2038
+  _globals['_LISTCONFIGSREQUEST']._serialized_end=2097
+  _globals['_LISTCONFIGSRESPONSE']._serialized_start=2099
+  _globals['_LISTCONFIGSRESPONSE']._serialized_end=2187
+  _globals['_UPDATECONFIGREQUEST']._serialized_start=2189
+  _globals['_UPDATECONFIGREQUEST']._serialized_end=2284
+  _globals['_UPDATECONFIGRESPONSE']._serialized_start=2286
+  _globals['_UPDATECONFIGRESPONSE']._serialized_end=2349
+  _globals['_DELETECONFIGREQUEST']._serialized_start=2351
+  _globals['_DELETECONFIGREQUEST']._serialized_end=2384
+  _globals['_DELETECONFIGRESPONSE']._serialized_start=2386
+  _globals['_DELETECONFIGRESPONSE']._serialized_end=2408
+  _globals['_VALIDATECONFIGREQUEST']._serialized_start=2410
+  _globals['_VALIDATECONFIGREQUEST']._serialized_end=2481
+  _globals['_VALIDATECONFIGRESPONSE']._serialized_start=2483
+  _globals['_VALIDATECONFIGRESPONSE']._serialized_end=2507
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,10 @@ class RoutingConfig(_message.Message):
     VERTEX_PROJECT_ID_FIELD_NUMBER: _builtins.int
     VERTEX_REGION_FIELD_NUMBER: _builtins.int
     VERTEX_SERVICE_ACCOUNT_JSON_FIELD_NUMBER: _builtins.int
+    AWS_ACCESS_KEY_ID_FIELD_NUMBER: _builtins.int
+    AWS_SECRET_ACCESS_KEY_FIELD_NUMBER: _builtins.int
+    AWS_SESSION_TOKEN_FIELD_NUMBER: _builtins.int
+    AWS_REGION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """A name for this target (used by conditional routing)."""
     provider: _builtins.str
@@ -85,6 +89,14 @@ class RoutingConfig(_message.Message):
     """Vertex AI: a service account key file's JSON text, exchanged for access tokens (stored encrypted;
     never returned). Portkey JSON may give it as an object.
     """
+    aws_access_key_id: _builtins.str
+    """Amazon Bedrock: the AWS access key id of a key pair signed with SigV4 (AKIA... or ASIA...)."""
+    aws_secret_access_key: _builtins.str
+    """Amazon Bedrock: the AWS secret access key of that pair (stored encrypted; never returned)."""
+    aws_session_token: _builtins.str
+    """Amazon Bedrock: the session token of temporary credentials (stored encrypted; never returned)."""
+    aws_region: _builtins.str
+    """Amazon Bedrock: the AWS region whose Bedrock Runtime is called ("us-east-1"); also with api_key."""
     @_builtins.property
     def strategy(self) -> Global___Strategy:
         """How targets are chosen."""
@@ -139,10 +151,14 @@ class RoutingConfig(_message.Message):
         vertex_project_id: _builtins.str = ...,
         vertex_region: _builtins.str = ...,
         vertex_service_account_json: _builtins.str = ...,
+        aws_access_key_id: _builtins.str = ...,
+        aws_secret_access_key: _builtins.str = ...,
+        aws_session_token: _builtins.str = ...,
+        aws_region: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "model_successor", b"model_successor", "override_params", b"override_params", "request_timeout", b"request_timeout", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "api_version", b"api_version", "azure_ad_token", b"azure_ad_token", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "deployment_id", b"deployment_id", "forward_headers", b"forward_headers", "model_successor", b"model_successor", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "resource_name", b"resource_name", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "vertex_project_id", b"vertex_project_id", "vertex_region", b"vertex_region", "vertex_service_account_json", b"vertex_service_account_json", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor", "_request_timeout", b"_request_timeout", "_strict", b"_strict", "_weight", b"_weight", "api_key", b"api_key", "api_version", b"api_version", "aws_access_key_id", b"aws_access_key_id", "aws_region", b"aws_region", "aws_secret_access_key", b"aws_secret_access_key", "aws_session_token", b"aws_session_token", "azure_ad_token", b"azure_ad_token", "cache", b"cache", "circuit_breaker", b"circuit_breaker", "custom_host", b"custom_host", "deployment_id", b"deployment_id", "forward_headers", b"forward_headers", "model_successor", b"model_successor", "name", b"name", "override_params", b"override_params", "provider", b"provider", "request_timeout", b"request_timeout", "resource_name", b"resource_name", "retry", b"retry", "strategy", b"strategy", "strict", b"strict", "targets", b"targets", "vertex_project_id", b"vertex_project_id", "vertex_region", b"vertex_region", "vertex_service_account_json", b"vertex_service_account_json", "virtual_key", b"virtual_key", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__model_successor: _TypeAlias = _typing.Literal["model_successor"]  # noqa: Y015
     _WhichOneofArgType__model_successor: _TypeAlias = _typing.Literal["_model_successor", b"_model_successor"]  # noqa: Y015

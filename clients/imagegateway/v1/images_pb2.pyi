@@ -230,12 +230,33 @@ class Routing(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ProviderCredentialEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     CONFIG_ID_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
     VIRTUAL_KEY_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     PROVIDER_API_KEY_FIELD_NUMBER: _builtins.int
     CUSTOM_HOST_FIELD_NUMBER: _builtins.int
+    PROVIDER_CREDENTIAL_FIELD_NUMBER: _builtins.int
     config_id: _builtins.str
     """A saved config id, optionally "id@version"."""
     virtual_key: _builtins.str
@@ -250,6 +271,14 @@ class Routing(_message.Message):
     def config(self) -> _configs_pb2.RoutingConfig:
         """A config sent with the request (Portkey's JSON vocabulary)."""
 
+    @_builtins.property
+    def provider_credential(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The other credential fields of a bare provider, by the names its credential uses (Bedrock's
+        "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_region"; Azure's
+        "resource_name", "deployment_id"; ...), checked as a saved credential is. Secret values are
+        never logged or returned. "api_key" may be given here instead of provider_api_key, not both.
+        """
+
     def __init__(
         self,
         *,
@@ -259,10 +288,11 @@ class Routing(_message.Message):
         provider: _builtins.str = ...,
         provider_api_key: _builtins.str = ...,
         custom_host: _builtins.str = ...,
+        provider_credential: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "config_id", b"config_id", "provider", b"provider", "source", b"source", "virtual_key", b"virtual_key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "config_id", b"config_id", "custom_host", b"custom_host", "provider", b"provider", "provider_api_key", b"provider_api_key", "source", b"source", "virtual_key", b"virtual_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "config_id", b"config_id", "custom_host", b"custom_host", "provider", b"provider", "provider_api_key", b"provider_api_key", "provider_credential", b"provider_credential", "source", b"source", "virtual_key", b"virtual_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["config_id", "config", "virtual_key", "provider"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015

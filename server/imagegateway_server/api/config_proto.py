@@ -91,6 +91,10 @@ def _config(message: configs_pb2.RoutingConfig, budget: _TargetBudget | None) ->
         vertex_project_id=message.vertex_project_id,
         vertex_region=message.vertex_region,
         vertex_service_account_json=message.vertex_service_account_json,
+        aws_access_key_id=message.aws_access_key_id,
+        aws_secret_access_key=message.aws_secret_access_key,
+        aws_session_token=message.aws_session_token,
+        aws_region=message.aws_region,
     )
 
 
@@ -169,6 +173,10 @@ def config_to_proto(config: RoutingConfig) -> configs_pb2.RoutingConfig:
         vertex_project_id=config.vertex_project_id,
         vertex_region=config.vertex_region,
         vertex_service_account_json=config.vertex_service_account_json,
+        aws_access_key_id=config.aws_access_key_id,
+        aws_secret_access_key=config.aws_secret_access_key,
+        aws_session_token=config.aws_session_token,
+        aws_region=config.aws_region,
     )
     if config.strategy is not None:
         strategy = config.strategy

@@ -85,14 +85,33 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
 def routing_spec(routing: images_pb2.Routing, *, max_targets: int | None = None) -> RoutingSpec:
     """Where the request goes; an inline config becomes the model (``max_targets``: see config_from_proto)."""
     source = routing.WhichOneof("source")
+    fields, params = provider_credential(routing)
+    if routing.provider_credential and source != "provider":
+        raise InvalidArgument("is only used with a bare provider (routing.provider)", param="provider_credential")
     return RoutingSpec(
         config_id=routing.config_id if source == "config_id" else None,
         config=inline_config(routing.config, max_targets=max_targets) if source == "config" else None,
         virtual_key=routing.virtual_key if source == "virtual_key" else None,
         provider=routing.provider if source == "provider" else None,
-        provider_credential={API_KEY: routing.provider_api_key} if routing.provider_api_key else {},
+        provider_credential=fields,
         custom_host=routing.custom_host or None,
+        credential_params=params,
     )
+
+
+def provider_credential(routing: images_pb2.Routing) -> tuple[dict[str, str], dict[str, str]]:
+    """A bare provider's credential fields (``provider_credential`` and ``provider_api_key``), and
+    the field each came in, for errors: ``provider_api_key`` or ``provider_credential.<name>``."""
+    fields = dict(routing.provider_credential)
+    if routing.provider_api_key:
+        if fields.get(API_KEY):
+            raise InvalidArgument(
+                "is given twice: send the key as provider_api_key or as provider_credential.api_key, not both",
+                param="provider_credential.api_key",
+            )
+        fields[API_KEY] = routing.provider_api_key
+    key_param = "provider_credential.api_key" if API_KEY in routing.provider_credential else "provider_api_key"
+    return fields, {API_KEY: key_param}
 
 
 def fill_image_metadata(message: images_pb2.Image, image: GeneratedImage, index: int) -> None:

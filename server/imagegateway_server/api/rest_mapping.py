@@ -88,6 +88,13 @@ def refuse_lone_surrogates(value: Any, *, param: str) -> None:
             refuse_lone_surrogates(item, param=param)
 
 
+# Where a bare provider's credential fields arrive on REST, to name in an error about one: Portkey's
+# header for each field that has one, and Authorization for the API key.
+_CREDENTIAL_PARAMS: Mapping[str, str] = MappingProxyType(
+    {**{field: header for header, field in CREDENTIAL_HEADERS.items()}, API_KEY: "authorization"}
+)
+
+
 def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
     """Portkey's routing headers: config (id or inline JSON) > virtual key > provider."""
     config = headers.get("x-portkey-config", "").strip()
@@ -107,14 +114,25 @@ def routing_spec(headers: Mapping[str, str]) -> RoutingSpec:
             token = None  # that is our own key, never a provider's
         # A token header stands in for the key: the Authorization is then only the OpenAI SDK's.
         if KEYLESS_CREDENTIAL_FIELDS & fields.keys():
-            return RoutingSpec(provider=provider, provider_credential=fields, custom_host=custom_host)
+            return RoutingSpec(
+                provider=provider,
+                provider_credential=fields,
+                custom_host=custom_host,
+                credential_params=_CREDENTIAL_PARAMS,
+            )
         if not token:
             raise InvalidArgument(
-                "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer",
+                "with x-portkey-provider and no virtual key, send the provider's API key as Authorization: Bearer "
+                "(or, for a provider with a typed credential, its x-portkey-* credential headers)",
                 param="authorization",
                 code="missing_required_parameter",
             )
-        return RoutingSpec(provider=provider, provider_credential={API_KEY: token, **fields}, custom_host=custom_host)
+        return RoutingSpec(
+            provider=provider,
+            provider_credential={API_KEY: token, **fields},
+            custom_host=custom_host,
+            credential_params=_CREDENTIAL_PARAMS,
+        )
     raise InvalidArgument(
         "send x-portkey-config, x-portkey-virtual-key or x-portkey-provider to route the request",
         param="x-portkey-config",

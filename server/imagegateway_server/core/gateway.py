@@ -14,6 +14,7 @@ from imagegateway_server.core.accounting import RequestAccounting
 from imagegateway_server.core.limits import Limiter, Ticket
 from imagegateway_server.core.pricing import PriceTable
 from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome, RoutingSpec
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import (
     AllTargetsFailed,
     CallerCancelled,
@@ -90,9 +91,15 @@ class Gateway:
         if routing.provider:
             provider = canonical_provider(routing.provider)
             if not any(routing.provider_credential.values()):
-                raise InvalidArgument("a bare provider needs the provider's API key", param="provider_api_key")
+                raise InvalidArgument(
+                    "a bare provider needs the provider's API key or credential",
+                    param=routing.credential_params.get(API_KEY, "provider_api_key"),
+                )
             credential = credential_schema(provider).parse(
-                routing.provider_credential, provider=provider, param_prefix="provider_api_key"
+                routing.provider_credential,
+                provider=provider,
+                param_prefix="provider_credential",
+                param_names=routing.credential_params,
             )
             return direct_leaf(provider, credential=credential, custom_host=custom_host), "", 0
         raise InvalidArgument("name a config, a virtual key or a provider to route the request", param="routing")

@@ -22,7 +22,11 @@ class RoutingSpec:
     """Where the caller asked to go: a saved config, an inline config, a virtual key or a provider.
 
     ``provider_credential`` is the credential fields (by name) sent for a bare ``provider``: REST's
-    ``Authorization: Bearer`` and gRPC's ``provider_api_key`` both fill ``api_key``.
+    ``Authorization: Bearer`` and gRPC's ``provider_api_key`` both fill ``api_key``; Portkey's
+    ``x-portkey-aws-*`` headers and gRPC's ``provider_credential`` map the others.
+    ``credential_params`` names, per field, where the caller sent it (``x-portkey-aws-region``,
+    ``provider_api_key``), so an error about a field names what the caller wrote; a field not
+    listed is ``provider_credential.<field>``.
     """
 
     config_id: str | None = None
@@ -31,6 +35,7 @@ class RoutingSpec:
     provider: str | None = None
     provider_credential: Mapping[str, str] = dataclasses.field(default_factory=dict)
     custom_host: str | None = None
+    credential_params: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (

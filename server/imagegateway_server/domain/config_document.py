@@ -70,6 +70,10 @@ def config_document(config: RoutingConfig) -> dict[str, Any]:
         "vertex_project_id",
         "vertex_region",
         "vertex_service_account_json",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_region",
     ):
         _put_text(out, name, getattr(config, name))
     return out
@@ -261,6 +265,10 @@ def _read_config(reader: _Reader) -> RoutingConfig:
         vertex_project_id=reader.text("vertex_project_id"),
         vertex_region=reader.text("vertex_region"),
         vertex_service_account_json=reader.text("vertex_service_account_json"),
+        aws_access_key_id=reader.text("aws_access_key_id"),
+        aws_secret_access_key=reader.text("aws_secret_access_key"),
+        aws_session_token=reader.text("aws_session_token"),
+        aws_region=reader.text("aws_region"),
     )
 
 

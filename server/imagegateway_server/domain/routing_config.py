@@ -32,9 +32,15 @@ CREDENTIAL_FIELDS = (
     "vertex_project_id",
     "vertex_region",
     "vertex_service_account_json",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region",
 )
 # Those of them that are secrets whatever the provider: sealed at rest, never returned.
-SECRET_CREDENTIAL_FIELDS = frozenset({API_KEY, "azure_ad_token", "vertex_service_account_json"})
+SECRET_CREDENTIAL_FIELDS = frozenset(
+    {API_KEY, "azure_ad_token", "vertex_service_account_json", "aws_secret_access_key", "aws_session_token"}
+)
 
 # A value of a ``google.protobuf.Struct``, frozen: objects are read-only mappings, lists are tuples.
 JsonValue: TypeAlias = "bool | int | float | str | tuple[JsonValue, ...] | Mapping[str, JsonValue] | None"
@@ -149,6 +155,11 @@ class RoutingConfig:
     vertex_project_id: str = ""
     vertex_region: str = ""
     vertex_service_account_json: str = dataclasses.field(default="", repr=False)
+    # Amazon Bedrock's credential fields; the secret key and the session token are secrets.
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = dataclasses.field(default="", repr=False)
+    aws_session_token: str = dataclasses.field(default="", repr=False)
+    aws_region: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "override_params", _frozen_object(self.override_params))

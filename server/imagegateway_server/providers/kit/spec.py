@@ -50,10 +50,13 @@ class CredentialSchema:
 
     ``exactly_one_of`` lists groups of field names of which a credential must set exactly one (an
     API key or a token, say); the fields of a group are declared not required on their own.
+    ``requires`` lists, for a field, the fields that must be set whenever it is (an AWS secret key
+    needs its access key id).
     """
 
     fields: tuple[CredentialField, ...]
     exactly_one_of: tuple[tuple[str, ...], ...] = ()
+    requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         names = [field.name for field in self.fields]
@@ -65,6 +68,9 @@ class CredentialSchema:
         for group in self.exactly_one_of:
             if len(group) < 2 or not set(group) <= set(names) or set(group) & required:
                 raise ValueError(f"an exactly-one-of group needs two or more declared, optional fields, got {group}")
+        for name, needed in self.requires:
+            if not {name, *needed} <= set(names) or not needed:
+                raise ValueError(f"a requirement names undeclared fields or none: {name} requires {needed}")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -74,24 +80,37 @@ class CredentialSchema:
     def secret_names(self) -> frozenset[str]:
         return frozenset(field.name for field in self.fields if field.secret)
 
-    def parse(self, raw: Mapping[str, str], *, provider: str, param_prefix: str = "") -> Credential:
+    def parse(
+        self,
+        raw: Mapping[str, str],
+        *,
+        provider: str,
+        param_prefix: str = "",
+        param_names: Mapping[str, str] | None = None,
+    ) -> Credential:
         """The ``provider`` credential made of ``raw`` fields; empty values count as unset.
 
-        Raises InvalidArgument naming the field path (``param_prefix.name``) for an unknown field, a
-        missing required one, or an exactly-one-of group with none or several set. Messages name
-        fields, never their values.
+        Raises InvalidArgument naming the field path (``param_prefix.name``, or ``param_names[name]``
+        where the caller sent the field under another name, a header) for an unknown field, a
+        missing required one, an exactly-one-of group with none or several set, or a field set
+        without one it requires. Messages name fields, never their values.
         """
+        names = param_names or {}
+
+        def _path(name: str) -> str:
+            return names.get(name) or _join(param_prefix, name)
+
         known = set(self.names)
         for name in sorted(raw):
             if name not in known:
                 raise InvalidArgument(
                     f"is not a credential field of {provider}; expected one of {', '.join(self.names)}",
-                    param=_path(param_prefix, name),
+                    param=_path(name),
                 )
         present = {name: value for name, value in raw.items() if value}
         for field in self.fields:
             if field.required and field.name not in present:
-                raise InvalidArgument(f"is required for {provider}", param=_path(param_prefix, field.name))
+                raise InvalidArgument(f"is required for {provider}", param=_path(field.name))
         for group in self.exactly_one_of:
             chosen = [name for name in group if name in present]
             if len(chosen) != 1:
@@ -100,20 +119,24 @@ class CredentialSchema:
                 )
                 raise InvalidArgument(
                     f"exactly one of {', '.join(group)} is required for {provider}; {how}",
-                    param=_path(param_prefix, named),
+                    param=_path(named),
                 )
+        for name, needed in self.requires:
+            missing = [other for other in needed if name in present and other not in present]
+            if missing:
+                raise InvalidArgument(f"is required for {provider} when {name} is set", param=_path(missing[0]))
         for field in self.fields:
             value = present.get(field.name)
             if value is not None and field.shape is not None and not field.shape.fullmatch(value):
                 # Named, never echoed: a secret field's value must not reach a message.
                 raise InvalidArgument(
-                    f"must be {field.shape_hint or 'well formed'} for {provider}", param=_path(param_prefix, field.name)
+                    f"must be {field.shape_hint or 'well formed'} for {provider}", param=_path(field.name)
                 )
             problem = field.check(value) if value is not None and field.check is not None else None
             if problem is not None:
                 member, what = problem
-                where = _path(param_prefix, field.name)
-                raise InvalidArgument(f"{what} for {provider}", param=_path(where, member) if member else where)
+                where = _path(field.name)
+                raise InvalidArgument(f"{what} for {provider}", param=_join(where, member) if member else where)
         return Credential.of(provider, present, self.secret_names)
 
 
@@ -122,7 +145,7 @@ class CredentialSchema:
 API_KEY_SCHEMA = CredentialSchema((CredentialField(API_KEY, secret=True, required=True),))
 
 
-def _path(prefix: str, name: str) -> str:
+def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 

@@ -144,17 +144,19 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         form: Sequence[tuple[str, str]] | None = None,
-        raw_body: bytes | None = None,
+        content: bytes | None = None,
+        url_encoded: bool = False,
     ) -> UpstreamResponse:
         """Sends one request and reads its (decoded) body under ``max_body_bytes``.
 
         ``json_body`` is sent as application/json, ``form`` (name, value pairs) as
-        multipart/form-data, ``raw_body`` as given (with the Content-Type ``headers`` name). A body
-        over the cap is an UPSTREAM_BUG (502); aiohttp exceptions propagate for ``upstream_errors``
-        to classify.
+        multipart/form-data, ``content`` as these exact bytes (a signed body; the caller's headers say
+        its type). ``url_encoded`` sends ``url`` exactly as written, its percent-escapes kept (a signed
+        path: yarl would otherwise turn ``%3A`` back into ``:``). A body over the cap is an UPSTREAM_BUG
+        (502); aiohttp exceptions propagate for ``upstream_errors`` to classify.
         """
         try:
-            target = URL(url)
+            target = URL(url, encoded=url_encoded)
         except ValueError as exc:
             raise aiohttp.InvalidUrlClientError(url) from exc
         if target.scheme not in _SCHEMES:
@@ -173,8 +175,8 @@ class UpstreamClient:
             for name, value in form:
                 data.add_field(name, value)
             outgoing.popall("Content-Type", None)  # the form writes its own, with the boundary
-        elif raw_body is not None:
-            data = raw_body
+        elif content is not None:
+            data = content
         async with session.request(
             method,
             target,

@@ -277,7 +277,7 @@ class AccessTokens:
             provider=PROVIDER,
             attempt_seconds=attempt_seconds,
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            raw_body=urlencode({"grant_type": JWT_GRANT_TYPE, "assertion": assertion}).encode("ascii"),
+            content=urlencode({"grant_type": JWT_GRANT_TYPE, "assertion": assertion}).encode("ascii"),
         )
         payload = json_object(response.body)
         if response.status_code != 200:
