@@ -1,8 +1,10 @@
-"""make demo: the cookbook's Stability -> DALL-E 3 fallback end to end, with no keys and no network.
+"""make demo: the cookbook's Stability -> DALL-E 3 fallback end to end, with no keys and no network;
+then a chain across the clouds, Azure DALL-E 3 -> Vertex AI Imagen -> Bedrock Nova Canvas.
 
-Starts the local provider emulators and a gateway on free loopback ports, stores two virtual keys,
-saves the cookbook's config, makes Stability fail, and shows that DALL-E 3 answered and that the
-request log recorded the fallback.
+Starts the local provider emulators and a gateway on free loopback ports, stores virtual keys (typed
+credentials for the clouds: an Azure resource and deployment, a Vertex project and region, an AWS key
+pair checked by SigV4), saves the configs, makes the first targets fail, and shows who answered and
+what the request log recorded.
 """
 
 from __future__ import annotations
@@ -21,9 +23,26 @@ from portkey_ai import createHeaders  # noqa: E402
 
 from imagegateway import ImageGatewayClient  # noqa: E402
 from imagegateway_server.cli import main as imagegw  # noqa: E402
-from tests.emulators import Fault, OpenAIEmulator, StabilityEmulator  # noqa: E402
+from tests.emulators import (  # noqa: E402
+    AzureOpenAIEmulator,
+    BedrockEmulator,
+    Fault,
+    OpenAIEmulator,
+    StabilityEmulator,
+    VertexEmulator,
+)
 from tests.harness import running_gateway  # noqa: E402
 
+DEMO_AWS_KEY_ID, DEMO_AWS_SECRET = "AKIAIMAGEGWDEMO00001", "demo/aws+secret-0123456789abcdef"
+DEMO_VERTEX_TOKEN = "ya29.demo-vertex-access-token"
+CLOUD_CONFIG = {
+    "strategy": {"mode": "fallback"},
+    "targets": [
+        {"virtual_key": "azure-dalle3", "override_params": {"model": "dall-e-3"}},
+        {"virtual_key": "vertex-imagen", "override_params": {"model": "imagen-4.0-fast-generate-001"}},
+        {"virtual_key": "bedrock-nova", "override_params": {"model": "amazon.nova-canvas-v1:0"}},
+    ],
+}
 COOKBOOK_CONFIG = {
     "strategy": {"mode": "fallback"},
     "targets": [
@@ -42,6 +61,11 @@ def main() -> int:
         StabilityEmulator.running_in_thread(api_key="sk-demo-stability") as stability,
         OpenAIEmulator.running_in_thread(api_key="sk-demo-openai") as openai_emulator,
         tempfile.TemporaryDirectory() as data_dir,
+        AzureOpenAIEmulator.running_in_thread(api_key="demo-azure-key") as azure,
+        VertexEmulator.running_in_thread(static_tokens=(DEMO_VERTEX_TOKEN,), project="imagegw-demo") as vertex,
+        BedrockEmulator.running_in_thread(
+            access_key_id=DEMO_AWS_KEY_ID, secret_access_key=DEMO_AWS_SECRET, region="us-east-1"
+        ) as bedrock,
         running_gateway(Path(data_dir), log_level="warning") as gateway,
         ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin,
     ):
@@ -104,6 +128,49 @@ def main() -> int:
         imagegw(["logs", "list", *common, "--limit", "5"])
         trace_id = raw.headers["x-portkey-trace-id"]
         (entry,) = admin.list_logs(trace_id=trace_id).logs
+        imagegw(["logs", "get", *common, entry.id])
+
+        step("7. across the clouds: Azure DALL-E 3 -> Vertex AI Imagen -> Bedrock Nova Canvas")
+        admin.create_virtual_key(
+            "azure-dalle3",
+            "azure-openai",
+            base_url=azure.base_url,
+            credential_fields={"api_key": "demo-azure-key", "resource_name": "demo", "deployment_id": "dalle3"},
+        )
+        admin.create_virtual_key(
+            "vertex-imagen",
+            "vertex-ai",
+            base_url=vertex.origin,
+            credential_fields={
+                "api_key": DEMO_VERTEX_TOKEN,
+                "vertex_project_id": "imagegw-demo",
+                "vertex_region": "us-central1",
+            },
+        )
+        admin.create_virtual_key(
+            "bedrock-nova",
+            "bedrock",
+            base_url=bedrock.origin,
+            credential_fields={
+                "aws_access_key_id": DEMO_AWS_KEY_ID,
+                "aws_secret_access_key": DEMO_AWS_SECRET,
+                "aws_region": "us-east-1",
+            },
+        )
+        clouds = admin.create_config("azure-vertex-bedrock", CLOUD_CONFIG)
+        print("   Azure's content filter refuses the prompt; Vertex answers 429 RESOURCE_EXHAUSTED")
+        azure.inject(Fault.content_filter())
+        vertex.inject(Fault.rate_limited())
+        client = OpenAI(
+            api_key="REDUNDANT",
+            base_url=gateway.rest_base_url,
+            default_headers=createHeaders(api_key=gateway.admin_key, config=clouds.id),
+        )
+        raw = client.images.with_raw_response.generate(prompt="a lighthouse at dusk", size="1024x1024")
+        for header in ("x-portkey-provider", "x-portkey-last-used-option-index", "x-imagegw-cost-usd"):
+            print(f"   {header}: {raw.headers[header]}")
+        time.sleep(0.5)
+        (entry,) = admin.list_logs(trace_id=raw.headers["x-portkey-trace-id"]).logs
         imagegw(["logs", "get", *common, entry.id])
     return 0
 
