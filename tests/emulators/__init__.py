@@ -14,7 +14,9 @@ Other processes use the `/_emulator/*` HTTP control API (see `control`) and
 `python -m tests.emulators {openai|stability} --port N [--api-key K]`.
 """
 
+from .async_jobs import JobFault
 from .azure_openai import AzureOpenAIEmulator
+from .bfl import BFLEmulator
 from .emulator import AnswerMode, Emulator
 from .faults import Fault
 from .forms import FormFile
@@ -25,9 +27,11 @@ from .stability import StabilityEmulator
 __all__ = [
     "AnswerMode",
     "AzureOpenAIEmulator",
+    "BFLEmulator",
     "Emulator",
     "Fault",
     "FormFile",
+    "JobFault",
     "OpenAIEmulator",
     "RecordedRequest",
     "StabilityEmulator",

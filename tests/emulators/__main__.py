@@ -3,6 +3,7 @@
 python -m tests.emulators openai --port 9101 [--api-key K]
 python -m tests.emulators stability --port 9102 [--api-key K]
 python -m tests.emulators azure-openai --port 9103 [--api-key K]   (deployments dalle3, gpt-image)
+python -m tests.emulators black-forest-labs --port 9104 [--api-key K]  (results on a second, printed port)
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import logging
 import signal
 
 from .azure_openai import AzureOpenAIEmulator
+from .bfl import BFLEmulator
 from .emulator import Emulator
 from .openai_images import OpenAIEmulator
 from .stability import StabilityEmulator
 
 _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
+    "black-forest-labs": BFLEmulator,
     "openai": OpenAIEmulator,
     "stability": StabilityEmulator,
 }

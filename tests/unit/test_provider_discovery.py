@@ -28,18 +28,30 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 
 SPELLINGS = {
     "azure-openai": {"azure-openai"},
+    "black-forest-labs": {"black-forest-labs", "bfl", "blackforestlabs", "black_forest_labs"},
     "openai": {"openai", "open-ai", "open_ai"},
     "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
 }
 HOSTS = {
     "azure-openai": {"*.openai.azure.com"},
+    "black-forest-labs": {
+        "api.bfl.ai",
+        "api.eu.bfl.ai",
+        "api.us.bfl.ai",
+        "api.eu1.bfl.ai",
+        "api.eu2.bfl.ai",
+        "api.eu4.bfl.ai",
+        "api.us1.bfl.ai",
+        "api.us2.bfl.ai",
+        "api.bfl.ml",
+    },
     "openai": {"api.openai.com"},
     "stability-ai": {"api.stability.ai"},
 }
 
 
 def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders() -> None:
-    assert list(PROVIDER_SPECS) == ["azure-openai", "openai", "stability-ai"]
+    assert list(PROVIDER_SPECS) == ["azure-openai", "black-forest-labs", "openai", "stability-ai"]
     assert frozenset(PROVIDER_SPECS) == IMAGE_PROVIDERS
     for name, spec in PROVIDER_SPECS.items():
         assert spec.name == name
@@ -64,7 +76,7 @@ def test_azure_openai_declares_a_key_or_a_token_and_its_resource_deployment_and_
 
 
 def test_the_host_policy_allows_the_providers_declared_hosts_over_https() -> None:
-    assert public_provider_hosts() == {"*.openai.azure.com", "api.openai.com", "api.stability.ai"}
+    assert public_provider_hosts() == set().union(*HOSTS.values())
     policy = UpstreamHostPolicy()
     assert policy.provider_hosts == public_provider_hosts()
     for host in ("api.openai.com", "api.stability.ai", "my-resource.openai.azure.com"):
@@ -100,7 +112,7 @@ def test_a_spec_refuses_a_wildcard_other_than_a_whole_first_label(host: str) -> 
 def test_the_built_in_price_table_is_assembled_from_the_provider_folders() -> None:
     document = built_in_price_document()
     assert document["version"] == load_price_table().version
-    assert list(document["providers"]) == ["azure-openai", "openai", "stability-ai"]
+    assert list(document["providers"]) == ["azure-openai", "black-forest-labs", "openai", "stability-ai"]
     for name, spec in PROVIDER_SPECS.items():
         assert spec.prices_file is not None and spec.prices_file.name == "prices.json"
         assert document["providers"][name] == spec.read_prices()

@@ -34,6 +34,8 @@ from imagegateway_server.providers.stability.adapter import StabilityAdapter
         ("STABILITY-AI", "stability-ai"),
         ("azure-openai", "azure-openai"),
         ("Azure-OpenAI", "azure-openai"),
+        ("bfl", "black-forest-labs"),
+        ("Black-Forest-Labs", "black-forest-labs"),
     ],
 )
 def test_portkey_spellings_are_canonicalised(spelling: str, canonical: str) -> None:
@@ -49,7 +51,7 @@ def test_unknown_provider_is_an_invalid_argument_naming_provider(spelling: str) 
 
 
 def test_image_providers_are_the_canonical_names() -> None:
-    assert frozenset({"azure-openai", "openai", "stability-ai"}) == IMAGE_PROVIDERS
+    assert frozenset({"azure-openai", "black-forest-labs", "openai", "stability-ai"}) == IMAGE_PROVIDERS
 
 
 class _Fake:

@@ -338,6 +338,8 @@ class Attempt(_message.Message):
     RETRY_INDEX_FIELD_NUMBER: _builtins.int
     CIRCUIT_OPEN_FIELD_NUMBER: _builtins.int
     TRANSLATIONS_FIELD_NUMBER: _builtins.int
+    POLL_COUNT_FIELD_NUMBER: _builtins.int
+    POLL_WAIT_MS_FIELD_NUMBER: _builtins.int
     target: _builtins.str
     """The target path in Portkey's form, for example "config.targets[1]"."""
     provider: _builtins.str
@@ -356,6 +358,10 @@ class Attempt(_message.Message):
     """0 for the first try on a target, 1.. for retries."""
     circuit_open: _builtins.bool
     """True when the target was skipped without a call because its circuit breaker was open."""
+    poll_count: _builtins.int
+    """Asynchronous providers (submit, then poll): the status polls this attempt made (0 otherwise)."""
+    poll_wait_ms: _builtins.int
+    """Asynchronous providers: time from the job's acceptance to its end, in milliseconds."""
     @_builtins.property
     def translations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parameters the gateway translated for this target, e.g. "size=1792x1024->1344x768"."""
@@ -373,10 +379,12 @@ class Attempt(_message.Message):
         retry_index: _builtins.int = ...,
         circuit_open: _builtins.bool = ...,
         translations: _abc.Iterable[_builtins.str] | None = ...,
+        poll_count: _builtins.int = ...,
+        poll_wait_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target", "translations", b"translations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "poll_count", b"poll_count", "poll_wait_ms", b"poll_wait_ms", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -65,6 +65,10 @@ class AttemptRecord:
     # The call's time in seconds, unrounded, for the latency histogram (``latency_ms`` is whole
     # milliseconds, as logged; sub-millisecond calls would all observe 0 or 1 ms).
     seconds: float = 0.0
+    # Asynchronous providers (submit, then poll): the polls the attempt made and the seconds from
+    # the job's acceptance to its end (``domain/job_progress.py``); 0 for a synchronous call.
+    poll_count: int = 0
+    poll_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -23,6 +23,7 @@ from imagegateway_server.domain.errors import (
     GatewayError,
     ProviderError,
 )
+from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, RoutedResult
 from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
@@ -76,11 +77,12 @@ class AttemptTrail:
 
     def __init__(self) -> None:
         self.finished: list[AttemptRecord] = []
-        # The call under way (its record without an outcome) and when it started (time.monotonic()).
-        self._in_flight: tuple[AttemptRecord, float] | None = None
+        # The call under way (its record without an outcome), when it started (time.monotonic())
+        # and its jobs' progress (polls so far).
+        self._in_flight: tuple[AttemptRecord, float, JobProgress | None] | None = None
 
-    def begin(self, call: AttemptRecord, started: float) -> None:
-        self._in_flight = (call, started)
+    def begin(self, call: AttemptRecord, started: float, progress: JobProgress | None = None) -> None:
+        self._in_flight = (call, started, progress)
 
     def add(self, attempt: AttemptRecord) -> None:
         """A finished attempt; it ends the call in flight, whose outcome it is."""
@@ -91,7 +93,7 @@ class AttemptTrail:
         """The finished attempts, then the call in flight (if any) recorded as ended now by ``reason``."""
         if self._in_flight is None:
             return tuple(self.finished)
-        call, started = self._in_flight
+        call, started, progress = self._in_flight
         elapsed = time.monotonic() - started
         cancelled = dataclasses.replace(
             call,
@@ -101,6 +103,8 @@ class AttemptTrail:
             error=reason.message,
             cancelled=True,
             seconds=elapsed,
+            poll_count=progress.polls if progress is not None else 0,
+            poll_seconds=progress.wait_seconds() if progress is not None else 0.0,
         )
         return (*self.finished, cancelled)
 
@@ -324,6 +328,7 @@ class Router:
         # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
         # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
         cut_by_deadline = remaining is not None and remaining <= per_attempt
+        progress = JobProgress()  # an asynchronous provider reports its polls here
         target = UpstreamTarget(
             credential=creds.credential,
             base_url=creds.base_url,
@@ -331,9 +336,10 @@ class Router:
             headers=headers,
             trace_id=run.ctx.trace_id,
             strict=leaf.strict or request.strict,
+            progress=progress,
         )
         started = time.monotonic()
-        run.trail.begin(attempt_record(leaf, creds.provider, model, index), started)
+        run.trail.begin(attempt_record(leaf, creds.provider, model, index), started, progress)
         try:
             try:
                 async with asyncio.timeout(timeout):
@@ -358,6 +364,7 @@ class Router:
                         index,
                         started=started,
                         error=DeadlineExceeded("the request deadline expired"),
+                        progress=progress,
                     )
                 )
                 raise DeadlineExceeded("the request deadline expired before a target answered") from None
@@ -390,6 +397,7 @@ class Router:
                     started=started,
                     status_code=200,
                     translations=result.translations,
+                    progress=progress,
                 )
             )
             return RoutedResult(
@@ -401,7 +409,9 @@ class Router:
                 fallback_used=leaf is not run.first_leaf,
             )
         self._settle(permit, outcome_of(error.kind))
-        run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started, error=error))
+        run.trail.add(
+            attempt_record(leaf, creds.provider, model, index, started=started, error=error, progress=progress)
+        )
         return error
 
     async def _admit(self, candidate: _Candidate, run: _Run, index: int) -> Permit | None:
@@ -443,10 +453,12 @@ def attempt_record(
     error: ProviderError | GatewayError | None = None,
     circuit_open: bool = False,
     translations: tuple[str, ...] = (),
+    progress: JobProgress | None = None,
 ) -> AttemptRecord:
     """The one way an attempt is recorded: on ``leaf`` (its ``retry_index``-th try), timed from
     ``started`` (``time.monotonic()``; None: no call was made, or it is still in flight), with its
-    ``error`` or, for a success, ``status_code`` 200. An attempt without either is the call in flight."""
+    ``error`` or, for a success, ``status_code`` 200. An attempt without either is the call in flight.
+    ``progress`` carries an asynchronous provider's polls into the record."""
     elapsed = 0.0 if started is None else time.monotonic() - started
     return AttemptRecord(
         target=leaf.path,
@@ -461,4 +473,6 @@ def attempt_record(
         translations=translations,
         virtual_key=leaf.virtual_key or "",
         seconds=elapsed,
+        poll_count=progress.polls if progress is not None else 0,
+        poll_seconds=progress.wait_seconds() if progress is not None else 0.0,
     )

@@ -37,6 +37,7 @@ DNS_CACHE_SECONDS = 10
 _SCHEMES = frozenset({"http", "https"})
 
 UrlCheck = Callable[[URL], None]
+UrlPredicate = Callable[[URL], bool]
 
 
 class UpstreamRefused(aiohttp.ClientConnectionError):
@@ -74,8 +75,10 @@ class UpstreamClient:
     """One adapter's pooled HTTP client; ``url_check`` and ``resolver`` are the SSRF guard's hooks.
 
     ``url_check`` sees every request's URL before anything is sent (IP literals never reach a
-    resolver); ``resolver`` resolves each new connection's host. ``ssl_context`` replaces the
-    default certificate verification (tests pass one trusting their own CA).
+    resolver); ``resolver`` resolves each new connection's host. ``allow_listed`` says whether a
+    URL's host is on the operator's upstream allow list (asynchronous providers accept job URLs
+    there besides their own hosts; without it, none is). ``ssl_context`` replaces the default
+    certificate verification (tests pass one trusting their own CA).
     """
 
     def __init__(
@@ -85,13 +88,19 @@ class UpstreamClient:
         resolver: AbstractResolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = MAX_CONNECTIONS,
+        allow_listed: UrlPredicate | None = None,
     ) -> None:
         self._url_check = url_check
+        self._allow_listed = allow_listed
         self._resolver = resolver
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+
+    def is_allow_listed(self, url: URL) -> bool:
+        """Whether ``url``'s host (and port) is on the operator's upstream allow list."""
+        return self._allow_listed is not None and self._allow_listed(url)
 
     def _start(self) -> aiohttp.ClientSession:
         if self._closed:
