@@ -1,4 +1,4 @@
-"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI) over real HTTP, with fault injection.
+"""Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI, Black Forest Labs, fal) over real HTTP.
 
     emu = OpenAIEmulator(api_key="sk-test-openai")     # None accepts any (or no) key
     await emu.start()                                   # 127.0.0.1, free port unless port=...
@@ -10,6 +10,9 @@
 
     with StabilityEmulator.running_in_thread(api_key="sk-test") as emu: ...
 
+The asynchronous ones (BFLEmulator, FalEmulator) also take job faults (`fail_next_jobs(JobFault...)`),
+poll faults (`inject_on_polls`) and serve results from `emu.delivery`, a second port.
+
 Other processes use the `/_emulator/*` HTTP control API (see `control`) and
 `python -m tests.emulators {openai|stability} --port N [--api-key K]`.
 """
@@ -18,6 +21,7 @@ from .async_jobs import JobFault
 from .azure_openai import AzureOpenAIEmulator
 from .bfl import BFLEmulator
 from .emulator import AnswerMode, Emulator
+from .fal import FalEmulator
 from .faults import Fault
 from .forms import FormFile
 from .openai_images import OpenAIEmulator
@@ -29,6 +33,7 @@ __all__ = [
     "AzureOpenAIEmulator",
     "BFLEmulator",
     "Emulator",
+    "FalEmulator",
     "Fault",
     "FormFile",
     "JobFault",

@@ -3,7 +3,8 @@
 python -m tests.emulators openai --port 9101 [--api-key K]
 python -m tests.emulators stability --port 9102 [--api-key K]
 python -m tests.emulators azure-openai --port 9103 [--api-key K]   (deployments dalle3, gpt-image)
-python -m tests.emulators black-forest-labs --port 9104 [--api-key K]  (results on a second, printed port)
+python -m tests.emulators black-forest-labs --port 9104 [--api-key K]  (results on a second port)
+python -m tests.emulators fal-ai --port 9105 [--api-key K]             (results on a second port)
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import signal
 from .azure_openai import AzureOpenAIEmulator
 from .bfl import BFLEmulator
 from .emulator import Emulator
+from .fal import FalEmulator
 from .openai_images import OpenAIEmulator
 from .stability import StabilityEmulator
 
 _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
     "black-forest-labs": BFLEmulator,
+    "fal-ai": FalEmulator,
     "openai": OpenAIEmulator,
     "stability": StabilityEmulator,
 }

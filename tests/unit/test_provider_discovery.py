@@ -29,6 +29,7 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 SPELLINGS = {
     "azure-openai": {"azure-openai"},
     "black-forest-labs": {"black-forest-labs", "bfl", "blackforestlabs", "black_forest_labs"},
+    "fal-ai": {"fal-ai", "fal", "falai", "fal_ai", "fal.ai"},
     "openai": {"openai", "open-ai", "open_ai"},
     "stability-ai": {"stability-ai", "stabilityai", "stability", "stability_ai"},
 }
@@ -45,13 +46,14 @@ HOSTS = {
         "api.us2.bfl.ai",
         "api.bfl.ml",
     },
+    "fal-ai": {"queue.fal.run"},
     "openai": {"api.openai.com"},
     "stability-ai": {"api.stability.ai"},
 }
 
 
 def test_the_registry_discovers_exactly_the_azure_openai_and_stability_folders() -> None:
-    assert list(PROVIDER_SPECS) == ["azure-openai", "black-forest-labs", "openai", "stability-ai"]
+    assert list(PROVIDER_SPECS) == ["azure-openai", "black-forest-labs", "fal-ai", "openai", "stability-ai"]
     assert frozenset(PROVIDER_SPECS) == IMAGE_PROVIDERS
     for name, spec in PROVIDER_SPECS.items():
         assert spec.name == name
@@ -112,7 +114,7 @@ def test_a_spec_refuses_a_wildcard_other_than_a_whole_first_label(host: str) -> 
 def test_the_built_in_price_table_is_assembled_from_the_provider_folders() -> None:
     document = built_in_price_document()
     assert document["version"] == load_price_table().version
-    assert list(document["providers"]) == ["azure-openai", "black-forest-labs", "openai", "stability-ai"]
+    assert list(document["providers"]) == ["azure-openai", "black-forest-labs", "fal-ai", "openai", "stability-ai"]
     for name, spec in PROVIDER_SPECS.items():
         assert spec.prices_file is not None and spec.prices_file.name == "prices.json"
         assert document["providers"][name] == spec.read_prices()

@@ -36,6 +36,8 @@ from imagegateway_server.providers.stability.adapter import StabilityAdapter
         ("Azure-OpenAI", "azure-openai"),
         ("bfl", "black-forest-labs"),
         ("Black-Forest-Labs", "black-forest-labs"),
+        ("fal", "fal-ai"),
+        ("FAL-AI", "fal-ai"),
     ],
 )
 def test_portkey_spellings_are_canonicalised(spelling: str, canonical: str) -> None:
@@ -51,7 +53,7 @@ def test_unknown_provider_is_an_invalid_argument_naming_provider(spelling: str) 
 
 
 def test_image_providers_are_the_canonical_names() -> None:
-    assert frozenset({"azure-openai", "black-forest-labs", "openai", "stability-ai"}) == IMAGE_PROVIDERS
+    assert frozenset({"azure-openai", "black-forest-labs", "fal-ai", "openai", "stability-ai"}) == IMAGE_PROVIDERS
 
 
 class _Fake:
