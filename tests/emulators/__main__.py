@@ -14,6 +14,7 @@ import asyncio
 import logging
 import signal
 
+from .async_jobs import AsyncJobEmulator
 from .azure_openai import AzureOpenAIEmulator
 from .bfl import BFLEmulator
 from .emulator import Emulator
@@ -37,6 +38,8 @@ async def _serve(emulator: Emulator) -> None:
         loop.add_signal_handler(sig, stop.set)
     await emulator.start()
     print(f"listening on {emulator.origin}", flush=True)
+    if isinstance(emulator, AsyncJobEmulator):
+        print(f"results on {emulator.delivery.origin}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -51,9 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default=None, help="required Bearer key; omitted accepts any")
+    parser.add_argument(
+        "--job-seconds", type=float, default=None, help="black-forest-labs, fal-ai: how long each job takes"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     emulator = _EMULATORS[args.provider](args.api_key, host=args.host, port=args.port)
+    if isinstance(emulator, AsyncJobEmulator) and args.job_seconds is not None:
+        emulator.job_seconds = args.job_seconds
     asyncio.run(_serve(emulator))
 
 
