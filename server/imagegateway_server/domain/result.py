@@ -27,6 +27,9 @@ class GeneratedImage:
     provider: str = ""
     model: str = ""
     size: str = ""
+    # When ``url`` stops working (epoch seconds), if the provider says or documents it (BFL's signed
+    # results: about ten minutes); the response cache keeps such an answer no longer than that.
+    url_expires_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -45,7 +45,8 @@ from imagegateway_server.providers.kit.transport import UpstreamResponse
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.bfl.ai"
-RESULT_URL_LIFETIME = "about 10 minutes"
+# BFL signs result URLs for about ten minutes; a little less is promised onwards.
+RESULT_URL_SECONDS = 540.0
 _MIME = {"jpeg": "image/jpeg", "png": "image/png"}
 
 
@@ -132,11 +133,11 @@ class _Task:
         mime = _MIME.get(str(body.get("output_format", "jpeg")), "image/jpeg")
         if self.wants_url:
             log.info(
-                "handing on a signed result URL; it expires in %s",
-                RESULT_URL_LIFETIME,
+                "handing on a signed result URL; it expires in about 10 minutes",
                 extra={"provider": PROVIDER, "task_id": task_id},
             )
-            return GeneratedImage(data=None, mime_type=mime, url=url, seed=seed), task_id
+            expires = time.time() + RESULT_URL_SECONDS
+            return GeneratedImage(data=None, mime_type=mime, url=url, seed=seed, url_expires_at=expires), task_id
         data = await fetch_result_file(
             self.client,
             url,

@@ -51,6 +51,8 @@ from imagegateway_server.providers.kit.transport import UpstreamResponse
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
+# fal keeps a request's media for about an hour by default.
+MEDIA_URL_SECONDS = 3600.0
 
 
 class FalAdapter(HttpAdapterBase):
@@ -186,7 +188,13 @@ class _Queue:
             )
             if self.wants_url:
                 log.info("handing on a fal media URL; fal keeps it for a limited time", extra={"provider": PROVIDER})
-                return GeneratedImage(data=None, mime_type=found.content_type or "image/jpeg", url=url, seed=found.seed)
+                return GeneratedImage(
+                    data=None,
+                    mime_type=found.content_type or "image/jpeg",
+                    url=url,
+                    seed=found.seed,
+                    url_expires_at=time.time() + MEDIA_URL_SECONDS,
+                )
             data = await fetch_result_file(
                 self.client,
                 url,
