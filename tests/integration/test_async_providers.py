@@ -168,6 +168,8 @@ def test_the_callers_deadline_cuts_a_job_that_never_finishes_within_100_ms(
     )
     answered = time.monotonic()
     assert response.status_code == 504
+    (failed,) = response.json()["error"]["attempts"]
+    assert failed["provider"] == "black-forest-labs" and failed["poll_count"] >= 1 and failed["poll_wait_ms"] >= 900
     record = logged(admin, response.headers["x-imagegw-log-id"])
     assert 990 <= record.latency_ms <= 1000 + DEADLINE_SLACK_MS
     (attempt,) = record.attempts

@@ -44,7 +44,8 @@ class HostPatterns:
         compiled = []
         for pattern in self.patterns:
             first, dot, rest = pattern.lower().partition(".")
-            if not dot or "*" in rest or not rest:
+            if not dot or not rest or "*" in rest or ("*" in first and "." not in rest):
+                # A wildcard spans part of one label, below a domain of two labels or more.
                 raise ValueError(f"host pattern {pattern!r} may use '*' only in its first label, over a domain")
             label = _LABEL_CHARS.join(re.escape(part) for part in first.split("*"))
             compiled.append(re.compile(f"{label}\\.{re.escape(rest)}"))
