@@ -10,14 +10,20 @@ out): polls add up, and the wait runs from the first job accepted to the last jo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 class JobProgress:
-    """One attempt's jobs, as the provider's polling reports them. Not thread-safe: one event loop."""
+    """One attempt's jobs, as the provider's polling reports them. Not thread-safe: one event loop.
 
-    __slots__ = ("_first_accepted", "_last_settled", "_open_jobs", "polls", "queue_position", "status")
+    ``on_poll`` (optional) is told of every poll, after it is counted: how the router reports
+    progress to a caller who watches.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_first_accepted", "_last_settled", "_on_poll", "_open_jobs", "polls", "queue_position", "status")
+
+    def __init__(self, on_poll: Callable[[JobProgress], None] | None = None) -> None:
+        self._on_poll = on_poll
         self.polls = 0
         # The last state a poll reported ("IN_QUEUE", "Pending", ...) and the queue position, if any.
         self.status = ""
@@ -38,6 +44,8 @@ class JobProgress:
         self.polls += 1
         self.status = status
         self.queue_position = queue_position
+        if self._on_poll is not None:
+            self._on_poll(self)
 
     def job_settled(self, now: float | None = None) -> None:
         """A job finished, failed or was given up on; the wait ends when the last one does."""

@@ -24,6 +24,7 @@ from imagegateway_server.domain.errors import (
     ProviderError,
 )
 from imagegateway_server.domain.job_progress import JobProgress
+from imagegateway_server.domain.progress import ProgressEvent, ProgressKind, ProgressListener
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, RoutedResult
 from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
@@ -58,6 +59,8 @@ class RouteContext:
     target_gate: TargetGate | None = None
     # Where the attempts go as they are made, so the caller can log them if the request is cancelled.
     trail: AttemptTrail | None = None
+    # Told of each attempt starting or failing and of each poll of an asynchronous job (None: nobody watches).
+    progress: ProgressListener | None = None
 
 
 class TargetGate(Protocol):
@@ -328,7 +331,13 @@ class Router:
         # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
         # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
         cut_by_deadline = remaining is not None and remaining <= per_attempt
-        progress = JobProgress()  # an asynchronous provider reports its polls here
+        listener = run.ctx.progress
+        # An asynchronous provider reports its polls here; a watching caller hears of each.
+        progress = JobProgress(
+            None if listener is None else _poll_reporter(listener, leaf, creds.provider, model, index)
+        )
+        if listener is not None:
+            listener(ProgressEvent(ProgressKind.ATTEMPT_STARTED, leaf.path, creds.provider, model, index))
         target = UpstreamTarget(
             credential=creds.credential,
             base_url=creds.base_url,
@@ -409,9 +418,22 @@ class Router:
                 fallback_used=leaf is not run.first_leaf,
             )
         self._settle(permit, outcome_of(error.kind))
-        run.trail.add(
-            attempt_record(leaf, creds.provider, model, index, started=started, error=error, progress=progress)
-        )
+        record = attempt_record(leaf, creds.provider, model, index, started=started, error=error, progress=progress)
+        run.trail.add(record)
+        if listener is not None:
+            listener(
+                ProgressEvent(
+                    ProgressKind.ATTEMPT_FAILED,
+                    leaf.path,
+                    creds.provider,
+                    model,
+                    index,
+                    poll_count=record.poll_count,
+                    elapsed_seconds=record.seconds,
+                    error_kind=error.kind,
+                    error=error.message,
+                )
+            )
         return error
 
     async def _admit(self, candidate: _Candidate, run: _Run, index: int) -> Permit | None:
@@ -440,6 +462,31 @@ class Router:
         if use_header and error.retry_after is not None and error.retry_after > 0:
             return min(error.retry_after, MAX_RETRY_AFTER_WITHOUT_DEADLINE)
         return min(0.5 * 2.0**index, 8.0) * self._rng.uniform(0.75, 1.0)
+
+
+def _poll_reporter(
+    listener: ProgressListener, leaf: Leaf, provider: str, model: str, index: int
+) -> Callable[[JobProgress], None]:
+    """Turns an attempt's polls into progress events: QUEUED while the provider says a queue position."""
+    started = time.monotonic()
+
+    def report(job: JobProgress) -> None:
+        kind = ProgressKind.QUEUED if job.queue_position is not None else ProgressKind.RUNNING
+        listener(
+            ProgressEvent(
+                kind,
+                leaf.path,
+                provider,
+                model,
+                index,
+                status=job.status,
+                queue_position=job.queue_position,
+                poll_count=job.polls,
+                elapsed_seconds=time.monotonic() - started,
+            )
+        )
+
+    return report
 
 
 def attempt_record(
