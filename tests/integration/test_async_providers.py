@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ import pytest
 
 from imagegateway import ImageGatewayClient, ImageGatewayError
 from imagegateway.v1 import images_pb2, logs_pb2
+from imagegateway_server.cli import main as cli_main
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
 from tests.emulators import BFLEmulator, FalEmulator, JobFault
 from tests.harness import GatewayThread
@@ -273,3 +275,23 @@ def test_a_failed_request_still_ends_with_its_error_after_its_progress(
     assert raised.value.code is grpc.StatusCode.INVALID_ARGUMENT  # content policy
     assert [m.progress.kind for m in seen][-1] == images_pb2.PROGRESS_KIND_ATTEMPT_FAILED
     assert raised.value.attempts and raised.value.attempts[0].poll_count >= 1
+
+
+def test_imagegw_generate_shows_the_progress_of_a_fallback(
+    gateway: GatewayThread,
+    admin: ImageGatewayClient,
+    bfl: BFLEmulator,
+    emulators: Emulators,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bfl.fail_next_jobs(JobFault.REQUEST_MODERATED)
+    config = admin.create_config(f"flux-{uuid.uuid4().hex[:6]}", fallback(bfl_target(bfl), openai_target(emulators)))
+    base = ["--server", gateway.grpc_target, "--api-key", gateway.admin_key]
+    out = tmp_path / "image.png"
+    assert cli_main([*base, "generate", "--prompt", "a lighthouse", "--config", config.id, "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG")
+    progress = capsys.readouterr().err.splitlines()  # not a terminal here: plain lines
+    assert progress[0].endswith("calling black-forest-labs flux-2-pro (config.targets[0])")
+    assert any("black-forest-labs flux-2-pro failed (content_policy)" in line for line in progress)
+    assert progress[-1].endswith("calling openai dall-e-3 (config.targets[1])")
