@@ -103,10 +103,11 @@ class AsyncImageGatewayClient(ClientBase):
         request: images_pb2.GenerateImageRequest | None = None,
         *,
         timeout: float | None = None,
+        progress: bool = False,
         **fields: Unpack[GenerateFields],
     ) -> AsyncIterator[images_pb2.StreamGenerateImageResponse]:
         call = self._stub.StreamGenerateImage(
-            builders.stream_request(builders.generate_request(request, fields)),
+            builders.stream_request(builders.generate_request(request, fields), progress=progress),
             timeout=self._deadline(timeout, IMAGE_TIMEOUT),
             metadata=self._metadata(),
         )

@@ -137,9 +137,13 @@ def generate_request(
     return request if request is not None else build_generate_request(**fields)
 
 
-def stream_request(request: images_pb2.GenerateImageRequest) -> images_pb2.StreamGenerateImageRequest:
-    # The two request messages are field-for-field identical by design (same numbers and types).
-    return images_pb2.StreamGenerateImageRequest.FromString(request.SerializeToString())
+def stream_request(
+    request: images_pb2.GenerateImageRequest, *, progress: bool = False
+) -> images_pb2.StreamGenerateImageRequest:
+    # The stream's request is the unary one's fields (same numbers and types) plus ``progress``.
+    stream = images_pb2.StreamGenerateImageRequest.FromString(request.SerializeToString())
+    stream.progress = progress
+    return stream
 
 
 def routing_config(config: ConfigLike) -> configs_pb2.RoutingConfig:

@@ -135,11 +135,16 @@ class ImageGatewayClient(ClientBase):
         request: images_pb2.GenerateImageRequest | None = None,
         *,
         timeout: float | None = None,
+        progress: bool = False,
         **fields: Unpack[GenerateFields],
     ) -> Iterator[images_pb2.StreamGenerateImageResponse]:
-        """Generates images one per message; the last message carries the outcome."""
+        """Generates images one per message; the last message carries the outcome.
+
+        With ``progress``, messages with ``progress`` set (no image) come first: attempts starting
+        and failing, jobs queued and polled.
+        """
         call = self._stub.StreamGenerateImage(
-            builders.stream_request(builders.generate_request(request, fields)),
+            builders.stream_request(builders.generate_request(request, fields), progress=progress),
             timeout=self._deadline(timeout, IMAGE_TIMEOUT),
             metadata=self._metadata(),
         )

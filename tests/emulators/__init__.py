@@ -1,5 +1,5 @@
 """Local fake provider APIs (OpenAI Images, Azure OpenAI, Stability AI, Vertex AI, Gemini API, Amazon Bedrock,
-Together, Fireworks, xAI, Recraft) over real HTTP.
+Together, Fireworks, xAI, Recraft, Black Forest Labs, fal) over real HTTP.
 
 Each validates requests as its provider does and takes injected faults.
 
@@ -13,13 +13,19 @@ Each validates requests as its provider does and takes injected faults.
 
     with StabilityEmulator.running_in_thread(api_key="sk-test") as emu: ...
 
+The asynchronous ones (BFLEmulator, FalEmulator) also take job faults (`fail_next_jobs(JobFault...)`),
+poll faults (`inject_on_polls`) and serve results from `emu.delivery`, a second port.
+
 Other processes use the `/_emulator/*` HTTP control API (see `control`) and
 `python -m tests.emulators PROVIDER --port N [--api-key K]` (see `__main__`).
 """
 
+from .async_jobs import JobFault
 from .azure_openai import AzureOpenAIEmulator
 from .bedrock import BedrockEmulator
+from .bfl import BFLEmulator
 from .emulator import AnswerMode, Emulator
+from .fal import FalEmulator
 from .faults import Fault
 from .fireworks import FireworksEmulator
 from .forms import FormFile
@@ -35,12 +41,15 @@ from .xai import XAIEmulator
 __all__ = [
     "AnswerMode",
     "AzureOpenAIEmulator",
+    "BFLEmulator",
     "BedrockEmulator",
     "Emulator",
+    "FalEmulator",
     "Fault",
     "FireworksEmulator",
     "FormFile",
     "GeminiApiEmulator",
+    "JobFault",
     "OpenAIEmulator",
     "RecordedRequest",
     "RecraftEmulator",

@@ -8,6 +8,8 @@ python -m tests.emulators google --port 9104 [--api-key K]         (the Gemini A
 python -m tests.emulators vertex-ai --port 9105 [--api-key TOKEN]  (project imagegw-test; the key: an access token)
 python -m tests.emulators bedrock --port 9104 [--api-key K] [--aws-access-key-id ID --aws-secret-access-key S
     [--aws-session-token T]] [--aws-region us-east-1]   (SigV4 checked against that key pair)
+python -m tests.emulators black-forest-labs --port 9104 [--api-key K]  (results on a second port)
+python -m tests.emulators fal-ai --port 9105 [--api-key K]             (results on a second port)
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import asyncio
 import logging
 import signal
 
+from .async_jobs import AsyncJobEmulator
 from .azure_openai import AzureOpenAIEmulator
 from .bedrock import BedrockEmulator
+from .bfl import BFLEmulator
 from .emulator import Emulator
+from .fal import FalEmulator
 from .fireworks import FireworksEmulator
 from .gemini_api import GeminiApiEmulator
 from .openai_images import OpenAIEmulator
@@ -33,6 +38,8 @@ _EMULATORS: dict[str, type[Emulator]] = {
     "azure-openai": AzureOpenAIEmulator,
     "google": GeminiApiEmulator,
     "bedrock": BedrockEmulator,
+    "black-forest-labs": BFLEmulator,
+    "fal-ai": FalEmulator,
     "openai": OpenAIEmulator,
     "stability": StabilityEmulator,
     "together-ai": TogetherEmulator,
@@ -50,6 +57,8 @@ async def _serve(emulator: Emulator) -> None:
         loop.add_signal_handler(sig, stop.set)
     await emulator.start()
     print(f"listening on {emulator.origin}", flush=True)
+    if isinstance(emulator, AsyncJobEmulator):
+        print(f"results on {emulator.delivery.origin}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -68,6 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--aws-secret-access-key", default=None)
     parser.add_argument("--aws-session-token", default=None)
     parser.add_argument("--aws-region", default="us-east-1")
+    parser.add_argument(
+        "--job-seconds", type=float, default=None, help="black-forest-labs, fal-ai: how long each job takes"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     emulator: Emulator
@@ -83,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     else:
         emulator = _EMULATORS[args.provider](args.api_key, host=args.host, port=args.port)
+    if isinstance(emulator, AsyncJobEmulator) and args.job_seconds is not None:
+        emulator.job_seconds = args.job_seconds
     asyncio.run(_serve(emulator))
 
 

@@ -146,6 +146,10 @@ class Emulator(abc.ABC):
     def _moderation_denied(self, request: RecordedRequest, endpoint: Endpoint) -> Response:
         """The provider's answer when moderation refuses the request."""
 
+    def _schedule_for(self, request: RecordedRequest) -> FaultSchedule:
+        """The fault schedule a request draws from (asynchronous providers keep one for their polls)."""
+        return self._faults
+
     def _new_request_id(self) -> str:
         """The id sent back in `x-request-id`."""
         return secrets.token_hex(16)
@@ -169,7 +173,7 @@ class Emulator(abc.ABC):
         if endpoint is None:
             outcome: Outcome = self._not_found(request)
         else:
-            outcome = await self._apply(self._faults.next(), request, endpoint)
+            outcome = await self._apply(self._schedule_for(request).next(), request, endpoint)
         return self._finish(outcome, request.request_id)
 
     def _finish(self, outcome: Outcome, request_id: str) -> Outcome:

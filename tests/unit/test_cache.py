@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import time
 from typing import Any
 
 import pytest
@@ -32,10 +33,11 @@ CACHE = {"mode": "simple", "max_age": 60}
 class Adapter:
     """Answers after ``delay`` seconds with a fresh image each call, or raises the next scripted error."""
 
-    def __init__(self, name: str, *, delay: float = 0.0, url: bool = False) -> None:
+    def __init__(self, name: str, *, delay: float = 0.0, url: bool = False, url_seconds: float | None = None) -> None:
         self.name = name
         self.delay = delay
         self.url = url
+        self.url_seconds = url_seconds
         self.errors: list[Exception] = []
         self.calls = 0
 
@@ -50,7 +52,12 @@ class Adapter:
             raise self.errors.pop(0)
         data = f"{self.name}-image-{self.calls}".encode()
         image = (
-            GeneratedImage(None, "image/png", url=f"https://img.example/{self.calls}.png")
+            GeneratedImage(
+                None,
+                "image/png",
+                url=f"https://img.example/{self.calls}.png",
+                url_expires_at=None if self.url_seconds is None else time.time() + self.url_seconds,
+            )
             if self.url
             else GeneratedImage(data, "image/png", 1, 1)
         )
@@ -277,6 +284,25 @@ async def test_answers_holding_provider_urls_live_at_most_the_url_lifetime() -> 
     r.clock.now += URL_ANSWER_MAX_AGE_SECONDS - 1
     assert (await r.serve(plan, request)).status is CacheStatus.HIT
     r.clock.now += 2
+    assert (await r.serve(plan, request)).status is CacheStatus.MISS
+
+
+async def test_answers_holding_signed_urls_live_no_longer_than_their_signature() -> None:
+    r = rig(oai=Adapter("oai", url=True, url_seconds=300))
+    plan = plan_of({"virtual_key": "oai", "cache": {"mode": "simple", "max_age": 86400}})
+    request = dataclasses.replace(REQUEST, response_format=ResponseFormat.URL)
+    await r.serve(plan, request)
+    r.clock.now += 290
+    assert (await r.serve(plan, request)).status is CacheStatus.HIT
+    r.clock.now += 20
+    assert (await r.serve(plan, request)).status is CacheStatus.MISS
+
+
+async def test_an_answer_whose_url_already_expired_is_not_kept() -> None:
+    r = rig(oai=Adapter("oai", url=True, url_seconds=-1))
+    plan = plan_of({"virtual_key": "oai", "cache": {"mode": "simple", "max_age": 86400}})
+    request = dataclasses.replace(REQUEST, response_format=ResponseFormat.URL)
+    await r.serve(plan, request)
     assert (await r.serve(plan, request)).status is CacheStatus.MISS
 
 

@@ -34,6 +34,10 @@ from imagegateway_server.providers.stability.adapter import StabilityAdapter
         ("STABILITY-AI", "stability-ai"),
         ("azure-openai", "azure-openai"),
         ("Azure-OpenAI", "azure-openai"),
+        ("bfl", "black-forest-labs"),
+        ("Black-Forest-Labs", "black-forest-labs"),
+        ("fal", "fal-ai"),
+        ("FAL-AI", "fal-ai"),
     ],
 )
 def test_portkey_spellings_are_canonicalised(spelling: str, canonical: str) -> None:
@@ -54,6 +58,8 @@ def test_image_providers_are_the_canonical_names() -> None:
             {
                 "azure-openai",
                 "bedrock",
+                "black-forest-labs",
+                "fal-ai",
                 "fireworks-ai",
                 "google",
                 "openai",

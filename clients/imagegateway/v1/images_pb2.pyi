@@ -109,6 +109,38 @@ CACHE_STATUS_REFRESH: CacheStatus.ValueType  # 4
 """The caller forced a refresh; served by a provider."""
 Global___CacheStatus: _TypeAlias = CacheStatus  # noqa: Y015
 
+class _ProgressKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgressKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProgressKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRESS_KIND_UNSPECIFIED: _ProgressKind.ValueType  # 0
+    """Not set."""
+    PROGRESS_KIND_ATTEMPT_STARTED: _ProgressKind.ValueType  # 1
+    """A target is being called (retry_index > 0 on a retry)."""
+    PROGRESS_KIND_QUEUED: _ProgressKind.ValueType  # 2
+    """The provider holds the job in its queue, at queue_position."""
+    PROGRESS_KIND_RUNNING: _ProgressKind.ValueType  # 3
+    """The job runs; reported at each poll."""
+    PROGRESS_KIND_ATTEMPT_FAILED: _ProgressKind.ValueType  # 4
+    """The attempt failed; a retry or the next target (a fallback) may follow."""
+
+class ProgressKind(_ProgressKind, metaclass=_ProgressKindEnumTypeWrapper):
+    """What kind of step a Progress message reports."""
+
+PROGRESS_KIND_UNSPECIFIED: ProgressKind.ValueType  # 0
+"""Not set."""
+PROGRESS_KIND_ATTEMPT_STARTED: ProgressKind.ValueType  # 1
+"""A target is being called (retry_index > 0 on a retry)."""
+PROGRESS_KIND_QUEUED: ProgressKind.ValueType  # 2
+"""The provider holds the job in its queue, at queue_position."""
+PROGRESS_KIND_RUNNING: ProgressKind.ValueType  # 3
+"""The job runs; reported at each poll."""
+PROGRESS_KIND_ATTEMPT_FAILED: ProgressKind.ValueType  # 4
+"""The attempt failed; a retry or the next target (a fallback) may follow."""
+Global___ProgressKind: _TypeAlias = ProgressKind  # noqa: Y015
+
 @_typing.final
 class ImageParameters(_message.Message):
     """One OpenAI-shaped image request, plus how to route it."""
@@ -376,6 +408,8 @@ class Attempt(_message.Message):
     RETRY_INDEX_FIELD_NUMBER: _builtins.int
     CIRCUIT_OPEN_FIELD_NUMBER: _builtins.int
     TRANSLATIONS_FIELD_NUMBER: _builtins.int
+    POLL_COUNT_FIELD_NUMBER: _builtins.int
+    POLL_WAIT_MS_FIELD_NUMBER: _builtins.int
     target: _builtins.str
     """The target path in Portkey's form, for example "config.targets[1]"."""
     provider: _builtins.str
@@ -394,6 +428,10 @@ class Attempt(_message.Message):
     """0 for the first try on a target, 1.. for retries."""
     circuit_open: _builtins.bool
     """True when the target was skipped without a call because its circuit breaker was open."""
+    poll_count: _builtins.int
+    """Asynchronous providers (submit, then poll): the status polls this attempt made (0 otherwise)."""
+    poll_wait_ms: _builtins.int
+    """Asynchronous providers: time from the job's acceptance to its end, in milliseconds."""
     @_builtins.property
     def translations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parameters the gateway translated for this target, e.g. "size=1792x1024->1344x768"."""
@@ -411,10 +449,12 @@ class Attempt(_message.Message):
         retry_index: _builtins.int = ...,
         circuit_open: _builtins.bool = ...,
         translations: _abc.Iterable[_builtins.str] | None = ...,
+        poll_count: _builtins.int = ...,
+        poll_wait_ms: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target", "translations", b"translations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "poll_count", b"poll_count", "poll_wait_ms", b"poll_wait_ms", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -789,10 +829,13 @@ class StreamGenerateImageRequest(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
     """Skip the cache look-up and store a fresh result (Portkey's x-portkey-cache-force-refresh)."""
+    progress: _builtins.bool
+    """Send Progress messages (attempts starting and failing, jobs queued and polled) before the images."""
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The image parameters."""
@@ -813,10 +856,11 @@ class StreamGenerateImageRequest(_message.Message):
         trace_id: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
+        progress: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "progress", b"progress", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -824,7 +868,9 @@ Global___StreamGenerateImageRequest: _TypeAlias = StreamGenerateImageRequest  # 
 
 @_typing.final
 class StreamGenerateImageResponse(_message.Message):
-    """One message of StreamGenerateImage: an image; the last message also carries the outcome."""
+    """One message of StreamGenerateImage: an image (the last one also carries the outcome), or, when the
+    request asked for progress, a Progress message before them.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -832,6 +878,7 @@ class StreamGenerateImageResponse(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Unix seconds when the images were created."""
     @_builtins.property
@@ -846,6 +893,10 @@ class StreamGenerateImageResponse(_message.Message):
     def report(self) -> Global___GenerationReport:
         """What the provider said it made, and its token counts; set on the last message only."""
 
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """One step of the request while it is served; set on progress messages only (no image)."""
+
     def __init__(
         self,
         *,
@@ -853,11 +904,76 @@ class StreamGenerateImageResponse(_message.Message):
         outcome: Global___RoutingOutcome | None = ...,
         created: _builtins.int = ...,
         report: Global___GenerationReport | None = ...,
+        progress: Global___Progress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "progress", b"progress", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "progress", b"progress", "report", b"report"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamGenerateImageResponse: _TypeAlias = StreamGenerateImageResponse  # noqa: Y015
+
+@_typing.final
+class Progress(_message.Message):
+    """One step of a request while it is served."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    RETRY_INDEX_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    POLL_COUNT_FIELD_NUMBER: _builtins.int
+    ELAPSED_MS_FIELD_NUMBER: _builtins.int
+    ERROR_KIND_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    kind: Global___ProgressKind.ValueType
+    """What happened."""
+    target: _builtins.str
+    """The target, in Portkey's "config.targets[i]" form."""
+    provider: _builtins.str
+    """The canonical provider."""
+    model: _builtins.str
+    """The model called."""
+    retry_index: _builtins.int
+    """0 for the first try on the target, 1.. for retries."""
+    status: _builtins.str
+    """The provider's own word for the job's state ("IN_QUEUE", "Pending")."""
+    queue_position: _builtins.int
+    """The job's place in the provider's queue, when it says one."""
+    poll_count: _builtins.int
+    """Status polls made so far in this attempt."""
+    elapsed_ms: _builtins.int
+    """Milliseconds since the attempt started."""
+    error_kind: Global___ErrorKind.ValueType
+    """The failure's kind (ATTEMPT_FAILED only)."""
+    error: _builtins.str
+    """The failure, without secrets (ATTEMPT_FAILED only)."""
+    def __init__(
+        self,
+        *,
+        kind: Global___ProgressKind.ValueType = ...,
+        target: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+        retry_index: _builtins.int = ...,
+        status: _builtins.str = ...,
+        queue_position: _builtins.int | None = ...,
+        poll_count: _builtins.int = ...,
+        elapsed_ms: _builtins.int = ...,
+        error_kind: Global___ErrorKind.ValueType = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "queue_position", b"queue_position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "elapsed_ms", b"elapsed_ms", "error", b"error", "error_kind", b"error_kind", "kind", b"kind", "model", b"model", "poll_count", b"poll_count", "provider", b"provider", "queue_position", b"queue_position", "retry_index", b"retry_index", "status", b"status", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
+    _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_position) -> _WhichOneofReturnType__queue_position | None: ...
+
+Global___Progress: _TypeAlias = Progress  # noqa: Y015

@@ -34,6 +34,7 @@ from imagegateway_server.domain.input_limits import (
     check_metadata_size,
     check_trace_id,
 )
+from imagegateway_server.domain.progress import ProgressEvent, ProgressListener
 from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
@@ -159,7 +160,9 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
 
     # --- images -----------------------------------------------------------------------------
 
-    async def _generate(self, request: Any, context: Context) -> GenerationOutcome:
+    async def _generate(
+        self, request: Any, context: Context, progress: ProgressListener | None = None
+    ) -> GenerationOutcome:
         metadata = _metadata(context)
         if request.trace_id:
             check_trace_id(request.trace_id, param="trace_id")
@@ -186,7 +189,11 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
                 deadline=_deadline(context),
                 headers=metadata,
                 cache_force_refresh=request.cache_force_refresh,
+                progress=progress,
             )
+            if progress is not None:
+                # Progress messages are written while this runs; gRPC takes one send at a time.
+                await sent
             outcome = await self._gateway.generate(call)
         except BaseException:
             with contextlib.suppress(Exception):  # the request's own error is the one to report
@@ -210,7 +217,29 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def StreamGenerateImage(  # type: ignore[override]
         self, request: images_pb2.StreamGenerateImageRequest, context: Context
     ) -> AsyncIterator[SerializedMessage]:
-        outcome = await self._generate(request, context)
+        if request.progress:
+            events: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
+
+            async def serve() -> GenerationOutcome:
+                try:
+                    return await self._generate(request, context, progress=events.put_nowait)
+                finally:
+                    events.put_nowait(None)  # no more progress: the outcome (or its error) is ready
+
+            # Served in a task so that its progress can be sent while it runs; a caller who leaves
+            # cancels it (through the ``finally``), as it would cancel an unwatched request.
+            served = asyncio.ensure_future(serve())
+            try:
+                while (event := await events.get()) is not None:
+                    yield SerializedMessage(grpc_mapping.progress_response(event).SerializeToString())
+                outcome = await served
+            finally:
+                if not served.done():
+                    served.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await served
+        else:
+            outcome = await self._generate(request, context)
         last = len(outcome.routed.result.images) - 1
         for i in range(last + 1):
             yield stream_image_response(outcome, i, last=i == last)

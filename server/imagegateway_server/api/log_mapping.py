@@ -39,6 +39,8 @@ def attempt_proto(attempt: AttemptRecord) -> images_pb2.Attempt:
         retry_index=attempt.retry_index,
         circuit_open=attempt.circuit_open,
         translations=attempt.translations,
+        poll_count=attempt.poll_count,
+        poll_wait_ms=round(attempt.poll_seconds * 1000),
     )
 
 

@@ -74,6 +74,8 @@ def to_http_error(exc: GatewayError | ProviderError | RequestFailed) -> tuple[in
                 "latency_ms": a.latency_ms,
                 "retry_index": a.retry_index,
                 "circuit_open": a.circuit_open,
+                # Asynchronous providers: the job's polls and its wait (absent for a synchronous call).
+                **({"poll_count": a.poll_count, "poll_wait_ms": round(a.poll_seconds * 1000)} if a.poll_count else {}),
             }
             for a in exc.attempts
         ]

@@ -14,6 +14,7 @@ from imagegateway_server.cli import output
 from imagegateway_server.cli.arguments import CommandTree, positive
 from imagegateway_server.cli.errors import CommandError, file_error, usage_error
 from imagegateway_server.cli.inputs import read_secret
+from imagegateway_server.cli.progress_line import ProgressLine
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -41,11 +42,19 @@ def _generate(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     # whatever n and size are, and n=1 takes the same path. The last message has the outcome.
     images: list[Image] = []
     outcome = RoutingOutcome()
-    for message in client.stream_generate_image(**fields):
-        if message.HasField("image"):
-            images.append(message.image)
-        if message.HasField("outcome"):
-            outcome = message.outcome
+    # The gateway reports each step (attempts, queue position, polls, fallbacks) before the images.
+    line = ProgressLine(sys.stderr)
+    try:
+        for message in client.stream_generate_image(progress=True, **fields):
+            if message.HasField("progress"):
+                line.show(message.progress)
+            if message.HasField("image"):
+                line.finish()
+                images.append(message.image)
+            if message.HasField("outcome"):
+                outcome = message.outcome
+    finally:
+        line.finish()
     if not images:
         raise CommandError("INTERNAL", "the gateway answered without images")
     files = list(zip(_image_paths(out, images), sorted(images, key=lambda i: i.index), strict=True))

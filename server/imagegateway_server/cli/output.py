@@ -191,7 +191,7 @@ def print_attempts(attempts: Sequence[Attempt], out: IO[str], indent: str = "  "
             a.model or _EMPTY,
             str(a.status_code or _EMPTY),
             str(a.retry_index),
-            f"{a.latency_ms}ms",
+            f"{a.latency_ms}ms" + (f" ({a.poll_count} polls)" if a.poll_count else ""),
             _attempt_error(a),
         ]
         for i, a in enumerate(attempts, 1)

@@ -141,6 +141,7 @@ class Gateway:
                             target_gate=ticket,
                             trail=trail,
                             upstream_headers=upstream_trace_headers(call.trace_parent),
+                            progress=call.progress,
                         ),
                     ),
                 )

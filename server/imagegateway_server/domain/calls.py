@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
+from imagegateway_server.domain.progress import ProgressListener
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import RoutedResult
 from imagegateway_server.domain.routing_config import RoutingConfig
@@ -69,6 +70,8 @@ class GenerationCall:
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # Skip the cache look-up and keep the fresh answer (x-portkey-cache-force-refresh).
     cache_force_refresh: bool = False
+    # Told of each step while the request is served (the gRPC stream's progress messages).
+    progress: ProgressListener | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -27,6 +27,9 @@ class GeneratedImage:
     provider: str = ""
     model: str = ""
     size: str = ""
+    # When ``url`` stops working (epoch seconds), if the provider says or documents it (BFL's signed
+    # results: about ten minutes); the response cache keeps such an answer no longer than that.
+    url_expires_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +104,10 @@ class AttemptRecord:
     seconds: float = 0.0
     # When the call began (``time.monotonic()``; 0 when no call was made), for trace spans.
     started: float = 0.0
+    # Asynchronous providers (submit, then poll): the polls the attempt made and the seconds from
+    # the job's acceptance to its end (``domain/job_progress.py``); 0 for a synchronous call.
+    poll_count: int = 0
+    poll_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -80,6 +80,8 @@ def attempt_document(attempt: AttemptRecord) -> dict[str, Any]:
             "retry_index": attempt.retry_index,
             "circuit_open": attempt.circuit_open,
             "translations": list(attempt.translations),
+            "poll_count": attempt.poll_count,
+            "poll_wait_ms": str(round(attempt.poll_seconds * 1000)) if attempt.poll_seconds else "",
         }
     )
 

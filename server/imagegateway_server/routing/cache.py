@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping
 from types import MappingProxyType
@@ -241,6 +242,12 @@ class ResponseCache:
         ttl = float(policy.max_age)
         if any(image.data is None for image in routed.result.images):
             ttl = min(ttl, URL_ANSWER_MAX_AGE_SECONDS)
+        expiries = [image.url_expires_at for image in routed.result.images if image.url_expires_at is not None]
+        if expiries:
+            # A signed URL that dies sooner (BFL's, ~10 minutes) bounds the entry; a dead one is not kept.
+            ttl = min(ttl, min(expiries) - time.time())
+            if ttl <= 0:
+                return
         answer = CachedAnswer(
             result=routed.result, provider=routed.provider, served_target=routed.leaf.path, identity=identity
         )

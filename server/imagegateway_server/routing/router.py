@@ -23,6 +23,8 @@ from imagegateway_server.domain.errors import (
     GatewayError,
     ProviderError,
 )
+from imagegateway_server.domain.job_progress import JobProgress
+from imagegateway_server.domain.progress import ProgressEvent, ProgressKind, ProgressListener
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, ModelSubstitution, RoutedResult
 from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
@@ -59,6 +61,8 @@ class RouteContext:
     target_gate: TargetGate | None = None
     # Where the attempts go as they are made, so the caller can log them if the request is cancelled.
     trail: AttemptTrail | None = None
+    # Told of each attempt starting or failing and of each poll of an asynchronous job (None: nobody watches).
+    progress: ProgressListener | None = None
 
 
 class TargetGate(Protocol):
@@ -78,11 +82,12 @@ class AttemptTrail:
 
     def __init__(self) -> None:
         self.finished: list[AttemptRecord] = []
-        # The call under way (its record without an outcome) and when it started (time.monotonic()).
-        self._in_flight: tuple[AttemptRecord, float] | None = None
+        # The call under way (its record without an outcome), when it started (time.monotonic())
+        # and its jobs' progress (polls so far).
+        self._in_flight: tuple[AttemptRecord, float, JobProgress | None] | None = None
 
-    def begin(self, call: AttemptRecord, started: float) -> None:
-        self._in_flight = (call, started)
+    def begin(self, call: AttemptRecord, started: float, progress: JobProgress | None = None) -> None:
+        self._in_flight = (call, started, progress)
 
     def add(self, attempt: AttemptRecord) -> None:
         """A finished attempt; it ends the call in flight, whose outcome it is."""
@@ -93,7 +98,7 @@ class AttemptTrail:
         """The finished attempts, then the call in flight (if any) recorded as ended now by ``reason``."""
         if self._in_flight is None:
             return tuple(self.finished)
-        call, started = self._in_flight
+        call, started, progress = self._in_flight
         elapsed = time.monotonic() - started
         cancelled = dataclasses.replace(
             call,
@@ -103,6 +108,8 @@ class AttemptTrail:
             error=reason.message,
             cancelled=True,
             seconds=elapsed,
+            poll_count=progress.polls if progress is not None else 0,
+            poll_seconds=progress.wait_seconds() if progress is not None else 0.0,
         )
         return (*self.finished, cancelled)
 
@@ -378,6 +385,13 @@ class Router:
         # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
         # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
         cut_by_deadline = remaining is not None and remaining <= per_attempt
+        listener = run.ctx.progress
+        # An asynchronous provider reports its polls here; a watching caller hears of each.
+        progress = JobProgress(
+            None if listener is None else _poll_reporter(listener, leaf, creds.provider, model, index)
+        )
+        if listener is not None:
+            listener(ProgressEvent(ProgressKind.ATTEMPT_STARTED, leaf.path, creds.provider, model, index))
         target = UpstreamTarget(
             credential=creds.credential,
             base_url=creds.base_url,
@@ -385,9 +399,10 @@ class Router:
             headers=headers,
             trace_id=run.ctx.trace_id,
             strict=leaf.strict or request.strict,
+            progress=progress,
         )
         started = time.monotonic()
-        run.trail.begin(attempt_record(leaf, creds.provider, model, index), started)
+        run.trail.begin(attempt_record(leaf, creds.provider, model, index), started, progress)
         try:
             try:
                 async with asyncio.timeout(timeout):
@@ -412,6 +427,7 @@ class Router:
                         index,
                         started=started,
                         error=DeadlineExceeded("the request deadline expired"),
+                        progress=progress,
                     )
                 )
                 raise DeadlineExceeded("the request deadline expired before a target answered") from None
@@ -446,6 +462,7 @@ class Router:
                     started=started,
                     status_code=200,
                     translations=result.translations,
+                    progress=progress,
                 )
             )
             return RoutedResult(
@@ -458,7 +475,22 @@ class Router:
                 substitution=candidate.substitution,
             )
         self._settle(permit, outcome_of(error.kind))
-        run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started, error=error))
+        record = attempt_record(leaf, creds.provider, model, index, started=started, error=error, progress=progress)
+        run.trail.add(record)
+        if listener is not None:
+            listener(
+                ProgressEvent(
+                    ProgressKind.ATTEMPT_FAILED,
+                    leaf.path,
+                    creds.provider,
+                    model,
+                    index,
+                    poll_count=record.poll_count,
+                    elapsed_seconds=record.seconds,
+                    error_kind=error.kind,
+                    error=error.message,
+                )
+            )
         return error
 
     async def _admit(self, candidate: _Candidate, run: _Run, index: int) -> Permit | None:
@@ -489,6 +521,31 @@ class Router:
         return min(0.5 * 2.0**index, 8.0) * self._rng.uniform(0.75, 1.0)
 
 
+def _poll_reporter(
+    listener: ProgressListener, leaf: Leaf, provider: str, model: str, index: int
+) -> Callable[[JobProgress], None]:
+    """Turns an attempt's polls into progress events: QUEUED while the provider says a queue position."""
+    started = time.monotonic()
+
+    def report(job: JobProgress) -> None:
+        kind = ProgressKind.QUEUED if job.queue_position is not None else ProgressKind.RUNNING
+        listener(
+            ProgressEvent(
+                kind,
+                leaf.path,
+                provider,
+                model,
+                index,
+                status=job.status,
+                queue_position=job.queue_position,
+                poll_count=job.polls,
+                elapsed_seconds=time.monotonic() - started,
+            )
+        )
+
+    return report
+
+
 def attempt_record(
     leaf: Leaf,
     provider: str,
@@ -500,10 +557,12 @@ def attempt_record(
     error: ProviderError | GatewayError | None = None,
     circuit_open: bool = False,
     translations: tuple[str, ...] = (),
+    progress: JobProgress | None = None,
 ) -> AttemptRecord:
     """The one way an attempt is recorded: on ``leaf`` (its ``retry_index``-th try), timed from
     ``started`` (``time.monotonic()``; None: no call was made, or it is still in flight), with its
-    ``error`` or, for a success, ``status_code`` 200. An attempt without either is the call in flight."""
+    ``error`` or, for a success, ``status_code`` 200. An attempt without either is the call in flight.
+    ``progress`` carries an asynchronous provider's polls into the record."""
     elapsed = 0.0 if started is None else time.monotonic() - started
     return AttemptRecord(
         target=leaf.path,
@@ -519,4 +578,6 @@ def attempt_record(
         virtual_key=leaf.virtual_key or "",
         seconds=elapsed,
         started=started or 0.0,
+        poll_count=progress.polls if progress is not None else 0,
+        poll_seconds=progress.wait_seconds() if progress is not None else 0.0,
     )

@@ -57,6 +57,12 @@ def check_url(policy: UpstreamHostPolicy, url: URL) -> None:
         raise UpstreamRefused(f"upstream URL is not allowed: {refusal}")
 
 
+def is_allow_listed(policy: UpstreamHostPolicy, url: URL) -> bool:
+    """Whether ``url``'s host and port are on IMAGEGW_ALLOWED_UPSTREAM_HOSTS (not merely public)."""
+    scheme_port = {"http": 80, "https": 443}.get(url.scheme, 0)
+    return policy.listed(url.raw_host or "", url.port or scheme_port)
+
+
 class GuardedResolver(AbstractResolver):
     """An aiohttp resolver that returns only the addresses the policy lets a connection go to."""
 
@@ -113,7 +119,7 @@ def guarded_client(
         url_check=functools.partial(check_url, policy),
         resolver=GuardedResolver(policy, lookup=lookup),
         ssl_context=ssl_context,
-        host_listed=lambda url: policy.listed(url.raw_host or "", url.port or 0),
+        allow_listed=functools.partial(is_allow_listed, policy),
     )
 
 

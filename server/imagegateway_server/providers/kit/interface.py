@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from imagegateway_server.domain.credentials import Credential
+from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
 
@@ -23,6 +24,8 @@ class UpstreamTarget:
     seconds (None: the adapter's default); ``headers`` are extra headers to forward. ``strict``
     (the target's or the request's ``strict``, as the router decided) makes the adapter refuse any
     parameter it would otherwise translate to fit the model (see ``kit/translation.py``).
+    ``progress`` is where an asynchronous provider reports its polls (the router logs them with
+    the attempt); None when nobody is listening.
     """
 
     credential: Credential
@@ -32,6 +35,7 @@ class UpstreamTarget:
     headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     trace_id: str | None = None
     strict: bool = False
+    progress: JobProgress | None = None
 
     def __repr__(self) -> str:
         return (

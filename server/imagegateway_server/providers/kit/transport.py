@@ -37,9 +37,7 @@ DNS_CACHE_SECONDS = 10
 _SCHEMES = frozenset({"http", "https"})
 
 UrlCheck = Callable[[URL], None]
-# Whether the operator listed a URL's host (IMAGEGW_ALLOWED_UPSTREAM_HOSTS), for upstreams that are
-# allowed only when listed or on one public host (a service account's token URI).
-HostListed = Callable[[URL], bool]
+UrlPredicate = Callable[[URL], bool]
 
 
 class UpstreamRefused(aiohttp.ClientConnectionError):
@@ -77,8 +75,10 @@ class UpstreamClient:
     """One adapter's pooled HTTP client; ``url_check`` and ``resolver`` are the SSRF guard's hooks.
 
     ``url_check`` sees every request's URL before anything is sent (IP literals never reach a
-    resolver); ``resolver`` resolves each new connection's host. ``ssl_context`` replaces the
-    default certificate verification (tests pass one trusting their own CA).
+    resolver); ``resolver`` resolves each new connection's host. ``allow_listed`` says whether a
+    URL's host is on the operator's upstream allow list (asynchronous providers accept job URLs
+    there besides their own hosts; without it, none is). ``ssl_context`` replaces the default
+    certificate verification (tests pass one trusting their own CA).
     """
 
     def __init__(
@@ -88,24 +88,19 @@ class UpstreamClient:
         resolver: AbstractResolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = MAX_CONNECTIONS,
-        host_listed: HostListed | None = None,
+        allow_listed: UrlPredicate | None = None,
     ) -> None:
         self._url_check = url_check
-        self._host_listed = host_listed
+        self._allow_listed = allow_listed
         self._resolver = resolver
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
-    def listed(self, url: str) -> bool:
-        """Whether the operator listed ``url``'s host on the upstream allow list (False when unparsable)."""
-        if self._host_listed is None:
-            return False
-        try:
-            return self._host_listed(URL(url))
-        except ValueError:
-            return False
+    def is_allow_listed(self, url: URL) -> bool:
+        """Whether ``url``'s host (and port) is on the operator's upstream allow list."""
+        return self._allow_listed is not None and self._allow_listed(url)
 
     def _start(self) -> aiohttp.ClientSession:
         if self._closed:

@@ -38,6 +38,7 @@ from urllib.parse import urlencode, urlsplit
 from google.auth import jwt
 from google.auth.crypt import Signer
 from google.oauth2 import service_account
+from yarl import URL
 
 from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
@@ -248,7 +249,7 @@ class AccessTokens:
                 443,
             )
         )
-        if not google and not self._client.listed(token_uri):
+        if not google and not _allow_listed(self._client, token_uri):
             raise ProviderError(
                 ErrorKind.BAD_REQUEST,
                 f"{PROVIDER}: {_TOKEN_URI_PARAM} must be Google's token endpoint (https://{GOOGLE_TOKEN_HOST}) "
@@ -320,3 +321,11 @@ def _token_error(
         code=code,
         retry_after=parse_retry_after(headers),
     )
+
+
+def _allow_listed(client: UpstreamClient, url: str) -> bool:
+    """Whether the operator listed ``url``'s host on IMAGEGW_ALLOWED_UPSTREAM_HOSTS (False when unparsable)."""
+    try:
+        return client.is_allow_listed(URL(url))
+    except ValueError:
+        return False

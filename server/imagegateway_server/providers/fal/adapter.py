@@ -1,0 +1,220 @@
+"""The fal adapter: ``ImageRequest`` → a request on fal's queue (submit, poll, result, images) → ``ImageResult``.
+
+``POST {base}/{model_id}`` with ``Authorization: Key ...`` queues the request and answers its
+``status_url``, ``response_url`` and ``cancel_url``, which are used as given (they drop the model's
+subpath). ``status_url`` is polled with backoff until ``COMPLETED`` (``kit.polling``, within the
+attempt's deadline, the queue position reported as it goes); ``response_url`` then holds the
+model's output or its error (a 422 ``content_policy_violation`` is CONTENT_POLICY). The images are
+fetched from fal's media hosts without the key, or handed on as URLs when the caller asked for
+``url``. A caller who leaves, or a deadline that passes, cancels the queued request
+(``PUT cancel_url``) in the background. Every URL fal's answers point to is checked against its
+queue and media hosts (``hosts``) first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from imagegateway_server.domain.credentials import API_KEY
+from imagegateway_server.domain.errors import ErrorKind, ProviderError
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat
+from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.providers.fal import PROVIDER
+from imagegateway_server.providers.fal.errors import classify_error
+from imagegateway_server.providers.fal.hosts import JOB_HOSTS
+from imagegateway_server.providers.fal.jobs import ResultImage, read_result, read_status
+from imagegateway_server.providers.fal.models import DEFAULT_MODEL, MODELS, fal_model, model_spec
+from imagegateway_server.providers.fal.request import check_params, model_input
+from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
+from imagegateway_server.providers.kit.errors import upstream_bug
+from imagegateway_server.providers.kit.fan_out import all_or_nothing
+from imagegateway_server.providers.kit.headers import request_headers
+from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
+from imagegateway_server.providers.kit.images import check_image, decode_image_b64
+from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.kit.network_failures import upstream_errors
+from imagegateway_server.providers.kit.polling import (
+    CANCEL_HOOK_SECONDS,
+    Done,
+    Pending,
+    attempt_deadline,
+    poll_job,
+    remaining,
+)
+from imagegateway_server.providers.kit.result_files import fetch_result_file
+from imagegateway_server.providers.kit.translation import translate
+from imagegateway_server.providers.kit.transport import UpstreamResponse
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://queue.fal.run"
+# fal keeps a request's media for about an hour by default.
+MEDIA_URL_SECONDS = 3600.0
+
+
+class FalAdapter(HttpAdapterBase):
+    """Generates images with models on fal's queue."""
+
+    name: str = PROVIDER
+    default_base_url = DEFAULT_BASE_URL
+    default_model_name = DEFAULT_MODEL
+
+    async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
+        deadline = attempt_deadline(target.timeout)
+        plan = translate(
+            request,
+            provider=self.name,
+            model=request.model or DEFAULT_MODEL,
+            spec_of=model_spec,
+            strict=target.strict,
+            aliases=self._aliases,
+        )
+        request = plan.request
+        model = fal_model(plan.model)
+        if model is None:
+            raise ProviderError(
+                ErrorKind.BAD_REQUEST,
+                f"{self.name}: model {plan.model!r} is not a fal model served here (known: {', '.join(MODELS)})",
+                provider=self.name,
+                status_code=400,
+                code="invalid_value",
+                param="model",
+            )
+        check_params(request, model)
+        body = model_input(request, model)
+        own = {"Authorization": f"Key {target.credential.value(API_KEY) or ''}", "Accept": "application/json"}
+        headers = request_headers(self.name, target.headers, own)
+        submit_url = f"{(target.base_url or self._base_url).rstrip('/')}/{model.id}"
+        queue = _Queue(self, target, headers, submit_url, deadline, request.response_format is ResponseFormat.URL)
+        calls = request.n if plan.fan_out else 1
+        results = await all_or_nothing([queue.run(body) for _ in range(calls)])
+        return plan.finish(
+            ImageResult(
+                images=tuple(image for images, _ in results for image in images),
+                model=model.id,
+                created=int(time.time()),
+                provider_request_id=",".join(request_id for _, request_id in results) or None,
+            )
+        )
+
+
+class _Queue:
+    """What the queue requests of one attempt share: where they go, their key, their deadline."""
+
+    def __init__(
+        self,
+        adapter: FalAdapter,
+        target: UpstreamTarget,
+        headers: Mapping[str, str],
+        submit_url: str,
+        deadline: float,
+        wants_url: bool,
+    ) -> None:
+        self.client = adapter._client
+        self.max_body_bytes = adapter._max_body_bytes
+        self.target = target
+        self.secret = target.credential.secret_values()
+        self.headers = headers
+        self.submit_url = submit_url
+        self.deadline = deadline
+        self.wants_url = wants_url
+
+    async def run(self, body: dict[str, Any]) -> tuple[list[GeneratedImage], str]:
+        """Queues one request, polls it to the end, reads its result and fetches its images."""
+        request_id, urls = await self._submit(body)
+        status_url, response_url, cancel_url = urls
+        await poll_job(
+            lambda: self._status(status_url),
+            provider=PROVIDER,
+            deadline=self.deadline,
+            progress=self.target.progress,
+            cancel=(lambda: self._cancel(cancel_url)) if cancel_url else None,
+        )
+        response = await self._send("GET", response_url)
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response, secret=self.secret)
+        images = [await self._image(found) for found in read_result(response, secret=self.secret)]
+        return images, request_id
+
+    async def _submit(self, body: dict[str, Any]) -> tuple[str, tuple[str, str, str | None]]:
+        response = await self._send("POST", self.submit_url, json_body=body)
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response, secret=self.secret)
+        payload = json_object(response.body)
+        if payload is None:
+            what = describe_bad_body(response.body)
+            raise upstream_bug(
+                PROVIDER, f"{PROVIDER}: submit returned HTTP {response.status_code} with {what}", secret=self.secret
+            )
+        request_id = payload.get("request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise upstream_bug(PROVIDER, f"{PROVIDER}: submit answered without a 'request_id'", secret=self.secret)
+        status_url = self._api_url(payload.get("status_url"), "status_url")
+        response_url = self._api_url(payload.get("response_url"), "response_url")
+        cancel = payload.get("cancel_url")
+        cancel_url = self._api_url(cancel, "cancel_url") if cancel is not None else None
+        return request_id, (status_url, response_url, cancel_url)
+
+    def _api_url(self, url: object, role: str) -> str:
+        return JOB_HOSTS.check(url, role=role, sends_key=True, submitted_to=self.submit_url, client=self.client)
+
+    async def _status(self, status_url: str) -> Pending | Done[None]:
+        response = await self._send("GET", status_url)
+        if response.status_code not in (200, 202):
+            raise classify_error(response, secret=self.secret)
+        return read_status(response, secret=self.secret)
+
+    async def _cancel(self, cancel_url: str) -> None:
+        # Runs in the background after the attempt ended; failures are logged by the polling kit.
+        await self.client.send(
+            "PUT",
+            cancel_url,
+            provider=PROVIDER,
+            attempt_seconds=CANCEL_HOOK_SECONDS,
+            max_body_bytes=self.max_body_bytes,
+            headers=self.headers,
+        )
+
+    async def _image(self, found: ResultImage) -> GeneratedImage:
+        if isinstance(found.url, str) and found.url.startswith("data:"):
+            # sync_mode answers carry the image inline: nothing to fetch.
+            data = decode_image_b64(found.url, provider=PROVIDER, secret=self.secret)
+        else:
+            url = JOB_HOSTS.check(
+                found.url, role="images[].url", sends_key=False, submitted_to=self.submit_url, client=self.client
+            )
+            if self.wants_url:
+                log.info("handing on a fal media URL; fal keeps it for a limited time", extra={"provider": PROVIDER})
+                return GeneratedImage(
+                    data=None,
+                    mime_type=found.content_type or "image/jpeg",
+                    url=url,
+                    seed=found.seed,
+                    url_expires_at=time.time() + MEDIA_URL_SECONDS,
+                )
+            data = await fetch_result_file(
+                self.client,
+                url,
+                provider=PROVIDER,
+                seconds=remaining(self.deadline),
+                max_body_bytes=self.max_body_bytes,
+                secret=self.secret,
+            )
+        mime, width, height = check_image(data, provider=PROVIDER, secret=self.secret)
+        return GeneratedImage(data=data, mime_type=mime, width=width, height=height, seed=found.seed)
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> UpstreamResponse:
+        seconds = remaining(self.deadline)
+        async with upstream_errors(PROVIDER, secret=self.secret, attempt_seconds=seconds):
+            return await self.client.send(
+                method,
+                url,
+                provider=PROVIDER,
+                attempt_seconds=seconds,
+                max_body_bytes=self.max_body_bytes,
+                headers=self.headers,
+                **kwargs,
+            )

@@ -1,0 +1,123 @@
+"""Maps an ImageRequest to a fal model's input, refusing what the model won't take.
+
+| ImageRequest | fal |
+|---|---|
+| prompt | ``prompt`` |
+| size | ``image_size: {width, height}``, the nearest the model makes (1) |
+| aspect_ratio | ``image_size``: fal's preset for it (``16:9`` -> ``landscape_16_9``) |
+| n | ``num_images`` (FLUX, up to 4); n calls on Recraft (1) |
+| seed, output_format (``jpeg``/``png``) | sent (FLUX) |
+| style | Recraft's ``style`` (one of its styles); refused on FLUX |
+| cfg_scale | ``guidance_scale`` on ``fal-ai/flux/dev`` |
+| extra ``steps`` | ``num_inference_steps`` where the model has it |
+| extra fal inputs (``enable_safety_checker``, ``safety_tolerance``, ``colors``, ...) | sent where taken (2) |
+| quality, user, negative_prompt, style_preset, background, output_compression, moderation | refused |
+
+(1) Translated by ``kit.translation.translate`` and reported; refused in strict mode.
+(2) ``models`` lists which model takes which; values are checked here. Refusals are BAD_REQUEST
+naming the parameter, before any HTTP call.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.providers.fal import PROVIDER
+from imagegateway_server.providers.fal.models import PRESET_FOR_RATIO, PRESETS, FalModel
+from imagegateway_server.providers.kit.errors import refuse_parameter
+
+OUTPUT_FORMATS = ("jpeg", "png")
+ACCELERATIONS = ("none", "regular", "high")
+MAX_SEED = 2**32 - 1
+_FIELDS = frozenset({"model", "n", "size"})
+_STEPS = "num_inference_steps"
+
+
+def check_params(request: ImageRequest, model: FalModel) -> None:
+    """Refuses, naming it, a parameter ``model`` does not take or a value it cannot have."""
+    fields = request.set_fields()
+    for name, value in fields.items():
+        if name == "steps" and model.max_steps:
+            name = _STEPS
+        if name == "style" and "style" in model.params:
+            continue  # translation checked it against the model's styles
+        if name not in _FIELDS and name not in model.params:
+            raise refuse_parameter(PROVIDER, name, f"is not supported by model {model.id!r}", "unknown_parameter")
+        _check_value(name, value, model)
+    if "steps" in request.extra and _STEPS in request.extra:
+        raise refuse_parameter(PROVIDER, "steps", f"and {_STEPS} are the same parameter; send one of them")
+    if request.cfg_scale is not None and "guidance_scale" in request.extra:
+        raise refuse_parameter(PROVIDER, "cfg_scale", "and guidance_scale are the same parameter; send one of them")
+    sized = [name for name in ("size", "aspect_ratio", "image_size") if name in fields]
+    if len(sized) > 1:
+        raise refuse_parameter(PROVIDER, sized[-1], f"conflicts with {sized[0]}; send one of them")
+
+
+def _check_value(name: str, value: Any, model: FalModel) -> None:
+    if name == "seed":
+        _integer(name, value, 0, MAX_SEED)
+    elif name == _STEPS:
+        _integer(name, value, 1, model.max_steps)
+    elif name in ("guidance_scale", "cfg_scale"):
+        _number(name, value, 1.0, 20.0)
+    elif name == "safety_tolerance":
+        _integer(name, int(value) if isinstance(value, str) and value.isdigit() else value, 1, 6)
+    elif name == "enable_safety_checker":
+        if not isinstance(value, bool):
+            raise refuse_parameter(PROVIDER, name, "must be true or false", "invalid_type")
+    elif name == "output_format" and value not in OUTPUT_FORMATS:
+        raise refuse_parameter(PROVIDER, name, f"must be one of {', '.join(OUTPUT_FORMATS)}, got {value!r}")
+    elif name == "acceleration" and value not in ACCELERATIONS:
+        raise refuse_parameter(PROVIDER, name, f"must be one of {', '.join(ACCELERATIONS)}, got {value!r}")
+    elif name == "aspect_ratio" and value not in PRESET_FOR_RATIO:
+        raise refuse_parameter(PROVIDER, name, f"must be one of {', '.join(PRESET_FOR_RATIO)}, got {value!r}")
+    elif name == "image_size" and value not in PRESETS:
+        raise refuse_parameter(PROVIDER, name, f"must be one of fal's presets {', '.join(PRESETS)}, got {value!r}")
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise refuse_parameter(PROVIDER, name, f"must be an integer from {low} to {high}, got {value!r}")
+
+
+def _number(name: str, value: Any, low: float, high: float) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
+        raise refuse_parameter(PROVIDER, name, f"must be a number from {low:g} to {high:g}, got {value!r}")
+
+
+def model_input(request: ImageRequest, model: FalModel) -> dict[str, Any]:
+    """The input of one queue request (a checked, translated ``request``); ``n`` is the caller's to fan out
+    when the model has no ``num_images``."""
+    body: dict[str, Any] = {"prompt": request.prompt}
+    if request.size is not None and request.size != "auto":
+        try:
+            width, height = parse_size(request.size)
+        except InvalidArgument:
+            raise refuse_parameter(PROVIDER, "size", f"must look like 1024x1024, got {request.size!r}") from None
+        body["image_size"] = {"width": width, "height": height}
+    elif request.aspect_ratio is not None:
+        body["image_size"] = PRESET_FOR_RATIO[request.aspect_ratio]
+    if model.takes_n and request.n > 1:
+        body["num_images"] = request.n
+    if request.style is not None:
+        body["style"] = request.style
+    optional = {"seed": request.seed, "output_format": request.output_format, "guidance_scale": request.cfg_scale}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    for name, value in request.extra.items():
+        if name == "steps":
+            body[_STEPS] = int(value)
+        elif name == "safety_tolerance":
+            body[name] = str(int(value))  # fal takes it as the string "1".."6"
+        else:
+            body[name] = value
+    return body
