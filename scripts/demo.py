@@ -1,5 +1,6 @@
 """make demo: the cookbook's Stability -> DALL-E 3 fallback end to end, with no keys and no network;
-then a chain across the clouds, Azure DALL-E 3 -> Vertex AI Imagen -> Bedrock Nova Canvas.
+then a chain across the clouds, Azure DALL-E 3 -> Vertex AI Imagen -> Bedrock Nova Canvas, and one
+across the FLUX hosts, FLUX.2 on Black Forest Labs (asynchronous) -> FLUX on Together -> DALL-E 3.
 
 Starts the local provider emulators and a gateway on free loopback ports, stores virtual keys (typed
 credentials for the clouds: an Azure resource and deployment, a Vertex project and region, an AWS key
@@ -26,11 +27,14 @@ from imagegateway_server.cli import main as imagegw  # noqa: E402
 from tests.emulators import (  # noqa: E402
     AzureOpenAIEmulator,
     BedrockEmulator,
+    BFLEmulator,
     Fault,
     OpenAIEmulator,
     StabilityEmulator,
+    TogetherEmulator,
     VertexEmulator,
 )
+from tests.emulators.async_jobs import JobFault  # noqa: E402
 from tests.harness import running_gateway  # noqa: E402
 
 DEMO_AWS_KEY_ID, DEMO_AWS_SECRET = "AKIAIMAGEGWDEMO00001", "demo/aws+secret-0123456789abcdef"
@@ -41,6 +45,14 @@ CLOUD_CONFIG = {
         {"virtual_key": "azure-dalle3", "override_params": {"model": "dall-e-3"}},
         {"virtual_key": "vertex-imagen", "override_params": {"model": "imagen-4.0-fast-generate-001"}},
         {"virtual_key": "bedrock-nova", "override_params": {"model": "amazon.nova-canvas-v1:0"}},
+    ],
+}
+FLUX_CONFIG = {
+    "strategy": {"mode": "fallback"},
+    "targets": [
+        {"virtual_key": "bfl-flux", "override_params": {"model": "flux-2-pro"}},
+        {"virtual_key": "together-flux", "override_params": {"model": "black-forest-labs/FLUX.1-schnell"}},
+        {"virtual_key": "open-ai-virtual-key", "override_params": {"model": "dall-e-3"}},
     ],
 }
 COOKBOOK_CONFIG = {
@@ -66,6 +78,8 @@ def main() -> int:
         BedrockEmulator.running_in_thread(
             access_key_id=DEMO_AWS_KEY_ID, secret_access_key=DEMO_AWS_SECRET, region="us-east-1"
         ) as bedrock,
+        BFLEmulator.running_in_thread(api_key="demo-bfl-key") as bfl,
+        TogetherEmulator.running_in_thread(api_key="demo-together-key") as together,
         running_gateway(Path(data_dir), log_level="warning") as gateway,
         ImageGatewayClient(gateway.grpc_target, api_key=gateway.admin_key) as admin,
     ):
@@ -172,6 +186,15 @@ def main() -> int:
         time.sleep(0.5)
         (entry,) = admin.list_logs(trace_id=raw.headers["x-portkey-trace-id"]).logs
         imagegw(["logs", "get", *common, entry.id])
+
+        step("8. FLUX: Black Forest Labs (submit, then poll) -> Together -> DALL-E 3")
+        admin.create_virtual_key("bfl-flux", "black-forest-labs", "demo-bfl-key", base_url=bfl.base_url)
+        admin.create_virtual_key("together-flux", "together-ai", "demo-together-key", base_url=together.base_url)
+        flux = admin.create_config("flux-bfl-together-dalle", FLUX_CONFIG)
+        print("   BFL moderates the job after it was queued; Together answers 429")
+        bfl.fail_next_jobs(JobFault.CONTENT_MODERATED)
+        together.inject(Fault.rate_limited())
+        imagegw(["generate", *common, "--config", flux.id, "--prompt", "a kraken", "--out", str(out)])
     return 0
 
 
