@@ -454,13 +454,15 @@ def test_serve_has_a_flag_per_setting_and_flags_beat_env(
         assert getattr(serve_help, spec.field) is None  # unset flags leave the env var in charge
     received: list[Settings] = []
 
-    def serve(settings: Settings) -> int:
+    def supervise(settings: Settings) -> int:
         received.append(settings)
         return 3
 
-    app = types.ModuleType("imagegateway_server.app")
-    app.serve = serve  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "imagegateway_server.app", app)
+    # serve hands the settings to the supervisor (one process, or --workers N of them).
+    supervisor = types.ModuleType("imagegateway_server.workers.supervisor")
+    supervisor.supervise = supervise  # type: ignore[attr-defined]
+    supervisor.WorkersNeedSharedState = ValueError  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "imagegateway_server.workers.supervisor", supervisor)
     monkeypatch.setenv("IMAGEGW_HTTP_ADDR", "127.0.0.1:9999")
     monkeypatch.setenv("IMAGEGW_GRPC_ADDR", "127.0.0.1:7777")
     code, _, _ = run(capsys, "serve", "--grpc-addr", "127.0.0.1:6000", "--shutdown-grace-seconds", "5")
