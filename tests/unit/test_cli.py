@@ -459,10 +459,9 @@ def test_serve_has_a_flag_per_setting_and_flags_beat_env(
         return 3
 
     # serve hands the settings to the supervisor (one process, or --workers N of them).
-    supervisor = types.ModuleType("imagegateway_server.workers.supervisor")
-    supervisor.supervise = supervise  # type: ignore[attr-defined]
-    supervisor.WorkersNeedSharedState = ValueError  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "imagegateway_server.workers.supervisor", supervisor)
+    from imagegateway_server.workers import supervisor
+
+    monkeypatch.setattr(supervisor, "supervise", supervise)
     monkeypatch.setenv("IMAGEGW_HTTP_ADDR", "127.0.0.1:9999")
     monkeypatch.setenv("IMAGEGW_GRPC_ADDR", "127.0.0.1:7777")
     code, _, _ = run(capsys, "serve", "--grpc-addr", "127.0.0.1:6000", "--shutdown-grace-seconds", "5")
