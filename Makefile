@@ -55,12 +55,14 @@ emulators: install
 	$(PY) scripts/emulators.py $(EMULATORS_ARGS)
 
 # Latency, throughput, memory and a 2,000-in-flight check; writes bench/RESULTS.md (1.5-4 min on 2 cores);
-# then 1,000 BFL jobs of 5 s at once through the gateway (bench/async_jobs.py, ~15 s, RSS under 400 MB).
+# then 1,000 BFL jobs of 5 s at once through the gateway (bench/async_jobs.py, ~15 s, RSS under 400 MB),
+# and what a SigV4-signed Bedrock call costs the gateway beside an OpenAI call (bench/adapter_overhead.py).
 # BENCH_ARGS=--quick for a smoke run, --no-soak to skip the 2,000-in-flight check, --profile for py-spy;
 # BENCH_ARGS=--h2load measures the hot path with h2load instead (apt-get install nghttp2-client; ~2.5 min).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/async_jobs.py
+	$(PY) bench/adapter_overhead.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
