@@ -320,14 +320,17 @@ def test_bucket_sizes_fit_the_range() -> None:
     now = datetime(2025, 3, 4, 10, 7, 31, tzinfo=UTC)
     for since, size in (
         (timedelta(minutes=30), timedelta(minutes=1)),
-        (timedelta(hours=1), timedelta(minutes=5)),
+        (timedelta(hours=1), timedelta(minutes=2)),
         (timedelta(hours=24), timedelta(hours=1)),
+        (timedelta(seconds=49), timedelta(seconds=2)),
+        (timedelta(days=50), timedelta(days=2)),
+        (timedelta(days=80), timedelta(days=2)),
         (timedelta(days=7), timedelta(hours=6)),
         (timedelta(days=400), timedelta(days=9)),
         (timedelta(days=30), timedelta(days=1)),
     ):
         assert bucket_size_for(now - since, now) == size, since
-        assert 12 <= len(bucket_starts(now - since, now, size)) <= 48
+        assert 19 <= len(bucket_starts(now - since, now, size)) <= 48
 
 
 def test_percentiles_are_nearest_rank() -> None:
