@@ -79,14 +79,18 @@ def records_of(requests: list[dict[str, Any]]) -> list[LogRecord]:
     return [record(number, **request) for number, request in enumerate(requests)]
 
 
-def hourly_query(start_minutes: float, hours: float, grouping: int, key: str | None) -> AnalyticsQuery:
+def ranged_query(
+    start_minutes: float, hours: float, bucket_hours: int, grouping: int, key: str | None
+) -> AnalyticsQuery:
+    """A query over the hours from ``start_minutes`` after T0, in buckets of ``bucket_hours`` (0: as
+    the API picks them)."""
     group_by, metadata_key, _ = GROUPINGS[grouping]
     start = T0 + timedelta(minutes=start_minutes)
     end = start + timedelta(hours=hours)
     return AnalyticsQuery(
         start=start,
         end=end,
-        bucket_size=bucket_size_for(start, end),
+        bucket_size=timedelta(hours=bucket_hours) if bucket_hours else bucket_size_for(start, end),
         group_by=group_by,
         metadata_key=metadata_key,
         log_filter=LogFilter(caller_key_id=key),
@@ -143,13 +147,14 @@ async def opened(path: Path) -> SqliteStore:
     return store
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     requests=st.lists(request_strategy, max_size=50),
     rolled=st.integers(0, 60),
     prune_at_minutes=st.none() | st.floats(0, 3 * 24 * 60),
     start_minutes=st.floats(-120, 2 * 24 * 60),
-    hours=st.floats(0.5, 60),
+    hours=st.floats(0.5, 80),
+    bucket_hours=st.sampled_from((0, 1, 24, 48)),
     grouping=st.integers(0, len(GROUPINGS) - 1),
     key=st.none() | st.sampled_from(("key-a", "key-b")),
 )
@@ -159,11 +164,12 @@ def test_rollups_plus_the_raw_tail_agree_with_the_raw_log(
     prune_at_minutes: float | None,
     start_minutes: float,
     hours: float,
+    bucket_hours: int,
     grouping: int,
     key: str | None,
 ) -> None:
     records = records_of(requests)
-    query = hourly_query(start_minutes, hours, grouping, key)
+    query = ranged_query(start_minutes, hours, bucket_hours, grouping, key)
 
     async def answers() -> tuple[AnalyticsResult, AnalyticsResult]:
         with tempfile.TemporaryDirectory() as folder:
@@ -188,7 +194,7 @@ def test_rollups_plus_the_raw_tail_agree_with_the_raw_log(
     kept = records
     if prune_at_minutes is not None:
         kept = [r for r in records if r.create_time >= T0 + timedelta(minutes=prune_at_minutes)]
-    binned = plan_range(query).rollup is not None
+    binned = bool(plan_range(query).rollups)
     assert_counts_agree(from_rollups, expected_with_nanos(in_range(kept, query), GROUPINGS[grouping][2]), binned)
 
 
@@ -209,13 +215,17 @@ def day_query(group_by: GroupBy = GroupBy.PROVIDER, metadata_key: str = "", **fi
 async def test_a_query_of_whole_hours_reads_rollups_and_the_edges_raw(store: SqliteStore) -> None:
     query = day_query()
     plan = plan_range(query)
-    # 07:07:30 to 13:07:30 the next day: the whole hours from 08:00 come from rollups.
-    assert plan.rollup is not None and len(plan.raw_spans) == 2
+    # 07:07:30 to 13:07:30 the next day in hourly buckets: the whole hours from 08:00 to 13:00 come
+    # from hour cells, the 52.5 minutes before and 7.5 after from raw rows.
+    assert [(span, high - low) for span, low, high in plan.rollups] == [(3600, 29 * 3600 * 10**6)]
+    assert [high - low for low, high in plan.raw_spans] == [52.5 * 60 * 10**6, 7.5 * 60 * 10**6]
     records = seeded_mix()
     await store.append_logs(records)
     assert await store.roll_up_logs() == len(records)
     assert await store.roll_up_logs() == 0
-    cells = await store._read("SELECT count(*), sum(requests) FROM request_log_rollups")
+    cells = await store._read(
+        "SELECT count(*), sum(requests) FROM request_log_rollups WHERE span_seconds = 3600 AND with_metadata = 0"
+    )
     assert cells[0][1] == len(records) and cells[0][0] < len(records)  # requests share cells
     for group_by, metadata_key, group_of in GROUPINGS:
         result = await store.aggregate_logs(day_query(group_by, metadata_key))
@@ -252,7 +262,8 @@ async def test_the_background_job_rolls_new_requests_up_within_its_interval(tmp_
                 break
             await asyncio.sleep(0.05)
         assert left[0][0] == 0
-        assert (await store._read("SELECT sum(requests) FROM request_log_rollups"))[0][0] == len(seeded_mix())
+        # Each request counts in four cells: its hour and its day, with and without its metadata.
+        assert (await store._read("SELECT sum(requests) FROM request_log_rollups"))[0][0] == 4 * len(seeded_mix())
     finally:
         await store.close()
 
@@ -300,8 +311,21 @@ def test_the_latency_histogram_is_exact_below_64_ms_and_within_1_6_percent_above
 def test_short_ranges_and_trace_ids_stay_raw_and_exact() -> None:
     now = datetime(2025, 3, 4, 10, 7, 31, tzinfo=UTC)
     hour = AnalyticsQuery(now - timedelta(hours=1), now, timedelta(minutes=2), GroupBy.PROVIDER)
-    assert plan_range(hour).rollup is None
+    assert plan_range(hour).rollups == ()
     traced = AnalyticsQuery(
         now - timedelta(days=2), now, timedelta(hours=1), GroupBy.PROVIDER, log_filter=LogFilter(trace_id="t1")
     )
-    assert plan_range(traced).rollup is None
+    assert plan_range(traced).rollups == ()
+
+
+def test_a_month_in_daily_buckets_reads_day_cells_and_hour_cells_at_the_edges() -> None:
+    end = datetime(2025, 3, 4, 10, 7, 31, tzinfo=UTC)
+    month = AnalyticsQuery(end - timedelta(days=30), end, timedelta(days=1), GroupBy.METADATA, "_user")
+    plan = plan_range(month)
+    hour, day = 3600 * 10**6, 86400 * 10**6
+    assert [(span, (high - low) / hour) for span, low, high in plan.rollups] == [
+        (3600, 13),  # 2025-02-02 11:00 to midnight
+        (86400, 29 * 24),
+        (3600, 10),  # 2025-03-04 00:00 to 10:00
+    ]
+    assert plan.with_metadata and all(low % day == 0 for span, low, _ in plan.rollups if span == 86400)

@@ -295,6 +295,13 @@ class AnalyticsBuilder:
         bins = self._cell(group, bucket).latency_bins
         bins[bin_index] = bins.get(bin_index, 0) + count
 
+    def add_latency_bins(self, group: str, bucket: int, histogram: Mapping[str, int]) -> None:
+        """A cell's histogram as stored: ``{"bin": count}``."""
+        bins = self._cell(group, bucket).latency_bins
+        for bin_text, count in histogram.items():
+            bin_index = int(bin_text)
+            bins[bin_index] = bins.get(bin_index, 0) + count
+
     def result(self) -> AnalyticsResult:
         groups: dict[str, list[_Sums]] = {}
         for (group, bucket), cell in self._cells.items():

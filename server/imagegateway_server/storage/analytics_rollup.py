@@ -1,33 +1,34 @@
-"""Hourly rollups of the request log: what they hold, how a range is split between them and the raw
-log, the latency histogram, and the SQL both sides share.
+"""Rollups of the request log for analytics over long ranges: what a cell holds, how a range is split
+between cells and raw rows, and the SQL both sides share.
 
-A rollup cell is one hour and one combination of every column analytics groups or filters by
-(provider, model, config id, caller key, first and last target, status code, fallback flag, error
-kind and the request's whole metadata object). It holds plain sums (requests, cache hits, images,
-upstream calls, failed calls, retries, cost in integer nano-USD) and a latency histogram. Because
-every dimension is a column of the cell, any grouping or filter over cells gives exactly what the
-same grouping over the raw rows gives: a generate key's filter on ``caller_key_id`` keeps every
-other key's cells out, grouping by metadata included.
+A cell is one hour or one day (UTC) and one combination of every column analytics groups or filters
+by: provider, model, config id, caller key, first and last target, status code, fallback flag and
+error kind; half of the cells also carry the request's whole metadata object (for grouping by a
+metadata key), the other half do not (so every other grouping reads far fewer cells). A cell holds
+plain sums (requests, cache hits, images, upstream calls, failed calls, retries, cost in integer
+nano-USD) and a latency histogram (``latency_histogram``). Because every dimension is a column of
+the cell, any grouping or filter over cells gives what the same grouping over the raw rows gives: a
+generate key's filter on ``caller_key_id`` keeps every other key's cells out, by metadata too.
 
-The store marks a request-log row ``rolled_up`` in the transaction that adds it to its cell, so an
-answer is rollup cells for the whole hours of the range plus the raw rows that are not rolled up
-yet, plus the raw rows of the partial hours at either end: never a row twice, never one missed, and
-no lag at all (the rollup job's own lag, bounded by its interval, only moves work between the two).
-Pruning the log subtracts the pruned rows from their cells, so the rollups never say more than the log.
+The store marks a request-log row ``rolled_up`` in the transaction that adds it to its cells, so an
+answer is: day cells for the whole days of the range (when its buckets are whole days), hour cells
+for the other whole hours, the raw rows of the partial hours at either end, and the raw rows of the
+covered hours that are not rolled up yet. Never a row twice, never one missed, and no lag in the
+answer: the job's lag (its interval) only moves work between cells and raw rows. Pruning the log
+subtracts the pruned rows from their cells, so the rollups never count what the log no longer has.
 
-Cost is summed as integer nano-USD (each request's cost rounded to 1e-9 USD) on both sides, so any
-split of a sum adds up to the same number, bit for bit. Latency percentiles over rollups come from
-a log-linear histogram: exact below 64 ms, and within 1/64 (1.6 %) of the exact nearest-rank value
-above, in 32 bins per doubling. Exact percentiles would need every latency, which is what makes a
-million-row range slow; ranges the rollups do not serve (shorter than about a day, or filtered by
-trace id) stay exact.
+Cost is summed as integer nano-USD on both sides, so any split of a sum adds up to the same number
+bit for bit. Latency percentiles of an answer that reads cells come from the histogram (exact below
+64 ms, else within 1.6 %); exact percentiles need every latency, which is what makes a million-row
+range slow. Answers that read no cells (ranges under about a day, or filtered by trace id) stay exact.
 
-The SQL here is SQLite's; a backend with other JSON functions replaces ``json_*`` expressions only.
+The SQL is SQLite's; another backend changes the ``json_*`` expressions and the parameter style.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,11 +38,10 @@ from imagegateway_server.storage.analytics import INLINE_GROUP, AnalyticsQuery, 
 from imagegateway_server.storage.latency_histogram import latency_bin
 from imagegateway_server.storage.records import LogFilter
 
-ROLLUP_SPAN = timedelta(hours=1)
-_MICROS_PER_SPAN = 3_600_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# --- which part of a range the rollups answer ------------------------------------------------------
+_MICROS_PER_SECOND = 1_000_000
+# Cell sizes in seconds, largest first: a query reads the largest its buckets are multiples of.
+SPANS = (86400, 3600)
 
 
 def _micros(when: datetime) -> int:
@@ -50,34 +50,50 @@ def _micros(when: datetime) -> int:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RangePlan:
-    """Where a query's numbers come from, in microseconds since the epoch: rollup cells for
-    ``[rollup_start, rollup_end)`` (None: no rollups) plus the raw rows of ``raw_spans`` plus the
-    raw rows inside the rollup span that are not rolled up yet."""
+    """Where a query's numbers come from, in microseconds since the epoch: cells of ``rollups``
+    (span in seconds, start, end), the raw rows of ``raw_spans``, and the raw rows inside the
+    rollup spans not rolled up yet; ``with_metadata`` says which half of the cells to read."""
 
     raw_spans: tuple[tuple[int, int], ...]
-    rollup: tuple[int, int] | None
+    rollups: tuple[tuple[int, int, int], ...]
+    with_metadata: bool
+
+
+def _cover(low: int, high: int, spans: Sequence[int]) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """Splits ``[low, high)`` into whole cells of the largest span that fits, then smaller ones at the
+    edges, then raw time."""
+    if low >= high:
+        return [], []
+    if not spans:
+        return [], [(low, high)]
+    size = spans[0] * _MICROS_PER_SECOND
+    first, last = -(-low // size) * size, high // size * size
+    if first >= last:
+        return _cover(low, high, spans[1:])
+    left_cells, left_raw = _cover(low, first, spans[1:])
+    right_cells, right_raw = _cover(last, high, spans[1:])
+    return [*left_cells, (spans[0], first, last), *right_cells], [*left_raw, *right_raw]
 
 
 def plan_range(query: AnalyticsQuery) -> RangePlan:
-    """Rollups serve the whole hours of the range when the query's buckets are whole hours aligned to
-    the hour (every bucket then holds whole cells) and no filter needs a column cells lack (trace id)."""
+    """Cells of a span serve a query whose buckets are whole multiples of it (bucket starts are then
+    cell starts, so each bucket holds whole cells) unless a filter needs a column cells lack (trace id)."""
     start, end = _micros(query.start), _micros(query.end)
-    whole_hours = query.bucket_size % ROLLUP_SPAN == timedelta(0)
-    if not whole_hours or query.log_filter.trace_id is not None:
-        return RangePlan(((start, end),), None)
-    first = -(-start // _MICROS_PER_SPAN) * _MICROS_PER_SPAN
-    last = end // _MICROS_PER_SPAN * _MICROS_PER_SPAN
-    if first >= last:
-        return RangePlan(((start, end),), None)
-    edges = tuple(span for span in ((start, first), (last, end)) if span[0] < span[1])
-    return RangePlan(edges, (first, last))
+    with_metadata = query.group_by == GroupBy.METADATA
+    bucket_seconds = query.bucket_size / timedelta(seconds=1)
+    spans = [span for span in SPANS if bucket_seconds % span == 0]
+    if not spans or query.log_filter.trace_id is not None:
+        return RangePlan(((start, end),), (), with_metadata)
+    cells, raw = _cover(start, end, spans)
+    return RangePlan(tuple(raw), tuple(cells), with_metadata)
 
 
 # --- the cells --------------------------------------------------------------------------------------
 
-# The columns that make a cell, in the table's unique-index order; all but the first are also
-# request_logs columns (metadata is the payload's metadata object, canonical JSON).
+# The columns that make a cell; all from provider on but metadata are request_logs columns too.
 CELL_KEY = (
+    "span_seconds",
+    "with_metadata",
     "bucket_start",
     "provider",
     "model",
@@ -92,8 +108,8 @@ CELL_KEY = (
 )
 CELL_SUMS = ("requests", "cache_hits", "images", "attempts", "failed_attempts", "retries", "cost_nanos")
 
-# One request-log row as the rollup job reads it: its rowid, the cell key (bucket_start is the
-# create time, floored to the hour in Python), the sums and the latency. Shared by roll-up and prune.
+# One request-log row as the rollup job reads it: its rowid, create time, the cell columns, the
+# metadata object, the sums and the latency. Shared by roll-up and prune.
 COST_NANOS = "CAST(round(cost_usd * 1000000000) AS INTEGER)"
 ROW_FOR_ROLLUP = (
     "rowid, create_time, provider, model, config_id, caller_key_id, first_target, last_target, status_code, "
@@ -102,6 +118,11 @@ ROW_FOR_ROLLUP = (
 )
 
 CellKey = tuple[Any, ...]
+
+
+def cell_id(key: CellKey) -> str:
+    """The cell's stored identity: a digest of its key, so finding a cell is one indexed lookup."""
+    return hashlib.blake2b(json.dumps(key, separators=(",", ":")).encode(), digest_size=16).hexdigest()
 
 
 @dataclasses.dataclass(slots=True)
@@ -157,35 +178,38 @@ def canonical_metadata(text: str) -> str:
 
 
 def cells_of(rows: Iterable[Sequence[Any]]) -> dict[CellKey, CellSums]:
-    """The cells that rows read with ``ROW_FOR_ROLLUP`` add up to."""
+    """The cells that rows read with ``ROW_FOR_ROLLUP`` add up to: each row counts in an hour and a
+    day cell, each with and without its metadata."""
     cells: dict[CellKey, CellSums] = {}
     for row in rows:
-        hour = int(row[1]) // _MICROS_PER_SPAN * _MICROS_PER_SPAN
-        key: CellKey = (hour, *row[2:11], canonical_metadata(row[11]))
-        cell = cells.get(key)
-        if cell is None:
-            cell = cells[key] = CellSums()
         cache_hit, attempts = int(row[12]), int(row[14])
-        cell.requests += 1
-        cell.cache_hits += cache_hit
-        cell.images += int(row[13])
-        cell.attempts += attempts
-        cell.failed_attempts += int(row[15])
-        cell.retries += int(row[16])
-        cell.cost_nanos += int(row[17])
+        request = CellSums(1, cache_hit, int(row[13]), attempts, int(row[15]), int(row[16]), int(row[17]))
         if attempts > 0 and not cache_hit:
-            bin_index = latency_bin(int(row[18]))
-            cell.latency_bins[bin_index] = cell.latency_bins.get(bin_index, 0) + 1
+            request.latency_bins[latency_bin(int(row[18]))] = 1
+        dimensions = tuple(row[2:11])
+        metadata = canonical_metadata(row[11])
+        for span in SPANS:
+            size = span * _MICROS_PER_SECOND
+            start = int(row[1]) // size * size
+            for with_metadata in (0, 1):
+                key: CellKey = (span, with_metadata, start, *dimensions, metadata if with_metadata else "")
+                cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = CellSums()
+                cell.add(request)
     return cells
 
 
-_KEY_MATCH = " AND ".join(f"{column} = ?" for column in CELL_KEY)
-SELECT_CELL = f"SELECT {', '.join(CELL_SUMS)}, latency_bins FROM request_log_rollups WHERE {_KEY_MATCH}"
-DELETE_CELL = f"DELETE FROM request_log_rollups WHERE {_KEY_MATCH}"
+STORED_COLUMNS = ("cell_id", *CELL_KEY, *CELL_SUMS, "latency_bins")
+SELECT_CELLS = (
+    f"SELECT cell_id, {', '.join(CELL_SUMS)}, latency_bins FROM request_log_rollups "
+    "WHERE cell_id IN (SELECT value FROM json_each(?))"
+)
+DELETE_CELL = "DELETE FROM request_log_rollups WHERE cell_id = ?"
 UPSERT_CELL = (
-    f"INSERT INTO request_log_rollups ({', '.join((*CELL_KEY, *CELL_SUMS))}, latency_bins) "
-    f"VALUES ({', '.join('?' for _ in range(len(CELL_KEY) + len(CELL_SUMS) + 1))}) "
-    f"ON CONFLICT ({', '.join(CELL_KEY)}) DO UPDATE SET "
+    f"INSERT INTO request_log_rollups ({', '.join(STORED_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in STORED_COLUMNS)}) "
+    "ON CONFLICT (cell_id) DO UPDATE SET "
     + ", ".join(f"{column} = excluded.{column}" for column in (*CELL_SUMS, "latency_bins"))
 )
 
@@ -235,18 +259,18 @@ def _group(query: AnalyticsQuery, metadata_column: str) -> str:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AnalyticsSql:
-    """The two statements of one analytics query and their named parameters.
+    """The statements of one analytics query and their named parameters.
 
     ``counts`` yields (group, bucket, failed request's error kind or NULL, fallback's first target or
     NULL, its serving target or NULL, requests, successes, fallbacks, attempts, failed attempts,
     retries, cache hits, images, cost in nano-USD). ``raw_latencies`` yields (group, bucket,
-    latency) of raw rows; ``binned_latencies`` (group, bucket, bin, requests) of rollup cells, or is
-    empty when the plan uses no rollups.
+    latency) of raw rows; ``cell_latencies`` (group, bucket, histogram JSON) of cells that have
+    latencies, or is empty when the plan reads no cells.
     """
 
     counts: str
     raw_latencies: str
-    binned_latencies: str
+    cell_latencies: str
     parameters: dict[str, Any]
 
 
@@ -254,25 +278,32 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
     """The SQL answering ``query`` from the sources ``plan`` names."""
     conditions, parameters = filter_conditions(query.log_filter)
     parameters.update(
-        first_bucket=_micros(first_bucket_start), bucket_size=query.bucket_size // timedelta(microseconds=1)
+        first_bucket=_micros(first_bucket_start),
+        bucket_size=query.bucket_size // timedelta(microseconds=1),
+        with_metadata=int(plan.with_metadata),
     )
     if query.group_by == GroupBy.METADATA:
         parameters["metadata_path"] = f'$."{query.metadata_key}"'
         parameters["payload_metadata_path"] = f'$.metadata."{query.metadata_key}"'
     filters = "".join(f" AND {condition}" for condition in conditions)
 
-    raw_group = _group(query, "payload").replace(":metadata_path", ":payload_metadata_path")
     raw_wheres: list[str] = []
     for index, (low, high) in enumerate(plan.raw_spans):
         parameters[f"raw_low_{index}"], parameters[f"raw_high_{index}"] = low, high
         raw_wheres.append(f"create_time >= :raw_low_{index} AND create_time < :raw_high_{index}")
-    if plan.rollup is not None:
-        parameters["rollup_low"], parameters["rollup_high"] = plan.rollup
+    cell_wheres: list[str] = []
+    for index, (span, low, high) in enumerate(plan.rollups):
+        parameters[f"span_{index}"], parameters[f"cell_low_{index}"], parameters[f"cell_high_{index}"] = span, low, high
+        cell_wheres.append(
+            f"span_seconds = :span_{index} AND with_metadata = :with_metadata "
+            f"AND bucket_start >= :cell_low_{index} AND bucket_start < :cell_high_{index}{filters}"
+        )
         # Rows written since the rollup job last ran; the partial index on rolled_up = 0 finds them.
-        raw_wheres.append("rolled_up = 0 AND create_time >= :rollup_low AND create_time < :rollup_high")
-    raw_bucket = "(create_time - :first_bucket) / :bucket_size"
+        raw_wheres.append(f"rolled_up = 0 AND create_time >= :cell_low_{index} AND create_time < :cell_high_{index}")
 
-    raw_counts = [
+    raw_group = _group(query, "payload").replace(":metadata_path", ":payload_metadata_path")
+    raw_bucket = "(create_time - :first_bucket) / :bucket_size"
+    sources = [
         f"SELECT {raw_group} AS g, {raw_bucket} AS b, status_code, error_kind, fallback_used, first_target, "
         f"last_target, 1 AS requests, attempt_count AS attempts, failed_attempt_count AS failed_attempts, "
         f"retry_count AS retries, cache_hit AS cache_hits, image_count AS images, {COST_NANOS} AS cost_nanos "
@@ -284,23 +315,20 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
         f"WHERE {where}{filters} AND attempt_count > 0 AND cache_hit = 0"
         for where in raw_wheres
     )
-    binned_latencies = ""
-    sources = raw_counts
-    if plan.rollup is not None:
-        rollup_group = _group(query, "metadata")
-        rollup_bucket = "(bucket_start - :first_bucket) / :bucket_size"
-        rollup_where = f"bucket_start >= :rollup_low AND bucket_start < :rollup_high{filters}"
-        sources = [
-            *raw_counts,
-            f"SELECT {rollup_group} AS g, {rollup_bucket} AS b, status_code, error_kind, fallback_used, "
-            "first_target, last_target, requests, attempts, failed_attempts, retries, cache_hits, images, cost_nanos "
-            f"FROM request_log_rollups WHERE {rollup_where}",
-        ]
-        binned_latencies = (
-            f"SELECT {rollup_group} AS g, {rollup_bucket} AS b, CAST(bins.key AS INTEGER) AS bin, sum(bins.value) "
-            f"FROM request_log_rollups, json_each(request_log_rollups.latency_bins) AS bins WHERE {rollup_where} "
-            "GROUP BY g, b, bin"
-        )
+    cell_group = _group(query, "metadata")
+    cell_bucket = "(bucket_start - :first_bucket) / :bucket_size"
+    sources += [
+        f"SELECT {cell_group} AS g, {cell_bucket} AS b, status_code, error_kind, fallback_used, first_target, "
+        "last_target, requests, attempts, failed_attempts, retries, cache_hits, images, cost_nanos "
+        f"FROM request_log_rollups WHERE {where}"
+        for where in cell_wheres
+    ]
+    # Histograms are merged by the caller: summing bins in SQL (json_each, GROUP BY) is slower.
+    cell_latencies = " UNION ALL ".join(
+        f"SELECT {cell_group}, {cell_bucket}, latency_bins FROM request_log_rollups "
+        f"WHERE {where} AND latency_bins != '{{}}'"
+        for where in cell_wheres
+    )
     counts = (
         f"SELECT g, b, CASE WHEN {_SUCCESS} THEN NULL ELSE error_kind END AS kind, "
         "CASE WHEN fallback_used = 1 THEN first_target END AS from_target, "
@@ -309,4 +337,4 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
         "sum(attempts), sum(failed_attempts), sum(retries), sum(cache_hits), sum(images), sum(cost_nanos) "
         f"FROM ({' UNION ALL '.join(sources)}) GROUP BY g, b, kind, from_target, to_target"
     )
-    return AnalyticsSql(counts, raw_latencies, binned_latencies, parameters)
+    return AnalyticsSql(counts, raw_latencies, cell_latencies, parameters)

@@ -26,14 +26,14 @@ from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition,
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.storage.analytics import AnalyticsBuilder, AnalyticsQuery, AnalyticsResult
 from imagegateway_server.storage.analytics_rollup import (
-    CELL_KEY,
-    CELL_SUMS,
     DELETE_CELL,
     ROW_FOR_ROLLUP,
+    SELECT_CELLS,
     UPSERT_CELL,
     CellKey,
     CellSums,
     analytics_sql,
+    cell_id,
     cells_of,
     plan_range,
 )
@@ -808,7 +808,7 @@ class SqliteStore:
         async with self._snapshot() as connection:
             counts = await self._fetch(connection, sql.counts, sql.parameters)
             latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
-            binned = await self._fetch(connection, sql.binned_latencies, sql.parameters) if plan.rollup else []
+            cells = await self._fetch(connection, sql.cell_latencies, sql.parameters) if plan.rollups else []
         for group, bucket, kind, from_target, to_target, requests, *sums in counts:
             successes, fallbacks, attempts, failed_attempts, retries, cache_hits, images, cost_nanos = sums
             builder.add_counts(
@@ -828,14 +828,14 @@ class SqliteStore:
                 builder.add_errors(group, bucket, kind, requests)
             if from_target is not None:  # every request of this row fell back from -> to
                 builder.add_fallbacks(group, bucket, from_target, to_target, requests)
-        if plan.rollup is None:
+        if not plan.rollups:
             for group, bucket, latency_ms in latencies:
                 builder.add_latency(group, bucket, latency_ms)
-        else:  # one histogram per answer: raw rows join the rollups' bins
+        else:  # one histogram per answer: raw rows join the cells' bins
             for group, bucket, latency_ms in latencies:
                 builder.add_latency_bin(group, bucket, latency_bin(latency_ms), 1)
-            for group, bucket, bin_index, count in binned:
-                builder.add_latency_bin(group, bucket, bin_index, count)
+            for group, bucket, bins in cells:
+                builder.add_latency_bins(group, bucket, json.loads(bins))
         return builder.result()
 
     # Analytics rollups (storage/analytics_rollup.py).
@@ -872,27 +872,21 @@ class SqliteStore:
         requests is deleted."""
         if not cells:
             return
-        hours = sorted({key[0] for key in cells})
-        stored: dict[CellKey, CellSums] = {}
-        width = len(CELL_KEY)
-        for row in await self._fetch(
-            connection,
-            f"SELECT {', '.join(CELL_KEY)}, {', '.join(CELL_SUMS)}, latency_bins FROM request_log_rollups "
-            "WHERE bucket_start IN (SELECT value FROM json_each(?))",
-            (json.dumps(hours),),
-        ):
-            key = tuple(row[:width])
-            if key in cells:
-                stored[key] = CellSums.from_stored(row[width:-1], row[-1])
+        ids = {key: cell_id(key) for key in cells}
+        stored = {
+            row[0]: CellSums.from_stored(row[1:-1], row[-1])
+            for row in await self._fetch(connection, SELECT_CELLS, (json.dumps(list(ids.values())),))
+        }
         upserts: list[tuple[Any, ...]] = []
-        deletes: list[CellKey] = []
+        deletes: list[tuple[str]] = []
         for key, delta in cells.items():
-            cell = stored.get(key) or CellSums()
+            identity = ids[key]
+            cell = stored.get(identity) or CellSums()
             cell.add(delta, sign)
             if cell.requests > 0:
-                upserts.append((*key, *cell.values(), cell.bins_json()))
-            elif key in stored:
-                deletes.append(key)
+                upserts.append((identity, *key, *cell.values(), cell.bins_json()))
+            elif identity in stored:
+                deletes.append((identity,))
         if upserts:
             await connection.executemany(UPSERT_CELL, upserts)
         if deletes:
