@@ -154,7 +154,7 @@ async def opened(path: Path) -> SqliteStore:
     prune_at_minutes=st.none() | st.floats(0, 3 * 24 * 60),
     start_minutes=st.floats(-120, 2 * 24 * 60),
     hours=st.floats(0.5, 80),
-    bucket_hours=st.sampled_from((0, 1, 24, 48)),
+    bucket_hours=st.sampled_from((0, 1, 6, 24, 48)),
     grouping=st.integers(0, len(GROUPINGS) - 1),
     key=st.none() | st.sampled_from(("key-a", "key-b")),
 )
@@ -262,8 +262,8 @@ async def test_the_background_job_rolls_new_requests_up_within_its_interval(tmp_
                 break
             await asyncio.sleep(0.05)
         assert left[0][0] == 0
-        # Each request counts in four cells: its hour and its day, with and without its metadata.
-        assert (await store._read("SELECT sum(requests) FROM request_log_rollups"))[0][0] == 4 * len(seeded_mix())
+        # Each request counts in six cells: its hour, six hours and day, with and without its metadata.
+        assert (await store._read("SELECT sum(requests) FROM request_log_rollups"))[0][0] == 6 * len(seeded_mix())
     finally:
         await store.close()
 
@@ -324,8 +324,10 @@ def test_a_month_in_daily_buckets_reads_day_cells_and_hour_cells_at_the_edges() 
     plan = plan_range(month)
     hour, day = 3600 * 10**6, 86400 * 10**6
     assert [(span, (high - low) / hour) for span, low, high in plan.rollups] == [
-        (3600, 13),  # 2025-02-02 11:00 to midnight
+        (3600, 1),  # 2025-02-02 11:00 to 12:00
+        (21600, 12),  # to midnight
         (86400, 29 * 24),
-        (3600, 10),  # 2025-03-04 00:00 to 10:00
+        (21600, 6),  # 2025-03-04 00:00 to 06:00
+        (3600, 4),  # to 10:00
     ]
     assert plan.with_metadata and all(low % day == 0 for span, low, _ in plan.rollups if span == 86400)

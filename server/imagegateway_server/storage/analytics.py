@@ -24,7 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from imagegateway_server.storage.latency_histogram import histogram_percentile
+from imagegateway_server.storage.latency_histogram import histogram_percentiles
 from imagegateway_server.storage.records import LogFilter
 
 
@@ -203,7 +203,7 @@ class _Sums:
 
     def counts(self) -> AnalyticsCounts:
         if self.latency_bins:
-            p50, p95, p99 = (histogram_percentile(self.latency_bins, f) for f in (0.50, 0.95, 0.99))
+            p50, p95, p99 = histogram_percentiles(self.latency_bins, (0.50, 0.95, 0.99))
         else:
             latencies = sorted(self.latencies)
             p50, p95, p99 = (percentile(latencies, f) for f in (0.50, 0.95, 0.99))

@@ -1,7 +1,7 @@
 """Rollups of the request log for analytics over long ranges: what a cell holds, how a range is split
 between cells and raw rows, and the SQL both sides share.
 
-A cell is one hour or one day (UTC) and one combination of every column analytics groups or filters
+A cell is one hour, six hours or one day (UTC) and one combination of every column analytics groups or filters
 by: provider, model, config id, caller key, first and last target, status code, fallback flag and
 error kind; half of the cells also carry the request's whole metadata object (for grouping by a
 metadata key), the other half do not (so every other grouping reads far fewer cells). A cell holds
@@ -11,9 +11,10 @@ the cell, any grouping or filter over cells gives what the same grouping over th
 generate key's filter on ``caller_key_id`` keeps every other key's cells out, by metadata too.
 
 The store marks a request-log row ``rolled_up`` in the transaction that adds it to its cells, so an
-answer is: day cells for the whole days of the range (when its buckets are whole days), hour cells
-for the other whole hours, the raw rows of the partial hours at either end, and the raw rows of the
-covered hours that are not rolled up yet. Never a row twice, never one missed, and no lag in the
+answer is: cells of the largest span (a day, six hours, an hour) the query's buckets are whole
+multiples of for the whole spans of the range, smaller cells for the whole hours at its edges, the
+raw rows of the partial hours at either end, and the raw rows of the covered hours that are not
+rolled up yet. Never a row twice, never one missed, and no lag in the
 answer: the job's lag (its interval) only moves work between cells and raw rows. Pruning the log
 subtracts the pruned rows from their cells, so the rollups never count what the log no longer has.
 
@@ -41,7 +42,7 @@ from imagegateway_server.storage.records import LogFilter
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROS_PER_SECOND = 1_000_000
 # Cell sizes in seconds, largest first: a query reads the largest its buckets are multiples of.
-SPANS = (86400, 3600)
+SPANS = (86400, 21600, 3600)
 
 
 def _micros(when: datetime) -> int:

@@ -10,7 +10,7 @@ backend and in every language.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 # Values below 2 * _SUB_BINS ms are their own bin; above, each doubling of
 # the value is split into _SUB_BINS bins, so a bin is at most 1/_SUB_BINS of its lower bound wide
@@ -36,15 +36,22 @@ def bin_latency(bin_index: int) -> int:
     return low + (1 << shift) // 2
 
 
-def histogram_percentile(bins: Mapping[int, int], fraction: float) -> int:
-    """The nearest-rank percentile of the values a histogram counts, as its bin's value (0 for none)."""
+def histogram_percentiles(bins: Mapping[int, int], fractions: Sequence[float]) -> list[int]:
+    """The nearest-rank percentiles (ascending ``fractions``) of the values a histogram counts, each
+    as its bin's value (0 for an empty histogram), in one pass over the sorted bins."""
     total = sum(bins.values())
     if total <= 0:
-        return 0
-    rank = max(1, math.ceil(fraction * total))  # as analytics.percentile ranks exact values
+        return [0 for _ in fractions]
+    ranks = [max(1, math.ceil(fraction * total)) for fraction in fractions]  # as analytics.percentile
+    found: list[int] = []
     seen = 0
     for bin_index in sorted(bins):
         seen += bins[bin_index]
-        if seen >= rank:
-            return bin_latency(bin_index)
-    return bin_latency(max(bins))
+        while len(found) < len(ranks) and seen >= ranks[len(found)]:
+            found.append(bin_latency(bin_index))
+    return found
+
+
+def histogram_percentile(bins: Mapping[int, int], fraction: float) -> int:
+    """The nearest-rank percentile of the values a histogram counts, as its bin's value (0 for none)."""
+    return histogram_percentiles(bins, [fraction])[0]

@@ -1,5 +1,5 @@
 -- Rollups of the request log for analytics over long ranges (storage/analytics_rollup.py). A cell is
--- one hour or one day and one combination of every column analytics groups or filters by, with or
+-- one hour, six hours or one day and one combination of every column analytics groups or filters by, with or
 -- without the request's metadata object; it holds sums and a latency histogram ({"bin": requests}).
 -- A request-log row is marked rolled_up in the transaction that adds it to its cells, so a query
 -- reads cells plus the rows not rolled up yet. Rows written before this migration start unmarked:
@@ -12,7 +12,7 @@ CREATE INDEX request_logs_not_rolled_up ON request_logs (create_time) WHERE roll
 
 CREATE TABLE request_log_rollups (
     cell_id TEXT PRIMARY KEY,          -- a digest of the cell key (the columns up to metadata)
-    span_seconds INTEGER NOT NULL CHECK (span_seconds IN (3600, 86400)),
+    span_seconds INTEGER NOT NULL CHECK (span_seconds IN (3600, 21600, 86400)),
     with_metadata INTEGER NOT NULL CHECK (with_metadata IN (0, 1)),
     bucket_start INTEGER NOT NULL,     -- microseconds since the epoch (UTC), a multiple of the span
     provider TEXT NOT NULL,
