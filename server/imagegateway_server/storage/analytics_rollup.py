@@ -1,14 +1,15 @@
 """Rollups of the request log for analytics over long ranges: what a cell holds, how a range is split
 between cells and raw rows, and the SQL both sides share.
 
-A cell is one hour, six hours or one day (UTC) and one combination of every column analytics groups or filters
-by: provider, model, config id, caller key, first and last target, status code, fallback flag and
-error kind; half of the cells also carry the request's whole metadata object (for grouping by a
-metadata key), the other half do not (so every other grouping reads far fewer cells). A cell holds
-plain sums (requests, cache hits, images, upstream calls, failed calls, retries, cost in integer
-nano-USD) and a latency histogram (``latency_histogram``). Because every dimension is a column of
-the cell, any grouping or filter over cells gives what the same grouping over the raw rows gives: a
-generate key's filter on ``caller_key_id`` keeps every other key's cells out, by metadata too.
+A cell is one hour, six hours or one day (UTC) and one combination of every column analytics
+groups or filters by: provider, model, config id, caller key, first and last target, status code,
+fallback flag and error kind; half of the cells also carry the request's whole metadata object
+(for grouping by a metadata key), the other half do not (so every other grouping reads far fewer
+cells). A cell holds plain sums (requests, cache hits, images, upstream calls, failed calls,
+retries, cost in integer nano-USD) and a latency histogram (``latency_histogram``). Because every
+dimension is a column of the cell, any grouping or filter over cells gives what the same grouping
+over the raw rows gives: a generate key's filter on ``caller_key_id`` keeps every other key's cells
+out, by metadata too.
 
 The store marks a request-log row ``rolled_up`` in the transaction that adds it to its cells, so an
 answer is: cells of the largest span (a day, six hours, an hour) the query's buckets are whole
