@@ -150,10 +150,14 @@ class AnalyticsRow:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AnalyticsResult:
-    """Rows by requests, most first (then by group); the bucket starts every row shares."""
+    """Rows by requests, most first (then by group); the bucket starts every row shares; ``overall``
+    is every matching request as one row (group ""), whose percentiles span all groups;
+    ``latency_exact`` is False when percentiles come from a histogram (``latency_histogram``)."""
 
     bucket_starts: list[datetime]
     rows: list[AnalyticsRow]
+    overall: AnalyticsRow | None = None
+    latency_exact: bool = True  # False: the percentiles come from the rollups' histogram
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> int:
@@ -232,6 +236,7 @@ class AnalyticsBuilder:
     def __init__(self, query: AnalyticsQuery) -> None:
         self._starts = bucket_starts(query.start, query.end, query.bucket_size)
         self._cells: dict[tuple[str, int], _Sums] = {}
+        self._binned = False
 
     @property
     def first_bucket_start(self) -> datetime:
@@ -292,29 +297,34 @@ class AnalyticsBuilder:
     def add_latency_bin(self, group: str, bucket: int, bin_index: int, count: int) -> None:
         """``count`` latencies in one histogram bin (``analytics_rollup.latency_bin``). A query hands
         over bins or latencies, not both: with bins, every percentile comes from the histogram."""
+        self._binned = True
         bins = self._cell(group, bucket).latency_bins
         bins[bin_index] = bins.get(bin_index, 0) + count
 
     def add_latency_bins(self, group: str, bucket: int, histogram: Mapping[str, int]) -> None:
         """A cell's histogram as stored: ``{"bin": count}``."""
+        self._binned = True
         bins = self._cell(group, bucket).latency_bins
         for bin_text, count in histogram.items():
             bin_index = int(bin_text)
             bins[bin_index] = bins.get(bin_index, 0) + count
 
+    def _row(self, group: str, cells: list[_Sums]) -> AnalyticsRow:
+        totals = _Sums()
+        for cell in cells:
+            totals.add(cell)
+        buckets = [AnalyticsBucket(start, cell.counts()) for start, cell in zip(self._starts, cells, strict=True)]
+        return AnalyticsRow(group, totals.counts(), buckets)
+
     def result(self) -> AnalyticsResult:
         groups: dict[str, list[_Sums]] = {}
+        everything = [_Sums() for _ in self._starts]
         for (group, bucket), cell in self._cells.items():
             row = groups.get(group)
             if row is None:
                 row = groups[group] = [_Sums() for _ in self._starts]
             row[bucket] = cell
-        rows: list[AnalyticsRow] = []
-        for group, cells in groups.items():
-            totals = _Sums()
-            for cell in cells:
-                totals.add(cell)
-            buckets = [AnalyticsBucket(start, cell.counts()) for start, cell in zip(self._starts, cells, strict=True)]
-            rows.append(AnalyticsRow(group, totals.counts(), buckets))
+            everything[bucket].add(cell)
+        rows = [self._row(group, cells) for group, cells in groups.items()]
         rows.sort(key=lambda row: (-row.totals.requests, row.group))
-        return AnalyticsResult(list(self._starts), rows)
+        return AnalyticsResult(list(self._starts), rows, self._row("", everything), latency_exact=not self._binned)
