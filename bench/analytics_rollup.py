@@ -38,9 +38,18 @@ KEYS = 20
 USERS_PER_KEY = 10
 # (config id, [(target, provider, model, cost)] in order): the first serves unless it fails.
 ROUTES = [
-    ("cfg-dalle-first", [("config.targets[0]", "openai", "dall-e-3", 0.04), ("config.targets[1]", "stability-ai", "sd3", 0.035)]),
-    ("cfg-sd-first", [("config.targets[0]", "stability-ai", "sd3", 0.035), ("config.targets[1]", "openai", "dall-e-3", 0.04)]),
-    ("cfg-azure", [("config.targets[0]", "azure-openai", "dall-e-3", 0.04), ("config.targets[1]", "openai", "dall-e-2", 0.02)]),
+    (
+        "cfg-dalle-first",
+        [("config.targets[0]", "openai", "dall-e-3", 0.04), ("config.targets[1]", "stability-ai", "sd3", 0.035)],
+    ),
+    (
+        "cfg-sd-first",
+        [("config.targets[0]", "stability-ai", "sd3", 0.035), ("config.targets[1]", "openai", "dall-e-3", 0.04)],
+    ),
+    (
+        "cfg-azure",
+        [("config.targets[0]", "azure-openai", "dall-e-3", 0.04), ("config.targets[1]", "openai", "dall-e-2", 0.02)],
+    ),
     ("", [("provider", "openai", "gpt-image-1", 0.011)]),
 ]
 ERROR_KINDS = ("ERROR_KIND_TIMEOUT", "ERROR_KIND_RATE_LIMITED", "ERROR_KIND_UPSTREAM_UNAVAILABLE")
@@ -76,7 +85,9 @@ def make_record(number: int, when: datetime, rng: random.Random) -> LogRecord:
         cost = 0.0
     elif roll < 0.04 and len(route) > 1:  # every target failed
         kind = ERROR_KINDS[number % len(ERROR_KINDS)]
-        doc.update(attempts=[attempt(route[0], kind), attempt(route[1], kind)], error_kind=kind, error="upstream failed")
+        doc.update(
+            attempts=[attempt(route[0], kind), attempt(route[1], kind)], error_kind=kind, error="upstream failed"
+        )
         status, cost, served = 504, 0.0, route[1]
     elif roll < 0.09 and len(route) > 1:  # the first target failed, the second served
         served = route[1]
@@ -145,7 +156,9 @@ async def main() -> None:
 
         month = now - timedelta(days=DAYS)
 
-        def query(since: timedelta, group_by: GroupBy, metadata_key: str = "", key: str | None = None) -> AnalyticsQuery:
+        def query(
+            since: timedelta, group_by: GroupBy, metadata_key: str = "", key: str | None = None
+        ) -> AnalyticsQuery:
             start = now - since
             return AnalyticsQuery(
                 start, now, bucket_size_for(start, now), group_by, metadata_key, LogFilter(caller_key_id=key)
@@ -160,7 +173,10 @@ async def main() -> None:
             rolled += chunk
         rollup_seconds = time.perf_counter() - began
         cells = (await store._read("SELECT count(*) FROM request_log_rollups"))[0][0]
-        print(f"rolled up {rolled:,} requests into {cells:,} hourly cells in {rollup_seconds:.0f} s")
+        print(
+            f"rolled up {rolled:,} requests into {cells:,} cells (hours, 6 h, days; with and without metadata) "
+            f"in {rollup_seconds:.0f} s"
+        )
 
         cases = [
             ("30 d", "provider", query(now - month, GroupBy.PROVIDER)),

@@ -219,6 +219,9 @@ UPSERT_CELL = (
 # --- the query over rollups and raw rows ------------------------------------------------------------
 
 _SUCCESS = "status_code BETWEEN 200 AND 299"
+# The request-log rows not rolled up yet, through their partial index (SQLite's INDEXED BY; a
+# backend whose planner picks the partial index by itself names the table alone).
+UNROLLED_ROWS = "request_logs INDEXED BY request_logs_not_rolled_up"
 
 
 def filter_conditions(wanted: LogFilter) -> tuple[list[str], dict[str, Any]]:
@@ -289,10 +292,10 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
         parameters["payload_metadata_path"] = f'$.metadata."{query.metadata_key}"'
     filters = "".join(f" AND {condition}" for condition in conditions)
 
-    raw_wheres: list[str] = []
+    raw_wheres: list[tuple[str, str]] = []  # (table, condition)
     for index, (low, high) in enumerate(plan.raw_spans):
         parameters[f"raw_low_{index}"], parameters[f"raw_high_{index}"] = low, high
-        raw_wheres.append(f"create_time >= :raw_low_{index} AND create_time < :raw_high_{index}")
+        raw_wheres.append(("request_logs", f"create_time >= :raw_low_{index} AND create_time < :raw_high_{index}"))
     cell_wheres: list[str] = []
     for index, (span, low, high) in enumerate(plan.rollups):
         parameters[f"span_{index}"], parameters[f"cell_low_{index}"], parameters[f"cell_high_{index}"] = span, low, high
@@ -300,8 +303,10 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
             f"span_seconds = :span_{index} AND with_metadata = :with_metadata "
             f"AND bucket_start >= :cell_low_{index} AND bucket_start < :cell_high_{index}{filters}"
         )
-        # Rows written since the rollup job last ran; the partial index on rolled_up = 0 finds them.
-        raw_wheres.append(f"rolled_up = 0 AND create_time >= :cell_low_{index} AND create_time < :cell_high_{index}")
+        # Rows written since the rollup job last ran. Named, the partial index holding only them is
+        # used even when a filter column has an index of its own (a key's month of rows, say).
+        unrolled = f"rolled_up = 0 AND create_time >= :cell_low_{index} AND create_time < :cell_high_{index}"
+        raw_wheres.append((UNROLLED_ROWS, unrolled))
 
     raw_group = _group(query, "payload").replace(":metadata_path", ":payload_metadata_path")
     raw_bucket = "(create_time - :first_bucket) / :bucket_size"
@@ -309,13 +314,13 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
         f"SELECT {raw_group} AS g, {raw_bucket} AS b, status_code, error_kind, fallback_used, first_target, "
         f"last_target, 1 AS requests, attempt_count AS attempts, failed_attempt_count AS failed_attempts, "
         f"retry_count AS retries, cache_hit AS cache_hits, image_count AS images, {COST_NANOS} AS cost_nanos "
-        f"FROM request_logs WHERE {where}{filters}"
-        for where in raw_wheres
+        f"FROM {table} WHERE {where}{filters}"
+        for table, where in raw_wheres
     ]
     raw_latencies = " UNION ALL ".join(
-        f"SELECT {raw_group}, {raw_bucket}, latency_ms FROM request_logs "
+        f"SELECT {raw_group}, {raw_bucket}, latency_ms FROM {table} "
         f"WHERE {where}{filters} AND attempt_count > 0 AND cache_hit = 0"
-        for where in raw_wheres
+        for table, where in raw_wheres
     )
     cell_group = _group(query, "metadata")
     cell_bucket = "(bucket_start - :first_bucket) / :bucket_size"

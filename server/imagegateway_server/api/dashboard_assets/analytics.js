@@ -107,6 +107,9 @@
       current = {range, grouping: chosen, main: answers.get(chosen), keys: answers.get("api_key"),
                  users: answers.get("metadata._user"), targets: answers.get("target")};
       render(current);
+      // The instants drawn, for people (the tooltip) and tests (the CLI asked for the same range).
+      Object.assign($("analytics-view").dataset, {startTime: current.main.start_time, endTime: current.main.end_time,
+                                                  groupBy: chosen});
       const bucketSeconds = parseFloat(current.main.bucket_duration);
       const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
       $("analytics-status").textContent = current.main.overall.buckets.length + " buckets of "
