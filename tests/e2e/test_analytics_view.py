@@ -12,18 +12,22 @@ $IMAGEGW_ANALYTICS_SCREENSHOT when set, which is how docs/analytics.png is made:
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import io
 import json
+import math
 import os
+import random
 import shutil
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +39,8 @@ from selenium.webdriver.support.select import Select
 from imagegateway import ImageGatewayClient
 from imagegateway.v1 import images_pb2
 from imagegateway_server.cli import main as cli_main
+from imagegateway_server.storage.records import LogRecord
+from imagegateway_server.storage.sqlite import SqliteStore
 from tests.conftest import Emulators, eventually
 from tests.dashboard_client import DashboardClient, keeping_gateway, new_generate_key, origin
 from tests.e2e.test_dashboard import browser, log_in, pytestmark, wait  # noqa: F401  (fixture and skip mark)
@@ -122,16 +128,20 @@ def _cached_config(gateway: GatewayThread, stability_vk: str, openai_vk: str) ->
 
 def open_analytics(driver: webdriver.Chrome, group_by: str = "provider", range_choice: str = "1h") -> None:
     driver.find_element(By.CSS_SELECTOR, "nav#views button[data-view=analytics]").click()
-    wait(driver, lambda d: d.find_element(By.ID, "analytics-view").is_displayed())
+    view = wait(
+        driver,
+        lambda d: (
+            d.find_element(By.ID, "analytics-view") if d.find_element(By.ID, "analytics-view").is_displayed() else None
+        ),
+    )
     Select(driver.find_element(By.NAME, "range")).select_by_value(range_choice)
     Select(driver.find_element(By.NAME, "group_by")).select_by_value(group_by)
-    previous = driver.find_element(By.ID, "analytics-view").get_attribute("data-end-time")
     driver.find_element(By.ID, "analytics-apply").click()
+    requested = view.get_attribute("data-requested")  # set as the click's load starts
     wait(
         driver,
         lambda d: (
-            d.find_element(By.ID, "analytics-view").get_attribute("data-end-time") not in (None, previous)
-            and d.find_element(By.ID, "analytics-view").get_attribute("data-group-by") == group_by
+            view.get_attribute("data-loaded") == requested
             and len(d.find_elements(By.CSS_SELECTOR, "section.chart[data-rendered='1']")) == len(CHARTS)
         ),
     )
@@ -182,7 +192,8 @@ def test_the_analytics_view_charts_the_log_and_its_csv_agrees_with_the_log_and_t
     log_in(browser, gateway, gateway.admin_key)
     started = time.monotonic()
     open_analytics(browser)
-    print(f"\nanalytics view drawn in {time.monotonic() - started:.2f} s (selenium round trips included)")
+    with capsys.disabled():
+        print(f"\nanalytics view drawn in {time.monotonic() - started:.2f} s (selenium round trips included)")
 
     totals = chart_totals(browser)
     assert totals["requests"] == seeded.requests and totals["errors"] == 1
@@ -246,14 +257,9 @@ def test_the_analytics_view_charts_the_log_and_its_csv_agrees_with_the_log_and_t
         assert row["cache_hits"] == sum(1 for log in served if log.cache_status == images_pb2.CACHE_STATUS_HIT)
         assert row["images"] == sum(len(log.images) for log in served)
 
-    path = tmp_path / "analytics.png"
-    screenshot_of_view(browser, path)
-    published = os.environ.get("IMAGEGW_ANALYTICS_SCREENSHOT")
-    if published:
-        shutil.copyfile(path, published)
+    screenshot_of_view(browser, tmp_path / "analytics.png")
 
-    # Grouped by a metadata key the same numbers split by user.
-    Select(browser.find_element(By.NAME, "group_by")).select_by_value("metadata")
+    # Grouped by a metadata key (the field offers _user) the same numbers split by user.
     open_analytics(browser, group_by="metadata")
     assert chart_totals(browser)["requests"] == seeded.requests
     legend = browser.find_element(By.CSS_SELECTOR, "section.chart[data-chart='requests'] .u-legend").text
@@ -286,3 +292,110 @@ def test_a_generate_keys_analytics_hold_its_own_request_only(
     assert seeded.alice_id in tables["keys"] and "ann" not in tables["users"]
     assert "No fallbacks" in tables["fallback-pairs"]
     assert origin(seeded.gateway) in browser.current_url
+
+
+def a_day_of_traffic(now: datetime, keys: list[str]) -> list[LogRecord]:
+    """About 3,000 requests over the last 24 hours with a daily rhythm: three providers behind
+    fallback configs, twelve users, some fallbacks, failures and cache hits."""
+    rng = random.Random(14)
+    first, second = "config.targets[0]", "config.targets[1]"
+    routes = [
+        ("cfg-sd", [(first, "stability-ai", "sd3", 0.035), (second, "openai", "dall-e-3", 0.04)]),
+        ("cfg-az", [(first, "azure-openai", "dall-e-3", 0.04), (second, "openai", "dall-e-2", 0.02)]),
+        ("", [("provider", "openai", "gpt-image-1", 0.011)]),
+    ]
+    records = []
+    for minute in range(1, 24 * 60):  # from a minute into the range the view asks for
+        when = now - timedelta(minutes=24 * 60 - minute)
+        rhythm = 1.2 + math.sin((when.hour + when.minute / 60 - 9) / 24 * 2 * math.pi)
+        for _ in range(int(rng.random() * 2.2 * rhythm + 0.5)):
+            number = len(records)
+            key = keys[number % len(keys)]
+            config_id, route = routes[rng.randrange(len(routes)) if number % 5 else 0]
+            tried, served = route[0], route[0]
+            roll = rng.random()
+            doc: dict[str, Any] = {
+                "id": f"log_day{number:06d}",
+                "trace_id": f"day-{number}",
+                "create_time": (when + timedelta(seconds=rng.randrange(60))).isoformat().replace("+00:00", "Z"),
+                "caller_key_id": key,
+                "config_id": config_id,
+                "metadata": {"_user": f"user-{rng.randrange(12):02d}"},
+                "latency_ms": str(int(rng.lognormvariate(8.0, 0.5))),
+            }
+            call = lambda target, error="": {  # noqa: E731
+                "target": target[0], "provider": target[1], "model": target[2], "status_code": 503 if error else 200,
+                **({"error_kind": error} if error else {}),
+            }  # fmt: skip
+            status, cost = 200, served[3]
+            if roll < 0.05:
+                doc.update(cache_status="CACHE_STATUS_HIT", latency_ms="4")
+                cost = 0.0
+            elif roll < 0.08 and len(route) > 1:
+                served = route[1]
+                doc.update(
+                    attempts=[call(tried, "ERROR_KIND_UPSTREAM_UNAVAILABLE"), call(served, "ERROR_KIND_TIMEOUT")]
+                )
+                doc.update(error_kind="ERROR_KIND_TIMEOUT", error="upstream timed out")
+                status, cost = 504, 0.0
+            elif roll < 0.16 and len(route) > 1:
+                served = route[1]
+                doc.update(attempts=[call(tried, "ERROR_KIND_RATE_LIMITED"), call(served)], fallback_used=True)
+                cost = served[3]
+            else:
+                doc.update(attempts=[call(tried)], cache_status="CACHE_STATUS_MISS")
+            doc.update(status_code=status, provider=served[1], model=served[2], cost_usd=cost)
+            if status == 200:
+                doc.update(served_target=served[0], images=[{"sha256": "00" * 32, "width": 1024, "height": 1024}])
+            records.append(
+                LogRecord(
+                    id=doc["id"],
+                    trace_id=doc["trace_id"],
+                    create_time=datetime.fromisoformat(doc["create_time"]),
+                    status_code=status,
+                    provider=served[1],
+                    model=served[2],
+                    caller_key_id=key,
+                    config_id=config_id,
+                    fallback_used=bool(doc.get("fallback_used")),
+                    payload=json.dumps(doc),
+                    cost_usd=cost,
+                )
+            )
+    return records
+
+
+def test_a_day_of_traffic_stacks_the_largest_groups_and_sums_the_rest(
+    seeded: Seeded,
+    browser: webdriver.Chrome,  # noqa: F811
+    tmp_path: Path,
+    emulators: Emulators,
+) -> None:
+    gateway = seeded.gateway
+    records = a_day_of_traffic(datetime.now(UTC) - timedelta(minutes=1), [seeded.alice_id, "key-team-b", "key-team-c"])
+
+    async def append() -> None:  # beside the running gateway, as a second process on the file would
+        store = SqliteStore(gateway.settings.data_dir / "imagegw.db", rollup_interval=0)
+        await store.open()
+        try:
+            await store.append_logs(records)
+        finally:
+            await store.close()
+
+    asyncio.run(append())
+    log_in(browser, gateway, gateway.admin_key)
+    open_analytics(browser, group_by="provider", range_choice="24h")
+    assert chart_totals(browser)["requests"] == len(records) + seeded.requests
+    assert browser.find_element(By.CSS_SELECTOR, "section.chart[data-chart='requests']").get_attribute(
+        "data-points"
+    ) in ("24", "25")
+    path = tmp_path / "analytics-day.png"
+    screenshot_of_view(browser, path)
+    published = os.environ.get("IMAGEGW_ANALYTICS_SCREENSHOT")
+    if published:
+        shutil.copyfile(path, published)
+
+    open_analytics(browser, group_by="metadata", range_choice="24h")
+    legend = browser.find_element(By.CSS_SELECTOR, "section.chart[data-chart='requests'] .u-legend").text
+    assert "other (" in legend  # twelve users and the seeded ones: the eight largest, then the rest summed
+    assert chart_totals(browser)["requests"] == len(records) + seeded.requests

@@ -90,6 +90,7 @@
   async function load() {
     const started = performance.now();
     const mine = ++loads;
+    $("analytics-view").dataset.requested = String(mine);  // with data-loaded: which answer is drawn
     $("analytics-error").textContent = "";
     $("analytics-status").textContent = "Loading…";
     try {
@@ -107,9 +108,9 @@
       current = {range, grouping: chosen, main: answers.get(chosen), keys: answers.get("api_key"),
                  users: answers.get("metadata._user"), targets: answers.get("target")};
       render(current);
-      // The instants drawn, for people (the tooltip) and tests (the CLI asked for the same range).
+      // The instants drawn (a test asks the CLI for the same range).
       Object.assign($("analytics-view").dataset, {startTime: current.main.start_time, endTime: current.main.end_time,
-                                                  groupBy: chosen});
+                                                  groupBy: chosen, loaded: String(mine)});
       const bucketSeconds = parseFloat(current.main.bucket_duration);
       const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
       $("analytics-status").textContent = current.main.overall.buckets.length + " buckets of "
@@ -247,7 +248,8 @@
               ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"], x, bucketSeconds,
               [latency("latency_p50_ms", "p50", "#2f5fb3"), latency("latency_p95_ms", "p95", "#e07b39"),
                latency("latency_p99_ms", "p99", "#c62828")],
-              {axis: (v) => count(v) + " ms", minTop: 10, legend: (s, idx) => count(s.values[idx]) + " ms"});
+              {axis: (v) => v >= 1000 ? Number((v / 1000).toFixed(2)) + " s" : v + " ms", minTop: 10,
+               legend: (s, idx) => count(s.values[idx]) + " ms"});
     const cost = all("cost_usd");
     let spent = 0;
     const cumulative = cost.map((c) => { spent += c; return spent; });
@@ -267,8 +269,9 @@
       ["Cost", usdShort(Number(totals.cost_usd))],
       ["Latency p50 / p95", count(totals.latency_p50_ms) + " / " + count(totals.latency_p95_ms) + " ms"],
     ];
-    $("analytics-tiles").replaceChildren(...tiles.map(([label, value]) => el("div", {class: "tile", data: {tile: label}},
-      el("div", {class: "label", text: label}), el("div", {class: "value", text: value}))));
+    $("analytics-tiles").replaceChildren(...tiles.map(([label, value]) =>
+      el("div", {class: "tile", data: {tile: label}}, el("div", {class: "label", text: label}),
+         el("div", {class: "value", text: value}))));
   }
 
   function table(name, title, headers, rows, empty) {
@@ -293,14 +296,29 @@
           byCost(view.users.rows).map((r) => [r.group === "" ? "(no _user)" : r.group, count(r.totals.requests),
                                               count(r.totals.images), usd(r.totals.cost_usd)]),
           "No requests in this range.");
-    const failing = view.targets.rows.filter((r) => Number(r.totals.errors) > 0)
-      .sort((a, b) => Number(b.totals.errors) - Number(a.totals.errors)).slice(0, 10);
-    table("failing-targets", "Most failing targets", ["Target", "Errors", "Error rate", "Most common kind"],
-          failing.map((r) => {
-            const kinds = [...(r.totals.errors_by_kind || [])].sort((a, b) => Number(b.count) - Number(a.count));
+    // A target failed a request when the request failed there (its last target) or fell back from it.
+    const failures = new Map();
+    const failed = (target) => {
+      if (!failures.has(target)) failures.set(target, {last: 0, fellBack: 0, kinds: []});
+      return failures.get(target);
+    };
+    for (const row of view.targets.rows) {
+      if (Number(row.totals.errors) > 0) {
+        failed(row.group).last += Number(row.totals.errors);
+        failed(row.group).kinds = row.totals.errors_by_kind || [];
+      }
+    }
+    for (const pair of view.main.overall.totals.fallback_pairs || []) {
+      failed(pair.from_target).fellBack += Number(pair.count);
+    }
+    const total = (f) => f.last + f.fellBack;
+    const failing = [...failures.entries()].sort((a, b) => total(b[1]) - total(a[1])).slice(0, 10);
+    table("failing-targets", "Most failing targets",
+          ["Target", "Failed", "Fell back", "Failed last", "Most common error"],
+          failing.map(([target, f]) => {
+            const kinds = [...f.kinds].sort((a, b) => Number(b.count) - Number(a.count));
             const top = kinds.length ? String(kinds[0].kind).replace("ERROR_KIND_", "").toLowerCase() : "—";
-            return [groupLabel(r.group), count(r.totals.errors),
-                    rate(r.totals.errors, r.totals.requests).toFixed(1) + " %", top];
+            return [groupLabel(target), count(total(f)), count(f.fellBack), count(f.last), top];
           }), "No failures in this range.");
     const pairs = [...(view.main.overall.totals.fallback_pairs || [])]
       .sort((a, b) => Number(b.count) - Number(a.count));
