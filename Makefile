@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench clean
+.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench bench-analytics clean
 
 install: $(VENV)/.installed
 
@@ -59,6 +59,11 @@ emulators: install
 # BENCH_ARGS=--h2load measures the hot path with h2load instead (apt-get install nghttp2-client; ~2.5 min).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Analytics over 30 days of 1,000,000 requests on SQLite, from the rollups (seeding takes a few minutes);
+# not part of `make bench`. BENCH_ANALYTICS_ARGS=--requests 100000 for a quicker run.
+bench-analytics: install
+	$(PY) bench/analytics_rollup.py $(BENCH_ANALYTICS_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
