@@ -856,12 +856,20 @@ class SqliteStore:
 
     async def _roll_up_continuously(self) -> None:
         while True:
+            rolled = 0
             try:
-                rolled = await self.roll_up_logs()
-            except Exception:
-                # The answers stay exact without the rollups (the rows are read raw); try again later.
-                logger.exception("rolling up the request log for analytics failed; retrying")
-                rolled = 0
+                # Looked for on the reader first: an idle gateway never takes the write lock for this.
+                if await self._read("SELECT 1 FROM request_logs WHERE rolled_up = 0 LIMIT 1"):
+                    rolled = await self.roll_up_logs()
+            except Exception as exc:
+                # The answers stay exact without the rollups (the rows are read raw); another process
+                # holding the write lock is the usual cause, and the next round gets through.
+                logger.warning(
+                    "rolling up the request log for analytics failed (next try in %.0f s): %s: %s",
+                    self._rollup_interval,
+                    type(exc).__name__,
+                    exc,
+                )
             # A full chunk means a backlog (after an upgrade): go on at once, letting appends in between.
             await asyncio.sleep(0 if rolled == ROLLUP_CHUNK else self._rollup_interval)
 
