@@ -43,7 +43,13 @@ from imagegateway_server.storage.records import LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 from tests.conftest import Emulators, eventually
 from tests.dashboard_client import DashboardClient, keeping_gateway, new_generate_key, origin
-from tests.e2e.test_dashboard import browser, log_in, pytestmark, wait  # noqa: F401  (fixture and skip mark)
+from tests.e2e.test_dashboard import (  # noqa: F401  (the browser fixture and the skip mark)
+    browser,
+    fetched_urls,
+    log_in,
+    pytestmark,
+    wait,
+)
 from tests.emulators import Fault, OpenAIEmulator, StabilityEmulator
 from tests.harness import GatewayThread
 
@@ -258,6 +264,12 @@ def test_the_analytics_view_charts_the_log_and_its_csv_agrees_with_the_log_and_t
         assert row["images"] == sum(len(log.images) for log in served)
 
     screenshot_of_view(browser, tmp_path / "analytics.png")
+    # Nothing came from anywhere but the gateway: uPlot and the view's script are its own assets.
+    urls = fetched_urls(browser)
+    assert any(url.endswith("/dashboard/assets/uplot-1.6.32.min.js") for url in urls)
+    assert all(url.startswith((origin(gateway), "blob:", "data:", "chrome:")) for url in urls), (
+        urls
+    )  # chrome: its new tab
 
     # Grouped by a metadata key (the field offers _user) the same numbers split by user.
     open_analytics(browser, group_by="metadata")
