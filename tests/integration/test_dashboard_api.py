@@ -399,6 +399,14 @@ def test_analytics_json_counts_a_generate_keys_own_requests_only(keeping: Keepin
         assert body["bucket_duration"] == "120s" and body["start_time"].endswith("Z")
         assert body["overall"]["group"] == "" and body["overall"]["totals"]["requests"] >= 2
         assert sum(b["counts"]["requests"] for b in rows[alice_id]["buckets"]) == 1
+        params = {"start_time": body["start_time"], "end_time": body["end_time"], "group_by": "api_key"}
+        totals = admin.http.get("/dashboard/api/analytics", params={**params, "detail": "totals"}).json()
+        assert {row["group"]: row["totals"]["requests"] for row in totals["rows"]} == {
+            group: row["totals"]["requests"] for group, row in rows.items()
+        }
+        assert all(row["buckets"] == [] for row in totals["rows"]) and totals["overall"]["buckets"] == []
+        refused = admin.http.get("/dashboard/api/analytics", params={**params, "detail": "some"})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "detail"
     with DashboardClient(gateway) as client:
         client.login(alice)
         body = client.http.get("/dashboard/api/analytics", params={"since": "1h", "group_by": "api_key"}).json()

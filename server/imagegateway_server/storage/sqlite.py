@@ -260,8 +260,6 @@ class SqliteStore:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        # One read transaction at a time on the reader: an analytics answer reads one snapshot.
-        self._snapshot_lock = asyncio.Lock()
         self._rollup_task: asyncio.Task[None] | None = None
 
     @property
@@ -373,14 +371,17 @@ class SqliteStore:
 
     @contextlib.asynccontextmanager
     async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A read transaction on the reader: every statement in it sees the same committed state."""
-        connection = self._reader_connection()
-        async with self._snapshot_lock:
+        """A read transaction on a connection of its own: every statement in it sees the same
+        committed state, and analytics queries run beside each other and beside the reader's."""
+        if self._reader is None:
+            raise RuntimeError("the store is not open")
+        connection = await self._connect()
+        try:
+            await connection.execute("PRAGMA query_only=ON")
             await connection.execute("BEGIN")
-            try:
-                yield connection
-            finally:
-                await connection.execute("COMMIT")
+            yield connection
+        finally:
+            await connection.close()  # ends the read transaction
 
     async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
         async with self._reader_connection().execute(sql, parameters) as cursor:
