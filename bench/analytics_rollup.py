@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/analytics_rollup.py                 # 1,000,000 requests (seeding takes a few minutes)
     .venv/bin/python bench/analytics_rollup.py --requests 100000 --keep /tmp/analytics.db
+    .venv/bin/python bench/analytics_rollup.py --reuse /tmp/analytics.db   # time again, no seeding
 
 Seeds a SQLite store in a temp dir with requests spread evenly over the last 30 days, shaped like a
 team's traffic: 20 gateway keys, each with one saved config (or inline routing) and 10 users sent as
@@ -144,15 +145,20 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the seeded database at this path")
+    parser.add_argument("--reuse", type=Path, help="time the queries on a database a --keep run left")
     args = parser.parse_args()
     folder = tempfile.TemporaryDirectory()
-    path = args.keep or Path(folder.name) / "analytics.db"
+    path = args.reuse or args.keep or Path(folder.name) / "analytics.db"
     now = datetime.now(UTC)
     store = SqliteStore(path, rollup_interval=0)  # rolled up below, in the open, to time it
     await store.open()
     try:
-        print(f"seeding {args.requests:,} requests over {DAYS} days into {path}", flush=True)
-        await seed(store, args.requests, now)
+        if args.reuse:
+            newest = (await store._read("SELECT max(create_time) FROM request_logs"))[0][0]
+            now = datetime.fromtimestamp(newest / 1e6, UTC) + timedelta(seconds=1)
+        else:
+            print(f"seeding {args.requests:,} requests over {DAYS} days into {path}", flush=True)
+            await seed(store, args.requests, now)
 
         month = now - timedelta(days=DAYS)
 
@@ -164,8 +170,9 @@ async def main() -> None:
                 start, now, bucket_size_for(start, now), group_by, metadata_key, LogFilter(caller_key_id=key)
             )
 
-        raw_median, _, raw_requests = await timed(store, query(now - month, GroupBy.PROVIDER), runs=1)
-        print(f"raw log, 30 d by provider (nothing rolled up): {raw_median:.2f} s over {raw_requests:,} requests")
+        if not args.reuse:
+            raw_median, _, raw_requests = await timed(store, query(now - month, GroupBy.PROVIDER), runs=1)
+            print(f"raw log, 30 d by provider (nothing rolled up): {raw_median:.2f} s over {raw_requests:,} requests")
 
         began = time.perf_counter()
         rolled = 0
