@@ -351,20 +351,34 @@ def test_images_are_not_kept_unless_the_setting_is_on(gateway: GatewayThread, se
 # --- the page ----------------------------------------------------------------------------------
 
 
-def test_the_page_is_self_contained_and_its_csp_allows_only_its_own_inline_code(keeping: Keeping) -> None:
+def test_the_page_loads_only_the_gateways_own_assets_and_its_csp_allows_nothing_else(keeping: Keeping) -> None:
     gateway, _ = keeping
     response = httpx.get(origin(gateway) + "/dashboard")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     html = response.text
     (script,) = re.findall(r"<script>(.*?)</script>", html, re.S)
     markup = html.replace(script, "")
-    assert not re.search(r"""<[^>]*\b(src|href|srcset|data)\s*=""", markup), "the page must not load anything"
+    urls = re.findall(r'<[^>]*\b(?:src|href|srcset|data)\s*=\s*"([^"]*)"', markup)
+    assert sorted(urls) == [
+        "/dashboard/assets/analytics-1.js",
+        "/dashboard/assets/uplot-1.6.32.min.css",
+        "/dashboard/assets/uplot-1.6.32.min.js",
+    ]
     assert "http://" not in html and "https://" not in html and "@import" not in html and "url(" not in html
     csp = response.headers["content-security-policy"]
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    assert f"script-src 'sha256-{digest}'" in csp
+    assert f"script-src 'self' 'sha256-{digest}'" in csp
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp and "connect-src 'self'" in csp
     assert 'method="post"' in html  # without script, the login form still never puts the key in a URL
+    for url in urls:
+        asset = httpx.get(origin(gateway) + url)
+        assert asset.status_code == 200 and asset.headers["x-content-type-options"] == "nosniff"
+        kind = "text/css" if url.endswith(".css") else "text/javascript"
+        assert asset.headers["content-type"].startswith(kind) and len(asset.content) > 1000
+        assert b"http://" not in asset.content.replace(b"http://www.w3.org/2000/svg", b"")  # loads nothing remote
+    assert httpx.get(origin(gateway) + "/dashboard/assets/../dashboard_page.html").status_code == 404
+    assert httpx.get(origin(gateway) + "/dashboard/assets/LICENSE").status_code == 404
 
 
 def test_analytics_json_counts_a_generate_keys_own_requests_only(keeping: Keeping, emulators: Emulators) -> None:
@@ -382,12 +396,30 @@ def test_analytics_json_counts_a_generate_keys_own_requests_only(keeping: Keepin
         body = admin.http.get("/dashboard/api/analytics", params={"since": "1h", "group_by": "api_key"}).json()
         rows = {row["group"]: row for row in body["rows"]}
         assert rows[alice_id]["totals"]["requests"] == 1 and rows[bob_id]["totals"]["requests"] == 1
-        assert body["bucket_duration"] == "300s" and body["start_time"].endswith("Z")
+        assert body["bucket_duration"] == "120s" and body["start_time"].endswith("Z")
+        assert body["overall"]["group"] == "" and body["overall"]["totals"]["requests"] >= 2
         assert sum(b["counts"]["requests"] for b in rows[alice_id]["buckets"]) == 1
+        params = {"start_time": body["start_time"], "end_time": body["end_time"], "group_by": "api_key"}
+        totals = admin.http.get("/dashboard/api/analytics", params={**params, "detail": "totals"}).json()
+        assert {row["group"]: row["totals"]["requests"] for row in totals["rows"]} == {
+            group: row["totals"]["requests"] for group, row in rows.items()
+        }
+        assert all(row["buckets"] == [] for row in totals["rows"]) and totals["overall"]["buckets"] == []
+        refused = admin.http.get("/dashboard/api/analytics", params={**params, "detail": "some"})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "detail"
     with DashboardClient(gateway) as client:
         client.login(alice)
         body = client.http.get("/dashboard/api/analytics", params={"since": "1h", "group_by": "api_key"}).json()
         assert [row["group"] for row in body["rows"]] == [alice_id]
+        assert body["overall"]["totals"]["requests"] == 1  # the overall row is hers alone too
+        table = client.http.get(
+            "/dashboard/api/analytics.csv", params={"since": "1h", "group_by": "metadata._user", "columns": "requests"}
+        )
+        assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
+        lines = table.text.splitlines()
+        assert lines[0] == "bucket_start,group_by,group,requests"
+        assert sum(int(line.rsplit(",", 1)[1]) for line in lines[1:] if ",all," not in line) == 1
+        assert len(lines) == 1 + 2 * len(body["overall"]["buckets"])  # her one group and the overall row
         for params, field in (
             ({"since": "soon"}, "since"),
             ({"since": "1h", "group_by": "colour"}, "group_by"),
@@ -396,3 +428,7 @@ def test_analytics_json_counts_a_generate_keys_own_requests_only(keeping: Keepin
         ):
             refused = client.http.get("/dashboard/api/analytics", params=params)
             assert refused.status_code in (400, 403) and refused.json()["error"]["param"] == field, params
+        refused = client.http.get("/dashboard/api/analytics.csv", params={"since": "1h", "columns": "requests,secret"})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "columns"
+        bob_csv = client.http.get("/dashboard/api/analytics.csv", params={"since": "1h", "caller_key_id": bob_id})
+        assert bob_csv.status_code == 403 and bob_csv.json()["error"]["param"] == "caller_key_id"

@@ -320,14 +320,17 @@ def test_bucket_sizes_fit_the_range() -> None:
     now = datetime(2025, 3, 4, 10, 7, 31, tzinfo=UTC)
     for since, size in (
         (timedelta(minutes=30), timedelta(minutes=1)),
-        (timedelta(hours=1), timedelta(minutes=5)),
+        (timedelta(hours=1), timedelta(minutes=2)),
         (timedelta(hours=24), timedelta(hours=1)),
+        (timedelta(seconds=49), timedelta(seconds=2)),
+        (timedelta(days=50), timedelta(days=2)),
+        (timedelta(days=80), timedelta(days=2)),
         (timedelta(days=7), timedelta(hours=6)),
         (timedelta(days=400), timedelta(days=9)),
         (timedelta(days=30), timedelta(days=1)),
     ):
         assert bucket_size_for(now - since, now) == size, since
-        assert 12 <= len(bucket_starts(now - since, now, size)) <= 48
+        assert 19 <= len(bucket_starts(now - since, now, size)) <= 48
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -406,3 +409,24 @@ async def test_migration_6_fills_the_columns_of_old_records_and_clears_false_fal
         assert not log_5.fallback_used and "fallback_used" not in json.loads(log_5.payload)
     finally:
         await migrated.close()
+
+
+async def test_the_overall_row_sums_the_groups_and_takes_percentiles_across_them(store: SqliteStore) -> None:
+    records = seeded_mix()
+    await store.append_logs(records)
+    result = await store.aggregate_logs(query(GroupBy.API_KEY))
+    overall = result.overall
+    assert overall is not None and overall.group == "" and result.latency_exact
+    for field in ("requests", "errors", "fallbacks", "cache_hits", "images", "attempts", "retries"):
+        assert getattr(overall.totals, field) == sum(getattr(row.totals, field) for row in result.rows), field
+    assert [b.counts.requests for b in overall.buckets] == [
+        sum(row.buckets[i].counts.requests for row in result.rows) for i in range(len(result.bucket_starts))
+    ]
+    everything = expected(records, lambda rec, doc: "")[""]
+    lat = sorted(everything["lat"])
+    assert (overall.totals.latency_p50_ms, overall.totals.latency_p99_ms) == (
+        percentile(lat, 0.5),
+        percentile(lat, 0.99),
+    )
+    # Cost is summed in nano-USD: the total is the exact sum, not a float sum in some order.
+    assert overall.totals.cost_usd == sum(round(r.cost_usd * 1e9) for r in records) / 1e9

@@ -359,10 +359,16 @@ class GetAnalyticsResponse(_message.Message):
     GROUP_BY_FIELD_NUMBER: _builtins.int
     METADATA_KEY_FIELD_NUMBER: _builtins.int
     ROWS_FIELD_NUMBER: _builtins.int
+    OVERALL_FIELD_NUMBER: _builtins.int
+    LATENCY_EXACT_FIELD_NUMBER: _builtins.int
     group_by: Global___AnalyticsGroupBy.ValueType
     """The dimension the rows are grouped by."""
     metadata_key: _builtins.str
     """The metadata key, when grouped by metadata."""
+    latency_exact: _builtins.bool
+    """True when every latency percentile is exact; false when they come from the analytics rollups'
+    histogram (ranges in buckets of whole hours), each within 1/64 (1.6 %) of the exact value.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """The start of the range (inclusive)."""
@@ -379,6 +385,12 @@ class GetAnalyticsResponse(_message.Message):
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___AnalyticsRow]:
         """One row per group, most requests first."""
 
+    @_builtins.property
+    def overall(self) -> Global___AnalyticsRow:
+        """Every matching request as one row (group ""): its counts are the rows' sums, and its latency
+        percentiles are over all groups' requests, which no sum of the rows gives.
+        """
+
     def __init__(
         self,
         *,
@@ -388,10 +400,12 @@ class GetAnalyticsResponse(_message.Message):
         group_by: Global___AnalyticsGroupBy.ValueType = ...,
         metadata_key: _builtins.str = ...,
         rows: _abc.Iterable[Global___AnalyticsRow] | None = ...,
+        overall: Global___AnalyticsRow | None = ...,
+        latency_exact: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bucket_duration", b"bucket_duration", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bucket_duration", b"bucket_duration", "end_time", b"end_time", "overall", b"overall", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_duration", b"bucket_duration", "end_time", b"end_time", "group_by", b"group_by", "metadata_key", b"metadata_key", "rows", b"rows", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_duration", b"bucket_duration", "end_time", b"end_time", "group_by", b"group_by", "latency_exact", b"latency_exact", "metadata_key", b"metadata_key", "overall", b"overall", "rows", b"rows", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

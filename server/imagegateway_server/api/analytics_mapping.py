@@ -15,6 +15,7 @@ from imagegateway_server.storage.analytics import (
     AnalyticsCounts,
     AnalyticsQuery,
     AnalyticsResult,
+    AnalyticsRow,
     GroupBy,
     bucket_size_for,
 )
@@ -144,14 +145,21 @@ def counts_proto(counts: AnalyticsCounts) -> analytics_pb2.AnalyticsCounts:
 def analytics_response(query: AnalyticsQuery, result: AnalyticsResult) -> analytics_pb2.GetAnalyticsResponse:
     """The response to the request ``query`` came from."""
     response = analytics_pb2.GetAnalyticsResponse(
-        group_by=_GROUP_BY_PROTO[query.group_by], metadata_key=query.metadata_key
+        group_by=_GROUP_BY_PROTO[query.group_by], metadata_key=query.metadata_key, latency_exact=result.latency_exact
     )
     response.start_time.FromDatetime(query.start)
     response.end_time.FromDatetime(query.end)
     response.bucket_duration.FromTimedelta(query.bucket_size)
     for row in result.rows:
-        message = response.rows.add(group=row.group, totals=counts_proto(row.totals))
-        for bucket in row.buckets:
-            entry = message.buckets.add(counts=counts_proto(bucket.counts))
-            entry.start_time.FromDatetime(bucket.start)
+        _fill_row(response.rows.add(), row)
+    if result.overall is not None:
+        _fill_row(response.overall, result.overall)
     return response
+
+
+def _fill_row(message: analytics_pb2.AnalyticsRow, row: AnalyticsRow) -> None:
+    message.group = row.group
+    message.totals.CopyFrom(counts_proto(row.totals))
+    for bucket in row.buckets:
+        entry = message.buckets.add(counts=counts_proto(bucket.counts))
+        entry.start_time.FromDatetime(bucket.start)

@@ -1,4 +1,5 @@
-"""The logs dashboard: one self-contained page at /dashboard and the cookie-authenticated JSON API behind it.
+"""The dashboard: one page at /dashboard (request logs and analytics), its assets, and the
+cookie-authenticated JSON API behind it.
 
     GET  /dashboard                      the page (inline CSS and JS, no external assets)
     POST /dashboard/api/login            {"key": "igw_..."} -> session cookie; 401 for a bad key
@@ -7,7 +8,10 @@
     GET  /dashboard/api/logs             recent requests, newest first, filtered (see dashboard_query)
     GET  /dashboard/api/logs/{id}        one request with every attempt
     GET  /dashboard/api/logs/{id}/image  the image kept for a request, if the caller asked to keep it
-    GET  /dashboard/api/analytics        GetAnalytics as JSON (see dashboard_query.parse_analytics_query)
+    GET  /dashboard/api/analytics        GetAnalytics as JSON (see dashboard_query.parse_analytics_query);
+                                         detail=totals answers the rows' totals without buckets
+    GET  /dashboard/api/analytics.csv    the same as long CSV (api/analytics_csv.py; ``columns`` picks counts)
+    GET  /dashboard/assets/{name}        the page's own script, the vendored uPlot chart library, its CSS
     GET  /dashboard/api/health           circuit-breaker state per target, when the process has a source
 
 The key is sent once, in the login body, and never kept: the cookie holds an opaque session id
@@ -15,6 +19,10 @@ The key is sent once, in the login body, and never kept: the cookie holds an opa
 ``x-imagegw-dashboard: 1``; a cross-site page cannot add a custom header without a CORS preflight,
 which is never granted, so SameSite plus the header keep out request forgery, login included. A
 ``generate`` key sees only its own requests, an admin key all. Logs are read from the store.
+
+The page loads nothing from other origins: its assets are files of this package (uPlot is vendored
+under ``dashboard_assets/uplot``, with its licence), so it works with no network. The CSP allows
+scripts and styles from the gateway itself plus the page's inline script and style by hash.
 """
 
 from __future__ import annotations
@@ -36,13 +44,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from imagegateway_server.api.analytics_csv import analytics_csv, csv_columns
 from imagegateway_server.api.analytics_mapping import analytics_response
 from imagegateway_server.api.auth import Authenticator
-from imagegateway_server.api.dashboard_query import parse_analytics_query, parse_log_query
+from imagegateway_server.api.dashboard_query import parse_analytics_query, parse_log_query, totals_query
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.domain.calls import Caller
-from imagegateway_server.domain.errors import GatewayError, NotFound, Unauthenticated
+from imagegateway_server.domain.errors import GatewayError, InvalidArgument, NotFound, Unauthenticated
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.security.api_keys import hash_api_key
@@ -67,6 +76,14 @@ TargetHealthSource = Callable[[], Awaitable[Sequence[Mapping[str, Any]]]]
 
 _NO_STORE = {"cache-control": "no-store"}
 _PAGE_FILE = Path(__file__).with_name("dashboard_page.html")
+_ASSETS = Path(__file__).with_name("dashboard_assets")
+# The files /dashboard/assets/ serves, by URL name: (path under dashboard_assets, media type).
+# Versioned names, so a browser may keep them for a day without ever running a stale one.
+ASSET_FILES = {
+    "uplot-1.6.32.min.js": ("uplot/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
+    "uplot-1.6.32.min.css": ("uplot/uPlot.min.css", "text/css; charset=utf-8"),
+    "analytics-1.js": ("analytics.js", "text/javascript; charset=utf-8"),
+}
 
 
 def _csp_hash(source: str) -> str:
@@ -81,8 +98,10 @@ def load_page() -> tuple[bytes, dict[str, str]]:
     csp = "; ".join(
         (
             "default-src 'none'",
-            "script-src " + " ".join(map(_csp_hash, scripts)),
-            "style-src " + " ".join(map(_csp_hash, styles)),
+            # 'self': the files under /dashboard/assets/; nothing else on the origin is a script or
+            # a style sheet (every API answer is JSON or CSV, sent with nosniff).
+            "script-src 'self' " + " ".join(map(_csp_hash, scripts)),
+            "style-src 'self' " + " ".join(map(_csp_hash, styles)),
             "img-src 'self' blob:",
             "connect-src 'self'",
             "form-action 'self'",
@@ -97,6 +116,11 @@ def load_page() -> tuple[bytes, dict[str, str]]:
         **_NO_STORE,
     }
     return html.encode(), headers
+
+
+def load_assets() -> dict[str, tuple[bytes, str]]:
+    """The asset files' bytes and media types, read once."""
+    return {name: ((_ASSETS / path).read_bytes(), media_type) for name, (path, media_type) in ASSET_FILES.items()}
 
 
 def keep_image_task(
@@ -175,6 +199,7 @@ class Dashboard:
         self._keeper = image_keeper
         self._target_health = target_health
         self._page, self._page_headers = load_page()
+        self._assets = load_assets()
 
     def routes(self) -> list[BaseRoute]:
         table: list[tuple[str, Callable[[Request], Awaitable[Response]], str]] = [
@@ -186,6 +211,8 @@ class Dashboard:
             ("/dashboard/api/logs/{log_id}", self.get_log, "GET"),
             ("/dashboard/api/logs/{log_id}/image", self.image, "GET"),
             ("/dashboard/api/analytics", self.analytics, "GET"),
+            ("/dashboard/api/analytics.csv", self.analytics_csv, "GET"),
+            ("/dashboard/assets/{name}", self.asset, "GET"),
             ("/dashboard/api/health", self.health, "GET"),
         ]
         return [Route(path, self._guarded(handler), methods=[method]) for path, handler, method in table]
@@ -321,10 +348,31 @@ class Dashboard:
             headers=_NO_STORE,
         )
 
+    async def asset(self, request: Request) -> Response:
+        found = self._assets.get(request.path_params["name"])
+        if found is None:
+            raise NotFound("no such dashboard asset")
+        content, media_type = found
+        return Response(
+            content,
+            media_type=media_type,
+            headers={"cache-control": "public, max-age=86400", "x-content-type-options": "nosniff"},
+        )
+
     async def analytics(self, request: Request) -> Response:
         # The same message GetAnalytics answers, in protobuf's JSON form (times in RFC 3339 UTC).
-        query = parse_analytics_query(request.query_params.multi_items(), await self._caller(request))
+        caller = await self._caller(request)
+        params = request.query_params.multi_items()
+        detail = ",".join(value for name, value in params if name == "detail") or "buckets"
+        if detail not in ("buckets", "totals"):
+            raise InvalidArgument("must be buckets or totals", param="detail")
+        query = parse_analytics_query([(name, value) for name, value in params if name != "detail"], caller)
+        if detail == "totals":  # a table of a month by 200 users needs no 6,200 buckets
+            query = totals_query(query)
         response = analytics_response(query, await self._store.aggregate_logs(query))
+        if detail == "totals":
+            for row in (*response.rows, response.overall):
+                del row.buckets[:]
         body = json_format.MessageToDict(
             response,
             preserving_proto_field_name=True,
@@ -332,6 +380,19 @@ class Dashboard:
             unquote_int64_if_possible=True,
         )
         return JSONResponse(body, headers=_NO_STORE)
+
+    async def analytics_csv(self, request: Request) -> Response:
+        caller = await self._caller(request)
+        params = request.query_params.multi_items()
+        columns = csv_columns(",".join(value for name, value in params if name == "columns"))
+        query = parse_analytics_query([(name, value) for name, value in params if name != "columns"], caller)
+        response = analytics_response(query, await self._store.aggregate_logs(query))
+        grouping = f"metadata.{query.metadata_key}" if query.metadata_key else query.group_by.value
+        return Response(
+            analytics_csv(response, grouping, columns),
+            media_type="text/csv; charset=utf-8",
+            headers={**_NO_STORE, "x-content-type-options": "nosniff"},
+        )
 
     async def _owned_record(self, request: Request) -> tuple[Caller, LogRecord]:
         caller = await self._caller(request)

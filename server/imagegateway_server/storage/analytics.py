@@ -8,6 +8,11 @@ percentiles and totals per group. The definitions (issue 14) are the same for ev
 ``fallbacks`` are requests served by a target other than the first, with from -> to pairs;
 ``images`` are images returned (cache hits included); latency percentiles are over requests that
 reached a provider (cache hits excluded). A request counts in the bucket of its start time.
+
+Costs are summed as integer nano-USD (each request's cost rounded to 1e-9 USD), so a sum split
+between rollups and raw rows, or between buckets, adds up to the same total exactly. Latency
+percentiles are exact when a backend hands over every latency (``add_latency``) and come from the
+rollups' histogram when it hands over bins (``add_latency_bin``, see ``analytics_rollup``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from imagegateway_server.storage.latency_histogram import histogram_percentiles
 from imagegateway_server.storage.records import LogFilter
 
 
@@ -40,9 +46,11 @@ INLINE_GROUP = "inline"
 METADATA_KEY_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 
 # Bucket sizes to choose from, smallest first; each divides a UTC day or is whole days.
+# Neighbours differ by at most 2.5 times, so a range gets at least about 48 / 2.5 = 19 buckets;
+# past a day, sizes are whole days (see bucket_size_for).
 _BUCKET_LADDER = tuple(
     timedelta(seconds=s)
-    for s in (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 7 * 86400)
+    for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 )
 # A range gets at most this many buckets (24 h: 25 hourly ones), so a chart or a sparkline stays readable.
 MAX_BUCKETS = 48
@@ -142,10 +150,14 @@ class AnalyticsRow:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AnalyticsResult:
-    """Rows by requests, most first (then by group); the bucket starts every row shares."""
+    """Rows by requests, most first (then by group); the bucket starts every row shares; ``overall``
+    is every matching request as one row (group ""), whose percentiles span all groups;
+    ``latency_exact`` is False when percentiles come from a histogram (``latency_histogram``)."""
 
     bucket_starts: list[datetime]
     rows: list[AnalyticsRow]
+    overall: AnalyticsRow | None = None
+    latency_exact: bool = True  # False: the percentiles come from the rollups' histogram
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> int:
@@ -170,8 +182,9 @@ class _Sums:
     retries: int = 0
     cache_hits: int = 0
     images: int = 0
-    cost_usd: float = 0.0
+    cost_nanos: int = 0
     latencies: list[int] = dataclasses.field(default_factory=list)
+    latency_bins: dict[int, int] = dataclasses.field(default_factory=dict)
 
     def add(self, other: _Sums) -> None:
         self.requests += other.requests
@@ -187,11 +200,17 @@ class _Sums:
         self.retries += other.retries
         self.cache_hits += other.cache_hits
         self.images += other.images
-        self.cost_usd += other.cost_usd
+        self.cost_nanos += other.cost_nanos
         self.latencies.extend(other.latencies)
+        for bin_index, count in other.latency_bins.items():
+            self.latency_bins[bin_index] = self.latency_bins.get(bin_index, 0) + count
 
     def counts(self) -> AnalyticsCounts:
-        latencies = sorted(self.latencies)
+        if self.latency_bins:
+            p50, p95, p99 = histogram_percentiles(self.latency_bins, (0.50, 0.95, 0.99))
+        else:
+            latencies = sorted(self.latencies)
+            p50, p95, p99 = (percentile(latencies, f) for f in (0.50, 0.95, 0.99))
         return AnalyticsCounts(
             requests=self.requests,
             successes=self.successes,
@@ -204,10 +223,10 @@ class _Sums:
             retries=self.retries,
             cache_hits=self.cache_hits,
             images=self.images,
-            cost_usd=self.cost_usd,
-            latency_p50_ms=percentile(latencies, 0.50),
-            latency_p95_ms=percentile(latencies, 0.95),
-            latency_p99_ms=percentile(latencies, 0.99),
+            cost_usd=self.cost_nanos / 1e9,
+            latency_p50_ms=p50,
+            latency_p95_ms=p95,
+            latency_p99_ms=p99,
         )
 
 
@@ -217,6 +236,7 @@ class AnalyticsBuilder:
     def __init__(self, query: AnalyticsQuery) -> None:
         self._starts = bucket_starts(query.start, query.end, query.bucket_size)
         self._cells: dict[tuple[str, int], _Sums] = {}
+        self._binned = False
 
     @property
     def first_bucket_start(self) -> datetime:
@@ -244,9 +264,9 @@ class AnalyticsBuilder:
         retries: int,
         cache_hits: int,
         images: int,
-        cost_usd: float,
+        cost_nanos: int,
     ) -> None:
-        """The plain sums of one (group, bucket); ``errors`` is ``requests - successes``."""
+        """The plain sums of one (group, bucket); ``errors`` is ``requests - successes``; cost in nano-USD."""
         cell = self._cell(group, bucket)
         cell.requests += requests
         cell.successes += successes
@@ -257,7 +277,7 @@ class AnalyticsBuilder:
         cell.retries += retries
         cell.cache_hits += cache_hits
         cell.images += images
-        cell.cost_usd += cost_usd
+        cell.cost_nanos += cost_nanos
 
     def add_errors(self, group: str, bucket: int, error_kind: str, count: int) -> None:
         """Failed requests of one kind (the API's ErrorKind name; "" for none)."""
@@ -274,19 +294,37 @@ class AnalyticsBuilder:
         """The latency of one request that reached a provider and was not a cache hit."""
         self._cell(group, bucket).latencies.append(latency_ms)
 
+    def add_latency_bin(self, group: str, bucket: int, bin_index: int, count: int) -> None:
+        """``count`` latencies in one histogram bin (``analytics_rollup.latency_bin``). A query hands
+        over bins or latencies, not both: with bins, every percentile comes from the histogram."""
+        self._binned = True
+        bins = self._cell(group, bucket).latency_bins
+        bins[bin_index] = bins.get(bin_index, 0) + count
+
+    def add_latency_bins(self, group: str, bucket: int, histogram: Mapping[str, int]) -> None:
+        """A cell's histogram as stored: ``{"bin": count}``."""
+        self._binned = True
+        bins = self._cell(group, bucket).latency_bins
+        for bin_text, count in histogram.items():
+            bin_index = int(bin_text)
+            bins[bin_index] = bins.get(bin_index, 0) + count
+
+    def _row(self, group: str, cells: list[_Sums]) -> AnalyticsRow:
+        totals = _Sums()
+        for cell in cells:
+            totals.add(cell)
+        buckets = [AnalyticsBucket(start, cell.counts()) for start, cell in zip(self._starts, cells, strict=True)]
+        return AnalyticsRow(group, totals.counts(), buckets)
+
     def result(self) -> AnalyticsResult:
         groups: dict[str, list[_Sums]] = {}
+        everything = [_Sums() for _ in self._starts]
         for (group, bucket), cell in self._cells.items():
             row = groups.get(group)
             if row is None:
                 row = groups[group] = [_Sums() for _ in self._starts]
             row[bucket] = cell
-        rows: list[AnalyticsRow] = []
-        for group, cells in groups.items():
-            totals = _Sums()
-            for cell in cells:
-                totals.add(cell)
-            buckets = [AnalyticsBucket(start, cell.counts()) for start, cell in zip(self._starts, cells, strict=True)]
-            rows.append(AnalyticsRow(group, totals.counts(), buckets))
+            everything[bucket].add(cell)
+        rows = [self._row(group, cells) for group, cells in groups.items()]
         rows.sort(key=lambda row: (-row.totals.requests, row.group))
-        return AnalyticsResult(list(self._starts), rows)
+        return AnalyticsResult(list(self._starts), rows, self._row("", everything), latency_exact=not self._binned)

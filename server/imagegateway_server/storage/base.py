@@ -190,5 +190,13 @@ class Store(Protocol):
     async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
         """Analytics of the records created in the query's range that match its filter: one row per
         group with totals and every bucket (empty ones zero), as ``storage/analytics.py`` defines them.
-        Percentiles are exact over the records in range."""
+        Every count and the cost agree exactly with the records, whether read from rollups or raw;
+        percentiles are exact when no rollup serves the query, else within
+        ``latency_histogram.LATENCY_RELATIVE_ERROR`` (see ``storage/analytics_rollup.py``)."""
+        ...
+
+    async def roll_up_logs(self, max_rows: int = 5000) -> int:
+        """Adds up to ``max_rows`` records not rolled up yet to the analytics rollups, oldest first,
+        in one transaction; returns how many. The store runs this in the background every few
+        seconds; tools and tests call it to catch up at once."""
         ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -25,13 +24,20 @@ import aiosqlite
 
 from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from imagegateway_server.domain.limits import Limits
-from imagegateway_server.storage.analytics import (
-    INLINE_GROUP,
-    AnalyticsBuilder,
-    AnalyticsQuery,
-    AnalyticsResult,
-    GroupBy,
+from imagegateway_server.storage.analytics import AnalyticsBuilder, AnalyticsQuery, AnalyticsResult
+from imagegateway_server.storage.analytics_rollup import (
+    DELETE_CELL,
+    ROW_FOR_ROLLUP,
+    SELECT_CELLS,
+    UPSERT_CELL,
+    CellKey,
+    CellSums,
+    analytics_sql,
+    cell_id,
+    cells_of,
+    plan_range,
 )
+from imagegateway_server.storage.latency_histogram import latency_bin
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
 from imagegateway_server.storage.records import (
@@ -86,6 +92,11 @@ _SUCCESS = "status_code BETWEEN 200 AND 299"
 Row = sqlite3.Row | tuple[Any, ...]
 # Request-log rows deleted per transaction when pruning.
 _PRUNE_CHUNK = 5000
+# Request-log rows added to the analytics rollups per transaction (a few ms of the write lock each).
+ROLLUP_CHUNK = 5000
+# How often the rollup job looks for new rows: rollups lag the log by about this much (at most 10 s).
+DEFAULT_ROLLUP_INTERVAL = 2.0
+_ROWIDS = "rowid IN (SELECT value FROM json_each(?))"
 
 
 def _to_micros(when: datetime) -> int:
@@ -198,21 +209,6 @@ def _log_conditions(wanted: LogFilter) -> tuple[list[str], list[Any]]:
     return conditions, parameters
 
 
-def _group_column(query: AnalyticsQuery) -> tuple[str, list[Any]]:
-    """The SQL expression of a row's group, and its parameters."""
-    if query.group_by == GroupBy.METADATA:
-        # The key is checked against METADATA_KEY_PATTERN (no quote can reach the path) and bound.
-        return "coalesce(json_extract(payload, ?), '')", [f'$.metadata."{query.metadata_key}"']
-    column = {
-        GroupBy.PROVIDER: "provider",
-        GroupBy.MODEL: "model",
-        GroupBy.CONFIG: f"CASE config_id WHEN '' THEN '{INLINE_GROUP}' ELSE config_id END",
-        GroupBy.API_KEY: "caller_key_id",
-        GroupBy.TARGET: "last_target",
-    }[query.group_by]
-    return column, []
-
-
 def _statements(script: str) -> Iterable[str]:
     """Splits a migration into statements (sqlite3 refuses several in one ``execute``)."""
     pending = ""
@@ -249,12 +245,22 @@ def _prepare_file(path: Path) -> None:
 class SqliteStore:
     """The Store on one SQLite file. ``open`` before use; ``close`` when done."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        rollup_interval: float = DEFAULT_ROLLUP_INTERVAL,
+    ) -> None:
+        """``rollup_interval`` is how often the background job rolls new log rows up (0: never; call
+        ``roll_up_logs``). Analytics answers are exact either way: rows not rolled up are read raw."""
         self._path = Path(path)
         self._busy_timeout = busy_timeout
+        self._rollup_interval = rollup_interval
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
+        self._rollup_task: asyncio.Task[None] | None = None
 
     @property
     def path(self) -> Path:
@@ -277,6 +283,8 @@ class SqliteStore:
         except BaseException:
             await self.close()
             raise
+        if self._rollup_interval > 0:
+            self._rollup_task = asyncio.create_task(self._roll_up_continuously(), name=f"rollups:{self._path.name}")
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), never implicit.
@@ -321,6 +329,11 @@ class SqliteStore:
         check_not_newer(int(row[0]) if row is not None and row[0] is not None else 0, len(migrations))
 
     async def close(self) -> None:
+        task, self._rollup_task = self._rollup_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         writer, reader = self._writer, self._reader
         self._writer = self._reader = None
         for connection in (reader, writer):
@@ -356,12 +369,28 @@ class SqliteStore:
                 raise
             await connection.execute("COMMIT")
 
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A read transaction on a connection of its own: every statement in it sees the same
+        committed state, and analytics queries run beside each other and beside the reader's."""
+        if self._reader is None:
+            raise RuntimeError("the store is not open")
+        connection = await self._connect()
+        try:
+            await connection.execute("PRAGMA query_only=ON")
+            await connection.execute("BEGIN")
+            yield connection
+        finally:
+            await connection.close()  # ends the read transaction
+
     async def _read(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
         async with self._reader_connection().execute(sql, parameters) as cursor:
             return list(await cursor.fetchall())
 
     @staticmethod
-    async def _fetch(connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any]) -> list[Row]:
+    async def _fetch(
+        connection: aiosqlite.Connection, sql: str, parameters: Sequence[Any] | Mapping[str, Any]
+    ) -> list[Row]:
         async with connection.execute(sql, parameters) as cursor:
             return list(await cursor.fetchall())
 
@@ -775,60 +804,115 @@ class SqliteStore:
 
     async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
         builder = AnalyticsBuilder(query)
-        group, group_parameters = _group_column(query)
-        bucket_parameters = [_to_micros(builder.first_bucket_start), query.bucket_size // _MICROSECOND]
-        window = dataclasses.replace(query.log_filter, start_time=query.start, end_time=query.end)
-        conditions, where_parameters = _log_conditions(window)
-        where = " AND ".join(conditions)
-        head = f"SELECT {group} AS g, (create_time - ?) / ? AS b"
-        parameters = (*group_parameters, *bucket_parameters, *where_parameters)
-
-        # Four passes over the same range of the time index, each summing what one part needs.
-        for row in await self._read(
-            f"{head}, count(*), sum({_SUCCESS}), sum(fallback_used), sum(attempt_count), "
-            "sum(failed_attempt_count), sum(retry_count), sum(cache_hit), sum(image_count), sum(cost_usd) "
-            f"FROM request_logs WHERE {where} GROUP BY g, b",
-            parameters,
-        ):
+        plan = plan_range(query)
+        sql = analytics_sql(query, plan, builder.first_bucket_start)
+        async with self._snapshot() as connection:
+            counts = await self._fetch(connection, sql.counts, sql.parameters)
+            latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
+            cells = await self._fetch(connection, sql.cell_latencies, sql.parameters) if plan.rollups else []
+        for group, bucket, kind, from_target, to_target, requests, *sums in counts:
+            successes, fallbacks, attempts, failed_attempts, retries, cache_hits, images, cost_nanos = sums
             builder.add_counts(
-                row[0],
-                row[1],
-                requests=row[2],
-                successes=row[3],
-                fallbacks=row[4],
-                attempts=row[5],
-                failed_attempts=row[6],
-                retries=row[7],
-                cache_hits=row[8],
-                images=row[9],
-                cost_usd=float(row[10]),
+                group,
+                bucket,
+                requests=requests,
+                successes=successes,
+                fallbacks=fallbacks,
+                attempts=attempts,
+                failed_attempts=failed_attempts,
+                retries=retries,
+                cache_hits=cache_hits,
+                images=images,
+                cost_nanos=cost_nanos,
             )
-        for row in await self._read(
-            f"{head}, error_kind, count(*) FROM request_logs WHERE {where} AND NOT ({_SUCCESS}) "
-            "GROUP BY g, b, error_kind",
-            parameters,
-        ):
-            builder.add_errors(row[0], row[1], row[2], row[3])
-        for row in await self._read(
-            f"{head}, first_target, last_target, count(*) FROM request_logs WHERE {where} AND fallback_used = 1 "
-            "GROUP BY g, b, first_target, last_target",
-            parameters,
-        ):
-            builder.add_fallbacks(row[0], row[1], row[2], row[3], row[4])
-        for row in await self._read(
-            f"{head}, latency_ms FROM request_logs WHERE {where} AND attempt_count > 0 AND cache_hit = 0",
-            parameters,
-        ):
-            builder.add_latency(row[0], row[1], row[2])
+            if kind is not None:  # every request of this row failed with this kind
+                builder.add_errors(group, bucket, kind, requests)
+            if from_target is not None:  # every request of this row fell back from -> to
+                builder.add_fallbacks(group, bucket, from_target, to_target, requests)
+        if not plan.rollups:
+            for group, bucket, latency_ms in latencies:
+                builder.add_latency(group, bucket, latency_ms)
+        else:  # one histogram per answer: raw rows join the cells' bins
+            for group, bucket, latency_ms in latencies:
+                builder.add_latency_bin(group, bucket, latency_bin(latency_ms), 1)
+            for group, bucket, bins in cells:
+                builder.add_latency_bins(group, bucket, json.loads(bins))
         return builder.result()
+
+    # Analytics rollups (storage/analytics_rollup.py).
+
+    async def roll_up_logs(self, max_rows: int = ROLLUP_CHUNK) -> int:
+        async with self._transaction() as connection:
+            rows = await self._fetch(
+                connection,
+                f"SELECT {ROW_FOR_ROLLUP} FROM request_logs WHERE rolled_up = 0 ORDER BY create_time LIMIT ?",
+                (max_rows,),
+            )
+            if rows:
+                await self._merge_cells(connection, cells_of(rows), 1)
+                await connection.execute(
+                    f"UPDATE request_logs SET rolled_up = 1 WHERE {_ROWIDS}", (json.dumps([row[0] for row in rows]),)
+                )
+        return len(rows)
+
+    async def _roll_up_continuously(self) -> None:
+        while True:
+            rolled = 0
+            try:
+                # Looked for on the reader first: an idle gateway never takes the write lock for this.
+                if await self._read("SELECT 1 FROM request_logs WHERE rolled_up = 0 LIMIT 1"):
+                    rolled = await self.roll_up_logs()
+            except Exception as exc:
+                # The answers stay exact without the rollups (the rows are read raw); another process
+                # holding the write lock is the usual cause, and the next round gets through.
+                logger.warning(
+                    "rolling up the request log for analytics failed (next try in %.0f s): %s: %s",
+                    self._rollup_interval,
+                    type(exc).__name__,
+                    exc,
+                )
+            # A full chunk means a backlog (after an upgrade): go on at once, letting appends in between.
+            await asyncio.sleep(0 if rolled == ROLLUP_CHUNK else self._rollup_interval)
+
+    async def _merge_cells(
+        self, connection: aiosqlite.Connection, cells: Mapping[CellKey, CellSums], sign: int
+    ) -> None:
+        """Adds (sign 1) or subtracts (sign -1, pruning) cells to the stored ones; a cell left with no
+        requests is deleted."""
+        if not cells:
+            return
+        ids = {key: cell_id(key) for key in cells}
+        stored = {
+            row[0]: CellSums.from_stored(row[1:-1], row[-1])
+            for row in await self._fetch(connection, SELECT_CELLS, (json.dumps(list(ids.values())),))
+        }
+        upserts: list[tuple[Any, ...]] = []
+        deletes: list[tuple[str]] = []
+        for key, delta in cells.items():
+            identity = ids[key]
+            cell = stored.get(identity) or CellSums()
+            cell.add(delta, sign)
+            if cell.requests > 0:
+                upserts.append((identity, *key, *cell.values(), cell.bins_json()))
+            elif identity in stored:
+                deletes.append((identity,))
+        if upserts:
+            await connection.executemany(UPSERT_CELL, upserts)
+        if deletes:
+            await connection.executemany(DELETE_CELL, deletes)
 
     async def _delete_log_chunks(self, select_rowids: str, parameters: tuple[Any, ...]) -> int:
         deleted = 0
         while True:
             async with self._transaction() as connection:
-                cursor = await connection.execute(
-                    f"DELETE FROM request_logs WHERE rowid IN ({select_rowids})", (*parameters, _PRUNE_CHUNK)
+                rowids = await self._fetch(connection, select_rowids, (*parameters, _PRUNE_CHUNK))
+                chunk = json.dumps([row[0] for row in rowids])
+                # The rows already in the rollups leave them too, so analytics never count pruned requests.
+                rolled = await self._fetch(
+                    connection, f"SELECT {ROW_FOR_ROLLUP} FROM request_logs WHERE {_ROWIDS} AND rolled_up = 1", (chunk,)
                 )
+                await self._merge_cells(connection, cells_of(rolled), -1)
+                cursor = await connection.execute(f"DELETE FROM request_logs WHERE {_ROWIDS}", (chunk,))
                 count = cursor.rowcount
             deleted += count
             if count < _PRUNE_CHUNK:
