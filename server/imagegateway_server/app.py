@@ -49,7 +49,8 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import load_vault
 from imagegateway_server.security.virtual_keys import VirtualKeyService
 from imagegateway_server.settings import Settings
-from imagegateway_server.state.factory import open_state
+from imagegateway_server.state.changes import RecordKind
+from imagegateway_server.state.factory import BackendHealth, open_state
 from imagegateway_server.storage.factory import open_store
 from imagegateway_server.storage.kept_images import ImageKeeper
 
@@ -87,10 +88,11 @@ class GatewayProcess:
         self._metrics_server: Any = None
         self._tls: ServerTls | None = None
         self._gateway: Gateway | None = None
+        self.state_health: BackendHealth | None = None
 
     async def start(self) -> None:
         settings = self.settings
-        # Chosen first: a state backend that is not available (IMAGEGW_REDIS_URL) stops the start with one line.
+        # Chosen first: an IMAGEGW_REDIS_URL that cannot be one stops the start with one line.
         backends = await open_state(
             settings,
             on_breaker_transition=lambda identity, circuit: self.metrics.circuit_transitions.labels(
@@ -99,6 +101,11 @@ class GatewayProcess:
         )
         self._stack.push_async_callback(backends.close)
         self.breakers = backends.breakers
+        self.state_health = backends.health
+        if backends.health is not None:
+            gauge = self.metrics.state_backend_up.labels("redis")
+            gauge.set(1 if backends.health.up else 0)
+            backends.health.add_listener(lambda up: gauge.set(1 if up else 0))
         # Checked before anything opens: bad certificate files stop the start with one clear line.
         self._tls = ServerTls.from_files(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
         data_dir = settings.data_dir
@@ -114,14 +121,22 @@ class GatewayProcess:
             )
         host_policy = UpstreamHostPolicy(settings.allowed_upstream_hosts)
 
-        api_keys = ApiKeyService(store)
+        changes = backends.changes
+        api_keys = ApiKeyService(store, on_change=lambda key_id: changes.publish(RecordKind.API_KEY, key_id))
+        changes.subscribe(RecordKind.API_KEY, api_keys.evict)
         self.bootstrap_admin_key = await api_keys.ensure_bootstrap_admin(settings.admin_key or None)
         if self.bootstrap_admin_key:
             # Printed once, to the terminal, never to the log.
             print(
                 f"Created the first admin API key (shown once): {self.bootstrap_admin_key}", file=sys.stderr, flush=True
             )
-        virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
+        virtual_keys = VirtualKeyService(
+            store,
+            vault,
+            canonicalize_provider=canonical_provider,
+            on_change=lambda vk_id: changes.publish(RecordKind.VIRTUAL_KEY, vk_id),
+        )
+        changes.subscribe(RecordKind.VIRTUAL_KEY, virtual_keys.evict)
         configs = ConfigService(
             store,
             vault,
@@ -130,7 +145,9 @@ class GatewayProcess:
             virtual_key_exists=virtual_keys.get,
             max_depth=settings.max_config_depth,
             max_targets=settings.max_targets,
+            on_change=lambda config_id: changes.publish(RecordKind.CONFIG, config_id),
         )
+        changes.subscribe(RecordKind.CONFIG, configs.evict)
         registry = default_registry(
             client_factory=guarded_client_factory(host_policy),
             model_aliases=load_model_aliases(settings.model_aliases_file, canonical_provider=canonical_provider),
@@ -157,14 +174,17 @@ class GatewayProcess:
         prices = load_price_table(settings.price_table_file or None)
         self.metrics.set_known_models(prices.models())
         log.info("price table %s loaded", prices.version)
-        cache = ResponseCache(backends.cache_store, VaultCredentialResolver(virtual_keys))
+        cache = ResponseCache(
+            backends.cache_store, VaultCredentialResolver(virtual_keys), shared_flights=backends.flights
+        )
         limiter = Limiter(
             backends.limit_counters,
             prices,
             virtual_key_limits=virtual_keys.limits,
             on_refusal=self.metrics.count_limit_refusal,
         )
-        await limiter.restore(store)  # today's and this month's spend per key, from the request log
+        # Today's and this month's spend per key, from the request log (again whenever Redis comes back empty).
+        await limiter.restore(store)
         gateway = Gateway(
             router,
             configs,
@@ -192,7 +212,15 @@ class GatewayProcess:
             target_health=breaker_health(self.breakers),
         )
         await self._start_http(
-            RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper, input_limits=settings.input_limits)
+            RestShim(
+                gateway,
+                rest_authenticator,
+                self.metrics,
+                dashboard,
+                keeper,
+                input_limits=settings.input_limits,
+                health_details=self._health_details,
+            )
         )
         self._start_metrics()
         log.info(
@@ -204,6 +232,12 @@ class GatewayProcess:
                 "event_loop": loop_name(asyncio.get_running_loop()),
             },
         )
+
+    def _health_details(self) -> dict[str, object]:
+        """What /health adds to its status: where the shared state is kept right now."""
+        if self.state_health is None:
+            return {"state_backend": {"backend": "in_process", "up": True}}
+        return {"state_backend": self.state_health.status()}
 
     async def _start_grpc(
         self,

@@ -51,8 +51,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "redis_url",
         "IMAGEGW_REDIS_URL",
         "",
-        "leave unset: the cache, breakers, limits and dashboard sessions are kept in the process; "
-        "Redis is not supported yet and a set value is refused at start",
+        "redis://[:PASSWORD@]HOST:PORT/DB, rediss://... (TLS) or unix:///PATH: share the cache, breakers, "
+        "limits, budgets and dashboard sessions across replicas (unset: kept in the process)",
+    ),
+    SettingSpec(
+        "redis_timeout_seconds",
+        "IMAGEGW_REDIS_TIMEOUT_SECONDS",
+        "0.25",
+        "longest wait for one Redis call before the request is served from in-process state",
+    ),
+    SettingSpec(
+        "redis_failures_to_down",
+        "IMAGEGW_REDIS_FAILURES_TO_DOWN",
+        "3",
+        "failed or slow Redis calls in a row before the replica serves from in-process state (until a probe answers)",
     ),
     SettingSpec(
         "master_key",
@@ -267,6 +279,8 @@ class Settings:
     database_url: str = ""
     data_dir: Path = Path("./.imagegw")
     redis_url: str = ""
+    redis_timeout_seconds: float = 0.25
+    redis_failures_to_down: int = 3
     master_key: str = ""
     admin_key: str = ""
     previous_master_keys: tuple[str, ...] = ()
@@ -317,6 +331,12 @@ class Settings:
                 database_url=raw["database_url"],
                 data_dir=Path(raw["data_dir"]),
                 redis_url=raw["redis_url"],
+                redis_timeout_seconds=_bounded(
+                    "IMAGEGW_REDIS_TIMEOUT_SECONDS", raw["redis_timeout_seconds"], float, 0.001, 60
+                ),
+                redis_failures_to_down=_bounded(
+                    "IMAGEGW_REDIS_FAILURES_TO_DOWN", raw["redis_failures_to_down"], int, 1, 1000
+                ),
                 master_key=raw["master_key"],
                 admin_key=raw["admin_key"],
                 previous_master_keys=tuple(k.strip() for k in raw["previous_master_keys"].split(",") if k.strip()),

@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pybase64
@@ -150,7 +150,9 @@ class RestShim:
         dashboard: Dashboard | None = None,
         image_keeper: ImageKeeper | None = None,
         input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
+        health_details: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
+        self._health_details = health_details
         self._input_limits = input_limits
         self._gateway = gateway
         self._auth = authenticator
@@ -184,7 +186,9 @@ class RestShim:
         )
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        # Serving from in-process state while Redis is away is still serving: the status stays ok.
+        details = dict(self._health_details()) if self._health_details is not None else {}
+        return JSONResponse({"status": "ok", **details})
 
     async def _read_json(self, request: Request, headers: Mapping[str, str]) -> Any:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()

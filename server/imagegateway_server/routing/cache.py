@@ -16,6 +16,10 @@ The rules (the README's "Caching" section says the same for users):
   with no attempts and no cost. A failure is not kept and reaches every waiter (without the leader's
   attempts, which are in the leader's log record), except that a waiter with time left starts its
   own call when the shared one failed on the leader's shorter deadline.
+* Across replicas (a shared ``SharedFlights``, Redis), the local leader also claims the key for the
+  fleet; a replica that cannot waits for the claiming replica to finish, then answers HIT from the
+  shared store (no upstream call), or makes its own call if the other kept nothing (failed, or not
+  cacheable) or went away.
 * A forced refresh skips the look-up and the sharing, makes its own call and keeps the result.
 """
 
@@ -38,6 +42,8 @@ from imagegateway_server.routing.plan import Group, Leaf, Node, leaves
 from imagegateway_server.routing.router import CredentialResolver
 from imagegateway_server.routing.single_flight import SharedCallFailed, SingleFlight, WaitExpired
 from imagegateway_server.state.cache_store import CachedAnswer, CacheStore
+from imagegateway_server.state.flights import FlightEnd, SharedFlights
+from imagegateway_server.state.in_process.flights import LocalFlights
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,8 @@ class Served:
 
 
 Run = Callable[[], Coroutine[Any, Any, RoutedResult]]
+# A routed result, and whether it came from another replica's call (through the shared store).
+_FleetResult = tuple[RoutedResult, bool]
 
 
 def _describe(plan: Node) -> _PlanCaching | None:
@@ -112,11 +120,18 @@ class ResponseCache:
     Without a store (``ResponseCache(None, None)``) every request is DISABLED.
     """
 
-    def __init__(self, store: CacheStore | None, credentials: CredentialResolver | None) -> None:
+    def __init__(
+        self,
+        store: CacheStore | None,
+        credentials: CredentialResolver | None,
+        *,
+        shared_flights: SharedFlights | None = None,
+    ) -> None:
         self._store: CacheStore = store if store is not None else _NoStore()
         self._credentials = credentials
         self._enabled = store is not None and credentials is not None
-        self._flights: SingleFlight[RoutedResult] = SingleFlight()
+        self._flights: SingleFlight[_FleetResult] = SingleFlight()
+        self._fleet: SharedFlights = shared_flights if shared_flights is not None else LocalFlights()
         self._plans: OrderedDict[int, tuple[Node, _PlanCaching]] = OrderedDict()
 
     def _plan_caching(self, plan: Node) -> _PlanCaching | None:
@@ -197,8 +212,8 @@ class ResponseCache:
     async def _share(self, lookup: CacheLookup, run: Run) -> Served:
         while True:
             try:
-                routed, shared = await self._flights.do(
-                    lookup.key, lambda: self._run_and_keep(lookup, run), deadline=lookup.deadline
+                (routed, from_fleet), shared = await self._flights.do(
+                    lookup.key, lambda: self._across_fleet(lookup, run), deadline=lookup.deadline
                 )
             except WaitExpired:
                 raise AllTargetsFailed(
@@ -211,11 +226,36 @@ class ResponseCache:
                 if isinstance(error.last, DeadlineExceeded) and self._time_left(lookup):
                     continue  # the shared call ran out of the leader's time, not ours
                 raise AllTargetsFailed(error.last, ()) from None
-            if shared:
+            if shared or from_fleet:
                 return Served(
                     dataclasses.replace(routed, attempts=(), retry_count=0, fallback_used=False), CacheStatus.HIT
                 )
             return Served(routed, CacheStatus.MISS)
+
+    async def _across_fleet(self, lookup: CacheLookup, run: Run) -> _FleetResult:
+        """This replica's one call for the key: made here, or waited for on another replica."""
+        while True:
+            if await self._fleet.claim(lookup.key):
+                kept = False
+                try:
+                    routed = await run()
+                    kept = await self._keep(lookup, routed)
+                finally:
+                    self._fleet.finish(lookup.key, kept)
+                return routed, False
+            timeout = None
+            if lookup.deadline is not None:
+                timeout = lookup.deadline - asyncio.get_running_loop().time()
+            end = await self._fleet.wait(lookup.key, timeout)
+            if end is FlightEnd.EXPIRED:
+                raise WaitExpired("the deadline passed while an identical call was in flight on another replica")
+            if end is FlightEnd.KEPT:
+                hit = await self._find(lookup)
+                if hit is not None:
+                    return hit, True
+            if end is not FlightEnd.GONE:
+                # Nothing to share: the other call failed or kept nothing (or its answer is gone already).
+                return await self._run_and_keep(lookup, run), False
 
     @staticmethod
     def _time_left(lookup: CacheLookup) -> bool:
@@ -226,18 +266,19 @@ class ResponseCache:
         await self._keep(lookup, routed)
         return routed
 
-    async def _keep(self, lookup: CacheLookup, routed: RoutedResult) -> None:
+    async def _keep(self, lookup: CacheLookup, routed: RoutedResult) -> bool:
+        """Stores the answer if its target's policy says so; True when it was stored."""
         # The plan's own leaf: the router serves from the plan the look-up described.
         leaf = lookup.leaves.get(routed.leaf.path)
         policy = leaf.cache if leaf is not None else None
         if policy is None or not routed.result.images:
-            return
+            return False
         if not (lookup.plain or policy.include_seeded_and_multi_image):
-            return
+            return False
         assert leaf is not None  # a policy came from it
         identity = await self._identity(leaf)
         if identity is None:
-            return
+            return False
         ttl = float(policy.max_age)
         if any(image.data is None for image in routed.result.images):
             ttl = min(ttl, URL_ANSWER_MAX_AGE_SECONDS)
@@ -249,6 +290,8 @@ class ResponseCache:
         except Exception:
             # The caller has its images; a cache that cannot store must not turn that into a failure.
             log.warning("the response cache could not store an answer", exc_info=True)
+            return False
+        return True
 
     async def _identity(self, leaf: Leaf) -> str | None:
         if self._credentials is None:

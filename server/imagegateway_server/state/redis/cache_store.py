@@ -1,0 +1,118 @@
+"""The response cache in Redis: each answer one string value with its time to live, keyed as today.
+
+An answer is stored as ``IGC1``, a 4-byte length, a JSON header (every image field but its bytes,
+and the answer's own fields), then the images' bytes one after another. No pickle: whoever can
+write to Redis must not be able to run code in the gateway. Memory is bounded by Redis's own
+``maxmemory`` and eviction policy (an evicted answer is a miss), not by ``IMAGEGW_CACHE_MAX_BYTES``,
+which bounds only the in-process fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from typing import Any
+
+from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.state.cache_store import CachedAnswer, CacheStore
+from imagegateway_server.state.redis.events import PREFIX
+from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = PREFIX + "cache:"
+MAGIC = b"IGC1"
+_HEADER_LENGTH = struct.Struct(">I")
+_IMAGE_FIELDS = ("mime_type", "width", "height", "url", "revised_prompt", "seed", "provider", "model", "size")
+
+
+def cache_key(key: str) -> str:
+    return KEY_PREFIX + key
+
+
+def encode_answer(answer: CachedAnswer) -> bytes:
+    result = answer.result
+    header = {
+        "provider": answer.provider,
+        "served_target": answer.served_target,
+        "identity": answer.identity,
+        "model": result.model,
+        "created": result.created,
+        "provider_request_id": result.provider_request_id,
+        "usage": dict(result.usage) if result.usage is not None else None,
+        "translations": list(result.translations),
+        "images": [
+            {
+                **{name: getattr(image, name) for name in _IMAGE_FIELDS},
+                "bytes": None if image.data is None else len(image.data),
+            }
+            for image in result.images
+        ],
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([MAGIC, _HEADER_LENGTH.pack(len(head)), head, *(image.data or b"" for image in result.images)])
+
+
+def decode_answer(blob: bytes) -> CachedAnswer | None:
+    """The answer ``blob`` holds, or None if it is not one this code wrote (a miss, not a crash)."""
+    try:
+        if not blob.startswith(MAGIC):
+            return None
+        (length,) = _HEADER_LENGTH.unpack_from(blob, len(MAGIC))
+        start = len(MAGIC) + _HEADER_LENGTH.size
+        header: dict[str, Any] = json.loads(blob[start : start + length])
+        offset = start + length
+        images = []
+        for fields in header["images"]:
+            size = fields.pop("bytes")
+            data = None
+            if size is not None:
+                data = blob[offset : offset + size]
+                if len(data) != size:
+                    return None
+                offset += size
+            images.append(GeneratedImage(data=data, **fields))
+        result = ImageResult(
+            images=tuple(images),
+            model=header["model"],
+            created=header["created"],
+            provider_request_id=header["provider_request_id"],
+            usage=header["usage"],
+            translations=tuple(header["translations"]),
+        )
+        return CachedAnswer(result, header["provider"], header["served_target"], header["identity"])
+    except (ValueError, KeyError, TypeError, struct.error):
+        return None
+
+
+class RedisCacheStore:
+    """Answers in Redis; the in-process ``fallback`` serves while Redis is unreachable."""
+
+    def __init__(self, link: RedisLink, fallback: CacheStore) -> None:
+        self._link = link
+        self._fallback = fallback
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        try:
+            blob = await self._link.run(lambda client: client.get(cache_key(key)))
+        except RedisUnavailable:
+            return await self._fallback.get(key)
+        return decode_answer(blob) if isinstance(blob, bytes) else None
+
+    async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
+        milliseconds = int(ttl_seconds * 1000)
+        if milliseconds <= 0:
+            return
+        blob = encode_answer(answer)
+        try:
+            await self._link.run(lambda client: client.set(cache_key(key), blob, px=milliseconds))
+        except RedisUnavailable:
+            await self._fallback.put(key, answer, ttl_seconds)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._link.run(lambda client: client.delete(cache_key(key)))
+        except RedisUnavailable:
+            pass
+        await self._fallback.delete(key)

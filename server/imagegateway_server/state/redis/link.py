@@ -1,0 +1,244 @@
+"""The connection to Redis and whether this replica uses it: a bounded time per call, hysteresis, a probe.
+
+Every Redis call of the state backends goes through ``RedisLink.run``. A call that errs or takes
+longer than the per-call timeout raises ``RedisUnavailable`` at once (the backend then answers from
+its in-process fallback), but the replica only gives up on Redis after ``failures_to_down``
+consecutive failed calls, so one scheduling stall on a busy machine does not flip it. While given
+up, calls are not tried at all; a probe pings Redis every ``PROBE_INTERVAL_SECONDS`` and, when it
+answers, the replica goes back. Each flip is logged once and told to the listeners (the metric
+``imagegateway_state_backend_up``, health details, the backends' own reactions).
+
+The URL may carry a password: it is never logged, never in an error, never in health details
+(``redacted_url``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMES = ("redis", "rediss", "unix")
+PROBE_INTERVAL_SECONDS = 1.0
+# Connections the replica opens at most; calls past them wait for one (within the per-call timeout).
+MAX_CONNECTIONS = 64
+
+# Told of each flip: True when the replica goes back to Redis, False when it gives up on it.
+UpListener = Callable[[bool], None]
+# Run (awaited, in order) before the replica goes back to Redis: resync what was missed meanwhile.
+ReturnHook = Callable[[], Awaitable[None]]
+
+
+class RedisUnavailable(Exception):
+    """This call could not use Redis (given up on, failed or too slow): answer from the fallback."""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its user info and query (which may hold a password): scheme, host, port, path."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def check_url(url: str) -> None:
+    """ValueError (naming the setting, never the URL) unless ``url`` is a Redis URL redis-py opens."""
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise ValueError("IMAGEGW_REDIS_URL must start with redis://, rediss:// or unix://")
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("IMAGEGW_REDIS_URL has a port that is not a number") from None
+
+
+def _pool(url: str, *, socket_timeout: float | None, connect_timeout: float, max_connections: int) -> Any:
+    # No retries inside redis-py: the link decides what a failure means, within its own timeout.
+    return BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+class RedisLink:
+    """One replica's connection to Redis, with its up / given-up state. ``open`` then ``close``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_seconds: float,
+        failures_to_down: int,
+        probe_interval_seconds: float = PROBE_INTERVAL_SECONDS,
+    ) -> None:
+        check_url(url)
+        if timeout_seconds <= 0 or failures_to_down < 1:
+            raise ValueError("timeout_seconds must be positive and failures_to_down at least 1")
+        self.url = url
+        self.shown_url = redacted_url(url)
+        self.timeout = timeout_seconds
+        self.failures_to_down = failures_to_down
+        self.probe_interval = probe_interval_seconds
+        # Tells this replica's own pub/sub messages and per-replica holds apart from the others'.
+        self.replica_id = secrets.token_hex(8)
+        self.client: Redis = Redis(
+            connection_pool=_pool(
+                url, socket_timeout=timeout_seconds, connect_timeout=timeout_seconds, max_connections=MAX_CONNECTIONS
+            )
+        )
+        self._up = True
+        self._failures = 0
+        self._since = time.time()
+        self._last_error = ""
+        self._listeners: list[UpListener] = []
+        self._return_hooks: list[ReturnHook] = []
+        self._probe: asyncio.Task[None] | None = None
+        self._closed = False
+        # Writes queued by synchronous calls (finish, release, record): kept referenced until done.
+        self._writes: set[asyncio.Task[Any]] = set()
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    def subscriber_client(self) -> Redis:
+        """A client for the pub/sub connection: no read timeout, since it waits for messages."""
+        return Redis(
+            connection_pool=_pool(self.url, socket_timeout=None, connect_timeout=self.timeout, max_connections=2)
+        )
+
+    def add_listener(self, listener: UpListener) -> None:
+        self._listeners.append(listener)
+
+    def add_return_hook(self, hook: ReturnHook) -> None:
+        self._return_hooks.append(hook)
+
+    async def open(self) -> None:
+        """Pings Redis once: unreachable at start means starting given up (with the probe running)."""
+        try:
+            await self.run(lambda client: client.ping())
+        except RedisUnavailable:
+            self._give_up()
+
+    def spawn(self, write: Awaitable[Any]) -> None:
+        """Runs a queued write in the background (its failures are counted by ``run``, never raised)."""
+        task = asyncio.ensure_future(self._swallow(write))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    @staticmethod
+    async def _swallow(write: Awaitable[Any]) -> None:
+        with contextlib.suppress(RedisUnavailable):
+            await write
+
+    async def close(self) -> None:
+        """Lets queued writes finish (each is bounded by the timeout), then closes the connections."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=self.timeout * 2)
+        self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        await self.client.aclose()
+
+    async def run(self, call: Callable[[Redis], Awaitable[T]]) -> T:
+        """Runs one Redis call within the timeout; RedisUnavailable if given up on, failed or slow."""
+        if not self._up:
+            raise RedisUnavailable
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await call(self.client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.failed(exc)
+            raise RedisUnavailable from None
+        self._failures = 0
+        return result
+
+    def failed(self, exc: BaseException) -> None:
+        """Counts one failed call (also for calls made outside ``run``, like queued writes)."""
+        self._last_error = type(exc).__name__
+        self._failures += 1
+        if self._up and self._failures >= self.failures_to_down:
+            self._give_up()
+
+    def status(self) -> dict[str, object]:
+        """For health details: never the URL's password."""
+        return {
+            "backend": "redis",
+            "url": self.shown_url,
+            "up": self._up,
+            "since": round(self._since, 3),
+            "serving_from": "redis" if self._up else "in-process state (Redis unreachable)",
+            **({} if self._up else {"last_error": self._last_error}),
+        }
+
+    def _give_up(self) -> None:
+        if not self._up and self._probe is not None:
+            return
+        self._up = False
+        self._since = time.time()
+        log.warning(
+            "Redis at %s is unreachable or too slow (%s, %d calls in a row); serving with in-process state "
+            "until it answers again",
+            self.shown_url,
+            self._last_error or "no answer",
+            self._failures,
+        )
+        self._tell(False)
+        if not self._closed:
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self.client.ping()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._last_error = type(exc).__name__
+                continue
+            try:
+                for hook in self._return_hooks:
+                    async with asyncio.timeout(max(self.timeout * 20, 5.0)):
+                        await hook()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._last_error = type(exc).__name__
+                continue
+            except Exception:
+                log.exception("a state backend could not resync with Redis; trying again")
+                continue
+            break
+        self._failures = 0
+        self._up = True
+        self._since = time.time()
+        self._probe = None
+        log.info("Redis at %s answers again; shared state is back in use", self.shown_url)
+        self._tell(True)
+
+    def _tell(self, up: bool) -> None:
+        for listener in self._listeners:
+            try:
+                listener(up)
+            except Exception:
+                log.exception("a Redis state listener failed")
