@@ -12,6 +12,7 @@ import pytest
 from imagegateway import ImageGatewayClient
 from tests.emulators import AzureOpenAIEmulator, OpenAIEmulator, StabilityEmulator
 from tests.harness import GatewayThread, running_gateway
+from tests.redis_server import RedisServer, running_redis
 
 OPENAI_SECRET = "sk-test-openai-0123456789abcdef"
 STABILITY_SECRET = "sk-test-stability-0123456789abcdef"
@@ -113,3 +114,17 @@ def eventually(probe: Callable[[], T | None], timeout: float = 10.0) -> T:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (or IMAGEGW_TEST_REDIS_URL's); tests flush it first."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url

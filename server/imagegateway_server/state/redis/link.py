@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,14 @@ class RedisLink:
         with contextlib.suppress(RedisUnavailable):
             await write
 
-    async def close(self) -> None:
-        """Lets queued writes finish (each is bounded by the timeout), then closes the connections."""
-        if self._writes:
+    async def drain(self) -> None:
+        """Waits for the queued writes (each is bounded by the timeout)."""
+        while self._writes:
             await asyncio.wait(set(self._writes), timeout=self.timeout * 2)
+
+    async def close(self) -> None:
+        """Lets queued writes finish, then closes the connections."""
+        await self.drain()
         self._closed = True
         if self._probe is not None:
             self._probe.cancel()
