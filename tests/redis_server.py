@@ -48,6 +48,7 @@ class RedisServer:
 
     def start(self) -> None:
         assert self._directory is not None, "an external Redis cannot be started by the tests"
+        self._directory.mkdir(parents=True, exist_ok=True)
         arguments = [
             REDIS_SERVER,
             "--port",
