@@ -311,3 +311,16 @@ async def test_the_change_feed_drops_every_cached_record_after_a_lost_subscripti
         await eventually(lambda: ALL in heard, within=5.0)
     finally:
         await replica.close()
+
+
+async def test_a_cache_miss_takes_the_shared_call_lock_for_the_claim_that_follows(
+    replicas: tuple[StateBackends, StateBackends],
+) -> None:
+    first, second = replicas
+    assert await first.cache_store.get("k") is None  # a miss: the lock is first's now
+    assert await second.cache_store.get("k") is None
+    assert await second.flights.claim("k") is False
+    assert await first.flights.claim("k") is True
+    first.flights.finish("k", kept=False)
+    await link_of(first).drain()
+    assert await second.flights.wait("k", 1.0) is FlightEnd.NOT_KEPT

@@ -133,12 +133,13 @@ async def _open_redis(
     events = Events(link)
     shared_breakers = RedisBreakers(link, events, breakers)
     counters = RedisLimitCounters(link, limit_counters)
+    flights = RedisFlights(link, events)
     backends = StateBackends(
-        cache_store=RedisCacheStore(link, cache_store),
+        cache_store=RedisCacheStore(link, cache_store, flights),
         breakers=shared_breakers,
         limit_counters=counters,
         sessions=RedisSessionStore(link, sessions),
-        flights=RedisFlights(link, events),
+        flights=flights,
         changes=RedisChangeFeed(link, events),
         health=link,
         resources=resources,

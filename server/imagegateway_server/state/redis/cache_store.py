@@ -1,10 +1,11 @@
 """The response cache in Redis: each answer one string value with its time to live, keyed as today.
 
-An answer is stored as ``IGC1``, a 4-byte length, a JSON header (every image field but its bytes,
-and the answer's own fields), then the images' bytes one after another. No pickle: whoever can
-write to Redis must not be able to run code in the gateway. Memory is bounded by Redis's own
-``maxmemory`` and eviction policy (an evicted answer is a miss), not by ``IMAGEGW_CACHE_MAX_BYTES``,
-which bounds only the in-process fallback.
+A look-up that misses also takes the key's shared-call lock (``flights``) in the same script, so a
+miss costs one round trip, not two. An answer is stored as ``IGC1``, a 4-byte length, a JSON header
+(every image field but its bytes, and the answer's own fields), then the images' bytes one after
+another. No pickle: whoever can write to Redis must not be able to run code in the gateway. Memory
+is bounded by Redis's own ``maxmemory`` and eviction policy (an evicted answer is a miss), not by
+``IMAGEGW_CACHE_MAX_BYTES``, which bounds only the in-process fallback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.state.cache_store import CachedAnswer, CacheStore
 from imagegateway_server.state.redis.events import PREFIX
+from imagegateway_server.state.redis.flights import LOCK_TTL_MILLISECONDS, RedisFlights, flight_key
 from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable
 
 log = logging.getLogger(__name__)
@@ -86,16 +88,48 @@ def decode_answer(blob: bytes) -> CachedAnswer | None:
         return None
 
 
-class RedisCacheStore:
-    """Answers in Redis; the in-process ``fallback`` serves while Redis is unreachable."""
+# KEYS: 1 the answer, 2 the key's shared-call lock. ARGV: 1 a claim token, 2 the lock's time to live (ms).
+# The answer if there is one; else the lock is taken for this replica if free: a miss is followed by
+# the shared-call claim (routing/cache.py), and doing both here saves that claim its own round trip.
+_GET_OR_CLAIM = """
+local answer = redis.call('GET', KEYS[1])
+if answer then
+  return {answer, 0}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {false, 1}
+end
+return {false, 0}
+"""
 
-    def __init__(self, link: RedisLink, fallback: CacheStore) -> None:
+
+class RedisCacheStore:
+    """Answers in Redis; the in-process ``fallback`` serves while Redis is unreachable.
+
+    With ``flights`` (the shared-call backend), a miss also takes the key's shared-call lock in the
+    same round trip when it is free, and hands it to ``flights`` for the claim that follows.
+    """
+
+    def __init__(self, link: RedisLink, fallback: CacheStore, flights: RedisFlights | None = None) -> None:
         self._link = link
         self._fallback = fallback
+        self._flights = flights
+        self._get_or_claim = link.client.register_script(_GET_OR_CLAIM)
 
     async def get(self, key: str) -> CachedAnswer | None:
+        flights = self._flights
         try:
-            blob = await self._link.run(lambda client: client.get(cache_key(key)))
+            if flights is None:
+                blob = await self._link.run(lambda client: client.get(cache_key(key)))
+            else:
+                token = flights.new_token()
+                blob, claimed = await self._link.run(
+                    lambda client: self._get_or_claim(
+                        keys=[cache_key(key), flight_key(key)], args=[token, LOCK_TTL_MILLISECONDS], client=client
+                    )
+                )
+                if claimed:
+                    flights.preclaimed(key, token)
         except RedisUnavailable:
             return await self._fallback.get(key)
         return decode_answer(blob) if isinstance(blob, bytes) else None

@@ -22,6 +22,9 @@ from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable
 
 KEY_PREFIX = PREFIX + "flight:"
 LOCK_TTL_SECONDS = 30.0
+LOCK_TTL_MILLISECONDS = int(LOCK_TTL_SECONDS * 1000)
+# Locks a cache miss took (``cache_store``) and no claim has used yet are forgotten past this many.
+MAX_PRECLAIMED = 4096
 RENEW_EVERY_SECONDS = 10.0
 OUTCOME_TTL_SECONDS = 10.0
 POLL_SECONDS = 0.5
@@ -52,18 +55,32 @@ class RedisFlights:
         # key -> (token, renewal task) of the calls this replica leads.
         self._leading: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._waiters: dict[str, set[asyncio.Future[FlightEnd]]] = {}
+        # Locks the cache store took on a miss, by key: the claim that follows uses them (no round trip).
+        self._preclaimed: dict[str, str] = {}
         events.on(FLIGHTS_CHANNEL, self._on_message)
 
+    def new_token(self) -> str:
+        return f"{self._link.replica_id}:{secrets.token_hex(4)}"
+
+    def preclaimed(self, key: str, token: str) -> None:
+        """The cache store took ``key``'s lock with ``token`` on a miss; the next claim of it is granted."""
+        if len(self._preclaimed) >= MAX_PRECLAIMED:
+            # Misses whose requests ended before claiming (cancelled); their locks expire by themselves.
+            self._preclaimed.clear()
+        self._preclaimed[key] = token
+
     async def claim(self, key: str) -> bool:
-        token = f"{self._link.replica_id}:{secrets.token_hex(4)}"
-        try:
-            claimed = await self._link.run(
-                lambda client: client.set(flight_key(key), token, nx=True, px=int(LOCK_TTL_SECONDS * 1000))
-            )
-        except RedisUnavailable:
-            return True  # nobody can be told: make the call here
-        if not claimed:
-            return False
+        token = self._preclaimed.pop(key, None)
+        if token is None:
+            token = self.new_token()
+            try:
+                claimed = await self._link.run(
+                    lambda client: client.set(flight_key(key), token, nx=True, px=LOCK_TTL_MILLISECONDS)
+                )
+            except RedisUnavailable:
+                return True  # nobody can be told: make the call here
+            if not claimed:
+                return False
         self._leading[key] = (token, asyncio.get_running_loop().create_task(self._renew(key, token)))
         return True
 
@@ -86,7 +103,7 @@ class RedisFlights:
             await self._events.publish(FLIGHTS_CHANNEL, {"key": key, "outcome": outcome})
 
     async def _renew(self, key: str, token: str) -> None:
-        milliseconds = int(LOCK_TTL_SECONDS * 1000)
+        milliseconds = LOCK_TTL_MILLISECONDS
         while True:
             await asyncio.sleep(RENEW_EVERY_SECONDS)
             with contextlib.suppress(RedisUnavailable):
