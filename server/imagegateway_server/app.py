@@ -50,9 +50,9 @@ from imagegateway_server.security.vault import load_vault
 from imagegateway_server.security.virtual_keys import VirtualKeyService
 from imagegateway_server.settings import Settings
 from imagegateway_server.state.changes import RecordKind
-from imagegateway_server.state.factory import BackendHealth, open_state
+from imagegateway_server.state.factory import BackendHealth, open_kept_images, open_state
 from imagegateway_server.storage.factory import open_store
-from imagegateway_server.storage.kept_images import ImageKeeper
+from imagegateway_server.storage.kept_images import DEFAULT_MAX_IMAGE_BYTES, KEEPABLE_TYPES, ImageKeeper, is_log_id
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ class EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def keepable_image(log_id: str, data: bytes, mime_type: str) -> bool:
+    """The on-disk keeper's rule, for kept images held elsewhere (Redis)."""
+    return mime_type in KEEPABLE_TYPES and is_log_id(log_id) and 0 < len(data) <= DEFAULT_MAX_IMAGE_BYTES
 
 
 def _split_addr(addr: str) -> tuple[str, int]:
@@ -203,7 +208,11 @@ class GatewayProcess:
 
         self.metrics.init_grpc_methods(SERVICE_NAME, grpc_methods())
         await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
-        keeper = ImageKeeper(data_dir / "kept-images") if settings.keep_images else None
+        keeper = (
+            open_kept_images(backends, ImageKeeper(data_dir / "kept-images"), keepable_image)
+            if settings.keep_images
+            else None
+        )
         dashboard = Dashboard(
             store,
             rest_authenticator,

@@ -11,18 +11,21 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from imagegateway_server.app import keepable_image
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.settings import Settings
 from imagegateway_server.state.breakers import BreakerOverrides, CircuitState, Outcome, PermitKind, TargetIdentity
 from imagegateway_server.state.cache_store import CachedAnswer
-from imagegateway_server.state.factory import StateBackends, open_state
+from imagegateway_server.state.factory import StateBackends, open_kept_images, open_state
 from imagegateway_server.state.in_process.sessions import InProcessSessionStore
 from imagegateway_server.state.limit_counters import Budget, Period, to_micros
 from imagegateway_server.state.redis.link import RedisLink
 from imagegateway_server.state.redis.sessions import RedisSessionStore
+from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.credentials import api_key
 
 MINUTE_START = 60.0 * 29_000_000
@@ -202,3 +205,19 @@ async def test_after_the_cooldown_one_probe_goes_and_its_success_closes(backends
     breakers.record(probe, Outcome.SUCCESS)
     await settle(backends)
     assert (await breakers.acquire(IDENTITY, quick)).kind is PermitKind.CALL
+
+
+# -- kept images -------------------------------------------------------------------------------------
+
+LOG_ID = "log_" + "ab" * 16
+
+
+async def test_a_kept_image_is_found_by_its_log_id(backends: StateBackends, tmp_path: Path) -> None:
+    kept = open_kept_images(backends, ImageKeeper(tmp_path / "kept"), keepable_image)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+    assert await kept.keep(LOG_ID, png, "image/png")
+    assert await kept.get(LOG_ID) == (png, "image/png")
+    assert await kept.kept_among([LOG_ID, "log_" + "cd" * 16]) == {LOG_ID}
+    assert await kept.get("log_" + "cd" * 16) is None
+    assert not await kept.keep("log_" + "ef" * 16, b"<svg/>", "image/svg+xml")  # not a kept type
+    assert not await kept.keep("../etc/passwd", png, "image/png")

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from imagegateway_server.app import keepable_image
 from imagegateway_server.settings import Settings
 from imagegateway_server.state.breakers import BreakerOverrides, CircuitState, Outcome, PermitKind, TargetIdentity
 from imagegateway_server.state.changes import ALL, RecordKind
-from imagegateway_server.state.factory import StateBackends, open_state
+from imagegateway_server.state.factory import StateBackends, open_kept_images, open_state
 from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
 from imagegateway_server.state.redis.link import RedisLink
+from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.credentials import api_key
 from tests.redis_server import RedisServer, running_redis
 from tests.unit.test_state_backends import answer
@@ -324,3 +326,16 @@ async def test_a_cache_miss_takes_the_shared_call_lock_for_the_claim_that_follow
     first.flights.finish("k", kept=False)
     await link_of(first).drain()
     assert await second.flights.wait("k", 1.0) is FlightEnd.NOT_KEPT
+
+
+async def test_an_image_kept_by_one_replica_is_found_by_another(
+    replicas: tuple[StateBackends, StateBackends], tmp_path: Path
+) -> None:
+    first, second = replicas
+    log_id = "log_" + "12" * 16
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 64
+    assert await open_kept_images(first, ImageKeeper(tmp_path / "a"), keepable_image).keep(log_id, png, "image/png")
+    on_second = open_kept_images(second, ImageKeeper(tmp_path / "b"), keepable_image)
+    assert await on_second.get(log_id) == (png, "image/png")
+    assert await on_second.kept_among([log_id]) == {log_id}
+    assert 0 < await link_of(first).client.ttl("igw:image:" + log_id) <= 7 * 86400

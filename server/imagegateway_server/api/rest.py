@@ -41,7 +41,7 @@ from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.tracing import TraceContext, bind_trace_id, resolve_trace
-from imagegateway_server.storage.kept_images import ImageKeeper
+from imagegateway_server.state.kept_images import KeptImages
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class RestShim:
         authenticator: Authenticator,
         metrics: Metrics,
         dashboard: Dashboard | None = None,
-        image_keeper: ImageKeeper | None = None,
+        image_keeper: KeptImages | None = None,
         input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
         health_details: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:

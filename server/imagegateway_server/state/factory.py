@@ -18,14 +18,17 @@ from imagegateway_server.state.in_process.breakers import InProcessBreakers
 from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
 from imagegateway_server.state.in_process.changes import LocalChangeFeed
 from imagegateway_server.state.in_process.flights import LocalFlights
+from imagegateway_server.state.in_process.kept_images import LocalKeptImages
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from imagegateway_server.state.in_process.sessions import InProcessSessionStore
+from imagegateway_server.state.kept_images import Keepable, KeptImages, LocalImageKeeper
 from imagegateway_server.state.limit_counters import LimitCounters
 from imagegateway_server.state.redis.breakers import RedisBreakers
 from imagegateway_server.state.redis.cache_store import RedisCacheStore
 from imagegateway_server.state.redis.changes import RedisChangeFeed
 from imagegateway_server.state.redis.events import Events
 from imagegateway_server.state.redis.flights import RedisFlights
+from imagegateway_server.state.redis.kept_images import RedisKeptImages
 from imagegateway_server.state.redis.limit_counters import RedisLimitCounters
 from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable, UpListener
 from imagegateway_server.state.redis.sessions import RedisSessionStore
@@ -87,12 +90,20 @@ class StateBackends:
     changes: ChangeFeed = dataclasses.field(default_factory=LocalChangeFeed)
     # The shared backend's health; None when everything is kept in this process.
     health: BackendHealth | None = None
+    # The Redis connection, for the kinds opened later (kept images); None in process.
+    link: RedisLink | None = dataclasses.field(default=None, repr=False)
     # What the backends hold open (connections, pools), closed in reverse order; empty in process.
     resources: contextlib.AsyncExitStack = dataclasses.field(default_factory=contextlib.AsyncExitStack, repr=False)
 
     async def close(self) -> None:
         """Releases what the backends hold open; a second call does nothing."""
         await self.resources.aclose()
+
+
+def open_kept_images(backends: StateBackends, local: LocalImageKeeper, keepable: Keepable) -> KeptImages:
+    """Kept images where the other state is: in Redis (``local`` the fallback), or ``local`` alone."""
+    kept = LocalKeptImages(local)
+    return kept if backends.link is None else RedisKeptImages(backends.link, kept, keepable)
 
 
 async def open_state(
@@ -142,6 +153,7 @@ async def _open_redis(
         flights=flights,
         changes=RedisChangeFeed(link, events),
         health=link,
+        link=link,
         resources=resources,
     )
     try:
