@@ -128,8 +128,8 @@ async def test_budgets_count_spend_and_holds_in_exact_micro_dollars(backends: St
 async def test_every_budget_that_would_be_passed_is_reported(backends: StateBackends) -> None:
     counters = backends.limit_counters
     now = datetime.now(UTC)
-    await counters.restore("k", Period.DAY, now, to_micros(5))
-    await counters.restore("k", Period.MONTH, now, to_micros(5))
+    counters.add_spend("k", to_micros(5), now)
+    await settle(backends)
     both = [Budget(Period.DAY, to_micros(5)), Budget(Period.MONTH, to_micros(5))]
     assert await counters.reserve("k", both, 1, now) == both
     assert await counters.reserve("k", [Budget(Period.MONTH, to_micros(6))], 1, now) == []

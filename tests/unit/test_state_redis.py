@@ -339,3 +339,17 @@ async def test_an_image_kept_by_one_replica_is_found_by_another(
     assert await on_second.get(log_id) == (png, "image/png")
     assert await on_second.kept_among([log_id]) == {log_id}
     assert 0 < await link_of(first).client.ttl("igw:image:" + log_id) <= 7 * 86400
+
+
+async def test_a_replica_starting_beside_others_does_not_overwrite_the_fleets_spend(
+    replicas: tuple[StateBackends, StateBackends],
+) -> None:
+    first, second = replicas
+    now = datetime.now(UTC)
+    budget = [Budget(Period.DAY, to_micros(1))]
+    first.limit_counters.add_spend("api_key:k", to_micros(0.9), now)
+    await link_of(first).drain()
+    assert await first.limit_counters.reserve("api_key:k", budget, to_micros(0.2), now) == budget
+    # The start's recomputation from a log that has not caught up yet fills only the fallback.
+    await second.limit_counters.restore("api_key:k", Period.DAY, now, 0)
+    assert await second.limit_counters.reserve("api_key:k", budget, to_micros(0.2), now) == budget

@@ -121,7 +121,12 @@ class LimitCounters(Protocol):
         ...
 
     async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
-        """Sets the spend of the period holding ``when`` (recomputed from the request log at start)."""
+        """Sets the spend of the period holding ``when`` (recomputed from the request log at start).
+
+        A shared backend sets it in its in-process fallback, and in the shared store only while it
+        recomputes the store through ``seed_from``'s seeder: replicas starting beside running ones
+        must not overwrite live totals with the log's, which lag behind them.
+        """
         ...
 
     def seed_from(self, seeder: SpendSeeder) -> None:

@@ -158,6 +158,10 @@ class RedisLimitCounters:
         self._heartbeat_key = HEARTBEAT_PREFIX + link.replica_id
         self._seeder: SpendSeeder | None = None
         self._seeding = asyncio.Lock()
+        # Set while this replica recomputes Redis's spend; otherwise ``restore`` (the start's
+        # recomputation) fills only the fallback, so that a replica starting beside others does not
+        # overwrite the fleet's live totals with the log's, which lag behind them.
+        self._seeding_redis = False
         self._heartbeat: asyncio.Task[None] | None = None
         self._reseed_fallback: asyncio.Task[None] | None = None
         link.add_listener(self._on_flip)
@@ -260,6 +264,8 @@ class RedisLimitCounters:
 
     async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
         await self._fallback.restore(key, period, when, micros)
+        if not self._seeding_redis:
+            return
         name = spend_key(period, when)
 
         async def write(client: Any) -> None:
@@ -286,7 +292,11 @@ class RedisLimitCounters:
                 )
                 if not claimed:
                     return False  # another replica is at it: answer from the fallback meanwhile
-                await self._seeder(self)
+                self._seeding_redis = True
+                try:
+                    await self._seeder(self)
+                finally:
+                    self._seeding_redis = False
                 seeded = await self._mark_seeded(when)
                 await self._link.run(lambda client: client.delete(SEEDING_LOCK))
                 log.info("spend recomputed from the request log into Redis")
