@@ -426,7 +426,11 @@ class Settings:
 
 
 def _without_password(url: str) -> str:
-    """``url`` with the password of its user info (``postgresql://user:pw@host``) shown as ***."""
+    """``url`` with the password of its user info (``postgresql://user:pw@host``) shown as ***, and a
+    query that carries one (``unix:///run/redis.sock?password=pw``) left out."""
+    base, question, query = url.partition("?")
+    if question and "password" in query.lower():
+        url = base + "?***"
     scheme, separator, rest = url.partition("://")
     # The last "@": a password may hold unescaped "@" and "/" characters.
     user_info, at, host_and_path = rest.rpartition("@")

@@ -89,3 +89,8 @@ def test_the_settings_repr_never_shows_a_url_password() -> None:
     assert "hunter2" not in shown and "s3cr" not in shown
     assert "redis://:***@cache:6379/0" in shown and "postgresql://igw:***@db/igw" in shown
     assert "sqlite:///data/gw.db" in repr(Settings(database_url="sqlite:///data/gw.db"))
+
+
+def test_the_settings_repr_never_shows_a_password_in_a_url_query() -> None:
+    shown = repr(Settings(redis_url="unix:///run/redis.sock?db=0&password=hunter2"))
+    assert "hunter2" not in shown and "unix:///run/redis.sock?***" in shown

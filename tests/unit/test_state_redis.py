@@ -22,7 +22,7 @@ from imagegateway_server.state.changes import ALL, RecordKind
 from imagegateway_server.state.factory import StateBackends, open_kept_images, open_state
 from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
-from imagegateway_server.state.redis.link import RedisLink
+from imagegateway_server.state.redis.link import RedisLink, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.credentials import api_key
 from tests.redis_server import RedisServer, running_redis
@@ -353,3 +353,15 @@ async def test_a_replica_starting_beside_others_does_not_overwrite_the_fleets_sp
     # The start's recomputation from a log that has not caught up yet fills only the fallback.
     await second.limit_counters.restore("api_key:k", Period.DAY, now, 0)
     assert await second.limit_counters.reserve("api_key:k", budget, to_micros(0.2), now) == budget
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@cache.internal:6379/0", "redis://cache.internal:6379/0"),
+        ("rediss://igw:hunter2@cache.internal/1", "rediss://cache.internal/1"),
+        ("unix:///run/redis.sock?db=0&password=hunter2", "unix:///run/redis.sock"),
+    ],
+)
+def test_the_url_shown_in_logs_and_health_has_no_password(url: str, shown: str) -> None:
+    assert redacted_url(url) == shown

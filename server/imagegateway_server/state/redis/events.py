@@ -55,6 +55,8 @@ class Events:
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._listen())
+        if not self._link.up:
+            return  # unreachable at start: subscribing is retried in the background
         # A short wait, so that tests and the first requests see messages; never blocks a start.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._link.timeout * 4):
