@@ -13,7 +13,8 @@ Keys (``<counter>`` is ``api_key:<id>`` or ``virtual_key:<id>``):
   replica's heartbeat ``igw:replica:<replica id>`` has expired (the replica died) is dropped.
 
 ``release`` and ``add_spend`` are synchronous (the request is over): they are applied to the
-in-process fallback at once and written to Redis in the background. While Redis is unreachable the
+in-process fallback at once and written to Redis in the background, batched with the other writes
+of the same moment into one pipeline. While Redis is unreachable the
 fallback decides alone (limits then hold per replica), after recomputing spend from the log; when
 Redis returns, its spend is recomputed from the log again, since this replica's writes meanwhile
 are not in it.
@@ -77,8 +78,9 @@ if budgets then
   local held = 0
   local fields = redis.call('HGETALL', KEYS[3])
   for i = 1, #fields, 2 do
-    if redis.call('EXISTS', ARGV[11] .. fields[i]) == 1 then
-      held = held + tonumber(fields[i + 1])
+    local amount = tonumber(fields[i + 1])
+    if amount > 0 and redis.call('EXISTS', ARGV[11] .. fields[i]) == 1 then
+      held = held + amount
     else
       redis.call('HDEL', KEYS[3], fields[i])
     end
@@ -115,14 +117,6 @@ end
 return {'ok'}
 """
 
-# KEYS: 1 held hash. ARGV: 1 replica id, 2 micros. Gives back a hold; an emptied field goes.
-_RELEASE = """
-if redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2])) <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 1
-"""
-
 
 def _day(when: datetime) -> date:
     return when.astimezone(UTC).date()
@@ -154,7 +148,6 @@ class RedisLimitCounters:
         self._link = link
         self._fallback = fallback
         self._admit = link.client.register_script(_ADMIT)
-        self._release = link.client.register_script(_RELEASE)
         self._heartbeat_key = HEARTBEAT_PREFIX + link.replica_id
         self._seeder: SpendSeeder | None = None
         self._seeding = asyncio.Lock()
@@ -242,25 +235,21 @@ class RedisLimitCounters:
         if micros <= 0:
             return
         self._fallback.release(key, micros)
-        self._link.spawn(
-            self._link.run(
-                lambda client: self._release(keys=[held_key(key)], args=[self._link.replica_id, micros], client=client)
-            )
-        )
+        replica = self._link.replica_id
+        # A field that reaches 0 is dropped by the next check of the key (the admit script).
+        self._link.defer(lambda pipe: pipe.hincrby(held_key(key), replica, -micros))
 
     def add_spend(self, key: str, micros: int, when: datetime) -> None:
         if micros <= 0:
             return
         self._fallback.add_spend(key, micros, when)
 
-        async def write(client: Any) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                for period in (Period.DAY, Period.MONTH):
-                    pipe.hincrby(spend_key(period, when), key, micros)
-                    pipe.pexpire(spend_key(period, when), _period_ttl_ms(period))
-                await pipe.execute()
+        def add_commands(pipe: Any) -> None:
+            for period in (Period.DAY, Period.MONTH):
+                pipe.hincrby(spend_key(period, when), key, micros)
+                pipe.pexpire(spend_key(period, when), _period_ttl_ms(period))
 
-        self._link.spawn(self._link.run(write))
+        self._link.defer(add_commands)
 
     async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
         await self._fallback.restore(key, period, when, micros)

@@ -116,6 +116,9 @@ class RedisLink:
         self._closed = False
         # Writes queued by synchronous calls (finish, release, record): kept referenced until done.
         self._writes: set[asyncio.Task[Any]] = set()
+        # Commands deferred by ``defer``, sent together in one pipeline by the next flush.
+        self._deferred: list[Callable[[Any], object]] = []
+        self._flush_scheduled = False
 
     @property
     def up(self) -> bool:
@@ -145,6 +148,27 @@ class RedisLink:
         task = asyncio.ensure_future(self._swallow(write))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    def defer(self, add_commands: Callable[[Any], object]) -> None:
+        """Queues commands (``add_commands(pipeline)`` adds them) for the next flush: everything deferred
+        in one turn of the event loop goes to Redis as one pipeline, one round trip for many requests."""
+        self._deferred.append(add_commands)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.spawn(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # one turn, so the other requests finishing now add theirs
+        batch, self._deferred = self._deferred, []
+        self._flush_scheduled = False
+
+        async def send(client: Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for add_commands in batch:
+                    add_commands(pipe)
+                await pipe.execute()
+
+        await self.run(send)
 
     @staticmethod
     async def _swallow(write: Awaitable[Any]) -> None:
