@@ -19,6 +19,8 @@ from pathlib import Path
 
 import redis
 
+from tests.certificates import Issued, TestCA
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 TEST_URL_VARIABLE = "IMAGEGW_TEST_REDIS_URL"
 
@@ -33,13 +35,20 @@ def _free_port() -> int:
 class RedisServer:
     """One redis-server process (or an external server); ``url`` reaches it."""
 
-    def __init__(self, directory: Path | None, *, password: str = "", external_url: str = "") -> None:
+    def __init__(
+        self, directory: Path | None, *, password: str = "", tls: TestCA | None = None, external_url: str = ""
+    ) -> None:
         self._directory = directory
         self.password = password
         self.port = 0 if external_url else _free_port()
-        self.url = external_url or (
-            f"redis://:{password}@127.0.0.1:{self.port}/0" if password else f"redis://127.0.0.1:{self.port}/0"
-        )
+        self._tls: Issued | None = None
+        self._tls_ca = tls
+        credentials = f":{password}@" if password else ""
+        self.url = external_url or f"redis://{credentials}127.0.0.1:{self.port}/0"
+        if tls is not None:
+            # TLS only: the plain port is off, and the client checks the server against the test CA.
+            self._tls = tls.issue("redis", ips=("127.0.0.1",))
+            self.url = f"rediss://{credentials}127.0.0.1:{self.port}/0?ssl_ca_certs={tls.cert_file}"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,10 +58,14 @@ class RedisServer:
     def start(self) -> None:
         assert self._directory is not None, "an external Redis cannot be started by the tests"
         self._directory.mkdir(parents=True, exist_ok=True)
+        ports = ["--port", str(self.port)]
+        if self._tls is not None and self._tls_ca is not None:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self._tls.cert_file)]
+            ports += ["--tls-key-file", str(self._tls.key_file), "--tls-ca-cert-file", str(self._tls_ca.cert_file)]
+            ports += ["--tls-auth-clients", "no"]
         arguments = [
             REDIS_SERVER,
-            "--port",
-            str(self.port),
+            *ports,
             "--bind",
             "127.0.0.1",
             "--save",
@@ -102,13 +115,13 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def running_redis(directory: Path, *, password: str = "") -> Iterator[RedisServer]:
-    """A started server (or the external one), stopped afterwards."""
+def running_redis(directory: Path, *, password: str = "", tls: TestCA | None = None) -> Iterator[RedisServer]:
+    """A started server (or the external one, unless a password or TLS is asked for), stopped afterwards."""
     external = os.environ.get(TEST_URL_VARIABLE, "")
-    if external and not password:
+    if external and not password and tls is None:
         yield RedisServer(None, external_url=external)
         return
-    server = RedisServer(directory, password=password)
+    server = RedisServer(directory, password=password, tls=tls)
     server.start()
     try:
         yield server

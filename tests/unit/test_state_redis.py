@@ -24,6 +24,7 @@ from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
 from imagegateway_server.state.redis.link import RedisLink, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
+from tests.certificates import TestCA
 from tests.credentials import api_key
 from tests.redis_server import RedisServer, running_redis
 from tests.unit.test_state_backends import answer
@@ -365,3 +366,16 @@ async def test_a_replica_starting_beside_others_does_not_overwrite_the_fleets_sp
 )
 def test_the_url_shown_in_logs_and_health_has_no_password(url: str, shown: str) -> None:
     assert redacted_url(url) == shown
+
+
+async def test_rediss_with_a_password_keeps_the_state_over_tls(tmp_path: Path) -> None:
+    with running_redis(tmp_path / "redis", password=PASSWORD, tls=TestCA(tmp_path / "ca")) as server:
+        assert server.url.startswith("rediss://")
+        replica = await open_replica(server.url)
+        try:
+            assert link_of(replica).up
+            await replica.cache_store.put("k", answer(), 60)
+            assert await replica.cache_store.get("k") == answer()
+            assert PASSWORD not in repr(link_of(replica).status())
+        finally:
+            await replica.close()
