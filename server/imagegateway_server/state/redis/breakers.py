@@ -43,6 +43,7 @@ PROBE_PREFIX = PREFIX + "probe:"
 PROBE_LOCK_SECONDS = 60.0
 # After losing the probe to another replica, calls are refused here for this long without asking Redis.
 PROBE_LOST_SECONDS = 0.5
+MAX_PROBES_LOST = 1024
 # The open-breakers hash outlives its last write by this long (identities no longer called).
 OPEN_HASH_TTL_SECONDS = 86400.0
 
@@ -103,6 +104,8 @@ class RedisBreakers:
             if won:
                 self._probe_lost_until.pop(identity, None)
                 return permit
+            if len(self._probe_lost_until) >= MAX_PROBES_LOST:
+                self._probe_lost_until.clear()  # many targets half-open at once: just ask Redis again
             self._probe_lost_until[identity] = now + PROBE_LOST_SECONDS
         # Another replica is probing: give the local probe back and treat this call as any other during a probe.
         self._local.record(permit, Outcome.NEUTRAL)
