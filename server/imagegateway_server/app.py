@@ -243,9 +243,10 @@ class GatewayProcess:
         )
 
     def _health_details(self) -> dict[str, object]:
-        """What /health adds to its status: where the shared state is kept right now."""
+        """What /health adds to its status: whether the shared state backend is in use right now
+        (nothing when the state is kept in process)."""
         if self.state_health is None:
-            return {"state_backend": {"backend": "in_process", "up": True}}
+            return {}
         return {"state_backend": self.state_health.status()}
 
     async def _start_grpc(
