@@ -180,7 +180,10 @@ class GatewayProcess:
         self.metrics.set_known_models(prices.models())
         log.info("price table %s loaded", prices.version)
         cache = ResponseCache(
-            backends.cache_store, VaultCredentialResolver(virtual_keys), shared_flights=backends.flights
+            backends.cache_store,
+            VaultCredentialResolver(virtual_keys),
+            shared_flights=backends.flights,
+            concurrent_lookup=backends.health is not None,
         )
         limiter = Limiter(
             backends.limit_counters,

@@ -340,3 +340,23 @@ def test_health_details_never_show_a_redis_password(tmp_path: Path) -> None:
         with running_gateway(tmp_path / "gw", redis_url=server.url) as replica:
             text = httpx.get(replica.rest_base_url.removesuffix("/v1") + "/health").text
             assert "hunter2" not in text and '"up":true' in text.replace(" ", "")
+
+
+def test_a_request_its_limits_refuse_gives_back_the_shared_call_lock_its_look_up_took(
+    fleet: list[GatewayThread],
+    admins: list[ImageGatewayClient],
+    cached_config: str,
+    fleet_redis: RedisServer,
+    emulators: Emulators,
+) -> None:
+    key = key_with(admins[0], requests_per_minute=1)
+    assert post(fleet[0], key, {"prompt": unique("p")}, **{"x-portkey-config": cached_config}).status_code == 200
+    refused = post(fleet[0], key, {"prompt": unique("p")}, **{"x-portkey-config": cached_config})
+    assert refused.status_code == 429
+    client = fleet_redis.client()
+
+    def held_locks() -> list[bytes]:
+        values = [client.get(name) for name in client.scan_iter("igw:flight:*")]
+        return [value for value in values if value not in (None, b"kept", b"not_kept")]
+
+    within_a_second(lambda: held_locks() == [])

@@ -92,6 +92,8 @@ class Served:
 Run = Callable[[], Coroutine[Any, Any, RoutedResult]]
 # A routed result, and whether it came from another replica's call (through the shared store).
 _FleetResult = tuple[RoutedResult, bool]
+# A store look-up started before ``serve`` (``ResponseCache.prefetch``).
+Prefetched = asyncio.Future[CachedAnswer | None]
 
 
 def _describe(plan: Node) -> _PlanCaching | None:
@@ -126,12 +128,15 @@ class ResponseCache:
         credentials: CredentialResolver | None,
         *,
         shared_flights: SharedFlights | None = None,
+        concurrent_lookup: bool = False,
     ) -> None:
         self._store: CacheStore = store if store is not None else _NoStore()
         self._credentials = credentials
         self._enabled = store is not None and credentials is not None
         self._flights: SingleFlight[_FleetResult] = SingleFlight()
         self._fleet: SharedFlights = shared_flights if shared_flights is not None else LocalFlights()
+        # With a store over the network, the look-up starts beside the key's admission (``prefetch``).
+        self._concurrent_lookup = concurrent_lookup
         self._plans: OrderedDict[int, tuple[Node, _PlanCaching]] = OrderedDict()
 
     def _plan_caching(self, plan: Node) -> _PlanCaching | None:
@@ -182,20 +187,39 @@ class ResponseCache:
         status = CacheStatus.REFRESH if refresh else CacheStatus.MISS
         return CacheLookup(status, key, plain, caching.leaves, deadline)
 
-    async def serve(self, lookup: CacheLookup, run: Run) -> Served:
+    def prefetch(self, lookup: CacheLookup) -> Prefetched | None:
+        """Starts the store look-up now, so that with a shared store it waits beside the key's admission
+        (one round trip's wait instead of two). Hand the result to ``serve``, or to ``abandon`` when the
+        request goes no further. None when nothing is to be looked up, or the store is in process."""
+        if not (self._concurrent_lookup and self._enabled and lookup.status is CacheStatus.MISS):
+            return None
+        return asyncio.ensure_future(self._store.get(lookup.key))
+
+    def abandon(self, lookup: CacheLookup, prefetched: Prefetched | None) -> None:
+        """The request ends before ``serve`` (refused by its limits): a shared-call lock its look-up may
+        have taken is given back once the look-up is done."""
+        if prefetched is not None:
+            prefetched.add_done_callback(lambda task: self._abandoned(lookup.key, task))
+
+    def _abandoned(self, key: str, task: Prefetched) -> None:
+        if not task.cancelled():
+            task.exception()  # seen: nobody else will look at it
+        self._fleet.abandon(key)
+
+    async def serve(self, lookup: CacheLookup, run: Run, prefetched: Prefetched | None = None) -> Served:
         """Answers from the cache, from an identical call in flight, or by ``run`` (the router)."""
         if lookup.status is CacheStatus.DISABLED:
             return Served(await run(), CacheStatus.DISABLED)
         if lookup.status is CacheStatus.REFRESH:
             return Served(await self._run_and_keep(lookup, run), CacheStatus.REFRESH)
-        hit = await self._find(lookup)
+        hit = await self._find(lookup, prefetched)
         if hit is not None:
             return Served(hit, CacheStatus.HIT)
         return await self._share(lookup, run)
 
-    async def _find(self, lookup: CacheLookup) -> RoutedResult | None:
+    async def _find(self, lookup: CacheLookup, prefetched: Prefetched | None = None) -> RoutedResult | None:
         try:
-            answer = await self._store.get(lookup.key)
+            answer = await (prefetched if prefetched is not None else self._store.get(lookup.key))
         except Exception:
             log.warning("the response cache could not be read; serving without it", exc_info=True)
             return None

@@ -35,6 +35,11 @@ class SharedFlights(Protocol):
         """
         ...
 
+    def abandon(self, key: str) -> None:
+        """This replica will not claim ``key`` after all (its request ended first): gives back a lock a
+        look-up took for the claim. Synchronous: a shared backend queues the write."""
+        ...
+
     async def wait(self, key: str, within: float | None) -> FlightEnd:
         """Waits (at most ``within`` seconds, None: no bound) for the leader of ``key`` to finish."""
         ...

@@ -17,3 +17,6 @@ class LocalFlights:
 
     async def wait(self, key: str, within: float | None) -> FlightEnd:
         return FlightEnd.GONE
+
+    def abandon(self, key: str) -> None:
+        return None

@@ -39,6 +39,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# KEYS[1] the lock; ARGV[1] the token. Frees the lock only if the caller holds it.
+_IF_HELD_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 def flight_key(key: str) -> str:
@@ -52,6 +59,7 @@ class RedisFlights:
         self._link = link
         self._events = events
         self._if_held_set = link.client.register_script(_IF_HELD_SET)
+        self._if_held_delete = link.client.register_script(_IF_HELD_DELETE)
         # key -> (token, renewal task) of the calls this replica leads.
         self._leading: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._waiters: dict[str, set[asyncio.Future[FlightEnd]]] = {}
@@ -92,6 +100,13 @@ class RedisFlights:
         renewal.cancel()
         outcome = "kept" if kept else "not_kept"
         self._link.spawn(self._end(key, token, outcome))
+
+    def abandon(self, key: str) -> None:
+        token = self._preclaimed.pop(key, None)
+        if token is not None:
+            self._link.spawn(
+                self._link.run(lambda client: self._if_held_delete(keys=[flight_key(key)], args=[token], client=client))
+            )
 
     async def _end(self, key: str, token: str, outcome: str) -> None:
         ended = await self._link.run(
