@@ -114,18 +114,18 @@ class RedisCacheStore:
         self._link = link
         self._fallback = fallback
         self._flights = flights
-        self._get_or_claim = link.client.register_script(_GET_OR_CLAIM)
+        self._get_or_claim_sha = link.script(_GET_OR_CLAIM)
 
     async def get(self, key: str) -> CachedAnswer | None:
         flights = self._flights
         try:
             if flights is None:
-                blob = await self._link.run(lambda client: client.get(cache_key(key)))
+                blob = await self._link.call(lambda pipe: pipe.get(cache_key(key)))
             else:
                 token = flights.new_token()
-                blob, claimed = await self._link.run(
-                    lambda client: self._get_or_claim(
-                        keys=[cache_key(key), flight_key(key)], args=[token, LOCK_TTL_MILLISECONDS], client=client
+                blob, claimed = await self._link.call(
+                    lambda pipe: pipe.evalsha(
+                        self._get_or_claim_sha, 2, cache_key(key), flight_key(key), token, LOCK_TTL_MILLISECONDS
                     )
                 )
                 if claimed:
@@ -140,7 +140,7 @@ class RedisCacheStore:
             return
         blob = encode_answer(answer)
         try:
-            await self._link.run(lambda client: client.set(cache_key(key), blob, px=milliseconds))
+            await self._link.call(lambda pipe: pipe.set(cache_key(key), blob, px=milliseconds))
         except RedisUnavailable:
             await self._fallback.put(key, answer, ttl_seconds)
 

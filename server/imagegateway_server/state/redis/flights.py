@@ -82,8 +82,8 @@ class RedisFlights:
         if token is None:
             token = self.new_token()
             try:
-                claimed = await self._link.run(
-                    lambda client: client.set(flight_key(key), token, nx=True, px=LOCK_TTL_MILLISECONDS)
+                claimed = await self._link.call(
+                    lambda pipe: pipe.set(flight_key(key), token, nx=True, px=LOCK_TTL_MILLISECONDS)
                 )
             except RedisUnavailable:
                 return True  # nobody can be told: make the call here

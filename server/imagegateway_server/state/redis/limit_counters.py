@@ -147,7 +147,7 @@ class RedisLimitCounters:
     def __init__(self, link: RedisLink, fallback: InProcessLimitCounters) -> None:
         self._link = link
         self._fallback = fallback
-        self._admit = link.client.register_script(_ADMIT)
+        self._admit_sha = link.script(_ADMIT)
         self._heartbeat_key = HEARTBEAT_PREFIX + link.replica_id
         self._seeder: SpendSeeder | None = None
         self._seeding = asyncio.Lock()
@@ -178,34 +178,31 @@ class RedisLimitCounters:
     async def admit(self, key: str, budgets: Sequence[Budget], micros: int, per_minute: int, now: float) -> Admission:
         when = datetime.fromtimestamp(now, UTC)
         limits = {budget.period: budget.limit_micros for budget in budgets}
+        keys = [
+            spend_key(Period.DAY, when),
+            spend_key(Period.MONTH, when),
+            held_key(key),
+            minute_key(key, math.floor(now / 60)),
+            minute_key(key, math.floor(now / 60) - 1),
+            self._heartbeat_key,
+        ]
+        args = [
+            key,
+            self._link.replica_id,
+            micros,
+            limits.get(Period.DAY, -1),
+            limits.get(Period.MONTH, -1),
+            per_minute,
+            repr(now),
+            int(HEARTBEAT_SECONDS * 1000),
+            int(HELD_TTL_SECONDS * 1000),
+            int(RPM_TTL_SECONDS * 1000),
+            HEARTBEAT_PREFIX,
+        ]
+        command = (self._admit_sha, len(keys), *keys, *args)
         for _ in range(2):
             try:
-                reply = await self._link.run(
-                    lambda client: self._admit(
-                        keys=[
-                            spend_key(Period.DAY, when),
-                            spend_key(Period.MONTH, when),
-                            held_key(key),
-                            minute_key(key, math.floor(now / 60)),
-                            minute_key(key, math.floor(now / 60) - 1),
-                            self._heartbeat_key,
-                        ],
-                        args=[
-                            key,
-                            self._link.replica_id,
-                            micros,
-                            limits.get(Period.DAY, -1),
-                            limits.get(Period.MONTH, -1),
-                            per_minute,
-                            repr(now),
-                            int(HEARTBEAT_SECONDS * 1000),
-                            int(HELD_TTL_SECONDS * 1000),
-                            int(RPM_TTL_SECONDS * 1000),
-                            HEARTBEAT_PREFIX,
-                        ],
-                        client=client,
-                    )
-                )
+                reply = await self._link.call(lambda pipe: pipe.evalsha(*command))
             except RedisUnavailable:
                 return await self._fallback.admit(key, budgets, micros, per_minute, now)
             verdict = reply[0]

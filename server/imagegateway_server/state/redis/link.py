@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ T = TypeVar("T")
 
 SCHEMES = ("redis", "rediss", "unix")
 PROBE_INTERVAL_SECONDS = 1.0
+# Writes nobody waits for (releases, spend) wait this long for a call to travel with.
+DEFER_SECONDS = 0.02
 # Connections the replica opens at most; calls past them wait for one (within the per-call timeout).
 MAX_CONNECTIONS = 64
 
@@ -116,9 +119,11 @@ class RedisLink:
         self._closed = False
         # Writes queued by synchronous calls (finish, release, record): kept referenced until done.
         self._writes: set[asyncio.Task[Any]] = set()
-        # Commands deferred by ``defer``, sent together in one pipeline by the next flush.
-        self._deferred: list[Callable[[Any], object]] = []
+        # Commands queued by ``call`` and ``defer`` for the next flush, with the futures of ``call``'s.
+        self._queued: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]] = []
         self._flush_scheduled = False
+        self._deferred_flush: asyncio.TimerHandle | None = None
+        self._scripts: dict[str, str] = {}
 
     @property
     def up(self) -> bool:
@@ -149,26 +154,104 @@ class RedisLink:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
+    def script(self, source: str) -> str:
+        """Registers a Lua script for ``call`` (``pipe.evalsha(sha, ...)``); returns its SHA-1. A server
+        that does not know it yet (a restart) is sent it on first use."""
+        sha = hashlib.sha1(source.encode()).hexdigest()
+        self._scripts[sha] = source
+        return sha
+
+    async def call(self, add_command: Callable[[Any], object]) -> Any:
+        """One Redis command, sent with every other command queued in this turn of the event loop as one
+        pipeline: ``add_command(pipeline)`` adds exactly one command, whose reply is returned.
+
+        The hot path's commands (a key's limits, a cache look-up begun beside them, the writes of requests
+        that just ended) so share one round trip. RedisUnavailable as for ``run``.
+        """
+        if not self._up:
+            raise RedisUnavailable
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue(add_command, future)
+        try:
+            async with asyncio.timeout(self.timeout * 2):  # the flush has its own timeout; this is a backstop
+                return await future
+        except TimeoutError:
+            raise RedisUnavailable from None
+
     def defer(self, add_commands: Callable[[Any], object]) -> None:
-        """Queues commands (``add_commands(pipeline)`` adds them) for the next flush: everything deferred
-        in one turn of the event loop goes to Redis as one pipeline, one round trip for many requests."""
-        self._deferred.append(add_commands)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.spawn(self._flush())
+        """Queues commands (``add_commands(pipeline)`` adds them; nobody waits for their replies) to
+        travel with the next call, or on their own after ``DEFER_SECONDS`` if no call comes first."""
+        if self._up:
+            self._queue(add_commands, None)
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(0)  # one turn, so the other requests finishing now add theirs
-        batch, self._deferred = self._deferred, []
+    def _queue(self, add: Callable[[Any], object], future: asyncio.Future[Any] | None) -> None:
+        self._queued.append((add, future))
+        if self._flush_scheduled:
+            return
+        loop = asyncio.get_running_loop()
+        if future is None:
+            if self._deferred_flush is None:
+                self._deferred_flush = loop.call_later(DEFER_SECONDS, self._start_flush)
+            return
+        if self._deferred_flush is not None:
+            self._deferred_flush.cancel()
+            self._deferred_flush = None
+        self._flush_scheduled = True
+        # After the callbacks already ready (a look-up task started just before), so they join in.
+        loop.call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
         self._flush_scheduled = False
+        if self._deferred_flush is not None:
+            self._deferred_flush.cancel()
+            self._deferred_flush = None
+        batch, self._queued = self._queued, []
+        if batch:
+            self.spawn(self._flush(batch))
 
-        async def send(client: Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                for add_commands in batch:
-                    add_commands(pipe)
-                await pipe.execute()
+    async def _flush(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                replies = await self._send(batch)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.failed(exc)  # one failure per flush, however many commands it carried
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(RedisUnavailable())
+            return
+        self._failures = 0
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future is None or future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(RedisUnavailable())  # a command Redis refused: answer from the fallback
+            else:
+                future.set_result(reply)
 
-        await self.run(send)
+    async def _send(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> list[Any]:
+        """Sends the batch as one pipeline; the reply of each call's command (None for deferred ones)."""
+        starts: list[int] = []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for add, _ in batch:
+                starts.append(len(pipe.command_stack))
+                add(pipe)
+            results: list[Any] = await pipe.execute(raise_on_error=False) if pipe.command_stack else []
+        replies = [
+            results[start] if future is not None else None for start, (_, future) in zip(starts, batch, strict=True)
+        ]
+        unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unknown:
+            # Redis restarted and forgot the scripts: load them and send those calls again (only those:
+            # the other commands in the batch were applied, and some add to counters).
+            async with self.client.pipeline(transaction=False) as pipe:
+                for source in self._scripts.values():
+                    pipe.script_load(source)
+                for i in unknown:
+                    batch[i][0](pipe)
+                again: list[Any] = await pipe.execute(raise_on_error=False)
+            for i, reply in zip(unknown, again[len(self._scripts) :], strict=True):
+                replies[i] = reply
+        return replies
 
     @staticmethod
     async def _swallow(write: Awaitable[Any]) -> None:
@@ -176,7 +259,9 @@ class RedisLink:
             await write
 
     async def drain(self) -> None:
-        """Waits for the queued writes (each is bounded by the timeout)."""
+        """Sends what is queued and waits for the queued writes (each is bounded by the timeout)."""
+        if self._queued:
+            self._start_flush()
         while self._writes:
             await asyncio.wait(set(self._writes), timeout=self.timeout * 2)
 
