@@ -1,10 +1,12 @@
 """The connection to Redis and whether this replica uses it: a bounded time per call, hysteresis, a probe.
 
-Every Redis call of the state backends goes through ``RedisLink.run``. A call that errs or takes
-longer than the per-call timeout raises ``RedisUnavailable`` at once (the backend then answers from
-its in-process fallback), but the replica only gives up on Redis after ``failures_to_down``
-consecutive failed calls, so one scheduling stall on a busy machine does not flip it. While given
-up, calls are not tried at all; a probe pings Redis every ``PROBE_INTERVAL_SECONDS`` and, when it
+Every Redis call of the state backends goes through the link: ``call`` for the hot path's single
+commands (those issued in one turn of the event loop share one pipeline, one round trip), ``defer``
+for writes nobody waits for (they travel with the next calls), ``run`` for the rest. A call that
+errs or takes longer than the per-call timeout raises ``RedisUnavailable`` at once (the backend then
+answers from its in-process fallback), but the replica only gives up on Redis after
+``failures_to_down`` consecutive failures, so one scheduling stall on a busy machine does not flip
+it. While given up, calls are not tried at all; a probe pings Redis every ``PROBE_INTERVAL_SECONDS`` and, when it
 answers, the replica goes back. Each flip is logged once and told to the listeners (the metric
 ``imagegateway_state_backend_up``, health details, the backends' own reactions).
 
