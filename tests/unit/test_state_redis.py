@@ -22,6 +22,7 @@ from imagegateway_server.state.changes import ALL, RecordKind
 from imagegateway_server.state.factory import StateBackends, open_kept_images, open_state
 from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
+from imagegateway_server.state.redis import events as events_module
 from imagegateway_server.state.redis.link import RedisLink, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.certificates import TestCA
@@ -379,3 +380,21 @@ async def test_rediss_with_a_password_keeps_the_state_over_tls(tmp_path: Path) -
             assert PASSWORD not in repr(link_of(replica).status())
         finally:
             await replica.close()
+
+
+async def test_an_idle_subscription_is_kept_alive_by_pings_and_still_hears_changes(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "PING_EVERY_SECONDS", 0.1)
+    monkeypatch.setattr(events_module, "SILENT_SECONDS", 0.5)
+    first, second = await open_replica(redis_url), await open_replica(redis_url)
+    heard: list[str] = []
+    second.changes.subscribe(RecordKind.CONFIG, heard.append)
+    try:
+        await asyncio.sleep(1.2)  # idle for longer than a silent connection is kept
+        assert heard == []  # no resubscription (which would tell listeners "*")
+        first.changes.publish(RecordKind.CONFIG, "pc-1")
+        await eventually(lambda: heard == ["pc-1"], within=1.0)
+    finally:
+        await first.close()
+        await second.close()

@@ -30,6 +30,9 @@ FLIGHTS_CHANNEL = PREFIX + "events:flights"
 CHANGES_CHANNEL = PREFIX + "events:changes"
 # How long to wait before subscribing again after the connection dropped.
 RESUBSCRIBE_DELAY_SECONDS = 0.25
+# An idle subscription is pinged this often, and given up (then made again) after this long unheard.
+PING_EVERY_SECONDS = 5.0
+SILENT_SECONDS = 15.0
 
 Handler = Callable[[Mapping[str, Any]], None]
 Resync = Callable[[], Awaitable[None]]
@@ -85,11 +88,8 @@ class Events:
                     if not first:
                         await self._resync()
                     first = False
-                    while True:
-                        message = await pubsub.get_message(timeout=None)
-                        if message is not None:
-                            self._dispatch(message)
-                except (RedisError, OSError, RedisUnavailable):
+                    await self._receive(pubsub)
+                except (RedisError, OSError, RedisUnavailable, TimeoutError):
                     pass
                 finally:
                     with contextlib.suppress(Exception):
@@ -98,6 +98,24 @@ class Events:
         finally:
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+    async def _receive(self, pubsub: Any) -> None:
+        """Dispatches messages until the connection fails, or stays silent past ``SILENT_SECONDS``
+        although pinged (a connection a network partition cut without a word: TimeoutError)."""
+        loop = asyncio.get_running_loop()
+        heard = pinged = loop.time()
+        while True:
+            message = await pubsub.get_message(timeout=PING_EVERY_SECONDS)
+            now = loop.time()
+            if message is not None:
+                heard = now
+                if message.get("type") == "message":
+                    self._dispatch(message)
+            if now - heard > SILENT_SECONDS:
+                raise TimeoutError
+            if now - pinged >= PING_EVERY_SECONDS:
+                pinged = now
+                await pubsub.ping()
 
     async def _resync(self) -> None:
         for resync in self._resyncs:
