@@ -184,8 +184,14 @@ def imagegw_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from imagegateway_server.cli import main; sys.exit(main())"]
 
 
-def start_gateway(workdir: Path, wrapper: list[str] | None = None, cpus: frozenset[int] | None = None) -> Proc:
-    """`imagegw serve` on free ports with a temp data dir; info: grpc_target, rest_base_url, metrics_url."""
+def start_gateway(
+    workdir: Path,
+    wrapper: list[str] | None = None,
+    cpus: frozenset[int] | None = None,
+    settings: dict[str, str] | None = None,
+) -> Proc:
+    """`imagegw serve` on free ports with a temp data dir; info: grpc_target, rest_base_url, metrics_url.
+    ``settings``: IMAGEGW_* variables set over the defaults (IMAGEGW_REDIS_URL, say)."""
     data_dir = workdir / "data"
     env = {
         **os.environ,
@@ -200,6 +206,7 @@ def start_gateway(workdir: Path, wrapper: list[str] | None = None, cpus: frozens
         "IMAGEGW_ALLOWED_UPSTREAM_HOSTS": "127.0.0.1",
         "IMAGEGW_LOG_LEVEL": "warning",
         "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "5",
+        **(settings or {}),
     }
     proc = _spawn("gateway", [*(wrapper or []), *imagegw_command(), "serve"], workdir, env, cpus=cpus)
     match = proc.wait_for_line(

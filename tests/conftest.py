@@ -21,6 +21,7 @@ from tests.emulators import (
 )
 from tests.emulators.vertex import service_account_key
 from tests.harness import GatewayThread, running_gateway
+from tests.redis_server import RedisServer, running_redis
 
 OPENAI_SECRET = "sk-test-openai-0123456789abcdef"
 STABILITY_SECRET = "sk-test-stability-0123456789abcdef"
@@ -200,3 +201,17 @@ def bedrock_emulator(bedrock_emulator_session: BedrockEmulator) -> Iterator[Bedr
     bedrock_emulator_session.reset()
     yield bedrock_emulator_session
     bedrock_emulator_session.reset()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (or IMAGEGW_TEST_REDIS_URL's); tests flush it first."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url

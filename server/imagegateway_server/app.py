@@ -52,9 +52,10 @@ from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import load_vault
 from imagegateway_server.security.virtual_keys import VirtualKeyService
 from imagegateway_server.settings import Settings
-from imagegateway_server.state.factory import open_state
+from imagegateway_server.state.changes import RecordKind
+from imagegateway_server.state.factory import BackendHealth, open_kept_images, open_state
 from imagegateway_server.storage.factory import open_store
-from imagegateway_server.storage.kept_images import ImageKeeper
+from imagegateway_server.storage.kept_images import DEFAULT_MAX_IMAGE_BYTES, KEEPABLE_TYPES, ImageKeeper, is_log_id
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ class EmbeddedUvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def keepable_image(log_id: str, data: bytes, mime_type: str) -> bool:
+    """The on-disk keeper's rule, for kept images held elsewhere (Redis)."""
+    return mime_type in KEEPABLE_TYPES and is_log_id(log_id) and 0 < len(data) <= DEFAULT_MAX_IMAGE_BYTES
 
 
 def _split_addr(addr: str) -> tuple[str, int]:
@@ -92,10 +98,11 @@ class GatewayProcess:
         self._metrics_server: Any = None
         self._tls: ServerTls | None = None
         self._gateway: Gateway | None = None
+        self.state_health: BackendHealth | None = None
 
     async def start(self) -> None:
         settings = self.settings
-        # Chosen first: a state backend that is not available (IMAGEGW_REDIS_URL) stops the start with one line.
+        # Chosen first: an IMAGEGW_REDIS_URL that cannot be one stops the start with one line.
         backends = await open_state(
             settings,
             on_breaker_transition=lambda identity, circuit: self.metrics.circuit_transitions.labels(
@@ -104,6 +111,11 @@ class GatewayProcess:
         )
         self._stack.push_async_callback(backends.close)
         self.breakers = backends.breakers
+        self.state_health = backends.health
+        if backends.health is not None:
+            gauge = self.metrics.state_backend_up.labels("redis")
+            gauge.set(1 if backends.health.up else 0)
+            backends.health.add_listener(lambda up: gauge.set(1 if up else 0))
         # Checked before anything opens: bad certificate files stop the start with one clear line.
         self._tls = ServerTls.from_files(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
         data_dir = settings.data_dir
@@ -119,14 +131,22 @@ class GatewayProcess:
             )
         host_policy = UpstreamHostPolicy(settings.allowed_upstream_hosts)
 
-        api_keys = ApiKeyService(store)
+        changes = backends.changes
+        api_keys = ApiKeyService(store, on_change=lambda key_id: changes.publish(RecordKind.API_KEY, key_id))
+        changes.subscribe(RecordKind.API_KEY, api_keys.evict)
         self.bootstrap_admin_key = await api_keys.ensure_bootstrap_admin(settings.admin_key or None)
         if self.bootstrap_admin_key:
             # Printed once, to the terminal, never to the log.
             print(
                 f"Created the first admin API key (shown once): {self.bootstrap_admin_key}", file=sys.stderr, flush=True
             )
-        virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
+        virtual_keys = VirtualKeyService(
+            store,
+            vault,
+            canonicalize_provider=canonical_provider,
+            on_change=lambda vk_id: changes.publish(RecordKind.VIRTUAL_KEY, vk_id),
+        )
+        changes.subscribe(RecordKind.VIRTUAL_KEY, virtual_keys.evict)
         configs = ConfigService(
             store,
             vault,
@@ -135,7 +155,9 @@ class GatewayProcess:
             virtual_key_exists=virtual_keys.get,
             max_depth=settings.max_config_depth,
             max_targets=settings.max_targets,
+            on_change=lambda config_id: changes.publish(RecordKind.CONFIG, config_id),
         )
+        changes.subscribe(RecordKind.CONFIG, configs.evict)
         registry = default_registry(
             client_factory=guarded_client_factory(host_policy),
             model_aliases=load_model_aliases(settings.model_aliases_file, canonical_provider=canonical_provider),
@@ -166,14 +188,20 @@ class GatewayProcess:
         prices = load_price_table(settings.price_table_file or None)
         self.metrics.set_known_models(prices.models())
         log.info("price table %s loaded", prices.version)
-        cache = ResponseCache(backends.cache_store, VaultCredentialResolver(virtual_keys))
+        cache = ResponseCache(
+            backends.cache_store,
+            VaultCredentialResolver(virtual_keys),
+            shared_flights=backends.flights,
+            concurrent_lookup=backends.health is not None,
+        )
         limiter = Limiter(
             backends.limit_counters,
             prices,
             virtual_key_limits=virtual_keys.limits,
             on_refusal=self.metrics.count_limit_refusal,
         )
-        await limiter.restore(store)  # today's and this month's spend per key, from the request log
+        # Today's and this month's spend per key, from the request log (again whenever Redis comes back empty).
+        await limiter.restore(store)
         spans = start_tracing(os.environ)
         if spans is not None:
             self._stack.callback(spans.shutdown)  # flushes the spans still queued
@@ -196,7 +224,11 @@ class GatewayProcess:
 
         self.metrics.init_grpc_methods(SERVICE_NAME, grpc_methods())
         await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
-        keeper = ImageKeeper(data_dir / "kept-images") if settings.keep_images else None
+        keeper = (
+            open_kept_images(backends, ImageKeeper(data_dir / "kept-images"), keepable_image)
+            if settings.keep_images
+            else None
+        )
         dashboard = Dashboard(
             store,
             rest_authenticator,
@@ -205,7 +237,15 @@ class GatewayProcess:
             target_health=breaker_health(self.breakers),
         )
         await self._start_http(
-            RestShim(gateway, rest_authenticator, self.metrics, dashboard, keeper, input_limits=settings.input_limits)
+            RestShim(
+                gateway,
+                rest_authenticator,
+                self.metrics,
+                dashboard,
+                keeper,
+                input_limits=settings.input_limits,
+                health_details=self._health_details,
+            )
         )
         self._start_metrics()
         log.info(
@@ -217,6 +257,13 @@ class GatewayProcess:
                 "event_loop": loop_name(asyncio.get_running_loop()),
             },
         )
+
+    def _health_details(self) -> dict[str, object]:
+        """What /health adds to its status: whether the shared state backend is in use right now
+        (nothing when the state is kept in process)."""
+        if self.state_health is None:
+            return {}
+        return {"state_backend": self.state_health.status()}
 
     async def _start_grpc(
         self,

@@ -58,8 +58,20 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "redis_url",
         "IMAGEGW_REDIS_URL",
         "",
-        "leave unset: the cache, breakers, limits and dashboard sessions are kept in the process; "
-        "Redis is not supported yet and a set value is refused at start",
+        "redis://[:PASSWORD@]HOST:PORT/DB, rediss://... (TLS) or unix:///PATH: share the cache, breakers, "
+        "limits, budgets and dashboard sessions across replicas (unset: kept in the process)",
+    ),
+    SettingSpec(
+        "redis_timeout_seconds",
+        "IMAGEGW_REDIS_TIMEOUT_SECONDS",
+        "0.25",
+        "longest wait for one Redis call before the request is served from in-process state",
+    ),
+    SettingSpec(
+        "redis_failures_to_down",
+        "IMAGEGW_REDIS_FAILURES_TO_DOWN",
+        "3",
+        "failed or slow Redis calls in a row before the replica serves from in-process state (until a probe answers)",
     ),
     SettingSpec(
         "master_key",
@@ -304,6 +316,8 @@ class Settings:
     database_url: str = ""
     data_dir: Path = Path("./.imagegw")
     redis_url: str = ""
+    redis_timeout_seconds: float = 0.25
+    redis_failures_to_down: int = 3
     master_key: str = ""
     admin_key: str = ""
     previous_master_keys: tuple[str, ...] = ()
@@ -358,6 +372,12 @@ class Settings:
                 data_dir=Path(raw["data_dir"]),
                 redis_url=raw["redis_url"],
                 workers=_workers(raw["workers"]),
+                redis_timeout_seconds=_bounded(
+                    "IMAGEGW_REDIS_TIMEOUT_SECONDS", raw["redis_timeout_seconds"], float, 0.001, 60
+                ),
+                redis_failures_to_down=_bounded(
+                    "IMAGEGW_REDIS_FAILURES_TO_DOWN", raw["redis_failures_to_down"], int, 1, 1000
+                ),
                 master_key=raw["master_key"],
                 admin_key=raw["admin_key"],
                 previous_master_keys=tuple(k.strip() for k in raw["previous_master_keys"].split(",") if k.strip()),
@@ -451,7 +471,11 @@ class Settings:
 
 
 def _without_password(url: str) -> str:
-    """``url`` with the password of its user info (``postgresql://user:pw@host``) shown as ***."""
+    """``url`` with the password of its user info (``postgresql://user:pw@host``) shown as ***, and a
+    query that carries one (``unix:///run/redis.sock?password=pw``) left out."""
+    base, question, query = url.partition("?")
+    if question and "password" in query.lower():
+        url = base + "?***"
     scheme, separator, rest = url.partition("://")
     # The last "@": a password may hold unescaped "@" and "/" characters.
     user_info, at, host_and_path = rest.rpartition("@")

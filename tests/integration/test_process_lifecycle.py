@@ -180,8 +180,8 @@ def test_an_open_health_watch_does_not_hold_shutdown_for_the_grace_period(data_d
     [
         (
             "IMAGEGW_REDIS_URL",
-            "redis://:hunter2@cache.internal:6379/0",
-            "IMAGEGW_REDIS_URL is set, but shared state (Redis) is not available yet",
+            "http://:hunter2@cache.internal:6379/0",
+            "IMAGEGW_REDIS_URL must start with redis://, rediss:// or unix://",
         ),
         (
             "IMAGEGW_DATABASE_URL",
@@ -202,15 +202,16 @@ def test_a_state_backend_that_is_not_available_yet_stops_the_start_with_one_line
     assert "hunter2" not in finished.stderr and "Traceback" not in finished.stderr
 
 
-def test_a_redis_url_is_refused_before_anything_is_created(data_dir: Path) -> None:
+def test_a_url_that_cannot_be_redis_is_refused_before_anything_is_created(data_dir: Path) -> None:
     env = serve_environment(data_dir, free_port(), free_port(), free_port())
-    env["IMAGEGW_REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    env["IMAGEGW_REDIS_URL"] = "127.0.0.1:6379"
     assert subprocess.run([IMAGEGW, "serve"], env=env, capture_output=True, timeout=60).returncode == 1
     assert not data_dir.exists()
 
 
-def test_serve_help_says_redis_and_postgresql_are_not_supported_yet() -> None:
+def test_serve_help_names_the_redis_url_forms_and_says_postgresql_is_not_supported_yet() -> None:
     shown = subprocess.run([IMAGEGW, "serve", "--help"], capture_output=True, text=True, timeout=60, check=True)
     text = " ".join(shown.stdout.split())
-    assert "Redis is not supported yet" in text and "PostgreSQL is not supported yet" in text
+    assert "redis://" in text and "rediss://" in text and "IMAGEGW_REDIS_TIMEOUT_SECONDS" in text
+    assert "PostgreSQL is not supported yet" in text
     assert "postgresql://" not in text

@@ -1,4 +1,4 @@
-"""The state factory: in-process backends by default, IMAGEGW_REDIS_URL refused in one line, one close path."""
+"""The state factory: in process by default, Redis with IMAGEGW_REDIS_URL, a bad URL refused in one line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from imagegateway_server.settings import SETTINGS, Settings
 from imagegateway_server.state.breakers import CircuitState, Outcome, TargetIdentity
-from imagegateway_server.state.factory import REDIS_NOT_AVAILABLE, open_state
+from imagegateway_server.state.factory import open_state
 from imagegateway_server.state.in_process.breakers import InProcessBreakers
 from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
@@ -38,14 +38,15 @@ async def test_the_backends_take_their_settings() -> None:
     await backends.close()
 
 
-@pytest.mark.parametrize("url", ["redis://:hunter2@cache.internal:6379/0", "rediss://cache", "unix:///run/redis.sock"])
-async def test_a_redis_url_is_refused_in_one_line_naming_the_setting(url: str) -> None:
+@pytest.mark.parametrize(
+    "url", ["http://:hunter2@cache.internal:6379/0", "cache.internal:6379", "redis://:pw@h:port/0"]
+)
+async def test_a_url_that_is_not_a_redis_url_is_refused_in_one_line_naming_the_setting(url: str) -> None:
     with pytest.raises(ValueError) as refused:
         await open_state(Settings.load(environ={"IMAGEGW_REDIS_URL": url}))
     message = str(refused.value)
-    assert message == REDIS_NOT_AVAILABLE
-    assert "IMAGEGW_REDIS_URL" in message and "not available yet" in message and "\n" not in message
-    assert "hunter2" not in message and "cache.internal" not in message
+    assert "IMAGEGW_REDIS_URL" in message and "\n" not in message
+    assert "hunter2" not in message and "cache.internal" not in message and "pw" not in message
 
 
 async def test_close_releases_what_the_backends_hold_once_in_reverse_order() -> None:
@@ -63,11 +64,23 @@ async def test_close_releases_what_the_backends_hold_once_in_reverse_order() -> 
     assert closed == ["subscriber", "pool"]
 
 
-def test_the_settings_help_says_redis_and_postgresql_are_not_supported_yet() -> None:
+def test_the_settings_help_names_the_redis_url_forms_and_postgresql_is_not_supported_yet() -> None:
     help_of = {spec.env: spec.help for spec in SETTINGS}
-    assert "not supported yet" in help_of["IMAGEGW_REDIS_URL"] and "refused" in help_of["IMAGEGW_REDIS_URL"]
+    assert "redis://" in help_of["IMAGEGW_REDIS_URL"] and "rediss://" in help_of["IMAGEGW_REDIS_URL"]
     assert "postgresql://" not in help_of["IMAGEGW_DATABASE_URL"]
     assert "PostgreSQL is not supported yet" in help_of["IMAGEGW_DATABASE_URL"]
+
+
+def test_the_redis_timeout_and_hysteresis_settings_are_bounded() -> None:
+    loaded = Settings.load(environ={"IMAGEGW_REDIS_TIMEOUT_SECONDS": "0.1", "IMAGEGW_REDIS_FAILURES_TO_DOWN": "5"})
+    assert (loaded.redis_timeout_seconds, loaded.redis_failures_to_down) == (0.1, 5)
+    assert (Settings.load(environ={}).redis_timeout_seconds, Settings.load(environ={}).redis_failures_to_down) == (
+        0.25,
+        3,
+    )
+    for env, value in (("IMAGEGW_REDIS_TIMEOUT_SECONDS", "0"), ("IMAGEGW_REDIS_FAILURES_TO_DOWN", "0")):
+        with pytest.raises(ValueError, match=env):
+            Settings.load(environ={env: value})
 
 
 def test_the_settings_repr_never_shows_a_url_password() -> None:
@@ -76,3 +89,8 @@ def test_the_settings_repr_never_shows_a_url_password() -> None:
     assert "hunter2" not in shown and "s3cr" not in shown
     assert "redis://:***@cache:6379/0" in shown and "postgresql://igw:***@db/igw" in shown
     assert "sqlite:///data/gw.db" in repr(Settings(database_url="sqlite:///data/gw.db"))
+
+
+def test_the_settings_repr_never_shows_a_password_in_a_url_query() -> None:
+    shown = repr(Settings(redis_url="unix:///run/redis.sock?db=0&password=hunter2"))
+    assert "hunter2" not in shown and "unix:///run/redis.sock?***" in shown

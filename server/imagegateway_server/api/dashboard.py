@@ -27,7 +27,6 @@ scripts and styles from the gateway itself plus the page's inline script and sty
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -57,9 +56,10 @@ from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.security.api_keys import hash_api_key
 from imagegateway_server.state.breakers import BreakerView
 from imagegateway_server.state.in_process.sessions import InProcessSessionStore
+from imagegateway_server.state.kept_images import KeptImages
 from imagegateway_server.state.sessions import SessionStore
 from imagegateway_server.storage.base import Store
-from imagegateway_server.storage.kept_images import ImageKeeper, is_log_id
+from imagegateway_server.storage.kept_images import is_log_id
 from imagegateway_server.storage.records import LogRecord
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def load_assets() -> dict[str, tuple[bytes, str]]:
 
 
 def keep_image_task(
-    keeper: ImageKeeper | None, wanted: bool, log_id: str, images: Sequence[GeneratedImage]
+    keeper: KeptImages | None, wanted: bool, log_id: str, images: Sequence[GeneratedImage]
 ) -> BackgroundTask | None:
     """The after-response task that keeps a request's first image, if the caller opted in (``wanted``,
     from the x-imagegw-keep-image header) and keeping is on."""
@@ -133,7 +133,7 @@ def keep_image_task(
     image = images[0]
     if not image.data:
         return None  # the provider answered with a URL; the gateway does not fetch it just to keep it
-    # A sync callable runs in Starlette's thread pool, after the response has been sent.
+    # Runs after the response has been sent.
     return BackgroundTask(keeper.keep, log_id, image.data, image.mime_type)
 
 
@@ -190,7 +190,7 @@ class Dashboard:
         authenticator: Authenticator,
         *,
         sessions: SessionStore | None = None,
-        image_keeper: ImageKeeper | None = None,
+        image_keeper: KeptImages | None = None,
         target_health: TargetHealthSource | None = None,
     ) -> None:
         self._store = store
@@ -329,22 +329,29 @@ class Dashboard:
     async def page(self, request: Request) -> Response:
         return Response(self._page, media_type="text/html; charset=utf-8", headers=self._page_headers)
 
-    def _view(self, record: LogRecord) -> dict[str, Any]:
+    def _view(self, record: LogRecord, kept: set[str]) -> dict[str, Any]:
         view = json_format.MessageToDict(
             log_from_record(record),
             preserving_proto_field_name=True,
             always_print_fields_with_no_presence=True,
             unquote_int64_if_possible=True,
         )
-        view["has_image"] = self._keeper is not None and self._keeper.has(record.id)
+        view["has_image"] = record.id in kept
         return view
+
+    async def _kept(self, records: Sequence[LogRecord]) -> set[str]:
+        """Which records have a kept image: one look-up for the page."""
+        if self._keeper is None or not records:
+            return set()
+        return await self._keeper.kept_among(record.id for record in records)
 
     async def list_logs(self, request: Request) -> Response:
         caller = await self._caller(request)
         query = parse_log_query(request.query_params.multi_items(), caller)
         page = await self._store.list_logs(query.store_filter, query.page_size, query.page_token)
+        kept = await self._kept(page.items)
         return JSONResponse(
-            {"logs": [self._view(record) for record in page.items], "next_page_token": page.next_page_token},
+            {"logs": [self._view(record, kept) for record in page.items], "next_page_token": page.next_page_token},
             headers=_NO_STORE,
         )
 
@@ -407,11 +414,11 @@ class Dashboard:
 
     async def get_log(self, request: Request) -> Response:
         _, record = await self._owned_record(request)
-        return JSONResponse({"log": self._view(record)}, headers=_NO_STORE)
+        return JSONResponse({"log": self._view(record, await self._kept([record]))}, headers=_NO_STORE)
 
     async def image(self, request: Request) -> Response:
         _, record = await self._owned_record(request)
-        kept = await asyncio.to_thread(self._keeper.get, record.id) if self._keeper is not None else None
+        kept = await self._keeper.get(record.id) if self._keeper is not None else None
         if kept is None:
             raise NotFound(f"no image was kept for request log {record.id!r}")
         data, mime_type = kept

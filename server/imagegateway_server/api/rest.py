@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pybase64
@@ -42,7 +42,7 @@ from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.tracing import TraceContext, bind_trace_id, resolve_trace
-from imagegateway_server.storage.kept_images import ImageKeeper
+from imagegateway_server.state.kept_images import KeptImages
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +162,11 @@ class RestShim:
         authenticator: Authenticator,
         metrics: Metrics,
         dashboard: Dashboard | None = None,
-        image_keeper: ImageKeeper | None = None,
+        image_keeper: KeptImages | None = None,
         input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
+        health_details: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
+        self._health_details = health_details
         self._input_limits = input_limits
         self._gateway = gateway
         self._auth = authenticator
@@ -198,7 +200,9 @@ class RestShim:
         )
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        # Serving from in-process state while Redis is away is still serving: the status stays ok.
+        details = dict(self._health_details()) if self._health_details is not None else {}
+        return JSONResponse({"status": "ok", **details})
 
     async def _read_json(self, request: Request, headers: Mapping[str, str]) -> Any:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()

@@ -117,7 +117,6 @@ class Gateway:
             try:
                 request = validate_request(call.request, self._input_limits)
                 plan, config_id, config_version = await self._plan(call.routing)
-                ticket = await self._limiter.admit(call.caller.key_id, call.caller.limits, plan, request)
                 lookup = self._cache.lookup(
                     plan,
                     request,
@@ -127,6 +126,13 @@ class Gateway:
                     headers=call.headers,
                     deadline=call.deadline,
                 )
+                # With shared state the look-up waits on Redis beside the admission, not after it.
+                prefetched = self._cache.prefetch(lookup)
+                try:
+                    ticket = await self._limiter.admit(call.caller.key_id, call.caller.limits, plan, request)
+                except BaseException:
+                    self._cache.abandon(lookup, prefetched)
+                    raise
                 cache_status = lookup.status
                 served = await self._cache.serve(
                     lookup,
@@ -144,6 +150,7 @@ class Gateway:
                             progress=call.progress,
                         ),
                     ),
+                    prefetched,
                 )
                 routed, cache_status = served.routed, served.status
             except AllTargetsFailed as exc:

@@ -122,14 +122,19 @@ class Limiter:
         self._on_refusal = on_refusal
 
     async def restore(self, log_store: SpendLog) -> None:
-        """Recomputes today's and this month's spend per key from the request log (call before serving)."""
+        """Recomputes today's and this month's spend per key from the request log (call before
+        serving), and leaves the counters the way to do it again (a shared store that comes back empty)."""
+        await self._restore_into(self._counters, log_store)
+        self._counters.seed_from(lambda counters: self._restore_into(counters, log_store))
+
+    async def _restore_into(self, counters: LimitCounters, log_store: SpendLog) -> None:
         now = datetime.fromtimestamp(self._clock(), UTC)
         for period in (Period.MONTH, Period.DAY):
             totals = await log_store.spend_since(period_start(period, now))
             for key_id, usd in totals.by_caller_key.items():
-                await self._counters.restore(api_key_counter(key_id), period, now, to_micros(usd))
+                await counters.restore(api_key_counter(key_id), period, now, to_micros(usd))
             for vk_id, usd in totals.by_virtual_key.items():
-                await self._counters.restore(virtual_key_counter(vk_id), period, now, to_micros(usd))
+                await counters.restore(virtual_key_counter(vk_id), period, now, to_micros(usd))
 
     async def admit(self, key_id: str, limits: Limits, plan: Node, request: ImageRequest) -> Ticket:
         """Checks the gateway key ``key_id`` for a request about to be routed by ``plan``; raises
@@ -179,34 +184,32 @@ class Limiter:
         self, ticket: Ticket, key_kind: str, key_id: str, counter: str, limits: Limits, estimate: int
     ) -> None:
         now = self._clock()
-        held = 0
-        if limits.has_budget:
-            when = datetime.fromtimestamp(now, UTC)
-            budgets = [
+        budgets = (
+            [
                 Budget(period, to_micros(usd))
                 for period, usd in ((Period.DAY, limits.usd_per_day), (Period.MONTH, limits.usd_per_month))
                 if usd
             ]
-            over = await self._counters.reserve(counter, budgets, estimate, when)
-            if over:
-                raise _over_budget(key_kind, key_id, limits, over, when)
-            held = estimate
-        if limits.requests_per_minute:
-            wait = await self._counters.take_request(counter, limits.requests_per_minute, now)
-            if wait > 0:
-                if held:
-                    self._counters.release(counter, held)
-                # Strictly past the computed instant: at it the sliding count equals the limit, which still refuses.
-                retry_after = math.floor(wait) + 1
-                raise LimitExceeded(
-                    f"{key_kind} {key_id} is over its limit of {limits.requests_per_minute} requests per minute; "
-                    f"retry in {retry_after} s",
-                    reason=RATE_LIMITED,
-                    limit="requests_per_minute",
-                    key_kind=key_kind,
-                    key_id=key_id,
-                    retry_after=retry_after,
-                )
+            if limits.has_budget
+            else []
+        )
+        held = estimate if budgets else 0
+        # Budgets and the minute in one call: one round trip when the counters are shared.
+        admission = await self._counters.admit(counter, budgets, held, limits.requests_per_minute, now)
+        if admission.over:
+            raise _over_budget(key_kind, key_id, limits, list(admission.over), datetime.fromtimestamp(now, UTC))
+        if admission.wait > 0:
+            # Strictly past the computed instant: at it the sliding count equals the limit, which still refuses.
+            retry_after = math.floor(admission.wait) + 1
+            raise LimitExceeded(
+                f"{key_kind} {key_id} is over its limit of {limits.requests_per_minute} requests per minute; "
+                f"retry in {retry_after} s",
+                reason=RATE_LIMITED,
+                limit="requests_per_minute",
+                key_kind=key_kind,
+                key_id=key_id,
+                retry_after=retry_after,
+            )
         if held:
             ticket.holds.append((counter, held))
 

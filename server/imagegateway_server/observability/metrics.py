@@ -197,6 +197,12 @@ class Metrics:
             ["provider", "to"],
             registry=r,
         )
+        self.state_backend_up = Gauge(
+            "imagegateway_state_backend_up",
+            "1 while the replica keeps its shared state in the backend, 0 while it serves from in-process state.",
+            ["backend"],
+            registry=r,
+        )
         # What every request touches, remembered per label values.
         self.requests_series = Series(self.requests)
         self.attempts_series = Series(self.attempts)

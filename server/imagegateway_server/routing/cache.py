@@ -16,6 +16,10 @@ The rules (the README's "Caching" section says the same for users):
   with no attempts and no cost. A failure is not kept and reaches every waiter (without the leader's
   attempts, which are in the leader's log record), except that a waiter with time left starts its
   own call when the shared one failed on the leader's shorter deadline.
+* Across replicas (a shared ``SharedFlights``, Redis), the local leader also claims the key for the
+  fleet; a replica that cannot waits for the claiming replica to finish, then answers HIT from the
+  shared store (no upstream call), or makes its own call if the other kept nothing (failed, or not
+  cacheable) or went away.
 * A forced refresh skips the look-up and the sharing, makes its own call and keeps the result.
 """
 
@@ -39,6 +43,8 @@ from imagegateway_server.routing.plan import Group, Leaf, Node, leaves
 from imagegateway_server.routing.router import CredentialResolver
 from imagegateway_server.routing.single_flight import SharedCallFailed, SingleFlight, WaitExpired
 from imagegateway_server.state.cache_store import CachedAnswer, CacheStore
+from imagegateway_server.state.flights import FlightEnd, SharedFlights
+from imagegateway_server.state.in_process.flights import LocalFlights
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,10 @@ class Served:
 
 
 Run = Callable[[], Coroutine[Any, Any, RoutedResult]]
+# A routed result, and whether it came from another replica's call (through the shared store).
+_FleetResult = tuple[RoutedResult, bool]
+# A store look-up started before ``serve`` (``ResponseCache.prefetch``).
+Prefetched = asyncio.Future[CachedAnswer | None]
 
 
 def _describe(plan: Node) -> _PlanCaching | None:
@@ -113,11 +123,21 @@ class ResponseCache:
     Without a store (``ResponseCache(None, None)``) every request is DISABLED.
     """
 
-    def __init__(self, store: CacheStore | None, credentials: CredentialResolver | None) -> None:
+    def __init__(
+        self,
+        store: CacheStore | None,
+        credentials: CredentialResolver | None,
+        *,
+        shared_flights: SharedFlights | None = None,
+        concurrent_lookup: bool = False,
+    ) -> None:
         self._store: CacheStore = store if store is not None else _NoStore()
         self._credentials = credentials
         self._enabled = store is not None and credentials is not None
-        self._flights: SingleFlight[RoutedResult] = SingleFlight()
+        self._flights: SingleFlight[_FleetResult] = SingleFlight()
+        self._fleet: SharedFlights = shared_flights if shared_flights is not None else LocalFlights()
+        # With a store over the network, the look-up starts beside the key's admission (``prefetch``).
+        self._concurrent_lookup = concurrent_lookup
         self._plans: OrderedDict[int, tuple[Node, _PlanCaching]] = OrderedDict()
 
     def _plan_caching(self, plan: Node) -> _PlanCaching | None:
@@ -168,20 +188,39 @@ class ResponseCache:
         status = CacheStatus.REFRESH if refresh else CacheStatus.MISS
         return CacheLookup(status, key, plain, caching.leaves, deadline)
 
-    async def serve(self, lookup: CacheLookup, run: Run) -> Served:
+    def prefetch(self, lookup: CacheLookup) -> Prefetched | None:
+        """Starts the store look-up now, so that with a shared store it waits beside the key's admission
+        (one round trip's wait instead of two). Hand the result to ``serve``, or to ``abandon`` when the
+        request goes no further. None when nothing is to be looked up, or the store is in process."""
+        if not (self._concurrent_lookup and self._enabled and lookup.status is CacheStatus.MISS):
+            return None
+        return asyncio.ensure_future(self._store.get(lookup.key))
+
+    def abandon(self, lookup: CacheLookup, prefetched: Prefetched | None) -> None:
+        """The request ends before ``serve`` (refused by its limits): a shared-call lock its look-up may
+        have taken is given back once the look-up is done."""
+        if prefetched is not None:
+            prefetched.add_done_callback(lambda task: self._abandoned(lookup.key, task))
+
+    def _abandoned(self, key: str, task: Prefetched) -> None:
+        if not task.cancelled():
+            task.exception()  # seen: nobody else will look at it
+        self._fleet.abandon(key)
+
+    async def serve(self, lookup: CacheLookup, run: Run, prefetched: Prefetched | None = None) -> Served:
         """Answers from the cache, from an identical call in flight, or by ``run`` (the router)."""
         if lookup.status is CacheStatus.DISABLED:
             return Served(await run(), CacheStatus.DISABLED)
         if lookup.status is CacheStatus.REFRESH:
             return Served(await self._run_and_keep(lookup, run), CacheStatus.REFRESH)
-        hit = await self._find(lookup)
+        hit = await self._find(lookup, prefetched)
         if hit is not None:
             return Served(hit, CacheStatus.HIT)
         return await self._share(lookup, run)
 
-    async def _find(self, lookup: CacheLookup) -> RoutedResult | None:
+    async def _find(self, lookup: CacheLookup, prefetched: Prefetched | None = None) -> RoutedResult | None:
         try:
-            answer = await self._store.get(lookup.key)
+            answer = await (prefetched if prefetched is not None else self._store.get(lookup.key))
         except Exception:
             log.warning("the response cache could not be read; serving without it", exc_info=True)
             return None
@@ -198,8 +237,8 @@ class ResponseCache:
     async def _share(self, lookup: CacheLookup, run: Run) -> Served:
         while True:
             try:
-                routed, shared = await self._flights.do(
-                    lookup.key, lambda: self._run_and_keep(lookup, run), deadline=lookup.deadline
+                (routed, from_fleet), shared = await self._flights.do(
+                    lookup.key, lambda: self._across_fleet(lookup, run), deadline=lookup.deadline
                 )
             except WaitExpired:
                 raise AllTargetsFailed(
@@ -212,11 +251,36 @@ class ResponseCache:
                 if isinstance(error.last, DeadlineExceeded) and self._time_left(lookup):
                     continue  # the shared call ran out of the leader's time, not ours
                 raise AllTargetsFailed(error.last, ()) from None
-            if shared:
+            if shared or from_fleet:
                 return Served(
                     dataclasses.replace(routed, attempts=(), retry_count=0, fallback_used=False), CacheStatus.HIT
                 )
             return Served(routed, CacheStatus.MISS)
+
+    async def _across_fleet(self, lookup: CacheLookup, run: Run) -> _FleetResult:
+        """This replica's one call for the key: made here, or waited for on another replica."""
+        while True:
+            if await self._fleet.claim(lookup.key):
+                kept = False
+                try:
+                    routed = await run()
+                    kept = await self._keep(lookup, routed)
+                finally:
+                    self._fleet.finish(lookup.key, kept)
+                return routed, False
+            timeout = None
+            if lookup.deadline is not None:
+                timeout = lookup.deadline - asyncio.get_running_loop().time()
+            end = await self._fleet.wait(lookup.key, timeout)
+            if end is FlightEnd.EXPIRED:
+                raise WaitExpired("the deadline passed while an identical call was in flight on another replica")
+            if end is FlightEnd.KEPT:
+                hit = await self._find(lookup)
+                if hit is not None:
+                    return hit, True
+            if end is not FlightEnd.GONE:
+                # Nothing to share: the other call failed or kept nothing (or its answer is gone already).
+                return await self._run_and_keep(lookup, run), False
 
     @staticmethod
     def _time_left(lookup: CacheLookup) -> bool:
@@ -227,18 +291,19 @@ class ResponseCache:
         await self._keep(lookup, routed)
         return routed
 
-    async def _keep(self, lookup: CacheLookup, routed: RoutedResult) -> None:
+    async def _keep(self, lookup: CacheLookup, routed: RoutedResult) -> bool:
+        """Stores the answer if its target's policy says so; True when it was stored."""
         # The plan's own leaf: the router serves from the plan the look-up described.
         leaf = lookup.leaves.get(routed.leaf.path)
         policy = leaf.cache if leaf is not None else None
         if policy is None or not routed.result.images:
-            return
+            return False
         if not (lookup.plain or policy.include_seeded_and_multi_image):
-            return
+            return False
         assert leaf is not None  # a policy came from it
         identity = await self._identity(leaf)
         if identity is None:
-            return
+            return False
         ttl = float(policy.max_age)
         if any(image.data is None for image in routed.result.images):
             ttl = min(ttl, URL_ANSWER_MAX_AGE_SECONDS)
@@ -247,7 +312,7 @@ class ResponseCache:
             # A signed URL that dies sooner (BFL's, ~10 minutes) bounds the entry; a dead one is not kept.
             ttl = min(ttl, min(expiries) - time.time())
             if ttl <= 0:
-                return
+                return False
         answer = CachedAnswer(
             result=routed.result, provider=routed.provider, served_target=routed.leaf.path, identity=identity
         )
@@ -256,6 +321,8 @@ class ResponseCache:
         except Exception:
             # The caller has its images; a cache that cannot store must not turn that into a failure.
             log.warning("the response cache could not store an answer", exc_info=True)
+            return False
+        return True
 
     async def _identity(self, leaf: Leaf) -> str | None:
         if self._credentials is None:

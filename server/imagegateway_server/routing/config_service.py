@@ -76,7 +76,11 @@ class ConfigService:
         virtual_key_exists: Callable[[str], Awaitable[object]] | None = None,
         max_depth: int = MAX_DEPTH,
         max_targets: int = MAX_TARGETS,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_change = on_change
+        # Bumped by every eviction: a resolve that raced one does not remember the latest version.
+        self._evictions = 0
         self._max_depth = max_depth
         self._max_targets = max_targets
         self._store = store
@@ -195,7 +199,8 @@ class ConfigService:
             create_time=datetime.now(UTC),
         )
         stored = await self._store.add_config_version(record)
-        self._latest.pop(config_id, None)
+        self.evict(config_id)
+        self._changed(config_id)
         return stored
 
     async def get(self, ref: str, version: int | None = None) -> ConfigRecord:
@@ -207,9 +212,24 @@ class ConfigService:
 
     async def delete(self, config_id: str) -> None:
         await self._store.delete_config(config_id)
+        self.evict(config_id)
+        self._changed(config_id)
+
+    def evict(self, config_id: str) -> None:
+        """Forgets the latest version and the plans of ``config_id`` (of every config for ``"*"``):
+        it changed, here or on another replica."""
+        self._evictions += 1
+        if config_id == "*":
+            self._latest.clear()
+            self._plans.clear()
+            return
         self._latest.pop(config_id, None)
         for key in [k for k in self._plans if k[0] == config_id]:
             del self._plans[key]
+
+    def _changed(self, config_id: str) -> None:
+        if self._on_change is not None:
+            self._on_change(config_id)
 
     async def resolve(self, ref: str) -> ResolvedConfig:
         """The compiled plan of ``id`` (latest) or ``id@version``; NotFound names the id."""
@@ -220,9 +240,10 @@ class ConfigService:
                 version = cached[0]
         if version is not None and (config_id, version) in self._plans:
             return self._plans[(config_id, version)]
+        evictions = self._evictions
         record = await self._store.get_config(config_id, version)
         resolved = ResolvedConfig(record.id, record.version, self.compile(self._unseal(record)))
         self._plans[(record.id, record.version)] = resolved
-        if version is None:
+        if version is None and evictions == self._evictions:
             self._latest[config_id] = (record.version, time.monotonic())
         return resolved

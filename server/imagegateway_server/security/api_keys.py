@@ -3,7 +3,9 @@
 A key is ``igw_`` and 43 URL-safe characters (256 random bits), so one unsalted SHA-256 is a
 sound verifier: there is nothing to guess that a slow hash would protect. Successful checks are
 cached for a few seconds because every request authenticates; a revoke, rotation or delete through
-this service evicts at once, one made by another replica takes effect within the cache's TTL.
+this service evicts at once, and is told to the other replicas (``on_change``; they call ``evict``),
+so with a shared change feed it takes effect everywhere within a second, without one within the
+cache's TTL.
 
 A rotation gives a key a new secret under the same id (so its limits, spend and log filters carry
 on); the secret it replaced stays accepted for a grace the caller chooses (0 to 7 days), so callers
@@ -83,8 +85,10 @@ class ApiKeyService:
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = _utc_now,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_change = on_change
         self._cache_ttl = cache_ttl
         self._cache_size = cache_size
         self._clock = clock  # the cache's; rotation graces are stored times, read with wall_clock
@@ -161,6 +165,17 @@ class ApiKeyService:
         for key_hash in (record.key_hash, record.previous_key_hash):
             if key_hash is not None:
                 self._cache.pop(key_hash, None)
+        if self._on_change is not None:
+            self._on_change(record.id)
+
+    def evict(self, api_key_id: str) -> None:
+        """Drops what is cached of the key ``api_key_id`` (every key for ``"*"``): another replica changed it."""
+        self._invalidations += 1  # an authentication in flight read the record before the change
+        if api_key_id == "*":
+            self._cache.clear()
+            return
+        for stale in [k for k, entry in self._cache.items() if entry.record.id == api_key_id]:
+            del self._cache[stale]
 
     async def revoke(self, api_key_id: str) -> ApiKeyRecord:
         """Revokes the key (NotFound if unknown); this process refuses both its secrets from now on."""

@@ -6,7 +6,8 @@ JSON object, with ``virtual_key:<id>`` as associated data; the public fields (a 
 are stored readable. Rows written before credentials were typed hold the bare API key sealed, and
 read as ``{"api_key": <it>}``. ``resolve`` is the one way out, for the router: it opens the
 secrets and caches them briefly, since every request through a virtual key needs them; rotate and
-delete through this service evict at once.
+delete through this service evict at once and tell the other replicas (``on_change``; they call
+``evict``).
 """
 
 from __future__ import annotations
@@ -104,9 +105,11 @@ class VirtualKeyService:
         check_base_url: Callable[[str], str] | None = None,
         cache_ttl: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._vault = vault
+        self._on_change = on_change
         self._canonicalize_provider = canonicalize_provider
         self._credential_schema = credential_schema
         self._check_base_url = check_base_url
@@ -202,6 +205,7 @@ class VirtualKeyService:
             )
         finally:
             self._evict(virtual_key_id)
+            self._changed(virtual_key_id)
 
     async def delete(self, virtual_key_id: str) -> None:
         """Deletes the key. NotFound if unknown."""
@@ -209,6 +213,7 @@ class VirtualKeyService:
             await self._store.delete_virtual_key(virtual_key_id)
         finally:
             self._evict(virtual_key_id)
+            self._changed(virtual_key_id)
 
     async def resolve(self, virtual_key_id: str) -> ResolvedVirtualKey:
         """The key with its secret opened. NotFound if unknown; VaultError if it does not open."""
@@ -234,6 +239,18 @@ class VirtualKeyService:
     def _evict(self, virtual_key_id: str) -> None:
         self._evictions += 1
         self._cache.pop(virtual_key_id, None)
+
+    def _changed(self, virtual_key_id: str) -> None:
+        if self._on_change is not None:
+            self._on_change(virtual_key_id)
+
+    def evict(self, virtual_key_id: str) -> None:
+        """Drops the cached key ``virtual_key_id`` (every key for ``"*"``): another replica changed it."""
+        if virtual_key_id == "*":
+            self._evictions += 1
+            self._cache.clear()
+        else:
+            self._evict(virtual_key_id)
 
     def _forget_expired(self, now: float) -> None:
         # Virtual keys are few (admin-made), so a sweep on each miss keeps the cache bounded.

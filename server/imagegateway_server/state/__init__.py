@@ -7,7 +7,8 @@ from the rest of the gateway. ``in_process/`` holds the backends that keep the s
 process's memory. ``factory.open_state`` is the one place that picks the backends from the settings;
 the process calls it once at start and closes what it returns at shutdown.
 
-A shared backend (the scale-out issue's Redis) is one new module per kind beside ``in_process/``
-and one branch in ``factory.open_state``; until it exists, ``IMAGEGW_REDIS_URL`` is refused there.
+``redis/`` holds the shared backends (``IMAGEGW_REDIS_URL``), one module per kind, each serving
+from its in-process twin while Redis is unreachable; ``flights`` (one upstream call per identical
+miss across replicas) and ``changes`` (admin changes told to every replica) exist for them.
 This package imports nothing from the gateway but ``domain``.
 """

@@ -135,6 +135,19 @@ class CircuitBreaker:
         self.epoch += 1
         return CircuitState.CLOSED
 
+    def force_open(self, opened_at: float, opened_wall: float, retry_at: float) -> CircuitState | None:
+        """Opens until ``retry_at`` because another replica's breaker opened; returns the transition."""
+        previous = self.state
+        self.state = CircuitState.OPEN
+        self.opened_at, self.opened_wall, self.retry_at = opened_at, opened_wall, retry_at
+        self._probing = False
+        self.epoch += 1
+        return None if previous is CircuitState.OPEN else CircuitState.OPEN
+
+    def force_close(self) -> CircuitState:
+        """Closes because another replica's probe succeeded."""
+        return self._close()
+
     def effective_state(self, now: float) -> CircuitState:
         """OPEN turns HALF_OPEN once the cool-down has passed, even before a probe arrives."""
         if self.state is CircuitState.OPEN and now >= self.retry_at:

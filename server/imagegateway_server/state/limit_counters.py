@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -41,6 +41,22 @@ class Budget:
 
     period: Period
     limit_micros: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admission:
+    """What ``LimitCounters.admit`` decided: the budgets that would be passed, else the seconds to
+    wait for the minute (0: admitted, and the estimate is held)."""
+
+    over: tuple[Budget, ...] = ()
+    wait: float = 0.0
+
+    @property
+    def admitted(self) -> bool:
+        return not self.over and self.wait <= 0
+
+
+ADMITTED = Admission()
 
 
 def to_micros(usd: float) -> int:
@@ -64,6 +80,10 @@ def period_end(period: Period, when: datetime) -> datetime:
     return datetime(year, month, 1, tzinfo=UTC)
 
 
+# Recomputes spend into the counters it is given (from the request log, as at start).
+SpendSeeder = Callable[["LimitCounters"], Awaitable[None]]
+
+
 class LimitCounters(Protocol):
     """Request and spend counters per key (``api_key:<id>``, ``virtual_key:<id>``).
 
@@ -78,6 +98,12 @@ class LimitCounters(Protocol):
 
         Returns 0 when counted, else how many seconds until a request would be admitted (nothing counted).
         """
+        ...
+
+    async def admit(self, key: str, budgets: Sequence[Budget], micros: int, per_minute: int, now: float) -> Admission:
+        """``reserve`` then ``take_request`` as one step (one round trip for a shared backend): the
+        budgets are checked first; a request the minute refuses holds nothing. ``per_minute`` 0 and
+        empty ``budgets`` skip that check; ``now`` is epoch seconds."""
         ...
 
     async def reserve(self, key: str, budgets: Sequence[Budget], micros: int, now: datetime) -> list[Budget]:
@@ -95,5 +121,15 @@ class LimitCounters(Protocol):
         ...
 
     async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
-        """Sets the spend of the period holding ``when`` (recomputed from the request log at start)."""
+        """Sets the spend of the period holding ``when`` (recomputed from the request log at start).
+
+        A shared backend sets it in its in-process fallback, and in the shared store only while it
+        recomputes the store through ``seed_from``'s seeder: replicas starting beside running ones
+        must not overwrite live totals with the log's, which lag behind them.
+        """
+        ...
+
+    def seed_from(self, seeder: SpendSeeder) -> None:
+        """Remembers how spend is recomputed, for a shared backend to call again when its store comes
+        back empty (a restart, an eviction) or when it falls back to in-process counters."""
         ...

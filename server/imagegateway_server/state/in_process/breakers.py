@@ -149,6 +149,32 @@ class InProcessBreakers:
         if transition is not None:
             self._notify(permit.identity, transition)
 
+    def apply(self, identity: TargetIdentity, state: CircuitState, retry_wall: float, opened_wall: float) -> None:
+        """Takes a transition another replica made (a shared backend's messages): OPEN until the wall
+        clock reaches ``retry_wall``, or CLOSED. Outcomes of calls admitted before it become stale."""
+        transition = None
+        with self._lock:
+            now, wall = self._clock(), self._wall()
+            breaker = self._breakers.get(identity)
+            if breaker is None:
+                if state is CircuitState.CLOSED or not self._has_room(now):
+                    return
+                breaker = self._breakers[identity] = _TrackedBreaker(self._defaults, now)
+            if state is CircuitState.OPEN:
+                retry_at = now + (retry_wall - wall)
+                if breaker.state is CircuitState.OPEN and breaker.retry_at >= retry_at:
+                    return  # already open at least as long
+                transition = breaker.force_open(now - (wall - opened_wall), opened_wall, retry_at)
+            elif breaker.state is not CircuitState.CLOSED:
+                transition = breaker.force_close()
+        if transition is not None:
+            self._notify(identity, transition)
+
+    def open_identities(self) -> list[TargetIdentity]:
+        """The identities whose breaker is open or half-open here."""
+        with self._lock:
+            return [i for i, b in self._breakers.items() if b.state is not CircuitState.CLOSED]
+
     def _notify(self, identity: TargetIdentity, state: CircuitState) -> None:
         if self._on_transition is not None:
             self._on_transition(identity, state)

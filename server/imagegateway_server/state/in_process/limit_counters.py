@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from imagegateway_server.state.limit_counters import Budget, Period, period_start
+from imagegateway_server.state.limit_counters import ADMITTED, Admission, Budget, Period, SpendSeeder, period_start
 
 WINDOW_SECONDS = 60.0
 # The wait reported for a request refused at the very instant it would fit (a wait of 0 means admitted).
@@ -62,6 +62,19 @@ class InProcessLimitCounters:
         self._spent: dict[tuple[str, Period], tuple[date, int]] = {}
         self._held: dict[str, int] = {}
 
+    async def admit(self, key: str, budgets: Sequence[Budget], micros: int, per_minute: int, now: float) -> Admission:
+        if budgets:
+            over = await self.reserve(key, budgets, micros, datetime.fromtimestamp(now, UTC))
+            if over:
+                return Admission(over=tuple(over))
+        if per_minute:
+            wait = await self.take_request(key, per_minute, now)
+            if wait > 0:
+                if budgets and micros > 0:
+                    self.release(key, micros)
+                return Admission(wait=wait)
+        return ADMITTED
+
     async def take_request(self, key: str, per_minute: int, now: float) -> float:
         window = self._minutes.get(key)
         if window is None:
@@ -86,6 +99,10 @@ class InProcessLimitCounters:
             self._held[key] = held + micros
         return over
 
+    def hold(self, key: str, micros: int) -> None:
+        """Holds ``micros`` without a check (a shared backend mirrors what it held)."""
+        self._held[key] = self._held.get(key, 0) + micros
+
     def release(self, key: str, micros: int) -> None:
         left = self._held.get(key, 0) - micros
         if left > 0:
@@ -108,3 +125,6 @@ class InProcessLimitCounters:
 
     async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
         self._spent[(key, period)] = (_period_id(period, when), micros)
+
+    def seed_from(self, seeder: SpendSeeder) -> None:
+        return None  # nothing here is lost while the process lives

@@ -1,0 +1,152 @@
+"""The response cache in Redis: each answer one string value with its time to live, keyed as today.
+
+A look-up that misses also takes the key's shared-call lock (``flights``) in the same script, so a
+miss costs one round trip, not two. An answer is stored as ``IGC1``, a 4-byte length, a JSON header
+(every image field but its bytes, and the answer's own fields), then the images' bytes one after
+another. No pickle: whoever can write to Redis must not be able to run code in the gateway. Memory
+is bounded by Redis's own ``maxmemory`` and eviction policy (an evicted answer is a miss), not by
+``IMAGEGW_CACHE_MAX_BYTES``, which bounds only the in-process fallback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.state.cache_store import CachedAnswer, CacheStore
+from imagegateway_server.state.redis.events import PREFIX
+from imagegateway_server.state.redis.flights import LOCK_TTL_MILLISECONDS, RedisFlights, flight_key
+from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = PREFIX + "cache:"
+MAGIC = b"IGC2"  # the format: a blob of another version reads as a miss
+_HEADER_LENGTH = struct.Struct(">I")
+# Every field of an image but its bytes, and of a result but its images, so that a field added to
+# either travels through Redis without an edit here (each is a JSON value: text, numbers, a mapping).
+_IMAGE_FIELDS = tuple(f.name for f in dataclasses.fields(GeneratedImage) if f.name != "data")
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(ImageResult) if f.name != "images")
+
+
+def cache_key(key: str) -> str:
+    return KEY_PREFIX + key
+
+
+def encode_answer(answer: CachedAnswer) -> bytes:
+    result = answer.result
+    header = {
+        "provider": answer.provider,
+        "served_target": answer.served_target,
+        "identity": answer.identity,
+        "result": {
+            name: dict(value) if isinstance(value, Mapping) else list(value) if isinstance(value, tuple) else value
+            for name in _RESULT_FIELDS
+            for value in (getattr(result, name),)
+        },
+        "images": [
+            {
+                **{name: getattr(image, name) for name in _IMAGE_FIELDS},
+                "bytes": None if image.data is None else len(image.data),
+            }
+            for image in result.images
+        ],
+    }
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join([MAGIC, _HEADER_LENGTH.pack(len(head)), head, *(image.data or b"" for image in result.images)])
+
+
+def decode_answer(blob: bytes) -> CachedAnswer | None:
+    """The answer ``blob`` holds, or None if it is not one this code wrote (a miss, not a crash)."""
+    try:
+        if not blob.startswith(MAGIC):
+            return None
+        (length,) = _HEADER_LENGTH.unpack_from(blob, len(MAGIC))
+        start = len(MAGIC) + _HEADER_LENGTH.size
+        header: dict[str, Any] = json.loads(blob[start : start + length])
+        offset = start + length
+        images = []
+        for fields in header["images"]:
+            size = fields.pop("bytes")
+            data = None
+            if size is not None:
+                data = blob[offset : offset + size]
+                if len(data) != size:
+                    return None
+                offset += size
+            images.append(GeneratedImage(data=data, **fields))
+        fields = header["result"]
+        fields["translations"] = tuple(fields["translations"])
+        result = ImageResult(images=tuple(images), **fields)
+        return CachedAnswer(result, header["provider"], header["served_target"], header["identity"])
+    except (ValueError, KeyError, TypeError, struct.error):
+        return None
+
+
+# KEYS: 1 the answer, 2 the key's shared-call lock. ARGV: 1 a claim token, 2 the lock's time to live (ms).
+# The answer if there is one; else the lock is taken for this replica if free: a miss is followed by
+# the shared-call claim (routing/cache.py), and doing both here saves that claim its own round trip.
+_GET_OR_CLAIM = """
+local answer = redis.call('GET', KEYS[1])
+if answer then
+  return {answer, 0}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {false, 1}
+end
+return {false, 0}
+"""
+
+
+class RedisCacheStore:
+    """Answers in Redis; the in-process ``fallback`` serves while Redis is unreachable.
+
+    With ``flights`` (the shared-call backend), a miss also takes the key's shared-call lock in the
+    same round trip when it is free, and hands it to ``flights`` for the claim that follows.
+    """
+
+    def __init__(self, link: RedisLink, fallback: CacheStore, flights: RedisFlights | None = None) -> None:
+        self._link = link
+        self._fallback = fallback
+        self._flights = flights
+        self._get_or_claim_sha = link.script(_GET_OR_CLAIM)
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        flights = self._flights
+        try:
+            if flights is None:
+                blob = await self._link.call(lambda pipe: pipe.get(cache_key(key)))
+            else:
+                token = flights.new_token()
+                blob, claimed = await self._link.call(
+                    lambda pipe: pipe.evalsha(
+                        self._get_or_claim_sha, 2, cache_key(key), flight_key(key), token, LOCK_TTL_MILLISECONDS
+                    )
+                )
+                if claimed:
+                    flights.preclaimed(key, token)
+        except RedisUnavailable:
+            return await self._fallback.get(key)
+        return decode_answer(blob) if isinstance(blob, bytes) else None
+
+    async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
+        milliseconds = int(ttl_seconds * 1000)
+        if milliseconds <= 0:
+            return
+        blob = encode_answer(answer)
+        try:
+            await self._link.call(lambda pipe: pipe.set(cache_key(key), blob, px=milliseconds))
+        except RedisUnavailable:
+            await self._fallback.put(key, answer, ttl_seconds)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._link.run(lambda client: client.delete(cache_key(key)))
+        except RedisUnavailable:
+            pass
+        await self._fallback.delete(key)

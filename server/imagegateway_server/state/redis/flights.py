@@ -1,0 +1,169 @@
+"""Shared calls across replicas in Redis: a lock key per cache key with a time to live, and a message when it ends.
+
+The leader holds ``igw:flight:<cache key>`` (its own random token, ``LOCK_TTL_SECONDS``, renewed
+while its call runs, so a leader whose replica dies frees the key within that time). When the call
+ends the key is set to ``kept`` or ``not_kept`` for ``OUTCOME_TTL_SECONDS`` and the outcome is
+published on ``igw:events:flights``; waiters wake on the message, and also look at the key every
+``POLL_SECONDS`` in case a message was lost. While Redis is unreachable every replica leads its own
+calls, as before shared state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from imagegateway_server.state.flights import FlightEnd
+from imagegateway_server.state.redis.events import FLIGHTS_CHANNEL, PREFIX, Events
+from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable
+
+KEY_PREFIX = PREFIX + "flight:"
+LOCK_TTL_SECONDS = 30.0
+LOCK_TTL_MILLISECONDS = int(LOCK_TTL_SECONDS * 1000)
+# Locks a cache miss took (``cache_store``) and no claim has used yet are forgotten past this many.
+MAX_PRECLAIMED = 4096
+RENEW_EVERY_SECONDS = 10.0
+OUTCOME_TTL_SECONDS = 10.0
+POLL_SECONDS = 0.5
+_OUTCOMES = {b"kept": FlightEnd.KEPT, b"not_kept": FlightEnd.NOT_KEPT}
+
+# KEYS[1] the lock; ARGV[1] the leader's token, ARGV[2] the new value, ARGV[3] its time to live (ms).
+# Replaces the value only while the caller still holds the lock (an expired lock may be another's).
+_IF_HELD_SET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+# KEYS[1] the lock; ARGV[1] the token. Frees the lock only if the caller holds it.
+_IF_HELD_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def flight_key(key: str) -> str:
+    return KEY_PREFIX + key
+
+
+class RedisFlights:
+    """Elects one leader per cache key among the replicas sharing this Redis."""
+
+    def __init__(self, link: RedisLink, events: Events) -> None:
+        self._link = link
+        self._events = events
+        self._if_held_set = link.client.register_script(_IF_HELD_SET)
+        self._if_held_delete = link.client.register_script(_IF_HELD_DELETE)
+        # key -> (token, renewal task) of the calls this replica leads.
+        self._leading: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._waiters: dict[str, set[asyncio.Future[FlightEnd]]] = {}
+        # Locks the cache store took on a miss, by key: the claim that follows uses them (no round trip).
+        self._preclaimed: dict[str, str] = {}
+        events.on(FLIGHTS_CHANNEL, self._on_message)
+
+    def new_token(self) -> str:
+        return f"{self._link.replica_id}:{secrets.token_hex(4)}"
+
+    def preclaimed(self, key: str, token: str) -> None:
+        """The cache store took ``key``'s lock with ``token`` on a miss; the next claim of it is granted."""
+        if len(self._preclaimed) >= MAX_PRECLAIMED:
+            # Misses whose requests ended before claiming (cancelled); their locks expire by themselves.
+            self._preclaimed.clear()
+        self._preclaimed[key] = token
+
+    async def claim(self, key: str) -> bool:
+        token = self._preclaimed.pop(key, None)
+        if token is None:
+            token = self.new_token()
+            try:
+                claimed = await self._link.call(
+                    lambda pipe: pipe.set(flight_key(key), token, nx=True, px=LOCK_TTL_MILLISECONDS)
+                )
+            except RedisUnavailable:
+                return True  # nobody can be told: make the call here
+            if not claimed:
+                return False
+        self._leading[key] = (token, asyncio.get_running_loop().create_task(self._renew(key, token)))
+        return True
+
+    def finish(self, key: str, kept: bool) -> None:
+        leading = self._leading.pop(key, None)
+        if leading is None:
+            return  # led without Redis
+        token, renewal = leading
+        renewal.cancel()
+        outcome = "kept" if kept else "not_kept"
+        self._link.spawn(self._end(key, token, outcome))
+
+    def abandon(self, key: str) -> None:
+        token = self._preclaimed.pop(key, None)
+        if token is not None:
+            self._link.spawn(
+                self._link.run(lambda client: self._if_held_delete(keys=[flight_key(key)], args=[token], client=client))
+            )
+
+    async def _end(self, key: str, token: str, outcome: str) -> None:
+        ended = await self._link.run(
+            lambda client: self._if_held_set(
+                keys=[flight_key(key)], args=[token, outcome, int(OUTCOME_TTL_SECONDS * 1000)], client=client
+            )
+        )
+        if ended:
+            await self._events.publish(FLIGHTS_CHANNEL, {"key": key, "outcome": outcome})
+
+    async def _renew(self, key: str, token: str) -> None:
+        milliseconds = LOCK_TTL_MILLISECONDS
+        while True:
+            await asyncio.sleep(RENEW_EVERY_SECONDS)
+            with contextlib.suppress(RedisUnavailable):
+                await self._link.run(
+                    lambda client: self._if_held_set(
+                        keys=[flight_key(key)], args=[token, token, milliseconds], client=client
+                    )
+                )
+
+    async def wait(self, key: str, within: float | None) -> FlightEnd:
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
+        future: asyncio.Future[FlightEnd] = loop.create_future()
+        self._waiters.setdefault(key, set()).add(future)
+        try:
+            while True:
+                # Read after registering, so an end published in between is not missed.
+                try:
+                    value = await self._link.run(lambda client: client.get(flight_key(key)))
+                except RedisUnavailable:
+                    return FlightEnd.NOT_KEPT  # cannot see the leader: make the call here
+                if value is None:
+                    return FlightEnd.GONE
+                if value in _OUTCOMES:
+                    return _OUTCOMES[value]
+                pause = POLL_SECONDS
+                if deadline is not None:
+                    pause = min(pause, deadline - loop.time())
+                    if pause <= 0:
+                        return FlightEnd.EXPIRED
+                done, _ = await asyncio.wait((future,), timeout=pause)
+                if done:
+                    return future.result()
+        finally:
+            waiting = self._waiters.get(key)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del self._waiters[key]
+
+    def _on_message(self, message: Mapping[str, Any]) -> None:
+        key = message.get("key")
+        outcome = _OUTCOMES.get(str(message.get("outcome", "")).encode())
+        if not isinstance(key, str) or outcome is None:
+            return
+        for future in self._waiters.get(key, ()):
+            if not future.done():
+                future.set_result(outcome)

@@ -1,0 +1,359 @@
+"""The connection to Redis and whether this replica uses it: a bounded time per call, hysteresis, a probe.
+
+Every Redis call of the state backends goes through the link: ``call`` for the hot path's single
+commands (those issued in one turn of the event loop share one pipeline, one round trip), ``defer``
+for writes nobody waits for (they travel with the next calls), ``run`` for the rest. A call that
+errs or takes longer than the per-call timeout raises ``RedisUnavailable`` at once (the backend then
+answers from its in-process fallback), but the replica only gives up on Redis after
+``failures_to_down`` consecutive failures, so one scheduling stall on a busy machine does not flip
+it. While given up, calls are not tried at all; a probe pings Redis every ``PROBE_INTERVAL_SECONDS`` and, when it
+answers, the replica goes back. Each flip is logged once and told to the listeners (the metric
+``imagegateway_state_backend_up``, health details, the backends' own reactions).
+
+The URL may carry a password: it is never logged, never in an error, never in health details
+(``redacted_url``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMES = ("redis", "rediss", "unix")
+PROBE_INTERVAL_SECONDS = 1.0
+# Writes nobody waits for (releases, spend) wait this long for a call to travel with.
+DEFER_SECONDS = 0.02
+# Connections the replica opens at most; calls past them wait for one (within the per-call timeout).
+MAX_CONNECTIONS = 64
+
+# Told of each flip: True when the replica goes back to Redis, False when it gives up on it.
+UpListener = Callable[[bool], None]
+# Run (awaited, in order) before the replica goes back to Redis: resync what was missed meanwhile.
+ReturnHook = Callable[[], Awaitable[None]]
+
+
+class RedisUnavailable(Exception):
+    """This call could not use Redis (given up on, failed or too slow): answer from the fallback."""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its user info and query (which may hold a password): scheme, host, port, path."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def check_url(url: str) -> None:
+    """ValueError (naming the setting, never the URL) unless ``url`` is a Redis URL redis-py opens."""
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise ValueError("IMAGEGW_REDIS_URL must start with redis://, rediss:// or unix://")
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("IMAGEGW_REDIS_URL has a port that is not a number") from None
+
+
+def _pool(url: str, *, socket_timeout: float | None, connect_timeout: float, max_connections: int) -> Any:
+    # No retries inside redis-py: the link decides what a failure means, within its own timeout.
+    return BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+class RedisLink:
+    """One replica's connection to Redis, with its up / given-up state. ``open`` then ``close``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_seconds: float,
+        failures_to_down: int,
+        probe_interval_seconds: float = PROBE_INTERVAL_SECONDS,
+    ) -> None:
+        check_url(url)
+        if timeout_seconds <= 0 or failures_to_down < 1:
+            raise ValueError("timeout_seconds must be positive and failures_to_down at least 1")
+        self.url = url
+        self.shown_url = redacted_url(url)
+        self.timeout = timeout_seconds
+        self.failures_to_down = failures_to_down
+        self.probe_interval = probe_interval_seconds
+        # Tells this replica's own pub/sub messages and per-replica holds apart from the others'.
+        self.replica_id = secrets.token_hex(8)
+        self.client: Redis = Redis(
+            connection_pool=_pool(
+                url, socket_timeout=timeout_seconds, connect_timeout=timeout_seconds, max_connections=MAX_CONNECTIONS
+            )
+        )
+        self._up = True
+        self._failures = 0
+        self._since = time.time()
+        self._last_error = ""
+        self._listeners: list[UpListener] = []
+        self._return_hooks: list[ReturnHook] = []
+        self._probe: asyncio.Task[None] | None = None
+        self._closed = False
+        # Writes queued by synchronous calls (finish, release, record): kept referenced until done.
+        self._writes: set[asyncio.Task[Any]] = set()
+        # Commands queued by ``call`` and ``defer`` for the next flush, with the futures of ``call``'s.
+        self._queued: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]] = []
+        self._flush_scheduled = False
+        self._deferred_flush: asyncio.TimerHandle | None = None
+        self._scripts: dict[str, str] = {}
+
+    @property
+    def up(self) -> bool:
+        return self._up
+
+    def subscriber_client(self) -> Redis:
+        """A client for the pub/sub connection: no read timeout, since it waits for messages."""
+        return Redis(
+            connection_pool=_pool(self.url, socket_timeout=None, connect_timeout=self.timeout, max_connections=2)
+        )
+
+    def add_listener(self, listener: UpListener) -> None:
+        self._listeners.append(listener)
+
+    def add_return_hook(self, hook: ReturnHook) -> None:
+        self._return_hooks.append(hook)
+
+    async def open(self) -> None:
+        """Pings Redis once: unreachable at start means starting given up (with the probe running)."""
+        try:
+            await self.run(lambda client: client.ping())
+        except RedisUnavailable:
+            self._give_up()
+
+    def spawn(self, write: Awaitable[Any]) -> None:
+        """Runs a queued write in the background (its failures are counted by ``run``, never raised)."""
+        task = asyncio.ensure_future(self._swallow(write))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    def script(self, source: str) -> str:
+        """Registers a Lua script for ``call`` (``pipe.evalsha(sha, ...)``); returns its SHA-1. A server
+        that does not know it yet (a restart) is sent it on first use."""
+        sha = hashlib.sha1(source.encode()).hexdigest()
+        self._scripts[sha] = source
+        return sha
+
+    async def call(self, add_command: Callable[[Any], object]) -> Any:
+        """One Redis command, sent with every other command queued in this turn of the event loop as one
+        pipeline: ``add_command(pipeline)`` adds exactly one command, whose reply is returned.
+
+        The hot path's commands (a key's limits, a cache look-up begun beside them, the writes of requests
+        that just ended) so share one round trip. RedisUnavailable as for ``run``.
+        """
+        if not self._up:
+            raise RedisUnavailable
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue(add_command, future)
+        try:
+            async with asyncio.timeout(self.timeout * 2):  # the flush has its own timeout; this is a backstop
+                return await future
+        except TimeoutError:
+            raise RedisUnavailable from None
+
+    def defer(self, add_commands: Callable[[Any], object]) -> None:
+        """Queues commands (``add_commands(pipeline)`` adds them; nobody waits for their replies) to
+        travel with the next call, or on their own after ``DEFER_SECONDS`` if no call comes first."""
+        if self._up:
+            self._queue(add_commands, None)
+
+    def _queue(self, add: Callable[[Any], object], future: asyncio.Future[Any] | None) -> None:
+        self._queued.append((add, future))
+        if self._flush_scheduled:
+            return
+        loop = asyncio.get_running_loop()
+        if future is None:
+            if self._deferred_flush is None:
+                self._deferred_flush = loop.call_later(DEFER_SECONDS, self._start_flush)
+            return
+        if self._deferred_flush is not None:
+            self._deferred_flush.cancel()
+            self._deferred_flush = None
+        self._flush_scheduled = True
+        # After the callbacks already ready (a look-up task started just before), so they join in.
+        loop.call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._deferred_flush is not None:
+            self._deferred_flush.cancel()
+            self._deferred_flush = None
+        batch, self._queued = self._queued, []
+        if batch:
+            self.spawn(self._flush(batch))
+
+    async def _flush(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                replies = await self._send(batch)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.failed(exc)  # one failure per flush, however many commands it carried
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(RedisUnavailable())
+            return
+        self._failures = 0
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future is None or future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(RedisUnavailable())  # a command Redis refused: answer from the fallback
+            else:
+                future.set_result(reply)
+
+    async def _send(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> list[Any]:
+        """Sends the batch as one pipeline; the reply of each call's command (None for deferred ones)."""
+        starts: list[int] = []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for add, _ in batch:
+                starts.append(len(pipe.command_stack))
+                add(pipe)
+            results: list[Any] = await pipe.execute(raise_on_error=False) if pipe.command_stack else []
+        replies = [
+            results[start] if future is not None else None for start, (_, future) in zip(starts, batch, strict=True)
+        ]
+        unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if unknown:
+            # Redis restarted and forgot the scripts: load them and send those calls again (only those:
+            # the other commands in the batch were applied, and some add to counters).
+            async with self.client.pipeline(transaction=False) as pipe:
+                for source in self._scripts.values():
+                    pipe.script_load(source)
+                for i in unknown:
+                    batch[i][0](pipe)
+                again: list[Any] = await pipe.execute(raise_on_error=False)
+            for i, reply in zip(unknown, again[len(self._scripts) :], strict=True):
+                replies[i] = reply
+        return replies
+
+    @staticmethod
+    async def _swallow(write: Awaitable[Any]) -> None:
+        with contextlib.suppress(RedisUnavailable):
+            await write
+
+    async def drain(self) -> None:
+        """Sends what is queued and waits for the queued writes (each is bounded by the timeout)."""
+        if self._queued:
+            self._start_flush()
+        while self._writes:
+            await asyncio.wait(set(self._writes), timeout=self.timeout * 2)
+
+    async def close(self) -> None:
+        """Lets queued writes finish, then closes the connections."""
+        await self.drain()
+        self._closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        await self.client.aclose()
+
+    async def run(self, call: Callable[[Redis], Awaitable[T]]) -> T:
+        """Runs one Redis call within the timeout; RedisUnavailable if given up on, failed or slow."""
+        if not self._up:
+            raise RedisUnavailable
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await call(self.client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.failed(exc)
+            raise RedisUnavailable from None
+        self._failures = 0
+        return result
+
+    def failed(self, exc: BaseException) -> None:
+        """Counts one failed call (also for calls made outside ``run``, like queued writes)."""
+        self._last_error = type(exc).__name__
+        self._failures += 1
+        if self._up and self._failures >= self.failures_to_down:
+            self._give_up()
+
+    def status(self) -> dict[str, object]:
+        """For health details: never the URL's password."""
+        return {
+            "backend": "redis",
+            "url": self.shown_url,
+            "up": self._up,
+            "since": round(self._since, 3),
+            "serving_from": "redis" if self._up else "in-process state (Redis unreachable)",
+            **({} if self._up else {"last_error": self._last_error}),
+        }
+
+    def _give_up(self) -> None:
+        if not self._up and self._probe is not None:
+            return
+        self._up = False
+        self._since = time.time()
+        log.warning(
+            "Redis at %s is unreachable or too slow (%s, %d calls in a row); serving with in-process state "
+            "until it answers again",
+            self.shown_url,
+            self._last_error or "no answer",
+            self._failures,
+        )
+        self._tell(False)
+        if not self._closed:
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self.client.ping()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._last_error = type(exc).__name__
+                continue
+            try:
+                for hook in self._return_hooks:
+                    async with asyncio.timeout(max(self.timeout * 20, 5.0)):
+                        await hook()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._last_error = type(exc).__name__
+                continue
+            except Exception:
+                log.exception("a state backend could not resync with Redis; trying again")
+                continue
+            break
+        self._failures = 0
+        self._up = True
+        self._since = time.time()
+        self._probe = None
+        log.info("Redis at %s answers again; shared state is back in use", self.shown_url)
+        self._tell(True)
+
+    def _tell(self, up: bool) -> None:
+        for listener in self._listeners:
+            try:
+                listener(up)
+            except Exception:
+                log.exception("a Redis state listener failed")
