@@ -95,7 +95,7 @@ class PostgresServer:
         with self.admin_connection() as connection:
             if migrate:
                 self._ensure_template(connection)
-                connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}" STRATEGY FILE_COPY')
+                connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
             else:
                 connection.execute(f'CREATE DATABASE "{name}"')
         return database_url(self.url, name)

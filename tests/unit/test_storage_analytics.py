@@ -7,7 +7,6 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from imagegateway_server.storage.analytics import (
     bucket_starts,
     percentile,
 )
+from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.migrations import load_migrations
 from imagegateway_server.storage.records import LogFilter, LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
@@ -31,11 +31,9 @@ T0 = datetime(2025, 3, 4, 10, 7, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "gateway.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def store(any_store: Store) -> Store:
+    """Each backend in turn (tests/conftest.py)."""
+    return any_store
 
 
 def attempt(target: str, provider: str, *, error_kind: str = "", retry_index: int = 0, **more: Any) -> dict[str, Any]:
@@ -250,7 +248,7 @@ def query(group_by: GroupBy = GroupBy.PROVIDER, metadata_key: str = "", **filter
     ],
 )
 async def test_aggregates_agree_with_the_raw_records(
-    store: SqliteStore, group_by: GroupBy, metadata_key: str, group_of: Any
+    store: Store, group_by: GroupBy, metadata_key: str, group_of: Any
 ) -> None:
     records = seeded_mix()
     await store.append_logs(records)
@@ -258,7 +256,7 @@ async def test_aggregates_agree_with_the_raw_records(
     assert_agrees(result, expected(records, group_of))
 
 
-async def test_the_seeded_mix_by_provider_in_numbers(store: SqliteStore) -> None:
+async def test_the_seeded_mix_by_provider_in_numbers(store: Store) -> None:
     await store.append_logs(seeded_mix())
     rows = {row.group: row.totals for row in (await store.aggregate_logs(query())).rows}
     openai, stability = rows["openai"], rows["stability"]
@@ -276,7 +274,7 @@ async def test_the_seeded_mix_by_provider_in_numbers(store: SqliteStore) -> None
     assert openai.cost_usd == pytest.approx(0.20)
 
 
-async def test_buckets_are_utc_aligned_and_empty_ones_are_zero(store: SqliteStore) -> None:
+async def test_buckets_are_utc_aligned_and_empty_ones_are_zero(store: Store) -> None:
     await store.append_logs(seeded_mix())
     result = await store.aggregate_logs(query())
     # The range starts at 10:07:30; five-minute buckets start on the clock: 10:05, 10:10, ... 10:35.
@@ -297,7 +295,7 @@ async def test_buckets_are_utc_aligned_and_empty_ones_are_zero(store: SqliteStor
     )
 
 
-async def test_a_key_filter_hides_other_keys_also_through_metadata(store: SqliteStore) -> None:
+async def test_a_key_filter_hides_other_keys_also_through_metadata(store: Store) -> None:
     await store.append_logs(seeded_mix())
     result = await store.aggregate_logs(query(GroupBy.METADATA, "_user", caller_key_id="key-a"))
     ann = next(row for row in result.rows if row.group == "ann")
@@ -307,7 +305,7 @@ async def test_a_key_filter_hides_other_keys_also_through_metadata(store: Sqlite
     assert [row.group for row in everything.rows] == ["key-a"]
 
 
-async def test_filters_and_the_range_narrow_the_records(store: SqliteStore) -> None:
+async def test_filters_and_the_range_narrow_the_records(store: Store) -> None:
     records = seeded_mix()
     await store.append_logs(records)
     failures = await store.aggregate_logs(query(GroupBy.API_KEY, success=False))
@@ -341,7 +339,7 @@ def test_a_query_refuses_a_metadata_key_that_could_escape_the_json_path() -> Non
         query(GroupBy.METADATA, 'x"]')
 
 
-async def test_aggregating_100k_records_takes_under_a_few_seconds(store: SqliteStore) -> None:
+async def test_aggregating_100k_records_takes_under_a_few_seconds(store: Store) -> None:
     """The timing figure of this slice (exact percentiles, no rollup): printed with ``-s``."""
     mix = seeded_mix()
     records = [

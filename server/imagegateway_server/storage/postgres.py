@@ -9,8 +9,9 @@ microseconds as there, so page tokens and analytics numbers are the same on both
   holds a session lock that a transaction-pooling pgbouncer could strand.
 * Writes that check an invariant across rows (a config name is unique among latest versions, the
   last admin key stays) serialise on an advisory lock, since READ COMMITTED would let two pass.
-* ``append_logs`` writes a batch in one statement (``INSERT ... SELECT FROM unnest(arrays)``),
-  computing the analytics columns from the payload in SQL, as SQLite does.
+* ``append_logs`` COPYs a batch into a temporary table and moves it into ``request_logs`` in the
+  same transaction, skipping ids already stored and computing the analytics columns from the
+  payload in SQL, as SQLite does.
 * When the database cannot be reached, every call fails at once with ``StoreUnavailable`` naming
   the database (never its password) while a background probe waits for it to come back: callers
   serve from their caches instead of each waiting on a connect timeout.
@@ -79,7 +80,14 @@ _LOG_COLUMNS = (
     "id, trace_id, create_time, status_code, provider, model, caller_key_id, config_id, "
     "fallback_used, payload, virtual_key_id, cost_usd"
 )
-_LOG_ARRAY_TYPES = ("text", "text", "bigint", "integer", "text", "text", "text", "text", "boolean", "text", "text")
+# Each batch is copied into a temporary table dropped at commit (COPY cannot skip ids already
+# stored), then moved into request_logs with the analytics columns computed; one transaction, so a
+# transaction-pooling pgbouncer keeps it on one server connection.
+_BATCH_TABLE = (
+    "CREATE TEMPORARY TABLE request_logs_batch (id text, trace_id text, create_time bigint, status_code integer, "
+    "provider text, model text, caller_key_id text, config_id text, fallback_used boolean, payload text, "
+    "virtual_key_id text, cost_usd double precision) ON COMMIT DROP"
+)
 _ANALYTICS_COLUMNS = (
     "error_kind, cache_hit, latency_ms, image_count, attempt_count, failed_attempt_count, retry_count, "
     "first_target, last_target"
@@ -105,10 +113,8 @@ _ANALYTICS_VALUES = (
 )
 _APPEND_LOGS = (
     f"INSERT INTO request_logs ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) "
-    f"SELECT r.*, {_ANALYTICS_VALUES} FROM unnest("
-    + ", ".join(f"%s::{kind}[]" for kind in (*_LOG_ARRAY_TYPES, "double precision"))
-    + f") AS r({_LOG_COLUMNS}) CROSS JOIN LATERAL (SELECT r.payload::jsonb AS p) AS j "
-    "ON CONFLICT (id) DO NOTHING"
+    f"SELECT r.*, {_ANALYTICS_VALUES} FROM request_logs_batch AS r "
+    "CROSS JOIN LATERAL (SELECT r.payload::jsonb AS p) AS j ON CONFLICT (id) DO NOTHING"
 )
 _SUCCESS = "status_code BETWEEN 200 AND 299"
 # Request-log rows deleted per transaction when pruning.
@@ -767,29 +773,29 @@ class PostgresStore:
     async def append_logs(self, records: Sequence[LogRecord]) -> None:
         if not records:
             return
-        columns: list[list[Any]] = [[] for _ in range(12)]
-        for record in records:
-            for column, value in zip(
-                columns,
-                (
-                    record.id,
-                    record.trace_id,
-                    _to_micros(record.create_time),
-                    record.status_code,
-                    record.provider,
-                    record.model,
-                    record.caller_key_id,
-                    record.config_id,
-                    record.fallback_used,
-                    record.payload,
-                    record.virtual_key_id,
-                    record.cost_usd,
-                ),
-                strict=True,
-            ):
-                column.append(value)
+        rows = [
+            (
+                record.id,
+                record.trace_id,
+                _to_micros(record.create_time),
+                record.status_code,
+                record.provider,
+                record.model,
+                record.caller_key_id,
+                record.config_id,
+                record.fallback_used,
+                record.payload,
+                record.virtual_key_id,
+                record.cost_usd,
+            )
+            for record in records
+        ]
         async with self._transaction() as connection:
-            await connection.execute(_APPEND_LOGS, columns)
+            await connection.execute(_BATCH_TABLE)
+            async with connection.cursor().copy(f"COPY request_logs_batch ({_LOG_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    await copy.write_row(row)
+            await connection.execute(_APPEND_LOGS)
 
     async def get_log(self, log_id: str) -> LogRecord:
         rows = await self._read(f"SELECT {_LOG_COLUMNS} FROM request_logs WHERE id = %s", (log_id,))
