@@ -114,14 +114,16 @@ class GatewayProcess:
             )
         host_policy = UpstreamHostPolicy(settings.allowed_upstream_hosts)
 
-        api_keys = ApiKeyService(store)
+        # While the database is unreachable, what was read within this many seconds is still used.
+        stale = settings.stale_config_max_age_seconds
+        api_keys = ApiKeyService(store, stale_max_age=stale)
         self.bootstrap_admin_key = await api_keys.ensure_bootstrap_admin(settings.admin_key or None)
         if self.bootstrap_admin_key:
             # Printed once, to the terminal, never to the log.
             print(
                 f"Created the first admin API key (shown once): {self.bootstrap_admin_key}", file=sys.stderr, flush=True
             )
-        virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider)
+        virtual_keys = VirtualKeyService(store, vault, canonicalize_provider=canonical_provider, stale_max_age=stale)
         configs = ConfigService(
             store,
             vault,
@@ -130,6 +132,7 @@ class GatewayProcess:
             virtual_key_exists=virtual_keys.get,
             max_depth=settings.max_config_depth,
             max_targets=settings.max_targets,
+            stale_max_age=stale,
         )
         registry = default_registry(
             client_factory=guarded_client_factory(host_policy),
@@ -143,7 +146,12 @@ class GatewayProcess:
             default_timeout=settings.upstream_timeout_seconds,
             breakers=self.breakers,
         )
-        log_writer = RequestLogWriter(store)
+        log_writer = RequestLogWriter(store, max_queue=settings.request_log_buffer)
+        self.metrics.watch_request_log(
+            dropped=lambda: log_writer.dropped,
+            pending=lambda: log_writer.pending,
+            database_up=lambda: bool(getattr(store, "reachable", True)),
+        )
         await log_writer.start()
         self._stack.push_async_callback(log_writer.close)
         retention = LogRetention(
