@@ -8,6 +8,7 @@ records past IMAGEGW_REQUEST_LOG_BUFFER are counted as dropped.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import urllib.request
@@ -68,8 +69,13 @@ def setup_routes(gateway: GatewayThread, emulator: OpenAIEmulator) -> tuple[str,
 
 
 def test_generation_goes_on_through_a_database_outage_and_no_log_record_is_lost(
-    managed_postgres: PostgresServer, database: str, openai_emulator: OpenAIEmulator, tmp_path: Path
+    managed_postgres: PostgresServer,
+    database: str,
+    openai_emulator: OpenAIEmulator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     with running_gateway(tmp_path / "gw", database_url=database, stale_config_max_age_seconds=120.0) as gateway:
         config_id, key = setup_routes(gateway, openai_emulator)
         served: list[str] = []
@@ -117,6 +123,10 @@ def test_generation_goes_on_through_a_database_outage_and_no_log_record_is_lost(
         eventually(lambda: stored_logs(database) == len(served), timeout=30)
         assert metric(gateway, "imagegateway_request_log_dropped_total") == 0
         assert metric(gateway, "imagegateway_database_up") == 1
+    # Said once each way, naming the database; the password is in no log line.
+    assert len([r for r in caplog.records if "is unreachable:" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "is reachable again" in r.getMessage()]) == 1
+    assert PASSWORD not in caplog.text
 
 
 def test_records_past_the_buffer_are_dropped_and_counted(

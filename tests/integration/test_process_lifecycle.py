@@ -185,8 +185,8 @@ def test_an_open_health_watch_does_not_hold_shutdown_for_the_grace_period(data_d
         ),
         (
             "IMAGEGW_DATABASE_URL",
-            "postgresql://igw:hunter2@db.internal/igw",
-            "PostgreSQL support is not built yet; set IMAGEGW_DATABASE_URL to a sqlite:///PATH URL",
+            "postgresql://igw:hunter2@127.0.0.1:1/igw?connect_timeout=2",
+            "cannot open the database postgresql://igw@127.0.0.1:1/igw",
         ),
     ],
 )
@@ -209,8 +209,7 @@ def test_a_redis_url_is_refused_before_anything_is_created(data_dir: Path) -> No
     assert not data_dir.exists()
 
 
-def test_serve_help_says_redis_and_postgresql_are_not_supported_yet() -> None:
+def test_serve_help_says_redis_is_not_supported_yet_and_postgresql_is() -> None:
     shown = subprocess.run([IMAGEGW, "serve", "--help"], capture_output=True, text=True, timeout=60, check=True)
     text = " ".join(shown.stdout.split())
-    assert "Redis is not supported yet" in text and "PostgreSQL is not supported yet" in text
-    assert "postgresql://" not in text
+    assert "Redis is not supported yet" in text and "postgresql://USER:PASSWORD@HOST:PORT/DB" in text

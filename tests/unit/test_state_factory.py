@@ -63,11 +63,10 @@ async def test_close_releases_what_the_backends_hold_once_in_reverse_order() -> 
     assert closed == ["subscriber", "pool"]
 
 
-def test_the_settings_help_says_redis_and_postgresql_are_not_supported_yet() -> None:
+def test_the_settings_help_says_redis_is_not_supported_yet_and_postgresql_is() -> None:
     help_of = {spec.env: spec.help for spec in SETTINGS}
     assert "not supported yet" in help_of["IMAGEGW_REDIS_URL"] and "refused" in help_of["IMAGEGW_REDIS_URL"]
-    assert "postgresql://" not in help_of["IMAGEGW_DATABASE_URL"]
-    assert "PostgreSQL is not supported yet" in help_of["IMAGEGW_DATABASE_URL"]
+    assert "postgresql://USER:PASSWORD@HOST:PORT/DB" in help_of["IMAGEGW_DATABASE_URL"]
 
 
 def test_the_settings_repr_never_shows_a_url_password() -> None:

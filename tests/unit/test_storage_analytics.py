@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from imagegateway_server.storage.analytics import (
@@ -23,8 +24,10 @@ from imagegateway_server.storage.analytics import (
 )
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.migrations import load_migrations
+from imagegateway_server.storage.postgres import PostgresStore
 from imagegateway_server.storage.records import LogFilter, LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
+from tests.postgres_server import PostgresServer
 
 # 10:07:30 UTC: deliberately not on a bucket boundary.
 T0 = datetime(2025, 3, 4, 10, 7, 30, tzinfo=UTC)
@@ -404,3 +407,73 @@ async def test_migration_6_fills_the_columns_of_old_records_and_clears_false_fal
         assert not log_5.fallback_used and "fallback_used" not in json.loads(log_5.payload)
     finally:
         await migrated.close()
+
+
+async def test_both_backends_give_identical_answers(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    records = [
+        LogRecord(**{**{f: getattr(r, f) for f in r.__slots__}, "id": f"log_{i}_{r.id}"})  # type: ignore[arg-type]
+        for i in range(7)
+        for r in seeded_mix()
+    ]
+    url = postgres_server.fresh_database()
+    stores = [SqliteStore(tmp_path / "same.db"), PostgresStore(url)]
+    try:
+        for store in stores:
+            await store.open()
+            await store.append_logs(records)
+        for group_by, key in [(g, "_user" if g == GroupBy.METADATA else "") for g in GroupBy]:
+            for filters in ({}, {"caller_key_id": "key-a"}, {"success": False}):
+                answers = [await store.aggregate_logs(query(group_by, key, **filters)) for store in stores]
+                assert answers[0] == answers[1], (group_by, filters)
+    finally:
+        for store in stores:
+            await store.close()
+        postgres_server.drop_database(url)
+
+
+async def test_postgresql_migration_6_fills_the_columns_of_old_records_and_clears_false_fallbacks(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.fresh_database(migrate=False)
+    old = seeded_mix()
+    try:
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "apply_time BIGINT NOT NULL)"
+            )
+            for migration in load_migrations("postgresql")[:5]:
+                db.execute(migration.sql)  # type: ignore[arg-type]
+                db.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)", (migration.version, migration.name))
+            for rec in old:
+                payload = json.loads(rec.payload)
+                failed_over = rec.status_code != 200 and len({a["target"] for a in payload.get("attempts", [])}) > 1
+                if failed_over:
+                    payload["fallback_used"] = True
+                db.execute(
+                    "INSERT INTO request_logs (id, trace_id, create_time, status_code, provider, model, caller_key_id, "
+                    "config_id, fallback_used, payload, cost_usd) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        rec.id, rec.trace_id, int(rec.create_time.timestamp() * 1_000_000), rec.status_code,
+                        rec.provider, rec.model, rec.caller_key_id, rec.config_id,
+                        rec.fallback_used or failed_over, json.dumps(payload), rec.cost_usd,
+                    ),
+                )  # fmt: skip
+        migrated = PostgresStore(url)
+        await migrated.open()
+        try:
+            assert_agrees(
+                await migrated.aggregate_logs(query(GroupBy.TARGET)),
+                expected(
+                    old,
+                    lambda rec, doc: (
+                        doc.get("served_target") or (doc["attempts"][-1]["target"] if doc.get("attempts") else "")
+                    ),
+                ),
+            )
+            log_5 = await migrated.get_log("log_5")
+            assert not log_5.fallback_used and "fallback_used" not in json.loads(log_5.payload)
+        finally:
+            await migrated.close()
+    finally:
+        postgres_server.drop_database(url)

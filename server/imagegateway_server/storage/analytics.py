@@ -47,6 +47,8 @@ _BUCKET_LADDER = tuple(
 # A range gets at most this many buckets (24 h: 25 hourly ones), so a chart or a sparkline stays readable.
 MAX_BUCKETS = 48
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Decimal places of USD that cost sums are rounded to.
+COST_DIGITS = 9
 
 
 def bucket_size_for(start: datetime, end: datetime) -> timedelta:
@@ -204,7 +206,8 @@ class _Sums:
             retries=self.retries,
             cache_hits=self.cache_hits,
             images=self.images,
-            cost_usd=self.cost_usd,
+            # To the nano-dollar: backends sum floats in their own order, and this keeps their answers equal.
+            cost_usd=round(self.cost_usd, COST_DIGITS),
             latency_p50_ms=percentile(latencies, 0.50),
             latency_p95_ms=percentile(latencies, 0.95),
             latency_p99_ms=percentile(latencies, 0.99),
