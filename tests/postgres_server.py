@@ -2,7 +2,7 @@
 
 ``IMAGEGW_TEST_POSTGRES_URL`` (a URL of a role that may create databases) uses a running server
 instead. Otherwise the cluster is made with the Debian binaries (``IMAGEGW_TEST_POSTGRES_BIN``,
-default ``/usr/lib/postgresql/15/bin``) in a fresh directory, listening on a free loopback port and
+default the newest ``/usr/lib/postgresql/<version>/bin``) in a fresh directory, listening on a free loopback port and
 a socket in that directory, with password (SCRAM) authentication over TCP so that URLs carry a
 password as production ones do. initdb and postgres refuse to run as root: as root they run as
 the ``postgres`` OS user. Durability is off (fsync, synchronous commit): these databases are
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psycopg
 
-DEFAULT_BIN = "/usr/lib/postgresql/15/bin"
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
 USER = "imagegw"
 PASSWORD = "pg-test-secret-0123456789"
 TEMPLATE = "imagegw_template"
@@ -125,6 +125,12 @@ class PostgresServer:
         self._template_ready = True
 
 
+def _newest_debian_bin() -> Path:
+    found = [path for path in DEBIAN_ROOT.glob("*") if path.name.isdigit() and (path / "bin").is_dir()]
+    versions = sorted((int(path.name), path / "bin") for path in found)
+    return versions[-1][1] if versions else DEBIAN_ROOT / "15" / "bin"
+
+
 def _wait_ready(url: str, deadline: float) -> None:
     while True:
         try:
@@ -143,7 +149,7 @@ def running_postgres() -> Iterator[PostgresServer]:
     if given:
         yield PostgresServer(given)
         return
-    bin_dir = Path(os.environ.get("IMAGEGW_TEST_POSTGRES_BIN", DEFAULT_BIN))
+    bin_dir = Path(os.environ.get("IMAGEGW_TEST_POSTGRES_BIN", "") or _newest_debian_bin())
     if not (bin_dir / "initdb").exists():
         raise RuntimeError(
             f"PostgreSQL binaries not found in {bin_dir}; install postgresql or set IMAGEGW_TEST_POSTGRES_URL"
