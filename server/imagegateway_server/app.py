@@ -150,6 +150,7 @@ class GatewayProcess:
         self.metrics.watch_request_log(
             dropped=lambda: log_writer.dropped,
             pending=lambda: log_writer.pending,
+            # Only the PostgreSQL store can be unreachable; SQLite is a file of this process.
             database_up=lambda: bool(getattr(store, "reachable", True)),
         )
         await log_writer.start()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from imagegateway_server.domain.credentials import API_KEY, Credential
-from imagegateway_server.domain.errors import InvalidArgument, StoreUnavailable
+from imagegateway_server.domain.errors import InvalidArgument, NotFound, StoreUnavailable
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.providers.kit.spec import CredentialSchema
 from imagegateway_server.providers.registry import credential_schema as registry_credential_schema
@@ -226,6 +226,9 @@ class VirtualKeyService:
         except StoreUnavailable:
             if cached is not None and cached[2] > now:
                 return cached[0]
+            raise
+        except NotFound:
+            self._cache.pop(virtual_key_id, None)  # deleted elsewhere: never served stale later
             raise
         opened = self._vault.open(record.sealed_secret, associated_data=associated_data(record.id))
         resolved = ResolvedVirtualKey(
