@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,4 +192,50 @@ async def test_filtered_log_listings_are_index_scans_in_listing_order(postgres_s
                 assert "Index Scan Backward using request_logs_by_" in plan, (column, plan)
                 assert "Sort" not in plan, (column, plan)  # the index serves the order: no sort
     finally:
+        postgres_server.drop_database(url)
+
+
+ODD_PAYLOADS = [
+    {},
+    {"attempts": [], "images": [], "latency_ms": ""},
+    {"error_kind": None, "cache_status": "CACHE_STATUS_HIT", "latency_ms": "15.9", "images": [{}, {}, {}]},
+    {"error_kind": "ERROR_KIND_TIMEOUT", "latency_ms": "007", "served_target": "", "attempts": [{"target": "t0"}]},
+    {
+        "served_target": "targets[2]",
+        "attempts": [
+            {"target": "targets[0]", "circuit_open": True},
+            {"target": "targets[1]", "circuit_open": False, "error_kind": "ERROR_KIND_RATE_LIMITED"},
+            {"target": "targets[1]", "circuit_open": None, "retry_index": 1, "error_kind": ""},
+            {"target": "targets[2]", "retry_index": 0},
+            {"target": "targets[2]", "retry_index": 2, "error_kind": None},
+        ],
+    },
+    {"attempts": [{"circuit_open": 0}, {"circuit_open": 1}, {"target": None}], "latency_ms": 12},
+]
+
+
+async def test_the_analytics_columns_are_the_same_as_sqlites_sql_computes(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    records = [
+        dataclasses.replace(_record(f"odd-{n}"), payload=json.dumps(payload)) for n, payload in enumerate(ODD_PAYLOADS)
+    ]
+    columns = (
+        "id, error_kind, cache_hit, latency_ms, image_count, attempt_count, failed_attempt_count, retry_count, "
+        "first_target, last_target"
+    )
+    url = postgres_server.fresh_database()
+    sqlite, postgres = SqliteStore(tmp_path / "odd.db"), PostgresStore(url)
+    try:
+        for store in (sqlite, postgres):
+            await store.open()
+            await store.append_logs(records)
+        from_sqlite = await sqlite._read(f"SELECT {columns} FROM request_logs ORDER BY id")
+        async with postgres._connection() as connection:
+            cursor = await connection.execute(f"SELECT {columns} FROM request_logs ORDER BY id")
+            from_postgres = await cursor.fetchall()
+        assert [(row[0], row[1], bool(row[2]), *row[3:]) for row in from_sqlite] == from_postgres
+    finally:
+        await sqlite.close()
+        await postgres.close()
         postgres_server.drop_database(url)

@@ -9,9 +9,9 @@ microseconds as there, so page tokens and analytics numbers are the same on both
   holds a session lock that a transaction-pooling pgbouncer could strand.
 * Writes that check an invariant across rows (a config name is unique among latest versions, the
   last admin key stays) serialise on an advisory lock, since READ COMMITTED would let two pass.
-* ``append_logs`` COPYs a batch into a temporary table and moves it into ``request_logs`` in the
-  same transaction, skipping ids already stored and computing the analytics columns from the
-  payload in SQL, as SQLite does.
+* ``append_logs`` COPYs a batch straight into ``request_logs``, its analytics columns computed
+  from the payload by the writer (``log_columns.py``), so the shared server does no JSON work per
+  row; a batch holding ids already stored (a retry) goes through a temporary table instead.
 * When the database cannot be reached, every call fails at once with ``StoreUnavailable`` naming
   the database (never its password) while a background probe waits for it to come back: callers
   serve from their caches instead of each waiting on a connect timeout.
@@ -42,6 +42,7 @@ from imagegateway_server.storage.analytics import (
     GroupBy,
 )
 from imagegateway_server.storage.database_url import parse_postgres_url
+from imagegateway_server.storage.log_columns import log_columns
 from imagegateway_server.storage.migrations import check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
 from imagegateway_server.storage.records import (
@@ -80,41 +81,19 @@ _LOG_COLUMNS = (
     "id, trace_id, create_time, status_code, provider, model, caller_key_id, config_id, "
     "fallback_used, payload, virtual_key_id, cost_usd"
 )
-# Each batch is copied into a temporary table dropped at commit (COPY cannot skip ids already
-# stored), then moved into request_logs with the analytics columns computed; one transaction, so a
-# transaction-pooling pgbouncer keeps it on one server connection.
-_BATCH_TABLE = (
-    "CREATE TEMPORARY TABLE request_logs_batch (id text, trace_id text, create_time bigint, status_code integer, "
-    "provider text, model text, caller_key_id text, config_id text, fallback_used boolean, payload text, "
-    "virtual_key_id text, cost_usd double precision) ON COMMIT DROP"
-)
 _ANALYTICS_COLUMNS = (
     "error_kind, cache_hit, latency_ms, image_count, attempt_count, failed_attempt_count, retry_count, "
     "first_target, last_target"
 )
-# The analytics columns from the payload ``j.p`` (jsonb): the same expressions as the backfill in
-# migrations/postgresql/0006, and the same meaning as SQLite's json_extract ones.
-_CALLS = (
-    "jsonb_array_elements(CASE jsonb_typeof(j.p -> 'attempts') WHEN 'array' THEN j.p -> 'attempts' ELSE '[]' END) "
-    "AS a(v) WHERE coalesce(a.v -> 'circuit_open', 'false') IN ('false', '0', 'null')"
-)
-_ANALYTICS_VALUES = (
-    "coalesce(j.p ->> 'error_kind', ''), "
-    "coalesce(j.p ->> 'cache_status', '') = 'CACHE_STATUS_HIT', "
-    r"CASE WHEN j.p ->> 'latency_ms' ~ '^[0-9]+(\.[0-9]*)?$' THEN trunc((j.p ->> 'latency_ms')::numeric)::bigint "
-    "ELSE 0 END, "
-    "CASE jsonb_typeof(j.p -> 'images') WHEN 'array' THEN jsonb_array_length(j.p -> 'images') ELSE 0 END, "
-    f"(SELECT count(*) FROM {_CALLS}), "
-    f"(SELECT count(*) FROM {_CALLS} AND coalesce(a.v ->> 'error_kind', '') != ''), "
-    f"(SELECT count(*) FROM {_CALLS} AND jsonb_typeof(a.v -> 'retry_index') = 'number' "
-    "AND (a.v ->> 'retry_index')::numeric > 0), "
-    "coalesce(j.p -> 'attempts' -> 0 ->> 'target', ''), "
-    "coalesce(nullif(j.p ->> 'served_target', ''), j.p -> 'attempts' -> -1 ->> 'target', '')"
-)
-_APPEND_LOGS = (
+_COPY_LOGS = f"COPY request_logs ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) FROM STDIN"
+# The slow path, for a batch some of whose ids are stored already (a retry after a write whose
+# outcome was unknown): COPY into a temporary table dropped at commit, then move what is new. One
+# transaction, so a transaction-pooling pgbouncer keeps it on one server connection.
+_BATCH_TABLE = "CREATE TEMPORARY TABLE request_logs_batch (LIKE request_logs) ON COMMIT DROP"
+_COPY_BATCH = f"COPY request_logs_batch ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) FROM STDIN"
+_MOVE_BATCH = (
     f"INSERT INTO request_logs ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) "
-    f"SELECT r.*, {_ANALYTICS_VALUES} FROM request_logs_batch AS r "
-    "CROSS JOIN LATERAL (SELECT r.payload::jsonb AS p) AS j ON CONFLICT (id) DO NOTHING"
+    f"SELECT {_LOG_COLUMNS}, {_ANALYTICS_COLUMNS} FROM request_logs_batch ON CONFLICT (id) DO NOTHING"
 )
 _SUCCESS = "status_code BETWEEN 200 AND 299"
 # Request-log rows deleted per transaction when pruning.
@@ -787,15 +766,24 @@ class PostgresStore:
                 record.payload,
                 record.virtual_key_id,
                 record.cost_usd,
+                *log_columns(record.payload),
             )
             for record in records
         ]
-        async with self._transaction() as connection:
-            await connection.execute(_BATCH_TABLE)
-            async with connection.cursor().copy(f"COPY request_logs_batch ({_LOG_COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    await copy.write_row(row)
-            await connection.execute(_APPEND_LOGS)
+        try:
+            async with self._transaction() as connection:
+                await self._copy(connection, _COPY_LOGS, rows)
+        except psycopg.errors.UniqueViolation:
+            async with self._transaction() as connection:
+                await connection.execute(_BATCH_TABLE)
+                await self._copy(connection, _COPY_BATCH, rows)
+                await connection.execute(_MOVE_BATCH)
+
+    @staticmethod
+    async def _copy(connection: Connection, statement: str, rows: Sequence[Row]) -> None:
+        async with connection.cursor().copy(statement) as copy:
+            for row in rows:
+                await copy.write_row(row)
 
     async def get_log(self, log_id: str) -> LogRecord:
         rows = await self._read(f"SELECT {_LOG_COLUMNS} FROM request_logs WHERE id = %s", (log_id,))

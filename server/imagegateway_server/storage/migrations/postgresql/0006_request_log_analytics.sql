@@ -1,6 +1,6 @@
 -- What analytics aggregates, copied out of the payload into columns so a range is summed by indexed
--- SQL without parsing JSON per row (the twin of sqlite/0006; append_logs fills them from the payload
--- in the same INSERT, with the same expressions as the backfill below).
+-- SQL without parsing JSON per row (the twin of sqlite/0006). New rows get them from the log writer
+-- (storage/log_columns.py, the same definitions); the backfill below fills rows written before.
 
 ALTER TABLE request_logs ADD COLUMN error_kind TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE request_logs ADD COLUMN cache_hit BOOLEAN NOT NULL DEFAULT false;
