@@ -230,7 +230,8 @@ def _group_column(query: AnalyticsQuery) -> tuple[str, list[Any]]:
     """The SQL expression of a row's group, and its parameters."""
     if query.group_by == GroupBy.METADATA:
         # The key is bound as a parameter; a value that is not a string groups as its JSON text.
-        return "coalesce(payload::jsonb -> 'metadata' ->> %s, '')", [query.metadata_key]
+        # ``json`` rather than ``jsonb``: read once per row, the text parse is the cheaper one.
+        return "coalesce(payload::json -> 'metadata' ->> %s, '')", [query.metadata_key]
     column = {
         GroupBy.PROVIDER: "provider",
         GroupBy.MODEL: "model",
