@@ -69,5 +69,10 @@ bench: install
 bench-analytics: install
 	$(PY) bench/analytics_rollup.py $(BENCH_ANALYTICS_ARGS)
 
+# The PostgreSQL request-log writer at a steady 2,000 records/s on a temp server (~25 s; docs/postgresql.md).
+.PHONY: bench-postgres
+bench-postgres: install
+	$(PY) bench/postgres_log_writer.py $(BENCH_POSTGRES_ARGS)
+
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from imagegateway import ImageGatewayClient
+from imagegateway_server.storage.base import Store
+from imagegateway_server.storage.factory import store_for_url
 from tests.emulators import (
     AzureOpenAIEmulator,
     BedrockEmulator,
@@ -21,6 +24,7 @@ from tests.emulators import (
 )
 from tests.emulators.vertex import service_account_key
 from tests.harness import GatewayThread, running_gateway
+from tests.postgres_server import PostgresServer, running_postgres
 from tests.redis_server import RedisServer, running_redis
 
 OPENAI_SECRET = "sk-test-openai-0123456789abcdef"
@@ -36,6 +40,37 @@ COOKBOOK_STABILITY_VK = "stability-ai-virtualkey"
 COOKBOOK_OPENAI_VK = "open-ai-virtual-key"
 
 T = TypeVar("T")
+
+# Every store test runs on each backend: ``store_url`` and ``any_store`` are parametrized over them.
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (tests/postgres_server.py), started on first use."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, empty database of each backend: a SQLite file, or a migrated PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'gateway.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.fresh_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+async def any_store(store_url: str) -> AsyncIterator[Store]:
+    """An open store of each backend, closed after the test."""
+    store = store_for_url(store_url)
+    await store.open()
+    yield store
+    await store.close()
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,11 @@ class GatewayProcess:
         host_policy = UpstreamHostPolicy(settings.allowed_upstream_hosts)
 
         changes = backends.changes
-        api_keys = ApiKeyService(store, on_change=lambda key_id: changes.publish(RecordKind.API_KEY, key_id))
+        # While the database is unreachable, what was read within this many seconds is still used.
+        stale = settings.stale_config_max_age_seconds
+        api_keys = ApiKeyService(
+            store, stale_max_age=stale, on_change=lambda key_id: changes.publish(RecordKind.API_KEY, key_id)
+        )
         changes.subscribe(RecordKind.API_KEY, api_keys.evict)
         self.bootstrap_admin_key = await api_keys.ensure_bootstrap_admin(settings.admin_key or None)
         if self.bootstrap_admin_key:
@@ -144,6 +148,7 @@ class GatewayProcess:
             store,
             vault,
             canonicalize_provider=canonical_provider,
+            stale_max_age=stale,
             on_change=lambda vk_id: changes.publish(RecordKind.VIRTUAL_KEY, vk_id),
         )
         changes.subscribe(RecordKind.VIRTUAL_KEY, virtual_keys.evict)
@@ -155,6 +160,7 @@ class GatewayProcess:
             virtual_key_exists=virtual_keys.get,
             max_depth=settings.max_config_depth,
             max_targets=settings.max_targets,
+            stale_max_age=stale,
             on_change=lambda config_id: changes.publish(RecordKind.CONFIG, config_id),
         )
         changes.subscribe(RecordKind.CONFIG, configs.evict)
@@ -174,7 +180,13 @@ class GatewayProcess:
                 memory_seconds=settings.retired_model_memory_seconds,
             ),
         )
-        log_writer = RequestLogWriter(store)
+        log_writer = RequestLogWriter(store, max_queue=settings.request_log_buffer)
+        self.metrics.watch_request_log(
+            dropped=lambda: log_writer.dropped,
+            pending=lambda: log_writer.pending,
+            # Only the PostgreSQL store can be unreachable; SQLite is a file of this process.
+            database_up=lambda: bool(getattr(store, "reachable", True)),
+        )
         await log_writer.start()
         self._stack.push_async_callback(log_writer.close)
         retention = LogRetention(

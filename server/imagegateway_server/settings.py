@@ -43,8 +43,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "database_url",
         "IMAGEGW_DATABASE_URL",
         "",
-        "sqlite:///PATH (default: a sqlite file in the data dir); PostgreSQL is not supported yet "
-        "and is refused at start",
+        "sqlite:///PATH (default: a sqlite file in the data dir), or postgresql://USER:PASSWORD@HOST:PORT/DB "
+        "(libpq parameters such as sslmode in the query) for a database replicas share",
+    ),
+    SettingSpec(
+        "stale_config_max_age_seconds",
+        "IMAGEGW_STALE_CONFIG_MAX_AGE",
+        "3600",
+        "while the database is unreachable, saved configs, virtual keys and API keys read from it at most "
+        "this many seconds ago are still used (0: not at all)",
+    ),
+    SettingSpec(
+        "request_log_buffer",
+        "IMAGEGW_REQUEST_LOG_BUFFER",
+        "100000",
+        "request log records kept in memory until the database takes them (it is slow or unreachable); "
+        "past this, records are dropped and counted in imagegateway_request_log_dropped_total",
     ),
     SettingSpec("data_dir", "IMAGEGW_DATA_DIR", "./.imagegw", "embedded data; created with 0700"),
     SettingSpec(
@@ -314,6 +328,8 @@ class Settings:
     http_addr: str = "127.0.0.1:8787"
     metrics_addr: str = "127.0.0.1:9464"
     database_url: str = ""
+    stale_config_max_age_seconds: float = 3600.0
+    request_log_buffer: int = 100_000
     data_dir: Path = Path("./.imagegw")
     redis_url: str = ""
     redis_timeout_seconds: float = 0.25
@@ -369,6 +385,10 @@ class Settings:
                 http_addr=raw["http_addr"],
                 metrics_addr=raw["metrics_addr"],
                 database_url=raw["database_url"],
+                stale_config_max_age_seconds=_bounded(
+                    "IMAGEGW_STALE_CONFIG_MAX_AGE", raw["stale_config_max_age_seconds"], float, 0, 7 * 86400
+                ),
+                request_log_buffer=_bounded("IMAGEGW_REQUEST_LOG_BUFFER", raw["request_log_buffer"], int, 1, 10**8),
                 data_dir=Path(raw["data_dir"]),
                 redis_url=raw["redis_url"],
                 workers=_workers(raw["workers"]),

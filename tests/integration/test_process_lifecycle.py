@@ -185,8 +185,8 @@ def test_an_open_health_watch_does_not_hold_shutdown_for_the_grace_period(data_d
         ),
         (
             "IMAGEGW_DATABASE_URL",
-            "postgresql://igw:hunter2@db.internal/igw",
-            "PostgreSQL support is not built yet; set IMAGEGW_DATABASE_URL to a sqlite:///PATH URL",
+            "postgresql://igw:hunter2@127.0.0.1:1/igw?connect_timeout=2",
+            "cannot open the database postgresql://igw@127.0.0.1:1/igw",
         ),
     ],
 )
@@ -209,9 +209,9 @@ def test_a_url_that_cannot_be_redis_is_refused_before_anything_is_created(data_d
     assert not data_dir.exists()
 
 
-def test_serve_help_names_the_redis_url_forms_and_says_postgresql_is_not_supported_yet() -> None:
+def test_serve_help_names_the_redis_and_postgresql_url_forms() -> None:
     shown = subprocess.run([IMAGEGW, "serve", "--help"], capture_output=True, text=True, timeout=60, check=True)
     text = " ".join(shown.stdout.split())
     assert "redis://" in text and "rediss://" in text and "IMAGEGW_REDIS_TIMEOUT_SECONDS" in text
-    assert "PostgreSQL is not supported yet" in text
-    assert "postgresql://" not in text
+    assert "postgresql://USER:PASSWORD@HOST:PORT/DB" in text
+    assert "not supported yet" not in text

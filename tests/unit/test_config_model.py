@@ -38,6 +38,7 @@ from imagegateway_server.routing.finite_numbers import refuse_non_finite_numbers
 from imagegateway_server.routing.plan import compile_plan, leaves
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.security.vault import Vault
+from imagegateway_server.storage.base import Store
 from tests.fuzz.json_inputs import base_configs
 
 PROFILE = settings(deadline=None, max_examples=150)
@@ -261,34 +262,28 @@ def test_a_document_that_is_not_a_stored_config_is_a_store_fault() -> None:
         config_from_document({"weight": "heavy"})
 
 
-async def test_saved_configs_store_the_same_document_and_read_old_rows(tmp_path: Any) -> None:
-    from imagegateway_server.storage.sqlite import SqliteStore
-
-    store = SqliteStore(tmp_path / "imagegw.db")
-    await store.open()
-    try:
-        vault = Vault({"k1": b"\x01" * 32}, "k1")
-        service = ConfigService(
-            store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(("127.0.0.1",))
-        )
-        document = {
-            "strategy": {"mode": "fallback"},
-            "request_timeout": 5000,
-            "override_params": {"model": "dall-e-3"},
-            "targets": [{"provider": "openai", "api_key": "sk-one"}, {"virtual_key": "vk"}],
-        }
-        record = await service.create("c", parse_config(document))
-        redacted = parse_config_message(document)
-        redacted.targets[0].ClearField("api_key")
-        assert record.document == json.dumps(proto_document(redacted))  # what the proto path wrote
-        assert "sk-one" not in record.document
-        resolved = await service.resolve(record.id)
-        assert [leaf.credential and leaf.credential.value("api_key") for leaf in leaves(resolved.plan)] == [
-            "sk-one",
-            None,
-        ]
-    finally:
-        await store.close()
+async def test_saved_configs_store_the_same_document_and_read_old_rows(any_store: Store) -> None:
+    store = any_store
+    vault = Vault({"k1": b"\x01" * 32}, "k1")
+    service = ConfigService(
+        store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy(("127.0.0.1",))
+    )
+    document = {
+        "strategy": {"mode": "fallback"},
+        "request_timeout": 5000,
+        "override_params": {"model": "dall-e-3"},
+        "targets": [{"provider": "openai", "api_key": "sk-one"}, {"virtual_key": "vk"}],
+    }
+    record = await service.create("c", parse_config(document))
+    redacted = parse_config_message(document)
+    redacted.targets[0].ClearField("api_key")
+    assert record.document == json.dumps(proto_document(redacted))  # what the proto path wrote
+    assert "sk-one" not in record.document
+    resolved = await service.resolve(record.id)
+    assert [leaf.credential and leaf.credential.value("api_key") for leaf in leaves(resolved.plan)] == [
+        "sk-one",
+        None,
+    ]
 
 
 AZURE_TARGET = {
@@ -300,53 +295,41 @@ AZURE_TARGET = {
 }
 
 
-async def test_every_secret_credential_field_is_sealed_and_the_public_ones_are_stored(tmp_path: Any) -> None:
-    from imagegateway_server.storage.sqlite import SqliteStore
-
-    store = SqliteStore(tmp_path / "imagegw.db")
-    await store.open()
-    try:
-        vault = Vault({"k1": b"\x01" * 32}, "k1")
-        service = ConfigService(store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy())
-        document = {
-            "strategy": {"mode": "fallback"},
-            "targets": [AZURE_TARGET, {"provider": "openai", "api_key": "sk-two"}],
-        }
-        record = await service.create("c", parse_config(document))
-        stored = json.loads(record.document)
-        assert "entra-token-secret" not in record.document and "sk-two" not in record.document
-        assert stored["targets"][0] == {k: v for k, v in AZURE_TARGET.items() if k != "azure_ad_token"}
-        assert record.sealed_secrets is not None
-        sealed = json.loads(vault.open(record.sealed_secrets, associated_data=config_associated_data(record.id)))
-        assert sealed == {"targets[0]": {"azure_ad_token": "entra-token-secret"}, "targets[1]": {"api_key": "sk-two"}}
-        azure, openai = leaves((await service.resolve(record.id)).plan)
-        assert azure.credential is not None and openai.credential is not None
-        assert azure.credential.value("azure_ad_token") == "entra-token-secret"
-        assert azure.credential.public_fields() == {
-            "resource_name": "my-resource",
-            "deployment_id": "dalle3",
-            "api_version": "2024-10-21",
-        }
-        assert openai.credential.value("api_key") == "sk-two"
-    finally:
-        await store.close()
+async def test_every_secret_credential_field_is_sealed_and_the_public_ones_are_stored(any_store: Store) -> None:
+    store = any_store
+    vault = Vault({"k1": b"\x01" * 32}, "k1")
+    service = ConfigService(store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy())
+    document = {
+        "strategy": {"mode": "fallback"},
+        "targets": [AZURE_TARGET, {"provider": "openai", "api_key": "sk-two"}],
+    }
+    record = await service.create("c", parse_config(document))
+    stored = json.loads(record.document)
+    assert "entra-token-secret" not in record.document and "sk-two" not in record.document
+    assert stored["targets"][0] == {k: v for k, v in AZURE_TARGET.items() if k != "azure_ad_token"}
+    assert record.sealed_secrets is not None
+    sealed = json.loads(vault.open(record.sealed_secrets, associated_data=config_associated_data(record.id)))
+    assert sealed == {"targets[0]": {"azure_ad_token": "entra-token-secret"}, "targets[1]": {"api_key": "sk-two"}}
+    azure, openai = leaves((await service.resolve(record.id)).plan)
+    assert azure.credential is not None and openai.credential is not None
+    assert azure.credential.value("azure_ad_token") == "entra-token-secret"
+    assert azure.credential.public_fields() == {
+        "resource_name": "my-resource",
+        "deployment_id": "dalle3",
+        "api_version": "2024-10-21",
+    }
+    assert openai.credential.value("api_key") == "sk-two"
 
 
-async def test_a_config_sealed_as_path_to_api_key_still_opens(tmp_path: Any) -> None:
-    from imagegateway_server.storage.sqlite import SqliteStore
-
-    store = SqliteStore(tmp_path / "imagegw.db")
-    await store.open()
-    try:
-        vault = Vault({"k1": b"\x01" * 32}, "k1")
-        service = ConfigService(store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy())
-        record = await service.create("c", parse_config({"provider": "openai", "api_key": "sk-new"}))
-        old_form = vault.seal(json.dumps({"": "sk-old"}).encode(), associated_data=config_associated_data(record.id))
-        await store.add_config_version(dataclasses.replace(record, version=2, sealed_secrets=old_form))
-        (leaf,) = leaves((await service.resolve(record.id)).plan)
-        assert leaf.credential is not None and leaf.credential.value("api_key") == "sk-old"
-    finally:
-        await store.close()
+async def test_a_config_sealed_as_path_to_api_key_still_opens(any_store: Store) -> None:
+    store = any_store
+    vault = Vault({"k1": b"\x01" * 32}, "k1")
+    service = ConfigService(store, vault, canonical_provider=lambda n: n, host_policy=UpstreamHostPolicy())
+    record = await service.create("c", parse_config({"provider": "openai", "api_key": "sk-new"}))
+    old_form = vault.seal(json.dumps({"": "sk-old"}).encode(), associated_data=config_associated_data(record.id))
+    await store.add_config_version(dataclasses.replace(record, version=2, sealed_secrets=old_form))
+    (leaf,) = leaves((await service.resolve(record.id)).plan)
+    assert leaf.credential is not None and leaf.credential.value("api_key") == "sk-old"
 
 
 def test_credential_fields_are_the_set_ones_and_redaction_removes_every_secret() -> None:

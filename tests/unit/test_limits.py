@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -28,8 +27,8 @@ from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from imagegateway_server.state.limit_counters import Period, to_micros
+from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import LogRecord
-from imagegateway_server.storage.sqlite import SqliteStore
 from tests.credentials import api_key
 
 PRICES = load_price_table()
@@ -417,24 +416,20 @@ def log_record(n: int, when: datetime, key: str, cost: float, vk: str = "") -> L
     )
 
 
-async def test_spend_is_recomputed_from_the_request_log_after_a_restart(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "gw.db")
-    await store.open()
-    try:
-        await store.append_logs(
-            [
-                log_record(1, datetime(2025, 2, 28, 23, 59, tzinfo=UTC), "key-1", 5.0, "vk-a"),  # last month
-                log_record(2, datetime(2025, 3, 2, 9, 0, tzinfo=UTC), "key-1", 1.0, "vk-a"),
-                log_record(3, NOON - timedelta(hours=2), "key-1", 0.25, "vk-a"),
-                log_record(4, NOON - timedelta(hours=1), "key-2", 0.5),
-                log_record(5, NOON - timedelta(minutes=5), "key-2", 0.0, "vk-a"),  # a failure or a cache hit
-            ]
-        )
-        counters = InProcessLimitCounters()
-        gate = limiter(counters=counters)
-        await gate.restore(store)
-    finally:
-        await store.close()
+async def test_spend_is_recomputed_from_the_request_log_after_a_restart(any_store: Store) -> None:
+    store = any_store
+    await store.append_logs(
+        [
+            log_record(1, datetime(2025, 2, 28, 23, 59, tzinfo=UTC), "key-1", 5.0, "vk-a"),  # last month
+            log_record(2, datetime(2025, 3, 2, 9, 0, tzinfo=UTC), "key-1", 1.0, "vk-a"),
+            log_record(3, NOON - timedelta(hours=2), "key-1", 0.25, "vk-a"),
+            log_record(4, NOON - timedelta(hours=1), "key-2", 0.5),
+            log_record(5, NOON - timedelta(minutes=5), "key-2", 0.0, "vk-a"),  # a failure or a cache hit
+        ]
+    )
+    counters = InProcessLimitCounters()
+    gate = limiter(counters=counters)
+    await gate.restore(store)
     assert counters.spent("api_key:key-1", Period.MONTH, NOON) == to_micros(1.25)
     assert counters.spent("api_key:key-1", Period.DAY, NOON) == to_micros(0.25)
     assert counters.spent("api_key:key-2", Period.DAY, NOON) == to_micros(0.5)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from imagegateway_server.observability.log_retention import LogRetention
+from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import LogFilter, LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 
@@ -17,11 +18,18 @@ T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """For the tests of SQLite's own query plans and of a SqliteStore subclass."""
     opened = SqliteStore(tmp_path / "gateway.db")
     await opened.open()
     yield opened
     await opened.close()
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Each backend in turn (tests/conftest.py)."""
+    return any_store
 
 
 def record(
@@ -46,7 +54,7 @@ def record(
     )
 
 
-async def all_ids(store: SqliteStore) -> list[str]:
+async def all_ids(store: Store) -> list[str]:
     ids: list[str] = []
     token = ""
     while True:
@@ -57,14 +65,14 @@ async def all_ids(store: SqliteStore) -> list[str]:
         token = page.next_page_token
 
 
-async def test_prune_by_age_deletes_only_records_older_than_the_cut(store: SqliteStore) -> None:
+async def test_prune_by_age_deletes_only_records_older_than_the_cut(store: Store) -> None:
     await store.append_logs([record(i) for i in range(10)])
     deleted = await store.prune_logs(older_than=T0 + timedelta(seconds=4))
     assert deleted == 4
     assert sorted(await all_ids(store)) == [f"log-{i:06d}" for i in range(4, 10)]
 
 
-async def test_prune_by_count_keeps_the_newest(store: SqliteStore) -> None:
+async def test_prune_by_count_keeps_the_newest(store: Store) -> None:
     same_time = T0 + timedelta(seconds=100)
     # Three records share a create time: the order among them is by id, as in listings.
     await store.append_logs([record(i) for i in range(5)] + [record(i, when=same_time) for i in range(5, 8)])
@@ -75,20 +83,20 @@ async def test_prune_by_count_keeps_the_newest(store: SqliteStore) -> None:
     assert await all_ids(store) == []
 
 
-async def test_prune_by_age_and_count_together(store: SqliteStore) -> None:
+async def test_prune_by_age_and_count_together(store: Store) -> None:
     await store.append_logs([record(i) for i in range(10)])
     assert await store.prune_logs(older_than=T0 + timedelta(seconds=2), keep_max=5) == 5
     assert await all_ids(store) == [f"log-{i:06d}" for i in range(9, 4, -1)]
 
 
-async def test_a_large_prune_runs_in_chunks_and_deletes_everything_asked(store: SqliteStore) -> None:
+async def test_a_large_prune_runs_in_chunks_and_deletes_everything_asked(store: Store) -> None:
     await store.append_logs([record(i, when=T0 + timedelta(microseconds=i)) for i in range(12_345)])
     assert await store.prune_logs(keep_max=345) == 12_000
     ids = await all_ids(store)
     assert len(ids) == 345 and ids[0] == "log-012344" and ids[-1] == "log-012000"
 
 
-async def test_prune_refuses_a_naive_time_and_a_negative_count(store: SqliteStore) -> None:
+async def test_prune_refuses_a_naive_time_and_a_negative_count(store: Store) -> None:
     await store.append_logs([record(1)])
     with pytest.raises(ValueError):
         await store.prune_logs(older_than=datetime(2030, 1, 1))
@@ -97,12 +105,12 @@ async def test_prune_refuses_a_naive_time_and_a_negative_count(store: SqliteStor
     assert await all_ids(store) == ["log-000001"]
 
 
-async def test_prune_with_no_limits_deletes_nothing(store: SqliteStore) -> None:
+async def test_prune_with_no_limits_deletes_nothing(store: Store) -> None:
     await store.append_logs([record(i) for i in range(3)])
     assert await store.prune_logs() == 0
 
 
-async def test_list_logs_filters_by_model_config_and_fallback(store: SqliteStore) -> None:
+async def test_list_logs_filters_by_model_config_and_fallback(store: Store) -> None:
     await store.append_logs(
         [
             record(1, model="dall-e-3", config_id="cfg-a", fallback_used=True),
@@ -123,7 +131,8 @@ async def test_list_logs_filters_by_model_config_and_fallback(store: SqliteStore
     assert await ids(model="core", fallback_used=True) == []
 
 
-async def test_the_new_filters_are_served_by_indexes(store: SqliteStore) -> None:
+async def test_the_new_filters_are_served_by_indexes(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     for column, index in (
         ("model", "request_logs_by_model"),
         ("config_id", "request_logs_by_config"),
@@ -139,7 +148,7 @@ async def test_the_new_filters_are_served_by_indexes(store: SqliteStore) -> None
         assert "TEMP B-TREE" not in details  # the index serves the order too: no sort
 
 
-async def test_retention_prunes_by_age_and_count_relative_to_now(store: SqliteStore) -> None:
+async def test_retention_prunes_by_age_and_count_relative_to_now(store: Store) -> None:
     await store.append_logs([record(i) for i in range(20)])
     retention = LogRetention(
         store, max_age=timedelta(seconds=10), max_records=5, now=lambda: T0 + timedelta(seconds=15)
@@ -148,7 +157,7 @@ async def test_retention_prunes_by_age_and_count_relative_to_now(store: SqliteSt
     assert await all_ids(store) == [f"log-{i:06d}" for i in range(19, 14, -1)]
 
 
-async def test_retention_runs_in_the_background_until_closed(store: SqliteStore) -> None:
+async def test_retention_runs_in_the_background_until_closed(store: Store) -> None:
     await store.append_logs([record(i) for i in range(30)])
     retention = LogRetention(store, max_age=None, max_records=10, interval=0.05)
     await retention.start()
@@ -168,7 +177,11 @@ async def test_retention_runs_in_the_background_until_closed(store: SqliteStore)
         await retention.close()
 
 
-async def test_a_failing_prune_is_logged_and_retried(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failing_prune_is_logged_and_retried(
+    sqlite_store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = sqlite_store
+
     class FlakyStore(SqliteStore):
         failures = 1
 

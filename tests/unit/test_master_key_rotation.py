@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,9 @@ from imagegateway_server.security.vault import Vault, VaultError, load_vault, ma
 from imagegateway_server.security.virtual_keys import VirtualKeyService
 from imagegateway_server.security.virtual_keys import associated_data as virtual_key_associated_data
 from imagegateway_server.settings import Settings
+from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.sqlite import SqliteStore
+from tests.stores import execute
 
 OLD, NEW, STRANGER = (secrets.token_bytes(32) for _ in range(3))
 OLD_ID, NEW_ID = master_key_id(OLD), master_key_id(NEW)
@@ -40,22 +41,20 @@ def encoded(key: bytes) -> str:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "imagegw.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def store(any_store: Store) -> Store:
+    """Each backend in turn (tests/conftest.py)."""
+    return any_store
 
 
-def virtual_keys(store: SqliteStore, vault: Vault) -> VirtualKeyService:
+def virtual_keys(store: Store, vault: Vault) -> VirtualKeyService:
     return VirtualKeyService(store, vault, canonicalize_provider=canonical_provider, cache_ttl=0)
 
 
-def configs(store: SqliteStore, vault: Vault) -> ConfigService:
+def configs(store: Store, vault: Vault) -> ConfigService:
     return ConfigService(store, vault, canonical_provider=canonical_provider, host_policy=UpstreamHostPolicy())
 
 
-async def seed(store: SqliteStore) -> str:
+async def seed(store: Store) -> str:
     """Two virtual keys and a config with two versions, all sealed under the old key."""
     keys = virtual_keys(store, OLD_VAULT)
     await keys.create("alpha", "openai", "sk-alpha-secret")
@@ -66,7 +65,7 @@ async def seed(store: SqliteStore) -> str:
     return record.id
 
 
-async def test_rotation_moves_every_secret_under_the_new_key_and_the_old_key_can_go(store: SqliteStore) -> None:
+async def test_rotation_moves_every_secret_under_the_new_key_and_the_old_key_can_go(store: Store) -> None:
     config_id = await seed(store)
     before = {k.id: k.rotate_time for k in await store.all_virtual_keys_sealed()}
 
@@ -89,7 +88,7 @@ async def test_rotation_moves_every_secret_under_the_new_key_and_the_old_key_can
         ) == ["sk-config-secret-1", "sk-config-secret-2"]
 
 
-async def test_a_second_run_has_nothing_to_do(store: SqliteStore) -> None:
+async def test_a_second_run_has_nothing_to_do(store: Store) -> None:
     await seed(store)
     await rotate_master_key(store, ROTATING_VAULT)
     again = await rotate_master_key(store, ROTATING_VAULT)
@@ -97,7 +96,7 @@ async def test_a_second_run_has_nothing_to_do(store: SqliteStore) -> None:
     assert (again.virtual_keys.already_current, again.config_versions.already_current) == (2, 2)
 
 
-async def test_a_dry_run_counts_and_writes_nothing(store: SqliteStore) -> None:
+async def test_a_dry_run_counts_and_writes_nothing(store: Store) -> None:
     await seed(store)
     report = await rotate_master_key(store, ROTATING_VAULT, dry_run=True)
     assert report.dry_run and report.virtual_keys.rewrapped == 2
@@ -129,7 +128,7 @@ async def test_a_secret_rotated_by_a_live_gateway_meanwhile_is_never_reverted(tm
         await store.close()
 
 
-async def test_rows_under_an_unlisted_key_are_reported_not_skipped(store: SqliteStore) -> None:
+async def test_rows_under_an_unlisted_key_are_reported_not_skipped(store: Store) -> None:
     await seed(store)
     stranger_id = master_key_id(STRANGER)
     await virtual_keys(store, Vault({stranger_id: STRANGER}, stranger_id)).create("gamma", "openai", "sk-g")
@@ -179,15 +178,15 @@ def test_settings_never_print_previous_master_keys() -> None:
     assert encoded(OLD) not in repr(settings)
 
 
-async def test_virtual_keys_of_both_layouts_are_rewrapped(store: SqliteStore) -> None:
+async def test_virtual_keys_of_both_layouts_are_rewrapped(store: Store) -> None:
     # A row written before typed credentials (the bare key sealed, no public fields), and a typed one.
     sealed = OLD_VAULT.seal(b"sk-legacy-secret", associated_data=virtual_key_associated_data("legacy"))
-    async with store._transaction() as connection:
-        await connection.execute(
-            "INSERT INTO virtual_keys (id, name, provider, base_url, sealed_secret, create_time, rotate_time) "
-            "VALUES ('legacy', 'legacy', 'openai', NULL, ?, 0, 0)",
-            (sealed,),
-        )
+    await execute(
+        store,
+        "INSERT INTO virtual_keys (id, name, provider, base_url, sealed_secret, create_time, rotate_time) "
+        "VALUES ('legacy', 'legacy', 'openai', NULL, ?, 0, 0)",
+        (sealed,),
+    )
     await virtual_keys(store, OLD_VAULT).create("typed", "openai", "", credential_fields={"api_key": "sk-typed"})
     report = await rotate_master_key(store, ROTATING_VAULT)
     assert report.ok and report.virtual_keys.rewrapped == 2

@@ -9,10 +9,11 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -26,30 +27,31 @@ from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, Ima
 from imagegateway_server.observability.log_records import HASH_IN_THREAD_BYTES, PendingLogRecord, pending_log_record
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.routing.plan import Leaf
+from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
 
 
-class BatchRecordingStore(SqliteStore):
-    """The real SQLite store, noting the size of every batch it is given."""
+class BatchRecordingStore:
+    """A real store (each backend in turn), noting the size of every batch it is given."""
 
-    def __init__(self, path: Path, **options: float) -> None:
-        super().__init__(path, **options)
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
         self.batches: list[int] = []
 
     async def append_logs(self, records: Sequence[LogRecord]) -> None:
         self.batches.append(len(records))
-        await super().append_logs(records)
+        await self.inner.append_logs(records)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[BatchRecordingStore]:
-    opened = BatchRecordingStore(tmp_path / "gateway.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def store(any_store: Store) -> BatchRecordingStore:
+    return BatchRecordingStore(any_store)
 
 
 def record(index: int) -> LogRecord:

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from imagegateway_server.domain.errors import FailedPrecondition, InvalidArgument, NotFound, Unauthenticated
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.security.api_keys import ApiKeyService, generate_api_key, hash_api_key
-from imagegateway_server.storage.sqlite import SqliteStore
+from imagegateway_server.storage.base import Store
+from tests.stores import stored_bytes
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "gateway.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def store(any_store: Store) -> Store:
+    """Each backend in turn (tests/conftest.py)."""
+    return any_store
 
 
 class Clock:
@@ -48,41 +45,40 @@ def test_generated_keys_have_the_igw_shape() -> None:
     assert generate_api_key()[0] != plaintext
 
 
-async def test_created_key_authenticates_and_only_its_hash_is_stored(store: SqliteStore) -> None:
+async def test_created_key_authenticates_and_only_its_hash_is_stored(store: Store) -> None:
     service = ApiKeyService(store)
     record, plaintext = await service.create("ci", "generate")
     assert (record.scope, record.display_prefix) == ("generate", plaintext[:10])
     assert await service.authenticate(plaintext) == record
     assert plaintext not in repr(record) and record.key_hash not in repr(record)
     await store.close()
-    files = [store.path, Path(f"{store.path}-wal")]
-    contents = b"".join(path.read_bytes() for path in files if path.exists())
+    await store.open()
+    contents = await stored_bytes(store)
     assert plaintext.encode() not in contents
     assert record.key_hash.encode() in contents
-    await store.open()
 
 
 @pytest.mark.parametrize("scope, name", [("root", "x"), ("admin", ""), ("admin", "n" * 201)])
-async def test_create_validates_scope_and_name(store: SqliteStore, scope: str, name: str) -> None:
+async def test_create_validates_scope_and_name(store: Store, scope: str, name: str) -> None:
     with pytest.raises(InvalidArgument):
         await ApiKeyService(store).create(name, scope)
 
 
 @pytest.mark.parametrize("key", ["", "short", "igw_" + "x" * 300, "igw_with space_and_more_chars", "igw_" + "é" * 43])
-async def test_malformed_keys_are_unauthenticated_without_echo(store: SqliteStore, key: str) -> None:
+async def test_malformed_keys_are_unauthenticated_without_echo(store: Store, key: str) -> None:
     with pytest.raises(Unauthenticated) as raised:
         await ApiKeyService(store).authenticate(key)
     assert key == "" or key not in raised.value.message
 
 
-async def test_unknown_key_is_unauthenticated_without_echo(store: SqliteStore) -> None:
+async def test_unknown_key_is_unauthenticated_without_echo(store: Store) -> None:
     plaintext, _, _ = generate_api_key()
     with pytest.raises(Unauthenticated, match="unknown or revoked") as raised:
         await ApiKeyService(store).authenticate(plaintext)
     assert plaintext not in str(raised.value)
 
 
-async def test_revoked_key_is_refused_at_once_despite_the_cache(store: SqliteStore) -> None:
+async def test_revoked_key_is_refused_at_once_despite_the_cache(store: Store) -> None:
     service = ApiKeyService(store, cache_ttl=3600)
     record, plaintext = await service.create("ci", "generate")
     await service.authenticate(plaintext)  # now cached
@@ -94,7 +90,7 @@ async def test_revoked_key_is_refused_at_once_despite_the_cache(store: SqliteSto
         await service.revoke("nope")
 
 
-async def test_cache_serves_within_ttl_and_rechecks_after(store: SqliteStore) -> None:
+async def test_cache_serves_within_ttl_and_rechecks_after(store: Store) -> None:
     clock = Clock()
     service = ApiKeyService(store, cache_ttl=5, clock=clock)
     other_replica = ApiKeyService(store)
@@ -107,7 +103,7 @@ async def test_cache_serves_within_ttl_and_rechecks_after(store: SqliteStore) ->
         await service.authenticate(plaintext)
 
 
-async def test_cache_stays_bounded(store: SqliteStore) -> None:
+async def test_cache_stays_bounded(store: Store) -> None:
     service = ApiKeyService(store, cache_size=3)
     keys = [(await service.create(f"k{index}", "generate"))[1] for index in range(6)]
     for key in keys:
@@ -115,7 +111,7 @@ async def test_cache_stays_bounded(store: SqliteStore) -> None:
     assert len(service._cache) == 3
 
 
-async def test_bootstrap_makes_one_admin_key_when_there_are_none(store: SqliteStore) -> None:
+async def test_bootstrap_makes_one_admin_key_when_there_are_none(store: Store) -> None:
     service = ApiKeyService(store)
     plaintext = await service.ensure_bootstrap_admin(None)
     assert plaintext is not None
@@ -125,14 +121,14 @@ async def test_bootstrap_makes_one_admin_key_when_there_are_none(store: SqliteSt
     assert await store.count_api_keys() == 1
 
 
-async def test_bootstrap_makes_nothing_when_keys_exist(store: SqliteStore) -> None:
+async def test_bootstrap_makes_nothing_when_keys_exist(store: Store) -> None:
     service = ApiKeyService(store)
     await service.create("someone", "generate")
     assert await service.ensure_bootstrap_admin(None) is None
     assert await store.count_api_keys() == 1
 
 
-async def test_admin_key_setting_is_stored_as_admin_idempotently(store: SqliteStore) -> None:
+async def test_admin_key_setting_is_stored_as_admin_idempotently(store: Store) -> None:
     service = ApiKeyService(store)
     await service.create("someone", "generate")
     setting = "operator-chosen-admin-key-0123456789"
@@ -145,7 +141,7 @@ async def test_admin_key_setting_is_stored_as_admin_idempotently(store: SqliteSt
     assert [r.name for r in listed] == ["someone", "bootstrap admin (IMAGEGW_ADMIN_KEY)"]
 
 
-async def test_admin_key_setting_that_was_revoked_or_is_not_admin_is_an_error(store: SqliteStore) -> None:
+async def test_admin_key_setting_that_was_revoked_or_is_not_admin_is_an_error(store: Store) -> None:
     service = ApiKeyService(store)
     setting = "operator-chosen-admin-key-0123456789"
     await service.ensure_bootstrap_admin(setting)
@@ -163,7 +159,7 @@ async def test_admin_key_setting_that_was_revoked_or_is_not_admin_is_an_error(st
     assert generate_record.id
 
 
-async def test_weak_admin_key_setting_is_rejected(store: SqliteStore) -> None:
+async def test_weak_admin_key_setting_is_rejected(store: Store) -> None:
     with pytest.raises(ValueError, match="IMAGEGW_ADMIN_KEY must be 16-256"):
         await ApiKeyService(store).ensure_bootstrap_admin("short")
 
@@ -171,7 +167,7 @@ async def test_weak_admin_key_setting_is_rejected(store: SqliteStore) -> None:
 # Rotation
 
 
-async def test_rotation_keeps_the_id_scope_and_limits_and_only_the_new_secret_is_stored(store: SqliteStore) -> None:
+async def test_rotation_keeps_the_id_scope_and_limits_and_only_the_new_secret_is_stored(store: Store) -> None:
     service = ApiKeyService(store)
     limits = Limits(requests_per_minute=7, usd_per_day=1.5)
     record, old = await service.create("ci", "admin", limits)
@@ -188,7 +184,7 @@ async def test_rotation_keeps_the_id_scope_and_limits_and_only_the_new_secret_is
     assert [r.id for r in (await service.list()).items] == [record.id]
 
 
-async def test_the_old_secret_is_refused_when_its_grace_ends_even_if_cached(store: SqliteStore) -> None:
+async def test_the_old_secret_is_refused_when_its_grace_ends_even_if_cached(store: Store) -> None:
     clock, wall = Clock(), WallClock()
     service = ApiKeyService(store, cache_ttl=3600, clock=clock, wall_clock=wall)
     record, old = await service.create("ci", "generate")
@@ -205,7 +201,7 @@ async def test_the_old_secret_is_refused_when_its_grace_ends_even_if_cached(stor
     assert (await service.authenticate(new)).id == record.id
 
 
-async def test_rotation_with_no_grace_refuses_the_old_secret_at_once_despite_the_cache(store: SqliteStore) -> None:
+async def test_rotation_with_no_grace_refuses_the_old_secret_at_once_despite_the_cache(store: Store) -> None:
     service = ApiKeyService(store, cache_ttl=3600)
     record, old = await service.create("ci", "generate")
     await service.authenticate(old)
@@ -215,7 +211,7 @@ async def test_rotation_with_no_grace_refuses_the_old_secret_at_once_despite_the
     assert (await service.authenticate(new)).id == record.id
 
 
-async def test_rotating_again_ends_the_earlier_secrets_grace(store: SqliteStore) -> None:
+async def test_rotating_again_ends_the_earlier_secrets_grace(store: Store) -> None:
     service = ApiKeyService(store)
     record, first = await service.create("ci", "generate")
     _, second = await service.rotate(record.id, 3600)
@@ -225,7 +221,7 @@ async def test_rotating_again_ends_the_earlier_secrets_grace(store: SqliteStore)
     assert {(await service.authenticate(k)).id for k in (second, third)} == {record.id}
 
 
-async def test_a_revoke_refuses_both_secrets_of_a_rotated_key(store: SqliteStore) -> None:
+async def test_a_revoke_refuses_both_secrets_of_a_rotated_key(store: Store) -> None:
     service = ApiKeyService(store, cache_ttl=3600)
     record, old = await service.create("ci", "generate")
     _, new = await service.rotate(record.id, 3600)
@@ -238,7 +234,7 @@ async def test_a_revoke_refuses_both_secrets_of_a_rotated_key(store: SqliteStore
 
 
 @pytest.mark.parametrize("seconds", [-1, 7 * 24 * 3600 + 1])
-async def test_a_grace_outside_zero_to_seven_days_is_invalid_argument(store: SqliteStore, seconds: int) -> None:
+async def test_a_grace_outside_zero_to_seven_days_is_invalid_argument(store: Store, seconds: int) -> None:
     service = ApiKeyService(store)
     record, old = await service.create("ci", "generate")
     with pytest.raises(InvalidArgument) as raised:
@@ -248,7 +244,7 @@ async def test_a_grace_outside_zero_to_seven_days_is_invalid_argument(store: Sql
     await service.rotate(record.id, 7 * 24 * 3600)  # the cap itself is allowed
 
 
-async def test_a_revoked_or_unknown_key_cannot_be_rotated(store: SqliteStore) -> None:
+async def test_a_revoked_or_unknown_key_cannot_be_rotated(store: Store) -> None:
     service = ApiKeyService(store)
     record, _ = await service.create("ci", "generate")
     await service.revoke(record.id)
@@ -260,7 +256,7 @@ async def test_a_revoked_or_unknown_key_cannot_be_rotated(store: SqliteStore) ->
 
 
 async def test_admin_key_setting_replaced_by_a_rotation_is_accepted_in_its_grace_and_an_error_after(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     wall = WallClock()
     service = ApiKeyService(store, wall_clock=wall)
@@ -279,7 +275,7 @@ async def test_admin_key_setting_replaced_by_a_rotation_is_accepted_in_its_grace
 # Deletion
 
 
-async def test_deleted_key_is_gone_and_refused_at_once_despite_the_cache(store: SqliteStore) -> None:
+async def test_deleted_key_is_gone_and_refused_at_once_despite_the_cache(store: Store) -> None:
     service = ApiKeyService(store, cache_ttl=3600)
     record, old = await service.create("ci", "generate")
     _, new = await service.rotate(record.id, 3600)
@@ -295,7 +291,7 @@ async def test_deleted_key_is_gone_and_refused_at_once_despite_the_cache(store: 
         await service.delete("nope")
 
 
-async def test_the_last_active_admin_key_cannot_be_deleted(store: SqliteStore) -> None:
+async def test_the_last_active_admin_key_cannot_be_deleted(store: Store) -> None:
     service = ApiKeyService(store)
     first, _ = await service.create("first admin", "admin")
     second, _ = await service.create("second admin", "admin")
@@ -314,7 +310,7 @@ async def test_the_last_active_admin_key_cannot_be_deleted(store: SqliteStore) -
     assert [r.name for r in (await service.list()).items] == ["generator", "third admin"]
 
 
-async def test_the_last_active_admin_key_cannot_be_revoked(store: SqliteStore) -> None:
+async def test_the_last_active_admin_key_cannot_be_revoked(store: Store) -> None:
     service = ApiKeyService(store)
     only, _ = await service.create("only admin", "admin")
     with pytest.raises(FailedPrecondition, match="last active admin key"):

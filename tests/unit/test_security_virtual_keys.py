@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from imagegateway_server.domain.credentials import Credential
@@ -17,8 +14,9 @@ from imagegateway_server.security.virtual_keys import (
     associated_data,
     slugify,
 )
-from imagegateway_server.storage.sqlite import SqliteStore
+from imagegateway_server.storage.base import Store
 from tests.credentials import api_key
+from tests.stores import execute, stored_bytes
 
 KEY = bytes(range(32))
 VAULT = Vault({master_key_id(KEY): KEY}, master_key_id(KEY))
@@ -33,15 +31,13 @@ def canonicalize(provider: str) -> str:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "gateway.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def store(any_store: Store) -> Store:
+    """Each backend in turn (tests/conftest.py)."""
+    return any_store
 
 
 @pytest.fixture
-def service(store: SqliteStore) -> VirtualKeyService:
+def service(store: Store) -> VirtualKeyService:
     return VirtualKeyService(store, VAULT, canonicalize_provider=canonicalize)
 
 
@@ -61,12 +57,10 @@ async def test_create_then_resolve_gives_the_secret_back(service: VirtualKeyServ
     assert SECRET not in repr(record)
 
 
-async def test_secret_is_not_in_the_database_files(service: VirtualKeyService, store: SqliteStore) -> None:
+async def test_secret_is_not_in_the_database_files(service: VirtualKeyService, store: Store) -> None:
     await service.create("k1", "openai", SECRET)
     await service.rotate("k1", SECRET + "-rotated")
-    files = [store.path, Path(f"{store.path}-wal")]
-    assert files[1].exists()
-    contents = b"".join(path.read_bytes() for path in files)
+    contents = await stored_bytes(store)
     assert b"k1" in contents  # the rows are there
     assert SECRET.encode() not in contents
 
@@ -131,7 +125,7 @@ async def test_list_pages(service: VirtualKeyService) -> None:
     assert [r.id for r in first.items + second.items] == ["a", "b", "c"]
 
 
-async def test_secret_moved_to_another_row_does_not_open(service: VirtualKeyService, store: SqliteStore) -> None:
+async def test_secret_moved_to_another_row_does_not_open(service: VirtualKeyService, store: Store) -> None:
     await service.create("victim", "openai", SECRET)
     await service.create("attacker", "openai", "sk-attacker")
     stolen = (await store.get_virtual_key("victim")).sealed_secret
@@ -140,7 +134,7 @@ async def test_secret_moved_to_another_row_does_not_open(service: VirtualKeyServ
         await service.resolve("attacker")
 
 
-async def test_base_url_checker_is_applied(store: SqliteStore) -> None:
+async def test_base_url_checker_is_applied(store: Store) -> None:
     def only_example(url: str) -> str:
         if "example.test" not in url:
             raise InvalidArgument("host is not allowed", param="base_url")
@@ -167,11 +161,11 @@ REGIONAL = CredentialSchema(
 )
 
 
-def regional_service(store: SqliteStore) -> VirtualKeyService:
+def regional_service(store: Store) -> VirtualKeyService:
     return VirtualKeyService(store, VAULT, canonicalize_provider=canonicalize, credential_schema=lambda _: REGIONAL)
 
 
-async def test_credential_fields_are_sealed_together_and_the_public_ones_stay_readable(store: SqliteStore) -> None:
+async def test_credential_fields_are_sealed_together_and_the_public_ones_stay_readable(store: Store) -> None:
     service = regional_service(store)
     fields = {
         "region": "eu-west-1",
@@ -192,7 +186,7 @@ async def test_credential_fields_are_sealed_together_and_the_public_ones_stay_re
     assert SECRET not in repr(resolved) and TOKEN not in str(resolved)
 
 
-async def test_rotation_replaces_the_whole_credential(store: SqliteStore) -> None:
+async def test_rotation_replaces_the_whole_credential(store: Store) -> None:
     service = regional_service(store)
     await service.create(
         "aws",
@@ -223,9 +217,7 @@ async def test_rotation_replaces_the_whole_credential(store: SqliteStore) -> Non
         ),
     ],
 )
-async def test_a_bad_credential_is_refused_naming_the_field(
-    store: SqliteStore, fields: dict[str, str], param: str
-) -> None:
+async def test_a_bad_credential_is_refused_naming_the_field(store: Store, fields: dict[str, str], param: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         await regional_service(store).create("aws", "openai", "", credential_fields=fields)
     assert info.value.param == param and SECRET not in info.value.message
@@ -242,16 +234,16 @@ async def test_the_api_key_comes_as_secret_or_as_a_field_not_both(service: Virtu
 
 
 async def test_a_row_written_before_typed_credentials_reads_as_an_api_key(
-    service: VirtualKeyService, store: SqliteStore
+    service: VirtualKeyService, store: Store
 ) -> None:
     # As the gateway wrote it before: no public_credential_fields, the bare key sealed.
     sealed = VAULT.seal(SECRET.encode(), associated_data=associated_data("old"))
-    async with store._transaction() as connection:
-        await connection.execute(
-            "INSERT INTO virtual_keys (id, name, provider, base_url, sealed_secret, create_time, rotate_time) "
-            "VALUES ('old', 'old', 'openai', NULL, ?, 0, 0)",
-            (sealed,),
-        )
+    await execute(
+        store,
+        "INSERT INTO virtual_keys (id, name, provider, base_url, sealed_secret, create_time, rotate_time) "
+        "VALUES ('old', 'old', 'openai', NULL, ?, 0, 0)",
+        (sealed,),
+    )
     assert (await store.get_virtual_key("old")).public_credential_fields is None
     assert (await service.resolve("old")).credential == api_key(SECRET)
     rotated = await service.rotate("old", "sk-new-secret")  # rotation moves it to the typed layout

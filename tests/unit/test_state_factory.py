@@ -64,11 +64,11 @@ async def test_close_releases_what_the_backends_hold_once_in_reverse_order() -> 
     assert closed == ["subscriber", "pool"]
 
 
-def test_the_settings_help_names_the_redis_url_forms_and_postgresql_is_not_supported_yet() -> None:
+def test_the_settings_help_names_the_redis_and_postgresql_url_forms() -> None:
     help_of = {spec.env: spec.help for spec in SETTINGS}
     assert "redis://" in help_of["IMAGEGW_REDIS_URL"] and "rediss://" in help_of["IMAGEGW_REDIS_URL"]
-    assert "postgresql://" not in help_of["IMAGEGW_DATABASE_URL"]
-    assert "PostgreSQL is not supported yet" in help_of["IMAGEGW_DATABASE_URL"]
+    assert "postgresql://USER:PASSWORD@HOST:PORT/DB" in help_of["IMAGEGW_DATABASE_URL"]
+    assert "not supported yet" not in help_of["IMAGEGW_DATABASE_URL"] + help_of["IMAGEGW_REDIS_URL"]
 
 
 def test_the_redis_timeout_and_hysteresis_settings_are_bounded() -> None:

@@ -7,11 +7,11 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from imagegateway_server.storage.analytics import (
@@ -22,20 +22,21 @@ from imagegateway_server.storage.analytics import (
     bucket_starts,
     percentile,
 )
+from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.migrations import load_migrations
+from imagegateway_server.storage.postgres import PostgresStore
 from imagegateway_server.storage.records import LogFilter, LogRecord
 from imagegateway_server.storage.sqlite import SqliteStore
+from tests.postgres_server import PostgresServer
 
 # 10:07:30 UTC: deliberately not on a bucket boundary.
 T0 = datetime(2025, 3, 4, 10, 7, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "gateway.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def store(any_store: Store) -> Store:
+    """Each backend in turn (tests/conftest.py)."""
+    return any_store
 
 
 def attempt(target: str, provider: str, *, error_kind: str = "", retry_index: int = 0, **more: Any) -> dict[str, Any]:
@@ -250,7 +251,7 @@ def query(group_by: GroupBy = GroupBy.PROVIDER, metadata_key: str = "", **filter
     ],
 )
 async def test_aggregates_agree_with_the_raw_records(
-    store: SqliteStore, group_by: GroupBy, metadata_key: str, group_of: Any
+    store: Store, group_by: GroupBy, metadata_key: str, group_of: Any
 ) -> None:
     records = seeded_mix()
     await store.append_logs(records)
@@ -258,7 +259,7 @@ async def test_aggregates_agree_with_the_raw_records(
     assert_agrees(result, expected(records, group_of))
 
 
-async def test_the_seeded_mix_by_provider_in_numbers(store: SqliteStore) -> None:
+async def test_the_seeded_mix_by_provider_in_numbers(store: Store) -> None:
     await store.append_logs(seeded_mix())
     rows = {row.group: row.totals for row in (await store.aggregate_logs(query())).rows}
     openai, stability = rows["openai"], rows["stability"]
@@ -276,7 +277,7 @@ async def test_the_seeded_mix_by_provider_in_numbers(store: SqliteStore) -> None
     assert openai.cost_usd == pytest.approx(0.20)
 
 
-async def test_buckets_are_utc_aligned_and_empty_ones_are_zero(store: SqliteStore) -> None:
+async def test_buckets_are_utc_aligned_and_empty_ones_are_zero(store: Store) -> None:
     await store.append_logs(seeded_mix())
     result = await store.aggregate_logs(query())
     # The range starts at 10:07:30; five-minute buckets start on the clock: 10:05, 10:10, ... 10:35.
@@ -297,7 +298,7 @@ async def test_buckets_are_utc_aligned_and_empty_ones_are_zero(store: SqliteStor
     )
 
 
-async def test_a_key_filter_hides_other_keys_also_through_metadata(store: SqliteStore) -> None:
+async def test_a_key_filter_hides_other_keys_also_through_metadata(store: Store) -> None:
     await store.append_logs(seeded_mix())
     result = await store.aggregate_logs(query(GroupBy.METADATA, "_user", caller_key_id="key-a"))
     ann = next(row for row in result.rows if row.group == "ann")
@@ -307,7 +308,7 @@ async def test_a_key_filter_hides_other_keys_also_through_metadata(store: Sqlite
     assert [row.group for row in everything.rows] == ["key-a"]
 
 
-async def test_filters_and_the_range_narrow_the_records(store: SqliteStore) -> None:
+async def test_filters_and_the_range_narrow_the_records(store: Store) -> None:
     records = seeded_mix()
     await store.append_logs(records)
     failures = await store.aggregate_logs(query(GroupBy.API_KEY, success=False))
@@ -344,7 +345,7 @@ def test_a_query_refuses_a_metadata_key_that_could_escape_the_json_path() -> Non
         query(GroupBy.METADATA, 'x"]')
 
 
-async def test_aggregating_100k_records_takes_under_a_few_seconds(store: SqliteStore) -> None:
+async def test_aggregating_100k_records_takes_under_a_few_seconds(store: Store) -> None:
     """The timing figure of this slice (exact percentiles, no rollup): printed with ``-s``."""
     mix = seeded_mix()
     records = [
@@ -430,3 +431,73 @@ async def test_the_overall_row_sums_the_groups_and_takes_percentiles_across_them
     )
     # Cost is summed in nano-USD: the total is the exact sum, not a float sum in some order.
     assert overall.totals.cost_usd == sum(round(r.cost_usd * 1e9) for r in records) / 1e9
+
+
+async def test_both_backends_give_identical_answers(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    records = [
+        LogRecord(**{**{f: getattr(r, f) for f in r.__slots__}, "id": f"log_{i}_{r.id}"})  # type: ignore[arg-type]
+        for i in range(7)
+        for r in seeded_mix()
+    ]
+    url = postgres_server.fresh_database()
+    stores = [SqliteStore(tmp_path / "same.db"), PostgresStore(url)]
+    try:
+        for store in stores:
+            await store.open()
+            await store.append_logs(records)
+        for group_by, key in [(g, "_user" if g == GroupBy.METADATA else "") for g in GroupBy]:
+            for filters in ({}, {"caller_key_id": "key-a"}, {"success": False}):
+                answers = [await store.aggregate_logs(query(group_by, key, **filters)) for store in stores]
+                assert answers[0] == answers[1], (group_by, filters)
+    finally:
+        for store in stores:
+            await store.close()
+        postgres_server.drop_database(url)
+
+
+async def test_postgresql_migration_6_fills_the_columns_of_old_records_and_clears_false_fallbacks(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.fresh_database(migrate=False)
+    old = seeded_mix()
+    try:
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "apply_time BIGINT NOT NULL)"
+            )
+            for migration in load_migrations("postgresql")[:5]:
+                db.execute(migration.sql)  # type: ignore[arg-type]
+                db.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)", (migration.version, migration.name))
+            for rec in old:
+                payload = json.loads(rec.payload)
+                failed_over = rec.status_code != 200 and len({a["target"] for a in payload.get("attempts", [])}) > 1
+                if failed_over:
+                    payload["fallback_used"] = True
+                db.execute(
+                    "INSERT INTO request_logs (id, trace_id, create_time, status_code, provider, model, caller_key_id, "
+                    "config_id, fallback_used, payload, cost_usd) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        rec.id, rec.trace_id, int(rec.create_time.timestamp() * 1_000_000), rec.status_code,
+                        rec.provider, rec.model, rec.caller_key_id, rec.config_id,
+                        rec.fallback_used or failed_over, json.dumps(payload), rec.cost_usd,
+                    ),
+                )  # fmt: skip
+        migrated = PostgresStore(url)
+        await migrated.open()
+        try:
+            assert_agrees(
+                await migrated.aggregate_logs(query(GroupBy.TARGET)),
+                expected(
+                    old,
+                    lambda rec, doc: (
+                        doc.get("served_target") or (doc["attempts"][-1]["target"] if doc.get("attempts") else "")
+                    ),
+                ),
+            )
+            log_5 = await migrated.get_log("log_5")
+            assert not log_5.fallback_used and "fallback_used" not in json.loads(log_5.payload)
+        finally:
+            await migrated.close()
+    finally:
+        postgres_server.drop_database(url)

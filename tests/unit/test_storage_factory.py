@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.storage.database_url import parse_postgres_url
 from imagegateway_server.storage.factory import open_store, store_for_url
 from imagegateway_server.storage.paging import (
     DEFAULT_PAGE_SIZE,
@@ -18,6 +19,7 @@ from imagegateway_server.storage.paging import (
     encode_page_token,
     page_size_or_default,
 )
+from imagegateway_server.storage.postgres import PostgresStore
 from imagegateway_server.storage.sqlite import SqliteStore
 
 
@@ -43,10 +45,26 @@ def test_relative_sqlite_url_is_relative_to_the_working_directory(
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://user:hunter2@db/igw", "postgres://db/igw", "postgresql+psycopg://db/igw"]
+    "url",
+    [
+        "postgresql://user:hunter2@db/igw",
+        "postgres://user:hunter2@db:6432/igw",
+        "postgresql://user:hunter2@db/igw?sslmode=verify-full&sslrootcert=/etc/ca.pem&connect_timeout=3",
+    ],
 )
-def test_postgresql_is_not_built_yet(url: str) -> None:
-    with pytest.raises(ValueError, match="PostgreSQL support is not built yet") as raised:
+def test_postgresql_urls_choose_the_postgres_store_and_hide_the_password(url: str) -> None:
+    store = store_for_url(url)
+    assert isinstance(store, PostgresStore)
+    assert store.name.startswith("postgresql://user@db:")
+    assert "hunter2" not in store.name
+    assert "hunter2" not in repr(store)
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://user:hunter2@db/igw", "postgresql://user:hunter2@db/igw?no_such_option=1"]
+)
+def test_bad_postgresql_urls_are_refused_without_echoing_them(url: str) -> None:
+    with pytest.raises(ValueError, match="postgresql://") as raised:
         store_for_url(url)
     assert "hunter2" not in str(raised.value)
 
@@ -57,6 +75,13 @@ def test_postgresql_is_not_built_yet(url: str) -> None:
 def test_other_urls_are_refused_clearly(url: str) -> None:
     with pytest.raises(ValueError, match="sqlite:///PATH"):
         store_for_url(url)
+
+
+def test_the_password_is_scrubbed_from_text_as_written_and_percent_encoded() -> None:
+    parsed = parse_postgres_url("postgresql://gw:p%40ss%2Fw0rd@db/igw")
+    assert parsed.password == "p@ss/w0rd"
+    assert parsed.scrub("failed for p@ss/w0rd and p%40ss%2Fw0rd") == "failed for *** and ***"
+    assert parse_postgres_url("host=db user=gw password=s3cret dbname=igw").name == "postgresql://gw@db:5432/igw"
 
 
 @given(

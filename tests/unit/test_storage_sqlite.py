@@ -1,17 +1,17 @@
-"""The SQLite store against real files: schema migrations, configs, virtual keys, API keys, logs."""
+"""The store contract on both backends (configs, virtual keys, API keys, logs), and SQLite's files and migrations."""
 
 from __future__ import annotations
 
 import dataclasses
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from imagegateway_server.domain.errors import AlreadyExists, InvalidArgument, NotFound
+from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.migrations import SchemaTooNewError, load_migrations
 from imagegateway_server.storage.records import ApiKeyRecord, ConfigRecord, LogFilter, LogRecord, VirtualKeyRecord
 from imagegateway_server.storage.sqlite import SqliteStore
@@ -20,11 +20,9 @@ T0 = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "data" / "gateway.db")
-    await opened.open()
-    yield opened
-    await opened.close()
+def store(any_store: Store) -> Store:
+    """Each backend in turn (tests/conftest.py): the behaviour below is the Store contract."""
+    return any_store
 
 
 def config(config_id: str, *, name: str = "", document: str = '{"provider": "openai"}') -> ConfigRecord:
@@ -109,7 +107,7 @@ def test_migrations_are_numbered_without_gaps() -> None:
     assert migrations[0].name == "initial"
 
 
-async def test_naive_datetimes_are_refused(store: SqliteStore) -> None:
+async def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         await store.create_config(dataclasses.replace(config("c1"), create_time=datetime(2025, 1, 1)))
 
@@ -117,7 +115,7 @@ async def test_naive_datetimes_are_refused(store: SqliteStore) -> None:
 # Configs.
 
 
-async def test_create_config_stores_version_one(store: SqliteStore) -> None:
+async def test_create_config_stores_version_one(store: Store) -> None:
     stored = await store.create_config(config("c1"))
     assert stored.version == 1
     assert stored.first_create_time == stored.create_time == T0
@@ -125,13 +123,13 @@ async def test_create_config_stores_version_one(store: SqliteStore) -> None:
     assert await store.get_config("c1", 1) == stored
 
 
-async def test_create_config_with_taken_id_raises_already_exists(store: SqliteStore) -> None:
+async def test_create_config_with_taken_id_raises_already_exists(store: Store) -> None:
     await store.create_config(config("c1"))
     with pytest.raises(AlreadyExists, match="config 'c1' already exists"):
         await store.create_config(config("c1"))
 
 
-async def test_a_taken_config_name_is_refused_naming_it_on_create_and_on_rename(store: SqliteStore) -> None:
+async def test_a_taken_config_name_is_refused_naming_it_on_create_and_on_rename(store: Store) -> None:
     await store.create_config(config("c1", name="sdxl-to-dalle"))
     with pytest.raises(AlreadyExists, match="a config named 'sdxl-to-dalle' already exists") as taken:
         await store.create_config(config("c2", name="sdxl-to-dalle"))
@@ -145,7 +143,7 @@ async def test_a_taken_config_name_is_refused_naming_it_on_create_and_on_rename(
     assert (await store.create_config(config("c3", name="sdxl-to-dalle"))).name == "sdxl-to-dalle"
 
 
-async def test_add_config_version_numbers_versions_and_keeps_old_ones(store: SqliteStore) -> None:
+async def test_add_config_version_numbers_versions_and_keeps_old_ones(store: Store) -> None:
     await store.create_config(config("c1", document='{"v": 1}'))
     later = T0 + timedelta(hours=1)
     v2 = await store.add_config_version(
@@ -159,12 +157,12 @@ async def test_add_config_version_numbers_versions_and_keeps_old_ones(store: Sql
     assert (await store.get_config("c1", 1)).document == '{"v": 1}'
 
 
-async def test_add_config_version_to_unknown_id_raises_not_found(store: SqliteStore) -> None:
+async def test_add_config_version_to_unknown_id_raises_not_found(store: Store) -> None:
     with pytest.raises(NotFound, match="config 'nope' not found"):
         await store.add_config_version(config("nope"))
 
 
-async def test_get_config_not_found_messages_name_the_id_and_version(store: SqliteStore) -> None:
+async def test_get_config_not_found_messages_name_the_id_and_version(store: Store) -> None:
     with pytest.raises(NotFound, match="config 'missing' not found"):
         await store.get_config("missing")
     with pytest.raises(NotFound, match="config 'missing' not found"):
@@ -174,7 +172,7 @@ async def test_get_config_not_found_messages_name_the_id_and_version(store: Sqli
         await store.get_config("c1", 7)
 
 
-async def test_list_configs_pages_through_latest_versions_in_id_order(store: SqliteStore) -> None:
+async def test_list_configs_pages_through_latest_versions_in_id_order(store: Store) -> None:
     for index in range(7):
         await store.create_config(config(f"c{index}"))
     await store.add_config_version(config("c3", document='{"latest": true}'))
@@ -195,7 +193,7 @@ async def test_list_configs_pages_through_latest_versions_in_id_order(store: Sql
     assert (latest.version, latest.document) == (2, '{"latest": true}')
 
 
-async def test_list_configs_with_exact_page_size_has_no_next_token(store: SqliteStore) -> None:
+async def test_list_configs_with_exact_page_size_has_no_next_token(store: Store) -> None:
     await store.create_config(config("a"))
     await store.create_config(config("b"))
     page = await store.list_configs(page_size=2)
@@ -203,7 +201,7 @@ async def test_list_configs_with_exact_page_size_has_no_next_token(store: Sqlite
     assert page.next_page_token == ""
 
 
-async def test_page_tokens_are_checked(store: SqliteStore) -> None:
+async def test_page_tokens_are_checked(store: Store) -> None:
     for index in range(3):
         await store.create_config(config(f"c{index}"))
     token = (await store.list_configs(page_size=1)).next_page_token
@@ -215,7 +213,7 @@ async def test_page_tokens_are_checked(store: SqliteStore) -> None:
         await store.list_configs(page_size=-1)
 
 
-async def test_delete_config_removes_every_version(store: SqliteStore) -> None:
+async def test_delete_config_removes_every_version(store: Store) -> None:
     await store.create_config(config("c1"))
     await store.add_config_version(config("c1"))
     await store.delete_config("c1")
@@ -235,7 +233,7 @@ def virtual_key(key_id: str) -> VirtualKeyRecord:
     return VirtualKeyRecord(key_id, f"name {key_id}", "openai", None, b"sealed-" + key_id.encode(), T0, T0)
 
 
-async def test_virtual_key_crud(store: SqliteStore) -> None:
+async def test_virtual_key_crud(store: Store) -> None:
     record = dataclasses.replace(virtual_key("vk1"), base_url="https://example.test/v1")
     await store.create_virtual_key(record)
     assert await store.get_virtual_key("vk1") == record
@@ -260,7 +258,7 @@ async def test_virtual_key_crud(store: SqliteStore) -> None:
         await store.update_virtual_key_secret("vk1", b"x", T0)
 
 
-async def test_list_virtual_keys_pages_in_id_order(store: SqliteStore) -> None:
+async def test_list_virtual_keys_pages_in_id_order(store: Store) -> None:
     for key_id in ("b", "a", "d", "c", "e"):
         await store.create_virtual_key(virtual_key(key_id))
     first = await store.list_virtual_keys(page_size=2)
@@ -278,7 +276,7 @@ def api_key(key_id: str, created: datetime = T0) -> ApiKeyRecord:
     return ApiKeyRecord(key_id, f"name {key_id}", "generate", key_id * 4, "igw_abcdef", created)
 
 
-async def test_api_key_lookup_by_hash_and_revoke(store: SqliteStore) -> None:
+async def test_api_key_lookup_by_hash_and_revoke(store: Store) -> None:
     assert await store.count_api_keys() == 0
     record = api_key("k1")
     await store.create_api_key(record)
@@ -298,7 +296,7 @@ async def test_api_key_lookup_by_hash_and_revoke(store: SqliteStore) -> None:
     assert await store.count_api_keys() == 1
 
 
-async def test_list_api_keys_pages_oldest_first(store: SqliteStore) -> None:
+async def test_list_api_keys_pages_oldest_first(store: Store) -> None:
     for index, key_id in enumerate(("z", "y", "x", "w")):
         await store.create_api_key(api_key(key_id, T0 + timedelta(seconds=index // 2)))
     first = await store.list_api_keys(page_size=3)
@@ -311,7 +309,7 @@ async def test_list_api_keys_pages_oldest_first(store: SqliteStore) -> None:
 # Request logs.
 
 
-async def test_append_logs_and_get_log(store: SqliteStore) -> None:
+async def test_append_logs_and_get_log(store: Store) -> None:
     record = log("l1", 0, fallback_used=True, payload='{"x": "\u00e9"}')
     await store.append_logs([record])
     assert await store.get_log("l1") == record
@@ -319,14 +317,14 @@ async def test_append_logs_and_get_log(store: SqliteStore) -> None:
         await store.get_log("nope")
 
 
-async def test_append_logs_skips_ids_already_stored(store: SqliteStore) -> None:
+async def test_append_logs_skips_ids_already_stored(store: Store) -> None:
     await store.append_logs([log("l1", 0)])
     await store.append_logs([log("l1", 0, status_code=500), log("l2", 1)])
     assert (await store.get_log("l1")).status_code == 200
     assert len((await store.list_logs()).items) == 2
 
 
-async def test_list_logs_is_newest_first_across_pages_with_ties_broken_by_id(store: SqliteStore) -> None:
+async def test_list_logs_is_newest_first_across_pages_with_ties_broken_by_id(store: Store) -> None:
     # Two records share each second; order is (time, id) descending.
     await store.append_logs([log(f"l{index:02d}", index // 2) for index in range(11)])
     seen: list[str] = []
@@ -340,7 +338,7 @@ async def test_list_logs_is_newest_first_across_pages_with_ties_broken_by_id(sto
     assert seen == [f"l{index:02d}" for index in reversed(range(11))]
 
 
-async def test_list_logs_filters(store: SqliteStore) -> None:
+async def test_list_logs_filters(store: Store) -> None:
     await store.append_logs(
         [
             log("ok", 0),
@@ -366,7 +364,7 @@ async def test_list_logs_filters(store: SqliteStore) -> None:
     assert await ids(caller_key_id="key-a", success=False) == ["traced", "failed"]
 
 
-async def test_filtered_log_listing_pages(store: SqliteStore) -> None:
+async def test_filtered_log_listing_pages(store: Store) -> None:
     await store.append_logs(
         [log(f"l{index}", index, provider="openai" if index % 2 else "stability-ai") for index in range(9)]
     )
@@ -377,7 +375,10 @@ async def test_filtered_log_listing_pages(store: SqliteStore) -> None:
     assert second.next_page_token == ""
 
 
-async def test_log_filters_use_indexes(store: SqliteStore) -> None:
+async def test_log_filters_use_indexes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "gateway.db")
+    await store.open()
+    await store.close()
     with sqlite3.connect(store.path) as connection:
         for column in ("trace_id", "provider", "caller_key_id", "status_code"):
             plan = connection.execute(

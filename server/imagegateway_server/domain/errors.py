@@ -141,6 +141,19 @@ class ShuttingDown(GatewayError):
         )
 
 
+class StoreUnavailable(GatewayError):
+    """The database cannot be reached just now; the message names it (never its password).
+
+    Admin calls that need the database answer UNAVAILABLE (503) with it; the hot path serves from
+    what it cached instead (saved configs, keys), and the request log keeps records until it returns.
+    """
+
+    kind = ErrorKind.UNAVAILABLE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="database_unavailable")
+
+
 class AllTargetsFailed(Exception):
     """Every target of a routing plan failed; carries the last failure and every attempt."""
 

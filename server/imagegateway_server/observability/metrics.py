@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from imagegateway_server.domain.cache_status import CacheStatus
@@ -219,6 +219,12 @@ class Metrics:
         """Exports ``imagegateway_circuit_state`` from ``states()`` ((provider, model, state) per breaker)."""
         self.registry.register(_CircuitStateCollector(states, self.model_label))
 
+    def watch_request_log(
+        self, *, dropped: Callable[[], int], pending: Callable[[], int], database_up: Callable[[], bool]
+    ) -> None:
+        """Exports the request log's backlog and losses, and whether the database is reachable, read at scrape time."""
+        self.registry.register(_RequestLogCollector(dropped, pending, database_up))
+
     def set_known_models(self, models: Iterable[str]) -> None:
         """The models that get their own ``model`` label value; any other is counted as "other"."""
         self._known_models = frozenset(m.lower() for m in models)
@@ -334,4 +340,35 @@ class _CircuitStateCollector(Collector):
             "imagegateway_circuit_state",
             "Circuit-breaker state per provider and model: 0 closed, 1 half-open, 2 open.",
             labels=["provider", "model"],
+        )
+
+
+class _RequestLogCollector(Collector):
+    """The request-log writer's counts: what waits for the database, what was lost, whether it is up."""
+
+    def __init__(self, dropped: Callable[[], int], pending: Callable[[], int], database_up: Callable[[], bool]) -> None:
+        self._dropped = dropped
+        self._pending = pending
+        self._database_up = database_up
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(0, 0, True)
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(self._dropped(), self._pending(), self._database_up())
+
+    @staticmethod
+    def _families(dropped: int, pending: int, up: bool) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "imagegateway_request_log_dropped",
+            "Request log records lost: refused past IMAGEGW_REQUEST_LOG_BUFFER, or after shutdown began.",
+            value=dropped,
+        )
+        yield GaugeMetricFamily(
+            "imagegateway_request_log_pending",
+            "Request log records accepted and not yet written to the database.",
+            value=pending,
+        )
+        yield GaugeMetricFamily(
+            "imagegateway_database_up", "1 while the database answers, 0 while it is unreachable.", value=int(up)
         )

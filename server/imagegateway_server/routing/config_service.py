@@ -6,6 +6,8 @@ provider's schema calls secret) is taken out of the stored document and sealed i
 which is read as the ``api_key`` field.
 
 Inline configs (sent with a request) are compiled here too, with a small cache of their plans.
+While the database is unreachable (``StoreUnavailable``), a config's latest version as last read
+(within ``stale_max_age`` seconds) is still used, so requests naming it keep being served.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 
 from imagegateway_server.domain.config_document import config_document, config_from_document
 from imagegateway_server.domain.credentials import API_KEY
-from imagegateway_server.domain.errors import InvalidArgument, NotFound
+from imagegateway_server.domain.errors import InvalidArgument, NotFound, StoreUnavailable
 from imagegateway_server.domain.routing_config import SECRET_CREDENTIAL_FIELDS, RoutingConfig
 from imagegateway_server.providers.kit.spec import CredentialSchema
 from imagegateway_server.providers.registry import credential_schema as registry_credential_schema
@@ -76,8 +78,10 @@ class ConfigService:
         virtual_key_exists: Callable[[str], Awaitable[object]] | None = None,
         max_depth: int = MAX_DEPTH,
         max_targets: int = MAX_TARGETS,
+        stale_max_age: float = 0.0,
         on_change: Callable[[str], None] | None = None,
     ) -> None:
+        self._stale_max_age = stale_max_age
         self._on_change = on_change
         # Bumped by every eviction: a resolve that raced one does not remember the latest version.
         self._evictions = 0
@@ -234,14 +238,18 @@ class ConfigService:
     async def resolve(self, ref: str) -> ResolvedConfig:
         """The compiled plan of ``id`` (latest) or ``id@version``; NotFound names the id."""
         config_id, version = split_config_ref(ref)
-        if version is None:
-            cached = self._latest.get(config_id)
-            if cached and time.monotonic() - cached[1] < LATEST_TTL_SECONDS:
-                version = cached[0]
+        cached = self._latest.get(config_id) if version is None else None
+        if cached and time.monotonic() - cached[1] < LATEST_TTL_SECONDS:
+            version = cached[0]
         if version is not None and (config_id, version) in self._plans:
             return self._plans[(config_id, version)]
         evictions = self._evictions
-        record = await self._store.get_config(config_id, version)
+        try:
+            record = await self._store.get_config(config_id, version)
+        except StoreUnavailable:
+            if cached and time.monotonic() - cached[1] < self._stale_max_age and (config_id, cached[0]) in self._plans:
+                return self._plans[(config_id, cached[0])]
+            raise
         resolved = ResolvedConfig(record.id, record.version, self.compile(self._unseal(record)))
         self._plans[(record.id, record.version)] = resolved
         if version is None and evictions == self._evictions:

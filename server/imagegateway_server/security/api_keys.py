@@ -5,7 +5,8 @@ sound verifier: there is nothing to guess that a slow hash would protect. Succes
 cached for a few seconds because every request authenticates; a revoke, rotation or delete through
 this service evicts at once, and is told to the other replicas (``on_change``; they call ``evict``),
 so with a shared change feed it takes effect everywhere within a second, without one within the
-cache's TTL.
+cache's TTL. While the database is unreachable (``StoreUnavailable``), a key checked within
+``stale_max_age`` seconds is still accepted from the cache: generation goes on through a database outage.
 
 A rotation gives a key a new secret under the same id (so its limits, spend and log filters carry
 on); the secret it replaced stays accepted for a grace the caller chooses (0 to 7 days), so callers
@@ -18,13 +19,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from imagegateway_server.domain.errors import InvalidArgument, Unauthenticated
+from imagegateway_server.domain.errors import InvalidArgument, StoreUnavailable, Unauthenticated
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.storage.base import Store
@@ -72,6 +74,7 @@ def _display_prefix(plaintext: str) -> str:
 class _CacheEntry:
     record: ApiKeyRecord
     expires: float
+    stale_until: float  # how long it may still be served while the database is unreachable
 
 
 class ApiKeyService:
@@ -83,6 +86,7 @@ class ApiKeyService:
         *,
         cache_ttl: float = 5.0,
         cache_size: int = 10_000,
+        stale_max_age: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = _utc_now,
         on_change: Callable[[str], None] | None = None,
@@ -90,6 +94,7 @@ class ApiKeyService:
         self._store = store
         self._on_change = on_change
         self._cache_ttl = cache_ttl
+        self._stale_max_age = stale_max_age
         self._cache_size = cache_size
         self._clock = clock  # the cache's; rotation graces are stored times, read with wall_clock
         self._wall_clock = wall_clock
@@ -123,25 +128,31 @@ class ApiKeyService:
         key_hash = hash_api_key(plaintext)
         now = self._clock()
         entry = self._cache.get(key_hash)
-        if entry is not None:
-            if entry.expires > now:
-                return entry.record
-            del self._cache[key_hash]
+        if entry is not None and entry.expires > now:
+            return entry.record
         invalidations = self._invalidations
-        record = await self._store.get_api_key_by_hash(key_hash)
-        lifetime = None if record is None else self._accepted_for(record, key_hash)
-        if record is None or lifetime is None:
+        try:
+            record = await self._store.get_api_key_by_hash(key_hash)
+        except StoreUnavailable:
+            if entry is not None and entry.stale_until > now:
+                return entry.record
+            raise
+        if entry is not None:
+            self._cache.pop(key_hash, None)
+        valid_for = None if record is None else self._accepted_for(record, key_hash)
+        if record is None or valid_for is None:
             raise Unauthenticated("the API key is unknown or revoked")
         if invalidations == self._invalidations:
-            self._remember(key_hash, record, now, lifetime)
+            self._remember(key_hash, record, now, valid_for)
         return record
 
     def _accepted_for(self, record: ApiKeyRecord, key_hash: str) -> float | None:
-        """How long the secret hashing to ``key_hash`` may be cached as accepted; None if refused."""
+        """How long the secret hashing to ``key_hash`` stays acceptable (inf for a current secret, the
+        rest of its grace for a rotated-away one); None if refused."""
         if record.revoke_time is not None:
             return None
         if hmac.compare_digest(record.key_hash, key_hash):
-            return self._cache_ttl
+            return math.inf
         wall_now = self._wall_clock()
         if (
             record.previous_key_hash is not None
@@ -149,17 +160,20 @@ class ApiKeyService:
             and record.previous_key_expire_time is not None
             and record.previous_key_valid_at(wall_now)
         ):
-            # Cached no longer than its grace, so a short grace ends on time on this process.
-            return min(self._cache_ttl, (record.previous_key_expire_time - wall_now).total_seconds())
+            return (record.previous_key_expire_time - wall_now).total_seconds()
         return None
 
-    def _remember(self, key_hash: str, record: ApiKeyRecord, now: float, lifetime: float) -> None:
+    def _remember(self, key_hash: str, record: ApiKeyRecord, now: float, valid_for: float) -> None:
         if len(self._cache) >= self._cache_size:
             for stale in [k for k, entry in self._cache.items() if entry.expires <= now]:
                 del self._cache[stale]
             while len(self._cache) >= self._cache_size:
                 del self._cache[next(iter(self._cache))]  # the oldest insertion
-        self._cache[key_hash] = _CacheEntry(record, now + lifetime)
+        # Cached no longer than its grace, so a short grace ends on time on this process, and never
+        # served from a stale cache past it either.
+        lifetime = min(self._cache_ttl, valid_for)
+        stale_for = min(valid_for, max(lifetime, self._stale_max_age))
+        self._cache[key_hash] = _CacheEntry(record, now + lifetime, now + stale_for)
 
     def _forget(self, record: ApiKeyRecord) -> None:
         for key_hash in (record.key_hash, record.previous_key_hash):

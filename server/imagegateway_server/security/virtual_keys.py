@@ -7,7 +7,8 @@ are stored readable. Rows written before credentials were typed hold the bare AP
 read as ``{"api_key": <it>}``. ``resolve`` is the one way out, for the router: it opens the
 secrets and caches them briefly, since every request through a virtual key needs them; rotate and
 delete through this service evict at once and tell the other replicas (``on_change``; they call
-``evict``).
+``evict``). While the database is unreachable (``StoreUnavailable``), a key resolved within
+``stale_max_age`` seconds is still served from the cache.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from imagegateway_server.domain.credentials import API_KEY, Credential
-from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.errors import InvalidArgument, NotFound, StoreUnavailable
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.providers.kit.spec import CredentialSchema
 from imagegateway_server.providers.registry import credential_schema as registry_credential_schema
@@ -104,10 +105,12 @@ class VirtualKeyService:
         credential_schema: Callable[[str], CredentialSchema] = registry_credential_schema,
         check_base_url: Callable[[str], str] | None = None,
         cache_ttl: float = 10.0,
+        stale_max_age: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
+        self._stale_max_age = stale_max_age
         self._vault = vault
         self._on_change = on_change
         self._canonicalize_provider = canonicalize_provider
@@ -115,7 +118,8 @@ class VirtualKeyService:
         self._check_base_url = check_base_url
         self._cache_ttl = cache_ttl
         self._clock = clock
-        self._cache: dict[str, tuple[ResolvedVirtualKey, float]] = {}
+        # id -> (the key, when the entry expires, until when it may be served while the database is down)
+        self._cache: dict[str, tuple[ResolvedVirtualKey, float, float]] = {}
         # Bumped on every eviction: a resolve that raced a rotate or delete does not cache.
         self._evictions = 0
 
@@ -222,14 +226,23 @@ class VirtualKeyService:
         if cached is not None and cached[1] > now:
             return cached[0]
         evictions = self._evictions
-        record = await self._store.get_virtual_key(virtual_key_id)
+        try:
+            record = await self._store.get_virtual_key(virtual_key_id)
+        except StoreUnavailable:
+            if cached is not None and cached[2] > now:
+                return cached[0]
+            raise
+        except NotFound:
+            self._cache.pop(virtual_key_id, None)  # deleted elsewhere: never served stale later
+            raise
         opened = self._vault.open(record.sealed_secret, associated_data=associated_data(record.id))
         resolved = ResolvedVirtualKey(
             record.id, record.provider, record.base_url, _open_credential(record, opened), record.limits
         )
         if evictions == self._evictions:
             self._forget_expired(now)
-            self._cache[virtual_key_id] = (resolved, now + self._cache_ttl)
+            stale_until = now + max(self._cache_ttl, self._stale_max_age)
+            self._cache[virtual_key_id] = (resolved, now + self._cache_ttl, stale_until)
         return resolved
 
     async def limits(self, virtual_key_id: str) -> Limits:
@@ -254,5 +267,5 @@ class VirtualKeyService:
 
     def _forget_expired(self, now: float) -> None:
         # Virtual keys are few (admin-made), so a sweep on each miss keeps the cache bounded.
-        for stale in [key for key, (_, expires) in self._cache.items() if expires <= now]:
+        for stale in [key for key, (_, _, stale_until) in self._cache.items() if stale_until <= now]:
             del self._cache[stale]

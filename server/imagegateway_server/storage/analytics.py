@@ -55,6 +55,8 @@ _BUCKET_LADDER = tuple(
 # A range gets at most this many buckets (24 h: 25 hourly ones), so a chart or a sparkline stays readable.
 MAX_BUCKETS = 48
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Decimal places of USD that cost sums are rounded to.
+COST_DIGITS = 9
 
 
 def bucket_size_for(start: datetime, end: datetime) -> timedelta:
