@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 GRPC_METHOD_SCOPES: dict[str, str] = {
     "GenerateImage": Scope.GENERATE,
     "StreamGenerateImage": Scope.GENERATE,
+    "EditImage": Scope.GENERATE,
+    "EditImageUpload": Scope.GENERATE,
+    "CreateImageVariation": Scope.GENERATE,
     "ValidateConfig": Scope.GENERATE,
     "ListLogs": Scope.GENERATE,
     "GetLog": Scope.GENERATE,

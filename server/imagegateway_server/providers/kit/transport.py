@@ -47,6 +47,16 @@ class UpstreamRefused(aiohttp.ClientConnectionError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class FilePart:
+    """A file part of a multipart/form-data request (an input image or a mask)."""
+
+    name: str
+    filename: str
+    data: bytes = dataclasses.field(repr=False)
+    content_type: str = "application/octet-stream"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     """A fully read upstream answer."""
 
@@ -144,11 +154,12 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         form: Sequence[tuple[str, str]] | None = None,
+        files: Sequence[FilePart] = (),
         raw_body: bytes | None = None,
     ) -> UpstreamResponse:
         """Sends one request and reads its (decoded) body under ``max_body_bytes``.
 
-        ``json_body`` is sent as application/json, ``form`` (name, value pairs) as
+        ``json_body`` is sent as application/json, ``form`` (name, value pairs) and ``files`` as
         multipart/form-data, ``raw_body`` as given (with the Content-Type ``headers`` name). A body
         over the cap is an UPSTREAM_BUG (502); aiohttp exceptions propagate for ``upstream_errors``
         to classify.
@@ -167,11 +178,13 @@ class UpstreamClient:
         if json_body is not None:
             data = json_bytes(json_body)
             outgoing["Content-Type"] = "application/json"
-        elif form is not None:
-            # A part per value, none a file: multipart/form-data even without an upload (Stability v2beta).
+        elif form is not None or files:
+            # A part per value: multipart/form-data even without an upload (Stability v2beta).
             data = aiohttp.FormData(default_to_multipart=True)
-            for name, value in form:
+            for name, value in form or ():
                 data.add_field(name, value)
+            for part in files:
+                data.add_field(part.name, part.data, filename=part.filename, content_type=part.content_type)
             outgoing.popall("Content-Type", None)  # the form writes its own, with the boundary
         elif raw_body is not None:
             data = raw_body

@@ -1,0 +1,273 @@
+"""Edits and variations through the REST shim over real sockets, with the OpenAI SDK unchanged.
+
+``images.edit`` (several images and a mask) and ``images.create_variation`` run against the shim
+through a saved fallback config whose primary fails; every bad input is a 400 in OpenAI's envelope
+naming the field, before any upstream call; each request leaves one log record with every attempt,
+its input images described by size and SHA-256.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import uuid
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from PIL import Image
+
+from imagegateway import ImageGatewayClient
+from imagegateway.errors import NotFoundError
+from tests.conftest import OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
+from tests.emulators import Fault
+from tests.harness import GatewayThread
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HTTP_TIMEOUT = 30.0
+
+
+def png(width: int, height: int, *, mode: str = "RGB", colour: Any = (200, 80, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def mask_png(width: int, height: int) -> bytes:
+    """OpenAI's mask: opaque, with a fully transparent square (alpha 0) where the edit goes."""
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 255))
+    image.paste((0, 0, 0, 0), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def openai_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
+    return {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url, **fields}
+
+
+def stability_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
+    return {
+        "provider": "stability-ai",
+        "api_key": STABILITY_SECRET,
+        "custom_host": emulators.stability.base_url,
+        **fields,
+    }
+
+
+def sdk(gateway: GatewayThread, key: str, headers: dict[str, str]) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=gateway.rest_base_url,
+        api_key="sk-unused-by-the-gateway",
+        max_retries=0,
+        timeout=HTTP_TIMEOUT,
+        default_headers={"x-portkey-api-key": key, **headers},
+    )
+
+
+@pytest.fixture(scope="module")
+def key(admin: ImageGatewayClient) -> str:
+    return admin.create_api_key(f"edits-{uuid.uuid4().hex[:6]}", "generate").key
+
+
+def saved_config(admin: ImageGatewayClient, config: dict[str, Any]) -> dict[str, str]:
+    created = admin.create_config(f"edits-{uuid.uuid4().hex[:8]}", config)
+    return {"x-portkey-config": created.id}
+
+
+def inline(config: dict[str, Any]) -> dict[str, str]:
+    return {"x-portkey-config": json.dumps(config)}
+
+
+def log_of(admin: ImageGatewayClient, log_id: str) -> Any:
+    def fetch() -> Any:
+        try:
+            return admin.get_log(log_id)
+        except NotFoundError:
+            return None
+
+    return eventually(fetch)
+
+
+def upstream(emulators: Emulators, path: str) -> list[Any]:
+    return [r for r in emulators.openai.requests if r.path.endswith(path)]
+
+
+# -- edits ---------------------------------------------------------------------------------------------
+
+
+def test_sdk_edit_with_several_images_and_a_mask_falls_back_from_a_failing_primary(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.status(500))
+    headers = saved_config(
+        admin,
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [
+                openai_target(emulators, override_params={"model": "gpt-image-1.5"}),
+                openai_target(emulators, override_params={"model": "gpt-image-2"}),
+            ],
+        },
+    )
+    first, second, mask = png(64, 64), png(64, 64, colour=(10, 200, 10)), mask_png(64, 64)
+    with sdk(gateway, key, headers) as client:
+        raw = client.images.with_raw_response.edit(
+            image=[("a.png", first, "image/png"), ("b.png", second, "image/png")],
+            mask=("m.png", mask, "image/png"),
+            prompt="put a hat on the cat",
+            input_fidelity="high",
+            quality="low",
+        )
+    result = raw.parse()
+    assert result.data and base64.b64decode(result.data[0].b64_json or "").startswith(PNG_SIGNATURE)
+    assert result.usage is not None and result.usage.input_tokens_details.image_tokens > 0
+    calls = upstream(emulators, "/images/edits")
+    assert [c.form["model"] for c in calls] == ["gpt-image-1.5", "gpt-image-2"]
+    sent = calls[-1]
+    assert [name for name, _ in sent.file_parts] == ["image[]", "image[]", "mask"]
+    assert [part.data for _, part in sent.file_parts] == [first, second, mask]
+    assert sent.form["input_fidelity"] == "high" and sent.form["prompt"] == "put a hat on the cat"
+    log = log_of(admin, raw.headers["x-imagegw-log-id"])
+    assert log.operation == "edit" and log.fallback_used
+    assert [a.status_code for a in log.attempts] == [500, 200]
+    assert [i.sha256 for i in log.input_images] == [
+        hashlib.sha256(first).hexdigest(),
+        hashlib.sha256(second).hexdigest(),
+    ]
+    assert log.input_mask.sha256 == hashlib.sha256(mask).hexdigest() and log.input_mask.bytes == len(mask)
+    assert first not in log.SerializeToString()
+
+
+def test_an_edit_skips_a_target_that_cannot_edit_as_an_attempt_saying_so(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    config = {
+        "strategy": {"mode": "fallback", "on_status_codes": [500]},
+        "targets": [
+            openai_target(emulators, override_params={"model": "dall-e-3"}),
+            openai_target(emulators, override_params={"model": "gpt-image-1.5"}),
+        ],
+    }
+    with sdk(gateway, key, inline(config)) as client:
+        raw = client.images.with_raw_response.edit(image=("a.png", png(32, 32), "image/png"), prompt="a hat")
+    assert raw.parse().data
+    log = log_of(admin, raw.headers["x-imagegw-log-id"])
+    assert [a.status_code for a in log.attempts] == [400, 200]
+    assert "cannot make image edits" in log.attempts[0].error
+    assert len(upstream(emulators, "/images/edits")) == 1
+
+
+# -- variations ----------------------------------------------------------------------------------------
+
+
+def test_sdk_create_variation_falls_back_from_a_failing_primary(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.status(503))
+    headers = saved_config(
+        admin,
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [
+                openai_target(emulators, override_params={"model": "dall-e-2"}),
+                openai_target(emulators, override_params={"model": "dall-e-2"}),
+            ],
+        },
+    )
+    image = png(64, 64)
+    with sdk(gateway, key, headers) as client:
+        raw = client.images.with_raw_response.create_variation(
+            image=("a.png", image, "image/png"), n=2, size="256x256", response_format="b64_json"
+        )
+    result = raw.parse()
+    assert result.data and len(result.data) == 2
+    assert all(base64.b64decode(item.b64_json or "").startswith(PNG_SIGNATURE) for item in result.data)
+    calls = upstream(emulators, "/images/variations")
+    assert len(calls) == 2 and calls[-1].files["image"].data == image
+    assert calls[-1].form == {"model": "dall-e-2", "n": "2", "size": "256x256", "response_format": "b64_json"}
+    log = log_of(admin, raw.headers["x-imagegw-log-id"])
+    assert log.operation == "variation" and [a.status_code for a in log.attempts] == [503, 200]
+
+
+def test_a_variation_for_a_model_that_has_none_is_a_400_naming_the_operation_without_a_call(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    with sdk(gateway, key, inline(openai_target(emulators))) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.images.create_variation(image=("a.png", png(64, 64), "image/png"), model="gpt-image-1.5")
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["param"] == "model" and "image variations" in error["message"]
+    assert emulators.openai.requests == []
+
+
+# -- bad input -----------------------------------------------------------------------------------------
+
+
+def post_edit(
+    gateway: GatewayThread, key: str, emulators: Emulators, files: list[tuple[str, Any]], data: dict[str, str]
+) -> httpx.Response:
+    headers = {"x-portkey-api-key": key, **inline(openai_target(emulators))}
+    url = f"{gateway.rest_base_url}/images/edits"
+    if files:
+        return httpx.post(url, headers=headers, files=files, data=data, timeout=HTTP_TIMEOUT)
+    # httpx sends a form without files urlencoded; OpenAI's SDK always sends multipart.
+    body = b"".join(
+        f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in data.items()
+    )
+    headers["content-type"] = "multipart/form-data; boundary=b"
+    return httpx.post(url, headers=headers, content=body + b"--b--\r\n", timeout=HTTP_TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    ("files", "data", "param"),
+    [
+        pytest.param(
+            [("image", ("a.png", png(64, 64))), ("mask", ("m.png", mask_png(32, 32)))],
+            {"prompt": "x", "model": "gpt-image-1.5"},
+            "mask",
+            id="mask-size-differs",
+        ),
+        pytest.param(
+            [("image", ("a.png", png(64, 64))), ("mask", ("m.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 64))],
+            {"prompt": "x", "model": "gpt-image-1.5"},
+            "mask",
+            id="mask-not-png",
+        ),
+        pytest.param(
+            [("image", ("a.png", png(64, 64))), ("mask", ("m.png", png(64, 64)))],
+            {"prompt": "x", "model": "gpt-image-1.5"},
+            "mask",
+            id="mask-without-alpha",
+        ),
+        pytest.param(
+            [("image[]", (f"{i}.png", png(16, 16))) for i in range(17)],
+            {"prompt": "x", "model": "gpt-image-1.5"},
+            "image",
+            id="seventeen-images",
+        ),
+        pytest.param([("image", ("a.png", png(64, 64)))], {"model": "gpt-image-1.5"}, "prompt", id="missing-prompt"),
+        pytest.param(
+            [("image", ("a.png", png(64, 64)))], {"prompt": "x", "stream": "true"}, "stream", id="stream-refused"
+        ),
+        pytest.param([("image", ("a.txt", b"not an image"))], {"prompt": "x"}, "image", id="not-an-image"),
+        pytest.param([], {"prompt": "x"}, "image", id="no-image"),
+    ],
+)
+def test_bad_edit_input_is_a_400_naming_the_field_before_any_upstream_call(
+    gateway: GatewayThread,
+    key: str,
+    emulators: Emulators,
+    files: list[tuple[str, Any]],
+    data: dict[str, str],
+    param: str,
+) -> None:
+    response = post_edit(gateway, key, emulators, files, data)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert emulators.openai.requests == []
