@@ -161,6 +161,49 @@ def test_an_edit_skips_a_target_that_cannot_edit_as_an_attempt_saying_so(
     assert len(upstream(emulators, "/images/edits")) == 1
 
 
+def test_an_edit_falls_back_to_stability_inpainting_with_the_mask_converted_to_luminance(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.status(500))
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [openai_target(emulators, override_params={"model": "gpt-image-1.5"}), stability_target(emulators)],
+    }
+    image, mask = png(128, 128), mask_png(128, 128)
+    with sdk(gateway, key, inline(config)) as client:
+        raw = client.images.with_raw_response.edit(
+            image=("a.png", image, "image/png"), mask=("m.png", mask, "image/png"), prompt="a red door"
+        )
+    result = raw.parse()
+    assert result.data and base64.b64decode(result.data[0].b64_json or "").startswith(PNG_SIGNATURE)
+    assert raw.headers["x-portkey-provider"] == "stability-ai"
+    sent = emulators.stability.requests[-1]
+    assert sent.path == "/v2beta/stable-image/edit/inpaint" and sent.form["prompt"] == "a red door"
+    assert sent.files["image"].data == image
+    converted = Image.open(io.BytesIO(sent.files["mask"].data))
+    # OpenAI's transparent square (repaint) is white for Stability, the opaque rest black.
+    assert converted.mode == "L" and converted.size == (128, 128)
+    assert converted.getpixel((64, 64)) == 255 and converted.getpixel((2, 2)) == 0
+
+
+def test_a_variation_falls_back_to_stability_image_to_image(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.status(500))
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [openai_target(emulators, override_params={"model": "dall-e-2"}), stability_target(emulators)],
+    }
+    image = png(64, 64)
+    with sdk(gateway, key, inline(config)) as client:
+        raw = client.images.with_raw_response.create_variation(image=("a.png", image, "image/png"))
+    assert raw.parse().data and raw.headers["x-portkey-provider"] == "stability-ai"
+    sent = emulators.stability.requests[-1]
+    assert sent.path == "/v2beta/stable-image/generate/sd3" and sent.files["image"].data == image
+    assert (sent.form["mode"], sent.form["model"], sent.form["strength"]) == ("image-to-image", "sd3.5-large", "0.35")
+    assert "prompt=(none)" in raw.headers["x-imagegw-translated"]
+
+
 # -- variations ----------------------------------------------------------------------------------------
 
 
