@@ -341,7 +341,15 @@ class RestShim:
         trace = resolve_trace(explicit, headers)
         bind_trace_id(trace.trace_id)
         try:
-            return await self._upload(request, headers, trace, build)
+            size = self._upload_size(headers)
+        except _HttpError as exc:
+            envelope = error_envelope(exc.status, exc.message, param=exc.param, code=exc.code)
+            return _error_response(exc.status, envelope, {"x-portkey-trace-id": trace.trace_id})
+        try:
+            # The images stay in memory until the request ends (a retry or a fallback sends them again), so
+            # the reservation spans it; until it is granted the body waits, unread, in the socket.
+            async with self._upload_budget.reserve(size):
+                return await self._upload(request, headers, trace, build)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -349,30 +357,31 @@ class RestShim:
             status, body = to_http_error(ShuttingDown())
             return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
 
-    async def _read_upload(self, request: Request, headers: Mapping[str, str], build: UploadBuilder) -> ImageRequest:
+    def _upload_size(self, headers: Mapping[str, str]) -> int:
+        """The bytes an upload will hold: its declared length (the body limit when it declares none)."""
         content_type = headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "multipart/form-data":
             raise _HttpError(415, "the request body must be sent as multipart/form-data", "content-type")
-        limits = self._input_limits
+        limit = self._input_limits.max_body_bytes
         declared = headers.get("content-length")
-        size = int(declared) if declared and declared.isdigit() else limits.max_body_bytes
-        if size > limits.max_body_bytes:
-            raise _HttpError(413, f"the request body is larger than {limits.max_body_bytes} bytes", "body")
-        # The body is read only once its bytes fit the upload budget; until then it waits in the socket.
-        async with self._upload_budget.reserve(size):
-            try:
-                upload = await read_upload(
-                    content_type,
-                    request.stream(),
-                    max_body_bytes=limits.max_body_bytes,
-                    max_file_bytes=limits.max_input_image_bytes,
-                    max_files=limits.max_input_images + 1,
-                )
-            except BodyTooLarge:
-                raise _HttpError(
-                    413, f"the request body is larger than {limits.max_body_bytes} bytes", "body"
-                ) from None
-            return build(upload, limits)
+        size = int(declared) if declared and declared.isdigit() else limit
+        if size > limit:
+            raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
+        return size
+
+    async def _read_upload(self, request: Request, headers: Mapping[str, str], build: UploadBuilder) -> ImageRequest:
+        limits = self._input_limits
+        try:
+            upload = await read_upload(
+                headers.get("content-type", ""),
+                request.stream(),
+                max_body_bytes=limits.max_body_bytes,
+                max_file_bytes=limits.max_input_image_bytes,
+                max_files=limits.max_input_images + 1,
+            )
+        except BodyTooLarge:
+            raise _HttpError(413, f"the request body is larger than {limits.max_body_bytes} bytes", "body") from None
+        return build(upload, limits)
 
     async def _upload(
         self, request: Request, headers: rest_mapping.RequestHeaders, trace: TraceContext, build: UploadBuilder

@@ -48,11 +48,17 @@ class InputImage:
     filename: str = ""
     # Whether the image has an alpha channel (PNG colour type 4 or 6, or a tRNS chunk).
     has_alpha: bool = False
+    # The size of ``data``; kept when the bytes are let go (``without_bytes``).
+    byte_count: int = 0
+
+    def without_bytes(self) -> InputImage:
+        """The description alone, for what outlives the upstream calls (the request log's pending record)."""
+        return dataclasses.replace(self, data=b"")
 
     def describe(self) -> dict[str, Any]:
         """What logs and cache keys hold of the image: never its bytes."""
         return {
-            "bytes": len(self.data),
+            "bytes": self.byte_count,
             "sha256": self.sha256,
             "mime_type": self.mime_type,
             "width": self.width,
@@ -83,6 +89,7 @@ def input_image(data: bytes, *, param: str, filename: str = "", max_bytes: int |
         sha256=hashlib.sha256(data).hexdigest(),
         filename=filename,
         has_alpha=mime == "image/png" and png_has_alpha(data),
+        byte_count=len(data),
     )
 
 

@@ -115,6 +115,16 @@ class ImageRequest:
             changes["extra"] = MappingProxyType(extra)
         return dataclasses.replace(self, **changes)
 
+    def without_input_bytes(self) -> ImageRequest:
+        """This request with its input images and mask described but their bytes let go."""
+        if not self.images and self.mask is None:
+            return self
+        return dataclasses.replace(
+            self,
+            images=tuple(image.without_bytes() for image in self.images),
+            mask=self.mask.without_bytes() if self.mask is not None else None,
+        )
+
     def set_fields(self) -> dict[str, Any]:
         """The parameters the caller (or a config) set, by name; what an adapter must honour."""
         out: dict[str, Any] = {}

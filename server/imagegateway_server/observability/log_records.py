@@ -228,7 +228,7 @@ def _logged_input(image: InputImage) -> dict[str, Any]:
         "sha256": image.sha256,
         "width": image.width,
         "height": image.height,
-        "bytes": str(len(image.data)),
+        "bytes": str(image.byte_count),
         "mime_type": image.mime_type,
     }
 
@@ -255,7 +255,8 @@ def pending_log_record(
         id="log_" + random_hex_id(),
         create_time=datetime.now(UTC),
         latency_ms=int((time.monotonic() - started) * 1000),
-        call=call,
+        # The record waits for its batch; an edit's input images (megabytes) need not wait with it.
+        call=dataclasses.replace(call, request=call.request.without_input_bytes()) if call.request.images else call,
         trace_id=trace_id,
         config_id=config_id,
         config_version=config_version,
