@@ -54,6 +54,8 @@ PUBLIC = "public"
 SESSION = "session"
 REST_ROUTE_SCOPES: dict[str, str] = {
     "/v1/images/generations": Scope.GENERATE,
+    "/v1/images/edits": Scope.GENERATE,
+    "/v1/images/variations": Scope.GENERATE,
     "/health": PUBLIC,
     "/dashboard": PUBLIC,
     "/dashboard/api/login": PUBLIC,

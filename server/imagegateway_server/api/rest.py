@@ -31,7 +31,7 @@ from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.limits import RATE_LIMITED, LimitExceeded
 from imagegateway_server.core.pricing import format_usd
-from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome
+from imagegateway_server.domain.calls import Caller, GenerationCall, GenerationOutcome
 from imagegateway_server.domain.errors import (
     GatewayError,
     InvalidArgument,
@@ -340,16 +340,22 @@ class RestShim:
             return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
         trace = resolve_trace(explicit, headers)
         bind_trace_id(trace.trace_id)
+        trace_headers = {"x-portkey-trace-id": trace.trace_id}
         try:
+            # Who asks comes first: an unauthenticated caller learns nothing about its upload.
+            caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), Scope.GENERATE)
             size = self._upload_size(headers)
         except _HttpError as exc:
             envelope = error_envelope(exc.status, exc.message, param=exc.param, code=exc.code)
-            return _error_response(exc.status, envelope, {"x-portkey-trace-id": trace.trace_id})
+            return _error_response(exc.status, envelope, trace_headers)
+        except GatewayError as exc:
+            status, body = to_http_error(exc)
+            return _error_response(status, body, trace_headers)
         try:
             # The images stay in memory until the request ends (a retry or a fallback sends them again), so
             # the reservation spans it; until it is granted the body waits, unread, in the socket.
             async with self._upload_budget.reserve(size):
-                return await self._upload(request, headers, trace, build)
+                return await self._upload(request, headers, trace, caller, build)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -384,12 +390,16 @@ class RestShim:
         return build(upload, limits)
 
     async def _upload(
-        self, request: Request, headers: rest_mapping.RequestHeaders, trace: TraceContext, build: UploadBuilder
+        self,
+        request: Request,
+        headers: rest_mapping.RequestHeaders,
+        trace: TraceContext,
+        caller: Caller,
+        build: UploadBuilder,
     ) -> Response:
         arrived = asyncio.get_running_loop().time()
         trace_headers = {"x-portkey-trace-id": trace.trace_id}
         try:
-            caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), Scope.GENERATE)
             image_request = _strict(headers, await self._read_upload(request, headers, build))
             call = GenerationCall(
                 request=image_request,
