@@ -22,7 +22,7 @@ from PIL import Image
 
 from imagegateway import ImageGatewayClient
 from imagegateway.errors import NotFoundError
-from tests.conftest import OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
+from tests.conftest import GEMINI_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread
 
@@ -202,6 +202,34 @@ def test_a_variation_falls_back_to_stability_image_to_image(
     assert sent.path == "/v2beta/stable-image/generate/sd3" and sent.files["image"].data == image
     assert (sent.form["mode"], sent.form["model"], sent.form["strength"]) == ("image-to-image", "sd3.5-large", "0.35")
     assert "prompt=(none)" in raw.headers["x-imagegw-translated"]
+
+
+def test_an_edit_reaches_gemini_with_the_images_inline_after_a_target_that_cannot_edit(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators, gemini_emulator: Any
+) -> None:
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            openai_target(emulators, override_params={"model": "dall-e-3"}),
+            {
+                "provider": "google",
+                "api_key": GEMINI_SECRET,
+                "custom_host": gemini_emulator.base_url,
+                "override_params": {"model": "gemini-2.5-flash-image"},
+            },
+        ],
+    }
+    first, second = png(64, 64), png(32, 32)
+    with sdk(gateway, key, inline(config)) as client:
+        raw = client.images.with_raw_response.edit(
+            image=[("a.png", first, "image/png"), ("b.png", second, "image/png")], prompt="merge them"
+        )
+    assert raw.parse().data and raw.headers["x-portkey-provider"] == "google"
+    parts = (gemini_emulator.requests[-1].json or {})["contents"][0]["parts"]
+    assert parts[0] == {"text": "merge them"}
+    assert [base64.b64decode(p["inlineData"]["data"]) for p in parts[1:]] == [first, second]
+    log = log_of(admin, raw.headers["x-imagegw-log-id"])
+    assert [a.status_code for a in log.attempts] == [400, 200] and "cannot make image edits" in log.attempts[0].error
 
 
 # -- variations ----------------------------------------------------------------------------------------
