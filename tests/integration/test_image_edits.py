@@ -22,7 +22,7 @@ from PIL import Image
 
 from imagegateway import ImageGatewayClient
 from imagegateway.errors import NotFoundError
-from tests.conftest import GEMINI_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
+from tests.conftest import AZURE_SECRET, GEMINI_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread
 
@@ -230,6 +230,37 @@ def test_an_edit_reaches_gemini_with_the_images_inline_after_a_target_that_canno
     assert [base64.b64decode(p["inlineData"]["data"]) for p in parts[1:]] == [first, second]
     log = log_of(admin, raw.headers["x-imagegw-log-id"])
     assert [a.status_code for a in log.attempts] == [400, 200] and "cannot make image edits" in log.attempts[0].error
+
+
+def test_an_edit_falls_back_to_an_azure_deployment_and_leaves_one_log_record_with_every_attempt(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.status(500))
+    azure = {
+        "provider": "azure-openai",
+        "api_key": AZURE_SECRET,
+        "resource_name": "my-resource",
+        "deployment_id": "gpt-image",
+        "custom_host": emulators.azure.base_url,
+        "override_params": {"model": "gpt-image-1"},
+    }
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [openai_target(emulators, override_params={"model": "gpt-image-1.5"}), azure],
+    }
+    trace_id = f"edit-{uuid.uuid4().hex}"
+    image, mask = png(64, 64), mask_png(64, 64)
+    with sdk(gateway, key, {**inline(config), "x-portkey-trace-id": trace_id}) as client:
+        raw = client.images.with_raw_response.edit(
+            image=("a.png", image, "image/png"), mask=("m.png", mask, "image/png"), prompt="a window"
+        )
+    assert raw.parse().data and raw.headers["x-portkey-provider"] == "azure-openai"
+    sent = emulators.azure.requests[-1]
+    assert sent.path == "/openai/deployments/gpt-image/images/edits" and sent.query["api-version"]
+    assert sent.headers["api-key"] == AZURE_SECRET and sent.files["mask"].data == mask
+    records = eventually(lambda: list(admin.iter_logs(trace_id=trace_id)) or None)
+    assert len(records) == 1
+    assert [(a.provider, a.status_code) for a in records[0].attempts] == [("openai", 500), ("azure-openai", 200)]
 
 
 # -- variations ----------------------------------------------------------------------------------------
