@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench clean
+.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench bench-edits clean
 
 install: $(VENV)/.installed
 
@@ -59,6 +59,10 @@ emulators: install
 # BENCH_ARGS=--h2load measures the hot path with h2load instead (apt-get install nghttp2-client; ~2.5 min).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Gateway memory under 32 concurrent edit uploads of 16 x 2 MiB images (target: peak RSS under 600 MB; ~20 s).
+bench-edits: install
+	$(PY) bench/edit_uploads.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

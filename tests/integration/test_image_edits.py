@@ -263,6 +263,24 @@ def test_an_edit_falls_back_to_an_azure_deployment_and_leaves_one_log_record_wit
     assert [(a.provider, a.status_code) for a in records[0].attempts] == [("openai", 500), ("azure-openai", 200)]
 
 
+def test_the_same_edit_of_the_same_images_is_served_from_the_cache_and_other_images_are_not(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    config = {
+        "cache": {"mode": "simple", "max_age": 60},
+        **openai_target(emulators, override_params={"model": "gpt-image-1.5"}),
+    }
+    prompt = f"a hat {uuid.uuid4().hex}"
+    image = png(48, 48)
+    statuses = []
+    with sdk(gateway, key, inline(config)) as client:
+        for data in (image, image, png(48, 48, colour=(1, 1, 1))):
+            raw = client.images.with_raw_response.edit(image=("a.png", data, "image/png"), prompt=prompt)
+            statuses.append(raw.headers["x-portkey-cache-status"])
+    assert statuses == ["MISS", "HIT", "MISS"]
+    assert len(upstream(emulators, "/images/edits")) == 2
+
+
 # -- variations ----------------------------------------------------------------------------------------
 
 
