@@ -12,7 +12,9 @@ import base64
 import hashlib
 import io
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,10 +26,17 @@ from imagegateway import ImageGatewayClient
 from imagegateway.errors import NotFoundError
 from tests.conftest import AZURE_SECRET, GEMINI_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
 from tests.emulators import Fault
-from tests.harness import GatewayThread
+from tests.harness import GatewayThread, running_gateway
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HTTP_TIMEOUT = 30.0
+
+
+def noise(width: int, height: int) -> bytes:
+    """A PNG of random pixels, about 3 bytes a pixel (they do not compress)."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def png(width: int, height: int, *, mode: str = "RGB", colour: Any = (200, 80, 40)) -> bytes:
@@ -391,3 +400,42 @@ def test_bad_edit_input_is_a_400_naming_the_field_before_any_upstream_call(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
     assert emulators.openai.requests == []
+
+
+# -- the limits are settings ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tight_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    """A gateway with small upload limits: 3 images, 20 kB each, 200 kB bodies, a 50 kB upload budget."""
+    with running_gateway(
+        tmp_path_factory.mktemp("tight-uploads"),
+        max_input_images=3,
+        max_input_image_bytes=20_000,
+        max_body_bytes=200_000,
+        upload_memory_bytes=50_000,
+    ) as running:
+        yield running
+
+
+def test_upload_limits_are_settings_each_refused_naming_the_field(
+    tight_gateway: GatewayThread, emulators: Emulators
+) -> None:
+    key = tight_gateway.admin_key
+    big = noise(120, 120)  # about 43 kB
+    oversized = post_edit(tight_gateway, key, emulators, [("image", ("a.png", big))], {"prompt": "x"})
+    assert oversized.status_code == 400 and oversized.json()["error"]["param"] == "image"
+    assert oversized.json()["error"]["code"] == "image_too_large"
+    four = [("image[]", (f"{i}.png", png(8, 8))) for i in range(4)]
+    too_many = post_edit(tight_gateway, key, emulators, four, {"prompt": "x", "model": "gpt-image-1.5"})
+    assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "image"
+    body = post_edit(tight_gateway, key, emulators, [("image", ("a.png", noise(300, 300)))], {"prompt": "x"})
+    assert body.status_code == 413
+    assert emulators.openai.requests == []
+
+
+def test_an_upload_larger_than_the_budget_is_still_served(tight_gateway: GatewayThread, emulators: Emulators) -> None:
+    files = [("image[]", (f"{i}.png", noise(60, 60))) for i in range(3)]  # three of about 11 kB: 33 kB in all
+    data = {"prompt": "x", "model": "gpt-image-1.5"}
+    answers = [post_edit(tight_gateway, tight_gateway.admin_key, emulators, files, data) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
