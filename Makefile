@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench bench-analytics clean
+.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench bench-analytics bench-edits clean
 
 install: $(VENV)/.installed
 
@@ -73,6 +73,10 @@ bench-analytics: install
 .PHONY: bench-postgres
 bench-postgres: install
 	$(PY) bench/postgres_log_writer.py $(BENCH_POSTGRES_ARGS)
+
+# Gateway memory under 32 concurrent edit uploads of 16 x 2 MiB images (target: peak RSS under 600 MB; ~20 s).
+bench-edits: install
+	$(PY) bench/edit_uploads.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ client.py for what the layer adds over the generated stub.
 # ruff: noqa: ASYNC109
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar, Unpack
@@ -16,7 +16,7 @@ from typing import Self, TypeVar, Unpack
 import grpc
 import grpc.aio
 
-from imagegateway import builders, pagers
+from imagegateway import builders, pagers, uploads
 from imagegateway.builders import (
     AnalyticsFilters,
     ConfigLike,
@@ -27,6 +27,7 @@ from imagegateway.builders import (
 )
 from imagegateway.connection import ADMIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, IMAGE_TIMEOUT, ClientBase
 from imagegateway.errors import from_rpc_error
+from imagegateway.uploads import InputFile
 from imagegateway.v1 import analytics_pb2, configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 
 _Req = TypeVar("_Req")
@@ -97,6 +98,37 @@ class AsyncImageGatewayClient(ClientBase):
     ) -> images_pb2.GenerateImageResponse:
         request = builders.generate_request(request, fields)
         return await self._call(self._stub.GenerateImage, request, timeout, IMAGE_TIMEOUT)
+
+    async def edit_image(
+        self,
+        images: Sequence[InputFile],
+        *,
+        mask: InputFile | None = None,
+        chunked: bool | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
+    ) -> images_pb2.EditImageResponse:
+        """As ``ImageGatewayClient.edit_image``."""
+        if chunked is None:
+            chunked = uploads.input_bytes(images, mask) > self.max_message_bytes // 2
+        if not chunked:
+            request = uploads.edit_request(images, mask, **fields)
+            return await self._call(self._stub.EditImage, request, timeout, IMAGE_TIMEOUT)
+        messages = uploads.edit_upload_messages(images, mask, **fields)
+        try:
+            response = await self._stub.EditImageUpload(
+                messages, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+            )
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from err
+        return uploads.as_edit_response(response)
+
+    async def create_image_variation(
+        self, image: InputFile, *, timeout: float | None = None, **fields: Unpack[GenerateFields]
+    ) -> images_pb2.CreateImageVariationResponse:
+        """As ``ImageGatewayClient.create_image_variation``."""
+        request = uploads.variation_request(image, **fields)
+        return await self._call(self._stub.CreateImageVariation, request, timeout, IMAGE_TIMEOUT)
 
     def stream_generate_image(
         self,

@@ -12,14 +12,14 @@ The names this module held when it was the whole client are still importable fro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self, TypeVar, Unpack
 
 import grpc
 
-from imagegateway import builders, pagers
+from imagegateway import builders, pagers, uploads
 from imagegateway.async_client import AsyncImageGatewayClient
 from imagegateway.builders import (
     AnalyticsFilters,
@@ -38,6 +38,7 @@ from imagegateway.connection import (
     ClientBase,
 )
 from imagegateway.errors import from_rpc_error
+from imagegateway.uploads import InputFile
 from imagegateway.v1 import analytics_pb2, configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 
 __all__ = [
@@ -149,6 +150,40 @@ class ImageGatewayClient(ClientBase):
             metadata=self._metadata(),
         )
         return _read_stream(call)
+
+    def edit_image(
+        self,
+        images: Sequence[InputFile],
+        *,
+        mask: InputFile | None = None,
+        chunked: bool | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
+    ) -> images_pb2.EditImageResponse:
+        """Edits ``images`` (bytes or ``(file name, bytes)``) under an optional ``mask``; ``prompt`` is required.
+
+        Inputs over half the message limit go as a chunked EditImageUpload (``chunked`` forces either way).
+        """
+        if chunked is None:
+            chunked = uploads.input_bytes(images, mask) > self.max_message_bytes // 2
+        if not chunked:
+            request = uploads.edit_request(images, mask, **fields)
+            return self._call(self._stub.EditImage, request, timeout, IMAGE_TIMEOUT)
+        messages = uploads.edit_upload_messages(images, mask, **fields)
+        try:
+            response = self._stub.EditImageUpload(
+                messages, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+            )
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from err
+        return uploads.as_edit_response(response)
+
+    def create_image_variation(
+        self, image: InputFile, *, timeout: float | None = None, **fields: Unpack[GenerateFields]
+    ) -> images_pb2.CreateImageVariationResponse:
+        """Makes variations of ``image`` (dall-e-2 on OpenAI, image-to-image on Stability)."""
+        request = uploads.variation_request(image, **fields)
+        return self._call(self._stub.CreateImageVariation, request, timeout, IMAGE_TIMEOUT)
 
     # Configs
 

@@ -31,6 +31,7 @@ class ClientBase:
         self.target = target or os.environ.get("IMAGEGW_SERVER") or DEFAULT_TARGET
         self._api_key = api_key if api_key is not None else os.environ.get("IMAGEGW_API_KEY")
         self._timeout = timeout
+        self.max_message_bytes = max_message_bytes
         self._options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),

@@ -12,9 +12,12 @@ from imagegateway_server.domain.input_limits import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONFIG_DEPTH,
     DEFAULT_MAX_IMAGES,
+    DEFAULT_MAX_INPUT_IMAGE_BYTES,
+    DEFAULT_MAX_INPUT_IMAGES,
     DEFAULT_MAX_METADATA_BYTES,
     DEFAULT_MAX_PROMPT_CHARS,
     DEFAULT_MAX_TARGETS,
+    DEFAULT_UPLOAD_MEMORY_BYTES,
     InputLimits,
 )
 from imagegateway_server.event_loop import EVENT_LOOPS, UVLOOP
@@ -248,6 +251,24 @@ SETTINGS: tuple[SettingSpec, ...] = (
     ),
     SettingSpec("max_images", "IMAGEGW_MAX_IMAGES", str(DEFAULT_MAX_IMAGES), "most images (n) one request may ask for"),
     SettingSpec(
+        "max_input_images",
+        "IMAGEGW_MAX_INPUT_IMAGES",
+        str(DEFAULT_MAX_INPUT_IMAGES),
+        "most input images one edit may send",
+    ),
+    SettingSpec(
+        "max_input_image_bytes",
+        "IMAGEGW_MAX_INPUT_IMAGE_BYTES",
+        str(DEFAULT_MAX_INPUT_IMAGE_BYTES),
+        "largest input image (edits, variations, masks)",
+    ),
+    SettingSpec(
+        "upload_memory_bytes",
+        "IMAGEGW_UPLOAD_MEMORY_BYTES",
+        str(DEFAULT_UPLOAD_MEMORY_BYTES),
+        "upload bodies (edits, variations) held in memory at once; further uploads wait their turn",
+    ),
+    SettingSpec(
         "event_loop",
         "IMAGEGW_EVENT_LOOP",
         UVLOOP,
@@ -368,6 +389,9 @@ class Settings:
     max_targets: int = DEFAULT_MAX_TARGETS
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     max_images: int = DEFAULT_MAX_IMAGES
+    max_input_images: int = DEFAULT_MAX_INPUT_IMAGES
+    max_input_image_bytes: int = DEFAULT_MAX_INPUT_IMAGE_BYTES
+    upload_memory_bytes: int = DEFAULT_UPLOAD_MEMORY_BYTES
     event_loop: str = UVLOOP
     workers: int = 1
 
@@ -450,6 +474,11 @@ class Settings:
                 max_targets=_bounded("IMAGEGW_MAX_TARGETS", raw["max_targets"], int, 1, 10_000),
                 max_metadata_bytes=_bounded("IMAGEGW_MAX_METADATA_BYTES", raw["max_metadata_bytes"], int, 2, 2**20),
                 max_images=_bounded("IMAGEGW_MAX_IMAGES", raw["max_images"], int, 1, 100),
+                max_input_images=_bounded("IMAGEGW_MAX_INPUT_IMAGES", raw["max_input_images"], int, 1, 100),
+                max_input_image_bytes=_bounded(
+                    "IMAGEGW_MAX_INPUT_IMAGE_BYTES", raw["max_input_image_bytes"], int, 1, 2**30
+                ),
+                upload_memory_bytes=_bounded("IMAGEGW_UPLOAD_MEMORY_BYTES", raw["upload_memory_bytes"], int, 1, 2**40),
                 event_loop=_choice("IMAGEGW_EVENT_LOOP", raw["event_loop"], EVENT_LOOPS),
             )
         except ValueError as exc:
@@ -465,6 +494,9 @@ class Settings:
             max_targets=self.max_targets,
             max_metadata_bytes=self.max_metadata_bytes,
             max_images=self.max_images,
+            max_input_images=self.max_input_images,
+            max_input_image_bytes=self.max_input_image_bytes,
+            upload_memory_bytes=self.upload_memory_bytes,
         )
 
     @property

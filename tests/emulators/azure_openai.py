@@ -1,4 +1,5 @@
-"""Fake Azure OpenAI Images API: ``POST /openai/deployments/{id}/images/generations?api-version=...``.
+"""Fake Azure OpenAI Images API: ``POST /openai/deployments/{id}/images/generations?api-version=...``
+(and ``/images/edits``, a multipart form as OpenAI's).
 
 Validates as Azure does: an ``api-key`` header or an ``Authorization: Bearer`` Entra token, the
 ``api-version`` query parameter (required, one of the versions that serve images), a deployment
@@ -16,12 +17,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .emulator import AnswerMode, Endpoint, bearer_token
+from .openai_edit_rules import parse_edit
 from .openai_images import OpenAIEmulator, generated_image
 from .openai_rules import OpenAIError, parse_generation
 from .recording import RecordedRequest
 from .server import Response
 
 _GENERATIONS = re.compile(r"^/openai/deployments/([^/]+)/images/generations/?$")
+_EDITS = re.compile(r"^/openai/deployments/([^/]+)/images/edits/?$")
 API_VERSIONS = frozenset({"2024-02-01", "2024-06-01", "2024-10-21", "2025-04-01-preview"})
 DEFAULT_DEPLOYMENTS: Mapping[str, str] = {"dalle3": "dall-e-3", "gpt-image": "gpt-image-1"}
 _SAFE = {"filtered": False, "severity": "safe"}
@@ -81,6 +84,8 @@ class AzureOpenAIEmulator(OpenAIEmulator):
     def _route(self, request: RecordedRequest) -> Endpoint | None:
         if request.method == "POST" and _GENERATIONS.match(request.path):
             return self._generations
+        if request.method == "POST" and _EDITS.match(request.path):
+            return self._azure_edits
         return None
 
     def _not_found(self, request: RecordedRequest) -> Response:
@@ -138,6 +143,29 @@ class AzureOpenAIEmulator(OpenAIEmulator):
             item["prompt_filter_results"] = {**_FILTER_RESULTS, "profanity": {"detected": False, "filtered": False}}
             item["content_filter_results"] = dict(_FILTER_RESULTS)
         return Response.json(200, payload)
+
+    def _azure_edits(self, request: RecordedRequest, mode: AnswerMode) -> Response:
+        """An edit on a deployment: the form validated as OpenAI's, with the deployment's model."""
+        try:
+            self._authenticate(request)
+            version = request.query.get("api-version")
+            if not version:
+                raise AzureError(404, "Resource not found", "404")
+            if version not in API_VERSIONS:
+                raise AzureError(400, f"API version not supported: {version}", "BadRequest")
+            match = _EDITS.match(request.path)
+            assert match is not None
+            model = self.deployments.get(match.group(1))
+            if model is None:
+                raise _deployment_not_found()
+            if request.form is None:
+                raise AzureError(400, "The request body must be multipart/form-data.", "BadRequest")
+            upload = parse_edit({**request.form, "model": model}, request.file_parts, frozenset())
+        except OpenAIError as error:
+            return _error(error)
+        if mode.content_filtered:
+            return _error(_content_policy())
+        return Response.json(200, self._images_response(upload.generation, generated_image(upload.generation, mode)))
 
     def _authenticate(self, request: RecordedRequest) -> None:
         if self.api_key is None and self.ad_token is None:

@@ -21,10 +21,12 @@ class FormFile:
 
 @dataclass(frozen=True)
 class Form:
-    """Text fields (last value wins) and file parts of a multipart body."""
+    """Text fields (last value wins) and file parts of a multipart body; ``file_parts`` keeps every
+    file part in order (``files`` only the last of each name), for fields repeated as ``image[]``."""
 
     fields: dict[str, str]
     files: dict[str, FormFile]
+    file_parts: list[tuple[str, FormFile]] = field(default_factory=list)
 
 
 class FormError(ValueError):
@@ -95,6 +97,7 @@ def parse_multipart(content_type: str, body: bytes) -> Form:
         raise FormError("multipart body without parts")
     fields: dict[str, str] = {}
     files: dict[str, FormFile] = {}
+    file_parts: list[tuple[str, FormFile]] = []
     for part in parts:
         _, disposition = parse_options_header(part.headers.get("content-disposition"))
         name = disposition.get(b"name")
@@ -108,4 +111,5 @@ def parse_multipart(content_type: str, body: bytes) -> Form:
             files[key] = FormFile(
                 filename.decode("utf-8", "replace"), part.headers.get("content-type"), bytes(part.data)
             )
-    return Form(fields, files)
+            file_parts.append((key, files[key]))
+    return Form(fields, files, file_parts)

@@ -223,6 +223,34 @@ _GENERATION_CONFIG = frozenset(
 )
 
 
+# The input images a Gemini image model takes inline (gemini-3-pro-image: up to 14 reference images).
+_INLINE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
+MAX_INLINE_IMAGES = 14
+
+
+def _inline_images(contents: list[Any]) -> int:
+    """Checks each ``inlineData`` part (an input image to edit) as the API does; returns how many there are."""
+    count = 0
+    for content in contents:
+        for index, part in enumerate(content.get("parts", []) if isinstance(content, dict) else []):
+            inline = part.get("inlineData") if isinstance(part, dict) else None
+            if inline is None:
+                continue
+            where = f"* GenerateContentRequest.contents[0].parts[{index}].inline_data"
+            if not isinstance(inline, dict) or inline.get("mimeType") not in _INLINE_MIME_TYPES:
+                raise invalid(f"{where}.mime_type: Unsupported MIME type: {inline.get('mimeType')}")
+            try:
+                data = base64.b64decode(str(inline.get("data", "")), validate=True)
+            except ValueError:
+                raise invalid(f"{where}.data: Invalid value (bytes), base64 decoding failed") from None
+            if not data:
+                raise invalid(f"{where}.data: inline data must not be empty")
+            count += 1
+    if count > MAX_INLINE_IMAGES:
+        raise invalid(f"Too many input images: at most {MAX_INLINE_IMAGES}, got {count}.")
+    return count
+
+
 def parse_generate_content(body: Any, rules: GeminiRules, *, vertex: bool) -> ContentCall:
     """Validates a Gemini ``:generateContent`` body as the real API does, for an image answer."""
     body = _object(body, "The body")
@@ -239,6 +267,7 @@ def parse_generate_content(body: Any, rules: GeminiRules, *, vertex: bool) -> Co
     ]
     if not texts:
         raise invalid("* GenerateContentRequest.contents[0].parts: contents.parts must not be empty.")
+    _inline_images(contents)
     config = _object(body.get("generationConfig", {}), "generationConfig")
     _only(config, _GENERATION_CONFIG, "generation_config")
     modalities = config.get("responseModalities", ["TEXT"])

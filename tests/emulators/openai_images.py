@@ -1,4 +1,5 @@
-"""Fake OpenAI Images API: `POST /v1/images/generations` with OpenAI's auth, validation and shapes."""
+"""Fake OpenAI Images API: `POST /v1/images/generations`, `/edits` and `/variations` with OpenAI's auth,
+validation and shapes."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .emulator import AnswerMode, Emulator, Endpoint, bearer_token, mask_key
+from .forms import FormFile
 from .images import noise_png, solid_image
+from .openai_edit_rules import Upload, parse_edit, parse_variation
 from .openai_rules import (
     DEFAULT_MODEL,
     RETIRED_MODELS,
@@ -21,8 +25,13 @@ from .openai_rules import (
 from .recording import RecordedRequest
 from .server import Response
 
+UploadParser = Callable[[dict[str, str], list[tuple[str, FormFile]], frozenset[str]], Upload]
 _ERROR_CONTENT_TYPE = "application/json; charset=utf-8"
 _GENERATIONS = "/v1/images/generations"
+_EDITS = "/v1/images/edits"
+_VARIATIONS = "/v1/images/variations"
+# Input image tokens a gpt-image edit is billed per image (an approximation; OpenAI counts by tiles).
+_INPUT_IMAGE_TOKENS = 388
 # Output tokens of a 1024x1024 image per quality (OpenAI pricing docs); scaled by pixel count.
 _OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "xhigh": 6240, "max": 8320}
 _SQUARE_PIXELS = 1024 * 1024
@@ -75,8 +84,13 @@ class OpenAIEmulator(Emulator):
         ]
 
     def _route(self, request: RecordedRequest) -> Endpoint | None:
-        if request.method == "POST" and request.path.rstrip("/") == _GENERATIONS:
+        path = request.path.rstrip("/")
+        if request.method == "POST" and path == _GENERATIONS:
             return self._generations
+        if request.method == "POST" and path == _EDITS:
+            return self._edits
+        if request.method == "POST" and path == _VARIATIONS:
+            return self._variations
         return None
 
     def _not_found(self, request: RecordedRequest) -> Response:
@@ -125,6 +139,38 @@ class OpenAIEmulator(Emulator):
         if generation.stream:
             return _stream(generation, image)
         return Response.json(200, self._images_response(generation, image))
+
+    def _edits(self, request: RecordedRequest, mode: AnswerMode) -> Response:
+        return self._upload(request, mode, parse_edit)
+
+    def _variations(self, request: RecordedRequest, mode: AnswerMode) -> Response:
+        return self._upload(request, mode, parse_variation)
+
+    def _upload(self, request: RecordedRequest, mode: AnswerMode, parse: UploadParser) -> Response:
+        try:
+            self._authenticate(request)
+            if request.form is None:
+                raise OpenAIError(
+                    400,
+                    "Invalid Content-Type header (application/json), expected multipart/form-data.",
+                    "invalid_request_error",
+                    None,
+                    None,
+                )
+            upload = parse(request.form, request.file_parts, self.retired)
+        except OpenAIError as error:
+            return error_response(error)
+        generation = upload.generation
+        if mode.content_filtered:
+            return error_response(_safety_rejection(generation, request.request_id))
+        payload = self._images_response(generation, generated_image(generation, mode))
+        if "usage" in payload:
+            image_tokens = _INPUT_IMAGE_TOKENS * len(upload.images)
+            usage = payload["usage"]
+            usage["input_tokens"] += image_tokens
+            usage["input_tokens_details"]["image_tokens"] = image_tokens
+            usage["total_tokens"] += image_tokens
+        return Response.json(200, payload)
 
     def _authenticate(self, request: RecordedRequest) -> None:
         if self.api_key is None:

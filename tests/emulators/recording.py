@@ -24,6 +24,8 @@ class RecordedRequest:
     form: dict[str, str] | None
     files: dict[str, FormFile] = field(default_factory=dict)
     body: bytes = b""
+    # Every file part in order (``files`` keeps the last of each name; ``image[]`` repeats).
+    file_parts: list[tuple[str, FormFile]] = field(default_factory=list)
     query: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
 
@@ -48,6 +50,7 @@ class RecordedRequest:
             form=form.fields if form else None,
             files=form.files if form else {},
             body=request.body,
+            file_parts=form.file_parts if form else [],
             query=dict(request.query),
             request_id=request_id,
         )

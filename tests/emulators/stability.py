@@ -1,4 +1,5 @@
-"""Fake Stability AI API: v1 `text-to-image` (JSON) and v2beta Stable Image generate (multipart)."""
+"""Fake Stability AI API: v1 `text-to-image` (JSON), v2beta Stable Image generate (multipart, with
+image-to-image) and v2beta edit/inpaint."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from .stability_rules import (
     V2_MAX_SEED,
     StabilityError,
     V2Generation,
+    parse_inpaint,
     parse_v1,
     parse_v2,
 )
 
 _V1_ROUTE = re.compile(r"^/v1/generation/([^/]+)/text-to-image/?$")
 _V2_ROUTE = re.compile(r"^/v2beta/stable-image/generate/([^/]+)/?$")
+_INPAINT_ROUTE = re.compile(r"^/v2beta/stable-image/edit/inpaint/?$")
 _V2_MAX_BODY = 10 * 1024 * 1024
 _MODERATION_MESSAGE = (
     "Your request was flagged by our content moderation system, as a result your request "
@@ -75,6 +78,8 @@ class StabilityEmulator(Emulator):
             return self._v1_text_to_image
         if _V2_ROUTE.match(request.path):
             return self._v2_generate
+        if _INPAINT_ROUTE.match(request.path):
+            return self._v2_inpaint
         return None
 
     def _not_found(self, request: RecordedRequest) -> Response:
@@ -142,6 +147,24 @@ class StabilityEmulator(Emulator):
             payload = {"image": base64.b64encode(image).decode("ascii"), "finish_reason": finish_reason, "seed": seed}
             return Response.json(200, payload, content_type=f"application/json; type={CONTENT_TYPES[fmt]}")
         headers = (("content-type", CONTENT_TYPES[fmt]), ("finish-reason", finish_reason), ("seed", str(seed)))
+        return Response(200, headers, image)
+
+    def _v2_inpaint(self, request: RecordedRequest, mode: AnswerMode) -> Response:
+        try:
+            self._authenticate(request)
+            if media_type(request.headers.get("content-type")) != "multipart/form-data" or request.form is None:
+                raise StabilityError(400, "bad_request", "content-type: must be multipart/form-data")
+            inpaint = parse_inpaint(request.form, request.files, request.headers.get("accept"))
+        except StabilityError as error:
+            return _error(error, request)
+        image = _image(inpaint.width, inpaint.height, inpaint.output_format, mode)
+        finish_reason = "CONTENT_FILTERED" if mode.content_filtered else "SUCCESS"
+        seed = inpaint.seed or random.randint(1, V2_MAX_SEED)
+        if inpaint.json_accept:
+            payload = {"image": base64.b64encode(image).decode("ascii"), "finish_reason": finish_reason, "seed": seed}
+            return Response.json(200, payload)
+        fmt = CONTENT_TYPES["png" if mode.image_bytes is not None else inpaint.output_format]
+        headers = (("content-type", fmt), ("finish-reason", finish_reason), ("seed", str(seed)))
         return Response(200, headers, image)
 
     def _parse_v2(self, endpoint: str, request: RecordedRequest) -> V2Generation:

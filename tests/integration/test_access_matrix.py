@@ -96,6 +96,13 @@ def call(channel: grpc.Channel, method: MethodDescriptor, metadata: list[tuple[s
                 response_deserializer=response_class.FromString,
             )
             list(stream(request_class(), metadata=metadata, timeout=TIMEOUT))
+        elif method.client_streaming:
+            upload = channel.stream_unary(
+                path,
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=response_class.FromString,
+            )
+            upload(iter([request_class()]), metadata=metadata, timeout=TIMEOUT)
         else:
             unary = channel.unary_unary(
                 path,

@@ -106,7 +106,9 @@ def call_every_method(
             continue
         request = message_factory.GetMessageClass(method.input_type)()
         try:
-            answer = getattr(stub, method.name)(request, metadata=metadata, timeout=RPC_TIMEOUT)
+            # A client-streaming RPC (EditImageUpload) takes its requests as an iterator.
+            sent = iter([request]) if method.client_streaming else request
+            answer = getattr(stub, method.name)(sent, metadata=metadata, timeout=RPC_TIMEOUT)
             if method.server_streaming:
                 list(answer)
             codes[method.name] = grpc.StatusCode.OK

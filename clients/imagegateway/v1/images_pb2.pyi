@@ -977,3 +977,435 @@ class Progress(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_position) -> _WhichOneofReturnType__queue_position | None: ...
 
 Global___Progress: _TypeAlias = Progress  # noqa: Y015
+
+@_typing.final
+class InputImage(_message.Message):
+    """One input image of an edit or a variation, as raw bytes (PNG, JPEG, WebP or GIF)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """The encoded image."""
+    filename: _builtins.str
+    """The file name sent on to the provider (optional; one is made up from the type)."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "filename", b"filename"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InputImage: _TypeAlias = InputImage  # noqa: Y015
+
+@_typing.final
+class EditImageRequest(_message.Message):
+    """Request for EditImage: the images to edit, an optional mask, and the edit's parameters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    MASK_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    trace_id: _builtins.str
+    """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result."""
+    @_builtins.property
+    def parameters(self) -> Global___ImageParameters:
+        """The edit's parameters; prompt is required. input_fidelity, background and output_format apply to gpt-image."""
+
+    @_builtins.property
+    def routing(self) -> Global___Routing:
+        """Where to route the request."""
+
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___InputImage]:
+        """The images to edit (1 to IMAGEGW_MAX_INPUT_IMAGES; dall-e-2 takes one square PNG)."""
+
+    @_builtins.property
+    def mask(self) -> Global___InputImage:
+        """A PNG the size of the first image whose fully transparent pixels (alpha 0) mark where to edit."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller metadata recorded in the log."""
+
+    def __init__(
+        self,
+        *,
+        parameters: Global___ImageParameters | None = ...,
+        routing: Global___Routing | None = ...,
+        images: _abc.Iterable[Global___InputImage] | None = ...,
+        mask: Global___InputImage | None = ...,
+        trace_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mask", b"mask", "parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "images", b"images", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditImageRequest: _TypeAlias = EditImageRequest  # noqa: Y015
+
+@_typing.final
+class EditImageResponse(_message.Message):
+    """Response for EditImage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGES_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    """Unix seconds when the images were created."""
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
+        """The edited images."""
+
+    @_builtins.property
+    def outcome(self) -> Global___RoutingOutcome:
+        """How the request was routed."""
+
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts."""
+
+    def __init__(
+        self,
+        *,
+        images: _abc.Iterable[Global___Image] | None = ...,
+        outcome: Global___RoutingOutcome | None = ...,
+        created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "images", b"images", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditImageResponse: _TypeAlias = EditImageResponse  # noqa: Y015
+
+@_typing.final
+class EditImageUploadHeader(_message.Message):
+    """The first message of EditImageUpload: everything but the image bytes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
+    IMAGE_COUNT_FIELD_NUMBER: _builtins.int
+    HAS_MASK_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    FILENAMES_FIELD_NUMBER: _builtins.int
+    image_count: _builtins.int
+    """How many input images the chunks carry (1 to IMAGEGW_MAX_INPUT_IMAGES)."""
+    has_mask: _builtins.bool
+    """Whether the chunks carry a mask."""
+    trace_id: _builtins.str
+    """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result."""
+    @_builtins.property
+    def parameters(self) -> Global___ImageParameters:
+        """The edit's parameters; prompt is required."""
+
+    @_builtins.property
+    def routing(self) -> Global___Routing:
+        """Where to route the request."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller metadata recorded in the log."""
+
+    @_builtins.property
+    def filenames(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """File names of the input images, in order (optional)."""
+
+    def __init__(
+        self,
+        *,
+        parameters: Global___ImageParameters | None = ...,
+        routing: Global___Routing | None = ...,
+        image_count: _builtins.int = ...,
+        has_mask: _builtins.bool = ...,
+        trace_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
+        filenames: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditImageUploadHeader: _TypeAlias = EditImageUploadHeader  # noqa: Y015
+
+@_typing.final
+class EditImageUploadChunk(_message.Message):
+    """A piece of one input image or of the mask; the pieces of one file are sent in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_INDEX_FIELD_NUMBER: _builtins.int
+    MASK_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    image_index: _builtins.int
+    """Which input image the bytes belong to (0-based); ignored when mask is true."""
+    mask: _builtins.bool
+    """True when the bytes belong to the mask."""
+    data: _builtins.bytes
+    """The next bytes of that file."""
+    def __init__(
+        self,
+        *,
+        image_index: _builtins.int = ...,
+        mask: _builtins.bool = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "image_index", b"image_index", "mask", b"mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditImageUploadChunk: _TypeAlias = EditImageUploadChunk  # noqa: Y015
+
+@_typing.final
+class EditImageUploadRequest(_message.Message):
+    """One message of EditImageUpload: the header first, then chunks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___EditImageUploadHeader:
+        """The first message."""
+
+    @_builtins.property
+    def chunk(self) -> Global___EditImageUploadChunk:
+        """Every later message."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___EditImageUploadHeader | None = ...,
+        chunk: Global___EditImageUploadChunk | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___EditImageUploadRequest: _TypeAlias = EditImageUploadRequest  # noqa: Y015
+
+@_typing.final
+class EditImageUploadResponse(_message.Message):
+    """Response for EditImageUpload."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGES_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    """Unix seconds when the images were created."""
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
+        """The edited images."""
+
+    @_builtins.property
+    def outcome(self) -> Global___RoutingOutcome:
+        """How the request was routed."""
+
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts."""
+
+    def __init__(
+        self,
+        *,
+        images: _abc.Iterable[Global___Image] | None = ...,
+        outcome: Global___RoutingOutcome | None = ...,
+        created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "images", b"images", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EditImageUploadResponse: _TypeAlias = EditImageUploadResponse  # noqa: Y015
+
+@_typing.final
+class CreateImageVariationRequest(_message.Message):
+    """Request for CreateImageVariation: one image, and how many variations of which size."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    trace_id: _builtins.str
+    """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result."""
+    @_builtins.property
+    def parameters(self) -> Global___ImageParameters:
+        """The variation's parameters: model, n, size, user (a prompt is not taken)."""
+
+    @_builtins.property
+    def routing(self) -> Global___Routing:
+        """Where to route the request."""
+
+    @_builtins.property
+    def image(self) -> Global___InputImage:
+        """The image to vary (dall-e-2: a square PNG under 4 MB)."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller metadata recorded in the log."""
+
+    def __init__(
+        self,
+        *,
+        parameters: Global___ImageParameters | None = ...,
+        routing: Global___Routing | None = ...,
+        image: Global___InputImage | None = ...,
+        trace_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "image", b"image", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateImageVariationRequest: _TypeAlias = CreateImageVariationRequest  # noqa: Y015
+
+@_typing.final
+class CreateImageVariationResponse(_message.Message):
+    """Response for CreateImageVariation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGES_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    """Unix seconds when the images were created."""
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
+        """The variations."""
+
+    @_builtins.property
+    def outcome(self) -> Global___RoutingOutcome:
+        """How the request was routed."""
+
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts."""
+
+    def __init__(
+        self,
+        *,
+        images: _abc.Iterable[Global___Image] | None = ...,
+        outcome: Global___RoutingOutcome | None = ...,
+        created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "images", b"images", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateImageVariationResponse: _TypeAlias = CreateImageVariationResponse  # noqa: Y015

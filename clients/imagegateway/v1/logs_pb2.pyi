@@ -133,6 +133,9 @@ class RequestLog(_message.Message):
     COST_USD_FIELD_NUMBER: _builtins.int
     MODEL_SUBSTITUTION_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    INPUT_IMAGES_FIELD_NUMBER: _builtins.int
+    INPUT_MASK_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The record id."""
     trace_id: _builtins.str
@@ -169,6 +172,8 @@ class RequestLog(_message.Message):
     """The caller's prompt."""
     cost_usd: _builtins.float
     """What the request cost in US dollars (0 for a cache hit)."""
+    operation: _builtins.str
+    """What was asked: "edit" or "variation"; empty for a generation."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the request arrived."""
@@ -192,6 +197,14 @@ class RequestLog(_message.Message):
     @_builtins.property
     def usage(self) -> _images_pb2.ImageUsage:
         """The serving provider's token counts, when it reported them."""
+
+    @_builtins.property
+    def input_images(self) -> _containers.RepeatedCompositeFieldContainer[Global___LoggedImage]:
+        """The input images of an edit or a variation, described (size, type, SHA-256), never their bytes."""
+
+    @_builtins.property
+    def input_mask(self) -> Global___LoggedImage:
+        """The mask of an edit, described as the input images are; unset without one."""
 
     def __init__(
         self,
@@ -220,10 +233,13 @@ class RequestLog(_message.Message):
         cost_usd: _builtins.float = ...,
         model_substitution: _images_pb2.ModelSubstitution | None = ...,
         usage: _images_pb2.ImageUsage | None = ...,
+        operation: _builtins.str = ...,
+        input_images: _abc.Iterable[Global___LoggedImage] | None = ...,
+        input_mask: Global___LoggedImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "model_substitution", b"model_substitution", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "input_mask", b"input_mask", "model_substitution", b"model_substitution", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "cost_usd", b"cost_usd", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "model_substitution", b"model_substitution", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "cost_usd", b"cost_usd", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "input_images", b"input_images", "input_mask", b"input_mask", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "model_substitution", b"model_substitution", "operation", b"operation", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -50,6 +50,21 @@ class ImageGatewayStub:
                 request_serializer=imagegateway_dot_v1_dot_images__pb2.StreamGenerateImageRequest.SerializeToString,
                 response_deserializer=imagegateway_dot_v1_dot_images__pb2.StreamGenerateImageResponse.FromString,
                 _registered_method=True)
+        self.EditImage = channel.unary_unary(
+                '/imagegateway.v1.ImageGateway/EditImage',
+                request_serializer=imagegateway_dot_v1_dot_images__pb2.EditImageRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_images__pb2.EditImageResponse.FromString,
+                _registered_method=True)
+        self.EditImageUpload = channel.stream_unary(
+                '/imagegateway.v1.ImageGateway/EditImageUpload',
+                request_serializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadResponse.FromString,
+                _registered_method=True)
+        self.CreateImageVariation = channel.unary_unary(
+                '/imagegateway.v1.ImageGateway/CreateImageVariation',
+                request_serializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationResponse.FromString,
+                _registered_method=True)
         self.CreateConfig = channel.unary_unary(
                 '/imagegateway.v1.ImageGateway/CreateConfig',
                 request_serializer=imagegateway_dot_v1_dot_configs__pb2.CreateConfigRequest.SerializeToString,
@@ -165,6 +180,27 @@ class ImageGatewayServicer:
 
     def StreamGenerateImage(self, request, context):
         """Generates images, one per message, for results larger than one message may hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditImage(self, request, context):
+        """Edits images: one or more input images (and a mask) with a prompt, as OpenAI's /images/edits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditImageUpload(self, request_iterator, context):
+        """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateImageVariation(self, request, context):
+        """Makes variations of one input image, as OpenAI's /images/variations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -323,6 +359,21 @@ def add_ImageGatewayServicer_to_server(servicer, server):
                     request_deserializer=imagegateway_dot_v1_dot_images__pb2.StreamGenerateImageRequest.FromString,
                     response_serializer=imagegateway_dot_v1_dot_images__pb2.StreamGenerateImageResponse.SerializeToString,
             ),
+            'EditImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditImage,
+                    request_deserializer=imagegateway_dot_v1_dot_images__pb2.EditImageRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_images__pb2.EditImageResponse.SerializeToString,
+            ),
+            'EditImageUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.EditImageUpload,
+                    request_deserializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadResponse.SerializeToString,
+            ),
+            'CreateImageVariation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateImageVariation,
+                    request_deserializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationResponse.SerializeToString,
+            ),
             'CreateConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateConfig,
                     request_deserializer=imagegateway_dot_v1_dot_configs__pb2.CreateConfigRequest.FromString,
@@ -479,6 +530,87 @@ class ImageGateway:
             '/imagegateway.v1.ImageGateway/StreamGenerateImage',
             imagegateway_dot_v1_dot_images__pb2.StreamGenerateImageRequest.SerializeToString,
             imagegateway_dot_v1_dot_images__pb2.StreamGenerateImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegateway.v1.ImageGateway/EditImage',
+            imagegateway_dot_v1_dot_images__pb2.EditImageRequest.SerializeToString,
+            imagegateway_dot_v1_dot_images__pb2.EditImageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditImageUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/imagegateway.v1.ImageGateway/EditImageUpload',
+            imagegateway_dot_v1_dot_images__pb2.EditImageUploadRequest.SerializeToString,
+            imagegateway_dot_v1_dot_images__pb2.EditImageUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImageVariation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/imagegateway.v1.ImageGateway/CreateImageVariation',
+            imagegateway_dot_v1_dot_images__pb2.CreateImageVariationRequest.SerializeToString,
+            imagegateway_dot_v1_dot_images__pb2.CreateImageVariationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,12 @@ class ImageGatewayStub:
     """Generates images; all of them come back in one message."""
     StreamGenerateImage: _grpc.UnaryStreamMultiCallable[_images_pb2.StreamGenerateImageRequest, _images_pb2.StreamGenerateImageResponse]
     """Generates images, one per message, for results larger than one message may hold."""
+    EditImage: _grpc.UnaryUnaryMultiCallable[_images_pb2.EditImageRequest, _images_pb2.EditImageResponse]
+    """Edits images: one or more input images (and a mask) with a prompt, as OpenAI's /images/edits."""
+    EditImageUpload: _grpc.StreamUnaryMultiCallable[_images_pb2.EditImageUploadRequest, _images_pb2.EditImageUploadResponse]
+    """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks."""
+    CreateImageVariation: _grpc.UnaryUnaryMultiCallable[_images_pb2.CreateImageVariationRequest, _images_pb2.CreateImageVariationResponse]
+    """Makes variations of one input image, as OpenAI's /images/variations."""
     CreateConfig: _grpc.UnaryUnaryMultiCallable[_configs_pb2.CreateConfigRequest, _configs_pb2.CreateConfigResponse]
     """Saves a routing config as version 1."""
     GetConfig: _grpc.UnaryUnaryMultiCallable[_configs_pb2.GetConfigRequest, _configs_pb2.GetConfigResponse]
@@ -92,6 +98,12 @@ class ImageGatewayAsyncStub(ImageGatewayStub):
     """Generates images; all of them come back in one message."""
     StreamGenerateImage: _aio.UnaryStreamMultiCallable[_images_pb2.StreamGenerateImageRequest, _images_pb2.StreamGenerateImageResponse]  # type: ignore[assignment]
     """Generates images, one per message, for results larger than one message may hold."""
+    EditImage: _aio.UnaryUnaryMultiCallable[_images_pb2.EditImageRequest, _images_pb2.EditImageResponse]  # type: ignore[assignment]
+    """Edits images: one or more input images (and a mask) with a prompt, as OpenAI's /images/edits."""
+    EditImageUpload: _aio.StreamUnaryMultiCallable[_images_pb2.EditImageUploadRequest, _images_pb2.EditImageUploadResponse]  # type: ignore[assignment]
+    """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks."""
+    CreateImageVariation: _aio.UnaryUnaryMultiCallable[_images_pb2.CreateImageVariationRequest, _images_pb2.CreateImageVariationResponse]  # type: ignore[assignment]
+    """Makes variations of one input image, as OpenAI's /images/variations."""
     CreateConfig: _aio.UnaryUnaryMultiCallable[_configs_pb2.CreateConfigRequest, _configs_pb2.CreateConfigResponse]  # type: ignore[assignment]
     """Saves a routing config as version 1."""
     GetConfig: _aio.UnaryUnaryMultiCallable[_configs_pb2.GetConfigRequest, _configs_pb2.GetConfigResponse]  # type: ignore[assignment]
@@ -151,6 +163,30 @@ class ImageGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_images_pb2.StreamGenerateImageResponse], _abc.AsyncIterator[_images_pb2.StreamGenerateImageResponse]]:
         """Generates images, one per message, for results larger than one message may hold."""
+
+    @_abc_1.abstractmethod
+    def EditImage(
+        self,
+        request: _images_pb2.EditImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.EditImageResponse, _abc.Awaitable[_images_pb2.EditImageResponse]]:
+        """Edits images: one or more input images (and a mask) with a prompt, as OpenAI's /images/edits."""
+
+    @_abc_1.abstractmethod
+    def EditImageUpload(
+        self,
+        request_iterator: _MaybeAsyncIterator[_images_pb2.EditImageUploadRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.EditImageUploadResponse, _abc.Awaitable[_images_pb2.EditImageUploadResponse]]:
+        """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks."""
+
+    @_abc_1.abstractmethod
+    def CreateImageVariation(
+        self,
+        request: _images_pb2.CreateImageVariationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.CreateImageVariationResponse, _abc.Awaitable[_images_pb2.CreateImageVariationResponse]]:
+        """Makes variations of one input image, as OpenAI's /images/variations."""
 
     @_abc_1.abstractmethod
     def CreateConfig(

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 GRPC_METHOD_SCOPES: dict[str, str] = {
     "GenerateImage": Scope.GENERATE,
     "StreamGenerateImage": Scope.GENERATE,
+    "EditImage": Scope.GENERATE,
+    "EditImageUpload": Scope.GENERATE,
+    "CreateImageVariation": Scope.GENERATE,
     "ValidateConfig": Scope.GENERATE,
     "ListLogs": Scope.GENERATE,
     "GetLog": Scope.GENERATE,
@@ -51,6 +54,8 @@ PUBLIC = "public"
 SESSION = "session"
 REST_ROUTE_SCOPES: dict[str, str] = {
     "/v1/images/generations": Scope.GENERATE,
+    "/v1/images/edits": Scope.GENERATE,
+    "/v1/images/variations": Scope.GENERATE,
     "/health": PUBLIC,
     "/dashboard": PUBLIC,
     "/dashboard/api/login": PUBLIC,

@@ -71,6 +71,11 @@ def _decoded(request: Any) -> Any:
     return request
 
 
+async def _each_decoded(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _decoded(request)
+
+
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
     """Wraps each method handler of the ImageGateway service."""
 
@@ -109,6 +114,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=_passing_serialized(handler.response_serializer),
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_client_stream(handler.stream_unary, method),
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=_passing_serialized(handler.response_serializer),
             )
@@ -158,6 +169,15 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 return await behavior(_decoded(request), context)
 
         return unary
+
+    def _wrap_client_stream(self, behavior: Any, method: str) -> Any:
+        series = self._metrics.grpc_method("client_stream", SERVICE_NAME, method)
+
+        async def client_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with self._handled(context, series, method):
+                return await behavior(_each_decoded(requests), context)
+
+        return client_stream
 
     def _wrap_stream(self, behavior: Any, method: str) -> Any:
         series = self._metrics.grpc_method("server_stream", SERVICE_NAME, method)

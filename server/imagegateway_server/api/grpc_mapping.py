@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -16,6 +17,8 @@ from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_prot
 from imagegateway_server.domain.calls import GenerationOutcome, RoutingSpec
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.image_inputs import Operation, input_image
+from imagegateway_server.domain.input_limits import InputLimits
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.domain.progress import ProgressEvent
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
@@ -81,6 +84,36 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
             request, extra=MappingProxyType({**request.extra, "response_format": extra["response_format"]})
         )
     return request
+
+
+def edit_request(
+    params: images_pb2.ImageParameters,
+    images: Sequence[tuple[bytes, str]],
+    mask: tuple[bytes, str] | None,
+    limits: InputLimits,
+) -> ImageRequest:
+    """An edit: the parameters, and the images and mask as (bytes, file name) pairs."""
+    inputs = tuple(
+        input_image(data, param=f"images[{index}]", filename=name, max_bytes=limits.max_input_image_bytes)
+        for index, (data, name) in enumerate(images)
+    )
+    described_mask = (
+        input_image(mask[0], param="mask", filename=mask[1], max_bytes=limits.max_input_image_bytes)
+        if mask is not None
+        else None
+    )
+    return dataclasses.replace(image_request(params), operation=Operation.EDIT, images=inputs, mask=described_mask)
+
+
+def variation_request(
+    params: images_pb2.ImageParameters, image: tuple[bytes, str], limits: InputLimits
+) -> ImageRequest:
+    """A variation of one image; a variation takes no prompt."""
+    if params.prompt:
+        raise InvalidArgument("is not taken by image variations", param="parameters.prompt")
+    data, name = image
+    described = input_image(data, param="image", filename=name, max_bytes=limits.max_input_image_bytes)
+    return dataclasses.replace(image_request(params), operation=Operation.VARIATION, images=(described,))
 
 
 def routing_spec(routing: images_pb2.Routing, *, max_targets: int | None = None) -> RoutingSpec:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from imagegateway_server.api.grpc_image_responses import (
     generate_image_response,
     stream_image_response,
 )
+from imagegateway_server.api.grpc_upload import read_edit_upload
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome
@@ -35,6 +36,7 @@ from imagegateway_server.domain.input_limits import (
     check_trace_id,
 )
 from imagegateway_server.domain.progress import ProgressEvent, ProgressListener
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.observability.tracing import bind_trace_id, resolve_trace
@@ -161,8 +163,14 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     # --- images -----------------------------------------------------------------------------
 
     async def _generate(
-        self, request: Any, context: Context, progress: ProgressListener | None = None
+        self,
+        request: Any,
+        context: Context,
+        progress: ProgressListener | None = None,
+        build: Callable[[Any], ImageRequest] | None = None,
     ) -> GenerationOutcome:
+        """Serves ``request`` (any of the image RPCs' requests); ``build`` turns it into the domain request
+        (default: a generation from its ``parameters``); ``progress`` hears the request's steps."""
         metadata = _metadata(context)
         if request.trace_id:
             check_trace_id(request.trace_id, param="trace_id")
@@ -179,7 +187,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
             if not request.HasField("parameters"):
                 raise InvalidArgument("is required", param="parameters")
             call = GenerationCall(
-                request=grpc_mapping.image_request(request.parameters),
+                request=build(request) if build is not None else grpc_mapping.image_request(request.parameters),
                 routing=grpc_mapping.routing_spec(request.routing, max_targets=self._input_limits.max_targets),
                 caller=current_caller.get(),
                 transport="grpc",
@@ -243,6 +251,46 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         last = len(outcome.routed.result.images) - 1
         for i in range(last + 1):
             yield stream_image_response(outcome, i, last=i == last)
+
+    # Edits and variations answer in GenerateImageResponse's layout (the same fields and numbers), so
+    # their messages are serialized by the same splicing code.
+
+    async def EditImage(  # type: ignore[override]
+        self, request: images_pb2.EditImageRequest, context: Context
+    ) -> SerializedMessage:
+        limits = self._input_limits
+
+        def build(message: images_pb2.EditImageRequest) -> ImageRequest:
+            images = [(image.data, image.filename) for image in message.images]
+            mask = (message.mask.data, message.mask.filename) if message.HasField("mask") else None
+            return grpc_mapping.edit_request(message.parameters, images, mask, limits)
+
+        return generate_image_response(await self._generate(request, context, build=build))
+
+    async def CreateImageVariation(  # type: ignore[override]
+        self, request: images_pb2.CreateImageVariationRequest, context: Context
+    ) -> SerializedMessage:
+        limits = self._input_limits
+
+        def build(message: images_pb2.CreateImageVariationRequest) -> ImageRequest:
+            if not message.HasField("image"):
+                raise InvalidArgument("is required", param="image")
+            return grpc_mapping.variation_request(
+                message.parameters, (message.image.data, message.image.filename), limits
+            )
+
+        return generate_image_response(await self._generate(request, context, build=build))
+
+    async def EditImageUpload(  # type: ignore[override]
+        self, requests: AsyncIterator[images_pb2.EditImageUploadRequest], context: Context
+    ) -> SerializedMessage:
+        upload = await read_edit_upload(requests, self._input_limits)
+        limits = self._input_limits
+
+        def build(header: images_pb2.EditImageUploadHeader) -> ImageRequest:
+            return grpc_mapping.edit_request(header.parameters, upload.images, upload.mask, limits)
+
+        return generate_image_response(await self._generate(upload.header, context, build=build))
 
     # --- configs ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible REST shim: POST /v1/images/generations driven by Portkey's headers.
+"""The OpenAI-compatible REST shim: POST /v1/images/generations, /edits and /variations driven by Portkey's headers.
 
 Bodies and errors are exactly OpenAI's, so the official SDK works with only base_url changed.
 """
@@ -25,10 +25,13 @@ from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
+from imagegateway_server.api.rest_multipart import BodyTooLarge, Upload, read_upload
+from imagegateway_server.api.rest_upload_mapping import edit_request, variation_request
+from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.limits import RATE_LIMITED, LimitExceeded
 from imagegateway_server.core.pricing import format_usd
-from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome
+from imagegateway_server.domain.calls import Caller, GenerationCall, GenerationOutcome
 from imagegateway_server.domain.errors import (
     GatewayError,
     InvalidArgument,
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_HEADER = "x-portkey-request-timeout"
 MAX_REQUEST_TIMEOUT_MS = 24 * 60 * 60 * 1000
 GENERATIONS_ROUTE = "/v1/images/generations"
+EDITS_ROUTE = "/v1/images/edits"
+VARIATIONS_ROUTE = "/v1/images/variations"
 STRICT_HEADER = "x-imagegw-strict"
 # Says a retired model was served by its successor: "dall-e-3->gpt-image-2" (docs/retired-models.md).
 MODEL_SUBSTITUTED_HEADER = "x-imagegw-model-substituted"
@@ -141,6 +146,24 @@ def _success_headers(outcome: GenerationOutcome) -> dict[str, str]:
     return headers
 
 
+def _request_failed_response(exc: RequestFailed) -> Response:
+    """The answer to a request the core served and logged without images."""
+    status, body = to_http_error(exc)
+    extra = {
+        "x-portkey-trace-id": exc.trace_id,
+        "x-imagegw-log-id": exc.log_id,
+        "x-portkey-retry-attempt-count": str(exc.retry_count),
+    }
+    error = exc.error
+    if error.retry_after:
+        extra["retry-after"] = str(max(1, round(error.retry_after)))
+    if isinstance(error, LimitExceeded) and error.reason == RATE_LIMITED:
+        # The one error a client may retry on its own (docs/architecture.md): our rate limit, whose wait
+        # is at most a minute; a spent budget that resets hours away stays "false".
+        extra["x-should-retry"] = "true"
+    return _error_response(status, body, extra)
+
+
 def _strict(headers: Mapping[str, str], image_request: ImageRequest) -> ImageRequest:
     """Applies ``x-imagegw-strict``; ``strict`` is not an OpenAI body field, so the body may not carry it."""
     if "strict" in image_request.extra:
@@ -173,6 +196,7 @@ class RestShim:
         self._metrics = metrics
         self._dashboard = dashboard
         self._image_keeper = image_keeper
+        self._upload_budget = UploadBudget(input_limits.upload_memory_bytes)
 
     def app(self) -> Starlette:
         async def not_found(request: Request, exc: Exception) -> Response:
@@ -192,6 +216,8 @@ class RestShim:
         return Starlette(
             routes=[
                 Route(GENERATIONS_ROUTE, self.generations, methods=["POST"]),
+                Route(EDITS_ROUTE, self.edits, methods=["POST"]),
+                Route(VARIATIONS_ROUTE, self.variations, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
                 *(self._dashboard.routes() if self._dashboard is not None else ()),
             ],
@@ -280,20 +306,7 @@ class RestShim:
                 exc.status, error_envelope(exc.status, exc.message, param=exc.param, code=exc.code), trace_headers
             )
         except RequestFailed as exc:
-            status, body = to_http_error(exc)
-            extra = {
-                "x-portkey-trace-id": exc.trace_id,
-                "x-imagegw-log-id": exc.log_id,
-                "x-portkey-retry-attempt-count": str(exc.retry_count),
-            }
-            error = exc.error
-            if error.retry_after:
-                extra["retry-after"] = str(max(1, round(error.retry_after)))
-            if isinstance(error, LimitExceeded) and error.reason == RATE_LIMITED:
-                # The one error a client may retry on its own (docs/architecture.md): our rate limit, whose wait
-                # is at most a minute; a spent budget that resets hours away stays "false".
-                extra["x-should-retry"] = "true"
-            return _error_response(status, body, extra)
+            return _request_failed_response(exc)
         except (GatewayError, ProviderError) as exc:
             status, body = to_http_error(exc)
             return _error_response(status, body, trace_headers)
@@ -311,6 +324,127 @@ class RestShim:
             headers=_success_headers(outcome),
             background=keep_image_task(self._image_keeper, keep_image, outcome.log_id, result.images),
         )
+
+    # -- edits and variations: multipart uploads, served by the same core as generations -------------
+
+    async def edits(self, request: Request) -> Response:
+        return await self._upload_endpoint(request, edit_request)
+
+    async def variations(self, request: Request) -> Response:
+        return await self._upload_endpoint(request, variation_request)
+
+    async def _upload_endpoint(self, request: Request, build: UploadBuilder) -> Response:
+        headers = rest_mapping.RequestHeaders(request.scope["headers"])
+        try:
+            explicit = rest_mapping.trace_id(headers)
+        except InvalidArgument as exc:
+            trace = resolve_trace(None, headers)
+            bind_trace_id(trace.trace_id)
+            status, body = to_http_error(exc)
+            return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
+        trace = resolve_trace(explicit, headers)
+        bind_trace_id(trace.trace_id)
+        trace_headers = {"x-portkey-trace-id": trace.trace_id}
+        try:
+            # Who asks comes first: an unauthenticated caller learns nothing about its upload.
+            caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), Scope.GENERATE)
+            size = self._upload_size(headers)
+        except _HttpError as exc:
+            envelope = error_envelope(exc.status, exc.message, param=exc.param, code=exc.code)
+            return _error_response(exc.status, envelope, trace_headers)
+        except GatewayError as exc:
+            status, body = to_http_error(exc)
+            return _error_response(status, body, trace_headers)
+        try:
+            # The images stay in memory until the request ends (a retry or a fallback sends them again), so
+            # the reservation spans it; until it is granted the body waits, unread, in the socket.
+            async with self._upload_budget.reserve(size):
+                return await self._upload(request, headers, trace, caller, build)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            status, body = to_http_error(ShuttingDown())
+            return _error_response(status, body, {"x-portkey-trace-id": trace.trace_id})
+
+    def _upload_size(self, headers: Mapping[str, str]) -> int:
+        """The bytes an upload will hold: its declared length (the body limit when it declares none)."""
+        content_type = headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+            raise _HttpError(415, "the request body must be sent as multipart/form-data", "content-type")
+        limit = self._input_limits.max_body_bytes
+        declared = headers.get("content-length")
+        size = int(declared) if declared and declared.isdigit() else limit
+        if size > limit:
+            raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
+        return size
+
+    async def _read_upload(self, request: Request, headers: Mapping[str, str], build: UploadBuilder) -> ImageRequest:
+        limits = self._input_limits
+        try:
+            upload = await read_upload(
+                headers.get("content-type", ""),
+                request.stream(),
+                max_body_bytes=limits.max_body_bytes,
+                max_file_bytes=limits.max_input_image_bytes,
+                max_files=limits.max_input_images + 1,
+            )
+        except BodyTooLarge:
+            raise _HttpError(413, f"the request body is larger than {limits.max_body_bytes} bytes", "body") from None
+        return build(upload, limits)
+
+    async def _upload(
+        self,
+        request: Request,
+        headers: rest_mapping.RequestHeaders,
+        trace: TraceContext,
+        caller: Caller,
+        build: UploadBuilder,
+    ) -> Response:
+        arrived = asyncio.get_running_loop().time()
+        trace_headers = {"x-portkey-trace-id": trace.trace_id}
+        try:
+            image_request = _strict(headers, await self._read_upload(request, headers, build))
+            call = GenerationCall(
+                request=image_request,
+                routing=rest_mapping.routing_spec(headers),
+                caller=caller,
+                transport="rest",
+                trace_id=trace.trace_id,
+                trace_parent=trace.parent,
+                metadata=rest_mapping.metadata(headers, self._input_limits.max_metadata_bytes),
+                deadline=request_deadline(headers.get(REQUEST_TIMEOUT_HEADER), arrived),
+                headers=headers.last,
+                cache_force_refresh=rest_mapping.cache_force_refresh(headers),
+            )
+            keep_image = rest_mapping.flag_header(headers, KEEP_IMAGE_HEADER)
+            outcome = await self._gateway.generate(call)
+        except _HttpError as exc:
+            return _error_response(
+                exc.status, error_envelope(exc.status, exc.message, param=exc.param, code=exc.code), trace_headers
+            )
+        except RequestFailed as exc:
+            return _request_failed_response(exc)
+        except (GatewayError, ProviderError) as exc:
+            status, body = to_http_error(exc)
+            return _error_response(status, body, trace_headers)
+        routed = outcome.routed
+        result = routed.result
+        payload = images_body(
+            result.created or int(time.time()),
+            result.images,
+            answer_format(image_request.response_format, routed),
+            response_fields(routed),
+        )
+        return Response(
+            payload,
+            media_type="application/json",
+            headers=_success_headers(outcome),
+            background=keep_image_task(self._image_keeper, keep_image, outcome.log_id, result.images),
+        )
+
+
+UploadBuilder = Callable[[Upload, InputLimits], ImageRequest]
 
 
 class _HttpError(Exception):

@@ -13,6 +13,7 @@ from imagegateway_server.cli import (
     analytics,
     api_keys,
     configs,
+    edit,
     generate,
     health_check,
     logs,
@@ -23,7 +24,7 @@ from imagegateway_server.cli import (
 from imagegateway_server.cli.arguments import CommandParser, CommandTree, add_client_options
 
 # In the order `imagegw --help` lists them.
-_GROUPS = (serve, generate, virtual_keys, configs, api_keys, logs, analytics, targets, admin, health_check)
+_GROUPS = (serve, generate, edit, virtual_keys, configs, api_keys, logs, analytics, targets, admin, health_check)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""How much a caller may send: body, prompt, config shape, metadata, images per request, trace ids.
+"""How much a caller may send: body, prompt, config shape, metadata, images per request, input images, trace ids.
 
 The sizes are settings (IMAGEGW_MAX_*), read once at start into one ``InputLimits`` that the front
 ends, the gateway core and the config compiler are built with; requests never read settings. Every
@@ -19,6 +19,11 @@ DEFAULT_MAX_CONFIG_DEPTH = 10
 DEFAULT_MAX_TARGETS = 100
 DEFAULT_MAX_METADATA_BYTES = 8 * 1024
 DEFAULT_MAX_IMAGES = 10
+# OpenAI's limits on edits: up to 16 input images (gpt-image), each under 50 MB.
+DEFAULT_MAX_INPUT_IMAGES = 16
+DEFAULT_MAX_INPUT_IMAGE_BYTES = 50 * 1024 * 1024
+# Upload bodies (edits, variations) held in memory at once; more wait, so memory stays bounded.
+DEFAULT_UPLOAD_MEMORY_BYTES = 256 * 1024 * 1024
 
 # A trace id travels back in response headers and gRPC metadata and into every log line, so it is
 # kept short and printable: what fits a header value everywhere and cannot forge a log line.
@@ -35,6 +40,9 @@ class InputLimits:
     max_targets: int = DEFAULT_MAX_TARGETS
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     max_images: int = DEFAULT_MAX_IMAGES
+    max_input_images: int = DEFAULT_MAX_INPUT_IMAGES
+    max_input_image_bytes: int = DEFAULT_MAX_INPUT_IMAGE_BYTES
+    upload_memory_bytes: int = DEFAULT_UPLOAD_MEMORY_BYTES
 
 
 DEFAULT_INPUT_LIMITS = InputLimits()

@@ -10,6 +10,13 @@ from types import MappingProxyType
 from typing import Any
 
 from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.image_inputs import (
+    InputImage,
+    Operation,
+    check_edit_inputs,
+    check_input_bytes,
+    check_variation_input,
+)
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
 
 
@@ -49,6 +56,8 @@ _FLOAT_PARAMS = ("cfg_scale",)
 KNOWN_PARAMS = frozenset((*_STR_PARAMS, *_INT_PARAMS, *_FLOAT_PARAMS, "response_format"))
 
 EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
+# Fields of ImageRequest that are not parameters an adapter must honour by name.
+_NOT_PARAMETERS = frozenset({"extra", "response_format", "prompt", "strict", "operation", "images", "mask"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +93,10 @@ class ImageRequest:
     input_fidelity: str | None = None
     response_format: ResponseFormat = ResponseFormat.BYTES
     strict: bool = False
+    # What is asked: a generation, an edit of ``images`` (under ``mask``), or a variation of ``images[0]``.
+    operation: Operation = Operation.GENERATE
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
     # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
     extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: EMPTY_EXTRA)
 
@@ -102,11 +115,21 @@ class ImageRequest:
             changes["extra"] = MappingProxyType(extra)
         return dataclasses.replace(self, **changes)
 
+    def without_input_bytes(self) -> ImageRequest:
+        """This request with its input images and mask described but their bytes let go."""
+        if not self.images and self.mask is None:
+            return self
+        return dataclasses.replace(
+            self,
+            images=tuple(image.without_bytes() for image in self.images),
+            mask=self.mask.without_bytes() if self.mask is not None else None,
+        )
+
     def set_fields(self) -> dict[str, Any]:
         """The parameters the caller (or a config) set, by name; what an adapter must honour."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("extra", "response_format", "prompt", "strict"):
+            if f.name in _NOT_PARAMETERS:
                 continue
             value = getattr(self, f.name)
             if value is not None and not (f.name == "n" and value == 1):
@@ -152,7 +175,9 @@ MAX_SIZE_DIGITS = 6
 
 def validate_request(request: ImageRequest, limits: InputLimits = DEFAULT_INPUT_LIMITS) -> ImageRequest:
     """Checks the provider-independent rules; raises InvalidArgument naming the field."""
-    if not request.prompt or not request.prompt.strip():
+    # A variation has no prompt; generations and edits need one.
+    needs_prompt = request.operation is not Operation.VARIATION
+    if needs_prompt and (not request.prompt or not request.prompt.strip()):
         raise InvalidArgument("is required and must not be empty", param="prompt", code="empty_string")
     if len(request.prompt) > limits.max_prompt_chars:
         raise InvalidArgument(
@@ -164,6 +189,11 @@ def validate_request(request: ImageRequest, limits: InputLimits = DEFAULT_INPUT_
         )
     if request.size is not None and request.size != "auto":
         parse_size(request.size, param="size")
+    if request.operation is Operation.EDIT:
+        check_edit_inputs(request.images, request.mask, max_images=limits.max_input_images)
+    elif request.operation is Operation.VARIATION:
+        check_variation_input(request.images)
+    check_input_bytes(request.images, request.mask, max_bytes=limits.max_input_image_bytes)
     return request
 
 

@@ -14,6 +14,7 @@ import orjson
 
 from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import ErrorKind, RequestFailed
+from imagegateway_server.domain.image_inputs import InputImage, Operation
 from imagegateway_server.domain.result import AttemptRecord
 from imagegateway_server.domain.usage import token_counts
 from imagegateway_server.observability.random_ids import random_hex_id
@@ -21,6 +22,7 @@ from imagegateway_server.storage.records import LogRecord
 
 if TYPE_CHECKING:
     from imagegateway_server.domain.calls import GenerationCall
+    from imagegateway_server.domain.request import ImageRequest
     from imagegateway_server.domain.result import RoutedResult
 
 # The payload is the API's RequestLog message in protobuf's JSON mapping (snake_case names, fields at
@@ -191,6 +193,7 @@ class PendingLogRecord:
                 "cost_usd": self.cost_usd,
                 "model_substitution": substitution,
                 "usage": usage,
+                **_inputs(call.request),
             }
         )
         return LogRecord(
@@ -207,6 +210,29 @@ class PendingLogRecord:
             virtual_key_id=self.virtual_key_id,
             cost_usd=self.cost_usd,
         )
+
+
+def _inputs(request: ImageRequest) -> dict[str, Any]:
+    """An edit's or a variation's operation and input images, described by size and SHA-256, never bytes."""
+    if request.operation is Operation.GENERATE:
+        return {}
+    described: dict[str, Any] = {
+        "operation": request.operation.value,
+        "input_images": [_logged_input(image) for image in request.images],
+    }
+    if request.mask is not None:
+        described["input_mask"] = _logged_input(request.mask)
+    return described
+
+
+def _logged_input(image: InputImage) -> dict[str, Any]:
+    return {
+        "sha256": image.sha256,
+        "width": image.width,
+        "height": image.height,
+        "bytes": str(image.byte_count),
+        "mime_type": image.mime_type,
+    }
 
 
 def pending_log_record(
@@ -231,7 +257,8 @@ def pending_log_record(
         id="log_" + random_hex_id(),
         create_time=datetime.now(UTC),
         latency_ms=int((time.monotonic() - started) * 1000),
-        call=call,
+        # The record waits for its batch; an edit's input images (megabytes) need not wait with it.
+        call=dataclasses.replace(call, request=call.request.without_input_bytes()) if call.request.images else call,
         trace_id=trace_id,
         config_id=config_id,
         config_version=config_version,

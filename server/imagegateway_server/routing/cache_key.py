@@ -22,13 +22,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from imagegateway_server.domain.credentials import Credential
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.routing.plan import Leaf
 
 KEY_VERSION = 1
 # Fields that do not change the images: ``user`` is an end-user id for the provider's abuse monitoring,
 # ``response_format`` is folded into ``delivery`` below, ``extra`` is added separately.
-_NOT_IN_KEY = frozenset({"user", "response_format", "extra"})
+# ``images`` and ``mask`` are keyed by their SHA-256 digests, never their bytes.
+_NOT_IN_KEY = frozenset({"user", "response_format", "extra", "operation", "images", "mask"})
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(ImageRequest) if f.name not in _NOT_IN_KEY)
 _request_values = operator.attrgetter(*_REQUEST_FIELDS)
 # Leaf fields that cannot change an answer (see plan_fingerprint).
@@ -101,6 +103,10 @@ def request_material(request: ImageRequest) -> dict[str, Any]:
         for name, value in zip(_REQUEST_FIELDS, _request_values(request), strict=True)
     }
     material["extra"] = _canonical(request.extra) if request.extra else {}
+    if request.operation is not Operation.GENERATE:  # generations keep the keys they always had
+        material["operation"] = request.operation.value
+        material["images"] = [image.sha256 for image in request.images]
+        material["mask"] = request.mask.sha256 if request.mask is not None else None
     material["delivery"] = "url" if request.response_format is ResponseFormat.URL else "bytes"
     return material
 

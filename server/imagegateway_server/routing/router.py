@@ -23,6 +23,7 @@ from imagegateway_server.domain.errors import (
     GatewayError,
     ProviderError,
 )
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.progress import ProgressEvent, ProgressKind, ProgressListener
 from imagegateway_server.domain.request import ImageRequest
@@ -157,6 +158,15 @@ class _CircuitSkipped(_LeafFailed):
     """The target was not called because its circuit is open; the walk always moves on."""
 
 
+class _Unsupported(_LeafFailed):
+    """The target was not called because it cannot do the request's operation (an edit, a variation);
+    the walk always moves on, whatever the fallback's ``on_status_codes``."""
+
+
+# Skips that never called the target: a fallback moves on from them whatever its status codes.
+_SKIPS = (_CircuitSkipped, _Unsupported)
+
+
 # How much earlier than ours an adapter's timer of the same length may fire.
 _TIMER_SLACK_SECONDS = 0.01
 
@@ -222,7 +232,7 @@ class Router:
             # Nothing above asked for fallback: one weighted pick, whose failure is the group's (as Portkey).
             # A pick whose circuit is open was not tried, so the next in weighted order is picked instead.
             for child in order[:-1]:
-                with contextlib.suppress(_CircuitSkipped):
+                with contextlib.suppress(*_SKIPS):
                     return await self._node(child, run, None)
             return await self._node(order[-1], run, None)
         # Inside a fallback, a failed pick moves on to the group's other targets in weighted order
@@ -236,7 +246,7 @@ class Router:
                 if (
                     fallback.on_status_codes is not None
                     and failed.error.status_code not in fallback.on_status_codes
-                    and not isinstance(failed, _CircuitSkipped)
+                    and not isinstance(failed, _SKIPS)
                 ):
                     raise
         assert last is not None  # a compiled loadbalance group has a target with positive weight
@@ -259,7 +269,7 @@ class Router:
                 if (
                     group.on_status_codes is not None
                     and failed.error.status_code not in group.on_status_codes
-                    and not isinstance(failed, _CircuitSkipped)
+                    and not isinstance(failed, _SKIPS)
                 ):
                     raise
         assert last is not None  # a compiled group always has children
@@ -283,6 +293,19 @@ class Router:
             raise _LeafFailed(exc) from None
         if not request.model:
             request = dataclasses.replace(request, model=adapter.default_model())
+        if request.operation is not Operation.GENERATE and request.operation not in adapter.operations(
+            request.model or ""
+        ):
+            unsupported = ProviderError(
+                ErrorKind.BAD_REQUEST,
+                f"{creds.provider} cannot make {request.operation.noun} with model {request.model!r}",
+                provider=creds.provider,
+                status_code=400,
+                code="unsupported_operation",
+                param="model",
+            )
+            run.trail.add(attempt_record(leaf, creds.provider, request.model or "", 0, error=unsupported))
+            raise _Unsupported(unsupported)
         if leaf.virtual_key and run.ctx.target_gate is not None:
             try:
                 await run.ctx.target_gate.admit(leaf.virtual_key, creds.provider, request)
@@ -298,7 +321,7 @@ class Router:
         successors = self._successors_for(candidate)
         if successors is not None:
             succession = successors.remembered(creds.provider, self._account(candidate), request)
-            if succession is not None:
+            if succession is not None and self._can_serve(candidate, succession.request):
                 self._switch(candidate, succession, REMEMBERED)
         return await self._call(candidate, run)
 
@@ -313,6 +336,13 @@ class Router:
         ):
             return None
         return self._successors
+
+    @staticmethod
+    def _can_serve(candidate: _Candidate, request: ImageRequest) -> bool:
+        """Whether the target's adapter can do ``request``'s operation with its model (a retired model's
+        successor may not: dall-e-2 made variations, its successor does not)."""
+        operation = request.operation
+        return operation is Operation.GENERATE or operation in candidate.adapter.operations(request.model or "")
 
     @staticmethod
     def _account(candidate: _Candidate) -> TargetIdentity:
@@ -347,7 +377,7 @@ class Router:
             if successors is not None and isinstance(outcome, ProviderError):
                 account = self._account(candidate)
                 succession = successors.after_failure(candidate.creds.provider, account, candidate.request, outcome)
-                if succession is not None:
+                if succession is not None and self._can_serve(candidate, succession.request):
                     # The model is gone: the one retry goes to its successor at once, whatever the retry policy.
                     self._switch(candidate, succession, RETIRED)
                     outcome = await self._attempt(candidate, run, index, headers)

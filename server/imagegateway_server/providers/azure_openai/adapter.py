@@ -1,6 +1,7 @@
 """The Azure OpenAI Images adapter: OpenAI's wire format on a customer's resource and deployment.
 
 The call is ``POST {base}/deployments/{deployment_id}/images/generations?api-version={api_version}``
+(``/images/edits`` for an edit, as a multipart form; Azure has no variations)
 where ``base`` is ``https://{resource_name}.openai.azure.com/openai``, or the target's
 ``custom_host`` (Portkey's meaning: it replaces that whole base), or the operator's base URL for the
 provider. The credential is ``api_key`` (sent as ``api-key``) or ``azure_ad_token`` (an Entra ID
@@ -18,12 +19,14 @@ from urllib.parse import quote
 
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.providers.azure_openai import PROVIDER
 from imagegateway_server.providers.azure_openai.errors import classify_error, filtered
 from imagegateway_server.providers.azure_openai.models import DEFAULT_MODEL, model_spec
 from imagegateway_server.providers.kit.errors import Secrets, provider_error, refuse_parameter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
+from imagegateway_server.providers.kit.openai_images import PATHS
 from imagegateway_server.providers.kit.openai_images_adapter import OpenAIImagesAdapter
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
@@ -55,14 +58,22 @@ class AzureOpenAIAdapter(OpenAIImagesAdapter):
     def model_spec(self, model: str) -> ModelSpec | None:
         return model_spec(model)
 
+    def operations(self, model: str) -> frozenset[Operation]:
+        # Azure OpenAI serves generations and edits; it never offered variations.
+        return self.family_operations(model) - {Operation.VARIATION}
+
     def endpoint(self, target: UpstreamTarget) -> str:
+        return self.operation_endpoint(target, Operation.GENERATE)
+
+    def operation_endpoint(self, target: UpstreamTarget, operation: Operation) -> str:
         credential = target.credential
         base = (target.base_url or self._base_url).rstrip("/")
         if _RESOURCE_PLACEHOLDER in base:
             base = base.replace(_RESOURCE_PLACEHOLDER, _checked(credential.value(RESOURCE_NAME), RESOURCE_NAME))
         deployment = _checked(credential.value(DEPLOYMENT_ID), DEPLOYMENT_ID)
         version = _checked(credential.value(API_VERSION) or DEFAULT_API_VERSION, API_VERSION)
-        return f"{base}/deployments/{quote(deployment, safe='')}/images/generations?api-version={quote(version)}"
+        path = PATHS[operation]
+        return f"{base}/deployments/{quote(deployment, safe='')}/{path}?api-version={quote(version)}"
 
     def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
         token = target.credential.value(AZURE_AD_TOKEN)

@@ -16,6 +16,8 @@ Body (one image per call; ``n`` fans out)::
 | output_format, output_compression | ``imageConfig.imageOutputOptions``: Vertex only (not the Gemini API) |
 | extra person_generation | ``imageConfig.personGeneration``: Vertex only |
 | quality (other than auto), style, negative_prompt, background, moderation, user, ... | refused |
+| images (an edit) | an ``inlineData {mimeType, data}`` part per image after the prompt's text part |
+| mask (an edit) | refused: Gemini edits by the prompt, without a mask |
 
 Answer: ``candidates[0].content.parts[]``, the image in a part's ``inlineData {mimeType, data}``
 (text parts are skipped). A blocked prompt (``promptFeedback.blockReason``) or a candidate stopped
@@ -27,6 +29,8 @@ is an UPSTREAM_BUG.
 from __future__ import annotations
 
 from typing import Any
+
+import pybase64
 
 from imagegateway_server.domain.errors import ErrorKind
 from imagegateway_server.domain.request import ImageRequest
@@ -95,6 +99,7 @@ def content_bodies(
         output = output_options(request, provider=provider)
         if output:
             image_config["imageOutputOptions"] = output
+    parts = _parts(request, provider=provider)
     bodies = []
     for index in range(request.n):
         config: dict[str, Any] = {"responseModalities": ["IMAGE"]}
@@ -103,8 +108,19 @@ def content_bodies(
         if request.seed is not None:
             # The same seed n times would give n identical images.
             config["seed"] = (request.seed + index) % (MAX_SEED + 1)
-        bodies.append({"contents": [{"role": "user", "parts": [{"text": request.prompt}]}], "generationConfig": config})
+        bodies.append({"contents": [{"role": "user", "parts": parts}], "generationConfig": config})
     return bodies
+
+
+def _parts(request: ImageRequest, *, provider: str) -> list[dict[str, Any]]:
+    """The prompt's text part, then an edit's input images as inline data (base64, as JSON carries bytes)."""
+    if request.mask is not None:
+        raise refuse_parameter(provider, "mask", "is not taken by Gemini, which edits by the prompt alone")
+    parts: list[dict[str, Any]] = [{"text": request.prompt}]
+    for image in request.images:
+        encoded = pybase64.b64encode(image.data).decode("ascii")
+        parts.append({"inlineData": {"mimeType": image.mime_type, "data": encoded}})
+    return parts
 
 
 def read_content_image(response: UpstreamResponse, *, provider: str, secret: Secrets) -> GeneratedImage:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.errors import Secrets, refuse_parameter
@@ -40,7 +41,7 @@ from imagegateway_server.providers.kit.google_imagen import (
 )
 from imagegateway_server.providers.kit.google_sizes import choose_tier
 from imagegateway_server.providers.kit.headers import request_headers
-from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
+from imagegateway_server.providers.kit.http_adapter import GENERATE_ONLY, HttpAdapterBase
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec, qualities
 from imagegateway_server.providers.kit.network_failures import upstream_errors
@@ -99,6 +100,13 @@ class GoogleImagesAdapter(HttpAdapterBase):
         table = self.google_model(model)
         return table.spec if table is not None else None
 
+    def operations(self, model: str) -> frozenset[Operation]:
+        # Gemini edits: the input images go inline in :generateContent. Imagen here only generates.
+        table = self.google_model(model)
+        if table is not None and table.imagen is None:
+            return frozenset({Operation.GENERATE, Operation.EDIT})
+        return GENERATE_ONLY
+
     def model_url(self, target: UpstreamTarget, model: str, method: str) -> str:
         """The URL of ``method`` (``predict`` or ``generateContent``) on ``model`` for ``target``."""
         raise NotImplementedError
@@ -135,6 +143,9 @@ class GoogleImagesAdapter(HttpAdapterBase):
             plan.request, extra={k: v for k, v in plan.request.extra.items() if k != "image_size"}
         )
         url = self.model_url(target, plan.model, model.method)
+        if request.operation not in self.operations(plan.model):
+            noun = request.operation.noun
+            raise refuse_parameter(self.name, "model", f"{plan.model!r} cannot make {noun}", "unsupported_operation")
         if model.imagen is not None:
             body = predict_body(translated, model.imagen, tier.tier, provider=self.name, model_name=plan.model)
             return await self._imagen(url, body, translated.n, plan, target)

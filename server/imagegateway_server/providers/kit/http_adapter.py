@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.kit.transport import UpstreamClient
+
+GENERATE_ONLY = frozenset({Operation.GENERATE})
 
 
 class HttpAdapterBase:
@@ -32,6 +35,10 @@ class HttpAdapterBase:
 
     def default_model(self) -> str:
         return self.default_model_name
+
+    def operations(self, model: str) -> frozenset[Operation]:
+        """Generation only, unless the provider's adapter says it can edit or vary (``ProviderAdapter``)."""
+        return GENERATE_ONLY
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from imagegateway_server.domain.credentials import Credential
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
@@ -53,6 +54,11 @@ class ProviderAdapter(Protocol):
     any HTTP call is made; one it can honour only after translation is translated (and listed in
     ``ImageResult.translations``) unless ``target.strict`` says to refuse it instead. Each image
     of the result names the provider, model and size that produced it.
+
+    ``generate`` serves the request's ``operation``: a generation, an edit of ``request.images``
+    under ``request.mask`` (OpenAI's mask: alpha 0 marks the area to repaint), or a variation of
+    ``request.images[0]``. ``operations(model)`` says which of them the adapter can do with a model;
+    the router never hands an adapter an operation it does not list, and skips the target instead.
     """
 
     name: str
@@ -61,8 +67,12 @@ class ProviderAdapter(Protocol):
         """The model used when neither the caller nor the config names one."""
         ...
 
+    def operations(self, model: str) -> frozenset[Operation]:
+        """What the adapter can do with ``model``: generation always; edits and variations where the API has them."""
+        ...
+
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        """Generates ``request.n`` images on the target."""
+        """Makes ``request.n`` images on the target by the request's operation."""
         ...
 
     async def aclose(self) -> None:

@@ -1,7 +1,9 @@
 """The OpenAI Images wire format, which several providers speak (OpenAI, Azure OpenAI): body and error envelope.
 
-``build_body`` maps an ImageRequest to the JSON body of ``POST .../images/generations``, refusing
-what OpenAI's models won't take; ``read_openai_failure`` reads the ``{"error": {...}}`` envelope.
+``build_body`` maps an ImageRequest to the JSON body of ``POST .../images/generations``, and
+``build_form`` an edit or a variation to the multipart form of ``POST .../images/edits`` or
+``.../images/variations`` (images and mask as file parts), each refusing what OpenAI's models won't
+take; ``read_openai_failure`` reads the ``{"error": {...}}`` envelope.
 
 Field mapping:
 
@@ -31,12 +33,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from imagegateway_server.domain.image_inputs import InputImage, Operation
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.kit.bodies import json_object
 from imagegateway_server.providers.kit.errors import refuse_parameter
 from imagegateway_server.providers.kit.openai_image_models import ModelFamily, model_family
 from imagegateway_server.providers.kit.status import FailureBody, error_body_excerpt
-from imagegateway_server.providers.kit.transport import UpstreamResponse
+from imagegateway_server.providers.kit.transport import FilePart, UpstreamResponse
 
 _COMMON = frozenset({"model", "n", "size", "quality", "user", "safety_identifier"})
 _GPT_ONLY = frozenset({"background", "output_format", "output_compression", "moderation", "stream"})
@@ -46,6 +49,88 @@ ACCEPTED_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
     ModelFamily.GPT_IMAGE: _COMMON | _GPT_ONLY,
     ModelFamily.OTHER: _COMMON | _GPT_ONLY | {"style"},
 }
+
+
+# Edits (``POST .../images/edits``) and variations (``POST .../images/variations``) by model family,
+# as OpenAI's API reference lists them: dall-e-2 edits one square PNG and makes variations; dall-e-3
+# does neither; gpt-image edits up to 16 images; a model outside the tables (a compatible server) is
+# offered everything and judges for itself.
+OPERATIONS: Mapping[ModelFamily, frozenset[Operation]] = {
+    ModelFamily.DALL_E_2: frozenset(Operation),
+    ModelFamily.DALL_E_3: frozenset({Operation.GENERATE}),
+    ModelFamily.GPT_IMAGE: frozenset({Operation.GENERATE, Operation.EDIT}),
+    ModelFamily.OTHER: frozenset(Operation),
+}
+PATHS: Mapping[Operation, str] = {
+    Operation.GENERATE: "images/generations",
+    Operation.EDIT: "images/edits",
+    Operation.VARIATION: "images/variations",
+}
+_GPT_EDIT = frozenset({"background", "output_format", "output_compression", "input_fidelity", "stream"})
+EDIT_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
+    ModelFamily.DALL_E_2: _COMMON,
+    ModelFamily.DALL_E_3: frozenset(),
+    ModelFamily.GPT_IMAGE: _COMMON | _GPT_EDIT,
+    ModelFamily.OTHER: _COMMON | _GPT_EDIT | {"moderation"},
+}
+_VARIATION = frozenset({"model", "n", "size", "user"})
+VARIATION_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
+    ModelFamily.DALL_E_2: _VARIATION,
+    ModelFamily.DALL_E_3: frozenset(),
+    ModelFamily.GPT_IMAGE: frozenset(),
+    ModelFamily.OTHER: _VARIATION,
+}
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+def _file(name: str, image: InputImage, index: int) -> FilePart:
+    filename = image.filename or f"{name.rstrip('[]')}-{index}.{_EXTENSIONS.get(image.mime_type, 'png')}"
+    return FilePart(name, filename, image.data, image.mime_type)
+
+
+def build_form(request: ImageRequest, model: str, *, provider: str) -> tuple[list[tuple[str, str]], list[FilePart]]:
+    """The multipart form of an edit or a variation: text fields and file parts, as OpenAI's SDK sends them
+    (one image as ``image``, several as ``image[]``); BAD_REQUEST naming a parameter the model won't take."""
+    family = model_family(model)
+    edit = request.operation is Operation.EDIT
+    accepted = (EDIT_PARAMS if edit else VARIATION_PARAMS)[family]
+    for name, value in request.set_fields().items():
+        if name not in accepted:
+            what = "edits" if edit else "variations"
+            raise refuse_parameter(
+                provider, name, f"is not supported in {what} by model {model!r}", "unknown_parameter"
+            )
+        if name == "stream" and value is not False:
+            raise refuse_parameter(
+                provider, "stream", "must be false; streamed image edits are not supported", "unsupported_value"
+            )
+    if family is ModelFamily.DALL_E_2 and len(request.images) > 1:
+        raise refuse_parameter(provider, "image", f"model {model!r} edits one image, got {len(request.images)}")
+    fields: list[tuple[str, str]] = [("model", model), ("n", str(request.n))]
+    if edit:
+        fields.append(("prompt", request.prompt))
+    optional: dict[str, Any] = {
+        "size": request.size,
+        "quality": request.quality,
+        "user": request.user,
+        "background": request.background,
+        "output_format": request.output_format,
+        "output_compression": request.output_compression,
+        "input_fidelity": request.input_fidelity,
+        "moderation": request.moderation,
+        "safety_identifier": request.safety_identifier,
+    }
+    fields += [(name, str(value)) for name, value in optional.items() if value is not None and name in accepted]
+    wants_url = request.response_format is ResponseFormat.URL
+    if family is ModelFamily.DALL_E_2:
+        fields.append(("response_format", "url" if wants_url else "b64_json"))
+    elif family is ModelFamily.OTHER and wants_url:
+        fields.append(("response_format", "url"))
+    name = "image[]" if len(request.images) > 1 else "image"
+    files = [_file(name, image, index) for index, image in enumerate(request.images)]
+    if edit and request.mask is not None:
+        files.append(_file("mask", request.mask, 0))
+    return fields, files
 
 
 def build_body(request: ImageRequest, model: str, *, provider: str) -> dict[str, Any]:

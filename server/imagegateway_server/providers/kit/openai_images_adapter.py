@@ -22,11 +22,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit.base64_json import DecodedBase64
 from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
-from imagegateway_server.providers.kit.errors import Secrets, upstream_bug
+from imagegateway_server.providers.kit.errors import Secrets, refuse_parameter, upstream_bug
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
 from imagegateway_server.providers.kit.headers import request_headers
 from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
@@ -34,9 +35,10 @@ from imagegateway_server.providers.kit.images import check_image, decode_image_b
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
 from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.openai_images import build_body
+from imagegateway_server.providers.kit.openai_image_models import model_family
+from imagegateway_server.providers.kit.openai_images import OPERATIONS, build_body, build_form
 from imagegateway_server.providers.kit.translation import translate
-from imagegateway_server.providers.kit.transport import UpstreamResponse
+from imagegateway_server.providers.kit.transport import FilePart, UpstreamResponse
 
 # A long b64_json arrives decoded by the parse that checks it (``base64_json``), not decoded twice.
 _IMAGE_KEYS = frozenset({"b64_json"})
@@ -62,6 +64,16 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         """The URL of the generations call for ``target``."""
         raise NotImplementedError
 
+    def operation_endpoint(self, target: UpstreamTarget, operation: Operation) -> str:
+        """The URL of an edit or a variation (``openai_images.PATHS``); a provider that lists them in
+        ``operations`` says where they go."""
+        raise NotImplementedError
+
+    def family_operations(self, model: str) -> frozenset[Operation]:
+        """What OpenAI's API does with ``model`` (``openai_images.OPERATIONS``): dall-e-2 edits and varies,
+        gpt-image edits; for the providers that serve OpenAI's models behind OpenAI's paths."""
+        return OPERATIONS[model_family(model)]
+
     def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
         """The headers that carry ``target``'s credential."""
         raise NotImplementedError
@@ -73,6 +85,17 @@ class OpenAIImagesAdapter(HttpAdapterBase):
     def build_body(self, request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any]:
         """The JSON body of one call (OpenAI's by default); BAD_REQUEST naming a parameter the model won't take."""
         return build_body(request, model, provider=self.name)
+
+    def _check(self, request: ImageRequest, model: str, target: UpstreamTarget) -> None:
+        """Refuses what the call cannot send, before any call: the operation, then each parameter."""
+        if request.operation not in self.operations(model):
+            raise refuse_parameter(
+                self.name, "model", f"model {model!r} cannot make {request.operation.noun}", "unsupported_operation"
+            )
+        if request.operation is Operation.GENERATE:
+            self.build_body(request, model, target)
+        else:
+            build_form(request, model, provider=self.name)
 
     def check_item(self, item: dict[str, object], secret: Secrets) -> None:
         """Raises for an item of ``data`` that must not be served (a provider's content filter); no-op by default."""
@@ -91,7 +114,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             aliases=self._aliases,
         )
         request, model = plan.request, plan.model
-        self.build_body(request, model, target)  # refuse unsupported parameters before any call
+        self._check(request, model, target)
         if not plan.fan_out:
             return plan.finish(await self._generate_once(request, model, target))
         # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
@@ -108,9 +131,17 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         )
 
     async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
-        body = self.build_body(request, model, target)
+        # Generations send JSON; edits and variations a multipart form with the images as files.
+        if request.operation is Operation.GENERATE:
+            body: dict[str, Any] | None = self.build_body(request, model, target)
+            form: list[tuple[str, str]] | None = None
+            files: list[FilePart] = []
+        else:
+            body = None
+            form, files = build_form(request, model, provider=self.name)
         secret = target.credential.secret_values()
-        url = self.endpoint(target)
+        operation = request.operation
+        url = self.endpoint(target) if operation is Operation.GENERATE else self.operation_endpoint(target, operation)
         own = {**self.auth_headers(target), "Accept": "application/json"}
         headers = request_headers(self.name, target.headers, own)
         async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
@@ -121,6 +152,8 @@ class OpenAIImagesAdapter(HttpAdapterBase):
                 attempt_seconds=target.timeout,
                 max_body_bytes=self._max_body_bytes,
                 json_body=body,
+                form=form,
+                files=files,
                 headers=headers,
             )
             if not 200 <= response.status_code < 300:

@@ -45,6 +45,16 @@ class UpstreamRefused(aiohttp.ClientConnectionError):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class FilePart:
+    """A file part of a multipart/form-data request (an input image or a mask)."""
+
+    name: str
+    filename: str
+    data: bytes = dataclasses.field(repr=False)
+    content_type: str = "application/octet-stream"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     """A fully read upstream answer."""
 
@@ -141,10 +151,11 @@ class UpstreamClient:
         form: Sequence[tuple[str, str]] | None = None,
         content: bytes | None = None,
         url_encoded: bool = False,
+        files: Sequence[FilePart] = (),
     ) -> UpstreamResponse:
         """Sends one request and reads its (decoded) body under ``max_body_bytes``.
 
-        ``json_body`` is sent as application/json, ``form`` (name, value pairs) as
+        ``json_body`` is sent as application/json, ``form`` (name, value pairs) and ``files`` as
         multipart/form-data, ``content`` as these exact bytes (a signed body; the caller's headers say
         its type). ``url_encoded`` sends ``url`` exactly as written, its percent-escapes kept (a signed
         path: yarl would otherwise turn ``%3A`` back into ``:``). A body over the cap is an UPSTREAM_BUG
@@ -164,11 +175,13 @@ class UpstreamClient:
         if json_body is not None:
             data = json_bytes(json_body)
             outgoing["Content-Type"] = "application/json"
-        elif form is not None:
-            # A part per value, none a file: multipart/form-data even without an upload (Stability v2beta).
+        elif form is not None or files:
+            # A part per value: multipart/form-data even without an upload (Stability v2beta).
             data = aiohttp.FormData(default_to_multipart=True)
-            for name, value in form:
+            for name, value in form or ():
                 data.add_field(name, value)
+            for part in files:
+                data.add_field(part.name, part.data, filename=part.filename, content_type=part.content_type)
             outgoing.popall("Content-Type", None)  # the form writes its own, with the boundary
         elif content is not None:
             data = content

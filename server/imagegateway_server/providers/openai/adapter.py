@@ -1,4 +1,5 @@
-"""The OpenAI Images adapter: ``POST {base}/images/generations`` with ``Authorization: Bearer <api_key>``.
+"""The OpenAI Images adapter: ``POST {base}/images/generations`` (``/images/edits``, ``/images/variations``)
+with ``Authorization: Bearer <api_key>``.
 
 The request mapping, answer parsing and translation are the shared OpenAI Images wire format
 (``kit.openai_images_adapter``); this module says where OpenAI is and how it authenticates.
@@ -22,12 +23,14 @@ from urllib.parse import urlsplit
 
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.kit.errors import Secrets
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
 from imagegateway_server.providers.kit.openai_compatible import untranslated_body
+from imagegateway_server.providers.kit.openai_images import PATHS
 from imagegateway_server.providers.kit.openai_images_adapter import OpenAIImagesAdapter
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.openai import PROVIDER
@@ -48,8 +51,14 @@ class OpenAIAdapter(OpenAIImagesAdapter):
     def model_spec(self, model: str) -> ModelSpec | None:
         return model_spec(model)
 
+    def operations(self, model: str) -> frozenset[Operation]:
+        return self.family_operations(model)
+
     def endpoint(self, target: UpstreamTarget) -> str:
-        return f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
+        return self.operation_endpoint(target, Operation.GENERATE)
+
+    def operation_endpoint(self, target: UpstreamTarget, operation: Operation) -> str:
+        return f"{(target.base_url or self._base_url).rstrip('/')}/{PATHS[operation]}"
 
     def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
         return {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}

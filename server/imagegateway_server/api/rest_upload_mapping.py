@@ -1,0 +1,132 @@
+"""Turns OpenAI's edits and variations forms (multipart) into an ``ImageRequest``.
+
+The fields are OpenAI's (``image`` or ``image[]``, ``mask``, ``prompt``, ``model``, ``n``, ``size``,
+``quality``, ``background``, ``input_fidelity``, ``output_format``, ``output_compression``,
+``response_format``, ``user``, ...); form values are text, so numbers are read from it here. A
+field the gateway does not model goes on to the adapter as an extra, which refuses it by name.
+``stream`` is refused: streamed edits are served only where the streaming path exists.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from imagegateway_server.api.rest_image_shape import native_format
+from imagegateway_server.api.rest_multipart import Upload, UploadedFile
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.image_inputs import InputImage, Operation, input_image
+from imagegateway_server.domain.input_limits import InputLimits
+from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, ResponseFormat, coerce_param
+
+IMAGE_FIELDS = ("image", "image[]")
+MASK_FIELD = "mask"
+_INT_FIELDS = frozenset({"n", "output_compression", "seed"})
+_FLOAT_FIELDS = frozenset({"cfg_scale"})
+# The fields of a variation (OpenAI's create_variation); anything else is refused naming it.
+VARIATION_FIELDS = frozenset({"model", "n", "size", "response_format", "user"})
+MAX_PARTIAL_IMAGES = 3
+
+
+def _number(name: str, text: str) -> Any:
+    try:
+        return int(text) if name in _INT_FIELDS else float(text)
+    except ValueError:
+        kind = "an integer" if name in _INT_FIELDS else "a number"
+        raise InvalidArgument(f"must be {kind}, got {text[:40]!r}", param=name, code="invalid_type") from None
+
+
+def _flag(name: str, text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0", ""):
+        return False
+    raise InvalidArgument("must be true or false", param=name, code="invalid_type")
+
+
+def _images(files: list[UploadedFile], limits: InputLimits) -> tuple[list[InputImage], InputImage | None]:
+    images: list[InputImage] = []
+    mask: InputImage | None = None
+    for part in files:
+        if part.name in IMAGE_FIELDS:
+            images.append(
+                input_image(part.data, param="image", filename=part.filename, max_bytes=limits.max_input_image_bytes)
+            )
+        elif part.name == MASK_FIELD:
+            if mask is not None:
+                raise InvalidArgument("send one mask", param="mask")
+            mask = input_image(part.data, param="mask", filename=part.filename, max_bytes=limits.max_input_image_bytes)
+        else:
+            raise InvalidArgument("is not a file this endpoint takes", param=part.name, code="unknown_parameter")
+    return images, mask
+
+
+def _parameters(fields: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, text in fields.items():
+        if name in IMAGE_FIELDS or name == MASK_FIELD:
+            raise InvalidArgument("must be sent as a file", param=name, code="invalid_type")
+        if name in KNOWN_PARAMS:
+            value: Any = _number(name, text) if name in _INT_FIELDS | _FLOAT_FIELDS else text
+            known[name] = coerce_param(name, value, path=name)
+        else:
+            extra[name] = text
+    return known, extra
+
+
+def _response_format(known: dict[str, Any]) -> ResponseFormat:
+    chosen = known.pop("response_format", None)
+    if isinstance(chosen, ResponseFormat):
+        return chosen
+    model = known.get("model")
+    return native_format(model) if model else ResponseFormat.MODEL_DEFAULT
+
+
+def edit_request(upload: Upload, limits: InputLimits) -> ImageRequest:
+    """An edit: one or more images, an optional mask, a prompt; checked as OpenAI checks them."""
+    fields = dict(upload.fields)
+    if not fields.get("prompt"):
+        raise InvalidArgument("you must provide a prompt", param="prompt", code="missing_required_parameter")
+    stream = _flag("stream", fields.pop("stream", ""))
+    partial = fields.pop("partial_images", None)
+    if stream:
+        raise InvalidArgument(
+            "streamed image edits are not served by this gateway; send stream=false",
+            param="stream",
+            code="unsupported_value",
+        )
+    if partial is not None and not (partial.strip().isdigit() and int(partial) <= MAX_PARTIAL_IMAGES):
+        raise InvalidArgument(f"must be an integer from 0 to {MAX_PARTIAL_IMAGES}", param="partial_images")
+    images, mask = _images(upload.files, limits)
+    known, extra = _parameters(fields)
+    response_format = _response_format(known)
+    return ImageRequest(
+        **known,
+        response_format=response_format,
+        extra=MappingProxyType(extra),
+        operation=Operation.EDIT,
+        images=tuple(images),
+        mask=mask,
+    )
+
+
+def variation_request(upload: Upload, limits: InputLimits) -> ImageRequest:
+    """A variation: exactly one image, no prompt."""
+    fields = dict(upload.fields)
+    for name in fields:
+        if name not in VARIATION_FIELDS:
+            raise InvalidArgument("is not a parameter of image variations", param=name, code="unknown_parameter")
+    images, mask = _images(upload.files, limits)
+    if mask is not None:
+        raise InvalidArgument("is not a parameter of image variations", param="mask", code="unknown_parameter")
+    known, _ = _parameters(fields)
+    response_format = _response_format(known)
+    return ImageRequest(
+        prompt="",
+        **known,
+        response_format=response_format,
+        operation=Operation.VARIATION,
+        images=tuple(images),
+    )

@@ -1,0 +1,330 @@
+"""Edits and variations without sockets: input images, the multipart reader, the upload budget, the
+router's skip of a target that cannot do the operation, OpenAI's forms, the cache key and the mask
+conversion for Stability."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+from PIL import Image
+
+from imagegateway.v1 import images_pb2
+from imagegateway_server.api.grpc_upload import read_edit_upload
+from imagegateway_server.api.rest_multipart import BodyTooLarge, read_upload
+from imagegateway_server.api.upload_budget import UploadBudget
+from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument, ProviderError
+from imagegateway_server.domain.image_inputs import InputImage, Operation, input_image, png_has_alpha
+from imagegateway_server.domain.input_limits import InputLimits
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat, validate_request
+from imagegateway_server.providers.kit.masks import alpha_to_luminance
+from imagegateway_server.providers.kit.openai_images import build_form
+from imagegateway_server.routing.cache_key import cache_key
+from imagegateway_server.routing.router import RouteContext
+from tests.unit.test_router import ScriptedAdapter, fallback, make_router
+
+
+def png(width: int, height: int, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def mask(width: int, height: int) -> bytes:
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 255))
+    image.paste((0, 0, 0, 0), (0, 0, width // 2, height))  # the left half is to be repainted
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def edit(*images: bytes, with_mask: bytes | None = None, **fields: object) -> ImageRequest:
+    return ImageRequest(
+        prompt="a hat",
+        operation=Operation.EDIT,
+        images=tuple(input_image(data, param="image") for data in images),
+        mask=input_image(with_mask, param="mask") if with_mask else None,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+# -- input images --------------------------------------------------------------------------------------
+
+
+def test_an_input_image_is_described_by_type_size_and_digest_never_its_bytes() -> None:
+    data = png(40, 30, "RGBA")
+    image = input_image(data, param="image", filename="a.png")
+    assert (image.mime_type, image.width, image.height, image.has_alpha) == ("image/png", 40, 30, True)
+    assert image.describe()["bytes"] == len(data) and len(image.sha256) == 64
+    assert "data" not in repr(image) and data not in repr(image).encode()
+    assert image.without_bytes().data == b"" and image.without_bytes().describe() == image.describe()
+
+
+@pytest.mark.parametrize(("mode", "alpha"), [("RGB", False), ("RGBA", True), ("LA", True), ("L", False)])
+def test_png_alpha_is_read_from_the_header(mode: str, alpha: bool) -> None:
+    assert png_has_alpha(png(8, 8, mode)) is alpha
+
+
+def test_a_palette_png_with_transparency_has_alpha() -> None:
+    image = Image.new("P", (8, 8))
+    image.info["transparency"] = 0
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", transparency=0)
+    assert png_has_alpha(buffer.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("request_", "param"),
+    [
+        (lambda: edit(png(64, 64), with_mask=mask(32, 32)), "mask"),
+        (lambda: edit(png(64, 64), with_mask=png(64, 64)), "mask"),
+        (lambda: edit(*[png(8, 8)] * 17), "image"),
+        (lambda: ImageRequest(prompt="x", operation=Operation.EDIT), "image"),
+        (
+            lambda: ImageRequest(prompt=" ", operation=Operation.EDIT, images=(input_image(png(8, 8), param="i"),)),
+            "prompt",
+        ),
+    ],
+)
+def test_bad_edits_are_refused_naming_the_field(request_: object, param: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate_request(request_())  # type: ignore[operator]
+    assert caught.value.param == param
+
+
+def test_a_variation_needs_no_prompt_but_exactly_one_image() -> None:
+    one = ImageRequest(prompt="", operation=Operation.VARIATION, images=(input_image(png(8, 8), param="image"),))
+    assert validate_request(one) is one
+    with pytest.raises(InvalidArgument, match="exactly one"):
+        validate_request(ImageRequest(prompt="", operation=Operation.VARIATION))
+
+
+def test_an_oversized_input_image_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        input_image(png(64, 64), param="image", max_bytes=10)
+    assert caught.value.param == "image" and caught.value.code == "image_too_large"
+    with pytest.raises(InvalidArgument):
+        validate_request(edit(png(64, 64)), InputLimits(max_input_image_bytes=10))
+
+
+# -- the multipart reader ------------------------------------------------------------------------------
+
+
+async def chunks(body: bytes, size: int = 7) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def form(*parts: tuple[str, str | None, bytes]) -> bytes:
+    out = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--xx\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return out + b"--xx--\r\n"
+
+
+async def test_the_multipart_reader_keeps_fields_and_files_in_order_across_chunk_boundaries() -> None:
+    body = form(("prompt", None, b"a hat"), ("image[]", "a.png", b"A" * 50), ("image[]", "b.png", b"B" * 20))
+    upload = await read_upload(
+        "multipart/form-data; boundary=xx", chunks(body), max_body_bytes=10_000, max_file_bytes=100, max_files=3
+    )
+    assert upload.fields == {"prompt": "a hat"}
+    assert [(f.name, f.filename, f.data) for f in upload.files] == [
+        ("image[]", "a.png", b"A" * 50),
+        ("image[]", "b.png", b"B" * 20),
+    ]
+
+
+async def test_the_multipart_reader_stops_at_each_limit() -> None:
+    content_type = "multipart/form-data; boundary=xx"
+    body = form(("image", "a.png", b"A" * 50))
+    with pytest.raises(BodyTooLarge):
+        await read_upload(content_type, chunks(body), max_body_bytes=20, max_file_bytes=100, max_files=3)
+    with pytest.raises(InvalidArgument) as too_big:
+        await read_upload(content_type, chunks(body), max_body_bytes=10_000, max_file_bytes=10, max_files=3)
+    assert too_big.value.param == "image"
+    many = form(*[("image[]", f"{i}.png", b"x") for i in range(4)])
+    with pytest.raises(InvalidArgument) as too_many:
+        await read_upload(content_type, chunks(many), max_body_bytes=10_000, max_file_bytes=10, max_files=3)
+    assert too_many.value.param == "image"
+    with pytest.raises(InvalidArgument):
+        await read_upload("multipart/form-data", chunks(body), max_body_bytes=10_000, max_file_bytes=100, max_files=3)
+
+
+# -- the upload budget ---------------------------------------------------------------------------------
+
+
+async def test_the_upload_budget_makes_uploads_wait_in_order_until_they_fit() -> None:
+    budget = UploadBudget(100)
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def hold(name: str, size: int, release: asyncio.Event | None = None) -> None:
+        async with budget.reserve(size):
+            order.append(name)
+            if name == "first":
+                first_in.set()
+            if release is not None:
+                await release.wait()
+
+    first = asyncio.create_task(hold("first", 80, release_first))
+    await first_in.wait()
+    second = asyncio.create_task(hold("second", 50))
+    third = asyncio.create_task(hold("third", 10))  # would fit, but waits its turn behind the second
+    await asyncio.sleep(0)
+    assert order == ["first"] and budget.used == 80
+    release_first.set()
+    await asyncio.gather(first, second, third)
+    assert order == ["first", "second", "third"] and budget.used == 0
+
+
+async def test_an_upload_larger_than_the_budget_still_runs_alone_and_a_cancelled_wait_gives_back_nothing() -> None:
+    budget = UploadBudget(10)
+    async with budget.reserve(1000):
+        assert budget.used == 10
+        waiting = asyncio.create_task(budget.reserve(5).__aenter__())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    assert budget.used == 0
+
+
+# -- routing -------------------------------------------------------------------------------------------
+
+
+class EditingAdapter(ScriptedAdapter):
+    def operations(self, model: str) -> frozenset[Operation]:
+        return frozenset({Operation.GENERATE, Operation.EDIT})
+
+
+class GeneratingAdapter(ScriptedAdapter):
+    def operations(self, model: str) -> frozenset[Operation]:
+        return frozenset({Operation.GENERATE})
+
+
+async def test_a_target_that_cannot_edit_is_skipped_whatever_the_fallbacks_status_codes() -> None:
+    adapters = {"gen": GeneratingAdapter("gen", []), "edit": EditingAdapter("edit", [])}
+    plan = fallback({"virtual_key": "gen"}, {"virtual_key": "edit"}, on_status_codes=[500])
+    routed = await make_router(adapters).run(plan, edit(png(8, 8)), RouteContext(trace_id="t"))
+    assert routed.provider == "edit" and not adapters["gen"].calls
+    skipped = routed.attempts[0]
+    assert (skipped.status_code, skipped.error_kind) == (400, ErrorKind.BAD_REQUEST)
+    assert "cannot make image edits" in skipped.error
+
+
+async def test_when_no_target_can_vary_the_request_fails_with_a_400_naming_the_operation() -> None:
+    adapters = {"a": EditingAdapter("a", []), "b": GeneratingAdapter("b", [])}
+    variation = ImageRequest(prompt="", operation=Operation.VARIATION, images=(input_image(png(8, 8), param="i"),))
+    with pytest.raises(AllTargetsFailed) as caught:
+        await make_router(adapters).run(
+            fallback({"virtual_key": "a"}, {"virtual_key": "b"}), variation, RouteContext(trace_id="t")
+        )
+    error = caught.value.last
+    assert isinstance(error, ProviderError) and error.status_code == 400 and error.param == "model"
+    assert "image variations" in error.message and len(caught.value.attempts) == 2
+
+
+# -- OpenAI's forms ------------------------------------------------------------------------------------
+
+
+def test_openai_edit_form_sends_several_images_as_image_brackets_and_the_mask() -> None:
+    request = edit(png(8, 8), png(8, 8), with_mask=mask(8, 8), input_fidelity="high", quality="low")
+    fields, files = build_form(request, "gpt-image-1.5", provider="openai")
+    assert dict(fields) == {
+        "model": "gpt-image-1.5",
+        "n": "1",
+        "prompt": "a hat",
+        "quality": "low",
+        "input_fidelity": "high",
+    }
+    assert [f.name for f in files] == ["image[]", "image[]", "mask"]
+
+
+def test_openai_dall_e_2_edit_takes_one_image_and_answers_in_the_format_asked() -> None:
+    fields, files = build_form(edit(png(8, 8), response_format=ResponseFormat.URL), "dall-e-2", provider="openai")
+    assert ("response_format", "url") in fields and [f.name for f in files] == ["image"]
+    with pytest.raises(ProviderError) as caught:
+        build_form(edit(png(8, 8), png(8, 8)), "dall-e-2", provider="openai")
+    assert caught.value.param == "image"
+    with pytest.raises(ProviderError) as fidelity:
+        build_form(edit(png(8, 8), input_fidelity="high"), "dall-e-2", provider="openai")
+    assert fidelity.value.param == "input_fidelity"
+
+
+# -- cache keys and masks ------------------------------------------------------------------------------
+
+
+def test_the_cache_key_of_an_edit_follows_the_images_digests() -> None:
+    first, second = png(8, 8), png(9, 9)
+    key = cache_key(tenant="t", plan="p", request=edit(first))
+    assert key == cache_key(tenant="t", plan="p", request=edit(first))
+    assert key != cache_key(tenant="t", plan="p", request=edit(second))
+    assert key != cache_key(tenant="t", plan="p", request=edit(first, with_mask=mask(8, 8)))
+    generation = ImageRequest(prompt="a hat")
+    assert key != cache_key(tenant="t", plan="p", request=generation)
+
+
+def test_an_openai_mask_becomes_a_luminance_mask_white_where_to_repaint() -> None:
+    converted = Image.open(io.BytesIO(alpha_to_luminance(mask(16, 8), provider="stability-ai")))
+    assert converted.mode == "L" and converted.size == (16, 8)
+    assert converted.getpixel((2, 4)) == 255 and converted.getpixel((12, 4)) == 0
+    with pytest.raises(ProviderError) as caught:
+        alpha_to_luminance(b"not a png", provider="stability-ai")
+    assert caught.value.param == "mask"
+
+
+# -- the chunked gRPC upload ---------------------------------------------------------------------------
+
+
+async def messages(*items: images_pb2.EditImageUploadRequest) -> AsyncIterator[images_pb2.EditImageUploadRequest]:
+    for item in items:
+        yield item
+
+
+def header(count: int, has_mask: bool = False) -> images_pb2.EditImageUploadRequest:
+    return images_pb2.EditImageUploadRequest(
+        header=images_pb2.EditImageUploadHeader(image_count=count, has_mask=has_mask, filenames=["a.png"])
+    )
+
+
+def chunk(index: int, data: bytes, is_mask: bool = False) -> images_pb2.EditImageUploadRequest:
+    return images_pb2.EditImageUploadRequest(
+        chunk=images_pb2.EditImageUploadChunk(image_index=index, data=data, mask=is_mask)
+    )
+
+
+async def test_a_chunked_upload_is_assembled_in_order() -> None:
+    upload = await read_edit_upload(
+        messages(header(2, True), chunk(0, b"ab"), chunk(1, b"x"), chunk(0, b"cd"), chunk(0, b"", True)),
+        InputLimits(),
+    )
+    assert upload.images == [(b"abcd", "a.png"), (b"x", "")] and upload.mask == (b"", "mask.png")
+
+
+@pytest.mark.parametrize(
+    ("stream", "param"),
+    [
+        ((chunk(0, b"a"),), "header"),
+        ((header(17),), "header.image_count"),
+        ((header(1), chunk(1, b"a")), "chunk.image_index"),
+        ((header(1), chunk(0, b"a", True)), "chunk.mask"),
+        ((header(1), chunk(0, b"a" * 11)), "images[0]"),
+    ],
+)
+async def test_a_bad_chunked_upload_is_refused_naming_the_field(
+    stream: tuple[images_pb2.EditImageUploadRequest, ...], param: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await read_edit_upload(messages(*stream), InputLimits(max_input_image_bytes=10))
+    assert caught.value.param == param
+
+
+def test_an_input_image_is_frozen() -> None:
+    image = input_image(png(8, 8), param="image")
+    assert isinstance(image, InputImage)
+    with pytest.raises(AttributeError):
+        image.width = 9  # type: ignore[misc]
