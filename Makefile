@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench bench-analytics bench-edits clean
+.PHONY: install run test proto proto-check proto-baseline lint demo emulators bench bench-analytics bench-edits bench-workers clean
 
 install: $(VENV)/.installed
 
@@ -77,6 +77,10 @@ bench-postgres: install
 # Gateway memory under 32 concurrent edit uploads of 16 x 2 MiB images (target: peak RSS under 600 MB; ~20 s).
 bench-edits: install
 	$(PY) bench/edit_uploads.py
+
+# Two workers against one (imagegw serve --workers), h2load on 256 KiB images, Redis as their shared state.
+bench-workers: install
+	$(PY) bench/workers_scaling.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
