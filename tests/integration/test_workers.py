@@ -99,7 +99,7 @@ def _generate(base: str, config: str) -> int:
 def test_two_workers_share_the_ports_restart_when_killed_and_drain_on_sigterm(
     two_workers: Supervised, emulators: Emulators
 ) -> None:
-    workers = eventually(lambda: (w if len(w := two_workers.workers()) == 2 else None), timeout=30)
+    workers = eventually(lambda: w if len(w := two_workers.workers()) == 2 else None, timeout=30)
     eventually(lambda: two_workers.metric("imagegateway_workers") == 2, timeout=30)
     with ImageGatewayClient(two_workers.grpc_target, api_key=ADMIN_KEY) as admin:
         assert admin.is_serving()
@@ -114,7 +114,7 @@ def test_two_workers_share_the_ports_restart_when_killed_and_drain_on_sigterm(
                         "custom_host": emulators.openai.base_url,
                         "override_params": {"model": "dall-e-2"},
                     }
-                ]
+                ],
             },
         ).id
     statuses = [_generate(two_workers.rest_base, config) for _ in range(24)]
@@ -126,7 +126,7 @@ def test_two_workers_share_the_ports_restart_when_killed_and_drain_on_sigterm(
 
     os.kill(workers[1], signal.SIGKILL)
     replaced = eventually(
-        lambda: (w if len(w := two_workers.workers()) == 2 and workers[1] not in w else None), timeout=30
+        lambda: w if len(w := two_workers.workers()) == 2 and workers[1] not in w else None, timeout=30
     )
     eventually(lambda: two_workers.metric("imagegateway_workers") == 2, timeout=30)
     assert [_generate(two_workers.rest_base, config) for _ in range(6)] == [200] * 6
@@ -139,9 +139,7 @@ def _served_requests(supervised: Supervised, pid: int) -> float:
     """The requests worker ``pid`` served, from its own private metrics endpoint (found with ss)."""
     shared = {supervised.grpc_target.rsplit(":", 1)[1], supervised.rest_base.rsplit(":", 1)[1].split("/")[0]}
     listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=10, check=True).stdout
-    ports = {
-        line.split()[3].rsplit(":", 1)[1] for line in listening.splitlines() if f"pid={pid}," in line
-    } - shared
+    ports = {line.split()[3].rsplit(":", 1)[1] for line in listening.splitlines() if f"pid={pid}," in line} - shared
     total = 0.0
     for port in ports:
         try:
