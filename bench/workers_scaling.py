@@ -1,6 +1,6 @@
 """Throughput of `imagegw serve --workers 2` against one worker, measured from outside with h2load.
 
-    .venv/bin/python bench/workers_scaling.py [--rounds 3] [--requests 3000] [--concurrency 32]
+    .venv/bin/python bench/workers_scaling.py [--rounds 3] [--requests 6000] [--concurrency 32]
     make bench-workers
 
 Issue 13's target: on a 2-core machine, two workers serve at least 1.7x the 256 KiB throughput of
@@ -95,7 +95,7 @@ def measure(workdir: Path, upstream_origin: str, redis_url: str, workers: int, a
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/workers_scaling.py", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=6000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
     args.h2load = find_h2load()
