@@ -109,6 +109,66 @@ CACHE_STATUS_REFRESH: CacheStatus.ValueType  # 4
 """The caller forced a refresh; served by a provider."""
 Global___CacheStatus: _TypeAlias = CacheStatus  # noqa: Y015
 
+class _StreamFallback:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StreamFallbackEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StreamFallback.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STREAM_FALLBACK_UNSPECIFIED: _StreamFallback.ValueType  # 0
+    """As STREAM_FALLBACK_SKIP."""
+    STREAM_FALLBACK_SKIP: _StreamFallback.ValueType  # 1
+    """The target is skipped as a failed attempt (a fallback moves on); when no target of the routing
+    can stream, the request is refused with INVALID_ARGUMENT naming "stream" before any call.
+    """
+    STREAM_FALLBACK_COMPLETE: _StreamFallback.ValueType  # 2
+    """The target is called the ordinary way and its images are sent as the final images, without partials."""
+
+class StreamFallback(_StreamFallback, metaclass=_StreamFallbackEnumTypeWrapper):
+    """What a target that cannot stream partial images does with a request that asks for them."""
+
+STREAM_FALLBACK_UNSPECIFIED: StreamFallback.ValueType  # 0
+"""As STREAM_FALLBACK_SKIP."""
+STREAM_FALLBACK_SKIP: StreamFallback.ValueType  # 1
+"""The target is skipped as a failed attempt (a fallback moves on); when no target of the routing
+can stream, the request is refused with INVALID_ARGUMENT naming "stream" before any call.
+"""
+STREAM_FALLBACK_COMPLETE: StreamFallback.ValueType  # 2
+"""The target is called the ordinary way and its images are sent as the final images, without partials."""
+Global___StreamFallback: _TypeAlias = StreamFallback  # noqa: Y015
+
+class _ProgressKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgressKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProgressKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRESS_KIND_UNSPECIFIED: _ProgressKind.ValueType  # 0
+    """Not set."""
+    PROGRESS_KIND_ATTEMPT_STARTED: _ProgressKind.ValueType  # 1
+    """The gateway is about to call a target (each retry is an attempt too)."""
+    PROGRESS_KIND_QUEUED: _ProgressKind.ValueType  # 2
+    """An asynchronous provider holds the job in its queue (queue_position when it says it)."""
+    PROGRESS_KIND_POLLING: _ProgressKind.ValueType  # 3
+    """An asynchronous provider's job runs; the gateway polls it."""
+    PROGRESS_KIND_FALLBACK: _ProgressKind.ValueType  # 4
+    """A target failed and the request moves on to next_target (reason says why)."""
+
+class ProgressKind(_ProgressKind, metaclass=_ProgressKindEnumTypeWrapper):
+    """What a progress message reports."""
+
+PROGRESS_KIND_UNSPECIFIED: ProgressKind.ValueType  # 0
+"""Not set."""
+PROGRESS_KIND_ATTEMPT_STARTED: ProgressKind.ValueType  # 1
+"""The gateway is about to call a target (each retry is an attempt too)."""
+PROGRESS_KIND_QUEUED: ProgressKind.ValueType  # 2
+"""An asynchronous provider holds the job in its queue (queue_position when it says it)."""
+PROGRESS_KIND_POLLING: ProgressKind.ValueType  # 3
+"""An asynchronous provider's job runs; the gateway polls it."""
+PROGRESS_KIND_FALLBACK: ProgressKind.ValueType  # 4
+"""A target failed and the request moves on to next_target (reason says why)."""
+Global___ProgressKind: _TypeAlias = ProgressKind  # noqa: Y015
+
 @_typing.final
 class ImageParameters(_message.Message):
     """One OpenAI-shaped image request, plus how to route it."""
@@ -346,6 +406,7 @@ class Attempt(_message.Message):
     RETRY_INDEX_FIELD_NUMBER: _builtins.int
     CIRCUIT_OPEN_FIELD_NUMBER: _builtins.int
     TRANSLATIONS_FIELD_NUMBER: _builtins.int
+    STREAM_EVENTS_FIELD_NUMBER: _builtins.int
     target: _builtins.str
     """The target path in Portkey's form, for example "config.targets[1]"."""
     provider: _builtins.str
@@ -364,6 +425,10 @@ class Attempt(_message.Message):
     """0 for the first try on a target, 1.. for retries."""
     circuit_open: _builtins.bool
     """True when the target was skipped without a call because its circuit breaker was open."""
+    stream_events: _builtins.int
+    """For a streamed request: the image events already sent to the caller when this attempt failed.
+    Above 0, the stream was cut after that many events and no fallback followed.
+    """
     @_builtins.property
     def translations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parameters the gateway translated for this target, e.g. "size=1792x1024->1344x768"."""
@@ -381,10 +446,11 @@ class Attempt(_message.Message):
         retry_index: _builtins.int = ...,
         circuit_open: _builtins.bool = ...,
         translations: _abc.Iterable[_builtins.str] | None = ...,
+        stream_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target", "translations", b"translations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "stream_events", b"stream_events", "target", b"target", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -759,10 +825,18 @@ class StreamGenerateImageRequest(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGES_FIELD_NUMBER: _builtins.int
+    STREAM_FALLBACK_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
     """Skip the cache look-up and store a fresh result (Portkey's x-portkey-cache-force-refresh)."""
+    partial_images: _builtins.int
+    """Partial images (1-3) to stream before the final images, from a model that streams them (OpenAI's
+    partial_images on the gpt-image models); unset or 0 streams none, and any target may serve.
+    """
+    stream_fallback: Global___StreamFallback.ValueType
+    """What a target that cannot stream partial images does when partial_images is above 0."""
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The image parameters."""
@@ -783,18 +857,24 @@ class StreamGenerateImageRequest(_message.Message):
         trace_id: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
+        partial_images: _builtins.int | None = ...,
+        stream_fallback: Global___StreamFallback.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__partial_images: _TypeAlias = _typing.Literal["partial_images"]  # noqa: Y015
+    _WhichOneofArgType__partial_images: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__partial_images) -> _WhichOneofReturnType__partial_images | None: ...
 
 Global___StreamGenerateImageRequest: _TypeAlias = StreamGenerateImageRequest  # noqa: Y015
 
 @_typing.final
 class StreamGenerateImageResponse(_message.Message):
-    """One message of StreamGenerateImage: an image; the last message also carries the outcome."""
+    """One message of StreamGenerateImage. Progress messages and partial images come first, as they
+    happen; then the images, one per message; the last message also carries the outcome.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -802,6 +882,8 @@ class StreamGenerateImageResponse(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     CREATED_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Unix seconds when the images were created."""
     @_builtins.property
@@ -816,6 +898,14 @@ class StreamGenerateImageResponse(_message.Message):
     def report(self) -> Global___GenerationReport:
         """What the provider said it made, and its token counts; set on the last message only."""
 
+    @_builtins.property
+    def partial_image(self) -> Global___PartialImage:
+        """A partial image, sent as the provider streams it."""
+
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """What the request is doing: an attempt starting, a job queued or polled, a fallback moving on."""
+
     def __init__(
         self,
         *,
@@ -823,11 +913,111 @@ class StreamGenerateImageResponse(_message.Message):
         outcome: Global___RoutingOutcome | None = ...,
         created: _builtins.int = ...,
         report: Global___GenerationReport | None = ...,
+        partial_image: Global___PartialImage | None = ...,
+        progress: Global___Progress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamGenerateImageResponse: _TypeAlias = StreamGenerateImageResponse  # noqa: Y015
+
+@_typing.final
+class PartialImage(_message.Message):
+    """An unfinished version of the image, streamed by the provider before the final one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """0-based, in the order the provider sent them."""
+    data: _builtins.bytes
+    """The image's bytes."""
+    mime_type: _builtins.str
+    """Its MIME type ("image/png", ...), read from the bytes."""
+    provider: _builtins.str
+    """The canonical provider that streamed it."""
+    model: _builtins.str
+    """The model that streamed it."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        mime_type: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "index", b"index", "mime_type", b"mime_type", "model", b"model", "provider", b"provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartialImage: _TypeAlias = PartialImage  # noqa: Y015
+
+@_typing.final
+class Progress(_message.Message):
+    """One progress report of a streamed request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    ATTEMPT_FIELD_NUMBER: _builtins.int
+    QUEUE_POSITION_FIELD_NUMBER: _builtins.int
+    ELAPSED_MS_FIELD_NUMBER: _builtins.int
+    POLLS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NEXT_TARGET_FIELD_NUMBER: _builtins.int
+    kind: Global___ProgressKind.ValueType
+    """What happened."""
+    target: _builtins.str
+    """The target concerned, in Portkey's "config.targets[i]" form ("" when the request named no config)."""
+    provider: _builtins.str
+    """The canonical provider of that target."""
+    model: _builtins.str
+    """The model sent to it."""
+    attempt: _builtins.int
+    """0 for the first try on the target, 1.. for retries."""
+    queue_position: _builtins.int
+    """QUEUED: the job's place in the provider's queue, when the provider says it."""
+    elapsed_ms: _builtins.int
+    """QUEUED, POLLING: time since the attempt started."""
+    polls: _builtins.int
+    """POLLING: polls made so far."""
+    reason: _builtins.str
+    """FALLBACK: why the target failed."""
+    next_target: _builtins.str
+    """FALLBACK: the target tried next."""
+    def __init__(
+        self,
+        *,
+        kind: Global___ProgressKind.ValueType = ...,
+        target: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+        attempt: _builtins.int = ...,
+        queue_position: _builtins.int | None = ...,
+        elapsed_ms: _builtins.int = ...,
+        polls: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        next_target: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "queue_position", b"queue_position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "attempt", b"attempt", "elapsed_ms", b"elapsed_ms", "kind", b"kind", "model", b"model", "next_target", b"next_target", "polls", b"polls", "provider", b"provider", "queue_position", b"queue_position", "reason", b"reason", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
+    _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__queue_position) -> _WhichOneofReturnType__queue_position | None: ...
+
+Global___Progress: _TypeAlias = Progress  # noqa: Y015

@@ -39,6 +39,7 @@ def attempt_proto(attempt: AttemptRecord) -> images_pb2.Attempt:
         retry_index=attempt.retry_index,
         circuit_open=attempt.circuit_open,
         translations=attempt.translations,
+        stream_events=attempt.stream_events,
     )
 
 

@@ -74,6 +74,7 @@ def to_http_error(exc: GatewayError | ProviderError | RequestFailed) -> tuple[in
                 "latency_ms": a.latency_ms,
                 "retry_index": a.retry_index,
                 "circuit_open": a.circuit_open,
+                **({"stream_events": a.stream_events} if a.stream_events else {}),
             }
             for a in exc.attempts
         ]

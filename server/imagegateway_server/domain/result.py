@@ -101,6 +101,9 @@ class AttemptRecord:
     seconds: float = 0.0
     # When the call began (``time.monotonic()``; 0 when no call was made), for trace spans.
     started: float = 0.0
+    # A streamed request's image events already passed to the caller when this call failed: the
+    # stream was cut after that many events, and no fallback could follow (docs/streaming.md).
+    stream_events: int = 0
 
     @property
     def ok(self) -> bool:

@@ -80,6 +80,7 @@ def attempt_document(attempt: AttemptRecord) -> dict[str, Any]:
             "retry_index": attempt.retry_index,
             "circuit_open": attempt.circuit_open,
             "translations": list(attempt.translations),
+            "stream_events": attempt.stream_events,
         }
     )
 

@@ -2,6 +2,11 @@
 
 The router knows providers only through ``ProviderAdapter`` and credentials only through a
 ``CredentialResolver``; it never builds HTTP requests itself.
+
+A streaming request (``RouteContext.listener`` set) hears each attempt start and each fallback
+move on, and its attempts report partial images and progress through ``UpstreamTarget.events``.
+Once an image event has reached the caller, a failing target ends the request instead of falling
+back (the caller has seen that target's images): the attempt is logged with ``stream_events``.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from imagegateway_server.domain.errors import (
     DeadlineExceeded,
     ErrorKind,
     GatewayError,
+    InvalidArgument,
     ProviderError,
 )
+from imagegateway_server.domain.progress import ProgressEvent, ProgressKind, StreamListener
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, ModelSubstitution, RoutedResult
-from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.interface import PartialImageStreaming, ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.progress import AttemptEvents
 from imagegateway_server.providers.kit.retired_models import Succession
 from imagegateway_server.routing.breakers import outcome_of
 from imagegateway_server.routing.model_successors import REMEMBERED, RETIRED, ModelSuccessors, substitution
@@ -59,6 +67,10 @@ class RouteContext:
     target_gate: TargetGate | None = None
     # Where the attempts go as they are made, so the caller can log them if the request is cancelled.
     trail: AttemptTrail | None = None
+    # A streaming caller's ear for progress and partial images (None: nobody listens, nothing is built).
+    listener: StreamListener | None = None
+    # A streamed request may be served by a target that cannot stream, as one final answer.
+    stream_complete: bool = False
 
 
 class TargetGate(Protocol):
@@ -150,6 +162,23 @@ class _CircuitSkipped(_LeafFailed):
     """The target was not called because its circuit is open; the walk always moves on."""
 
 
+class _StreamCut(Exception):
+    """A target failed after the caller had its images events: the walk ends here, no fallback."""
+
+    def __init__(self, error: ProviderError | GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+STREAM_SWITCH_HINT = "x-imagegw-stream-fallback: complete (gRPC: stream_fallback STREAM_FALLBACK_COMPLETE)"
+
+
+def _leaves(node: Node) -> list[Leaf]:
+    if isinstance(node, Leaf):
+        return [node]
+    return [leaf for child in node.children for leaf in _leaves(child)]
+
+
 # How much earlier than ours an adapter's timer of the same length may fire.
 _TIMER_SLACK_SECONDS = 0.01
 
@@ -181,10 +210,37 @@ class Router:
         run = _Run(request, ctx, ctx.trail if ctx.trail is not None else AttemptTrail())
         try:
             return await self._walk(plan, run)
+        except _StreamCut as cut:
+            raise AllTargetsFailed(cut.error, run.attempts) from None
         except _LeafFailed as failed:
             raise AllTargetsFailed(failed.error, run.attempts, retry_count=failed.retry_count) from None
         except DeadlineExceeded as expired:
             raise AllTargetsFailed(expired, run.attempts) from None
+
+    def refuse_unstreamable(self, plan: Node, request: ImageRequest) -> None:
+        """Refuses, before any call, a streamed request that no target of ``plan`` can stream.
+
+        Only targets whose provider the plan names are judged (a virtual key's provider is known only
+        once it is opened); a plan with any other target is let through and judged per attempt.
+        """
+        refused: list[str] = []
+        for leaf in _leaves(plan):
+            if not leaf.provider:
+                return
+            try:
+                adapter = self._adapters(leaf.provider)
+            except (ProviderError, GatewayError):
+                return
+            model = leaf.override_params.get("model") or request.model or adapter.default_model()
+            if isinstance(adapter, PartialImageStreaming) and adapter.streams(str(model)):
+                return
+            refused.append(f"{model!s} on {leaf.provider}")
+        raise InvalidArgument(
+            f"is not supported by {', '.join(dict.fromkeys(refused))}: no target streams partial images; "
+            f"send {STREAM_SWITCH_HINT} to accept the image as one completed event",
+            param="stream",
+            code="unsupported_value",
+        )
 
     async def _walk(self, plan: Node, run: _Run) -> RoutedResult:
         try:
@@ -222,6 +278,8 @@ class Router:
         # before the enclosing fallback does, under that fallback's on_status_codes.
         last: _LeafFailed | None = None
         for child in order:
+            if last is not None:
+                self._moving_on(run, last, child)
             try:
                 return await self._node(child, run, fallback)
             except _LeafFailed as failed:
@@ -245,6 +303,8 @@ class Router:
     async def _fallback(self, group: Group, run: _Run) -> RoutedResult:
         last: _LeafFailed | None = None
         for child in group.children:
+            if last is not None:
+                self._moving_on(run, last, child)
             try:
                 return await self._node(child, run, group)
             except _LeafFailed as failed:
@@ -257,6 +317,24 @@ class Router:
                     raise
         assert last is not None  # a compiled group always has children
         raise last
+
+    @staticmethod
+    def _moving_on(run: _Run, failed: _LeafFailed, successor: Node) -> None:
+        """Tells a streaming caller that the walk falls back from the last attempt's target to ``successor``."""
+        listener = run.ctx.listener
+        if listener is None:
+            return
+        last = run.attempts[-1] if run.attempts else None
+        listener.progress(
+            ProgressEvent(
+                kind=ProgressKind.FALLBACK,
+                target=last.target if last else "",
+                provider=last.provider if last else "",
+                model=last.model if last else "",
+                reason=failed.error.message,
+                next_target=successor.path,
+            )
+        )
 
     def _remaining(self, run: _Run) -> float | None:
         if run.ctx.deadline is None:
@@ -378,6 +456,26 @@ class Router:
         # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
         # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
         cut_by_deadline = remaining is not None and remaining <= per_attempt
+        listener = run.ctx.listener
+        events: AttemptEvents | None = None
+        if request.stream:
+            refusal = self._stream_mode(candidate, run)
+            if refusal is not None:
+                self._settle(permit, Outcome.NEUTRAL)  # not called: says nothing of the target's health
+                run.trail.add(attempt_record(leaf, creds.provider, model, index, error=refusal))
+                return refusal
+            request = candidate.request  # without ``stream`` when the target answers in one piece
+        if listener is not None:
+            events = AttemptEvents(listener, target=leaf.path, provider=creds.provider, model=model, attempt=index)
+            listener.progress(
+                ProgressEvent(
+                    kind=ProgressKind.ATTEMPT_STARTED,
+                    target=leaf.path,
+                    provider=creds.provider,
+                    model=model,
+                    attempt=index,
+                )
+            )
         target = UpstreamTarget(
             credential=creds.credential,
             base_url=creds.base_url,
@@ -385,6 +483,7 @@ class Router:
             headers=headers,
             trace_id=run.ctx.trace_id,
             strict=leaf.strict or request.strict,
+            events=events,
         )
         started = time.monotonic()
         run.trail.begin(attempt_record(leaf, creds.provider, model, index), started)
@@ -458,8 +557,42 @@ class Router:
                 substitution=candidate.substitution,
             )
         self._settle(permit, outcome_of(error.kind))
-        run.trail.add(attempt_record(leaf, creds.provider, model, index, started=started, error=error))
+        sent = listener.images_sent if listener is not None else 0
+        run.trail.add(
+            attempt_record(leaf, creds.provider, model, index, started=started, error=error, stream_events=sent)
+        )
+        if sent:
+            log.warning(
+                "the stream of trace %s was cut after %d image events: %s failed (%s); no fallback",
+                run.ctx.trace_id,
+                sent,
+                leaf.path or creds.provider,
+                error.kind.value,
+            )
+            raise _StreamCut(error)
         return error
+
+    def _stream_mode(self, candidate: _Candidate, run: _Run) -> ProviderError | None:
+        """For a streamed request: None when the target may be called (streaming, or answering in one
+        piece where the caller allows it; ``candidate.request.stream`` says which), else the refusal
+        that skips the target as an attempt without a call."""
+        adapter, request = candidate.adapter, candidate.request
+        model = request.model or ""
+        if isinstance(adapter, PartialImageStreaming) and adapter.streams(model):
+            return None
+        if run.ctx.stream_complete:
+            candidate.request = dataclasses.replace(request, stream=False, partial_images=None)
+            return None
+        provider = candidate.creds.provider
+        return ProviderError(
+            ErrorKind.BAD_REQUEST,
+            f"{provider}: model {model!r} cannot stream partial images, so the target was skipped; "
+            f"send {STREAM_SWITCH_HINT} to accept its image as one completed event",
+            provider=provider,
+            status_code=400,
+            code="stream_unsupported",
+            param="stream",
+        )
 
     async def _admit(self, candidate: _Candidate, run: _Run, index: int) -> Permit | None:
         """Asks the target's breaker before an attempt; an open circuit skips the target without a call."""
@@ -500,6 +633,7 @@ def attempt_record(
     error: ProviderError | GatewayError | None = None,
     circuit_open: bool = False,
     translations: tuple[str, ...] = (),
+    stream_events: int = 0,
 ) -> AttemptRecord:
     """The one way an attempt is recorded: on ``leaf`` (its ``retry_index``-th try), timed from
     ``started`` (``time.monotonic()``; None: no call was made, or it is still in flight), with its
@@ -519,4 +653,5 @@ def attempt_record(
         virtual_key=leaf.virtual_key or "",
         seconds=elapsed,
         started=started or 0.0,
+        stream_events=stream_events,
     )
