@@ -1,4 +1,5 @@
-"""Streamed image generation over real sockets: OpenAI's server-sent events through the REST shim.
+"""Streamed image generation over real sockets: OpenAI's server-sent events through the REST shim,
+StreamGenerateImage's progress and partial images over gRPC, and ``imagegw generate``'s status line.
 
 The OpenAI SDK's ``images.generate(stream=True)`` iterates the gateway's events against the OpenAI and
 Azure emulators: partial images pass through as the provider sends them, a fallback moves on only
@@ -10,16 +11,20 @@ when the caller sends ``x-imagegw-stream-fallback: complete``.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from imagegateway import ImageGatewayClient
+from imagegateway import FinalImage, ImageGatewayClient, InvalidArgumentError, PartialImage, Progress
+from imagegateway_server.cli import main as cli_main
+from imagegateway_server.cli.status_line import StatusLine
 from tests.conftest import AZURE_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread
@@ -228,3 +233,141 @@ def test_the_wire_is_openais_event_stream(gateway: GatewayThread, key: str, emul
     for block in blocks:
         name, data = block.split("\n")
         assert json.loads(data.removeprefix("data: "))["type"] == name.removeprefix("event: ")
+
+
+# -- gRPC: StreamGenerateImage's progress and partial images -----------------------------------------
+
+
+def grpc_client(gateway: GatewayThread, key: str) -> ImageGatewayClient:
+    return ImageGatewayClient(gateway.grpc_target, api_key=key)
+
+
+def test_grpc_streams_progress_then_partial_images_then_the_images_in_order(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.status(503))
+    config = fallback(openai_target(emulators), openai_target(emulators, override_params={"model": "gpt-image-1-mini"}))
+    with grpc_client(gateway, key) as client:
+        events = list(client.generate_events(prompt="a heron", model="gpt-image-1.5", config=config, partial_images=2))
+    kinds = [type(e).__name__ + (f":{e.kind}" if isinstance(e, Progress) else "") for e in events]
+    assert kinds == [
+        "Progress:attempt_started",
+        "Progress:fallback",
+        "Progress:attempt_started",
+        "PartialImage",
+        "PartialImage",
+        "FinalImage",
+    ]
+    first, fell_back, second = events[0], events[1], events[2]
+    assert isinstance(first, Progress) and (first.target, first.provider, first.model) == (
+        "config.targets[0]",
+        "openai",
+        "gpt-image-1.5",
+    )
+    assert isinstance(fell_back, Progress) and fell_back.next_target == "config.targets[1]" and fell_back.reason
+    assert isinstance(second, Progress) and second.model == "gpt-image-1-mini"
+    partials = [e for e in events if isinstance(e, PartialImage)]
+    assert [p.index for p in partials] == [0, 1]
+    assert partials[0].data.startswith(PNG_SIGNATURE) and partials[0].mime_type == "image/png"
+    final = events[-1]
+    assert isinstance(final, FinalImage) and final.last and final.outcome is not None
+    assert final.outcome.fallback_used and final.image.data.startswith(PNG_SIGNATURE)
+
+
+def test_grpc_without_partial_images_still_reports_progress_and_any_model_serves(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    with grpc_client(gateway, key) as client:
+        events = list(client.generate_events(prompt="a heron", model="dall-e-3", config=openai_target(emulators)))
+    assert [type(e).__name__ for e in events] == ["Progress", "FinalImage"]
+    assert "stream" not in (emulators.openai.requests[-1].json or {})
+
+
+def test_grpc_partial_images_limits_and_the_stream_switch(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    with grpc_client(gateway, key) as client:
+        with pytest.raises(InvalidArgumentError) as raised:
+            list(
+                client.generate_events(
+                    prompt="x", model="gpt-image-1.5", config=openai_target(emulators), partial_images=4
+                )
+            )
+        assert "partial_images" in str(raised.value)
+        with pytest.raises(InvalidArgumentError) as raised:
+            list(
+                client.generate_events(prompt="x", model="dall-e-3", config=openai_target(emulators), partial_images=1)
+            )
+        assert "stream" in str(raised.value)
+        assert not emulators.openai.requests
+        events = list(
+            client.generate_events(
+                prompt="x",
+                model="dall-e-3",
+                config=openai_target(emulators),
+                partial_images=1,
+                stream_fallback="complete",
+            )
+        )
+    assert [type(e).__name__ for e in events] == ["Progress", "FinalImage"]
+
+
+def test_unary_generate_image_builds_no_progress(gateway: GatewayThread, key: str, emulators: Emulators) -> None:
+    with grpc_client(gateway, key) as client:
+        response = client.generate_image(prompt="a heron", model="gpt-image-1.5", config=openai_target(emulators))
+    assert response.images and "stream" not in (emulators.openai.requests[-1].json or {})
+
+
+# -- the CLI's status line -----------------------------------------------------------------------------
+
+
+def test_imagegw_generate_prints_plain_progress_lines_when_not_a_terminal(
+    gateway: GatewayThread,
+    admin: ImageGatewayClient,
+    key: str,
+    emulators: Emulators,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emulators.openai.inject(Fault.status(503))
+    config = fallback(openai_target(emulators), openai_target(emulators, override_params={"model": "gpt-image-1-mini"}))
+    config_id = admin.create_config(f"stream-{uuid.uuid4().hex[:6]}", config).id
+    out = tmp_path / "heron.png"
+    capsys.readouterr()
+    code = cli_main(
+        [
+            "generate",
+            "--server",
+            gateway.grpc_target,
+            "--api-key",
+            key,
+            "--config",
+            config_id,
+            "--model",
+            "gpt-image-1.5",
+            "--prompt",
+            "a heron",
+            "--partial-images",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0 and out.read_bytes().startswith(PNG_SIGNATURE)
+    lines = captured.err.splitlines()
+    assert [line.split("] ", 1)[1].split(" ")[0] for line in lines] == ["attempt", "openai", "attempt", "partial"]
+    assert all(line.startswith("[") and "s] " in line for line in lines) and "\r" not in captured.err
+    assert "falling back to config.targets[1]" in lines[1]
+    assert "openai" in captured.out  # the outcome, as before, on stdout
+
+
+def test_the_status_line_is_rewritten_in_place_on_a_terminal() -> None:
+    screen = io.StringIO()
+    status = StatusLine(screen, live=True)
+    status.report(Progress("queued", "config.targets[0]", "black-forest-labs", "flux-2-pro", 0, 3, 1.0, 0, "", ""))
+    status.close()
+    text = screen.getvalue()
+    assert "\n" not in text and text.count("\r\x1b[K") >= 3
+    assert "queued at position 3 on black-forest-labs flux-2-pro (config.targets[0])" in text
+    assert text.endswith("\r\x1b[K")  # erased, so the outcome prints on a clean line

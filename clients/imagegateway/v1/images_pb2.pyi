@@ -827,6 +827,7 @@ class StreamGenerateImageRequest(_message.Message):
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     PARTIAL_IMAGES_FIELD_NUMBER: _builtins.int
     STREAM_FALLBACK_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
@@ -837,6 +838,10 @@ class StreamGenerateImageRequest(_message.Message):
     """
     stream_fallback: Global___StreamFallback.ValueType
     """What a target that cannot stream partial images does when partial_images is above 0."""
+    progress: _builtins.bool
+    """Send progress messages (attempts, queue places, polls, fallbacks) before the images. Off by
+    default, so a caller that reads only images sees the stream it always did.
+    """
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The image parameters."""
@@ -859,10 +864,11 @@ class StreamGenerateImageRequest(_message.Message):
         cache_force_refresh: _builtins.bool = ...,
         partial_images: _builtins.int | None = ...,
         stream_fallback: Global___StreamFallback.ValueType = ...,
+        progress: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__partial_images: _TypeAlias = _typing.Literal["partial_images"]  # noqa: Y015
     _WhichOneofArgType__partial_images: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images"]  # noqa: Y015
@@ -872,8 +878,8 @@ Global___StreamGenerateImageRequest: _TypeAlias = StreamGenerateImageRequest  # 
 
 @_typing.final
 class StreamGenerateImageResponse(_message.Message):
-    """One message of StreamGenerateImage. Progress messages and partial images come first, as they
-    happen; then the images, one per message; the last message also carries the outcome.
+    """One message of StreamGenerateImage. Progress messages (when asked for) and partial images come
+    first, as they happen; then the images, one per message; the last message also carries the outcome.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from imagegateway.v1 import images_pb2, keys_pb2
 from imagegateway_server.api.config_proto import inline_config
 from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_proto
-from imagegateway_server.domain.calls import GenerationOutcome, RoutingSpec
+from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome, RoutingSpec
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.limits import Limits
@@ -80,6 +80,21 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
             request, extra=MappingProxyType({**request.extra, "response_format": extra["response_format"]})
         )
     return request
+
+
+def streamed_call(call: GenerationCall, request: images_pb2.StreamGenerateImageRequest) -> GenerationCall:
+    """A StreamGenerateImage call: partial_images above 0 streams them from the serving model
+    (``ImageRequest.stream``), and stream_fallback says what a target that cannot stream does."""
+    if not request.HasField("partial_images"):
+        return call
+    partial = request.partial_images
+    # A value out of 0-3 stays set, for the request's validation to refuse it naming the field.
+    image_request = dataclasses.replace(call.request, stream=partial > 0, partial_images=partial or None)
+    return dataclasses.replace(
+        call,
+        request=image_request,
+        stream_complete=request.stream_fallback == images_pb2.STREAM_FALLBACK_COMPLETE,
+    )
 
 
 def routing_spec(routing: images_pb2.Routing, *, max_targets: int | None = None) -> RoutingSpec:
