@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 import httpx
+from load import PROMPT, Targets, percentile
 
 from imagegateway import ImageGatewayClient, PartialImage
-from load import PROMPT, Targets, percentile
 
 STREAM_MODEL = "gpt-image-1.5"
 PARTIAL_IMAGES = 2
