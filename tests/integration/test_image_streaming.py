@@ -22,7 +22,14 @@ import httpx
 import openai
 import pytest
 
-from imagegateway import FinalImage, ImageGatewayClient, InvalidArgumentError, PartialImage, Progress
+from imagegateway import (
+    FinalImage,
+    ImageGatewayClient,
+    ImageGatewayError,
+    InvalidArgumentError,
+    PartialImage,
+    Progress,
+)
 from imagegateway_server.cli import main as cli_main
 from imagegateway_server.cli.status_line import StatusLine
 from tests.conftest import AZURE_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
@@ -371,3 +378,34 @@ def test_the_status_line_is_rewritten_in_place_on_a_terminal() -> None:
     assert "\n" not in text and text.count("\r\x1b[K") >= 3
     assert "queued at position 3 on black-forest-labs flux-2-pro (config.targets[0])" in text
     assert text.endswith("\r\x1b[K")  # erased, so the outcome prints on a clean line
+
+
+def test_grpc_a_failure_after_a_partial_image_ends_the_call_with_its_status_and_no_fallback(
+    gateway: GatewayThread, admin: ImageGatewayClient, key: str, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.stream_reset())
+    trace = f"grpc-cut-{uuid.uuid4().hex[:8]}"
+    config = fallback(openai_target(emulators), openai_target(emulators, override_params={"model": "gpt-image-1-mini"}))
+    seen: list[str] = []
+    with grpc_client(gateway, key) as client, pytest.raises(ImageGatewayError):
+        for event in client.generate_events(
+            prompt="a heron", model="gpt-image-1.5", config=config, partial_images=2, trace_id=trace
+        ):
+            seen.append(type(event).__name__)
+    assert seen == ["Progress", "PartialImage"]
+    assert len([r for r in emulators.openai.requests if r.json]) == 1
+    record = logged(admin, trace)
+    assert [(a.stream_events, a.status_code) for a in record.attempts] == [(1, 502)]
+
+
+def test_a_caller_that_leaves_mid_stream_is_logged_as_cancelled(
+    gateway: GatewayThread, admin: ImageGatewayClient, key: str, emulators: Emulators
+) -> None:
+    emulators.openai.inject(Fault.stream_stall())
+    trace = f"stream-left-{uuid.uuid4().hex[:8]}"
+    with sdk(gateway, key, openai_target(emulators), **{"x-portkey-trace-id": trace}) as client:
+        stream = client.images.generate(prompt="a kite", model="gpt-image-1.5", stream=True, partial_images=2)
+        assert next(iter(stream)).type == "image_generation.partial_image"
+        stream.close()
+    record = logged(admin, trace)
+    assert record.status_code == 499 and [a.status_code for a in record.attempts] == [499]

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
+from imagegateway_server.api import rest_mapping
 from imagegateway_server.api.rest_sse import completed_event, error_event, partial_image_event
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument
 from imagegateway_server.domain.progress import PartialImage, ProgressEvent, ProgressKind
-from imagegateway_server.domain.request import ImageRequest, validate_request
+from imagegateway_server.domain.request import ImageRequest, ResponseFormat, validate_request
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.kit import progress
 from imagegateway_server.providers.kit.interface import UpstreamTarget
@@ -187,3 +188,36 @@ def test_the_error_event_holds_openais_envelope_under_error() -> None:
     envelope = {"error": {"message": "m", "type": "server_error", "param": None, "code": "c"}}
     name, data = _parse(error_event(envelope))
     assert name == "error" and data == {"type": "error", **envelope}
+
+
+# -- the REST body and header ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"stream": "yes"}, "stream"),
+        ({"stream": True, "partial_images": "2"}, "partial_images"),
+        ({"stream": True, "partial_images": True}, "partial_images"),
+        ({"stream": True, "response_format": "url"}, "response_format"),
+    ],
+)
+def test_bad_stream_fields_are_refused_naming_them(body: dict[str, object], param: str) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        rest_mapping.image_request({"prompt": "x", **body})
+    assert raised.value.param == param
+
+
+def test_a_streamed_rest_request_answers_base64_and_keeps_its_stream_fields() -> None:
+    request = rest_mapping.image_request({"prompt": "x", "model": "dall-e-3", "stream": True, "partial_images": 2})
+    assert (request.stream, request.partial_images, request.response_format) == (True, 2, ResponseFormat.B64_JSON)
+    assert "stream" not in request.extra
+
+
+def test_the_stream_fallback_header_takes_complete_or_skip() -> None:
+    assert rest_mapping.stream_fallback({"x-imagegw-stream-fallback": "Complete"})
+    assert not rest_mapping.stream_fallback({"x-imagegw-stream-fallback": "skip"})
+    assert not rest_mapping.stream_fallback({})
+    with pytest.raises(InvalidArgument) as raised:
+        rest_mapping.stream_fallback({"x-imagegw-stream-fallback": "yes"})
+    assert raised.value.param == "x-imagegw-stream-fallback"
