@@ -23,6 +23,7 @@ import openai
 import pytest
 
 from imagegateway import (
+    AsyncImageGatewayClient,
     FinalImage,
     ImageGatewayClient,
     ImageGatewayError,
@@ -409,3 +410,16 @@ def test_a_caller_that_leaves_mid_stream_is_logged_as_cancelled(
         stream.close()
     record = logged(admin, trace)
     assert record.status_code == 499 and [a.status_code for a in record.attempts] == [499]
+
+
+async def test_the_async_client_yields_the_same_typed_events(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    async with AsyncImageGatewayClient(gateway.grpc_target, api_key=key) as client:
+        kinds = [
+            type(event).__name__
+            async for event in client.generate_events(
+                prompt="a heron", model="gpt-image-1.5", config=openai_target(emulators), partial_images=1
+            )
+        ]
+    assert kinds == ["Progress", "PartialImage", "FinalImage"]
