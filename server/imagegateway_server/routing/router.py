@@ -163,7 +163,7 @@ class _CircuitSkipped(_LeafFailed):
 
 
 class _StreamCut(Exception):
-    """A target failed after the caller had its images events: the walk ends here, no fallback."""
+    """A target failed after the caller had image events from it: the walk ends here, no fallback."""
 
     def __init__(self, error: ProviderError | GatewayError) -> None:
         super().__init__(error.message)
@@ -450,6 +450,13 @@ class Router:
         remaining = self._remaining(run)
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the request deadline expired before a target answered")
+        if request.stream:
+            # Judged before the breaker is asked: a target skipped for this says nothing of its health.
+            refusal = self._stream_mode(candidate, run)
+            if refusal is not None:
+                run.trail.add(attempt_record(leaf, creds.provider, model, index, error=refusal))
+                return refusal
+            request = candidate.request  # without ``stream`` when the target answers in one piece
         permit = await self._admit(candidate, run, index)
         per_attempt = (leaf.request_timeout_ms / 1000.0) if leaf.request_timeout_ms else self._default_timeout
         timeout = per_attempt if remaining is None else min(per_attempt, remaining)
@@ -458,13 +465,6 @@ class Router:
         cut_by_deadline = remaining is not None and remaining <= per_attempt
         listener = run.ctx.listener
         events: AttemptEvents | None = None
-        if request.stream:
-            refusal = self._stream_mode(candidate, run)
-            if refusal is not None:
-                self._settle(permit, Outcome.NEUTRAL)  # not called: says nothing of the target's health
-                run.trail.add(attempt_record(leaf, creds.provider, model, index, error=refusal))
-                return refusal
-            request = candidate.request  # without ``stream`` when the target answers in one piece
         if listener is not None:
             events = AttemptEvents(listener, target=leaf.path, provider=creds.provider, model=model, attempt=index)
             listener.progress(
@@ -511,6 +511,7 @@ class Router:
                         index,
                         started=started,
                         error=DeadlineExceeded("the request deadline expired"),
+                        stream_events=listener.images_sent if listener is not None else 0,
                     )
                 )
                 raise DeadlineExceeded("the request deadline expired before a target answered") from None
