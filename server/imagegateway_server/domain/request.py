@@ -49,6 +49,9 @@ _FLOAT_PARAMS = ("cfg_scale",)
 KNOWN_PARAMS = frozenset((*_STR_PARAMS, *_INT_PARAMS, *_FLOAT_PARAMS, "response_format"))
 
 EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
+# ImageRequest fields that are not image parameters (``set_fields`` leaves them out).
+_NOT_PARAMETERS = frozenset({"extra", "response_format", "prompt", "strict", "stream", "partial_images"})
+MAX_PARTIAL_IMAGES = 3
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +87,11 @@ class ImageRequest:
     input_fidelity: str | None = None
     response_format: ResponseFormat = ResponseFormat.BYTES
     strict: bool = False
+    # OpenAI's streamed generation: the answer comes as events, with up to ``partial_images`` (0-3)
+    # partial images before the final one. Not a parameter an adapter must honour (``set_fields``):
+    # the router decides per target whether it streams (docs/streaming.md).
+    stream: bool = False
+    partial_images: int | None = None
     # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
     extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: EMPTY_EXTRA)
 
@@ -106,7 +114,7 @@ class ImageRequest:
         """The parameters the caller (or a config) set, by name; what an adapter must honour."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name in ("extra", "response_format", "prompt", "strict"):
+            if f.name in _NOT_PARAMETERS:
                 continue
             value = getattr(self, f.name)
             if value is not None and not (f.name == "n" and value == 1):
@@ -164,6 +172,12 @@ def validate_request(request: ImageRequest, limits: InputLimits = DEFAULT_INPUT_
         )
     if request.size is not None and request.size != "auto":
         parse_size(request.size, param="size")
+    if request.partial_images is not None and not 0 <= request.partial_images <= MAX_PARTIAL_IMAGES:
+        raise InvalidArgument(
+            f"must be between 0 and {MAX_PARTIAL_IMAGES}, got {request.partial_images}",
+            param="partial_images",
+            code="invalid_value",
+        )
     return request
 
 

@@ -28,7 +28,8 @@ from imagegateway_server.routing.plan import Leaf
 KEY_VERSION = 1
 # Fields that do not change the images: ``user`` is an end-user id for the provider's abuse monitoring,
 # ``response_format`` is folded into ``delivery`` below, ``extra`` is added separately.
-_NOT_IN_KEY = frozenset({"user", "response_format", "extra"})
+# ``stream`` and ``partial_images`` change how the answer travels, not its images.
+_NOT_IN_KEY = frozenset({"user", "response_format", "extra", "stream", "partial_images"})
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(ImageRequest) if f.name not in _NOT_IN_KEY)
 _request_values = operator.attrgetter(*_REQUEST_FIELDS)
 # Leaf fields that cannot change an answer (see plan_fingerprint).
