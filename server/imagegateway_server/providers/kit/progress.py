@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from imagegateway_server.domain.progress import PartialImage, ProgressEvent, ProgressKind, StreamListener
-
-if TYPE_CHECKING:
-    from imagegateway_server.providers.kit.interface import UpstreamTarget
 
 
 class AttemptEvents:
@@ -81,20 +78,28 @@ class AttemptEvents:
         )
 
 
-def queued(target: UpstreamTarget, position: int | None = None, *, polls: int = 0, status: str = "") -> None:
+class Watched(Protocol):
+    """What the functions below need of an adapter's ``UpstreamTarget`` (named structurally, as
+    ``kit/interface.py`` imports this module)."""
+
+    @property
+    def events(self) -> AttemptEvents | None: ...
+
+
+def queued(target: Watched, position: int | None = None, *, polls: int = 0, status: str = "") -> None:
     """Reports that the provider holds the attempt's job in its queue, at ``position`` if it said
     (``polls`` so far; ``status``: the provider's word for it)."""
     if target.events is not None:
         target.events.queued(position, polls=polls, status=status)
 
 
-def running(target: UpstreamTarget, polls: int, *, status: str = "") -> None:
+def running(target: Watched, polls: int, *, status: str = "") -> None:
     """Reports that the attempt's job runs at the provider and has been polled ``polls`` times."""
     if target.events is not None:
         target.events.running(polls, status=status)
 
 
-def partial_image(target: UpstreamTarget, index: int, b64_json: str, fields: Mapping[str, Any]) -> None:
+def partial_image(target: Watched, index: int, b64_json: str, fields: Mapping[str, Any]) -> None:
     """Passes on a partial image the provider streamed (``fields``: its size, quality, ... as sent)."""
     if target.events is not None:
         target.events.partial_image(index, b64_json, fields)
