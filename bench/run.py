@@ -7,6 +7,7 @@
     .venv/bin/python bench/run.py --profile     # also profile the gateway under load with py-spy (if installed)
     .venv/bin/python bench/run.py --report-from bench/out/results.json # re-render RESULTS.md (+ NOTES.md)
     .venv/bin/python bench/run.py --h2load      # the hot path measured with h2load (see bench/h2load_mode.py)
+    .venv/bin/python bench/run.py --phases stream   # time to first partial image only (bench/stream_first_image.py)
 
 The OpenAI emulator and `imagegw serve` each run as their own process on free loopback ports; this
 process is the load generator. On a small machine all three share the CPUs, which RESULTS.md says.
@@ -39,6 +40,7 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import h2load_mode  # noqa: E402
+import stream_first_image  # noqa: E402
 from hotspots import summarize  # noqa: E402
 from load import AsyncCaller, LatencyProbe, Targets, burst, closed_loop, percentile  # noqa: E402
 from procs import (  # noqa: E402
@@ -77,6 +79,8 @@ class Run:
     machine: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     latency: list[dict[str, Any]] = field(default_factory=list)
+    # Time to first partial image (bench/stream_first_image.py), one row per path.
+    stream: list[dict[str, Any]] = field(default_factory=list)
     throughput: list[dict[str, Any]] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
     soak: list[dict[str, Any]] = field(default_factory=list)
@@ -435,6 +439,8 @@ def report(run: Run) -> str:
             f"{_ms(row['p50_ms'])} | {_ms(row['p99_ms'])} | {_signed(row.get('added_p50_ms', float('nan')))} | "
             f"{_signed(row.get('added_p99_ms', float('nan')))} | {verdict} |"
         )
+    if run.stream:
+        lines += ["", *stream_first_image.report_lines(run.stream)]
     lines += [
         "",
         "## Throughput",
@@ -547,6 +553,9 @@ def console_table(run: Run) -> str:
             f"{_signed(row.get('added_p50_ms', float('nan'))):>7} "
             f"{_signed(row.get('added_p99_ms', float('nan'))):>7}"
         )
+    for row in run.stream:
+        added = f", added {_signed(row['added_p50_ms'])} ms" if "added_p50_ms" in row else ""
+        out.append(f"first partial image, {row['path']}: p50 {row['p50_ms']:.2f} ms{added}")
     out += [
         "",
         "throughput",
@@ -594,8 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-soak", action="store_true", help="skip the 2,000-in-flight check")
     parser.add_argument(
         "--phases",
-        default="latency,throughput,soak",
-        help="comma-separated subset of latency,throughput,soak (default: all)",
+        default="latency,stream,throughput,soak",
+        help="comma-separated subset of latency,stream,throughput,soak (default: all)",
     )
     parser.add_argument("--soak-requests", type=int, default=2000)
     parser.add_argument("--soak-latency-ms", type=int, default=5000)
@@ -641,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     phases = {p.strip() for p in args.phases.split(",") if p.strip()}
     if args.no_soak:
         phases.discard("soak")
-    if unknown := phases - {"latency", "throughput", "soak"}:
+    if unknown := phases - {"latency", "stream", "throughput", "soak"}:
         parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     full = not args.quick and {"latency", "throughput"} <= phases
     output = args.output or (BENCH / "RESULTS.md" if full else None)
@@ -681,6 +690,14 @@ def main(argv: list[str] | None = None) -> int:
                 latency_phase(
                     run, targets, control, "1 MiB", args.large_bytes, args.large_requests, args.warmup_requests
                 )
+            if "stream" in phases:
+                rounds = 20 if args.quick else 100
+                log(f"stream: {rounds} rounds of time to first partial image, direct/REST/gRPC")
+                control.every_request({"kind": "stream_gap", "ms": stream_first_image.EVENT_GAP_MS})
+                try:
+                    run.stream = stream_first_image.measure(targets, rounds, warmup=5)
+                finally:
+                    control.clear()
             for transport in ("rest", "grpc") if "throughput" in phases else ():
                 throughput_phase(
                     run,

@@ -2,7 +2,8 @@
 
 ``ImageGatewayClient`` (client.py) blocks, ``AsyncImageGatewayClient`` (async_client.py) awaits;
 both share connection.py (target, API key, deadlines, TLS), builders.py (typed request fields) and
-pagers.py. errors.py maps gRPC failures to one exception per status; types.py names the messages.
+pagers.py. errors.py maps gRPC failures to one exception per status; types.py names the messages;
+events.py types the events of ``generate_events`` (progress, partial images, final images).
 """
 
 from imagegateway.async_client import AsyncImageGatewayClient
@@ -38,6 +39,7 @@ from imagegateway.errors import (
     UnavailableError,
     from_rpc_error,
 )
+from imagegateway.events import FinalImage, GenerationEvent, PartialImage, Progress
 
 __all__ = [
     "ADMIN_TIMEOUT",
@@ -51,7 +53,9 @@ __all__ = [
     "CredentialsFileError",
     "DeadlineExceededError",
     "FailedPreconditionError",
+    "FinalImage",
     "GenerateFields",
+    "GenerationEvent",
     "GroupByName",
     "ImageGatewayClient",
     "ImageGatewayError",
@@ -59,7 +63,9 @@ __all__ = [
     "InvalidArgumentError",
     "LogFilters",
     "NotFoundError",
+    "PartialImage",
     "PermissionDeniedError",
+    "Progress",
     "ResourceExhaustedError",
     "ScopeName",
     "UnauthenticatedError",

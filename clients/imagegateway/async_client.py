@@ -16,7 +16,7 @@ from typing import Self, TypeVar, Unpack
 import grpc
 import grpc.aio
 
-from imagegateway import builders, pagers, uploads
+from imagegateway import builders, events, pagers, uploads
 from imagegateway.builders import (
     AnalyticsFilters,
     ConfigLike,
@@ -27,6 +27,7 @@ from imagegateway.builders import (
 )
 from imagegateway.connection import ADMIN_TIMEOUT, DEFAULT_MAX_MESSAGE_BYTES, IMAGE_TIMEOUT, ClientBase
 from imagegateway.errors import from_rpc_error
+from imagegateway.events import GenerationEvent, StreamFallbackName
 from imagegateway.uploads import InputFile
 from imagegateway.v1 import analytics_pb2, configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 
@@ -135,15 +136,34 @@ class AsyncImageGatewayClient(ClientBase):
         request: images_pb2.GenerateImageRequest | None = None,
         *,
         timeout: float | None = None,
-        progress: bool = False,
         **fields: Unpack[GenerateFields],
     ) -> AsyncIterator[images_pb2.StreamGenerateImageResponse]:
         call = self._stub.StreamGenerateImage(
-            builders.stream_request(builders.generate_request(request, fields), progress=progress),
+            builders.stream_request(builders.generate_request(request, fields)),
             timeout=self._deadline(timeout, IMAGE_TIMEOUT),
             metadata=self._metadata(),
         )
         return _aread_stream(call)
+
+    async def generate_events(
+        self,
+        request: images_pb2.GenerateImageRequest | None = None,
+        *,
+        partial_images: int | None = None,
+        stream_fallback: StreamFallbackName | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
+    ) -> AsyncIterator[GenerationEvent]:
+        """Generates images as typed events (``imagegateway.events``): progress reports, partial images
+        (``partial_images`` 1-3, from a model that streams them), then the final images."""
+        message = events.stream_request(
+            builders.stream_request(builders.generate_request(request, fields)), partial_images, stream_fallback
+        )
+        call = self._stub.StreamGenerateImage(
+            message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+        )
+        async for response in _aread_stream(call):
+            yield events.event_of(response)
 
     # Configs
 

@@ -137,13 +137,10 @@ def generate_request(
     return request if request is not None else build_generate_request(**fields)
 
 
-def stream_request(
-    request: images_pb2.GenerateImageRequest, *, progress: bool = False
-) -> images_pb2.StreamGenerateImageRequest:
-    # The stream's request is the unary one's fields (same numbers and types) plus ``progress``.
-    stream = images_pb2.StreamGenerateImageRequest.FromString(request.SerializeToString())
-    stream.progress = progress
-    return stream
+def stream_request(request: images_pb2.GenerateImageRequest) -> images_pb2.StreamGenerateImageRequest:
+    # The stream's request starts as the unary one's fields (same numbers and types); its own fields
+    # (progress, partial_images, stream_fallback) are set by ``events.stream_request``.
+    return images_pb2.StreamGenerateImageRequest.FromString(request.SerializeToString())
 
 
 def routing_config(config: ConfigLike) -> configs_pb2.RoutingConfig:

@@ -19,7 +19,7 @@ from typing import Protocol, Self, TypeVar, Unpack
 
 import grpc
 
-from imagegateway import builders, pagers, uploads
+from imagegateway import builders, events, pagers, uploads
 from imagegateway.async_client import AsyncImageGatewayClient
 from imagegateway.builders import (
     AnalyticsFilters,
@@ -38,6 +38,7 @@ from imagegateway.connection import (
     ClientBase,
 )
 from imagegateway.errors import from_rpc_error
+from imagegateway.events import GenerationEvent, StreamFallbackName
 from imagegateway.uploads import InputFile
 from imagegateway.v1 import analytics_pb2, configs_pb2, health_pb2, images_pb2, keys_pb2, logs_pb2, service_pb2_grpc
 
@@ -136,16 +137,14 @@ class ImageGatewayClient(ClientBase):
         request: images_pb2.GenerateImageRequest | None = None,
         *,
         timeout: float | None = None,
-        progress: bool = False,
         **fields: Unpack[GenerateFields],
     ) -> Iterator[images_pb2.StreamGenerateImageResponse]:
         """Generates images one per message; the last message carries the outcome.
 
-        With ``progress``, messages with ``progress`` set (no image) come first: attempts starting
-        and failing, jobs queued and polled.
+        ``generate_events`` streams the same request with its progress and partial images, typed.
         """
         call = self._stub.StreamGenerateImage(
-            builders.stream_request(builders.generate_request(request, fields), progress=progress),
+            builders.stream_request(builders.generate_request(request, fields)),
             timeout=self._deadline(timeout, IMAGE_TIMEOUT),
             metadata=self._metadata(),
         )
@@ -184,6 +183,25 @@ class ImageGatewayClient(ClientBase):
         """Makes variations of ``image`` (dall-e-2 on OpenAI, image-to-image on Stability)."""
         request = uploads.variation_request(image, **fields)
         return self._call(self._stub.CreateImageVariation, request, timeout, IMAGE_TIMEOUT)
+
+    def generate_events(
+        self,
+        request: images_pb2.GenerateImageRequest | None = None,
+        *,
+        partial_images: int | None = None,
+        stream_fallback: StreamFallbackName | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
+    ) -> Iterator[GenerationEvent]:
+        """Generates images as typed events (``imagegateway.events``): progress reports, partial images
+        (``partial_images`` 1-3, from a model that streams them), then the final images."""
+        message = events.stream_request(
+            builders.stream_request(builders.generate_request(request, fields)), partial_images, stream_fallback
+        )
+        call = self._stub.StreamGenerateImage(
+            message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+        )
+        return (events.event_of(response) for response in _read_stream(call))
 
     # Configs
 

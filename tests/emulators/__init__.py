@@ -8,6 +8,8 @@ Each validates requests as its provider does and takes injected faults.
     emu.base_url                                        # OpenAI ".../v1"; Stability the origin
     emu.inject(Fault.status(503), times=1)              # next request(s), FIFO; times=None = until cleared
     emu.set_fault_rate(0.3, [Fault.status(500), Fault.reset()], seed=1)
+    emu.inject(Fault.stream_reset())                    # OpenAI/Azure `stream: true`: RST after the first
+                                                        # partial image (or stream_error, stream_stall, stream_gap)
     emu.requests                                        # [RecordedRequest]
     emu.reset(); await emu.stop()
 

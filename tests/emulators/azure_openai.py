@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from .emulator import AnswerMode, Endpoint, bearer_token
 from .openai_edit_rules import parse_edit
-from .openai_images import OpenAIEmulator, generated_image
+from .openai_images import OpenAIEmulator, generated_image, stream_answer
 from .openai_rules import OpenAIError, parse_generation
 from .recording import RecordedRequest
 from .server import Response
@@ -138,7 +138,10 @@ class AzureOpenAIEmulator(OpenAIEmulator):
             return _error(error)
         if mode.content_filtered:
             return _error(_content_policy())
-        payload = self._images_response(generation, generated_image(generation, mode))
+        image = generated_image(generation, mode)
+        if generation.stream:
+            return stream_answer(generation, image, mode)  # Azure streams gpt-image as OpenAI does
+        payload = self._images_response(generation, image)
         for item in payload["data"]:
             item["prompt_filter_results"] = {**_FILTER_RESULTS, "profanity": {"detected": False, "filtered": False}}
             item["content_filter_results"] = dict(_FILTER_RESULTS)

@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Self
 
 from .control import PREFIX, ControlApi
@@ -30,6 +30,10 @@ class AnswerMode:
 
     content_filtered: bool = False
     image_bytes: int | None = None
+    # A streamed answer's misbehaviour after its first partial image ("reset", "error", "stall"),
+    # and the wait before each of its events after the first.
+    stream_fault: str | None = None
+    stream_gap_ms: float = 0.0
 
 
 Endpoint = Callable[[RecordedRequest, AnswerMode], Response]
@@ -187,7 +191,7 @@ class Emulator(abc.ABC):
         present = {name.lower() for name, _ in response.headers}
         common = [("x-request-id", request_id), *self._response_headers()]
         extra = [(n, v) for n, v in common if n.lower() not in present]
-        return Response(response.status, response.headers + tuple(extra), response.body)
+        return replace(response, headers=response.headers + tuple(extra))
 
     async def _apply(self, fault: Fault | None, request: RecordedRequest, endpoint: Endpoint) -> Outcome:
         if fault is None:
@@ -225,6 +229,10 @@ class Emulator(abc.ABC):
                 return self._moderation_denied(request, endpoint)
             case "image_bytes":
                 return endpoint(request, AnswerMode(image_bytes=fault.nbytes))
+            case "stream_reset" | "stream_error" | "stream_stall":
+                return endpoint(request, AnswerMode(stream_fault=fault.kind.removeprefix("stream_")))
+            case "stream_gap":
+                return endpoint(request, AnswerMode(stream_gap_ms=fault.ms))
         raise AssertionError(f"unhandled fault kind {fault.kind}")
 
     def _status_response(self, fault: Fault, request: RecordedRequest) -> Response:

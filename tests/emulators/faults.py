@@ -26,6 +26,10 @@ FaultKind = Literal[
     "content_filter",
     "moderation_denied",
     "image_bytes",
+    "stream_reset",
+    "stream_error",
+    "stream_stall",
+    "stream_gap",
 ]
 _KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
@@ -105,6 +109,28 @@ class Fault:
             raise ValueError("image size must be > 0 bytes")
         return Fault("image_bytes", nbytes=n)
 
+    @staticmethod
+    def stream_reset() -> Fault:
+        """A streamed answer aborted with a TCP RST right after its first partial image."""
+        return Fault("stream_reset")
+
+    @staticmethod
+    def stream_error() -> Fault:
+        """A streamed answer whose first partial image is followed by the provider's error event."""
+        return Fault("stream_error")
+
+    @staticmethod
+    def stream_stall() -> Fault:
+        """A streamed answer that sends nothing after its first partial image until the client leaves."""
+        return Fault("stream_stall")
+
+    @staticmethod
+    def stream_gap(ms: float) -> Fault:
+        """A streamed answer that waits `ms` milliseconds before each event after the first."""
+        if ms < 0:
+            raise ValueError("the gap must be >= 0 ms")
+        return Fault("stream_gap", ms=ms)
+
     def to_json(self) -> dict[str, Any]:
         """The control-API form of this fault."""
         out: dict[str, Any] = {"kind": self.kind}
@@ -114,6 +140,8 @@ class Fault:
             out.update(retry_after=self.retry_after, retry_after_ms=self.retry_after_ms)
         elif self.kind == "latency":
             out.update(ms=self.ms, then=self.then.to_json() if self.then else None)
+        elif self.kind == "stream_gap":
+            out.update(ms=self.ms)
         elif self.kind == "image_bytes":
             out.update(n=self.nbytes)
         return out
@@ -137,6 +165,8 @@ class Fault:
                 return Fault.latency(float(data["ms"]), Fault.from_json(then) if then is not None else None)
             if kind == "image_bytes":
                 return Fault.image_bytes(int(data["n"]))
+            if kind == "stream_gap":
+                return Fault.stream_gap(float(data["ms"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad {kind} fault: {exc!r}") from exc
         return Fault(kind)

@@ -23,7 +23,7 @@ from .openai_rules import (
     parse_generation,
 )
 from .recording import RecordedRequest
-from .server import Response
+from .server import Response, StreamEnd, StreamPart
 
 UploadParser = Callable[[dict[str, str], list[tuple[str, FormFile]], frozenset[str]], Upload]
 _ERROR_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -137,7 +137,7 @@ class OpenAIEmulator(Emulator):
             return error_response(_safety_rejection(generation, request.request_id))
         image = generated_image(generation, mode)
         if generation.stream:
-            return _stream(generation, image)
+            return stream_answer(generation, image, mode)
         return Response.json(200, self._images_response(generation, image))
 
     def _edits(self, request: RecordedRequest, mode: AnswerMode) -> Response:
@@ -233,8 +233,20 @@ def _usage(generation: Generation) -> dict[str, Any]:
     }
 
 
-def _stream(generation: Generation, image: bytes) -> Response:
-    """The whole event stream at once: partial images, then one completed event per image."""
+_STREAM_ERROR = {
+    "type": "error",
+    "error": {
+        "message": "The server had an error while generating the image. Please retry your request.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_error",
+    },
+}
+
+
+def stream_answer(generation: Generation, image: bytes, mode: AnswerMode) -> Response:
+    """OpenAI's event stream: the partial images, then one completed event per image, each its own
+    chunk (`mode.stream_gap_ms` apart); `mode.stream_fault` breaks it after the first partial image."""
     b64 = base64.b64encode(image).decode("ascii")
     created = int(time.time())
     base = {"b64_json": b64, "created_at": created, **_gpt_metadata(generation)}
@@ -242,12 +254,23 @@ def _stream(generation: Generation, image: bytes) -> Response:
     for index in range(generation.partial_images):
         kind = "image_generation.partial_image"
         events.append((kind, {"type": kind, **base, "partial_image_index": index}))
-    for _ in range(generation.n):
-        kind = "image_generation.completed"
-        events.append((kind, {"type": kind, **base, "usage": _usage(generation)}))
-    body = "".join(f"event: {kind}\ndata: {json.dumps(data)}\n\n" for kind, data in events)
+    if mode.stream_fault is not None and events:
+        events = events[:1]
+        if mode.stream_fault == "error":
+            events.append(("error", _STREAM_ERROR))
+    else:
+        for _ in range(generation.n):
+            kind = "image_generation.completed"
+            events.append((kind, {"type": kind, **base, "usage": _usage(generation)}))
+    parts = tuple(
+        StreamPart(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode(), mode.stream_gap_ms if i else 0.0)
+        for i, (kind, data) in enumerate(events)
+    )
+    end: StreamEnd = (
+        "reset" if mode.stream_fault == "reset" else "stall" if mode.stream_fault == "stall" else "complete"
+    )
     headers = (("content-type", "text/event-stream"), ("cache-control", "no-cache"))
-    return Response(200, headers, body.encode())
+    return Response(200, headers, parts=parts, end=end)
 
 
 def _requested_model(request: RecordedRequest) -> str:

@@ -2,8 +2,10 @@
 
 The emulators need to misbehave in ways a framework hides: abort a connection with a TCP RST, promise
 more body than they send, or never answer. A handler therefore returns an *outcome*: a normal
-`Response`, or `Reset`, `Hang` or `Truncated`. Keep-alive is supported and accepted sockets get
-TCP_NODELAY so that small sequential requests on one connection do not stall on delayed ACKs.
+`Response`, or `Reset`, `Hang` or `Truncated`. A `Response` with `parts` is streamed (chunked), each
+part after its delay, and may end in a reset or a stall instead of its last chunk. Keep-alive is
+supported and accepted sockets get TCP_NODELAY so that small sequential requests on one connection
+do not stall on delayed ACKs.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import h11
@@ -41,12 +43,29 @@ class HttpRequest:
 
 
 @dataclass(frozen=True)
+class StreamPart:
+    """One piece of a streamed body, sent `delay_ms` after the one before it."""
+
+    data: bytes
+    delay_ms: float = 0.0
+
+
+StreamEnd = Literal["complete", "reset", "stall"]
+
+
+@dataclass(frozen=True)
 class Response:
-    """A complete response; Content-Length is added when sent."""
+    """A complete response; Content-Length is added when sent.
+
+    With `parts`, the body is those parts sent one by one with chunked encoding (`body` unused), and
+    `end` says how the stream stops: its last chunk, a TCP RST, or no more bytes until the client leaves.
+    """
 
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+    parts: tuple[StreamPart, ...] | None = None
+    end: StreamEnd = "complete"
 
     @classmethod
     def json(
@@ -60,7 +79,7 @@ class Response:
         extra = tuple(extra)
         names = {name.lower() for name, _ in extra}
         kept = tuple((n, v) for n, v in self.headers if n.lower() not in names)
-        return Response(self.status, kept + extra, self.body)
+        return replace(self, headers=kept + extra)
 
 
 @dataclass(frozen=True)
@@ -161,7 +180,11 @@ class HttpServer:
             if isinstance(outcome, Truncated):
                 await _send_truncated(writer, outcome)
                 return
-            await _send(conn, writer, outcome)
+            if outcome.parts is not None:
+                if not await _send_streamed(conn, reader, writer, outcome):
+                    return
+            else:
+                await _send(conn, writer, outcome)
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 writer.close()
                 return
@@ -231,6 +254,30 @@ async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, response: Re
     data += conn.send(h11.EndOfMessage())
     writer.write(data)
     await writer.drain()
+
+
+async def _send_streamed(
+    conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, response: Response
+) -> bool:
+    """Streams `response.parts`; False when the stream ended in a reset or stall (the connection is done)."""
+    headers = [(n, v) for n, v in response.headers if n.lower() not in ("content-length", "transfer-encoding")]
+    event = h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status))
+    writer.write(conn.send(event))
+    await writer.drain()
+    for part in response.parts or ():
+        if part.delay_ms:
+            await asyncio.sleep(part.delay_ms / 1000)
+        writer.write(conn.send(h11.Data(data=part.data)))
+        await writer.drain()
+    if response.end == "reset":
+        _abort_with_rst(writer)
+        return False
+    if response.end == "stall":
+        await _wait_for_disconnect(reader)
+        return False
+    writer.write(conn.send(h11.EndOfMessage()))
+    await writer.drain()
+    return True
 
 
 async def _send_truncated(writer: asyncio.StreamWriter, outcome: Truncated) -> None:

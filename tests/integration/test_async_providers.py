@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
-from imagegateway import ImageGatewayClient, ImageGatewayError
-from imagegateway.v1 import images_pb2, logs_pb2
+from imagegateway import FinalImage, GenerationEvent, ImageGatewayClient, ImageGatewayError, Progress
+from imagegateway.v1 import logs_pb2
 from imagegateway_server.cli import main as cli_main
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
 from tests.emulators import BFLEmulator, FalEmulator, JobFault
@@ -234,32 +234,33 @@ def test_a_caller_asking_for_urls_gets_the_signed_delivery_url(
     assert fetched.status_code == 200 and fetched.content.startswith(b"\xff\xd8\xff")
 
 
-def test_the_grpc_stream_reports_progress_before_the_images_when_asked(
+def test_the_grpc_stream_reports_progress_before_the_images(
     admin: ImageGatewayClient, bfl: BFLEmulator, fal: FalEmulator, emulators: Emulators
 ) -> None:
     bfl.fail_next_jobs(JobFault.CONTENT_MODERATED)
     fal.job_seconds = 1.0
     try:
         config = fallback(bfl_target(bfl), fal_target(fal))
-        messages = list(admin.stream_generate_image(prompt="a lighthouse", config=config, progress=True))
+        events = list(admin.generate_events(prompt="a lighthouse", config=config))
     finally:
         fal.job_seconds = 0.3
-    steps = [m.progress for m in messages if m.HasField("progress")]
-    images = [m for m in messages if m.HasField("image")]
-    assert len(images) == 1 and images[0].image.provider == "fal-ai" and images[0].HasField("outcome")
-    assert messages[-1] is images[-1]  # progress comes first, the images last
-    kinds = [images_pb2.ProgressKind.Name(step.kind).removeprefix("PROGRESS_KIND_") for step in steps]
-    assert kinds[0] == "ATTEMPT_STARTED" and steps[0].provider == "black-forest-labs"
-    failed = kinds.index("ATTEMPT_FAILED")
-    assert "RUNNING" in kinds[:failed] and steps[failed].error_kind == images_pb2.ERROR_KIND_CONTENT_POLICY
-    assert kinds[failed + 1] == "ATTEMPT_STARTED" and steps[failed + 1].provider == "fal-ai"
-    queued = [step for step in steps if step.kind == images_pb2.PROGRESS_KIND_QUEUED]
-    assert queued and all(step.HasField("queue_position") for step in queued)
-    polls = [step.poll_count for step in steps[failed + 1 :] if step.poll_count]
+    steps = [e for e in events if isinstance(e, Progress)]
+    images = [e for e in events if isinstance(e, FinalImage)]
+    assert len(images) == 1 and images[0].image.provider == "fal-ai" and images[0].outcome is not None
+    assert events[-1] is images[-1]  # progress comes first, the images last
+    kinds = [step.kind for step in steps]
+    assert kinds[0] == "attempt_started" and steps[0].provider == "black-forest-labs"
+    failed = kinds.index("attempt_failed")
+    assert "running" in kinds[:failed] and steps[failed].error_kind == "content_policy"
+    assert kinds[failed + 1] == "fallback" and steps[failed + 1].next_target == "config.targets[1]"
+    assert kinds[failed + 2] == "attempt_started" and steps[failed + 2].provider == "fal-ai"
+    queued = [step for step in steps if step.kind == "queued"]
+    assert queued and all(step.queue_position is not None for step in queued)
+    polls = [step.poll_count for step in steps[failed + 2 :] if step.poll_count]
     assert polls == sorted(polls) and polls[-1] == images[0].outcome.attempts[-1].poll_count
 
 
-def test_without_asking_the_stream_carries_only_images(admin: ImageGatewayClient, bfl: BFLEmulator) -> None:
+def test_without_progress_the_stream_carries_only_images(admin: ImageGatewayClient, bfl: BFLEmulator) -> None:
     messages = list(admin.stream_generate_image(prompt="a lighthouse", config=bfl_target(bfl)))
     assert [m.HasField("image") for m in messages] == [True] and not messages[0].HasField("progress")
 
@@ -268,12 +269,13 @@ def test_a_failed_request_still_ends_with_its_error_after_its_progress(
     admin: ImageGatewayClient, bfl: BFLEmulator
 ) -> None:
     bfl.fail_next_jobs(JobFault.REQUEST_MODERATED)
-    seen: list[images_pb2.StreamGenerateImageResponse] = []
+    seen: list[GenerationEvent] = []
     with pytest.raises(ImageGatewayError) as raised:
-        for message in admin.stream_generate_image(prompt="a lighthouse", config=bfl_target(bfl), progress=True):
-            seen.append(message)
+        for event in admin.generate_events(prompt="a lighthouse", config=bfl_target(bfl)):
+            seen.append(event)
     assert raised.value.code is grpc.StatusCode.INVALID_ARGUMENT  # content policy
-    assert [m.progress.kind for m in seen][-1] == images_pb2.PROGRESS_KIND_ATTEMPT_FAILED
+    last = seen[-1]
+    assert isinstance(last, Progress) and last.kind == "attempt_failed"
     assert raised.value.attempts and raised.value.attempts[0].poll_count >= 1
 
 

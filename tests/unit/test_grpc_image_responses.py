@@ -8,10 +8,15 @@ from types import MappingProxyType
 import pytest
 
 from imagegateway.v1 import images_pb2
-from imagegateway_server.api.grpc_image_responses import generate_image_response, stream_image_response
+from imagegateway_server.api.grpc_image_responses import (
+    generate_image_response,
+    progress_response,
+    stream_image_response,
+)
 from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome
 from imagegateway_server.domain.calls import GenerationOutcome
 from imagegateway_server.domain.errors import ErrorKind
+from imagegateway_server.domain.progress import ProgressEvent, ProgressKind
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.routing.plan import Leaf
 
@@ -103,3 +108,41 @@ def test_stream_messages_are_what_protobuf_serializes(images: tuple[GeneratedIma
         spliced = stream_image_response(served, index, last=last).data
         assert images_pb2.StreamGenerateImageResponse.FromString(spliced) == expected
         assert spliced == expected.SerializeToString()
+
+
+def test_every_progress_kind_has_its_message_and_a_fallback_carries_why_and_where_next() -> None:
+    for kind in ProgressKind:
+        event = ProgressEvent(kind, "config.targets[0]", "fal-ai", "flux")
+        message = images_pb2.StreamGenerateImageResponse.FromString(progress_response(event).data)
+        assert images_pb2.ProgressKind.Name(message.progress.kind) == f"PROGRESS_KIND_{kind.name}"
+        assert not message.HasField("image") and not message.progress.HasField("queue_position")
+    fell_back = ProgressEvent(
+        ProgressKind.FALLBACK,
+        "config.targets[0]",
+        "black-forest-labs",
+        "flux-2-pro",
+        retry_index=1,
+        error_kind=ErrorKind.CONTENT_POLICY,
+        error="moderated",
+        next_target="config.targets[1]",
+    )
+    progress = images_pb2.StreamGenerateImageResponse.FromString(progress_response(fell_back).data).progress
+    assert (progress.error_kind, progress.error, progress.next_target, progress.retry_index) == (
+        images_pb2.ERROR_KIND_CONTENT_POLICY,
+        "moderated",
+        "config.targets[1]",
+        1,
+    )
+    queued = ProgressEvent(
+        ProgressKind.QUEUED,
+        "",
+        "fal-ai",
+        "flux",
+        queue_position=0,
+        poll_count=3,
+        elapsed_seconds=1.25,
+        status="IN_QUEUE",
+    )
+    progress = images_pb2.StreamGenerateImageResponse.FromString(progress_response(queued).data).progress
+    assert progress.HasField("queue_position") and progress.queue_position == 0  # first in line is still a place
+    assert (progress.poll_count, progress.elapsed_ms, progress.status) == (3, 1250, "IN_QUEUE")

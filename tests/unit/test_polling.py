@@ -12,6 +12,7 @@ import pytest
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.job_progress import JobProgress
+from imagegateway_server.domain.progress import PartialImage, ProgressEvent, ProgressKind
 from imagegateway_server.providers.kit.polling import (
     Backoff,
     Done,
@@ -20,6 +21,7 @@ from imagegateway_server.providers.kit.polling import (
     drain_cancellations,
     poll_job,
 )
+from imagegateway_server.providers.kit.progress import AttemptEvents
 
 FAST = Backoff(first=0.01, factor=2.0, cap=0.04, jitter=0.0)
 # Loop timers fire on time when nothing else runs; the gateway's promise is 100 ms.
@@ -83,12 +85,54 @@ async def test_polls_until_done_and_reports_each_poll_and_the_wait() -> None:
     times, poll = script(Pending("IN_QUEUE", 3), Pending("IN_PROGRESS"), Done("COMPLETED", "image"))
     progress = JobProgress()
     loop = asyncio.get_running_loop()
-    value = await poll_job(poll, provider="p", deadline=loop.time() + 5, progress=progress, backoff=FAST)
+    value = await poll_job(poll, provider="p", deadline=loop.time() + 5, jobs=progress, backoff=FAST)
     assert value == "image"
     assert progress.polls == 3 and progress.status == "COMPLETED"
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[1] >= gaps[0] * 1.5  # slower as it goes
     assert progress.wait_seconds() >= sum(gaps)
+
+
+class Heard:
+    """A listener that keeps what it hears."""
+
+    images_sent = 0
+
+    def __init__(self) -> None:
+        self.events: list[ProgressEvent] = []
+
+    def progress(self, event: ProgressEvent) -> None:
+        self.events.append(event)
+
+    def partial_image(self, image: PartialImage) -> None:
+        raise AssertionError("a polled job streams no partial images")
+
+
+async def test_each_poll_is_counted_for_the_log_and_told_to_a_watching_caller() -> None:
+    _, poll = script(
+        Pending("IN_QUEUE", 2),
+        Pending("IN_QUEUE", 1),
+        ProviderError(ErrorKind.RATE_LIMITED, "slow down", provider="p", status_code=429),
+        Pending("IN_PROGRESS"),
+        Done("COMPLETED", "x"),
+    )
+    jobs, heard = JobProgress(), Heard()
+    events = AttemptEvents(heard, target="config.targets[1]", provider="p", model="m", retry_index=1)
+    deadline = asyncio.get_running_loop().time() + 5
+    await poll_job(poll, provider="p", deadline=deadline, jobs=jobs, events=events, backoff=FAST)
+    assert jobs.polls == 5
+    assert [(e.kind, e.queue_position, e.poll_count, e.status) for e in heard.events] == [
+        (ProgressKind.QUEUED, 2, 1, "IN_QUEUE"),
+        (ProgressKind.QUEUED, 1, 2, "IN_QUEUE"),
+        (ProgressKind.RUNNING, None, 3, "poll failed: HTTP 429"),
+        (ProgressKind.RUNNING, None, 4, "IN_PROGRESS"),
+        (ProgressKind.RUNNING, None, 5, "COMPLETED"),
+    ]
+    assert all(
+        (e.target, e.provider, e.model, e.retry_index) == ("config.targets[1]", "p", "m", 1) for e in heard.events
+    )
+    elapsed = [e.elapsed_seconds for e in heard.events]
+    assert elapsed == sorted(elapsed) and elapsed[0] > 0
 
 
 async def test_the_queue_position_is_reported_while_queued() -> None:
@@ -99,7 +143,7 @@ async def test_the_queue_position_is_reported_while_queued() -> None:
         seen.append(progress.queue_position)
         return Pending("IN_QUEUE", 2) if len(seen) < 2 else Done("COMPLETED", "x")
 
-    await poll_job(poll, provider="p", deadline=asyncio.get_running_loop().time() + 5, progress=progress, backoff=FAST)
+    await poll_job(poll, provider="p", deadline=asyncio.get_running_loop().time() + 5, jobs=progress, backoff=FAST)
     assert seen == [None, 2] and progress.queue_position is None
 
 
@@ -110,7 +154,7 @@ async def test_a_job_that_never_finishes_times_out_at_the_deadline_and_is_cancel
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 0.3
     with pytest.raises(JobTimedOut) as raised:
-        await poll_job(poll, provider="p", deadline=deadline, progress=progress, cancel=hook, backoff=FAST)
+        await poll_job(poll, provider="p", deadline=deadline, jobs=progress, cancel=hook, backoff=FAST)
     ended = loop.time()
     assert deadline - 0.001 <= ended <= deadline + DEADLINE_TOLERANCE
     assert raised.value.kind is ErrorKind.TIMEOUT and raised.value.status_code == 408
@@ -138,7 +182,7 @@ async def test_transient_poll_failures_are_polled_again() -> None:
         poll,
         provider="p",
         deadline=asyncio.get_running_loop().time() + 5,
-        progress=progress,
+        jobs=progress,
         backoff=FAST,
     )
     assert value == "ok" and progress.polls == 3
@@ -184,7 +228,7 @@ async def test_cancelling_stops_polling_at_once_and_runs_the_cancel_hook_without
     progress = JobProgress()
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(
-        poll_job(poll, provider="p", deadline=loop.time() + 30, progress=progress, cancel=hook, backoff=FAST)
+        poll_job(poll, provider="p", deadline=loop.time() + 30, jobs=progress, cancel=hook, backoff=FAST)
     )
     await asyncio.sleep(0.1)
     polled = len(times)
@@ -226,7 +270,7 @@ async def test_thousands_of_jobs_wait_on_the_loop_without_threads() -> None:
             return Done("Ready", "ok") if polls >= 3 else Pending("Pending")
 
         return await poll_job(
-            poll, provider="p", deadline=asyncio.get_running_loop().time() + 30, progress=progress, backoff=FAST
+            poll, provider="p", deadline=asyncio.get_running_loop().time() + 30, jobs=progress, backoff=FAST
         )
 
     results = await asyncio.gather(*(one() for _ in range(3000)))

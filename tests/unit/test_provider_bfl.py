@@ -43,7 +43,7 @@ async def adapter(emu: BFLEmulator) -> AsyncIterator[BlackForestLabsAdapter]:
 
 def target(timeout: float = 10.0, **kwargs: Any) -> UpstreamTarget:
     credential = Credential.of("black-forest-labs", {"api_key": KEY}, ["api_key"])
-    return UpstreamTarget(credential=credential, timeout=timeout, progress=JobProgress(), **kwargs)
+    return UpstreamTarget(credential=credential, timeout=timeout, jobs=JobProgress(), **kwargs)
 
 
 async def refused(adapter: BlackForestLabsAdapter, request: ImageRequest, **kwargs: Any) -> ProviderError:
@@ -69,8 +69,8 @@ async def test_a_task_is_submitted_polled_and_its_signed_result_fetched_without_
     assert image.data is not None and image.data.startswith(JPEG)
     assert (image.provider, image.model, image.size) == ("black-forest-labs", "flux-2-pro", "1024x1024")
     assert result.provider_request_id == emu.jobs[0].id
-    assert where.progress is not None and where.progress.polls == len(polls)
-    assert where.progress.wait_seconds() >= 0.15
+    assert where.jobs is not None and where.jobs.polls == len(polls)
+    assert where.jobs.wait_seconds() >= 0.15
 
 
 async def test_n_fans_out_into_tasks_with_stepped_seeds_and_a_size_becomes_the_nearest_the_model_makes(
@@ -172,7 +172,7 @@ async def test_a_task_that_never_finishes_times_out_within_the_attempts_bound(
         await adapter.generate(ImageRequest(prompt="x"), where)
     assert raised.value.kind is ErrorKind.TIMEOUT and raised.value.status_code == 408
     assert 0.6 <= loop.time() - started < 0.6 + 0.1
-    assert where.progress is not None and where.progress.polls >= 1
+    assert where.jobs is not None and where.jobs.polls >= 1
 
 
 async def test_too_many_active_tasks_on_submit_is_a_rate_limit(
@@ -203,7 +203,7 @@ async def test_429s_and_503s_on_polls_are_polled_through(adapter: BlackForestLab
     where = target()
     result = await adapter.generate(ImageRequest(prompt="x"), where)
     assert result.images[0].data
-    assert where.progress is not None and where.progress.polls >= 4
+    assert where.jobs is not None and where.jobs.polls >= 4
 
 
 async def test_a_wrong_key_is_refused(emu: BFLEmulator) -> None:

@@ -15,13 +15,16 @@ import pytest
 from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.job_progress import JobProgress
+from imagegateway_server.domain.progress import ProgressKind
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.fal.adapter import FalAdapter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.polling import drain_cancellations
+from imagegateway_server.providers.kit.progress import AttemptEvents
 from imagegateway_server.security.ssrf_transport import guarded_client
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from tests.emulators import FalEmulator, Fault, JobFault
+from tests.unit.test_polling import Heard
 
 KEY = "fal-test-key-0123456789:abcdef"
 
@@ -41,7 +44,7 @@ async def adapter(emu: FalEmulator) -> AsyncIterator[FalAdapter]:
 
 def target(timeout: float = 10.0, key: str = KEY, **kwargs: Any) -> UpstreamTarget:
     credential = Credential.of("fal-ai", {"api_key": key}, ["api_key"])
-    return UpstreamTarget(credential=credential, timeout=timeout, progress=JobProgress(), **kwargs)
+    return UpstreamTarget(credential=credential, timeout=timeout, jobs=JobProgress(), **kwargs)
 
 
 async def refused(adapter: FalAdapter, request: ImageRequest, **kwargs: Any) -> ProviderError:
@@ -77,17 +80,23 @@ async def test_a_request_is_queued_polled_read_and_its_images_fetched_without_th
         ("fal-ai", "fal-ai/flux/dev", "1792x1024")
     ] * 2
     assert result.provider_request_id == job_id
-    assert where.progress is not None and where.progress.polls == len(polls)
+    assert where.jobs is not None and where.jobs.polls == len(polls)
 
 
 async def test_the_queue_position_is_reported_while_the_request_waits(adapter: FalAdapter, emu: FalEmulator) -> None:
     emu.job_seconds = 2.0
-    where = target()
+    heard = Heard()
+    events = AttemptEvents(heard, target="", provider="fal-ai", model="fal-ai/flux/dev", retry_index=0)
+    where = target(events=events)
     task = asyncio.ensure_future(adapter.generate(ImageRequest(prompt="a fox"), where))
     await asyncio.sleep(0.5)
-    assert where.progress is not None and where.progress.status == "IN_QUEUE"
-    assert where.progress.queue_position is not None and where.progress.queue_position > 0
+    assert where.jobs is not None and where.jobs.status == "IN_QUEUE"
+    assert where.jobs.queue_position is not None and where.jobs.queue_position > 0
     await task
+    # The same polls reach a watching caller through the progress hook: queued with a place, then running.
+    kinds = [e.kind for e in heard.events]
+    assert kinds[0] is ProgressKind.QUEUED and heard.events[0].queue_position is not None
+    assert kinds[-1] is ProgressKind.RUNNING and heard.events[-1].poll_count == where.jobs.polls
 
 
 async def test_recraft_fans_out_takes_its_own_styles_and_sizes(adapter: FalAdapter, emu: FalEmulator) -> None:

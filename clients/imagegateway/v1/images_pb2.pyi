@@ -109,6 +109,34 @@ CACHE_STATUS_REFRESH: CacheStatus.ValueType  # 4
 """The caller forced a refresh; served by a provider."""
 Global___CacheStatus: _TypeAlias = CacheStatus  # noqa: Y015
 
+class _StreamFallback:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StreamFallbackEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StreamFallback.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STREAM_FALLBACK_UNSPECIFIED: _StreamFallback.ValueType  # 0
+    """As STREAM_FALLBACK_SKIP."""
+    STREAM_FALLBACK_SKIP: _StreamFallback.ValueType  # 1
+    """The target is skipped as a failed attempt (a fallback moves on); when no target of the routing
+    can stream, the request is refused with INVALID_ARGUMENT naming "stream" before any call.
+    """
+    STREAM_FALLBACK_COMPLETE: _StreamFallback.ValueType  # 2
+    """The target is called the ordinary way and its images are sent as the final images, without partials."""
+
+class StreamFallback(_StreamFallback, metaclass=_StreamFallbackEnumTypeWrapper):
+    """What a target that cannot stream partial images does with a request that asks for them."""
+
+STREAM_FALLBACK_UNSPECIFIED: StreamFallback.ValueType  # 0
+"""As STREAM_FALLBACK_SKIP."""
+STREAM_FALLBACK_SKIP: StreamFallback.ValueType  # 1
+"""The target is skipped as a failed attempt (a fallback moves on); when no target of the routing
+can stream, the request is refused with INVALID_ARGUMENT naming "stream" before any call.
+"""
+STREAM_FALLBACK_COMPLETE: StreamFallback.ValueType  # 2
+"""The target is called the ordinary way and its images are sent as the final images, without partials."""
+Global___StreamFallback: _TypeAlias = StreamFallback  # noqa: Y015
+
 class _ProgressKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -118,13 +146,15 @@ class _ProgressKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Progress
     PROGRESS_KIND_UNSPECIFIED: _ProgressKind.ValueType  # 0
     """Not set."""
     PROGRESS_KIND_ATTEMPT_STARTED: _ProgressKind.ValueType  # 1
-    """A target is being called (retry_index > 0 on a retry)."""
+    """A target is about to be called (retry_index > 0 on a retry)."""
     PROGRESS_KIND_QUEUED: _ProgressKind.ValueType  # 2
-    """The provider holds the job in its queue, at queue_position."""
+    """An asynchronous provider holds the job in its queue (at queue_position when it says one)."""
     PROGRESS_KIND_RUNNING: _ProgressKind.ValueType  # 3
-    """The job runs; reported at each poll."""
+    """An asynchronous provider's job runs; reported at each poll (poll_count, elapsed_ms)."""
     PROGRESS_KIND_ATTEMPT_FAILED: _ProgressKind.ValueType  # 4
-    """The attempt failed; a retry or the next target (a fallback) may follow."""
+    """The attempt failed (error_kind, error); a retry or a fallback may follow."""
+    PROGRESS_KIND_FALLBACK: _ProgressKind.ValueType  # 5
+    """The request falls back from target, which failed (error_kind, error), to next_target."""
 
 class ProgressKind(_ProgressKind, metaclass=_ProgressKindEnumTypeWrapper):
     """What kind of step a Progress message reports."""
@@ -132,13 +162,15 @@ class ProgressKind(_ProgressKind, metaclass=_ProgressKindEnumTypeWrapper):
 PROGRESS_KIND_UNSPECIFIED: ProgressKind.ValueType  # 0
 """Not set."""
 PROGRESS_KIND_ATTEMPT_STARTED: ProgressKind.ValueType  # 1
-"""A target is being called (retry_index > 0 on a retry)."""
+"""A target is about to be called (retry_index > 0 on a retry)."""
 PROGRESS_KIND_QUEUED: ProgressKind.ValueType  # 2
-"""The provider holds the job in its queue, at queue_position."""
+"""An asynchronous provider holds the job in its queue (at queue_position when it says one)."""
 PROGRESS_KIND_RUNNING: ProgressKind.ValueType  # 3
-"""The job runs; reported at each poll."""
+"""An asynchronous provider's job runs; reported at each poll (poll_count, elapsed_ms)."""
 PROGRESS_KIND_ATTEMPT_FAILED: ProgressKind.ValueType  # 4
-"""The attempt failed; a retry or the next target (a fallback) may follow."""
+"""The attempt failed (error_kind, error); a retry or a fallback may follow."""
+PROGRESS_KIND_FALLBACK: ProgressKind.ValueType  # 5
+"""The request falls back from target, which failed (error_kind, error), to next_target."""
 Global___ProgressKind: _TypeAlias = ProgressKind  # noqa: Y015
 
 @_typing.final
@@ -410,6 +442,7 @@ class Attempt(_message.Message):
     TRANSLATIONS_FIELD_NUMBER: _builtins.int
     POLL_COUNT_FIELD_NUMBER: _builtins.int
     POLL_WAIT_MS_FIELD_NUMBER: _builtins.int
+    STREAM_EVENTS_FIELD_NUMBER: _builtins.int
     target: _builtins.str
     """The target path in Portkey's form, for example "config.targets[1]"."""
     provider: _builtins.str
@@ -432,6 +465,10 @@ class Attempt(_message.Message):
     """Asynchronous providers (submit, then poll): the status polls this attempt made (0 otherwise)."""
     poll_wait_ms: _builtins.int
     """Asynchronous providers: time from the job's acceptance to its end, in milliseconds."""
+    stream_events: _builtins.int
+    """For a streamed request: the partial images already sent to the caller when this attempt failed.
+    Above 0, the stream was cut after that many images and no fallback followed.
+    """
     @_builtins.property
     def translations(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Parameters the gateway translated for this target, e.g. "size=1792x1024->1344x768"."""
@@ -451,10 +488,11 @@ class Attempt(_message.Message):
         translations: _abc.Iterable[_builtins.str] | None = ...,
         poll_count: _builtins.int = ...,
         poll_wait_ms: _builtins.int = ...,
+        stream_events: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "poll_count", b"poll_count", "poll_wait_ms", b"poll_wait_ms", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "target", b"target", "translations", b"translations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_open", b"circuit_open", "error", b"error", "error_kind", b"error_kind", "latency_ms", b"latency_ms", "model", b"model", "poll_count", b"poll_count", "poll_wait_ms", b"poll_wait_ms", "provider", b"provider", "retry_index", b"retry_index", "status_code", b"status_code", "stream_events", b"stream_events", "target", b"target", "translations", b"translations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -830,12 +868,22 @@ class StreamGenerateImageRequest(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGES_FIELD_NUMBER: _builtins.int
+    STREAM_FALLBACK_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
     """Skip the cache look-up and store a fresh result (Portkey's x-portkey-cache-force-refresh)."""
     progress: _builtins.bool
-    """Send Progress messages (attempts starting and failing, jobs queued and polled) before the images."""
+    """Send Progress messages (attempts starting and failing, jobs queued and polled, fallbacks) before
+    the images. Off by default, so a caller that reads only images sees the stream it always did.
+    """
+    partial_images: _builtins.int
+    """Partial images (1-3) to stream before the final images, from a model that streams them (OpenAI's
+    partial_images on the gpt-image models); unset or 0 streams none, and any target may serve.
+    """
+    stream_fallback: Global___StreamFallback.ValueType
+    """What a target that cannot stream partial images does when partial_images is above 0."""
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The image parameters."""
@@ -857,19 +905,23 @@ class StreamGenerateImageRequest(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
         progress: _builtins.bool = ...,
+        partial_images: _builtins.int | None = ...,
+        stream_fallback: Global___StreamFallback.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "progress", b"progress", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__partial_images: _TypeAlias = _typing.Literal["partial_images"]  # noqa: Y015
+    _WhichOneofArgType__partial_images: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__partial_images) -> _WhichOneofReturnType__partial_images | None: ...
 
 Global___StreamGenerateImageRequest: _TypeAlias = StreamGenerateImageRequest  # noqa: Y015
 
 @_typing.final
 class StreamGenerateImageResponse(_message.Message):
-    """One message of StreamGenerateImage: an image (the last one also carries the outcome), or, when the
-    request asked for progress, a Progress message before them.
+    """One message of StreamGenerateImage. Progress messages (when asked for) and partial images come
+    first, as they happen; then the images, one per message; the last message also carries the outcome.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -879,6 +931,7 @@ class StreamGenerateImageResponse(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGE_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Unix seconds when the images were created."""
     @_builtins.property
@@ -897,6 +950,10 @@ class StreamGenerateImageResponse(_message.Message):
     def progress(self) -> Global___Progress:
         """One step of the request while it is served; set on progress messages only (no image)."""
 
+    @_builtins.property
+    def partial_image(self) -> Global___PartialImage:
+        """A partial image, sent as the provider streams it (no final image)."""
+
     def __init__(
         self,
         *,
@@ -905,14 +962,53 @@ class StreamGenerateImageResponse(_message.Message):
         created: _builtins.int = ...,
         report: Global___GenerationReport | None = ...,
         progress: Global___Progress | None = ...,
+        partial_image: Global___PartialImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamGenerateImageResponse: _TypeAlias = StreamGenerateImageResponse  # noqa: Y015
+
+@_typing.final
+class PartialImage(_message.Message):
+    """An unfinished version of the image, streamed by the provider before the final one."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    MIME_TYPE_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """0-based, in the order the provider sent them."""
+    data: _builtins.bytes
+    """The image's bytes."""
+    mime_type: _builtins.str
+    """Its MIME type ("image/png", ...), read from the bytes."""
+    provider: _builtins.str
+    """The canonical provider that streamed it."""
+    model: _builtins.str
+    """The model that streamed it."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        mime_type: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "index", b"index", "mime_type", b"mime_type", "model", b"model", "provider", b"provider"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PartialImage: _TypeAlias = PartialImage  # noqa: Y015
 
 @_typing.final
 class Progress(_message.Message):
@@ -931,28 +1027,31 @@ class Progress(_message.Message):
     ELAPSED_MS_FIELD_NUMBER: _builtins.int
     ERROR_KIND_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_TARGET_FIELD_NUMBER: _builtins.int
     kind: Global___ProgressKind.ValueType
     """What happened."""
     target: _builtins.str
-    """The target, in Portkey's "config.targets[i]" form."""
+    """The target, in Portkey's "config.targets[i]" form ("" when the request named no config)."""
     provider: _builtins.str
-    """The canonical provider."""
+    """The canonical provider of that target."""
     model: _builtins.str
     """The model called."""
     retry_index: _builtins.int
     """0 for the first try on the target, 1.. for retries."""
     status: _builtins.str
-    """The provider's own word for the job's state ("IN_QUEUE", "Pending")."""
+    """QUEUED, RUNNING: the provider's own word for the job's state ("IN_QUEUE", "Pending")."""
     queue_position: _builtins.int
-    """The job's place in the provider's queue, when it says one."""
+    """QUEUED: the job's place in the provider's queue, when it says one."""
     poll_count: _builtins.int
-    """Status polls made so far in this attempt."""
+    """QUEUED, RUNNING, ATTEMPT_FAILED: status polls made so far in this attempt."""
     elapsed_ms: _builtins.int
-    """Milliseconds since the attempt started."""
+    """QUEUED, RUNNING, ATTEMPT_FAILED: milliseconds since the attempt started."""
     error_kind: Global___ErrorKind.ValueType
-    """The failure's kind (ATTEMPT_FAILED only)."""
+    """ATTEMPT_FAILED, FALLBACK: the failure's kind."""
     error: _builtins.str
-    """The failure, without secrets (ATTEMPT_FAILED only)."""
+    """ATTEMPT_FAILED, FALLBACK: the failure, without secrets."""
+    next_target: _builtins.str
+    """FALLBACK: the target tried next."""
     def __init__(
         self,
         *,
@@ -967,10 +1066,11 @@ class Progress(_message.Message):
         elapsed_ms: _builtins.int = ...,
         error_kind: Global___ErrorKind.ValueType = ...,
         error: _builtins.str = ...,
+        next_target: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "queue_position", b"queue_position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "elapsed_ms", b"elapsed_ms", "error", b"error", "error_kind", b"error_kind", "kind", b"kind", "model", b"model", "poll_count", b"poll_count", "provider", b"provider", "queue_position", b"queue_position", "retry_index", b"retry_index", "status", b"status", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position", "elapsed_ms", b"elapsed_ms", "error", b"error", "error_kind", b"error_kind", "kind", b"kind", "model", b"model", "next_target", b"next_target", "poll_count", b"poll_count", "provider", b"provider", "queue_position", b"queue_position", "retry_index", b"retry_index", "status", b"status", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__queue_position: _TypeAlias = _typing.Literal["queue_position"]  # noqa: Y015
     _WhichOneofArgType__queue_position: _TypeAlias = _typing.Literal["_queue_position", b"_queue_position"]  # noqa: Y015

@@ -7,15 +7,22 @@ the image's own bytes. Protobuf writes fields in field-number order and ``data``
 ``image`` are each field 1 of their message, so the result is byte for byte what
 ``SerializeToString`` gives (tests/unit/test_grpc_image_responses.py checks it).
 
+Partial images and progress reports have no large field to splice, so they are serialized whole.
+
 The servicer returns ``SerializedMessage``; the interceptor wraps every response serializer of the
 service to pass one through as it is.
 """
 
 from __future__ import annotations
 
+import pybase64
+
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome, fill_report
+from imagegateway_server.api.log_mapping import error_kind_proto
 from imagegateway_server.domain.calls import GenerationOutcome
+from imagegateway_server.domain.image_info import sniff_image
+from imagegateway_server.domain.progress import PartialImage, ProgressEvent, ProgressKind
 from imagegateway_server.domain.result import GeneratedImage
 
 _LENGTH_DELIMITED = 2
@@ -85,3 +92,42 @@ def stream_image_response(outcome: GenerationOutcome, index: int, *, last: bool)
         fill_report(rest.report, result)
     parts.append(rest.SerializeToString())
     return SerializedMessage(b"".join(parts))
+
+
+_PROGRESS_KINDS = {
+    ProgressKind.ATTEMPT_STARTED: images_pb2.PROGRESS_KIND_ATTEMPT_STARTED,
+    ProgressKind.QUEUED: images_pb2.PROGRESS_KIND_QUEUED,
+    ProgressKind.RUNNING: images_pb2.PROGRESS_KIND_RUNNING,
+    ProgressKind.ATTEMPT_FAILED: images_pb2.PROGRESS_KIND_ATTEMPT_FAILED,
+    ProgressKind.FALLBACK: images_pb2.PROGRESS_KIND_FALLBACK,
+}
+
+
+def partial_image_response(image: PartialImage) -> SerializedMessage:
+    """The StreamGenerateImageResponse carrying one partial image, its base64 decoded to bytes."""
+    data = pybase64.b64decode(image.b64_json)
+    mime_type = sniff_image(data)[0]
+    partial = images_pb2.PartialImage(
+        index=image.index, data=data, mime_type=mime_type, provider=image.provider, model=image.model
+    )
+    return SerializedMessage(images_pb2.StreamGenerateImageResponse(partial_image=partial).SerializeToString())
+
+
+def progress_response(event: ProgressEvent) -> SerializedMessage:
+    """The StreamGenerateImageResponse carrying one progress report (no image)."""
+    progress = images_pb2.Progress(
+        kind=_PROGRESS_KINDS[event.kind],
+        target=event.target,
+        provider=event.provider,
+        model=event.model,
+        retry_index=event.retry_index,
+        status=event.status,
+        poll_count=event.poll_count,
+        elapsed_ms=round(event.elapsed_seconds * 1000),
+        error_kind=error_kind_proto(event.error_kind),
+        error=event.error,
+        next_target=event.next_target,
+    )
+    if event.queue_position is not None:
+        progress.queue_position = event.queue_position
+    return SerializedMessage(images_pb2.StreamGenerateImageResponse(progress=progress).SerializeToString())

@@ -13,14 +13,13 @@ from google.protobuf import json_format
 
 from imagegateway.v1 import images_pb2, keys_pb2
 from imagegateway_server.api.config_proto import inline_config
-from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_proto, error_kind_proto
-from imagegateway_server.domain.calls import GenerationOutcome, RoutingSpec
+from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_proto
+from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome, RoutingSpec
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.image_inputs import Operation, input_image
 from imagegateway_server.domain.input_limits import InputLimits
 from imagegateway_server.domain.limits import Limits
-from imagegateway_server.domain.progress import ProgressEvent
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.domain.usage import token_counts
@@ -114,6 +113,21 @@ def variation_request(
     data, name = image
     described = input_image(data, param="image", filename=name, max_bytes=limits.max_input_image_bytes)
     return dataclasses.replace(image_request(params), operation=Operation.VARIATION, images=(described,))
+
+
+def streamed_call(call: GenerationCall, request: images_pb2.StreamGenerateImageRequest) -> GenerationCall:
+    """A StreamGenerateImage call: partial_images above 0 streams them from the serving model
+    (``ImageRequest.stream``), and stream_fallback says what a target that cannot stream does."""
+    if not request.HasField("partial_images"):
+        return call
+    partial = request.partial_images
+    # A value out of 0-3 stays set, for the request's validation to refuse it naming the field.
+    image_request = dataclasses.replace(call.request, stream=partial > 0, partial_images=partial or None)
+    return dataclasses.replace(
+        call,
+        request=image_request,
+        stream_complete=request.stream_fallback == images_pb2.STREAM_FALLBACK_COMPLETE,
+    )
 
 
 def routing_spec(routing: images_pb2.Routing, *, max_targets: int | None = None) -> RoutingSpec:
@@ -210,22 +224,3 @@ def limits_proto(limits: Limits) -> keys_pb2.Limits:
         usd_per_day=limits.usd_per_day,
         usd_per_month=limits.usd_per_month,
     )
-
-
-def progress_response(event: ProgressEvent) -> images_pb2.StreamGenerateImageResponse:
-    """A progress message of the image stream (no image): one step of the request."""
-    progress = images_pb2.Progress(
-        kind=images_pb2.ProgressKind.Value(f"PROGRESS_KIND_{event.kind.value}"),
-        target=event.target,
-        provider=event.provider,
-        model=event.model,
-        retry_index=event.retry_index,
-        status=event.status,
-        poll_count=event.poll_count,
-        elapsed_ms=round(event.elapsed_seconds * 1000),
-        error_kind=error_kind_proto(event.error_kind),
-        error=event.error,
-    )
-    if event.queue_position is not None:
-        progress.queue_position = event.queue_position
-    return images_pb2.StreamGenerateImageResponse(progress=progress)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,11 +22,14 @@ from imagegateway_server.api.config_proto import config_from_proto, saved_config
 from imagegateway_server.api.grpc_image_responses import (
     SerializedMessage,
     generate_image_response,
+    partial_image_response,
+    progress_response,
     stream_image_response,
 )
 from imagegateway_server.api.grpc_upload import read_edit_upload
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.core.gateway import Gateway
+from imagegateway_server.core.streaming import StreamItem, stream_generation
 from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome
 from imagegateway_server.domain.errors import InvalidArgument, NotFound
 from imagegateway_server.domain.input_limits import (
@@ -35,7 +38,7 @@ from imagegateway_server.domain.input_limits import (
     check_metadata_size,
     check_trace_id,
 )
-from imagegateway_server.domain.progress import ProgressEvent, ProgressListener
+from imagegateway_server.domain.progress import PartialImage
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.routing_config import RoutingConfig
 from imagegateway_server.domain.scopes import Scope
@@ -163,14 +166,29 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     # --- images -----------------------------------------------------------------------------
 
     async def _generate(
+        self, request: Any, context: Context, build: Callable[[Any], ImageRequest] | None = None
+    ) -> GenerationOutcome:
+        """Serves a request to its outcome; ``_events`` with nothing to report before it."""
+        outcome: GenerationOutcome | None = None
+        async for item in self._events(request, context, stream=False, build=build):
+            if isinstance(item, GenerationOutcome):
+                outcome = item
+        assert outcome is not None  # _events ends with the outcome or raises
+        return outcome
+
+    async def _events(
         self,
         request: Any,
         context: Context,
-        progress: ProgressListener | None = None,
+        *,
+        stream: bool,
         build: Callable[[Any], ImageRequest] | None = None,
-    ) -> GenerationOutcome:
-        """Serves ``request`` (any of the image RPCs' requests); ``build`` turns it into the domain request
-        (default: a generation from its ``parameters``); ``progress`` hears the request's steps."""
+    ) -> AsyncGenerator[StreamItem, None]:
+        """What serving ``request`` (any of the image RPCs' requests) yields: with ``stream``, its partial
+        images and (if the caller asked) its progress as they come (``core.streaming``), and always its
+        outcome last; a failure raises its domain error. Without either nothing listens, and the request
+        costs what a unary one does. ``build`` turns the request into the domain request (default: a
+        generation from its ``parameters``)."""
         metadata = _metadata(context)
         if request.trace_id:
             check_trace_id(request.trace_id, param="trace_id")
@@ -197,12 +215,18 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
                 deadline=_deadline(context),
                 headers=metadata,
                 cache_force_refresh=request.cache_force_refresh,
-                progress=progress,
             )
-            if progress is not None:
-                # Progress messages are written while this runs; gRPC takes one send at a time.
-                await sent
-            outcome = await self._gateway.generate(call)
+            if stream:
+                call = grpc_mapping.streamed_call(call, request)
+            if call.request.stream or (stream and request.progress):
+                async for item in stream_generation(self._gateway, call):
+                    if isinstance(item, GenerationOutcome):
+                        outcome = item
+                    elif request.progress or isinstance(item, PartialImage):
+                        await sent  # the initial metadata goes before the first message
+                        yield item
+            else:
+                outcome = await self._gateway.generate(call)
         except BaseException:
             with contextlib.suppress(Exception):  # the request's own error is the one to report
                 await sent
@@ -212,7 +236,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         if substitution is not None:
             # Also in RoutingOutcome.model_substitution; as trailing metadata, as the REST shim's header.
             context.set_trailing_metadata(((MODEL_SUBSTITUTED_METADATA, substitution.describe()),))
-        return outcome
+        yield outcome
 
     # The two image RPCs answer their messages already serialized, image bytes spliced in rather than
     # copied through a message (grpc_image_responses); hence the overrides' return types.
@@ -225,32 +249,19 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def StreamGenerateImage(  # type: ignore[override]
         self, request: images_pb2.StreamGenerateImageRequest, context: Context
     ) -> AsyncIterator[SerializedMessage]:
-        if request.progress:
-            events: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
-
-            async def serve() -> GenerationOutcome:
-                try:
-                    return await self._generate(request, context, progress=events.put_nowait)
-                finally:
-                    events.put_nowait(None)  # no more progress: the outcome (or its error) is ready
-
-            # Served in a task so that its progress can be sent while it runs; a caller who leaves
-            # cancels it (through the ``finally``), as it would cancel an unwatched request.
-            served = asyncio.ensure_future(serve())
-            try:
-                while (event := await events.get()) is not None:
-                    yield SerializedMessage(grpc_mapping.progress_response(event).SerializeToString())
-                outcome = await served
-            finally:
-                if not served.done():
-                    served.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await served
-        else:
-            outcome = await self._generate(request, context)
-        last = len(outcome.routed.result.images) - 1
-        for i in range(last + 1):
-            yield stream_image_response(outcome, i, last=i == last)
+        events = self._events(request, context, stream=True)
+        try:
+            async for item in events:
+                if isinstance(item, GenerationOutcome):
+                    last = len(item.routed.result.images) - 1
+                    for i in range(last + 1):
+                        yield stream_image_response(item, i, last=i == last)
+                elif isinstance(item, PartialImage):
+                    yield partial_image_response(item)
+                else:
+                    yield progress_response(item)
+        finally:
+            await events.aclose()
 
     # Edits and variations answer in GenerateImageResponse's layout (the same fields and numbers), so
     # their messages are serialized by the same splicing code.

@@ -41,6 +41,7 @@ def attempt_proto(attempt: AttemptRecord) -> images_pb2.Attempt:
         translations=attempt.translations,
         poll_count=attempt.poll_count,
         poll_wait_ms=round(attempt.poll_seconds * 1000),
+        stream_events=attempt.stream_events,
     )
 
 

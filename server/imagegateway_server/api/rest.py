@@ -1,6 +1,7 @@
 """The OpenAI-compatible REST shim: POST /v1/images/generations, /edits and /variations driven by Portkey's headers.
 
 Bodies and errors are exactly OpenAI's, so the official SDK works with only base_url changed.
+``stream: true`` answers with OpenAI's server-sent events (``rest_sse``), passed on as they arrive.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import pybase64
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from imagegateway_server.api import rest_json, rest_mapping
@@ -26,11 +27,14 @@ from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.api.rest_multipart import BodyTooLarge, Upload, read_upload
+from imagegateway_server.api.rest_sse import MEDIA_TYPE as SSE_MEDIA_TYPE
+from imagegateway_server.api.rest_sse import STREAM_HEADERS, completed_event, error_event, partial_image_event
 from imagegateway_server.api.rest_upload_mapping import edit_request, variation_request
 from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.limits import RATE_LIMITED, LimitExceeded
 from imagegateway_server.core.pricing import format_usd
+from imagegateway_server.core.streaming import StreamItem, stream_generation
 from imagegateway_server.domain.calls import Caller, GenerationCall, GenerationOutcome
 from imagegateway_server.domain.errors import (
     GatewayError,
@@ -40,6 +44,7 @@ from imagegateway_server.domain.errors import (
     ShuttingDown,
 )
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
+from imagegateway_server.domain.progress import PartialImage, ProgressEvent
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.domain.scopes import Scope
@@ -297,10 +302,17 @@ class RestShim:
                 deadline=request_deadline(headers.get(REQUEST_TIMEOUT_HEADER), arrived),
                 headers=headers.last,
                 cache_force_refresh=rest_mapping.cache_force_refresh(headers),
+                stream_complete=rest_mapping.stream_fallback(headers),
             )
             # Checked before any upstream call: a bad value is the caller's mistake, not a silent "no".
             keep_image = rest_mapping.flag_header(headers, KEEP_IMAGE_HEADER)
-            outcome = await self._gateway.generate(call)
+            if image_request.stream:
+                # The status line waits for the first image event: until then a failure (or a fallback
+                # that moves on) still answers as a plain error with its own status.
+                items = stream_generation(self._gateway, call)
+                first = await _first_image_event(items)
+            else:
+                outcome = await self._gateway.generate(call)
         except _HttpError as exc:
             return _error_response(
                 exc.status, error_envelope(exc.status, exc.message, param=exc.param, code=exc.code), trace_headers
@@ -310,6 +322,13 @@ class RestShim:
         except (GatewayError, ProviderError) as exc:
             status, body = to_http_error(exc)
             return _error_response(status, body, trace_headers)
+        if image_request.stream:
+            headers_out = {**trace_headers, **STREAM_HEADERS}
+            if isinstance(first, GenerationOutcome):
+                headers_out.update(_success_headers(first))
+            return StreamingResponse(
+                _sse_events(first, items, image_request), media_type=SSE_MEDIA_TYPE, headers=headers_out
+            )
         result = outcome.routed.result
         routed = outcome.routed
         payload = images_body(
@@ -445,6 +464,40 @@ class RestShim:
 
 
 UploadBuilder = Callable[[Upload, InputLimits], ImageRequest]
+
+
+async def _first_image_event(items: AsyncGenerator[StreamItem, None]) -> PartialImage | GenerationOutcome:
+    """The first item the caller sees: OpenAI's event stream has no progress events, so those are
+    passed over here (gRPC callers get them); raises the request's failure when it came first."""
+    async for item in items:
+        if not isinstance(item, ProgressEvent):
+            return item
+    raise AssertionError("stream_generation ends with the outcome or raises")  # pragma: no cover
+
+
+async def _sse_events(
+    first: PartialImage | GenerationOutcome, items: AsyncGenerator[StreamItem, None], request: ImageRequest
+) -> AsyncIterator[bytes]:
+    """The event stream from its first image event on: partial images as they come, then one
+    completed event per image, or the error event if the request fails after all."""
+    try:
+        item: StreamItem = first
+        while True:
+            if isinstance(item, PartialImage):
+                yield partial_image_event(item, request)
+            elif isinstance(item, GenerationOutcome):
+                routed = item.routed
+                created = routed.result.created or int(time.time())
+                fields = response_fields(routed)
+                for image in routed.result.images:
+                    yield completed_event(image, request, created, fields)
+                return
+            item = await anext(items)
+    except (RequestFailed, GatewayError, ProviderError) as exc:
+        # The caller has its 200 and some events: the failure travels as OpenAI's error event.
+        yield error_event(to_http_error(exc)[1])
+    finally:
+        await items.aclose()
 
 
 class _HttpError(Exception):

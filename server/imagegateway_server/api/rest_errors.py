@@ -76,6 +76,7 @@ def to_http_error(exc: GatewayError | ProviderError | RequestFailed) -> tuple[in
                 "circuit_open": a.circuit_open,
                 # Asynchronous providers: the job's polls and its wait (absent for a synchronous call).
                 **({"poll_count": a.poll_count, "poll_wait_ms": round(a.poll_seconds * 1000)} if a.poll_count else {}),
+                **({"stream_events": a.stream_events} if a.stream_events else {}),
             }
             for a in exc.attempts
         ]

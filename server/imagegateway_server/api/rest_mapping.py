@@ -18,6 +18,7 @@ from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, Respo
 from imagegateway_server.providers.registry import CREDENTIAL_HEADERS, KEYLESS_CREDENTIAL_FIELDS
 
 TRACE_ID_HEADER = "x-portkey-trace-id"
+STREAM_FALLBACK_HEADER = "x-imagegw-stream-fallback"
 
 
 class RequestHeaders(dict[str, str]):
@@ -49,20 +50,54 @@ def image_request(body: Any) -> ImageRequest:
     extra: dict[str, Any] = {}
     for name, value in body.items():
         refuse_lone_surrogates(value, param=name)
-        if name in KNOWN_PARAMS:
+        if name in _STREAM_FIELDS:
+            if value is not None:
+                fields[name] = _stream_field(name, value)
+        elif name in KNOWN_PARAMS:
             if value is None:
                 continue
             fields[name] = coerce_param(name, value, path=name)
         elif value is not None:
             extra[name] = value
     response_format = fields.pop("response_format", None)
-    if response_format is None:
+    if fields.get("stream"):
+        # A streamed answer carries base64 images in its events, as OpenAI's does.
+        if response_format is ResponseFormat.URL:
+            raise InvalidArgument("must be 'b64_json' when stream is true", param="response_format")
+        response_format = ResponseFormat.B64_JSON
+    elif response_format is None:
         # OpenAI answers without response_format in the model's own shape (b64_json for gpt-image).
         model = fields.get("model")
         response_format = native_format(model) if model else ResponseFormat.MODEL_DEFAULT
     if "n" in fields and fields["n"] is None:
         fields.pop("n")
     return ImageRequest(**fields, response_format=response_format, extra=MappingProxyType(extra))
+
+
+_STREAM_FIELDS = frozenset({"stream", "partial_images"})
+
+
+def _stream_field(name: str, value: Any) -> bool | int:
+    """``stream`` (a boolean) or ``partial_images`` (an integer; its range is checked with the request)."""
+    if name == "stream":
+        if not isinstance(value, bool):
+            raise InvalidArgument("must be a boolean", param=name, code="invalid_type")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument("must be an integer", param=name, code="invalid_type")
+    return value
+
+
+def stream_fallback(headers: Mapping[str, str]) -> bool:
+    """Whether ``x-imagegw-stream-fallback: complete`` lets a target that cannot stream answer a streamed
+    request as one completed event (``skip``, the default, skips such a target as a failed attempt)."""
+    value = headers.get(STREAM_FALLBACK_HEADER)
+    if value is None:
+        return False
+    choice = value.strip().lower()
+    if choice not in ("complete", "skip"):
+        raise InvalidArgument("must be 'complete' or 'skip'", param=STREAM_FALLBACK_HEADER)
+    return choice == "complete"
 
 
 def refuse_lone_surrogates(value: Any, *, param: str) -> None:

@@ -1,4 +1,9 @@
-"""``imagegw generate``: one image request through the gateway, the images written to files."""
+"""``imagegw generate``: one image request through the gateway, the images written to files.
+
+While it waits, its progress (attempts, queue places, polls, fallbacks, partial images) shows on
+stderr: one live status line on a terminal, plain lines otherwise (``status_line``); stdout keeps
+the outcome alone.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from imagegateway import GenerateFields, ImageGatewayClient
+from imagegateway.events import FinalImage
 from imagegateway.types import Image, RoutingOutcome
 from imagegateway_server.cli import output
 from imagegateway_server.cli.arguments import CommandTree, positive
 from imagegateway_server.cli.errors import CommandError, file_error, usage_error
 from imagegateway_server.cli.inputs import read_secret
-from imagegateway_server.cli.progress_line import ProgressLine
+from imagegateway_server.cli.status_line import StatusLine
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -42,19 +48,19 @@ def _generate(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     # whatever n and size are, and n=1 takes the same path. The last message has the outcome.
     images: list[Image] = []
     outcome = RoutingOutcome()
-    # The gateway reports each step (attempts, queue position, polls, fallbacks) before the images.
-    line = ProgressLine(sys.stderr)
+    status = StatusLine(sys.stderr)
     try:
-        for message in client.stream_generate_image(progress=True, **fields):
-            if message.HasField("progress"):
-                line.show(message.progress)
-            if message.HasField("image"):
-                line.finish()
-                images.append(message.image)
-            if message.HasField("outcome"):
-                outcome = message.outcome
+        for event in client.generate_events(
+            partial_images=args.partial_images, stream_fallback=args.stream_fallback, **fields
+        ):
+            if not isinstance(event, FinalImage):
+                status.report(event)
+                continue
+            images.append(event.image)
+            if event.outcome is not None:
+                outcome = event.outcome
     finally:
-        line.finish()
+        status.close()
     if not images:
         raise CommandError("INTERNAL", "the gateway answered without images")
     files = list(zip(_image_paths(out, images), sorted(images, key=lambda i: i.index), strict=True))
@@ -106,6 +112,19 @@ def register(commands: CommandTree) -> None:
     gen.add_argument("--quality", help="OpenAI's quality: standard, hd, low, medium, high or auto")
     gen.add_argument("--style", help="OpenAI's style for dall-e-3: vivid or natural")
     gen.add_argument("--trace-id", help="the trace id to record in the request log (default: generated)")
+    gen.add_argument(
+        "--partial-images",
+        type=int,
+        choices=range(4),
+        metavar="0-3",
+        help="ask a model that streams them (gpt-image) for partial images first; their arrival is shown",
+    )
+    gen.add_argument(
+        "--stream-fallback",
+        choices=("skip", "complete"),
+        help="with --partial-images, what a target that cannot stream does: skip it (default) "
+        "or let it answer without partial images",
+    )
     gen.add_argument(
         "--metadata",
         type=_key_value,

@@ -117,6 +117,8 @@ class Gateway:
             try:
                 request = validate_request(call.request, self._input_limits)
                 plan, config_id, config_version = await self._plan(call.routing)
+                if request.stream and not call.stream_complete:
+                    self._router.refuse_unstreamable(plan, request)
                 lookup = self._cache.lookup(
                     plan,
                     request,
@@ -147,7 +149,8 @@ class Gateway:
                             target_gate=ticket,
                             trail=trail,
                             upstream_headers=upstream_trace_headers(call.trace_parent),
-                            progress=call.progress,
+                            listener=call.listener,
+                            stream_complete=call.stream_complete,
                         ),
                     ),
                     prefetched,

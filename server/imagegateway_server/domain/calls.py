@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
-from imagegateway_server.domain.progress import ProgressListener
+from imagegateway_server.domain.progress import StreamListener
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import RoutedResult
 from imagegateway_server.domain.routing_config import RoutingConfig
@@ -70,8 +70,10 @@ class GenerationCall:
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
     # Skip the cache look-up and keep the fresh answer (x-portkey-cache-force-refresh).
     cache_force_refresh: bool = False
-    # Told of each step while the request is served (the gRPC stream's progress messages).
-    progress: ProgressListener | None = None
+    # A streaming front end's listener for progress and partial images (``core/streaming.py``).
+    listener: StreamListener | None = dataclasses.field(default=None, repr=False)
+    # A streamed request may be served by a target that cannot stream, as one completed event.
+    stream_complete: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

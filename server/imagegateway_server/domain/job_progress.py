@@ -1,29 +1,26 @@
 """How an attempt's asynchronous upstream jobs are going: polls made, time spent waiting, last state.
 
 An asynchronous provider (submit, then poll until done) reports into the ``JobProgress`` the router
-hands it with each attempt (``UpstreamTarget.progress``); the router copies the poll count and the
+hands it with each attempt (``UpstreamTarget.jobs``); the router copies the poll count and the
 wait into the attempt's record whatever the attempt's end (served, failed, timed out, cancelled).
 A synchronous provider leaves it untouched. One attempt may run several jobs at once (``n`` fanned
 out): polls add up, and the wait runs from the first job accepted to the last job settled.
+
+It only counts: telling a watching caller of each poll is the progress hook's job
+(``providers/kit/progress.py``), which the polling kit feeds from the same polls.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 
 class JobProgress:
-    """One attempt's jobs, as the provider's polling reports them. Not thread-safe: one event loop.
+    """One attempt's jobs, as the provider's polling reports them. Not thread-safe: one event loop."""
 
-    ``on_poll`` (optional) is told of every poll, after it is counted: how the router reports
-    progress to a caller who watches.
-    """
+    __slots__ = ("_first_accepted", "_last_settled", "_open_jobs", "polls", "queue_position", "status")
 
-    __slots__ = ("_first_accepted", "_last_settled", "_on_poll", "_open_jobs", "polls", "queue_position", "status")
-
-    def __init__(self, on_poll: Callable[[JobProgress], None] | None = None) -> None:
-        self._on_poll = on_poll
+    def __init__(self) -> None:
         self.polls = 0
         # The last state a poll reported ("IN_QUEUE", "Pending", ...) and the queue position, if any.
         self.status = ""
@@ -44,8 +41,6 @@ class JobProgress:
         self.polls += 1
         self.status = status
         self.queue_position = queue_position
-        if self._on_poll is not None:
-            self._on_poll(self)
 
     def job_settled(self, now: float | None = None) -> None:
         """A job finished, failed or was given up on; the wait ends when the last one does."""

@@ -1,44 +1,85 @@
-"""What a caller may watch while its request is served: attempts starting, jobs queued and polled, failures.
+"""What a caller may watch while its request is served: progress events, partial images, and who hears them.
 
-The router reports each step to the request's ``ProgressListener`` (``RouteContext.progress``,
-from ``GenerationCall.progress``), which a front end turns into messages (the gRPC stream's
-``Progress``). Listening is optional and costs nothing when nobody listens; a listener must not
-block (it is called on the event loop, in the middle of an attempt).
+The router reports an attempt starting, an attempt failing and a fallback moving on; adapters
+report a job queued (at a position) or running (with its poll count) and partial images as the
+provider streams them, through the hook in ``providers/kit/progress.py``. All of it goes to the
+request's one ``StreamListener`` (``GenerationCall.listener`` -> ``RouteContext.listener``), which
+a front end sets only for a streaming call (``core/streaming.py``); with no listener nothing is
+built, so unary calls pay nothing. A listener must not block: it is called on the event loop, in
+the middle of an attempt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+from typing import Protocol
 
 from imagegateway_server.domain.error_kinds import ErrorKind
 
 
 class ProgressKind(enum.Enum):
-    """What happened."""
+    """What a progress event says."""
 
-    ATTEMPT_STARTED = "ATTEMPT_STARTED"  # a target is being called (or called again, on a retry)
-    QUEUED = "QUEUED"  # the provider holds the job in its queue (at ``queue_position`` when it says)
-    RUNNING = "RUNNING"  # the job runs; each poll that says so is reported
-    ATTEMPT_FAILED = "ATTEMPT_FAILED"  # the attempt failed; a retry or the next target may follow
+    # A target is about to be called (each retry and each successor call is an attempt too).
+    ATTEMPT_STARTED = "attempt_started"
+    # An asynchronous provider holds the job in its queue (``queue_position`` when the provider says it).
+    QUEUED = "queued"
+    # An asynchronous provider's job runs; reported at each poll (``poll_count``).
+    RUNNING = "running"
+    # The attempt failed (``error_kind``, ``error``); a retry or a fallback may follow.
+    ATTEMPT_FAILED = "attempt_failed"
+    # ``target`` failed (``error_kind``, ``error``) and the walk moves on to ``next_target``.
+    FALLBACK = "fallback"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProgressEvent:
-    """One step of a request, about the attempt it concerns."""
+    """One step of a request, about the attempt it concerns. ``target`` is Portkey's
+    ``config.targets[i]`` path ("" when the request named no config); ``elapsed_seconds`` runs from
+    the attempt's start (QUEUED, RUNNING, ATTEMPT_FAILED)."""
 
     kind: ProgressKind
     target: str
     provider: str
     model: str
     retry_index: int = 0
-    status: str = ""  # the provider's own word for the job's state ("IN_QUEUE", "Pending")
+    # QUEUED, RUNNING: the provider's own word for the job's state ("IN_QUEUE", "Pending").
+    status: str = ""
     queue_position: int | None = None
     poll_count: int = 0
-    elapsed_seconds: float = 0.0  # since the attempt started
+    elapsed_seconds: float = 0.0
+    # ATTEMPT_FAILED, FALLBACK: why the attempt failed (never a secret: error messages carry none).
     error_kind: ErrorKind | None = None
     error: str = ""
+    # FALLBACK: the path of the target tried next.
+    next_target: str = ""
 
 
-ProgressListener = Callable[[ProgressEvent], None]
+@dataclasses.dataclass(frozen=True, slots=True)
+class PartialImage:
+    """A partial image as the provider streamed it: ``b64_json`` is kept as sent (REST passes it on
+    without decoding; gRPC decodes it). The other fields are the provider's (OpenAI's event fields)."""
+
+    index: int
+    b64_json: str
+    provider: str
+    model: str
+    background: str = ""
+    output_format: str = ""
+    quality: str = ""
+    size: str = ""
+    created_at: int = 0
+
+
+class StreamListener(Protocol):
+    """Hears one request's events, in order; both methods return at once (they must not block the
+    router or the adapter). ``images_sent`` counts the partial images passed to the caller: once it
+    is above zero a failing target cannot be replaced by a fallback, as the caller has seen its images."""
+
+    @property
+    def images_sent(self) -> int: ...
+
+    def progress(self, event: ProgressEvent) -> None: ...
+
+    def partial_image(self, image: PartialImage) -> None: ...

@@ -56,8 +56,12 @@ _FLOAT_PARAMS = ("cfg_scale",)
 KNOWN_PARAMS = frozenset((*_STR_PARAMS, *_INT_PARAMS, *_FLOAT_PARAMS, "response_format"))
 
 EMPTY_EXTRA: Mapping[str, Any] = MappingProxyType({})
-# Fields of ImageRequest that are not parameters an adapter must honour by name.
-_NOT_PARAMETERS = frozenset({"extra", "response_format", "prompt", "strict", "operation", "images", "mask"})
+# Fields of ImageRequest that are not parameters an adapter must honour by name (``set_fields``
+# leaves them out).
+_NOT_PARAMETERS = frozenset(
+    {"extra", "response_format", "prompt", "strict", "operation", "images", "mask", "stream", "partial_images"}
+)
+MAX_PARTIAL_IMAGES = 3
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,6 +101,11 @@ class ImageRequest:
     operation: Operation = Operation.GENERATE
     images: tuple[InputImage, ...] = ()
     mask: InputImage | None = None
+    # OpenAI's streamed generation: the answer comes as events, with up to ``partial_images`` (0-3)
+    # partial images before the final one. Not a parameter an adapter must honour (``set_fields``):
+    # the router decides per target whether it streams (docs/streaming.md).
+    stream: bool = False
+    partial_images: int | None = None
     # A mappingproxy is unhashable, so dataclasses refuse it as a plain default.
     extra: Mapping[str, Any] = dataclasses.field(default_factory=lambda: EMPTY_EXTRA)
 
@@ -194,6 +203,12 @@ def validate_request(request: ImageRequest, limits: InputLimits = DEFAULT_INPUT_
     elif request.operation is Operation.VARIATION:
         check_variation_input(request.images)
     check_input_bytes(request.images, request.mask, max_bytes=limits.max_input_image_bytes)
+    if request.partial_images is not None and not 0 <= request.partial_images <= MAX_PARTIAL_IMAGES:
+        raise InvalidArgument(
+            f"must be between 0 and {MAX_PARTIAL_IMAGES}, got {request.partial_images}",
+            param="partial_images",
+            code="invalid_value",
+        )
     return request
 
 

@@ -108,6 +108,9 @@ class AttemptRecord:
     # the job's acceptance to its end (``domain/job_progress.py``); 0 for a synchronous call.
     poll_count: int = 0
     poll_seconds: float = 0.0
+    # A streamed request's image events already passed to the caller when this call failed: the
+    # stream was cut after that many events, and no fallback could follow (docs/streaming.md).
+    stream_events: int = 0
 
     @property
     def ok(self) -> bool:

@@ -84,6 +84,7 @@ def attempt_document(attempt: AttemptRecord) -> dict[str, Any]:
             "translations": list(attempt.translations),
             "poll_count": attempt.poll_count,
             "poll_wait_ms": str(round(attempt.poll_seconds * 1000)) if attempt.poll_seconds else "",
+            "stream_events": attempt.stream_events,
         }
     )
 

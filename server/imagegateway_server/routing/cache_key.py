@@ -29,8 +29,9 @@ from imagegateway_server.routing.plan import Leaf
 KEY_VERSION = 1
 # Fields that do not change the images: ``user`` is an end-user id for the provider's abuse monitoring,
 # ``response_format`` is folded into ``delivery`` below, ``extra`` is added separately.
-# ``images`` and ``mask`` are keyed by their SHA-256 digests, never their bytes.
-_NOT_IN_KEY = frozenset({"user", "response_format", "extra", "operation", "images", "mask"})
+# ``images`` and ``mask`` are keyed by their SHA-256 digests, never their bytes; ``stream`` and
+# ``partial_images`` change how the answer travels, not its images.
+_NOT_IN_KEY = frozenset({"user", "response_format", "extra", "operation", "images", "mask", "stream", "partial_images"})
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(ImageRequest) if f.name not in _NOT_IN_KEY)
 _request_values = operator.attrgetter(*_REQUEST_FIELDS)
 # Leaf fields that cannot change an answer (see plan_fingerprint).

@@ -2,6 +2,13 @@
 
 The router knows providers only through ``ProviderAdapter`` and credentials only through a
 ``CredentialResolver``; it never builds HTTP requests itself.
+
+A watched request (``RouteContext.listener`` set) hears each attempt start and fail and each
+fallback move on; its attempts report jobs queued or running and partial images through
+``UpstreamTarget.events`` (``providers/kit/progress.py``). Every attempt gets a ``JobProgress``
+(``UpstreamTarget.jobs``) whose polls and wait go into its record, watched or not. Once a partial
+image has reached the caller, a failing target ends the request instead of falling back (the
+caller has seen that target's images): the attempt is logged with ``stream_events``.
 """
 
 from __future__ import annotations
@@ -21,14 +28,16 @@ from imagegateway_server.domain.errors import (
     DeadlineExceeded,
     ErrorKind,
     GatewayError,
+    InvalidArgument,
     ProviderError,
 )
 from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.job_progress import JobProgress
-from imagegateway_server.domain.progress import ProgressEvent, ProgressKind, ProgressListener
+from imagegateway_server.domain.progress import ProgressEvent, ProgressKind, StreamListener
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, ModelSubstitution, RoutedResult
-from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.interface import PartialImageStreaming, ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.progress import AttemptEvents
 from imagegateway_server.providers.kit.retired_models import Succession
 from imagegateway_server.routing.breakers import outcome_of
 from imagegateway_server.routing.model_successors import REMEMBERED, RETIRED, ModelSuccessors, substitution
@@ -62,8 +71,10 @@ class RouteContext:
     target_gate: TargetGate | None = None
     # Where the attempts go as they are made, so the caller can log them if the request is cancelled.
     trail: AttemptTrail | None = None
-    # Told of each attempt starting or failing and of each poll of an asynchronous job (None: nobody watches).
-    progress: ProgressListener | None = None
+    # A watching caller's ear for progress and partial images (None: nobody listens, nothing is built).
+    listener: StreamListener | None = None
+    # A streamed request may be served by a target that cannot stream, as one final answer.
+    stream_complete: bool = False
 
 
 class TargetGate(Protocol):
@@ -87,8 +98,8 @@ class AttemptTrail:
         # and its jobs' progress (polls so far).
         self._in_flight: tuple[AttemptRecord, float, JobProgress | None] | None = None
 
-    def begin(self, call: AttemptRecord, started: float, progress: JobProgress | None = None) -> None:
-        self._in_flight = (call, started, progress)
+    def begin(self, call: AttemptRecord, started: float, jobs: JobProgress | None = None) -> None:
+        self._in_flight = (call, started, jobs)
 
     def add(self, attempt: AttemptRecord) -> None:
         """A finished attempt; it ends the call in flight, whose outcome it is."""
@@ -99,7 +110,7 @@ class AttemptTrail:
         """The finished attempts, then the call in flight (if any) recorded as ended now by ``reason``."""
         if self._in_flight is None:
             return tuple(self.finished)
-        call, started, progress = self._in_flight
+        call, started, jobs = self._in_flight
         elapsed = time.monotonic() - started
         cancelled = dataclasses.replace(
             call,
@@ -109,8 +120,8 @@ class AttemptTrail:
             error=reason.message,
             cancelled=True,
             seconds=elapsed,
-            poll_count=progress.polls if progress is not None else 0,
-            poll_seconds=progress.wait_seconds() if progress is not None else 0.0,
+            poll_count=jobs.polls if jobs is not None else 0,
+            poll_seconds=jobs.wait_seconds() if jobs is not None else 0.0,
         )
         return (*self.finished, cancelled)
 
@@ -167,6 +178,23 @@ class _Unsupported(_LeafFailed):
 _SKIPS = (_CircuitSkipped, _Unsupported)
 
 
+class _StreamCut(Exception):
+    """A target failed after the caller had image events from it: the walk ends here, no fallback."""
+
+    def __init__(self, error: ProviderError | GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+STREAM_SWITCH_HINT = "x-imagegw-stream-fallback: complete (gRPC: stream_fallback STREAM_FALLBACK_COMPLETE)"
+
+
+def _leaves(node: Node) -> list[Leaf]:
+    if isinstance(node, Leaf):
+        return [node]
+    return [leaf for child in node.children for leaf in _leaves(child)]
+
+
 # How much earlier than ours an adapter's timer of the same length may fire.
 _TIMER_SLACK_SECONDS = 0.01
 
@@ -198,10 +226,37 @@ class Router:
         run = _Run(request, ctx, ctx.trail if ctx.trail is not None else AttemptTrail())
         try:
             return await self._walk(plan, run)
+        except _StreamCut as cut:
+            raise AllTargetsFailed(cut.error, run.attempts) from None
         except _LeafFailed as failed:
             raise AllTargetsFailed(failed.error, run.attempts, retry_count=failed.retry_count) from None
         except DeadlineExceeded as expired:
             raise AllTargetsFailed(expired, run.attempts) from None
+
+    def refuse_unstreamable(self, plan: Node, request: ImageRequest) -> None:
+        """Refuses, before any call, a streamed request that no target of ``plan`` can stream.
+
+        Only targets whose provider the plan names are judged (a virtual key's provider is known only
+        once it is opened); a plan with any other target is let through and judged per attempt.
+        """
+        refused: list[str] = []
+        for leaf in _leaves(plan):
+            if not leaf.provider:
+                return
+            try:
+                adapter = self._adapters(leaf.provider)
+            except (ProviderError, GatewayError):
+                return
+            model = leaf.override_params.get("model") or request.model or adapter.default_model()
+            if isinstance(adapter, PartialImageStreaming) and adapter.streams(str(model)):
+                return
+            refused.append(f"{model!s} on {leaf.provider}")
+        raise InvalidArgument(
+            f"is not supported by {', '.join(dict.fromkeys(refused))}: no target streams partial images; "
+            f"send {STREAM_SWITCH_HINT} to accept the image as one completed event",
+            param="stream",
+            code="unsupported_value",
+        )
 
     async def _walk(self, plan: Node, run: _Run) -> RoutedResult:
         try:
@@ -239,6 +294,8 @@ class Router:
         # before the enclosing fallback does, under that fallback's on_status_codes.
         last: _LeafFailed | None = None
         for child in order:
+            if last is not None:
+                self._moving_on(run, last, child)
             try:
                 return await self._node(child, run, fallback)
             except _LeafFailed as failed:
@@ -262,6 +319,8 @@ class Router:
     async def _fallback(self, group: Group, run: _Run) -> RoutedResult:
         last: _LeafFailed | None = None
         for child in group.children:
+            if last is not None:
+                self._moving_on(run, last, child)
             try:
                 return await self._node(child, run, group)
             except _LeafFailed as failed:
@@ -274,6 +333,25 @@ class Router:
                     raise
         assert last is not None  # a compiled group always has children
         raise last
+
+    @staticmethod
+    def _moving_on(run: _Run, failed: _LeafFailed, successor: Node) -> None:
+        """Tells a watching caller that the walk falls back from the last attempt's target to ``successor``."""
+        listener = run.ctx.listener
+        if listener is None:
+            return
+        last = run.attempts[-1] if run.attempts else None
+        listener.progress(
+            ProgressEvent(
+                kind=ProgressKind.FALLBACK,
+                target=last.target if last else "",
+                provider=last.provider if last else "",
+                model=last.model if last else "",
+                error_kind=failed.error.kind,
+                error=failed.error.message,
+                next_target=successor.path,
+            )
+        )
 
     def _remaining(self, run: _Run) -> float | None:
         if run.ctx.deadline is None:
@@ -409,19 +487,34 @@ class Router:
         remaining = self._remaining(run)
         if remaining is not None and remaining <= 0:
             raise DeadlineExceeded("the request deadline expired before a target answered")
+        if request.stream:
+            # Judged before the breaker is asked: a target skipped for this says nothing of its health.
+            refusal = self._stream_mode(candidate, run)
+            if refusal is not None:
+                run.trail.add(attempt_record(leaf, creds.provider, model, index, error=refusal))
+                return refusal
+            request = candidate.request  # without ``stream`` when the target answers in one piece
         permit = await self._admit(candidate, run, index)
         per_attempt = (leaf.request_timeout_ms / 1000.0) if leaf.request_timeout_ms else self._default_timeout
         timeout = per_attempt if remaining is None else min(per_attempt, remaining)
         # When the caller's remaining time is the shorter bound, a timeout is the caller's deadline
         # (504), not the target's request_timeout (408); deciding here needs no clock tolerance.
         cut_by_deadline = remaining is not None and remaining <= per_attempt
-        listener = run.ctx.progress
-        # An asynchronous provider reports its polls here; a watching caller hears of each.
-        progress = JobProgress(
-            None if listener is None else _poll_reporter(listener, leaf, creds.provider, model, index)
-        )
+        listener = run.ctx.listener
+        # An asynchronous provider counts its polls here, for the attempt's record.
+        jobs = JobProgress()
+        events: AttemptEvents | None = None
         if listener is not None:
-            listener(ProgressEvent(ProgressKind.ATTEMPT_STARTED, leaf.path, creds.provider, model, index))
+            events = AttemptEvents(listener, target=leaf.path, provider=creds.provider, model=model, retry_index=index)
+            listener.progress(
+                ProgressEvent(
+                    kind=ProgressKind.ATTEMPT_STARTED,
+                    target=leaf.path,
+                    provider=creds.provider,
+                    model=model,
+                    retry_index=index,
+                )
+            )
         target = UpstreamTarget(
             credential=creds.credential,
             base_url=creds.base_url,
@@ -429,10 +522,11 @@ class Router:
             headers=headers,
             trace_id=run.ctx.trace_id,
             strict=leaf.strict or request.strict,
-            progress=progress,
+            jobs=jobs,
+            events=events,
         )
         started = time.monotonic()
-        run.trail.begin(attempt_record(leaf, creds.provider, model, index), started, progress)
+        run.trail.begin(attempt_record(leaf, creds.provider, model, index), started, jobs)
         try:
             try:
                 async with asyncio.timeout(timeout):
@@ -457,7 +551,8 @@ class Router:
                         index,
                         started=started,
                         error=DeadlineExceeded("the request deadline expired"),
-                        progress=progress,
+                        jobs=jobs,
+                        stream_events=listener.images_sent if listener is not None else 0,
                     )
                 )
                 raise DeadlineExceeded("the request deadline expired before a target answered") from None
@@ -492,7 +587,7 @@ class Router:
                     started=started,
                     status_code=200,
                     translations=result.translations,
-                    progress=progress,
+                    jobs=jobs,
                 )
             )
             return RoutedResult(
@@ -505,23 +600,57 @@ class Router:
                 substitution=candidate.substitution,
             )
         self._settle(permit, outcome_of(error.kind))
-        record = attempt_record(leaf, creds.provider, model, index, started=started, error=error, progress=progress)
+        sent = listener.images_sent if listener is not None else 0
+        record = attempt_record(
+            leaf, creds.provider, model, index, started=started, error=error, jobs=jobs, stream_events=sent
+        )
         run.trail.add(record)
         if listener is not None:
-            listener(
+            listener.progress(
                 ProgressEvent(
-                    ProgressKind.ATTEMPT_FAILED,
-                    leaf.path,
-                    creds.provider,
-                    model,
-                    index,
+                    kind=ProgressKind.ATTEMPT_FAILED,
+                    target=leaf.path,
+                    provider=creds.provider,
+                    model=model,
+                    retry_index=index,
                     poll_count=record.poll_count,
                     elapsed_seconds=record.seconds,
                     error_kind=error.kind,
                     error=error.message,
                 )
             )
+        if sent:
+            log.warning(
+                "the stream of trace %s was cut after %d image events: %s failed (%s); no fallback",
+                run.ctx.trace_id,
+                sent,
+                leaf.path or creds.provider,
+                error.kind.value,
+            )
+            raise _StreamCut(error)
         return error
+
+    def _stream_mode(self, candidate: _Candidate, run: _Run) -> ProviderError | None:
+        """For a streamed request: None when the target may be called (streaming, or answering in one
+        piece where the caller allows it; ``candidate.request.stream`` says which), else the refusal
+        that skips the target as an attempt without a call."""
+        adapter, request = candidate.adapter, candidate.request
+        model = request.model or ""
+        if isinstance(adapter, PartialImageStreaming) and adapter.streams(model):
+            return None
+        if run.ctx.stream_complete:
+            candidate.request = dataclasses.replace(request, stream=False, partial_images=None)
+            return None
+        provider = candidate.creds.provider
+        return ProviderError(
+            ErrorKind.BAD_REQUEST,
+            f"{provider}: model {model!r} cannot stream partial images, so the target was skipped; "
+            f"send {STREAM_SWITCH_HINT} to accept its image as one completed event",
+            provider=provider,
+            status_code=400,
+            code="stream_unsupported",
+            param="stream",
+        )
 
     async def _admit(self, candidate: _Candidate, run: _Run, index: int) -> Permit | None:
         """Asks the target's breaker before an attempt; an open circuit skips the target without a call."""
@@ -551,31 +680,6 @@ class Router:
         return min(0.5 * 2.0**index, 8.0) * self._rng.uniform(0.75, 1.0)
 
 
-def _poll_reporter(
-    listener: ProgressListener, leaf: Leaf, provider: str, model: str, index: int
-) -> Callable[[JobProgress], None]:
-    """Turns an attempt's polls into progress events: QUEUED while the provider says a queue position."""
-    started = time.monotonic()
-
-    def report(job: JobProgress) -> None:
-        kind = ProgressKind.QUEUED if job.queue_position is not None else ProgressKind.RUNNING
-        listener(
-            ProgressEvent(
-                kind,
-                leaf.path,
-                provider,
-                model,
-                index,
-                status=job.status,
-                queue_position=job.queue_position,
-                poll_count=job.polls,
-                elapsed_seconds=time.monotonic() - started,
-            )
-        )
-
-    return report
-
-
 def attempt_record(
     leaf: Leaf,
     provider: str,
@@ -587,12 +691,14 @@ def attempt_record(
     error: ProviderError | GatewayError | None = None,
     circuit_open: bool = False,
     translations: tuple[str, ...] = (),
-    progress: JobProgress | None = None,
+    jobs: JobProgress | None = None,
+    stream_events: int = 0,
 ) -> AttemptRecord:
     """The one way an attempt is recorded: on ``leaf`` (its ``retry_index``-th try), timed from
     ``started`` (``time.monotonic()``; None: no call was made, or it is still in flight), with its
     ``error`` or, for a success, ``status_code`` 200. An attempt without either is the call in flight.
-    ``progress`` carries an asynchronous provider's polls into the record."""
+    ``jobs`` carries an asynchronous provider's polls into the record; ``stream_events`` counts the
+    partial images a streaming caller had from the attempt when it failed."""
     elapsed = 0.0 if started is None else time.monotonic() - started
     return AttemptRecord(
         target=leaf.path,
@@ -608,6 +714,7 @@ def attempt_record(
         virtual_key=leaf.virtual_key or "",
         seconds=elapsed,
         started=started or 0.0,
-        poll_count=progress.polls if progress is not None else 0,
-        poll_seconds=progress.wait_seconds() if progress is not None else 0.0,
+        poll_count=jobs.polls if jobs is not None else 0,
+        poll_seconds=jobs.wait_seconds() if jobs is not None else 0.0,
+        stream_events=stream_events,
     )

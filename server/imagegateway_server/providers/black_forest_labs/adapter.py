@@ -124,7 +124,8 @@ class _Task:
             lambda: self._poll(polling_url),
             provider=PROVIDER,
             deadline=self.deadline,
-            progress=self.target.progress,
+            jobs=self.target.jobs,
+            events=self.target.events,
         )
         url = JOB_HOSTS.check(
             sample, role="result.sample", sends_key=False, submitted_to=self.submit_url, client=self.client

@@ -130,7 +130,8 @@ class _Queue:
             lambda: self._status(status_url),
             provider=PROVIDER,
             deadline=self.deadline,
-            progress=self.target.progress,
+            jobs=self.target.jobs,
+            events=self.target.events,
             cancel=(lambda: self._cancel(cancel_url)) if cancel_url else None,
         )
         response = await self._send("GET", response_url)

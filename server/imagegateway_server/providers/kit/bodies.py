@@ -25,13 +25,13 @@ async def read_capped(response: aiohttp.ClientResponse, *, max_bytes: int, provi
     """Reads a response body (decompressed), refusing to hold more than ``max_bytes``."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(provider, max_bytes)
+        raise body_too_large(provider, max_bytes)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_any():
         size += len(chunk)
         if size > max_bytes:
-            raise _too_large(provider, max_bytes)
+            raise body_too_large(provider, max_bytes)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -44,7 +44,8 @@ def json_bytes(payload: Any) -> bytes:
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _too_large(provider: str, max_bytes: int) -> ProviderError:
+def body_too_large(provider: str, max_bytes: int) -> ProviderError:
+    """UPSTREAM_BUG 502: the upstream sent more than the body cap."""
     return ProviderError(
         ErrorKind.UPSTREAM_BUG,
         f"{provider}: upstream response body is larger than {max_bytes} bytes",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
+from imagegateway_server.providers.kit.progress import AttemptEvents
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,8 +26,9 @@ class UpstreamTarget:
     seconds (None: the adapter's default); ``headers`` are extra headers to forward. ``strict``
     (the target's or the request's ``strict``, as the router decided) makes the adapter refuse any
     parameter it would otherwise translate to fit the model (see ``kit/translation.py``).
-    ``progress`` is where an asynchronous provider reports its polls (the router logs them with
-    the attempt); None when nobody is listening.
+    ``jobs`` is where an asynchronous provider counts its polls and wait (the router logs them with
+    the attempt); ``events`` is where the attempt reports progress (a job queued or running) and
+    partial images to a streaming caller (``kit/progress.py``), None when nobody listens.
     """
 
     credential: Credential
@@ -36,7 +38,8 @@ class UpstreamTarget:
     headers: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     trace_id: str | None = None
     strict: bool = False
-    progress: JobProgress | None = None
+    jobs: JobProgress | None = None
+    events: AttemptEvents | None = None
 
     def __repr__(self) -> str:
         return (
@@ -77,4 +80,18 @@ class ProviderAdapter(Protocol):
 
     async def aclose(self) -> None:
         """Closes the adapter's HTTP client."""
+        ...
+
+
+@runtime_checkable
+class PartialImageStreaming(Protocol):
+    """An adapter that can stream partial images for some models.
+
+    For a request with ``stream`` set, on a model for which ``streams`` says True, ``generate``
+    asks the provider to stream, reports each partial image to ``target.events`` as it arrives,
+    and returns the final images as usual. The router never sends ``stream`` to any other adapter.
+    """
+
+    def streams(self, model: str) -> bool:
+        """Whether ``model`` answers with streamed partial images."""
         ...

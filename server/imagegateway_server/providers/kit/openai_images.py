@@ -23,8 +23,9 @@ and ``user`` are both passed on.
 
 Refused parameters raise ``ProviderError(BAD_REQUEST, code="unknown_parameter")`` naming them before
 any HTTP call. The request arrives already translated to the model's own values (``models``,
-``kit.translation``). Of the ``extra`` keys only OpenAI's ``stream`` is accepted, and only as
-``false``: the adapter reads one JSON answer. A model outside the known families gets every OpenAI
+``kit.translation``). A streamed request (``ImageRequest.stream``, set by the router only for a
+model that streams) sends ``stream: true`` and its ``partial_images``; of the ``extra`` keys only
+OpenAI's ``stream`` is accepted, and only as ``false``. A model outside the known families gets every OpenAI
 parameter forwarded and is left to OpenAI to validate.
 """
 
@@ -155,7 +156,8 @@ def build_body(request: ImageRequest, model: str, *, provider: str) -> dict[str,
         "output_compression": request.output_compression,
         "moderation": request.moderation,
         "safety_identifier": request.safety_identifier,
-        "stream": request.extra.get("stream"),
+        "stream": True if request.stream else request.extra.get("stream"),
+        "partial_images": request.partial_images if request.stream else None,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     wants_url = request.response_format is ResponseFormat.URL

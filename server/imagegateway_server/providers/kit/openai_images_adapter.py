@@ -11,6 +11,12 @@ A provider subclasses ``OpenAIImagesAdapter`` and says where the call goes (``en
 authenticates (``auth_headers``), how its error answers are classified (``classify_error``) and
 which table a model has (``model_spec``). When the caller wants bytes and the upstream answers
 with a URL, the image is downloaded (without any credential) into bytes within the same attempt.
+
+A gpt-image request with ``stream`` set (the router sets it only where ``streams`` says yes) is
+sent with ``stream: true`` and ``partial_images``; each ``*.partial_image`` event is passed on
+through ``target.events`` the moment it is read, and the ``*.completed`` events are the result. An
+``error`` event ends the attempt as a classified failure; a stream that ends without a completed
+event is a truncated answer (502).
 """
 
 from __future__ import annotations
@@ -21,10 +27,11 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
+from imagegateway_server.providers.kit import progress
 from imagegateway_server.providers.kit.base64_json import DecodedBase64
 from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
 from imagegateway_server.providers.kit.errors import Secrets, refuse_parameter, upstream_bug
@@ -35,13 +42,23 @@ from imagegateway_server.providers.kit.images import check_image, decode_image_b
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
 from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.openai_image_models import model_family
+from imagegateway_server.providers.kit.openai_image_models import ModelFamily, model_family
 from imagegateway_server.providers.kit.openai_images import OPERATIONS, build_body, build_form
+from imagegateway_server.providers.kit.sse import EventTooLarge, ServerSentEvent, SseDecoder
 from imagegateway_server.providers.kit.translation import translate
-from imagegateway_server.providers.kit.transport import FilePart, UpstreamResponse
+from imagegateway_server.providers.kit.transport import FilePart, UpstreamResponse, UpstreamStream
 
 # A long b64_json arrives decoded by the parse that checks it (``base64_json``), not decoded twice.
 _IMAGE_KEYS = frozenset({"b64_json"})
+
+
+def _error_answer(payload: dict[str, Any], response: UpstreamStream, raw: bytes) -> UpstreamResponse:
+    """A streamed error event as the error answer it stands for, for the provider's classifier: the
+    caller's mistake (a moderation refusal, a bad parameter) as 400, anything else as the server's 500."""
+    error = payload.get("error", payload)
+    kind = error.get("type") if isinstance(error, dict) else None
+    caller_side = isinstance(kind, str) and kind in ("invalid_request_error", "image_generation_user_error")
+    return UpstreamResponse(400 if caller_side else 500, response.headers, raw)
 
 
 def _echoed(payload: dict[str, object], name: str) -> str | None:
@@ -100,6 +117,10 @@ class OpenAIImagesAdapter(HttpAdapterBase):
     def check_item(self, item: dict[str, object], secret: Secrets) -> None:
         """Raises for an item of ``data`` that must not be served (a provider's content filter); no-op by default."""
 
+    def streams(self, model: str) -> bool:
+        """The gpt-image models stream partial images (OpenAI's ``stream``/``partial_images``)."""
+        return model_family(model) is ModelFamily.GPT_IMAGE
+
     def bug(self, message: str, secret: Secrets) -> ProviderError:
         """UPSTREAM_BUG 502 for an answer that is not what the API documents."""
         return upstream_bug(self.name, message, secret=secret)
@@ -114,7 +135,12 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             aliases=self._aliases,
         )
         request, model = plan.request, plan.model
-        self._check(request, model, target)
+        if request.stream and not self.streams(model):
+            # Translation moved the request to a model that answers in one piece: it is one completed event.
+            request = dataclasses.replace(request, stream=False, partial_images=None)
+        self._check(request, model, target)  # refuse the operation or a parameter before any call
+        if request.stream:
+            return plan.finish(await self._generate_streamed(request, model, target))
         if not plan.fan_out:
             return plan.finish(await self._generate_once(request, model, target))
         # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
@@ -159,6 +185,101 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             if not 200 <= response.status_code < 300:
                 raise self.classify_error(response, secret=secret)
             return await self._parse_success(response, request, model, target)
+
+    async def _generate_streamed(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
+        body = self.build_body(request, model, target)
+        secret = target.credential.secret_values()
+        own = {**self.auth_headers(target), "Accept": "text/event-stream"}
+        headers = request_headers(self.name, target.headers, own)
+        async with (
+            upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout),
+            self._client.stream(
+                "POST",
+                self.endpoint(target),
+                provider=self.name,
+                attempt_seconds=target.timeout,
+                max_body_bytes=self._max_body_bytes,
+                json_body=body,
+                headers=headers,
+            ) as response,
+        ):
+            if not 200 <= response.status_code < 300:
+                raise self.classify_error(await response.read(), secret=secret)
+            if response.content_type != "text/event-stream":
+                # A server that ignored ``stream`` and answered in one piece: its images are the completion.
+                return await self._parse_success(await response.read(), request, model, target)
+            return await self._read_events(response, request, model, target)
+
+    async def _read_events(
+        self, response: UpstreamStream, request: ImageRequest, model: str, target: UpstreamTarget
+    ) -> ImageResult:
+        """Reads the event stream to its end: partial images passed on as they come, completions kept."""
+        secret = target.credential.secret_values()
+        decoder = SseDecoder(self._max_body_bytes)
+        completed: list[dict[str, Any]] = []
+        try:
+            async for chunk in response.chunks():
+                for event in decoder.feed(chunk):
+                    if event.data.strip() == b"[DONE]":
+                        break
+                    self._on_event(event, response, target, completed)
+        except EventTooLarge as exc:
+            raise self.bug(f"{self.name}: {exc}", secret) from None
+        if not completed:
+            raise ProviderError(
+                ErrorKind.UNAVAILABLE,
+                f"{self.name}: the event stream ended before the image was completed (truncated answer)",
+                provider=self.name,
+                status_code=502,
+                code="truncated_response",
+            )
+        images = [self._completed_image(payload, secret) for payload in completed]
+        last = completed[-1]
+        usage = last.get("usage")
+        created = last.get("created_at")
+        return ImageResult(
+            images=tuple(images),
+            model=model,
+            created=created if isinstance(created, int) and not isinstance(created, bool) else int(time.time()),
+            provider_request_id=response.headers.get("x-request-id"),
+            usage=usage if isinstance(usage, dict) else None,
+            background=_echoed(last, "background"),
+            output_format=_echoed(last, "output_format"),
+            quality=_echoed(last, "quality"),
+            size=_echoed(last, "size"),
+        )
+
+    def _on_event(
+        self, event: ServerSentEvent, response: UpstreamStream, target: UpstreamTarget, completed: list[dict[str, Any]]
+    ) -> None:
+        secret = target.credential.secret_values()
+        payload = json_object(event.data)
+        if payload is None:
+            raise self.bug(f"{self.name}: a streamed event is {describe_bad_body(event.data)}", secret)
+        kind = payload.get("type")
+        kind = kind if isinstance(kind, str) else event.event
+        if event.event == "error" or kind == "error" or "error" in payload:
+            raise self.classify_error(_error_answer(payload, response, event.data), secret=secret)
+        if kind.endswith(".partial_image"):
+            b64 = payload.get("b64_json")
+            index = payload.get("partial_image_index")
+            if not isinstance(b64, str) or not b64 or not isinstance(index, int) or isinstance(index, bool):
+                raise self.bug(
+                    f"{self.name}: a partial image event without 'b64_json' or 'partial_image_index'", secret
+                )
+            progress.partial_image(target, index, b64, payload)
+        elif kind.endswith(".completed"):
+            self.check_item(payload, secret)
+            completed.append(payload)
+        # Any other event (a newer kind) carries nothing the caller's answer needs.
+
+    def _completed_image(self, payload: dict[str, Any], secret: Secrets) -> GeneratedImage:
+        b64 = payload.get("b64_json")
+        if not isinstance(b64, str) or not b64:
+            raise self.bug(f"{self.name}: a completed event without 'b64_json'", secret)
+        data = decode_image_b64(b64, provider=self.name, secret=secret)
+        mime, width, height = check_image(data, provider=self.name, secret=secret)
+        return GeneratedImage(data=data, mime_type=mime, width=width, height=height)
 
     async def _parse_success(
         self, response: UpstreamResponse, request: ImageRequest, model: str, target: UpstreamTarget

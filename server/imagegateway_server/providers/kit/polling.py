@@ -10,7 +10,9 @@ longer; a poll that says the job failed ends the wait with its classified error.
 Giving up (the deadline) and being cancelled (the caller left, or the router's timer fired) both
 stop polling at once and start the provider's ``cancel`` hook (fal: ``PUT cancel_url``) as a
 background task that nobody waits for, so the caller's cancellation is never held up by the
-provider. Every poll and the time waited are reported into the attempt's ``JobProgress``.
+provider. Every poll and the time waited are counted in the attempt's ``JobProgress`` (the attempt
+log's poll count and wait), and every poll is reported to a watching caller through the attempt's
+progress hook (``kit/progress.py``): QUEUED while the provider says a place in its queue, else RUNNING.
 
 A job in flight is one coroutine asleep on the event loop: thousands cost memory, not threads.
 """
@@ -26,6 +28,7 @@ from typing import Generic, TypeVar
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.job_progress import JobProgress
+from imagegateway_server.providers.kit.progress import AttemptEvents
 from imagegateway_server.providers.kit.transport import DEFAULT_ATTEMPT_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
@@ -106,7 +109,8 @@ async def poll_job(
     *,
     provider: str,
     deadline: float,
-    progress: JobProgress | None = None,
+    jobs: JobProgress | None = None,
+    events: AttemptEvents | None = None,
     cancel: CancelHook | None = None,
     backoff: Backoff = DEFAULT_BACKOFF,
     max_transient_failures: int = MAX_TRANSIENT_POLL_FAILURES,
@@ -118,11 +122,13 @@ async def poll_job(
     ProviderError: a transient one (rate limited, unavailable, timed out) is tried again, up to
     ``max_transient_failures`` in a row; any other ends the wait (the job failed, was moderated,
     is unknown). Past ``deadline`` (event-loop time) raises TIMEOUT (408). On TIMEOUT and on
-    cancellation, ``cancel`` is started in the background and not awaited.
+    cancellation, ``cancel`` is started in the background and not awaited. ``jobs`` and ``events``
+    are the attempt's ``UpstreamTarget.jobs`` and ``UpstreamTarget.events``.
     """
     loop = asyncio.get_running_loop()
-    if progress is not None:
-        progress.job_accepted()
+    # Counted even when the router gave no JobProgress: the progress reports carry the poll count.
+    counts = jobs if jobs is not None else JobProgress()
+    counts.job_accepted()
     failures = 0
     index = 0
     last_status = "submitted"
@@ -134,16 +140,15 @@ async def poll_job(
             if left <= wait:
                 # The next poll would come at or after the deadline: wait out the deadline, then give up.
                 await asyncio.sleep(max(0.0, left))
-                raise _gave_up(provider, progress, last_status)
+                raise _gave_up(provider, counts, last_status)
             await asyncio.sleep(wait)
             try:
                 async with asyncio.timeout_at(deadline):
                     answer = await poll()
             except TimeoutError:
-                raise _gave_up(provider, progress, last_status) from None
+                raise _gave_up(provider, counts, last_status) from None
             except ProviderError as error:
-                if progress is not None:
-                    progress.polled(f"poll failed: HTTP {error.status_code}")
+                _polled(counts, events, f"poll failed: HTTP {error.status_code}")
                 failures += 1
                 if error.kind not in _TRANSIENT_KINDS or failures > max_transient_failures:
                     raise
@@ -154,8 +159,7 @@ async def poll_job(
                 continue
             failures = 0
             last_status = answer.status
-            if progress is not None:
-                progress.polled(answer.status, answer.queue_position if isinstance(answer, Pending) else None)
+            _polled(counts, events, answer.status, answer.queue_position if isinstance(answer, Pending) else None)
             if isinstance(answer, Done):
                 return answer.value
     except asyncio.CancelledError:
@@ -165,19 +169,29 @@ async def poll_job(
         _start_cancel(cancel, provider, "the attempt's deadline passed")
         raise
     finally:
-        if progress is not None:
-            progress.job_settled()
+        counts.job_settled()
+
+
+def _polled(jobs: JobProgress, events: AttemptEvents | None, status: str, queue_position: int | None = None) -> None:
+    """Counts one answered poll and tells a watching caller of it."""
+    jobs.polled(status, queue_position)
+    if events is None:
+        return
+    if queue_position is not None:
+        events.queued(queue_position, polls=jobs.polls, status=status)
+    else:
+        events.running(jobs.polls, status=status)
 
 
 class JobTimedOut(ProviderError):
     """TIMEOUT (408): the job was still running when the attempt's deadline came."""
 
 
-def _gave_up(provider: str, progress: JobProgress | None, last_status: str) -> JobTimedOut:
-    polls = f"{progress.polls} polls, " if progress is not None else ""
+def _gave_up(provider: str, counts: JobProgress, last_status: str) -> JobTimedOut:
     return JobTimedOut(
         ErrorKind.TIMEOUT,
-        f"{provider}: the job did not finish before the attempt's deadline ({polls}last status {last_status})",
+        f"{provider}: the job did not finish before the attempt's deadline "
+        f"({counts.polls} polls, last status {last_status})",
         provider=provider,
         status_code=408,
         code="timeout",

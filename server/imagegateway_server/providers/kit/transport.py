@@ -12,10 +12,11 @@ so one misbehaving upstream cannot exhaust memory. aiohttp exceptions escape ``s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -23,7 +24,7 @@ from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES, json_bytes, read_capped
+from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES, body_too_large, json_bytes, read_capped
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_ATTEMPT_TIMEOUT_SECONDS = 120.0
@@ -67,6 +68,46 @@ class UpstreamResponse:
         """The media type without parameters, lower-cased ("" when absent)."""
         value: str = self.headers.get("content-type", "")
         return value.split(";", 1)[0].strip().lower()
+
+
+class UpstreamStream:
+    """An upstream answer whose body is still arriving: read it whole (``read``) or in parts (``chunks``),
+    either way under the body cap."""
+
+    __slots__ = ("_max_body_bytes", "_provider", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse, *, provider: str, max_body_bytes: int) -> None:
+        self._response = response
+        self._provider = provider
+        self._max_body_bytes = max_body_bytes
+
+    @property
+    def status_code(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self._response.headers
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased ("" when absent)."""
+        value: str = self._response.headers.get("content-type", "")
+        return value.split(";", 1)[0].strip().lower()
+
+    async def read(self) -> UpstreamResponse:
+        """The whole answer, read under the cap."""
+        body = await read_capped(self._response, max_bytes=self._max_body_bytes, provider=self._provider)
+        return UpstreamResponse(self._response.status, self._response.headers, body)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive; UPSTREAM_BUG (502) once their total passes the cap."""
+        size = 0
+        async for chunk in self._response.content.iter_any():
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise body_too_large(self._provider, self._max_body_bytes)
+            yield chunk
 
 
 @functools.lru_cache(maxsize=64)
@@ -161,6 +202,39 @@ class UpstreamClient:
         path: yarl would otherwise turn ``%3A`` back into ``:``). A body over the cap is an UPSTREAM_BUG
         (502); aiohttp exceptions propagate for ``upstream_errors`` to classify.
         """
+        async with self.stream(
+            method,
+            url,
+            provider=provider,
+            attempt_seconds=attempt_seconds,
+            max_body_bytes=max_body_bytes,
+            headers=headers,
+            json_body=json_body,
+            form=form,
+            content=content,
+            url_encoded=url_encoded,
+            files=files,
+        ) as response:
+            return await response.read()
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        provider: str,
+        attempt_seconds: float | None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        form: Sequence[tuple[str, str]] | None = None,
+        content: bytes | None = None,
+        url_encoded: bool = False,
+        files: Sequence[FilePart] = (),
+    ) -> AsyncIterator[UpstreamStream]:
+        """Sends one request as ``send`` does and yields the answer before its body is read, for a
+        body that arrives in parts (server-sent events); the connection is released on exit."""
         try:
             target = URL(url, encoded=url_encoded)
         except ValueError as exc:
@@ -193,8 +267,7 @@ class UpstreamClient:
             timeout=attempt_timeout(attempt_seconds),
             allow_redirects=False,
         ) as response:
-            body = await read_capped(response, max_bytes=max_body_bytes, provider=provider)
-            return UpstreamResponse(response.status, response.headers, body)
+            yield UpstreamStream(response, provider=provider, max_body_bytes=max_body_bytes)
 
     async def aclose(self) -> None:
         """Closes the pooled connections; sending afterwards raises RuntimeError."""

@@ -1,0 +1,86 @@
+"""An incremental reader of server-sent events (the ``text/event-stream`` format), as bytes arrive.
+
+``SseDecoder.feed`` takes each chunk read from the upstream and returns the events it completed;
+an event is the ``event:`` name and the ``data:`` lines joined by newlines. Lines end in LF or
+CRLF (a lone CR, which no image API sends, is not a line end); comments (``:``) and
+``id:``/``retry:`` fields are skipped. A
+partial image is one long ``data:`` line (hundreds of KiB of base64), so the buffer is searched only
+from where the last search stopped, and one event larger than ``max_event_bytes`` is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    """One event: its name ("" when the stream gave none) and its data."""
+
+    event: str
+    data: bytes
+
+
+class EventTooLarge(ValueError):
+    """One event grew past the decoder's cap."""
+
+
+class SseDecoder:
+    """Splits a byte stream into events; not thread-safe, one per stream."""
+
+    __slots__ = ("_buffer", "_data", "_event", "_max_event_bytes", "_scanned")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no line end
+        self._event = ""
+        self._data: list[bytes] = []
+        self._max_event_bytes = max_event_bytes
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The events ``chunk`` completes, in order."""
+        self._buffer += chunk
+        events: list[ServerSentEvent] = []
+        start = 0
+        while True:
+            end = self._line_end(start)
+            if end < 0:
+                break
+            line = bytes(self._buffer[start:end])
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        if start:
+            del self._buffer[:start]
+            self._scanned = 0
+        self._scanned = len(self._buffer)
+        if len(self._buffer) + sum(map(len, self._data)) > self._max_event_bytes:
+            raise EventTooLarge(f"a server-sent event is larger than {self._max_event_bytes} bytes")
+        return events
+
+    def _line_end(self, start: int) -> int:
+        """Where the next LF is at or after ``start`` (-1: none yet); bytes scanned before are skipped."""
+        return self._buffer.find(b"\n", max(start, self._scanned) if start == 0 else start)
+
+    def _line(self, line: bytes) -> ServerSentEvent | None:
+        if not line:  # a blank line dispatches the event
+            if not self._data and not self._event:
+                return None
+            event = ServerSentEvent(self._event, b"\n".join(self._data))
+            self._event, self._data = "", []
+            return event
+        if line.startswith(b":"):
+            return None
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        return None
