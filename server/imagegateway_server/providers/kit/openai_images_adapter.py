@@ -9,8 +9,10 @@ any HTTP call.
 
 A provider subclasses ``OpenAIImagesAdapter`` and says where the call goes (``endpoint``), how it
 authenticates (``auth_headers``), how its error answers are classified (``classify_error``) and
-which table a model has (``model_spec``). When the caller wants bytes and the upstream answers
-with a URL, the image is downloaded (without any credential) into bytes within the same attempt.
+which table a model has (``model_spec``); ``BearerImagesAdapter`` already says where and how for
+the providers that serve ``{base}/images/generations`` with a bearer API key. When the caller
+wants bytes and the upstream answers with a URL, the image is downloaded (without any credential)
+into bytes within the same attempt.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
@@ -203,3 +206,13 @@ class OpenAIImagesAdapter(HttpAdapterBase):
                 target.credential.secret_values(),
             )
         return response.body
+
+
+class BearerImagesAdapter(OpenAIImagesAdapter):
+    """An OpenAI-style Images API at ``{base}/images/generations`` with ``Authorization: Bearer <api_key>``."""
+
+    def endpoint(self, target: UpstreamTarget) -> str:
+        return f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
+
+    def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
+        return {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}

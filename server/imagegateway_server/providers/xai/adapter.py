@@ -14,14 +14,13 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
-from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument, ProviderError
 from imagegateway_server.domain.request import ImageRequest, parse_size
 from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.kit.errors import Secrets, refuse_parameter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
-from imagegateway_server.providers.kit.openai_images_adapter import OpenAIImagesAdapter
+from imagegateway_server.providers.kit.openai_images_adapter import BearerImagesAdapter
 from imagegateway_server.providers.kit.sizes import AUTO
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.xai import PROVIDER
@@ -32,7 +31,7 @@ from imagegateway_server.providers.xai.request import build_body
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
 
 
-class XAIAdapter(OpenAIImagesAdapter):
+class XAIAdapter(BearerImagesAdapter):
     """Generates images with xAI's image API."""
 
     name: str = PROVIDER
@@ -45,12 +44,6 @@ class XAIAdapter(OpenAIImagesAdapter):
 
     def build_body(self, request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any]:
         return build_body(request, model)
-
-    def endpoint(self, target: UpstreamTarget) -> str:
-        return f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
-
-    def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
-        return {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}
 
     def classify_error(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
         return classify_error(response, secret=secret)
