@@ -36,7 +36,6 @@ from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.translation import translate
 from imagegateway_server.providers.kit.transport import UpstreamClient, UpstreamResponse
 
 _REGION_PLACEHOLDER = "{aws_region}"
@@ -72,14 +71,7 @@ class BedrockAdapter(HttpAdapterBase):
         return f"{base}/model/{quote(model_id, safe='')}/invoke"
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or DEFAULT_MODEL,
-            spec_of=model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, model_spec)
         request, model_id = plan.request, plan.model
         model = MODELS.get(model_id)
         if model is None:

@@ -34,7 +34,6 @@ from imagegateway_server.providers.kit.images import decode_image_b64
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.job_calls import JobCalls
 from imagegateway_server.providers.kit.polling import CANCEL_HOOK_SECONDS, Done, Pending, attempt_deadline, poll_job
-from imagegateway_server.providers.kit.translation import translate
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +51,7 @@ class FalAdapter(HttpAdapterBase):
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         deadline = attempt_deadline(target.timeout)
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or DEFAULT_MODEL,
-            spec_of=model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, model_spec)
         request = plan.request
         model = fal_model(plan.model)
         if model is None:

@@ -44,7 +44,7 @@ from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec, qualities
 from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.translation import Translation, translate
+from imagegateway_server.providers.kit.translation import Translation
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -112,14 +112,7 @@ class GoogleImagesAdapter(HttpAdapterBase):
         return None
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or self.default_model_name,
-            spec_of=self.model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, self.model_spec)
         model = self.google_model(plan.model)
         if model is None:
             known = ", ".join(sorted(self.models))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES
+from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
+from imagegateway_server.providers.kit.model_spec import SpecOf
+from imagegateway_server.providers.kit.translation import Translation, translate
 from imagegateway_server.providers.kit.transport import UpstreamClient
 
 
@@ -32,6 +36,18 @@ class HttpAdapterBase:
 
     def default_model(self) -> str:
         return self.default_model_name
+
+    def translation(self, request: ImageRequest, target: UpstreamTarget, spec_of: SpecOf) -> Translation:
+        """``request`` translated for its model (this adapter's default when it names none) by the tables
+        ``spec_of`` gives, in ``target``'s strict mode and with the operator's model aliases."""
+        return translate(
+            request,
+            provider=self.name,
+            model=request.model or self.default_model_name,
+            spec_of=spec_of,
+            strict=target.strict,
+            aliases=self._aliases,
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -38,7 +38,6 @@ from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
 from imagegateway_server.providers.kit.network_failures import upstream_errors
 from imagegateway_server.providers.kit.openai_images import build_body
-from imagegateway_server.providers.kit.translation import translate
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
 # A long b64_json arrives decoded by the parse that checks it (``base64_json``), not decoded twice.
@@ -85,14 +84,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         return upstream_bug(self.name, message, secret=secret)
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or self.default_model_name,
-            spec_of=self.model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, self.model_spec)
         request, model = plan.request, plan.model
         self.build_body(request, model, target)  # refuse unsupported parameters before any call
         if not plan.fan_out:
