@@ -104,12 +104,10 @@ class BedrockAdapter(HttpAdapterBase):
     async def _invoke(self, url: str, target: UpstreamTarget, body: dict[str, Any]) -> UpstreamResponse:
         content = json_bytes(body)
         own = self._auth.headers(target.credential, url, content)
-        response = await self._client.send(
+        response = await self.send(
             "POST",
             url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
+            target,
             headers=request_headers(self.name, target.headers, own),
             content=content,
             url_encoded=True,

@@ -85,12 +85,10 @@ class FireworksAdapter(HttpAdapterBase):
     async def _one(
         self, url: str, target: UpstreamTarget, headers: Mapping[str, str], body: dict[str, Any]
     ) -> tuple[GeneratedImage, str | None]:
-        response = await self._client.send(
+        response = await self.send(
             "POST",
             url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
+            target,
             json_body=body,
             headers=headers,
         )

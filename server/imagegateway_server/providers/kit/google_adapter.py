@@ -174,12 +174,10 @@ class GoogleImagesAdapter(HttpAdapterBase):
         self, url: str, body: dict[str, Any], target: UpstreamTarget, authorization: Authorization
     ) -> UpstreamResponse:
         headers = request_headers(self.name, target.headers, {**authorization.headers, "Accept": "application/json"})
-        return await self._client.send(
+        return await self.send(
             "POST",
             url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
+            target,
             json_body=body,
             headers=headers,
         )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.kit.model_spec import SpecOf
 from imagegateway_server.providers.kit.translation import Translation, translate
-from imagegateway_server.providers.kit.transport import UpstreamClient
+from imagegateway_server.providers.kit.transport import UpstreamClient, UpstreamResponse
 
 
 class HttpAdapterBase:
@@ -47,6 +49,17 @@ class HttpAdapterBase:
             spec_of=spec_of,
             strict=target.strict,
             aliases=self._aliases,
+        )
+
+    async def send(self, method: str, url: str, target: UpstreamTarget, **kwargs: Any) -> UpstreamResponse:
+        """One call on this adapter's client within ``target``'s attempt timeout, its answer under the body cap."""
+        return await self._client.send(
+            method,
+            url,
+            provider=self.name,
+            attempt_seconds=target.timeout,
+            max_body_bytes=self._max_body_bytes,
+            **kwargs,
         )
 
     async def aclose(self) -> None:

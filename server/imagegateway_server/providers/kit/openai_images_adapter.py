@@ -109,12 +109,10 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         own = {**self.auth_headers(target), "Accept": "application/json"}
         headers = request_headers(self.name, target.headers, own)
         async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
-            response = await self._client.send(
+            response = await self.send(
                 "POST",
                 url,
-                provider=self.name,
-                attempt_seconds=target.timeout,
-                max_body_bytes=self._max_body_bytes,
+                target,
                 json_body=body,
                 headers=headers,
             )
@@ -185,13 +183,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
                 f"{self.name}: upstream returned an image URL that is not http(s)", target.credential.secret_values()
             )
         # No credential header: the URL is pre-signed and the key must not leave for a CDN.
-        response = await self._client.send(
-            "GET",
-            url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
-        )
+        response = await self.send("GET", url, target)
         if response.status_code != 200:
             raise self.bug(
                 f"{self.name}: downloading the generated image failed with HTTP {response.status_code}",
