@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.black_forest_labs import PROVIDER
 from imagegateway_server.providers.black_forest_labs.models import FluxModel
 from imagegateway_server.providers.kit.errors import refuse_parameter
 from imagegateway_server.providers.kit.param_ranges import check_integer, check_number
+from imagegateway_server.providers.kit.sizes import requested_size
 
 OUTPUT_FORMATS = ("jpeg", "png")
 MAX_SEED = 2**32 - 1
@@ -83,7 +83,7 @@ def task_bodies(request: ImageRequest, model: FluxModel) -> list[dict[str, Any]]
     """One task body per image; ``request`` is translated and checked (``check_params``)."""
     base: dict[str, Any] = {"prompt": request.prompt}
     if request.size is not None and request.size != "auto":
-        width, height = _dimensions(request.size)
+        width, height = requested_size(PROVIDER, request.size)
         base.update(width=width, height=height)
     if request.aspect_ratio is not None:
         base["aspect_ratio"] = request.aspect_ratio
@@ -100,10 +100,3 @@ def task_bodies(request: ImageRequest, model: FluxModel) -> list[dict[str, Any]]
             body["seed"] = (request.seed + index) % (MAX_SEED + 1)
         bodies.append(body)
     return bodies
-
-
-def _dimensions(size: str) -> tuple[int, int]:
-    try:
-        return parse_size(size)
-    except InvalidArgument:
-        raise refuse_parameter(PROVIDER, "size", f"must look like 1024x1024, got {size!r}") from None

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.fal import PROVIDER
 from imagegateway_server.providers.fal.models import PRESET_FOR_RATIO, PRESETS, FalModel
 from imagegateway_server.providers.kit.errors import refuse_parameter
 from imagegateway_server.providers.kit.param_ranges import check_integer, check_number
+from imagegateway_server.providers.kit.sizes import requested_size
 
 OUTPUT_FORMATS = ("jpeg", "png")
 ACCELERATIONS = ("none", "regular", "high")
@@ -83,10 +83,7 @@ def model_input(request: ImageRequest, model: FalModel) -> dict[str, Any]:
     when the model has no ``num_images``."""
     body: dict[str, Any] = {"prompt": request.prompt}
     if request.size is not None and request.size != "auto":
-        try:
-            width, height = parse_size(request.size)
-        except InvalidArgument:
-            raise refuse_parameter(PROVIDER, "size", f"must look like 1024x1024, got {request.size!r}") from None
+        width, height = requested_size(PROVIDER, request.size)
         body["image_size"] = {"width": width, "height": height}
     elif request.aspect_ratio is not None:
         body["image_size"] = PRESET_FOR_RATIO[request.aspect_ratio]

@@ -14,14 +14,14 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
-from imagegateway_server.domain.errors import InvalidArgument, ProviderError
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.kit.errors import Secrets, refuse_parameter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
 from imagegateway_server.providers.kit.openai_images_adapter import BearerImagesAdapter
-from imagegateway_server.providers.kit.sizes import AUTO
+from imagegateway_server.providers.kit.sizes import AUTO, requested_size
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.xai import PROVIDER
 from imagegateway_server.providers.xai.errors import classify_error
@@ -63,10 +63,7 @@ class XAIAdapter(BearerImagesAdapter):
         if size is None or size == AUTO:
             return request
         model = request.model or self.default_model_name
-        try:
-            width, height = parse_size(size)
-        except InvalidArgument:
-            raise refuse_parameter(self.name, "size", f"must look like 1024x1024, got {size!r}") from None
+        width, height = requested_size(self.name, size)
         if is_grok_2(model):
             if (width, height) != GROK_2_SIZE:
                 raise refuse_parameter(
