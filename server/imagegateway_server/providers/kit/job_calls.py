@@ -9,8 +9,8 @@ its own reading of the submit's fields and of the poll answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from imagegateway_server.domain.errors import ProviderError
 from imagegateway_server.domain.result import GeneratedImage
@@ -25,8 +25,11 @@ from imagegateway_server.providers.kit.polling import remaining
 from imagegateway_server.providers.kit.result_files import fetch_result_file
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
-# A provider's classification of a non-2xx answer (its ``errors.classify_error``).
-Classify = Callable[..., ProviderError]
+
+class Classify(Protocol):
+    """A provider's classification of a non-2xx answer (its ``errors.classify_error``)."""
+
+    def __call__(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError: ...
 
 
 class JobCalls:
