@@ -16,13 +16,13 @@ import time
 import uuid
 from typing import Any, ClassVar
 
-from .emulator import AnswerMode, Emulator, Endpoint, bearer_token
+from .emulator import AnswerMode, Endpoint, bearer_token
+from .generations import GenerationsEmulator
 from .images import noise_png, solid_image
 from .json_rules import BodyError, body_object, choice, integer, string
 from .recording import RecordedRequest
 from .server import Response
 
-_GENERATIONS = "/v1/images/generations"
 _V4 = {
     "1:1": "1024x1024", "2:1": "1536x768", "1:2": "768x1536", "3:2": "1280x832", "2:3": "832x1280",
     "4:3": "1216x896", "3:4": "896x1216", "5:4": "1152x896", "4:5": "896x1152", "6:10": "832x1344",
@@ -52,16 +52,10 @@ def _error(status: int, code: str, message: str) -> Response:
     return Response.json(status, {"code": code, "message": message})
 
 
-class RecraftEmulator(Emulator):
+class RecraftEmulator(GenerationsEmulator):
     """Recraft on `http://127.0.0.1:PORT/v1`."""
 
     provider: ClassVar[str] = "recraft-ai"
-    _base_path: ClassVar[str] = "/v1"
-
-    def _route(self, request: RecordedRequest) -> Endpoint | None:
-        if request.method == "POST" and request.path.rstrip("/") == _GENERATIONS:
-            return self._generations
-        return None
 
     def _not_found(self, request: RecordedRequest) -> Response:
         return _error(404, "not_found", f"{request.method} {request.path} not found")

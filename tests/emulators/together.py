@@ -17,13 +17,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .emulator import AnswerMode, Emulator, Endpoint, bearer_token
+from .emulator import AnswerMode, Endpoint, bearer_token
+from .generations import GenerationsEmulator
 from .images import ImageFormat, noise_png, solid_image
 from .json_rules import BodyError, body_object, choice, integer, number, string, unknown_fields
 from .recording import RecordedRequest
 from .server import Response
 
-_GENERATIONS = "/v1/images/generations"
 _FIELDS = frozenset(
     {
         "prompt", "model", "n", "steps", "seed", "width", "height", "negative_prompt", "response_format",
@@ -54,16 +54,10 @@ def _error(status: int, message: str, type_: str, code: str | None = None, param
     return Response.json(status, body)
 
 
-class TogetherEmulator(Emulator):
+class TogetherEmulator(GenerationsEmulator):
     """Together AI on `http://127.0.0.1:PORT/v1`."""
 
     provider: ClassVar[str] = "together-ai"
-    _base_path: ClassVar[str] = "/v1"
-
-    def _route(self, request: RecordedRequest) -> Endpoint | None:
-        if request.method == "POST" and request.path.rstrip("/") == _GENERATIONS:
-            return self._generations
-        return None
 
     def _not_found(self, request: RecordedRequest) -> Response:
         return _error(404, f"Not found: {request.method} {request.path}", "invalid_request_error")

@@ -24,31 +24,21 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .emulator import AnswerMode, Emulator, Endpoint, bearer_token
+from .emulator import AnswerMode, Endpoint, bearer_token
 from .faults import Fault, FaultSchedule
-from .google_rules import (
-    BLOCKED_PROMPT,
-    GeminiRules,
-    GoogleError,
-    ImagenRules,
-    content_filtered,
-    content_image,
-    parse_generate_content,
-    parse_predict,
-    predictions,
-    prompt_blocked,
-    status_error,
-)
+from .google_images import GoogleImagesEmulator
+from .google_rules import GeminiRules, GoogleError, ImagenRules, status_error
 from .recording import RecordedRequest
 from .server import HttpRequest, Outcome, Response
 
+_Rules = TypeVar("_Rules", ImagenRules, GeminiRules)
 TOKEN_PATH = "/token"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 JWT_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -96,12 +86,13 @@ def service_account_key(client_email: str, project_id: str, token_uri: str) -> t
     return key, public
 
 
-class VertexEmulator(Emulator):
+class VertexEmulator(GoogleImagesEmulator):
     """Vertex AI for one project on ``http://127.0.0.1:PORT`` (its base URL is the origin, as Portkey's
     ``custom_host`` for vertex-ai); ``accounts`` maps service account e-mails to their public key PEMs."""
 
     provider: ClassVar[str] = "vertex-ai"
     _malformed_body: ClassVar[bytes] = b'{"predictions": [{"mimeType": "image/png", "bytesBase64Encoded": "iVBOR'
+    _vertex: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -140,10 +131,6 @@ class VertexEmulator(Emulator):
         with self._lock:
             self._issued = dict.fromkeys(self._issued, 0.0)
 
-    def drop_next_images(self, count: int) -> None:
-        """The next Imagen answer drops ``count`` of its images as its safety filter would."""
-        self._drop_next = count
-
     def inject_token_fault(self, fault: Fault, times: int | None = 1) -> None:
         """Applies ``fault`` to the next ``times`` token requests (``inject`` applies to model calls only)."""
         self._token_faults.inject(fault, times)
@@ -175,11 +162,6 @@ class VertexEmulator(Emulator):
             return None
         return self._generate_content if match.group(4) == "generateContent" else self._predict
 
-    def _not_found(self, request: RecordedRequest) -> Response:
-        return GoogleError(
-            404, "NOT_FOUND", f"The requested URL {request.path} was not found on this server."
-        ).response()
-
     def _error_response(self, status: int, request: RecordedRequest) -> Response:
         if request.path == TOKEN_PATH:
             return Response.json(status, {"error": "internal_failure", "error_description": f"HTTP {status}"})
@@ -194,11 +176,6 @@ class VertexEmulator(Emulator):
             "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base model: "
             f"{model}. Please submit a quota increase request.",
         ).response()
-
-    def _moderation_denied(self, request: RecordedRequest, endpoint: Endpoint) -> Response:
-        if request.path.endswith(":predict"):
-            return GoogleError(400, "INVALID_ARGUMENT", BLOCKED_PROMPT).response()
-        return prompt_blocked()
 
     # -- OAuth ---------------------------------------------------------------------------------------
 
@@ -272,30 +249,18 @@ class VertexEmulator(Emulator):
             raise GoogleError(400, "INVALID_ARGUMENT", f"Unsupported location: {location}.")
         return model
 
-    def _predict(self, request: RecordedRequest, mode: AnswerMode) -> Response:
-        try:
-            self._authenticate(request)
-            model = self._call(request)
-            rules = IMAGEN_MODELS.get(model)
-            if rules is None:
-                raise _model_not_found(self.project, request, model)
-            call = parse_predict(request.json, rules, vertex=True)
-        except GoogleError as error:
-            return error.response()
-        dropped, self._drop_next = (call.count if mode.content_filtered else self._drop_next), 0
-        return predictions(call, dropped=dropped)
+    def _imagen_rules(self, request: RecordedRequest) -> ImagenRules:
+        return self._rules(request, IMAGEN_MODELS)
 
-    def _generate_content(self, request: RecordedRequest, mode: AnswerMode) -> Response:
-        try:
-            self._authenticate(request)
-            model = self._call(request)
-            rules = GEMINI_MODELS.get(model)
-            if rules is None:
-                raise _model_not_found(self.project, request, model)
-            call = parse_generate_content(request.json, rules, vertex=True)
-        except GoogleError as error:
-            return error.response()
-        return content_filtered() if mode.content_filtered else content_image(call)
+    def _gemini_rules(self, request: RecordedRequest) -> GeminiRules:
+        return self._rules(request, GEMINI_MODELS)
+
+    def _rules(self, request: RecordedRequest, table: Mapping[str, _Rules]) -> _Rules:
+        model = self._call(request)
+        rules = table.get(model)
+        if rules is None:
+            raise _model_not_found(self.project, request, model)
+        return rules
 
 
 def _model_not_found(project: str, request: RecordedRequest, model: str) -> GoogleError:

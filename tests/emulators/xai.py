@@ -14,13 +14,13 @@ from __future__ import annotations
 import base64
 from typing import Any, ClassVar
 
-from .emulator import AnswerMode, Emulator, Endpoint, bearer_token
+from .emulator import AnswerMode, Endpoint, bearer_token
+from .generations import GenerationsEmulator
 from .images import noise_png, solid_image
 from .json_rules import BodyError, body_object, choice, integer, ratio_size, string
 from .recording import RecordedRequest
 from .server import Response
 
-_GENERATIONS = "/v1/images/generations"
 IMAGINE = frozenset({"grok-imagine-image", "grok-imagine-image-pro", "grok-imagine-image-quality"})
 GROK_2 = frozenset({"grok-2-image", "grok-2-image-1212"})
 ASPECT_RATIOS = (
@@ -39,16 +39,10 @@ def _mask(key: str) -> str:
     return key[:2] + "***" + key[-2:] if len(key) > 4 else "***"
 
 
-class XAIEmulator(Emulator):
+class XAIEmulator(GenerationsEmulator):
     """xAI on `http://127.0.0.1:PORT/v1`."""
 
     provider: ClassVar[str] = "x-ai"
-    _base_path: ClassVar[str] = "/v1"
-
-    def _route(self, request: RecordedRequest) -> Endpoint | None:
-        if request.method == "POST" and request.path.rstrip("/") == _GENERATIONS:
-            return self._generations
-        return None
 
     def _not_found(self, request: RecordedRequest) -> Response:
         return _error(404, "Some requested entity was not found", f"No route for {request.method} {request.path}")

@@ -24,11 +24,11 @@ from imagegateway.v1 import logs_pb2
 from imagegateway_server.cli import main as cli_main
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
 from tests.emulators import BFLEmulator, FalEmulator, JobFault
+from tests.gateway_sdk import HTTP_TIMEOUT, sdk
 from tests.harness import GatewayThread
 
 BFL_SECRET = "bfl-test-key-0123456789abcdef"
 FAL_SECRET = "fal-test-key-0123456789:abcdef"
-HTTP_TIMEOUT = 30.0
 # The gateway's promise: a caller's deadline is kept to within 100 ms.
 DEADLINE_SLACK_MS = 100
 
@@ -78,16 +78,6 @@ def openai_target(emulators: Emulators) -> dict[str, Any]:
 
 def fallback(*targets: dict[str, Any]) -> dict[str, Any]:
     return {"strategy": {"mode": "fallback"}, "targets": list(targets)}
-
-
-def sdk(gateway: GatewayThread, key: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.rest_base_url,
-        api_key="sk-unused-by-the-gateway",
-        max_retries=0,
-        timeout=HTTP_TIMEOUT,
-        default_headers={"x-portkey-api-key": key, **headers},
-    )
 
 
 def logged(admin: ImageGatewayClient, log_id: str) -> logs_pb2.RequestLog:

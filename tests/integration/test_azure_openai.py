@@ -13,27 +13,23 @@ import uuid
 from typing import Any
 
 import httpx
-import openai
 import pytest
 from google.protobuf import json_format
 
 from imagegateway import ImageGatewayClient
 from tests.conftest import AZURE_AD_TOKEN, AZURE_SECRET, OPENAI_SECRET, Emulators, eventually
 from tests.emulators import Fault
+from tests.gateway_sdk import HTTP_TIMEOUT, PNG_SIGNATURE, sdk, secret_check, unique
 from tests.harness import GatewayThread
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HTTP_TIMEOUT = 30.0
 SECRETS = (AZURE_SECRET, AZURE_AD_TOKEN, OPENAI_SECRET)
+
+assert_no_secret = secret_check(SECRETS)
 
 
 @pytest.fixture(scope="module")
 def generate_key(admin: ImageGatewayClient) -> str:
     return admin.create_api_key(f"azure-{uuid.uuid4().hex[:6]}", "generate").key
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def azure_target(emulators: Emulators, **fields: str) -> dict[str, Any]:
@@ -56,22 +52,6 @@ def fallback_config(emulators: Emulators, **azure_fields: str) -> dict[str, Any]
             {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url},
         ],
     }
-
-
-def sdk(gateway: GatewayThread, key: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.rest_base_url,
-        api_key="sk-unused-by-the-gateway",  # the SDK always sends one: Portkey's "REDUNDANT"
-        max_retries=0,
-        timeout=HTTP_TIMEOUT,
-        default_headers={"x-portkey-api-key": key, **headers},
-    )
-
-
-def assert_no_secret(where: str, value: Any) -> None:
-    text = value if isinstance(value, str) else repr(value)
-    for secret in SECRETS:
-        assert secret not in text, f"a secret appeared in {where}"
 
 
 def test_a_config_falls_back_from_azures_content_filter_to_openai_through_the_sdk(

@@ -33,20 +33,17 @@ from tests.conftest import (
     eventually,
 )
 from tests.emulators import BedrockEmulator, Fault
+from tests.gateway_sdk import HTTP_TIMEOUT, PNG_SIGNATURE, sdk, secret_check, unique
 from tests.harness import GatewayThread
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HTTP_TIMEOUT = 30.0
 NOVA = "amazon.nova-canvas-v1:0"
+
+assert_no_secret = secret_check(BEDROCK_SECRETS, "a Bedrock secret")
 
 
 @pytest.fixture(scope="module")
 def generate_key(admin: ImageGatewayClient) -> str:
     return admin.create_api_key(f"bedrock-{uuid.uuid4().hex[:6]}", "generate").key
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def bedrock_target(emulator: BedrockEmulator, **fields: str) -> dict[str, Any]:
@@ -76,22 +73,6 @@ def fallback_config(emulator: BedrockEmulator, emulators: Emulators, **fields: s
             },
         ],
     }
-
-
-def sdk(gateway: GatewayThread, key: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.rest_base_url,
-        api_key="sk-unused-by-the-gateway",  # the SDK always sends one: Portkey's "REDUNDANT"
-        max_retries=0,
-        timeout=HTTP_TIMEOUT,
-        default_headers={"x-portkey-api-key": key, **headers},
-    )
-
-
-def assert_no_secret(where: str, value: Any) -> None:
-    text = value if isinstance(value, str) else repr(value)
-    for secret in BEDROCK_SECRETS:
-        assert secret not in text, f"a Bedrock secret appeared in {where}"
 
 
 def signed_by(request: Any) -> str:

@@ -6,7 +6,7 @@ every path that touches a Bedrock credential: virtual keys and saved configs wit
 upstream errors that echo the secrets back, an expired session token, Portkey's ``x-portkey-aws-*``
 headers and gRPC's ``provider_credential``, refusals of bad fields, the request log, the metrics and
 the database file itself. Everything is searched for the secrets, whole and in telling fragments
-(``tests/integration/test_secrets_never_leak.py`` has the transcript and the fragments).
+(``tests/leak_scan.py`` has the transcript and the fragments).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from imagegateway import ImageGatewayClient
 from tests.conftest import BEDROCK_REGION, eventually
 from tests.emulators import BedrockEmulator, Fault
 from tests.harness import GatewayThread, running_gateway
-from tests.integration.test_secrets_never_leak import MASTER_KEY, TIMEOUT, Transcript, fragments
+from tests.leak_scan import MASTER_KEY, TIMEOUT, Transcript
 
 # Made fresh for this test, not shaped like any key format, so only exact scrubbing can hide them.
 KEY_ID = "AKIALEAKTEST" + secrets.token_hex(4).upper()
@@ -272,8 +272,7 @@ def test_no_aws_secret_or_session_token_appears_in_anything_the_gateway_says_or_
     with caplog.at_level(logging.DEBUG):
         logging.getLogger("botocore").setLevel(logging.DEBUG)
         drive(leaky, aws, seen)
-    for record in caplog.records:
-        seen.add(f"log {record.name}", f"{record.getMessage()} {record.__dict__} {record.exc_text or ''}")
+    seen.add_logs(caplog.records)
     database = b"".join(path.read_bytes() for path in sorted(data_dir.glob("imagegw.db*")))
     seen.add("database file", database.decode("latin-1"))
 
@@ -285,11 +284,5 @@ def test_no_aws_secret_or_session_token_appears_in_anything_the_gateway_says_or_
     assert len(database) > 10_000 and len(caplog.records) > 10
     assert sum(where.startswith("GenerateImage") for where, _ in seen.parts) >= 8
 
-    leaks = [
-        (name, where)
-        for name, secret in SECRETS.items()
-        for fragment in fragments(secret)
-        for where, text in seen.parts
-        if fragment in text
-    ]
+    leaks = seen.leaks(SECRETS)
     assert leaks == [], f"secrets found (secret, where): {sorted(set(leaks))}"

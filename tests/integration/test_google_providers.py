@@ -32,10 +32,8 @@ from tests.conftest import (
     eventually,
 )
 from tests.emulators import Fault, GeminiApiEmulator, VertexEmulator
+from tests.gateway_sdk import HTTP_TIMEOUT, PNG_SIGNATURE, sdk, unique
 from tests.harness import GatewayThread
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HTTP_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +47,6 @@ def clouds(
 ) -> tuple[VertexEmulator, GeminiApiEmulator, Emulators]:
     vertex, gemini = google_emulators
     return vertex, gemini, emulators
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def vertex_target(vertex: VertexEmulator, account: ServiceAccount | None, **fields: Any) -> dict[str, Any]:
@@ -92,16 +86,6 @@ def chain(
             },
         ],
     }
-
-
-def sdk(gateway: GatewayThread, key: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.rest_base_url,
-        api_key="sk-unused-by-the-gateway",  # the SDK always sends one: Portkey's "REDUNDANT"
-        max_retries=0,
-        timeout=HTTP_TIMEOUT,
-        default_headers={"x-portkey-api-key": key, **headers},
-    )
 
 
 def test_the_sdk_falls_back_from_vertex_to_gemini_to_openai_on_safety_filters(

@@ -5,7 +5,7 @@ process log or database page.
 One gateway of its own (a known master key, every logger captured at DEBUG) is driven through the
 admin RPCs, the SDK-shaped REST shim and gRPC with both providers' credentials, with successes and
 upstream failures that echo the credentials back. Everything it said, and the bytes of its database
-files, are then searched for each secret (``Transcript`` and ``fragments`` are the main leak scan's).
+files, are then searched for each secret (``tests/leak_scan.py``'s ``Transcript``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tests.conftest import (
 )
 from tests.emulators import Fault, GeminiApiEmulator, VertexEmulator
 from tests.harness import GatewayThread, running_gateway
-from tests.integration.test_secrets_never_leak import MASTER_KEY, TIMEOUT, Transcript, fragments
+from tests.leak_scan import MASTER_KEY, TIMEOUT, Transcript
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +184,7 @@ def test_no_google_secret_appears_in_anything_the_gateway_says_or_stores(
     seen = Transcript()
     with caplog.at_level(logging.DEBUG):
         drive(leaky, vertex, gemini, service_account, seen)
-    for record in caplog.records:
-        seen.add(f"log {record.name}", f"{record.getMessage()} {record.__dict__} {record.exc_text or ''}")
+    seen.add_logs(caplog.records)
     for path in sorted(data_dir.iterdir()):
         if path.is_file() and path.name != "master.key":
             seen.add(f"database file {path.name}", path.read_bytes().decode("latin-1"))
@@ -206,13 +205,7 @@ def test_no_google_secret_appears_in_anything_the_gateway_says_or_stores(
         "vertex access token": VERTEX_ACCESS_TOKEN,
         **{f"exchanged token {i}": token for i, token in enumerate(dict.fromkeys(issued))},
     }
-    leaks = [
-        (name, where)
-        for name, secret in secrets_.items()
-        for fragment in fragments(secret)
-        for where, text in seen.parts
-        if fragment in text
-    ]
+    leaks = seen.leaks(secrets_)
     # The private key: its whole base64 body, and pieces of it from the start, middle and end.
     key_pieces = [body, body[:40], body[len(body) // 2 : len(body) // 2 + 40], body[-40:]]
     leaks += [("private key", where) for piece in key_pieces for where, text in seen.parts if piece in text]

@@ -19,6 +19,7 @@ import pytest
 from imagegateway import ImageGatewayClient, ImageGatewayError
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
 from tests.emulators import Emulator, Fault
+from tests.gateway_sdk import PNG_SIGNATURE, sdk, unique
 from tests.harness import GatewayThread
 from tests.model_host_emulators import (
     FIREWORKS_SECRET,
@@ -32,9 +33,7 @@ from tests.model_host_emulators import (
 
 __all__ = ["host_emulators", "hosts"]
 
-HTTP_TIMEOUT = 30.0
 JPEG_SIGNATURE = b"\xff\xd8\xff"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SCHNELL = "black-forest-labs/FLUX.1-schnell"
 
 
@@ -46,10 +45,6 @@ def generate_key(admin: ImageGatewayClient) -> str:
 @pytest.fixture
 def both(emulators: Emulators, hosts: Hosts) -> Iterator[tuple[Emulators, Hosts]]:
     yield emulators, hosts
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def target(provider: str, emulator: Emulator, secret: str, **extra: Any) -> dict[str, Any]:
@@ -64,16 +59,6 @@ def together_then_openai(hosts: Hosts, emulators: Emulators) -> dict[str, Any]:
             target("openai", emulators.openai, OPENAI_SECRET, override_params={"model": "dall-e-3"}),
         ],
     }
-
-
-def sdk(gateway: GatewayThread, key: str, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.rest_base_url,
-        api_key="sk-unused-by-the-gateway",
-        max_retries=0,
-        timeout=HTTP_TIMEOUT,
-        default_headers={"x-portkey-api-key": key, **headers},
-    )
 
 
 def test_a_429_on_together_falls_back_to_openai_through_the_sdk(

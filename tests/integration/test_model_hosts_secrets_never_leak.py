@@ -4,7 +4,7 @@ One gateway (in a thread, every logger captured at DEBUG) serves Together, Firew
 through virtual keys, inline configs and Portkey's bare-provider headers, while each emulator echoes
 the key it was sent back in its error bodies (xAI's 400, Recraft's plain-text 401, Fireworks' gateway
 fault, Together's envelope). Everything the gateway said is then searched for every key, whole and in
-telling fragments (``test_secrets_never_leak``'s transcript and fragments).
+telling fragments (``tests/leak_scan.py``'s transcript and fragments).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import pytest
 from imagegateway import ImageGatewayClient
 from tests.emulators import Emulator, Fault, FireworksEmulator, RecraftEmulator, TogetherEmulator, XAIEmulator
 from tests.harness import GatewayThread, running_gateway
-from tests.integration.test_secrets_never_leak import Transcript, fragments
+from tests.leak_scan import TIMEOUT, Transcript
 
-TIMEOUT = 30.0
 # Not shaped like "sk-...": only exact-secret scrubbing can hide these.
 KEYS = {
     "together-ai": "together" + secrets.token_urlsafe(24),
@@ -137,17 +136,10 @@ def test_no_model_host_key_appears_in_anything_the_gateway_says(
     seen = Transcript()
     with caplog.at_level(logging.DEBUG):
         drive(leaky_hosts, fakes, seen)
-    for record in caplog.records:
-        seen.add(f"log {record.name}", f"{record.getMessage()} {record.__dict__} {record.exc_text or ''}")
+    seen.add_logs(caplog.records)
     # The keys did reach the providers (and came back in their error bodies), so there is something to find.
     sent = " ".join(r.headers.get("authorization", "") for emulator in fakes.values() for r in emulator.requests)
     assert all(secret in sent for secret in (*KEYS.values(), BARE))
     assert any(where == "GenerateImage vk" for where, _ in seen.parts) and len(caplog.records) > 10
-    leaks = [
-        (name, where)
-        for name, secret in {**KEYS, "bare": BARE}.items()
-        for fragment in fragments(secret)
-        for where, text in seen.parts
-        if fragment in text
-    ]
+    leaks = seen.leaks({**KEYS, "bare": BARE})
     assert leaks == [], f"secrets found (secret, where): {sorted(set(leaks))}"

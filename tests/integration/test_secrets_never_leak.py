@@ -10,29 +10,24 @@ on purpose.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import secrets
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from google.protobuf import json_format
-from google.protobuf.message import Message
 
-from imagegateway import ImageGatewayClient, ImageGatewayError
+from imagegateway import ImageGatewayClient
 from imagegateway_server.security.vault import load_vault
 from imagegateway_server.settings import Settings
 from tests.conftest import OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread, running_gateway
+from tests.leak_scan import MASTER_KEY, TIMEOUT, Transcript
 
-TIMEOUT = 30.0
-MASTER_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 # Not shaped like "sk-...": only exact-secret scrubbing can hide these.
 INLINE_SECRET = "inline" + secrets.token_urlsafe(24)
 BARE_SECRET = "bare" + secrets.token_urlsafe(24)
@@ -40,44 +35,10 @@ ROTATED_SECRET = "rotated" + secrets.token_urlsafe(24)
 FIELDS_SECRET = "fields" + secrets.token_urlsafe(24)
 
 
-class Transcript:
-    """Everything the gateway said, as text."""
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[str, str]] = []
-
-    def add(self, where: str, value: Any) -> None:
-        if isinstance(value, Message):
-            text = json_format.MessageToJson(value) + str(value)
-        elif isinstance(value, httpx.Response):
-            text = f"{value.status_code} {dict(value.headers)} {value.text}"
-        elif isinstance(value, ImageGatewayError):
-            text = f"{value} {value.message!r} {[str(d) for d in value.details]} {value.error_info}"
-        elif isinstance(value, BaseException):
-            text = "".join(traceback.format_exception(value))
-        else:
-            text = str(value)
-        self.parts.append((where, text))
-
-    def call(self, where: str, fn: Callable[[], Any]) -> Any:
-        try:
-            result = fn()
-        except ImageGatewayError as exc:
-            self.add(where, exc)
-            return None
-        self.add(where, result)
-        return result
-
-
 @pytest.fixture(scope="module")
 def leaky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
     with running_gateway(tmp_path_factory.mktemp("leak"), master_key=MASTER_KEY) as gateway:
         yield gateway
-
-
-def fragments(secret: str) -> list[str]:
-    """The secret and pieces long enough to identify it (a masked echo keeps a head or a tail)."""
-    return [secret, secret[-12:], secret[4:16]]
 
 
 def drive(gateway: GatewayThread, emulators: Emulators, seen: Transcript) -> dict[str, str]:
@@ -280,8 +241,7 @@ def test_no_secret_appears_in_anything_the_gateway_says(
     seen = Transcript()
     with caplog.at_level(logging.DEBUG):
         keys = drive(leaky, emulators, seen)
-    for record in caplog.records:
-        seen.add(f"log {record.name}", f"{record.getMessage()} {record.__dict__} {record.exc_text or ''}")
+    seen.add_logs(caplog.records)
 
     # The secrets did reach the providers, so the test is looking for something that exists.
     sent = [
@@ -303,13 +263,7 @@ def test_no_secret_appears_in_anything_the_gateway_says(
         "admin key": leaky.admin_key,
         **{f"{k} gateway key": v for k, v in keys.items()},
     }
-    leaks = [
-        (name, where)
-        for name, secret in secrets_.items()
-        for fragment in fragments(secret)
-        for where, text in seen.parts
-        if fragment in text
-    ]
+    leaks = seen.leaks(secrets_)
     assert leaks == [], f"secrets found (secret, where): {sorted(set(leaks))}"
 
 

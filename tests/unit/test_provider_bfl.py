@@ -22,6 +22,7 @@ from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.transport import UpstreamClient
 from imagegateway_server.security.ssrf_transport import guarded_client
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from tests.adapter_failures import generate_fails
 from tests.emulators import BFLEmulator, Fault, JobFault
 
 KEY = "bfl-test-key-0123456789abcdef"
@@ -47,10 +48,7 @@ def target(timeout: float = 10.0, **kwargs: Any) -> UpstreamTarget:
 
 
 async def refused(adapter: BlackForestLabsAdapter, request: ImageRequest, **kwargs: Any) -> ProviderError:
-    with pytest.raises(ProviderError) as raised:
-        await adapter.generate(request, target(**kwargs))
-    assert KEY not in raised.value.message
-    return raised.value
+    return await generate_fails(adapter, request, target(**kwargs), KEY)
 
 
 async def test_a_task_is_submitted_polled_and_its_signed_result_fetched_without_the_key(

@@ -23,6 +23,7 @@ from imagegateway_server.providers.kit.polling import drain_cancellations
 from imagegateway_server.providers.kit.progress import AttemptEvents
 from imagegateway_server.security.ssrf_transport import guarded_client
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from tests.adapter_failures import generate_fails
 from tests.emulators import FalEmulator, Fault, JobFault
 from tests.unit.test_polling import Heard
 
@@ -48,10 +49,7 @@ def target(timeout: float = 10.0, key: str = KEY, **kwargs: Any) -> UpstreamTarg
 
 
 async def refused(adapter: FalAdapter, request: ImageRequest, **kwargs: Any) -> ProviderError:
-    with pytest.raises(ProviderError) as raised:
-        await adapter.generate(request, target(**kwargs))
-    assert KEY not in raised.value.message
-    return raised.value
+    return await generate_fails(adapter, request, target(**kwargs), KEY)
 
 
 async def test_a_request_is_queued_polled_read_and_its_images_fetched_without_the_key(

@@ -17,6 +17,7 @@ from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.fireworks.adapter import FireworksAdapter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.registry import canonical_provider
+from tests.adapter_failures import generate_fails
 from tests.credentials import api_key
 from tests.emulators import Fault, FireworksEmulator
 from tests.model_host_emulators import FIREWORKS_SECRET, Hosts, host_emulators, hosts
@@ -40,9 +41,7 @@ async def fireworks(emu: FireworksEmulator) -> AsyncIterator[FireworksAdapter]:
 
 
 async def fails(adapter: FireworksAdapter, request: ImageRequest, target: UpstreamTarget = TARGET) -> ProviderError:
-    with pytest.raises(ProviderError) as info:
-        await adapter.generate(request, target)
-    return info.value
+    return await generate_fails(adapter, request, target)
 
 
 def test_portkeys_spelling_resolves() -> None:

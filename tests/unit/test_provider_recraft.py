@@ -14,6 +14,7 @@ from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.recraft.adapter import RecraftAdapter
 from imagegateway_server.providers.registry import canonical_provider
+from tests.adapter_failures import generate_fails
 from tests.credentials import api_key
 from tests.emulators import Fault, RecraftEmulator
 from tests.model_host_emulators import RECRAFT_SECRET, Hosts, host_emulators, hosts
@@ -36,9 +37,7 @@ async def recraft(emu: RecraftEmulator) -> AsyncIterator[RecraftAdapter]:
 
 
 async def fails(adapter: RecraftAdapter, request: ImageRequest, target: UpstreamTarget = TARGET) -> ProviderError:
-    with pytest.raises(ProviderError) as info:
-        await adapter.generate(request, target)
-    return info.value
+    return await generate_fails(adapter, request, target)
 
 
 def test_portkeys_spelling_resolves() -> None:

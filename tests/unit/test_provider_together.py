@@ -15,6 +15,7 @@ from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.registry import PROVIDER_SPECS, canonical_provider
 from imagegateway_server.providers.together.adapter import TogetherAdapter
+from tests.adapter_failures import generate_fails
 from tests.credentials import api_key
 from tests.emulators import Fault, TogetherEmulator
 from tests.model_host_emulators import TOGETHER_SECRET, Hosts, host_emulators, hosts
@@ -40,9 +41,7 @@ async def together(emu: TogetherEmulator) -> AsyncIterator[TogetherAdapter]:
 
 
 async def fails(adapter: TogetherAdapter, request: ImageRequest, target: UpstreamTarget = TARGET) -> ProviderError:
-    with pytest.raises(ProviderError) as info:
-        await adapter.generate(request, target)
-    return info.value
+    return await generate_fails(adapter, request, target)
 
 
 def test_portkeys_spelling_and_aliases_resolve() -> None:

@@ -15,6 +15,7 @@ from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.registry import canonical_provider
 from imagegateway_server.providers.xai.adapter import XAIAdapter
+from tests.adapter_failures import generate_fails
 from tests.credentials import api_key
 from tests.emulators import Fault, XAIEmulator
 from tests.model_host_emulators import XAI_SECRET, Hosts, host_emulators, hosts
@@ -37,9 +38,7 @@ async def xai(emu: XAIEmulator) -> AsyncIterator[XAIAdapter]:
 
 
 async def fails(adapter: XAIAdapter, request: ImageRequest, target: UpstreamTarget = TARGET) -> ProviderError:
-    with pytest.raises(ProviderError) as info:
-        await adapter.generate(request, target)
-    return info.value
+    return await generate_fails(adapter, request, target)
 
 
 def test_portkeys_spelling_resolves() -> None:

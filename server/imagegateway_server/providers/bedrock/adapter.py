@@ -36,7 +36,6 @@ from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.translation import translate
 from imagegateway_server.providers.kit.transport import UpstreamClient, UpstreamResponse
 
 _REGION_PLACEHOLDER = "{aws_region}"
@@ -72,14 +71,7 @@ class BedrockAdapter(HttpAdapterBase):
         return f"{base}/model/{quote(model_id, safe='')}/invoke"
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or DEFAULT_MODEL,
-            spec_of=model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, model_spec)
         request, model_id = plan.request, plan.model
         model = MODELS.get(model_id)
         if model is None:
@@ -112,12 +104,10 @@ class BedrockAdapter(HttpAdapterBase):
     async def _invoke(self, url: str, target: UpstreamTarget, body: dict[str, Any]) -> UpstreamResponse:
         content = json_bytes(body)
         own = self._auth.headers(target.credential, url, content)
-        response = await self._client.send(
+        response = await self.send(
             "POST",
             url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
+            target,
             headers=request_headers(self.name, target.headers, own),
             content=content,
             url_encoded=True,

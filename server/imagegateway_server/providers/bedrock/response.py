@@ -21,7 +21,7 @@ from imagegateway_server.providers.bedrock import PROVIDER
 from imagegateway_server.providers.kit.base64_json import DecodedBase64
 from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
 from imagegateway_server.providers.kit.errors import Secrets, provider_error, upstream_bug
-from imagegateway_server.providers.kit.images import check_image, decode_image_b64
+from imagegateway_server.providers.kit.images import checked_image, decode_image_b64
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
 _log = logging.getLogger(__name__)
@@ -89,14 +89,7 @@ def _image_list(payload: dict[str, Any], response: UpstreamResponse, *, secret: 
 
 def _image(item: Any, seed: object, *, secret: Secrets) -> GeneratedImage:
     data = item.data if isinstance(item, DecodedBase64) else decode_image_b64(item, provider=PROVIDER, secret=secret)
-    mime, width, height = check_image(data, provider=PROVIDER, secret=secret)
-    return GeneratedImage(
-        data=data,
-        mime_type=mime,
-        width=width,
-        height=height,
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-    )
+    return checked_image(data, provider=PROVIDER, secret=secret, seed=seed)
 
 
 def _content_policy(message: str, secret: Secrets) -> Exception:

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from imagegateway_server.domain.credentials import API_KEY
-from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.black_forest_labs import PROVIDER
@@ -29,18 +27,13 @@ from imagegateway_server.providers.black_forest_labs.hosts import JOB_HOSTS
 from imagegateway_server.providers.black_forest_labs.jobs import read_poll
 from imagegateway_server.providers.black_forest_labs.models import DEFAULT_MODEL, MODELS, flux_model, model_spec
 from imagegateway_server.providers.black_forest_labs.request import check_params, task_bodies
-from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
-from imagegateway_server.providers.kit.errors import upstream_bug
+from imagegateway_server.providers.kit.errors import unserved_model, upstream_bug
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
 from imagegateway_server.providers.kit.headers import request_headers
 from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
-from imagegateway_server.providers.kit.images import check_image
 from imagegateway_server.providers.kit.interface import UpstreamTarget
-from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.polling import Done, Pending, attempt_deadline, poll_job, remaining
-from imagegateway_server.providers.kit.result_files import fetch_result_file
-from imagegateway_server.providers.kit.translation import translate
-from imagegateway_server.providers.kit.transport import UpstreamResponse
+from imagegateway_server.providers.kit.job_calls import JobCalls
+from imagegateway_server.providers.kit.polling import Done, Pending, attempt_deadline, poll_job
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +52,24 @@ class BlackForestLabsAdapter(HttpAdapterBase):
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         deadline = attempt_deadline(target.timeout)
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or DEFAULT_MODEL,
-            spec_of=model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, model_spec)
         request = plan.request
         model = flux_model(plan.model)
         if model is None:
-            raise ProviderError(
-                ErrorKind.BAD_REQUEST,
-                f"{self.name}: model {plan.model!r} is not a FLUX model served here (known: {', '.join(MODELS)})",
-                provider=self.name,
-                status_code=400,
-                code="invalid_value",
-                param="model",
-            )
+            raise unserved_model(self.name, plan.model, "FLUX", MODELS)
         check_params(request, model)
         bodies = task_bodies(request, model)
         own = {"x-key": target.credential.value(API_KEY) or "", "Accept": "application/json"}
-        headers = request_headers(self.name, target.headers, own)
-        submit_url = f"{(target.base_url or self._base_url).rstrip('/')}/v1/{quote(model.name)}"
-        task = _Task(self, target, headers, submit_url, deadline, request.response_format is ResponseFormat.URL)
+        task = _Task(
+            self,
+            target,
+            headers=request_headers(self.name, target.headers, own),
+            submit_url=f"{(target.base_url or self._base_url).rstrip('/')}/v1/{quote(model.name)}",
+            deadline=deadline,
+            wants_url=request.response_format is ResponseFormat.URL,
+            hosts=JOB_HOSTS,
+            classify=classify_error,
+        )
         results = await all_or_nothing([task.run(body) for body in bodies])
         return plan.finish(
             ImageResult(
@@ -95,27 +81,8 @@ class BlackForestLabsAdapter(HttpAdapterBase):
         )
 
 
-class _Task:
-    """What the tasks of one attempt share: where they go, how they authenticate, their deadline."""
-
-    def __init__(
-        self,
-        adapter: BlackForestLabsAdapter,
-        target: UpstreamTarget,
-        headers: Mapping[str, str],
-        submit_url: str,
-        deadline: float,
-        wants_url: bool,
-    ) -> None:
-        self.adapter = adapter
-        self.client = adapter._client
-        self.max_body_bytes = adapter._max_body_bytes
-        self.target = target
-        self.secret = target.credential.secret_values()
-        self.headers = headers
-        self.submit_url = submit_url
-        self.deadline = deadline
-        self.wants_url = wants_url
+class _Task(JobCalls):
+    """The tasks of one attempt: each submitted, polled to the end and its image fetched."""
 
     async def run(self, body: dict[str, Any]) -> tuple[GeneratedImage, str]:
         """Submits one task, polls it to the end and fetches its image (or hands on its URL)."""
@@ -127,9 +94,7 @@ class _Task:
             jobs=self.target.jobs,
             events=self.target.events,
         )
-        url = JOB_HOSTS.check(
-            sample, role="result.sample", sends_key=False, submitted_to=self.submit_url, client=self.client
-        )
+        url = self.checked_url(sample, "result.sample", sends_key=False)
         seed = body.get("seed")
         mime = _MIME.get(str(body.get("output_format", "jpeg")), "image/jpeg")
         if self.wants_url:
@@ -139,27 +104,10 @@ class _Task:
             )
             expires = time.time() + RESULT_URL_SECONDS
             return GeneratedImage(data=None, mime_type=mime, url=url, seed=seed, url_expires_at=expires), task_id
-        data = await fetch_result_file(
-            self.client,
-            url,
-            provider=PROVIDER,
-            seconds=remaining(self.deadline),
-            max_body_bytes=self.max_body_bytes,
-            secret=self.secret,
-        )
-        mime, width, height = check_image(data, provider=PROVIDER, secret=self.secret)
-        return GeneratedImage(data=data, mime_type=mime, width=width, height=height, seed=seed), task_id
+        return await self.fetch_image(url, seed), task_id
 
     async def _submit(self, body: dict[str, Any]) -> tuple[str, str]:
-        response = await self._send("POST", self.submit_url, json_body=body)
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, secret=self.secret)
-        payload = json_object(response.body)
-        if payload is None:
-            what = describe_bad_body(response.body)
-            raise upstream_bug(
-                PROVIDER, f"{PROVIDER}: submit returned HTTP {response.status_code} with {what}", secret=self.secret
-            )
+        payload = await self.submit(body)
         task_id = payload.get("id")
         if not isinstance(task_id, str) or not task_id:
             raise upstream_bug(PROVIDER, f"{PROVIDER}: submit answered without a task 'id'", secret=self.secret)
@@ -168,26 +116,10 @@ class _Task:
             # Older answers carry only the id, polled on the legacy endpoint of the submit host.
             origin = self.submit_url.rsplit("/v1/", 1)[0]
             polling_url = f"{origin}/v1/get_result?id={quote(task_id, safe='')}"
-        checked = JOB_HOSTS.check(
-            polling_url, role="polling_url", sends_key=True, submitted_to=self.submit_url, client=self.client
-        )
-        return task_id, checked
+        return task_id, self.checked_url(polling_url, "polling_url", sends_key=True)
 
     async def _poll(self, polling_url: str) -> Pending | Done[object]:
-        response = await self._send("GET", polling_url)
+        response = await self.send("GET", polling_url)
         if response.status_code != 200:
             raise classify_error(response, secret=self.secret)
         return read_poll(response, secret=self.secret)
-
-    async def _send(self, method: str, url: str, **kwargs: Any) -> UpstreamResponse:
-        seconds = remaining(self.deadline)
-        async with upstream_errors(PROVIDER, secret=self.secret, attempt_seconds=seconds):
-            return await self.client.send(
-                method,
-                url,
-                provider=PROVIDER,
-                attempt_seconds=seconds,
-                max_body_bytes=self.max_body_bytes,
-                headers=self.headers,
-                **kwargs,
-            )

@@ -21,14 +21,14 @@ Every refusal is a BAD_REQUEST naming the parameter, raised before any HTTP call
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.black_forest_labs import PROVIDER
 from imagegateway_server.providers.black_forest_labs.models import FluxModel
 from imagegateway_server.providers.kit.errors import refuse_parameter
+from imagegateway_server.providers.kit.param_ranges import check_integer, check_number
+from imagegateway_server.providers.kit.sizes import requested_size
 
 OUTPUT_FORMATS = ("jpeg", "png")
 MAX_SEED = 2**32 - 1
@@ -59,15 +59,15 @@ def check_params(request: ImageRequest, model: FluxModel) -> None:
 
 def _check_value(name: str, value: Any, model: FluxModel) -> None:
     if name == "safety_tolerance":
-        _integer(name, value, 0, model.max_safety_tolerance)
+        check_integer(PROVIDER, name, value, 0, model.max_safety_tolerance)
     elif name == "seed":
-        _integer(name, value, 0, MAX_SEED)
+        check_integer(PROVIDER, name, value, 0, MAX_SEED)
     elif name == "steps":
-        _integer(name, value, 1, 50)
+        check_integer(PROVIDER, name, value, 1, 50)
     elif name in ("guidance", "cfg_scale"):
-        _number(name, value, 1.5, 10.0)
+        check_number(PROVIDER, name, value, 1.5, 10.0)
     elif name == "image_prompt_strength":
-        _number(name, value, 0.0, 1.0)
+        check_number(PROVIDER, name, value, 0.0, 1.0)
     elif name in ("prompt_upsampling", "raw"):
         if not isinstance(value, bool):
             raise refuse_parameter(PROVIDER, name, "must be true or false", "invalid_type")
@@ -79,28 +79,11 @@ def _check_value(name: str, value: Any, model: FluxModel) -> None:
             raise refuse_parameter(PROVIDER, name, "must be an image URL or base64 string", "invalid_type")
 
 
-def _integer(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise refuse_parameter(PROVIDER, name, f"must be an integer from {low} to {high}, got {value!r}")
-
-
-def _number(name: str, value: Any, low: float, high: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise refuse_parameter(PROVIDER, name, f"must be a number from {low:g} to {high:g}, got {value!r}")
-
-
 def task_bodies(request: ImageRequest, model: FluxModel) -> list[dict[str, Any]]:
     """One task body per image; ``request`` is translated and checked (``check_params``)."""
     base: dict[str, Any] = {"prompt": request.prompt}
     if request.size is not None and request.size != "auto":
-        width, height = _dimensions(request.size)
+        width, height = requested_size(PROVIDER, request.size)
         base.update(width=width, height=height)
     if request.aspect_ratio is not None:
         base["aspect_ratio"] = request.aspect_ratio
@@ -117,10 +100,3 @@ def task_bodies(request: ImageRequest, model: FluxModel) -> list[dict[str, Any]]
             body["seed"] = (request.seed + index) % (MAX_SEED + 1)
         bodies.append(body)
     return bodies
-
-
-def _dimensions(size: str) -> tuple[int, int]:
-    try:
-        return parse_size(size)
-    except InvalidArgument:
-        raise refuse_parameter(PROVIDER, "size", f"must look like 1024x1024, got {size!r}") from None

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from imagegateway_server.domain.credentials import API_KEY
-from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.fal import PROVIDER
@@ -28,25 +26,14 @@ from imagegateway_server.providers.fal.hosts import JOB_HOSTS
 from imagegateway_server.providers.fal.jobs import ResultImage, read_result, read_status
 from imagegateway_server.providers.fal.models import DEFAULT_MODEL, MODELS, fal_model, model_spec
 from imagegateway_server.providers.fal.request import check_params, model_input
-from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
-from imagegateway_server.providers.kit.errors import upstream_bug
+from imagegateway_server.providers.kit.errors import unserved_model, upstream_bug
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
 from imagegateway_server.providers.kit.headers import request_headers
 from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
-from imagegateway_server.providers.kit.images import check_image, decode_image_b64
+from imagegateway_server.providers.kit.images import decode_image_b64
 from imagegateway_server.providers.kit.interface import UpstreamTarget
-from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.polling import (
-    CANCEL_HOOK_SECONDS,
-    Done,
-    Pending,
-    attempt_deadline,
-    poll_job,
-    remaining,
-)
-from imagegateway_server.providers.kit.result_files import fetch_result_file
-from imagegateway_server.providers.kit.translation import translate
-from imagegateway_server.providers.kit.transport import UpstreamResponse
+from imagegateway_server.providers.kit.job_calls import JobCalls
+from imagegateway_server.providers.kit.polling import CANCEL_HOOK_SECONDS, Done, Pending, attempt_deadline, poll_job
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +51,24 @@ class FalAdapter(HttpAdapterBase):
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         deadline = attempt_deadline(target.timeout)
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or DEFAULT_MODEL,
-            spec_of=model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, model_spec)
         request = plan.request
         model = fal_model(plan.model)
         if model is None:
-            raise ProviderError(
-                ErrorKind.BAD_REQUEST,
-                f"{self.name}: model {plan.model!r} is not a fal model served here (known: {', '.join(MODELS)})",
-                provider=self.name,
-                status_code=400,
-                code="invalid_value",
-                param="model",
-            )
+            raise unserved_model(self.name, plan.model, "fal", MODELS)
         check_params(request, model)
         body = model_input(request, model)
         own = {"Authorization": f"Key {target.credential.value(API_KEY) or ''}", "Accept": "application/json"}
-        headers = request_headers(self.name, target.headers, own)
-        submit_url = f"{(target.base_url or self._base_url).rstrip('/')}/{model.id}"
-        queue = _Queue(self, target, headers, submit_url, deadline, request.response_format is ResponseFormat.URL)
+        queue = _Queue(
+            self,
+            target,
+            headers=request_headers(self.name, target.headers, own),
+            submit_url=f"{(target.base_url or self._base_url).rstrip('/')}/{model.id}",
+            deadline=deadline,
+            wants_url=request.response_format is ResponseFormat.URL,
+            hosts=JOB_HOSTS,
+            classify=classify_error,
+        )
         calls = request.n if plan.fan_out else 1
         results = await all_or_nothing([queue.run(body) for _ in range(calls)])
         return plan.finish(
@@ -101,26 +81,8 @@ class FalAdapter(HttpAdapterBase):
         )
 
 
-class _Queue:
-    """What the queue requests of one attempt share: where they go, their key, their deadline."""
-
-    def __init__(
-        self,
-        adapter: FalAdapter,
-        target: UpstreamTarget,
-        headers: Mapping[str, str],
-        submit_url: str,
-        deadline: float,
-        wants_url: bool,
-    ) -> None:
-        self.client = adapter._client
-        self.max_body_bytes = adapter._max_body_bytes
-        self.target = target
-        self.secret = target.credential.secret_values()
-        self.headers = headers
-        self.submit_url = submit_url
-        self.deadline = deadline
-        self.wants_url = wants_url
+class _Queue(JobCalls):
+    """The queue requests of one attempt: each queued, polled, its result read and its images fetched."""
 
     async def run(self, body: dict[str, Any]) -> tuple[list[GeneratedImage], str]:
         """Queues one request, polls it to the end, reads its result and fetches its images."""
@@ -134,22 +96,13 @@ class _Queue:
             events=self.target.events,
             cancel=(lambda: self._cancel(cancel_url)) if cancel_url else None,
         )
-        response = await self._send("GET", response_url)
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, secret=self.secret)
+        response = await self.send("GET", response_url)
+        self.raise_unless_ok(response)
         images = [await self._image(found) for found in read_result(response, secret=self.secret)]
         return images, request_id
 
     async def _submit(self, body: dict[str, Any]) -> tuple[str, tuple[str, str, str | None]]:
-        response = await self._send("POST", self.submit_url, json_body=body)
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, secret=self.secret)
-        payload = json_object(response.body)
-        if payload is None:
-            what = describe_bad_body(response.body)
-            raise upstream_bug(
-                PROVIDER, f"{PROVIDER}: submit returned HTTP {response.status_code} with {what}", secret=self.secret
-            )
+        payload = await self.submit(body)
         request_id = payload.get("request_id")
         if not isinstance(request_id, str) or not request_id:
             raise upstream_bug(PROVIDER, f"{PROVIDER}: submit answered without a 'request_id'", secret=self.secret)
@@ -160,10 +113,10 @@ class _Queue:
         return request_id, (status_url, response_url, cancel_url)
 
     def _api_url(self, url: object, role: str) -> str:
-        return JOB_HOSTS.check(url, role=role, sends_key=True, submitted_to=self.submit_url, client=self.client)
+        return self.checked_url(url, role, sends_key=True)
 
     async def _status(self, status_url: str) -> Pending | Done[None]:
-        response = await self._send("GET", status_url)
+        response = await self.send("GET", status_url)
         if response.status_code not in (200, 202):
             raise classify_error(response, secret=self.secret)
         return read_status(response, secret=self.secret)
@@ -182,40 +135,15 @@ class _Queue:
     async def _image(self, found: ResultImage) -> GeneratedImage:
         if isinstance(found.url, str) and found.url.startswith("data:"):
             # sync_mode answers carry the image inline: nothing to fetch.
-            data = decode_image_b64(found.url, provider=PROVIDER, secret=self.secret)
-        else:
-            url = JOB_HOSTS.check(
-                found.url, role="images[].url", sends_key=False, submitted_to=self.submit_url, client=self.client
+            return self.image(decode_image_b64(found.url, provider=PROVIDER, secret=self.secret), found.seed)
+        url = self.checked_url(found.url, "images[].url", sends_key=False)
+        if self.wants_url:
+            log.info("handing on a fal media URL; fal keeps it for a limited time", extra={"provider": PROVIDER})
+            return GeneratedImage(
+                data=None,
+                mime_type=found.content_type or "image/jpeg",
+                url=url,
+                seed=found.seed,
+                url_expires_at=time.time() + MEDIA_URL_SECONDS,
             )
-            if self.wants_url:
-                log.info("handing on a fal media URL; fal keeps it for a limited time", extra={"provider": PROVIDER})
-                return GeneratedImage(
-                    data=None,
-                    mime_type=found.content_type or "image/jpeg",
-                    url=url,
-                    seed=found.seed,
-                    url_expires_at=time.time() + MEDIA_URL_SECONDS,
-                )
-            data = await fetch_result_file(
-                self.client,
-                url,
-                provider=PROVIDER,
-                seconds=remaining(self.deadline),
-                max_body_bytes=self.max_body_bytes,
-                secret=self.secret,
-            )
-        mime, width, height = check_image(data, provider=PROVIDER, secret=self.secret)
-        return GeneratedImage(data=data, mime_type=mime, width=width, height=height, seed=found.seed)
-
-    async def _send(self, method: str, url: str, **kwargs: Any) -> UpstreamResponse:
-        seconds = remaining(self.deadline)
-        async with upstream_errors(PROVIDER, secret=self.secret, attempt_seconds=seconds):
-            return await self.client.send(
-                method,
-                url,
-                provider=PROVIDER,
-                attempt_seconds=seconds,
-                max_body_bytes=self.max_body_bytes,
-                headers=self.headers,
-                **kwargs,
-            )
+        return await self.fetch_image(url, found.seed)

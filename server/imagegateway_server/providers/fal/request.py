@@ -20,14 +20,14 @@ naming the parameter, before any HTTP call.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.fal import PROVIDER
 from imagegateway_server.providers.fal.models import PRESET_FOR_RATIO, PRESETS, FalModel
 from imagegateway_server.providers.kit.errors import refuse_parameter
+from imagegateway_server.providers.kit.param_ranges import check_integer, check_number
+from imagegateway_server.providers.kit.sizes import requested_size
 
 OUTPUT_FORMATS = ("jpeg", "png")
 ACCELERATIONS = ("none", "regular", "high")
@@ -58,13 +58,13 @@ def check_params(request: ImageRequest, model: FalModel) -> None:
 
 def _check_value(name: str, value: Any, model: FalModel) -> None:
     if name == "seed":
-        _integer(name, value, 0, MAX_SEED)
+        check_integer(PROVIDER, name, value, 0, MAX_SEED)
     elif name == _STEPS:
-        _integer(name, value, 1, model.max_steps)
+        check_integer(PROVIDER, name, value, 1, model.max_steps)
     elif name in ("guidance_scale", "cfg_scale"):
-        _number(name, value, 1.0, 20.0)
+        check_number(PROVIDER, name, value, 1.0, 20.0)
     elif name == "safety_tolerance":
-        _integer(name, int(value) if isinstance(value, str) and value.isdigit() else value, 1, 6)
+        check_integer(PROVIDER, name, int(value) if isinstance(value, str) and value.isdigit() else value, 1, 6)
     elif name == "enable_safety_checker":
         if not isinstance(value, bool):
             raise refuse_parameter(PROVIDER, name, "must be true or false", "invalid_type")
@@ -78,32 +78,12 @@ def _check_value(name: str, value: Any, model: FalModel) -> None:
         raise refuse_parameter(PROVIDER, name, f"must be one of fal's presets {', '.join(PRESETS)}, got {value!r}")
 
 
-def _integer(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise refuse_parameter(PROVIDER, name, f"must be an integer from {low} to {high}, got {value!r}")
-
-
-def _number(name: str, value: Any, low: float, high: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise refuse_parameter(PROVIDER, name, f"must be a number from {low:g} to {high:g}, got {value!r}")
-
-
 def model_input(request: ImageRequest, model: FalModel) -> dict[str, Any]:
     """The input of one queue request (a checked, translated ``request``); ``n`` is the caller's to fan out
     when the model has no ``num_images``."""
     body: dict[str, Any] = {"prompt": request.prompt}
     if request.size is not None and request.size != "auto":
-        try:
-            width, height = parse_size(request.size)
-        except InvalidArgument:
-            raise refuse_parameter(PROVIDER, "size", f"must look like 1024x1024, got {request.size!r}") from None
+        width, height = requested_size(PROVIDER, request.size)
         body["image_size"] = {"width": width, "height": height}
     elif request.aspect_ratio is not None:
         body["image_size"] = PRESET_FOR_RATIO[request.aspect_ratio]

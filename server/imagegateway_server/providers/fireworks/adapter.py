@@ -34,7 +34,6 @@ from imagegateway_server.providers.kit.headers import request_headers
 from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.translation import translate
 
 DEFAULT_BASE_URL = "https://api.fireworks.ai/inference/v1"
 
@@ -49,9 +48,7 @@ class FireworksAdapter(HttpAdapterBase):
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         model = request.model or DEFAULT_MODEL
         check_model(model)  # an unknown model is refused before translation
-        plan = translate(
-            request, provider=self.name, model=model, spec_of=model_spec, strict=target.strict, aliases=self._aliases
-        )
+        plan = self.translation(request, target, model_spec)
         request, model = plan.request, plan.model
         check_request(request, model)
         base = (target.base_url or self._base_url).rstrip("/")
@@ -88,12 +85,10 @@ class FireworksAdapter(HttpAdapterBase):
     async def _one(
         self, url: str, target: UpstreamTarget, headers: Mapping[str, str], body: dict[str, Any]
     ) -> tuple[GeneratedImage, str | None]:
-        response = await self._client.send(
+        response = await self.send(
             "POST",
             url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
+            target,
             json_body=body,
             headers=headers,
         )

@@ -15,7 +15,7 @@ account prefix (``accounts/fireworks/models/flux-1-dev-fp8``).
 
 from __future__ import annotations
 
-from imagegateway_server.providers.kit.model_spec import ModelSpec, Setting, qualities
+from imagegateway_server.providers.kit.model_spec import ModelSpec, qualities, step_qualities
 from imagegateway_server.providers.kit.sizes import AspectRatios
 
 DEFAULT_MODEL = "flux-1-schnell-fp8"
@@ -29,14 +29,7 @@ MAX_N = 10
 def _spec(low: int, standard: int, high: int) -> ModelSpec:
     return ModelSpec(
         ASPECT_RATIOS,
-        qualities(
-            auto=None,
-            low=Setting("num_inference_steps", low),
-            medium=Setting("num_inference_steps", standard),
-            standard=Setting("num_inference_steps", standard),
-            high=Setting("num_inference_steps", high),
-            hd=Setting("num_inference_steps", high),
-        ),
+        step_qualities("num_inference_steps", low, standard, high),
         one_per_call=True,
         max_n=MAX_N,
     )

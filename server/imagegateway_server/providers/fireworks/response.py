@@ -13,7 +13,7 @@ from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.providers.fireworks import PROVIDER
 from imagegateway_server.providers.kit.bodies import describe_bad_body, json_object
 from imagegateway_server.providers.kit.errors import Secrets, provider_error, upstream_bug
-from imagegateway_server.providers.kit.images import check_image, decode_image_b64
+from imagegateway_server.providers.kit.images import checked_image, decode_image_b64
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
 _FILTERED = frozenset({"CONTENT_FILTERED", "ERROR"})
@@ -25,7 +25,8 @@ def parse_image(response: UpstreamResponse, *, secret: Secrets) -> GeneratedImag
     if response.content_type.startswith("image/"):
         _check_finish(response.headers.get("finish-reason"), secret=secret)
         header_seed = response.headers.get("seed", "")
-        return _image(response.body, int(header_seed) if header_seed.isdigit() else None, secret=secret)
+        seed = int(header_seed) if header_seed.isdigit() else None
+        return checked_image(response.body, provider=PROVIDER, secret=secret, seed=seed)
     payload = json_object(response.body)
     if payload is None:
         what = describe_bad_body(response.body)
@@ -36,18 +37,8 @@ def parse_image(response: UpstreamResponse, *, secret: Secrets) -> GeneratedImag
     images = payload.get("base64")
     if not isinstance(images, list) or not images:
         raise upstream_bug(PROVIDER, f"{PROVIDER}: upstream returned JSON without images in 'base64'", secret=secret)
-    return _image(decode_image_b64(images[0], provider=PROVIDER, secret=secret), payload.get("seed"), secret=secret)
-
-
-def _image(data: bytes, seed: object, *, secret: Secrets) -> GeneratedImage:
-    mime, width, height = check_image(data, provider=PROVIDER, secret=secret)
-    return GeneratedImage(
-        data=data,
-        mime_type=mime,
-        width=width,
-        height=height,
-        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-    )
+    data = decode_image_b64(images[0], provider=PROVIDER, secret=secret)
+    return checked_image(data, provider=PROVIDER, secret=secret, seed=payload.get("seed"))
 
 
 def _check_finish(reason: object, *, secret: Secrets) -> None:

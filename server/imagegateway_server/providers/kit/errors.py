@@ -3,12 +3,14 @@
 ``redact`` removes the credential's secrets (and anything shaped like an API key) from text that came from upstream;
 ``provider_error`` applies it to a classified error; ``upstream_bug`` is the 502 for an answer that
 is not what the provider documents; ``refuse_parameter`` is the 400 naming a request parameter a
-model cannot take, raised before any HTTP call.
+model cannot take, and ``unserved_model`` the 400 for a model the provider's folder does not
+serve, both raised before any HTTP call.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 
@@ -71,4 +73,16 @@ def refuse_parameter(provider: str, param: str, message: str, code: str = "inval
         status_code=400,
         code=code,
         param=param,
+    )
+
+
+def unserved_model(provider: str, model: str, family: str, known: Iterable[str]) -> ProviderError:
+    """BAD_REQUEST (400) naming ``model``: not a ``family`` model this provider serves, with the ``known`` ones."""
+    return ProviderError(
+        ErrorKind.BAD_REQUEST,
+        f"{provider}: model {model!r} is not a {family} model served here (known: {', '.join(known)})",
+        provider=provider,
+        status_code=400,
+        code="invalid_value",
+        param="model",
     )

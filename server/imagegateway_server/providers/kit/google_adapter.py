@@ -45,7 +45,7 @@ from imagegateway_server.providers.kit.http_adapter import GENERATE_ONLY, HttpAd
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec, qualities
 from imagegateway_server.providers.kit.network_failures import upstream_errors
-from imagegateway_server.providers.kit.translation import Translation, translate
+from imagegateway_server.providers.kit.translation import Translation
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -120,14 +120,7 @@ class GoogleImagesAdapter(HttpAdapterBase):
         return None
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or self.default_model_name,
-            spec_of=self.model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, self.model_spec)
         model = self.google_model(plan.model)
         if model is None:
             known = ", ".join(sorted(self.models))
@@ -192,12 +185,10 @@ class GoogleImagesAdapter(HttpAdapterBase):
         self, url: str, body: dict[str, Any], target: UpstreamTarget, authorization: Authorization
     ) -> UpstreamResponse:
         headers = request_headers(self.name, target.headers, {**authorization.headers, "Accept": "application/json"})
-        return await self._client.send(
+        return await self.send(
             "POST",
             url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
+            target,
             json_body=body,
             headers=headers,
         )

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.kit.errors import refuse_parameter
-from imagegateway_server.providers.kit.sizes import AUTO
+from imagegateway_server.providers.kit.sizes import AUTO, requested_size
 
 ONE_K = "1K"
 TIERS = (ONE_K, "2K", "4K")
@@ -59,10 +58,7 @@ def choose_tier(request: ImageRequest, model_tiers: tuple[str, ...], *, provider
         return TierChoice(tier)
     if request.size is None or request.size == AUTO:
         return TierChoice(None)
-    try:
-        width, height = parse_size(request.size)
-    except InvalidArgument:
-        raise refuse_parameter(provider, "size", f"must look like 1024x1024, got {request.size!r}") from None
+    width, height = requested_size(provider, request.size)
     wanted = wanted_tier(width, height)
     available = model_tiers or (ONE_K,)
     if wanted in available:

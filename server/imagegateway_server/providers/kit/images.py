@@ -1,4 +1,4 @@
-"""Vetting the images an answer carries: decoding base64 image fields and sniffing the bytes."""
+"""Vetting the images an answer carries: decoding base64 image fields, sniffing the bytes, the result image."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import binascii
 import pybase64
 
 from imagegateway_server.domain.image_info import sniff_image
+from imagegateway_server.domain.result import GeneratedImage
 from imagegateway_server.providers.kit.errors import Secrets, upstream_bug
 
 
@@ -34,3 +35,15 @@ def check_image(data: bytes, *, provider: str, secret: Secrets) -> tuple[str, in
     if mime == "application/octet-stream":
         raise upstream_bug(provider, f"{provider}: upstream returned bytes that are not an image", secret=secret)
     return mime, width, height
+
+
+def checked_image(data: bytes, *, provider: str, secret: Secrets, seed: object = None) -> GeneratedImage:
+    """``data`` as a result image once it is checked to be one; ``seed`` is kept when it is an integer."""
+    mime, width, height = check_image(data, provider=provider, secret=secret)
+    return GeneratedImage(
+        data=data,
+        mime_type=mime,
+        width=width,
+        height=height,
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+    )

@@ -21,27 +21,20 @@ enabled alias is refused at load: one hop keeps what is sent predictable.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-BUILT_IN_FILE = Path(__file__).with_name("model_aliases.json")
-
-# The string parameters an alias may rewrite.
-ALIASABLE_PARAMS = frozenset(
-    {
-        "size",
-        "quality",
-        "style",
-        "style_preset",
-        "background",
-        "output_format",
-        "moderation",
-        "aspect_ratio",
-    }
+from imagegateway_server.providers.kit.model_tables import (
+    ParamRewrites,
+    entry_provider,
+    failure,
+    param_rewrites,
+    read_table,
+    table_entries,
 )
+
+BUILT_IN_FILE = Path(__file__).with_name("model_aliases.json")
 _ENTRY_KEYS = frozenset({"provider", "model", "successor", "enabled", "params", "description"})
 
 
@@ -52,7 +45,7 @@ class ModelAlias:
     provider: str
     model: str
     successor: str
-    params: Mapping[str, Mapping[str, str | None]]
+    params: ParamRewrites
 
 
 class ModelAliases:
@@ -80,47 +73,24 @@ def load_model_aliases(
 
     Raises ValueError naming the file and the entry's field for anything malformed.
     """
-    source = Path(path) if path else BUILT_IN_FILE
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"model aliases file {source}: cannot be read: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"model aliases file {source}: not valid JSON: {exc}") from None
-    return parse_model_aliases(document, source=str(source), canonical_provider=canonical_provider)
+    document, source = read_table(path, built_in=BUILT_IN_FILE, what="model aliases")
+    return parse_model_aliases(document, source=source, canonical_provider=canonical_provider)
 
 
 def parse_model_aliases(
     document: Any, *, source: str = "model aliases", canonical_provider: Callable[[str], str] = str.lower
 ) -> ModelAliases:
     """Checks a parsed alias table; ValueError naming ``source`` and the field path."""
-
-    def fail(where: str, message: str) -> ValueError:
-        return ValueError(f"{source}: {where}: {message}")
-
-    if not isinstance(document, dict) or not isinstance(document.get("aliases"), list):
-        raise fail("aliases", "the file must be a JSON object with an 'aliases' list")
-    unknown = set(document) - {"aliases", "description"}
-    if unknown:
-        raise fail(sorted(unknown)[0], "unknown field")
+    fail = failure(source)
     enabled: dict[tuple[str, str], ModelAlias] = {}
-    for i, entry in enumerate(document["aliases"]):
-        where = f"aliases[{i}]"
-        if not isinstance(entry, dict):
-            raise fail(where, "must be an object")
-        extra = set(entry) - _ENTRY_KEYS
-        if extra:
-            raise fail(f"{where}.{sorted(extra)[0]}", "unknown field")
-        for name in ("provider", "model", "successor"):
-            if not isinstance(entry.get(name), str) or not entry[name].strip():
-                raise fail(f"{where}.{name}", "must be a non-empty string")
+    entries = table_entries(
+        document, list_key="aliases", entry_keys=_ENTRY_KEYS, required=("provider", "model", "successor"), fail=fail
+    )
+    for where, entry in entries:
         if not isinstance(entry.get("enabled", False), bool):
             raise fail(f"{where}.enabled", "must be true or false")
-        try:
-            provider = canonical_provider(entry["provider"])
-        except Exception:
-            raise fail(f"{where}.provider", f"unknown provider {entry['provider']!r}") from None
-        params = _params(entry.get("params", {}), f"{where}.params", fail)
+        provider = entry_provider(entry, where, canonical_provider, fail)
+        params = param_rewrites(entry.get("params", {}), f"{where}.params", fail)
         model = entry["model"].strip().lower()
         if model == entry["successor"].strip().lower():
             raise fail(f"{where}.successor", "must differ from model")
@@ -136,16 +106,3 @@ def parse_model_aliases(
                 "enabled alias; point the alias at the final model"
             )
     return ModelAliases(enabled)
-
-
-def _params(value: Any, where: str, fail: Callable[[str, str], ValueError]) -> Mapping[str, Mapping[str, str | None]]:
-    if not isinstance(value, dict):
-        raise fail(where, "must be an object of parameter -> {old value: new value or null}")
-    out: dict[str, Mapping[str, str | None]] = {}
-    for param, mapping in value.items():
-        if param not in ALIASABLE_PARAMS:
-            raise fail(f"{where}.{param}", f"must be one of {', '.join(sorted(ALIASABLE_PARAMS))}")
-        if not isinstance(mapping, dict) or not all(v is None or isinstance(v, str) for v in mapping.values()):
-            raise fail(f"{where}.{param}", "must map old values to new values (strings) or null (omit)")
-        out[param] = MappingProxyType(dict(mapping))
-    return MappingProxyType(out)

@@ -48,3 +48,16 @@ SpecOf = Callable[[str], ModelSpec | None]
 def qualities(**values: Setting | None) -> Mapping[str, Setting | None]:
     """A read-only quality table: asked-for value -> what is sent (None: the provider's default)."""
     return MappingProxyType(values)
+
+
+def step_qualities(param: str, low: int, standard: int, high: int) -> Mapping[str, Setting | None]:
+    """The quality table of a diffusion model whose quality is its number of steps, sent as ``param``:
+    ``low``, ``medium``/``standard`` and ``high``/``hd`` step counts (``auto``: the provider's default)."""
+    return qualities(
+        auto=None,
+        low=Setting(param, low),
+        medium=Setting(param, standard),
+        standard=Setting(param, standard),
+        high=Setting(param, high),
+        hd=Setting(param, high),
+    )

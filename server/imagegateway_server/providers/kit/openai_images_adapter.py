@@ -9,8 +9,10 @@ any HTTP call.
 
 A provider subclasses ``OpenAIImagesAdapter`` and says where the call goes (``endpoint``), how it
 authenticates (``auth_headers``), how its error answers are classified (``classify_error``) and
-which table a model has (``model_spec``). When the caller wants bytes and the upstream answers
-with a URL, the image is downloaded (without any credential) into bytes within the same attempt.
+which table a model has (``model_spec``); ``BearerImagesAdapter`` already says where and how for
+the providers that serve ``{base}/images/generations`` with a bearer API key. When the caller
+wants bytes and the upstream answers with a URL, the image is downloaded (without any credential)
+into bytes within the same attempt.
 
 A gpt-image request with ``stream`` set (the router sets it only where ``streams`` says yes) is
 sent with ``stream: true`` and ``partial_images``; each ``*.partial_image`` event is passed on
@@ -27,6 +29,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
@@ -45,7 +48,6 @@ from imagegateway_server.providers.kit.network_failures import upstream_errors
 from imagegateway_server.providers.kit.openai_image_models import ModelFamily, model_family
 from imagegateway_server.providers.kit.openai_images import OPERATIONS, build_body, build_form
 from imagegateway_server.providers.kit.sse import EventTooLarge, ServerSentEvent, SseDecoder
-from imagegateway_server.providers.kit.translation import translate
 from imagegateway_server.providers.kit.transport import FilePart, UpstreamResponse, UpstreamStream
 
 # A long b64_json arrives decoded by the parse that checks it (``base64_json``), not decoded twice.
@@ -126,14 +128,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         return upstream_bug(self.name, message, secret=secret)
 
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
-        plan = translate(
-            request,
-            provider=self.name,
-            model=request.model or self.default_model_name,
-            spec_of=self.model_spec,
-            strict=target.strict,
-            aliases=self._aliases,
-        )
+        plan = self.translation(request, target, self.model_spec)
         request, model = plan.request, plan.model
         if request.stream and not self.streams(model):
             # Translation moved the request to a model that answers in one piece: it is one completed event.
@@ -171,12 +166,10 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         own = {**self.auth_headers(target), "Accept": "application/json"}
         headers = request_headers(self.name, target.headers, own)
         async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
-            response = await self._client.send(
+            response = await self.send(
                 "POST",
                 url,
-                provider=self.name,
-                attempt_seconds=target.timeout,
-                max_body_bytes=self._max_body_bytes,
+                target,
                 json_body=body,
                 form=form,
                 files=files,
@@ -344,16 +337,20 @@ class OpenAIImagesAdapter(HttpAdapterBase):
                 f"{self.name}: upstream returned an image URL that is not http(s)", target.credential.secret_values()
             )
         # No credential header: the URL is pre-signed and the key must not leave for a CDN.
-        response = await self._client.send(
-            "GET",
-            url,
-            provider=self.name,
-            attempt_seconds=target.timeout,
-            max_body_bytes=self._max_body_bytes,
-        )
+        response = await self.send("GET", url, target)
         if response.status_code != 200:
             raise self.bug(
                 f"{self.name}: downloading the generated image failed with HTTP {response.status_code}",
                 target.credential.secret_values(),
             )
         return response.body
+
+
+class BearerImagesAdapter(OpenAIImagesAdapter):
+    """An OpenAI-style Images API at ``{base}/images/generations`` with ``Authorization: Bearer <api_key>``."""
+
+    def endpoint(self, target: UpstreamTarget) -> str:
+        return f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
+
+    def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
+        return {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}

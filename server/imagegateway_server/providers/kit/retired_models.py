@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.providers.kit.model_aliases import ALIASABLE_PARAMS
+from imagegateway_server.providers.kit.model_tables import (
+    ParamRewrites,
+    entry_provider,
+    failure,
+    param_rewrites,
+    read_table,
+    table_entries,
+)
 
 BUILT_IN_FILE = Path(__file__).with_name("retired_models.json")
 _ENTRY_KEYS = frozenset({"provider", "model", "successor", "retired_on", "params", "source"})
@@ -38,7 +43,7 @@ class RetiredModel:
     model: str
     successor: str
     retired_on: datetime.date
-    params: Mapping[str, Mapping[str, str | None]]
+    params: ParamRewrites
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -103,55 +108,30 @@ def load_retired_models(
     path: str | Path | None = None, *, canonical_provider: Callable[[str], str] = str.lower
 ) -> RetiredModels:
     """Reads and checks a table (the built-in one when ``path`` is empty); ValueError naming the field."""
-    source = Path(path) if path else BUILT_IN_FILE
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"retired models file {source}: cannot be read: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"retired models file {source}: not valid JSON: {exc}") from None
-    return parse_retired_models(document, source=str(source), canonical_provider=canonical_provider)
+    document, source = read_table(path, built_in=BUILT_IN_FILE, what="retired models")
+    return parse_retired_models(document, source=source, canonical_provider=canonical_provider)
 
 
 def parse_retired_models(
     document: Any, *, source: str = "retired models", canonical_provider: Callable[[str], str] = str.lower
 ) -> RetiredModels:
     """Checks a parsed table; ValueError naming ``source`` and the field path."""
-
-    def fail(where: str, message: str) -> ValueError:
-        return ValueError(f"{source}: {where}: {message}")
-
-    if not isinstance(document, dict) or not isinstance(document.get("models"), list):
-        raise fail("models", "the file must be a JSON object with a 'models' list")
-    unknown = set(document) - {"models", "description"}
-    if unknown:
-        raise fail(sorted(unknown)[0], "unknown field")
+    fail = failure(source)
     entries: dict[tuple[str, str], RetiredModel] = {}
-    for i, raw in enumerate(document["models"]):
-        where = f"models[{i}]"
-        if not isinstance(raw, dict):
-            raise fail(where, "must be an object")
-        extra = set(raw) - _ENTRY_KEYS
-        if extra:
-            raise fail(f"{where}.{sorted(extra)[0]}", "unknown field")
-        for name in ("provider", "model", "successor", "retired_on"):
-            if not isinstance(raw.get(name), str) or not raw[name].strip():
-                raise fail(f"{where}.{name}", "must be a non-empty string")
+    required = ("provider", "model", "successor", "retired_on")
+    for where, raw in table_entries(document, list_key="models", entry_keys=_ENTRY_KEYS, required=required, fail=fail):
         try:
             retired_on = datetime.date.fromisoformat(raw["retired_on"])
         except ValueError:
             raise fail(f"{where}.retired_on", "must be a date, YYYY-MM-DD") from None
-        try:
-            provider = canonical_provider(raw["provider"])
-        except Exception:
-            raise fail(f"{where}.provider", f"unknown provider {raw['provider']!r}") from None
+        provider = entry_provider(raw, where, canonical_provider, fail)
         model = raw["model"].strip().lower()
         successor = raw["successor"].strip()
         if model == successor.lower():
             raise fail(f"{where}.successor", "must differ from model")
         if (provider, model) in entries:
             raise fail(f"{where}.model", f"{model!r} is already in the table for {provider}")
-        params = _params(raw.get("params", {}), f"{where}.params", fail)
+        params = param_rewrites(raw.get("params", {}), f"{where}.params", fail)
         entries[(provider, model)] = RetiredModel(provider, model, successor, retired_on, params)
     table = RetiredModels(entries)
     for (provider, model), entry in entries.items():
@@ -165,16 +145,3 @@ def parse_retired_models(
         if len(seen) > _MAX_CHAIN:
             raise ValueError(f"{source}: the successors of {model!r} ({provider}) chain too far")
     return table
-
-
-def _params(value: Any, where: str, fail: Callable[[str, str], ValueError]) -> Mapping[str, Mapping[str, str | None]]:
-    if not isinstance(value, dict):
-        raise fail(where, "must be an object of parameter -> {old value: new value or null}")
-    out: dict[str, Mapping[str, str | None]] = {}
-    for param, mapping in value.items():
-        if param not in ALIASABLE_PARAMS:
-            raise fail(f"{where}.{param}", f"must be one of {', '.join(sorted(ALIASABLE_PARAMS))}")
-        if not isinstance(mapping, dict) or not all(v is None or isinstance(v, str) for v in mapping.values()):
-            raise fail(f"{where}.{param}", "must map old values to new values (strings) or null (omit)")
-        out[param] = MappingProxyType(dict(mapping))
-    return MappingProxyType(out)

@@ -9,6 +9,7 @@ list (dall-e-3's three sizes, SDXL's nine) is one column per size, a lattice (v1
 gpt-image-2's multiples of 16) one column per width. The nearest size is then among the two heights
 around ``width * H / W`` in each column, which keeps a search over gpt-image-2's ~30,000 sizes at a
 few hundred candidates; answers are cached because callers send few distinct sizes.
+``requested_size`` reads a caller's size, refusing one that is not ``WIDTHxHEIGHT``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ import functools
 from collections.abc import Iterable
 from fractions import Fraction
 
+from imagegateway_server.domain.errors import InvalidArgument
+from imagegateway_server.domain.request import parse_size
+from imagegateway_server.providers.kit.errors import refuse_parameter
+
 AUTO = "auto"
+
+
+def requested_size(provider: str, size: str) -> tuple[int, int]:
+    """The width and height of a caller's ``WIDTHxHEIGHT`` size; BAD_REQUEST naming ``size`` for anything else."""
+    try:
+        return parse_size(size)
+    except InvalidArgument:
+        raise refuse_parameter(provider, "size", f"must look like 1024x1024, got {size!r}") from None
 
 
 def format_size(width: int, height: int) -> str:

@@ -25,13 +25,13 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
-from imagegateway_server.domain.errors import InvalidArgument, ProviderError
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.kit.errors import refuse_parameter
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.kit.model_spec import ModelSpec, SpecOf
-from imagegateway_server.providers.kit.sizes import AUTO, AspectRatios, format_size
+from imagegateway_server.providers.kit.sizes import AUTO, AspectRatios, format_size, requested_size
 
 _STRICT = "strict mode refuses to translate it"
 
@@ -156,10 +156,7 @@ class _Steps:
                 # "auto" asks for the provider's default, which is what sending no size gets.
                 return dataclasses.replace(request, size=None), spec.default_size
             return request, ""
-        try:
-            width, height = parse_size(size)
-        except InvalidArgument:
-            raise self.refuse("size", f"must look like 1024x1024, got {size!r}") from None
+        width, height = requested_size(self.provider, size)
         if isinstance(rule, AspectRatios):
             ratio, exact = rule.nearest(width, height)
             if request.aspect_ratio is not None and request.aspect_ratio != ratio:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import ProviderError
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.kit.errors import Secrets
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
-from imagegateway_server.providers.kit.openai_images_adapter import OpenAIImagesAdapter
+from imagegateway_server.providers.kit.openai_images_adapter import BearerImagesAdapter
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.together import PROVIDER
 from imagegateway_server.providers.together.errors import classify_error
@@ -27,7 +26,7 @@ from imagegateway_server.providers.together.request import build_body
 DEFAULT_BASE_URL = "https://api.together.xyz/v1"
 
 
-class TogetherAdapter(OpenAIImagesAdapter):
+class TogetherAdapter(BearerImagesAdapter):
     """Generates images with Together AI's image API."""
 
     name: str = PROVIDER
@@ -40,12 +39,6 @@ class TogetherAdapter(OpenAIImagesAdapter):
 
     def build_body(self, request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any]:
         return build_body(request, model)
-
-    def endpoint(self, target: UpstreamTarget) -> str:
-        return f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
-
-    def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
-        return {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}
 
     def classify_error(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
         return classify_error(response, secret=secret)

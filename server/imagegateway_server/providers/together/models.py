@@ -13,7 +13,7 @@ more, and adds new ones) is sent as given: Together validates it.
 
 from __future__ import annotations
 
-from imagegateway_server.providers.kit.model_spec import ModelSpec, Setting, qualities
+from imagegateway_server.providers.kit.model_spec import ModelSpec, qualities, step_qualities
 from imagegateway_server.providers.kit.sizes import grid
 
 DEFAULT_MODEL = "black-forest-labs/FLUX.1-schnell"
@@ -26,14 +26,7 @@ _PRO_SIZES = grid(256, 1440, 32)
 def _steps(low: int, standard: int, high: int) -> ModelSpec:
     return ModelSpec(
         _OPEN_WEIGHTS_SIZES,
-        qualities(
-            auto=None,
-            low=Setting("steps", low),
-            medium=Setting("steps", standard),
-            standard=Setting("steps", standard),
-            high=Setting("steps", high),
-            hd=Setting("steps", high),
-        ),
+        step_qualities("steps", low, standard, high),
         max_n=MAX_N,
         default_size="1024x1024",
     )

@@ -14,15 +14,14 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
-from imagegateway_server.domain.credentials import API_KEY
-from imagegateway_server.domain.errors import InvalidArgument, ProviderError
-from imagegateway_server.domain.request import ImageRequest, parse_size
+from imagegateway_server.domain.errors import ProviderError
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.kit.errors import Secrets, refuse_parameter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_spec import ModelSpec
-from imagegateway_server.providers.kit.openai_images_adapter import OpenAIImagesAdapter
-from imagegateway_server.providers.kit.sizes import AUTO
+from imagegateway_server.providers.kit.openai_images_adapter import BearerImagesAdapter
+from imagegateway_server.providers.kit.sizes import AUTO, requested_size
 from imagegateway_server.providers.kit.transport import UpstreamResponse
 from imagegateway_server.providers.xai import PROVIDER
 from imagegateway_server.providers.xai.errors import classify_error
@@ -32,7 +31,7 @@ from imagegateway_server.providers.xai.request import build_body
 DEFAULT_BASE_URL = "https://api.x.ai/v1"
 
 
-class XAIAdapter(OpenAIImagesAdapter):
+class XAIAdapter(BearerImagesAdapter):
     """Generates images with xAI's image API."""
 
     name: str = PROVIDER
@@ -45,12 +44,6 @@ class XAIAdapter(OpenAIImagesAdapter):
 
     def build_body(self, request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any]:
         return build_body(request, model)
-
-    def endpoint(self, target: UpstreamTarget) -> str:
-        return f"{(target.base_url or self._base_url).rstrip('/')}/images/generations"
-
-    def auth_headers(self, target: UpstreamTarget) -> dict[str, str]:
-        return {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}
 
     def classify_error(self, response: UpstreamResponse, *, secret: Secrets) -> ProviderError:
         return classify_error(response, secret=secret)
@@ -70,10 +63,7 @@ class XAIAdapter(OpenAIImagesAdapter):
         if size is None or size == AUTO:
             return request
         model = request.model or self.default_model_name
-        try:
-            width, height = parse_size(size)
-        except InvalidArgument:
-            raise refuse_parameter(self.name, "size", f"must look like 1024x1024, got {size!r}") from None
+        width, height = requested_size(self.name, size)
         if is_grok_2(model):
             if (width, height) != GROK_2_SIZE:
                 raise refuse_parameter(
