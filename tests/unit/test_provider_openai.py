@@ -6,6 +6,7 @@ with the exact body a case needs (``Fault.status``); a ``RawUpstream`` plays the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import struct
@@ -553,3 +554,15 @@ async def test_dall_e_3_fan_out_fails_whole_when_one_call_fails(make: MakeFn, em
     with pytest.raises(ProviderError) as info:
         await adapter.generate(ImageRequest(prompt="p", model="dall-e-3", n=3), TARGET)
     assert info.value.status_code == 500
+    # The sibling calls were cancelled, but one already sent still reaches the shared emulator; let
+    # every straggler land now, or it takes the next test's injected answer.
+    await _until_quiet(emu)
+
+
+async def _until_quiet(emu: OpenAIEmulator, quiet_seconds: float = 0.3, limit_seconds: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_seconds
+    seen = -1
+    while len(emu.requests) != seen and loop.time() < deadline:
+        seen = len(emu.requests)
+        await asyncio.sleep(quiet_seconds)
