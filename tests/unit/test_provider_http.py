@@ -74,9 +74,27 @@ def chunked(*chunks: bytes, complete: bool = True) -> bytes:
 
 
 def test_attempt_timeout_uses_the_target_timeout_and_caps_connect() -> None:
-    assert attempt_timeout(30.0) == aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=30.0)
-    assert attempt_timeout(2.0) == aiohttp.ClientTimeout(total=None, connect=2.0, sock_read=2.0)
+    assert attempt_timeout(30.0) == aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=30.0)
+    assert attempt_timeout(2.0) == aiohttp.ClientTimeout(total=None, sock_connect=2.0, sock_read=2.0)
     assert attempt_timeout(None).sock_read == 120.0  # the whole attempt is bounded by upstream_errors
+
+
+async def test_waiting_for_a_pooled_connection_is_queueing_not_a_connect_timeout() -> None:
+    # One connection, four calls answered after 0.4 s each: the last waits 1.2 s for the connection,
+    # longer than the 1 s connect bound, yet none of them failed to connect (thousands of calls in
+    # flight to one slow provider look like this).
+    async def slow(_request: RawRequest) -> bytes:
+        await asyncio.sleep(0.4)
+        return http_response(200, b"ok")
+
+    pooled = UpstreamClient(max_connections=1)
+    try:
+        async with RawUpstream(slow) as upstream:
+            answers = await asyncio.gather(*(get(pooled, upstream.url("/x"), attempt_seconds=1.0) for _ in range(4)))
+    finally:
+        await pooled.aclose()
+    assert answers == [(200, b"ok")] * 4
+    assert upstream.connections == 1
 
 
 async def test_sequential_calls_reuse_one_pooled_connection(client: UpstreamClient) -> None:

@@ -112,14 +112,18 @@ class UpstreamStream:
 
 @functools.lru_cache(maxsize=64)
 def attempt_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
-    """Timeouts for one attempt: connect 5 s (or less), each read ``seconds`` (default 120).
+    """Timeouts for one attempt: establishing a connection 5 s (or less), each read ``seconds``
+    (default 120).
 
     No total: ``upstream_errors`` bounds the whole attempt. A second timer of the same length, armed
     a moment later, can fire first on uvloop's millisecond timers and turn the router's deadline
-    (504) into this attempt's timeout (408).
+    (504) into this attempt's timeout (408). The 5 s bound is ``sock_connect``, not aiohttp's
+    ``connect``, which also counts the wait for a free pooled connection: with thousands of calls in
+    flight (more than MAX_CONNECTIONS to one slow provider) that wait is queueing, bounded by the
+    attempt's own deadline, not a provider that cannot be reached.
     """
     total = DEFAULT_ATTEMPT_TIMEOUT_SECONDS if seconds is None else seconds
-    return aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT_SECONDS, total), sock_read=total)
+    return aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT_SECONDS, total), sock_read=total)
 
 
 class UpstreamClient:
