@@ -49,8 +49,14 @@ class Supervised:
                 raise AssertionError(f"imagegw serve --workers exited with {self.process.returncode}")
         else:
             raise AssertionError("the supervisor never said where it serves")
-        # The rest of stderr (every worker's log) is drained so no worker blocks on a full pipe.
-        self._drain = subprocess.Popen(["cat"], stdin=self.process.stderr, stdout=subprocess.DEVNULL)
+        # The rest of stderr (every worker's log) is drained to a file, so no worker blocks on a full
+        # pipe and a failing test can show what the supervisor said.
+        self.log_path = data_dir.parent / "supervisor.log"
+        with self.log_path.open("wb") as log_file:
+            self._drain = subprocess.Popen(["cat"], stdin=self.process.stderr, stdout=log_file)
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
 
     def workers(self) -> list[int]:
         """The worker processes' pids (the supervisor's children that serve)."""
@@ -125,10 +131,14 @@ def test_two_workers_share_the_ports_restart_when_killed_and_drain_on_sigterm(
     assert sum(served.values()) == 24 and all(served.values()), f"the kernel spreads connections: {served}"
 
     os.kill(workers[1], signal.SIGKILL)
-    replaced = eventually(
-        lambda: w if len(w := two_workers.workers()) == 2 and workers[1] not in w else None, timeout=30
-    )
-    eventually(lambda: two_workers.metric("imagegateway_workers") == 2, timeout=30)
+    try:
+        replaced = eventually(
+            lambda: w if len(w := two_workers.workers()) == 2 and workers[1] not in w else None, timeout=60
+        )
+        eventually(lambda: two_workers.metric("imagegateway_workers") == 2, timeout=60)
+    except AssertionError:
+        said = two_workers.log_tail()
+        raise AssertionError(f"no worker replaced the killed one; the supervisor said:\n{said}") from None
     assert [_generate(two_workers.rest_base, config) for _ in range(6)] == [200] * 6
     assert two_workers.stop() == 0
     for pid in replaced:

@@ -89,6 +89,8 @@ class _Slot:
     started_at: float
     metrics_port: int = 0
     serving: bool = False
+    # Set once its exit has been dealt with (a restart scheduled), so it is dealt with exactly once.
+    ended: bool = False
 
 
 class WorkerGroup:
@@ -164,7 +166,7 @@ class WorkerGroup:
             self._stop_all()
         waitables: list[Any] = []
         for slot in self._slots.values():
-            if slot.process.is_alive() or slot.process.exitcode is None:
+            if not slot.ended:
                 waitables.append(slot.process.sentinel)
             if not slot.serving and not slot.report.closed:
                 waitables.append(slot.report)
@@ -174,7 +176,10 @@ class WorkerGroup:
             if slot.report in ready and not slot.serving:
                 if not self._read_report(slot):
                     slot.report.close()
-            if slot.process.sentinel in ready and not slot.process.is_alive() and not self.stop_requested:
+            # Asked of every worker, not only those whose sentinel woke the wait: one that died between
+            # two waits is noticed here just the same.
+            if not slot.ended and not self.stop_requested and not slot.process.is_alive():
+                slot.ended = True
                 self._on_death(slot, now)
         for index, when in list(self._restart_at.items()):
             if now >= when and not self.stop_requested:
