@@ -18,7 +18,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.routing_config import (
+    CREDENTIAL_FIELDS,
     CacheSettings,
     CircuitBreakerSettings,
     Condition,
@@ -30,6 +32,8 @@ from imagegateway_server.domain.routing_config import (
 )
 
 _T = TypeVar("_T")
+# A provider's typed credential fields (api_key, the first of them, has its own place in a target).
+_TYPED_CREDENTIAL_FIELDS = tuple(name for name in CREDENTIAL_FIELDS if name != API_KEY)
 
 
 def config_document(config: RoutingConfig) -> dict[str, Any]:
@@ -62,19 +66,7 @@ def config_document(config: RoutingConfig) -> dict[str, Any]:
         out["strict"] = config.strict
     if config.model_successor is not None:
         out["model_successor"] = config.model_successor
-    for name in (
-        "resource_name",
-        "deployment_id",
-        "api_version",
-        "azure_ad_token",
-        "vertex_project_id",
-        "vertex_region",
-        "vertex_service_account_json",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "aws_region",
-    ):
+    for name in _TYPED_CREDENTIAL_FIELDS:
         _put_text(out, name, getattr(config, name))
     return out
 
@@ -258,17 +250,7 @@ def _read_config(reader: _Reader) -> RoutingConfig:
         circuit_breaker=reader.message("circuit_breaker", _read_breaker),
         strict=reader.optional_flag("strict"),
         model_successor=reader.optional_flag("model_successor"),
-        resource_name=reader.text("resource_name"),
-        deployment_id=reader.text("deployment_id"),
-        api_version=reader.text("api_version"),
-        azure_ad_token=reader.text("azure_ad_token"),
-        vertex_project_id=reader.text("vertex_project_id"),
-        vertex_region=reader.text("vertex_region"),
-        vertex_service_account_json=reader.text("vertex_service_account_json"),
-        aws_access_key_id=reader.text("aws_access_key_id"),
-        aws_secret_access_key=reader.text("aws_secret_access_key"),
-        aws_session_token=reader.text("aws_session_token"),
-        aws_region=reader.text("aws_region"),
+        **{name: reader.text(name) for name in _TYPED_CREDENTIAL_FIELDS},
     )
 
 
