@@ -59,7 +59,8 @@ class ServeProcess:
         self._wait_serving()
 
     def _wait_serving(self) -> None:
-        deadline = time.monotonic() + 30
+        # Generous: a restart after kill -9 on a loaded 2-core CI machine has been seen to need over 30 s.
+        deadline = time.monotonic() + 90
         with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
