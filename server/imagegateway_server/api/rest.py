@@ -28,7 +28,6 @@ from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.api.rest_multipart import BodyTooLarge, Upload, read_upload
-from imagegateway_server.api.rest_sse import MEDIA_TYPE as SSE_MEDIA_TYPE
 from imagegateway_server.api.rest_sse import (
     EDIT_EVENTS,
     GENERATION_EVENTS,
@@ -37,6 +36,7 @@ from imagegateway_server.api.rest_sse import (
     error_event,
     partial_image_event,
 )
+from imagegateway_server.api.rest_sse import MEDIA_TYPE as SSE_MEDIA_TYPE
 from imagegateway_server.api.rest_upload_mapping import edit_request, variation_request
 from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.core.gateway import Gateway
