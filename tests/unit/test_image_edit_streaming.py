@@ -128,8 +128,7 @@ def test_edit_events_are_named_image_edit_with_openais_fields() -> None:
 def _fields(message: Any) -> list[tuple[str, int, int, str]]:
     """Each field's name, number, wire type and message type (a map's entry type is named per message)."""
     return [
-        (f.name, f.number, f.type, f.message_type.name if f.message_type else "")
-        for f in message.DESCRIPTOR.fields
+        (f.name, f.number, f.type, f.message_type.name if f.message_type else "") for f in message.DESCRIPTOR.fields
     ]
 
 

@@ -15,10 +15,10 @@ wants bytes and the upstream answers with a URL, the image is downloaded (withou
 into bytes within the same attempt.
 
 A gpt-image request with ``stream`` set (the router sets it only where ``streams`` says yes) is
-sent with ``stream: true`` and ``partial_images`` (an edit as form fields of its multipart body); each ``*.partial_image`` event is passed on
-through ``target.events`` the moment it is read, and the ``*.completed`` events are the result. An
-``error`` event ends the attempt as a classified failure; a stream that ends without a completed
-event is a truncated answer (502).
+sent with ``stream: true`` and ``partial_images`` (an edit as fields of its multipart form); each
+``*.partial_image`` event is passed on through ``target.events`` the moment it is read, and the
+``*.completed`` events are the result. An ``error`` event ends the attempt as a classified failure;
+a stream that ends without a completed event is a truncated answer (502).
 """
 
 from __future__ import annotations
