@@ -450,3 +450,35 @@ def test_imagegw_edit_with_partial_images_prints_progress_lines_as_generate_does
     assert all(line.startswith("[") and "s] " in line for line in lines) and "\r" not in captured.err
     assert "openai" in captured.out  # the outcome, as before, on stdout
     assert edit_calls(emulators)[-1].form["partial_images"] == "1"
+
+
+# -- the emulator itself -------------------------------------------------------------------------------
+
+
+def emulator_edit(emulators: Emulators, **data: str) -> httpx.Response:
+    return httpx.post(
+        f"{emulators.openai.base_url}/images/edits",
+        headers={"authorization": f"Bearer {OPENAI_SECRET}"},
+        files=[("image", ("a.png", png(16, 16), "image/png"))],
+        data={"prompt": "a hat", "stream": "true", **data},
+        timeout=HTTP_TIMEOUT,
+    )
+
+
+def event_names(response: httpx.Response) -> list[str]:
+    return [block.split("\n")[0].removeprefix("event: ") for block in response.text.split("\n\n") if block]
+
+
+def test_the_openai_emulator_streams_edits_and_breaks_them_as_told(emulators: Emulators) -> None:
+    answer = emulator_edit(emulators, model="gpt-image-1.5", partial_images="2")
+    assert event_names(answer) == ["image_edit.partial_image", "image_edit.partial_image", "image_edit.completed"]
+    emulators.openai.inject(Fault.stream_error())
+    assert event_names(emulator_edit(emulators, model="gpt-image-1.5", partial_images="2")) == [
+        "image_edit.partial_image",
+        "error",
+    ]
+    emulators.openai.inject(Fault.stream_reset())
+    with pytest.raises(httpx.HTTPError):
+        emulator_edit(emulators, model="gpt-image-1.5", partial_images="2")
+    refused = emulator_edit(emulators, model="dall-e-2")  # dall-e-2's edit form has no stream
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "stream"
