@@ -452,6 +452,20 @@ def test_imagegw_edit_with_partial_images_prints_progress_lines_as_generate_does
     assert edit_calls(emulators)[-1].form["partial_images"] == "1"
 
 
+def test_imagegw_edit_stream_usage_errors_exit_2_without_calling(
+    gateway: GatewayThread, key: str, emulators: Emulators, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "cat.png"
+    image.write_bytes(png(16, 16))
+    common = ["edit", "--server", gateway.grpc_target, "--api-key", key, "--image", str(image), "--prompt", "x"]
+    out = ["--out", str(tmp_path / "edited.png")]
+    assert cli_main([*common, "--stream-fallback", "complete", *out]) == 2
+    assert "--stream-fallback needs --partial-images" in capsys.readouterr().err
+    assert cli_main([*common, "--partial-images", "4", *out]) == 2
+    assert "--partial-images" in capsys.readouterr().err
+    assert not emulators.openai.requests and not (tmp_path / "edited.png").exists()
+
+
 # -- the emulator itself -------------------------------------------------------------------------------
 
 
