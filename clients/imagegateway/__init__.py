@@ -3,7 +3,8 @@
 ``ImageGatewayClient`` (client.py) blocks, ``AsyncImageGatewayClient`` (async_client.py) awaits;
 both share connection.py (target, API key, deadlines, TLS), builders.py (typed request fields) and
 pagers.py. errors.py maps gRPC failures to one exception per status; types.py names the messages;
-events.py types the events of ``generate_events`` (progress, partial images, final images).
+events.py types the events of ``generate_events`` and ``edit_events`` (progress, partial images, final
+images).
 """
 
 from imagegateway.async_client import AsyncImageGatewayClient

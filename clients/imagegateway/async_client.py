@@ -124,6 +124,26 @@ class AsyncImageGatewayClient(ClientBase):
             raise from_rpc_error(err) from err
         return uploads.as_edit_response(response)
 
+    async def edit_events(
+        self,
+        images: Sequence[InputFile],
+        *,
+        mask: InputFile | None = None,
+        partial_images: int | None = None,
+        stream_fallback: StreamFallbackName | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
+    ) -> AsyncIterator[GenerationEvent]:
+        """As ``ImageGatewayClient.edit_events``."""
+        message = events.stream_request(
+            uploads.stream_edit_request(images, mask, **fields), partial_images, stream_fallback
+        )
+        call = self._stub.StreamEditImage(
+            message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+        )
+        async for response in _aread_stream(call):
+            yield events.event_of(response)
+
     async def create_image_variation(
         self, image: InputFile, *, timeout: float | None = None, **fields: Unpack[GenerateFields]
     ) -> images_pb2.CreateImageVariationResponse:

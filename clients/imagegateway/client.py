@@ -177,6 +177,27 @@ class ImageGatewayClient(ClientBase):
             raise from_rpc_error(err) from err
         return uploads.as_edit_response(response)
 
+    def edit_events(
+        self,
+        images: Sequence[InputFile],
+        *,
+        mask: InputFile | None = None,
+        partial_images: int | None = None,
+        stream_fallback: StreamFallbackName | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
+    ) -> Iterator[GenerationEvent]:
+        """Edits ``images`` as ``edit_image`` does, as typed events (``imagegateway.events``): progress
+        reports, partial images (``partial_images`` 1-3, from a model that streams edits), then the final
+        images. The files travel in one StreamEditImage message, under the message limit."""
+        message = events.stream_request(
+            uploads.stream_edit_request(images, mask, **fields), partial_images, stream_fallback
+        )
+        call = self._stub.StreamEditImage(
+            message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+        )
+        return (events.event_of(response) for response in _read_stream(call))
+
     def create_image_variation(
         self, image: InputFile, *, timeout: float | None = None, **fields: Unpack[GenerateFields]
     ) -> images_pb2.CreateImageVariationResponse:

@@ -1,6 +1,7 @@
-"""StreamGenerateImage's messages as typed events, for callers that show a request's progress.
+"""StreamGenerateImage's (and StreamEditImage's) messages as typed events, for callers that show a
+request's progress.
 
-``generate_events`` (on both clients) yields, in order: ``Progress`` reports (an attempt starting
+``generate_events`` and ``edit_events`` (on both clients) yield, in order: ``Progress`` reports (an attempt starting
 or failing, a job queued or running at an asynchronous provider, a fallback moving on),
 ``PartialImage`` events when partial images were asked for and the serving model streams them,
 then one ``FinalImage`` per image, the last carrying the ``RoutingOutcome`` and ``GenerationReport``.
@@ -10,7 +11,7 @@ A request that fails raises its ``ImageGatewayError`` after the events that came
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, TypeVar
 
 from imagegateway.v1 import images_pb2
 
@@ -83,12 +84,16 @@ class FinalImage:
 GenerationEvent = Progress | PartialImage | FinalImage
 
 
+# The requests of the streaming image RPCs: both carry progress, partial_images and stream_fallback.
+StreamRequest = TypeVar("StreamRequest", images_pb2.StreamGenerateImageRequest, images_pb2.StreamEditImageRequest)
+
+
 def stream_request(
-    request: images_pb2.StreamGenerateImageRequest,
+    request: StreamRequest,
     partial_images: int | None,
     stream_fallback: StreamFallbackName | None,
-) -> images_pb2.StreamGenerateImageRequest:
-    """Sets the streaming fields on a StreamGenerateImage request (progress reports always)."""
+) -> StreamRequest:
+    """Sets the streaming fields on a StreamGenerateImage or StreamEditImage request (progress reports always)."""
     request.progress = True
     if partial_images is not None:
         request.partial_images = partial_images
@@ -107,8 +112,8 @@ def _error_kind_name(kind: images_pb2.ErrorKind.ValueType) -> str:
         return "unknown"
 
 
-def event_of(message: images_pb2.StreamGenerateImageResponse) -> GenerationEvent:
-    """The typed event one response message carries."""
+def event_of(message: images_pb2.StreamGenerateImageResponse | images_pb2.StreamEditImageResponse) -> GenerationEvent:
+    """The typed event one response message carries (the two responses share their layout)."""
     if message.HasField("progress"):
         p = message.progress
         return Progress(

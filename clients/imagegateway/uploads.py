@@ -1,4 +1,5 @@
-"""Request builders of the upload RPCs: EditImage, EditImageUpload (chunked) and CreateImageVariation.
+"""Request builders of the upload RPCs: EditImage, EditImageUpload (chunked), StreamEditImage and
+CreateImageVariation.
 
 Input images are given as bytes, or as ``(file name, bytes)`` pairs; the other fields are those of
 ``generate_image`` (``prompt``, ``model``, routing, ``metadata`` ...). An edit larger than one
@@ -47,6 +48,15 @@ def edit_request(
     if mask is not None:
         request.mask.CopyFrom(_input(mask))
     return request
+
+
+def stream_edit_request(
+    images: Sequence[InputFile], mask: InputFile | None, **fields: Unpack[GenerateFields]
+) -> images_pb2.StreamEditImageRequest:
+    """One StreamEditImageRequest carrying every file (its streaming switches are set by ``events``)."""
+    edit = edit_request(images, mask, **fields)
+    # The two requests share their first seven fields (same numbers and types).
+    return images_pb2.StreamEditImageRequest.FromString(edit.SerializeToString())
 
 
 def edit_upload_messages(

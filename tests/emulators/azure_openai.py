@@ -168,7 +168,10 @@ class AzureOpenAIEmulator(OpenAIEmulator):
             return _error(error)
         if mode.content_filtered:
             return _error(_content_policy())
-        return Response.json(200, self._images_response(upload.generation, generated_image(upload.generation, mode)))
+        image = generated_image(upload.generation, mode)
+        if upload.generation.stream:
+            return stream_answer(upload.generation, image, mode, prefix="image_edit")  # as OpenAI streams edits
+        return Response.json(200, self._images_response(upload.generation, image))
 
     def _authenticate(self, request: RecordedRequest) -> None:
         if self.api_key is None and self.ad_token is None:

@@ -1,5 +1,6 @@
 """Fake OpenAI Images API: `POST /v1/images/generations`, `/edits` and `/variations` with OpenAI's auth,
-validation and shapes."""
+validation and shapes; generations and gpt-image edits stream (`stream`, `partial_images`) as OpenAI's
+server-sent events, with the stream faults of `Fault` (reset, error event, stall, gap) mid-stream."""
 
 from __future__ import annotations
 
@@ -163,13 +164,14 @@ class OpenAIEmulator(Emulator):
         generation = upload.generation
         if mode.content_filtered:
             return error_response(_safety_rejection(generation, request.request_id))
-        payload = self._images_response(generation, generated_image(generation, mode))
+        image = generated_image(generation, mode)
+        if generation.stream:
+            # A streamed edit (gpt-image only: dall-e-2's form has no ``stream``): ``image_edit.*`` events.
+            usage = _with_input_images(_usage(generation), len(upload.images))
+            return stream_answer(generation, image, mode, prefix="image_edit", usage=usage)
+        payload = self._images_response(generation, image)
         if "usage" in payload:
-            image_tokens = _INPUT_IMAGE_TOKENS * len(upload.images)
-            usage = payload["usage"]
-            usage["input_tokens"] += image_tokens
-            usage["input_tokens_details"]["image_tokens"] = image_tokens
-            usage["total_tokens"] += image_tokens
+            payload["usage"] = _with_input_images(payload["usage"], len(upload.images))
         return Response.json(200, payload)
 
     def _authenticate(self, request: RecordedRequest) -> None:
@@ -233,6 +235,15 @@ def _usage(generation: Generation) -> dict[str, Any]:
     }
 
 
+def _with_input_images(usage: dict[str, Any], count: int) -> dict[str, Any]:
+    """An edit's usage: its input images billed as image input tokens."""
+    image_tokens = _INPUT_IMAGE_TOKENS * count
+    usage["input_tokens"] += image_tokens
+    usage["input_tokens_details"]["image_tokens"] = image_tokens
+    usage["total_tokens"] += image_tokens
+    return usage
+
+
 _STREAM_ERROR = {
     "type": "error",
     "error": {
@@ -244,15 +255,23 @@ _STREAM_ERROR = {
 }
 
 
-def stream_answer(generation: Generation, image: bytes, mode: AnswerMode) -> Response:
+def stream_answer(
+    generation: Generation,
+    image: bytes,
+    mode: AnswerMode,
+    *,
+    prefix: str = "image_generation",
+    usage: dict[str, Any] | None = None,
+) -> Response:
     """OpenAI's event stream: the partial images, then one completed event per image, each its own
-    chunk (`mode.stream_gap_ms` apart); `mode.stream_fault` breaks it after the first partial image."""
+    chunk (`mode.stream_gap_ms` apart); `mode.stream_fault` breaks it after the first partial image.
+    `prefix` names the events (`image_generation`, or `image_edit` for a streamed edit)."""
     b64 = base64.b64encode(image).decode("ascii")
     created = int(time.time())
     base = {"b64_json": b64, "created_at": created, **_gpt_metadata(generation)}
     events: list[tuple[str, dict[str, Any]]] = []
     for index in range(generation.partial_images):
-        kind = "image_generation.partial_image"
+        kind = f"{prefix}.partial_image"
         events.append((kind, {"type": kind, **base, "partial_image_index": index}))
     if mode.stream_fault is not None and events:
         events = events[:1]
@@ -260,8 +279,8 @@ def stream_answer(generation: Generation, image: bytes, mode: AnswerMode) -> Res
             events.append(("error", _STREAM_ERROR))
     else:
         for _ in range(generation.n):
-            kind = "image_generation.completed"
-            events.append((kind, {"type": kind, **base, "usage": _usage(generation)}))
+            kind = f"{prefix}.completed"
+            events.append((kind, {"type": kind, **base, "usage": usage or _usage(generation)}))
     parts = tuple(
         StreamPart(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode(), mode.stream_gap_ms if i else 0.0)
         for i, (kind, data) in enumerate(events)

@@ -382,7 +382,22 @@ def post_edit(
         ),
         pytest.param([("image", ("a.png", png(64, 64)))], {"model": "gpt-image-1.5"}, "prompt", id="missing-prompt"),
         pytest.param(
-            [("image", ("a.png", png(64, 64)))], {"prompt": "x", "stream": "true"}, "stream", id="stream-refused"
+            [("image", ("a.png", png(64, 64)))],
+            {"prompt": "x", "model": "dall-e-2", "stream": "true"},
+            "stream",
+            id="stream-on-a-model-that-cannot-stream",
+        ),
+        pytest.param(
+            [("image", ("a.png", png(64, 64)))],
+            {"prompt": "x", "model": "gpt-image-1.5", "stream": "true", "partial_images": "4"},
+            "partial_images",
+            id="partial-images-4",
+        ),
+        pytest.param(
+            [("image", ("a.png", png(64, 64)))],
+            {"prompt": "x", "model": "gpt-image-1.5", "stream": "maybe"},
+            "stream",
+            id="stream-not-a-boolean",
         ),
         pytest.param([("image", ("a.txt", b"not an image"))], {"prompt": "x"}, "image", id="not-an-image"),
         pytest.param([], {"prompt": "x"}, "image", id="no-image"),

@@ -1221,6 +1221,155 @@ class EditImageResponse(_message.Message):
 Global___EditImageResponse: _TypeAlias = EditImageResponse  # noqa: Y015
 
 @_typing.final
+class StreamEditImageRequest(_message.Message):
+    """Request for StreamEditImage: EditImageRequest's fields (same numbers), and StreamGenerateImageRequest's
+    streaming switches.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
+    IMAGES_FIELD_NUMBER: _builtins.int
+    MASK_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGES_FIELD_NUMBER: _builtins.int
+    STREAM_FALLBACK_FIELD_NUMBER: _builtins.int
+    trace_id: _builtins.str
+    """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result."""
+    progress: _builtins.bool
+    """Send Progress messages (attempts starting and failing, fallbacks) before the images."""
+    partial_images: _builtins.int
+    """Partial images (1-3) to stream before the final images, from a model that streams edits (OpenAI's
+    partial_images on the gpt-image models); unset or 0 streams none, and any target that edits may serve.
+    """
+    stream_fallback: Global___StreamFallback.ValueType
+    """What a target that cannot stream partial images does when partial_images is above 0."""
+    @_builtins.property
+    def parameters(self) -> Global___ImageParameters:
+        """The edit's parameters; prompt is required."""
+
+    @_builtins.property
+    def routing(self) -> Global___Routing:
+        """Where to route the request."""
+
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___InputImage]:
+        """The images to edit (1 to IMAGEGW_MAX_INPUT_IMAGES; dall-e-2 takes one square PNG)."""
+
+    @_builtins.property
+    def mask(self) -> Global___InputImage:
+        """A PNG the size of the first image whose fully transparent pixels (alpha 0) mark where to edit."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller metadata recorded in the log."""
+
+    def __init__(
+        self,
+        *,
+        parameters: Global___ImageParameters | None = ...,
+        routing: Global___Routing | None = ...,
+        images: _abc.Iterable[Global___InputImage] | None = ...,
+        mask: Global___InputImage | None = ...,
+        trace_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
+        progress: _builtins.bool = ...,
+        partial_images: _builtins.int | None = ...,
+        stream_fallback: Global___StreamFallback.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "mask", b"mask", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "images", b"images", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__partial_images: _TypeAlias = _typing.Literal["partial_images"]  # noqa: Y015
+    _WhichOneofArgType__partial_images: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__partial_images) -> _WhichOneofReturnType__partial_images | None: ...
+
+Global___StreamEditImageRequest: _TypeAlias = StreamEditImageRequest  # noqa: Y015
+
+@_typing.final
+class StreamEditImageResponse(_message.Message):
+    """One message of StreamEditImage, laid out as StreamGenerateImageResponse (the same fields and numbers):
+    progress messages (when asked for) and partial images first, as they happen; then the images, one per
+    message; the last message also carries the outcome.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGE_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    """Unix seconds when the images were created."""
+    @_builtins.property
+    def image(self) -> Global___Image:
+        """One edited image."""
+
+    @_builtins.property
+    def outcome(self) -> Global___RoutingOutcome:
+        """How the request was routed; set on the last message only."""
+
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts; set on the last message only."""
+
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """One step of the request while it is served; set on progress messages only (no image)."""
+
+    @_builtins.property
+    def partial_image(self) -> Global___PartialImage:
+        """A partial image, sent as the provider streams it (no final image)."""
+
+    def __init__(
+        self,
+        *,
+        image: Global___Image | None = ...,
+        outcome: Global___RoutingOutcome | None = ...,
+        created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
+        progress: Global___Progress | None = ...,
+        partial_image: Global___PartialImage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamEditImageResponse: _TypeAlias = StreamEditImageResponse  # noqa: Y015
+
+@_typing.final
 class EditImageUploadHeader(_message.Message):
     """The first message of EditImageUpload: everything but the image bytes."""
 

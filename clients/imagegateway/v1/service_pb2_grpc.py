@@ -60,6 +60,11 @@ class ImageGatewayStub:
                 request_serializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadRequest.SerializeToString,
                 response_deserializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadResponse.FromString,
                 _registered_method=True)
+        self.StreamEditImage = channel.unary_stream(
+                '/imagegateway.v1.ImageGateway/StreamEditImage',
+                request_serializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageResponse.FromString,
+                _registered_method=True)
         self.CreateImageVariation = channel.unary_unary(
                 '/imagegateway.v1.ImageGateway/CreateImageVariation',
                 request_serializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationRequest.SerializeToString,
@@ -194,6 +199,14 @@ class ImageGatewayServicer:
 
     def EditImageUpload(self, request_iterator, context):
         """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamEditImage(self, request, context):
+        """Edits images as StreamGenerateImage generates them: progress and partial images (from a model
+        that streams them, as OpenAI's stream=true edits) as they come, then the images one per message.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -368,6 +381,11 @@ def add_ImageGatewayServicer_to_server(servicer, server):
                     servicer.EditImageUpload,
                     request_deserializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadRequest.FromString,
                     response_serializer=imagegateway_dot_v1_dot_images__pb2.EditImageUploadResponse.SerializeToString,
+            ),
+            'StreamEditImage': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEditImage,
+                    request_deserializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageResponse.SerializeToString,
             ),
             'CreateImageVariation': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateImageVariation,
@@ -584,6 +602,33 @@ class ImageGateway:
             '/imagegateway.v1.ImageGateway/EditImageUpload',
             imagegateway_dot_v1_dot_images__pb2.EditImageUploadRequest.SerializeToString,
             imagegateway_dot_v1_dot_images__pb2.EditImageUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEditImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/imagegateway.v1.ImageGateway/StreamEditImage',
+            imagegateway_dot_v1_dot_images__pb2.StreamEditImageRequest.SerializeToString,
+            imagegateway_dot_v1_dot_images__pb2.StreamEditImageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,10 @@ class ImageGatewayStub:
     """Edits images: one or more input images (and a mask) with a prompt, as OpenAI's /images/edits."""
     EditImageUpload: _grpc.StreamUnaryMultiCallable[_images_pb2.EditImageUploadRequest, _images_pb2.EditImageUploadResponse]
     """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks."""
+    StreamEditImage: _grpc.UnaryStreamMultiCallable[_images_pb2.StreamEditImageRequest, _images_pb2.StreamEditImageResponse]
+    """Edits images as StreamGenerateImage generates them: progress and partial images (from a model
+    that streams them, as OpenAI's stream=true edits) as they come, then the images one per message.
+    """
     CreateImageVariation: _grpc.UnaryUnaryMultiCallable[_images_pb2.CreateImageVariationRequest, _images_pb2.CreateImageVariationResponse]
     """Makes variations of one input image, as OpenAI's /images/variations."""
     CreateConfig: _grpc.UnaryUnaryMultiCallable[_configs_pb2.CreateConfigRequest, _configs_pb2.CreateConfigResponse]
@@ -102,6 +106,10 @@ class ImageGatewayAsyncStub(ImageGatewayStub):
     """Edits images: one or more input images (and a mask) with a prompt, as OpenAI's /images/edits."""
     EditImageUpload: _aio.StreamUnaryMultiCallable[_images_pb2.EditImageUploadRequest, _images_pb2.EditImageUploadResponse]  # type: ignore[assignment]
     """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks."""
+    StreamEditImage: _aio.UnaryStreamMultiCallable[_images_pb2.StreamEditImageRequest, _images_pb2.StreamEditImageResponse]  # type: ignore[assignment]
+    """Edits images as StreamGenerateImage generates them: progress and partial images (from a model
+    that streams them, as OpenAI's stream=true edits) as they come, then the images one per message.
+    """
     CreateImageVariation: _aio.UnaryUnaryMultiCallable[_images_pb2.CreateImageVariationRequest, _images_pb2.CreateImageVariationResponse]  # type: ignore[assignment]
     """Makes variations of one input image, as OpenAI's /images/variations."""
     CreateConfig: _aio.UnaryUnaryMultiCallable[_configs_pb2.CreateConfigRequest, _configs_pb2.CreateConfigResponse]  # type: ignore[assignment]
@@ -179,6 +187,16 @@ class ImageGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_images_pb2.EditImageUploadResponse, _abc.Awaitable[_images_pb2.EditImageUploadResponse]]:
         """Edits images sent in chunks, for inputs larger than one message may hold: a header message, then chunks."""
+
+    @_abc_1.abstractmethod
+    def StreamEditImage(
+        self,
+        request: _images_pb2.StreamEditImageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_images_pb2.StreamEditImageResponse], _abc.AsyncIterator[_images_pb2.StreamEditImageResponse]]:
+        """Edits images as StreamGenerateImage generates them: progress and partial images (from a model
+        that streams them, as OpenAI's stream=true edits) as they come, then the images one per message.
+        """
 
     @_abc_1.abstractmethod
     def CreateImageVariation(

@@ -23,6 +23,7 @@ GRPC_METHOD_SCOPES: dict[str, str] = {
     "StreamGenerateImage": Scope.GENERATE,
     "EditImage": Scope.GENERATE,
     "EditImageUpload": Scope.GENERATE,
+    "StreamEditImage": Scope.GENERATE,
     "CreateImageVariation": Scope.GENERATE,
     "ValidateConfig": Scope.GENERATE,
     "ListLogs": Scope.GENERATE,

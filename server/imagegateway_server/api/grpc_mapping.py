@@ -115,9 +115,11 @@ def variation_request(
     return dataclasses.replace(image_request(params), operation=Operation.VARIATION, images=(described,))
 
 
-def streamed_call(call: GenerationCall, request: images_pb2.StreamGenerateImageRequest) -> GenerationCall:
-    """A StreamGenerateImage call: partial_images above 0 streams them from the serving model
-    (``ImageRequest.stream``), and stream_fallback says what a target that cannot stream does."""
+def streamed_call(
+    call: GenerationCall, request: images_pb2.StreamGenerateImageRequest | images_pb2.StreamEditImageRequest
+) -> GenerationCall:
+    """A StreamGenerateImage or StreamEditImage call: partial_images above 0 streams them from the serving
+    model (``ImageRequest.stream``), and stream_fallback says what a target that cannot stream does."""
     if not request.HasField("partial_images"):
         return call
     partial = request.partial_images

@@ -249,7 +249,12 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def StreamGenerateImage(  # type: ignore[override]
         self, request: images_pb2.StreamGenerateImageRequest, context: Context
     ) -> AsyncIterator[SerializedMessage]:
-        events = self._events(request, context, stream=True)
+        async for message in self._stream_messages(self._events(request, context, stream=True)):
+            yield message
+
+    async def _stream_messages(self, events: AsyncGenerator[StreamItem, None]) -> AsyncIterator[SerializedMessage]:
+        """The messages of a streaming image RPC (StreamGenerateImageResponse's layout, which
+        StreamEditImageResponse shares): progress and partial images, then one image per message."""
         try:
             async for item in events:
                 if isinstance(item, GenerationOutcome):
@@ -264,7 +269,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
             await events.aclose()
 
     # Edits and variations answer in GenerateImageResponse's layout (the same fields and numbers), so
-    # their messages are serialized by the same splicing code.
+    # their messages are serialized by the same splicing code; StreamEditImage in StreamGenerateImage's.
 
     async def EditImage(  # type: ignore[override]
         self, request: images_pb2.EditImageRequest, context: Context
@@ -277,6 +282,19 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
             return grpc_mapping.edit_request(message.parameters, images, mask, limits)
 
         return generate_image_response(await self._generate(request, context, build=build))
+
+    async def StreamEditImage(  # type: ignore[override]
+        self, request: images_pb2.StreamEditImageRequest, context: Context
+    ) -> AsyncIterator[SerializedMessage]:
+        limits = self._input_limits
+
+        def build(message: images_pb2.StreamEditImageRequest) -> ImageRequest:
+            images = [(image.data, image.filename) for image in message.images]
+            mask = (message.mask.data, message.mask.filename) if message.HasField("mask") else None
+            return grpc_mapping.edit_request(message.parameters, images, mask, limits)
+
+        async for message in self._stream_messages(self._events(request, context, stream=True, build=build)):
+            yield message
 
     async def CreateImageVariation(  # type: ignore[override]
         self, request: images_pb2.CreateImageVariationRequest, context: Context

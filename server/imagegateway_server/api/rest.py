@@ -1,7 +1,8 @@
 """The OpenAI-compatible REST shim: POST /v1/images/generations, /edits and /variations driven by Portkey's headers.
 
 Bodies and errors are exactly OpenAI's, so the official SDK works with only base_url changed.
-``stream: true`` answers with OpenAI's server-sent events (``rest_sse``), passed on as they arrive.
+``stream: true`` (generations; ``stream=true`` in an edit's form) answers with OpenAI's server-sent
+events (``rest_sse``: ``image_generation.*``, ``image_edit.*``), passed on as they arrive.
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.api.rest_multipart import BodyTooLarge, Upload, read_upload
+from imagegateway_server.api.rest_sse import (
+    EDIT_EVENTS,
+    GENERATION_EVENTS,
+    STREAM_HEADERS,
+    completed_event,
+    error_event,
+    partial_image_event,
+)
 from imagegateway_server.api.rest_sse import MEDIA_TYPE as SSE_MEDIA_TYPE
-from imagegateway_server.api.rest_sse import STREAM_HEADERS, completed_event, error_event, partial_image_event
 from imagegateway_server.api.rest_upload_mapping import edit_request, variation_request
 from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.core.gateway import Gateway
@@ -435,9 +443,15 @@ class RestShim:
                 deadline=request_deadline(headers.get(REQUEST_TIMEOUT_HEADER), arrived),
                 headers=headers.last,
                 cache_force_refresh=rest_mapping.cache_force_refresh(headers),
+                stream_complete=rest_mapping.stream_fallback(headers),
             )
             keep_image = rest_mapping.flag_header(headers, KEEP_IMAGE_HEADER)
-            outcome = await self._gateway.generate(call)
+            if image_request.stream:
+                # A streamed edit, as a streamed generation: a plain error until the first image event.
+                items = stream_generation(self._gateway, call)
+                first = await _first_image_event(items)
+            else:
+                outcome = await self._gateway.generate(call)
         except _HttpError as exc:
             return _error_response(
                 exc.status, error_envelope(exc.status, exc.message, param=exc.param, code=exc.code), trace_headers
@@ -447,6 +461,8 @@ class RestShim:
         except (GatewayError, ProviderError) as exc:
             status, body = to_http_error(exc)
             return _error_response(status, body, trace_headers)
+        if image_request.stream:
+            return _event_stream_response(first, items, image_request, trace_headers, EDIT_EVENTS)
         routed = outcome.routed
         result = routed.result
         payload = images_body(
@@ -475,8 +491,29 @@ async def _first_image_event(items: AsyncGenerator[StreamItem, None]) -> Partial
     raise AssertionError("stream_generation ends with the outcome or raises")  # pragma: no cover
 
 
+def _event_stream_response(
+    first: PartialImage | GenerationOutcome,
+    items: AsyncGenerator[StreamItem, None],
+    request: ImageRequest,
+    trace_headers: Mapping[str, str],
+    prefix: str,
+) -> StreamingResponse:
+    """The 200 of a streamed request whose first image event is ``first``: OpenAI's events named
+    ``<prefix>.*`` (``image_edit`` for edits), the success headers when the outcome came first."""
+    headers_out = {**trace_headers, **STREAM_HEADERS}
+    if isinstance(first, GenerationOutcome):
+        headers_out.update(_success_headers(first))
+    return StreamingResponse(
+        _sse_events(first, items, request, prefix=prefix), media_type=SSE_MEDIA_TYPE, headers=headers_out
+    )
+
+
 async def _sse_events(
-    first: PartialImage | GenerationOutcome, items: AsyncGenerator[StreamItem, None], request: ImageRequest
+    first: PartialImage | GenerationOutcome,
+    items: AsyncGenerator[StreamItem, None],
+    request: ImageRequest,
+    *,
+    prefix: str = GENERATION_EVENTS,
 ) -> AsyncIterator[bytes]:
     """The event stream from its first image event on: partial images as they come, then one
     completed event per image, or the error event if the request fails after all."""
@@ -484,13 +521,13 @@ async def _sse_events(
         item: StreamItem = first
         while True:
             if isinstance(item, PartialImage):
-                yield partial_image_event(item, request)
+                yield partial_image_event(item, request, prefix)
             elif isinstance(item, GenerationOutcome):
                 routed = item.routed
                 created = routed.result.created or int(time.time())
                 fields = response_fields(routed)
                 for image in routed.result.images:
-                    yield completed_event(image, request, created, fields)
+                    yield completed_event(image, request, created, fields, prefix)
                 return
             item = await anext(items)
     except (RequestFailed, GatewayError, ProviderError) as exc:

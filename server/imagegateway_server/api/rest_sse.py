@@ -23,6 +23,7 @@ from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage
 
 GENERATION_EVENTS = "image_generation"
+EDIT_EVENTS = "image_edit"
 MEDIA_TYPE = "text/event-stream"
 # No proxy may hold events back to gather a bigger body (nginx honours x-accel-buffering).
 STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}

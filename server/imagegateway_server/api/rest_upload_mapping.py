@@ -4,7 +4,8 @@ The fields are OpenAI's (``image`` or ``image[]``, ``mask``, ``prompt``, ``model
 ``quality``, ``background``, ``input_fidelity``, ``output_format``, ``output_compression``,
 ``response_format``, ``user``, ...); form values are text, so numbers are read from it here. A
 field the gateway does not model goes on to the adapter as an extra, which refuses it by name.
-``stream`` is refused: streamed edits are served only where the streaming path exists.
+``stream=true`` (with ``partial_images`` 0-3) asks for OpenAI's streamed edit: the answer is the
+``image_edit.*`` server-sent events, so its images are base64 (``response_format=url`` is refused).
 """
 
 from __future__ import annotations
@@ -91,17 +92,17 @@ def edit_request(upload: Upload, limits: InputLimits) -> ImageRequest:
         raise InvalidArgument("you must provide a prompt", param="prompt", code="missing_required_parameter")
     stream = _flag("stream", fields.pop("stream", ""))
     partial = fields.pop("partial_images", None)
-    if stream:
-        raise InvalidArgument(
-            "streamed image edits are not served by this gateway; send stream=false",
-            param="stream",
-            code="unsupported_value",
-        )
     if partial is not None and not (partial.strip().isdigit() and int(partial) <= MAX_PARTIAL_IMAGES):
         raise InvalidArgument(f"must be an integer from 0 to {MAX_PARTIAL_IMAGES}", param="partial_images")
     images, mask = _images(upload.files, limits)
     known, extra = _parameters(fields)
-    response_format = _response_format(known)
+    if stream:
+        # The events carry base64 images, as OpenAI's do.
+        if known.pop("response_format", None) is ResponseFormat.URL:
+            raise InvalidArgument("must be 'b64_json' when stream is true", param="response_format")
+        response_format = ResponseFormat.B64_JSON
+    else:
+        response_format = _response_format(known)
     return ImageRequest(
         **known,
         response_format=response_format,
@@ -109,6 +110,8 @@ def edit_request(upload: Upload, limits: InputLimits) -> ImageRequest:
         operation=Operation.EDIT,
         images=tuple(images),
         mask=mask,
+        stream=stream,
+        partial_images=int(partial) if partial is not None else None,
     )
 
 

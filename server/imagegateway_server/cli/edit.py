@@ -1,5 +1,9 @@
 """``imagegw edit`` and ``imagegw vary``: an edit of input images (under a mask), or variations of one
-image, through the gateway; the results are written to files as ``imagegw generate`` writes them."""
+image, through the gateway; the results are written to files as ``imagegw generate`` writes them.
+
+``imagegw edit --partial-images N`` streams the edit (StreamEditImage) and shows its progress and
+partial images on stderr as ``imagegw generate`` does (``status_line``); without it the edit is one
+call, chunked when its inputs are larger than one message may hold."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 from pathlib import Path
 
 from imagegateway import GenerateFields, ImageGatewayClient
+from imagegateway.events import FinalImage
 from imagegateway.types import Image, RoutingOutcome
 from imagegateway.uploads import InputFile
 from imagegateway_server.cli import output
@@ -15,6 +20,7 @@ from imagegateway_server.cli.arguments import CommandTree, positive
 from imagegateway_server.cli.errors import CommandError, file_error, usage_error
 from imagegateway_server.cli.generate import _image_paths, _key_value
 from imagegateway_server.cli.inputs import read_secret
+from imagegateway_server.cli.status_line import StatusLine
 
 
 def _read(path_text: str, flag: str) -> InputFile:
@@ -67,8 +73,27 @@ def _edit(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     mask = _read(args.mask, "--mask") if args.mask else None
     fields = _fields(args)
     fields["prompt"] = args.prompt
-    response = client.edit_image(images, mask=mask, **fields)
-    return _write(args, list(response.images), response.outcome)
+    if args.partial_images is None:
+        if args.stream_fallback:
+            raise usage_error("--stream-fallback needs --partial-images")
+        response = client.edit_image(images, mask=mask, **fields)
+        return _write(args, list(response.images), response.outcome)
+    edited: list[Image] = []
+    outcome = RoutingOutcome()
+    status = StatusLine(sys.stderr)
+    try:
+        for event in client.edit_events(
+            images, mask=mask, partial_images=args.partial_images, stream_fallback=args.stream_fallback, **fields
+        ):
+            if not isinstance(event, FinalImage):
+                status.report(event)
+                continue
+            edited.append(event.image)
+            if event.outcome is not None:
+                outcome = event.outcome
+    finally:
+        status.close()
+    return _write(args, edited, outcome)
 
 
 def _vary(args: argparse.Namespace, client: ImageGatewayClient) -> int:
@@ -111,6 +136,20 @@ def register(commands: CommandTree) -> None:
     edit.add_argument("--prompt", required=True, help="what the edit should do")
     edit.add_argument("--quality", help="OpenAI's quality: low, medium, high or auto")
     edit.add_argument("--input-fidelity", choices=("high", "low"), help="how closely gpt-image keeps the inputs")
+    edit.add_argument(
+        "--partial-images",
+        type=int,
+        choices=range(4),
+        metavar="0-3",
+        help="stream the edit: ask a model that streams edits (gpt-image) for partial images first; "
+        "the progress and their arrival are shown",
+    )
+    edit.add_argument(
+        "--stream-fallback",
+        choices=("skip", "complete"),
+        help="with --partial-images, what a target that cannot stream does: skip it (default) "
+        "or let it answer without partial images",
+    )
     _common(edit)
     vary = commands.command("vary", "make variations of one image and write them to files", _vary)
     vary.add_argument("--image", required=True, metavar="FILE", help="the image to vary (dall-e-2: a square PNG)")

@@ -101,7 +101,7 @@ class ImageRequest:
     operation: Operation = Operation.GENERATE
     images: tuple[InputImage, ...] = ()
     mask: InputImage | None = None
-    # OpenAI's streamed generation: the answer comes as events, with up to ``partial_images`` (0-3)
+    # OpenAI's streamed generation or edit: the answer comes as events, with up to ``partial_images`` (0-3)
     # partial images before the final one. Not a parameter an adapter must honour (``set_fields``):
     # the router decides per target whether it streams (docs/streaming.md).
     stream: bool = False

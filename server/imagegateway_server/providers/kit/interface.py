@@ -93,5 +93,6 @@ class PartialImageStreaming(Protocol):
     """
 
     def streams(self, model: str) -> bool:
-        """Whether ``model`` answers with streamed partial images."""
+        """Whether ``model`` answers with streamed partial images, for every operation the adapter
+        serves with it (``operations``): a streamed edit goes only to an adapter that says yes here."""
         ...

@@ -3,7 +3,8 @@
 ``build_body`` maps an ImageRequest to the JSON body of ``POST .../images/generations``, and
 ``build_form`` an edit or a variation to the multipart form of ``POST .../images/edits`` or
 ``.../images/variations`` (images and mask as file parts), each refusing what OpenAI's models won't
-take; ``read_openai_failure`` reads the ``{"error": {...}}`` envelope.
+take; ``read_openai_failure`` reads the ``{"error": {...}}`` envelope. A streamed edit (``ImageRequest.stream``,
+set by the router only for a model that streams) adds the form fields ``stream=true`` and ``partial_images``.
 
 Field mapping:
 
@@ -122,6 +123,11 @@ def build_form(request: ImageRequest, model: str, *, provider: str) -> tuple[lis
         "safety_identifier": request.safety_identifier,
     }
     fields += [(name, str(value)) for name, value in optional.items() if value is not None and name in accepted]
+    if edit and request.stream:
+        # A streamed edit, as the OpenAI SDK sends one: form fields ``stream=true`` and ``partial_images``.
+        fields.append(("stream", "true"))
+        if request.partial_images is not None:
+            fields.append(("partial_images", str(request.partial_images)))
     wants_url = request.response_format is ResponseFormat.URL
     if family is ModelFamily.DALL_E_2:
         fields.append(("response_format", "url" if wants_url else "b64_json"))

@@ -15,10 +15,10 @@ wants bytes and the upstream answers with a URL, the image is downloaded (withou
 into bytes within the same attempt.
 
 A gpt-image request with ``stream`` set (the router sets it only where ``streams`` says yes) is
-sent with ``stream: true`` and ``partial_images``; each ``*.partial_image`` event is passed on
-through ``target.events`` the moment it is read, and the ``*.completed`` events are the result. An
-``error`` event ends the attempt as a classified failure; a stream that ends without a completed
-event is a truncated answer (502).
+sent with ``stream: true`` and ``partial_images`` (an edit as fields of its multipart form); each
+``*.partial_image`` event is passed on through ``target.events`` the moment it is read, and the
+``*.completed`` events are the result. An ``error`` event ends the attempt as a classified failure;
+a stream that ends without a completed event is a truncated answer (502).
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         """Raises for an item of ``data`` that must not be served (a provider's content filter); no-op by default."""
 
     def streams(self, model: str) -> bool:
-        """The gpt-image models stream partial images (OpenAI's ``stream``/``partial_images``)."""
+        """The gpt-image models stream partial images (OpenAI's ``stream``/``partial_images``), for
+        generations and edits alike (``image_generation.*`` and ``image_edit.*`` events)."""
         return model_family(model) is ModelFamily.GPT_IMAGE
 
     def bug(self, message: str, secret: Secrets) -> ProviderError:
@@ -180,7 +181,16 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             return await self._parse_success(response, request, model, target)
 
     async def _generate_streamed(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
-        body = self.build_body(request, model, target)
+        # A streamed generation sends JSON; a streamed edit the multipart form with ``stream=true``.
+        if request.operation is Operation.GENERATE:
+            body: dict[str, Any] | None = self.build_body(request, model, target)
+            form: list[tuple[str, str]] | None = None
+            files: list[FilePart] = []
+            url = self.endpoint(target)
+        else:
+            body = None
+            form, files = build_form(request, model, provider=self.name)
+            url = self.operation_endpoint(target, request.operation)
         secret = target.credential.secret_values()
         own = {**self.auth_headers(target), "Accept": "text/event-stream"}
         headers = request_headers(self.name, target.headers, own)
@@ -188,11 +198,13 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout),
             self._client.stream(
                 "POST",
-                self.endpoint(target),
+                url,
                 provider=self.name,
                 attempt_seconds=target.timeout,
                 max_body_bytes=self._max_body_bytes,
                 json_body=body,
+                form=form,
+                files=files,
                 headers=headers,
             ) as response,
         ):
