@@ -56,6 +56,7 @@ from imagegateway_server.state.changes import RecordKind
 from imagegateway_server.state.factory import BackendHealth, open_kept_images, open_state
 from imagegateway_server.storage.factory import open_store
 from imagegateway_server.storage.kept_images import DEFAULT_MAX_IMAGE_BYTES, KEEPABLE_TYPES, ImageKeeper, is_log_id
+from imagegateway_server.storage.reachability import DatabaseWatch
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class GatewayProcess:
         self._tls: ServerTls | None = None
         self._gateway: Gateway | None = None
         self.state_health: BackendHealth | None = None
+        self.database_health: DatabaseWatch | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -124,6 +126,9 @@ class GatewayProcess:
 
         store = await open_store(settings.effective_database_url)
         self._stack.push_async_callback(store.close)
+        self.database_health = DatabaseWatch(store)
+        await self.database_health.start()
+        self._stack.push_async_callback(self.database_health.close)
         vault, generated = load_vault(settings.master_key or None, settings.previous_master_keys, data_dir)
         if generated:
             log.warning(
@@ -271,11 +276,15 @@ class GatewayProcess:
         )
 
     def _health_details(self) -> dict[str, object]:
-        """What /health adds to its status: whether the shared state backend is in use right now
-        (nothing when the state is kept in process)."""
-        if self.state_health is None:
-            return {}
-        return {"state_backend": self.state_health.status()}
+        """What /health and gRPC health Check answers add to their status: whether the database answers
+        and whether the shared state backend is in use right now (no entry when state is kept in
+        process). Neither turns the status away from serving: the replica serves on without them."""
+        details: dict[str, object] = {}
+        if self.database_health is not None:
+            details["database"] = self.database_health.status()
+        if self.state_health is not None:
+            details["state_backend"] = self.state_health.status()
+        return details
 
     async def _start_grpc(
         self,
@@ -302,6 +311,7 @@ class GatewayProcess:
             GatewayInterceptor(authenticator, self.metrics),
             max_message_bytes=self.settings.max_message_bytes,
             reuse_port=self.reuse_port,
+            health_details=self._health_details,
         )
         host, port = _split_addr(self.settings.grpc_addr)
         if self._tls is not None:
