@@ -14,7 +14,7 @@ import pytest
 
 from imagegateway import ImageGatewayClient
 from tests.conftest import Emulators
-from tests.integration.test_process_lifecycle import ServeProcess
+from tests.gateway_processes import ServeProcess
 
 ADMIN_KEY = "igw_event_loop_admin_key_0123456789abcdefghijk"
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imagegateway import ImageGatewayClient
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
-from tests.integration.test_process_lifecycle import IMAGEGW, free_port, serve_environment
+from tests.gateway_processes import IMAGEGW, free_port, serve_environment
 
 ADMIN_KEY = "igw_workers_test_admin_key_0123456789abcdefghijkl"
 SUPERVISOR_LINE = re.compile(r"supervising (\d+) workers: gRPC on (\S+), REST on (\S+), metrics on :(\d+)/metrics")
