@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.otel import start_tracing
+from imagegateway_server.observability.process_age import seconds_since_launch
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.providers.kit.model_aliases import load_model_aliases
 from imagegateway_server.providers.kit.retired_models import load_retired_models
@@ -103,6 +105,7 @@ class GatewayProcess:
         self.database_health: DatabaseWatch | None = None
 
     async def start(self) -> None:
+        began = time.monotonic()
         settings = self.settings
         # Chosen first: an IMAGEGW_REDIS_URL that cannot be one stops the start with one line.
         backends = await open_state(
@@ -272,6 +275,10 @@ class GatewayProcess:
                 "http_port": self.http_port,
                 "metrics_port": self.metrics_port,
                 "event_loop": loop_name(asyncio.get_running_loop()),
+                # Where a slow start went: this start (backends, ports) and the process's whole age
+                # (the rest is the interpreter loading the server).
+                "start_seconds": round(time.monotonic() - began, 3),
+                "since_launch_seconds": seconds_since_launch(),
             },
         )
 
