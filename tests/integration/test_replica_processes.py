@@ -32,18 +32,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import psycopg
 import pytest
 
 from imagegateway import ImageGatewayClient
-from imagegateway.v1 import health_pb2, keys_pb2
+from imagegateway.v1 import health_pb2, images_pb2, keys_pb2, service_pb2_grpc
 from imagegateway_server.core.limits import api_key_counter
 from imagegateway_server.state.limit_counters import Period
 from imagegateway_server.state.redis.limit_counters import spend_key
 from tests.conftest import OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
 from tests.emulators import Fault
-from tests.gateway_processes import ServeProcess
+from tests.gateway_processes import FAST_RECONNECT, ServeProcess
 from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisServer, running_redis
 
@@ -196,16 +197,18 @@ class Outcome:
     trace_id: str
     sent: float
     answered: float
-    status: int  # 0: no HTTP answer (connection refused or cut)
+    status: int  # 200: answered; 0: no answer from the gateway; REST: the HTTP status; gRPC: 1000 + code
     detail: str
 
 
 class Load:
-    """Generation requests in threads, ``per_replica`` callers on each replica, until ``stop``.
+    """Generation requests in threads, ``per_replica`` callers on each replica (REST and gRPC in turn),
+    until ``stop``.
 
     Each request opens a connection of its own, as requests spread by a load balancer do, carries a
     trace id of its own and puts that id in its prompt, so the emulator's record says which requests
-    reached the provider."""
+    reached the provider. A request without an answer from the gateway (refused or cut connection,
+    or gRPC UNAVAILABLE) has status 0; another gRPC error has status 1000 + its code."""
 
     def __init__(
         self, replicas: list[ServeProcess], key: str, virtual_key: str, tag: str, per_replica: int = 2
@@ -216,34 +219,56 @@ class Load:
         self._key, self._virtual_key = key, virtual_key
         self._stop = threading.Event()
         self._stopped_replicas: set[int] = set()
+        # Callers alternate between REST and gRPC.
         self._threads = [
-            threading.Thread(target=self._run, args=(index,), daemon=True)
+            threading.Thread(target=self._run, args=(index, ("rest", "grpc")[caller % 2]), daemon=True)
             for index in range(len(replicas))
-            for _ in range(per_replica)
+            for caller in range(per_replica)
         ]
 
-    def _run(self, index: int) -> None:
-        replica = self._replicas[index]
+    def _run(self, index: int, transport: str) -> None:
+        call = self._rest if transport == "rest" else self._grpc
         while not self._stop.is_set() and index not in self._stopped_replicas:
-            trace_id = f"{self.tag}-r{index}-{uuid.uuid4().hex[:10]}"
+            trace_id = f"{self.tag}-r{index}-{transport}-{uuid.uuid4().hex[:10]}"
             sent = time.monotonic()
-            try:
-                answer = httpx.post(
-                    replica.rest_base_url + GENERATIONS,
-                    json={"prompt": f"load {trace_id}", "model": "dall-e-2", "size": "256x256"},
-                    headers={
-                        "x-portkey-api-key": self._key,
-                        "x-portkey-virtual-key": self._virtual_key,
-                        "x-portkey-trace-id": trace_id,
-                    },
-                    timeout=TIMEOUT,
-                )
-            except httpx.TransportError as error:
-                self.outcomes.append(Outcome(index, trace_id, sent, time.monotonic(), 0, type(error).__name__))
+            status, detail = call(self._replicas[index], trace_id)
+            self.outcomes.append(Outcome(index, trace_id, sent, time.monotonic(), status, detail))
+            if status == 0:
                 time.sleep(0.05)  # a replica that is gone refuses at once: do not spin
-            else:
-                detail = "" if answer.status_code == 200 else answer.text[:300]
-                self.outcomes.append(Outcome(index, trace_id, sent, time.monotonic(), answer.status_code, detail))
+
+    def _rest(self, replica: ServeProcess, trace_id: str) -> tuple[int, str]:
+        try:
+            answer = httpx.post(
+                replica.rest_base_url + GENERATIONS,
+                json={"prompt": f"load {trace_id}", "model": "dall-e-2", "size": "256x256"},
+                headers={
+                    "x-portkey-api-key": self._key,
+                    "x-portkey-virtual-key": self._virtual_key,
+                    "x-portkey-trace-id": trace_id,
+                },
+                timeout=TIMEOUT,
+            )
+        except httpx.TransportError as error:
+            return 0, type(error).__name__
+        return answer.status_code, "" if answer.status_code == 200 else answer.text[:300]
+
+    def _grpc(self, replica: ServeProcess, trace_id: str) -> tuple[int, str]:
+        request = images_pb2.GenerateImageRequest(
+            parameters=images_pb2.ImageParameters(prompt=f"load {trace_id}", model="dall-e-2", size="256x256"),
+            routing=images_pb2.Routing(virtual_key=self._virtual_key),
+            trace_id=trace_id,
+        )
+        # A channel (a connection) per call, with subchannels of its own, as for the REST calls.
+        with grpc.insecure_channel(replica.grpc_target, options=FAST_RECONNECT) as channel:
+            try:
+                service_pb2_grpc.ImageGatewayStub(channel).GenerateImage(
+                    request, metadata=(("authorization", f"Bearer {self._key}"),), timeout=TIMEOUT
+                )
+            except grpc.RpcError as error:
+                code, details = error.code(), error.details()  # type: ignore[attr-defined]
+                # UNAVAILABLE without an answer from the gateway: the connection was refused or cut.
+                return (0 if code == grpc.StatusCode.UNAVAILABLE else 1000 + code.value[0]), f"{code.name}: {details}"
+        return 200, ""
 
     def start(self) -> Load:
         for thread in self._threads:
@@ -533,6 +558,11 @@ def test_sigterm_on_one_replica_under_load_answers_every_request_it_accepted(
     assert [o for o in load.on(stopping) if o.status not in (0, 200)] == []
     # The drain wrote the log of every request the stopping replica answered.
     assert {o.trace_id for o in load.on(stopping) if o.status == 200} <= logged
+    print(
+        f"\nSIGTERM under load: {len(in_flight)} requests in flight upstream at the signal, all answered; "
+        f"{sum(o.status == 200 for o in load.on(stopping))} answered by the stopping replica in all, "
+        f"{len(unanswered)} refused before it took them"
+    )
 
 
 def test_kill_9_on_one_replica_loses_at_most_its_last_flush_interval_of_log_records(
