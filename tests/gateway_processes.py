@@ -1,5 +1,6 @@
 """Real `imagegw serve` processes for the process-level tests: free ports, an environment without the
-caller's IMAGEGW_ settings, and a started server that is known to serve.
+caller's IMAGEGW_ settings, a started server that is known to serve (``ServeProcess``), and a
+supervisor of N workers (``Supervised``).
 
 Each process writes its stdout and stderr to one file beside its data directory, never to a pipe
 nobody reads: a gateway logging a request per line would otherwise block on a full pipe buffer.
@@ -15,6 +16,7 @@ after 10 s was seen after 16 s).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,7 +25,9 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 IMAGEGW = str(Path(sys.executable).with_name("imagegw"))
 SERVING_LINE = "imagegw serving gRPC on "
@@ -144,3 +148,54 @@ class ServeProcess:
         """SIGKILL: no shutdown path runs at all."""
         self.process.kill()
         self.process.wait(30)
+
+
+SUPERVISOR_LINE = re.compile(r"supervising (\d+) workers: gRPC on (\S+), REST on (\S+), metrics on :(\d+)/metrics")
+
+
+class Supervised:
+    """`imagegw serve --workers N` in a subprocess, with its addresses read from what it prints."""
+
+    def __init__(self, data_dir: Path, admin_key: str, redis_url: str, workers: int) -> None:
+        env = serve_environment(data_dir, free_port(), free_port(), free_port())
+        env.update(IMAGEGW_ADMIN_KEY=admin_key, IMAGEGW_REDIS_URL=redis_url, IMAGEGW_SHUTDOWN_GRACE_SECONDS="5")
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Every worker's log too: a failing test can show what the supervisor and its workers said.
+        self.log_path = data_dir.parent / "supervisor.log"
+        with self.log_path.open("wb") as output:
+            self.process = subprocess.Popen(
+                [IMAGEGW, "serve", "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=output
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (match := SUPERVISOR_LINE.search(self.log_path.read_text(errors="replace"))):
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"imagegw serve --workers exited with {self.process.returncode}: {self.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the supervisor never said where it serves: {self.log_tail()}")
+            time.sleep(0.05)
+        self.grpc_target, self.rest_base = match.group(2), f"http://{match.group(3)}/v1"
+        self.metrics_url = f"http://127.0.0.1:{match.group(4)}/metrics"
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def workers(self) -> list[int]:
+        """The worker processes' pids (the supervisor's children that serve)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+
+    def metric(self, name: str) -> float:
+        """``name``'s samples summed, from the group's one /metrics."""
+        text = httpx.get(self.metrics_url, timeout=10).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        )
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
