@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from imagegateway_server.observability.log_retention import LogRetention
 from imagegateway_server.observability.logging import configure_logging
 from imagegateway_server.observability.metrics import Metrics
 from imagegateway_server.observability.otel import start_tracing
+from imagegateway_server.observability.process_age import seconds_since_launch
 from imagegateway_server.observability.request_log import RequestLogWriter
 from imagegateway_server.providers.kit.model_aliases import load_model_aliases
 from imagegateway_server.providers.kit.retired_models import load_retired_models
@@ -56,6 +58,7 @@ from imagegateway_server.state.changes import RecordKind
 from imagegateway_server.state.factory import BackendHealth, open_kept_images, open_state
 from imagegateway_server.storage.factory import open_store
 from imagegateway_server.storage.kept_images import DEFAULT_MAX_IMAGE_BYTES, KEEPABLE_TYPES, ImageKeeper, is_log_id
+from imagegateway_server.storage.reachability import DatabaseWatch
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +102,10 @@ class GatewayProcess:
         self._tls: ServerTls | None = None
         self._gateway: Gateway | None = None
         self.state_health: BackendHealth | None = None
+        self.database_health: DatabaseWatch | None = None
 
     async def start(self) -> None:
+        began = time.monotonic()
         settings = self.settings
         # Chosen first: an IMAGEGW_REDIS_URL that cannot be one stops the start with one line.
         backends = await open_state(
@@ -124,6 +129,9 @@ class GatewayProcess:
 
         store = await open_store(settings.effective_database_url)
         self._stack.push_async_callback(store.close)
+        self.database_health = DatabaseWatch(store)
+        await self.database_health.start()
+        self._stack.push_async_callback(self.database_health.close)
         vault, generated = load_vault(settings.master_key or None, settings.previous_master_keys, data_dir)
         if generated:
             log.warning(
@@ -267,15 +275,23 @@ class GatewayProcess:
                 "http_port": self.http_port,
                 "metrics_port": self.metrics_port,
                 "event_loop": loop_name(asyncio.get_running_loop()),
+                # Where a slow start went: this start (backends, ports) and the process's whole age
+                # (the rest is the interpreter loading the server).
+                "start_seconds": round(time.monotonic() - began, 3),
+                "since_launch_seconds": seconds_since_launch(),
             },
         )
 
     def _health_details(self) -> dict[str, object]:
-        """What /health adds to its status: whether the shared state backend is in use right now
-        (nothing when the state is kept in process)."""
-        if self.state_health is None:
-            return {}
-        return {"state_backend": self.state_health.status()}
+        """What /health and gRPC health Check answers add to their status: whether the database answers
+        and whether the shared state backend is in use right now (no entry when state is kept in
+        process). Neither turns the status away from serving: the replica serves on without them."""
+        details: dict[str, object] = {}
+        if self.database_health is not None:
+            details["database"] = self.database_health.status()
+        if self.state_health is not None:
+            details["state_backend"] = self.state_health.status()
+        return details
 
     async def _start_grpc(
         self,
@@ -302,6 +318,7 @@ class GatewayProcess:
             GatewayInterceptor(authenticator, self.metrics),
             max_message_bytes=self.settings.max_message_bytes,
             reuse_port=self.reuse_port,
+            health_details=self._health_details,
         )
         host, port = _split_addr(self.settings.grpc_addr)
         if self._tls is not None:

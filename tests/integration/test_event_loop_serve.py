@@ -14,7 +14,7 @@ import pytest
 
 from imagegateway import ImageGatewayClient
 from tests.conftest import Emulators
-from tests.integration.test_process_lifecycle import ServeProcess
+from tests.gateway_processes import ServeProcess
 
 ADMIN_KEY = "igw_event_loop_admin_key_0123456789abcdefghijk"
 
@@ -50,4 +50,7 @@ def test_serve_runs_on_the_chosen_loop_and_serves_both_ports(
     finally:
         code, stderr = served.stop()
     assert code == 0, stderr
-    assert serving_line(stderr)["event_loop"] == expected
+    serving = serving_line(stderr)
+    assert serving["event_loop"] == expected
+    # Where the start's time went: the start itself, and the whole age of the process (imports included).
+    assert 0 < serving["start_seconds"] <= serving["since_launch_seconds"]  # type: ignore[operator]

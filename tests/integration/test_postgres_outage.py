@@ -3,23 +3,30 @@
 Generation goes on from the replica's cached API keys, virtual keys and configs (past every cache's
 TTL, within IMAGEGW_STALE_CONFIG_MAX_AGE); admin writes answer UNAVAILABLE naming the database but
 never its password; request-log records wait in memory and are all written once it is back, and
-records past IMAGEGW_REQUEST_LOG_BUFFER are counted as dropped.
+records past IMAGEGW_REQUEST_LOG_BUFFER are counted as dropped. Health stays SERVING throughout, its
+details (REST /health, gRPC health's trailing metadata) saying the database is unreachable.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import grpc
+import httpx
 import psycopg
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imagegateway import ImageGatewayClient
 from imagegateway.errors import UnavailableError
+from imagegateway_server.api.grpc_health import DETAILS_METADATA_KEY
 from tests.conftest import OPENAI_SECRET, eventually
 from tests.emulators import OpenAIEmulator
 from tests.harness import GatewayThread, running_gateway
@@ -148,3 +155,50 @@ def test_records_past_the_buffer_are_dropped_and_counted(
             finally:
                 managed_postgres.start()
         eventually(lambda: stored_logs(database) == 1 + buffer, timeout=30)
+
+
+def grpc_health(gateway: GatewayThread) -> tuple[int, dict[str, Any]]:
+    """grpc.health.v1 Check's status and the details its trailing metadata carries."""
+    with grpc.insecure_channel(gateway.grpc_target) as channel:
+        answer, call = health_pb2_grpc.HealthStub(channel).Check.with_call(health_pb2.HealthCheckRequest(), timeout=10)
+    trailers = dict(call.trailing_metadata() or ())
+    return answer.status, json.loads(trailers[DETAILS_METADATA_KEY])
+
+
+def rest_health(gateway: GatewayThread) -> dict[str, Any]:
+    answer = httpx.get(gateway.rest_base_url.removesuffix("/v1") + "/health", timeout=10)
+    assert answer.status_code == 200
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_health_stays_serving_and_says_the_database_is_unreachable_while_it_is_down(
+    managed_postgres: PostgresServer, database: str, tmp_path: Path
+) -> None:
+    with running_gateway(tmp_path / "gw", database_url=database, stale_config_max_age_seconds=120.0) as gateway:
+        status, details = grpc_health(gateway)
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        assert details["database"]["backend"] == "postgresql" and details["database"]["up"] is True
+        assert rest_health(gateway)["database"]["up"] is True
+        # No request touches the database while it is down: the watch's own check must notice.
+        managed_postgres.stop()
+        try:
+            down = eventually(lambda: (h := rest_health(gateway))["database"]["up"] is False and h, timeout=15)
+            assert down["status"] == "ok", "generation goes on from cached configs: the replica still serves"
+            assert "unreachable" in down["database"]["serving_from"]
+            assert down["database"]["database"].startswith("postgresql://imagegw@127.0.0.1:")
+            status, details = grpc_health(gateway)
+            assert status == health_pb2.HealthCheckResponse.SERVING and details["database"]["up"] is False
+            assert PASSWORD not in json.dumps(down) + json.dumps(details)
+        finally:
+            managed_postgres.start()
+        eventually(lambda: rest_health(gateway)["database"]["up"] is True, timeout=15)
+        assert grpc_health(gateway)[1]["database"]["up"] is True
+
+
+def test_health_names_a_sqlite_database_up(tmp_path: Path) -> None:
+    with running_gateway(tmp_path / "gw") as gateway:
+        status, details = grpc_health(gateway)
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        assert details["database"]["backend"] == "sqlite" and details["database"]["up"] is True
+        assert rest_health(gateway)["database"] == details["database"]

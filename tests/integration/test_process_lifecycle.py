@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,66 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from imagegateway import ImageGatewayClient
 from tests.conftest import Emulators, eventually
-
-IMAGEGW = str(Path(sys.executable).with_name("imagegw"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve_environment(data_dir: Path, grpc_port: int, http_port: int, metrics_port: int) -> dict[str, str]:
-    """This process's environment without any IMAGEGW_ setting, plus the ports and data dir of one server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEGW_")}
-    env.update(
-        {
-            "IMAGEGW_GRPC_ADDR": f"127.0.0.1:{grpc_port}",
-            "IMAGEGW_HTTP_ADDR": f"127.0.0.1:{http_port}",
-            "IMAGEGW_METRICS_ADDR": f"127.0.0.1:{metrics_port}",
-            "IMAGEGW_DATA_DIR": str(data_dir),
-            "IMAGEGW_ALLOWED_UPSTREAM_HOSTS": "127.0.0.1",
-            "IMAGEGW_SHUTDOWN_GRACE_SECONDS": "10",
-            "IMAGEGW_LOG_FORMAT": "json",
-        }
-    )
-    return env
-
-
-class ServeProcess:
-    def __init__(self, data_dir: Path, admin_key: str | None, extra_env: dict[str, str] | None = None) -> None:
-        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
-        env = serve_environment(data_dir, self.grpc_port, self.http_port, self.metrics_port)
-        if admin_key:
-            env["IMAGEGW_ADMIN_KEY"] = admin_key
-        env.update(extra_env or {})
-        self.process = subprocess.Popen(
-            [IMAGEGW, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self._wait_serving()
-
-    def _wait_serving(self) -> None:
-        # Generous: a restart after kill -9 on a loaded 2-core CI machine has been seen to need over 30 s.
-        deadline = time.monotonic() + 90
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"imagegw exited early: {self.process.stderr.read()}")  # type: ignore[union-attr]
-                try:
-                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError("imagegw did not start serving")
-                time.sleep(0.1)
-
-    def stop(self) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGTERM)
-        _, stderr = self.process.communicate(timeout=30)
-        return self.process.returncode, stderr
+from tests.gateway_processes import IMAGEGW, ServeProcess, free_port, serve_environment
 
 
 @pytest.fixture

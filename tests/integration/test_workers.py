@@ -4,10 +4,8 @@ gRPC and REST ports, one /metrics for the group, a killed worker restarted, SIGT
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,72 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from imagegateway import ImageGatewayClient
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
-from tests.integration.test_process_lifecycle import IMAGEGW, free_port, serve_environment
+from tests.gateway_processes import IMAGEGW, Supervised, free_port, serve_environment
 
 ADMIN_KEY = "igw_workers_test_admin_key_0123456789abcdefghijkl"
-SUPERVISOR_LINE = re.compile(r"supervising (\d+) workers: gRPC on (\S+), REST on (\S+), metrics on :(\d+)/metrics")
-
-
-class Supervised:
-    """`imagegw serve --workers N` in a subprocess, with its addresses read from what it prints."""
-
-    def __init__(self, data_dir: Path, redis_url: str, workers: int) -> None:
-        env = serve_environment(data_dir, free_port(), free_port(), free_port())
-        env.update(IMAGEGW_ADMIN_KEY=ADMIN_KEY, IMAGEGW_REDIS_URL=redis_url, IMAGEGW_SHUTDOWN_GRACE_SECONDS="5")
-        self.process = subprocess.Popen(
-            [IMAGEGW, "serve", "--workers", str(workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            match = SUPERVISOR_LINE.search(line)
-            if match:
-                self.grpc_target, self.rest_base = match.group(2), f"http://{match.group(3)}/v1"
-                self.metrics_url = f"http://127.0.0.1:{match.group(4)}/metrics"
-                break
-            if not line and self.process.poll() is not None:
-                raise AssertionError(f"imagegw serve --workers exited with {self.process.returncode}")
-        else:
-            raise AssertionError("the supervisor never said where it serves")
-        # The rest of stderr (every worker's log) is drained to a file, so no worker blocks on a full
-        # pipe and a failing test can show what the supervisor said.
-        self.log_path = data_dir.parent / "supervisor.log"
-        with self.log_path.open("wb") as log_file:
-            self._drain = subprocess.Popen(["cat"], stdin=self.process.stderr, stdout=log_file)
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def workers(self) -> list[int]:
-        """The worker processes' pids (the supervisor's children that serve)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return [int(pid) for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
-
-    def metric(self, name: str) -> float:
-        text = httpx.get(self.metrics_url, timeout=10).text
-        return sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == name
-        )
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            self._drain.wait(timeout=10)
 
 
 @pytest.fixture
 def two_workers(tmp_path: Path, redis_url: str) -> Iterator[Supervised]:
-    supervised = Supervised(tmp_path / "data", redis_url, 2)
+    supervised = Supervised(tmp_path / "data", ADMIN_KEY, redis_url, 2)
     try:
         yield supervised
     finally:

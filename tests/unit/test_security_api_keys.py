@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
@@ -319,3 +320,13 @@ async def test_the_last_active_admin_key_cannot_be_revoked(store: Store) -> None
     assert (await service.revoke(only.id)).revoke_time is not None
     with pytest.raises(FailedPrecondition):
         await service.revoke(other.id)
+
+
+async def test_replicas_starting_together_with_one_admin_key_setting_all_start(store: Store) -> None:
+    # Replicas of one deployment share IMAGEGW_ADMIN_KEY and start at once: each may find the key
+    # missing, and all but the first to write it must take the key the first one wrote, not fail.
+    setting = "operator-chosen-admin-key-0123456789"
+    replicas = [ApiKeyService(store) for _ in range(3)]
+    assert await asyncio.gather(*(replica.ensure_bootstrap_admin(setting) for replica in replicas)) == [None] * 3
+    assert await store.count_api_keys() == 1
+    assert (await replicas[2].authenticate(setting)).scope == "admin"

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from imagegateway.v1 import service_pb2, service_pb2_grpc
-from imagegateway_server.api.grpc_health import DrainingHealthServicer
+from imagegateway_server.api.grpc_health import DrainingHealthServicer, HealthDetails
 from imagegateway_server.api.grpc_interceptors import SERVICE_NAME, GatewayInterceptor
 from imagegateway_server.api.grpc_service import ImageGatewayService
 
@@ -22,12 +22,18 @@ def grpc_methods() -> dict[str, str]:
 
 
 def build_grpc_server(
-    servicer: ImageGatewayService, interceptor: GatewayInterceptor, *, max_message_bytes: int, reuse_port: bool = False
+    servicer: ImageGatewayService,
+    interceptor: GatewayInterceptor,
+    *,
+    max_message_bytes: int,
+    reuse_port: bool = False,
+    health_details: HealthDetails | None = None,
 ) -> tuple[grpc.aio.Server, DrainingHealthServicer]:
     """A server (not yet bound or started) with the gateway service, health checking and reflection.
 
     ``reuse_port`` lets sibling worker processes listen on the same port (SO_REUSEPORT: the kernel
-    spreads connections over them); off, binding a port that is already taken fails as it should."""
+    spreads connections over them); off, binding a port that is already taken fails as it should.
+    ``health_details`` is what health Check answers carry in their trailing metadata (grpc_health.py)."""
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=[
@@ -42,7 +48,7 @@ def build_grpc_server(
         ],
     )
     service_pb2_grpc.add_ImageGatewayServicer_to_server(servicer, server)
-    health = DrainingHealthServicer()
+    health = DrainingHealthServicer(health_details)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server

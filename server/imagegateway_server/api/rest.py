@@ -239,7 +239,8 @@ class RestShim:
         )
 
     async def health(self, request: Request) -> Response:
-        # Serving from in-process state while Redis is away is still serving: the status stays ok.
+        # Serving from in-process state while Redis is away, or from cached configs while the database
+        # is, is still serving: the status stays ok and the details say what is missing.
         details = dict(self._health_details()) if self._health_details is not None else {}
         return JSONResponse({"status": "ok", **details})
 

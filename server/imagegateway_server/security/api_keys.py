@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from imagegateway_server.domain.errors import InvalidArgument, StoreUnavailable, Unauthenticated
+from imagegateway_server.domain.errors import AlreadyExists, InvalidArgument, StoreUnavailable, Unauthenticated
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.scopes import Scope
 from imagegateway_server.storage.base import Store
@@ -258,19 +258,25 @@ class ApiKeyService:
                     "set it to the new secret or unset it"
                 )
             if existing is None:
-                await self._store.create_api_key(
-                    ApiKeyRecord(
-                        id=secrets.token_hex(8),
-                        name="bootstrap admin (IMAGEGW_ADMIN_KEY)",
-                        scope=Scope.ADMIN,
-                        key_hash=key_hash,
-                        display_prefix=_display_prefix(admin_key_setting),
-                        create_time=datetime.now(UTC),
+                try:
+                    await self._store.create_api_key(
+                        ApiKeyRecord(
+                            id=secrets.token_hex(8),
+                            name="bootstrap admin (IMAGEGW_ADMIN_KEY)",
+                            scope=Scope.ADMIN,
+                            key_hash=key_hash,
+                            display_prefix=_display_prefix(admin_key_setting),
+                            create_time=datetime.now(UTC),
+                        )
                     )
-                )
-            elif existing.revoke_time is not None:
+                except AlreadyExists:
+                    # A replica starting at the same time wrote it between our read and our write.
+                    existing = await self._store.get_api_key_by_hash(key_hash)
+                    if existing is None:
+                        raise
+            if existing is not None and existing.revoke_time is not None:
                 raise ValueError(f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, which was revoked; set a new value")
-            elif existing.scope != Scope.ADMIN:
+            if existing is not None and existing.scope != Scope.ADMIN:
                 raise ValueError(
                     f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, whose scope is {existing.scope!r}, not admin"
                 )

@@ -37,6 +37,10 @@ class Store(Protocol):
         """Closes every connection; idempotent."""
         ...
 
+    async def schema_version(self) -> int:
+        """The highest migration applied; also the cheap read that tells whether the database answers."""
+        ...
+
     # Saved configs: versioned; an update is a new version, old versions stay readable.
 
     async def create_config(self, record: ConfigRecord) -> ConfigRecord:
