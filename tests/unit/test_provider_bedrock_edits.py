@@ -271,7 +271,10 @@ def inpainting(**params: Any) -> dict[str, Any]:
         (inpainting(maskImage=b64(black_white()), image=b64(photo(fmt="WEBP"))), "PNG or JPEG"),
         ({"taskType": "IMAGE_VARIATION", "imageVariationParams": {"images": []}}, "1 to 5"),
         (
-            {"taskType": "IMAGE_VARIATION", "imageVariationParams": {"images": [b64(photo())], "similarityStrength": 2}},
+            {
+                "taskType": "IMAGE_VARIATION",
+                "imageVariationParams": {"images": [b64(photo())], "similarityStrength": 2},
+            },
             "0.2 to 1.0",
         ),
     ],
@@ -288,4 +291,3 @@ def test_the_emulator_refuses_transparent_input_pixels_and_inpainting_on_titan()
         parse_body(NOVA, inpainting(image=b64(see_through), maskImage=b64(black_white())))
     with pytest.raises(BedrockError, match="taskType"):
         parse_body(TITAN, inpainting(maskImage=b64(black_white())))
-
