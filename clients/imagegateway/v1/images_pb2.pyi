@@ -1137,6 +1137,7 @@ class EditImageRequest(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    MARKUP_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
@@ -1161,6 +1162,12 @@ class EditImageRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Caller metadata recorded in the log."""
 
+    @_builtins.property
+    def markup(self) -> Global___InputImage:
+        """OpenAI's markup (gpt-image-2.5 and later): a PNG the size of the first image, transparent but
+        for the marks (arrows, circles, notes) showing where to edit; never with a mask.
+        """
+
     def __init__(
         self,
         *,
@@ -1171,10 +1178,11 @@ class EditImageRequest(_message.Message):
         trace_id: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
+        markup: Global___InputImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["mask", b"mask", "parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["markup", b"markup", "mask", b"mask", "parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "images", b"images", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "images", b"images", "markup", b"markup", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

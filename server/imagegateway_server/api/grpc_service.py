@@ -274,7 +274,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         def build(message: images_pb2.EditImageRequest) -> ImageRequest:
             images = [(image.data, image.filename) for image in message.images]
             mask = (message.mask.data, message.mask.filename) if message.HasField("mask") else None
-            return grpc_mapping.edit_request(message.parameters, images, mask, limits)
+            markup = (message.markup.data, message.markup.filename) if message.HasField("markup") else None
+            return grpc_mapping.edit_request(message.parameters, images, mask, limits, markup)
 
         return generate_image_response(await self._generate(request, context, build=build))
 
