@@ -105,17 +105,18 @@ class AsyncImageGatewayClient(ClientBase):
         images: Sequence[InputFile],
         *,
         mask: InputFile | None = None,
+        markup: InputFile | None = None,
         chunked: bool | None = None,
         timeout: float | None = None,
         **fields: Unpack[GenerateFields],
     ) -> images_pb2.EditImageResponse:
         """As ``ImageGatewayClient.edit_image``."""
         if chunked is None:
-            chunked = uploads.input_bytes(images, mask) > self.max_message_bytes // 2
+            chunked = uploads.input_bytes(images, mask, markup) > self.max_message_bytes // 2
         if not chunked:
-            request = uploads.edit_request(images, mask, **fields)
+            request = uploads.edit_request(images, mask, markup, **fields)
             return await self._call(self._stub.EditImage, request, timeout, IMAGE_TIMEOUT)
-        messages = uploads.edit_upload_messages(images, mask, **fields)
+        messages = uploads.edit_upload_messages(images, mask, markup, **fields)
         try:
             response = await self._stub.EditImageUpload(
                 messages, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()

@@ -7,21 +7,25 @@ emulators (Bedrock verifies SigV4 and Nova's bodies; BFL is polled; OpenAI check
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from imagegateway import ImageGatewayClient
+from imagegateway import AsyncImageGatewayClient, ImageGatewayClient
+from imagegateway_server.cli import main as imagegw
 from tests.conftest import (
     BEDROCK_ACCESS_KEY_ID,
     BEDROCK_REGION,
     BEDROCK_SECRET_ACCESS_KEY,
+    OPENAI_SECRET,
     Emulators,
 )
 from tests.emulators import BedrockEmulator, BFLEmulator
@@ -194,3 +198,70 @@ def test_bad_markup_is_a_400_naming_it_before_any_upstream_call(
     error = response.json()["error"]
     assert error["param"] == "markup" and why in error["message"]
     assert emulators.openai.requests == []
+
+
+# -- markup over gRPC: the stubs' EditImage, the clients (one message and chunked) and the CLI -------------
+
+
+def markup_config(emulators: Emulators) -> dict[str, Any]:
+    return openai_target(emulators, override_params={"model": "gpt-image-2.5-flare"})
+
+
+def markup_sent(emulators: Emulators) -> bytes:
+    (sent,) = upstream(emulators, "/images/edits")
+    parts = {name: part.data for name, part in sent.file_parts}
+    return parts["markup"]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_the_clients_send_the_markup_in_one_message_or_chunked(
+    gateway: GatewayThread, key: str, emulators: Emulators, chunked: bool
+) -> None:
+    image, markup = png(64, 64), overlay(64, 64)
+
+    async def run() -> Any:
+        async with AsyncImageGatewayClient(gateway.grpc_target, api_key=key) as client:
+            return await client.edit_image(
+                [image], markup=markup, prompt="circle it", config=markup_config(emulators), chunked=chunked
+            )
+
+    with ImageGatewayClient(gateway.grpc_target, api_key=key) as client:
+        edited = client.edit_image(
+            [image], markup=("mark.png", markup), prompt="circle it", config=markup_config(emulators), chunked=chunked
+        )
+    assert edited.images and markup_sent(emulators) == markup
+    emulators.openai.reset()
+    assert asyncio.run(run()).images and markup_sent(emulators) == markup
+
+
+def test_cli_edit_takes_a_markup_file(
+    gateway: GatewayThread, key: str, admin: ImageGatewayClient, emulators: Emulators, tmp_path: Path
+) -> None:
+    (tmp_path / "a.png").write_bytes(png(64, 64))
+    (tmp_path / "k.png").write_bytes(overlay(64, 64))
+    vk = admin.create_virtual_key(
+        f"markup-{uuid.uuid4().hex[:6]}", "openai", OPENAI_SECRET, base_url=emulators.openai.base_url
+    ).id
+    code = imagegw(
+        [
+            "edit",
+            "--server",
+            gateway.grpc_target,
+            "--api-key",
+            key,
+            "--image",
+            str(tmp_path / "a.png"),
+            "--markup",
+            str(tmp_path / "k.png"),
+            "--prompt",
+            "circle it",
+            "--virtual-key",
+            vk,
+            "--model",
+            "gpt-image-2.5-flare",
+            "--out",
+            str(tmp_path / "edited.png"),
+        ]
+    )
+    assert code == 0 and (tmp_path / "edited.png").exists()
+    assert markup_sent(emulators) == overlay(64, 64)

@@ -1,17 +1,21 @@
 """OpenAI's ``markup`` edit parameter: checked at the edge as OpenAI's reference describes it, sent
 as a file part to the models that take it (gpt-image-2.5 and later), refused by name elsewhere,
-keyed in the cache by its digest and carried by gRPC's EditImage."""
+keyed in the cache by its digest, and carried by gRPC's EditImage and chunked EditImageUpload."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from PIL import Image
 
+from imagegateway.uploads import edit_upload_messages
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.grpc_mapping import edit_request
+from imagegateway_server.api.grpc_upload import read_edit_upload
+from imagegateway_server.cli import main as imagegw
 from imagegateway_server.domain.errors import InvalidArgument, ProviderError
 from imagegateway_server.domain.image_inputs import Operation, input_image
 from imagegateway_server.domain.input_limits import InputLimits
@@ -108,3 +112,32 @@ def test_grpc_edit_image_carries_the_markup() -> None:
     assert request.markup is not None and request.markup.filename == "mark.png"
     assert request.without_input_bytes().markup is not None
     assert request.without_input_bytes().markup.data == b""  # type: ignore[union-attr]
+
+
+async def _messages(items: list[images_pb2.EditImageUploadRequest]) -> AsyncIterator[images_pb2.EditImageUploadRequest]:
+    for item in items:
+        yield item
+
+
+async def test_a_chunked_upload_carries_the_markup_after_the_images() -> None:
+    image, markup = picture(), overlay()
+    sent = list(edit_upload_messages([image], None, ("mark.png", markup), chunk_bytes=100, prompt="circle it"))
+    assert sent[0].header.has_markup and not sent[0].header.has_mask
+    assert [m.chunk.markup for m in sent[1:]][-1] is True
+    upload = await read_edit_upload(_messages(sent), InputLimits())
+    assert upload.images == [(image, "")] and upload.mask is None
+    assert upload.markup == (markup, "markup.png")
+
+
+async def test_a_markup_chunk_the_header_did_not_announce_is_refused() -> None:
+    sent = list(edit_upload_messages([picture()], None, None, prompt="circle it"))
+    stray = images_pb2.EditImageUploadRequest(chunk=images_pb2.EditImageUploadChunk(markup=True, data=b"x"))
+    with pytest.raises(InvalidArgument) as caught:
+        await read_edit_upload(_messages([*sent, stray]), InputLimits())
+    assert caught.value.param == "chunk.markup"
+
+
+def test_cli_edit_takes_either_a_mask_or_a_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    code = imagegw(["edit", "--image", "a.png", "--mask", "m.png", "--markup", "k.png", "--prompt", "x", "--out", "o"])
+    assert code != 0
+    assert "--markup: not allowed with argument --mask" in capsys.readouterr().err

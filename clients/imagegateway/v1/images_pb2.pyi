@@ -1262,6 +1262,7 @@ class EditImageUploadHeader(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     FILENAMES_FIELD_NUMBER: _builtins.int
+    HAS_MARKUP_FIELD_NUMBER: _builtins.int
     image_count: _builtins.int
     """How many input images the chunks carry (1 to IMAGEGW_MAX_INPUT_IMAGES)."""
     has_mask: _builtins.bool
@@ -1270,6 +1271,8 @@ class EditImageUploadHeader(_message.Message):
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
     """Skip the cache look-up and store a fresh result."""
+    has_markup: _builtins.bool
+    """Whether the chunks carry a markup (see EditImageRequest.markup)."""
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The edit's parameters; prompt is required."""
@@ -1297,10 +1300,11 @@ class EditImageUploadHeader(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
         filenames: _abc.Iterable[_builtins.str] | None = ...,
+        has_markup: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_markup", b"has_markup", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1308,29 +1312,33 @@ Global___EditImageUploadHeader: _TypeAlias = EditImageUploadHeader  # noqa: Y015
 
 @_typing.final
 class EditImageUploadChunk(_message.Message):
-    """A piece of one input image or of the mask; the pieces of one file are sent in order."""
+    """A piece of one input image, of the mask or of the markup; the pieces of one file are sent in order."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     IMAGE_INDEX_FIELD_NUMBER: _builtins.int
     MASK_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    MARKUP_FIELD_NUMBER: _builtins.int
     image_index: _builtins.int
-    """Which input image the bytes belong to (0-based); ignored when mask is true."""
+    """Which input image the bytes belong to (0-based); ignored when mask or markup is true."""
     mask: _builtins.bool
     """True when the bytes belong to the mask."""
     data: _builtins.bytes
     """The next bytes of that file."""
+    markup: _builtins.bool
+    """True when the bytes belong to the markup."""
     def __init__(
         self,
         *,
         image_index: _builtins.int = ...,
         mask: _builtins.bool = ...,
         data: _builtins.bytes = ...,
+        markup: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "image_index", b"image_index", "mask", b"mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "image_index", b"image_index", "markup", b"markup", "mask", b"mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -300,7 +300,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         limits = self._input_limits
 
         def build(header: images_pb2.EditImageUploadHeader) -> ImageRequest:
-            return grpc_mapping.edit_request(header.parameters, upload.images, upload.mask, limits)
+            return grpc_mapping.edit_request(header.parameters, upload.images, upload.mask, limits, upload.markup)
 
         return generate_image_response(await self._generate(upload.header, context, build=build))
 
