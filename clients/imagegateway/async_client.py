@@ -105,17 +105,18 @@ class AsyncImageGatewayClient(ClientBase):
         images: Sequence[InputFile],
         *,
         mask: InputFile | None = None,
+        markup: InputFile | None = None,
         chunked: bool | None = None,
         timeout: float | None = None,
         **fields: Unpack[GenerateFields],
     ) -> images_pb2.EditImageResponse:
         """As ``ImageGatewayClient.edit_image``."""
         if chunked is None:
-            chunked = uploads.input_bytes(images, mask) > self.max_message_bytes // 2
+            chunked = uploads.input_bytes(images, mask, markup) > self.max_message_bytes // 2
         if not chunked:
-            request = uploads.edit_request(images, mask, **fields)
+            request = uploads.edit_request(images, mask, markup, **fields)
             return await self._call(self._stub.EditImage, request, timeout, IMAGE_TIMEOUT)
-        messages = uploads.edit_upload_messages(images, mask, **fields)
+        messages = uploads.edit_upload_messages(images, mask, markup, **fields)
         try:
             response = await self._stub.EditImageUpload(
                 messages, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
@@ -129,6 +130,7 @@ class AsyncImageGatewayClient(ClientBase):
         images: Sequence[InputFile],
         *,
         mask: InputFile | None = None,
+        markup: InputFile | None = None,
         partial_images: int | None = None,
         stream_fallback: StreamFallbackName | None = None,
         timeout: float | None = None,
@@ -136,7 +138,7 @@ class AsyncImageGatewayClient(ClientBase):
     ) -> AsyncIterator[GenerationEvent]:
         """As ``ImageGatewayClient.edit_events``."""
         message = events.stream_request(
-            uploads.stream_edit_request(images, mask, **fields), partial_images, stream_fallback
+            uploads.stream_edit_request(images, mask, markup, **fields), partial_images, stream_fallback
         )
         call = self._stub.StreamEditImage(
             message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()

@@ -155,20 +155,22 @@ class ImageGatewayClient(ClientBase):
         images: Sequence[InputFile],
         *,
         mask: InputFile | None = None,
+        markup: InputFile | None = None,
         chunked: bool | None = None,
         timeout: float | None = None,
         **fields: Unpack[GenerateFields],
     ) -> images_pb2.EditImageResponse:
-        """Edits ``images`` (bytes or ``(file name, bytes)``) under an optional ``mask``; ``prompt`` is required.
+        """Edits ``images`` (bytes or ``(file name, bytes)``) under an optional ``mask`` or ``markup`` (OpenAI's
+        transparent overlay marking where to edit, gpt-image-2.5 and later); ``prompt`` is required.
 
         Inputs over half the message limit go as a chunked EditImageUpload (``chunked`` forces either way).
         """
         if chunked is None:
-            chunked = uploads.input_bytes(images, mask) > self.max_message_bytes // 2
+            chunked = uploads.input_bytes(images, mask, markup) > self.max_message_bytes // 2
         if not chunked:
-            request = uploads.edit_request(images, mask, **fields)
+            request = uploads.edit_request(images, mask, markup, **fields)
             return self._call(self._stub.EditImage, request, timeout, IMAGE_TIMEOUT)
-        messages = uploads.edit_upload_messages(images, mask, **fields)
+        messages = uploads.edit_upload_messages(images, mask, markup, **fields)
         try:
             response = self._stub.EditImageUpload(
                 messages, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
@@ -182,6 +184,7 @@ class ImageGatewayClient(ClientBase):
         images: Sequence[InputFile],
         *,
         mask: InputFile | None = None,
+        markup: InputFile | None = None,
         partial_images: int | None = None,
         stream_fallback: StreamFallbackName | None = None,
         timeout: float | None = None,
@@ -191,7 +194,7 @@ class ImageGatewayClient(ClientBase):
         reports, partial images (``partial_images`` 1-3, from a model that streams edits), then the final
         images. The files travel in one StreamEditImage message, under the message limit."""
         message = events.stream_request(
-            uploads.stream_edit_request(images, mask, **fields), partial_images, stream_fallback
+            uploads.stream_edit_request(images, mask, markup, **fields), partial_images, stream_fallback
         )
         call = self._stub.StreamEditImage(
             message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()

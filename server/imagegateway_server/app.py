@@ -186,6 +186,7 @@ class GatewayProcess:
             successors=ModelSuccessors(
                 load_retired_models(settings.retired_models_file, canonical_provider=canonical_provider),
                 memory_seconds=settings.retired_model_memory_seconds,
+                memory=backends.gone_models,
             ),
         )
         log_writer = RequestLogWriter(store, max_queue=settings.request_log_buffer)

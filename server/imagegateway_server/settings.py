@@ -201,7 +201,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "IMAGEGW_RETIRED_MODEL_MEMORY_SECONDS",
         "3600",
         "how long a provider's 'model not found' for a retired model sends that account straight to the "
-        "successor (0: ask every time)",
+        "successor, on every replica with IMAGEGW_REDIS_URL (0: ask every time)",
     ),
     SettingSpec(
         "log_retention_days",

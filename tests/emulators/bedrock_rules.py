@@ -1,6 +1,11 @@
 """Body rules of Bedrock's image models, checked as Bedrock checks them, and the errors it answers with.
 
 Nova Canvas and Titan v2 take ``TEXT_IMAGE`` bodies (``textToImageParams``, ``imageGenerationConfig``);
+both take ``IMAGE_VARIATION`` (``imageVariationParams``: 1-5 ``images``, optional ``text``,
+``negativeText``, ``similarityStrength`` 0.2-1.0) and Nova ``INPAINTING`` (``inPaintingParams``:
+``image``, one of ``maskImage``/``maskPrompt``, optional ``text``, ``negativeText``). Input images
+are base64 PNG or JPEG without transparent pixels; a mask is the image's size and pure black (the
+area to change) and white only (AWS's "Image generation and editing" page for Nova Canvas).
 Stability's models on Bedrock take flat bodies (``prompt``, ``aspect_ratio``, ...). Bedrock checks
 bodies against a JSON schema and refuses an unknown key, a value out of range or of the wrong type
 with a 400 ``ValidationException`` ("Malformed input request: ..."). Limits are AWS's documented
@@ -10,8 +15,13 @@ pixels; Titan: its fixed list of sizes).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image, UnidentifiedImageError
 
 NOVA_CANVAS = "amazon.nova-canvas-v1:0"
 TITAN_V2 = "amazon.titan-image-generator-v2:0"
@@ -127,18 +137,51 @@ def _integer(where: str, value: Any, low: int, high: int) -> int:
 def _amazon(model: str, body: dict[str, Any]) -> Generation:
     nova = model == NOVA_CANVAS
     limit = 1024 if nova else 512
-    _keys("#", body, {"taskType", "textToImageParams", "imageGenerationConfig"})
-    if body.get("taskType") != "TEXT_IMAGE":
-        raise malformed(f"#/taskType: {body.get('taskType')!r} is not a task type this emulator serves")
-    params = body.get("textToImageParams")
+    task = body.get("taskType")
+    tasks = {"TEXT_IMAGE": "textToImageParams", "IMAGE_VARIATION": "imageVariationParams"}
+    if nova:
+        tasks["INPAINTING"] = "inPaintingParams"
+    if task not in tasks:
+        raise malformed(f"#/taskType: {task} is not a valid enum value")
+    params_key = tasks[task]
+    _keys("#", body, {"taskType", params_key, "imageGenerationConfig"})
+    params = body.get(params_key)
     if not isinstance(params, dict):
-        raise malformed("#: required key [textToImageParams] not found")
-    _keys("#/textToImageParams", params, {"text", "negativeText", "style"} if nova else {"text", "negativeText"})
-    prompt = _text("#/textToImageParams/text", params.get("text"), limit)
+        raise malformed(f"#: required key [{params_key}] not found")
+    where = f"#/{params_key}"
+    input_size: tuple[int, int] | None = None
+    if task == "TEXT_IMAGE":
+        _keys(where, params, {"text", "negativeText", "style"} if nova else {"text", "negativeText"})
+        prompt = _text(f"{where}/text", params.get("text"), limit)
+        if "style" in params and params["style"] not in NOVA_STYLES:
+            raise malformed(f"{where}/style: {params['style']} is not a valid enum value")
+    elif task == "IMAGE_VARIATION":
+        _keys(where, params, {"images", "text", "negativeText", "similarityStrength"})
+        images = params.get("images")
+        if not isinstance(images, list) or not 1 <= len(images) <= 5:
+            raise malformed(f"{where}/images: expected 1 to 5 items")
+        for index, item in enumerate(images):
+            input_image(f"{where}/images/{index}", item)
+        prompt = _text(f"{where}/text", params["text"], limit) if "text" in params else ""
+        similarity = params.get("similarityStrength", 0.7)
+        if isinstance(similarity, bool) or not isinstance(similarity, int | float) or not 0.2 <= similarity <= 1.0:
+            raise malformed(f"{where}/similarityStrength: {similarity} is not in the range 0.2 to 1.0")
+    else:
+        _keys(where, params, {"image", "maskImage", "maskPrompt", "text", "negativeText", "returnMask"})
+        if "image" not in params:
+            raise malformed(f"{where}: required key [image] not found")
+        input_size = input_image(f"{where}/image", params["image"])
+        if ("maskImage" in params) == ("maskPrompt" in params):
+            raise malformed(f"{where}: exactly one of [maskImage, maskPrompt] is required")
+        if "maskImage" in params:
+            mask_size = black_and_white_mask(f"{where}/maskImage", params["maskImage"])
+            if mask_size != input_size:
+                raise validation("The mask image must have the same dimensions as the input image.")
+        else:
+            _text(f"{where}/maskPrompt", params["maskPrompt"], limit)
+        prompt = _text(f"{where}/text", params["text"], limit) if "text" in params else ""
     if "negativeText" in params:
-        _text("#/textToImageParams/negativeText", params["negativeText"], limit)
-    if "style" in params and params["style"] not in NOVA_STYLES:
-        raise malformed(f"#/textToImageParams/style: {params['style']} is not a valid enum value")
+        _text(f"{where}/negativeText", params["negativeText"], limit)
     config = body.get("imageGenerationConfig", {})
     if not isinstance(config, dict):
         raise malformed("#/imageGenerationConfig: expected type: JSONObject")
@@ -154,11 +197,51 @@ def _amazon(model: str, body: dict[str, Any]) -> Generation:
     seed = config.get("seed")
     if seed is not None:
         _integer("#/imageGenerationConfig/seed", seed, 0, 858_993_459 if nova else 2_147_483_646)
-    if nova:
+    if input_size is not None:
+        # An inpainting answers with the input image's size.
+        width, height = input_size
+    elif nova:
         _nova_size(width, height)
     elif (width, height) not in TITAN_SIZES:
         raise validation(f"The provided size {width}x{height} is not supported by this model.")
     return Generation(model, prompt, count, width, height, "png", seed)
+
+
+def _decoded(where: str, value: Any) -> Image.Image:
+    if not isinstance(value, str):
+        raise malformed(f"{where}: expected type: String, found: {type(value).__name__}")
+    try:
+        data = base64.b64decode(value, validate=True)
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (binascii.Error, ValueError):
+        raise validation(f"{where}: the image is not valid base64.") from None
+    except (UnidentifiedImageError, OSError):
+        raise validation("Unable to read the input image: it must be a PNG or JPEG image.") from None
+    if image.format not in ("PNG", "JPEG"):
+        raise validation(f"The input image format {image.format} is not supported: use PNG or JPEG.")
+    return image
+
+
+def input_image(where: str, value: Any) -> tuple[int, int]:
+    """An input image's size; refuses one that is not base64 PNG/JPEG or that has transparent pixels."""
+    image = _decoded(where, value)
+    if "A" in image.getbands() or "transparency" in image.info:
+        lowest, _ = image.convert("RGBA").getchannel("A").getextrema()
+        if lowest < 255:
+            raise validation("The input image must not contain transparent or semi-transparent pixels.")
+    return image.size
+
+
+def black_and_white_mask(where: str, value: Any) -> tuple[int, int]:
+    """A mask image's size; refuses one with a pixel that is neither pure black nor pure white."""
+    image = _decoded(where, value).convert("RGB")
+    colours = image.getcolors(maxcolors=4) or [(0, (1, 1, 1))]
+    if any(colour not in ((0, 0, 0), (255, 255, 255)) for _, colour in colours):
+        raise validation("The mask image must contain only pure black and pure white pixels.")
+    if all(colour != (0, 0, 0) for _, colour in colours):
+        raise validation("The mask image must mark an area to inpaint in black.")
+    return image.size
 
 
 def _nova_size(width: int, height: int) -> None:

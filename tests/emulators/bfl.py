@@ -10,6 +10,8 @@ expiring). `max_active` reproduces the per-key limit on active tasks (429). Job 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import time
 from typing import Any, ClassVar
@@ -23,19 +25,22 @@ from .server import Response
 _SUBMIT = re.compile(r"^/v1/([a-z0-9.\-]+)$")
 _POLL = "/v1/get_result"
 _FLUX_2 = frozenset({"flux-2-pro", "flux-2-max", "flux-2-flex"})
-_RATIO_MODELS = frozenset({"flux-pro-1.1-ultra", "flux-kontext-pro", "flux-kontext-max"})
+_KONTEXT = frozenset({"flux-kontext-pro", "flux-kontext-max"})
+_RATIO_MODELS = frozenset({"flux-pro-1.1-ultra", *_KONTEXT})
 MODELS = _FLUX_2 | _RATIO_MODELS | {"flux-pro-1.1"}
+
+
+def _input_images(count: int) -> set[str]:
+    return {"input_image", *(f"input_image_{i}" for i in range(2, count + 1))}
+
+
 _COMMON = {"prompt", "seed", "output_format", "safety_tolerance", "webhook_url", "webhook_secret"}
 _FIELDS: dict[str, set[str]] = {
     "flux-pro-1.1": _COMMON | {"width", "height", "prompt_upsampling", "image_prompt"},
     "flux-pro-1.1-ultra": _COMMON | {"aspect_ratio", "raw", "image_prompt", "image_prompt_strength"},
-    "flux-kontext-pro": _COMMON | {"aspect_ratio", "input_image", "prompt_upsampling"},
-    "flux-kontext-max": _COMMON | {"aspect_ratio", "input_image", "prompt_upsampling"},
-    **{
-        name: _COMMON
-        | {"width", "height", "prompt_upsampling", "input_image", *(f"input_image_{i}" for i in range(2, 9))}
-        for name in _FLUX_2
-    },
+    # Kontext's multi-reference slots: input_image to input_image_4.
+    **{name: _COMMON | {"aspect_ratio", "prompt_upsampling", *_input_images(4)} for name in _KONTEXT},
+    **{name: _COMMON | {"width", "height", "prompt_upsampling", *_input_images(8)} for name in _FLUX_2},
 }
 _FIELDS["flux-2-flex"] |= {"steps", "guidance"}
 _RATIOS = re.compile(r"^(\d+):(\d+)$")
@@ -196,10 +201,29 @@ def _validate(model: str, body: dict[str, Any]) -> None:
         match = _RATIOS.match(str(body["aspect_ratio"]))
         if match is None or not 9 / 21 <= int(match[1]) / int(match[2]) <= 21 / 9:
             raise _Invalid("aspect_ratio", "Aspect ratio must be between 21:9 and 9:21")
+    for name in sorted(body):
+        if name.startswith("input_image"):
+            _input_image(name, body[name])
+            if name != "input_image" and "input_image" not in body:
+                raise _Invalid("input_image", f"Field required when {name} is given", "missing")
     if "steps" in body and not (isinstance(body["steps"], int) and 1 <= body["steps"] <= 50):
         raise _Invalid("steps", "Input should be between 1 and 50")
     if "guidance" in body and not (isinstance(body["guidance"], int | float) and 1.5 <= body["guidance"] <= 10):
         raise _Invalid("guidance", "Input should be between 1.5 and 10")
+
+
+def _input_image(name: str, value: Any) -> None:
+    """An input image is an http(s) URL or the base64 of a PNG, JPEG or WebP (no data: prefix)."""
+    if not isinstance(value, str) or not value:
+        raise _Invalid(name, "Input should be a valid string", "string_type")
+    if value.startswith(("http://", "https://")):
+        return
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Invalid(name, "Input should be an image URL or base64-encoded image") from None
+    if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) and data[8:12] != b"WEBP":
+        raise _Invalid(name, "Unsupported image format: send PNG, JPEG or WebP")
 
 
 def _output_size(model: str, body: dict[str, Any]) -> tuple[int, int]:

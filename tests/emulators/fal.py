@@ -12,6 +12,8 @@ result URLs elsewhere, an expired image URL. `cancellations` lists the request i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any, ClassVar
 
@@ -30,12 +32,34 @@ _PRESETS = {
     "landscape_4_3": (1024, 768),
     "landscape_16_9": (1024, 576),
 }
+_KONTEXT = {
+    "prompt",
+    "seed",
+    "guidance_scale",
+    "sync_mode",
+    "num_images",
+    "output_format",
+    "safety_tolerance",
+    "enhance_prompt",
+    "aspect_ratio",
+}
+_KONTEXT_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 _FLUX_COMMON = {"prompt", "image_size", "num_images", "seed", "enable_safety_checker", "output_format", "sync_mode"}
 MODELS: dict[str, set[str]] = {
     "fal-ai/flux/dev": _FLUX_COMMON | {"num_inference_steps", "guidance_scale", "acceleration"},
     "fal-ai/flux/schnell": _FLUX_COMMON | {"num_inference_steps", "acceleration"},
     "fal-ai/flux-pro/v1.1": _FLUX_COMMON | {"safety_tolerance"},
     "fal-ai/recraft-v3": {"prompt", "image_size", "style", "colors", "style_id", "enable_safety_checker"},
+    # FLUX.1 Kontext: edits of image_url (image_urls on /multi), sized by aspect_ratio.
+    **{
+        model: _KONTEXT | {"image_urls" if model.endswith("/multi") else "image_url"}
+        for model in (
+            "fal-ai/flux-pro/kontext",
+            "fal-ai/flux-pro/kontext/max",
+            "fal-ai/flux-pro/kontext/multi",
+            "fal-ai/flux-pro/kontext/max/multi",
+        )
+    },
 }
 
 
@@ -214,7 +238,7 @@ class FalEmulator(AsyncJobEmulator):
         return Response.json(202, {"status": "CANCELLATION_REQUESTED"})
 
     def _result(self, job: Job) -> dict[str, Any]:
-        width, height = _output_size(job.body.get("image_size"))
+        width, height = _output_size(job.body.get("image_size"), job.body.get("aspect_ratio"))
         fmt: ImageFormat = (
             "png" if job.body.get("output_format") == "png" or job.model.endswith("recraft-v3") else "jpeg"
         )
@@ -243,6 +267,8 @@ def _validate(model: str, body: dict[str, Any]) -> None:
             raise _Invalid(name, "Extra inputs are not permitted", "extra_forbidden")
     if not isinstance(body.get("prompt"), str) or not body["prompt"]:
         raise _Invalid("prompt", "Field required", "missing")
+    if "image_url" in MODELS[model] or "image_urls" in MODELS[model]:
+        _kontext_images(model, body)
     size = body.get("image_size", "landscape_4_3")
     if isinstance(size, dict):
         width, height = size.get("width"), size.get("height")
@@ -267,7 +293,37 @@ def _validate(model: str, body: dict[str, Any]) -> None:
         raise _Invalid("num_inference_steps", f"Input should be between 1 and {top}")
 
 
-def _output_size(size: Any) -> tuple[int, int]:
+def _kontext_images(model: str, body: dict[str, Any]) -> None:
+    """Kontext's input images: required, each an http(s) URL or a base64 data URL of an image."""
+    field = "image_urls" if model.endswith("/multi") else "image_url"
+    if field not in body:
+        raise _Invalid(field, "Field required", "missing")
+    urls = body[field] if field == "image_urls" else [body[field]]
+    if not isinstance(urls, list) or not urls:
+        raise _Invalid(field, "Input should be a non-empty list", "list_type")
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:image/")):
+            raise _Invalid(field, "Input should be a URL or a data URI of an image", "url_parsing")
+        if url.startswith("data:"):
+            header, _, data = url.partition(",")
+            try:
+                decoded = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                raise _Invalid(field, "Invalid base64 data URI", "value_error") from None
+            if not header.endswith(";base64") or not decoded:
+                raise _Invalid(field, "Invalid base64 data URI", "value_error")
+    if body.get("aspect_ratio", "1:1") not in _KONTEXT_RATIOS:
+        raise _Invalid("aspect_ratio", f"Input should be {', '.join(_KONTEXT_RATIOS)}", "enum")
+    scale = body.get("guidance_scale", 3.5)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 1 <= scale <= 20:
+        raise _Invalid("guidance_scale", "Input should be between 1 and 20")
+
+
+def _output_size(size: Any, ratio: Any = None) -> tuple[int, int]:
+    if isinstance(ratio, str) and ratio in _KONTEXT_RATIOS:
+        w, h = (int(side) for side in ratio.split(":"))
+        scale = (1024 * 1024 / (w * h)) ** 0.5
+        return max(16, round(w * scale / 16) * 16), max(16, round(h * scale / 16) * 16)
     if isinstance(size, dict):
         return int(size["width"]), int(size["height"])
     return _PRESETS.get(str(size), (1024, 768))

@@ -19,6 +19,7 @@ task `Content Moderated`; `kontext_final_status` replaces `Ready` (e.g. `Error`)
 from __future__ import annotations
 
 import base64
+import binascii
 import random
 import re
 import secrets
@@ -132,6 +133,8 @@ class FireworksEmulator(Emulator):
             fmt = choice(body, "output_format", ("jpeg", "png"), "png")
             if body.get("prompt_upsampling") is not None and not isinstance(body["prompt_upsampling"], bool):
                 raise BodyError("'prompt_upsampling' must be a boolean", "prompt_upsampling")
+            if "input_image" in body:
+                _input_image(body["input_image"])
         except BodyError as error:
             return Response.json(400, {"detail": error.message})
         task_id = secrets.token_hex(12)
@@ -219,3 +222,17 @@ class FireworksEmulator(Emulator):
             )
         headers = (("content-type", CONTENT_TYPES[fmt]), ("finish-reason", finish), ("seed", str(seed)))
         return Response(200, headers, image)
+
+
+def _input_image(value: object) -> None:
+    """Kontext's ``input_image``: an http(s) URL, or the base64 of a PNG, JPEG or WebP."""
+    if not isinstance(value, str) or not value:
+        raise BodyError("'input_image' must be a string", "input_image")
+    if value.startswith(("http://", "https://")):
+        return
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BodyError("'input_image' is neither a URL nor base64", "input_image") from None
+    if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")) and data[8:12] != b"WEBP":
+        raise BodyError("'input_image' is not a PNG, JPEG or WebP image", "input_image")

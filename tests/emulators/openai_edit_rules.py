@@ -3,7 +3,9 @@
 The form's text fields are typed as the API reads them and then checked by the generation rules;
 the files are checked as the API checks them: dall-e-2 takes one square PNG under 4 MB (edits and
 variations), gpt-image up to 16 PNG, WebP or JPEG images under 50 MB each; a mask must be a PNG
-with an alpha channel and the size of the (first) image. Variations exist only for dall-e-2.
+with an alpha channel and the size of the (first) image. ``markup`` (gpt-image-2.5 and later) is a
+PNG overlay with an alpha channel, the size of the first image, never sent with a mask. Variations
+exist only for dall-e-2.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ _GPT_EDIT_FIELDS = frozenset(
 _DALLE2_EDIT_FIELDS = frozenset({"prompt", "model", "n", "size", "quality", "user", "response_format"})
 _VARIATION_FIELDS = frozenset({"model", "n", "size", "user", "response_format"})
 _GPT_FORMATS = ("PNG", "WEBP", "JPEG")
+# The models with markup-guided editing.
+_MARKUP_MODELS = ("gpt-image-2.5-", "gpt-image-2.6-")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class Upload:
     images: list[bytes]
     mask: bytes | None
     input_fidelity: str | None
+    markup: bytes | None = None
 
 
 def _bad(message: str, param: str | None, code: str | None = "invalid_value") -> OpenAIError:
@@ -84,6 +89,21 @@ def _open(data: bytes, param: str) -> Image.Image:
             f"Invalid {param} file: the file could not be read as an image.", param, "invalid_image_file"
         ) from None
     return image
+
+
+def _check_markup(data: bytes, first: Image.Image, *, with_mask: bool) -> None:
+    if with_mask:
+        raise _bad("markup cannot be combined with mask.", "markup", "invalid_value")
+    markup = _open(data, "markup")
+    if markup.format != "PNG" or not _has_alpha(markup):
+        raise _bad(
+            "Invalid markup image - markup must be a PNG with an alpha channel.", "markup", "invalid_image_format"
+        )
+    lowest, _ = markup.convert("RGBA").getchannel("A").getextrema()
+    if lowest == 255:
+        raise _bad("Invalid markup image - markup must contain transparent pixels.", "markup", "invalid_image_format")
+    if markup.size != first.size:
+        raise _bad("The markup and the first image must have the same dimensions.", "markup", "invalid_image_size")
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -135,7 +155,11 @@ def parse_edit(fields: dict[str, str], files: list[tuple[str, FormFile]], retire
             raise _bad(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
     images = [part.data for name, part in files if name in ("image", "image[]")]
     masks = [part.data for name, part in files if name == "mask"]
-    others = [name for name, _ in files if name not in ("image", "image[]", "mask")]
+    file_fields = (
+        ("image", "image[]", "mask", "markup") if model.startswith(_MARKUP_MODELS) else ("image", "image[]", "mask")
+    )
+    markups = [part.data for name, part in files if name == "markup" and "markup" in file_fields]
+    others = [name for name, _ in files if name not in file_fields]
     if others:
         raise _bad(f"Unknown parameter: '{others[0]}'.", others[0], "unknown_parameter")
     if not images:
@@ -160,11 +184,13 @@ def parse_edit(fields: dict[str, str], files: list[tuple[str, FormFile]], retire
         first = _check_dalle2_image(images[0], "image")
     if masks:
         _check_mask(masks[0], first)
+    if markups:
+        _check_markup(markups[0], first, with_mask=bool(masks))
     fidelity = body.pop("input_fidelity", None)
     if fidelity is not None and fidelity not in ("high", "low"):
         raise _bad(f"Invalid value: '{fidelity}'. Supported values are: 'high' and 'low'.", "input_fidelity")
     generation = parse_generation(json.dumps(body).encode(), retired)
-    return Upload(generation, images, masks[0] if masks else None, fidelity)
+    return Upload(generation, images, masks[0] if masks else None, fidelity, markups[0] if markups else None)
 
 
 def parse_variation(fields: dict[str, str], files: list[tuple[str, FormFile]], retired: frozenset[str]) -> Upload:

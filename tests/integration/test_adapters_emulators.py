@@ -90,7 +90,9 @@ async def test_dall_e_3_generates_bytes_with_revised_prompt_and_request_id(
 
 
 async def test_dall_e_2_url_format_returns_urls(openai: OpenAIAdapter, openai_emu: OpenAIEmulator) -> None:
-    request = ImageRequest(prompt="a red fox", n=2, size="256x256", response_format=ResponseFormat.URL)
+    request = ImageRequest(
+        prompt="a red fox", model="dall-e-2", n=2, size="256x256", response_format=ResponseFormat.URL
+    )
     result = await openai.generate(request, openai_target(openai_emu))
     assert openai_emu.requests[-1].json == {
         "prompt": "a red fox",

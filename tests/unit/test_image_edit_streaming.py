@@ -138,12 +138,15 @@ def test_stream_edit_image_response_is_laid_out_as_stream_generate_image_respons
 
 
 def test_stream_edit_image_request_starts_with_edit_image_requests_fields() -> None:
-    # The client builds it from an EditImageRequest's bytes; the streaming switches are StreamGenerateImage's.
-    edit_fields = _fields(images_pb2.EditImageRequest)
+    # The client builds it from the bytes of an EditImageRequest without markup (fields 1-7), then sets
+    # the markup, whose number differs; the streaming switches are StreamGenerateImage's.
+    edit_fields = [f for f in _fields(images_pb2.EditImageRequest) if f[0] != "markup"]
     stream_fields = _fields(images_pb2.StreamEditImageRequest)
     assert stream_fields[: len(edit_fields)] == edit_fields
-    switches = {name for name, *_ in stream_fields[len(edit_fields) :]}
-    assert switches == {"progress", "partial_images", "stream_fallback"}
+    rest = {name: (kind, type_name) for name, _, kind, type_name in stream_fields[len(edit_fields) :]}
+    assert set(rest) == {"progress", "partial_images", "stream_fallback", "markup"}
+    markup = next(f for f in _fields(images_pb2.EditImageRequest) if f[0] == "markup")
+    assert rest["markup"] == (markup[2], markup[3])
 
 
 def test_the_client_carries_every_file_and_field_into_a_stream_edit_request() -> None:

@@ -16,6 +16,7 @@ from imagegateway_server.providers.kit.retired_models import load_retired_models
 from imagegateway_server.routing.model_successors import ModelSuccessors, says_model_is_gone
 from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.state.breakers import TargetIdentity
+from imagegateway_server.state.in_process.gone_models import LocalGoneModels
 from tests.credentials import api_key
 from tests.unit.test_router import KeyResolver, ScriptedAdapter, plan_of
 
@@ -91,7 +92,7 @@ class Clock:
 
 def test_the_memory_is_per_account_and_expires() -> None:
     clock = Clock()
-    successors = ModelSuccessors(TABLE, memory_seconds=60, clock=clock, today=lambda: TODAY)
+    successors = ModelSuccessors(TABLE, memory_seconds=60, memory=LocalGoneModels(clock=clock), today=lambda: TODAY)
     request = ImageRequest(prompt="x", model="dall-e-3")
     mine = TargetIdentity.of("openai", None, api_key("sk-mine"), "dall-e-3")
     theirs = TargetIdentity.of("openai", None, api_key("sk-theirs"), "dall-e-3")

@@ -119,12 +119,16 @@ async def test_dall_e_3_request_is_mapped_field_for_field(make: MakeFn, emu: Ope
     }
 
 
-async def test_model_defaults_to_dall_e_2_like_openai(make: MakeFn, emu: OpenAIEmulator) -> None:
+async def test_model_defaults_to_gpt_image_2_the_end_of_dall_e_2s_successor_chain(
+    make: MakeFn, emu: OpenAIEmulator
+) -> None:
+    # OpenAI's reference no longer defaults ``model``; dall-e-2 (the old default) is shut down.
     adapter = make()
-    assert adapter.default_model() == "dall-e-2"
+    assert adapter.default_model() == "gpt-image-2"
     result = await adapter.generate(ImageRequest(prompt="a cat", n=2), TARGET)
-    assert emu.requests[-1].json == {"prompt": "a cat", "model": "dall-e-2", "n": 2, "response_format": "b64_json"}
-    assert result.model == "dall-e-2"
+    assert emu.requests[-1].json == {"prompt": "a cat", "model": "gpt-image-2", "n": 2}
+    assert result.model == "gpt-image-2" and len(result.images) == 2
+    assert len(emu.requests) == 1  # no 404 and retry on the way
 
 
 async def test_gpt_image_never_gets_response_format_or_style(make: MakeFn, emu: OpenAIEmulator) -> None:

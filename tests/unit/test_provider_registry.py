@@ -126,7 +126,7 @@ async def test_default_registry_has_every_adapter() -> None:
         assert isinstance(stability, StabilityAdapter) and stability.name == "stability-ai"
         assert isinstance(azure, AzureOpenAIAdapter) and azure.name == "azure-openai"
         assert (openai.default_model(), stability.default_model(), azure.default_model()) == (
-            "dall-e-2",
+            "gpt-image-2",
             "core",
             "dall-e-3",
         )

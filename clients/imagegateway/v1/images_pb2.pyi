@@ -1137,6 +1137,7 @@ class EditImageRequest(_message.Message):
     TRACE_ID_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    MARKUP_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
@@ -1161,6 +1162,12 @@ class EditImageRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Caller metadata recorded in the log."""
 
+    @_builtins.property
+    def markup(self) -> Global___InputImage:
+        """OpenAI's markup (gpt-image-2.5 and later): a PNG the size of the first image, transparent but
+        for the marks (arrows, circles, notes) showing where to edit; never with a mask.
+        """
+
     def __init__(
         self,
         *,
@@ -1171,10 +1178,11 @@ class EditImageRequest(_message.Message):
         trace_id: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
+        markup: Global___InputImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["mask", b"mask", "parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["markup", b"markup", "mask", b"mask", "parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "images", b"images", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "images", b"images", "markup", b"markup", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1258,6 +1266,7 @@ class StreamEditImageRequest(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     PARTIAL_IMAGES_FIELD_NUMBER: _builtins.int
     STREAM_FALLBACK_FIELD_NUMBER: _builtins.int
+    MARKUP_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
@@ -1290,6 +1299,10 @@ class StreamEditImageRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Caller metadata recorded in the log."""
 
+    @_builtins.property
+    def markup(self) -> Global___InputImage:
+        """OpenAI's markup, as in EditImageRequest (a transparent PNG the size of the first image; not with mask)."""
+
     def __init__(
         self,
         *,
@@ -1303,10 +1316,11 @@ class StreamEditImageRequest(_message.Message):
         progress: _builtins.bool = ...,
         partial_images: _builtins.int | None = ...,
         stream_fallback: Global___StreamFallback.ValueType = ...,
+        markup: Global___InputImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "mask", b"mask", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "markup", b"markup", "mask", b"mask", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "images", b"images", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "images", b"images", "markup", b"markup", "mask", b"mask", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__partial_images: _TypeAlias = _typing.Literal["partial_images"]  # noqa: Y015
     _WhichOneofArgType__partial_images: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images"]  # noqa: Y015
@@ -1403,6 +1417,7 @@ class EditImageUploadHeader(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     FILENAMES_FIELD_NUMBER: _builtins.int
+    HAS_MARKUP_FIELD_NUMBER: _builtins.int
     image_count: _builtins.int
     """How many input images the chunks carry (1 to IMAGEGW_MAX_INPUT_IMAGES)."""
     has_mask: _builtins.bool
@@ -1411,6 +1426,8 @@ class EditImageUploadHeader(_message.Message):
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
     """Skip the cache look-up and store a fresh result."""
+    has_markup: _builtins.bool
+    """Whether the chunks carry a markup (see EditImageRequest.markup)."""
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The edit's parameters; prompt is required."""
@@ -1438,10 +1455,11 @@ class EditImageUploadHeader(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
         filenames: _abc.Iterable[_builtins.str] | None = ...,
+        has_markup: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_markup", b"has_markup", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1449,29 +1467,33 @@ Global___EditImageUploadHeader: _TypeAlias = EditImageUploadHeader  # noqa: Y015
 
 @_typing.final
 class EditImageUploadChunk(_message.Message):
-    """A piece of one input image or of the mask; the pieces of one file are sent in order."""
+    """A piece of one input image, of the mask or of the markup; the pieces of one file are sent in order."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     IMAGE_INDEX_FIELD_NUMBER: _builtins.int
     MASK_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    MARKUP_FIELD_NUMBER: _builtins.int
     image_index: _builtins.int
-    """Which input image the bytes belong to (0-based); ignored when mask is true."""
+    """Which input image the bytes belong to (0-based); ignored when mask or markup is true."""
     mask: _builtins.bool
     """True when the bytes belong to the mask."""
     data: _builtins.bytes
     """The next bytes of that file."""
+    markup: _builtins.bool
+    """True when the bytes belong to the markup."""
     def __init__(
         self,
         *,
         image_index: _builtins.int = ...,
         mask: _builtins.bool = ...,
         data: _builtins.bytes = ...,
+        markup: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "image_index", b"image_index", "mask", b"mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "image_index", b"image_index", "markup", b"markup", "mask", b"mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from imagegateway.v1 import images_pb2 as imagegateway_dot_v1_dot_images__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aimagegateway/v1/logs.proto\x12\x0fimagegateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cimagegateway/v1/images.proto\"^\n\x0bLoggedImage\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\x12\x11\n\tmime_type\x18\x05 \x01(\t\"\x83\x07\n\nRequestLog\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_code\x18\x04 \x01(\x05\x12.\n\nerror_kind\x18\x05 \x01(\x0e\x32\x1a.imagegateway.v1.ErrorKind\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\ttransport\x18\x07 \x01(\t\x12\x15\n\rcaller_key_id\x18\x08 \x01(\t\x12\x11\n\tconfig_id\x18\t \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\n \x01(\x05\x12\x17\n\x0frequested_model\x18\x0b \x01(\t\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\r\n\x05model\x18\r \x01(\t\x12\x15\n\rserved_target\x18\x0e \x01(\t\x12\x15\n\rfallback_used\x18\x0f \x01(\x08\x12\x32\n\x0c\x63\x61\x63he_status\x18\x10 \x01(\x0e\x32\x1c.imagegateway.v1.CacheStatus\x12*\n\x08\x61ttempts\x18\x11 \x03(\x0b\x32\x18.imagegateway.v1.Attempt\x12,\n\x06images\x18\x12 \x03(\x0b\x32\x1c.imagegateway.v1.LoggedImage\x12\x12\n\nlatency_ms\x18\x13 \x01(\x03\x12\x0e\n\x06prompt\x18\x14 \x01(\t\x12;\n\x08metadata\x18\x15 \x03(\x0b\x32).imagegateway.v1.RequestLog.MetadataEntry\x12\x10\n\x08\x63ost_usd\x18\x16 \x01(\x01\x12>\n\x12model_substitution\x18( \x01(\x0b\x32\".imagegateway.v1.ModelSubstitution\x12*\n\x05usage\x18) \x01(\x0b\x32\x1b.imagegateway.v1.ImageUsage\x12\x11\n\toperation\x18\x32 \x01(\t\x12\x32\n\x0cinput_images\x18\x33 \x03(\x0b\x32\x1c.imagegateway.v1.LoggedImage\x12\x30\n\ninput_mask\x18\x34 \x01(\x0b\x32\x1c.imagegateway.v1.LoggedImage\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe8\x02\n\x0fListLogsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\x05\x12\x30\n\x07outcome\x18\x05 \x01(\x0e\x32\x1f.imagegateway.v1.RequestOutcome\x12\x10\n\x08provider\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05model\x18\t \x01(\t\x12\x11\n\tconfig_id\x18\n \x01(\t\x12\x1a\n\rfallback_used\x18\x0b \x01(\x08H\x00\x88\x01\x01\x12\x15\n\rcaller_key_id\x18\x0c \x01(\tB\x10\n\x0e_fallback_used\"V\n\x10ListLogsResponse\x12)\n\x04logs\x18\x01 \x03(\x0b\x32\x1b.imagegateway.v1.RequestLog\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1b\n\rGetLogRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x0eGetLogResponse\x12(\n\x03log\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.RequestLog*k\n\x0eRequestOutcome\x12\x1f\n\x1bREQUEST_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_OUTCOME_SUCCESS\x10\x01\x12\x1b\n\x17REQUEST_OUTCOME_FAILURE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aimagegateway/v1/logs.proto\x12\x0fimagegateway.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cimagegateway/v1/images.proto\"^\n\x0bLoggedImage\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\r\n\x05\x62ytes\x18\x04 \x01(\x03\x12\x11\n\tmime_type\x18\x05 \x01(\t\"\xb7\x07\n\nRequestLog\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08trace_id\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_code\x18\x04 \x01(\x05\x12.\n\nerror_kind\x18\x05 \x01(\x0e\x32\x1a.imagegateway.v1.ErrorKind\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x11\n\ttransport\x18\x07 \x01(\t\x12\x15\n\rcaller_key_id\x18\x08 \x01(\t\x12\x11\n\tconfig_id\x18\t \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\n \x01(\x05\x12\x17\n\x0frequested_model\x18\x0b \x01(\t\x12\x10\n\x08provider\x18\x0c \x01(\t\x12\r\n\x05model\x18\r \x01(\t\x12\x15\n\rserved_target\x18\x0e \x01(\t\x12\x15\n\rfallback_used\x18\x0f \x01(\x08\x12\x32\n\x0c\x63\x61\x63he_status\x18\x10 \x01(\x0e\x32\x1c.imagegateway.v1.CacheStatus\x12*\n\x08\x61ttempts\x18\x11 \x03(\x0b\x32\x18.imagegateway.v1.Attempt\x12,\n\x06images\x18\x12 \x03(\x0b\x32\x1c.imagegateway.v1.LoggedImage\x12\x12\n\nlatency_ms\x18\x13 \x01(\x03\x12\x0e\n\x06prompt\x18\x14 \x01(\t\x12;\n\x08metadata\x18\x15 \x03(\x0b\x32).imagegateway.v1.RequestLog.MetadataEntry\x12\x10\n\x08\x63ost_usd\x18\x16 \x01(\x01\x12>\n\x12model_substitution\x18( \x01(\x0b\x32\".imagegateway.v1.ModelSubstitution\x12*\n\x05usage\x18) \x01(\x0b\x32\x1b.imagegateway.v1.ImageUsage\x12\x11\n\toperation\x18\x32 \x01(\t\x12\x32\n\x0cinput_images\x18\x33 \x03(\x0b\x32\x1c.imagegateway.v1.LoggedImage\x12\x30\n\ninput_mask\x18\x34 \x01(\x0b\x32\x1c.imagegateway.v1.LoggedImage\x12\x32\n\x0cinput_markup\x18\x35 \x01(\x0b\x32\x1c.imagegateway.v1.LoggedImage\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe8\x02\n\x0fListLogsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x13\n\x0bstatus_code\x18\x04 \x01(\x05\x12\x30\n\x07outcome\x18\x05 \x01(\x0e\x32\x1f.imagegateway.v1.RequestOutcome\x12\x10\n\x08provider\x18\x06 \x01(\t\x12.\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05model\x18\t \x01(\t\x12\x11\n\tconfig_id\x18\n \x01(\t\x12\x1a\n\rfallback_used\x18\x0b \x01(\x08H\x00\x88\x01\x01\x12\x15\n\rcaller_key_id\x18\x0c \x01(\tB\x10\n\x0e_fallback_used\"V\n\x10ListLogsResponse\x12)\n\x04logs\x18\x01 \x03(\x0b\x32\x1b.imagegateway.v1.RequestLog\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1b\n\rGetLogRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x0eGetLogResponse\x12(\n\x03log\x18\x01 \x01(\x0b\x32\x1b.imagegateway.v1.RequestLog*k\n\x0eRequestOutcome\x12\x1f\n\x1bREQUEST_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17REQUEST_OUTCOME_SUCCESS\x10\x01\x12\x1b\n\x17REQUEST_OUTCOME_FAILURE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REQUESTLOG_METADATAENTRY']._loaded_options = None
   _globals['_REQUESTLOG_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_REQUESTOUTCOME']._serialized_start=1648
-  _globals['_REQUESTOUTCOME']._serialized_end=1755
+  _globals['_REQUESTOUTCOME']._serialized_start=1700
+  _globals['_REQUESTOUTCOME']._serialized_end=1807
   _globals['_LOGGEDIMAGE']._serialized_start=110
   _globals['_LOGGEDIMAGE']._serialized_end=204
   _globals['_REQUESTLOG']._serialized_start=207
-  _globals['_REQUESTLOG']._serialized_end=1106
-  _globals['_REQUESTLOG_METADATAENTRY']._serialized_start=1059
-  _globals['_REQUESTLOG_METADATAENTRY']._serialized_end=1106
-  _globals['_LISTLOGSREQUEST']._serialized_start=1109
-  _globals['_LISTLOGSREQUEST']._serialized_end=1469
-  _globals['_LISTLOGSRESPONSE']._serialized_start=1471
-  _globals['_LISTLOGSRESPONSE']._serialized_end=1557
-  _globals['_GETLOGREQUEST']._serialized_start=1559
-  _globals['_GETLOGREQUEST']._serialized_end=1586
-  _globals['_GETLOGRESPONSE']._serialized_start=1588
-  _globals['_GETLOGRESPONSE']._serialized_end=1646
+  _globals['_REQUESTLOG']._serialized_end=1158
+  _globals['_REQUESTLOG_METADATAENTRY']._serialized_start=1111
+  _globals['_REQUESTLOG_METADATAENTRY']._serialized_end=1158
+  _globals['_LISTLOGSREQUEST']._serialized_start=1161
+  _globals['_LISTLOGSREQUEST']._serialized_end=1521
+  _globals['_LISTLOGSRESPONSE']._serialized_start=1523
+  _globals['_LISTLOGSRESPONSE']._serialized_end=1609
+  _globals['_GETLOGREQUEST']._serialized_start=1611
+  _globals['_GETLOGREQUEST']._serialized_end=1638
+  _globals['_GETLOGRESPONSE']._serialized_start=1640
+  _globals['_GETLOGRESPONSE']._serialized_end=1698
 # @@protoc_insertion_point(module_scope)

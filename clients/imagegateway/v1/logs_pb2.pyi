@@ -136,6 +136,7 @@ class RequestLog(_message.Message):
     OPERATION_FIELD_NUMBER: _builtins.int
     INPUT_IMAGES_FIELD_NUMBER: _builtins.int
     INPUT_MASK_FIELD_NUMBER: _builtins.int
+    INPUT_MARKUP_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The record id."""
     trace_id: _builtins.str
@@ -206,6 +207,10 @@ class RequestLog(_message.Message):
     def input_mask(self) -> Global___LoggedImage:
         """The mask of an edit, described as the input images are; unset without one."""
 
+    @_builtins.property
+    def input_markup(self) -> Global___LoggedImage:
+        """An edit's markup (OpenAI's transparent overlay showing where to edit), described the same way."""
+
     def __init__(
         self,
         *,
@@ -236,10 +241,11 @@ class RequestLog(_message.Message):
         operation: _builtins.str = ...,
         input_images: _abc.Iterable[Global___LoggedImage] | None = ...,
         input_mask: Global___LoggedImage | None = ...,
+        input_markup: Global___LoggedImage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "input_mask", b"input_mask", "model_substitution", b"model_substitution", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "input_markup", b"input_markup", "input_mask", b"input_mask", "model_substitution", b"model_substitution", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "cost_usd", b"cost_usd", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "input_images", b"input_images", "input_mask", b"input_mask", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "model_substitution", b"model_substitution", "operation", b"operation", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cache_status", b"cache_status", "caller_key_id", b"caller_key_id", "config_id", b"config_id", "config_version", b"config_version", "cost_usd", b"cost_usd", "create_time", b"create_time", "error", b"error", "error_kind", b"error_kind", "fallback_used", b"fallback_used", "id", b"id", "images", b"images", "input_images", b"input_images", "input_markup", b"input_markup", "input_mask", b"input_mask", "latency_ms", b"latency_ms", "metadata", b"metadata", "model", b"model", "model_substitution", b"model_substitution", "operation", b"operation", "prompt", b"prompt", "provider", b"provider", "requested_model", b"requested_model", "served_target", b"served_target", "status_code", b"status_code", "trace_id", b"trace_id", "transport", b"transport", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -90,8 +90,9 @@ def edit_request(
     images: Sequence[tuple[bytes, str]],
     mask: tuple[bytes, str] | None,
     limits: InputLimits,
+    markup: tuple[bytes, str] | None = None,
 ) -> ImageRequest:
-    """An edit: the parameters, and the images and mask as (bytes, file name) pairs."""
+    """An edit: the parameters, and the images, mask and markup as (bytes, file name) pairs."""
     inputs = tuple(
         input_image(data, param=f"images[{index}]", filename=name, max_bytes=limits.max_input_image_bytes)
         for index, (data, name) in enumerate(images)
@@ -101,7 +102,14 @@ def edit_request(
         if mask is not None
         else None
     )
-    return dataclasses.replace(image_request(params), operation=Operation.EDIT, images=inputs, mask=described_mask)
+    described_markup = (
+        input_image(markup[0], param="markup", filename=markup[1], max_bytes=limits.max_input_image_bytes)
+        if markup is not None
+        else None
+    )
+    return dataclasses.replace(
+        image_request(params), operation=Operation.EDIT, images=inputs, mask=described_mask, markup=described_markup
+    )
 
 
 def variation_request(

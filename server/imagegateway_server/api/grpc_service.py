@@ -279,7 +279,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         def build(message: images_pb2.EditImageRequest) -> ImageRequest:
             images = [(image.data, image.filename) for image in message.images]
             mask = (message.mask.data, message.mask.filename) if message.HasField("mask") else None
-            return grpc_mapping.edit_request(message.parameters, images, mask, limits)
+            markup = (message.markup.data, message.markup.filename) if message.HasField("markup") else None
+            return grpc_mapping.edit_request(message.parameters, images, mask, limits, markup)
 
         return generate_image_response(await self._generate(request, context, build=build))
 
@@ -291,7 +292,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         def build(message: images_pb2.StreamEditImageRequest) -> ImageRequest:
             images = [(image.data, image.filename) for image in message.images]
             mask = (message.mask.data, message.mask.filename) if message.HasField("mask") else None
-            return grpc_mapping.edit_request(message.parameters, images, mask, limits)
+            markup = (message.markup.data, message.markup.filename) if message.HasField("markup") else None
+            return grpc_mapping.edit_request(message.parameters, images, mask, limits, markup)
 
         async for message in self._stream_messages(self._events(request, context, stream=True, build=build)):
             yield message
@@ -317,7 +319,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         limits = self._input_limits
 
         def build(header: images_pb2.EditImageUploadHeader) -> ImageRequest:
-            return grpc_mapping.edit_request(header.parameters, upload.images, upload.mask, limits)
+            return grpc_mapping.edit_request(header.parameters, upload.images, upload.mask, limits, upload.markup)
 
         return generate_image_response(await self._generate(upload.header, context, build=build))
 

@@ -1,4 +1,4 @@
-"""Assembles a chunked EditImageUpload: a header message, then the input images and mask in pieces.
+"""Assembles a chunked EditImageUpload: a header message, then the input images, mask and markup in pieces.
 
 For inputs larger than one gRPC message may hold (IMAGEGW_MAX_MESSAGE_BYTES), a client sends the
 header first and then chunks of each file in order. The limits are enforced as the chunks arrive:
@@ -23,6 +23,7 @@ class EditUpload:
     header: images_pb2.EditImageUploadHeader
     images: list[tuple[bytes, str]]
     mask: tuple[bytes, str] | None
+    markup: tuple[bytes, str] | None = None
 
 
 async def read_edit_upload(
@@ -32,6 +33,7 @@ async def read_edit_upload(
     header: images_pb2.EditImageUploadHeader | None = None
     images: list[bytearray] = []
     mask: bytearray | None = None
+    markup: bytearray | None = None
     async for message in requests:
         part = message.WhichOneof("part")
         if header is None:
@@ -45,11 +47,18 @@ async def read_edit_upload(
                 )
             images = [bytearray() for _ in range(count)]
             mask = bytearray() if header.has_mask else None
+            markup = bytearray() if header.has_markup else None
             continue
         if part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
         chunk = message.chunk
-        if chunk.mask:
+        if chunk.markup:
+            if markup is None:
+                raise InvalidArgument(
+                    "a markup chunk was sent but the header says there is no markup", param="chunk.markup"
+                )
+            target, name = markup, "markup"
+        elif chunk.mask:
             if mask is None:
                 raise InvalidArgument("a mask chunk was sent but the header says there is no mask", param="chunk.mask")
             target, name = mask, "mask"
@@ -68,4 +77,9 @@ async def read_edit_upload(
         raise InvalidArgument("the upload ended before its header", param="header")
     names = list(header.filenames)
     files = [(bytes(data), names[index] if index < len(names) else "") for index, data in enumerate(images)]
-    return EditUpload(header, files, (bytes(mask), "mask.png") if mask is not None else None)
+    return EditUpload(
+        header,
+        files,
+        (bytes(mask), "mask.png") if mask is not None else None,
+        (bytes(markup), "markup.png") if markup is not None else None,
+    )

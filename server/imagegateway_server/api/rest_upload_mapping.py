@@ -1,6 +1,6 @@
 """Turns OpenAI's edits and variations forms (multipart) into an ``ImageRequest``.
 
-The fields are OpenAI's (``image`` or ``image[]``, ``mask``, ``prompt``, ``model``, ``n``, ``size``,
+The fields are OpenAI's (``image`` or ``image[]``, ``mask``, ``markup``, ``prompt``, ``model``, ``n``, ``size``,
 ``quality``, ``background``, ``input_fidelity``, ``output_format``, ``output_compression``,
 ``response_format``, ``user``, ...); form values are text, so numbers are read from it here. A
 field the gateway does not model goes on to the adapter as an extra, which refuses it by name.
@@ -22,6 +22,8 @@ from imagegateway_server.domain.request import KNOWN_PARAMS, ImageRequest, Respo
 
 IMAGE_FIELDS = ("image", "image[]")
 MASK_FIELD = "mask"
+MARKUP_FIELD = "markup"
+_FILE_FIELDS = (*IMAGE_FIELDS, MASK_FIELD, MARKUP_FIELD)
 _INT_FIELDS = frozenset({"n", "output_compression", "seed"})
 _FLOAT_FIELDS = frozenset({"cfg_scale"})
 # The fields of a variation (OpenAI's create_variation); anything else is refused naming it.
@@ -46,28 +48,31 @@ def _flag(name: str, text: str) -> bool:
     raise InvalidArgument("must be true or false", param=name, code="invalid_type")
 
 
-def _images(files: list[UploadedFile], limits: InputLimits) -> tuple[list[InputImage], InputImage | None]:
+def _images(files: list[UploadedFile], limits: InputLimits) -> tuple[list[InputImage], dict[str, InputImage]]:
+    """The input images in order, and the one-of-a-kind files (``mask``, ``markup``) by name."""
     images: list[InputImage] = []
-    mask: InputImage | None = None
+    singles: dict[str, InputImage] = {}
     for part in files:
         if part.name in IMAGE_FIELDS:
             images.append(
                 input_image(part.data, param="image", filename=part.filename, max_bytes=limits.max_input_image_bytes)
             )
-        elif part.name == MASK_FIELD:
-            if mask is not None:
-                raise InvalidArgument("send one mask", param="mask")
-            mask = input_image(part.data, param="mask", filename=part.filename, max_bytes=limits.max_input_image_bytes)
+        elif part.name in (MASK_FIELD, MARKUP_FIELD):
+            if part.name in singles:
+                raise InvalidArgument(f"send one {part.name}", param=part.name)
+            singles[part.name] = input_image(
+                part.data, param=part.name, filename=part.filename, max_bytes=limits.max_input_image_bytes
+            )
         else:
             raise InvalidArgument("is not a file this endpoint takes", param=part.name, code="unknown_parameter")
-    return images, mask
+    return images, singles
 
 
 def _parameters(fields: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     known: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for name, text in fields.items():
-        if name in IMAGE_FIELDS or name == MASK_FIELD:
+        if name in _FILE_FIELDS:
             raise InvalidArgument("must be sent as a file", param=name, code="invalid_type")
         if name in KNOWN_PARAMS:
             value: Any = _number(name, text) if name in _INT_FIELDS | _FLOAT_FIELDS else text
@@ -94,7 +99,7 @@ def edit_request(upload: Upload, limits: InputLimits) -> ImageRequest:
     partial = fields.pop("partial_images", None)
     if partial is not None and not (partial.strip().isdigit() and int(partial) <= MAX_PARTIAL_IMAGES):
         raise InvalidArgument(f"must be an integer from 0 to {MAX_PARTIAL_IMAGES}", param="partial_images")
-    images, mask = _images(upload.files, limits)
+    images, singles = _images(upload.files, limits)
     known, extra = _parameters(fields)
     if stream:
         # The events carry base64 images, as OpenAI's do.
@@ -109,7 +114,8 @@ def edit_request(upload: Upload, limits: InputLimits) -> ImageRequest:
         extra=MappingProxyType(extra),
         operation=Operation.EDIT,
         images=tuple(images),
-        mask=mask,
+        mask=singles.get(MASK_FIELD),
+        markup=singles.get(MARKUP_FIELD),
         stream=stream,
         partial_images=int(partial) if partial is not None else None,
     )
@@ -121,9 +127,9 @@ def variation_request(upload: Upload, limits: InputLimits) -> ImageRequest:
     for name in fields:
         if name not in VARIATION_FIELDS:
             raise InvalidArgument("is not a parameter of image variations", param=name, code="unknown_parameter")
-    images, mask = _images(upload.files, limits)
-    if mask is not None:
-        raise InvalidArgument("is not a parameter of image variations", param="mask", code="unknown_parameter")
+    images, singles = _images(upload.files, limits)
+    for name in singles:
+        raise InvalidArgument("is not a parameter of image variations", param=name, code="unknown_parameter")
     known, _ = _parameters(fields)
     response_format = _response_format(known)
     return ImageRequest(

@@ -71,19 +71,25 @@ def _edit(args: argparse.Namespace, client: ImageGatewayClient) -> int:
     _check_out(args)
     images = [_read(path, "--image") for path in args.image]
     mask = _read(args.mask, "--mask") if args.mask else None
+    markup = _read(args.markup, "--markup") if args.markup else None
     fields = _fields(args)
     fields["prompt"] = args.prompt
     if args.partial_images is None:
         if args.stream_fallback:
             raise usage_error("--stream-fallback needs --partial-images")
-        response = client.edit_image(images, mask=mask, **fields)
+        response = client.edit_image(images, mask=mask, markup=markup, **fields)
         return _write(args, list(response.images), response.outcome)
     edited: list[Image] = []
     outcome = RoutingOutcome()
     status = StatusLine(sys.stderr)
     try:
         for event in client.edit_events(
-            images, mask=mask, partial_images=args.partial_images, stream_fallback=args.stream_fallback, **fields
+            images,
+            mask=mask,
+            markup=markup,
+            partial_images=args.partial_images,
+            stream_fallback=args.stream_fallback,
+            **fields,
         ):
             if not isinstance(event, FinalImage):
                 status.report(event)
@@ -132,7 +138,13 @@ def register(commands: CommandTree) -> None:
     edit.add_argument(
         "--image", required=True, action="append", metavar="FILE", help="an image to edit (repeat for several)"
     )
-    edit.add_argument("--mask", metavar="FILE", help="a PNG the size of the first image; alpha 0 marks where to edit")
+    marks = edit.add_mutually_exclusive_group()
+    marks.add_argument("--mask", metavar="FILE", help="a PNG the size of the first image; alpha 0 marks where to edit")
+    marks.add_argument(
+        "--markup",
+        metavar="FILE",
+        help="a transparent PNG the size of the first image with marks drawn where to edit (gpt-image-2.5 and later)",
+    )
     edit.add_argument("--prompt", required=True, help="what the edit should do")
     edit.add_argument("--quality", help="OpenAI's quality: low, medium, high or auto")
     edit.add_argument("--input-fidelity", choices=("high", "low"), help="how closely gpt-image keeps the inputs")

@@ -162,3 +162,32 @@ def check_input_bytes(images: Sequence[InputImage], mask: InputImage | None, *, 
         raise InvalidArgument(
             f"is {len(mask.data)} bytes; a mask may be at most {max_bytes} bytes", param="mask", code="image_too_large"
         )
+
+
+def check_markup(
+    images: Sequence[InputImage], mask: InputImage | None, markup: InputImage | None, *, max_bytes: int
+) -> None:
+    """OpenAI's ``markup`` as its reference describes it: a transparent PNG overlay the size of the
+    first image, never sent with a mask (they are two ways of saying where to edit)."""
+    if markup is None:
+        return
+    if mask is not None:
+        raise InvalidArgument("cannot be combined with mask; send one of them", param="markup", code="invalid_value")
+    if markup.mime_type != "image/png" or not markup.has_alpha:
+        raise InvalidArgument(
+            "must be a PNG with an alpha channel (a transparent overlay with the marks drawn on it)",
+            param="markup",
+            code="invalid_image_format",
+        )
+    if len(markup.data) > max_bytes:
+        raise InvalidArgument(
+            f"is {len(markup.data)} bytes; it may be at most {max_bytes} bytes", param="markup", code="image_too_large"
+        )
+    first = images[0]
+    if (markup.width, markup.height) != (first.width, first.height):
+        raise InvalidArgument(
+            f"is {markup.width}x{markup.height} but the first image is {first.width}x{first.height}; "
+            "they must be the same size",
+            param="markup",
+            code="invalid_image_size",
+        )

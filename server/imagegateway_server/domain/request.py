@@ -15,6 +15,7 @@ from imagegateway_server.domain.image_inputs import (
     Operation,
     check_edit_inputs,
     check_input_bytes,
+    check_markup,
     check_variation_input,
 )
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
@@ -101,6 +102,10 @@ class ImageRequest:
     operation: Operation = Operation.GENERATE
     images: tuple[InputImage, ...] = ()
     mask: InputImage | None = None
+    # OpenAI's ``markup`` edit parameter: a transparent PNG the size of the first image with arrows,
+    # circles or notes drawn on it, showing where the edit applies (not with ``mask``). A parameter
+    # adapters must honour by name (``set_fields``): those that cannot send it refuse it.
+    markup: InputImage | None = None
     # OpenAI's streamed generation or edit: the answer comes as events, with up to ``partial_images`` (0-3)
     # partial images before the final one. Not a parameter an adapter must honour (``set_fields``):
     # the router decides per target whether it streams (docs/streaming.md).
@@ -126,12 +131,13 @@ class ImageRequest:
 
     def without_input_bytes(self) -> ImageRequest:
         """This request with its input images and mask described but their bytes let go."""
-        if not self.images and self.mask is None:
+        if not self.images and self.mask is None and self.markup is None:
             return self
         return dataclasses.replace(
             self,
             images=tuple(image.without_bytes() for image in self.images),
             mask=self.mask.without_bytes() if self.mask is not None else None,
+            markup=self.markup.without_bytes() if self.markup is not None else None,
         )
 
     def set_fields(self) -> dict[str, Any]:
@@ -200,6 +206,7 @@ def validate_request(request: ImageRequest, limits: InputLimits = DEFAULT_INPUT_
         parse_size(request.size, param="size")
     if request.operation is Operation.EDIT:
         check_edit_inputs(request.images, request.mask, max_images=limits.max_input_images)
+        check_markup(request.images, request.mask, request.markup, max_bytes=limits.max_input_image_bytes)
     elif request.operation is Operation.VARIATION:
         check_variation_input(request.images)
     check_input_bytes(request.images, request.mask, max_bytes=limits.max_input_image_bytes)

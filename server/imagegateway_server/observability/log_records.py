@@ -223,6 +223,8 @@ def _inputs(request: ImageRequest) -> dict[str, Any]:
     }
     if request.mask is not None:
         described["input_mask"] = _logged_input(request.mask)
+    if request.markup is not None:
+        described["input_markup"] = _logged_input(request.markup)
     return described
 
 

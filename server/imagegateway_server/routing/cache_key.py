@@ -29,9 +29,11 @@ from imagegateway_server.routing.plan import Leaf
 KEY_VERSION = 1
 # Fields that do not change the images: ``user`` is an end-user id for the provider's abuse monitoring,
 # ``response_format`` is folded into ``delivery`` below, ``extra`` is added separately.
-# ``images`` and ``mask`` are keyed by their SHA-256 digests, never their bytes; ``stream`` and
+# ``images``, ``mask`` and ``markup`` are keyed by their SHA-256 digests, never their bytes; ``stream`` and
 # ``partial_images`` change how the answer travels, not its images.
-_NOT_IN_KEY = frozenset({"user", "response_format", "extra", "operation", "images", "mask", "stream", "partial_images"})
+_NOT_IN_KEY = frozenset(
+    {"user", "response_format", "extra", "operation", "images", "mask", "markup", "stream", "partial_images"}
+)
 _REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(ImageRequest) if f.name not in _NOT_IN_KEY)
 _request_values = operator.attrgetter(*_REQUEST_FIELDS)
 # Leaf fields that cannot change an answer (see plan_fingerprint).
@@ -108,6 +110,8 @@ def request_material(request: ImageRequest) -> dict[str, Any]:
         material["operation"] = request.operation.value
         material["images"] = [image.sha256 for image in request.images]
         material["mask"] = request.mask.sha256 if request.mask is not None else None
+        if request.markup is not None:  # edits without markup keep the keys they always had
+            material["markup"] = request.markup.sha256
     material["delivery"] = "url" if request.response_format is ResponseFormat.URL else "bytes"
     return material
 

@@ -7,13 +7,14 @@ module remembers for ``memory_seconds`` that the model is gone for that account 
 credential fingerprint), so later requests call the successor directly. A target opts out with
 ``model_successor: false``; a strict target (send exactly what was asked, or fail) never switches.
 
-The memory is per process and bounded; a replica that has not seen the 404 pays one 404 of its own.
+The memory is a state kind (``state.gone_models``): per process and bounded, or, with
+IMAGEGW_REDIS_URL, shared through Redis so that a replica that has not seen the 404 does not pay one
+of its own (each replica still remembers alone while Redis is unreachable).
 """
 
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Callable
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
@@ -21,12 +22,12 @@ from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import ModelSubstitution
 from imagegateway_server.providers.kit.retired_models import RetiredModels, Succession
 from imagegateway_server.state.breakers import TargetIdentity
+from imagegateway_server.state.gone_models import GoneModels
+from imagegateway_server.state.in_process.gone_models import LocalGoneModels
 
 RETIRED = "retired"
 REMEMBERED = "remembered"
 DEFAULT_MEMORY_SECONDS = 3600.0
-# Accounts x retired models; beyond this the oldest memories are dropped (they cost one 404 each).
-_MAX_REMEMBERED = 10_000
 _GONE_CODES = frozenset({"model_not_found"})
 
 
@@ -45,22 +46,17 @@ class ModelSuccessors:
         table: RetiredModels,
         *,
         memory_seconds: float = DEFAULT_MEMORY_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
+        memory: GoneModels | None = None,
         today: Callable[[], datetime.date] = lambda: datetime.datetime.now(datetime.UTC).date(),
     ) -> None:
         self._table = table
         self._memory_seconds = memory_seconds
-        self._clock = clock
+        self._gone: GoneModels = memory if memory is not None else LocalGoneModels()
         self._today = today
-        self._gone: dict[TargetIdentity, float] = {}  # -> when the memory expires (clock)
 
     def remembered(self, provider: str, identity: TargetIdentity, request: ImageRequest) -> Succession | None:
         """The succession to call directly, when this account was told the model is gone and still remembers."""
-        expires = self._gone.get(identity)
-        if expires is None:
-            return None
-        if expires <= self._clock():
-            del self._gone[identity]
+        if not self._gone.recalls(identity):
             return None
         return self._table.successor_of(provider, request, self._today())
 
@@ -75,10 +71,7 @@ class ModelSuccessors:
         if succession is None:
             return None
         if self._memory_seconds > 0:
-            self._gone.pop(identity, None)
-            if len(self._gone) >= _MAX_REMEMBERED:
-                del self._gone[next(iter(self._gone))]
-            self._gone[identity] = self._clock() + self._memory_seconds
+            self._gone.remember(identity, self._memory_seconds)
         return succession
 
 

@@ -14,10 +14,12 @@ from imagegateway_server.state.breakers import BreakerPolicy, Breakers, Transiti
 from imagegateway_server.state.cache_store import CacheStore
 from imagegateway_server.state.changes import ChangeFeed
 from imagegateway_server.state.flights import SharedFlights
+from imagegateway_server.state.gone_models import GoneModels
 from imagegateway_server.state.in_process.breakers import InProcessBreakers
 from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
 from imagegateway_server.state.in_process.changes import LocalChangeFeed
 from imagegateway_server.state.in_process.flights import LocalFlights
+from imagegateway_server.state.in_process.gone_models import LocalGoneModels
 from imagegateway_server.state.in_process.kept_images import LocalKeptImages
 from imagegateway_server.state.in_process.limit_counters import InProcessLimitCounters
 from imagegateway_server.state.in_process.sessions import InProcessSessionStore
@@ -28,6 +30,7 @@ from imagegateway_server.state.redis.cache_store import RedisCacheStore
 from imagegateway_server.state.redis.changes import RedisChangeFeed
 from imagegateway_server.state.redis.events import Events
 from imagegateway_server.state.redis.flights import RedisFlights
+from imagegateway_server.state.redis.gone_models import RedisGoneModels
 from imagegateway_server.state.redis.kept_images import RedisKeptImages
 from imagegateway_server.state.redis.limit_counters import RedisLimitCounters
 from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable, UpListener
@@ -88,6 +91,8 @@ class StateBackends:
     sessions: SessionStore
     flights: SharedFlights = dataclasses.field(default_factory=LocalFlights)
     changes: ChangeFeed = dataclasses.field(default_factory=LocalChangeFeed)
+    # Retired models a provider said are gone, per account (``routing.model_successors``).
+    gone_models: GoneModels = dataclasses.field(default_factory=LocalGoneModels)
     # The shared backend's health; None when everything is kept in this process.
     health: BackendHealth | None = None
     # The Redis connection, for the kinds opened later (kept images); None in process.
@@ -145,6 +150,7 @@ async def _open_redis(
     shared_breakers = RedisBreakers(link, events, breakers)
     counters = RedisLimitCounters(link, limit_counters)
     flights = RedisFlights(link, events)
+    gone_models = RedisGoneModels(link, events, LocalGoneModels())
     backends = StateBackends(
         cache_store=RedisCacheStore(link, cache_store, flights),
         breakers=shared_breakers,
@@ -152,6 +158,7 @@ async def _open_redis(
         sessions=RedisSessionStore(link, sessions),
         flights=flights,
         changes=RedisChangeFeed(link, events),
+        gone_models=gone_models,
         health=link,
         link=link,
         resources=resources,
@@ -164,6 +171,8 @@ async def _open_redis(
         resources.push_async_callback(events.close)
         with contextlib.suppress(RedisUnavailable):
             await shared_breakers.load()
+        with contextlib.suppress(RedisUnavailable):
+            await gone_models.load()
     except BaseException:
         await resources.aclose()
         raise

@@ -6,7 +6,8 @@ or the target's ``custom_host`` (Portkey's meaning: it replaces that base), or t
 URL for the provider. The request is translated first (``models``, ``kit.translation``), checked
 and mapped to its family's body (``request``), serialised once and signed over those bytes
 (``signing``). Nova Canvas and Titan make up to five images in one call; Stability's models make
-one, so ``n`` images are ``n`` concurrent calls that all succeed or fail together.
+one, so ``n`` images are ``n`` concurrent calls that all succeed or fail together. Edits and
+variations (Nova Canvas inpainting, Nova and Titan image variation) are mapped by ``edits``.
 
 A filtered image is never served: the answer's verdict is read by ``response``, and failures are
 classified from AWS's error type by ``errors``.
@@ -14,18 +15,28 @@ classified from AWS's error type by ``errors``.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote
 
-from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.domain.image_inputs import Operation
+from imagegateway_server.domain.request import ImageRequest, parse_size
 from imagegateway_server.domain.result import ImageResult
 from imagegateway_server.providers.bedrock import PROVIDER
+from imagegateway_server.providers.bedrock.edits import (
+    INPAINTING,
+    check_edit,
+    edit_body,
+    edit_operations,
+    prepare_inputs,
+)
 from imagegateway_server.providers.bedrock.errors import classify_error
-from imagegateway_server.providers.bedrock.models import DEFAULT_MODEL, MODELS, Family, model_spec
+from imagegateway_server.providers.bedrock.models import DEFAULT_MODEL, MODELS, BedrockModel, Family, model_spec
 from imagegateway_server.providers.bedrock.regions import REGIONS
-from imagegateway_server.providers.bedrock.request import amazon_body, check_params, stability_bodies
+from imagegateway_server.providers.bedrock.request import amazon_body, check_params, check_values, stability_bodies
 from imagegateway_server.providers.bedrock.response import parse_amazon, parse_stability
 from imagegateway_server.providers.bedrock.signing import AWS_REGION, BedrockAuth
 from imagegateway_server.providers.kit.bodies import DEFAULT_MAX_BODY_BYTES, json_bytes
@@ -36,6 +47,7 @@ from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.kit.model_aliases import NO_ALIASES, ModelAliases
 from imagegateway_server.providers.kit.network_failures import upstream_errors
+from imagegateway_server.providers.kit.translation import Translation
 from imagegateway_server.providers.kit.transport import UpstreamClient, UpstreamResponse
 
 _REGION_PLACEHOLDER = "{aws_region}"
@@ -70,13 +82,20 @@ class BedrockAdapter(HttpAdapterBase):
             base = base.replace(_REGION_PLACEHOLDER, region)
         return f"{base}/model/{quote(model_id, safe='')}/invoke"
 
+    def operations(self, model: str) -> frozenset[Operation]:
+        known = MODELS.get(model)
+        if known is None:
+            alias = self._aliases.lookup(self.name, model)
+            known = MODELS.get(alias.successor) if alias is not None else None
+        # An unknown id is refused by ``generate`` naming the model; let the router hand it over.
+        return edit_operations(known.family) if known is not None else frozenset(Operation)
+
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
+        if request.operation is not Operation.GENERATE:
+            return await self._edit(request, target)
         plan = self.translation(request, target, model_spec)
         request, model_id = plan.request, plan.model
-        model = MODELS.get(model_id)
-        if model is None:
-            known = ", ".join(sorted(MODELS))
-            raise refuse_parameter(PROVIDER, "model", f"{model_id!r} is not a Bedrock image model (known: {known})")
+        model = _known_model(model_id)
         check_params(request, model_id, model)
         url = self.endpoint(target, model_id)
         secret = target.credential.secret_values()
@@ -101,6 +120,40 @@ class BedrockAdapter(HttpAdapterBase):
             )
         )
 
+    async def _edit(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
+        """An edit or variation (``edits``): inputs converted off the loop, everything checked before the call."""
+        inputs = await asyncio.to_thread(prepare_inputs, request)
+        inpainting = inputs.task == INPAINTING
+        notes = check_edit(request, inputs.task, strict=target.strict)
+        # An inpainting has the input image's size: the size is not translated, nor sent.
+        to_translate = dataclasses.replace(request, size=None) if inpainting else request
+        plan = self.translation(to_translate, target, model_spec)
+        model_id = plan.model
+        model = _known_model(model_id)
+        if request.operation not in edit_operations(model.family):
+            raise refuse_parameter(
+                PROVIDER, "model", f"{model_id!r} cannot make {request.operation.noun}", "unsupported_operation"
+            )
+        check_values(plan.request, model_id, model)
+        first = request.images[0]
+        size = None if inpainting else parse_size(plan.request.size or model.spec.default_size)
+        sent_size = f"{first.width}x{first.height}" if size is None else f"{size[0]}x{size[1]}"
+        plan = Translation(plan.provider, plan.request, (*notes, *plan.notes), plan.fan_out, sent_size)
+        body = edit_body(plan.request, inputs, size)
+        url = self.endpoint(target, model_id)
+        secret = target.credential.secret_values()
+        async with upstream_errors(self.name, secret=secret, attempt_seconds=target.timeout):
+            answer = await self._invoke(url, target, body)
+            images = parse_amazon(answer, asked=request.n, secret=secret)
+        return plan.finish(
+            ImageResult(
+                images=images,
+                model=model_id,
+                created=int(time.time()),
+                provider_request_id=answer.headers.get("x-amzn-requestid"),
+            )
+        )
+
     async def _invoke(self, url: str, target: UpstreamTarget, body: dict[str, Any]) -> UpstreamResponse:
         content = json_bytes(body)
         own = self._auth.headers(target.credential, url, content)
@@ -115,3 +168,11 @@ class BedrockAdapter(HttpAdapterBase):
         if not 200 <= response.status_code < 300:
             raise classify_error(response, secret=target.credential.secret_values())
         return response
+
+
+def _known_model(model_id: str) -> BedrockModel:
+    model = MODELS.get(model_id)
+    if model is None:
+        known = ", ".join(sorted(MODELS))
+        raise refuse_parameter(PROVIDER, "model", f"{model_id!r} is not a Bedrock image model (known: {known})")
+    return model

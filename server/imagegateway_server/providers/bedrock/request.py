@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest, parse_size
 from imagegateway_server.providers.bedrock import PROVIDER
 from imagegateway_server.providers.bedrock.models import SD3_5_LARGE, STABILITY_ASPECT_RATIOS, BedrockModel, Family
@@ -46,7 +47,14 @@ def check_params(request: ImageRequest, model_id: str, model: BedrockModel) -> N
     for name in request.set_fields():
         if name not in _ACCEPTED[family]:
             raise refuse_parameter(PROVIDER, name, f"is not supported by model {model_id!r}", "unknown_parameter")
-    _check_text("prompt", request.prompt, model.max_prompt_chars)
+    check_values(request, model_id, model)
+
+
+def check_values(request: ImageRequest, model_id: str, model: BedrockModel) -> None:
+    """Refuses, naming it, a value outside the model's limits (a variation's prompt may be empty)."""
+    family = model.family
+    if request.prompt or request.operation is not Operation.VARIATION:
+        _check_text("prompt", request.prompt, model.max_prompt_chars)
     if request.negative_prompt is not None:
         _check_text("negative_prompt", request.negative_prompt, model.max_prompt_chars)
     if request.seed is not None and not 0 <= request.seed <= model.max_seed:

@@ -4,7 +4,8 @@ One image is one task: ``POST {base}/v1/{model}`` with ``x-key`` answers ``{"id"
 ``GET polling_url`` (with ``x-key``) is polled with backoff until ``Ready`` (``kit.polling``, within
 the attempt's deadline); ``result.sample`` is a URL signed for about ten minutes on BFL's delivery
 hosts, fetched at once into bytes without the key, or handed on as it is when the caller asked for
-``url`` (logged, since it expires). ``n`` images are n tasks at once, all kept or none.
+``url`` (logged, since it expires). ``n`` images are n tasks at once, all kept or none. An edit on
+Kontext or FLUX.2 is the same task with the images as ``input_image``.. (``edits``).
 
 Every URL BFL's answers point to is checked against its API and delivery hosts (``hosts``) before
 it is followed. A moderated task is CONTENT_POLICY (``jobs``), which moves a fallback chain on; a
@@ -19,15 +20,17 @@ from typing import Any
 from urllib.parse import quote
 
 from imagegateway_server.domain.credentials import API_KEY
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.black_forest_labs import PROVIDER
+from imagegateway_server.providers.black_forest_labs.edits import edit_operations, with_input_images
 from imagegateway_server.providers.black_forest_labs.errors import classify_error
 from imagegateway_server.providers.black_forest_labs.hosts import JOB_HOSTS
 from imagegateway_server.providers.black_forest_labs.jobs import read_poll
 from imagegateway_server.providers.black_forest_labs.models import DEFAULT_MODEL, MODELS, flux_model, model_spec
 from imagegateway_server.providers.black_forest_labs.request import check_params, task_bodies
-from imagegateway_server.providers.kit.errors import unserved_model, upstream_bug
+from imagegateway_server.providers.kit.errors import refuse_parameter, unserved_model, upstream_bug
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
 from imagegateway_server.providers.kit.headers import request_headers
 from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
@@ -50,6 +53,10 @@ class BlackForestLabsAdapter(HttpAdapterBase):
     default_base_url = DEFAULT_BASE_URL
     default_model_name = DEFAULT_MODEL
 
+    def operations(self, model: str) -> frozenset[Operation]:
+        alias = self._aliases.lookup(self.name, model)
+        return edit_operations(flux_model(alias.successor if alias is not None else model))
+
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         deadline = attempt_deadline(target.timeout)
         plan = self.translation(request, target, model_spec)
@@ -57,6 +64,12 @@ class BlackForestLabsAdapter(HttpAdapterBase):
         model = flux_model(plan.model)
         if model is None:
             raise unserved_model(self.name, plan.model, "FLUX", MODELS)
+        if request.operation is Operation.EDIT:
+            request = with_input_images(request, model)
+        elif request.operation is not Operation.GENERATE:
+            raise refuse_parameter(
+                self.name, "model", f"{model.name!r} cannot make {request.operation.noun}", "unsupported_operation"
+            )
         check_params(request, model)
         bodies = task_bodies(request, model)
         own = {"x-key": target.credential.value(API_KEY) or "", "Accept": "application/json"}

@@ -6,7 +6,7 @@
 | ``flux-2-flex`` | as FLUX.2 | as FLUX.2, and ``steps`` (1-50), ``guidance`` (1.5-10) |
 | ``flux-pro-1.1`` | ``width``/``height``: multiples of 32, 256-1440 | ``prompt_upsampling``, ``image_prompt`` |
 | ``flux-pro-1.1-ultra`` | ``aspect_ratio`` only | ``raw``, ``image_prompt``, ``image_prompt_strength`` |
-| ``flux-kontext-pro``, ``-max`` | ``aspect_ratio`` only | ``input_image``, ``prompt_upsampling`` |
+| ``flux-kontext-pro``, ``-max`` | ``aspect_ratio`` only | ``input_image``..``input_image_4``, ``prompt_upsampling`` |
 
 Every model also takes ``seed``, ``output_format`` and ``safety_tolerance``. FLUX 1.1 makes
 1024x768 when no size is sent, FLUX.2 1024x1024.
@@ -52,6 +52,8 @@ _AUTO_ONLY = qualities(auto=None)
 
 _COMMON = frozenset({"seed", "output_format", "safety_tolerance"})
 _FLUX_2_IMAGES = frozenset({"input_image", *(f"input_image_{i}" for i in range(2, 9))})
+# Kontext's multi-reference slots stop at input_image_4 (BFL's reference).
+_KONTEXT_IMAGES = frozenset({"input_image", *(f"input_image_{i}" for i in range(2, 5))})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,14 +96,14 @@ MODELS: dict[str, FluxModel] = {
             "flux-kontext-pro",
             ModelSpec(KONTEXT_RATIOS, _AUTO_ONLY, one_per_call=True),
             True,
-            _COMMON | {"aspect_ratio", "input_image", "prompt_upsampling"},
+            _COMMON | _KONTEXT_IMAGES | {"aspect_ratio", "prompt_upsampling"},
             6,
         ),
         FluxModel(
             "flux-kontext-max",
             ModelSpec(KONTEXT_RATIOS, _AUTO_ONLY, one_per_call=True),
             True,
-            _COMMON | {"aspect_ratio", "input_image", "prompt_upsampling"},
+            _COMMON | _KONTEXT_IMAGES | {"aspect_ratio", "prompt_upsampling"},
             6,
         ),
     )

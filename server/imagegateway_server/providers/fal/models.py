@@ -6,6 +6,10 @@
 | ``fal-ai/flux/schnell`` | as dev | up to 4 | ``num_inference_steps`` (1-12) |
 | ``fal-ai/flux-pro/v1.1`` | as dev | up to 4 | ``safety_tolerance`` (1-6) |
 | ``fal-ai/recraft-v3`` | Recraft's own sizes | one per call | ``style`` (Recraft's styles), ``colors``, ``style_id`` |
+| ``fal-ai/flux-pro/kontext``, ``.../max`` | ``aspect_ratio`` (nine) | up to 4 | edits: ``image_url`` (1) |
+| ``fal-ai/flux-pro/kontext/multi``, ``.../max/multi`` | as Kontext | up to 4 | edits: ``image_urls`` (1) |
+
+(1) Edits only (the input image is required); also ``guidance_scale``, ``safety_tolerance``, ``enhance_prompt``.
 
 FLUX dev and schnell also take ``acceleration``. Every model takes ``enable_safety_checker``;
 FLUX also ``seed`` and ``output_format`` (``jpeg``/``png``). Sides are multiples of 16.
@@ -21,7 +25,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from imagegateway_server.providers.kit.model_spec import ModelSpec, qualities
-from imagegateway_server.providers.kit.sizes import fixed_sizes, grid
+from imagegateway_server.providers.kit.sizes import AspectRatios, fixed_sizes, grid
 
 DEFAULT_MODEL = "fal-ai/flux/dev"
 
@@ -91,6 +95,11 @@ RECRAFT_SIZES = fixed_sizes(
 )
 
 _FLUX_COMMON = frozenset({"seed", "output_format", "enable_safety_checker", "image_size", "aspect_ratio"})
+# FLUX.1 Kontext on fal is sized by aspect_ratio alone (fal's model pages), not image_size.
+KONTEXT_RATIOS = AspectRatios(("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"))
+_KONTEXT = frozenset(
+    {"seed", "output_format", "aspect_ratio", "guidance_scale", "cfg_scale", "safety_tolerance", "enhance_prompt"}
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,6 +111,19 @@ class FalModel:
     params: frozenset[str]
     max_steps: int = 0  # 0: no num_inference_steps
     takes_n: bool = True  # num_images; otherwise n fans out
+    # Where an edit's images go: "image_url" (one) or "image_urls" (several); None: the model
+    # generates only. A model with one edits only (its input image is required).
+    images_field: str | None = None
+
+    @property
+    def by_ratio(self) -> bool:
+        """Sized by ``aspect_ratio`` (Kontext) rather than ``image_size``."""
+        return self.images_field is not None
+
+
+def _kontext(model_id: str, images_field: str) -> FalModel:
+    spec = ModelSpec(KONTEXT_RATIOS, qualities(auto=None), max_n=4)
+    return FalModel(model_id, spec, _KONTEXT, images_field=images_field)
 
 
 MODELS: dict[str, FalModel] = {
@@ -132,6 +154,10 @@ MODELS: dict[str, FalModel] = {
             frozenset({"style", "colors", "style_id", "enable_safety_checker", "image_size", "aspect_ratio"}),
             takes_n=False,
         ),
+        _kontext("fal-ai/flux-pro/kontext", "image_url"),
+        _kontext("fal-ai/flux-pro/kontext/max", "image_url"),
+        _kontext("fal-ai/flux-pro/kontext/multi", "image_urls"),
+        _kontext("fal-ai/flux-pro/kontext/max/multi", "image_urls"),
     )
 }
 

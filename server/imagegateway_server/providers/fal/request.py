@@ -11,6 +11,8 @@
 | cfg_scale | ``guidance_scale`` on ``fal-ai/flux/dev`` |
 | extra ``steps`` | ``num_inference_steps`` where the model has it |
 | extra fal inputs (``enable_safety_checker``, ``safety_tolerance``, ``colors``, ...) | sent where taken (2) |
+| an edit's images (Kontext) | ``image_url`` or ``image_urls``, as base64 data URLs (``edit_images``) |
+| size / aspect_ratio (Kontext) | ``aspect_ratio``, the nearest of Kontext's nine (1) |
 | quality, user, negative_prompt, style_preset, background, output_compression, moderation | refused |
 
 (1) Translated by ``kit.translation.translate`` and reported; refused in strict mode.
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pybase64
+
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.fal import PROVIDER
-from imagegateway_server.providers.fal.models import PRESET_FOR_RATIO, PRESETS, FalModel
+from imagegateway_server.providers.fal.models import KONTEXT_RATIOS, PRESET_FOR_RATIO, PRESETS, FalModel
 from imagegateway_server.providers.kit.errors import refuse_parameter
 from imagegateway_server.providers.kit.param_ranges import check_integer, check_number
 from imagegateway_server.providers.kit.sizes import requested_size
@@ -72,6 +76,12 @@ def _check_value(name: str, value: Any, model: FalModel) -> None:
         raise refuse_parameter(PROVIDER, name, f"must be one of {', '.join(OUTPUT_FORMATS)}, got {value!r}")
     elif name == "acceleration" and value not in ACCELERATIONS:
         raise refuse_parameter(PROVIDER, name, f"must be one of {', '.join(ACCELERATIONS)}, got {value!r}")
+    elif name == "enhance_prompt":
+        if not isinstance(value, bool):
+            raise refuse_parameter(PROVIDER, name, "must be true or false", "invalid_type")
+    elif name == "aspect_ratio" and model.by_ratio:
+        if not isinstance(value, str) or not KONTEXT_RATIOS.allows(value):
+            raise refuse_parameter(PROVIDER, name, f"must be {KONTEXT_RATIOS.describe}, got {value!r}")
     elif name == "aspect_ratio" and value not in PRESET_FOR_RATIO:
         raise refuse_parameter(PROVIDER, name, f"must be one of {', '.join(PRESET_FOR_RATIO)}, got {value!r}")
     elif name == "image_size" and value not in PRESETS:
@@ -85,6 +95,8 @@ def model_input(request: ImageRequest, model: FalModel) -> dict[str, Any]:
     if request.size is not None and request.size != "auto":
         width, height = requested_size(PROVIDER, request.size)
         body["image_size"] = {"width": width, "height": height}
+    elif request.aspect_ratio is not None and model.by_ratio:
+        body["aspect_ratio"] = request.aspect_ratio
     elif request.aspect_ratio is not None:
         body["image_size"] = PRESET_FOR_RATIO[request.aspect_ratio]
     if model.takes_n and request.n > 1:
@@ -101,3 +113,26 @@ def model_input(request: ImageRequest, model: FalModel) -> dict[str, Any]:
         else:
             body[name] = value
     return body
+
+
+def edit_images(request: ImageRequest, model: FalModel) -> dict[str, Any]:
+    """A Kontext edit's images as its ``image_url`` (one) or ``image_urls`` (several), base64 data URLs;
+    refused naming ``mask`` (Kontext edits by the prompt alone) or ``image`` (too many for the endpoint)."""
+    if request.mask is not None:
+        raise refuse_parameter(
+            PROVIDER,
+            "mask",
+            f"{model.id!r} edits by the prompt alone and takes no mask; send the edit without a mask "
+            "or route it to a provider that inpaints",
+            "unsupported_parameter",
+        )
+    urls = [
+        f"data:{image.mime_type};base64,{pybase64.b64encode(image.data).decode('ascii')}" for image in request.images
+    ]
+    if model.images_field == "image_url":
+        if len(urls) != 1:
+            raise refuse_parameter(
+                PROVIDER, "image", f"{model.id!r} edits one image, got {len(urls)}; send several to {model.id}/multi"
+            )
+        return {"image_url": urls[0]}
+    return {"image_urls": urls}

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from imagegateway_server.domain.credentials import API_KEY
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
 from imagegateway_server.providers.fireworks import PROVIDER
@@ -27,8 +28,10 @@ from imagegateway_server.providers.fireworks.request import (
     check_model,
     check_request,
     kontext_bodies,
+    kontext_edit_image,
 )
 from imagegateway_server.providers.fireworks.response import parse_image
+from imagegateway_server.providers.kit.errors import refuse_parameter
 from imagegateway_server.providers.kit.fan_out import all_or_nothing
 from imagegateway_server.providers.kit.headers import request_headers
 from imagegateway_server.providers.kit.http_adapter import HttpAdapterBase
@@ -38,6 +41,10 @@ from imagegateway_server.providers.kit.network_failures import upstream_errors
 DEFAULT_BASE_URL = "https://api.fireworks.ai/inference/v1"
 
 
+_GENERATIONS = frozenset({Operation.GENERATE})
+_EDITS = frozenset({Operation.GENERATE, Operation.EDIT})
+
+
 class FireworksAdapter(HttpAdapterBase):
     """Generates images with Fireworks AI's FLUX workflows."""
 
@@ -45,12 +52,21 @@ class FireworksAdapter(HttpAdapterBase):
     default_base_url = DEFAULT_BASE_URL
     default_model_name = DEFAULT_MODEL
 
+    def operations(self, model: str) -> frozenset[Operation]:
+        # Kontext edits (its input_image); the text-to-image workflows only generate.
+        return _EDITS if is_kontext(model) else _GENERATIONS
+
     async def generate(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         model = request.model or DEFAULT_MODEL
         check_model(model)  # an unknown model is refused before translation
         plan = self.translation(request, target, model_spec)
         request, model = plan.request, plan.model
+        if request.operation not in self.operations(model):
+            raise refuse_parameter(
+                self.name, "model", f"{model!r} cannot make {request.operation.noun}", "unsupported_operation"
+            )
         check_request(request, model)
+        edited = kontext_edit_image(request, model) if request.operation is Operation.EDIT else None
         base = (target.base_url or self._base_url).rstrip("/")
         workflow = f"{base}/workflows/accounts/fireworks/models/{short_name(model)}"
         auth = {"Authorization": f"Bearer {target.credential.value(API_KEY) or ''}"}
@@ -66,7 +82,10 @@ class FireworksAdapter(HttpAdapterBase):
                 attempt_seconds=target.timeout,
                 max_body_bytes=self._max_body_bytes,
             )
-            calls = [task.run(body) for body in kontext_bodies(request)]
+            task_bodies = kontext_bodies(request)
+            if edited is not None:
+                task_bodies = [{**body, "input_image": edited} for body in task_bodies]
+            calls = [task.run(body) for body in task_bodies]
         else:
             headers = request_headers(self.name, target.headers, {**auth, "Accept": accept_header(request)})
             calls = [self._one(f"{workflow}/text_to_image", target, headers, body) for body in bodies(request)]

@@ -15,7 +15,9 @@
 
 FLUX Kontext (a task: ``kontext``) takes ``prompt``, ``aspect_ratio`` (or a size, translated), ``seed``,
 ``output_format`` (a body field there: ``png`` or ``jpeg``) and the extras ``safety_tolerance`` (0-6)
-and ``prompt_upsampling`` (true or false); ``cfg_scale`` and the step count are refused.
+and ``prompt_upsampling`` (true or false); ``cfg_scale`` and the step count are refused. An edit on
+Kontext sends its one image as ``input_image`` (base64, Fireworks' Kontext reference); a mask, or
+more than one image, is refused naming it (Kontext edits by the prompt alone).
 
 Refused parameters raise ``ProviderError(BAD_REQUEST)`` naming them before any HTTP call.
 """
@@ -23,6 +25,8 @@ Refused parameters raise ``ProviderError(BAD_REQUEST)`` naming them before any H
 from __future__ import annotations
 
 from typing import Any
+
+import pybase64
 
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.fireworks import PROVIDER
@@ -118,3 +122,18 @@ def kontext_bodies(request: ImageRequest) -> list[dict[str, Any]]:
         }
         out.append({**body, **{k: v for k, v in optional.items() if v is not None}})
     return out
+
+
+def kontext_edit_image(request: ImageRequest, model: str) -> str:
+    """The one image of a Kontext edit as ``input_image`` (base64); refuses a mask or several images."""
+    if request.mask is not None:
+        raise refuse_parameter(
+            PROVIDER,
+            "mask",
+            f"{model!r} edits by the prompt alone and takes no mask; send the edit without a mask "
+            "or route it to a provider that inpaints",
+            "unsupported_parameter",
+        )
+    if len(request.images) != 1:
+        raise refuse_parameter(PROVIDER, "image", f"{model!r} on Fireworks edits one image, got {len(request.images)}")
+    return pybase64.b64encode(request.images[0].data).decode("ascii")

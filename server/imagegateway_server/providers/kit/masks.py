@@ -5,6 +5,11 @@ size of the image; Stability (and most inpainting APIs) read a greyscale mask by
 where to repaint and black where to keep. A mask is therefore never passed on as it came: for a
 luminance reader its alpha channel is inverted into a greyscale PNG (alpha 0 -> white 255, opaque
 -> black 0, partial transparency to the matching grey).
+
+Amazon Nova Canvas reads the opposite way and only pure values: black (0, 0, 0) marks the area to
+inpaint, white (255, 255, 255) the area to keep, and any other pixel is refused (AWS's "Image
+generation and editing" page, masking images). For it the alpha channel is thresholded half-way:
+alpha below 128 (transparent, OpenAI's "edit here") becomes black, the rest white.
 """
 
 from __future__ import annotations
@@ -15,15 +20,37 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imagegateway_server.providers.kit.errors import refuse_parameter
 
+# Alpha below this is "transparent" for a reader that takes only black or white.
+HALF_ALPHA = 128
+
 
 def alpha_to_luminance(mask_png: bytes, *, provider: str) -> bytes:
     """OpenAI's alpha mask as a greyscale luminance mask (PNG); BAD_REQUEST naming ``mask`` if unreadable."""
+    luminance = ImageOps.invert(_alpha(mask_png, provider=provider, param="mask"))
+    return _png(luminance)
+
+
+def alpha_to_black_marks_edit(mask_png: bytes, *, provider: str, param: str = "mask") -> bytes | None:
+    """OpenAI's alpha mask (or an image's own alpha) as an RGB PNG, black where to edit and white
+    elsewhere; None when nothing is transparent (no area to edit). BAD_REQUEST naming ``param`` if unreadable."""
+    alpha = _alpha(mask_png, provider=provider, param=param)
+    lowest, _ = alpha.getextrema()
+    if not isinstance(lowest, int) or lowest >= HALF_ALPHA:
+        return None
+    black_white = alpha.point(lambda value: 255 if value >= HALF_ALPHA else 0)
+    return _png(black_white.convert("RGB"))
+
+
+def _alpha(png: bytes, *, provider: str, param: str) -> Image.Image:
     try:
-        with Image.open(io.BytesIO(mask_png)) as image:
+        with Image.open(io.BytesIO(png)) as image:
             rgba = image.convert("RGBA")  # palette and greyscale-with-alpha masks too
     except (UnidentifiedImageError, OSError, ValueError):
-        raise refuse_parameter(provider, "mask", "is not a PNG the gateway can read") from None
-    luminance = ImageOps.invert(rgba.getchannel("A"))
+        raise refuse_parameter(provider, param, "is not a PNG the gateway can read") from None
+    return rgba.getchannel("A")
+
+
+def _png(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    luminance.save(out, "PNG")
+    image.save(out, "PNG")
     return out.getvalue()

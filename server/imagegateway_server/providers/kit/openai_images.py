@@ -17,6 +17,11 @@ Field mapping:
 | negative_prompt, seed, cfg_scale, style_preset, aspect_ratio | refused | refused | refused |
 | input_fidelity (an edit parameter) | refused | refused | refused |
 
+Edits (``build_form``) also send ``input_fidelity`` to gpt-image models, and ``markup`` (a file part:
+a transparent PNG overlay whose marks show where the edit applies, checked at the edge by
+``domain.image_inputs.check_markup``) to the models with markup-guided editing, gpt-image-2.5 and
+later (``takes_markup``); every other model refuses ``markup`` naming it.
+
 Values are sent as the caller gave them (after translation): ``output_format``, ``background`` and
 ``moderation`` are not checked against a list here, so a value OpenAI adds reaches it unchanged and
 OpenAI's own error names a value it refuses. ``safety_identifier`` (OpenAI's successor of ``user``)
@@ -32,6 +37,7 @@ parameter forwarded and is left to OpenAI to validate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,7 +74,7 @@ PATHS: Mapping[Operation, str] = {
     Operation.EDIT: "images/edits",
     Operation.VARIATION: "images/variations",
 }
-_GPT_EDIT = frozenset({"background", "output_format", "output_compression", "input_fidelity", "stream"})
+_GPT_EDIT = frozenset({"background", "output_format", "output_compression", "input_fidelity", "markup", "stream"})
 EDIT_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
     ModelFamily.DALL_E_2: _COMMON,
     ModelFamily.DALL_E_3: frozenset(),
@@ -83,6 +89,21 @@ VARIATION_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
     ModelFamily.OTHER: _VARIATION,
 }
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+# gpt-image-<major>.<minor>...: markup-guided editing came with the 2.5 models.
+_GPT_IMAGE_VERSION = re.compile(r"^gpt-image-(\d+)(?:\.(\d+))?(?:-|$)")
+_FIRST_MARKUP_VERSION = (2, 5)
+
+
+def takes_markup(model: str) -> bool:
+    """Whether an OpenAI model takes ``markup``: gpt-image-2.5 and later, and any model outside the
+    known families (a compatible server judges for itself)."""
+    family = model_family(model)
+    if family is ModelFamily.OTHER:
+        return True
+    version = _GPT_IMAGE_VERSION.match(model.lower())
+    return version is not None and (int(version[1]), int(version[2] or 0)) >= _FIRST_MARKUP_VERSION
 
 
 def _file(name: str, image: InputImage, index: int) -> FilePart:
@@ -106,6 +127,10 @@ def build_form(request: ImageRequest, model: str, *, provider: str) -> tuple[lis
             raise refuse_parameter(
                 provider, "stream", "must be false; streamed image edits are not supported", "unsupported_value"
             )
+    if request.markup is not None and not takes_markup(model):
+        raise refuse_parameter(
+            provider, "markup", f"is not supported by model {model!r} (gpt-image-2.5 and later)", "unknown_parameter"
+        )
     if family is ModelFamily.DALL_E_2 and len(request.images) > 1:
         raise refuse_parameter(provider, "image", f"model {model!r} edits one image, got {len(request.images)}")
     fields: list[tuple[str, str]] = [("model", model), ("n", str(request.n))]
@@ -137,6 +162,8 @@ def build_form(request: ImageRequest, model: str, *, provider: str) -> tuple[lis
     files = [_file(name, image, index) for index, image in enumerate(request.images)]
     if edit and request.mask is not None:
         files.append(_file("mask", request.mask, 0))
+    if edit and request.markup is not None:
+        files.append(_file("markup", request.markup, 0))
     return fields, files
 
 

@@ -4,8 +4,8 @@ with ``Authorization: Bearer <api_key>``.
 The request mapping, answer parsing and translation are the shared OpenAI Images wire format
 (``kit.openai_images_adapter``); this module says where OpenAI is and how it authenticates.
 
-``default_model()`` is ``dall-e-2`` because that is what OpenAI itself generates with when ``model``
-is omitted; sending it explicitly keeps the behaviour identical while logging a concrete model.
+``default_model()`` is ``gpt-image-2`` (``models.DEFAULT_MODEL`` says why): OpenAI's reference no
+longer defaults ``model``, and dall-e-2, its old default, is shut down.
 
 A target with a ``custom_host`` (or a virtual key's base URL) other than OpenAI's own host is any
 server speaking OpenAI's images API (vLLM, LocalAI, SiliconFlow, Nscale, ...): there a model

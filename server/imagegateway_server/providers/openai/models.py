@@ -16,8 +16,12 @@ from imagegateway_server.providers.kit.openai_image_models import (
     model_spec,
 )
 
-# What OpenAI itself generates with when ``model`` is omitted; sent explicitly so logs name a model.
-DEFAULT_MODEL = "dall-e-2"
+# The model sent when neither the caller nor a config names one. OpenAI's reference (openai-python
+# 3.63, ``images.generate``) no longer has a default ("Specify a model explicitly"); the old one,
+# dall-e-2, was shut down on 2026-05-12. This is the end of dall-e-2's successor chain in
+# ``kit/retired_models.json`` (dall-e-2 -> gpt-image-1-mini -> gpt-image-2), a model the reference
+# lists for generations and edits; it makes no variations (nor does OpenAI any more).
+DEFAULT_MODEL = "gpt-image-2"
 
 __all__ = [
     "DALL_E_2",

@@ -1,7 +1,7 @@
 """The replica's one pub/sub subscription, and publishing to it.
 
 Every replica subscribes to a few channels (breaker transitions, finished shared calls, admin
-changes) on one connection of its own and hands each message to the handler of its channel.
+changes, models gone) on one connection of its own and hands each message to the handler of its channel.
 Messages are small JSON objects carrying the sender's ``replica_id``, so a replica can skip its own.
 
 Pub/sub delivers at most once: a message sent while this replica's subscription was down is lost.
@@ -28,6 +28,7 @@ PREFIX = "igw:"
 BREAKERS_CHANNEL = PREFIX + "events:breakers"
 FLIGHTS_CHANNEL = PREFIX + "events:flights"
 CHANGES_CHANNEL = PREFIX + "events:changes"
+GONE_CHANNEL = PREFIX + "events:gone"
 # How long to wait before subscribing again after the connection dropped.
 RESUBSCRIBE_DELAY_SECONDS = 0.25
 # An idle subscription is pinged this often, and given up (then made again) after this long unheard.

@@ -1,0 +1,193 @@
+"""Bedrock's answers to OpenAI's edits and variations: Nova Canvas ``INPAINTING`` and ``IMAGE_VARIATION``.
+
+| OpenAI | Nova Canvas | Titan Image Generator v2 |
+|---|---|---|
+| edit with a mask, or of a PNG whose alpha marks the area | ``INPAINTING`` (``inPaintingParams``) | refused (1) |
+| edit without a mask, of an opaque image | ``IMAGE_VARIATION`` with the prompt as ``text`` (2) | refused (1) |
+| variation | ``IMAGE_VARIATION`` without text | ``IMAGE_VARIATION`` without text |
+
+``INPAINTING`` sends ``image``, ``maskImage``, ``text`` (the prompt) and ``negativeText``. The mask
+is converted, never passed on as it came: OpenAI marks the area to edit with alpha 0, Nova with pure
+black on pure white (``kit.masks``). The answer has the input image's size, so ``size`` is not sent
+and a different one asked is noted as a translation (refused in strict mode). It edits one image.
+
+``IMAGE_VARIATION`` sends ``images`` (1-5), optional ``text``/``negativeText`` and
+``similarityStrength`` (0.2-1.0, taken from the ``similarity_strength`` extra parameter; AWS's
+default 0.7 otherwise); its ``imageGenerationConfig`` takes the size like a generation.
+
+Input images go as base64 PNG or JPEG, 8 bits per channel, without transparent pixels (AWS's
+"input images" rules), so a WebP, a GIF or a PNG with an alpha channel is flattened to an RGB PNG
+first; an image whose alpha marks the area to edit gives its alpha as the mask before that.
+
+(1) Titan's own INPAINTING is not mapped: its mask convention is not confirmed here, and an edit
+is skipped on Titan (``operations``) rather than guessed.
+(2) Nova's INPAINTING needs a mask (or a ``maskPrompt`` naming an object, which an OpenAI edit does
+not carry); an edit without one is what AWS documents IMAGE_VARIATION with a text prompt for,
+restyling the images by the prompt. This is noted as a translation and refused in strict mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import Any
+
+import pybase64
+from PIL import Image, UnidentifiedImageError
+
+from imagegateway_server.domain.image_inputs import InputImage, Operation
+from imagegateway_server.domain.request import ImageRequest
+from imagegateway_server.providers.bedrock import PROVIDER
+from imagegateway_server.providers.bedrock.models import (
+    MAX_IMAGES_PER_CALL,
+    NOVA_MAX_RATIO,
+    NOVA_MAX_SIDE,
+    NOVA_MIN_SIDE,
+    NOVA_PIXEL_LIMIT,
+    Family,
+)
+from imagegateway_server.providers.kit.errors import refuse_parameter
+from imagegateway_server.providers.kit.masks import alpha_to_black_marks_edit
+
+INPAINTING = "INPAINTING"
+IMAGE_VARIATION = "IMAGE_VARIATION"
+MIN_SIMILARITY = 0.2
+MAX_SIMILARITY = 1.0
+SIMILARITY_PARAM = "similarity_strength"
+_STRICT = "strict mode refuses to translate it"
+_SENT_AS_IS = ("image/png", "image/jpeg")
+
+# What an edit or variation takes besides the images, mask and prompt.
+_ACCEPTED = frozenset(
+    {"model", "n", "size", "quality", "seed", "negative_prompt", "cfg_scale", "output_format", SIMILARITY_PARAM}
+)
+
+
+def edit_operations(family: Family) -> frozenset[Operation]:
+    """What a model of ``family`` makes: Nova edits and varies, Titan varies, Stability only generates."""
+    if family is Family.NOVA:
+        return frozenset(Operation)
+    if family is Family.TITAN:
+        return frozenset({Operation.GENERATE, Operation.VARIATION})
+    return frozenset({Operation.GENERATE})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PreparedInputs:
+    """The images as Bedrock takes them (base64), the converted mask, and the task they make."""
+
+    task: str
+    images: tuple[str, ...]
+    mask: str | None = None
+
+
+def prepare_inputs(request: ImageRequest) -> PreparedInputs:
+    """Converts the request's images and mask for Nova/Titan (CPU work: run it off the event loop)."""
+    first = request.images[0]
+    mask_png: bytes | None = None
+    if request.operation is Operation.EDIT:
+        if request.mask is not None:
+            mask_png = alpha_to_black_marks_edit(request.mask.data, provider=PROVIDER)
+            if mask_png is None:
+                raise refuse_parameter(PROVIDER, "mask", "has no transparent pixels: it marks nothing to edit")
+        elif first.has_alpha:
+            mask_png = alpha_to_black_marks_edit(first.data, provider=PROVIDER, param="image")
+    task = INPAINTING if mask_png is not None else IMAGE_VARIATION
+    images = tuple(_encoded(image) for image in request.images)
+    return PreparedInputs(task, images, _b64(mask_png) if mask_png is not None else None)
+
+
+def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, ...]:
+    """Refuses, naming it, what the task cannot take; returns the translations made for it."""
+    for name in request.set_fields():
+        if name not in _ACCEPTED:
+            raise refuse_parameter(PROVIDER, name, f"is not supported by Bedrock's {task} task", "unknown_parameter")
+    similarity = request.extra.get(SIMILARITY_PARAM)
+    if similarity is not None:
+        if task != IMAGE_VARIATION:
+            raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, "applies to image variations only")
+        if isinstance(similarity, bool) or not isinstance(similarity, int | float):
+            raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, "must be a number")
+        if not MIN_SIMILARITY <= similarity <= MAX_SIMILARITY:
+            raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, f"must be from {MIN_SIMILARITY} to {MAX_SIMILARITY}")
+    notes: list[str] = []
+    if task == INPAINTING:
+        if len(request.images) != 1:
+            raise refuse_parameter(PROVIDER, "image", f"Nova Canvas inpaints one image, got {len(request.images)}")
+        image = request.images[0]
+        _check_input_size(image)
+        if request.size not in (None, "auto", f"{image.width}x{image.height}"):
+            if strict:
+                raise refuse_parameter(PROVIDER, "size", f"an inpainting has the input image's size; {_STRICT}")
+            notes.append(f"size={request.size}->{image.width}x{image.height} (the input image's size)")
+        return tuple(notes)
+    if len(request.images) > MAX_IMAGES_PER_CALL:
+        raise refuse_parameter(
+            PROVIDER, "image", f"an image variation takes 1 to {MAX_IMAGES_PER_CALL} images, got {len(request.images)}"
+        )
+    if request.operation is Operation.EDIT:
+        if strict:
+            raise refuse_parameter(
+                PROVIDER, "mask", f"Nova Canvas edits without a mask only as an image variation; {_STRICT}"
+            )
+        notes.append("operation=edit->IMAGE_VARIATION (no mask: the prompt restyles the images)")
+    return tuple(notes)
+
+
+def _check_input_size(image: InputImage) -> None:
+    # AWS's input image limits for Nova Canvas, checked here so the refusal names the field.
+    width, height = image.width, image.height
+    sides_ok = all(NOVA_MIN_SIDE <= side <= NOVA_MAX_SIDE for side in (width, height))
+    if not sides_ok or max(width, height) > NOVA_MAX_RATIO * min(width, height) or width * height >= NOVA_PIXEL_LIMIT:
+        raise refuse_parameter(
+            PROVIDER,
+            "image",
+            f"is {width}x{height}; Nova Canvas inpaints images with sides from {NOVA_MIN_SIDE} to {NOVA_MAX_SIDE}, "
+            f"aspect ratio within 1:{NOVA_MAX_RATIO} to {NOVA_MAX_RATIO}:1 and fewer than {NOVA_PIXEL_LIMIT:,} pixels",
+        )
+
+
+def edit_body(request: ImageRequest, inputs: PreparedInputs, size: tuple[int, int] | None) -> dict[str, Any]:
+    """The INPAINTING or IMAGE_VARIATION body; ``request`` is translated, ``size`` None for inpainting."""
+    config: dict[str, Any] = {"numberOfImages": request.n}
+    if size is not None:
+        config["width"], config["height"] = size
+    if request.quality is not None:
+        config["quality"] = request.quality
+    if request.cfg_scale is not None:
+        config["cfgScale"] = request.cfg_scale
+    if request.seed is not None:
+        config["seed"] = request.seed
+    params: dict[str, Any]
+    if inputs.task == INPAINTING:
+        params = {"image": inputs.images[0], "maskImage": inputs.mask, "text": request.prompt}
+        if request.negative_prompt:
+            params["negativeText"] = request.negative_prompt
+        return {"taskType": INPAINTING, "inPaintingParams": params, "imageGenerationConfig": config}
+    params = {"images": list(inputs.images)}
+    if request.operation is Operation.EDIT and request.prompt:
+        params["text"] = request.prompt
+    if request.negative_prompt:
+        params["negativeText"] = request.negative_prompt
+    similarity = request.extra.get(SIMILARITY_PARAM)
+    if similarity is not None:
+        params["similarityStrength"] = float(similarity)
+    return {"taskType": IMAGE_VARIATION, "imageVariationParams": params, "imageGenerationConfig": config}
+
+
+def _encoded(image: InputImage) -> str:
+    """An input image as base64 of a PNG or JPEG without an alpha channel."""
+    if image.mime_type in _SENT_AS_IS and not image.has_alpha:
+        return _b64(image.data)
+    try:
+        with Image.open(io.BytesIO(image.data)) as opened:
+            rgb = opened.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise refuse_parameter(PROVIDER, "image", "is not an image the gateway can read") from None
+    out = io.BytesIO()
+    rgb.save(out, "PNG")
+    return _b64(out.getvalue())
+
+
+def _b64(data: bytes) -> str:
+    return pybase64.b64encode(data).decode("ascii")
