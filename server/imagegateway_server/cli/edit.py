@@ -8,19 +8,16 @@ call, chunked when its inputs are larger than one message may hold."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from imagegateway import GenerateFields, ImageGatewayClient
-from imagegateway.events import FinalImage
-from imagegateway.types import Image, RoutingOutcome
+from imagegateway import ImageGatewayClient
 from imagegateway.uploads import InputFile
-from imagegateway_server.cli import output
 from imagegateway_server.cli.arguments import CommandTree, positive
-from imagegateway_server.cli.errors import CommandError, file_error, usage_error
-from imagegateway_server.cli.generate import _image_paths, _key_value
-from imagegateway_server.cli.inputs import read_secret
-from imagegateway_server.cli.status_line import StatusLine
+from imagegateway_server.cli.errors import file_error, usage_error
+from imagegateway_server.cli.image_output import check_out, key_value, read_events, request_fields, write_images
+
+# The optional flags edits and variations send when given (vary has no --quality or --input-fidelity).
+EDIT_FIELDS = ("model", "size", "quality", "input_fidelity")
 
 
 def _read(path_text: str, flag: str) -> InputFile:
@@ -31,81 +28,33 @@ def _read(path_text: str, flag: str) -> InputFile:
         raise file_error("read", f"{flag} {path}", exc) from None
 
 
-def _fields(args: argparse.Namespace) -> GenerateFields:
-    if args.provider_api_key_stdin and not args.provider:
-        raise usage_error("--provider-api-key-stdin needs --provider")
-    fields: GenerateFields = {"n": args.n, "metadata": dict(args.metadata or [])}
-    for name in ("model", "size", "quality", "input_fidelity", "trace_id", "virtual_key", "provider"):
-        if getattr(args, name, None):
-            fields[name] = getattr(args, name)
-    if args.config:
-        fields["config_id"] = args.config
-    if args.provider_api_key_stdin:
-        fields["provider_api_key"] = read_secret("provider API key")
-    return fields
-
-
-def _write(args: argparse.Namespace, images: list[Image], outcome: RoutingOutcome) -> int:
-    if not images:
-        raise CommandError("INTERNAL", "the gateway answered without images")
-    out = Path(args.out)
-    files = list(zip(_image_paths(out, images), sorted(images, key=lambda i: i.index), strict=True))
-    for path, image in files:
-        try:
-            path.write_bytes(image.data)
-        except OSError as exc:
-            raise file_error("write", str(path), exc) from None
-    if args.output == "json":
-        output.print_json({**output.to_json(outcome), "files": [str(p) for p, _ in files]}, sys.stdout)
-    else:
-        output.print_outcome(outcome, files, sys.stdout)
-    return 0
-
-
-def _check_out(args: argparse.Namespace) -> None:
-    if not Path(args.out).parent.is_dir():
-        raise usage_error(f"--out: directory {Path(args.out).parent} does not exist")
-
-
 def _edit(args: argparse.Namespace, client: ImageGatewayClient) -> int:
-    _check_out(args)
+    check_out(args)
     images = [_read(path, "--image") for path in args.image]
     mask = _read(args.mask, "--mask") if args.mask else None
     markup = _read(args.markup, "--markup") if args.markup else None
-    fields = _fields(args)
+    fields = request_fields(args, EDIT_FIELDS)
     fields["prompt"] = args.prompt
     if args.partial_images is None:
         if args.stream_fallback:
             raise usage_error("--stream-fallback needs --partial-images")
         response = client.edit_image(images, mask=mask, markup=markup, **fields)
-        return _write(args, list(response.images), response.outcome)
-    edited: list[Image] = []
-    outcome = RoutingOutcome()
-    status = StatusLine(sys.stderr)
-    try:
-        for event in client.edit_events(
-            images,
-            mask=mask,
-            markup=markup,
-            partial_images=args.partial_images,
-            stream_fallback=args.stream_fallback,
-            **fields,
-        ):
-            if not isinstance(event, FinalImage):
-                status.report(event)
-                continue
-            edited.append(event.image)
-            if event.outcome is not None:
-                outcome = event.outcome
-    finally:
-        status.close()
-    return _write(args, edited, outcome)
+        return write_images(args, list(response.images), response.outcome)
+    events = client.edit_events(
+        images,
+        mask=mask,
+        markup=markup,
+        partial_images=args.partial_images,
+        stream_fallback=args.stream_fallback,
+        **fields,
+    )
+    return write_images(args, *read_events(events))
 
 
 def _vary(args: argparse.Namespace, client: ImageGatewayClient) -> int:
-    _check_out(args)
-    response = client.create_image_variation(_read(args.image, "--image"), **_fields(args))
-    return _write(args, list(response.images), response.outcome)
+    check_out(args)
+    response = client.create_image_variation(_read(args.image, "--image"), **request_fields(args, EDIT_FIELDS))
+    return write_images(args, list(response.images), response.outcome)
 
 
 def _common(command: argparse.ArgumentParser) -> None:
@@ -122,7 +71,7 @@ def _common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--trace-id", help="the trace id to record in the request log (default: generated)")
     command.add_argument(
         "--metadata",
-        type=_key_value,
+        type=key_value,
         action="extend",
         nargs="+",
         metavar="KEY=VALUE",

@@ -8,84 +8,20 @@ the outcome alone.
 from __future__ import annotations
 
 import argparse
-import mimetypes
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 
-from imagegateway import GenerateFields, ImageGatewayClient
-from imagegateway.events import FinalImage
-from imagegateway.types import Image, RoutingOutcome
-from imagegateway_server.cli import output
+from imagegateway import ImageGatewayClient
 from imagegateway_server.cli.arguments import CommandTree, positive
-from imagegateway_server.cli.errors import CommandError, file_error, usage_error
-from imagegateway_server.cli.inputs import read_secret
-from imagegateway_server.cli.status_line import StatusLine
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, not {text!r}")
-    return key, value
+from imagegateway_server.cli.image_output import check_out, key_value, read_events, request_fields, write_images
 
 
 def _generate(args: argparse.Namespace, client: ImageGatewayClient) -> int:
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise usage_error(f"--out: directory {out.parent} does not exist")
-    if args.provider_api_key_stdin and not args.provider:
-        raise usage_error("--provider-api-key-stdin needs --provider")
-    fields: GenerateFields = {"prompt": args.prompt, "n": args.n, "metadata": dict(args.metadata or [])}
-    for name in ("model", "size", "quality", "style", "trace_id", "virtual_key", "provider"):
-        if getattr(args, name):
-            fields[name] = getattr(args, name)
-    if args.config:
-        fields["config_id"] = args.config
-    if args.provider_api_key_stdin:
-        fields["provider_api_key"] = read_secret("provider API key")
+    check_out(args)
+    fields = request_fields(args, ("model", "size", "quality", "style"))
+    fields["prompt"] = args.prompt
     # Always the streaming RPC: one image per message never meets the message-size cap,
     # whatever n and size are, and n=1 takes the same path. The last message has the outcome.
-    images: list[Image] = []
-    outcome = RoutingOutcome()
-    status = StatusLine(sys.stderr)
-    try:
-        for event in client.generate_events(
-            partial_images=args.partial_images, stream_fallback=args.stream_fallback, **fields
-        ):
-            if not isinstance(event, FinalImage):
-                status.report(event)
-                continue
-            images.append(event.image)
-            if event.outcome is not None:
-                outcome = event.outcome
-    finally:
-        status.close()
-    if not images:
-        raise CommandError("INTERNAL", "the gateway answered without images")
-    files = list(zip(_image_paths(out, images), sorted(images, key=lambda i: i.index), strict=True))
-    for path, image in files:
-        try:
-            path.write_bytes(image.data)
-        except OSError as exc:
-            raise file_error("write", str(path), exc) from None
-    if args.output == "json":
-        output.print_json({**output.to_json(outcome), "files": [str(p) for p, _ in files]}, sys.stdout)
-    else:
-        output.print_outcome(outcome, files, sys.stdout)
-    return 0
-
-
-def _image_paths(out: Path, images: Sequence[Image]) -> list[Path]:
-    """FILE for one image; FILE-1.ext, FILE-2.ext ... for several, keeping FILE's extension."""
-    if len(images) == 1:
-        return [out]
-    stem = out.name.removesuffix(out.suffix)
-    ordered = sorted(images, key=lambda i: i.index)
-    return [
-        out.with_name(f"{stem}-{n}{out.suffix or mimetypes.guess_extension(image.mime_type) or ''}")
-        for n, image in enumerate(ordered, 1)
-    ]
+    events = client.generate_events(partial_images=args.partial_images, stream_fallback=args.stream_fallback, **fields)
+    return write_images(args, *read_events(events))
 
 
 def register(commands: CommandTree) -> None:
@@ -127,7 +63,7 @@ def register(commands: CommandTree) -> None:
     )
     gen.add_argument(
         "--metadata",
-        type=_key_value,
+        type=key_value,
         action="extend",
         nargs="+",
         metavar="KEY=VALUE",
