@@ -118,7 +118,8 @@ def test_a_large_head_under_the_cap_is_served(gateway: GatewayThread) -> None:
         + b"a" * (MAX_HEAD_BYTES - 1024)
         + b"\r\n\r\n",
     )
-    assert status_of(response) == 200 and response.endswith(b'{"status":"ok"}')
+    assert status_of(response) == 200
+    assert json.loads(response.partition(b"\r\n\r\n")[2])["status"] == "ok"
 
 
 def test_kept_alive_connections_serve_request_after_request_with_nodelay(gateway: GatewayThread) -> None:
@@ -127,7 +128,7 @@ def test_kept_alive_connections_serve_request_after_request_with_nodelay(gateway
         for _ in range(3):
             connection.request("GET", "/health")
             response = connection.getresponse()
-            assert response.status == 200 and response.read() == b'{"status":"ok"}'
+            assert response.status == 200 and json.loads(response.read())["status"] == "ok"
             assert response.getheader("connection") != "close"
         assert connection.sock is not None
         client_port = connection.sock.getsockname()[1]
