@@ -138,6 +138,8 @@ def _check_gpt_values(request: ImageRequest, model: str, provider: str) -> None:
         raise refuse_parameter(provider, "svg", "is only supported with output_format 'svg'", "invalid_value")
     if output_format in STILL_RASTER_FORMATS:
         return
+    if output_format == "gif" and request.mask is not None:
+        raise refuse_parameter(provider, "mask", "is not supported with output_format 'gif'")
     if request.stream:
         raise refuse_parameter(provider, "stream", f"is not supported with output_format {output_format!r}")
     if request.output_compression is not None:
