@@ -182,3 +182,35 @@ def test_a_fallback_that_does_not_say_a_safety_identifier_answers_without_one(
     # The gpt-image caller's shape, with the fields read from the image; nothing dall-e-3 did not say.
     assert result.data and result.data[0].b64_json and result.output_format == "png"
     assert result.safety_identifier is None and result.usage is None and result.svg_usage is None
+
+
+def test_grpc_sends_the_2_6_parameters_from_extra_params_and_reports_safety_identifier_and_svg_usage(
+    admin: ImageGatewayClient, emulators: Emulators
+) -> None:
+    response = admin.generate_image(
+        prompt="a logo",
+        model="gpt-image-2.6-sunburst",
+        output_format="svg",
+        config=openai_target(emulators),
+        safety_identifier="hashed-user-9",
+        extra_params={"complexity": "medium", "svg": {"model": "svg-author", "reasoning": {"effort": "high"}}},
+    )
+    sent = emulators.openai.requests[-1].json or {}
+    assert sent["complexity"] == "medium" and sent["svg"] == {"model": "svg-author", "reasoning": {"effort": "high"}}
+    report = response.report
+    assert report.output_format == "svg" and report.safety_identifier == "hashed-user-9"
+    assert report.svg_usage.model == "svg-author" and report.svg_usage.reasoning_tokens > 0
+    assert response.images[0].data.startswith(b"<svg")
+
+
+def test_grpc_gif_frames_from_extra_params_arrive_as_integers(admin: ImageGatewayClient, emulators: Emulators) -> None:
+    admin.generate_image(
+        prompt="a spinning top",
+        model="gpt-image-2.6-flare",
+        output_format="gif",
+        config=openai_target(emulators),
+        extra_params={"frame_count": 3, "frame_duration_ms": 90},  # a Struct's numbers are doubles
+    )
+    sent = emulators.openai.requests[-1].json or {}
+    assert (sent["frame_count"], sent["frame_duration_ms"]) == (3, 90)
+    assert isinstance(sent["frame_count"], int)

@@ -67,7 +67,7 @@ def check_value(name: str, value: str | None) -> None:
 
 def openai_extras(extra: Mapping[str, Any]) -> Mapping[str, Any]:
     """``extra`` with OpenAI's gpt-image parameters checked and in their JSON shape; InvalidArgument
-    naming the field. Returns ``extra`` itself when nothing changed."""
+    naming the field. Returns ``extra`` itself when it holds none of them."""
     if not (OPENAI_EXTRA_PARAMS & extra.keys() or _SVG_MODEL in extra or _SVG_EFFORT in extra):
         return extra
     out = dict(extra)
@@ -84,7 +84,7 @@ def openai_extras(extra: Mapping[str, Any]) -> Mapping[str, Any]:
             out[name] = _integer(name, out[name], low, high)
     if "svg" in out:
         out["svg"] = _svg(out["svg"])
-    return MappingProxyType(out) if out != extra else extra
+    return MappingProxyType(out)
 
 
 def _svg_from_form(out: dict[str, Any]) -> None:
