@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from imagegateway import ImageGatewayClient
-from tests.conftest import OPENAI_SECRET, Emulators
+from tests.conftest import AZURE_SECRET, OPENAI_SECRET, Emulators
 from tests.emulators import Fault
 from tests.emulators.images import solid_image
 from tests.harness import GatewayThread
@@ -214,3 +214,38 @@ def test_grpc_gif_frames_from_extra_params_arrive_as_integers(admin: ImageGatewa
     sent = emulators.openai.requests[-1].json or {}
     assert (sent["frame_count"], sent["frame_duration_ms"]) == (3, 90)
     assert isinstance(sent["frame_count"], int)
+
+
+def test_azure_receives_the_2_6_parameters_unchanged_and_its_safety_identifier_comes_back(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    emulators.azure.deployments["image26"] = "gpt-image-2.6-sunburst"
+    target = {
+        "provider": "azure-openai",
+        "api_key": AZURE_SECRET,
+        "resource_name": "my-resource",
+        "deployment_id": "image26",
+        "custom_host": emulators.azure.base_url,
+    }
+    try:
+        with sdk(gateway, key, target) as client:
+            result = client.images.generate(
+                prompt="a lantern",
+                model="gpt-image-2.6-sunburst",
+                quality="xhigh",
+                complexity="low",
+                output_format="gif",
+                frame_count=2,
+                safety_identifier="hashed-user-3",
+            )
+    finally:
+        del emulators.azure.deployments["image26"]
+    sent = emulators.azure.requests[-1].json or {}
+    assert {k: sent[k] for k in ("quality", "complexity", "output_format", "frame_count", "safety_identifier")} == {
+        "quality": "xhigh",
+        "complexity": "low",
+        "output_format": "gif",
+        "frame_count": 2,
+        "safety_identifier": "hashed-user-3",
+    }
+    assert result.safety_identifier == "hashed-user-3" and result.output_format == "gif"
