@@ -249,3 +249,18 @@ def test_azure_receives_the_2_6_parameters_unchanged_and_its_safety_identifier_c
         "safety_identifier": "hashed-user-3",
     }
     assert result.safety_identifier == "hashed-user-3" and result.output_format == "gif"
+
+
+def test_a_cache_hit_never_answers_another_callers_safety_identifier(
+    gateway: GatewayThread, key: str, emulators: Emulators
+) -> None:
+    # ``user`` is not in the cache key (it does not change the images), but OpenAI answers it as the
+    # effective safety_identifier: the second caller must not read the first one's.
+    config = {**openai_target(emulators), "cache": {"mode": "simple", "max_age": 600}}
+    prompt = f"a cached lantern {uuid.uuid4().hex}"
+    with sdk(gateway, key, config) as client:
+        first = client.images.with_raw_response.generate(prompt=prompt, model="gpt-image-2.6-flare", user="alice")
+        second = client.images.with_raw_response.generate(prompt=prompt, model="gpt-image-2.6-flare", user="bob")
+    assert first.headers["x-portkey-cache-status"] == "MISS" and first.parse().safety_identifier == "alice"
+    assert second.headers["x-portkey-cache-status"] == "HIT" and second.parse().safety_identifier is None
+    assert len(emulators.openai.requests) == 1
