@@ -139,6 +139,10 @@ def test_every_sdk_image_model_is_priced(model: str) -> None:
     table = load_price_table()
     if model_family(model) is ModelFamily.GPT_IMAGE:
         assert table.token_prices("openai", model) is not None, f"{model} has no token_prices in openai/prices.json"
+        # A dated snapshot OpenAI releases later is priced as its model, as its table is its model's.
+        snapshot = model if re.search(r"-\d{4}-\d{2}-\d{2}$", model) else f"{model}-2027-01-15"
+        assert table.token_prices("openai", snapshot) == table.token_prices("openai", model)
+        assert model_spec(snapshot) is model_spec(model)
     else:
         assert table.unit_price("openai", model, "1024x1024", None) > 0
 
