@@ -155,6 +155,7 @@ def test_an_edit_with_gpt_image_2_6_sends_complexity_and_svg_as_the_sdk_spells_t
         ({"output_format": "svg", "svg": {"reasoning": {"effort": "huge"}}}, "svg.reasoning.effort"),
         ({"output_format": "svg", "n": 2}, "n"),
         ({"output_format": "gif", "stream": True}, "stream"),
+        ({"output_format": "webp", "output_compression": 101}, "output_compression"),
     ],
 )
 def test_a_value_openai_does_not_take_is_a_400_naming_the_field_before_any_call(

@@ -109,6 +109,8 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "i
 
 
 # gpt-image-<major>.<minor>...: markup-guided editing came with the 2.5 models.
+# output_compression is a percentage (OpenAI: 0-100, default 100).
+MIN_COMPRESSION, MAX_COMPRESSION = 0, 100
 _GPT_IMAGE_VERSION = re.compile(r"^gpt-image-(\d+)(?:\.(\d+))?(?:-|$)")
 _FIRST_MARKUP_VERSION = (2, 5)
 
@@ -129,6 +131,11 @@ def _check_gpt_values(request: ImageRequest, model: str, provider: str) -> None:
         value = getattr(request, name)
         if value is not None and value not in OPENAI_VALUES[name]:
             raise refuse_parameter(provider, name, f"must be one of {allowed_values(name)}, got {value[:40]!r}")
+    compression = request.output_compression
+    if compression is not None and not MIN_COMPRESSION <= compression <= MAX_COMPRESSION:
+        raise refuse_parameter(
+            provider, "output_compression", f"must be from {MIN_COMPRESSION} to {MAX_COMPRESSION}, got {compression}"
+        )
     output_format = request.output_format or "png"
     extra = request.extra
     for name in ("frame_count", "frame_duration_ms"):
