@@ -10,6 +10,7 @@ are the only hand-written part: a parameter without one fails ``test_every_sdk_p
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
 import typing
@@ -179,6 +180,17 @@ def test_the_tiers_above_high_reach_the_models_that_have_them_unchanged(model: s
 
 
 # -- parameters --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("generate", GENERATE), ("edit", EDIT), ("create_variation", VARIATION)],
+)
+def test_the_sdk_methods_take_what_their_params_types_say(method: str, params: Mapping[str, Any]) -> None:
+    # The types this module reads are the methods' own parameters (the signatures could outgrow them).
+    transport = {"self", "extra_headers", "extra_query", "extra_body", "timeout"}
+    signature = inspect.signature(getattr(openai.resources.images.Images, method))
+    assert signature.parameters.keys() - transport == params.keys()
 
 
 def test_every_sdk_parameter_has_a_sample() -> None:
