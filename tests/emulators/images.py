@@ -18,9 +18,16 @@ from typing import Literal
 
 from PIL import Image
 
-ImageFormat = Literal["png", "jpeg", "webp"]
+# gif and svg: OpenAI's animated and vector outputs of the gpt-image-2.6 models.
+ImageFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
 
-CONTENT_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+CONTENT_TYPES: dict[str, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "svg": "image/svg+xml",
+}
 
 _COLOUR = (90, 140, 200)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -39,7 +46,11 @@ def _png(width: int, height: int, rows: bytes, *, alpha: bool, level: int) -> by
 
 @functools.lru_cache(maxsize=64)
 def solid_image(width: int, height: int, fmt: ImageFormat = "png", transparent: bool = False) -> bytes:
-    """A solid-colour image; `transparent` gives a fully transparent RGBA PNG/WebP."""
+    """A solid-colour image; `transparent` gives a fully transparent RGBA PNG/WebP (gif: one frame)."""
+    if fmt == "svg":
+        return svg_document(width, height)
+    if fmt == "gif":
+        return animated_gif(width, height, 1, 200)
     if fmt == "png":
         pixel = bytes((*_COLOUR, 0)) if transparent else bytes(_COLOUR)
         row = b"\x00" + pixel * width
@@ -49,6 +60,24 @@ def solid_image(width: int, height: int, fmt: ImageFormat = "png", transparent: 
     buffer = io.BytesIO()
     Image.new(mode, (width, height), colour).save(buffer, "JPEG" if fmt == "jpeg" else "WEBP", quality=80)
     return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=16)
+def animated_gif(width: int, height: int, frames: int, frame_duration_ms: int) -> bytes:
+    """An animated GIF of ``frames`` solid frames, each shown ``frame_duration_ms``."""
+    images = [Image.new("RGB", (width, height), tuple(c + 6 * i for c in _COLOUR)) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=frame_duration_ms, loop=0)
+    return buffer.getvalue()
+
+
+def svg_document(width: int, height: int) -> bytes:
+    """A vector image: one rectangle of the solid colour."""
+    r, g, b = _COLOUR
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><rect width="100%" height="100%" fill="rgb({r},{g},{b})"/></svg>'
+    ).encode()
 
 
 @functools.lru_cache(maxsize=16)

@@ -23,7 +23,11 @@ from .openai_rules import DEFAULT_MODEL, MODELS, Generation, OpenAIError, model_
 _DALLE2_MAX_BYTES = 4 * 1024 * 1024
 _GPT_MAX_BYTES = 50 * 1024 * 1024
 MAX_GPT_IMAGES = 16
-_INT_FIELDS = ("n", "output_compression", "partial_images")
+_INT_FIELDS = ("n", "output_compression", "partial_images", "frame_count", "frame_duration_ms")
+# The gpt-image-2.6 models' form fields (``svg`` as the SDK spells an object in a form).
+_GPT26_EDIT_FIELDS = frozenset(
+    {"complexity", "frame_count", "frame_duration_ms", "svg[model]", "svg[reasoning][effort]"}
+)
 _GPT_EDIT_FIELDS = frozenset(
     {
         "prompt",
@@ -150,6 +154,8 @@ def parse_edit(fields: dict[str, str], files: list[tuple[str, FormFile]], retire
     if model == "dall-e-3":
         raise _bad("Invalid model dall-e-3. The model must be one of dall-e-2 or a gpt-image model.", "model")
     allowed = _GPT_EDIT_FIELDS if rules.gpt else _DALLE2_EDIT_FIELDS
+    if "svg" in rules.output_formats:
+        allowed = allowed | _GPT26_EDIT_FIELDS
     for name in body:
         if name not in allowed:
             raise _bad(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
@@ -186,11 +192,26 @@ def parse_edit(fields: dict[str, str], files: list[tuple[str, FormFile]], retire
         _check_mask(masks[0], first)
     if markups:
         _check_markup(markups[0], first, with_mask=bool(masks))
+    if masks and body.get("output_format") == "gif":
+        raise _bad("GIF output does not support masks.", "mask", "invalid_value")
+    _svg_object(body)
     fidelity = body.pop("input_fidelity", None)
     if fidelity is not None and fidelity not in ("high", "low"):
         raise _bad(f"Invalid value: '{fidelity}'. Supported values are: 'high' and 'low'.", "input_fidelity")
     generation = parse_generation(json.dumps(body).encode(), retired)
     return Upload(generation, images, masks[0] if masks else None, fidelity, markups[0] if markups else None)
+
+
+def _svg_object(body: dict[str, Any]) -> None:
+    """``svg[model]`` and ``svg[reasoning][effort]`` read into the ``svg`` object of the JSON API."""
+    model = body.pop("svg[model]", None)
+    effort = body.pop("svg[reasoning][effort]", None)
+    if model is None and effort is None:
+        return
+    svg: dict[str, Any] = {"model": model} if model is not None else {}
+    if effort is not None:
+        svg["reasoning"] = {"effort": effort}
+    body["svg"] = svg
 
 
 def parse_variation(fields: dict[str, str], files: list[tuple[str, FormFile]], retired: frozenset[str]) -> Upload:

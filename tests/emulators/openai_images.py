@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from .emulator import AnswerMode, Emulator, Endpoint, bearer_token, mask_key
 from .forms import FormFile
-from .images import noise_png, solid_image
+from .images import animated_gif, noise_png, solid_image
 from .openai_edit_rules import Upload, parse_edit, parse_variation
 from .openai_rules import (
     DEFAULT_MODEL,
@@ -202,12 +202,18 @@ class OpenAIEmulator(Emulator):
         if generation.rules.gpt:
             payload.update(_gpt_metadata(generation))
             payload["usage"] = _usage(generation)
+            if generation.safety_identifier:
+                payload["safety_identifier"] = generation.safety_identifier
+            if generation.output_format == "svg":
+                payload["svg_usage"] = _svg_usage(generation)
         return payload
 
 
 def generated_image(generation: Generation, mode: AnswerMode) -> bytes:
     if mode.image_bytes is not None:
         return noise_png(generation.width, generation.height, mode.image_bytes)
+    if generation.output_format == "gif":
+        return animated_gif(generation.width, generation.height, generation.frame_count, generation.frame_duration_ms)
     return solid_image(
         generation.width, generation.height, generation.output_format, generation.background == "transparent"
     )
@@ -219,6 +225,18 @@ def _gpt_metadata(generation: Generation) -> dict[str, Any]:
         "output_format": generation.output_format,
         "quality": generation.quality,
         "size": generation.size,
+    }
+
+
+def _svg_usage(generation: Generation) -> dict[str, Any]:
+    """The SVG author's own token count (the emulator's author is named ``gpt-5.5`` unless ``svg.model`` says)."""
+    input_tokens = max(1, len(generation.prompt) // 4) + 1024
+    return {
+        "model": generation.svg_model or "gpt-5.5",
+        "input_tokens": input_tokens,
+        "output_tokens": 900,
+        "reasoning_tokens": 300,
+        "total_tokens": input_tokens + 900,
     }
 
 
@@ -278,9 +296,11 @@ def stream_answer(
         if mode.stream_fault == "error":
             events.append(("error", _STREAM_ERROR))
     else:
+        # Only completed events say the effective safety identifier (OpenAI's event types).
+        said = {"safety_identifier": generation.safety_identifier} if generation.safety_identifier else {}
         for _ in range(generation.n):
             kind = f"{prefix}.completed"
-            events.append((kind, {"type": kind, **base, "usage": usage or _usage(generation)}))
+            events.append((kind, {"type": kind, **base, "usage": usage or _usage(generation), **said}))
     parts = tuple(
         StreamPart(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode(), mode.stream_gap_ms if i else 0.0)
         for i, (kind, data) in enumerate(events)

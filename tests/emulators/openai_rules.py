@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .images import ImageFormat
@@ -21,6 +21,11 @@ _GPT25_QUALITIES = ("low", "medium", "high", "xhigh", "max", "auto")
 _COMMON_FIELDS = frozenset({"prompt", "model", "n", "size", "quality", "user", "safety_identifier"})
 _DALLE_FIELDS = frozenset({"response_format"})
 _GPT_FIELDS = frozenset({"background", "output_format", "output_compression", "moderation", "stream", "partial_images"})
+# The gpt-image-2.6 models (2026-11-04) add planning effort and animated (GIF) and vector (SVG) output.
+_GPT26_FIELDS = frozenset({"complexity", "frame_count", "frame_duration_ms", "svg"})
+_STILL_FORMATS = ("png", "jpeg", "webp")
+_GPT26_FORMATS = (*_STILL_FORMATS, "gif", "svg")
+_SVG_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 _SIZE_PATTERN = re.compile(r"^(\d{1,5})x(\d{1,5})$")
 _GPT2_MAX_LONG_SIDE, _GPT2_MAX_SHORT_SIDE = 3840, 2160
 
@@ -35,6 +40,7 @@ class ModelRules:
     gpt: bool
     custom_sizes: bool = False
     fields: frozenset[str] = _COMMON_FIELDS
+    output_formats: tuple[str, ...] = _STILL_FORMATS
 
 
 _DALLE2 = ModelRules(1000, _DALLE2_SIZES, ("standard",), gpt=False, fields=_COMMON_FIELDS | _DALLE_FIELDS)
@@ -45,6 +51,15 @@ _GPT = ModelRules(32000, _GPT_SIZES, _GPT_QUALITIES, gpt=True, fields=_COMMON_FI
 _GPT2 = ModelRules(32000, _GPT_SIZES, _GPT_QUALITIES, gpt=True, custom_sizes=True, fields=_COMMON_FIELDS | _GPT_FIELDS)
 _GPT25 = ModelRules(
     32000, _GPT_SIZES, _GPT25_QUALITIES, gpt=True, custom_sizes=True, fields=_COMMON_FIELDS | _GPT_FIELDS
+)
+_GPT26 = ModelRules(
+    32000,
+    _GPT_SIZES,
+    _GPT25_QUALITIES,
+    gpt=True,
+    custom_sizes=True,
+    fields=_COMMON_FIELDS | _GPT_FIELDS | _GPT26_FIELDS,
+    output_formats=_GPT26_FORMATS,
 )
 
 MODELS: dict[str, ModelRules] = {
@@ -60,6 +75,8 @@ MODELS: dict[str, ModelRules] = {
     "gpt-image-2.5-flare-2026-09-08": _GPT25,
     "gpt-image-2.5-sunburst": _GPT25,
     "gpt-image-2.5-sunburst-2026-09-08": _GPT25,
+    "gpt-image-2.6-flare": _GPT26,
+    "gpt-image-2.6-sunburst": _GPT26,
 }
 # The models OpenAI has shut down (2026-05-12: dall-e-2, dall-e-3; 2026-10-23: gpt-image-1); an
 # emulator told to retire them answers 404 model_not_found for them, as OpenAI does now.
@@ -107,6 +124,11 @@ class Generation:
     output_format: ImageFormat
     stream: bool
     partial_images: int
+    # The effective end-user id OpenAI echoes: a non-empty safety_identifier, else user.
+    safety_identifier: str | None = None
+    frame_count: int = 1
+    frame_duration_ms: int = 200
+    svg_model: str | None = None
 
 
 def model_not_found(model: str) -> OpenAIError:
@@ -225,7 +247,8 @@ def parse_generation(raw: bytes, retired: frozenset[str] = frozenset()) -> Gener
         raise _bad("You must provide n=1 for this model.", None, None)
     width, height, size = _size(body, model, rules)
     if rules.gpt:
-        return _gpt_generation(body, model, rules, prompt, n, width, height, size)
+        generation = _gpt_generation(body, model, rules, prompt, n, width, height, size)
+        return replace(generation, safety_identifier=body.get("safety_identifier") or body.get("user") or None)
     response_format = _choice(body, "response_format", ("url", "b64_json"), "url")
     return Generation(
         model=model,
@@ -305,7 +328,7 @@ def _gpt_generation(
     body: dict[str, Any], model: str, rules: ModelRules, prompt: str, n: int, width: int, height: int, size: str
 ) -> Generation:
     quality = _choice(body, "quality", rules.qualities, "auto")
-    output_format = _choice(body, "output_format", ("png", "jpeg", "webp"), "png")
+    output_format = _choice(body, "output_format", rules.output_formats, "png")
     background = _choice(body, "background", ("transparent", "opaque", "auto"), "auto")
     if background == "transparent" and output_format == "jpeg":
         raise _bad(
@@ -325,6 +348,19 @@ def _gpt_generation(
     if stream is not None and not isinstance(stream, bool):
         raise _type_error("stream", "a boolean", stream)
     partial_images = _integer(body, "partial_images", 0, 3, 0)
+    _choice(body, "complexity", ("low", "medium", "high"), "medium")
+    frames = _frames(body, output_format)
+    svg_model = _svg(body, output_format, n)
+    if output_format not in _STILL_FORMATS:
+        for param, value in (("stream", stream), ("partial_images", body.get("partial_images"))):
+            if value:
+                raise _bad(f"'{param}' is not supported with output_format '{output_format}'.", param, "invalid_value")
+        if body.get("output_compression") is not None:
+            raise _bad(
+                f"'output_compression' is not supported with output_format '{output_format}'.",
+                "output_compression",
+                "invalid_value",
+            )
     return Generation(
         model=model,
         rules=rules,
@@ -337,7 +373,58 @@ def _gpt_generation(
         response_format="b64_json",
         style=None,
         background="transparent" if background == "transparent" else "opaque",
-        output_format="jpeg" if output_format == "jpeg" else "webp" if output_format == "webp" else "png",
+        output_format=_format(output_format),
         stream=bool(stream),
         partial_images=partial_images,
+        frame_count=frames[0],
+        frame_duration_ms=frames[1],
+        svg_model=svg_model,
     )
+
+
+def _format(name: str) -> ImageFormat:
+    formats: dict[str, ImageFormat] = {"jpeg": "jpeg", "webp": "webp", "gif": "gif", "svg": "svg"}
+    return formats.get(name, "png")
+
+
+def _frames(body: dict[str, Any], output_format: str) -> tuple[int, int]:
+    """GIF output's frame count (2-16, default 9) and delay per frame (default 200 ms)."""
+    for param in ("frame_count", "frame_duration_ms"):
+        if body.get(param) is not None and output_format != "gif":
+            raise _bad(f"'{param}' is only supported with output_format 'gif'.", param, "invalid_value")
+    if output_format != "gif":
+        return 1, 200
+    return _integer(body, "frame_count", 2, 16, 9), _integer(body, "frame_duration_ms", 0, 655350, 200)
+
+
+def _svg(body: dict[str, Any], output_format: str, n: int) -> str | None:
+    """SVG output: n=1 and an optional ``svg`` object (``model``, ``reasoning.effort``)."""
+    svg = body.get("svg")
+    if svg is not None and output_format != "svg":
+        raise _bad("'svg' is only supported with output_format 'svg'.", "svg", "invalid_value")
+    if output_format != "svg":
+        return None
+    if n != 1:
+        raise _bad("SVG output requires n=1.", "n", "invalid_value")
+    if svg is None:
+        return None
+    if not isinstance(svg, dict):
+        raise _type_error("svg", "an object", svg)
+    for key in svg:
+        if key not in ("model", "reasoning"):
+            raise _bad(f"Unknown parameter: 'svg.{key}'.", f"svg.{key}", "unknown_parameter")
+    reasoning = svg.get("reasoning")
+    if reasoning is not None:
+        if not isinstance(reasoning, dict):
+            raise _type_error("svg.reasoning", "an object", reasoning)
+        effort = reasoning.get("effort")
+        if effort is not None and effort not in _SVG_EFFORTS:
+            raise _bad(
+                f"Invalid value: '{effort}'. Supported values are: {_quoted_list(_SVG_EFFORTS)}.",
+                "svg.reasoning.effort",
+                "invalid_value",
+            )
+    model = svg.get("model")
+    if model is not None and not isinstance(model, str):
+        raise _type_error("svg.model", "a string", model)
+    return model

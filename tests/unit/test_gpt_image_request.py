@@ -52,7 +52,7 @@ def test_every_gpt_image_parameter_is_sent_unchanged() -> None:
         size="1536x864",
         quality="high",
         background="transparent",
-        output_format="avif",  # a value newer than our lists reaches OpenAI, which judges it
+        output_format="webp",
         output_compression=70,
         moderation="low",
         user="u",
@@ -66,12 +66,21 @@ def test_every_gpt_image_parameter_is_sent_unchanged() -> None:
         "size": "1536x864",
         "quality": "high",
         "background": "transparent",
-        "output_format": "avif",
+        "output_format": "webp",
         "output_compression": 70,
         "moderation": "low",
         "user": "u",
         "safety_identifier": "s",
     }
+
+
+def test_an_output_format_openai_does_not_list_is_refused_before_the_call_naming_it() -> None:
+    request = ImageRequest(prompt="x", output_format="avif")
+    with pytest.raises(ProviderError, match="output_format") as refused:
+        build_body(request, "gpt-image-2", provider="openai")
+    assert refused.value.param == "output_format" and refused.value.status_code == 400
+    # A model outside the known families (a compatible server) judges its own values.
+    assert build_body(request, "my-server-model", provider="openai")["output_format"] == "avif"
 
 
 def test_input_fidelity_is_refused_on_generations_as_openai_does() -> None:

@@ -38,6 +38,14 @@ def _every_field_set() -> CachedAnswer:
         size="1024x1024",
         sent_size="1024x1024",
         sent_quality="high",
+        safety_identifier="hashed-user-42",
+        svg_usage={
+            "model": "svg-author",
+            "input_tokens": 1,
+            "output_tokens": 2,
+            "reasoning_tokens": 1,
+            "total_tokens": 3,
+        },
     )
     return CachedAnswer(result, "openai", "config.targets[1]", "identity-digest")
 

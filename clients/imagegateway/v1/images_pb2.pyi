@@ -659,6 +659,8 @@ class GenerationReport(_message.Message):
     QUALITY_FIELD_NUMBER: _builtins.int
     SIZE_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
+    SAFETY_IDENTIFIER_FIELD_NUMBER: _builtins.int
+    SVG_USAGE_FIELD_NUMBER: _builtins.int
     background: _builtins.str
     """"transparent" or "opaque"."""
     output_format: _builtins.str
@@ -667,9 +669,19 @@ class GenerationReport(_message.Message):
     """The quality tier the provider used ("low", "medium", "high", ...)."""
     size: _builtins.str
     """The size the provider made, WIDTHxHEIGHT."""
+    safety_identifier: _builtins.str
+    """The end-user id OpenAI used for abuse monitoring (the request's safety_identifier, else its
+    user), as OpenAI answered it; empty when the serving provider did not say one.
+    """
     @_builtins.property
     def usage(self) -> Global___ImageUsage:
         """The provider's token counts (unset when it reported none)."""
+
+    @_builtins.property
+    def svg_usage(self) -> Global___SvgUsage:
+        """OpenAI's separate token count of an SVG answer's author model (output_format "svg"); unset
+        otherwise.
+        """
 
     def __init__(
         self,
@@ -679,14 +691,56 @@ class GenerationReport(_message.Message):
         quality: _builtins.str = ...,
         size: _builtins.str = ...,
         usage: Global___ImageUsage | None = ...,
+        safety_identifier: _builtins.str = ...,
+        svg_usage: Global___SvgUsage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["svg_usage", b"svg_usage", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["background", b"background", "output_format", b"output_format", "quality", b"quality", "size", b"size", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["background", b"background", "output_format", b"output_format", "quality", b"quality", "safety_identifier", b"safety_identifier", "size", b"size", "svg_usage", b"svg_usage", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerationReport: _TypeAlias = GenerationReport  # noqa: Y015
+
+@_typing.final
+class SvgUsage(_message.Message):
+    """Token usage of the model that authored an SVG answer, separate from the image rendering's usage
+    (OpenAI's ImagesResponse.svg_usage).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    REASONING_TOKENS_FIELD_NUMBER: _builtins.int
+    TOTAL_TOKENS_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The SVG author model."""
+    input_tokens: _builtins.int
+    """Input tokens."""
+    output_tokens: _builtins.int
+    """Output tokens."""
+    reasoning_tokens: _builtins.int
+    """Reasoning tokens (part of the output)."""
+    total_tokens: _builtins.int
+    """Input and output tokens together."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        input_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        reasoning_tokens: _builtins.int = ...,
+        total_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input_tokens", b"input_tokens", "model", b"model", "output_tokens", b"output_tokens", "reasoning_tokens", b"reasoning_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SvgUsage: _TypeAlias = SvgUsage  # noqa: Y015
 
 @_typing.final
 class GenerateImageFailure(_message.Message):

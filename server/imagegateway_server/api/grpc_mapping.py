@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -216,11 +216,24 @@ def fill_report(message: images_pb2.GenerationReport, result: ImageResult) -> No
         output_format=result.output_format or "",
         quality=result.quality or "",
         size=result.size or "",
+        safety_identifier=result.safety_identifier or "",
     )
     for name, count in token_counts(result.usage).items():
         setattr(report.usage, name, count)
+    if result.svg_usage is not None:
+        _fill_svg_usage(report.svg_usage, result.svg_usage)
     if report.ByteSize():
         message.CopyFrom(report)
+
+
+def _fill_svg_usage(message: images_pb2.SvgUsage, usage: Mapping[str, Any]) -> None:
+    """OpenAI's ``svg_usage`` as sent; a field of another type than OpenAI's is left unset."""
+    if isinstance(model := usage.get("model"), str):
+        message.model = model
+    for name in ("input_tokens", "output_tokens", "reasoning_tokens", "total_tokens"):
+        count = usage.get(name)
+        if isinstance(count, int) and not isinstance(count, bool):
+            setattr(message, name, count)
 
 
 def limits_from_proto(message: keys_pb2.Limits, param: str = "limits") -> Limits:

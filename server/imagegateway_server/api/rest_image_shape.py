@@ -2,7 +2,8 @@
 
 OpenAI answers the dall-e models with ``url`` items unless ``response_format`` says otherwise, and the
 gpt-image models always with ``b64_json`` plus ``background``, ``output_format``, ``quality``,
-``size`` and ``usage``. The caller gets the shape of the model it asked for, whichever target
+``size``, ``usage``, ``safety_identifier`` (when the request set one or ``user``) and ``svg_usage`` (SVG
+output). The caller gets the shape of the model it asked for, whichever target
 serves: a caller that named a gpt-image model reads ``b64_json`` even when a fallback's dall-e-3 or
 Stability answered, and a caller of dall-e-3 reads a ``url`` (a ``data:`` URL when the serving
 provider gave bytes) even when a gpt-image successor answered.
@@ -17,7 +18,13 @@ from imagegateway_server.domain.request import ResponseFormat
 from imagegateway_server.domain.result import RoutedResult
 from imagegateway_server.providers.kit.openai_image_models import ModelFamily, model_family
 
-_FORMAT_OF_MIME = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
+_FORMAT_OF_MIME = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "image/svg+xml": "svg",
+}
 
 
 def native_format(model: str) -> ResponseFormat:
@@ -47,8 +54,9 @@ def response_fields(routed: RoutedResult) -> dict[str, Any]:
 
     What the provider sent is passed on as it sent it. A caller that asked for a gpt-image model
     also gets ``output_format`` and ``size`` read from the images when the serving provider did not
-    say them (a fallback on dall-e or Stability), so code that reads them keeps working; ``usage``
-    is only ever the provider's own count, never made up.
+    say them (a fallback on dall-e or Stability), so code that reads them keeps working; ``usage``,
+    ``svg_usage`` and ``safety_identifier`` are only ever the provider's own, never made up (another
+    provider did no abuse monitoring under the caller's identifier).
     """
     result = routed.result
     fields: dict[str, Any] = {
@@ -58,11 +66,14 @@ def response_fields(routed: RoutedResult) -> dict[str, Any]:
             ("output_format", result.output_format),
             ("quality", result.quality),
             ("size", result.size),
+            ("safety_identifier", result.safety_identifier),
         )
         if value
     }
     if isinstance(result.usage, Mapping):
         fields["usage"] = dict(result.usage)
+    if isinstance(result.svg_usage, Mapping):
+        fields["svg_usage"] = dict(result.svg_usage)
     if model_family(asked_model(routed)) is ModelFamily.GPT_IMAGE:
         formats = {_FORMAT_OF_MIME.get(image.mime_type, "") for image in result.images}
         sizes = {image.size for image in result.images}

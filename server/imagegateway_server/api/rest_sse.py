@@ -69,9 +69,11 @@ def completed_event(
     prefix: str = GENERATION_EVENTS,
 ) -> bytes:
     """``<prefix>.completed`` for one final image; ``fields`` are the answer's response-level fields
-    (``rest_image_shape.response_fields``: background, output_format, quality, size, usage)."""
+    (``rest_image_shape.response_fields``: background, output_format, quality, size, usage, and
+    safety_identifier when the provider said it)."""
     head: dict[str, Any] = {"created_at": created, **_requested(request)}
-    head.update({name: value for name, value in fields.items() if name != "usage"})
+    # svg_usage is no field of OpenAI's events (SVG output does not stream).
+    head.update({name: value for name, value in fields.items() if name not in ("usage", "svg_usage")})
     tail = {"usage": fields["usage"]} if "usage" in fields else {}
     return _event(f"{prefix}.completed", head, pybase64.b64encode(image.data or b""), tail)
 

@@ -28,7 +28,8 @@ How a served request is priced, as the provider bills it:
   count, else the size asked for, else the model's default size; the quality is the one sent, else
   the one asked for (a target's ``override_params`` winning), else the model's default.
 
-A price the table does not know is 0, with one warning per provider, model, quality and size, so a
+A dated snapshot the table does not name is priced as its undated model. A price the table does
+not know is 0, with one warning per provider, model, quality and size, so a
 missing row shows up in the process log instead of failing requests. A cache hit costs nothing.
 """
 
@@ -38,6 +39,7 @@ import dataclasses
 import json
 import logging
 import math
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -117,6 +119,10 @@ def usage_counts(usage: Mapping[str, Any]) -> dict[str, int]:
     return counts
 
 
+# A model name with a release date appended (OpenAI's snapshots): priced as the undated model.
+_DATED_SNAPSHOT = re.compile(r"^(?P<model>.+)-\d{4}-\d{2}-\d{2}$")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProviderPrices:
     """The models of one provider, the aliases of their names, and the failures it bills."""
@@ -124,6 +130,14 @@ class ProviderPrices:
     models: Mapping[str, ModelPrices]
     model_aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
     billed_error_kinds: frozenset[ErrorKind] = frozenset()
+
+    def entry(self, name: str) -> ModelPrices | None:
+        """The prices of the lower-cased model ``name``: its own, its alias's, or, for a dated snapshot
+        the table does not name (``gpt-image-2.6-flare-2027-01-15``), its undated model's."""
+        found = self.models.get(name) or self.models.get(self.model_aliases.get(name, ""))
+        if found is None and (snapshot := _DATED_SNAPSHOT.match(name)):
+            return self.entry(snapshot["model"])
+        return found
 
 
 class PriceTable:
@@ -181,7 +195,7 @@ class PriceTable:
         table = self._providers.get(provider)
         entry = None
         if table is not None:
-            entry = table.models.get(model) or table.models.get(table.model_aliases.get(model, ""))
+            entry = table.entry(model)
         if entry is None:
             return None, ("", "", "no prices for this model")
         quality = entry.quality_aliases.get(quality, quality) or (entry.default_quality or "")
@@ -205,7 +219,7 @@ class PriceTable:
         if table is None:
             return None
         name = model.strip().lower()
-        entry = table.models.get(name) or table.models.get(table.model_aliases.get(name, ""))
+        entry = table.entry(name)
         return entry.tokens if entry is not None else None
 
     def success_cost(self, routed: RoutedResult, request: ImageRequest) -> float:

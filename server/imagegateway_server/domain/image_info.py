@@ -1,4 +1,4 @@
-"""Reads an image's type and pixel size from its first bytes (PNG, JPEG, WebP, GIF)."""
+"""Reads an image's type and pixel size from its first bytes (PNG, JPEG, WebP, GIF; SVG as 0x0)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,18 @@ def sniff_image(data: bytes) -> tuple[str, int, int]:
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
         width, height = struct.unpack("<HH", data[6:10])
         return "image/gif", width, height
+    if _is_svg(data):
+        return "image/svg+xml", 0, 0
     return "application/octet-stream", 0, 0
+
+
+def _is_svg(data: bytes) -> bool:
+    """An SVG document (OpenAI's ``output_format: svg``): its root element is ``<svg``, after an
+    optional XML declaration, comments or doctype. Its size is in attributes, so it reads as 0x0."""
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"<"):
+        return False
+    return b"<svg" in head and head.startswith((b"<svg", b"<?xml", b"<!--", b"<!DOCTYPE svg", b"<!doctype svg"))
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from imagegateway_server.domain.image_inputs import (
     check_variation_input,
 )
 from imagegateway_server.domain.input_limits import DEFAULT_INPUT_LIMITS, InputLimits
+from imagegateway_server.domain.openai_parameters import EDGE_CHECKED, check_value, openai_extras
 
 
 class ResponseFormat(enum.Enum):
@@ -216,7 +217,10 @@ def validate_request(request: ImageRequest, limits: InputLimits = DEFAULT_INPUT_
             param="partial_images",
             code="invalid_value",
         )
-    return request
+    for name in EDGE_CHECKED:
+        check_value(name, getattr(request, name))
+    extra = openai_extras(request.extra)
+    return request if extra is request.extra else dataclasses.replace(request, extra=extra)
 
 
 def parse_size(size: str, *, param: str = "size") -> tuple[int, int]:

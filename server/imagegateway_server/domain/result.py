@@ -44,6 +44,10 @@ class ImageResult:
 
     ``sent_size`` and ``sent_quality`` are what was asked of the provider after translation (""/None:
     nothing, the model's default): what a per-image price is billed by, whatever came back.
+
+    ``safety_identifier`` is the end-user id OpenAI says it used for abuse monitoring (the request's
+    ``safety_identifier``, else its ``user``), and ``svg_usage`` OpenAI's separate token count of an
+    SVG answer's author model; both as the provider sent them, None when it did not.
     """
 
     images: tuple[GeneratedImage, ...]
@@ -58,6 +62,8 @@ class ImageResult:
     size: str | None = None
     sent_size: str = ""
     sent_quality: str | None = None
+    safety_identifier: str | None = None
+    svg_usage: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

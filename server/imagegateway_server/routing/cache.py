@@ -37,7 +37,7 @@ from typing import Any
 from imagegateway_server.domain.cache_status import CacheStatus
 from imagegateway_server.domain.errors import AllTargetsFailed, DeadlineExceeded, GatewayError, ProviderError
 from imagegateway_server.domain.request import ImageRequest
-from imagegateway_server.domain.result import RoutedResult
+from imagegateway_server.domain.result import ImageResult, RoutedResult
 from imagegateway_server.routing.cache_key import cache_key, plan_fingerprint, routing_identity
 from imagegateway_server.routing.plan import Group, Leaf, Node, leaves
 from imagegateway_server.routing.router import CredentialResolver
@@ -95,6 +95,12 @@ Run = Callable[[], Coroutine[Any, Any, RoutedResult]]
 _FleetResult = tuple[RoutedResult, bool]
 # A store look-up started before ``serve`` (``ResponseCache.prefetch``).
 Prefetched = asyncio.Future[CachedAnswer | None]
+
+
+def _shareable(result: ImageResult) -> ImageResult:
+    """``result`` as another caller may be served it: without the end-user id the provider said it
+    monitored under (OpenAI's ``safety_identifier``, which may be the asker's ``user``, not in the key)."""
+    return dataclasses.replace(result, safety_identifier=None) if result.safety_identifier else result
 
 
 def _describe(plan: Node) -> _PlanCaching | None:
@@ -253,7 +259,10 @@ class ResponseCache:
                 raise AllTargetsFailed(error.last, ()) from None
             if shared or from_fleet:
                 return Served(
-                    dataclasses.replace(routed, attempts=(), retry_count=0, fallback_used=False), CacheStatus.HIT
+                    dataclasses.replace(
+                        routed, result=_shareable(routed.result), attempts=(), retry_count=0, fallback_used=False
+                    ),
+                    CacheStatus.HIT,
                 )
             return Served(routed, CacheStatus.MISS)
 
@@ -314,7 +323,10 @@ class ResponseCache:
             if ttl <= 0:
                 return False
         answer = CachedAnswer(
-            result=routed.result, provider=routed.provider, served_target=routed.leaf.path, identity=identity
+            result=_shareable(routed.result),
+            provider=routed.provider,
+            served_target=routed.leaf.path,
+            identity=identity,
         )
         try:
             await self._store.put(lookup.key, answer, ttl)

@@ -13,12 +13,12 @@ Quality mappings (the equivalents chosen, and why):
 | ``standard`` | ``standard`` | ``standard`` | ``medium`` |
 | ``high`` | refused | ``hd`` | ``high`` |
 | ``hd`` | refused | ``hd`` | ``high`` |
-| ``xhigh``, ``max`` | refused | ``hd`` | ``high``; sent as is to gpt-image-2.5-* |
+| ``xhigh``, ``max`` | refused | ``hd`` | ``high``; sent as is to gpt-image-2.5-* and gpt-image-2.6-* |
 
 ``standard``/``hd`` are dall-e-3's two tiers; gpt-image's ``medium`` is the tier that matches dall-e-3
 ``standard`` in price per 1024px image, and ``high`` the one that matches ``hd`` in intent (finer
 detail; it costs about twice ``hd``). dall-e-2 has one tier, so nothing above it is promised.
-``xhigh`` and ``max`` are the gpt-image-2.5 models' tiers above ``high``; elsewhere the highest tier
+``xhigh`` and ``max`` are the gpt-image-2.5 and 2.6 models' tiers above ``high``; elsewhere the highest tier
 the model has stands in for them (reported as a translation, refused in strict mode).
 
 ``style`` (``vivid``/``natural``) exists only on dall-e-3; every other model refuses it, having no
@@ -96,7 +96,7 @@ _GPT_QUALITIES = qualities(
     xhigh=_q("high"),
     max=_q("high"),
 )
-# The gpt-image-2.5 models add two tiers above high (2026-09-08).
+# The gpt-image-2.5 models add two tiers above high (2026-09-08); the 2.6 models keep them.
 _GPT_25_QUALITIES = qualities(
     auto=_q("auto"),
     low=_q("low"),
@@ -113,8 +113,10 @@ GPT_IMAGE_25 = ModelSpec(GPT_IMAGE_2_SIZES, _GPT_25_QUALITIES)
 
 # Every OpenAI image model with a table, by its undated name; a dated snapshot
 # (``gpt-image-2-2026-04-21``) takes its model's table. Names from openai-python's ``ImageModel``
-# (2026-08) and OpenAI's gpt-image-2.5 release (2026-09-08). A name not here (a model newer than
-# this table) is sent as given and left to the provider to validate.
+# (3.63, December 2026: the 2.6 models of 2026-11-04 take the 2.5 models' sizes and qualities, "low
+# to max"). tests/unit/test_openai_sdk_conformance.py fails when the installed SDK names a model
+# missing here. A name not here (a model newer than this table) is sent as given and left to the
+# provider to validate.
 MODEL_SPECS: dict[str, ModelSpec] = {
     "dall-e-2": DALL_E_2,
     "dall-e-3": DALL_E_3,
@@ -125,6 +127,8 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "gpt-image-2": GPT_IMAGE_2,
     "gpt-image-2.5-flare": GPT_IMAGE_25,
     "gpt-image-2.5-sunburst": GPT_IMAGE_25,
+    "gpt-image-2.6-flare": GPT_IMAGE_25,
+    "gpt-image-2.6-sunburst": GPT_IMAGE_25,
 }
 _SNAPSHOT = re.compile(r"^(?P<model>.+)-\d{4}-\d{2}-\d{2}$")
 

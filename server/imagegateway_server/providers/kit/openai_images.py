@@ -13,6 +13,7 @@ Field mapping:
 | prompt, model, n, size, quality, user, safety_identifier | sent | sent | sent |
 | style | refused | sent | refused (OpenAI: unknown_parameter) |
 | background, output_format, output_compression, moderation | refused | refused | sent |
+| complexity, frame_count, frame_duration_ms, svg (in ``extra``) | refused | refused | sent |
 | response_format | ``b64_json``, or ``url`` when the caller wants URLs | same | never sent (always base64) |
 | negative_prompt, seed, cfg_scale, style_preset, aspect_ratio | refused | refused | refused |
 | input_fidelity (an edit parameter) | refused | refused | refused |
@@ -22,10 +23,15 @@ a transparent PNG overlay whose marks show where the edit applies, checked at th
 ``domain.image_inputs.check_markup``) to the models with markup-guided editing, gpt-image-2.5 and
 later (``takes_markup``); every other model refuses ``markup`` naming it.
 
-Values are sent as the caller gave them (after translation): ``output_format``, ``background`` and
-``moderation`` are not checked against a list here, so a value OpenAI adds reaches it unchanged and
-OpenAI's own error names a value it refuses. ``safety_identifier`` (OpenAI's successor of ``user``)
-and ``user`` are both passed on.
+Values are sent as the caller gave them (after translation). For the gpt-image models,
+``background`` and ``output_format`` are checked against OpenAI's values
+(``domain.openai_parameters``, kept equal to the installed SDK's by a test) and the rules its
+reference states for GIF and SVG output (``frame_count``/``frame_duration_ms`` only with ``gif``,
+``svg`` only with ``svg``, which takes ``n=1``; neither streams nor takes ``output_compression``),
+so a request OpenAI would refuse is refused naming the field before any call; a model outside the
+known families gets them unchecked. ``safety_identifier`` (OpenAI's successor of ``user``) and
+``user`` are both passed on; ``svg`` goes into a form as ``svg[model]`` and
+``svg[reasoning][effort]``, as the SDK sends it.
 
 Refused parameters raise ``ProviderError(BAD_REQUEST, code="unknown_parameter")`` naming them before
 any HTTP call. The request arrives already translated to the model's own values (``models``,
@@ -42,6 +48,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from imagegateway_server.domain.image_inputs import InputImage, Operation
+from imagegateway_server.domain.openai_parameters import (
+    OPENAI_EXTRA_PARAMS,
+    OPENAI_VALUES,
+    STILL_RASTER_FORMATS,
+    allowed_values,
+)
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.kit.bodies import json_object
 from imagegateway_server.providers.kit.errors import refuse_parameter
@@ -50,7 +62,9 @@ from imagegateway_server.providers.kit.status import FailureBody, error_body_exc
 from imagegateway_server.providers.kit.transport import FilePart, UpstreamResponse
 
 _COMMON = frozenset({"model", "n", "size", "quality", "user", "safety_identifier"})
-_GPT_ONLY = frozenset({"background", "output_format", "output_compression", "moderation", "stream"})
+_GPT_ONLY = (
+    frozenset({"background", "output_format", "output_compression", "moderation", "stream"}) | OPENAI_EXTRA_PARAMS
+)
 ACCEPTED_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
     ModelFamily.DALL_E_2: _COMMON,
     ModelFamily.DALL_E_3: _COMMON | {"style"},
@@ -74,7 +88,10 @@ PATHS: Mapping[Operation, str] = {
     Operation.EDIT: "images/edits",
     Operation.VARIATION: "images/variations",
 }
-_GPT_EDIT = frozenset({"background", "output_format", "output_compression", "input_fidelity", "markup", "stream"})
+_GPT_EDIT = (
+    frozenset({"background", "output_format", "output_compression", "input_fidelity", "markup", "stream"})
+    | OPENAI_EXTRA_PARAMS
+)
 EDIT_PARAMS: Mapping[ModelFamily, frozenset[str]] = {
     ModelFamily.DALL_E_2: _COMMON,
     ModelFamily.DALL_E_3: frozenset(),
@@ -92,6 +109,8 @@ _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "i
 
 
 # gpt-image-<major>.<minor>...: markup-guided editing came with the 2.5 models.
+# output_compression is a percentage (OpenAI: 0-100, default 100).
+MIN_COMPRESSION, MAX_COMPRESSION = 0, 100
 _GPT_IMAGE_VERSION = re.compile(r"^gpt-image-(\d+)(?:\.(\d+))?(?:-|$)")
 _FIRST_MARKUP_VERSION = (2, 5)
 
@@ -104,6 +123,49 @@ def takes_markup(model: str) -> bool:
         return True
     version = _GPT_IMAGE_VERSION.match(model.lower())
     return version is not None and (int(version[1]), int(version[2] or 0)) >= _FIRST_MARKUP_VERSION
+
+
+def _check_gpt_values(request: ImageRequest, model: str, provider: str) -> None:
+    """BAD_REQUEST naming the field for a value or combination OpenAI's reference refuses for gpt-image."""
+    for name in ("background", "output_format"):
+        value = getattr(request, name)
+        if value is not None and value not in OPENAI_VALUES[name]:
+            raise refuse_parameter(provider, name, f"must be one of {allowed_values(name)}, got {value[:40]!r}")
+    compression = request.output_compression
+    if compression is not None and not MIN_COMPRESSION <= compression <= MAX_COMPRESSION:
+        raise refuse_parameter(
+            provider, "output_compression", f"must be from {MIN_COMPRESSION} to {MAX_COMPRESSION}, got {compression}"
+        )
+    output_format = request.output_format or "png"
+    extra = request.extra
+    for name in ("frame_count", "frame_duration_ms"):
+        if name in extra and output_format != "gif":
+            raise refuse_parameter(provider, name, "is only supported with output_format 'gif'", "invalid_value")
+    if "svg" in extra and output_format != "svg":
+        raise refuse_parameter(provider, "svg", "is only supported with output_format 'svg'", "invalid_value")
+    if output_format in STILL_RASTER_FORMATS:
+        return
+    if output_format == "gif" and request.mask is not None:
+        raise refuse_parameter(provider, "mask", "is not supported with output_format 'gif'")
+    if request.stream:
+        raise refuse_parameter(provider, "stream", f"is not supported with output_format {output_format!r}")
+    if request.output_compression is not None:
+        raise refuse_parameter(provider, "output_compression", f"is not supported with output_format {output_format!r}")
+    if output_format == "svg" and request.n != 1:
+        raise refuse_parameter(provider, "n", f"must be 1 with output_format 'svg' (model {model!r})")
+
+
+def _form_extras(extra: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """OpenAI's extra gpt-image parameters as form fields (``svg`` as ``svg[model]``, ``svg[reasoning][effort]``)."""
+    fields = [(name, str(extra[name])) for name in ("complexity", "frame_count", "frame_duration_ms") if name in extra]
+    svg = extra.get("svg")
+    if isinstance(svg, Mapping):
+        if svg.get("model") is not None:
+            fields.append(("svg[model]", str(svg["model"])))
+        reasoning = svg.get("reasoning")
+        if isinstance(reasoning, Mapping) and reasoning.get("effort") is not None:
+            fields.append(("svg[reasoning][effort]", str(reasoning["effort"])))
+    return fields
 
 
 def _file(name: str, image: InputImage, index: int) -> FilePart:
@@ -133,6 +195,8 @@ def build_form(request: ImageRequest, model: str, *, provider: str) -> tuple[lis
         )
     if family is ModelFamily.DALL_E_2 and len(request.images) > 1:
         raise refuse_parameter(provider, "image", f"model {model!r} edits one image, got {len(request.images)}")
+    if family is ModelFamily.GPT_IMAGE:
+        _check_gpt_values(request, model, provider)
     fields: list[tuple[str, str]] = [("model", model), ("n", str(request.n))]
     if edit:
         fields.append(("prompt", request.prompt))
@@ -148,6 +212,8 @@ def build_form(request: ImageRequest, model: str, *, provider: str) -> tuple[lis
         "safety_identifier": request.safety_identifier,
     }
     fields += [(name, str(value)) for name, value in optional.items() if value is not None and name in accepted]
+    if OPENAI_EXTRA_PARAMS <= accepted:
+        fields += _form_extras(request.extra)
     if edit and request.stream:
         # A streamed edit, as the OpenAI SDK sends one: form fields ``stream=true`` and ``partial_images``.
         fields.append(("stream", "true"))
@@ -178,6 +244,8 @@ def build_body(request: ImageRequest, model: str, *, provider: str) -> dict[str,
             raise refuse_parameter(
                 provider, "stream", "must be false; streamed image generation is not supported", "unsupported_value"
             )
+    if family is ModelFamily.GPT_IMAGE:
+        _check_gpt_values(request, model, provider)
     body: dict[str, Any] = {"prompt": request.prompt, "model": model, "n": request.n}
     optional: dict[str, Any] = {
         "size": request.size,
@@ -191,6 +259,7 @@ def build_body(request: ImageRequest, model: str, *, provider: str) -> dict[str,
         "safety_identifier": request.safety_identifier,
         "stream": True if request.stream else request.extra.get("stream"),
         "partial_images": request.partial_images if request.stream else None,
+        **{name: request.extra.get(name) for name in OPENAI_EXTRA_PARAMS},
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     wants_url = request.response_format is ResponseFormat.URL

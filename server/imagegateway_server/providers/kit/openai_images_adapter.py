@@ -252,6 +252,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             output_format=_echoed(last, "output_format"),
             quality=_echoed(last, "quality"),
             size=_echoed(last, "size"),
+            safety_identifier=_echoed(last, "safety_identifier"),
         )
 
     def _on_event(
@@ -314,6 +315,8 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             output_format=_echoed(payload, "output_format"),
             quality=_echoed(payload, "quality"),
             size=_echoed(payload, "size"),
+            safety_identifier=_echoed(payload, "safety_identifier"),
+            svg_usage=svg_usage if isinstance(svg_usage := payload.get("svg_usage"), dict) else None,
         )
 
     async def _image(self, item: object, wants_url: bool, target: UpstreamTarget) -> GeneratedImage:
