@@ -4,8 +4,10 @@ the REST shim (OpenAI's server-sent events) and through gRPC StreamGenerateImage
 Run by ``bench/run.py`` as its ``stream`` phase (``bench/run.py --phases stream`` alone). The
 emulator streams two partial images and the final image, each event 20 ms after the one before (the
 ``stream_gap`` fault), so the first partial image arrives well before the answer ends: a gateway
-that buffered the stream would show the gap in its time to first partial image. Each timed call
-reads up to the end of the first partial image event (gRPC: its message), then drains the rest
+that buffered the stream would show the gap in its time to first partial image. Each image is a
+random-noise PNG of about 150 kB (~215 KiB of base64 in each event, the size of a real gpt-image
+partial image), so copies and re-encodings of the image on the way show in the figures. Each timed
+call reads up to the end of the first partial image event (gRPC: its message), then drains the rest
 untimed. The target: within 1 ms of direct at the median.
 """
 
@@ -23,8 +25,14 @@ from imagegateway import ImageGatewayClient, PartialImage
 STREAM_MODEL = "gpt-image-1.5"
 PARTIAL_IMAGES = 2
 EVENT_GAP_MS = 20.0
+IMAGE_BYTES = 150_000  # PNG bytes; a partial image event carries 4/3 of it as base64
 TARGET_ADDED_P50_MS = 1.0
 _PARTIAL = b"event: image_generation.partial_image\n"
+
+
+def emulator_fault() -> dict[str, Any]:
+    """The emulator's fault (control-API form) for every request of the phase."""
+    return {"kind": "stream_gap", "ms": EVENT_GAP_MS, "n": IMAGE_BYTES}
 
 
 def _body() -> dict[str, Any]:
@@ -104,7 +112,8 @@ def report_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Time to first partial image (streamed gpt-image)",
         "",
-        f"`{STREAM_MODEL}`, `partial_images={PARTIAL_IMAGES}`, the emulator {EVENT_GAP_MS:g} ms between events; "
+        f"`{STREAM_MODEL}`, `partial_images={PARTIAL_IMAGES}`, the emulator {EVENT_GAP_MS:g} ms between events, "
+        f"images of about {IMAGE_BYTES // 1000} kB (PNG; about {IMAGE_BYTES * 4 // 3 // 1024} KiB of base64 per event); "
         f"target: the gateway adds at most {TARGET_ADDED_P50_MS:g} ms at the median.",
         "",
         "| path | requests | p50 | p90 | added p50 |",

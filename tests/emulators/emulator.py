@@ -232,7 +232,7 @@ class Emulator(abc.ABC):
             case "stream_reset" | "stream_error" | "stream_stall":
                 return endpoint(request, AnswerMode(stream_fault=fault.kind.removeprefix("stream_")))
             case "stream_gap":
-                return endpoint(request, AnswerMode(stream_gap_ms=fault.ms))
+                return endpoint(request, AnswerMode(stream_gap_ms=fault.ms, image_bytes=fault.nbytes or None))
         raise AssertionError(f"unhandled fault kind {fault.kind}")
 
     def _status_response(self, fault: Fault, request: RecordedRequest) -> Response:

@@ -125,11 +125,14 @@ class Fault:
         return Fault("stream_stall")
 
     @staticmethod
-    def stream_gap(ms: float) -> Fault:
-        """A streamed answer that waits `ms` milliseconds before each event after the first."""
+    def stream_gap(ms: float, image_bytes: int = 0) -> Fault:
+        """A streamed answer that waits `ms` milliseconds before each event after the first; with
+        `image_bytes`, its images are random-noise PNGs of about that many bytes (as `image_bytes`)."""
         if ms < 0:
             raise ValueError("the gap must be >= 0 ms")
-        return Fault("stream_gap", ms=ms)
+        if image_bytes < 0:
+            raise ValueError("image size must be >= 0 bytes")
+        return Fault("stream_gap", ms=ms, nbytes=image_bytes)
 
     def to_json(self) -> dict[str, Any]:
         """The control-API form of this fault."""
@@ -142,6 +145,8 @@ class Fault:
             out.update(ms=self.ms, then=self.then.to_json() if self.then else None)
         elif self.kind == "stream_gap":
             out.update(ms=self.ms)
+            if self.nbytes:
+                out.update(n=self.nbytes)
         elif self.kind == "image_bytes":
             out.update(n=self.nbytes)
         return out
@@ -166,7 +171,7 @@ class Fault:
             if kind == "image_bytes":
                 return Fault.image_bytes(int(data["n"]))
             if kind == "stream_gap":
-                return Fault.stream_gap(float(data["ms"]))
+                return Fault.stream_gap(float(data["ms"]), int(data.get("n") or 0))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad {kind} fault: {exc!r}") from exc
         return Fault(kind)

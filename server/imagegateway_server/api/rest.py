@@ -10,20 +10,21 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import pybase64
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imagegateway_server.api import rest_json, rest_mapping
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
+from imagegateway_server.api.rest_event_stream import EventStreamResponse
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.api.rest_multipart import BodyTooLarge, Upload, read_upload
@@ -309,7 +310,7 @@ class RestShim:
             if image_request.stream:
                 # The status line waits for the first image event: until then a failure (or a fallback
                 # that moves on) still answers as a plain error with its own status.
-                items = stream_generation(self._gateway, call)
+                items = stream_generation(self._gateway, call, progress=False)  # OpenAI's events have none
                 first = await _first_image_event(items)
             else:
                 outcome = await self._gateway.generate(call)
@@ -326,7 +327,7 @@ class RestShim:
             headers_out = {**trace_headers, **STREAM_HEADERS}
             if isinstance(first, GenerationOutcome):
                 headers_out.update(_success_headers(first))
-            return StreamingResponse(
+            return EventStreamResponse(
                 _sse_events(first, items, image_request), media_type=SSE_MEDIA_TYPE, headers=headers_out
             )
         result = outcome.routed.result
@@ -477,7 +478,7 @@ async def _first_image_event(items: AsyncGenerator[StreamItem, None]) -> Partial
 
 async def _sse_events(
     first: PartialImage | GenerationOutcome, items: AsyncGenerator[StreamItem, None], request: ImageRequest
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The event stream from its first image event on: partial images as they come, then one
     completed event per image, or the error event if the request fails after all."""
     try:
