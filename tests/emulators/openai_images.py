@@ -246,7 +246,8 @@ _STREAM_ERROR = {
 
 def stream_answer(generation: Generation, image: bytes, mode: AnswerMode) -> Response:
     """OpenAI's event stream: the partial images, then one completed event per image, each its own
-    chunk (`mode.stream_gap_ms` apart); `mode.stream_fault` breaks it after the first partial image."""
+    chunk (`mode.stream_gap_ms` apart, the first `mode.stream_first_ms` after the head); `mode.stream_fault`
+    breaks it after the first partial image."""
     b64 = base64.b64encode(image).decode("ascii")
     created = int(time.time())
     base = {"b64_json": b64, "created_at": created, **_gpt_metadata(generation)}
@@ -263,7 +264,9 @@ def stream_answer(generation: Generation, image: bytes, mode: AnswerMode) -> Res
             kind = "image_generation.completed"
             events.append((kind, {"type": kind, **base, "usage": _usage(generation)}))
     parts = tuple(
-        StreamPart(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode(), mode.stream_gap_ms if i else 0.0)
+        StreamPart(
+            f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode(), mode.stream_gap_ms if i else mode.stream_first_ms
+        )
         for i, (kind, data) in enumerate(events)
     )
     end: StreamEnd = (

@@ -200,8 +200,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         # The trace id goes out in the initial metadata while the request is served rather than before
         # (sending is a round trip through gRPC's completion queue, ~0.15 ms), and the send always ends
         # before the handler does, so a failed call carries the trace id as well.
-        initial = (("x-portkey-trace-id", trace.trace_id),)
-        sent: asyncio.Future[None] | None = None
+        sent = asyncio.ensure_future(context.send_initial_metadata((("x-portkey-trace-id", trace.trace_id),)))
         try:
             if not request.HasField("parameters"):
                 raise InvalidArgument("is required", param="parameters")
@@ -220,22 +219,17 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
             if stream:
                 call = grpc_mapping.streamed_call(call, request)
             if call.request.stream or (stream and request.progress):
-                # The request's task is started before the send's, so it runs first: the time to the first
-                # partial image does not include the send.
-                items = stream_generation(self._gateway, call, progress=bool(stream and request.progress))
-                sent = asyncio.ensure_future(context.send_initial_metadata(initial))
-                async for item in items:
+                async for item in stream_generation(self._gateway, call, progress=bool(stream and request.progress)):
                     if isinstance(item, GenerationOutcome):
                         outcome = item
                     elif request.progress or isinstance(item, PartialImage):
                         await sent  # the initial metadata goes before the first message
                         yield item
             else:
-                sent = asyncio.ensure_future(context.send_initial_metadata(initial))
                 outcome = await self._gateway.generate(call)
         except BaseException:
             with contextlib.suppress(Exception):  # the request's own error is the one to report
-                await (sent if sent is not None else context.send_initial_metadata(initial))
+                await sent
             raise
         await sent
         substitution = outcome.routed.substitution

@@ -56,22 +56,14 @@ class QueueListener:
         self.queue.put_nowait(image)
 
 
-def stream_generation(
+async def stream_generation(
     gateway: Gateway, call: GenerationCall, *, progress: bool = True
 ) -> AsyncGenerator[StreamItem, None]:
     """The events of serving ``call``, then its outcome; raises what ``Gateway.generate`` raises.
-    ``progress=False``: only the partial images and the outcome (no ``ProgressEvent``).
-
-    The request starts now, not at the first read, so that what the caller schedules next (gRPC's
-    initial metadata) runs while the request waits on the provider rather than before it is sent.
-    Read the result at once: closing it (or leaving it unread to the end) cancels the request."""
+    ``progress=False``: only the partial images and the outcome (no ``ProgressEvent``)."""
     listener = QueueListener(progress=progress)
     task = asyncio.ensure_future(gateway.generate(dataclasses.replace(call, listener=listener)))
     task.add_done_callback(lambda _: listener.queue.put_nowait(_DONE))
-    return _items(listener, task)
-
-
-async def _items(listener: QueueListener, task: asyncio.Future[GenerationOutcome]) -> AsyncGenerator[StreamItem, None]:
     try:
         while True:
             item = await listener.queue.get()
