@@ -693,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
             if "stream" in phases:
                 rounds = 20 if args.quick else 100
                 log(f"stream: {rounds} rounds of time to first partial image, direct/REST/gRPC")
-                control.every_request({"kind": "stream_gap", "ms": stream_first_image.EVENT_GAP_MS})
+                control.every_request(stream_first_image.emulator_fault())
                 try:
                     run.stream = stream_first_image.measure(targets, rounds, warmup=5)
                 finally:

@@ -2,11 +2,15 @@
 the REST shim (OpenAI's server-sent events) and through gRPC StreamGenerateImage.
 
 Run by ``bench/run.py`` as its ``stream`` phase (``bench/run.py --phases stream`` alone). The
-emulator streams two partial images and the final image, each event 20 ms after the one before (the
-``stream_gap`` fault), so the first partial image arrives well before the answer ends: a gateway
-that buffered the stream would show the gap in its time to first partial image. Each timed call
-reads up to the end of the first partial image event (gRPC: its message), then drains the rest
-untimed. The target: within 1 ms of direct at the median.
+emulator answers with its head at once, then streams two partial images and the final image, the
+first event 20 ms after the head and each next one 20 ms after the one before (the ``stream_gap``
+fault), as a provider does that works on the image before its first partial image. So the first
+partial image arrives well before the answer ends (a gateway that buffered the stream would show the
+gap in its time to first partial image), and what either path does with the head while the provider
+still works is not counted. Each image is a random-noise PNG of about 164 kB (~214 KiB of base64 in
+each event, a realistic partial image), so copies and re-encodings of the image on
+the way show in the figures. Each timed call reads up to the end of the first partial image event
+(gRPC: its message), then drains the rest untimed. The target: within 1 ms of direct at the median.
 """
 
 from __future__ import annotations
@@ -19,12 +23,19 @@ import httpx
 from load import PROMPT, Targets, percentile
 
 from imagegateway import ImageGatewayClient, PartialImage
+from tests.emulators.images import noise_png
 
 STREAM_MODEL = "gpt-image-1.5"
 PARTIAL_IMAGES = 2
 EVENT_GAP_MS = 20.0
+IMAGE_BYTES = 150_000  # the emulator's image_bytes: PNGs of ~164 kB, ~214 KiB of base64 in each event
 TARGET_ADDED_P50_MS = 1.0
 _PARTIAL = b"event: image_generation.partial_image\n"
+
+
+def emulator_fault() -> dict[str, Any]:
+    """The emulator's fault (control-API form) for every request of the phase."""
+    return {"kind": "stream_gap", "ms": EVENT_GAP_MS, "first_ms": EVENT_GAP_MS, "n": IMAGE_BYTES}
 
 
 def _body() -> dict[str, Any]:
@@ -101,10 +112,14 @@ def measure(targets: Targets, rounds: int, warmup: int) -> list[dict[str, Any]]:
 
 def report_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The RESULTS.md section."""
+    png_bytes = len(noise_png(1024, 1024, IMAGE_BYTES))  # what the emulator sends for the default size
     lines = [
         "## Time to first partial image (streamed gpt-image)",
         "",
-        f"`{STREAM_MODEL}`, `partial_images={PARTIAL_IMAGES}`, the emulator {EVENT_GAP_MS:g} ms between events; "
+        f"`{STREAM_MODEL}`, `partial_images={PARTIAL_IMAGES}`, the emulator {EVENT_GAP_MS:g} ms between events "
+        "(and between its head and the first), "
+        f"random-noise PNG images of {png_bytes / 1000:.0f} kB ({png_bytes * 4 / 3 / 1024:.0f} KiB of base64 per "
+        "event); "
         f"target: the gateway adds at most {TARGET_ADDED_P50_MS:g} ms at the median.",
         "",
         "| path | requests | p50 | p90 | added p50 |",

@@ -34,6 +34,7 @@ class AnswerMode:
     # and the wait before each of its events after the first.
     stream_fault: str | None = None
     stream_gap_ms: float = 0.0
+    stream_first_ms: float = 0.0  # the wait between the answer's head and its first event
 
 
 Endpoint = Callable[[RecordedRequest, AnswerMode], Response]
@@ -232,7 +233,12 @@ class Emulator(abc.ABC):
             case "stream_reset" | "stream_error" | "stream_stall":
                 return endpoint(request, AnswerMode(stream_fault=fault.kind.removeprefix("stream_")))
             case "stream_gap":
-                return endpoint(request, AnswerMode(stream_gap_ms=fault.ms))
+                return endpoint(
+                    request,
+                    AnswerMode(
+                        stream_gap_ms=fault.ms, stream_first_ms=fault.first_ms, image_bytes=fault.nbytes or None
+                    ),
+                )
         raise AssertionError(f"unhandled fault kind {fault.kind}")
 
     def _status_response(self, fault: Fault, request: RecordedRequest) -> Response:

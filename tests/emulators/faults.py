@@ -47,6 +47,7 @@ class Fault:
     retry_after: float | None = None
     retry_after_ms: float | None = None
     nbytes: int = 0
+    first_ms: float = 0.0
 
     @staticmethod
     def status(code: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Fault:
@@ -125,11 +126,16 @@ class Fault:
         return Fault("stream_stall")
 
     @staticmethod
-    def stream_gap(ms: float) -> Fault:
-        """A streamed answer that waits `ms` milliseconds before each event after the first."""
-        if ms < 0:
+    def stream_gap(ms: float, image_bytes: int = 0, first_ms: float = 0.0) -> Fault:
+        """A streamed answer that waits `ms` milliseconds before each event after the first, and
+        `first_ms` between its head and its first event (as a provider works on the image before its
+        first partial image); with `image_bytes`, its images are random-noise PNGs of about that many
+        bytes (as `image_bytes`)."""
+        if ms < 0 or first_ms < 0:
             raise ValueError("the gap must be >= 0 ms")
-        return Fault("stream_gap", ms=ms)
+        if image_bytes < 0:
+            raise ValueError("image size must be >= 0 bytes")
+        return Fault("stream_gap", ms=ms, nbytes=image_bytes, first_ms=first_ms)
 
     def to_json(self) -> dict[str, Any]:
         """The control-API form of this fault."""
@@ -142,6 +148,10 @@ class Fault:
             out.update(ms=self.ms, then=self.then.to_json() if self.then else None)
         elif self.kind == "stream_gap":
             out.update(ms=self.ms)
+            if self.nbytes:
+                out.update(n=self.nbytes)
+            if self.first_ms:
+                out.update(first_ms=self.first_ms)
         elif self.kind == "image_bytes":
             out.update(n=self.nbytes)
         return out
@@ -166,7 +176,7 @@ class Fault:
             if kind == "image_bytes":
                 return Fault.image_bytes(int(data["n"]))
             if kind == "stream_gap":
-                return Fault.stream_gap(float(data["ms"]))
+                return Fault.stream_gap(float(data["ms"]), int(data.get("n") or 0), float(data.get("first_ms") or 0))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bad {kind} fault: {exc!r}") from exc
         return Fault(kind)

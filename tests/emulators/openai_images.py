@@ -282,8 +282,9 @@ def stream_answer(
     usage: dict[str, Any] | None = None,
 ) -> Response:
     """OpenAI's event stream: the partial images, then one completed event per image, each its own
-    chunk (`mode.stream_gap_ms` apart); `mode.stream_fault` breaks it after the first partial image.
-    `prefix` names the events (`image_generation`, or `image_edit` for a streamed edit)."""
+    chunk (`mode.stream_gap_ms` apart, the first `mode.stream_first_ms` after the head); `mode.stream_fault`
+    breaks it after the first partial image. `prefix` names the events (`image_generation`, or `image_edit`
+    for a streamed edit)."""
     b64 = base64.b64encode(image).decode("ascii")
     created = int(time.time())
     base = {"b64_json": b64, "created_at": created, **_gpt_metadata(generation)}
@@ -302,7 +303,9 @@ def stream_answer(
             kind = f"{prefix}.completed"
             events.append((kind, {"type": kind, **base, "usage": usage or _usage(generation), **said}))
     parts = tuple(
-        StreamPart(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode(), mode.stream_gap_ms if i else 0.0)
+        StreamPart(
+            f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode(), mode.stream_gap_ms if i else mode.stream_first_ms
+        )
         for i, (kind, data) in enumerate(events)
     )
     end: StreamEnd = (

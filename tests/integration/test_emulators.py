@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import os
 import signal
 import statistics
@@ -174,6 +175,26 @@ async def test_openai_gpt_image_stream_sends_partial_and_completed_events(
     assert response.headers["content-type"] == "text/event-stream"
     events = [line for line in response.text.splitlines() if line.startswith("event: ")]
     assert events == ["event: image_generation.partial_image", "event: image_generation.completed"]
+
+
+async def test_openai_stream_gap_sends_the_head_then_each_event_later_with_images_of_the_size_asked(
+    openai: OpenAIEmulator, client: httpx.AsyncClient
+) -> None:
+    fault = Fault.stream_gap(30, image_bytes=100_000, first_ms=50)
+    assert Fault.from_json(fault.to_json()) == fault  # the control API's form, as the bench sends it
+    openai.inject(fault)
+    body = {"prompt": "x", "model": "gpt-image-1.5", "stream": True, "partial_images": 1}
+    async with client.stream("POST", f"{openai.base_url}/images/generations", json=body, headers=OPENAI_AUTH) as answer:
+        head_at = time.monotonic()
+        events: list[tuple[float, bytes]] = []
+        async for line in answer.aiter_lines():
+            if line.startswith("data: "):
+                events.append((time.monotonic(), line.encode()))
+    (partial_at, partial), (completed_at, _) = events
+    # Lower bounds only: the waits are sleeps, so they can only take longer.
+    assert partial_at - head_at >= 0.05 and completed_at - partial_at >= 0.03
+    png = base64.b64decode(json.loads(partial[len("data: ") :])["b64_json"])
+    assert 100_000 <= len(png) < 150_000
 
 
 # -- OpenAI: validation ---------------------------------------------------------------------------

@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 from types import MappingProxyType
 
+import pybase64
 import pytest
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.grpc_image_responses import (
     generate_image_response,
+    partial_image_response,
     progress_response,
     stream_image_response,
 )
 from imagegateway_server.api.grpc_mapping import fill_image_metadata, fill_outcome
 from imagegateway_server.domain.calls import GenerationOutcome
 from imagegateway_server.domain.errors import ErrorKind
-from imagegateway_server.domain.progress import ProgressEvent, ProgressKind
+from imagegateway_server.domain.image_info import sniff_image
+from imagegateway_server.domain.progress import PartialImage, ProgressEvent, ProgressKind
 from imagegateway_server.domain.result import AttemptRecord, GeneratedImage, ImageResult, RoutedResult
 from imagegateway_server.routing.plan import Leaf
 
@@ -108,6 +111,23 @@ def test_stream_messages_are_what_protobuf_serializes(images: tuple[GeneratedIma
         spliced = stream_image_response(served, index, last=last).data
         assert images_pb2.StreamGenerateImageResponse.FromString(spliced) == expected
         assert spliced == expected.SerializeToString()
+
+
+@pytest.mark.parametrize("index", [0, 2])
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 300_000])
+@pytest.mark.parametrize("decoded", [True, False], ids=["bytes from the adapter", "base64 only"])
+def test_a_partial_image_message_is_what_protobuf_serializes(index: int, size: int, decoded: bool) -> None:
+    data = b"\x89PNG\r\n\x1a\n" + os.urandom(size) if size else b""
+    b64 = pybase64.b64encode(data).decode()
+    image = PartialImage(index, b64, "openai", "gpt-image-1.5", data=data if decoded else None)
+    expected = images_pb2.StreamGenerateImageResponse(
+        partial_image=images_pb2.PartialImage(
+            index=index, data=data, mime_type=sniff_image(data)[0], provider="openai", model="gpt-image-1.5"
+        )
+    )
+    spliced = partial_image_response(image).data
+    assert images_pb2.StreamGenerateImageResponse.FromString(spliced) == expected
+    assert spliced == expected.SerializeToString()
 
 
 def test_every_progress_kind_has_its_message_and_a_fallback_carries_why_and_where_next() -> None:

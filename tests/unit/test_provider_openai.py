@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 import struct
 import zlib
@@ -18,14 +19,17 @@ from typing import Any
 import pytest
 
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
+from imagegateway_server.domain.progress import PartialImage, ProgressEvent
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
 from imagegateway_server.providers.kit.interface import UpstreamTarget
+from imagegateway_server.providers.kit.progress import AttemptEvents
 from imagegateway_server.providers.kit.transport import UpstreamClient
 from imagegateway_server.providers.openai.adapter import OpenAIAdapter
 from imagegateway_server.providers.openai.models import model_family
 from tests.conftest import OPENAI_SECRET, Emulators
 from tests.credentials import api_key
 from tests.emulators import Fault, OpenAIEmulator
+from tests.emulators.images import solid_image
 from tests.raw_http import FailingResolver, RawUpstream, StalledResolver, http_response
 
 KEY = OPENAI_SECRET  # what the session's emulator accepts
@@ -570,3 +574,61 @@ async def _until_quiet(emu: OpenAIEmulator, quiet_seconds: float = 0.3, limit_se
     while len(emu.requests) != seen and loop.time() < deadline:
         seen = len(emu.requests)
         await asyncio.sleep(quiet_seconds)
+
+
+# -- streamed partial images -------------------------------------------------------------------------
+
+
+class _Heard:
+    """A listener that keeps the partial images it hears."""
+
+    def __init__(self) -> None:
+        self.images: list[PartialImage] = []
+        self.images_sent = 0
+
+    def progress(self, event: ProgressEvent) -> None:
+        pass
+
+    def partial_image(self, image: PartialImage) -> None:
+        self.images_sent += 1
+        self.images.append(image)
+
+
+def _event_stream(partial_b64: str) -> Fault:
+    png = base64.b64encode(solid_image(8, 8)).decode()
+    partial = {"type": "image_generation.partial_image", "b64_json": partial_b64, "partial_image_index": 0}
+    completed = {"type": "image_generation.completed", "b64_json": png}
+    body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in (partial, completed))
+    return raw(200, body, headers={"content-type": "text/event-stream"})
+
+
+async def _streamed(make: MakeFn, answer: Fault) -> _Heard:
+    heard = _Heard()
+    events = AttemptEvents(heard, target="", provider="openai", model="gpt-image-1.5", retry_index=0)
+    request = ImageRequest(prompt="x", model="gpt-image-1.5", stream=True, partial_images=1)
+    await make(answer).generate(request, UpstreamTarget(credential=api_key(KEY), events=events))
+    return heard
+
+
+async def test_a_partial_image_comes_with_its_text_as_sent_and_the_bytes_it_decodes_to(make: MakeFn) -> None:
+    png = solid_image(4, 4)
+    heard = await _streamed(make, _event_stream(base64.b64encode(png).decode()))
+    [image] = heard.images
+    assert image.data == png and image.b64_json == base64.b64encode(png).decode()
+
+
+async def test_a_partial_image_in_base64_with_line_breaks_is_passed_on_plainly(make: MakeFn) -> None:
+    png = solid_image(4, 4)
+    text = base64.encodebytes(png).decode()  # 76-character lines
+    assert "\n" in text
+    heard = await _streamed(make, _event_stream(text))
+    [image] = heard.images
+    assert image.data == png and image.b64_json == base64.b64encode(png).decode()
+
+
+async def test_a_partial_image_that_is_not_base64_is_an_upstream_bug_not_spliced_into_the_stream(
+    make: MakeFn,
+) -> None:
+    with pytest.raises(ProviderError) as info:
+        await _streamed(make, _event_stream('iVBORw0KGgo"}\n\nevent: injected'))
+    assert info.value.kind is ErrorKind.UPSTREAM_BUG

@@ -219,7 +219,7 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
             if stream:
                 call = grpc_mapping.streamed_call(call, request)
             if call.request.stream or (stream and request.progress):
-                async for item in stream_generation(self._gateway, call):
+                async for item in stream_generation(self._gateway, call, progress=bool(stream and request.progress)):
                     if isinstance(item, GenerationOutcome):
                         outcome = item
                     elif request.progress or isinstance(item, PartialImage):

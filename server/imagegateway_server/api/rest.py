@@ -11,20 +11,21 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import pybase64
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imagegateway_server.api import rest_json, rest_mapping
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
+from imagegateway_server.api.rest_event_stream import EventStreamResponse
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
 from imagegateway_server.api.rest_metrics import HttpMetricsMiddleware
 from imagegateway_server.api.rest_multipart import BodyTooLarge, Upload, read_upload
@@ -318,7 +319,7 @@ class RestShim:
             if image_request.stream:
                 # The status line waits for the first image event: until then a failure (or a fallback
                 # that moves on) still answers as a plain error with its own status.
-                items = stream_generation(self._gateway, call)
+                items = stream_generation(self._gateway, call, progress=False)  # OpenAI's events have none
                 first = await _first_image_event(items)
             else:
                 outcome = await self._gateway.generate(call)
@@ -332,12 +333,7 @@ class RestShim:
             status, body = to_http_error(exc)
             return _error_response(status, body, trace_headers)
         if image_request.stream:
-            headers_out = {**trace_headers, **STREAM_HEADERS}
-            if isinstance(first, GenerationOutcome):
-                headers_out.update(_success_headers(first))
-            return StreamingResponse(
-                _sse_events(first, items, image_request), media_type=SSE_MEDIA_TYPE, headers=headers_out
-            )
+            return _event_stream_response(first, items, image_request, trace_headers, GENERATION_EVENTS)
         result = outcome.routed.result
         routed = outcome.routed
         payload = images_body(
@@ -449,7 +445,7 @@ class RestShim:
             keep_image = rest_mapping.flag_header(headers, KEEP_IMAGE_HEADER)
             if image_request.stream:
                 # A streamed edit, as a streamed generation: a plain error until the first image event.
-                items = stream_generation(self._gateway, call)
+                items = stream_generation(self._gateway, call, progress=False)
                 first = await _first_image_event(items)
             else:
                 outcome = await self._gateway.generate(call)
@@ -498,13 +494,13 @@ def _event_stream_response(
     request: ImageRequest,
     trace_headers: Mapping[str, str],
     prefix: str,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """The 200 of a streamed request whose first image event is ``first``: OpenAI's events named
     ``<prefix>.*`` (``image_edit`` for edits), the success headers when the outcome came first."""
     headers_out = {**trace_headers, **STREAM_HEADERS}
     if isinstance(first, GenerationOutcome):
         headers_out.update(_success_headers(first))
-    return StreamingResponse(
+    return EventStreamResponse(
         _sse_events(first, items, request, prefix=prefix), media_type=SSE_MEDIA_TYPE, headers=headers_out
     )
 
@@ -515,7 +511,7 @@ async def _sse_events(
     request: ImageRequest,
     *,
     prefix: str = GENERATION_EVENTS,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The event stream from its first image event on: partial images as they come, then one
     completed event per image, or the error event if the request fails after all."""
     try:

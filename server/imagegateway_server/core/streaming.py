@@ -29,20 +29,26 @@ _DONE = _Done()
 
 
 class QueueListener:
-    """A ``StreamListener`` that queues what it hears for one reader; never blocks the router."""
+    """A ``StreamListener`` that queues what it hears for one reader; never blocks the router.
 
-    __slots__ = ("_images_sent", "queue")
+    Without ``progress`` the progress events are dropped as they are heard: a reader that would only
+    pass over them (REST, gRPC without ``progress``) is then not woken for each attempt, and the
+    first partial image meets no queued events ahead of it."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_images_sent", "_progress", "queue")
+
+    def __init__(self, *, progress: bool = True) -> None:
         self.queue: asyncio.Queue[ProgressEvent | PartialImage | _Done] = asyncio.Queue()
         self._images_sent = 0
+        self._progress = progress
 
     @property
     def images_sent(self) -> int:
         return self._images_sent
 
     def progress(self, event: ProgressEvent) -> None:
-        self.queue.put_nowait(event)
+        if self._progress:
+            self.queue.put_nowait(event)
 
     def partial_image(self, image: PartialImage) -> None:
         # Counted when queued: from here on it goes to the caller, so no fallback may replace its target.
@@ -50,9 +56,12 @@ class QueueListener:
         self.queue.put_nowait(image)
 
 
-async def stream_generation(gateway: Gateway, call: GenerationCall) -> AsyncGenerator[StreamItem, None]:
-    """The events of serving ``call``, then its outcome; raises what ``Gateway.generate`` raises."""
-    listener = QueueListener()
+async def stream_generation(
+    gateway: Gateway, call: GenerationCall, *, progress: bool = True
+) -> AsyncGenerator[StreamItem, None]:
+    """The events of serving ``call``, then its outcome; raises what ``Gateway.generate`` raises.
+    ``progress=False``: only the partial images and the outcome (no ``ProgressEvent``)."""
+    listener = QueueListener(progress=progress)
     task = asyncio.ensure_future(gateway.generate(dataclasses.replace(call, listener=listener)))
     task.add_done_callback(lambda _: listener.queue.put_nowait(_DONE))
     try:

@@ -59,7 +59,9 @@ class ProgressEvent:
 @dataclasses.dataclass(frozen=True, slots=True)
 class PartialImage:
     """A partial image as the provider streamed it: ``b64_json`` is kept as sent (REST passes it on
-    without decoding; gRPC decodes it). The other fields are the provider's (OpenAI's event fields)."""
+    without decoding; gRPC sends ``data``, the bytes it decodes to, which an adapter that checked the
+    base64 by decoding it hands over, else gRPC decodes it). The other fields are the provider's
+    (OpenAI's event fields)."""
 
     index: int
     b64_json: str
@@ -70,6 +72,7 @@ class PartialImage:
     quality: str = ""
     size: str = ""
     created_at: int = 0
+    data: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 class StreamListener(Protocol):

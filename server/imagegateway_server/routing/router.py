@@ -36,7 +36,7 @@ from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.progress import ProgressEvent, ProgressKind, StreamListener
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.domain.result import AttemptRecord, ModelSubstitution, RoutedResult
-from imagegateway_server.providers.kit.interface import PartialImageStreaming, ProviderAdapter, UpstreamTarget
+from imagegateway_server.providers.kit.interface import ProviderAdapter, UpstreamTarget
 from imagegateway_server.providers.kit.progress import AttemptEvents
 from imagegateway_server.providers.kit.retired_models import Succession
 from imagegateway_server.routing.breakers import outcome_of
@@ -248,7 +248,7 @@ class Router:
             except (ProviderError, GatewayError):
                 return
             model = leaf.override_params.get("model") or request.model or adapter.default_model()
-            if isinstance(adapter, PartialImageStreaming) and adapter.streams(str(model)):
+            if _streams(adapter, str(model)):
                 return
             refused.append(f"{model!s} on {leaf.provider}")
         raise InvalidArgument(
@@ -636,7 +636,7 @@ class Router:
         that skips the target as an attempt without a call."""
         adapter, request = candidate.adapter, candidate.request
         model = request.model or ""
-        if isinstance(adapter, PartialImageStreaming) and adapter.streams(model):
+        if _streams(adapter, model):
             return None
         if run.ctx.stream_complete:
             candidate.request = dataclasses.replace(request, stream=False, partial_images=None)
@@ -678,6 +678,14 @@ class Router:
         if use_header and error.retry_after is not None and error.retry_after > 0:
             return min(error.retry_after, MAX_RETRY_AFTER_WITHOUT_DEADLINE)
         return min(0.5 * 2.0**index, 8.0) * self._rng.uniform(0.75, 1.0)
+
+
+def _streams(adapter: ProviderAdapter, model: str) -> bool:
+    """Whether ``adapter`` streams partial images of ``model`` (``PartialImageStreaming``). Asked by
+    attribute: ``isinstance`` against a runtime-checkable protocol inspects the class on every call
+    (~6-13 us), twice per streamed request."""
+    streams = getattr(adapter, "streams", None)
+    return streams is not None and bool(streams(model))
 
 
 def attempt_record(

@@ -24,10 +24,13 @@ a stream that ends without a completed event is a truncated answer (502).
 from __future__ import annotations
 
 import asyncio
+import binascii
 import dataclasses
 import time
 from typing import Any
 from urllib.parse import urlsplit
+
+import pybase64
 
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
@@ -61,6 +64,15 @@ def _error_answer(payload: dict[str, Any], response: UpstreamStream, raw: bytes)
     kind = error.get("type") if isinstance(error, dict) else None
     caller_side = isinstance(kind, str) and kind in ("invalid_request_error", "image_generation_user_error")
     return UpstreamResponse(400 if caller_side else 500, response.headers, raw)
+
+
+def _strict_base64(text: str) -> bytes | None:
+    """The bytes of ``text`` if it is strict base64 (nothing but the alphabet and its padding), else None."""
+    try:
+        # pybase64's SIMD decoder, ~10 us per 200 KiB; validate=True is its fast path as well as the strict one.
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _echoed(payload: dict[str, object], name: str) -> str | None:
@@ -273,7 +285,14 @@ class OpenAIImagesAdapter(HttpAdapterBase):
                 raise self.bug(
                     f"{self.name}: a partial image event without 'b64_json' or 'partial_image_index'", secret
                 )
-            progress.partial_image(target, index, b64, payload)
+            # Checked as strict base64, as REST splices the text into its own event unchanged (a quote or
+            # a line break would break the stream); the check's bytes are what gRPC sends.
+            data = _strict_base64(b64)
+            if data is None:
+                # Base64 with line breaks (or a data: URL) is passed on plainly; anything else is a bug.
+                data = decode_image_b64(b64, provider=self.name, secret=secret)
+                b64 = pybase64.b64encode(data).decode("ascii")
+            progress.partial_image(target, index, b64, payload, data)
         elif kind.endswith(".completed"):
             self.check_item(payload, secret)
             completed.append(payload)

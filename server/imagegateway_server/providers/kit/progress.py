@@ -7,7 +7,7 @@ reports through the three module functions, which do nothing when ``target.event
     from imagegateway_server.providers.kit import progress
     progress.queued(target, position=3)      # the provider holds the job in its queue (position or None)
     progress.running(target, polls=4)        # the job runs; the adapter has polled it 4 times
-    progress.partial_image(target, index=0, b64_json=..., fields=event)   # a streamed partial image
+    progress.partial_image(target, index=0, b64_json=..., fields=event, data=...)   # a streamed partial image
 
 They return at once (the listener queues the event for the front end) and never raise. An
 asynchronous adapter that waits with ``kit/polling.poll_job`` hands it ``target.events`` and
@@ -57,7 +57,7 @@ class AttemptEvents:
     def running(self, polls: int, *, status: str = "") -> None:
         self._listener.progress(self._event(ProgressKind.RUNNING, poll_count=polls, status=status))
 
-    def partial_image(self, index: int, b64_json: str, fields: Mapping[str, Any]) -> None:
+    def partial_image(self, index: int, b64_json: str, fields: Mapping[str, Any], data: bytes | None = None) -> None:
         def text(name: str) -> str:
             value = fields.get(name)
             return value if isinstance(value, str) else ""
@@ -74,6 +74,7 @@ class AttemptEvents:
                 quality=text("quality"),
                 size=text("size"),
                 created_at=created if isinstance(created, int) and not isinstance(created, bool) else 0,
+                data=data,
             )
         )
 
@@ -99,7 +100,10 @@ def running(target: Watched, polls: int, *, status: str = "") -> None:
         target.events.running(polls, status=status)
 
 
-def partial_image(target: Watched, index: int, b64_json: str, fields: Mapping[str, Any]) -> None:
-    """Passes on a partial image the provider streamed (``fields``: its size, quality, ... as sent)."""
+def partial_image(
+    target: Watched, index: int, b64_json: str, fields: Mapping[str, Any], data: bytes | None = None
+) -> None:
+    """Passes on a partial image the provider streamed (``fields``: its size, quality, ... as sent;
+    ``data``: the bytes ``b64_json`` decodes to, when the adapter decoded it to check it)."""
     if target.events is not None:
-        target.events.partial_image(index, b64_json, fields)
+        target.events.partial_image(index, b64_json, fields, data)

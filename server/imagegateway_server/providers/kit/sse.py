@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+_CR, _COLON, _SPACE = ord("\r"), ord(":"), ord(" ")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,11 +49,8 @@ class SseDecoder:
             end = self._line_end(start)
             if end < 0:
                 break
-            line = bytes(self._buffer[start:end])
+            event = self._line(start, end)
             start = end + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            event = self._line(line)
             if event is not None:
                 events.append(event)
         if start:
@@ -67,20 +65,30 @@ class SseDecoder:
         """Where the next LF is at or after ``start`` (-1: none yet); bytes scanned before are skipped."""
         return self._buffer.find(b"\n", max(start, self._scanned) if start == 0 else start)
 
-    def _line(self, line: bytes) -> ServerSentEvent | None:
-        if not line:  # a blank line dispatches the event
+    def _line(self, start: int, end: int) -> ServerSentEvent | None:
+        """The line ``buffer[start:end]`` (its LF excluded). Read in place: a ``data:`` value (a partial
+        image: hundreds of KiB) is copied out of the buffer once, not sliced line by field by value."""
+        buffer = self._buffer
+        if end > start and buffer[end - 1] == _CR:
+            end -= 1
+        if start == end:  # a blank line dispatches the event
             if not self._data and not self._event:
                 return None
             event = ServerSentEvent(self._event, b"\n".join(self._data))
             self._event, self._data = "", []
             return event
-        if line.startswith(b":"):
+        if buffer[start] == _COLON:
             return None
-        name, _, value = line.partition(b":")
-        if value.startswith(b" "):
-            value = value[1:]
+        colon = buffer.find(b":", start, end)
+        if colon < 0:
+            name, value_start = bytes(buffer[start:end]), end
+        else:
+            name, value_start = bytes(buffer[start:colon]), colon + 1
+            if value_start < end and buffer[value_start] == _SPACE:
+                value_start += 1
         if name == b"data":
-            self._data.append(value)
+            with memoryview(buffer) as view:
+                self._data.append(view[value_start:end].tobytes())
         elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
+            self._event = buffer[value_start:end].decode("utf-8", "replace")
         return None
