@@ -867,6 +867,15 @@ class PostgresStore:
         return 0
 
     async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
+        return (await self.aggregate_logs_together([query]))[0]
+
+    async def aggregate_logs_together(self, queries: Sequence[AnalyticsQuery]) -> list[AnalyticsResult]:
+        async with self._transaction() as connection:
+            # One snapshot for every statement of every query: the passes and the answers agree.
+            await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return [await self._aggregate(connection, query) for query in queries]
+
+    async def _aggregate(self, connection: Connection, query: AnalyticsQuery) -> AnalyticsResult:
         builder = AnalyticsBuilder(query)
         group, group_parameters = _group_column(query)
         bucket_parameters = [_to_micros(builder.first_bucket_start), query.bucket_size // _MICROSECOND]
@@ -878,7 +887,8 @@ class PostgresStore:
 
         # The same four passes as SQLite's, over the same range of the time index; percentiles are
         # computed from the latencies by the shared builder, so both backends give the same numbers.
-        for row in await self._read(
+        for row in await self._fetch(
+            connection,
             f"{head}, count(*), sum(({_SUCCESS})::int), sum(fallback_used::int), sum(attempt_count), "
             "sum(failed_attempt_count), sum(retry_count), sum(cache_hit::int), sum(image_count), "
             # Each row's cost in whole nano-dollars (ties away from zero, as SQLite's round), then added:
@@ -900,19 +910,24 @@ class PostgresStore:
                 images=int(row[9]),
                 cost_nanos=int(row[10]),
             )
-        for row in await self._read(
+        for row in await self._fetch(
+            connection,
             f"{head}, error_kind, count(*) FROM request_logs WHERE {where} AND NOT ({_SUCCESS}) "
             "GROUP BY g, b, error_kind",
             parameters,
         ):
             builder.add_errors(row[0], int(row[1]), row[2], int(row[3]))
-        for row in await self._read(
+        for row in await self._fetch(
+            connection,
             f"{head}, first_target, last_target, count(*) FROM request_logs WHERE {where} AND fallback_used "
             "GROUP BY g, b, first_target, last_target",
             parameters,
         ):
             builder.add_fallbacks(row[0], int(row[1]), row[2], row[3], int(row[4]))
-        for row in await self._read(
+        if not query.latencies:
+            return builder.result()
+        for row in await self._fetch(
+            connection,
             f"{head}, latency_ms FROM request_logs WHERE {where} AND attempt_count > 0 AND NOT cache_hit",
             parameters,
         ):

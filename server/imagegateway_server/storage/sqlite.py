@@ -803,13 +803,23 @@ class SqliteStore:
         )
 
     async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
+        return (await self.aggregate_logs_together([query]))[0]
+
+    async def aggregate_logs_together(self, queries: Sequence[AnalyticsQuery]) -> list[AnalyticsResult]:
+        async with self._snapshot() as connection:
+            return [await self._aggregate(connection, query) for query in queries]
+
+    async def _aggregate(self, connection: aiosqlite.Connection, query: AnalyticsQuery) -> AnalyticsResult:
         builder = AnalyticsBuilder(query)
         plan = plan_range(query)
         sql = analytics_sql(query, plan, builder.first_bucket_start)
-        async with self._snapshot() as connection:
-            counts = await self._fetch(connection, sql.counts, sql.parameters)
+        counts = await self._fetch(connection, sql.counts, sql.parameters)
+        latencies: list[Row] = []
+        cells: list[Row] = []
+        if query.latencies:
             latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
-            cells = await self._fetch(connection, sql.cell_latencies, sql.parameters) if plan.rollups else []
+            if plan.rollups:
+                cells = await self._fetch(connection, sql.cell_latencies, sql.parameters)
         for group, bucket, kind, from_target, to_target, requests, *sums in counts:
             successes, fallbacks, attempts, failed_attempts, retries, cache_hits, images, cost_nanos = sums
             builder.add_counts(
