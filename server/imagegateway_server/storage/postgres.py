@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -35,11 +34,22 @@ from psycopg_pool import AsyncConnectionPool
 from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound, StoreUnavailable
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.storage.analytics import (
-    INLINE_GROUP,
     AnalyticsBuilder,
     AnalyticsQuery,
     AnalyticsResult,
-    GroupBy,
+)
+from imagegateway_server.storage.analytics_rollup import (
+    DEFAULT_ROLLUP_INTERVAL,
+    POSTGRES,
+    ROLLUP_CHUNK,
+    CellKey,
+    CellSums,
+    add_answer,
+    analytics_sql,
+    cell_id,
+    cells_of,
+    merged_cells,
+    plan_range,
 )
 from imagegateway_server.storage.database_url import parse_postgres_url
 from imagegateway_server.storage.log_columns import log_columns
@@ -67,6 +77,9 @@ _MICROSECOND = timedelta(microseconds=1)
 _MIGRATION_LOCK = 0x696D6167_65677701
 _CONFIG_NAMES_LOCK = 0x696D6167_65677702
 _API_KEYS_LOCK = 0x696D6167_65677703
+# Held by whoever changes the analytics rollups (the rollup job, pruning), in every process: a row is
+# added to its cells once, and never pruned between being read for its cells and being marked.
+_ROLLUP_LOCK = 0x696D6167_65677704
 
 _CONFIG_COLUMNS = "c.id, v.name, v.version, v.document, v.sealed_secrets, v.create_time, c.first_create_time"
 _LIMIT_COLUMNS = "limit_requests_per_minute, limit_usd_per_day, limit_usd_per_month"
@@ -89,7 +102,8 @@ _COPY_LOGS = f"COPY request_logs ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) FROM STD
 # The slow path, for a batch some of whose ids are stored already (a retry after a write whose
 # outcome was unknown): COPY into a temporary table dropped at commit, then move what is new. One
 # transaction, so a transaction-pooling pgbouncer keeps it on one server connection.
-_BATCH_TABLE = "CREATE TEMPORARY TABLE request_logs_batch (LIKE request_logs) ON COMMIT DROP"
+# Defaults included: columns the COPY leaves out (rolled_up) are NOT NULL.
+_BATCH_TABLE = "CREATE TEMPORARY TABLE request_logs_batch (LIKE request_logs INCLUDING DEFAULTS) ON COMMIT DROP"
 _COPY_BATCH = f"COPY request_logs_batch ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) FROM STDIN"
 _MOVE_BATCH = (
     f"INSERT INTO request_logs ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) "
@@ -98,6 +112,11 @@ _MOVE_BATCH = (
 _SUCCESS = "status_code BETWEEN 200 AND 299"
 # Request-log rows deleted per transaction when pruning.
 _PRUNE_CHUNK = 5000
+# The rollup statements in PostgreSQL's dialect (storage/analytics_rollup.py).
+_ROW_FOR_ROLLUP = POSTGRES.row_for_rollup()
+_SELECT_CELLS = POSTGRES.select_cells()
+_UPSERT_CELL = POSTGRES.upsert_cell()
+_DELETE_CELL = POSTGRES.delete_cell()
 
 # SQLSTATE classes and codes that mean the server is not reachable or not serving, rather than a
 # problem with one statement: connection exceptions, and the server shutting down or starting up.
@@ -226,22 +245,6 @@ def _log_conditions(wanted: LogFilter) -> tuple[list[str], list[Any]]:
     return conditions, parameters
 
 
-def _group_column(query: AnalyticsQuery) -> tuple[str, list[Any]]:
-    """The SQL expression of a row's group, and its parameters."""
-    if query.group_by == GroupBy.METADATA:
-        # The key is bound as a parameter; a value that is not a string groups as its JSON text.
-        # ``json`` rather than ``jsonb``: read once per row, the text parse is the cheaper one.
-        return "coalesce(payload::json -> 'metadata' ->> %s, '')", [query.metadata_key]
-    column = {
-        GroupBy.PROVIDER: "provider",
-        GroupBy.MODEL: "model",
-        GroupBy.CONFIG: f"CASE config_id WHEN '' THEN '{INLINE_GROUP}' ELSE config_id END",
-        GroupBy.API_KEY: "caller_key_id",
-        GroupBy.TARGET: "last_target",
-    }[query.group_by]
-    return column, []
-
-
 def _is_unreachable(error: BaseException) -> bool:
     """Whether ``error`` says the server cannot be reached (as opposed to a failed statement)."""
     if isinstance(error, psycopg.InterfaceError):
@@ -262,8 +265,13 @@ class PostgresStore:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         probe_interval: float = PROBE_INTERVAL,
+        rollup_interval: float = DEFAULT_ROLLUP_INTERVAL,
     ) -> None:
+        """``rollup_interval`` is how often the background job rolls new log rows up (0: never; call
+        ``roll_up_logs``). Analytics answers are exact either way: rows not rolled up are read raw."""
         self._url = parse_postgres_url(url)
+        self._rollup_interval = rollup_interval
+        self._rollup_task: asyncio.Task[None] | None = None
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._probe_interval = probe_interval
@@ -314,6 +322,8 @@ class PostgresStore:
             raise ConnectionError(f"cannot open the database {self.name}: {self._reason(error)}") from None
         self._pool = pool
         self._reachable = True
+        if self._rollup_interval > 0:
+            self._rollup_task = asyncio.create_task(self._roll_up_continuously(), name=f"rollups:{self.name}")
 
     async def _migrate(self) -> None:
         migrations = load_migrations("postgresql")
@@ -350,12 +360,13 @@ class PostgresStore:
         return int(row[0]) if row is not None and row[0] is not None else 0
 
     async def close(self) -> None:
-        pool, probe = self._pool, self._probe
-        self._pool = self._probe = None
-        if probe is not None:
-            probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await probe
+        pool, probe, rollups = self._pool, self._probe, self._rollup_task
+        self._pool = self._probe = self._rollup_task = None
+        for task in (probe, rollups):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if pool is not None:
             await pool.close()
 
@@ -429,7 +440,7 @@ class PostgresStore:
             return await cursor.fetchall()
 
     @staticmethod
-    async def _fetch(connection: Connection, sql: str, parameters: Sequence[Any]) -> list[Row]:
+    async def _fetch(connection: Connection, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> list[Row]:
         cursor = await connection.execute(sql, parameters)
         return await cursor.fetchall()
 
@@ -834,15 +845,21 @@ class PostgresStore:
     async def _delete_log_chunks(self, condition: str, parameters: tuple[Any, ...]) -> int:
         deleted = 0
         while True:
-            async with self._transaction() as connection:
-                count = await self._change(
+            async with self._transaction(_ROLLUP_LOCK) as connection:
+                chunk = await self._fetch(
                     connection,
-                    "DELETE FROM request_logs WHERE id IN (SELECT id FROM request_logs "
-                    f"WHERE {condition} ORDER BY create_time, id LIMIT %s)",
+                    f"SELECT id FROM request_logs WHERE {condition} ORDER BY create_time, id LIMIT %s",
                     (*parameters, _PRUNE_CHUNK),
                 )
+                ids = [row[0] for row in chunk]
+                # The rows already in the rollups leave them too, so analytics never count pruned requests.
+                rolled = await self._fetch(
+                    connection, f"SELECT {_ROW_FOR_ROLLUP} FROM request_logs WHERE id = ANY(%s) AND rolled_up", (ids,)
+                )
+                await self._merge_cells(connection, cells_of(rolled), -1)
+                count = await self._change(connection, "DELETE FROM request_logs WHERE id = ANY(%s)", (ids,))
             deleted += count
-            if count < _PRUNE_CHUNK:
+            if len(ids) < _PRUNE_CHUNK:
                 return deleted
 
     async def spend_since(self, since: datetime) -> SpendTotals:
@@ -861,10 +878,58 @@ class PostgresStore:
             {row[0]: float(row[1]) for row in by_caller}, {row[0]: float(row[1]) for row in by_virtual_key}
         )
 
-    async def roll_up_logs(self, max_rows: int = 5000) -> int:
-        """PostgreSQL keeps no rollup cells (migration 7): analytics read the log itself, so there is
-        never anything to roll up."""
-        return 0
+    # Analytics rollups (storage/analytics_rollup.py).
+
+    async def roll_up_logs(self, max_rows: int = ROLLUP_CHUNK) -> int:
+        async with self._transaction(_ROLLUP_LOCK) as connection:
+            # Read after taking the lock: rows another process rolled up meanwhile are marked already.
+            rows = await self._fetch(
+                connection,
+                f"SELECT {_ROW_FOR_ROLLUP} FROM request_logs WHERE NOT rolled_up ORDER BY create_time LIMIT %s",
+                (max_rows,),
+            )
+            if rows:
+                await self._merge_cells(connection, cells_of(rows), 1)
+                await connection.execute(
+                    "UPDATE request_logs SET rolled_up = true WHERE id = ANY(%s)", ([row[0] for row in rows],)
+                )
+        return len(rows)
+
+    async def _roll_up_continuously(self) -> None:
+        while True:
+            rolled = 0
+            try:
+                # Looked for without the lock first: an idle gateway never takes it for this.
+                if await self._read("SELECT 1 FROM request_logs WHERE NOT rolled_up LIMIT 1"):
+                    rolled = await self.roll_up_logs()
+            except StoreUnavailable:
+                pass  # said once by the reachability probe; the rows wait for the database
+            except Exception as exc:
+                if self._pool is None:
+                    return  # closed meanwhile: psycopg may end a cancelled statement with an error of its own
+                # The answers stay exact without the rollups (the rows are read raw).
+                logger.warning(
+                    "rolling up the request log for analytics failed (next try in %.0f s): %s: %s",
+                    self._rollup_interval,
+                    type(exc).__name__,
+                    self._url.scrub(str(exc)),
+                )
+            # A full chunk means a backlog (after an upgrade): go on at once, letting others in between.
+            await asyncio.sleep(0 if rolled == ROLLUP_CHUNK else self._rollup_interval)
+
+    async def _merge_cells(self, connection: Connection, cells: Mapping[CellKey, CellSums], sign: int) -> None:
+        """Adds (sign 1) or subtracts (sign -1, pruning) cells to the stored ones; a cell left with no
+        requests is deleted."""
+        if not cells:
+            return
+        rows = await self._fetch(connection, _SELECT_CELLS, ([cell_id(key) for key in cells],))
+        stored = {row[0]: CellSums.from_stored(row[1:-1], row[-1]) for row in rows}
+        upserts, deletes = merged_cells(cells, stored, sign)
+        async with connection.cursor() as cursor:
+            if upserts:
+                await cursor.executemany(_UPSERT_CELL, upserts)
+            if deletes:
+                await cursor.executemany(_DELETE_CELL, [(identity,) for identity in deletes])
 
     async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
         return (await self.aggregate_logs_together([query]))[0]
@@ -876,60 +941,17 @@ class PostgresStore:
             return [await self._aggregate(connection, query) for query in queries]
 
     async def _aggregate(self, connection: Connection, query: AnalyticsQuery) -> AnalyticsResult:
+        # The same statements as SQLite's (analytics_rollup.analytics_sql), in PostgreSQL's dialect,
+        # handed to the same builder: both backends give the same numbers.
         builder = AnalyticsBuilder(query)
-        group, group_parameters = _group_column(query)
-        bucket_parameters = [_to_micros(builder.first_bucket_start), query.bucket_size // _MICROSECOND]
-        window = dataclasses.replace(query.log_filter, start_time=query.start, end_time=query.end)
-        conditions, where_parameters = _log_conditions(window)
-        where = " AND ".join(conditions)
-        head = f"SELECT {group} AS g, (create_time - %s::bigint) / %s::bigint AS b"
-        parameters = (*group_parameters, *bucket_parameters, *where_parameters)
-
-        # The same four passes as SQLite's, over the same range of the time index; percentiles are
-        # computed from the latencies by the shared builder, so both backends give the same numbers.
-        for row in await self._fetch(
-            connection,
-            f"{head}, count(*), sum(({_SUCCESS})::int), sum(fallback_used::int), sum(attempt_count), "
-            "sum(failed_attempt_count), sum(retry_count), sum(cache_hit::int), sum(image_count), "
-            # Each row's cost in whole nano-dollars (ties away from zero, as SQLite's round), then added:
-            # the same integers SQLite's rollups add, so both backends give the same cost to the last digit.
-            "sum(round((cost_usd * 1000000000)::numeric)::bigint) "
-            f"FROM request_logs WHERE {where} GROUP BY g, b",
-            parameters,
-        ):
-            builder.add_counts(
-                row[0],
-                int(row[1]),
-                requests=int(row[2]),
-                successes=int(row[3]),
-                fallbacks=int(row[4]),
-                attempts=int(row[5]),
-                failed_attempts=int(row[6]),
-                retries=int(row[7]),
-                cache_hits=int(row[8]),
-                images=int(row[9]),
-                cost_nanos=int(row[10]),
-            )
-        for row in await self._fetch(
-            connection,
-            f"{head}, error_kind, count(*) FROM request_logs WHERE {where} AND NOT ({_SUCCESS}) "
-            "GROUP BY g, b, error_kind",
-            parameters,
-        ):
-            builder.add_errors(row[0], int(row[1]), row[2], int(row[3]))
-        for row in await self._fetch(
-            connection,
-            f"{head}, first_target, last_target, count(*) FROM request_logs WHERE {where} AND fallback_used "
-            "GROUP BY g, b, first_target, last_target",
-            parameters,
-        ):
-            builder.add_fallbacks(row[0], int(row[1]), row[2], row[3], int(row[4]))
-        if not query.latencies:
-            return builder.result()
-        for row in await self._fetch(
-            connection,
-            f"{head}, latency_ms FROM request_logs WHERE {where} AND attempt_count > 0 AND NOT cache_hit",
-            parameters,
-        ):
-            builder.add_latency(row[0], int(row[1]), int(row[2]))
+        plan = plan_range(query)
+        sql = analytics_sql(query, plan, builder.first_bucket_start, POSTGRES)
+        counts = await self._fetch(connection, sql.counts, sql.parameters)
+        latencies: list[Row] = []
+        cells: list[Row] = []
+        if query.latencies:
+            latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
+            if plan.rollups:
+                cells = await self._fetch(connection, sql.cell_latencies, sql.parameters)
+        add_answer(builder, plan, counts, latencies, cells)
         return builder.result()

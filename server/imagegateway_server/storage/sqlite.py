@@ -26,18 +26,18 @@ from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition,
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.storage.analytics import AnalyticsBuilder, AnalyticsQuery, AnalyticsResult
 from imagegateway_server.storage.analytics_rollup import (
-    DELETE_CELL,
-    ROW_FOR_ROLLUP,
-    SELECT_CELLS,
-    UPSERT_CELL,
+    DEFAULT_ROLLUP_INTERVAL,
+    ROLLUP_CHUNK,
+    SQLITE,
     CellKey,
     CellSums,
+    add_answer,
     analytics_sql,
     cell_id,
     cells_of,
+    merged_cells,
     plan_range,
 )
-from imagegateway_server.storage.latency_histogram import latency_bin
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
 from imagegateway_server.storage.records import (
@@ -92,11 +92,12 @@ _SUCCESS = "status_code BETWEEN 200 AND 299"
 Row = sqlite3.Row | tuple[Any, ...]
 # Request-log rows deleted per transaction when pruning.
 _PRUNE_CHUNK = 5000
-# Request-log rows added to the analytics rollups per transaction (a few ms of the write lock each).
-ROLLUP_CHUNK = 5000
-# How often the rollup job looks for new rows: rollups lag the log by about this much (at most 10 s).
-DEFAULT_ROLLUP_INTERVAL = 2.0
 _ROWIDS = "rowid IN (SELECT value FROM json_each(?))"
+# The rollup statements in SQLite's dialect (storage/analytics_rollup.py).
+ROW_FOR_ROLLUP = SQLITE.row_for_rollup()
+SELECT_CELLS = SQLITE.select_cells()
+UPSERT_CELL = SQLITE.upsert_cell()
+DELETE_CELL = SQLITE.delete_cell()
 
 
 def _to_micros(when: datetime) -> int:
@@ -820,33 +821,7 @@ class SqliteStore:
             latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
             if plan.rollups:
                 cells = await self._fetch(connection, sql.cell_latencies, sql.parameters)
-        for group, bucket, kind, from_target, to_target, requests, *sums in counts:
-            successes, fallbacks, attempts, failed_attempts, retries, cache_hits, images, cost_nanos = sums
-            builder.add_counts(
-                group,
-                bucket,
-                requests=requests,
-                successes=successes,
-                fallbacks=fallbacks,
-                attempts=attempts,
-                failed_attempts=failed_attempts,
-                retries=retries,
-                cache_hits=cache_hits,
-                images=images,
-                cost_nanos=cost_nanos,
-            )
-            if kind is not None:  # every request of this row failed with this kind
-                builder.add_errors(group, bucket, kind, requests)
-            if from_target is not None:  # every request of this row fell back from -> to
-                builder.add_fallbacks(group, bucket, from_target, to_target, requests)
-        if not plan.rollups:
-            for group, bucket, latency_ms in latencies:
-                builder.add_latency(group, bucket, latency_ms)
-        else:  # one histogram per answer: raw rows join the cells' bins
-            for group, bucket, latency_ms in latencies:
-                builder.add_latency_bin(group, bucket, latency_bin(latency_ms), 1)
-            for group, bucket, bins in cells:
-                builder.add_latency_bins(group, bucket, json.loads(bins))
+        add_answer(builder, plan, counts, latencies, cells)
         return builder.result()
 
     # Analytics rollups (storage/analytics_rollup.py).
@@ -891,25 +866,14 @@ class SqliteStore:
         requests is deleted."""
         if not cells:
             return
-        ids = {key: cell_id(key) for key in cells}
-        stored = {
-            row[0]: CellSums.from_stored(row[1:-1], row[-1])
-            for row in await self._fetch(connection, SELECT_CELLS, (json.dumps(list(ids.values())),))
-        }
-        upserts: list[tuple[Any, ...]] = []
-        deletes: list[tuple[str]] = []
-        for key, delta in cells.items():
-            identity = ids[key]
-            cell = stored.get(identity) or CellSums()
-            cell.add(delta, sign)
-            if cell.requests > 0:
-                upserts.append((identity, *key, *cell.values(), cell.bins_json()))
-            elif identity in stored:
-                deletes.append((identity,))
+        ids = json.dumps([cell_id(key) for key in cells])
+        rows = await self._fetch(connection, SELECT_CELLS, (ids,))
+        stored = {row[0]: CellSums.from_stored(row[1:-1], row[-1]) for row in rows}
+        upserts, deletes = merged_cells(cells, stored, sign)
         if upserts:
             await connection.executemany(UPSERT_CELL, upserts)
         if deletes:
-            await connection.executemany(DELETE_CELL, deletes)
+            await connection.executemany(DELETE_CELL, [(identity,) for identity in deletes])
 
     async def _delete_log_chunks(self, select_rowids: str, parameters: tuple[Any, ...]) -> int:
         deleted = 0
