@@ -40,12 +40,13 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path[:0] = [str(BENCH), str(ROOT / "server"), str(ROOT / "clients")]
+sys.path[:0] = [str(BENCH), str(ROOT), str(ROOT / "server"), str(ROOT / "clients")]
 
 import httpx  # noqa: E402
 from procs import ADMIN_KEY, start_gateway  # noqa: E402
 
 from imagegateway_server.storage.analytics import AnalyticsQuery, GroupBy, bucket_size_for  # noqa: E402
+from imagegateway_server.storage.postgres import PostgresStore  # noqa: E402
 from imagegateway_server.storage.records import LogFilter, LogRecord  # noqa: E402
 from imagegateway_server.storage.sqlite import SqliteStore  # noqa: E402
 
@@ -129,7 +130,7 @@ def make_record(number: int, when: datetime, rng: random.Random) -> LogRecord:
     )
 
 
-async def seed(store: SqliteStore, requests: int, now: datetime) -> None:
+async def seed(store: SqliteStore | PostgresStore, requests: int, now: datetime) -> None:
     rng = random.Random(14)
     start = now - timedelta(days=DAYS)
     step = timedelta(days=DAYS) / requests
@@ -145,7 +146,7 @@ async def seed(store: SqliteStore, requests: int, now: datetime) -> None:
     await store.append_logs(batch)
 
 
-async def timed(store: SqliteStore, query: AnalyticsQuery, runs: int = 5) -> tuple[float, float, int]:
+async def timed(store: SqliteStore | PostgresStore, query: AnalyticsQuery, runs: int = 5) -> tuple[float, float, int]:
     times = []
     requests = 0
     for _ in range(runs):
@@ -161,13 +162,13 @@ DASHBOARD_HEADER = {"x-imagegw-dashboard": "1"}
 FOUR_CALLS = (("provider", "buckets"), ("api_key", "totals"), ("metadata._user", "totals"), ("target", "totals"))
 
 
-def time_the_page_over_http(path: Path, start: datetime, end: datetime, runs: int) -> None:
-    """The Analytics view's data load from a real gateway on ``path``, as the page asks for it."""
+def time_the_page_over_http(database_url: str, label: str, start: datetime, end: datetime, runs: int) -> None:
+    """The Analytics view's data load from a real gateway on ``database_url``, as the page asks for it."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-analytics-http-"))
-    # The file's rollups are complete; the gateway's own job finds nothing to do.
+    # The database's rollups are complete; the gateway's own job finds nothing to do.
     # PYTHONPATH: the gateway runs this tree's code, as the store timings above do.
     tree = os.pathsep.join(str(ROOT / part) for part in ("server", "clients"))
-    gateway = start_gateway(workdir, settings={"IMAGEGW_DATABASE_URL": f"sqlite:///{path}", "PYTHONPATH": tree})
+    gateway = start_gateway(workdir, settings={"IMAGEGW_DATABASE_URL": database_url, "PYTHONPATH": tree})
     try:
         origin = gateway.info["rest_base_url"].removesuffix("/v1")
         pinned = {"start_time": _timestamp(start), "end_time": _timestamp(end)}
@@ -192,7 +193,7 @@ def time_the_page_over_http(path: Path, start: datetime, end: datetime, runs: in
                     return sum(pool.map(one_of_four, FOUR_CALLS))
 
             print()
-            print(f"the dashboard's Analytics view over HTTP, 30 d, a gateway on {path.name} ({runs} loads each)")
+            print(f"the dashboard's Analytics view over HTTP, 30 d, a gateway on {label} ({runs} loads each)")
             print("| page data load | median s | slowest s | gateway CPU s per load |")
             print("|---|---:|---:|---:|")
             for label, load in (("one view call (now)", view), ("four parallel calls (before)", four_calls)):
@@ -210,31 +211,48 @@ def time_the_page_over_http(path: Path, start: datetime, end: datetime, runs: in
         gateway.stop()
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the seeded database at this path")
     parser.add_argument("--reuse", type=Path, help="time the queries on a database a --keep run left")
     parser.add_argument("--cache", type=Path, help="--keep at this path the first time, --reuse it after")
     parser.add_argument("--http-runs", type=int, default=5, help="page loads over HTTP to time (0: none)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="on PostgreSQL instead: a temp server (tests/postgres_server.py)"
+    )
     args = parser.parse_args()
+    if args.postgres:
+        from tests.postgres_server import running_postgres
+
+        with running_postgres() as server:
+            url = server.fresh_database()
+            asyncio.run(run(PostgresStore(url, rollup_interval=0), url, "PostgreSQL", args, reuse=False))
+        return
     if args.cache is not None:
         if args.cache.exists():
             args.reuse = args.cache
         else:
             args.cache.parent.mkdir(parents=True, exist_ok=True)
             args.keep = args.cache
-    folder = tempfile.TemporaryDirectory()
-    path = args.reuse or args.keep or Path(folder.name) / "analytics.db"
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.reuse or args.keep or Path(folder) / "analytics.db"
+        # Rolled up below, in the open, to time it.
+        store = SqliteStore(path, rollup_interval=0)
+        asyncio.run(run(store, f"sqlite:///{path}", path.name, args, reuse=args.reuse is not None))
+
+
+async def run(
+    store: SqliteStore | PostgresStore, database_url: str, label: str, args: argparse.Namespace, reuse: bool
+) -> None:
     now = datetime.now(UTC)
-    store = SqliteStore(path, rollup_interval=0)  # rolled up below, in the open, to time it
     await store.open()
     try:
-        if args.reuse:
+        if reuse:
             newest = (await store._read("SELECT max(create_time) FROM request_logs"))[0][0]
             now = datetime.fromtimestamp(newest / 1e6, UTC) + timedelta(seconds=1)
         else:
-            print(f"seeding {args.requests:,} requests over {DAYS} days into {path}", flush=True)
+            print(f"seeding {args.requests:,} requests over {DAYS} days into {label}", flush=True)
             await seed(store, args.requests, now)
 
         month = now - timedelta(days=DAYS)
@@ -247,7 +265,7 @@ async def main() -> None:
                 start, now, bucket_size_for(start, now), group_by, metadata_key, LogFilter(caller_key_id=key)
             )
 
-        if not args.reuse:
+        if not reuse:
             raw_median, _, raw_requests = await timed(store, query(now - month, GroupBy.PROVIDER), runs=1)
             print(f"raw log, 30 d by provider (nothing rolled up): {raw_median:.2f} s over {raw_requests:,} requests")
 
@@ -276,17 +294,15 @@ async def main() -> None:
         print()
         print("| range | group by | requests | median s | slowest s |")
         print("|---|---|---:|---:|---:|")
-        for label, grouping, case in cases:
+        for span_label, grouping, case in cases:
             median, slowest, requests = await timed(store, case)
-            print(f"| {label} | {grouping} | {requests:,} | {median:.3f} | {slowest:.3f} |", flush=True)
+            print(f"| {span_label} | {grouping} | {requests:,} | {median:.3f} | {slowest:.3f} |", flush=True)
     finally:
         await store.close()
-    try:
-        if args.http_runs > 0:
-            time_the_page_over_http(path, month, now, args.http_runs)
-    finally:
-        folder.cleanup()
+    if args.http_runs > 0:
+        # In a thread: the gateway is timed from outside while this loop waits.
+        await asyncio.to_thread(time_the_page_over_http, database_url, label, month, now, args.http_runs)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -33,11 +33,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from imagegateway_server.storage.analytics import INLINE_GROUP, AnalyticsBuilder, AnalyticsQuery, GroupBy
+from imagegateway_server.storage.analytics import (
+    INLINE_GROUP,
+    AnalyticsBuilder,
+    AnalyticsQuery,
+    AnalyticsResult,
+    GroupBy,
+)
 from imagegateway_server.storage.latency_histogram import latency_bin
 from imagegateway_server.storage.records import LogFilter
 
@@ -474,3 +480,24 @@ def add_answer(
         builder.add_latency_bin(group, int(bucket), latency_bin(int(latency_ms)), 1)
     for group, bucket, bins in cell_latencies:
         builder.add_latency_bins(group, int(bucket), json.loads(bins))
+
+
+# Runs one statement with named parameters in the backend's open read snapshot; returns its rows.
+Fetch = Callable[[str, Mapping[str, Any]], Awaitable[Sequence[Sequence[Any]]]]
+
+
+async def aggregate(query: AnalyticsQuery, dialect: Dialect, fetch: Fetch) -> AnalyticsResult:
+    """The answer to ``query``: its statements in ``dialect``, run with ``fetch`` (all in one
+    snapshot, which the caller holds), handed to the shared builder."""
+    builder = AnalyticsBuilder(query)
+    plan = plan_range(query)
+    sql = analytics_sql(query, plan, builder.first_bucket_start, dialect)
+    counts = await fetch(sql.counts, sql.parameters)
+    latencies: Sequence[Sequence[Any]] = []
+    cells: Sequence[Sequence[Any]] = []
+    if query.latencies:
+        latencies = await fetch(sql.raw_latencies, sql.parameters)
+        if plan.rollups:
+            cells = await fetch(sql.cell_latencies, sql.parameters)
+    add_answer(builder, plan, counts, latencies, cells)
+    return builder.result()

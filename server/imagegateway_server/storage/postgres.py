@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -34,7 +35,6 @@ from psycopg_pool import AsyncConnectionPool
 from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound, StoreUnavailable
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.storage.analytics import (
-    AnalyticsBuilder,
     AnalyticsQuery,
     AnalyticsResult,
 )
@@ -44,12 +44,10 @@ from imagegateway_server.storage.analytics_rollup import (
     ROLLUP_CHUNK,
     CellKey,
     CellSums,
-    add_answer,
-    analytics_sql,
+    aggregate,
     cell_id,
     cells_of,
     merged_cells,
-    plan_range,
 )
 from imagegateway_server.storage.database_url import parse_postgres_url
 from imagegateway_server.storage.log_columns import log_columns
@@ -938,20 +936,5 @@ class PostgresStore:
         async with self._transaction() as connection:
             # One snapshot for every statement of every query: the passes and the answers agree.
             await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            return [await self._aggregate(connection, query) for query in queries]
-
-    async def _aggregate(self, connection: Connection, query: AnalyticsQuery) -> AnalyticsResult:
-        # The same statements as SQLite's (analytics_rollup.analytics_sql), in PostgreSQL's dialect,
-        # handed to the same builder: both backends give the same numbers.
-        builder = AnalyticsBuilder(query)
-        plan = plan_range(query)
-        sql = analytics_sql(query, plan, builder.first_bucket_start, POSTGRES)
-        counts = await self._fetch(connection, sql.counts, sql.parameters)
-        latencies: list[Row] = []
-        cells: list[Row] = []
-        if query.latencies:
-            latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
-            if plan.rollups:
-                cells = await self._fetch(connection, sql.cell_latencies, sql.parameters)
-        add_answer(builder, plan, counts, latencies, cells)
-        return builder.result()
+            fetch = functools.partial(self._fetch, connection)
+            return [await aggregate(query, POSTGRES, fetch) for query in queries]

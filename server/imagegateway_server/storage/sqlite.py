@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -24,19 +25,17 @@ import aiosqlite
 
 from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from imagegateway_server.domain.limits import Limits
-from imagegateway_server.storage.analytics import AnalyticsBuilder, AnalyticsQuery, AnalyticsResult
+from imagegateway_server.storage.analytics import AnalyticsQuery, AnalyticsResult
 from imagegateway_server.storage.analytics_rollup import (
     DEFAULT_ROLLUP_INTERVAL,
     ROLLUP_CHUNK,
     SQLITE,
     CellKey,
     CellSums,
-    add_answer,
-    analytics_sql,
+    aggregate,
     cell_id,
     cells_of,
     merged_cells,
-    plan_range,
 )
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
@@ -808,21 +807,8 @@ class SqliteStore:
 
     async def aggregate_logs_together(self, queries: Sequence[AnalyticsQuery]) -> list[AnalyticsResult]:
         async with self._snapshot() as connection:
-            return [await self._aggregate(connection, query) for query in queries]
-
-    async def _aggregate(self, connection: aiosqlite.Connection, query: AnalyticsQuery) -> AnalyticsResult:
-        builder = AnalyticsBuilder(query)
-        plan = plan_range(query)
-        sql = analytics_sql(query, plan, builder.first_bucket_start)
-        counts = await self._fetch(connection, sql.counts, sql.parameters)
-        latencies: list[Row] = []
-        cells: list[Row] = []
-        if query.latencies:
-            latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
-            if plan.rollups:
-                cells = await self._fetch(connection, sql.cell_latencies, sql.parameters)
-        add_answer(builder, plan, counts, latencies, cells)
-        return builder.result()
+            fetch = functools.partial(self._fetch, connection)
+            return [await aggregate(query, SQLITE, fetch) for query in queries]
 
     # Analytics rollups (storage/analytics_rollup.py).
 
