@@ -157,3 +157,22 @@ async def test_the_postgresql_job_rolls_new_requests_up_in_the_background(postgr
     finally:
         await store.close()
         postgres_server.drop_database(url)
+
+
+async def test_catching_up_a_backlog_refreshes_the_planners_statistics(postgres_server: PostgresServer) -> None:
+    # Stale statistics count most rows as not rolled up, and the planner then reads a month of the
+    # log instead of the few unrolled rows: after a backlog, the store analyzes the table.
+    url = postgres_server.fresh_database()
+    store = PostgresStore(url, rollup_interval=0)
+    await store.open()
+    try:
+        await store.append_logs(spread_mix())
+        analyzed = "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'request_logs'"
+        assert await store.roll_up_logs(10) == 10  # a full chunk: a backlog
+        assert (await store._read(analyzed))[0][0] is None
+        while await store.roll_up_logs(10) == 10:
+            pass
+        assert (await store._read(analyzed))[0][0] is not None
+    finally:
+        await store.close()
+        postgres_server.drop_database(url)

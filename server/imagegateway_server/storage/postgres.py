@@ -178,6 +178,7 @@ class PostgresStore:
         self._url = parse_postgres_url(url)
         self._rollup_interval = rollup_interval
         self._rollup_task: asyncio.Task[None] | None = None
+        self._rollup_backlog = False  # a full chunk was rolled up: a backlog is being worked through
         self._max_connections = max_connections
         self._connect_timeout = connect_timeout
         self._probe_interval = probe_interval
@@ -797,7 +798,23 @@ class PostgresStore:
                 await connection.execute(
                     "UPDATE request_logs SET rolled_up = true WHERE id = ANY(%s)", ([row[0] for row in rows],)
                 )
+        if len(rows) == max_rows:
+            self._rollup_backlog = True
+        elif self._rollup_backlog:
+            self._rollup_backlog = False
+            await self._analyze_request_logs()
         return len(rows)
+
+    async def _analyze_request_logs(self) -> None:
+        """Refreshes the planner's statistics after a backlog was rolled up. Until autovacuum gets to
+        it, the planner still counts most rows as not rolled up and reads a month of the log through
+        the time index instead of the few unrolled rows through their partial index (0.3 s instead
+        of 0.06 s for 100,000 rows, growing with the log)."""
+        try:
+            async with self._connection() as connection:
+                await connection.execute("ANALYZE request_logs")
+        except psycopg.Error as error:  # not the table's owner, say: autovacuum does it later
+            logger.info("could not analyze request_logs after rolling up: %s", self._url.scrub(str(error)))
 
     async def _roll_up_continuously(self) -> None:
         while True:
