@@ -430,13 +430,26 @@ def analytics_sql(
         for where in cell_wheres
     )
     fell_back = f"{dialect.as_integer('fallback_used')} = 1"
+    # Sums cast back to 64-bit integers: PostgreSQL sums bigints as numeric, which its driver reads
+    # as Decimal, several times slower than int for the thousands of rows of a metadata grouping.
+    sums = ", ".join(
+        f"CAST(sum({value}) AS BIGINT)"
+        for value in (
+            "requests",
+            f"CASE WHEN {_SUCCESS} THEN requests ELSE 0 END",
+            f"CASE WHEN {fell_back} THEN requests ELSE 0 END",
+            "attempts",
+            "failed_attempts",
+            "retries",
+            "cache_hits",
+            "images",
+            "cost_nanos",
+        )
+    )
     counts = (
         f"SELECT g, b, CASE WHEN {_SUCCESS} THEN NULL ELSE error_kind END AS kind, "
         f"CASE WHEN {fell_back} THEN first_target END AS from_target, "
-        f"CASE WHEN {fell_back} THEN last_target END AS to_target, "
-        f"sum(requests), sum(CASE WHEN {_SUCCESS} THEN requests ELSE 0 END), "
-        f"sum(CASE WHEN {fell_back} THEN requests ELSE 0 END), "
-        "sum(attempts), sum(failed_attempts), sum(retries), sum(cache_hits), sum(images), sum(cost_nanos) "
+        f"CASE WHEN {fell_back} THEN last_target END AS to_target, {sums} "
         f"FROM ({' UNION ALL '.join(sources)}) AS sources GROUP BY g, b, kind, from_target, to_target"
     )
     return AnalyticsSql(counts, raw_latencies, cell_latencies, parameters)
