@@ -168,7 +168,14 @@ def time_the_page_over_http(database_url: str, label: str, start: datetime, end:
     # The database's rollups are complete; the gateway's own job finds nothing to do.
     # PYTHONPATH: the gateway runs this tree's code, as the store timings above do.
     tree = os.pathsep.join(str(ROOT / part) for part in ("server", "clients"))
-    gateway = start_gateway(workdir, settings={"IMAGEGW_DATABASE_URL": database_url, "PYTHONPATH": tree})
+    settings = {
+        "IMAGEGW_DATABASE_URL": database_url,
+        "PYTHONPATH": tree,
+        # Retention off: the gateway would prune the seeded month as it ages, and a cached file with it.
+        "IMAGEGW_LOG_RETENTION_DAYS": "0",
+        "IMAGEGW_LOG_RETENTION_MAX_RECORDS": "0",
+    }
+    gateway = start_gateway(workdir, settings=settings)
     try:
         origin = gateway.info["rest_base_url"].removesuffix("/v1")
         pinned = {"start_time": _timestamp(start), "end_time": _timestamp(end)}
