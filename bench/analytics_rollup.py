@@ -12,13 +12,24 @@ log up the way the store's background job does, and times ``aggregate_logs`` (th
 GetAnalytics, ``imagegw analytics`` and the dashboard) for the ranges and groupings people ask for,
 as an admin and as one generate key. Each query runs five times; the table shows the median and
 the slowest. The raw-log time of the first query (before any rollup) is printed for comparison.
+
+Last, the dashboard's Analytics view end to end: an ``imagegw serve`` on the seeded file, logged in
+as admin, loads the view's data for the last 30 days the way the page does (one
+``/dashboard/api/analytics/view`` call: the chart by provider with buckets and the top tables by
+key, ``_user`` and target), timed from the request to the parsed JSON, with the gateway's CPU time
+per load; beside it, the four parallel calls the page made before, for comparison.
+
+    .venv/bin/python bench/analytics_rollup.py --cache ~/.cache/imagegw/analytics-1m.db
+    (seeds the file on the first run, reuses it after)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
+import os
 import random
 import statistics
 import sys
@@ -27,10 +38,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "server"), str(ROOT / "clients")]
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(BENCH), str(ROOT), str(ROOT / "server"), str(ROOT / "clients")]
+
+import httpx  # noqa: E402
+from procs import ADMIN_KEY, start_gateway  # noqa: E402
 
 from imagegateway_server.storage.analytics import AnalyticsQuery, GroupBy, bucket_size_for  # noqa: E402
+from imagegateway_server.storage.postgres import PostgresStore  # noqa: E402
 from imagegateway_server.storage.records import LogFilter, LogRecord  # noqa: E402
 from imagegateway_server.storage.sqlite import SqliteStore  # noqa: E402
 
@@ -114,7 +130,7 @@ def make_record(number: int, when: datetime, rng: random.Random) -> LogRecord:
     )
 
 
-async def seed(store: SqliteStore, requests: int, now: datetime) -> None:
+async def seed(store: SqliteStore | PostgresStore, requests: int, now: datetime) -> None:
     rng = random.Random(14)
     start = now - timedelta(days=DAYS)
     step = timedelta(days=DAYS) / requests
@@ -130,7 +146,7 @@ async def seed(store: SqliteStore, requests: int, now: datetime) -> None:
     await store.append_logs(batch)
 
 
-async def timed(store: SqliteStore, query: AnalyticsQuery, runs: int = 5) -> tuple[float, float, int]:
+async def timed(store: SqliteStore | PostgresStore, query: AnalyticsQuery, runs: int = 5) -> tuple[float, float, int]:
     times = []
     requests = 0
     for _ in range(runs):
@@ -141,23 +157,109 @@ async def timed(store: SqliteStore, query: AnalyticsQuery, runs: int = 5) -> tup
     return statistics.median(times), max(times), requests
 
 
-async def main() -> None:
+DASHBOARD_HEADER = {"x-imagegw-dashboard": "1"}
+# The page's calls before /dashboard/api/analytics/view: (group_by, detail), all at once.
+FOUR_CALLS = (("provider", "buckets"), ("api_key", "totals"), ("metadata._user", "totals"), ("target", "totals"))
+
+
+def time_the_page_over_http(database_url: str, label: str, start: datetime, end: datetime, runs: int) -> None:
+    """The Analytics view's data load from a real gateway on ``database_url``, as the page asks for it."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-analytics-http-"))
+    # The database's rollups are complete; the gateway's own job finds nothing to do.
+    # PYTHONPATH: the gateway runs this tree's code, as the store timings above do.
+    tree = os.pathsep.join(str(ROOT / part) for part in ("server", "clients"))
+    settings = {
+        "IMAGEGW_DATABASE_URL": database_url,
+        "PYTHONPATH": tree,
+        # Retention off: the gateway would prune the seeded month as it ages, and a cached file with it.
+        "IMAGEGW_LOG_RETENTION_DAYS": "0",
+        "IMAGEGW_LOG_RETENTION_MAX_RECORDS": "0",
+    }
+    gateway = start_gateway(workdir, settings=settings)
+    try:
+        origin = gateway.info["rest_base_url"].removesuffix("/v1")
+        pinned = {"start_time": _timestamp(start), "end_time": _timestamp(end)}
+        with httpx.Client(base_url=origin, headers=DASHBOARD_HEADER, timeout=120) as client:
+            client.post("/dashboard/api/login", json={"key": ADMIN_KEY}).raise_for_status()
+
+            def view() -> int:
+                response = client.get("/dashboard/api/analytics/view", params={**pinned, "group_by": "provider"})
+                response.raise_for_status()
+                body = response.json()
+                return int(body["main"]["overall"]["totals"]["requests"]) + len(body["users"]["rows"])
+
+            def one_of_four(call: tuple[str, str]) -> int:
+                response = client.get(
+                    "/dashboard/api/analytics", params={**pinned, "group_by": call[0], "detail": call[1]}
+                )
+                response.raise_for_status()
+                return len(response.json()["rows"])
+
+            def four_calls() -> int:
+                with concurrent.futures.ThreadPoolExecutor(len(FOUR_CALLS)) as pool:
+                    return sum(pool.map(one_of_four, FOUR_CALLS))
+
+            print()
+            print(f"the dashboard's Analytics view over HTTP, 30 d, a gateway on {label} ({runs} loads each)")
+            print("| page data load | median s | slowest s | gateway CPU s per load |")
+            print("|---|---:|---:|---:|")
+            for label, load in (("one view call (now)", view), ("four parallel calls (before)", four_calls)):
+                load()  # warm: the page cache holds the file's pages, the connection is open
+                times = []
+                cpu_before = gateway.cpu_seconds()
+                for _ in range(runs):
+                    began = time.perf_counter()
+                    load()
+                    times.append(time.perf_counter() - began)
+                cpu = (gateway.cpu_seconds() - cpu_before) / runs
+                print(f"| {label} | {statistics.median(times):.3f} | {max(times):.3f} | {cpu:.3f} |", flush=True)
+        print(f"load average while timing: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+    finally:
+        gateway.stop()
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--keep", type=Path, help="keep the seeded database at this path")
     parser.add_argument("--reuse", type=Path, help="time the queries on a database a --keep run left")
+    parser.add_argument("--cache", type=Path, help="--keep at this path the first time, --reuse it after")
+    parser.add_argument("--http-runs", type=int, default=5, help="page loads over HTTP to time (0: none)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="on PostgreSQL instead: a temp server (tests/postgres_server.py)"
+    )
     args = parser.parse_args()
-    folder = tempfile.TemporaryDirectory()
-    path = args.reuse or args.keep or Path(folder.name) / "analytics.db"
+    if args.postgres:
+        from tests.postgres_server import running_postgres
+
+        with running_postgres() as server:
+            url = server.fresh_database()
+            asyncio.run(run(PostgresStore(url, rollup_interval=0), url, "PostgreSQL", args, reuse=False))
+        return
+    if args.cache is not None:
+        if args.cache.exists():
+            args.reuse = args.cache
+        else:
+            args.cache.parent.mkdir(parents=True, exist_ok=True)
+            args.keep = args.cache
+    with tempfile.TemporaryDirectory() as folder:
+        path = args.reuse or args.keep or Path(folder) / "analytics.db"
+        # Rolled up below, in the open, to time it.
+        store = SqliteStore(path, rollup_interval=0)
+        asyncio.run(run(store, f"sqlite:///{path}", path.name, args, reuse=args.reuse is not None))
+
+
+async def run(
+    store: SqliteStore | PostgresStore, database_url: str, label: str, args: argparse.Namespace, reuse: bool
+) -> None:
     now = datetime.now(UTC)
-    store = SqliteStore(path, rollup_interval=0)  # rolled up below, in the open, to time it
     await store.open()
     try:
-        if args.reuse:
+        if reuse:
             newest = (await store._read("SELECT max(create_time) FROM request_logs"))[0][0]
             now = datetime.fromtimestamp(newest / 1e6, UTC) + timedelta(seconds=1)
         else:
-            print(f"seeding {args.requests:,} requests over {DAYS} days into {path}", flush=True)
+            print(f"seeding {args.requests:,} requests over {DAYS} days into {label}", flush=True)
             await seed(store, args.requests, now)
 
         month = now - timedelta(days=DAYS)
@@ -170,7 +272,7 @@ async def main() -> None:
                 start, now, bucket_size_for(start, now), group_by, metadata_key, LogFilter(caller_key_id=key)
             )
 
-        if not args.reuse:
+        if not reuse:
             raw_median, _, raw_requests = await timed(store, query(now - month, GroupBy.PROVIDER), runs=1)
             print(f"raw log, 30 d by provider (nothing rolled up): {raw_median:.2f} s over {raw_requests:,} requests")
 
@@ -199,13 +301,15 @@ async def main() -> None:
         print()
         print("| range | group by | requests | median s | slowest s |")
         print("|---|---|---:|---:|---:|")
-        for label, grouping, case in cases:
+        for span_label, grouping, case in cases:
             median, slowest, requests = await timed(store, case)
-            print(f"| {label} | {grouping} | {requests:,} | {median:.3f} | {slowest:.3f} |", flush=True)
+            print(f"| {span_label} | {grouping} | {requests:,} | {median:.3f} | {slowest:.3f} |", flush=True)
     finally:
         await store.close()
-        folder.cleanup()
+    if args.http_runs > 0:
+        # In a thread: the gateway is timed from outside while this loop waits.
+        await asyncio.to_thread(time_the_page_over_http, database_url, label, month, now, args.http_runs)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -4,6 +4,7 @@ and an httpx client logged in to the dashboard API the way the page is (cookie p
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,9 +67,13 @@ def generate(
     trace_id: str,
     keep: bool = False,
     prompt: str = "a kraken in the milky way",
+    metadata: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """One image request through the REST shim, routed by the saved config."""
+    """One image request through the REST shim, routed by the saved config (with ``metadata`` as
+    x-portkey-metadata)."""
     headers = {"x-portkey-api-key": key, "x-portkey-config": config_id, "x-portkey-trace-id": trace_id}
+    if metadata is not None:
+        headers["x-portkey-metadata"] = json.dumps(metadata)
     if keep:
         headers["x-imagegw-keep-image"] = "true"
     body = {

@@ -246,8 +246,14 @@ def test_the_analytics_view_charts_the_log_and_its_csv_agrees_with_the_log_and_t
     # imagegw analytics -o json for the same range: the same rows, bucket by bucket.
     base = ["--server", gateway.grpc_target, "--api-key", gateway.admin_key, "-o", "json"]
     assert cli_main([*base, "analytics", "--from", start, "--to", end, "--group-by", "provider"]) == 0
-    rows = {row["group"]: row for row in json.loads(capsys.readouterr().out)}
+    *grouped, overall = json.loads(capsys.readouterr().out)
+    rows = {row["group"]: row for row in grouped}
     assert {group: row["requests"] for group, row in rows.items()} == dict(by_provider)
+    # The overall row: every request of the range, as the CSV's "all" lines have it.
+    assert (overall["group_by"], overall["requests"]) == ("all", len(logs))
+    assert [(bucket["start"], bucket["requests"]) for bucket in overall["buckets"]] == [
+        (line["bucket_start"], int(line["requests"])) for line in lines if line["group_by"] == "all"
+    ]
     for group, row in rows.items():
         per_bucket = [
             (line["bucket_start"], int(line["requests"]))

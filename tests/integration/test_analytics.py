@@ -81,21 +81,32 @@ def test_analytics_agree_with_the_log_and_a_generate_key_sees_its_own(
     # Team A through the CLI: its own requests only, whatever it groups by.
     base = ["--server", gateway.grpc_target, "--api-key", team_a_key, "-o", "json"]
     assert cli_main([*base, "analytics", "--since", "1h", "--group-by", f"metadata.{run}"]) == 0
-    rows = {row["group"]: row for row in json.loads(capsys.readouterr().out)}
+    *grouped, overall = json.loads(capsys.readouterr().out)
+    rows = {row["group"]: row for row in grouped}
+    assert {row["group_by"] for row in grouped} == {f"metadata.{run}"}
     assert rows["ann"]["requests"] == 2 and rows["bob"]["requests"] == 1
+    # The overall row last: every request of the key, under the same field names.
+    assert (overall["group_by"], overall["group"]) == ("all", "")
+    assert overall["requests"] == sum(row["requests"] for row in grouped)
+    assert overall["cost_usd"] == pytest.approx(sum(row["cost_usd"] for row in grouped))
+    assert set(overall) == set(rows["ann"]) and len(overall["buckets"]) == len(rows["ann"]["buckets"])
+    assert [b["requests"] for b in overall["buckets"]] == [
+        sum(row["buckets"][i]["requests"] for row in grouped) for i in range(len(overall["buckets"]))
+    ]
     assert rows["bob"]["errors"] == 1 and rows["bob"]["errors_by_kind"]
     assert set(rows["ann"]) >= {"group", "requests", "errors", "fallbacks", "cache_hits", "images", "cost_usd"}
     assert {"p50_ms", "p95_ms", "p99_ms", "buckets"} <= set(rows["ann"])
     assert {"start", "requests", "p95_ms"} <= set(rows["ann"]["buckets"][0])
     assert rows["ann"]["buckets"][0]["start"].endswith("Z")
     assert cli_main([*base, "analytics", "--since", "1h", "--group-by", "key"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 1  # only its own key
+    keys = json.loads(capsys.readouterr().out)
+    assert [row["group_by"] for row in keys] == ["api_key", "all"]  # only its own key, then the overall row
 
     # A table with a sparkline for people.
     base[-1] = "table"
     assert cli_main([*base, "analytics", "--since", "1h", "--group-by", f"metadata.{run}"]) == 0
     table = capsys.readouterr().out
-    assert "REQUESTS_OVER_TIME" in table and "ann" in table
+    assert "REQUESTS_OVER_TIME" in table and "ann" in table and "(all)" in table
 
 
 def test_invalid_analytics_requests_name_the_field(admin: ImageGatewayClient) -> None:

@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -360,7 +361,7 @@ def test_the_page_loads_only_the_gateways_own_assets_and_its_csp_allows_nothing_
     markup = html.replace(script, "")
     urls = re.findall(r'<[^>]*\b(?:src|href|srcset|data)\s*=\s*"([^"]*)"', markup)
     assert sorted(urls) == [
-        "/dashboard/assets/analytics-1.js",
+        "/dashboard/assets/analytics-2.js",
         "/dashboard/assets/uplot-1.6.32.min.css",
         "/dashboard/assets/uplot-1.6.32.min.js",
     ]
@@ -432,3 +433,52 @@ def test_analytics_json_counts_a_generate_keys_own_requests_only(keeping: Keepin
         assert refused.status_code == 400 and refused.json()["error"]["param"] == "columns"
         bob_csv = client.http.get("/dashboard/api/analytics.csv", params={"since": "1h", "caller_key_id": bob_id})
         assert bob_csv.status_code == 403 and bob_csv.json()["error"]["param"] == "caller_key_id"
+
+
+def without_latencies(answer: dict[str, Any]) -> dict[str, Any]:
+    """A detail=totals answer as the view's tables carry it: no percentiles in any row."""
+    latency = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+    for row in (*answer["rows"], answer["overall"]):
+        row["totals"] = {name: value for name, value in row["totals"].items() if name not in latency}
+    return answer
+
+
+def test_the_analytics_view_answers_the_chart_and_the_top_tables_in_one_call(
+    keeping: Keeping, emulators: Emulators
+) -> None:
+    gateway, seed = keeping
+    carol_id, carol = new_generate_key(gateway, "carol-view")
+    carol_trace, admin_trace = trace("carol-view"), trace("admin-view")
+    user = {"_user": "carol-the-user"}
+    assert generate(gateway, carol, seed.config_id, trace_id=carol_trace, metadata=user).status_code == 200
+    assert generate(gateway, gateway.admin_key, seed.config_id, trace_id=admin_trace).status_code == 200
+
+    with DashboardClient(gateway) as admin:
+        admin.login(gateway.admin_key)
+        wait_for(admin, carol_trace)
+        wait_for(admin, admin_trace)
+        first = admin.http.get("/dashboard/api/analytics", params={"since": "1h"}).json()
+        pinned = {"start_time": first["start_time"], "end_time": first["end_time"]}
+        view = admin.http.get("/dashboard/api/analytics/view", params={**pinned, "group_by": "model"}).json()
+        assert set(view) == {"main", "keys", "users", "targets"}
+        # Each part is what its own call answers for the same instants (no request is written in between).
+        assert view["main"] == admin.http.get("/dashboard/api/analytics", params={**pinned, "group_by": "model"}).json()
+        for name, group_by in (("keys", "api_key"), ("users", "metadata._user"), ("targets", "target")):
+            alone = admin.http.get(
+                "/dashboard/api/analytics", params={**pinned, "group_by": group_by, "detail": "totals"}
+            ).json()
+            assert view[name] == without_latencies(alone), name
+        users = {row["group"]: row["totals"]["requests"] for row in view["users"]["rows"]}
+        assert users["carol-the-user"] == 1
+        refused = admin.http.get("/dashboard/api/analytics/view", params={**pinned, "group_by": "colour"})
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "group_by"
+    with DashboardClient(gateway) as client:
+        client.login(carol)
+        view = client.http.get("/dashboard/api/analytics/view", params={"since": "1h"}).json()
+        # A generate key's view is its own requests only, in the chart and in every table.
+        assert view["main"]["overall"]["totals"]["requests"] == 1
+        assert [row["group"] for row in view["keys"]["rows"]] == [carol_id]
+        assert [row["group"] for row in view["users"]["rows"]] == ["carol-the-user"]
+        assert sum(row["totals"]["requests"] for row in view["targets"]["rows"]) == 1
+        refused = client.http.get("/dashboard/api/analytics/view", params={"since": "1h", "caller_key_id": "another"})
+        assert refused.status_code == 403 and refused.json()["error"]["param"] == "caller_key_id"

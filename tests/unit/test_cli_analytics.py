@@ -10,7 +10,17 @@ import pytest
 
 from imagegateway.builders import analytics_request
 from imagegateway.types import AnalyticsGroupBy
-from imagegateway_server.cli.analytics import duration, filter_pair, group_by, instant, span, sparkline
+from imagegateway.v1 import analytics_pb2, images_pb2
+from imagegateway_server.cli.analytics import (
+    OVERALL_GROUP_BY,
+    duration,
+    filter_pair,
+    group_by,
+    instant,
+    row_json,
+    span,
+    sparkline,
+)
 
 
 def test_durations() -> None:
@@ -68,3 +78,19 @@ def test_the_client_builds_the_range_grouping_and_filters() -> None:
         analytics_request(None, None, None, "model", "", {})
     with pytest.raises(ValueError, match="group_by"):
         analytics_request(timedelta(hours=1), None, None, "color", "", {})  # type: ignore[arg-type]
+
+
+def test_json_rows_carry_the_issues_field_names_and_their_grouping() -> None:
+    row = analytics_pb2.AnalyticsRow(group="")
+    row.totals.requests, row.totals.errors, row.totals.cost_usd, row.totals.latency_p95_ms = 3, 1, 0.08, 250
+    row.totals.errors_by_kind.add(kind=images_pb2.ERROR_KIND_TIMEOUT, count=1)
+    row.totals.fallback_pairs.add(from_target="targets[0]", to_target="targets[1]", count=1)
+    bucket = row.buckets.add()
+    bucket.start_time.FromDatetime(datetime(2025, 3, 4, 10, 0, tzinfo=UTC))
+    bucket.counts.requests = 3
+    shown = row_json(row, OVERALL_GROUP_BY)
+    assert (shown["group_by"], shown["group"], shown["requests"], shown["errors"]) == ("all", "", 3, 1)
+    assert (shown["cost_usd"], shown["p95_ms"], shown["errors_by_kind"]) == (0.08, 250, {"timeout": 1})
+    assert shown["fallback_pairs"] == [{"from": "targets[0]", "to": "targets[1]", "count": 1}]
+    assert {"fallbacks", "cache_hits", "images", "p50_ms", "p99_ms"} <= set(shown)
+    assert shown["buckets"][0]["start"] == "2025-03-04T10:00:00Z" and shown["buckets"][0]["requests"] == 3

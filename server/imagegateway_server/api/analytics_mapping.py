@@ -37,6 +37,11 @@ _GROUP_BY_PROTO = {group: value for value, group in _GROUP_BY.items() if value}
 _OUTCOMES = {logs_pb2.REQUEST_OUTCOME_SUCCESS: True, logs_pb2.REQUEST_OUTCOME_FAILURE: False}
 
 
+def group_by_proto(group_by: GroupBy) -> analytics_pb2.AnalyticsGroupBy.ValueType:
+    """The wire value of a grouping."""
+    return _GROUP_BY_PROTO[group_by]
+
+
 def analytics_range(
     since: timedelta | None, start: datetime | None, end: datetime | None, now: datetime
 ) -> tuple[datetime, datetime]:
@@ -145,7 +150,7 @@ def counts_proto(counts: AnalyticsCounts) -> analytics_pb2.AnalyticsCounts:
 def analytics_response(query: AnalyticsQuery, result: AnalyticsResult) -> analytics_pb2.GetAnalyticsResponse:
     """The response to the request ``query`` came from."""
     response = analytics_pb2.GetAnalyticsResponse(
-        group_by=_GROUP_BY_PROTO[query.group_by], metadata_key=query.metadata_key, latency_exact=result.latency_exact
+        group_by=group_by_proto(query.group_by), metadata_key=query.metadata_key, latency_exact=result.latency_exact
     )
     response.start_time.FromDatetime(query.start)
     response.end_time.FromDatetime(query.end)

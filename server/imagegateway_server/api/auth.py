@@ -67,6 +67,7 @@ REST_ROUTE_SCOPES: dict[str, str] = {
     "/dashboard/api/logs/{log_id}/image": SESSION,
     "/dashboard/api/health": SESSION,
     "/dashboard/api/analytics": SESSION,
+    "/dashboard/api/analytics/view": SESSION,
     "/dashboard/api/analytics.csv": SESSION,
     # The page's vendored chart library and its stylesheet: static, the same for everyone.
     "/dashboard/assets/{name}": PUBLIC,

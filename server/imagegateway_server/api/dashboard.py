@@ -10,6 +10,9 @@ cookie-authenticated JSON API behind it.
     GET  /dashboard/api/logs/{id}/image  the image kept for a request, if the caller asked to keep it
     GET  /dashboard/api/analytics        GetAnalytics as JSON (see dashboard_query.parse_analytics_query);
                                          detail=totals answers the rows' totals without buckets
+    GET  /dashboard/api/analytics/view   the Analytics view's data in one answer, from one snapshot: the
+                                         chart (``main``, with buckets) and its top tables (``keys``,
+                                         ``users``, ``targets``: totals by key, metadata _user and target)
     GET  /dashboard/api/analytics.csv    the same as long CSV (api/analytics_csv.py; ``columns`` picks counts)
     GET  /dashboard/assets/{name}        the page's own script, the vendored uPlot chart library, its CSS
     GET  /dashboard/api/health           circuit-breaker state per target, when the process has a source
@@ -44,9 +47,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from imagegateway_server.api.analytics_csv import analytics_csv, csv_columns
+from imagegateway_server.api.analytics_json import analytics_json
 from imagegateway_server.api.analytics_mapping import analytics_response
 from imagegateway_server.api.auth import Authenticator
-from imagegateway_server.api.dashboard_query import parse_analytics_query, parse_log_query, totals_query
+from imagegateway_server.api.dashboard_query import (
+    VIEW_TABLES,
+    parse_analytics_query,
+    parse_log_query,
+    table_query,
+    totals_query,
+)
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.domain.calls import Caller
@@ -82,7 +92,7 @@ _ASSETS = Path(__file__).with_name("dashboard_assets")
 ASSET_FILES = {
     "uplot-1.6.32.min.js": ("uplot/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
     "uplot-1.6.32.min.css": ("uplot/uPlot.min.css", "text/css; charset=utf-8"),
-    "analytics-1.js": ("analytics.js", "text/javascript; charset=utf-8"),
+    "analytics-2.js": ("analytics.js", "text/javascript; charset=utf-8"),
 }
 
 
@@ -211,6 +221,7 @@ class Dashboard:
             ("/dashboard/api/logs/{log_id}", self.get_log, "GET"),
             ("/dashboard/api/logs/{log_id}/image", self.image, "GET"),
             ("/dashboard/api/analytics", self.analytics, "GET"),
+            ("/dashboard/api/analytics/view", self.analytics_view, "GET"),
             ("/dashboard/api/analytics.csv", self.analytics_csv, "GET"),
             ("/dashboard/assets/{name}", self.asset, "GET"),
             ("/dashboard/api/health", self.health, "GET"),
@@ -376,16 +387,19 @@ class Dashboard:
         query = parse_analytics_query([(name, value) for name, value in params if name != "detail"], caller)
         if detail == "totals":  # a table of a month by 200 users needs no 6,200 buckets
             query = totals_query(query)
-        response = analytics_response(query, await self._store.aggregate_logs(query))
-        if detail == "totals":
-            for row in (*response.rows, response.overall):
-                del row.buckets[:]
-        body = json_format.MessageToDict(
-            response,
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=True,
-            unquote_int64_if_possible=True,
-        )
+        body = analytics_json(query, await self._store.aggregate_logs(query), buckets=detail == "buckets")
+        return JSONResponse(body, headers=_NO_STORE)
+
+    async def analytics_view(self, request: Request) -> Response:
+        # One call and one snapshot for the whole view: the chart's and the tables' numbers count
+        # the same requests, and the page waits for one answer, not four racing for the database.
+        caller = await self._caller(request)
+        chart = parse_analytics_query(request.query_params.multi_items(), caller)
+        tables = [(name, table_query(chart, group_by, key)) for name, group_by, key in VIEW_TABLES]
+        results = await self._store.aggregate_logs_together([chart, *(query for _, query in tables)])
+        body = {"main": analytics_json(chart, results[0])}
+        for (name, query), result in zip(tables, results[1:], strict=True):
+            body[name] = analytics_json(query, result, buckets=False, latencies=False)
         return JSONResponse(body, headers=_NO_STORE)
 
     async def analytics_csv(self, request: Request) -> Response:

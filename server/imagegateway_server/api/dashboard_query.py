@@ -176,3 +176,18 @@ def totals_query(query: AnalyticsQuery) -> AnalyticsQuery:
     are dropped (the dashboard's top tables): the totals are the same, and the store reads day cells."""
     days = -(-(query.end - query.start) // timedelta(days=1))
     return dataclasses.replace(query, bucket_size=timedelta(days=days))
+
+
+# The view's top tables beside its chart: (answer name, grouping, metadata key).
+VIEW_TABLES = (
+    ("keys", GroupBy.API_KEY, ""),
+    ("users", GroupBy.METADATA, "_user"),
+    ("targets", GroupBy.TARGET, ""),
+)
+
+
+def table_query(query: AnalyticsQuery, group_by: GroupBy, metadata_key: str = "") -> AnalyticsQuery:
+    """A top table's query: the chart's range and filter grouped another way, totals only
+    (``totals_query``) and without latencies, which the tables do not show."""
+    regrouped = dataclasses.replace(query, group_by=group_by, metadata_key=metadata_key, latencies=False)
+    return totals_query(regrouped)

@@ -1,8 +1,10 @@
 """``imagegw analytics``: the request log summed over a time range, by group and time bucket.
 
 Prints a table with a text sparkline of requests per bucket, or with ``-o json`` a list of rows
-(``group``, the counts, ``p50_ms``/``p95_ms``/``p99_ms`` and ``buckets``, each with ``start`` and
-the same counts). Everything goes through ``GetAnalytics`` in the client library.
+(``group_by``, ``group``, the counts, ``p50_ms``/``p95_ms``/``p99_ms`` and ``buckets``, each with
+``start`` and the same counts). The last row is the overall one: every matching request, ``group_by``
+``all`` and ``group`` empty, as in the dashboard's CSV; its percentiles span all groups. Everything
+goes through ``GetAnalytics`` in the client library.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ _FILTERS: dict[str, tuple[str, Any]] = {
     "fallback_used": ("fallback_used", bool),
 }
 _SPARKS = "▁▂▃▄▅▆▇█"
+# The overall row's ``group_by`` in ``-o json`` (the dashboard's CSV names it so too) and its table label.
+OVERALL_GROUP_BY = "all"
+_OVERALL_LABEL = "(all)"
 
 
 def duration(text: str) -> timedelta:
@@ -138,9 +143,11 @@ def counts_json(counts: AnalyticsCounts) -> dict[str, Any]:
     }
 
 
-def row_json(row: AnalyticsRow) -> dict[str, Any]:
-    """One group: its totals, then its buckets (``start`` in RFC 3339 UTC)."""
+def row_json(row: AnalyticsRow, grouping: str) -> dict[str, Any]:
+    """One group of ``grouping`` (``provider``, ``metadata._user``, ``all``): its totals, then its
+    buckets (``start`` in RFC 3339 UTC)."""
     return {
+        "group_by": grouping,
         "group": row.group,
         **counts_json(row.totals),
         "buckets": [{"start": _time(b.start_time), **counts_json(b.counts)} for b in row.buckets],
@@ -167,9 +174,11 @@ def print_analytics(response: GetAnalyticsResponse) -> None:
         "P99_MS",
         "REQUESTS_OVER_TIME",
     )
+    shown = [*response.rows, *([response.overall] if response.HasField("overall") else [])]
+    labels = [row.group or "-" for row in response.rows] + [_OVERALL_LABEL] * (len(shown) - len(response.rows))
     rows = [
         [
-            row.group or "-",
+            label,
             str(row.totals.requests),
             str(row.totals.errors),
             str(row.totals.fallbacks),
@@ -181,7 +190,7 @@ def print_analytics(response: GetAnalyticsResponse) -> None:
             str(row.totals.latency_p99_ms),
             sparkline([b.counts.requests for b in row.buckets]),
         ]
-        for row in response.rows
+        for label, row in zip(labels, shown, strict=True)
     ]
     output.print_table(headers, rows, sys.stdout)
 
@@ -201,7 +210,11 @@ def _run(args: argparse.Namespace, client: ImageGatewayClient) -> int:
         **filters,
     )
     if args.output == "json":
-        output.print_json([row_json(row) for row in response.rows], sys.stdout)
+        grouping = f"metadata.{metadata_key}" if metadata_key else name
+        rows = [row_json(row, grouping) for row in response.rows]
+        if response.HasField("overall"):
+            rows.append(row_json(response.overall, OVERALL_GROUP_BY))
+        output.print_json(rows, sys.stdout)
     else:
         print_analytics(response)
     return 0

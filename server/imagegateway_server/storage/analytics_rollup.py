@@ -24,7 +24,8 @@ bit for bit. Latency percentiles of an answer that reads cells come from the his
 64 ms, else within 1.6 %); exact percentiles need every latency, which is what makes a million-row
 range slow. Answers that read no cells (ranges under about a day, or filtered by trace id) stay exact.
 
-The SQL is SQLite's; another backend changes the ``json_*`` expressions and the parameter style.
+The SQL is shared; a ``Dialect`` (SQLITE, POSTGRES) supplies what differs between the backends:
+parameter style, JSON lookups, boolean columns, row identity and the partial index's use.
 """
 
 from __future__ import annotations
@@ -32,11 +33,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from imagegateway_server.storage.analytics import INLINE_GROUP, AnalyticsQuery, GroupBy
+from imagegateway_server.storage.analytics import (
+    INLINE_GROUP,
+    AnalyticsBuilder,
+    AnalyticsQuery,
+    AnalyticsResult,
+    GroupBy,
+)
 from imagegateway_server.storage.latency_histogram import latency_bin
 from imagegateway_server.storage.records import LogFilter
 
@@ -44,6 +51,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROS_PER_SECOND = 1_000_000
 # Cell sizes in seconds, largest first: a query reads the largest its buckets are multiples of.
 SPANS = (86400, 21600, 3600)
+# Request-log rows added to the rollups per transaction (a few ms of the write lock each).
+ROLLUP_CHUNK = 5000
+# How often a store's rollup job looks for new rows: rollups lag the log by about this much (at most 10 s).
+DEFAULT_ROLLUP_INTERVAL = 2.0
 
 
 def _micros(when: datetime) -> int:
@@ -109,14 +120,88 @@ CELL_KEY = (
     "metadata",
 )
 CELL_SUMS = ("requests", "cache_hits", "images", "attempts", "failed_attempts", "retries", "cost_nanos")
+STORED_COLUMNS = ("cell_id", *CELL_KEY, *CELL_SUMS, "latency_bins")
 
-# One request-log row as the rollup job reads it: its rowid, create time, the cell columns, the
-# metadata object, the sums and the latency. Shared by roll-up and prune.
-COST_NANOS = "CAST(round(cost_usd * 1000000000) AS INTEGER)"
-ROW_FOR_ROLLUP = (
-    "rowid, create_time, provider, model, config_id, caller_key_id, first_target, last_target, status_code, "
-    "fallback_used, error_kind, coalesce(json_extract(payload, '$.metadata'), '{}'), "
-    f"cache_hit, image_count, attempt_count, failed_attempt_count, retry_count, {COST_NANOS}, latency_ms"
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the backends' SQL for rollups: parameters, JSON, types, row identity.
+
+    ``row_id`` names a request-log row for marking and pruning; ``metadata_of_payload`` and
+    ``metadata_of_cell`` look the query's metadata key up (bound as ``metadata_path`` /
+    ``payload_metadata_path`` for SQLite's JSON paths, ``metadata_key`` for PostgreSQL's ``->>``);
+    ``as_integer`` turns a boolean column into 0/1; ``unrolled_rows`` is the table expression that
+    reads the rows not rolled up yet through their partial index, ``not_rolled_up`` its condition.
+    """
+
+    name: str
+    row_id: str
+    cost_nanos: str
+    metadata_object: str
+    metadata_of_payload: str
+    metadata_of_cell: str
+    unrolled_rows: str
+    not_rolled_up: str
+    integer_cast: str  # appended to a boolean column to read it as 0/1 ("" where it is 0/1 already)
+
+    def parameter(self, name: str) -> str:
+        return f":{name}" if self.name == "sqlite" else f"%({name})s"
+
+    def as_integer(self, column: str) -> str:
+        return f"{column}{self.integer_cast}"
+
+    def row_for_rollup(self) -> str:
+        """One request-log row as the rollup job reads it: its identity, create time, the cell
+        columns, the metadata object, the sums and the latency. Shared by roll-up and prune."""
+        return (
+            f"{self.row_id}, create_time, provider, model, config_id, caller_key_id, first_target, last_target, "
+            f"status_code, fallback_used, error_kind, {self.metadata_object}, {self.as_integer('cache_hit')}, "
+            f"image_count, attempt_count, failed_attempt_count, retry_count, {self.cost_nanos}, latency_ms"
+        )
+
+    def select_cells(self) -> str:
+        """The stored cells among ids (one parameter: a JSON array for SQLite, a list for PostgreSQL)."""
+        among = "IN (SELECT value FROM json_each(?))" if self.name == "sqlite" else "= ANY(%s)"
+        return f"SELECT cell_id, {', '.join(CELL_SUMS)}, latency_bins FROM request_log_rollups WHERE cell_id {among}"
+
+    def delete_cell(self) -> str:
+        return f"DELETE FROM request_log_rollups WHERE cell_id = {'?' if self.name == 'sqlite' else '%s'}"
+
+    def upsert_cell(self) -> str:
+        """Stores a cell (the values of STORED_COLUMNS, positional), replacing its sums."""
+        values = ", ".join(("?" if self.name == "sqlite" else "%s") for _ in STORED_COLUMNS)
+        return (
+            f"INSERT INTO request_log_rollups ({', '.join(STORED_COLUMNS)}) VALUES ({values}) "
+            "ON CONFLICT (cell_id) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in (*CELL_SUMS, "latency_bins"))
+        )
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    row_id="rowid",
+    cost_nanos="CAST(round(cost_usd * 1000000000) AS INTEGER)",
+    metadata_object="coalesce(json_extract(payload, '$.metadata'), '{}')",
+    metadata_of_payload="json_extract(payload, :payload_metadata_path)",
+    metadata_of_cell="json_extract(metadata, :metadata_path)",
+    # Named, the partial index holding only them is used even when a filter column has an index of
+    # its own (a key's month of rows, say).
+    unrolled_rows="request_logs INDEXED BY request_logs_not_rolled_up",
+    not_rolled_up="rolled_up = 0",
+    integer_cast="",
+)
+POSTGRES = Dialect(
+    name="postgresql",
+    row_id="id",
+    # Whole nano-dollars, ties away from zero as SQLite's round: the same integers on both backends.
+    cost_nanos="round((cost_usd * 1000000000)::numeric)::bigint",
+    metadata_object="coalesce((payload::json -> 'metadata')::text, '{}')",
+    # ``json`` rather than ``jsonb``: read once per row, the text parse is the cheaper one.
+    metadata_of_payload="payload::json -> 'metadata' ->> %(metadata_key)s",
+    metadata_of_cell="metadata::json ->> %(metadata_key)s",
+    unrolled_rows="request_logs",  # its planner picks the partial index by itself
+    not_rolled_up="NOT rolled_up",
+    integer_cast="::int",
 )
 
 CellKey = tuple[Any, ...]
@@ -180,7 +265,7 @@ def canonical_metadata(text: str) -> str:
 
 
 def cells_of(rows: Iterable[Sequence[Any]]) -> dict[CellKey, CellSums]:
-    """The cells that rows read with ``ROW_FOR_ROLLUP`` add up to: each row counts in an hour and a
+    """The cells that rows read with ``Dialect.row_for_rollup`` add up to: each row counts in an hour and a
     day cell, each with and without its metadata."""
     cells: dict[CellKey, CellSums] = {}
     for row in rows:
@@ -202,29 +287,31 @@ def cells_of(rows: Iterable[Sequence[Any]]) -> dict[CellKey, CellSums]:
     return cells
 
 
-STORED_COLUMNS = ("cell_id", *CELL_KEY, *CELL_SUMS, "latency_bins")
-SELECT_CELLS = (
-    f"SELECT cell_id, {', '.join(CELL_SUMS)}, latency_bins FROM request_log_rollups "
-    "WHERE cell_id IN (SELECT value FROM json_each(?))"
-)
-DELETE_CELL = "DELETE FROM request_log_rollups WHERE cell_id = ?"
-UPSERT_CELL = (
-    f"INSERT INTO request_log_rollups ({', '.join(STORED_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in STORED_COLUMNS)}) "
-    "ON CONFLICT (cell_id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column in (*CELL_SUMS, "latency_bins"))
-)
+def merged_cells(
+    deltas: Mapping[CellKey, CellSums], stored: Mapping[str, CellSums], sign: int
+) -> tuple[list[tuple[Any, ...]], list[str]]:
+    """Cells after adding (sign 1) or subtracting (sign -1, pruning) ``deltas`` to the ``stored``
+    ones (by cell id): the rows to upsert (STORED_COLUMNS' values) and the ids of stored cells left
+    with no requests, to delete."""
+    upserts: list[tuple[Any, ...]] = []
+    deletes: list[str] = []
+    for key, delta in deltas.items():
+        identity = cell_id(key)
+        cell = stored.get(identity) or CellSums()
+        cell.add(delta, sign)
+        if cell.requests > 0:
+            upserts.append((identity, *key, *cell.values(), cell.bins_json()))
+        elif identity in stored:
+            deletes.append(identity)
+    return upserts, deletes
 
 
 # --- the query over rollups and raw rows ------------------------------------------------------------
 
 _SUCCESS = "status_code BETWEEN 200 AND 299"
-# The request-log rows not rolled up yet, through their partial index (SQLite's INDEXED BY; a
-# backend whose planner picks the partial index by itself names the table alone).
-UNROLLED_ROWS = "request_logs INDEXED BY request_logs_not_rolled_up"
 
 
-def filter_conditions(wanted: LogFilter) -> tuple[list[str], dict[str, Any]]:
+def filter_conditions(wanted: LogFilter, dialect: Dialect = SQLITE) -> tuple[list[str], dict[str, Any]]:
     """A log filter's conditions (its time fields aside) as named-parameter SQL; each column exists
     in request_logs and in request_log_rollups alike."""
     conditions: list[str] = []
@@ -236,10 +323,10 @@ def filter_conditions(wanted: LogFilter) -> tuple[list[str], dict[str, Any]]:
         ("caller_key_id", wanted.caller_key_id),
         ("model", wanted.model),
         ("config_id", wanted.config_id),
-        ("fallback_used", None if wanted.fallback_used is None else int(wanted.fallback_used)),
+        ("fallback_used", wanted.fallback_used),  # a bool: SQLite binds it as 0/1
     ):
         if value is not None:
-            conditions.append(f"{column} = :f_{column}")
+            conditions.append(f"{column} = {dialect.parameter('f_' + column)}")
             parameters[f"f_{column}"] = value
     if wanted.success is True:
         conditions.append(_SUCCESS)
@@ -248,11 +335,11 @@ def filter_conditions(wanted: LogFilter) -> tuple[list[str], dict[str, Any]]:
     return conditions, parameters
 
 
-def _group(query: AnalyticsQuery, metadata_column: str) -> str:
-    """A row's group; ``metadata_column`` is the JSON the metadata key is looked up in."""
+def _group(query: AnalyticsQuery, metadata_value: str) -> str:
+    """A row's group; ``metadata_value`` is the dialect's lookup of the metadata key."""
     if query.group_by == GroupBy.METADATA:
-        # The key is checked against METADATA_KEY_PATTERN (no quote reaches the path) and bound.
-        return f"coalesce(json_extract({metadata_column}, :metadata_path), '')"
+        # The key is checked against METADATA_KEY_PATTERN (no quote reaches a path) and bound.
+        return f"coalesce({metadata_value}, '')"
     return {
         GroupBy.PROVIDER: "provider",
         GroupBy.MODEL: "model",
@@ -279,15 +366,19 @@ class AnalyticsSql:
     parameters: dict[str, Any]
 
 
-def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: datetime) -> AnalyticsSql:
-    """The SQL answering ``query`` from the sources ``plan`` names."""
-    conditions, parameters = filter_conditions(query.log_filter)
+def analytics_sql(
+    query: AnalyticsQuery, plan: RangePlan, first_bucket_start: datetime, dialect: Dialect = SQLITE
+) -> AnalyticsSql:
+    """The SQL answering ``query`` from the sources ``plan`` names, in ``dialect``."""
+    p = dialect.parameter
+    conditions, parameters = filter_conditions(query.log_filter, dialect)
     parameters.update(
         first_bucket=_micros(first_bucket_start),
         bucket_size=query.bucket_size // timedelta(microseconds=1),
         with_metadata=int(plan.with_metadata),
     )
     if query.group_by == GroupBy.METADATA:
+        parameters["metadata_key"] = query.metadata_key
         parameters["metadata_path"] = f'$."{query.metadata_key}"'
         parameters["payload_metadata_path"] = f'$.metadata."{query.metadata_key}"'
     filters = "".join(f" AND {condition}" for condition in conditions)
@@ -295,35 +386,37 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
     raw_wheres: list[tuple[str, str]] = []  # (table, condition)
     for index, (low, high) in enumerate(plan.raw_spans):
         parameters[f"raw_low_{index}"], parameters[f"raw_high_{index}"] = low, high
-        raw_wheres.append(("request_logs", f"create_time >= :raw_low_{index} AND create_time < :raw_high_{index}"))
+        raw_wheres.append(
+            ("request_logs", f"create_time >= {p(f'raw_low_{index}')} AND create_time < {p(f'raw_high_{index}')}")
+        )
     cell_wheres: list[str] = []
     for index, (span, low, high) in enumerate(plan.rollups):
         parameters[f"span_{index}"], parameters[f"cell_low_{index}"], parameters[f"cell_high_{index}"] = span, low, high
+        low_at, high_at = p(f"cell_low_{index}"), p(f"cell_high_{index}")
         cell_wheres.append(
-            f"span_seconds = :span_{index} AND with_metadata = :with_metadata "
-            f"AND bucket_start >= :cell_low_{index} AND bucket_start < :cell_high_{index}{filters}"
+            f"span_seconds = {p(f'span_{index}')} AND with_metadata = {p('with_metadata')} "
+            f"AND bucket_start >= {low_at} AND bucket_start < {high_at}{filters}"
         )
-        # Rows written since the rollup job last ran. Named, the partial index holding only them is
-        # used even when a filter column has an index of its own (a key's month of rows, say).
-        unrolled = f"rolled_up = 0 AND create_time >= :cell_low_{index} AND create_time < :cell_high_{index}"
-        raw_wheres.append((UNROLLED_ROWS, unrolled))
+        # Rows written since the rollup job last ran, through the partial index holding only them.
+        unrolled = f"{dialect.not_rolled_up} AND create_time >= {low_at} AND create_time < {high_at}"
+        raw_wheres.append((dialect.unrolled_rows, unrolled))
 
-    raw_group = _group(query, "payload").replace(":metadata_path", ":payload_metadata_path")
-    raw_bucket = "(create_time - :first_bucket) / :bucket_size"
+    raw_group = _group(query, dialect.metadata_of_payload)
+    raw_bucket = f"(create_time - {p('first_bucket')}) / {p('bucket_size')}"
     sources = [
         f"SELECT {raw_group} AS g, {raw_bucket} AS b, status_code, error_kind, fallback_used, first_target, "
         f"last_target, 1 AS requests, attempt_count AS attempts, failed_attempt_count AS failed_attempts, "
-        f"retry_count AS retries, cache_hit AS cache_hits, image_count AS images, {COST_NANOS} AS cost_nanos "
-        f"FROM {table} WHERE {where}{filters}"
+        f"retry_count AS retries, {dialect.as_integer('cache_hit')} AS cache_hits, image_count AS images, "
+        f"{dialect.cost_nanos} AS cost_nanos FROM {table} WHERE {where}{filters}"
         for table, where in raw_wheres
     ]
     raw_latencies = " UNION ALL ".join(
         f"SELECT {raw_group}, {raw_bucket}, latency_ms FROM {table} "
-        f"WHERE {where}{filters} AND attempt_count > 0 AND cache_hit = 0"
+        f"WHERE {where}{filters} AND attempt_count > 0 AND {dialect.as_integer('cache_hit')} = 0"
         for table, where in raw_wheres
     )
-    cell_group = _group(query, "metadata")
-    cell_bucket = "(bucket_start - :first_bucket) / :bucket_size"
+    cell_group = _group(query, dialect.metadata_of_cell)
+    cell_bucket = f"(bucket_start - {p('first_bucket')}) / {p('bucket_size')}"
     sources += [
         f"SELECT {cell_group} AS g, {cell_bucket} AS b, status_code, error_kind, fallback_used, first_target, "
         "last_target, requests, attempts, failed_attempts, retries, cache_hits, images, cost_nanos "
@@ -336,12 +429,88 @@ def analytics_sql(query: AnalyticsQuery, plan: RangePlan, first_bucket_start: da
         f"WHERE {where} AND latency_bins != '{{}}'"
         for where in cell_wheres
     )
+    fell_back = f"{dialect.as_integer('fallback_used')} = 1"
+    # Sums cast back to 64-bit integers: PostgreSQL sums bigints as numeric, which its driver reads
+    # as Decimal, several times slower than int for the thousands of rows of a metadata grouping.
+    sums = ", ".join(
+        f"CAST(sum({value}) AS BIGINT)"
+        for value in (
+            "requests",
+            f"CASE WHEN {_SUCCESS} THEN requests ELSE 0 END",
+            f"CASE WHEN {fell_back} THEN requests ELSE 0 END",
+            "attempts",
+            "failed_attempts",
+            "retries",
+            "cache_hits",
+            "images",
+            "cost_nanos",
+        )
+    )
     counts = (
         f"SELECT g, b, CASE WHEN {_SUCCESS} THEN NULL ELSE error_kind END AS kind, "
-        "CASE WHEN fallback_used = 1 THEN first_target END AS from_target, "
-        "CASE WHEN fallback_used = 1 THEN last_target END AS to_target, "
-        f"sum(requests), sum(CASE WHEN {_SUCCESS} THEN requests ELSE 0 END), sum(fallback_used * requests), "
-        "sum(attempts), sum(failed_attempts), sum(retries), sum(cache_hits), sum(images), sum(cost_nanos) "
-        f"FROM ({' UNION ALL '.join(sources)}) GROUP BY g, b, kind, from_target, to_target"
+        f"CASE WHEN {fell_back} THEN first_target END AS from_target, "
+        f"CASE WHEN {fell_back} THEN last_target END AS to_target, {sums} "
+        f"FROM ({' UNION ALL '.join(sources)}) AS sources GROUP BY g, b, kind, from_target, to_target"
     )
     return AnalyticsSql(counts, raw_latencies, cell_latencies, parameters)
+
+
+def add_answer(
+    builder: AnalyticsBuilder,
+    plan: RangePlan,
+    counts: Iterable[Sequence[Any]],
+    raw_latencies: Iterable[Sequence[Any]],
+    cell_latencies: Iterable[Sequence[Any]],
+) -> None:
+    """Hands the rows of an ``AnalyticsSql``'s statements to ``builder``. Numbers are read with
+    ``int``: PostgreSQL's sums of bigints arrive as Decimal."""
+    for group, bucket, kind, from_target, to_target, requests, *sums in counts:
+        successes, fallbacks, attempts, failed_attempts, retries, cache_hits, images, cost_nanos = map(int, sums)
+        bucket, requests = int(bucket), int(requests)
+        builder.add_counts(
+            group,
+            bucket,
+            requests=requests,
+            successes=successes,
+            fallbacks=fallbacks,
+            attempts=attempts,
+            failed_attempts=failed_attempts,
+            retries=retries,
+            cache_hits=cache_hits,
+            images=images,
+            cost_nanos=cost_nanos,
+        )
+        if kind is not None:  # every request of this row failed with this kind
+            builder.add_errors(group, bucket, kind, requests)
+        if from_target is not None:  # every request of this row fell back from -> to
+            builder.add_fallbacks(group, bucket, from_target, to_target, requests)
+    if not plan.rollups:
+        for group, bucket, latency_ms in raw_latencies:
+            builder.add_latency(group, int(bucket), int(latency_ms))
+        return
+    # One histogram per answer: raw rows join the cells' bins.
+    for group, bucket, latency_ms in raw_latencies:
+        builder.add_latency_bin(group, int(bucket), latency_bin(int(latency_ms)), 1)
+    for group, bucket, bins in cell_latencies:
+        builder.add_latency_bins(group, int(bucket), json.loads(bins))
+
+
+# Runs one statement with named parameters in the backend's open read snapshot; returns its rows.
+Fetch = Callable[[str, Mapping[str, Any]], Awaitable[Sequence[Sequence[Any]]]]
+
+
+async def aggregate(query: AnalyticsQuery, dialect: Dialect, fetch: Fetch) -> AnalyticsResult:
+    """The answer to ``query``: its statements in ``dialect``, run with ``fetch`` (all in one
+    snapshot, which the caller holds), handed to the shared builder."""
+    builder = AnalyticsBuilder(query)
+    plan = plan_range(query)
+    sql = analytics_sql(query, plan, builder.first_bucket_start, dialect)
+    counts = await fetch(sql.counts, sql.parameters)
+    latencies: Sequence[Sequence[Any]] = []
+    cells: Sequence[Sequence[Any]] = []
+    if query.latencies:
+        latencies = await fetch(sql.raw_latencies, sql.parameters)
+        if plan.rollups:
+            cells = await fetch(sql.cell_latencies, sql.parameters)
+    add_answer(builder, plan, counts, latencies, cells)
+    return builder.result()

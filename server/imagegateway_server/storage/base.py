@@ -199,6 +199,11 @@ class Store(Protocol):
         ``latency_histogram.LATENCY_RELATIVE_ERROR`` (see ``storage/analytics_rollup.py``)."""
         ...
 
+    async def aggregate_logs_together(self, queries: Sequence[AnalyticsQuery]) -> list[AnalyticsResult]:
+        """``aggregate_logs`` of each query, in order, all read from one snapshot of the log, so the
+        answers of one view (a chart and its tables) count the same requests."""
+        ...
+
     async def roll_up_logs(self, max_rows: int = 5000) -> int:
         """Adds up to ``max_rows`` records not rolled up yet to the analytics rollups, oldest first,
         in one transaction; returns how many. The store runs this in the background every few

@@ -9,6 +9,8 @@ backend and in every language.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -37,19 +39,15 @@ def bin_latency(bin_index: int) -> int:
 
 
 def histogram_percentiles(bins: Mapping[int, int], fractions: Sequence[float]) -> list[int]:
-    """The nearest-rank percentiles (ascending ``fractions``) of the values a histogram counts, each
-    as its bin's value (0 for an empty histogram), in one pass over the sorted bins."""
-    total = sum(bins.values())
+    """The nearest-rank percentiles of the values a histogram counts, each as its bin's value (0 for
+    an empty histogram): the first bin whose running count reaches the rank, found by bisection."""
+    ordered = sorted(bins)
+    running = list(itertools.accumulate(bins[bin_index] for bin_index in ordered))
+    total = running[-1] if running else 0
     if total <= 0:
         return [0 for _ in fractions]
-    ranks = [max(1, math.ceil(fraction * total)) for fraction in fractions]  # as analytics.percentile
-    found: list[int] = []
-    seen = 0
-    for bin_index in sorted(bins):
-        seen += bins[bin_index]
-        while len(found) < len(ranks) and seen >= ranks[len(found)]:
-            found.append(bin_latency(bin_index))
-    return found
+    ranks = (max(1, math.ceil(fraction * total)) for fraction in fractions)  # as analytics.percentile
+    return [bin_latency(ordered[bisect.bisect_left(running, rank)]) for rank in ranks]
 
 
 def histogram_percentile(bins: Mapping[int, int], fraction: float) -> int:

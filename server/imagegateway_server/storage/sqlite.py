@@ -10,34 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from imagegateway_server.domain.errors import AlreadyExists, FailedPrecondition, NotFound
-from imagegateway_server.domain.limits import Limits
-from imagegateway_server.storage.analytics import AnalyticsBuilder, AnalyticsQuery, AnalyticsResult
+from imagegateway_server.storage.analytics import AnalyticsQuery, AnalyticsResult
 from imagegateway_server.storage.analytics_rollup import (
-    DELETE_CELL,
-    ROW_FOR_ROLLUP,
-    SELECT_CELLS,
-    UPSERT_CELL,
+    DEFAULT_ROLLUP_INTERVAL,
+    ROLLUP_CHUNK,
+    SQLITE,
     CellKey,
     CellSums,
-    analytics_sql,
+    aggregate,
     cell_id,
     cells_of,
-    plan_range,
+    merged_cells,
 )
-from imagegateway_server.storage.latency_histogram import latency_bin
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
 from imagegateway_server.storage.records import (
@@ -49,25 +47,22 @@ from imagegateway_server.storage.records import (
     SpendTotals,
     VirtualKeyRecord,
 )
+from imagegateway_server.storage.rows import (
+    API_KEY_COLUMNS,
+    CONFIG_COLUMNS,
+    LOG_COLUMNS,
+    VIRTUAL_KEY_COLUMNS,
+    api_key_record,
+    config_record,
+    limit_values,
+    log_record,
+    public_fields_column,
+    to_micros,
+    virtual_key_record,
+)
 
 logger = logging.getLogger(__name__)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-_CONFIG_COLUMNS = "c.id, v.name, v.version, v.document, v.sealed_secrets, v.create_time, c.first_create_time"
-_LIMIT_COLUMNS = "limit_requests_per_minute, limit_usd_per_day, limit_usd_per_month"
-_VIRTUAL_KEY_COLUMNS = (
-    f"id, name, provider, base_url, sealed_secret, create_time, rotate_time, {_LIMIT_COLUMNS}, public_credential_fields"
-)
-_API_KEY_COLUMNS = (
-    f"id, name, scope, key_hash, display_prefix, create_time, revoke_time, {_LIMIT_COLUMNS}, "
-    "rotate_time, previous_key_hash, previous_key_expire_time"
-)
-_LOG_COLUMNS = (
-    "id, trace_id, create_time, status_code, provider, model, caller_key_id, config_id, "
-    "fallback_used, payload, virtual_key_id, cost_usd"
-)
 
 # The analytics columns (migration 0006), computed from the payload (parameter ?10) as a row is
 # inserted: the payload stays the one source, and aggregates read columns instead of parsing JSON.
@@ -92,92 +87,12 @@ _SUCCESS = "status_code BETWEEN 200 AND 299"
 Row = sqlite3.Row | tuple[Any, ...]
 # Request-log rows deleted per transaction when pruning.
 _PRUNE_CHUNK = 5000
-# Request-log rows added to the analytics rollups per transaction (a few ms of the write lock each).
-ROLLUP_CHUNK = 5000
-# How often the rollup job looks for new rows: rollups lag the log by about this much (at most 10 s).
-DEFAULT_ROLLUP_INTERVAL = 2.0
 _ROWIDS = "rowid IN (SELECT value FROM json_each(?))"
-
-
-def _to_micros(when: datetime) -> int:
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError("the store takes timezone-aware datetimes, got a naive one")
-    return (when - _EPOCH) // _MICROSECOND
-
-
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + micros * _MICROSECOND
-
-
-def _config(row: Row) -> ConfigRecord:
-    return ConfigRecord(
-        id=row[0],
-        name=row[1],
-        version=row[2],
-        document=row[3],
-        sealed_secrets=row[4],
-        create_time=_from_micros(row[5]),
-        first_create_time=_from_micros(row[6]),
-    )
-
-
-def _virtual_key(row: Row) -> VirtualKeyRecord:
-    return VirtualKeyRecord(
-        id=row[0],
-        name=row[1],
-        provider=row[2],
-        base_url=row[3],
-        sealed_secret=row[4],
-        create_time=_from_micros(row[5]),
-        rotate_time=_from_micros(row[6]),
-        limits=Limits(row[7], row[8], row[9]),
-        public_credential_fields=None if row[10] is None else json.loads(row[10]),
-    )
-
-
-def _public_fields_column(fields: Mapping[str, str] | None) -> str | None:
-    return None if fields is None else json.dumps(dict(fields), sort_keys=True)
-
-
-def _api_key(row: Row) -> ApiKeyRecord:
-    return ApiKeyRecord(
-        id=row[0],
-        name=row[1],
-        scope=row[2],
-        key_hash=row[3],
-        display_prefix=row[4],
-        create_time=_from_micros(row[5]),
-        revoke_time=_optional_time(row[6]),
-        limits=Limits(row[7], row[8], row[9]),
-        rotate_time=_optional_time(row[10]),
-        previous_key_hash=row[11],
-        previous_key_expire_time=_optional_time(row[12]),
-    )
-
-
-def _optional_time(micros: int | None) -> datetime | None:
-    return None if micros is None else _from_micros(micros)
-
-
-def _limit_values(limits: Limits) -> tuple[int, float, float]:
-    return limits.requests_per_minute, limits.usd_per_day, limits.usd_per_month
-
-
-def _log(row: Row) -> LogRecord:
-    return LogRecord(
-        id=row[0],
-        trace_id=row[1],
-        create_time=_from_micros(row[2]),
-        status_code=row[3],
-        provider=row[4],
-        model=row[5],
-        caller_key_id=row[6],
-        config_id=row[7],
-        fallback_used=bool(row[8]),
-        payload=row[9],
-        virtual_key_id=row[10],
-        cost_usd=row[11],
-    )
+# The rollup statements in SQLite's dialect (storage/analytics_rollup.py).
+ROW_FOR_ROLLUP = SQLITE.row_for_rollup()
+SELECT_CELLS = SQLITE.select_cells()
+UPSERT_CELL = SQLITE.upsert_cell()
+DELETE_CELL = SQLITE.delete_cell()
 
 
 def _log_conditions(wanted: LogFilter) -> tuple[list[str], list[Any]]:
@@ -202,10 +117,10 @@ def _log_conditions(wanted: LogFilter) -> tuple[list[str], list[Any]]:
         conditions.append(f"NOT ({_SUCCESS})")
     if wanted.start_time is not None:
         conditions.append("create_time >= ?")
-        parameters.append(_to_micros(wanted.start_time))
+        parameters.append(to_micros(wanted.start_time))
     if wanted.end_time is not None:
         conditions.append("create_time < ?")
-        parameters.append(_to_micros(wanted.end_time))
+        parameters.append(to_micros(wanted.end_time))
     return conditions, parameters
 
 
@@ -314,7 +229,7 @@ class SqliteStore:
                     await connection.execute(statement)
                 await connection.execute(
                     "INSERT INTO schema_migrations (version, name, apply_time) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, _to_micros(datetime.now(UTC))),
+                    (migration.version, migration.name, to_micros(datetime.now(UTC))),
                 )
                 await connection.execute("COMMIT")
             except BaseException:
@@ -397,7 +312,7 @@ class SqliteStore:
     # Configs.
 
     async def create_config(self, record: ConfigRecord) -> ConfigRecord:
-        created = _to_micros(record.create_time)
+        created = to_micros(record.create_time)
         async with self._transaction() as connection:
             if await self._fetch(connection, "SELECT 1 FROM configs WHERE id = ?", (record.id,)):
                 raise AlreadyExists(f"config {record.id!r} already exists")
@@ -411,10 +326,10 @@ class SqliteStore:
                 "create_time) VALUES (?, 1, ?, ?, ?, ?)",
                 (record.id, record.name, record.document, record.sealed_secrets, created),
             )
-        return _config((record.id, record.name, 1, record.document, record.sealed_secrets, created, created))
+        return config_record((record.id, record.name, 1, record.document, record.sealed_secrets, created, created))
 
     async def add_config_version(self, record: ConfigRecord) -> ConfigRecord:
-        created = _to_micros(record.create_time)
+        created = to_micros(record.create_time)
         async with self._transaction() as connection:
             rows = await self._fetch(
                 connection, "SELECT latest_version, first_create_time FROM configs WHERE id = ?", (record.id,)
@@ -429,7 +344,7 @@ class SqliteStore:
                 (record.id, version, record.name, record.document, record.sealed_secrets, created),
             )
             await connection.execute("UPDATE configs SET latest_version = ? WHERE id = ?", (version, record.id))
-        return _config(
+        return config_record(
             (record.id, record.name, version, record.document, record.sealed_secrets, created, first_created)
         )
 
@@ -450,15 +365,15 @@ class SqliteStore:
             )
 
     async def get_config(self, config_id: str, version: int | None = None) -> ConfigRecord:
-        select = f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
+        select = f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
         if version is None:
             rows = await self._read(select + "AND v.version = c.latest_version WHERE c.id = ?", (config_id,))
             if not rows:
                 raise NotFound(f"config {config_id!r} not found")
-            return _config(rows[0])
+            return config_record(rows[0])
         rows = await self._read(select + "WHERE c.id = ? AND v.version = ?", (config_id, version))
         if rows:
-            return _config(rows[0])
+            return config_record(rows[0])
         if await self._read("SELECT 1 FROM configs WHERE id = ?", (config_id,)):
             raise NotFound(f"config {config_id!r} has no version {version}")
         raise NotFound(f"config {config_id!r} not found")
@@ -467,12 +382,12 @@ class SqliteStore:
         size = page_size_or_default(page_size)
         after = decode_page_token("configs", page_token, (str,))
         rows = await self._read(
-            f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v "
+            f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v "
             "ON v.config_id = c.id AND v.version = c.latest_version "
             "WHERE c.id > ? ORDER BY c.id LIMIT ?",
             ("" if after is None else after[0], size + 1),
         )
-        items = [_config(row) for row in rows[:size]]
+        items = [config_record(row) for row in rows[:size]]
         token = encode_page_token("configs", (items[-1].id,)) if len(rows) > size else ""
         return Page(items, token)
 
@@ -489,34 +404,34 @@ class SqliteStore:
             if await self._fetch(connection, "SELECT 1 FROM virtual_keys WHERE id = ?", (record.id,)):
                 raise AlreadyExists(f"virtual key {record.id!r} already exists")
             await connection.execute(
-                f"INSERT INTO virtual_keys ({_VIRTUAL_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO virtual_keys ({VIRTUAL_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.name,
                     record.provider,
                     record.base_url,
                     record.sealed_secret,
-                    _to_micros(record.create_time),
-                    _to_micros(record.rotate_time),
-                    *_limit_values(record.limits),
-                    _public_fields_column(record.public_credential_fields),
+                    to_micros(record.create_time),
+                    to_micros(record.rotate_time),
+                    *limit_values(record.limits),
+                    public_fields_column(record.public_credential_fields),
                 ),
             )
 
     async def get_virtual_key(self, virtual_key_id: str) -> VirtualKeyRecord:
-        rows = await self._read(f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,))
+        rows = await self._read(f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,))
         if not rows:
             raise NotFound(f"virtual key {virtual_key_id!r} not found")
-        return _virtual_key(rows[0])
+        return virtual_key_record(rows[0])
 
     async def list_virtual_keys(self, page_size: int = 0, page_token: str = "") -> Page[VirtualKeyRecord]:
         size = page_size_or_default(page_size)
         after = decode_page_token("virtual_keys", page_token, (str,))
         rows = await self._read(
-            f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id > ? ORDER BY id LIMIT ?",
+            f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id > ? ORDER BY id LIMIT ?",
             ("" if after is None else after[0], size + 1),
         )
-        items = [_virtual_key(row) for row in rows[:size]]
+        items = [virtual_key_record(row) for row in rows[:size]]
         token = encode_page_token("virtual_keys", (items[-1].id,)) if len(rows) > size else ""
         return Page(items, token)
 
@@ -532,17 +447,17 @@ class SqliteStore:
                 "UPDATE virtual_keys SET sealed_secret = ?, rotate_time = ?, public_credential_fields = ? WHERE id = ?",
                 (
                     sealed_secret,
-                    _to_micros(rotate_time),
-                    _public_fields_column(public_credential_fields),
+                    to_micros(rotate_time),
+                    public_fields_column(public_credential_fields),
                     virtual_key_id,
                 ),
             )
             rows = await self._fetch(
-                connection, f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,)
+                connection, f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,)
             )
             if not rows:
                 raise NotFound(f"virtual key {virtual_key_id!r} not found")
-        return _virtual_key(rows[0])
+        return virtual_key_record(rows[0])
 
     async def delete_virtual_key(self, virtual_key_id: str) -> None:
         async with self._transaction() as connection:
@@ -551,8 +466,8 @@ class SqliteStore:
                 raise NotFound(f"virtual key {virtual_key_id!r} not found")
 
     async def all_virtual_keys_sealed(self) -> list[VirtualKeyRecord]:
-        rows = await self._read(f"SELECT {_VIRTUAL_KEY_COLUMNS} FROM virtual_keys ORDER BY id")
-        return [_virtual_key(row) for row in rows]
+        rows = await self._read(f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys ORDER BY id")
+        return [virtual_key_record(row) for row in rows]
 
     async def replace_virtual_key_sealed_secret(self, virtual_key_id: str, expected: bytes, sealed: bytes) -> bool:
         async with self._transaction() as connection:
@@ -564,10 +479,10 @@ class SqliteStore:
 
     async def all_config_versions_sealed(self) -> list[ConfigRecord]:
         rows = await self._read(
-            f"SELECT {_CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
+            f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
             "WHERE v.sealed_secrets IS NOT NULL ORDER BY c.id, v.version"
         )
-        return [_config(row) for row in rows]
+        return [config_record(row) for row in rows]
 
     async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes, sealed: bytes) -> bool:
         async with self._transaction() as connection:
@@ -591,27 +506,27 @@ class SqliteStore:
             ):
                 raise AlreadyExists(f"API key {record.id!r}: a key with the same secret already exists")
             await connection.execute(
-                f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.name,
                     record.scope,
                     record.key_hash,
                     record.display_prefix,
-                    _to_micros(record.create_time),
-                    None if record.revoke_time is None else _to_micros(record.revoke_time),
-                    *_limit_values(record.limits),
-                    None if record.rotate_time is None else _to_micros(record.rotate_time),
+                    to_micros(record.create_time),
+                    None if record.revoke_time is None else to_micros(record.revoke_time),
+                    *limit_values(record.limits),
+                    None if record.rotate_time is None else to_micros(record.rotate_time),
                     record.previous_key_hash,
-                    None if record.previous_key_expire_time is None else _to_micros(record.previous_key_expire_time),
+                    None if record.previous_key_expire_time is None else to_micros(record.previous_key_expire_time),
                 ),
             )
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         rows = await self._read(
-            f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? OR previous_key_hash = ?", (key_hash, key_hash)
+            f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? OR previous_key_hash = ?", (key_hash, key_hash)
         )
-        return _api_key(rows[0]) if rows else None
+        return api_key_record(rows[0]) if rows else None
 
     async def list_api_keys(self, page_size: int = 0, page_token: str = "") -> Page[ApiKeyRecord]:
         size = page_size_or_default(page_size)
@@ -621,10 +536,10 @@ class SqliteStore:
             where = "WHERE create_time > ? OR (create_time = ? AND id > ?)"
             parameters = [after[0], after[0], after[1]]
         rows = await self._read(
-            f"SELECT {_API_KEY_COLUMNS} FROM api_keys {where} ORDER BY create_time, id LIMIT ?",
+            f"SELECT {API_KEY_COLUMNS} FROM api_keys {where} ORDER BY create_time, id LIMIT ?",
             (*parameters, size + 1),
         )
-        items = [_api_key(row) for row in rows[:size]]
+        items = [api_key_record(row) for row in rows[:size]]
         token = ""
         if len(rows) > size:
             token = encode_page_token("api_keys", (rows[size - 1][5], rows[size - 1][0]))
@@ -633,18 +548,18 @@ class SqliteStore:
     async def revoke_api_key(self, api_key_id: str, when: datetime) -> ApiKeyRecord:
         async with self._transaction() as connection:
             existing = await self._fetch(
-                connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
+                connection, f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,)
             )
             if existing:
-                await self._refuse_removing_the_last_admin(connection, _api_key(existing[0]), "revoke")
+                await self._refuse_removing_the_last_admin(connection, api_key_record(existing[0]), "revoke")
             await connection.execute(
                 "UPDATE api_keys SET revoke_time = coalesce(revoke_time, ?) WHERE id = ?",
-                (_to_micros(when), api_key_id),
+                (to_micros(when), api_key_id),
             )
-            rows = await self._fetch(connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
+            rows = await self._fetch(connection, f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
             if not rows:
                 raise NotFound(f"API key {api_key_id!r} not found")
-        return _api_key(rows[0])
+        return api_key_record(rows[0])
 
     async def rotate_api_key(
         self,
@@ -666,17 +581,17 @@ class SqliteStore:
             await connection.execute(
                 "UPDATE api_keys SET previous_key_hash = key_hash, previous_key_expire_time = ?, key_hash = ?, "
                 "display_prefix = ?, rotate_time = ? WHERE id = ?",
-                (_to_micros(previous_key_expire_time), key_hash, display_prefix, _to_micros(rotate_time), api_key_id),
+                (to_micros(previous_key_expire_time), key_hash, display_prefix, to_micros(rotate_time), api_key_id),
             )
-            rows = await self._fetch(connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
-        return _api_key(rows[0])
+            rows = await self._fetch(connection, f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
+        return api_key_record(rows[0])
 
     async def delete_api_key(self, api_key_id: str) -> ApiKeyRecord:
         async with self._transaction() as connection:
-            rows = await self._fetch(connection, f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
+            rows = await self._fetch(connection, f"SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = ?", (api_key_id,))
             if not rows:
                 raise NotFound(f"API key {api_key_id!r} not found")
-            record = _api_key(rows[0])
+            record = api_key_record(rows[0])
             await self._refuse_removing_the_last_admin(connection, record, "delete")
             await connection.execute("DELETE FROM api_keys WHERE id = ?", (api_key_id,))
         return record
@@ -712,7 +627,7 @@ class SqliteStore:
             (
                 record.id,
                 record.trace_id,
-                _to_micros(record.create_time),
+                to_micros(record.create_time),
                 record.status_code,
                 record.provider,
                 record.model,
@@ -727,17 +642,17 @@ class SqliteStore:
         ]
         async with self._transaction() as connection:
             await connection.executemany(
-                f"INSERT INTO request_logs ({_LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) "
+                f"INSERT INTO request_logs ({LOG_COLUMNS}, {_ANALYTICS_COLUMNS}) "
                 f"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, {_ANALYTICS_VALUES}) "
                 "ON CONFLICT (id) DO NOTHING",
                 rows,
             )
 
     async def get_log(self, log_id: str) -> LogRecord:
-        rows = await self._read(f"SELECT {_LOG_COLUMNS} FROM request_logs WHERE id = ?", (log_id,))
+        rows = await self._read(f"SELECT {LOG_COLUMNS} FROM request_logs WHERE id = ?", (log_id,))
         if not rows:
             raise NotFound(f"request log {log_id!r} not found")
-        return _log(rows[0])
+        return log_record(rows[0])
 
     async def list_logs(
         self, log_filter: LogFilter | None = None, page_size: int = 0, page_token: str = ""
@@ -750,10 +665,10 @@ class SqliteStore:
             parameters.extend((after[0], after[0], after[1]))
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = await self._read(
-            f"SELECT {_LOG_COLUMNS} FROM request_logs {where} ORDER BY create_time DESC, id DESC LIMIT ?",
+            f"SELECT {LOG_COLUMNS} FROM request_logs {where} ORDER BY create_time DESC, id DESC LIMIT ?",
             (*parameters, size + 1),
         )
-        items = [_log(row) for row in rows[:size]]
+        items = [log_record(row) for row in rows[:size]]
         token = ""
         if len(rows) > size:
             token = encode_page_token("request_logs", (rows[size - 1][2], rows[size - 1][0]))
@@ -763,14 +678,14 @@ class SqliteStore:
         # Deleted in chunks, each its own short transaction, so appends from the request log
         # writer interleave with a large prune instead of waiting for all of it.
         if older_than is not None:
-            _to_micros(older_than)  # a naive datetime is refused before anything is deleted
+            to_micros(older_than)  # a naive datetime is refused before anything is deleted
         if keep_max is not None and keep_max < 0:
             raise ValueError("keep_max must not be negative")
         deleted = 0
         if older_than is not None:
             deleted += await self._delete_log_chunks(
                 "SELECT rowid FROM request_logs WHERE create_time < ? ORDER BY create_time LIMIT ?",
-                (_to_micros(older_than),),
+                (to_micros(older_than),),
             )
         if keep_max is not None:
             rows = await self._read(
@@ -787,7 +702,7 @@ class SqliteStore:
         return deleted
 
     async def spend_since(self, since: datetime) -> SpendTotals:
-        start = _to_micros(since)
+        start = to_micros(since)
         by_caller = await self._read(
             "SELECT caller_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= ? AND cost_usd > 0 "
             "GROUP BY caller_key_id",
@@ -803,41 +718,12 @@ class SqliteStore:
         )
 
     async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
-        builder = AnalyticsBuilder(query)
-        plan = plan_range(query)
-        sql = analytics_sql(query, plan, builder.first_bucket_start)
+        return (await self.aggregate_logs_together([query]))[0]
+
+    async def aggregate_logs_together(self, queries: Sequence[AnalyticsQuery]) -> list[AnalyticsResult]:
         async with self._snapshot() as connection:
-            counts = await self._fetch(connection, sql.counts, sql.parameters)
-            latencies = await self._fetch(connection, sql.raw_latencies, sql.parameters)
-            cells = await self._fetch(connection, sql.cell_latencies, sql.parameters) if plan.rollups else []
-        for group, bucket, kind, from_target, to_target, requests, *sums in counts:
-            successes, fallbacks, attempts, failed_attempts, retries, cache_hits, images, cost_nanos = sums
-            builder.add_counts(
-                group,
-                bucket,
-                requests=requests,
-                successes=successes,
-                fallbacks=fallbacks,
-                attempts=attempts,
-                failed_attempts=failed_attempts,
-                retries=retries,
-                cache_hits=cache_hits,
-                images=images,
-                cost_nanos=cost_nanos,
-            )
-            if kind is not None:  # every request of this row failed with this kind
-                builder.add_errors(group, bucket, kind, requests)
-            if from_target is not None:  # every request of this row fell back from -> to
-                builder.add_fallbacks(group, bucket, from_target, to_target, requests)
-        if not plan.rollups:
-            for group, bucket, latency_ms in latencies:
-                builder.add_latency(group, bucket, latency_ms)
-        else:  # one histogram per answer: raw rows join the cells' bins
-            for group, bucket, latency_ms in latencies:
-                builder.add_latency_bin(group, bucket, latency_bin(latency_ms), 1)
-            for group, bucket, bins in cells:
-                builder.add_latency_bins(group, bucket, json.loads(bins))
-        return builder.result()
+            fetch = functools.partial(self._fetch, connection)
+            return [await aggregate(query, SQLITE, fetch) for query in queries]
 
     # Analytics rollups (storage/analytics_rollup.py).
 
@@ -881,25 +767,14 @@ class SqliteStore:
         requests is deleted."""
         if not cells:
             return
-        ids = {key: cell_id(key) for key in cells}
-        stored = {
-            row[0]: CellSums.from_stored(row[1:-1], row[-1])
-            for row in await self._fetch(connection, SELECT_CELLS, (json.dumps(list(ids.values())),))
-        }
-        upserts: list[tuple[Any, ...]] = []
-        deletes: list[tuple[str]] = []
-        for key, delta in cells.items():
-            identity = ids[key]
-            cell = stored.get(identity) or CellSums()
-            cell.add(delta, sign)
-            if cell.requests > 0:
-                upserts.append((identity, *key, *cell.values(), cell.bins_json()))
-            elif identity in stored:
-                deletes.append((identity,))
+        ids = json.dumps([cell_id(key) for key in cells])
+        rows = await self._fetch(connection, SELECT_CELLS, (ids,))
+        stored = {row[0]: CellSums.from_stored(row[1:-1], row[-1]) for row in rows}
+        upserts, deletes = merged_cells(cells, stored, sign)
         if upserts:
             await connection.executemany(UPSERT_CELL, upserts)
         if deletes:
-            await connection.executemany(DELETE_CELL, deletes)
+            await connection.executemany(DELETE_CELL, [(identity,) for identity in deletes])
 
     async def _delete_log_chunks(self, select_rowids: str, parameters: tuple[Any, ...]) -> int:
         deleted = 0

@@ -1,4 +1,4 @@
-// The dashboard's Analytics view: charts and top tables from /dashboard/api/analytics, drawn with
+// The dashboard's Analytics view: charts and top tables from /dashboard/api/analytics/view, drawn with
 // uPlot (vendored, served by the gateway). Times travel in UTC and are shown in the browser's zone;
 // every chart's numbers download as long CSV (one line per bucket and group) from
 // /dashboard/api/analytics.csv for the same pinned range. Empty buckets are zeros, never gaps.
@@ -96,16 +96,11 @@
     try {
       const range = pinnedRange();
       const chosen = grouping();
-      const ask = (group, detail) => {
-        const params = new URLSearchParams(range);
-        params.set("group_by", group);
-        params.set("detail", detail);
-        return fetchOk("/dashboard/api/analytics", params).then((response) => response.json());
-      };
-      // The charts need buckets; the top tables only totals, which are far smaller to send.
-      const [main, keys, users, targets] = await Promise.all([
-        ask(chosen, "buckets"), ask("api_key", "totals"), ask("metadata._user", "totals"), ask("target", "totals"),
-      ]);
+      const params = new URLSearchParams(range);
+      params.set("group_by", chosen);
+      // One answer from one snapshot: the chart by the chosen grouping with buckets, and the top
+      // tables' totals by key, by _user and by target.
+      const {main, keys, users, targets} = await (await fetchOk("/dashboard/api/analytics/view", params)).json();
       if (mine !== loads) return;
       current = {range, grouping: chosen, main, keys, users, targets};
       render(current);
