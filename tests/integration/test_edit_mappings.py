@@ -30,7 +30,8 @@ from tests.conftest import (
 )
 from tests.emulators import BedrockEmulator, BFLEmulator
 from tests.harness import GatewayThread
-from tests.integration.test_image_edits import inline, log_of, mask_png, openai_target, png, post_edit, sdk, upstream
+from tests.image_fixtures import mask_png, openai_target, png
+from tests.integration.test_image_edits import inline, log_of, post_edit, sdk, upstream
 
 BFL_SECRET = "bfl-test-key-0123456789abcdef"
 NOVA = "amazon.nova-canvas-v1:0"

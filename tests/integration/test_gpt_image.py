@@ -31,14 +31,11 @@ from tests.conftest import OPENAI_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.emulators.images import solid_image
 from tests.harness import GatewayThread, running_gateway
+from tests.image_fixtures import openai_target
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HTTP_TIMEOUT = 30.0
 SUBSTITUTED = "x-imagegw-model-substituted"
-
-
-def openai_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
-    return {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url, **fields}
 
 
 def sdk(gateway: GatewayThread, key: str, config: dict[str, Any]) -> openai.OpenAI:

@@ -12,7 +12,6 @@ sends ``x-imagegw-stream-fallback: complete``. One log record per request, every
 from __future__ import annotations
 
 import base64
-import io
 import json
 import uuid
 from pathlib import Path
@@ -22,7 +21,6 @@ import grpc
 import httpx
 import openai
 import pytest
-from PIL import Image
 
 from imagegateway import (
     AsyncImageGatewayClient,
@@ -35,40 +33,14 @@ from imagegateway import (
 )
 from imagegateway.v1 import images_pb2, service_pb2_grpc
 from imagegateway_server.cli import main as cli_main
-from tests.conftest import AZURE_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
+from tests.conftest import AZURE_SECRET, OPENAI_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread
+from tests.image_fixtures import fallback, mask_png, openai_target, png, stability_target
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HTTP_TIMEOUT = 30.0
 EDIT_EVENT_FIELDS = {"type", "b64_json", "created_at", "size", "quality", "background", "output_format"}
-
-
-def png(width: int, height: int, colour: tuple[int, int, int] = (200, 80, 40)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def mask_png(width: int, height: int) -> bytes:
-    """OpenAI's mask: opaque, with a fully transparent square (alpha 0) where the edit goes."""
-    image = Image.new("RGBA", (width, height), (0, 0, 0, 255))
-    image.paste((0, 0, 0, 0), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def openai_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
-    return {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url, **fields}
-
-
-def stability_target(emulators: Emulators) -> dict[str, Any]:
-    return {"provider": "stability-ai", "api_key": STABILITY_SECRET, "custom_host": emulators.stability.base_url}
-
-
-def fallback(*targets: dict[str, Any]) -> dict[str, Any]:
-    return {"strategy": {"mode": "fallback"}, "targets": list(targets)}
 
 
 def failing_primary(emulators: Emulators) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from PIL import Image
 
 from imagegateway import ImageGatewayClient
 from imagegateway.errors import NotFoundError
-from tests.conftest import AZURE_SECRET, GEMINI_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
+from tests.conftest import AZURE_SECRET, GEMINI_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread, running_gateway
+from tests.image_fixtures import mask_png, openai_target, png, stability_target
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HTTP_TIMEOUT = 30.0
@@ -37,34 +38,6 @@ def noise(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def png(width: int, height: int, *, mode: str = "RGB", colour: Any = (200, 80, 40)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new(mode, (width, height), colour).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def mask_png(width: int, height: int) -> bytes:
-    """OpenAI's mask: opaque, with a fully transparent square (alpha 0) where the edit goes."""
-    image = Image.new("RGBA", (width, height), (0, 0, 0, 255))
-    image.paste((0, 0, 0, 0), (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def openai_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
-    return {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url, **fields}
-
-
-def stability_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
-    return {
-        "provider": "stability-ai",
-        "api_key": STABILITY_SECRET,
-        "custom_host": emulators.stability.base_url,
-        **fields,
-    }
 
 
 def sdk(gateway: GatewayThread, key: str, headers: dict[str, str]) -> openai.OpenAI:

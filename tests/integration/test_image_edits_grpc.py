@@ -23,7 +23,8 @@ from imagegateway_server.cli import main as imagegw
 from tests.conftest import OPENAI_SECRET, Emulators
 from tests.emulators import Fault
 from tests.harness import GatewayThread
-from tests.integration.test_image_edits import log_of, mask_png, openai_target, png
+from tests.image_fixtures import mask_png, openai_target, png
+from tests.integration.test_image_edits import log_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -33,24 +33,13 @@ from imagegateway import (
 )
 from imagegateway_server.cli import main as cli_main
 from imagegateway_server.cli.status_line import StatusLine
-from tests.conftest import AZURE_SECRET, OPENAI_SECRET, STABILITY_SECRET, Emulators, eventually
+from tests.conftest import AZURE_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread
+from tests.image_fixtures import fallback, openai_target, stability_target
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HTTP_TIMEOUT = 30.0
-
-
-def openai_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
-    return {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url, **fields}
-
-
-def stability_target(emulators: Emulators) -> dict[str, Any]:
-    return {"provider": "stability-ai", "api_key": STABILITY_SECRET, "custom_host": emulators.stability.base_url}
-
-
-def fallback(*targets: dict[str, Any]) -> dict[str, Any]:
-    return {"strategy": {"mode": "fallback"}, "targets": list(targets)}
 
 
 def sdk(gateway: GatewayThread, key: str, config: dict[str, Any], **headers: str) -> openai.OpenAI:

@@ -18,16 +18,13 @@ import openai
 import pytest
 
 from imagegateway import ImageGatewayClient
-from tests.conftest import AZURE_SECRET, OPENAI_SECRET, Emulators
+from tests.conftest import AZURE_SECRET, Emulators
 from tests.emulators import Fault
 from tests.emulators.images import solid_image
 from tests.harness import GatewayThread
+from tests.image_fixtures import openai_target
 
 HTTP_TIMEOUT = 30.0
-
-
-def openai_target(emulators: Emulators, **fields: Any) -> dict[str, Any]:
-    return {"provider": "openai", "api_key": OPENAI_SECRET, "custom_host": emulators.openai.base_url, **fields}
 
 
 def sdk(gateway: GatewayThread, key: str, config: dict[str, Any]) -> openai.OpenAI:
