@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import pybase64
@@ -296,11 +296,28 @@ class RestShim:
         self, request: Request, headers: rest_mapping.RequestHeaders, trace: TraceContext
     ) -> Response:
         arrived = asyncio.get_running_loop().time()
-        trace_headers = {"x-portkey-trace-id": trace.trace_id}
-        try:
+
+        async def read() -> tuple[Caller, ImageRequest]:
             caller = await self._auth.authenticate(rest_mapping.gateway_key(headers), Scope.GENERATE)
             body = await self._read_json(request, headers)
-            image_request = _strict(headers, rest_mapping.image_request(body))
+            return caller, rest_mapping.image_request(body)
+
+        return await self._serve(read, headers, trace, arrived, GENERATION_EVENTS)
+
+    async def _serve(
+        self,
+        read: Callable[[], Awaitable[tuple[Caller, ImageRequest]]],
+        headers: rest_mapping.RequestHeaders,
+        trace: TraceContext,
+        arrived: float,
+        event_prefix: str,
+    ) -> Response:
+        """Serves the image request ``read`` gives (a generation's JSON or an upload's form) through the
+        core: its images as OpenAI's JSON, or its events when it streams, or a failure in OpenAI's envelope."""
+        trace_headers = {"x-portkey-trace-id": trace.trace_id}
+        try:
+            caller, read_request = await read()
+            image_request = _strict(headers, read_request)
             call = GenerationCall(
                 request=image_request,
                 routing=rest_mapping.routing_spec(headers),
@@ -333,9 +350,9 @@ class RestShim:
             status, body = to_http_error(exc)
             return _error_response(status, body, trace_headers)
         if image_request.stream:
-            return _event_stream_response(first, items, image_request, trace_headers, GENERATION_EVENTS)
-        result = outcome.routed.result
+            return _event_stream_response(first, items, image_request, trace_headers, event_prefix)
         routed = outcome.routed
+        result = routed.result
         payload = images_body(
             result.created or int(time.time()),
             result.images,
@@ -426,54 +443,12 @@ class RestShim:
         build: UploadBuilder,
     ) -> Response:
         arrived = asyncio.get_running_loop().time()
-        trace_headers = {"x-portkey-trace-id": trace.trace_id}
-        try:
-            image_request = _strict(headers, await self._read_upload(request, headers, build))
-            call = GenerationCall(
-                request=image_request,
-                routing=rest_mapping.routing_spec(headers),
-                caller=caller,
-                transport="rest",
-                trace_id=trace.trace_id,
-                trace_parent=trace.parent,
-                metadata=rest_mapping.metadata(headers, self._input_limits.max_metadata_bytes),
-                deadline=request_deadline(headers.get(REQUEST_TIMEOUT_HEADER), arrived),
-                headers=headers.last,
-                cache_force_refresh=rest_mapping.cache_force_refresh(headers),
-                stream_complete=rest_mapping.stream_fallback(headers),
-            )
-            keep_image = rest_mapping.flag_header(headers, KEEP_IMAGE_HEADER)
-            if image_request.stream:
-                # A streamed edit, as a streamed generation: a plain error until the first image event.
-                items = stream_generation(self._gateway, call, progress=False)
-                first = await _first_image_event(items)
-            else:
-                outcome = await self._gateway.generate(call)
-        except _HttpError as exc:
-            return _error_response(
-                exc.status, error_envelope(exc.status, exc.message, param=exc.param, code=exc.code), trace_headers
-            )
-        except RequestFailed as exc:
-            return _request_failed_response(exc)
-        except (GatewayError, ProviderError) as exc:
-            status, body = to_http_error(exc)
-            return _error_response(status, body, trace_headers)
-        if image_request.stream:
-            return _event_stream_response(first, items, image_request, trace_headers, EDIT_EVENTS)
-        routed = outcome.routed
-        result = routed.result
-        payload = images_body(
-            result.created or int(time.time()),
-            result.images,
-            answer_format(image_request.response_format, routed),
-            response_fields(routed),
-        )
-        return Response(
-            payload,
-            media_type="application/json",
-            headers=_success_headers(outcome),
-            background=keep_image_task(self._image_keeper, keep_image, outcome.log_id, result.images),
-        )
+
+        async def read() -> tuple[Caller, ImageRequest]:
+            return caller, await self._read_upload(request, headers, build)
+
+        # An edit streams as image_edit.* events; a variation never streams (its form has no stream field).
+        return await self._serve(read, headers, trace, arrived, EDIT_EVENTS)
 
 
 UploadBuilder = Callable[[Upload, InputLimits], ImageRequest]
