@@ -27,6 +27,7 @@ LOCK_TTL_MILLISECONDS = int(LOCK_TTL_SECONDS * 1000)
 MAX_PRECLAIMED = 4096
 RENEW_EVERY_SECONDS = 10.0
 OUTCOME_TTL_SECONDS = 10.0
+OUTCOME_TTL_MILLISECONDS = int(OUTCOME_TTL_SECONDS * 1000)
 POLL_SECONDS = 0.5
 _OUTCOMES = {b"kept": FlightEnd.KEPT, b"not_kept": FlightEnd.NOT_KEPT}
 
@@ -35,6 +36,17 @@ _OUTCOMES = {b"kept": FlightEnd.KEPT, b"not_kept": FlightEnd.NOT_KEPT}
 _IF_HELD_SET = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+# KEYS[1] the lock, KEYS[2] the channel; ARGV[1] the leader's token, ARGV[2] the outcome, ARGV[3] its
+# time to live (ms), ARGV[4] the message. Ends the call and tells the replicas in one step, only while
+# the caller still holds the lock.
+_END = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('PUBLISH', KEYS[2], ARGV[4])
   return 1
 end
 return 0
@@ -52,6 +64,12 @@ def flight_key(key: str) -> str:
     return KEY_PREFIX + key
 
 
+def _seen(done: asyncio.Future[Any]) -> None:
+    # The end of a call nobody waits for: a failure leaves the lock to expire (waiters then poll it).
+    if not done.cancelled():
+        done.exception()
+
+
 class RedisFlights:
     """Elects one leader per cache key among the replicas sharing this Redis."""
 
@@ -60,6 +78,7 @@ class RedisFlights:
         self._events = events
         self._if_held_set = link.client.register_script(_IF_HELD_SET)
         self._if_held_delete = link.client.register_script(_IF_HELD_DELETE)
+        self._end_sha = link.script(_END)
         # key -> (token, renewal task) of the calls this replica leads.
         self._leading: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._waiters: dict[str, set[asyncio.Future[FlightEnd]]] = {}
@@ -99,7 +118,11 @@ class RedisFlights:
         token, renewal = leading
         renewal.cancel()
         outcome = "kept" if kept else "not_kept"
-        self._link.spawn(self._end(key, token, outcome))
+        message = self._events.payload({"key": key, "outcome": outcome})
+        arguments = (self._end_sha, 2, flight_key(key), FLIGHTS_CHANNEL, token, outcome, OUTCOME_TTL_MILLISECONDS)
+        # Queued at once, behind the answer's store (``RedisCacheStore.put``): one pipeline, in order.
+        with contextlib.suppress(RedisUnavailable):
+            self._link.send(lambda pipe: pipe.evalsha(*arguments, message)).add_done_callback(_seen)
 
     def abandon(self, key: str) -> None:
         token = self._preclaimed.pop(key, None)
@@ -107,15 +130,6 @@ class RedisFlights:
             self._link.spawn(
                 self._link.run(lambda client: self._if_held_delete(keys=[flight_key(key)], args=[token], client=client))
             )
-
-    async def _end(self, key: str, token: str, outcome: str) -> None:
-        ended = await self._link.run(
-            lambda client: self._if_held_set(
-                keys=[flight_key(key)], args=[token, outcome, int(OUTCOME_TTL_SECONDS * 1000)], client=client
-            )
-        )
-        if ended:
-            await self._events.publish(FLIGHTS_CHANNEL, {"key": key, "outcome": outcome})
 
     async def _renew(self, key: str, token: str) -> None:
         milliseconds = LOCK_TTL_MILLISECONDS

@@ -1,7 +1,8 @@
 """The connection to Redis and whether this replica uses it: a bounded time per call, hysteresis, a probe.
 
 Every Redis call of the state backends goes through the link: ``call`` for the hot path's single
-commands (those issued in one turn of the event loop share one pipeline, one round trip), ``defer``
+commands (those issued in one turn of the event loop share one pipeline, one round trip), ``send``
+for the same without waiting for the reply, ``defer``
 for writes nobody waits for (they travel with the next calls), ``run`` for the rest. A call that
 errs or takes longer than the per-call timeout raises ``RedisUnavailable`` at once (the backend then
 answers from its in-process fallback), but the replica only gives up on Redis after
@@ -170,15 +171,22 @@ class RedisLink:
         The hot path's commands (a key's limits, a cache look-up begun beside them, the writes of requests
         that just ended) so share one round trip. RedisUnavailable as for ``run``.
         """
-        if not self._up:
-            raise RedisUnavailable
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue(add_command, future)
+        future = self.send(add_command)
         try:
             async with asyncio.timeout(self.timeout * 2):  # the flush has its own timeout; this is a backstop
                 return await future
         except TimeoutError:
             raise RedisUnavailable from None
+
+    def send(self, add_command: Callable[[Any], object]) -> asyncio.Future[Any]:
+        """``call`` without waiting: the command is queued now (so commands sent one after another in one
+        turn travel in that order, in one pipeline) and the future gets its reply, or RedisUnavailable.
+        For writes whose caller need not wait, like a cache store after the answer is ready."""
+        if not self._up:
+            raise RedisUnavailable
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue(add_command, future)
+        return future
 
     def defer(self, add_commands: Callable[[Any], object]) -> None:
         """Queues commands (``add_commands(pipeline)`` adds them; nobody waits for their replies) to
