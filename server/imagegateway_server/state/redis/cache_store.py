@@ -137,14 +137,18 @@ class RedisCacheStore:
 
     async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
         """Queues the write and returns without waiting for Redis: the caller's answer is ready, and the
-        store is off its critical path. Queued now, the SET travels before anything queued after it
-        (the shared-call end, ``RedisFlights.finish``), so a replica told the call ended finds the
-        answer. The answer is encoded when the pipeline is built, after the caller has moved on."""
+        store is off its critical path. It travels with the next round trip (``RedisLink.defer``), so
+        under load it costs none of its own. Queued now, the SET goes before anything queued after it
+        (the shared-call end, ``RedisFlights.finish``): a replica told the call ended finds the answer,
+        and one that asks before is still held off by the call's lock. The answer is encoded when the
+        pipeline is built, after the caller has moved on."""
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
             return
         try:
-            stored = self._link.send(lambda pipe: pipe.set(cache_key(key), encode_answer(answer), px=milliseconds))
+            stored = self._link.send(
+                lambda pipe: pipe.set(cache_key(key), encode_answer(answer), px=milliseconds), soon=False
+            )
         except RedisUnavailable:
             await self._fallback.put(key, answer, ttl_seconds)
             return

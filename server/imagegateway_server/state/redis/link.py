@@ -184,28 +184,29 @@ class RedisLink:
         except TimeoutError:
             raise RedisUnavailable from None
 
-    def send(self, add_command: Callable[[Any], object]) -> asyncio.Future[Any]:
-        """``call`` without waiting: the command is queued now (so commands sent one after another in one
-        turn travel in that order, in one pipeline) and the future gets its reply, or RedisUnavailable.
-        For writes whose caller need not wait, like a cache store after the answer is ready."""
+    def send(self, add_command: Callable[[Any], object], *, soon: bool = True) -> asyncio.Future[Any]:
+        """``call`` without waiting: the command is queued now (commands queued one after another travel in
+        that order, in one pipeline) and the future gets its reply, or RedisUnavailable. ``soon=False``
+        sends it as ``defer`` does (with the next call, or after ``DEFER_SECONDS``): for writes whose
+        caller need not wait, like a cache store after the answer is ready."""
         if not self._up:
             raise RedisUnavailable
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue(add_command, future)
+        self._queue(add_command, future, soon=soon)
         return future
 
     def defer(self, add_commands: Callable[[Any], object]) -> None:
         """Queues commands (``add_commands(pipeline)`` adds them; nobody waits for their replies) to
         travel with the next call, or on their own after ``DEFER_SECONDS`` if no call comes first."""
         if self._up:
-            self._queue(add_commands, None)
+            self._queue(add_commands, None, soon=False)
 
-    def _queue(self, add: Callable[[Any], object], future: asyncio.Future[Any] | None) -> None:
+    def _queue(self, add: Callable[[Any], object], future: asyncio.Future[Any] | None, *, soon: bool) -> None:
         self._queued.append((add, future))
         if self._flush_scheduled:
             return
         loop = asyncio.get_running_loop()
-        if future is None:
+        if not soon:
             if self._deferred_flush is None:
                 self._deferred_flush = loop.call_later(DEFER_SECONDS, self._start_flush)
             return
