@@ -2,8 +2,8 @@
 
 Every Redis call of the state backends goes through the link: ``call`` for the hot path's single
 commands (those issued in one turn of the event loop share one pipeline, one round trip), ``send``
-for the same without waiting for the reply, ``defer``
-for writes nobody waits for (they travel with the next calls), ``run`` for the rest. A call that
+for the same without waiting for the reply, ``defer`` for writes nobody waits for (they travel with
+the next calls), ``run`` for the rest. A call that
 errs or takes longer than the per-call timeout raises ``RedisUnavailable`` at once (the backend then
 answers from its in-process fallback), but the replica only gives up on Redis after
 ``failures_to_down`` consecutive failures, so one scheduling stall on a busy machine does not flip
@@ -277,7 +277,7 @@ class RedisLink:
         What ``Pipeline.execute`` does for a non-transactional pipeline, without what this path never
         uses (retries: the link has none; transactions, WATCH, client-side observability hooks) and on a
         connection kept here between flushes instead of the blocking pool's lock, condition and timer per
-        borrow: measured, those were about half of the gateway's CPU per round trip.
+        borrow: measured, those were about a third of the gateway's CPU per round trip.
         """
         stack = pipe.command_stack
         if not stack:
