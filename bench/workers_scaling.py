@@ -10,12 +10,19 @@ light) and h2load (C, HTTP/1.1 keep-alive, `--h1`) over `--concurrency` connecti
 kernel spreads over the workers (SO_REUSEPORT). Nothing is pinned: the workers need both cores, and
 the upstream and h2load take what is left. Rounds alternate one and two workers, so drift on a busy
 machine hits both; the figure is the median ratio.
+
+Each run also prints the CPU time per request of every process taking part (the workers, the
+supervisor, the upstream, redis-server and h2load, from /proc and the reaped h2load's rusage): on
+a machine with C cores, N workers can at best serve C / (g + o) requests per second, where g is the
+gateway's CPU per request and o everyone else's, so the others must stay light for workers to scale.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -35,6 +42,60 @@ from tests.redis_server import running_redis  # noqa: E402
 
 TARGET_RATIO = 1.7
 VIRTUAL_KEY = "bench-workers-256k"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (every thread) so far; 0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in task.read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _redis_pid(port: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        # redis-server rewrites its command line to "redis-server HOST:PORT".
+        if command and b"redis-server" in command[0] and f":{port}".encode() in b" ".join(command):
+            return int(entry.name)
+    return None
+
+
+class CpuMeter:
+    """CPU seconds of the bench's processes between ``start`` and ``stop``, by role."""
+
+    def __init__(self, roles: dict[str, list[int]]) -> None:
+        self._roles = roles
+        self._before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {role: sum(_cpu_seconds(pid) for pid in pids) for role, pids in self._roles.items()}
+
+    def start(self) -> None:
+        self._before = self._now()
+
+    def stop(self) -> None:
+        after = self._now()
+        self.used = {role: after[role] - self._before[role] for role in after}
 
 
 def _wait_for_workers(log_path: Path, workers: int, timeout: float = 60.0) -> None:
@@ -46,8 +107,11 @@ def _wait_for_workers(log_path: Path, workers: int, timeout: float = 60.0) -> No
         time.sleep(0.1)
 
 
-def measure(workdir: Path, upstream_origin: str, redis_url: str, workers: int, args: argparse.Namespace) -> float:
-    """Requests per second of one gateway with ``workers`` workers, after a warm-up."""
+def measure(
+    workdir: Path, upstream_pid: int, upstream_origin: str, redis_url: str, workers: int, args: argparse.Namespace
+) -> tuple[float, dict[str, float]]:
+    """Requests per second of one gateway with ``workers`` workers, after a warm-up, and the CPU
+    milliseconds per request of each role during the timed run."""
     run_dir = workdir / f"workers-{workers}-{time.monotonic_ns()}"
     run_dir.mkdir()
     gateway = start_gateway(run_dir, settings={"IMAGEGW_WORKERS": str(workers), "IMAGEGW_REDIS_URL": redis_url})
@@ -71,6 +135,17 @@ def measure(workdir: Path, upstream_origin: str, redis_url: str, workers: int, a
         ]
         url = f"{gateway.info['rest_base_url']}/images/generations"
 
+        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        redis_pid = _redis_pid(port)
+        meter = CpuMeter(
+            {
+                "workers": _children(gateway.pid) if workers > 1 else [gateway.pid],
+                "supervisor": [gateway.pid] if workers > 1 else [],
+                "upstream": [upstream_pid],
+                "redis": [redis_pid] if redis_pid else [],
+            }
+        )
+
         def h2load(requests: int, log_name: str) -> float:
             run = run_h2load(
                 args.h2load,
@@ -87,7 +162,22 @@ def measure(workdir: Path, upstream_origin: str, redis_url: str, workers: int, a
             return run.rps
 
         h2load(max(args.concurrency * 10, args.requests // 5), "warmup.log")
-        return h2load(args.requests, "run.log")
+        h2load_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        meter.start()
+        rps = h2load(args.requests, "run.log")
+        meter.stop()
+        h2load_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = dict(meter.used)
+        used["h2load"] = (h2load_after.ru_utime + h2load_after.ru_stime) - (
+            h2load_before.ru_utime + h2load_before.ru_stime
+        )
+        per_request = {role: seconds / args.requests * 1000 for role, seconds in used.items()}
+        print(
+            f"  {workers} worker(s): {rps:7.1f} req/s; CPU ms per request: "
+            + ", ".join(f"{role} {ms:.3f}" for role, ms in per_request.items()),
+            flush=True,
+        )
+        return rps, per_request
     finally:
         gateway.stop()
 
@@ -109,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             with running_redis(workdir / "redis") as redis:
                 rows: list[tuple[float, float]] = []
                 for round_index in range(args.rounds):
-                    one = measure(workdir, upstream.info["origin"], redis.url, 1, args)
-                    two = measure(workdir, upstream.info["origin"], redis.url, 2, args)
+                    one, _ = measure(workdir, upstream.pid, upstream.info["origin"], redis.url, 1, args)
+                    two, _ = measure(workdir, upstream.pid, upstream.info["origin"], redis.url, 2, args)
                     rows.append((one, two))
                     print(
                         f"round {round_index + 1}: 1 worker {one:7.1f} req/s, 2 workers {two:7.1f} req/s, "

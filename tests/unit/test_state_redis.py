@@ -207,7 +207,46 @@ async def test_a_cache_entry_written_by_one_replica_is_read_by_another(
 ) -> None:
     first, second = replicas
     await first.cache_store.put("k", answer(), 60)
+    await link_of(first).drain()  # put returns before Redis has the answer (see the next test)
     assert await second.cache_store.get("k") == answer()
+
+
+async def test_a_replica_told_that_a_shared_call_kept_its_answer_finds_it(
+    replicas: tuple[StateBackends, StateBackends],
+) -> None:
+    # The leader's store and the call's end are queued without waiting; they travel in that order, so
+    # a waiter that hears "kept" cannot read the key before the answer is there.
+    first, second = replicas
+    assert await first.cache_store.get("k") is None  # a miss: first holds the lock
+    assert await first.flights.claim("k") is True
+    assert await second.cache_store.get("k") is None
+    assert await second.flights.claim("k") is False
+    waiting = asyncio.ensure_future(second.flights.wait("k", 5.0))
+    await asyncio.sleep(0.05)
+    await first.cache_store.put("k", answer(), 60)
+    first.flights.finish("k", kept=True)
+    assert await asyncio.wait_for(waiting, 2.0) is FlightEnd.KEPT
+    assert await second.cache_store.get("k") == answer()
+
+
+async def test_spend_of_requests_ending_together_is_summed_into_one_write_per_key(own_redis: RedisServer) -> None:
+    replica = await open_replica(own_redis.url)
+    link = link_of(replica)
+    now = datetime.now(UTC)
+    try:
+        await link.drain()
+        server = own_redis.client()
+        server.config_resetstat()
+        for _ in range(50):
+            replica.limit_counters.add_spend("api_key:a", 3, now)
+            replica.limit_counters.add_spend("api_key:b", 5, now)
+        await link.drain()
+        day = f"igw:spend:day:{now.date().isoformat()}"
+        assert server.hget(day, "api_key:a") == b"150" and server.hget(day, "api_key:b") == b"250"
+        # Two keys, two periods: four additions, not two hundred.
+        assert server.info("commandstats")["cmdstat_hincrby"]["calls"] == 4
+    finally:
+        await replica.close()
 
 
 # -- Redis away ----------------------------------------------------------------------------------------
@@ -249,6 +288,7 @@ async def test_killing_redis_flips_after_the_hysteresis_serves_in_process_and_co
         await eventually(lambda: link.up, within=5.0)
         assert flips == [False, True]
         await replica.cache_store.put("k", answer(), 60)
+        await link.drain()  # the store is written after put returns, off the caller's path
         assert own_redis.client().exists("igw:cache:k") == 1
     finally:
         await replica.close()

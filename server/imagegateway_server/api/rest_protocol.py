@@ -4,11 +4,19 @@ httptools parses a request in a fraction of h11's time, but unlike h11 it sets n
 request line and headers: a client could stream headers until the process runs out of memory. A
 head past ``MAX_HEAD_BYTES`` is answered 431 in OpenAI's error envelope and the connection closed.
 Everything else malformed is uvicorn's plain 400 ("Invalid HTTP request received.") and a close.
+
+uvicorn writes a response's head and its body to the socket separately: two sends, and on the
+client two wake-ups, for every answer. Here the head waits for the body written in the same turn of
+the event loop (a whole response, as every non-streamed answer is) and both leave in one write; a
+head whose body does not follow in that turn (a stream) goes out on its own at the turn's end.
 """
 
 from __future__ import annotations
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from imagegateway_server.api import rest_json
 from imagegateway_server.api.rest_errors import error_envelope
@@ -21,11 +29,62 @@ class _HeadTooLarge(Exception):
     """Raised inside a parser callback; httptools turns it into the parse error that ends the connection."""
 
 
+class _HeadWithBody:
+    """The transport as one response cycle writes to it: the response head is held until the first body
+    bytes (or the end of the turn), then written with them in one ``writelines``."""
+
+    __slots__ = ("_cycle", "_head", "_head_seen", "_transport")
+
+    def __init__(self, transport: Any, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._head_seen = False
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.writelines((head, data))
+        elif not self._head_seen and self._cycle.response_started:
+            # The head (a "100 Continue" is written before the response starts, and passes through).
+            self._head_seen = True
+            self._head = data
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def is_closing(self) -> bool:
+        return bool(self._transport.is_closing())
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
-    """``HttpToolsProtocol`` that refuses a request head larger than ``MAX_HEAD_BYTES`` with a 431."""
+    """``HttpToolsProtocol`` that refuses a request head larger than ``MAX_HEAD_BYTES`` with a 431, and
+    writes each response's head with its body."""
 
     _head_bytes = 0
     _head_too_large = False
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        # The cycle's task was created but has not run: it writes through the wrapper from its start.
+        cycle = self.cycle
+        if not isinstance(cycle.transport, _HeadWithBody):
+            cycle.transport = _HeadWithBody(cycle.transport, cycle)  # type: ignore[assignment]
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

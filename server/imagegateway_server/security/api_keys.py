@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from imagegateway_server.domain.errors import AlreadyExists, InvalidArgument, StoreUnavailable, Unauthenticated
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.domain.scopes import Scope
+from imagegateway_server.security.shared_reads import SharedReads
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import ApiKeyRecord, Page
 
@@ -101,6 +102,8 @@ class ApiKeyService:
         self._cache: dict[str, _CacheEntry] = {}
         # Bumped around every revoke, rotation and delete: an authentication that raced one does not cache.
         self._invalidations = 0
+        # A burst of requests on a missing or expired entry reads it once.
+        self._reads: SharedReads[tuple[str, int], ApiKeyRecord | None] = SharedReads()
 
     async def create(self, name: str, scope: str, limits: Limits = NO_LIMITS) -> tuple[ApiKeyRecord, str]:
         """Makes a key; returns its record and its plaintext, which is never available again."""
@@ -132,7 +135,9 @@ class ApiKeyService:
             return entry.record
         invalidations = self._invalidations
         try:
-            record = await self._store.get_api_key_by_hash(key_hash)
+            record = await self._reads.read(
+                (key_hash, invalidations), lambda: self._store.get_api_key_by_hash(key_hash)
+            )
         except StoreUnavailable:
             if entry is not None and entry.stale_until > now:
                 return entry.record

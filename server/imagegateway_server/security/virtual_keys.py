@@ -26,6 +26,7 @@ from imagegateway_server.domain.errors import InvalidArgument, NotFound, StoreUn
 from imagegateway_server.domain.limits import NO_LIMITS, Limits
 from imagegateway_server.providers.kit.spec import CredentialSchema
 from imagegateway_server.providers.registry import credential_schema as registry_credential_schema
+from imagegateway_server.security.shared_reads import SharedReads
 from imagegateway_server.security.vault import Vault
 from imagegateway_server.storage.base import Store
 from imagegateway_server.storage.records import Page, VirtualKeyRecord
@@ -122,6 +123,8 @@ class VirtualKeyService:
         self._cache: dict[str, tuple[ResolvedVirtualKey, float, float]] = {}
         # Bumped on every eviction: a resolve that raced a rotate or delete does not cache.
         self._evictions = 0
+        # A burst of requests on a missing or expired entry reads it once.
+        self._reads: SharedReads[tuple[str, int], VirtualKeyRecord] = SharedReads()
 
     async def create(
         self,
@@ -227,7 +230,9 @@ class VirtualKeyService:
             return cached[0]
         evictions = self._evictions
         try:
-            record = await self._store.get_virtual_key(virtual_key_id)
+            record = await self._reads.read(
+                (virtual_key_id, evictions), lambda: self._store.get_virtual_key(virtual_key_id)
+            )
         except StoreUnavailable:
             if cached is not None and cached[2] > now:
                 return cached[0]

@@ -10,6 +10,7 @@ is bounded by Redis's own ``maxmemory`` and eviction policy (an evicted answer i
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -135,14 +136,27 @@ class RedisCacheStore:
         return decode_answer(blob) if isinstance(blob, bytes) else None
 
     async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
+        """Queues the write and returns without waiting for Redis: the caller's answer is ready, and the
+        store is off its critical path. It travels with the next round trip (``RedisLink.defer``), so
+        under load it costs none of its own. Queued now, the SET goes before anything queued after it
+        (the shared-call end, ``RedisFlights.finish``): a replica told the call ended finds the answer,
+        and one that asks before is still held off by the call's lock. The answer is encoded when the
+        pipeline is built, after the caller has moved on."""
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
             return
-        blob = encode_answer(answer)
         try:
-            await self._link.call(lambda pipe: pipe.set(cache_key(key), blob, px=milliseconds))
+            stored = self._link.send(
+                lambda pipe: pipe.set(cache_key(key), encode_answer(answer), px=milliseconds), soon=False
+            )
         except RedisUnavailable:
             await self._fallback.put(key, answer, ttl_seconds)
+            return
+        stored.add_done_callback(lambda done: self._stored(done, key, answer, ttl_seconds))
+
+    def _stored(self, done: asyncio.Future[Any], key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            self._link.spawn(self._fallback.put(key, answer, ttl_seconds))
 
     async def delete(self, key: str) -> None:
         try:

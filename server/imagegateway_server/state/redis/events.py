@@ -72,9 +72,13 @@ class Events:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def payload(self, message: Mapping[str, Any]) -> str:
+        """``message`` as published (for a script that publishes it itself)."""
+        return json.dumps({**message, "replica": self._link.replica_id}, separators=(",", ":"))
+
     async def publish(self, channel: str, message: Mapping[str, Any]) -> None:
         """Sends ``message`` to every replica; RedisUnavailable when it cannot (the caller carries on)."""
-        payload = json.dumps({**message, "replica": self._link.replica_id}, separators=(",", ":"))
+        payload = self.payload(message)
         await self._link.run(lambda client: client.publish(channel, payload))
 
     async def _listen(self) -> None:

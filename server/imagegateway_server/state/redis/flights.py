@@ -2,10 +2,10 @@
 
 The leader holds ``igw:flight:<cache key>`` (its own random token, ``LOCK_TTL_SECONDS``, renewed
 while its call runs, so a leader whose replica dies frees the key within that time). When the call
-ends the key is set to ``kept`` or ``not_kept`` for ``OUTCOME_TTL_SECONDS`` and the outcome is
-published on ``igw:events:flights``; waiters wake on the message, and also look at the key every
-``POLL_SECONDS`` in case a message was lost. While Redis is unreachable every replica leads its own
-calls, as before shared state.
+ends the key is set to ``kept`` or ``not_kept`` for ``OUTCOME_TTL_SECONDS`` and, if a waiter marked
+the call (``igw:flight-waited:<cache key>``), the outcome is published on ``igw:events:flights``;
+waiters wake on the message, and also look at the key every ``POLL_SECONDS`` in case a message was
+lost. While Redis is unreachable every replica leads its own calls, as before shared state.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from imagegateway_server.state.redis.events import FLIGHTS_CHANNEL, PREFIX, Even
 from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable
 
 KEY_PREFIX = PREFIX + "flight:"
+WAITED_PREFIX = PREFIX + "flight-waited:"
 LOCK_TTL_SECONDS = 30.0
 LOCK_TTL_MILLISECONDS = int(LOCK_TTL_SECONDS * 1000)
 # Locks a cache miss took (``cache_store``) and no claim has used yet are forgotten past this many.
 MAX_PRECLAIMED = 4096
 RENEW_EVERY_SECONDS = 10.0
 OUTCOME_TTL_SECONDS = 10.0
+OUTCOME_TTL_MILLISECONDS = int(OUTCOME_TTL_SECONDS * 1000)
 POLL_SECONDS = 0.5
 _OUTCOMES = {b"kept": FlightEnd.KEPT, b"not_kept": FlightEnd.NOT_KEPT}
 
@@ -38,6 +40,30 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
+"""
+# KEYS[1] the lock, KEYS[2] the channel, KEYS[3] the lock's waited-on mark; ARGV[1] the leader's token,
+# ARGV[2] the outcome, ARGV[3] its time to live (ms), ARGV[4] the message. Ends the call, only while
+# the caller still holds the lock, and tells the replicas only if one waits (``_LOOK``): most calls
+# have no waiter elsewhere, and a message would wake every replica's subscription for nothing.
+_END = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  if redis.call('DEL', KEYS[3]) == 1 then
+    redis.call('PUBLISH', KEYS[2], ARGV[4])
+  end
+  return 1
+end
+return 0
+"""
+# KEYS[1] the lock, KEYS[2] its waited-on mark; ARGV[1] the mark's time to live (ms). The lock's value
+# (a token while the call runs, then its outcome), marking it waited on while the call runs. Atomic
+# with ``_END``: a waiter either reads the outcome or is marked before the end, which then publishes.
+_LOOK = """
+local value = redis.call('GET', KEYS[1])
+if value and value ~= 'kept' and value ~= 'not_kept' then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+end
+return value
 """
 # KEYS[1] the lock; ARGV[1] the token. Frees the lock only if the caller holds it.
 _IF_HELD_DELETE = """
@@ -52,6 +78,16 @@ def flight_key(key: str) -> str:
     return KEY_PREFIX + key
 
 
+def waited_key(key: str) -> str:
+    return WAITED_PREFIX + key
+
+
+def _seen(done: asyncio.Future[Any]) -> None:
+    # The end of a call nobody waits for: a failure leaves the lock to expire (waiters then poll it).
+    if not done.cancelled():
+        done.exception()
+
+
 class RedisFlights:
     """Elects one leader per cache key among the replicas sharing this Redis."""
 
@@ -60,6 +96,8 @@ class RedisFlights:
         self._events = events
         self._if_held_set = link.client.register_script(_IF_HELD_SET)
         self._if_held_delete = link.client.register_script(_IF_HELD_DELETE)
+        self._end_sha = link.script(_END)
+        self._look_sha = link.script(_LOOK)
         # key -> (token, renewal task) of the calls this replica leads.
         self._leading: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self._waiters: dict[str, set[asyncio.Future[FlightEnd]]] = {}
@@ -99,7 +137,13 @@ class RedisFlights:
         token, renewal = leading
         renewal.cancel()
         outcome = "kept" if kept else "not_kept"
-        self._link.spawn(self._end(key, token, outcome))
+        message = self._events.payload({"key": key, "outcome": outcome})
+        keys = (flight_key(key), FLIGHTS_CHANNEL, waited_key(key))
+        arguments = (self._end_sha, len(keys), *keys, token, outcome, OUTCOME_TTL_MILLISECONDS)
+        # Queued at once, behind the answer's store (``RedisCacheStore.put``): one pipeline, in order,
+        # with the next round trip (waiters on other replicas hold off until then).
+        with contextlib.suppress(RedisUnavailable):
+            self._link.send(lambda pipe: pipe.evalsha(*arguments, message), soon=False).add_done_callback(_seen)
 
     def abandon(self, key: str) -> None:
         token = self._preclaimed.pop(key, None)
@@ -107,15 +151,6 @@ class RedisFlights:
             self._link.spawn(
                 self._link.run(lambda client: self._if_held_delete(keys=[flight_key(key)], args=[token], client=client))
             )
-
-    async def _end(self, key: str, token: str, outcome: str) -> None:
-        ended = await self._link.run(
-            lambda client: self._if_held_set(
-                keys=[flight_key(key)], args=[token, outcome, int(OUTCOME_TTL_SECONDS * 1000)], client=client
-            )
-        )
-        if ended:
-            await self._events.publish(FLIGHTS_CHANNEL, {"key": key, "outcome": outcome})
 
     async def _renew(self, key: str, token: str) -> None:
         milliseconds = LOCK_TTL_MILLISECONDS
@@ -137,7 +172,11 @@ class RedisFlights:
             while True:
                 # Read after registering, so an end published in between is not missed.
                 try:
-                    value = await self._link.run(lambda client: client.get(flight_key(key)))
+                    value = await self._link.call(
+                        lambda pipe: pipe.evalsha(
+                            self._look_sha, 2, flight_key(key), waited_key(key), LOCK_TTL_MILLISECONDS
+                        )
+                    )
                 except RedisUnavailable:
                     return FlightEnd.NOT_KEPT  # cannot see the leader: make the call here
                 if value is None:

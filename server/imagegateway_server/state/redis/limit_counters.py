@@ -13,8 +13,8 @@ Keys (``<counter>`` is ``api_key:<id>`` or ``virtual_key:<id>``):
   replica's heartbeat ``igw:replica:<replica id>`` has expired (the replica died) is dropped.
 
 ``release`` and ``add_spend`` are synchronous (the request is over): they are applied to the
-in-process fallback at once and written to Redis in the background, batched with the other writes
-of the same moment into one pipeline. While Redis is unreachable the
+in-process fallback at once and written to Redis in the background, summed per key with the other
+writes of the same moment (``DEFER_SECONDS``) into one pipeline. While Redis is unreachable the
 fallback decides alone (limits then hold per replica), after recomputing spend from the log; when
 Redis returns, its spend is recomputed from the log again, since this replica's writes meanwhile
 are not in it.
@@ -157,6 +157,12 @@ class RedisLimitCounters:
         self._seeding_redis = False
         self._heartbeat: asyncio.Task[None] | None = None
         self._reseed_fallback: asyncio.Task[None] | None = None
+        # Writes of ended requests not yet sent, summed: (spend hash, counter) -> micros, spend hash ->
+        # its time to live (ms), held hash -> micros to give back.
+        self._spent: dict[tuple[str, str], int] = {}
+        self._spent_ttl: dict[str, int] = {}
+        self._released: dict[str, int] = {}
+        self._write_queued = False
         link.add_listener(self._on_flip)
         link.add_return_hook(self._forget_seeded)
 
@@ -232,21 +238,43 @@ class RedisLimitCounters:
         if micros <= 0:
             return
         self._fallback.release(key, micros)
-        replica = self._link.replica_id
-        # A field that reaches 0 is dropped by the next check of the key (the admit script).
-        self._link.defer(lambda pipe: pipe.hincrby(held_key(key), replica, -micros))
+        if self._link.up:
+            name = held_key(key)
+            self._released[name] = self._released.get(name, 0) + micros
+            self._write_pending()
 
     def add_spend(self, key: str, micros: int, when: datetime) -> None:
         if micros <= 0:
             return
         self._fallback.add_spend(key, micros, when)
-
-        def add_commands(pipe: Any) -> None:
+        if self._link.up:
             for period in (Period.DAY, Period.MONTH):
-                pipe.hincrby(spend_key(period, when), key, micros)
-                pipe.pexpire(spend_key(period, when), _period_ttl_ms(period))
+                name = spend_key(period, when)
+                self._spent[name, key] = self._spent.get((name, key), 0) + micros
+                self._spent_ttl[name] = _period_ttl_ms(period)
+            self._write_pending()
 
-        self._link.defer(add_commands)
+    def _write_pending(self) -> None:
+        # Summed per key until the deferred write goes out: one HINCRBY per key and period for every
+        # request that ended meanwhile, not one per request (at a thousand requests a second, the
+        # pipeline and Redis would otherwise do the same additions a thousand times over).
+        if not self._write_queued:
+            self._write_queued = True
+            self._link.defer(self._add_pending)
+
+    def _add_pending(self, pipe: Any) -> None:
+        self._write_queued = False
+        spent, self._spent = self._spent, {}
+        ttls, self._spent_ttl = self._spent_ttl, {}
+        released, self._released = self._released, {}
+        for (name, key), micros in spent.items():
+            pipe.hincrby(name, key, micros)
+        for name, milliseconds in ttls.items():
+            pipe.pexpire(name, milliseconds)
+        replica = self._link.replica_id
+        for name, micros in released.items():
+            # A field that reaches 0 is dropped by the next check of the key (the admit script).
+            pipe.hincrby(name, replica, -micros)
 
     async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
         await self._fallback.restore(key, period, when, micros)
