@@ -291,3 +291,41 @@ def test_the_emulator_refuses_transparent_input_pixels_and_inpainting_on_titan()
         parse_body(NOVA, inpainting(image=b64(see_through), maskImage=b64(black_white())))
     with pytest.raises(BedrockError, match="taskType"):
         parse_body(TITAN, inpainting(maskImage=b64(black_white())))
+
+
+# -- images too large to decode -----------------------------------------------------------------------
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A few hundred bytes claiming ``width`` x ``height`` RGBA pixels: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        request(Operation.EDIT, huge_png(20_000, 20_000), mask=huge_png(20_000, 20_000)),  # PIL's bomb error
+        request(Operation.EDIT, huge_png(10_000, 10_000), mask=huge_png(10_000, 10_000)),  # PIL's warning
+        request(Operation.EDIT, huge_png(20_000, 20_000)),  # the image's own alpha
+        request(Operation.VARIATION, huge_png(20_000, 20_000)),  # flattened before it is sent
+    ],
+)
+async def test_an_image_too_large_for_bedrock_is_refused_naming_it_before_it_is_decoded(
+    adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator, req: ImageRequest
+) -> None:
+    error = await refused(adapter, req, target())
+    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "image")
+    assert "20000x20000" in str(error) or "10000x10000" in str(error)
+    assert bedrock_emulator.requests == []
