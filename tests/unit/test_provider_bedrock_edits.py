@@ -222,6 +222,17 @@ async def test_similarity_strength_reaches_nova_and_its_range_is_checked(
     assert error.param == "similarity_strength"
 
 
+async def test_similarity_strength_from_a_multipart_form_is_read_as_the_number_it_spells(
+    adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator
+) -> None:
+    # /v1/images/edits passes a field it does not model on as an extra, as form text.
+    await adapter.generate(request(Operation.EDIT, photo(), similarity_strength="0.4"), target())
+    assert sent(bedrock_emulator)["imageVariationParams"]["similarityStrength"] == 0.4
+    for bad in ("strong", "nan", "5"):
+        error = await refused(adapter, request(Operation.EDIT, photo(), similarity_strength=bad), target())
+        assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "similarity_strength")
+
+
 async def test_an_edit_without_a_mask_is_a_variation_guided_by_the_prompt_and_strict_mode_refuses_it(
     adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator
 ) -> None:

@@ -109,7 +109,8 @@ def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, 
     if similarity is not None:
         if task != IMAGE_VARIATION:
             raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, "applies to image variations only")
-        if isinstance(similarity, bool) or not isinstance(similarity, int | float):
+        similarity = _number(similarity)
+        if similarity is None:
             raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, "must be a number")
         if not MIN_SIMILARITY <= similarity <= MAX_SIMILARITY:
             raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, f"must be from {MIN_SIMILARITY} to {MAX_SIMILARITY}")
@@ -135,6 +136,18 @@ def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, 
             )
         notes.append("operation=edit->IMAGE_VARIATION (no mask: the prompt restyles the images)")
     return tuple(notes)
+
+
+def _number(value: Any) -> float | None:
+    """A number, or the text of one (a multipart form's extra field); None for anything else."""
+    if isinstance(value, str) and len(value) < 32:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _check_input_size(image: InputImage) -> None:
