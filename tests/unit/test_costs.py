@@ -104,6 +104,14 @@ def test_the_built_in_table_is_versioned_and_knows_its_models() -> None:
     assert {"dall-e-3", "gpt-image-1", "core", "stable-image-core"} <= BUILT_IN.models()
 
 
+def test_a_dated_snapshot_is_priced_as_its_model_but_a_name_of_many_dates_is_simply_unknown() -> None:
+    dated = BUILT_IN.estimate("gpt-image-1-2027-01-15", "1024x1024", "low", 1, provider="openai")
+    assert dated == BUILT_IN.estimate("gpt-image-1", "1024x1024", "low", 1, provider="openai") > 0
+    # A caller's model name, read one date at a time, once recursed as deep as it had dates (a 500).
+    many = "gpt-image-1" + "-2020-01-01" * 5_000
+    assert BUILT_IN.estimate(many, "1024x1024", "low", 1, provider="openai") == 0.0
+
+
 def test_unknown_model_costs_nothing_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     table = load_price_table()
     with caplog.at_level(logging.WARNING, logger="imagegateway_server.core.pricing"):

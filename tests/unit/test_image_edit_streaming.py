@@ -55,6 +55,7 @@ def test_an_edit_form_without_stream_is_not_streamed() -> None:
         ({"stream": "maybe"}, "stream"),
         ({"stream": "true", "partial_images": "4"}, "partial_images"),
         ({"stream": "true", "partial_images": "two"}, "partial_images"),
+        ({"stream": "true", "partial_images": "²"}, "partial_images"),  # a digit to str.isdigit(), not to int()
         ({"stream": "true", "partial_images": "-1"}, "partial_images"),
         ({"stream": "true", "response_format": "url"}, "response_format"),
     ],

@@ -277,6 +277,15 @@ def test_an_openai_mask_becomes_a_luminance_mask_white_where_to_repaint() -> Non
     assert caught.value.param == "mask"
 
 
+@pytest.mark.parametrize("side", [5_000, 10_000, 20_000])  # over the cap, over PIL's warning, over its error
+def test_a_mask_claiming_a_huge_canvas_is_refused_from_its_header_never_decoded(side: int) -> None:
+    from tests.unit.test_provider_bedrock_edits import huge_png
+
+    with pytest.raises(ProviderError) as caught:
+        alpha_to_luminance(huge_png(side, side), provider="stability-ai")
+    assert (caught.value.kind, caught.value.param) == (ErrorKind.BAD_REQUEST, "mask")
+
+
 # -- the chunked gRPC upload ---------------------------------------------------------------------------
 
 

@@ -42,6 +42,8 @@ def test_extras_without_openai_parameters_are_left_as_they_are() -> None:
         ({"frame_count": 1}, "frame_count"),
         ({"frame_count": 17}, "frame_count"),
         ({"frame_count": "many"}, "frame_count"),
+        ({"frame_count": "²"}, "frame_count"),  # a digit to str.isdigit(), not to int()
+        ({"frame_count": "--5"}, "frame_count"),
         ({"frame_count": True}, "frame_count"),
         ({"frame_duration_ms": -10}, "frame_duration_ms"),
         ({"svg": "svg-author"}, "svg"),
@@ -70,3 +72,19 @@ def test_an_svg_answer_is_recognised_as_an_image_of_unknown_pixel_size() -> None
     svg = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
     assert sniff_image(svg) == ("image/svg+xml", 0, 0)
     assert sniff_image(b"<html><svg/></html>")[0] == "application/octet-stream"
+
+
+@pytest.mark.parametrize("size", ["²x4", "4x²", "\u0661\u0660\u0662\u0664x\u0661\u0660\u0662\u0664"])
+def test_a_size_in_digits_other_than_ascii_is_refused_naming_it(size: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        validate_request(ImageRequest(prompt="a hat", size=size))
+    assert refused.value.param == "size"
+
+
+@pytest.mark.parametrize("ref", ["cfg@²", "cfg@¹²"])
+def test_a_config_version_in_digits_other_than_ascii_is_refused_naming_it(ref: str) -> None:
+    from imagegateway_server.routing.config_service import split_config_ref
+
+    with pytest.raises(InvalidArgument) as refused:
+        split_config_ref(ref)
+    assert refused.value.param == "config_id"

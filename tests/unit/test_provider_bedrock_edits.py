@@ -222,6 +222,17 @@ async def test_similarity_strength_reaches_nova_and_its_range_is_checked(
     assert error.param == "similarity_strength"
 
 
+async def test_similarity_strength_from_a_multipart_form_is_read_as_the_number_it_spells(
+    adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator
+) -> None:
+    # /v1/images/edits passes a field it does not model on as an extra, as form text.
+    await adapter.generate(request(Operation.EDIT, photo(), similarity_strength="0.4"), target())
+    assert sent(bedrock_emulator)["imageVariationParams"]["similarityStrength"] == 0.4
+    for bad in ("strong", "nan", "5"):
+        error = await refused(adapter, request(Operation.EDIT, photo(), similarity_strength=bad), target())
+        assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "similarity_strength")
+
+
 async def test_an_edit_without_a_mask_is_a_variation_guided_by_the_prompt_and_strict_mode_refuses_it(
     adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator
 ) -> None:
@@ -291,3 +302,41 @@ def test_the_emulator_refuses_transparent_input_pixels_and_inpainting_on_titan()
         parse_body(NOVA, inpainting(image=b64(see_through), maskImage=b64(black_white())))
     with pytest.raises(BedrockError, match="taskType"):
         parse_body(TITAN, inpainting(maskImage=b64(black_white())))
+
+
+# -- images too large to decode -----------------------------------------------------------------------
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A few hundred bytes claiming ``width`` x ``height`` RGBA pixels: a decompression bomb's header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        request(Operation.EDIT, huge_png(20_000, 20_000), mask=huge_png(20_000, 20_000)),  # PIL's bomb error
+        request(Operation.EDIT, huge_png(10_000, 10_000), mask=huge_png(10_000, 10_000)),  # PIL's warning
+        request(Operation.EDIT, huge_png(20_000, 20_000)),  # the image's own alpha
+        request(Operation.VARIATION, huge_png(20_000, 20_000)),  # flattened before it is sent
+    ],
+)
+async def test_an_image_too_large_for_bedrock_is_refused_naming_it_before_it_is_decoded(
+    adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator, req: ImageRequest
+) -> None:
+    error = await refused(adapter, req, target())
+    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "image")
+    assert "20000x20000" in str(error) or "10000x10000" in str(error)
+    assert bedrock_emulator.requests == []

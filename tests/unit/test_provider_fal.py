@@ -144,6 +144,10 @@ async def test_flux_inputs_are_named_as_fal_names_them(adapter: FalAdapter, emu:
         (ImageRequest(prompt="x", model="fal-ai/flux-pro/v1.1", cfg_scale=3.0), "cfg_scale"),
         (ImageRequest(prompt="x", model="fal-ai/recraft-v3", seed=3), "seed"),
         (ImageRequest(prompt="x", model="fal-ai/unknown"), "model"),
+        (
+            ImageRequest(prompt="x", model="fal-ai/flux-pro/v1.1", extra={"safety_tolerance": "²"}),
+            "safety_tolerance",
+        ),  # isdigit(), not int()
     ],
 )
 async def test_what_a_model_does_not_take_is_refused_by_name_before_any_call(

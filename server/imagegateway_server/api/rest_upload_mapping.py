@@ -97,7 +97,9 @@ def edit_request(upload: Upload, limits: InputLimits) -> ImageRequest:
         raise InvalidArgument("you must provide a prompt", param="prompt", code="missing_required_parameter")
     stream = _flag("stream", fields.pop("stream", ""))
     partial = fields.pop("partial_images", None)
-    if partial is not None and not (partial.strip().isdigit() and int(partial) <= MAX_PARTIAL_IMAGES):
+    if partial is not None and not (
+        partial.strip().isascii() and partial.strip().isdigit() and int(partial) <= MAX_PARTIAL_IMAGES
+    ):
         raise InvalidArgument(f"must be an integer from 0 to {MAX_PARTIAL_IMAGES}", param="partial_images")
     images, singles = _images(upload.files, limits)
     known, extra = _parameters(fields)

@@ -134,10 +134,14 @@ class ProviderPrices:
     def entry(self, name: str) -> ModelPrices | None:
         """The prices of the lower-cased model ``name``: its own, its alias's, or, for a dated snapshot
         the table does not name (``gpt-image-2.6-flare-2027-01-15``), its undated model's."""
-        found = self.models.get(name) or self.models.get(self.model_aliases.get(name, ""))
+        found = self._own(name)
         if found is None and (snapshot := _DATED_SNAPSHOT.match(name)):
-            return self.entry(snapshot["model"])
+            # One date only: the name is the caller's, and one of many dates must not recurse per date.
+            return self._own(snapshot["model"])
         return found
+
+    def _own(self, name: str) -> ModelPrices | None:
+        return self.models.get(name) or self.models.get(self.model_aliases.get(name, ""))
 
 
 class PriceTable:

@@ -104,8 +104,11 @@ def _svg_from_form(out: dict[str, Any]) -> None:
 
 
 def _integer(name: str, value: Any, low: int, high: int | None) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 12:
-        value = int(value)  # a multipart form's text
+    if isinstance(value, str) and len(value) < 12:
+        try:
+            value = int(value)  # a multipart form's text
+        except ValueError:
+            raise InvalidArgument("must be an integer", param=name, code="invalid_type") from None
     elif isinstance(value, float) and value.is_integer():
         value = int(value)  # a protobuf Struct's number
     if isinstance(value, bool) or not isinstance(value, int):

@@ -229,8 +229,8 @@ def parse_size(size: str, *, param: str = "size") -> tuple[int, int]:
     # The length cap keeps int() away from huge digit strings (it refuses over 4300 digits with a ValueError).
     if (
         not sep
-        or not width.isdigit()
-        or not height.isdigit()
+        or not (width.isascii() and width.isdigit())  # str.isdigit() also takes "²", which int() refuses
+        or not (height.isascii() and height.isdigit())
         or len(width) > MAX_SIZE_DIGITS
         or len(height) > MAX_SIZE_DIGITS
         or int(width) <= 0

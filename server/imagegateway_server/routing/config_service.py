@@ -59,7 +59,7 @@ def split_config_ref(ref: str) -> tuple[str, int | None]:
         raise InvalidArgument("must name a config id", param="config_id")
     if not sep:
         return config_id, None
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit()) or int(version) < 1:  # isdigit() alone takes "²"
         raise InvalidArgument("version after '@' must be a positive integer", param="config_id")
     return config_id, int(version)
 

@@ -86,6 +86,9 @@ def prepare_inputs(request: ImageRequest) -> PreparedInputs:
     first = request.images[0]
     mask_png: bytes | None = None
     if request.operation is Operation.EDIT:
+        if request.mask is not None or first.has_alpha:
+            # Only Nova inpaints: its limits are checked from the header before the mask is decoded.
+            _check_input_size(first)
         if request.mask is not None:
             mask_png = alpha_to_black_marks_edit(request.mask.data, provider=PROVIDER)
             if mask_png is None:
@@ -106,7 +109,8 @@ def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, 
     if similarity is not None:
         if task != IMAGE_VARIATION:
             raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, "applies to image variations only")
-        if isinstance(similarity, bool) or not isinstance(similarity, int | float):
+        similarity = _number(similarity)
+        if similarity is None:
             raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, "must be a number")
         if not MIN_SIMILARITY <= similarity <= MAX_SIMILARITY:
             raise refuse_parameter(PROVIDER, SIMILARITY_PARAM, f"must be from {MIN_SIMILARITY} to {MAX_SIMILARITY}")
@@ -132,6 +136,18 @@ def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, 
             )
         notes.append("operation=edit->IMAGE_VARIATION (no mask: the prompt restyles the images)")
     return tuple(notes)
+
+
+def _number(value: Any) -> float | None:
+    """A number, or the text of one (a multipart form's extra field); None for anything else."""
+    if isinstance(value, str) and len(value) < 32:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _check_input_size(image: InputImage) -> None:
@@ -179,6 +195,13 @@ def _encoded(image: InputImage) -> str:
     """An input image as base64 of a PNG or JPEG without an alpha channel."""
     if image.mime_type in _SENT_AS_IS and not image.has_alpha:
         return _b64(image.data)
+    # Decoded in full below: a small file can claim a huge canvas, and Bedrock takes no side over 4096.
+    if max(image.width, image.height) > NOVA_MAX_SIDE:
+        raise refuse_parameter(
+            PROVIDER,
+            "image",
+            f"is {image.width}x{image.height}; Bedrock takes input images up to {NOVA_MAX_SIDE} a side",
+        )
     try:
         with Image.open(io.BytesIO(image.data)) as opened:
             rgb = opened.convert("RGB")

@@ -68,7 +68,13 @@ def _check_value(name: str, value: Any, model: FalModel) -> None:
     elif name in ("guidance_scale", "cfg_scale"):
         check_number(PROVIDER, name, value, 1.0, 20.0)
     elif name == "safety_tolerance":
-        check_integer(PROVIDER, name, int(value) if isinstance(value, str) and value.isdigit() else value, 1, 6)
+        check_integer(
+            PROVIDER,
+            name,
+            int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value,
+            1,
+            6,
+        )
     elif name == "enable_safety_checker":
         if not isinstance(value, bool):
             raise refuse_parameter(PROVIDER, name, "must be true or false", "invalid_type")

@@ -10,6 +10,9 @@ Amazon Nova Canvas reads the opposite way and only pure values: black (0, 0, 0) 
 inpaint, white (255, 255, 255) the area to keep, and any other pixel is refused (AWS's "Image
 generation and editing" page, masking images). For it the alpha channel is thresholded half-way:
 alpha below 128 (transparent, OpenAI's "edit here") becomes black, the rest white.
+
+A mask is decoded in full, so its pixel count is checked from its header first: a small PNG can
+claim a huge canvas (a decompression bomb), and no provider takes a mask over ``MAX_MASK_PIXELS``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from imagegateway_server.providers.kit.errors import refuse_parameter
 
 # Alpha below this is "transparent" for a reader that takes only black or white.
 HALF_ALPHA = 128
+# The largest mask decoded (4096 x 4096, the largest input image any provider here takes).
+MAX_MASK_PIXELS = 4096 * 4096
 
 
 def alpha_to_luminance(mask_png: bytes, *, provider: str) -> bytes:
@@ -44,7 +49,14 @@ def alpha_to_black_marks_edit(mask_png: bytes, *, provider: str, param: str = "m
 def _alpha(png: bytes, *, provider: str, param: str) -> Image.Image:
     try:
         with Image.open(io.BytesIO(png)) as image:
+            width, height = image.size
+            if width * height > MAX_MASK_PIXELS:
+                raise refuse_parameter(
+                    provider, param, f"is {width}x{height}; at most {MAX_MASK_PIXELS:,} pixels are read"
+                )
             rgba = image.convert("RGBA")  # palette and greyscale-with-alpha masks too
+    except Image.DecompressionBombError:
+        raise refuse_parameter(provider, param, f"has more than {MAX_MASK_PIXELS:,} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise refuse_parameter(provider, param, "is not a PNG the gateway can read") from None
     return rgba.getchannel("A")
