@@ -96,3 +96,17 @@ def test_the_local_memory_expires_and_drops_the_oldest_when_full() -> None:
     assert not memory.recalls(THEIRS)
     memory.remember(MINE, 0)
     assert not memory.recalls(MINE)
+
+
+async def test_a_peer_message_with_an_endless_or_odd_time_is_ignored(
+    replicas: tuple[StateBackends, StateBackends],
+) -> None:
+    first, _ = replicas
+    gone_models = first.gone_models
+    assert isinstance(gone_models, RedisGoneModels)
+    field = identity_field(MINE)
+    for seconds in ("inf", "nan", 1e300, -5, 0, "soon"):
+        gone_models._on_message({"identity": field, "seconds": seconds})
+        assert not gone_models.recalls(MINE), seconds
+    gone_models._on_message({"identity": field, "seconds": 60})
+    assert gone_models.recalls(MINE)

@@ -14,6 +14,7 @@ credential's fingerprint (a digest, as the shared breakers use), never a secret.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,9 @@ from imagegateway_server.state.redis.events import GONE_CHANNEL, PREFIX, Events
 from imagegateway_server.state.redis.link import RedisLink
 
 GONE_PREFIX = PREFIX + "gone:"
+# The longest a peer may ask this replica to remember a model as gone: the setting's own upper bound
+# (IMAGEGW_RETIRED_MODEL_MEMORY_SECONDS), so a malformed message (inf, nan, 1e300) never pins a model.
+MAX_SHARED_SECONDS = 30 * 86400.0
 _SCAN_BATCH = 500
 
 
@@ -56,6 +60,8 @@ class RedisGoneModels:
         try:
             seconds = float(message.get("seconds", 0))
         except (TypeError, ValueError):
+            return
+        if not math.isfinite(seconds) or not 0 < seconds <= MAX_SHARED_SECONDS:
             return
         if identity is not None and seconds > self._local.remaining(identity):
             self._local.remember(identity, seconds)
