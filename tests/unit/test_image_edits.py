@@ -5,6 +5,7 @@ conversion for Stability."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,7 @@ from imagegateway_server.api.grpc_upload import read_edit_upload
 from imagegateway_server.api.rest_multipart import BodyTooLarge, read_upload
 from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument, ProviderError
-from imagegateway_server.domain.image_inputs import InputImage, Operation, input_image, png_has_alpha
+from imagegateway_server.domain.image_inputs import InputImage, Operation, digests, input_image, png_has_alpha
 from imagegateway_server.domain.input_limits import InputLimits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat, validate_request
 from imagegateway_server.providers.kit.masks import alpha_to_luminance
@@ -135,6 +136,8 @@ async def test_the_multipart_reader_keeps_fields_and_files_in_order_across_chunk
         ("image[]", "a.png", b"A" * 50),
         ("image[]", "b.png", b"B" * 20),
     ]
+    # Hashed as the bytes came in, seven at a time: the same digests as of the whole files.
+    assert [f.sha256 for f in upload.files] == [hashlib.sha256(f.data).hexdigest() for f in upload.files]
 
 
 async def test_the_multipart_reader_stops_at_each_limit() -> None:
@@ -312,6 +315,7 @@ async def test_a_chunked_upload_is_assembled_in_order() -> None:
         InputLimits(),
     )
     assert upload.images == [(b"abcd", "a.png"), (b"x", "")] and upload.mask == (b"", "mask.png")
+    assert upload.digests == tuple(hashlib.sha256(data).hexdigest() for data in (b"abcd", b"x", b""))
 
 
 @pytest.mark.parametrize(
@@ -322,6 +326,15 @@ async def test_a_chunked_upload_is_assembled_in_order() -> None:
         ((header(1), chunk(1, b"a")), "chunk.image_index"),
         ((header(1), chunk(0, b"a", True)), "chunk.mask"),
         ((header(1), chunk(0, b"a" * 11)), "images[0]"),
+        (
+            (
+                header(1, True),
+                images_pb2.EditImageUploadRequest(
+                    chunk=images_pb2.EditImageUploadChunk(data=b"a", mask=True, markup=True)
+                ),
+            ),
+            "chunk.markup",
+        ),
     ],
 )
 async def test_a_bad_chunked_upload_is_refused_naming_the_field(
@@ -330,6 +343,29 @@ async def test_a_bad_chunked_upload_is_refused_naming_the_field(
     with pytest.raises(InvalidArgument) as caught:
         await read_edit_upload(messages(*stream), InputLimits(max_input_image_bytes=10))
     assert caught.value.param == param
+
+
+async def test_large_uploads_are_hashed_off_the_event_loop() -> None:
+    small, large = b"s" * 1000, b"L" * (64 << 20)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    beat = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        before = ticks
+        found = await digests([small, large])
+        # The loop went on while 64 MiB were hashed in a thread.
+        assert ticks > before + 1
+    finally:
+        beat.cancel()
+    assert found == [hashlib.sha256(small).hexdigest(), hashlib.sha256(large).hexdigest()]
+    assert input_image(png(8, 8), param="image", sha256="f" * 64).sha256 == "f" * 64
 
 
 def test_an_input_image_is_frozen() -> None:

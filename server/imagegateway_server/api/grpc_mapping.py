@@ -17,7 +17,7 @@ from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_prot
 from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome, RoutingSpec
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
-from imagegateway_server.domain.image_inputs import Operation, input_image
+from imagegateway_server.domain.image_inputs import InputImage, Operation, input_image
 from imagegateway_server.domain.input_limits import InputLimits
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.domain.request import ImageRequest, ResponseFormat
@@ -91,35 +91,35 @@ def edit_request(
     mask: tuple[bytes, str] | None,
     limits: InputLimits,
     markup: tuple[bytes, str] | None = None,
+    digests: Sequence[str] = (),
 ) -> ImageRequest:
-    """An edit: the parameters, and the images, mask and markup as (bytes, file name) pairs."""
-    inputs = tuple(
-        input_image(data, param=f"images[{index}]", filename=name, max_bytes=limits.max_input_image_bytes)
-        for index, (data, name) in enumerate(images)
-    )
-    described_mask = (
-        input_image(mask[0], param="mask", filename=mask[1], max_bytes=limits.max_input_image_bytes)
-        if mask is not None
-        else None
-    )
-    described_markup = (
-        input_image(markup[0], param="markup", filename=markup[1], max_bytes=limits.max_input_image_bytes)
-        if markup is not None
-        else None
-    )
+    """An edit: the parameters, and the images, mask and markup as (bytes, file name) pairs; ``digests``
+    are their SHA-256s in that order when the caller already has them."""
+    files = [*images, *([mask] if mask is not None else []), *([markup] if markup is not None else [])]
+    known = list(digests) if len(digests) == len(files) else [None] * len(files)
+
+    def described(index: int, param: str) -> InputImage:
+        data, name = files[index]
+        return input_image(
+            data, param=param, filename=name, max_bytes=limits.max_input_image_bytes, sha256=known[index]
+        )
+
+    inputs = tuple(described(index, f"images[{index}]") for index in range(len(images)))
+    described_mask = described(len(images), "mask") if mask is not None else None
+    described_markup = described(len(files) - 1, "markup") if markup is not None else None
     return dataclasses.replace(
         image_request(params), operation=Operation.EDIT, images=inputs, mask=described_mask, markup=described_markup
     )
 
 
 def variation_request(
-    params: images_pb2.ImageParameters, image: tuple[bytes, str], limits: InputLimits
+    params: images_pb2.ImageParameters, image: tuple[bytes, str], limits: InputLimits, digest: str | None = None
 ) -> ImageRequest:
     """A variation of one image; a variation takes no prompt."""
     if params.prompt:
         raise InvalidArgument("is not taken by image variations", param="parameters.prompt")
     data, name = image
-    described = input_image(data, param="image", filename=name, max_bytes=limits.max_input_image_bytes)
+    described = input_image(data, param="image", filename=name, max_bytes=limits.max_input_image_bytes, sha256=digest)
     return dataclasses.replace(image_request(params), operation=Operation.VARIATION, images=(described,))
 
 

@@ -10,6 +10,7 @@ by nature and capped too.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,8 @@ class UploadedFile:
     filename: str
     content_type: str
     data: bytes = dataclasses.field(repr=False)
+    # Hashed as the bytes streamed in, so a large upload is never digested in one long stall.
+    sha256: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class _Part:
     name: str = ""
     filename: str | None = None
     data: bytearray = dataclasses.field(default_factory=bytearray)
+    digest: hashlib._Hash | None = None
 
 
 class _Reader:
@@ -104,6 +108,7 @@ class _Reader:
         filename = options.get(b"filename")
         if filename is not None:
             part.filename = filename.decode("utf-8", "replace")
+            part.digest = hashlib.sha256()
             self.files += 1
             if self.files > self.max_files:
                 param = part.name.removesuffix("[]")
@@ -115,7 +120,10 @@ class _Reader:
 
     def part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.parts[-1]
-        part.data += data[start:end]
+        piece = memoryview(data)[start:end]
+        part.data += piece
+        if part.digest is not None:
+            part.digest.update(piece)
         if part.filename is not None:
             if len(part.data) > self.max_file_bytes:
                 raise InvalidArgument(
@@ -159,6 +167,7 @@ async def read_upload(
             fields[part.name] = part.data.decode("utf-8", "replace")
         else:
             content = part.headers.get("content-type", "application/octet-stream")
-            files.append(UploadedFile(part.name, part.filename, content, bytes(part.data)))
+            digest = part.digest.hexdigest() if part.digest is not None else ""
+            files.append(UploadedFile(part.name, part.filename, content, bytes(part.data), digest))
             part.data = bytearray()  # the copy above is the one kept
     return Upload(fields, files)

@@ -55,13 +55,23 @@ def _images(files: list[UploadedFile], limits: InputLimits) -> tuple[list[InputI
     for part in files:
         if part.name in IMAGE_FIELDS:
             images.append(
-                input_image(part.data, param="image", filename=part.filename, max_bytes=limits.max_input_image_bytes)
+                input_image(
+                    part.data,
+                    param="image",
+                    filename=part.filename,
+                    max_bytes=limits.max_input_image_bytes,
+                    sha256=part.sha256 or None,
+                )
             )
         elif part.name in (MASK_FIELD, MARKUP_FIELD):
             if part.name in singles:
                 raise InvalidArgument(f"send one {part.name}", param=part.name)
             singles[part.name] = input_image(
-                part.data, param=part.name, filename=part.filename, max_bytes=limits.max_input_image_bytes
+                part.data,
+                param=part.name,
+                filename=part.filename,
+                max_bytes=limits.max_input_image_bytes,
+                sha256=part.sha256 or None,
             )
         else:
             raise InvalidArgument("is not a file this endpoint takes", param=part.name, code="unknown_parameter")
