@@ -88,3 +88,9 @@ def test_a_config_version_in_digits_other_than_ascii_is_refused_naming_it(ref: s
     with pytest.raises(InvalidArgument) as refused:
         split_config_ref(ref)
     assert refused.value.param == "config_id"
+
+
+def test_a_huge_number_is_refused_without_being_echoed() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        openai_extras({"frame_count": 10**300})
+    assert caught.value.param == "frame_count" and len(str(caught.value)) < 200

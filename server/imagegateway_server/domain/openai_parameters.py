@@ -115,7 +115,8 @@ def _integer(name: str, value: Any, low: int, high: int | None) -> int:
         raise InvalidArgument("must be an integer", param=name, code="invalid_type")
     if value < low or (high is not None and value > high):
         span = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise InvalidArgument(f"must be an integer {span}, got {value}", param=name, code="invalid_value")
+        shown = str(value) if abs(value) < 10**12 else "a larger number"  # never echo a 300-digit value
+        raise InvalidArgument(f"must be an integer {span}, got {shown}", param=name, code="invalid_value")
     return value
 
 
