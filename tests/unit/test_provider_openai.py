@@ -29,7 +29,7 @@ from imagegateway_server.providers.openai.models import model_family
 from tests.conftest import OPENAI_SECRET, Emulators
 from tests.credentials import api_key
 from tests.emulators import Fault, OpenAIEmulator
-from tests.emulators.images import solid_image
+from tests.emulators.images import noise_png, solid_image
 from tests.raw_http import FailingResolver, RawUpstream, StalledResolver, http_response
 
 KEY = OPENAI_SECRET  # what the session's emulator accepts
@@ -615,6 +615,36 @@ async def test_a_partial_image_comes_with_its_text_as_sent_and_the_bytes_it_deco
     heard = await _streamed(make, _event_stream(base64.b64encode(png).decode()))
     [image] = heard.images
     assert image.data == png and image.b64_json == base64.b64encode(png).decode()
+
+
+async def test_a_long_partial_image_comes_with_its_text_as_sent_and_its_bytes_from_the_one_parse(
+    make: MakeFn,
+) -> None:
+    png = noise_png(256, 256, 80_000)
+    text = base64.b64encode(png)
+    assert len(text) > 64 * 1024  # long enough to be cut out of the event before orjson parses the rest
+    heard = await _streamed(make, _event_stream(text.decode()))
+    [image] = heard.images
+    assert image.data == png and image.b64_json == text
+
+
+async def test_a_generation_body_is_built_once_for_the_check_and_the_call(make: MakeFn) -> None:
+    adapter = make()
+    built: list[str] = []
+    build = adapter.build_body
+
+    def counting(request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any]:
+        built.append(model)
+        return build(request, model, target)
+
+    adapter.build_body = counting  # type: ignore[method-assign]
+    await adapter.generate(ImageRequest(prompt="x", model="gpt-image-1.5"), UpstreamTarget(credential=api_key(KEY)))
+    assert built == ["gpt-image-1.5"]
+    heard = _Heard()
+    events = AttemptEvents(heard, target="", provider="openai", model="gpt-image-1.5", retry_index=0)
+    streamed = ImageRequest(prompt="x", model="gpt-image-1.5", stream=True, partial_images=1)
+    await adapter.generate(streamed, UpstreamTarget(credential=api_key(KEY), events=events))
+    assert built == ["gpt-image-1.5"] * 2 and heard.images
 
 
 async def test_a_partial_image_in_base64_with_line_breaks_is_passed_on_plainly(make: MakeFn) -> None:

@@ -58,7 +58,8 @@ def partial_image_event(image: PartialImage, request: ImageRequest, prefix: str 
         if value:
             fields[name] = value
     head = {"partial_image_index": image.index, "created_at": image.created_at or int(time.time()), **fields}
-    return _event(f"{prefix}.partial_image", head, image.b64_json.encode("ascii"), {})
+    b64 = image.b64_json
+    return _event(f"{prefix}.partial_image", head, b64 if isinstance(b64, bytes) else b64.encode("ascii"), {})
 
 
 def completed_event(

@@ -35,9 +35,11 @@ _PLACEHOLDER = "\x00imagegw-b64-"  # what the tag parses to
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DecodedBase64:
-    """Where ``loads_decoding_base64`` found a long base64 string: the bytes it decodes to (validated)."""
+    """Where ``loads_decoding_base64`` found a long base64 string: the bytes it decodes to (validated),
+    and its text as it stands in the body (a view, no copy), for a caller that passes the text on."""
 
     data: bytes = dataclasses.field(repr=False)
+    text: memoryview = dataclasses.field(repr=False, compare=False)
 
 
 def loads(body: bytes, *, min_chars: int = MIN_CHARS) -> Any:
@@ -141,7 +143,8 @@ class _Restorer:
             if span is None:
                 return value
             start, end, data = span
-            return DecodedBase64(data) if key in self._decode_keys else str(self._view[start:end], "ascii")
+            text = self._view[start:end]
+            return DecodedBase64(data, text) if key in self._decode_keys else str(text, "ascii")
         if isinstance(value, dict):
             return {name: self.restore(item, name) for name, item in value.items()}
         if isinstance(value, list):

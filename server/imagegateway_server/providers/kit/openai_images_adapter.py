@@ -117,16 +117,17 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         """The JSON body of one call (OpenAI's by default); BAD_REQUEST naming a parameter the model won't take."""
         return build_body(request, model, provider=self.name)
 
-    def _check(self, request: ImageRequest, model: str, target: UpstreamTarget) -> None:
-        """Refuses what the call cannot send, before any call: the operation, then each parameter."""
+    def _check(self, request: ImageRequest, model: str, target: UpstreamTarget) -> dict[str, Any] | None:
+        """Refuses what the call cannot send, before any call: the operation, then each parameter.
+        A generation's JSON body is returned, for the call to send rather than build a second time."""
         if request.operation not in self.operations(model):
             raise refuse_parameter(
                 self.name, "model", f"model {model!r} cannot make {request.operation.noun}", "unsupported_operation"
             )
         if request.operation is Operation.GENERATE:
-            self.build_body(request, model, target)
-        else:
-            build_form(request, model, provider=self.name)
+            return self.build_body(request, model, target)
+        build_form(request, model, provider=self.name)
+        return None
 
     def check_item(self, item: dict[str, object], secret: Secrets) -> None:
         """Raises for an item of ``data`` that must not be served (a provider's content filter); no-op by default."""
@@ -146,11 +147,11 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         if request.stream and not self.streams(model):
             # Translation moved the request to a model that answers in one piece: it is one completed event.
             request = dataclasses.replace(request, stream=False, partial_images=None)
-        self._check(request, model, target)  # refuse the operation or a parameter before any call
+        body = self._check(request, model, target)  # refuse the operation or a parameter before any call
         if request.stream:
-            return plan.finish(await self._generate_streamed(request, model, target))
+            return plan.finish(await self._generate_streamed(request, model, target, body))
         if not plan.fan_out:
-            return plan.finish(await self._generate_once(request, model, target))
+            return plan.finish(await self._generate_once(request, model, target, body))
         # dall-e-3 makes one image per call: fan n out in parallel rather than refuse or clamp it.
         single = dataclasses.replace(request, n=1)
         parts = await all_or_nothing([self._generate_once(single, model, target) for _ in range(request.n)])
@@ -164,10 +165,13 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             )
         )
 
-    async def _generate_once(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
-        # Generations send JSON; edits and variations a multipart form with the images as files.
+    async def _generate_once(
+        self, request: ImageRequest, model: str, target: UpstreamTarget, checked: dict[str, Any] | None = None
+    ) -> ImageResult:
+        # Generations send JSON (``checked``: the body ``_check`` built for this very request); edits and
+        # variations a multipart form with the images as files.
         if request.operation is Operation.GENERATE:
-            body: dict[str, Any] | None = self.build_body(request, model, target)
+            body: dict[str, Any] | None = checked if checked is not None else self.build_body(request, model, target)
             form: list[tuple[str, str]] | None = None
             files: list[FilePart] = []
         else:
@@ -192,10 +196,13 @@ class OpenAIImagesAdapter(HttpAdapterBase):
                 raise self.classify_error(response, secret=secret)
             return await self._parse_success(response, request, model, target)
 
-    async def _generate_streamed(self, request: ImageRequest, model: str, target: UpstreamTarget) -> ImageResult:
-        # A streamed generation sends JSON; a streamed edit the multipart form with ``stream=true``.
+    async def _generate_streamed(
+        self, request: ImageRequest, model: str, target: UpstreamTarget, checked: dict[str, Any] | None
+    ) -> ImageResult:
+        # A streamed generation sends JSON (the body ``_check`` built); a streamed edit the multipart form
+        # with ``stream=true``.
         if request.operation is Operation.GENERATE:
-            body: dict[str, Any] | None = self.build_body(request, model, target)
+            body: dict[str, Any] | None = checked if checked is not None else self.build_body(request, model, target)
             form: list[tuple[str, str]] | None = None
             files: list[FilePart] = []
             url = self.endpoint(target)
@@ -271,7 +278,9 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         self, event: ServerSentEvent, response: UpstreamStream, target: UpstreamTarget, completed: list[dict[str, Any]]
     ) -> None:
         secret = target.credential.secret_values()
-        payload = json_object(event.data)
+        # A partial image's base64 comes back checked and decoded by the parse, and is never built into a
+        # 200 KiB ``str`` (~0.1 ms per partial image) that REST would only encode back to bytes.
+        payload = json_object(event.data, image_keys=_IMAGE_KEYS)
         if payload is None:
             raise self.bug(f"{self.name}: a streamed event is {describe_bad_body(event.data)}", secret)
         kind = payload.get("type")
@@ -281,18 +290,26 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         if kind.endswith(".partial_image"):
             b64 = payload.get("b64_json")
             index = payload.get("partial_image_index")
-            if not isinstance(b64, str) or not b64 or not isinstance(index, int) or isinstance(index, bool):
+            valid_b64 = isinstance(b64, DecodedBase64) or (isinstance(b64, str) and b64)
+            if not valid_b64 or not isinstance(index, int) or isinstance(index, bool):
                 raise self.bug(
                     f"{self.name}: a partial image event without 'b64_json' or 'partial_image_index'", secret
                 )
             # Checked as strict base64, as REST splices the text into its own event unchanged (a quote or
-            # a line break would break the stream); the check's bytes are what gRPC sends.
-            data = _strict_base64(b64)
-            if data is None:
-                # Base64 with line breaks (or a data: URL) is passed on plainly; anything else is a bug.
-                data = decode_image_b64(b64, provider=self.name, secret=secret)
-                b64 = pybase64.b64encode(data).decode("ascii")
-            progress.partial_image(target, index, b64, payload, data)
+            # a line break would break the stream); the check's bytes are what gRPC sends. A long image
+            # was checked by the parse, which hands over its bytes and its text.
+            text: str | bytes
+            if isinstance(b64, DecodedBase64):
+                text, data = bytes(b64.text), b64.data
+            else:
+                assert isinstance(b64, str)
+                text, checked = b64, _strict_base64(b64)
+                if checked is None:
+                    # Base64 with line breaks (or a data: URL) is passed on plainly; anything else is a bug.
+                    checked = decode_image_b64(b64, provider=self.name, secret=secret)
+                    text = pybase64.b64encode(checked).decode("ascii")
+                data = checked
+            progress.partial_image(target, index, text, payload, data)
         elif kind.endswith(".completed"):
             self.check_item(payload, secret)
             completed.append(payload)
@@ -300,9 +317,12 @@ class OpenAIImagesAdapter(HttpAdapterBase):
 
     def _completed_image(self, payload: dict[str, Any], secret: Secrets) -> GeneratedImage:
         b64 = payload.get("b64_json")
-        if not isinstance(b64, str) or not b64:
+        if isinstance(b64, DecodedBase64):
+            data = b64.data  # checked and decoded by the event's parse
+        elif isinstance(b64, str) and b64:
+            data = decode_image_b64(b64, provider=self.name, secret=secret)
+        else:
             raise self.bug(f"{self.name}: a completed event without 'b64_json'", secret)
-        data = decode_image_b64(b64, provider=self.name, secret=secret)
         mime, width, height = check_image(data, provider=self.name, secret=secret)
         return GeneratedImage(data=data, mime_type=mime, width=width, height=height)
 
