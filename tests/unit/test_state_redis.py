@@ -249,6 +249,24 @@ async def test_spend_of_requests_ending_together_is_summed_into_one_write_per_ke
         await replica.close()
 
 
+async def test_spend_written_after_redis_forgot_the_scripts_is_not_lost(own_redis: RedisServer) -> None:
+    replica = await open_replica(own_redis.url)
+    link = link_of(replica)
+    now = datetime.now(UTC)
+    try:
+        await link.drain()
+        own_redis.client().script_flush()  # as after a restart: the summed writes' script is unknown
+        replica.limit_counters.add_spend("api_key:a", 7, now)
+        replica.limit_counters.release("api_key:a", 0)
+        await link.drain()
+        server = own_redis.client()
+        assert server.hget(f"igw:spend:day:{now.date().isoformat()}", "api_key:a") == b"7"
+        assert server.hget(f"igw:spend:month:{now.year:04d}-{now.month:02d}", "api_key:a") == b"7"
+        assert server.pttl(f"igw:spend:day:{now.date().isoformat()}") > 0
+    finally:
+        await replica.close()
+
+
 # -- Redis away ----------------------------------------------------------------------------------------
 
 

@@ -299,20 +299,22 @@ class RedisLink:
                 future.set_result(reply)
 
     async def _send(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> list[Any]:
-        """Sends the batch as one pipeline; the reply of each call's command (None for deferred ones)."""
+        """Sends the batch as one pipeline; the reply of each entry's command (None for an entry of several)."""
         starts: list[int] = []
         pipe = self.client.pipeline(transaction=False)  # collects the commands; ``_execute`` sends them
         for add, _ in batch:
             starts.append(len(pipe.command_stack))
             add(pipe)
         results = await self._execute(pipe)
-        replies = [
-            results[start] if future is not None else None for start, (_, future) in zip(starts, batch, strict=True)
-        ]
+        ends = [*starts[1:], len(results)]
+        # Each entry's reply: its command's for one command (for deferred ones too, which may be scripts),
+        # None for a deferred entry of several (nobody reads those).
+        replies = [results[start] if end - start == 1 else None for start, end in zip(starts, ends, strict=True)]
         unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if unknown:
             # Redis restarted and forgot the scripts: load them and send those calls again (only those:
-            # the other commands in the batch were applied, and some add to counters).
+            # the other commands in the batch were applied, and some add to counters; an entry sent
+            # again adds the same command as the first time).
             pipe = self.client.pipeline(transaction=False)
             for source in self._scripts.values():
                 pipe.script_load(source)
