@@ -7,13 +7,17 @@ by the tests that need it, on a server of their own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
 
 from imagegateway_server.app import keepable_image
 from imagegateway_server.settings import Settings
@@ -23,7 +27,7 @@ from imagegateway_server.state.factory import StateBackends, open_kept_images, o
 from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
 from imagegateway_server.state.redis import events as events_module
-from imagegateway_server.state.redis.link import RedisLink, redacted_url
+from imagegateway_server.state.redis.link import RedisLink, pack_commands, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.certificates import TestCA
 from tests.credentials import api_key
@@ -209,6 +213,32 @@ async def test_a_cache_entry_written_by_one_replica_is_read_by_another(
     await first.cache_store.put("k", answer(), 60)
     await link_of(first).drain()  # put returns before Redis has the answer (see the next test)
     assert await second.cache_store.get("k") == answer()
+
+
+async def test_a_large_answer_is_written_without_a_copy_and_read_whole_by_another_replica(
+    replicas: tuple[StateBackends, StateBackends],
+) -> None:
+    first, second = replicas
+    kept = answer()
+    large_image = dataclasses.replace(kept.result.images[0], data=os.urandom(2 * 1024 * 1024))
+    large = dataclasses.replace(kept, result=dataclasses.replace(kept.result, images=(large_image,)))
+    await first.cache_store.put("large", large, 60)
+    await link_of(first).drain()
+    assert await second.cache_store.get("large") == large
+
+
+def test_commands_are_packed_as_redis_py_packs_them_with_a_large_value_sent_as_it_is() -> None:
+    large = os.urandom(100_000)
+    stack = [
+        (("SET", "igw:cache:k", large, "PX", 60_000), {}),
+        (("EVALSHA", "ab" * 20, 2, "k1", "k2", "tok", 1.5, -3, "é", b"\x00\r\n"), {}),
+        (("SCRIPT LOAD", "return 1"), {}),
+    ]
+    chunks = pack_commands(stack)
+    assert b"".join(chunks) == b"".join(Connection().pack_commands([arguments for arguments, _ in stack]))
+    assert any(chunk is large for chunk in chunks)  # the value itself, not a copy of it
+    with pytest.raises(DataError):
+        pack_commands([(("SET", "k", True), {})])
 
 
 async def test_a_replica_told_that_a_shared_call_kept_its_answer_finds_it(

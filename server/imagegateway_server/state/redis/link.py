@@ -23,12 +23,12 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -99,10 +99,10 @@ def _pool(url: str, *, socket_timeout: float | None, connect_timeout: float, max
 def pack_commands(commands: list[tuple[tuple[Any, ...], Any]]) -> list[bytes]:
     """The commands of a pipeline's stack (``(arguments, options)`` each) as RESP, ready for the socket.
 
-    What redis-py's packer does, in one pass over the batch instead of generic per-command code (that
-    was most of the gateway's CPU per round trip), and without copying a large value: an answer's
-    image bytes go to the socket as their own chunk. Arguments are encoded as redis-py's encoder does
-    (text as UTF-8, numbers by ``repr``, a bool refused).
+    Each command is packed by hiredis in C (redis-py's own packer, generic Python per argument, was
+    most of the gateway's CPU per round trip), except one holding a large value (an answer's image
+    bytes), whose value goes to the socket as its own chunk, not copied into the packed command.
+    Arguments are text, bytes or numbers, as redis-py's encoder takes them (a bool or None refused).
     """
     chunks: list[bytes] = []
     pieces: list[bytes] = []
@@ -110,30 +110,30 @@ def pack_commands(commands: list[tuple[tuple[Any, ...], Any]]) -> list[bytes]:
         name = arguments[0]
         if isinstance(name, str) and " " in name:  # "SCRIPT LOAD": two words on the wire
             arguments = (*name.split(), *arguments[1:])
+        large = False
+        for argument in arguments:
+            if type(argument) is bytes and len(argument) > _LARGE_ARGUMENT:
+                large = True
+                break
+        if not large:
+            try:
+                pieces.append(hiredis.pack_command(arguments))
+            except TypeError as refused:
+                raise DataError(str(refused)) from None
+            continue
         pieces.append(b"*%d\r\n" % len(arguments))
         for argument in arguments:
-            kind = type(argument)
-            if kind is bytes:
-                data = argument
-            elif kind is str:
-                data = argument.encode()
-            elif kind is int or kind is float:
-                data = repr(argument).encode()
-            elif isinstance(argument, (bytes, bytearray, memoryview)):
-                data = bytes(argument)
-            elif isinstance(argument, str):
-                data = argument.encode()
-            elif isinstance(argument, (int, float)) and not isinstance(argument, bool):
-                data = repr(argument).encode()
-            else:
-                raise DataError(f"cannot send an argument of type {kind.__name__} to Redis")
-            if len(data) > _LARGE_ARGUMENT:
-                pieces.append(b"$%d\r\n" % len(data))
+            if type(argument) is bytes and len(argument) > _LARGE_ARGUMENT:
+                pieces.append(b"$%d\r\n" % len(argument))
                 chunks.append(b"".join(pieces))
-                chunks.append(data)
+                chunks.append(argument)
                 pieces = [b"\r\n"]
             else:
-                pieces.append(b"$%d\r\n%s\r\n" % (len(data), data))
+                try:
+                    packed = hiredis.pack_command((argument,))
+                except TypeError as refused:
+                    raise DataError(str(refused)) from None
+                pieces.append(packed[packed.index(b"\n") + 1 :])  # the argument without "*1\r\n"
     chunks.append(b"".join(pieces))
     return chunks
 
@@ -184,6 +184,8 @@ class RedisLink:
         self._flush_scheduled = False
         self._deferred_flush: asyncio.TimerHandle | None = None
         self._scripts: dict[str, str] = {}
+        # Collects the commands of each flush (``_collect``); never executed itself.
+        self._pipe: Any = self.client.pipeline(transaction=False)
         # Connections taken from the pool by ``_execute`` and kept for the next flush.
         self._idle: list[Connection] = []
 
@@ -301,11 +303,8 @@ class RedisLink:
     async def _send(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> list[Any]:
         """Sends the batch as one pipeline; the reply of each entry's command (None for an entry of several)."""
         starts: list[int] = []
-        pipe = self.client.pipeline(transaction=False)  # collects the commands; ``_execute`` sends them
-        for add, _ in batch:
-            starts.append(len(pipe.command_stack))
-            add(pipe)
-        results = await self._execute(pipe)
+        stack = self._collect([add for add, _ in batch], starts)
+        results = await self._execute(stack)
         ends = [*starts[1:], len(results)]
         # Each entry's reply: its command's for one command (for deferred ones too, which may be scripts),
         # None for a deferred entry of several (nobody reads those).
@@ -315,26 +314,34 @@ class RedisLink:
             # Redis restarted and forgot the scripts: load them and send those calls again (only those:
             # the other commands in the batch were applied, and some add to counters; an entry sent
             # again adds the same command as the first time).
-            pipe = self.client.pipeline(transaction=False)
-            for source in self._scripts.values():
-                pipe.script_load(source)
-            for i in unknown:
-                batch[i][0](pipe)
-            again = await self._execute(pipe)
+            loads = [lambda pipe, source=source: pipe.script_load(source) for source in self._scripts.values()]
+            again = await self._execute(self._collect([*loads, *(batch[i][0] for i in unknown)], []))
             for i, reply in zip(unknown, again[len(self._scripts) :], strict=True):
                 replies[i] = reply
         return replies
 
-    async def _execute(self, pipe: Pipeline) -> list[Any]:
-        """The commands ``pipe`` collected, written at once on one connection, and their replies in order
-        (a command Redis refused: its ResponseError in its place).
+    def _collect(self, adds: Iterable[Callable[[Any], object]], starts: list[int]) -> list[Any]:
+        """The commands the ``adds`` add to a pipeline (redis-py's command methods build them), as its
+        stack of ``(arguments, options)``; ``starts`` gets where each one's begin. One pipeline object
+        serves every flush (its stack is taken each time): making one per flush cost as much as a command."""
+        pipe = self._pipe
+        try:
+            for add in adds:
+                starts.append(len(pipe.command_stack))
+                add(pipe)
+            return pipe.command_stack
+        finally:
+            pipe.command_stack = []
+
+    async def _execute(self, stack: list[Any]) -> list[Any]:
+        """The commands of a pipeline's ``stack``, written at once on one connection, and their replies in
+        order (a command Redis refused: its ResponseError in its place).
 
         What ``Pipeline.execute`` does for a non-transactional pipeline, without what this path never
         uses (retries: the link has none; transactions, WATCH, client-side observability hooks) and on a
         connection kept here between flushes instead of the blocking pool's lock, condition and timer per
         borrow: measured, those were about a third of the gateway's CPU per round trip.
         """
-        stack = pipe.command_stack
         if not stack:
             return []
         pool = self._flush_pool
