@@ -27,6 +27,7 @@ from imagegateway_server.state.factory import StateBackends, open_kept_images, o
 from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
 from imagegateway_server.state.redis import events as events_module
+from imagegateway_server.state.redis import flights as flights_module
 from imagegateway_server.state.redis.link import RedisLink, pack_commands, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.certificates import TestCA
@@ -225,6 +226,19 @@ async def test_a_large_answer_is_written_without_a_copy_and_read_whole_by_anothe
     await first.cache_store.put("large", large, 60)
     await link_of(first).drain()
     assert await second.cache_store.get("large") == large
+
+
+async def test_a_shared_call_keeps_its_lock_while_it_runs_and_ends_it_when_done(
+    replicas: tuple[StateBackends, StateBackends], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = replicas
+    monkeypatch.setattr(flights_module, "LOCK_TTL_MILLISECONDS", 1000)
+    monkeypatch.setattr(flights_module, "RENEW_EVERY_SECONDS", 0.1)
+    assert await first.flights.claim("slow") is True
+    await asyncio.sleep(1.5)  # past the lock's own time to live: renewed meanwhile
+    assert await second.flights.claim("slow") is False
+    first.flights.finish("slow", kept=False)
+    assert await asyncio.wait_for(second.flights.wait("slow", 5.0), 2.0) is FlightEnd.NOT_KEPT
 
 
 def test_commands_are_packed_as_redis_py_packs_them_with_a_large_value_sent_as_it_is() -> None:

@@ -232,12 +232,8 @@ class RedisLink:
         The hot path's commands (a key's limits, a cache look-up begun beside them, the writes of requests
         that just ended) so share one round trip. RedisUnavailable as for ``run``.
         """
-        future = self.send(add_command)
-        try:
-            async with asyncio.timeout(self.timeout * 2):  # the flush has its own timeout; this is a backstop
-                return await future
-        except TimeoutError:
-            raise RedisUnavailable from None
+        # No timer of its own: the flush that carries it runs within the timeout and settles every future.
+        return await self.send(add_command)
 
     def send(self, add_command: Callable[[Any], object], *, soon: bool = True) -> asyncio.Future[Any]:
         """``call`` without waiting: the command is queued now (commands queued one after another travel in
@@ -283,22 +279,25 @@ class RedisLink:
 
     async def _flush(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> None:
         try:
-            async with asyncio.timeout(self.timeout):
-                replies = await self._send(batch)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.failed(exc)  # one failure per flush, however many commands it carried
+            try:
+                async with asyncio.timeout(self.timeout):
+                    replies = await self._send(batch)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.failed(exc)  # one failure per flush, however many commands it carried
+                return
+            self._failures = 0
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if future is None or future.done():
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(RedisUnavailable())  # a command Redis refused: answer from the fallback
+                else:
+                    future.set_result(reply)
+        finally:
+            # Whatever happened (a failure, or a cancel at shutdown), no caller is left waiting.
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_exception(RedisUnavailable())
-            return
-        self._failures = 0
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future is None or future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(RedisUnavailable())  # a command Redis refused: answer from the fallback
-            else:
-                future.set_result(reply)
 
     async def _send(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> list[Any]:
         """Sends the batch as one pipeline; the reply of each entry's command (None for an entry of several)."""
