@@ -14,10 +14,10 @@ Keys (``<counter>`` is ``api_key:<id>`` or ``virtual_key:<id>``):
 
 ``release`` and ``add_spend`` are synchronous (the request is over): they are applied to the
 in-process fallback at once and written to Redis in the background, summed per key with the other
-writes of the same moment (``DEFER_SECONDS``) into one pipeline. While Redis is unreachable the
-fallback decides alone (limits then hold per replica), after recomputing spend from the log; when
-Redis returns, its spend is recomputed from the log again, since this replica's writes meanwhile
-are not in it.
+writes of the same moment (``DEFER_SECONDS``) into one script call, sent with the next pipeline.
+While Redis is unreachable the fallback decides alone (limits then hold per replica), after
+recomputing spend from the log; when Redis returns, its spend is recomputed from the log again,
+since this replica's writes meanwhile are not in it.
 """
 
 from __future__ import annotations

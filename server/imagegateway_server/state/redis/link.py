@@ -47,7 +47,7 @@ DEFER_SECONDS = 0.02
 MAX_CONNECTIONS = 64
 # Connections of the hot path's flushes (a pool of their own), of which this many are kept open
 # between flushes (more are given back to the pool).
-FLUSH_CONNECTIONS = 16
+FLUSH_CONNECTIONS = 32
 IDLE_CONNECTIONS = 4
 # Arguments longer than this (a cached answer's bytes) are written to the socket as they are, not
 # copied into the packed command.
@@ -328,7 +328,8 @@ class RedisLink:
             for add in adds:
                 starts.append(len(pipe.command_stack))
                 add(pipe)
-            return pipe.command_stack
+            stack: list[Any] = pipe.command_stack
+            return stack
         finally:
             pipe.command_stack = []
 
