@@ -7,13 +7,17 @@ by the tests that need it, on a server of their own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
 
 from imagegateway_server.app import keepable_image
 from imagegateway_server.settings import Settings
@@ -23,7 +27,8 @@ from imagegateway_server.state.factory import StateBackends, open_kept_images, o
 from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
 from imagegateway_server.state.redis import events as events_module
-from imagegateway_server.state.redis.link import RedisLink, redacted_url
+from imagegateway_server.state.redis import flights as flights_module
+from imagegateway_server.state.redis.link import RedisLink, pack_commands, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.certificates import TestCA
 from tests.credentials import api_key
@@ -211,6 +216,45 @@ async def test_a_cache_entry_written_by_one_replica_is_read_by_another(
     assert await second.cache_store.get("k") == answer()
 
 
+async def test_a_large_answer_is_written_without_a_copy_and_read_whole_by_another_replica(
+    replicas: tuple[StateBackends, StateBackends],
+) -> None:
+    first, second = replicas
+    kept = answer()
+    large_image = dataclasses.replace(kept.result.images[0], data=os.urandom(2 * 1024 * 1024))
+    large = dataclasses.replace(kept, result=dataclasses.replace(kept.result, images=(large_image,)))
+    await first.cache_store.put("large", large, 60)
+    await link_of(first).drain()
+    assert await second.cache_store.get("large") == large
+
+
+async def test_a_shared_call_keeps_its_lock_while_it_runs_and_ends_it_when_done(
+    replicas: tuple[StateBackends, StateBackends], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = replicas
+    monkeypatch.setattr(flights_module, "LOCK_TTL_MILLISECONDS", 1000)
+    monkeypatch.setattr(flights_module, "RENEW_EVERY_SECONDS", 0.1)
+    assert await first.flights.claim("slow") is True
+    await asyncio.sleep(1.5)  # past the lock's own time to live: renewed meanwhile
+    assert await second.flights.claim("slow") is False
+    first.flights.finish("slow", kept=False)
+    assert await asyncio.wait_for(second.flights.wait("slow", 5.0), 2.0) is FlightEnd.NOT_KEPT
+
+
+def test_commands_are_packed_as_redis_py_packs_them_with_a_large_value_sent_as_it_is() -> None:
+    large = os.urandom(100_000)
+    stack = [
+        (("SET", "igw:cache:k", large, "PX", 60_000), {}),
+        (("EVALSHA", "ab" * 20, 2, "k1", "k2", "tok", 1.5, -3, "é", b"\x00\r\n"), {}),
+        (("SCRIPT LOAD", "return 1"), {}),
+    ]
+    chunks = pack_commands(stack)
+    assert b"".join(chunks) == b"".join(Connection().pack_commands([arguments for arguments, _ in stack]))
+    assert any(chunk is large for chunk in chunks)  # the value itself, not a copy of it
+    with pytest.raises(DataError):
+        pack_commands([(("SET", "k", True), {})])
+
+
 async def test_a_replica_told_that_a_shared_call_kept_its_answer_finds_it(
     replicas: tuple[StateBackends, StateBackends],
 ) -> None:
@@ -245,6 +289,24 @@ async def test_spend_of_requests_ending_together_is_summed_into_one_write_per_ke
         assert server.hget(day, "api_key:a") == b"150" and server.hget(day, "api_key:b") == b"250"
         # Two keys, two periods: four additions, not two hundred.
         assert server.info("commandstats")["cmdstat_hincrby"]["calls"] == 4
+    finally:
+        await replica.close()
+
+
+async def test_spend_written_after_redis_forgot_the_scripts_is_not_lost(own_redis: RedisServer) -> None:
+    replica = await open_replica(own_redis.url)
+    link = link_of(replica)
+    now = datetime.now(UTC)
+    try:
+        await link.drain()
+        own_redis.client().script_flush()  # as after a restart: the summed writes' script is unknown
+        replica.limit_counters.add_spend("api_key:a", 7, now)
+        replica.limit_counters.release("api_key:a", 0)
+        await link.drain()
+        server = own_redis.client()
+        assert server.hget(f"igw:spend:day:{now.date().isoformat()}", "api_key:a") == b"7"
+        assert server.hget(f"igw:spend:month:{now.year:04d}-{now.month:02d}", "api_key:a") == b"7"
+        assert server.pttl(f"igw:spend:day:{now.date().isoformat()}") > 0
     finally:
         await replica.close()
 

@@ -104,6 +104,22 @@ return {false, 0}
 """
 
 
+class _Encoding:
+    """An answer's blob, encoded once, by whichever comes first: the loop's next moment or the pipeline."""
+
+    __slots__ = ("_answer", "_blob")
+
+    def __init__(self, answer: CachedAnswer) -> None:
+        self._answer: CachedAnswer | None = answer
+        self._blob = b""
+
+    def blob(self) -> bytes:
+        if self._answer is not None:
+            self._blob = encode_answer(self._answer)
+            self._answer = None
+        return self._blob
+
+
 class RedisCacheStore:
     """Answers in Redis; the in-process ``fallback`` serves while Redis is unreachable.
 
@@ -140,19 +156,23 @@ class RedisCacheStore:
         store is off its critical path. It travels with the next round trip (``RedisLink.defer``), so
         under load it costs none of its own. Queued now, the SET goes before anything queued after it
         (the shared-call end, ``RedisFlights.finish``): a replica told the call ended finds the answer,
-        and one that asks before is still held off by the call's lock. The answer is encoded when the
-        pipeline is built, after the caller has moved on."""
+        and one that asks before is still held off by the call's lock. The answer is encoded just after,
+        in the loop's next moment (or when the pipeline is built, if that comes first)."""
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
             return
+        encoding = _Encoding(answer)
         try:
             stored = self._link.send(
-                lambda pipe: pipe.set(cache_key(key), encode_answer(answer), px=milliseconds), soon=False
+                lambda pipe: pipe.set(cache_key(key), encoding.blob(), px=milliseconds), soon=False
             )
         except RedisUnavailable:
             await self._fallback.put(key, answer, ttl_seconds)
             return
         stored.add_done_callback(lambda done: self._stored(done, key, answer, ttl_seconds))
+        # Encoded in the loop's next moment, once this answer is on its way to the caller: not on its
+        # path, nor on the path of the request whose round trip will carry it.
+        asyncio.get_running_loop().call_soon(encoding.blob)
 
     def _stored(self, done: asyncio.Future[Any], key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
         if not done.cancelled() and done.exception() is not None:

@@ -99,7 +99,7 @@ class RedisFlights:
         self._end_sha = link.script(_END)
         self._look_sha = link.script(_LOOK)
         # key -> (token, renewal task) of the calls this replica leads.
-        self._leading: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._leading: dict[str, tuple[str, asyncio.TimerHandle]] = {}
         self._waiters: dict[str, set[asyncio.Future[FlightEnd]]] = {}
         # Locks the cache store took on a miss, by key: the claim that follows uses them (no round trip).
         self._preclaimed: dict[str, str] = {}
@@ -127,7 +127,7 @@ class RedisFlights:
                 return True  # nobody can be told: make the call here
             if not claimed:
                 return False
-        self._leading[key] = (token, asyncio.get_running_loop().create_task(self._renew(key, token)))
+        self._leading[key] = (token, self._renew_later(key, token))
         return True
 
     def finish(self, key: str, kept: bool) -> None:
@@ -152,16 +152,24 @@ class RedisFlights:
                 self._link.run(lambda client: self._if_held_delete(keys=[flight_key(key)], args=[token], client=client))
             )
 
-    async def _renew(self, key: str, token: str) -> None:
+    def _renew_later(self, key: str, token: str) -> asyncio.TimerHandle:
+        # A timer, not a task per call: most calls end long before their first renewal, and a task
+        # made and cancelled for each was a good part of a cache miss's cost in the gateway.
+        return asyncio.get_running_loop().call_later(RENEW_EVERY_SECONDS, self._renew, key, token)
+
+    def _renew(self, key: str, token: str) -> None:
+        leading = self._leading.get(key)
+        if leading is None or leading[0] != token:
+            return
         milliseconds = LOCK_TTL_MILLISECONDS
-        while True:
-            await asyncio.sleep(RENEW_EVERY_SECONDS)
-            with contextlib.suppress(RedisUnavailable):
-                await self._link.run(
-                    lambda client: self._if_held_set(
-                        keys=[flight_key(key)], args=[token, token, milliseconds], client=client
-                    )
+        self._link.spawn(
+            self._link.run(
+                lambda client: self._if_held_set(
+                    keys=[flight_key(key)], args=[token, token, milliseconds], client=client
                 )
+            )
+        )
+        self._leading[key] = (token, self._renew_later(key, token))
 
     async def wait(self, key: str, within: float | None) -> FlightEnd:
         loop = asyncio.get_running_loop()

@@ -14,10 +14,10 @@ Keys (``<counter>`` is ``api_key:<id>`` or ``virtual_key:<id>``):
 
 ``release`` and ``add_spend`` are synchronous (the request is over): they are applied to the
 in-process fallback at once and written to Redis in the background, summed per key with the other
-writes of the same moment (``DEFER_SECONDS``) into one pipeline. While Redis is unreachable the
-fallback decides alone (limits then hold per replica), after recomputing spend from the log; when
-Redis returns, its spend is recomputed from the log again, since this replica's writes meanwhile
-are not in it.
+writes of the same moment (``DEFER_SECONDS``) into one script call, sent with the next pipeline.
+While Redis is unreachable the fallback decides alone (limits then hold per replica), after
+recomputing spend from the log; when Redis returns, its spend is recomputed from the log again,
+since this replica's writes meanwhile are not in it.
 """
 
 from __future__ import annotations
@@ -118,6 +118,25 @@ return {'ok'}
 """
 
 
+# The writes of requests that ended, summed (``_take_pending``): one script call, however many keys,
+# so that they cost the pipeline one command and one reply, not one per key and period.
+# KEYS: the hashes written. ARGV: 1 the number N of additions, then N triples (index in KEYS, field,
+# amount), then pairs (index in KEYS, time to live in ms) to the end.
+_ADD_PENDING = """
+local additions = tonumber(ARGV[1])
+local i = 2
+for _ = 1, additions do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
+end
+while i < #ARGV do
+  redis.call('PEXPIRE', KEYS[tonumber(ARGV[i])], ARGV[i + 1])
+  i = i + 2
+end
+return additions
+"""
+
+
 def _day(when: datetime) -> date:
     return when.astimezone(UTC).date()
 
@@ -148,6 +167,7 @@ class RedisLimitCounters:
         self._link = link
         self._fallback = fallback
         self._admit_sha = link.script(_ADMIT)
+        self._add_pending_sha = link.script(_ADD_PENDING)
         self._heartbeat_key = HEARTBEAT_PREFIX + link.replica_id
         self._seeder: SpendSeeder | None = None
         self._seeding = asyncio.Lock()
@@ -255,26 +275,40 @@ class RedisLimitCounters:
             self._write_pending()
 
     def _write_pending(self) -> None:
-        # Summed per key until the deferred write goes out: one HINCRBY per key and period for every
+        # Summed per key until the deferred write goes out: one addition per key and period for every
         # request that ended meanwhile, not one per request (at a thousand requests a second, the
         # pipeline and Redis would otherwise do the same additions a thousand times over).
-        if not self._write_queued:
-            self._write_queued = True
-            self._link.defer(self._add_pending)
+        if self._write_queued:
+            return
+        self._write_queued = True
+        taken: list[tuple[object, ...]] = []
 
-    def _add_pending(self, pipe: Any) -> None:
+        def add(pipe: Any) -> None:
+            # Taken once: if the link sends it again (Redis had forgotten the script), the same writes go.
+            if not taken:
+                taken.append(self._take_pending())
+            pipe.evalsha(*taken[0])
+
+        self._link.defer(add)
+
+    def _take_pending(self) -> tuple[object, ...]:
+        """The pending writes as one call of the ``_ADD_PENDING`` script (its SHA-1, keys and arguments)."""
         self._write_queued = False
         spent, self._spent = self._spent, {}
         ttls, self._spent_ttl = self._spent_ttl, {}
         released, self._released = self._released, {}
-        for (name, key), micros in spent.items():
-            pipe.hincrby(name, key, micros)
-        for name, milliseconds in ttls.items():
-            pipe.pexpire(name, milliseconds)
+        keys: dict[str, int] = {}  # hash -> its index in KEYS (from 1, as Lua counts)
+        additions: list[object] = []
+        for (name, field), micros in spent.items():
+            additions += (keys.setdefault(name, len(keys) + 1), field, micros)
         replica = self._link.replica_id
         for name, micros in released.items():
             # A field that reaches 0 is dropped by the next check of the key (the admit script).
-            pipe.hincrby(name, replica, -micros)
+            additions += (keys.setdefault(name, len(keys) + 1), replica, -micros)
+        expiries: list[object] = []
+        for name, milliseconds in ttls.items():
+            expiries += (keys.setdefault(name, len(keys) + 1), milliseconds)
+        return (self._add_pending_sha, len(keys), *keys, len(additions) // 3, *additions, *expiries)
 
     async def restore(self, key: str, period: Period, when: datetime, micros: int) -> None:
         await self._fallback.restore(key, period, when, micros)

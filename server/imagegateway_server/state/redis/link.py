@@ -23,16 +23,16 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,16 @@ SCHEMES = ("redis", "rediss", "unix")
 PROBE_INTERVAL_SECONDS = 1.0
 # Writes nobody waits for (releases, spend) wait this long for a call to travel with.
 DEFER_SECONDS = 0.02
-# Connections the replica opens at most; calls past them wait for one (within the per-call timeout).
+# Connections the replica opens at most for ``run``'s calls; calls past them wait for one (within the
+# per-call timeout).
 MAX_CONNECTIONS = 64
-# Of those, the hot path's flushes keep this many open between flushes (more are given back to the pool).
+# Connections of the hot path's flushes (a pool of their own), of which this many are kept open
+# between flushes (more are given back to the pool).
+FLUSH_CONNECTIONS = 32
 IDLE_CONNECTIONS = 4
+# Arguments longer than this (a cached answer's bytes) are written to the socket as they are, not
+# copied into the packed command.
+_LARGE_ARGUMENT = 16 * 1024
 
 # Told of each flip: True when the replica goes back to Redis, False when it gives up on it.
 UpListener = Callable[[bool], None]
@@ -90,6 +96,48 @@ def _pool(url: str, *, socket_timeout: float | None, connect_timeout: float, max
     )
 
 
+def pack_commands(commands: list[tuple[tuple[Any, ...], Any]]) -> list[bytes]:
+    """The commands of a pipeline's stack (``(arguments, options)`` each) as RESP, ready for the socket.
+
+    Each command is packed by hiredis in C (redis-py's own packer, generic Python per argument, was
+    most of the gateway's CPU per round trip), except one holding a large value (an answer's image
+    bytes), whose value goes to the socket as its own chunk, not copied into the packed command.
+    Arguments are text, bytes or numbers, as redis-py's encoder takes them (a bool or None refused).
+    """
+    chunks: list[bytes] = []
+    pieces: list[bytes] = []
+    for arguments, _ in commands:
+        name = arguments[0]
+        if isinstance(name, str) and " " in name:  # "SCRIPT LOAD": two words on the wire
+            arguments = (*name.split(), *arguments[1:])
+        large = False
+        for argument in arguments:
+            if type(argument) is bytes and len(argument) > _LARGE_ARGUMENT:
+                large = True
+                break
+        if not large:
+            try:
+                pieces.append(hiredis.pack_command(arguments))
+            except TypeError as refused:
+                raise DataError(str(refused)) from None
+            continue
+        pieces.append(b"*%d\r\n" % len(arguments))
+        for argument in arguments:
+            if type(argument) is bytes and len(argument) > _LARGE_ARGUMENT:
+                pieces.append(b"$%d\r\n" % len(argument))
+                chunks.append(b"".join(pieces))
+                chunks.append(argument)
+                pieces = [b"\r\n"]
+            else:
+                try:
+                    packed = hiredis.pack_command((argument,))
+                except TypeError as refused:
+                    raise DataError(str(refused)) from None
+                pieces.append(packed[packed.index(b"\n") + 1 :])  # the argument without "*1\r\n"
+    chunks.append(b"".join(pieces))
+    return chunks
+
+
 class RedisLink:
     """One replica's connection to Redis, with its up / given-up state. ``open`` then ``close``."""
 
@@ -116,6 +164,11 @@ class RedisLink:
                 url, socket_timeout=timeout_seconds, connect_timeout=timeout_seconds, max_connections=MAX_CONNECTIONS
             )
         )
+        # The flushes' connections: no socket timeout of redis-py's (a timer per read, a task per
+        # write), since each flush runs within the link's own timeout as a whole.
+        self._flush_pool: Any = _pool(
+            url, socket_timeout=None, connect_timeout=timeout_seconds, max_connections=FLUSH_CONNECTIONS
+        )
         self._up = True
         self._failures = 0
         self._since = time.time()
@@ -131,6 +184,8 @@ class RedisLink:
         self._flush_scheduled = False
         self._deferred_flush: asyncio.TimerHandle | None = None
         self._scripts: dict[str, str] = {}
+        # Collects the commands of each flush (``_collect``); never executed itself.
+        self._pipe: Any = self.client.pipeline(transaction=False)
         # Connections taken from the pool by ``_execute`` and kept for the next flush.
         self._idle: list[Connection] = []
 
@@ -177,12 +232,8 @@ class RedisLink:
         The hot path's commands (a key's limits, a cache look-up begun beside them, the writes of requests
         that just ended) so share one round trip. RedisUnavailable as for ``run``.
         """
-        future = self.send(add_command)
-        try:
-            async with asyncio.timeout(self.timeout * 2):  # the flush has its own timeout; this is a backstop
-                return await future
-        except TimeoutError:
-            raise RedisUnavailable from None
+        # No timer of its own: the flush that carries it runs within the timeout and settles every future.
+        return await self.send(add_command)
 
     def send(self, add_command: Callable[[Any], object], *, soon: bool = True) -> asyncio.Future[Any]:
         """``call`` without waiting: the command is queued now (commands queued one after another travel in
@@ -228,66 +279,75 @@ class RedisLink:
 
     async def _flush(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> None:
         try:
-            async with asyncio.timeout(self.timeout):
-                replies = await self._send(batch)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self.failed(exc)  # one failure per flush, however many commands it carried
+            try:
+                async with asyncio.timeout(self.timeout):
+                    replies = await self._send(batch)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.failed(exc)  # one failure per flush, however many commands it carried
+                return
+            self._failures = 0
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if future is None or future.done():
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(RedisUnavailable())  # a command Redis refused: answer from the fallback
+                else:
+                    future.set_result(reply)
+        finally:
+            # Whatever happened (a failure, or a cancel at shutdown), no caller is left waiting.
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_exception(RedisUnavailable())
-            return
-        self._failures = 0
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future is None or future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(RedisUnavailable())  # a command Redis refused: answer from the fallback
-            else:
-                future.set_result(reply)
 
     async def _send(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> list[Any]:
-        """Sends the batch as one pipeline; the reply of each call's command (None for deferred ones)."""
+        """Sends the batch as one pipeline; the reply of each entry's command (None for an entry of several)."""
         starts: list[int] = []
-        pipe = self.client.pipeline(transaction=False)  # collects the commands; ``_execute`` sends them
-        for add, _ in batch:
-            starts.append(len(pipe.command_stack))
-            add(pipe)
-        results = await self._execute(pipe)
-        replies = [
-            results[start] if future is not None else None for start, (_, future) in zip(starts, batch, strict=True)
-        ]
+        stack = self._collect([add for add, _ in batch], starts)
+        results = await self._execute(stack)
+        ends = [*starts[1:], len(results)]
+        # Each entry's reply: its command's for one command (for deferred ones too, which may be scripts),
+        # None for a deferred entry of several (nobody reads those).
+        replies = [results[start] if end - start == 1 else None for start, end in zip(starts, ends, strict=True)]
         unknown = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if unknown:
             # Redis restarted and forgot the scripts: load them and send those calls again (only those:
-            # the other commands in the batch were applied, and some add to counters).
-            pipe = self.client.pipeline(transaction=False)
-            for source in self._scripts.values():
-                pipe.script_load(source)
-            for i in unknown:
-                batch[i][0](pipe)
-            again = await self._execute(pipe)
+            # the other commands in the batch were applied, and some add to counters; an entry sent
+            # again adds the same command as the first time).
+            loads = [lambda pipe, source=source: pipe.script_load(source) for source in self._scripts.values()]
+            again = await self._execute(self._collect([*loads, *(batch[i][0] for i in unknown)], []))
             for i, reply in zip(unknown, again[len(self._scripts) :], strict=True):
                 replies[i] = reply
         return replies
 
-    async def _execute(self, pipe: Pipeline) -> list[Any]:
-        """The commands ``pipe`` collected, written at once on one connection, and their replies in order
-        (a command Redis refused: its ResponseError in its place).
+    def _collect(self, adds: Iterable[Callable[[Any], object]], starts: list[int]) -> list[Any]:
+        """The commands the ``adds`` add to a pipeline (redis-py's command methods build them), as its
+        stack of ``(arguments, options)``; ``starts`` gets where each one's begin. One pipeline object
+        serves every flush (its stack is taken each time): making one per flush cost as much as a command."""
+        pipe = self._pipe
+        try:
+            for add in adds:
+                starts.append(len(pipe.command_stack))
+                add(pipe)
+            stack: list[Any] = pipe.command_stack
+            return stack
+        finally:
+            pipe.command_stack = []
+
+    async def _execute(self, stack: list[Any]) -> list[Any]:
+        """The commands of a pipeline's ``stack``, written at once on one connection, and their replies in
+        order (a command Redis refused: its ResponseError in its place).
 
         What ``Pipeline.execute`` does for a non-transactional pipeline, without what this path never
         uses (retries: the link has none; transactions, WATCH, client-side observability hooks) and on a
         connection kept here between flushes instead of the blocking pool's lock, condition and timer per
         borrow: measured, those were about a third of the gateway's CPU per round trip.
         """
-        stack = pipe.command_stack
         if not stack:
             return []
-        pool: Any = self.client.connection_pool  # its get_connection is untyped
+        pool = self._flush_pool
         connection: Connection = self._idle.pop() if self._idle else await pool.get_connection()
         try:
-            await connection.send_packed_command(
-                connection.pack_commands([args for args, _ in stack]), check_health=False
-            )
+            await connection.send_packed_command(pack_commands(stack), check_health=False)
             replies: list[Any] = []
             for args, options in stack:
                 try:
@@ -297,12 +357,12 @@ class RedisLink:
         except BaseException:
             # Replies may still be on the socket (a timeout, a cancel): never reuse it.
             await connection.disconnect(nowait=True)
-            await self.client.connection_pool.release(connection)
+            await pool.release(connection)
             raise
         if len(self._idle) < IDLE_CONNECTIONS and not self._closed:
             self._idle.append(connection)
         else:
-            await self.client.connection_pool.release(connection)
+            await pool.release(connection)
         return replies
 
     @staticmethod
@@ -323,12 +383,13 @@ class RedisLink:
         self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
-            await self.client.connection_pool.release(connection)
+            await self._flush_pool.release(connection)
         if self._probe is not None:
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
         await self.client.aclose()
+        await self._flush_pool.disconnect()
 
     async def run(self, call: Callable[[Redis], Awaitable[T]]) -> T:
         """Runs one Redis call within the timeout; RedisUnavailable if given up on, failed or slow."""
@@ -382,7 +443,7 @@ class RedisLink:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.disconnect(nowait=True)
-            await self.client.connection_pool.release(connection)
+            await self._flush_pool.release(connection)
         while True:
             await asyncio.sleep(self.probe_interval)
             try:
