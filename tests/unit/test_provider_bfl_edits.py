@@ -8,16 +8,14 @@ WebP; Kontext's slots end at ``input_image_4``, FLUX.2's at ``input_image_8``).
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.errors import ErrorKind
-from imagegateway_server.domain.image_inputs import Operation, input_image
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.black_forest_labs.adapter import BlackForestLabsAdapter
@@ -26,6 +24,7 @@ from imagegateway_server.security.ssrf_transport import guarded_client
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from tests.adapter_failures import generate_fails
 from tests.emulators import BFLEmulator
+from tests.image_fixtures import edit_of, left_half_mask, photo
 
 KEY = "bfl-test-key-0123456789abcdef"
 
@@ -48,28 +47,12 @@ def target(**kwargs: Any) -> UpstreamTarget:
     return UpstreamTarget(credential=credential, timeout=10.0, jobs=JobProgress(), **kwargs)
 
 
-def picture(colour: tuple[int, int, int], fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), colour).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def transparent_left_half() -> bytes:
-    image = Image.new("RGBA", (64, 48), (0, 0, 0, 255))
-    image.paste((0, 0, 0, 0), (0, 0, 32, 48))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def edit(*images: bytes, mask: bytes | None = None, **fields: Any) -> ImageRequest:
-    return ImageRequest(
-        prompt="make the sky purple",
-        operation=Operation.EDIT,
-        images=tuple(input_image(data, param="image") for data in images),
-        mask=input_image(mask, param="mask") if mask else None,
-        **fields,
-    )
+    return edit_of(*images, prompt="make the sky purple", mask=mask, **fields)
+
+
+def picture(colour: tuple[int, int, int], fmt: str = "PNG") -> bytes:
+    return photo(colour, fmt)
 
 
 def submitted(emu: BFLEmulator) -> list[dict[str, Any]]:
@@ -118,7 +101,7 @@ async def test_flux_2_takes_eight_images_and_kontext_four(adapter: BlackForestLa
 async def test_an_edit_with_a_mask_is_refused_naming_the_mask_in_every_mode(
     adapter: BlackForestLabsAdapter, emu: BFLEmulator, strict: bool
 ) -> None:
-    req = edit(picture((1, 2, 3)), mask=transparent_left_half(), model="flux-kontext-pro")
+    req = edit(picture((1, 2, 3)), mask=left_half_mask(), model="flux-kontext-pro")
     error = await generate_fails(adapter, req, target(strict=strict), KEY)
     assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "mask")
     assert "no mask" in str(error)

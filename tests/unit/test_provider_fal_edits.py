@@ -9,17 +9,15 @@ Kontext's nine aspect ratios).
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from imagegateway_server.domain.credentials import Credential
 from imagegateway_server.domain.errors import ErrorKind
-from imagegateway_server.domain.image_inputs import Operation, input_image
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.job_progress import JobProgress
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.fal.adapter import FalAdapter
@@ -28,6 +26,7 @@ from imagegateway_server.security.ssrf_transport import guarded_client
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
 from tests.adapter_failures import generate_fails
 from tests.emulators import FalEmulator
+from tests.image_fixtures import edit_of, left_half_mask, photo
 
 KEY = "fal-test-key-0123456789:abcdef"
 KONTEXT = "fal-ai/flux-pro/kontext"
@@ -51,29 +50,9 @@ def target(**kwargs: Any) -> UpstreamTarget:
     return UpstreamTarget(credential=credential, timeout=10.0, jobs=JobProgress(), **kwargs)
 
 
-def picture(colour: tuple[int, int, int] = (200, 30, 30), fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), colour).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def a_mask() -> bytes:
-    image = Image.new("RGBA", (64, 48), (0, 0, 0, 255))
-    image.paste((0, 0, 0, 0), (0, 0, 32, 48))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def edit(*images: bytes, mask: bytes | None = None, **fields: Any) -> ImageRequest:
-    return ImageRequest(
-        prompt="put a donut next to the flour",
-        model=fields.pop("model", KONTEXT),
-        operation=Operation.EDIT,
-        images=tuple(input_image(data, param="image") for data in images),
-        mask=input_image(mask, param="mask") if mask else None,
-        **fields,
-    )
+    model = fields.pop("model", KONTEXT)
+    return edit_of(*images, prompt="put a donut next to the flour", model=model, mask=mask, **fields)
 
 
 def data_url_bytes(url: str) -> bytes:
@@ -92,7 +71,7 @@ def test_kontext_endpoints_edit_the_others_generate() -> None:
 async def test_a_kontext_edit_sends_the_image_as_a_data_url_and_the_size_as_an_aspect_ratio(
     adapter: FalAdapter, emu: FalEmulator
 ) -> None:
-    image = picture(fmt="JPEG")
+    image = photo(fmt="JPEG")
     req = edit(image, size="1792x1024", n=2, seed=9, cfg_scale=4.0, extra={"safety_tolerance": 3})
     result = await adapter.generate(req, target())
     submit = emu.requests[0]
@@ -112,7 +91,7 @@ async def test_a_kontext_edit_sends_the_image_as_a_data_url_and_the_size_as_an_a
 
 
 async def test_several_images_go_to_multi_as_image_urls(adapter: FalAdapter, emu: FalEmulator) -> None:
-    first, second = picture(), picture((0, 0, 200))
+    first, second = photo(), photo((0, 0, 200))
     await adapter.generate(edit(first, second, model=f"{KONTEXT}/max/multi"), target())
     body = emu.requests[0].json or {}
     assert [data_url_bytes(url) for url in body["image_urls"]] == [first, second]
@@ -122,11 +101,11 @@ async def test_several_images_go_to_multi_as_image_urls(adapter: FalAdapter, emu
 @pytest.mark.parametrize(
     ("req", "param"),
     [
-        (edit(picture(), mask=a_mask()), "mask"),
-        (edit(picture(), picture()), "image"),  # one image on the single-image endpoint
+        (edit(photo(), mask=left_half_mask()), "mask"),
+        (edit(photo(), photo()), "image"),  # one image on the single-image endpoint
         (ImageRequest(prompt="a fox", model=KONTEXT), "model"),  # Kontext's endpoint edits
-        (edit(picture(), model="fal-ai/flux/dev"), "model"),
-        (edit(picture(), aspect_ratio="5:4"), "aspect_ratio"),
+        (edit(photo(), model="fal-ai/flux/dev"), "model"),
+        (edit(photo(), aspect_ratio="5:4"), "aspect_ratio"),
     ],
 )
 async def test_what_kontext_cannot_do_is_refused_naming_it_before_any_call(

@@ -6,22 +6,21 @@ The Fireworks emulator checks ``input_image`` (a URL, or base64 of a PNG, JPEG o
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
 
 from imagegateway_server.domain.errors import ErrorKind
-from imagegateway_server.domain.image_inputs import Operation, input_image
+from imagegateway_server.domain.image_inputs import Operation
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.fireworks.adapter import FireworksAdapter
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from tests.adapter_failures import generate_fails
 from tests.credentials import api_key
 from tests.emulators import FireworksEmulator
+from tests.image_fixtures import edit_of, left_half_mask, photo
 from tests.model_host_emulators import FIREWORKS_SECRET, Hosts, host_emulators, hosts
 
 __all__ = ["host_emulators", "hosts"]
@@ -43,29 +42,8 @@ async def fireworks(emu: FireworksEmulator) -> AsyncIterator[FireworksAdapter]:
     await adapter.aclose()
 
 
-def picture(fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (10, 200, 30)).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def see_through() -> bytes:
-    image = Image.new("RGBA", (64, 48), (0, 0, 0, 255))
-    image.paste((0, 0, 0, 0), (0, 0, 32, 48))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def edit(*images: bytes, mask: bytes | None = None, **fields: Any) -> ImageRequest:
-    return ImageRequest(
-        prompt="make it night",
-        model=fields.pop("model", KONTEXT),
-        operation=Operation.EDIT,
-        images=tuple(input_image(data, param="image") for data in images),
-        mask=input_image(mask, param="mask") if mask else None,
-        **fields,
-    )
+    return edit_of(*images, prompt="make it night", model=fields.pop("model", KONTEXT), mask=mask, **fields)
 
 
 def test_kontext_edits_the_text_to_image_workflows_do_not() -> None:
@@ -78,7 +56,7 @@ def test_kontext_edits_the_text_to_image_workflows_do_not() -> None:
 async def test_a_kontext_edit_sends_its_image_as_input_image(
     fireworks: FireworksAdapter, emu: FireworksEmulator
 ) -> None:
-    image = picture("JPEG")
+    image = photo(fmt="JPEG")
     result = await fireworks.generate(edit(image, size="1024x1024", seed=3), TARGET)
     submit = emu.requests[0]
     assert submit.path == KONTEXT_PATH
@@ -91,9 +69,9 @@ async def test_a_kontext_edit_sends_its_image_as_input_image(
 @pytest.mark.parametrize(
     ("req", "param"),
     [
-        (edit(picture(), mask=see_through()), "mask"),
-        (edit(picture(), picture()), "image"),
-        (edit(picture(), model="flux-1-schnell-fp8"), "model"),
+        (edit(photo(), mask=left_half_mask()), "mask"),
+        (edit(photo(), photo()), "image"),
+        (edit(photo(), model="flux-1-schnell-fp8"), "model"),
     ],
 )
 async def test_what_fireworks_kontext_cannot_edit_is_refused_before_any_call(
