@@ -39,6 +39,16 @@ def test_an_event_larger_than_the_cap_is_refused() -> None:
         decoder.feed(b"data: " + b"A" * 60)
 
 
+def test_many_short_data_lines_count_toward_the_cap_and_a_finished_event_resets_it() -> None:
+    # An upstream that never ends its event with short lines: counted as they come (the joined size,
+    # newlines included), never by summing every pending line again on each chunk.
+    decoder = SseDecoder(max_event_bytes=100)
+    assert decoder.feed(b"data: x\n" * 40 + b"\n") == [ServerSentEvent("", b"\n".join([b"x"] * 40))]
+    decoder.feed(b"data: x\n" * 45)
+    with pytest.raises(EventTooLarge):
+        decoder.feed(b"data: x\n" * 10)
+
+
 # -- request rules -----------------------------------------------------------------------------------
 
 

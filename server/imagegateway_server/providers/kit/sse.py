@@ -31,13 +31,16 @@ class EventTooLarge(ValueError):
 class SseDecoder:
     """Splits a byte stream into events; not thread-safe, one per stream."""
 
-    __slots__ = ("_buffer", "_data", "_event", "_max_event_bytes", "_scanned")
+    __slots__ = ("_buffer", "_data", "_data_bytes", "_event", "_max_event_bytes", "_scanned")
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer known to hold no line end
         self._event = ""
         self._data: list[bytes] = []
+        # Kept as lines arrive: summing the pending lines on every chunk is quadratic in an upstream
+        # that sends many short data lines and never ends the event.
+        self._data_bytes = 0
         self._max_event_bytes = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
@@ -57,7 +60,7 @@ class SseDecoder:
             del self._buffer[:start]
             self._scanned = 0
         self._scanned = len(self._buffer)
-        if len(self._buffer) + sum(map(len, self._data)) > self._max_event_bytes:
+        if len(self._buffer) + self._data_bytes > self._max_event_bytes:
             raise EventTooLarge(f"a server-sent event is larger than {self._max_event_bytes} bytes")
         return events
 
@@ -75,7 +78,7 @@ class SseDecoder:
             if not self._data and not self._event:
                 return None
             event = ServerSentEvent(self._event, b"\n".join(self._data))
-            self._event, self._data = "", []
+            self._event, self._data, self._data_bytes = "", [], 0
             return event
         if buffer[start] == _COLON:
             return None
@@ -89,6 +92,7 @@ class SseDecoder:
         if name == b"data":
             with memoryview(buffer) as view:
                 self._data.append(view[value_start:end].tobytes())
+            self._data_bytes += end - value_start + 1  # the line and the newline that joins it
         elif name == b"event":
             self._event = buffer[value_start:end].decode("utf-8", "replace")
         return None
