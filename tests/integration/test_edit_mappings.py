@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from PIL import Image
 
@@ -110,11 +111,18 @@ def test_a_variation_falls_back_to_titan_image_variation(
         ],
     }
     with sdk(gateway, key, inline(config)) as client:
-        result = client.images.create_variation(image=("a.png", png(512, 512), "image/png"), n=2)
+        result = client.images.create_variation(
+            image=("a.png", png(512, 512), "image/png"), n=2, extra_body={"similarity_strength": 0.4}
+        )
+        # OpenAI's own parameters that the variation form does not have stay refused, naming them.
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.images.create_variation(image=("a.png", png(512, 512), "image/png"), extra_body={"quality": "hd"})
     assert len(result.data) == 2
     body = bedrock_emulator.requests[-1].json or {}
     assert body["taskType"] == "IMAGE_VARIATION" and len(body["imageVariationParams"]["images"]) == 1
+    assert body["imageVariationParams"]["similarityStrength"] == 0.4
     assert emulators.openai.requests == []
+    assert refused.value.body["param"] == "quality"  # type: ignore[index]
 
 
 def test_an_edit_reaches_flux_kontext_with_the_images_as_input_image_fields(

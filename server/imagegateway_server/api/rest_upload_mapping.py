@@ -134,15 +134,17 @@ def edit_request(upload: Upload, limits: InputLimits) -> ImageRequest:
 
 
 def variation_request(upload: Upload, limits: InputLimits) -> ImageRequest:
-    """A variation: exactly one image, no prompt."""
+    """A variation: exactly one image, no prompt. OpenAI's parameters other than the variation form's are
+    refused by name; other fields are a provider's own (Bedrock's ``similarity_strength``) and travel as
+    extras, which a target that has no use for them refuses by name as it does on generations."""
     fields = dict(upload.fields)
     for name in fields:
-        if name not in VARIATION_FIELDS:
+        if name in KNOWN_PARAMS and name not in VARIATION_FIELDS:
             raise InvalidArgument("is not a parameter of image variations", param=name, code="unknown_parameter")
     images, singles = _images(upload.files, limits)
     for name in singles:
         raise InvalidArgument("is not a parameter of image variations", param=name, code="unknown_parameter")
-    known, _ = _parameters(fields)
+    known, extra = _parameters(fields)
     response_format = _response_format(known)
     return ImageRequest(
         prompt="",
@@ -150,4 +152,5 @@ def variation_request(upload: Upload, limits: InputLimits) -> ImageRequest:
         response_format=response_format,
         operation=Operation.VARIATION,
         images=tuple(images),
+        extra=MappingProxyType(extra),
     )
