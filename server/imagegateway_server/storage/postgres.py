@@ -47,6 +47,7 @@ from imagegateway_server.storage.analytics_rollup import (
     cells_of,
     merged_cells,
 )
+from imagegateway_server.storage.common_reads import CommonReads
 from imagegateway_server.storage.database_url import parse_postgres_url
 from imagegateway_server.storage.log_columns import log_columns
 from imagegateway_server.storage.migrations import check_not_newer, load_migrations
@@ -57,12 +58,10 @@ from imagegateway_server.storage.records import (
     LogFilter,
     LogRecord,
     Page,
-    SpendTotals,
     VirtualKeyRecord,
 )
 from imagegateway_server.storage.rows import (
     API_KEY_COLUMNS,
-    CONFIG_COLUMNS,
     LOG_COLUMNS,
     VIRTUAL_KEY_COLUMNS,
     api_key_record,
@@ -161,8 +160,10 @@ def _is_unreachable(error: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _UNREACHABLE_STATES
 
 
-class PostgresStore:
+class PostgresStore(CommonReads):
     """The Store on a PostgreSQL database. ``open`` before use; ``close`` when done."""
+
+    PARAMETER_MARKER = "%s"
 
     def __init__(
         self,
@@ -410,33 +411,6 @@ class PostgresStore:
                 param="name",
             )
 
-    async def get_config(self, config_id: str, version: int | None = None) -> ConfigRecord:
-        select = f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
-        if version is None:
-            rows = await self._read(select + "AND v.version = c.latest_version WHERE c.id = %s", (config_id,))
-            if not rows:
-                raise NotFound(f"config {config_id!r} not found")
-            return config_record(rows[0])
-        rows = await self._read(select + "WHERE c.id = %s AND v.version = %s", (config_id, version))
-        if rows:
-            return config_record(rows[0])
-        if await self._read("SELECT 1 FROM configs WHERE id = %s", (config_id,)):
-            raise NotFound(f"config {config_id!r} has no version {version}")
-        raise NotFound(f"config {config_id!r} not found")
-
-    async def list_configs(self, page_size: int = 0, page_token: str = "") -> Page[ConfigRecord]:
-        size = page_size_or_default(page_size)
-        after = decode_page_token("configs", page_token, (str,))
-        rows = await self._read(
-            f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v "
-            "ON v.config_id = c.id AND v.version = c.latest_version "
-            "WHERE c.id > %s ORDER BY c.id LIMIT %s",
-            ("" if after is None else after[0], size + 1),
-        )
-        items = [config_record(row) for row in rows[:size]]
-        token = encode_page_token("configs", (items[-1].id,)) if len(rows) > size else ""
-        return Page(items, token)
-
     async def delete_config(self, config_id: str) -> None:
         async with self._transaction() as connection:
             if await self._change(connection, "DELETE FROM configs WHERE id = %s", (config_id,)) == 0:
@@ -464,23 +438,6 @@ class PostgresStore:
                 )
         except psycopg.errors.UniqueViolation:
             raise AlreadyExists(f"virtual key {record.id!r} already exists") from None
-
-    async def get_virtual_key(self, virtual_key_id: str) -> VirtualKeyRecord:
-        rows = await self._read(f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = %s", (virtual_key_id,))
-        if not rows:
-            raise NotFound(f"virtual key {virtual_key_id!r} not found")
-        return virtual_key_record(rows[0])
-
-    async def list_virtual_keys(self, page_size: int = 0, page_token: str = "") -> Page[VirtualKeyRecord]:
-        size = page_size_or_default(page_size)
-        after = decode_page_token("virtual_keys", page_token, (str,))
-        rows = await self._read(
-            f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id > %s ORDER BY id LIMIT %s",
-            ("" if after is None else after[0], size + 1),
-        )
-        items = [virtual_key_record(row) for row in rows[:size]]
-        token = encode_page_token("virtual_keys", (items[-1].id,)) if len(rows) > size else ""
-        return Page(items, token)
 
     async def update_virtual_key_secret(
         self,
@@ -510,10 +467,6 @@ class PostgresStore:
             if await self._change(connection, "DELETE FROM virtual_keys WHERE id = %s", (virtual_key_id,)) == 0:
                 raise NotFound(f"virtual key {virtual_key_id!r} not found")
 
-    async def all_virtual_keys_sealed(self) -> list[VirtualKeyRecord]:
-        rows = await self._read(f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys ORDER BY id")
-        return [virtual_key_record(row) for row in rows]
-
     async def replace_virtual_key_sealed_secret(self, virtual_key_id: str, expected: bytes, sealed: bytes) -> bool:
         async with self._transaction() as connection:
             changed = await self._change(
@@ -522,13 +475,6 @@ class PostgresStore:
                 (sealed, virtual_key_id, expected),
             )
         return changed == 1
-
-    async def all_config_versions_sealed(self) -> list[ConfigRecord]:
-        rows = await self._read(
-            f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
-            "WHERE v.sealed_secrets IS NOT NULL ORDER BY c.id, v.version"
-        )
-        return [config_record(row) for row in rows]
 
     async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes, sealed: bytes) -> bool:
         async with self._transaction() as connection:
@@ -660,10 +606,6 @@ class PostgresStore:
                 param="id",
             )
 
-    async def count_api_keys(self) -> int:
-        rows = await self._read("SELECT count(*) FROM api_keys")
-        return int(rows[0][0])
-
     # Request logs.
 
     async def append_logs(self, records: Sequence[LogRecord]) -> None:
@@ -701,12 +643,6 @@ class PostgresStore:
         async with connection.cursor().copy(statement) as copy:
             for row in rows:
                 await copy.write_row(row)
-
-    async def get_log(self, log_id: str) -> LogRecord:
-        rows = await self._read(f"SELECT {LOG_COLUMNS} FROM request_logs WHERE id = %s", (log_id,))
-        if not rows:
-            raise NotFound(f"request log {log_id!r} not found")
-        return log_record(rows[0])
 
     async def list_logs(
         self, log_filter: LogFilter | None = None, page_size: int = 0, page_token: str = ""
@@ -766,22 +702,6 @@ class PostgresStore:
             deleted += count
             if len(ids) < _PRUNE_CHUNK:
                 return deleted
-
-    async def spend_since(self, since: datetime) -> SpendTotals:
-        start = to_micros(since)
-        by_caller = await self._read(
-            "SELECT caller_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= %s AND cost_usd > 0 "
-            "GROUP BY caller_key_id",
-            (start,),
-        )
-        by_virtual_key = await self._read(
-            "SELECT virtual_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= %s AND cost_usd > 0 "
-            "AND virtual_key_id != '' GROUP BY virtual_key_id",
-            (start,),
-        )
-        return SpendTotals(
-            {row[0]: float(row[1]) for row in by_caller}, {row[0]: float(row[1]) for row in by_virtual_key}
-        )
 
     # Analytics rollups (storage/analytics_rollup.py).
 

@@ -36,6 +36,7 @@ from imagegateway_server.storage.analytics_rollup import (
     cells_of,
     merged_cells,
 )
+from imagegateway_server.storage.common_reads import CommonReads
 from imagegateway_server.storage.migrations import Migration, check_not_newer, load_migrations
 from imagegateway_server.storage.paging import decode_page_token, encode_page_token, page_size_or_default
 from imagegateway_server.storage.records import (
@@ -44,12 +45,10 @@ from imagegateway_server.storage.records import (
     LogFilter,
     LogRecord,
     Page,
-    SpendTotals,
     VirtualKeyRecord,
 )
 from imagegateway_server.storage.rows import (
     API_KEY_COLUMNS,
-    CONFIG_COLUMNS,
     LOG_COLUMNS,
     VIRTUAL_KEY_COLUMNS,
     api_key_record,
@@ -157,7 +156,7 @@ def _prepare_file(path: Path) -> None:
         os.close(fd)
 
 
-class SqliteStore:
+class SqliteStore(CommonReads):
     """The Store on one SQLite file. ``open`` before use; ``close`` when done."""
 
     def __init__(
@@ -364,33 +363,6 @@ class SqliteStore:
                 param="name",
             )
 
-    async def get_config(self, config_id: str, version: int | None = None) -> ConfigRecord:
-        select = f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
-        if version is None:
-            rows = await self._read(select + "AND v.version = c.latest_version WHERE c.id = ?", (config_id,))
-            if not rows:
-                raise NotFound(f"config {config_id!r} not found")
-            return config_record(rows[0])
-        rows = await self._read(select + "WHERE c.id = ? AND v.version = ?", (config_id, version))
-        if rows:
-            return config_record(rows[0])
-        if await self._read("SELECT 1 FROM configs WHERE id = ?", (config_id,)):
-            raise NotFound(f"config {config_id!r} has no version {version}")
-        raise NotFound(f"config {config_id!r} not found")
-
-    async def list_configs(self, page_size: int = 0, page_token: str = "") -> Page[ConfigRecord]:
-        size = page_size_or_default(page_size)
-        after = decode_page_token("configs", page_token, (str,))
-        rows = await self._read(
-            f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v "
-            "ON v.config_id = c.id AND v.version = c.latest_version "
-            "WHERE c.id > ? ORDER BY c.id LIMIT ?",
-            ("" if after is None else after[0], size + 1),
-        )
-        items = [config_record(row) for row in rows[:size]]
-        token = encode_page_token("configs", (items[-1].id,)) if len(rows) > size else ""
-        return Page(items, token)
-
     async def delete_config(self, config_id: str) -> None:
         async with self._transaction() as connection:
             cursor = await connection.execute("DELETE FROM configs WHERE id = ?", (config_id,))
@@ -417,23 +389,6 @@ class SqliteStore:
                     public_fields_column(record.public_credential_fields),
                 ),
             )
-
-    async def get_virtual_key(self, virtual_key_id: str) -> VirtualKeyRecord:
-        rows = await self._read(f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id = ?", (virtual_key_id,))
-        if not rows:
-            raise NotFound(f"virtual key {virtual_key_id!r} not found")
-        return virtual_key_record(rows[0])
-
-    async def list_virtual_keys(self, page_size: int = 0, page_token: str = "") -> Page[VirtualKeyRecord]:
-        size = page_size_or_default(page_size)
-        after = decode_page_token("virtual_keys", page_token, (str,))
-        rows = await self._read(
-            f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys WHERE id > ? ORDER BY id LIMIT ?",
-            ("" if after is None else after[0], size + 1),
-        )
-        items = [virtual_key_record(row) for row in rows[:size]]
-        token = encode_page_token("virtual_keys", (items[-1].id,)) if len(rows) > size else ""
-        return Page(items, token)
 
     async def update_virtual_key_secret(
         self,
@@ -465,10 +420,6 @@ class SqliteStore:
             if cursor.rowcount == 0:
                 raise NotFound(f"virtual key {virtual_key_id!r} not found")
 
-    async def all_virtual_keys_sealed(self) -> list[VirtualKeyRecord]:
-        rows = await self._read(f"SELECT {VIRTUAL_KEY_COLUMNS} FROM virtual_keys ORDER BY id")
-        return [virtual_key_record(row) for row in rows]
-
     async def replace_virtual_key_sealed_secret(self, virtual_key_id: str, expected: bytes, sealed: bytes) -> bool:
         async with self._transaction() as connection:
             cursor = await connection.execute(
@@ -476,13 +427,6 @@ class SqliteStore:
                 (sealed, virtual_key_id, expected),
             )
             return cursor.rowcount == 1
-
-    async def all_config_versions_sealed(self) -> list[ConfigRecord]:
-        rows = await self._read(
-            f"SELECT {CONFIG_COLUMNS} FROM configs c JOIN config_versions v ON v.config_id = c.id "
-            "WHERE v.sealed_secrets IS NOT NULL ORDER BY c.id, v.version"
-        )
-        return [config_record(row) for row in rows]
 
     async def replace_config_sealed_secrets(self, config_id: str, version: int, expected: bytes, sealed: bytes) -> bool:
         async with self._transaction() as connection:
@@ -614,10 +558,6 @@ class SqliteStore:
                 param="id",
             )
 
-    async def count_api_keys(self) -> int:
-        rows = await self._read("SELECT count(*) FROM api_keys")
-        return int(rows[0][0])
-
     # Request logs.
 
     async def append_logs(self, records: Sequence[LogRecord]) -> None:
@@ -647,12 +587,6 @@ class SqliteStore:
                 "ON CONFLICT (id) DO NOTHING",
                 rows,
             )
-
-    async def get_log(self, log_id: str) -> LogRecord:
-        rows = await self._read(f"SELECT {LOG_COLUMNS} FROM request_logs WHERE id = ?", (log_id,))
-        if not rows:
-            raise NotFound(f"request log {log_id!r} not found")
-        return log_record(rows[0])
 
     async def list_logs(
         self, log_filter: LogFilter | None = None, page_size: int = 0, page_token: str = ""
@@ -700,22 +634,6 @@ class SqliteStore:
                     (newest_time, newest_time, newest_id),
                 )
         return deleted
-
-    async def spend_since(self, since: datetime) -> SpendTotals:
-        start = to_micros(since)
-        by_caller = await self._read(
-            "SELECT caller_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= ? AND cost_usd > 0 "
-            "GROUP BY caller_key_id",
-            (start,),
-        )
-        by_virtual_key = await self._read(
-            "SELECT virtual_key_id, sum(cost_usd) FROM request_logs WHERE create_time >= ? AND cost_usd > 0 "
-            "AND virtual_key_id != '' GROUP BY virtual_key_id",
-            (start,),
-        )
-        return SpendTotals(
-            {row[0]: float(row[1]) for row in by_caller}, {row[0]: float(row[1]) for row in by_virtual_key}
-        )
 
     async def aggregate_logs(self, query: AnalyticsQuery) -> AnalyticsResult:
         return (await self.aggregate_logs_together([query]))[0]
