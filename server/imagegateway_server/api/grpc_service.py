@@ -262,7 +262,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
 
     async def _stream_messages(self, events: AsyncGenerator[StreamItem, None]) -> AsyncIterator[SerializedMessage]:
         """The messages of a streaming image RPC (StreamGenerateImageResponse's layout, which
-        StreamEditImageResponse shares): progress and partial images, then one image per message."""
+        StreamEditImageResponse and StreamEditImageUploadResponse share): progress and partial images,
+        then one image per message."""
         try:
             async for item in events:
                 if isinstance(item, GenerationOutcome):
@@ -276,8 +277,9 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         finally:
             await events.aclose()
 
-    # Edits and variations answer in GenerateImageResponse's layout (the same fields and numbers), so
-    # their messages are serialized by the same splicing code; StreamEditImage in StreamGenerateImage's.
+    # Edits and variations (and their chunked uploads) answer in GenerateImageResponse's layout (the same
+    # fields and numbers), so their messages are serialized by the same splicing code; StreamEditImage
+    # and StreamEditImageUpload in StreamGenerateImage's.
 
     async def _edit_builder(
         self, request: images_pb2.EditImageRequest | images_pb2.StreamEditImageRequest
