@@ -36,7 +36,9 @@ _Resp = TypeVar("_Resp")
 _T = TypeVar("_T")
 
 
-async def _aread_stream(call: grpc.aio.UnaryStreamCall[_Req, _T]) -> AsyncIterator[_T]:
+async def _aread_stream(
+    call: grpc.aio.UnaryStreamCall[_Req, _T] | grpc.aio.StreamStreamCall[_Req, _T],
+) -> AsyncIterator[_T]:
     try:
         async for item in call:
             yield item
@@ -111,9 +113,7 @@ class AsyncImageGatewayClient(ClientBase):
         **fields: Unpack[GenerateFields],
     ) -> images_pb2.EditImageResponse:
         """As ``ImageGatewayClient.edit_image``."""
-        if chunked is None:
-            chunked = uploads.input_bytes(images, mask, markup) > self.max_message_bytes // 2
-        if not chunked:
+        if not uploads.sends_chunked(uploads.input_bytes(images, mask, markup), self.max_message_bytes, chunked):
             request = uploads.edit_request(images, mask, markup, **fields)
             return await self._call(self._stub.EditImage, request, timeout, IMAGE_TIMEOUT)
         messages = uploads.edit_upload_messages(images, mask, markup, **fields)
@@ -133,25 +133,50 @@ class AsyncImageGatewayClient(ClientBase):
         markup: InputFile | None = None,
         partial_images: int | None = None,
         stream_fallback: StreamFallbackName | None = None,
+        chunked: bool | None = None,
         timeout: float | None = None,
         **fields: Unpack[GenerateFields],
     ) -> AsyncIterator[GenerationEvent]:
         """As ``ImageGatewayClient.edit_events``."""
-        message = events.stream_request(
-            uploads.stream_edit_request(images, mask, markup, **fields), partial_images, stream_fallback
+        deadline = self._deadline(timeout, IMAGE_TIMEOUT)
+        responses: (
+            AsyncIterator[images_pb2.StreamEditImageResponse] | AsyncIterator[images_pb2.StreamEditImageUploadResponse]
         )
-        call = self._stub.StreamEditImage(
-            message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
-        )
-        async for response in _aread_stream(call):
+        if uploads.sends_chunked(uploads.input_bytes(images, mask, markup), self.max_message_bytes, chunked):
+            messages = uploads.stream_edit_upload_messages(
+                images, mask, markup, partial_images=partial_images, stream_fallback=stream_fallback, **fields
+            )
+            responses = _aread_stream(
+                self._stub.StreamEditImageUpload(messages, timeout=deadline, metadata=self._metadata())
+            )
+        else:
+            message = events.stream_request(
+                uploads.stream_edit_request(images, mask, markup, **fields), partial_images, stream_fallback
+            )
+            responses = _aread_stream(self._stub.StreamEditImage(message, timeout=deadline, metadata=self._metadata()))
+        async for response in responses:
             yield events.event_of(response)
 
     async def create_image_variation(
-        self, image: InputFile, *, timeout: float | None = None, **fields: Unpack[GenerateFields]
+        self,
+        image: InputFile,
+        *,
+        chunked: bool | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
     ) -> images_pb2.CreateImageVariationResponse:
         """As ``ImageGatewayClient.create_image_variation``."""
-        request = uploads.variation_request(image, **fields)
-        return await self._call(self._stub.CreateImageVariation, request, timeout, IMAGE_TIMEOUT)
+        if not uploads.sends_chunked(uploads.input_bytes([image], None), self.max_message_bytes, chunked):
+            request = uploads.variation_request(image, **fields)
+            return await self._call(self._stub.CreateImageVariation, request, timeout, IMAGE_TIMEOUT)
+        messages = uploads.variation_upload_messages(image, **fields)
+        try:
+            response = await self._stub.CreateImageVariationUpload(
+                messages, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+            )
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from err
+        return uploads.as_variation_response(response)
 
     def stream_generate_image(
         self,

@@ -165,9 +165,7 @@ class ImageGatewayClient(ClientBase):
 
         Inputs over half the message limit go as a chunked EditImageUpload (``chunked`` forces either way).
         """
-        if chunked is None:
-            chunked = uploads.input_bytes(images, mask, markup) > self.max_message_bytes // 2
-        if not chunked:
+        if not uploads.sends_chunked(uploads.input_bytes(images, mask, markup), self.max_message_bytes, chunked):
             request = uploads.edit_request(images, mask, markup, **fields)
             return self._call(self._stub.EditImage, request, timeout, IMAGE_TIMEOUT)
         messages = uploads.edit_upload_messages(images, mask, markup, **fields)
@@ -187,26 +185,50 @@ class ImageGatewayClient(ClientBase):
         markup: InputFile | None = None,
         partial_images: int | None = None,
         stream_fallback: StreamFallbackName | None = None,
+        chunked: bool | None = None,
         timeout: float | None = None,
         **fields: Unpack[GenerateFields],
     ) -> Iterator[GenerationEvent]:
         """Edits ``images`` as ``edit_image`` does, as typed events (``imagegateway.events``): progress
         reports, partial images (``partial_images`` 1-3, from a model that streams edits), then the final
-        images. The files travel in one StreamEditImage message, under the message limit."""
-        message = events.stream_request(
-            uploads.stream_edit_request(images, mask, markup, **fields), partial_images, stream_fallback
-        )
-        call = self._stub.StreamEditImage(
-            message, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
-        )
-        return (events.event_of(response) for response in _read_stream(call))
+        images. The files travel in one StreamEditImage message, or, over half the message limit, in
+        chunks of a StreamEditImageUpload (``chunked`` forces either way)."""
+        deadline = self._deadline(timeout, IMAGE_TIMEOUT)
+        responses: Iterator[images_pb2.StreamEditImageResponse] | Iterator[images_pb2.StreamEditImageUploadResponse]
+        if uploads.sends_chunked(uploads.input_bytes(images, mask, markup), self.max_message_bytes, chunked):
+            messages = uploads.stream_edit_upload_messages(
+                images, mask, markup, partial_images=partial_images, stream_fallback=stream_fallback, **fields
+            )
+            call = self._stub.StreamEditImageUpload(messages, timeout=deadline, metadata=self._metadata())
+            responses = _read_stream(call)
+        else:
+            message = events.stream_request(
+                uploads.stream_edit_request(images, mask, markup, **fields), partial_images, stream_fallback
+            )
+            responses = _read_stream(self._stub.StreamEditImage(message, timeout=deadline, metadata=self._metadata()))
+        return (events.event_of(response) for response in responses)
 
     def create_image_variation(
-        self, image: InputFile, *, timeout: float | None = None, **fields: Unpack[GenerateFields]
+        self,
+        image: InputFile,
+        *,
+        chunked: bool | None = None,
+        timeout: float | None = None,
+        **fields: Unpack[GenerateFields],
     ) -> images_pb2.CreateImageVariationResponse:
-        """Makes variations of ``image`` (dall-e-2 on OpenAI, image-to-image on Stability)."""
-        request = uploads.variation_request(image, **fields)
-        return self._call(self._stub.CreateImageVariation, request, timeout, IMAGE_TIMEOUT)
+        """Makes variations of ``image`` (dall-e-2 on OpenAI, image-to-image on Stability). An image over
+        half the message limit goes as a chunked CreateImageVariationUpload (``chunked`` forces either way)."""
+        if not uploads.sends_chunked(uploads.input_bytes([image], None), self.max_message_bytes, chunked):
+            request = uploads.variation_request(image, **fields)
+            return self._call(self._stub.CreateImageVariation, request, timeout, IMAGE_TIMEOUT)
+        messages = uploads.variation_upload_messages(image, **fields)
+        try:
+            response = self._stub.CreateImageVariationUpload(
+                messages, timeout=self._deadline(timeout, IMAGE_TIMEOUT), metadata=self._metadata()
+            )
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from err
+        return uploads.as_variation_response(response)
 
     def generate_events(
         self,

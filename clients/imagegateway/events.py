@@ -1,5 +1,5 @@
-"""StreamGenerateImage's (and StreamEditImage's) messages as typed events, for callers that show a
-request's progress.
+"""StreamGenerateImage's (and StreamEditImage's and StreamEditImageUpload's) messages as typed events,
+for callers that show a request's progress.
 
 ``generate_events`` and ``edit_events`` (on both clients) yield, in order: ``Progress`` reports (an attempt starting
 or failing, a job queued or running at an asynchronous provider, a fallback moving on),
@@ -84,8 +84,14 @@ class FinalImage:
 GenerationEvent = Progress | PartialImage | FinalImage
 
 
-# The requests of the streaming image RPCs: both carry progress, partial_images and stream_fallback.
-StreamRequest = TypeVar("StreamRequest", images_pb2.StreamGenerateImageRequest, images_pb2.StreamEditImageRequest)
+# The requests of the streaming image RPCs (StreamEditImageUpload's header): all carry progress,
+# partial_images and stream_fallback.
+StreamRequest = TypeVar(
+    "StreamRequest",
+    images_pb2.StreamGenerateImageRequest,
+    images_pb2.StreamEditImageRequest,
+    images_pb2.StreamEditImageUploadHeader,
+)
 
 
 def stream_request(
@@ -93,7 +99,8 @@ def stream_request(
     partial_images: int | None,
     stream_fallback: StreamFallbackName | None,
 ) -> StreamRequest:
-    """Sets the streaming fields on a StreamGenerateImage or StreamEditImage request (progress reports always)."""
+    """Sets the streaming fields on a StreamGenerateImage or StreamEditImage request, or a StreamEditImageUpload
+    header (progress reports always)."""
     request.progress = True
     if partial_images is not None:
         request.partial_images = partial_images
@@ -112,8 +119,12 @@ def _error_kind_name(kind: images_pb2.ErrorKind.ValueType) -> str:
         return "unknown"
 
 
-def event_of(message: images_pb2.StreamGenerateImageResponse | images_pb2.StreamEditImageResponse) -> GenerationEvent:
-    """The typed event one response message carries (the two responses share their layout)."""
+def event_of(
+    message: images_pb2.StreamGenerateImageResponse
+    | images_pb2.StreamEditImageResponse
+    | images_pb2.StreamEditImageUploadResponse,
+) -> GenerationEvent:
+    """The typed event one response message carries (the three responses share their layout)."""
     if message.HasField("progress"):
         p = message.progress
         return Progress(

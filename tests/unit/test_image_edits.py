@@ -8,12 +8,13 @@ import asyncio
 import hashlib
 import io
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from imagegateway.v1 import images_pb2
-from imagegateway_server.api.grpc_upload import read_edit_upload
+from imagegateway_server.api.grpc_upload import read_edit_upload, read_variation_upload
 from imagegateway_server.api.rest_multipart import BodyTooLarge, read_upload
 from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument, ProviderError
@@ -342,6 +343,63 @@ async def test_a_bad_chunked_upload_is_refused_naming_the_field(
 ) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await read_edit_upload(messages(*stream), InputLimits(max_input_image_bytes=10))
+    assert caught.value.param == param
+
+
+async def test_a_streamed_edit_upload_keeps_its_header_and_is_assembled_the_same_way() -> None:
+    first = images_pb2.StreamEditImageUploadHeader(image_count=1, has_markup=True, partial_images=2, progress=True)
+    stream = [
+        images_pb2.StreamEditImageUploadRequest(header=first),
+        images_pb2.StreamEditImageUploadRequest(chunk=images_pb2.EditImageUploadChunk(data=b"im")),
+        images_pb2.StreamEditImageUploadRequest(chunk=images_pb2.EditImageUploadChunk(data=b"mk", markup=True)),
+        images_pb2.StreamEditImageUploadRequest(chunk=images_pb2.EditImageUploadChunk(data=b"g")),
+    ]
+
+    async def items() -> AsyncIterator[images_pb2.StreamEditImageUploadRequest]:
+        for item in stream:
+            yield item
+
+    upload = await read_edit_upload(items(), InputLimits())
+    assert isinstance(upload.header, images_pb2.StreamEditImageUploadHeader) and upload.header.partial_images == 2
+    assert upload.images == [(b"img", "")] and upload.markup == (b"mk", "markup.png") and upload.mask is None
+    assert upload.digests == (hashlib.sha256(b"img").hexdigest(), hashlib.sha256(b"mk").hexdigest())
+
+
+VARIATION_HEADER = images_pb2.CreateImageVariationUploadHeader()
+
+
+def variation(*parts: bytes | images_pb2.CreateImageVariationUploadHeader) -> Any:
+    async def items() -> AsyncIterator[images_pb2.CreateImageVariationUploadRequest]:
+        for part in parts:
+            if isinstance(part, bytes):
+                yield images_pb2.CreateImageVariationUploadRequest(chunk=part)
+            else:
+                yield images_pb2.CreateImageVariationUploadRequest(header=part)
+
+    return items()
+
+
+async def test_a_chunked_variation_is_assembled_and_hashed() -> None:
+    named = images_pb2.CreateImageVariationUploadHeader(filename="cat.png")
+    upload = await read_variation_upload(variation(named, b"ab", b"", b"cd"), InputLimits())
+    assert upload.image == (b"abcd", "cat.png") and upload.digest == hashlib.sha256(b"abcd").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("parts", "param"),
+    [
+        ((b"ab",), "header"),
+        ((), "header"),
+        ((VARIATION_HEADER,), "image"),
+        ((VARIATION_HEADER, b"a", VARIATION_HEADER), "header"),
+        ((VARIATION_HEADER, b"a" * 6, b"a" * 5), "image"),
+    ],
+)
+async def test_a_bad_chunked_variation_is_refused_naming_the_field(
+    parts: tuple[bytes | images_pb2.CreateImageVariationUploadHeader, ...], param: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await read_variation_upload(variation(*parts), InputLimits(max_input_image_bytes=10))
     assert caught.value.param == param
 
 

@@ -1626,6 +1626,190 @@ class EditImageUploadResponse(_message.Message):
 Global___EditImageUploadResponse: _TypeAlias = EditImageUploadResponse  # noqa: Y015
 
 @_typing.final
+class StreamEditImageUploadHeader(_message.Message):
+    """The first message of StreamEditImageUpload: EditImageUploadHeader's fields (same numbers), and
+    StreamEditImageRequest's streaming switches. A header of its own rather than EditImageUploadHeader
+    grown by three fields: EditImageUpload would have to refuse them, and each RPC keeps its own
+    request and response (buf STANDARD). The chunks are EditImageUpload's (EditImageUploadChunk).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
+    IMAGE_COUNT_FIELD_NUMBER: _builtins.int
+    HAS_MASK_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    FILENAMES_FIELD_NUMBER: _builtins.int
+    HAS_MARKUP_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGES_FIELD_NUMBER: _builtins.int
+    STREAM_FALLBACK_FIELD_NUMBER: _builtins.int
+    image_count: _builtins.int
+    """How many input images the chunks carry (1 to IMAGEGW_MAX_INPUT_IMAGES)."""
+    has_mask: _builtins.bool
+    """Whether the chunks carry a mask."""
+    trace_id: _builtins.str
+    """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result."""
+    has_markup: _builtins.bool
+    """Whether the chunks carry a markup (see EditImageRequest.markup)."""
+    progress: _builtins.bool
+    """Send Progress messages (attempts starting and failing, fallbacks) before the images."""
+    partial_images: _builtins.int
+    """Partial images (1-3) to stream before the final images, as StreamEditImageRequest.partial_images."""
+    stream_fallback: Global___StreamFallback.ValueType
+    """What a target that cannot stream partial images does when partial_images is above 0."""
+    @_builtins.property
+    def parameters(self) -> Global___ImageParameters:
+        """The edit's parameters; prompt is required."""
+
+    @_builtins.property
+    def routing(self) -> Global___Routing:
+        """Where to route the request."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller metadata recorded in the log."""
+
+    @_builtins.property
+    def filenames(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """File names of the input images, in order (optional)."""
+
+    def __init__(
+        self,
+        *,
+        parameters: Global___ImageParameters | None = ...,
+        routing: Global___Routing | None = ...,
+        image_count: _builtins.int = ...,
+        has_mask: _builtins.bool = ...,
+        trace_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
+        filenames: _abc.Iterable[_builtins.str] | None = ...,
+        has_markup: _builtins.bool = ...,
+        progress: _builtins.bool = ...,
+        partial_images: _builtins.int | None = ...,
+        stream_fallback: Global___StreamFallback.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_markup", b"has_markup", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__partial_images: _TypeAlias = _typing.Literal["partial_images"]  # noqa: Y015
+    _WhichOneofArgType__partial_images: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__partial_images) -> _WhichOneofReturnType__partial_images | None: ...
+
+Global___StreamEditImageUploadHeader: _TypeAlias = StreamEditImageUploadHeader  # noqa: Y015
+
+@_typing.final
+class StreamEditImageUploadRequest(_message.Message):
+    """One message of StreamEditImageUpload: the header first, then chunks (as EditImageUploadRequest)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___StreamEditImageUploadHeader:
+        """The first message."""
+
+    @_builtins.property
+    def chunk(self) -> Global___EditImageUploadChunk:
+        """Every later message: a piece of an input image, of the mask or of the markup."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___StreamEditImageUploadHeader | None = ...,
+        chunk: Global___EditImageUploadChunk | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___StreamEditImageUploadRequest: _TypeAlias = StreamEditImageUploadRequest  # noqa: Y015
+
+@_typing.final
+class StreamEditImageUploadResponse(_message.Message):
+    """One message of StreamEditImageUpload, laid out as StreamEditImageResponse (the same fields and numbers)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PARTIAL_IMAGE_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    """Unix seconds when the images were created."""
+    @_builtins.property
+    def image(self) -> Global___Image:
+        """One edited image."""
+
+    @_builtins.property
+    def outcome(self) -> Global___RoutingOutcome:
+        """How the request was routed; set on the last message only."""
+
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts; set on the last message only."""
+
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """One step of the request while it is served; set on progress messages only (no image)."""
+
+    @_builtins.property
+    def partial_image(self) -> Global___PartialImage:
+        """A partial image, sent as the provider streams it (no final image)."""
+
+    def __init__(
+        self,
+        *,
+        image: Global___Image | None = ...,
+        outcome: Global___RoutingOutcome | None = ...,
+        created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
+        progress: Global___Progress | None = ...,
+        partial_image: Global___PartialImage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "image", b"image", "outcome", b"outcome", "partial_image", b"partial_image", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamEditImageUploadResponse: _TypeAlias = StreamEditImageUploadResponse  # noqa: Y015
+
+@_typing.final
 class CreateImageVariationRequest(_message.Message):
     """Request for CreateImageVariation: one image, and how many variations of which size."""
 
@@ -1734,3 +1918,146 @@ class CreateImageVariationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CreateImageVariationResponse: _TypeAlias = CreateImageVariationResponse  # noqa: Y015
+
+@_typing.final
+class CreateImageVariationUploadHeader(_message.Message):
+    """The first message of CreateImageVariationUpload: everything but the image's bytes. The fields it
+    shares with CreateImageVariationRequest have the same numbers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMETERS_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    trace_id: _builtins.str
+    """The trace id to record; generated when empty."""
+    cache_force_refresh: _builtins.bool
+    """Skip the cache look-up and store a fresh result."""
+    filename: _builtins.str
+    """The image's file name sent on to the provider (optional; one is made up from the type)."""
+    @_builtins.property
+    def parameters(self) -> Global___ImageParameters:
+        """The variation's parameters: model, n, size, user (a prompt is not taken)."""
+
+    @_builtins.property
+    def routing(self) -> Global___Routing:
+        """Where to route the request."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller metadata recorded in the log."""
+
+    def __init__(
+        self,
+        *,
+        parameters: Global___ImageParameters | None = ...,
+        routing: Global___Routing | None = ...,
+        trace_id: _builtins.str = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        cache_force_refresh: _builtins.bool = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filename", b"filename", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateImageVariationUploadHeader: _TypeAlias = CreateImageVariationUploadHeader  # noqa: Y015
+
+@_typing.final
+class CreateImageVariationUploadRequest(_message.Message):
+    """One message of CreateImageVariationUpload: the header first, then the image's bytes in order.
+    A variation has exactly one input file, so a chunk is plain bytes: EditImageUploadChunk's
+    image_index, mask and markup would mean nothing here but one more thing to refuse.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """Every later message: the next bytes of the image (at most IMAGEGW_MAX_INPUT_IMAGE_BYTES in all)."""
+    @_builtins.property
+    def header(self) -> Global___CreateImageVariationUploadHeader:
+        """The first message."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___CreateImageVariationUploadHeader | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___CreateImageVariationUploadRequest: _TypeAlias = CreateImageVariationUploadRequest  # noqa: Y015
+
+@_typing.final
+class CreateImageVariationUploadResponse(_message.Message):
+    """Response for CreateImageVariationUpload, laid out as CreateImageVariationResponse (the same fields and numbers)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMAGES_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    created: _builtins.int
+    """Unix seconds when the images were created."""
+    @_builtins.property
+    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___Image]:
+        """The variations."""
+
+    @_builtins.property
+    def outcome(self) -> Global___RoutingOutcome:
+        """How the request was routed."""
+
+    @_builtins.property
+    def report(self) -> Global___GenerationReport:
+        """What the provider said it made, and its token counts."""
+
+    def __init__(
+        self,
+        *,
+        images: _abc.Iterable[Global___Image] | None = ...,
+        outcome: Global___RoutingOutcome | None = ...,
+        created: _builtins.int = ...,
+        report: Global___GenerationReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "images", b"images", "outcome", b"outcome", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateImageVariationUploadResponse: _TypeAlias = CreateImageVariationUploadResponse  # noqa: Y015

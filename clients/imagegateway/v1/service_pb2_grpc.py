@@ -70,6 +70,16 @@ class ImageGatewayStub:
                 request_serializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationRequest.SerializeToString,
                 response_deserializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationResponse.FromString,
                 _registered_method=True)
+        self.StreamEditImageUpload = channel.stream_stream(
+                '/imagegateway.v1.ImageGateway/StreamEditImageUpload',
+                request_serializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageUploadRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageUploadResponse.FromString,
+                _registered_method=True)
+        self.CreateImageVariationUpload = channel.stream_unary(
+                '/imagegateway.v1.ImageGateway/CreateImageVariationUpload',
+                request_serializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationUploadRequest.SerializeToString,
+                response_deserializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationUploadResponse.FromString,
+                _registered_method=True)
         self.CreateConfig = channel.unary_unary(
                 '/imagegateway.v1.ImageGateway/CreateConfig',
                 request_serializer=imagegateway_dot_v1_dot_configs__pb2.CreateConfigRequest.SerializeToString,
@@ -214,6 +224,22 @@ class ImageGatewayServicer:
 
     def CreateImageVariation(self, request, context):
         """Makes variations of one input image, as OpenAI's /images/variations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamEditImageUpload(self, request_iterator, context):
+        """Streams an edit whose inputs are larger than one message may hold: EditImageUpload's header and
+        chunks in, then StreamEditImage's progress, partial images and images out. The gateway reads the
+        whole upload before it calls any provider.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateImageVariationUpload(self, request_iterator, context):
+        """Makes variations of one image sent in chunks, for an image larger than one message may hold.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -391,6 +417,16 @@ def add_ImageGatewayServicer_to_server(servicer, server):
                     servicer.CreateImageVariation,
                     request_deserializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationRequest.FromString,
                     response_serializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationResponse.SerializeToString,
+            ),
+            'StreamEditImageUpload': grpc.stream_stream_rpc_method_handler(
+                    servicer.StreamEditImageUpload,
+                    request_deserializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageUploadRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_images__pb2.StreamEditImageUploadResponse.SerializeToString,
+            ),
+            'CreateImageVariationUpload': grpc.stream_unary_rpc_method_handler(
+                    servicer.CreateImageVariationUpload,
+                    request_deserializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationUploadRequest.FromString,
+                    response_serializer=imagegateway_dot_v1_dot_images__pb2.CreateImageVariationUploadResponse.SerializeToString,
             ),
             'CreateConfig': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateConfig,
@@ -656,6 +692,60 @@ class ImageGateway:
             '/imagegateway.v1.ImageGateway/CreateImageVariation',
             imagegateway_dot_v1_dot_images__pb2.CreateImageVariationRequest.SerializeToString,
             imagegateway_dot_v1_dot_images__pb2.CreateImageVariationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEditImageUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/imagegateway.v1.ImageGateway/StreamEditImageUpload',
+            imagegateway_dot_v1_dot_images__pb2.StreamEditImageUploadRequest.SerializeToString,
+            imagegateway_dot_v1_dot_images__pb2.StreamEditImageUploadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateImageVariationUpload(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/imagegateway.v1.ImageGateway/CreateImageVariationUpload',
+            imagegateway_dot_v1_dot_images__pb2.CreateImageVariationUploadRequest.SerializeToString,
+            imagegateway_dot_v1_dot_images__pb2.CreateImageVariationUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,13 @@ class ImageGatewayStub:
     """
     CreateImageVariation: _grpc.UnaryUnaryMultiCallable[_images_pb2.CreateImageVariationRequest, _images_pb2.CreateImageVariationResponse]
     """Makes variations of one input image, as OpenAI's /images/variations."""
+    StreamEditImageUpload: _grpc.StreamStreamMultiCallable[_images_pb2.StreamEditImageUploadRequest, _images_pb2.StreamEditImageUploadResponse]
+    """Streams an edit whose inputs are larger than one message may hold: EditImageUpload's header and
+    chunks in, then StreamEditImage's progress, partial images and images out. The gateway reads the
+    whole upload before it calls any provider.
+    """
+    CreateImageVariationUpload: _grpc.StreamUnaryMultiCallable[_images_pb2.CreateImageVariationUploadRequest, _images_pb2.CreateImageVariationUploadResponse]
+    """Makes variations of one image sent in chunks, for an image larger than one message may hold."""
     CreateConfig: _grpc.UnaryUnaryMultiCallable[_configs_pb2.CreateConfigRequest, _configs_pb2.CreateConfigResponse]
     """Saves a routing config as version 1."""
     GetConfig: _grpc.UnaryUnaryMultiCallable[_configs_pb2.GetConfigRequest, _configs_pb2.GetConfigResponse]
@@ -112,6 +119,13 @@ class ImageGatewayAsyncStub(ImageGatewayStub):
     """
     CreateImageVariation: _aio.UnaryUnaryMultiCallable[_images_pb2.CreateImageVariationRequest, _images_pb2.CreateImageVariationResponse]  # type: ignore[assignment]
     """Makes variations of one input image, as OpenAI's /images/variations."""
+    StreamEditImageUpload: _aio.StreamStreamMultiCallable[_images_pb2.StreamEditImageUploadRequest, _images_pb2.StreamEditImageUploadResponse]  # type: ignore[assignment]
+    """Streams an edit whose inputs are larger than one message may hold: EditImageUpload's header and
+    chunks in, then StreamEditImage's progress, partial images and images out. The gateway reads the
+    whole upload before it calls any provider.
+    """
+    CreateImageVariationUpload: _aio.StreamUnaryMultiCallable[_images_pb2.CreateImageVariationUploadRequest, _images_pb2.CreateImageVariationUploadResponse]  # type: ignore[assignment]
+    """Makes variations of one image sent in chunks, for an image larger than one message may hold."""
     CreateConfig: _aio.UnaryUnaryMultiCallable[_configs_pb2.CreateConfigRequest, _configs_pb2.CreateConfigResponse]  # type: ignore[assignment]
     """Saves a routing config as version 1."""
     GetConfig: _aio.UnaryUnaryMultiCallable[_configs_pb2.GetConfigRequest, _configs_pb2.GetConfigResponse]  # type: ignore[assignment]
@@ -205,6 +219,25 @@ class ImageGatewayServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_images_pb2.CreateImageVariationResponse, _abc.Awaitable[_images_pb2.CreateImageVariationResponse]]:
         """Makes variations of one input image, as OpenAI's /images/variations."""
+
+    @_abc_1.abstractmethod
+    def StreamEditImageUpload(
+        self,
+        request_iterator: _MaybeAsyncIterator[_images_pb2.StreamEditImageUploadRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_images_pb2.StreamEditImageUploadResponse], _abc.AsyncIterator[_images_pb2.StreamEditImageUploadResponse]]:
+        """Streams an edit whose inputs are larger than one message may hold: EditImageUpload's header and
+        chunks in, then StreamEditImage's progress, partial images and images out. The gateway reads the
+        whole upload before it calls any provider.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateImageVariationUpload(
+        self,
+        request_iterator: _MaybeAsyncIterator[_images_pb2.CreateImageVariationUploadRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_images_pb2.CreateImageVariationUploadResponse, _abc.Awaitable[_images_pb2.CreateImageVariationUploadResponse]]:
+        """Makes variations of one image sent in chunks, for an image larger than one message may hold."""
 
     @_abc_1.abstractmethod
     def CreateConfig(

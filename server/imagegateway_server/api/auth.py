@@ -25,6 +25,8 @@ GRPC_METHOD_SCOPES: dict[str, str] = {
     "EditImageUpload": Scope.GENERATE,
     "StreamEditImage": Scope.GENERATE,
     "CreateImageVariation": Scope.GENERATE,
+    "StreamEditImageUpload": Scope.GENERATE,
+    "CreateImageVariationUpload": Scope.GENERATE,
     "ValidateConfig": Scope.GENERATE,
     "ListLogs": Scope.GENERATE,
     "GetLog": Scope.GENERATE,

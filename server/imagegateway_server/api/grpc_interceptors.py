@@ -123,6 +123,12 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=_passing_serialized(handler.response_serializer),
             )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._wrap_bidi_stream(handler.stream_stream, method),
+                request_deserializer=_tolerant(handler.request_deserializer),
+                response_serializer=_passing_serialized(handler.response_serializer),
+            )
         return handler
 
     async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any], method: str) -> None:
@@ -188,3 +194,15 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     yield item
 
         return stream
+
+    def _wrap_bidi_stream(self, behavior: Any, method: str) -> Any:
+        series = self._metrics.grpc_method("bidi_stream", SERVICE_NAME, method)
+
+        async def bidi_stream(
+            requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            async with self._handled(context, series, method):
+                async for item in behavior(_each_decoded(requests), context):
+                    yield item
+
+        return bidi_stream

@@ -124,10 +124,14 @@ def variation_request(
 
 
 def streamed_call(
-    call: GenerationCall, request: images_pb2.StreamGenerateImageRequest | images_pb2.StreamEditImageRequest
+    call: GenerationCall,
+    request: images_pb2.StreamGenerateImageRequest
+    | images_pb2.StreamEditImageRequest
+    | images_pb2.StreamEditImageUploadHeader,
 ) -> GenerationCall:
-    """A StreamGenerateImage or StreamEditImage call: partial_images above 0 streams them from the serving
-    model (``ImageRequest.stream``), and stream_fallback says what a target that cannot stream does."""
+    """A StreamGenerateImage, StreamEditImage or StreamEditImageUpload call (the last by its header):
+    partial_images above 0 streams them from the serving model (``ImageRequest.stream``), and
+    stream_fallback says what a target that cannot stream does."""
     if not request.HasField("partial_images"):
         return call
     partial = request.partial_images

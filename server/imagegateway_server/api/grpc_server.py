@@ -14,11 +14,20 @@ from imagegateway_server.api.grpc_health import DrainingHealthServicer, HealthDe
 from imagegateway_server.api.grpc_interceptors import SERVICE_NAME, GatewayInterceptor
 from imagegateway_server.api.grpc_service import ImageGatewayService
 
+# go-grpc-middleware's grpc_type by (client streams, server streams); the interceptor labels calls the same.
+_GRPC_TYPES = {
+    (False, False): "unary",
+    (False, True): "server_stream",
+    (True, False): "client_stream",
+    (True, True): "bidi_stream",
+}
+
 
 def grpc_methods() -> dict[str, str]:
-    """Every ImageGateway method by name, with its kind ("unary" or "server_stream"), for the metrics."""
+    """Every ImageGateway method by name, with its kind ("unary", "server_stream", "client_stream" or
+    "bidi_stream"), for the metrics."""
     service = service_pb2.DESCRIPTOR.services_by_name["ImageGateway"]
-    return {m.name: "server_stream" if m.server_streaming else "unary" for m in service.methods}
+    return {m.name: _GRPC_TYPES[m.client_streaming, m.server_streaming] for m in service.methods}
 
 
 def build_grpc_server(

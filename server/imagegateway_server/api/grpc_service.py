@@ -26,7 +26,7 @@ from imagegateway_server.api.grpc_image_responses import (
     progress_response,
     stream_image_response,
 )
-from imagegateway_server.api.grpc_upload import read_edit_upload
+from imagegateway_server.api.grpc_upload import EditUpload, read_edit_upload, read_variation_upload
 from imagegateway_server.api.log_mapping import log_from_record
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.streaming import StreamItem, stream_generation
@@ -250,12 +250,20 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def StreamGenerateImage(  # type: ignore[override]
         self, request: images_pb2.StreamGenerateImageRequest, context: Context
     ) -> AsyncIterator[SerializedMessage]:
-        async for message in self._stream_messages(self._events(request, context, stream=True)):
+        async for message in self._streamed(request, context):
             yield message
+
+    def _streamed(
+        self, request: Any, context: Context, build: Callable[[Any], ImageRequest] | None = None
+    ) -> AsyncIterator[SerializedMessage]:
+        """What every streaming image RPC answers (StreamGenerateImage, StreamEditImage,
+        StreamEditImageUpload): ``request`` (or an upload's header) served with its events, as messages."""
+        return self._stream_messages(self._events(request, context, stream=True, build=build))
 
     async def _stream_messages(self, events: AsyncGenerator[StreamItem, None]) -> AsyncIterator[SerializedMessage]:
         """The messages of a streaming image RPC (StreamGenerateImageResponse's layout, which
-        StreamEditImageResponse shares): progress and partial images, then one image per message."""
+        StreamEditImageResponse and StreamEditImageUploadResponse share): progress and partial images,
+        then one image per message."""
         try:
             async for item in events:
                 if isinstance(item, GenerationOutcome):
@@ -269,8 +277,9 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         finally:
             await events.aclose()
 
-    # Edits and variations answer in GenerateImageResponse's layout (the same fields and numbers), so
-    # their messages are serialized by the same splicing code; StreamEditImage in StreamGenerateImage's.
+    # Edits and variations (and their chunked uploads) answer in GenerateImageResponse's layout (the same
+    # fields and numbers), so their messages are serialized by the same splicing code; StreamEditImage
+    # and StreamEditImageUpload in StreamGenerateImage's.
 
     async def _edit_builder(
         self, request: images_pb2.EditImageRequest | images_pb2.StreamEditImageRequest
@@ -298,36 +307,60 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def StreamEditImage(  # type: ignore[override]
         self, request: images_pb2.StreamEditImageRequest, context: Context
     ) -> AsyncIterator[SerializedMessage]:
-        build = await self._edit_builder(request)
-        async for message in self._stream_messages(self._events(request, context, stream=True, build=build)):
+        async for message in self._streamed(request, context, await self._edit_builder(request)):
             yield message
 
-    async def CreateImageVariation(  # type: ignore[override]
-        self, request: images_pb2.CreateImageVariationRequest, context: Context
-    ) -> SerializedMessage:
+    def _upload_builder(self, upload: EditUpload) -> Callable[[Any], ImageRequest]:
+        """How a chunked edit's header becomes the domain request, with the files read from its chunks
+        (already hashed as they arrived)."""
         limits = self._input_limits
-        (digest,) = await digests([request.image.data])
 
-        def build(message: images_pb2.CreateImageVariationRequest) -> ImageRequest:
-            if not message.HasField("image"):
-                raise InvalidArgument("is required", param="image")
-            return grpc_mapping.variation_request(
-                message.parameters, (message.image.data, message.image.filename), limits, digest
+        def build(header: Any) -> ImageRequest:
+            return grpc_mapping.edit_request(
+                header.parameters, upload.images, upload.mask, limits, upload.markup, upload.digests
             )
 
-        return generate_image_response(await self._generate(request, context, build=build))
+        return build
 
     async def EditImageUpload(  # type: ignore[override]
         self, requests: AsyncIterator[images_pb2.EditImageUploadRequest], context: Context
     ) -> SerializedMessage:
         upload = await read_edit_upload(requests, self._input_limits)
+        return generate_image_response(await self._generate(upload.header, context, build=self._upload_builder(upload)))
+
+    async def StreamEditImageUpload(  # type: ignore[override]
+        self, requests: AsyncIterator[images_pb2.StreamEditImageUploadRequest], context: Context
+    ) -> AsyncIterator[SerializedMessage]:
+        # The whole upload is read before anything is served: the edit needs every file, and a bad
+        # chunk is refused before any upstream call. Then it streams as StreamEditImage does.
+        upload = await read_edit_upload(requests, self._input_limits)
+        async for message in self._streamed(upload.header, context, self._upload_builder(upload)):
+            yield message
+
+    def _variation_builder(self, image: tuple[bytes, str] | None, digest: str) -> Callable[[Any], ImageRequest]:
+        """How a variation message (or an upload's header) becomes the domain request, for ``image``."""
         limits = self._input_limits
 
-        def build(header: images_pb2.EditImageUploadHeader) -> ImageRequest:
-            return grpc_mapping.edit_request(
-                header.parameters, upload.images, upload.mask, limits, upload.markup, upload.digests
-            )
+        def build(message: Any) -> ImageRequest:
+            if image is None:
+                raise InvalidArgument("is required", param="image")
+            return grpc_mapping.variation_request(message.parameters, image, limits, digest)
 
+        return build
+
+    async def CreateImageVariation(  # type: ignore[override]
+        self, request: images_pb2.CreateImageVariationRequest, context: Context
+    ) -> SerializedMessage:
+        (digest,) = await digests([request.image.data])
+        image = (request.image.data, request.image.filename) if request.HasField("image") else None
+        build = self._variation_builder(image, digest)
+        return generate_image_response(await self._generate(request, context, build=build))
+
+    async def CreateImageVariationUpload(  # type: ignore[override]
+        self, requests: AsyncIterator[images_pb2.CreateImageVariationUploadRequest], context: Context
+    ) -> SerializedMessage:
+        upload = await read_variation_upload(requests, self._input_limits)
+        build = self._variation_builder(upload.image, upload.digest)
         return generate_image_response(await self._generate(upload.header, context, build=build))
 
     # --- configs ----------------------------------------------------------------------------

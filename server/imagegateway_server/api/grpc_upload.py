@@ -1,4 +1,5 @@
-"""Assembles a chunked EditImageUpload: a header message, then the input images, mask and markup in pieces.
+"""Assembles the chunked uploads: EditImageUpload and StreamEditImageUpload (a header message, then the
+input images, mask and markup in pieces) and CreateImageVariationUpload (a header, then the one image).
 
 For inputs larger than one gRPC message may hold (IMAGEGW_MAX_MESSAGE_BYTES), a client sends the
 header first and then chunks of each file in order. The limits are enforced as the chunks arrive:
@@ -17,28 +18,65 @@ from imagegateway.v1 import images_pb2
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import InputLimits
 
+# The two edit uploads' headers share their fields (same names and numbers); the streamed one adds
+# the streaming switches, which the servicer reads from it as it reads StreamEditImageRequest's.
+EditHeader = images_pb2.EditImageUploadHeader | images_pb2.StreamEditImageUploadHeader
+
+
+class _UploadFile:
+    """One file of an upload as its chunks arrive: the bytes, their running SHA-256, and the size limit."""
+
+    __slots__ = ("_hash", "data", "param")
+
+    def __init__(self, param: str) -> None:
+        self.param = param
+        self.data = bytearray()
+        self._hash = hashlib.sha256()
+
+    def append(self, chunk: bytes, limits: InputLimits) -> None:
+        if len(self.data) + len(chunk) > limits.max_input_image_bytes:
+            raise InvalidArgument(
+                f"is larger than {limits.max_input_image_bytes} bytes, the most an input image may be",
+                param=self.param,
+                code="image_too_large",
+            )
+        self.data += chunk
+        self._hash.update(chunk)
+
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EditUpload:
     """The header and the assembled files, as (bytes, file name) pairs, and their SHA-256s in the order
     images, mask, markup."""
 
-    header: images_pb2.EditImageUploadHeader
+    header: EditHeader
     images: list[tuple[bytes, str]]
     mask: tuple[bytes, str] | None
     markup: tuple[bytes, str] | None = None
     digests: tuple[str, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class VariationUpload:
+    """The header, the image as a (bytes, file name) pair, and its SHA-256."""
+
+    header: images_pb2.CreateImageVariationUploadHeader
+    image: tuple[bytes, str]
+    digest: str
+
+
 async def read_edit_upload(
-    requests: AsyncIterator[images_pb2.EditImageUploadRequest], limits: InputLimits
+    requests: AsyncIterator[images_pb2.EditImageUploadRequest] | AsyncIterator[images_pb2.StreamEditImageUploadRequest],
+    limits: InputLimits,
 ) -> EditUpload:
     """Reads the whole stream; INVALID_ARGUMENT for a missing header, a chunk out of range or a file too large."""
-    header: images_pb2.EditImageUploadHeader | None = None
-    images: list[bytearray] = []
-    mask: bytearray | None = None
-    markup: bytearray | None = None
-    hashes: dict[int, hashlib._Hash] = {}  # by id() of the file's buffer
+    header: EditHeader | None = None
+    images: list[_UploadFile] = []
+    mask: _UploadFile | None = None
+    markup: _UploadFile | None = None
     async for message in requests:
         part = message.WhichOneof("part")
         if header is None:
@@ -50,9 +88,9 @@ async def read_edit_upload(
                 raise InvalidArgument(
                     f"must be from 1 to {limits.max_input_images}, got {count}", param="header.image_count"
                 )
-            images = [bytearray() for _ in range(count)]
-            mask = bytearray() if header.has_mask else None
-            markup = bytearray() if header.has_markup else None
+            images = [_UploadFile(f"images[{index}]") for index in range(count)]
+            mask = _UploadFile("mask") if header.has_mask else None
+            markup = _UploadFile("markup") if header.has_markup else None
             continue
         if part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
@@ -64,33 +102,47 @@ async def read_edit_upload(
                 raise InvalidArgument(
                     "a markup chunk was sent but the header says there is no markup", param="chunk.markup"
                 )
-            target, name = markup, "markup"
+            target = markup
         elif chunk.mask:
             if mask is None:
                 raise InvalidArgument("a mask chunk was sent but the header says there is no mask", param="chunk.mask")
-            target, name = mask, "mask"
+            target = mask
         else:
             if not 0 <= chunk.image_index < len(images):
                 raise InvalidArgument(f"must be from 0 to {len(images) - 1}", param="chunk.image_index")
-            target, name = images[chunk.image_index], f"images[{chunk.image_index}]"
-        if len(target) + len(chunk.data) > limits.max_input_image_bytes:
-            raise InvalidArgument(
-                f"is larger than {limits.max_input_image_bytes} bytes, the most an input image may be",
-                param=name,
-                code="image_too_large",
-            )
-        target += chunk.data
-        hashes.setdefault(id(target), hashlib.sha256()).update(chunk.data)
+            target = images[chunk.image_index]
+        target.append(chunk.data, limits)
     if header is None:
         raise InvalidArgument("the upload ended before its header", param="header")
     names = list(header.filenames)
-    buffers = [*images, *([mask] if mask is not None else []), *([markup] if markup is not None else [])]
-    digests = tuple((hashes.get(id(data)) or hashlib.sha256()).hexdigest() for data in buffers)
-    files = [(bytes(data), names[index] if index < len(names) else "") for index, data in enumerate(images)]
+    files = [*images, *([mask] if mask is not None else []), *([markup] if markup is not None else [])]
     return EditUpload(
         header,
-        files,
-        (bytes(mask), "mask.png") if mask is not None else None,
-        (bytes(markup), "markup.png") if markup is not None else None,
-        digests,
+        [(bytes(file.data), names[index] if index < len(names) else "") for index, file in enumerate(images)],
+        (bytes(mask.data), "mask.png") if mask is not None else None,
+        (bytes(markup.data), "markup.png") if markup is not None else None,
+        tuple(file.digest() for file in files),
     )
+
+
+async def read_variation_upload(
+    requests: AsyncIterator[images_pb2.CreateImageVariationUploadRequest], limits: InputLimits
+) -> VariationUpload:
+    """Reads the whole stream; INVALID_ARGUMENT for a missing header, no image bytes or an image too large."""
+    header: images_pb2.CreateImageVariationUploadHeader | None = None
+    image = _UploadFile("image")
+    async for message in requests:
+        part = message.WhichOneof("part")
+        if header is None:
+            if part != "header":
+                raise InvalidArgument("the first message must carry the header", param="header")
+            header = message.header
+        elif part != "chunk":
+            raise InvalidArgument("only the first message may carry a header", param="header")
+        else:
+            image.append(message.chunk, limits)
+    if header is None:
+        raise InvalidArgument("the upload ended before its header", param="header")
+    if not image.data:
+        raise InvalidArgument("is required: send the image's bytes in chunks after the header", param="image")
+    return VariationUpload(header, (bytes(image.data), header.filename), image.digest())

@@ -19,8 +19,15 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
-from imagegateway import CredentialsFileError, ImageGatewayClient, ImageGatewayError, tls_credentials
+from imagegateway import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    CredentialsFileError,
+    ImageGatewayClient,
+    ImageGatewayError,
+    tls_credentials,
+)
 from imagegateway_server.cli import output
+from imagegateway_server.cli.arguments import positive
 from imagegateway_server.cli.errors import CommandError, usage_error
 from imagegateway_server.cli.parser import build_parser
 
@@ -41,17 +48,31 @@ def _report(exc: ImageGatewayError, client: ImageGatewayClient, err: IO[str]) ->
         output.print_failure(exc.failure, err)
 
 
+def _max_message_bytes(args: argparse.Namespace) -> int:
+    """--max-message-bytes, else the gateway's own setting when it is in the environment, else the default."""
+    if args.max_message_bytes is not None:
+        return int(args.max_message_bytes)
+    text = os.environ.get("IMAGEGW_MAX_MESSAGE_BYTES", "")
+    if not text:
+        return DEFAULT_MAX_MESSAGE_BYTES
+    try:
+        return positive(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise usage_error(f"IMAGEGW_MAX_MESSAGE_BYTES must be a positive number of bytes, not {text!r}") from None
+
+
 def _client(args: argparse.Namespace) -> ImageGatewayClient:
     """A client for the gateway the options name: over TLS when any --tls option is given."""
+    limit = _max_message_bytes(args)
     if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key):
-        return ImageGatewayClient(args.server, api_key=args.api_key)
+        return ImageGatewayClient(args.server, api_key=args.api_key, max_message_bytes=limit)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise usage_error("--tls-cert and --tls-key must be given together")
     try:
         credentials = tls_credentials(args.tls_ca, args.tls_cert, args.tls_key)
     except CredentialsFileError as exc:  # a file that cannot be read or is not PEM
         raise CommandError("INVALID_ARGUMENT", f"{_TLS_FLAGS[exc.parameter]} {exc.path}: {exc.reason}") from None
-    return ImageGatewayClient(args.server, api_key=args.api_key, credentials=credentials)
+    return ImageGatewayClient(args.server, api_key=args.api_key, max_message_bytes=limit, credentials=credentials)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,6 +67,14 @@ def add_client_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--tls-cert", default=default, metavar="FILE", help="PEM client certificate for mutual TLS (with --tls-key)"
     )
     parser.add_argument("--tls-key", default=default, metavar="FILE", help="PEM key of --tls-cert")
+    parser.add_argument(
+        "--max-message-bytes",
+        type=positive,
+        default=default,
+        metavar="BYTES",
+        help="the gateway's message limit (env IMAGEGW_MAX_MESSAGE_BYTES, as the gateway reads it; default "
+        "64 MiB): edits and variations whose images are over half of it are uploaded in chunks",
+    )
 
 
 class CommandTree:

@@ -3,7 +3,8 @@ image, through the gateway; the results are written to files as ``imagegw genera
 
 ``imagegw edit --partial-images N`` streams the edit (StreamEditImage) and shows its progress and
 partial images on stderr as ``imagegw generate`` does (``status_line``); without it the edit is one
-call, chunked when its inputs are larger than one message may hold."""
+call. Either way, and for ``vary``, inputs over half the message limit (``--max-message-bytes``) go in
+chunks: the client picks StreamEditImageUpload, EditImageUpload or CreateImageVariationUpload."""
 
 from __future__ import annotations
 
