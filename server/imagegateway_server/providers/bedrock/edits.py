@@ -98,6 +98,10 @@ def prepare_inputs(request: ImageRequest, model: BedrockModel) -> PreparedInputs
         elif first.has_alpha:
             mask_png = alpha_to_black_marks_edit(first.data, provider=PROVIDER, param="image")
     task = INPAINTING if mask_png is not None else IMAGE_VARIATION
+    if task == IMAGE_VARIATION:
+        # Checked from the headers before any image is decoded to be flattened.
+        for image in request.images:
+            _check_input(image, model.vary_input, f"{model.label} varies")
     images = tuple(_encoded(image) for image in request.images)
     return PreparedInputs(task, images, _b64(mask_png) if mask_png is not None else None)
 
