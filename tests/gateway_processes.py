@@ -156,9 +156,11 @@ SUPERVISOR_LINE = re.compile(r"supervising (\d+) workers: gRPC on (\S+), REST on
 class Supervised:
     """`imagegw serve --workers N` in a subprocess, with its addresses read from what it prints."""
 
-    def __init__(self, data_dir: Path, admin_key: str, redis_url: str, workers: int) -> None:
+    def __init__(self, data_dir: Path, admin_key: str | None, redis_url: str, workers: int) -> None:
         env = serve_environment(data_dir, free_port(), free_port(), free_port())
-        env.update(IMAGEGW_ADMIN_KEY=admin_key, IMAGEGW_REDIS_URL=redis_url, IMAGEGW_SHUTDOWN_GRACE_SECONDS="5")
+        env.update(IMAGEGW_REDIS_URL=redis_url, IMAGEGW_SHUTDOWN_GRACE_SECONDS="5")
+        if admin_key:
+            env["IMAGEGW_ADMIN_KEY"] = admin_key
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         # Every worker's log too: a failing test can show what the supervisor and its workers said.
         self.log_path = data_dir.parent / "supervisor.log"

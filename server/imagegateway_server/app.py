@@ -148,9 +148,17 @@ class GatewayProcess:
         changes.subscribe(RecordKind.API_KEY, api_keys.evict)
         self.bootstrap_admin_key = await api_keys.ensure_bootstrap_admin(settings.admin_key or None)
         if self.bootstrap_admin_key:
-            # Printed once, to the terminal, never to the log.
+            # Printed once, to the terminal, never to the log: by the one process of the fleet that made it.
             print(
                 f"Created the first admin API key (shown once): {self.bootstrap_admin_key}", file=sys.stderr, flush=True
+            )
+        elif not settings.admin_key.strip():
+            # A replica that lost the race to an empty database, or any later start: nothing secret to say.
+            log.info(
+                "IMAGEGW_ADMIN_KEY is unset and gateway API keys exist already, so no admin key was made (the "
+                "first one was printed once, by the start that made it). For a new admin key, run "
+                "`imagegw api-keys create --name NAME --scope admin` with an admin key, or set "
+                "IMAGEGW_ADMIN_KEY to a secret of your choosing and restart"
             )
         virtual_keys = VirtualKeyService(
             store,

@@ -2,10 +2,13 @@
 
 Nova Canvas and Titan v2 take ``TEXT_IMAGE`` bodies (``textToImageParams``, ``imageGenerationConfig``);
 both take ``IMAGE_VARIATION`` (``imageVariationParams``: 1-5 ``images``, optional ``text``,
-``negativeText``, ``similarityStrength`` 0.2-1.0) and Nova ``INPAINTING`` (``inPaintingParams``:
-``image``, one of ``maskImage``/``maskPrompt``, optional ``text``, ``negativeText``). Input images
-are base64 PNG or JPEG without transparent pixels; a mask is the image's size and pure black (the
-area to change) and white only (AWS's "Image generation and editing" page for Nova Canvas).
+``negativeText``, ``similarityStrength`` 0.2-1.0) and ``INPAINTING`` (``inPaintingParams``: ``image``,
+exactly one of ``maskImage``/``maskPrompt``, optional ``text``, ``negativeText`` and the boolean
+``returnMask``). Input images are base64 PNG or JPEG without transparent pixels; a mask is the
+image's size and pure black (the area to change) and white only (AWS's "Image generation and
+editing" page for Nova Canvas; "Amazon Titan Image Generator G1 models" for Titan: "(0 0 0) is a
+pixel inside the mask"). Titan edits images up to 1408 pixels on the longer side (inpainting and
+variation alike), and an inpainting answers with the input image's size.
 Stability's models on Bedrock take flat bodies (``prompt``, ``aspect_ratio``, ...). Bedrock checks
 bodies against a JSON schema and refuses an unknown key, a value out of range or of the wrong type
 with a 400 ``ValidationException`` ("Malformed input request: ..."). Limits are AWS's documented
@@ -138,9 +141,11 @@ def _amazon(model: str, body: dict[str, Any]) -> Generation:
     nova = model == NOVA_CANVAS
     limit = 1024 if nova else 512
     task = body.get("taskType")
-    tasks = {"TEXT_IMAGE": "textToImageParams", "IMAGE_VARIATION": "imageVariationParams"}
-    if nova:
-        tasks["INPAINTING"] = "inPaintingParams"
+    tasks = {
+        "TEXT_IMAGE": "textToImageParams",
+        "IMAGE_VARIATION": "imageVariationParams",
+        "INPAINTING": "inPaintingParams",
+    }
     if task not in tasks:
         raise malformed(f"#/taskType: {task} is not a valid enum value")
     params_key = tasks[task]
@@ -161,7 +166,9 @@ def _amazon(model: str, body: dict[str, Any]) -> Generation:
         if not isinstance(images, list) or not 1 <= len(images) <= 5:
             raise malformed(f"{where}/images: expected 1 to 5 items")
         for index, item in enumerate(images):
-            input_image(f"{where}/images/{index}", item)
+            size = input_image(f"{where}/images/{index}", item)
+            if not nova:
+                _titan_input_size(*size)
         prompt = _text(f"{where}/text", params["text"], limit) if "text" in params else ""
         similarity = params.get("similarityStrength", 0.7)
         if isinstance(similarity, bool) or not isinstance(similarity, int | float) or not 0.2 <= similarity <= 1.0:
@@ -171,6 +178,10 @@ def _amazon(model: str, body: dict[str, Any]) -> Generation:
         if "image" not in params:
             raise malformed(f"{where}: required key [image] not found")
         input_size = input_image(f"{where}/image", params["image"])
+        if not nova:
+            _titan_input_size(*input_size)
+        if "returnMask" in params and not isinstance(params["returnMask"], bool):
+            raise malformed(f"{where}/returnMask: expected type: Boolean, found: {type(params['returnMask']).__name__}")
         if ("maskImage" in params) == ("maskPrompt" in params):
             raise malformed(f"{where}: exactly one of [maskImage, maskPrompt] is required")
         if "maskImage" in params:
@@ -242,6 +253,14 @@ def black_and_white_mask(where: str, value: Any) -> tuple[int, int]:
     if all(colour != (0, 0, 0) for _, colour in colours):
         raise validation("The mask image must mark an area to inpaint in black.")
     return image.size
+
+
+def _titan_input_size(width: int, height: int) -> None:
+    if max(width, height) > 1408:
+        raise validation(
+            f"The input image dimensions {width}x{height} are not supported: "
+            "the longer side must be at most 1408 pixels."
+        )
 
 
 def _nova_size(width: int, height: int) -> None:

@@ -1,8 +1,10 @@
-"""Edits and variations reaching the providers mapped last, through the REST shim with the OpenAI SDK:
-Bedrock Nova Canvas inpainting and image variation, FLUX Kontext on BFL, and OpenAI's ``markup``.
+"""Edits and variations reaching the providers mapped last, through the REST shim with the OpenAI SDK
+and over gRPC: Bedrock Nova Canvas and Titan v2 inpainting and image variation, FLUX Kontext on BFL,
+and OpenAI's ``markup``.
 
 Each runs through a fallback chain whose first target cannot serve it, over real sockets to the
-emulators (Bedrock verifies SigV4 and Nova's bodies; BFL is polled; OpenAI checks the markup file).
+emulators (Bedrock verifies SigV4 and Nova's and Titan's bodies; BFL is polled; OpenAI checks the
+markup file).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from PIL import Image
 
 from imagegateway import AsyncImageGatewayClient, ImageGatewayClient
+from imagegateway.errors import InvalidArgumentError
 from imagegateway_server.cli import main as imagegw
 from tests.conftest import (
     BEDROCK_ACCESS_KEY_ID,
@@ -123,6 +126,78 @@ def test_a_variation_falls_back_to_titan_image_variation(
     assert body["imageVariationParams"]["similarityStrength"] == 0.4
     assert emulators.openai.requests == []
     assert refused.value.body["param"] == "quality"  # type: ignore[index]
+
+
+def test_an_edit_with_a_mask_falls_back_to_titan_inpainting_over_rest(
+    gateway: GatewayThread,
+    key: str,
+    admin: ImageGatewayClient,
+    bedrock_emulator: BedrockEmulator,
+) -> None:
+    config = {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            bedrock_target(bedrock_emulator, "stability.sd3-5-large-v1:0"),
+            bedrock_target(bedrock_emulator, TITAN),
+        ],
+    }
+    with sdk(gateway, key, inline(config)) as client:
+        raw = client.images.with_raw_response.edit(
+            image=("a.png", png(768, 768), "image/png"),
+            mask=("m.png", mask_png(768, 768), "image/png"),
+            prompt="a door",
+            n=2,
+            response_format="b64_json",
+        )
+    result = raw.parse()
+    assert result.data and len(result.data) == 2
+    assert raw.headers["x-portkey-provider"] == "bedrock"
+    answered = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json or "")))
+    assert answered.size == (768, 768)  # an inpainting has the input image's size
+    call = bedrock_emulator.requests[-1]
+    assert "amazon.titan-image-generator-v2%3A0" in call.path
+    body = call.json or {}
+    assert body["taskType"] == "INPAINTING" and body["inPaintingParams"]["text"] == "a door"
+    mask = Image.open(io.BytesIO(base64.b64decode(body["inPaintingParams"]["maskImage"]))).convert("RGB")
+    assert mask.getpixel((384, 384)) == (0, 0, 0) and mask.getpixel((2, 2)) == (255, 255, 255)
+    log = log_of(admin, raw.headers["x-imagegw-log-id"])
+    assert [a.status_code for a in log.attempts] == [400, 200]
+
+
+def test_an_image_titan_cannot_edit_is_a_400_naming_it_before_any_call_over_rest(
+    gateway: GatewayThread, key: str, bedrock_emulator: BedrockEmulator
+) -> None:
+    calls = len(bedrock_emulator.requests)
+    with sdk(gateway, key, inline(bedrock_target(bedrock_emulator, TITAN))) as client:
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.images.edit(
+                image=("a.png", png(1536, 768), "image/png"),
+                mask=("m.png", mask_png(1536, 768), "image/png"),
+                prompt="a door",
+            )
+    assert refused.value.body["param"] == "image"  # type: ignore[index]
+    assert "1408" in str(refused.value)
+    assert len(bedrock_emulator.requests) == calls
+
+
+def test_grpc_edit_image_reaches_titan_inpainting_and_strict_mode_refuses_an_edit_without_a_mask(
+    gateway: GatewayThread, key: str, bedrock_emulator: BedrockEmulator
+) -> None:
+    titan = bedrock_target(bedrock_emulator, TITAN)
+    with ImageGatewayClient(gateway.grpc_target, api_key=key) as client:
+        edited = client.edit_image([png(512, 512)], mask=mask_png(512, 512), prompt="a window", config=titan)
+        body = bedrock_emulator.requests[-1].json or {}
+        assert body["taskType"] == "INPAINTING" and "maskImage" in body["inPaintingParams"]
+        assert edited.images and edited.outcome.model == TITAN
+        # Without a mask Titan restyles the image by the prompt (a variation); strict mode refuses that.
+        varied = client.edit_image([png(512, 512)], prompt="a window", config=titan)
+        assert (bedrock_emulator.requests[-1].json or {})["taskType"] == "IMAGE_VARIATION"
+        assert varied.images
+        calls = len(bedrock_emulator.requests)
+        with pytest.raises(InvalidArgumentError) as strict:
+            client.edit_image([png(512, 512)], prompt="a window", config={**titan, "strict": True})
+    assert "mask" in str(strict.value) and "strict" in str(strict.value)
+    assert len(bedrock_emulator.requests) == calls
 
 
 def test_an_edit_reaches_flux_kontext_with_the_images_as_input_image_fields(

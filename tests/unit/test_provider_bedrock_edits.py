@@ -1,5 +1,5 @@
-"""Bedrock edits and variations over real sockets: Nova Canvas inpainting with the mask converted,
-image variation on Nova and Titan, and what each refuses before any call.
+"""Bedrock edits and variations over real sockets: Nova Canvas and Titan v2 inpainting with the mask
+converted, image variation on both, and what each refuses before any call.
 
 The Bedrock emulator checks the bodies as Bedrock does (task types, base64 PNG/JPEG without
 transparency, a pure black-and-white mask the size of the image) and verifies SigV4 on every call.
@@ -20,6 +20,8 @@ from imagegateway_server.domain.errors import ErrorKind, ProviderError
 from imagegateway_server.domain.image_inputs import Operation, input_image
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.bedrock.adapter import BedrockAdapter
+from imagegateway_server.providers.bedrock.edits import INPAINTING, check_edit, edit_body, prepare_inputs
+from imagegateway_server.providers.bedrock.models import MODELS
 from imagegateway_server.providers.kit.interface import UpstreamTarget
 from imagegateway_server.providers.registry import PROVIDER_SPECS
 from tests.conftest import BEDROCK_ACCESS_KEY_ID, BEDROCK_REGION, BEDROCK_SECRET_ACCESS_KEY, BEDROCK_SECRETS
@@ -105,10 +107,10 @@ async def refused(adapter: BedrockAdapter, req: ImageRequest, where: UpstreamTar
 # -- what each model can do ---------------------------------------------------------------------------
 
 
-def test_nova_edits_and_varies_titan_only_varies_stability_only_generates() -> None:
+def test_nova_and_titan_edit_and_vary_stability_only_generates() -> None:
     adapter = BedrockAdapter()
     assert adapter.operations(NOVA) == frozenset(Operation)
-    assert adapter.operations(TITAN) == {Operation.GENERATE, Operation.VARIATION}
+    assert adapter.operations(TITAN) == frozenset(Operation)
     assert adapter.operations(SD35) == {Operation.GENERATE}
 
 
@@ -248,9 +250,76 @@ async def test_an_edit_without_a_mask_is_a_variation_guided_by_the_prompt_and_st
     assert "strict" in str(error)
 
 
-async def test_titan_cannot_edit(adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator) -> None:
-    error = await refused(adapter, request(Operation.EDIT, photo(), model=TITAN), target())
-    assert (error.param, error.code) == ("model", "unsupported_operation")
+# -- Titan ------------------------------------------------------------------------------------------
+
+
+def test_titan_inpainting_body_has_the_converted_mask_and_no_size() -> None:
+    # The body mapping alone: the same INPAINTING body as Nova's, the mask black where OpenAI's is clear.
+    req = request(Operation.EDIT, photo(), mask=openai_mask(), model=TITAN, n=2, negative_prompt="blur", cfg_scale=7.5)
+    inputs = prepare_inputs(req, MODELS[TITAN])
+    assert inputs.task == INPAINTING
+    assert check_edit(req, inputs.task, MODELS[TITAN], strict=True) == ()
+    body = edit_body(req, inputs, None)
+    assert body["taskType"] == "INPAINTING"
+    assert set(body["inPaintingParams"]) == {"image", "maskImage", "text", "negativeText"}  # never returnMask
+    assert body["imageGenerationConfig"] == {"numberOfImages": 2, "cfgScale": 7.5}
+    mask = decoded(body["inPaintingParams"]["maskImage"]).convert("RGB")
+    assert mask.getpixel((10, 10)) == (0, 0, 0) and mask.getpixel((500, 10)) == (255, 255, 255)
+
+
+def test_an_edit_without_a_prompt_sends_no_text_and_titan_removes_what_the_mask_covers() -> None:
+    req = request(Operation.EDIT, photo(), mask=openai_mask(), model=TITAN, prompt="")
+    body = edit_body(req, prepare_inputs(req, MODELS[TITAN]), None)
+    assert "text" not in body["inPaintingParams"]
+
+
+async def test_an_edit_with_a_mask_on_titan_is_a_titan_inpainting_the_emulator_accepts(
+    adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator
+) -> None:
+    req = request(Operation.EDIT, photo(1408, 768), mask=openai_mask(1408, 768), model=TITAN, seed=7)
+    result = await adapter.generate(req, target())
+    call = bedrock_emulator.requests[-1]
+    assert call.path.endswith("/model/amazon.titan-image-generator-v2%3A0/invoke")
+    body = sent(bedrock_emulator)
+    assert body["taskType"] == "INPAINTING"
+    assert body["inPaintingParams"]["text"] == "a red hat"
+    assert body["imageGenerationConfig"] == {"numberOfImages": 1, "seed": 7}
+    assert [(image.model, image.size) for image in result.images] == [(TITAN, "1408x768")]
+
+
+async def test_a_titan_edit_without_a_mask_is_a_variation_guided_by_the_prompt_and_strict_mode_refuses_it(
+    adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator
+) -> None:
+    req = request(Operation.EDIT, photo(), model=TITAN, size="1024x1024")
+    result = await adapter.generate(req, target())
+    body = sent(bedrock_emulator)
+    assert body["taskType"] == "IMAGE_VARIATION"
+    assert body["imageVariationParams"]["text"] == "a red hat"
+    assert result.translations[0].startswith("operation=edit->IMAGE_VARIATION")
+    calls = len(bedrock_emulator.requests)
+    error = await refused(adapter, req, target(strict=True))
+    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, "mask")
+    assert "Titan" in str(error) and "strict" in str(error)
+    assert len(bedrock_emulator.requests) == calls
+
+
+@pytest.mark.parametrize(
+    ("req", "param"),
+    [
+        # Titan edits images up to 1408 a side: inpainting and variation alike.
+        (request(Operation.EDIT, photo(1536, 768), mask=openai_mask(1536, 768), model=TITAN), "image"),
+        (request(Operation.EDIT, photo(1536, 768), model=TITAN), "image"),
+        (request(Operation.VARIATION, photo(768, 1536), model=TITAN), "image"),
+        (request(Operation.EDIT, photo(), photo(), mask=openai_mask(), model=TITAN), "image"),
+        (request(Operation.EDIT, photo(), mask=openai_mask(), model=TITAN, prompt="x" * 513), "prompt"),
+        (request(Operation.EDIT, photo(), mask=openai_mask(), model=TITAN, style="PHOTOREALISM"), "style"),
+    ],
+)
+async def test_what_titan_cannot_edit_is_refused_naming_the_field_before_any_call(
+    adapter: BedrockAdapter, bedrock_emulator: BedrockEmulator, req: ImageRequest, param: str
+) -> None:
+    error = await refused(adapter, req, target())
+    assert (error.kind, error.param) == (ErrorKind.BAD_REQUEST, param)
     assert bedrock_emulator.requests == []
 
 
@@ -296,12 +365,35 @@ def test_the_emulator_refuses_bad_edit_bodies(body: dict[str, Any], message: str
     assert caught.value.status == 400 and message in caught.value.message
 
 
-def test_the_emulator_refuses_transparent_input_pixels_and_inpainting_on_titan() -> None:
+def test_the_emulator_refuses_transparent_input_pixels() -> None:
     see_through = encode(Image.new("RGBA", (512, 384), (0, 0, 0, 0)))
     with pytest.raises(BedrockError, match="transparent"):
         parse_body(NOVA, inpainting(image=b64(see_through), maskImage=b64(black_white())))
-    with pytest.raises(BedrockError, match="taskType"):
-        parse_body(TITAN, inpainting(maskImage=b64(black_white())))
+
+
+def test_the_emulator_takes_titan_inpainting_with_a_mask_or_a_mask_prompt() -> None:
+    assert parse_body(TITAN, inpainting(maskImage=b64(black_white()), returnMask=False)).width == 512
+    assert parse_body(TITAN, inpainting(maskPrompt="the sky")).height == 384
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (inpainting(), "exactly one of [maskImage, maskPrompt]"),
+        (inpainting(maskImage=b64(black_white(640, 384))), "same dimensions"),
+        (inpainting(maskImage=b64(black_white(grey=True))), "pure black and pure white"),
+        (inpainting(maskImage=b64(black_white()), text="x" * 513), "maxLength: 512"),
+        (inpainting(maskImage=b64(black_white()), returnMask="yes"), "returnMask"),
+        (inpainting(maskImage=b64(black_white()), style="PHOTOREALISM"), "extraneous key [style]"),
+        (inpainting(image=b64(photo(1536, 768)), maskImage=b64(black_white(1536, 768))), "1408"),
+        ({"taskType": "INPAINTING", "inPaintingParams": {"maskPrompt": "the sky"}}, "required key [image]"),
+        ({"taskType": "IMAGE_VARIATION", "imageVariationParams": {"images": [b64(photo(768, 1536))]}}, "1408"),
+    ],
+)
+def test_the_emulator_refuses_bad_titan_edit_bodies(body: dict[str, Any], message: str) -> None:
+    with pytest.raises(BedrockError) as caught:
+        parse_body(TITAN, body)
+    assert caught.value.status == 400 and message in caught.value.message
 
 
 # -- images too large to decode -----------------------------------------------------------------------

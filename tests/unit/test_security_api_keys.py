@@ -13,6 +13,7 @@ from imagegateway_server.domain.errors import FailedPrecondition, InvalidArgumen
 from imagegateway_server.domain.limits import Limits
 from imagegateway_server.security.api_keys import ApiKeyService, generate_api_key, hash_api_key
 from imagegateway_server.storage.base import Store
+from imagegateway_server.storage.factory import store_for_url
 from tests.stores import stored_bytes
 
 
@@ -120,6 +121,32 @@ async def test_bootstrap_makes_one_admin_key_when_there_are_none(store: Store) -
     assert await service.ensure_bootstrap_admin(None) is None
     assert await service.ensure_bootstrap_admin("") is None
     assert await store.count_api_keys() == 1
+
+
+async def test_replicas_starting_together_without_an_admin_key_make_exactly_one(store_url: str) -> None:
+    # Three processes' stores on one database, each bootstrapping at once: the database decides, so
+    # exactly one gets a plaintext to print and the others are told a key exists.
+    stores = [store_for_url(store_url) for _ in range(3)]
+    await asyncio.gather(*(replica.open() for replica in stores))
+    try:
+        made = await asyncio.gather(*(ApiKeyService(replica).ensure_bootstrap_admin(None) for replica in stores))
+        printed = [plaintext for plaintext in made if plaintext is not None]
+        assert len(printed) == 1, made
+        assert await stores[0].count_api_keys() == 1
+        for replica in stores:
+            assert (await ApiKeyService(replica).authenticate(printed[0])).name == "bootstrap admin"
+    finally:
+        await asyncio.gather(*(replica.close() for replica in stores))
+
+
+async def test_the_first_key_is_written_only_into_an_empty_table(store: Store) -> None:
+    service = ApiKeyService(store)
+    revoked, _ = await service.create("first", "admin")
+    await service.create("second", "admin")
+    await service.revoke(revoked.id)
+    # A revoked key still counts: the table is not empty, so no bootstrap key is made.
+    assert await service.ensure_bootstrap_admin(None) is None
+    assert await store.count_api_keys() == 2
 
 
 async def test_bootstrap_makes_nothing_when_keys_exist(store: Store) -> None:

@@ -42,6 +42,8 @@ _ACCEPTED_KEY = re.compile(r"[\x21-\x7e]{16,256}")
 _MAX_NAME_LENGTH = 200
 # How long a rotated-away secret may stay accepted: long enough to roll a new secret out by hand.
 MAX_PREVIOUS_KEY_VALID_SECONDS = 7 * 24 * 3600
+# The name of the admin key made on a first start without IMAGEGW_ADMIN_KEY.
+BOOTSTRAP_KEY_NAME = "bootstrap admin"
 
 
 def _utc_now() -> datetime:
@@ -247,7 +249,8 @@ class ApiKeyService:
         With IMAGEGW_ADMIN_KEY set, a key with that value and scope admin exists afterwards (made
         if missing) and None is returned; the setting naming a revoked or non-admin key is an
         error rather than a silent re-grant. Without it, an admin key is made only when no key
-        exists at all, and its plaintext is returned for the caller to show once.
+        exists at all, and its plaintext is returned for the caller to show once; of processes
+        starting together on one database, only one gets a plaintext (the store decides).
         """
         if admin_key_setting is not None and admin_key_setting.strip():
             if not _ACCEPTED_KEY.fullmatch(admin_key_setting):
@@ -286,10 +289,18 @@ class ApiKeyService:
                     f"IMAGEGW_ADMIN_KEY is API key {existing.id!r}, whose scope is {existing.scope!r}, not admin"
                 )
             return None
-        if await self._store.count_api_keys() > 0:
-            return None
-        _, plaintext = await self.create("bootstrap admin", Scope.ADMIN)
-        return plaintext
+        # Decided by the database, not by a count read first: of replicas starting together on an
+        # empty one, exactly one writes its key, and the others are told no.
+        plaintext, key_hash, display_prefix = generate_api_key()
+        record = ApiKeyRecord(
+            id=secrets.token_hex(8),
+            name=BOOTSTRAP_KEY_NAME,
+            scope=Scope.ADMIN,
+            key_hash=key_hash,
+            display_prefix=display_prefix,
+            create_time=datetime.now(UTC),
+        )
+        return plaintext if await self._store.create_first_api_key(record) else None
 
     async def list(self, page_size: int = 0, page_token: str = "") -> Page[ApiKeyRecord]:
         """Every key, revoked ones included, oldest first."""

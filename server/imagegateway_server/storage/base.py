@@ -127,6 +127,12 @@ class Store(Protocol):
         """AlreadyExists if the id or the key hash is taken."""
         ...
 
+    async def create_first_api_key(self, record: ApiKeyRecord) -> bool:
+        """Writes the record only if no key exists at all (revoked ones count), deciding in one
+        transaction that every process sharing the database serialises on; True if it was written.
+        Replicas starting together on an empty database make exactly one bootstrap key this way."""
+        ...
+
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         """The key whose current or previous secret has this SHA-256 hex digest, revoked or not
         (the caller decides whether a previous secret is still accepted); None if there is none."""

@@ -498,22 +498,35 @@ class PostgresStore(CommonReads):
                 (record.key_hash, record.key_hash),
             ):
                 raise AlreadyExists(f"API key {record.id!r}: a key with the same secret already exists")
-            await connection.execute(
-                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})",
-                (
-                    record.id,
-                    record.name,
-                    record.scope,
-                    record.key_hash,
-                    record.display_prefix,
-                    to_micros(record.create_time),
-                    optional_micros(record.revoke_time),
-                    *limit_values(record.limits),
-                    optional_micros(record.rotate_time),
-                    record.previous_key_hash,
-                    optional_micros(record.previous_key_expire_time),
-                ),
-            )
+            await self._insert_api_key(connection, record)
+
+    async def create_first_api_key(self, record: ApiKeyRecord) -> bool:
+        # Under the API keys lock: replicas starting together on an empty database queue here, and
+        # only the first finds the table empty (READ COMMITTED alone would let each see it empty).
+        async with self._transaction(_API_KEYS_LOCK) as connection:
+            if await self._fetch(connection, "SELECT 1 FROM api_keys LIMIT 1", ()):
+                return False
+            await self._insert_api_key(connection, record)
+        return True
+
+    @staticmethod
+    async def _insert_api_key(connection: Connection, record: ApiKeyRecord) -> None:
+        await connection.execute(
+            f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})",
+            (
+                record.id,
+                record.name,
+                record.scope,
+                record.key_hash,
+                record.display_prefix,
+                to_micros(record.create_time),
+                optional_micros(record.revoke_time),
+                *limit_values(record.limits),
+                optional_micros(record.rotate_time),
+                record.previous_key_hash,
+                optional_micros(record.previous_key_expire_time),
+            ),
+        )
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         rows = await self._read(

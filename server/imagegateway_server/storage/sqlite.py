@@ -449,22 +449,35 @@ class SqliteStore(CommonReads):
                 (record.key_hash, record.key_hash),
             ):
                 raise AlreadyExists(f"API key {record.id!r}: a key with the same secret already exists")
-            await connection.execute(
-                f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.name,
-                    record.scope,
-                    record.key_hash,
-                    record.display_prefix,
-                    to_micros(record.create_time),
-                    None if record.revoke_time is None else to_micros(record.revoke_time),
-                    *limit_values(record.limits),
-                    None if record.rotate_time is None else to_micros(record.rotate_time),
-                    record.previous_key_hash,
-                    None if record.previous_key_expire_time is None else to_micros(record.previous_key_expire_time),
-                ),
-            )
+            await self._insert_api_key(connection, record)
+
+    async def create_first_api_key(self, record: ApiKeyRecord) -> bool:
+        # BEGIN IMMEDIATE takes the database's write lock before the look: another process on the same
+        # file (a sibling worker, a second `serve`) waits for it and then finds the key written.
+        async with self._transaction() as connection:
+            if await self._fetch(connection, "SELECT 1 FROM api_keys LIMIT 1", ()):
+                return False
+            await self._insert_api_key(connection, record)
+        return True
+
+    @staticmethod
+    async def _insert_api_key(connection: aiosqlite.Connection, record: ApiKeyRecord) -> None:
+        await connection.execute(
+            f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.name,
+                record.scope,
+                record.key_hash,
+                record.display_prefix,
+                to_micros(record.create_time),
+                None if record.revoke_time is None else to_micros(record.revoke_time),
+                *limit_values(record.limits),
+                None if record.rotate_time is None else to_micros(record.rotate_time),
+                record.previous_key_hash,
+                None if record.previous_key_expire_time is None else to_micros(record.previous_key_expire_time),
+            ),
+        )
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         rows = await self._read(

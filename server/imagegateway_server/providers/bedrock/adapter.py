@@ -7,7 +7,7 @@ URL for the provider. The request is translated first (``models``, ``kit.transla
 and mapped to its family's body (``request``), serialised once and signed over those bytes
 (``signing``). Nova Canvas and Titan make up to five images in one call; Stability's models make
 one, so ``n`` images are ``n`` concurrent calls that all succeed or fail together. Edits and
-variations (Nova Canvas inpainting, Nova and Titan image variation) are mapped by ``edits``.
+variations (inpainting and image variation, on Nova Canvas and Titan) are mapped by ``edits``.
 
 A filtered image is never served: the answer's verdict is read by ``response``, and failures are
 classified from AWS's error type by ``errors``.
@@ -122,18 +122,19 @@ class BedrockAdapter(HttpAdapterBase):
 
     async def _edit(self, request: ImageRequest, target: UpstreamTarget) -> ImageResult:
         """An edit or variation (``edits``): inputs converted off the loop, everything checked before the call."""
-        inputs = await asyncio.to_thread(prepare_inputs, request)
-        inpainting = inputs.task == INPAINTING
-        notes = check_edit(request, inputs.task, strict=target.strict)
-        # An inpainting has the input image's size: the size is not translated, nor sent.
-        to_translate = dataclasses.replace(request, size=None) if inpainting else request
-        plan = self.translation(to_translate, target, model_spec)
+        # The model first (its size left out, as an inpainting sends none): its limits shape the task.
+        plan = self.translation(dataclasses.replace(request, size=None), target, model_spec)
         model_id = plan.model
         model = _known_model(model_id)
         if request.operation not in edit_operations(model.family):
             raise refuse_parameter(
                 PROVIDER, "model", f"{model_id!r} cannot make {request.operation.noun}", "unsupported_operation"
             )
+        inputs = await asyncio.to_thread(prepare_inputs, request, model)
+        inpainting = inputs.task == INPAINTING
+        notes = check_edit(request, inputs.task, model, strict=target.strict)
+        if not inpainting:
+            plan = self.translation(request, target, model_spec)
         check_values(plan.request, model_id, model)
         first = request.images[0]
         size = None if inpainting else parse_size(plan.request.size or model.spec.default_size)

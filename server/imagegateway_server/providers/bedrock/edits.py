@@ -1,15 +1,22 @@
-"""Bedrock's answers to OpenAI's edits and variations: Nova Canvas ``INPAINTING`` and ``IMAGE_VARIATION``.
+"""Bedrock's answers to OpenAI's edits and variations: ``INPAINTING`` and ``IMAGE_VARIATION``.
 
-| OpenAI | Nova Canvas | Titan Image Generator v2 |
-|---|---|---|
-| edit with a mask, or of a PNG whose alpha marks the area | ``INPAINTING`` (``inPaintingParams``) | refused (1) |
-| edit without a mask, of an opaque image | ``IMAGE_VARIATION`` with the prompt as ``text`` (2) | refused (1) |
-| variation | ``IMAGE_VARIATION`` without text | ``IMAGE_VARIATION`` without text |
+| OpenAI | Nova Canvas and Titan Image Generator v2 |
+|---|---|
+| edit with a mask, or of a PNG whose alpha marks the area | ``INPAINTING`` (``inPaintingParams``) |
+| edit without a mask, of an opaque image | ``IMAGE_VARIATION`` with the prompt as ``text`` (1) |
+| variation | ``IMAGE_VARIATION`` without text |
 
-``INPAINTING`` sends ``image``, ``maskImage``, ``text`` (the prompt) and ``negativeText``. The mask
-is converted, never passed on as it came: OpenAI marks the area to edit with alpha 0, Nova with pure
-black on pure white (``kit.masks``). The answer has the input image's size, so ``size`` is not sent
-and a different one asked is noted as a translation (refused in strict mode). It edits one image.
+Both models take the same task bodies; what differs is held by their ``BedrockModel``: the prompt
+limit (Nova 1024 characters, Titan 512) and the input images each task takes (``inpaint_input``,
+``vary_input``: Nova inpaints images of the sizes it generates, Titan edits images up to 1408 a side).
+
+``INPAINTING`` sends ``image``, ``maskImage``, ``text`` (the prompt) and ``negativeText``; never
+Titan's ``returnMask``, whose mask would come back among the images. The mask is converted, never
+passed on as it came: OpenAI marks the area to edit with alpha 0, Nova and Titan with pure black on
+pure white (``kit.masks``; AWS's Nova "Image generation and editing" page and Titan's "Amazon Titan
+Image Generator G1 models" page: "(0 0 0) is a pixel inside the mask"). The answer has the input
+image's size, so ``size`` is not sent and a different one asked is noted as a translation (refused
+in strict mode). It edits one image.
 
 ``IMAGE_VARIATION`` sends ``images`` (1-5), optional ``text``/``negativeText`` and
 ``similarityStrength`` (0.2-1.0, taken from the ``similarity_strength`` extra parameter; AWS's
@@ -19,10 +26,8 @@ Input images go as base64 PNG or JPEG, 8 bits per channel, without transparent p
 "input images" rules), so a WebP, a GIF or a PNG with an alpha channel is flattened to an RGB PNG
 first; an image whose alpha marks the area to edit gives its alpha as the mask before that.
 
-(1) Titan's own INPAINTING is not mapped: its mask convention is not confirmed here, and an edit
-is skipped on Titan (``operations``) rather than guessed.
-(2) Nova's INPAINTING needs a mask (or a ``maskPrompt`` naming an object, which an OpenAI edit does
-not carry); an edit without one is what AWS documents IMAGE_VARIATION with a text prompt for,
+(1) Inpainting needs a mask (or a ``maskPrompt`` naming an object, which an OpenAI edit does not
+carry); an edit without one is what AWS documents IMAGE_VARIATION with a text prompt for,
 restyling the images by the prompt. This is noted as a translation and refused in strict mode.
 """
 
@@ -39,12 +44,11 @@ from imagegateway_server.domain.image_inputs import InputImage, Operation
 from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.bedrock import PROVIDER
 from imagegateway_server.providers.bedrock.models import (
+    ANY_INPUT,
     MAX_IMAGES_PER_CALL,
-    NOVA_MAX_RATIO,
-    NOVA_MAX_SIDE,
-    NOVA_MIN_SIDE,
-    NOVA_PIXEL_LIMIT,
+    BedrockModel,
     Family,
+    InputRule,
 )
 from imagegateway_server.providers.kit.errors import refuse_parameter
 from imagegateway_server.providers.kit.masks import alpha_to_black_marks_edit
@@ -64,11 +68,9 @@ _ACCEPTED = frozenset(
 
 
 def edit_operations(family: Family) -> frozenset[Operation]:
-    """What a model of ``family`` makes: Nova edits and varies, Titan varies, Stability only generates."""
-    if family is Family.NOVA:
+    """What a model of ``family`` makes: Nova and Titan edit and vary, Stability only generates."""
+    if family in (Family.NOVA, Family.TITAN):
         return frozenset(Operation)
-    if family is Family.TITAN:
-        return frozenset({Operation.GENERATE, Operation.VARIATION})
     return frozenset({Operation.GENERATE})
 
 
@@ -81,14 +83,14 @@ class PreparedInputs:
     mask: str | None = None
 
 
-def prepare_inputs(request: ImageRequest) -> PreparedInputs:
-    """Converts the request's images and mask for Nova/Titan (CPU work: run it off the event loop)."""
+def prepare_inputs(request: ImageRequest, model: BedrockModel) -> PreparedInputs:
+    """Converts the request's images and mask for ``model`` (CPU work: run it off the event loop)."""
     first = request.images[0]
     mask_png: bytes | None = None
     if request.operation is Operation.EDIT:
         if request.mask is not None or first.has_alpha:
-            # Only Nova inpaints: its limits are checked from the header before the mask is decoded.
-            _check_input_size(first)
+            # An inpainting: the model's limits are checked from the header before the mask is decoded.
+            _check_input(first, model.inpaint_input, f"{model.label} inpaints")
         if request.mask is not None:
             mask_png = alpha_to_black_marks_edit(request.mask.data, provider=PROVIDER)
             if mask_png is None:
@@ -96,12 +98,16 @@ def prepare_inputs(request: ImageRequest) -> PreparedInputs:
         elif first.has_alpha:
             mask_png = alpha_to_black_marks_edit(first.data, provider=PROVIDER, param="image")
     task = INPAINTING if mask_png is not None else IMAGE_VARIATION
+    if task == IMAGE_VARIATION:
+        # Checked from the headers before any image is decoded to be flattened.
+        for image in request.images:
+            _check_input(image, model.vary_input, f"{model.label} varies")
     images = tuple(_encoded(image) for image in request.images)
     return PreparedInputs(task, images, _b64(mask_png) if mask_png is not None else None)
 
 
-def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, ...]:
-    """Refuses, naming it, what the task cannot take; returns the translations made for it."""
+def check_edit(request: ImageRequest, task: str, model: BedrockModel, *, strict: bool) -> tuple[str, ...]:
+    """Refuses, naming it, what ``model``'s task cannot take; returns the translations made for it."""
     for name in request.set_fields():
         if name not in _ACCEPTED:
             raise refuse_parameter(PROVIDER, name, f"is not supported by Bedrock's {task} task", "unknown_parameter")
@@ -117,9 +123,9 @@ def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, 
     notes: list[str] = []
     if task == INPAINTING:
         if len(request.images) != 1:
-            raise refuse_parameter(PROVIDER, "image", f"Nova Canvas inpaints one image, got {len(request.images)}")
+            raise refuse_parameter(PROVIDER, "image", f"{model.label} inpaints one image, got {len(request.images)}")
         image = request.images[0]
-        _check_input_size(image)
+        _check_input(image, model.inpaint_input, f"{model.label} inpaints")
         if request.size not in (None, "auto", f"{image.width}x{image.height}"):
             if strict:
                 raise refuse_parameter(PROVIDER, "size", f"an inpainting has the input image's size; {_STRICT}")
@@ -129,10 +135,12 @@ def check_edit(request: ImageRequest, task: str, *, strict: bool) -> tuple[str, 
         raise refuse_parameter(
             PROVIDER, "image", f"an image variation takes 1 to {MAX_IMAGES_PER_CALL} images, got {len(request.images)}"
         )
+    for image in request.images:
+        _check_input(image, model.vary_input, f"{model.label} varies")
     if request.operation is Operation.EDIT:
         if strict:
             raise refuse_parameter(
-                PROVIDER, "mask", f"Nova Canvas edits without a mask only as an image variation; {_STRICT}"
+                PROVIDER, "mask", f"{model.label} edits without a mask only as an image variation; {_STRICT}"
             )
         notes.append("operation=edit->IMAGE_VARIATION (no mask: the prompt restyles the images)")
     return tuple(notes)
@@ -150,16 +158,11 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _check_input_size(image: InputImage) -> None:
-    # AWS's input image limits for Nova Canvas, checked here so the refusal names the field.
-    width, height = image.width, image.height
-    sides_ok = all(NOVA_MIN_SIDE <= side <= NOVA_MAX_SIDE for side in (width, height))
-    if not sides_ok or max(width, height) > NOVA_MAX_RATIO * min(width, height) or width * height >= NOVA_PIXEL_LIMIT:
+def _check_input(image: InputImage, rule: InputRule, what: str) -> None:
+    # AWS's input image limits for the model and task, checked here so the refusal names the field.
+    if not rule.accepts(image.width, image.height):
         raise refuse_parameter(
-            PROVIDER,
-            "image",
-            f"is {width}x{height}; Nova Canvas inpaints images with sides from {NOVA_MIN_SIDE} to {NOVA_MAX_SIDE}, "
-            f"aspect ratio within 1:{NOVA_MAX_RATIO} to {NOVA_MAX_RATIO}:1 and fewer than {NOVA_PIXEL_LIMIT:,} pixels",
+            PROVIDER, "image", f"is {image.width}x{image.height}; {what} images with {rule.describe()}"
         )
 
 
@@ -176,7 +179,9 @@ def edit_body(request: ImageRequest, inputs: PreparedInputs, size: tuple[int, in
         config["seed"] = request.seed
     params: dict[str, Any]
     if inputs.task == INPAINTING:
-        params = {"image": inputs.images[0], "maskImage": inputs.mask, "text": request.prompt}
+        params = {"image": inputs.images[0], "maskImage": inputs.mask}
+        if request.prompt:
+            params["text"] = request.prompt
         if request.negative_prompt:
             params["negativeText"] = request.negative_prompt
         return {"taskType": INPAINTING, "inPaintingParams": params, "imageGenerationConfig": config}
@@ -196,12 +201,7 @@ def _encoded(image: InputImage) -> str:
     if image.mime_type in _SENT_AS_IS and not image.has_alpha:
         return _b64(image.data)
     # Decoded in full below: a small file can claim a huge canvas, and Bedrock takes no side over 4096.
-    if max(image.width, image.height) > NOVA_MAX_SIDE:
-        raise refuse_parameter(
-            PROVIDER,
-            "image",
-            f"is {image.width}x{image.height}; Bedrock takes input images up to {NOVA_MAX_SIDE} a side",
-        )
+    _check_input(image, ANY_INPUT, "Bedrock takes")
     try:
         with Image.open(io.BytesIO(image.data)) as opened:
             rgb = opened.convert("RGB")

@@ -11,6 +11,9 @@
 (1) Sides multiples of 16 from 320 to 4096, aspect ratio within 1:4 to 4:1, fewer than 4,194,304 pixels.
 (2) AWS's "Amazon Titan Image Generator G1 models" page lists the sizes v1 and v2 take.
 
+Edits take input images within each model's ``InputRule``: Nova Canvas inpaints images of the sizes
+it generates, Titan edits (inpainting and variation) images up to 1408 pixels on the longer side.
+
 OpenAI's qualities map onto Nova's and Titan's two: ``hd``/``high`` become ``premium``,
 ``low``/``medium`` ``standard`` (each change reported); ``auto`` is the default (standard).
 Nova's ``style`` takes its own values (``PHOTOREALISM``...), not OpenAI's ``vivid``/``natural``.
@@ -123,18 +126,70 @@ STABILITY_SPEC = ModelSpec(STABILITY_ASPECT_RATIOS, qualities(auto=None), one_pe
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class InputRule:
+    """The input images a task takes (AWS's limits), checked from an image's header before it is decoded."""
+
+    max_side: int
+    min_side: int = 1
+    max_ratio: int | None = None
+    pixel_limit: int | None = None  # exclusive
+
+    def accepts(self, width: int, height: int) -> bool:
+        if not all(self.min_side <= side <= self.max_side for side in (width, height)):
+            return False
+        if self.max_ratio is not None and max(width, height) > self.max_ratio * min(width, height):
+            return False
+        return self.pixel_limit is None or width * height < self.pixel_limit
+
+    def describe(self) -> str:
+        said = [
+            f"sides from {self.min_side} to {self.max_side}" if self.min_side > 1 else f"sides up to {self.max_side}"
+        ]
+        if self.max_ratio is not None:
+            said.append(f"aspect ratio within 1:{self.max_ratio} to {self.max_ratio}:1")
+        if self.pixel_limit is not None:
+            said.append(f"fewer than {self.pixel_limit:,} pixels")
+        return ", ".join(said)
+
+
+# Any input image Bedrock takes: none has a side over 4096.
+ANY_INPUT = InputRule(NOVA_MAX_SIDE)
+# Nova Canvas inpaints an image of the sizes it generates (AWS's "Image generation and editing" page).
+NOVA_INPAINT_INPUT = InputRule(NOVA_MAX_SIDE, NOVA_MIN_SIDE, NOVA_MAX_RATIO, NOVA_PIXEL_LIMIT)
+# Titan edits (inpainting, variation) an image "<= 1,408 on the longer side" (AWS's "Amazon Titan
+# Image Generator G1 models" page); the answer of an inpainting has the input's size.
+TITAN_INPUT = InputRule(1408)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class BedrockModel:
-    """One model: its family, its translation table and the limits of its body's fields."""
+    """One model: its family, its name in messages, its translation table, the limits of its body's
+    fields, and the input images its inpainting and its variation take."""
 
     family: Family
+    label: str
     spec: ModelSpec
     max_prompt_chars: int
     max_seed: int
+    inpaint_input: InputRule = ANY_INPUT
+    vary_input: InputRule = ANY_INPUT
 
 
-_NOVA = BedrockModel(Family.NOVA, NOVA_SPEC, max_prompt_chars=1024, max_seed=858_993_459)
-_TITAN = BedrockModel(Family.TITAN, TITAN_SPEC, max_prompt_chars=512, max_seed=2_147_483_646)
-_STABILITY = BedrockModel(Family.STABILITY, STABILITY_SPEC, max_prompt_chars=10_000, max_seed=4_294_967_294)
+_NOVA = BedrockModel(
+    Family.NOVA, "Nova Canvas", NOVA_SPEC, max_prompt_chars=1024, max_seed=858_993_459, inpaint_input=NOVA_INPAINT_INPUT
+)
+_TITAN = BedrockModel(
+    Family.TITAN,
+    "Titan Image Generator v2",
+    TITAN_SPEC,
+    max_prompt_chars=512,
+    max_seed=2_147_483_646,
+    inpaint_input=TITAN_INPUT,
+    vary_input=TITAN_INPUT,
+)
+_STABILITY = BedrockModel(
+    Family.STABILITY, "Stability", STABILITY_SPEC, max_prompt_chars=10_000, max_seed=4_294_967_294
+)
 
 MODELS: dict[str, BedrockModel] = {
     NOVA_CANVAS: _NOVA,

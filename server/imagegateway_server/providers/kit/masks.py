@@ -6,10 +6,11 @@ where to repaint and black where to keep. A mask is therefore never passed on as
 luminance reader its alpha channel is inverted into a greyscale PNG (alpha 0 -> white 255, opaque
 -> black 0, partial transparency to the matching grey).
 
-Amazon Nova Canvas reads the opposite way and only pure values: black (0, 0, 0) marks the area to
-inpaint, white (255, 255, 255) the area to keep, and any other pixel is refused (AWS's "Image
-generation and editing" page, masking images). For it the alpha channel is thresholded half-way:
-alpha below 128 (transparent, OpenAI's "edit here") becomes black, the rest white.
+Amazon Nova Canvas and Titan Image Generator read the opposite way and only pure values: black
+(0, 0, 0) marks the area to inpaint, white (255, 255, 255) the area to keep, and any other pixel is
+refused (AWS's Nova "Image generation and editing" page, masking images; Titan's "Amazon Titan Image
+Generator G1 models" page: "(0 0 0) is a pixel inside the mask"). For them the alpha channel is
+thresholded half-way: alpha below 128 (transparent, OpenAI's "edit here") becomes black, the rest white.
 
 A mask is decoded in full, so its pixel count is checked from its header first: a small PNG can
 claim a huge canvas (a decompression bomb), and no provider takes a mask over ``MAX_MASK_PIXELS``.
