@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 import stat
@@ -389,3 +390,17 @@ async def test_log_filters_use_indexes(tmp_path: Path) -> None:
             detail = " ".join(str(row[-1]) for row in plan)
             assert "USING INDEX" in detail or "USING COVERING INDEX" in detail, (column, detail)
             assert "TEMP B-TREE" not in detail, (column, detail)
+
+
+async def test_processes_opening_one_new_file_together_all_open_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL needs it alone for a moment; SQLite answers "database is locked" at once
+    # to a store whose switch meets another's, so several replicas starting on one new file raced.
+    # Each round is a fresh file opened by six stores at once (separate connections, as processes have).
+    for round_index in range(15):
+        stores = [SqliteStore(tmp_path / f"round{round_index}.db") for _ in range(6)]
+        try:
+            await asyncio.gather(*(store.open() for store in stores))
+            assert {await store.schema_version() for store in stores} == {len(load_migrations("sqlite"))}
+        finally:
+            for store in stores:
+                await store.close()

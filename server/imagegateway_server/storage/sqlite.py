@@ -187,8 +187,7 @@ class SqliteStore(CommonReads):
         _prepare_file(self._path)
         try:
             self._writer = await self._connect()
-            async with self._writer.execute("PRAGMA journal_mode=WAL") as cursor:
-                mode = await cursor.fetchone()
+            mode = await self._enter_wal(self._writer)
             if mode is None or str(mode[0]).lower() != "wal":
                 raise RuntimeError(f"SQLite refused WAL mode for {self._path}")
             await self._migrate(self._writer, load_migrations("sqlite"))
@@ -199,6 +198,20 @@ class SqliteStore(CommonReads):
             raise
         if self._rollup_interval > 0:
             self._rollup_task = asyncio.create_task(self._roll_up_continuously(), name=f"rollups:{self._path.name}")
+
+    async def _enter_wal(self, connection: aiosqlite.Connection) -> Any:
+        """Switches the file to WAL and returns the mode SQLite reports. Switching a new file needs it alone
+        for a moment, and SQLite answers "database is locked" at once (its busy handler is not asked) when
+        another process opens the same new file then, so that answer is retried up to the busy timeout."""
+        give_up = asyncio.get_running_loop().time() + self._busy_timeout
+        while True:
+            try:
+                async with connection.execute("PRAGMA journal_mode=WAL") as cursor:
+                    return await cursor.fetchone()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() >= give_up:
+                    raise
+            await asyncio.sleep(0.005)
 
     async def _connect(self) -> aiosqlite.Connection:
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE ... COMMIT), never implicit.
