@@ -554,7 +554,11 @@ def console_table(run: Run) -> str:
             f"{_signed(row.get('added_p99_ms', float('nan'))):>7}"
         )
     for row in run.stream:
-        added = f", added {_signed(row['added_p50_ms'])} ms" if "added_p50_ms" in row else ""
+        added = (
+            f", added {_signed(row.get('added_paired_p50_ms', float('nan')))} ms paired ({_signed(row['added_p50_ms'])} ms p50s)"
+            if "added_p50_ms" in row
+            else ""
+        )
         out.append(f"first partial image, {row['path']}: p50 {row['p50_ms']:.2f} ms{added}")
     out += [
         "",
@@ -691,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
                     run, targets, control, "1 MiB", args.large_bytes, args.large_requests, args.warmup_requests
                 )
             if "stream" in phases:
-                rounds = 20 if args.quick else 100
+                rounds = 20 if args.quick else 200
                 log(f"stream: {rounds} rounds of time to first partial image, direct/REST/gRPC")
                 control.every_request(stream_first_image.emulator_fault())
                 try:

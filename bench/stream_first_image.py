@@ -106,6 +106,11 @@ def measure(targets: Targets, rounds: int, warmup: int) -> list[dict[str, Any]]:
         }
         if path != "direct":
             row["added_p50_ms"] = row["p50_ms"] - direct_p50 * 1000
+            # Each round times the three paths back to back, so the round's own difference leaves out
+            # the machine's drift between rounds (a VM's speed wanders by a millisecond over a minute);
+            # its median is the figure judged, the difference of the medians is shown beside it.
+            paired = [through - direct for through, direct in zip(seconds, samples["direct"], strict=True)]
+            row["added_paired_p50_ms"] = percentile(paired, 50) * 1000
         rows.append(row)
     return rows
 
@@ -122,14 +127,20 @@ def report_lines(rows: list[dict[str, Any]]) -> list[str]:
         "event); "
         f"target: the gateway adds at most {TARGET_ADDED_P50_MS:g} ms at the median.",
         "",
-        "| path | requests | p50 | p90 | added p50 |",
-        "|---|---:|---:|---:|---:|",
+        "*Added, paired* is the median over the rounds of each round's own difference (path minus direct,"
+        " timed back to back), which the machine's drift between rounds does not move; it is the figure "
+        "judged. *Added, p50s* is the difference of the two medians.",
+        "",
+        "| path | requests | p50 | p90 | added, paired (median) | added, p50s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        added = f"{row['added_p50_ms']:+.2f} ms" if "added_p50_ms" in row else ""
-        if added:
-            added += " ok" if row["added_p50_ms"] <= TARGET_ADDED_P50_MS else " MISSED"
+        paired = f"{row['added_paired_p50_ms']:+.2f} ms" if "added_paired_p50_ms" in row else ""
+        if paired:
+            paired += " ok" if row["added_paired_p50_ms"] <= TARGET_ADDED_P50_MS else " MISSED"
+        of_medians = f"{row['added_p50_ms']:+.2f} ms" if "added_p50_ms" in row else ""
         lines.append(
-            f"| {row['path']} | {row['requests']} | {row['p50_ms']:.2f} ms | {row['p90_ms']:.2f} ms | {added} |"
+            f"| {row['path']} | {row['requests']} | {row['p50_ms']:.2f} ms | {row['p90_ms']:.2f} ms | {paired} "
+            f"| {of_medians} |"
         )
     return lines
