@@ -6,6 +6,10 @@ header first and then chunks of each file in order. The limits are enforced as t
 the number of images and the bytes of each file, each an INVALID_ARGUMENT naming the field, so an
 oversized upload is refused before it is all in memory. Each file is hashed chunk by chunk as it
 arrives, so a large upload never stalls the event loop for one long digest at the end.
+
+Each message read is added to the upload's reservation against the process's upload budget
+(IMAGEGW_UPLOAD_MEMORY_BYTES, ``upload_budget``) before the next is read: while the budget has no
+room the stream is not read, so the client's further chunks wait in the transport's flow control.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import hashlib
 from collections.abc import AsyncIterator
 
 from imagegateway.v1 import images_pb2
+from imagegateway_server.api.upload_budget import Reservation
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import InputLimits
 
@@ -71,8 +76,10 @@ class VariationUpload:
 async def read_edit_upload(
     requests: AsyncIterator[images_pb2.EditImageUploadRequest] | AsyncIterator[images_pb2.StreamEditImageUploadRequest],
     limits: InputLimits,
+    reservation: Reservation,
 ) -> EditUpload:
-    """Reads the whole stream; INVALID_ARGUMENT for a missing header, a chunk out of range or a file too large."""
+    """Reads the whole stream into ``reservation``; INVALID_ARGUMENT for a missing header, a chunk out of
+    range or a file too large, RESOURCE_EXHAUSTED when the upload budget cannot hold it."""
     header: EditHeader | None = None
     images: list[_UploadFile] = []
     mask: _UploadFile | None = None
@@ -91,6 +98,7 @@ async def read_edit_upload(
             images = [_UploadFile(f"images[{index}]") for index in range(count)]
             mask = _UploadFile("mask") if header.has_mask else None
             markup = _UploadFile("markup") if header.has_markup else None
+            await reservation.grow(message.ByteSize())
             continue
         if part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
@@ -112,6 +120,7 @@ async def read_edit_upload(
                 raise InvalidArgument(f"must be from 0 to {len(images) - 1}", param="chunk.image_index")
             target = images[chunk.image_index]
         target.append(chunk.data, limits)
+        await reservation.grow(len(chunk.data))
     if header is None:
         raise InvalidArgument("the upload ended before its header", param="header")
     names = list(header.filenames)
@@ -126,9 +135,12 @@ async def read_edit_upload(
 
 
 async def read_variation_upload(
-    requests: AsyncIterator[images_pb2.CreateImageVariationUploadRequest], limits: InputLimits
+    requests: AsyncIterator[images_pb2.CreateImageVariationUploadRequest],
+    limits: InputLimits,
+    reservation: Reservation,
 ) -> VariationUpload:
-    """Reads the whole stream; INVALID_ARGUMENT for a missing header, no image bytes or an image too large."""
+    """Reads the whole stream into ``reservation``; INVALID_ARGUMENT for a missing header, no image bytes or
+    an image too large, RESOURCE_EXHAUSTED when the upload budget cannot hold it."""
     header: images_pb2.CreateImageVariationUploadHeader | None = None
     image = _UploadFile("image")
     async for message in requests:
@@ -137,10 +149,12 @@ async def read_variation_upload(
             if part != "header":
                 raise InvalidArgument("the first message must carry the header", param="header")
             header = message.header
+            await reservation.grow(message.ByteSize())
         elif part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
         else:
             image.append(message.chunk, limits)
+            await reservation.grow(len(message.chunk))
     if header is None:
         raise InvalidArgument("the upload ended before its header", param="header")
     if not image.data:
