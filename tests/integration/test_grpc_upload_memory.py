@@ -104,18 +104,50 @@ def chunk(data: bytes, index: int = 0) -> images_pb2.EditImageUploadRequest:
     return images_pb2.EditImageUploadRequest(chunk=images_pb2.EditImageUploadChunk(image_index=index, data=data))
 
 
-class PacedUpload:
-    """An EditImageUpload of one image whose messages the test lets go a few at a time."""
+def upload_messages(kind: str, emulators: Emulators, image: bytes) -> tuple[Any, list[Any]]:
+    """The header and the chunks of an upload of ``image`` by ``kind``: EditImageUpload ("edit"),
+    StreamEditImageUpload ("stream") or CreateImageVariationUpload ("variation")."""
+    pieces = [image[start : start + CHUNK] for start in range(0, len(image), CHUNK)]
+    if kind == "edit":
+        return header(emulators), [chunk(piece) for piece in pieces]
+    edit_header = header(emulators).header
+    if kind == "stream":
+        streamed = images_pb2.StreamEditImageUploadHeader(
+            parameters=edit_header.parameters, routing=edit_header.routing, image_count=1
+        )
+        return images_pb2.StreamEditImageUploadRequest(header=streamed), [
+            images_pb2.StreamEditImageUploadRequest(chunk=images_pb2.EditImageUploadChunk(data=piece))
+            for piece in pieces
+        ]
+    variation = images_pb2.CreateImageVariationUploadHeader(
+        parameters=images_pb2.ImageParameters(model="dall-e-2"), routing=edit_header.routing, filename="a.png"
+    )
+    return images_pb2.CreateImageVariationUploadRequest(header=variation), [
+        images_pb2.CreateImageVariationUploadRequest(chunk=piece) for piece in pieces
+    ]
 
-    def __init__(self, stub: service_pb2_grpc.ImageGatewayStub, key: str, emulators: Emulators, image: bytes) -> None:
-        self.header = header(emulators)
-        self._chunks = [chunk(image[start : start + CHUNK]) for start in range(0, len(image), CHUNK)]
+
+class PacedUpload:
+    """An upload of one image whose messages the test lets go a few at a time."""
+
+    def __init__(
+        self,
+        stub: service_pb2_grpc.ImageGatewayStub,
+        key: str,
+        emulators: Emulators,
+        image: bytes,
+        kind: str = "edit",
+    ) -> None:
+        self.header, self._chunks = upload_messages(kind, emulators, image)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._queue.put_nowait(self.header)
-        self.call = stub.EditImageUpload(
-            self._messages(), metadata=(("authorization", f"Bearer {key}"),), timeout=TIMEOUT
-        )
-        self.result = asyncio.ensure_future(self._result())
+        rpc = {
+            "edit": stub.EditImageUpload,
+            "stream": stub.StreamEditImageUpload,
+            "variation": stub.CreateImageVariationUpload,
+        }[kind]
+        self.call = rpc(self._messages(), metadata=(("authorization", f"Bearer {key}"),), timeout=TIMEOUT)
+        self.result = asyncio.ensure_future(self._result(kind == "stream"))
 
     @property
     def header_bytes(self) -> int:
@@ -125,7 +157,9 @@ class PacedUpload:
         while (message := await self._queue.get()) is not None:
             yield message
 
-    async def _result(self) -> Any:
+    async def _result(self, streamed: bool) -> Any:
+        if streamed:
+            return [message async for message in self.call]
         return await self.call
 
     def send(self, count: int) -> None:
@@ -233,24 +267,31 @@ async def test_a_client_that_cancels_mid_upload_gives_back_its_memory_to_a_rest_
         await upload.result
 
 
+@pytest.mark.parametrize("kind", ["edit", "stream", "variation"])
 async def test_a_client_that_cancels_while_its_chunk_waits_for_room_gives_back_what_it_held(
     budget_gateway: GatewayThread,
     key: str,
     emulators: Emulators,
     stub: service_pb2_grpc.ImageGatewayStub,
     five_mb: bytes,
+    kind: str,
 ) -> None:
-    holding, waiting = (PacedUpload(stub, key, emulators, five_mb) for _ in range(2))
+    holding, waiting = PacedUpload(stub, key, emulators, five_mb), PacedUpload(stub, key, emulators, five_mb, kind)
     headers = holding.header_bytes
+    await reserved_becomes(budget_gateway, headers + waiting.header_bytes)
     holding.send(5)
-    await reserved_becomes(budget_gateway, 2 * headers + 5 * CHUNK)
+    await reserved_becomes(budget_gateway, headers + waiting.header_bytes + 5 * CHUNK)
     waiting.send(3)  # the third chunk does not fit beside the first upload: it waits
-    await reserved_becomes(budget_gateway, 2 * headers + 7 * CHUNK)
+    await reserved_becomes(budget_gateway, headers + waiting.header_bytes + 7 * CHUNK)
     await asyncio.sleep(0.3)
     waiting.call.cancel()
     await reserved_becomes(budget_gateway, headers + 5 * CHUNK)
     holding.finish()
     assert (await asyncio.wait_for(holding.result, TIMEOUT)).images
+    await reserved_becomes(budget_gateway, 0)
+    served = PacedUpload(stub, key, emulators, png(64, 64), kind)  # and one of its kind served whole
+    served.finish()
+    assert await asyncio.wait_for(served.result, TIMEOUT)
     await reserved_becomes(budget_gateway, 0)
 
 
