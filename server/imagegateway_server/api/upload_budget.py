@@ -76,9 +76,12 @@ class UploadBudget:
     @contextlib.asynccontextmanager
     async def reserve(self, size: int) -> AsyncIterator[None]:
         """Holds ``size`` bytes (capped at the capacity) for the block; waits while they do not fit."""
-        async with self.hold() as reservation:
+        reservation = Reservation(self)
+        try:
             await self._admit(reservation, max(0, min(size, self._capacity)))
             yield
+        finally:
+            self._release(reservation)
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[Reservation]:
