@@ -88,6 +88,8 @@ class FieldHints:
             return lambda ch: ch.choice((1, 1, 1, 2, 3, 0, 17, -1))
         if name == "image_index":
             return lambda ch: ch.choice((0, 0, 0, 1, 2, -1, 16))
+        if name == "upload_bytes":
+            return lambda ch: ch.choice((0, 0, 0, 100, 70_000, -1, 2**40))
         if name == "page_size":
             return lambda ch: ch.choice((0, 1, 200, 201, -1, 2**31 - 1))
         if name == "version":

@@ -1,11 +1,13 @@
 """The gRPC uploads hold their memory against IMAGEGW_UPLOAD_MEMORY_BYTES, the budget REST uploads use, over
 real sockets against the OpenAI emulator, in a gateway whose budget is 8 MB.
 
-Chunked uploads grow their reservation as their chunks arrive; the test sends each upload's chunks a
-step at a time and reads the budget's use from ``imagegateway_upload_memory_reserved_bytes``. Three
-uploads of 5 MB: each that finds no room waits while another can still give memory back, and the one
-whose chunk would leave all three waiting for each other is RESOURCE_EXHAUSTED naming the setting; the
-other two are served, and the budget is whole again afterwards. A request gives back what it held
+Chunked uploads that announce their size (as the clients do) reserve it with their header and queue
+whole: three of 5 MB are all served, one after another. Uploads that announce nothing grow their
+reservation as their chunks arrive; the test sends each upload's chunks a step at a time and reads the
+budget's use from ``imagegateway_upload_memory_reserved_bytes``. Three such uploads of 5 MB: each that
+finds no room waits while another can still give memory back, and the one whose chunk would leave all
+three waiting for each other is RESOURCE_EXHAUSTED naming the setting; the other two are served, and
+the budget is whole again afterwards. A request gives back what it held
 however it ends: served, refused, failed upstream, cancelled, or its client gone. A REST upload and a
 one-message gRPC upload wait, as REST always has, for memory a chunked gRPC upload holds.
 """
@@ -25,8 +27,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from imagegateway import ImageGatewayClient
+from imagegateway import AsyncImageGatewayClient, ImageGatewayClient
 from imagegateway.errors import from_rpc_error
+from imagegateway.uploads import edit_upload_messages
 from imagegateway.v1 import images_pb2, service_pb2_grpc
 from tests.conftest import OPENAI_SECRET, Emulators
 from tests.emulators import Fault
@@ -227,6 +230,26 @@ async def test_three_5mb_uploads_in_an_8mb_budget_refuse_the_one_that_would_leav
     with ImageGatewayClient(budget_gateway.grpc_target, api_key=key, max_message_bytes=MESSAGE_LIMIT) as client:
         edited = client.edit_image(nearly_all, prompt="x", config=openai_target(emulators), timeout=TIMEOUT)
     assert edited.images[0].data.startswith(PNG_SIGNATURE)
+    await reserved_becomes(budget_gateway, 0)
+
+
+async def test_three_announced_5mb_uploads_in_an_8mb_budget_queue_and_are_all_served(
+    budget_gateway: GatewayThread, key: str, emulators: Emulators, five_mb: bytes
+) -> None:
+    # The clients announce an upload's size in its header: each reserves it whole before its chunks are
+    # read, so the three wait their turn, as REST uploads do, and none is refused halfway.
+    sent = upload_messages("edit", emulators, five_mb)[0]
+    announced = next(iter(edit_upload_messages([five_mb], None, prompt="x")))
+    assert announced.header.upload_bytes == len(five_mb) and not sent.header.upload_bytes
+    async with AsyncImageGatewayClient(budget_gateway.grpc_target, api_key=key) as client:
+        answers = await asyncio.gather(
+            *(
+                client.edit_image([five_mb], prompt=f"kite {n}", config=openai_target(emulators), chunked=True)
+                for n in range(3)
+            )
+        )
+    assert all(answer.images[0].data.startswith(PNG_SIGNATURE) for answer in answers)
+    assert len(emulators.openai.requests) == 3
     await reserved_becomes(budget_gateway, 0)
 
 

@@ -457,6 +457,42 @@ async def test_a_streamed_edit_upload_keeps_its_header_and_is_assembled_the_same
     assert upload.digests == (hashlib.sha256(b"img").hexdigest(), hashlib.sha256(b"mk").hexdigest())
 
 
+async def test_an_announced_upload_reserves_its_size_with_the_header_and_its_chunks_draw_on_it_first() -> None:
+    first = header(2)
+    first.header.upload_bytes = 5
+    budget = UploadBudget(1000)
+    async with budget.hold() as reservation:
+        upload = await read_edit_upload(
+            messages(first, chunk(0, b"ab"), chunk(1, b"xyz"), chunk(0, b"cd")), InputLimits(), reservation
+        )
+        assert upload.images == [(b"abcd", "a.png"), (b"xyz", "")]
+        # 5 announced with the header; the 2 bytes past the announcement grew it.
+        assert reservation.amount == first.ByteSize() + 5 + 2
+    assert budget.used == 0
+
+
+@pytest.mark.parametrize("announced", [-1, 2 * 10 + 1])
+async def test_an_announcement_below_zero_or_above_what_the_files_may_hold_is_refused_naming_it(announced: int) -> None:
+    first = header(1, has_mask=True)  # two files of at most 10 bytes
+    first.header.upload_bytes = announced
+    with pytest.raises(InvalidArgument) as caught:
+        await read_edit_upload(messages(first), InputLimits(max_input_image_bytes=10), room())
+    assert caught.value.param == "header.upload_bytes"
+
+
+async def test_an_announced_variation_reserves_the_image_with_the_header() -> None:
+    announced = images_pb2.CreateImageVariationUploadHeader(filename="cat.png", upload_bytes=4)
+    budget = UploadBudget(1000)
+    async with budget.hold() as reservation:
+        upload = await read_variation_upload(variation(announced, b"ab", b"cd"), InputLimits(), reservation)
+        assert upload.image == (b"abcd", "cat.png")
+        assert reservation.amount == images_pb2.CreateImageVariationUploadRequest(header=announced).ByteSize() + 4
+    with pytest.raises(InvalidArgument) as caught:
+        too_much = images_pb2.CreateImageVariationUploadHeader(upload_bytes=11)
+        await read_variation_upload(variation(too_much, b"ab"), InputLimits(max_input_image_bytes=10), room())
+    assert caught.value.param == "header.upload_bytes"
+
+
 VARIATION_HEADER = images_pb2.CreateImageVariationUploadHeader()
 
 

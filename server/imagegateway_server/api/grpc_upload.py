@@ -9,7 +9,9 @@ arrives, so a large upload never stalls the event loop for one long digest at th
 
 Each message read is added to the upload's reservation against the process's upload budget
 (IMAGEGW_UPLOAD_MEMORY_BYTES, ``upload_budget``) before the next is read: while the budget has no
-room the stream is not read, so the client's further chunks wait in the transport's flow control.
+room the stream is not read, so the client's further chunks wait in the transport's flow control. A
+header that announces the upload's size (``upload_bytes``) reserves it with the header, waiting its
+turn as a REST upload does; its chunks then count against the announcement before they grow it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,34 @@ from imagegateway_server.domain.input_limits import InputLimits
 # The two edit uploads' headers share their fields (same names and numbers); the streamed one adds
 # the streaming switches, which the servicer reads from it as it reads StreamEditImageRequest's.
 EditHeader = images_pb2.EditImageUploadHeader | images_pb2.StreamEditImageUploadHeader
+
+
+class _Announced:
+    """The bytes a header announced, reserved with it: chunks draw on them before they grow the reservation."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self, announced: int) -> None:
+        self._left = announced
+
+    def beyond(self, size: int) -> int:
+        """How much of a chunk of ``size`` bytes the announcement does not cover."""
+        covered = min(self._left, size)
+        self._left -= covered
+        return size - covered
+
+
+def _announced(
+    header: EditHeader | images_pb2.CreateImageVariationUploadHeader, files: int, limits: InputLimits
+) -> int:
+    """The header's ``upload_bytes``: 0 to what ``files`` files may hold, else INVALID_ARGUMENT."""
+    most = files * limits.max_input_image_bytes
+    if not 0 <= header.upload_bytes <= most:
+        raise InvalidArgument(
+            f"must be from 0 to {most} (what the files may hold), got {header.upload_bytes}",
+            param="header.upload_bytes",
+        )
+    return header.upload_bytes
 
 
 class _UploadFile:
@@ -84,6 +114,7 @@ async def read_edit_upload(
     images: list[_UploadFile] = []
     mask: _UploadFile | None = None
     markup: _UploadFile | None = None
+    announced = _Announced(0)
     async for message in requests:
         part = message.WhichOneof("part")
         if header is None:
@@ -98,7 +129,9 @@ async def read_edit_upload(
             images = [_UploadFile(f"images[{index}]") for index in range(count)]
             mask = _UploadFile("mask") if header.has_mask else None
             markup = _UploadFile("markup") if header.has_markup else None
-            await reservation.grow(message.ByteSize())
+            size = _announced(header, count + header.has_mask + header.has_markup, limits)
+            announced = _Announced(size)
+            await reservation.grow(message.ByteSize() + size)
             continue
         if part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
@@ -120,7 +153,7 @@ async def read_edit_upload(
                 raise InvalidArgument(f"must be from 0 to {len(images) - 1}", param="chunk.image_index")
             target = images[chunk.image_index]
         target.append(chunk.data, limits)
-        await reservation.grow(len(chunk.data))
+        await reservation.grow(announced.beyond(len(chunk.data)))
     if header is None:
         raise InvalidArgument("the upload ended before its header", param="header")
     names = list(header.filenames)
@@ -143,18 +176,21 @@ async def read_variation_upload(
     an image too large, RESOURCE_EXHAUSTED when the upload budget cannot hold it."""
     header: images_pb2.CreateImageVariationUploadHeader | None = None
     image = _UploadFile("image")
+    announced = _Announced(0)
     async for message in requests:
         part = message.WhichOneof("part")
         if header is None:
             if part != "header":
                 raise InvalidArgument("the first message must carry the header", param="header")
             header = message.header
-            await reservation.grow(message.ByteSize())
+            size = _announced(header, 1, limits)
+            announced = _Announced(size)
+            await reservation.grow(message.ByteSize() + size)
         elif part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
         else:
             image.append(message.chunk, limits)
-            await reservation.grow(len(message.chunk))
+            await reservation.grow(announced.beyond(len(message.chunk)))
     if header is None:
         raise InvalidArgument("the upload ended before its header", param="header")
     if not image.data:

@@ -8,13 +8,14 @@ message; one that does not fit waits its turn, unread, so the client's bytes wai
 flow control) rather than in the gateway's memory. One such upload larger than the whole budget still
 runs, alone.
 
-A chunked gRPC upload announces nothing it could be held to, so its reservation grows chunk by chunk
-as the chunks arrive: its first chunk waits its turn as above; later chunks take room while there is
-some and otherwise wait for another upload to give memory back (before new uploads are let in, as the
-growing upload already holds memory). Two cases could never end, and are refused at once with
-``UploadMemoryExhausted``: an upload that would outgrow the whole budget, and a chunk that would wait
-while every upload holding memory is itself waiting for more (the newest such upload is refused, so
-the others can go on).
+A chunked gRPC upload reserves through ``hold`` and ``Reservation.grow``. One whose header announces
+its size reserves it with the header, waiting its turn as above (``grpc_upload``); one that announces
+nothing grows its reservation chunk by chunk as the chunks arrive: its first chunk waits its turn as
+above, later chunks take room while there is some and otherwise wait for another upload to give
+memory back (before new uploads are let in, as the growing upload already holds memory). Two cases
+could never end, and are refused at once with ``UploadMemoryExhausted``: a chunked upload that would
+outgrow the whole budget, and a chunk that would wait while every upload holding memory is itself
+waiting for more (the upload whose chunk came last is refused, so the others can go on).
 """
 
 from __future__ import annotations
