@@ -59,7 +59,7 @@ emulators: install
 # bench/RESULTS.md (BENCH_ARGS=--quick for a smoke run, --no-soak to skip the 10,000-in-flight check,
 # --profile for py-spy; BENCH_ARGS=--h2load measures the hot path with h2load instead, ~2.5 min);
 # then 1,000 BFL jobs of 5 s at once (async_jobs.py), what SigV4 costs beside an OpenAI call
-# (adapter_overhead.py), 32 concurrent uploads of 16 x 2 MiB images (edit_uploads.py), Redis-held state
+# (adapter_overhead.py), 32 concurrent uploads of 16 x 2 MiB images over REST and gRPC (edit_uploads.py), Redis-held state
 # against in-process (redis_state.py), the PostgreSQL log writer at 2,000 records/s (postgres_log_writer.py)
 # two workers against one with h2load (workers_scaling.py), and analytics over 30 days of 1,000,000
 # requests (analytics_rollup.py; seeding takes minutes the first time, then the file is reused from
@@ -69,6 +69,7 @@ bench: install
 	$(PY) bench/async_jobs.py
 	$(PY) bench/adapter_overhead.py
 	$(PY) bench/edit_uploads.py
+	$(PY) bench/edit_uploads.py --transport grpc
 	$(PY) bench/redis_state.py
 	$(PY) bench/postgres_log_writer.py
 	$(PY) bench/workers_scaling.py
@@ -87,9 +88,11 @@ bench-analytics: install
 bench-postgres: install
 	$(PY) bench/postgres_log_writer.py $(BENCH_POSTGRES_ARGS)
 
-# Gateway memory under 32 concurrent edit uploads of 16 x 2 MiB images (target: peak RSS under 600 MB; ~20 s).
+# Gateway memory under 32 concurrent edit uploads of 16 x 2 MiB images, over REST then gRPC (chunked)
+# (target: peak RSS under 600 MB; ~20 s each).
 bench-edits: install
 	$(PY) bench/edit_uploads.py
+	$(PY) bench/edit_uploads.py --transport grpc
 
 # Two workers against one (imagegw serve --workers), h2load on 256 KiB images, Redis as their shared state.
 bench-workers: install

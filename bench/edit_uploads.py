@@ -1,6 +1,10 @@
 """Memory of concurrent edit uploads: 32 edits of 16 x 2 MiB images each through the REST shim at once.
 
     PYTHONPATH=server:clients python bench/edit_uploads.py [--concurrency 32] [--images 16] [--image-mib 2]
+        [--transport rest|grpc]
+
+With ``--transport grpc`` the same edits go as chunked EditImageUpload calls from the async client
+(which announces each upload's size), against the same budget.
 
 Starts the OpenAI emulator and an ``imagegw serve`` as their own processes, sends the edits
 (multipart, as OpenAI's SDK sends them) all at once, samples the gateway's resident memory while
@@ -22,6 +26,8 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
+
+from imagegateway import AsyncImageGatewayClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -73,9 +79,20 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             }
             url = f"{gateway.info['rest_base_url']}/images/edits"
             limits = httpx.Limits(max_connections=args.concurrency)
-            async with httpx.AsyncClient(timeout=600.0, limits=limits) as client:
-                warm = await client.post(url, headers=headers, content=body)  # one first, to warm the process up
-                warm.raise_for_status()
+            grpc_client = AsyncImageGatewayClient(gateway.info["grpc_target"], api_key=ADMIN_KEY)
+            target = {"provider": "openai", "api_key": EMULATOR_KEY, "custom_host": emulator.info["base_url"]}
+
+            async def edit() -> int:
+                if args.transport == "rest":
+                    return (await client.post(url, headers=headers, content=body)).status_code
+                await grpc_client.edit_image(
+                    images, prompt="make it brighter", model="gpt-image-1.5", quality="low", config=target, chunked=True
+                )
+                return 200
+
+            async with httpx.AsyncClient(timeout=600.0, limits=limits) as client, grpc_client:
+                if await edit() != 200:  # one first, to warm the process up
+                    raise SystemExit("the warm-up edit failed")
                 rss_before = gateway.status_kb("VmRSS")
                 gateway.reset_peak_rss()
                 samples: list[int] = []
@@ -88,13 +105,11 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
 
                 sampler = asyncio.create_task(sample())
                 started = time.monotonic()
-                answers = await asyncio.gather(
-                    *(client.post(url, headers=headers, content=body) for _ in range(args.concurrency))
-                )
+                answers = await asyncio.gather(*(edit() for _ in range(args.concurrency)))
                 elapsed = time.monotonic() - started
                 done.set()
                 await sampler
-            failed = [a.status_code for a in answers if a.status_code != 200]
+            failed = [status for status in answers if status != 200]
             if failed:
                 raise SystemExit(f"{len(failed)} edits failed: {failed[:5]}")
             peak_kb = max(gateway.status_kb("VmHWM"), *samples)
@@ -114,11 +129,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--image-mib", type=float, default=2.0)
+    parser.add_argument("--transport", choices=("rest", "grpc"), default="rest")
     args = parser.parse_args()
     figures = asyncio.run(run(args))
     verdict = "within" if figures["rss_peak_mb"] < TARGET_RSS_MB else "OVER"
     print(
-        f"{args.concurrency} concurrent edits of {args.images} x {args.image_mib:g} MiB images "
+        f"{args.concurrency} concurrent {args.transport} edits of {args.images} x {args.image_mib:g} MiB images "
         f"({figures['body_mib']:.1f} MiB each) in {figures['seconds']:.1f} s: gateway RSS "
         f"{figures['rss_before_mb']:.0f} MB before, peak {figures['rss_peak_mb']:.0f} MB "
         f"({verdict} the {TARGET_RSS_MB:.0f} MB target)"

@@ -105,6 +105,8 @@ def _edit_upload_header(
         files.append((0, "mask", _input(mask).data))
     if markup is not None:
         files.append((0, "markup", _input(markup).data))
+    # Announced, the gateway reserves the upload's memory at once and queues it whole, as a REST upload.
+    header.upload_bytes = sum(len(data) for _, _, data in files)
     return header, files
 
 
@@ -193,6 +195,7 @@ def variation_upload_messages(
         trace_id=base.trace_id,
         metadata=dict(base.metadata),
         filename=file.filename,
+        upload_bytes=len(file.data),
     )
     data = file.data
     chunks = (

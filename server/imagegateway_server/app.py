@@ -27,6 +27,7 @@ from imagegateway_server.api.grpc_server import build_grpc_server, grpc_methods,
 from imagegateway_server.api.grpc_service import ImageGatewayService
 from imagegateway_server.api.rest import RestShim
 from imagegateway_server.api.rest_protocol import BoundedHttpToolsProtocol
+from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.limits import Limiter
 from imagegateway_server.core.pricing import load_price_table
@@ -251,8 +252,14 @@ class GatewayProcess:
         authenticator = Authenticator(api_keys, transport="grpc", metrics=self.metrics)
         rest_authenticator = Authenticator(api_keys, transport="rest", metrics=self.metrics)
 
+        # One budget for the uploads of both front ends: IMAGEGW_UPLOAD_MEMORY_BYTES bounds the process.
+        upload_budget = UploadBudget(settings.input_limits.upload_memory_bytes)
+        self.metrics.watch_upload_memory(lambda: upload_budget.used)
+
         self.metrics.init_grpc_methods(SERVICE_NAME, grpc_methods())
-        await self._start_grpc(gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator)
+        await self._start_grpc(
+            gateway, configs, virtual_keys, api_keys, store, host_policy, authenticator, upload_budget
+        )
         keeper = (
             open_kept_images(backends, ImageKeeper(data_dir / "kept-images"), keepable_image)
             if settings.keep_images
@@ -274,6 +281,7 @@ class GatewayProcess:
                 keeper,
                 input_limits=settings.input_limits,
                 health_details=self._health_details,
+                upload_budget=upload_budget,
             )
         )
         self._start_metrics()
@@ -311,6 +319,7 @@ class GatewayProcess:
         store: Any,
         host_policy: UpstreamHostPolicy,
         authenticator: Authenticator,
+        upload_budget: UploadBudget,
     ) -> None:
         servicer = ImageGatewayService(
             gateway,
@@ -321,6 +330,7 @@ class GatewayProcess:
             host_policy,
             breakers=self.breakers,
             input_limits=self.settings.input_limits,
+            upload_budget=upload_budget,
         )
         server, self._health = build_grpc_server(
             servicer,

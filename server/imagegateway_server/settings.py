@@ -266,7 +266,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
         "upload_memory_bytes",
         "IMAGEGW_UPLOAD_MEMORY_BYTES",
         str(DEFAULT_UPLOAD_MEMORY_BYTES),
-        "upload bodies (edits, variations) held in memory at once; further uploads wait their turn",
+        "edit and variation uploads (REST and gRPC) held in memory at once; further uploads wait their turn",
     ),
     SettingSpec(
         "event_loop",

@@ -6,6 +6,9 @@ random values, enums get known and unknown numbers, ``Struct`` fields get arbitr
 to a bounded depth. Fields where a random string would only ever be refused (provider names,
 virtual keys, models, hosts) draw from ``FieldHints`` most of the time, so requests get past the
 first checks and reach the router, the store and the emulators.
+
+A client-streaming RPC (the chunked uploads) gets a sequence of messages: mostly a fuzzed header then
+fuzzed chunks, whose bytes are often a small real PNG, sometimes any messages in any order.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from imagegateway.v1 import service_pb2
+from imagegateway.v1 import images_pb2, service_pb2
 from tests.fuzz.choosers import Chooser
 from tests.fuzz.json_inputs import json_value
 from tests.fuzz.rest_inputs import MODELS, PROVIDERS, REFUSED_HOSTS, SIZES
 from tests.fuzz.routes import FuzzTargets
+from tests.image_fixtures import mask_png, png
 
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["ImageGateway"]
 _INT_BOUNDS = {
@@ -40,6 +44,8 @@ _INT_BOUNDS = {
 }
 Hint = Callable[[Chooser], Any]
 # Mostly fine prompts: an empty or oversized one stops a request before anything interesting happens.
+# Image bytes: small real PNGs (square, so dall-e-2 takes them; a mask) most of the time, else noise.
+_IMAGES = (png(16, 16), png(64, 64), mask_png(64, 64), png(64, 32))
 _PROMPTS = ("a cat", "a red fox", "a lighthouse at dusk", "ein Hund", "猫", "a cat", "a red fox", " ", "x" * 40_000)
 
 
@@ -76,6 +82,14 @@ class FieldHints:
             return lambda ch: ch.choice(("fallback", "loadbalance", "single", "conditional", "bogus", ""))
         if name == "trace_id":
             return lambda ch: ch.text(32, "0123456789abcdef-") if ch.chance(80) else ch.text(40)
+        if name in ("data", "chunk") and field.type == FieldDescriptor.TYPE_BYTES:
+            return lambda ch: ch.choice(_IMAGES)
+        if name == "image_count":
+            return lambda ch: ch.choice((1, 1, 1, 2, 3, 0, 17, -1))
+        if name == "image_index":
+            return lambda ch: ch.choice((0, 0, 0, 1, 2, -1, 16))
+        if name == "upload_bytes":
+            return lambda ch: ch.choice((0, 0, 0, 100, 70_000, -1, 2**40))
         if name == "page_size":
             return lambda ch: ch.choice((0, 1, 200, 201, -1, 2**31 - 1))
         if name == "version":
@@ -103,6 +117,10 @@ _PRESENCE = {
     "name": 75,
     "targets": 70,
     "strategy": 70,
+    "images": 85,
+    "image": 85,
+    "image_count": 85,
+    "data": 90,
 }
 
 
@@ -202,6 +220,12 @@ def _set_field(ch: Chooser, message: Message, field: FieldDescriptor, hints: Fie
 METHOD_WEIGHTS = {
     "GenerateImage": 8,
     "StreamGenerateImage": 4,
+    "EditImage": 2,
+    "StreamEditImage": 1,
+    "EditImageUpload": 2,
+    "StreamEditImageUpload": 1,
+    "CreateImageVariation": 1,
+    "CreateImageVariationUpload": 1,
     "ValidateConfig": 3,
     "CreateConfig": 3,
     "UpdateConfig": 2,
@@ -226,14 +250,15 @@ _SEEDED_IDS = frozenset({"DeleteVirtualKey", "RotateVirtualKey", "DeleteConfig",
 
 @dataclasses.dataclass(frozen=True)
 class GrpcCall:
-    """One fuzzed RPC: the method, its request, and who calls."""
+    """One fuzzed RPC: the method, its request (a sequence of them for a client-streaming RPC), and who calls."""
 
     method: str
-    request: Message
+    request: Message | tuple[Message, ...]
     auth: str  # "admin", "generate", "none" or "wrong"
 
     def __repr__(self) -> str:
-        text = str(self.request)
+        requests = self.request if isinstance(self.request, tuple) else (self.request,)
+        text = " | ".join(str(request) for request in requests)
         return f"GrpcCall({self.method}, auth={self.auth}, request=<{text[:2500]}>)"
 
 
@@ -263,12 +288,98 @@ def _plausible_generate(ch: Chooser, request: Message, hints: FieldHints) -> Non
     _set_field(ch, params, ch.choice(fields), hints, 1)
 
 
+def _plausible_inputs(ch: Chooser, request: Message) -> None:
+    """An edit's or a variation's input: one to three small PNGs and sometimes a mask, or one image."""
+    fields = request.DESCRIPTOR.fields_by_name
+    if "images" in fields:
+        for _ in range(ch.integer(1, 3)):
+            request.images.add(data=ch.choice(_IMAGES), filename=ch.choice(("a.png", "", "b.PNG")))  # type: ignore[attr-defined]
+        if ch.chance(30):
+            request.mask.data = mask_png(64, 64)  # type: ignore[attr-defined]
+    elif "image" in fields:
+        request.parameters.ClearField("prompt")  # type: ignore[attr-defined] # a variation takes none
+        request.image.data = ch.choice(_IMAGES)  # type: ignore[attr-defined]
+        request.image.filename = "a.png"  # type: ignore[attr-defined]
+
+
+def _upload_stream(ch: Chooser, message: type[Message], hints: FieldHints) -> tuple[Message, ...]:
+    """A chunked upload's messages: a plausible header and whole files in pieces about a third of the time,
+    else a fuzzed header then up to four fuzzed chunks; sometimes any messages in any order."""
+    if ch.chance(15):
+        return tuple(fill(ch, message(), hints) for _ in range(ch.integer(0, 4)))
+    first = message()
+    header = first.header  # type: ignore[attr-defined]
+    header.SetInParent()
+    variation = message.DESCRIPTOR.fields_by_name["chunk"].type == FieldDescriptor.TYPE_BYTES
+    if not ch.chance(35):
+        fill(ch, header, hints, 1)
+        return (first, *(_fuzzed_chunk(ch, message, hints, variation) for _ in range(ch.integer(0, 4))))
+    _plausible_generate(ch, header, hints)
+    messages = [first]
+    if variation:
+        header.parameters.model = ch.choice(("dall-e-2", "dall-e-2", ""))
+        header.parameters.ClearField("prompt")
+        messages += [message(chunk=piece) for piece in _pieces(ch, ch.choice(_IMAGES[:3]))]  # type: ignore[call-arg]
+    else:
+        header.image_count = ch.integer(1, 3)
+        header.has_mask = ch.chance(25)
+        for index in range(header.image_count):
+            chunks = [
+                images_pb2.EditImageUploadChunk(image_index=index, data=p) for p in _pieces(ch, ch.choice(_IMAGES))
+            ]
+            messages += [message(chunk=chunk) for chunk in chunks]  # type: ignore[call-arg]
+        if header.has_mask:
+            mask = mask_png(64, 64)
+            messages += [message(chunk=images_pb2.EditImageUploadChunk(mask=True, data=mask))]  # type: ignore[call-arg]
+    if ch.chance(20):
+        messages.insert(ch.integer(1, len(messages)), _fuzzed_chunk(ch, message, hints, variation))
+    return tuple(messages)
+
+
+def _pieces(ch: Chooser, data: bytes) -> list[bytes]:
+    """``data`` cut in one to three pieces, in order."""
+    cuts = sorted({ch.integer(1, len(data) - 1) for _ in range(ch.integer(0, 2))})
+    return [data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+def _fuzzed_chunk(ch: Chooser, message: type[Message], hints: FieldHints, variation: bool) -> Message:
+    chunk = message()
+    if variation:
+        chunk.chunk = ch.choice(_IMAGES) if ch.chance(85) else ch.raw(40)  # type: ignore[attr-defined]
+    else:
+        fill(ch, chunk.chunk, hints, 1)  # type: ignore[attr-defined]
+        chunk.chunk.SetInParent()  # type: ignore[attr-defined]
+    return chunk
+
+
+def _to_emulators(request: Message, hints: FieldHints) -> None:
+    """A request's routing (if it has one) reaches the emulators, never a real host."""
+    routing = getattr(request, "routing", None)
+    if routing is not None and routing.WhichOneof("source") == "config":
+        hints.targets.config_to_emulators(routing.config)
+    elif routing is not None and routing.WhichOneof("source") == "provider" and not routing.custom_host:
+        host = hints.targets.host_for(routing.provider)
+        if host is not None:
+            routing.custom_host = host
+
+
 def grpc_call(ch: Chooser, hints: FieldHints) -> GrpcCall:
     name = ch.choice(_WEIGHTED)
     method = SERVICE.methods_by_name[name]
+    if method.client_streaming:
+        stream = _upload_stream(ch, message_class(method.input_type), hints)
+        for message in stream:
+            part = message.WhichOneof("part")
+            if part == "header":
+                _to_emulators(message.header, hints)  # type: ignore[attr-defined]
+        auth = ch.choice(("admin",) * 16 + ("generate", "generate", "none", "wrong"))
+        return GrpcCall(name, stream, auth)
     request = message_class(method.input_type)()
-    if name in ("GenerateImage", "StreamGenerateImage") and ch.chance(35):
+    if name in ("GenerateImage", "StreamGenerateImage", "EditImage", "StreamEditImage", "CreateImageVariation") and (
+        ch.chance(35)
+    ):
         _plausible_generate(ch, request, hints)
+        _plausible_inputs(ch, request)
     else:
         fill(ch, request, hints)
     if name in _SEEDED_IDS and getattr(request, "id", "") in (
@@ -277,12 +388,6 @@ def grpc_call(ch: Chooser, hints: FieldHints) -> GrpcCall:
         hints.targets.config_id,
     ):
         request.id = "fuzz-" + request.id  # type: ignore[attr-defined] # keep the shared targets alive
-    routing = getattr(request, "routing", None)
-    if routing is not None and routing.WhichOneof("source") == "config":
-        hints.targets.config_to_emulators(routing.config)
-    elif routing is not None and routing.WhichOneof("source") == "provider" and not routing.custom_host:
-        host = hints.targets.host_for(routing.provider)
-        if host is not None:
-            routing.custom_host = host
+    _to_emulators(request, hints)
     auth = ch.choice(("admin",) * 16 + ("generate", "generate", "none", "wrong"))
     return GrpcCall(name, request, auth)

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -21,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imagegateway.v1 import configs_pb2, images_pb2, keys_pb2, logs_pb2
+from tests.conftest import eventually
 from tests.fuzz.budget import cases
 from tests.fuzz.choosers import RandomChooser
 from tests.fuzz.proto_inputs import SERVICE, FieldHints, GrpcCall, grpc_call, message_class
@@ -28,6 +30,7 @@ from tests.fuzz.rest_inputs import RestContext
 from tests.fuzz.routes import FuzzTargets
 from tests.fuzz.strategies import drawn, first_failure
 from tests.harness import GatewayThread
+from tests.integration.test_grpc_api import prometheus_samples
 
 BATCH = 20
 CALL_TIMEOUT = 15.0
@@ -82,11 +85,19 @@ class FuzzChannel:
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)],
         )
         self._keys = {"admin": gateway.admin_key, "generate": generate_key, "wrong": "igw_wrong_key_0123456789"}
-        self._methods = {}
+        self._methods: dict[str, Any] = {}
+        self._streams_out: set[str] = set()
         for method in SERVICE.methods:
             path = f"/{SERVICE.full_name}/{method.name}"
             response = message_class(method.output_type)
-            factory = self._channel.unary_stream if method.server_streaming else self._channel.unary_unary
+            factory = {
+                (False, False): self._channel.unary_unary,
+                (False, True): self._channel.unary_stream,
+                (True, False): self._channel.stream_unary,
+                (True, True): self._channel.stream_stream,
+            }[(method.client_streaming, method.server_streaming)]
+            if method.server_streaming:
+                self._streams_out.add(method.name)
             self._methods[method.name] = factory(
                 path, request_serializer=_serialize, response_deserializer=response.FromString
             )
@@ -94,8 +105,9 @@ class FuzzChannel:
     def call(self, call: GrpcCall) -> None:
         metadata = () if call.auth == "none" else (("authorization", f"Bearer {self._keys[call.auth]}"),)
         rpc = self._methods[call.method]
-        result = rpc(call.request, metadata=metadata, timeout=CALL_TIMEOUT)
-        if call.method == "StreamGenerateImage":
+        request = iter(call.request) if isinstance(call.request, tuple) else call.request
+        result = rpc(request, metadata=metadata, timeout=CALL_TIMEOUT)
+        if call.method in self._streams_out:
             for _ in result:
                 pass
 
@@ -138,6 +150,16 @@ def test_fuzzed_rpcs_end_with_a_clean_status(channel: FuzzChannel, hints: FieldH
 def test_bulk_fuzzed_rpcs_end_with_a_clean_status(channel: FuzzChannel, hints: FieldHints, seed: int) -> None:
     chooser = RandomChooser(seed)
     first_failure([grpc_call(chooser, hints) for _ in range(BATCH)], partial(check_call, channel))
+
+
+def test_after_the_fuzzed_uploads_the_upload_budget_is_whole_again(fuzz_gateway: GatewayThread) -> None:
+    # Every fuzzed upload ended (served, refused, failed): none may have kept any of the budget.
+    def whole() -> bool:
+        text = httpx.get(fuzz_gateway.metrics_url, timeout=10).text
+        (value,) = [v for name, _, v in prometheus_samples(text) if name == "imagegateway_upload_memory_reserved_bytes"]
+        return value == 0
+
+    assert eventually(whole)
 
 
 def test_known_hard_messages_end_with_a_clean_status(channel: FuzzChannel, fuzz_targets: FuzzTargets) -> None:

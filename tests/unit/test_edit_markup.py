@@ -15,6 +15,7 @@ from imagegateway.uploads import edit_upload_messages
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.grpc_mapping import edit_request
 from imagegateway_server.api.grpc_upload import read_edit_upload
+from imagegateway_server.api.upload_budget import Reservation, UploadBudget
 from imagegateway_server.cli import main as imagegw
 from imagegateway_server.domain.errors import InvalidArgument, ProviderError
 from imagegateway_server.domain.image_inputs import Operation, input_image
@@ -119,12 +120,16 @@ async def _messages(items: list[images_pb2.EditImageUploadRequest]) -> AsyncIter
         yield item
 
 
+def room() -> Reservation:
+    return Reservation(UploadBudget(2**30))
+
+
 async def test_a_chunked_upload_carries_the_markup_after_the_images() -> None:
     image, markup = picture(), overlay()
     sent = list(edit_upload_messages([image], None, ("mark.png", markup), chunk_bytes=100, prompt="circle it"))
     assert sent[0].header.has_markup and not sent[0].header.has_mask
     assert [m.chunk.markup for m in sent[1:]][-1] is True
-    upload = await read_edit_upload(_messages(sent), InputLimits())
+    upload = await read_edit_upload(_messages(sent), InputLimits(), room())
     assert upload.images == [(image, "")] and upload.mask is None
     assert upload.markup == (markup, "markup.png")
 
@@ -133,7 +138,7 @@ async def test_a_markup_chunk_the_header_did_not_announce_is_refused() -> None:
     sent = list(edit_upload_messages([picture()], None, None, prompt="circle it"))
     stray = images_pb2.EditImageUploadRequest(chunk=images_pb2.EditImageUploadChunk(markup=True, data=b"x"))
     with pytest.raises(InvalidArgument) as caught:
-        await read_edit_upload(_messages([*sent, stray]), InputLimits())
+        await read_edit_upload(_messages([*sent, stray]), InputLimits(), room())
     assert caught.value.param == "chunk.markup"
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.grpc_upload import read_edit_upload, read_variation_upload
 from imagegateway_server.api.rest_multipart import BodyTooLarge, read_upload
-from imagegateway_server.api.upload_budget import UploadBudget
+from imagegateway_server.api.upload_budget import Reservation, UploadBudget, UploadMemoryExhausted
 from imagegateway_server.domain.errors import AllTargetsFailed, ErrorKind, InvalidArgument, ProviderError
 from imagegateway_server.domain.image_inputs import InputImage, Operation, digests, input_image, png_has_alpha
 from imagegateway_server.domain.input_limits import InputLimits
@@ -197,6 +197,92 @@ async def test_an_upload_larger_than_the_budget_still_runs_alone_and_a_cancelled
     assert budget.used == 0
 
 
+async def test_a_chunked_upload_grows_while_there_is_room_and_waits_for_a_finishing_upload_before_new_ones() -> None:
+    budget = UploadBudget(10)
+    async with budget.hold() as chunked:
+        async with budget.reserve(6):  # a REST upload, being served
+            await chunked.grow(3)
+            growing = asyncio.create_task(chunked.grow(3))  # 12 would not fit: waits for the REST upload
+            await asyncio.sleep(0)
+            newcomer = asyncio.create_task(budget.reserve(5).__aenter__())  # arrives while it waits
+            await asyncio.sleep(0)
+            assert budget.used == 9 and not growing.done() and not newcomer.done()
+        await growing  # served before the newcomer, which would have left it no room
+        assert chunked.amount == 6 and budget.used == 6 and not newcomer.done()
+    await newcomer
+    assert budget.used == 5
+
+
+async def test_a_chunked_upload_outgrowing_the_whole_budget_is_refused_naming_the_setting() -> None:
+    budget = UploadBudget(10)
+    with pytest.raises(UploadMemoryExhausted) as refused:
+        async with budget.hold() as chunked:
+            await chunked.grow(6)
+            await chunked.grow(5)
+    assert "IMAGEGW_UPLOAD_MEMORY_BYTES" in refused.value.message and budget.used == 0
+
+
+async def test_uploads_that_would_each_wait_for_the_other_refuse_the_newest_so_the_other_finishes() -> None:
+    budget = UploadBudget(10)
+    async with budget.hold() as first, budget.hold() as second:
+        await first.grow(5)
+        await second.grow(5)
+        waiting = asyncio.create_task(first.grow(3))  # waits: the second may still finish
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        with pytest.raises(UploadMemoryExhausted):
+            await second.grow(3)  # both would wait for ever: the newest gives way
+        budget._release(second)  # its request ends
+        await waiting
+        assert first.amount == 8 and budget.used == 8
+    assert budget.used == 0
+
+
+async def test_when_the_last_upload_that_could_give_memory_back_ends_the_newest_waiting_one_is_refused() -> None:
+    budget = UploadBudget(10)
+    outcomes: dict[str, str] = {}
+
+    async def upload(name: str, reservation: Reservation, size: int) -> None:
+        try:
+            await reservation.grow(size)
+            outcomes[name] = "grown"
+        except UploadMemoryExhausted:
+            outcomes[name] = "refused"
+            budget._release(reservation)
+
+    async with budget.hold() as first, budget.hold() as second:
+        async with budget.reserve(2):
+            await first.grow(4)
+            await second.grow(4)
+            tasks = [asyncio.create_task(upload("first", first, 3)), asyncio.create_task(upload("second", second, 3))]
+            await asyncio.sleep(0)
+            assert outcomes == {}  # the REST upload holding 2 may still give them room
+        await asyncio.gather(*tasks)
+        assert outcomes == {"second": "refused", "first": "grown"} and budget.used == 7
+    assert budget.used == 0
+
+
+async def test_a_cancelled_chunked_upload_gives_back_all_it_held() -> None:
+    budget = UploadBudget(10)
+    started = asyncio.Event()
+
+    async def upload() -> None:
+        async with budget.hold() as reservation:
+            await reservation.grow(4)
+            started.set()
+            await asyncio.sleep(60)  # a client that stops sending
+
+    task = asyncio.create_task(upload())
+    await started.wait()
+    assert budget.used == 4
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert budget.used == 0
+    async with budget.reserve(10):
+        assert budget.used == 10
+
+
 # -- routing -------------------------------------------------------------------------------------------
 
 
@@ -298,6 +384,11 @@ async def messages(*items: images_pb2.EditImageUploadRequest) -> AsyncIterator[i
         yield item
 
 
+def room() -> Reservation:
+    """A reservation on a budget with room for anything these tests send."""
+    return Reservation(UploadBudget(2**30))
+
+
 def header(count: int, has_mask: bool = False) -> images_pb2.EditImageUploadRequest:
     return images_pb2.EditImageUploadRequest(
         header=images_pb2.EditImageUploadHeader(image_count=count, has_mask=has_mask, filenames=["a.png"])
@@ -314,6 +405,7 @@ async def test_a_chunked_upload_is_assembled_in_order() -> None:
     upload = await read_edit_upload(
         messages(header(2, True), chunk(0, b"ab"), chunk(1, b"x"), chunk(0, b"cd"), chunk(0, b"", True)),
         InputLimits(),
+        room(),
     )
     assert upload.images == [(b"abcd", "a.png"), (b"x", "")] and upload.mask == (b"", "mask.png")
     assert upload.digests == tuple(hashlib.sha256(data).hexdigest() for data in (b"abcd", b"x", b""))
@@ -342,7 +434,7 @@ async def test_a_bad_chunked_upload_is_refused_naming_the_field(
     stream: tuple[images_pb2.EditImageUploadRequest, ...], param: str
 ) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        await read_edit_upload(messages(*stream), InputLimits(max_input_image_bytes=10))
+        await read_edit_upload(messages(*stream), InputLimits(max_input_image_bytes=10), room())
     assert caught.value.param == param
 
 
@@ -359,10 +451,46 @@ async def test_a_streamed_edit_upload_keeps_its_header_and_is_assembled_the_same
         for item in stream:
             yield item
 
-    upload = await read_edit_upload(items(), InputLimits())
+    upload = await read_edit_upload(items(), InputLimits(), room())
     assert isinstance(upload.header, images_pb2.StreamEditImageUploadHeader) and upload.header.partial_images == 2
     assert upload.images == [(b"img", "")] and upload.markup == (b"mk", "markup.png") and upload.mask is None
     assert upload.digests == (hashlib.sha256(b"img").hexdigest(), hashlib.sha256(b"mk").hexdigest())
+
+
+async def test_an_announced_upload_reserves_its_size_with_the_header_and_its_chunks_draw_on_it_first() -> None:
+    first = header(2)
+    first.header.upload_bytes = 5
+    budget = UploadBudget(1000)
+    async with budget.hold() as reservation:
+        upload = await read_edit_upload(
+            messages(first, chunk(0, b"ab"), chunk(1, b"xyz"), chunk(0, b"cd")), InputLimits(), reservation
+        )
+        assert upload.images == [(b"abcd", "a.png"), (b"xyz", "")]
+        # 5 announced with the header; the 2 bytes past the announcement grew it.
+        assert reservation.amount == first.ByteSize() + 5 + 2
+    assert budget.used == 0
+
+
+@pytest.mark.parametrize("announced", [-1, 2 * 10 + 1])
+async def test_an_announcement_below_zero_or_above_what_the_files_may_hold_is_refused_naming_it(announced: int) -> None:
+    first = header(1, has_mask=True)  # two files of at most 10 bytes
+    first.header.upload_bytes = announced
+    with pytest.raises(InvalidArgument) as caught:
+        await read_edit_upload(messages(first), InputLimits(max_input_image_bytes=10), room())
+    assert caught.value.param == "header.upload_bytes"
+
+
+async def test_an_announced_variation_reserves_the_image_with_the_header() -> None:
+    announced = images_pb2.CreateImageVariationUploadHeader(filename="cat.png", upload_bytes=4)
+    budget = UploadBudget(1000)
+    async with budget.hold() as reservation:
+        upload = await read_variation_upload(variation(announced, b"ab", b"cd"), InputLimits(), reservation)
+        assert upload.image == (b"abcd", "cat.png")
+        assert reservation.amount == images_pb2.CreateImageVariationUploadRequest(header=announced).ByteSize() + 4
+    with pytest.raises(InvalidArgument) as caught:
+        too_much = images_pb2.CreateImageVariationUploadHeader(upload_bytes=11)
+        await read_variation_upload(variation(too_much, b"ab"), InputLimits(max_input_image_bytes=10), room())
+    assert caught.value.param == "header.upload_bytes"
 
 
 VARIATION_HEADER = images_pb2.CreateImageVariationUploadHeader()
@@ -381,7 +509,7 @@ def variation(*parts: bytes | images_pb2.CreateImageVariationUploadHeader) -> An
 
 async def test_a_chunked_variation_is_assembled_and_hashed() -> None:
     named = images_pb2.CreateImageVariationUploadHeader(filename="cat.png")
-    upload = await read_variation_upload(variation(named, b"ab", b"", b"cd"), InputLimits())
+    upload = await read_variation_upload(variation(named, b"ab", b"", b"cd"), InputLimits(), room())
     assert upload.image == (b"abcd", "cat.png") and upload.digest == hashlib.sha256(b"abcd").hexdigest()
 
 
@@ -399,7 +527,7 @@ async def test_a_bad_chunked_variation_is_refused_naming_the_field(
     parts: tuple[bytes | images_pb2.CreateImageVariationUploadHeader, ...], param: str
 ) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        await read_variation_upload(variation(*parts), InputLimits(max_input_image_bytes=10))
+        await read_variation_upload(variation(*parts), InputLimits(max_input_image_bytes=10), room())
     assert caught.value.param == param
 
 

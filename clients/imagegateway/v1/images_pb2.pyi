@@ -1472,6 +1472,7 @@ class EditImageUploadHeader(_message.Message):
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     FILENAMES_FIELD_NUMBER: _builtins.int
     HAS_MARKUP_FIELD_NUMBER: _builtins.int
+    UPLOAD_BYTES_FIELD_NUMBER: _builtins.int
     image_count: _builtins.int
     """How many input images the chunks carry (1 to IMAGEGW_MAX_INPUT_IMAGES)."""
     has_mask: _builtins.bool
@@ -1482,6 +1483,13 @@ class EditImageUploadHeader(_message.Message):
     """Skip the cache look-up and store a fresh result."""
     has_markup: _builtins.bool
     """Whether the chunks carry a markup (see EditImageRequest.markup)."""
+    upload_bytes: _builtins.int
+    """The bytes all the chunks carry together (every file's), when the client knows them: the gateway
+    reserves them against its upload memory (IMAGEGW_UPLOAD_MEMORY_BYTES) with the header, before it
+    reads a chunk, waiting its turn as a REST upload does with its Content-Length, so uploads that
+    arrive together queue rather than meet halfway. 0: not announced, the reservation grows as the
+    chunks arrive. Chunks beyond it grow the reservation likewise. Number 13 in both edit headers.
+    """
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The edit's parameters; prompt is required."""
@@ -1510,10 +1518,11 @@ class EditImageUploadHeader(_message.Message):
         cache_force_refresh: _builtins.bool = ...,
         filenames: _abc.Iterable[_builtins.str] | None = ...,
         has_markup: _builtins.bool = ...,
+        upload_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_markup", b"has_markup", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_markup", b"has_markup", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id", "upload_bytes", b"upload_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1667,6 +1676,7 @@ class StreamEditImageUploadHeader(_message.Message):
     PROGRESS_FIELD_NUMBER: _builtins.int
     PARTIAL_IMAGES_FIELD_NUMBER: _builtins.int
     STREAM_FALLBACK_FIELD_NUMBER: _builtins.int
+    UPLOAD_BYTES_FIELD_NUMBER: _builtins.int
     image_count: _builtins.int
     """How many input images the chunks carry (1 to IMAGEGW_MAX_INPUT_IMAGES)."""
     has_mask: _builtins.bool
@@ -1683,6 +1693,10 @@ class StreamEditImageUploadHeader(_message.Message):
     """Partial images (1-3) to stream before the final images, as StreamEditImageRequest.partial_images."""
     stream_fallback: Global___StreamFallback.ValueType
     """What a target that cannot stream partial images does when partial_images is above 0."""
+    upload_bytes: _builtins.int
+    """The bytes all the chunks carry together, when the client knows them (as
+    EditImageUploadHeader.upload_bytes, under the same number).
+    """
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The edit's parameters; prompt is required."""
@@ -1714,10 +1728,11 @@ class StreamEditImageUploadHeader(_message.Message):
         progress: _builtins.bool = ...,
         partial_images: _builtins.int | None = ...,
         stream_fallback: Global___StreamFallback.ValueType = ...,
+        upload_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "parameters", b"parameters", "partial_images", b"partial_images", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_markup", b"has_markup", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images", "cache_force_refresh", b"cache_force_refresh", "filenames", b"filenames", "has_markup", b"has_markup", "has_mask", b"has_mask", "image_count", b"image_count", "metadata", b"metadata", "parameters", b"parameters", "partial_images", b"partial_images", "progress", b"progress", "routing", b"routing", "stream_fallback", b"stream_fallback", "trace_id", b"trace_id", "upload_bytes", b"upload_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__partial_images: _TypeAlias = _typing.Literal["partial_images"]  # noqa: Y015
     _WhichOneofArgType__partial_images: _TypeAlias = _typing.Literal["_partial_images", b"_partial_images"]  # noqa: Y015
@@ -1953,12 +1968,17 @@ class CreateImageVariationUploadHeader(_message.Message):
     METADATA_FIELD_NUMBER: _builtins.int
     CACHE_FORCE_REFRESH_FIELD_NUMBER: _builtins.int
     FILENAME_FIELD_NUMBER: _builtins.int
+    UPLOAD_BYTES_FIELD_NUMBER: _builtins.int
     trace_id: _builtins.str
     """The trace id to record; generated when empty."""
     cache_force_refresh: _builtins.bool
     """Skip the cache look-up and store a fresh result."""
     filename: _builtins.str
     """The image's file name sent on to the provider (optional; one is made up from the type)."""
+    upload_bytes: _builtins.int
+    """The image's bytes, when the client knows them: reserved with the header against the gateway's
+    upload memory before a chunk is read (as EditImageUploadHeader.upload_bytes). 0: not announced.
+    """
     @_builtins.property
     def parameters(self) -> Global___ImageParameters:
         """The variation's parameters: model, n, size, user (a prompt is not taken)."""
@@ -1980,10 +2000,11 @@ class CreateImageVariationUploadHeader(_message.Message):
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         cache_force_refresh: _builtins.bool = ...,
         filename: _builtins.str = ...,
+        upload_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["parameters", b"parameters", "routing", b"routing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filename", b"filename", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_force_refresh", b"cache_force_refresh", "filename", b"filename", "metadata", b"metadata", "parameters", b"parameters", "routing", b"routing", "trace_id", b"trace_id", "upload_bytes", b"upload_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,6 +9,7 @@ from grpc_status import rpc_status
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.log_mapping import attempt_proto, error_kind_proto
+from imagegateway_server.api.upload_budget import UploadMemoryExhausted
 from imagegateway_server.core.limits import LimitExceeded
 from imagegateway_server.domain.errors import ErrorKind, GatewayError, ProviderError, RequestFailed
 
@@ -54,6 +55,9 @@ def to_grpc_status(exc: GatewayError | ProviderError | RequestFailed) -> grpc.St
     if isinstance(error, LimitExceeded):  # our own limiter: RATE_LIMITED or BUDGET_EXCEEDED, and which limit
         reason = error.reason
         metadata.update(limit=error.limit, key_kind=error.key_kind, key_id=error.key_id)
+    if isinstance(error, UploadMemoryExhausted):  # the process's upload memory, not a key's limit
+        reason = "UPLOAD_MEMORY_EXHAUSTED"
+        metadata["setting"] = error.setting
     details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata))]
     if isinstance(exc, RequestFailed):
         failure = images_pb2.GenerateImageFailure(

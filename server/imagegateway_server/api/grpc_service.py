@@ -28,6 +28,7 @@ from imagegateway_server.api.grpc_image_responses import (
 )
 from imagegateway_server.api.grpc_upload import EditUpload, read_edit_upload, read_variation_upload
 from imagegateway_server.api.log_mapping import log_from_record
+from imagegateway_server.api.upload_budget import UploadBudget
 from imagegateway_server.core.gateway import Gateway
 from imagegateway_server.core.streaming import StreamItem, stream_generation
 from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome
@@ -154,8 +155,11 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         *,
         breakers: Breakers,
         input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
+        upload_budget: UploadBudget | None = None,
     ) -> None:
         self._input_limits = input_limits
+        # The process's one budget, shared with the REST shim (app.py); a servicer built alone has its own.
+        self._uploads = upload_budget or UploadBudget(input_limits.upload_memory_bytes)
         self._breakers = breakers
         self._gateway = gateway
         self._configs = configs
@@ -280,6 +284,11 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     # Edits and variations (and their chunked uploads) answer in GenerateImageResponse's layout (the same
     # fields and numbers), so their messages are serialized by the same splicing code; StreamEditImage
     # and StreamEditImageUpload in StreamGenerateImage's.
+    #
+    # Each holds its inputs' memory against the upload budget (IMAGEGW_UPLOAD_MEMORY_BYTES, shared with
+    # REST) until the request ends, however it ends, as the images stay in memory for retries and
+    # fallbacks: a one-message RPC reserves its message's size at once (its turn waited for as REST's),
+    # a chunked one grows its reservation as the chunks arrive (upload_budget).
 
     async def _edit_builder(
         self, request: images_pb2.EditImageRequest | images_pb2.StreamEditImageRequest
@@ -301,14 +310,16 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def EditImage(  # type: ignore[override]
         self, request: images_pb2.EditImageRequest, context: Context
     ) -> SerializedMessage:
-        build = await self._edit_builder(request)
-        return generate_image_response(await self._generate(request, context, build=build))
+        async with self._uploads.reserve(request.ByteSize()):
+            build = await self._edit_builder(request)
+            return generate_image_response(await self._generate(request, context, build=build))
 
     async def StreamEditImage(  # type: ignore[override]
         self, request: images_pb2.StreamEditImageRequest, context: Context
     ) -> AsyncIterator[SerializedMessage]:
-        async for message in self._streamed(request, context, await self._edit_builder(request)):
-            yield message
+        async with self._uploads.reserve(request.ByteSize()):
+            async for message in self._streamed(request, context, await self._edit_builder(request)):
+                yield message
 
     def _upload_builder(self, upload: EditUpload) -> Callable[[Any], ImageRequest]:
         """How a chunked edit's header becomes the domain request, with the files read from its chunks
@@ -325,17 +336,20 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def EditImageUpload(  # type: ignore[override]
         self, requests: AsyncIterator[images_pb2.EditImageUploadRequest], context: Context
     ) -> SerializedMessage:
-        upload = await read_edit_upload(requests, self._input_limits)
-        return generate_image_response(await self._generate(upload.header, context, build=self._upload_builder(upload)))
+        async with self._uploads.hold() as reservation:
+            upload = await read_edit_upload(requests, self._input_limits, reservation)
+            build = self._upload_builder(upload)
+            return generate_image_response(await self._generate(upload.header, context, build=build))
 
     async def StreamEditImageUpload(  # type: ignore[override]
         self, requests: AsyncIterator[images_pb2.StreamEditImageUploadRequest], context: Context
     ) -> AsyncIterator[SerializedMessage]:
         # The whole upload is read before anything is served: the edit needs every file, and a bad
         # chunk is refused before any upstream call. Then it streams as StreamEditImage does.
-        upload = await read_edit_upload(requests, self._input_limits)
-        async for message in self._streamed(upload.header, context, self._upload_builder(upload)):
-            yield message
+        async with self._uploads.hold() as reservation:
+            upload = await read_edit_upload(requests, self._input_limits, reservation)
+            async for message in self._streamed(upload.header, context, self._upload_builder(upload)):
+                yield message
 
     def _variation_builder(self, image: tuple[bytes, str] | None, digest: str) -> Callable[[Any], ImageRequest]:
         """How a variation message (or an upload's header) becomes the domain request, for ``image``."""
@@ -351,17 +365,19 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
     async def CreateImageVariation(  # type: ignore[override]
         self, request: images_pb2.CreateImageVariationRequest, context: Context
     ) -> SerializedMessage:
-        (digest,) = await digests([request.image.data])
-        image = (request.image.data, request.image.filename) if request.HasField("image") else None
-        build = self._variation_builder(image, digest)
-        return generate_image_response(await self._generate(request, context, build=build))
+        async with self._uploads.reserve(request.ByteSize()):
+            (digest,) = await digests([request.image.data])
+            image = (request.image.data, request.image.filename) if request.HasField("image") else None
+            build = self._variation_builder(image, digest)
+            return generate_image_response(await self._generate(request, context, build=build))
 
     async def CreateImageVariationUpload(  # type: ignore[override]
         self, requests: AsyncIterator[images_pb2.CreateImageVariationUploadRequest], context: Context
     ) -> SerializedMessage:
-        upload = await read_variation_upload(requests, self._input_limits)
-        build = self._variation_builder(upload.image, upload.digest)
-        return generate_image_response(await self._generate(upload.header, context, build=build))
+        async with self._uploads.hold() as reservation:
+            upload = await read_variation_upload(requests, self._input_limits, reservation)
+            build = self._variation_builder(upload.image, upload.digest)
+            return generate_image_response(await self._generate(upload.header, context, build=build))
 
     # --- configs ----------------------------------------------------------------------------
 

@@ -6,6 +6,12 @@ header first and then chunks of each file in order. The limits are enforced as t
 the number of images and the bytes of each file, each an INVALID_ARGUMENT naming the field, so an
 oversized upload is refused before it is all in memory. Each file is hashed chunk by chunk as it
 arrives, so a large upload never stalls the event loop for one long digest at the end.
+
+Each message read is added to the upload's reservation against the process's upload budget
+(IMAGEGW_UPLOAD_MEMORY_BYTES, ``upload_budget``) before the next is read: while the budget has no
+room the stream is not read, so the client's further chunks wait in the transport's flow control. A
+header that announces the upload's size (``upload_bytes``) reserves it with the header, waiting its
+turn as a REST upload does; its chunks then count against the announcement before they grow it.
 """
 
 from __future__ import annotations
@@ -15,12 +21,41 @@ import hashlib
 from collections.abc import AsyncIterator
 
 from imagegateway.v1 import images_pb2
+from imagegateway_server.api.upload_budget import Reservation
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.input_limits import InputLimits
 
 # The two edit uploads' headers share their fields (same names and numbers); the streamed one adds
 # the streaming switches, which the servicer reads from it as it reads StreamEditImageRequest's.
 EditHeader = images_pb2.EditImageUploadHeader | images_pb2.StreamEditImageUploadHeader
+
+
+class _Announced:
+    """The bytes a header announced, reserved with it: chunks draw on them before they grow the reservation."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self, announced: int) -> None:
+        self._left = announced
+
+    def beyond(self, size: int) -> int:
+        """How much of a chunk of ``size`` bytes the announcement does not cover."""
+        covered = min(self._left, size)
+        self._left -= covered
+        return size - covered
+
+
+def _announced(
+    header: EditHeader | images_pb2.CreateImageVariationUploadHeader, files: int, limits: InputLimits
+) -> int:
+    """The header's ``upload_bytes``: 0 to what ``files`` files may hold, else INVALID_ARGUMENT."""
+    most = files * limits.max_input_image_bytes
+    if not 0 <= header.upload_bytes <= most:
+        raise InvalidArgument(
+            f"must be from 0 to {most} (what the files may hold), got {header.upload_bytes}",
+            param="header.upload_bytes",
+        )
+    return header.upload_bytes
 
 
 class _UploadFile:
@@ -71,12 +106,15 @@ class VariationUpload:
 async def read_edit_upload(
     requests: AsyncIterator[images_pb2.EditImageUploadRequest] | AsyncIterator[images_pb2.StreamEditImageUploadRequest],
     limits: InputLimits,
+    reservation: Reservation,
 ) -> EditUpload:
-    """Reads the whole stream; INVALID_ARGUMENT for a missing header, a chunk out of range or a file too large."""
+    """Reads the whole stream into ``reservation``; INVALID_ARGUMENT for a missing header, a chunk out of
+    range or a file too large, RESOURCE_EXHAUSTED when the upload budget cannot hold it."""
     header: EditHeader | None = None
     images: list[_UploadFile] = []
     mask: _UploadFile | None = None
     markup: _UploadFile | None = None
+    announced = _Announced(0)
     async for message in requests:
         part = message.WhichOneof("part")
         if header is None:
@@ -91,6 +129,9 @@ async def read_edit_upload(
             images = [_UploadFile(f"images[{index}]") for index in range(count)]
             mask = _UploadFile("mask") if header.has_mask else None
             markup = _UploadFile("markup") if header.has_markup else None
+            size = _announced(header, count + header.has_mask + header.has_markup, limits)
+            announced = _Announced(size)
+            await reservation.grow(message.ByteSize() + size)
             continue
         if part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
@@ -112,6 +153,7 @@ async def read_edit_upload(
                 raise InvalidArgument(f"must be from 0 to {len(images) - 1}", param="chunk.image_index")
             target = images[chunk.image_index]
         target.append(chunk.data, limits)
+        await reservation.grow(announced.beyond(len(chunk.data)))
     if header is None:
         raise InvalidArgument("the upload ended before its header", param="header")
     names = list(header.filenames)
@@ -126,21 +168,29 @@ async def read_edit_upload(
 
 
 async def read_variation_upload(
-    requests: AsyncIterator[images_pb2.CreateImageVariationUploadRequest], limits: InputLimits
+    requests: AsyncIterator[images_pb2.CreateImageVariationUploadRequest],
+    limits: InputLimits,
+    reservation: Reservation,
 ) -> VariationUpload:
-    """Reads the whole stream; INVALID_ARGUMENT for a missing header, no image bytes or an image too large."""
+    """Reads the whole stream into ``reservation``; INVALID_ARGUMENT for a missing header, no image bytes or
+    an image too large, RESOURCE_EXHAUSTED when the upload budget cannot hold it."""
     header: images_pb2.CreateImageVariationUploadHeader | None = None
     image = _UploadFile("image")
+    announced = _Announced(0)
     async for message in requests:
         part = message.WhichOneof("part")
         if header is None:
             if part != "header":
                 raise InvalidArgument("the first message must carry the header", param="header")
             header = message.header
+            size = _announced(header, 1, limits)
+            announced = _Announced(size)
+            await reservation.grow(message.ByteSize() + size)
         elif part != "chunk":
             raise InvalidArgument("only the first message may carry a header", param="header")
         else:
             image.append(message.chunk, limits)
+            await reservation.grow(announced.beyond(len(message.chunk)))
     if header is None:
         raise InvalidArgument("the upload ended before its header", param="header")
     if not image.data:

@@ -202,6 +202,7 @@ class RestShim:
         image_keeper: KeptImages | None = None,
         input_limits: InputLimits = DEFAULT_INPUT_LIMITS,
         health_details: Callable[[], Mapping[str, object]] | None = None,
+        upload_budget: UploadBudget | None = None,
     ) -> None:
         self._health_details = health_details
         self._input_limits = input_limits
@@ -210,7 +211,8 @@ class RestShim:
         self._metrics = metrics
         self._dashboard = dashboard
         self._image_keeper = image_keeper
-        self._upload_budget = UploadBudget(input_limits.upload_memory_bytes)
+        # The process's one budget, shared with the gRPC servicer (app.py); a shim built alone has its own.
+        self._upload_budget = upload_budget or UploadBudget(input_limits.upload_memory_bytes)
 
     def app(self) -> Starlette:
         async def not_found(request: Request, exc: Exception) -> Response:

@@ -22,7 +22,7 @@ DEFAULT_MAX_IMAGES = 10
 # OpenAI's limits on edits: up to 16 input images (gpt-image), each under 50 MB.
 DEFAULT_MAX_INPUT_IMAGES = 16
 DEFAULT_MAX_INPUT_IMAGE_BYTES = 50 * 1024 * 1024
-# Upload bodies (edits, variations) held in memory at once; more wait, so memory stays bounded.
+# Uploads (edits, variations; REST and gRPC) held in memory at once; more wait, so memory stays bounded.
 DEFAULT_UPLOAD_MEMORY_BYTES = 256 * 1024 * 1024
 
 # A trace id travels back in response headers and gRPC metadata and into every log line, so it is

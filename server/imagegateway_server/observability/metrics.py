@@ -225,6 +225,15 @@ class Metrics:
         """Exports the request log's backlog and losses, and whether the database is reachable, read at scrape time."""
         self.registry.register(_RequestLogCollector(dropped, pending, database_up))
 
+    def watch_upload_memory(self, reserved: Callable[[], int]) -> None:
+        """Exports the upload budget's bytes held now (REST and gRPC uploads), read at scrape time."""
+        gauge = Gauge(
+            "imagegateway_upload_memory_reserved_bytes",
+            "Bytes of edit and variation uploads held now, of IMAGEGW_UPLOAD_MEMORY_BYTES (REST and gRPC).",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: float(reserved()))
+
     def set_known_models(self, models: Iterable[str]) -> None:
         """The models that get their own ``model`` label value; any other is counted as "other"."""
         self._known_models = frozenset(m.lower() for m in models)
