@@ -21,6 +21,7 @@ from redis.exceptions import DataError
 
 from imagegateway_server.app import keepable_image
 from imagegateway_server.settings import Settings
+from imagegateway_server.state.answering import answering
 from imagegateway_server.state.breakers import BreakerOverrides, CircuitState, Outcome, PermitKind, TargetIdentity
 from imagegateway_server.state.changes import ALL, RecordKind
 from imagegateway_server.state.factory import StateBackends, open_kept_images, open_state
@@ -28,6 +29,7 @@ from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
 from imagegateway_server.state.redis import events as events_module
 from imagegateway_server.state.redis import flights as flights_module
+from imagegateway_server.state.redis import link as link_module
 from imagegateway_server.state.redis.link import RedisLink, pack_commands, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.certificates import TestCA
@@ -270,6 +272,37 @@ async def test_a_replica_told_that_a_shared_call_kept_its_answer_finds_it(
     await first.cache_store.put("k", answer(), 60)
     first.flights.finish("k", kept=True)
     assert await asyncio.wait_for(waiting, 2.0) is FlightEnd.KEPT
+    assert await second.cache_store.get("k") == answer()
+
+
+async def test_a_misses_store_and_shared_call_end_go_once_its_request_has_its_answer(
+    replicas: tuple[StateBackends, StateBackends], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Queued while the request is served, sent when the task answering it ends: not on its caller's path,
+    # not on the next request's, and not after the deferred writes' timer (made long here).
+    first, second = replicas
+    monkeypatch.setattr(link_module, "DEFER_SECONDS", 30.0)
+    answer_written = asyncio.Event()
+
+    async def request() -> None:
+        with answering():
+            assert await first.cache_store.get("k") is None  # a miss: first holds the lock
+            assert await first.flights.claim("k") is True
+            await first.cache_store.put("k", answer(), 60)
+            first.flights.finish("k", kept=True)
+            await answer_written.wait()
+
+    served = asyncio.ensure_future(request())
+    await asyncio.sleep(0.1)
+    client = link_of(second).client
+    assert await client.exists("igw:cache:k") == 0 and await client.get("igw:flight:k") != b"kept"
+    answer_written.set()
+    await served
+
+    async def ended() -> bool:
+        return await client.get("igw:flight:k") == b"kept"
+
+    await eventually(ended, within=1.0)
     assert await second.cache_store.get("k") == answer()
 
 

@@ -104,22 +104,6 @@ return {false, 0}
 """
 
 
-class _Encoding:
-    """An answer's blob, encoded once, by whichever comes first: the loop's next moment or the pipeline."""
-
-    __slots__ = ("_answer", "_blob")
-
-    def __init__(self, answer: CachedAnswer) -> None:
-        self._answer: CachedAnswer | None = answer
-        self._blob = b""
-
-    def blob(self) -> bytes:
-        if self._answer is not None:
-            self._blob = encode_answer(self._answer)
-            self._answer = None
-        return self._blob
-
-
 class RedisCacheStore:
     """Answers in Redis; the in-process ``fallback`` serves while Redis is unreachable.
 
@@ -152,27 +136,23 @@ class RedisCacheStore:
         return decode_answer(blob) if isinstance(blob, bytes) else None
 
     async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
-        """Queues the write and returns without waiting for Redis: the caller's answer is ready, and the
-        store is off its critical path. It travels with the next round trip (``RedisLink.defer``), so
-        under load it costs none of its own. Queued now, the SET goes before anything queued after it
-        (the shared-call end, ``RedisFlights.finish``): a replica told the call ended finds the answer,
-        and one that asks before is still held off by the call's lock. The answer is encoded just after,
-        in the loop's next moment (or when the pipeline is built, if that comes first)."""
+        """Queues the write and returns without waiting for Redis. It goes once the request has its answer
+        (``RedisLink.send(after_answer=True)``), or with a call that comes first, so neither the write nor
+        the answer's encoding (when the pipeline is built) is on the caller's path or the next request's.
+        Queued now, the SET goes before anything queued after it (the shared-call end,
+        ``RedisFlights.finish``): a replica told the call ended finds the answer, and one that asks before
+        is still held off by the call's lock."""
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
             return
-        encoding = _Encoding(answer)
         try:
             stored = self._link.send(
-                lambda pipe: pipe.set(cache_key(key), encoding.blob(), px=milliseconds), soon=False
+                lambda pipe: pipe.set(cache_key(key), encode_answer(answer), px=milliseconds), after_answer=True
             )
         except RedisUnavailable:
             await self._fallback.put(key, answer, ttl_seconds)
             return
         stored.add_done_callback(lambda done: self._stored(done, key, answer, ttl_seconds))
-        # Encoded in the loop's next moment, once this answer is on its way to the caller: not on its
-        # path, nor on the path of the request whose round trip will carry it.
-        asyncio.get_running_loop().call_soon(encoding.blob)
 
     def _stored(self, done: asyncio.Future[Any], key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
         if not done.cancelled() and done.exception() is not None:
