@@ -383,9 +383,12 @@ class RedisLink:
         try:
             await connection.send_packed_command(pack_commands(stack), check_health=False)
             replies: list[Any] = []
-            for args, options in stack:
+            read = connection.read_response
+            for _ in stack:
+                # Redis's own replies, without redis-py's per-command callbacks (this path's commands are
+                # GET, SET and scripts, whose callers read the raw reply: SET's b"OK" or None).
                 try:
-                    replies.append(await self.client.parse_response(connection, args[0], **options))
+                    replies.append(await read())
                 except ResponseError as refused:
                     replies.append(refused)
         except BaseException:
