@@ -30,7 +30,7 @@ from imagegateway_server.state.limit_counters import Budget, LimitCounters, Peri
 from imagegateway_server.state.redis import events as events_module
 from imagegateway_server.state.redis import flights as flights_module
 from imagegateway_server.state.redis import link as link_module
-from imagegateway_server.state.redis.link import RedisLink, pack_commands, redacted_url
+from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable, pack_commands, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.certificates import TestCA
 from tests.credentials import api_key
@@ -241,6 +241,24 @@ async def test_a_shared_call_keeps_its_lock_while_it_runs_and_ends_it_when_done(
     assert await second.flights.claim("slow") is False
     first.flights.finish("slow", kept=False)
     assert await asyncio.wait_for(second.flights.wait("slow", 5.0), 2.0) is FlightEnd.NOT_KEPT
+
+
+async def test_a_hot_path_call_redis_does_not_answer_in_time_fails_at_the_timeout_without_giving_up(
+    redis_url: str,
+) -> None:
+    link = RedisLink(redis_url, timeout_seconds=0.1, failures_to_down=3)
+    await link.open()
+    try:
+        await link.client.execute_command("CLIENT", "PAUSE", 600, "ALL")  # Redis answers nobody meanwhile
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable):
+            await link.call(lambda pipe: pipe.get("k"))
+        assert 0.09 < time.monotonic() - started < 0.4
+        assert link.up  # one slow call does not flip the replica
+        await asyncio.sleep(0.6)
+        assert await link.call(lambda pipe: pipe.get("k")) is None  # on a new connection
+    finally:
+        await link.close()
 
 
 def test_commands_are_packed_as_redis_py_packs_them_with_a_large_value_sent_as_it_is() -> None:

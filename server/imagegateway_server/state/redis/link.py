@@ -299,8 +299,16 @@ class RedisLink:
             self._deferred_flush.cancel()
             self._deferred_flush = None
         self._flush_scheduled = True
-        # After the callbacks already ready (a look-up task started just before), so they join in.
-        loop.call_soon(self._start_flush)
+        # Its first step runs after the callbacks already ready (a look-up task started just before), so
+        # what they queue joins in; a task made now rather than by a callback saves the loop a turn.
+        self._track(loop.create_task(self._flush_scheduled_batch()))
+
+    async def _flush_scheduled_batch(self) -> None:
+        if self._flush_scheduled:  # else ``_start_flush`` took the batch first
+            self._flush_scheduled = False
+            batch, self._queued = self._queued, []
+            if batch:
+                await self._flush(batch)
 
     def _start_flush(self) -> None:
         self._flush_scheduled = False
@@ -309,16 +317,38 @@ class RedisLink:
             self._deferred_flush = None
         batch, self._queued = self._queued, []
         if batch:
-            self.spawn(self._flush(batch))
+            self._track(asyncio.ensure_future(self._flush(batch)))
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def _flush(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        # The flush's timeout: a timer of its own (asyncio.timeout costs a few times more per flush).
+        timer = asyncio.get_running_loop().call_later(self.timeout, expire)
         try:
             try:
-                async with asyncio.timeout(self.timeout):
-                    replies = await self._send(batch)
-            except (RedisError, OSError, TimeoutError) as exc:
+                replies = await self._send(batch)
+            except asyncio.CancelledError:
+                if not expired:
+                    raise  # shutdown
+                task.uncancel()
+                self.failed(TimeoutError())
+                return
+            except (RedisError, OSError) as exc:
                 self.failed(exc)  # one failure per flush, however many commands it carried
                 return
+            finally:
+                timer.cancel()
             self._failures = 0
             for (_, future), reply in zip(batch, replies, strict=True):
                 if future is None or future.done():
