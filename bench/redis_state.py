@@ -11,7 +11,8 @@ p50 on Redis is compared with the p50 in process. Scenarios:
 * limits: a gateway key with a rate limit and a daily budget, through a virtual key (breakers on):
   the limits' one Lua round trip; breakers cost no round trip while closed.
 * cache hit: a cached config, the same prompt each time: one GET.
-* cache miss: a cached config, a new prompt each time: the look-up, the shared-call claim, the store.
+* cache miss: a cached config, a new prompt each time: the look-up and the shared-call claim (one
+  script), then the answer's store and the call's end, sent once the caller has its answer.
 """
 
 from __future__ import annotations
