@@ -261,6 +261,19 @@ async def test_a_hot_path_call_redis_does_not_answer_in_time_fails_at_the_timeou
         await link.close()
 
 
+async def test_a_cache_redis_does_not_answer_in_time_serves_from_the_replicas_own_memory(redis_url: str) -> None:
+    replica = await open_replica(redis_url, redis_timeout_seconds=0.1)
+    try:
+        await link_of(replica).client.execute_command("CLIENT", "PAUSE", 800, "ALL")
+        await replica.cache_store.put("k", answer(), 60)  # its write times out: kept in the fallback
+        await asyncio.sleep(0.2)
+        assert await replica.cache_store.get("k") == answer()  # the look-up times out too
+        assert link_of(replica).up
+    finally:
+        await asyncio.sleep(0.6)
+        await replica.close()
+
+
 def test_commands_are_packed_as_redis_py_packs_them_with_a_large_value_sent_as_it_is() -> None:
     large = os.urandom(100_000)
     stack = [

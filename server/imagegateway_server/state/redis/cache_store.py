@@ -15,7 +15,7 @@ import dataclasses
 import json
 import logging
 import struct
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
@@ -104,6 +104,18 @@ return {false, 0}
 """
 
 
+def _settle(found: asyncio.Future[CachedAnswer | None], fallback: asyncio.Future[CachedAnswer | None]) -> None:
+    if found.done():
+        if not fallback.cancelled():
+            fallback.exception()  # seen: nobody waits for it any more
+    elif fallback.cancelled():
+        found.cancel()
+    elif (error := fallback.exception()) is not None:
+        found.set_exception(error)
+    else:
+        found.set_result(fallback.result())
+
+
 class RedisCacheStore:
     """Answers in Redis; the in-process ``fallback`` serves while Redis is unreachable.
 
@@ -117,23 +129,45 @@ class RedisCacheStore:
         self._flights = flights
         self._get_or_claim_sha = link.script(_GET_OR_CLAIM)
 
-    async def get(self, key: str) -> CachedAnswer | None:
+    def get(self, key: str) -> Awaitable[CachedAnswer | None]:
+        """The answer under ``key``. The look-up is queued when called, so it travels with the commands
+        queued beside it (the key's limits) however late it is awaited, and the answer is a future no task
+        stands behind: decoded by a callback when the reply comes, ready for the caller when it looks."""
         flights = self._flights
+        token = ""
         try:
             if flights is None:
-                blob = await self._link.call(lambda pipe: pipe.get(cache_key(key)))
+                reply = self._link.send(lambda pipe: pipe.get(cache_key(key)))
             else:
                 token = flights.new_token()
-                blob, claimed = await self._link.call(
+                reply = self._link.send(
                     lambda pipe: pipe.evalsha(
                         self._get_or_claim_sha, 2, cache_key(key), flight_key(key), token, LOCK_TTL_MILLISECONDS
                     )
                 )
-                if claimed:
-                    flights.preclaimed(key, token)
         except RedisUnavailable:
-            return await self._fallback.get(key)
-        return decode_answer(blob) if isinstance(blob, bytes) else None
+            return self._fallback.get(key)
+        found: asyncio.Future[CachedAnswer | None] = asyncio.get_running_loop().create_future()
+        reply.add_done_callback(lambda done: self._found(done, key, token, found))
+        return found
+
+    def _found(
+        self, reply: asyncio.Future[Any], key: str, token: str, found: asyncio.Future[CachedAnswer | None]
+    ) -> None:
+        if reply.cancelled() or reply.exception() is not None:  # RedisUnavailable
+            if not found.done():
+                fallback = asyncio.ensure_future(self._fallback.get(key))
+                fallback.add_done_callback(lambda done: _settle(found, done))
+            return
+        blob = reply.result()
+        if self._flights is not None:
+            blob, claimed = blob
+            if claimed:
+                self._flights.preclaimed(key, token)
+                if found.done():  # the request went away meanwhile: it will not claim the lock
+                    self._flights.abandon(key)
+        if not found.done():
+            found.set_result(decode_answer(blob) if isinstance(blob, bytes) else None)
 
     async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
         """Queues the write and returns without waiting for Redis. It goes once the request has its answer
