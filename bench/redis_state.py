@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/redis_state.py                 # 400 rounds per scenario (~1 min on 2 cores)
     .venv/bin/python bench/redis_state.py --rounds 100    # quicker
+    .venv/bin/python bench/redis_state.py --pause-ms 2    # each gateway's after-answer work done alone
 
 One OpenAI emulator, one redis-server (started here in a temp dir, no persistence) and two
 `imagegw serve` processes, identical but for IMAGEGW_REDIS_URL. Requests go over REST at
@@ -11,7 +12,8 @@ p50 on Redis is compared with the p50 in process. Scenarios:
 * limits: a gateway key with a rate limit and a daily budget, through a virtual key (breakers on):
   the limits' one Lua round trip; breakers cost no round trip while closed.
 * cache hit: a cached config, the same prompt each time: one GET.
-* cache miss: a cached config, a new prompt each time: the look-up, the shared-call claim, the store.
+* cache miss: a cached config, a new prompt each time: the look-up and the shared-call claim (one
+  script), then the answer's store and the call's end, sent once the caller has its answer.
 """
 
 from __future__ import annotations
@@ -88,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=400, help="timed requests per scenario and gateway")
     parser.add_argument("--warmup", type=int, default=50, help="untimed requests per scenario and gateway first")
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=0.0,
+        help="pause after each request, so that what a gateway does after its answer (a miss's store) is not "
+        "timed on the other gateway's request",
+    )
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="imagegw-redis-bench-") as temp,
@@ -118,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                         cpu = {mode: proc.cpu_seconds() for mode, proc in gateway_procs.items()}
                     for mode, gateway in gateways.items():
                         seconds = timed(lambda g=gateway, s=scenario: g.call(s))  # type: ignore[misc]
+                        time.sleep(args.pause_ms / 1000)
                         if round_number >= args.warmup:
                             samples[mode].append(seconds)
                 # CPU per request does not depend on how busy the machine is, as wall-clock times do.

@@ -21,6 +21,7 @@ from redis.exceptions import DataError
 
 from imagegateway_server.app import keepable_image
 from imagegateway_server.settings import Settings
+from imagegateway_server.state.answering import answering
 from imagegateway_server.state.breakers import BreakerOverrides, CircuitState, Outcome, PermitKind, TargetIdentity
 from imagegateway_server.state.changes import ALL, RecordKind
 from imagegateway_server.state.factory import StateBackends, open_kept_images, open_state
@@ -28,7 +29,8 @@ from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.limit_counters import Budget, LimitCounters, Period, to_micros
 from imagegateway_server.state.redis import events as events_module
 from imagegateway_server.state.redis import flights as flights_module
-from imagegateway_server.state.redis.link import RedisLink, pack_commands, redacted_url
+from imagegateway_server.state.redis import link as link_module
+from imagegateway_server.state.redis.link import RedisLink, RedisUnavailable, pack_commands, redacted_url
 from imagegateway_server.storage.kept_images import ImageKeeper
 from tests.certificates import TestCA
 from tests.credentials import api_key
@@ -241,6 +243,37 @@ async def test_a_shared_call_keeps_its_lock_while_it_runs_and_ends_it_when_done(
     assert await asyncio.wait_for(second.flights.wait("slow", 5.0), 2.0) is FlightEnd.NOT_KEPT
 
 
+async def test_a_hot_path_call_redis_does_not_answer_in_time_fails_at_the_timeout_without_giving_up(
+    redis_url: str,
+) -> None:
+    link = RedisLink(redis_url, timeout_seconds=0.1, failures_to_down=3)
+    await link.open()
+    try:
+        await link.client.execute_command("CLIENT", "PAUSE", 600, "ALL")  # Redis answers nobody meanwhile
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailable):
+            await link.call(lambda pipe: pipe.get("k"))
+        assert 0.09 < time.monotonic() - started < 0.4
+        assert link.up  # one slow call does not flip the replica
+        await asyncio.sleep(0.6)
+        assert await link.call(lambda pipe: pipe.get("k")) is None  # on a new connection
+    finally:
+        await link.close()
+
+
+async def test_a_cache_redis_does_not_answer_in_time_serves_from_the_replicas_own_memory(redis_url: str) -> None:
+    replica = await open_replica(redis_url, redis_timeout_seconds=0.1)
+    try:
+        await link_of(replica).client.execute_command("CLIENT", "PAUSE", 800, "ALL")
+        await replica.cache_store.put("k", answer(), 60)  # its write times out: kept in the fallback
+        await asyncio.sleep(0.2)
+        assert await replica.cache_store.get("k") == answer()  # the look-up times out too
+        assert link_of(replica).up
+    finally:
+        await asyncio.sleep(0.6)
+        await replica.close()
+
+
 def test_commands_are_packed_as_redis_py_packs_them_with_a_large_value_sent_as_it_is() -> None:
     large = os.urandom(100_000)
     stack = [
@@ -270,6 +303,37 @@ async def test_a_replica_told_that_a_shared_call_kept_its_answer_finds_it(
     await first.cache_store.put("k", answer(), 60)
     first.flights.finish("k", kept=True)
     assert await asyncio.wait_for(waiting, 2.0) is FlightEnd.KEPT
+    assert await second.cache_store.get("k") == answer()
+
+
+async def test_a_misses_store_and_shared_call_end_go_once_its_request_has_its_answer(
+    replicas: tuple[StateBackends, StateBackends], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Queued while the request is served, sent when the task answering it ends: not on its caller's path,
+    # not on the next request's, and not after the deferred writes' timer (made long here).
+    first, second = replicas
+    monkeypatch.setattr(link_module, "DEFER_SECONDS", 30.0)
+    answer_written = asyncio.Event()
+
+    async def request() -> None:
+        with answering():
+            assert await first.cache_store.get("k") is None  # a miss: first holds the lock
+            assert await first.flights.claim("k") is True
+            await first.cache_store.put("k", answer(), 60)
+            first.flights.finish("k", kept=True)
+            await answer_written.wait()
+
+    served = asyncio.ensure_future(request())
+    await asyncio.sleep(0.1)
+    client = link_of(second).client
+    assert await client.exists("igw:cache:k") == 0 and await client.get("igw:flight:k") != b"kept"
+    answer_written.set()
+    await served
+
+    async def ended() -> bool:
+        return await client.get("igw:flight:k") == b"kept"
+
+    await eventually(ended, within=1.0)
     assert await second.cache_store.get("k") == answer()
 
 

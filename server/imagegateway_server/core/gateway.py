@@ -38,6 +38,7 @@ from imagegateway_server.routing.config_service import ConfigService
 from imagegateway_server.routing.plan import Node, direct_leaf
 from imagegateway_server.routing.router import AttemptTrail, RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.state.answering import answering
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,11 @@ class Gateway:
 
     async def generate(self, call: GenerationCall) -> GenerationOutcome:
         """Serves one request; raises RequestFailed (already logged) when it ends without images."""
+        # Shared state sends what it writes after the request once this task, which answers it, is done.
+        with answering():
+            return await self._generate(call)
+
+    async def _generate(self, call: GenerationCall) -> GenerationOutcome:
         trace_id = call.trace_id or new_trace_id()
         started = time.monotonic()
         config_id, config_version = "", 0

@@ -4,6 +4,7 @@ backend implements (get, put with a time to live, delete)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable
 from typing import Protocol
 
 from imagegateway_server.domain.result import ImageResult
@@ -34,8 +35,9 @@ class CachedAnswer:
 class CacheStore(Protocol):
     """A key-value store of answers with expiry. Async, so a network backend fits the same calls."""
 
-    async def get(self, key: str) -> CachedAnswer | None:
-        """The live answer under ``key``, or None when absent or expired."""
+    def get(self, key: str) -> Awaitable[CachedAnswer | None]:
+        """The live answer under ``key``, or None when absent or expired. A network store may send the
+        look-up when called rather than when awaited, so that it travels with commands issued beside it."""
         ...
 
     async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import logging
 import struct
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from imagegateway_server.domain.result import GeneratedImage, ImageResult
@@ -104,20 +104,16 @@ return {false, 0}
 """
 
 
-class _Encoding:
-    """An answer's blob, encoded once, by whichever comes first: the loop's next moment or the pipeline."""
-
-    __slots__ = ("_answer", "_blob")
-
-    def __init__(self, answer: CachedAnswer) -> None:
-        self._answer: CachedAnswer | None = answer
-        self._blob = b""
-
-    def blob(self) -> bytes:
-        if self._answer is not None:
-            self._blob = encode_answer(self._answer)
-            self._answer = None
-        return self._blob
+def _settle(found: asyncio.Future[CachedAnswer | None], fallback: asyncio.Future[CachedAnswer | None]) -> None:
+    if found.done():
+        if not fallback.cancelled():
+            fallback.exception()  # seen: nobody waits for it any more
+    elif fallback.cancelled():
+        found.cancel()
+    elif (error := fallback.exception()) is not None:
+        found.set_exception(error)
+    else:
+        found.set_result(fallback.result())
 
 
 class RedisCacheStore:
@@ -133,46 +129,64 @@ class RedisCacheStore:
         self._flights = flights
         self._get_or_claim_sha = link.script(_GET_OR_CLAIM)
 
-    async def get(self, key: str) -> CachedAnswer | None:
+    def get(self, key: str) -> Awaitable[CachedAnswer | None]:
+        """The answer under ``key``. The look-up is queued when called, so it travels with the commands
+        queued beside it (the key's limits) however late it is awaited, and the answer is a future no task
+        stands behind: decoded by a callback when the reply comes, ready for the caller when it looks."""
         flights = self._flights
+        token = ""
         try:
             if flights is None:
-                blob = await self._link.call(lambda pipe: pipe.get(cache_key(key)))
+                reply = self._link.send(lambda pipe: pipe.get(cache_key(key)))
             else:
                 token = flights.new_token()
-                blob, claimed = await self._link.call(
+                reply = self._link.send(
                     lambda pipe: pipe.evalsha(
                         self._get_or_claim_sha, 2, cache_key(key), flight_key(key), token, LOCK_TTL_MILLISECONDS
                     )
                 )
-                if claimed:
-                    flights.preclaimed(key, token)
         except RedisUnavailable:
-            return await self._fallback.get(key)
-        return decode_answer(blob) if isinstance(blob, bytes) else None
+            return self._fallback.get(key)
+        found: asyncio.Future[CachedAnswer | None] = asyncio.get_running_loop().create_future()
+        reply.add_done_callback(lambda done: self._found(done, key, token, found))
+        return found
+
+    def _found(
+        self, reply: asyncio.Future[Any], key: str, token: str, found: asyncio.Future[CachedAnswer | None]
+    ) -> None:
+        if reply.cancelled() or reply.exception() is not None:  # RedisUnavailable
+            if not found.done():
+                fallback = asyncio.ensure_future(self._fallback.get(key))
+                fallback.add_done_callback(lambda done: _settle(found, done))
+            return
+        blob = reply.result()
+        if self._flights is not None:
+            blob, claimed = blob
+            if claimed:
+                self._flights.preclaimed(key, token)
+                if found.done():  # the request went away meanwhile: it will not claim the lock
+                    self._flights.abandon(key)
+        if not found.done():
+            found.set_result(decode_answer(blob) if isinstance(blob, bytes) else None)
 
     async def put(self, key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
-        """Queues the write and returns without waiting for Redis: the caller's answer is ready, and the
-        store is off its critical path. It travels with the next round trip (``RedisLink.defer``), so
-        under load it costs none of its own. Queued now, the SET goes before anything queued after it
-        (the shared-call end, ``RedisFlights.finish``): a replica told the call ended finds the answer,
-        and one that asks before is still held off by the call's lock. The answer is encoded just after,
-        in the loop's next moment (or when the pipeline is built, if that comes first)."""
+        """Queues the write and returns without waiting for Redis. It goes once the request has its answer
+        (``RedisLink.send(after_answer=True)``), or with a call that comes first, so neither the write nor
+        the answer's encoding (when the pipeline is built) is on the caller's path or the next request's.
+        Queued now, the SET goes before anything queued after it (the shared-call end,
+        ``RedisFlights.finish``): a replica told the call ended finds the answer, and one that asks before
+        is still held off by the call's lock."""
         milliseconds = int(ttl_seconds * 1000)
         if milliseconds <= 0:
             return
-        encoding = _Encoding(answer)
         try:
             stored = self._link.send(
-                lambda pipe: pipe.set(cache_key(key), encoding.blob(), px=milliseconds), soon=False
+                lambda pipe: pipe.set(cache_key(key), encode_answer(answer), px=milliseconds), after_answer=True
             )
         except RedisUnavailable:
             await self._fallback.put(key, answer, ttl_seconds)
             return
         stored.add_done_callback(lambda done: self._stored(done, key, answer, ttl_seconds))
-        # Encoded in the loop's next moment, once this answer is on its way to the caller: not on its
-        # path, nor on the path of the request whose round trip will carry it.
-        asyncio.get_running_loop().call_soon(encoding.blob)
 
     def _stored(self, done: asyncio.Future[Any], key: str, answer: CachedAnswer, ttl_seconds: float) -> None:
         if not done.cancelled() and done.exception() is not None:

@@ -11,7 +11,6 @@ lost. While Redis is unreachable every replica leads its own calls, as before sh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -82,12 +81,6 @@ def waited_key(key: str) -> str:
     return WAITED_PREFIX + key
 
 
-def _seen(done: asyncio.Future[Any]) -> None:
-    # The end of a call nobody waits for: a failure leaves the lock to expire (waiters then poll it).
-    if not done.cancelled():
-        done.exception()
-
-
 class RedisFlights:
     """Elects one leader per cache key among the replicas sharing this Redis."""
 
@@ -137,13 +130,17 @@ class RedisFlights:
         token, renewal = leading
         renewal.cancel()
         outcome = "kept" if kept else "not_kept"
-        message = self._events.payload({"key": key, "outcome": outcome})
-        keys = (flight_key(key), FLIGHTS_CHANNEL, waited_key(key))
-        arguments = (self._end_sha, len(keys), *keys, token, outcome, OUTCOME_TTL_MILLISECONDS)
-        # Queued at once, behind the answer's store (``RedisCacheStore.put``): one pipeline, in order,
-        # with the next round trip (waiters on other replicas hold off until then).
-        with contextlib.suppress(RedisUnavailable):
-            self._link.send(lambda pipe: pipe.evalsha(*arguments, message), soon=False).add_done_callback(_seen)
+
+        def end(pipe: Any) -> None:
+            # Built when the pipeline is, after the answer: the message only then.
+            message = self._events.payload({"key": key, "outcome": outcome})
+            keys = (flight_key(key), FLIGHTS_CHANNEL, waited_key(key))
+            pipe.evalsha(self._end_sha, len(keys), *keys, token, outcome, OUTCOME_TTL_MILLISECONDS, message)
+
+        # Queued at once, behind the answer's store (``RedisCacheStore.put``): one pipeline, in order, sent
+        # once this request has its answer (waiters on other replicas hold off until then). A failure
+        # leaves the lock to expire; waiters then poll it.
+        self._link.defer(end, after_answer=True)
 
     def abandon(self, key: str) -> None:
         token = self._preclaimed.pop(key, None)

@@ -3,13 +3,15 @@
 Every Redis call of the state backends goes through the link: ``call`` for the hot path's single
 commands (those issued in one turn of the event loop share one pipeline, one round trip), ``send``
 for the same without waiting for the reply, ``defer`` for writes nobody waits for (they travel with
-the next calls), ``run`` for the rest. A call that
-errs or takes longer than the per-call timeout raises ``RedisUnavailable`` at once (the backend then
-answers from its in-process fallback), but the replica only gives up on Redis after
-``failures_to_down`` consecutive failures, so one scheduling stall on a busy machine does not flip
-it. While given up, calls are not tried at all; a probe pings Redis every ``PROBE_INTERVAL_SECONDS`` and, when it
-answers, the replica goes back. Each flip is logged once and told to the listeners (the metric
-``imagegateway_state_backend_up``, health details, the backends' own reactions).
+the next calls), ``run`` for the rest. ``send`` and ``defer`` can also hold a write until the request
+being served has its answer (``after_answer``, for a miss's store and its shared call's end), so that it
+is neither on that request's path nor on the next one's. A call that errs or takes longer than the
+per-call timeout raises ``RedisUnavailable`` at once (the backend then answers from its in-process
+fallback), but the replica only gives up on Redis after ``failures_to_down`` consecutive failures, so
+one scheduling stall on a busy machine does not flip it. While given up, calls are not tried at all; a
+probe pings Redis every ``PROBE_INTERVAL_SECONDS`` and, when it answers, the replica goes back. Each
+flip is logged once and told to the listeners (the metric ``imagegateway_state_backend_up``, health
+details, the backends' own reactions).
 
 The URL may carry a password: it is never logged, never in an error, never in health details
 (``redacted_url``).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import logging
 import secrets
@@ -33,6 +36,8 @@ from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import DataError, NoScriptError, RedisError, ResponseError
+
+from imagegateway_server.state.answering import answering_task
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,14 @@ _LARGE_ARGUMENT = 16 * 1024
 UpListener = Callable[[bool], None]
 # Run (awaited, in order) before the replica goes back to Redis: resync what was missed meanwhile.
 ReturnHook = Callable[[], Awaitable[None]]
+
+
+class _When(enum.Enum):
+    """When a queued command goes (each also goes with any flush that comes first)."""
+
+    NOW = "in the loop's next turn"  # a call
+    AFTER_ANSWER = "once the request being served has its answer"  # ``state.answering``
+    LATER = "with the next call, at the latest after DEFER_SECONDS"
 
 
 class RedisUnavailable(Exception):
@@ -183,6 +196,8 @@ class RedisLink:
         self._queued: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]] = []
         self._flush_scheduled = False
         self._deferred_flush: asyncio.TimerHandle | None = None
+        # Tasks answering requests whose deferred writes are queued: their end sends them (``_answered``).
+        self._answering: set[asyncio.Future[Any]] = set()
         self._scripts: dict[str, str] = {}
         # Collects the commands of each flush (``_collect``); never executed itself.
         self._pipe: Any = self.client.pipeline(transaction=False)
@@ -235,38 +250,65 @@ class RedisLink:
         # No timer of its own: the flush that carries it runs within the timeout and settles every future.
         return await self.send(add_command)
 
-    def send(self, add_command: Callable[[Any], object], *, soon: bool = True) -> asyncio.Future[Any]:
+    def send(self, add_command: Callable[[Any], object], *, after_answer: bool = False) -> asyncio.Future[Any]:
         """``call`` without waiting: the command is queued now (commands queued one after another travel in
-        that order, in one pipeline) and the future gets its reply, or RedisUnavailable. ``soon=False``
-        sends it as ``defer`` does (with the next call, or after ``DEFER_SECONDS``): for writes whose
-        caller need not wait, like a cache store after the answer is ready."""
+        that order, in one pipeline) and the future gets its reply, or RedisUnavailable.
+
+        ``after_answer=True`` holds it until the request being served has its answer (``state.answering``:
+        the task answering it is done), unless a call takes it first or ``DEFER_SECONDS`` pass: for writes
+        the caller need not wait for, like a cached answer's store.
+        """
         if not self._up:
             raise RedisUnavailable
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue(add_command, future, soon=soon)
+        self._queue(add_command, future, _When.AFTER_ANSWER if after_answer else _When.NOW)
         return future
 
-    def defer(self, add_commands: Callable[[Any], object]) -> None:
+    def defer(self, add_commands: Callable[[Any], object], *, after_answer: bool = False) -> None:
         """Queues commands (``add_commands(pipeline)`` adds them; nobody waits for their replies) to
-        travel with the next call, or on their own after ``DEFER_SECONDS`` if no call comes first."""
+        travel with the next call, or on their own after ``DEFER_SECONDS`` if no call comes first;
+        ``after_answer=True`` also sends them once the request being served has its answer (as ``send``),
+        for writes other replicas wait for, like a shared call's end."""
         if self._up:
-            self._queue(add_commands, None, soon=False)
+            self._queue(add_commands, None, _When.AFTER_ANSWER if after_answer else _When.LATER)
 
-    def _queue(self, add: Callable[[Any], object], future: asyncio.Future[Any] | None, *, soon: bool) -> None:
+    def _queue(self, add: Callable[[Any], object], future: asyncio.Future[Any] | None, when: _When) -> None:
         self._queued.append((add, future))
         if self._flush_scheduled:
             return
         loop = asyncio.get_running_loop()
-        if not soon:
-            if self._deferred_flush is None:
-                self._deferred_flush = loop.call_later(DEFER_SECONDS, self._start_flush)
+        if when is _When.NOW:
+            self._schedule_flush(loop)
             return
+        answering = answering_task() if when is _When.AFTER_ANSWER else None
+        if answering is not None and not answering.done() and answering not in self._answering:
+            # Its end sends what is queued then: off the caller's path, and off the next request's.
+            self._answering.add(answering)
+            answering.add_done_callback(self._answered)
+        if self._deferred_flush is None:
+            self._deferred_flush = loop.call_later(DEFER_SECONDS, self._start_flush)
+
+    def _answered(self, task: asyncio.Future[Any]) -> None:
+        self._answering.discard(task)
+        if self._queued and not self._flush_scheduled:
+            # In the loop's next turn, so that the requests ending in this one share the flush.
+            self._schedule_flush(asyncio.get_running_loop())
+
+    def _schedule_flush(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._deferred_flush is not None:
             self._deferred_flush.cancel()
             self._deferred_flush = None
         self._flush_scheduled = True
-        # After the callbacks already ready (a look-up task started just before), so they join in.
-        loop.call_soon(self._start_flush)
+        # Its first step runs after the callbacks already ready (a look-up task started just before), so
+        # what they queue joins in; a task made now rather than by a callback saves the loop a turn.
+        self._track(loop.create_task(self._flush_scheduled_batch()))
+
+    async def _flush_scheduled_batch(self) -> None:
+        if self._flush_scheduled:  # else ``_start_flush`` took the batch first
+            self._flush_scheduled = False
+            batch, self._queued = self._queued, []
+            if batch:
+                await self._flush(batch)
 
     def _start_flush(self) -> None:
         self._flush_scheduled = False
@@ -275,16 +317,38 @@ class RedisLink:
             self._deferred_flush = None
         batch, self._queued = self._queued, []
         if batch:
-            self.spawn(self._flush(batch))
+            self._track(asyncio.ensure_future(self._flush(batch)))
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def _flush(self, batch: list[tuple[Callable[[Any], object], asyncio.Future[Any] | None]]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        # The flush's timeout: a timer of its own (asyncio.timeout costs a few times more per flush).
+        timer = asyncio.get_running_loop().call_later(self.timeout, expire)
         try:
             try:
-                async with asyncio.timeout(self.timeout):
-                    replies = await self._send(batch)
-            except (RedisError, OSError, TimeoutError) as exc:
+                replies = await self._send(batch)
+            except asyncio.CancelledError:
+                if not expired:
+                    raise  # shutdown
+                task.uncancel()
+                self.failed(TimeoutError())
+                return
+            except (RedisError, OSError) as exc:
                 self.failed(exc)  # one failure per flush, however many commands it carried
                 return
+            finally:
+                timer.cancel()
             self._failures = 0
             for (_, future), reply in zip(batch, replies, strict=True):
                 if future is None or future.done():
@@ -349,9 +413,12 @@ class RedisLink:
         try:
             await connection.send_packed_command(pack_commands(stack), check_health=False)
             replies: list[Any] = []
-            for args, options in stack:
+            read = connection.read_response
+            for _ in stack:
+                # Redis's own replies, without redis-py's per-command callbacks (this path's commands are
+                # GET, SET and scripts, whose callers read the raw reply: SET's b"OK" or None).
                 try:
-                    replies.append(await self.client.parse_response(connection, args[0], **options))
+                    replies.append(await read())
                 except ResponseError as refused:
                     replies.append(refused)
         except BaseException:
