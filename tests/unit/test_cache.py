@@ -23,6 +23,7 @@ from imagegateway_server.routing.cache import URL_ANSWER_MAX_AGE_SECONDS, CacheS
 from imagegateway_server.routing.plan import Leaf, Node, compile_plan, direct_leaf
 from imagegateway_server.routing.router import RouteContext, Router
 from imagegateway_server.security.upstream_hosts import UpstreamHostPolicy
+from imagegateway_server.state.flights import FlightEnd
 from imagegateway_server.state.in_process.cache_store import MemoryCacheStore
 from tests.credentials import api_key
 
@@ -452,3 +453,37 @@ async def test_a_disabled_cache_is_always_disabled() -> None:
     lookup = cache.lookup(CACHED_CHAIN, REQUEST, tenant="key_a")
     served = await cache.serve(lookup, lambda: r.router.run(CACHED_CHAIN, REQUEST, RouteContext(trace_id="t")))
     assert served.status is CacheStatus.DISABLED
+
+
+class _KeptThenEvicted:
+    """Another replica's shared call for the key, which kept its answer before the answer was evicted."""
+
+    def __init__(self) -> None:
+        self.abandoned: list[str] = []
+
+    async def claim(self, key: str) -> bool:
+        return False
+
+    def finish(self, key: str, kept: bool) -> None:
+        raise AssertionError("this replica never leads")
+
+    def abandon(self, key: str) -> None:
+        self.abandoned.append(key)
+
+    async def wait(self, key: str, within: float | None) -> FlightEnd:
+        return FlightEnd.KEPT
+
+
+async def test_a_replica_told_kept_that_finds_the_answer_evicted_calls_itself_and_gives_back_the_lock() -> None:
+    # Its look-up after "kept" missed, so a shared store may have taken the key's lock for a claim that
+    # never comes; it is given back at once instead of making every replica wait for it to expire.
+    r = rig()
+    fleet = _KeptThenEvicted()
+    cache = ResponseCache(r.store, r.keys, shared_flights=fleet)
+    plan = plan_of({"virtual_key": "oai", "cache": {"mode": "simple", "max_age": 86400}})
+    lookup = cache.lookup(plan, REQUEST, tenant="key_a", refresh=False, metadata={}, headers={}, deadline=None)
+    served = await cache.serve(
+        lookup, lambda: r.router.run(plan, REQUEST, RouteContext(trace_id="t", deadline=None, headers={}, metadata={}))
+    )
+    assert served.status is CacheStatus.MISS and calls(r) == {"stab": 0, "oai": 1}
+    assert fleet.abandoned == [lookup.key]

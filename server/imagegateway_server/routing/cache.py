@@ -287,6 +287,10 @@ class ResponseCache:
                 hit = await self._find(lookup)
                 if hit is not None:
                     return hit, True
+                # The answer is gone already (evicted). If the call's outcome went too, the look-up took
+                # the key's lock for a claim that will not come: give it back now, or every replica
+                # asking for the key would wait for it to expire.
+                self._fleet.abandon(lookup.key)
             if end is not FlightEnd.GONE:
                 # Nothing to share: the other call failed or kept nothing (or its answer is gone already).
                 return await self._run_and_keep(lookup, run), False
