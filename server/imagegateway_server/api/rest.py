@@ -17,7 +17,7 @@ from typing import Any
 import pybase64
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -253,15 +253,27 @@ class RestShim:
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
+        # Read from ASGI's receive() as Starlette's ``request.stream()`` does, without its async generator:
+        # a small body is one message, and this runs on every request before the upstream call.
+        receive = request.receive
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
-            chunks.append(chunk)
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
+                if chunk:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
         try:
-            return rest_json.loads(b"".join(chunks))
+            return rest_json.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         except ValueError:  # UnicodeDecodeError is one
             raise _HttpError(400, "the request body is not valid JSON", None) from None
         except RecursionError:  # thousands of nested brackets: a bad body, not a crash
