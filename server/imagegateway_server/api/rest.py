@@ -24,6 +24,7 @@ from starlette.routing import Route
 from imagegateway_server.api import rest_json, rest_mapping
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
+from imagegateway_server.api.rest_direct_route import DirectRoute
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_event_stream import EventStreamResponse
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
@@ -212,7 +213,7 @@ class RestShim:
         self._image_keeper = image_keeper
         self._upload_budget = UploadBudget(input_limits.upload_memory_bytes)
 
-    def app(self) -> Starlette:
+    def app(self) -> DirectRoute:
         async def not_found(request: Request, exc: Exception) -> Response:
             return _error_response(
                 404,
@@ -227,9 +228,10 @@ class RestShim:
                 ),
             )
 
-        return Starlette(
+        generations = Route(GENERATIONS_ROUTE, self.generations, methods=["POST"])
+        app = Starlette(
             routes=[
-                Route(GENERATIONS_ROUTE, self.generations, methods=["POST"]),
+                generations,
                 Route(EDITS_ROUTE, self.edits, methods=["POST"]),
                 Route(VARIATIONS_ROUTE, self.variations, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
@@ -238,6 +240,7 @@ class RestShim:
             exception_handlers={404: not_found, 405: method_not_allowed},
             middleware=[Middleware(HttpMetricsMiddleware, metrics=self._metrics)],
         )
+        return DirectRoute(app, generations, self.generations, metrics=self._metrics)
 
     async def health(self, request: Request) -> Response:
         # Serving from in-process state while Redis is away, or from cached configs while the database
