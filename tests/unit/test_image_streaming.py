@@ -32,6 +32,16 @@ def test_events_split_anywhere_across_chunks_come_out_whole_and_in_order() -> No
         assert events == [ServerSentEvent("a", b'{"x": 1}'), ServerSentEvent("b", b"one\ntwo")]
 
 
+def test_an_event_read_from_a_whole_chunk_keeps_the_next_events_start_and_a_split_crlf() -> None:
+    # A chunk read with nothing pending is parsed in place; what follows its last line end (the next
+    # event's first bytes, a CR whose LF comes later) is kept for the next chunk.
+    decoder = SseDecoder()
+    assert decoder.feed(b"event: a\ndata: 1\n\nevent: b\r") == [ServerSentEvent("a", b"1")]
+    assert decoder.feed(b"\ndata: 2") == []
+    assert decoder.feed(b"\r\n\r\n") == [ServerSentEvent("b", b"2")]
+    assert decoder.feed(b"data: 3\n\n") == [ServerSentEvent("", b"3")]
+
+
 def test_an_event_larger_than_the_cap_is_refused() -> None:
     decoder = SseDecoder(max_event_bytes=100)
     decoder.feed(b"data: " + b"A" * 60 + b"\n")

@@ -17,13 +17,14 @@ from typing import Any
 import pybase64
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imagegateway_server.api import rest_json, rest_mapping
 from imagegateway_server.api.auth import Authenticator
 from imagegateway_server.api.dashboard import KEEP_IMAGE_HEADER, Dashboard, keep_image_task
+from imagegateway_server.api.rest_direct_route import DirectRoute
 from imagegateway_server.api.rest_errors import error_envelope, to_http_error
 from imagegateway_server.api.rest_event_stream import EventStreamResponse
 from imagegateway_server.api.rest_image_shape import answer_format, response_fields
@@ -214,7 +215,7 @@ class RestShim:
         # The process's one budget, shared with the gRPC servicer (app.py); a shim built alone has its own.
         self._upload_budget = upload_budget or UploadBudget(input_limits.upload_memory_bytes)
 
-    def app(self) -> Starlette:
+    def app(self) -> DirectRoute:
         async def not_found(request: Request, exc: Exception) -> Response:
             return _error_response(
                 404,
@@ -229,9 +230,10 @@ class RestShim:
                 ),
             )
 
-        return Starlette(
+        generations = Route(GENERATIONS_ROUTE, self.generations, methods=["POST"])
+        app = Starlette(
             routes=[
-                Route(GENERATIONS_ROUTE, self.generations, methods=["POST"]),
+                generations,
                 Route(EDITS_ROUTE, self.edits, methods=["POST"]),
                 Route(VARIATIONS_ROUTE, self.variations, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
@@ -240,6 +242,7 @@ class RestShim:
             exception_handlers={404: not_found, 405: method_not_allowed},
             middleware=[Middleware(HttpMetricsMiddleware, metrics=self._metrics)],
         )
+        return DirectRoute(app, generations, self.generations, metrics=self._metrics)
 
     async def health(self, request: Request) -> Response:
         # Serving from in-process state while Redis is away, or from cached configs while the database
@@ -255,15 +258,27 @@ class RestShim:
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
+        # Read from ASGI's receive() as Starlette's ``request.stream()`` does, without its async generator:
+        # a small body is one message, and this runs on every request before the upstream call.
+        receive = request.receive
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
-            chunks.append(chunk)
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _HttpError(413, f"the request body is larger than {limit} bytes", "body")
+                if chunk:
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            elif kind == "http.disconnect":
+                raise ClientDisconnect()
         try:
-            return rest_json.loads(b"".join(chunks))
+            return rest_json.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         except ValueError:  # UnicodeDecodeError is one
             raise _HttpError(400, "the request body is not valid JSON", None) from None
         except RecursionError:  # thousands of nested brackets: a bad body, not a crash

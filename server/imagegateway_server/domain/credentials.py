@@ -35,6 +35,8 @@ class Credential:
     # Digests computed once here: breaker and cache identities ask for them on every attempt.
     _fingerprint: str = dataclasses.field(init=False, compare=False)
     _account_fingerprint: str = dataclasses.field(init=False, compare=False)
+    # Asked for by every attempt, several times (each error path scrubs with it).
+    _secret_values: tuple[str, ...] = dataclasses.field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         material = "\0".join(
@@ -45,6 +47,8 @@ class Credential:
         account = "sha256:" + hashlib.sha256(f"{fingerprint}\0{public}".encode()).hexdigest()[:12]
         object.__setattr__(self, "_fingerprint", fingerprint)
         object.__setattr__(self, "_account_fingerprint", account)
+        secret_values = tuple(value for name, value in self.fields if name in self.secret_names and value)
+        object.__setattr__(self, "_secret_values", secret_values)
 
     @classmethod
     def of(cls, provider: str, fields: Mapping[str, str], secret_names: Iterable[str]) -> Credential:
@@ -73,7 +77,7 @@ class Credential:
 
     def secret_values(self) -> tuple[str, ...]:
         """Every secret value, to scrub from any text that might echo one."""
-        return tuple(value for name, value in self.fields if name in self.secret_names and value)
+        return self._secret_values
 
     def fingerprint(self) -> str:
         """A short, stable, non-reversible digest of the provider and the secret fields.

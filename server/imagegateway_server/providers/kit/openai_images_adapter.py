@@ -339,7 +339,10 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         if not isinstance(data, list) or not data:
             raise self.bug(f"{self.name}: upstream returned HTTP {status} without images in 'data'", secret)
         wants_url = request.response_format is ResponseFormat.URL
-        images = await asyncio.gather(*(self._image(item, wants_url, target) for item in data))
+        if len(data) == 1:  # the usual answer: awaited in place, no task and no extra turn of the loop
+            images = [await self._image(data[0], wants_url, target)]
+        else:  # URLs are downloaded side by side
+            images = await asyncio.gather(*(self._image(item, wants_url, target) for item in data))
         created = payload.get("created")
         if not isinstance(created, int) or isinstance(created, bool):
             created = int(time.time())

@@ -45,33 +45,38 @@ class SseDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events ``chunk`` completes, in order."""
-        self._buffer += chunk
+        # With nothing pending, the lines are read from the chunk itself: a partial image usually arrives
+        # whole in one read (hundreds of KiB), and appending it to the buffer first would copy it once more.
+        # Only what follows the chunk's last line end is kept.
+        buffer: bytes | bytearray
+        if self._buffer:
+            self._buffer += chunk
+            buffer = self._buffer
+        else:
+            buffer = chunk
         events: list[ServerSentEvent] = []
         start = 0
         while True:
-            end = self._line_end(start)
+            end = buffer.find(b"\n", max(start, self._scanned) if start == 0 else start)
             if end < 0:
                 break
-            event = self._line(start, end)
+            event = self._line(buffer, start, end)
             start = end + 1
             if event is not None:
                 events.append(event)
-        if start:
+        if buffer is chunk:
+            if start < len(chunk):
+                self._buffer += memoryview(chunk)[start:]
+        elif start:
             del self._buffer[:start]
-            self._scanned = 0
         self._scanned = len(self._buffer)
         if len(self._buffer) + self._data_bytes > self._max_event_bytes:
             raise EventTooLarge(f"a server-sent event is larger than {self._max_event_bytes} bytes")
         return events
 
-    def _line_end(self, start: int) -> int:
-        """Where the next LF is at or after ``start`` (-1: none yet); bytes scanned before are skipped."""
-        return self._buffer.find(b"\n", max(start, self._scanned) if start == 0 else start)
-
-    def _line(self, start: int, end: int) -> ServerSentEvent | None:
+    def _line(self, buffer: bytes | bytearray, start: int, end: int) -> ServerSentEvent | None:
         """The line ``buffer[start:end]`` (its LF excluded). Read in place: a ``data:`` value (a partial
         image: hundreds of KiB) is copied out of the buffer once, not sliced line by field by value."""
-        buffer = self._buffer
         if end > start and buffer[end - 1] == _CR:
             end -= 1
         if start == end:  # a blank line dispatches the event
