@@ -554,11 +554,8 @@ def console_table(run: Run) -> str:
             f"{_signed(row.get('added_p99_ms', float('nan'))):>7}"
         )
     for row in run.stream:
-        added = (
-            f", added {_signed(row.get('added_paired_p50_ms', float('nan')))} ms paired ({_signed(row['added_p50_ms'])} ms p50s)"
-            if "added_p50_ms" in row
-            else ""
-        )
+        paired = _signed(row.get("added_paired_p50_ms", float("nan")))
+        added = f", added {paired} ms paired ({_signed(row['added_p50_ms'])} ms p50s)" if "added_p50_ms" in row else ""
         out.append(f"first partial image, {row['path']}: p50 {row['p50_ms']:.2f} ms{added}")
     out += [
         "",
