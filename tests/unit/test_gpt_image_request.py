@@ -155,3 +155,15 @@ def test_the_rest_body_carries_the_providers_fields_and_usage() -> None:
 def test_a_dall_e_answer_gets_no_gpt_image_fields() -> None:
     served = routed("openai", "dall-e-3", [(1024, 1024)])
     assert response_fields(served) == {}
+
+
+@pytest.mark.parametrize("name", ["n", "prompt", "response_format"])
+def test_a_null_for_a_parameter_that_always_has_a_value_leaves_it_as_it_was(name: str) -> None:
+    # From the gRPC fuzzer: extra_params {"n": null} made n None, and the request a 500 (INTERNAL).
+    params = images_pb2.ImageParameters(prompt="a cat", n=2)
+    params.extra_params.update({name: None})
+    request = grpc_mapping.image_request(params)
+    assert (request.prompt, request.n) == ("a cat", 2)
+    assert request.response_format is grpc_mapping.image_request(images_pb2.ImageParameters(prompt="x")).response_format
+    overridden = request.with_overrides({name: None, "size": None})
+    assert overridden.n == 2 and overridden.prompt == "a cat" and overridden.size is None

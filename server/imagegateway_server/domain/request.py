@@ -64,6 +64,8 @@ _NOT_PARAMETERS = frozenset(
     {"extra", "response_format", "prompt", "strict", "operation", "images", "mask", "stream", "partial_images"}
 )
 MAX_PARTIAL_IMAGES = 3
+# Known parameters that always hold a value (no None): a null sent for one leaves it as it was.
+_ALWAYS_SET = frozenset({"prompt", "n", "response_format"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -123,7 +125,10 @@ class ImageRequest:
         extra = dict(self.extra)
         for name, value in params.items():
             if name in KNOWN_PARAMS:
-                changes[name] = coerce_param(name, value, path=f"{path}.{name}")
+                coerced = coerce_param(name, value, path=f"{path}.{name}")
+                if coerced is None and name in _ALWAYS_SET:
+                    continue  # a null is "not set": the request keeps its own (a null n was a 500)
+                changes[name] = coerced
             else:
                 extra[name] = value
         if extra != self.extra:
