@@ -65,10 +65,10 @@ from imagegateway_server.storage.rows import (
     LOG_COLUMNS,
     VIRTUAL_KEY_COLUMNS,
     api_key_record,
+    api_key_values,
     config_record,
     limit_values,
     log_record,
-    optional_micros,
     public_fields_column,
     to_micros,
     virtual_key_record,
@@ -511,21 +511,9 @@ class PostgresStore(CommonReads):
 
     @staticmethod
     async def _insert_api_key(connection: Connection, record: ApiKeyRecord) -> None:
+        values = api_key_values(record)
         await connection.execute(
-            f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})",
-            (
-                record.id,
-                record.name,
-                record.scope,
-                record.key_hash,
-                record.display_prefix,
-                to_micros(record.create_time),
-                optional_micros(record.revoke_time),
-                *limit_values(record.limits),
-                optional_micros(record.rotate_time),
-                record.previous_key_hash,
-                optional_micros(record.previous_key_expire_time),
-            ),
+            f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ({', '.join(['%s'] * len(values))})", values
         )
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:

@@ -115,6 +115,23 @@ def api_key_record(row: Row) -> ApiKeyRecord:
     )
 
 
+def api_key_values(record: ApiKeyRecord) -> tuple[Any, ...]:
+    """The values of API_KEY_COLUMNS for ``record``, in their order (both stores' inserts)."""
+    return (
+        record.id,
+        record.name,
+        record.scope,
+        record.key_hash,
+        record.display_prefix,
+        to_micros(record.create_time),
+        optional_micros(record.revoke_time),
+        *limit_values(record.limits),
+        optional_micros(record.rotate_time),
+        record.previous_key_hash,
+        optional_micros(record.previous_key_expire_time),
+    )
+
+
 def log_record(row: Row) -> LogRecord:
     """A row of LOG_COLUMNS."""
     return LogRecord(

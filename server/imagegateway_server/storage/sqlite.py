@@ -52,6 +52,7 @@ from imagegateway_server.storage.rows import (
     LOG_COLUMNS,
     VIRTUAL_KEY_COLUMNS,
     api_key_record,
+    api_key_values,
     config_record,
     limit_values,
     log_record,
@@ -475,21 +476,9 @@ class SqliteStore(CommonReads):
 
     @staticmethod
     async def _insert_api_key(connection: aiosqlite.Connection, record: ApiKeyRecord) -> None:
+        values = api_key_values(record)
         await connection.execute(
-            f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                record.name,
-                record.scope,
-                record.key_hash,
-                record.display_prefix,
-                to_micros(record.create_time),
-                None if record.revoke_time is None else to_micros(record.revoke_time),
-                *limit_values(record.limits),
-                None if record.rotate_time is None else to_micros(record.rotate_time),
-                record.previous_key_hash,
-                None if record.previous_key_expire_time is None else to_micros(record.previous_key_expire_time),
-            ),
+            f"INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ({', '.join(['?'] * len(values))})", values
         )
 
     async def get_api_key_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
