@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from imagegateway.v1 import images_pb2
 from imagegateway_server.api.upload_budget import Reservation
@@ -103,6 +104,24 @@ class VariationUpload:
     digest: str
 
 
+def _is_header(message: Any, header: object | None) -> bool:
+    """Whether ``message`` is the upload's header (``header``: the one read so far, if any); the header
+    comes first and only first, every later message is a chunk."""
+    part = message.WhichOneof("part")
+    if header is None:
+        if part != "header":
+            raise InvalidArgument("the first message must carry the header", param="header")
+        return True
+    if part != "chunk":
+        raise InvalidArgument("only the first message may carry a header", param="header")
+    return False
+
+
+def _no_header() -> InvalidArgument:
+    """The refusal of an upload that ended before its header came."""
+    return InvalidArgument("the upload ended before its header", param="header")
+
+
 async def read_edit_upload(
     requests: AsyncIterator[images_pb2.EditImageUploadRequest] | AsyncIterator[images_pb2.StreamEditImageUploadRequest],
     limits: InputLimits,
@@ -116,10 +135,7 @@ async def read_edit_upload(
     markup: _UploadFile | None = None
     announced = _Announced(0)
     async for message in requests:
-        part = message.WhichOneof("part")
-        if header is None:
-            if part != "header":
-                raise InvalidArgument("the first message must carry the header", param="header")
+        if _is_header(message, header):
             header = message.header
             count = header.image_count
             if not 1 <= count <= limits.max_input_images:
@@ -133,8 +149,6 @@ async def read_edit_upload(
             announced = _Announced(size)
             await reservation.grow(message.ByteSize() + size)
             continue
-        if part != "chunk":
-            raise InvalidArgument("only the first message may carry a header", param="header")
         chunk = message.chunk
         if chunk.markup and chunk.mask:
             raise InvalidArgument("a chunk is either the mask's or the markup's, not both", param="chunk.markup")
@@ -155,7 +169,7 @@ async def read_edit_upload(
         target.append(chunk.data, limits)
         await reservation.grow(announced.beyond(len(chunk.data)))
     if header is None:
-        raise InvalidArgument("the upload ended before its header", param="header")
+        raise _no_header()
     names = list(header.filenames)
     files = [*images, *([mask] if mask is not None else []), *([markup] if markup is not None else [])]
     return EditUpload(
@@ -178,21 +192,16 @@ async def read_variation_upload(
     image = _UploadFile("image")
     announced = _Announced(0)
     async for message in requests:
-        part = message.WhichOneof("part")
-        if header is None:
-            if part != "header":
-                raise InvalidArgument("the first message must carry the header", param="header")
+        if _is_header(message, header):
             header = message.header
             size = _announced(header, 1, limits)
             announced = _Announced(size)
             await reservation.grow(message.ByteSize() + size)
-        elif part != "chunk":
-            raise InvalidArgument("only the first message may carry a header", param="header")
         else:
             image.append(message.chunk, limits)
             await reservation.grow(announced.beyond(len(message.chunk)))
     if header is None:
-        raise InvalidArgument("the upload ended before its header", param="header")
+        raise _no_header()
     if not image.data:
         raise InvalidArgument("is required: send the image's bytes in chunks after the header", param="image")
     return VariationUpload(header, (bytes(image.data), header.filename), image.digest())
