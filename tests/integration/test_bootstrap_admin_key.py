@@ -84,6 +84,19 @@ def _works_everywhere(key: str, grpc_targets: list[str]) -> None:
         assert [(k.name, k.scope) for k in listed] == [("bootstrap admin", keys_pb2.SCOPE_ADMIN)]
 
 
+def _one_key_for_the_fleet(replicas: list[ServeProcess]) -> None:
+    """Exactly one key printed, and it works on every replica; once they are stopped, still printed once,
+    by one, and each of the others said why it made none."""
+    try:
+        key = _the_one_printed_key([replica.output() for replica in replicas])
+        _works_everywhere(key, [replica.grpc_target for replica in replicas])
+    finally:
+        outputs = _stop(replicas)
+    assert _the_one_printed_key(outputs) == key
+    assert sum(ALREADY in output for output in outputs) == len(replicas) - 1
+    assert all(ALREADY not in output for output in outputs if PRINTED in output)
+
+
 @pytest.fixture
 def empty_database(postgres_server: PostgresServer) -> Iterator[str]:
     url = postgres_server.fresh_database()
@@ -106,29 +119,13 @@ def test_replicas_starting_together_on_an_empty_postgresql_print_one_admin_key(
             _stop(replicas)
             raise
         gate.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
-    _serving(replicas)
-    try:
-        key = _the_one_printed_key([replica.output() for replica in replicas])
-        _works_everywhere(key, [replica.grpc_target for replica in replicas])
-    finally:
-        outputs = _stop(replicas)
-    # Used on every replica and stopped: still printed once, by one, and the others said why not.
-    assert _the_one_printed_key(outputs) == key
-    assert sum(ALREADY in output for output in outputs) == REPLICAS - 1
-    assert all(ALREADY not in output for output in outputs if PRINTED in output)
+    _one_key_for_the_fleet(_serving(replicas))
 
 
 def test_processes_starting_together_on_one_sqlite_file_print_one_admin_key(tmp_path: Path) -> None:
     # One data directory, hence one gateway.db, for all three: SQLite's own lock decides.
     env = {"IMAGEGW_MASTER_KEY": secrets.token_urlsafe(32)}
-    replicas = _serving(_launch(env, [tmp_path / "shared"] * REPLICAS))
-    try:
-        key = _the_one_printed_key([replica.output() for replica in replicas])
-        _works_everywhere(key, [replica.grpc_target for replica in replicas])
-    finally:
-        outputs = _stop(replicas)
-    assert _the_one_printed_key(outputs) == key
-    assert sum(ALREADY in output for output in outputs) == REPLICAS - 1
+    _one_key_for_the_fleet(_serving(_launch(env, [tmp_path / "shared"] * REPLICAS)))
 
 
 def test_two_workers_on_sqlite_print_one_admin_key(tmp_path: Path, redis_url: str) -> None:

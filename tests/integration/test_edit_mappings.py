@@ -73,6 +73,23 @@ def overlay(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def _after_a_model_that_cannot_edit(bedrock_emulator: BedrockEmulator, model: str) -> dict[str, object]:
+    """A fallback whose first target (Stable Diffusion 3.5 on Bedrock) cannot edit, then ``model``."""
+    return {
+        "strategy": {"mode": "fallback"},
+        "targets": [
+            bedrock_target(bedrock_emulator, "stability.sd3-5-large-v1:0"),
+            bedrock_target(bedrock_emulator, model),
+        ],
+    }
+
+
+def _black_where_to_edit(body: dict[str, Any], *, inside: tuple[int, int]) -> bool:
+    """Whether the inpainting mask sent is black at ``inside`` (the area to edit) and white in a corner."""
+    mask = Image.open(io.BytesIO(base64.b64decode(body["inPaintingParams"]["maskImage"]))).convert("RGB")
+    return mask.getpixel(inside) == (0, 0, 0) and mask.getpixel((2, 2)) == (255, 255, 255)
+
+
 def test_an_edit_with_a_mask_falls_back_to_nova_canvas_inpainting_with_the_mask_black_where_to_edit(
     gateway: GatewayThread,
     key: str,
@@ -80,13 +97,7 @@ def test_an_edit_with_a_mask_falls_back_to_nova_canvas_inpainting_with_the_mask_
     emulators: Emulators,
     bedrock_emulator: BedrockEmulator,
 ) -> None:
-    config = {
-        "strategy": {"mode": "fallback"},
-        "targets": [
-            bedrock_target(bedrock_emulator, "stability.sd3-5-large-v1:0"),
-            bedrock_target(bedrock_emulator, NOVA),
-        ],
-    }
+    config = _after_a_model_that_cannot_edit(bedrock_emulator, NOVA)
     with sdk(gateway, key, inline(config)) as client:
         raw = client.images.with_raw_response.edit(
             image=("a.png", png(512, 512), "image/png"),
@@ -96,8 +107,7 @@ def test_an_edit_with_a_mask_falls_back_to_nova_canvas_inpainting_with_the_mask_
     assert raw.parse().data and raw.headers["x-portkey-provider"] == "bedrock"
     body = bedrock_emulator.requests[-1].json or {}
     assert body["taskType"] == "INPAINTING"
-    mask = Image.open(io.BytesIO(base64.b64decode(body["inPaintingParams"]["maskImage"]))).convert("RGB")
-    assert mask.getpixel((256, 256)) == (0, 0, 0) and mask.getpixel((2, 2)) == (255, 255, 255)
+    assert _black_where_to_edit(body, inside=(256, 256))
     log = log_of(admin, raw.headers["x-imagegw-log-id"])
     assert [a.status_code for a in log.attempts] == [400, 200]
     assert "cannot make image edits" in log.attempts[0].error
@@ -134,13 +144,7 @@ def test_an_edit_with_a_mask_falls_back_to_titan_inpainting_over_rest(
     admin: ImageGatewayClient,
     bedrock_emulator: BedrockEmulator,
 ) -> None:
-    config = {
-        "strategy": {"mode": "fallback"},
-        "targets": [
-            bedrock_target(bedrock_emulator, "stability.sd3-5-large-v1:0"),
-            bedrock_target(bedrock_emulator, TITAN),
-        ],
-    }
+    config = _after_a_model_that_cannot_edit(bedrock_emulator, TITAN)
     with sdk(gateway, key, inline(config)) as client:
         raw = client.images.with_raw_response.edit(
             image=("a.png", png(768, 768), "image/png"),
@@ -158,8 +162,7 @@ def test_an_edit_with_a_mask_falls_back_to_titan_inpainting_over_rest(
     assert "amazon.titan-image-generator-v2%3A0" in call.path
     body = call.json or {}
     assert body["taskType"] == "INPAINTING" and body["inPaintingParams"]["text"] == "a door"
-    mask = Image.open(io.BytesIO(base64.b64decode(body["inPaintingParams"]["maskImage"]))).convert("RGB")
-    assert mask.getpixel((384, 384)) == (0, 0, 0) and mask.getpixel((2, 2)) == (255, 255, 255)
+    assert _black_where_to_edit(body, inside=(384, 384))
     log = log_of(admin, raw.headers["x-imagegw-log-id"])
     assert [a.status_code for a in log.attempts] == [400, 200]
 
