@@ -4,6 +4,7 @@ edit requests, and inline-config targets pointing at the emulators."""
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 from PIL import Image
@@ -16,6 +17,13 @@ from tests.conftest import OPENAI_SECRET, STABILITY_SECRET, Emulators
 def png(width: int, height: int, colour: Any = (200, 80, 40), *, mode: str = "RGB") -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, (width, height), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A PNG of random pixels: they do not compress, so it is about 3 bytes a pixel (a large upload)."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG")
     return buffer.getvalue()
 
 

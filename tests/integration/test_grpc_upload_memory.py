@@ -15,7 +15,6 @@ one-message gRPC upload wait, as REST always has, for memory a chunked gRPC uplo
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import sys
 import textwrap
@@ -25,7 +24,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from PIL import Image
 
 from imagegateway import AsyncImageGatewayClient, ImageGatewayClient
 from imagegateway.errors import from_rpc_error
@@ -34,7 +32,7 @@ from imagegateway.v1 import images_pb2, service_pb2_grpc
 from tests.conftest import OPENAI_SECRET, Emulators
 from tests.emulators import Fault
 from tests.harness import GatewayThread, running_gateway
-from tests.image_fixtures import openai_target, png
+from tests.image_fixtures import noise_png, openai_target, png
 from tests.integration.test_grpc_api import prometheus_samples
 from tests.integration.test_image_edits import post_edit
 
@@ -44,13 +42,6 @@ MESSAGE_LIMIT = 4 * 1024 * 1024
 IMAGE_LIMIT = 6_000_000
 TIMEOUT = 60.0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def noise_png(side: int) -> bytes:
-    """A square PNG of random pixels: it does not compress, so it is about 3 bytes a pixel."""
-    buffer = io.BytesIO()
-    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +63,7 @@ def key(budget_gateway: GatewayThread) -> str:
 
 @pytest.fixture(scope="module")
 def five_mb() -> bytes:
-    data = noise_png(1300)
+    data = noise_png(1300, 1300)
     assert 5 * CHUNK < len(data) < 6 * CHUNK
     return data
 
@@ -225,7 +216,7 @@ async def test_three_5mb_uploads_in_an_8mb_budget_refuse_the_one_that_would_leav
     assert len(emulators.openai.requests) == 2
     await reserved_becomes(budget_gateway, 0)
     # The whole budget is free again: an upload of nearly all of it is served.
-    nearly_all = [(f"{name}.png", noise_png(1140)) for name in "ab"]
+    nearly_all = [(f"{name}.png", noise_png(1140, 1140)) for name in "ab"]
     assert 7_500_000 < sum(len(data) for _, data in nearly_all) < BUDGET - 10_000
     with ImageGatewayClient(budget_gateway.grpc_target, api_key=key, max_message_bytes=MESSAGE_LIMIT) as client:
         edited = client.edit_image(nearly_all, prompt="x", config=openai_target(emulators), timeout=TIMEOUT)
@@ -277,7 +268,7 @@ async def test_a_client_that_cancels_mid_upload_gives_back_its_memory_to_a_rest_
     upload.send(5)
     await reserved_becomes(budget_gateway, upload.header_bytes + 5 * CHUNK)
     # One budget for both front ends: a REST edit of 3.6 MB does not fit beside it, and waits unread.
-    image = noise_png(1100)
+    image = noise_png(1100, 1100)
     files = [("image", ("a.png", image))]
     rest = asyncio.ensure_future(asyncio.to_thread(post_edit, budget_gateway, key, emulators, files, {"prompt": "x"}))
     await asyncio.sleep(0.5)
@@ -331,7 +322,7 @@ async def test_a_one_message_edit_reserves_its_size_at_once_and_waits_its_turn(
     request = images_pb2.EditImageRequest(
         parameters=images_pb2.ImageParameters(prompt="x", model="gpt-image-1.5"),
         routing=header(emulators).header.routing,
-        images=[images_pb2.InputImage(data=noise_png(1100), filename="a.png")],
+        images=[images_pb2.InputImage(data=noise_png(1100, 1100), filename="a.png")],
     )
     one = asyncio.ensure_future(
         stub.EditImage(request, metadata=(("authorization", f"Bearer {key}"),), timeout=TIMEOUT)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from PIL import Image
 
 from imagegateway import (
     AsyncImageGatewayClient,
@@ -40,7 +37,7 @@ from imagegateway_server.cli import main as imagegw
 from tests.conftest import OPENAI_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread, running_gateway
-from tests.image_fixtures import fallback, mask_png, openai_target, png
+from tests.image_fixtures import fallback, mask_png, noise_png, openai_target, png
 from tests.integration.test_grpc_api import prometheus_samples
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -49,13 +46,6 @@ MESSAGE_LIMIT = 4 * 1024 * 1024  # the gateway's and the clients' IMAGEGW_MAX_ME
 IMAGE_LIMIT = 6_000_000  # IMAGEGW_MAX_INPUT_IMAGE_BYTES: room for a ~5 MB image, not for 6 MiB
 IMAGE_COUNT_LIMIT = 4  # IMAGEGW_MAX_INPUT_IMAGES
 SIDE = 1300  # a noise PNG this wide and high is ~5.07 MB: over the message limit, under the image limit
-
-
-def noise_png(width: int, height: int) -> bytes:
-    """A PNG of random pixels: it does not compress, so its size is about 3 bytes a pixel."""
-    buffer = io.BytesIO()
-    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

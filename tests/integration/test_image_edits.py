@@ -12,7 +12,6 @@ import base64
 import hashlib
 import io
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -27,17 +26,10 @@ from imagegateway.errors import NotFoundError
 from tests.conftest import AZURE_SECRET, GEMINI_SECRET, Emulators, eventually
 from tests.emulators import Fault
 from tests.harness import GatewayThread, running_gateway
-from tests.image_fixtures import mask_png, openai_target, png, stability_target
+from tests.image_fixtures import mask_png, noise_png, openai_target, png, stability_target
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HTTP_TIMEOUT = 30.0
-
-
-def noise(width: int, height: int) -> bytes:
-    """A PNG of random pixels, about 3 bytes a pixel (they do not compress)."""
-    buffer = io.BytesIO()
-    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def sdk(gateway: GatewayThread, key: str, headers: dict[str, str]) -> openai.OpenAI:
@@ -410,20 +402,20 @@ def test_upload_limits_are_settings_each_refused_naming_the_field(
     tight_gateway: GatewayThread, emulators: Emulators
 ) -> None:
     key = tight_gateway.admin_key
-    big = noise(120, 120)  # about 43 kB
+    big = noise_png(120, 120)  # about 43 kB
     oversized = post_edit(tight_gateway, key, emulators, [("image", ("a.png", big))], {"prompt": "x"})
     assert oversized.status_code == 400 and oversized.json()["error"]["param"] == "image"
     assert oversized.json()["error"]["code"] == "image_too_large"
     four = [("image[]", (f"{i}.png", png(8, 8))) for i in range(4)]
     too_many = post_edit(tight_gateway, key, emulators, four, {"prompt": "x", "model": "gpt-image-1.5"})
     assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "image"
-    body = post_edit(tight_gateway, key, emulators, [("image", ("a.png", noise(300, 300)))], {"prompt": "x"})
+    body = post_edit(tight_gateway, key, emulators, [("image", ("a.png", noise_png(300, 300)))], {"prompt": "x"})
     assert body.status_code == 413
     assert emulators.openai.requests == []
 
 
 def test_an_upload_larger_than_the_budget_is_still_served(tight_gateway: GatewayThread, emulators: Emulators) -> None:
-    files = [("image[]", (f"{i}.png", noise(60, 60))) for i in range(3)]  # three of about 11 kB: 33 kB in all
+    files = [("image[]", (f"{i}.png", noise_png(60, 60))) for i in range(3)]  # three of about 11 kB: 33 kB in all
     data = {"prompt": "x", "model": "gpt-image-1.5"}
     answers = [post_edit(tight_gateway, tight_gateway.admin_key, emulators, files, data) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 200]

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
-import os
 import uuid
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from PIL import Image
 
 from imagegateway import AsyncImageGatewayClient, ImageGatewayClient
 from imagegateway.errors import InvalidArgumentError
@@ -23,17 +20,10 @@ from imagegateway_server.cli import main as imagegw
 from tests.conftest import OPENAI_SECRET, Emulators
 from tests.emulators import Fault
 from tests.harness import GatewayThread
-from tests.image_fixtures import mask_png, openai_target, png
+from tests.image_fixtures import mask_png, noise_png, openai_target, png
 from tests.integration.test_image_edits import log_of
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def noise_png(width: int, height: int) -> bytes:
-    """A PNG of random pixels: it does not compress, so its size is about 3 bytes a pixel."""
-    buffer = io.BytesIO()
-    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 TIMEOUT = 30.0
