@@ -173,6 +173,20 @@ def start_prebuilt_upstream(workdir: Path, sizes: str, cpus: frozenset[int] | No
     return proc
 
 
+def start_stream_floor(workdir: Path, upstream_origin: str, cpus: frozenset[int] | None = None) -> Proc:
+    """`bench/stream_floor.py` (a pass-through on the gateway's stack) in front of ``upstream_origin``;
+    info: rest_url (its generations URL), grpc_target."""
+    proc = _spawn(
+        "stream-floor",
+        [sys.executable, str(ROOT / "bench" / "stream_floor.py"), "--upstream", upstream_origin],
+        workdir,
+        cpus=cpus,
+    )
+    match = proc.wait_for_line(re.compile(r"floor rest (http://\S+) grpc (\S+)"))
+    proc.info.update(rest_url=match.group(1) + "/v1/images/generations", grpc_target=match.group(2))
+    return proc
+
+
 def imagegw_command() -> list[str]:
     """The `imagegw` console script next to this interpreter (the venv), else on PATH."""
     local = Path(sys.executable).parent / "imagegw"

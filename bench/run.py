@@ -53,6 +53,7 @@ from procs import (  # noqa: E402
     metric_value,
     start_emulator,
     start_gateway,
+    start_stream_floor,
 )
 
 from imagegateway import ImageGatewayClient  # noqa: E402
@@ -693,11 +694,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if "stream" in phases:
                 rounds = 20 if args.quick else 200
-                log(f"stream: {rounds} rounds of time to first partial image, direct/REST/gRPC")
+                log(f"stream: {rounds} rounds of time to first partial image, direct/REST/gRPC and the stack's floor")
                 control.every_request(stream_first_image.emulator_fault())
+                # The stack alone, on the gateway's CPUs, timed in the same rounds (bench/stream_floor.py).
+                floor = start_stream_floor(workdir, emulator.info["origin"], placement.gateway)
                 try:
-                    run.stream = stream_first_image.measure(targets, rounds, warmup=5)
+                    run.stream = stream_first_image.measure(targets, rounds, warmup=5, floor=floor.info)
                 finally:
+                    floor.stop()
                     control.clear()
             for transport in ("rest", "grpc") if "throughput" in phases else ():
                 throughput_phase(

@@ -11,16 +11,24 @@ still works is not counted. Each image is a random-noise PNG of about 164 kB (~2
 each event, a realistic partial image), so copies and re-encodings of the image on
 the way show in the figures. Each timed call reads up to the end of the first partial image event
 (gRPC: its message), then drains the rest untimed. The target: within 1 ms of direct at the median.
+
+Given a floor (bench/stream_floor.py: the gateway's stack passing the bytes through, with no gateway
+work), the same rounds time it too, over REST and gRPC, so the report shows what of the added time the
+stack alone takes on this machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from typing import Any
 
+import grpc
 import httpx
-from load import PROMPT, Targets, percentile
+import orjson
+from load import MAX_MESSAGE, PROMPT, Targets, percentile
+from stream_floor import GRPC_METHOD
 
 from imagegateway import ImageGatewayClient, PartialImage
 from tests.emulators.images import noise_png
@@ -76,14 +84,38 @@ def _first_partial_over_grpc(client: ImageGatewayClient, targets: Targets) -> fl
     return elapsed
 
 
-def measure(targets: Targets, rounds: int, warmup: int) -> list[dict[str, Any]]:
-    """Rows of the report: per path, the p50/p90 time to first partial image and what it adds to direct."""
+def _first_partial_over_raw_grpc(stream: grpc.UnaryStreamMultiCallable, authorization: str) -> float:
+    """The floor's gRPC path: raw messages of the upstream's bytes, read until the first partial image
+    event is whole; the rest drained untimed."""
+    started = time.perf_counter()
+    elapsed = None
+    seen = b""
+    for message in stream(orjson.dumps(_body()), metadata=(("authorization", authorization),)):
+        if elapsed is None:
+            seen += message
+            start = seen.find(_PARTIAL)
+            if start >= 0 and seen.find(b"\n\n", start) >= 0:
+                elapsed = time.perf_counter() - started
+    if elapsed is None:
+        raise RuntimeError("the floor's gRPC stream had no partial image")
+    return elapsed
+
+
+def measure(targets: Targets, rounds: int, warmup: int, floor: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Rows of the report: per path, the p50/p90 time to first partial image and what it adds to direct.
+    ``floor``: the stream floor's ``rest_url`` and ``grpc_target``, timed as two more paths."""
     direct_headers = {"authorization": f"Bearer {targets.emulator_key}", "accept": "text/event-stream"}
     samples: dict[str, list[float]] = {"direct": [], "rest": [], "grpc": []}
-    with (
-        httpx.Client(timeout=60.0) as http,
-        ImageGatewayClient(targets.grpc_target, api_key=targets.gateway_key) as grpc_client,
-    ):
+    if floor is not None:
+        samples.update({"rest floor": [], "grpc floor": []})
+    with contextlib.ExitStack() as stack:
+        http = stack.enter_context(httpx.Client(timeout=60.0))
+        grpc_client = stack.enter_context(ImageGatewayClient(targets.grpc_target, api_key=targets.gateway_key))
+        if floor is not None:
+            options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+            floor_stream = stack.enter_context(grpc.insecure_channel(floor["grpc_target"], options)).unary_stream(
+                GRPC_METHOD
+            )
         for index in range(warmup + rounds):
             # Interleaved, so a slow patch of the machine hits every path alike.
             timings = {
@@ -91,6 +123,9 @@ def measure(targets: Targets, rounds: int, warmup: int) -> list[dict[str, Any]]:
                 "rest": _first_partial_over_http(http, targets.rest_url, targets.rest_headers()),
                 "grpc": _first_partial_over_grpc(grpc_client, targets),
             }
+            if floor is not None:  # bound above whenever floor is given
+                timings["rest floor"] = _first_partial_over_http(http, floor["rest_url"], direct_headers)
+                timings["grpc floor"] = _first_partial_over_raw_grpc(floor_stream, direct_headers["authorization"])
             if index >= warmup:
                 for path, seconds in timings.items():
                     samples[path].append(seconds)
@@ -106,7 +141,7 @@ def measure(targets: Targets, rounds: int, warmup: int) -> list[dict[str, Any]]:
         }
         if path != "direct":
             row["added_p50_ms"] = row["p50_ms"] - direct_p50 * 1000
-            # Each round times the three paths back to back, so the round's own difference leaves out
+            # Each round times every path back to back, so the round's own difference leaves out
             # the machine's drift between rounds (a VM's speed wanders by a millisecond over a minute);
             # its median is the figure judged, the difference of the medians is shown beside it.
             paired = [through - direct for through, direct in zip(seconds, samples["direct"], strict=True)]
@@ -129,14 +164,19 @@ def report_lines(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "*Added, paired* is the median over the rounds of each round's own difference (path minus direct,"
         " timed back to back), which the machine's drift between rounds does not move; it is the figure "
-        "judged. *Added, p50s* is the difference of the two medians.",
+        "judged. *Added, p50s* is the difference of the two medians. The *floor* rows are the gateway's stack "
+        "alone (`bench/stream_floor.py`: uvicorn, grpc.aio and aiohttp passing the bytes through, with no key, "
+        "routing, parsing, checks or log), timed in the same rounds: what of the added time no gateway code "
+        "can remove on this machine.",
         "",
         "| path | requests | p50 | p90 | added, paired (median) | added, p50s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         paired = f"{row['added_paired_p50_ms']:+.2f} ms" if "added_paired_p50_ms" in row else ""
-        if paired:
+        if paired and row["path"].endswith("floor"):
+            paired += " (floor)"
+        elif paired:
             paired += " ok" if row["added_paired_p50_ms"] <= TARGET_ADDED_P50_MS else " MISSED"
         of_medians = f"{row['added_p50_ms']:+.2f} ms" if "added_p50_ms" in row else ""
         lines.append(

@@ -39,8 +39,8 @@ def _requested(request: ImageRequest) -> dict[str, str]:
     }
 
 
-def _event(name: str, head: Mapping[str, Any], b64: bytes, tail: Mapping[str, Any]) -> bytes:
-    parts = [b"event: ", name.encode(), b'\ndata: {"type":', rest_json.dumps(name)]
+def _event(name: str, head: Mapping[str, Any], b64: bytes | memoryview, tail: Mapping[str, Any]) -> bytes:
+    parts: list[bytes | memoryview] = [b"event: ", name.encode(), b'\ndata: {"type":', rest_json.dumps(name)]
     for key, value in head.items():
         parts += (b',"', key.encode(), b'":', rest_json.dumps(value))
     parts += (b',"b64_json":"', b64, b'"')
@@ -59,7 +59,7 @@ def partial_image_event(image: PartialImage, request: ImageRequest, prefix: str 
             fields[name] = value
     head = {"partial_image_index": image.index, "created_at": image.created_at or int(time.time()), **fields}
     b64 = image.b64_json
-    return _event(f"{prefix}.partial_image", head, b64 if isinstance(b64, bytes) else b64.encode("ascii"), {})
+    return _event(f"{prefix}.partial_image", head, b64.encode("ascii") if isinstance(b64, str) else b64, {})
 
 
 def completed_event(

@@ -58,13 +58,15 @@ class ProgressEvent:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PartialImage:
-    """A partial image as the provider streamed it: ``b64_json`` is kept as sent, as text or its ASCII
-    bytes (REST passes it on without decoding; gRPC sends ``data``, the bytes it decodes to, which an
-    adapter that checked the base64 by decoding it hands over, else gRPC decodes it). The other fields
-    are the provider's (OpenAI's event fields)."""
+    """A partial image as the provider streamed it: ``b64_json`` is kept as sent, as text or a view of
+    its ASCII bytes in the provider's event (REST passes it on without decoding; gRPC sends ``data``,
+    the bytes it decodes to, which an adapter that checked the base64 by decoding it hands over, else
+    gRPC decodes it). The other fields are the provider's (OpenAI's event fields)."""
 
     index: int
-    b64_json: str | bytes  # bytes: the ASCII text, where the adapter had it as bytes (a long image)
+    # A view of the ASCII text where the adapter had it as bytes (a long image): not copied out of the
+    # event, as gRPC never reads it and REST copies it once, into its own event.
+    b64_json: str | bytes | memoryview
     provider: str
     model: str
     background: str = ""

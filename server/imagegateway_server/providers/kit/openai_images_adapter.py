@@ -298,9 +298,9 @@ class OpenAIImagesAdapter(HttpAdapterBase):
             # Checked as strict base64, as REST splices the text into its own event unchanged (a quote or
             # a line break would break the stream); the check's bytes are what gRPC sends. A long image
             # was checked by the parse, which hands over its bytes and its text.
-            text: str | bytes
+            text: str | memoryview
             if isinstance(b64, DecodedBase64):
-                text, data = bytes(b64.text), b64.data
+                text, data = b64.text, b64.data
             else:
                 assert isinstance(b64, str)
                 text, checked = b64, _strict_base64(b64)

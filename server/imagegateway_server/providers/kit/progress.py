@@ -58,7 +58,7 @@ class AttemptEvents:
         self._listener.progress(self._event(ProgressKind.RUNNING, poll_count=polls, status=status))
 
     def partial_image(
-        self, index: int, b64_json: str | bytes, fields: Mapping[str, Any], data: bytes | None = None
+        self, index: int, b64_json: str | bytes | memoryview, fields: Mapping[str, Any], data: bytes | None = None
     ) -> None:
         def text(name: str) -> str:
             value = fields.get(name)
@@ -103,7 +103,11 @@ def running(target: Watched, polls: int, *, status: str = "") -> None:
 
 
 def partial_image(
-    target: Watched, index: int, b64_json: str | bytes, fields: Mapping[str, Any], data: bytes | None = None
+    target: Watched,
+    index: int,
+    b64_json: str | bytes | memoryview,
+    fields: Mapping[str, Any],
+    data: bytes | None = None,
 ) -> None:
     """Passes on a partial image the provider streamed (``fields``: its size, quality, ... as sent;
     ``data``: the bytes ``b64_json`` decodes to, when the adapter decoded it to check it)."""
