@@ -10,11 +10,13 @@ from multidict import CIMultiDict
 from imagegateway_server.domain.errors import ErrorKind, ProviderError
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Checked by the regex engine, not character by character in Python: every header of every upstream call.
+_SENDABLE_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 def header_value_ok(value: str) -> bool:
     """Whether ``value`` can travel in an HTTP/1.1 header (visible ASCII, spaces and tabs)."""
-    return all(" " <= c <= "~" or c == "\t" for c in value)
+    return _SENDABLE_VALUE.fullmatch(value) is not None
 
 
 def request_headers(provider: str, forwarded: Mapping[str, str], own: Mapping[str, str]) -> CIMultiDict[str]:
