@@ -14,7 +14,7 @@ from google.protobuf import json_format
 from imagegateway.v1 import images_pb2, keys_pb2
 from imagegateway_server.api.config_proto import inline_config
 from imagegateway_server.api.log_mapping import CACHE_STATUS_PROTO, attempt_proto
-from imagegateway_server.domain.calls import GenerationCall, GenerationOutcome, RoutingSpec
+from imagegateway_server.domain.calls import GenerationOutcome, RoutingSpec
 from imagegateway_server.domain.credentials import API_KEY
 from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.image_inputs import InputImage, Operation, input_image
@@ -39,8 +39,9 @@ def _opt(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
-def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
-    """The domain request; empty strings mean "not set", as proto3 has no presence for them."""
+def image_request(params: images_pb2.ImageParameters, *, stream: StreamSettings | None = None) -> ImageRequest:
+    """The domain request; empty strings mean "not set", as proto3 has no presence for them. ``stream``:
+    a streaming RPC's settings (``stream_settings``), built in rather than applied to a copy."""
     extra: dict[str, Any] = {}
     if params.HasField("extra_params"):
         try:
@@ -72,6 +73,8 @@ def image_request(params: images_pb2.ImageParameters) -> ImageRequest:
         input_fidelity=params.input_fidelity or None,
         response_format=ResponseFormat.BYTES,
         strict=params.strict,
+        stream=stream is not None and stream.stream,
+        partial_images=stream.partial_images if stream is not None else None,
     )
     # A known parameter sent in extra_params (one this proto has no field for yet, or a caller's
     # habit) is set as that parameter, never left where no adapter reads it. response_format stays
@@ -123,23 +126,31 @@ def variation_request(
     return dataclasses.replace(image_request(params), operation=Operation.VARIATION, images=(described,))
 
 
-def streamed_call(
-    call: GenerationCall,
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """What a streaming RPC asked of the stream: ``ImageRequest.stream`` and ``partial_images``, and
+    ``stream_complete`` (``GenerationCall.stream_complete``)."""
+
+    stream: bool
+    partial_images: int | None
+    stream_complete: bool
+
+
+def stream_settings(
     request: images_pb2.StreamGenerateImageRequest
     | images_pb2.StreamEditImageRequest
     | images_pb2.StreamEditImageUploadHeader,
-) -> GenerationCall:
-    """A StreamGenerateImage, StreamEditImage or StreamEditImageUpload call (the last by its header):
-    partial_images above 0 streams them from the serving model (``ImageRequest.stream``), and
-    stream_fallback says what a target that cannot stream does."""
+) -> StreamSettings | None:
+    """A StreamGenerateImage, StreamEditImage or StreamEditImageUpload call's (the last by its header):
+    partial_images above 0 streams them from the serving model, and stream_fallback says what a target
+    that cannot stream does; None when the call did not set partial_images (served as unary)."""
     if not request.HasField("partial_images"):
-        return call
+        return None
     partial = request.partial_images
     # A value out of 0-3 stays set, for the request's validation to refuse it naming the field.
-    image_request = dataclasses.replace(call.request, stream=partial > 0, partial_images=partial or None)
-    return dataclasses.replace(
-        call,
-        request=image_request,
+    return StreamSettings(
+        stream=partial > 0,
+        partial_images=partial or None,
         stream_complete=request.stream_fallback == images_pb2.STREAM_FALLBACK_COMPLETE,
     )
 

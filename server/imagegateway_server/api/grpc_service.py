@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -209,8 +210,17 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
         try:
             if not request.HasField("parameters"):
                 raise InvalidArgument("is required", param="parameters")
+            settings = grpc_mapping.stream_settings(request) if stream else None
+            if build is None:
+                image_request = grpc_mapping.image_request(request.parameters, stream=settings)
+            else:
+                image_request = build(request)
+                if settings is not None:
+                    image_request = dataclasses.replace(
+                        image_request, stream=settings.stream, partial_images=settings.partial_images
+                    )
             call = GenerationCall(
-                request=build(request) if build is not None else grpc_mapping.image_request(request.parameters),
+                request=image_request,
                 routing=grpc_mapping.routing_spec(request.routing, max_targets=self._input_limits.max_targets),
                 caller=current_caller.get(),
                 transport="grpc",
@@ -220,9 +230,8 @@ class ImageGatewayService(service_pb2_grpc.ImageGatewayServicer):
                 deadline=_deadline(context),
                 headers=metadata,
                 cache_force_refresh=request.cache_force_refresh,
+                stream_complete=settings is not None and settings.stream_complete,
             )
-            if stream:
-                call = grpc_mapping.streamed_call(call, request)
             if call.request.stream or (stream and request.progress):
                 async for item in stream_generation(self._gateway, call, progress=bool(stream and request.progress)):
                     if isinstance(item, GenerationOutcome):
