@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import enum
 import hashlib
+import re
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from imagegateway_server.domain.errors import InvalidArgument
 from imagegateway_server.domain.image_info import sniff_image
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# A file name travels upstream in a multipart part's header, where no control character may stand.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 # PNG colour types with an alpha channel: greyscale + alpha (4) and RGBA (6).
 _PNG_ALPHA_COLOUR_TYPES = (4, 6)
 
@@ -73,6 +76,8 @@ def input_image(
     """Reads ``data`` as an uploaded image; an empty, oversized or unknown file is a 400 naming ``param``.
     ``sha256`` is the digest when the front end already has it (hashed as the bytes streamed in, or off
     the event loop by ``digests``)."""
+    if _CONTROL_CHARACTER.search(filename):
+        raise InvalidArgument("must not hold control characters (line breaks, tabs, NUL)", param=f"{param}.filename")
     if not data:
         raise InvalidArgument("is an empty file", param=param, code="invalid_image")
     if max_bytes is not None and len(data) > max_bytes:
