@@ -131,3 +131,24 @@ def test_what_is_not_decoded_is_exactly_orjsons(noise: bytes) -> None:
     got = base64_json.loads_decoding_base64(body, frozenset({"b64_json"}), min_chars=SMALL)
     # A string that looks like a placeholder makes the whole body take orjson's plain parse.
     assert got == orjson.loads(body)
+
+
+@given(st.binary(max_size=200), st.binary(max_size=40), st.binary(max_size=40))
+@settings(max_examples=200)
+def test_a_body_inside_a_larger_buffer_is_read_in_place_between_its_bounds(
+    noise: bytes, before: bytes, after: bytes
+) -> None:
+    # An SSE event's data read out of the chunk it arrived in: quotes and backslashes on either side
+    # of the bounds (the chunk's other lines) change nothing.
+    inner = b'{"b64_json":"' + base64.b64encode(noise) + b'","note":"\\\\"}'
+    buffer = before + b'"\\' + inner + b'\\"' + after
+    start = len(before) + 2
+    got = base64_json.loads_decoding_base64(
+        buffer, frozenset({"b64_json"}), min_chars=SMALL, start=start, end=start + len(inner)
+    )
+    value = got["b64_json"]
+    if isinstance(value, base64_json.DecodedBase64):
+        assert value.data == noise and bytes(value.text) == base64.b64encode(noise)
+        assert value.text.obj is buffer  # a view of the buffer, not a copy
+        value = bytes(value.text).decode()
+    assert {**got, "b64_json": value} == orjson.loads(inner)

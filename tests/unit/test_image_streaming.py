@@ -42,6 +42,22 @@ def test_an_event_read_from_a_whole_chunk_keeps_the_next_events_start_and_a_spli
     assert decoder.feed(b"data: 3\n\n") == [ServerSentEvent("", b"3")]
 
 
+def test_a_data_line_read_whole_from_one_chunk_is_not_copied_out_of_it() -> None:
+    chunk = b"event: image_generation.partial_image\ndata: " + b"QUJD" * 1000 + b"\n\nevent: b\ndata: x\n\n"
+    first, second = SseDecoder().feed(chunk)
+    assert first.source is chunk and first.data == b"QUJD" * 1000 and first.event == "image_generation.partial_image"
+    assert second == ServerSentEvent("b", b"x")
+
+
+def test_a_data_line_whose_event_ends_in_the_next_chunk_is_kept_whole() -> None:
+    # The line is read in place from the first chunk, then copied out when that chunk is done with.
+    decoder = SseDecoder()
+    assert decoder.feed(b"event: a\ndata: 12345\n") == []
+    assert decoder.feed(b"data: 67\n") == []
+    assert decoder.feed(b"\n") == [ServerSentEvent("a", b"12345\n67")]
+    assert decoder.feed(b"data: 89\n") == [] and decoder.feed(b"\n") == [ServerSentEvent("", b"89")]
+
+
 def test_an_event_larger_than_the_cap_is_refused() -> None:
     decoder = SseDecoder(max_event_bytes=100)
     decoder.feed(b"data: " + b"A" * 60 + b"\n")

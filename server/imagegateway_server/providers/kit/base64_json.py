@@ -44,52 +44,55 @@ class DecodedBase64:
 
 def loads(body: bytes, *, min_chars: int = MIN_CHARS) -> Any:
     """``orjson.loads(body)``, faster when the body holds long base64 strings; raises as orjson does."""
-    return _loads(body, min_chars, frozenset())
+    return _loads(body, 0, len(body), min_chars, frozenset())
 
 
-def loads_decoding_base64(body: bytes, keys: frozenset[str], *, min_chars: int = MIN_CHARS) -> Any:
-    """``loads(body)``, except that a string of at least ``min_chars`` pure base64 characters that is the
-    value of one of ``keys`` in an object, or an item of a list that is, comes back as a ``DecodedBase64``
-    of its bytes."""
-    return _loads(body, min_chars, keys)
+def loads_decoding_base64(
+    body: bytes, keys: frozenset[str], *, min_chars: int = MIN_CHARS, start: int = 0, end: int | None = None
+) -> Any:
+    """``loads(body[start:end])`` (read in place, not copied), except that a string of at least
+    ``min_chars`` pure base64 characters that is the value of one of ``keys`` in an object, or an item
+    of a list that is, comes back as a ``DecodedBase64`` of its bytes."""
+    return _loads(body, start, len(body) if end is None else end, min_chars, keys)
 
 
-def _loads(body: bytes, min_chars: int, decode_keys: frozenset[str]) -> Any:
-    if len(body) < min_chars:
-        return orjson.loads(body)
-    spans = _long_base64_strings(body, min_chars)
+def _loads(body: bytes, first: int, last: int, min_chars: int, decode_keys: frozenset[str]) -> Any:
+    whole = body if first == 0 and last == len(body) else memoryview(body)[first:last]
+    if last - first < min_chars:
+        return orjson.loads(whole)
+    spans = _long_base64_strings(body, first, last, min_chars)
     if not spans:
-        return orjson.loads(body)
+        return orjson.loads(whole)
     parts: list[bytes] = []
-    position = 0
+    position = first
     for index, (start, end, _) in enumerate(spans):
         parts += (body[position:start], _PLACEHOLDER_TAG + b"%d" % index)
         position = end
-    parts.append(body[position:])
+    parts.append(body[position:last])
     skeleton = orjson.loads(b"".join(parts))
     restorer = _Restorer(body, spans, decode_keys)
     restored = restorer.restore(skeleton, None)
     # Each placeholder must come back exactly once, as a whole string value (not a key), and no string
     # of the body may look like one (spelt with other escapes): otherwise this was not what it seemed.
     if not restorer.each_once:
-        return orjson.loads(body)
+        return orjson.loads(whole)
     return restored
 
 
-def _long_base64_strings(body: bytes, min_chars: int) -> list[tuple[int, int, bytes]]:
+def _long_base64_strings(body: bytes, first: int, last: int, min_chars: int) -> list[tuple[int, int, bytes]]:
     """(start, end, decoded bytes) of the contents of every JSON string of at least ``min_chars`` pure
-    base64 characters.
+    base64 characters in ``body[first:last]`` (positions in ``body``).
 
     Outside strings a JSON text has no quote characters, so quotes pair up into strings once escaped
     quotes (an odd run of backslashes before them) are skipped. An unpaired quote means a malformed
     body: no spans, and orjson says why.
     """
     spans: list[tuple[int, int, bytes]] = []
-    position = 0
-    while (opening := body.find(_QUOTE, position)) >= 0:
-        closing = body.find(_QUOTE, opening + 1)
-        while closing >= 0 and _escaped(body, closing):
-            closing = body.find(_QUOTE, closing + 1)
+    position = first
+    while (opening := body.find(_QUOTE, position, last)) >= 0:
+        closing = body.find(_QUOTE, opening + 1, last)
+        while closing >= 0 and _escaped(body, first, closing):
+            closing = body.find(_QUOTE, closing + 1, last)
         if closing < 0:
             return []
         if closing - opening - 1 >= min_chars and (data := _base64_bytes(body, opening + 1, closing)) is not None:
@@ -98,10 +101,10 @@ def _long_base64_strings(body: bytes, min_chars: int) -> list[tuple[int, int, by
     return spans
 
 
-def _escaped(body: bytes, quote: int) -> bool:
+def _escaped(body: bytes, first: int, quote: int) -> bool:
     backslashes = 0
     index = quote - 1
-    while index >= 0 and body[index] == _BACKSLASH:
+    while index >= first and body[index] == _BACKSLASH:
         backslashes += 1
         index -= 1
     return backslashes % 2 == 1

@@ -55,15 +55,21 @@ def body_too_large(provider: str, max_bytes: int) -> ProviderError:
     )
 
 
-def json_object(body: bytes, *, image_keys: frozenset[str] = frozenset()) -> dict[str, Any] | None:
-    """The body parsed as a JSON object, or None when it is empty, not JSON, or not an object.
+def json_object(
+    body: bytes, *, image_keys: frozenset[str] = frozenset(), start: int = 0, end: int | None = None
+) -> dict[str, Any] | None:
+    """The body (``body[start:end]``, read in place) parsed as a JSON object, or None when it is empty,
+    not JSON, or not an object.
 
     orjson also refuses NaN/Infinity and lone surrogates, which no provider sends in a valid body.
     Image strings are not scanned character by character (``base64_json``); a long base64 value of
     one of ``image_keys`` comes back already decoded, as a ``base64_json.DecodedBase64``.
     """
     try:
-        payload = base64_json.loads_decoding_base64(body, image_keys) if image_keys else base64_json.loads(body)
+        if image_keys or start or end is not None:
+            payload = base64_json.loads_decoding_base64(body, image_keys, start=start, end=end)
+        else:
+            payload = base64_json.loads(body)
     except ValueError:  # orjson.JSONDecodeError, including nesting too deep
         return None
     return payload if isinstance(payload, dict) else None

@@ -55,6 +55,7 @@ from imagegateway_server.providers.kit.transport import FilePart, UpstreamRespon
 
 # A long b64_json arrives decoded by the parse that checks it (``base64_json``), not decoded twice.
 _IMAGE_KEYS = frozenset({"b64_json"})
+_DONE_MARKER_MAX_BYTES = 64  # "[DONE]" with whatever whitespace a server puts around it
 
 
 def _error_answer(payload: dict[str, Any], response: UpstreamStream, raw: bytes) -> UpstreamResponse:
@@ -73,6 +74,12 @@ def _strict_base64(text: str) -> bytes | None:
         return pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _is_done_marker(event: ServerSentEvent) -> bool:
+    """Whether ``event`` is the ``[DONE]`` some OpenAI-compatible servers end a stream with (asked
+    without copying a partial image's data out of its chunk)."""
+    return event.data_end - event.start <= _DONE_MARKER_MAX_BYTES and event.data.strip() == b"[DONE]"
 
 
 def _echoed(payload: dict[str, object], name: str) -> str | None:
@@ -244,7 +251,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         try:
             async for chunk in response.chunks():
                 for event in decoder.feed(chunk):
-                    if event.data.strip() == b"[DONE]":
+                    if _is_done_marker(event):
                         break
                     self._on_event(event, response, target, completed)
         except EventTooLarge as exc:
@@ -280,7 +287,7 @@ class OpenAIImagesAdapter(HttpAdapterBase):
         secret = target.credential.secret_values()
         # A partial image's base64 comes back checked and decoded by the parse, and is never built into a
         # 200 KiB ``str`` (~0.1 ms per partial image) that REST would only encode back to bytes.
-        payload = json_object(event.data, image_keys=_IMAGE_KEYS)
+        payload = json_object(event.source, image_keys=_IMAGE_KEYS, start=event.start, end=event.end)
         if payload is None:
             raise self.bug(f"{self.name}: a streamed event is {describe_bad_body(event.data)}", secret)
         kind = payload.get("type")
