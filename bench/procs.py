@@ -173,17 +173,23 @@ def start_prebuilt_upstream(workdir: Path, sizes: str, cpus: frozenset[int] | No
     return proc
 
 
+FLOOR_KEY = "igw_bench_floor_key_0123456789abcdefghijklmnop"
+
+
 def start_stream_floor(workdir: Path, upstream_origin: str, cpus: frozenset[int] | None = None) -> Proc:
-    """`bench/stream_floor.py` (a pass-through on the gateway's stack) in front of ``upstream_origin``;
-    info: rest_url (its generations URL), grpc_target."""
-    proc = _spawn(
-        "stream-floor",
-        [sys.executable, str(ROOT / "bench" / "stream_floor.py"), "--upstream", upstream_origin],
-        workdir,
-        cpus=cpus,
-    )
+    """`bench/stream_floor.py` (the gateway's stack with no gateway work, and with only the essential
+    work) in front of ``upstream_origin``; info: rest_url and essential_rest_url (generations URLs),
+    grpc_target, key (what the essential paths take)."""
+    argv = [sys.executable, str(ROOT / "bench" / "stream_floor.py"), "--upstream", upstream_origin]
+    proc = _spawn("stream-floor", [*argv, "--upstream-key", EMULATOR_KEY, "--key", FLOOR_KEY], workdir, cpus=cpus)
     match = proc.wait_for_line(re.compile(r"floor rest (http://\S+) grpc (\S+)"))
-    proc.info.update(rest_url=match.group(1) + "/v1/images/generations", grpc_target=match.group(2))
+    origin = match.group(1)
+    proc.info.update(
+        rest_url=origin + "/v1/images/generations",
+        essential_rest_url=origin + "/essential/v1/images/generations",
+        grpc_target=match.group(2),
+        key=FLOOR_KEY,
+    )
     return proc
 
 

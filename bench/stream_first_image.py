@@ -12,9 +12,10 @@ each event, a realistic partial image), so copies and re-encodings of the image 
 the way show in the figures. Each timed call reads up to the end of the first partial image event
 (gRPC: its message), then drains the rest untimed. The target: within 1 ms of direct at the median.
 
-Given a floor (bench/stream_floor.py: the gateway's stack passing the bytes through, with no gateway
-work), the same rounds time it too, over REST and gRPC, so the report shows what of the added time the
-stack alone takes on this machine.
+Given the floors (bench/stream_floor.py: the gateway's stack passing the bytes through with no gateway
+work, and the same stack doing only what every gateway must), the same rounds time them too, over REST
+and gRPC, so the report shows what of the added time the stack alone, and the least work on it, take
+on this machine.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import grpc
 import httpx
 import orjson
 from load import MAX_MESSAGE, PROMPT, Targets, percentile
-from stream_floor import GRPC_METHOD
+from stream_floor import ESSENTIAL_METHOD, FLOOR_KEY_HEADER, GRPC_METHOD
 
 from imagegateway import ImageGatewayClient, PartialImage
 from tests.emulators.images import noise_png
@@ -101,21 +102,35 @@ def _first_partial_over_raw_grpc(stream: grpc.UnaryStreamMultiCallable, authoriz
     return elapsed
 
 
+def _first_message_over_raw_grpc(stream: grpc.UnaryStreamMultiCallable, key: str) -> float:
+    """The essential floor's gRPC path: its first message is the first partial image; the rest drained
+    untimed."""
+    started = time.perf_counter()
+    elapsed = None
+    for _ in stream(orjson.dumps(_body()), metadata=((FLOOR_KEY_HEADER, key),)):
+        if elapsed is None:
+            elapsed = time.perf_counter() - started
+    if elapsed is None:
+        raise RuntimeError("the essential floor's gRPC stream had no message")
+    return elapsed
+
+
 def measure(targets: Targets, rounds: int, warmup: int, floor: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Rows of the report: per path, the p50/p90 time to first partial image and what it adds to direct.
-    ``floor``: the stream floor's ``rest_url`` and ``grpc_target``, timed as two more paths."""
+    ``floor``: the stream floor's ``info`` (``procs.start_stream_floor``), timed as four more paths."""
     direct_headers = {"authorization": f"Bearer {targets.emulator_key}", "accept": "text/event-stream"}
     samples: dict[str, list[float]] = {"direct": [], "rest": [], "grpc": []}
     if floor is not None:
-        samples.update({"rest floor": [], "grpc floor": []})
+        samples.update({"rest floor": [], "grpc floor": [], "rest essential floor": [], "grpc essential floor": []})
     with contextlib.ExitStack() as stack:
         http = stack.enter_context(httpx.Client(timeout=60.0))
         grpc_client = stack.enter_context(ImageGatewayClient(targets.grpc_target, api_key=targets.gateway_key))
         if floor is not None:
             options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
-            floor_stream = stack.enter_context(grpc.insecure_channel(floor["grpc_target"], options)).unary_stream(
-                GRPC_METHOD
-            )
+            floor_channel = stack.enter_context(grpc.insecure_channel(floor["grpc_target"], options))
+            floor_stream = floor_channel.unary_stream(GRPC_METHOD)
+            essential_stream = floor_channel.unary_stream(ESSENTIAL_METHOD)
+            essential_headers = {FLOOR_KEY_HEADER: floor["key"], "accept": "text/event-stream"}
         for index in range(warmup + rounds):
             # Interleaved, so a slow patch of the machine hits every path alike.
             timings = {
@@ -126,6 +141,10 @@ def measure(targets: Targets, rounds: int, warmup: int, floor: dict[str, str] | 
             if floor is not None:  # bound above whenever floor is given
                 timings["rest floor"] = _first_partial_over_http(http, floor["rest_url"], direct_headers)
                 timings["grpc floor"] = _first_partial_over_raw_grpc(floor_stream, direct_headers["authorization"])
+                timings["rest essential floor"] = _first_partial_over_http(
+                    http, floor["essential_rest_url"], essential_headers
+                )
+                timings["grpc essential floor"] = _first_message_over_raw_grpc(essential_stream, floor["key"])
             if index >= warmup:
                 for path, seconds in timings.items():
                     samples[path].append(seconds)
@@ -167,7 +186,10 @@ def report_lines(rows: list[dict[str, Any]]) -> list[str]:
         "judged. *Added, p50s* is the difference of the two medians. The *floor* rows are the gateway's stack "
         "alone (`bench/stream_floor.py`: uvicorn, grpc.aio and aiohttp passing the bytes through, with no key, "
         "routing, parsing, checks or log), timed in the same rounds: what of the added time no gateway code "
-        "can remove on this machine.",
+        "can remove on this machine. The *essential floor* rows are the same stack doing only what no gateway "
+        "can skip, with the gateway's own leanest parts: check the key, parse the body and build the "
+        "upstream's, split the events, parse each with its base64 checked, frame it anew; no routing, "
+        "breakers, limits, cache, metrics or log.",
         "",
         "| path | requests | p50 | p90 | added, paired (median) | added, p50s |",
         "|---|---:|---:|---:|---:|---:|",
