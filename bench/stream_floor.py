@@ -105,7 +105,8 @@ def _sse_event(name: str, payload: dict[str, Any]) -> bytes:
     fields = orjson.dumps(payload)
     if not isinstance(image, DecodedBase64):
         return b"event: %s\ndata: %s\n\n" % (name.encode(), fields)
-    return b"".join((b"event: ", name.encode(), b'\ndata: {"b64_json":"', image.text, b'",', fields[1:], b"\n\n"))
+    rest = b"}" if fields == b"{}" else b"," + fields[1:]
+    return b"".join((b"event: ", name.encode(), b'\ndata: {"b64_json":"', image.text, b'"', rest, b"\n\n"))
 
 
 def rest_app(upstream: PassThrough, essential: EssentialWork) -> Any:
