@@ -138,7 +138,7 @@ def measure(targets: Targets, rounds: int, warmup: int, floor: dict[str, str] | 
                 "rest": _first_partial_over_http(http, targets.rest_url, targets.rest_headers()),
                 "grpc": _first_partial_over_grpc(grpc_client, targets),
             }
-            if floor is not None:  # bound above whenever floor is given
+            if floor is not None:  # its streams and headers were set up above
                 timings["rest floor"] = _first_partial_over_http(http, floor["rest_url"], direct_headers)
                 timings["grpc floor"] = _first_partial_over_raw_grpc(floor_stream, direct_headers["authorization"])
                 timings["rest essential floor"] = _first_partial_over_http(
