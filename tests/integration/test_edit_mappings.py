@@ -90,6 +90,17 @@ def _black_where_to_edit(body: dict[str, Any], *, inside: tuple[int, int]) -> bo
     return mask.getpixel(inside) == (0, 0, 0) and mask.getpixel((2, 2)) == (255, 255, 255)
 
 
+def _masked_edit(gateway: GatewayThread, key: str, config: dict[str, Any], side: int, **fields: Any) -> Any:
+    """The OpenAI SDK's edit of a square PNG under a mask through ``config``, as its raw response."""
+    with sdk(gateway, key, inline(config)) as client:
+        return client.images.with_raw_response.edit(
+            image=("a.png", png(side, side), "image/png"),
+            mask=("m.png", mask_png(side, side), "image/png"),
+            prompt="a door",
+            **fields,
+        )
+
+
 def test_an_edit_with_a_mask_falls_back_to_nova_canvas_inpainting_with_the_mask_black_where_to_edit(
     gateway: GatewayThread,
     key: str,
@@ -97,13 +108,7 @@ def test_an_edit_with_a_mask_falls_back_to_nova_canvas_inpainting_with_the_mask_
     emulators: Emulators,
     bedrock_emulator: BedrockEmulator,
 ) -> None:
-    config = _after_a_model_that_cannot_edit(bedrock_emulator, NOVA)
-    with sdk(gateway, key, inline(config)) as client:
-        raw = client.images.with_raw_response.edit(
-            image=("a.png", png(512, 512), "image/png"),
-            mask=("m.png", mask_png(512, 512), "image/png"),
-            prompt="a door",
-        )
+    raw = _masked_edit(gateway, key, _after_a_model_that_cannot_edit(bedrock_emulator, NOVA), 512)
     assert raw.parse().data and raw.headers["x-portkey-provider"] == "bedrock"
     body = bedrock_emulator.requests[-1].json or {}
     assert body["taskType"] == "INPAINTING"
@@ -145,14 +150,7 @@ def test_an_edit_with_a_mask_falls_back_to_titan_inpainting_over_rest(
     bedrock_emulator: BedrockEmulator,
 ) -> None:
     config = _after_a_model_that_cannot_edit(bedrock_emulator, TITAN)
-    with sdk(gateway, key, inline(config)) as client:
-        raw = client.images.with_raw_response.edit(
-            image=("a.png", png(768, 768), "image/png"),
-            mask=("m.png", mask_png(768, 768), "image/png"),
-            prompt="a door",
-            n=2,
-            response_format="b64_json",
-        )
+    raw = _masked_edit(gateway, key, config, 768, n=2, response_format="b64_json")
     result = raw.parse()
     assert result.data and len(result.data) == 2
     assert raw.headers["x-portkey-provider"] == "bedrock"

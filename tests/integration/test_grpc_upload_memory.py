@@ -171,6 +171,21 @@ async def stub(budget_gateway: GatewayThread) -> AsyncIterator[service_pb2_grpc.
         yield service_pb2_grpc.ImageGatewayStub(channel)
 
 
+@pytest.fixture
+async def holding_upload(
+    budget_gateway: GatewayThread,
+    key: str,
+    emulators: Emulators,
+    stub: service_pb2_grpc.ImageGatewayStub,
+    five_mb: bytes,
+) -> PacedUpload:
+    """A chunked edit of a 5 MB image holding the memory of its header and first five chunks."""
+    upload = PacedUpload(stub, key, emulators, five_mb)
+    upload.send(5)
+    await reserved_becomes(budget_gateway, upload.header_bytes + 5 * CHUNK)
+    return upload
+
+
 def assert_refused_naming_the_budget(error: BaseException) -> None:
     assert isinstance(error, grpc.aio.AioRpcError), error
     status = from_rpc_error(error)
@@ -258,15 +273,9 @@ async def test_an_upload_larger_than_the_whole_budget_is_refused_before_any_upst
 
 
 async def test_a_client_that_cancels_mid_upload_gives_back_its_memory_to_a_rest_upload_waiting_for_it(
-    budget_gateway: GatewayThread,
-    key: str,
-    emulators: Emulators,
-    stub: service_pb2_grpc.ImageGatewayStub,
-    five_mb: bytes,
+    budget_gateway: GatewayThread, key: str, emulators: Emulators, holding_upload: PacedUpload
 ) -> None:
-    upload = PacedUpload(stub, key, emulators, five_mb)
-    upload.send(5)
-    await reserved_becomes(budget_gateway, upload.header_bytes + 5 * CHUNK)
+    upload = holding_upload
     # One budget for both front ends: a REST edit of 3.6 MB does not fit beside it, and waits unread.
     image = noise_png(1100, 1100)
     files = [("image", ("a.png", image))]
@@ -314,11 +323,9 @@ async def test_a_one_message_edit_reserves_its_size_at_once_and_waits_its_turn(
     key: str,
     emulators: Emulators,
     stub: service_pb2_grpc.ImageGatewayStub,
-    five_mb: bytes,
+    holding_upload: PacedUpload,
 ) -> None:
-    upload = PacedUpload(stub, key, emulators, five_mb)
-    upload.send(5)
-    await reserved_becomes(budget_gateway, upload.header_bytes + 5 * CHUNK)
+    upload = holding_upload
     request = images_pb2.EditImageRequest(
         parameters=images_pb2.ImageParameters(prompt="x", model="gpt-image-1.5"),
         routing=header(emulators).header.routing,
