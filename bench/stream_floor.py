@@ -10,9 +10,9 @@ grpc.aio with the gateway's server options for gRPC, aiohttp for the upstream ca
 - *essential*: what no gateway can skip, done with the gateway's own leanest parts and nothing more:
   check the caller's key (its SHA-256 against the one it holds), parse the JSON body and build the
   upstream's, split the event stream (``SseDecoder``), parse each event with its base64 checked
-  (``json_object``, which decodes it), and send it on as the gateway does: REST as OpenAI's event with
-  the text spliced in, gRPC as the spliced ``partial_image_response``. No routing, breakers, limits,
-  cache, metrics or log.
+  (``json_object``, which decodes it), and send each partial image on with the gateway's own framing:
+  REST's ``partial_image_event``, gRPC's spliced ``partial_image_response``. No routing, breakers,
+  limits, cache, metrics or log.
 
 The stream phase (bench/stream_first_image.py) times both in the same interleaved rounds as the
 gateway, so the report shows how much of the gateway's added time the stack alone, and the least
@@ -39,7 +39,9 @@ import uvicorn
 import uvloop
 
 from imagegateway_server.api.grpc_image_responses import partial_image_response
+from imagegateway_server.api.rest_sse import partial_image_event
 from imagegateway_server.domain.progress import PartialImage
+from imagegateway_server.domain.request import ImageRequest
 from imagegateway_server.providers.kit.base64_json import DecodedBase64
 from imagegateway_server.providers.kit.bodies import json_object
 from imagegateway_server.providers.kit.sse import SseDecoder
@@ -52,6 +54,7 @@ FLOOR_KEY_HEADER = "x-floor-key"
 _SERVICE, _METHOD = GRPC_METHOD.strip("/").split("/")
 _ESSENTIAL_METHOD = ESSENTIAL_METHOD.rsplit("/", 1)[1]
 _IMAGE_KEYS = frozenset({"b64_json"})
+_STREAMED = ImageRequest(prompt="", stream=True, partial_images=2)  # the events' defaults, as the gateway's
 _UPSTREAM_FIELDS = ("prompt", "model", "n", "size", "quality", "stream", "partial_images")
 
 
@@ -88,25 +91,25 @@ class EssentialWork:
             raise ValueError("not a generation")
         return orjson.dumps({name: request[name] for name in _UPSTREAM_FIELDS if name in request})
 
-    async def events(self, body: bytes) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Each upstream event's name and payload, its image checked and decoded (a ``DecodedBase64``)."""
+    async def partial_images(self, body: bytes) -> AsyncIterator[PartialImage]:
+        """The upstream's partial images, each event parsed with its image checked and decoded. Only they
+        are sent on: the bench times the first, and the completed events after them only end the stream."""
         decoder = SseDecoder()
         async for chunk in self._upstream.chunks(body, self._authorization):
             for event in decoder.feed(chunk):
                 payload = json_object(event.source, image_keys=_IMAGE_KEYS, start=event.start, end=event.end)
                 if payload is None:
                     raise ValueError("an event that is not JSON")
-                yield event.event, payload
-
-
-def _sse_event(name: str, payload: dict[str, Any]) -> bytes:
-    """OpenAI's event, the image's text spliced in as it came."""
-    image = payload.pop("b64_json", None)
-    fields = orjson.dumps(payload)
-    if not isinstance(image, DecodedBase64):
-        return b"event: %s\ndata: %s\n\n" % (name.encode(), fields)
-    rest = b"}" if fields == b"{}" else b"," + fields[1:]
-    return b"".join((b"event: ", name.encode(), b'\ndata: {"b64_json":"', image.text, b'"', rest, b"\n\n"))
+                image = payload.get("b64_json")
+                if event.event.endswith(".partial_image") and isinstance(image, DecodedBase64):
+                    yield PartialImage(
+                        index=payload.get("partial_image_index", 0),
+                        b64_json=image.text,
+                        provider="openai",
+                        model=str(payload.get("model", "")),
+                        size=str(payload.get("size", "")),
+                        data=image.data,
+                    )
 
 
 def rest_app(upstream: PassThrough, essential: EssentialWork) -> Any:
@@ -127,11 +130,12 @@ def rest_app(upstream: PassThrough, essential: EssentialWork) -> Any:
         if scope["path"] == ESSENTIAL_PATH:
             key = headers.get(FLOOR_KEY_HEADER.encode(), b"").decode("latin-1")
             upstream_body = essential.upstream_body(key, body)
-            async for name, payload in essential.events(upstream_body):
+            async for image in essential.partial_images(upstream_body):
                 if started:
                     await send(started)
                     started = {}
-                await send({"type": "http.response.body", "body": _sse_event(name, payload), "more_body": True})
+                event = partial_image_event(image, _STREAMED)  # the gateway's own framing
+                await send({"type": "http.response.body", "body": event, "more_body": True})
         else:
             authorization = headers.get(b"authorization", b"").decode("latin-1")
             await send(started)
@@ -154,17 +158,8 @@ def grpc_server(upstream: PassThrough, essential: EssentialWork) -> grpc.aio.Ser
 
     async def essential_stream(body: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         key = dict(context.invocation_metadata() or ()).get(FLOOR_KEY_HEADER, "")
-        async for name, payload in essential.events(essential.upstream_body(str(key), body)):
-            image = payload.get("b64_json")
-            if name.endswith(".partial_image") and isinstance(image, DecodedBase64):
-                partial = PartialImage(
-                    index=payload.get("partial_image_index", 0),
-                    b64_json=image.text,
-                    provider="openai",
-                    model=str(payload.get("model", "")),
-                    data=image.data,
-                )
-                yield partial_image_response(partial).data
+        async for image in essential.partial_images(essential.upstream_body(str(key), body)):
+            yield partial_image_response(image).data  # the gateway's own spliced message
 
     server = grpc.aio.server(
         options=[
